@@ -1,0 +1,1 @@
+//! countersign-connectors (being built).

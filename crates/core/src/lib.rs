@@ -1,0 +1,2 @@
+//! countersign-core
+pub mod model;

@@ -1,0 +1,1 @@
+//! countersign-demo-store (being built).

@@ -1,0 +1,1 @@
+//! countersign-engine (being built).

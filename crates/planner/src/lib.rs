@@ -1,0 +1,1 @@
+//! countersign-planner (being built).

@@ -1,0 +1,1 @@
+//! countersign-store (being built).
