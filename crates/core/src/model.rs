@@ -13,7 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where a customer case arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Chat,
@@ -135,7 +137,9 @@ impl Case {
 
 /// Where a parameter value came from. Only structured sources are trusted: a value
 /// lifted from free text cannot raise autonomy, whatever it says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Provenance {
     /// Read from the platform through a connector (structured data).
@@ -157,7 +161,10 @@ pub enum Provenance {
 impl Provenance {
     /// Trusted sources are structured; everything lifted from prose or invented is not.
     pub fn is_trusted(self) -> bool {
-        matches!(self, Provenance::Connector | Provenance::Agent | Provenance::Policy)
+        matches!(
+            self,
+            Provenance::Connector | Provenance::Agent | Provenance::Policy
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -247,7 +254,9 @@ pub struct Operator {
 }
 
 /// What a pause switch targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseScope {
     Tenant,

@@ -1,0 +1,795 @@
+//! The decision function: case + plan + trusted facts → a decision per step and
+//! for the reply. Pure: everything it needs, time included, is passed in.
+//!
+//! Semantics, in the order they are applied to each step (every check that fires
+//! adds a reason; the final outcome is the most restrictive of them all):
+//!
+//! 1. **Deny by default**: an action the policy does not name is `forbid`.
+//! 2. **Schema**: unknown, missing or ill-typed parameters make the step `forbid`.
+//! 3. **Base**: the action's own decision.
+//! 4. **Identity**: an action needing a verified customer is `forbid` without one.
+//! 5. **Preconditions** on the order (status, ownership, refundable amount,
+//!    currency): `forbid` when unmet or when the order facts are unknown.
+//! 6. **Provenance**: a parameter lifted from untrusted text makes the step at least
+//!    `confirm` — an untrusted value can never raise autonomy.
+//! 7. **Rules**: every matching rule's decision (money thresholds are per step and
+//!    cumulative over the case and the order, earlier steps of the plan included).
+//! 8. **Escalation signals** in the customer's text: a floor for every step.
+//! 9. **Pauses**: a matching active pause is `forbid`, always.
+//!
+//! The planner's own risk opinion (`Step::planner_risk`) is never read.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::step_digest;
+use crate::model::{Case, IdentityStatus, Operator, Pause, Plan, Step};
+use crate::money::{Currency, Money};
+use crate::normalize::normalize;
+use crate::policy::{
+    ActionDef, Kind, Layer, Outcome, Policy, PromiseCategory, Risk, Rule, SignalCategory,
+};
+use crate::validate::{PlanError, check_params, check_plan};
+
+/// What the platform says about an order (structured, trusted; read by a connector).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderFacts {
+    pub order_id: String,
+    pub customer_id: String,
+    pub status: String,
+    pub currency: Currency,
+    /// Total paid, as a decimal string.
+    #[schemars(with = "String")]
+    pub paid: Decimal,
+    /// Total already refunded, as a decimal string.
+    #[schemars(with = "String")]
+    pub refunded: Decimal,
+}
+
+/// Where an earlier step stands; all of these count toward cumulative limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorState {
+    /// Waiting for a countersignature.
+    Pending,
+    /// Approved, not yet executed.
+    Approved,
+    /// Executed; for refunds it is already in [`OrderFacts::refunded`].
+    Executed,
+}
+
+/// An earlier money step on this case or this order (from the evidence log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriorStep {
+    pub case_id: String,
+    pub action: String,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    pub amount: Money,
+    pub state: PriorState,
+}
+
+/// The trusted facts a decision needs besides the case and the plan.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Facts {
+    pub now: Timestamp,
+    pub operator: Operator,
+    #[serde(default)]
+    pub orders: BTreeMap<String, OrderFacts>,
+    #[serde(default)]
+    pub history: Vec<PriorStep>,
+    #[serde(default)]
+    pub pauses: Vec<Pause>,
+    /// Knowledge articles that exist: id → current version.
+    #[serde(default)]
+    pub articles: BTreeMap<String, String>,
+}
+
+/// One reason behind a decision: which rule, what it decided, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Reason {
+    pub rule: String,
+    pub decision: Outcome,
+    pub text: String,
+}
+
+/// The policy's decision on one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StepDecision {
+    pub step_id: String,
+    pub action: String,
+    pub decision: Outcome,
+    /// Every check that fired, most restrictive first.
+    pub reasons: Vec<Reason>,
+    pub rule_ids: Vec<String>,
+    /// SHA-256 of the canonical (action, params): an approval binds to it.
+    pub step_digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<Layer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Risk>,
+    /// Who owns the outcome of this action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Roles that may countersign (empty unless `confirm` or `supervisor`).
+    pub approver_roles: Vec<String>,
+    /// Fields the context read for this step may include.
+    pub may_read: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub money: Option<Money>,
+}
+
+/// A signal found in the customer's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignalHit {
+    pub id: String,
+    pub category: SignalCategory,
+    pub matched: String,
+    pub escalate: Outcome,
+    pub reason: String,
+}
+
+/// A promise found in the reply draft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PromiseHit {
+    pub id: String,
+    pub category: PromiseCategory,
+    pub matched: String,
+}
+
+/// The policy's decision on sending the drafted reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplyDecision {
+    pub decision: Outcome,
+    pub reasons: Vec<Reason>,
+    pub rule_ids: Vec<String>,
+    pub promises: Vec<PromiseHit>,
+    pub unresolved_citations: Vec<String>,
+    pub owner: String,
+    pub approver_roles: Vec<String>,
+}
+
+/// The decisions on a whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanDecision {
+    pub plan_id: String,
+    pub case_id: String,
+    pub policy_id: String,
+    pub policy_version: u64,
+    pub policy_hash: String,
+    /// An escalation signal fired: a human takes the case over; nothing auto-runs.
+    pub handoff: bool,
+    pub signals: Vec<SignalHit>,
+    pub steps: Vec<StepDecision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyDecision>,
+}
+
+impl PlanDecision {
+    /// Count of steps per outcome.
+    pub fn tally(&self) -> BTreeMap<Outcome, usize> {
+        let mut t = BTreeMap::new();
+        for s in &self.steps {
+            *t.entry(s.decision).or_insert(0) += 1;
+        }
+        t
+    }
+}
+
+struct Acc {
+    reasons: Vec<Reason>,
+}
+
+impl Acc {
+    fn add(&mut self, rule: impl Into<String>, decision: Outcome, text: impl Into<String>) {
+        self.reasons.push(Reason {
+            rule: rule.into(),
+            decision,
+            text: text.into(),
+        });
+    }
+
+    fn finish(mut self) -> (Outcome, Vec<Reason>, Vec<String>) {
+        // Stable sort: most restrictive first, then in the order they were found.
+        self.reasons.sort_by_key(|r| std::cmp::Reverse(r.decision));
+        let outcome = self.reasons.first().map_or(Outcome::Forbid, |r| r.decision);
+        let mut ids = Vec::new();
+        for r in &self.reasons {
+            if !ids.contains(&r.rule) {
+                ids.push(r.rule.clone());
+            }
+        }
+        (outcome, self.reasons, ids)
+    }
+}
+
+/// A money step already decided in this plan, counted toward later steps' totals.
+struct Counted {
+    action: String,
+    order_id: Option<String>,
+    amount: Money,
+    refund_like: bool,
+}
+
+/// Decide every step of `plan` and its reply.
+pub fn decide(
+    policy: &Policy,
+    case: &Case,
+    plan: &Plan,
+    facts: &Facts,
+) -> Result<PlanDecision, PlanError> {
+    check_plan(case, plan)?;
+
+    let customer_text: String = case.customer_text().map(normalize).collect();
+    let signals: Vec<SignalHit> = policy
+        .signals
+        .iter()
+        .filter_map(|s| {
+            s.patterns.find(&customer_text).map(|matched| SignalHit {
+                id: s.id.clone(),
+                category: s.category,
+                matched,
+                escalate: s.escalate,
+                reason: s.reason.clone(),
+            })
+        })
+        .collect();
+
+    let mut counted: Vec<Counted> = Vec::new();
+    let mut steps = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let d = decide_step(policy, case, plan, facts, &signals, &counted, step);
+        if d.decision.executable()
+            && let (Some(amount), Some(def)) = (d.money.clone(), policy.actions.get(&step.action))
+        {
+            counted.push(Counted {
+                action: step.action.clone(),
+                order_id: order_of(def, step),
+                amount,
+                refund_like: def.preconditions.within_refundable,
+            });
+        }
+        steps.push(d);
+    }
+
+    let reply = plan
+        .reply
+        .as_ref()
+        .map(|draft| decide_reply(policy, case, plan, facts, &signals, draft));
+
+    Ok(PlanDecision {
+        plan_id: plan.id.clone(),
+        case_id: case.id.clone(),
+        policy_id: policy.id.clone(),
+        policy_version: policy.version,
+        policy_hash: policy.hash.clone(),
+        handoff: !signals.is_empty(),
+        signals,
+        steps,
+        reply,
+    })
+}
+
+fn order_of(def: &ActionDef, step: &Step) -> Option<String> {
+    def.order_param
+        .as_ref()
+        .and_then(|p| step.params.get(p))
+        .and_then(|p| p.value.as_str())
+        .map(str::to_string)
+}
+
+fn decide_step(
+    policy: &Policy,
+    case: &Case,
+    plan: &Plan,
+    facts: &Facts,
+    signals: &[SignalHit],
+    counted: &[Counted],
+    step: &Step,
+) -> StepDecision {
+    let mut acc = Acc {
+        reasons: Vec::new(),
+    };
+    let digest = step_digest(step);
+    let empty = |acc: Acc| {
+        let (decision, reasons, rule_ids) = acc.finish();
+        StepDecision {
+            step_id: step.id.clone(),
+            action: step.action.clone(),
+            decision,
+            reasons,
+            rule_ids,
+            step_digest: digest.clone(),
+            layer: None,
+            kind: None,
+            risk: None,
+            owner: None,
+            approver_roles: Vec::new(),
+            may_read: Vec::new(),
+            money: None,
+        }
+    };
+
+    // 1. Deny by default.
+    let Some(def) = policy.actions.get(&step.action) else {
+        let hint = look_alike(policy, &step.action)
+            .map(|known| format!(" (it looks like {known:?} but is not the same name)"))
+            .unwrap_or_default();
+        acc.add(
+            "builtin.deny-default",
+            Outcome::Forbid,
+            format!(
+                "action {:?} is not in the policy, so it is denied by default{hint}",
+                step.action
+            ),
+        );
+        pause_checks(&mut acc, case, plan, facts, &step.action);
+        return empty(acc);
+    };
+
+    // 2. Schema.
+    let (issues, money) = check_params(policy, def, step);
+    for issue in &issues {
+        acc.add(issue.rule_id(), Outcome::Forbid, issue.to_string());
+    }
+
+    // 3. Base decision.
+    acc.add(
+        format!("action.{}", def.name),
+        def.decision,
+        format!("{} is `{}` in this policy", def.name, def.decision),
+    );
+
+    // 4. Identity.
+    if def.verified_identity {
+        match &case.customer {
+            Some(c) if c.identity == IdentityStatus::Verified => {}
+            Some(_) => acc.add(
+                "builtin.identity",
+                Outcome::Forbid,
+                format!(
+                    "{} needs a verified customer; this customer's identity is not verified",
+                    def.name
+                ),
+            ),
+            None => acc.add(
+                "builtin.identity",
+                Outcome::Forbid,
+                format!(
+                    "{} needs a verified customer; the customer has not been identified",
+                    def.name
+                ),
+            ),
+        }
+    }
+
+    // 5. Preconditions on the order and the customer acted on.
+    if def.preconditions.customer_owned && issues.is_empty() {
+        let target = def
+            .customer_param
+            .as_ref()
+            .and_then(|p| step.params.get(p))
+            .and_then(|p| p.value.as_str());
+        match (&case.customer, target) {
+            (Some(c), Some(t)) if c.id == t => {}
+            (Some(c), t) => acc.add(
+                "precondition.customer-owned",
+                Outcome::Forbid,
+                format!(
+                    "{} would act on customer {:?}, not this case's customer ({})",
+                    def.name,
+                    t.unwrap_or("?"),
+                    c.id
+                ),
+            ),
+            (None, _) => acc.add(
+                "precondition.customer-owned",
+                Outcome::Forbid,
+                format!(
+                    "{} acts on a customer account, but the customer has not been identified",
+                    def.name
+                ),
+            ),
+        }
+    }
+    if def.preconditions.needs_order() && issues.is_empty() {
+        preconditions(&mut acc, def, case, facts, counted, step, money.as_ref());
+    }
+
+    // 6. Provenance.
+    for (name, param) in &step.params {
+        let Some(spec) = def.params.get(name) else {
+            continue;
+        };
+        if !param.source.is_trusted() && !spec.untrusted_ok {
+            acc.add(
+                "builtin.provenance",
+                Outcome::Confirm,
+                format!(
+                    "parameter {name:?} came from untrusted text ({}); it cannot raise autonomy, so a person must check it",
+                    param.source.as_str()
+                ),
+            );
+        }
+    }
+
+    // 7. Rules.
+    for rule in &policy.rules {
+        if let Some(text) = rule_matches(rule, def, case, facts, counted, step, money.as_ref()) {
+            acc.add(
+                format!("rule.{}", rule.id),
+                rule.decision,
+                format!("{}{text}", rule.reason),
+            );
+        }
+    }
+
+    // 8. Escalation signals.
+    for s in signals {
+        acc.add(
+            format!("signal.{}", s.id),
+            s.escalate,
+            format!(
+                "{} (matched {:?}): handed off to a human",
+                s.reason, s.matched
+            ),
+        );
+    }
+
+    // 9. Pauses.
+    pause_checks(&mut acc, case, plan, facts, &step.action);
+
+    let (decision, reasons, rule_ids) = acc.finish();
+    StepDecision {
+        step_id: step.id.clone(),
+        action: step.action.clone(),
+        decision,
+        reasons,
+        rule_ids,
+        step_digest: digest,
+        layer: Some(def.layer),
+        kind: Some(def.kind),
+        risk: Some(def.risk),
+        owner: Some(def.owner.clone()),
+        approver_roles: policy.approvers(decision).to_vec(),
+        may_read: def.reads.clone(),
+        money,
+    }
+}
+
+fn pause_checks(acc: &mut Acc, case: &Case, plan: &Plan, facts: &Facts, action: &str) {
+    for p in &facts.pauses {
+        if p.covers(case, &plan.intent, action) {
+            acc.add(
+                format!("pause.{}", p.id),
+                Outcome::Forbid,
+                format!(
+                    "paused: {} {:?} paused by {} at {} ({})",
+                    p.scope.as_str(),
+                    p.value,
+                    p.set_by,
+                    p.set_at,
+                    p.reason
+                ),
+            );
+        }
+    }
+}
+
+/// A known action whose confusable skeleton equals `name`'s, if any.
+fn look_alike<'a>(policy: &'a Policy, name: &str) -> Option<&'a str> {
+    let target = normalize(&name.replace(['_', '-'], " "));
+    policy
+        .actions
+        .keys()
+        .find(|k| normalize(&k.replace('_', " ")) == target)
+        .map(String::as_str)
+}
+
+fn preconditions(
+    acc: &mut Acc,
+    def: &ActionDef,
+    case: &Case,
+    facts: &Facts,
+    counted: &[Counted],
+    step: &Step,
+    money: Option<&Money>,
+) {
+    let pc = &def.preconditions;
+    let Some(order_id) = order_of(def, step) else {
+        return;
+    };
+    let Some(order) = facts.orders.get(&order_id) else {
+        acc.add(
+            "precondition.order-known",
+            Outcome::Forbid,
+            format!("order {order_id} could not be read from the platform, so its preconditions cannot be checked"),
+        );
+        return;
+    };
+    if let Some(allowed) = &pc.order_status
+        && !allowed.contains(&order.status)
+    {
+        acc.add(
+            "precondition.order-status",
+            Outcome::Forbid,
+            format!(
+                "{} needs the order to be {}; order {order_id} is {:?}",
+                def.name,
+                allowed.join(" or "),
+                order.status
+            ),
+        );
+    }
+    if pc.order_owned {
+        match &case.customer {
+            Some(c) if c.id == order.customer_id => {}
+            Some(c) => acc.add(
+                "precondition.order-owned",
+                Outcome::Forbid,
+                format!("order {order_id} does not belong to this case's customer ({})", c.id),
+            ),
+            None => acc.add(
+                "precondition.order-owned",
+                Outcome::Forbid,
+                format!("the customer is not identified, so ownership of order {order_id} cannot be established"),
+            ),
+        }
+    }
+    let Some(money) = money else { return };
+    if pc.currency_matches_order && money.currency != order.currency {
+        acc.add(
+            "precondition.currency",
+            Outcome::Forbid,
+            format!(
+                "amount is in {} but order {order_id} was paid in {}",
+                money.currency, order.currency
+            ),
+        );
+    }
+    if pc.within_refundable {
+        let in_flight: Decimal = facts
+            .history
+            .iter()
+            .filter(|h| {
+                h.order_id.as_deref() == Some(order_id.as_str()) && h.state != PriorState::Executed
+            })
+            .filter(|h| h.amount.currency == order.currency)
+            .map(|h| h.amount.amount)
+            .chain(
+                counted
+                    .iter()
+                    .filter(|c| c.refund_like && c.order_id.as_deref() == Some(order_id.as_str()))
+                    .filter(|c| c.amount.currency == order.currency)
+                    .map(|c| c.amount.amount),
+            )
+            .sum();
+        let refundable = order.paid - order.refunded - in_flight;
+        if money.amount > refundable {
+            acc.add(
+                "precondition.refundable",
+                Outcome::Forbid,
+                format!(
+                    "{} is more than order {order_id} can still refund ({} {} paid, {} refunded, {} pending)",
+                    money,
+                    order.paid,
+                    order.currency,
+                    order.refunded,
+                    in_flight
+                ),
+            );
+        }
+    }
+}
+
+/// `Some(detail)` when every condition of `rule` holds for this step.
+fn rule_matches(
+    rule: &Rule,
+    def: &ActionDef,
+    case: &Case,
+    facts: &Facts,
+    counted: &[Counted],
+    step: &Step,
+    money: Option<&Money>,
+) -> Option<String> {
+    if !rule.actions.contains(&def.name) {
+        return None;
+    }
+    if rule
+        .channels
+        .as_ref()
+        .is_some_and(|s| !s.contains(&case.channel))
+        || rule
+            .stores
+            .as_ref()
+            .is_some_and(|s| !s.contains(&case.store))
+        || rule
+            .platforms
+            .as_ref()
+            .is_some_and(|s| !s.contains(&case.platform))
+        || rule
+            .tenants
+            .as_ref()
+            .is_some_and(|s| !s.contains(&case.tenant))
+        || rule
+            .roles
+            .as_ref()
+            .is_some_and(|s| !s.contains(&facts.operator.role))
+    {
+        return None;
+    }
+    if let Some(want) = rule.identity {
+        let have = case
+            .customer
+            .as_ref()
+            .map_or(IdentityStatus::Unverified, |c| c.identity);
+        if have != want {
+            return None;
+        }
+    }
+    let mut detail = String::new();
+    let money_rule = rule.amount_over.is_some()
+        || rule.case_total_over.is_some()
+        || rule.order_total_over.is_some();
+    if money_rule {
+        // A money rule on a step whose amount is invalid does not match; the step
+        // is already forbidden by the schema check.
+        let m = money?;
+        let mut any = false;
+        if let Some(limit) = &rule.amount_over
+            && m.currency == limit.currency
+            && m.amount > limit.amount
+        {
+            any = true;
+            detail.push_str(&format!(" ({m} is over {limit} per step)"));
+        }
+        if let Some(limit) = &rule.case_total_over {
+            let total = cumulative(rule, facts, counted, m, |h| h.case_id == case.id, |_| true);
+            if m.currency == limit.currency && total > limit.amount {
+                any = true;
+                detail.push_str(&format!(
+                    " (case total {total} {} is over {limit})",
+                    m.currency
+                ));
+            }
+        }
+        if let Some(limit) = &rule.order_total_over {
+            let order_id = order_of(def, step);
+            let total = cumulative(
+                rule,
+                facts,
+                counted,
+                m,
+                |h| h.order_id.is_some() && h.order_id == order_id,
+                |c| c.order_id.is_some() && c.order_id == order_id,
+            );
+            if m.currency == limit.currency && total > limit.amount {
+                any = true;
+                detail.push_str(&format!(
+                    " (order total {total} {} is over {limit})",
+                    m.currency
+                ));
+            }
+        }
+        // Thresholds are alternatives: any one exceeded makes the rule match.
+        if !any {
+            return None;
+        }
+    }
+    Some(detail)
+}
+
+/// This step's amount plus every earlier amount (history and this plan) of the
+/// rule's actions, in the same currency, selected by the filters.
+fn cumulative(
+    rule: &Rule,
+    facts: &Facts,
+    counted: &[Counted],
+    this: &Money,
+    history_filter: impl Fn(&PriorStep) -> bool,
+    plan_filter: impl Fn(&Counted) -> bool,
+) -> Decimal {
+    let prior: Decimal = facts
+        .history
+        .iter()
+        .filter(|h| {
+            rule.actions.contains(&h.action)
+                && h.amount.currency == this.currency
+                && history_filter(h)
+        })
+        .map(|h| h.amount.amount)
+        .sum();
+    let in_plan: Decimal = counted
+        .iter()
+        .filter(|c| {
+            rule.actions.contains(&c.action) && c.amount.currency == this.currency && plan_filter(c)
+        })
+        .map(|c| c.amount.amount)
+        .sum();
+    prior + in_plan + this.amount
+}
+
+fn decide_reply(
+    policy: &Policy,
+    case: &Case,
+    plan: &Plan,
+    facts: &Facts,
+    signals: &[SignalHit],
+    draft: &crate::model::ReplyDraft,
+) -> ReplyDecision {
+    let rp = &policy.reply;
+    let mut acc = Acc {
+        reasons: Vec::new(),
+    };
+    acc.add(
+        "reply.base",
+        rp.decision,
+        format!("sending a reply is `{}` in this policy", rp.decision),
+    );
+
+    let mut unresolved = Vec::new();
+    for c in &draft.citations {
+        let ok = match (facts.articles.get(&c.article_id), &c.version) {
+            (Some(_), None) => true,
+            (Some(have), Some(want)) => have == want,
+            (None, _) => false,
+        };
+        if !ok {
+            let label = match &c.version {
+                Some(v) => format!("{} v{v}", c.article_id),
+                None => c.article_id.clone(),
+            };
+            acc.add(
+                "reply.citation-unresolved",
+                rp.unresolved_citation,
+                format!("the draft cites {label}, which is not in the knowledge base"),
+            );
+            unresolved.push(label);
+        }
+    }
+
+    let text = normalize(&draft.text);
+    let mut promises = Vec::new();
+    for p in &rp.promises {
+        if let Some(matched) = p.patterns.find(&text) {
+            acc.add(
+                format!("reply.promise.{}", p.id),
+                p.decision,
+                format!("{} (found {matched:?})", p.reason),
+            );
+            promises.push(PromiseHit {
+                id: p.id.clone(),
+                category: p.category,
+                matched,
+            });
+        }
+    }
+    for s in signals {
+        acc.add(
+            format!("signal.{}", s.id),
+            s.escalate,
+            format!("{}: the reply goes to a human", s.reason),
+        );
+    }
+    pause_checks(&mut acc, case, plan, facts, "send_reply");
+
+    let (decision, reasons, rule_ids) = acc.finish();
+    ReplyDecision {
+        decision,
+        reasons,
+        rule_ids,
+        promises,
+        unresolved_citations: unresolved,
+        owner: rp.owner.clone(),
+        approver_roles: policy.approvers(decision).to_vec(),
+    }
+}

@@ -1,0 +1,166 @@
+//! Evidence event types: what the log records at each step of a case.
+//!
+//! The store keeps each event as canonical JSON `{seq, at, case_id, kind, actor,
+//! payload}` in a hash chain; [`Event`] is the typed `kind` + `payload` part.
+//! Secrets never appear here: connector requests and responses are redacted
+//! before they become evidence.
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::decide::{OrderFacts, PlanDecision};
+use crate::model::{Case, Citation, Operator, Pause, Plan};
+use crate::policy::Outcome;
+
+/// How a countersignature went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approved,
+    Rejected,
+}
+
+/// How an executed step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    Succeeded,
+    Failed,
+    /// Started but never finished (crash); reconciled by a read, never retried blindly.
+    Unknown,
+    /// The page or platform asked for a human (verification, expired session).
+    NeedsHuman,
+}
+
+/// A pause switch being set or cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseChange {
+    Set,
+    Cleared,
+}
+
+/// The typed body of an evidence event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum Event {
+    CaseOpened {
+        case: Case,
+    },
+    ContextRead {
+        orders: Vec<OrderFacts>,
+        fields: Vec<String>,
+    },
+    PlanProposed {
+        plan: Plan,
+    },
+    Decided {
+        decision: PlanDecision,
+    },
+    ReviewRequested {
+        plan_id: String,
+        step_id: String,
+        step_digest: String,
+        decision: Outcome,
+        approver_roles: Vec<String>,
+    },
+    ReviewDecided {
+        plan_id: String,
+        step_id: String,
+        step_digest: String,
+        policy_hash: String,
+        verdict: Verdict,
+        by: Operator,
+        reason: String,
+    },
+    StepStarted {
+        plan_id: String,
+        step_id: String,
+        step_digest: String,
+        idempotency_key: String,
+    },
+    StepFinished {
+        plan_id: String,
+        step_id: String,
+        outcome: StepOutcome,
+        before: serde_json::Value,
+        after: serde_json::Value,
+        request: serde_json::Value,
+        response: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    ReplySent {
+        plan_id: String,
+        text: String,
+        citations: Vec<Citation>,
+    },
+    PauseChanged {
+        change: PauseChange,
+        pause: Pause,
+    },
+    PolicyLoaded {
+        policy_id: String,
+        version: u64,
+        hash: String,
+        signed: bool,
+    },
+    PolicyRefused {
+        reason: String,
+    },
+    ExportMade {
+        path: String,
+        count: u64,
+        head: String,
+    },
+    Checkpoint {
+        count: u64,
+        head: String,
+        device_key: String,
+        signature: String,
+    },
+}
+
+impl Event {
+    /// The `kind` string as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::CaseOpened { .. } => "case_opened",
+            Event::ContextRead { .. } => "context_read",
+            Event::PlanProposed { .. } => "plan_proposed",
+            Event::Decided { .. } => "decided",
+            Event::ReviewRequested { .. } => "review_requested",
+            Event::ReviewDecided { .. } => "review_decided",
+            Event::StepStarted { .. } => "step_started",
+            Event::StepFinished { .. } => "step_finished",
+            Event::ReplySent { .. } => "reply_sent",
+            Event::PauseChanged { .. } => "pause_changed",
+            Event::PolicyLoaded { .. } => "policy_loaded",
+            Event::PolicyRefused { .. } => "policy_refused",
+            Event::ExportMade { .. } => "export_made",
+            Event::Checkpoint { .. } => "checkpoint",
+        }
+    }
+
+    /// The payload alone, as stored beside the kind.
+    pub fn payload(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.remove("payload").unwrap_or(serde_json::Value::Null)
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+}
+
+/// An event as it sits in the log (the hashed body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EvidenceRecord {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub case_id: Option<String>,
+    pub actor: String,
+    #[serde(flatten)]
+    pub event: Event,
+}

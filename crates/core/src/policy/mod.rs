@@ -1,0 +1,871 @@
+//! The permission map: parsing a policy file into a checked [`Policy`].
+//!
+//! A policy is TOML a CX lead can read (see `assets/demo/policy.toml`). Parsing is
+//! strict: unknown keys, unknown names and rules that can never match are errors,
+//! reported as `file:line:column: message`. The compiled [`Policy`] is immutable
+//! and carries the SHA-256 of its source, which every decision records.
+//!
+//! To add a constraint kind: add the field to the raw rule ([`raw`]), check it in
+//! [`compile_rule`] (including the ways it could never match), evaluate it in
+//! [`crate::decide`], and add policy test cases for it.
+
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_spanned::Spanned;
+use sha2::{Digest, Sha256};
+
+use crate::model::{Channel, IdentityStatus};
+use crate::money::{Currency, Money};
+use crate::normalize::Phrase;
+
+/// The five outcomes, ordered from least to most restrictive.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Runs without a click.
+    Auto,
+    /// The frontline agent countersigns.
+    Confirm,
+    /// A team lead countersigns.
+    Supervisor,
+    /// Shown as advice; never executed by the app.
+    Recommend,
+    /// Never executed.
+    Forbid,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Auto,
+        Outcome::Confirm,
+        Outcome::Supervisor,
+        Outcome::Recommend,
+        Outcome::Forbid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Auto => "auto",
+            Outcome::Confirm => "confirm",
+            Outcome::Supervisor => "supervisor",
+            Outcome::Recommend => "recommend",
+            Outcome::Forbid => "forbid",
+        }
+    }
+
+    /// Does this outcome ever let the app execute the step?
+    pub fn executable(self) -> bool {
+        self <= Outcome::Supervisor
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which layer of autonomy an action belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// Talking to the customer (replies).
+    Say,
+    /// Advice to the agent; never executed.
+    Recommend,
+    /// Acting on a platform (reads and writes).
+    Execute,
+}
+
+/// Whether an action reads or changes platform state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Read,
+    Write,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// The typed parameters an action accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    /// Short free text (a reason, a note).
+    Text,
+    /// One of the listed `values`.
+    Enum,
+    /// `{"amount": "45.00", "currency": "USD"}`.
+    Money,
+    OrderId,
+    CustomerId,
+    ProductId,
+    ItemId,
+    /// A non-empty list of item ids.
+    ItemIds,
+    PaymentMethodId,
+    Email,
+    /// A postal address object (`address1`, `address2`, `city`, `state`, `zip`, `country`).
+    Address,
+    /// A person's name part or a zip code: short identifying text.
+    Name,
+    Zip,
+    Bool,
+}
+
+impl ParamType {
+    /// Money- or identity-bearing parameters: a value lifted from untrusted text
+    /// here always needs a human (the provenance rule cannot be waived for them).
+    pub fn sensitive(self) -> bool {
+        !matches!(self, ParamType::Text | ParamType::Enum | ParamType::Bool)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalCategory {
+    Legal,
+    Chargeback,
+    AccountTakeover,
+    SelfHarm,
+    Harassment,
+    ThirdPartyData,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PromiseCategory {
+    DeliveryDate,
+    Refund,
+    Compensation,
+    Guarantee,
+}
+
+/// A parameter's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub ty: ParamType,
+    pub required: bool,
+    pub values: Vec<String>,
+    pub max_len: usize,
+    /// The provenance rule is waived for this (non-sensitive) parameter.
+    pub untrusted_ok: bool,
+}
+
+/// Preconditions on the order an action acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    pub order_status: Option<Vec<String>>,
+    pub order_owned: bool,
+    /// The customer_id parameter must be the case's own customer.
+    pub customer_owned: bool,
+    pub within_refundable: bool,
+    pub currency_matches_order: bool,
+}
+
+impl Preconditions {
+    pub fn needs_order(&self) -> bool {
+        self.order_status.is_some()
+            || self.order_owned
+            || self.within_refundable
+            || self.currency_matches_order
+    }
+}
+
+/// An action the policy names. Anything it does not name is forbidden.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionDef {
+    pub name: String,
+    pub summary: String,
+    pub layer: Layer,
+    pub kind: Kind,
+    pub risk: Risk,
+    pub decision: Outcome,
+    pub owner: String,
+    /// Fields (`order.status`) the context read for this action may include.
+    pub reads: Vec<String>,
+    pub verified_identity: bool,
+    pub params: BTreeMap<String, ParamSpec>,
+    pub preconditions: Preconditions,
+    /// The single money parameter, if any (limits apply to it).
+    pub money_param: Option<String>,
+    /// The single order-id parameter, if any (preconditions apply to its order).
+    pub order_param: Option<String>,
+    /// The single customer-id parameter, if any.
+    pub customer_param: Option<String>,
+}
+
+/// A rule: when all its conditions hold for a step of one of its actions, the
+/// step is at least `decision`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub reason: String,
+    pub actions: BTreeSet<String>,
+    pub decision: Outcome,
+    pub channels: Option<BTreeSet<Channel>>,
+    pub stores: Option<BTreeSet<String>>,
+    pub platforms: Option<BTreeSet<String>>,
+    pub tenants: Option<BTreeSet<String>>,
+    pub roles: Option<BTreeSet<String>>,
+    pub identity: Option<IdentityStatus>,
+    pub amount_over: Option<Money>,
+    pub case_total_over: Option<Money>,
+    pub order_total_over: Option<Money>,
+}
+
+/// Text patterns matched on normalised text (see [`crate::normalize`]).
+#[derive(Debug, Clone)]
+pub struct Patterns {
+    pub phrases: Vec<Phrase>,
+    pub regex: Vec<Regex>,
+}
+
+impl Patterns {
+    /// The first pattern found in already-normalised text, as written in the policy.
+    pub fn find(&self, normalized: &str) -> Option<String> {
+        if let Some(p) = self.phrases.iter().find(|p| p.is_in(normalized)) {
+            return Some(p.original().to_string());
+        }
+        self.regex
+            .iter()
+            .find(|r| r.is_match(normalized))
+            .map(|r| r.as_str().to_string())
+    }
+}
+
+/// An escalation signal: when found in the customer's text, the case goes to a human.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    pub id: String,
+    pub category: SignalCategory,
+    pub reason: String,
+    pub patterns: Patterns,
+    /// Every step and the reply are at least this.
+    pub escalate: Outcome,
+}
+
+/// A reply rule: a draft that makes this kind of promise goes to review.
+#[derive(Debug, Clone)]
+pub struct PromiseRule {
+    pub id: String,
+    pub category: PromiseCategory,
+    pub reason: String,
+    pub patterns: Patterns,
+    pub decision: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplyPolicy {
+    pub decision: Outcome,
+    pub owner: String,
+    pub unresolved_citation: Outcome,
+    pub promises: Vec<PromiseRule>,
+}
+
+/// A checked, immutable policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub id: String,
+    pub version: u64,
+    pub title: String,
+    /// `sha256:<hex>` of the source bytes.
+    pub hash: String,
+    pub currencies: BTreeSet<Currency>,
+    pub roles: BTreeSet<String>,
+    pub confirm_roles: Vec<String>,
+    pub supervisor_roles: Vec<String>,
+    pub actions: BTreeMap<String, ActionDef>,
+    pub rules: Vec<Rule>,
+    pub signals: Vec<Signal>,
+    pub reply: ReplyPolicy,
+}
+
+/// A policy that could not be loaded: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct PolicyError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// The content hash every decision records.
+pub fn content_hash(source: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(source.as_bytes())))
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    source: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> PolicyError {
+        let start = span.start.min(self.source.len());
+        let before = &self.source[..start];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        PolicyError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+impl Policy {
+    /// Parse and check a policy. `file` is only used in error messages.
+    pub fn parse(file: &str, source: &str) -> Result<Policy, PolicyError> {
+        let cx = Ctx { file, source };
+        let raw: raw::RawPolicy = toml::from_str(source).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            cx.err(span, e.message().trim_end().to_string())
+        })?;
+        compile(&cx, raw)
+    }
+
+    /// The approver roles for an outcome (empty for outcomes no one countersigns).
+    pub fn approvers(&self, outcome: Outcome) -> &[String] {
+        match outcome {
+            Outcome::Confirm => &self.confirm_roles,
+            Outcome::Supervisor => &self.supervisor_roles,
+            _ => &[],
+        }
+    }
+}
+
+fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
+    let meta = raw.policy;
+    if meta.id.get_ref().trim().is_empty() {
+        return Err(cx.err(meta.id.span(), "policy id must not be empty"));
+    }
+    let version = u64::try_from(*meta.version.get_ref())
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            cx.err(
+                meta.version.span(),
+                "policy version must be a positive integer",
+            )
+        })?;
+
+    let mut currencies = BTreeSet::new();
+    for c in meta.currencies.get_ref() {
+        let cur =
+            Currency::try_from(c.get_ref().clone()).map_err(|e| cx.err(c.span(), e.to_string()))?;
+        currencies.insert(cur);
+    }
+    if currencies.is_empty() {
+        return Err(cx.err(meta.currencies.span(), "at least one currency is required"));
+    }
+    let roles = name_set(cx, &meta.roles, "role")?;
+    let role_list =
+        |list: &Spanned<Vec<Spanned<String>>>, what: &str| -> Result<Vec<String>, PolicyError> {
+            if list.get_ref().is_empty() {
+                return Err(cx.err(
+                    list.span(),
+                    format!("{what} approvers must name at least one role"),
+                ));
+            }
+            list.get_ref()
+                .iter()
+                .map(|r| known_role(cx, &roles, r))
+                .collect()
+        };
+    let confirm_roles = role_list(&raw.approvers.confirm, "confirm")?;
+    let supervisor_roles = role_list(&raw.approvers.supervisor, "supervisor")?;
+
+    let mut actions = BTreeMap::new();
+    for (name, action) in raw.actions {
+        let def = compile_action(cx, &name, action)?;
+        actions.insert(name, def);
+    }
+
+    let mut rules = Vec::new();
+    let mut rule_ids = BTreeSet::new();
+    for rule in raw.rules {
+        let span = rule.span();
+        let r = compile_rule(cx, &actions, &roles, &currencies, rule.into_inner())?;
+        if !rule_ids.insert(r.id.clone()) {
+            return Err(cx.err(span, format!("duplicate rule id {:?}", r.id)));
+        }
+        rules.push(r);
+    }
+
+    let mut signals = Vec::new();
+    for s in raw.signals {
+        let span = s.span();
+        let s = s.into_inner();
+        let patterns = compile_patterns(cx, span.clone(), &s.phrases, &s.regex)?;
+        if *s.escalate.get_ref() == Outcome::Auto {
+            return Err(cx.err(
+                s.escalate.span(),
+                "a signal that escalates to `auto` would change nothing; use confirm or stricter",
+            ));
+        }
+        if !rule_ids.insert(s.id.get_ref().clone()) {
+            return Err(cx.err(s.id.span(), format!("duplicate id {:?}", s.id.get_ref())));
+        }
+        signals.push(Signal {
+            id: s.id.into_inner(),
+            category: s.category,
+            reason: s.reason,
+            patterns,
+            escalate: s.escalate.into_inner(),
+        });
+    }
+
+    let mut promises = Vec::new();
+    for p in raw.reply.promises {
+        let span = p.span();
+        let p = p.into_inner();
+        let patterns = compile_patterns(cx, span, &p.phrases, &p.regex)?;
+        if *p.decision.get_ref() == Outcome::Auto {
+            return Err(cx.err(
+                p.decision.span(),
+                "a promise rule must send the reply to review: use confirm or stricter",
+            ));
+        }
+        if !rule_ids.insert(p.id.get_ref().clone()) {
+            return Err(cx.err(p.id.span(), format!("duplicate id {:?}", p.id.get_ref())));
+        }
+        promises.push(PromiseRule {
+            id: p.id.into_inner(),
+            category: p.category,
+            reason: p.reason,
+            patterns,
+            decision: p.decision.into_inner(),
+        });
+    }
+    if *raw.reply.unresolved_citation.get_ref() == Outcome::Auto {
+        return Err(cx.err(
+            raw.reply.unresolved_citation.span(),
+            "a reply citing an article that does not exist must go to review: use confirm or stricter",
+        ));
+    }
+
+    Ok(Policy {
+        id: meta.id.into_inner(),
+        version,
+        title: meta.title,
+        hash: content_hash(cx.source),
+        currencies,
+        roles,
+        confirm_roles,
+        supervisor_roles,
+        actions,
+        rules,
+        signals,
+        reply: ReplyPolicy {
+            decision: raw.reply.decision,
+            owner: raw.reply.owner,
+            unresolved_citation: raw.reply.unresolved_citation.into_inner(),
+            promises,
+        },
+    })
+}
+
+fn name_set(
+    cx: &Ctx<'_>,
+    list: &Spanned<Vec<Spanned<String>>>,
+    what: &str,
+) -> Result<BTreeSet<String>, PolicyError> {
+    let mut set = BTreeSet::new();
+    for n in list.get_ref() {
+        if n.get_ref().trim().is_empty() {
+            return Err(cx.err(n.span(), format!("empty {what} name")));
+        }
+        if !set.insert(n.get_ref().clone()) {
+            return Err(cx.err(n.span(), format!("duplicate {what} {:?}", n.get_ref())));
+        }
+    }
+    if set.is_empty() {
+        return Err(cx.err(list.span(), format!("at least one {what} is required")));
+    }
+    Ok(set)
+}
+
+fn known_role(
+    cx: &Ctx<'_>,
+    roles: &BTreeSet<String>,
+    r: &Spanned<String>,
+) -> Result<String, PolicyError> {
+    if roles.contains(r.get_ref()) {
+        Ok(r.get_ref().clone())
+    } else {
+        Err(cx.err(
+            r.span(),
+            format!(
+                "unknown role {:?}; [policy] roles declares {:?}",
+                r.get_ref(),
+                roles
+            ),
+        ))
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.as_bytes()[0].is_ascii_lowercase()
+}
+
+const READ_OBJECTS: [&str; 4] = ["customer", "order", "product", "payment"];
+
+fn compile_action(
+    cx: &Ctx<'_>,
+    name: &str,
+    action: Spanned<raw::RawAction>,
+) -> Result<ActionDef, PolicyError> {
+    let span = action.span();
+    let a = action.into_inner();
+    if !is_identifier(name) {
+        return Err(cx.err(
+            span,
+            format!("action name {name:?} must be lower_snake_case ASCII"),
+        ));
+    }
+    if a.layer == Layer::Recommend && a.decision.get_ref().executable() {
+        return Err(cx.err(
+            a.decision.span(),
+            format!("action {name:?} is in the recommend layer, so it never executes: its decision must be `recommend` or `forbid`, not `{}`", a.decision.get_ref()),
+        ));
+    }
+    if a.owner.get_ref().trim().is_empty() {
+        return Err(cx.err(
+            a.owner.span(),
+            "every action needs an outcome owner (a team or role)",
+        ));
+    }
+    let mut reads = Vec::new();
+    for r in &a.reads {
+        let ok = r
+            .get_ref()
+            .split_once('.')
+            .is_some_and(|(obj, field)| READ_OBJECTS.contains(&obj) && !field.is_empty());
+        if !ok {
+            return Err(cx.err(
+                r.span(),
+                format!(
+                    "read field {:?} must be `object.field` with object one of {READ_OBJECTS:?}",
+                    r.get_ref()
+                ),
+            ));
+        }
+        reads.push(r.get_ref().clone());
+    }
+    let mut params = BTreeMap::new();
+    let mut money_param = None;
+    let mut order_param = None;
+    let mut customer_param = None;
+    for (pname, p) in a.params {
+        let pspan = p.span();
+        let p = p.into_inner();
+        if !is_identifier(&pname) {
+            return Err(cx.err(
+                pspan,
+                format!("parameter name {pname:?} must be lower_snake_case ASCII"),
+            ));
+        }
+        let values = p.values.unwrap_or_default();
+        match (p.ty, values.is_empty()) {
+            (ParamType::Enum, true) => {
+                return Err(cx.err(
+                    pspan,
+                    format!("enum parameter {pname:?} needs a non-empty `values` list"),
+                ));
+            }
+            (ParamType::Enum, false) => {}
+            (_, false) => {
+                return Err(cx.err(
+                    pspan,
+                    format!("`values` only applies to enum parameters ({pname:?})"),
+                ));
+            }
+            _ => {}
+        }
+        if p.untrusted_ok && p.ty.sensitive() {
+            return Err(cx.err(
+                pspan,
+                format!("parameter {pname:?} carries money or identity; the provenance rule cannot be waived for it"),
+            ));
+        }
+        if p.ty == ParamType::Money && money_param.replace(pname.clone()).is_some() {
+            return Err(cx.err(
+                pspan,
+                format!("action {name:?} may have at most one money parameter"),
+            ));
+        }
+        if p.ty == ParamType::OrderId && order_param.replace(pname.clone()).is_some() {
+            return Err(cx.err(
+                pspan,
+                format!("action {name:?} may have at most one order_id parameter"),
+            ));
+        }
+        if p.ty == ParamType::CustomerId && customer_param.replace(pname.clone()).is_some() {
+            return Err(cx.err(
+                pspan,
+                format!("action {name:?} may have at most one customer_id parameter"),
+            ));
+        }
+        let max_len = p.max_len.unwrap_or(match p.ty {
+            ParamType::Text => 500,
+            _ => 128,
+        });
+        if max_len == 0 {
+            return Err(cx.err(pspan, "max_len of 0 would reject every value"));
+        }
+        params.insert(
+            pname,
+            ParamSpec {
+                ty: p.ty,
+                required: p.required,
+                values,
+                max_len,
+                untrusted_ok: p.untrusted_ok,
+            },
+        );
+    }
+    let preconditions = match a.preconditions {
+        None => Preconditions::default(),
+        Some(pc) => {
+            let pspan = pc.span();
+            let pc = pc.into_inner();
+            let out = Preconditions {
+                order_status: pc.order_status,
+                order_owned: pc.order_owned,
+                customer_owned: pc.customer_owned,
+                within_refundable: pc.within_refundable,
+                currency_matches_order: pc.currency_matches_order,
+            };
+            if out.needs_order() && order_param.as_ref().is_none_or(|p| !params[p].required) {
+                return Err(cx.err(
+                    pspan,
+                    format!("order preconditions on {name:?} need a required order_id parameter"),
+                ));
+            }
+            if (out.within_refundable || out.currency_matches_order)
+                && money_param.as_ref().is_none_or(|p| !params[p].required)
+            {
+                return Err(cx.err(
+                    pspan,
+                    format!("money preconditions on {name:?} need a required money parameter"),
+                ));
+            }
+            if out.customer_owned && customer_param.as_ref().is_none_or(|p| !params[p].required) {
+                return Err(cx.err(
+                    pspan,
+                    format!("customer_owned on {name:?} needs a required customer_id parameter"),
+                ));
+            }
+            if out.order_status.as_ref().is_some_and(Vec::is_empty) {
+                return Err(cx.err(pspan, "an empty order_status list can never be satisfied"));
+            }
+            out
+        }
+    };
+    Ok(ActionDef {
+        name: name.to_string(),
+        summary: a.summary,
+        layer: a.layer,
+        kind: a.kind,
+        risk: a.risk,
+        decision: a.decision.into_inner(),
+        owner: a.owner.into_inner(),
+        reads,
+        verified_identity: a.verified_identity,
+        params,
+        preconditions,
+        money_param,
+        order_param,
+        customer_param,
+    })
+}
+
+fn non_empty_set<T: Ord + Clone>(
+    cx: &Ctx<'_>,
+    list: Option<Spanned<Vec<T>>>,
+    what: &str,
+) -> Result<Option<BTreeSet<T>>, PolicyError> {
+    match list {
+        None => Ok(None),
+        Some(l) if l.get_ref().is_empty() => {
+            Err(cx.err(l.span(), format!("an empty `{what}` list can never match")))
+        }
+        Some(l) => Ok(Some(l.into_inner().into_iter().collect())),
+    }
+}
+
+fn compile_rule(
+    cx: &Ctx<'_>,
+    actions: &BTreeMap<String, ActionDef>,
+    roles: &BTreeSet<String>,
+    currencies: &BTreeSet<Currency>,
+    r: raw::RawRule,
+) -> Result<Rule, PolicyError> {
+    if r.id.get_ref().trim().is_empty() {
+        return Err(cx.err(r.id.span(), "rule id must not be empty"));
+    }
+    if r.reason.trim().is_empty() {
+        return Err(cx.err(r.id.span(), "every rule needs a human-readable reason"));
+    }
+    if r.actions.get_ref().is_empty() {
+        return Err(cx.err(r.actions.span(), "an empty `actions` list can never match"));
+    }
+    let mut names = BTreeSet::new();
+    for a in r.actions.get_ref() {
+        if !actions.contains_key(a.get_ref()) {
+            return Err(cx.err(
+                a.span(),
+                format!(
+                    "rule {:?} names unknown action {:?}: it could never match",
+                    r.id.get_ref(),
+                    a.get_ref()
+                ),
+            ));
+        }
+        names.insert(a.get_ref().clone());
+    }
+    let money = |m: Option<Spanned<raw::MoneyText>>,
+                 what: &str|
+     -> Result<Option<Money>, PolicyError> {
+        let Some(m) = m else { return Ok(None) };
+        let value: Money = m.get_ref().0.parse().map_err(|e| {
+            cx.err(
+                m.span(),
+                format!("{what}: {e} (write money as \"25.00 USD\")"),
+            )
+        })?;
+        if !currencies.contains(&value.currency) {
+            return Err(cx.err(
+                m.span(),
+                format!(
+                    "{what} is in {} which this policy does not accept: the rule could never match",
+                    value.currency
+                ),
+            ));
+        }
+        for a in &names {
+            if actions[a].money_param.is_none() {
+                return Err(cx.err(
+                    m.span(),
+                    format!("{what} on action {a:?}, which has no money parameter: the rule could never match"),
+                ));
+            }
+        }
+        Ok(Some(value))
+    };
+    let amount_over = money(r.amount_over, "amount_over")?;
+    let case_total_over = money(r.case_total_over, "case_total_over")?;
+    let order_total_over = money(r.order_total_over, "order_total_over")?;
+    if [&amount_over, &case_total_over, &order_total_over]
+        .iter()
+        .filter_map(|m| m.as_ref().map(|m| &m.currency))
+        .collect::<BTreeSet<_>>()
+        .len()
+        > 1
+    {
+        return Err(cx.err(
+            r.id.span(),
+            "a rule's money thresholds must share one currency, or it could never match",
+        ));
+    }
+    if order_total_over.is_some() {
+        for a in &names {
+            if actions[a].order_param.is_none() {
+                return Err(cx.err(
+                    r.id.span(),
+                    format!("order_total_over on action {a:?}, which acts on no order: the rule could never match"),
+                ));
+            }
+        }
+    }
+    let rule_roles = match r.roles {
+        None => None,
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(cx.err(list.span(), "an empty `roles` list can never match"));
+        }
+        Some(list) => Some(
+            list.get_ref()
+                .iter()
+                .map(|x| known_role(cx, roles, x))
+                .collect::<Result<BTreeSet<_>, _>>()?,
+        ),
+    };
+    Ok(Rule {
+        id: r.id.into_inner(),
+        reason: r.reason,
+        actions: names,
+        decision: r.decision.into_inner(),
+        channels: non_empty_set(cx, r.channels, "channels")?,
+        stores: non_empty_set(cx, r.stores, "stores")?,
+        platforms: non_empty_set(cx, r.platforms, "platforms")?,
+        tenants: non_empty_set(cx, r.tenants, "tenants")?,
+        roles: rule_roles,
+        identity: r.identity,
+        amount_over,
+        case_total_over,
+        order_total_over,
+    })
+}
+
+fn compile_patterns(
+    cx: &Ctx<'_>,
+    span: Range<usize>,
+    phrases: &[Spanned<String>],
+    regex: &[Spanned<String>],
+) -> Result<Patterns, PolicyError> {
+    if phrases.is_empty() && regex.is_empty() {
+        return Err(cx.err(
+            span,
+            "a pattern rule needs at least one phrase or regex, or it could never match",
+        ));
+    }
+    let mut out = Patterns {
+        phrases: Vec::new(),
+        regex: Vec::new(),
+    };
+    for p in phrases {
+        out.phrases.push(Phrase::new(p.get_ref()).ok_or_else(|| {
+            cx.err(
+                p.span(),
+                format!(
+                    "phrase {:?} has no letters or digits: it could never match",
+                    p.get_ref()
+                ),
+            )
+        })?);
+    }
+    for r in regex {
+        let re = regex::RegexBuilder::new(r.get_ref())
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| cx.err(r.span(), format!("invalid regex: {e}")))?;
+        out.regex.push(re);
+    }
+    Ok(out)
+}

@@ -1,0 +1,174 @@
+//! The policy file as written: TOML, every table closed to unknown keys, with
+//! source spans kept on the values that later checks may need to point at.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use super::{Kind, Layer, Outcome, ParamType, PromiseCategory, Risk, SignalCategory};
+use crate::model::{Channel, IdentityStatus};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub policy: RawMeta,
+    pub approvers: RawApprovers,
+    #[serde(default)]
+    pub actions: BTreeMap<String, Spanned<RawAction>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub signals: Vec<Spanned<RawSignal>>,
+    pub reply: RawReply,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMeta {
+    pub id: Spanned<String>,
+    pub version: Spanned<i64>,
+    pub title: String,
+    pub currencies: Spanned<Vec<Spanned<String>>>,
+    pub roles: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApprovers {
+    pub confirm: Spanned<Vec<Spanned<String>>>,
+    pub supervisor: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAction {
+    pub summary: String,
+    pub layer: Layer,
+    pub kind: Kind,
+    pub risk: Risk,
+    pub decision: Spanned<Outcome>,
+    pub owner: Spanned<String>,
+    #[serde(default)]
+    pub reads: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub verified_identity: bool,
+    #[serde(default)]
+    pub params: BTreeMap<String, Spanned<RawParam>>,
+    #[serde(default)]
+    pub preconditions: Option<Spanned<RawPreconditions>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawParam {
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    #[serde(default = "yes")]
+    pub required: bool,
+    #[serde(default)]
+    pub values: Option<Vec<String>>,
+    #[serde(default)]
+    pub max_len: Option<usize>,
+    #[serde(default)]
+    pub untrusted_ok: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPreconditions {
+    #[serde(default)]
+    pub order_status: Option<Vec<String>>,
+    #[serde(default)]
+    pub order_owned: bool,
+    #[serde(default)]
+    pub customer_owned: bool,
+    #[serde(default)]
+    pub within_refundable: bool,
+    #[serde(default)]
+    pub currency_matches_order: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub id: Spanned<String>,
+    pub reason: String,
+    pub actions: Spanned<Vec<Spanned<String>>>,
+    pub decision: Spanned<Outcome>,
+    #[serde(default)]
+    pub channels: Option<Spanned<Vec<Channel>>>,
+    #[serde(default)]
+    pub stores: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub platforms: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub tenants: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub roles: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub identity: Option<IdentityStatus>,
+    #[serde(default)]
+    pub amount_over: Option<Spanned<MoneyText>>,
+    #[serde(default)]
+    pub case_total_over: Option<Spanned<MoneyText>>,
+    #[serde(default)]
+    pub order_total_over: Option<Spanned<MoneyText>>,
+}
+
+/// Money in a policy must be a string (`"25.00 USD"`); a TOML float is refused
+/// by the type itself, before any rounding can happen.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub(super) struct MoneyText(pub String);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSignal {
+    pub id: Spanned<String>,
+    pub category: SignalCategory,
+    pub reason: String,
+    #[serde(default)]
+    pub phrases: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub regex: Vec<Spanned<String>>,
+    #[serde(default = "supervisor")]
+    pub escalate: Spanned<Outcome>,
+}
+
+fn supervisor() -> Spanned<Outcome> {
+    Spanned::new(0..0, Outcome::Supervisor)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReply {
+    pub decision: Outcome,
+    pub owner: String,
+    #[serde(default = "confirm")]
+    pub unresolved_citation: Spanned<Outcome>,
+    #[serde(default)]
+    pub promises: Vec<Spanned<RawPromise>>,
+}
+
+fn confirm() -> Spanned<Outcome> {
+    Spanned::new(0..0, Outcome::Confirm)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPromise {
+    pub id: Spanned<String>,
+    pub category: PromiseCategory,
+    pub reason: String,
+    #[serde(default)]
+    pub phrases: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub regex: Vec<Spanned<String>>,
+    #[serde(default = "confirm")]
+    pub decision: Spanned<Outcome>,
+}
