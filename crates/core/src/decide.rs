@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::step_digest;
 use crate::model::{Case, IdentityStatus, Operator, Pause, Plan, Step};
 use crate::money::{Currency, Money};
-use crate::normalize::normalize;
+use crate::normalize::{identifier_skeleton, normalize};
 use crate::policy::{
     ActionDef, Kind, Layer, Outcome, Policy, PromiseCategory, Risk, Rule, SignalCategory,
 };
@@ -212,7 +212,7 @@ impl Acc {
     }
 }
 
-/// A money step already decided in this plan, counted toward later steps' totals.
+/// A money step earlier in this plan, counted toward later steps' totals.
 struct Counted {
     action: String,
     order_id: Option<String>,
@@ -248,9 +248,10 @@ pub fn decide(
     let mut steps = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         let d = decide_step(policy, case, plan, facts, &signals, &counted, step);
-        if d.decision.executable()
-            && let (Some(amount), Some(def)) = (d.money.clone(), policy.actions.get(&step.action))
-        {
+        // Every earlier money step of the plan counts toward later totals, whatever
+        // it was decided: counting only the runnable ones would let a stricter
+        // decision on one step relax another (and splitting is suspect anyway).
+        if let (Some(amount), Some(def)) = (d.money.clone(), policy.actions.get(&step.action)) {
             counted.push(Counted {
                 action: step.action.clone(),
                 order_id: order_of(def, step),
@@ -487,11 +488,12 @@ fn pause_checks(acc: &mut Acc, case: &Case, plan: &Plan, facts: &Facts, action: 
 
 /// A known action whose confusable skeleton equals `name`'s, if any.
 fn look_alike<'a>(policy: &'a Policy, name: &str) -> Option<&'a str> {
-    let target = normalize(&name.replace(['_', '-'], " "));
+    let target = identifier_skeleton(name.trim());
+    let folded = normalize(name);
     policy
         .actions
         .keys()
-        .find(|k| normalize(&k.replace('_', " ")) == target)
+        .find(|k| identifier_skeleton(k) == target || normalize(k) == folded)
         .map(String::as_str)
 }
 

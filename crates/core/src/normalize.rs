@@ -30,6 +30,9 @@ pub fn normalize(text: &str) -> String {
     let folded: String = text.nfkc().filter(|c| !is_ignorable(*c)).collect();
     // Lower-case first so the skeleton sees one case; then the skeleton; then
     // lower-case again because some prototypes are upper-case letters.
+    // Case folding first: matching is case-insensitive, and the skeleton is not
+    // (it maps `I` to `l` but keeps `i`). Lower-case again after the skeleton
+    // because some prototypes are upper-case letters.
     let lowered = folded.to_lowercase();
     let skel: String = skeleton(&lowered).collect::<String>().to_lowercase();
     let mut out = String::with_capacity(skel.len() + 2);
@@ -48,6 +51,13 @@ pub fn normalize(text: &str) -> String {
         out.push(' ');
     }
     out
+}
+
+/// The confusables skeleton of an identifier, case kept: `refund_partiaI` (capital
+/// I) and `refund_partial` share one. Used to call out look-alike action names.
+pub fn identifier_skeleton(name: &str) -> String {
+    let folded: String = name.nfkc().filter(|c| !is_ignorable(*c)).collect();
+    skeleton(&folded).collect()
 }
 
 /// A phrase pattern, pre-normalised. Matches when its words occur consecutively.
