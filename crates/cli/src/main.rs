@@ -1,1 +1,549 @@
-fn main() {}
+//! `countersign`: the command line over the engine, for headless use, admins and CI.
+//!
+//! Every subcommand parses its arguments, calls one engine function and prints
+//! the result (JSON with `--json`). Exit status: 0 ok, 1 refused or invalid input,
+//! 2 usage error.
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use countersign_core::model::{Operator, PauseScope};
+use countersign_core::{Outcome, PlanDecision};
+use countersign_engine::workspace::read_json;
+use countersign_engine::{CaseFile, Engine, EngineError, EngineOptions, LogFilter, SystemClock};
+use serde::Serialize;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "countersign",
+    version,
+    about = "Governed actions for support teams: policy decisions, evidence, pauses."
+)]
+struct Cli {
+    /// The workspace file (default: $COUNTERSIGN_WORKSPACE, else the demo workspace).
+    #[arg(long, global = true, value_name = "FILE")]
+    workspace: Option<PathBuf>,
+    /// Where the evidence database lives (default: $COUNTERSIGN_DATA_DIR, else the user data dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Operator id (default: the workspace's operator).
+    #[arg(long, global = true)]
+    operator: Option<String>,
+    /// Operator role, one the policy declares (e.g. agent, team_lead).
+    #[arg(long, global = true)]
+    role: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decide a plan for a case under the workspace policy (JSON out; records nothing).
+    Decide(DecideArgs),
+    /// Check policy files.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Pause and resume automation by tenant, channel, store, workflow or action.
+    #[command(subcommand)]
+    Pause(PauseCmd),
+    /// Read, verify and export the evidence log.
+    #[command(subcommand)]
+    Log(LogCmd),
+    /// Run the workspace's sample cases through the pipeline and show what would run, wait or be refused.
+    Demo,
+}
+
+#[derive(Args, Debug)]
+struct DecideArgs {
+    /// A case JSON file, or a case file holding both `case` and `plan`.
+    #[arg(long, value_name = "FILE")]
+    case: PathBuf,
+    /// A plan JSON file (omit when the case file holds the plan).
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCmd {
+    /// Parse and check a policy (default: the workspace's); errors are file:line:column.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ScopeArg {
+    Tenant,
+    Channel,
+    Store,
+    Workflow,
+    Action,
+}
+
+impl From<ScopeArg> for PauseScope {
+    fn from(s: ScopeArg) -> PauseScope {
+        match s {
+            ScopeArg::Tenant => PauseScope::Tenant,
+            ScopeArg::Channel => PauseScope::Channel,
+            ScopeArg::Store => PauseScope::Store,
+            ScopeArg::Workflow => PauseScope::Workflow,
+            ScopeArg::Action => PauseScope::Action,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum PauseCmd {
+    /// Pause automation in a scope: every step in it is refused until cleared.
+    Set {
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        /// The tenant, channel, store, workflow (plan intent) or action to pause.
+        #[arg(long)]
+        value: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Clear a pause by id.
+    Clear {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List active pauses (all, with cleared ones, with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LogCmd {
+    /// List evidence events, oldest first.
+    List {
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events whose body contains this text.
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show one case's evidence timeline.
+    Show { case: String },
+    /// Verify the hash chain (or an exported bundle) and name the first broken event.
+    Verify {
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+    },
+    /// Export the log to a self-verifying bundle directory.
+    Export { dir: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err
+                .downcast_ref::<EngineError>()
+                .map(|e| format!("{:?}", e.code()))
+                .unwrap_or_else(|| "Error".into());
+            if json {
+                let body =
+                    serde_json::json!({"error": {"code": code, "message": format!("{err:#}")}});
+                println!("{body}");
+            }
+            eprintln!("error [{code}]: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn default_workspace() -> PathBuf {
+    if let Some(p) = std::env::var_os("COUNTERSIGN_WORKSPACE") {
+        return PathBuf::from(p);
+    }
+    // Installed layout: <prefix>/bin/countersign and <prefix>/share/countersign/demo.
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(prefix) = exe.parent().and_then(Path::parent)
+    {
+        let installed = prefix.join("share/countersign/demo/workspace.toml");
+        if installed.exists() {
+            return installed;
+        }
+    }
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../assets/demo/workspace.toml"
+    ))
+}
+
+fn data_dir(cli: &Cli, workspace_id: &str) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &cli.data_dir {
+        return Ok(d.clone());
+    }
+    if let Some(d) = std::env::var_os("COUNTERSIGN_DATA_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    let base = dirs::data_dir().context("no user data directory; pass --data-dir")?;
+    Ok(base.join("countersign").join(workspace_id))
+}
+
+fn open(cli: &Cli) -> anyhow::Result<Engine> {
+    let workspace = cli.workspace.clone().unwrap_or_else(default_workspace);
+    let ws = countersign_engine::Workspace::load(&workspace)?;
+    let operator = match (&cli.operator, &cli.role) {
+        (None, None) => None,
+        (id, role) => Some(Operator {
+            id: id.clone().unwrap_or_else(|| ws.operator.id.clone()),
+            role: role.clone().unwrap_or_else(|| ws.operator.role.clone()),
+        }),
+    };
+    let options = EngineOptions {
+        data_dir: data_dir(cli, &ws.id)?,
+        workspace,
+        operator,
+    };
+    Engine::open(options, Arc::new(SystemClock)).map_err(Into::into)
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Decide(args) => {
+            let engine = open(&cli)?;
+            let file: CaseFile = match &args.plan {
+                None => CaseFile::load(&args.case)?,
+                Some(plan) => CaseFile {
+                    case: read_json(&args.case)?,
+                    plan: read_json(plan)?,
+                },
+            };
+            let decision = engine.decide(&file.case, &file.plan)?;
+            print_json(&decision)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCmd::Check { file }) => {
+            let path = match file {
+                Some(f) => f.clone(),
+                None => {
+                    countersign_engine::Workspace::load(
+                        &cli.workspace.clone().unwrap_or_else(default_workspace),
+                    )?
+                    .policy
+                }
+            };
+            let summary = countersign_engine::check_policy(&path)?;
+            if cli.json {
+                print_json(&summary)?;
+            } else {
+                println!(
+                    "{}: ok — {} v{} ({}), {} actions, {} rules, {} signals, {} reply rules",
+                    path.display(),
+                    summary.id,
+                    summary.version,
+                    summary.hash,
+                    summary.actions,
+                    summary.rules,
+                    summary.signals,
+                    summary.reply_rules
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pause(cmd) => pause(&cli, cmd),
+        Command::Log(cmd) => log(&cli, cmd),
+        Command::Demo => {
+            let engine = open(&cli)?;
+            let results = engine.demo()?;
+            if cli.json {
+                print_json(&results)?;
+            } else {
+                print_demo(&engine, &results);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn pause(cli: &Cli, cmd: &PauseCmd) -> anyhow::Result<ExitCode> {
+    let engine = open(cli)?;
+    match cmd {
+        PauseCmd::Set {
+            scope,
+            value,
+            reason,
+        } => {
+            let p = engine.pause_set((*scope).into(), value, reason)?;
+            if cli.json {
+                print_json(&p)?;
+            } else {
+                println!(
+                    "paused {} {:?} as {} (by {}, {})",
+                    p.scope.as_str(),
+                    p.value,
+                    p.id,
+                    p.set_by,
+                    p.set_at
+                );
+            }
+        }
+        PauseCmd::Clear { id, reason } => {
+            engine.pause_clear(id, reason)?;
+            if cli.json {
+                print_json(&serde_json::json!({"cleared": id}))?;
+            } else {
+                println!("cleared {id}");
+            }
+        }
+        PauseCmd::List { all } => {
+            if *all {
+                let h = engine.pause_history()?;
+                if cli.json {
+                    print_json(&h)?;
+                } else {
+                    for r in &h {
+                        let state = match &r.cleared {
+                            Some(c) => format!("cleared by {} at {} ({})", c.by, c.at, c.reason),
+                            None => "active".into(),
+                        };
+                        println!(
+                            "{}  {} {:?}  set by {} at {} ({})  {state}",
+                            r.pause.id,
+                            r.pause.scope.as_str(),
+                            r.pause.value,
+                            r.pause.set_by,
+                            r.pause.set_at,
+                            r.pause.reason
+                        );
+                    }
+                }
+            } else {
+                let active = engine.pauses()?;
+                if cli.json {
+                    print_json(&active)?;
+                } else if active.is_empty() {
+                    println!("no active pauses");
+                } else {
+                    for p in &active {
+                        println!(
+                            "{}  {} {:?}  set by {} at {} ({})",
+                            p.id,
+                            p.scope.as_str(),
+                            p.value,
+                            p.set_by,
+                            p.set_at,
+                            p.reason
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
+    if let LogCmd::Verify { bundle: Some(dir) } = cmd {
+        let report = countersign_engine::verify_bundle(dir)?;
+        return report_verify(cli, &report, &dir.display().to_string());
+    }
+    let engine = open(cli)?;
+    match cmd {
+        LogCmd::List {
+            case,
+            kind,
+            text,
+            limit,
+        } => {
+            let events = engine.log_list(&LogFilter {
+                case_id: case.clone(),
+                kind: kind.clone(),
+                text: text.clone(),
+                limit: *limit,
+                since_seq: None,
+            })?;
+            if cli.json {
+                print_json(&events)?;
+            } else {
+                for e in &events {
+                    println!(
+                        "{:>6}  {}  {:<16} {:<18} {}",
+                        e.seq,
+                        e.at,
+                        e.kind,
+                        e.actor,
+                        e.case_id.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        LogCmd::Show { case } => {
+            let events = engine.log_case(case)?;
+            if events.is_empty() {
+                anyhow::bail!(EngineError::BadInput {
+                    message: format!("no evidence for case {case:?}")
+                });
+            }
+            if cli.json {
+                print_json(&events)?;
+            } else {
+                for e in &events {
+                    println!("{:>6}  {}  {:<16} by {}", e.seq, e.at, e.kind, e.actor);
+                    println!("        {}", summarize(&e.kind, &e.payload));
+                }
+            }
+        }
+        LogCmd::Verify { bundle: None } => {
+            let report = engine.log_verify()?;
+            return report_verify(cli, &report, &engine.store_path().display().to_string());
+        }
+        LogCmd::Verify { bundle: Some(_) } => unreachable!("handled above"),
+        LogCmd::Export { dir } => {
+            let summary = engine.log_export(dir)?;
+            if cli.json {
+                print_json(&summary)?;
+            } else {
+                println!(
+                    "exported {} events to {} (head {}); check it with: countersign log verify --bundle {0} or python3 {1}/verify.py",
+                    summary.manifest.count,
+                    summary.dir.display(),
+                    summary.manifest.head.to_hex()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_verify(
+    cli: &Cli,
+    report: &countersign_engine::LogVerifyReport,
+    what: &str,
+) -> anyhow::Result<ExitCode> {
+    if cli.json {
+        print_json(report)?;
+    } else if let Some(b) = &report.first_broken {
+        println!("{what}: BROKEN at event {}: {}", b.seq, b.problem);
+    } else {
+        println!(
+            "{what}: ok — {} events, head {}",
+            report.count,
+            report.head.to_hex()
+        );
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn summarize(kind: &str, payload: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    match kind {
+        "case_opened" => format!(
+            "case from {} on {}",
+            s(&payload["case"]["channel"]),
+            s(&payload["case"]["store"])
+        ),
+        "plan_proposed" => format!(
+            "plan {} ({}): {} steps",
+            s(&payload["plan"]["id"]),
+            s(&payload["plan"]["intent"]),
+            payload["plan"]["steps"].as_array().map_or(0, Vec::len)
+        ),
+        "decided" => payload["decision"]["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .map(|st| format!("{}={}", s(&st["action"]), s(&st["decision"])))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+        "review_requested" => format!(
+            "{} waits for {}",
+            s(&payload["step_id"]),
+            s(&payload["decision"])
+        ),
+        _ => payload.to_string().chars().take(160).collect(),
+    }
+}
+
+fn badge(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Auto => "RUNS      ",
+        Outcome::Confirm => "WAITS(agt)",
+        Outcome::Supervisor => "WAITS(tl) ",
+        Outcome::Recommend => "ADVICE    ",
+        Outcome::Forbid => "REFUSED   ",
+    }
+}
+
+fn print_demo(engine: &Engine, results: &[countersign_engine::DemoCase]) {
+    let p = engine.policy();
+    println!(
+        "Policy {} v{} ({})   evidence: {}",
+        p.id,
+        p.version,
+        p.hash,
+        engine.store_path().display()
+    );
+    println!();
+    for r in results {
+        let said: String = r.customer_says.chars().take(90).collect();
+        println!("{}  [{}]  intent: {}", r.case_id, r.channel, r.intent);
+        println!("  customer: \"{said}\"");
+        if r.decision.handoff {
+            let sig: Vec<_> = r.decision.signals.iter().map(|s| s.id.as_str()).collect();
+            println!("  HANDOFF to a human: {}", sig.join(", "));
+        }
+        print_steps(&r.decision);
+        println!();
+    }
+    let mut tally = std::collections::BTreeMap::new();
+    for r in results {
+        for (o, n) in r.decision.tally() {
+            *tally.entry(o).or_insert(0usize) += n;
+        }
+    }
+    let parts: Vec<String> = tally.iter().map(|(o, n)| format!("{n} {o}")).collect();
+    println!("{} cases, steps: {}", results.len(), parts.join(", "));
+}
+
+fn print_steps(d: &PlanDecision) {
+    for s in &d.steps {
+        let why = s
+            .reasons
+            .first()
+            .map(|r| r.text.as_str())
+            .unwrap_or_default();
+        println!("  {} {:<30} {}", badge(s.decision), s.action, why);
+    }
+    if let Some(r) = &d.reply {
+        let why = r
+            .reasons
+            .first()
+            .map(|r| r.text.as_str())
+            .unwrap_or_default();
+        println!("  {} {:<30} {}", badge(r.decision), "reply", why);
+    }
+}

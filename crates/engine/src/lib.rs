@@ -1,1 +1,502 @@
-//! countersign-engine (being built).
+//! # countersign-engine
+//!
+//! The use cases of Countersign, as one API: open a workspace, decide a plan,
+//! record the evidence, set and clear pauses, list, verify and export the log,
+//! run the demo cases.
+//!
+//! **Architecture invariant:** the desktop shell and the CLI are two thin faces
+//! of this crate. Neither holds policy logic, SQL or platform access; they parse
+//! arguments, call one [`Engine`] method and present the result. The engine owns
+//! the order of operations (facts are gathered, the policy decides, evidence is
+//! written) so that no face can skip a step.
+//!
+//! Time comes from an injected [`Clock`], so tests can fix it.
+
+mod error;
+pub mod workspace;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use countersign_connectors::Connector;
+use countersign_connectors::snapshot::SnapshotConnector;
+use countersign_core::decide::{Facts, OrderFacts, PlanDecision, PriorState, PriorStep};
+use countersign_core::evidence::Event;
+use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
+use countersign_core::{Outcome, Policy, decide};
+use countersign_store::{
+    EventFilter, ExportSummary, NewEvent, PauseRecord, Store, StoredEvent, VerifyReport,
+};
+use jiff::Timestamp;
+use serde::Serialize;
+
+pub use error::{EngineError, ErrorCode};
+pub use workspace::{CaseFile, Workspace};
+
+/// Where "now" comes from.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// How to open an engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The workspace's `workspace.toml`.
+    pub workspace: PathBuf,
+    /// Where the evidence database lives (created if missing).
+    pub data_dir: PathBuf,
+    /// Overrides the workspace's default operator.
+    pub operator: Option<Operator>,
+}
+
+/// A summary of the loaded policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySummary {
+    pub id: String,
+    pub version: u64,
+    pub title: String,
+    pub hash: String,
+    pub actions: usize,
+    pub rules: usize,
+    pub signals: usize,
+    pub reply_rules: usize,
+}
+
+impl PolicySummary {
+    pub fn of(p: &Policy) -> PolicySummary {
+        PolicySummary {
+            id: p.id.clone(),
+            version: p.version,
+            title: p.title.clone(),
+            hash: p.hash.clone(),
+            actions: p.actions.len(),
+            rules: p.rules.len(),
+            signals: p.signals.len(),
+            reply_rules: p.reply.promises.len(),
+        }
+    }
+}
+
+/// Parse and check a policy file without opening a workspace.
+pub fn check_policy(path: &Path) -> Result<PolicySummary, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    let policy = Policy::parse(&path.display().to_string(), &text)?;
+    Ok(PolicySummary::of(&policy))
+}
+
+/// What the demo did with one sample case.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoCase {
+    pub file: String,
+    pub case_id: String,
+    pub channel: String,
+    pub customer_says: String,
+    pub intent: String,
+    pub decision: PlanDecision,
+}
+
+/// The engine: a workspace, its policy, the evidence store and a connector.
+#[derive(Debug)]
+pub struct Engine {
+    workspace: Workspace,
+    policy: Arc<Policy>,
+    store: Store,
+    connector: Box<dyn Connector>,
+    clock: Arc<dyn Clock>,
+    operator: Operator,
+    articles: BTreeMap<String, String>,
+}
+
+impl Engine {
+    /// Open a workspace: load and check the policy, open (or create) the evidence
+    /// store, and record `policy_loaded` when this policy is new to the log.
+    pub fn open(options: EngineOptions, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+        let workspace = Workspace::load(&options.workspace)?;
+        let text = std::fs::read_to_string(&workspace.policy)
+            .map_err(|e| EngineError::io(&workspace.policy, e))?;
+        let policy = Policy::parse(&workspace.policy.display().to_string(), &text)?;
+        let operator = options
+            .operator
+            .unwrap_or_else(|| workspace.operator.clone());
+        if !policy.roles.contains(&operator.role) {
+            return Err(EngineError::BadInput {
+                message: format!(
+                    "operator role {:?} is not one the policy knows ({})",
+                    operator.role,
+                    policy.roles.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        std::fs::create_dir_all(&options.data_dir)
+            .map_err(|e| EngineError::io(&options.data_dir, e))?;
+        let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
+        let connector: Box<dyn Connector> = match &workspace.connector {
+            workspace::ConnectorConfig::Snapshot { dataset } => {
+                Box::new(SnapshotConnector::load(dataset)?)
+            }
+        };
+        let articles = workspace.articles()?;
+        let engine = Engine {
+            workspace,
+            policy: Arc::new(policy),
+            store,
+            connector,
+            clock,
+            operator,
+            articles,
+        };
+        engine.record_policy_loaded()?;
+        Ok(engine)
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn operator(&self) -> &Operator {
+        &self.operator
+    }
+
+    fn record_policy_loaded(&self) -> Result<(), EngineError> {
+        let last = self.store.list_events(&EventFilter {
+            kind: Some("policy_loaded".into()),
+            ..EventFilter::default()
+        })?;
+        let current = last
+            .last()
+            .and_then(|e| e.payload.get("hash"))
+            .and_then(|h| h.as_str())
+            .map(str::to_string);
+        if current.as_deref() != Some(self.policy.hash.as_str()) {
+            self.append(
+                None,
+                "system",
+                Event::PolicyLoaded {
+                    policy_id: self.policy.id.clone(),
+                    version: self.policy.version,
+                    hash: self.policy.hash.clone(),
+                    signed: false,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn append(&self, case_id: Option<&str>, actor: &str, event: Event) -> Result<(), EngineError> {
+        self.store.append(self.new_event(case_id, actor, &event))?;
+        Ok(())
+    }
+
+    fn new_event(&self, case_id: Option<&str>, actor: &str, event: &Event) -> NewEvent {
+        NewEvent {
+            case_id: case_id.map(str::to_string),
+            kind: event.kind().to_string(),
+            actor: actor.to_string(),
+            at: self.clock.now(),
+            payload: event.payload(),
+        }
+    }
+
+    /// The trusted facts for deciding `plan` on `case`: the orders it touches (read
+    /// through the connector), earlier money steps from the evidence log, active
+    /// pauses, the knowledge articles that exist.
+    pub fn gather_facts(&self, case: &Case, plan: &Plan) -> Result<Facts, EngineError> {
+        let mut order_ids: BTreeSet<String> = case.order_ids.iter().cloned().collect();
+        for step in &plan.steps {
+            if let Some(def) = self.policy.actions.get(&step.action)
+                && let Some(p) = def.order_param.as_ref().and_then(|p| step.params.get(p))
+                && let Some(id) = p.value.as_str()
+            {
+                order_ids.insert(id.to_string());
+            }
+        }
+        let mut orders = BTreeMap::new();
+        for id in &order_ids {
+            if let Some(f) = self.connector.order_facts(id)? {
+                orders.insert(id.clone(), f);
+            }
+        }
+        Ok(Facts {
+            now: self.clock.now(),
+            operator: self.operator.clone(),
+            history: self.prior_money_steps(case, plan, &order_ids)?,
+            orders,
+            pauses: self.store.active_pauses()?,
+            articles: self.articles.clone(),
+        })
+    }
+
+    /// Money steps decided earlier (other plans) on this case or these orders.
+    /// Until execution is recorded, a step decided as runnable counts as approved
+    /// and one waiting for a countersignature as pending: both count toward limits.
+    fn prior_money_steps(
+        &self,
+        case: &Case,
+        plan: &Plan,
+        orders: &BTreeSet<String>,
+    ) -> Result<Vec<PriorStep>, EngineError> {
+        let mut out = Vec::new();
+        let decided = self.store.list_events(&EventFilter {
+            kind: Some("decided".into()),
+            ..EventFilter::default()
+        })?;
+        for ev in decided {
+            let Ok(Event::Decided { decision }) =
+                serde_json::from_value::<Event>(serde_json::json!({
+                    "kind": "decided",
+                    "payload": ev.payload,
+                }))
+            else {
+                continue;
+            };
+            if decision.plan_id == plan.id && decision.case_id == case.id {
+                continue;
+            }
+            for s in decision.steps {
+                let (Some(amount), true) = (s.money, s.decision.executable()) else {
+                    continue;
+                };
+                let order_id = self.step_order(&decision.plan_id, &s.step_id, &ev);
+                let relevant = decision.case_id == case.id
+                    || order_id.as_ref().is_some_and(|o| orders.contains(o));
+                if relevant {
+                    out.push(PriorStep {
+                        case_id: decision.case_id.clone(),
+                        action: s.action,
+                        order_id,
+                        amount,
+                        state: if s.decision == Outcome::Auto {
+                            PriorState::Approved
+                        } else {
+                            PriorState::Pending
+                        },
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The order a recorded step acted on, from the plan recorded with it.
+    fn step_order(&self, plan_id: &str, step_id: &str, decided: &StoredEvent) -> Option<String> {
+        let plans = self
+            .store
+            .list_events(&EventFilter {
+                case_id: decided.case_id.clone(),
+                kind: Some("plan_proposed".into()),
+                ..EventFilter::default()
+            })
+            .ok()?;
+        let plan = plans
+            .iter()
+            .rev()
+            .filter_map(|e| e.payload.get("plan"))
+            .find(|p| p.get("id").and_then(|v| v.as_str()) == Some(plan_id))?;
+        let step = plan
+            .get("steps")?
+            .as_array()?
+            .iter()
+            .find(|s| s.get("id").and_then(|v| v.as_str()) == Some(step_id))?;
+        let action = step.get("action")?.as_str()?;
+        let param = self.policy.actions.get(action)?.order_param.as_ref()?;
+        Some(
+            step.get("params")?
+                .get(param)?
+                .get("value")?
+                .as_str()?
+                .to_string(),
+        )
+    }
+
+    /// The policy's decision on a plan. Records nothing.
+    pub fn decide(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        let facts = self.gather_facts(case, plan)?;
+        Ok(decide(&self.policy, case, plan, &facts)?)
+    }
+
+    /// Decide a plan and record the evidence: the case (first time only), the
+    /// context read, the plan, the decisions, and a review request per step that
+    /// waits for a countersignature — in one transaction.
+    pub fn process(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        let facts = self.gather_facts(case, plan)?;
+        let decision = decide(&self.policy, case, plan, &facts)?;
+        let seen = !self
+            .store
+            .list_events(&EventFilter {
+                case_id: Some(case.id.clone()),
+                kind: Some("case_opened".into()),
+                limit: Some(1),
+                ..EventFilter::default()
+            })?
+            .is_empty();
+        let mut events = Vec::new();
+        if !seen {
+            events.push(Event::CaseOpened { case: case.clone() });
+        }
+        let fields: BTreeSet<String> = decision
+            .steps
+            .iter()
+            .flat_map(|s| s.may_read.iter().cloned())
+            .collect();
+        events.push(Event::ContextRead {
+            orders: facts.orders.values().cloned().collect::<Vec<OrderFacts>>(),
+            fields: fields.into_iter().collect(),
+        });
+        events.push(Event::PlanProposed { plan: plan.clone() });
+        events.push(Event::Decided {
+            decision: decision.clone(),
+        });
+        for s in &decision.steps {
+            if matches!(s.decision, Outcome::Confirm | Outcome::Supervisor) {
+                events.push(Event::ReviewRequested {
+                    plan_id: plan.id.clone(),
+                    step_id: s.step_id.clone(),
+                    step_digest: s.step_digest.clone(),
+                    decision: s.decision,
+                    approver_roles: s.approver_roles.clone(),
+                });
+            }
+        }
+        let actor = self.operator.id.clone();
+        let batch = events
+            .iter()
+            .map(|e| {
+                let who = match e {
+                    Event::PlanProposed { plan } => format!("planner:{}", plan.planner),
+                    Event::Decided { .. } => "policy".to_string(),
+                    _ => actor.clone(),
+                };
+                self.new_event(Some(&case.id), &who, e)
+            })
+            .collect();
+        self.store.writer().append_batch(batch)?;
+        Ok(decision)
+    }
+
+    /// Run every sample case of the workspace through the pipeline (decide and record).
+    pub fn demo(&self) -> Result<Vec<DemoCase>, EngineError> {
+        let mut out = Vec::new();
+        for (path, file) in self.workspace.sample_cases()? {
+            let decision = self.process(&file.case, &file.plan)?;
+            out.push(DemoCase {
+                file: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                case_id: file.case.id.clone(),
+                channel: file.case.channel.to_string(),
+                customer_says: file
+                    .case
+                    .customer_text()
+                    .last()
+                    .unwrap_or_default()
+                    .to_string(),
+                intent: file.plan.intent.clone(),
+                decision,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Pause automation in a scope. Takes effect for every decision made after it.
+    pub fn pause_set(
+        &self,
+        scope: PauseScope,
+        value: &str,
+        reason: &str,
+    ) -> Result<Pause, EngineError> {
+        if value.trim().is_empty() || reason.trim().is_empty() {
+            return Err(EngineError::BadInput {
+                message: "a pause needs a value (what to pause) and a reason".into(),
+            });
+        }
+        if scope == PauseScope::Channel && countersign_core::model::Channel::parse(value).is_none()
+        {
+            return Err(EngineError::BadInput {
+                message: format!(
+                    "{value:?} is not a channel (chat, email, instagram_dm, tiktok_dm, …)"
+                ),
+            });
+        }
+        if scope == PauseScope::Action
+            && !self.policy.actions.contains_key(value)
+            && value != "send_reply"
+        {
+            return Err(EngineError::BadInput {
+                message: format!("{value:?} is not an action of policy {}", self.policy.id),
+            });
+        }
+        let at = self.clock.now();
+        let id = format!("pause-{}", at.as_millisecond());
+        let pause = Pause {
+            id,
+            scope,
+            value: value.to_string(),
+            reason: reason.to_string(),
+            set_by: self.operator.id.clone(),
+            set_at: at,
+        };
+        self.store.writer().set_pause(pause.clone())?;
+        Ok(pause)
+    }
+
+    /// Clear an active pause.
+    pub fn pause_clear(&self, id: &str, reason: &str) -> Result<(), EngineError> {
+        self.store
+            .writer()
+            .clear_pause(id, &self.operator.id, reason, self.clock.now())?;
+        Ok(())
+    }
+
+    pub fn pauses(&self) -> Result<Vec<Pause>, EngineError> {
+        Ok(self.store.active_pauses()?)
+    }
+
+    pub fn pause_history(&self) -> Result<Vec<PauseRecord>, EngineError> {
+        Ok(self.store.pause_history()?)
+    }
+
+    pub fn log_list(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, EngineError> {
+        Ok(self.store.list_events(filter)?)
+    }
+
+    pub fn log_case(&self, case_id: &str) -> Result<Vec<StoredEvent>, EngineError> {
+        Ok(self.store.events_for_case(case_id)?)
+    }
+
+    pub fn log_verify(&self) -> Result<VerifyReport, EngineError> {
+        Ok(self.store.verify()?)
+    }
+
+    pub fn log_export(&self, dir: &Path) -> Result<ExportSummary, EngineError> {
+        Ok(self
+            .store
+            .export(dir, &self.operator.id, self.clock.now())?)
+    }
+
+    pub fn store_path(&self) -> &Path {
+        self.store.path()
+    }
+}
+
+/// Verify an exported bundle (no workspace needed).
+pub fn verify_bundle(dir: &Path) -> Result<VerifyReport, EngineError> {
+    Ok(countersign_store::verify_bundle(dir)?)
+}
+
+pub use countersign_store::{EventFilter as LogFilter, VerifyReport as LogVerifyReport};

@@ -1,0 +1,79 @@
+//! One error type for every use case, with a machine-readable code that the CLI
+//! maps to exit statuses and the desktop app to screens.
+
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// What the UI and scripts branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum ErrorCode {
+    /// The workspace configuration is invalid.
+    ConfigInvalid,
+    /// The policy file is invalid.
+    PolicyInvalid,
+    /// A case, plan or argument is invalid.
+    BadInput,
+    /// A named thing (pause, case) does not exist.
+    NotFound,
+    /// The request conflicts with the current state (pause already cleared…).
+    Conflict,
+    /// The evidence store failed.
+    StoreFailed,
+    /// Platform data could not be read.
+    ConnectorFailed,
+    /// Reading or writing a file failed.
+    Io,
+}
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{message}")]
+    Config { message: String },
+    #[error(transparent)]
+    Policy(#[from] countersign_core::PolicyError),
+    #[error("{message}")]
+    BadInput { message: String },
+    #[error("invalid plan: {0}")]
+    Plan(#[from] countersign_core::validate::PlanError),
+    #[error(transparent)]
+    Store(#[from] countersign_store::StoreError),
+    #[error(transparent)]
+    Connector(#[from] countersign_connectors::ConnectorError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    pub fn io(path: &Path, source: std::io::Error) -> EngineError {
+        EngineError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        use countersign_store::StoreError as S;
+        match self {
+            EngineError::Config { .. } => ErrorCode::ConfigInvalid,
+            EngineError::Policy(_) => ErrorCode::PolicyInvalid,
+            EngineError::BadInput { .. } | EngineError::Plan(_) => ErrorCode::BadInput,
+            EngineError::Store(S::PauseNotFound { .. }) => ErrorCode::NotFound,
+            EngineError::Store(S::PauseAlreadyCleared { .. } | S::PauseExists { .. }) => {
+                ErrorCode::Conflict
+            }
+            EngineError::Store(
+                S::InvalidEvent { .. } | S::ExportTargetNotEmpty { .. } | S::BadBundle { .. },
+            ) => ErrorCode::BadInput,
+            EngineError::Store(_) => ErrorCode::StoreFailed,
+            EngineError::Connector(_) => ErrorCode::ConnectorFailed,
+            EngineError::Io { .. } => ErrorCode::Io,
+        }
+    }
+}

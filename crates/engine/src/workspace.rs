@@ -1,0 +1,177 @@
+//! The workspace: a directory with `workspace.toml` naming the policy, the
+//! knowledge base, sample cases and where platform facts come from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use countersign_core::model::{Case, Operator, Plan};
+use serde::Deserialize;
+
+use crate::error::EngineError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    workspace: RawMeta,
+    connector: RawConnector,
+    operator: Operator,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeta {
+    id: String,
+    name: String,
+    policy: PathBuf,
+    knowledge: PathBuf,
+    cases: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+enum RawConnector {
+    Snapshot { dataset: PathBuf },
+}
+
+/// Where order facts come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorConfig {
+    /// A platform export on disk.
+    Snapshot { dataset: PathBuf },
+}
+
+/// A loaded workspace; every path is absolute or relative to the process's cwd.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub file: PathBuf,
+    pub id: String,
+    pub name: String,
+    pub policy: PathBuf,
+    pub knowledge: PathBuf,
+    pub cases: PathBuf,
+    pub connector: ConnectorConfig,
+    pub operator: Operator,
+}
+
+impl Workspace {
+    /// Load `workspace.toml`. Errors name the file, line and column.
+    pub fn load(file: &Path) -> Result<Workspace, EngineError> {
+        let text = std::fs::read_to_string(file).map_err(|e| EngineError::io(file, e))?;
+        let raw: RawWorkspace = toml::from_str(&text).map_err(|e| EngineError::Config {
+            message: located(file, &text, e.span(), e.message()),
+        })?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        let id = raw.workspace.id;
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(EngineError::Config {
+                message: format!(
+                    "{}: workspace id {id:?} must be letters, digits, '-' or '_'",
+                    file.display()
+                ),
+            });
+        }
+        Ok(Workspace {
+            file: file.to_path_buf(),
+            id,
+            name: raw.workspace.name,
+            policy: base.join(raw.workspace.policy),
+            knowledge: base.join(raw.workspace.knowledge),
+            cases: base.join(raw.workspace.cases),
+            connector: match raw.connector {
+                RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot {
+                    dataset: base.join(dataset),
+                },
+            },
+            operator: raw.operator,
+        })
+    }
+
+    /// Knowledge articles that exist: id → version, from each article's front matter.
+    /// (The full-text index arrives with the knowledge work; citations only need this.)
+    pub fn articles(&self) -> Result<BTreeMap<String, String>, EngineError> {
+        let mut out = BTreeMap::new();
+        let dir = match std::fs::read_dir(&self.knowledge) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(EngineError::io(&self.knowledge, e)),
+        };
+        for entry in dir {
+            let path = entry
+                .map_err(|e| EngineError::io(&self.knowledge, e))?
+                .path();
+            if path.extension().is_none_or(|e| e != "md") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
+            if let Some((id, version)) = front_matter_id_version(&text) {
+                out.insert(id, version);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The sample cases shipped with the workspace, each with the plan a planner
+    /// proposed for it, in file-name order.
+    pub fn sample_cases(&self) -> Result<Vec<(PathBuf, CaseFile)>, EngineError> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.cases)
+            .map_err(|e| EngineError::io(&self.cases, e))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| CaseFile::load(&p).map(|c| (p, c)))
+            .collect()
+    }
+}
+
+/// A case and the plan proposed for it, as one JSON file.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    pub case: Case,
+    pub plan: Plan,
+}
+
+impl CaseFile {
+    pub fn load(path: &Path) -> Result<CaseFile, EngineError> {
+        read_json(path)
+    }
+}
+
+/// Read and parse a JSON file; errors carry file:line:column.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| EngineError::BadInput {
+        message: format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()),
+    })
+}
+
+fn located(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    let start = span.map_or(0, |s| s.start.min(text.len()));
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{}:{line}:{column}: {}", file.display(), message.trim_end())
+}
+
+fn front_matter_id_version(text: &str) -> Option<(String, String)> {
+    let rest = text.strip_prefix("---")?;
+    let end = rest.find("\n---")?;
+    let mut id = None;
+    let mut version = None;
+    for line in rest[..end].lines() {
+        if let Some(v) = line.strip_prefix("id:") {
+            id = Some(v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("version:") {
+            version = Some(v.trim().to_string());
+        }
+    }
+    Some((id?, version.unwrap_or_else(|| "1".into())))
+}
