@@ -23,3 +23,29 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("pause.schema.json", of::<crate::model::Pause>()),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    /// The checked-in schemas in `docs/schemas/` must match the types. Run with
+    /// `UPDATE_SCHEMAS=1` to regenerate them after changing a type.
+    #[test]
+    fn checked_in_schemas_match_the_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas");
+        let update = std::env::var_os("UPDATE_SCHEMAS").is_some();
+        let mut stale = Vec::new();
+        for (name, schema) in super::all() {
+            let text = serde_json::to_string_pretty(&schema).expect("schema serialises") + "\n";
+            let path = dir.join(name);
+            if update {
+                std::fs::create_dir_all(&dir).expect("create docs/schemas");
+                std::fs::write(&path, &text).expect("write schema");
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                stale.push(name);
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "docs/schemas is out of date for {stale:?}: run `UPDATE_SCHEMAS=1 cargo test -p countersign-core --lib schema`"
+        );
+    }
+}
