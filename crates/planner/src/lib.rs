@@ -1,1 +1,54 @@
-//! countersign-planner (being built).
+//! # countersign-planner
+//!
+//! Planners propose; the policy decides. A [`Planner`] turns a case into a
+//! [`Plan`] — steps, a reply draft, citations — and nothing it returns is
+//! trusted: the engine validates it and the policy decides every step.
+//!
+//! **Architecture invariant:** a planner never sees the policy's decision
+//! function and cannot mark anything as approved; its output type has no field
+//! that could carry an authorisation.
+//!
+//! Today: [`RecordedPlanner`], which replays plans recorded beside sample cases.
+//! The local playbook planner and the LLM planners implement the same trait.
+
+use std::collections::BTreeMap;
+
+use countersign_core::model::{Case, Plan};
+
+/// Why a planner produced no plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlannerError {
+    #[error("no plan for case {0}")]
+    NoPlan(String),
+}
+
+/// Proposes a plan for a case.
+pub trait Planner: Send + Sync + std::fmt::Debug {
+    /// A short name recorded with the plan (`recorded`, `local`, `llm:openai`…).
+    fn name(&self) -> &str;
+    fn plan(&self, case: &Case) -> Result<Plan, PlannerError>;
+}
+
+/// Replays plans recorded for known cases (sample cases, regression fixtures).
+#[derive(Debug, Default, Clone)]
+pub struct RecordedPlanner {
+    plans: BTreeMap<String, Plan>,
+}
+
+impl RecordedPlanner {
+    pub fn new(plans: impl IntoIterator<Item = Plan>) -> RecordedPlanner {
+        RecordedPlanner {
+            plans: plans.into_iter().map(|p| (p.case_id.clone(), p)).collect(),
+        }
+    }
+}
+
+impl Planner for RecordedPlanner {
+    fn name(&self) -> &str {
+        "recorded"
+    }
+
+    fn plan(&self, case: &Case) -> Result<Plan, PlannerError> {
+        self.plans.get(&case.id).cloned().ok_or_else(|| PlannerError::NoPlan(case.id.clone()))
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what building and testing Countersign needs on Debian/Ubuntu.
+# Idempotent: installs only what is missing. Needs root (or sudo) for apt.
+set -euo pipefail
+
+need=()
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v git >/dev/null 2>&1 || need+=(git)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found. Install Rust 1.95 with rustup (https://rustup.rs) and re-run." >&2
+  exit 1
+fi
