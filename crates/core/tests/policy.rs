@@ -1481,7 +1481,9 @@ fn line_of(src: &str, needle: &str) -> usize {
 
 #[test]
 fn parse_errors_point_at_the_problem() {
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>, &str, &str)> = vec![
+    /// (name, edit, text on the offending line, expected message part)
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let cases: Vec<(&str, Edit, &str, &str)> = vec![
         (
             "unknown key",
             Box::new(|s: &str| {

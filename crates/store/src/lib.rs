@@ -1,1 +1,58 @@
-//! countersign-store (being built).
+//! countersign-store: everything Countersign keeps on disk, in one SQLite file.
+//!
+//! # Architecture invariants
+//!
+//! - **Only this crate opens SQLite.** Other crates get typed values and [`StoreError`]s,
+//!   never a connection or SQL.
+//! - **The evidence log has exactly one writer.** [`Store::open`] starts one thread that owns
+//!   the write connection; [`EvidenceWriter`] is a cheap handle that sends it commands over a
+//!   channel. Appends, pause changes and `export_made` all pass through it, so the hash chain
+//!   is extended strictly in order, and a pause row commits with its evidence event.
+//! - **Every write is durable before it is acknowledged**: WAL with `synchronous=FULL`. The
+//!   writer commits everything queued in one transaction (group commit), so many appenders
+//!   share an fsync.
+//! - **The store has no clock.** Every time is passed in.
+//!
+//! # The evidence chain
+//!
+//! Each event's body is the canonical JSON (RFC 8785) of
+//! `{"actor","at","case_id","kind","payload","seq"}`; its hash is
+//! `SHA-256(0x00 || previous hash || body)`, and the first event chains from the genesis
+//! value `SHA-256("countersign/evidence/v1/genesis")`
+//! (`0477f3b2c19228728287b426817d2c0ad98e1d9e781409706f389836bfdf753d`). A `chain_head` row
+//! (count, last hash) is updated in the same transaction as every append, so cutting the
+//! tail is detected. [`verify()`] names the first broken event; [`Store::export`] writes a
+//! bundle that [`verify_bundle`] or its own `verify.py` re-checks.
+//!
+//! What the chain cannot prove on its own: someone with write access who rewrites the
+//! events from some point on *and* the head row leaves a log that verifies. That is caught
+//! only by a copy of the head kept elsewhere: signed `checkpoint` events (device key, a
+//! later issue) or an exported bundle.
+//!
+//! # Extending
+//!
+//! - New tables or columns: add `migrations/NNNN_name.sql` and list it in `db.rs`. Never edit a
+//!   shipped migration. Existing stores are backed up to `<db>.bak-<version>` first.
+//! - New evidence kinds need no schema change: the payload is free JSON. Pick a `snake_case`
+//!   kind and document its payload with the type that produces it.
+//! - New writes that must be atomic with an event: add an `Op` to `writer.rs`.
+
+mod chain;
+mod db;
+mod error;
+mod evidence;
+mod export;
+mod pause;
+mod store;
+mod verify;
+mod writer;
+
+pub use chain::{GENESIS_LABEL, Hash};
+pub use db::{APPLICATION_ID, OpenInfo, SCHEMA_VERSION};
+pub use error::StoreError;
+pub use evidence::{Appended, EventFilter, Head, MAX_BODY_BYTES, NewEvent, StoredEvent};
+pub use export::{BUNDLE_FORMAT, BundleManifest, EXPORT_MADE, ExportSummary, verify_bundle};
+pub use pause::{PAUSE_CHANGED, PauseCleared, PauseRecord};
+pub use store::Store;
+pub use verify::{Broken, Problem, VerifyReport, verify};
+pub use writer::EvidenceWriter;
