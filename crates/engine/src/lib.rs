@@ -25,6 +25,7 @@ use countersign_core::decide::{Facts, OrderFacts, PlanDecision, PriorState, Prio
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
 use countersign_core::{Outcome, Policy, decide};
+use countersign_planner::{Planner, RecordedPlanner};
 use countersign_store::{
     EventFilter, ExportSummary, NewEvent, PauseRecord, Store, StoredEvent, VerifyReport,
 };
@@ -388,11 +389,18 @@ impl Engine {
         Ok(decision)
     }
 
-    /// Run every sample case of the workspace through the pipeline (decide and record).
+    /// Run every sample case of the workspace through the pipeline: the planner
+    /// proposes (here: the plans recorded with the cases), the policy decides,
+    /// the evidence is recorded.
     pub fn demo(&self) -> Result<Vec<DemoCase>, EngineError> {
+        let samples = self.workspace.sample_cases()?;
+        let planner = RecordedPlanner::new(samples.iter().map(|(_, f)| f.plan.clone()));
         let mut out = Vec::new();
-        for (path, file) in self.workspace.sample_cases()? {
-            let decision = self.process(&file.case, &file.plan)?;
+        for (path, file) in samples {
+            let plan = planner.plan(&file.case).map_err(|e| EngineError::BadInput {
+                message: format!("{}: {e}", path.display()),
+            })?;
+            let decision = self.process(&file.case, &plan)?;
             out.push(DemoCase {
                 file: path
                     .file_name()
@@ -406,7 +414,7 @@ impl Engine {
                     .last()
                     .unwrap_or_default()
                     .to_string(),
-                intent: file.plan.intent.clone(),
+                intent: plan.intent.clone(),
                 decision,
             });
         }
