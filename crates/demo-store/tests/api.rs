@@ -1,0 +1,1563 @@
+//! The demo store over real HTTP: each test starts the server on an ephemeral loopback
+//! port with its own SQLite file seeded from `assets/demo-store`, and talks to it with
+//! reqwest. Amounts are compared as exact decimal strings.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use countersign_demo_store::{ApiToken, DEFAULT_SEED_DIR, DemoStore, ServerHandle};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token-3f9a1c";
+
+struct Harness {
+    dir: tempfile::TempDir,
+    server: ServerHandle,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let server = serve(&dir.path().join("store.sqlite3"), DEFAULT_SEED_DIR.into()).await;
+        Harness {
+            base: format!("http://{}", server.local_addr()),
+            dir,
+            server,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server and opens the same database again. The seed folder given is one
+    /// that does not exist, so the state can only come from the file.
+    async fn restart(self) -> Harness {
+        let Harness { dir, server, .. } = self;
+        server.shutdown().await.unwrap();
+        let server = serve(
+            &dir.path().join("store.sqlite3"),
+            dir.path().join("no-seed-here"),
+        )
+        .await;
+        Harness {
+            base: format!("http://{}", server.local_addr()),
+            dir,
+            server,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        key: Option<&str>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("response to {path} is not JSON ({e}): {text}"));
+        (status, value, headers)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .request(Method::GET, path, None, None, Some(TOKEN))
+            .await;
+        (status, body)
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, body, _) = self
+            .request(method, path, Some(body.to_string()), None, Some(TOKEN))
+            .await;
+        (status, body)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, path, body).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::PUT, path, body).await
+    }
+
+    async fn post_with_key(&self, path: &str, body: Value, key: &str) -> (StatusCode, Value, bool) {
+        let (status, body, headers) = self
+            .request(
+                Method::POST,
+                path,
+                Some(body.to_string()),
+                Some(key),
+                Some(TOKEN),
+            )
+            .await;
+        let replayed = headers.get("idempotent-replayed").is_some();
+        (status, body, replayed)
+    }
+
+    async fn order(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/orders/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn customer(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/customers/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn balance(&self, customer: &str, method: &str) -> String {
+        payment_method(&self.customer(customer).await, method)["balance"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+async fn serve(db: &std::path::Path, seed: PathBuf) -> ServerHandle {
+    let store = DemoStore::open(db, seed).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    store
+        .serve(listener, ApiToken::new(TOKEN).unwrap())
+        .unwrap()
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+fn payment_method<'a>(customer: &'a Value, id: &str) -> &'a Value {
+    customer["payment_methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {customer}"))
+}
+
+/// `(transaction_type, amount, payment_method_id)` of each entry.
+fn history(order: &Value) -> Vec<(String, String, String)> {
+    order["payment_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["currency"], "USD");
+            (
+                t["transaction_type"].as_str().unwrap().to_owned(),
+                t["amount"].as_str().unwrap().to_owned(),
+                t["payment_method_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn tx(kind: &str, amount: &str, method: &str) -> (String, String, String) {
+    (kind.to_owned(), amount.to_owned(), method.to_owned())
+}
+
+// ------------------------------------------------------------------ auth and framing
+
+#[tokio::test]
+async fn health_needs_no_token() {
+    let h = Harness::start().await;
+    let (status, body, _) = h.request(Method::GET, "/health", None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({ "status": "ok" }));
+}
+
+#[tokio::test]
+async fn missing_or_wrong_token_is_401_with_a_json_error() {
+    let h = Harness::start().await;
+    let cases = [
+        (Method::GET, "/orders/W2611340", None),
+        (Method::GET, "/orders/W2611340", Some("wrong-token")),
+        (Method::GET, "/orders/W2611340", Some("")),
+        (Method::GET, "/no/such/route", None),
+        (Method::POST, "/orders/W8328622/cancel", None),
+    ];
+    for (method, path, token) in cases {
+        let body = json!({ "reason": "no longer needed" }).to_string();
+        let (status, error, headers) = h
+            .request(method.clone(), path, Some(body), None, token)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} {token:?}"
+        );
+        assert_eq!(code(&error), "unauthorized");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+    }
+    // A refused write must not have happened.
+    assert_eq!(h.order("W8328622").await["status"], "pending");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_wrong_shapes_are_422() {
+    let h = Harness::start().await;
+    let cases = [
+        ("{\"reason\": ", StatusCode::BAD_REQUEST, "malformed_json"),
+        ("not json", StatusCode::BAD_REQUEST, "malformed_json"),
+        ("", StatusCode::BAD_REQUEST, "malformed_json"),
+        (
+            "{\"reason\": 42}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        ("{}", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (
+            "[\"no longer needed\"]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "{\"reason\": \"no longer needed\", \"force\": true}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+    ];
+    for (body, expected_status, expected_code) in cases {
+        let (status, error, _) = h
+            .request(
+                Method::POST,
+                "/orders/W8328622/cancel",
+                Some(body.to_owned()),
+                None,
+                Some(TOKEN),
+            )
+            .await;
+        assert_eq!(status, expected_status, "body {body:?}: {error}");
+        assert_eq!(code(&error), expected_code, "body {body:?}");
+        assert!(!error["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let (status, error) = h
+        .put(
+            "/orders/W4923227/payment-method",
+            json!({ "payment_method_id": ["paypal_1621947"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&error), "invalid_request");
+
+    let (status, error) = h.get("/orders/W2611340/nope").await;
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, error, _) = h
+        .request(Method::DELETE, "/orders/W2611340", None, None, Some(TOKEN))
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    assert_eq!(h.order("W8328622").await["status"], "pending");
+}
+
+// ------------------------------------------------------------------ reads
+
+#[tokio::test]
+async fn finds_a_customer_by_email() {
+    let h = Harness::start().await;
+    let (status, customer) = h
+        .get("/customers/lookup?email=Noah.Brown7922@example.com")
+        .await;
+    assert_eq!(status, StatusCode::OK, "email lookup is case-insensitive");
+    assert_eq!(customer["customer_id"], "noah_brown_6181");
+    assert_eq!(customer["order_ids"], json!(["#W7678072"]));
+
+    let (status, error) = h.get("/customers/lookup?email=nobody@example.com").await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "customer_not_found")
+    );
+    let (status, error) = h.get("/customers/lookup").await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+    let (status, error) = h.get("/customers/lookup?email=a@b.co&zip=10083").await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+}
+
+#[tokio::test]
+async fn finds_a_customer_by_name_and_zip() {
+    let h = Harness::start().await;
+    let (status, customer) = h
+        .get("/customers/lookup?first_name=james&last_name=Li&zip=10083")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{customer}");
+    assert_eq!(customer["customer_id"], "james_li_5688");
+    assert_eq!(customer["email"], "james.li4495@example.com");
+
+    let (status, error) = h
+        .get("/customers/lookup?first_name=James&last_name=Li&zip=99999")
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "customer_not_found")
+    );
+    let (status, error) = h
+        .get("/customers/lookup?first_name=James&last_name=Li")
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+}
+
+#[tokio::test]
+async fn shows_customer_details_with_payment_methods_and_balances() {
+    let h = Harness::start().await;
+    let customer = h.customer("emma_kovacs_7176").await;
+    assert_eq!(
+        customer["name"],
+        json!({ "first_name": "Emma", "last_name": "Kovacs" })
+    );
+    assert_eq!(
+        payment_method(&customer, "gift_card_7777844"),
+        &json!({ "id": "gift_card_7777844", "source": "gift_card", "balance": "79.00", "currency": "USD" })
+    );
+    assert_eq!(
+        payment_method(&customer, "paypal_1038468"),
+        &json!({ "id": "paypal_1038468", "source": "paypal" })
+    );
+    assert!(customer["default_address"]["zip"].is_string());
+    assert_eq!(customer["coupons"], json!([]));
+    assert_eq!(customer["password_resets"], json!([]));
+
+    let (status, error) = h.get("/customers/nobody_0000").await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "customer_not_found")
+    );
+}
+
+#[tokio::test]
+async fn shows_order_details_with_payment_history_and_totals() {
+    let h = Harness::start().await;
+    let order = h.order("W2611340").await;
+    assert_eq!(
+        order,
+        h.order("%23W2611340").await,
+        "`#` may be sent as %23 or left out"
+    );
+    assert_eq!(order["order_id"], "#W2611340");
+    assert_eq!(order["customer_id"], "james_li_5688");
+    assert_eq!(order["status"], "processed");
+    assert_eq!(order["currency"], "USD");
+    assert_eq!(order["items"][0]["item_id"], "6469567736");
+    assert_eq!(order["items"][0]["price"], "47.84");
+    assert_eq!(order["items"][1]["price"], "488.81");
+    assert_eq!(
+        history(&order),
+        vec![tx("payment", "536.65", "gift_card_1725971")]
+    );
+    assert_eq!(
+        order["totals"],
+        json!({ "items_total": "536.65", "paid": "536.65", "refunded": "0.00", "refundable": "536.65" })
+    );
+    assert_eq!(
+        order["fulfillments"][0]["tracking_ids"],
+        json!(["357962501027"])
+    );
+
+    // A cancelled order from the data shows its refund.
+    let cancelled = h.order("W3220387").await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(
+        history(&cancelled),
+        vec![
+            tx("payment", "608.91", "paypal_5716091"),
+            tx("refund", "608.91", "paypal_5716091")
+        ]
+    );
+    assert_eq!(cancelled["totals"]["refundable"], "0.00");
+
+    let (status, error) = h.get("/orders/W0000000").await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "order_not_found")
+    );
+}
+
+#[tokio::test]
+async fn shows_products_and_lists_product_types() {
+    let h = Harness::start().await;
+    let (status, list) = h.get("/products").await;
+    assert_eq!(status, StatusCode::OK);
+    let types = list["product_types"].as_array().unwrap();
+    assert_eq!(types.len(), 50);
+    assert_eq!(
+        types[0],
+        json!({ "product_id": "3377618313", "name": "Action Camera", "variants": 12, "available_variants": 5 })
+    );
+
+    let (status, product) = h.get("/products/9523456873").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(product["name"], "T-Shirt");
+    assert_eq!(product["currency"], "USD");
+    let variant = product["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["item_id"] == "9612497925")
+        .unwrap();
+    assert_eq!(variant["price"], "50.88");
+    assert_eq!(variant["available"], true);
+    assert_eq!(variant["options"]["size"], "M");
+
+    let (status, error) = h.get("/products/123").await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "product_not_found")
+    );
+}
+
+// ------------------------------------------------------------------ cancel
+
+#[tokio::test]
+async fn cancelling_refunds_a_gift_card_at_once() {
+    let h = Harness::start().await;
+    assert_eq!(
+        h.balance("ava_smith_1453", "gift_card_8836799").await,
+        "78.00"
+    );
+    let (status, body) = h
+        .post(
+            "/orders/W8328622/cancel",
+            json!({ "reason": "ordered by mistake" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let order = &body["order"];
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["cancel_reason"], "ordered by mistake");
+    assert_eq!(
+        history(order),
+        vec![
+            tx("payment", "335.99", "gift_card_8836799"),
+            tx("refund", "335.99", "gift_card_8836799")
+        ]
+    );
+    assert_eq!(order["totals"]["refundable"], "0.00");
+    assert_eq!(
+        payment_method(&body["customer"], "gift_card_8836799")["balance"],
+        "413.99",
+        "the response carries the customer's new gift card balance"
+    );
+    assert_eq!(
+        h.balance("ava_smith_1453", "gift_card_8836799").await,
+        "413.99"
+    );
+    assert_eq!(h.order("W8328622").await["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn cancelling_refunds_a_credit_card() {
+    let h = Harness::start().await;
+    let (status, body) = h
+        .post(
+            "/orders/W4923227/cancel",
+            json!({ "reason": "no longer needed" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["status"], "cancelled");
+    assert_eq!(
+        history(&body["order"]),
+        vec![
+            tx("payment", "321.18", "credit_card_8554680"),
+            tx("refund", "321.18", "credit_card_8554680")
+        ]
+    );
+    assert_eq!(
+        body["order"]["payment_history"][1]["reason"],
+        "cancellation"
+    );
+    // Other methods are untouched.
+    assert_eq!(
+        h.balance("isabella_lopez_6490", "gift_card_8245350").await,
+        "60.00"
+    );
+}
+
+#[tokio::test]
+async fn cancel_rules_are_enforced() {
+    let h = Harness::start().await;
+    let (status, error) = h
+        .post(
+            "/orders/W5544629/cancel",
+            json!({ "reason": "no longer needed" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        code(&error),
+        "order_not_pending",
+        "a delivered order cannot be cancelled"
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("delivered")
+    );
+    assert_eq!(h.order("W5544629").await["status"], "delivered");
+
+    let (status, error) = h
+        .post(
+            "/orders/W3220387/cancel",
+            json!({ "reason": "no longer needed" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "order_not_pending")
+    );
+
+    let (status, error) = h
+        .post(
+            "/orders/W8328622/cancel",
+            json!({ "reason": "changed my mind" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&error), "invalid_reason");
+    assert_eq!(h.order("W8328622").await["status"], "pending");
+    assert_eq!(
+        h.balance("ava_smith_1453", "gift_card_8836799").await,
+        "78.00"
+    );
+
+    let (status, error) = h
+        .post(
+            "/orders/W0000000/cancel",
+            json!({ "reason": "no longer needed" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "order_not_found")
+    );
+}
+
+// ------------------------------------------------------------------ pending order changes
+
+#[tokio::test]
+async fn changes_a_pending_orders_shipping_address() {
+    let h = Harness::start().await;
+    let address = json!({
+        "address1": " 1 Loop Road ", "address2": "", "city": "Austin",
+        "state": "TX", "country": "USA", "zip": "78701"
+    });
+    let (status, body) = h
+        .put("/orders/W8328622/shipping-address", address.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["order"]["shipping_address"],
+        json!({ "address1": "1 Loop Road", "address2": "", "city": "Austin",
+                "state": "TX", "country": "USA", "zip": "78701" })
+    );
+    assert_eq!(body["order"]["status"], "pending");
+    assert_eq!(
+        h.order("W8328622").await["shipping_address"]["city"],
+        "Austin"
+    );
+
+    let (status, error) = h.put("/orders/W5544629/shipping-address", address).await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "order_not_pending")
+    );
+
+    let (status, error) = h
+        .put(
+            "/orders/W8328622/shipping-address",
+            json!({ "address1": "2 Road", "city": " ", "state": "TX", "country": "USA", "zip": "78701" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address")
+    );
+    let (status, error) = h
+        .put(
+            "/orders/W8328622/shipping-address",
+            json!({ "address1": "2 Road" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+    );
+    assert_eq!(
+        h.order("W8328622").await["shipping_address"]["address1"],
+        "1 Loop Road"
+    );
+}
+
+#[tokio::test]
+async fn payment_method_change_rules_are_enforced() {
+    let h = Harness::start().await;
+    let path = "/orders/W4923227/payment-method";
+    let cases = [
+        (
+            "gift_card_8245350",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_gift_card_balance",
+        ),
+        (
+            "credit_card_8554680",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "same_payment_method",
+        ),
+        (
+            "paypal_5727330",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_method_not_found",
+        ),
+    ];
+    for (method, expected_status, expected_code) in cases {
+        let (status, error) = h.put(path, json!({ "payment_method_id": method })).await;
+        assert_eq!(
+            (status, code(&error)),
+            (expected_status, expected_code),
+            "{method}"
+        );
+    }
+    let order = h.order("W4923227").await;
+    assert_eq!(history(&order).len(), 1, "refused changes move no money");
+    assert_eq!(
+        h.balance("isabella_lopez_6490", "gift_card_8245350").await,
+        "60.00"
+    );
+
+    let (status, body) = h
+        .put(path, json!({ "payment_method_id": "paypal_1621947" }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        history(&body["order"]),
+        vec![
+            tx("payment", "321.18", "credit_card_8554680"),
+            tx("refund", "321.18", "credit_card_8554680"),
+            tx("payment", "321.18", "paypal_1621947")
+        ]
+    );
+    assert_eq!(body["order"]["totals"]["paid"], "642.36");
+    assert_eq!(body["order"]["totals"]["refundable"], "321.18");
+    assert_eq!(body["order"]["status"], "pending");
+    let (status, error) = h
+        .put(path, json!({ "payment_method_id": "paypal_1621947" }))
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "same_payment_method")
+    );
+
+    let (status, error) = h
+        .put(
+            "/orders/W5544629/payment-method",
+            json!({ "payment_method_id": "gift_card_7471275" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "order_not_pending")
+    );
+}
+
+#[tokio::test]
+async fn paying_with_a_gift_card_spends_it_and_cancelling_gives_it_back() {
+    let h = Harness::start().await;
+    let (status, body) = h
+        .put(
+            "/orders/W1080318/payment-method",
+            json!({ "payment_method_id": "gift_card_3749819" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        payment_method(&body["customer"], "gift_card_3749819")["balance"],
+        "37.57",
+        "91.00 - 53.43"
+    );
+    let (status, body) = h
+        .post(
+            "/orders/W1080318/cancel",
+            json!({ "reason": "no longer needed" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        history(&body["order"]),
+        vec![
+            tx("payment", "53.43", "credit_card_3577130"),
+            tx("refund", "53.43", "credit_card_3577130"),
+            tx("payment", "53.43", "gift_card_3749819"),
+            tx("refund", "53.43", "gift_card_3749819")
+        ],
+        "only the method that still holds the money is refunded"
+    );
+    assert_eq!(
+        h.balance("omar_kim_3528", "gift_card_3749819").await,
+        "91.00"
+    );
+}
+
+#[tokio::test]
+async fn modifies_a_pending_orders_items_once() {
+    let h = Harness::start().await;
+    let path = "/orders/W2307204/item-modifications";
+    let swap = |old: &str, new: &str, method: &str| json!({ "items": [{ "item_id": old, "new_item_id": new }], "payment_method_id": method });
+    let cases = [
+        (
+            swap("9829827210", "1518544029", "paypal_1038468"),
+            "variant_unavailable",
+        ),
+        (
+            swap("9829827210", "9799386954", "paypal_1038468"),
+            "product_mismatch",
+        ),
+        (
+            swap("9829827210", "9829827210", "paypal_1038468"),
+            "same_item",
+        ),
+        (
+            swap("1111111111", "3369928769", "paypal_1038468"),
+            "item_not_in_order",
+        ),
+        (
+            swap("9829827210", "3369928769", "credit_card_0000000"),
+            "payment_method_not_found",
+        ),
+        (
+            json!({ "items": [], "payment_method_id": "paypal_1038468" }),
+            "invalid_request",
+        ),
+    ];
+    for (request, expected) in cases {
+        let (status, error) = h.post(path, request.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{request}: {error}"
+        );
+        assert_eq!(code(&error), expected, "{request}");
+    }
+    assert_eq!(h.order("W2307204").await["status"], "pending");
+
+    // Garden hose 90.43 -> 97.35 (+6.92), notebook 32.37 -> 32.29 (-0.08): +6.84 charged
+    // to the gift card (79.00).
+    let (status, body) = h
+        .post(
+            path,
+            json!({
+                "items": [
+                    { "item_id": "9829827210", "new_item_id": "3369928769" },
+                    { "item_id": "9421195098", "new_item_id": "1199058591" }
+                ],
+                "payment_method_id": "gift_card_7777844"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let order = &body["order"];
+    assert_eq!(order["status"], "pending (item modified)");
+    let items: Vec<(&str, &str)> = order["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["item_id"].as_str().unwrap(), i["price"].as_str().unwrap()))
+        .collect();
+    assert!(items.contains(&("3369928769", "97.35")), "{items:?}");
+    assert!(items.contains(&("1199058591", "32.29")), "{items:?}");
+    assert_eq!(
+        history(order),
+        vec![
+            tx("payment", "122.80", "paypal_1038468"),
+            tx("payment", "6.84", "gift_card_7777844")
+        ]
+    );
+    assert_eq!(order["totals"]["items_total"], "129.64");
+    assert_eq!(order["totals"]["paid"], "129.64");
+    assert_eq!(
+        payment_method(&body["customer"], "gift_card_7777844")["balance"],
+        "72.16"
+    );
+
+    let (status, error) = h
+        .post(path, swap("3369928769", "5206946487", "paypal_1038468"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        code(&error),
+        "items_already_modified",
+        "items can be modified only once"
+    );
+    assert_eq!(
+        h.balance("emma_kovacs_7176", "gift_card_7777844").await,
+        "72.16"
+    );
+
+    // Cancelling later refunds each method what it holds.
+    let (status, body) = h
+        .post(
+            "/orders/W2307204/cancel",
+            json!({ "reason": "no longer needed" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        history(&body["order"])[2..],
+        [
+            tx("refund", "122.80", "paypal_1038468"),
+            tx("refund", "6.84", "gift_card_7777844")
+        ]
+    );
+    assert_eq!(
+        h.balance("emma_kovacs_7176", "gift_card_7777844").await,
+        "79.00"
+    );
+}
+
+#[tokio::test]
+async fn item_modification_settles_the_price_difference_with_a_gift_card() {
+    let h = Harness::start().await;
+    // Tablet 903.95 -> 1054.43 is a 150.48 rise; the gift card holds 36.00.
+    let upgrade = json!({
+        "items": [{ "item_id": "2106335193", "new_item_id": "2235648106" }],
+        "payment_method_id": "gift_card_6023546"
+    });
+    let (status, error) = h.post("/orders/W2918688/item-modifications", upgrade).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&error), "insufficient_gift_card_balance");
+    assert_eq!(h.order("W2918688").await["status"], "pending");
+    assert_eq!(
+        h.balance("emma_santos_9753", "gift_card_6023546").await,
+        "36.00"
+    );
+
+    // Smart watch 356.23 -> 315.61: the 40.62 drop goes back to the gift card (34.00).
+    let (status, body) = h
+        .post(
+            "/orders/W2087737/item-modifications",
+            json!({
+                "items": [{ "item_id": "2681513500", "new_item_id": "2860956907" }],
+                "payment_method_id": "gift_card_7037673"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        history(&body["order"]),
+        vec![
+            tx("payment", "1617.37", "paypal_3392566"),
+            tx("refund", "40.62", "gift_card_7037673")
+        ]
+    );
+    assert_eq!(body["order"]["totals"]["refundable"], "1576.75");
+    assert_eq!(
+        payment_method(&body["customer"], "gift_card_7037673")["balance"],
+        "74.62"
+    );
+}
+
+// ------------------------------------------------------------------ delivered orders
+
+#[tokio::test]
+async fn returns_delivered_items_to_the_original_method_or_a_gift_card() {
+    let h = Harness::start().await;
+    let path = "/orders/W5544629/returns";
+    let cases = [
+        (
+            json!({ "item_ids": ["1583904702"], "payment_method_id": "credit_card_2641784" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refund_method_not_allowed",
+        ),
+        (
+            json!({ "item_ids": ["1583904702", "1583904702"], "payment_method_id": "paypal_5181300" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "item_not_in_order",
+        ),
+        (
+            json!({ "item_ids": [], "payment_method_id": "paypal_5181300" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            json!({ "item_ids": ["1583904702"], "payment_method_id": "gift_card_0000000" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_method_not_found",
+        ),
+    ];
+    for (request, expected_status, expected_code) in cases {
+        let (status, error) = h.post(path, request.clone()).await;
+        assert_eq!(
+            (status, code(&error)),
+            (expected_status, expected_code),
+            "{request}"
+        );
+    }
+    let (status, body) = h
+        .post(
+            path,
+            json!({ "item_ids": ["1583904702"], "payment_method_id": "paypal_5181300" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["status"], "return requested");
+    assert_eq!(
+        body["order"]["return_request"],
+        json!({ "item_ids": ["1583904702"], "refund_payment_method_id": "paypal_5181300",
+                "refund_amount": "195.84", "currency": "USD" })
+    );
+    let (status, error) = h
+        .post(
+            path,
+            json!({ "item_ids": ["6735339143"], "payment_method_id": "paypal_5181300" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "order_not_delivered")
+    );
+
+    // A gift card of the customer is also allowed.
+    let (status, body) = h
+        .post(
+            "/orders/W5866402/returns",
+            json!({ "item_ids": ["9727387530", "6242772310"], "payment_method_id": "gift_card_7794233" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["return_request"]["refund_amount"], "3203.78");
+
+    let (status, error) = h
+        .post(
+            "/orders/W8328622/returns",
+            json!({ "item_ids": ["9192177173"], "payment_method_id": "gift_card_8836799" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "order_not_delivered"),
+        "a pending order cannot be returned"
+    );
+}
+
+#[tokio::test]
+async fn exchanges_delivered_items_for_available_variants() {
+    let h = Harness::start().await;
+    let path = "/orders/W5866402/exchanges";
+    // Espresso machine 2996.03 -> 3289.46: +293.43, more than the 56.00 gift card.
+    let upgrade = |method: &str| {
+        json!({ "items": [{ "item_id": "6242772310", "new_item_id": "3951031513" }],
+                "payment_method_id": method })
+    };
+    let (status, error) = h.post(path, upgrade("gift_card_7794233")).await;
+    assert_eq!(
+        (status, code(&error)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_gift_card_balance"
+        )
+    );
+    let (status, error) = h
+        .post(
+            path,
+            json!({ "items": [{ "item_id": "9727387530", "new_item_id": "4410138384" }],
+                    "payment_method_id": "paypal_8049766" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "variant_unavailable")
+    );
+    assert_eq!(h.order("W5866402").await["status"], "delivered");
+
+    let (status, body) = h.post(path, upgrade("paypal_8049766")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["status"], "exchange requested");
+    assert_eq!(
+        body["order"]["exchange_request"],
+        json!({ "items": [{ "item_id": "6242772310", "new_item_id": "3951031513" }],
+                "payment_method_id": "paypal_8049766", "price_difference": "293.43",
+                "currency": "USD" })
+    );
+    assert_eq!(
+        history(&body["order"]).len(),
+        1,
+        "settled when the exchange is processed"
+    );
+
+    let (status, error) = h.post(path, upgrade("paypal_8049766")).await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "order_not_delivered")
+    );
+    let (status, error) = h
+        .post(
+            "/orders/W2307204/exchanges",
+            json!({ "items": [{ "item_id": "9829827210", "new_item_id": "3369928769" }],
+                    "payment_method_id": "paypal_1038468" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "order_not_delivered")
+    );
+}
+
+#[tokio::test]
+async fn partial_refunds_never_exceed_what_is_refundable() {
+    let h = Harness::start().await;
+    let path = "/orders/W2598834/refunds";
+    // Jigsaw puzzle, 46.00 paid with a gift card holding 59.00.
+    let (status, body) = h
+        .post(
+            path,
+            json!({ "amount": "10.50", "currency": "USD", "reason": "box arrived dented" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["status"], "delivered");
+    assert_eq!(
+        history(&body["order"]),
+        vec![
+            tx("payment", "46.00", "gift_card_7250692"),
+            tx("refund", "10.50", "gift_card_7250692")
+        ]
+    );
+    assert_eq!(
+        body["order"]["payment_history"][1]["reason"],
+        "partial refund: box arrived dented"
+    );
+    assert_eq!(body["order"]["totals"]["refunded"], "10.50");
+    assert_eq!(body["order"]["totals"]["refundable"], "35.50");
+    assert_eq!(
+        payment_method(&body["customer"], "gift_card_7250692")["balance"],
+        "69.50",
+        "a gift card refund is credited at once"
+    );
+
+    let cases = [
+        (
+            json!({ "amount": "35.51", "currency": "USD" }),
+            "refund_exceeds_refundable",
+        ),
+        (
+            json!({ "amount": "5.00", "currency": "EUR" }),
+            "unsupported_currency",
+        ),
+        (
+            json!({ "amount": "0.00", "currency": "USD" }),
+            "invalid_amount",
+        ),
+        (
+            json!({ "amount": "-1", "currency": "USD" }),
+            "invalid_amount",
+        ),
+        (
+            json!({ "amount": "1.005", "currency": "USD" }),
+            "invalid_amount",
+        ),
+        (
+            json!({ "amount": "ten", "currency": "USD" }),
+            "invalid_amount",
+        ),
+        (
+            json!({ "amount": true, "currency": "USD" }),
+            "invalid_amount",
+        ),
+        (json!({ "amount": "5.00" }), "invalid_request"),
+    ];
+    for (request, expected) in cases {
+        let (status, error) = h.post(path, request.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{request}: {error}"
+        );
+        assert_eq!(code(&error), expected, "{request}");
+    }
+    let (status, error) = h
+        .post(path, json!({ "amount": "35.51", "currency": "USD" }))
+        .await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("35.50"),
+        "the message says what is refundable: {error} {status}"
+    );
+
+    // A JSON number is read digit for digit, never through a float.
+    let (status, body, _) = h
+        .request(
+            Method::POST,
+            path,
+            Some(r#"{"amount": 35.5, "currency": "USD"}"#.to_owned()),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["totals"]["refunded"], "46.00");
+    assert_eq!(body["order"]["totals"]["refundable"], "0.00");
+    assert_eq!(
+        h.balance("chen_silva_7485", "gift_card_7250692").await,
+        "105.00"
+    );
+    let (status, error) = h
+        .post(path, json!({ "amount": "0.01", "currency": "USD" }))
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refund_exceeds_refundable"
+        )
+    );
+
+    let (status, error) = h
+        .post(
+            "/orders/W8328622/refunds",
+            json!({ "amount": "1.00", "currency": "USD" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "order_not_delivered")
+    );
+}
+
+// ------------------------------------------------------------------ customer changes
+
+#[tokio::test]
+async fn changes_a_customers_default_address() {
+    let h = Harness::start().await;
+    let (status, body) = h
+        .put(
+            "/customers/noah_brown_6181/default-address",
+            json!({ "address1": "5 Elm Street", "city": "Boulder", "state": "CO",
+                    "country": "USA", "zip": "80301" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["customer"]["default_address"],
+        json!({ "address1": "5 Elm Street", "address2": "", "city": "Boulder", "state": "CO",
+                "country": "USA", "zip": "80301" })
+    );
+    let (status, found) = h
+        .get("/customers/lookup?first_name=Noah&last_name=Brown&zip=80301")
+        .await;
+    assert_eq!(status, StatusCode::OK, "the new zip is searchable");
+    assert_eq!(found["customer_id"], "noah_brown_6181");
+
+    let (status, error) = h
+        .put(
+            "/customers/noah_brown_6181/default-address",
+            json!({ "address1": "", "city": "Boulder", "state": "CO", "country": "USA", "zip": "80301" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address")
+    );
+    let (status, error) = h
+        .put(
+            "/customers/nobody_0000/default-address",
+            json!({ "address1": "1 A St", "city": "B", "state": "CO", "country": "USA", "zip": "1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "customer_not_found")
+    );
+}
+
+#[tokio::test]
+async fn changes_a_customers_email_when_valid_and_unused() {
+    let h = Harness::start().await;
+    let path = "/customers/noah_brown_6181/email";
+    let cases = [
+        (
+            "james.li4495@example.com",
+            StatusCode::CONFLICT,
+            "email_in_use",
+        ),
+        (
+            "JAMES.LI4495@example.com",
+            StatusCode::CONFLICT,
+            "email_in_use",
+        ),
+        (
+            "not-an-email",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+        ),
+        (
+            "a b@example.com",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+        ),
+        (
+            "noah@localhost",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+        ),
+    ];
+    for (email, expected_status, expected_code) in cases {
+        let (status, error) = h.put(path, json!({ "email": email })).await;
+        assert_eq!(
+            (status, code(&error)),
+            (expected_status, expected_code),
+            "{email}"
+        );
+    }
+    let (status, body) = h.put(path, json!({ "email": "noah.b@example.org" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["customer"]["email"], "noah.b@example.org");
+    let (status, found) = h.get("/customers/lookup?email=noah.b@example.org").await;
+    assert_eq!(
+        (status, &found["customer_id"]),
+        (StatusCode::OK, &json!("noah_brown_6181"))
+    );
+    let (status, _) = h
+        .get("/customers/lookup?email=noah.brown7922@example.com")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the old email no longer finds anyone"
+    );
+    // Keeping one's own email is not a conflict.
+    let (status, _) = h.put(path, json!({ "email": "Noah.B@example.org" })).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn creates_a_goodwill_coupon() {
+    let h = Harness::start().await;
+    let (status, body) = h
+        .post(
+            "/customers/mia_moore_8366/coupons",
+            json!({ "amount": "15.00", "currency": "USD", "reason": "late delivery" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let coupon = &body["coupon"];
+    let code_text = coupon["code"].as_str().unwrap();
+    assert!(
+        code_text.starts_with("GW-") && code_text.len() == 13,
+        "{code_text}"
+    );
+    assert_eq!(coupon["amount"], "15.00");
+    assert_eq!(coupon["currency"], "USD");
+    assert_eq!(coupon["reason"], "late delivery");
+    assert_eq!(coupon["customer_id"], "mia_moore_8366");
+    assert_eq!(body["customer"]["coupons"], json!([coupon]));
+    assert_eq!(
+        h.customer("mia_moore_8366").await["coupons"],
+        json!([coupon])
+    );
+
+    let cases = [
+        (
+            json!({ "amount": "15.00", "currency": "EUR", "reason": "x" }),
+            "unsupported_currency",
+        ),
+        (json!({ "amount": "0", "reason": "x" }), "invalid_amount"),
+        (json!({ "amount": "5", "reason": "  " }), "invalid_request"),
+        (json!({ "amount": "5" }), "invalid_request"),
+    ];
+    for (request, expected) in cases {
+        let (status, error) = h
+            .post("/customers/mia_moore_8366/coupons", request.clone())
+            .await;
+        assert_eq!(
+            (status, code(&error)),
+            (StatusCode::UNPROCESSABLE_ENTITY, expected),
+            "{request}"
+        );
+    }
+    let (status, error) = h
+        .post(
+            "/customers/nobody_0000/coupons",
+            json!({ "amount": "5", "reason": "x" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "customer_not_found")
+    );
+    assert_eq!(
+        h.customer("mia_moore_8366").await["coupons"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn records_a_password_reset_without_secrets() {
+    let h = Harness::start().await;
+    let (status, body, _) = h
+        .request(
+            Method::POST,
+            "/customers/chen_silva_7485/password-resets",
+            None,
+            Some("reset-1"),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let reset = &body["password_reset"];
+    let fields: Vec<&str> = reset
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        ["created_at", "customer_id", "reference", "sent_to"],
+        "no token or link"
+    );
+    assert!(reset["reference"].as_str().unwrap().starts_with("PR-"));
+    assert_eq!(reset["sent_to"], "chen.silva2698@example.com");
+    assert_eq!(
+        h.customer("chen_silva_7485").await["password_resets"],
+        json!([reset])
+    );
+
+    let (status, body) = h
+        .post("/customers/chen_silva_7485/password-resets", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        h.customer("chen_silva_7485").await["password_resets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (status, error) = h
+        .post(
+            "/customers/chen_silva_7485/password-resets",
+            json!({ "send_to": "x@evil.example" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+    );
+}
+
+// ------------------------------------------------------------------ idempotency
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_result_and_changes_state_once() {
+    let h = Harness::start().await;
+    let cancel = json!({ "reason": "no longer needed" });
+    let (first_status, first, replayed) = h
+        .post_with_key("/orders/W8328622/cancel", cancel.clone(), "cancel-W8328622")
+        .await;
+    assert_eq!(first_status, StatusCode::OK);
+    assert!(!replayed);
+    let (status, again, replayed) = h
+        .post_with_key("/orders/W8328622/cancel", cancel.clone(), "cancel-W8328622")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a replay is not a 409 although the order is now cancelled"
+    );
+    assert!(replayed, "a replay is marked");
+    assert_eq!(again, first, "same body");
+    assert_eq!(
+        history(&h.order("W8328622").await).len(),
+        2,
+        "one refund, not two"
+    );
+    assert_eq!(
+        h.balance("ava_smith_1453", "gift_card_8836799").await,
+        "413.99"
+    );
+
+    // The same key with a different request is refused and changes nothing.
+    let (status, error, _) = h
+        .post_with_key(
+            "/orders/W8328622/cancel",
+            json!({ "reason": "ordered by mistake" }),
+            "cancel-W8328622",
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    let (status, error, _) = h
+        .post_with_key("/orders/W4923227/cancel", cancel.clone(), "cancel-W8328622")
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    assert_eq!(h.order("W4923227").await["status"], "pending");
+
+    // A refused write is remembered too: the retry gets the same refusal.
+    let refund = json!({ "amount": "46.01", "currency": "USD" });
+    let (status, first, _) = h
+        .post_with_key("/orders/W2598834/refunds", refund.clone(), "r-1")
+        .await;
+    assert_eq!(
+        (status, code(&first)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refund_exceeds_refundable"
+        )
+    );
+    let (status, again, replayed) = h
+        .post_with_key("/orders/W2598834/refunds", refund, "r-1")
+        .await;
+    assert_eq!((status, replayed), (StatusCode::UNPROCESSABLE_ENTITY, true));
+    assert_eq!(again, first);
+
+    // Creating things: the same coupon comes back, not a second one.
+    let coupon = json!({ "amount": "5.00", "reason": "sorry" });
+    let (status, first, _) = h
+        .post_with_key("/customers/mia_moore_8366/coupons", coupon.clone(), "c-1")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, again, _) = h
+        .post_with_key("/customers/mia_moore_8366/coupons", coupon, "c-1")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["coupon"]["code"], first["coupon"]["code"]);
+    assert_eq!(
+        h.customer("mia_moore_8366").await["coupons"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let (status, error, _) = h
+        .post_with_key("/orders/W8328622/cancel", cancel, &"k".repeat(256))
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::BAD_REQUEST, "invalid_idempotency_key")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_key_apply_once() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    let refund = json!({ "amount": "10.00", "currency": "USD", "reason": "goodwill" });
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let h = std::sync::Arc::clone(&h);
+        let refund = refund.clone();
+        tasks.push(tokio::spawn(async move {
+            h.post_with_key("/orders/W2598834/refunds", refund, "refund-once")
+                .await
+        }));
+    }
+    let mut bodies = Vec::new();
+    for task in tasks {
+        let (status, body, _) = task.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        bodies.push(body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every retry sees the first result"
+    );
+    let order = h.order("W2598834").await;
+    assert_eq!(order["totals"]["refunded"], "10.00", "refunded once");
+    assert_eq!(
+        h.balance("chen_silva_7485", "gift_card_7250692").await,
+        "69.00"
+    );
+}
+
+// ------------------------------------------------------------------ persistence
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let h = Harness::start().await;
+    let (status, first, _) = h
+        .post_with_key(
+            "/orders/W8328622/cancel",
+            json!({ "reason": "no longer needed" }),
+            "persist-1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = h
+        .put(
+            "/customers/noah_brown_6181/email",
+            json!({ "email": "noah@example.net" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let h = h.restart().await;
+    let order = h.order("W8328622").await;
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["cancel_reason"], "no longer needed");
+    assert_eq!(
+        h.balance("ava_smith_1453", "gift_card_8836799").await,
+        "413.99"
+    );
+    assert_eq!(
+        h.customer("noah_brown_6181").await["email"],
+        "noah@example.net"
+    );
+    let (status, again, replayed) = h
+        .post_with_key(
+            "/orders/W8328622/cancel",
+            json!({ "reason": "no longer needed" }),
+            "persist-1",
+        )
+        .await;
+    assert_eq!(
+        (status, replayed),
+        (StatusCode::OK, true),
+        "keys survive a restart"
+    );
+    assert_eq!(again, first);
+    assert_eq!(
+        h.balance("ava_smith_1453", "gift_card_8836799").await,
+        "413.99"
+    );
+    h.server.shutdown().await.unwrap();
+}

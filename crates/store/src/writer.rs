@@ -1,0 +1,343 @@
+//! The one evidence writer: a thread that owns the write connection, and the cheap handle
+//! that talks to it over a channel.
+//!
+//! Group commit: the thread takes every command already queued (up to [`MAX_GROUP`]) and
+//! commits them in one transaction, each inside its own savepoint so one bad command fails
+//! alone. With `synchronous=FULL` a commit costs an fsync; sharing it between everyone who
+//! was waiting is what lets concurrent appenders go faster than one fsync per event.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use countersign_core::model::Pause;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::chain::Hash;
+use crate::error::StoreError;
+use crate::evidence::{Appended, Head, NewEvent, canonical_body, read_head};
+use crate::pause::{PAUSE_CHANGED, clear_payload, set_payload};
+
+/// Most commands committed in one transaction, to bound how long the first waits.
+const MAX_GROUP: usize = 1024;
+
+type Reply = mpsc::SyncSender<Result<Vec<Appended>, StoreError>>;
+
+enum Op {
+    Append(Vec<NewEvent>),
+    SetPause(Pause),
+    ClearPause {
+        id: String,
+        cleared_by: String,
+        reason: String,
+        at: Timestamp,
+    },
+}
+
+enum Msg {
+    Op(Op, Reply),
+    Shutdown,
+}
+
+/// A handle to the single evidence writer. Cheap to clone and to send to other threads;
+/// every clone feeds the same writer thread, so the chain is extended strictly in order.
+///
+/// Every method returns only after the transaction is durable on disk.
+#[derive(Debug, Clone)]
+pub struct EvidenceWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Op(..) => "Op",
+            Msg::Shutdown => "Shutdown",
+        })
+    }
+}
+
+impl EvidenceWriter {
+    /// Append one event. Returns its seq and hash once committed durably.
+    pub fn append(&self, event: NewEvent) -> Result<Appended, StoreError> {
+        single(self.call(Op::Append(vec![event]))?)
+    }
+
+    /// Append events in one transaction: all are committed, in order, or none is.
+    pub fn append_batch(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(Op::Append(events))
+    }
+
+    /// Set a pause switch. The pause row and its `pause_changed` event commit together.
+    /// Ids are never reused: an id that was ever set gives [`StoreError::PauseExists`].
+    pub fn set_pause(&self, pause: Pause) -> Result<Appended, StoreError> {
+        single(self.call(Op::SetPause(pause))?)
+    }
+
+    /// Clear an active pause, with its `pause_changed` event, atomically. Unknown ids give
+    /// [`StoreError::PauseNotFound`], cleared ones [`StoreError::PauseAlreadyCleared`].
+    pub fn clear_pause(
+        &self,
+        id: &str,
+        cleared_by: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<Appended, StoreError> {
+        single(self.call(Op::ClearPause {
+            id: id.to_owned(),
+            cleared_by: cleared_by.to_owned(),
+            reason: reason.to_owned(),
+            at,
+        })?)
+    }
+
+    fn call(&self, op: Op) -> Result<Vec<Appended>, StoreError> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.tx
+            .send(Msg::Op(op, reply))
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) fn shutdown(&self) {
+        // If the thread is already gone there is nothing to stop.
+        let _ = self.tx.send(Msg::Shutdown);
+    }
+}
+
+fn single(mut v: Vec<Appended>) -> Result<Appended, StoreError> {
+    v.pop().ok_or(StoreError::Closed)
+}
+
+/// Start the writer thread on `conn` (already opened and migrated).
+pub(crate) fn spawn(
+    conn: Connection,
+    path: PathBuf,
+) -> Result<(EvidenceWriter, std::thread::JoinHandle<()>), StoreError> {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("countersign-evidence-writer".into())
+        .spawn(move || Writer { conn, path }.run(&rx))
+        .map_err(|source| StoreError::Io {
+            path: PathBuf::from("<writer thread>"),
+            source,
+        })?;
+    Ok((EvidenceWriter { tx }, handle))
+}
+
+struct Writer {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Writer {
+    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        // Ends when every handle is dropped or on Shutdown.
+        while let Ok(first) = rx.recv() {
+            let mut group = Vec::new();
+            let mut stop = false;
+            let mut next = Some(first);
+            while let Some(msg) = next {
+                match msg {
+                    Msg::Op(op, reply) => group.push((op, reply)),
+                    Msg::Shutdown => {
+                        stop = true;
+                        break;
+                    }
+                }
+                next = if group.len() < MAX_GROUP {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<(Op, Reply)>) {
+        let (ops, replies): (Vec<Op>, Vec<Reply>) = group.into_iter().unzip();
+        let mut results = Vec::with_capacity(ops.len());
+        if let Err(e) = self.run_group(ops, &mut results) {
+            // Nothing of this group is durable: every caller that thought it succeeded, or
+            // was not reached, gets the error.
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(e.duplicate());
+            }
+            results.resize_with(replies.len(), || Err(e.duplicate()));
+            // Make sure no half-open transaction survives into the next group.
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+        for (reply, r) in replies.into_iter().zip(results) {
+            // A caller that gave up waiting is no reason to stop.
+            let _ = reply.send(r);
+        }
+    }
+
+    /// Apply each op in its own savepoint, then commit once. `results` gets one entry per
+    /// op reached; an `Err` return means the transaction as a whole failed.
+    fn run_group(
+        &mut self,
+        ops: Vec<Op>,
+        results: &mut Vec<Result<Vec<Appended>, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let path = &self.path;
+        let sql_err = |e| StoreError::from_sqlite(path, e);
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        // Re-read the head each time: cheap, and a damaged tail is noticed before it is extended.
+        let mut head = read_head(&tx)?;
+        check_tail(&tx, &head)?;
+        for op in ops {
+            let before = head;
+            let sp = tx.savepoint().map_err(sql_err)?;
+            match apply(&sp, &mut head, op) {
+                Ok(appended) => {
+                    sp.commit().map_err(sql_err)?;
+                    results.push(Ok(appended));
+                }
+                Err(e) => {
+                    drop(sp); // rolls back this op only
+                    head = before;
+                    results.push(Err(match e {
+                        StoreError::Sqlite(e) => StoreError::from_sqlite(path, e),
+                        other => other,
+                    }));
+                }
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+}
+
+/// The last stored event must be the one the head names; otherwise refuse to extend.
+fn check_tail(conn: &Connection, head: &Head) -> Result<(), StoreError> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let damaged = |detail: String| Err(StoreError::LogDamaged { detail });
+    match last {
+        None if head.count == 0 => Ok(()),
+        None => damaged(format!(
+            "the head says {} events but the log is empty",
+            head.count
+        )),
+        Some((seq, hash)) => {
+            if seq.unsigned_abs() != head.count || seq < 0 {
+                damaged(format!(
+                    "the head says {} events but the last is seq {seq}",
+                    head.count
+                ))
+            } else if Hash::from_slice(&hash) != Some(head.hash) {
+                damaged(format!(
+                    "the last event's hash differs from the head's (seq {seq})"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn apply(conn: &Connection, head: &mut Head, op: Op) -> Result<Vec<Appended>, StoreError> {
+    match op {
+        Op::Append(events) => events.iter().map(|ev| append_one(conn, head, ev)).collect(),
+        Op::SetPause(pause) => {
+            crate::pause::validate(&pause)?;
+            let exists: Option<String> = conn
+                .prepare_cached("SELECT id FROM pauses WHERE id = ?")?
+                .query_row([&pause.id], |r| r.get(0))
+                .optional()?;
+            if exists.is_some() {
+                return Err(StoreError::PauseExists { id: pause.id });
+            }
+            let ev = NewEvent {
+                case_id: None,
+                kind: PAUSE_CHANGED.into(),
+                actor: pause.set_by.clone(),
+                at: pause.set_at,
+                payload: set_payload(&pause),
+            };
+            let appended = append_one(conn, head, &ev)?;
+            conn.prepare_cached(
+                "INSERT INTO pauses (id, scope, value, reason, set_by, set_at, set_seq)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                pause.id,
+                pause.scope.as_str(),
+                pause.value,
+                pause.reason,
+                pause.set_by,
+                pause.set_at.to_string(),
+                seq_sql(appended.seq),
+            ])?;
+            Ok(vec![appended])
+        }
+        Op::ClearPause {
+            id,
+            cleared_by,
+            reason,
+            at,
+        } => {
+            let Some(record) = crate::pause::get(conn, &id)? else {
+                return Err(StoreError::PauseNotFound { id });
+            };
+            if let Some(c) = record.cleared {
+                return Err(StoreError::PauseAlreadyCleared {
+                    id,
+                    cleared_at: c.at,
+                });
+            }
+            if cleared_by.trim().is_empty() {
+                return Err(StoreError::InvalidEvent {
+                    reason: "cleared_by must not be empty".into(),
+                });
+            }
+            let ev = NewEvent {
+                case_id: None,
+                kind: PAUSE_CHANGED.into(),
+                actor: cleared_by.clone(),
+                at,
+                payload: clear_payload(&record.pause, &reason),
+            };
+            let appended = append_one(conn, head, &ev)?;
+            conn.prepare_cached(
+                "UPDATE pauses SET cleared_by = ?, cleared_at = ?, cleared_reason = ?, cleared_seq = ?
+                 WHERE id = ? AND cleared_seq IS NULL",
+            )?
+            .execute(params![cleared_by, at.to_string(), reason, seq_sql(appended.seq), id])?;
+            Ok(vec![appended])
+        }
+    }
+}
+
+fn append_one(conn: &Connection, head: &mut Head, ev: &NewEvent) -> Result<Appended, StoreError> {
+    let seq = head.count + 1;
+    let body = canonical_body(seq, ev)?;
+    let hash = Hash::link(&head.hash, body.as_bytes());
+    conn.prepare_cached("INSERT INTO evidence (seq, body, hash) VALUES (?, ?, ?)")?
+        .execute(params![seq_sql(seq), body, &hash.0[..]])?;
+    conn.prepare_cached("UPDATE chain_head SET count = ?, head = ? WHERE id = 1")?
+        .execute(params![seq_sql(seq), &hash.0[..]])?;
+    *head = Head { count: seq, hash };
+    Ok(Appended { seq, hash })
+}
+
+/// Seqs are far below `i64::MAX`; saturate rather than wrap if that ever stops being true.
+pub(crate) fn seq_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
