@@ -156,13 +156,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            let code = err
-                .downcast_ref::<EngineError>()
-                .map(|e| format!("{:?}", e.code()))
-                .unwrap_or_else(|| "Error".into());
+            let code =
+                err.downcast_ref::<EngineError>().map(|e| format!("{:?}", e.code())).unwrap_or_else(|| "Error".into());
             if json {
-                let body =
-                    serde_json::json!({"error": {"code": code, "message": format!("{err:#}")}});
+                let body = serde_json::json!({"error": {"code": code, "message": format!("{err:#}")}});
                 println!("{body}");
             }
             eprintln!("error [{code}]: {err:#}");
@@ -184,10 +181,7 @@ fn default_workspace() -> PathBuf {
             return installed;
         }
     }
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../assets/demo/workspace.toml"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/workspace.toml"))
 }
 
 fn data_dir(cli: &Cli, workspace_id: &str) -> anyhow::Result<PathBuf> {
@@ -211,11 +205,7 @@ fn open(cli: &Cli) -> anyhow::Result<Engine> {
             role: role.clone().unwrap_or_else(|| ws.operator.role.clone()),
         }),
     };
-    let options = EngineOptions {
-        data_dir: data_dir(cli, &ws.id)?,
-        workspace,
-        operator,
-    };
+    let options = EngineOptions { data_dir: data_dir(cli, &ws.id)?, workspace, operator };
     Engine::open(options, Arc::new(SystemClock)).map_err(Into::into)
 }
 
@@ -230,10 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let engine = open(&cli)?;
             let file: CaseFile = match &args.plan {
                 None => CaseFile::load(&args.case)?,
-                Some(plan) => CaseFile {
-                    case: read_json(&args.case)?,
-                    plan: read_json(plan)?,
-                },
+                Some(plan) => CaseFile { case: read_json(&args.case)?, plan: read_json(plan)? },
             };
             let decision = engine.decide(&file.case, &file.plan)?;
             print_json(&decision)?;
@@ -243,10 +230,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let path = match file {
                 Some(f) => f.clone(),
                 None => {
-                    countersign_engine::Workspace::load(
-                        &cli.workspace.clone().unwrap_or_else(default_workspace),
-                    )?
-                    .policy
+                    countersign_engine::Workspace::load(&cli.workspace.clone().unwrap_or_else(default_workspace))?
+                        .policy
                 }
             };
             let summary = countersign_engine::check_policy(&path)?;
@@ -285,23 +270,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn pause(cli: &Cli, cmd: &PauseCmd) -> anyhow::Result<ExitCode> {
     let engine = open(cli)?;
     match cmd {
-        PauseCmd::Set {
-            scope,
-            value,
-            reason,
-        } => {
+        PauseCmd::Set { scope, value, reason } => {
             let p = engine.pause_set((*scope).into(), value, reason)?;
             if cli.json {
                 print_json(&p)?;
             } else {
-                println!(
-                    "paused {} {:?} as {} (by {}, {})",
-                    p.scope.as_str(),
-                    p.value,
-                    p.id,
-                    p.set_by,
-                    p.set_at
-                );
+                println!("paused {} {:?} as {} (by {}, {})", p.scope.as_str(), p.value, p.id, p.set_by, p.set_at);
             }
         }
         PauseCmd::Clear { id, reason } => {
@@ -366,12 +340,7 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
     }
     let engine = open(cli)?;
     match cmd {
-        LogCmd::List {
-            case,
-            kind,
-            text,
-            limit,
-        } => {
+        LogCmd::List { case, kind, text, limit } => {
             let events = engine.log_list(&LogFilter {
                 case_id: case.clone(),
                 kind: kind.clone(),
@@ -397,9 +366,7 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
         LogCmd::Show { case } => {
             let events = engine.log_case(case)?;
             if events.is_empty() {
-                anyhow::bail!(EngineError::BadInput {
-                    message: format!("no evidence for case {case:?}")
-                });
+                anyhow::bail!(EngineError::BadInput { message: format!("no evidence for case {case:?}") });
             }
             if cli.json {
                 print_json(&events)?;
@@ -432,37 +399,21 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_verify(
-    cli: &Cli,
-    report: &countersign_engine::LogVerifyReport,
-    what: &str,
-) -> anyhow::Result<ExitCode> {
+fn report_verify(cli: &Cli, report: &countersign_engine::LogVerifyReport, what: &str) -> anyhow::Result<ExitCode> {
     if cli.json {
         print_json(report)?;
     } else if let Some(b) = &report.first_broken {
         println!("{what}: BROKEN at event {}: {}", b.seq, b.problem);
     } else {
-        println!(
-            "{what}: ok — {} events, head {}",
-            report.count,
-            report.head.to_hex()
-        );
+        println!("{what}: ok — {} events, head {}", report.count, report.head.to_hex());
     }
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn summarize(kind: &str, payload: &serde_json::Value) -> String {
     let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     match kind {
-        "case_opened" => format!(
-            "case from {} on {}",
-            s(&payload["case"]["channel"]),
-            s(&payload["case"]["store"])
-        ),
+        "case_opened" => format!("case from {} on {}", s(&payload["case"]["channel"]), s(&payload["case"]["store"])),
         "plan_proposed" => format!(
             "plan {} ({}): {} steps",
             s(&payload["plan"]["id"]),
@@ -479,11 +430,7 @@ fn summarize(kind: &str, payload: &serde_json::Value) -> String {
                     .join(", ")
             })
             .unwrap_or_default(),
-        "review_requested" => format!(
-            "{} waits for {}",
-            s(&payload["step_id"]),
-            s(&payload["decision"])
-        ),
+        "review_requested" => format!("{} waits for {}", s(&payload["step_id"]), s(&payload["decision"])),
         _ => payload.to_string().chars().take(160).collect(),
     }
 }
@@ -500,13 +447,7 @@ fn badge(o: Outcome) -> &'static str {
 
 fn print_demo(engine: &Engine, results: &[countersign_engine::DemoCase]) {
     let p = engine.policy();
-    println!(
-        "Policy {} v{} ({})   evidence: {}",
-        p.id,
-        p.version,
-        p.hash,
-        engine.store_path().display()
-    );
+    println!("Policy {} v{} ({})   evidence: {}", p.id, p.version, p.hash, engine.store_path().display());
     println!();
     for r in results {
         let said: String = r.customer_says.chars().take(90).collect();
@@ -531,19 +472,11 @@ fn print_demo(engine: &Engine, results: &[countersign_engine::DemoCase]) {
 
 fn print_steps(d: &PlanDecision) {
     for s in &d.steps {
-        let why = s
-            .reasons
-            .first()
-            .map(|r| r.text.as_str())
-            .unwrap_or_default();
+        let why = s.reasons.first().map(|r| r.text.as_str()).unwrap_or_default();
         println!("  {} {:<30} {}", badge(s.decision), s.action, why);
     }
     if let Some(r) = &d.reply {
-        let why = r
-            .reasons
-            .first()
-            .map(|r| r.text.as_str())
-            .unwrap_or_default();
+        let why = r.reasons.first().map(|r| r.text.as_str()).unwrap_or_default();
         println!("  {} {:<30} {}", badge(r.decision), "reply", why);
     }
 }

@@ -18,14 +18,7 @@ fn workspace() -> PathBuf {
 }
 
 fn cs(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--workspace")
-        .arg(workspace())
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(BIN).arg("--workspace").arg(workspace()).arg("--data-dir").arg(data).args(args).output().unwrap()
 }
 
 fn code(o: &Output) -> i32 {
@@ -33,12 +26,8 @@ fn code(o: &Output) -> i32 {
 }
 
 fn stdout_json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    })
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 fn stderr(o: &Output) -> String {
@@ -58,18 +47,10 @@ fn policy_check_accepts_the_demo_and_points_at_errors() {
 
     let bad = dir.path().join("bad.toml");
     let src = std::fs::read_to_string(repo().join("assets/demo/policy.toml")).unwrap();
-    std::fs::write(
-        &bad,
-        src.replacen("amount_over = \"25.00 USD\"", "amount_over = 25.0", 1),
-    )
-    .unwrap();
+    std::fs::write(&bad, src.replacen("amount_over = \"25.00 USD\"", "amount_over = 25.0", 1)).unwrap();
     let out = cs(dir.path(), &["policy", "check", bad.to_str().unwrap()]);
     assert_eq!(code(&out), 1, "an invalid policy is refused with exit 1");
-    let line = src
-        .lines()
-        .position(|l| l.contains("amount_over = \"25.00 USD\""))
-        .unwrap()
-        + 1;
+    let line = src.lines().position(|l| l.contains("amount_over = \"25.00 USD\"")).unwrap() + 1;
     assert!(
         stderr(&out).contains(&format!("bad.toml:{line}:15:")),
         "the error names file:line:column: {}",
@@ -80,58 +61,33 @@ fn policy_check_accepts_the_demo_and_points_at_errors() {
 #[test]
 fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(
-        code(&cs(
-            dir.path(),
-            &[
-                "pause", "set", "--scope", "galaxy", "--value", "x", "--reason", "y"
-            ]
-        )),
-        2
-    );
+    assert_eq!(code(&cs(dir.path(), &["pause", "set", "--scope", "galaxy", "--value", "x", "--reason", "y"])), 2);
     assert_eq!(code(&cs(dir.path(), &["frobnicate"])), 2);
 }
 
 #[test]
 fn decide_prints_decisions_and_records_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cs(
-        dir.path(),
-        &[
-            "decide",
-            "--case",
-            case_file("01-cancel-pending.json").to_str().unwrap(),
-        ],
-    );
+    let out = cs(dir.path(), &["decide", "--case", case_file("01-cancel-pending.json").to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let d = stdout_json(&out);
     assert_eq!(d["steps"][0]["decision"], "auto");
     assert_eq!(d["steps"][1]["decision"], "confirm");
     assert!(d["policy_hash"].as_str().unwrap().starts_with("sha256:"));
     let log = cs(dir.path(), &["log", "list", "--json", "--kind", "decided"]);
-    assert_eq!(
-        stdout_json(&log).as_array().unwrap().len(),
-        0,
-        "decide is a dry run"
-    );
+    assert_eq!(stdout_json(&log).as_array().unwrap().len(), 0, "decide is a dry run");
 }
 
 #[test]
 fn decide_refuses_bad_input_with_a_location() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("case.json");
-    let mut doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(case_file("01-cancel-pending.json")).unwrap(),
-    )
-    .unwrap();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(case_file("01-cancel-pending.json")).unwrap()).unwrap();
     doc["plan"]["steps"][0]["auto_approve"] = Value::Bool(true);
     std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     let out = cs(dir.path(), &["decide", "--case", file.to_str().unwrap()]);
-    assert_eq!(
-        code(&out),
-        1,
-        "a plan with an unknown field is invalid input"
-    );
+    assert_eq!(code(&out), 1, "a plan with an unknown field is invalid input");
     assert!(stderr(&out).contains("case.json:"), "{}", stderr(&out));
     assert!(stderr(&out).contains("auto_approve"), "{}", stderr(&out));
 
@@ -142,25 +98,15 @@ fn decide_refuses_bad_input_with_a_location() {
 
     let out = cs(dir.path(), &["decide", "--case", "/nonexistent/case.json"]);
     assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("/nonexistent/case.json"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("/nonexistent/case.json"), "{}", stderr(&out));
 }
 
 #[test]
 fn a_pause_refuses_steps_until_cleared() {
     let dir = tempfile::tempdir().unwrap();
     let case = case_file("02-damaged-item-small-refund.json");
-    let before = stdout_json(&cs(
-        dir.path(),
-        &["decide", "--case", case.to_str().unwrap()],
-    ));
-    assert_eq!(
-        before["steps"][1]["decision"], "auto",
-        "the small refund runs alone when nothing is paused"
-    );
+    let before = stdout_json(&cs(dir.path(), &["decide", "--case", case.to_str().unwrap()]));
+    assert_eq!(before["steps"][1]["decision"], "auto", "the small refund runs alone when nothing is paused");
 
     let set = cs(
         dir.path(),
@@ -184,18 +130,9 @@ fn a_pause_refuses_steps_until_cleared() {
     let pause = stdout_json(&set);
     assert_eq!(pause["set_by"], "lead-1");
 
-    let during = stdout_json(&cs(
-        dir.path(),
-        &["decide", "--case", case.to_str().unwrap()],
-    ));
-    assert_eq!(
-        during["steps"][1]["decision"], "forbid",
-        "a paused action must never run"
-    );
-    assert_eq!(
-        during["steps"][0]["decision"], "auto",
-        "an action pause covers only that action"
-    );
+    let during = stdout_json(&cs(dir.path(), &["decide", "--case", case.to_str().unwrap()]));
+    assert_eq!(during["steps"][1]["decision"], "forbid", "a paused action must never run");
+    assert_eq!(during["steps"][0]["decision"], "auto", "an action pause covers only that action");
 
     let list = stdout_json(&cs(dir.path(), &["pause", "list", "--json"]));
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -205,49 +142,15 @@ fn a_pause_refuses_steps_until_cleared() {
     assert_eq!(code(&clear), 0, "{}", stderr(&clear));
     let again = cs(dir.path(), &["pause", "clear", id, "--reason", "fixed"]);
     assert_eq!(code(&again), 1, "clearing twice is refused");
-    let unknown = cs(
-        dir.path(),
-        &["pause", "clear", "pause-nope", "--reason", "x"],
-    );
+    let unknown = cs(dir.path(), &["pause", "clear", "pause-nope", "--reason", "x"]);
     assert_eq!(code(&unknown), 1);
 
-    let after = stdout_json(&cs(
-        dir.path(),
-        &["decide", "--case", case.to_str().unwrap()],
-    ));
+    let after = stdout_json(&cs(dir.path(), &["decide", "--case", case.to_str().unwrap()]));
     assert_eq!(after["steps"][1]["decision"], "auto");
 
-    let bad = cs(
-        dir.path(),
-        &[
-            "pause",
-            "set",
-            "--scope",
-            "action",
-            "--value",
-            "refund_partiaI",
-            "--reason",
-            "x",
-        ],
-    );
-    assert_eq!(
-        code(&bad),
-        1,
-        "pausing an action the policy does not have is a typo, refused"
-    );
-    let bad = cs(
-        dir.path(),
-        &[
-            "pause",
-            "set",
-            "--scope",
-            "channel",
-            "--value",
-            "instagram",
-            "--reason",
-            "x",
-        ],
-    );
+    let bad = cs(dir.path(), &["pause", "set", "--scope", "action", "--value", "refund_partiaI", "--reason", "x"]);
+    assert_eq!(code(&bad), 1, "pausing an action the policy does not have is a typo, refused");
+    let bad = cs(dir.path(), &["pause", "set", "--scope", "channel", "--value", "instagram", "--reason", "x"]);
     assert_eq!(code(&bad), 1);
 }
 
@@ -262,41 +165,25 @@ fn demo_records_evidence_that_verifies_and_exports() {
 
     let text = cs(dir.path(), &["demo"]);
     let shown = String::from_utf8_lossy(&text.stdout);
-    assert!(
-        shown.contains("REFUSED") && shown.contains("WAITS") && shown.contains("RUNS"),
-        "{shown}"
-    );
+    assert!(shown.contains("REFUSED") && shown.contains("WAITS") && shown.contains("RUNS"), "{shown}");
 
     let verify = cs(dir.path(), &["log", "verify", "--json"]);
     assert_eq!(code(&verify), 0);
     assert_eq!(stdout_json(&verify)["ok"], true);
 
     let show = cs(dir.path(), &["log", "show", "demo-01", "--json"]);
-    let kinds: Vec<String> = stdout_json(&show)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
-        .collect();
+    let kinds: Vec<String> =
+        stdout_json(&show).as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
     assert_eq!(
         &kinds[..5],
-        &[
-            "case_opened",
-            "context_read",
-            "plan_proposed",
-            "decided",
-            "review_requested"
-        ],
+        &["case_opened", "context_read", "plan_proposed", "decided", "review_requested"],
         "the case timeline records the pipeline in order"
     );
 
     let bundle = dir.path().join("bundle");
     let exp = cs(dir.path(), &["log", "export", bundle.to_str().unwrap()]);
     assert_eq!(code(&exp), 0, "{}", stderr(&exp));
-    let ok = cs(
-        dir.path(),
-        &["log", "verify", "--bundle", bundle.to_str().unwrap()],
-    );
+    let ok = cs(dir.path(), &["log", "verify", "--bundle", bundle.to_str().unwrap()]);
     assert_eq!(code(&ok), 0, "{}", String::from_utf8_lossy(&ok.stdout));
 
     // Tamper with one exported event: the bundle no longer verifies and names it.
@@ -305,16 +192,7 @@ fn demo_records_evidence_that_verifies_and_exports() {
     let mut lines: Vec<String> = body.lines().map(str::to_string).collect();
     lines[4] = lines[4].replacen("confirm", "auto", 1);
     std::fs::write(&events, lines.join("\n") + "\n").unwrap();
-    let bad = cs(
-        dir.path(),
-        &[
-            "log",
-            "verify",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--json",
-        ],
-    );
+    let bad = cs(dir.path(), &["log", "verify", "--bundle", bundle.to_str().unwrap(), "--json"]);
     assert_eq!(code(&bad), 1, "a tampered bundle fails verification");
     let report = stdout_json(&bad);
     assert_eq!(report["ok"], false);

@@ -39,31 +39,21 @@ impl SnapshotConnector {
     pub fn load(dir: &Path) -> Result<SnapshotConnector, ConnectorError> {
         let path = dir.join("orders.json");
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| ConnectorError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        let raw: BTreeMap<String, RawOrder> =
-            serde_json::from_str(&text).map_err(|e| ConnectorError::Malformed {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-        let usd = countersign_core::money::Currency::try_from("USD".to_string()).map_err(|e| {
-            ConnectorError::Malformed {
-                path: shown.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ConnectorError::Io { path: shown.clone(), source })?;
+        let raw: BTreeMap<String, RawOrder> = serde_json::from_str(&text)
+            .map_err(|e| ConnectorError::Malformed { path: shown.clone(), message: e.to_string() })?;
+        let usd = countersign_core::money::Currency::try_from("USD".to_string())
+            .map_err(|e| ConnectorError::Malformed { path: shown.clone(), message: e.to_string() })?;
         let mut orders = BTreeMap::new();
         for (id, o) in raw {
             let mut paid = Decimal::ZERO;
             let mut refunded = Decimal::ZERO;
             for p in &o.payment_history {
-                let amount =
-                    Decimal::from_str(p.amount.get()).map_err(|e| ConnectorError::Malformed {
-                        path: shown.clone(),
-                        message: format!("order {id}: amount {}: {e}", p.amount.get()),
-                    })?;
+                let amount = Decimal::from_str(p.amount.get()).map_err(|e| ConnectorError::Malformed {
+                    path: shown.clone(),
+                    message: format!("order {id}: amount {}: {e}", p.amount.get()),
+                })?;
                 match p.transaction_type.as_str() {
                     "payment" => paid += amount,
                     "refund" => refunded += amount,

@@ -30,9 +30,7 @@ use crate::digest::step_digest;
 use crate::model::{Case, IdentityStatus, Operator, Pause, Plan, Step};
 use crate::money::{Currency, Money};
 use crate::normalize::{identifier_skeleton, normalize};
-use crate::policy::{
-    ActionDef, Kind, Layer, Outcome, Policy, PromiseCategory, Risk, Rule, SignalCategory,
-};
+use crate::policy::{ActionDef, Kind, Layer, Outcome, Policy, PromiseCategory, Risk, Rule, SignalCategory};
 use crate::validate::{PlanError, check_params, check_plan};
 
 /// What the platform says about an order (structured, trusted; read by a connector).
@@ -191,11 +189,7 @@ struct Acc {
 
 impl Acc {
     fn add(&mut self, rule: impl Into<String>, decision: Outcome, text: impl Into<String>) {
-        self.reasons.push(Reason {
-            rule: rule.into(),
-            decision,
-            text: text.into(),
-        });
+        self.reasons.push(Reason { rule: rule.into(), decision, text: text.into() });
     }
 
     fn finish(mut self) -> (Outcome, Vec<Reason>, Vec<String>) {
@@ -221,12 +215,7 @@ struct Counted {
 }
 
 /// Decide every step of `plan` and its reply.
-pub fn decide(
-    policy: &Policy,
-    case: &Case,
-    plan: &Plan,
-    facts: &Facts,
-) -> Result<PlanDecision, PlanError> {
+pub fn decide(policy: &Policy, case: &Case, plan: &Plan, facts: &Facts) -> Result<PlanDecision, PlanError> {
     check_plan(case, plan)?;
 
     let customer_text: String = case.customer_text().map(normalize).collect();
@@ -262,10 +251,7 @@ pub fn decide(
         steps.push(d);
     }
 
-    let reply = plan
-        .reply
-        .as_ref()
-        .map(|draft| decide_reply(policy, case, plan, facts, &signals, draft));
+    let reply = plan.reply.as_ref().map(|draft| decide_reply(policy, case, plan, facts, &signals, draft));
 
     Ok(PlanDecision {
         plan_id: plan.id.clone(),
@@ -281,11 +267,7 @@ pub fn decide(
 }
 
 fn order_of(def: &ActionDef, step: &Step) -> Option<String> {
-    def.order_param
-        .as_ref()
-        .and_then(|p| step.params.get(p))
-        .and_then(|p| p.value.as_str())
-        .map(str::to_string)
+    def.order_param.as_ref().and_then(|p| step.params.get(p)).and_then(|p| p.value.as_str()).map(str::to_string)
 }
 
 fn decide_step(
@@ -297,9 +279,7 @@ fn decide_step(
     counted: &[Counted],
     step: &Step,
 ) -> StepDecision {
-    let mut acc = Acc {
-        reasons: Vec::new(),
-    };
+    let mut acc = Acc { reasons: Vec::new() };
     let digest = step_digest(step);
     let empty = |acc: Acc| {
         let (decision, reasons, rule_ids) = acc.finish();
@@ -328,10 +308,7 @@ fn decide_step(
         acc.add(
             "builtin.deny-default",
             Outcome::Forbid,
-            format!(
-                "action {:?} is not in the policy, so it is denied by default{hint}",
-                step.action
-            ),
+            format!("action {:?} is not in the policy, so it is denied by default{hint}", step.action),
         );
         pause_checks(&mut acc, case, plan, facts, &step.action);
         return empty(acc);
@@ -344,11 +321,7 @@ fn decide_step(
     }
 
     // 3. Base decision.
-    acc.add(
-        format!("action.{}", def.name),
-        def.decision,
-        format!("{} is `{}` in this policy", def.name, def.decision),
-    );
+    acc.add(format!("action.{}", def.name), def.decision, format!("{} is `{}` in this policy", def.name, def.decision));
 
     // 4. Identity.
     if def.verified_identity {
@@ -357,29 +330,19 @@ fn decide_step(
             Some(_) => acc.add(
                 "builtin.identity",
                 Outcome::Forbid,
-                format!(
-                    "{} needs a verified customer; this customer's identity is not verified",
-                    def.name
-                ),
+                format!("{} needs a verified customer; this customer's identity is not verified", def.name),
             ),
             None => acc.add(
                 "builtin.identity",
                 Outcome::Forbid,
-                format!(
-                    "{} needs a verified customer; the customer has not been identified",
-                    def.name
-                ),
+                format!("{} needs a verified customer; the customer has not been identified", def.name),
             ),
         }
     }
 
     // 5. Preconditions on the order and the customer acted on.
     if def.preconditions.customer_owned && issues.is_empty() {
-        let target = def
-            .customer_param
-            .as_ref()
-            .and_then(|p| step.params.get(p))
-            .and_then(|p| p.value.as_str());
+        let target = def.customer_param.as_ref().and_then(|p| step.params.get(p)).and_then(|p| p.value.as_str());
         match (&case.customer, target) {
             (Some(c), Some(t)) if c.id == t => {}
             (Some(c), t) => acc.add(
@@ -395,10 +358,7 @@ fn decide_step(
             (None, _) => acc.add(
                 "precondition.customer-owned",
                 Outcome::Forbid,
-                format!(
-                    "{} acts on a customer account, but the customer has not been identified",
-                    def.name
-                ),
+                format!("{} acts on a customer account, but the customer has not been identified", def.name),
             ),
         }
     }
@@ -426,11 +386,7 @@ fn decide_step(
     // 7. Rules.
     for rule in &policy.rules {
         if let Some(text) = rule_matches(rule, def, case, facts, counted, step, money.as_ref()) {
-            acc.add(
-                format!("rule.{}", rule.id),
-                rule.decision,
-                format!("{}{text}", rule.reason),
-            );
+            acc.add(format!("rule.{}", rule.id), rule.decision, format!("{}{text}", rule.reason));
         }
     }
 
@@ -439,10 +395,7 @@ fn decide_step(
         acc.add(
             format!("signal.{}", s.id),
             s.escalate,
-            format!(
-                "{} (matched {:?}): handed off to a human",
-                s.reason, s.matched
-            ),
+            format!("{} (matched {:?}): handed off to a human", s.reason, s.matched),
         );
     }
 
@@ -490,11 +443,7 @@ fn pause_checks(acc: &mut Acc, case: &Case, plan: &Plan, facts: &Facts, action: 
 fn look_alike<'a>(policy: &'a Policy, name: &str) -> Option<&'a str> {
     let target = identifier_skeleton(name.trim());
     let folded = normalize(name);
-    policy
-        .actions
-        .keys()
-        .find(|k| identifier_skeleton(k) == target || normalize(k) == folded)
-        .map(String::as_str)
+    policy.actions.keys().find(|k| identifier_skeleton(k) == target || normalize(k) == folded).map(String::as_str)
 }
 
 fn preconditions(
@@ -552,19 +501,14 @@ fn preconditions(
         acc.add(
             "precondition.currency",
             Outcome::Forbid,
-            format!(
-                "amount is in {} but order {order_id} was paid in {}",
-                money.currency, order.currency
-            ),
+            format!("amount is in {} but order {order_id} was paid in {}", money.currency, order.currency),
         );
     }
     if pc.within_refundable {
         let in_flight: Decimal = facts
             .history
             .iter()
-            .filter(|h| {
-                h.order_id.as_deref() == Some(order_id.as_str()) && h.state != PriorState::Executed
-            })
+            .filter(|h| h.order_id.as_deref() == Some(order_id.as_str()) && h.state != PriorState::Executed)
             .filter(|h| h.amount.currency == order.currency)
             .map(|h| h.amount.amount)
             .chain(
@@ -582,11 +526,7 @@ fn preconditions(
                 Outcome::Forbid,
                 format!(
                     "{} is more than order {order_id} can still refund ({} {} paid, {} refunded, {} pending)",
-                    money,
-                    order.paid,
-                    order.currency,
-                    order.refunded,
-                    in_flight
+                    money, order.paid, order.currency, order.refunded, in_flight
                 ),
             );
         }
@@ -606,42 +546,22 @@ fn rule_matches(
     if !rule.actions.contains(&def.name) {
         return None;
     }
-    if rule
-        .channels
-        .as_ref()
-        .is_some_and(|s| !s.contains(&case.channel))
-        || rule
-            .stores
-            .as_ref()
-            .is_some_and(|s| !s.contains(&case.store))
-        || rule
-            .platforms
-            .as_ref()
-            .is_some_and(|s| !s.contains(&case.platform))
-        || rule
-            .tenants
-            .as_ref()
-            .is_some_and(|s| !s.contains(&case.tenant))
-        || rule
-            .roles
-            .as_ref()
-            .is_some_and(|s| !s.contains(&facts.operator.role))
+    if rule.channels.as_ref().is_some_and(|s| !s.contains(&case.channel))
+        || rule.stores.as_ref().is_some_and(|s| !s.contains(&case.store))
+        || rule.platforms.as_ref().is_some_and(|s| !s.contains(&case.platform))
+        || rule.tenants.as_ref().is_some_and(|s| !s.contains(&case.tenant))
+        || rule.roles.as_ref().is_some_and(|s| !s.contains(&facts.operator.role))
     {
         return None;
     }
     if let Some(want) = rule.identity {
-        let have = case
-            .customer
-            .as_ref()
-            .map_or(IdentityStatus::Unverified, |c| c.identity);
+        let have = case.customer.as_ref().map_or(IdentityStatus::Unverified, |c| c.identity);
         if have != want {
             return None;
         }
     }
     let mut detail = String::new();
-    let money_rule = rule.amount_over.is_some()
-        || rule.case_total_over.is_some()
-        || rule.order_total_over.is_some();
+    let money_rule = rule.amount_over.is_some() || rule.case_total_over.is_some() || rule.order_total_over.is_some();
     if money_rule {
         // A money rule on a step whose amount is invalid does not match; the step
         // is already forbidden by the schema check.
@@ -658,10 +578,7 @@ fn rule_matches(
             let total = cumulative(rule, facts, counted, m, |h| h.case_id == case.id, |_| true);
             if m.currency == limit.currency && total > limit.amount {
                 any = true;
-                detail.push_str(&format!(
-                    " (case total {total} {} is over {limit})",
-                    m.currency
-                ));
+                detail.push_str(&format!(" (case total {total} {} is over {limit})", m.currency));
             }
         }
         if let Some(limit) = &rule.order_total_over {
@@ -676,10 +593,7 @@ fn rule_matches(
             );
             if m.currency == limit.currency && total > limit.amount {
                 any = true;
-                detail.push_str(&format!(
-                    " (order total {total} {} is over {limit})",
-                    m.currency
-                ));
+                detail.push_str(&format!(" (order total {total} {} is over {limit})", m.currency));
             }
         }
         // Thresholds are alternatives: any one exceeded makes the rule match.
@@ -703,18 +617,12 @@ fn cumulative(
     let prior: Decimal = facts
         .history
         .iter()
-        .filter(|h| {
-            rule.actions.contains(&h.action)
-                && h.amount.currency == this.currency
-                && history_filter(h)
-        })
+        .filter(|h| rule.actions.contains(&h.action) && h.amount.currency == this.currency && history_filter(h))
         .map(|h| h.amount.amount)
         .sum();
     let in_plan: Decimal = counted
         .iter()
-        .filter(|c| {
-            rule.actions.contains(&c.action) && c.amount.currency == this.currency && plan_filter(c)
-        })
+        .filter(|c| rule.actions.contains(&c.action) && c.amount.currency == this.currency && plan_filter(c))
         .map(|c| c.amount.amount)
         .sum();
     prior + in_plan + this.amount
@@ -729,14 +637,8 @@ fn decide_reply(
     draft: &crate::model::ReplyDraft,
 ) -> ReplyDecision {
     let rp = &policy.reply;
-    let mut acc = Acc {
-        reasons: Vec::new(),
-    };
-    acc.add(
-        "reply.base",
-        rp.decision,
-        format!("sending a reply is `{}` in this policy", rp.decision),
-    );
+    let mut acc = Acc { reasons: Vec::new() };
+    acc.add("reply.base", rp.decision, format!("sending a reply is `{}` in this policy", rp.decision));
 
     let mut unresolved = Vec::new();
     for c in &draft.citations {
@@ -763,24 +665,12 @@ fn decide_reply(
     let mut promises = Vec::new();
     for p in &rp.promises {
         if let Some(matched) = p.patterns.find(&text) {
-            acc.add(
-                format!("reply.promise.{}", p.id),
-                p.decision,
-                format!("{} (found {matched:?})", p.reason),
-            );
-            promises.push(PromiseHit {
-                id: p.id.clone(),
-                category: p.category,
-                matched,
-            });
+            acc.add(format!("reply.promise.{}", p.id), p.decision, format!("{} (found {matched:?})", p.reason));
+            promises.push(PromiseHit { id: p.id.clone(), category: p.category, matched });
         }
     }
     for s in signals {
-        acc.add(
-            format!("signal.{}", s.id),
-            s.escalate,
-            format!("{}: the reply goes to a human", s.reason),
-        );
+        acc.add(format!("signal.{}", s.id), s.escalate, format!("{}: the reply goes to a human", s.reason));
     }
     pause_checks(&mut acc, case, plan, facts, "send_reply");
 

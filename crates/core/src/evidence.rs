@@ -146,9 +146,7 @@ impl Event {
     /// The payload alone, as stored beside the kind.
     pub fn payload(&self) -> serde_json::Value {
         match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(mut m)) => {
-                m.remove("payload").unwrap_or(serde_json::Value::Null)
-            }
+            Ok(serde_json::Value::Object(mut m)) => m.remove("payload").unwrap_or(serde_json::Value::Null),
             _ => serde_json::Value::Null,
         }
     }

@@ -13,9 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where a customer case arrived.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Chat,
@@ -126,20 +124,16 @@ pub struct Case {
 impl Case {
     /// Everything the customer wrote, subject included: the text escalation signals look at.
     pub fn customer_text(&self) -> impl Iterator<Item = &str> {
-        self.subject.as_deref().into_iter().chain(
-            self.messages
-                .iter()
-                .filter(|m| m.from == Sender::Customer)
-                .map(|m| m.text.as_str()),
-        )
+        self.subject
+            .as_deref()
+            .into_iter()
+            .chain(self.messages.iter().filter(|m| m.from == Sender::Customer).map(|m| m.text.as_str()))
     }
 }
 
 /// Where a parameter value came from. Only structured sources are trusted: a value
 /// lifted from free text cannot raise autonomy, whatever it says.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Provenance {
     /// Read from the platform through a connector (structured data).
@@ -161,10 +155,7 @@ pub enum Provenance {
 impl Provenance {
     /// Trusted sources are structured; everything lifted from prose or invented is not.
     pub fn is_trusted(self) -> bool {
-        matches!(
-            self,
-            Provenance::Connector | Provenance::Agent | Provenance::Policy
-        )
+        matches!(self, Provenance::Connector | Provenance::Agent | Provenance::Policy)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -254,9 +245,7 @@ pub struct Operator {
 }
 
 /// What a pause switch targets.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseScope {
     Tenant,
@@ -268,13 +257,8 @@ pub enum PauseScope {
 }
 
 impl PauseScope {
-    pub const ALL: [PauseScope; 5] = [
-        PauseScope::Tenant,
-        PauseScope::Channel,
-        PauseScope::Store,
-        PauseScope::Workflow,
-        PauseScope::Action,
-    ];
+    pub const ALL: [PauseScope; 5] =
+        [PauseScope::Tenant, PauseScope::Channel, PauseScope::Store, PauseScope::Workflow, PauseScope::Action];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
 
 /// A three-letter upper-case ISO 4217 code.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency(String);
 
@@ -73,14 +71,8 @@ pub enum MoneyError {
     #[error("amount {0} is above the maximum accepted ({MAX_AMOUNT})")]
     TooLarge(String),
     #[error("amount {amount} has more decimal places than {currency} allows ({allowed})")]
-    TooPrecise {
-        amount: String,
-        currency: String,
-        allowed: u32,
-    },
-    #[error(
-        "money must be an object {{\"amount\": \"45.00\", \"currency\": \"USD\"}} or a string \"45.00 USD\""
-    )]
+    TooPrecise { amount: String, currency: String, allowed: u32 },
+    #[error("money must be an object {{\"amount\": \"45.00\", \"currency\": \"USD\"}} or a string \"45.00 USD\"")]
     BadShape,
 }
 
@@ -161,14 +153,10 @@ impl FromStr for Money {
     /// `"45.00 USD"`.
     fn from_str(s: &str) -> Result<Money, MoneyError> {
         let mut parts = s.split_whitespace();
-        let (Some(amount), Some(currency), None) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(amount), Some(currency), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(MoneyError::BadShape);
         };
-        Money::new(
-            parse_amount(amount)?,
-            Currency::try_from(currency.to_string())?,
-        )
+        Money::new(parse_amount(amount)?, Currency::try_from(currency.to_string())?)
     }
 }
 
@@ -184,37 +172,16 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        assert_eq!(
-            Money::from_str("45.00 USD").map(|m| m.to_string()),
-            Ok("45.00 USD".into())
-        );
-        assert!(matches!(
-            "-5 USD".parse::<Money>(),
-            Err(MoneyError::NotPositive(_))
-        ));
-        assert!(matches!(
-            "NaN USD".parse::<Money>(),
-            Err(MoneyError::NotDecimal(_))
-        ));
-        assert!(matches!(
-            "1e3 USD".parse::<Money>(),
-            Err(MoneyError::NotDecimal(_))
-        ));
-        assert!(matches!(
-            "5.001 USD".parse::<Money>(),
-            Err(MoneyError::TooPrecise { .. })
-        ));
-        assert!(matches!(
-            "5 usd".parse::<Money>(),
-            Err(MoneyError::BadCurrency(_))
-        ));
+        assert_eq!(Money::from_str("45.00 USD").map(|m| m.to_string()), Ok("45.00 USD".into()));
+        assert!(matches!("-5 USD".parse::<Money>(), Err(MoneyError::NotPositive(_))));
+        assert!(matches!("NaN USD".parse::<Money>(), Err(MoneyError::NotDecimal(_))));
+        assert!(matches!("1e3 USD".parse::<Money>(), Err(MoneyError::NotDecimal(_))));
+        assert!(matches!("5.001 USD".parse::<Money>(), Err(MoneyError::TooPrecise { .. })));
+        assert!(matches!("5 usd".parse::<Money>(), Err(MoneyError::BadCurrency(_))));
         assert!(matches!(
             Money::from_json(&serde_json::json!({"amount": 45.0, "currency": "USD"})),
             Err(MoneyError::NotAString(_))
         ));
-        assert!(matches!(
-            Money::from_json(&serde_json::json!("99999999999999 USD")),
-            Err(MoneyError::TooLarge(_))
-        ));
+        assert!(matches!(Money::from_json(&serde_json::json!("99999999999999 USD")), Err(MoneyError::TooLarge(_))));
     }
 }

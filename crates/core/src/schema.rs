@@ -16,10 +16,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("citation.schema.json", of::<crate::model::Citation>()),
         ("facts.schema.json", of::<crate::decide::Facts>()),
         ("decision.schema.json", of::<crate::decide::PlanDecision>()),
-        (
-            "evidence-event.schema.json",
-            of::<crate::evidence::EvidenceRecord>(),
-        ),
+        ("evidence-event.schema.json", of::<crate::evidence::EvidenceRecord>()),
         ("pause.schema.json", of::<crate::model::Pause>()),
     ]
 }

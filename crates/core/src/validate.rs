@@ -17,11 +17,7 @@ use crate::policy::{ActionDef, ParamSpec, ParamType, Policy};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("plan {plan} is for case {plan_case}, not case {case}")]
-    CaseMismatch {
-        plan: String,
-        plan_case: String,
-        case: String,
-    },
+    CaseMismatch { plan: String, plan_case: String, case: String },
     #[error("step id {0:?} appears more than once in the plan")]
     DuplicateStepId(String),
     #[error("plan has {0} steps; at most {MAX_STEPS} are accepted")]
@@ -39,9 +35,7 @@ pub fn check_plan(case: &Case, plan: &Plan) -> Result<(), PlanError> {
         return Err(PlanError::Empty { field: "plan id" });
     }
     if plan.intent.trim().is_empty() {
-        return Err(PlanError::Empty {
-            field: "plan intent",
-        });
+        return Err(PlanError::Empty { field: "plan intent" });
     }
     if plan.case_id != case.id {
         return Err(PlanError::CaseMismatch {
@@ -86,10 +80,7 @@ impl ParamIssue {
 impl std::fmt::Display for ParamIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ParamIssue::Unknown(n) => write!(
-                f,
-                "parameter {n:?} is not in the action's schema; rejected, not ignored"
-            ),
+            ParamIssue::Unknown(n) => write!(f, "parameter {n:?} is not in the action's schema; rejected, not ignored"),
             ParamIssue::Missing(n) => write!(f, "required parameter {n:?} is missing"),
             ParamIssue::Invalid { name, problem } => write!(f, "parameter {name:?}: {problem}"),
         }
@@ -98,11 +89,7 @@ impl std::fmt::Display for ParamIssue {
 
 /// Check a step's parameters against its action. Returns every issue found and,
 /// when the action has a money parameter that is valid, its value.
-pub fn check_params(
-    policy: &Policy,
-    def: &ActionDef,
-    step: &Step,
-) -> (Vec<ParamIssue>, Option<Money>) {
+pub fn check_params(policy: &Policy, def: &ActionDef, step: &Step) -> (Vec<ParamIssue>, Option<Money>) {
     let mut issues = Vec::new();
     let mut money = None;
     for name in step.params.keys() {
@@ -117,10 +104,7 @@ pub fn check_params(
             Some(p) => match check_value(policy, spec, &p.value) {
                 Ok(Some(m)) => money = Some(m),
                 Ok(None) => {}
-                Err(problem) => issues.push(ParamIssue::Invalid {
-                    name: name.clone(),
-                    problem,
-                }),
+                Err(problem) => issues.push(ParamIssue::Invalid { name: name.clone(), problem }),
             },
         }
     }
@@ -129,9 +113,7 @@ pub fn check_params(
 
 fn check_value(policy: &Policy, spec: &ParamSpec, v: &Value) -> Result<Option<Money>, String> {
     let text = |v: &Value| -> Result<String, String> {
-        let s = v
-            .as_str()
-            .ok_or_else(|| format!("expected a string, got {}", kind_of(v)))?;
+        let s = v.as_str().ok_or_else(|| format!("expected a string, got {}", kind_of(v)))?;
         if s.trim().is_empty() {
             return Err("must not be empty".into());
         }
@@ -145,24 +127,15 @@ fn check_value(policy: &Policy, spec: &ParamSpec, v: &Value) -> Result<Option<Mo
     };
     let id = |v: &Value| -> Result<String, String> {
         let s = text(v)?;
-        let ok = s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '#' | '_' | '-' | '.' | ':'));
-        if ok {
-            Ok(s)
-        } else {
-            Err(format!("{s:?} is not a valid identifier"))
-        }
+        let ok =
+            s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '#' | '_' | '-' | '.' | ':'));
+        if ok { Ok(s) } else { Err(format!("{s:?} is not a valid identifier")) }
     };
     match spec.ty {
         ParamType::Text | ParamType::Name => text(v).map(|_| None),
         ParamType::Enum => {
             let s = text(v)?;
-            if spec.values.contains(&s) {
-                Ok(None)
-            } else {
-                Err(format!("{s:?} is not one of {:?}", spec.values))
-            }
+            if spec.values.contains(&s) { Ok(None) } else { Err(format!("{s:?} is not one of {:?}", spec.values)) }
         }
         ParamType::OrderId
         | ParamType::CustomerId
@@ -171,19 +144,14 @@ fn check_value(policy: &Policy, spec: &ParamSpec, v: &Value) -> Result<Option<Mo
         | ParamType::PaymentMethodId => id(v).map(|_| None),
         ParamType::Zip => {
             let s = text(v)?;
-            if s.len() <= 10
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ')
-            {
+            if s.len() <= 10 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ') {
                 Ok(None)
             } else {
                 Err(format!("{s:?} is not a postal code"))
             }
         }
         ParamType::ItemIds => {
-            let list = v
-                .as_array()
-                .ok_or_else(|| format!("expected a list of item ids, got {}", kind_of(v)))?;
+            let list = v.as_array().ok_or_else(|| format!("expected a list of item ids, got {}", kind_of(v)))?;
             if list.is_empty() || list.len() > 50 {
                 return Err("expects between 1 and 50 item ids".into());
             }
@@ -203,16 +171,10 @@ fn check_value(policy: &Policy, spec: &ParamSpec, v: &Value) -> Result<Option<Mo
                         && !domain.starts_with('.')
                         && !domain.ends_with('.')
                 });
-            if ok {
-                Ok(None)
-            } else {
-                Err(format!("{s:?} is not an email address"))
-            }
+            if ok { Ok(None) } else { Err(format!("{s:?} is not an email address")) }
         }
         ParamType::Address => {
-            let obj = v
-                .as_object()
-                .ok_or_else(|| format!("expected an address object, got {}", kind_of(v)))?;
+            let obj = v.as_object().ok_or_else(|| format!("expected an address object, got {}", kind_of(v)))?;
             const FIELDS: [&str; 6] = ["address1", "address2", "city", "state", "zip", "country"];
             for k in obj.keys() {
                 if !FIELDS.contains(&k.as_str()) {
@@ -221,18 +183,12 @@ fn check_value(policy: &Policy, spec: &ParamSpec, v: &Value) -> Result<Option<Mo
             }
             for k in FIELDS {
                 match obj.get(k) {
-                    Some(Value::String(s))
-                        if s.chars().count() <= 128 && !s.chars().any(char::is_control) => {}
+                    Some(Value::String(s)) if s.chars().count() <= 128 && !s.chars().any(char::is_control) => {}
                     Some(Value::String(_)) => {
-                        return Err(format!(
-                            "address field {k:?} is too long or has control characters"
-                        ));
+                        return Err(format!("address field {k:?} is too long or has control characters"));
                     }
                     Some(other) => {
-                        return Err(format!(
-                            "address field {k:?} must be a string, got {}",
-                            kind_of(other)
-                        ));
+                        return Err(format!("address field {k:?} must be a string, got {}", kind_of(other)));
                     }
                     None if k == "address2" => {}
                     None => return Err(format!("address field {k:?} is missing")),
@@ -250,10 +206,7 @@ fn check_value(policy: &Policy, spec: &ParamSpec, v: &Value) -> Result<Option<Mo
         ParamType::Money => {
             let m = Money::from_json(v).map_err(|e| e.to_string())?;
             if !policy.currencies.contains(&m.currency) {
-                return Err(format!(
-                    "currency {} is not accepted by this policy",
-                    m.currency
-                ));
+                return Err(format!("currency {} is not accepted by this policy", m.currency));
             }
             Ok(Some(m))
         }

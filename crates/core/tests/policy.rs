@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use countersign_core::decide::{OrderFacts, PriorState, PriorStep};
 use countersign_core::model::{
-    Case, Channel, Citation, CustomerRef, IdentityStatus, Message, Operator, Param, Pause,
-    PauseScope, Plan, Provenance, ReplyDraft, Sender, Step,
+    Case, Channel, Citation, CustomerRef, IdentityStatus, Message, Operator, Param, Pause, PauseScope, Plan,
+    Provenance, ReplyDraft, Sender, Step,
 };
 use countersign_core::{Facts, Money, Outcome, Policy, decide};
 use serde_json::{Value, json};
@@ -48,16 +48,9 @@ fn world() -> World {
         store: "acme-us".into(),
         platform: "demo_seller_center".into(),
         channel: Channel::Chat,
-        customer: Some(CustomerRef {
-            id: ME.into(),
-            identity: IdentityStatus::Verified,
-        }),
+        customer: Some(CustomerRef { id: ME.into(), identity: IdentityStatus::Verified }),
         subject: None,
-        messages: vec![Message {
-            from: Sender::Customer,
-            text: "Hi, I need help with my order.".into(),
-            at: None,
-        }],
+        messages: vec![Message { from: Sender::Customer, text: "Hi, I need help with my order.".into(), at: None }],
         order_ids: vec!["#W1".into()],
     };
     let mut orders = BTreeMap::new();
@@ -73,10 +66,7 @@ fn world() -> World {
     }
     let facts = Facts {
         now: "2026-11-21T10:00:00Z".parse().unwrap(),
-        operator: Operator {
-            id: "agent-7".into(),
-            role: "agent".into(),
-        },
+        operator: Operator { id: "agent-7".into(), role: "agent".into() },
         orders,
         history: Vec::new(),
         pauses: Vec::new(),
@@ -85,19 +75,12 @@ fn world() -> World {
             .map(|(a, v)| (a.to_string(), v.to_string()))
             .collect(),
     };
-    World {
-        case,
-        facts,
-        intent: "support".into(),
-    }
+    World { case, facts, intent: "support".into() }
 }
 
 /// A parameter read from the platform (trusted).
 fn c(v: Value) -> Param {
-    Param {
-        value: v,
-        source: Provenance::Connector,
-    }
+    Param { value: v, source: Provenance::Connector }
 }
 
 /// A parameter lifted from some source.
@@ -109,10 +92,7 @@ fn step(id: &str, action: &str, params: Vec<(&str, Param)>) -> Step {
     Step {
         id: id.into(),
         action: action.into(),
-        params: params
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        params: params.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         rationale: None,
         planner_risk: None,
     }
@@ -126,11 +106,7 @@ fn refund(id: &str, order: &str, amount: &str) -> Step {
     step(
         id,
         "refund_partial",
-        vec![
-            ("order_id", c(json!(order))),
-            ("amount", c(usd(amount))),
-            ("reason", c(json!("damaged item"))),
-        ],
+        vec![("order_id", c(json!(order))), ("amount", c(usd(amount))), ("reason", c(json!("damaged item")))],
     )
 }
 
@@ -138,11 +114,7 @@ fn coupon(id: &str, amount: &str) -> Step {
     step(
         id,
         "create_goodwill_coupon",
-        vec![
-            ("customer_id", c(json!(ME))),
-            ("amount", c(usd(amount))),
-            ("reason", c(json!("late parcel"))),
-        ],
+        vec![("customer_id", c(json!(ME))), ("amount", c(usd(amount))), ("reason", c(json!("late parcel")))],
     )
 }
 
@@ -151,14 +123,7 @@ fn get_order(id: &str, order: &str) -> Step {
 }
 
 fn cancel(id: &str, order: &str) -> Step {
-    step(
-        id,
-        "cancel_pending_order",
-        vec![
-            ("order_id", c(json!(order))),
-            ("reason", c(json!("no longer needed"))),
-        ],
-    )
+    step(id, "cancel_pending_order", vec![("order_id", c(json!(order))), ("reason", c(json!("no longer needed")))])
 }
 
 fn address() -> Value {
@@ -177,20 +142,10 @@ fn pause(scope: PauseScope, value: &str) -> Pause {
 }
 
 fn say(w: &mut World, text: &str) {
-    w.case.messages.push(Message {
-        from: Sender::Customer,
-        text: text.into(),
-        at: None,
-    });
+    w.case.messages.push(Message { from: Sender::Customer, text: text.into(), at: None });
 }
 
-fn history(
-    case_id: &str,
-    order: Option<&str>,
-    action: &str,
-    amount: &str,
-    state: PriorState,
-) -> PriorStep {
+fn history(case_id: &str, order: Option<&str>, action: &str, amount: &str, state: PriorState) -> PriorStep {
     PriorStep {
         case_id: case_id.into(),
         action: action.into(),
@@ -226,12 +181,7 @@ struct Want {
 }
 
 fn want(step: &'static str, decision: Outcome, has: &'static [&'static str]) -> Want {
-    Want {
-        step,
-        decision,
-        has,
-        lacks: &[],
-    }
+    Want { step, decision, has, lacks: &[] }
 }
 
 struct Row {
@@ -244,14 +194,7 @@ struct Row {
 }
 
 fn row(name: &'static str, setup: fn(&mut World), steps: Vec<Step>, want: Vec<Want>) -> Row {
-    Row {
-        name,
-        setup,
-        steps,
-        reply: None,
-        want,
-        handoff: false,
-    }
+    Row { name, setup, steps, reply: None, want, handoff: false }
 }
 
 fn none(_: &mut World) {}
@@ -271,11 +214,7 @@ fn table() -> Vec<Row> {
         row(
             "find customer by email",
             none,
-            vec![step(
-                "s1",
-                "find_customer_by_email",
-                vec![("email", c(json!("james.li@example.com")))],
-            )],
+            vec![step("s1", "find_customer_by_email", vec![("email", c(json!("james.li@example.com")))])],
             vec![want("s1", Auto, &[])],
         ),
         row(
@@ -284,20 +223,11 @@ fn table() -> Vec<Row> {
             vec![step(
                 "s1",
                 "find_customer_by_name_zip",
-                vec![
-                    ("first_name", c(json!("James"))),
-                    ("last_name", c(json!("Li"))),
-                    ("zip", c(json!("10083"))),
-                ],
+                vec![("first_name", c(json!("James"))), ("last_name", c(json!("Li"))), ("zip", c(json!("10083")))],
             )],
             vec![want("s1", Auto, &[])],
         ),
-        row(
-            "list product types",
-            none,
-            vec![step("s1", "list_product_types", vec![])],
-            vec![want("s1", Auto, &[])],
-        ),
+        row("list product types", none, vec![step("s1", "list_product_types", vec![])], vec![want("s1", Auto, &[])]),
         row(
             "another customer's order is not readable",
             none,
@@ -313,11 +243,7 @@ fn table() -> Vec<Row> {
         row(
             "another customer's profile is not readable",
             none,
-            vec![step(
-                "s1",
-                "get_customer_details",
-                vec![("customer_id", c(json!(OTHER)))],
-            )],
+            vec![step("s1", "get_customer_details", vec![("customer_id", c(json!(OTHER)))])],
             vec![want("s1", Forbid, &["precondition.customer-owned"])],
         ),
         row(
@@ -330,11 +256,7 @@ fn table() -> Vec<Row> {
         row(
             "unknown action",
             none,
-            vec![step(
-                "s1",
-                "issue_store_credit",
-                vec![("amount", c(usd("5.00")))],
-            )],
+            vec![step("s1", "issue_store_credit", vec![("amount", c(usd("5.00")))])],
             vec![want("s1", Forbid, &["builtin.deny-default"])],
         ),
         row(
@@ -358,11 +280,7 @@ fn table() -> Vec<Row> {
         row(
             "action name with trailing space",
             none,
-            vec![step(
-                "s1",
-                "get_order_details ",
-                vec![("order_id", c(json!("#W1")))],
-            )],
+            vec![step("s1", "get_order_details ", vec![("order_id", c(json!("#W1")))])],
             vec![want("s1", Forbid, &["builtin.deny-default"])],
         ),
         // ------------------------------------------------------ schema
@@ -383,11 +301,7 @@ fn table() -> Vec<Row> {
         row(
             "missing parameter",
             none,
-            vec![step(
-                "s1",
-                "cancel_pending_order",
-                vec![("order_id", c(json!("#W2")))],
-            )],
+            vec![step("s1", "cancel_pending_order", vec![("order_id", c(json!("#W2")))])],
             vec![want("s1", Forbid, &["validate.missing-param"])],
         ),
         row(
@@ -396,21 +310,14 @@ fn table() -> Vec<Row> {
             vec![step(
                 "s1",
                 "cancel_pending_order",
-                vec![
-                    ("order_id", c(json!("#W2"))),
-                    ("reason", c(json!("changed my mind"))),
-                ],
+                vec![("order_id", c(json!("#W2"))), ("reason", c(json!("changed my mind")))],
             )],
             vec![want("s1", Forbid, &["validate.bad-param"])],
         ),
         row(
             "order id of the wrong type",
             none,
-            vec![step(
-                "s1",
-                "get_order_details",
-                vec![("order_id", c(json!(2611340)))],
-            )],
+            vec![step("s1", "get_order_details", vec![("order_id", c(json!(2611340)))])],
             vec![want("s1", Forbid, &["validate.bad-param"])],
         ),
         row(
@@ -433,18 +340,8 @@ fn table() -> Vec<Row> {
             vec![refund("s1", "#W1", "-20.00")],
             vec![want("s1", Forbid, &["validate.bad-param"])],
         ),
-        row(
-            "zero amount",
-            none,
-            vec![refund("s1", "#W1", "0.00")],
-            vec![want("s1", Forbid, &["validate.bad-param"])],
-        ),
-        row(
-            "NaN amount",
-            none,
-            vec![refund("s1", "#W1", "NaN")],
-            vec![want("s1", Forbid, &["validate.bad-param"])],
-        ),
+        row("zero amount", none, vec![refund("s1", "#W1", "0.00")], vec![want("s1", Forbid, &["validate.bad-param"])]),
+        row("NaN amount", none, vec![refund("s1", "#W1", "NaN")], vec![want("s1", Forbid, &["validate.bad-param"])]),
         row(
             "infinite amount",
             none,
@@ -510,11 +407,7 @@ fn table() -> Vec<Row> {
         row(
             "malformed email",
             none,
-            vec![step(
-                "s1",
-                "find_customer_by_email",
-                vec![("email", c(json!("james at example.com")))],
-            )],
+            vec![step("s1", "find_customer_by_email", vec![("email", c(json!("james at example.com")))])],
             vec![want("s1", Forbid, &["validate.bad-param"])],
         ),
         // -------------------------------------------- order preconditions
@@ -669,43 +562,19 @@ fn table() -> Vec<Row> {
         ),
         row(
             "threshold splitting across plans of one case",
-            |w| {
-                w.facts.history.push(history(
-                    "case-1",
-                    Some("#W4"),
-                    "refund_partial",
-                    "45.00",
-                    PriorState::Executed,
-                ))
-            },
+            |w| w.facts.history.push(history("case-1", Some("#W4"), "refund_partial", "45.00", PriorState::Executed)),
             vec![refund("s1", "#W1", "10.00")],
             vec![want("s1", Confirm, &["rule.refund.over-auto-limit"])],
         ),
         row(
             "threshold splitting across cases on one order",
-            |w| {
-                w.facts.history.push(history(
-                    "case-0",
-                    Some("#W4"),
-                    "refund_partial",
-                    "45.00",
-                    PriorState::Approved,
-                ))
-            },
+            |w| w.facts.history.push(history("case-0", Some("#W4"), "refund_partial", "45.00", PriorState::Approved)),
             vec![refund("s1", "#W4", "10.00")],
             vec![want("s1", Confirm, &["rule.refund.over-auto-limit"])],
         ),
         row(
             "pending refunds count against what is refundable",
-            |w| {
-                w.facts.history.push(history(
-                    "case-0",
-                    Some("#W1"),
-                    "refund_partial",
-                    "90.00",
-                    PriorState::Pending,
-                ))
-            },
+            |w| w.facts.history.push(history("case-0", Some("#W1"), "refund_partial", "90.00", PriorState::Pending)),
             vec![refund("s1", "#W1", "20.00")],
             vec![want("s1", Forbid, &["precondition.refundable"])],
         ),
@@ -718,12 +587,7 @@ fn table() -> Vec<Row> {
             vec![refund("s1", "#W1", "10.00")],
             vec![want("s1", Forbid, &["precondition.currency"])],
         ),
-        row(
-            "small coupon runs alone",
-            none,
-            vec![coupon("s1", "5.00")],
-            vec![want("s1", Auto, &[])],
-        ),
+        row("small coupon runs alone", none, vec![coupon("s1", "5.00")], vec![want("s1", Auto, &[])]),
         row(
             "coupon over the auto limit",
             none,
@@ -733,11 +597,7 @@ fn table() -> Vec<Row> {
         row(
             "coupons split to stay under the limit",
             none,
-            vec![
-                coupon("s1", "10.00"),
-                coupon("s2", "10.00"),
-                coupon("s3", "10.00"),
-            ],
+            vec![coupon("s1", "10.00"), coupon("s2", "10.00"), coupon("s3", "10.00")],
             vec![
                 want("s1", Auto, &[]),
                 want("s2", Auto, &[]),
@@ -750,11 +610,7 @@ fn table() -> Vec<Row> {
             vec![step(
                 "s1",
                 "create_goodwill_coupon",
-                vec![
-                    ("customer_id", c(json!(OTHER))),
-                    ("amount", c(usd("5.00"))),
-                    ("reason", c(json!("late"))),
-                ],
+                vec![("customer_id", c(json!(OTHER))), ("amount", c(usd("5.00"))), ("reason", c(json!("late")))],
             )],
             vec![want("s1", Forbid, &["precondition.customer-owned"])],
         ),
@@ -766,15 +622,7 @@ fn table() -> Vec<Row> {
         ),
         row(
             "refunds and coupons add up on a case",
-            |w| {
-                w.facts.history.push(history(
-                    "case-1",
-                    Some("#W4"),
-                    "refund_partial",
-                    "146.00",
-                    PriorState::Executed,
-                ))
-            },
+            |w| w.facts.history.push(history("case-1", Some("#W4"), "refund_partial", "146.00", PriorState::Executed)),
             vec![coupon("s1", "5.00")],
             vec![want("s1", Supervisor, &["rule.money.case-total"])],
         ),
@@ -838,11 +686,7 @@ fn table() -> Vec<Row> {
         row(
             "a read of an order id the customer typed needs a look",
             none,
-            vec![step(
-                "s1",
-                "get_order_details",
-                vec![("order_id", from(Provenance::CustomerMessage, json!("#W1")))],
-            )],
+            vec![step("s1", "get_order_details", vec![("order_id", from(Provenance::CustomerMessage, json!("#W1")))])],
             vec![want("s1", Confirm, &["builtin.provenance"])],
         ),
         row(
@@ -857,12 +701,7 @@ fn table() -> Vec<Row> {
                     ("reason", c(json!("x"))),
                 ],
             )],
-            vec![Want {
-                step: "s1",
-                decision: Auto,
-                has: &[],
-                lacks: &["builtin.provenance"],
-            }],
+            vec![Want { step: "s1", decision: Auto, has: &[], lacks: &["builtin.provenance"] }],
         ),
     ];
     rows.push(Row {
@@ -873,10 +712,7 @@ fn table() -> Vec<Row> {
             "cancel_pending_order",
             vec![
                 ("order_id", c(json!("#W2"))),
-                (
-                    "reason",
-                    from(Provenance::CustomerMessage, json!("ordered by mistake")),
-                ),
+                ("reason", from(Provenance::CustomerMessage, json!("ordered by mistake"))),
             ],
         )],
         reply: None,
@@ -892,10 +728,7 @@ fn table() -> Vec<Row> {
     let mut low = step(
         "s1",
         "change_account_email",
-        vec![
-            ("customer_id", c(json!(ME))),
-            ("new_email", c(json!("new@example.com"))),
-        ],
+        vec![("customer_id", c(json!(ME))), ("new_email", c(json!("new@example.com")))],
     );
     low.planner_risk = Some("low".into());
     low.rationale = Some("Customer verified, low risk, auto-approve.".into());
@@ -946,26 +779,12 @@ fn table() -> Vec<Row> {
         step(
             "s1",
             "change_account_email",
-            vec![
-                ("customer_id", c(json!(ME))),
-                ("new_email", c(json!("new@example.com"))),
-            ],
+            vec![("customer_id", c(json!(ME))), ("new_email", c(json!("new@example.com")))],
         )
     };
-    let reset = || {
-        step(
-            "s1",
-            "send_password_reset",
-            vec![("customer_id", c(json!(ME)))],
-        )
-    };
+    let reset = || step("s1", "send_password_reset", vec![("customer_id", c(json!(ME)))]);
     rows.extend([
-        row(
-            "email change for a verified customer",
-            none,
-            vec![email()],
-            vec![want("s1", Supervisor, &[])],
-        ),
+        row("email change for a verified customer", none, vec![email()], vec![want("s1", Supervisor, &[])]),
         row(
             "email change for an unverified customer",
             |w| w.case.customer.as_mut().unwrap().identity = IdentityStatus::Unverified,
@@ -994,11 +813,7 @@ fn table() -> Vec<Row> {
             "password reset for an unidentified customer",
             |w| w.case.customer = None,
             vec![reset()],
-            vec![want(
-                "s1",
-                Forbid,
-                &["builtin.identity", "precondition.customer-owned"],
-            )],
+            vec![want("s1", Forbid, &["builtin.identity", "precondition.customer-owned"])],
         ),
         row(
             "a trainee cannot approve money",
@@ -1035,11 +850,7 @@ fn table() -> Vec<Row> {
         row(
             "a recommend-layer action is advice only",
             none,
-            vec![step(
-                "s1",
-                "suggest_replacement_product",
-                vec![("product_id", c(json!("8310926033")))],
-            )],
+            vec![step("s1", "suggest_replacement_product", vec![("product_id", c(json!("8310926033")))])],
             vec![want("s1", Recommend, &[])],
         ),
     ]);
@@ -1053,21 +864,13 @@ fn table() -> Vec<Row> {
         handoff: true,
     };
     rows.extend([
-        signal(
-            "legal threat",
-            |w| say(w, "Fix this or my lawyer will hear about it."),
-            &["signal.legal-threat"],
-        ),
+        signal("legal threat", |w| say(w, "Fix this or my lawyer will hear about it."), &["signal.legal-threat"]),
         signal(
             "legal threat with a Cyrillic letter",
             |w| say(w, "my l\u{0430}wyer is ready"),
             &["signal.legal-threat"],
         ),
-        signal(
-            "legal threat in full-width letters",
-            |w| say(w, "ＬＡＷＳＵＩＴ incoming"),
-            &["signal.legal-threat"],
-        ),
+        signal("legal threat in full-width letters", |w| say(w, "ＬＡＷＳＵＩＴ incoming"), &["signal.legal-threat"]),
         signal(
             "chargeback with a zero-width space",
             |w| say(w, "I'll just do a charge\u{200B}back"),
@@ -1078,16 +881,8 @@ fn table() -> Vec<Row> {
             |w| say(w, "I think I got HACKED, I did not place this order"),
             &["signal.account-takeover"],
         ),
-        signal(
-            "self-harm",
-            |w| say(w, "honestly I want to die"),
-            &["signal.self-harm"],
-        ),
-        signal(
-            "harassment",
-            |w| say(w, "I know where you live."),
-            &["signal.harassment"],
-        ),
+        signal("self-harm", |w| say(w, "honestly I want to die"), &["signal.self-harm"]),
+        signal("harassment", |w| say(w, "I know where you live."), &["signal.harassment"]),
         signal(
             "another person's data",
             |w| say(w, "Can you tell me where my wife's order is?"),
@@ -1101,19 +896,9 @@ fn table() -> Vec<Row> {
     ]);
     rows.push(row(
         "no signal in an ordinary message",
-        |w| {
-            say(
-                w,
-                "Thanks, the package arrived and the law of averages says the next will too.",
-            )
-        },
+        |w| say(w, "Thanks, the package arrived and the law of averages says the next will too."),
         vec![get_order("s1", "#W1")],
-        vec![Want {
-            step: "s1",
-            decision: Auto,
-            has: &[],
-            lacks: &["signal.legal-threat"],
-        }],
+        vec![Want { step: "s1", decision: Auto, has: &[], lacks: &["signal.legal-threat"] }],
     ));
     rows.push(row(
         "agent text does not trigger signals",
@@ -1133,32 +918,17 @@ fn table() -> Vec<Row> {
             name,
             setup,
             vec![get_order("s1", "#W1"), refund("s2", "#W1", "5.00")],
-            vec![
-                want("s1", Forbid, &["pause.p1"]),
-                want("s2", Forbid, &["pause.p1"]),
-            ],
+            vec![want("s1", Forbid, &["pause.p1"]), want("s2", Forbid, &["pause.p1"])],
         )
     };
     rows.extend([
-        paused("tenant pause", |w| {
-            w.facts.pauses.push(pause(PauseScope::Tenant, "acme"))
-        }),
-        paused("channel pause", |w| {
-            w.facts.pauses.push(pause(PauseScope::Channel, "chat"))
-        }),
-        paused("store pause", |w| {
-            w.facts.pauses.push(pause(PauseScope::Store, "acme-us"))
-        }),
-        paused("workflow pause", |w| {
-            w.facts.pauses.push(pause(PauseScope::Workflow, "support"))
-        }),
+        paused("tenant pause", |w| w.facts.pauses.push(pause(PauseScope::Tenant, "acme"))),
+        paused("channel pause", |w| w.facts.pauses.push(pause(PauseScope::Channel, "chat"))),
+        paused("store pause", |w| w.facts.pauses.push(pause(PauseScope::Store, "acme-us"))),
+        paused("workflow pause", |w| w.facts.pauses.push(pause(PauseScope::Workflow, "support"))),
         row(
             "action pause covers only that action",
-            |w| {
-                w.facts
-                    .pauses
-                    .push(pause(PauseScope::Action, "refund_partial"))
-            },
+            |w| w.facts.pauses.push(pause(PauseScope::Action, "refund_partial")),
             vec![get_order("s1", "#W1"), refund("s2", "#W1", "5.00")],
             vec![want("s1", Auto, &[]), want("s2", Forbid, &["pause.p1"])],
         ),
@@ -1186,10 +956,7 @@ fn table() -> Vec<Row> {
         r(
             "a plain cited reply goes out",
             none,
-            reply(
-                "You can return delivered items within 30 days.",
-                &[("returns-window", Some("3"))],
-            ),
+            reply("You can return delivered items within 30 days.", &[("returns-window", Some("3"))]),
             Auto,
             &["reply.base"],
         ),
@@ -1257,11 +1024,7 @@ fn table() -> Vec<Row> {
 fn policy_table() {
     let policy = demo();
     let rows = table();
-    assert!(
-        rows.len() >= 60,
-        "the table must keep at least 60 cases, has {}",
-        rows.len()
-    );
+    assert!(rows.len() >= 60, "the table must keep at least 60 cases, has {}", rows.len());
     let mut failures = Vec::new();
     for row in rows {
         let mut w = world();
@@ -1281,26 +1044,16 @@ fn policy_table() {
                 continue;
             }
         };
-        assert_eq!(
-            d.policy_hash, policy.hash,
-            "every decision carries the policy hash"
-        );
+        assert_eq!(d.policy_hash, policy.hash, "every decision carries the policy hash");
         if d.handoff != row.handoff {
-            failures.push(format!(
-                "{}: handoff {} (signals {:?})",
-                row.name, d.handoff, d.signals
-            ));
+            failures.push(format!("{}: handoff {} (signals {:?})", row.name, d.handoff, d.signals));
         }
         for want in &row.want {
             let (decision, rule_ids, reasons) = if want.step == "reply" {
                 let r = d.reply.as_ref().expect("reply decided");
                 (r.decision, r.rule_ids.clone(), r.reasons.clone())
             } else {
-                let s = d
-                    .steps
-                    .iter()
-                    .find(|s| s.step_id == want.step)
-                    .expect("step decided");
+                let s = d.steps.iter().find(|s| s.step_id == want.step).expect("step decided");
                 (s.decision, s.rule_ids.clone(), s.reasons.clone())
             };
             if reasons.is_empty() {
@@ -1312,18 +1065,12 @@ fn policy_table() {
                     row.name,
                     want.step,
                     want.decision,
-                    reasons
-                        .iter()
-                        .map(|r| format!("{} {} {}", r.rule, r.decision, r.text))
-                        .collect::<Vec<_>>()
+                    reasons.iter().map(|r| format!("{} {} {}", r.rule, r.decision, r.text)).collect::<Vec<_>>()
                 ));
             }
             for id in want.has {
                 if !rule_ids.iter().any(|r| r == id) {
-                    failures.push(format!(
-                        "{}: {} lacks rule {id}; has {rule_ids:?}",
-                        row.name, want.step
-                    ));
+                    failures.push(format!("{}: {} lacks rule {id}; has {rule_ids:?}", row.name, want.step));
                 }
             }
             for id in want.lacks {
@@ -1333,11 +1080,7 @@ fn policy_table() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "policy table failures:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "policy table failures:\n{}", failures.join("\n"));
 }
 
 #[test]
@@ -1354,9 +1097,7 @@ fn look_alike_names_are_called_out() {
     };
     let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
     assert!(
-        d.steps[0].reasons[0]
-            .text
-            .contains("looks like \"refund_partial\""),
+        d.steps[0].reasons[0].text.contains("looks like \"refund_partial\""),
         "a look-alike of a known action should be named so the agent sees the trick: {}",
         d.steps[0].reasons[0].text
     );
@@ -1371,14 +1112,7 @@ fn supervisor_steps_name_team_leads_only() {
         case_id: w.case.id.clone(),
         planner: "test".into(),
         intent: "x".into(),
-        steps: vec![
-            step(
-                "s1",
-                "send_password_reset",
-                vec![("customer_id", c(json!(ME)))],
-            ),
-            cancel("s2", "#W2"),
-        ],
+        steps: vec![step("s1", "send_password_reset", vec![("customer_id", c(json!(ME)))]), cancel("s2", "#W2")],
         reply: None,
     };
     let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
@@ -1387,15 +1121,8 @@ fn supervisor_steps_name_team_leads_only() {
         vec!["team_lead".to_string()],
         "only a team lead countersigns supervisor steps"
     );
-    assert_eq!(
-        d.steps[1].approver_roles,
-        vec!["agent".to_string(), "team_lead".to_string()]
-    );
-    assert_eq!(
-        d.steps[0].owner.as_deref(),
-        Some("trust-and-safety"),
-        "the outcome owner is recorded"
-    );
+    assert_eq!(d.steps[1].approver_roles, vec!["agent".to_string(), "team_lead".to_string()]);
+    assert_eq!(d.steps[0].owner.as_deref(), Some("trust-and-safety"), "the outcome owner is recorded");
 }
 
 #[test]
@@ -1410,28 +1137,15 @@ fn plans_that_cannot_be_decided_are_refused() {
         steps: vec![],
         reply: None,
     };
-    assert!(
-        decide(&policy, &w.case, &plan, &w.facts).is_err(),
-        "a plan for another case must be refused"
-    );
+    assert!(decide(&policy, &w.case, &plan, &w.facts).is_err(), "a plan for another case must be refused");
     plan.case_id = w.case.id.clone();
     plan.steps = vec![get_order("s1", "#W1"), get_order("s1", "#W1")];
-    assert!(
-        decide(&policy, &w.case, &plan, &w.facts).is_err(),
-        "duplicate step ids must be refused"
-    );
+    assert!(decide(&policy, &w.case, &plan, &w.facts).is_err(), "duplicate step ids must be refused");
     // Unknown fields anywhere in a plan are refused at parse time.
     let text = r#"{"id":"p","case_id":"case-1","planner":"x","intent":"x","steps":[{"id":"s1","action":"get_order_details","params":{},"approved":true}]}"#;
-    assert!(
-        serde_json::from_str::<Plan>(text).is_err(),
-        "an unknown step field must be rejected"
-    );
-    let text =
-        r#"{"id":"p","case_id":"case-1","planner":"x","intent":"x","steps":[],"risk":"low"}"#;
-    assert!(
-        serde_json::from_str::<Plan>(text).is_err(),
-        "an unknown plan field must be rejected"
-    );
+    assert!(serde_json::from_str::<Plan>(text).is_err(), "an unknown step field must be rejected");
+    let text = r#"{"id":"p","case_id":"case-1","planner":"x","intent":"x","steps":[],"risk":"low"}"#;
+    assert!(serde_json::from_str::<Plan>(text).is_err(), "an unknown plan field must be rejected");
 }
 
 #[test]
@@ -1442,23 +1156,11 @@ fn approvals_bind_to_the_exact_step() {
     let mut c2 = a.clone();
     c2.params.get_mut("amount").unwrap().source = Provenance::CustomerMessage;
     let da = countersign_core::digest::step_digest(&a);
-    assert_ne!(
-        da,
-        countersign_core::digest::step_digest(&b),
-        "another amount is another step"
-    );
-    assert_ne!(
-        da,
-        countersign_core::digest::step_digest(&c2),
-        "another provenance is another step"
-    );
+    assert_ne!(da, countersign_core::digest::step_digest(&b), "another amount is another step");
+    assert_ne!(da, countersign_core::digest::step_digest(&c2), "another provenance is another step");
     let mut renamed = a.clone();
     renamed.id = "other-id".into();
-    assert_eq!(
-        da,
-        countersign_core::digest::step_digest(&renamed),
-        "the digest covers what runs, not the label"
-    );
+    assert_eq!(da, countersign_core::digest::step_digest(&renamed), "the digest covers what runs, not the label");
 }
 
 // ------------------------------------------------------------- parse errors
@@ -1473,10 +1175,7 @@ fn parse_err(edit: impl Fn(&str) -> String) -> String {
 }
 
 fn line_of(src: &str, needle: &str) -> usize {
-    src.lines()
-        .position(|l| l.contains(needle))
-        .expect("needle in source")
-        + 1
+    src.lines().position(|l| l.contains(needle)).expect("needle in source") + 1
 }
 
 #[test]
@@ -1486,9 +1185,7 @@ fn parse_errors_point_at_the_problem() {
     let cases: Vec<(&str, Edit, &str, &str)> = vec![
         (
             "unknown key",
-            Box::new(|s: &str| {
-                s.replacen("risk = \"low\"", "risk = \"low\"\nauto_approve = true", 1)
-            }),
+            Box::new(|s: &str| s.replacen("risk = \"low\"", "risk = \"low\"\nauto_approve = true", 1)),
             "auto_approve = true",
             "unknown field `auto_approve`",
         ),
@@ -1512,37 +1209,21 @@ fn parse_errors_point_at_the_problem() {
         ),
         (
             "empty channel list",
-            Box::new(|s: &str| {
-                s.replacen(
-                    "channels = [\"instagram_dm\", \"tiktok_dm\"]",
-                    "channels = []",
-                    1,
-                )
-            }),
+            Box::new(|s: &str| s.replacen("channels = [\"instagram_dm\", \"tiktok_dm\"]", "channels = []", 1)),
             "channels = []",
             "can never match",
         ),
         (
             "unknown channel",
             Box::new(|s: &str| {
-                s.replacen(
-                    "channels = [\"instagram_dm\", \"tiktok_dm\"]",
-                    "channels = [\"instagram\"]",
-                    1,
-                )
+                s.replacen("channels = [\"instagram_dm\", \"tiktok_dm\"]", "channels = [\"instagram\"]", 1)
             }),
             "channels = [\"instagram\"]",
             "unknown variant `instagram`",
         ),
         (
             "threshold in a currency the policy does not accept",
-            Box::new(|s: &str| {
-                s.replacen(
-                    "amount_over = \"200.00 USD\"",
-                    "amount_over = \"200.00 EUR\"",
-                    1,
-                )
-            }),
+            Box::new(|s: &str| s.replacen("amount_over = \"200.00 USD\"", "amount_over = \"200.00 EUR\"", 1)),
             "200.00 EUR",
             "could never match",
         ),
@@ -1560,13 +1241,7 @@ fn parse_errors_point_at_the_problem() {
         ),
         (
             "recommend-layer action set to auto",
-            Box::new(|s: &str| {
-                s.replacen(
-                    "decision = \"recommend\"\nowner",
-                    "decision = \"auto\"\nowner",
-                    1,
-                )
-            }),
+            Box::new(|s: &str| s.replacen("decision = \"recommend\"\nowner", "decision = \"auto\"\nowner", 1)),
             "",
             "\"suggest_replacement_product\" is in the recommend layer",
         ),
@@ -1590,34 +1265,17 @@ fn parse_errors_point_at_the_problem() {
         ),
         (
             "role the policy does not declare",
-            Box::new(|s: &str| {
-                s.replacen(
-                    "supervisor = [\"team_lead\"]",
-                    "supervisor = [\"manager\"]",
-                    1,
-                )
-            }),
+            Box::new(|s: &str| s.replacen("supervisor = [\"team_lead\"]", "supervisor = [\"manager\"]", 1)),
             "supervisor = [\"manager\"]",
             "unknown role",
         ),
         (
             "duplicate rule id",
-            Box::new(|s: &str| {
-                s.replacen(
-                    "id = \"refund.over-confirm-limit\"",
-                    "id = \"refund.over-auto-limit\"",
-                    1,
-                )
-            }),
+            Box::new(|s: &str| s.replacen("id = \"refund.over-confirm-limit\"", "id = \"refund.over-auto-limit\"", 1)),
             "",
             "duplicate",
         ),
-        (
-            "TOML syntax error",
-            Box::new(|s: &str| s.replacen("[approvers]", "[approvers", 1)),
-            "[approvers",
-            "",
-        ),
+        ("TOML syntax error", Box::new(|s: &str| s.replacen("[approvers]", "[approvers", 1)), "[approvers", ""),
         (
             "negative version",
             Box::new(|s: &str| s.replacen("version = 1", "version = -1", 1)),
@@ -1628,14 +1286,8 @@ fn parse_errors_point_at_the_problem() {
     for (name, edit, needle, message) in cases {
         let src = edit(DEMO);
         let err = parse_err(&edit);
-        assert!(
-            err.starts_with("policy.toml:"),
-            "{name}: errors carry the file name: {err}"
-        );
-        assert!(
-            err.contains(message),
-            "{name}: message should mention {message:?}: {err}"
-        );
+        assert!(err.starts_with("policy.toml:"), "{name}: errors carry the file name: {err}");
+        assert!(err.contains(message), "{name}: message should mention {message:?}: {err}");
         if !needle.is_empty() {
             let line = line_of(&src, needle);
             assert!(
@@ -1664,11 +1316,7 @@ mod props {
             Just(coupon("s", "5.00")),
             Just(coupon("s", "12.00")),
             (1u32..400).prop_map(|a| refund("s", "#W4", &format!("{a}.00"))),
-            Just(step(
-                "s",
-                "send_password_reset",
-                vec![("customer_id", c(json!(ME)))]
-            )),
+            Just(step("s", "send_password_reset", vec![("customer_id", c(json!(ME)))])),
             Just(step("s", "list_product_types", vec![])),
             Just(step(
                 "s",

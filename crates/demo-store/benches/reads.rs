@@ -18,18 +18,12 @@ fn order_ids() -> Vec<String> {
     let text = std::fs::read_to_string(format!("{DEFAULT_SEED_DIR}/orders.json")).unwrap();
     let orders: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
     // `#` is sent as %23 in a path.
-    orders
-        .keys()
-        .map(|id| id.trim_start_matches('#').to_owned())
-        .collect()
+    orders.keys().map(|id| id.trim_start_matches('#').to_owned()).collect()
 }
 
 fn requests_per_round() -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == "--requests")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(6_000)
+    args.windows(2).find(|w| w[0] == "--requests").and_then(|w| w[1].parse().ok()).unwrap_or(6_000)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -39,9 +33,7 @@ async fn main() {
     let store = DemoStore::open(dir.path().join("bench.sqlite3"), DEFAULT_SEED_DIR).unwrap();
     println!("open + seed: {:?}", started.elapsed());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = store
-        .serve(listener, ApiToken::new(TOKEN).unwrap())
-        .unwrap();
+    let server = store.serve(listener, ApiToken::new(TOKEN).unwrap()).unwrap();
     let base = format!("http://{}", server.local_addr());
     let ids = Arc::new(order_ids());
     let total = requests_per_round();
@@ -87,12 +79,7 @@ async fn run_round(
                 }
                 let id = &ids[(worker * 7919 + n * 31) % ids.len()];
                 let sent = Instant::now();
-                let response = client
-                    .get(format!("{base}/orders/{id}"))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = client.get(format!("{base}/orders/{id}")).bearer_auth(TOKEN).send().await.unwrap();
                 assert!(response.status().is_success(), "{}", response.status());
                 let body = response.bytes().await.unwrap();
                 assert!(!body.is_empty());

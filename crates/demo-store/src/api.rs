@@ -33,34 +33,19 @@ struct App {
 }
 
 pub(crate) fn router(store: DemoStore, token: ApiToken) -> Router {
-    let app = App {
-        store,
-        token: Arc::new(token),
-    };
+    let app = App { store, token: Arc::new(token) };
     Router::new()
         .route("/health", get(health))
         .route("/customers/lookup", get(lookup_customer))
         .route("/customers/{customer_id}", get(customer_details))
-        .route(
-            "/customers/{customer_id}/default-address",
-            put(change_default_address),
-        )
+        .route("/customers/{customer_id}/default-address", put(change_default_address))
         .route("/customers/{customer_id}/email", put(change_email))
         .route("/customers/{customer_id}/coupons", post(create_coupon))
-        .route(
-            "/customers/{customer_id}/password-resets",
-            post(send_password_reset),
-        )
+        .route("/customers/{customer_id}/password-resets", post(send_password_reset))
         .route("/orders/{order_id}", get(order_details))
         .route("/orders/{order_id}/cancel", post(cancel_order))
-        .route(
-            "/orders/{order_id}/shipping-address",
-            put(change_shipping_address),
-        )
-        .route(
-            "/orders/{order_id}/payment-method",
-            put(change_payment_method),
-        )
+        .route("/orders/{order_id}/shipping-address", put(change_shipping_address))
+        .route("/orders/{order_id}/payment-method", put(change_payment_method))
         .route("/orders/{order_id}/item-modifications", post(modify_items))
         .route("/orders/{order_id}/returns", post(request_return))
         .route("/orders/{order_id}/exchanges", post(request_exchange))
@@ -93,41 +78,27 @@ async fn require_token(State(app): State<App>, request: Request, next: Next) -> 
                 "missing or wrong API token: send `Authorization: Bearer <token>`",
             )
             .into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
     }
 }
 
 async fn health() -> Response {
-    json_response(Reply {
-        status: axum::http::StatusCode::OK,
-        body: r#"{"status":"ok"}"#.to_owned(),
-    })
+    json_response(Reply { status: axum::http::StatusCode::OK, body: r#"{"status":"ok"}"#.to_owned() })
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(
-        ErrorCode::NotFound,
-        format!("no such endpoint: {}", uri.path()),
-    )
+    ApiError::new(ErrorCode::NotFound, format!("no such endpoint: {}", uri.path()))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("{method} is not allowed on {}", uri.path()),
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
 }
 
 fn json_response(reply: Reply) -> Response {
     let mut response = (reply.status, reply.body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -139,8 +110,7 @@ fn respond(result: Result<Reply, ApiError>) -> Response {
 }
 
 fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(id)| id)
-        .map_err(|e| ApiError::new(ErrorCode::NotFound, format!("bad path: {e}")))
+    path.map(|Path(id)| id).map_err(|e| ApiError::new(ErrorCode::NotFound, format!("bad path: {e}")))
 }
 
 /// Parses a JSON body: unreadable JSON is 400 `malformed_json`; JSON of the wrong shape
@@ -150,15 +120,10 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let raw: Box<RawValue> = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("malformed JSON: {e}")))?;
     if !raw.get().starts_with('{') {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "invalid request: the body must be a JSON object",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "invalid request: the body must be a JSON object"));
     }
     serde_json::from_str(raw.get()).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::new(ErrorCode::InvalidRequest, format!("invalid request: {e}"))
-        }
+        serde_json::error::Category::Data => ApiError::new(ErrorCode::InvalidRequest, format!("invalid request: {e}")),
         _ => ApiError::new(ErrorCode::MalformedJson, format!("malformed JSON: {e}")),
     })
 }
@@ -166,15 +131,9 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("request body is larger than {MAX_BODY} bytes"),
-            )
+            ApiError::new(ErrorCode::PayloadTooLarge, format!("request body is larger than {MAX_BODY} bytes"))
         } else {
-            ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("could not read body: {e}"),
-            )
+            ApiError::new(ErrorCode::MalformedJson, format!("could not read body: {e}"))
         }
     })
 }
@@ -186,29 +145,18 @@ pub(crate) struct Idempotency {
     pub fingerprint: String,
 }
 
-fn idempotency(
-    headers: &HeaderMap,
-    method: &Method,
-    uri: &Uri,
-    body: &[u8],
-) -> Result<Option<Idempotency>, ApiError> {
+fn idempotency(headers: &HeaderMap, method: &Method, uri: &Uri, body: &[u8]) -> Result<Option<Idempotency>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
     let key = value
         .to_str()
         .ok()
-        .filter(|k| {
-            !k.is_empty()
-                && k.len() <= MAX_IDEMPOTENCY_KEY
-                && k.bytes().all(|b| b.is_ascii_graphic())
-        })
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidIdempotencyKey,
-                format!(
-                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                ),
+                format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
             )
         })?;
     // The same key must come with the same request: method, path and exact body bytes.
@@ -218,10 +166,7 @@ fn idempotency(
     hasher.update(uri.path().as_bytes());
     hasher.update(b"\n");
     hasher.update(body);
-    Ok(Some(Idempotency {
-        key: key.to_owned(),
-        fingerprint: hex::encode(hasher.finalize()),
-    }))
+    Ok(Some(Idempotency { key: key.to_owned(), fingerprint: hex::encode(hasher.finalize()) }))
 }
 
 /// Runs a write: parses the body, then applies `op` in one transaction with its
@@ -251,9 +196,7 @@ where
         Ok((reply, replayed)) => {
             let mut response = json_response(reply);
             if replayed {
-                response
-                    .headers_mut()
-                    .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+                response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             }
             response
         }
@@ -263,67 +206,38 @@ where
 
 // ---------------------------------------------------------------- read handlers
 
-async fn lookup_customer(
-    State(app): State<App>,
-    query: Result<Query<ops::LookupQuery>, QueryRejection>,
-) -> Response {
+async fn lookup_customer(State(app): State<App>, query: Result<Query<ops::LookupQuery>, QueryRejection>) -> Response {
     let query = match query {
         Ok(Query(q)) => q,
         Err(e) => {
-            return ApiError::new(ErrorCode::InvalidQuery, format!("bad query: {e}"))
-                .into_response();
+            return ApiError::new(ErrorCode::InvalidQuery, format!("bad query: {e}")).into_response();
         }
     };
-    respond(
-        app.store
-            .read(move |conn| ops::lookup_customer(conn, &query))
-            .await,
-    )
+    respond(app.store.read(move |conn| ops::lookup_customer(conn, &query)).await)
 }
 
-async fn customer_details(
-    State(app): State<App>,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
+async fn customer_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
     let id = match path_param(id) {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    respond(
-        app.store
-            .read(move |conn| ops::customer_details(conn, &id))
-            .await,
-    )
+    respond(app.store.read(move |conn| ops::customer_details(conn, &id)).await)
 }
 
-async fn order_details(
-    State(app): State<App>,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
+async fn order_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
     let id = match path_param(id) {
         Ok(id) => ops::normalize_order_id(&id),
         Err(e) => return e.into_response(),
     };
-    respond(
-        app.store
-            .read(move |conn| ops::order_details(conn, &id))
-            .await,
-    )
+    respond(app.store.read(move |conn| ops::order_details(conn, &id)).await)
 }
 
-async fn product_details(
-    State(app): State<App>,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
+async fn product_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
     let id = match path_param(id) {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    respond(
-        app.store
-            .read(move |conn| ops::product_details(conn, &id))
-            .await,
-    )
+    respond(app.store.read(move |conn| ops::product_details(conn, &id)).await)
 }
 
 async fn list_product_types(State(app): State<App>) -> Response {
@@ -347,15 +261,7 @@ macro_rules! write_handler {
                 Ok(id) => $normalize(&id),
                 Err(e) => return e.into_response(),
             };
-            write(
-                &app,
-                method,
-                uri,
-                headers,
-                body,
-                move |conn, request: $body| $op(conn, &id, request),
-            )
-            .await
+            write(&app, method, uri, headers, body, move |conn, request: $body| $op(conn, &id, request)).await
         }
     };
 }
@@ -364,54 +270,14 @@ fn as_is(id: &str) -> String {
     id.to_owned()
 }
 
-write_handler!(
-    cancel_order,
-    ops::normalize_order_id,
-    ops::CancelRequest,
-    ops::cancel_order
-);
-write_handler!(
-    change_shipping_address,
-    ops::normalize_order_id,
-    Address,
-    ops::change_shipping_address
-);
-write_handler!(
-    change_payment_method,
-    ops::normalize_order_id,
-    ops::PaymentMethodRequest,
-    ops::change_payment_method
-);
-write_handler!(
-    modify_items,
-    ops::normalize_order_id,
-    ops::SwapRequest,
-    ops::modify_items
-);
-write_handler!(
-    request_return,
-    ops::normalize_order_id,
-    ops::ReturnRequestBody,
-    ops::request_return
-);
-write_handler!(
-    request_exchange,
-    ops::normalize_order_id,
-    ops::SwapRequest,
-    ops::request_exchange
-);
-write_handler!(
-    partial_refund,
-    ops::normalize_order_id,
-    ops::RefundRequest,
-    ops::partial_refund
-);
-write_handler!(
-    change_default_address,
-    as_is,
-    Address,
-    ops::change_default_address
-);
+write_handler!(cancel_order, ops::normalize_order_id, ops::CancelRequest, ops::cancel_order);
+write_handler!(change_shipping_address, ops::normalize_order_id, Address, ops::change_shipping_address);
+write_handler!(change_payment_method, ops::normalize_order_id, ops::PaymentMethodRequest, ops::change_payment_method);
+write_handler!(modify_items, ops::normalize_order_id, ops::SwapRequest, ops::modify_items);
+write_handler!(request_return, ops::normalize_order_id, ops::ReturnRequestBody, ops::request_return);
+write_handler!(request_exchange, ops::normalize_order_id, ops::SwapRequest, ops::request_exchange);
+write_handler!(partial_refund, ops::normalize_order_id, ops::RefundRequest, ops::partial_refund);
+write_handler!(change_default_address, as_is, Address, ops::change_default_address);
 write_handler!(change_email, as_is, ops::EmailRequest, ops::change_email);
 write_handler!(create_coupon, as_is, ops::CouponRequest, ops::create_coupon);
 
@@ -432,20 +298,6 @@ async fn send_password_reset(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let body = body.map(|b| {
-        if b.iter().all(u8::is_ascii_whitespace) {
-            Bytes::from_static(b"{}")
-        } else {
-            b
-        }
-    });
-    write(
-        &app,
-        method,
-        uri,
-        headers,
-        body,
-        move |conn, _: NoParameters| ops::send_password_reset(conn, &id),
-    )
-    .await
+    let body = body.map(|b| if b.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { b });
+    write(&app, method, uri, headers, body, move |conn, _: NoParameters| ops::send_password_reset(conn, &id)).await
 }

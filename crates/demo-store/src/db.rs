@@ -15,17 +15,12 @@ use crate::seed::Seed;
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
 
 fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> DemoStoreError + '_ {
-    move |source| DemoStoreError::Database {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| DemoStoreError::Database { path: path.display().to_string(), source }
 }
 
 /// Opens a connection with the store's pragmas. Readers are `query_only`.
 pub fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -46,9 +41,8 @@ pub fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 pub fn open_and_prepare(path: &Path, seed_dir: &Path) -> Result<Connection, DemoStoreError> {
     let mut conn = connect(path, false).map_err(db_error(path))?;
     migrate(&mut conn, path)?;
-    let seeded: bool = conn
-        .query_row("SELECT EXISTS (SELECT 1 FROM seed_info)", [], |r| r.get(0))
-        .map_err(db_error(path))?;
+    let seeded: bool =
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM seed_info)", [], |r| r.get(0)).map_err(db_error(path))?;
     if !seeded {
         let seed = Seed::load(seed_dir)?;
         insert_seed(&mut conn, &seed).map_err(db_error(path))?;
@@ -63,30 +57,23 @@ pub fn open_and_prepare(path: &Path, seed_dir: &Path) -> Result<Connection, Demo
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DemoStoreError> {
-    let current: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(db_error(path))?;
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_error(path))?;
     let current = usize::try_from(current).unwrap_or(usize::MAX);
     if current > MIGRATIONS.len() {
         return Err(DemoStoreError::Schema {
             path: path.display().to_string(),
-            message: format!(
-                "database schema version {current} is newer than this build knows ({})",
-                MIGRATIONS.len()
-            ),
+            message: format!("database schema version {current} is newer than this build knows ({})", MIGRATIONS.len()),
         });
     }
     if current > 0 && current < MIGRATIONS.len() {
         // Back up before changing a database that already holds state.
         let backup = format!("{}.v{current}.bak", path.display());
-        conn.execute("VACUUM INTO ?1", [&backup])
-            .map_err(db_error(path))?;
+        conn.execute("VACUUM INTO ?1", [&backup]).map_err(db_error(path))?;
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction().map_err(db_error(path))?;
         tx.execute_batch(sql).map_err(db_error(path))?;
-        tx.pragma_update(None, "user_version", count(index + 1))
-            .map_err(db_error(path))?;
+        tx.pragma_update(None, "user_version", count(index + 1)).map_err(db_error(path))?;
         tx.commit().map_err(db_error(path))?;
     }
     Ok(())
@@ -112,12 +99,7 @@ fn insert_seed(conn: &mut Connection, seed: &Seed) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO seed_info (id, seeded_at, customers, orders, products)
          VALUES (1, ?1, ?2, ?3, ?4)",
-        params![
-            now(),
-            count(seed.customers.len()),
-            count(seed.orders.len()),
-            count(seed.products.len())
-        ],
+        params![now(), count(seed.customers.len()), count(seed.orders.len()), count(seed.products.len())],
     )?;
     tx.commit()
 }
@@ -204,10 +186,7 @@ pub fn customer_ids_by_name_zip(
          ORDER BY customer_id",
     )?;
     let ids = stmt
-        .query_map(
-            params![first_name.trim(), last_name.trim(), zip.trim()],
-            |r| r.get(0),
-        )?
+        .query_map(params![first_name.trim(), last_name.trim(), zip.trim()], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(ids)
 }
@@ -255,11 +234,7 @@ pub fn customer_view(conn: &Connection, customer: Customer) -> Result<CustomerVi
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(CustomerView {
-        customer,
-        coupons,
-        password_resets,
-    })
+    Ok(CustomerView { customer, coupons, password_resets })
 }
 
 pub fn insert_coupon(conn: &Connection, coupon: &Coupon) -> Result<(), ApiError> {
@@ -282,27 +257,23 @@ pub fn insert_password_reset(conn: &Connection, reset: &PasswordReset) -> Result
     conn.execute(
         "INSERT INTO password_resets (reference, customer_id, sent_to, created_at)
          VALUES (?1, ?2, ?3, ?4)",
-        params![
-            reset.reference,
-            reset.customer_id,
-            reset.sent_to,
-            reset.created_at
-        ],
+        params![reset.reference, reset.customer_id, reset.sent_to, reset.created_at],
     )?;
     Ok(())
 }
 
 pub fn order(conn: &Connection, id: &str) -> Result<Option<Order>, ApiError> {
-    let doc: Option<String> = conn
-        .prepare_cached("SELECT doc FROM orders WHERE order_id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
+    let doc: Option<String> =
+        conn.prepare_cached("SELECT doc FROM orders WHERE order_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
     doc.as_deref().map(from_doc).transpose()
 }
 
 pub fn save_order(conn: &Connection, o: &Order) -> Result<(), ApiError> {
-    conn.prepare_cached("UPDATE orders SET status = ?2, doc = ?3 WHERE order_id = ?1")?
-        .execute(params![o.order_id, o.status.as_str(), to_doc(o)?])?;
+    conn.prepare_cached("UPDATE orders SET status = ?2, doc = ?3 WHERE order_id = ?1")?.execute(params![
+        o.order_id,
+        o.status.as_str(),
+        to_doc(o)?
+    ])?;
     Ok(())
 }
 
@@ -333,31 +304,15 @@ pub struct StoredOutcome {
 pub fn idempotency_lookup(conn: &Connection, key: &str) -> Result<Option<StoredOutcome>, ApiError> {
     Ok(conn
         .prepare_cached("SELECT fingerprint, status, body FROM idempotency_keys WHERE key = ?1")?
-        .query_row([key], |r| {
-            Ok(StoredOutcome {
-                fingerprint: r.get(0)?,
-                status: r.get(1)?,
-                body: r.get(2)?,
-            })
-        })
+        .query_row([key], |r| Ok(StoredOutcome { fingerprint: r.get(0)?, status: r.get(1)?, body: r.get(2)? }))
         .optional()?)
 }
 
-pub fn idempotency_store(
-    conn: &Connection,
-    key: &str,
-    outcome: &StoredOutcome,
-) -> Result<(), ApiError> {
+pub fn idempotency_store(conn: &Connection, key: &str, outcome: &StoredOutcome) -> Result<(), ApiError> {
     conn.prepare_cached(
         "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![
-        key,
-        outcome.fingerprint,
-        outcome.status,
-        outcome.body,
-        now()
-    ])?;
+    .execute(params![key, outcome.fingerprint, outcome.status, outcome.body, now()])?;
     Ok(())
 }

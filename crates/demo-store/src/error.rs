@@ -61,8 +61,9 @@ impl ErrorCode {
             Unauthorized => StatusCode::UNAUTHORIZED,
             NotFound | CustomerNotFound | OrderNotFound | ProductNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            OrderNotPending | OrderNotDelivered | ItemsAlreadyModified | EmailInUse
-            | AmbiguousCustomer => StatusCode::CONFLICT,
+            OrderNotPending | OrderNotDelivered | ItemsAlreadyModified | EmailInUse | AmbiguousCustomer => {
+                StatusCode::CONFLICT
+            }
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             InvalidRequest
             | InvalidReason
@@ -107,19 +108,13 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     /// A server-side failure. The detail goes to the log, not to the client.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(%detail, "demo store internal error");
-        ApiError::new(
-            ErrorCode::Internal,
-            "the store failed to handle the request",
-        )
+        ApiError::new(ErrorCode::Internal, "the store failed to handle the request")
     }
 
     pub fn status(&self) -> StatusCode {
@@ -128,15 +123,9 @@ impl ApiError {
 
     /// The JSON body, `{ "error": { "code": ..., "message": ... } }`.
     pub(crate) fn body_text(&self) -> String {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-            },
-        };
-        serde_json::to_string(&body).unwrap_or_else(|_| {
-            r#"{"error":{"code":"internal","message":"unserialisable error"}}"#.to_owned()
-        })
+        let body = Body { error: Inner { code: self.code, message: &self.message } };
+        serde_json::to_string(&body)
+            .unwrap_or_else(|_| r#"{"error":{"code":"internal","message":"unserialisable error"}}"#.to_owned())
     }
 }
 
@@ -155,10 +144,9 @@ impl From<serde_json::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), self.body_text()).into_response();
-        response.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        );
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
         response
     }
 }

@@ -106,9 +106,7 @@ struct Inner {
 
 impl fmt::Debug for DemoStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DemoStore")
-            .field("path", &self.inner.path)
-            .finish_non_exhaustive()
+        f.debug_struct("DemoStore").field("path", &self.inner.path).finish_non_exhaustive()
     }
 }
 
@@ -116,19 +114,10 @@ impl DemoStore {
     /// Opens (creating if needed) the store at `db_path`. An empty database is seeded from
     /// the tau-retail files in `seed_dir`; an existing one keeps its state and `seed_dir`
     /// is not read.
-    pub fn open(
-        db_path: impl AsRef<Path>,
-        seed_dir: impl AsRef<Path>,
-    ) -> Result<DemoStore, DemoStoreError> {
+    pub fn open(db_path: impl AsRef<Path>, seed_dir: impl AsRef<Path>) -> Result<DemoStore, DemoStoreError> {
         let path = db_path.as_ref().to_path_buf();
         let writer = db::open_and_prepare(&path, seed_dir.as_ref())?;
-        Ok(DemoStore {
-            inner: Arc::new(Inner {
-                path,
-                writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
-            }),
-        })
+        Ok(DemoStore { inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }) })
     }
 
     /// The database file.
@@ -138,11 +127,7 @@ impl DemoStore {
 
     /// Serves the API on `listener` (bind it to loopback, e.g. `127.0.0.1:0`) until the
     /// returned handle is shut down. Must be called inside a tokio runtime.
-    pub fn serve(
-        &self,
-        listener: TcpListener,
-        token: ApiToken,
-    ) -> Result<ServerHandle, DemoStoreError> {
+    pub fn serve(&self, listener: TcpListener, token: ApiToken) -> Result<ServerHandle, DemoStoreError> {
         let addr = listener.local_addr()?;
         let app = api::router(self.clone(), token);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -155,11 +140,7 @@ impl DemoStore {
                 .await
         });
         tracing::info!(%addr, db = %self.inner.path.display(), "demo store listening");
-        Ok(ServerHandle {
-            addr,
-            stop: Some(stop),
-            task,
-        })
+        Ok(ServerHandle { addr, stop: Some(stop), task })
     }
 
     /// Runs `f` on a reader connection on the blocking pool.
@@ -170,21 +151,13 @@ impl DemoStore {
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
+            let pooled = inner.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => db::connect(&inner.path, true)?,
             };
             let result = f(&conn);
-            inner
-                .readers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
+            inner.readers.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
             result
         })
         .await
@@ -197,11 +170,7 @@ impl DemoStore {
     /// A refused write (4xx) changes nothing but is still stored under its key, so a
     /// retry gets the same answer. A server failure (5xx) rolls everything back, key
     /// included, so the client may retry it.
-    pub(crate) async fn write<F>(
-        &self,
-        idempotency: Option<Idempotency>,
-        op: F,
-    ) -> Result<(Reply, bool), ApiError>
+    pub(crate) async fn write<F>(&self, idempotency: Option<Idempotency>, op: F) -> Result<(Reply, bool), ApiError>
     where
         F: FnOnce(&Connection) -> Result<Reply, ApiError> + Send + 'static,
     {

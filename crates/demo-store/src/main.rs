@@ -9,10 +9,7 @@ use clap::{Parser, Subcommand};
 use countersign_demo_store::{ApiToken, DEFAULT_SEED_DIR, DemoStore};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "countersign-demo-store",
-    about = "A demo seller center on loopback"
-)]
+#[command(name = "countersign-demo-store", about = "A demo seller center on loopback")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,28 +45,18 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Command::Serve {
-        db,
-        addr,
-        token_file,
-        seed_dir,
-        allow_non_loopback,
-    } = Cli::parse().command;
+    let Command::Serve { db, addr, token_file, seed_dir, allow_non_loopback } = Cli::parse().command;
     if !addr.ip().is_loopback() && !allow_non_loopback {
         bail!("{addr} is not a loopback address; pass --allow-non-loopback to serve on it");
     }
-    let token = std::fs::read_to_string(&token_file)
-        .with_context(|| format!("reading token file {}", token_file.display()))?;
     let token =
-        ApiToken::new(token).with_context(|| format!("token file {}", token_file.display()))?;
-    let store = DemoStore::open(&db, &seed_dir)
-        .with_context(|| format!("opening demo store {}", db.display()))?;
+        std::fs::read_to_string(&token_file).with_context(|| format!("reading token file {}", token_file.display()))?;
+    let token = ApiToken::new(token).with_context(|| format!("token file {}", token_file.display()))?;
+    let store = DemoStore::open(&db, &seed_dir).with_context(|| format!("opening demo store {}", db.display()))?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         let server = store.serve(listener, token)?;
         tracing::info!(addr = %server.local_addr(), "serving; Ctrl-C to stop");
         shutdown_signal().await;

@@ -113,10 +113,7 @@ impl OrderStatus {
 
     /// Not yet handed to fulfilment: the order may still be changed or cancelled.
     pub fn is_pending(self) -> bool {
-        matches!(
-            self,
-            OrderStatus::Pending | OrderStatus::PendingItemModified
-        )
+        matches!(self, OrderStatus::Pending | OrderStatus::PendingItemModified)
     }
 }
 
@@ -216,11 +213,7 @@ impl Order {
     }
 
     fn sum_of(&self, kind: TransactionType) -> Usd {
-        self.payment_history
-            .iter()
-            .filter(|t| t.transaction_type == kind)
-            .map(|t| t.amount)
-            .sum()
+        self.payment_history.iter().filter(|t| t.transaction_type == kind).map(|t| t.amount).sum()
     }
 
     pub fn paid(&self) -> Usd {

@@ -42,8 +42,7 @@ impl Usd {
     /// Parses `"47.84"`, `"51"` or `"-5.2"`; rejects exponents, blanks and sub-cent digits.
     pub fn parse(text: &str) -> Result<Usd, AmountError> {
         let trimmed = text.trim();
-        let value = Decimal::from_str_exact(trimmed)
-            .map_err(|_| AmountError::NotDecimal(trimmed.to_owned()))?;
+        let value = Decimal::from_str_exact(trimmed).map_err(|_| AmountError::NotDecimal(trimmed.to_owned()))?;
         if value.normalize().scale() > 2 {
             return Err(AmountError::TooPrecise(trimmed.to_owned()));
         }
@@ -170,11 +169,7 @@ mod tests {
             ("\"12.500\"", "12.50"),
         ];
         for (input, shown) in cases {
-            assert_eq!(
-                Usd::from_json(&raw(input)).unwrap().to_string(),
-                shown,
-                "{input}"
-            );
+            assert_eq!(Usd::from_json(&raw(input)).unwrap().to_string(), shown, "{input}");
         }
         let sum: Usd = ["0.1", "0.2"].iter().map(|t| Usd::parse(t).unwrap()).sum();
         assert_eq!(sum.to_string(), "0.30", "no binary-float drift");

@@ -9,9 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::db;
 use crate::error::{ApiError, ErrorCode};
-use crate::model::{
-    Address, Coupon, Customer, CustomerView, ItemSwap, Order, OrderView, PasswordReset, Product,
-};
+use crate::model::{Address, Coupon, Customer, CustomerView, ItemSwap, Order, OrderView, PasswordReset, Product};
 use crate::money::{AmountError, CURRENCY, Usd};
 use crate::rules;
 
@@ -24,44 +22,28 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: StatusCode, value: &impl Serialize) -> Result<Reply, ApiError> {
-        Ok(Reply {
-            status,
-            body: serde_json::to_string(value)?,
-        })
+        Ok(Reply { status, body: serde_json::to_string(value)? })
     }
 }
 
 /// The order ids in the data start with `#` (which a URL must send as `%23`); a path may
 /// also leave it out.
 pub fn normalize_order_id(raw: &str) -> String {
-    if raw.starts_with('#') {
-        raw.to_owned()
-    } else {
-        format!("#{raw}")
-    }
+    if raw.starts_with('#') { raw.to_owned() } else { format!("#{raw}") }
 }
 
 fn customer_or_404(conn: &Connection, id: &str) -> Result<Customer, ApiError> {
-    db::customer(conn, id)?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::CustomerNotFound,
-            format!("no customer with id {id:?}"),
-        )
-    })
+    db::customer(conn, id)?
+        .ok_or_else(|| ApiError::new(ErrorCode::CustomerNotFound, format!("no customer with id {id:?}")))
 }
 
 fn order_or_404(conn: &Connection, id: &str) -> Result<Order, ApiError> {
-    db::order(conn, id)?
-        .ok_or_else(|| ApiError::new(ErrorCode::OrderNotFound, format!("no order with id {id:?}")))
+    db::order(conn, id)?.ok_or_else(|| ApiError::new(ErrorCode::OrderNotFound, format!("no order with id {id:?}")))
 }
 
 fn product_or_404(conn: &Connection, id: &str) -> Result<Product, ApiError> {
-    db::product(conn, id)?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ProductNotFound,
-            format!("no product with id {id:?}"),
-        )
-    })
+    db::product(conn, id)?
+        .ok_or_else(|| ApiError::new(ErrorCode::ProductNotFound, format!("no product with id {id:?}")))
 }
 
 // ---------------------------------------------------------------- reads
@@ -78,18 +60,12 @@ pub struct LookupQuery {
 
 pub fn lookup_customer(conn: &Connection, q: &LookupQuery) -> Result<Reply, ApiError> {
     let ids = match q {
-        LookupQuery {
-            email: Some(email),
-            first_name: None,
-            last_name: None,
-            zip: None,
-        } => db::customer_id_by_email(conn, email)?.into_iter().collect(),
-        LookupQuery {
-            email: None,
-            first_name: Some(first),
-            last_name: Some(last),
-            zip: Some(zip),
-        } => db::customer_ids_by_name_zip(conn, first, last, zip)?,
+        LookupQuery { email: Some(email), first_name: None, last_name: None, zip: None } => {
+            db::customer_id_by_email(conn, email)?.into_iter().collect()
+        }
+        LookupQuery { email: None, first_name: Some(first), last_name: Some(last), zip: Some(zip) } => {
+            db::customer_ids_by_name_zip(conn, first, last, zip)?
+        }
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidQuery,
@@ -98,18 +74,11 @@ pub fn lookup_customer(conn: &Connection, q: &LookupQuery) -> Result<Reply, ApiE
         }
     };
     match ids.as_slice() {
-        [] => Err(ApiError::new(
-            ErrorCode::CustomerNotFound,
-            "no customer matches the lookup",
-        )),
+        [] => Err(ApiError::new(ErrorCode::CustomerNotFound, "no customer matches the lookup")),
         [id] => customer_details(conn, id),
         _ => Err(ApiError::new(
             ErrorCode::AmbiguousCustomer,
-            format!(
-                "{} customers match ({}); look up by email instead",
-                ids.len(),
-                ids.join(", ")
-            ),
+            format!("{} customers match ({}); look up by email instead", ids.len(), ids.join(", ")),
         )),
     }
 }
@@ -173,13 +142,7 @@ fn change_order(
     change(&mut order, &mut customer)?;
     db::save_order(conn, &order)?;
     db::save_customer(conn, &customer)?;
-    Reply::json(
-        StatusCode::OK,
-        &OrderChange {
-            order: order.view(),
-            customer: db::customer_view(conn, customer)?,
-        },
-    )
+    Reply::json(StatusCode::OK, &OrderChange { order: order.view(), customer: db::customer_view(conn, customer)? })
 }
 
 /// The product records of an order's items.
@@ -197,19 +160,11 @@ pub struct CancelRequest {
 }
 
 pub fn cancel_order(conn: &Connection, id: &str, req: CancelRequest) -> Result<Reply, ApiError> {
-    change_order(conn, id, |order, customer| {
-        rules::cancel(order, customer, &req.reason)
-    })
+    change_order(conn, id, |order, customer| rules::cancel(order, customer, &req.reason))
 }
 
-pub fn change_shipping_address(
-    conn: &Connection,
-    id: &str,
-    address: Address,
-) -> Result<Reply, ApiError> {
-    change_order(conn, id, |order, _| {
-        rules::change_shipping_address(order, address)
-    })
+pub fn change_shipping_address(conn: &Connection, id: &str, address: Address) -> Result<Reply, ApiError> {
+    change_order(conn, id, |order, _| rules::change_shipping_address(order, address))
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,14 +173,8 @@ pub struct PaymentMethodRequest {
     pub payment_method_id: String,
 }
 
-pub fn change_payment_method(
-    conn: &Connection,
-    id: &str,
-    req: PaymentMethodRequest,
-) -> Result<Reply, ApiError> {
-    change_order(conn, id, |order, customer| {
-        rules::change_payment_method(order, customer, &req.payment_method_id)
-    })
+pub fn change_payment_method(conn: &Connection, id: &str, req: PaymentMethodRequest) -> Result<Reply, ApiError> {
+    change_order(conn, id, |order, customer| rules::change_payment_method(order, customer, &req.payment_method_id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,26 +187,14 @@ pub struct SwapRequest {
 pub fn modify_items(conn: &Connection, id: &str, req: SwapRequest) -> Result<Reply, ApiError> {
     change_order(conn, id, |order, customer| {
         let products = products_of(conn, order)?;
-        rules::modify_items(
-            order,
-            customer,
-            &req.items,
-            &req.payment_method_id,
-            &products,
-        )
+        rules::modify_items(order, customer, &req.items, &req.payment_method_id, &products)
     })
 }
 
 pub fn request_exchange(conn: &Connection, id: &str, req: SwapRequest) -> Result<Reply, ApiError> {
     change_order(conn, id, |order, customer| {
         let products = products_of(conn, order)?;
-        rules::request_exchange(
-            order,
-            customer,
-            &req.items,
-            &req.payment_method_id,
-            &products,
-        )
+        rules::request_exchange(order, customer, &req.items, &req.payment_method_id, &products)
     })
 }
 
@@ -268,11 +205,7 @@ pub struct ReturnRequestBody {
     pub payment_method_id: String,
 }
 
-pub fn request_return(
-    conn: &Connection,
-    id: &str,
-    req: ReturnRequestBody,
-) -> Result<Reply, ApiError> {
+pub fn request_return(conn: &Connection, id: &str, req: ReturnRequestBody) -> Result<Reply, ApiError> {
     change_order(conn, id, |order, customer| {
         rules::request_return(order, customer, &req.item_ids, &req.payment_method_id)
     })
@@ -294,11 +227,7 @@ pub struct RefundRequest {
 
 pub fn partial_refund(conn: &Connection, id: &str, req: RefundRequest) -> Result<Reply, ApiError> {
     let amount = Usd::positive_input(&req.amount).map_err(amount_error)?;
-    let reason = req
-        .reason
-        .as_deref()
-        .map(|r| rules::required_text("reason", r))
-        .transpose()?;
+    let reason = req.reason.as_deref().map(|r| rules::required_text("reason", r)).transpose()?;
     change_order(conn, id, |order, customer| {
         rules::partial_refund(order, customer, amount, &req.currency, reason.as_deref())
     })
@@ -319,22 +248,11 @@ fn change_customer(
     let mut customer = customer_or_404(conn, id)?;
     change(&mut customer)?;
     db::save_customer(conn, &customer)?;
-    Reply::json(
-        StatusCode::OK,
-        &CustomerChange {
-            customer: db::customer_view(conn, customer)?,
-        },
-    )
+    Reply::json(StatusCode::OK, &CustomerChange { customer: db::customer_view(conn, customer)? })
 }
 
-pub fn change_default_address(
-    conn: &Connection,
-    id: &str,
-    address: Address,
-) -> Result<Reply, ApiError> {
-    change_customer(conn, id, |customer| {
-        rules::change_default_address(customer, address)
-    })
+pub fn change_default_address(conn: &Connection, id: &str, address: Address) -> Result<Reply, ApiError> {
+    change_customer(conn, id, |customer| rules::change_default_address(customer, address))
 }
 
 #[derive(Debug, Deserialize)]
@@ -379,10 +297,7 @@ fn reference(prefix: &str) -> Result<String, ApiError> {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let mut bytes = [0u8; 10];
     getrandom::fill(&mut bytes).map_err(ApiError::internal)?;
-    let code: String = bytes
-        .iter()
-        .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
-        .collect();
+    let code: String = bytes.iter().map(|b| char::from(ALPHABET[usize::from(b % 32)])).collect();
     Ok(format!("{prefix}-{code}"))
 }
 
@@ -407,13 +322,7 @@ pub fn create_coupon(conn: &Connection, id: &str, req: CouponRequest) -> Result<
         created_at: db::now(),
     };
     db::insert_coupon(conn, &coupon)?;
-    Reply::json(
-        StatusCode::CREATED,
-        &CouponCreated {
-            coupon,
-            customer: db::customer_view(conn, customer)?,
-        },
-    )
+    Reply::json(StatusCode::CREATED, &CouponCreated { coupon, customer: db::customer_view(conn, customer)? })
 }
 
 #[derive(Serialize)]
@@ -433,9 +342,6 @@ pub fn send_password_reset(conn: &Connection, id: &str) -> Result<Reply, ApiErro
     db::insert_password_reset(conn, &reset)?;
     Reply::json(
         StatusCode::CREATED,
-        &PasswordResetSent {
-            password_reset: reset,
-            customer: db::customer_view(conn, customer)?,
-        },
+        &PasswordResetSent { password_reset: reset, customer: db::customer_view(conn, customer)? },
     )
 }

@@ -4,8 +4,8 @@
 
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{
-    Address, Customer, ExchangeRequest, ItemSwap, Order, OrderStatus, Product, ReturnRequest,
-    Transaction, TransactionType, Variant,
+    Address, Customer, ExchangeRequest, ItemSwap, Order, OrderStatus, Product, ReturnRequest, Transaction,
+    TransactionType, Variant,
 };
 use crate::money::{CURRENCY, Usd};
 
@@ -20,11 +20,7 @@ fn require_pending(order: &Order, action: &str) -> Result<(), ApiError> {
     }
     Err(ApiError::new(
         ErrorCode::OrderNotPending,
-        format!(
-            "order {} is {}; only a pending order can be {action}",
-            order.order_id,
-            order.status.as_str()
-        ),
+        format!("order {} is {}; only a pending order can be {action}", order.order_id, order.status.as_str()),
     ))
 }
 
@@ -34,25 +30,15 @@ fn require_delivered(order: &Order, action: &str) -> Result<(), ApiError> {
     }
     Err(ApiError::new(
         ErrorCode::OrderNotDelivered,
-        format!(
-            "order {} is {}; only a delivered order can be {action}",
-            order.order_id,
-            order.status.as_str()
-        ),
+        format!("order {} is {}; only a delivered order can be {action}", order.order_id, order.status.as_str()),
     ))
 }
 
-fn payment_method_of<'a>(
-    customer: &'a Customer,
-    id: &str,
-) -> Result<&'a crate::model::PaymentMethod, ApiError> {
+fn payment_method_of<'a>(customer: &'a Customer, id: &str) -> Result<&'a crate::model::PaymentMethod, ApiError> {
     customer.payment_method(id).ok_or_else(|| {
         ApiError::new(
             ErrorCode::PaymentMethodNotFound,
-            format!(
-                "customer {} has no payment method {id}",
-                customer.customer_id
-            ),
+            format!("customer {} has no payment method {id}", customer.customer_id),
         )
     })
 }
@@ -92,22 +78,12 @@ fn adjust_gift_card(customer: &mut Customer, method_id: &str, delta: Usd) {
 
 /// Records a refund on the order; a gift card gets the money back at once.
 fn refund(order: &mut Order, customer: &mut Customer, method_id: &str, amount: Usd, why: &str) {
-    order.payment_history.push(Transaction::new(
-        TransactionType::Refund,
-        amount,
-        method_id,
-        why,
-    ));
+    order.payment_history.push(Transaction::new(TransactionType::Refund, amount, method_id, why));
     adjust_gift_card(customer, method_id, amount);
 }
 
 fn charge(order: &mut Order, customer: &mut Customer, method_id: &str, amount: Usd, why: &str) {
-    order.payment_history.push(Transaction::new(
-        TransactionType::Payment,
-        amount,
-        method_id,
-        why,
-    ));
+    order.payment_history.push(Transaction::new(TransactionType::Payment, amount, method_id, why));
     adjust_gift_card(customer, method_id, -amount);
 }
 
@@ -115,10 +91,7 @@ fn check_owner(order: &Order, customer: &Customer) -> Result<(), ApiError> {
     if order.customer_id == customer.customer_id {
         Ok(())
     } else {
-        Err(ApiError::internal(format_args!(
-            "order {} loaded with customer {}",
-            order.order_id, customer.customer_id
-        )))
+        Err(ApiError::internal(format_args!("order {} loaded with customer {}", order.order_id, customer.customer_id)))
     }
 }
 
@@ -149,10 +122,7 @@ pub fn validate_address(address: Address) -> Result<Address, ApiError> {
     let clean = |field: &str, value: String, required: bool| -> Result<String, ApiError> {
         let value = value.trim().to_owned();
         if required && value.is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::InvalidAddress,
-                format!("address field `{field}` must not be empty"),
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidAddress, format!("address field `{field}` must not be empty")));
         }
         if value.chars().count() > MAX_TEXT || value.chars().any(char::is_control) {
             return Err(ApiError::new(
@@ -181,11 +151,7 @@ pub fn change_shipping_address(order: &mut Order, address: Address) -> Result<()
 
 /// Moves what a pending order has paid to another of the customer's payment methods:
 /// the old methods are refunded (gift cards at once) and the new one charged.
-pub fn change_payment_method(
-    order: &mut Order,
-    customer: &mut Customer,
-    new_method: &str,
-) -> Result<(), ApiError> {
+pub fn change_payment_method(order: &mut Order, customer: &mut Customer, new_method: &str) -> Result<(), ApiError> {
     check_owner(order, customer)?;
     payment_method_of(customer, new_method)?;
     require_pending(order, "changed")?;
@@ -193,18 +159,11 @@ pub fn change_payment_method(
     if nets.iter().all(|(method, _)| method == new_method) {
         return Err(ApiError::new(
             ErrorCode::SamePaymentMethod,
-            format!(
-                "order {} is already paid with {new_method}; choose a different payment method",
-                order.order_id
-            ),
+            format!("order {} is already paid with {new_method}; choose a different payment method", order.order_id),
         ));
     }
     let total: Usd = nets.iter().map(|(_, net)| *net).sum();
-    let credited_first: Usd = nets
-        .iter()
-        .filter(|(method, _)| method == new_method)
-        .map(|(_, net)| *net)
-        .sum();
+    let credited_first: Usd = nets.iter().filter(|(method, _)| method == new_method).map(|(_, net)| *net).sum();
     check_gift_card_covers(customer, new_method, total, credited_first)?;
     for (method, net) in nets {
         refund(order, customer, &method, net, "payment method change");
@@ -222,19 +181,12 @@ fn resolve_swaps<'p>(
     products: &'p [Product],
 ) -> Result<Vec<(usize, &'p Variant)>, ApiError> {
     if swaps.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "`items` must list at least one item to replace",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "`items` must list at least one item to replace"));
     }
     let mut used = vec![false; order.items.len()];
     let mut resolved = Vec::with_capacity(swaps.len());
     for swap in swaps {
-        let Some(index) = order
-            .items
-            .iter()
-            .enumerate()
-            .position(|(i, item)| !used[i] && item.item_id == swap.item_id)
+        let Some(index) = order.items.iter().enumerate().position(|(i, item)| !used[i] && item.item_id == swap.item_id)
         else {
             return Err(ApiError::new(
                 ErrorCode::ItemNotInOrder,
@@ -249,9 +201,7 @@ fn resolve_swaps<'p>(
         let product = products
             .iter()
             .find(|p| p.product_id == old.product_id)
-            .ok_or_else(|| {
-                ApiError::internal(format_args!("product {} missing", old.product_id))
-            })?;
+            .ok_or_else(|| ApiError::internal(format_args!("product {} missing", old.product_id)))?;
         let Some(variant) = product.variant(&swap.new_item_id) else {
             return Err(ApiError::new(
                 ErrorCode::ProductMismatch,
@@ -264,19 +214,13 @@ fn resolve_swaps<'p>(
         if variant.item_id == old.item_id {
             return Err(ApiError::new(
                 ErrorCode::SameItem,
-                format!(
-                    "new item {} is the item already ordered; choose another variant",
-                    swap.new_item_id
-                ),
+                format!("new item {} is the item already ordered; choose another variant", swap.new_item_id),
             ));
         }
         if !variant.available {
             return Err(ApiError::new(
                 ErrorCode::VariantUnavailable,
-                format!(
-                    "item {} ({}) is not available",
-                    variant.item_id, product.name
-                ),
+                format!("item {} ({}) is not available", variant.item_id, product.name),
             ));
         }
         resolved.push((index, variant));
@@ -285,10 +229,7 @@ fn resolve_swaps<'p>(
 }
 
 fn price_difference(order: &Order, resolved: &[(usize, &Variant)]) -> Usd {
-    resolved
-        .iter()
-        .map(|(index, variant)| variant.price - order.items[*index].price)
-        .sum()
+    resolved.iter().map(|(index, variant)| variant.price - order.items[*index].price).sum()
 }
 
 /// Replaces items of a pending order with other available variants of the same products,
@@ -304,10 +245,7 @@ pub fn modify_items(
     if order.status == OrderStatus::PendingItemModified {
         return Err(ApiError::new(
             ErrorCode::ItemsAlreadyModified,
-            format!(
-                "the items of order {} were already modified once; they cannot be modified again",
-                order.order_id
-            ),
+            format!("the items of order {} were already modified once; they cannot be modified again", order.order_id),
         ));
     }
     require_pending(order, "modified")?;
@@ -316,10 +254,8 @@ pub fn modify_items(
     let difference = price_difference(order, &resolved);
     check_gift_card_covers(customer, payment_method_id, difference, Usd::ZERO)?;
 
-    let updates: Vec<(usize, Variant)> = resolved
-        .into_iter()
-        .map(|(index, variant)| (index, variant.clone()))
-        .collect();
+    let updates: Vec<(usize, Variant)> =
+        resolved.into_iter().map(|(index, variant)| (index, variant.clone())).collect();
     for (index, variant) in updates {
         let item = &mut order.items[index];
         item.item_id = variant.item_id;
@@ -327,21 +263,9 @@ pub fn modify_items(
         item.options = variant.options;
     }
     if difference.is_positive() {
-        charge(
-            order,
-            customer,
-            payment_method_id,
-            difference,
-            "item modification",
-        );
+        charge(order, customer, payment_method_id, difference, "item modification");
     } else if !difference.is_zero() {
-        refund(
-            order,
-            customer,
-            payment_method_id,
-            difference.abs(),
-            "item modification",
-        );
+        refund(order, customer, payment_method_id, difference.abs(), "item modification");
     }
     order.status = OrderStatus::PendingItemModified;
     Ok(())
@@ -359,19 +283,12 @@ pub fn request_return(
     check_owner(order, customer)?;
     require_delivered(order, "returned")?;
     if item_ids.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "`item_ids` must list at least one item to return",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "`item_ids` must list at least one item to return"));
     }
     let mut used = vec![false; order.items.len()];
     let mut total = Usd::ZERO;
     for item_id in item_ids {
-        let Some(index) = order
-            .items
-            .iter()
-            .enumerate()
-            .position(|(i, item)| !used[i] && item.item_id == *item_id)
+        let Some(index) = order.items.iter().enumerate().position(|(i, item)| !used[i] && item.item_id == *item_id)
         else {
             return Err(ApiError::new(
                 ErrorCode::ItemNotInOrder,
@@ -481,12 +398,7 @@ pub fn change_default_address(customer: &mut Customer, address: Address) -> Resu
 /// no spaces or control characters.
 pub fn validate_email(email: &str) -> Result<String, ApiError> {
     let email = email.trim();
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidEmail,
-            format!("{email:?} is not a valid email address"),
-        )
-    };
+    let invalid = || ApiError::new(ErrorCode::InvalidEmail, format!("{email:?} is not a valid email address"));
     if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());
     }

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::DemoStoreError;
 use crate::model::{
-    Address, Customer, Fulfillment, Order, OrderItem, OrderStatus, PaymentMethod, PaymentSource,
-    PersonName, Product, Transaction, TransactionType, Variant,
+    Address, Customer, Fulfillment, Order, OrderItem, OrderStatus, PaymentMethod, PaymentSource, PersonName, Product,
+    Transaction, TransactionType, Variant,
 };
 use crate::money::{CURRENCY, Usd};
 
@@ -74,10 +74,7 @@ struct SeedProduct {
 
 fn read<T: DeserializeOwned>(dir: &Path, file: &str) -> Result<T, DemoStoreError> {
     let path = dir.join(file);
-    let seed_error = |message: String| DemoStoreError::Seed {
-        path: path.display().to_string(),
-        message,
-    };
+    let seed_error = |message: String| DemoStoreError::Seed { path: path.display().to_string(), message };
     let text = std::fs::read_to_string(&path).map_err(|e| seed_error(e.to_string()))?;
     serde_json::from_str(&text).map_err(|e| seed_error(e.to_string()))
 }
@@ -122,10 +119,7 @@ impl Seed {
                 fulfillments: o
                     .fulfillments
                     .into_iter()
-                    .map(|f| Fulfillment {
-                        tracking_ids: f.tracking_id,
-                        item_ids: f.item_ids,
-                    })
+                    .map(|f| Fulfillment { tracking_ids: f.tracking_id, item_ids: f.item_ids })
                     .collect(),
                 payment_history: o
                     .payment_history
@@ -152,10 +146,6 @@ impl Seed {
                 variants: p.variants.into_values().collect(),
             })
             .collect();
-        Ok(Seed {
-            customers,
-            orders,
-            products,
-        })
+        Ok(Seed { customers, orders, products })
     }
 }

@@ -23,12 +23,7 @@ impl Harness {
     async fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let server = serve(&dir.path().join("store.sqlite3"), DEFAULT_SEED_DIR.into()).await;
-        Harness {
-            base: format!("http://{}", server.local_addr()),
-            dir,
-            server,
-            client: reqwest::Client::new(),
-        }
+        Harness { base: format!("http://{}", server.local_addr()), dir, server, client: reqwest::Client::new() }
     }
 
     /// Stops the server and opens the same database again. The seed folder given is one
@@ -36,17 +31,8 @@ impl Harness {
     async fn restart(self) -> Harness {
         let Harness { dir, server, .. } = self;
         server.shutdown().await.unwrap();
-        let server = serve(
-            &dir.path().join("store.sqlite3"),
-            dir.path().join("no-seed-here"),
-        )
-        .await;
-        Harness {
-            base: format!("http://{}", server.local_addr()),
-            dir,
-            server,
-            client: reqwest::Client::new(),
-        }
+        let server = serve(&dir.path().join("store.sqlite3"), dir.path().join("no-seed-here")).await;
+        Harness { base: format!("http://{}", server.local_addr()), dir, server, client: reqwest::Client::new() }
     }
 
     async fn request(
@@ -65,30 +51,24 @@ impl Harness {
             request = request.header("Idempotency-Key", key);
         }
         if let Some(body) = body {
-            request = request
-                .header("Content-Type", "application/json")
-                .body(body);
+            request = request.header("Content-Type", "application/json").body(body);
         }
         let response = request.send().await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-        let value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("response to {path} is not JSON ({e}): {text}"));
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("response to {path} is not JSON ({e}): {text}"));
         (status, value, headers)
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let (status, body, _) = self
-            .request(Method::GET, path, None, None, Some(TOKEN))
-            .await;
+        let (status, body, _) = self.request(Method::GET, path, None, None, Some(TOKEN)).await;
         (status, body)
     }
 
     async fn send(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-        let (status, body, _) = self
-            .request(method, path, Some(body.to_string()), None, Some(TOKEN))
-            .await;
+        let (status, body, _) = self.request(method, path, Some(body.to_string()), None, Some(TOKEN)).await;
         (status, body)
     }
 
@@ -101,15 +81,8 @@ impl Harness {
     }
 
     async fn post_with_key(&self, path: &str, body: Value, key: &str) -> (StatusCode, Value, bool) {
-        let (status, body, headers) = self
-            .request(
-                Method::POST,
-                path,
-                Some(body.to_string()),
-                Some(key),
-                Some(TOKEN),
-            )
-            .await;
+        let (status, body, headers) =
+            self.request(Method::POST, path, Some(body.to_string()), Some(key), Some(TOKEN)).await;
         let replayed = headers.get("idempotent-replayed").is_some();
         (status, body, replayed)
     }
@@ -127,19 +100,14 @@ impl Harness {
     }
 
     async fn balance(&self, customer: &str, method: &str) -> String {
-        payment_method(&self.customer(customer).await, method)["balance"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        payment_method(&self.customer(customer).await, method)["balance"].as_str().unwrap().to_owned()
     }
 }
 
 async fn serve(db: &std::path::Path, seed: PathBuf) -> ServerHandle {
     let store = DemoStore::open(db, seed).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    store
-        .serve(listener, ApiToken::new(TOKEN).unwrap())
-        .unwrap()
+    store.serve(listener, ApiToken::new(TOKEN).unwrap()).unwrap()
 }
 
 fn code(body: &Value) -> &str {
@@ -198,14 +166,8 @@ async fn missing_or_wrong_token_is_401_with_a_json_error() {
     ];
     for (method, path, token) in cases {
         let body = json!({ "reason": "no longer needed" }).to_string();
-        let (status, error, headers) = h
-            .request(method.clone(), path, Some(body), None, token)
-            .await;
-        assert_eq!(
-            status,
-            StatusCode::UNAUTHORIZED,
-            "{method} {path} {token:?}"
-        );
+        let (status, error, headers) = h.request(method.clone(), path, Some(body), None, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {token:?}");
         assert_eq!(code(&error), "unauthorized");
         assert_eq!(headers["www-authenticate"], "Bearer");
     }
@@ -220,55 +182,27 @@ async fn malformed_json_is_400_and_wrong_shapes_are_422() {
         ("{\"reason\": ", StatusCode::BAD_REQUEST, "malformed_json"),
         ("not json", StatusCode::BAD_REQUEST, "malformed_json"),
         ("", StatusCode::BAD_REQUEST, "malformed_json"),
-        (
-            "{\"reason\": 42}",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
+        ("{\"reason\": 42}", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         ("{}", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        (
-            "[\"no longer needed\"]",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
-        (
-            "{\"reason\": \"no longer needed\", \"force\": true}",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
+        ("[\"no longer needed\"]", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        ("{\"reason\": \"no longer needed\", \"force\": true}", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
     ];
     for (body, expected_status, expected_code) in cases {
-        let (status, error, _) = h
-            .request(
-                Method::POST,
-                "/orders/W8328622/cancel",
-                Some(body.to_owned()),
-                None,
-                Some(TOKEN),
-            )
-            .await;
+        let (status, error, _) =
+            h.request(Method::POST, "/orders/W8328622/cancel", Some(body.to_owned()), None, Some(TOKEN)).await;
         assert_eq!(status, expected_status, "body {body:?}: {error}");
         assert_eq!(code(&error), expected_code, "body {body:?}");
         assert!(!error["error"]["message"].as_str().unwrap().is_empty());
     }
-    let (status, error) = h
-        .put(
-            "/orders/W4923227/payment-method",
-            json!({ "payment_method_id": ["paypal_1621947"] }),
-        )
-        .await;
+    let (status, error) =
+        h.put("/orders/W4923227/payment-method", json!({ "payment_method_id": ["paypal_1621947"] })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code(&error), "invalid_request");
 
     let (status, error) = h.get("/orders/W2611340/nope").await;
     assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "not_found"));
-    let (status, error, _) = h
-        .request(Method::DELETE, "/orders/W2611340", None, None, Some(TOKEN))
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
-    );
+    let (status, error, _) = h.request(Method::DELETE, "/orders/W2611340", None, None, Some(TOKEN)).await;
+    assert_eq!((status, code(&error)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
     assert_eq!(h.order("W8328622").await["status"], "pending");
 }
 
@@ -277,92 +211,56 @@ async fn malformed_json_is_400_and_wrong_shapes_are_422() {
 #[tokio::test]
 async fn finds_a_customer_by_email() {
     let h = Harness::start().await;
-    let (status, customer) = h
-        .get("/customers/lookup?email=Noah.Brown7922@example.com")
-        .await;
+    let (status, customer) = h.get("/customers/lookup?email=Noah.Brown7922@example.com").await;
     assert_eq!(status, StatusCode::OK, "email lookup is case-insensitive");
     assert_eq!(customer["customer_id"], "noah_brown_6181");
     assert_eq!(customer["order_ids"], json!(["#W7678072"]));
 
     let (status, error) = h.get("/customers/lookup?email=nobody@example.com").await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::NOT_FOUND, "customer_not_found")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
     let (status, error) = h.get("/customers/lookup").await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::BAD_REQUEST, "invalid_query")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::BAD_REQUEST, "invalid_query"));
     let (status, error) = h.get("/customers/lookup?email=a@b.co&zip=10083").await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::BAD_REQUEST, "invalid_query")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::BAD_REQUEST, "invalid_query"));
 }
 
 #[tokio::test]
 async fn finds_a_customer_by_name_and_zip() {
     let h = Harness::start().await;
-    let (status, customer) = h
-        .get("/customers/lookup?first_name=james&last_name=Li&zip=10083")
-        .await;
+    let (status, customer) = h.get("/customers/lookup?first_name=james&last_name=Li&zip=10083").await;
     assert_eq!(status, StatusCode::OK, "{customer}");
     assert_eq!(customer["customer_id"], "james_li_5688");
     assert_eq!(customer["email"], "james.li4495@example.com");
 
-    let (status, error) = h
-        .get("/customers/lookup?first_name=James&last_name=Li&zip=99999")
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::NOT_FOUND, "customer_not_found")
-    );
-    let (status, error) = h
-        .get("/customers/lookup?first_name=James&last_name=Li")
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::BAD_REQUEST, "invalid_query")
-    );
+    let (status, error) = h.get("/customers/lookup?first_name=James&last_name=Li&zip=99999").await;
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
+    let (status, error) = h.get("/customers/lookup?first_name=James&last_name=Li").await;
+    assert_eq!((status, code(&error)), (StatusCode::BAD_REQUEST, "invalid_query"));
 }
 
 #[tokio::test]
 async fn shows_customer_details_with_payment_methods_and_balances() {
     let h = Harness::start().await;
     let customer = h.customer("emma_kovacs_7176").await;
-    assert_eq!(
-        customer["name"],
-        json!({ "first_name": "Emma", "last_name": "Kovacs" })
-    );
+    assert_eq!(customer["name"], json!({ "first_name": "Emma", "last_name": "Kovacs" }));
     assert_eq!(
         payment_method(&customer, "gift_card_7777844"),
         &json!({ "id": "gift_card_7777844", "source": "gift_card", "balance": "79.00", "currency": "USD" })
     );
-    assert_eq!(
-        payment_method(&customer, "paypal_1038468"),
-        &json!({ "id": "paypal_1038468", "source": "paypal" })
-    );
+    assert_eq!(payment_method(&customer, "paypal_1038468"), &json!({ "id": "paypal_1038468", "source": "paypal" }));
     assert!(customer["default_address"]["zip"].is_string());
     assert_eq!(customer["coupons"], json!([]));
     assert_eq!(customer["password_resets"], json!([]));
 
     let (status, error) = h.get("/customers/nobody_0000").await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::NOT_FOUND, "customer_not_found")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
 }
 
 #[tokio::test]
 async fn shows_order_details_with_payment_history_and_totals() {
     let h = Harness::start().await;
     let order = h.order("W2611340").await;
-    assert_eq!(
-        order,
-        h.order("%23W2611340").await,
-        "`#` may be sent as %23 or left out"
-    );
+    assert_eq!(order, h.order("%23W2611340").await, "`#` may be sent as %23 or left out");
     assert_eq!(order["order_id"], "#W2611340");
     assert_eq!(order["customer_id"], "james_li_5688");
     assert_eq!(order["status"], "processed");
@@ -370,36 +268,24 @@ async fn shows_order_details_with_payment_history_and_totals() {
     assert_eq!(order["items"][0]["item_id"], "6469567736");
     assert_eq!(order["items"][0]["price"], "47.84");
     assert_eq!(order["items"][1]["price"], "488.81");
-    assert_eq!(
-        history(&order),
-        vec![tx("payment", "536.65", "gift_card_1725971")]
-    );
+    assert_eq!(history(&order), vec![tx("payment", "536.65", "gift_card_1725971")]);
     assert_eq!(
         order["totals"],
         json!({ "items_total": "536.65", "paid": "536.65", "refunded": "0.00", "refundable": "536.65" })
     );
-    assert_eq!(
-        order["fulfillments"][0]["tracking_ids"],
-        json!(["357962501027"])
-    );
+    assert_eq!(order["fulfillments"][0]["tracking_ids"], json!(["357962501027"]));
 
     // A cancelled order from the data shows its refund.
     let cancelled = h.order("W3220387").await;
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(
         history(&cancelled),
-        vec![
-            tx("payment", "608.91", "paypal_5716091"),
-            tx("refund", "608.91", "paypal_5716091")
-        ]
+        vec![tx("payment", "608.91", "paypal_5716091"), tx("refund", "608.91", "paypal_5716091")]
     );
     assert_eq!(cancelled["totals"]["refundable"], "0.00");
 
     let (status, error) = h.get("/orders/W0000000").await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::NOT_FOUND, "order_not_found")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "order_not_found"));
 }
 
 #[tokio::test]
@@ -418,21 +304,13 @@ async fn shows_products_and_lists_product_types() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(product["name"], "T-Shirt");
     assert_eq!(product["currency"], "USD");
-    let variant = product["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["item_id"] == "9612497925")
-        .unwrap();
+    let variant = product["variants"].as_array().unwrap().iter().find(|v| v["item_id"] == "9612497925").unwrap();
     assert_eq!(variant["price"], "50.88");
     assert_eq!(variant["available"], true);
     assert_eq!(variant["options"]["size"], "M");
 
     let (status, error) = h.get("/products/123").await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::NOT_FOUND, "product_not_found")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "product_not_found"));
 }
 
 // ------------------------------------------------------------------ cancel
@@ -440,26 +318,15 @@ async fn shows_products_and_lists_product_types() {
 #[tokio::test]
 async fn cancelling_refunds_a_gift_card_at_once() {
     let h = Harness::start().await;
-    assert_eq!(
-        h.balance("ava_smith_1453", "gift_card_8836799").await,
-        "78.00"
-    );
-    let (status, body) = h
-        .post(
-            "/orders/W8328622/cancel",
-            json!({ "reason": "ordered by mistake" }),
-        )
-        .await;
+    assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "78.00");
+    let (status, body) = h.post("/orders/W8328622/cancel", json!({ "reason": "ordered by mistake" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let order = &body["order"];
     assert_eq!(order["status"], "cancelled");
     assert_eq!(order["cancel_reason"], "ordered by mistake");
     assert_eq!(
         history(order),
-        vec![
-            tx("payment", "335.99", "gift_card_8836799"),
-            tx("refund", "335.99", "gift_card_8836799")
-        ]
+        vec![tx("payment", "335.99", "gift_card_8836799"), tx("refund", "335.99", "gift_card_8836799")]
     );
     assert_eq!(order["totals"]["refundable"], "0.00");
     assert_eq!(
@@ -467,100 +334,45 @@ async fn cancelling_refunds_a_gift_card_at_once() {
         "413.99",
         "the response carries the customer's new gift card balance"
     );
-    assert_eq!(
-        h.balance("ava_smith_1453", "gift_card_8836799").await,
-        "413.99"
-    );
+    assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "413.99");
     assert_eq!(h.order("W8328622").await["status"], "cancelled");
 }
 
 #[tokio::test]
 async fn cancelling_refunds_a_credit_card() {
     let h = Harness::start().await;
-    let (status, body) = h
-        .post(
-            "/orders/W4923227/cancel",
-            json!({ "reason": "no longer needed" }),
-        )
-        .await;
+    let (status, body) = h.post("/orders/W4923227/cancel", json!({ "reason": "no longer needed" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["order"]["status"], "cancelled");
     assert_eq!(
         history(&body["order"]),
-        vec![
-            tx("payment", "321.18", "credit_card_8554680"),
-            tx("refund", "321.18", "credit_card_8554680")
-        ]
+        vec![tx("payment", "321.18", "credit_card_8554680"), tx("refund", "321.18", "credit_card_8554680")]
     );
-    assert_eq!(
-        body["order"]["payment_history"][1]["reason"],
-        "cancellation"
-    );
+    assert_eq!(body["order"]["payment_history"][1]["reason"], "cancellation");
     // Other methods are untouched.
-    assert_eq!(
-        h.balance("isabella_lopez_6490", "gift_card_8245350").await,
-        "60.00"
-    );
+    assert_eq!(h.balance("isabella_lopez_6490", "gift_card_8245350").await, "60.00");
 }
 
 #[tokio::test]
 async fn cancel_rules_are_enforced() {
     let h = Harness::start().await;
-    let (status, error) = h
-        .post(
-            "/orders/W5544629/cancel",
-            json!({ "reason": "no longer needed" }),
-        )
-        .await;
+    let (status, error) = h.post("/orders/W5544629/cancel", json!({ "reason": "no longer needed" })).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(
-        code(&error),
-        "order_not_pending",
-        "a delivered order cannot be cancelled"
-    );
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("delivered")
-    );
+    assert_eq!(code(&error), "order_not_pending", "a delivered order cannot be cancelled");
+    assert!(error["error"]["message"].as_str().unwrap().contains("delivered"));
     assert_eq!(h.order("W5544629").await["status"], "delivered");
 
-    let (status, error) = h
-        .post(
-            "/orders/W3220387/cancel",
-            json!({ "reason": "no longer needed" }),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::CONFLICT, "order_not_pending")
-    );
+    let (status, error) = h.post("/orders/W3220387/cancel", json!({ "reason": "no longer needed" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_pending"));
 
-    let (status, error) = h
-        .post(
-            "/orders/W8328622/cancel",
-            json!({ "reason": "changed my mind" }),
-        )
-        .await;
+    let (status, error) = h.post("/orders/W8328622/cancel", json!({ "reason": "changed my mind" })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code(&error), "invalid_reason");
     assert_eq!(h.order("W8328622").await["status"], "pending");
-    assert_eq!(
-        h.balance("ava_smith_1453", "gift_card_8836799").await,
-        "78.00"
-    );
+    assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "78.00");
 
-    let (status, error) = h
-        .post(
-            "/orders/W0000000/cancel",
-            json!({ "reason": "no longer needed" }),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::NOT_FOUND, "order_not_found")
-    );
+    let (status, error) = h.post("/orders/W0000000/cancel", json!({ "reason": "no longer needed" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "order_not_found"));
 }
 
 // ------------------------------------------------------------------ pending order changes
@@ -572,9 +384,7 @@ async fn changes_a_pending_orders_shipping_address() {
         "address1": " 1 Loop Road ", "address2": "", "city": "Austin",
         "state": "TX", "country": "USA", "zip": "78701"
     });
-    let (status, body) = h
-        .put("/orders/W8328622/shipping-address", address.clone())
-        .await;
+    let (status, body) = h.put("/orders/W8328622/shipping-address", address.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["order"]["shipping_address"],
@@ -582,16 +392,10 @@ async fn changes_a_pending_orders_shipping_address() {
                 "state": "TX", "country": "USA", "zip": "78701" })
     );
     assert_eq!(body["order"]["status"], "pending");
-    assert_eq!(
-        h.order("W8328622").await["shipping_address"]["city"],
-        "Austin"
-    );
+    assert_eq!(h.order("W8328622").await["shipping_address"]["city"], "Austin");
 
     let (status, error) = h.put("/orders/W5544629/shipping-address", address).await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::CONFLICT, "order_not_pending")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_pending"));
 
     let (status, error) = h
         .put(
@@ -599,24 +403,10 @@ async fn changes_a_pending_orders_shipping_address() {
             json!({ "address1": "2 Road", "city": " ", "state": "TX", "country": "USA", "zip": "78701" }),
         )
         .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address")
-    );
-    let (status, error) = h
-        .put(
-            "/orders/W8328622/shipping-address",
-            json!({ "address1": "2 Road" }),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
-    );
-    assert_eq!(
-        h.order("W8328622").await["shipping_address"]["address1"],
-        "1 Loop Road"
-    );
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address"));
+    let (status, error) = h.put("/orders/W8328622/shipping-address", json!({ "address1": "2 Road" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
+    assert_eq!(h.order("W8328622").await["shipping_address"]["address1"], "1 Loop Road");
 }
 
 #[tokio::test]
@@ -624,40 +414,19 @@ async fn payment_method_change_rules_are_enforced() {
     let h = Harness::start().await;
     let path = "/orders/W4923227/payment-method";
     let cases = [
-        (
-            "gift_card_8245350",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "insufficient_gift_card_balance",
-        ),
-        (
-            "credit_card_8554680",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "same_payment_method",
-        ),
-        (
-            "paypal_5727330",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "payment_method_not_found",
-        ),
+        ("gift_card_8245350", StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"),
+        ("credit_card_8554680", StatusCode::UNPROCESSABLE_ENTITY, "same_payment_method"),
+        ("paypal_5727330", StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"),
     ];
     for (method, expected_status, expected_code) in cases {
         let (status, error) = h.put(path, json!({ "payment_method_id": method })).await;
-        assert_eq!(
-            (status, code(&error)),
-            (expected_status, expected_code),
-            "{method}"
-        );
+        assert_eq!((status, code(&error)), (expected_status, expected_code), "{method}");
     }
     let order = h.order("W4923227").await;
     assert_eq!(history(&order).len(), 1, "refused changes move no money");
-    assert_eq!(
-        h.balance("isabella_lopez_6490", "gift_card_8245350").await,
-        "60.00"
-    );
+    assert_eq!(h.balance("isabella_lopez_6490", "gift_card_8245350").await, "60.00");
 
-    let (status, body) = h
-        .put(path, json!({ "payment_method_id": "paypal_1621947" }))
-        .await;
+    let (status, body) = h.put(path, json!({ "payment_method_id": "paypal_1621947" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         history(&body["order"]),
@@ -670,47 +439,22 @@ async fn payment_method_change_rules_are_enforced() {
     assert_eq!(body["order"]["totals"]["paid"], "642.36");
     assert_eq!(body["order"]["totals"]["refundable"], "321.18");
     assert_eq!(body["order"]["status"], "pending");
-    let (status, error) = h
-        .put(path, json!({ "payment_method_id": "paypal_1621947" }))
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "same_payment_method")
-    );
+    let (status, error) = h.put(path, json!({ "payment_method_id": "paypal_1621947" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "same_payment_method"));
 
-    let (status, error) = h
-        .put(
-            "/orders/W5544629/payment-method",
-            json!({ "payment_method_id": "gift_card_7471275" }),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::CONFLICT, "order_not_pending")
-    );
+    let (status, error) =
+        h.put("/orders/W5544629/payment-method", json!({ "payment_method_id": "gift_card_7471275" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_pending"));
 }
 
 #[tokio::test]
 async fn paying_with_a_gift_card_spends_it_and_cancelling_gives_it_back() {
     let h = Harness::start().await;
-    let (status, body) = h
-        .put(
-            "/orders/W1080318/payment-method",
-            json!({ "payment_method_id": "gift_card_3749819" }),
-        )
-        .await;
+    let (status, body) =
+        h.put("/orders/W1080318/payment-method", json!({ "payment_method_id": "gift_card_3749819" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        payment_method(&body["customer"], "gift_card_3749819")["balance"],
-        "37.57",
-        "91.00 - 53.43"
-    );
-    let (status, body) = h
-        .post(
-            "/orders/W1080318/cancel",
-            json!({ "reason": "no longer needed" }),
-        )
-        .await;
+    assert_eq!(payment_method(&body["customer"], "gift_card_3749819")["balance"], "37.57", "91.00 - 53.43");
+    let (status, body) = h.post("/orders/W1080318/cancel", json!({ "reason": "no longer needed" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         history(&body["order"]),
@@ -722,10 +466,7 @@ async fn paying_with_a_gift_card_spends_it_and_cancelling_gives_it_back() {
         ],
         "only the method that still holds the money is refunded"
     );
-    assert_eq!(
-        h.balance("omar_kim_3528", "gift_card_3749819").await,
-        "91.00"
-    );
+    assert_eq!(h.balance("omar_kim_3528", "gift_card_3749819").await, "91.00");
 }
 
 #[tokio::test]
@@ -734,38 +475,16 @@ async fn modifies_a_pending_orders_items_once() {
     let path = "/orders/W2307204/item-modifications";
     let swap = |old: &str, new: &str, method: &str| json!({ "items": [{ "item_id": old, "new_item_id": new }], "payment_method_id": method });
     let cases = [
-        (
-            swap("9829827210", "1518544029", "paypal_1038468"),
-            "variant_unavailable",
-        ),
-        (
-            swap("9829827210", "9799386954", "paypal_1038468"),
-            "product_mismatch",
-        ),
-        (
-            swap("9829827210", "9829827210", "paypal_1038468"),
-            "same_item",
-        ),
-        (
-            swap("1111111111", "3369928769", "paypal_1038468"),
-            "item_not_in_order",
-        ),
-        (
-            swap("9829827210", "3369928769", "credit_card_0000000"),
-            "payment_method_not_found",
-        ),
-        (
-            json!({ "items": [], "payment_method_id": "paypal_1038468" }),
-            "invalid_request",
-        ),
+        (swap("9829827210", "1518544029", "paypal_1038468"), "variant_unavailable"),
+        (swap("9829827210", "9799386954", "paypal_1038468"), "product_mismatch"),
+        (swap("9829827210", "9829827210", "paypal_1038468"), "same_item"),
+        (swap("1111111111", "3369928769", "paypal_1038468"), "item_not_in_order"),
+        (swap("9829827210", "3369928769", "credit_card_0000000"), "payment_method_not_found"),
+        (json!({ "items": [], "payment_method_id": "paypal_1038468" }), "invalid_request"),
     ];
     for (request, expected) in cases {
         let (status, error) = h.post(path, request.clone()).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{request}: {error}"
-        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{request}: {error}");
         assert_eq!(code(&error), expected, "{request}");
     }
     assert_eq!(h.order("W2307204").await["status"], "pending");
@@ -797,51 +516,25 @@ async fn modifies_a_pending_orders_items_once() {
     assert!(items.contains(&("1199058591", "32.29")), "{items:?}");
     assert_eq!(
         history(order),
-        vec![
-            tx("payment", "122.80", "paypal_1038468"),
-            tx("payment", "6.84", "gift_card_7777844")
-        ]
+        vec![tx("payment", "122.80", "paypal_1038468"), tx("payment", "6.84", "gift_card_7777844")]
     );
     assert_eq!(order["totals"]["items_total"], "129.64");
     assert_eq!(order["totals"]["paid"], "129.64");
-    assert_eq!(
-        payment_method(&body["customer"], "gift_card_7777844")["balance"],
-        "72.16"
-    );
+    assert_eq!(payment_method(&body["customer"], "gift_card_7777844")["balance"], "72.16");
 
-    let (status, error) = h
-        .post(path, swap("3369928769", "5206946487", "paypal_1038468"))
-        .await;
+    let (status, error) = h.post(path, swap("3369928769", "5206946487", "paypal_1038468")).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(
-        code(&error),
-        "items_already_modified",
-        "items can be modified only once"
-    );
-    assert_eq!(
-        h.balance("emma_kovacs_7176", "gift_card_7777844").await,
-        "72.16"
-    );
+    assert_eq!(code(&error), "items_already_modified", "items can be modified only once");
+    assert_eq!(h.balance("emma_kovacs_7176", "gift_card_7777844").await, "72.16");
 
     // Cancelling later refunds each method what it holds.
-    let (status, body) = h
-        .post(
-            "/orders/W2307204/cancel",
-            json!({ "reason": "no longer needed" }),
-        )
-        .await;
+    let (status, body) = h.post("/orders/W2307204/cancel", json!({ "reason": "no longer needed" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         history(&body["order"])[2..],
-        [
-            tx("refund", "122.80", "paypal_1038468"),
-            tx("refund", "6.84", "gift_card_7777844")
-        ]
+        [tx("refund", "122.80", "paypal_1038468"), tx("refund", "6.84", "gift_card_7777844")]
     );
-    assert_eq!(
-        h.balance("emma_kovacs_7176", "gift_card_7777844").await,
-        "79.00"
-    );
+    assert_eq!(h.balance("emma_kovacs_7176", "gift_card_7777844").await, "79.00");
 }
 
 #[tokio::test]
@@ -856,10 +549,7 @@ async fn item_modification_settles_the_price_difference_with_a_gift_card() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code(&error), "insufficient_gift_card_balance");
     assert_eq!(h.order("W2918688").await["status"], "pending");
-    assert_eq!(
-        h.balance("emma_santos_9753", "gift_card_6023546").await,
-        "36.00"
-    );
+    assert_eq!(h.balance("emma_santos_9753", "gift_card_6023546").await, "36.00");
 
     // Smart watch 356.23 -> 315.61: the 40.62 drop goes back to the gift card (34.00).
     let (status, body) = h
@@ -874,16 +564,10 @@ async fn item_modification_settles_the_price_difference_with_a_gift_card() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         history(&body["order"]),
-        vec![
-            tx("payment", "1617.37", "paypal_3392566"),
-            tx("refund", "40.62", "gift_card_7037673")
-        ]
+        vec![tx("payment", "1617.37", "paypal_3392566"), tx("refund", "40.62", "gift_card_7037673")]
     );
     assert_eq!(body["order"]["totals"]["refundable"], "1576.75");
-    assert_eq!(
-        payment_method(&body["customer"], "gift_card_7037673")["balance"],
-        "74.62"
-    );
+    assert_eq!(payment_method(&body["customer"], "gift_card_7037673")["balance"], "74.62");
 }
 
 // ------------------------------------------------------------------ delivered orders
@@ -916,18 +600,10 @@ async fn returns_delivered_items_to_the_original_method_or_a_gift_card() {
     ];
     for (request, expected_status, expected_code) in cases {
         let (status, error) = h.post(path, request.clone()).await;
-        assert_eq!(
-            (status, code(&error)),
-            (expected_status, expected_code),
-            "{request}"
-        );
+        assert_eq!((status, code(&error)), (expected_status, expected_code), "{request}");
     }
-    let (status, body) = h
-        .post(
-            path,
-            json!({ "item_ids": ["1583904702"], "payment_method_id": "paypal_5181300" }),
-        )
-        .await;
+    let (status, body) =
+        h.post(path, json!({ "item_ids": ["1583904702"], "payment_method_id": "paypal_5181300" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["order"]["status"], "return requested");
     assert_eq!(
@@ -935,16 +611,9 @@ async fn returns_delivered_items_to_the_original_method_or_a_gift_card() {
         json!({ "item_ids": ["1583904702"], "refund_payment_method_id": "paypal_5181300",
                 "refund_amount": "195.84", "currency": "USD" })
     );
-    let (status, error) = h
-        .post(
-            path,
-            json!({ "item_ids": ["6735339143"], "payment_method_id": "paypal_5181300" }),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::CONFLICT, "order_not_delivered")
-    );
+    let (status, error) =
+        h.post(path, json!({ "item_ids": ["6735339143"], "payment_method_id": "paypal_5181300" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_delivered"));
 
     // A gift card of the customer is also allowed.
     let (status, body) = h
@@ -979,13 +648,7 @@ async fn exchanges_delivered_items_for_available_variants() {
                 "payment_method_id": method })
     };
     let (status, error) = h.post(path, upgrade("gift_card_7794233")).await;
-    assert_eq!(
-        (status, code(&error)),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "insufficient_gift_card_balance"
-        )
-    );
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"));
     let (status, error) = h
         .post(
             path,
@@ -993,10 +656,7 @@ async fn exchanges_delivered_items_for_available_variants() {
                     "payment_method_id": "paypal_8049766" }),
         )
         .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "variant_unavailable")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "variant_unavailable"));
     assert_eq!(h.order("W5866402").await["status"], "delivered");
 
     let (status, body) = h.post(path, upgrade("paypal_8049766")).await;
@@ -1008,17 +668,10 @@ async fn exchanges_delivered_items_for_available_variants() {
                 "payment_method_id": "paypal_8049766", "price_difference": "293.43",
                 "currency": "USD" })
     );
-    assert_eq!(
-        history(&body["order"]).len(),
-        1,
-        "settled when the exchange is processed"
-    );
+    assert_eq!(history(&body["order"]).len(), 1, "settled when the exchange is processed");
 
     let (status, error) = h.post(path, upgrade("paypal_8049766")).await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::CONFLICT, "order_not_delivered")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_delivered"));
     let (status, error) = h
         .post(
             "/orders/W2307204/exchanges",
@@ -1026,10 +679,7 @@ async fn exchanges_delivered_items_for_available_variants() {
                     "payment_method_id": "paypal_1038468" }),
         )
         .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::CONFLICT, "order_not_delivered")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_delivered"));
 }
 
 #[tokio::test]
@@ -1037,25 +687,15 @@ async fn partial_refunds_never_exceed_what_is_refundable() {
     let h = Harness::start().await;
     let path = "/orders/W2598834/refunds";
     // Jigsaw puzzle, 46.00 paid with a gift card holding 59.00.
-    let (status, body) = h
-        .post(
-            path,
-            json!({ "amount": "10.50", "currency": "USD", "reason": "box arrived dented" }),
-        )
-        .await;
+    let (status, body) =
+        h.post(path, json!({ "amount": "10.50", "currency": "USD", "reason": "box arrived dented" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["order"]["status"], "delivered");
     assert_eq!(
         history(&body["order"]),
-        vec![
-            tx("payment", "46.00", "gift_card_7250692"),
-            tx("refund", "10.50", "gift_card_7250692")
-        ]
+        vec![tx("payment", "46.00", "gift_card_7250692"), tx("refund", "10.50", "gift_card_7250692")]
     );
-    assert_eq!(
-        body["order"]["payment_history"][1]["reason"],
-        "partial refund: box arrived dented"
-    );
+    assert_eq!(body["order"]["payment_history"][1]["reason"], "partial refund: box arrived dented");
     assert_eq!(body["order"]["totals"]["refunded"], "10.50");
     assert_eq!(body["order"]["totals"]["refundable"], "35.50");
     assert_eq!(
@@ -1065,94 +705,39 @@ async fn partial_refunds_never_exceed_what_is_refundable() {
     );
 
     let cases = [
-        (
-            json!({ "amount": "35.51", "currency": "USD" }),
-            "refund_exceeds_refundable",
-        ),
-        (
-            json!({ "amount": "5.00", "currency": "EUR" }),
-            "unsupported_currency",
-        ),
-        (
-            json!({ "amount": "0.00", "currency": "USD" }),
-            "invalid_amount",
-        ),
-        (
-            json!({ "amount": "-1", "currency": "USD" }),
-            "invalid_amount",
-        ),
-        (
-            json!({ "amount": "1.005", "currency": "USD" }),
-            "invalid_amount",
-        ),
-        (
-            json!({ "amount": "ten", "currency": "USD" }),
-            "invalid_amount",
-        ),
-        (
-            json!({ "amount": true, "currency": "USD" }),
-            "invalid_amount",
-        ),
+        (json!({ "amount": "35.51", "currency": "USD" }), "refund_exceeds_refundable"),
+        (json!({ "amount": "5.00", "currency": "EUR" }), "unsupported_currency"),
+        (json!({ "amount": "0.00", "currency": "USD" }), "invalid_amount"),
+        (json!({ "amount": "-1", "currency": "USD" }), "invalid_amount"),
+        (json!({ "amount": "1.005", "currency": "USD" }), "invalid_amount"),
+        (json!({ "amount": "ten", "currency": "USD" }), "invalid_amount"),
+        (json!({ "amount": true, "currency": "USD" }), "invalid_amount"),
         (json!({ "amount": "5.00" }), "invalid_request"),
     ];
     for (request, expected) in cases {
         let (status, error) = h.post(path, request.clone()).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{request}: {error}"
-        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{request}: {error}");
         assert_eq!(code(&error), expected, "{request}");
     }
-    let (status, error) = h
-        .post(path, json!({ "amount": "35.51", "currency": "USD" }))
-        .await;
+    let (status, error) = h.post(path, json!({ "amount": "35.51", "currency": "USD" })).await;
     assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("35.50"),
+        error["error"]["message"].as_str().unwrap().contains("35.50"),
         "the message says what is refundable: {error} {status}"
     );
 
     // A JSON number is read digit for digit, never through a float.
     let (status, body, _) = h
-        .request(
-            Method::POST,
-            path,
-            Some(r#"{"amount": 35.5, "currency": "USD"}"#.to_owned()),
-            None,
-            Some(TOKEN),
-        )
+        .request(Method::POST, path, Some(r#"{"amount": 35.5, "currency": "USD"}"#.to_owned()), None, Some(TOKEN))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["order"]["totals"]["refunded"], "46.00");
     assert_eq!(body["order"]["totals"]["refundable"], "0.00");
-    assert_eq!(
-        h.balance("chen_silva_7485", "gift_card_7250692").await,
-        "105.00"
-    );
-    let (status, error) = h
-        .post(path, json!({ "amount": "0.01", "currency": "USD" }))
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "refund_exceeds_refundable"
-        )
-    );
+    assert_eq!(h.balance("chen_silva_7485", "gift_card_7250692").await, "105.00");
+    let (status, error) = h.post(path, json!({ "amount": "0.01", "currency": "USD" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_refundable"));
 
-    let (status, error) = h
-        .post(
-            "/orders/W8328622/refunds",
-            json!({ "amount": "1.00", "currency": "USD" }),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::CONFLICT, "order_not_delivered")
-    );
+    let (status, error) = h.post("/orders/W8328622/refunds", json!({ "amount": "1.00", "currency": "USD" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_delivered"));
 }
 
 // ------------------------------------------------------------------ customer changes
@@ -1173,9 +758,7 @@ async fn changes_a_customers_default_address() {
         json!({ "address1": "5 Elm Street", "address2": "", "city": "Boulder", "state": "CO",
                 "country": "USA", "zip": "80301" })
     );
-    let (status, found) = h
-        .get("/customers/lookup?first_name=Noah&last_name=Brown&zip=80301")
-        .await;
+    let (status, found) = h.get("/customers/lookup?first_name=Noah&last_name=Brown&zip=80301").await;
     assert_eq!(status, StatusCode::OK, "the new zip is searchable");
     assert_eq!(found["customer_id"], "noah_brown_6181");
 
@@ -1185,20 +768,14 @@ async fn changes_a_customers_default_address() {
             json!({ "address1": "", "city": "Boulder", "state": "CO", "country": "USA", "zip": "80301" }),
         )
         .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address"));
     let (status, error) = h
         .put(
             "/customers/nobody_0000/default-address",
             json!({ "address1": "1 A St", "city": "B", "state": "CO", "country": "USA", "zip": "1" }),
         )
         .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::NOT_FOUND, "customer_not_found")
-    );
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
 }
 
 #[tokio::test]
@@ -1206,56 +783,23 @@ async fn changes_a_customers_email_when_valid_and_unused() {
     let h = Harness::start().await;
     let path = "/customers/noah_brown_6181/email";
     let cases = [
-        (
-            "james.li4495@example.com",
-            StatusCode::CONFLICT,
-            "email_in_use",
-        ),
-        (
-            "JAMES.LI4495@example.com",
-            StatusCode::CONFLICT,
-            "email_in_use",
-        ),
-        (
-            "not-an-email",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_email",
-        ),
-        (
-            "a b@example.com",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_email",
-        ),
-        (
-            "noah@localhost",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_email",
-        ),
+        ("james.li4495@example.com", StatusCode::CONFLICT, "email_in_use"),
+        ("JAMES.LI4495@example.com", StatusCode::CONFLICT, "email_in_use"),
+        ("not-an-email", StatusCode::UNPROCESSABLE_ENTITY, "invalid_email"),
+        ("a b@example.com", StatusCode::UNPROCESSABLE_ENTITY, "invalid_email"),
+        ("noah@localhost", StatusCode::UNPROCESSABLE_ENTITY, "invalid_email"),
     ];
     for (email, expected_status, expected_code) in cases {
         let (status, error) = h.put(path, json!({ "email": email })).await;
-        assert_eq!(
-            (status, code(&error)),
-            (expected_status, expected_code),
-            "{email}"
-        );
+        assert_eq!((status, code(&error)), (expected_status, expected_code), "{email}");
     }
     let (status, body) = h.put(path, json!({ "email": "noah.b@example.org" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["customer"]["email"], "noah.b@example.org");
     let (status, found) = h.get("/customers/lookup?email=noah.b@example.org").await;
-    assert_eq!(
-        (status, &found["customer_id"]),
-        (StatusCode::OK, &json!("noah_brown_6181"))
-    );
-    let (status, _) = h
-        .get("/customers/lookup?email=noah.brown7922@example.com")
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::NOT_FOUND,
-        "the old email no longer finds anyone"
-    );
+    assert_eq!((status, &found["customer_id"]), (StatusCode::OK, &json!("noah_brown_6181")));
+    let (status, _) = h.get("/customers/lookup?email=noah.brown7922@example.com").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the old email no longer finds anyone");
     // Keeping one's own email is not a conflict.
     let (status, _) = h.put(path, json!({ "email": "Noah.B@example.org" })).await;
     assert_eq!(status, StatusCode::OK);
@@ -1273,111 +817,48 @@ async fn creates_a_goodwill_coupon() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let coupon = &body["coupon"];
     let code_text = coupon["code"].as_str().unwrap();
-    assert!(
-        code_text.starts_with("GW-") && code_text.len() == 13,
-        "{code_text}"
-    );
+    assert!(code_text.starts_with("GW-") && code_text.len() == 13, "{code_text}");
     assert_eq!(coupon["amount"], "15.00");
     assert_eq!(coupon["currency"], "USD");
     assert_eq!(coupon["reason"], "late delivery");
     assert_eq!(coupon["customer_id"], "mia_moore_8366");
     assert_eq!(body["customer"]["coupons"], json!([coupon]));
-    assert_eq!(
-        h.customer("mia_moore_8366").await["coupons"],
-        json!([coupon])
-    );
+    assert_eq!(h.customer("mia_moore_8366").await["coupons"], json!([coupon]));
 
     let cases = [
-        (
-            json!({ "amount": "15.00", "currency": "EUR", "reason": "x" }),
-            "unsupported_currency",
-        ),
+        (json!({ "amount": "15.00", "currency": "EUR", "reason": "x" }), "unsupported_currency"),
         (json!({ "amount": "0", "reason": "x" }), "invalid_amount"),
         (json!({ "amount": "5", "reason": "  " }), "invalid_request"),
         (json!({ "amount": "5" }), "invalid_request"),
     ];
     for (request, expected) in cases {
-        let (status, error) = h
-            .post("/customers/mia_moore_8366/coupons", request.clone())
-            .await;
-        assert_eq!(
-            (status, code(&error)),
-            (StatusCode::UNPROCESSABLE_ENTITY, expected),
-            "{request}"
-        );
+        let (status, error) = h.post("/customers/mia_moore_8366/coupons", request.clone()).await;
+        assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, expected), "{request}");
     }
-    let (status, error) = h
-        .post(
-            "/customers/nobody_0000/coupons",
-            json!({ "amount": "5", "reason": "x" }),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::NOT_FOUND, "customer_not_found")
-    );
-    assert_eq!(
-        h.customer("mia_moore_8366").await["coupons"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let (status, error) = h.post("/customers/nobody_0000/coupons", json!({ "amount": "5", "reason": "x" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
+    assert_eq!(h.customer("mia_moore_8366").await["coupons"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn records_a_password_reset_without_secrets() {
     let h = Harness::start().await;
-    let (status, body, _) = h
-        .request(
-            Method::POST,
-            "/customers/chen_silva_7485/password-resets",
-            None,
-            Some("reset-1"),
-            Some(TOKEN),
-        )
-        .await;
+    let (status, body, _) =
+        h.request(Method::POST, "/customers/chen_silva_7485/password-resets", None, Some("reset-1"), Some(TOKEN)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let reset = &body["password_reset"];
-    let fields: Vec<&str> = reset
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        fields,
-        ["created_at", "customer_id", "reference", "sent_to"],
-        "no token or link"
-    );
+    let fields: Vec<&str> = reset.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(fields, ["created_at", "customer_id", "reference", "sent_to"], "no token or link");
     assert!(reset["reference"].as_str().unwrap().starts_with("PR-"));
     assert_eq!(reset["sent_to"], "chen.silva2698@example.com");
-    assert_eq!(
-        h.customer("chen_silva_7485").await["password_resets"],
-        json!([reset])
-    );
+    assert_eq!(h.customer("chen_silva_7485").await["password_resets"], json!([reset]));
 
-    let (status, body) = h
-        .post("/customers/chen_silva_7485/password-resets", json!({}))
-        .await;
+    let (status, body) = h.post("/customers/chen_silva_7485/password-resets", json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(
-        h.customer("chen_silva_7485").await["password_resets"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    let (status, error) = h
-        .post(
-            "/customers/chen_silva_7485/password-resets",
-            json!({ "send_to": "x@evil.example" }),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
-    );
+    assert_eq!(h.customer("chen_silva_7485").await["password_resets"].as_array().unwrap().len(), 2);
+    let (status, error) =
+        h.post("/customers/chen_silva_7485/password-resets", json!({ "send_to": "x@evil.example" })).await;
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
 }
 
 // ------------------------------------------------------------------ idempotency
@@ -1386,96 +867,44 @@ async fn records_a_password_reset_without_secrets() {
 async fn a_repeated_idempotency_key_returns_the_first_result_and_changes_state_once() {
     let h = Harness::start().await;
     let cancel = json!({ "reason": "no longer needed" });
-    let (first_status, first, replayed) = h
-        .post_with_key("/orders/W8328622/cancel", cancel.clone(), "cancel-W8328622")
-        .await;
+    let (first_status, first, replayed) =
+        h.post_with_key("/orders/W8328622/cancel", cancel.clone(), "cancel-W8328622").await;
     assert_eq!(first_status, StatusCode::OK);
     assert!(!replayed);
-    let (status, again, replayed) = h
-        .post_with_key("/orders/W8328622/cancel", cancel.clone(), "cancel-W8328622")
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "a replay is not a 409 although the order is now cancelled"
-    );
+    let (status, again, replayed) = h.post_with_key("/orders/W8328622/cancel", cancel.clone(), "cancel-W8328622").await;
+    assert_eq!(status, StatusCode::OK, "a replay is not a 409 although the order is now cancelled");
     assert!(replayed, "a replay is marked");
     assert_eq!(again, first, "same body");
-    assert_eq!(
-        history(&h.order("W8328622").await).len(),
-        2,
-        "one refund, not two"
-    );
-    assert_eq!(
-        h.balance("ava_smith_1453", "gift_card_8836799").await,
-        "413.99"
-    );
+    assert_eq!(history(&h.order("W8328622").await).len(), 2, "one refund, not two");
+    assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "413.99");
 
     // The same key with a different request is refused and changes nothing.
-    let (status, error, _) = h
-        .post_with_key(
-            "/orders/W8328622/cancel",
-            json!({ "reason": "ordered by mistake" }),
-            "cancel-W8328622",
-        )
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
-    );
-    let (status, error, _) = h
-        .post_with_key("/orders/W4923227/cancel", cancel.clone(), "cancel-W8328622")
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
-    );
+    let (status, error, _) =
+        h.post_with_key("/orders/W8328622/cancel", json!({ "reason": "ordered by mistake" }), "cancel-W8328622").await;
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"));
+    let (status, error, _) = h.post_with_key("/orders/W4923227/cancel", cancel.clone(), "cancel-W8328622").await;
+    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"));
     assert_eq!(h.order("W4923227").await["status"], "pending");
 
     // A refused write is remembered too: the retry gets the same refusal.
     let refund = json!({ "amount": "46.01", "currency": "USD" });
-    let (status, first, _) = h
-        .post_with_key("/orders/W2598834/refunds", refund.clone(), "r-1")
-        .await;
-    assert_eq!(
-        (status, code(&first)),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "refund_exceeds_refundable"
-        )
-    );
-    let (status, again, replayed) = h
-        .post_with_key("/orders/W2598834/refunds", refund, "r-1")
-        .await;
+    let (status, first, _) = h.post_with_key("/orders/W2598834/refunds", refund.clone(), "r-1").await;
+    assert_eq!((status, code(&first)), (StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_refundable"));
+    let (status, again, replayed) = h.post_with_key("/orders/W2598834/refunds", refund, "r-1").await;
     assert_eq!((status, replayed), (StatusCode::UNPROCESSABLE_ENTITY, true));
     assert_eq!(again, first);
 
     // Creating things: the same coupon comes back, not a second one.
     let coupon = json!({ "amount": "5.00", "reason": "sorry" });
-    let (status, first, _) = h
-        .post_with_key("/customers/mia_moore_8366/coupons", coupon.clone(), "c-1")
-        .await;
+    let (status, first, _) = h.post_with_key("/customers/mia_moore_8366/coupons", coupon.clone(), "c-1").await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, again, _) = h
-        .post_with_key("/customers/mia_moore_8366/coupons", coupon, "c-1")
-        .await;
+    let (status, again, _) = h.post_with_key("/customers/mia_moore_8366/coupons", coupon, "c-1").await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again["coupon"]["code"], first["coupon"]["code"]);
-    assert_eq!(
-        h.customer("mia_moore_8366").await["coupons"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(h.customer("mia_moore_8366").await["coupons"].as_array().unwrap().len(), 1);
 
-    let (status, error, _) = h
-        .post_with_key("/orders/W8328622/cancel", cancel, &"k".repeat(256))
-        .await;
-    assert_eq!(
-        (status, code(&error)),
-        (StatusCode::BAD_REQUEST, "invalid_idempotency_key")
-    );
+    let (status, error, _) = h.post_with_key("/orders/W8328622/cancel", cancel, &"k".repeat(256)).await;
+    assert_eq!((status, code(&error)), (StatusCode::BAD_REQUEST, "invalid_idempotency_key"));
 }
 
 #[tokio::test]
@@ -1486,10 +915,9 @@ async fn concurrent_retries_with_one_key_apply_once() {
     for _ in 0..8 {
         let h = std::sync::Arc::clone(&h);
         let refund = refund.clone();
-        tasks.push(tokio::spawn(async move {
-            h.post_with_key("/orders/W2598834/refunds", refund, "refund-once")
-                .await
-        }));
+        tasks.push(tokio::spawn(
+            async move { h.post_with_key("/orders/W2598834/refunds", refund, "refund-once").await },
+        ));
     }
     let mut bodies = Vec::new();
     for task in tasks {
@@ -1497,16 +925,10 @@ async fn concurrent_retries_with_one_key_apply_once() {
         assert_eq!(status, StatusCode::OK, "{body}");
         bodies.push(body);
     }
-    assert!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "every retry sees the first result"
-    );
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every retry sees the first result");
     let order = h.order("W2598834").await;
     assert_eq!(order["totals"]["refunded"], "10.00", "refunded once");
-    assert_eq!(
-        h.balance("chen_silva_7485", "gift_card_7250692").await,
-        "69.00"
-    );
+    assert_eq!(h.balance("chen_silva_7485", "gift_card_7250692").await, "69.00");
 }
 
 // ------------------------------------------------------------------ persistence
@@ -1514,50 +936,22 @@ async fn concurrent_retries_with_one_key_apply_once() {
 #[tokio::test]
 async fn state_survives_a_restart() {
     let h = Harness::start().await;
-    let (status, first, _) = h
-        .post_with_key(
-            "/orders/W8328622/cancel",
-            json!({ "reason": "no longer needed" }),
-            "persist-1",
-        )
-        .await;
+    let (status, first, _) =
+        h.post_with_key("/orders/W8328622/cancel", json!({ "reason": "no longer needed" }), "persist-1").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = h
-        .put(
-            "/customers/noah_brown_6181/email",
-            json!({ "email": "noah@example.net" }),
-        )
-        .await;
+    let (status, _) = h.put("/customers/noah_brown_6181/email", json!({ "email": "noah@example.net" })).await;
     assert_eq!(status, StatusCode::OK);
 
     let h = h.restart().await;
     let order = h.order("W8328622").await;
     assert_eq!(order["status"], "cancelled");
     assert_eq!(order["cancel_reason"], "no longer needed");
-    assert_eq!(
-        h.balance("ava_smith_1453", "gift_card_8836799").await,
-        "413.99"
-    );
-    assert_eq!(
-        h.customer("noah_brown_6181").await["email"],
-        "noah@example.net"
-    );
-    let (status, again, replayed) = h
-        .post_with_key(
-            "/orders/W8328622/cancel",
-            json!({ "reason": "no longer needed" }),
-            "persist-1",
-        )
-        .await;
-    assert_eq!(
-        (status, replayed),
-        (StatusCode::OK, true),
-        "keys survive a restart"
-    );
+    assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "413.99");
+    assert_eq!(h.customer("noah_brown_6181").await["email"], "noah@example.net");
+    let (status, again, replayed) =
+        h.post_with_key("/orders/W8328622/cancel", json!({ "reason": "no longer needed" }), "persist-1").await;
+    assert_eq!((status, replayed), (StatusCode::OK, true), "keys survive a restart");
     assert_eq!(again, first);
-    assert_eq!(
-        h.balance("ava_smith_1453", "gift_card_8836799").await,
-        "413.99"
-    );
+    assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "413.99");
     h.server.shutdown().await.unwrap();
 }

@@ -52,10 +52,7 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn io(path: &Path, source: std::io::Error) -> EngineError {
-        EngineError::Io {
-            path: path.display().to_string(),
-            source,
-        }
+        EngineError::Io { path: path.display().to_string(), source }
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -65,12 +62,10 @@ impl EngineError {
             EngineError::Policy(_) => ErrorCode::PolicyInvalid,
             EngineError::BadInput { .. } | EngineError::Plan(_) => ErrorCode::BadInput,
             EngineError::Store(S::PauseNotFound { .. }) => ErrorCode::NotFound,
-            EngineError::Store(S::PauseAlreadyCleared { .. } | S::PauseExists { .. }) => {
-                ErrorCode::Conflict
+            EngineError::Store(S::PauseAlreadyCleared { .. } | S::PauseExists { .. }) => ErrorCode::Conflict,
+            EngineError::Store(S::InvalidEvent { .. } | S::ExportTargetNotEmpty { .. } | S::BadBundle { .. }) => {
+                ErrorCode::BadInput
             }
-            EngineError::Store(
-                S::InvalidEvent { .. } | S::ExportTargetNotEmpty { .. } | S::BadBundle { .. },
-            ) => ErrorCode::BadInput,
             EngineError::Store(_) => ErrorCode::StoreFailed,
             EngineError::Connector(_) => ErrorCode::ConnectorFailed,
             EngineError::Io { .. } => ErrorCode::Io,

@@ -26,9 +26,7 @@ use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
 use countersign_core::{Outcome, Policy, decide};
 use countersign_planner::{Planner, RecordedPlanner};
-use countersign_store::{
-    EventFilter, ExportSummary, NewEvent, PauseRecord, Store, StoredEvent, VerifyReport,
-};
+use countersign_store::{EventFilter, ExportSummary, NewEvent, PauseRecord, Store, StoredEvent, VerifyReport};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -124,12 +122,9 @@ impl Engine {
     /// store, and record `policy_loaded` when this policy is new to the log.
     pub fn open(options: EngineOptions, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
         let workspace = Workspace::load(&options.workspace)?;
-        let text = std::fs::read_to_string(&workspace.policy)
-            .map_err(|e| EngineError::io(&workspace.policy, e))?;
+        let text = std::fs::read_to_string(&workspace.policy).map_err(|e| EngineError::io(&workspace.policy, e))?;
         let policy = Policy::parse(&workspace.policy.display().to_string(), &text)?;
-        let operator = options
-            .operator
-            .unwrap_or_else(|| workspace.operator.clone());
+        let operator = options.operator.unwrap_or_else(|| workspace.operator.clone());
         if !policy.roles.contains(&operator.role) {
             return Err(EngineError::BadInput {
                 message: format!(
@@ -139,24 +134,13 @@ impl Engine {
                 ),
             });
         }
-        std::fs::create_dir_all(&options.data_dir)
-            .map_err(|e| EngineError::io(&options.data_dir, e))?;
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| EngineError::io(&options.data_dir, e))?;
         let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
         let connector: Box<dyn Connector> = match &workspace.connector {
-            workspace::ConnectorConfig::Snapshot { dataset } => {
-                Box::new(SnapshotConnector::load(dataset)?)
-            }
+            workspace::ConnectorConfig::Snapshot { dataset } => Box::new(SnapshotConnector::load(dataset)?),
         };
         let articles = workspace.articles()?;
-        let engine = Engine {
-            workspace,
-            policy: Arc::new(policy),
-            store,
-            connector,
-            clock,
-            operator,
-            articles,
-        };
+        let engine = Engine { workspace, policy: Arc::new(policy), store, connector, clock, operator, articles };
         engine.record_policy_loaded()?;
         Ok(engine)
     }
@@ -174,15 +158,9 @@ impl Engine {
     }
 
     fn record_policy_loaded(&self) -> Result<(), EngineError> {
-        let last = self.store.list_events(&EventFilter {
-            kind: Some("policy_loaded".into()),
-            ..EventFilter::default()
-        })?;
-        let current = last
-            .last()
-            .and_then(|e| e.payload.get("hash"))
-            .and_then(|h| h.as_str())
-            .map(str::to_string);
+        let last =
+            self.store.list_events(&EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
+        let current = last.last().and_then(|e| e.payload.get("hash")).and_then(|h| h.as_str()).map(str::to_string);
         if current.as_deref() != Some(self.policy.hash.as_str()) {
             self.append(
                 None,
@@ -252,17 +230,13 @@ impl Engine {
         orders: &BTreeSet<String>,
     ) -> Result<Vec<PriorStep>, EngineError> {
         let mut out = Vec::new();
-        let decided = self.store.list_events(&EventFilter {
-            kind: Some("decided".into()),
-            ..EventFilter::default()
-        })?;
+        let decided =
+            self.store.list_events(&EventFilter { kind: Some("decided".into()), ..EventFilter::default() })?;
         for ev in decided {
-            let Ok(Event::Decided { decision }) =
-                serde_json::from_value::<Event>(serde_json::json!({
-                    "kind": "decided",
-                    "payload": ev.payload,
-                }))
-            else {
+            let Ok(Event::Decided { decision }) = serde_json::from_value::<Event>(serde_json::json!({
+                "kind": "decided",
+                "payload": ev.payload,
+            })) else {
                 continue;
             };
             if decision.plan_id == plan.id && decision.case_id == case.id {
@@ -273,19 +247,14 @@ impl Engine {
                     continue;
                 };
                 let order_id = self.step_order(&decision.plan_id, &s.step_id, &ev);
-                let relevant = decision.case_id == case.id
-                    || order_id.as_ref().is_some_and(|o| orders.contains(o));
+                let relevant = decision.case_id == case.id || order_id.as_ref().is_some_and(|o| orders.contains(o));
                 if relevant {
                     out.push(PriorStep {
                         case_id: decision.case_id.clone(),
                         action: s.action,
                         order_id,
                         amount,
-                        state: if s.decision == Outcome::Auto {
-                            PriorState::Approved
-                        } else {
-                            PriorState::Pending
-                        },
+                        state: if s.decision == Outcome::Auto { PriorState::Approved } else { PriorState::Pending },
                     });
                 }
             }
@@ -308,20 +277,11 @@ impl Engine {
             .rev()
             .filter_map(|e| e.payload.get("plan"))
             .find(|p| p.get("id").and_then(|v| v.as_str()) == Some(plan_id))?;
-        let step = plan
-            .get("steps")?
-            .as_array()?
-            .iter()
-            .find(|s| s.get("id").and_then(|v| v.as_str()) == Some(step_id))?;
+        let step =
+            plan.get("steps")?.as_array()?.iter().find(|s| s.get("id").and_then(|v| v.as_str()) == Some(step_id))?;
         let action = step.get("action")?.as_str()?;
         let param = self.policy.actions.get(action)?.order_param.as_ref()?;
-        Some(
-            step.get("params")?
-                .get(param)?
-                .get("value")?
-                .as_str()?
-                .to_string(),
-        )
+        Some(step.get("params")?.get(param)?.get("value")?.as_str()?.to_string())
     }
 
     /// The policy's decision on a plan. Records nothing.
@@ -349,19 +309,13 @@ impl Engine {
         if !seen {
             events.push(Event::CaseOpened { case: case.clone() });
         }
-        let fields: BTreeSet<String> = decision
-            .steps
-            .iter()
-            .flat_map(|s| s.may_read.iter().cloned())
-            .collect();
+        let fields: BTreeSet<String> = decision.steps.iter().flat_map(|s| s.may_read.iter().cloned()).collect();
         events.push(Event::ContextRead {
             orders: facts.orders.values().cloned().collect::<Vec<OrderFacts>>(),
             fields: fields.into_iter().collect(),
         });
         events.push(Event::PlanProposed { plan: plan.clone() });
-        events.push(Event::Decided {
-            decision: decision.clone(),
-        });
+        events.push(Event::Decided { decision: decision.clone() });
         for s in &decision.steps {
             if matches!(s.decision, Outcome::Confirm | Outcome::Supervisor) {
                 events.push(Event::ReviewRequested {
@@ -397,23 +351,15 @@ impl Engine {
         let planner = RecordedPlanner::new(samples.iter().map(|(_, f)| f.plan.clone()));
         let mut out = Vec::new();
         for (path, file) in samples {
-            let plan = planner.plan(&file.case).map_err(|e| EngineError::BadInput {
-                message: format!("{}: {e}", path.display()),
-            })?;
+            let plan = planner
+                .plan(&file.case)
+                .map_err(|e| EngineError::BadInput { message: format!("{}: {e}", path.display()) })?;
             let decision = self.process(&file.case, &plan)?;
             out.push(DemoCase {
-                file: path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                file: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                 case_id: file.case.id.clone(),
                 channel: file.case.channel.to_string(),
-                customer_says: file
-                    .case
-                    .customer_text()
-                    .last()
-                    .unwrap_or_default()
-                    .to_string(),
+                customer_says: file.case.customer_text().last().unwrap_or_default().to_string(),
                 intent: plan.intent.clone(),
                 decision,
             });
@@ -422,29 +368,16 @@ impl Engine {
     }
 
     /// Pause automation in a scope. Takes effect for every decision made after it.
-    pub fn pause_set(
-        &self,
-        scope: PauseScope,
-        value: &str,
-        reason: &str,
-    ) -> Result<Pause, EngineError> {
+    pub fn pause_set(&self, scope: PauseScope, value: &str, reason: &str) -> Result<Pause, EngineError> {
         if value.trim().is_empty() || reason.trim().is_empty() {
+            return Err(EngineError::BadInput { message: "a pause needs a value (what to pause) and a reason".into() });
+        }
+        if scope == PauseScope::Channel && countersign_core::model::Channel::parse(value).is_none() {
             return Err(EngineError::BadInput {
-                message: "a pause needs a value (what to pause) and a reason".into(),
+                message: format!("{value:?} is not a channel (chat, email, instagram_dm, tiktok_dm, …)"),
             });
         }
-        if scope == PauseScope::Channel && countersign_core::model::Channel::parse(value).is_none()
-        {
-            return Err(EngineError::BadInput {
-                message: format!(
-                    "{value:?} is not a channel (chat, email, instagram_dm, tiktok_dm, …)"
-                ),
-            });
-        }
-        if scope == PauseScope::Action
-            && !self.policy.actions.contains_key(value)
-            && value != "send_reply"
-        {
+        if scope == PauseScope::Action && !self.policy.actions.contains_key(value) && value != "send_reply" {
             return Err(EngineError::BadInput {
                 message: format!("{value:?} is not an action of policy {}", self.policy.id),
             });
@@ -465,9 +398,7 @@ impl Engine {
 
     /// Clear an active pause.
     pub fn pause_clear(&self, id: &str, reason: &str) -> Result<(), EngineError> {
-        self.store
-            .writer()
-            .clear_pause(id, &self.operator.id, reason, self.clock.now())?;
+        self.store.writer().clear_pause(id, &self.operator.id, reason, self.clock.now())?;
         Ok(())
     }
 
@@ -492,9 +423,7 @@ impl Engine {
     }
 
     pub fn log_export(&self, dir: &Path) -> Result<ExportSummary, EngineError> {
-        Ok(self
-            .store
-            .export(dir, &self.operator.id, self.clock.now())?)
+        Ok(self.store.export(dir, &self.operator.id, self.clock.now())?)
     }
 
     pub fn store_path(&self) -> &Path {

@@ -57,21 +57,13 @@ impl Workspace {
     /// Load `workspace.toml`. Errors name the file, line and column.
     pub fn load(file: &Path) -> Result<Workspace, EngineError> {
         let text = std::fs::read_to_string(file).map_err(|e| EngineError::io(file, e))?;
-        let raw: RawWorkspace = toml::from_str(&text).map_err(|e| EngineError::Config {
-            message: located(file, &text, e.span(), e.message()),
-        })?;
+        let raw: RawWorkspace = toml::from_str(&text)
+            .map_err(|e| EngineError::Config { message: located(file, &text, e.span(), e.message()) })?;
         let base = file.parent().unwrap_or(Path::new("."));
         let id = raw.workspace.id;
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(EngineError::Config {
-                message: format!(
-                    "{}: workspace id {id:?} must be letters, digits, '-' or '_'",
-                    file.display()
-                ),
+                message: format!("{}: workspace id {id:?} must be letters, digits, '-' or '_'", file.display()),
             });
         }
         Ok(Workspace {
@@ -82,9 +74,7 @@ impl Workspace {
             knowledge: base.join(raw.workspace.knowledge),
             cases: base.join(raw.workspace.cases),
             connector: match raw.connector {
-                RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot {
-                    dataset: base.join(dataset),
-                },
+                RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot { dataset: base.join(dataset) },
             },
             operator: raw.operator,
         })
@@ -100,9 +90,7 @@ impl Workspace {
             Err(e) => return Err(EngineError::io(&self.knowledge, e)),
         };
         for entry in dir {
-            let path = entry
-                .map_err(|e| EngineError::io(&self.knowledge, e))?
-                .path();
+            let path = entry.map_err(|e| EngineError::io(&self.knowledge, e))?.path();
             if path.extension().is_none_or(|e| e != "md") {
                 continue;
             }
@@ -124,10 +112,7 @@ impl Workspace {
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         paths.sort();
-        paths
-            .into_iter()
-            .map(|p| CaseFile::load(&p).map(|c| (p, c)))
-            .collect()
+        paths.into_iter().map(|p| CaseFile::load(&p).map(|c| (p, c))).collect()
     }
 }
 
@@ -148,9 +133,8 @@ impl CaseFile {
 /// Read and parse a JSON file; errors carry file:line:column.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| EngineError::BadInput {
-        message: format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()),
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| EngineError::BadInput { message: format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()) })
 }
 
 fn located(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {

@@ -24,11 +24,7 @@ fn assets() -> PathBuf {
 
 fn open_at(workspace: &Path, data: &Path) -> Engine {
     Engine::open(
-        EngineOptions {
-            workspace: workspace.to_path_buf(),
-            data_dir: data.to_path_buf(),
-            operator: None,
-        },
+        EngineOptions { workspace: workspace.to_path_buf(), data_dir: data.to_path_buf(), operator: None },
         Arc::new(Fixed),
     )
     .unwrap()
@@ -52,10 +48,7 @@ fn refunds_split_across_plans_still_add_up() {
     for i in 0..3 {
         let mut plan = file.plan.clone();
         plan.id = format!("plan-{i}");
-        plan.steps = vec![Step {
-            id: "s1".into(),
-            ..one.clone()
-        }];
+        plan.steps = vec![Step { id: "s1".into(), ..one.clone() }];
         outcomes.push(engine.process(&file.case, &plan).unwrap().steps[0].decision);
     }
     assert_eq!(
@@ -73,50 +66,29 @@ fn process_records_the_pipeline_and_the_chain_verifies() {
     assert!(results.len() >= 10);
     let report = engine.log_verify().unwrap();
     assert!(report.ok, "{report:?}");
-    let reviews = engine
-        .log_list(&LogFilter {
-            kind: Some("review_requested".into()),
-            ..LogFilter::default()
-        })
-        .unwrap();
+    let reviews =
+        engine.log_list(&LogFilter { kind: Some("review_requested".into()), ..LogFilter::default() }).unwrap();
     let waiting: usize = results
         .iter()
         .map(|r| {
-            r.decision
-                .steps
-                .iter()
-                .filter(|s| matches!(s.decision, Outcome::Confirm | Outcome::Supervisor))
-                .count()
+            r.decision.steps.iter().filter(|s| matches!(s.decision, Outcome::Confirm | Outcome::Supervisor)).count()
         })
         .sum();
-    assert_eq!(
-        reviews.len(),
-        waiting,
-        "every step waiting for a countersignature has a review request"
-    );
+    assert_eq!(reviews.len(), waiting, "every step waiting for a countersignature has a review request");
 }
 
 #[test]
 fn policy_loaded_is_recorded_once_per_policy_version() {
     let dir = tempfile::tempdir().unwrap();
     let count = |e: &Engine| {
-        e.log_list(&LogFilter {
-            kind: Some("policy_loaded".into()),
-            ..LogFilter::default()
-        })
-        .unwrap()
-        .len()
+        e.log_list(&LogFilter { kind: Some("policy_loaded".into()), ..LogFilter::default() }).unwrap().len()
     };
     {
         let e = open(dir.path());
         assert_eq!(count(&e), 1);
     }
     let e = open(dir.path());
-    assert_eq!(
-        count(&e),
-        1,
-        "reopening with the same policy records nothing new"
-    );
+    assert_eq!(count(&e), 1, "reopening with the same policy records nothing new");
     drop(e);
 
     // A copy of the workspace with a changed policy.
@@ -124,22 +96,14 @@ fn policy_loaded_is_recorded_once_per_policy_version() {
     let src = assets().join("demo");
     std::fs::write(
         ws.path().join("policy.toml"),
-        std::fs::read_to_string(src.join("policy.toml"))
-            .unwrap()
-            .replace("version = 1", "version = 2"),
+        std::fs::read_to_string(src.join("policy.toml")).unwrap().replace("version = 1", "version = 2"),
     )
     .unwrap();
     let toml = std::fs::read_to_string(src.join("workspace.toml"))
         .unwrap()
-        .replace(
-            "\"../knowledge\"",
-            &format!("{:?}", assets().join("knowledge")),
-        )
+        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
         .replace("\"cases\"", &format!("{:?}", src.join("cases")))
-        .replace(
-            "\"../demo-store\"",
-            &format!("{:?}", assets().join("demo-store")),
-        );
+        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
     std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
     let e = open_at(&ws.path().join("workspace.toml"), dir.path());
     assert_eq!(count(&e), 2, "a new policy is recorded when loaded");
@@ -152,16 +116,12 @@ fn a_pause_survives_a_restart_and_applies() {
     let file = split_refund_case();
     {
         let e = open(dir.path());
-        e.pause_set(PauseScope::Store, &file.case.store, "audit")
-            .unwrap();
+        e.pause_set(PauseScope::Store, &file.case.store, "audit").unwrap();
     }
     let e = open(dir.path());
     assert_eq!(e.pauses().unwrap().len(), 1);
     let d = e.decide(&file.case, &file.plan).unwrap();
-    assert!(
-        d.steps.iter().all(|s| s.decision == Outcome::Forbid),
-        "a paused store runs nothing"
-    );
+    assert!(d.steps.iter().all(|s| s.decision == Outcome::Forbid), "a paused store runs nothing");
 }
 
 #[test]
@@ -170,18 +130,10 @@ fn an_order_the_platform_does_not_know_is_refused() {
     let e = open(dir.path());
     let mut file = split_refund_case();
     file.plan.steps.truncate(1);
-    file.plan.steps[0].params.insert(
-        "order_id".into(),
-        Param {
-            value: json!("#W0000000"),
-            source: Provenance::Connector,
-        },
-    );
+    file.plan.steps[0]
+        .params
+        .insert("order_id".into(), Param { value: json!("#W0000000"), source: Provenance::Connector });
     let d = e.decide(&file.case, &file.plan).unwrap();
     assert_eq!(d.steps[0].decision, Outcome::Forbid);
-    assert!(
-        d.steps[0]
-            .rule_ids
-            .contains(&"precondition.order-known".to_string())
-    );
+    assert!(d.steps[0].rule_ids.contains(&"precondition.order-known".to_string()));
 }

@@ -37,9 +37,7 @@ pub struct RecordedPlanner {
 
 impl RecordedPlanner {
     pub fn new(plans: impl IntoIterator<Item = Plan>) -> RecordedPlanner {
-        RecordedPlanner {
-            plans: plans.into_iter().map(|p| (p.case_id.clone(), p)).collect(),
-        }
+        RecordedPlanner { plans: plans.into_iter().map(|p| (p.case_id.clone(), p)).collect() }
     }
 }
 

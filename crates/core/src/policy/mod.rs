@@ -26,9 +26,7 @@ use crate::money::{Currency, Money};
 use crate::normalize::Phrase;
 
 /// The five outcomes, ordered from least to most restrictive.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Runs without a click.
@@ -44,13 +42,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Auto,
-        Outcome::Confirm,
-        Outcome::Supervisor,
-        Outcome::Recommend,
-        Outcome::Forbid,
-    ];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Auto, Outcome::Confirm, Outcome::Supervisor, Outcome::Recommend, Outcome::Forbid];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,9 +87,7 @@ pub enum Kind {
     Write,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
     Low,
@@ -184,10 +175,7 @@ pub struct Preconditions {
 
 impl Preconditions {
     pub fn needs_order(&self) -> bool {
-        self.order_status.is_some()
-            || self.order_owned
-            || self.within_refundable
-            || self.currency_matches_order
+        self.order_status.is_some() || self.order_owned || self.within_refundable || self.currency_matches_order
     }
 }
 
@@ -246,10 +234,7 @@ impl Patterns {
         if let Some(p) = self.phrases.iter().find(|p| p.is_in(normalized)) {
             return Some(p.original().to_string());
         }
-        self.regex
-            .iter()
-            .find(|r| r.is_match(normalized))
-            .map(|r| r.as_str().to_string())
+        self.regex.iter().find(|r| r.is_match(normalized)).map(|r| r.as_str().to_string())
     }
 }
 
@@ -326,12 +311,7 @@ impl Ctx<'_> {
         let before = &self.source[..start];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        PolicyError {
-            file: self.file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
+        PolicyError { file: self.file.to_string(), line, column, message: message.into() }
     }
 }
 
@@ -364,36 +344,23 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
     let version = u64::try_from(*meta.version.get_ref())
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| {
-            cx.err(
-                meta.version.span(),
-                "policy version must be a positive integer",
-            )
-        })?;
+        .ok_or_else(|| cx.err(meta.version.span(), "policy version must be a positive integer"))?;
 
     let mut currencies = BTreeSet::new();
     for c in meta.currencies.get_ref() {
-        let cur =
-            Currency::try_from(c.get_ref().clone()).map_err(|e| cx.err(c.span(), e.to_string()))?;
+        let cur = Currency::try_from(c.get_ref().clone()).map_err(|e| cx.err(c.span(), e.to_string()))?;
         currencies.insert(cur);
     }
     if currencies.is_empty() {
         return Err(cx.err(meta.currencies.span(), "at least one currency is required"));
     }
     let roles = name_set(cx, &meta.roles, "role")?;
-    let role_list =
-        |list: &Spanned<Vec<Spanned<String>>>, what: &str| -> Result<Vec<String>, PolicyError> {
-            if list.get_ref().is_empty() {
-                return Err(cx.err(
-                    list.span(),
-                    format!("{what} approvers must name at least one role"),
-                ));
-            }
-            list.get_ref()
-                .iter()
-                .map(|r| known_role(cx, &roles, r))
-                .collect()
-        };
+    let role_list = |list: &Spanned<Vec<Spanned<String>>>, what: &str| -> Result<Vec<String>, PolicyError> {
+        if list.get_ref().is_empty() {
+            return Err(cx.err(list.span(), format!("{what} approvers must name at least one role")));
+        }
+        list.get_ref().iter().map(|r| known_role(cx, &roles, r)).collect()
+    };
     let confirm_roles = role_list(&raw.approvers.confirm, "confirm")?;
     let supervisor_roles = role_list(&raw.approvers.supervisor, "supervisor")?;
 
@@ -443,10 +410,9 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
         let p = p.into_inner();
         let patterns = compile_patterns(cx, span, &p.phrases, &p.regex)?;
         if *p.decision.get_ref() == Outcome::Auto {
-            return Err(cx.err(
-                p.decision.span(),
-                "a promise rule must send the reply to review: use confirm or stricter",
-            ));
+            return Err(
+                cx.err(p.decision.span(), "a promise rule must send the reply to review: use confirm or stricter")
+            );
         }
         if !rule_ids.insert(p.id.get_ref().clone()) {
             return Err(cx.err(p.id.span(), format!("duplicate id {:?}", p.id.get_ref())));
@@ -487,11 +453,7 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
     })
 }
 
-fn name_set(
-    cx: &Ctx<'_>,
-    list: &Spanned<Vec<Spanned<String>>>,
-    what: &str,
-) -> Result<BTreeSet<String>, PolicyError> {
+fn name_set(cx: &Ctx<'_>, list: &Spanned<Vec<Spanned<String>>>, what: &str) -> Result<BTreeSet<String>, PolicyError> {
     let mut set = BTreeSet::new();
     for n in list.get_ref() {
         if n.get_ref().trim().is_empty() {
@@ -507,47 +469,28 @@ fn name_set(
     Ok(set)
 }
 
-fn known_role(
-    cx: &Ctx<'_>,
-    roles: &BTreeSet<String>,
-    r: &Spanned<String>,
-) -> Result<String, PolicyError> {
+fn known_role(cx: &Ctx<'_>, roles: &BTreeSet<String>, r: &Spanned<String>) -> Result<String, PolicyError> {
     if roles.contains(r.get_ref()) {
         Ok(r.get_ref().clone())
     } else {
-        Err(cx.err(
-            r.span(),
-            format!(
-                "unknown role {:?}; [policy] roles declares {:?}",
-                r.get_ref(),
-                roles
-            ),
-        ))
+        Err(cx.err(r.span(), format!("unknown role {:?}; [policy] roles declares {:?}", r.get_ref(), roles)))
     }
 }
 
 fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && s.as_bytes()[0].is_ascii_lowercase()
 }
 
 const READ_OBJECTS: [&str; 4] = ["customer", "order", "product", "payment"];
 
-fn compile_action(
-    cx: &Ctx<'_>,
-    name: &str,
-    action: Spanned<raw::RawAction>,
-) -> Result<ActionDef, PolicyError> {
+fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> Result<ActionDef, PolicyError> {
     let span = action.span();
     let a = action.into_inner();
     if !is_identifier(name) {
-        return Err(cx.err(
-            span,
-            format!("action name {name:?} must be lower_snake_case ASCII"),
-        ));
+        return Err(cx.err(span, format!("action name {name:?} must be lower_snake_case ASCII")));
     }
     if a.layer == Layer::Recommend && a.decision.get_ref().executable() {
         return Err(cx.err(
@@ -556,24 +499,16 @@ fn compile_action(
         ));
     }
     if a.owner.get_ref().trim().is_empty() {
-        return Err(cx.err(
-            a.owner.span(),
-            "every action needs an outcome owner (a team or role)",
-        ));
+        return Err(cx.err(a.owner.span(), "every action needs an outcome owner (a team or role)"));
     }
     let mut reads = Vec::new();
     for r in &a.reads {
-        let ok = r
-            .get_ref()
-            .split_once('.')
-            .is_some_and(|(obj, field)| READ_OBJECTS.contains(&obj) && !field.is_empty());
+        let ok =
+            r.get_ref().split_once('.').is_some_and(|(obj, field)| READ_OBJECTS.contains(&obj) && !field.is_empty());
         if !ok {
             return Err(cx.err(
                 r.span(),
-                format!(
-                    "read field {:?} must be `object.field` with object one of {READ_OBJECTS:?}",
-                    r.get_ref()
-                ),
+                format!("read field {:?} must be `object.field` with object one of {READ_OBJECTS:?}", r.get_ref()),
             ));
         }
         reads.push(r.get_ref().clone());
@@ -586,25 +521,16 @@ fn compile_action(
         let pspan = p.span();
         let p = p.into_inner();
         if !is_identifier(&pname) {
-            return Err(cx.err(
-                pspan,
-                format!("parameter name {pname:?} must be lower_snake_case ASCII"),
-            ));
+            return Err(cx.err(pspan, format!("parameter name {pname:?} must be lower_snake_case ASCII")));
         }
         let values = p.values.unwrap_or_default();
         match (p.ty, values.is_empty()) {
             (ParamType::Enum, true) => {
-                return Err(cx.err(
-                    pspan,
-                    format!("enum parameter {pname:?} needs a non-empty `values` list"),
-                ));
+                return Err(cx.err(pspan, format!("enum parameter {pname:?} needs a non-empty `values` list")));
             }
             (ParamType::Enum, false) => {}
             (_, false) => {
-                return Err(cx.err(
-                    pspan,
-                    format!("`values` only applies to enum parameters ({pname:?})"),
-                ));
+                return Err(cx.err(pspan, format!("`values` only applies to enum parameters ({pname:?})")));
             }
             _ => {}
         }
@@ -615,22 +541,13 @@ fn compile_action(
             ));
         }
         if p.ty == ParamType::Money && money_param.replace(pname.clone()).is_some() {
-            return Err(cx.err(
-                pspan,
-                format!("action {name:?} may have at most one money parameter"),
-            ));
+            return Err(cx.err(pspan, format!("action {name:?} may have at most one money parameter")));
         }
         if p.ty == ParamType::OrderId && order_param.replace(pname.clone()).is_some() {
-            return Err(cx.err(
-                pspan,
-                format!("action {name:?} may have at most one order_id parameter"),
-            ));
+            return Err(cx.err(pspan, format!("action {name:?} may have at most one order_id parameter")));
         }
         if p.ty == ParamType::CustomerId && customer_param.replace(pname.clone()).is_some() {
-            return Err(cx.err(
-                pspan,
-                format!("action {name:?} may have at most one customer_id parameter"),
-            ));
+            return Err(cx.err(pspan, format!("action {name:?} may have at most one customer_id parameter")));
         }
         let max_len = p.max_len.unwrap_or(match p.ty {
             ParamType::Text => 500,
@@ -639,16 +556,8 @@ fn compile_action(
         if max_len == 0 {
             return Err(cx.err(pspan, "max_len of 0 would reject every value"));
         }
-        params.insert(
-            pname,
-            ParamSpec {
-                ty: p.ty,
-                required: p.required,
-                values,
-                max_len,
-                untrusted_ok: p.untrusted_ok,
-            },
-        );
+        params
+            .insert(pname, ParamSpec { ty: p.ty, required: p.required, values, max_len, untrusted_ok: p.untrusted_ok });
     }
     let preconditions = match a.preconditions {
         None => Preconditions::default(),
@@ -663,24 +572,17 @@ fn compile_action(
                 currency_matches_order: pc.currency_matches_order,
             };
             if out.needs_order() && order_param.as_ref().is_none_or(|p| !params[p].required) {
-                return Err(cx.err(
-                    pspan,
-                    format!("order preconditions on {name:?} need a required order_id parameter"),
-                ));
+                return Err(
+                    cx.err(pspan, format!("order preconditions on {name:?} need a required order_id parameter"))
+                );
             }
             if (out.within_refundable || out.currency_matches_order)
                 && money_param.as_ref().is_none_or(|p| !params[p].required)
             {
-                return Err(cx.err(
-                    pspan,
-                    format!("money preconditions on {name:?} need a required money parameter"),
-                ));
+                return Err(cx.err(pspan, format!("money preconditions on {name:?} need a required money parameter")));
             }
             if out.customer_owned && customer_param.as_ref().is_none_or(|p| !params[p].required) {
-                return Err(cx.err(
-                    pspan,
-                    format!("customer_owned on {name:?} needs a required customer_id parameter"),
-                ));
+                return Err(cx.err(pspan, format!("customer_owned on {name:?} needs a required customer_id parameter")));
             }
             if out.order_status.as_ref().is_some_and(Vec::is_empty) {
                 return Err(cx.err(pspan, "an empty order_status list can never be satisfied"));
@@ -713,9 +615,7 @@ fn non_empty_set<T: Ord + Clone>(
 ) -> Result<Option<BTreeSet<T>>, PolicyError> {
     match list {
         None => Ok(None),
-        Some(l) if l.get_ref().is_empty() => {
-            Err(cx.err(l.span(), format!("an empty `{what}` list can never match")))
-        }
+        Some(l) if l.get_ref().is_empty() => Err(cx.err(l.span(), format!("an empty `{what}` list can never match"))),
         Some(l) => Ok(Some(l.into_inner().into_iter().collect())),
     }
 }
@@ -741,25 +641,18 @@ fn compile_rule(
         if !actions.contains_key(a.get_ref()) {
             return Err(cx.err(
                 a.span(),
-                format!(
-                    "rule {:?} names unknown action {:?}: it could never match",
-                    r.id.get_ref(),
-                    a.get_ref()
-                ),
+                format!("rule {:?} names unknown action {:?}: it could never match", r.id.get_ref(), a.get_ref()),
             ));
         }
         names.insert(a.get_ref().clone());
     }
-    let money = |m: Option<Spanned<raw::MoneyText>>,
-                 what: &str|
-     -> Result<Option<Money>, PolicyError> {
+    let money = |m: Option<Spanned<raw::MoneyText>>, what: &str| -> Result<Option<Money>, PolicyError> {
         let Some(m) = m else { return Ok(None) };
-        let value: Money = m.get_ref().0.parse().map_err(|e| {
-            cx.err(
-                m.span(),
-                format!("{what}: {e} (write money as \"25.00 USD\")"),
-            )
-        })?;
+        let value: Money = m
+            .get_ref()
+            .0
+            .parse()
+            .map_err(|e| cx.err(m.span(), format!("{what}: {e} (write money as \"25.00 USD\")")))?;
         if !currencies.contains(&value.currency) {
             return Err(cx.err(
                 m.span(),
@@ -789,10 +682,7 @@ fn compile_rule(
         .len()
         > 1
     {
-        return Err(cx.err(
-            r.id.span(),
-            "a rule's money thresholds must share one currency, or it could never match",
-        ));
+        return Err(cx.err(r.id.span(), "a rule's money thresholds must share one currency, or it could never match"));
     }
     if order_total_over.is_some() {
         for a in &names {
@@ -809,12 +699,9 @@ fn compile_rule(
         Some(list) if list.get_ref().is_empty() => {
             return Err(cx.err(list.span(), "an empty `roles` list can never match"));
         }
-        Some(list) => Some(
-            list.get_ref()
-                .iter()
-                .map(|x| known_role(cx, roles, x))
-                .collect::<Result<BTreeSet<_>, _>>()?,
-        ),
+        Some(list) => {
+            Some(list.get_ref().iter().map(|x| known_role(cx, roles, x)).collect::<Result<BTreeSet<_>, _>>()?)
+        }
     };
     Ok(Rule {
         id: r.id.into_inner(),
@@ -840,24 +727,12 @@ fn compile_patterns(
     regex: &[Spanned<String>],
 ) -> Result<Patterns, PolicyError> {
     if phrases.is_empty() && regex.is_empty() {
-        return Err(cx.err(
-            span,
-            "a pattern rule needs at least one phrase or regex, or it could never match",
-        ));
+        return Err(cx.err(span, "a pattern rule needs at least one phrase or regex, or it could never match"));
     }
-    let mut out = Patterns {
-        phrases: Vec::new(),
-        regex: Vec::new(),
-    };
+    let mut out = Patterns { phrases: Vec::new(), regex: Vec::new() };
     for p in phrases {
         out.phrases.push(Phrase::new(p.get_ref()).ok_or_else(|| {
-            cx.err(
-                p.span(),
-                format!(
-                    "phrase {:?} has no letters or digits: it could never match",
-                    p.get_ref()
-                ),
-            )
+            cx.err(p.span(), format!("phrase {:?} has no letters or digits: it could never match", p.get_ref()))
         })?);
     }
     for r in regex {
