@@ -8,6 +8,11 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v git >/dev/null 2>&1 || need+=(git)
+# The OS keyring: libdbus for the Secret Service client, and for tests a real
+# gnome-keyring inside a private D-Bus session.
+pkg-config --exists dbus-1 2>/dev/null || need+=(libdbus-1-dev)
+command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus)
+command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

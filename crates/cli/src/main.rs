@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use countersign_core::model::{Operator, PauseScope};
 use countersign_core::{Outcome, PlanDecision};
+use countersign_engine::Secret;
 use countersign_engine::workspace::read_json;
 use countersign_engine::{CaseFile, Engine, EngineError, EngineOptions, LogFilter, SystemClock};
 use serde::Serialize;
@@ -56,6 +57,9 @@ enum Command {
     /// Read, verify and export the evidence log.
     #[command(subcommand)]
     Log(LogCmd),
+    /// Platform credentials in the OS keyring (values are never shown).
+    #[command(subcommand)]
+    Credentials(CredentialsCmd),
     /// Run the workspace's sample cases through the pipeline and show what would run, wait or be refused.
     Demo,
 }
@@ -123,6 +127,19 @@ enum PauseCmd {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum CredentialsCmd {
+    /// Store a credential; the value is read from stdin (never from the command line).
+    Set {
+        /// PLATFORM/STORE, e.g. demo_seller_center/acme-us
+        name: String,
+    },
+    /// Delete a credential.
+    Delete { name: String },
+    /// List credential names (never values).
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -253,6 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pause(cmd) => pause(&cli, cmd),
+        Command::Credentials(cmd) => credentials(&cli, cmd),
         Command::Log(cmd) => log(&cli, cmd),
         Command::Demo => {
             let engine = open(&cli)?;
@@ -326,6 +344,49 @@ fn pause(cli: &Cli, cmd: &PauseCmd) -> anyhow::Result<ExitCode> {
                             p.reason
                         );
                     }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn credentials(cli: &Cli, cmd: &CredentialsCmd) -> anyhow::Result<ExitCode> {
+    use countersign_engine::credentials as creds;
+    let store = creds::keyring();
+    match cmd {
+        CredentialsCmd::Set { name } => {
+            let value = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                rpassword::prompt_password(format!("value for {name}: ")).context("reading the value")?
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).context("reading the value from stdin")?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            };
+            let n = creds::set(&store, name, Secret::new(value))?;
+            if cli.json {
+                print_json(&serde_json::json!({"set": n.to_string()}))?;
+            } else {
+                println!("stored {n} in the OS keyring");
+            }
+        }
+        CredentialsCmd::Delete { name } => {
+            let n = creds::delete(&store, name)?;
+            if cli.json {
+                print_json(&serde_json::json!({"deleted": n.to_string()}))?;
+            } else {
+                println!("deleted {n}");
+            }
+        }
+        CredentialsCmd::List => {
+            let names = creds::list(&store)?;
+            if cli.json {
+                print_json(&names.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+            } else if names.is_empty() {
+                println!("no credentials stored");
+            } else {
+                for n in names {
+                    println!("{n}");
                 }
             }
         }

@@ -206,3 +206,78 @@ fn unknown_role_is_refused() {
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("ceo"), "{}", stderr(&out));
 }
+
+/// Credentials go to the real OS keyring; the planted value must never appear in
+/// any output, the SQLite file or an export (scanned byte for byte).
+#[test]
+fn credentials_never_leak() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let service = format!("countersign-cli-test-{}", std::process::id());
+    let planted = "PLANTED-secret-9c1e77";
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.env("COUNTERSIGN_KEYRING_SERVICE", &service)
+            .arg("--workspace")
+            .arg(workspace())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let mut outputs = Vec::new();
+    let set = run(&["credentials", "set", "demo_seller_center/acme-us"], Some(&format!("{planted}\n")));
+    assert_eq!(code(&set), 0, "{}", stderr(&set));
+    let list = run(&["credentials", "list", "--json"], None);
+    assert_eq!(stdout_json(&list), serde_json::json!(["demo_seller_center/acme-us"]));
+    outputs.push(set);
+    outputs.push(list);
+    outputs.push(run(&["demo"], None));
+    outputs.push(run(&["log", "list", "--json"], None));
+    outputs.push(run(&["log", "export", dir.path().join("bundle").to_str().unwrap()], None));
+    let bad = run(&["credentials", "set", "no-slash"], Some("x\n"));
+    assert_eq!(code(&bad), 1, "a malformed name is refused");
+    let del = run(&["credentials", "delete", "demo_seller_center/acme-us"], None);
+    assert_eq!(code(&del), 0, "{}", stderr(&del));
+    let again = run(&["credentials", "delete", "demo_seller_center/acme-us"], None);
+    assert_eq!(code(&again), 1);
+    assert!(stderr(&again).contains("CredentialMissing"), "{}", stderr(&again));
+    outputs.extend([bad, del, again]);
+
+    for o in &outputs {
+        for stream in [&o.stdout, &o.stderr] {
+            assert!(
+                !String::from_utf8_lossy(stream).contains(planted),
+                "the credential value leaked into command output"
+            );
+        }
+    }
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(planted.len()).any(|w| w == planted.as_bytes()),
+            "the credential value leaked into {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -11,6 +11,7 @@
 //! made offline. The HTTP connector to a live seller center implements the same
 //! trait.
 
+pub mod credentials;
 pub mod snapshot;
 
 use countersign_core::decide::OrderFacts;

@@ -23,6 +23,10 @@ pub enum ErrorCode {
     StoreFailed,
     /// Platform data could not be read.
     ConnectorFailed,
+    /// No credential is stored for the platform/store.
+    CredentialMissing,
+    /// The OS keyring could not be used.
+    KeyringUnavailable,
     /// Reading or writing a file failed.
     Io,
 }
@@ -42,6 +46,8 @@ pub enum EngineError {
     Store(#[from] countersign_store::StoreError),
     #[error(transparent)]
     Connector(#[from] countersign_connectors::ConnectorError),
+    #[error(transparent)]
+    Credential(countersign_connectors::credentials::CredentialError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -56,6 +62,7 @@ impl EngineError {
     }
 
     pub fn code(&self) -> ErrorCode {
+        use countersign_connectors::credentials::CredentialError as C;
         use countersign_store::StoreError as S;
         match self {
             EngineError::Config { .. } => ErrorCode::ConfigInvalid,
@@ -68,6 +75,9 @@ impl EngineError {
             }
             EngineError::Store(_) => ErrorCode::StoreFailed,
             EngineError::Connector(_) => ErrorCode::ConnectorFailed,
+            EngineError::Credential(C::Missing { .. }) => ErrorCode::CredentialMissing,
+            EngineError::Credential(C::BadName(_) | C::EmptyValue) => ErrorCode::BadInput,
+            EngineError::Credential(C::Unavailable(_)) => ErrorCode::KeyringUnavailable,
             EngineError::Io { .. } => ErrorCode::Io,
         }
     }

@@ -12,6 +12,7 @@
 //!
 //! Time comes from an injected [`Clock`], so tests can fix it.
 
+pub mod credentials;
 mod error;
 pub mod workspace;
 
@@ -30,6 +31,7 @@ use countersign_store::{EventFilter, ExportSummary, NewEvent, PauseRecord, Store
 use jiff::Timestamp;
 use serde::Serialize;
 
+pub use countersign_connectors::credentials::Secret;
 pub use error::{EngineError, ErrorCode};
 pub use workspace::{CaseFile, Workspace};
 
