@@ -89,11 +89,7 @@ fn durable_appends(c: &mut Criterion) {
     drop(store);
 
     let raw_path = dir.path().join("raw.log");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&raw_path)
-        .unwrap();
+    let mut file = OpenOptions::new().create(true).append(true).open(&raw_path).unwrap();
     g.bench_function("raw_write_fsync", |b| {
         b.iter(|| {
             file.write_all(&record).unwrap();
@@ -107,11 +103,7 @@ fn durable_appends(c: &mut Criterion) {
         })
     });
     g.finish();
-    eprintln!(
-        "record size (canonical body) = {} bytes; temp dir {}",
-        record.len(),
-        dir.path().display()
-    );
+    eprintln!("record size (canonical body) = {} bytes; temp dir {}", record.len(), dir.path().display());
 }
 
 fn build_log(path: &Path, n: u64) {
@@ -127,17 +119,11 @@ fn build_log(path: &Path, n: u64) {
     store.close().unwrap();
     let ms = start.elapsed().as_millis().max(1);
     let mb = std::fs::metadata(path).unwrap().len() / (1 << 20);
-    eprintln!(
-        "built {n} events with append_batch(10k) in {ms} ms ({} events/s), {mb} MiB",
-        u128::from(n) * 1000 / ms
-    );
+    eprintln!("built {n} events with append_batch(10k) in {ms} ms ({} events/s), {mb} MiB", u128::from(n) * 1000 / ms);
 }
 
 fn verify_log(c: &mut Criterion) {
-    let n: u64 = std::env::var("EVIDENCE_BENCH_VERIFY_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: u64 = std::env::var("EVIDENCE_BENCH_VERIFY_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("million.db");
     build_log(&path, n);

@@ -90,10 +90,7 @@ impl<'de> Deserialize<'de> for Hash {
 /// parsing the JSON. `None` if the body does not end that way.
 pub(crate) fn body_seq(body: &[u8]) -> Option<u64> {
     let rest = body.strip_suffix(b"}")?;
-    let digits_start = rest
-        .iter()
-        .rposition(|b| !b.is_ascii_digit())
-        .map_or(0, |i| i + 1);
+    let digits_start = rest.iter().rposition(|b| !b.is_ascii_digit()).map_or(0, |i| i + 1);
     let (head, digits) = rest.split_at(digits_start);
     if digits.is_empty() || digits.len() > 16 || (digits.len() > 1 && digits[0] == b'0') {
         return None;
@@ -118,10 +115,7 @@ pub(crate) struct ChainCheck {
 
 impl ChainCheck {
     pub fn new() -> ChainCheck {
-        ChainCheck {
-            next: 1,
-            prev: Hash::genesis(),
-        }
+        ChainCheck { next: 1, prev: Hash::genesis() }
     }
 
     /// Check the event expected at `self.next`, stored with `body` and `stored_hash`.
@@ -129,17 +123,13 @@ impl ChainCheck {
         let seq = self.next;
         let broken = |problem| Err(Broken { seq, problem });
         let Some(found_seq) = body_seq(body) else {
-            return broken(Problem::BadBody {
-                reason: "the body does not end with its seq".into(),
-            });
+            return broken(Problem::BadBody { reason: "the body does not end with its seq".into() });
         };
         if found_seq != seq {
             return broken(Problem::Reordered { found_seq });
         }
         let Some(stored) = Hash::from_slice(stored_hash) else {
-            return broken(Problem::BadBody {
-                reason: "the stored hash is not 32 bytes".into(),
-            });
+            return broken(Problem::BadBody { reason: "the stored hash is not 32 bytes".into() });
         };
         if Hash::link(&self.prev, body) != stored {
             return broken(Problem::HashMismatch);
@@ -157,10 +147,7 @@ mod tests {
     #[test]
     fn genesis_is_the_documented_constant() {
         // The same value is written into migration 0001 and the bundle's verify.py.
-        assert_eq!(
-            Hash::genesis().to_hex(),
-            "0477f3b2c19228728287b426817d2c0ad98e1d9e781409706f389836bfdf753d"
-        );
+        assert_eq!(Hash::genesis().to_hex(), "0477f3b2c19228728287b426817d2c0ad98e1d9e781409706f389836bfdf753d");
     }
 
     #[test]

@@ -39,20 +39,12 @@ pub enum StoreError {
 
     /// The database was written by a newer Countersign: it has migrations this build does not know.
     #[error("{path} has schema version {found}, newer than this build's {supported}")]
-    SchemaTooNew {
-        path: PathBuf,
-        found: usize,
-        supported: usize,
-    },
+    SchemaTooNew { path: PathBuf, found: usize, supported: usize },
 
     /// A migration failed; the database was left at its previous version (the backup, if
     /// one was made, is at `backup`).
     #[error("migrating {path} failed: {detail}")]
-    Migration {
-        path: PathBuf,
-        detail: String,
-        backup: Option<PathBuf>,
-    },
+    Migration { path: PathBuf, detail: String, backup: Option<PathBuf> },
 
     /// A file system operation outside SQLite failed (backups, exports, bundles).
     #[error("I/O error on {path}: {source}")]
@@ -113,17 +105,11 @@ impl StoreError {
         let path = path.to_path_buf();
         match err.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => StoreError::NotADatabase { path },
-            Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
-                path,
-                detail: err.to_string(),
-            },
+            Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt { path, detail: err.to_string() },
             Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path },
             Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
             Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
-                StoreError::CannotOpen {
-                    path,
-                    detail: err.to_string(),
-                }
+                StoreError::CannotOpen { path, detail: err.to_string() }
             }
             _ => StoreError::Sqlite(err),
         }
@@ -134,23 +120,15 @@ impl StoreError {
         use StoreError as E;
         match self {
             E::NotADatabase { path } => E::NotADatabase { path: path.clone() },
-            E::Corrupt { path, detail } => E::Corrupt {
-                path: path.clone(),
-                detail: detail.clone(),
-            },
+            E::Corrupt { path, detail } => E::Corrupt { path: path.clone(), detail: detail.clone() },
             E::ReadOnly { path } => E::ReadOnly { path: path.clone() },
             E::DiskFull { path } => E::DiskFull { path: path.clone() },
-            E::CannotOpen { path, detail } => E::CannotOpen {
-                path: path.clone(),
-                detail: detail.clone(),
-            },
+            E::CannotOpen { path, detail } => E::CannotOpen { path: path.clone(), detail: detail.clone() },
             E::Sqlite(rusqlite::Error::SqliteFailure(code, msg)) => {
                 E::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone()))
             }
             E::Closed => E::Closed,
-            E::LogDamaged { detail } => E::LogDamaged {
-                detail: detail.clone(),
-            },
+            E::LogDamaged { detail } => E::LogDamaged { detail: detail.clone() },
             other => E::Sqlite(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
                 Some(other.to_string()),

@@ -37,13 +37,7 @@ impl NewEvent {
         at: Timestamp,
         event: &countersign_core::evidence::Event,
     ) -> NewEvent {
-        NewEvent {
-            case_id,
-            kind: event.kind().into(),
-            actor: actor.into(),
-            at,
-            payload: event.payload(),
-        }
+        NewEvent { case_id, kind: event.kind().into(), actor: actor.into(), at, payload: event.payload() }
     }
 }
 
@@ -116,15 +110,9 @@ pub(crate) fn canonical_body(seq: u64, ev: &NewEvent) -> Result<String, StoreErr
     let invalid = |reason: String| Err(StoreError::InvalidEvent { reason });
     if ev.kind.is_empty()
         || ev.kind.len() > 64
-        || !ev
-            .kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        || !ev.kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return invalid(format!(
-            "kind {:?} must be 1-64 chars of [a-z0-9_]",
-            ev.kind
-        ));
+        return invalid(format!("kind {:?} must be 1-64 chars of [a-z0-9_]", ev.kind));
     }
     if ev.actor.trim().is_empty() {
         return invalid("actor must not be empty".into());
@@ -142,15 +130,10 @@ pub(crate) fn canonical_body(seq: u64, ev: &NewEvent) -> Result<String, StoreErr
         payload: &ev.payload,
         seq,
     };
-    let text =
-        serde_json_canonicalizer::to_string(&body).map_err(|e| StoreError::InvalidEvent {
-            reason: format!("cannot canonicalise: {e}"),
-        })?;
+    let text = serde_json_canonicalizer::to_string(&body)
+        .map_err(|e| StoreError::InvalidEvent { reason: format!("cannot canonicalise: {e}") })?;
     if text.len() > MAX_BODY_BYTES {
-        return invalid(format!(
-            "body is {} bytes, over the {MAX_BODY_BYTES} limit",
-            text.len()
-        ));
+        return invalid(format!("body is {} bytes, over the {MAX_BODY_BYTES} limit", text.len()));
     }
     Ok(text)
 }
@@ -191,30 +174,14 @@ pub(crate) fn parse_stored(seq: u64, body: String, hash: &[u8]) -> Result<Stored
     if b.seq != seq {
         return Err(bad(format!("body says seq {}", b.seq)));
     }
-    Ok(StoredEvent {
-        seq,
-        at: b.at,
-        case_id: b.case_id,
-        kind: b.kind,
-        actor: b.actor,
-        payload: b.payload,
-        hash,
-        body,
-    })
+    Ok(StoredEvent { seq, at: b.at, case_id: b.case_id, kind: b.kind, actor: b.actor, payload: b.payload, hash, body })
 }
 
 fn row_event(row: &Row<'_>) -> rusqlite::Result<(u64, String, Vec<u8>)> {
-    Ok((
-        row.get::<_, i64>(0)?.unsigned_abs(),
-        row.get(1)?,
-        row.get(2)?,
-    ))
+    Ok((row.get::<_, i64>(0)?.unsigned_abs(), row.get(1)?, row.get(2)?))
 }
 
-pub(crate) fn list_events(
-    conn: &Connection,
-    f: &EventFilter,
-) -> Result<Vec<StoredEvent>, StoreError> {
+pub(crate) fn list_events(conn: &Connection, f: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
     let mut sql = String::from("SELECT seq, body, hash FROM evidence WHERE 1=1");
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(c) = &f.case_id {
@@ -231,10 +198,7 @@ pub(crate) fn list_events(
     }
     if let Some(t) = &f.text {
         sql.push_str(r" AND body LIKE ? ESCAPE '\'");
-        let escaped = t
-            .replace('\\', r"\\")
-            .replace('%', r"\%")
-            .replace('_', r"\_");
+        let escaped = t.replace('\\', r"\\").replace('%', r"\%").replace('_', r"\_");
         args.push(SqlValue::Text(format!("%{escaped}%")));
     }
     sql.push_str(" ORDER BY seq");
@@ -260,19 +224,14 @@ pub(crate) fn get_event(conn: &Connection, seq: u64) -> Result<Option<StoredEven
         .prepare_cached("SELECT seq, body, hash FROM evidence WHERE seq = ?")?
         .query_row([seq_i], row_event)
         .optional()?;
-    row.map(|(seq, body, hash)| parse_stored(seq, body, &hash))
-        .transpose()
+    row.map(|(seq, body, hash)| parse_stored(seq, body, &hash)).transpose()
 }
 
 pub(crate) fn read_head(conn: &Connection) -> Result<Head, StoreError> {
     let (count, hash): (i64, Vec<u8>) = conn
         .prepare_cached("SELECT count, head FROM chain_head WHERE id = 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let hash = Hash::from_slice(&hash).ok_or_else(|| StoreError::LogDamaged {
-        detail: "the chain head hash is not 32 bytes".into(),
-    })?;
-    Ok(Head {
-        count: count.unsigned_abs(),
-        hash,
-    })
+    let hash = Hash::from_slice(&hash)
+        .ok_or_else(|| StoreError::LogDamaged { detail: "the chain head hash is not 32 bytes".into() })?;
+    Ok(Head { count: count.unsigned_abs(), hash })
 }

@@ -63,10 +63,7 @@ pub struct ExportSummary {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
 /// Write the bundle from one read snapshot of the log. Returns the manifest and the report.
@@ -79,9 +76,7 @@ pub(crate) fn write_bundle(
     fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
     for name in [EVENTS_FILE, MANIFEST_FILE] {
         if out_dir.join(name).exists() {
-            return Err(StoreError::ExportTargetNotEmpty {
-                path: out_dir.to_path_buf(),
-            });
+            return Err(StoreError::ExportTargetNotEmpty { path: out_dir.to_path_buf() });
         }
     }
     let events_path = out_dir.join(EVENTS_FILE);
@@ -98,15 +93,11 @@ pub(crate) fn write_bundle(
                 Err(_) => "",
             };
             let line = [LINE_PREFIX, hex.as_bytes(), LINE_MIDDLE, body, b"}\n"];
-            line.iter()
-                .try_for_each(|part| w.write_all(part))
-                .map_err(io_err(&events_path))
+            line.iter().try_for_each(|part| w.write_all(part)).map_err(io_err(&events_path))
         },
         false,
     )?;
-    let file = w
-        .into_inner()
-        .map_err(|e| io_err(&events_path)(e.into_error()))?;
+    let file = w.into_inner().map_err(|e| io_err(&events_path)(e.into_error()))?;
     file.sync_all().map_err(io_err(&events_path))?;
 
     let script = out_dir.join(SCRIPT_FILE);
@@ -114,19 +105,15 @@ pub(crate) fn write_bundle(
 
     let manifest = BundleManifest {
         format: BUNDLE_FORMAT.into(),
-        hash_rule: format!(
-            "h_n = SHA-256(0x00 || h_(n-1) || body_n), h_0 = SHA-256(\"{GENESIS_LABEL}\")"
-        ),
+        hash_rule: format!("h_n = SHA-256(0x00 || h_(n-1) || body_n), h_0 = SHA-256(\"{GENESIS_LABEL}\")"),
         genesis: Hash::genesis(),
         count: head_count,
         head: report.head,
         exported_at,
         events: EVENTS_FILE.into(),
     };
-    let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::BadBundle {
-        path: out_dir.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let mut json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| StoreError::BadBundle { path: out_dir.to_path_buf(), reason: e.to_string() })?;
     json.push(b'\n');
     // The manifest goes last: a bundle without one is visibly incomplete.
     write_synced(&out_dir.join(MANIFEST_FILE), &json)?;
@@ -148,10 +135,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 fn split_line(line: &[u8]) -> Option<(Hash, &[u8])> {
     let rest = line.strip_prefix(LINE_PREFIX)?;
     let (hex, rest) = rest.split_at_checked(64)?;
-    if !hex
-        .iter()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    {
+    if !hex.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)) {
         return None;
     }
     let body = rest.strip_prefix(LINE_MIDDLE)?.strip_suffix(b"}")?;
@@ -162,14 +146,10 @@ fn split_line(line: &[u8]) -> Option<(Hash, &[u8])> {
 /// at the manifest's count and head. A damaged event is reported in the [`VerifyReport`];
 /// a missing or malformed manifest is an error.
 pub fn verify_bundle(dir: &Path) -> Result<VerifyReport, StoreError> {
-    let bad = |reason: String| StoreError::BadBundle {
-        path: dir.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| StoreError::BadBundle { path: dir.to_path_buf(), reason };
     let manifest_path = dir.join(MANIFEST_FILE);
     let raw = fs::read(&manifest_path).map_err(io_err(&manifest_path))?;
-    let manifest: BundleManifest =
-        serde_json::from_slice(&raw).map_err(|e| bad(format!("{MANIFEST_FILE}: {e}")))?;
+    let manifest: BundleManifest = serde_json::from_slice(&raw).map_err(|e| bad(format!("{MANIFEST_FILE}: {e}")))?;
     if manifest.format != BUNDLE_FORMAT {
         return Err(bad(format!("unknown format {:?}", manifest.format)));
     }
@@ -177,13 +157,11 @@ pub fn verify_bundle(dir: &Path) -> Result<VerifyReport, StoreError> {
         return Err(bad("the genesis value is not Countersign's".into()));
     }
     let events_path = dir.join(EVENTS_FILE);
-    let lines: Vec<Vec<u8>> = BufReader::with_capacity(
-        1 << 20,
-        File::open(&events_path).map_err(io_err(&events_path))?,
-    )
-    .split(b'\n')
-    .collect::<Result<_, _>>()
-    .map_err(io_err(&events_path))?;
+    let lines: Vec<Vec<u8>> =
+        BufReader::with_capacity(1 << 20, File::open(&events_path).map_err(io_err(&events_path))?)
+            .split(b'\n')
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&events_path))?;
 
     let mut check = ChainCheck::new();
     let mut first_broken = None;
@@ -191,13 +169,9 @@ pub fn verify_bundle(dir: &Path) -> Result<VerifyReport, StoreError> {
         let result = match split_line(line) {
             None => Err(Broken {
                 seq: check.next,
-                problem: Problem::BadBody {
-                    reason: "the line is not {\"hash\":...,\"event\":...}".into(),
-                },
+                problem: Problem::BadBody { reason: "the line is not {\"hash\":...,\"event\":...}".into() },
             }),
-            Some((hash, body)) => check
-                .check(body, &hash.0)
-                .map_err(|b| name_misplaced(b, &lines)),
+            Some((hash, body)) => check.check(body, &hash.0).map_err(|b| name_misplaced(b, &lines)),
         };
         if let Err(b) = result {
             first_broken = Some(b);
@@ -205,12 +179,7 @@ pub fn verify_bundle(dir: &Path) -> Result<VerifyReport, StoreError> {
         }
     }
     let found = lines.len() as u64;
-    Ok(finish(
-        check,
-        found,
-        first_broken,
-        Some((manifest.count, Some(manifest.head))),
-    ))
+    Ok(finish(check, found, first_broken, Some((manifest.count, Some(manifest.head)))))
 }
 
 /// In a bundle, "event k+1 sits where event k should be" is either a deletion or a move.
@@ -230,11 +199,6 @@ fn name_misplaced(b: Broken, lines: &[Vec<u8>]) -> Broken {
     if found_seq < expected || appears_later() {
         b
     } else {
-        Broken {
-            seq: expected,
-            problem: Problem::Gap {
-                next_seq: found_seq,
-            },
-        }
+        Broken { seq: expected, problem: Problem::Gap { next_seq: found_seq } }
     }
 }

@@ -33,16 +33,9 @@ pub struct PauseCleared {
 }
 
 pub(crate) fn validate(p: &Pause) -> Result<(), StoreError> {
-    for (name, v) in [
-        ("id", &p.id),
-        ("value", &p.value),
-        ("reason", &p.reason),
-        ("set_by", &p.set_by),
-    ] {
+    for (name, v) in [("id", &p.id), ("value", &p.value), ("reason", &p.reason), ("set_by", &p.set_by)] {
         if v.trim().is_empty() {
-            return Err(StoreError::InvalidEvent {
-                reason: format!("pause {name} must not be empty"),
-            });
+            return Err(StoreError::InvalidEvent { reason: format!("pause {name} must not be empty") });
         }
     }
     Ok(())
@@ -50,35 +43,24 @@ pub(crate) fn validate(p: &Pause) -> Result<(), StoreError> {
 
 /// The payload of core's `Event::PauseChanged { change: set, pause }`.
 pub(crate) fn set_payload(p: &Pause) -> serde_json::Value {
-    Event::PauseChanged {
-        change: PauseChange::Set,
-        pause: p.clone(),
-    }
-    .payload()
+    Event::PauseChanged { change: PauseChange::Set, pause: p.clone() }.payload()
 }
 
 /// core's `Event::PauseChanged { change: cleared, pause }` (the pause as it was set), plus
 /// the clearing `reason`; who cleared it and when are the event's actor and time.
 pub(crate) fn clear_payload(p: &Pause, reason: &str) -> serde_json::Value {
-    let mut payload = Event::PauseChanged {
-        change: PauseChange::Cleared,
-        pause: p.clone(),
-    }
-    .payload();
+    let mut payload = Event::PauseChanged { change: PauseChange::Cleared, pause: p.clone() }.payload();
     if let Some(map) = payload.as_object_mut() {
         map.insert("reason".into(), reason.into());
     }
     payload
 }
 
-const COLUMNS: &str = "id, scope, value, reason, set_by, set_at, set_seq, cleared_by, cleared_at, cleared_reason, cleared_seq";
+const COLUMNS: &str =
+    "id, scope, value, reason, set_by, set_at, set_seq, cleared_by, cleared_at, cleared_reason, cleared_seq";
 
 fn bad(id: &str, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("pause {id}: bad {what}").into(),
-    )
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("pause {id}: bad {what}").into())
 }
 
 fn row_record(r: &Row<'_>) -> rusqlite::Result<PauseRecord> {
@@ -89,22 +71,12 @@ fn row_record(r: &Row<'_>) -> rusqlite::Result<PauseRecord> {
     let set_at = ts(r.get(5)?)?;
     let cleared = match r.get::<_, Option<String>>(7)? {
         None => None,
-        Some(by) => Some(PauseCleared {
-            by,
-            at: ts(r.get(8)?)?,
-            reason: r.get(9)?,
-            seq: r.get::<_, i64>(10)?.unsigned_abs(),
-        }),
+        Some(by) => {
+            Some(PauseCleared { by, at: ts(r.get(8)?)?, reason: r.get(9)?, seq: r.get::<_, i64>(10)?.unsigned_abs() })
+        }
     };
     Ok(PauseRecord {
-        pause: Pause {
-            id: id.clone(),
-            scope,
-            value: r.get(2)?,
-            reason: r.get(3)?,
-            set_by: r.get(4)?,
-            set_at,
-        },
+        pause: Pause { id: id.clone(), scope, value: r.get(2)?, reason: r.get(3)?, set_by: r.get(4)?, set_at },
         set_seq: r.get::<_, i64>(6)?.unsigned_abs(),
         cleared,
     })
@@ -118,18 +90,14 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<PauseRecord>, St
 }
 
 pub(crate) fn active(conn: &Connection) -> Result<Vec<Pause>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM pauses WHERE cleared_seq IS NULL ORDER BY set_seq"
-    ))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM pauses WHERE cleared_seq IS NULL ORDER BY set_seq"))?;
     let rows = stmt.query_map([], row_record)?;
-    Ok(rows
-        .map(|r| r.map(|rec| rec.pause))
-        .collect::<Result<_, _>>()?)
+    Ok(rows.map(|r| r.map(|rec| rec.pause)).collect::<Result<_, _>>()?)
 }
 
 pub(crate) fn history(conn: &Connection) -> Result<Vec<PauseRecord>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM pauses ORDER BY set_seq"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM pauses ORDER BY set_seq"))?;
     let rows = stmt.query_map([], row_record)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -36,10 +36,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.path)
-            .field("info", &self.info)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("path", &self.path).field("info", &self.info).finish_non_exhaustive()
     }
 }
 
@@ -55,13 +52,7 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let (conn, info) = db::open_write(&path)?;
         let (writer, thread) = writer::spawn(conn, path.clone())?;
-        Ok(Store {
-            path,
-            info,
-            writer,
-            thread: Some(thread),
-            readers: Mutex::new(Vec::new()),
-        })
+        Ok(Store { path, info, writer, thread: Some(thread), readers: Mutex::new(Vec::new()) })
     }
 
     pub fn path(&self) -> &Path {
@@ -95,10 +86,7 @@ impl Store {
 
     /// Every event of one case, oldest first.
     pub fn events_for_case(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        self.list_events(&EventFilter {
-            case_id: Some(case_id.to_owned()),
-            ..EventFilter::default()
-        })
+        self.list_events(&EventFilter { case_id: Some(case_id.to_owned()), ..EventFilter::default() })
     }
 
     /// One event by seq.
@@ -124,12 +112,7 @@ impl Store {
     /// Export a self-verifying bundle into `out_dir` (created if missing; refused if it
     /// already holds a bundle), then record an `export_made` event by `actor` at `at`.
     /// A damaged log is exported as it is; `report` says where it breaks.
-    pub fn export(
-        &self,
-        out_dir: &Path,
-        actor: &str,
-        at: Timestamp,
-    ) -> Result<ExportSummary, StoreError> {
+    pub fn export(&self, out_dir: &Path, actor: &str, at: Timestamp) -> Result<ExportSummary, StoreError> {
         let (manifest, report) = self.read(|c| write_bundle(c, &self.path, out_dir, at))?;
         let event = self.writer.append(NewEvent {
             case_id: None,
@@ -138,12 +121,7 @@ impl Store {
             at,
             payload: export_payload(out_dir, &manifest, report.ok),
         })?;
-        Ok(ExportSummary {
-            dir: out_dir.to_path_buf(),
-            manifest,
-            report,
-            event,
-        })
+        Ok(ExportSummary { dir: out_dir.to_path_buf(), manifest, report, event })
     }
 
     /// Stop the writer after the commands already queued and wait for it.
@@ -159,10 +137,7 @@ impl Store {
         }
     }
 
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let pooled = self.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
         let conn = match pooled {
             Some(c) => c,
@@ -180,17 +155,10 @@ impl Store {
 
 /// core's `Event::ExportMade { path, count, head }`, plus whether the log verified as it
 /// was exported.
-fn export_payload(
-    out_dir: &Path,
-    manifest: &crate::BundleManifest,
-    verified_ok: bool,
-) -> serde_json::Value {
-    let mut payload = Event::ExportMade {
-        path: out_dir.display().to_string(),
-        count: manifest.count,
-        head: manifest.head.to_hex(),
-    }
-    .payload();
+fn export_payload(out_dir: &Path, manifest: &crate::BundleManifest, verified_ok: bool) -> serde_json::Value {
+    let mut payload =
+        Event::ExportMade { path: out_dir.display().to_string(), count: manifest.count, head: manifest.head.to_hex() }
+            .payload();
     if let Some(map) = payload.as_object_mut() {
         map.insert("verified_ok".into(), verified_ok.into());
     }

@@ -73,14 +73,8 @@ impl std::fmt::Display for Problem {
             Problem::Gap { next_seq } => {
                 write!(f, "missing (deleted; the next event present is {next_seq})")
             }
-            Problem::Truncated {
-                expected_count,
-                found,
-            } => {
-                write!(
-                    f,
-                    "truncated (the head says {expected_count} events, found {found})"
-                )
+            Problem::Truncated { expected_count, found } => {
+                write!(f, "truncated (the head says {expected_count} events, found {found})")
             }
             Problem::HeadMismatch { detail } => write!(f, "head mismatch ({detail})"),
             Problem::BadBody { reason } => write!(f, "unreadable event ({reason})"),
@@ -112,9 +106,7 @@ pub(crate) fn scan(
     let sql_err = |e| StoreError::from_sqlite(path, e);
     let tx = conn.unchecked_transaction().map_err(sql_err)?;
     let head_row: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT count, head FROM chain_head WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row("SELECT count, head FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(sql_err)?;
 
@@ -122,34 +114,19 @@ pub(crate) fn scan(
     let mut first_broken: Option<Broken> = None;
     let mut found = 0u64;
     {
-        let mut stmt = tx
-            .prepare("SELECT seq, body, hash FROM evidence ORDER BY seq")
-            .map_err(sql_err)?;
+        let mut stmt = tx.prepare("SELECT seq, body, hash FROM evidence ORDER BY seq").map_err(sql_err)?;
         let mut rows = stmt.query([]).map_err(sql_err)?;
         while let Some(row) = rows.next().map_err(sql_err)? {
             found += 1;
             let seq = row.get_ref(0).map_err(sql_err)?.as_i64().unwrap_or(-1);
-            let body = row
-                .get_ref(1)
-                .map_err(sql_err)?
-                .as_bytes()
-                .unwrap_or_default();
-            let hash = row
-                .get_ref(2)
-                .map_err(sql_err)?
-                .as_bytes()
-                .unwrap_or_default();
+            let body = row.get_ref(1).map_err(sql_err)?.as_bytes().unwrap_or_default();
+            let hash = row.get_ref(2).map_err(sql_err)?.as_bytes().unwrap_or_default();
             sink(body, hash)?;
             if first_broken.is_some() {
                 continue;
             }
             let result = if u64::try_from(seq).ok() != Some(check.next) {
-                Err(Broken {
-                    seq: check.next,
-                    problem: Problem::Gap {
-                        next_seq: seq.unsigned_abs(),
-                    },
-                })
+                Err(Broken { seq: check.next, problem: Problem::Gap { next_seq: seq.unsigned_abs() } })
             } else {
                 check.check(body, hash)
             };
@@ -162,10 +139,8 @@ pub(crate) fn scan(
         }
     }
     if first_broken.is_some() && stop_at_break {
-        found = tx
-            .query_row("SELECT count(*) FROM evidence", [], |r| r.get::<_, i64>(0))
-            .map_err(sql_err)?
-            .unsigned_abs();
+        found =
+            tx.query_row("SELECT count(*) FROM evidence", [], |r| r.get::<_, i64>(0)).map_err(sql_err)?.unsigned_abs();
     }
     let claimed = head_row.map(|(count, hash)| (count.unsigned_abs(), Hash::from_slice(&hash)));
     let claimed_count = claimed.map_or(found, |(count, _)| count);
@@ -182,36 +157,18 @@ pub(crate) fn finish(
     let head = claimed.and_then(|(_, h)| h).unwrap_or_else(Hash::genesis);
     let first_broken = first_broken.or_else(|| {
         let mismatch = |seq: u64, detail: &str| {
-            Some(Broken {
-                seq: seq.max(1),
-                problem: Problem::HeadMismatch {
-                    detail: detail.into(),
-                },
-            })
+            Some(Broken { seq: seq.max(1), problem: Problem::HeadMismatch { detail: detail.into() } })
         };
         match claimed {
             None => mismatch(found, "the chain head is missing"),
             Some((_, None)) => mismatch(found, "the chain head hash is not 32 bytes"),
-            Some((count, _)) if count > found => Some(Broken {
-                seq: found + 1,
-                problem: Problem::Truncated {
-                    expected_count: count,
-                    found,
-                },
-            }),
-            Some((count, _)) if count < found => {
-                mismatch(count + 1, "events beyond the head's count")
+            Some((count, _)) if count > found => {
+                Some(Broken { seq: found + 1, problem: Problem::Truncated { expected_count: count, found } })
             }
-            Some((_, Some(h))) if h != check.prev => {
-                mismatch(found, "the last event is not the head")
-            }
+            Some((count, _)) if count < found => mismatch(count + 1, "events beyond the head's count"),
+            Some((_, Some(h))) if h != check.prev => mismatch(found, "the last event is not the head"),
             Some(_) => None,
         }
     });
-    VerifyReport {
-        count: found,
-        head,
-        ok: first_broken.is_none(),
-        first_broken,
-    }
+    VerifyReport { count: found, head, ok: first_broken.is_none(), first_broken }
 }

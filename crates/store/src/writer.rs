@@ -26,12 +26,7 @@ type Reply = mpsc::SyncSender<Result<Vec<Appended>, StoreError>>;
 enum Op {
     Append(Vec<NewEvent>),
     SetPause(Pause),
-    ClearPause {
-        id: String,
-        cleared_by: String,
-        reason: String,
-        at: Timestamp,
-    },
+    ClearPause { id: String, cleared_by: String, reason: String, at: Timestamp },
 }
 
 enum Msg {
@@ -79,13 +74,7 @@ impl EvidenceWriter {
 
     /// Clear an active pause, with its `pause_changed` event, atomically. Unknown ids give
     /// [`StoreError::PauseNotFound`], cleared ones [`StoreError::PauseAlreadyCleared`].
-    pub fn clear_pause(
-        &self,
-        id: &str,
-        cleared_by: &str,
-        reason: &str,
-        at: Timestamp,
-    ) -> Result<Appended, StoreError> {
+    pub fn clear_pause(&self, id: &str, cleared_by: &str, reason: &str, at: Timestamp) -> Result<Appended, StoreError> {
         single(self.call(Op::ClearPause {
             id: id.to_owned(),
             cleared_by: cleared_by.to_owned(),
@@ -96,9 +85,7 @@ impl EvidenceWriter {
 
     fn call(&self, op: Op) -> Result<Vec<Appended>, StoreError> {
         let (reply, rx) = mpsc::sync_channel(1);
-        self.tx
-            .send(Msg::Op(op, reply))
-            .map_err(|_| StoreError::Closed)?;
+        self.tx.send(Msg::Op(op, reply)).map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -121,10 +108,7 @@ pub(crate) fn spawn(
     let handle = std::thread::Builder::new()
         .name("countersign-evidence-writer".into())
         .spawn(move || Writer { conn, path }.run(&rx))
-        .map_err(|source| StoreError::Io {
-            path: PathBuf::from("<writer thread>"),
-            source,
-        })?;
+        .map_err(|source| StoreError::Io { path: PathBuf::from("<writer thread>"), source })?;
     Ok((EvidenceWriter { tx }, handle))
 }
 
@@ -148,11 +132,7 @@ impl Writer {
                         break;
                     }
                 }
-                next = if group.len() < MAX_GROUP {
-                    rx.try_recv().ok()
-                } else {
-                    None
-                };
+                next = if group.len() < MAX_GROUP { rx.try_recv().ok() } else { None };
             }
             if !group.is_empty() {
                 self.commit_group(group);
@@ -193,10 +173,7 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let path = &self.path;
         let sql_err = |e| StoreError::from_sqlite(path, e);
-        let mut tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
+        let mut tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
         // Re-read the head each time: cheap, and a damaged tail is noticed before it is extended.
         let mut head = read_head(&tx)?;
         check_tail(&tx, &head)?;
@@ -205,6 +182,7 @@ impl Writer {
             let sp = tx.savepoint().map_err(sql_err)?;
             match apply(&sp, &mut head, op) {
                 Ok(appended) => {
+                    write_head(&sp, &head)?;
                     sp.commit().map_err(sql_err)?;
                     results.push(Ok(appended));
                 }
@@ -231,20 +209,12 @@ fn check_tail(conn: &Connection, head: &Head) -> Result<(), StoreError> {
     let damaged = |detail: String| Err(StoreError::LogDamaged { detail });
     match last {
         None if head.count == 0 => Ok(()),
-        None => damaged(format!(
-            "the head says {} events but the log is empty",
-            head.count
-        )),
+        None => damaged(format!("the head says {} events but the log is empty", head.count)),
         Some((seq, hash)) => {
             if seq.unsigned_abs() != head.count || seq < 0 {
-                damaged(format!(
-                    "the head says {} events but the last is seq {seq}",
-                    head.count
-                ))
+                damaged(format!("the head says {} events but the last is seq {seq}", head.count))
             } else if Hash::from_slice(&hash) != Some(head.hash) {
-                damaged(format!(
-                    "the last event's hash differs from the head's (seq {seq})"
-                ))
+                damaged(format!("the last event's hash differs from the head's (seq {seq})"))
             } else {
                 Ok(())
             }
@@ -287,25 +257,15 @@ fn apply(conn: &Connection, head: &mut Head, op: Op) -> Result<Vec<Appended>, St
             ])?;
             Ok(vec![appended])
         }
-        Op::ClearPause {
-            id,
-            cleared_by,
-            reason,
-            at,
-        } => {
+        Op::ClearPause { id, cleared_by, reason, at } => {
             let Some(record) = crate::pause::get(conn, &id)? else {
                 return Err(StoreError::PauseNotFound { id });
             };
             if let Some(c) = record.cleared {
-                return Err(StoreError::PauseAlreadyCleared {
-                    id,
-                    cleared_at: c.at,
-                });
+                return Err(StoreError::PauseAlreadyCleared { id, cleared_at: c.at });
             }
             if cleared_by.trim().is_empty() {
-                return Err(StoreError::InvalidEvent {
-                    reason: "cleared_by must not be empty".into(),
-                });
+                return Err(StoreError::InvalidEvent { reason: "cleared_by must not be empty".into() });
             }
             let ev = NewEvent {
                 case_id: None,
@@ -329,12 +289,20 @@ fn append_one(conn: &Connection, head: &mut Head, ev: &NewEvent) -> Result<Appen
     let seq = head.count + 1;
     let body = canonical_body(seq, ev)?;
     let hash = Hash::link(&head.hash, body.as_bytes());
-    conn.prepare_cached("INSERT INTO evidence (seq, body, hash) VALUES (?, ?, ?)")?
-        .execute(params![seq_sql(seq), body, &hash.0[..]])?;
-    conn.prepare_cached("UPDATE chain_head SET count = ?, head = ? WHERE id = 1")?
-        .execute(params![seq_sql(seq), &hash.0[..]])?;
+    conn.prepare_cached("INSERT INTO evidence (seq, body, hash) VALUES (?, ?, ?)")?.execute(params![
+        seq_sql(seq),
+        body,
+        &hash.0[..]
+    ])?;
     *head = Head { count: seq, hash };
     Ok(Appended { seq, hash })
+}
+
+/// Record the head in the same transaction (and savepoint) as the events it counts.
+fn write_head(conn: &Connection, head: &Head) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE chain_head SET count = ?, head = ? WHERE id = 1")?
+        .execute(params![seq_sql(head.count), &head.hash.0[..]])?;
+    Ok(())
 }
 
 /// Seqs are far below `i64::MAX`; saturate rather than wrap if that ever stops being true.
