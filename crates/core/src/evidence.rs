@@ -99,6 +99,9 @@ pub enum Event {
     PauseChanged {
         change: PauseChange,
         pause: Pause,
+        /// Why a pause was cleared (the reason it was set is in `pause`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     PolicyLoaded {
         policy_id: String,
