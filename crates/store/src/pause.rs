@@ -43,17 +43,13 @@ pub(crate) fn validate(p: &Pause) -> Result<(), StoreError> {
 
 /// The payload of core's `Event::PauseChanged { change: set, pause }`.
 pub(crate) fn set_payload(p: &Pause) -> serde_json::Value {
-    Event::PauseChanged { change: PauseChange::Set, pause: p.clone() }.payload()
+    Event::PauseChanged { change: PauseChange::Set, pause: p.clone(), reason: None }.payload()
 }
 
-/// core's `Event::PauseChanged { change: cleared, pause }` (the pause as it was set), plus
-/// the clearing `reason`; who cleared it and when are the event's actor and time.
+/// core's `Event::PauseChanged { change: cleared, pause, reason }` (the pause as it was set and
+/// the clearing reason); who cleared it and when are the event's actor and time.
 pub(crate) fn clear_payload(p: &Pause, reason: &str) -> serde_json::Value {
-    let mut payload = Event::PauseChanged { change: PauseChange::Cleared, pause: p.clone() }.payload();
-    if let Some(map) = payload.as_object_mut() {
-        map.insert("reason".into(), reason.into());
-    }
-    payload
+    Event::PauseChanged { change: PauseChange::Cleared, pause: p.clone(), reason: Some(reason.to_owned()) }.payload()
 }
 
 const COLUMNS: &str =
