@@ -673,7 +673,8 @@ fn pauses_set_list_clear_and_each_change_is_evidence() {
         typed.event,
         countersign_core::evidence::Event::PauseChanged {
             change: countersign_core::evidence::PauseChange::Set,
-            pause: p1.clone()
+            pause: p1.clone(),
+            reason: None,
         },
         "the stored body parses as core's typed evidence record"
     );
