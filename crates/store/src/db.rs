@@ -18,8 +18,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITER_CACHE_KIB: i64 = -32 * 1024;
 
 /// The migrations, in order. Append-only: never edit a shipped file, add a new one.
-static MIGRATIONS: &[M<'static>] =
-    &[M::up(include_str!("../migrations/0001_evidence.sql")), M::up(include_str!("../migrations/0002_pauses.sql"))];
+static MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../migrations/0001_evidence.sql")),
+    M::up(include_str!("../migrations/0002_pauses.sql")),
+    M::up(include_str!("../migrations/0003_steps.sql")),
+];
 
 /// The schema version this build writes (the number of migrations).
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -87,6 +87,19 @@ pub enum StoreError {
     #[error("pause {id} was already cleared at {cleared_at}")]
     PauseAlreadyCleared { id: String, cleared_at: Timestamp },
 
+    /// A step with this plan and step id is already queued.
+    #[error("step {step_id} of plan {plan_id} is already recorded")]
+    StepExists { plan_id: String, step_id: String },
+
+    /// No step with this plan and step id.
+    #[error("no step {step_id} in plan {plan_id}")]
+    StepNotFound { plan_id: String, step_id: String },
+
+    /// The step is not in a state the change can start from (someone else got there first,
+    /// or it already ran).
+    #[error("step {step_id} of plan {plan_id} is {state}; it cannot become {wanted}")]
+    StepConflict { plan_id: String, step_id: String, state: String, wanted: String },
+
     /// The export directory already holds a bundle.
     #[error("{path} already contains an evidence bundle")]
     ExportTargetNotEmpty { path: PathBuf },

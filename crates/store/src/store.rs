@@ -14,6 +14,7 @@ use crate::error::StoreError;
 use crate::evidence::{self, EventFilter, Head, NewEvent, StoredEvent};
 use crate::export::{EXPORT_MADE, ExportSummary, write_bundle};
 use crate::pause::{self, PauseRecord};
+use crate::steps::{StepFilter, StepRecord};
 use crate::verify::{VerifyReport, verify_conn};
 use crate::writer::{self, EvidenceWriter};
 
@@ -92,6 +93,16 @@ impl Store {
     /// One event by seq.
     pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         self.read(|c| evidence::get_event(c, seq))
+    }
+
+    /// One queued or executed step.
+    pub fn step(&self, plan_id: &str, step_id: &str) -> Result<Option<StepRecord>, StoreError> {
+        self.read(|c| crate::steps::get(c, plan_id, step_id))
+    }
+
+    /// Steps matching the filter, oldest decision first.
+    pub fn steps(&self, filter: &StepFilter) -> Result<Vec<StepRecord>, StoreError> {
+        self.read(|c| crate::steps::list(c, filter))
     }
 
     /// Pauses in force, oldest first.

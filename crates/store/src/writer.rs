@@ -17,6 +17,7 @@ use crate::chain::Hash;
 use crate::error::StoreError;
 use crate::evidence::{Appended, Head, NewEvent, canonical_body, read_head};
 use crate::pause::{PAUSE_CHANGED, clear_payload, set_payload};
+use crate::steps::{NewStep, Transition};
 
 /// Most commands committed in one transaction, to bound how long the first waits.
 const MAX_GROUP: usize = 1024;
@@ -27,6 +28,8 @@ enum Op {
     Append(Vec<NewEvent>),
     SetPause(Pause),
     ClearPause { id: String, cleared_by: String, reason: String, at: Timestamp },
+    Record { events: Vec<NewEvent>, steps: Vec<NewStep> },
+    Transition(Box<Transition>),
 }
 
 enum Msg {
@@ -81,6 +84,23 @@ impl EvidenceWriter {
             reason: reason.to_owned(),
             at,
         })?)
+    }
+
+    /// Append events and enter steps into the queue, in one transaction. Each step row
+    /// points at the last event of the batch (the decision that queued it).
+    pub fn record(&self, events: Vec<NewEvent>, steps: Vec<NewStep>) -> Result<Vec<Appended>, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::InvalidEvent {
+                reason: "steps are recorded with the events that decided them".into(),
+            });
+        }
+        self.call(Op::Record { events, steps })
+    }
+
+    /// Move a step to another state if it is in one of `from`, recording `event` in the
+    /// same transaction. Otherwise [`StoreError::StepConflict`] and nothing is written.
+    pub fn transition(&self, t: Transition) -> Result<Appended, StoreError> {
+        single(self.call(Op::Transition(Box::new(t)))?)
     }
 
     fn call(&self, op: Op) -> Result<Vec<Appended>, StoreError> {
@@ -224,6 +244,20 @@ fn check_tail(conn: &Connection, head: &Head) -> Result<(), StoreError> {
 
 fn apply(conn: &Connection, head: &mut Head, op: Op) -> Result<Vec<Appended>, StoreError> {
     match op {
+        Op::Record { events, steps } => {
+            let appended = events.iter().map(|ev| append_one(conn, head, ev)).collect::<Result<Vec<_>, _>>()?;
+            let seq = appended.last().map_or(head.count, |a| a.seq);
+            for s in &steps {
+                crate::steps::insert(conn, s, seq)?;
+            }
+            Ok(appended)
+        }
+        Op::Transition(t) => {
+            crate::steps::check(conn, &t)?;
+            let appended = append_one(conn, head, &t.event)?;
+            crate::steps::apply(conn, &t, appended.seq)?;
+            Ok(vec![appended])
+        }
         Op::Append(events) => events.iter().map(|ev| append_one(conn, head, ev)).collect(),
         Op::SetPause(pause) => {
             crate::pause::validate(&pause)?;

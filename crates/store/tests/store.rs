@@ -759,9 +759,9 @@ fn an_older_store_is_backed_up_then_migrated() {
     let path = dir.path().join("old.db");
     std::fs::copy(template(dir.path()), &path).unwrap();
     {
-        // Make it look like a store written before migration 0002.
+        // Make it look like a store written before migrations 0002 and 0003.
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE pauses; PRAGMA user_version = 1;").unwrap();
+        conn.execute_batch("DROP TABLE steps; DROP TABLE pauses; PRAGMA user_version = 1;").unwrap();
     }
     let store = Store::open(&path).unwrap();
     let info = store.open_info().clone();
@@ -844,4 +844,86 @@ fn unwritable_places_give_errors_not_panics() {
         }
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+}
+
+// ------------------------------------------------------------------ steps
+
+fn new_step(plan: &str, step: &str, state: countersign_store::StepState) -> countersign_store::NewStep {
+    countersign_store::NewStep {
+        plan_id: plan.into(),
+        step_id: step.into(),
+        case_id: "case-1".into(),
+        action: "cancel_pending_order".into(),
+        step: json!({"id": step, "action": "cancel_pending_order", "params": {}}),
+        step_digest: "sha256:00".into(),
+        policy_hash: "sha256:11".into(),
+        decision: "confirm".into(),
+        approver_roles: vec!["agent".into()],
+        state,
+        decided_at: at(1),
+    }
+}
+
+fn approve(plan: &str, step: &str, by: &str, i: u64) -> countersign_store::Transition {
+    use countersign_store::{StepState, StepUpdate, Transition};
+    Transition {
+        plan_id: plan.into(),
+        step_id: step.into(),
+        from: vec![StepState::Waiting],
+        to: StepState::Approved,
+        update: StepUpdate { reviewed_by: Some(by.into()), reviewed_at: Some(at(i)), ..StepUpdate::default() },
+        event: NewEvent {
+            case_id: Some("case-1".into()),
+            kind: "review_decided".into(),
+            actor: by.into(),
+            at: at(i),
+            payload: json!({"step_id": step}),
+        },
+    }
+}
+
+#[test]
+fn steps_are_queued_with_their_decision_and_move_only_from_allowed_states() {
+    use countersign_store::{StepFilter, StepState};
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(dir.path().join("s.sqlite")).unwrap();
+    let w = store.writer();
+    w.record(vec![event(1)], vec![new_step("p1", "s1", StepState::Waiting), new_step("p1", "s2", StepState::Approved)])
+        .unwrap();
+    assert_eq!(store.step("p1", "s1").unwrap().unwrap().state, StepState::Waiting);
+    let waiting = store.steps(&StepFilter { states: vec![StepState::Waiting], ..StepFilter::default() }).unwrap();
+    assert_eq!(waiting.len(), 1, "the review queue holds the waiting step only");
+
+    let a = w.transition(approve("p1", "s1", "agent-1", 2)).unwrap();
+    let s1 = store.step("p1", "s1").unwrap().unwrap();
+    assert_eq!((s1.state, s1.reviewed_by.as_deref(), s1.last_seq), (StepState::Approved, Some("agent-1"), a.seq));
+
+    let again = w.transition(approve("p1", "s1", "agent-2", 3));
+    assert!(matches!(again, Err(StoreError::StepConflict { .. })), "a step is approved once: {again:?}");
+    let head = store.head().unwrap();
+    assert_eq!(head.count, 2, "a refused transition writes no evidence");
+
+    let dup = w.record(vec![event(3)], vec![new_step("p1", "s1", StepState::Waiting)]);
+    assert!(matches!(dup, Err(StoreError::StepExists { .. })));
+    assert_eq!(store.head().unwrap().count, 2, "a refused record writes none of its events");
+    assert!(matches!(w.transition(approve("p9", "s1", "a", 4)), Err(StoreError::StepNotFound { .. })));
+    assert!(store.verify().unwrap().ok);
+}
+
+#[test]
+fn concurrent_approvals_of_one_step_have_one_winner() {
+    use countersign_store::StepState;
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(dir.path().join("s.sqlite")).unwrap();
+    let w = store.writer();
+    w.record(vec![event(1)], vec![new_step("p1", "s1", StepState::Waiting)]).unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let w = w.clone();
+            std::thread::spawn(move || w.transition(approve("p1", "s1", &format!("agent-{i}"), 2)).is_ok())
+        })
+        .collect();
+    let wins = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
+    assert_eq!(wins, 1, "exactly one of eight concurrent approvals takes effect");
+    assert_eq!(store.head().unwrap().count, 2);
 }

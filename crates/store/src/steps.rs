@@ -1,0 +1,285 @@
+//! Executable steps: the review queue and the executor's state machine.
+//!
+//! ```text
+//! waiting ──approve──▶ approved ──start──▶ running ──▶ succeeded | failed
+//!    │ reject / expire / invalidate           │ (crash)
+//!    ▼                                        ▼
+//! rejected | expired | invalidated         unknown ──reconcile──▶ succeeded | not_applied
+//! ```
+//!
+//! `auto` steps are inserted `approved`. Every transition is conditional on the current
+//! state (so two reviewers, or a reviewer and a pause, cannot both win) and commits with
+//! the evidence event that records it.
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::evidence::NewEvent;
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Waiting,
+    Approved,
+    Rejected,
+    Expired,
+    /// A new policy was loaded while it waited: it must be decided again.
+    Invalidated,
+    Running,
+    Succeeded,
+    Failed,
+    /// Started but never finished (a crash): to be reconciled by a read.
+    Unknown,
+    /// Reconciled: the platform shows the change was not applied.
+    NotApplied,
+}
+
+impl StepState {
+    pub const ALL: [StepState; 10] = [
+        StepState::Waiting,
+        StepState::Approved,
+        StepState::Rejected,
+        StepState::Expired,
+        StepState::Invalidated,
+        StepState::Running,
+        StepState::Succeeded,
+        StepState::Failed,
+        StepState::Unknown,
+        StepState::NotApplied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Waiting => "waiting",
+            StepState::Approved => "approved",
+            StepState::Rejected => "rejected",
+            StepState::Expired => "expired",
+            StepState::Invalidated => "invalidated",
+            StepState::Running => "running",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::Unknown => "unknown",
+            StepState::NotApplied => "not_applied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepState> {
+        StepState::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A step to enter into the queue (with the decision that put it there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewStep {
+    pub plan_id: String,
+    pub step_id: String,
+    pub case_id: String,
+    pub action: String,
+    /// The step as decided (canonical JSON of the core `Step`).
+    pub step: serde_json::Value,
+    pub step_digest: String,
+    pub policy_hash: String,
+    /// `auto`, `confirm` or `supervisor`.
+    pub decision: String,
+    pub approver_roles: Vec<String>,
+    /// `Waiting` for countersigned steps, `Approved` for `auto` ones.
+    pub state: StepState,
+    pub decided_at: Timestamp,
+}
+
+/// A step as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub plan_id: String,
+    pub step_id: String,
+    pub case_id: String,
+    pub action: String,
+    pub step: serde_json::Value,
+    pub step_digest: String,
+    pub policy_hash: String,
+    pub decision: String,
+    pub approver_roles: Vec<String>,
+    pub state: StepState,
+    pub decided_at: Timestamp,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<Timestamp>,
+    pub review_reason: Option<String>,
+    pub approval_expires_at: Option<Timestamp>,
+    pub idempotency_key: Option<String>,
+    /// The evidence event that recorded the latest transition.
+    pub last_seq: u64,
+}
+
+/// What a transition sets besides the state (fields left `None` are kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepUpdate {
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<Timestamp>,
+    pub review_reason: Option<String>,
+    pub approval_expires_at: Option<Timestamp>,
+    pub idempotency_key: Option<String>,
+}
+
+/// A conditional change of state, recorded by `event`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub plan_id: String,
+    pub step_id: String,
+    /// The transition happens only from one of these states.
+    pub from: Vec<StepState>,
+    pub to: StepState,
+    pub update: StepUpdate,
+    pub event: NewEvent,
+}
+
+/// Which steps to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepFilter {
+    pub case_id: Option<String>,
+    pub states: Vec<StepState>,
+}
+
+const COLUMNS: &str = "plan_id, step_id, case_id, action, step, step_digest, policy_hash, decision, approver_roles, \
+     state, decided_at, reviewed_by, reviewed_at, review_reason, approval_expires_at, idempotency_key, last_seq";
+
+fn ts(s: Option<String>) -> rusqlite::Result<Option<Timestamp>> {
+    s.map(|s| {
+        s.parse::<Timestamp>()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    })
+    .transpose()
+}
+
+fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn row(r: &Row<'_>) -> rusqlite::Result<StepRecord> {
+    let step: String = r.get(4)?;
+    let roles: String = r.get(8)?;
+    let state: String = r.get(9)?;
+    Ok(StepRecord {
+        plan_id: r.get(0)?,
+        step_id: r.get(1)?,
+        case_id: r.get(2)?,
+        action: r.get(3)?,
+        step: serde_json::from_str(&step).map_err(conversion)?,
+        step_digest: r.get(5)?,
+        policy_hash: r.get(6)?,
+        decision: r.get(7)?,
+        approver_roles: serde_json::from_str(&roles).map_err(conversion)?,
+        state: StepState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, format!("state {state}").into())
+        })?,
+        decided_at: ts(Some(r.get(10)?))?.unwrap_or_default(),
+        reviewed_by: r.get(11)?,
+        reviewed_at: ts(r.get(12)?)?,
+        review_reason: r.get(13)?,
+        approval_expires_at: ts(r.get(14)?)?,
+        idempotency_key: r.get(15)?,
+        last_seq: r.get::<_, i64>(16)?.unsigned_abs(),
+    })
+}
+
+pub(crate) fn get(conn: &Connection, plan_id: &str, step_id: &str) -> Result<Option<StepRecord>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM steps WHERE plan_id = ? AND step_id = ?"))?
+        .query_row([plan_id, step_id], row)
+        .optional()?)
+}
+
+pub(crate) fn list(conn: &Connection, filter: &StepFilter) -> Result<Vec<StepRecord>, StoreError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM steps WHERE 1 = 1");
+    let mut args: Vec<String> = Vec::new();
+    if let Some(c) = &filter.case_id {
+        sql.push_str(" AND case_id = ?");
+        args.push(c.clone());
+    }
+    if !filter.states.is_empty() {
+        sql.push_str(&format!(" AND state IN ({})", vec!["?"; filter.states.len()].join(", ")));
+        args.extend(filter.states.iter().map(|s| s.as_str().to_string()));
+    }
+    sql.push_str(" ORDER BY decided_at, plan_id, step_id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(crate) fn insert(conn: &Connection, s: &NewStep, seq: u64) -> Result<(), StoreError> {
+    if !matches!(s.state, StepState::Waiting | StepState::Approved) {
+        return Err(StoreError::InvalidEvent {
+            reason: format!("a new step starts waiting or approved, not {:?}", s.state),
+        });
+    }
+    let step = serde_json_canonicalizer::to_string(&s.step)
+        .map_err(|e| StoreError::InvalidEvent { reason: format!("step is not canonical JSON: {e}") })?;
+    let roles = serde_json::to_string(&s.approver_roles)
+        .map_err(|e| StoreError::InvalidEvent { reason: format!("approver roles: {e}") })?;
+    let exists = get(conn, &s.plan_id, &s.step_id)?.is_some();
+    if exists {
+        return Err(StoreError::StepExists { plan_id: s.plan_id.clone(), step_id: s.step_id.clone() });
+    }
+    conn.prepare_cached(
+        "INSERT INTO steps (plan_id, step_id, case_id, action, step, step_digest, policy_hash, decision,
+                            approver_roles, state, decided_at, last_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        s.plan_id,
+        s.step_id,
+        s.case_id,
+        s.action,
+        step,
+        s.step_digest,
+        s.policy_hash,
+        s.decision,
+        roles,
+        s.state.as_str(),
+        s.decided_at.to_string(),
+        crate::writer::seq_sql(seq),
+    ])?;
+    Ok(())
+}
+
+/// Check and apply a transition's row change (the event is appended by the caller first).
+pub(crate) fn check(conn: &Connection, t: &Transition) -> Result<StepRecord, StoreError> {
+    let Some(current) = get(conn, &t.plan_id, &t.step_id)? else {
+        return Err(StoreError::StepNotFound { plan_id: t.plan_id.clone(), step_id: t.step_id.clone() });
+    };
+    if !t.from.contains(&current.state) {
+        return Err(StoreError::StepConflict {
+            plan_id: t.plan_id.clone(),
+            step_id: t.step_id.clone(),
+            state: current.state.as_str().to_string(),
+            wanted: t.to.as_str().to_string(),
+        });
+    }
+    Ok(current)
+}
+
+pub(crate) fn apply(conn: &Connection, t: &Transition, seq: u64) -> Result<(), StoreError> {
+    let u = &t.update;
+    conn.prepare_cached(
+        "UPDATE steps SET state = ?,
+            reviewed_by = COALESCE(?, reviewed_by), reviewed_at = COALESCE(?, reviewed_at),
+            review_reason = COALESCE(?, review_reason),
+            approval_expires_at = COALESCE(?, approval_expires_at),
+            idempotency_key = COALESCE(?, idempotency_key), last_seq = ?
+         WHERE plan_id = ? AND step_id = ?",
+    )?
+    .execute(params![
+        t.to.as_str(),
+        u.reviewed_by,
+        u.reviewed_at.map(|t| t.to_string()),
+        u.review_reason,
+        u.approval_expires_at.map(|t| t.to_string()),
+        u.idempotency_key,
+        crate::writer::seq_sql(seq),
+        t.plan_id,
+        t.step_id,
+    ])?;
+    Ok(())
+}
