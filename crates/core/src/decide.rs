@@ -20,6 +20,8 @@
 //! The planner's own risk opinion (`Step::planner_risk`) is never read.
 
 use std::collections::BTreeMap;
+// Writing into a String cannot fail.
+use std::fmt::Write as _;
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
@@ -279,7 +281,7 @@ fn decide_step(
     counted: &[Counted],
     step: &Step,
 ) -> StepDecision {
-    let mut acc = Acc { reasons: Vec::new() };
+    let mut acc = Acc { reasons: Vec::with_capacity(8) };
     let digest = step_digest(step);
     let empty = |acc: Acc| {
         let (decision, reasons, rule_ids) = acc.finish();
@@ -443,7 +445,12 @@ fn pause_checks(acc: &mut Acc, case: &Case, plan: &Plan, facts: &Facts, action: 
 fn look_alike<'a>(policy: &'a Policy, name: &str) -> Option<&'a str> {
     let target = identifier_skeleton(name.trim());
     let folded = normalize(name);
-    policy.actions.keys().find(|k| identifier_skeleton(k) == target || normalize(k) == folded).map(String::as_str)
+    // Each known name's forms were computed once, when the policy was parsed.
+    policy
+        .actions
+        .iter()
+        .find(|(_, d)| d.name_skeleton == target || d.name_normalized == folded)
+        .map(|(k, _)| k.as_str())
 }
 
 fn preconditions(
@@ -572,13 +579,13 @@ fn rule_matches(
             && m.amount > limit.amount
         {
             any = true;
-            detail.push_str(&format!(" ({m} is over {limit} per step)"));
+            let _ = write!(detail, " ({m} is over {limit} per step)");
         }
         if let Some(limit) = &rule.case_total_over {
             let total = cumulative(rule, facts, counted, m, |h| h.case_id == case.id, |_| true);
             if m.currency == limit.currency && total > limit.amount {
                 any = true;
-                detail.push_str(&format!(" (case total {total} {} is over {limit})", m.currency));
+                let _ = write!(detail, " (case total {total} {} is over {limit})", m.currency);
             }
         }
         if let Some(limit) = &rule.order_total_over {
@@ -593,7 +600,7 @@ fn rule_matches(
             );
             if m.currency == limit.currency && total > limit.amount {
                 any = true;
-                detail.push_str(&format!(" (order total {total} {} is over {limit})", m.currency));
+                let _ = write!(detail, " (order total {total} {} is over {limit})", m.currency);
             }
         }
         // Thresholds are alternatives: any one exceeded makes the rule match.

@@ -15,7 +15,15 @@ pub fn canonical_json<T: Serialize>(value: &T) -> String {
 
 /// `sha256:<hex>` of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    // Same text as `format!("sha256:{}", hex::encode(..))`, in one allocation.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in Sha256::digest(bytes) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -175,6 +183,13 @@ mod tests {
                 planner_risk: None,
             },
         )
+    }
+
+    #[test]
+    fn sha256_hex_is_prefixed_lower_case_hex() {
+        for input in [&b""[..], b"abc", &[0xff; 100]] {
+            assert_eq!(sha256_hex(input), format!("sha256:{}", hex::encode(Sha256::digest(input))));
+        }
     }
 
     #[test]

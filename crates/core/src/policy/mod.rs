@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Channel, IdentityStatus};
 use crate::money::{Currency, Money};
-use crate::normalize::Phrase;
+use crate::normalize::{Phrase, identifier_skeleton, normalize};
 
 /// The five outcomes, ordered from least to most restrictive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -200,6 +200,10 @@ pub struct ActionDef {
     pub order_param: Option<String>,
     /// The single customer-id parameter, if any.
     pub customer_param: Option<String>,
+    /// `identifier_skeleton(name)` and `normalize(name)`, computed once: a
+    /// denied action name is compared with every known one (look-alikes).
+    pub(crate) name_skeleton: String,
+    pub(crate) name_normalized: String,
 }
 
 /// A rule: when all its conditions hold for a step of one of its actions, the
@@ -226,12 +230,18 @@ pub struct Rule {
 pub struct Patterns {
     pub phrases: Vec<Phrase>,
     pub regex: Vec<Regex>,
+    /// Matches where any of `phrases` occurs: one scan instead of one per phrase
+    /// rules out, in the usual case, that any is there. `None`: no filter.
+    phrase_filter: Option<Regex>,
 }
 
 impl Patterns {
     /// The first pattern found in already-normalised text, as written in the policy.
     pub fn find(&self, normalized: &str) -> Option<String> {
-        if let Some(p) = self.phrases.iter().find(|p| p.is_in(normalized)) {
+        // The filter only skips the search when no phrase occurs; which phrase
+        // is reported is still decided by the list order below.
+        let maybe_phrase = self.phrase_filter.as_ref().is_none_or(|f| f.is_match(normalized));
+        if maybe_phrase && let Some(p) = self.phrases.iter().find(|p| p.is_in(normalized)) {
             return Some(p.original().to_string());
         }
         self.regex.iter().find(|r| r.is_match(normalized)).map(|r| r.as_str().to_string())
@@ -605,6 +615,8 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
         money_param,
         order_param,
         customer_param,
+        name_skeleton: identifier_skeleton(name),
+        name_normalized: normalize(name),
     })
 }
 
@@ -729,7 +741,7 @@ fn compile_patterns(
     if phrases.is_empty() && regex.is_empty() {
         return Err(cx.err(span, "a pattern rule needs at least one phrase or regex, or it could never match"));
     }
-    let mut out = Patterns { phrases: Vec::new(), regex: Vec::new() };
+    let mut out = Patterns { phrases: Vec::new(), regex: Vec::new(), phrase_filter: None };
     for p in phrases {
         out.phrases.push(Phrase::new(p.get_ref()).ok_or_else(|| {
             cx.err(p.span(), format!("phrase {:?} has no letters or digits: it could never match", p.get_ref()))
@@ -742,5 +754,75 @@ fn compile_patterns(
             .map_err(|e| cx.err(r.span(), format!("invalid regex: {e}")))?;
         out.regex.push(re);
     }
+    if !out.phrases.is_empty() {
+        // An alternation of escaped literals matches exactly where one of them
+        // occurs as a substring (the regex engine scans for all at once).
+        let alternation: Vec<String> = out.phrases.iter().map(|p| regex::escape(p.normalized())).collect();
+        out.phrase_filter = regex::RegexBuilder::new(&alternation.join("|")).size_limit(1 << 20).build().ok();
+    }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::normalize;
+    use proptest::prelude::*;
+
+    const DEMO: &str = include_str!("../../../../assets/demo/policy.toml");
+
+    /// Parsed once: compiling the regexes is slow in debug builds.
+    static POLICY: std::sync::LazyLock<Policy> =
+        std::sync::LazyLock::new(|| Policy::parse("demo", DEMO).expect("demo policy"));
+
+    /// `Patterns::find` without the phrase filter.
+    fn reference_find(p: &Patterns, normalized: &str) -> Option<String> {
+        if let Some(ph) = p.phrases.iter().find(|ph| ph.is_in(normalized)) {
+            return Some(ph.original().to_string());
+        }
+        p.regex.iter().find(|r| r.is_match(normalized)).map(|r| r.as_str().to_string())
+    }
+
+    fn all_patterns(policy: &Policy) -> Vec<&Patterns> {
+        policy.signals.iter().map(|s| &s.patterns).chain(policy.reply.promises.iter().map(|p| &p.patterns)).collect()
+    }
+
+    /// Every word of every demo phrase, plus some others: texts made of them hit
+    /// phrases, partial phrases and overlaps.
+    fn words() -> Vec<String> {
+        let mut w: Vec<String> = all_patterns(&POLICY)
+            .iter()
+            .flat_map(|p| p.phrases.iter().flat_map(|ph| ph.normalized().split_whitespace().map(str::to_string)))
+            .collect();
+        w.extend(["order", "refund", "mug", "s", "wife", "the", "by", "friday"].map(String::from));
+        w.sort();
+        w.dedup();
+        w
+    }
+
+    #[test]
+    fn phrase_filter_is_built_and_finds_each_phrase() {
+        for p in all_patterns(&POLICY) {
+            assert_eq!(p.phrase_filter.is_some(), !p.phrases.is_empty());
+            for ph in &p.phrases {
+                let text = normalize(&format!("well, {} — really", ph.original()));
+                assert_eq!(p.find(&text), reference_find(p, &text));
+                assert!(p.find(&text).is_some(), "{:?} must be found", ph.original());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn find_equals_the_unfiltered_search(picks in prop::collection::vec(any::<prop::sample::Index>(), 0..12)) {
+            let words = words();
+            let text: Vec<&str> = picks.iter().map(|i| words[i.index(words.len())].as_str()).collect();
+            let text = normalize(&text.join(" "));
+            for p in all_patterns(&POLICY) {
+                prop_assert_eq!(p.find(&text), reference_find(p, &text));
+            }
+        }
+    }
 }

@@ -1,0 +1,150 @@
+//! `countersign_core::decide` against the demo policy, next to Cedar's
+//! `is_authorized` on the same allow/deny core, for the same steps.
+//!
+//! Run: `cargo bench -p countersign-bench --bench decide` (about 80 s).
+//!
+//! Before any timing the bench checks that both engines agree (Cedar allow ⇔
+//! countersign executable) on every step, and panics if not, so the figures
+//! compare equivalent work. After the run it prints a table of medians per step
+//! and the countersign / Cedar ratio, read back from criterion's estimates.
+// A bench: unwrap on setup, a printed table and float ratios are the point.
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::float_arithmetic)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use countersign_bench::world::demo_policy;
+use countersign_bench::{CedarEngine, Scenario, World, cedar, check_agreement, scenarios};
+use countersign_core::decide;
+use criterion::{Criterion, Throughput};
+
+/// Our target for one step's decision.
+const TARGET_NS_PER_STEP: f64 = 5_000.0;
+
+fn main() {
+    let started = SystemTime::now();
+
+    // Everything parsed and built once, outside the timing.
+    let policy = demo_policy();
+    let world = World::new();
+    let cedar = CedarEngine::new(&world).unwrap_or_else(|e| panic!("Cedar setup failed: {e}"));
+    cedar::check_names(&policy).unwrap_or_else(|e| panic!("{e}"));
+    let scenarios = scenarios(&world);
+    for s in &scenarios {
+        if let Err(e) = check_agreement(&policy, &world, &cedar, s) {
+            panic!("Cedar and countersign disagree, so timing them would not compare equivalent work: {e}");
+        }
+    }
+
+    let out_dir = criterion_dir();
+    let mut c = Criterion::default()
+        .sample_size(50)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .output_directory(&out_dir)
+        .configure_from_args();
+
+    for s in &scenarios {
+        let mut g = c.benchmark_group(group_name(s));
+        g.throughput(Throughput::Elements(s.steps() as u64));
+        g.bench_function("countersign", |b| {
+            b.iter(|| {
+                decide(black_box(&policy), black_box(&world.case), black_box(&s.plan), black_box(&world.facts)).unwrap()
+            });
+        });
+        g.bench_function("cedar", |b| {
+            b.iter(|| {
+                for step in &s.cedar {
+                    let resp = cedar.authorize(black_box(&world), black_box(step)).unwrap();
+                    black_box(resp);
+                }
+            });
+        });
+        // For reference: the evaluation alone, requests built beforehand.
+        let requests: Vec<_> = s.cedar.iter().map(|step| cedar.request(&world, step).unwrap()).collect();
+        g.bench_function("cedar_eval_only", |b| {
+            b.iter(|| {
+                for req in &requests {
+                    black_box(cedar.authorizer.is_authorized(black_box(req), &cedar.policies, &cedar.entities));
+                }
+            });
+        });
+        g.finish();
+    }
+    c.final_summary();
+
+    let args: Vec<String> = std::env::args().collect();
+    let benchmarking = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list" || a == "--test");
+    if benchmarking {
+        report(&scenarios, &out_dir, started);
+    }
+}
+
+fn group_name(s: &Scenario) -> String {
+    format!("policy_{}", s.name)
+}
+
+/// Where criterion writes its estimates (set explicitly so we can read them back).
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion")
+}
+
+/// The median (ns per iteration) criterion measured in this run, if it did.
+fn median_ns(dir: &Path, group: &str, id: &str, since: SystemTime) -> Option<f64> {
+    let path = dir.join(group).join(id).join("new/estimates.json");
+    let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+    if !fresh {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn fmt_us(ns: f64) -> String {
+    format!("{:.2} µs", ns / 1_000.0)
+}
+
+fn report(scenarios: &[Scenario], dir: &Path, since: SystemTime) {
+    println!();
+    println!("Policy decisions: median per step (criterion median of the whole call / steps)");
+    println!();
+    println!(
+        "| scenario | steps | countersign decide | Cedar (request + is_authorized) | countersign / Cedar | Cedar is_authorized only | decide < 5 µs |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|:---:|");
+    for s in scenarios {
+        let g = group_name(s);
+        let n = s.steps() as f64;
+        let ours = median_ns(dir, &g, "countersign", since);
+        let theirs = median_ns(dir, &g, "cedar", since);
+        let eval = median_ns(dir, &g, "cedar_eval_only", since).map_or_else(|| "not run".into(), |e| fmt_us(e / n));
+        match (ours, theirs) {
+            (Some(o), Some(t)) => {
+                let (o, t) = (o / n, t / n);
+                println!(
+                    "| {} | {} | {} | {} | {:.2}× | {} | {} |",
+                    s.name,
+                    s.steps(),
+                    fmt_us(o),
+                    fmt_us(t),
+                    o / t,
+                    eval,
+                    if o < TARGET_NS_PER_STEP { "yes" } else { "NO" }
+                );
+            }
+            _ => println!("| {} | {} | not run | not run | – | {eval} | – |", s.name, s.steps()),
+        }
+    }
+    println!();
+    println!("Scenarios:");
+    for s in scenarios {
+        println!("- {}: {}", s.name, s.what);
+    }
+}
