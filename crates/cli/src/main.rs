@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use countersign_core::evidence::Verdict;
 use countersign_core::model::{Operator, PauseScope};
 use countersign_core::{Outcome, PlanDecision};
 use countersign_engine::Secret;
@@ -57,6 +58,9 @@ enum Command {
     /// Read, verify and export the evidence log.
     #[command(subcommand)]
     Log(LogCmd),
+    /// The review queue: steps waiting for a countersignature.
+    #[command(subcommand)]
+    Review(ReviewCmd),
     /// Platform credentials in the OS keyring (values are never shown).
     #[command(subcommand)]
     Credentials(CredentialsCmd),
@@ -126,6 +130,26 @@ enum PauseCmd {
     List {
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReviewCmd {
+    /// List the steps waiting for a countersignature.
+    List,
+    /// Countersign a step (as --operator/--role); it binds to the step as decided and the policy version.
+    Approve {
+        plan: String,
+        step: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Reject a step, with a reason.
+    Reject {
+        plan: String,
+        step: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -271,6 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pause(cmd) => pause(&cli, cmd),
         Command::Credentials(cmd) => credentials(&cli, cmd),
+        Command::Review(cmd) => review(&cli, cmd),
         Command::Log(cmd) => log(&cli, cmd),
         Command::Demo => {
             let engine = open(&cli)?;
@@ -345,6 +370,42 @@ fn pause(cli: &Cli, cmd: &PauseCmd) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn review(cli: &Cli, cmd: &ReviewCmd) -> anyhow::Result<ExitCode> {
+    let engine = open(cli)?;
+    match cmd {
+        ReviewCmd::List => {
+            let queue = engine.review_queue()?;
+            if cli.json {
+                print_json(&queue)?;
+            } else if queue.is_empty() {
+                println!("nothing waits for review");
+            } else {
+                for s in &queue {
+                    println!(
+                        "{} {}  {:<30} {:<10} case {}  needs {}",
+                        s.plan_id,
+                        s.step_id,
+                        s.action,
+                        s.decision,
+                        s.case_id,
+                        s.approver_roles.join(" or ")
+                    );
+                }
+            }
+        }
+        ReviewCmd::Approve { plan, step, reason } | ReviewCmd::Reject { plan, step, reason } => {
+            let verdict = if matches!(cmd, ReviewCmd::Approve { .. }) { Verdict::Approved } else { Verdict::Rejected };
+            let record = engine.review(plan, step, verdict, reason)?;
+            if cli.json {
+                print_json(&record)?;
+            } else {
+                println!("{} {} is now {}", record.plan_id, record.step_id, record.state.as_str());
             }
         }
     }

@@ -29,6 +29,10 @@ pub enum ErrorCode {
     KeyringUnavailable,
     /// Reading or writing a file failed.
     Io,
+    /// The operator's role may not do this (e.g. countersign a supervisor step).
+    NotPermitted,
+    /// An approval no longer matches (another policy, another step, expired).
+    ApprovalStale,
 }
 
 /// Why a use case failed.
@@ -48,6 +52,14 @@ pub enum EngineError {
     Connector(#[from] countersign_connectors::ConnectorError),
     #[error(transparent)]
     Credential(countersign_connectors::credentials::CredentialError),
+    #[error("{message}")]
+    NotFound { message: String },
+    #[error("{message}")]
+    Conflict { message: String },
+    #[error("{message}")]
+    NotPermitted { message: String },
+    #[error("{message}")]
+    ApprovalStale { message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -68,8 +80,13 @@ impl EngineError {
             EngineError::Config { .. } => ErrorCode::ConfigInvalid,
             EngineError::Policy(_) => ErrorCode::PolicyInvalid,
             EngineError::BadInput { .. } | EngineError::Plan(_) => ErrorCode::BadInput,
-            EngineError::Store(S::PauseNotFound { .. }) => ErrorCode::NotFound,
-            EngineError::Store(S::PauseAlreadyCleared { .. } | S::PauseExists { .. }) => ErrorCode::Conflict,
+            EngineError::NotFound { .. } | EngineError::Store(S::PauseNotFound { .. } | S::StepNotFound { .. }) => {
+                ErrorCode::NotFound
+            }
+            EngineError::Conflict { .. }
+            | EngineError::Store(
+                S::PauseAlreadyCleared { .. } | S::PauseExists { .. } | S::StepConflict { .. } | S::StepExists { .. },
+            ) => ErrorCode::Conflict,
             EngineError::Store(S::InvalidEvent { .. } | S::ExportTargetNotEmpty { .. } | S::BadBundle { .. }) => {
                 ErrorCode::BadInput
             }
@@ -79,6 +96,8 @@ impl EngineError {
             EngineError::Credential(C::BadName(_) | C::EmptyValue) => ErrorCode::BadInput,
             EngineError::Credential(C::Unavailable(_)) => ErrorCode::KeyringUnavailable,
             EngineError::Io { .. } => ErrorCode::Io,
+            EngineError::NotPermitted { .. } => ErrorCode::NotPermitted,
+            EngineError::ApprovalStale { .. } => ErrorCode::ApprovalStale,
         }
     }
 }

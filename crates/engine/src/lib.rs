@@ -23,11 +23,14 @@ use std::sync::Arc;
 use countersign_connectors::Connector;
 use countersign_connectors::snapshot::SnapshotConnector;
 use countersign_core::decide::{Facts, OrderFacts, PlanDecision, PriorState, PriorStep};
-use countersign_core::evidence::Event;
+use countersign_core::evidence::{Event, Verdict};
 use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
 use countersign_core::{Outcome, Policy, decide};
 use countersign_planner::{Planner, RecordedPlanner};
-use countersign_store::{EventFilter, ExportSummary, NewEvent, PauseRecord, Store, StoredEvent, VerifyReport};
+use countersign_store::{
+    EventFilter, ExportSummary, NewEvent, NewStep, PauseRecord, StepFilter, StepRecord, StepState, StepUpdate, Store,
+    StoredEvent, Transition, VerifyReport,
+};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -117,6 +120,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     operator: Operator,
     articles: BTreeMap<String, String>,
+    approval_ttl: jiff::SignedDuration,
 }
 
 impl Engine {
@@ -142,7 +146,16 @@ impl Engine {
             workspace::ConnectorConfig::Snapshot { dataset } => Box::new(SnapshotConnector::load(dataset)?),
         };
         let articles = workspace.articles()?;
-        let engine = Engine { workspace, policy: Arc::new(policy), store, connector, clock, operator, articles };
+        let engine = Engine {
+            workspace,
+            policy: Arc::new(policy),
+            store,
+            connector,
+            clock,
+            operator,
+            articles,
+            approval_ttl: jiff::SignedDuration::from_hours(4),
+        };
         engine.record_policy_loaded()?;
         Ok(engine)
     }
@@ -157,6 +170,18 @@ impl Engine {
 
     pub fn operator(&self) -> &Operator {
         &self.operator
+    }
+
+    /// Switch the operator (a team lead taking over the seat); the role must be one
+    /// the policy declares.
+    pub fn set_operator(&mut self, operator: Operator) -> Result<(), EngineError> {
+        if !self.policy.roles.contains(&operator.role) {
+            return Err(EngineError::BadInput {
+                message: format!("operator role {:?} is not one the policy knows", operator.role),
+            });
+        }
+        self.operator = operator;
+        Ok(())
     }
 
     fn record_policy_loaded(&self) -> Result<(), EngineError> {
@@ -295,7 +320,13 @@ impl Engine {
     /// Decide a plan and record the evidence: the case (first time only), the
     /// context read, the plan, the decisions, and a review request per step that
     /// waits for a countersignature — in one transaction.
+    ///
+    /// Idempotent per plan: a plan already recorded for this case is not decided or
+    /// recorded again; its recorded decision is returned.
     pub fn process(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        if let Some(recorded) = self.recorded_decision(&case.id, &plan.id)? {
+            return Ok(recorded);
+        }
         let facts = self.gather_facts(case, plan)?;
         let decision = decide(&self.policy, case, plan, &facts)?;
         let seen = !self
@@ -330,6 +361,27 @@ impl Engine {
             }
         }
         let actor = self.operator.id.clone();
+        let mut queued = Vec::new();
+        for (s, step) in decision.steps.iter().zip(&plan.steps) {
+            let state = match s.decision {
+                Outcome::Auto => StepState::Approved,
+                Outcome::Confirm | Outcome::Supervisor => StepState::Waiting,
+                Outcome::Recommend | Outcome::Forbid => continue,
+            };
+            queued.push(NewStep {
+                plan_id: plan.id.clone(),
+                step_id: s.step_id.clone(),
+                case_id: case.id.clone(),
+                action: s.action.clone(),
+                step: serde_json::to_value(step).map_err(|e| EngineError::BadInput { message: e.to_string() })?,
+                step_digest: s.step_digest.clone(),
+                policy_hash: decision.policy_hash.clone(),
+                decision: s.decision.as_str().to_string(),
+                approver_roles: s.approver_roles.clone(),
+                state,
+                decided_at: facts.now,
+            });
+        }
         let batch = events
             .iter()
             .map(|e| {
@@ -341,8 +393,158 @@ impl Engine {
                 self.new_event(Some(&case.id), &who, e)
             })
             .collect();
-        self.store.writer().append_batch(batch)?;
+        self.store.writer().record(batch, queued)?;
         Ok(decision)
+    }
+
+    /// Steps waiting for a countersignature, oldest first.
+    pub fn review_queue(&self) -> Result<Vec<StepRecord>, EngineError> {
+        Ok(self.store.steps(&StepFilter { states: vec![StepState::Waiting], ..StepFilter::default() })?)
+    }
+
+    /// Every queued or executed step, oldest first.
+    pub fn all_steps(&self) -> Result<Vec<StepRecord>, EngineError> {
+        Ok(self.store.steps(&StepFilter::default())?)
+    }
+
+    /// Steps of one case in any state.
+    pub fn case_steps(&self, case_id: &str) -> Result<Vec<StepRecord>, EngineError> {
+        Ok(self.store.steps(&StepFilter { case_id: Some(case_id.to_string()), ..StepFilter::default() })?)
+    }
+
+    /// Countersign or reject a waiting step as the current operator.
+    ///
+    /// The approval binds to the step as it was decided (its digest), its plan and the
+    /// policy it was decided under: a step decided under another policy version is
+    /// invalidated instead (it must be decided again), and only the roles the decision
+    /// names may countersign.
+    pub fn review(
+        &self,
+        plan_id: &str,
+        step_id: &str,
+        verdict: Verdict,
+        reason: &str,
+    ) -> Result<StepRecord, EngineError> {
+        let now = self.clock.now();
+        let record = self
+            .store
+            .step(plan_id, step_id)?
+            .ok_or_else(|| EngineError::NotFound { message: format!("no step {step_id} in plan {plan_id}") })?;
+        if record.state != StepState::Waiting {
+            return Err(EngineError::Conflict {
+                message: format!(
+                    "step {step_id} of plan {plan_id} is {}, not waiting for review",
+                    record.state.as_str()
+                ),
+            });
+        }
+        if record.policy_hash != self.policy.hash {
+            self.transition(
+                &record,
+                StepState::Invalidated,
+                StepUpdate::default(),
+                now,
+                Event::ReviewDecided {
+                    plan_id: plan_id.into(),
+                    step_id: step_id.into(),
+                    step_digest: record.step_digest.clone(),
+                    policy_hash: self.policy.hash.clone(),
+                    verdict: Verdict::Rejected,
+                    by: self.operator.clone(),
+                    reason: "invalidated: decided under another policy version; decide the plan again".into(),
+                },
+            )?;
+            return Err(EngineError::ApprovalStale {
+                message: format!(
+                    "step {step_id} was decided under policy {} but {} is loaded now: decide the plan again",
+                    record.policy_hash, self.policy.hash
+                ),
+            });
+        }
+        if verdict == Verdict::Approved && !record.approver_roles.contains(&self.operator.role) {
+            return Err(EngineError::NotPermitted {
+                message: format!(
+                    "{} ({}) may not countersign this {} step; it needs {}",
+                    self.operator.id,
+                    self.operator.role,
+                    record.decision,
+                    record.approver_roles.join(" or ")
+                ),
+            });
+        }
+        if reason.trim().is_empty() && verdict == Verdict::Rejected {
+            return Err(EngineError::BadInput { message: "a rejection needs a reason".into() });
+        }
+        let (to, expires) = match verdict {
+            Verdict::Approved => (StepState::Approved, Some(now + self.approval_ttl)),
+            Verdict::Rejected => (StepState::Rejected, None),
+        };
+        let update = StepUpdate {
+            reviewed_by: Some(self.operator.id.clone()),
+            reviewed_at: Some(now),
+            review_reason: Some(reason.to_string()),
+            approval_expires_at: expires,
+            idempotency_key: None,
+        };
+        self.transition(
+            &record,
+            to,
+            update,
+            now,
+            Event::ReviewDecided {
+                plan_id: plan_id.into(),
+                step_id: step_id.into(),
+                step_digest: record.step_digest.clone(),
+                policy_hash: record.policy_hash.clone(),
+                verdict,
+                by: self.operator.clone(),
+                reason: reason.to_string(),
+            },
+        )?;
+        self.store.step(plan_id, step_id)?.ok_or_else(|| EngineError::NotFound { message: step_id.to_string() })
+    }
+
+    fn transition(
+        &self,
+        record: &StepRecord,
+        to: StepState,
+        update: StepUpdate,
+        at: Timestamp,
+        event: Event,
+    ) -> Result<(), EngineError> {
+        self.store.writer().transition(Transition {
+            plan_id: record.plan_id.clone(),
+            step_id: record.step_id.clone(),
+            from: vec![record.state],
+            to,
+            update,
+            event: NewEvent {
+                case_id: Some(record.case_id.clone()),
+                kind: event.kind().to_string(),
+                actor: self.operator.id.clone(),
+                at,
+                payload: event.payload(),
+            },
+        })?;
+        Ok(())
+    }
+
+    /// The decision recorded for a plan of a case, if it was processed before.
+    pub fn recorded_decision(&self, case_id: &str, plan_id: &str) -> Result<Option<PlanDecision>, EngineError> {
+        let decided = self.store.list_events(&EventFilter {
+            case_id: Some(case_id.to_string()),
+            kind: Some("decided".into()),
+            ..EventFilter::default()
+        })?;
+        for ev in decided.into_iter().rev() {
+            let event = serde_json::from_value::<Event>(serde_json::json!({"kind": "decided", "payload": ev.payload}));
+            if let Ok(Event::Decided { decision }) = event
+                && decision.plan_id == plan_id
+            {
+                return Ok(Some(decision));
+            }
+        }
+        Ok(None)
     }
 
     /// Run every sample case of the workspace through the pipeline: the planner

@@ -137,3 +137,95 @@ fn an_order_the_platform_does_not_know_is_refused() {
     assert_eq!(d.steps[0].decision, Outcome::Forbid);
     assert!(d.steps[0].rule_ids.contains(&"precondition.order-known".to_string()));
 }
+
+fn as_role(e: &mut Engine, id: &str, role: &str) {
+    e.set_operator(countersign_core::model::Operator { id: id.into(), role: role.into() }).unwrap();
+}
+
+#[test]
+fn the_review_queue_binds_approvals_to_roles_and_states() {
+    use countersign_core::evidence::Verdict;
+    use countersign_engine::ErrorCode;
+    use countersign_store::StepState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = open(dir.path());
+    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let email = countersign_engine::CaseFile::load(&assets().join("demo/cases/07-injection-in-message.json")).unwrap();
+    e.process(&cancel.case, &cancel.plan).unwrap();
+    e.process(&email.case, &email.plan).unwrap();
+    let queue = e.review_queue().unwrap();
+    assert_eq!(queue.len(), 2, "the confirm cancel and the supervisor refund wait: {queue:?}");
+    let auto = e.case_steps(&cancel.case.id).unwrap();
+    assert!(
+        auto.iter().any(|s| s.action == "get_order_details" && s.state == StepState::Approved),
+        "auto steps are queued approved"
+    );
+
+    // An agent cannot countersign a supervisor step.
+    let refund = queue.iter().find(|s| s.action == "refund_partial").unwrap();
+    let err = e.review(&refund.plan_id, &refund.step_id, Verdict::Approved, "").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted, "{err}");
+    assert_eq!(
+        state_of(&e, &refund.plan_id, &refund.step_id),
+        StepState::Waiting,
+        "a refused approval changes nothing"
+    );
+
+    // The agent approves the cancel once; a second approval is a conflict.
+    let c = queue.iter().find(|s| s.action == "cancel_pending_order").unwrap();
+    let r = e.review(&c.plan_id, &c.step_id, Verdict::Approved, "customer confirmed").unwrap();
+    assert_eq!(r.state, StepState::Approved);
+    assert_eq!(r.reviewed_by.as_deref(), Some("agent-demo"));
+    assert!(r.approval_expires_at.is_some(), "approvals expire");
+    let again = e.review(&c.plan_id, &c.step_id, Verdict::Approved, "").unwrap_err();
+    assert_eq!(again.code(), ErrorCode::Conflict);
+
+    // A team lead rejects the refund; a rejection needs a reason.
+    as_role(&mut e, "lead-1", "team_lead");
+    let err = e.review(&refund.plan_id, &refund.step_id, Verdict::Rejected, " ").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadInput);
+    let r = e.review(&refund.plan_id, &refund.step_id, Verdict::Rejected, "injected instructions").unwrap();
+    assert_eq!(r.state, StepState::Rejected);
+    assert!(e.review_queue().unwrap().is_empty());
+
+    let kinds: Vec<String> = e.log_case(&cancel.case.id).unwrap().into_iter().map(|ev| ev.kind).collect();
+    assert_eq!(kinds.last().map(String::as_str), Some("review_decided"), "the approval is evidence");
+    assert!(e.log_verify().unwrap().ok);
+}
+
+#[test]
+fn a_new_policy_invalidates_pending_approvals() {
+    use countersign_core::evidence::Verdict;
+    use countersign_engine::ErrorCode;
+    use countersign_store::StepState;
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    {
+        let e = open(dir.path());
+        e.process(&cancel.case, &cancel.plan).unwrap();
+    }
+    // The same data dir, now with a changed policy.
+    let ws = tempfile::tempdir().unwrap();
+    let src = assets().join("demo");
+    std::fs::write(
+        ws.path().join("policy.toml"),
+        std::fs::read_to_string(src.join("policy.toml")).unwrap().replace("version = 1", "version = 2"),
+    )
+    .unwrap();
+    let toml = std::fs::read_to_string(src.join("workspace.toml"))
+        .unwrap()
+        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
+        .replace("\"cases\"", &format!("{:?}", src.join("cases")))
+        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
+    std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
+    let e = open_at(&ws.path().join("workspace.toml"), dir.path());
+    let waiting = e.review_queue().unwrap();
+    let step = waiting.iter().find(|s| s.action == "cancel_pending_order").unwrap();
+    let err = e.review(&step.plan_id, &step.step_id, Verdict::Approved, "").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ApprovalStale, "{err}");
+    assert_eq!(state_of(&e, &step.plan_id, &step.step_id), StepState::Invalidated);
+}
+
+fn state_of(e: &Engine, plan: &str, step: &str) -> countersign_store::StepState {
+    e.all_steps().unwrap().into_iter().find(|s| s.plan_id == plan && s.step_id == step).unwrap().state
+}
