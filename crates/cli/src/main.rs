@@ -246,7 +246,7 @@ fn open(cli: &Cli) -> anyhow::Result<Engine> {
             role: role.clone().unwrap_or_else(|| ws.operator.role.clone()),
         }),
     };
-    let options = EngineOptions { data_dir: data_dir(cli, &ws.id)?, workspace, operator };
+    let options = EngineOptions { data_dir: data_dir(cli, &ws.id)?, workspace, operator, connector: None };
     Engine::open(options, Arc::new(SystemClock)).map_err(Into::into)
 }
 

@@ -2,21 +2,54 @@
 //!
 //! How Countersign reads from and acts on a commerce platform.
 //!
-//! **Architecture invariant:** only this crate touches platform data and (from
-//! the execution work on) platform HTTP and the OS keyring. The engine sees the
-//! [`Connector`] trait and structured facts, never raw platform payloads.
+//! **Architecture invariants:**
+//! - Only this crate touches platform data, platform HTTP and the OS keyring. The engine
+//!   sees the [`Connector`] trait, structured facts and [`CallRecord`]s, never a socket
+//!   or a credential.
+//! - What an action *is* on the wire lives in workspace configuration, the
+//!   [`catalog::Catalog`] (`assets/demo/catalog.toml`), not in code: method, path, where
+//!   each parameter goes, its JSON Schema, read or write, reversible, idempotent, and for a
+//!   write the state read and the expectation that proves it worked.
+//! - Parameters are checked against the action's JSON Schema before anything is sent.
+//! - Credentials are read from the [`credentials::CredentialStore`] at every call, never
+//!   kept in a field, and never appear in a [`CallRecord`] (the `Authorization` header and
+//!   every header, query or JSON field named like a secret read `[redacted]`; the
+//!   credential's value is also scrubbed from anything the platform echoes back).
+//! - Only reads and writes the platform makes idempotent (an `Idempotency-Key` was sent)
+//!   are retried, and only on transient failures. A non-idempotent write is sent once.
 //!
-//! Today it holds the [`snapshot::SnapshotConnector`], which reads a platform
-//! export (the tau-retail files the demo store is seeded from) for decisions
-//! made offline. The HTTP connector to a live seller center implements the same
-//! trait.
+//! Two connectors implement the trait:
+//! - [`http::HttpConnector`]: a live platform over HTTPS (plain HTTP on loopback only),
+//!   driven by a catalog (blocking `reqwest`: the engine calls from its own threads);
+//! - [`snapshot::SnapshotConnector`]: a platform export on disk, for offline decisions and
+//!   the demo; it answers order reads and refuses writes ([`ConnectorError::Unsupported`]).
+//!
+//! ## Extending
+//!
+//! A new platform is a new catalog file (and, when its API differs in kind, a new
+//! encoding or expectation in [`catalog`]). A new action is an entry in the catalog with
+//! the same name as in the policy; `Catalog::check_against` (and the test that runs it on
+//! the demo files) says when the two drift apart. Errors callers branch on are variants of
+//! [`ConnectorError`]; keep [`ConnectorError::retryable`] in step when adding one.
 
+pub mod catalog;
 pub mod credentials;
+pub mod http;
+mod redact;
 pub mod snapshot;
 
-use countersign_core::decide::OrderFacts;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-/// Why a connector could not answer.
+use countersign_core::decide::OrderFacts;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use crate::catalog::{Catalog, CatalogError, Coverage, ExpectationError};
+use crate::credentials::CredentialName;
+pub use crate::http::{HttpConnector, HttpSettings};
+
+/// Why a connector could not answer. Callers branch on the variant; people read the message.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     #[error("cannot read platform data at {path}: {source}")]
@@ -27,10 +60,118 @@ pub enum ConnectorError {
     },
     #[error("platform data at {path} is malformed: {message}")]
     Malformed { path: String, message: String },
+    #[error("no credential for {name}: set one with `countersign credentials set {name}`")]
+    CredentialMissing { name: CredentialName },
+    #[error("the credential for {name} cannot be read: {detail}")]
+    CredentialUnavailable { name: CredentialName, detail: String },
+    #[error("unknown action {action:?}: the catalog does not describe it")]
+    UnknownAction { action: String },
+    #[error("invalid parameters: {}", .errors.join("; "))]
+    InvalidParams { errors: Vec<String> },
+    #[error("the platform refused the request ({status} {code}): {message}")]
+    Rejected { status: u16, code: String, message: String },
+    #[error("the platform failed ({status})")]
+    ServerError { status: u16 },
+    #[error("the platform did not answer in time")]
+    Timeout,
+    #[error("cannot reach the platform: {0}")]
+    Transport(String),
+    #[error("the platform's answer is malformed: {detail}")]
+    MalformedResponse { detail: String },
+    #[error("the platform is rate limiting{}", .retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("not supported by this connector: {what}")]
+    Unsupported { what: String },
+    #[error("connector configuration: {detail}")]
+    Config { detail: String },
 }
 
-/// Structured, trusted reads from a platform.
+impl ConnectorError {
+    /// A transient failure: the same request may succeed later. The connector itself only
+    /// retries reads and idempotent writes; this tells callers whether trying again later
+    /// (or reconciling by a read) makes sense at all.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ConnectorError::Timeout | ConnectorError::Transport(_) | ConnectorError::RateLimited { .. } => true,
+            ConnectorError::ServerError { status } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+}
+
+/// A request as it goes into evidence: secrets already redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub url: String,
+    /// Lower-case header names; `authorization` always reads `[redacted]`.
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<Value>,
+}
+
+/// One successful call to the platform, for the evidence log. Every secret is redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub action: String,
+    pub request: RecordedRequest,
+    pub status: u16,
+    pub response: Value,
+    /// From the first attempt to the answer, waits between retries included.
+    pub duration_ms: u64,
+    /// How many times the request was sent (1 + retries).
+    pub attempts: u32,
+}
+
+/// Structured, trusted reads from a platform, and the calls that act on it.
+///
+/// The methods beyond [`Connector::order_facts`] have defaults that answer
+/// [`ConnectorError::Unsupported`], so a read-only connector (or a test fake) only
+/// implements what it can do.
 pub trait Connector: Send + Sync + std::fmt::Debug {
     /// What the platform says about an order, or `None` if it does not exist.
     fn order_facts(&self, order_id: &str) -> Result<Option<OrderFacts>, ConnectorError>;
+
+    /// Run one action with its parameters (checked against the action's schema first).
+    /// A write should carry an idempotency key (derived from the step digest); it is sent
+    /// as `Idempotency-Key` and is what makes a write safe to retry.
+    fn call(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<CallRecord, ConnectorError> {
+        let _ = (params, idempotency_key);
+        Err(ConnectorError::Unsupported { what: format!("calling {action}") })
+    }
+
+    /// The request [`Connector::call`] would send, redacted, without sending it (for the
+    /// step's `started` event, written before the call goes out).
+    fn describe_call(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<RecordedRequest, ConnectorError> {
+        let _ = (params, idempotency_key);
+        Err(ConnectorError::Unsupported { what: format!("describing {action}") })
+    }
+
+    /// The state of the object a write acts on (the catalog's `state` read), or `None`
+    /// if it does not exist. Read before and after the write.
+    fn read_state(&self, write_action: &str, params: &Map<String, Value>) -> Result<Option<Value>, ConnectorError> {
+        let _ = params;
+        Err(ConnectorError::Unsupported { what: format!("reading the state for {write_action}") })
+    }
+
+    /// Does the after-state show what the catalog expects of this write?
+    fn check_expectation(
+        &self,
+        write_action: &str,
+        params: &Map<String, Value>,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<(), ExpectationError> {
+        let _ = (params, before, after);
+        Err(ExpectationError::Unsupported { what: format!("checking {write_action}") })
+    }
 }

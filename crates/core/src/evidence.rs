@@ -79,6 +79,13 @@ pub enum Event {
         step_id: String,
         step_digest: String,
         idempotency_key: String,
+        /// The object's state read just before the call (writes), kept so a step
+        /// that never finished can be reconciled against it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<serde_json::Value>,
+        /// The request about to go out, secrets redacted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<serde_json::Value>,
     },
     StepFinished {
         plan_id: String,

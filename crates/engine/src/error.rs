@@ -33,6 +33,8 @@ pub enum ErrorCode {
     NotPermitted,
     /// An approval no longer matches (another policy, another step, expired).
     ApprovalStale,
+    /// A pause covers the step: it did not run.
+    Paused,
 }
 
 /// Why a use case failed.
@@ -60,6 +62,8 @@ pub enum EngineError {
     NotPermitted { message: String },
     #[error("{message}")]
     ApprovalStale { message: String },
+    #[error("{message}")]
+    Paused { message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -98,6 +102,7 @@ impl EngineError {
             EngineError::Io { .. } => ErrorCode::Io,
             EngineError::NotPermitted { .. } => ErrorCode::NotPermitted,
             EngineError::ApprovalStale { .. } => ErrorCode::ApprovalStale,
+            EngineError::Paused { .. } => ErrorCode::Paused,
         }
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod credentials;
 mod error;
+pub mod execute;
 pub mod workspace;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,14 +29,16 @@ use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
 use countersign_core::{Outcome, Policy, decide};
 use countersign_planner::{Planner, RecordedPlanner};
 use countersign_store::{
-    EventFilter, ExportSummary, NewEvent, NewStep, PauseRecord, StepFilter, StepRecord, StepState, StepUpdate, Store,
-    StoredEvent, Transition, VerifyReport,
+    EventFilter, ExportSummary, NewEvent, NewStep, PauseRecord, StepFilter, StepUpdate, Store, StoredEvent, Transition,
+    VerifyReport,
 };
 use jiff::Timestamp;
 use serde::Serialize;
 
 pub use countersign_connectors::credentials::Secret;
+pub use countersign_store::{StepRecord, StepState};
 pub use error::{EngineError, ErrorCode};
+pub use execute::StepRun;
 pub use workspace::{CaseFile, Workspace};
 
 /// Where "now" comes from.
@@ -62,6 +65,8 @@ pub struct EngineOptions {
     pub data_dir: PathBuf,
     /// Overrides the workspace's default operator.
     pub operator: Option<Operator>,
+    /// Overrides the workspace's connector (tests, the desktop app's own demo store).
+    pub connector: Option<Arc<dyn Connector>>,
 }
 
 /// A summary of the loaded policy.
@@ -116,7 +121,7 @@ pub struct Engine {
     workspace: Workspace,
     policy: Arc<Policy>,
     store: Store,
-    connector: Box<dyn Connector>,
+    connector: Arc<dyn Connector>,
     clock: Arc<dyn Clock>,
     operator: Operator,
     articles: BTreeMap<String, String>,
@@ -142,8 +147,9 @@ impl Engine {
         }
         std::fs::create_dir_all(&options.data_dir).map_err(|e| EngineError::io(&options.data_dir, e))?;
         let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
-        let connector: Box<dyn Connector> = match &workspace.connector {
-            workspace::ConnectorConfig::Snapshot { dataset } => Box::new(SnapshotConnector::load(dataset)?),
+        let connector: Arc<dyn Connector> = match (options.connector, &workspace.connector) {
+            (Some(c), _) => c,
+            (None, workspace::ConnectorConfig::Snapshot { dataset }) => Arc::new(SnapshotConnector::load(dataset)?),
         };
         let articles = workspace.articles()?;
         let engine = Engine {

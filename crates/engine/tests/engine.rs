@@ -24,7 +24,12 @@ fn assets() -> PathBuf {
 
 fn open_at(workspace: &Path, data: &Path) -> Engine {
     Engine::open(
-        EngineOptions { workspace: workspace.to_path_buf(), data_dir: data.to_path_buf(), operator: None },
+        EngineOptions {
+            workspace: workspace.to_path_buf(),
+            data_dir: data.to_path_buf(),
+            operator: None,
+            connector: None,
+        },
         Arc::new(Fixed),
     )
     .unwrap()
@@ -228,4 +233,226 @@ fn a_new_policy_invalidates_pending_approvals() {
 
 fn state_of(e: &Engine, plan: &str, step: &str) -> countersign_store::StepState {
     e.all_steps().unwrap().into_iter().find(|s| s.plan_id == plan && s.step_id == step).unwrap().state
+}
+
+// ------------------------------------------------------------- execution
+
+/// The real demo store on loopback (temp SQLite), served from its own tokio thread.
+struct DemoServer {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl DemoServer {
+    fn start(token: &str) -> DemoServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("demo-store.sqlite3");
+        let (ready, addr) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let token = token.to_string();
+        let seed = assets().join("demo-store");
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let store = countersign_demo_store::DemoStore::open(&db, &seed).unwrap();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let server = store.serve(listener, countersign_demo_store::ApiToken::new(token).unwrap()).unwrap();
+                ready.send(server.local_addr()).unwrap();
+                let _ = stopped.await;
+                server.shutdown().await.unwrap();
+            });
+        });
+        let addr = addr.recv().expect("the demo store starts");
+        DemoServer { addr, stop: Some(stop), thread: Some(thread), _dir: dir }
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An engine whose connector is the HTTP connector (shipped catalog) pointed at a
+/// running demo store, with the token in the real OS keyring.
+fn live_engine(data: &Path) -> (Engine, DemoServer, Arc<countersign_connectors::credentials::KeyringStore>) {
+    live_engine_with(data, |c| Arc::new(c))
+}
+
+fn live_engine_with(
+    data: &Path,
+    wrap: impl FnOnce(countersign_connectors::HttpConnector) -> Arc<dyn countersign_connectors::Connector>,
+) -> (Engine, DemoServer, Arc<countersign_connectors::credentials::KeyringStore>) {
+    use countersign_connectors::credentials::{CredentialName, CredentialStore, KeyringStore, Secret};
+    let token = "engine-test-token-5b2e";
+    let server = DemoServer::start(token);
+    let keyring = Arc::new(KeyringStore::new(format!("countersign-engine-test-{}", std::process::id())));
+    keyring.set(&CredentialName::new("demo_seller_center", "demo").unwrap(), &Secret::new(token)).unwrap();
+    let catalog = countersign_connectors::Catalog::load(&assets().join("demo/catalog.toml")).unwrap();
+    let connector = countersign_connectors::HttpConnector::new(catalog, keyring.clone())
+        .unwrap()
+        .with_base_url(&format!("http://{}", server.addr))
+        .unwrap();
+    let engine = Engine::open(
+        EngineOptions {
+            workspace: assets().join("demo/workspace.toml"),
+            data_dir: data.to_path_buf(),
+            operator: None,
+            connector: Some(wrap(connector)),
+        },
+        Arc::new(Fixed),
+    )
+    .unwrap();
+    (engine, server, keyring)
+}
+
+#[test]
+fn a_confirmed_write_runs_after_approval_and_changes_the_platform() {
+    use countersign_core::evidence::Verdict;
+    use countersign_engine::StepState;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _server, _keyring) = live_engine(dir.path());
+    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap().to_string();
+    engine.process(&file.case, &file.plan).unwrap();
+
+    // The auto read runs at once; the cancel waits.
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!((runs[0].action.as_str(), runs[0].state), ("get_order_details", StepState::Succeeded), "{runs:?}");
+    let facts = engine.gather_facts(&file.case, &file.plan).unwrap();
+    assert_eq!(facts.orders[&order].status, "pending", "nothing changed before the approval");
+
+    engine.review(&file.plan.id, "s2", Verdict::Approved, "customer confirmed in chat").unwrap();
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].state, StepState::Succeeded, "{runs:?}");
+
+    // The demo store's own state changed exactly as promised.
+    let facts = engine.gather_facts(&file.case, &file.plan).unwrap();
+    assert_eq!(facts.orders[&order].status, "cancelled");
+
+    let events = engine.log_case(&file.case.id).unwrap();
+    let finished: Vec<_> = events.iter().filter(|e| e.kind == "step_finished").collect();
+    assert_eq!(finished.len(), 2);
+    let cancel = finished.last().unwrap();
+    assert_eq!(cancel.payload["before"]["status"], "pending", "before-state recorded");
+    assert_eq!(cancel.payload["after"]["status"], "cancelled", "after-state recorded");
+    assert!(cancel.payload["request"]["headers"]["idempotency-key"].as_str().unwrap().starts_with("cs-"));
+    assert!(!cancel.body.contains("engine-test-token-5b2e"), "the token never reaches evidence");
+    assert!(engine.log_verify().unwrap().ok);
+
+    // Approved and ran: it cannot run twice.
+    let again = engine.execute(&file.plan.id, "s2").unwrap_err();
+    assert_eq!(again.code(), countersign_engine::ErrorCode::Conflict);
+}
+
+#[test]
+fn a_pause_set_after_approval_stops_the_step_before_the_call() {
+    use countersign_core::evidence::Verdict;
+    use countersign_engine::StepState;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _server, _keyring) = live_engine(dir.path());
+    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    engine.process(&file.case, &file.plan).unwrap();
+    engine.review(&file.plan.id, "s2", Verdict::Approved, "ok").unwrap();
+    engine.pause_set(PauseScope::Action, "cancel_pending_order", "incident").unwrap();
+    let err = engine.execute(&file.plan.id, "s2").unwrap_err();
+    assert_eq!(err.code(), countersign_engine::ErrorCode::Paused, "{err}");
+    let step = engine.all_steps().unwrap().into_iter().find(|s| s.step_id == "s2").unwrap();
+    assert_eq!(step.state, StepState::Approved, "a paused step did not start and keeps its approval");
+    let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap();
+    assert_eq!(engine.gather_facts(&file.case, &file.plan).unwrap().orders[order].status, "pending");
+}
+
+/// A connector whose write answers are lost on the way back (a timeout after the
+/// request went out, or before it did): the step's fate is unknown to the app.
+#[derive(Debug)]
+struct LostReply {
+    inner: countersign_connectors::HttpConnector,
+    request_arrives: bool,
+}
+
+impl countersign_connectors::Connector for LostReply {
+    fn order_facts(
+        &self,
+        id: &str,
+    ) -> Result<Option<countersign_core::decide::OrderFacts>, countersign_connectors::ConnectorError> {
+        self.inner.order_facts(id)
+    }
+    fn call(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+        key: Option<&str>,
+    ) -> Result<countersign_connectors::CallRecord, countersign_connectors::ConnectorError> {
+        if key.is_none() {
+            return self.inner.call(action, params, key);
+        }
+        if self.request_arrives {
+            self.inner.call(action, params, key)?;
+        }
+        Err(countersign_connectors::ConnectorError::Timeout)
+    }
+    fn describe_call(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+        key: Option<&str>,
+    ) -> Result<countersign_connectors::RecordedRequest, countersign_connectors::ConnectorError> {
+        self.inner.describe_call(action, params, key)
+    }
+    fn read_state(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, countersign_connectors::ConnectorError> {
+        self.inner.read_state(action, params)
+    }
+    fn check_expectation(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+    ) -> Result<(), countersign_connectors::ExpectationError> {
+        self.inner.check_expectation(action, params, before, after)
+    }
+}
+
+#[test]
+fn a_write_with_a_lost_answer_is_reconciled_by_a_read_never_retried() {
+    use countersign_engine::StepState;
+    for (arrives, expected) in [(true, StepState::Succeeded), (false, StepState::NotApplied)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _server, _keyring) =
+            live_engine_with(dir.path(), |inner| Arc::new(LostReply { inner, request_arrives: arrives }));
+        // A small refund: its outcome check compares with the before-state.
+        let file =
+            countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+        engine.process(&file.case, &file.plan).unwrap();
+        let runs = engine.run_approved(&file.case.id).unwrap();
+        let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+        assert_eq!(
+            refund.state, expected,
+            "request arrived: {arrives}; the read decides what happened, the write is not sent again: {runs:?}"
+        );
+        let events = engine.log_case(&file.case.id).unwrap();
+        let started = events.iter().filter(|e| e.kind == "step_started" && e.payload["step_id"] == "s2").count();
+        assert_eq!(started, 1, "the write was started once");
+        let outcomes: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == "step_finished" && e.payload["step_id"] == "s2")
+            .map(|e| e.payload["outcome"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(outcomes[0], "unknown", "first recorded as unknown, then reconciled: {outcomes:?}");
+        assert!(engine.log_verify().unwrap().ok);
+    }
 }
