@@ -49,6 +49,9 @@ struct Cli {
 enum Command {
     /// Decide a plan for a case under the workspace policy (JSON out; records nothing).
     Decide(DecideArgs),
+    /// Decide a case's plan, record it, run what may run now and queue the rest
+    /// (also runs steps of the case approved since, and reconciles unfinished ones).
+    Run(DecideArgs),
     /// Check policy files.
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -265,6 +268,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let decision = engine.decide(&file.case, &file.plan)?;
             print_json(&decision)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            let engine = open(&cli)?;
+            let file: CaseFile = match &args.plan {
+                None => CaseFile::load(&args.case)?,
+                Some(plan) => CaseFile { case: read_json(&args.case)?, plan: read_json(plan)? },
+            };
+            let recovered = engine.recover()?;
+            let decision = engine.process(&file.case, &file.plan)?;
+            let runs = engine.run_approved(&file.case.id)?;
+            let steps = engine.case_steps(&file.case.id)?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "recovered": recovered, "decision": decision, "ran": runs, "steps": steps,
+                }))?;
+            } else {
+                for r in &recovered {
+                    println!("recovered {} {} ({}): {}", r.plan_id, r.step_id, r.action, r.state.as_str());
+                }
+                print_steps(&decision);
+                println!();
+                for s in &steps {
+                    let run = runs.iter().find(|r| r.plan_id == s.plan_id && r.step_id == s.step_id);
+                    let note = run.and_then(|r| r.error.clone()).unwrap_or_default();
+                    println!("  {:<4} {:<30} {:<12} {note}", s.step_id, s.action, s.state.as_str());
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(PolicyCmd::Check { file }) => {

@@ -150,6 +150,15 @@ impl Engine {
         let connector: Arc<dyn Connector> = match (options.connector, &workspace.connector) {
             (Some(c), _) => c,
             (None, workspace::ConnectorConfig::Snapshot { dataset }) => Arc::new(SnapshotConnector::load(dataset)?),
+            (None, workspace::ConnectorConfig::Http { catalog, base_url }) => {
+                let catalog = countersign_connectors::Catalog::load(catalog)
+                    .map_err(|e| EngineError::Config { message: e.to_string() })?;
+                let mut http = countersign_connectors::HttpConnector::new(catalog, Arc::new(credentials::keyring()))?;
+                if let Some(url) = base_url {
+                    http = http.with_base_url(url)?;
+                }
+                Arc::new(http)
+            }
         };
         let articles = workspace.articles()?;
         let engine = Engine {

@@ -31,13 +31,17 @@ struct RawMeta {
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 enum RawConnector {
     Snapshot { dataset: PathBuf },
+    Http { catalog: PathBuf, base_url: Option<String> },
 }
 
 /// Where order facts come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectorConfig {
-    /// A platform export on disk.
+    /// A platform export on disk (reads only).
     Snapshot { dataset: PathBuf },
+    /// A platform's HTTP API described by an action catalog; the token comes from the
+    /// OS keyring entry the catalog names.
+    Http { catalog: PathBuf, base_url: Option<String> },
 }
 
 /// A loaded workspace; every path is absolute or relative to the process's cwd.
@@ -75,6 +79,9 @@ impl Workspace {
             cases: base.join(raw.workspace.cases),
             connector: match raw.connector {
                 RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot { dataset: base.join(dataset) },
+                RawConnector::Http { catalog, base_url } => {
+                    ConnectorConfig::Http { catalog: base.join(catalog), base_url }
+                }
             },
             operator: raw.operator,
         })
