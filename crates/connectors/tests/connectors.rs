@@ -115,51 +115,27 @@ impl Drop for TestKeyring {
     }
 }
 
-/// The real demo store on a temporary SQLite file, served by a tokio runtime on its
-/// own thread; the blocking connector is called from the test thread.
+/// The real demo store on a temporary SQLite file, on its own thread (the blocking
+/// connector is called from the test thread).
 struct DemoServer {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: countersign_demo_store::BackgroundServer,
     _dir: tempfile::TempDir,
 }
 
 impl DemoServer {
     fn start(token: &str) -> DemoServer {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("demo-store.sqlite3");
-        let (ready, addr) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let token = token.to_string();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let store =
-                    countersign_demo_store::DemoStore::open(&db, countersign_demo_store::DEFAULT_SEED_DIR).unwrap();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let server = store.serve(listener, countersign_demo_store::ApiToken::new(token).unwrap()).unwrap();
-                ready.send(server.local_addr()).unwrap();
-                let _ = stopped.await;
-                server.shutdown().await.unwrap();
-            });
-        });
-        let addr = addr.recv().expect("the demo store starts");
-        DemoServer { addr, stop: Some(stop), thread: Some(thread), _dir: dir }
+        let server = countersign_demo_store::BackgroundServer::start(
+            dir.path().join("demo-store.sqlite3"),
+            std::path::PathBuf::from(countersign_demo_store::DEFAULT_SEED_DIR),
+            countersign_demo_store::ApiToken::new(token).unwrap(),
+        )
+        .unwrap();
+        DemoServer { server, _dir: dir }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for DemoServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.server.url()
     }
 }
 

@@ -35,6 +35,7 @@
 //! Schema changes are new files in `migrations/`, never edits.
 
 mod api;
+mod background;
 mod db;
 mod error;
 pub mod model;
@@ -53,6 +54,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use crate::background::BackgroundServer;
 pub use crate::error::{ApiError, DemoStoreError, ErrorCode};
 pub use crate::rules::CANCEL_REASONS;
 

@@ -104,20 +104,30 @@ impl Engine {
         }
     }
 
-    /// Execute one approved step.
-    pub fn execute(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
-        let now = self.clock.now();
+    /// A stored step that must be in `state`, with the step as it was decided.
+    fn step_in(&self, plan_id: &str, step_id: &str, state: StepState) -> Result<(StepRecord, Step), EngineError> {
         let record = self
             .store
             .step(plan_id, step_id)?
             .ok_or_else(|| EngineError::NotFound { message: format!("no step {step_id} in plan {plan_id}") })?;
-        if record.state != StepState::Approved {
+        if record.state != state {
             return Err(EngineError::Conflict {
-                message: format!("step {step_id} of plan {plan_id} is {}, not approved", record.state.as_str()),
+                message: format!(
+                    "step {step_id} of plan {plan_id} is {}, not {}",
+                    record.state.as_str(),
+                    state.as_str()
+                ),
             });
         }
         let step: Step = serde_json::from_value(record.step.clone())
             .map_err(|e| EngineError::Conflict { message: format!("stored step {step_id} is unreadable: {e}") })?;
+        Ok((record, step))
+    }
+
+    /// Execute one approved step.
+    pub fn execute(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
+        let now = self.clock.now();
+        let (record, step) = self.step_in(plan_id, step_id, StepState::Approved)?;
         if countersign_core::digest::step_digest(&step) != record.step_digest {
             return Err(EngineError::ApprovalStale {
                 message: format!("step {step_id} no longer matches the digest its approval bound to"),
@@ -333,17 +343,7 @@ impl Engine {
     /// the action promises, it was applied (`succeeded`), otherwise `not_applied`. A
     /// read that fails leaves it `unknown` for a later try.
     pub fn reconcile(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
-        let record = self
-            .store
-            .step(plan_id, step_id)?
-            .ok_or_else(|| EngineError::NotFound { message: format!("no step {step_id} in plan {plan_id}") })?;
-        if record.state != StepState::Unknown {
-            return Err(EngineError::Conflict {
-                message: format!("step {step_id} is {}, not unknown", record.state.as_str()),
-            });
-        }
-        let step: Step = serde_json::from_value(record.step.clone())
-            .map_err(|e| EngineError::Conflict { message: format!("stored step {step_id} is unreadable: {e}") })?;
+        let (record, step) = self.step_in(plan_id, step_id, StepState::Unknown)?;
         let params = params_of(&step);
         let is_write = self.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
         let before = self.recorded_before(&record)?;

@@ -39,6 +39,24 @@ fn open(data: &Path) -> Engine {
     open_at(&assets().join("demo/workspace.toml"), data)
 }
 
+/// A copy of the demo workspace whose policy is version 2 (another content hash).
+fn workspace_with_policy_v2() -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    let src = assets().join("demo");
+    std::fs::write(
+        ws.path().join("policy.toml"),
+        std::fs::read_to_string(src.join("policy.toml")).unwrap().replace("version = 1", "version = 2"),
+    )
+    .unwrap();
+    let toml = std::fs::read_to_string(src.join("workspace.toml"))
+        .unwrap()
+        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
+        .replace("\"cases\"", &format!("{:?}", src.join("cases")))
+        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
+    std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
+    ws
+}
+
 fn split_refund_case() -> countersign_engine::CaseFile {
     countersign_engine::CaseFile::load(&assets().join("demo/cases/06-split-refunds.json")).unwrap()
 }
@@ -97,19 +115,7 @@ fn policy_loaded_is_recorded_once_per_policy_version() {
     drop(e);
 
     // A copy of the workspace with a changed policy.
-    let ws = tempfile::tempdir().unwrap();
-    let src = assets().join("demo");
-    std::fs::write(
-        ws.path().join("policy.toml"),
-        std::fs::read_to_string(src.join("policy.toml")).unwrap().replace("version = 1", "version = 2"),
-    )
-    .unwrap();
-    let toml = std::fs::read_to_string(src.join("workspace.toml"))
-        .unwrap()
-        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
-        .replace("\"cases\"", &format!("{:?}", src.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
-    std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
+    let ws = workspace_with_policy_v2();
     let e = open_at(&ws.path().join("workspace.toml"), dir.path());
     assert_eq!(count(&e), 2, "a new policy is recorded when loaded");
     assert_eq!(e.policy().version, 2);
@@ -210,19 +216,7 @@ fn a_new_policy_invalidates_pending_approvals() {
         e.process(&cancel.case, &cancel.plan).unwrap();
     }
     // The same data dir, now with a changed policy.
-    let ws = tempfile::tempdir().unwrap();
-    let src = assets().join("demo");
-    std::fs::write(
-        ws.path().join("policy.toml"),
-        std::fs::read_to_string(src.join("policy.toml")).unwrap().replace("version = 1", "version = 2"),
-    )
-    .unwrap();
-    let toml = std::fs::read_to_string(src.join("workspace.toml"))
-        .unwrap()
-        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
-        .replace("\"cases\"", &format!("{:?}", src.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
-    std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
+    let ws = workspace_with_policy_v2();
     let e = open_at(&ws.path().join("workspace.toml"), dir.path());
     let waiting = e.review_queue().unwrap();
     let step = waiting.iter().find(|s| s.action == "cancel_pending_order").unwrap();
@@ -237,46 +231,22 @@ fn state_of(e: &Engine, plan: &str, step: &str) -> countersign_store::StepState 
 
 // ------------------------------------------------------------- execution
 
-/// The real demo store on loopback (temp SQLite), served from its own tokio thread.
+/// The real demo store on loopback (temp SQLite), on its own thread.
 struct DemoServer {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: countersign_demo_store::BackgroundServer,
     _dir: tempfile::TempDir,
 }
 
 impl DemoServer {
     fn start(token: &str) -> DemoServer {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("demo-store.sqlite3");
-        let (ready, addr) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let token = token.to_string();
-        let seed = assets().join("demo-store");
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let store = countersign_demo_store::DemoStore::open(&db, &seed).unwrap();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let server = store.serve(listener, countersign_demo_store::ApiToken::new(token).unwrap()).unwrap();
-                ready.send(server.local_addr()).unwrap();
-                let _ = stopped.await;
-                server.shutdown().await.unwrap();
-            });
-        });
-        let addr = addr.recv().expect("the demo store starts");
-        DemoServer { addr, stop: Some(stop), thread: Some(thread), _dir: dir }
-    }
-}
-
-impl Drop for DemoServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let server = countersign_demo_store::BackgroundServer::start(
+            dir.path().join("demo-store.sqlite3"),
+            assets().join("demo-store"),
+            countersign_demo_store::ApiToken::new(token).unwrap(),
+        )
+        .unwrap();
+        DemoServer { server, _dir: dir }
     }
 }
 
@@ -298,7 +268,7 @@ fn live_engine_with(
     let catalog = countersign_connectors::Catalog::load(&assets().join("demo/catalog.toml")).unwrap();
     let connector = countersign_connectors::HttpConnector::new(catalog, keyring.clone())
         .unwrap()
-        .with_base_url(&format!("http://{}", server.addr))
+        .with_base_url(&server.server.url())
         .unwrap();
     let engine = Engine::open(
         EngineOptions {
