@@ -1,21 +1,29 @@
 //! Text normalisation for pattern matching on untrusted text.
 //!
 //! Customers (and attackers) write `ＬＡＷＹＥＲ`, `lаwyer` with a Cyrillic `а`,
-//! `law\u{200B}yer` with a zero-width space. Escalation signals and reply promise rules are matched on the *normalised* text, and their patterns go
-//! through the same function, so both sides meet in one canonical form:
+//! `law\u{200B}yer` with a zero-width space, `lawyér`. Escalation signals and reply
+//! promise rules are matched on the *normalised* text; phrase patterns go through
+//! the same function, so both sides meet in one form:
 //!
 //! 1. NFKC (full-width and compatibility forms fold to plain letters);
 //! 2. drop default-ignorable code points (zero-width spaces and joiners, soft hyphens, BOM…);
-//! 3. the Unicode confusables *skeleton* (UTS #39), so look-alike letters from other
-//!    scripts map to the same prototype;
-//! 4. lower-case; every run of non-alphanumeric characters becomes one space.
+//! 3. lower-case;
+//! 4. every non-ASCII character that is a look-alike of an ASCII letter or digit
+//!    (UTS #39 confusables) becomes that letter; combining marks are dropped
+//!    (`é` → `e`). ASCII itself is left as written: mapping ASCII to confusable
+//!    prototypes would turn `m` into `rn` and make regexes unwritable;
+//! 5. every run of non-alphanumeric characters becomes one space, with a space
+//!    before the first word and after the last.
 //!
-//! Matching is on word boundaries: the pattern's words must appear consecutively.
+//! Matching is on word boundaries: a phrase's words must appear consecutively.
+//! Regexes see the normalised text, so they are written in lower case with single
+//! spaces (`my wife's order` reads `my wife s order`).
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use unicode_normalization::char::canonical_combining_class;
-use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfd_quick, is_nfkc_quick};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 use unicode_security::confusable_detection::skeleton;
 
 fn is_ignorable(c: char) -> bool {
@@ -27,101 +35,76 @@ fn is_ignorable(c: char) -> bool {
         | '\u{E0000}'..='\u{E0FFF}')
 }
 
-/// The canonical form used for matching: words separated by single spaces,
-/// with a leading and trailing space so that `" word "` finds whole words.
-///
-/// Performance (this runs on every customer message of every decision): the
-/// steps are applied as written by [`normalize_slow`]; [`normalize_fast`] gets
-/// the same result in one pass over ordinary text, and hands back to the slow
-/// path whenever its preconditions do not hold. The unit tests below check both
-/// against a plain reference implementation.
-pub fn normalize(text: &str) -> String {
-    let folded = fold(text);
-    normalize_fast(&folded).unwrap_or_else(|| normalize_slow(&folded))
+/// Steps 1 and 2. NFKC is the identity on ASCII and on nearly all real text; the
+/// quick check proves it in one pass, so only text it cannot prove goes through
+/// the normaliser.
+fn fold(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_string();
+    }
+    if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+        text.chars().filter(|c| !is_ignorable(*c)).collect()
+    } else {
+        text.nfkc().filter(|c| !is_ignorable(*c)).collect()
+    }
 }
 
-/// Steps 3 and 4 on folded text, applied one after the other.
-fn normalize_slow(folded: &str) -> String {
-    // Case folding first: matching is case-insensitive, and the skeleton is not
-    // (it maps `I` to `l` but keeps `i`). Lower-case again after the skeleton
-    // because some prototypes are upper-case letters.
-    let lowered = lowercase(folded.to_string());
-    let skel = lowercase(skeleton_string(&lowered));
-    let mut out = Collapse::new(skel.len());
-    for c in skel.chars() {
-        out.push(c);
+/// The confusables prototype of each ASCII letter and digit, mapped back to it:
+/// a non-ASCII character whose prototype is one of these imitates that character.
+fn ascii_lookalikes() -> &'static HashMap<String, char> {
+    static MAP: OnceLock<HashMap<String, char>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map = HashMap::new();
+        // Digits first, so that where a digit and a letter share a prototype
+        // (`1` and `l`), the letter wins.
+        for c in ('0'..='9').chain('a'..='z') {
+            let proto: String = skeleton(&c.to_string()).collect();
+            map.insert(proto, c);
+        }
+        map
+    })
+}
+
+/// The ASCII letter or digit a non-ASCII character imitates, if any.
+fn lookalike(c: char) -> Option<char> {
+    let proto: String = skeleton(&c.to_string()).collect();
+    ascii_lookalikes().get(&proto).copied()
+}
+
+/// Step 4 for one lower-cased non-ASCII character.
+fn push_non_ascii(c: char, out: &mut Collapse) {
+    if let Some(ascii) = lookalike(c) {
+        out.push(ascii);
+        return;
+    }
+    // Otherwise its base characters without combining marks (`ὕ` → `υ`), each
+    // mapped again (`υ` imitates `u`), so normalising twice changes nothing.
+    for d in c.nfd().filter(|d| canonical_combining_class(*d) == 0) {
+        match d {
+            d if d.is_ascii() => out.push(d.to_ascii_lowercase()),
+            d => out.push(lookalike(d).unwrap_or(d)),
+        }
+    }
+}
+
+/// The canonical form used for matching: words separated by single spaces, with a
+/// leading and trailing space so that `" word "` finds whole words.
+pub fn normalize(text: &str) -> String {
+    let folded = fold(text);
+    let mut out = Collapse::new(folded.len());
+    for c in folded.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            for lower in c.to_lowercase() {
+                push_non_ascii(lower, &mut out);
+            }
+        }
     }
     out.finish()
 }
 
-/// Steps 3 and 4 on folded text in one pass, segment by segment: each ASCII
-/// character, and each run of non-ASCII characters between them.
-///
-/// Why per segment is exact (`None` hands the text to [`normalize_slow`] when a
-/// condition does not hold):
-/// - lower-casing is per character except for `Σ` (final sigma depends on its
-///   neighbours): no `Σ` may occur, before or after the skeleton;
-/// - the skeleton is `NFD(prototypes(NFD(s)))`: NFD never composes and only
-///   reorders runs of combining marks, which never cross a starter, and every
-///   ASCII character is a starter with no decomposition, so the text may be cut
-///   next to any ASCII character (see [`skeleton_string`]); and the pieces
-///   joined are already NFD when every ASCII piece is non-empty, NFD and made of
-///   starters only (checked once on the table), so the outer NFD changes nothing;
-/// - collapsing runs of non-alphanumeric characters is a left-to-right scan.
-fn normalize_fast(folded: &str) -> Option<String> {
-    let table = ascii_table();
-    if !table.pieces_are_starters {
-        return None;
-    }
-    let mut out = Collapse::new(folded.len());
-    let bytes = folded.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if table.word_byte[usize::from(b)] {
-            // A stretch of bytes that are letters or digits and their own
-            // normalised form: copied whole.
-            let start = i;
-            i += 1;
-            while i < bytes.len() && table.word_byte[usize::from(bytes[i])] {
-                i += 1;
-            }
-            out.push_word(&folded[start..i]);
-            continue;
-        }
-        if b.is_ascii() {
-            match table.normalized_byte[usize::from(b)] {
-                Some(byte) => out.push_ascii(byte),
-                None => {
-                    for c in table.normalized[usize::from(b)].chars() {
-                        out.push(c);
-                    }
-                }
-            }
-            i += 1;
-            continue;
-        }
-        // ASCII bytes never occur inside a multi-byte UTF-8 sequence, so these
-        // byte positions are character boundaries.
-        let end = bytes[i..].iter().position(u8::is_ascii).map_or(bytes.len(), |p| i + p);
-        let run = &folded[i..end];
-        if run.contains('\u{03A3}') {
-            return None;
-        }
-        let skel: String = skeleton(&run.to_lowercase()).collect();
-        if skel.contains('\u{03A3}') {
-            return None;
-        }
-        for c in skel.to_lowercase().chars() {
-            out.push(c);
-        }
-        i = end;
-    }
-    Some(out.finish())
-}
-
-/// Step 4: every run of non-alphanumeric characters becomes one space, with a
-/// space before the first word and after the last.
+/// Step 5: every run of non-alphanumeric characters becomes one space.
 struct Collapse {
     out: String,
     last_space: bool,
@@ -134,28 +117,9 @@ impl Collapse {
         Collapse { out, last_space: true }
     }
 
-    #[inline]
     fn push(&mut self, c: char) {
         if c.is_alphanumeric() {
             self.out.push(c);
-            self.last_space = false;
-        } else if !self.last_space {
-            self.out.push(' ');
-            self.last_space = true;
-        }
-    }
-
-    /// `word` is ASCII letters and digits only.
-    #[inline]
-    fn push_word(&mut self, word: &str) {
-        self.out.push_str(word);
-        self.last_space = false;
-    }
-
-    #[inline]
-    fn push_ascii(&mut self, b: u8) {
-        if b.is_ascii_alphanumeric() {
-            self.out.push(char::from(b));
             self.last_space = false;
         } else if !self.last_space {
             self.out.push(' ');
@@ -171,147 +135,11 @@ impl Collapse {
     }
 }
 
-/// The confusables skeleton of an identifier, case kept: `refund_partiaI` (capital
-/// I) and `refund_partial` share one. Used to call out look-alike action names.
+/// The full confusables skeleton of an identifier, case kept: `refund_partiaI`
+/// (capital I) and `refund_partial` share one. Used to call out look-alike action
+/// names, where ASCII look-alikes are exactly the trick.
 pub fn identifier_skeleton(name: &str) -> String {
-    skeleton_string(&fold(name))
-}
-
-/// `s.to_lowercase()`, in place when `s` is ASCII (where the two agree).
-fn lowercase(mut s: String) -> String {
-    if s.is_ascii() {
-        s.make_ascii_lowercase();
-        s
-    } else {
-        s.to_lowercase()
-    }
-}
-
-/// Steps 1 and 2: NFKC, then drop default-ignorable code points.
-///
-/// NFKC is the identity on text already in NFKC (nearly all real text, all
-/// ASCII), which the quick check proves in one cheap pass; only text it cannot
-/// prove normalised goes through the (costly) normaliser.
-fn fold(text: &str) -> String {
-    if text.is_ascii() {
-        // ASCII is NFKC and holds no default-ignorable code point.
-        return text.to_string();
-    }
-    // One pass: ASCII characters are skipped (NFKC, never ignorable, and a
-    // starter, which resets the quick check's state); each run of non-ASCII
-    // characters is quick-checked on its own (the whole text is proven NFKC
-    // exactly when every run is) and its ignorable code points dropped.
-    let mut out = String::with_capacity(text.len());
-    let bytes = text.as_bytes();
-    let (mut from, mut i) = (0, 0);
-    while i < bytes.len() {
-        if bytes[i].is_ascii() {
-            i += 1;
-            continue;
-        }
-        // ASCII bytes never occur inside a multi-byte UTF-8 sequence, so these
-        // byte positions are character boundaries.
-        let end = bytes[i..].iter().position(u8::is_ascii).map_or(bytes.len(), |p| i + p);
-        let run = &text[i..end];
-        if is_nfkc_quick(run.chars()) != IsNormalized::Yes {
-            return text.nfkc().filter(|c| !is_ignorable(*c)).collect();
-        }
-        for (j, c) in run.char_indices() {
-            if is_ignorable(c) {
-                out.push_str(&text[from..i + j]);
-                from = i + j + c.len_utf8();
-            }
-        }
-        i = end;
-    }
-    out.push_str(&text[from..]);
-    out
-}
-
-/// What the pipeline does to each ASCII character, computed once by the
-/// libraries themselves (so it can never drift from them).
-struct AsciiTable {
-    /// `skeleton(c)`, case kept (for identifiers).
-    skeleton: [String; 128],
-    /// `skeleton(c)` is `c` itself.
-    skeleton_same: [bool; 128],
-    /// Steps 3 on `c`: lower-case, skeleton, lower-case.
-    normalized: [String; 128],
-    /// `normalized[c]` when it is a single ASCII byte.
-    normalized_byte: [Option<u8>; 128],
-    /// Indexed by any byte: an ASCII letter or digit that is its own normalised
-    /// form (`false` for every non-ASCII byte).
-    word_byte: [bool; 256],
-    /// Every `normalized` piece is non-empty, NFD, made of starters only and
-    /// free of `Σ` (the preconditions of [`normalize_fast`]).
-    pieces_are_starters: bool,
-}
-
-fn ascii_table() -> &'static AsciiTable {
-    static TABLE: OnceLock<AsciiTable> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let skel = |c: char| -> String {
-            let mut buf = [0u8; 4];
-            skeleton(c.encode_utf8(&mut buf)).collect()
-        };
-        let chars: [char; 128] = std::array::from_fn(|i| char::from(i as u8));
-        let skeleton: [String; 128] = chars.map(skel);
-        let skeleton_same = std::array::from_fn(|i| skeleton[i].as_bytes() == [i as u8]);
-        let lowered: [String; 128] = chars.map(|c| skel(c.to_ascii_lowercase()));
-        let pieces_are_starters = lowered.iter().all(|p| {
-            !p.is_empty()
-                && is_nfd_quick(p.chars()) == IsNormalized::Yes
-                && p.chars().all(|c| canonical_combining_class(c) == 0 && c != '\u{03A3}')
-        });
-        let normalized: [String; 128] = lowered.map(|p| p.to_lowercase());
-        let normalized_byte = std::array::from_fn(|i| match normalized[i].as_bytes() {
-            [b] if b.is_ascii() => Some(*b),
-            _ => None,
-        });
-        let word_byte = std::array::from_fn(|i| {
-            i < 128 && (i as u8).is_ascii_alphanumeric() && normalized_byte[i] == Some(i as u8)
-        });
-        AsciiTable { skeleton, skeleton_same, normalized, normalized_byte, word_byte, pieces_are_starters }
-    })
-}
-
-/// Exactly `skeleton(s).collect::<String>()`, without its per-character cost
-/// on ordinary text.
-///
-/// `skeleton(s)` is `NFD(prototypes(NFD(s)))`, prototypes taken per character.
-/// NFD never composes and only reorders runs of combining marks, which never
-/// cross a starter; every ASCII character is a starter with no decomposition.
-/// So cutting `s` before and after every ASCII character splits the inner NFD
-/// exactly: `skeleton(s) = NFD(concat(skeleton(segment)))`, and the NFD of a
-/// concatenation of NFD pieces equals the NFD of the concatenation of the raw
-/// pieces. ASCII segments take their skeleton from a table computed by the
-/// library itself, non-ASCII runs go through it; the outer NFD is skipped when
-/// the quick check (exact for NFD) proves the result already is NFD.
-fn skeleton_string(s: &str) -> String {
-    let table = ascii_table();
-    let mut out = String::with_capacity(s.len() + 8);
-    let mut rest = s;
-    while !rest.is_empty() {
-        // ASCII bytes never occur inside a multi-byte UTF-8 sequence, so these
-        // byte positions are character boundaries.
-        let ascii = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
-        // Copy stretches of characters that are their own skeleton whole.
-        let run = &rest[..ascii];
-        let mut from = 0;
-        for (i, b) in run.bytes().enumerate() {
-            if !table.skeleton_same[usize::from(b)] {
-                out.push_str(&run[from..i]);
-                out.push_str(&table.skeleton[usize::from(b)]);
-                from = i + 1;
-            }
-        }
-        out.push_str(&run[from..]);
-        rest = &rest[ascii..];
-        let run = rest.bytes().position(|b| b.is_ascii()).unwrap_or(rest.len());
-        out.extend(skeleton(&rest[..run]));
-        rest = &rest[run..];
-    }
-    if out.is_ascii() || is_nfd_quick(out.chars()) == IsNormalized::Yes { out } else { out.nfd().collect() }
+    skeleton(&fold(name)).collect()
 }
 
 /// A phrase pattern, pre-normalised. Matches when its words occur consecutively.
@@ -349,120 +177,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The straightforward pipeline the fast paths must reproduce exactly.
-    fn reference_normalize(text: &str) -> String {
-        let folded: String = text.nfkc().filter(|c| !is_ignorable(*c)).collect();
-        let lowered = folded.to_lowercase();
-        let skel: String = skeleton(&lowered).collect::<String>().to_lowercase();
-        let mut out = String::with_capacity(skel.len() + 2);
-        out.push(' ');
-        let mut last_space = true;
-        for c in skel.chars() {
-            if c.is_alphanumeric() {
-                out.push(c);
-                last_space = false;
-            } else if !last_space {
-                out.push(' ');
-                last_space = true;
-            }
-        }
-        if !last_space {
-            out.push(' ');
-        }
-        out
-    }
-
-    fn reference_identifier_skeleton(name: &str) -> String {
-        let folded: String = name.nfkc().filter(|c| !is_ignorable(*c)).collect();
-        skeleton(&folded).collect()
-    }
-
-    const TRICKY: &[&str] = &[
-        "",
-        "plain ascii, with punctuation! and 0123456789 `~|@#$%^&*()_+-=[]{};':\",<>/?",
-        "Every ASCII: \u{0}\u{1f} \x7f",
-        "I will call my LAWYER",
-        "my ＬＡＷＹＥＲ will hear of this",
-        "my l\u{0430}wyer",
-        "my law\u{200B}yer and law\u{00AD}yer!",
-        "Café déjà vu — “quotes” ‘single’ … 🙂👍🏽",
-        "e\u{0301} a\u{0308}\u{0323} o\u{0323}\u{0308} q\u{0307}\u{0323}",
-        "\u{1100}\u{1161}\u{11A8} 한국어 ㄱㅏ",
-        "ΟΔΥΣΣΕΥΣ ΣΑΣ σΣς Σ aΣ Σa",
-        "ﬁ ﬀ ² ½ Ⅻ ㎏ ℌ ℍ ℻ ｶﾀｶﾅ",
-        "rn m vv w cl d 0O 1lI| ǀ ˋ`",
-        "Ǆ ǅ ǆ İ ı ẞ ß ŉ \u{212A}elvin \u{2211}um a\u{2211}b ΑΣa aΣ, Σ",
-        "ΑΣ",
-        "word ΑΣ word",
-        "\u{0301}leading mark, trailing mark a\u{0301}",
-        "refund_partiaI c\u{0430}ncel_pending_order Cancel_Pending_Order",
-        "\u{FEFF}\u{2060}\u{E0041}tag\u{FE0F}",
-        "x\u{0345}\u{0301} ᾴ ΐ",
-    ];
-
-    #[test]
-    fn fast_paths_equal_the_reference_on_tricky_text() {
-        assert!(ascii_table().pieces_are_starters, "the one-pass path would never be taken");
-        for t in TRICKY {
-            assert_eq!(normalize(t), reference_normalize(t), "normalize({t:?})");
-            assert_eq!(identifier_skeleton(t), reference_identifier_skeleton(t), "identifier_skeleton({t:?})");
-        }
-        for i in 0u8..128 {
-            let t = char::from(i).to_string();
-            assert_eq!(normalize(&t), reference_normalize(&t), "normalize({t:?})");
-            let t = format!("a{t}\u{0301}b{t}");
-            assert_eq!(normalize(&t), reference_normalize(&t), "normalize({t:?})");
-        }
-    }
-
-    /// Text built from pieces that stress normalisation: ASCII, combining marks
-    /// (in and out of canonical order), Hangul, compatibility forms, confusables,
-    /// Greek sigma, ignorables, astral characters.
-    fn stress_text() -> impl Strategy<Value = String> {
-        let piece = prop_oneof![
-            "[ -~]{0,6}",
-            Just("\u{0301}".to_string()),
-            Just("\u{0323}".to_string()),
-            Just("\u{0308}".to_string()),
-            Just("\u{0345}".to_string()),
-            Just("\u{1100}\u{1161}".to_string()),
-            Just("\u{11A8}".to_string()),
-            Just("한".to_string()),
-            Just("Σ".to_string()),
-            Just("ς".to_string()),
-            Just("ﬁ".to_string()),
-            Just("Ａ".to_string()),
-            Just("\u{0430}".to_string()),
-            Just("\u{200B}".to_string()),
-            Just("\u{00AD}".to_string()),
-            Just("İ".to_string()),
-            Just("\u{212A}".to_string()),
-            Just("\u{2211}".to_string()),
-            Just("ΑΣ".to_string()),
-            Just("ǅ".to_string()),
-            Just("—".to_string()),
-            Just("🙂".to_string()),
-            any::<char>().prop_map(|c| c.to_string()),
-        ];
-        prop::collection::vec(piece, 0..12).prop_map(|v| v.concat())
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        #[test]
-        fn normalize_equals_the_reference(t in stress_text()) {
-            prop_assert_eq!(normalize(&t), reference_normalize(&t));
-            prop_assert_eq!(identifier_skeleton(&t), reference_identifier_skeleton(&t));
-        }
-
-        #[test]
-        fn normalize_equals_the_reference_on_any_string(t in any::<String>()) {
-            prop_assert_eq!(normalize(&t), reference_normalize(&t));
-            prop_assert_eq!(identifier_skeleton(&t), reference_identifier_skeleton(&t));
-        }
-    }
-
     #[test]
     fn folds_tricks_to_the_same_form() {
         let p = Phrase::new("lawyer").expect("non-empty");
@@ -472,10 +186,57 @@ mod tests {
             "my l\u{0430}wyer",   // Cyrillic a
             "my law\u{200B}yer",  // zero-width space
             "my law\u{00AD}yer!", // soft hyphen
+            "my lawy\u{0435}r",   // Cyrillic e
+            "my lawyér",          // accent
+            "my l\u{0251}wyer",   // Latin alpha
         ] {
-            assert!(p.is_in(&normalize(text)), "{text:?} should match 'lawyer'");
+            assert!(p.is_in(&normalize(text)), "{text:?} should match 'lawyer': {:?}", normalize(text));
         }
         assert!(!p.is_in(&normalize("lawyers-to-be")), "word boundary: lawyers is another word");
         assert!(!p.is_in(&normalize("flawyer")), "must not match inside a word");
+    }
+
+    #[test]
+    fn ascii_is_kept_as_written() {
+        assert_eq!(normalize("Burn my MOM's order, NOW!"), " burn my mom s order now ");
+        assert_eq!(normalize("rn m 0O 1lI"), " rn m 0o 1li ");
+        assert_eq!(normalize(""), " ");
+        assert_eq!(normalize("  --  "), " ");
+    }
+
+    #[test]
+    fn regexes_can_be_written_against_plain_words() {
+        let re = regex::Regex::new(r"\b(mom|mother) s (order|account)\b").expect("regex");
+        for text in ["Can you cancel my mom's order?", "my MOM’S ORDER", "my m\u{043E}m's order"] {
+            assert!(re.is_match(&normalize(text)), "{text:?} → {:?}", normalize(text));
+        }
+    }
+
+    #[test]
+    fn identifiers_keep_ascii_lookalikes_distinct_but_equal_in_skeleton() {
+        assert_eq!(identifier_skeleton("refund_partiaI"), identifier_skeleton("refund_partial"));
+        assert_eq!(identifier_skeleton("c\u{0430}ncel"), identifier_skeleton("cancel"));
+        assert_ne!(normalize("refund_partiaI"), normalize("refund_partial"), "text matching keeps ASCII as written");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Normalising twice changes nothing, and the result is made of single-spaced words.
+        #[test]
+        fn normalize_is_idempotent_and_well_formed(t in any::<String>()) {
+            let once = normalize(&t);
+            prop_assert_eq!(normalize(&once), once.clone());
+            prop_assert!(once.starts_with(' ') && once.ends_with(' '));
+            prop_assert!(!once.contains("  "));
+        }
+
+        /// Whatever surrounds it, a phrase present in plain ASCII is found.
+        #[test]
+        fn phrases_are_found_in_any_context(pre in "[a-zA-Z ,.!?]{0,20}", post in "[a-zA-Z ,.!?]{0,20}") {
+            let p = Phrase::new("small claims").expect("phrase");
+            let text = format!("{pre} Small-Claims {post}");
+            prop_assert!(p.is_in(&normalize(&text)));
+        }
     }
 }

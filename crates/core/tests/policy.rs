@@ -889,6 +889,11 @@ fn table() -> Vec<Row> {
             &["signal.third-party-data"],
         ),
         signal(
+            "another person's data, curly apostrophe",
+            |w| say(w, "cancel my mom’s order pls"),
+            &["signal.third-party-data"],
+        ),
+        signal(
             "signal in the subject line",
             |w| w.case.subject = Some("Chargeback filed".into()),
             &["signal.chargeback"],
