@@ -67,8 +67,37 @@ enum Command {
     /// Platform credentials in the OS keyring (values are never shown).
     #[command(subcommand)]
     Credentials(CredentialsCmd),
+    /// The team-lead roster: who may countersign supervisor steps, proven by a passphrase.
+    #[command(subcommand)]
+    Roster(RosterCmd),
+    /// The knowledge base: index the articles, search them, show one.
+    #[command(subcommand)]
+    Kb(KbCmd),
     /// Run the workspace's sample cases through the pipeline and show what would run, wait or be refused.
     Demo,
+}
+
+#[derive(Subcommand, Debug)]
+enum KbCmd {
+    /// Index the knowledge directory (only new and changed files are parsed) and print the counts.
+    /// Exits 1 when an article cannot be parsed (its errors are file:line:column).
+    Index {
+        /// Parse every article again and rebuild the full-text index.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Search the knowledge base: plain words, best passages first; `word*` matches a prefix.
+    Search {
+        #[arg(required = true, value_name = "QUERY")]
+        query: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Show an article, or one section of it: ID or ID#anchor.
+    Show {
+        #[arg(value_name = "ID[#anchor]")]
+        target: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -141,11 +170,15 @@ enum ReviewCmd {
     /// List the steps waiting for a countersignature.
     List,
     /// Countersign a step (as --operator/--role); it binds to the step as decided and the policy version.
+    /// Supervisor steps need --as: a roster member proving who they are with their passphrase.
     Approve {
         plan: String,
         step: String,
         #[arg(long, default_value = "")]
         reason: String,
+        /// Countersign as this roster member; the passphrase is read from the terminal (or stdin).
+        #[arg(long = "as", value_name = "LEAD_ID")]
+        as_lead: Option<String>,
     },
     /// Reject a step, with a reason.
     Reject {
@@ -153,6 +186,23 @@ enum ReviewCmd {
         step: String,
         #[arg(long)]
         reason: String,
+        /// Reject as this roster member; the passphrase is read from the terminal (or stdin).
+        #[arg(long = "as", value_name = "LEAD_ID")]
+        as_lead: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RosterCmd {
+    /// List the roster (ids and roles; never hashes).
+    List,
+    /// Hash a passphrase for a `[[roster]]` entry (read from the terminal, or stdin).
+    Hash {
+        /// The member's id.
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "team_lead")]
+        role: String,
     },
 }
 
@@ -326,8 +376,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pause(cmd) => pause(&cli, cmd),
         Command::Credentials(cmd) => credentials(&cli, cmd),
+        Command::Roster(cmd) => roster(&cli, cmd),
         Command::Review(cmd) => review(&cli, cmd),
         Command::Log(cmd) => log(&cli, cmd),
+        Command::Kb(cmd) => kb(&cli, cmd),
         Command::Demo => {
             let engine = open(&cli)?;
             let results = engine.demo()?;
@@ -418,8 +470,9 @@ fn review(cli: &Cli, cmd: &ReviewCmd) -> anyhow::Result<ExitCode> {
                 println!("nothing waits for review");
             } else {
                 for s in &queue {
+                    let proof = if s.decision == "supervisor" { " (on the roster: --as LEAD_ID)" } else { "" };
                     println!(
-                        "{} {}  {:<30} {:<10} case {}  needs {}",
+                        "{} {}  {:<30} {:<10} case {}  needs {}{proof}",
                         s.plan_id,
                         s.step_id,
                         s.action,
@@ -430,13 +483,66 @@ fn review(cli: &Cli, cmd: &ReviewCmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        ReviewCmd::Approve { plan, step, reason } | ReviewCmd::Reject { plan, step, reason } => {
+        ReviewCmd::Approve { plan, step, reason, as_lead } | ReviewCmd::Reject { plan, step, reason, as_lead } => {
             let verdict = if matches!(cmd, ReviewCmd::Approve { .. }) { Verdict::Approved } else { Verdict::Rejected };
-            let record = engine.review(plan, step, verdict, reason)?;
+            let record = match as_lead {
+                None => engine.review(plan, step, verdict, reason)?,
+                Some(id) => {
+                    let passphrase = read_secret(&format!("passphrase for {id}: "))?;
+                    let proof = countersign_engine::Proof { id: id.clone(), passphrase };
+                    engine.review_as(plan, step, verdict, reason, &proof)?
+                }
+            };
             if cli.json {
                 print_json(&record)?;
             } else {
                 println!("{} {} is now {}", record.plan_id, record.step_id, record.state.as_str());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A secret typed at the terminal (not echoed), or the first line of stdin.
+fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
+    let value = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        rpassword::prompt_password(prompt).context("reading from the terminal")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    Ok(Secret::new(value))
+}
+
+fn roster(cli: &Cli, cmd: &RosterCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RosterCmd::List => {
+            let engine = open(cli)?;
+            let members = engine.roster();
+            if cli.json {
+                print_json(&members)?;
+            } else if members.is_empty() {
+                println!("the roster is empty: supervisor steps cannot be approved (see `countersign roster hash`)");
+            } else {
+                for m in &members {
+                    println!("{:<20} {:<12} {}", m.id, m.role, m.name.as_deref().unwrap_or_default());
+                }
+            }
+        }
+        RosterCmd::Hash { id, role } => {
+            let passphrase = read_secret(&format!("passphrase for {id}: "))?;
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                let again = read_secret("again: ")?;
+                if again.expose() != passphrase.expose() {
+                    anyhow::bail!(EngineError::BadInput { message: "the two passphrases differ".into() });
+                }
+            }
+            let hash = countersign_engine::roster::hash_passphrase(&passphrase)?;
+            if cli.json {
+                print_json(&serde_json::json!({"id": id, "role": role, "passphrase": hash}))?;
+            } else {
+                println!("[[roster]]\nid = {id:?}\nrole = {role:?}\npassphrase = {hash:?}");
             }
         }
     }
@@ -448,14 +554,8 @@ fn credentials(cli: &Cli, cmd: &CredentialsCmd) -> anyhow::Result<ExitCode> {
     let store = creds::keyring();
     match cmd {
         CredentialsCmd::Set { name } => {
-            let value = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                rpassword::prompt_password(format!("value for {name}: ")).context("reading the value")?
-            } else {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).context("reading the value from stdin")?;
-                line.trim_end_matches(['\r', '\n']).to_string()
-            };
-            let n = creds::set(&store, name, Secret::new(value))?;
+            let value = read_secret(&format!("value for {name}: "))?;
+            let n = creds::set(&store, name, value)?;
             if cli.json {
                 print_json(&serde_json::json!({"set": n.to_string()}))?;
             } else {
@@ -546,6 +646,73 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
                     summary.dir.display(),
                     summary.manifest.head.to_hex()
                 );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kb(cli: &Cli, cmd: &KbCmd) -> anyhow::Result<ExitCode> {
+    let engine = open(cli)?;
+    match cmd {
+        KbCmd::Index { rebuild } => {
+            // Opening the engine indexed the directory; report what that did.
+            let report = if *rebuild { engine.kb_index(true)? } else { engine.kb_open_report().clone() };
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "{}: {} articles indexed ({} added, {} updated, {} removed, {} unchanged, {} failed) in {} ms",
+                    report.dir.display(),
+                    report.articles,
+                    report.added,
+                    report.updated,
+                    report.removed,
+                    report.unchanged,
+                    report.failed,
+                    report.elapsed_ms
+                );
+            }
+            for e in &report.errors {
+                eprintln!("{e}");
+            }
+            if !report.errors.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        KbCmd::Search { query, limit } => {
+            let query = query.join(" ");
+            let hits = engine.kb_search(&query, *limit)?;
+            if cli.json {
+                print_json(&hits)?;
+            } else if hits.is_empty() {
+                println!("no passage matches {query:?}");
+            } else {
+                println!("{:>3}  {:>6}  {:<44} {:>3}  heading", "#", "score", "article#anchor", "v");
+                for (i, h) in hits.iter().enumerate() {
+                    let target = format!("{}#{}", h.article_id, h.anchor);
+                    println!("{:>3}  {:>6.2}  {target:<44} {:>3}  {}", i + 1, h.score, h.version, h.heading);
+                    println!("{:>13}{}", "", h.snippet.split_whitespace().collect::<Vec<_>>().join(" "));
+                }
+            }
+        }
+        KbCmd::Show { target } => {
+            let (id, anchor) = match target.split_once('#') {
+                Some((id, anchor)) => (id, Some(anchor)),
+                None => (target.as_str(), None),
+            };
+            let article = engine.kb_article(id, anchor)?;
+            if cli.json {
+                print_json(&article)?;
+            } else {
+                println!("{} v{} — {}", article.id, article.version, article.title);
+                println!("owner {} · tags {} · {}", article.owner, article.tags.join(", "), article.path);
+                for p in &article.passages {
+                    println!();
+                    println!("## {}  (#{})", p.heading, p.anchor);
+                    println!();
+                    println!("{}", p.text);
+                }
             }
         }
     }

@@ -281,3 +281,185 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn kb_index_counts_then_finds_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = cs(dir.path(), &["kb", "index", "--json"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    let r = stdout_json(&first);
+    assert_eq!((r["added"].as_u64(), r["articles"].as_u64()), (Some(40), Some(40)), "{r}");
+    assert_eq!(r["errors"].as_array().unwrap().len(), 0);
+
+    let again = cs(dir.path(), &["kb", "index"]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("40 articles indexed (0 added, 0 updated, 0 removed, 40 unchanged, 0 failed)"), "{text}");
+
+    let rebuilt = cs(dir.path(), &["kb", "index", "--rebuild", "--json"]);
+    assert_eq!(stdout_json(&rebuilt)["updated"], 40, "a rebuild parses every article again");
+}
+
+#[test]
+fn kb_search_ranks_passages_and_takes_any_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cs(dir.path(), &["kb", "search", "--json", "--limit", "3", "gift", "card", "balance"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let hits = stdout_json(&out);
+    let hits = hits.as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0]["article_id"], "gift-cards", "{hits:#?}");
+    for key in ["version", "anchor", "heading", "score", "snippet", "text"] {
+        assert!(!hits[0][key].is_null(), "a hit has {key}");
+    }
+
+    let table = cs(dir.path(), &["kb", "search", "refund", "timing"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("article#anchor") && text.contains("refund-timing#"), "{text}");
+
+    for q in ["\"unbalanced", "title:gift NEAR(", "AND OR NOT", "((*", "返品"] {
+        let out = cs(dir.path(), &["kb", "search", "--", q]);
+        assert_eq!(code(&out), 0, "query {q:?} is text, not FTS syntax: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn kb_show_prints_an_article_or_one_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cs(dir.path(), &["kb", "show", "refund-timing#gift-cards"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("refund-timing v3 — Refunds: timing by payment method"), "{text}");
+    assert!(text.contains("## Gift cards  (#gift-cards)") && !text.contains("## Currency"), "{text}");
+
+    let all = stdout_json(&cs(dir.path(), &["kb", "show", "--json", "refund-timing"]));
+    assert_eq!(all["passages"].as_array().unwrap().len(), 7);
+
+    let missing = cs(dir.path(), &["kb", "show", "refund-timing#nope"]);
+    assert_eq!(code(&missing), 1);
+    assert!(
+        stderr(&missing).contains("[NotFound]") && stderr(&missing).contains("#gift-cards"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(code(&cs(dir.path(), &["kb", "show", "no-such-article"])), 1);
+}
+
+#[test]
+fn kb_index_reports_broken_articles_at_file_line_column_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let kb = ws.join("knowledge");
+    std::fs::create_dir_all(&kb).unwrap();
+    let demo = repo().join("assets/demo");
+    std::fs::copy(repo().join("assets/knowledge/gift-cards.md"), kb.join("gift-cards.md")).unwrap();
+    let broken = std::fs::read_to_string(repo().join("assets/knowledge/refund-timing.md")).unwrap().replacen(
+        "owner: payments-team",
+        "owner: payments-team\nreviewer: someone",
+        1,
+    );
+    std::fs::write(kb.join("refund-timing.md"), broken).unwrap();
+    let toml = std::fs::read_to_string(demo.join("workspace.toml"))
+        .unwrap()
+        .replace("\"../knowledge\"", "\"knowledge\"")
+        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
+        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
+        .replace("\"../demo-store\"", &format!("{:?}", repo().join("assets/demo-store")));
+    std::fs::write(ws.join("workspace.toml"), toml).unwrap();
+
+    let out = Command::new(BIN)
+        .arg("--workspace")
+        .arg(ws.join("workspace.toml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["kb", "index"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "a broken article fails the index run");
+    let err = stderr(&out);
+    assert!(err.contains("refund-timing.md:7:1: unknown key `reviewer`"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 articles indexed (1 added"), "the good one is indexed");
+}
+
+/// A team lead proves who they are at an agent's seat: `roster hash` makes the roster
+/// entry, `review approve --as` reads the passphrase from stdin; a supervisor step is
+/// refused without it and with a wrong one, and the passphrase is never written or shown.
+#[test]
+fn supervisor_approvals_take_a_roster_passphrase() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let passphrase = "PLANTED-lead-passphrase-5e2";
+    let with_stdin = |ws: &Path, args: &[&str], input: &str| {
+        let mut child = Command::new(BIN)
+            .arg("--workspace")
+            .arg(ws)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{input}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let hashed = with_stdin(&workspace(), &["roster", "hash", "--id", "lead-cli"], passphrase);
+    assert_eq!(code(&hashed), 0, "{}", stderr(&hashed));
+    let entry = String::from_utf8(hashed.stdout.clone()).unwrap();
+    assert!(
+        entry.starts_with("[[roster]]\nid = \"lead-cli\"\nrole = \"team_lead\"\npassphrase = \"$argon2id$"),
+        "{entry}"
+    );
+
+    let demo = repo().join("assets/demo");
+    let toml = std::fs::read_to_string(demo.join("workspace.toml"))
+        .unwrap()
+        .replace("\"../knowledge\"", &format!("{:?}", repo().join("assets/knowledge")))
+        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
+        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
+        .replace("\"../demo-store\"", &format!("{:?}", repo().join("assets/demo-store")));
+    let ws = dir.path().join("workspace.toml");
+    std::fs::write(&ws, format!("{toml}\n{entry}")).unwrap();
+
+    let mut outputs = vec![hashed, with_stdin(&ws, &["demo"], "")];
+    let queue = with_stdin(&ws, &["--json", "review", "list"], "");
+    let step = stdout_json(&queue).as_array().unwrap().iter().find(|s| s["decision"] == "supervisor").unwrap().clone();
+    let (plan, id) = (step["plan_id"].as_str().unwrap(), step["step_id"].as_str().unwrap());
+    let roster = with_stdin(&ws, &["--json", "roster", "list"], "");
+    assert_eq!(
+        stdout_json(&roster),
+        serde_json::json!([
+            {"id": "lead-demo", "name": "Demo team lead", "role": "team_lead"},
+            {"id": "lead-cli", "role": "team_lead"}
+        ]),
+        "the demo workspace's lead and the one added; no hashes shown"
+    );
+
+    let seat = with_stdin(&ws, &["--role", "team_lead", "review", "approve", plan, id], "");
+    assert_eq!(code(&seat), 1, "a role on the command line is not proof");
+    assert!(stderr(&seat).contains("NotPermitted") && stderr(&seat).contains("--as"), "{}", stderr(&seat));
+    let wrong = with_stdin(&ws, &["review", "approve", plan, id, "--as", "lead-cli"], "not-the-passphrase");
+    assert_eq!(code(&wrong), 1);
+    assert!(stderr(&wrong).contains("NotPermitted"), "{}", stderr(&wrong));
+    let ok = with_stdin(&ws, &["--json", "review", "approve", plan, id, "--as", "lead-cli"], passphrase);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    assert_eq!(stdout_json(&ok)["reviewed_by"], "lead-cli");
+    let log = with_stdin(&ws, &["--json", "log", "list", "--kind", "review_refused"], "");
+    assert_eq!(stdout_json(&log).as_array().unwrap().len(), 1, "the failed attempt is evidence");
+    outputs.extend([queue, roster, seat, wrong, ok, log]);
+
+    for o in &outputs[1..] {
+        for stream in [&o.stdout, &o.stderr] {
+            assert!(!String::from_utf8_lossy(stream).contains(passphrase), "the passphrase leaked into output");
+        }
+    }
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(passphrase.len()).any(|w| w == passphrase.as_bytes()),
+            "the passphrase leaked into {}",
+            entry.display()
+        );
+    }
+}

@@ -4,29 +4,38 @@
 //! Order of operations for one step (each arrow a durable write before the next):
 //!
 //! 1. checks: the step is `approved`; decided under the loaded policy; the approval has
-//!    not expired; the stored step still has the digest the approval bound to; no active
-//!    pause covers it (checked immediately before the call, not only at planning);
-//! 2. `approved → running` with `step_started` (the idempotency key, derived from the
-//!    plan, step and digest) — durable before anything goes out;
-//! 3. for writes: the before-state read; the call (with `Idempotency-Key`); the
-//!    after-state read; the outcome check against what the action promises;
-//! 4. `running → succeeded | failed` with `step_finished` (redacted request/response).
+//!    not expired; the stored step still has the digest the approval bound to, and so do
+//!    the plan, the decision and the approval in the (hash-chained) evidence log, so a
+//!    step row edited in the database runs nothing; no active pause covers it;
+//! 2. for writes: the before-state read;
+//! 3. `approved → running` with `step_started` (the idempotency key, derived from the
+//!    plan, step and digest; the before-state) — durable before anything goes out, and
+//!    refused in the same transaction if a pause covering the step was set meanwhile;
+//! 4. the call (with `Idempotency-Key`); for writes, the after-state read and the outcome
+//!    check against what the action promises;
+//! 5. `running → succeeded | failed` with `step_finished` (redacted request/response).
 //!
-//! A timeout on a write leaves the platform's state unknown: the step goes `unknown`
-//! and is reconciled by a read at once. On restart, [`Engine::recover`] does the same
-//! for every step left `running`. Nothing is ever retried blindly.
+//! A write whose answer is lost (timeout, broken connection) leaves the platform's state
+//! unknown: the step goes `unknown` and is reconciled by a read at once. A write answered
+//! with a server error or a malformed body reached the platform, so its after-state is
+//! read before the step is called failed. On restart, [`Engine::recover`] reconciles
+//! every step left `running` or `unknown`. The executor never sends a write twice; only
+//! the connector retries, and only reads and writes the platform makes idempotent.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use countersign_connectors::{ConnectorError, ExpectationError};
-use countersign_core::evidence::{Event, StepOutcome};
+use countersign_connectors::{CallRecord, ConnectorError, ExpectationError};
+use countersign_core::Outcome;
+use countersign_core::decide::StepDecision;
+use countersign_core::evidence::{Event, StepOutcome, Verdict};
 use countersign_core::model::{Case, Plan, Step};
 use countersign_core::policy::Kind;
-use countersign_store::{StepFilter, StepRecord, StepState, StepUpdate};
+use countersign_store::{PauseGuard, StepFilter, StepRecord, StepState, StepUpdate, StoreError};
+use jiff::Timestamp;
 
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, ErrorCode};
 
 /// What happened to one step.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +46,10 @@ pub struct StepRun {
     pub state: StepState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the step did not run, when it was refused before starting (`Paused`,
+    /// `ApprovalStale`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
 }
 
 /// The idempotency key a write carries: the same step of the same plan always gets
@@ -55,6 +68,19 @@ fn params_of(step: &Step) -> Map<String, Value> {
     step.params.iter().map(|(k, p)| (k.clone(), p.value.clone())).collect()
 }
 
+/// What the evidence log holds about a queued step: its case and plan, the decision on
+/// it, and the latest approval of it (digest and time).
+struct Recorded {
+    case: Case,
+    plan: Plan,
+    decided: Option<StepDecision>,
+    approval: Option<(String, Timestamp)>,
+}
+
+fn stale(message: String) -> EngineError {
+    EngineError::ApprovalStale { message }
+}
+
 impl Engine {
     /// Run every approved step of a case, in the order they were decided.
     pub fn run_approved(&self, case_id: &str) -> Result<Vec<StepRun>, EngineError> {
@@ -70,6 +96,7 @@ impl Engine {
                     action: s.action.clone(),
                     state: self.state_of(&s.plan_id, &s.step_id).unwrap_or(s.state),
                     error: Some(e.to_string()),
+                    code: Some(e.code()),
                 },
             });
         }
@@ -80,27 +107,70 @@ impl Engine {
         self.store.step(plan_id, step_id).ok().flatten().map(|s| s.state)
     }
 
-    /// The case and plan recorded for a step (from the evidence log).
-    fn recorded_case_and_plan(&self, record: &StepRecord) -> Result<(Case, Plan), EngineError> {
+    /// The case, plan, decision and approval recorded for a step (from the evidence log).
+    fn recorded(&self, record: &StepRecord) -> Result<Recorded, EngineError> {
         let events = self.store.events_for_case(&record.case_id)?;
         let mut case = None;
         let mut plan = None;
+        let mut decided = None;
+        let mut approval = None;
+        let ours = |p: &Value| {
+            p["plan_id"].as_str() == Some(record.plan_id.as_str())
+                && p["step_id"].as_str() == Some(record.step_id.as_str())
+        };
         for e in events {
             match e.kind.as_str() {
                 "case_opened" => {
                     case = serde_json::from_value::<Case>(e.payload["case"].clone()).ok();
                 }
-                "plan_proposed" if e.payload["plan"]["id"] == Value::String(record.plan_id.clone()) => {
+                "plan_proposed" if e.payload["plan"]["id"].as_str() == Some(record.plan_id.as_str()) => {
                     plan = serde_json::from_value::<Plan>(e.payload["plan"].clone()).ok();
+                }
+                "decided" if e.payload["decision"]["plan_id"].as_str() == Some(record.plan_id.as_str()) => {
+                    decided = e.payload["decision"]["steps"]
+                        .as_array()
+                        .and_then(|steps| steps.iter().find(|s| s["step_id"].as_str() == Some(record.step_id.as_str())))
+                        .and_then(|s| serde_json::from_value::<StepDecision>(s.clone()).ok());
+                }
+                "review_decided" if ours(&e.payload) => {
+                    let approved = e.payload["verdict"] == serde_json::json!(Verdict::Approved);
+                    approval =
+                        approved.then(|| e.payload["step_digest"].as_str().map(|d| (d.to_string(), e.at))).flatten();
                 }
                 _ => {}
             }
         }
         match (case, plan) {
-            (Some(c), Some(p)) => Ok((c, p)),
+            (Some(case), Some(plan)) => Ok(Recorded { case, plan, decided, approval }),
             _ => Err(EngineError::Conflict {
                 message: format!("the evidence for case {} lacks its case or plan {}", record.case_id, record.plan_id),
             }),
+        }
+    }
+
+    /// The step row is a working copy; the evidence log is the record. The step about to
+    /// run must be the one the plan proposed, the policy decided and (unless `auto`) a
+    /// person approved — all by digest.
+    fn check_binding(&self, record: &StepRecord, digest: &str, recorded: &Recorded) -> Result<(), EngineError> {
+        let step_id = &record.step_id;
+        let proposed = recorded.plan.steps.iter().find(|s| &s.id == step_id);
+        if proposed.is_none_or(|s| countersign_core::digest::step_digest(s) != digest) {
+            return Err(stale(format!(
+                "step {step_id} differs from the plan recorded in the evidence log: it does not run"
+            )));
+        }
+        let Some(decided) = recorded.decided.as_ref().filter(|d| d.step_digest == digest) else {
+            return Err(stale(format!("no recorded decision binds to step {step_id} as it stands: it does not run")));
+        };
+        match decided.decision {
+            Outcome::Auto => Ok(()),
+            Outcome::Confirm | Outcome::Supervisor => match &recorded.approval {
+                Some((d, _)) if d == digest => Ok(()),
+                _ => Err(stale(format!("no recorded approval binds to step {step_id} as it stands: it does not run"))),
+            },
+            Outcome::Recommend | Outcome::Forbid => {
+                Err(stale(format!("step {step_id} was decided {}: it never runs", decided.decision.as_str())))
+            }
         }
     }
 
@@ -128,33 +198,29 @@ impl Engine {
     pub fn execute(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
         let now = self.clock.now();
         let (record, step) = self.step_in(plan_id, step_id, StepState::Approved)?;
-        if countersign_core::digest::step_digest(&step) != record.step_digest {
-            return Err(EngineError::ApprovalStale {
-                message: format!("step {step_id} no longer matches the digest its approval bound to"),
-            });
+        let digest = countersign_core::digest::step_digest(&step);
+        if digest != record.step_digest {
+            return Err(stale(format!("step {step_id} no longer matches the digest its approval bound to")));
         }
         if record.policy_hash != self.policy.hash {
             self.finish_review(&record, StepState::Invalidated, "decided under another policy version")?;
-            return Err(EngineError::ApprovalStale {
-                message: format!("step {step_id} was decided under another policy version: decide the plan again"),
-            });
+            return Err(stale(format!(
+                "step {step_id} was decided under another policy version: decide the plan again"
+            )));
         }
-        if record.approval_expires_at.is_some_and(|t| t < now) {
+        let recorded = self.recorded(&record)?;
+        self.check_binding(&record, &digest, &recorded)?;
+        // The approval's time in the evidence log counts too: a row whose expiry was
+        // pushed back does not outlive the approval.
+        let expired = record.approval_expires_at.is_some_and(|t| t < now)
+            || recorded.approval.as_ref().is_some_and(|(_, at)| *at + self.approval_ttl < now);
+        if expired && record.decision != Outcome::Auto.as_str() {
             self.finish_review(&record, StepState::Expired, "the approval expired before the step ran")?;
-            return Err(EngineError::ApprovalStale { message: format!("the approval of step {step_id} expired") });
+            return Err(stale(format!("the approval of step {step_id} expired")));
         }
-        let (case, plan) = self.recorded_case_and_plan(&record)?;
-        let pauses = self.store.active_pauses()?;
-        if let Some(p) = pauses.iter().find(|p| p.covers(&case, &plan.intent, &record.action)) {
-            return Err(EngineError::Paused {
-                message: format!(
-                    "{} {:?} is paused by {} ({}): step {step_id} did not run",
-                    p.scope.as_str(),
-                    p.value,
-                    p.set_by,
-                    p.reason
-                ),
-            });
+        let Recorded { case, plan, .. } = recorded;
+        if let Some(e) = self.paused(&case, &plan.intent, &record.action, step_id)? {
+            return Err(e);
         }
 
         let key = idempotency_key(plan_id, step_id, &record.step_digest);
@@ -173,11 +239,12 @@ impl Engine {
             None
         };
         let request = self.connector.describe_call(&record.action, &params, is_write.then_some(key.as_str())).ok();
-        self.transition(
+        let started = self.transition_by(
+            &self.operator.id,
             &record,
             StepState::Running,
             StepUpdate { idempotency_key: Some(key.clone()), ..StepUpdate::default() },
-            now,
+            self.clock.now(),
             Event::StepStarted {
                 plan_id: plan_id.into(),
                 step_id: step_id.into(),
@@ -186,41 +253,105 @@ impl Engine {
                 before: before.clone(),
                 request: request.and_then(|r| serde_json::to_value(r).ok()),
             },
-        )?;
+            Some(PauseGuard { case: case.clone(), intent: plan.intent.clone(), action: record.action.clone() }),
+        );
+        if let Err(e) = started {
+            // A pause set between the check above and the start wins: the start was refused
+            // in the transaction that would have recorded it.
+            if let EngineError::Store(StoreError::StepConflict { .. }) = &e
+                && let Some(paused) = self.paused(&case, &plan.intent, &record.action, step_id)?
+            {
+                return Err(paused);
+            }
+            return Err(e);
+        }
         let running = StepRecord { state: StepState::Running, ..record.clone() };
+        let before = before.unwrap_or(Value::Null);
 
         let call = self.connector.call(&record.action, &params, is_write.then_some(key.as_str()));
         match call {
-            Ok(call) => {
-                let after =
-                    if is_write { self.connector.read_state(&record.action, &params).ok().flatten() } else { None };
-                let check = if is_write {
-                    self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()).err()
-                } else {
-                    None
-                };
-                let (outcome, error) = match check {
-                    None => (StepOutcome::Succeeded, None),
-                    Some(e) => {
-                        (StepOutcome::Failed, Some(format!("the platform answered but the outcome check failed: {e}")))
-                    }
-                };
-                self.finish_with(
-                    &running,
-                    outcome,
-                    before.unwrap_or(Value::Null),
-                    after.unwrap_or(Value::Null),
-                    Some(&call),
-                    error,
-                )
+            Ok(call) if !is_write => {
+                self.finish_with(&running, StepOutcome::Succeeded, before, Value::Null, Some(&call), None)
             }
+            Ok(call) => match self.connector.read_state(&record.action, &params) {
+                Ok(after) => {
+                    let check =
+                        self.connector.check_expectation(&record.action, &params, Some(&before), after.as_ref());
+                    let (outcome, error) = match check {
+                        Ok(()) => (StepOutcome::Succeeded, None),
+                        Err(e) => (
+                            StepOutcome::Failed,
+                            Some(format!("the platform answered but the outcome check failed: {e}")),
+                        ),
+                    };
+                    self.finish_with(&running, outcome, before, after.unwrap_or(Value::Null), Some(&call), error)
+                }
+                Err(e) => {
+                    // Accepted, but the result cannot be seen yet: unknown until a read shows it.
+                    let error = format!("the platform accepted the write but its state could not be read after: {e}");
+                    self.finish_with(&running, StepOutcome::Unknown, before, Value::Null, Some(&call), Some(error))?;
+                    self.reconcile(plan_id, step_id)
+                }
+            },
             Err(e @ (ConnectorError::Timeout | ConnectorError::Transport(_))) if is_write => {
                 // It may or may not have been applied: find out by reading, never by retrying.
-                self.finish(&running, StepOutcome::Unknown, before.unwrap_or(Value::Null), Value::Null, None, Some(e))?;
+                self.finish(&running, StepOutcome::Unknown, before, Value::Null, None, Some(e))?;
                 self.reconcile(plan_id, step_id)
             }
-            Err(e) => {
-                self.finish(&running, StepOutcome::Failed, before.unwrap_or(Value::Null), Value::Null, None, Some(e))
+            Err(e @ (ConnectorError::ServerError { .. } | ConnectorError::MalformedResponse { .. })) if is_write => {
+                self.settle_failed_write(&running, &params, before, &e)
+            }
+            Err(e) => self.finish(&running, StepOutcome::Failed, before, Value::Null, None, Some(e)),
+        }
+    }
+
+    /// `Paused` if an active pause covers the step.
+    fn paused(
+        &self,
+        case: &Case,
+        intent: &str,
+        action: &str,
+        step_id: &str,
+    ) -> Result<Option<EngineError>, EngineError> {
+        Ok(self.store.active_pauses()?.iter().find(|p| p.covers(case, intent, action)).map(|p| EngineError::Paused {
+            message: format!(
+                "{} {:?} is paused by {} ({}): step {step_id} did not run",
+                p.scope.as_str(),
+                p.value,
+                p.set_by,
+                p.reason
+            ),
+        }))
+    }
+
+    /// A write the platform answered with a server error or a body that is not what it
+    /// promised: the request arrived, so whether it applied is read, not assumed.
+    fn settle_failed_write(
+        &self,
+        running: &StepRecord,
+        params: &Map<String, Value>,
+        before: Value,
+        error: &ConnectorError,
+    ) -> Result<StepRun, EngineError> {
+        match self.connector.read_state(&running.action, params) {
+            Ok(after) => {
+                match self.connector.check_expectation(&running.action, params, Some(&before), after.as_ref()) {
+                    Ok(()) => {
+                        let note = format!("{error}; but the after-state shows the change was applied");
+                        let after = after.unwrap_or(Value::Null);
+                        self.finish_with(running, StepOutcome::Succeeded, before, after, None, Some(note))
+                    }
+                    Err(_) => {
+                        let reason = format!("{error} (the after-state shows it was not applied)");
+                        let after = after.unwrap_or(Value::Null);
+                        self.finish_with(running, StepOutcome::Failed, before, after, None, Some(reason))
+                    }
+                }
+            }
+            Err(read) => {
+                let reason = format!("{error}; the state could not be read after ({read})");
+                self.finish_with(running, StepOutcome::Unknown, before, Value::Null, None, Some(reason))?;
+                self.reconcile(&running.plan_id, &running.step_id)
             }
         }
     }
@@ -231,7 +362,7 @@ impl Engine {
         outcome: StepOutcome,
         before: Value,
         after: Value,
-        call: Option<&countersign_connectors::CallRecord>,
+        call: Option<&CallRecord>,
         error: Option<ConnectorError>,
     ) -> Result<StepRun, EngineError> {
         self.finish_with(record, outcome, before, after, call, error.map(|e| e.to_string()))
@@ -243,7 +374,7 @@ impl Engine {
         outcome: StepOutcome,
         before: Value,
         after: Value,
-        call: Option<&countersign_connectors::CallRecord>,
+        call: Option<&CallRecord>,
         error: Option<String>,
     ) -> Result<StepRun, EngineError> {
         let to = match outcome {
@@ -280,6 +411,7 @@ impl Engine {
             action: record.action.clone(),
             state: to,
             error,
+            code: None,
         })
     }
 
@@ -294,7 +426,7 @@ impl Engine {
                 step_id: record.step_id.clone(),
                 step_digest: record.step_digest.clone(),
                 policy_hash: self.policy.hash.clone(),
-                verdict: countersign_core::evidence::Verdict::Rejected,
+                verdict: Verdict::Rejected,
                 by: self.operator.clone(),
                 reason: reason.to_string(),
             },
@@ -356,6 +488,7 @@ impl Engine {
                         action: record.action.clone(),
                         state: StepState::Unknown,
                         error: Some(format!("could not reconcile yet: {e}")),
+                        code: None,
                     });
                 }
                 Ok(after) => {
@@ -372,6 +505,7 @@ impl Engine {
                                 action: record.action.clone(),
                                 state: StepState::Unknown,
                                 error: Some(format!("cannot reconcile automatically: {e}")),
+                                code: None,
                             });
                         }
                     }
@@ -397,6 +531,13 @@ impl Engine {
                 error: error.clone(),
             },
         )?;
-        Ok(StepRun { plan_id: plan_id.into(), step_id: step_id.into(), action: record.action, state: to, error })
+        Ok(StepRun {
+            plan_id: plan_id.into(),
+            step_id: step_id.into(),
+            action: record.action,
+            state: to,
+            error,
+            code: None,
+        })
     }
 }

@@ -15,6 +15,8 @@
 pub mod credentials;
 mod error;
 pub mod execute;
+pub mod knowledge;
+pub mod roster;
 pub mod workspace;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,8 +31,8 @@ use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
 use countersign_core::{Outcome, Policy, decide};
 use countersign_planner::{Planner, RecordedPlanner};
 use countersign_store::{
-    EventFilter, ExportSummary, NewEvent, NewStep, PauseRecord, StepFilter, StepUpdate, Store, StoredEvent, Transition,
-    VerifyReport,
+    EventFilter, ExportSummary, NewEvent, NewStep, PauseGuard, PauseRecord, StepFilter, StepUpdate, Store, StoredEvent,
+    Transition, VerifyReport,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -39,6 +41,7 @@ pub use countersign_connectors::credentials::Secret;
 pub use countersign_store::{StepRecord, StepState};
 pub use error::{EngineError, ErrorCode};
 pub use execute::StepRun;
+pub use roster::{Proof, RosterMember};
 pub use workspace::{CaseFile, Workspace};
 
 /// Where "now" comes from.
@@ -124,7 +127,9 @@ pub struct Engine {
     connector: Arc<dyn Connector>,
     clock: Arc<dyn Clock>,
     operator: Operator,
-    articles: BTreeMap<String, String>,
+    /// Knowledge article id → current version, from the index (refreshed by `kb_index`).
+    articles: std::sync::RwLock<BTreeMap<String, String>>,
+    knowledge_report: knowledge::KbIndexReport,
     approval_ttl: jiff::SignedDuration,
 }
 
@@ -136,6 +141,17 @@ impl Engine {
         let text = std::fs::read_to_string(&workspace.policy).map_err(|e| EngineError::io(&workspace.policy, e))?;
         let policy = Policy::parse(&workspace.policy.display().to_string(), &text)?;
         let operator = options.operator.unwrap_or_else(|| workspace.operator.clone());
+        if let Some(e) = workspace.roster.iter().find(|e| !policy.roles.contains(&e.role)) {
+            return Err(EngineError::Config {
+                message: format!(
+                    "{}: roster entry {:?} has role {:?}, which policy {} does not declare",
+                    workspace.file.display(),
+                    e.id,
+                    e.role,
+                    policy.id
+                ),
+            });
+        }
         if !policy.roles.contains(&operator.role) {
             return Err(EngineError::BadInput {
                 message: format!(
@@ -160,7 +176,7 @@ impl Engine {
                 Arc::new(http)
             }
         };
-        let articles = workspace.articles()?;
+        let (articles, knowledge_report) = knowledge::open_index(&store, &workspace.knowledge)?;
         let engine = Engine {
             workspace,
             policy: Arc::new(policy),
@@ -168,7 +184,8 @@ impl Engine {
             connector,
             clock,
             operator,
-            articles,
+            articles: std::sync::RwLock::new(articles),
+            knowledge_report,
             approval_ttl: jiff::SignedDuration::from_hours(4),
         };
         engine.record_policy_loaded()?;
@@ -185,6 +202,11 @@ impl Engine {
 
     pub fn operator(&self) -> &Operator {
         &self.operator
+    }
+
+    /// Who may countersign beyond the seat's role (no hashes).
+    pub fn roster(&self) -> Vec<RosterMember> {
+        self.workspace.roster.iter().map(roster::RosterEntry::member).collect()
     }
 
     /// Switch the operator (a team lead taking over the seat); the role must be one
@@ -258,72 +280,49 @@ impl Engine {
             history: self.prior_money_steps(case, plan, &order_ids)?,
             orders,
             pauses: self.store.active_pauses()?,
-            articles: self.articles.clone(),
+            articles: self.article_versions(),
         })
     }
 
-    /// Money steps decided earlier (other plans) on this case or these orders.
-    /// Until execution is recorded, a step decided as runnable counts as approved
-    /// and one waiting for a countersignature as pending: both count toward limits.
+    /// Money steps of earlier plans on this case or on these orders, from the step
+    /// queue: waiting ones count as pending, approved (or in flight) ones as approved,
+    /// executed ones as executed. Rejected, expired, invalidated, failed and
+    /// not-applied steps do not count.
     fn prior_money_steps(
         &self,
         case: &Case,
         plan: &Plan,
         orders: &BTreeSet<String>,
     ) -> Result<Vec<PriorStep>, EngineError> {
+        let counted =
+            vec![StepState::Waiting, StepState::Approved, StepState::Running, StepState::Unknown, StepState::Succeeded];
         let mut out = Vec::new();
-        let decided =
-            self.store.list_events(&EventFilter { kind: Some("decided".into()), ..EventFilter::default() })?;
-        for ev in decided {
-            let Ok(Event::Decided { decision }) = serde_json::from_value::<Event>(serde_json::json!({
-                "kind": "decided",
-                "payload": ev.payload,
-            })) else {
-                continue;
-            };
-            if decision.plan_id == plan.id && decision.case_id == case.id {
+        for rec in self.store.steps(&StepFilter { states: counted, ..StepFilter::default() })? {
+            if rec.plan_id == plan.id && rec.case_id == case.id {
                 continue;
             }
-            for s in decision.steps {
-                let (Some(amount), true) = (s.money, s.decision.executable()) else {
-                    continue;
-                };
-                let order_id = self.step_order(&decision.plan_id, &s.step_id, &ev);
-                let relevant = decision.case_id == case.id || order_id.as_ref().is_some_and(|o| orders.contains(o));
-                if relevant {
-                    out.push(PriorStep {
-                        case_id: decision.case_id.clone(),
-                        action: s.action,
-                        order_id,
-                        amount,
-                        state: if s.decision == Outcome::Auto { PriorState::Approved } else { PriorState::Pending },
-                    });
-                }
+            let Some(def) = self.policy.actions.get(&rec.action) else { continue };
+            let Ok(step) = serde_json::from_value::<countersign_core::Step>(rec.step.clone()) else { continue };
+            let value = |p: &Option<String>| p.as_ref().and_then(|p| step.params.get(p)).map(|p| p.value.clone());
+            let Some(Ok(amount)) = value(&def.money_param).map(|v| countersign_core::Money::from_json(&v)) else {
+                continue;
+            };
+            let order_id = value(&def.order_param).and_then(|v| v.as_str().map(str::to_string));
+            if rec.case_id == case.id || order_id.as_ref().is_some_and(|o| orders.contains(o)) {
+                out.push(PriorStep {
+                    case_id: rec.case_id.clone(),
+                    action: rec.action.clone(),
+                    order_id,
+                    amount,
+                    state: match rec.state {
+                        StepState::Waiting => PriorState::Pending,
+                        StepState::Succeeded => PriorState::Executed,
+                        _ => PriorState::Approved,
+                    },
+                });
             }
         }
         Ok(out)
-    }
-
-    /// The order a recorded step acted on, from the plan recorded with it.
-    fn step_order(&self, plan_id: &str, step_id: &str, decided: &StoredEvent) -> Option<String> {
-        let plans = self
-            .store
-            .list_events(&EventFilter {
-                case_id: decided.case_id.clone(),
-                kind: Some("plan_proposed".into()),
-                ..EventFilter::default()
-            })
-            .ok()?;
-        let plan = plans
-            .iter()
-            .rev()
-            .filter_map(|e| e.payload.get("plan"))
-            .find(|p| p.get("id").and_then(|v| v.as_str()) == Some(plan_id))?;
-        let step =
-            plan.get("steps")?.as_array()?.iter().find(|s| s.get("id").and_then(|v| v.as_str()) == Some(step_id))?;
-        let action = step.get("action")?.as_str()?;
-        let param = self.policy.actions.get(action)?.order_param.as_ref()?;
-        Some(step.get("params")?.get(param)?.get("value")?.as_str()?.to_string())
     }
 
     /// The policy's decision on a plan. Records nothing.
@@ -337,9 +336,25 @@ impl Engine {
     /// waits for a countersignature — in one transaction.
     ///
     /// Idempotent per plan: a plan already recorded for this case is not decided or
-    /// recorded again; its recorded decision is returned.
+    /// recorded again; its recorded decision is returned. A plan id is bound to its steps:
+    /// the same id with other steps (another amount, another order) is a conflict, never
+    /// a way to reuse an earlier decision or approval.
     pub fn process(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
         if let Some(recorded) = self.recorded_decision(&case.id, &plan.id)? {
+            let same = recorded.steps.len() == plan.steps.len()
+                && recorded
+                    .steps
+                    .iter()
+                    .zip(&plan.steps)
+                    .all(|(d, s)| d.step_id == s.id && d.step_digest == countersign_core::digest::step_digest(s));
+            if !same {
+                return Err(EngineError::Conflict {
+                    message: format!(
+                        "plan {} of case {} was already recorded with other steps: a changed plan needs a new id",
+                        plan.id, case.id
+                    ),
+                });
+            }
             return Ok(recorded);
         }
         let facts = self.gather_facts(case, plan)?;
@@ -427,12 +442,13 @@ impl Engine {
         Ok(self.store.steps(&StepFilter { case_id: Some(case_id.to_string()), ..StepFilter::default() })?)
     }
 
-    /// Countersign or reject a waiting step as the current operator.
+    /// Countersign or reject a waiting step as the seat's operator.
     ///
     /// The approval binds to the step as it was decided (its digest), its plan and the
     /// policy it was decided under: a step decided under another policy version is
     /// invalidated instead (it must be decided again), and only the roles the decision
-    /// names may countersign.
+    /// names may countersign. A `supervisor` step is never approved on the seat's word:
+    /// it takes [`Engine::review_as`] with a roster proof.
     pub fn review(
         &self,
         plan_id: &str,
@@ -440,7 +456,28 @@ impl Engine {
         verdict: Verdict,
         reason: &str,
     ) -> Result<StepRecord, EngineError> {
-        let now = self.clock.now();
+        let record = self.waiting_step(plan_id, step_id)?;
+        self.review_by(record, verdict, reason, &self.operator.clone(), false)
+    }
+
+    /// Countersign or reject as a person on the workspace roster, who proves it with
+    /// their passphrase (see [`roster`]). A wrong id or passphrase is `NotPermitted` and
+    /// leaves a `review_refused` event (without the passphrase); too many in a row lock
+    /// the id out for a while.
+    pub fn review_as(
+        &self,
+        plan_id: &str,
+        step_id: &str,
+        verdict: Verdict,
+        reason: &str,
+        proof: &Proof,
+    ) -> Result<StepRecord, EngineError> {
+        let record = self.waiting_step(plan_id, step_id)?;
+        let who = self.prove(&record, proof)?;
+        self.review_by(record, verdict, reason, &who, true)
+    }
+
+    fn waiting_step(&self, plan_id: &str, step_id: &str) -> Result<StepRecord, EngineError> {
         let record = self
             .store
             .step(plan_id, step_id)?
@@ -453,21 +490,88 @@ impl Engine {
                 ),
             });
         }
+        Ok(record)
+    }
+
+    /// Check a roster proof; a refusal is recorded (who was claimed, never the passphrase).
+    fn prove(&self, record: &StepRecord, proof: &Proof) -> Result<Operator, EngineError> {
+        let now = self.clock.now();
+        let since = now - jiff::SignedDuration::from_mins(roster::LOCKOUT_WINDOW_MINUTES);
+        let failures = self
+            .store
+            .list_events(&EventFilter {
+                kind: Some(roster::REVIEW_REFUSED.into()),
+                text: Some(proof.id.clone()),
+                ..EventFilter::default()
+            })?
+            .into_iter()
+            .filter(|e| e.at > since && e.payload["claimed_id"].as_str() == Some(proof.id.as_str()))
+            .count();
+        let refuse = |why: &str, message: String| -> Result<Operator, EngineError> {
+            self.store.append(NewEvent {
+                case_id: Some(record.case_id.clone()),
+                kind: roster::REVIEW_REFUSED.into(),
+                actor: self.operator.id.clone(),
+                at: now,
+                payload: serde_json::json!({
+                    "plan_id": record.plan_id,
+                    "step_id": record.step_id,
+                    "step_digest": record.step_digest,
+                    "claimed_id": proof.id,
+                    "seat": self.operator,
+                    "reason": why,
+                }),
+            })?;
+            Err(EngineError::NotPermitted { message })
+        };
+        if failures >= roster::LOCKOUT_ATTEMPTS {
+            return refuse(
+                "locked out",
+                format!(
+                    "{} is locked out after {failures} failed attempts in {} minutes; try again later",
+                    proof.id,
+                    roster::LOCKOUT_WINDOW_MINUTES
+                ),
+            );
+        }
+        match self.workspace.roster.iter().find(|e| e.id == proof.id) {
+            Some(entry) if entry.verify(&proof.passphrase) => {
+                Ok(Operator { id: entry.id.clone(), role: entry.role.clone() })
+            }
+            found => refuse(
+                if found.is_some() { "wrong passphrase" } else { "not on the roster" },
+                format!("{}: not on the roster, or the passphrase is wrong", proof.id),
+            ),
+        }
+    }
+
+    fn review_by(
+        &self,
+        record: StepRecord,
+        verdict: Verdict,
+        reason: &str,
+        who: &Operator,
+        proven: bool,
+    ) -> Result<StepRecord, EngineError> {
+        let now = self.clock.now();
+        let (plan_id, step_id) = (record.plan_id.clone(), record.step_id.clone());
         if record.policy_hash != self.policy.hash {
-            self.transition(
+            self.transition_by(
+                &who.id,
                 &record,
                 StepState::Invalidated,
                 StepUpdate::default(),
                 now,
                 Event::ReviewDecided {
-                    plan_id: plan_id.into(),
-                    step_id: step_id.into(),
+                    plan_id: plan_id.clone(),
+                    step_id: step_id.clone(),
                     step_digest: record.step_digest.clone(),
                     policy_hash: self.policy.hash.clone(),
                     verdict: Verdict::Rejected,
-                    by: self.operator.clone(),
+                    by: who.clone(),
                     reason: "invalidated: decided under another policy version; decide the plan again".into(),
                 },
+                None,
             )?;
             return Err(EngineError::ApprovalStale {
                 message: format!(
@@ -476,14 +580,22 @@ impl Engine {
                 ),
             });
         }
-        if verdict == Verdict::Approved && !record.approver_roles.contains(&self.operator.role) {
+        if verdict == Verdict::Approved && !record.approver_roles.contains(&who.role) {
             return Err(EngineError::NotPermitted {
                 message: format!(
                     "{} ({}) may not countersign this {} step; it needs {}",
-                    self.operator.id,
-                    self.operator.role,
+                    who.id,
+                    who.role,
                     record.decision,
                     record.approver_roles.join(" or ")
+                ),
+            });
+        }
+        if verdict == Verdict::Approved && record.decision == Outcome::Supervisor.as_str() && !proven {
+            return Err(EngineError::NotPermitted {
+                message: format!(
+                    "a supervisor step is countersigned by someone on the workspace roster, who proves it with                      their passphrase (`review approve {plan_id} {step_id} --as LEAD_ID`); a role given on the \
+                     command line is not proof"
                 ),
             });
         }
@@ -495,28 +607,30 @@ impl Engine {
             Verdict::Rejected => (StepState::Rejected, None),
         };
         let update = StepUpdate {
-            reviewed_by: Some(self.operator.id.clone()),
+            reviewed_by: Some(who.id.clone()),
             reviewed_at: Some(now),
             review_reason: Some(reason.to_string()),
             approval_expires_at: expires,
             idempotency_key: None,
         };
-        self.transition(
+        self.transition_by(
+            &who.id,
             &record,
             to,
             update,
             now,
             Event::ReviewDecided {
-                plan_id: plan_id.into(),
-                step_id: step_id.into(),
+                plan_id: plan_id.clone(),
+                step_id: step_id.clone(),
                 step_digest: record.step_digest.clone(),
                 policy_hash: record.policy_hash.clone(),
                 verdict,
-                by: self.operator.clone(),
+                by: who.clone(),
                 reason: reason.to_string(),
             },
+            None,
         )?;
-        self.store.step(plan_id, step_id)?.ok_or_else(|| EngineError::NotFound { message: step_id.to_string() })
+        self.store.step(&plan_id, &step_id)?.ok_or_else(|| EngineError::NotFound { message: step_id.clone() })
     }
 
     fn transition(
@@ -527,6 +641,22 @@ impl Engine {
         at: Timestamp,
         event: Event,
     ) -> Result<(), EngineError> {
+        self.transition_by(&self.operator.id, record, to, update, at, event, None)
+    }
+
+    /// A conditional state change with its evidence event, by `actor`; with `guard`, refused
+    /// (in the same transaction) when an active pause covers the step.
+    #[allow(clippy::too_many_arguments)]
+    fn transition_by(
+        &self,
+        actor: &str,
+        record: &StepRecord,
+        to: StepState,
+        update: StepUpdate,
+        at: Timestamp,
+        event: Event,
+        guard: Option<PauseGuard>,
+    ) -> Result<(), EngineError> {
         self.store.writer().transition(Transition {
             plan_id: record.plan_id.clone(),
             step_id: record.step_id.clone(),
@@ -536,10 +666,11 @@ impl Engine {
             event: NewEvent {
                 case_id: Some(record.case_id.clone()),
                 kind: event.kind().to_string(),
-                actor: self.operator.id.clone(),
+                actor: actor.to_string(),
                 at,
                 payload: event.payload(),
             },
+            unless_paused: guard,
         })?;
         Ok(())
     }

@@ -8,6 +8,7 @@ use countersign_core::model::{Case, Operator, Plan};
 use serde::Deserialize;
 
 use crate::error::EngineError;
+use crate::roster::RosterEntry;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +16,8 @@ struct RawWorkspace {
     workspace: RawMeta,
     connector: RawConnector,
     operator: Operator,
+    #[serde(default)]
+    roster: Vec<RosterEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +58,9 @@ pub struct Workspace {
     pub cases: PathBuf,
     pub connector: ConnectorConfig,
     pub operator: Operator,
+    /// Who may countersign beyond the seat's role, with the hash of their passphrase
+    /// (see [`crate::roster`]).
+    pub roster: Vec<RosterEntry>,
 }
 
 impl Workspace {
@@ -70,6 +76,15 @@ impl Workspace {
                 message: format!("{}: workspace id {id:?} must be letters, digits, '-' or '_'", file.display()),
             });
         }
+        let mut ids = std::collections::BTreeSet::new();
+        for entry in &raw.roster {
+            entry.check().map_err(|m| EngineError::Config { message: format!("{}: {m}", file.display()) })?;
+            if !ids.insert(entry.id.as_str()) {
+                return Err(EngineError::Config {
+                    message: format!("{}: roster id {:?} is listed twice", file.display(), entry.id),
+                });
+            }
+        }
         Ok(Workspace {
             file: file.to_path_buf(),
             id,
@@ -84,11 +99,13 @@ impl Workspace {
                 }
             },
             operator: raw.operator,
+            roster: raw.roster,
         })
     }
 
-    /// Knowledge articles that exist: id → version, from each article's front matter.
-    /// (The full-text index arrives with the knowledge work; citations only need this.)
+    /// Knowledge articles that exist: id → version, read loosely from each article's front
+    /// matter without checking it. The engine no longer uses this: its articles come from the
+    /// knowledge index ([`crate::knowledge`]), which parses and checks every article.
     pub fn articles(&self) -> Result<BTreeMap<String, String>, EngineError> {
         let mut out = BTreeMap::new();
         let dir = match std::fs::read_dir(&self.knowledge) {

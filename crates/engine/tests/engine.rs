@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use countersign_connectors::{Connector, HttpConnector};
 use countersign_core::Outcome;
+use countersign_core::evidence::Verdict;
 use countersign_core::model::{Param, PauseScope, Provenance, Step};
-use countersign_engine::{Clock, Engine, EngineOptions, LogFilter};
+use countersign_engine::{CaseFile, Clock, Engine, EngineOptions, ErrorCode, LogFilter, StepState};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -41,19 +43,22 @@ fn open(data: &Path) -> Engine {
 
 /// A copy of the demo workspace whose policy is version 2 (another content hash).
 fn workspace_with_policy_v2() -> tempfile::TempDir {
+    workspace_copy(|p| p.replace("version = 1", "version = 2"), "")
+}
+
+/// A copy of the demo workspace: its policy edited by `policy`, `extra` appended to
+/// `workspace.toml`.
+fn workspace_copy(policy: impl Fn(String) -> String, extra: &str) -> tempfile::TempDir {
     let ws = tempfile::tempdir().unwrap();
     let src = assets().join("demo");
-    std::fs::write(
-        ws.path().join("policy.toml"),
-        std::fs::read_to_string(src.join("policy.toml")).unwrap().replace("version = 1", "version = 2"),
-    )
-    .unwrap();
+    std::fs::write(ws.path().join("policy.toml"), policy(std::fs::read_to_string(src.join("policy.toml")).unwrap()))
+        .unwrap();
     let toml = std::fs::read_to_string(src.join("workspace.toml"))
         .unwrap()
         .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
         .replace("\"cases\"", &format!("{:?}", src.join("cases")))
         .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
-    std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
+    std::fs::write(ws.path().join("workspace.toml"), format!("{toml}\n{extra}")).unwrap();
     ws
 }
 
@@ -260,6 +265,14 @@ fn live_engine_with(
     data: &Path,
     wrap: impl FnOnce(countersign_connectors::HttpConnector) -> Arc<dyn countersign_connectors::Connector>,
 ) -> (Engine, DemoServer, Arc<countersign_connectors::credentials::KeyringStore>) {
+    live_engine_at(data, Arc::new(Fixed), wrap)
+}
+
+fn live_engine_at(
+    data: &Path,
+    clock: Arc<dyn Clock>,
+    wrap: impl FnOnce(countersign_connectors::HttpConnector) -> Arc<dyn countersign_connectors::Connector>,
+) -> (Engine, DemoServer, Arc<countersign_connectors::credentials::KeyringStore>) {
     use countersign_connectors::credentials::{CredentialName, CredentialStore, KeyringStore, Secret};
     let token = "engine-test-token-5b2e";
     let server = DemoServer::start(token);
@@ -277,7 +290,7 @@ fn live_engine_with(
             operator: None,
             connector: Some(wrap(connector)),
         },
-        Arc::new(Fixed),
+        clock,
     )
     .unwrap();
     (engine, server, keyring)
@@ -425,4 +438,845 @@ fn a_write_with_a_lost_answer_is_reconciled_by_a_read_never_retried() {
         assert_eq!(outcomes[0], "unknown", "first recorded as unknown, then reconciled: {outcomes:?}");
         assert!(engine.log_verify().unwrap().ok);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Knowledge base: indexing on open, Facts from the index, citations
+// ---------------------------------------------------------------------------------------
+
+mod knowledge {
+    use super::*;
+    use countersign_core::model::Citation;
+    use countersign_engine::knowledge::CitationResolution;
+
+    fn cite(article_id: &str, version: Option<&str>, anchor: Option<&str>, quote: &str) -> Citation {
+        Citation {
+            article_id: article_id.into(),
+            version: version.map(Into::into),
+            anchor: anchor.map(Into::into),
+            quote: quote.into(),
+        }
+    }
+
+    fn article_files(dir: &Path) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap() != "README.md")
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// A workspace like the demo, over a knowledge directory of its own (the first `n`
+    /// demo articles), so tests can change files.
+    fn workspace_with_knowledge(n: usize) -> tempfile::TempDir {
+        let ws = tempfile::tempdir().unwrap();
+        let src = assets().join("demo");
+        let kb = ws.path().join("knowledge");
+        std::fs::create_dir(&kb).unwrap();
+        for p in article_files(&assets().join("knowledge")).iter().take(n) {
+            std::fs::copy(p, kb.join(p.file_name().unwrap())).unwrap();
+        }
+        std::fs::copy(assets().join("knowledge/README.md"), kb.join("README.md")).unwrap();
+        let toml = std::fs::read_to_string(src.join("workspace.toml"))
+            .unwrap()
+            .replace("\"../knowledge\"", "\"knowledge\"")
+            .replace("\"policy.toml\"", &format!("{:?}", src.join("policy.toml")))
+            .replace("\"cases\"", &format!("{:?}", src.join("cases")))
+            .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
+        std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
+        ws
+    }
+
+    #[test]
+    fn opening_indexes_the_knowledge_and_the_policy_sees_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let r = e.kb_open_report().clone();
+        assert_eq!((r.added, r.articles, r.failed), (40, 40, 0), "{:?}", r.errors);
+        let file = split_refund_case();
+        let facts = e.gather_facts(&file.case, &file.plan).unwrap();
+        assert_eq!(facts.articles.len(), 40);
+        assert_eq!(facts.articles["refund-timing"], "3", "Facts::articles is id → current version");
+        drop(e);
+
+        let e = open(dir.path());
+        let r = e.kb_open_report();
+        assert!(!r.did_work(), "reopening with unchanged files parses nothing: {r:?}");
+        assert_eq!(r.unchanged, 40);
+    }
+
+    #[test]
+    fn citations_resolve_against_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let resolve = |c: Citation| e.resolve_citation(&c).unwrap();
+        let good = resolve(cite(
+            "returns-window",
+            Some("3"),
+            Some("the-30-day-window"),
+            "A return must be requested within 30 days of delivery.",
+        ));
+        assert!(good.is_resolved(), "{good:?}");
+        assert_eq!(
+            resolve(cite("returns-windows", Some("3"), None, "")),
+            CitationResolution::UnknownArticle { article_id: "returns-windows".into() }
+        );
+        assert!(matches!(
+            resolve(cite("returns-window", Some("2"), Some("the-30-day-window"), "")),
+            CitationResolution::WrongVersion { current, .. } if current == "3"
+        ));
+        assert!(matches!(
+            resolve(cite("returns-window", Some("3"), Some("the-60-day-window"), "")),
+            CitationResolution::UnknownAnchor { .. }
+        ));
+        let elsewhere = resolve(cite(
+            "returns-window",
+            Some("3"),
+            Some("status-rules"),
+            "A return must be requested within 30 days of delivery.",
+        ));
+        assert!(
+            matches!(elsewhere, CitationResolution::QuoteNotFound { .. }),
+            "a true quote from another section does not support this anchor: {elsewhere:?}"
+        );
+        let invented = resolve(cite("returns-window", Some("3"), None, "Returns are accepted for 90 days."));
+        assert!(matches!(invented, CitationResolution::QuoteNotFound { anchor: None, .. }), "{invented:?}");
+    }
+
+    #[test]
+    fn reindexing_follows_the_files_and_broken_articles_are_left_out() {
+        let ws = workspace_with_knowledge(5);
+        let wsf = ws.path().join("workspace.toml");
+        let kb = ws.path().join("knowledge");
+        let data = tempfile::tempdir().unwrap();
+        let e = open_at(&wsf, data.path());
+        assert_eq!((e.kb_open_report().added, e.kb_open_report().articles), (5, 5));
+
+        let unchanged = e.kb_index(false).unwrap();
+        assert!(!unchanged.did_work() && unchanged.unchanged == 5, "{unchanged:?}");
+
+        // Same bytes written again (a new mtime): the content hash decides, nothing to do.
+        let files = article_files(&kb);
+        let (first, second) = (files[0].clone(), files[1].clone());
+        let id = first.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&first).unwrap();
+        std::fs::write(&first, &text).unwrap();
+        assert!(!e.kb_index(false).unwrap().did_work(), "touching a file is not a change");
+
+        // A new version of one article: exactly one update, and the policy sees it.
+        let old_version = e.article_versions()[&id].clone();
+        let bumped = text.replacen(&format!("version: {old_version}"), "version: 9", 1);
+        std::fs::write(&first, &bumped).unwrap();
+        let r = e.kb_index(false).unwrap();
+        assert_eq!((r.added, r.updated, r.removed, r.unchanged), (0, 1, 0, 4), "{r:?}");
+        assert_eq!(e.article_versions()[&id], "9", "the articles the policy sees are refreshed");
+
+        // A broken edit: reported at file:line:column and taken out of the index.
+        std::fs::write(&first, bumped.replacen("version: 9", "version: nine", 1)).unwrap();
+        let r = e.kb_index(false).unwrap();
+        assert_eq!((r.failed, r.removed, r.articles), (1, 1, 4), "{r:?}");
+        let msg = r.errors[0].to_string();
+        assert!(msg.starts_with(&format!("{}:4:10: version must be a positive integer", first.display())), "{msg}");
+        assert!(!e.article_versions().contains_key(&id), "a broken article cannot be cited");
+
+        // A deleted file is removed; a broken one does not stop the engine opening.
+        std::fs::remove_file(&second).unwrap();
+        let r = e.kb_index(false).unwrap();
+        assert_eq!((r.removed, r.failed, r.articles), (1, 1, 3), "{r:?}");
+        drop(e);
+        let e = open_at(&wsf, data.path());
+        assert_eq!(e.kb_open_report().failed, 1, "still reported, still left out, the engine still opens");
+
+        // A rebuild parses everything again.
+        std::fs::write(&first, &text).unwrap();
+        let r = e.kb_index(true).unwrap();
+        assert_eq!((r.failed, r.articles, r.unchanged), (0, 4, 0), "{r:?}");
+    }
+
+    /// Article and version only: several demo quotes paraphrase the article (sample-case
+    /// data written before the index existed), so they do not pass the quote rule yet.
+    #[test]
+    fn the_demo_cases_cite_articles_and_versions_that_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let mut checked = 0;
+        for (path, file) in e.workspace().sample_cases().unwrap() {
+            let Some(reply) = &file.plan.reply else { continue };
+            for c in &reply.citations {
+                let r = e.resolve_citation(&Citation { quote: String::new(), ..c.clone() }).unwrap();
+                let unknown_on_purpose = path.ends_with("12-unknown-article.json");
+                assert_eq!(r.is_resolved(), !unknown_on_purpose, "{}: {}", path.display(), r.describe());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "{checked}");
+    }
+}
+
+// ------------------------------------------- races, bad input, expiry, team-lead proof
+
+/// A clock the test moves.
+#[derive(Debug)]
+struct Movable(std::sync::Mutex<Timestamp>);
+
+impl Movable {
+    fn at(t: &str) -> Arc<Movable> {
+        Arc::new(Movable(std::sync::Mutex::new(t.parse().unwrap())))
+    }
+
+    fn advance(&self, by: jiff::SignedDuration) {
+        let mut t = self.0.lock().unwrap();
+        *t = t.checked_add(by).unwrap();
+    }
+}
+
+impl Clock for Movable {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Seed orders in `status` with their customer, in id order, that have had no refund
+/// and were paid at least 100 (so small refunds are always within what is refundable).
+fn seed_orders(status: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(assets().join("demo-store/orders.json")).unwrap();
+    let orders: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    orders
+        .iter()
+        .filter(|(_, o)| o["status"] == status)
+        .filter(|(_, o)| {
+            let history = o["payment_history"].as_array().unwrap();
+            history.iter().all(|t| t["transaction_type"] == "payment")
+                && history.iter().any(|t| t["amount"].as_f64().unwrap() >= 100.0)
+        })
+        .map(|(id, o)| (id.clone(), o["user_id"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn case_with(case_id: &str, plan_id: &str, customer: &str, intent: &str, steps: serde_json::Value) -> CaseFile {
+    serde_json::from_value(json!({
+        "case": {
+            "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+            "channel": "email", "customer": {"id": customer, "identity": "verified"},
+            "messages": [{"from": "customer", "text": "Please help with my order.", "at": "2026-11-20T15:10:00Z"}],
+        },
+        "plan": {"id": plan_id, "case_id": case_id, "planner": "scripted", "intent": intent, "steps": steps},
+    }))
+    .unwrap()
+}
+
+fn refund_step(id: &str, order: &str, amount: &str) -> serde_json::Value {
+    json!({"id": id, "action": "refund_partial", "params": {
+        "order_id": {"value": order, "source": "connector"},
+        "amount": {"value": {"amount": amount, "currency": "USD"}, "source": "policy"},
+        "reason": {"value": "damaged item", "source": "connector"},
+    }})
+}
+
+fn cancel_step(id: &str, order: &str) -> serde_json::Value {
+    json!({"id": id, "action": "cancel_pending_order", "params": {
+        "order_id": {"value": order, "source": "connector"},
+        "reason": {"value": "ordered by mistake", "source": "customer_message"},
+    }})
+}
+
+/// The demo store as the test sees it, past the engine (another actor on the platform).
+fn platform(server: &DemoServer, keyring: &Arc<countersign_connectors::credentials::KeyringStore>) -> HttpConnector {
+    let catalog = countersign_connectors::Catalog::load(&assets().join("demo/catalog.toml")).unwrap();
+    HttpConnector::new(catalog, keyring.clone()).unwrap().with_base_url(&server.server.url()).unwrap()
+}
+
+fn read_order(platform: &HttpConnector, order: &str) -> serde_json::Value {
+    let params = json!({"order_id": order}).as_object().unwrap().clone();
+    platform.call("get_order_details", &params, None).unwrap().response
+}
+
+fn started_steps(e: &Engine) -> usize {
+    e.log_list(&LogFilter { kind: Some("step_started".into()), ..LogFilter::default() }).unwrap().len()
+}
+
+#[test]
+fn a_pause_stops_every_queued_or_approved_step_in_its_scope_that_has_not_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine(dir.path());
+    let direct = platform(&server, &keyring);
+    let delivered = seed_orders("delivered");
+    let pending = seed_orders("pending");
+    // Three auto refunds and an approved cancel, each in its own case, plus a cancel that
+    // still waits for its countersignature: queued, none started.
+    let mut cases = Vec::new();
+    for (i, (order, customer)) in delivered.iter().take(3).enumerate() {
+        let f = case_with(
+            &format!("pause-{i}"),
+            &format!("pause-{i}-p"),
+            customer,
+            "refund",
+            json!([refund_step("s1", order, "12.00")]),
+        );
+        assert_eq!(engine.process(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Auto);
+        cases.push((f, order.clone()));
+    }
+    for (i, (order, customer)) in pending.iter().take(2).enumerate() {
+        let f = case_with(
+            &format!("pause-c{i}"),
+            &format!("pause-c{i}-p"),
+            customer,
+            "cancel_order",
+            json!([cancel_step("s1", order)]),
+        );
+        assert_eq!(engine.process(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Confirm);
+        cases.push((f, order.clone()));
+    }
+    engine.review("pause-c0-p", "s1", Verdict::Approved, "customer confirmed").unwrap();
+    let before: Vec<_> = cases.iter().map(|(_, o)| read_order(&direct, o)).collect();
+
+    let pause = engine.pause_set(PauseScope::Store, "acme-us", "incident: duplicate refunds").unwrap();
+    // The waiting cancel is countersigned after the pause: it is stopped as well.
+    engine.review("pause-c1-p", "s1", Verdict::Approved, "customer confirmed").unwrap();
+    for (f, _) in &cases {
+        let runs = engine.run_approved(&f.case.id).unwrap();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(runs[0].code, Some(ErrorCode::Paused), "a paused step does not run: {runs:?}");
+        assert_eq!(runs[0].state, StepState::Approved, "a paused step keeps its approval");
+        let err = engine.execute(&f.plan.id, "s1").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Paused, "{err}");
+    }
+    let after: Vec<_> = cases.iter().map(|(_, o)| read_order(&direct, o)).collect();
+    assert_eq!(before, after, "no paused step reached the platform");
+    assert_eq!(started_steps(&engine), 0, "no paused step started");
+
+    engine.pause_clear(&pause.id, "resolved").unwrap();
+    for (f, _) in &cases {
+        let runs = engine.run_approved(&f.case.id).unwrap();
+        assert_eq!(runs[0].state, StepState::Succeeded, "once cleared, the approvals still hold: {runs:?}");
+    }
+    assert!(engine.log_verify().unwrap().ok);
+}
+
+#[test]
+fn an_approval_for_one_set_of_params_never_executes_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine(dir.path());
+    let direct = platform(&server, &keyring);
+    let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
+    let a = case_with("bind", "bind-a", &customer, "refund", json!([refund_step("s2", &order, "30.00")]));
+    let b = case_with("bind", "bind-b", &customer, "refund", json!([refund_step("s2", &order, "40.00")]));
+    assert_eq!(engine.process(&a.case, &a.plan).unwrap().steps[0].decision, Outcome::Confirm);
+    engine.review("bind-a", "s2", Verdict::Approved, "30 agreed with the customer").unwrap();
+    assert_eq!(engine.process(&b.case, &b.plan).unwrap().steps[0].decision, Outcome::Confirm);
+
+    // The same plan id with another amount is a conflict, not a new decision or a reuse of the approval.
+    let mut changed = a.plan.clone();
+    changed.steps[0].params.get_mut("amount").unwrap().value = json!({"amount": "45.00", "currency": "USD"});
+    let err = engine.process(&a.case, &changed).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
+
+    let runs = engine.run_approved("bind").unwrap();
+    assert_eq!(runs.len(), 1, "only the approved step runs: {runs:?}");
+    assert_eq!((runs[0].plan_id.as_str(), runs[0].state), ("bind-a", StepState::Succeeded), "{runs:?}");
+    assert_eq!(state_of(&engine, "bind-b", "s2"), StepState::Waiting, "B's step waits for its own countersignature");
+    assert_eq!(engine.execute("bind-b", "s2").unwrap_err().code(), ErrorCode::Conflict);
+    assert_eq!(read_order(&direct, &order)["totals"]["refunded"], "30.00", "A ran with A's amount, once");
+    let started = engine.log_list(&LogFilter { kind: Some("step_started".into()), ..LogFilter::default() }).unwrap();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].payload["plan_id"], "bind-a");
+    assert_eq!(started[0].payload["request"]["body"]["amount"], "30.00");
+}
+
+#[test]
+fn a_step_row_edited_after_its_approval_does_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine(dir.path());
+    let direct = platform(&server, &keyring);
+    let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
+    let f = case_with("tamper", "tamper-p", &customer, "refund", json!([refund_step("s1", &order, "30.00")]));
+    engine.process(&f.case, &f.plan).unwrap();
+    engine.review("tamper-p", "s1", Verdict::Approved, "ok").unwrap();
+
+    // Someone with write access to the database raises the approved amount.
+    let db = rusqlite::Connection::open(engine.store_path()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let stored: String =
+        db.query_row("SELECT step FROM steps WHERE plan_id = 'tamper-p' AND step_id = 's1'", [], |r| r.get(0)).unwrap();
+    let mut step: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    step["params"]["amount"]["value"]["amount"] = json!("300.00");
+    db.execute("UPDATE steps SET step = ?1 WHERE plan_id = 'tamper-p'", [step.to_string()]).unwrap();
+    let err = engine.execute("tamper-p", "s1").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ApprovalStale, "{err}");
+    assert!(err.to_string().contains("digest"), "{err}");
+
+    // ... and recomputes the row's digest to match: the evidence log still says otherwise.
+    let digest = countersign_core::digest::step_digest(&serde_json::from_value::<Step>(step).unwrap());
+    db.execute("UPDATE steps SET step_digest = ?1 WHERE plan_id = 'tamper-p'", [digest]).unwrap();
+    let err = engine.execute("tamper-p", "s1").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ApprovalStale, "{err}");
+    assert!(err.to_string().contains("evidence log"), "{err}");
+
+    assert_eq!(started_steps(&engine), 0);
+    assert_eq!(read_order(&direct, &order)["totals"]["refunded"], "0.00", "nothing reached the platform");
+    assert_eq!(state_of(&engine, "tamper-p", "s1"), StepState::Approved);
+}
+
+#[test]
+fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine(dir.path());
+    let direct = platform(&server, &keyring);
+    let params = |v: serde_json::Value| v.as_object().unwrap().clone();
+
+    // A cancel decided while the order was pending, run after someone else cancelled it.
+    let (pending, owner) = seed_orders("pending").into_iter().next().unwrap();
+    let f = case_with("stale-cancel", "stale-cancel-p", &owner, "cancel_order", json!([cancel_step("s1", &pending)]));
+    engine.process(&f.case, &f.plan).unwrap();
+    engine.review("stale-cancel-p", "s1", Verdict::Approved, "ok").unwrap();
+    direct
+        .call(
+            "cancel_pending_order",
+            &params(json!({"order_id": pending, "reason": "no longer needed"})),
+            Some("someone-else-1"),
+        )
+        .unwrap();
+    let run = engine.execute("stale-cancel-p", "s1").unwrap();
+    assert_eq!(run.state, StepState::Failed, "{run:?}");
+    let why = run.error.unwrap();
+    assert!(why.contains("409") && why.contains("order_not_pending"), "the store's reason is kept: {why}");
+
+    // A refund decided within what was refundable, run after the order was refunded in full elsewhere.
+    let (delivered, customer) = seed_orders("delivered").into_iter().next().unwrap();
+    let f = case_with(
+        "stale-refund",
+        "stale-refund-p",
+        &customer,
+        "refund",
+        json!([refund_step("s1", &delivered, "20.00")]),
+    );
+    engine.process(&f.case, &f.plan).unwrap();
+    let refundable = read_order(&direct, &delivered)["totals"]["refundable"].as_str().unwrap().to_string();
+    direct
+        .call(
+            "refund_partial",
+            &params(json!({"order_id": delivered, "amount": format!("{refundable} USD"), "reason": "full refund"})),
+            Some("someone-else-2"),
+        )
+        .unwrap();
+    let runs = engine.run_approved("stale-refund").unwrap();
+    assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
+    let why = runs[0].error.clone().unwrap();
+    assert!(why.contains("422") && why.contains("refund_exceeds_refundable"), "{why}");
+    let finished = engine.log_list(&LogFilter { kind: Some("step_finished".into()), ..LogFilter::default() }).unwrap();
+    assert_eq!(finished.len(), 2);
+    assert!(finished.iter().all(|e| e.payload["outcome"] == "failed" && e.payload["error"].is_string()));
+    assert_eq!(finished[1].payload["error"], why.as_str(), "the reason is evidence");
+    assert!(engine.log_verify().unwrap().ok);
+}
+
+// A tiny HTTP/1.1 server on loopback playing a platform that misbehaves on writes.
+
+/// Credentials in memory (the keyring is not what these tests are about).
+#[derive(Debug, Default)]
+struct MemoryCredentials(std::sync::Mutex<std::collections::BTreeMap<String, String>>);
+
+impl countersign_connectors::credentials::CredentialStore for MemoryCredentials {
+    fn get(
+        &self,
+        name: &countersign_connectors::credentials::CredentialName,
+    ) -> Result<countersign_connectors::credentials::Secret, countersign_connectors::credentials::CredentialError> {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&name.to_string())
+            .map(countersign_connectors::credentials::Secret::new)
+            .ok_or(countersign_connectors::credentials::CredentialError::Missing { name: name.clone() })
+    }
+    fn set(
+        &self,
+        name: &countersign_connectors::credentials::CredentialName,
+        value: &countersign_connectors::credentials::Secret,
+    ) -> Result<(), countersign_connectors::credentials::CredentialError> {
+        self.0.lock().unwrap().insert(name.to_string(), value.expose().to_string());
+        Ok(())
+    }
+    fn delete(
+        &self,
+        name: &countersign_connectors::credentials::CredentialName,
+    ) -> Result<(), countersign_connectors::credentials::CredentialError> {
+        self.0.lock().unwrap().remove(&name.to_string());
+        Ok(())
+    }
+    fn list(
+        &self,
+    ) -> Result<
+        Vec<countersign_connectors::credentials::CredentialName>,
+        countersign_connectors::credentials::CredentialError,
+    > {
+        Ok(Vec::new())
+    }
+}
+
+/// What the fake answers a write: status, body, delay, and whether it applies the refund.
+type WriteAnswer = (u16, &'static str, std::time::Duration, bool);
+
+/// Serves `GET /orders/…` as demo case 02's order (refunded 0.00, or 18.00 once a write
+/// applied) and answers `POST …/refunds` as told; counts the writes it received.
+struct FakePlatform {
+    addr: std::net::SocketAddr,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakePlatform {
+    fn start(answer: WriteAnswer) -> FakePlatform {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let writes = Arc::new(AtomicUsize::new(0));
+        let applied = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (w, st) = (writes.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let (writes, applied) = (w.clone(), applied.clone());
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let (status, body, delay) = if head.starts_with("POST ") {
+                        writes.fetch_add(1, Ordering::SeqCst);
+                        let (status, body, delay, applies) = answer;
+                        if applies {
+                            applied.store(true, Ordering::SeqCst);
+                        }
+                        (status, body.to_string(), delay)
+                    } else {
+                        let refunded = if applied.load(Ordering::SeqCst) { "18.00" } else { "0.00" };
+                        let order = json!({
+                            "order_id": "#W4817420", "customer_id": "ava_moore_2033", "status": "delivered",
+                            "currency": "USD", "totals": {"paid": "100.00", "refunded": refunded},
+                        });
+                        (200, order.to_string(), std::time::Duration::ZERO)
+                    };
+                    std::thread::sleep(delay);
+                    let out = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(out.as_bytes());
+                });
+            }
+        });
+        FakePlatform { addr, writes, stop }
+    }
+
+    fn writes(&self) -> usize {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakePlatform {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+/// The shipped catalog with short timeouts, and `refund_partial` idempotent or not.
+fn quick_catalog(idempotent: bool) -> countersign_connectors::Catalog {
+    let text = std::fs::read_to_string(assets().join("demo/catalog.toml")).unwrap();
+    let text = text.replace("timeout_ms = 20000", "timeout_ms = 300").replace("backoff_ms = 250", "backoff_ms = 10");
+    let at = text.find("[actions.refund_partial]").unwrap();
+    let (head, tail) = text.split_at(at);
+    let tail = if idempotent { tail.to_string() } else { tail.replacen("idempotent = true", "idempotent = false", 1) };
+    countersign_connectors::Catalog::parse("catalog.toml", &format!("{head}{tail}")).unwrap()
+}
+
+#[test]
+fn server_errors_timeouts_and_malformed_answers_fail_clearly_and_only_idempotent_writes_are_retried() {
+    use std::time::Duration;
+    let ms = Duration::from_millis;
+    let error_json = r#"{"error": {"code": "invalid_amount", "message": "amount is not acceptable"}}"#;
+    // (what, refund idempotent?, the write's answer, the step's end state, writes received, the reason says)
+    let scenarios: Vec<(&str, bool, WriteAnswer, StepState, usize, &str)> = vec![
+        ("a 500 is a platform bug: never retried", true, (500, "{}", ms(0), false), StepState::Failed, 1, "(500)"),
+        ("a 503 is retried for an idempotent write", true, (503, "", ms(0), false), StepState::Failed, 3, "(503)"),
+        ("a 503 is not retried otherwise", false, (503, "", ms(0), false), StepState::Failed, 1, "(503)"),
+        ("a 4xx is final", true, (422, error_json, ms(0), false), StepState::Failed, 1, "invalid_amount"),
+        ("a timeout, idempotent", true, (200, "{}", ms(700), false), StepState::NotApplied, 3, "in time"),
+        ("a timeout, not idempotent", false, (200, "{}", ms(700), false), StepState::NotApplied, 1, "in time"),
+        ("malformed JSON", true, (200, "{\"refund\": ", ms(0), false), StepState::Failed, 1, "malformed"),
+        ("malformed JSON, applied", true, (200, "{\"refund\": ", ms(0), true), StepState::Succeeded, 1, "malformed"),
+    ];
+    for (what, idempotent, answer, end, writes, says) in scenarios {
+        let fake = FakePlatform::start(answer);
+        let credentials = Arc::new(MemoryCredentials::default());
+        countersign_connectors::credentials::CredentialStore::set(
+            &*credentials,
+            &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
+            &countersign_connectors::credentials::Secret::new("fake-token"),
+        )
+        .unwrap();
+        let connector = HttpConnector::new(quick_catalog(idempotent), credentials)
+            .unwrap()
+            .with_base_url(&format!("http://{}", fake.addr))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(
+            EngineOptions {
+                workspace: assets().join("demo/workspace.toml"),
+                data_dir: dir.path().to_path_buf(),
+                operator: None,
+                connector: Some(Arc::new(connector)),
+            },
+            Arc::new(Fixed),
+        )
+        .unwrap();
+        let file =
+            countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+        engine.process(&file.case, &file.plan).unwrap();
+        let runs = engine.run_approved(&file.case.id).unwrap();
+        let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+        assert_eq!(refund.state, end, "{what}: {runs:?}");
+        assert_eq!(fake.writes(), writes, "{what}: writes the platform received");
+        let events = engine.log_case(&file.case.id).unwrap();
+        let finished: Vec<_> =
+            events.iter().filter(|e| e.kind == "step_finished" && e.payload["step_id"] == "s2").collect();
+        let first = finished[0].payload["error"].as_str().unwrap_or_default();
+        assert!(first.contains(says), "{what}: the recorded reason says what happened: {first:?}");
+        if end == StepState::NotApplied {
+            assert_eq!(finished[0].payload["outcome"], "unknown", "{what}: unknown first, then reconciled by a read");
+            assert_eq!(finished[1].payload["response"]["reconciled"], true, "{what}");
+        }
+        let started = events.iter().filter(|e| e.kind == "step_started" && e.payload["step_id"] == "s2").count();
+        assert_eq!(started, 1, "{what}: the executor started the write once");
+        assert!(engine.log_verify().unwrap().ok);
+    }
+}
+
+#[test]
+fn an_approval_past_its_expiry_is_not_executed() {
+    let clock = Movable::at("2026-11-21T10:00:00Z");
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine_at(dir.path(), clock.clone(), |c| Arc::new(c));
+    let direct = platform(&server, &keyring);
+    let pending = seed_orders("pending");
+    let (late, late_owner) = &pending[0];
+    let (soon, soon_owner) = &pending[1];
+    let a = case_with("late", "late-p", late_owner, "cancel_order", json!([cancel_step("s1", late)]));
+    let b = case_with("soon", "soon-p", soon_owner, "cancel_order", json!([cancel_step("s1", soon)]));
+    engine.process(&a.case, &a.plan).unwrap();
+    engine.process(&b.case, &b.plan).unwrap();
+    engine.review("late-p", "s1", Verdict::Approved, "ok").unwrap();
+    clock.advance(jiff::SignedDuration::from_mins(10));
+    engine.review("soon-p", "s1", Verdict::Approved, "ok").unwrap();
+
+    // 4 h 5 min after the first approval, 3 h 55 min after the second.
+    clock.advance(jiff::SignedDuration::from_mins(3 * 60 + 55));
+    let err = engine.execute("late-p", "s1").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ApprovalStale, "{err}");
+    assert_eq!(state_of(&engine, "late-p", "s1"), StepState::Expired);
+    let last = engine.log_case("late").unwrap().pop().unwrap();
+    assert_eq!(last.kind, "review_decided");
+    assert_eq!(last.payload["reason"], "the approval expired before the step ran", "the expiry is evidence");
+    assert_eq!(read_order(&direct, late)["status"], "pending", "an expired approval runs nothing");
+    assert_eq!(engine.execute("late-p", "s1").unwrap_err().code(), ErrorCode::Conflict, "and it stays expired");
+
+    assert_eq!(engine.execute("soon-p", "s1").unwrap().state, StepState::Succeeded, "within 4 h it runs");
+    assert_eq!(read_order(&direct, soon)["status"], "cancelled");
+}
+
+/// `lead passphrase 4 tests`, hashed with `countersign roster hash` (Argon2id, OWASP cost).
+const LEAD_PASSPHRASE: &str = "lead passphrase 4 tests";
+const LEAD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$rxMR3NC/OhkH266Zh9ufyQ$+J7+Ou6dEeB1Pwf8PWgGKgN6Zb59GAPlrTST2moue5k";
+
+fn roster_entry(id: &str, role: &str, hash: &str) -> String {
+    format!("[[roster]]\nid = {id:?}\nrole = {role:?}\npassphrase = {hash:?}\n")
+}
+
+#[test]
+fn supervisor_steps_need_a_team_lead_who_proves_it_on_the_roster() {
+    use countersign_engine::{Proof, Secret};
+    let ws = workspace_copy(|p| p, &roster_entry("lead-dana", "team_lead", LEAD_HASH));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Movable::at("2026-11-21T10:00:00Z");
+    let options = EngineOptions {
+        workspace: ws.path().join("workspace.toml"),
+        data_dir: dir.path().to_path_buf(),
+        operator: None,
+        connector: None,
+    };
+    let mut e = Engine::open(options.clone(), clock.clone()).unwrap();
+    assert!(e.roster().iter().any(|m| m.id == "lead-dana"), "the added lead is on the roster");
+    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/07-injection-in-message.json")).unwrap();
+    e.process(&file.case, &file.plan).unwrap();
+    let step = e.review_queue().unwrap().into_iter().find(|s| s.decision == "supervisor").unwrap();
+    let (plan, id) = (step.plan_id.as_str(), step.step_id.as_str());
+    let proof = |who: &str, pass: &str| Proof { id: who.into(), passphrase: Secret::new(pass) };
+
+    // The agent at the seat may not; claiming the role on the command line is not proof.
+    assert_eq!(e.review(plan, id, Verdict::Approved, "").unwrap_err().code(), ErrorCode::NotPermitted);
+    as_role(&mut e, "lead-dana", "team_lead");
+    let err = e.review(plan, id, Verdict::Approved, "").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted);
+    assert!(err.to_string().contains("--as"), "the refusal says how: {err}");
+    as_role(&mut e, "agent-demo", "agent");
+
+    // A wrong passphrase, or someone not on the roster: refused alike, and recorded.
+    let wrong = e.review_as(plan, id, Verdict::Approved, "", &proof("lead-dana", "guess-1234")).unwrap_err();
+    let nobody = e.review_as(plan, id, Verdict::Approved, "", &proof("lead-ghost", LEAD_PASSPHRASE)).unwrap_err();
+    assert_eq!((wrong.code(), nobody.code()), (ErrorCode::NotPermitted, ErrorCode::NotPermitted));
+    assert_eq!(state_of(&e, plan, id), StepState::Waiting, "a failed proof changes nothing");
+    let refused = e.log_list(&LogFilter { kind: Some("review_refused".into()), ..LogFilter::default() }).unwrap();
+    let seen: Vec<_> = refused.iter().map(|r| (r.payload["claimed_id"].clone(), r.payload["reason"].clone())).collect();
+    assert_eq!(
+        seen,
+        vec![(json!("lead-dana"), json!("wrong passphrase")), (json!("lead-ghost"), json!("not on the roster"))]
+    );
+    assert!(refused.iter().all(|r| r.actor == "agent-demo" && r.payload["step_id"] == id));
+
+    // The team lead proves it at the agent's seat.
+    let r =
+        e.review_as(plan, id, Verdict::Approved, "verified by phone", &proof("lead-dana", LEAD_PASSPHRASE)).unwrap();
+    assert_eq!((r.state, r.reviewed_by.as_deref()), (StepState::Approved, Some("lead-dana")));
+    let decided = e.log_case(&file.case.id).unwrap().pop().unwrap();
+    assert_eq!((decided.kind.as_str(), decided.actor.as_str()), ("review_decided", "lead-dana"));
+    assert_eq!(decided.payload["by"], json!({"id": "lead-dana", "role": "team_lead"}));
+
+    // Five failures in 15 minutes lock the id, even against the right passphrase; then it clears.
+    let mut again = file.plan.clone();
+    again.id = "demo-07-plan-2".into();
+    e.process(&file.case, &again).unwrap();
+    for i in 0..4 {
+        e.review_as("demo-07-plan-2", id, Verdict::Approved, "", &proof("lead-dana", &format!("guess-{i}")))
+            .unwrap_err();
+    }
+    let locked =
+        e.review_as("demo-07-plan-2", id, Verdict::Approved, "", &proof("lead-dana", LEAD_PASSPHRASE)).unwrap_err();
+    assert_eq!(locked.code(), ErrorCode::NotPermitted);
+    assert!(locked.to_string().contains("locked out"), "{locked}");
+    clock.advance(jiff::SignedDuration::from_mins(16));
+    e.review_as("demo-07-plan-2", id, Verdict::Approved, "", &proof("lead-dana", LEAD_PASSPHRASE)).unwrap();
+    assert!(e.log_verify().unwrap().ok);
+    drop(e);
+
+    // The passphrase is nowhere on disk.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(LEAD_PASSPHRASE.len()).any(|w| w == LEAD_PASSPHRASE.as_bytes()));
+    }
+
+    // The roster is checked when the workspace loads.
+    let cheap = "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for (extra, says) in [
+        (roster_entry("lead-x", "team_lead", cheap), "too cheap"),
+        (roster_entry("lead-x", "team_lead", "hunter2"), "not a PHC"),
+        (roster_entry("lead-x", "ceo", LEAD_HASH), "ceo"),
+        (format!("{0}{0}", roster_entry("lead-x", "team_lead", LEAD_HASH)), "twice"),
+    ] {
+        let ws = workspace_copy(|p| p, &extra);
+        let options = EngineOptions { workspace: ws.path().join("workspace.toml"), ..options.clone() };
+        let err = Engine::open(options, clock.clone()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
+        assert!(err.to_string().contains(says), "{says}: {err}");
+    }
+}
+
+/// Sets a pause (through a second engine on the same data dir, as another seat would)
+/// while the executor reads the before-state: after its pause check, before its start.
+#[derive(Debug)]
+struct PauseDuringRead {
+    inner: HttpConnector,
+    data: std::path::PathBuf,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl Connector for PauseDuringRead {
+    fn order_facts(
+        &self,
+        id: &str,
+    ) -> Result<Option<countersign_core::decide::OrderFacts>, countersign_connectors::ConnectorError> {
+        self.inner.order_facts(id)
+    }
+    fn call(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+        key: Option<&str>,
+    ) -> Result<countersign_connectors::CallRecord, countersign_connectors::ConnectorError> {
+        self.inner.call(action, params, key)
+    }
+    fn describe_call(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+        key: Option<&str>,
+    ) -> Result<countersign_connectors::RecordedRequest, countersign_connectors::ConnectorError> {
+        self.inner.describe_call(action, params, key)
+    }
+    fn read_state(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, countersign_connectors::ConnectorError> {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let other = open(&self.data);
+            other.pause_set(PauseScope::Action, "refund_partial", "incident, set from another seat").unwrap();
+        }
+        self.inner.read_state(action, params)
+    }
+    fn check_expectation(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+    ) -> Result<(), countersign_connectors::ExpectationError> {
+        self.inner.check_expectation(action, params, before, after)
+    }
+}
+
+#[test]
+fn a_pause_set_between_the_check_and_the_start_still_stops_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let (engine, server, keyring) = live_engine_with(dir.path(), |inner| {
+        Arc::new(PauseDuringRead { inner, data, done: std::sync::atomic::AtomicBool::new(false) })
+    });
+    let direct = platform(&server, &keyring);
+    let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
+    let f = case_with("late-pause", "late-pause-p", &customer, "refund", json!([refund_step("s1", &order, "10.00")]));
+    assert_eq!(engine.process(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Auto);
+    assert!(engine.pauses().unwrap().is_empty(), "no pause when the executor checks");
+    let err = engine.execute("late-pause-p", "s1").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Paused, "the start is refused in its own transaction: {err}");
+    assert_eq!(state_of(&engine, "late-pause-p", "s1"), StepState::Approved);
+    assert_eq!(started_steps(&engine), 0);
+    assert_eq!(read_order(&direct, &order)["totals"]["refunded"], "0.00", "the write never went out");
 }

@@ -22,6 +22,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0001_evidence.sql")),
     M::up(include_str!("../migrations/0002_pauses.sql")),
     M::up(include_str!("../migrations/0003_steps.sql")),
+    M::up(include_str!("../migrations/0004_knowledge.sql")),
 ];
 
 /// The schema version this build writes (the number of migrations).

@@ -104,6 +104,10 @@ pub enum StoreError {
     #[error("{path} already contains an evidence bundle")]
     ExportTargetNotEmpty { path: PathBuf },
 
+    /// Two knowledge article files declare the same id; the index keeps the first.
+    #[error("{path}: article id {id} is already used by {other_path}")]
+    KnowledgeIdTaken { id: String, path: String, other_path: String },
+
     /// An exported bundle is unusable as a whole (missing or malformed manifest). Damage to
     /// individual events is not an error: it is reported by `VerifyReport`.
     #[error("bundle {path} is invalid: {reason}")]

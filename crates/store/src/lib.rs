@@ -29,6 +29,15 @@
 //! only by a copy of the head kept elsewhere: signed `checkpoint` events (device key, a
 //! later issue) or an exported bundle.
 //!
+//! # The knowledge index
+//!
+//! Articles and their passages (one per `## ` section) live in `kb_articles` and
+//! `kb_passages`, with an external-content FTS5 index (`kb_fts`, bm25, snippets, English
+//! stemming) kept in step by triggers. It is derived data: the engine parses the Markdown
+//! and calls [`Store::kb_plan`] (which files changed, by content hash) and
+//! [`Store::kb_apply`] (one transaction, on the writer thread). Search text is split into
+//! words by [`query_terms`] and each word is quoted; it never goes straight into `MATCH`.
+//!
 //! # Extending
 //!
 //! - New tables or columns: add `migrations/NNNN_name.sql` and list it in `db.rs`. Never edit a
@@ -42,6 +51,7 @@ mod db;
 mod error;
 mod evidence;
 mod export;
+mod kb;
 mod pause;
 mod steps;
 mod store;
@@ -53,8 +63,12 @@ pub use db::{APPLICATION_ID, OpenInfo, SCHEMA_VERSION};
 pub use error::StoreError;
 pub use evidence::{Appended, EventFilter, Head, MAX_BODY_BYTES, NewEvent, StoredEvent};
 pub use export::{BUNDLE_FORMAT, BundleManifest, EXPORT_MADE, ExportSummary, verify_bundle};
+pub use kb::{
+    COMMON_WORD_MIN_PASSAGES, KbApplied, KbArticle, KbChanges, KbFile, KbHit, KbIndexed, KbPassage, KbPlan,
+    MAX_SEARCH_LIMIT, QueryTerm, SNIPPET_CLOSE, SNIPPET_OPEN, fts_query, query_terms,
+};
 pub use pause::{PAUSE_CHANGED, PauseCleared, PauseRecord};
-pub use steps::{NewStep, StepFilter, StepRecord, StepState, StepUpdate, Transition};
+pub use steps::{NewStep, PauseGuard, StepFilter, StepRecord, StepState, StepUpdate, Transition};
 pub use store::Store;
 pub use verify::{Broken, Problem, VerifyReport, verify};
 pub use writer::EvidenceWriter;

@@ -10,7 +10,13 @@
 //! `auto` steps are inserted `approved`. Every transition is conditional on the current
 //! state (so two reviewers, or a reviewer and a pause, cannot both win) and commits with
 //! the evidence event that records it.
+//!
+//! Starting a step can also be conditional on pauses ([`Transition::unless_paused`]): the
+//! active pauses are read inside the transaction that would start it, so a pause and a
+//! start are ordered by the chain. Every step whose `step_started` comes after a
+//! covering `pause_changed` was refused; none slips through between a check and the start.
 
+use countersign_core::model::Case;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
@@ -133,6 +139,20 @@ pub struct Transition {
     pub to: StepState,
     pub update: StepUpdate,
     pub event: NewEvent,
+    /// Refuse the transition if an active pause covers this step, checked in the same
+    /// transaction. The refusal is a [`StoreError::StepConflict`] whose `state` reads
+    /// `paused by <pause id> (<scope> "<value>")`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless_paused: Option<PauseGuard>,
+}
+
+/// What a pause may cover about a step: its case (tenant, channel, store), the plan's
+/// intent (workflow) and its action. Coverage is core's [`countersign_core::model::Pause::covers`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseGuard {
+    pub case: Case,
+    pub intent: String,
+    pub action: String,
 }
 
 /// Which steps to list.
@@ -254,6 +274,17 @@ pub(crate) fn check(conn: &Connection, t: &Transition) -> Result<StepRecord, Sto
             plan_id: t.plan_id.clone(),
             step_id: t.step_id.clone(),
             state: current.state.as_str().to_string(),
+            wanted: t.to.as_str().to_string(),
+        });
+    }
+    if let Some(guard) = &t.unless_paused
+        && let Some(p) =
+            crate::pause::active(conn)?.into_iter().find(|p| p.covers(&guard.case, &guard.intent, &guard.action))
+    {
+        return Err(StoreError::StepConflict {
+            plan_id: t.plan_id.clone(),
+            step_id: t.step_id.clone(),
+            state: format!("paused by {} ({} {:?})", p.id, p.scope.as_str(), p.value),
             wanted: t.to.as_str().to_string(),
         });
     }

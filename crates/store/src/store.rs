@@ -13,6 +13,7 @@ use crate::db::{self, OpenInfo};
 use crate::error::StoreError;
 use crate::evidence::{self, EventFilter, Head, NewEvent, StoredEvent};
 use crate::export::{EXPORT_MADE, ExportSummary, write_bundle};
+use crate::kb::{self, KbApplied, KbArticle, KbChanges, KbFile, KbHit, KbIndexed, KbPlan};
 use crate::pause::{self, PauseRecord};
 use crate::steps::{StepFilter, StepRecord};
 use crate::verify::{VerifyReport, verify_conn};
@@ -113,6 +114,44 @@ impl Store {
     /// Every pause ever set, with how it was cleared, oldest first.
     pub fn pause_history(&self) -> Result<Vec<PauseRecord>, StoreError> {
         self.read(pause::history)
+    }
+
+    /// Knowledge index: compare the files on disk (path, content hash) with what is
+    /// indexed — which to parse, which to remove, how many are unchanged.
+    pub fn kb_plan(&self, files: &[KbFile]) -> Result<KbPlan, StoreError> {
+        self.read(|c| kb::plan(c, files))
+    }
+
+    /// Knowledge index: add, replace and remove articles in one transaction (through the
+    /// writer thread). See [`KbChanges`].
+    pub fn kb_apply(&self, changes: KbChanges) -> Result<KbApplied, StoreError> {
+        if changes.upsert.is_empty() && changes.remove.is_empty() && !changes.rebuild {
+            return Ok(KbApplied::default());
+        }
+        self.writer.knowledge(changes)
+    }
+
+    /// Every indexed article file, by path.
+    pub fn kb_indexed(&self) -> Result<Vec<KbIndexed>, StoreError> {
+        self.read(kb::indexed)
+    }
+
+    /// Indexed article id → current version (as text).
+    pub fn kb_versions(&self) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        self.read(kb::versions)
+    }
+
+    /// One indexed article with its passages, in order.
+    pub fn kb_article(&self, id: &str) -> Result<Option<KbArticle>, StoreError> {
+        self.read(|c| kb::article(c, id))
+    }
+
+    /// Full-text search over passages, best first (bm25 over the words of `query`, see
+    /// [`crate::query_terms`]; very common words are handled specially to keep latency
+    /// bounded on big knowledge bases). At most `limit` (capped at
+    /// [`crate::MAX_SEARCH_LIMIT`]) hits.
+    pub fn kb_search(&self, query: &str, limit: usize) -> Result<Vec<KbHit>, StoreError> {
+        self.read(|c| kb::search(c, query, limit))
     }
 
     /// Verify the log (see [`crate::verify()`]), on one of this store's read connections.

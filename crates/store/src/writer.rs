@@ -5,6 +5,11 @@
 //! commits them in one transaction, each inside its own savepoint so one bad command fails
 //! alone. With `synchronous=FULL` a commit costs an fsync; sharing it between everyone who
 //! was waiting is what lets concurrent appenders go faster than one fsync per event.
+//!
+//! The same thread also applies knowledge-index changes, so a process has one write
+//! connection and never contends with itself for SQLite's write lock. They touch no
+//! evidence, so they run in a transaction of their own, in queue order, and work even when
+//! the log is damaged (re-indexing must not depend on the chain).
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -16,6 +21,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::chain::Hash;
 use crate::error::StoreError;
 use crate::evidence::{Appended, Head, NewEvent, canonical_body, read_head};
+use crate::kb::{KbApplied, KbChanges};
 use crate::pause::{PAUSE_CHANGED, clear_payload, set_payload};
 use crate::steps::{NewStep, Transition};
 
@@ -34,6 +40,7 @@ enum Op {
 
 enum Msg {
     Op(Op, Reply),
+    Knowledge(Box<KbChanges>, mpsc::SyncSender<Result<KbApplied, StoreError>>),
     Shutdown,
 }
 
@@ -50,6 +57,7 @@ impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Msg::Op(..) => "Op",
+            Msg::Knowledge(..) => "Knowledge",
             Msg::Shutdown => "Shutdown",
         })
     }
@@ -103,6 +111,13 @@ impl EvidenceWriter {
         single(self.call(Op::Transition(Box::new(t)))?)
     }
 
+    /// Apply knowledge-index changes in one transaction of their own (see [`crate::kb`]).
+    pub(crate) fn knowledge(&self, changes: KbChanges) -> Result<KbApplied, StoreError> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.tx.send(Msg::Knowledge(Box::new(changes), reply)).map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
     fn call(&self, op: Op) -> Result<Vec<Appended>, StoreError> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.tx.send(Msg::Op(op, reply)).map_err(|_| StoreError::Closed)?;
@@ -143,10 +158,16 @@ impl Writer {
         while let Ok(first) = rx.recv() {
             let mut group = Vec::new();
             let mut stop = false;
+            let mut knowledge = None;
             let mut next = Some(first);
             while let Some(msg) = next {
                 match msg {
                     Msg::Op(op, reply) => group.push((op, reply)),
+                    // Ends the group: everything queued before it commits first.
+                    Msg::Knowledge(changes, reply) => {
+                        knowledge = Some((changes, reply));
+                        break;
+                    }
                     Msg::Shutdown => {
                         stop = true;
                         break;
@@ -157,10 +178,27 @@ impl Writer {
             if !group.is_empty() {
                 self.commit_group(group);
             }
+            if let Some((changes, reply)) = knowledge {
+                // A caller that gave up waiting is no reason to stop.
+                let _ = reply.send(self.apply_knowledge(&changes));
+            }
             if stop {
                 return;
             }
         }
+    }
+
+    fn apply_knowledge(&mut self, changes: &KbChanges) -> Result<KbApplied, StoreError> {
+        let path = &self.path;
+        let sql_err = |e| StoreError::from_sqlite(path, e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+        // On error `tx` is dropped, which rolls everything back.
+        let applied = crate::kb::apply(&tx, changes).map_err(|e| match e {
+            StoreError::Sqlite(e) => StoreError::from_sqlite(path, e),
+            other => other,
+        })?;
+        tx.commit().map_err(sql_err)?;
+        Ok(applied)
     }
 
     fn commit_group(&mut self, group: Vec<(Op, Reply)>) {

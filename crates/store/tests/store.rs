@@ -759,9 +759,13 @@ fn an_older_store_is_backed_up_then_migrated() {
     let path = dir.path().join("old.db");
     std::fs::copy(template(dir.path()), &path).unwrap();
     {
-        // Make it look like a store written before migrations 0002 and 0003.
+        // Make it look like a store written before migrations 0002 to 0004.
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE steps; DROP TABLE pauses; PRAGMA user_version = 1;").unwrap();
+        conn.execute_batch(
+            "DROP TABLE kb_fts; DROP VIEW kb_passage_docs; DROP TABLE kb_stats; DROP TABLE kb_passages;
+             DROP TABLE kb_articles; DROP TABLE steps; DROP TABLE pauses; PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let store = Store::open(&path).unwrap();
     let info = store.open_info().clone();
@@ -879,6 +883,7 @@ fn approve(plan: &str, step: &str, by: &str, i: u64) -> countersign_store::Trans
             at: at(i),
             payload: json!({"step_id": step}),
         },
+        unless_paused: None,
     }
 }
 
@@ -926,4 +931,378 @@ fn concurrent_approvals_of_one_step_have_one_winner() {
     let wins = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
     assert_eq!(wins, 1, "exactly one of eight concurrent approvals takes effect");
     assert_eq!(store.head().unwrap().count, 2);
+}
+
+fn guard_case() -> countersign_core::model::Case {
+    serde_json::from_value(json!({
+        "id": "case-1", "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+        "channel": "chat", "messages": [],
+    }))
+    .unwrap()
+}
+
+/// `approved → running` for step `step`, refused if a pause covers it.
+fn start(plan: &str, step: &str, i: u64) -> countersign_store::Transition {
+    use countersign_store::{PauseGuard, StepState, StepUpdate, Transition};
+    Transition {
+        plan_id: plan.into(),
+        step_id: step.into(),
+        from: vec![StepState::Approved],
+        to: StepState::Running,
+        update: StepUpdate::default(),
+        event: NewEvent {
+            case_id: Some("case-1".into()),
+            kind: "step_started".into(),
+            actor: "agent-1".into(),
+            at: at(i),
+            payload: json!({"plan_id": plan, "step_id": step}),
+        },
+        unless_paused: Some(PauseGuard {
+            case: guard_case(),
+            intent: "cancel".into(),
+            action: "cancel_pending_order".into(),
+        }),
+    }
+}
+
+#[test]
+fn a_guarded_start_is_refused_by_a_covering_pause_in_the_same_transaction() {
+    use countersign_store::StepState;
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(dir.path().join("s.sqlite")).unwrap();
+    let w = store.writer();
+    let steps = (1..=3).map(|i| new_step("p1", &format!("s{i}"), StepState::Approved)).collect();
+    w.record(vec![event(1)], steps).unwrap();
+
+    // A pause elsewhere does not stop it.
+    w.set_pause(pause("pause-other", PauseScope::Store, "acme-eu", 2)).unwrap();
+    w.transition(start("p1", "s1", 3)).unwrap();
+    assert_eq!(store.step("p1", "s1").unwrap().unwrap().state, StepState::Running);
+
+    // A covering pause refuses the start and writes nothing.
+    w.set_pause(pause("pause-store", PauseScope::Store, "acme-us", 4)).unwrap();
+    let head = store.head().unwrap();
+    match w.transition(start("p1", "s2", 5)) {
+        Err(StoreError::StepConflict { state, wanted, .. }) => {
+            assert!(state.starts_with("paused by pause-store"), "{state}");
+            assert_eq!(wanted, "running");
+        }
+        other => panic!("a covering pause must refuse the start, got {other:?}"),
+    }
+    assert_eq!(store.head().unwrap(), head, "a refused start leaves no event");
+    assert_eq!(store.step("p1", "s2").unwrap().unwrap().state, StepState::Approved, "it keeps its approval");
+
+    // An unguarded transition (a review, a reconciliation) is not a start: pauses do not apply.
+    let mut unguarded = start("p1", "s2", 6);
+    unguarded.unless_paused = None;
+    unguarded.to = StepState::Expired;
+    w.transition(unguarded).unwrap();
+
+    // Once cleared, the start goes through.
+    w.clear_pause("pause-store", "lead-1", "resolved", at(7)).unwrap();
+    w.transition(start("p1", "s3", 8)).unwrap();
+    assert_eq!(store.step("p1", "s3").unwrap().unwrap().state, StepState::Running);
+}
+
+/// Starts racing a pause: whatever the interleaving, no start is recorded after the pause.
+#[test]
+fn no_start_is_recorded_after_a_covering_pause() {
+    use countersign_store::StepState;
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(dir.path().join("s.sqlite")).unwrap();
+    let w = store.writer();
+    let n = 64;
+    let steps = (0..n).map(|i| new_step("p1", &format!("s{i}"), StepState::Approved)).collect();
+    w.record(vec![event(1)], steps).unwrap();
+    let starters: Vec<_> = (0..4)
+        .map(|t| {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                (0..n)
+                    .filter(|i| i % 4 == t)
+                    .filter(|i| w.transition(start("p1", &format!("s{i}"), 10)).is_ok())
+                    .count()
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let paused = w.set_pause(pause("pause-race", PauseScope::Workflow, "cancel", 9)).unwrap();
+    let started: usize = starters.into_iter().map(|h| h.join().unwrap()).sum();
+    let events =
+        store.list_events(&EventFilter { kind: Some("step_started".into()), ..EventFilter::default() }).unwrap();
+    assert_eq!(events.len(), started);
+    assert!(
+        events.iter().all(|e| e.seq < paused.seq),
+        "every recorded start precedes the pause ({} started before it)",
+        started
+    );
+    let still = store
+        .steps(&countersign_store::StepFilter { states: vec![StepState::Approved], ..Default::default() })
+        .unwrap()
+        .len();
+    assert_eq!(started + still, n as usize, "a step either started before the pause or is still approved");
+}
+
+// ---------------------------------------------------------------------------------------
+// Knowledge index
+// ---------------------------------------------------------------------------------------
+
+mod knowledge {
+    use countersign_store::{KbArticle, KbChanges, KbFile, KbPassage, Store, StoreError};
+    use rusqlite::Connection;
+    use tempfile::TempDir;
+
+    fn article(id: &str, hash: &str, sections: &[(&str, &str)]) -> KbArticle {
+        KbArticle {
+            id: id.into(),
+            path: format!("{id}.md"),
+            content_hash: hash.into(),
+            title: format!("Title of {id}"),
+            version: 1,
+            tags: vec!["demo".into()],
+            owner: "cx-policy-team".into(),
+            passages: sections
+                .iter()
+                .map(|(h, t)| KbPassage {
+                    anchor: h.to_lowercase().replace(' ', "-"),
+                    heading: (*h).into(),
+                    text: (*t).into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn corpus() -> Vec<KbArticle> {
+        vec![
+            article(
+                "gift-cards",
+                "h1",
+                &[
+                    ("Balance", "The gift card balance shows in the customer's account and updates right away."),
+                    ("Expiry", "Gift cards never expire."),
+                ],
+            ),
+            article(
+                "refund-timing",
+                "h2",
+                &[
+                    ("Credit cards", "Refunds to credit cards and PayPal usually appear within 5 to 7 business days."),
+                    ("Gift cards", "Refunds to a gift card are added to the balance immediately."),
+                ],
+            ),
+            article(
+                "shipping-times",
+                "h3",
+                &[("Processing", "Orders are processed within two business days and shipped by ground carrier.")],
+            ),
+        ]
+    }
+
+    fn files(articles: &[KbArticle]) -> Vec<KbFile> {
+        articles.iter().map(|a| KbFile { path: a.path.clone(), content_hash: a.content_hash.clone() }).collect()
+    }
+
+    /// Plan, then apply what the plan asks for (the engine's loop, with the parsing done above).
+    fn sync(store: &Store, on_disk: &[KbArticle]) -> (countersign_store::KbPlan, countersign_store::KbApplied) {
+        let plan = store.kb_plan(&files(on_disk)).unwrap();
+        let upsert = on_disk.iter().filter(|a| plan.parse.contains(&a.path)).cloned().collect();
+        let applied = store.kb_apply(KbChanges { upsert, remove: plan.remove.clone(), rebuild: false }).unwrap();
+        (plan, applied)
+    }
+
+    /// FTS5's own consistency check, including the external content (`rank = 1`), and the
+    /// passage count search relies on.
+    fn fts_consistent(store: &Store) {
+        let conn = Connection::open(store.path()).unwrap();
+        conn.execute("INSERT INTO kb_fts (kb_fts, rank) VALUES ('integrity-check', 1)", [])
+            .expect("the full-text index must agree with the passages");
+        let (kept, counted): (i64, i64) = conn
+            .query_row("SELECT (SELECT passages FROM kb_stats), (SELECT count(*) FROM kb_passages)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(kept, counted, "the passage count kept by the triggers is exact");
+    }
+
+    fn open() -> (TempDir, Store) {
+        let dir = TempDir::new().unwrap();
+        let store = Store::open(dir.path().join("kb.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn indexed_articles_are_searchable_with_ranking_snippets_and_full_text() {
+        let (_dir, store) = open();
+        let (_, applied) = sync(&store, &corpus());
+        assert_eq!((applied.added, applied.updated, applied.removed), (3, 0, 0));
+        fts_consistent(&store);
+
+        let hits = store.kb_search("gift card balance", 10).unwrap();
+        assert_eq!(
+            (hits[0].article_id.as_str(), hits[0].anchor.as_str()),
+            ("gift-cards", "balance"),
+            "the passage matching every word, in its heading and title, ranks first: {hits:#?}"
+        );
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+        assert!(hits[0].snippet.contains("«balance»"), "matched words are marked: {}", hits[0].snippet);
+        assert!(hits[0].text.starts_with("The gift card balance"), "the whole passage comes back");
+        assert_eq!((hits[0].version, hits[0].heading.as_str()), (1, "Balance"));
+
+        let paypal = store.kb_search("how long for a paypal refund", 3).unwrap();
+        assert_eq!(paypal[0].anchor, "credit-cards", "{paypal:#?}");
+        let stemmed = store.kb_search("refunded", 3).unwrap();
+        assert_eq!(stemmed[0].article_id, "refund-timing", "stemming: refunded finds refunds");
+        let prefix = store.kb_search("proc*", 3).unwrap();
+        assert_eq!(prefix[0].article_id, "shipping-times", "a trailing * matches a prefix");
+        assert!(store.kb_search("proc", 3).unwrap().is_empty(), "without * a word is a word");
+        assert_eq!(store.kb_search("gift", 1).unwrap().len(), 1, "limit");
+    }
+
+    #[test]
+    fn hostile_or_empty_queries_never_reach_fts_as_syntax() {
+        let (_dir, store) = open();
+        sync(&store, &corpus());
+        let queries = [
+            "",
+            "   ",
+            "\"",
+            "\"unbalanced",
+            "gift AND",
+            "OR OR OR",
+            "NEAR(gift card, 2)",
+            "title:gift",
+            "body: refunds",
+            "-gift",
+            "^gift",
+            "gift*card",
+            "(gift",
+            "gift)",
+            "{title tags}: gift",
+            "*",
+            "'; DROP TABLE kb_articles; --",
+            "\u{0}gift",
+            "😀 gift 😀",
+            "ギフト カード",
+            "ＧＩＦＴ",
+        ];
+        for q in queries {
+            let hits = store.kb_search(q, 5);
+            assert!(hits.is_ok(), "query {q:?} must not be an FTS error: {hits:?}");
+        }
+        assert!(store.kb_search("", 5).unwrap().is_empty());
+        assert_eq!(
+            store.kb_search("title:gift", 5).unwrap()[0].article_id,
+            "gift-cards",
+            "a column filter is just words"
+        );
+        assert_eq!(store.kb_search("\"unbalanced gift", 5).unwrap()[0].article_id, "gift-cards");
+        assert_eq!(store.kb_indexed().unwrap().len(), 3, "nothing was dropped");
+    }
+
+    #[test]
+    fn reindexing_is_incremental_by_content_hash() {
+        let (_dir, store) = open();
+        let mut disk = corpus();
+        sync(&store, &disk);
+
+        // Nothing changed: nothing to parse, nothing written.
+        let (plan, applied) = sync(&store, &disk);
+        assert_eq!((plan.parse.len(), plan.remove.len(), plan.unchanged), (0, 0, 3));
+        assert_eq!(applied, countersign_store::KbApplied::default(), "an unchanged run does no work");
+
+        // One file's content changes: exactly that one is parsed and replaced.
+        disk[2] = article("shipping-times", "h3-v2", &[("Processing", "Orders leave the warehouse within one day.")]);
+        disk[2].version = 2;
+        let (plan, applied) = sync(&store, &disk);
+        assert_eq!(plan.parse, vec!["shipping-times.md".to_string()]);
+        assert_eq!((applied.added, applied.updated, applied.removed, plan.unchanged), (0, 1, 0, 2));
+        assert!(store.kb_search("ground carrier", 5).unwrap().is_empty(), "the old text is gone from the index");
+        assert_eq!(store.kb_search("warehouse", 5).unwrap()[0].version, 2);
+        assert_eq!(store.kb_versions().unwrap()["shipping-times"], "2");
+
+        // One file is deleted: it is removed, with its passages.
+        disk.remove(0);
+        let (plan, applied) = sync(&store, &disk);
+        assert_eq!(plan.remove, vec!["gift-cards.md".to_string()]);
+        assert_eq!((applied.added, applied.updated, applied.removed, plan.unchanged), (0, 0, 1, 2));
+        assert!(store.kb_article("gift-cards").unwrap().is_none());
+        assert!(store.kb_search("expire", 5).unwrap().is_empty());
+        fts_consistent(&store);
+
+        // Replaying an upsert that is already indexed is harmless.
+        let again = store.kb_apply(KbChanges { upsert: disk.clone(), ..KbChanges::default() }).unwrap();
+        assert_eq!((again.added, again.updated, again.unchanged), (0, 0, 2));
+
+        // A rebuild re-indexes everything and leaves a consistent index.
+        let rebuilt = store.kb_apply(KbChanges { upsert: disk.clone(), remove: vec![], rebuild: true }).unwrap();
+        assert_eq!(rebuilt.updated, 2);
+        fts_consistent(&store);
+        assert_eq!(store.kb_search("warehouse", 5).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_article_comes_back_whole_and_in_order() {
+        let (_dir, store) = open();
+        sync(&store, &corpus());
+        let a = store.kb_article("refund-timing").unwrap().unwrap();
+        assert_eq!(a, corpus()[1], "what was indexed is what comes back");
+        assert_eq!(store.kb_indexed().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_second_file_claiming_an_id_is_refused_and_nothing_is_written() {
+        let (_dir, store) = open();
+        sync(&store, &corpus());
+        let mut clash = article("gift-cards", "h9", &[("Other", "Another gift card text.")]);
+        clash.path = "gift-cards-copy.md".into();
+        let fresh = article("exchanges", "h10", &[("Swap", "Swap a variant.")]);
+        let err = store.kb_apply(KbChanges { upsert: vec![fresh, clash], ..KbChanges::default() }).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::KnowledgeIdTaken { id, other_path, .. } if id == "gift-cards" && other_path == "gift-cards.md"),
+            "{err:?}"
+        );
+        assert!(store.kb_article("exchanges").unwrap().is_none(), "one transaction: all or nothing");
+        fts_consistent(&store);
+    }
+
+    /// A knowledge base big enough for "order" to be a common word (in at least 256 passages).
+    #[test]
+    fn common_words_act_as_stop_words_and_still_fill_the_limit() {
+        let (_dir, store) = open();
+        let n = countersign_store::COMMON_WORD_MIN_PASSAGES + 44;
+        let articles: Vec<KbArticle> = (0..n)
+            .map(|i| {
+                let heading = if i % 100 == 7 { "Order changes" } else { "Notes" };
+                let extra = if i % 60 == 3 { " The jacket came in the wrong size." } else { "" };
+                let text = format!("The order number {i} was shipped on time.{extra}");
+                article(&format!("a-{i:03}"), &format!("h{i}"), &[(heading, text.as_str())])
+            })
+            .collect();
+        sync(&store, &articles);
+
+        let hits = store.kb_search("jacket order", 20).unwrap();
+        let jackets = hits.iter().take_while(|h| h.text.contains("jacket")).count();
+        assert_eq!(jackets, 5, "passages with the rare word come first: {hits:#?}");
+        assert_eq!(hits.len(), 20, "then passages with only the common word fill the limit");
+
+        let hits = store.kb_search("order", 5).unwrap();
+        let headed: Vec<&str> = hits.iter().take(3).map(|h| h.heading.as_str()).collect();
+        assert_eq!(
+            headed,
+            vec!["Order changes"; 3],
+            "for common words alone, headings that hold them first: {hits:#?}"
+        );
+        assert_eq!(hits.len(), 5);
+        assert_eq!(store.kb_search("order shipped", 10).unwrap().len(), 10, "both common: all-words matches");
+    }
+
+    #[test]
+    fn rows_are_replaced_never_updated() {
+        let (_dir, store) = open();
+        sync(&store, &corpus());
+        let conn = Connection::open(store.path()).unwrap();
+        let err = conn.execute("UPDATE kb_passages SET body = 'edited' WHERE anchor = 'balance'", []).unwrap_err();
+        assert!(err.to_string().contains("replaced, not updated"), "{err}");
+        assert!(conn.execute("UPDATE kb_articles SET title = 'x'", []).is_err());
+    }
 }

@@ -1,0 +1,407 @@
+//! Crash safety of the executor, for real: the `countersign` process is killed with
+//! SIGKILL at random moments of `run` (before, during and after the platform call),
+//! then restarted, against the real demo store on loopback, with the real keyring.
+//!
+//! After every trial the restart must have left each write applied at most once (checked
+//! over the demo store's own HTTP API), no approved step lost (every one ends `succeeded`
+//! or, when the platform shows it was never applied, `not_applied`), every unfinished
+//! step recorded `unknown` and then reconciled by a read, and a replay of the recorded
+//! request with its idempotency key a no-op. The chain verifies throughout.
+//!
+//! Its own test binary: it spawns and kills processes for about half a minute, and can be
+//! run alone: `cargo test -p countersign --test crash`. `COUNTERSIGN_CRASH_SEED` replays a
+//! failing run (the seed is printed), `COUNTERSIGN_CRASH_TRIALS` changes the count.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_countersign");
+const TOKEN: &str = "crash-test-token-41d7";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// SplitMix64: small, seedable, good enough to pick delays and amounts.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// One seller center for every trial, a workspace pointing at it, one evidence store.
+struct Harness {
+    server: countersign_demo_store::BackgroundServer,
+    dir: tempfile::TempDir,
+    service: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Harness {
+    fn start() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let server = countersign_demo_store::BackgroundServer::start(
+            dir.path().join("demo-store.sqlite3"),
+            repo().join("assets/demo-store"),
+            countersign_demo_store::ApiToken::new(TOKEN).unwrap(),
+        )
+        .unwrap();
+        let demo = repo().join("assets/demo");
+        let workspace = format!(
+            "[workspace]\nid = \"crash\"\nname = \"crash trials\"\npolicy = {:?}\nknowledge = {:?}\ncases = {:?}\n\n\
+             [connector]\nkind = \"http\"\ncatalog = {:?}\nbase_url = {:?}\n\n\
+             [operator]\nid = \"agent-crash\"\nrole = \"agent\"\n",
+            demo.join("policy.toml"),
+            repo().join("assets/knowledge"),
+            demo.join("cases"),
+            demo.join("catalog.toml"),
+            server.url(),
+        );
+        std::fs::write(dir.path().join("workspace.toml"), workspace).unwrap();
+        std::fs::create_dir(dir.path().join("cases")).unwrap();
+        let h = Harness {
+            server,
+            dir,
+            service: format!("countersign-crash-test-{}", std::process::id()),
+            http: reqwest::blocking::Client::builder().no_proxy().build().unwrap(),
+        };
+        let set = h.run_with_stdin(&["credentials", "set", "demo_seller_center/demo"], TOKEN);
+        assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+        h
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env("COUNTERSIGN_KEYRING_SERVICE", &self.service)
+            .arg("--workspace")
+            .arg(self.dir.path().join("workspace.toml"))
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(format!("{input}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `run --case FILE`, killed with SIGKILL after `delay`.
+    fn killed_run(&self, case: &Path, delay: Duration) {
+        let mut child = self
+            .command(&["--json", "run", "--case", case.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        // `Child::kill` is SIGKILL on Unix. It may already have finished: that is a trial too.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn order(&self, id: &str) -> Value {
+        let url = format!("{}/orders/{}", self.server.url(), id.replace('#', "%23"));
+        let r = self.http.get(url).bearer_auth(TOKEN).send().unwrap();
+        assert!(r.status().is_success(), "reading {id}: {}", r.status());
+        r.json().unwrap()
+    }
+
+    /// Send a recorded write again, with its recorded idempotency key.
+    fn replay(&self, request: &Value, key: &str) -> reqwest::blocking::Response {
+        let body = serde_json::to_vec(&request["body"]).unwrap();
+        self.http
+            .post(request["url"].as_str().unwrap())
+            .bearer_auth(TOKEN)
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.run(&["credentials", "delete", "demo_seller_center/demo"]);
+    }
+}
+
+/// Seed orders in `status` with their customer, in id order, with no refund yet and a
+/// payment of at least 100.00 (every refund here stays under it).
+fn seed_orders(status: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo().join("assets/demo-store/orders.json")).unwrap();
+    let orders: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    orders
+        .iter()
+        .filter(|(_, o)| o["status"] == status)
+        .filter(|(_, o)| {
+            let history = o["payment_history"].as_array().unwrap();
+            history.iter().all(|t| t["transaction_type"] == "payment")
+                && history.iter().any(|t| t["amount"].as_f64().unwrap() >= 100.0)
+        })
+        .map(|(id, o)| (id.clone(), o["user_id"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// An auto partial refund of a delivered order: runs at once.
+    Refund,
+    /// A cancel of a pending order: countersigned first, then run.
+    Cancel,
+}
+
+struct Trial {
+    order: String,
+    amount: String,
+    plan_id: String,
+    file: PathBuf,
+}
+
+fn write_trial(h: &Harness, n: usize, kind: Kind, order: &str, customer: &str, amount: String) -> Trial {
+    let case_id = format!("crash-{n:03}");
+    let plan_id = format!("{case_id}-plan");
+    let (intent, step) = match kind {
+        Kind::Refund => (
+            "refund",
+            json!({"id": "s1", "action": "refund_partial", "params": {
+                "order_id": {"value": order, "source": "connector"},
+                "amount": {"value": {"amount": amount, "currency": "USD"}, "source": "policy"},
+                "reason": {"value": format!("crash trial {n}"), "source": "connector"},
+            }}),
+        ),
+        Kind::Cancel => (
+            "cancel_order",
+            json!({"id": "s1", "action": "cancel_pending_order", "params": {
+                "order_id": {"value": order, "source": "connector"},
+                "reason": {"value": "ordered by mistake", "source": "customer_message"},
+            }}),
+        ),
+    };
+    let file = json!({
+        "case": {
+            "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+            "channel": "email", "customer": {"id": customer, "identity": "verified"},
+            "messages": [{"from": "customer", "text": "Please sort out my order.", "at": "2026-11-20T15:10:00Z"}],
+            "order_ids": [order],
+        },
+        "plan": {"id": plan_id, "case_id": case_id, "planner": "scripted", "intent": intent, "steps": [step]},
+    });
+    let path = h.dir.path().join("cases").join(format!("{case_id}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    Trial { order: order.to_string(), amount, plan_id, file: path }
+}
+
+/// A trial after its restart, checked against the evidence at the end.
+struct Settled {
+    t: Trial,
+    kind: Kind,
+    ctx: String,
+    applied: bool,
+    recovered: bool,
+    restart_at: Timestamp,
+    after: Value,
+}
+
+/// Where the kill landed, as the evidence tells it afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Landed {
+    /// The step had not started: the restart ran it.
+    BeforeStart,
+    /// It had started and not finished: the restart found it `running` or `unknown`.
+    DuringCall,
+    /// It had finished: the restart had nothing to do for it.
+    AfterFinish,
+}
+
+fn refunds_of(order: &Value) -> Vec<&Value> {
+    order["payment_history"].as_array().unwrap().iter().filter(|t| t["transaction_type"] == "refund").collect()
+}
+
+#[test]
+fn sigkill_at_random_points_never_applies_a_write_twice_nor_loses_an_approved_step() {
+    let seed = std::env::var("COUNTERSIGN_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        u64::try_from(Timestamp::now().as_nanosecond().unsigned_abs() % u128::from(u64::MAX)).unwrap()
+    });
+    let trials: usize =
+        std::env::var("COUNTERSIGN_CRASH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(50).max(1);
+    eprintln!("crash trials: {trials}, seed {seed} (replay with COUNTERSIGN_CRASH_SEED={seed})");
+    let started_at = Instant::now();
+    let mut rng = Rng(seed);
+    let h = Harness::start();
+    let mut delivered = seed_orders("delivered").into_iter();
+    let mut pending = seed_orders("pending").into_iter();
+
+    // Calibration, unkilled: creates the evidence store, and times one whole `run`.
+    let (order, customer) = delivered.next().unwrap();
+    let warmup = write_trial(&h, 999, Kind::Refund, &order, &customer, "5.00".into());
+    h.json(&["--json", "run", "--case", warmup.file.to_str().unwrap()]);
+    let clock = Instant::now();
+    let (order, customer) = delivered.next().unwrap();
+    let timed = write_trial(&h, 998, Kind::Refund, &order, &customer, "5.00".into());
+    let out = h.json(&["--json", "run", "--case", timed.file.to_str().unwrap()]);
+    assert_eq!(out["steps"][0]["state"], "succeeded", "seed {seed}: {out}");
+    let full = u64::try_from(clock.elapsed().as_micros()).unwrap();
+    eprintln!("one unkilled run takes {} ms; kills land in 0..{} ms", full / 1000, full * 6 / 5 / 1000);
+
+    let mut settled = Vec::new();
+    for n in 0..trials {
+        let kind = if n % 4 == 3 { Kind::Cancel } else { Kind::Refund };
+        let (order, customer) = match kind {
+            Kind::Refund => delivered.next(),
+            Kind::Cancel => pending.next(),
+        }
+        .unwrap();
+        let amount = format!("{}.{:02}", 1 + rng.below(20), rng.below(100));
+        let t = write_trial(&h, n, kind, &order, &customer, amount);
+        let before = h.order(&t.order);
+        let ctx = format!("seed {seed}, trial {n} ({kind:?} {} on {})", t.amount, t.order);
+
+        if kind == Kind::Cancel {
+            // Decided and queued (it waits), then countersigned: an approved step that must not be lost.
+            let queued = h.json(&["--json", "run", "--case", t.file.to_str().unwrap()]);
+            assert_eq!(queued["steps"][0]["state"], "waiting", "{ctx}: {queued}");
+            let approved = h.json(&["--json", "review", "approve", &t.plan_id, "s1", "--reason", "customer confirmed"]);
+            assert_eq!(approved["state"], "approved", "{ctx}");
+        }
+        // Kill once; one trial in four, kill the restart as well (a crash during recovery).
+        h.killed_run(&t.file, Duration::from_micros(rng.below(full * 6 / 5)));
+        if rng.below(4) == 0 {
+            h.killed_run(&t.file, Duration::from_micros(rng.below(full * 6 / 5)));
+        }
+        let restart_at = Timestamp::now();
+        let out = h.json(&["--json", "run", "--case", t.file.to_str().unwrap()]);
+
+        let step = out["steps"].as_array().unwrap().iter().find(|s| s["step_id"] == "s1").unwrap().clone();
+        let state = step["state"].as_str().unwrap();
+        assert!(
+            state == "succeeded" || state == "not_applied",
+            "{ctx}: after the restart the step is settled, not {state}: {out}"
+        );
+        let recovered = out["recovered"].as_array().unwrap().iter().any(|r| r["plan_id"] == t.plan_id.as_str());
+
+        // The platform's own account: applied once if succeeded, not at all otherwise.
+        let after = h.order(&t.order);
+        let applied = state == "succeeded";
+        match kind {
+            Kind::Refund => {
+                let refunds = refunds_of(&after);
+                assert_eq!(refunds.len(), usize::from(applied), "{ctx}: refunds on the order: {refunds:?}");
+                let expected = if applied { t.amount.as_str() } else { "0.00" };
+                assert_eq!(after["totals"]["refunded"], expected, "{ctx}");
+            }
+            Kind::Cancel => {
+                let expected = if applied { "cancelled" } else { "pending" };
+                assert_eq!(after["status"], expected, "{ctx}");
+                // One refund per payment method used, once: never a second round.
+                let methods: std::collections::BTreeSet<&str> = before["payment_history"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["payment_method_id"].as_str().unwrap())
+                    .collect();
+                let refunds = refunds_of(&after);
+                assert_eq!(refunds.len(), if applied { methods.len() } else { 0 }, "{ctx}: {refunds:?}");
+            }
+        }
+
+        settled.push(Settled { t, kind, ctx, applied, recovered, restart_at, after });
+    }
+
+    // The evidence of every trial, read once: started once; finished, or `unknown` and
+    // then reconciled by a read, in agreement with the platform.
+    let events = h.json(&["--json", "log", "list"]);
+    let events = events.as_array().unwrap();
+    let mut landed: BTreeMap<(Kind, Landed), usize> = BTreeMap::new();
+    let mut ends: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for Settled { t, kind, ctx, applied, recovered, restart_at, after } in &settled {
+        let ours = |kind: &str| -> Vec<&Value> {
+            events.iter().filter(|e| e["kind"] == kind && e["payload"]["plan_id"] == t.plan_id.as_str()).collect()
+        };
+        let started = ours("step_started");
+        let finished = ours("step_finished");
+        assert_eq!(started.len(), 1, "{ctx}: the write was started exactly once");
+        let outcomes: Vec<&str> = finished.iter().map(|e| e["payload"]["outcome"].as_str().unwrap()).collect();
+        match outcomes.as_slice() {
+            ["succeeded"] => assert!(applied, "{ctx}"),
+            ["unknown", last] => {
+                assert_eq!(finished[1]["payload"]["response"]["reconciled"], true, "{ctx}: reconciled by a read");
+                assert_eq!(*last == "succeeded", *applied, "{ctx}: the reconciliation agrees with the platform");
+            }
+            other => panic!("{ctx}: unexpected step_finished outcomes {other:?}"),
+        }
+        // What the final run recovered was left unfinished (a killed restart may have recovered it earlier).
+        assert!(!recovered || outcomes[0] == "unknown", "{ctx}: recovered a step that had finished");
+        let at: Timestamp = started[0]["at"].as_str().unwrap().parse().unwrap();
+        let place = if outcomes[0] == "unknown" {
+            Landed::DuringCall
+        } else if at < *restart_at {
+            Landed::AfterFinish
+        } else {
+            Landed::BeforeStart
+        };
+        *landed.entry((*kind, place)).or_default() += 1;
+        *ends.entry(if *applied { "succeeded" } else { "not_applied" }).or_default() += 1;
+
+        // The idempotency key makes a repeat of the recorded request a no-op.
+        if *applied {
+            let key = started[0]["payload"]["idempotency_key"].as_str().unwrap();
+            let replay = h.replay(&started[0]["payload"]["request"], key);
+            assert!(replay.status().is_success(), "{ctx}: replay answered {}", replay.status());
+            assert_eq!(
+                replay.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()),
+                Some("true"),
+                "{ctx}: the store recognised the key"
+            );
+            assert_eq!(&h.order(&t.order), after, "{ctx}: a replay changes nothing");
+        }
+    }
+
+    let report = h.json(&["--json", "log", "verify"]);
+    assert_eq!(report["ok"], true, "seed {seed}: the chain verifies after {trials} crashes: {report}");
+    let steps = h.json(&["--json", "review", "list"]);
+    assert_eq!(steps.as_array().unwrap().len(), 0, "seed {seed}: nothing left waiting");
+    eprintln!(
+        "{} trials in {:.1} s, seed {seed}: kills landed {landed:?}; steps ended {ends:?}",
+        settled.len(),
+        started_at.elapsed().as_secs_f32()
+    );
+    let during = landed.iter().filter(|((_, l), _)| *l == Landed::DuringCall).map(|(_, n)| n).sum::<usize>();
+    let before = landed.iter().filter(|((_, l), _)| *l == Landed::BeforeStart).map(|(_, n)| n).sum::<usize>();
+    assert!(
+        trials < 30 || (during > 0 && before > 0),
+        "seed {seed}: with {trials} trials some kills must land before the start and some during the call: {landed:?}"
+    );
+}
