@@ -92,10 +92,25 @@ fn push_non_ascii(c: char, out: &mut Collapse) {
 pub fn normalize(text: &str) -> String {
     let folded = fold(text);
     let mut out = Collapse::new(folded.len());
-    for c in folded.chars() {
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
+    let bytes = folded.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii_alphanumeric() {
+            // A run of ASCII letters and digits is copied whole, lower-cased.
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            out.push_ascii_word(&folded[start..i]);
+        } else if b.is_ascii() {
+            out.push(' ');
+            i += 1;
         } else {
+            // `i` is on a character boundary: ASCII bytes never occur inside a
+            // multi-byte sequence, and we only stop after whole characters.
+            let Some(c) = folded[i..].chars().next() else { break };
+            i += c.len_utf8();
             for lower in c.to_lowercase() {
                 push_non_ascii(lower, &mut out);
             }
@@ -127,6 +142,14 @@ impl Collapse {
         }
     }
 
+    /// A run of ASCII letters and digits, lower-cased.
+    fn push_ascii_word(&mut self, word: &str) {
+        let start = self.out.len();
+        self.out.push_str(word);
+        self.out[start..].make_ascii_lowercase();
+        self.last_space = false;
+    }
+
     fn finish(mut self) -> String {
         if !self.last_space {
             self.out.push(' ');
@@ -139,7 +162,21 @@ impl Collapse {
 /// (capital I) and `refund_partial` share one. Used to call out look-alike action
 /// names, where ASCII look-alikes are exactly the trick.
 pub fn identifier_skeleton(name: &str) -> String {
-    skeleton(&fold(name)).collect()
+    let folded = fold(name);
+    if folded.is_ascii() {
+        // ASCII characters are starters without decompositions, so the skeleton of
+        // ASCII text is the concatenation of each character's (from a table built
+        // once by the library itself).
+        let table = ascii_skeletons();
+        folded.bytes().map(|b| table[usize::from(b)].as_str()).collect()
+    } else {
+        skeleton(&folded).collect()
+    }
+}
+
+fn ascii_skeletons() -> &'static [String; 128] {
+    static TABLE: OnceLock<[String; 128]> = OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(|i| skeleton(&char::from(i as u8).to_string()).collect()))
 }
 
 /// A phrase pattern, pre-normalised. Matches when its words occur consecutively.
@@ -209,6 +246,13 @@ mod tests {
         let re = regex::Regex::new(r"\b(mom|mother) s (order|account)\b").expect("regex");
         for text in ["Can you cancel my mom's order?", "my MOM’S ORDER", "my m\u{043E}m's order"] {
             assert!(re.is_match(&normalize(text)), "{text:?} → {:?}", normalize(text));
+        }
+    }
+
+    #[test]
+    fn the_ascii_skeleton_table_agrees_with_the_library() {
+        for name in ["refund_partiaI", "cancel_pending_order", "rn_m_0O_1lI|", "Get-Order Details 42"] {
+            assert_eq!(identifier_skeleton(name), skeleton(name).collect::<String>(), "{name}");
         }
     }
 
