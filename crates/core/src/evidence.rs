@@ -74,6 +74,16 @@ pub enum Event {
         by: Operator,
         reason: String,
     },
+    /// Someone claimed to be a roster member at this seat and could not prove it
+    /// (the passphrase is never recorded).
+    ReviewRefused {
+        plan_id: String,
+        step_id: String,
+        step_digest: String,
+        claimed_id: String,
+        seat: Operator,
+        reason: String,
+    },
     StepStarted {
         plan_id: String,
         step_id: String,
@@ -142,6 +152,7 @@ impl Event {
             Event::Decided { .. } => "decided",
             Event::ReviewRequested { .. } => "review_requested",
             Event::ReviewDecided { .. } => "review_decided",
+            Event::ReviewRefused { .. } => "review_refused",
             Event::StepStarted { .. } => "step_started",
             Event::StepFinished { .. } => "step_finished",
             Event::ReplySent { .. } => "reply_sent",

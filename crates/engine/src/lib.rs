@@ -508,19 +508,20 @@ impl Engine {
             .filter(|e| e.at > since && e.payload["claimed_id"].as_str() == Some(proof.id.as_str()))
             .count();
         let refuse = |why: &str, message: String| -> Result<Operator, EngineError> {
+            let event = Event::ReviewRefused {
+                plan_id: record.plan_id.clone(),
+                step_id: record.step_id.clone(),
+                step_digest: record.step_digest.clone(),
+                claimed_id: proof.id.clone(),
+                seat: self.operator.clone(),
+                reason: why.to_string(),
+            };
             self.store.append(NewEvent {
                 case_id: Some(record.case_id.clone()),
-                kind: roster::REVIEW_REFUSED.into(),
+                kind: event.kind().to_string(),
                 actor: self.operator.id.clone(),
                 at: now,
-                payload: serde_json::json!({
-                    "plan_id": record.plan_id,
-                    "step_id": record.step_id,
-                    "step_digest": record.step_digest,
-                    "claimed_id": proof.id,
-                    "seat": self.operator,
-                    "reason": why,
-                }),
+                payload: event.payload(),
             })?;
             Err(EngineError::NotPermitted { message })
         };
