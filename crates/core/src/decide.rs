@@ -283,25 +283,6 @@ fn decide_step(
 ) -> StepDecision {
     let mut acc = Acc { reasons: Vec::with_capacity(8) };
     let digest = step_digest(step);
-    let empty = |acc: Acc| {
-        let (decision, reasons, rule_ids) = acc.finish();
-        StepDecision {
-            step_id: step.id.clone(),
-            action: step.action.clone(),
-            decision,
-            reasons,
-            rule_ids,
-            step_digest: digest.clone(),
-            layer: None,
-            kind: None,
-            risk: None,
-            owner: None,
-            approver_roles: Vec::new(),
-            may_read: Vec::new(),
-            money: None,
-        }
-    };
-
     // 1. Deny by default.
     let Some(def) = policy.actions.get(&step.action) else {
         let hint = look_alike(policy, &step.action)
@@ -313,7 +294,7 @@ fn decide_step(
             format!("action {:?} is not in the policy, so it is denied by default{hint}", step.action),
         );
         pause_checks(&mut acc, case, plan, facts, &step.action);
-        return empty(acc);
+        return step_decision(policy, step, digest, acc, None, None);
     };
 
     // 2. Schema.
@@ -404,6 +385,19 @@ fn decide_step(
     // 9. Pauses.
     pause_checks(&mut acc, case, plan, facts, &step.action);
 
+    step_decision(policy, step, digest, acc, Some(def), money)
+}
+
+/// The decision on a step from every reason found; `def` is `None` for an action
+/// the policy does not name.
+fn step_decision(
+    policy: &Policy,
+    step: &Step,
+    step_digest: String,
+    acc: Acc,
+    def: Option<&ActionDef>,
+    money: Option<Money>,
+) -> StepDecision {
     let (decision, reasons, rule_ids) = acc.finish();
     StepDecision {
         step_id: step.id.clone(),
@@ -411,13 +405,13 @@ fn decide_step(
         decision,
         reasons,
         rule_ids,
-        step_digest: digest,
-        layer: Some(def.layer),
-        kind: Some(def.kind),
-        risk: Some(def.risk),
-        owner: Some(def.owner.clone()),
-        approver_roles: policy.approvers(decision).to_vec(),
-        may_read: def.reads.clone(),
+        step_digest,
+        layer: def.map(|d| d.layer),
+        kind: def.map(|d| d.kind),
+        risk: def.map(|d| d.risk),
+        owner: def.map(|d| d.owner.clone()),
+        approver_roles: if def.is_some() { policy.approvers(decision).to_vec() } else { Vec::new() },
+        may_read: def.map(|d| d.reads.clone()).unwrap_or_default(),
         money,
     }
 }
