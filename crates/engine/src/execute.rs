@@ -271,7 +271,9 @@ impl Engine {
         let call = self.connector.call(&record.action, &params, is_write.then_some(key.as_str()));
         match call {
             Ok(call) if !is_write => {
-                self.finish_with(&running, StepOutcome::Succeeded, before, Value::Null, Some(&call), None)
+                // A read changes nothing: what it read is its after-state.
+                let after = call.response.clone();
+                self.finish_with(&running, StepOutcome::Succeeded, before, after, Some(&call), None)
             }
             Ok(call) => match self.connector.read_state(&record.action, &params) {
                 Ok(after) => {

@@ -325,6 +325,7 @@ fn a_confirmed_write_runs_after_approval_and_changes_the_platform() {
     let events = engine.log_case(&file.case.id).unwrap();
     let finished: Vec<_> = events.iter().filter(|e| e.kind == "step_finished").collect();
     assert_eq!(finished.len(), 2);
+    assert_eq!(finished[0].payload["after"]["status"], "pending", "a read step records what it read");
     let cancel = finished.last().unwrap();
     assert_eq!(cancel.payload["before"]["status"], "pending", "before-state recorded");
     assert_eq!(cancel.payload["after"]["status"], "cancelled", "after-state recorded");
