@@ -356,15 +356,32 @@ fn a_pause_set_after_approval_stops_the_step_before_the_call() {
     assert_eq!(engine.gather_facts(&file.case, &file.plan).unwrap().orders[order].status, "pending");
 }
 
-/// A connector whose write answers are lost on the way back (a timeout after the
-/// request went out, or before it did): the step's fate is unknown to the app.
-#[derive(Debug)]
-struct LostReply {
-    inner: countersign_connectors::HttpConnector,
-    request_arrives: bool,
+type CallHook = Box<
+    dyn Fn(
+            &HttpConnector,
+            &str,
+            &serde_json::Map<String, serde_json::Value>,
+            Option<&str>,
+        ) -> Result<countersign_connectors::CallRecord, countersign_connectors::ConnectorError>
+        + Send
+        + Sync,
+>;
+
+/// The real HTTP connector with hooks: `call` replaces the call (it gets the real
+/// connector to delegate to), `before_read_state` runs before every state read.
+struct Intercept {
+    inner: HttpConnector,
+    call: Option<CallHook>,
+    before_read_state: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
-impl countersign_connectors::Connector for LostReply {
+impl std::fmt::Debug for Intercept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intercept").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl Connector for Intercept {
     fn order_facts(
         &self,
         id: &str,
@@ -377,13 +394,10 @@ impl countersign_connectors::Connector for LostReply {
         params: &serde_json::Map<String, serde_json::Value>,
         key: Option<&str>,
     ) -> Result<countersign_connectors::CallRecord, countersign_connectors::ConnectorError> {
-        if key.is_none() {
-            return self.inner.call(action, params, key);
+        match &self.call {
+            Some(hook) => hook(&self.inner, action, params, key),
+            None => self.inner.call(action, params, key),
         }
-        if self.request_arrives {
-            self.inner.call(action, params, key)?;
-        }
-        Err(countersign_connectors::ConnectorError::Timeout)
     }
     fn describe_call(
         &self,
@@ -398,6 +412,9 @@ impl countersign_connectors::Connector for LostReply {
         action: &str,
         params: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, countersign_connectors::ConnectorError> {
+        if let Some(hook) = &self.before_read_state {
+            hook();
+        }
         self.inner.read_state(action, params)
     }
     fn check_expectation(
@@ -411,13 +428,30 @@ impl countersign_connectors::Connector for LostReply {
     }
 }
 
+/// A connector whose write answers are lost on the way back (a timeout after the
+/// request went out, or before it did): the step's fate is unknown to the app.
+fn lost_reply(inner: HttpConnector, request_arrives: bool) -> Intercept {
+    Intercept {
+        inner,
+        call: Some(Box::new(move |inner, action, params, key| {
+            if key.is_none() {
+                return inner.call(action, params, key);
+            }
+            if request_arrives {
+                inner.call(action, params, key)?;
+            }
+            Err(countersign_connectors::ConnectorError::Timeout)
+        })),
+        before_read_state: None,
+    }
+}
+
 #[test]
 fn a_write_with_a_lost_answer_is_reconciled_by_a_read_never_retried() {
     use countersign_engine::StepState;
     for (arrives, expected) in [(true, StepState::Succeeded), (false, StepState::NotApplied)] {
         let dir = tempfile::tempdir().unwrap();
-        let (engine, _server, _keyring) =
-            live_engine_with(dir.path(), |inner| Arc::new(LostReply { inner, request_arrives: arrives }));
+        let (engine, _server, _keyring) = live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, arrives)));
         // A small refund: its outcome check compares with the before-state.
         let file =
             countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
@@ -1211,55 +1245,17 @@ fn supervisor_steps_need_a_team_lead_who_proves_it_on_the_roster() {
 
 /// Sets a pause (through a second engine on the same data dir, as another seat would)
 /// while the executor reads the before-state: after its pause check, before its start.
-#[derive(Debug)]
-struct PauseDuringRead {
-    inner: HttpConnector,
-    data: std::path::PathBuf,
-    done: std::sync::atomic::AtomicBool,
-}
-
-impl Connector for PauseDuringRead {
-    fn order_facts(
-        &self,
-        id: &str,
-    ) -> Result<Option<countersign_core::decide::OrderFacts>, countersign_connectors::ConnectorError> {
-        self.inner.order_facts(id)
-    }
-    fn call(
-        &self,
-        action: &str,
-        params: &serde_json::Map<String, serde_json::Value>,
-        key: Option<&str>,
-    ) -> Result<countersign_connectors::CallRecord, countersign_connectors::ConnectorError> {
-        self.inner.call(action, params, key)
-    }
-    fn describe_call(
-        &self,
-        action: &str,
-        params: &serde_json::Map<String, serde_json::Value>,
-        key: Option<&str>,
-    ) -> Result<countersign_connectors::RecordedRequest, countersign_connectors::ConnectorError> {
-        self.inner.describe_call(action, params, key)
-    }
-    fn read_state(
-        &self,
-        action: &str,
-        params: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Option<serde_json::Value>, countersign_connectors::ConnectorError> {
-        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let other = open(&self.data);
-            other.pause_set(PauseScope::Action, "refund_partial", "incident, set from another seat").unwrap();
-        }
-        self.inner.read_state(action, params)
-    }
-    fn check_expectation(
-        &self,
-        action: &str,
-        params: &serde_json::Map<String, serde_json::Value>,
-        before: Option<&serde_json::Value>,
-        after: Option<&serde_json::Value>,
-    ) -> Result<(), countersign_connectors::ExpectationError> {
-        self.inner.check_expectation(action, params, before, after)
+fn pause_during_read(inner: HttpConnector, data: PathBuf) -> Intercept {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    Intercept {
+        inner,
+        call: None,
+        before_read_state: Some(Box::new(move || {
+            if !done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let other = open(&data);
+                other.pause_set(PauseScope::Action, "refund_partial", "incident, set from another seat").unwrap();
+            }
+        })),
     }
 }
 
@@ -1267,9 +1263,7 @@ impl Connector for PauseDuringRead {
 fn a_pause_set_between_the_check_and_the_start_still_stops_the_step() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_path_buf();
-    let (engine, server, keyring) = live_engine_with(dir.path(), |inner| {
-        Arc::new(PauseDuringRead { inner, data, done: std::sync::atomic::AtomicBool::new(false) })
-    });
+    let (engine, server, keyring) = live_engine_with(dir.path(), |inner| Arc::new(pause_during_read(inner, data)));
     let direct = platform(&server, &keyring);
     let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
     let f = case_with("late-pause", "late-pause-p", &customer, "refund", json!([refund_step("s1", &order, "10.00")]));
