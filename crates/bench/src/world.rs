@@ -121,10 +121,7 @@ impl World {
             orders,
             history,
             pauses,
-            articles: [("returns-window", "3"), ("refund-timing", "2")]
-                .into_iter()
-                .map(|(a, v)| (a.to_string(), v.to_string()))
-                .collect(),
+            citations: Vec::new(),
         };
         World { case, facts }
     }

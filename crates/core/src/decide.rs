@@ -87,9 +87,23 @@ pub struct Facts {
     pub history: Vec<PriorStep>,
     #[serde(default)]
     pub pauses: Vec<Pause>,
-    /// Knowledge articles that exist: id → current version.
+    /// Whether each citation of the reply draft resolves, in the draft's order. The
+    /// engine checks them (against the passages retrieval returned to the planner, or
+    /// against the knowledge index for a plan that came from elsewhere); a citation with
+    /// no fact here counts as unresolved.
     #[serde(default)]
-    pub articles: BTreeMap<String, String>,
+    pub citations: Vec<CitationFact>,
+}
+
+/// Whether one citation of the reply draft resolves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CitationFact {
+    /// `article#anchor` as cited.
+    pub label: String,
+    pub resolved: bool,
+    /// Why it does not resolve (empty when it does).
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// One reason behind a decision: which rule, what it decided, in words.
@@ -642,23 +656,23 @@ fn decide_reply(
     acc.add("reply.base", rp.decision, format!("sending a reply is `{}` in this policy", rp.decision));
 
     let mut unresolved = Vec::new();
-    for c in &draft.citations {
-        let ok = match (facts.articles.get(&c.article_id), &c.version) {
-            (Some(_), None) => true,
-            (Some(have), Some(want)) => have == want,
-            (None, _) => false,
-        };
-        if !ok {
-            let label = match &c.version {
-                Some(v) => format!("{} v{v}", c.article_id),
-                None => c.article_id.clone(),
-            };
-            acc.add(
-                "reply.citation-unresolved",
-                rp.unresolved_citation,
-                format!("the draft cites {label}, which is not in the knowledge base"),
-            );
-            unresolved.push(label);
+    for (i, c) in draft.citations.iter().enumerate() {
+        match facts.citations.get(i) {
+            Some(f) if f.resolved => {}
+            found => {
+                let (label, detail) = match found {
+                    Some(f) => (f.label.clone(), f.detail.clone()),
+                    None => {
+                        (c.article_id.clone(), format!("{} was not checked against the knowledge base", c.article_id))
+                    }
+                };
+                acc.add(
+                    "reply.citation-unresolved",
+                    rp.unresolved_citation,
+                    format!("the draft's citation does not resolve: {detail}"),
+                );
+                unresolved.push(label);
+            }
         }
     }
 

@@ -52,6 +52,18 @@ pub enum Event {
         orders: Vec<OrderFacts>,
         fields: Vec<String>,
     },
+    /// A read a planner asked for while planning: decided by the policy first, run only
+    /// when `auto`, the response cut to the fields the action may read.
+    PlanningRead {
+        action: String,
+        params: serde_json::Value,
+        /// `read`, `not_found`, `refused` or `failed`.
+        outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response: Option<serde_json::Value>,
+    },
     PlanProposed {
         plan: Plan,
     },
@@ -148,6 +160,7 @@ impl Event {
         match self {
             Event::CaseOpened { .. } => "case_opened",
             Event::ContextRead { .. } => "context_read",
+            Event::PlanningRead { .. } => "planning_read",
             Event::PlanProposed { .. } => "plan_proposed",
             Event::Decided { .. } => "decided",
             Event::ReviewRequested { .. } => "review_requested",

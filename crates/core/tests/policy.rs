@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use countersign_core::decide::{OrderFacts, PriorState, PriorStep};
+use countersign_core::decide::{CitationFact, OrderFacts, PriorState, PriorStep};
 use countersign_core::model::{
     Case, Channel, Citation, CustomerRef, IdentityStatus, Message, Operator, Param, Pause, PauseScope, Plan,
     Provenance, ReplyDraft, Sender, Step,
@@ -70,10 +70,7 @@ fn world() -> World {
         orders,
         history: Vec::new(),
         pauses: Vec::new(),
-        articles: [("returns-window", "3"), ("refund-timing", "2")]
-            .into_iter()
-            .map(|(a, v)| (a.to_string(), v.to_string()))
-            .collect(),
+        citations: Vec::new(),
     };
     World { case, facts, intent: "support".into() }
 }
@@ -153,6 +150,25 @@ fn history(case_id: &str, order: Option<&str>, action: &str, amount: &str, state
         amount: Money::from_json(&usd(amount)).unwrap(),
         state,
     }
+}
+
+/// Citation facts as the engine would find them in a knowledge index holding
+/// `returns-window` v3 and `refund-timing` v2.
+fn index_checks(draft: Option<&ReplyDraft>) -> Vec<CitationFact> {
+    let index = [("returns-window", "3"), ("refund-timing", "2")];
+    draft
+        .iter()
+        .flat_map(|d| d.citations.iter())
+        .map(|c| {
+            let resolved =
+                index.iter().any(|(a, v)| *a == c.article_id && c.version.as_deref().is_none_or(|cited| cited == *v));
+            CitationFact {
+                label: c.article_id.clone(),
+                resolved,
+                detail: if resolved { String::new() } else { format!("{} not at that version", c.article_id) },
+            }
+        })
+        .collect()
 }
 
 fn reply(text: &str, cites: &[(&str, Option<&str>)]) -> ReplyDraft {
@@ -1042,6 +1058,7 @@ fn policy_table() {
             steps: row.steps,
             reply: row.reply,
         };
+        w.facts.citations = index_checks(plan.reply.as_ref());
         let d = match decide(&policy, &w.case, &plan, &w.facts) {
             Ok(d) => d,
             Err(e) => {

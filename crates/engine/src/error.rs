@@ -35,6 +35,8 @@ pub enum ErrorCode {
     ApprovalStale,
     /// A pause covers the step: it did not run.
     Paused,
+    /// The planner produced no usable plan (provider down, malformed or refused answer).
+    PlannerFailed,
 }
 
 /// Why a use case failed.
@@ -64,6 +66,8 @@ pub enum EngineError {
     ApprovalStale { message: String },
     #[error("{message}")]
     Paused { message: String },
+    #[error("planner {planner}: {message}")]
+    Planner { planner: String, message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -103,6 +107,7 @@ impl EngineError {
             EngineError::NotPermitted { .. } => ErrorCode::NotPermitted,
             EngineError::ApprovalStale { .. } => ErrorCode::ApprovalStale,
             EngineError::Paused { .. } => ErrorCode::Paused,
+            EngineError::Planner { .. } => ErrorCode::PlannerFailed,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod credentials;
 mod error;
 pub mod execute;
 pub mod knowledge;
+pub mod planning;
 pub mod roster;
 pub mod workspace;
 
@@ -29,7 +30,6 @@ use countersign_core::decide::{Facts, OrderFacts, PlanDecision, PriorState, Prio
 use countersign_core::evidence::{Event, Verdict};
 use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
 use countersign_core::{Outcome, Policy, decide};
-use countersign_planner::{Planner, RecordedPlanner};
 use countersign_store::{
     EventFilter, ExportSummary, NewEvent, NewStep, PauseGuard, PauseRecord, StepFilter, StepUpdate, Store, StoredEvent,
     Transition, VerifyReport,
@@ -280,7 +280,7 @@ impl Engine {
             history: self.prior_money_steps(case, plan, &order_ids)?,
             orders,
             pauses: self.store.active_pauses()?,
-            articles: self.article_versions(),
+            citations: self.index_citations(plan)?,
         })
     }
 
@@ -340,6 +340,17 @@ impl Engine {
     /// the same id with other steps (another amount, another order) is a conflict, never
     /// a way to reuse an earlier decision or approval.
     pub fn process(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        self.process_with(case, plan, None)
+    }
+
+    /// [`Engine::process`], with the reply's citation facts given (from a planning run)
+    /// instead of resolved against the index.
+    pub(crate) fn process_with(
+        &self,
+        case: &Case,
+        plan: &Plan,
+        citations: Option<Vec<countersign_core::decide::CitationFact>>,
+    ) -> Result<PlanDecision, EngineError> {
         if let Some(recorded) = self.recorded_decision(&case.id, &plan.id)? {
             let same = recorded.steps.len() == plan.steps.len()
                 && recorded
@@ -357,7 +368,10 @@ impl Engine {
             }
             return Ok(recorded);
         }
-        let facts = self.gather_facts(case, plan)?;
+        let mut facts = self.gather_facts(case, plan)?;
+        if let Some(c) = citations {
+            facts.citations = c;
+        }
         let decision = decide(&self.policy, case, plan, &facts)?;
         let seen = !self
             .store
@@ -699,12 +713,9 @@ impl Engine {
     /// the evidence is recorded.
     pub fn demo(&self) -> Result<Vec<DemoCase>, EngineError> {
         let samples = self.workspace.sample_cases()?;
-        let planner = RecordedPlanner::new(samples.iter().map(|(_, f)| f.plan.clone()));
         let mut out = Vec::new();
         for (path, file) in samples {
-            let plan = planner
-                .plan(&file.case)
-                .map_err(|e| EngineError::BadInput { message: format!("{}: {e}", path.display()) })?;
+            let plan = file.plan;
             let decision = self.process(&file.case, &plan)?;
             out.push(DemoCase {
                 file: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -530,10 +530,14 @@ mod knowledge {
         let e = open(dir.path());
         let r = e.kb_open_report().clone();
         assert_eq!((r.added, r.articles, r.failed), (40, 40, 0), "{:?}", r.errors);
-        let file = split_refund_case();
+        let file =
+            countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
         let facts = e.gather_facts(&file.case, &file.plan).unwrap();
-        assert_eq!(facts.articles.len(), 40);
-        assert_eq!(facts.articles["refund-timing"], "3", "Facts::articles is id → current version");
+        let cited = file.plan.reply.as_ref().map_or(0, |r| r.citations.len());
+        assert!(cited > 0, "the sample plan cites the knowledge base");
+        assert_eq!(facts.citations.len(), cited, "every citation of the draft is checked against the index");
+        assert!(facts.citations.iter().all(|c| c.resolved), "{:?}", facts.citations);
+        assert_eq!(e.article_versions()["refund-timing"], "3");
         drop(e);
 
         let e = open(dir.path());

@@ -4,29 +4,41 @@
 //! [`Plan`] — steps, a reply draft, citations — and nothing it returns is
 //! trusted: the engine validates it and the policy decides every step.
 //!
-//! **Architecture invariant:** a planner never sees the policy's decision
-//! function and cannot mark anything as approved; its output type has no field
-//! that could carry an authorisation.
+//! **Architecture invariants:**
+//! - A planner never sees the policy's decision function and cannot mark anything as
+//!   approved; its output type has no field that could carry an authorisation.
+//! - A planner sees the platform and the knowledge base only through the
+//!   [`PlanningContext`] the engine hands it: knowledge search, and the policy's *read*
+//!   actions through the connector. The engine records what it returned; a citation must
+//!   point at a passage the context returned, and a parameter that claims to come from the
+//!   connector must carry a value a read returned (see `countersign_engine::planning`).
 //!
-//! Today: [`RecordedPlanner`], which replays plans recorded beside sample cases.
-//! The local playbook planner and the LLM planners implement the same trait.
+//! Planners: [`RecordedPlanner`] replays plans recorded beside sample cases; the local
+//! playbook planner and the LLM planners implement the same trait.
+
+mod context;
 
 use std::collections::BTreeMap;
 
 use countersign_core::model::{Case, Plan};
+
+pub use crate::context::{ActionInfo, ActionKind, ContextError, Passage, PlanningContext};
 
 /// Why a planner produced no plan.
 #[derive(Debug, thiserror::Error)]
 pub enum PlannerError {
     #[error("no plan for case {0}")]
     NoPlan(String),
+    /// The planning context (knowledge search, a connector read) failed.
+    #[error(transparent)]
+    Context(#[from] ContextError),
 }
 
 /// Proposes a plan for a case.
 pub trait Planner: Send + Sync + std::fmt::Debug {
     /// A short name recorded with the plan (`recorded`, `local`, `llm:openai`…).
     fn name(&self) -> &str;
-    fn plan(&self, case: &Case) -> Result<Plan, PlannerError>;
+    fn plan(&self, case: &Case, ctx: &dyn PlanningContext) -> Result<Plan, PlannerError>;
 }
 
 /// Replays plans recorded for known cases (sample cases, regression fixtures).
@@ -46,7 +58,7 @@ impl Planner for RecordedPlanner {
         "recorded"
     }
 
-    fn plan(&self, case: &Case) -> Result<Plan, PlannerError> {
+    fn plan(&self, case: &Case, _ctx: &dyn PlanningContext) -> Result<Plan, PlannerError> {
         self.plans.get(&case.id).cloned().ok_or_else(|| PlannerError::NoPlan(case.id.clone()))
     }
 }

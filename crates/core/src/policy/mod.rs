@@ -306,6 +306,57 @@ pub struct PolicyError {
 }
 
 /// The content hash every decision records.
+/// A JSON Schema (`type: object`) describing an action's parameters, for planners that
+/// need one (LLM tool definitions, structured output). Descriptive only: the policy's own
+/// checks (`validate::check_params`) are what decide.
+pub fn params_json_schema(def: &ActionDef) -> serde_json::Value {
+    use serde_json::json;
+    let mut properties = serde_json::Map::new();
+    let mut required = Vec::new();
+    for (name, spec) in &def.params {
+        let id = json!({"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9#_.:-]+$"});
+        let schema = match spec.ty {
+            ParamType::Text | ParamType::Name => json!({"type": "string", "maxLength": spec.max_len}),
+            ParamType::Enum => json!({"type": "string", "enum": spec.values}),
+            ParamType::Money => json!({
+                "type": "object",
+                "properties": {
+                    "amount": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,2})?$"},
+                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}
+                },
+                "required": ["amount", "currency"],
+                "additionalProperties": false
+            }),
+            ParamType::OrderId
+            | ParamType::CustomerId
+            | ParamType::ProductId
+            | ParamType::ItemId
+            | ParamType::PaymentMethodId => id.clone(),
+            ParamType::ItemIds => json!({"type": "array", "items": id, "minItems": 1, "maxItems": 50}),
+            ParamType::Email => json!({"type": "string", "format": "email", "maxLength": 254}),
+            ParamType::Zip => json!({"type": "string", "maxLength": 10}),
+            ParamType::Bool => json!({"type": "boolean"}),
+            ParamType::Address => {
+                let field = json!({"type": "string", "maxLength": 128});
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "address1": field, "address2": field, "city": field,
+                        "state": field, "zip": field, "country": field
+                    },
+                    "required": ["address1", "city", "state", "zip", "country"],
+                    "additionalProperties": false
+                })
+            }
+        };
+        properties.insert(name.clone(), schema);
+        if spec.required {
+            required.push(name.clone());
+        }
+    }
+    json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+}
+
 pub fn content_hash(source: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(source.as_bytes())))
 }
