@@ -75,6 +75,29 @@ enum Command {
     Kb(KbCmd),
     /// Run the workspace's sample cases through the pipeline and show what would run, wait or be refused.
     Demo,
+    /// Plan a case with the local planner (governed reads, cited reply), decide it and
+    /// record it; `--json` prints the plan, what the planner read and the decision.
+    Plan(PlanArgs),
+    /// Score the local planner on a labelled evaluation set (intent accuracy, step
+    /// precision/recall, citation precision). Uses a fresh data dir of its own.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// A case JSON file (a case file that also holds a recorded plan is fine: the recorded plan is ignored).
+    #[arg(long, value_name = "FILE")]
+    case: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The evaluation set (JSON Lines; default: the repository's `assets/eval/cases.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    cases: Option<PathBuf>,
+    /// Print every case whose intent, steps or citations differ from the labels.
+    #[arg(long)]
+    misses: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -278,6 +301,41 @@ fn default_workspace() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/workspace.toml"))
 }
 
+fn default_eval_cases() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/eval/cases.jsonl"))
+}
+
+fn print_eval(r: &countersign_engine::eval::EvalReport, misses: bool) {
+    if misses {
+        for s in &r.scores {
+            let steps_ok = s.steps == s.expected_steps;
+            let cites_ok = s.cited.iter().all(|c| s.expected_articles.contains(c));
+            if s.intent != s.expected_intent || !steps_ok || !cites_ok || s.error.is_some() {
+                println!(
+                    "{}: intent {} (want {}); steps {:?} (want {:?}); cited {:?} (want {:?}){}",
+                    s.case_id,
+                    s.intent,
+                    s.expected_intent,
+                    s.steps,
+                    s.expected_steps,
+                    s.cited,
+                    s.expected_articles,
+                    s.error.as_ref().map(|e| format!("; error: {e}")).unwrap_or_default()
+                );
+            }
+        }
+        println!();
+    }
+    println!("planner {} on {} cases ({} failed)", r.planner, r.cases, r.failed);
+    println!("  intent accuracy       {}", r.intent_accuracy);
+    println!("  step precision        {}", r.step_precision);
+    println!("  step recall           {}", r.step_recall);
+    println!("  citation precision    {}", r.citation_precision);
+    println!("  citation support      {}", r.citation_support);
+    println!("  promises in review    {}", r.promises_in_review);
+    println!("  per case              p50 {} µs, p99 {} µs", r.p50_us, r.p99_us);
+}
+
 fn data_dir(cli: &Cli, workspace_id: &str) -> anyhow::Result<PathBuf> {
     if let Some(d) = &cli.data_dir {
         return Ok(d.clone());
@@ -380,6 +438,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Review(cmd) => review(&cli, cmd),
         Command::Log(cmd) => log(&cli, cmd),
         Command::Kb(cmd) => kb(&cli, cmd),
+        Command::Plan(args) => {
+            let engine = open(&cli)?;
+            let case: countersign_core::model::Case = match CaseFile::load(&args.case) {
+                Ok(file) => file.case,
+                Err(_) => read_json(&args.case)?,
+            };
+            let planned = engine.plan_case(&case, &countersign_planner::LocalPlanner::new())?;
+            let decision = engine.process_planned(&case, &planned)?;
+            if cli.json {
+                print_json(&serde_json::json!({ "planned": planned, "decision": decision }))?;
+            } else {
+                println!("intent: {}", planned.plan.intent);
+                print_steps(&decision);
+                if let Some(reply) = &planned.plan.reply {
+                    println!("\n{}\n", reply.text);
+                    for (i, c) in reply.citations.iter().enumerate() {
+                        println!(
+                            "[{}] {} v{} #{}",
+                            i + 1,
+                            c.article_id,
+                            c.version.as_deref().unwrap_or("?"),
+                            c.anchor.as_deref().unwrap_or("-")
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(args) => {
+            let file = args.cases.clone().unwrap_or_else(default_eval_cases);
+            let cases = countersign_engine::eval::load_cases(&file)?;
+            let scratch = tempfile::tempdir().context("a scratch data dir for the evaluation")?;
+            let workspace = cli.workspace.clone().unwrap_or_else(default_workspace);
+            let options =
+                EngineOptions { data_dir: scratch.path().to_path_buf(), workspace, operator: None, connector: None };
+            let engine = Engine::open(options, Arc::new(SystemClock))?;
+            let report = engine.evaluate(&cases, &countersign_planner::LocalPlanner::new())?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                print_eval(&report, args.misses);
+            }
+            Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::Demo => {
             let engine = open(&cli)?;
             let results = engine.demo()?;

@@ -14,7 +14,7 @@ fn repo() -> PathBuf {
 }
 
 fn workspace() -> PathBuf {
-    repo().join("assets/demo/workspace.toml")
+    repo().join("assets/demo/workspace-snapshot.toml")
 }
 
 fn cs(data: &Path, args: &[&str]) -> Output {
@@ -359,7 +359,7 @@ fn kb_index_reports_broken_articles_at_file_line_column_and_exits_1() {
         1,
     );
     std::fs::write(kb.join("refund-timing.md"), broken).unwrap();
-    let toml = std::fs::read_to_string(demo.join("workspace.toml"))
+    let toml = std::fs::read_to_string(demo.join("workspace-snapshot.toml"))
         .unwrap()
         .replace("\"../knowledge\"", "\"knowledge\"")
         .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
@@ -413,7 +413,7 @@ fn supervisor_approvals_take_a_roster_passphrase() {
     );
 
     let demo = repo().join("assets/demo");
-    let toml = std::fs::read_to_string(demo.join("workspace.toml"))
+    let toml = std::fs::read_to_string(demo.join("workspace-snapshot.toml"))
         .unwrap()
         .replace("\"../knowledge\"", &format!("{:?}", repo().join("assets/knowledge")))
         .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))

@@ -175,3 +175,42 @@ mod tests {
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
     }
 }
+
+/// One credential held in this process's memory only: the token of a platform this
+/// process started itself (the demo seller center on loopback). It is made fresh at
+/// start, never written anywhere, and dropped (zeroised) with the process.
+#[derive(Debug)]
+pub struct ProcessCredential {
+    name: CredentialName,
+    value: Secret,
+}
+
+impl ProcessCredential {
+    pub fn new(name: CredentialName, value: Secret) -> ProcessCredential {
+        ProcessCredential { name, value }
+    }
+}
+
+impl CredentialStore for ProcessCredential {
+    fn get(&self, name: &CredentialName) -> Result<Secret, CredentialError> {
+        if *name == self.name {
+            Ok(Secret::new(self.value.expose()))
+        } else {
+            Err(CredentialError::Missing { name: name.clone() })
+        }
+    }
+
+    fn set(&self, _name: &CredentialName, _value: &Secret) -> Result<(), CredentialError> {
+        Err(CredentialError::Unavailable(
+            "this credential belongs to a platform the process started; it cannot be changed".into(),
+        ))
+    }
+
+    fn delete(&self, name: &CredentialName) -> Result<(), CredentialError> {
+        self.set(name, &Secret::new(""))
+    }
+
+    fn list(&self) -> Result<Vec<CredentialName>, CredentialError> {
+        Ok(vec![self.name.clone()])
+    }
+}

@@ -100,7 +100,7 @@ fn main() {
     let connector = HttpConnector::new(catalog, credentials).unwrap().with_base_url(&server.url()).unwrap();
     let engine = Engine::open(
         EngineOptions {
-            workspace: assets().join("demo/workspace.toml"),
+            workspace: assets().join("demo/workspace-snapshot.toml"),
             data_dir: dir.path().join("data"),
             operator: None,
             connector: Some(Arc::new(connector)),

@@ -14,6 +14,7 @@
 
 pub mod credentials;
 mod error;
+pub mod eval;
 pub mod execute;
 pub mod knowledge;
 pub mod planning;
@@ -131,6 +132,9 @@ pub struct Engine {
     articles: std::sync::RwLock<BTreeMap<String, String>>,
     knowledge_report: knowledge::KbIndexReport,
     approval_ttl: jiff::SignedDuration,
+    /// The demo seller center this engine started on loopback, if the workspace asks for
+    /// one; it stops when the engine is dropped.
+    demo_store: Option<countersign_demo_store::BackgroundServer>,
 }
 
 impl Engine {
@@ -163,6 +167,7 @@ impl Engine {
         }
         std::fs::create_dir_all(&options.data_dir).map_err(|e| EngineError::io(&options.data_dir, e))?;
         let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
+        let mut demo_store = None;
         let connector: Arc<dyn Connector> = match (options.connector, &workspace.connector) {
             (Some(c), _) => c,
             (None, workspace::ConnectorConfig::Snapshot { dataset }) => Arc::new(SnapshotConnector::load(dataset)?),
@@ -173,6 +178,11 @@ impl Engine {
                 if let Some(url) = base_url {
                     http = http.with_base_url(url)?;
                 }
+                Arc::new(http)
+            }
+            (None, workspace::ConnectorConfig::DemoStore { catalog, seed }) => {
+                let (server, http) = start_demo_store(catalog, seed, &options.data_dir)?;
+                demo_store = Some(server);
                 Arc::new(http)
             }
         };
@@ -187,9 +197,15 @@ impl Engine {
             articles: std::sync::RwLock::new(articles),
             knowledge_report,
             approval_ttl: jiff::SignedDuration::from_hours(4),
+            demo_store,
         };
         engine.record_policy_loaded()?;
         Ok(engine)
+    }
+
+    /// The address of the demo seller center this engine started, if any.
+    pub fn demo_store_url(&self) -> Option<String> {
+        self.demo_store.as_ref().map(countersign_demo_store::BackgroundServer::url)
     }
 
     pub fn workspace(&self) -> &Workspace {
@@ -799,3 +815,34 @@ pub fn verify_bundle(dir: &Path) -> Result<VerifyReport, EngineError> {
 }
 
 pub use countersign_store::{EventFilter as LogFilter, VerifyReport as LogVerifyReport};
+
+/// Start the demo seller center on loopback (its database in `data_dir`, seeded from
+/// `seed` on first use) with a fresh random token, and an HTTP connector that holds the
+/// token in memory only.
+fn start_demo_store(
+    catalog: &Path,
+    seed: &Path,
+    data_dir: &Path,
+) -> Result<(countersign_demo_store::BackgroundServer, countersign_connectors::HttpConnector), EngineError> {
+    let catalog =
+        countersign_connectors::Catalog::load(catalog).map_err(|e| EngineError::Config { message: e.to_string() })?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| EngineError::Config { message: format!("no randomness for a token: {e}") })?;
+    let token = hex::encode(bytes);
+    std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io(data_dir, e))?;
+    let server = countersign_demo_store::BackgroundServer::start(
+        data_dir.join("demo-store.sqlite3"),
+        seed.to_path_buf(),
+        countersign_demo_store::ApiToken::new(token.clone())
+            .map_err(|e| EngineError::Config { message: e.to_string() })?,
+    )
+    .map_err(|e| EngineError::Config { message: format!("cannot start the demo store: {e}") })?;
+    let credential = countersign_connectors::credentials::ProcessCredential::new(
+        catalog.platform.credential.clone(),
+        Secret::new(token),
+    );
+    let http =
+        countersign_connectors::HttpConnector::new(catalog, Arc::new(credential))?.with_base_url(&server.url())?;
+    Ok((server, http))
+}

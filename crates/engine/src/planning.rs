@@ -234,7 +234,8 @@ impl PlanningContext for Recorder<'_> {
 
 /// The part of a read's response the policy lets the action read: top-level fields
 /// named in its `reads` list (`order.status` → `status`), plus identifiers (`*_id`,
-/// `*_ids`). A response that is a list is filtered element by element.
+/// `*_ids`). A response that is a list, or a list of records under another name, is
+/// filtered record by record.
 pub fn visible_fields(response: &Value, reads: &[String]) -> Value {
     let allowed: BTreeSet<&str> = reads.iter().filter_map(|r| r.split_once('.').map(|(_, f)| f)).collect();
     let keep = |k: &str| {
@@ -245,9 +246,19 @@ pub fn visible_fields(response: &Value, reads: &[String]) -> Value {
             || allowed.iter().any(|a| k.starts_with(&format!("{a}_")) || k.ends_with(&format!("_{a}")))
     };
     match response {
-        Value::Object(m) => {
-            Value::Object(m.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
-        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter_map(|(k, v)| match v {
+                    _ if keep(k) => Some((k.clone(), v.clone())),
+                    // A list of records under another name (`product_types`): the records
+                    // are kept, each cut down to the allowed fields.
+                    Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+                        Some((k.clone(), visible_fields(v, reads)))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(|v| visible_fields(v, reads)).collect()),
         other => other.clone(),
     }
@@ -278,6 +289,13 @@ fn backed(value: &Value, reads: &[PlanningRead], case: &Case) -> bool {
             in_case || reads.iter().filter_map(|r| r.response.as_ref()).any(|resp| contains_value(resp, v))
         }
     }
+}
+
+/// Each citation of the planned draft checked against the passages its searches returned.
+fn planned_citations(planned: &PlannedCase) -> Vec<CitationFact> {
+    let passages: BTreeMap<(String, String), Passage> =
+        planned.passages.iter().map(|p| ((p.article_id.clone(), p.anchor.clone()), p.clone())).collect();
+    planned.plan.reply.iter().flat_map(|r| r.citations.iter()).map(|c| check_citation(c, &passages)).collect()
 }
 
 /// Check a citation against the passages retrieval returned.
@@ -348,11 +366,18 @@ impl Engine {
         case: &Case,
         planned: &PlannedCase,
     ) -> Result<countersign_core::decide::PlanDecision, EngineError> {
-        let passages: BTreeMap<(String, String), Passage> =
-            planned.passages.iter().map(|p| ((p.article_id.clone(), p.anchor.clone()), p.clone())).collect();
-        let citations: Vec<CitationFact> =
-            planned.plan.reply.iter().flat_map(|r| r.citations.iter()).map(|c| check_citation(c, &passages)).collect();
-        self.process_with(case, &planned.plan, Some(citations))
+        self.process_with(case, &planned.plan, Some(planned_citations(planned)))
+    }
+
+    /// The policy's decision on a planned case. Records nothing.
+    pub fn decide_planned(
+        &self,
+        case: &Case,
+        planned: &PlannedCase,
+    ) -> Result<countersign_core::decide::PlanDecision, EngineError> {
+        let mut facts = self.gather_facts(case, &planned.plan)?;
+        facts.citations = planned_citations(planned);
+        Ok(decide(&self.policy, case, &planned.plan, &facts)?)
     }
 
     /// Citation facts for a plan that came without a planning run (a plan file, a recorded

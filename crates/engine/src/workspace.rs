@@ -35,6 +35,7 @@ struct RawMeta {
 enum RawConnector {
     Snapshot { dataset: PathBuf },
     Http { catalog: PathBuf, base_url: Option<String> },
+    DemoStore { catalog: PathBuf, seed: PathBuf },
 }
 
 /// Where order facts come from.
@@ -45,6 +46,10 @@ pub enum ConnectorConfig {
     /// A platform's HTTP API described by an action catalog; the token comes from the
     /// OS keyring entry the catalog names.
     Http { catalog: PathBuf, base_url: Option<String> },
+    /// The demo seller center, started by the engine on loopback (its database in the
+    /// data dir, seeded from `seed` on first use) and reached over HTTP through `catalog`
+    /// with a token made for this process alone.
+    DemoStore { catalog: PathBuf, seed: PathBuf },
 }
 
 /// A loaded workspace; every path is absolute or relative to the process's cwd.
@@ -96,6 +101,9 @@ impl Workspace {
                 RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot { dataset: base.join(dataset) },
                 RawConnector::Http { catalog, base_url } => {
                     ConnectorConfig::Http { catalog: base.join(catalog), base_url }
+                }
+                RawConnector::DemoStore { catalog, seed } => {
+                    ConnectorConfig::DemoStore { catalog: base.join(catalog), seed: base.join(seed) }
                 }
             },
             operator: raw.operator,

@@ -38,7 +38,7 @@ fn open_at(workspace: &Path, data: &Path) -> Engine {
 }
 
 fn open(data: &Path) -> Engine {
-    open_at(&assets().join("demo/workspace.toml"), data)
+    open_at(&assets().join("demo/workspace-snapshot.toml"), data)
 }
 
 /// A copy of the demo workspace whose policy is version 2 (another content hash).
@@ -53,7 +53,7 @@ fn workspace_copy(policy: impl Fn(String) -> String, extra: &str) -> tempfile::T
     let src = assets().join("demo");
     std::fs::write(ws.path().join("policy.toml"), policy(std::fs::read_to_string(src.join("policy.toml")).unwrap()))
         .unwrap();
-    let toml = std::fs::read_to_string(src.join("workspace.toml"))
+    let toml = std::fs::read_to_string(src.join("workspace-snapshot.toml"))
         .unwrap()
         .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
         .replace("\"cases\"", &format!("{:?}", src.join("cases")))
@@ -285,7 +285,7 @@ fn live_engine_at(
         .unwrap();
     let engine = Engine::open(
         EngineOptions {
-            workspace: assets().join("demo/workspace.toml"),
+            workspace: assets().join("demo/workspace-snapshot.toml"),
             data_dir: data.to_path_buf(),
             operator: None,
             connector: Some(wrap(connector)),
@@ -514,7 +514,7 @@ mod knowledge {
             std::fs::copy(p, kb.join(p.file_name().unwrap())).unwrap();
         }
         std::fs::copy(assets().join("knowledge/README.md"), kb.join("README.md")).unwrap();
-        let toml = std::fs::read_to_string(src.join("workspace.toml"))
+        let toml = std::fs::read_to_string(src.join("workspace-snapshot.toml"))
             .unwrap()
             .replace("\"../knowledge\"", "\"knowledge\"")
             .replace("\"policy.toml\"", &format!("{:?}", src.join("policy.toml")))
@@ -1088,7 +1088,7 @@ fn server_errors_timeouts_and_malformed_answers_fail_clearly_and_only_idempotent
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(
             EngineOptions {
-                workspace: assets().join("demo/workspace.toml"),
+                workspace: assets().join("demo/workspace-snapshot.toml"),
                 data_dir: dir.path().to_path_buf(),
                 operator: None,
                 connector: Some(Arc::new(connector)),

@@ -17,12 +17,14 @@
 //! playbook planner and the LLM planners implement the same trait.
 
 mod context;
+pub mod local;
 
 use std::collections::BTreeMap;
 
 use countersign_core::model::{Case, Plan};
 
 pub use crate::context::{ActionInfo, ActionKind, ContextError, Passage, PlanningContext};
+pub use crate::local::LocalPlanner;
 
 /// Why a planner produced no plan.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,256 @@
+//! Scoring a planner on a labelled evaluation set (`assets/eval/cases.jsonl`, format in
+//! `assets/eval/README.md`).
+//!
+//! Each case is planned through the same governed context as in use ([`Engine::plan_case`])
+//! and decided by the policy (nothing is recorded but the planning reads). The scores:
+//!
+//! - **intent accuracy**: the plan's `intent` equals the case's main (first) intent;
+//! - **step precision / recall**: micro-averaged over the sets of action names a plan
+//!   proposes and the case expects;
+//! - **citation precision**: of the articles a draft cites, the share the case lists as
+//!   the ones a correct reply cites; **citation support**: of the citations, the share whose
+//!   quote is in a passage the search returned *and* in the sentence its marker sits on;
+//! - **replies with promises in review**: every draft the policy found a promise in must
+//!   not be `auto`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use countersign_core::Outcome;
+use countersign_core::model::Case;
+use countersign_planner::Planner;
+use serde::{Deserialize, Serialize};
+
+use crate::knowledge::normalize_quote;
+use crate::planning::check_citation;
+use crate::{Engine, EngineError};
+
+/// One labelled case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalCase {
+    pub case: Case,
+    pub expected: Expected,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expected {
+    pub intents: Vec<String>,
+    pub steps: Vec<String>,
+    pub articles: Vec<String>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// Read a JSON Lines evaluation file; errors name `file:line`.
+pub fn load_cases(path: &Path) -> Result<Vec<EvalCase>, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let case: EvalCase = serde_json::from_str(line).map_err(|e| EngineError::BadInput {
+            message: format!("{}:{}:{}: {e}", path.display(), i + 1, e.column()),
+        })?;
+        if case.expected.intents.is_empty() {
+            return Err(EngineError::BadInput {
+                message: format!("{}:{}: `expected.intents` needs at least the main intent", path.display(), i + 1),
+            });
+        }
+        out.push(case);
+    }
+    Ok(out)
+}
+
+/// How the planner did on one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseScore {
+    pub case_id: String,
+    pub expected_intent: String,
+    pub intent: String,
+    pub expected_steps: Vec<String>,
+    pub steps: Vec<String>,
+    pub expected_articles: Vec<String>,
+    pub cited: Vec<String>,
+    pub citations: usize,
+    pub unsupported_citations: usize,
+    /// The reply decision (`auto`, `confirm`…).
+    pub reply: Option<Outcome>,
+    pub promises: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A ratio with its parts.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Ratio {
+    pub hits: usize,
+    pub total: usize,
+}
+
+impl Ratio {
+    /// In per cent, to one decimal (`None` when there is nothing to count).
+    pub fn percent(&self) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss, clippy::float_arithmetic)] // a score for people, not money
+        Some((self.hits as f64 * 1000.0 / self.total as f64).round() / 10.0)
+    }
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.percent() {
+            Some(p) => write!(f, "{p:.1}% ({}/{})", self.hits, self.total),
+            None => write!(f, "n/a (0/0)"),
+        }
+    }
+}
+
+/// The scores of a whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub planner: String,
+    pub cases: usize,
+    pub failed: usize,
+    pub intent_accuracy: Ratio,
+    pub step_precision: Ratio,
+    pub step_recall: Ratio,
+    pub citation_precision: Ratio,
+    pub citation_support: Ratio,
+    pub promises_in_review: Ratio,
+    /// Wall time per case, p50 and p99, in microseconds.
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub scores: Vec<CaseScore>,
+}
+
+impl Engine {
+    /// Plan and decide every case with `planner` and score the result. Records the
+    /// planning reads in this engine's evidence log: run it on a data dir of its own.
+    pub fn evaluate(&self, cases: &[EvalCase], planner: &dyn Planner) -> Result<EvalReport, EngineError> {
+        let mut scores = Vec::new();
+        let mut times = Vec::new();
+        let (mut intent, mut sp, mut sr, mut cp, mut cs, mut pr) = Default::default();
+        let mut failed = 0;
+        for ec in cases {
+            let start = std::time::Instant::now();
+            let score = self.score_one(ec, planner);
+            times.push(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX));
+            let score = match score {
+                Ok(s) => s,
+                Err(e) => {
+                    failed += 1;
+                    CaseScore {
+                        case_id: ec.case.id.clone(),
+                        expected_intent: ec.expected.intents[0].clone(),
+                        intent: String::new(),
+                        expected_steps: ec.expected.steps.clone(),
+                        steps: Vec::new(),
+                        expected_articles: ec.expected.articles.clone(),
+                        cited: Vec::new(),
+                        citations: 0,
+                        unsupported_citations: 0,
+                        reply: None,
+                        promises: 0,
+                        error: Some(e.to_string()),
+                    }
+                }
+            };
+            tally(&score, &mut intent, &mut sp, &mut sr, &mut cp, &mut cs, &mut pr);
+            scores.push(score);
+        }
+        times.sort_unstable();
+        let at = |q: usize| times.get((times.len().saturating_sub(1)) * q / 100).copied().unwrap_or(0);
+        Ok(EvalReport {
+            planner: planner.name().to_string(),
+            cases: cases.len(),
+            failed,
+            intent_accuracy: intent,
+            step_precision: sp,
+            step_recall: sr,
+            citation_precision: cp,
+            citation_support: cs,
+            promises_in_review: pr,
+            p50_us: at(50),
+            p99_us: at(99),
+            scores,
+        })
+    }
+
+    fn score_one(&self, ec: &EvalCase, planner: &dyn Planner) -> Result<CaseScore, EngineError> {
+        let planned = self.plan_case(&ec.case, planner)?;
+        let decision = self.decide_planned(&ec.case, &planned)?;
+        let steps: BTreeSet<String> = planned.plan.steps.iter().map(|s| s.action.clone()).collect();
+        let reply = planned
+            .plan
+            .reply
+            .clone()
+            .unwrap_or(countersign_core::model::ReplyDraft { text: String::new(), citations: Vec::new() });
+        let passages = planned.passages.iter().map(|p| ((p.article_id.clone(), p.anchor.clone()), p.clone())).collect();
+        let mut unsupported = 0;
+        for (i, c) in reply.citations.iter().enumerate() {
+            let resolves = check_citation(c, &passages).resolved;
+            let marker = format!("[{}]", i + 1);
+            let sentence = reply.text.lines().find(|l| l.contains(&marker)).unwrap_or_default();
+            let in_sentence = normalize_quote(sentence).contains(&normalize_quote(&c.quote));
+            if !(resolves && in_sentence) {
+                unsupported += 1;
+            }
+        }
+        let cited: BTreeSet<String> = reply.citations.iter().map(|c| c.article_id.clone()).collect();
+        let (reply_outcome, promises) =
+            decision.reply.as_ref().map_or((None, 0), |r| (Some(r.decision), r.promises.len()));
+        Ok(CaseScore {
+            case_id: ec.case.id.clone(),
+            expected_intent: ec.expected.intents[0].clone(),
+            intent: planned.plan.intent.clone(),
+            expected_steps: ec.expected.steps.clone(),
+            steps: steps.into_iter().collect(),
+            expected_articles: ec.expected.articles.clone(),
+            cited: cited.into_iter().collect(),
+            citations: reply.citations.len(),
+            unsupported_citations: unsupported,
+            reply: reply_outcome,
+            promises,
+            error: None,
+        })
+    }
+}
+
+fn tally(
+    s: &CaseScore,
+    intent: &mut Ratio,
+    sp: &mut Ratio,
+    sr: &mut Ratio,
+    cp: &mut Ratio,
+    cs: &mut Ratio,
+    pr: &mut Ratio,
+) {
+    intent.total += 1;
+    if s.error.is_some() {
+        sr.total += s.expected_steps.len();
+        return;
+    }
+    if s.intent == s.expected_intent {
+        intent.hits += 1;
+    }
+    let hit = |have: &[String], want: &[String]| have.iter().filter(|h| want.contains(h)).count();
+    sp.hits += hit(&s.steps, &s.expected_steps);
+    sp.total += s.steps.len();
+    sr.hits += hit(&s.expected_steps, &s.steps);
+    sr.total += s.expected_steps.len();
+    cp.hits += hit(&s.cited, &s.expected_articles);
+    cp.total += s.cited.len();
+    cs.total += s.citations;
+    cs.hits += s.citations - s.unsupported_citations.min(s.citations);
+    if s.promises > 0 {
+        pr.total += 1;
+        if s.reply.is_some_and(|r| r != Outcome::Auto) {
+            pr.hits += 1;
+        }
+    }
+}
