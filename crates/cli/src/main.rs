@@ -98,6 +98,10 @@ struct EvalArgs {
     /// Print every case whose intent, steps or citations differ from the labels.
     #[arg(long)]
     misses: bool,
+    /// Score on the workspace's sample cases instead, labelled by their recorded plans
+    /// (a set the playbooks were not tuned on; plans with unknown actions are left out).
+    #[arg(long, conflicts_with = "cases")]
+    samples: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -467,13 +471,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(args) => {
-            let file = args.cases.clone().unwrap_or_else(default_eval_cases);
-            let cases = countersign_engine::eval::load_cases(&file)?;
             let scratch = tempfile::tempdir().context("a scratch data dir for the evaluation")?;
             let workspace = cli.workspace.clone().unwrap_or_else(default_workspace);
             let options =
                 EngineOptions { data_dir: scratch.path().to_path_buf(), workspace, operator: None, connector: None };
             let engine = Engine::open(options, Arc::new(SystemClock))?;
+            let cases = if args.samples {
+                let files = engine.workspace().sample_cases()?;
+                countersign_engine::eval::from_case_files(&files, &|a| engine.policy().actions.contains_key(a))
+            } else {
+                countersign_engine::eval::load_cases(&args.cases.clone().unwrap_or_else(default_eval_cases))?
+            };
             let report = engine.evaluate(&cases, &countersign_planner::LocalPlanner::new())?;
             if cli.json {
                 print_json(&report)?;

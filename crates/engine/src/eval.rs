@@ -64,6 +64,31 @@ pub fn load_cases(path: &Path) -> Result<Vec<EvalCase>, EngineError> {
     Ok(out)
 }
 
+/// Labels from recorded sample cases: the recorded plan's intent, its known actions and
+/// the articles its reply cites. Cases whose plan proposes an action the policy does not
+/// know are left out (they are policy fixtures with deliberately bad plans, not examples
+/// of a good plan).
+pub fn from_case_files(files: &[(std::path::PathBuf, crate::CaseFile)], known: &dyn Fn(&str) -> bool) -> Vec<EvalCase> {
+    files
+        .iter()
+        .filter(|(_, f)| f.plan.steps.iter().all(|s| known(&s.action)))
+        .map(|(_, f)| {
+            let steps: BTreeSet<String> = f.plan.steps.iter().map(|s| s.action.clone()).collect();
+            let articles: BTreeSet<String> =
+                f.plan.reply.iter().flat_map(|r| r.citations.iter().map(|c| c.article_id.clone())).collect();
+            EvalCase {
+                case: f.case.clone(),
+                expected: Expected {
+                    intents: vec![f.plan.intent.clone()],
+                    steps: steps.into_iter().collect(),
+                    articles: articles.into_iter().collect(),
+                    notes: String::new(),
+                },
+            }
+        })
+        .collect()
+}
+
 /// How the planner did on one case.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseScore {

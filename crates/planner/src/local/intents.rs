@@ -115,7 +115,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     vec![
         r(
             Intent::OrderStatus,
-            r" where s (my|the) (order|package|parcel)| where is (my |the )?(order|package|parcel)| any update| tracking( number| id)?\b| (has|did) (it|my (last )?order|order w\d+|w\d+) (shipped|ship|left)| left the warehouse| get here before| on the way| haven t (heard|received)| never got it| (says|shows|say) (delivered|cancelled)| stuck| hasn t moved| what s going on with my| when it ships| haven t received| where s my package",
+            r" where s (my|the) (order|package|parcel)| where is (my |the )?(order|package|parcel)| where is [a-z ]{0,20}order| arrive (by|before|on) | nothing yet| nothing at my door| (was|as) delivered but| (says|shows|said) (my order )?(w\d+ )?(was )?delivered| any update| tracking( number| id)?\b| (has|did) (it|my (last )?order|order w\d+|w\d+) (shipped|ship|left)| left the warehouse| get here before| on the way| haven t (heard|received)| never got it| (says|shows|say) (delivered|cancelled)| stuck| hasn t moved| what s going on with my| when it ships| haven t received| where s my package",
         ),
         r(
             Intent::CancelOrder,
@@ -127,11 +127,11 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         r(
             Intent::Exchange,
-            r" exchange| swap (it|my)| too (small|tight)| a size too (small|big)| (is|are) too big| doesn t fit| wrong size| instead of \d+| get it in \w+ instead| for the (black|red|white|blue|green) one",
+            r" exchange| swap (it|my)| (thing|item|product) i (ordered|got|received) is wrong| wrong item| sent me the wrong| too (small|tight)| a size too (small|big)| (is|are) too big| doesn t fit| wrong size| instead of \d+| get it in \w+ instead| for the (black|red|white|blue|green) one",
         ),
         r(
             Intent::ModifyItems,
-            r" (change|switch|swap) (the|my) [a-z ]{2,40} (on my order|to|for)| add a (second|another)| remove the| change 2 things| change the colou?r| switch the [a-z ]+ to",
+            r" (change|switch|swap) (the|my) [a-z ]{2,40} (on my order|to|for)| add a (second|another)| remove the| change 2 things| change the colou?r| switch the [a-z ]+ to| (chose|picked|ordered) the [a-z ]+ in \w+ but| i (actually )?meant \w+| change it before it ships",
         ),
         r(
             Intent::ModifyAddress,
@@ -143,15 +143,15 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         r(
             Intent::Refund,
-            r" refund| money back| (a bit|a little|part of my money|something) back| refund me the difference| chargeback| refunded| (small|big|a) (dent|scratch)| dent on| scratch| scuff| cracked| is missing| are missing| missing from| want \d+ back",
+            r" refund| money back| (a bit|a little|part of my money|something) back| get something back| refund me the difference| chargeback| refunded| (small|big|a) (dent|scratch)| dent on| scratch| scuff| cracked| is missing| are missing| missing from| want \d+ back",
         ),
         r(
             Intent::Goodwill,
-            r" discount code| coupon| store credit is fair| compensation| anything you can do| in store credit| wasted a lot of time",
+            r" discount code| coupon| store credit is fair| compensation| anything you can do| in store credit| wasted a lot of time| (was|were|arrived) (a week|\d+ days|two weeks|very|so|really) late| nobody answered| not happy| not ok",
         ),
         r(
             Intent::AccountRecovery,
-            r" forgot my password| reset my password| reset it| password reset| password was changed| log ?in\b| sign in| locked out| can t get (in|into)| cant get (in|into)| reset (it|link|email) never",
+            r" forgot (my )?password| reset my password| reset it| password reset| password was changed| log ?in\b| sign in| locked out| can t get (in|into)| cant get (in|into)| reset (it|link|email) never",
         ),
         r(
             Intent::EmailChange,
@@ -196,7 +196,7 @@ static TRIGGERS: LazyLock<Vec<Trigger>> = LazyLock::new(|| {
         ),
         t(
             Escalation::Manipulation,
-            r" system message| supervisor override| pre approved| developer mode| note to assistant| skip checks| promised me| no need to verify",
+            r" system message| supervisor override| pre approved| developer mode| note to assistant| skip checks| promised me| no need to verify| (she|he|they) approved| approved an? \d* ?refund",
         ),
         t(Escalation::Legal, r" attorney| lawyer| lawsuit| legal action| chargeback"),
         t(Escalation::Supervisor, r" supervisor| speak to a manager| somebody competent"),
@@ -227,7 +227,7 @@ pub fn read(messages: &[String], identified: bool) -> Reading {
     let mut intents: Vec<Intent> = found.into_iter().map(|(_, i)| i).collect();
 
     // "Don't want to return it": not a return.
-    if re(r" don t want to return| not return it| rather not return").is_match(&text) {
+    if re(r" (don t|dont|do not) want to return| not return it| rather not return| rather keep it").is_match(&text) {
         intents.retain(|i| *i != Intent::Return);
     }
     // A refund mentioned while returning or cancelling is about where that money goes.

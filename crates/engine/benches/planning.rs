@@ -1,0 +1,104 @@
+//! Case → plan → decisions with the local planner, over a generated knowledge base of
+//! `PLAN_BENCH_ARTICLES` (default 10,000) articles plus the demo's 40 (the playbooks
+//! quote those), with the demo seller center on loopback.
+//!
+//! `cargo bench -p countersign-engine --bench planning`
+//!
+//! Measures the index build when the workspace opens (`Engine::open`), then, for
+//! `PLAN_BENCH_ROUNDS` (default 5) rounds over the 143 evaluation cases, the wall time of
+//! `Engine::plan_case` (intents, knowledge searches, governed reads over HTTP, each read's
+//! durable evidence) plus `Engine::decide_planned` (facts, policy), per case: p50, p90,
+//! p99, max.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use countersign_engine::{Engine, EngineOptions, SystemClock};
+use countersign_planner::LocalPlanner;
+
+mod kbgen;
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn pct(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs it too: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let n = if quick { 100 } else { env_usize("PLAN_BENCH_ARTICLES", 10_000) };
+    let rounds = if quick { 1 } else { env_usize("PLAN_BENCH_ROUNDS", 5).max(1) };
+
+    let tmp = tempfile::TempDir::new().unwrap();
+    let kb = tmp.path().join("knowledge");
+    std::fs::create_dir(&kb).unwrap();
+    kbgen::generate(&kb, n);
+    for entry in std::fs::read_dir(assets().join("knowledge")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") && path.file_name().is_some_and(|f| f != "README.md") {
+            std::fs::copy(&path, kb.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let demo = assets().join("demo");
+    let workspace = tmp.path().join("workspace.toml");
+    std::fs::write(
+        &workspace,
+        format!(
+            "[workspace]\nid = \"bench\"\nname = \"bench\"\npolicy = {:?}\nknowledge = {:?}\ncases = {:?}\n\n\
+             [connector]\nkind = \"demo_store\"\ncatalog = {:?}\nseed = {:?}\n\n\
+             [operator]\nid = \"agent-bench\"\nrole = \"agent\"\n",
+            demo.join("policy.toml"),
+            kb,
+            demo.join("cases"),
+            demo.join("catalog.toml"),
+            assets().join("demo-store"),
+        ),
+    )
+    .unwrap();
+
+    let t = Instant::now();
+    let options = EngineOptions { workspace, data_dir: tmp.path().join("data"), operator: None, connector: None };
+    let engine = Engine::open(options, Arc::new(SystemClock)).unwrap();
+    let opened = t.elapsed();
+    let report = engine.kb_open_report().clone();
+    assert_eq!(report.failed, 0, "{:?}", report.errors.first());
+    println!(
+        "opened the workspace in {opened:.2?}: indexed {} articles in {} ms (demo store started, policy loaded)",
+        report.articles, report.elapsed_ms
+    );
+
+    let cases = countersign_engine::eval::load_cases(&assets().join("eval/cases.jsonl")).unwrap();
+    let planner = LocalPlanner::new();
+    for c in &cases {
+        let planned = engine.plan_case(&c.case, &planner).unwrap();
+        engine.decide_planned(&c.case, &planned).unwrap();
+    }
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        for c in &cases {
+            let t = Instant::now();
+            let planned = engine.plan_case(&c.case, &planner).unwrap();
+            let decision = engine.decide_planned(&c.case, &planned).unwrap();
+            times.push(t.elapsed());
+            assert_eq!(decision.steps.len(), planned.plan.steps.len());
+        }
+    }
+    times.sort();
+    println!(
+        "case → plan → decisions over {} cases × {rounds} rounds: p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, max {:.2?}",
+        cases.len(),
+        pct(&times, 50),
+        pct(&times, 90),
+        pct(&times, 99),
+        times[times.len() - 1]
+    );
+}
