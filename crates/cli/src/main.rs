@@ -49,7 +49,8 @@ struct Cli {
 enum Command {
     /// Decide a plan for a case under the workspace policy (JSON out; records nothing).
     Decide(DecideArgs),
-    /// Decide a case's plan, record it, run what may run now and queue the rest
+    /// Decide a case's plan (the one given, the one recorded in the case file, or else one
+    /// made by the local planner), record it, run what may run now and queue the rest
     /// (also runs steps of the case approved since, and reconciles unfinished ones).
     Run(DecideArgs),
     /// Check policy files.
@@ -132,7 +133,7 @@ struct DecideArgs {
     /// A case JSON file, or a case file holding both `case` and `plan`.
     #[arg(long, value_name = "FILE")]
     case: PathBuf,
-    /// A plan JSON file (omit when the case file holds the plan).
+    /// A plan JSON file (omit when the case file holds the plan; `run` then plans with the local planner).
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
 }
@@ -305,6 +306,17 @@ fn default_workspace() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/workspace.toml"))
 }
 
+/// A case file: a bare case, or a case with a recorded plan (`{"case": …, "plan": …}`).
+fn load_case(path: &Path) -> anyhow::Result<(countersign_core::model::Case, Option<countersign_core::model::Plan>)> {
+    let value: serde_json::Value = read_json(path)?;
+    if value.get("case").is_some() {
+        let file = CaseFile::load(path)?;
+        Ok((file.case, Some(file.plan)))
+    } else {
+        Ok((read_json(path)?, None))
+    }
+}
+
 fn default_eval_cases() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/eval/cases.jsonl"))
 }
@@ -384,14 +396,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let engine = open(&cli)?;
-            let file: CaseFile = match &args.plan {
-                None => CaseFile::load(&args.case)?,
-                Some(plan) => CaseFile { case: read_json(&args.case)?, plan: read_json(plan)? },
+            let (case, recorded) = load_case(&args.case)?;
+            let plan = match (&args.plan, recorded) {
+                (Some(plan), _) => Some(read_json(plan)?),
+                (None, recorded) => recorded,
             };
             let recovered = engine.recover()?;
-            let decision = engine.process(&file.case, &file.plan)?;
-            let runs = engine.run_approved(&file.case.id)?;
-            let steps = engine.case_steps(&file.case.id)?;
+            let decision = match plan {
+                Some(plan) => engine.process(&case, &plan)?,
+                None => {
+                    let planned = engine.plan_case(&case, &countersign_planner::LocalPlanner::new())?;
+                    engine.process_planned(&case, &planned)?
+                }
+            };
+            let runs = engine.run_approved(&case.id)?;
+            let steps = engine.case_steps(&case.id)?;
             if cli.json {
                 print_json(&serde_json::json!({
                     "recovered": recovered, "decision": decision, "ran": runs, "steps": steps,
@@ -444,10 +463,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kb(cmd) => kb(&cli, cmd),
         Command::Plan(args) => {
             let engine = open(&cli)?;
-            let case: countersign_core::model::Case = match CaseFile::load(&args.case) {
-                Ok(file) => file.case,
-                Err(_) => read_json(&args.case)?,
-            };
+            let (case, _recorded) = load_case(&args.case)?;
             let planned = engine.plan_case(&case, &countersign_planner::LocalPlanner::new())?;
             let decision = engine.process_planned(&case, &planned)?;
             if cli.json {
