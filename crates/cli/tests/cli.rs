@@ -463,3 +463,62 @@ fn supervisor_approvals_take_a_roster_passphrase() {
         );
     }
 }
+
+/// The full demo workspace: the demo seller center on loopback, started by the command.
+fn cs_demo(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--workspace")
+        .arg(repo().join("assets/demo/workspace.toml"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_case_without_a_plan_is_planned_locally_then_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = repo().join("assets/demo/example-case.json");
+    let planned = cs_demo(dir.path(), &["--json", "plan", "--case", case.to_str().unwrap()]);
+    assert_eq!(code(&planned), 0, "{}", stderr(&planned));
+    let out = stdout_json(&planned);
+    assert_eq!(out["planned"]["plan"]["intent"], "cancel_order");
+    assert_eq!(out["planned"]["plan"]["planner"], "local");
+    let steps: Vec<&str> =
+        out["decision"]["steps"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["get_order_details", "cancel_pending_order"]);
+    assert_eq!(out["decision"]["reply"]["unresolved_citations"], serde_json::json!([]));
+
+    let ran = cs_demo(dir.path(), &["--json", "run", "--case", case.to_str().unwrap()]);
+    assert_eq!(code(&ran), 0, "{}", stderr(&ran));
+    let ran = stdout_json(&ran);
+    assert_eq!(ran["decision"]["plan_id"], out["decision"]["plan_id"], "the same case and data plan the same");
+    let states: Vec<(&str, &str)> = ran["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["action"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("get_order_details", "succeeded"), ("cancel_pending_order", "waiting")]);
+}
+
+#[test]
+fn eval_scores_a_set_and_names_a_broken_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.jsonl");
+    let all = std::fs::read_to_string(repo().join("assets/eval/cases.jsonl")).unwrap();
+    let three: Vec<&str> = all.lines().take(3).collect();
+    std::fs::write(&set, three.join("\n")).unwrap();
+    let out = cs_demo(dir.path(), &["--json", "eval", "--cases", set.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = stdout_json(&out);
+    assert_eq!(report["cases"], 3);
+    assert_eq!(report["intent_accuracy"]["total"], 3);
+    assert_eq!(report["scores"].as_array().unwrap().len(), 3);
+
+    std::fs::write(&set, format!("{}\n{{\"case\": 1}}\n", three[0])).unwrap();
+    let bad = cs_demo(dir.path(), &["eval", "--cases", set.to_str().unwrap()]);
+    assert_eq!(code(&bad), 1);
+    assert!(stderr(&bad).contains("set.jsonl:2:"), "{}", stderr(&bad));
+}

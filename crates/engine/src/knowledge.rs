@@ -26,6 +26,9 @@ use sha2::{Digest, Sha256};
 
 use crate::{Engine, EngineError};
 
+/// How many distinct searches `Engine::kb_search` keeps before starting over.
+const SEARCH_CACHE_ENTRIES: usize = 4096;
+
 /// The front matter keys, all required.
 const KEYS: [&str; 5] = ["id", "title", "version", "tags", "owner"];
 
@@ -531,6 +534,9 @@ impl Engine {
     /// and rebuilds the full-text index). The articles the policy sees are refreshed.
     pub fn kb_index(&self, rebuild: bool) -> Result<KbIndexReport, EngineError> {
         let report = index_dir(&self.store, &self.workspace.knowledge, rebuild)?;
+        if let Ok(mut cache) = self.searches.lock() {
+            cache.clear();
+        }
         let versions = self.store.kb_versions()?;
         if let Ok(mut articles) = self.articles.write() {
             *articles = versions;
@@ -545,8 +551,23 @@ impl Engine {
 
     /// Search the knowledge base: the best passages for `query`, best first. The query
     /// is plain text (see `countersign_store::query_terms`); `word*` matches a prefix.
+    ///
+    /// Results are kept until the index changes (`kb_index`): planners ask the same
+    /// questions again and again (a playbook's queries are constants), and a search over a
+    /// large index costs milliseconds.
     pub fn kb_search(&self, query: &str, limit: usize) -> Result<Vec<KbHit>, EngineError> {
-        Ok(self.store.kb_search(query, limit)?)
+        let key = (query.to_string(), limit);
+        if let Some(hits) = self.searches.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(hits);
+        }
+        let hits = self.store.kb_search(query, limit)?;
+        if let Ok(mut cache) = self.searches.lock() {
+            if cache.len() >= SEARCH_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, hits.clone());
+        }
+        Ok(hits)
     }
 
     /// One article, with all its passages or only the one at `anchor`.

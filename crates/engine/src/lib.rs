@@ -131,6 +131,8 @@ pub struct Engine {
     /// Knowledge article id → current version, from the index (refreshed by `kb_index`).
     articles: std::sync::RwLock<BTreeMap<String, String>>,
     knowledge_report: knowledge::KbIndexReport,
+    /// Knowledge searches since the index last changed: (query, limit) → hits.
+    searches: std::sync::Mutex<std::collections::HashMap<(String, usize), Vec<countersign_store::KbHit>>>,
     approval_ttl: jiff::SignedDuration,
     /// The demo seller center this engine started on loopback, if the workspace asks for
     /// one; it stops when the engine is dropped.
@@ -196,6 +198,7 @@ impl Engine {
             operator,
             articles: std::sync::RwLock::new(articles),
             knowledge_report,
+            searches: Default::default(),
             approval_ttl: jiff::SignedDuration::from_hours(4),
             demo_store,
         };
