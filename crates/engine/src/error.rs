@@ -35,6 +35,11 @@ pub enum ErrorCode {
     ApprovalStale,
     /// A pause covers the step: it did not run.
     Paused,
+    /// A policy pack was refused (unsigned, tampered, unknown key, downgrade…); the
+    /// engine keeps the last good pack.
+    PackRefused,
+    /// A release directory does not verify against its signed SHA256SUMS.
+    ReleaseInvalid,
 }
 
 /// Why a use case failed.
@@ -64,6 +69,10 @@ pub enum EngineError {
     ApprovalStale { message: String },
     #[error("{message}")]
     Paused { message: String },
+    #[error("{refusal}")]
+    PackRefused { refusal: crate::pack::PackRefusal },
+    #[error("{message}")]
+    ReleaseInvalid { message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -103,6 +112,8 @@ impl EngineError {
             EngineError::NotPermitted { .. } => ErrorCode::NotPermitted,
             EngineError::ApprovalStale { .. } => ErrorCode::ApprovalStale,
             EngineError::Paused { .. } => ErrorCode::Paused,
+            EngineError::PackRefused { .. } => ErrorCode::PackRefused,
+            EngineError::ReleaseInvalid { .. } => ErrorCode::ReleaseInvalid,
         }
     }
 }
