@@ -13,7 +13,9 @@
 //!   `signed: false`. An installation that has once loaded a signed pack refuses an
 //!   unsigned policy from then on (an agent cannot opt out by editing workspace.toml).
 //! - When a policy loads, every step still waiting for (or holding) an approval decided
-//!   under another policy is invalidated at once, each with a `step_invalidated` event.
+//!   under another policy is invalidated at once, each with a `step_invalidated` event;
+//!   when a new signed pack loads, every such step is, even if only the roster, catalog or
+//!   settings changed.
 //! - Managed settings come only from the pack; the engine exposes them read-only.
 
 use std::path::{Path, PathBuf};
@@ -235,12 +237,13 @@ impl Engine {
         if let Some(r) = refused {
             record_refusal(&self.store, r, self.clock.now())?;
         }
-        self.record_policy_loaded()?;
-        self.invalidate_stale()?;
+        let new_pack = self.record_policy_loaded()? && self.managed.loaded.is_some();
+        self.invalidate_stale(new_pack)?;
         Ok(())
     }
 
-    fn record_policy_loaded(&self) -> Result<(), EngineError> {
+    /// Record `policy_loaded` unless the log's last one says the same; `true` if recorded.
+    fn record_policy_loaded(&self) -> Result<bool, EngineError> {
         let last =
             self.store.list_events(&EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
         let last = last.last().map(|e| &e.payload);
@@ -254,7 +257,7 @@ impl Engine {
         let same_pack = last.and_then(|p| p.get("pack")).and_then(|p| p.get("digest")).and_then(|d| d.as_str())
             == pack.as_ref().map(|p| p.digest.as_str());
         if same_hash && same_pack {
-            return Ok(());
+            return Ok(false);
         }
         self.append(
             None,
@@ -266,25 +269,31 @@ impl Engine {
                 signed: pack.is_some(),
                 pack,
             },
-        )
+        )?;
+        Ok(true)
     }
 
     /// Every step waiting for an approval, or approved and not yet started, that was
-    /// decided under another policy than the one loaded: invalidated, with evidence.
-    /// Returns the steps it invalidated.
-    pub(crate) fn invalidate_stale(&self) -> Result<Vec<crate::StepRecord>, EngineError> {
+    /// decided under another policy than the one loaded (with `all`, when a new pack has
+    /// just loaded: every such step, since its roster or catalog may have changed even if
+    /// the policy did not) is invalidated, with evidence. Returns the steps it invalidated.
+    pub(crate) fn invalidate_stale(&self, all: bool) -> Result<Vec<crate::StepRecord>, EngineError> {
         let pending = self
             .store
             .steps(&StepFilter { states: vec![StepState::Waiting, StepState::Approved], ..StepFilter::default() })?;
         let mut out = Vec::new();
-        for record in pending.into_iter().filter(|r| r.policy_hash != self.policy.hash) {
+        for record in pending.into_iter().filter(|r| all || r.policy_hash != self.policy.hash) {
             let event = Event::StepInvalidated {
                 plan_id: record.plan_id.clone(),
                 step_id: record.step_id.clone(),
                 step_digest: record.step_digest.clone(),
                 decided_under: record.policy_hash.clone(),
                 policy_hash: self.policy.hash.clone(),
-                reason: "a new policy was loaded; decide the plan again".into(),
+                reason: if record.policy_hash == self.policy.hash {
+                    "a new policy pack was loaded (same policy, new pack); decide the plan again".into()
+                } else {
+                    "a new policy was loaded; decide the plan again".into()
+                },
             };
             let now = self.clock.now();
             match self.transition_by("system", &record, StepState::Invalidated, StepUpdate::default(), now, event, None)
@@ -332,8 +341,8 @@ impl Engine {
         self.managed.settings = pack.info.settings.clone();
         self.managed.loaded = Some(pack.info.clone());
         self.managed.refused = None;
-        self.record_policy_loaded()?;
-        self.invalidate_stale()?;
+        let recorded = self.record_policy_loaded()?;
+        self.invalidate_stale(recorded)?;
         Ok(pack.info)
     }
 

@@ -270,6 +270,18 @@ fn a_new_pack_invalidates_pending_approvals_when_it_loads() {
     assert_eq!(invalidated[0]["policy_hash"], e.policy().hash.as_str());
     let err = e.review(&step.plan_id, &step.step_id, Verdict::Approved, "").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
+
+    // A pack with the same policy (only the version differs) is a new pack too: what
+    // waits under v2 is invalidated when v3 loads.
+    let mut again = cancel.plan.clone();
+    again.id = "plan-again".into();
+    e.process(&cancel.case, &again).unwrap();
+    assert_eq!(e.review_queue().unwrap().len(), 1);
+    let v3 = signed(&admin, 3, |p| p.replace("title = \"Demo retail store: permission map\"", "title = \"v2\""));
+    let hash = e.policy().hash.clone();
+    e.load_pack(v3.path()).unwrap();
+    assert_eq!(e.policy().hash, hash, "the same policy");
+    assert!(e.review_queue().unwrap().is_empty(), "a new pack invalidates what waits, even with the same policy");
     assert!(e.log_verify().unwrap().ok);
 }
 
