@@ -663,11 +663,12 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
                 print_json(&summary)?;
             } else {
                 println!(
-                    "exported {} events to {} (head {}); check it with: countersign log verify --bundle {0} or python3 {1}/verify.py",
+                    "exported {} events to {} (head {}); check it with: countersign log verify --bundle {1} or python3 {1}/verify.py",
                     summary.manifest.count,
                     summary.dir.display(),
                     summary.manifest.head.to_hex()
                 );
+                admin::print_checkpoints(&countersign_engine::device::check_bundle_checkpoints(&summary.dir)?);
             }
         }
     }
