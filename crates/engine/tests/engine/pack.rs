@@ -351,4 +351,53 @@ fn device_checkpoints_sign_the_log_and_catch_a_rewrite() {
     assert!(chain.ok, "the re-hashed chain verifies on its own: {chain:?}");
     assert!(!cp.ok, "the device-signed checkpoint catches the rewrite: {cp:?}");
     assert!(cp.checkpoints[0].problem.as_deref().unwrap_or_default().contains("rewritten"), "{cp:?}");
+
+    // The device key's secret is in the keyring and nowhere else.
+    let keyring = countersign_engine::credentials::keyring();
+    let secret = keyring.get_key(countersign_engine::device::DEVICE_SLOT).unwrap().unwrap();
+    let seed = secret.expose().split_whitespace().last().unwrap().to_string();
+    assert_eq!(seed.len(), 64);
+    let wal = data.path().join("evidence.sqlite-wal");
+    for file in [db.clone(), wal, bundle.path().join("b/events.jsonl"), bundle.path().join("b/manifest.json")] {
+        let Ok(bytes) = std::fs::read(&file) else { continue };
+        assert!(!String::from_utf8_lossy(&bytes).contains(&seed), "the device secret leaked into {file:?}");
+    }
+}
+
+#[test]
+fn unreadable_packs_and_bad_contents_are_refused_with_a_location() {
+    let admin = SecretKey::generate().unwrap();
+    let trusted = TrustedKeys::new(vec![admin.public("test admin")]);
+    let pack = signed(&admin, 1, |p| p);
+    // A signature file that is not one: file:line:column.
+    let broken = copy_dir(pack.path());
+    std::fs::write(broken.path().join("pack.sig"), "format = \"countersign-signature/1\"\nkey_id = 7\n").unwrap();
+    let r = countersign_engine::pack::verify_pack(broken.path(), &trusted).unwrap_err();
+    assert_eq!(r.code, RefusalCode::Malformed);
+    assert!(r.message.contains("pack.sig:2:10"), "{}", r.message);
+    assert_eq!((r.pack_id.as_deref(), r.version), (Some("demo-retail"), Some(1)), "the refusal says what was offered");
+
+    // Signing checks the contents first: a roster role the policy does not declare.
+    let src = tempfile::tempdir().unwrap();
+    let demo = assets().join("demo");
+    for f in ["policy.toml", "catalog.toml", "pack-source.toml"] {
+        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
+    }
+    let roster =
+        std::fs::read_to_string(demo.join("roster.toml")).unwrap().replace("role = \"team_lead\"", "role = \"owner\"");
+    std::fs::write(src.path().join("roster.toml"), roster).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadInput);
+    assert!(err.to_string().contains("roster.toml") && err.to_string().contains("\"owner\""), "{err}");
+    assert!(!out.path().join("pack.toml").exists(), "nothing is written for a pack that does not check");
+
+    // An unknown key in the source: file:line:column.
+    std::fs::write(
+        src.path().join("bad.toml"),
+        "policy = \"policy.toml\"\nsigned_by = \"me\"\n[pack]\nid = \"x\"\nversion = 1\n",
+    )
+    .unwrap();
+    let err = sign_pack(&src.path().join("bad.toml"), out.path(), &admin).unwrap_err();
+    assert!(err.to_string().contains("bad.toml:2:1"), "{err}");
 }
