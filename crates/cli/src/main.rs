@@ -5,6 +5,8 @@
 //! 2 usage error.
 #![allow(clippy::print_stdout)]
 
+mod admin;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -82,6 +84,9 @@ enum Command {
     /// Score the local planner on a labelled evaluation set (intent accuracy, step
     /// precision/recall, citation precision). Uses a fresh data dir of its own.
     Eval(EvalArgs),
+    /// Admin keys and signed releases.
+    #[command(subcommand)]
+    Admin(admin::AdminCmd),
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +150,12 @@ enum PolicyCmd {
         #[arg(value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Build and sign a policy pack (policy, roster, catalog, managed settings) from a source file.
+    Sign(admin::SignArgs),
+    /// Check a signed pack against the trusted admin keys; exit 1 with the reason if refused.
+    Verify(admin::VerifyArgs),
+    /// What the workspace runs on: a signed pack (which, signed by whom) or dev mode.
+    Status,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -268,8 +279,10 @@ enum LogCmd {
         #[arg(long, value_name = "DIR")]
         bundle: Option<PathBuf>,
     },
-    /// Export the log to a self-verifying bundle directory.
+    /// Export the log to a self-verifying bundle directory (after a device-signed checkpoint).
     Export { dir: PathBuf },
+    /// Sign the log's current head with this device's key (kept in the OS keyring).
+    Checkpoint,
 }
 
 fn main() -> ExitCode {
@@ -455,6 +468,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy(PolicyCmd::Sign(args)) => admin::policy_sign(&cli, args),
+        Command::Policy(PolicyCmd::Verify(args)) => admin::policy_verify(&cli, args),
+        Command::Policy(PolicyCmd::Status) => admin::policy_status(&cli),
+        Command::Admin(cmd) => admin::admin(&cli, cmd),
         Command::Pause(cmd) => pause(&cli, cmd),
         Command::Credentials(cmd) => credentials(&cli, cmd),
         Command::Roster(cmd) => roster(&cli, cmd),
@@ -715,7 +732,11 @@ fn credentials(cli: &Cli, cmd: &CredentialsCmd) -> anyhow::Result<ExitCode> {
 fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
     if let LogCmd::Verify { bundle: Some(dir) } = cmd {
         let report = countersign_engine::verify_bundle(dir)?;
-        return report_verify(cli, &report, &dir.display().to_string());
+        let checkpoints = countersign_engine::device::check_bundle_checkpoints(dir)?;
+        return report_verify(cli, &report, &checkpoints, &dir.display().to_string());
+    }
+    if let LogCmd::Checkpoint = cmd {
+        return admin::log_checkpoint(cli);
     }
     let engine = open(cli)?;
     match cmd {
@@ -758,20 +779,22 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
         }
         LogCmd::Verify { bundle: None } => {
             let report = engine.log_verify()?;
-            return report_verify(cli, &report, &engine.store_path().display().to_string());
+            let checkpoints = engine.verify_checkpoints()?;
+            return report_verify(cli, &report, &checkpoints, &engine.store_path().display().to_string());
         }
-        LogCmd::Verify { bundle: Some(_) } => unreachable!("handled above"),
+        LogCmd::Verify { bundle: Some(_) } | LogCmd::Checkpoint => unreachable!("handled above"),
         LogCmd::Export { dir } => {
             let summary = engine.log_export(dir)?;
             if cli.json {
                 print_json(&summary)?;
             } else {
                 println!(
-                    "exported {} events to {} (head {}); check it with: countersign log verify --bundle {0} or python3 {1}/verify.py",
+                    "exported {} events to {} (head {}); check it with: countersign log verify --bundle {1} or python3 {1}/verify.py",
                     summary.manifest.count,
                     summary.dir.display(),
                     summary.manifest.head.to_hex()
                 );
+                admin::print_checkpoints(&countersign_engine::device::check_bundle_checkpoints(&summary.dir)?);
             }
         }
     }
@@ -845,15 +868,25 @@ fn kb(cli: &Cli, cmd: &KbCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_verify(cli: &Cli, report: &countersign_engine::LogVerifyReport, what: &str) -> anyhow::Result<ExitCode> {
+fn report_verify(
+    cli: &Cli,
+    report: &countersign_engine::LogVerifyReport,
+    checkpoints: &countersign_engine::device::CheckpointReport,
+    what: &str,
+) -> anyhow::Result<ExitCode> {
     if cli.json {
-        print_json(report)?;
-    } else if let Some(b) = &report.first_broken {
-        println!("{what}: BROKEN at event {}: {}", b.seq, b.problem);
+        let mut body = serde_json::to_value(report)?;
+        body["checkpoints"] = serde_json::to_value(checkpoints)?;
+        print_json(&body)?;
     } else {
-        println!("{what}: ok — {} events, head {}", report.count, report.head.to_hex());
+        if let Some(b) = &report.first_broken {
+            println!("{what}: BROKEN at event {}: {}", b.seq, b.problem);
+        } else {
+            println!("{what}: ok — {} events, head {}", report.count, report.head.to_hex());
+        }
+        admin::print_checkpoints(checkpoints);
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.ok && checkpoints.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn summarize(kind: &str, payload: &serde_json::Value) -> String {

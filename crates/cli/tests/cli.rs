@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "cli/admin.rs"]
+mod admin;
+
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 
 fn repo() -> PathBuf {

@@ -124,6 +124,47 @@ impl KeyringStore {
     }
 }
 
+/// Signing keys (an admin's pack-signing key, this installation's device key) live in the
+/// same keyring service under their own entries, `key:<slot>`, outside the credential
+/// index: `credentials list` never shows them and a credential name cannot reach them.
+impl KeyringStore {
+    fn key_entry(&self, slot: &str) -> Result<keyring::Entry, CredentialError> {
+        let ok = !slot.is_empty()
+            && slot.len() <= 64
+            && slot.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(CredentialError::BadName(format!("key:{slot}")));
+        }
+        self.entry(&format!("key:{slot}"))
+    }
+
+    /// The secret stored in key slot `slot`, if any.
+    pub fn get_key(&self, slot: &str) -> Result<Option<Secret>, CredentialError> {
+        match self.key_entry(slot)?.get_password() {
+            Ok(v) => Ok(Some(Secret::new(v))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(CredentialError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Store a secret in key slot `slot` (replacing what was there).
+    pub fn set_key(&self, slot: &str, value: &Secret) -> Result<(), CredentialError> {
+        if value.expose().trim().is_empty() {
+            return Err(CredentialError::EmptyValue);
+        }
+        self.key_entry(slot)?.set_password(value.expose()).map_err(|e| CredentialError::Unavailable(e.to_string()))
+    }
+
+    /// Delete key slot `slot`; `false` if it was empty.
+    pub fn delete_key(&self, slot: &str) -> Result<bool, CredentialError> {
+        match self.key_entry(slot)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring::Error::NoEntry) => Ok(false),
+            Err(e) => Err(CredentialError::Unavailable(e.to_string())),
+        }
+    }
+}
+
 impl CredentialStore for KeyringStore {
     fn get(&self, name: &CredentialName) -> Result<Secret, CredentialError> {
         match self.entry(&name.user())?.get_password() {

@@ -41,6 +41,17 @@ pub enum PauseChange {
     Cleared,
 }
 
+/// The signed pack a policy came in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PackRef {
+    pub id: String,
+    pub version: u64,
+    /// The id of the trusted admin key that signed it.
+    pub key_id: String,
+    /// `sha256:<hex>` of the pack's manifest (what the signature covers).
+    pub digest: String,
+}
+
 /// The typed body of an evidence event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
@@ -132,13 +143,40 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A policy was loaded: `signed` with the pack it came in, or unsigned (dev mode).
     PolicyLoaded {
         policy_id: String,
         version: u64,
         hash: String,
         signed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pack: Option<PackRef>,
     },
+    /// A policy pack (or an unsigned policy) was refused; the app keeps the last good pack.
     PolicyRefused {
+        reason: String,
+        /// `unsigned`, `malformed`, `unknown_key`, `bad_signature`, `tampered`,
+        /// `missing_file`, `invalid_contents`, `downgrade` or `version_reused`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pack_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pack_version: Option<u64>,
+        /// `sha256:<hex>` of the refused pack's manifest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+    },
+    /// A waiting or approved step decided under another policy, invalidated when a new
+    /// policy loaded: it must be decided again.
+    StepInvalidated {
+        plan_id: String,
+        step_id: String,
+        step_digest: String,
+        /// The policy hash it was decided under.
+        decided_under: String,
+        /// The policy hash now loaded.
+        policy_hash: String,
         reason: String,
     },
     ExportMade {
@@ -172,6 +210,7 @@ impl Event {
             Event::PauseChanged { .. } => "pause_changed",
             Event::PolicyLoaded { .. } => "policy_loaded",
             Event::PolicyRefused { .. } => "policy_refused",
+            Event::StepInvalidated { .. } => "step_invalidated",
             Event::ExportMade { .. } => "export_made",
             Event::Checkpoint { .. } => "checkpoint",
         }

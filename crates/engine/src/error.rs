@@ -37,6 +37,11 @@ pub enum ErrorCode {
     Paused,
     /// The planner produced no usable plan (provider down, malformed or refused answer).
     PlannerFailed,
+    /// A policy pack was refused (unsigned, tampered, unknown key, downgrade…); the
+    /// engine keeps the last good pack.
+    PackRefused,
+    /// A release directory does not verify against its signed SHA256SUMS.
+    ReleaseInvalid,
 }
 
 /// Why a use case failed.
@@ -68,6 +73,10 @@ pub enum EngineError {
     Paused { message: String },
     #[error("planner {planner}: {message}")]
     Planner { planner: String, message: String },
+    #[error("{refusal}")]
+    PackRefused { refusal: crate::pack::PackRefusal },
+    #[error("{message}")]
+    ReleaseInvalid { message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -108,6 +117,8 @@ impl EngineError {
             EngineError::ApprovalStale { .. } => ErrorCode::ApprovalStale,
             EngineError::Paused { .. } => ErrorCode::Paused,
             EngineError::Planner { .. } => ErrorCode::PlannerFailed,
+            EngineError::PackRefused { .. } => ErrorCode::PackRefused,
+            EngineError::ReleaseInvalid { .. } => ErrorCode::ReleaseInvalid,
         }
     }
 }

@@ -13,11 +13,16 @@
 //! Time comes from an injected [`Clock`], so tests can fix it.
 
 pub mod credentials;
+pub mod device;
 mod error;
 pub mod eval;
 pub mod execute;
+pub mod keys;
 pub mod knowledge;
+pub mod managed;
+pub mod pack;
 pub mod planning;
+pub mod release;
 pub mod roster;
 pub mod workspace;
 
@@ -42,6 +47,8 @@ pub use countersign_connectors::credentials::Secret;
 pub use countersign_store::{StepRecord, StepState};
 pub use error::{EngineError, ErrorCode};
 pub use execute::StepRun;
+pub use managed::{PolicyMode, PolicyStatus};
+pub use pack::{ManagedSettings, PackInfo, PackRefusal, RefusalCode};
 pub use roster::{Proof, RosterMember};
 pub use workspace::{CaseFile, Workspace};
 
@@ -137,15 +144,40 @@ pub struct Engine {
     /// The demo seller center this engine started on loopback, if the workspace asks for
     /// one; it stops when the engine is dropped.
     demo_store: Option<countersign_demo_store::BackgroundServer>,
+    /// Where the policy came from: a signed pack or dev mode (see [`managed`]).
+    managed: managed::Managed,
 }
 
 impl Engine {
     /// Open a workspace: load and check the policy, open (or create) the evidence
     /// store, and record `policy_loaded` when this policy is new to the log.
+    ///
+    /// A workspace that names a signed pack runs only on packs signed by the admin keys
+    /// this build trusts ([`keys::TrustedKeys::bundled`]); see [`managed`].
     pub fn open(options: EngineOptions, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
-        let workspace = Workspace::load(&options.workspace)?;
-        let text = std::fs::read_to_string(&workspace.policy).map_err(|e| EngineError::io(&workspace.policy, e))?;
-        let policy = Policy::parse(&workspace.policy.display().to_string(), &text)?;
+        Engine::open_with_trust(options, clock, keys::TrustedKeys::bundled())
+    }
+
+    /// [`Engine::open`] trusting `trusted` instead of the bundled admin keys (tests, and
+    /// tools that check packs against keys they were given).
+    pub fn open_with_trust(
+        options: EngineOptions,
+        clock: Arc<dyn Clock>,
+        trusted: keys::TrustedKeys,
+    ) -> Result<Engine, EngineError> {
+        let mut workspace = Workspace::load(&options.workspace)?;
+        let dev_policy = match workspace.pack {
+            Some(_) => None,
+            None => {
+                let text =
+                    std::fs::read_to_string(&workspace.policy).map_err(|e| EngineError::io(&workspace.policy, e))?;
+                Some(Policy::parse(&workspace.policy.display().to_string(), &text)?)
+            }
+        };
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| EngineError::io(&options.data_dir, e))?;
+        let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
+        let selected = managed::select(&mut workspace, &store, &options.data_dir, &trusted, dev_policy, clock.now())?;
+        let policy = selected.policy;
         let operator = options.operator.unwrap_or_else(|| workspace.operator.clone());
         if let Some(e) = workspace.roster.iter().find(|e| !policy.roles.contains(&e.role)) {
             return Err(EngineError::Config {
@@ -167,9 +199,15 @@ impl Engine {
                 ),
             });
         }
-        std::fs::create_dir_all(&options.data_dir).map_err(|e| EngineError::io(&options.data_dir, e))?;
-        let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
         let mut demo_store = None;
+        let managed = managed::Managed {
+            trusted,
+            data_dir: options.data_dir.clone(),
+            settings: selected.pack.as_ref().map(|p| p.info.settings.clone()).unwrap_or_default(),
+            loaded: selected.pack.map(|p| p.info),
+            refused: selected.refused,
+            connector_overridden: options.connector.is_some(),
+        };
         let connector: Arc<dyn Connector> = match (options.connector, &workspace.connector) {
             (Some(c), _) => c,
             (None, workspace::ConnectorConfig::Snapshot { dataset }) => Arc::new(SnapshotConnector::load(dataset)?),
@@ -201,8 +239,9 @@ impl Engine {
             searches: Default::default(),
             approval_ttl: jiff::SignedDuration::from_hours(4),
             demo_store,
+            managed,
         };
-        engine.record_policy_loaded()?;
+        engine.finish_policy_load(engine.managed.refused.as_ref())?;
         Ok(engine)
     }
 
@@ -237,25 +276,6 @@ impl Engine {
             });
         }
         self.operator = operator;
-        Ok(())
-    }
-
-    fn record_policy_loaded(&self) -> Result<(), EngineError> {
-        let last =
-            self.store.list_events(&EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
-        let current = last.last().and_then(|e| e.payload.get("hash")).and_then(|h| h.as_str()).map(str::to_string);
-        if current.as_deref() != Some(self.policy.hash.as_str()) {
-            self.append(
-                None,
-                "system",
-                Event::PolicyLoaded {
-                    policy_id: self.policy.id.clone(),
-                    version: self.policy.version,
-                    hash: self.policy.hash.clone(),
-                    signed: false,
-                },
-            )?;
-        }
         Ok(())
     }
 
@@ -779,6 +799,7 @@ impl Engine {
 
     /// Clear an active pause.
     pub fn pause_clear(&self, id: &str, reason: &str) -> Result<(), EngineError> {
+        self.check_pause_clear()?;
         self.store.writer().clear_pause(id, &self.operator.id, reason, self.clock.now())?;
         Ok(())
     }
@@ -803,7 +824,11 @@ impl Engine {
         Ok(self.store.verify()?)
     }
 
+    /// Export a self-verifying bundle; a checkpoint signed by this device's key is
+    /// recorded first (when the OS keyring can be reached), so the bundle says which
+    /// machine it came from.
     pub fn log_export(&self, dir: &Path) -> Result<ExportSummary, EngineError> {
+        self.checkpoint_before_export();
         Ok(self.store.export(dir, &self.operator.id, self.clock.now())?)
     }
 

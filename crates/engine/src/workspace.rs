@@ -25,7 +25,12 @@ struct RawWorkspace {
 struct RawMeta {
     id: String,
     name: String,
-    policy: PathBuf,
+    /// An unsigned policy (dev mode). Ignored when `pack` is given.
+    #[serde(default)]
+    policy: Option<PathBuf>,
+    /// A signed policy pack directory (see `crate::pack`).
+    #[serde(default)]
+    pack: Option<PathBuf>,
     knowledge: PathBuf,
     cases: PathBuf,
 }
@@ -58,7 +63,11 @@ pub struct Workspace {
     pub file: PathBuf,
     pub id: String,
     pub name: String,
+    /// The policy file in force: the workspace's own (dev mode), or the verified copy of
+    /// the signed pack's once the engine has loaded it.
     pub policy: PathBuf,
+    /// A signed policy pack directory; without one the workspace runs in dev mode.
+    pub pack: Option<PathBuf>,
     pub knowledge: PathBuf,
     pub cases: PathBuf,
     pub connector: ConnectorConfig,
@@ -81,6 +90,29 @@ impl Workspace {
                 message: format!("{}: workspace id {id:?} must be letters, digits, '-' or '_'", file.display()),
             });
         }
+        let (policy, pack) = match (raw.workspace.policy, raw.workspace.pack) {
+            (_, Some(pack)) => {
+                if !raw.roster.is_empty() {
+                    return Err(EngineError::Config {
+                        message: format!(
+                            "{}: a workspace with a signed pack takes its roster from the pack; remove [[roster]]",
+                            file.display()
+                        ),
+                    });
+                }
+                let pack = base.join(pack);
+                (pack.join(crate::pack::POLICY_FILE), Some(pack))
+            }
+            (Some(policy), None) => (base.join(policy), None),
+            (None, None) => {
+                return Err(EngineError::Config {
+                    message: format!(
+                        "{}: [workspace] needs `pack` (a signed policy pack) or `policy` (dev mode)",
+                        file.display()
+                    ),
+                });
+            }
+        };
         let mut ids = std::collections::BTreeSet::new();
         for entry in &raw.roster {
             entry.check().map_err(|m| EngineError::Config { message: format!("{}: {m}", file.display()) })?;
@@ -94,7 +126,8 @@ impl Workspace {
             file: file.to_path_buf(),
             id,
             name: raw.workspace.name,
-            policy: base.join(raw.workspace.policy),
+            policy,
+            pack,
             knowledge: base.join(raw.workspace.knowledge),
             cases: base.join(raw.workspace.cases),
             connector: match raw.connector {
@@ -167,6 +200,11 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Engin
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
     serde_json::from_str(&text)
         .map_err(|e| EngineError::BadInput { message: format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()) })
+}
+
+/// A TOML error as `file:line:column: message`.
+pub(crate) fn located_message(file: &str, text: &str, e: &toml::de::Error) -> String {
+    located(Path::new(file), text, e.span(), e.message())
 }
 
 fn located(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {

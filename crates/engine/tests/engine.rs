@@ -12,6 +12,9 @@ use countersign_engine::{CaseFile, Clock, Engine, EngineOptions, ErrorCode, LogF
 use jiff::Timestamp;
 use serde_json::json;
 
+#[path = "engine/pack.rs"]
+mod pack;
+
 #[derive(Debug)]
 struct Fixed;
 impl Clock for Fixed {
@@ -220,14 +223,19 @@ fn a_new_policy_invalidates_pending_approvals() {
         let e = open(dir.path());
         e.process(&cancel.case, &cancel.plan).unwrap();
     }
-    // The same data dir, now with a changed policy.
+    // The same data dir, now with a changed policy: the waiting step is invalidated as the
+    // policy loads, with evidence, not later when someone tries to approve it.
     let ws = workspace_with_policy_v2();
     let e = open_at(&ws.path().join("workspace.toml"), dir.path());
-    let waiting = e.review_queue().unwrap();
-    let step = waiting.iter().find(|s| s.action == "cancel_pending_order").unwrap();
-    let err = e.review(&step.plan_id, &step.step_id, Verdict::Approved, "").unwrap_err();
-    assert_eq!(err.code(), ErrorCode::ApprovalStale, "{err}");
+    assert!(e.review_queue().unwrap().is_empty(), "nothing waits under the old policy");
+    let step = e.all_steps().unwrap().into_iter().find(|s| s.action == "cancel_pending_order").unwrap();
     assert_eq!(state_of(&e, &step.plan_id, &step.step_id), StepState::Invalidated);
+    let invalidated = e
+        .log_list(&countersign_engine::LogFilter { kind: Some("step_invalidated".into()), ..Default::default() })
+        .unwrap();
+    assert!(invalidated.iter().any(|ev| ev.payload["step_id"] == step.step_id.as_str()));
+    let err = e.review(&step.plan_id, &step.step_id, Verdict::Approved, "").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
 }
 
 fn state_of(e: &Engine, plan: &str, step: &str) -> countersign_store::StepState {

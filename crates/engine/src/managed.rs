@@ -1,0 +1,381 @@
+//! Which policy the engine runs on: a signed pack (managed) or a plain workspace policy
+//! (dev mode), and what happens when a new one arrives.
+//!
+//! - A workspace that names a pack (`[workspace] pack = "DIR"`) runs only on packs signed
+//!   by a key this build trusts ([`TrustedKeys::bundled`]). A pack that is unsigned,
+//!   tampered, signed by an unknown key, or older than one this installation loaded before
+//!   (or the same version with other contents) is refused: a `policy_refused` event with
+//!   the reason, and the engine keeps running on the last good pack, the verified copy it
+//!   keeps in `<data dir>/pack/` (re-verified at every open).
+//! - The versions loaded before come from the evidence log's `policy_loaded` events, so
+//!   they are as tamper-evident as the rest of the log.
+//! - A workspace with a plain `policy` and no pack is dev mode: `policy_loaded` says
+//!   `signed: false`. An installation that has once loaded a signed pack refuses an
+//!   unsigned policy from then on (an agent cannot opt out by editing workspace.toml).
+//! - When a policy loads, every step still waiting for (or holding) an approval decided
+//!   under another policy is invalidated at once, each with a `step_invalidated` event;
+//!   when a new signed pack loads, every such step is, even if only the roster, catalog or
+//!   settings changed.
+//! - Managed settings come only from the pack; the engine exposes them read-only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use countersign_core::Policy;
+use countersign_core::evidence::{Event, PackRef};
+use countersign_store::{EventFilter, StepFilter, StepState, StepUpdate, Store, StoreError};
+use serde::Serialize;
+
+use crate::keys::TrustedKeys;
+use crate::pack::{self, ManagedSettings, Pack, PackInfo, PackRefusal, RefusalCode};
+use crate::workspace::{ConnectorConfig, Workspace};
+use crate::{Engine, EngineError, PolicySummary};
+
+/// Where, under the data dir, the engine keeps its copy of the last good pack.
+pub const PACK_COPY_DIR: &str = "pack";
+
+/// The engine's view of where its policy came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Managed {
+    pub trusted: TrustedKeys,
+    pub data_dir: PathBuf,
+    pub loaded: Option<PackInfo>,
+    pub refused: Option<PackRefusal>,
+    pub connector_overridden: bool,
+    pub settings: ManagedSettings,
+}
+
+/// Signed pack or dev mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyMode {
+    /// A pack signed by a trusted admin key.
+    Signed,
+    /// An unsigned workspace policy: for development and the demo only.
+    Dev,
+}
+
+/// What the engine runs on, for the app's status bar and `policy status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyStatus {
+    pub mode: PolicyMode,
+    pub policy: PolicySummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pack: Option<PackInfo>,
+    /// A pack refused since the engine opened; it kept the policy it had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<PackRefusal>,
+    /// The admin keys this build trusts: `id label`.
+    pub trusted_keys: Vec<String>,
+}
+
+/// The highest signed pack version this store loaded, and its digest.
+#[derive(Debug, Clone)]
+struct LastSigned {
+    version: u64,
+    digest: String,
+}
+
+fn last_signed(store: &Store) -> Result<Option<LastSigned>, EngineError> {
+    let events = store.list_events(&EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
+    let mut best: Option<LastSigned> = None;
+    for e in events {
+        let Ok(Event::PolicyLoaded { signed: true, pack: Some(p), .. }) =
+            serde_json::from_value::<Event>(serde_json::json!({"kind": "policy_loaded", "payload": e.payload}))
+        else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|b| p.version >= b.version) {
+            best = Some(LastSigned { version: p.version, digest: p.digest });
+        }
+    }
+    Ok(best)
+}
+
+fn check_version(pack: Pack, last: Option<&LastSigned>) -> Result<Pack, PackRefusal> {
+    let Some(last) = last else { return Ok(pack) };
+    let info = &pack.info;
+    let refuse = |code, message| PackRefusal {
+        code,
+        message,
+        pack_id: Some(info.id.clone()),
+        version: Some(info.version),
+        digest: Some(info.digest.clone()),
+    };
+    if info.version < last.version {
+        return Err(refuse(
+            RefusalCode::Downgrade,
+            format!(
+                "pack {} v{} is older than v{}, which this installation already loaded",
+                info.id, info.version, last.version
+            ),
+        ));
+    }
+    if info.version == last.version && info.digest != last.digest {
+        return Err(refuse(
+            RefusalCode::VersionReused,
+            format!(
+                "pack {} v{} was loaded before with other contents ({}); a changed pack needs a higher version",
+                info.id, info.version, last.digest
+            ),
+        ));
+    }
+    Ok(pack)
+}
+
+/// What [`select`] chose at open.
+#[derive(Debug)]
+pub(crate) struct Selected {
+    pub policy: Policy,
+    pub pack: Option<Pack>,
+    pub refused: Option<PackRefusal>,
+}
+
+/// At open: the workspace's pack if it verifies, else the last good pack (with the
+/// refusal); dev mode's plain policy only on an installation that never ran a signed pack.
+/// With nothing to fall back on, the refusal is recorded and returned as an error.
+pub(crate) fn select(
+    workspace: &mut Workspace,
+    store: &Store,
+    data_dir: &Path,
+    trusted: &TrustedKeys,
+    dev_policy: Option<Policy>,
+    at: jiff::Timestamp,
+) -> Result<Selected, EngineError> {
+    let last = last_signed(store)?;
+    let offered = match (&workspace.pack, dev_policy) {
+        (Some(dir), _) => pack::verify_pack(dir, trusted).and_then(|p| check_version(p, last.as_ref())),
+        (None, Some(policy)) => match &last {
+            None => return Ok(Selected { policy, pack: None, refused: None }),
+            Some(l) => Err(PackRefusal {
+                code: RefusalCode::Unsigned,
+                message: format!(
+                    "{}: an unsigned policy, but this installation has run signed policy packs (up to v{}): \
+                     dev mode is over for it",
+                    workspace.policy.display(),
+                    l.version
+                ),
+                pack_id: None,
+                version: None,
+                digest: None,
+            }),
+        },
+        (None, None) => {
+            return Err(EngineError::Config {
+                message: format!("{}: no policy and no pack", workspace.file.display()),
+            });
+        }
+    };
+    let copy_dir = data_dir.join(PACK_COPY_DIR);
+    let (pack, refused) = match offered {
+        Ok(p) => {
+            let same = std::fs::read(copy_dir.join(pack::MANIFEST_FILE)).ok().as_deref()
+                == p.files.get(pack::MANIFEST_FILE).map(Vec::as_slice);
+            if !same {
+                pack::store_copy(&p, &copy_dir)?;
+            }
+            (p, None)
+        }
+        Err(r) => match pack::verify_pack(&copy_dir, trusted).and_then(|p| check_version(p, last.as_ref())) {
+            Ok(p) => (p, Some(r)),
+            Err(_) => {
+                record_refusal(store, &r, at)?;
+                return Err(EngineError::PackRefused { refusal: r });
+            }
+        },
+    };
+    apply_to_workspace(workspace, &pack, &copy_dir);
+    Ok(Selected { policy: pack.policy.clone(), pack: Some(pack), refused })
+}
+
+/// The pack's roster and catalog replace the workspace's.
+fn apply_to_workspace(workspace: &mut Workspace, pack: &Pack, copy_dir: &Path) {
+    workspace.roster = pack.roster.clone();
+    workspace.policy = copy_dir.join(pack::POLICY_FILE);
+    if pack.info.has_catalog
+        && let ConnectorConfig::Http { catalog, .. } = &mut workspace.connector
+    {
+        *catalog = copy_dir.join(pack::CATALOG_FILE);
+    }
+}
+
+/// Record a refusal, unless the last policy event already says the same (every CLI call
+/// opens the engine; one refused pack on disk is one event, not one per command).
+fn record_refusal(store: &Store, r: &PackRefusal, at: jiff::Timestamp) -> Result<(), EngineError> {
+    let event = Event::PolicyRefused {
+        reason: r.message.clone(),
+        code: Some(r.code.as_str().to_string()),
+        pack_id: r.pack_id.clone(),
+        pack_version: r.version,
+        digest: r.digest.clone(),
+    };
+    let payload = event.payload();
+    let last_of = |kind: &str| -> Result<Option<countersign_store::StoredEvent>, EngineError> {
+        Ok(store.list_events(&EventFilter { kind: Some(kind.into()), ..EventFilter::default() })?.pop())
+    };
+    let (refused, loaded) = (last_of("policy_refused")?, last_of("policy_loaded")?);
+    if let Some(prev) = refused
+        && prev.payload == payload
+        && loaded.is_none_or(|l| l.seq < prev.seq)
+    {
+        return Ok(());
+    }
+    store.append(countersign_store::NewEvent {
+        case_id: None,
+        kind: event.kind().to_string(),
+        actor: "system".into(),
+        at,
+        payload,
+    })?;
+    Ok(())
+}
+
+impl Engine {
+    /// After open chose a policy: record the refusal (if the workspace's pack was refused),
+    /// `policy_loaded` when the policy is new to the log, and invalidate stale steps.
+    pub(crate) fn finish_policy_load(&self, refused: Option<&PackRefusal>) -> Result<(), EngineError> {
+        if let Some(r) = refused {
+            record_refusal(&self.store, r, self.clock.now())?;
+        }
+        let new_pack = self.record_policy_loaded()? && self.managed.loaded.is_some();
+        self.invalidate_stale(new_pack)?;
+        Ok(())
+    }
+
+    /// Record `policy_loaded` unless the log's last one says the same; `true` if recorded.
+    fn record_policy_loaded(&self) -> Result<bool, EngineError> {
+        let last =
+            self.store.list_events(&EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
+        let last = last.last().map(|e| &e.payload);
+        let pack = self.managed.loaded.as_ref().map(|p| PackRef {
+            id: p.id.clone(),
+            version: p.version,
+            key_id: p.key_id.clone(),
+            digest: p.digest.clone(),
+        });
+        let same_hash = last.and_then(|p| p.get("hash")).and_then(|h| h.as_str()) == Some(self.policy.hash.as_str());
+        let same_pack = last.and_then(|p| p.get("pack")).and_then(|p| p.get("digest")).and_then(|d| d.as_str())
+            == pack.as_ref().map(|p| p.digest.as_str());
+        if same_hash && same_pack {
+            return Ok(false);
+        }
+        self.append(
+            None,
+            "system",
+            Event::PolicyLoaded {
+                policy_id: self.policy.id.clone(),
+                version: self.policy.version,
+                hash: self.policy.hash.clone(),
+                signed: pack.is_some(),
+                pack,
+            },
+        )?;
+        Ok(true)
+    }
+
+    /// Every step waiting for an approval, or approved and not yet started, that was
+    /// decided under another policy than the one loaded (with `all`, when a new pack has
+    /// just loaded: every such step, since its roster or catalog may have changed even if
+    /// the policy did not) is invalidated, with evidence. Returns the steps it invalidated.
+    pub(crate) fn invalidate_stale(&self, all: bool) -> Result<Vec<crate::StepRecord>, EngineError> {
+        let pending = self
+            .store
+            .steps(&StepFilter { states: vec![StepState::Waiting, StepState::Approved], ..StepFilter::default() })?;
+        let mut out = Vec::new();
+        for record in pending.into_iter().filter(|r| all || r.policy_hash != self.policy.hash) {
+            let event = Event::StepInvalidated {
+                plan_id: record.plan_id.clone(),
+                step_id: record.step_id.clone(),
+                step_digest: record.step_digest.clone(),
+                decided_under: record.policy_hash.clone(),
+                policy_hash: self.policy.hash.clone(),
+                reason: if record.policy_hash == self.policy.hash {
+                    "a new policy pack was loaded (same policy, new pack); decide the plan again".into()
+                } else {
+                    "a new policy was loaded; decide the plan again".into()
+                },
+            };
+            let now = self.clock.now();
+            match self.transition_by("system", &record, StepState::Invalidated, StepUpdate::default(), now, event, None)
+            {
+                Ok(()) => out.push(record),
+                // Moved on meanwhile (started, reviewed): nothing left to invalidate.
+                Err(EngineError::Store(StoreError::StepConflict { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Load a new pack while running. A pack that does not verify, or is older than one
+    /// loaded before, is refused (recorded as `policy_refused`) and the engine keeps the
+    /// policy it has. On success the pack becomes the last good pack, `policy_loaded` is
+    /// recorded and approvals decided under the old policy are invalidated.
+    pub fn load_pack(&mut self, dir: &Path) -> Result<PackInfo, EngineError> {
+        let last = last_signed(&self.store)?;
+        let pack = match pack::verify_pack(dir, &self.managed.trusted).and_then(|p| check_version(p, last.as_ref())) {
+            Ok(p) => p,
+            Err(r) => {
+                record_refusal(&self.store, &r, self.clock.now())?;
+                self.managed.refused = Some(r.clone());
+                return Err(EngineError::PackRefused { refusal: r });
+            }
+        };
+        let copy_dir = self.managed.data_dir.join(PACK_COPY_DIR);
+        pack::store_copy(&pack, &copy_dir)?;
+        apply_to_workspace(&mut self.workspace, &pack, &copy_dir);
+        if pack.info.has_catalog
+            && !self.managed.connector_overridden
+            && let ConnectorConfig::Http { catalog, base_url } = &self.workspace.connector
+        {
+            let catalog = countersign_connectors::Catalog::load(catalog)
+                .map_err(|e| EngineError::Config { message: e.to_string() })?;
+            let mut http =
+                countersign_connectors::HttpConnector::new(catalog, Arc::new(crate::credentials::keyring()))?;
+            if let Some(url) = base_url {
+                http = http.with_base_url(url)?;
+            }
+            self.connector = Arc::new(http);
+        }
+        self.policy = Arc::new(pack.policy.clone());
+        self.managed.settings = pack.info.settings.clone();
+        self.managed.loaded = Some(pack.info.clone());
+        self.managed.refused = None;
+        let recorded = self.record_policy_loaded()?;
+        self.invalidate_stale(recorded)?;
+        Ok(pack.info)
+    }
+
+    /// Signed pack or dev mode, the pack, the last refusal, the trusted keys.
+    pub fn policy_status(&self) -> PolicyStatus {
+        PolicyStatus {
+            mode: if self.managed.loaded.is_some() { PolicyMode::Signed } else { PolicyMode::Dev },
+            policy: PolicySummary::of(&self.policy),
+            pack: self.managed.loaded.clone(),
+            refused: self.managed.refused.clone(),
+            trusted_keys: self.managed.trusted.keys().iter().map(|k| format!("{} {}", k.id(), k.label)).collect(),
+        }
+    }
+
+    /// The admin's managed settings (read-only: they change only with a new signed pack;
+    /// dev mode has the defaults).
+    pub fn managed_settings(&self) -> &ManagedSettings {
+        &self.managed.settings
+    }
+
+    /// May the seat's operator clear a pause? (Managed setting `pause_clear_roles`.)
+    pub(crate) fn check_pause_clear(&self) -> Result<(), EngineError> {
+        let roles = &self.managed.settings.pause_clear_roles;
+        if roles.is_empty() || roles.contains(&self.operator.role) {
+            return Ok(());
+        }
+        Err(EngineError::NotPermitted {
+            message: format!(
+                "{} ({}) may not clear a pause: the policy pack lets only {} do that",
+                self.operator.id,
+                self.operator.role,
+                roles.join(" or ")
+            ),
+        })
+    }
+}

@@ -1,0 +1,403 @@
+//! Signed policy packs and device checkpoints, with real files, a real SQLite store and
+//! (for the device key) the real OS keyring.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use countersign_core::evidence::Verdict;
+use countersign_engine::keys::{SecretKey, TrustedKeys};
+use countersign_engine::pack::sign_pack;
+use countersign_engine::{
+    Engine, EngineError, EngineOptions, ErrorCode, LogFilter, PolicyMode, RefusalCode, StepState,
+};
+
+use super::{Fixed, assets};
+
+/// A pack signed by `key`: the demo policy (edited by `edit`), roster and catalog.
+fn signed(key: &SecretKey, version: u64, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let src = tempfile::tempdir().unwrap();
+    let demo = assets().join("demo");
+    let policy = edit(std::fs::read_to_string(demo.join("policy.toml")).unwrap());
+    std::fs::write(src.path().join("policy.toml"), policy).unwrap();
+    for f in ["roster.toml", "catalog.toml"] {
+        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
+    }
+    let source = std::fs::read_to_string(demo.join("pack-source.toml"))
+        .unwrap()
+        .replace("version = 1 ", &format!("version = {version} "));
+    assert!(source.contains(&format!("version = {version} ")), "the demo source has a version line");
+    std::fs::write(src.path().join("pack-source.toml"), source).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    sign_pack(&src.path().join("pack-source.toml"), out.path(), key).unwrap();
+    out
+}
+
+/// A workspace whose policy comes from the pack in `pack`.
+fn workspace_on(pack: &Path) -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[workspace]\nid = \"t\"\nname = \"t\"\npack = {:?}\nknowledge = {:?}\ncases = {:?}\n\n\
+         [connector]\nkind = \"snapshot\"\ndataset = {:?}\n\n[operator]\nid = \"agent-1\"\nrole = \"agent\"\n",
+        pack,
+        assets().join("knowledge"),
+        assets().join("demo/cases"),
+        assets().join("demo-store")
+    );
+    std::fs::write(ws.path().join("workspace.toml"), text).unwrap();
+    ws
+}
+
+fn options(workspace: &Path, data: &Path) -> EngineOptions {
+    EngineOptions { workspace: workspace.to_path_buf(), data_dir: data.to_path_buf(), operator: None, connector: None }
+}
+
+fn open_trusting(workspace: &Path, data: &Path, key: &SecretKey) -> Result<Engine, EngineError> {
+    Engine::open_with_trust(options(workspace, data), Arc::new(Fixed), TrustedKeys::new(vec![key.public("test admin")]))
+}
+
+fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.path().join(p.file_name().unwrap())).unwrap();
+    }
+    to
+}
+
+/// Flip one byte of `file` (inside a TOML comment or string, so it stays valid text).
+fn change_one_byte(file: &Path, at_text: &str) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let i = String::from_utf8_lossy(&bytes).find(at_text).unwrap_or_else(|| panic!("{at_text:?} in {file:?}"));
+    bytes[i] = if bytes[i] == b'x' { b'y' } else { b'x' };
+    std::fs::write(file, bytes).unwrap();
+}
+
+fn events(e: &Engine, kind: &str) -> Vec<serde_json::Value> {
+    e.log_list(&LogFilter { kind: Some(kind.into()), ..LogFilter::default() })
+        .unwrap()
+        .into_iter()
+        .map(|ev| ev.payload)
+        .collect()
+}
+
+#[test]
+fn a_pack_signed_by_a_trusted_key_loads_with_its_roster_and_settings() {
+    let admin = SecretKey::generate().unwrap();
+    let pack = signed(&admin, 1, |p| p);
+    let ws = workspace_on(pack.path());
+    let data = tempfile::tempdir().unwrap();
+    let e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
+    let status = e.policy_status();
+    assert_eq!(status.mode, PolicyMode::Signed);
+    let info = status.pack.unwrap();
+    assert_eq!((info.id.as_str(), info.version), ("demo-retail", 1));
+    assert_eq!(info.key_id, admin.public("").id());
+    let loaded = events(&e, "policy_loaded");
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0]["signed"], true);
+    assert_eq!(loaded[0]["pack"]["version"], 1);
+    assert_eq!(loaded[0]["pack"]["key_id"], admin.public("").id().as_str());
+    assert_eq!(
+        e.roster().iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["lead-demo"],
+        "the roster comes from the pack"
+    );
+    assert_eq!(e.managed_settings().pause_clear_roles, ["team_lead"]);
+    let pause = e.pause_set(countersign_core::model::PauseScope::Channel, "chat", "test").unwrap();
+    let err = e.pause_clear(&pause.id, "done").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted, "the pack lets only team leads clear pauses: {err}");
+    // Opening again records nothing new.
+    drop(e);
+    let e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
+    assert_eq!(events(&e, "policy_loaded").len(), 1);
+    assert!(events(&e, "policy_refused").is_empty());
+}
+
+#[test]
+fn a_workspace_with_a_pack_cannot_add_its_own_roster() {
+    let admin = SecretKey::generate().unwrap();
+    let pack = signed(&admin, 1, |p| p);
+    let ws = workspace_on(pack.path());
+    let file = ws.path().join("workspace.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n[[roster]]\nid = \"me\"\nrole = \"team_lead\"\npassphrase = \"x\"\n"))
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let err = open_trusting(&file, data.path(), &admin).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
+    assert!(err.to_string().contains("roster from the pack"), "{err}");
+}
+
+/// Each bad pack is refused with its own reason, at open and at a live load, and the
+/// engine keeps running on the last good pack.
+#[test]
+fn bad_packs_are_refused_and_the_last_good_pack_stays() {
+    let admin = SecretKey::generate().unwrap();
+    let stranger = SecretKey::generate().unwrap();
+    let v1 = signed(&admin, 1, |p| p);
+    let v2 = signed(&admin, 2, |p| p.replace("title = \"Demo retail store: permission map\"", "title = \"v2\""));
+    let data = tempfile::tempdir().unwrap();
+    let good_ws = workspace_on(v2.path());
+    let mut e = open_trusting(&good_ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
+    let good_hash = e.policy().hash.clone();
+    assert_eq!(e.policy().title, "v2");
+
+    let tampered_policy = copy_dir(v2.path());
+    change_one_byte(&tampered_policy.path().join("policy.toml"), "permission map");
+    let tampered_manifest = copy_dir(v2.path());
+    change_one_byte(&tampered_manifest.path().join("pack.toml"), "Demo retail store");
+    let unsigned = copy_dir(v2.path());
+    std::fs::remove_file(unsigned.path().join("pack.sig")).unwrap();
+    let unknown = signed(&stranger, 3, |p| p);
+    let cases: [(&str, &Path, RefusalCode); 5] = [
+        ("a byte of policy.toml changed", tampered_policy.path(), RefusalCode::Tampered),
+        ("a byte of pack.toml changed", tampered_manifest.path(), RefusalCode::BadSignature),
+        ("no signature", unsigned.path(), RefusalCode::Unsigned),
+        ("signed by an unknown key", unknown.path(), RefusalCode::UnknownKey),
+        ("an older version", v1.path(), RefusalCode::Downgrade),
+    ];
+    for (what, dir, code) in cases {
+        // A live load is refused and changes nothing.
+        let err = e.load_pack(dir).unwrap_err();
+        let EngineError::PackRefused { refusal } = &err else { panic!("{what}: {err}") };
+        assert_eq!(refusal.code, code, "{what}: {refusal}");
+        assert_eq!(err.code(), ErrorCode::PackRefused);
+        assert_eq!(e.policy().hash, good_hash, "{what}: the engine keeps the last good pack");
+        assert_eq!(e.policy_status().pack.unwrap().version, 2);
+        let refused = events(&e, "policy_refused");
+        assert_eq!(refused.last().unwrap()["code"], code.as_str(), "{what}: the refusal is evidence");
+
+        // Opening on it is refused the same way; the engine runs on its copy of v2.
+        let ws = workspace_on(dir);
+        let reopened = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
+        let status = reopened.policy_status();
+        assert_eq!(status.refused.as_ref().map(|r| r.code), Some(code), "{what}");
+        assert_eq!(status.pack.unwrap().version, 2, "{what}: still on the last good pack");
+        assert_eq!(reopened.policy().hash, good_hash);
+        assert_eq!(status.mode, PolicyMode::Signed);
+    }
+    // The same version with other contents is refused too.
+    let reused = signed(&admin, 2, |p| p.replace("title = \"Demo retail store: permission map\"", "title = \"v2b\""));
+    let err = e.load_pack(reused.path()).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::PackRefused { refusal } if refusal.code == RefusalCode::VersionReused),
+        "{err}"
+    );
+    assert!(e.log_verify().unwrap().ok);
+}
+
+#[test]
+fn with_no_good_pack_to_fall_back_on_opening_fails_and_says_why() {
+    let admin = SecretKey::generate().unwrap();
+    let pack = signed(&admin, 1, |p| p);
+    change_one_byte(&pack.path().join("roster.toml"), "DEMO ONLY");
+    let ws = workspace_on(pack.path());
+    let data = tempfile::tempdir().unwrap();
+    let err = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::PackRefused { refusal } if refusal.code == RefusalCode::Tampered
+            && refusal.message.contains("roster.toml")),
+        "{err}"
+    );
+    // The refusal is in the log even though the engine did not open.
+    let store = countersign_store::Store::open(data.path().join("evidence.sqlite")).unwrap();
+    let refused =
+        store.list_events(&LogFilter { kind: Some("policy_refused".into()), ..LogFilter::default() }).unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].payload["code"], "tampered");
+}
+
+#[test]
+fn a_copy_of_the_last_good_pack_that_was_edited_is_not_used() {
+    let admin = SecretKey::generate().unwrap();
+    let pack = signed(&admin, 1, |p| p);
+    let data = tempfile::tempdir().unwrap();
+    let ws = workspace_on(pack.path());
+    drop(open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap());
+    // Someone edits the engine's copy and removes the pack the workspace names.
+    change_one_byte(&data.path().join("pack/policy.toml"), "permission map");
+    std::fs::remove_file(pack.path().join("pack.sig")).unwrap();
+    let err = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap_err();
+    assert!(matches!(&err, EngineError::PackRefused { refusal } if refusal.code == RefusalCode::Unsigned), "{err}");
+}
+
+#[test]
+fn dev_mode_is_flagged_and_ends_once_a_signed_pack_has_loaded() {
+    let data = tempfile::tempdir().unwrap();
+    let admin = SecretKey::generate().unwrap();
+    let dev_ws = assets().join("demo/workspace.toml");
+    {
+        let e = open_trusting(&dev_ws, data.path(), &admin).unwrap();
+        assert_eq!(e.policy_status().mode, PolicyMode::Dev);
+        assert_eq!(events(&e, "policy_loaded")[0]["signed"], false);
+        assert!(events(&e, "policy_loaded")[0].get("pack").is_none());
+    }
+    let pack = signed(&admin, 1, |p| p.replace("version = 1", "version = 7"));
+    let ws = workspace_on(pack.path());
+    let pack_hash =
+        open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap().policy().hash.clone();
+    // Back to the unsigned workspace: refused, the pack stays.
+    let e = open_trusting(&dev_ws, data.path(), &admin).unwrap();
+    let status = e.policy_status();
+    assert_eq!(status.refused.map(|r| r.code), Some(RefusalCode::Unsigned));
+    assert_eq!(status.mode, PolicyMode::Signed);
+    assert_eq!(e.policy().hash, pack_hash);
+}
+
+#[test]
+fn a_new_pack_invalidates_pending_approvals_when_it_loads() {
+    let admin = SecretKey::generate().unwrap();
+    let v1 = signed(&admin, 1, |p| p);
+    let v2 = signed(&admin, 2, |p| p.replace("title = \"Demo retail store: permission map\"", "title = \"v2\""));
+    let ws = workspace_on(v1.path());
+    let data = tempfile::tempdir().unwrap();
+    let mut e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
+    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    e.process(&cancel.case, &cancel.plan).unwrap();
+    let waiting = e.review_queue().unwrap();
+    let step = waiting.iter().find(|s| s.action == "cancel_pending_order").unwrap().clone();
+    let approved: Vec<_> =
+        e.case_steps(&cancel.case.id).unwrap().into_iter().filter(|s| s.state == StepState::Approved).collect();
+    assert!(!approved.is_empty(), "the case has an auto step approved and not yet run");
+
+    e.load_pack(v2.path()).unwrap();
+    assert!(e.review_queue().unwrap().is_empty(), "nothing waits under the old policy");
+    for s in e.case_steps(&cancel.case.id).unwrap() {
+        assert_eq!(s.state, StepState::Invalidated, "{} was decided under the old policy", s.step_id);
+    }
+    let invalidated = events(&e, "step_invalidated");
+    assert_eq!(invalidated.len(), 1 + approved.len(), "one event per invalidated step");
+    assert_eq!(invalidated[0]["policy_hash"], e.policy().hash.as_str());
+    let err = e.review(&step.plan_id, &step.step_id, Verdict::Approved, "").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
+
+    // A pack with the same policy (only the version differs) is a new pack too: what
+    // waits under v2 is invalidated when v3 loads.
+    let mut again = cancel.plan.clone();
+    again.id = "plan-again".into();
+    e.process(&cancel.case, &again).unwrap();
+    assert_eq!(e.review_queue().unwrap().len(), 1);
+    let v3 = signed(&admin, 3, |p| p.replace("title = \"Demo retail store: permission map\"", "title = \"v2\""));
+    let hash = e.policy().hash.clone();
+    e.load_pack(v3.path()).unwrap();
+    assert_eq!(e.policy().hash, hash, "the same policy");
+    assert!(e.review_queue().unwrap().is_empty(), "a new pack invalidates what waits, even with the same policy");
+    assert!(e.log_verify().unwrap().ok);
+}
+
+#[test]
+fn the_demo_pack_in_assets_verifies_with_the_keys_this_build_bundles() {
+    let data = tempfile::tempdir().unwrap();
+    let e = Engine::open(options(&assets().join("demo/workspace-signed.toml"), data.path()), Arc::new(Fixed)).unwrap();
+    let status = e.policy_status();
+    assert_eq!(status.mode, PolicyMode::Signed, "{:?}", status.refused);
+    assert!(status.refused.is_none());
+}
+
+// ------------------------------------------------------------- device checkpoints
+
+fn rows(db: &Path) -> Vec<(i64, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut s = c.prepare("SELECT seq, body FROM evidence ORDER BY seq").unwrap();
+    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+/// Rewrite event `seq`'s body and re-hash the chain and head after it, as someone with
+/// write access to the database (but not the device key) could.
+fn rewrite_chain(db: &Path, seq: i64, edit: impl Fn(&str) -> String) {
+    let all = rows(db);
+    let c = rusqlite::Connection::open(db).unwrap();
+    // The attacker owns the file: the append-only trigger is no obstacle.
+    c.execute_batch("DROP TRIGGER evidence_no_update").unwrap();
+    let mut prev = countersign_store::Hash::genesis();
+    for (s, body) in all {
+        let body = if s == seq { edit(&body) } else { body };
+        let h = countersign_store::Hash::link(&prev, body.as_bytes());
+        c.execute("UPDATE evidence SET body = ?1, hash = ?2 WHERE seq = ?3", rusqlite::params![body, &h.0[..], s])
+            .unwrap();
+        prev = h;
+    }
+    c.execute("UPDATE chain_head SET head = ?1 WHERE id = 1", rusqlite::params![&prev.0[..]]).unwrap();
+}
+
+#[test]
+fn device_checkpoints_sign_the_log_and_catch_a_rewrite() {
+    let data = tempfile::tempdir().unwrap();
+    let db: PathBuf = data.path().join("evidence.sqlite");
+    let e = super::open(data.path());
+    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    e.process(&cancel.case, &cancel.plan).unwrap();
+    let c = e.checkpoint().unwrap();
+    assert_eq!(c.device_key_id, e.device_public_key().unwrap().id(), "the device key is stable");
+    let report = e.verify_checkpoints().unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.devices, std::slice::from_ref(&c.device_key_id));
+
+    // An export writes a checkpoint first; the bundle's checkpoints verify.
+    let bundle = tempfile::tempdir().unwrap();
+    e.log_export(&bundle.path().join("b")).unwrap();
+    let b = countersign_engine::device::check_bundle_checkpoints(&bundle.path().join("b")).unwrap();
+    assert!(b.ok && b.checkpoints.len() == 2, "{b:?}");
+    drop(e);
+
+    // Rewrite an event the checkpoint covers, re-hashing chain and head: the chain alone
+    // verifies, the checkpoint does not.
+    let before = rows(&db)[1].1.clone();
+    rewrite_chain(&db, 2, |body| body.replacen("agent-demo", "agent-evil", 1));
+    assert_ne!(rows(&db)[1].1, before, "event 2 was rewritten");
+    let e = super::open(data.path());
+    let chain = e.log_verify().unwrap();
+    let cp = e.verify_checkpoints().unwrap();
+    assert!(chain.ok, "the re-hashed chain verifies on its own: {chain:?}");
+    assert!(!cp.ok, "the device-signed checkpoint catches the rewrite: {cp:?}");
+    assert!(cp.checkpoints[0].problem.as_deref().unwrap_or_default().contains("rewritten"), "{cp:?}");
+
+    // The device key's secret is in the keyring and nowhere else.
+    let keyring = countersign_engine::credentials::keyring();
+    let secret = keyring.get_key(countersign_engine::device::DEVICE_SLOT).unwrap().unwrap();
+    let seed = secret.expose().split_whitespace().last().unwrap().to_string();
+    assert_eq!(seed.len(), 64);
+    let wal = data.path().join("evidence.sqlite-wal");
+    for file in [db.clone(), wal, bundle.path().join("b/events.jsonl"), bundle.path().join("b/manifest.json")] {
+        let Ok(bytes) = std::fs::read(&file) else { continue };
+        assert!(!String::from_utf8_lossy(&bytes).contains(&seed), "the device secret leaked into {file:?}");
+    }
+}
+
+#[test]
+fn unreadable_packs_and_bad_contents_are_refused_with_a_location() {
+    let admin = SecretKey::generate().unwrap();
+    let trusted = TrustedKeys::new(vec![admin.public("test admin")]);
+    let pack = signed(&admin, 1, |p| p);
+    // A signature file that is not one: file:line:column.
+    let broken = copy_dir(pack.path());
+    std::fs::write(broken.path().join("pack.sig"), "format = \"countersign-signature/1\"\nkey_id = 7\n").unwrap();
+    let r = countersign_engine::pack::verify_pack(broken.path(), &trusted).unwrap_err();
+    assert_eq!(r.code, RefusalCode::Malformed);
+    assert!(r.message.contains("pack.sig:2:10"), "{}", r.message);
+    assert_eq!((r.pack_id.as_deref(), r.version), (Some("demo-retail"), Some(1)), "the refusal says what was offered");
+
+    // Signing checks the contents first: a roster role the policy does not declare.
+    let src = tempfile::tempdir().unwrap();
+    let demo = assets().join("demo");
+    for f in ["policy.toml", "catalog.toml", "pack-source.toml"] {
+        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
+    }
+    let roster =
+        std::fs::read_to_string(demo.join("roster.toml")).unwrap().replace("role = \"team_lead\"", "role = \"owner\"");
+    std::fs::write(src.path().join("roster.toml"), roster).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadInput);
+    assert!(err.to_string().contains("roster.toml") && err.to_string().contains("\"owner\""), "{err}");
+    assert!(!out.path().join("pack.toml").exists(), "nothing is written for a pack that does not check");
+
+    // An unknown key in the source: file:line:column.
+    std::fs::write(
+        src.path().join("bad.toml"),
+        "policy = \"policy.toml\"\nsigned_by = \"me\"\n[pack]\nid = \"x\"\nversion = 1\n",
+    )
+    .unwrap();
+    let err = sign_pack(&src.path().join("bad.toml"), out.path(), &admin).unwrap_err();
+    assert!(err.to_string().contains("bad.toml:2:1"), "{err}");
+}
