@@ -16,6 +16,7 @@ pub mod credentials;
 mod error;
 pub mod execute;
 pub mod knowledge;
+pub mod planners;
 pub mod planning;
 pub mod roster;
 pub mod workspace;
@@ -42,7 +43,7 @@ pub use countersign_store::{StepRecord, StepState};
 pub use error::{EngineError, ErrorCode};
 pub use execute::StepRun;
 pub use roster::{Proof, RosterMember};
-pub use workspace::{CaseFile, Workspace};
+pub use workspace::{CaseFile, PlannerConfig, PlannerProvider, Workspace};
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync + std::fmt::Debug {

@@ -113,30 +113,36 @@ fn case() -> Case {
     }
 }
 
-/// A keyring namespace of this test binary holding the planted key.
-fn key(test: &str) -> ApiKey {
-    let store = Arc::new(KeyringStore::new(format!("countersign-test-llm-{}-{test}", std::process::id())));
-    let name = CredentialName::new("llm", test).unwrap();
-    store.set(&name, &Secret::new(KEY)).unwrap();
-    ApiKey::new(store, name)
+/// The planted key, in a keyring namespace of this test binary (written once: a keyring
+/// write takes a while).
+fn key() -> ApiKey {
+    static KEY_ENTRY: std::sync::OnceLock<ApiKey> = std::sync::OnceLock::new();
+    KEY_ENTRY
+        .get_or_init(|| {
+            let store = Arc::new(KeyringStore::new(format!("countersign-test-llm-{}", std::process::id())));
+            let name = CredentialName::new("llm", "test").unwrap();
+            store.set(&name, &Secret::new(KEY)).unwrap();
+            ApiKey::new(store, name)
+        })
+        .clone()
 }
 
-fn config(replay: &Replay, base: &str, test: &str) -> LlmConfig {
-    let mut c = LlmConfig::new(format!("{}{base}", replay.url()), "gpt-4o-2024-08-06").with_api_key(key(test));
+fn config(replay: &Replay, base: &str) -> LlmConfig {
+    let mut c = LlmConfig::new(format!("{}{base}", replay.url()), "gpt-4o-2024-08-06").with_api_key(key());
     c.backoff = Duration::from_millis(10);
     c.timeout = Duration::from_secs(5);
     c
 }
 
-fn openai(replies: Vec<Reply>, test: &str) -> (Replay, OpenAiPlanner) {
+fn openai(replies: Vec<Reply>) -> (Replay, OpenAiPlanner) {
     let replay = Replay::start(replies);
-    let planner = OpenAiPlanner::new(config(&replay, "/v1", test)).unwrap();
+    let planner = OpenAiPlanner::new(config(&replay, "/v1")).unwrap();
     (replay, planner)
 }
 
-fn anthropic(replies: Vec<Reply>, test: &str, rounds: usize) -> (Replay, AnthropicPlanner) {
+fn anthropic(replies: Vec<Reply>, rounds: usize) -> (Replay, AnthropicPlanner) {
     let replay = Replay::start(replies);
-    let mut c = config(&replay, "", test);
+    let mut c = config(&replay, "");
     c.model = "claude-sonnet-4-5-20250929".into();
     c.max_tool_rounds = rounds;
     (replay, AnthropicPlanner::new(c).unwrap())
@@ -149,17 +155,14 @@ fn no_secret(text: &str) {
 #[test]
 fn openai_good_plan_with_a_tool_round() {
     let (replay, planner) =
-        openai(vec![Reply::fixture("openai/tool-calls.sse"), Reply::fixture("openai/plan-good.sse")], "oa-good");
+        openai(vec![Reply::fixture("openai/tool-calls.sse"), Reply::fixture("openai/plan-good.sse")]);
     let ctx = FakeContext::new();
     let plan = planner.plan(&case(), &ctx).unwrap();
 
     assert_eq!(plan.case_id, "demo-01");
     assert_eq!(plan.intent, "cancel_order");
     assert!(plan.id.starts_with("demo-01-llm-"), "{}", plan.id);
-    let again = openai(vec![Reply::fixture("openai/plan-good.sse")], "oa-good-again")
-        .1
-        .plan(&case(), &FakeContext::new())
-        .unwrap();
+    let again = openai(vec![Reply::fixture("openai/plan-good.sse")]).1.plan(&case(), &FakeContext::new()).unwrap();
     assert_eq!(again.id, plan.id, "the plan id is a function of the case and the content");
     assert_eq!(plan.steps.len(), 2);
     assert_eq!(plan.steps[1].id, "s2");
@@ -181,8 +184,11 @@ fn openai_good_plan_with_a_tool_round() {
     assert_eq!(reads[0].0, "get_order_details");
     assert_eq!(reads[0].1["order_id"], json!("#W5918442"));
     let searches = ctx.searches.lock().unwrap().clone();
-    assert_eq!(searches.len(), 2, "{searches:?}");
-    assert_eq!(searches[1], "cancel pending order refund original payment method");
+    assert_eq!(searches.len(), 3, "{searches:?}");
+    assert_eq!(
+        searches[1..],
+        ["cancel pending order eligibility", "cancel pending order refund original payment method"]
+    );
 
     let requests = replay.requests();
     assert_eq!(requests.len(), 2);
@@ -226,18 +232,19 @@ fn openai_good_plan_with_a_tool_round() {
     assert!(record.starts_with(&format!("<<<DATA {tag} record action=get_order_details>>>")), "{record}");
     assert!(record.contains("\"status\": \"pending\""), "{record}");
     assert_eq!(msgs[4]["tool_call_id"], "call_Zr4fH9uJ3cXk6NvB1mQa8sDt");
-    assert!(msgs[4]["content"].as_str().unwrap().contains("anchor=where-the-money-goes"));
+    assert_eq!(msgs[5]["tool_call_id"], "call_Bw7nE2gP5kVy8hTc3rLx1mZq");
+    assert!(msgs[5]["content"].as_str().unwrap().contains("anchor=where-the-money-goes"));
     no_secret(&format!("{planner:?}"));
 }
 
 #[test]
 fn malformed_json_is_an_error_and_not_retried() {
-    let (replay, planner) = openai(vec![Reply::fixture("openai/malformed.sse")], "oa-malformed");
+    let (replay, planner) = openai(vec![Reply::fixture("openai/malformed.sse")]);
     let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
     assert!(matches!(err, PlannerError::Malformed(_)), "{err}");
     assert_eq!(replay.requests().len(), 1, "a malformed answer is never retried");
 
-    let (replay, planner) = anthropic(vec![Reply::fixture("anthropic/malformed.sse")], "an-malformed", 2);
+    let (replay, planner) = anthropic(vec![Reply::fixture("anthropic/malformed.sse")], 2);
     let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
     assert!(matches!(err, PlannerError::Malformed(_)), "{err}");
     assert_eq!(replay.requests().len(), 1);
@@ -245,14 +252,14 @@ fn malformed_json_is_an_error_and_not_retried() {
 
 #[test]
 fn refusals_are_refusals() {
-    let (_r, planner) = openai(vec![Reply::fixture("openai/refusal.sse")], "oa-refusal");
+    let (_r, planner) = openai(vec![Reply::fixture("openai/refusal.sse")]);
     let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
     assert!(matches!(&err, PlannerError::Refused(m) if m.contains("can't help")), "{err}");
 
     for (fixture, says) in
         [("anthropic/refusal.sse", "can't help"), ("anthropic/text-only.sse", "handle the case manually")]
     {
-        let (_r, planner) = anthropic(vec![Reply::fixture(fixture)], "an-refusal", 2);
+        let (_r, planner) = anthropic(vec![Reply::fixture(fixture)], 2);
         let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
         assert!(matches!(&err, PlannerError::Refused(m) if m.contains(says)), "{fixture}: {err}");
     }
@@ -261,13 +268,13 @@ fn refusals_are_refusals() {
 #[test]
 fn truncated_streams_are_detected() {
     for fixture in ["openai/truncated.sse", "openai/length.sse"] {
-        let (replay, planner) = openai(vec![Reply::fixture(fixture)], "oa-truncated");
+        let (replay, planner) = openai(vec![Reply::fixture(fixture)]);
         let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
         assert!(matches!(err, PlannerError::Truncated(_)), "{fixture}: {err}");
         assert_eq!(replay.requests().len(), 1, "{fixture}: a cut answer is not retried");
     }
     for fixture in ["anthropic/truncated.sse", "anthropic/max-tokens.sse"] {
-        let (_r, planner) = anthropic(vec![Reply::fixture(fixture)], "an-truncated", 2);
+        let (_r, planner) = anthropic(vec![Reply::fixture(fixture)], 2);
         let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
         assert!(matches!(err, PlannerError::Truncated(_)), "{fixture}: {err}");
     }
@@ -275,7 +282,7 @@ fn truncated_streams_are_detected() {
 
 #[test]
 fn a_citation_of_an_unknown_article_is_kept_for_the_engine_to_judge() {
-    let (_r, planner) = openai(vec![Reply::fixture("openai/plan-unknown-article.sse")], "oa-unknown-article");
+    let (_r, planner) = openai(vec![Reply::fixture("openai/plan-unknown-article.sse")]);
     let plan = planner.plan(&case(), &FakeContext::new()).unwrap();
     let cited: Vec<String> = plan.reply.unwrap().citations.into_iter().map(|c| c.article_id).collect();
     assert_eq!(
@@ -287,10 +294,8 @@ fn a_citation_of_an_unknown_article_is_kept_for_the_engine_to_judge() {
 
 #[test]
 fn an_unknown_tool_is_answered_with_an_error_and_never_run() {
-    let (replay, planner) = openai(
-        vec![Reply::fixture("openai/unknown-tool.sse"), Reply::fixture("openai/plan-unknown-action.sse")],
-        "oa-unknown-tool",
-    );
+    let (replay, planner) =
+        openai(vec![Reply::fixture("openai/unknown-tool.sse"), Reply::fixture("openai/plan-unknown-action.sse")]);
     let ctx = FakeContext::new();
     let plan = planner.plan(&case(), &ctx).unwrap();
     assert!(ctx.reads.lock().unwrap().is_empty(), "an unknown tool never reaches the context");
@@ -310,7 +315,7 @@ fn a_write_action_called_as_a_tool_is_not_run() {
     let stream = std::fs::read_to_string(replay::fixtures().join("openai/unknown-tool.sse"))
         .unwrap()
         .replace("issue_store_credit", "cancel_pending_order");
-    let (replay, planner) = openai(vec![Reply::Sse(stream), Reply::fixture("openai/plan-good.sse")], "oa-write-tool");
+    let (replay, planner) = openai(vec![Reply::Sse(stream), Reply::fixture("openai/plan-good.sse")]);
     let ctx = FakeContext::new();
     planner.plan(&case(), &ctx).unwrap();
     assert!(ctx.reads.lock().unwrap().is_empty(), "a write is never run while planning");
@@ -321,7 +326,7 @@ fn a_write_action_called_as_a_tool_is_not_run() {
 #[test]
 fn tool_rounds_are_bounded() {
     let replay = Replay::start(vec![Reply::fixture("openai/tool-calls.sse"), Reply::fixture("openai/tool-calls.sse")]);
-    let mut c = config(&replay, "/v1", "oa-rounds");
+    let mut c = config(&replay, "/v1");
     c.max_tool_rounds = 1;
     let err = OpenAiPlanner::new(c).unwrap().plan(&case(), &FakeContext::new()).unwrap_err();
     assert!(matches!(err, PlannerError::TooManyRounds { rounds: 1 }), "{err}");
@@ -332,8 +337,7 @@ fn tool_rounds_are_bounded() {
 #[test]
 fn transient_failures_are_retried_client_errors_are_not() {
     let overloaded = r#"{"error":{"message":"The server is overloaded","type":"server_error"}}"#;
-    let (replay, planner) =
-        openai(vec![Reply::status(503, overloaded), Reply::fixture("openai/plan-good.sse")], "oa-503");
+    let (replay, planner) = openai(vec![Reply::status(503, overloaded), Reply::fixture("openai/plan-good.sse")]);
     planner.plan(&case(), &FakeContext::new()).unwrap();
     assert_eq!(replay.requests().len(), 2, "a 503 is retried");
 
@@ -342,20 +346,20 @@ fn transient_failures_are_retried_client_errors_are_not() {
         headers: vec![("retry-after".into(), "1".into())],
         body: r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#.into(),
     };
-    let (replay, planner) = openai(vec![limited, Reply::fixture("openai/plan-good.sse")], "oa-429");
+    let (replay, planner) = openai(vec![limited, Reply::fixture("openai/plan-good.sse")]);
     let started = Instant::now();
     planner.plan(&case(), &FakeContext::new()).unwrap();
     assert_eq!(replay.requests().len(), 2, "a 429 with Retry-After is retried");
     assert!(started.elapsed() >= Duration::from_secs(1), "after waiting what Retry-After said");
 
-    let (replay, planner) = openai(vec![Reply::status(429, r#"{"error":{"message":"quota"}}"#)], "oa-429-bare");
+    let (replay, planner) = openai(vec![Reply::status(429, r#"{"error":{"message":"quota"}}"#)]);
     let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
     assert!(matches!(err, PlannerError::Http { status: 429, .. }), "{err}");
     assert_eq!(replay.requests().len(), 1, "a 429 without Retry-After is not retried");
 
     let bad =
         r#"{"error":{"message":"Invalid schema for response_format 'plan_proposal'","type":"invalid_request_error"}}"#;
-    let (replay, planner) = openai(vec![Reply::status(400, bad), Reply::fixture("openai/plan-good.sse")], "oa-400");
+    let (replay, planner) = openai(vec![Reply::status(400, bad), Reply::fixture("openai/plan-good.sse")]);
     let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
     assert!(
         matches!(&err, PlannerError::Http { status: 400, message, .. } if message.contains("Invalid schema")),
@@ -363,10 +367,8 @@ fn transient_failures_are_retried_client_errors_are_not() {
     );
     assert_eq!(replay.requests().len(), 1, "a 400 is never retried");
 
-    let (replay, planner) = openai(
-        vec![Reply::status(503, overloaded), Reply::status(503, overloaded), Reply::status(503, overloaded)],
-        "oa-503x3",
-    );
+    let (replay, planner) =
+        openai(vec![Reply::status(503, overloaded), Reply::status(503, overloaded), Reply::status(503, overloaded)]);
     let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
     assert!(matches!(err, PlannerError::Http { status: 503, .. }), "{err}");
     assert_eq!(replay.requests().len(), 3, "one attempt and max_retries (2) retries");
@@ -377,7 +379,7 @@ fn an_echoed_key_never_reaches_the_error() {
     let echo = format!(
         r#"{{"error":{{"message":"Incorrect API key provided: {KEY}. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","code":"invalid_api_key"}}}}"#
     );
-    let (replay, planner) = openai(vec![Reply::status(401, &echo)], "oa-401");
+    let (replay, planner) = openai(vec![Reply::status(401, &echo)]);
     let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
     assert!(matches!(err, PlannerError::Http { status: 401, .. }), "{err}");
     no_secret(&err.to_string());
@@ -388,7 +390,7 @@ fn an_echoed_key_never_reaches_the_error() {
 #[test]
 fn a_stalled_provider_times_out_without_a_retry() {
     let replay = Replay::start(vec![Reply::Stall(Duration::from_secs(3)), Reply::fixture("openai/plan-good.sse")]);
-    let mut c = config(&replay, "/v1", "oa-timeout");
+    let mut c = config(&replay, "/v1");
     c.timeout = Duration::from_millis(400);
     let started = Instant::now();
     let err = OpenAiPlanner::new(c).unwrap().plan(&case(), &FakeContext::new()).unwrap_err();
@@ -420,7 +422,7 @@ fn a_missing_key_stops_before_any_request() {
 #[test]
 fn azure_uses_the_deployment_path_api_version_and_api_key_header() {
     let replay = Replay::start(vec![Reply::fixture("openai/plan-good.sse")]);
-    let mut c = config(&replay, "", "azure");
+    let mut c = config(&replay, "");
     c.model = "plans-gpt4o".into();
     c.headers = vec![("x-ms-client-request-id".into(), "countersign-test".into())];
     let planner = OpenAiPlanner::azure(c, "2024-10-21").unwrap();
@@ -445,11 +447,8 @@ fn local_servers_need_no_key() {
 
 #[test]
 fn anthropic_good_plan_forces_the_submit_tool_in_the_last_round() {
-    let (replay, planner) = anthropic(
-        vec![Reply::fixture("anthropic/tool-calls.sse"), Reply::fixture("anthropic/plan-good.sse")],
-        "an-good",
-        1,
-    );
+    let (replay, planner) =
+        anthropic(vec![Reply::fixture("anthropic/tool-calls.sse"), Reply::fixture("anthropic/plan-good.sse")], 1);
     let ctx = FakeContext::new();
     let plan = planner.plan(&case(), &ctx).unwrap();
     assert_eq!(planner.name(), "llm:anthropic:claude-sonnet-4-5-20250929");
@@ -513,15 +512,15 @@ fn schema_invalid_answers_are_rejected() {
             "trust_me",
         ),
         (json!({"intent": "Cancel the order please", "steps": [], "reply": null}), "snake_case"),
-        (json!(["not", "an", "object"]), "not a JSON object"),
+        (json!(["not", "object"]), "not a JSON object"),
     ];
     for (input, says) in answers {
-        let (_r, planner) = anthropic(vec![Reply::Sse(anthropic_submit(&input))], "an-schema", 2);
+        let (_r, planner) = anthropic(vec![Reply::Sse(anthropic_submit(&input))], 2);
         let err = planner.plan(&case(), &FakeContext::new()).unwrap_err();
         assert!(matches!(&err, PlannerError::SchemaInvalid(m) if m.contains(says)), "{input}: {err}");
     }
     let ok =
         json!({"intent": "order_status", "steps": [], "reply": {"text": "Your order is on its way.", "citations": []}});
-    let (_r, planner) = anthropic(vec![Reply::Sse(anthropic_submit(&ok))], "an-schema-ok", 2);
+    let (_r, planner) = anthropic(vec![Reply::Sse(anthropic_submit(&ok))], 2);
     assert!(planner.plan(&case(), &FakeContext::new()).is_ok(), "the helper stream itself is a valid answer");
 }

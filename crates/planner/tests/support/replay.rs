@@ -1,5 +1,7 @@
 //! A loopback HTTP server that replays recorded provider answers, one per connection,
-//! and records every request it received. Shared by the planner's and the engine's tests.
+//! and records every request it received. Shared by the planner's and the engine's tests
+//! (each uses part of it).
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
