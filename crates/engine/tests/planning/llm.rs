@@ -1,48 +1,25 @@
 //! An LLM planner configured in the workspace, planning demo cases against a loopback
 //! server that replays recorded provider streams; the engine checks and decides what it
 //! proposed. The API key lives in the real OS keyring.
-#![allow(clippy::unwrap_used)]
 
-#[path = "../../planner/tests/support/replay.rs"]
-mod replay;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use countersign_connectors::credentials::{CredentialName, CredentialStore, KeyringStore, Secret};
 use countersign_core::Outcome;
 use countersign_core::model::Provenance;
 use countersign_engine::planners::build_planner;
-use countersign_engine::{CaseFile, Clock, Engine, EngineOptions, ErrorCode, PlannerProvider, Workspace};
-use jiff::Timestamp;
-use replay::{Replay, Reply};
+use countersign_engine::{CaseFile, Engine, EngineOptions, ErrorCode, PlannerProvider, Workspace};
+
+use super::replay::{self, Replay, Reply};
+use super::{Fixed, assets, workspace_copy};
 
 const KEY: &str = "sk-test-planted-engine-5b1e9d";
 
-#[derive(Debug)]
-struct Fixed;
-impl Clock for Fixed {
-    fn now(&self) -> Timestamp {
-        "2026-11-21T10:00:00Z".parse().unwrap()
-    }
-}
-
-fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
-}
-
 /// The demo workspace with `planner` appended, in a temporary directory.
 fn workspace_with(planner: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = assets().join("demo");
-    let text = std::fs::read_to_string(demo.join("workspace.toml"))
-        .unwrap()
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
+    let dir = workspace_copy(|p| p, planner);
     let file = dir.path().join("workspace.toml");
-    std::fs::write(&file, format!("{text}\n{planner}")).unwrap();
     (dir, file)
 }
 
