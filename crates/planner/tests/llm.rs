@@ -427,6 +427,7 @@ fn azure_uses_the_deployment_path_api_version_and_api_key_header() {
     c.headers = vec![("x-ms-client-request-id".into(), "countersign-test".into())];
     let planner = OpenAiPlanner::azure(c, "2024-10-21").unwrap();
     assert_eq!(planner.name(), "llm:azure:plans-gpt4o");
+    assert!(!format!("{planner:?}").contains("countersign-test"), "header values stay out of Debug");
     planner.plan(&case(), &FakeContext::new()).unwrap();
     let r = &replay.requests()[0];
     assert_eq!(r.target, "/openai/deployments/plans-gpt4o/chat/completions?api-version=2024-10-21");

@@ -1,7 +1,7 @@
 //! Server-sent events, read line by line from a blocking body.
 
 use std::io::BufRead;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::PlannerError;
 
@@ -17,13 +17,16 @@ pub(crate) struct Sse<R> {
     reader: R,
     provider: String,
     timeout: Duration,
+    /// When the whole request must be over: a stream that trickles in slower than the
+    /// timeout is cut off like one that stalls.
+    deadline: Instant,
     limit: usize,
     read: usize,
 }
 
 impl<R: BufRead> Sse<R> {
-    pub fn new(reader: R, provider: &str, timeout: Duration, limit: usize) -> Sse<R> {
-        Sse { reader, provider: provider.to_string(), timeout, limit, read: 0 }
+    pub fn new(reader: R, provider: &str, timeout: Duration, deadline: Instant, limit: usize) -> Sse<R> {
+        Sse { reader, provider: provider.to_string(), timeout, deadline, limit, read: 0 }
     }
 
     /// The next complete event, `None` at the end of the stream. An event cut off by the
@@ -38,6 +41,9 @@ impl<R: BufRead> Sse<R> {
             let n = self.reader.read_until(b'\n', &mut line).map_err(|e| self.io_error(&e))?;
             if n == 0 {
                 return Ok(None);
+            }
+            if Instant::now() > self.deadline {
+                return Err(self.timed_out());
             }
             self.read = self.read.saturating_add(n);
             if self.read > self.limit {
@@ -82,12 +88,16 @@ impl<R: BufRead> Sse<R> {
                 .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
                 .is_some_and(reqwest::Error::is_timeout);
         if timed_out {
-            PlannerError::Timeout {
-                provider: self.provider.clone(),
-                millis: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-            }
+            self.timed_out()
         } else {
             PlannerError::Truncated(format!("the connection failed mid-answer: {e}"))
+        }
+    }
+
+    fn timed_out(&self) -> PlannerError {
+        PlannerError::Timeout {
+            provider: self.provider.clone(),
+            millis: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -97,7 +107,8 @@ mod tests {
     use super::*;
 
     fn events(text: &str) -> Vec<Event> {
-        let mut sse = Sse::new(text.as_bytes(), "test", Duration::from_secs(1), 1 << 20);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut sse = Sse::new(text.as_bytes(), "test", Duration::from_secs(60), deadline, 1 << 20);
         let mut out = Vec::new();
         while let Some(e) = sse.next_event().unwrap_or(None) {
             out.push(e);
@@ -113,5 +124,12 @@ mod tests {
             vec![Event { name: "ping".into(), data: "{}".into() }, Event { name: String::new(), data: "a\nb".into() },],
             "an event without its closing blank line is dropped"
         );
+    }
+
+    #[test]
+    fn a_stream_past_its_deadline_times_out() {
+        let past = Instant::now().checked_sub(Duration::from_millis(1)).unwrap_or_else(Instant::now);
+        let mut sse = Sse::new("data: {}\n\n".as_bytes(), "test", Duration::from_millis(5), past, 1 << 20);
+        assert!(matches!(sse.next_event(), Err(PlannerError::Timeout { millis: 5, .. })));
     }
 }

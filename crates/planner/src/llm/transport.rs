@@ -2,7 +2,7 @@
 //! error texts with the key scrubbed out.
 
 use std::io::BufReader;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use countersign_connectors::credentials::Secret;
 use reqwest::StatusCode;
@@ -40,8 +40,10 @@ impl Http {
         for (name, value) in &config.headers {
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| PlannerError::Config(format!("{name:?} is not a valid header name")))?;
-            let v = HeaderValue::from_str(value)
+            let mut v = HeaderValue::from_str(value)
                 .map_err(|_| PlannerError::Config(format!("the value of header {name} is not a valid header value")))?;
+            // Not meant for secrets, but kept out of `Debug` in case one is put there.
+            v.set_sensitive(true);
             headers.insert(n, v);
         }
         Ok(Http {
@@ -88,6 +90,7 @@ impl Http {
             serde_json::to_vec(body).map_err(|e| PlannerError::Config(format!("cannot encode a request: {e}")))?;
         let mut attempt = 0u32;
         loop {
+            let started = Instant::now();
             let wait = match self
                 .client
                 .post(url.clone())
@@ -115,7 +118,17 @@ impl Http {
                             message: format!("answered with {kind:?}, not an event stream"),
                         });
                     }
-                    return Ok(Sse::new(BufReader::new(resp), &self.provider, self.timeout, MAX_STREAM_BYTES));
+                    let deadline = started
+                        .checked_add(self.timeout)
+                        .or_else(|| started.checked_add(Duration::from_secs(365 * 86_400)))
+                        .unwrap_or(started);
+                    return Ok(Sse::new(
+                        BufReader::new(resp),
+                        &self.provider,
+                        self.timeout,
+                        deadline,
+                        MAX_STREAM_BYTES,
+                    ));
                 }
                 Ok(resp) => {
                     let status = resp.status();
