@@ -271,6 +271,12 @@ fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Re
             return Err(at(table, "`headers` are for LLM planners; the local planner takes none".into()));
         }
     }
+    if let Some(name) = raw.headers.keys().find(|k| countersign_planner::llm::is_credential_header(k)) {
+        return Err(at(
+            table,
+            format!("header {name:?} carries a credential: set `credential` and keep the key in the keyring"),
+        ));
+    }
     let model = raw.model.map(|m| (m.span(), m.into_inner().trim().to_string()));
     if let Some((span, m)) = &model
         && m.is_empty()

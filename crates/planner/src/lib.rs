@@ -14,7 +14,8 @@
 //!   connector must carry a value a read returned (see `countersign_engine::planning`).
 //!
 //! Planners: [`RecordedPlanner`] replays plans recorded beside sample cases; the local
-//! playbook planner and the LLM planners implement the same trait.
+//! playbook planner and the LLM planners ([`llm`]: [`OpenAiPlanner`], [`AnthropicPlanner`])
+//! implement the same trait.
 
 mod context;
 pub mod llm;

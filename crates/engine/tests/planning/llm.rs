@@ -127,6 +127,10 @@ fn planner_configuration_errors_name_file_line_and_column() {
         ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\ntimeout_secs = 0\n", "between 1 and 600"),
         ("[planner]\nprovider = \"local\"\nmodel = \"m\"\n", "local planner takes none"),
         ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\napi_key = \"sk-x\"\n", "unknown field"),
+        (
+            "[planner]\nprovider = \"openai\"\nmodel = \"m\"\n[planner.headers]\nAuthorization = \"Bearer sk-x\"\n",
+            "keep the key in the keyring",
+        ),
     ];
     for (section, says) in cases {
         let (_ws, file) = workspace_with(section);
@@ -149,6 +153,8 @@ fn the_planner_section_is_optional_and_defaults_to_local() {
     let (_ws, file) = workspace_with("");
     let ws = Workspace::load(&file).unwrap();
     assert_eq!(ws.planner.provider, PlannerProvider::Local);
+    let err = build_planner(&ws.planner, keyring()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
     let (_ws, file) = workspace_with(
         "[planner]\nprovider = \"azure\"\nbase_url = \"https://acme.openai.azure.com\"\nmodel = \"plans\"\n\
          credential = \"azure/acme\"\n[planner.headers]\nx-ms-useragent = \"countersign\"\n",

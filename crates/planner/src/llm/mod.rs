@@ -50,6 +50,7 @@ use crate::{PlannerError, PlanningContext};
 
 pub use anthropic::AnthropicPlanner;
 pub use openai::OpenAiPlanner;
+pub use transport::is_credential_header;
 
 /// Where the API key comes from: a named credential in a [`CredentialStore`].
 #[derive(Debug, Clone)]
@@ -85,7 +86,8 @@ pub struct LlmConfig {
     /// `None` for local servers that want no key.
     pub api_key: Option<ApiKey>,
     /// Extra headers sent with every request (an organisation id, a gateway's routing
-    /// header). Not for secrets: their values may appear in configuration files.
+    /// header). Not for secrets: their values may appear in configuration files, and the
+    /// headers that carry credentials ([`is_credential_header`]) are refused.
     pub headers: Vec<(String, String)>,
     /// The whole request, from connecting to the last byte of the stream.
     pub timeout: Duration,

@@ -38,6 +38,11 @@ impl Http {
             .map_err(|e| PlannerError::Config(format!("cannot build the HTTP client: {e}")))?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
+            if is_credential_header(name) {
+                return Err(PlannerError::Config(format!(
+                    "header {name} carries a credential; the API key belongs in the keyring"
+                )));
+            }
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| PlannerError::Config(format!("{name:?} is not a valid header name")))?;
             let mut v = HeaderValue::from_str(value)
@@ -164,6 +169,12 @@ impl Http {
     fn backoff_for(&self, attempt: u32) -> Duration {
         self.backoff.saturating_mul(2u32.saturating_pow(attempt))
     }
+}
+
+/// Headers that carry credentials: never from configuration, only from the keyring.
+pub fn is_credential_header(name: &str) -> bool {
+    ["authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"]
+        .contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not worth a date parser here: it is
