@@ -6,7 +6,7 @@
 //!
 //! 1. the first request carries a system prompt (the rules, the action catalog) and the
 //!    case: structured fields as JSON, the customer's text and the knowledge passages an
-//!    initial search returned **fenced as data** (see [`prompt`]);
+//!    initial search returned **fenced as data** (see `llm/prompt.rs`);
 //! 2. the model may call tools: `search_knowledge` and the policy's *read* actions, which
 //!    the planner runs through the [`PlanningContext`] (so the engine governs and records
 //!    them) and feeds back, fenced, for at most [`LlmConfig::max_tool_rounds`] rounds;
