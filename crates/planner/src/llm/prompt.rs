@@ -236,4 +236,18 @@ mod tests {
     fn controls_and_bidi_overrides_are_dropped() {
         assert_eq!(neutralize("a\u{202E}b\u{0007}c\n\td"), "abc\n\td");
     }
+
+    proptest::proptest! {
+        /// Whatever the text, it cannot contain a fence marker once neutralised, and text
+        /// without `<`, `>` or control characters passes unchanged.
+        #[test]
+        fn neutralised_text_never_holds_a_marker(text in "(\\PC|[<>\n]){0,80}") {
+            let out = neutralize(&text);
+            proptest::prop_assert!(!out.contains("<<<") && !out.contains(">>>"), "{:?} -> {:?}", text, out);
+            if !text.contains(['<', '>']) && !text.chars().any(|c| c.is_control() && c != '\n') {
+                let bidi = text.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'));
+                proptest::prop_assert!(bidi || out == text);
+            }
+        }
+    }
 }

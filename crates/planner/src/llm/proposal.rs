@@ -304,4 +304,18 @@ mod tests {
             {"name":"order_id","value":"#W2","source":"customer_message"}]}],"reply":null}"##;
         assert!(matches!(parse_answer(text), Err(PlannerError::SchemaInvalid(m)) if m.contains("twice")));
     }
+
+    proptest::proptest! {
+        /// No answer text makes the parser panic: it is a proposal or a typed error.
+        #[test]
+        fn any_answer_is_a_proposal_or_an_error(text in "\\PC{0,200}") {
+            let _ = parse_answer(&text);
+        }
+
+        /// JSON-shaped noise is classified, never a panic.
+        #[test]
+        fn json_shaped_answers_are_classified(text in r#"[{}\[\]",:a-z0-9 ]{0,120}"#) {
+            let _ = parse_answer(&format!("{{{text}"));
+        }
+    }
 }
