@@ -305,6 +305,23 @@ mod tests {
         assert!(matches!(parse_answer(text), Err(PlannerError::SchemaInvalid(m)) if m.contains("twice")));
     }
 
+    /// `docs/schemas/plan-proposal.schema.json` is what the models are sent; regenerate it
+    /// with `UPDATE_SCHEMAS=1 cargo test -p countersign-planner --lib proposal`.
+    #[test]
+    fn the_documented_proposal_schema_is_the_one_sent() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas/plan-proposal.schema.json");
+        let mut schema = proposal_schema();
+        schema["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+        schema["title"] = json!("PlanProposal");
+        let text = serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n";
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            assert!(std::fs::write(&path, &text).is_ok(), "write {}", path.display());
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(on_disk == text, "{} is out of date: run with UPDATE_SCHEMAS=1", path.display());
+    }
+
     proptest::proptest! {
         /// No answer text makes the parser panic: it is a proposal or a typed error.
         #[test]
