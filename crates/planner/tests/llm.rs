@@ -27,6 +27,8 @@ struct FakeContext {
     actions: Vec<ActionInfo>,
     searches: Mutex<Vec<String>>,
     reads: Mutex<Vec<(String, Map<String, Value>)>>,
+    /// Every read is refused, as the policy would refuse a read of someone else's order.
+    refuse_reads: bool,
 }
 
 impl FakeContext {
@@ -89,6 +91,13 @@ impl PlanningContext for FakeContext {
 
     fn read(&self, action: &str, params: &Map<String, Value>) -> Result<Option<Value>, ContextError> {
         self.reads.lock().unwrap().push((action.to_string(), params.clone()));
+        if self.refuse_reads {
+            return Err(ContextError::Refused {
+                action: action.to_string(),
+                decision: "forbid".into(),
+                reason: "the order does not belong to the case's customer".into(),
+            });
+        }
         Ok(Some(json!({"order_id": "#W5918442", "status": "pending", "user_id": "sofia_rossi_8776"})))
     }
 }
@@ -498,6 +507,18 @@ fn anthropic_submit(input: &Value) -> String {
         event("message_stop", json!({"type": "message_stop"})),
     ]
     .concat()
+}
+
+#[test]
+fn a_refused_read_goes_back_to_the_model_as_a_fenced_error() {
+    let (replay, planner) =
+        anthropic(vec![Reply::fixture("anthropic/tool-calls.sse"), Reply::fixture("anthropic/plan-good.sse")], 2);
+    let ctx = FakeContext { refuse_reads: true, ..FakeContext::new() };
+    planner.plan(&case(), &ctx).unwrap();
+    let result = &replay.requests()[1].body["messages"][2]["content"][0];
+    assert_eq!(result["is_error"], true);
+    let text = result["content"].as_str().unwrap();
+    assert!(text.starts_with("<<<DATA ") && text.contains("does not belong to the case's customer"), "{text}");
 }
 
 #[test]

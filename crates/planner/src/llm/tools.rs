@@ -94,7 +94,7 @@ impl Tools {
                     content: passages.iter().map(|p| passage_block(fence, p)).collect::<Vec<_>>().join("\n"),
                     is_error: false,
                 },
-                Err(e) => error(context_error(&e)),
+                Err(e) => error(context_error(&e, fence)),
             };
         }
         if !self.reads.contains(&call.name) {
@@ -116,13 +116,14 @@ impl Tools {
                 is_error: false,
             },
             Ok(None) => ToolResult { content: "not found: the platform has no such record".into(), is_error: false },
-            Err(e) => error(context_error(&e)),
+            Err(e) => error(context_error(&e, fence)),
         }
     }
 }
 
 /// Refusals and failures go back to the model as text: it may propose the read as a step
-/// for a person to confirm, or ask the customer.
-fn context_error(e: &ContextError) -> String {
-    e.to_string()
+/// for a person to confirm, or ask the customer. A failure can quote the platform's own
+/// error text, so it is fenced like any other platform data.
+fn context_error(e: &ContextError, fence: &Fence) -> String {
+    fence.wrap("error", &[], &e.to_string())
 }
