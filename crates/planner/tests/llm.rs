@@ -544,5 +544,5 @@ fn schema_invalid_answers_are_rejected() {
     let ok =
         json!({"intent": "order_status", "steps": [], "reply": {"text": "Your order is on its way.", "citations": []}});
     let (_r, planner) = anthropic(vec![Reply::Sse(anthropic_submit(&ok))], 2);
-    assert!(planner.plan(&case(), &FakeContext::new()).is_ok(), "the helper stream itself is a valid answer");
+    assert!(planner.plan(&case(), &FakeContext::new()).is_ok(), "the hand-built stream itself is a valid answer");
 }
