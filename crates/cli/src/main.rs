@@ -52,7 +52,7 @@ enum Command {
     /// Decide a plan for a case under the workspace policy (JSON out; records nothing).
     Decide(DecideArgs),
     /// Decide a case's plan (the one given, the one recorded in the case file, or else one
-    /// made by the local planner), record it, run what may run now and queue the rest
+    /// made by the workspace's planner), record it, run what may run now and queue the rest
     /// (also runs steps of the case approved since, and reconciles unfinished ones).
     Run(DecideArgs),
     /// Check policy files.
@@ -78,11 +78,12 @@ enum Command {
     Kb(KbCmd),
     /// Run the workspace's sample cases through the pipeline and show what would run, wait or be refused.
     Demo,
-    /// Plan a case with the local planner (governed reads, cited reply), decide it and
-    /// record it; `--json` prints the plan, what the planner read and the decision.
+    /// Plan a case with the workspace's planner (`[planner]`; the local planner by default:
+    /// governed reads, cited reply), decide it and record it; `--json` prints the plan, what
+    /// the planner read and the decision.
     Plan(PlanArgs),
-    /// Score the local planner on a labelled evaluation set (intent accuracy, step
-    /// precision/recall, citation precision). Uses a fresh data dir of its own.
+    /// Score the workspace's planner (the local one by default) on a labelled evaluation set
+    /// (intent accuracy, step precision/recall, citation precision). Uses a fresh data dir.
     Eval(EvalArgs),
     /// Admin keys and signed releases.
     #[command(subcommand)]
@@ -418,7 +419,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let decision = match plan {
                 Some(plan) => engine.process(&case, &plan)?,
                 None => {
-                    let planned = engine.plan_case(&case, &countersign_planner::LocalPlanner::new())?;
+                    let planned = engine.plan_case(&case, engine.configured_planner()?.as_ref())?;
                     engine.process_planned(&case, &planned)?
                 }
             };
@@ -481,7 +482,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => {
             let engine = open(&cli)?;
             let (case, _recorded) = load_case(&args.case)?;
-            let planned = engine.plan_case(&case, &countersign_planner::LocalPlanner::new())?;
+            let planned = engine.plan_case(&case, engine.configured_planner()?.as_ref())?;
             let decision = engine.process_planned(&case, &planned)?;
             if cli.json {
                 print_json(&serde_json::json!({ "planned": planned, "decision": decision }))?;
@@ -515,7 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 countersign_engine::eval::load_cases(&args.cases.clone().unwrap_or_else(default_eval_cases))?
             };
-            let report = engine.evaluate(&cases, &countersign_planner::LocalPlanner::new())?;
+            let report = engine.evaluate(&cases, engine.configured_planner()?.as_ref())?;
             if cli.json {
                 print_json(&report)?;
             } else {

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod knowledge;
 pub mod managed;
 pub mod pack;
+pub mod planners;
 pub mod planning;
 pub mod release;
 pub mod roster;
@@ -50,7 +51,7 @@ pub use execute::StepRun;
 pub use managed::{PolicyMode, PolicyStatus};
 pub use pack::{ManagedSettings, PackInfo, PackRefusal, RefusalCode};
 pub use roster::{Proof, RosterMember};
-pub use workspace::{CaseFile, Workspace};
+pub use workspace::{CaseFile, PlannerConfig, PlannerProvider, Workspace};
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync + std::fmt::Debug {

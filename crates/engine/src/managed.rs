@@ -359,6 +359,11 @@ impl Engine {
 
     /// The admin's managed settings (read-only: they change only with a new signed pack;
     /// dev mode has the defaults).
+    /// Does the engine run on a signed pack (not dev mode)?
+    pub fn policy_is_signed(&self) -> bool {
+        self.managed.loaded.is_some()
+    }
+
     pub fn managed_settings(&self) -> &ManagedSettings {
         &self.managed.settings
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use countersign_core::model::{Case, Operator, Plan};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 use crate::roster::RosterEntry;
@@ -18,6 +18,7 @@ struct RawWorkspace {
     operator: Operator,
     #[serde(default)]
     roster: Vec<RosterEntry>,
+    planner: Option<toml::Spanned<RawPlanner>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +43,83 @@ enum RawConnector {
     Http { catalog: PathBuf, base_url: Option<String> },
     DemoStore { catalog: PathBuf, seed: PathBuf },
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlanner {
+    provider: PlannerProvider,
+    base_url: Option<toml::Spanned<String>>,
+    model: Option<toml::Spanned<String>>,
+    credential: Option<toml::Spanned<String>>,
+    timeout_secs: Option<toml::Spanned<u64>>,
+    api_version: Option<toml::Spanned<String>>,
+    max_tool_rounds: Option<toml::Spanned<usize>>,
+    max_tokens: Option<toml::Spanned<u32>>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// Which planner proposes plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannerProvider {
+    /// The offline playbook planner.
+    Local,
+    /// OpenAI, or any OpenAI-compatible server (Ollama, vLLM, llama.cpp) at `base_url`.
+    Openai,
+    /// Azure OpenAI: `base_url` is the resource, `model` the deployment.
+    Azure,
+    /// The Anthropic Messages API.
+    Anthropic,
+}
+
+impl PlannerProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlannerProvider::Local => "local",
+            PlannerProvider::Openai => "openai",
+            PlannerProvider::Azure => "azure",
+            PlannerProvider::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// The workspace's `[planner]` section, checked. See `crates/engine/src/planners.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannerConfig {
+    pub provider: PlannerProvider,
+    /// The API root (a provider default when the file gives none; Azure needs one).
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// The keyring entry (`PLATFORM/STORE`) holding the API key; `None` for servers that
+    /// want no key.
+    pub credential: Option<String>,
+    pub timeout: std::time::Duration,
+    /// Azure's `api-version`.
+    pub api_version: Option<String>,
+    pub max_tool_rounds: Option<usize>,
+    pub max_tokens: Option<u32>,
+    /// Extra, non-secret headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> PlannerConfig {
+        PlannerConfig {
+            provider: PlannerProvider::Local,
+            base_url: None,
+            model: None,
+            credential: None,
+            timeout: std::time::Duration::from_secs(DEFAULT_PLANNER_TIMEOUT_SECS),
+            api_version: None,
+            max_tool_rounds: None,
+            max_tokens: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+const DEFAULT_PLANNER_TIMEOUT_SECS: u64 = 120;
 
 /// Where order facts come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +153,8 @@ pub struct Workspace {
     /// Who may countersign beyond the seat's role, with the hash of their passphrase
     /// (see [`crate::roster`]).
     pub roster: Vec<RosterEntry>,
+    /// Which planner proposes plans (`[planner]`; the local one when absent).
+    pub planner: PlannerConfig,
 }
 
 impl Workspace {
@@ -122,6 +202,10 @@ impl Workspace {
                 });
             }
         }
+        let planner = match raw.planner {
+            Some(p) => planner_config(file, &text, p)?,
+            None => PlannerConfig::default(),
+        };
         Ok(Workspace {
             file: file.to_path_buf(),
             id,
@@ -141,6 +225,7 @@ impl Workspace {
             },
             operator: raw.operator,
             roster: raw.roster,
+            planner,
         })
     }
 
@@ -205,6 +290,109 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Engin
 /// A TOML error as `file:line:column: message`.
 pub(crate) fn located_message(file: &str, text: &str, e: &toml::de::Error) -> String {
     located(Path::new(file), text, e.span(), e.message())
+}
+
+/// Check a `[planner]` section; every error names the file, line and column.
+fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Result<PlannerConfig, EngineError> {
+    let at = |span: std::ops::Range<usize>, message: String| EngineError::Config {
+        message: located(file, text, Some(span), &message),
+    };
+    let table = raw.span();
+    let raw = raw.into_inner();
+    let provider = raw.provider;
+    let name = provider.as_str();
+    let llm_only = [
+        raw.base_url.as_ref().map(|v| ("base_url", v.span())),
+        raw.model.as_ref().map(|v| ("model", v.span())),
+        raw.credential.as_ref().map(|v| ("credential", v.span())),
+        raw.api_version.as_ref().map(|v| ("api_version", v.span())),
+        raw.max_tool_rounds.as_ref().map(|v| ("max_tool_rounds", v.span())),
+        raw.max_tokens.as_ref().map(|v| ("max_tokens", v.span())),
+    ];
+    if provider == PlannerProvider::Local {
+        if let Some((key, span)) = llm_only.into_iter().flatten().next() {
+            return Err(at(span, format!("`{key}` is for LLM planners; the local planner takes none")));
+        }
+        if !raw.headers.is_empty() {
+            return Err(at(table, "`headers` are for LLM planners; the local planner takes none".into()));
+        }
+    }
+    if let Some(name) = raw.headers.keys().find(|k| countersign_planner::llm::is_credential_header(k)) {
+        return Err(at(
+            table,
+            format!("header {name:?} carries a credential: set `credential` and keep the key in the keyring"),
+        ));
+    }
+    let model = raw.model.map(|m| (m.span(), m.into_inner().trim().to_string()));
+    if let Some((span, m)) = &model
+        && m.is_empty()
+    {
+        return Err(at(span.clone(), "`model` is empty".into()));
+    }
+    if provider != PlannerProvider::Local && model.is_none() {
+        return Err(at(table, format!("provider {name:?} needs `model` (for Azure: the deployment name)")));
+    }
+    let base_url = match raw.base_url {
+        Some(u) => {
+            let span = u.span();
+            let url = u.into_inner();
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(char::is_whitespace)
+                && !url.split("//").nth(1).unwrap_or("").split('/').next().unwrap_or("").contains('@');
+            if !ok {
+                return Err(at(span, format!("base_url {url:?} must be an http(s) URL without credentials in it")));
+            }
+            Some(url)
+        }
+        None if provider == PlannerProvider::Azure => {
+            return Err(at(table, "provider \"azure\" needs `base_url` (https://RESOURCE.openai.azure.com)".into()));
+        }
+        None => None,
+    };
+    let credential = match raw.credential {
+        Some(c) => {
+            let span = c.span();
+            let c = c.into_inner();
+            crate::credentials::parse_name(&c).map_err(|e| at(span, e.to_string()))?;
+            Some(c)
+        }
+        None if matches!(provider, PlannerProvider::Azure | PlannerProvider::Anthropic) => {
+            return Err(at(table, format!("provider {name:?} needs `credential`, the keyring entry with the API key")));
+        }
+        None => None,
+    };
+    let timeout = match raw.timeout_secs {
+        Some(t) if !(1..=600).contains(t.get_ref()) => {
+            return Err(at(t.span(), "timeout_secs must be between 1 and 600".into()));
+        }
+        Some(t) => std::time::Duration::from_secs(t.into_inner()),
+        None => std::time::Duration::from_secs(DEFAULT_PLANNER_TIMEOUT_SECS),
+    };
+    let max_tool_rounds = match raw.max_tool_rounds {
+        Some(r) if *r.get_ref() > 16 => return Err(at(r.span(), "max_tool_rounds must be at most 16".into())),
+        r => r.map(toml::Spanned::into_inner),
+    };
+    let max_tokens = match raw.max_tokens {
+        Some(t) if *t.get_ref() == 0 => return Err(at(t.span(), "max_tokens must be positive".into())),
+        t => t.map(toml::Spanned::into_inner),
+    };
+    let api_version = match raw.api_version {
+        Some(v) if provider != PlannerProvider::Azure => {
+            return Err(at(v.span(), "`api_version` is for provider \"azure\"".into()));
+        }
+        v => v.map(toml::Spanned::into_inner),
+    };
+    Ok(PlannerConfig {
+        provider,
+        base_url,
+        model: model.map(|(_, m)| m),
+        credential,
+        timeout,
+        api_version,
+        max_tool_rounds,
+        max_tokens,
+        headers: raw.headers.into_iter().collect(),
+    })
 }
 
 fn located(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {

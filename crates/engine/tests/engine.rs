@@ -1,6 +1,12 @@
 //! The engine's use cases over the demo workspace with a real SQLite store.
 #![allow(clippy::unwrap_used)]
 
+/// LLM planners configured in the workspace, against recorded provider streams.
+#[path = "planning/llm.rs"]
+mod llm_planner;
+#[path = "../../planner/tests/support/replay.rs"]
+mod replay;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -14,9 +14,11 @@
 //!   connector must carry a value a read returned (see `countersign_engine::planning`).
 //!
 //! Planners: [`RecordedPlanner`] replays plans recorded beside sample cases; the local
-//! playbook planner and the LLM planners implement the same trait.
+//! playbook planner and the LLM planners ([`llm`]: [`OpenAiPlanner`], [`AnthropicPlanner`])
+//! implement the same trait.
 
 mod context;
+pub mod llm;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -24,6 +26,7 @@ use std::collections::BTreeMap;
 use countersign_core::model::{Case, Plan};
 
 pub use crate::context::{ActionInfo, ActionKind, ContextError, Passage, PlanningContext};
+pub use crate::llm::{AnthropicPlanner, ApiKey, LlmConfig, OpenAiPlanner};
 pub use crate::local::LocalPlanner;
 
 /// Why a planner produced no plan.
@@ -34,6 +37,38 @@ pub enum PlannerError {
     /// The planning context (knowledge search, a connector read) failed.
     #[error(transparent)]
     Context(#[from] ContextError),
+    /// The planner is configured wrongly (a bad base URL, a header that is not one).
+    #[error("planner configuration: {0}")]
+    Config(String),
+    /// The API key could not be read from the credential store.
+    #[error("{provider}: {message}")]
+    Credential { provider: String, message: String },
+    /// The provider could not be reached, or its stream failed (after the retries a
+    /// transient failure earns).
+    #[error("{provider} is unavailable: {message}")]
+    Unavailable { provider: String, message: String },
+    /// The provider answered with an error status that retrying would not fix.
+    #[error("{provider} answered HTTP {status}: {message}")]
+    Http { provider: String, status: u16, message: String },
+    /// No answer within the configured timeout.
+    #[error("{provider} did not answer within {millis} ms")]
+    Timeout { provider: String, millis: u64 },
+    /// The answer is not JSON (or not a JSON object).
+    #[error("the model's answer is not valid JSON: {0}")]
+    Malformed(String),
+    /// The answer is JSON but not a plan proposal.
+    #[error("the model's answer does not match the plan proposal schema: {0}")]
+    SchemaInvalid(String),
+    /// The model declined to plan (a refusal field or stop reason, a content filter, or
+    /// prose where a plan was asked for).
+    #[error("the model refused to plan: {0}")]
+    Refused(String),
+    /// The answer was cut off: the stream ended early or hit the token limit.
+    #[error("the model's answer was cut off: {0}")]
+    Truncated(String),
+    /// The model kept calling tools after the last round allowed them.
+    #[error("the model was still calling tools after {rounds} rounds")]
+    TooManyRounds { rounds: usize },
 }
 
 /// Proposes a plan for a case.

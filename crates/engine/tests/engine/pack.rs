@@ -401,3 +401,27 @@ fn unreadable_packs_and_bad_contents_are_refused_with_a_location() {
     let err = sign_pack(&src.path().join("bad.toml"), out.path(), &admin).unwrap_err();
     assert!(err.to_string().contains("bad.toml:2:1"), "{err}");
 }
+
+#[test]
+fn under_a_signed_pack_an_llm_planner_may_call_only_the_endpoint_the_pack_names() {
+    let admin = SecretKey::generate().unwrap();
+    let pack = signed(&admin, 1, |p| p);
+    let ws = workspace_on(pack.path());
+    let file = ws.path().join("workspace.toml");
+    let base = std::fs::read_to_string(&file).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let planner = |provider_lines: &str| {
+        std::fs::write(&file, format!("{base}\n[planner]\n{provider_lines}")).unwrap();
+        let e = open_trusting(&file, data.path(), &admin).unwrap();
+        assert!(e.policy_is_signed());
+        e.configured_planner().map(|p| p.name().to_string())
+    };
+    // The demo pack source names http://127.0.0.1:11434/v1 as the only LLM endpoint.
+    let elsewhere = planner("provider = \"openai\"\nmodel = \"m\"\nbase_url = \"https://api.openai.com/v1\"\n");
+    let err = elsewhere.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted, "{err}");
+    assert!(err.to_string().contains("http://127.0.0.1:11434/v1"), "{err}");
+    let allowed = planner("provider = \"openai\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:11434/v1/\"\n");
+    assert!(allowed.is_ok(), "{allowed:?}");
+    assert_eq!(planner("provider = \"local\"\n").unwrap(), "local");
+}

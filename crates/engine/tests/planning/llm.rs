@@ -1,0 +1,167 @@
+//! An LLM planner configured in the workspace, planning demo cases against a loopback
+//! server that replays recorded provider streams; the engine checks and decides what it
+//! proposed. The API key lives in the real OS keyring.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use countersign_connectors::credentials::{CredentialName, CredentialStore, KeyringStore, Secret};
+use countersign_core::Outcome;
+use countersign_core::model::Provenance;
+use countersign_engine::planners::build_planner;
+use countersign_engine::{CaseFile, Engine, EngineOptions, ErrorCode, PlannerProvider, Workspace};
+
+use super::replay::{self, Replay, Reply};
+use super::{Fixed, assets, workspace_copy};
+
+const KEY: &str = "sk-test-planted-engine-5b1e9d";
+
+/// The demo workspace with `planner` appended, in a temporary directory.
+fn workspace_with(planner: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = workspace_copy(|p| p, planner);
+    let file = dir.path().join("workspace.toml");
+    (dir, file)
+}
+
+/// A keyring namespace for this test binary with the key stored as `openai/test`.
+fn keyring() -> Arc<dyn CredentialStore> {
+    let store = KeyringStore::new(format!("countersign-test-engine-llm-{}", std::process::id()));
+    store.set(&CredentialName::new("openai", "test").unwrap(), &Secret::new(KEY)).unwrap();
+    Arc::new(store)
+}
+
+fn demo_case() -> CaseFile {
+    CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap()
+}
+
+/// Plan and decide demo case 01 with the workspace's planner answering from `replies`.
+fn plan_with(
+    provider: &str,
+    replies: Vec<Reply>,
+) -> (countersign_engine::planning::PlannedCase, countersign_core::decide::PlanDecision, Vec<replay::Request>) {
+    let replay = Replay::start(replies);
+    let base = if provider == "openai" { format!("{}/v1", replay.url()) } else { replay.url().to_string() };
+    let (ws, file) = workspace_with(&format!(
+        "[planner]\nprovider = \"{provider}\"\nbase_url = \"{base}\"\nmodel = \"recorded\"\ncredential = \
+         \"openai/test\"\ntimeout_secs = 10\n"
+    ));
+    let data = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        EngineOptions { workspace: file, data_dir: data.path().to_path_buf(), operator: None, connector: None },
+        Arc::new(Fixed),
+    )
+    .unwrap();
+    let planner = build_planner(&engine.workspace().planner, keyring()).unwrap();
+    let case = demo_case().case;
+    let planned = engine.plan_case(&case, planner.as_ref()).unwrap();
+    let decision = engine.process_planned(&case, &planned).unwrap();
+    drop(ws);
+    (planned, decision, replay.requests())
+}
+
+#[test]
+fn a_good_llm_plan_is_grounded_and_decided() {
+    let (planned, decision, requests) = plan_with(
+        "anthropic",
+        vec![Reply::fixture("anthropic/tool-calls.sse"), Reply::fixture("anthropic/plan-good.sse")],
+    );
+    assert_eq!(requests[0].header("x-api-key"), Some(KEY), "the key comes from the keyring entry the workspace names");
+    assert_eq!(planned.plan.planner, "llm:anthropic:recorded");
+    let read = &planned.reads[0];
+    assert_eq!((read.action.as_str(), read.outcome.as_str()), ("get_order_details", "read"), "the read ran, governed");
+    assert!(planned.downgraded.is_empty(), "the order id is backed by the case: {:?}", planned.downgraded);
+    assert_eq!(planned.plan.steps[1].params["order_id"].source, Provenance::Connector);
+    let reply = decision.reply.as_ref().unwrap();
+    assert!(reply.unresolved_citations.is_empty(), "both citations quote passages the search returned: {reply:?}");
+    assert_eq!(decision.steps[0].decision, Outcome::Auto, "{:?}", decision.steps[0].reasons);
+    assert_eq!(decision.steps[1].decision, Outcome::Confirm, "a cancellation waits for the agent");
+}
+
+#[test]
+fn an_unknown_citation_leaves_the_reply_unresolved_for_review() {
+    let (_planned, decision, requests) = plan_with(
+        "openai",
+        vec![Reply::fixture("openai/tool-calls.sse"), Reply::fixture("openai/plan-unknown-article.sse")],
+    );
+    assert_eq!(requests[0].header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    let reply = decision.reply.as_ref().unwrap();
+    assert_eq!(
+        reply.unresolved_citations.iter().filter(|c| c.starts_with("instant-refunds")).count(),
+        1,
+        "a citation of an article no search returned is unresolved: {:?}",
+        reply.unresolved_citations
+    );
+    assert!(
+        !reply.unresolved_citations.iter().any(|c| c.starts_with("cancel-")),
+        "the real citations resolve: {:?}",
+        reply.unresolved_citations
+    );
+    assert_ne!(reply.decision, Outcome::Auto, "a draft with an unresolved citation is never sent on its own");
+}
+
+#[test]
+fn an_unknown_action_is_forbidden_by_the_policy() {
+    let (planned, decision, requests) = plan_with(
+        "openai",
+        vec![Reply::fixture("openai/unknown-tool.sse"), Reply::fixture("openai/plan-unknown-action.sse")],
+    );
+    assert!(
+        planned.reads.iter().all(|r| r.action != "issue_store_credit"),
+        "an unknown tool never reaches the platform"
+    );
+    let answer = requests[1].body["messages"][3]["content"].as_str().unwrap();
+    assert!(answer.contains("there is no tool \"issue_store_credit\""), "{answer}");
+    let step = decision.steps.iter().find(|s| s.action == "issue_store_credit").unwrap();
+    assert_eq!(step.decision, Outcome::Forbid, "deny by default: {:?}", step.reasons);
+    assert!(step.rule_ids.iter().any(|r| r == "builtin.deny-default"), "{:?}", step.rule_ids);
+}
+
+#[test]
+fn planner_configuration_errors_name_file_line_and_column() {
+    let cases = [
+        ("[planner]\nprovider = \"gpt\"\n", "unknown variant"),
+        ("[planner]\nprovider = \"openai\"\n", "needs `model`"),
+        ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\nbase_url = \"ftp://x\"\n", "http(s) URL"),
+        ("[planner]\nprovider = \"anthropic\"\nmodel = \"m\"\n", "needs `credential`"),
+        ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\ncredential = \"no-slash\"\n", "PLATFORM/STORE"),
+        ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\ntimeout_secs = 0\n", "between 1 and 600"),
+        ("[planner]\nprovider = \"local\"\nmodel = \"m\"\n", "local planner takes none"),
+        ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\napi_key = \"sk-x\"\n", "unknown field"),
+        (
+            "[planner]\nprovider = \"openai\"\nmodel = \"m\"\n[planner.headers]\nAuthorization = \"Bearer sk-x\"\n",
+            "keep the key in the keyring",
+        ),
+    ];
+    for (section, says) in cases {
+        let (_ws, file) = workspace_with(section);
+        let err = Workspace::load(&file).unwrap_err();
+        let message = err.to_string();
+        assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{message}");
+        assert!(message.contains(says), "{section}: {message}");
+        let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+        let planner_line = lines - section.lines().count() + 1;
+        let at = message.split(':').nth(1).and_then(|l| l.parse::<usize>().ok()).unwrap_or(0);
+        assert!(
+            message.starts_with(&file.display().to_string()) && at >= planner_line,
+            "the error points into [planner] (line {planner_line} or later): {message}"
+        );
+    }
+}
+
+#[test]
+fn the_planner_section_is_optional_and_defaults_to_local() {
+    let (_ws, file) = workspace_with("");
+    let ws = Workspace::load(&file).unwrap();
+    assert_eq!(ws.planner.provider, PlannerProvider::Local);
+    let err = build_planner(&ws.planner, keyring()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
+    let (_ws, file) = workspace_with(
+        "[planner]\nprovider = \"azure\"\nbase_url = \"https://acme.openai.azure.com\"\nmodel = \"plans\"\n\
+         credential = \"azure/acme\"\n[planner.headers]\nx-ms-useragent = \"countersign\"\n",
+    );
+    let ws = Workspace::load(&file).unwrap();
+    assert_eq!(ws.planner.provider, PlannerProvider::Azure);
+    assert_eq!(ws.planner.headers, [("x-ms-useragent".to_string(), "countersign".to_string())]);
+    let planner = build_planner(&ws.planner, keyring()).unwrap();
+    assert_eq!(planner.name(), "llm:azure:plans");
+}
