@@ -307,7 +307,7 @@ fn decide_step(
             Outcome::Forbid,
             format!("action {:?} is not in the policy, so it is denied by default{hint}", step.action),
         );
-        pause_checks(&mut acc, case, plan, facts, &step.action);
+        pause_checks(&mut acc, policy, case, plan, facts, &step.action);
         return step_decision(policy, step, digest, acc, None, None);
     };
 
@@ -397,7 +397,7 @@ fn decide_step(
     }
 
     // 9. Pauses.
-    pause_checks(&mut acc, case, plan, facts, &step.action);
+    pause_checks(&mut acc, policy, case, plan, facts, &step.action);
 
     step_decision(policy, step, digest, acc, Some(def), money)
 }
@@ -430,9 +430,11 @@ fn step_decision(
     }
 }
 
-fn pause_checks(acc: &mut Acc, case: &Case, plan: &Plan, facts: &Facts, action: &str) {
+fn pause_checks(acc: &mut Acc, policy: &Policy, case: &Case, plan: &Plan, facts: &Facts, action: &str) {
     for p in &facts.pauses {
-        if p.covers(case, &plan.intent, action) {
+        let workflow = policy.actions.get(action).and_then(|d| d.workflow.as_deref());
+        let workflows: Vec<&str> = std::iter::once(plan.intent.as_str()).chain(workflow).collect();
+        if p.covers(case, &workflows, action) {
             acc.add(
                 format!("pause.{}", p.id),
                 Outcome::Forbid,
@@ -687,7 +689,7 @@ fn decide_reply(
     for s in signals {
         acc.add(format!("signal.{}", s.id), s.escalate, format!("{}: the reply goes to a human", s.reason));
     }
-    pause_checks(&mut acc, case, plan, facts, "send_reply");
+    pause_checks(&mut acc, policy, case, plan, facts, "send_reply");
 
     let (decision, reasons, rule_ids) = acc.finish();
     ReplyDecision {

@@ -289,13 +289,15 @@ pub struct Pause {
 }
 
 impl Pause {
-    /// Does this pause cover a step of `action` in `case` under a plan with `intent`?
-    pub fn covers(&self, case: &Case, intent: &str, action: &str) -> bool {
+    /// Does this pause cover a step of `action` in `case`? `workflows` are the plan's
+    /// intent and the workflow the policy files the action under (a planner names its
+    /// intent freely, so a workflow pause must not depend on that name alone).
+    pub fn covers(&self, case: &Case, workflows: &[&str], action: &str) -> bool {
         match self.scope {
             PauseScope::Tenant => self.value == case.tenant,
             PauseScope::Channel => self.value == case.channel.as_str(),
             PauseScope::Store => self.value == case.store,
-            PauseScope::Workflow => self.value == intent,
+            PauseScope::Workflow => workflows.contains(&self.value.as_str()),
             PauseScope::Action => self.value == action,
         }
     }

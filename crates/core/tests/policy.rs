@@ -948,6 +948,12 @@ fn table() -> Vec<Row> {
         paused("store pause", |w| w.facts.pauses.push(pause(PauseScope::Store, "acme-us"))),
         paused("workflow pause", |w| w.facts.pauses.push(pause(PauseScope::Workflow, "support"))),
         row(
+            "a workflow pause covers the workflow's actions whatever intent the plan names",
+            |w| w.facts.pauses.push(pause(PauseScope::Workflow, "refund")),
+            vec![get_order("s1", "#W1"), refund("s2", "#W1", "5.00")],
+            vec![want("s1", Auto, &[]), want("s2", Forbid, &["pause.p1"])],
+        ),
+        row(
             "action pause covers only that action",
             |w| w.facts.pauses.push(pause(PauseScope::Action, "refund_partial")),
             vec![get_order("s1", "#W1"), refund("s2", "#W1", "5.00")],

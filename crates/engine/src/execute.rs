@@ -253,7 +253,11 @@ impl Engine {
                 before: before.clone(),
                 request: request.and_then(|r| serde_json::to_value(r).ok()),
             },
-            Some(PauseGuard { case: case.clone(), intent: plan.intent.clone(), action: record.action.clone() }),
+            Some(PauseGuard {
+                case: case.clone(),
+                workflows: self.workflows(&plan.intent, &record.action).into_iter().map(str::to_string).collect(),
+                action: record.action.clone(),
+            }),
         );
         if let Err(e) = started {
             // A pause set between the check above and the start wins: the start was refused
@@ -307,6 +311,12 @@ impl Engine {
         }
     }
 
+    /// The workflows a step belongs to: its plan's intent and its action's workflow.
+    fn workflows<'a>(&'a self, intent: &'a str, action: &str) -> Vec<&'a str> {
+        let workflow = self.policy.actions.get(action).and_then(|d| d.workflow.as_deref());
+        std::iter::once(intent).chain(workflow).collect()
+    }
+
     /// `Paused` if an active pause covers the step.
     fn paused(
         &self,
@@ -315,14 +325,17 @@ impl Engine {
         action: &str,
         step_id: &str,
     ) -> Result<Option<EngineError>, EngineError> {
-        Ok(self.store.active_pauses()?.iter().find(|p| p.covers(case, intent, action)).map(|p| EngineError::Paused {
-            message: format!(
-                "{} {:?} is paused by {} ({}): step {step_id} did not run",
-                p.scope.as_str(),
-                p.value,
-                p.set_by,
-                p.reason
-            ),
+        let workflows = self.workflows(intent, action);
+        Ok(self.store.active_pauses()?.iter().find(|p| p.covers(case, &workflows, action)).map(|p| {
+            EngineError::Paused {
+                message: format!(
+                    "{} {:?} is paused by {} ({}): step {step_id} did not run",
+                    p.scope.as_str(),
+                    p.value,
+                    p.set_by,
+                    p.reason
+                ),
+            }
         }))
     }
 

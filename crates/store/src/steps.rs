@@ -151,7 +151,8 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PauseGuard {
     pub case: Case,
-    pub intent: String,
+    /// The plan's intent and the action's workflow in the policy.
+    pub workflows: Vec<String>,
     pub action: String,
 }
 
@@ -278,8 +279,9 @@ pub(crate) fn check(conn: &Connection, t: &Transition) -> Result<StepRecord, Sto
         });
     }
     if let Some(guard) = &t.unless_paused
-        && let Some(p) =
-            crate::pause::active(conn)?.into_iter().find(|p| p.covers(&guard.case, &guard.intent, &guard.action))
+        && let Some(p) = crate::pause::active(conn)?.into_iter().find(|p| {
+            p.covers(&guard.case, &guard.workflows.iter().map(String::as_str).collect::<Vec<_>>(), &guard.action)
+        })
     {
         return Err(StoreError::StepConflict {
             plan_id: t.plan_id.clone(),

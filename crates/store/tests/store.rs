@@ -959,7 +959,7 @@ fn start(plan: &str, step: &str, i: u64) -> countersign_store::Transition {
         },
         unless_paused: Some(PauseGuard {
             case: guard_case(),
-            intent: "cancel".into(),
+            workflows: vec!["cancel".into()],
             action: "cancel_pending_order".into(),
         }),
     }

@@ -189,6 +189,9 @@ pub struct ActionDef {
     pub risk: Risk,
     pub decision: Outcome,
     pub owner: String,
+    /// The workflow the action belongs to (a workflow pause covers it whatever intent a
+    /// plan names).
+    pub workflow: Option<String>,
     /// Fields (`order.status`) the context read for this action may include.
     pub reads: Vec<String>,
     pub verified_identity: bool,
@@ -659,6 +662,11 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
         risk: a.risk,
         decision: a.decision.into_inner(),
         owner: a.owner.into_inner(),
+        workflow: match a.workflow {
+            Some(w) if w.get_ref().trim().is_empty() => return Err(cx.err(w.span(), "workflow must not be empty")),
+            Some(w) => Some(w.into_inner()),
+            None => None,
+        },
         reads,
         verified_identity: a.verified_identity,
         params,

@@ -49,6 +49,10 @@ pub(super) struct RawAction {
     pub risk: Risk,
     pub decision: Spanned<Outcome>,
     pub owner: Spanned<String>,
+    /// The workflow (a plan intent such as `refund`) the action belongs to: a workflow
+    /// pause covers the action whatever intent a plan names.
+    #[serde(default)]
+    pub workflow: Option<Spanned<String>>,
     #[serde(default)]
     pub reads: Vec<Spanned<String>>,
     #[serde(default)]
