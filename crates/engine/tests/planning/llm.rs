@@ -153,8 +153,7 @@ fn the_planner_section_is_optional_and_defaults_to_local() {
     let (_ws, file) = workspace_with("");
     let ws = Workspace::load(&file).unwrap();
     assert_eq!(ws.planner.provider, PlannerProvider::Local);
-    let err = build_planner(&ws.planner, keyring()).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
+    assert_eq!(build_planner(&ws.planner, keyring()).unwrap().name(), "local");
     let (_ws, file) = workspace_with(
         "[planner]\nprovider = \"azure\"\nbase_url = \"https://acme.openai.azure.com\"\nmodel = \"plans\"\n\
          credential = \"azure/acme\"\n[planner.headers]\nx-ms-useragent = \"countersign\"\n",
