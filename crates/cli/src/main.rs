@@ -242,6 +242,13 @@ enum LogCmd {
     },
     /// Export the log to a self-verifying bundle directory.
     Export { dir: PathBuf },
+    /// Write a blob the evidence names by hash (a screenshot, a page snapshot) to a file.
+    Blob {
+        /// The SHA-256 the evidence gives (`screenshot.sha256`, `snapshot.sha256`).
+        hash: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -635,6 +642,19 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
             return report_verify(cli, &report, &engine.store_path().display().to_string());
         }
         LogCmd::Verify { bundle: Some(_) } => unreachable!("handled above"),
+        LogCmd::Blob { hash, out } => {
+            let Some(blob) = engine.blob(hash)? else {
+                anyhow::bail!(EngineError::NotFound { message: format!("no blob {hash:?} in the evidence store") });
+            };
+            std::fs::write(out, &blob.data).with_context(|| format!("writing {}", out.display()))?;
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"hash": blob.hash, "media_type": blob.media_type, "bytes": blob.data.len(), "out": out}),
+                )?;
+            } else {
+                println!("{} ({}, {} bytes) written to {}", blob.hash, blob.media_type, blob.data.len(), out.display());
+            }
+        }
         LogCmd::Export { dir } => {
             let summary = engine.log_export(dir)?;
             if cli.json {

@@ -35,6 +35,9 @@ pub enum ErrorCode {
     ApprovalStale,
     /// A pause covers the step: it did not run.
     Paused,
+    /// The platform wants a person (its session ended, it asks to verify who is there):
+    /// the step stopped with nothing submitted, and an agent takes over.
+    NeedsHuman,
 }
 
 /// Why a use case failed.
