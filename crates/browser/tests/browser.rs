@@ -291,17 +291,24 @@ fn the_verification_interstitial_turns_the_step_into_needs_human_with_nothing_su
 fn an_ended_session_is_needs_human_and_the_connector_does_not_sign_in() {
     let w = World::start();
     w.sign_in_by_hand();
-    let connector = w.connector();
-    let mut params = Map::new();
-    params.insert("order_id".into(), json!(ORDER));
-    let read = connector.call("get_order_details", &params, None).unwrap();
-    assert_eq!(read.response["status"], "pending");
+    let connector: Arc<dyn Connector> = Arc::new(w.connector());
+    let engine = w.engine(connector.clone());
+    let file = approved_cancel(&engine);
 
     w.settings(json!({ "end_sessions": true }));
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs[0].code, Some(ErrorCode::NeedsHuman), "{runs:?}");
+    assert_eq!(runs[0].state, StepState::Approved, "stopped at the before-state read: it keeps its approval");
+    assert_eq!(w.order()["status"], "pending");
+
+    let mut params = Map::new();
+    params.insert("order_id".into(), json!(ORDER));
     let err = connector.call("get_order_details", &params, None).unwrap_err();
     let ConnectorError::NeedsHuman { reason, evidence } = &err else { panic!("{err}") };
     assert!(reason.contains("session has ended"), "{reason}");
-    assert!(evidence["pages"].as_array().unwrap().iter().any(|p| p["url"].as_str().unwrap().contains("/seller/login")));
+    let pages = evidence["pages"].as_array().unwrap();
+    assert!(pages.iter().any(|p| p["url"].as_str().unwrap().contains("/seller/login")), "{evidence}");
+    assert!(pages.iter().any(|p| p["screenshot"]["stored"] == true), "a screenshot for the agent: {evidence}");
 }
 
 #[test]

@@ -98,6 +98,7 @@ impl EngineError {
                 ErrorCode::BadInput
             }
             EngineError::Store(_) => ErrorCode::StoreFailed,
+            EngineError::Connector(countersign_connectors::ConnectorError::NeedsHuman { .. }) => ErrorCode::NeedsHuman,
             EngineError::Connector(_) => ErrorCode::ConnectorFailed,
             EngineError::Credential(C::Missing { .. }) => ErrorCode::CredentialMissing,
             EngineError::Credential(C::BadName(_) | C::EmptyValue) => ErrorCode::BadInput,
