@@ -771,6 +771,21 @@ fn summarize(kind: &str, payload: &serde_json::Value) -> String {
             })
             .unwrap_or_default(),
         "review_requested" => format!("{} waits for {}", s(&payload["step_id"]), s(&payload["decision"])),
+        "step_finished" if payload["response"]["evidence"]["pages"].is_array() => {
+            // A browser step: its outcome, then each page it saw, with the screenshot to open
+            // (`countersign log blob HASH --out FILE`).
+            let mut out = format!("{} {}", s(&payload["step_id"]), s(&payload["outcome"]));
+            if let Some(error) = payload["error"].as_str() {
+                out.push_str(&format!(": {error}"));
+            }
+            for page in payload["response"]["evidence"]["pages"].as_array().into_iter().flatten() {
+                out.push_str(&format!("\n        {:<14} {}", s(&page["moment"]), s(&page["url"])));
+                if let Some(hash) = page["screenshot"]["sha256"].as_str() {
+                    out.push_str(&format!("  screenshot {hash}"));
+                }
+            }
+            out
+        }
         _ => payload.to_string().chars().take(160).collect(),
     }
 }
