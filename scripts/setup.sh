@@ -13,6 +13,8 @@ command -v git >/dev/null 2>&1 || need+=(git)
 pkg-config --exists dbus-1 2>/dev/null || need+=(libdbus-1-dev)
 command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
+# The browser connector's tests drive a real Chromium (headless) over the DevTools protocol.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

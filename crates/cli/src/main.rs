@@ -284,6 +284,13 @@ enum LogCmd {
     Export { dir: PathBuf },
     /// Sign the log's current head with this device's key (kept in the OS keyring).
     Checkpoint,
+    /// Write a blob the evidence names by hash (a screenshot, a page snapshot) to a file.
+    Blob {
+        /// The SHA-256 the evidence gives (`screenshot.sha256`, `snapshot.sha256`).
+        hash: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -784,6 +791,19 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
             return report_verify(cli, &report, &checkpoints, &engine.store_path().display().to_string());
         }
         LogCmd::Verify { bundle: Some(_) } | LogCmd::Checkpoint => unreachable!("handled above"),
+        LogCmd::Blob { hash, out } => {
+            let Some(blob) = engine.blob(hash)? else {
+                anyhow::bail!(EngineError::NotFound { message: format!("no blob {hash:?} in the evidence store") });
+            };
+            std::fs::write(out, &blob.data).with_context(|| format!("writing {}", out.display()))?;
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"hash": blob.hash, "media_type": blob.media_type, "bytes": blob.data.len(), "out": out}),
+                )?;
+            } else {
+                println!("{} ({}, {} bytes) written to {}", blob.hash, blob.media_type, blob.data.len(), out.display());
+            }
+        }
         LogCmd::Export { dir } => {
             let summary = engine.log_export(dir)?;
             if cli.json {
@@ -911,6 +931,21 @@ fn summarize(kind: &str, payload: &serde_json::Value) -> String {
             })
             .unwrap_or_default(),
         "review_requested" => format!("{} waits for {}", s(&payload["step_id"]), s(&payload["decision"])),
+        "step_finished" if payload["response"]["evidence"]["pages"].is_array() => {
+            // A browser step: its outcome, then each page it saw, with the screenshot to open
+            // (`countersign log blob HASH --out FILE`).
+            let mut out = format!("{} {}", s(&payload["step_id"]), s(&payload["outcome"]));
+            if let Some(error) = payload["error"].as_str() {
+                out.push_str(&format!(": {error}"));
+            }
+            for page in payload["response"]["evidence"]["pages"].as_array().into_iter().flatten() {
+                out.push_str(&format!("\n        {:<14} {}", s(&page["moment"]), s(&page["url"])));
+                if let Some(hash) = page["screenshot"]["sha256"].as_str() {
+                    out.push_str(&format!("  screenshot {hash}"));
+                }
+            }
+            out
+        }
         _ => payload.to_string().chars().take(160).collect(),
     }
 }

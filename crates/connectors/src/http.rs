@@ -14,17 +14,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use countersign_core::decide::OrderFacts;
-use countersign_core::money::Currency;
 use countersign_core::policy::Kind;
 use reqwest::Url;
 use reqwest::blocking::Client;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
@@ -317,27 +314,7 @@ impl Connector for HttpConnector {
             Err(e) => return Err(e),
         };
         let v = &record.response;
-        let text = |pointer: &str| -> Result<String, ConnectorError> {
-            v.pointer(pointer).and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
-                ConnectorError::MalformedResponse { detail: format!("{}: {pointer} is not a string", map.action) }
-            })
-        };
-        let amount = |pointer: &str| -> Result<Decimal, ConnectorError> {
-            let t = text(pointer)?;
-            Decimal::from_str(&t).map_err(|_| ConnectorError::MalformedResponse {
-                detail: format!("{}: {pointer} = {t:?} is not a decimal amount", map.action),
-            })
-        };
-        let currency = Currency::try_from(text(&map.currency)?)
-            .map_err(|e| ConnectorError::MalformedResponse { detail: format!("{}: {e}", map.action) })?;
-        Ok(Some(OrderFacts {
-            order_id: text(&map.order_id)?,
-            customer_id: text(&map.customer_id)?,
-            status: text(&map.status)?,
-            currency,
-            paid: amount(&map.paid)?,
-            refunded: amount(&map.refunded)?,
-        }))
+        map.facts_from(|pointer| v.pointer(pointer).and_then(Value::as_str).map(str::to_string)).map(Some)
     }
 
     fn call(
@@ -397,6 +374,7 @@ impl Connector for HttpConnector {
             response,
             duration_ms: elapsed_ms(start),
             attempts,
+            evidence: None,
         })
     }
 

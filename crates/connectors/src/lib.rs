@@ -84,6 +84,18 @@ pub enum ConnectorError {
     Unsupported { what: String },
     #[error("connector configuration: {detail}")]
     Config { detail: String },
+    /// The platform wants a person: its session ended, or it asks to verify who is there
+    /// (a captcha, a one-time code). Nothing was submitted; `evidence` shows the page.
+    #[error("a person must take over: {reason}")]
+    NeedsHuman { reason: String, evidence: Box<Value> },
+    /// The page is not the one the action describes (changed structure, missing
+    /// element, unexpected dialog). Nothing was submitted; `evidence` shows the page.
+    #[error("the page does not match the action's description: {mismatch}")]
+    PageMismatch { mismatch: String, evidence: Box<Value> },
+    /// The caller's [`SubmitGate`] closed between preparing and submitting (a pause was
+    /// set): nothing was submitted.
+    #[error("stopped before submitting: {reason}")]
+    StoppedBeforeSubmit { reason: String, evidence: Box<Value> },
 }
 
 impl ConnectorError {
@@ -96,6 +108,40 @@ impl ConnectorError {
             ConnectorError::ServerError { status } => matches!(status, 502..=504),
             _ => false,
         }
+    }
+
+    /// What the connector recorded about a call that did not complete (pages seen,
+    /// screenshots by blob hash), for the step's evidence.
+    pub fn evidence(&self) -> Option<&Value> {
+        match self {
+            ConnectorError::NeedsHuman { evidence, .. }
+            | ConnectorError::PageMismatch { evidence, .. }
+            | ConnectorError::StoppedBeforeSubmit { evidence, .. } => Some(evidence),
+            _ => None,
+        }
+    }
+}
+
+/// Where a connector puts large artefacts (screenshots, page snapshots) that evidence
+/// names by hash. The engine gives one backed by the store's content-addressed blobs.
+pub trait BlobSink: Send + Sync + std::fmt::Debug {
+    /// Store `data` durably; returns its name, the lower-case hex SHA-256 of `data`.
+    fn put(&self, media_type: &str, data: &[u8]) -> Result<String, String>;
+}
+
+/// Asked by a connector right before the part of a call that cannot be taken back (a
+/// form's submit click). `Err(reason)` stops the call there.
+pub trait SubmitGate {
+    fn may_submit(&self) -> Result<(), String>;
+}
+
+/// A gate that is always open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Open;
+
+impl SubmitGate for Open {
+    fn may_submit(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -120,6 +166,10 @@ pub struct CallRecord {
     pub duration_ms: u64,
     /// How many times the request was sent (1 + retries).
     pub attempts: u32,
+    /// What else the connector saw, when it sees more than a request and an answer (a
+    /// browser: pages, screenshots and snapshots by blob hash, values read and filled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Value>,
 }
 
 /// Structured, trusted reads from a platform, and the calls that act on it.
@@ -142,6 +192,26 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     ) -> Result<CallRecord, ConnectorError> {
         let _ = (params, idempotency_key);
         Err(ConnectorError::Unsupported { what: format!("calling {action}") })
+    }
+
+    /// [`Connector::call`], asking `gate` right before anything that cannot be taken back.
+    /// A connector whose call is one request (HTTP) has nothing to stop halfway: the
+    /// default ignores the gate (the executor checks pauses before it starts the step).
+    fn call_gated(
+        &self,
+        action: &str,
+        params: &Map<String, Value>,
+        idempotency_key: Option<&str>,
+        gate: &dyn SubmitGate,
+    ) -> Result<CallRecord, ConnectorError> {
+        let _ = gate;
+        self.call(action, params, idempotency_key)
+    }
+
+    /// Hands the connector a place for screenshots and page snapshots. Connectors that
+    /// produce none ignore it.
+    fn attach_blobs(&self, sink: std::sync::Arc<dyn BlobSink>) {
+        let _ = sink;
     }
 
     /// The request [`Connector::call`] would send, redacted, without sending it (for the

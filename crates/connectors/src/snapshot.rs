@@ -154,7 +154,15 @@ impl Connector for SnapshotConnector {
         }
         let (request, status, response) = self.order_read(params)?;
         let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(CallRecord { action: action.to_string(), request, status, response, duration_ms, attempts: 1 })
+        Ok(CallRecord {
+            action: action.to_string(),
+            request,
+            status,
+            response,
+            duration_ms,
+            attempts: 1,
+            evidence: None,
+        })
     }
 
     fn describe_call(

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ErrorCode};
 use crate::model::Address;
 use crate::ops::{self, Reply};
+use crate::pages::{self, SellerCenter, SettingsChange};
 use crate::{ApiToken, DemoStore};
 
 /// Requests are small JSON documents; anything bigger is refused before parsing.
@@ -30,10 +31,14 @@ pub(crate) const REPLAYED_HEADER: &str = "idempotent-replayed";
 struct App {
     store: DemoStore,
     token: Arc<ApiToken>,
+    center: Arc<SellerCenter>,
 }
 
 pub(crate) fn router(store: DemoStore, token: ApiToken) -> Router {
-    let app = App { store, token: Arc::new(token) };
+    let token = Arc::new(token);
+    let center = Arc::new(SellerCenter::default());
+    let pages = pages::router(store.clone(), token.clone(), center.clone());
+    let app = App { store, token, center };
     Router::new()
         .route("/health", get(health))
         .route("/customers/lookup", get(lookup_customer))
@@ -52,11 +57,14 @@ pub(crate) fn router(store: DemoStore, token: ApiToken) -> Router {
         .route("/orders/{order_id}/refunds", post(partial_refund))
         .route("/products", get(list_product_types))
         .route("/products/{product_id}", get(product_details))
+        .route("/seller-center/settings", put(seller_center_settings))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
         .with_state(app)
+        // The web pages authenticate with their own session cookie, not the API token.
+        .merge(pages)
 }
 
 /// Every route but `/health` needs `Authorization: Bearer <token>`, unknown routes too
@@ -242,6 +250,16 @@ async fn product_details(State(app): State<App>, id: Result<Path<String>, PathRe
 
 async fn list_product_types(State(app): State<App>) -> Response {
     respond(app.store.read(ops::list_product_types).await)
+}
+
+/// Switches of the seller center's web pages (see `pages.rs`); answers the settings now in force.
+async fn seller_center_settings(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Response {
+    let change = match body_bytes(body).and_then(|b| parse_body::<SettingsChange>(&b)) {
+        Ok(change) => change,
+        Err(e) => return e.into_response(),
+    };
+    let settings = app.center.change(change);
+    respond(Reply::json(axum::http::StatusCode::OK, &settings))
 }
 
 // ---------------------------------------------------------------- write handlers

@@ -41,6 +41,7 @@ mod error;
 pub mod model;
 pub mod money;
 mod ops;
+pub mod pages;
 mod rules;
 mod seed;
 

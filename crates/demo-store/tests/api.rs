@@ -955,3 +955,204 @@ async fn state_survives_a_restart() {
     assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "413.99");
     h.server.shutdown().await.unwrap();
 }
+
+// ---------------------------------------------------------------- the seller center's web pages
+
+/// A browser-like client: keeps the session cookie by hand and never follows redirects,
+/// so each test sees exactly where the store sends it.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(h: &Harness) -> Browser {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser { base: h.base.clone(), client, cookie: None }
+    }
+
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> (StatusCode, String, String) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("Cookie", cookie);
+        }
+        if let Some(form) = form {
+            let body: Vec<String> = form
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.replace('%', "%25").replace(' ', "+").replace('#', "%23")))
+                .collect();
+            request = request.header("Content-Type", "application/x-www-form-urlencoded").body(body.join("&"));
+        }
+        let response = request.send().await.unwrap();
+        if let Some(set) = response.headers().get("set-cookie") {
+            self.cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_owned());
+        }
+        let status = response.status();
+        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        (status, location, response.text().await.unwrap())
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, String, String) {
+        self.send(Method::GET, path, None).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, String) {
+        self.send(Method::POST, path, Some(form)).await
+    }
+
+    async fn login(&mut self) {
+        let (status, location, _) =
+            self.post("/seller/login", &[("user", "agent"), ("password", TOKEN), ("next", "/seller/home")]).await;
+        assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/seller/home"));
+        assert!(self.cookie.as_deref().unwrap().starts_with("cs_session="));
+    }
+
+    /// The CSRF token of the form on `path`.
+    async fn csrf(&mut self, path: &str) -> String {
+        let (status, _, html) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let at = html.find("name=\"csrf_token\" value=\"").expect("a form with a CSRF token") + 25;
+        html[at..at + 32].to_owned()
+    }
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_the_login_takes_the_store_password() {
+    let h = Harness::start().await;
+    let mut b = Browser::new(&h);
+    let (status, location, _) = b.get("/seller/orders/W5918442").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "no session: to the login page");
+    assert_eq!(location, "/seller/login?next=/seller/orders/W5918442");
+    let (status, _, html) = b.get("/seller/login?next=/seller/orders/W5918442").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<form id=\"login\""), "{html}");
+
+    let (status, _, html) = b.post("/seller/login", &[("user", "agent"), ("password", "wrong")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{html}");
+    assert!(b.cookie.is_none(), "a wrong password opens no session");
+    let (_, location, _) = b.post("/seller/login", &[("user", "agent"), ("password", "x"), ("next", "//evil")]).await;
+    assert_eq!(location, "", "still refused");
+
+    b.login().await;
+    let (status, _, html) = b.get("/seller/orders/W5918442").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("<dd id=\"order-status\">pending</dd>"), "{html}");
+    assert!(html.contains("<dd id=\"order-customer\">sofia_rossi_8776</dd>"), "{html}");
+    assert!(html.contains("<dd id=\"order-refunded\">0.00</dd>"), "{html}");
+    let api = h.order("%23W5918442").await;
+    assert!(html.contains(&format!("<dd id=\"order-paid\">{}</dd>", api["totals"]["paid"].as_str().unwrap())));
+
+    // The API token is still needed for the JSON API; a session cookie is not a token.
+    let (status, _, _) = h.request(Method::GET, "/orders/%23W5918442", None, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_cancel_form_applies_the_api_rules_and_confirms() {
+    let h = Harness::start().await;
+    let mut b = Browser::new(&h);
+    b.login().await;
+    let csrf = b.csrf("/seller/orders/W5918442/cancel").await;
+
+    let (status, _, html) =
+        b.post("/seller/orders/W5918442/cancel", &[("csrf_token", "0"), ("reason", "no longer needed")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a wrong CSRF token changes nothing: {html}");
+    let (status, _, html) =
+        b.post("/seller/orders/W5918442/cancel", &[("csrf_token", &csrf), ("reason", "too pricey")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("<p id=\"error-code\">invalid_reason</p>"), "the API's own rule: {html}");
+    assert_eq!(h.order("%23W5918442").await["status"], "pending");
+
+    let (status, _, html) =
+        b.post("/seller/orders/W5918442/cancel", &[("csrf_token", &csrf), ("reason", "ordered by mistake")]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("<main id=\"confirmation\">"), "{html}");
+    assert!(html.contains("<dd id=\"order-status\">cancelled</dd>"), "{html}");
+    let order = h.order("%23W5918442").await;
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["totals"]["refunded"], order["totals"]["paid"], "refunded like the API's cancel");
+
+    let (status, _, html) =
+        b.post("/seller/orders/W5918442/cancel", &[("csrf_token", &csrf), ("reason", "ordered by mistake")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("order_not_pending"), "{html}");
+}
+
+#[tokio::test]
+async fn refund_and_address_forms_change_the_order() {
+    let h = Harness::start().await;
+    let mut b = Browser::new(&h);
+    b.login().await;
+    let csrf = b.csrf("/seller/orders/W4817420/refund").await;
+    let (status, _, html) = b
+        .post("/seller/orders/W4817420/refund", &[("csrf_token", &csrf), ("amount", "10.5"), ("reason", "late")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(h.order("%23W4817420").await["totals"]["refunded"], "10.50");
+    let (status, _, html) =
+        b.post("/seller/orders/W4817420/refund", &[("csrf_token", &csrf), ("amount", "1e3"), ("reason", "")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "amounts are decimals, as in the API: {html}");
+
+    let csrf = b.csrf("/seller/orders/W5918442/address").await;
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("address1", "1 Main St"),
+        ("address2", ""),
+        ("city", "Springfield"),
+        ("state", "IL"),
+        ("country", "USA"),
+        ("zip", "62701"),
+    ];
+    let (status, _, html) = b.post("/seller/orders/W5918442/address", &form).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(h.order("%23W5918442").await["shipping_address"]["city"], "Springfield");
+}
+
+#[tokio::test]
+async fn verification_interstitial_and_changed_layout_are_switches() {
+    let h = Harness::start().await;
+    let mut b = Browser::new(&h);
+    b.login().await;
+    let csrf = b.csrf("/seller/orders/W5918442/cancel").await;
+
+    let (status, settings) = h.put("/seller-center/settings", json!({"verify_sensitive": true})).await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    let (status, location, _) = b.get("/seller/orders/W5918442/cancel").await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/seller/verify?next=/seller/orders/W5918442/cancel")
+    );
+    let (status, location, _) =
+        b.post("/seller/orders/W5918442/cancel", &[("csrf_token", &csrf), ("reason", "ordered by mistake")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "a post is not applied either");
+    assert!(location.starts_with("/seller/verify"), "{location}");
+    assert_eq!(h.order("%23W5918442").await["status"], "pending");
+    let (_, _, html) = b.get("/seller/verify?next=/seller/orders/W5918442/cancel").await;
+    assert!(html.contains("Verify it's you") && html.contains("one-time-code"), "{html}");
+    let (_, location, _) =
+        b.post("/seller/verify", &[("csrf_token", &csrf), ("code", "not-it"), ("next", "/seller/home")]).await;
+    assert!(location.starts_with("/seller/verify"), "a wrong code verifies nothing: {location}");
+    let (status, _, _) = b.get("/seller/orders/W5918442").await;
+    assert_eq!(status, StatusCode::OK, "reading the order needs no verification");
+
+    let (_, settings) = h.put("/seller-center/settings", json!({"verify_sensitive": false, "layout": "changed"})).await;
+    assert_eq!(settings, json!({"verify_sensitive": false, "layout": "changed"}));
+    let (_, _, html) = b.get("/seller/orders/W5918442/cancel").await;
+    assert!(html.contains("id=\"cancellation-request\"") && !html.contains("cancel-form"), "{html}");
+
+    let (status, body) = h.put("/seller-center/settings", json!({"layout": "sideways"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _, _) = h.request(Method::PUT, "/seller-center/settings", Some("{}".into()), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the switches need the API token");
+
+    h.put("/seller-center/settings", json!({"end_sessions": true})).await;
+    let (status, location, _) = b.get("/seller/orders/W5918442").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "an ended session is back at the login");
+    assert!(location.starts_with("/seller/login"), "{location}");
+}

@@ -42,6 +42,9 @@ pub enum ErrorCode {
     PackRefused,
     /// A release directory does not verify against its signed SHA256SUMS.
     ReleaseInvalid,
+    /// The platform wants a person (its session ended, it asks to verify who is there):
+    /// the step stopped with nothing submitted, and an agent takes over.
+    NeedsHuman,
 }
 
 /// Why a use case failed.
@@ -108,6 +111,7 @@ impl EngineError {
                 ErrorCode::BadInput
             }
             EngineError::Store(_) => ErrorCode::StoreFailed,
+            EngineError::Connector(countersign_connectors::ConnectorError::NeedsHuman { .. }) => ErrorCode::NeedsHuman,
             EngineError::Connector(_) => ErrorCode::ConnectorFailed,
             EngineError::Credential(C::Missing { .. }) => ErrorCode::CredentialMissing,
             EngineError::Credential(C::BadName(_) | C::EmptyValue) => ErrorCode::BadInput,

@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use countersign_connectors::{CallRecord, ConnectorError, ExpectationError};
+use countersign_connectors::{CallRecord, ConnectorError, ExpectationError, SubmitGate};
 use countersign_core::Outcome;
 use countersign_core::decide::StepDecision;
 use countersign_core::evidence::{Event, StepOutcome, Verdict};
@@ -50,6 +50,26 @@ pub struct StepRun {
     /// `ApprovalStale`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<ErrorCode>,
+}
+
+/// Open while no active pause covers the step; asked by the connector right before its
+/// point of no return. A pause that cannot be read closes it: when in doubt, do not submit.
+struct PauseGate<'a> {
+    engine: &'a Engine,
+    case: &'a Case,
+    intent: &'a str,
+    action: &'a str,
+    step_id: &'a str,
+}
+
+impl SubmitGate for PauseGate<'_> {
+    fn may_submit(&self) -> Result<(), String> {
+        match self.engine.paused(self.case, self.intent, self.action, self.step_id) {
+            Ok(None) => Ok(()),
+            Ok(Some(paused)) => Err(paused.to_string()),
+            Err(e) => Err(format!("the pauses could not be read ({e})")),
+        }
+    }
 }
 
 /// The idempotency key a write carries: the same step of the same plan always gets
@@ -272,7 +292,10 @@ impl Engine {
         let running = StepRecord { state: StepState::Running, ..record.clone() };
         let before = before.unwrap_or(Value::Null);
 
-        let call = self.connector.call(&record.action, &params, is_write.then_some(key.as_str()));
+        // The gate re-checks pauses right before a connector's point of no return (a
+        // browser's submit click), so a pause set mid-flow still stops the step.
+        let gate = PauseGate { engine: self, case: &case, intent: &plan.intent, action: &record.action, step_id };
+        let call = self.connector.call_gated(&record.action, &params, is_write.then_some(key.as_str()), &gate);
         match call {
             Ok(call) if !is_write => {
                 // A read changes nothing: what it read is its after-state.
@@ -306,6 +329,14 @@ impl Engine {
             }
             Err(e @ (ConnectorError::ServerError { .. } | ConnectorError::MalformedResponse { .. })) if is_write => {
                 self.settle_failed_write(&running, &params, before, &e)
+            }
+            Err(e @ ConnectorError::NeedsHuman { .. }) => {
+                let run = self.finish(&running, StepOutcome::NeedsHuman, before, Value::Null, None, Some(e))?;
+                Ok(StepRun { code: Some(ErrorCode::NeedsHuman), ..run })
+            }
+            Err(e @ ConnectorError::StoppedBeforeSubmit { .. }) => {
+                let run = self.finish(&running, StepOutcome::Failed, before, Value::Null, None, Some(e))?;
+                Ok(StepRun { code: Some(ErrorCode::Paused), ..run })
             }
             Err(e) => self.finish(&running, StepOutcome::Failed, before, Value::Null, None, Some(e)),
         }
@@ -380,6 +411,12 @@ impl Engine {
         call: Option<&CallRecord>,
         error: Option<ConnectorError>,
     ) -> Result<StepRun, EngineError> {
+        if let (None, Some(evidence)) = (call, error.as_ref().and_then(ConnectorError::evidence)) {
+            // What the connector saw before it stopped (pages, screenshots) is the response.
+            let response = serde_json::json!({ "evidence": evidence });
+            let error = error.map(|e| e.to_string());
+            return self.finish_recorded(record, outcome, before, after, Value::Null, response, error);
+        }
         self.finish_with(record, outcome, before, after, call, error.map(|e| e.to_string()))
     }
 
@@ -392,17 +429,34 @@ impl Engine {
         call: Option<&CallRecord>,
         error: Option<String>,
     ) -> Result<StepRun, EngineError> {
+        let (request, response) = match call {
+            Some(c) => {
+                let mut response = serde_json::json!({"status": c.status, "body": c.response, "attempts": c.attempts, "duration_ms": c.duration_ms});
+                if let Some(evidence) = &c.evidence {
+                    response["evidence"] = evidence.clone();
+                }
+                (serde_json::to_value(&c.request).unwrap_or(Value::Null), response)
+            }
+            None => (Value::Null, Value::Null),
+        };
+        self.finish_recorded(record, outcome, before, after, request, response, error)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_recorded(
+        &self,
+        record: &StepRecord,
+        outcome: StepOutcome,
+        before: Value,
+        after: Value,
+        request: Value,
+        response: Value,
+        error: Option<String>,
+    ) -> Result<StepRun, EngineError> {
         let to = match outcome {
             StepOutcome::Succeeded => StepState::Succeeded,
             StepOutcome::Unknown => StepState::Unknown,
             StepOutcome::Failed | StepOutcome::NeedsHuman => StepState::Failed,
-        };
-        let (request, response) = match call {
-            Some(c) => (
-                serde_json::to_value(&c.request).unwrap_or(Value::Null),
-                serde_json::json!({"status": c.status, "body": c.response, "attempts": c.attempts, "duration_ms": c.duration_ms}),
-            ),
-            None => (Value::Null, Value::Null),
         };
         self.transition(
             record,

@@ -58,6 +58,20 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Timestamp;
 }
 
+/// Connectors' screenshots and page snapshots go to the store's content-addressed blobs,
+/// through the one writer, so a blob is durable before the event that names it.
+#[derive(Debug)]
+struct StoreBlobs {
+    writer: countersign_store::EvidenceWriter,
+    clock: Arc<dyn Clock>,
+}
+
+impl countersign_connectors::BlobSink for StoreBlobs {
+    fn put(&self, media_type: &str, data: &[u8]) -> Result<String, String> {
+        self.writer.put_blob(media_type, data, self.clock.now()).map_err(|e| e.to_string())
+    }
+}
+
 /// The system clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
@@ -227,6 +241,7 @@ impl Engine {
                 Arc::new(http)
             }
         };
+        connector.attach_blobs(Arc::new(StoreBlobs { writer: store.writer(), clock: clock.clone() }));
         let (articles, knowledge_report) = knowledge::open_index(&store, &workspace.knowledge)?;
         let engine = Engine {
             workspace,
@@ -831,6 +846,11 @@ impl Engine {
     pub fn log_export(&self, dir: &Path) -> Result<ExportSummary, EngineError> {
         self.checkpoint_before_export();
         Ok(self.store.export(dir, &self.operator.id, self.clock.now())?)
+    }
+
+    /// A screenshot or page snapshot that evidence names by hash.
+    pub fn blob(&self, hash: &str) -> Result<Option<countersign_store::Blob>, EngineError> {
+        Ok(self.store.blob(hash)?)
     }
 
     pub fn store_path(&self) -> &Path {

@@ -23,6 +23,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0002_pauses.sql")),
     M::up(include_str!("../migrations/0003_steps.sql")),
     M::up(include_str!("../migrations/0004_knowledge.sql")),
+    M::up(include_str!("../migrations/0005_blobs.sql")),
 ];
 
 /// The schema version this build writes (the number of migrations).

@@ -66,6 +66,10 @@ pub enum StoreError {
     #[error("invalid event: {reason}")]
     InvalidEvent { reason: String },
 
+    /// A blob that cannot be stored (too large, no media type).
+    #[error("invalid blob: {reason}")]
+    InvalidBlob { reason: String },
+
     /// The log's tail does not match its chain head, so the writer refuses to extend a
     /// chain that no longer verifies. Run `verify` to find the first broken event.
     #[error("the evidence log is damaged ({detail}); refusing to append. Run verify.")]

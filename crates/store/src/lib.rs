@@ -46,6 +46,7 @@
 //!   kind and document its payload with the type that produces it.
 //! - New writes that must be atomic with an event: add an `Op` to `writer.rs`.
 
+mod blobs;
 mod chain;
 mod db;
 mod error;
@@ -58,6 +59,7 @@ mod store;
 mod verify;
 mod writer;
 
+pub use blobs::{Blob, MAX_BLOB_BYTES, blob_hash};
 pub use chain::{GENESIS_LABEL, Hash};
 pub use db::{APPLICATION_ID, OpenInfo, SCHEMA_VERSION};
 pub use error::StoreError;

@@ -154,6 +154,11 @@ impl Store {
         self.read(|c| kb::search(c, query, limit))
     }
 
+    /// A blob stored with [`EvidenceWriter::put_blob`], by its hash.
+    pub fn blob(&self, hash: &str) -> Result<Option<crate::Blob>, StoreError> {
+        self.read(|c| crate::blobs::get(c, hash))
+    }
+
     /// Verify the log (see [`crate::verify()`]), on one of this store's read connections.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         self.read(|c| verify_conn(c, &self.path))

@@ -28,6 +28,12 @@ use crate::steps::{NewStep, Transition};
 /// Most commands committed in one transaction, to bound how long the first waits.
 const MAX_GROUP: usize = 1024;
 
+struct NewBlob {
+    media_type: String,
+    data: Vec<u8>,
+    at: Timestamp,
+}
+
 type Reply = mpsc::SyncSender<Result<Vec<Appended>, StoreError>>;
 
 enum Op {
@@ -41,6 +47,7 @@ enum Op {
 enum Msg {
     Op(Op, Reply),
     Knowledge(Box<KbChanges>, mpsc::SyncSender<Result<KbApplied, StoreError>>),
+    Blob(Box<NewBlob>, mpsc::SyncSender<Result<String, StoreError>>),
     Shutdown,
 }
 
@@ -58,6 +65,7 @@ impl std::fmt::Debug for Msg {
         f.write_str(match self {
             Msg::Op(..) => "Op",
             Msg::Knowledge(..) => "Knowledge",
+            Msg::Blob(..) => "Blob",
             Msg::Shutdown => "Shutdown",
         })
     }
@@ -118,6 +126,17 @@ impl EvidenceWriter {
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Store a content-addressed blob (a screenshot, a page snapshot) durably, before the
+    /// event that names it is appended. Returns its hash (hex SHA-256 of `data`); storing
+    /// the same bytes again stores nothing new.
+    pub fn put_blob(&self, media_type: &str, data: &[u8], at: Timestamp) -> Result<String, StoreError> {
+        crate::blobs::check(media_type, data)?;
+        let (reply, rx) = mpsc::sync_channel(1);
+        let blob = NewBlob { media_type: media_type.to_owned(), data: data.to_vec(), at };
+        self.tx.send(Msg::Blob(Box::new(blob), reply)).map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
     fn call(&self, op: Op) -> Result<Vec<Appended>, StoreError> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.tx.send(Msg::Op(op, reply)).map_err(|_| StoreError::Closed)?;
@@ -159,6 +178,7 @@ impl Writer {
             let mut group = Vec::new();
             let mut stop = false;
             let mut knowledge = None;
+            let mut blob = None;
             let mut next = Some(first);
             while let Some(msg) = next {
                 match msg {
@@ -166,6 +186,10 @@ impl Writer {
                     // Ends the group: everything queued before it commits first.
                     Msg::Knowledge(changes, reply) => {
                         knowledge = Some((changes, reply));
+                        break;
+                    }
+                    Msg::Blob(new, reply) => {
+                        blob = Some((new, reply));
                         break;
                     }
                     Msg::Shutdown => {
@@ -181,6 +205,12 @@ impl Writer {
             if let Some((changes, reply)) = knowledge {
                 // A caller that gave up waiting is no reason to stop.
                 let _ = reply.send(self.apply_knowledge(&changes));
+            }
+            if let Some((new, reply)) = blob {
+                let path = &self.path;
+                let stored = crate::blobs::put(&self.conn, &new.media_type, &new.data, &new.at.to_string())
+                    .map_err(|e| StoreError::from_sqlite(path, e));
+                let _ = reply.send(stored);
             }
             if stop {
                 return;

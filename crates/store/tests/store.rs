@@ -759,10 +759,10 @@ fn an_older_store_is_backed_up_then_migrated() {
     let path = dir.path().join("old.db");
     std::fs::copy(template(dir.path()), &path).unwrap();
     {
-        // Make it look like a store written before migrations 0002 to 0004.
+        // Make it look like a store written before migrations 0002 to 0005.
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE kb_fts; DROP VIEW kb_passage_docs; DROP TABLE kb_stats; DROP TABLE kb_passages;
+            "DROP TABLE blobs; DROP TABLE kb_fts; DROP VIEW kb_passage_docs; DROP TABLE kb_stats; DROP TABLE kb_passages;
              DROP TABLE kb_articles; DROP TABLE steps; DROP TABLE pauses; PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -1305,4 +1305,22 @@ mod knowledge {
         assert!(err.to_string().contains("replaced, not updated"), "{err}");
         assert!(conn.execute("UPDATE kb_articles SET title = 'x'", []).is_err());
     }
+}
+
+#[test]
+fn blobs_are_stored_once_by_their_sha256_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s.db")).unwrap();
+    let png = b"\x89PNG\r\n\x1a\n not really a picture".to_vec();
+    let hash = store.writer().put_blob("image/png", &png, at(1)).unwrap();
+    assert_eq!(hash, countersign_store::blob_hash(&png), "named by the SHA-256 of its bytes");
+    assert_eq!(hash.len(), 64);
+    let again = store.writer().put_blob("image/png", &png, at(2)).unwrap();
+    assert_eq!(again, hash, "the same bytes are the same blob");
+    let blob = store.blob(&hash).unwrap().expect("stored");
+    assert_eq!((blob.media_type.as_str(), blob.data), ("image/png", png));
+    assert!(store.blob(&"0".repeat(64)).unwrap().is_none());
+    let err = store.writer().put_blob("png", b"x", at(3)).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidBlob { .. }), "{err}");
+    assert!(store.verify().unwrap().ok, "blobs are outside the chain and do not disturb it");
 }

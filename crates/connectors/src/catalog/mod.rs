@@ -221,6 +221,35 @@ pub struct OrderFactsMap {
     pub refunded: String,
 }
 
+impl OrderFactsMap {
+    /// The facts from the read's answer: `text(key)` is the text found under each key
+    /// (a JSON Pointer, a page field name: whatever the connector's map holds).
+    /// Amounts must be decimal text.
+    pub fn facts_from(
+        &self,
+        text: impl Fn(&str) -> Option<String>,
+    ) -> Result<countersign_core::decide::OrderFacts, crate::ConnectorError> {
+        use std::str::FromStr as _;
+        let malformed = |detail: String| crate::ConnectorError::MalformedResponse { detail };
+        let text = |key: &str| text(key).ok_or_else(|| malformed(format!("{}: {key} is not a string", self.action)));
+        let amount = |key: &str| -> Result<rust_decimal::Decimal, crate::ConnectorError> {
+            let t = text(key)?;
+            rust_decimal::Decimal::from_str(&t)
+                .map_err(|_| malformed(format!("{}: {key} = {t:?} is not a decimal amount", self.action)))
+        };
+        let currency = countersign_core::money::Currency::try_from(text(&self.currency)?)
+            .map_err(|e| malformed(format!("{}: {e}", self.action)))?;
+        Ok(countersign_core::decide::OrderFacts {
+            order_id: text(&self.order_id)?,
+            customer_id: text(&self.customer_id)?,
+            status: text(&self.status)?,
+            currency,
+            paid: amount(&self.paid)?,
+            refunded: amount(&self.refunded)?,
+        })
+    }
+}
+
 /// The platform: where it is, which credential to present, how patient to be.
 #[derive(Debug, Clone)]
 pub struct Platform {
@@ -298,6 +327,19 @@ const DEFAULT_MAX_RETRIES: u32 = 2;
 const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
 const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
+/// The 1-based line and column (in characters) of byte `offset` in `source`, as
+/// configuration errors report them.
+pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let mut start = offset.min(source.len());
+    while !source.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &source[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
 struct Ctx<'a> {
     file: &'a str,
     source: &'a str,
@@ -305,10 +347,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> CatalogError {
-        let start = span.start.min(self.source.len());
-        let before = &self.source[..start];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = line_column(self.source, span.start);
         CatalogError::Invalid { file: self.file.to_string(), line, column, message: message.into() }
     }
 

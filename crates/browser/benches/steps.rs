@@ -1,0 +1,208 @@
+//! Time per step: the browser connector against the HTTP connector, on the same demo store.
+//!
+//! `cargo bench -p countersign-browser --bench steps` (`STEP_BENCH_ROUNDS`, default 30)
+//!
+//! The demo store runs on loopback; Chromium is headless with the flags the tests use.
+//! For each connector, timed back to back:
+//! - a read step through the engine (`Engine::execute` of `get_order_details`, auto):
+//!   checks, `step_started`, the call, `step_finished` — for the browser, the call opens
+//!   the order page, checks it, reads the fields and stores a screenshot and a DOM
+//!   snapshot as blobs;
+//! - a write alone (`Connector::call` of `cancel_pending_order` on a fresh pending order):
+//!   HTTP is one POST; the browser opens the form, checks it, fills it, captures the
+//!   before evidence, clicks, waits for the result page and captures the after evidence.
+//!
+//! The browser is started (and signed in, as the agent would by hand) before timing.
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::float_arithmetic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use countersign_browser::{BrowserConnector, BrowserOptions, PageActions, find_chromium};
+use countersign_connectors::credentials::{CredentialError, CredentialName, CredentialStore, Secret};
+use countersign_connectors::{Catalog, Connector, HttpConnector};
+use countersign_engine::{CaseFile, Engine, EngineOptions, SystemClock};
+use futures::StreamExt;
+use serde_json::json;
+
+const TOKEN: &str = "bench-token-browser";
+const ORDER: &str = "#W4817420";
+const CUSTOMER: &str = "ava_moore_2033";
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
+}
+
+#[derive(Debug, Default)]
+struct MemoryCredentials(Mutex<BTreeMap<String, String>>);
+
+impl CredentialStore for MemoryCredentials {
+    fn get(&self, name: &CredentialName) -> Result<Secret, CredentialError> {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&name.to_string())
+            .map(Secret::new)
+            .ok_or(CredentialError::Missing { name: name.clone() })
+    }
+    fn set(&self, name: &CredentialName, value: &Secret) -> Result<(), CredentialError> {
+        self.0.lock().unwrap().insert(name.to_string(), value.expose().to_string());
+        Ok(())
+    }
+    fn delete(&self, name: &CredentialName) -> Result<(), CredentialError> {
+        self.0.lock().unwrap().remove(&name.to_string());
+        Ok(())
+    }
+    fn list(&self) -> Result<Vec<CredentialName>, CredentialError> {
+        Ok(Vec::new())
+    }
+}
+
+fn one_read_step(tag: &str, n: usize) -> CaseFile {
+    let case_id = format!("bench-{tag}-{n}");
+    serde_json::from_value(json!({
+        "case": {
+            "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+            "channel": "email", "customer": {"id": CUSTOMER, "identity": "verified"},
+            "messages": [{"from": "customer", "text": "Where is my order?", "at": "2026-11-20T15:10:00Z"}],
+        },
+        "plan": {"id": format!("{case_id}-p"), "case_id": case_id, "planner": "scripted", "intent": "order_status",
+                 "steps": [{"id": "s1", "action": "get_order_details",
+                            "params": {"order_id": {"value": ORDER, "source": "connector"}}}]},
+    }))
+    .unwrap()
+}
+
+/// Signs in by driving the login form, as the agent does by hand in the login window.
+fn sign_in(profile: &Path, base: &str) {
+    std::fs::create_dir_all(profile).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async {
+        let config = chromiumoxide::BrowserConfig::builder()
+            .chrome_executable(find_chromium(None).unwrap())
+            .user_data_dir(profile)
+            .no_sandbox()
+            .build()
+            .unwrap();
+        let (mut browser, mut handler) = chromiumoxide::Browser::launch(config).await.unwrap();
+        let task = tokio::spawn(async move { while handler.next().await.is_some() {} });
+        let page = browser.new_page(format!("{base}/seller/login")).await.unwrap();
+        page.find_element("#login-user").await.unwrap().click().await.unwrap().type_str("agent").await.unwrap();
+        page.find_element("#login-password").await.unwrap().click().await.unwrap().type_str(TOKEN).await.unwrap();
+        page.find_element("#login-submit").await.unwrap().click().await.unwrap();
+        for _ in 0..200 {
+            if page.url().await.unwrap().unwrap_or_default().ends_with("/seller/home") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        browser.close().await.unwrap();
+        browser.wait().await.unwrap();
+        task.abort();
+    });
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn pending_orders() -> Vec<String> {
+    let text = std::fs::read_to_string(assets().join("demo-store/orders.json")).unwrap();
+    let orders: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut ids: Vec<String> = orders
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, o)| o["status"] == "pending")
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn main() {
+    let rounds: usize = std::env::var("STEP_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30).max(5);
+    let dir = tempfile::tempdir().unwrap();
+    let server = countersign_demo_store::BackgroundServer::start(
+        dir.path().join("demo-store.sqlite3"),
+        assets().join("demo-store"),
+        countersign_demo_store::ApiToken::new(TOKEN).unwrap(),
+    )
+    .unwrap();
+    let credentials = Arc::new(MemoryCredentials::default());
+    credentials.set(&CredentialName::new("demo_seller_center", "demo").unwrap(), &Secret::new(TOKEN)).unwrap();
+    let catalog = Catalog::load(&assets().join("demo/catalog.toml")).unwrap();
+    let http: Arc<dyn Connector> =
+        Arc::new(HttpConnector::new(catalog, credentials).unwrap().with_base_url(&server.url()).unwrap());
+
+    let pages = PageActions::load(&assets().join("demo/pages.toml")).unwrap().with_base_url(&server.url()).unwrap();
+    let options =
+        BrowserOptions { no_sandbox: true, headless: true, ..BrowserOptions::new(dir.path().join("data-browser")) };
+    sign_in(&options.profile_dir(&pages.profile), &server.url());
+    let browser = BrowserConnector::new(pages, options).unwrap();
+    let started = Instant::now();
+    browser.start().unwrap();
+    let launch = started.elapsed();
+    let browser: Arc<dyn Connector> = Arc::new(browser);
+
+    let engine_for = |c: &Arc<dyn Connector>, name: &str| {
+        Engine::open(
+            EngineOptions {
+                workspace: assets().join("demo/workspace.toml"),
+                data_dir: dir.path().join(format!("data-{name}")),
+                operator: None,
+                connector: Some(c.clone()),
+            },
+            Arc::new(SystemClock),
+        )
+        .unwrap()
+    };
+    let mut pending = pending_orders().into_iter();
+    let mut rows = Vec::new();
+    for (name, connector) in [("http", &http), ("browser", &browser)] {
+        let engine = engine_for(connector, name);
+        // Warm up.
+        for n in 0..3 {
+            let f = one_read_step(&format!("{name}-warm"), n);
+            engine.process(&f.case, &f.plan).unwrap();
+            engine.execute(&f.plan.id, "s1").unwrap();
+        }
+        let mut reads = Vec::new();
+        let mut writes = Vec::new();
+        for n in 0..rounds {
+            let f = one_read_step(name, n);
+            engine.process(&f.case, &f.plan).unwrap();
+            let t = Instant::now();
+            let run = engine.execute(&f.plan.id, "s1").unwrap();
+            reads.push(t.elapsed());
+            assert_eq!(run.state, countersign_engine::StepState::Succeeded, "{run:?}");
+
+            let order = pending.next().unwrap();
+            let params = json!({"order_id": order, "reason": "no longer needed"}).as_object().unwrap().clone();
+            let t = Instant::now();
+            connector.call("cancel_pending_order", &params, Some(&format!("bench-{name}-{n}"))).unwrap();
+            writes.push(t.elapsed());
+        }
+        reads.sort_unstable();
+        writes.sort_unstable();
+        rows.push((format!("{name}: read step (Engine::execute)"), reads));
+        rows.push((format!("{name}: cancel write (connector call)"), writes));
+    }
+    println!("time per step, {rounds} rounds each, loopback demo store, headless Chromium");
+    println!("browser start (not in the figures below): {:.0} ms", ms(launch));
+    println!("{:<44} {:>9} {:>9} {:>9}", "", "p50 ms", "p90 ms", "max ms");
+    for (label, v) in &rows {
+        println!(
+            "{label:<44} {:>9.1} {:>9.1} {:>9.1}",
+            ms(percentile(v, 50)),
+            ms(percentile(v, 90)),
+            ms(*v.last().unwrap())
+        );
+    }
+}

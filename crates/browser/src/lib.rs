@@ -1,0 +1,723 @@
+//! # countersign-browser
+//!
+//! The browser connector: acts on a seller center's web pages, for the operations a
+//! platform offers only there, inside the session an agent opened by hand.
+//!
+//! **Architecture invariants:**
+//! - It implements [`countersign_connectors::Connector`], so the engine runs its steps like
+//!   any other: the same policy, approvals, pauses and evidence. The engine does not know
+//!   this crate; a face (the CLI, the desktop app, a test) builds the connector and hands
+//!   it over through `EngineOptions::connector`. It is a crate of its own because the
+//!   DevTools client (chromiumoxide and its generated protocol types) is heavy, and
+//!   nothing that only speaks HTTP should compile it.
+//! - It works only inside the agent's own session, in a persistent Chromium profile per
+//!   platform and store (`DATA_DIR/browser-profiles/PLATFORM/STORE`). The agent signs in
+//!   by hand in a visible window ([`open_login_window`], `countersign-browser-login`).
+//!   The connector never types a password, never solves a captcha, never enters a
+//!   one-time code: a login page or a verification page ends the step as
+//!   [`ConnectorError::NeedsHuman`] with a screenshot, and a person takes over.
+//! - What each action is on the pages lives in workspace configuration
+//!   ([`config::PageActions`], `assets/demo/pages.toml`, documented in
+//!   `docs/page-actions.md`): URL, how to recognise the page, what to read, what to
+//!   fill, what to click, and what proves success. A page that does not match its
+//!   description fails the step *before* anything is submitted, naming the mismatch.
+//! - Right before the submit click it asks the caller's [`SubmitGate`] (the executor's
+//!   pause check): a pause set while the form was being filled still stops the step.
+//! - Every call leaves evidence: page URL and HTTP status, screenshots (PNG) and DOM
+//!   snapshots (HTML, secrets such as CSRF tokens and password fields redacted) stored as
+//!   content-addressed blobs through the [`BlobSink`] the engine attaches, named in the
+//!   step's evidence by SHA-256; the values read and filled; the result.
+//!
+//! ## Extending
+//!
+//! A new action is an entry in the page-actions file named like the policy's action. A
+//! new kind of page check or field type is a variant in [`config`] and a line in the page
+//! scripts of `chromium.rs`.
+
+pub mod chromium;
+pub mod config;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use countersign_connectors::{
+    BlobSink, CallRecord, Connector, ConnectorError, ExpectationError, Open, RecordedRequest, SubmitGate,
+};
+use countersign_core::decide::OrderFacts;
+use countersign_core::policy::Kind;
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::str::FromStr;
+
+pub use crate::chromium::{BrowserOptions, find_chromium};
+use crate::chromium::{Chromium, cdp};
+use crate::config::{Expect, FieldType, Recognise};
+pub use crate::config::{PageAction, PageActions, PagesError};
+
+/// The browser connector (see the crate docs). Calls are serialised: one agent, one tab.
+pub struct BrowserConnector {
+    pages: PageActions,
+    options: BrowserOptions,
+    runtime: tokio::runtime::Runtime,
+    browser: Mutex<Option<Chromium>>,
+    blobs: Mutex<Option<Arc<dyn BlobSink>>>,
+}
+
+impl std::fmt::Debug for BrowserConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserConnector")
+            .field("platform", &self.pages.platform)
+            .field("base_url", &self.pages.base_url)
+            .field("profile", &self.options.profile_dir(&self.pages.profile))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one page looked like when the connector acted on it.
+#[derive(Debug, Default)]
+struct Trail {
+    pages: Vec<Value>,
+    read: Option<Value>,
+    filled: Vec<Value>,
+    submitted: bool,
+}
+
+impl Trail {
+    fn to_value(&self, result: &str) -> Value {
+        let mut v =
+            json!({ "pages": self.pages, "filled": self.filled, "submitted": self.submitted, "result": result });
+        if let Some(read) = &self.read {
+            v["read"] = read.clone();
+        }
+        v
+    }
+}
+
+/// The page now shown, as the scripts see it.
+#[derive(Debug)]
+struct Seen {
+    url: String,
+    title: String,
+    status: u16,
+}
+
+impl BrowserConnector {
+    /// A connector for the actions in `pages`. Chromium starts at the first call.
+    pub fn new(pages: PageActions, options: BrowserOptions) -> Result<BrowserConnector, ConnectorError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("countersign-browser")
+            .enable_all()
+            .build()
+            .map_err(|e| ConnectorError::Config { detail: format!("cannot start the browser runtime: {e}") })?;
+        Ok(BrowserConnector { pages, options, runtime, browser: Mutex::new(None), blobs: Mutex::new(None) })
+    }
+
+    pub fn pages(&self) -> &PageActions {
+        &self.pages
+    }
+
+    /// Starts Chromium now (rather than at the first call), so a missing or broken
+    /// browser is reported at once.
+    pub fn start(&self) -> Result<(), ConnectorError> {
+        let mut guard = self.browser.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ensure(&mut guard)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.pages.timeout_ms)
+    }
+
+    fn ensure(&self, slot: &mut Option<Chromium>) -> Result<(), ConnectorError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(ConnectorError::Config {
+                detail: "the browser connector is synchronous: call it from a plain thread, not from async code".into(),
+            });
+        }
+        if slot.is_none() {
+            let launched =
+                self.runtime.block_on(Chromium::launch(&self.options, &self.pages.profile, self.timeout(), false))?;
+            *slot = Some(launched);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the browser (started if needed) within the page timeout. A browser
+    /// that stopped answering is dropped, so the next call starts a fresh one.
+    fn with_browser<T>(
+        &self,
+        f: impl AsyncFnOnce(&Chromium) -> Result<T, ConnectorError>,
+    ) -> Result<T, ConnectorError> {
+        let mut guard = self.browser.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ensure(&mut guard)?;
+        let Some(chromium) = guard.as_ref() else {
+            return Err(ConnectorError::Config { detail: "the browser did not start".into() });
+        };
+        let result = self.runtime.block_on(f(chromium));
+        if matches!(result, Err(ConnectorError::Transport(_)))
+            && let Some(dead) = guard.take()
+        {
+            self.runtime.block_on(dead.close());
+        }
+        result
+    }
+
+    fn url_for(&self, action: &PageAction, params: &Map<String, Value>) -> Result<String, ConnectorError> {
+        let path =
+            action.url.render(params, encode_path).map_err(|e| ConnectorError::InvalidParams { errors: vec![e] })?;
+        Ok(format!("{}{path}", self.pages.base_url))
+    }
+
+    fn action(&self, name: &str) -> Result<&PageAction, ConnectorError> {
+        self.pages.action(name).ok_or_else(|| ConnectorError::UnknownAction { action: name.to_owned() })
+    }
+
+    fn check(&self, action: &PageAction, params: &Map<String, Value>) -> Result<(), ConnectorError> {
+        let errors = action.check_params(params);
+        if errors.is_empty() { Ok(()) } else { Err(ConnectorError::InvalidParams { errors }) }
+    }
+
+    fn put_blob(&self, media_type: &str, data: &[u8]) -> Value {
+        let hash = hex::encode(Sha256::digest(data));
+        let sink = self.blobs.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let stored = match sink.map(|s| s.put(media_type, data)) {
+            Some(Ok(h)) if h == hash => json!(true),
+            Some(Ok(h)) => json!(format!("the blob store named it {h}")),
+            Some(Err(e)) => json!(format!("not stored: {e}")),
+            None => json!("not stored: no blob store attached"),
+        };
+        json!({ "sha256": hash, "media_type": media_type, "bytes": data.len(), "stored": stored })
+    }
+}
+
+impl Drop for BrowserConnector {
+    fn drop(&mut self) {
+        let browser = self.browser.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(b) = browser
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            self.runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(5), b.close()).await;
+            });
+        }
+    }
+}
+
+/// Percent-encodes a path segment's value (`#W1` → `%23W1`).
+fn encode_path(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn as_is(value: &str) -> String {
+    value.to_owned()
+}
+
+fn recognise_arg(r: &Recognise, params: &Map<String, Value>) -> Result<Value, ConnectorError> {
+    let mut text = Vec::new();
+    for t in &r.text {
+        let render = |tpl: &Option<config::Template>| -> Result<Value, ConnectorError> {
+            match tpl {
+                Some(t) => t
+                    .render(params, as_is)
+                    .map(Value::String)
+                    .map_err(|e| ConnectorError::InvalidParams { errors: vec![e] }),
+                None => Ok(Value::Null),
+            }
+        };
+        text.push(json!({ "selector": t.selector, "contains": render(&t.contains)?, "equals": render(&t.equals)? }));
+    }
+    Ok(json!({ "selectors": r.selectors, "text": text }))
+}
+
+/// Why a page did not do what was asked, before or after the submit.
+enum Stop {
+    Error(ConnectorError),
+    NeedsHuman(String),
+    Mismatch(String),
+    Gate(String),
+}
+
+impl From<ConnectorError> for Stop {
+    fn from(e: ConnectorError) -> Stop {
+        Stop::Error(e)
+    }
+}
+
+/// What a read found on its page.
+enum ReadOutcome {
+    Fields(Map<String, Value>),
+    NotFound,
+}
+
+impl BrowserConnector {
+    /// The page now shown: URL, title, status; with `capture`, a screenshot and a DOM
+    /// snapshot stored as blobs. Added to `trail` under `moment`.
+    async fn look(&self, c: &Chromium, trail: &mut Trail, moment: &str, capture: bool) -> Result<Seen, ConnectorError> {
+        let v = c.call(chromium::OBSERVE, &Value::Null).await?;
+        let seen = Seen {
+            url: v["url"].as_str().unwrap_or_default().to_owned(),
+            title: v["title"].as_str().unwrap_or_default().to_owned(),
+            status: v["status"].as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(0),
+        };
+        let mut page = json!({ "moment": moment, "url": seen.url, "title": seen.title, "status": seen.status });
+        if capture {
+            let html = c.call(chromium::SNAPSHOT, &json!(self.pages.session.redact)).await?;
+            let html = html.as_str().unwrap_or_default();
+            page["snapshot"] = self.put_blob("text/html", html.as_bytes());
+            page["screenshot"] = self.put_blob("image/png", &c.screenshot().await?);
+        }
+        trail.pages.push(page);
+        Ok(seen)
+    }
+
+    /// A login or verification page, or an unexpected dialog.
+    async fn person_wanted(&self, c: &Chromium) -> Result<Option<Stop>, ConnectorError> {
+        let s = &self.pages.session;
+        let v = c
+            .call(chromium::SESSION, &json!({ "login": s.login, "verification": s.verification, "dialogs": s.dialogs }))
+            .await?;
+        if let Some(sel) = v["login"].as_str() {
+            return Ok(Some(Stop::NeedsHuman(format!(
+                "the seller center session has ended (the page shows its login, {sel}): sign in again in the login window"
+            ))));
+        }
+        if let Some(sel) = v["verification"].as_str() {
+            return Ok(Some(Stop::NeedsHuman(format!(
+                "the seller center asks to verify who is there ({sel}); the connector never enters codes or solves captchas"
+            ))));
+        }
+        if let Some(d) = v["dialog"].as_str() {
+            return Ok(Some(Stop::Mismatch(format!("unexpected dialog {d}"))));
+        }
+        Ok(None)
+    }
+
+    async fn mismatch(
+        &self,
+        c: &Chromium,
+        r: &Recognise,
+        params: &Map<String, Value>,
+    ) -> Result<Option<String>, ConnectorError> {
+        let v = c.call(chromium::RECOGNISE, &recognise_arg(r, params)?).await?;
+        Ok(v.as_str().map(str::to_owned))
+    }
+
+    /// Opens the action's page and checks it is the described one (or a person is
+    /// wanted). `None`: the platform says there is no such page (404).
+    async fn open_page(
+        &self,
+        c: &Chromium,
+        action: &PageAction,
+        params: &Map<String, Value>,
+        trail: &mut Trail,
+    ) -> Result<Option<Seen>, Stop> {
+        let url = self.url_for(action, params)?;
+        c.goto(&url).await?;
+        let seen = self.look(c, trail, "opened", false).await?;
+        if let Some(stop) = self.person_wanted(c).await? {
+            return Err(stop);
+        }
+        if seen.status == 404 {
+            return Ok(None);
+        }
+        if let Some(m) = self.mismatch(c, &action.page, params).await? {
+            return Err(Stop::Mismatch(format!("{} at {}: {m}", action.name, seen.url)));
+        }
+        Ok(Some(seen))
+    }
+
+    async fn read_fields(&self, c: &Chromium, action: &PageAction) -> Result<Map<String, Value>, Stop> {
+        let fields: Vec<Value> = action
+            .read
+            .iter()
+            .map(|(field, r)| json!({ "field": field, "selector": r.selector, "attribute": r.attribute }))
+            .collect();
+        let raw = c.call(chromium::READ, &Value::Array(fields)).await?;
+        let mut out = Map::new();
+        for (field, spec) in &action.read {
+            let Some(text) = raw[field.as_str()].as_str() else {
+                return Err(Stop::Mismatch(format!(
+                    "{}: field {field}: expected element {} is missing",
+                    action.name, spec.selector
+                )));
+            };
+            let value = match spec.kind {
+                FieldType::Text => Value::String(text.to_owned()),
+                FieldType::Money => {
+                    let amount = text.trim_start_matches('$').replace(',', "");
+                    match Decimal::from_str(&amount) {
+                        Ok(_) if !amount.contains(['e', 'E']) => Value::String(amount),
+                        _ => {
+                            return Err(Stop::Mismatch(format!(
+                                "{}: field {field} reads {text:?}, which is not a decimal amount",
+                                action.name
+                            )));
+                        }
+                    }
+                }
+                FieldType::Integer => match text.parse::<i64>() {
+                    Ok(n) => Value::from(n),
+                    Err(_) => {
+                        return Err(Stop::Mismatch(format!(
+                            "{}: field {field} reads {text:?}, not an integer",
+                            action.name
+                        )));
+                    }
+                },
+            };
+            out.insert(field.clone(), value);
+        }
+        Ok(out)
+    }
+
+    async fn run_read(
+        &self,
+        c: &Chromium,
+        action: &PageAction,
+        params: &Map<String, Value>,
+        trail: &mut Trail,
+        capture: bool,
+    ) -> Result<ReadOutcome, Stop> {
+        if self.open_page(c, action, params, trail).await?.is_none() {
+            return Ok(ReadOutcome::NotFound);
+        }
+        let fields = self.read_fields(c, action).await?;
+        if capture {
+            trail.pages.pop();
+            self.look(c, trail, "read", true).await?;
+        }
+        trail.read = Some(Value::Object(fields.clone()));
+        Ok(ReadOutcome::Fields(fields))
+    }
+
+    async fn run_write(
+        &self,
+        c: &Chromium,
+        action: &PageAction,
+        params: &Map<String, Value>,
+        gate: &dyn SubmitGate,
+        trail: &mut Trail,
+    ) -> Result<(Seen, Value), Stop> {
+        let Some(_) = self.open_page(c, action, params, trail).await? else {
+            return Err(Stop::Mismatch(format!("{}: the page was not found (404)", action.name)));
+        };
+        let mut fills = Vec::new();
+        for f in &action.fill {
+            let value = f.value.render(params, as_is).map_err(|e| ConnectorError::InvalidParams { errors: vec![e] })?;
+            fills.push(json!({ "selector": f.selector, "value": value }));
+        }
+        trail.filled = fills.clone();
+        if let Some(problem) = c.call(chromium::FILL, &Value::Array(fills)).await?.as_str() {
+            self.look(c, trail, "fill refused", true).await?;
+            return Err(Stop::Mismatch(format!("{}: {problem}", action.name)));
+        }
+        // The form as it will be sent: the "before" evidence.
+        self.look(c, trail, "before submit", true).await?;
+        gate.may_submit().map_err(Stop::Gate)?;
+        let Some(submit) = &action.submit else {
+            return Err(Stop::Mismatch(format!("{}: no submit control is described", action.name)));
+        };
+        let marker = hex::encode(Sha256::digest(format!("{:?}{}", Instant::now(), action.name)));
+        if let Some(problem) =
+            c.call(chromium::SUBMIT, &json!({ "selector": submit, "marker": marker })).await?.as_str()
+        {
+            return Err(Stop::Mismatch(format!("{}: {problem}", action.name)));
+        }
+        trail.submitted = true;
+        c.wait_loaded(Some(&marker)).await?;
+        let seen = self.look(c, trail, "after submit", true).await?;
+        if let Some(refusal) = &action.refusal {
+            let v = c
+                .call(
+                    chromium::READ,
+                    &json!([
+                        { "field": "page", "selector": refusal.selector, "attribute": null },
+                        { "field": "code", "selector": refusal.code, "attribute": null },
+                        { "field": "message", "selector": refusal.message, "attribute": null },
+                    ]),
+                )
+                .await?;
+            if v["page"].is_string() {
+                return Err(Stop::Error(ConnectorError::Rejected {
+                    status: seen.status,
+                    code: v["code"].as_str().unwrap_or("refused").to_owned(),
+                    message: v["message"].as_str().unwrap_or("the page refused the change").to_owned(),
+                }));
+            }
+        }
+        if let Some(stop) = self.person_wanted(c).await? {
+            // After a submit, whether it applied is for the state read to say.
+            let what = match stop {
+                Stop::NeedsHuman(m) | Stop::Mismatch(m) | Stop::Gate(m) => m,
+                Stop::Error(e) => e.to_string(),
+            };
+            return Err(Stop::Error(ConnectorError::MalformedResponse { detail: format!("after submitting: {what}") }));
+        }
+        if let Some(success) = &action.success
+            && let Some(m) = self.mismatch(c, success, params).await?
+        {
+            return Err(Stop::Error(ConnectorError::MalformedResponse {
+                detail: format!("after submitting, the page does not show success: {m}"),
+            }));
+        }
+        let response = json!({ "url": seen.url, "title": seen.title, "confirmed": true });
+        Ok((seen, response))
+    }
+
+    fn stop_to_error(stop: Stop, trail: &Trail) -> ConnectorError {
+        match stop {
+            Stop::Error(e) => e,
+            Stop::NeedsHuman(reason) => {
+                ConnectorError::NeedsHuman { evidence: Box::new(trail.to_value("needs_human")), reason }
+            }
+            Stop::Mismatch(mismatch) => {
+                ConnectorError::PageMismatch { evidence: Box::new(trail.to_value("page_mismatch")), mismatch }
+            }
+            Stop::Gate(reason) => ConnectorError::StoppedBeforeSubmit {
+                evidence: Box::new(trail.to_value("stopped_before_submit")),
+                reason,
+            },
+        }
+    }
+
+    /// A read for internal use (state, facts): no screenshots; a person wanted is an error.
+    fn quiet_read(
+        &self,
+        action_name: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Option<Map<String, Value>>, ConnectorError> {
+        let action = self.action(action_name)?;
+        self.check(action, params)?;
+        let timeout = self.timeout();
+        self.with_browser(async |c| {
+            let mut trail = Trail::default();
+            let run = tokio::time::timeout(timeout, self.run_read(c, action, params, &mut trail, false)).await;
+            let Ok(run) = run else { return Err(ConnectorError::Timeout) };
+            match run {
+                Ok(ReadOutcome::Fields(f)) => Ok(Some(f)),
+                Ok(ReadOutcome::NotFound) => Ok(None),
+                Err(stop) => {
+                    // A screenshot for the person who takes over.
+                    if matches!(stop, Stop::NeedsHuman(_) | Stop::Mismatch(_)) {
+                        trail.pages.clear();
+                        let _ = self.look(c, &mut trail, "stopped", true).await;
+                    }
+                    Err(Self::stop_to_error(stop, &trail))
+                }
+            }
+        })
+    }
+}
+
+impl Connector for BrowserConnector {
+    fn order_facts(&self, order_id: &str) -> Result<Option<OrderFacts>, ConnectorError> {
+        let map = self.pages.order_facts.as_ref().ok_or_else(|| ConnectorError::Unsupported {
+            what: format!("order facts: {} has no [facts.order]", self.pages.file),
+        })?;
+        let mut params = Map::new();
+        params.insert(map.param.clone(), Value::String(order_id.to_owned()));
+        let fields = match self.quiet_read(&map.action, &params) {
+            Ok(Some(f)) => f,
+            Ok(None) | Err(ConnectorError::InvalidParams { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        map.facts_from(|field| fields.get(field).and_then(Value::as_str).map(str::to_owned)).map(Some)
+    }
+
+    fn call(&self, action: &str, params: &Map<String, Value>, key: Option<&str>) -> Result<CallRecord, ConnectorError> {
+        self.call_gated(action, params, key, &Open)
+    }
+
+    fn call_gated(
+        &self,
+        action_name: &str,
+        params: &Map<String, Value>,
+        idempotency_key: Option<&str>,
+        gate: &dyn SubmitGate,
+    ) -> Result<CallRecord, ConnectorError> {
+        let action = self.action(action_name)?;
+        self.check(action, params)?;
+        let request = self.describe_call(action_name, params, idempotency_key)?;
+        let started = Instant::now();
+        let timeout = self.timeout();
+        let (status, response, trail) = self.with_browser(async |c| {
+            let mut trail = Trail::default();
+            let work = async {
+                match action.kind {
+                    Kind::Read => match self.run_read(c, action, params, &mut trail, true).await? {
+                        ReadOutcome::Fields(f) => Ok((200, Value::Object(f))),
+                        ReadOutcome::NotFound => Err(Stop::Error(ConnectorError::Rejected {
+                            status: 404,
+                            code: "not_found".into(),
+                            message: format!("{action_name}: the page was not found"),
+                        })),
+                    },
+                    Kind::Write => {
+                        let (seen, response) = self.run_write(c, action, params, gate, &mut trail).await?;
+                        Ok((seen.status, response))
+                    }
+                }
+            };
+            let outcome = tokio::time::timeout(timeout, work).await;
+            match outcome {
+                Err(_) => Err(ConnectorError::Timeout),
+                Ok(Ok((status, response))) => Ok((status, response, trail)),
+                Ok(Err(stop)) => {
+                    if matches!(stop, Stop::NeedsHuman(_))
+                        || (matches!(stop, Stop::Mismatch(_))
+                            && trail.pages.iter().all(|p| p.get("screenshot").is_none()))
+                    {
+                        // The page a person will see when they take over.
+                        let _ = self.look(c, &mut trail, "stopped", true).await;
+                    }
+                    Err(Self::stop_to_error(stop, &trail))
+                }
+            }
+        })?;
+        Ok(CallRecord {
+            action: action_name.to_owned(),
+            request,
+            status,
+            evidence: Some(trail.to_value("done")),
+            response,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            attempts: 1,
+        })
+    }
+
+    fn describe_call(
+        &self,
+        action_name: &str,
+        params: &Map<String, Value>,
+        _idempotency_key: Option<&str>,
+    ) -> Result<RecordedRequest, ConnectorError> {
+        let action = self.action(action_name)?;
+        self.check(action, params)?;
+        let mut fill = Vec::new();
+        for f in &action.fill {
+            let value = f.value.render(params, as_is).map_err(|e| ConnectorError::InvalidParams { errors: vec![e] })?;
+            fill.push(json!({ "selector": f.selector, "value": value }));
+        }
+        // A page form has no idempotency key: the connector clicks submit at most once.
+        let body = match action.kind {
+            Kind::Read => None,
+            Kind::Write => Some(json!({ "fill": fill, "submit": action.submit })),
+        };
+        Ok(RecordedRequest {
+            method: match action.kind {
+                Kind::Read => "PAGE".into(),
+                Kind::Write => "PAGE SUBMIT".into(),
+            },
+            url: self.url_for(action, params)?,
+            headers: Default::default(),
+            body,
+        })
+    }
+
+    fn read_state(&self, write_action: &str, params: &Map<String, Value>) -> Result<Option<Value>, ConnectorError> {
+        let action = self.action(write_action)?;
+        let state = action
+            .state
+            .as_ref()
+            .ok_or_else(|| ConnectorError::Unsupported { what: format!("{write_action} has no state read") })?;
+        let mut read_params = Map::new();
+        for (read_param, write_param) in &state.params {
+            if let Some(v) = params.get(write_param) {
+                read_params.insert(read_param.clone(), v.clone());
+            }
+        }
+        Ok(self.quiet_read(&state.action, &read_params)?.map(Value::Object))
+    }
+
+    fn check_expectation(
+        &self,
+        write_action: &str,
+        params: &Map<String, Value>,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<(), ExpectationError> {
+        let action = self
+            .pages
+            .action(write_action)
+            .filter(|a| a.kind == Kind::Write)
+            .ok_or_else(|| ExpectationError::NotAWrite { action: write_action.to_owned() })?;
+        let after = after.ok_or_else(|| ExpectationError::MissingState { when: "after".into() })?;
+        for e in &action.expect {
+            check_one(e, params, before, after)?;
+        }
+        Ok(())
+    }
+
+    fn attach_blobs(&self, sink: Arc<dyn BlobSink>) {
+        *self.blobs.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+    }
+}
+
+fn param_amount(params: &Map<String, Value>, name: &str) -> Option<Decimal> {
+    let text = match params.get(name)? {
+        Value::String(s) => s.split(' ').next()?.to_owned(),
+        Value::Object(o) => o.get("amount")?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    Decimal::from_str(&text).ok()
+}
+
+fn check_one(
+    e: &Expect,
+    params: &Map<String, Value>,
+    before: Option<&Value>,
+    after: &Value,
+) -> Result<(), ExpectationError> {
+    let unmet = |expected: String, found: &Value| Err(ExpectationError::Unmet { expected, found: found.to_string() });
+    match e {
+        Expect::Equals { field, value } => {
+            let found = &after[field.as_str()];
+            if found.as_str() == Some(value.as_str()) { Ok(()) } else { unmet(format!("{field} = {value:?}"), found) }
+        }
+        Expect::EqualsParam { field, param } => {
+            let found = &after[field.as_str()];
+            let want = params.get(param).cloned().unwrap_or(Value::Null);
+            if *found == want { Ok(()) } else { unmet(format!("{field} = {want}"), found) }
+        }
+        Expect::IncreasedByParam { field, param } => {
+            let before = before.ok_or_else(|| ExpectationError::MissingState { when: "before".into() })?;
+            let dec = |v: &Value| v.as_str().and_then(|s| Decimal::from_str(s).ok());
+            let found = &after[field.as_str()];
+            match (dec(&before[field.as_str()]), dec(found), param_amount(params, param)) {
+                (Some(b), Some(a), Some(p)) if a - b == p => Ok(()),
+                (Some(b), _, Some(p)) => unmet(format!("{field} = {}", b + p), found),
+                _ => unmet(format!("{field} to grow by {param}"), found),
+            }
+        }
+        Expect::Changed { field } => {
+            let before = before.ok_or_else(|| ExpectationError::MissingState { when: "before".into() })?;
+            let found = &after[field.as_str()];
+            if before[field.as_str()] != *found { Ok(()) } else { unmet(format!("{field} to change"), found) }
+        }
+    }
+}
+
+/// Opens a visible browser window on the platform's login page, in the profile the
+/// connector uses, and returns when the person closes it. This is how an agent signs in
+/// (and passes any verification): by hand. Do not run it while a connector on the same
+/// profile is running (Chromium locks a profile to one process).
+pub fn open_login_window(pages: &PageActions, options: &BrowserOptions) -> Result<(), ConnectorError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| ConnectorError::Config { detail: format!("cannot start the browser runtime: {e}") })?;
+    runtime.block_on(async {
+        let chromium = Chromium::launch(options, &pages.profile, Duration::from_millis(pages.timeout_ms), true).await?;
+        chromium.page.goto(format!("{}{}", pages.base_url, pages.session.login_url)).await.map_err(cdp)?;
+        chromium.wait_closed().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,491 @@
+//! The browser connector for real: Debian's Chromium (headless, `--no-sandbox`, background
+//! networking off) drives the demo store's seller-center pages on loopback, under the
+//! engine with its real SQLite evidence store. If Chromium cannot start, these tests fail
+//! (they never skip).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign_browser::{BrowserConnector, BrowserOptions, PageActions, find_chromium};
+use countersign_connectors::{BlobSink, CallRecord, Connector, ConnectorError, SubmitGate};
+use countersign_core::evidence::Verdict;
+use countersign_core::model::PauseScope;
+use countersign_demo_store::{ApiToken, BackgroundServer};
+use countersign_engine::{CaseFile, Engine, EngineOptions, ErrorCode, StepState, SystemClock};
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+
+const PASSWORD: &str = "browser-test-password-71c3";
+const ORDER: &str = "#W5918442";
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
+}
+
+/// The demo store on loopback, its JSON API for checking what really changed, and a data
+/// dir holding the browser profile and the evidence store.
+struct World {
+    server: BackgroundServer,
+    data: tempfile::TempDir,
+    _store_dir: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+}
+
+impl World {
+    fn start() -> World {
+        let store_dir = tempfile::tempdir().unwrap();
+        let server = BackgroundServer::start(
+            store_dir.path().join("demo-store.sqlite3"),
+            assets().join("demo-store"),
+            ApiToken::new(PASSWORD).unwrap(),
+        )
+        .unwrap();
+        World {
+            server,
+            data: tempfile::tempdir().unwrap(),
+            _store_dir: store_dir,
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    fn options(&self) -> BrowserOptions {
+        BrowserOptions { no_sandbox: true, headless: true, ..BrowserOptions::new(self.data.path()) }
+    }
+
+    fn pages(&self) -> PageActions {
+        PageActions::load(&assets().join("demo/pages.toml")).unwrap().with_base_url(&self.server.url()).unwrap()
+    }
+
+    /// The order as the store's JSON API shows it (not through the browser).
+    fn order(&self) -> Value {
+        self.order_of(ORDER)
+    }
+
+    fn order_of(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/orders/{}", self.server.url(), id.replace('#', "%23")))
+            .bearer_auth(PASSWORD)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    fn settings(&self, change: Value) {
+        let r = self
+            .http
+            .put(format!("{}/seller-center/settings", self.server.url()))
+            .bearer_auth(PASSWORD)
+            .json(&change)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().unwrap());
+    }
+
+    /// What the agent does by hand in the login window: opens the profile, signs in,
+    /// closes the browser. (The connector itself never signs in.)
+    fn sign_in_by_hand(&self) {
+        let options = self.options();
+        let profile = options.profile_dir(&self.pages().profile);
+        std::fs::create_dir_all(&profile).unwrap();
+        let url = self.server.url();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let exe = find_chromium(None).expect("Chromium must be installed for these tests (scripts/setup.sh)");
+            let config = chromiumoxide::BrowserConfig::builder()
+                .chrome_executable(exe)
+                .user_data_dir(&profile)
+                .no_sandbox()
+                .build()
+                .unwrap();
+            let (mut browser, mut handler) = chromiumoxide::Browser::launch(config).await.expect("Chromium starts");
+            let task = tokio::spawn(async move { while handler.next().await.is_some() {} });
+            let page = browser.new_page(format!("{url}/seller/login")).await.unwrap();
+            page.find_element("#login-user").await.unwrap().click().await.unwrap().type_str("agent").await.unwrap();
+            page.find_element("#login-password")
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap()
+                .type_str(PASSWORD)
+                .await
+                .unwrap();
+            page.find_element("#login-submit").await.unwrap().click().await.unwrap();
+            for _ in 0..200 {
+                if page.url().await.unwrap().unwrap_or_default().ends_with("/seller/home") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert!(page.url().await.unwrap().unwrap().ends_with("/seller/home"), "signed in");
+            browser.close().await.unwrap();
+            browser.wait().await.unwrap();
+            task.abort();
+        });
+    }
+
+    fn connector(&self) -> BrowserConnector {
+        BrowserConnector::new(self.pages(), self.options()).unwrap()
+    }
+
+    fn engine(&self, connector: Arc<dyn Connector>) -> Engine {
+        Engine::open(
+            EngineOptions {
+                workspace: assets().join("demo/workspace.toml"),
+                data_dir: self.data.path().to_path_buf(),
+                operator: None,
+                connector: Some(connector),
+            },
+            Arc::new(SystemClock),
+        )
+        .unwrap()
+    }
+}
+
+fn cancel_case() -> CaseFile {
+    CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap()
+}
+
+/// The demo cancel case processed, its auto read run, its cancel approved (not yet run).
+fn approved_cancel(engine: &Engine) -> CaseFile {
+    let file = cancel_case();
+    engine.process(&file.case, &file.plan).unwrap();
+    engine.run_approved(&file.case.id).unwrap();
+    engine.review(&file.plan.id, "s2", Verdict::Approved, "ok").unwrap();
+    file
+}
+
+fn finished(engine: &Engine, case: &str, step: &str) -> Value {
+    engine
+        .log_case(case)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.kind == "step_finished" && e.payload["step_id"] == step)
+        .unwrap_or_else(|| panic!("no step_finished for {step}"))
+        .payload
+}
+
+/// Every screenshot and snapshot the evidence names is in the store, under its SHA-256.
+fn blobs_named(engine: &Engine, evidence: &Value) -> Vec<countersign_store::Blob> {
+    let mut out = Vec::new();
+    for page in evidence["pages"].as_array().unwrap() {
+        for kind in ["screenshot", "snapshot"] {
+            if let Some(hash) = page[kind]["sha256"].as_str() {
+                assert_eq!(page[kind]["stored"], true, "{page}");
+                let blob = engine.blob(hash).unwrap().unwrap_or_else(|| panic!("blob {hash} is stored"));
+                assert_eq!(countersign_store::blob_hash(&blob.data), hash);
+                out.push(blob);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_read_step_returns_the_orders_fields_with_screenshot_and_snapshot() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let engine = w.engine(Arc::new(w.connector()));
+    let file = cancel_case();
+    engine.process(&file.case, &file.plan).unwrap();
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs.len(), 1, "only the read is auto: {runs:?}");
+    assert_eq!(runs[0].state, StepState::Succeeded, "{runs:?}");
+
+    let api = w.order();
+    let done = finished(&engine, &file.case.id, "s1");
+    let after = &done["after"];
+    assert_eq!(after["order_id"], ORDER);
+    assert_eq!(after["status"], "pending");
+    assert_eq!(after["customer_id"], "sofia_rossi_8776");
+    assert_eq!(after["currency"], "USD");
+    assert_eq!(after["paid"], api["totals"]["paid"], "money read as the exact decimal text");
+    assert_eq!(after["refunded"], "0.00");
+    let evidence = &done["response"]["evidence"];
+    assert_eq!(evidence["read"], *after, "the values read are in the evidence");
+    assert_eq!(evidence["submitted"], false);
+    let page = &evidence["pages"][0];
+    assert!(page["url"].as_str().unwrap().ends_with("/seller/orders/%23W5918442"), "{page}");
+    assert_eq!(page["status"], 200);
+    let blobs = blobs_named(&engine, evidence);
+    assert!(blobs.iter().any(|b| b.media_type == "image/png" && b.data.starts_with(b"\x89PNG")), "a PNG screenshot");
+    assert!(
+        blobs.iter().any(|b| b.media_type == "text/html" && String::from_utf8_lossy(&b.data).contains("order-status"))
+    );
+    assert!(engine.log_verify().unwrap().ok);
+}
+
+#[test]
+fn a_confirmed_write_waits_then_runs_after_approval_and_the_store_changed() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let engine = w.engine(Arc::new(w.connector()));
+    let file = cancel_case();
+    engine.process(&file.case, &file.plan).unwrap();
+    engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(w.order()["status"], "pending", "nothing is submitted before the approval");
+
+    engine.review(&file.plan.id, "s2", Verdict::Approved, "customer confirmed in chat").unwrap();
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].state, StepState::Succeeded, "{runs:?}");
+    let order = w.order();
+    assert_eq!(order["status"], "cancelled", "the demo store's own state changed");
+    assert_eq!(order["cancel_reason"], "ordered by mistake");
+
+    let done = finished(&engine, &file.case.id, "s2");
+    assert_eq!(done["outcome"], "succeeded");
+    assert_eq!(done["before"]["status"], "pending");
+    assert_eq!(done["after"]["status"], "cancelled");
+    assert_eq!(done["request"]["method"], "PAGE SUBMIT");
+    let evidence = &done["response"]["evidence"];
+    assert_eq!(evidence["submitted"], true);
+    assert_eq!(evidence["filled"], json!([{ "selector": "select#cancel-reason", "value": "ordered by mistake" }]));
+    let moments: Vec<&str> =
+        evidence["pages"].as_array().unwrap().iter().map(|p| p["moment"].as_str().unwrap()).collect();
+    assert_eq!(moments, ["opened", "before submit", "after submit"], "{evidence}");
+    let blobs = blobs_named(&engine, evidence);
+    assert_eq!(blobs.iter().filter(|b| b.media_type == "image/png").count(), 2, "screenshots before and after");
+    for b in blobs.iter().filter(|b| b.media_type == "text/html") {
+        let html = String::from_utf8_lossy(&b.data);
+        assert!(!html.contains(PASSWORD), "no secret in a snapshot");
+        if html.contains("csrf_token") {
+            assert!(html.contains("name=\"csrf_token\" value=\"[redacted]\""), "the CSRF token is redacted: {html}");
+        }
+    }
+    let all: String = engine.log_case(&file.case.id).unwrap().iter().map(|e| e.body.clone()).collect();
+    assert!(!all.contains(PASSWORD) && !all.contains("cs_session"), "no secret or cookie in the evidence log");
+    assert!(engine.log_verify().unwrap().ok);
+}
+
+#[test]
+fn the_verification_interstitial_turns_the_step_into_needs_human_with_nothing_submitted() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let engine = w.engine(Arc::new(w.connector()));
+    let file = approved_cancel(&engine);
+    w.settings(json!({ "verify_sensitive": true }));
+
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
+    assert_eq!(runs[0].code, Some(ErrorCode::NeedsHuman), "{runs:?}");
+    assert!(runs[0].error.as_deref().unwrap().contains("verify"), "{runs:?}");
+    assert_eq!(w.order()["status"], "pending", "nothing was submitted");
+
+    let done = finished(&engine, &file.case.id, "s2");
+    assert_eq!(done["outcome"], "needs_human");
+    let evidence = &done["response"]["evidence"];
+    assert_eq!(evidence["submitted"], false);
+    assert!(
+        evidence["pages"].as_array().unwrap().iter().any(|p| p["url"].as_str().unwrap().contains("/seller/verify"))
+    );
+    let blobs = blobs_named(&engine, evidence);
+    assert!(blobs.iter().any(|b| b.media_type == "image/png"), "a screenshot for the person taking over");
+}
+
+#[test]
+fn an_ended_session_is_needs_human_and_the_connector_does_not_sign_in() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let connector: Arc<dyn Connector> = Arc::new(w.connector());
+    let engine = w.engine(connector.clone());
+    let file = approved_cancel(&engine);
+
+    w.settings(json!({ "end_sessions": true }));
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs[0].code, Some(ErrorCode::NeedsHuman), "{runs:?}");
+    assert_eq!(runs[0].state, StepState::Approved, "stopped at the before-state read: it keeps its approval");
+    assert_eq!(w.order()["status"], "pending");
+
+    let mut params = Map::new();
+    params.insert("order_id".into(), json!(ORDER));
+    let err = connector.call("get_order_details", &params, None).unwrap_err();
+    let ConnectorError::NeedsHuman { reason, evidence } = &err else { panic!("{err}") };
+    assert!(reason.contains("session has ended"), "{reason}");
+    let pages = evidence["pages"].as_array().unwrap();
+    assert!(pages.iter().any(|p| p["url"].as_str().unwrap().contains("/seller/login")), "{evidence}");
+    assert!(pages.iter().any(|p| p["screenshot"]["stored"] == true), "a screenshot for the agent: {evidence}");
+}
+
+#[test]
+fn the_changed_layout_fails_before_submitting_and_names_the_mismatch() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let engine = w.engine(Arc::new(w.connector()));
+    let file = approved_cancel(&engine);
+    w.settings(json!({ "layout": "changed" }));
+
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
+    let error = runs[0].error.as_deref().unwrap();
+    assert!(error.contains("does not match") && error.contains("form#cancel-form is missing"), "{error}");
+    assert_eq!(w.order()["status"], "pending", "nothing was submitted");
+    let done = finished(&engine, &file.case.id, "s2");
+    assert_eq!(done["outcome"], "failed");
+    assert_eq!(done["response"]["evidence"]["submitted"], false);
+    assert!(!blobs_named(&engine, &done["response"]["evidence"]).is_empty(), "the changed page is in the evidence");
+}
+
+/// The real browser connector, with a pause set from another seat at the moment the
+/// connector asks whether it may submit (after the form is filled).
+#[derive(Debug)]
+struct PauseAtSubmit {
+    inner: BrowserConnector,
+    data: PathBuf,
+}
+
+struct SetPauseThen<'a> {
+    data: &'a Path,
+    gate: &'a dyn SubmitGate,
+}
+
+impl SubmitGate for SetPauseThen<'_> {
+    fn may_submit(&self) -> Result<(), String> {
+        let other = Engine::open(
+            EngineOptions {
+                workspace: assets().join("demo/workspace.toml"),
+                data_dir: self.data.to_path_buf(),
+                operator: None,
+                connector: None,
+            },
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        other.pause_set(PauseScope::Action, "cancel_pending_order", "incident, set from another seat").unwrap();
+        self.gate.may_submit()
+    }
+}
+
+impl Connector for PauseAtSubmit {
+    fn order_facts(&self, id: &str) -> Result<Option<countersign_core::decide::OrderFacts>, ConnectorError> {
+        self.inner.order_facts(id)
+    }
+    fn call(&self, a: &str, p: &Map<String, Value>, k: Option<&str>) -> Result<CallRecord, ConnectorError> {
+        self.inner.call(a, p, k)
+    }
+    fn call_gated(
+        &self,
+        a: &str,
+        p: &Map<String, Value>,
+        k: Option<&str>,
+        gate: &dyn SubmitGate,
+    ) -> Result<CallRecord, ConnectorError> {
+        self.inner.call_gated(a, p, k, &SetPauseThen { data: &self.data, gate })
+    }
+    fn describe_call(
+        &self,
+        a: &str,
+        p: &Map<String, Value>,
+        k: Option<&str>,
+    ) -> Result<countersign_connectors::RecordedRequest, ConnectorError> {
+        self.inner.describe_call(a, p, k)
+    }
+    fn read_state(&self, a: &str, p: &Map<String, Value>) -> Result<Option<Value>, ConnectorError> {
+        self.inner.read_state(a, p)
+    }
+    fn check_expectation(
+        &self,
+        a: &str,
+        p: &Map<String, Value>,
+        b: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<(), countersign_connectors::ExpectationError> {
+        self.inner.check_expectation(a, p, b, after)
+    }
+    fn attach_blobs(&self, sink: Arc<dyn BlobSink>) {
+        self.inner.attach_blobs(sink);
+    }
+}
+
+#[test]
+fn a_pause_set_mid_flow_stops_the_step_before_the_submit_click() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let connector = PauseAtSubmit { inner: w.connector(), data: w.data.path().to_path_buf() };
+    let engine = w.engine(Arc::new(connector));
+    let file = approved_cancel(&engine);
+    assert!(engine.pauses().unwrap().is_empty(), "no pause when the step starts");
+
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
+    assert_eq!(runs[0].code, Some(ErrorCode::Paused), "{runs:?}");
+    assert!(runs[0].error.as_deref().unwrap().contains("stopped before submitting"), "{runs:?}");
+    assert_eq!(w.order()["status"], "pending", "the form was never submitted");
+    let done = finished(&engine, &file.case.id, "s2");
+    let evidence = &done["response"]["evidence"];
+    assert_eq!(evidence["submitted"], false);
+    assert_eq!(evidence["filled"][0]["value"], "ordered by mistake", "it stopped after filling, before the click");
+    let moments: Vec<&str> =
+        evidence["pages"].as_array().unwrap().iter().map(|p| p["moment"].as_str().unwrap()).collect();
+    assert_eq!(moments, ["opened", "before submit"], "{evidence}");
+}
+
+#[test]
+fn a_refund_through_the_pages_moves_the_exact_amount() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let connector = w.connector();
+    let mut params = Map::new();
+    params.insert("order_id".into(), json!(ORDER));
+    params.insert("amount".into(), json!("10.50 USD"));
+    params.insert("reason".into(), json!("late"));
+    // Pending orders cannot be refunded: the page refuses, with the store's own code.
+    let err = connector.call("refund_partial", &params, None).unwrap_err();
+    assert!(matches!(&err, ConnectorError::Rejected { code, .. } if code == "order_not_delivered"), "{err}");
+    assert_eq!(w.order()["totals"]["refunded"], "0.00");
+
+    params.insert("amount".into(), json!(10.5));
+    let err = connector.call("refund_partial", &params, None).unwrap_err();
+    assert!(matches!(err, ConnectorError::InvalidParams { .. }), "money is never a number: {err}");
+
+    // A delivered order: the exact decimal amount is filled in and refunded.
+    params.insert("order_id".into(), json!("#W4817420"));
+    params.insert("amount".into(), json!({ "amount": "10.50", "currency": "USD" }));
+    let before = connector.read_state("refund_partial", &params).unwrap();
+    let done = connector.call("refund_partial", &params, None).unwrap();
+    assert_eq!(done.evidence.as_ref().unwrap()["filled"][0]["value"], "10.50");
+    assert_eq!(w.order_of("#W4817420")["totals"]["refunded"], "10.50");
+    let after = connector.read_state("refund_partial", &params).unwrap();
+    connector.check_expectation("refund_partial", &params, before.as_ref(), after.as_ref()).unwrap();
+    let unchanged = connector.check_expectation("refund_partial", &params, after.as_ref(), after.as_ref());
+    assert!(unchanged.is_err(), "no increase is not a refund");
+}
+
+// ---------------------------------------------------------------- configuration (no browser)
+
+#[test]
+fn the_demo_page_actions_parse_and_name_policy_actions_of_the_same_kind() {
+    let pages = PageActions::load(&assets().join("demo/pages.toml")).unwrap();
+    let text = std::fs::read_to_string(assets().join("demo/policy.toml")).unwrap();
+    let policy = countersign_core::Policy::parse("policy.toml", &text).unwrap();
+    for (name, action) in &pages.actions {
+        let def = policy.actions.get(name).unwrap_or_else(|| panic!("{name} is not a policy action"));
+        assert_eq!(def.kind, action.kind, "{name}");
+    }
+}
+
+#[test]
+fn page_action_errors_point_at_file_line_and_column() {
+    let good = std::fs::read_to_string(assets().join("demo/pages.toml")).unwrap();
+    for (edit, says, line) in [
+        (good.replace("timeout_ms = 15000", "timeout_ms = 15000\ncolour = \"red\""), "unknown field `colour`", 15),
+        (good.replace("value = \"{reason}\"", "value = \"{reson}\""), "no parameter \"reson\"", 0),
+        (good.replace("base_url = \"http://127.0.0.1:8787\"", "base_url = \"http://example.com\""), "loopback", 11),
+        (good.replace("submit = \"button#cancel-submit\"\n", ""), "needs `submit`", 0),
+        (
+            good.replace("{ field = \"status\", equals = \"cancelled\" }", "{ field = \"colour\", equals = \"x\" }"),
+            "no field \"colour\"",
+            0,
+        ),
+    ] {
+        let err = PageActions::parse("pages.toml", &edit).unwrap_err().to_string();
+        assert!(err.starts_with("pages.toml:") && err.contains(says), "{says}: {err}");
+        if line > 0 {
+            assert!(err.starts_with(&format!("pages.toml:{line}:")), "{err}");
+        }
+    }
+}
