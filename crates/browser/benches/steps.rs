@@ -154,7 +154,7 @@ fn main() {
     let engine_for = |c: &Arc<dyn Connector>, name: &str| {
         Engine::open(
             EngineOptions {
-                workspace: assets().join("demo/workspace.toml"),
+                workspace: assets().join("demo/workspace-snapshot.toml"),
                 data_dir: dir.path().join(format!("data-{name}")),
                 operator: None,
                 connector: Some(c.clone()),

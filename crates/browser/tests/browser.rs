@@ -135,7 +135,7 @@ impl World {
     fn engine(&self, connector: Arc<dyn Connector>) -> Engine {
         Engine::open(
             EngineOptions {
-                workspace: assets().join("demo/workspace.toml"),
+                workspace: assets().join("demo/workspace-snapshot.toml"),
                 data_dir: self.data.path().to_path_buf(),
                 operator: None,
                 connector: Some(connector),
@@ -347,7 +347,7 @@ impl SubmitGate for SetPauseThen<'_> {
     fn may_submit(&self) -> Result<(), String> {
         let other = Engine::open(
             EngineOptions {
-                workspace: assets().join("demo/workspace.toml"),
+                workspace: assets().join("demo/workspace-snapshot.toml"),
                 data_dir: self.data.to_path_buf(),
                 operator: None,
                 connector: None,
