@@ -129,10 +129,13 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     let review =
         wait_text(c, "[data-testid=event-review_decided]", "the countersignature", |t| t.contains("approved")).await?;
     assert!(review.contains("agent-demo") && review.contains("policy"), "who approved under which policy: {review}");
-    wait_for(c, "[data-testid=event-step_finished]").await?;
-    wait_for(c, "[data-testid=event-step_finished] [data-testid=diff]").await?;
-    let approval = wait_for(c, "[data-testid=event-review_decided]").await?;
-    c.execute("arguments[0].scrollIntoView()", vec![serde_json::to_value(&approval)?]).await?;
+    // The write's before/after diff shows the order going from pending to cancelled.
+    let diff =
+        wait_text(c, "[data-testid=event-step_finished]:last-child [data-testid=diff]", "the state change", |t| {
+            t.contains("status")
+        })
+        .await?;
+    assert!(diff.contains("cancelled"), "the after-state shows the cancellation: {diff}");
     shot(c, "03-evidence").await?;
 
     // A pause: a step decided before it, countersigned after it, is refused.
