@@ -171,6 +171,18 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     // Settings: the loaded policy, honestly unsigned.
     nav(c, "settings").await?;
     wait_text(c, "[data-testid=signature]", "unsigned", |t| t.contains("unsigned")).await?;
+    // The demo store's token went to the OS keyring at launch; only its name is listed.
+    wait_text(c, "[data-testid=credentials]", "the demo credential", |t| t.contains("demo_seller_center/demo")).await?;
+    // A credential typed here goes to the keyring and is never shown again.
+    let secret = "e2e-token-7f3a9c";
+    wait_for(c, "[data-testid=cred-name]").await?.send_keys("other_platform/acme-eu").await?;
+    wait_for(c, "[data-testid=cred-value]").await?.send_keys(secret).await?;
+    wait_for(c, "[data-testid=cred-save]").await?.click().await?;
+    wait_text(c, "[data-testid=cred-saved]", "the confirmation", |t| t.contains("other_platform/acme-eu")).await?;
+    wait_text(c, "[data-testid=credentials]", "the new name", |t| t.contains("other_platform/acme-eu")).await?;
+    let value = wait_for(c, "[data-testid=cred-value]").await?.prop("value").await?.unwrap_or_default();
+    assert!(value.is_empty(), "the value field is cleared after saving");
+    assert!(!c.source().await?.contains(secret), "a saved credential never appears in the page");
     shot(c, "07-settings").await?;
     Ok(())
 }
