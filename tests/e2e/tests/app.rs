@@ -168,6 +168,19 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     wait_text(c, "[data-testid=export-result]", "the bundle", |t| t.contains("Exported")).await?;
     shot(c, "06-team-lead").await?;
 
+    // Clearing the pause (with a reason) takes the banner away from every screen.
+    nav(c, "pause").await?;
+    wait_for(c, "[data-testid=pauses] input").await?.send_keys("carrier back").await?;
+    wait_for(c, "[data-testid^=clear-]").await?.click().await?;
+    wait_for(c, "[data-testid=no-pauses]").await?;
+    let start = Instant::now();
+    while c.find(css("[data-testid=pause-banner]")).await.is_ok() {
+        if start.elapsed() > WAIT {
+            bail!("the pause banner stayed after the pause was cleared");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Settings: the loaded policy, honestly unsigned.
     nav(c, "settings").await?;
     wait_text(c, "[data-testid=signature]", "unsigned", |t| t.contains("unsigned")).await?;
