@@ -4,11 +4,12 @@
 # to target/e2e-screenshots/ in the checkout (whatever CARGO_TARGET_DIR is). Run inside a
 # D-Bus session with an unlocked gnome-keyring (scripts/test.sh does): the app puts the
 # demo store's token in the OS keyring.
-# Expects the app to be built (cargo build -p countersign-desktop).
+# Expects the app to be built (cargo build -p countersign-desktop); APP_BIN picks another
+# build (e.g. the release binary, to measure launch time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-app="$target/debug/countersign-desktop"
+app="${APP_BIN:-$target/debug/countersign-desktop}"
 [ -x "$app" ] || { echo "e2e: $app is missing; build it with cargo build -p countersign-desktop" >&2; exit 1; }
 if ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --version '^2' --locked
