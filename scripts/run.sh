@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Set up and run Countersign on the demo workspace (or the one in
-# $COUNTERSIGN_WORKSPACE): the demo cases go through the policy and every
-# decision is recorded in the evidence log. Extra arguments go to `countersign`.
+# Set up, build and launch the Countersign desktop app on the demo workspace (or the one
+# in $COUNTERSIGN_WORKSPACE). With no display ($DISPLAY / $WAYLAND_DISPLAY unset), or with
+# arguments, it runs the command line instead: `bash scripts/run.sh log verify`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+target="${CARGO_TARGET_DIR:-target}"
+if [ $# -eq 0 ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then
+  (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
+  cargo build --release --locked -p countersign-desktop
+  exec "$target/release/countersign-desktop"
+fi
 cargo build --release --locked -p countersign
 if [ $# -eq 0 ]; then
+  echo "run: no display; running the command-line demo instead of the app" >&2
   set -- demo
 fi
-exec "${CARGO_TARGET_DIR:-target}/release/countersign" "$@"
+exec "$target/release/countersign" "$@"

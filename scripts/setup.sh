@@ -8,13 +8,34 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v git >/dev/null 2>&1 || need+=(git)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v file >/dev/null 2>&1 || need+=(file)
 # The OS keyring: libdbus for the Secret Service client, and for tests a real
 # gnome-keyring inside a private D-Bus session.
 pkg-config --exists dbus-1 2>/dev/null || need+=(libdbus-1-dev)
 command -v dbus-run-session >/dev/null 2>&1 || need+=(dbus)
+command -v dbus-launch >/dev/null 2>&1 || need+=(dbus-x11)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
 # The browser connector's tests drive a real Chromium (headless) over the DevTools protocol.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The desktop app (Tauri v2 on WebKitGTK).
+pkg-config --exists webkit2gtk-4.1 2>/dev/null || need+=(libwebkit2gtk-4.1-dev)
+pkg-config --exists libsoup-3.0 2>/dev/null || need+=(libsoup-3.0-dev)
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+pkg-config --exists librsvg-2.0 2>/dev/null || need+=(librsvg2-dev)
+pkg-config --exists ayatana-appindicator3-0.1 2>/dev/null || need+=(libayatana-appindicator3-dev)
+[ -e /usr/include/xdo.h ] || need+=(libxdo-dev)
+# End-to-end tests: a virtual display and WebKit's WebDriver.
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+command -v xauth >/dev/null 2>&1 || need+=(xauth)
+command -v WebKitWebDriver >/dev/null 2>&1 || need+=(webkit2gtk-driver)
+command -v ps >/dev/null 2>&1 || need+=(procps)
+fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+# The UI build: Node.js 20 or newer with npm.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+  need+=(nodejs npm)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
@@ -22,6 +43,12 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: the UI build needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none)). Install it (e.g. from NodeSource) and re-run." >&2
+  exit 1
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

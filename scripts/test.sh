@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Set up and run every check CI runs: formatting, lints, all tests (unit,
-# integration, property tests, the schema drift check).
+# integration, property tests, the schema and UI-bindings drift checks), the UI's
+# type check and unit tests (Vitest), and the desktop app end to end in a real window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== UI: npm ci, type check, unit tests (Vitest), build"
+(
+  cd ui
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent check
+  npm test --silent
+  npm run --silent build
+)
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets -p countersign-e2e -- -D warnings
 
 echo "== cargo test (inside a private D-Bus session with an unlocked gnome-keyring)"
 export XDG_DATA_HOME="$(mktemp -d)"
@@ -20,4 +31,7 @@ dbus-run-session -- bash -c '
   eval "$(printf countersign-ci | gnome-keyring-daemon --unlock --components=secrets)"
   export GNOME_KEYRING_CONTROL
   cargo test --locked
+  echo "== desktop app: build, then end to end under Xvfb over WebDriver"
+  cargo build --locked -p countersign-desktop
+  bash scripts/e2e.sh
 ' 2> >(grep -v "Failed to set fd limit" >&2)

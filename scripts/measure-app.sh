@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Measure the release desktop app: proportional memory (PSS) of the app and its WebKit
+# children when idle on the demo inbox, the binary and .deb sizes. Needs a release build
+# (`npx tauri build --bundles deb` from the checkout root, or scripts/run.sh), Xvfb, and a
+# D-Bus session with an unlocked keyring (as in scripts/test.sh). Figures go to stdout;
+# docs/benchmarks.md records them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+app="$target/release/countersign-desktop"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+display=":$((190 + RANDOM % 50))"
+Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+pids+=($!)
+export DISPLAY="$display" NO_AT_BRIDGE=1
+export COUNTERSIGN_DATA_DIR="$work/data" XDG_CONFIG_HOME="$work/config" XDG_CACHE_HOME="$work/cache"
+sleep 0.5
+
+pss_tree() { # PSS in kB of a process and all its descendants
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    if [ "$p" != "$1" ]; then
+      total=$((total + $(pss_tree "$p")))
+    else
+      total=$((total + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+    fi
+  done
+  echo "$total"
+}
+
+for run in first warm; do
+  "$app" >"$work/app-$run.log" 2>&1 &
+  app_pid=$!
+  pids+=("$app_pid")
+  sleep 12
+  echo "$run launch: idle PSS of app + WebKit children: $(( $(pss_tree "$app_pid") / 1024 )) MB"
+  ps -o pid,ppid,rss,comm --ppid "$app_pid" -p "$app_pid" | sed 's/^/  /'
+  grep -o 'workspace opened.*' "$work/app-$run.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/  /' || true
+  kill "$app_pid"
+  wait "$app_pid" 2>/dev/null || true
+done
+echo "release binary: $(du -b "$app" | cut -f1) bytes ($(du -h "$app" | cut -f1))"
+deb=$(ls -t "$target"/release/bundle/deb/*.deb 2>/dev/null | head -1 || true)
+[ -n "$deb" ] && echo ".deb: $(du -b "$deb" | cut -f1) bytes ($(du -h "$deb" | cut -f1)) $deb"

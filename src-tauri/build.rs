@@ -1,0 +1,27 @@
+//! Declares the app's commands so that the capability file can allow exactly these.
+
+const COMMANDS: &[&str] = &[
+    "app_info",
+    "inbox",
+    "open_case",
+    "review_step",
+    "open_citation",
+    "case_events",
+    "log_list",
+    "log_verify",
+    "log_export",
+    "metrics",
+    "pauses",
+    "pause_set",
+    "pause_clear",
+    "credentials_list",
+    "credential_set",
+    "credential_delete",
+];
+
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri build configuration");
+}

@@ -1,0 +1,129 @@
+//! # countersign-desktop
+//!
+//! The desktop app: a Tauri v2 shell around [`countersign_engine`].
+//!
+//! **Architecture invariant:** this is the only crate that knows Tauri, and it holds no
+//! policy logic, no SQL and no file I/O of its own in commands: each command in
+//! [`commands`] calls the engine and maps the result to a view in [`dto`] (whose
+//! TypeScript declarations in `ui/src/bindings/` are generated from these types). The
+//! state is built in full before it is managed ([`state::AppState::build`]). To add a
+//! command: write it in `commands.rs`, register it in [`run`], list it in
+//! `capabilities/default.json`, and regenerate the bindings
+//! (`UPDATE_BINDINGS=1 cargo test -p countersign-desktop bindings`).
+
+pub mod commands;
+pub mod dto;
+pub mod metrics;
+pub mod state;
+pub mod view;
+
+use std::path::PathBuf;
+
+use tauri::Manager;
+
+use crate::state::{AppState, Locations, Shell};
+
+/// Where the project's `assets/` are: `$COUNTERSIGN_ASSETS`, else the copy bundled with the
+/// app, else the source tree the binary was built from (development).
+fn assets_dir(resource_dir: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = std::env::var_os("COUNTERSIGN_ASSETS") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = resource_dir.map(|r| r.join("demo")).filter(|d| d.join("demo/workspace.toml").is_file()) {
+        return dir;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
+}
+
+/// Logs go to a file in the app's log dir, rotated daily (kept 7 days), and to stderr.
+fn init_tracing(log_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COUNTERSIGN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("countersign")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(log_dir);
+    let (file_layer, guard) = match appender {
+        Ok(a) => {
+            let (w, g) = tracing_appender::non_blocking(a);
+            (Some(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(w)), Some(g))
+        }
+        Err(_) => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(file_layer)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .try_init();
+    guard
+}
+
+/// Build and run the app; returns when the last window closes.
+pub fn run() -> anyhow::Result<()> {
+    tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.unminimize();
+                let _ = w.set_focus();
+            }
+        }))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .setup(|app| {
+            let paths = app.path();
+            let log_dir = paths.app_log_dir()?;
+            std::fs::create_dir_all(&log_dir)?;
+            let guard = init_tracing(&log_dir);
+            let data_dir = match std::env::var_os("COUNTERSIGN_DATA_DIR") {
+                Some(d) => PathBuf::from(d),
+                None => paths.app_data_dir()?,
+            };
+            let loc = Locations {
+                assets: assets_dir(paths.resource_dir().ok()),
+                workspace: std::env::var_os("COUNTERSIGN_WORKSPACE").map(PathBuf::from),
+                data_dir,
+                log_dir,
+                live_demo: std::env::var("COUNTERSIGN_DEMO_STORE").map_or(true, |v| v != "off"),
+            };
+            let started = std::time::Instant::now();
+            let state = AppState::build(&loc).map_err(dto::AppError::from);
+            match &state {
+                Ok(s) => tracing::info!(
+                    workspace = %s.info.workspace_id,
+                    connector = %s.info.connector,
+                    ms = started.elapsed().as_millis(),
+                    "workspace opened"
+                ),
+                Err(e) => tracing::error!(code = ?e.code, message = %e.message, "workspace did not open"),
+            }
+            app.manage(Shell(state));
+            app.manage(LogGuard(std::sync::Mutex::new(guard)));
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::inbox,
+            commands::open_case,
+            commands::review_step,
+            commands::open_citation,
+            commands::case_events,
+            commands::log_list,
+            commands::log_verify,
+            commands::log_export,
+            commands::metrics,
+            commands::pauses,
+            commands::pause_set,
+            commands::pause_clear,
+            commands::credentials_list,
+            commands::credential_set,
+            commands::credential_delete,
+        ])
+        .run(tauri::generate_context!())?;
+    Ok(())
+}
+
+/// Keeps the log writer flushing until the app exits.
+struct LogGuard(#[allow(dead_code)] std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>);

@@ -1,0 +1,201 @@
+//! The real desktop app in a real window, driven over WebDriver.
+//!
+//! Needs `tauri-driver` listening on `$WEBDRIVER_URL` (default http://127.0.0.1:4444),
+//! `$APP_BIN` (the built app, with its UI inside), a display (Xvfb) and a fresh
+//! `$COUNTERSIGN_DATA_DIR` in tauri-driver's environment. `scripts/test.sh` sets all of
+//! this up. One session drives the whole journey: WebKitWebDriver runs one session at a
+//! time, and the app is single-instance.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn css(s: &str) -> Locator<'_> {
+    Locator::Css(s)
+}
+
+async fn wait_for(c: &Client, selector: &str) -> Result<fantoccini::elements::Element> {
+    c.wait().at_most(WAIT).for_element(css(selector)).await.with_context(|| format!("waiting for {selector}"))
+}
+
+/// Wait until the text of `selector` satisfies `ok`; returns the text.
+async fn wait_text(c: &Client, selector: &str, what: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < WAIT {
+        if let Ok(e) = c.find(css(selector)).await
+            && let Ok(t) = e.text().await
+        {
+            if ok(&t) {
+                return Ok(t);
+            }
+            last = t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{selector} never showed {what}; last text: {last:?}")
+}
+
+async fn attr(c: &Client, selector: &str, name: &str) -> Result<String> {
+    Ok(wait_for(c, selector).await?.attr(name).await?.unwrap_or_default())
+}
+
+async fn shot(c: &Client, name: &str) -> Result<()> {
+    let dir = std::env::var_os("E2E_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-screenshots"));
+    std::fs::create_dir_all(&dir)?;
+    let png = c.screenshot().await?;
+    assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
+    std::fs::write(dir.join(format!("{name}.png")), png)?;
+    Ok(())
+}
+
+async fn nav(c: &Client, screen: &str) -> Result<()> {
+    wait_for(c, &format!("[data-testid=nav-{screen}]")).await?.click().await?;
+    Ok(())
+}
+
+async fn open_case(c: &Client, id: &str) -> Result<()> {
+    nav(c, "inbox").await?;
+    wait_for(c, &format!("[data-testid=case-{id}]")).await?.click().await?;
+    wait_text(c, "[data-testid=case-view] h1", "the case id", |t| t.contains(id)).await?;
+    Ok(())
+}
+
+async fn session() -> Result<Client> {
+    let app = std::env::var("APP_BIN").context("APP_BIN must name the built desktop app")?;
+    let url = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert("tauri:options".into(), json!({ "application": app }));
+    Ok(ClientBuilder::rustls()?.capabilities(caps).connect(&url).await?)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn agent_and_team_lead_journey() -> Result<()> {
+    let launched = Instant::now();
+    let c = session().await?;
+    println!("WebDriver session (app launched, page loaded) in {} ms", launched.elapsed().as_millis());
+    let result = journey(&c, launched).await;
+    if result.is_err() {
+        let _ = shot(&c, "failure").await;
+    }
+    c.close().await?;
+    result
+}
+
+async fn journey(c: &Client, launched: Instant) -> Result<()> {
+    // The inbox opens on the demo workspace with nothing configured. The time printed is an
+    // upper bound of launch → usable inbox: it includes starting the WebDriver session.
+    wait_for(c, "[data-testid=inbox] [data-testid=case-demo-01]").await?;
+    println!("inbox usable {} ms after the launch was requested", launched.elapsed().as_millis());
+    wait_text(c, "[data-testid=dev-banner]", "the unsigned-pack banner", |t| t.contains("unsigned")).await?;
+    shot(c, "01-inbox").await?;
+
+    // A case: the plan with decision badges, reasons with rule ids, and a cited reply.
+    open_case(c, "demo-01").await?;
+    assert_eq!(attr(c, "[data-testid=step-s1] .badge", "data-decision").await?, "auto", "reading an order is auto");
+    assert_eq!(attr(c, "[data-testid=step-s2] .badge", "data-decision").await?, "confirm", "a cancel is countersigned");
+    wait_text(c, "[data-testid=state-s2]", "waiting", |t| t == "waiting").await?;
+    let reasons = wait_for(c, "[data-testid=step-s2] .reasons").await?.text().await?;
+    assert!(reasons.contains("cancel_pending_order"), "the reason names the rule: {reasons}");
+    wait_text(c, "[data-testid=reply-editor]", "the draft", |_| true).await?;
+    wait_for(c, "[data-testid=citation-1]").await?.click().await?;
+    let passage = wait_text(c, "[data-testid=passage]", "the cited passage", |t| t.contains("resolves")).await?;
+    assert!(passage.to_lowercase().contains("pending"), "the cited passage is the cancellation rule: {passage}");
+    shot(c, "02-case").await?;
+
+    // Keyboard first: K/J move the focus between steps, Ctrl+Enter confirms the focused one.
+    wait_for(c, "[data-testid=step-s1]").await?.click().await?;
+    c.active_element().await?.send_keys("j").await?;
+    let focused = c.active_element().await?.attr("data-testid").await?;
+    assert_eq!(focused.as_deref(), Some("step-s2"), "J moves the focus to the next step");
+    c.active_element().await?.send_keys("\u{E009}\u{E007}\u{E000}").await?; // Ctrl+Enter, release
+    let state = wait_text(c, "[data-testid=state-s2]", "a finished run", |t| {
+        ["succeeded", "failed", "not_applied"].contains(&t)
+    })
+    .await?;
+    println!("confirmed step ran: {state}");
+
+    // Its evidence: the countersignature under the policy version, the run with before/after.
+    wait_for(c, "[data-testid=open-evidence]").await?.click().await?;
+    let review =
+        wait_text(c, "[data-testid=event-review_decided]", "the countersignature", |t| t.contains("approved")).await?;
+    assert!(review.contains("agent-demo") && review.contains("policy"), "who approved under which policy: {review}");
+    // The write's before/after diff shows the order going from pending to cancelled.
+    let diff =
+        wait_text(c, "[data-testid=event-step_finished]:last-child [data-testid=diff]", "the state change", |t| {
+            t.contains("status")
+        })
+        .await?;
+    assert!(diff.contains("cancelled"), "the after-state shows the cancellation: {diff}");
+    shot(c, "03-evidence").await?;
+
+    // A pause: a step decided before it, countersigned after it, is refused.
+    open_case(c, "demo-08").await?;
+    wait_text(c, "[data-testid=state-s2]", "waiting", |t| t == "waiting").await?;
+    nav(c, "pause").await?;
+    wait_for(c, "[data-testid=pause-scope]").await?.select_by_value("action").await?;
+    wait_for(c, "[data-testid=pause-value]").await?.send_keys("return_delivered_order_items").await?;
+    wait_for(c, "[data-testid=pause-reason]").await?.send_keys("returns carrier outage").await?;
+    wait_for(c, "[data-testid=pause-submit]").await?.click().await?;
+    wait_text(c, "[data-testid=pauses]", "the new pause", |t| t.contains("returns carrier outage")).await?;
+    wait_text(c, "[data-testid=pause-banner]", "the pause banner", |t| t.contains("return_delivered_order_items"))
+        .await?;
+    shot(c, "04-pause").await?;
+    open_case(c, "demo-08").await?;
+    wait_for(c, "[data-testid=confirm-s2]").await?.click().await?;
+    let refused = wait_text(c, "[data-testid=refused-s2]", "the refusal", |t| t.contains("Paused")).await?;
+    println!("paused step: {refused}");
+    wait_for(c, "[data-testid=pause-banner]").await?;
+    shot(c, "05-case-paused").await?;
+
+    // The team lead verifies the chain and exports a bundle.
+    nav(c, "lead").await?;
+    wait_for(c, "[data-testid=verify]").await?.click().await?;
+    let verified =
+        wait_text(c, "[data-testid=verify-result]", "the verification", |t| t.starts_with("Verified")).await?;
+    println!("{verified}");
+    wait_for(c, "[data-testid=chart]").await?;
+    wait_for(c, "[data-testid=export]").await?.click().await?;
+    wait_text(c, "[data-testid=export-result]", "the bundle", |t| t.contains("Exported")).await?;
+    shot(c, "06-team-lead").await?;
+
+    // Clearing the pause (with a reason) takes the banner away from every screen.
+    nav(c, "pause").await?;
+    wait_for(c, "[data-testid=pauses] input").await?.send_keys("carrier back").await?;
+    wait_for(c, "[data-testid^=clear-]").await?.click().await?;
+    wait_for(c, "[data-testid=no-pauses]").await?;
+    let start = Instant::now();
+    while c.find(css("[data-testid=pause-banner]")).await.is_ok() {
+        if start.elapsed() > WAIT {
+            bail!("the pause banner stayed after the pause was cleared");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Settings: the loaded policy, honestly unsigned.
+    nav(c, "settings").await?;
+    wait_text(c, "[data-testid=signature]", "unsigned", |t| t.contains("unsigned")).await?;
+    // The demo store's token went to the OS keyring at launch; only its name is listed.
+    wait_text(c, "[data-testid=credentials]", "the demo credential", |t| t.contains("demo_seller_center/demo")).await?;
+    // A credential typed here goes to the keyring and is never shown again.
+    let secret = "e2e-token-7f3a9c";
+    wait_for(c, "[data-testid=cred-name]").await?.send_keys("other_platform/acme-eu").await?;
+    wait_for(c, "[data-testid=cred-value]").await?.send_keys(secret).await?;
+    wait_for(c, "[data-testid=cred-save]").await?.click().await?;
+    wait_text(c, "[data-testid=cred-saved]", "the confirmation", |t| t.contains("other_platform/acme-eu")).await?;
+    wait_text(c, "[data-testid=credentials]", "the new name", |t| t.contains("other_platform/acme-eu")).await?;
+    let value = wait_for(c, "[data-testid=cred-value]").await?.prop("value").await?.unwrap_or_default();
+    assert!(value.is_empty(), "the value field is cleared after saving");
+    assert!(!c.source().await?.contains(secret), "a saved credential never appears in the page");
+    shot(c, "07-settings").await?;
+    Ok(())
+}

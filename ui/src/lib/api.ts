@@ -1,0 +1,59 @@
+// The commands of the desktop shell, typed with the declarations generated from the Rust
+// types (src/bindings/). Every failure is an AppError { code, message, next_step }.
+import { Channel, invoke } from "@tauri-apps/api/core";
+import type { AppError } from "../bindings/AppError";
+import type { AppInfo } from "../bindings/AppInfo";
+import type { CaseView } from "../bindings/CaseView";
+import type { CredentialList } from "../bindings/CredentialList";
+import type { EventView } from "../bindings/EventView";
+import type { ExportView } from "../bindings/ExportView";
+import type { InboxItem } from "../bindings/InboxItem";
+import type { LeadProof } from "../bindings/LeadProof";
+import type { LogQuery } from "../bindings/LogQuery";
+import type { Metrics } from "../bindings/Metrics";
+import type { PassageView } from "../bindings/PassageView";
+import type { PauseScope } from "../bindings/PauseScope";
+import type { PauseView } from "../bindings/PauseView";
+import type { Progress } from "../bindings/Progress";
+import type { Verdict } from "../bindings/Verdict";
+import type { VerifyView } from "../bindings/VerifyView";
+import { asAppError } from "./errors";
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw asAppError(e);
+  }
+}
+
+function channel(onProgress: (p: Progress) => void): Channel<Progress> {
+  const ch = new Channel<Progress>();
+  ch.onmessage = onProgress;
+  return ch;
+}
+
+export const api = {
+  appInfo: () => call<AppInfo>("app_info"),
+  inbox: () => call<InboxItem[]>("inbox"),
+  openCase: (caseId: string, onProgress: (p: Progress) => void) =>
+    call<CaseView>("open_case", { caseId, onProgress: channel(onProgress) }),
+  reviewStep: (
+    a: { caseId: string; planId: string; stepId: string; verdict: Verdict; reason: string; lead: LeadProof | null },
+    onProgress: (p: Progress) => void,
+  ) => call<CaseView>("review_step", { ...a, onProgress: channel(onProgress) }),
+  openCitation: (caseId: string, index: number) => call<PassageView>("open_citation", { caseId, index }),
+  caseEvents: (caseId: string) => call<EventView[]>("case_events", { caseId }),
+  logList: (query: LogQuery) => call<EventView[]>("log_list", { query }),
+  logVerify: () => call<VerifyView>("log_verify"),
+  logExport: () => call<ExportView>("log_export"),
+  metrics: () => call<Metrics>("metrics"),
+  pauses: (all: boolean) => call<PauseView[]>("pauses", { all }),
+  pauseSet: (scope: PauseScope, value: string, reason: string) => call<string>("pause_set", { scope, value, reason }),
+  pauseClear: (id: string, reason: string) => call<null>("pause_clear", { id, reason }),
+  credentialsList: () => call<CredentialList>("credentials_list"),
+  credentialSet: (name: string, value: string) => call<string>("credential_set", { name, value }),
+  credentialDelete: (name: string) => call<string>("credential_delete", { name }),
+};
+
+export type { AppError };

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { isTyping, keyAction } from "./focus";
+
+describe("keyAction", () => {
+  it("J and K move down and up, clamped at the ends", () => {
+    expect(keyAction({ key: "j" }, 0, 3)).toEqual({ kind: "move", index: 1 });
+    expect(keyAction({ key: "j" }, 2, 3)).toEqual({ kind: "move", index: 2 });
+    expect(keyAction({ key: "k" }, 1, 3)).toEqual({ kind: "move", index: 0 });
+    expect(keyAction({ key: "k" }, 0, 3)).toEqual({ kind: "move", index: 0 });
+    expect(keyAction({ key: "ArrowDown" }, 0, 3)).toEqual({ kind: "move", index: 1 });
+  });
+  it("the first J with nothing focused focuses the first item", () => {
+    expect(keyAction({ key: "j" }, -1, 3)).toEqual({ kind: "move", index: 0 });
+  });
+  it("Ctrl+Enter confirms the focused item, never one that is not focused", () => {
+    expect(keyAction({ key: "Enter", ctrlKey: true }, 1, 3)).toEqual({ kind: "confirm", index: 1 });
+    expect(keyAction({ key: "Enter", metaKey: true }, 2, 3)).toEqual({ kind: "confirm", index: 2 });
+    expect(keyAction({ key: "Enter", ctrlKey: true }, -1, 3)).toEqual({ kind: "none" });
+  });
+  it("a plain Enter opens, X rejects, other keys and modifiers do nothing", () => {
+    expect(keyAction({ key: "Enter" }, 0, 3)).toEqual({ kind: "open", index: 0 });
+    expect(keyAction({ key: "x" }, 2, 3)).toEqual({ kind: "reject", index: 2 });
+    expect(keyAction({ key: "j", ctrlKey: true }, 0, 3)).toEqual({ kind: "none" });
+    expect(keyAction({ key: "q" }, 0, 3)).toEqual({ kind: "none" });
+  });
+  it("an empty list does nothing", () => {
+    expect(keyAction({ key: "j" }, -1, 0)).toEqual({ kind: "none" });
+    expect(keyAction({ key: "Enter", ctrlKey: true }, 0, 0)).toEqual({ kind: "none" });
+  });
+});
+
+describe("isTyping", () => {
+  it("keys in form fields belong to the field", () => {
+    expect(isTyping({ tagName: "TEXTAREA" } as unknown as EventTarget)).toBe(true);
+    expect(isTyping({ tagName: "INPUT" } as unknown as EventTarget)).toBe(true);
+    expect(isTyping({ tagName: "DIV", isContentEditable: false } as unknown as EventTarget)).toBe(false);
+    expect(isTyping(null)).toBe(false);
+  });
+});
