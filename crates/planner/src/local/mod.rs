@@ -729,10 +729,13 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         match order.status.as_str() {
+            // Asked for tracking, the answer is when tracking appears; otherwise, what
+            // pending means.
             s if s.starts_with("pending") => {
-                self.cite(STATUS_PENDING)?;
                 if self.says(" tracking") {
                     self.cite(TRACKING_WHEN)?;
+                } else if !self.asks_when() {
+                    self.cite(STATUS_PENDING)?;
                 }
             }
             "processed" => {
@@ -749,10 +752,15 @@ impl<'a> Builder<'a> {
                 self.cite(STATUS_PROCESSED)?;
             }
         }
-        if self.says(r" when will (it|my order|the order|my package)| when it ships| heard a thing") {
+        if self.asks_when() {
             self.cite(NO_DATES)?;
         }
         Ok(())
+    }
+
+    /// Does the customer ask when something will happen (a date we cannot promise)?
+    fn asks_when(&self) -> bool {
+        self.says(r" when will (it|my order|the order|my package)| when it ships| heard a thing")
     }
 
     fn cancel(&mut self) -> Result<(), PlannerError> {
@@ -1162,7 +1170,10 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         if self.escalated() {
-            self.cite(GOODWILL_LIMITS)?;
+            // Say what a coupon can be only to someone who asked for one.
+            if self.says(r" coupon| credit| compensation| discount") {
+                self.cite(GOODWILL_LIMITS)?;
+            }
             return Ok(());
         }
         let Some(cid) = self.customer_id().map(str::to_string) else { return Ok(()) };
@@ -1210,10 +1221,8 @@ impl<'a> Builder<'a> {
     fn email_change(&mut self) -> Result<(), PlannerError> {
         let new = emails(&self.raw).into_iter().next();
         if self.dm() || !self.verified() || new.is_none() || self.escalated() {
-            self.cite(EMAIL_REQUIREMENTS)?;
-            if self.dm() {
-                self.cite(NOT_IN_DMS)?;
-            }
+            // In a DM the rule that matters is that account changes do not happen there.
+            self.cite(if self.dm() { NOT_IN_DMS } else { EMAIL_REQUIREMENTS })?;
             if new.is_none() && !self.escalated() {
                 self.draft.say("Which email address should the account use?");
             }
