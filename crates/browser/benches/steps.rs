@@ -15,13 +15,12 @@
 //! The browser is started (and signed in, as the agent would by hand) before timing.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::float_arithmetic)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use countersign_browser::{BrowserConnector, BrowserOptions, PageActions, find_chromium};
-use countersign_connectors::credentials::{CredentialError, CredentialName, CredentialStore, Secret};
+use countersign_connectors::credentials::{CredentialName, ProcessCredential, Secret};
 use countersign_connectors::{Catalog, Connector, HttpConnector};
 use countersign_engine::{CaseFile, Engine, EngineOptions, SystemClock};
 use futures::StreamExt;
@@ -33,31 +32,6 @@ const CUSTOMER: &str = "ava_moore_2033";
 
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
-}
-
-#[derive(Debug, Default)]
-struct MemoryCredentials(Mutex<BTreeMap<String, String>>);
-
-impl CredentialStore for MemoryCredentials {
-    fn get(&self, name: &CredentialName) -> Result<Secret, CredentialError> {
-        self.0
-            .lock()
-            .unwrap()
-            .get(&name.to_string())
-            .map(Secret::new)
-            .ok_or(CredentialError::Missing { name: name.clone() })
-    }
-    fn set(&self, name: &CredentialName, value: &Secret) -> Result<(), CredentialError> {
-        self.0.lock().unwrap().insert(name.to_string(), value.expose().to_string());
-        Ok(())
-    }
-    fn delete(&self, name: &CredentialName) -> Result<(), CredentialError> {
-        self.0.lock().unwrap().remove(&name.to_string());
-        Ok(())
-    }
-    fn list(&self) -> Result<Vec<CredentialName>, CredentialError> {
-        Ok(Vec::new())
-    }
 }
 
 fn one_read_step(tag: &str, n: usize) -> CaseFile {
@@ -135,8 +109,10 @@ fn main() {
         countersign_demo_store::ApiToken::new(TOKEN).unwrap(),
     )
     .unwrap();
-    let credentials = Arc::new(MemoryCredentials::default());
-    credentials.set(&CredentialName::new("demo_seller_center", "demo").unwrap(), &Secret::new(TOKEN)).unwrap();
+    let credentials = Arc::new(ProcessCredential::new(
+        CredentialName::new("demo_seller_center", "demo").unwrap(),
+        Secret::new(TOKEN),
+    ));
     let catalog = Catalog::load(&assets().join("demo/catalog.toml")).unwrap();
     let http: Arc<dyn Connector> =
         Arc::new(HttpConnector::new(catalog, credentials).unwrap().with_base_url(&server.url()).unwrap());

@@ -17,12 +17,11 @@
 //! when a Secret Service is reachable.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::float_arithmetic)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use countersign_connectors::credentials::{CredentialError, CredentialName, CredentialStore, KeyringStore, Secret};
+use countersign_connectors::credentials::{CredentialName, CredentialStore, KeyringStore, ProcessCredential, Secret};
 use countersign_connectors::{Catalog, HttpConnector};
 use countersign_engine::{CaseFile, Engine, EngineOptions, SystemClock};
 use serde_json::json;
@@ -33,31 +32,6 @@ const CUSTOMER: &str = "ava_moore_2033";
 
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
-}
-
-#[derive(Debug, Default)]
-struct MemoryCredentials(Mutex<BTreeMap<String, String>>);
-
-impl CredentialStore for MemoryCredentials {
-    fn get(&self, name: &CredentialName) -> Result<Secret, CredentialError> {
-        self.0
-            .lock()
-            .unwrap()
-            .get(&name.to_string())
-            .map(Secret::new)
-            .ok_or(CredentialError::Missing { name: name.clone() })
-    }
-    fn set(&self, name: &CredentialName, value: &Secret) -> Result<(), CredentialError> {
-        self.0.lock().unwrap().insert(name.to_string(), value.expose().to_string());
-        Ok(())
-    }
-    fn delete(&self, name: &CredentialName) -> Result<(), CredentialError> {
-        self.0.lock().unwrap().remove(&name.to_string());
-        Ok(())
-    }
-    fn list(&self) -> Result<Vec<CredentialName>, CredentialError> {
-        Ok(Vec::new())
-    }
 }
 
 fn one_read_step(n: usize) -> CaseFile {
@@ -93,8 +67,7 @@ fn main() {
     )
     .unwrap();
     let name = CredentialName::new("demo_seller_center", "demo").unwrap();
-    let credentials = Arc::new(MemoryCredentials::default());
-    credentials.set(&name, &Secret::new(TOKEN)).unwrap();
+    let credentials = Arc::new(ProcessCredential::new(name.clone(), Secret::new(TOKEN)));
     let catalog = Catalog::load(&assets().join("demo/catalog.toml")).unwrap();
     let probe = HttpConnector::new(catalog.clone(), credentials.clone()).unwrap().with_base_url(&server.url()).unwrap();
     let connector = HttpConnector::new(catalog, credentials).unwrap().with_base_url(&server.url()).unwrap();
@@ -155,7 +128,7 @@ fn main() {
     exec.sort_unstable();
     get.sort_unstable();
     diff.sort_unstable();
-    println!("executor overhead per auto read step, {steps} steps, loopback, demo store, memory credentials");
+    println!("executor overhead per auto read step, {steps} steps, loopback, demo store, the token held in memory");
     println!("{:<44} {:>10} {:>10} {:>10}", "", "p50 µs", "p90 µs", "p99 µs");
     for (label, v) in [
         ("Engine::execute (get_order_details)", &exec),
