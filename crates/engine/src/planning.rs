@@ -107,15 +107,11 @@ impl Recorder<'_> {
     /// The provenance of a read parameter: structured when the case carries the value or
     /// an earlier read returned it, otherwise text lifted from the conversation.
     fn provenance(&self, value: &Value) -> Provenance {
-        let in_case = value.as_str().is_some_and(|s| {
-            self.case.order_ids.iter().any(|o| o == s) || self.case.customer.as_ref().is_some_and(|c| c.id == s)
-        });
-        let reads = self.reads.lock().map(|r| r.clone()).unwrap_or_default();
-        if in_case || reads.iter().filter_map(|r| r.response.as_ref()).any(|resp| contains_value(resp, value)) {
-            Provenance::Connector
-        } else {
-            Provenance::CustomerMessage
-        }
+        let structured = match self.reads.lock() {
+            Ok(reads) => carried(value, &reads, self.case),
+            Err(_) => carried(value, &[], self.case),
+        };
+        if structured { Provenance::Connector } else { Provenance::CustomerMessage }
     }
 }
 
@@ -282,13 +278,17 @@ fn backed(value: &Value, reads: &[PlanningRead], case: &Case) -> bool {
         Value::Array(items) => !items.is_empty() && items.iter().all(|v| backed(v, reads, case)),
         Value::Object(m) => !m.is_empty() && m.values().all(|v| v.is_null() || backed(v, reads, case)),
         Value::String(s) if s.is_empty() => true,
-        v => {
-            let in_case = v.as_str().is_some_and(|s| {
-                case.order_ids.iter().any(|o| o == s) || case.customer.as_ref().is_some_and(|c| c.id == s)
-            });
-            in_case || reads.iter().filter_map(|r| r.response.as_ref()).any(|resp| contains_value(resp, v))
-        }
+        v => carried(v, reads, case),
     }
+}
+
+/// Is `value` carried by the case's structured fields (its orders, its customer) or by
+/// something a read returned?
+fn carried(value: &Value, reads: &[PlanningRead], case: &Case) -> bool {
+    let in_case = value
+        .as_str()
+        .is_some_and(|s| case.order_ids.iter().any(|o| o == s) || case.customer.as_ref().is_some_and(|c| c.id == s));
+    in_case || reads.iter().filter_map(|r| r.response.as_ref()).any(|resp| contains_value(resp, value))
 }
 
 /// Each citation of the planned draft checked against the passages its searches returned.
