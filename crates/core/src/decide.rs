@@ -234,20 +234,7 @@ struct Counted {
 pub fn decide(policy: &Policy, case: &Case, plan: &Plan, facts: &Facts) -> Result<PlanDecision, PlanError> {
     check_plan(case, plan)?;
 
-    let customer_text: String = case.customer_text().map(normalize).collect();
-    let signals: Vec<SignalHit> = policy
-        .signals
-        .iter()
-        .filter_map(|s| {
-            s.patterns.find(&customer_text).map(|matched| SignalHit {
-                id: s.id.clone(),
-                category: s.category,
-                matched,
-                escalate: s.escalate,
-                reason: s.reason.clone(),
-            })
-        })
-        .collect();
+    let signals = signals(policy, case);
 
     let mut counted: Vec<Counted> = Vec::new();
     let mut steps = Vec::with_capacity(plan.steps.len());
@@ -280,6 +267,25 @@ pub fn decide(policy: &Policy, case: &Case, plan: &Plan, facts: &Facts) -> Resul
         steps,
         reply,
     })
+}
+
+/// The policy's escalation signals found in what the customer wrote (over the normal
+/// form of the text, so look-alike letters and invisible characters hide nothing).
+pub fn signals(policy: &Policy, case: &Case) -> Vec<SignalHit> {
+    let customer_text: String = case.customer_text().map(normalize).collect();
+    policy
+        .signals
+        .iter()
+        .filter_map(|s| {
+            s.patterns.find(&customer_text).map(|matched| SignalHit {
+                id: s.id.clone(),
+                category: s.category,
+                matched,
+                escalate: s.escalate,
+                reason: s.reason.clone(),
+            })
+        })
+        .collect()
 }
 
 fn order_of(def: &ActionDef, step: &Step) -> Option<String> {

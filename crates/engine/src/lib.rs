@@ -12,6 +12,7 @@
 //!
 //! Time comes from an injected [`Clock`], so tests can fix it.
 
+pub mod cases;
 pub mod credentials;
 pub mod device;
 mod error;
@@ -70,6 +71,14 @@ impl countersign_connectors::BlobSink for StoreBlobs {
     fn put(&self, media_type: &str, data: &[u8]) -> Result<String, String> {
         self.writer.put_blob(media_type, data, self.clock.now()).map_err(|e| e.to_string())
     }
+}
+
+/// What a roster proof countersigns: a step (or a reply) of a plan.
+pub(crate) struct Proving<'a> {
+    pub case_id: &'a str,
+    pub plan_id: &'a str,
+    pub step_id: &'a str,
+    pub step_digest: &'a str,
 }
 
 /// The system clock.
@@ -485,6 +494,7 @@ impl Engine {
             .iter()
             .map(|e| {
                 let who = match e {
+                    Event::PlanProposed { plan } if plan.planner == cases::AGENT_EDIT => actor.clone(),
                     Event::PlanProposed { plan } => format!("planner:{}", plan.planner),
                     Event::Decided { .. } => "policy".to_string(),
                     _ => actor.clone(),
@@ -542,7 +552,15 @@ impl Engine {
         proof: &Proof,
     ) -> Result<StepRecord, EngineError> {
         let record = self.waiting_step(plan_id, step_id)?;
-        let who = self.prove(&record, proof)?;
+        let who = self.prove(
+            &Proving {
+                case_id: &record.case_id,
+                plan_id: &record.plan_id,
+                step_id: &record.step_id,
+                step_digest: &record.step_digest,
+            },
+            proof,
+        )?;
         self.review_by(record, verdict, reason, &who, true)
     }
 
@@ -563,7 +581,7 @@ impl Engine {
     }
 
     /// Check a roster proof; a refusal is recorded (who was claimed, never the passphrase).
-    fn prove(&self, record: &StepRecord, proof: &Proof) -> Result<Operator, EngineError> {
+    pub(crate) fn prove(&self, record: &Proving<'_>, proof: &Proof) -> Result<Operator, EngineError> {
         let now = self.clock.now();
         let since = now - jiff::SignedDuration::from_mins(roster::LOCKOUT_WINDOW_MINUTES);
         let failures = self
@@ -578,15 +596,15 @@ impl Engine {
             .count();
         let refuse = |why: &str, message: String| -> Result<Operator, EngineError> {
             let event = Event::ReviewRefused {
-                plan_id: record.plan_id.clone(),
-                step_id: record.step_id.clone(),
-                step_digest: record.step_digest.clone(),
+                plan_id: record.plan_id.to_string(),
+                step_id: record.step_id.to_string(),
+                step_digest: record.step_digest.to_string(),
                 claimed_id: proof.id.clone(),
                 seat: self.operator.clone(),
                 reason: why.to_string(),
             };
             self.store.append(NewEvent {
-                case_id: Some(record.case_id.clone()),
+                case_id: Some(record.case_id.to_string()),
                 kind: event.kind().to_string(),
                 actor: self.operator.id.clone(),
                 at: now,

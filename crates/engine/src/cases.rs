@@ -1,0 +1,377 @@
+//! An agent's work on a case, as the desktop app does it: open it (plan it once with the
+//! workspace's planner, or show the plan already recorded), plan it again, edit a waiting
+//! step, and send the reply.
+//!
+//! An edit never changes a decided step: it proposes a new revision of the plan with the
+//! agent's values (provenance `agent`), invalidates the waiting steps it replaces, and the
+//! policy decides the revision like any plan. Sending the reply decides the text actually
+//! sent (the agent may have edited the draft), so a promise typed by hand is caught like
+//! one the planner wrote.
+
+use std::collections::BTreeMap;
+
+use countersign_core::decide::{PlanDecision, ReplyDecision, SignalHit};
+use countersign_core::evidence::Event;
+use countersign_core::model::{Case, Param, Plan, Provenance};
+use countersign_core::money::Money;
+use countersign_core::{Outcome, decide};
+use countersign_store::{EventFilter, StepFilter, StepState, StepUpdate};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::roster::Proof;
+use crate::workspace::read_json;
+use crate::{Engine, EngineError, Workspace};
+
+/// The `planner` of a plan revision an agent made by editing a step.
+pub const AGENT_EDIT: &str = "agent-edit";
+
+/// A case and the plan in force for it, with the policy's recorded decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenedCase {
+    pub plan: Plan,
+    pub decision: PlanDecision,
+    /// Plans recorded for the case before this one (oldest first): their steps may have
+    /// run, been rejected or been replaced.
+    pub earlier: Vec<(Plan, PlanDecision)>,
+    /// True when this call planned the case (it had no plan recorded).
+    pub planned_now: bool,
+}
+
+/// A reply recorded as sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentReply {
+    pub plan_id: String,
+    pub text: String,
+    pub by: String,
+    pub at: String,
+    /// The policy's decision on the text as sent.
+    pub decision: ReplyDecision,
+}
+
+impl Workspace {
+    /// The cases of the inbox: every `*.json` in the cases folder, a bare case or a case
+    /// file with a recorded plan (the plan is ignored: the app plans with the planner).
+    pub fn cases(&self) -> Result<Vec<Case>, EngineError> {
+        let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(&self.cases)
+            .map_err(|e| EngineError::io(&self.cases, e))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| {
+                let value: Value = read_json(p)?;
+                match value.get("case") {
+                    Some(case) => serde_json::from_value(case.clone())
+                        .map_err(|e| EngineError::Config { message: format!("{}: `case`: {e}", p.display()) }),
+                    None => read_json(p),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Engine {
+    /// The escalation signals the policy finds in the customer's words, without planning
+    /// or reading anything (the inbox shows them before a case is opened).
+    pub fn case_signals(&self, case: &Case) -> Vec<SignalHit> {
+        decide::signals(&self.policy, case)
+    }
+
+    /// The plans recorded for a case, oldest first, each with its recorded decision.
+    pub fn case_plans(&self, case_id: &str) -> Result<Vec<(Plan, PlanDecision)>, EngineError> {
+        let events = self.store.list_events(&EventFilter {
+            case_id: Some(case_id.to_string()),
+            kind: Some("plan_proposed".into()),
+            ..EventFilter::default()
+        })?;
+        let mut out: Vec<(Plan, PlanDecision)> = Vec::new();
+        for ev in events {
+            let parsed = serde_json::from_value::<Event>(serde_json::json!({"kind": ev.kind, "payload": ev.payload}));
+            let Ok(Event::PlanProposed { plan }) = parsed else { continue };
+            if out.iter().any(|(p, _)| p.id == plan.id) {
+                continue;
+            }
+            if let Some(decision) = self.recorded_decision(case_id, &plan.id)? {
+                out.push((plan, decision));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Open a case: the plan in force (the latest recorded), or, the first time, a plan
+    /// from the workspace's planner, decided and recorded.
+    pub fn open_case(&self, case: &Case) -> Result<OpenedCase, EngineError> {
+        let mut plans = self.case_plans(&case.id)?;
+        match plans.pop() {
+            Some((plan, decision)) => Ok(OpenedCase { plan, decision, earlier: plans, planned_now: false }),
+            None => self.plan_again(case),
+        }
+    }
+
+    /// Plan a case with the workspace's planner and record it. Platform data that changed
+    /// gives a new plan (its id follows the data); unchanged data gives the same plan, which
+    /// is recorded once. Waiting steps of earlier plans that the new plan does not keep
+    /// are invalidated.
+    pub fn plan_again(&self, case: &Case) -> Result<OpenedCase, EngineError> {
+        let planner = self.configured_planner()?;
+        let planned = self.plan_case(case, planner.as_ref())?;
+        let decision = self.process_planned(case, &planned)?;
+        self.supersede(&case.id, &planned.plan.id, "the case was planned again")?;
+        let mut plans = self.case_plans(&case.id)?;
+        plans.retain(|(p, _)| p.id != planned.plan.id);
+        Ok(OpenedCase { plan: planned.plan, decision, earlier: plans, planned_now: true })
+    }
+
+    /// Edit a waiting step: a new revision of the plan with `changes` (parameter → the
+    /// value as the agent typed it, read in the shape of the value it replaces — see
+    /// [`typed_value`]; provenance `agent`) in that step, and the plan's other waiting steps and reply
+    /// carried over. The revision is decided by the policy like any plan; the steps it
+    /// replaces are invalidated with evidence naming the edit.
+    pub fn edit_step(
+        &self,
+        case: &Case,
+        plan_id: &str,
+        step_id: &str,
+        changes: &BTreeMap<String, String>,
+        reason: &str,
+    ) -> Result<OpenedCase, EngineError> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::BadInput { message: "an edit needs a reason".into() });
+        }
+        if changes.is_empty() {
+            return Err(EngineError::BadInput { message: "the edit changes nothing".into() });
+        }
+        let (plan, _) = self
+            .case_plans(&case.id)?
+            .into_iter()
+            .find(|(p, _)| p.id == plan_id)
+            .ok_or_else(|| EngineError::NotFound { message: format!("case {} has no plan {plan_id}", case.id) })?;
+        let waiting: Vec<String> = self
+            .store
+            .steps(&StepFilter { states: vec![StepState::Waiting], ..StepFilter::default() })?
+            .into_iter()
+            .filter(|r| r.plan_id == plan_id)
+            .map(|r| r.step_id)
+            .collect();
+        if !waiting.iter().any(|s| s == step_id) {
+            return Err(EngineError::Conflict {
+                message: format!("step {step_id} of plan {plan_id} is not waiting for review, so it cannot be edited"),
+            });
+        }
+        let mut steps = Vec::new();
+        for step in plan.steps.iter().filter(|s| waiting.contains(&s.id)) {
+            let mut step = step.clone();
+            if step.id == step_id {
+                for (name, text) in changes {
+                    let old = step.params.get(name).ok_or_else(|| EngineError::BadInput {
+                        message: format!("step {step_id} ({}) has no parameter {name:?}", step.action),
+                    })?;
+                    let value = typed_value(&old.value, text)
+                        .map_err(|why| EngineError::BadInput { message: format!("{step_id}.{name}: {why}") })?;
+                    if value != old.value {
+                        step.params.insert(name.clone(), Param { value, source: Provenance::Agent });
+                    }
+                }
+            }
+            steps.push(step);
+        }
+        let digest = countersign_core::digest::sha256_hex(
+            serde_json::to_string(&(plan_id, step_id, changes)).unwrap_or_default().as_bytes(),
+        );
+        let revision = Plan {
+            id: format!("{}.edit-{}", base_id(plan_id), &digest[..10]),
+            case_id: case.id.clone(),
+            planner: AGENT_EDIT.to_string(),
+            intent: plan.intent.clone(),
+            steps,
+            reply: plan.reply.clone(),
+        };
+        let decision = self.process(case, &revision)?;
+        let why = format!("replaced by {}: {} edited {step_id}: {reason}", revision.id, self.operator.id);
+        self.supersede(&case.id, &revision.id, &why)?;
+        let mut plans = self.case_plans(&case.id)?;
+        plans.retain(|(p, _)| p.id != revision.id);
+        Ok(OpenedCase { plan: revision, decision, earlier: plans, planned_now: false })
+    }
+
+    /// Invalidate the waiting steps of the case's other plans, with evidence.
+    fn supersede(&self, case_id: &str, current: &str, reason: &str) -> Result<(), EngineError> {
+        let stale = self
+            .store
+            .steps(&StepFilter { states: vec![StepState::Waiting], ..StepFilter::default() })?
+            .into_iter()
+            .filter(|r| r.case_id == case_id && r.plan_id != current);
+        for record in stale {
+            let event = Event::StepInvalidated {
+                plan_id: record.plan_id.clone(),
+                step_id: record.step_id.clone(),
+                step_digest: record.step_digest.clone(),
+                decided_under: record.policy_hash.clone(),
+                policy_hash: self.policy.hash.clone(),
+                reason: reason.to_string(),
+            };
+            let now = self.clock.now();
+            match self.transition_by(
+                &self.operator.id,
+                &record,
+                StepState::Invalidated,
+                StepUpdate::default(),
+                now,
+                event,
+                None,
+            ) {
+                Ok(()) | Err(EngineError::Store(countersign_store::StoreError::StepConflict { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The reply recorded as sent for a case, if any.
+    pub fn sent_reply(&self, case_id: &str) -> Result<Option<(String, String, String, String)>, EngineError> {
+        let events = self.store.list_events(&EventFilter {
+            case_id: Some(case_id.to_string()),
+            kind: Some("reply_sent".into()),
+            ..EventFilter::default()
+        })?;
+        Ok(events.last().map(|e| {
+            (
+                e.payload["plan_id"].as_str().unwrap_or_default().to_string(),
+                e.payload["text"].as_str().unwrap_or_default().to_string(),
+                e.actor.clone(),
+                e.at.to_string(),
+            )
+        }))
+    }
+
+    /// The policy's decision on the reply of plan `plan_id` with `text` in place of the
+    /// draft (the agent edits the draft; a promise typed by hand counts like one the
+    /// planner wrote). Records nothing.
+    pub fn check_reply(&self, case: &Case, plan_id: &str, text: &str) -> Result<ReplyDecision, EngineError> {
+        let (mut plan, _) = self
+            .case_plans(&case.id)?
+            .into_iter()
+            .find(|(p, _)| p.id == plan_id)
+            .ok_or_else(|| EngineError::NotFound { message: format!("case {} has no plan {plan_id}", case.id) })?;
+        let no_reply = || EngineError::NotFound { message: format!("plan {plan_id} proposes no reply") };
+        plan.reply.as_mut().ok_or_else(no_reply)?.text = text.to_string();
+        let mut facts = self.gather_facts(case, &plan)?;
+        facts.citations = self.index_citations(&plan)?;
+        decide(&self.policy, case, &plan, &facts)?.reply.ok_or_else(no_reply)
+    }
+
+    /// Send the reply of plan `plan_id` with `text` (the draft as the agent left it). The
+    /// policy decides the text as sent ([`Engine::check_reply`]): `forbid` and `recommend`
+    /// are refused, `supervisor` takes a roster `proof`, `confirm` and `auto` go out on the
+    /// agent's word — but only if the decision is no stricter than `seen`, the decision the
+    /// agent was shown (an edit made after the last check cannot slip a promise through).
+    /// A case's reply is sent once; the evidence records the text, its citations and who
+    /// sent or countersigned it.
+    pub fn send_reply(
+        &self,
+        case: &Case,
+        plan_id: &str,
+        text: &str,
+        seen: Outcome,
+        proof: Option<&Proof>,
+    ) -> Result<SentReply, EngineError> {
+        if text.trim().is_empty() {
+            return Err(EngineError::BadInput { message: "the reply is empty".into() });
+        }
+        if let Some((sent_plan, ..)) = self.sent_reply(&case.id)? {
+            return Err(EngineError::Conflict {
+                message: format!("the reply of case {} was already sent (plan {sent_plan})", case.id),
+            });
+        }
+        let decision = self.check_reply(case, plan_id, text)?;
+        if decision.decision > seen {
+            let why = decision.reasons.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join("; ");
+            return Err(EngineError::Conflict {
+                message: format!(
+                    "the reply as written is `{}`, not `{seen}` as shown: {why}; review it and send again",
+                    decision.decision
+                ),
+            });
+        }
+        let citations = self
+            .case_plans(&case.id)?
+            .into_iter()
+            .find(|(p, _)| p.id == plan_id)
+            .and_then(|(p, _)| p.reply)
+            .map(|r| r.citations)
+            .unwrap_or_default();
+        let by = match decision.decision {
+            Outcome::Forbid | Outcome::Recommend => {
+                let why = decision.reasons.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join("; ");
+                return Err(EngineError::NotPermitted {
+                    message: format!("the policy does not let the app send this reply ({}): {why}", decision.decision),
+                });
+            }
+            Outcome::Supervisor => {
+                let proof = proof.ok_or_else(|| EngineError::NotPermitted {
+                    message: format!(
+                        "this reply needs a countersignature by {}: give a roster id and passphrase",
+                        decision.approver_roles.join(" or ")
+                    ),
+                })?;
+                let digest = countersign_core::digest::sha256_hex(text.as_bytes());
+                let subject = crate::Proving { case_id: &case.id, plan_id, step_id: "reply", step_digest: &digest };
+                let who = self.prove(&subject, proof)?;
+                if !decision.approver_roles.contains(&who.role) {
+                    return Err(EngineError::NotPermitted {
+                        message: format!(
+                            "{} ({}) may not countersign this reply; it needs {}",
+                            who.id,
+                            who.role,
+                            decision.approver_roles.join(" or ")
+                        ),
+                    });
+                }
+                who.id
+            }
+            Outcome::Confirm | Outcome::Auto => self.operator.id.clone(),
+        };
+        let event = Event::ReplySent { plan_id: plan_id.to_string(), text: text.to_string(), citations };
+        let at = self.clock.now();
+        self.store.append(countersign_store::NewEvent {
+            case_id: Some(case.id.clone()),
+            kind: event.kind().to_string(),
+            actor: by.clone(),
+            at,
+            payload: event.payload(),
+        })?;
+        Ok(SentReply { plan_id: plan_id.to_string(), text: text.to_string(), by, at: at.to_string(), decision })
+    }
+}
+
+/// Read what an agent typed in the shape of the value it replaces: money
+/// (`{"amount", "currency"}`) from `12.50` (same currency) or `12.50 EUR`; a number, a
+/// boolean; a string as typed (trimmed); anything else as JSON.
+pub fn typed_value(old: &Value, text: &str) -> Result<Value, String> {
+    let text = text.trim();
+    match old {
+        Value::Object(m) if m.contains_key("amount") && m.contains_key("currency") => {
+            let typed = match (text.split_whitespace().count(), m["currency"].as_str()) {
+                (1, Some(currency)) => format!("{text} {currency}"),
+                _ => text.to_string(),
+            };
+            let money = typed.parse::<Money>().map_err(|e| format!("{text:?}: {e} (e.g. 12.50 or 12.50 USD)"))?;
+            serde_json::to_value(money).map_err(|e| e.to_string())
+        }
+        Value::String(_) => Ok(Value::String(text.to_string())),
+        Value::Number(_) => {
+            text.parse::<serde_json::Number>().map(Value::Number).map_err(|_| format!("{text:?} is not a number"))
+        }
+        Value::Bool(_) => text.parse::<bool>().map(Value::Bool).map_err(|_| format!("{text:?} is not true or false")),
+        _ => serde_json::from_str(text).map_err(|e| format!("{text:?} is not valid JSON: {e}")),
+    }
+}
+
+/// A plan id without the revision suffixes edits add.
+fn base_id(plan_id: &str) -> &str {
+    plan_id.split(".edit-").next().unwrap_or(plan_id)
+}
