@@ -1,7 +1,7 @@
 //! The commands the UI may call (listed again, exactly, in `capabilities/default.json`).
 //!
-//! Each one takes the state, calls the engine (through `state::plan_for` for planning),
-//! and maps the result to a view and the error to an [`AppError`]. No SQL, no policy
+//! Each one takes the state, calls the engine, and maps the result to a view and the
+//! error to an [`AppError`]. No SQL, no policy
 //! logic, no file I/O here. They run off the main thread (`async`), so the window never
 //! waits on the evidence store or a platform call.
 
@@ -11,11 +11,16 @@ use countersign_engine::{Engine, LogFilter, Proof, Secret, StepRun, credentials}
 use tauri::State;
 use tauri::ipc::Channel;
 
+use std::collections::BTreeMap;
+
+use countersign_core::Outcome;
+use countersign_engine::cases::OpenedCase;
+
 use crate::dto::{
-    AppError, AppInfo, CaseView, CredentialList, EventView, ExportView, InboxItem, LeadProof, LogQuery, Metrics,
-    PassageView, PauseScope, PauseView, Progress, Verdict, VerifyView,
+    AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, EventView, ExportView, InboxItem, LeadProof,
+    LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SentView, Verdict, VerifyView,
 };
-use crate::state::{Shell, count, plan_for, sample_cases};
+use crate::state::{Shell, case_by_id, count};
 use crate::view;
 
 type Res<T> = Result<T, AppError>;
@@ -41,8 +46,9 @@ pub fn app_info(shell: State<'_, Shell>) -> Res<AppInfo> {
     plain_thread(|| Ok(shell.get()?.info.clone()))
 }
 
-/// Open cases: the workspace's cases, with the steps still waiting and, once a case has been
-/// opened (planned and decided), its escalation flags. Nothing is read from the platform
+/// Open cases: the workspace's cases, with the steps still waiting, the escalation
+/// signals the policy finds in the customer's words (before anything is planned), and
+/// whether the case was planned and its reply sent. Nothing is read from the platform
 /// here, so the inbox is quick however slow the platform is.
 #[tauri::command(async)]
 pub fn inbox(shell: State<'_, Shell>) -> Res<Vec<InboxItem>> {
@@ -50,21 +56,28 @@ pub fn inbox(shell: State<'_, Shell>) -> Res<Vec<InboxItem>> {
         let state = shell.get()?;
         let engine = &state.engine;
         let waiting = engine.review_queue()?;
-        sample_cases(engine)?
+        engine
+            .workspace()
+            .cases()?
             .into_iter()
-            .map(|(case, plan)| {
-                let recorded = engine.recorded_decision(&case.id, &plan.id)?;
+            .map(|case| {
+                let plans = engine.case_plans(&case.id)?;
+                let signals = engine.case_signals(&case);
                 Ok(InboxItem {
                     channel: case.channel.to_string(),
                     customer_id: case.customer.as_ref().map(|c| c.id.clone()),
                     identity: case.customer.as_ref().map(|c| crate::view::snake(&c.identity)),
                     subject: case.subject.clone(),
                     last_message: case.customer_text().last().unwrap_or_default().to_string(),
-                    intent: plan.intent.clone(),
+                    intent: plans.last().map(|(p, _)| p.intent.clone()),
                     waiting: count(waiting.iter().filter(|s| s.case_id == case.id).count()),
-                    handoff: recorded.as_ref().is_some_and(|d| d.handoff),
-                    signals: recorded.iter().flat_map(|d| d.signals.iter().map(|s| s.id.clone())).collect(),
-                    opened: recorded.is_some(),
+                    handoff: !signals.is_empty(),
+                    signals: signals
+                        .iter()
+                        .map(|s| format!("{}: {}", crate::view::snake(&s.category), s.matched))
+                        .collect(),
+                    opened: !plans.is_empty(),
+                    replied: engine.sent_reply(&case.id)?.is_some(),
                     case_id: case.id,
                 })
             })
@@ -72,16 +85,23 @@ pub fn inbox(shell: State<'_, Shell>) -> Res<Vec<InboxItem>> {
     })
 }
 
-fn view_of(engine: &Engine, case_id: &str, runs: &[StepRun]) -> Res<CaseView> {
-    let (case, plan) = plan_for(engine, case_id)?;
-    let decided = engine.recorded_decision(&case.id, &plan.id)?.ok_or_else(|| AppError {
-        code: crate::dto::ErrorCode::NotFound,
-        message: format!("case {case_id} has not been opened yet"),
-        next_step: "Open the case from the inbox.".into(),
-    })?;
+fn view_of(
+    engine: &Engine,
+    case: &countersign_core::model::Case,
+    opened: &OpenedCase,
+    runs: &[StepRun],
+) -> Res<CaseView> {
     let queue = engine.case_steps(&case.id)?;
     let events = engine.log_case(&case.id)?;
-    Ok(view::case_view(&case, &plan, &decided, &queue, &events, runs))
+    let sent = engine.sent_reply(&case.id)?.map(|r| SentView { text: r.text, by: r.by, at: r.at });
+    Ok(view::case_view(case, opened, &queue, &events, runs, sent))
+}
+
+/// The case as it stands now (its plan in force; nothing is planned here).
+fn current(engine: &Engine, case_id: &str) -> Res<(countersign_core::model::Case, OpenedCase)> {
+    let case = case_by_id(engine, case_id)?;
+    let opened = engine.open_case(&case)?;
+    Ok((case, opened))
 }
 
 fn run_approved(engine: &Engine, case_id: &str, progress: &Channel<Progress>) -> Res<Vec<StepRun>> {
@@ -98,20 +118,113 @@ fn run_approved(engine: &Engine, case_id: &str, progress: &Channel<Progress>) ->
     Ok(runs)
 }
 
-/// Open a case: plan it, have the policy decide, record the evidence, run what may run on
-/// its own. Opening it again changes nothing (the plan is recorded once).
+/// Decided: report it, run what may run on its own, and show the case.
+fn decided(
+    engine: &Engine,
+    case: &countersign_core::model::Case,
+    opened: &OpenedCase,
+    ch: &Channel<Progress>,
+) -> Res<CaseView> {
+    send(ch, Progress::Deciding { plan_id: opened.plan.id.clone(), steps: count(opened.plan.steps.len()) });
+    let runs = run_approved(engine, &case.id, ch)?;
+    send(ch, Progress::Done);
+    view_of(engine, case, opened, &runs)
+}
+
+/// Open a case: the first time, the workspace's planner plans it (governed reads, cited
+/// reply), the policy decides, the evidence is recorded and what may run on its own runs.
+/// After that, the plan in force is shown as recorded.
 #[tauri::command(async)]
 pub fn open_case(shell: State<'_, Shell>, case_id: String, on_progress: Channel<Progress>) -> Res<CaseView> {
     plain_thread(|| {
-        let state = shell.get()?;
-        let engine = &state.engine;
+        let engine = &shell.get()?.engine;
+        let case = case_by_id(engine, &case_id)?;
         send(&on_progress, Progress::Planning { case_id: case_id.clone() });
-        let (case, plan) = plan_for(engine, &case_id)?;
-        send(&on_progress, Progress::Deciding { plan_id: plan.id.clone(), steps: count(plan.steps.len()) });
-        engine.process(&case, &plan)?;
-        let runs = run_approved(engine, &case.id, &on_progress)?;
-        send(&on_progress, Progress::Done);
-        view_of(engine, &case_id, &runs)
+        let opened = engine.open_case(&case)?;
+        decided(engine, &case, &opened, &on_progress)
+    })
+}
+
+/// Plan the case again (the platform's data may have changed); waiting steps the new plan
+/// does not keep are invalidated.
+#[tauri::command(async)]
+pub fn replan_case(shell: State<'_, Shell>, case_id: String, on_progress: Channel<Progress>) -> Res<CaseView> {
+    plain_thread(|| {
+        let engine = &shell.get()?.engine;
+        let case = case_by_id(engine, &case_id)?;
+        send(&on_progress, Progress::Planning { case_id: case_id.clone() });
+        let opened = engine.plan_again(&case)?;
+        decided(engine, &case, &opened, &on_progress)
+    })
+}
+
+/// Edit a waiting step's parameters (as typed); the policy decides the new revision.
+#[tauri::command(async)]
+pub fn edit_step(
+    shell: State<'_, Shell>,
+    case_id: String,
+    plan_id: String,
+    step_id: String,
+    changes: BTreeMap<String, String>,
+    reason: String,
+    on_progress: Channel<Progress>,
+) -> Res<CaseView> {
+    plain_thread(|| {
+        let engine = &shell.get()?.engine;
+        let case = case_by_id(engine, &case_id)?;
+        let opened = engine.edit_step(&case, &plan_id, &step_id, &changes, &reason)?;
+        decided(engine, &case, &opened, &on_progress)
+    })
+}
+
+/// The policy's decision on the reply as the agent has edited it (records nothing).
+#[tauri::command(async)]
+pub fn check_reply(shell: State<'_, Shell>, case_id: String, plan_id: String, text: String) -> Res<ReplyCheck> {
+    plain_thread(|| {
+        let engine = &shell.get()?.engine;
+        let case = case_by_id(engine, &case_id)?;
+        Ok(view::reply_check(&engine.check_reply(&case, &plan_id, &text)?))
+    })
+}
+
+/// Send the reply as edited. `seen` is the decision the agent was shown: a stricter one
+/// now (a promise typed since) is refused with `Conflict`.
+#[tauri::command(async)]
+pub fn send_reply(
+    shell: State<'_, Shell>,
+    case_id: String,
+    plan_id: String,
+    text: String,
+    seen: Decision,
+    lead: Option<LeadProof>,
+) -> Res<CaseView> {
+    plain_thread(|| {
+        let engine = &shell.get()?.engine;
+        let case = case_by_id(engine, &case_id)?;
+        let seen = match seen {
+            Decision::Auto => Outcome::Auto,
+            Decision::Confirm => Outcome::Confirm,
+            Decision::Supervisor => Outcome::Supervisor,
+            Decision::Recommend => Outcome::Recommend,
+            Decision::Forbid => Outcome::Forbid,
+        };
+        let proof = lead.map(|p| Proof { id: p.id, passphrase: Secret::new(p.passphrase) });
+        engine.send_reply(&case, &plan_id, &text, seen, proof.as_ref())?;
+        let (case, opened) = current(engine, &case_id)?;
+        view_of(engine, &case, &opened, &[])
+    })
+}
+
+/// A screenshot or page snapshot named in the evidence, by its SHA-256.
+#[tauri::command(async)]
+pub fn evidence_blob(shell: State<'_, Shell>, hash: String) -> Res<BlobView> {
+    plain_thread(|| {
+        let blob = shell.get()?.engine.blob(&hash)?.ok_or_else(|| AppError {
+            code: crate::dto::ErrorCode::NotFound,
+            message: format!("no blob {hash} in this evidence store"),
+            next_step: view::next_step(crate::dto::ErrorCode::NotFound).into(),
+        })?;
+        Ok(view::blob(&hash, blob))
     })
 }
 
@@ -144,7 +257,8 @@ pub fn review_step(
         };
         let runs = if verdict == Verdict::Approve { run_approved(engine, &case_id, &on_progress)? } else { Vec::new() };
         send(&on_progress, Progress::Done);
-        view_of(engine, &case_id, &runs)
+        let (case, opened) = current(engine, &case_id)?;
+        view_of(engine, &case, &opened, &runs)
     })
 }
 
@@ -154,7 +268,8 @@ pub fn open_citation(shell: State<'_, Shell>, case_id: String, index: u32) -> Re
     plain_thread(|| {
         let state = shell.get()?;
         let engine = &state.engine;
-        let (_, plan) = plan_for(engine, &case_id)?;
+        let (_, opened) = current(engine, &case_id)?;
+        let plan = opened.plan;
         let citation =
             plan.reply.as_ref().and_then(|r| r.citations.get((index as usize).wrapping_sub(1))).ok_or_else(|| {
                 AppError {

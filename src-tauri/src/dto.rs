@@ -102,14 +102,19 @@ pub struct InboxItem {
     pub identity: Option<String>,
     pub subject: Option<String>,
     pub last_message: String,
-    pub intent: String,
+    /// The workflow of the plan in force, once the case has been planned.
+    pub intent: Option<String>,
     /// Steps waiting for a countersignature.
     pub waiting: u32,
-    /// An escalation signal handed the case to a human (known once the case is opened).
+    /// An escalation signal in the customer's words hands the case to a human (found by
+    /// the policy from the messages alone, before anything is planned).
     pub handoff: bool,
+    /// The escalation signals found (`category: matched words`).
     pub signals: Vec<String>,
     /// The case's plan has been decided and recorded.
     pub opened: bool,
+    /// The reply has been sent.
+    pub replied: bool,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -193,6 +198,35 @@ pub struct ReplyView {
     pub rule_ids: Vec<String>,
     pub promises: Vec<PromiseView>,
     pub unresolved_citations: Vec<String>,
+    /// The reply as sent, once it has been.
+    pub sent: Option<SentView>,
+}
+
+/// A reply recorded as sent.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SentView {
+    pub text: String,
+    /// Who sent it (or countersigned it, for a reply that needed a team lead).
+    pub by: String,
+    pub at: String,
+}
+
+/// The policy's decision on the reply text as the agent is editing it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ReplyCheck {
+    pub decision: Decision,
+    pub reasons: Vec<ReasonView>,
+    pub promises: Vec<PromiseView>,
+    pub unresolved_citations: Vec<String>,
+}
+
+/// A blob of evidence (a screenshot, a page snapshot), base64-encoded.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct BlobView {
+    pub hash: String,
+    pub media_type: String,
+    pub size: u32,
+    pub base64: String,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -228,6 +262,9 @@ pub struct CaseView {
     pub signals: Vec<SignalView>,
     pub steps: Vec<StepView>,
     pub reply: Option<ReplyView>,
+    /// Steps of plans this one replaced (planned again, or edited), oldest first: what ran,
+    /// was rejected or was replaced before.
+    pub earlier: Vec<StepView>,
 }
 
 /// Progress of a long command, streamed over a channel.

@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 
 use countersign_core::Outcome;
-use countersign_core::decide::PlanDecision;
+use countersign_core::decide::{PlanDecision, ReplyDecision};
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Plan};
+use countersign_engine::cases::OpenedCase;
 use countersign_engine::{EngineError, StepRecord, StepRun};
 
 use crate::dto::{
     AppError, CaseView, CitationView, Decision, ErrorCode, EventView, MessageView, OrderView, ParamView, PromiseView,
-    ReasonView, ReplyView, SignalView, StepView,
+    ReasonView, ReplyCheck, ReplyView, SentView, SignalView, StepView,
 };
 use crate::state::count;
 
@@ -129,22 +130,25 @@ fn context(events: &[countersign_store::StoredEvent]) -> (Vec<OrderView>, Vec<St
     (Vec::new(), Vec::new())
 }
 
-/// Assemble the Case screen from the case, its plan, the recorded decision, the step queue,
-/// the case's evidence and the latest runs.
-pub fn case_view(
-    case: &Case,
-    plan: &Plan,
-    decided: &PlanDecision,
-    queue: &[StepRecord],
-    events: &[countersign_store::StoredEvent],
-    runs: &[StepRun],
-) -> CaseView {
-    let (orders, fields_read) = context(events);
+/// A parameter's value as the agent reads and edits it: text as is, money as `12.50 USD`,
+/// anything else as JSON.
+pub fn param_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(m) if m.len() == 2 && m.contains_key("amount") && m.contains_key("currency") => {
+            format!("{} {}", m["amount"].as_str().unwrap_or_default(), m["currency"].as_str().unwrap_or_default())
+        }
+        v => v.to_string(),
+    }
+}
+
+/// The steps of one plan as decided, with their queue state and the latest runs.
+fn steps_of(plan: &Plan, decided: &PlanDecision, queue: &[StepRecord], runs: &[StepRun]) -> Vec<StepView> {
     let queued: BTreeMap<&str, &StepRecord> =
         queue.iter().filter(|r| r.plan_id == plan.id).map(|r| (r.step_id.as_str(), r)).collect();
     let ran: BTreeMap<&str, &StepRun> =
         runs.iter().filter(|r| r.plan_id == plan.id).map(|r| (r.step_id.as_str(), r)).collect();
-    let steps = decided
+    decided
         .steps
         .iter()
         .map(|d| {
@@ -161,10 +165,7 @@ pub fn case_view(
                             .iter()
                             .map(|(k, p)| ParamView {
                                 name: k.clone(),
-                                value: match &p.value {
-                                    serde_json::Value::String(s) => s.clone(),
-                                    v => v.to_string(),
-                                },
+                                value: param_text(&p.value),
                                 source: p.source.as_str().to_string(),
                             })
                             .collect()
@@ -183,9 +184,41 @@ pub fn case_view(
                 error_code: run.and_then(|r| r.code).map(code),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The policy's reply decision as the UI shows it.
+pub fn reply_check(rd: &ReplyDecision) -> ReplyCheck {
+    ReplyCheck {
+        decision: decision(rd.decision),
+        reasons: reasons(&rd.reasons),
+        promises: rd
+            .promises
+            .iter()
+            .map(|p| PromiseView { id: p.id.clone(), category: snake(&p.category), matched: p.matched.clone() })
+            .collect(),
+        unresolved_citations: rd.unresolved_citations.clone(),
+    }
+}
+
+/// Assemble the Case screen from the opened case (plan in force, its recorded decision,
+/// the plans before it), the step queue, the case's evidence, the latest runs and the
+/// reply as sent.
+pub fn case_view(
+    case: &Case,
+    opened: &OpenedCase,
+    queue: &[StepRecord],
+    events: &[countersign_store::StoredEvent],
+    runs: &[StepRun],
+    sent: Option<SentView>,
+) -> CaseView {
+    let (plan, decided) = (&opened.plan, &opened.decision);
+    let (orders, fields_read) = context(events);
+    let steps = steps_of(plan, decided, queue, runs);
+    let earlier = opened.earlier.iter().flat_map(|(p, d)| steps_of(p, d, queue, runs)).collect();
     let reply = plan.reply.as_ref().map(|draft| {
         let rd = decided.reply.as_ref();
+        let check = rd.map(reply_check);
         ReplyView {
             text: draft.text.clone(),
             citations: draft
@@ -200,22 +233,12 @@ pub fn case_view(
                     quote: c.quote.clone(),
                 })
                 .collect(),
-            decision: rd.map_or(Decision::Confirm, |r| decision(r.decision)),
-            reasons: rd.map(|r| reasons(&r.reasons)).unwrap_or_default(),
+            decision: check.as_ref().map_or(Decision::Confirm, |c| c.decision),
+            reasons: check.as_ref().map(|c| c.reasons.clone()).unwrap_or_default(),
             rule_ids: rd.map(|r| r.rule_ids.clone()).unwrap_or_default(),
-            promises: rd
-                .map(|r| {
-                    r.promises
-                        .iter()
-                        .map(|p| PromiseView {
-                            id: p.id.clone(),
-                            category: snake(&p.category),
-                            matched: p.matched.clone(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            unresolved_citations: rd.map(|r| r.unresolved_citations.clone()).unwrap_or_default(),
+            promises: check.as_ref().map(|c| c.promises.clone()).unwrap_or_default(),
+            unresolved_citations: check.map(|c| c.unresolved_citations).unwrap_or_default(),
+            sent: sent.clone(),
         }
     });
     CaseView {
@@ -253,6 +276,7 @@ pub fn case_view(
             .collect(),
         steps,
         reply,
+        earlier,
     }
 }
 
@@ -265,5 +289,16 @@ pub fn event(e: countersign_store::StoredEvent) -> EventView {
         actor: e.actor,
         hash: e.hash.to_hex(),
         payload: e.payload,
+    }
+}
+
+/// A blob for the UI: images are shown inline, page snapshots as text.
+pub fn blob(hash: &str, b: countersign_store::Blob) -> crate::dto::BlobView {
+    use base64::Engine as _;
+    crate::dto::BlobView {
+        hash: hash.to_string(),
+        media_type: b.media_type,
+        size: count(b.data.len()),
+        base64: base64::engine::general_purpose::STANDARD.encode(&b.data),
     }
 }

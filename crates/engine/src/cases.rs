@@ -45,8 +45,9 @@ pub struct SentReply {
     pub text: String,
     pub by: String,
     pub at: String,
-    /// The policy's decision on the text as sent.
-    pub decision: ReplyDecision,
+    /// The policy's decision on the text as sent (when it was just sent; the log has the
+    /// text and who sent it, the decision can be made again from them).
+    pub decision: Option<ReplyDecision>,
 }
 
 impl Workspace {
@@ -183,7 +184,11 @@ impl Engine {
             serde_json::to_string(&(plan_id, step_id, changes)).unwrap_or_default().as_bytes(),
         );
         let revision = Plan {
-            id: format!("{}.edit-{}", base_id(plan_id), &digest[..10]),
+            id: format!(
+                "{}.edit-{}",
+                base_id(plan_id),
+                digest.trim_start_matches("sha256:").get(..12).unwrap_or(&digest)
+            ),
             case_id: case.id.clone(),
             planner: AGENT_EDIT.to_string(),
             intent: plan.intent.clone(),
@@ -232,19 +237,18 @@ impl Engine {
     }
 
     /// The reply recorded as sent for a case, if any.
-    pub fn sent_reply(&self, case_id: &str) -> Result<Option<(String, String, String, String)>, EngineError> {
+    pub fn sent_reply(&self, case_id: &str) -> Result<Option<SentReply>, EngineError> {
         let events = self.store.list_events(&EventFilter {
             case_id: Some(case_id.to_string()),
             kind: Some("reply_sent".into()),
             ..EventFilter::default()
         })?;
-        Ok(events.last().map(|e| {
-            (
-                e.payload["plan_id"].as_str().unwrap_or_default().to_string(),
-                e.payload["text"].as_str().unwrap_or_default().to_string(),
-                e.actor.clone(),
-                e.at.to_string(),
-            )
+        Ok(events.last().map(|e| SentReply {
+            plan_id: e.payload["plan_id"].as_str().unwrap_or_default().to_string(),
+            text: e.payload["text"].as_str().unwrap_or_default().to_string(),
+            by: e.actor.clone(),
+            at: e.at.to_string(),
+            decision: None,
         }))
     }
 
@@ -282,9 +286,9 @@ impl Engine {
         if text.trim().is_empty() {
             return Err(EngineError::BadInput { message: "the reply is empty".into() });
         }
-        if let Some((sent_plan, ..)) = self.sent_reply(&case.id)? {
+        if let Some(sent) = self.sent_reply(&case.id)? {
             return Err(EngineError::Conflict {
-                message: format!("the reply of case {} was already sent (plan {sent_plan})", case.id),
+                message: format!("the reply of case {} was already sent by {} at {}", case.id, sent.by, sent.at),
             });
         }
         let decision = self.check_reply(case, plan_id, text)?;
@@ -344,7 +348,13 @@ impl Engine {
             at,
             payload: event.payload(),
         })?;
-        Ok(SentReply { plan_id: plan_id.to_string(), text: text.to_string(), by, at: at.to_string(), decision })
+        Ok(SentReply {
+            plan_id: plan_id.to_string(),
+            text: text.to_string(),
+            by,
+            at: at.to_string(),
+            decision: Some(decision),
+        })
     }
 }
 

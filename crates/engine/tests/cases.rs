@@ -159,7 +159,7 @@ fn the_reply_is_decided_as_sent_and_sent_once() {
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].payload["text"], promised.as_str());
     assert_eq!(recorded[0].payload["citations"].as_array().unwrap().len(), draft.citations.len());
-    assert_eq!(engine.sent_reply("demo-01").unwrap().unwrap().1, promised);
+    assert_eq!(engine.sent_reply("demo-01").unwrap().unwrap().text, promised);
 
     let err = engine.send_reply(&c, &opened.plan.id, &draft.text, Outcome::Auto, None).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict);

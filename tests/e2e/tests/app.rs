@@ -97,6 +97,10 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     wait_for(c, "[data-testid=inbox] [data-testid=case-demo-01]").await?;
     println!("inbox usable {} ms after the launch was requested", launched.elapsed().as_millis());
     wait_text(c, "[data-testid=dev-banner]", "the unsigned-pack banner", |t| t.contains("unsigned")).await?;
+    // Escalations are flagged before a case is opened: the policy reads the customer's words.
+    let flag = wait_text(c, "[data-testid=case-demo-04] [data-testid=escalated]", "the escalation", |_| true).await?;
+    assert!(flag.contains("legal"), "demo-04 threatens legal action: {flag}");
+    assert!(c.find(css("[data-testid=case-demo-01] [data-testid=escalated]")).await.is_err(), "demo-01 is calm");
     shot(c, "01-inbox").await?;
 
     // A case: the plan with decision badges, reasons with rule ids, and a cited reply.
@@ -137,6 +141,35 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
         .await?;
     assert!(diff.contains("cancelled"), "the after-state shows the cancellation: {diff}");
     shot(c, "03-evidence").await?;
+
+    // The reply goes out as the agent leaves it; the policy decides the text as sent.
+    open_case(c, "demo-01").await?;
+    let editor = wait_for(c, "[data-testid=reply-editor]").await?;
+    assert!(editor.prop("value").await?.unwrap_or_default().contains("[1]"), "the draft cites its sources");
+    wait_for(c, "[data-testid=send-reply]").await?.click().await?;
+    wait_text(c, "[data-testid=reply-sent]", "the sent reply", |t| t.contains("agent-demo")).await?;
+    wait_for(c, "[data-testid=open-evidence]").await?.click().await?;
+    wait_text(c, "[data-testid=event-reply_sent]", "the reply in the evidence", |t| t.contains("cancellation")).await?;
+
+    // Edit a waiting step: the agent's amount is a new revision the policy decides again.
+    open_case(c, "demo-02").await?;
+    wait_text(c, "[data-testid=state-s2]", "waiting", |t| t == "waiting").await?;
+    wait_for(c, "[data-testid=step-s2]").await?.click().await?;
+    c.active_element().await?.send_keys("e").await?;
+    let amount = wait_for(c, "[data-testid=edit-s2-amount]").await?;
+    amount.clear().await?;
+    amount.send_keys("4.00").await?;
+    wait_for(c, "[data-testid=edit-reason]").await?.send_keys("customer agreed to 4.00").await?;
+    wait_for(c, "[data-testid=edit-save]").await?.click().await?;
+    // Small and typed by the agent: `auto`, so it runs at once; the replaced step is listed.
+    let state = wait_text(c, "[data-testid=state-s2]", "the edited step's run", |t| t == "succeeded").await?;
+    println!("edited step: {state}");
+    assert_eq!(attr(c, "[data-testid=step-s2] .badge", "data-decision").await?, "auto");
+    let params = wait_for(c, "[data-testid=step-s2] .params").await?.text().await?;
+    assert!(params.contains("4.00 USD") && params.contains("(agent)"), "the agent's value: {params}");
+    wait_for(c, "[data-testid=earlier] summary").await?.click().await?;
+    wait_text(c, "[data-testid=earlier]", "the replaced step", |t| t.contains("invalidated")).await?;
+    shot(c, "03b-case-edited").await?;
 
     // A pause: a step decided before it, countersigned after it, is refused.
     open_case(c, "demo-08").await?;
@@ -184,8 +217,6 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     // Settings: the loaded policy, honestly unsigned.
     nav(c, "settings").await?;
     wait_text(c, "[data-testid=signature]", "unsigned", |t| t.contains("unsigned")).await?;
-    // The demo store's token went to the OS keyring at launch; only its name is listed.
-    wait_text(c, "[data-testid=credentials]", "the demo credential", |t| t.contains("demo_seller_center/demo")).await?;
     // A credential typed here goes to the keyring and is never shown again.
     let secret = "e2e-token-7f3a9c";
     wait_for(c, "[data-testid=cred-name]").await?.send_keys("other_platform/acme-eu").await?;

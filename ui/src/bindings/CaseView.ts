@@ -12,4 +12,9 @@ export type CaseView = { case_id: string, tenant: string, store: string, platfor
 /**
  * The order fields the policy let the AI read.
  */
-fields_read: Array<string>, plan_id: string, planner: string, intent: string, policy_id: string, policy_version: number, policy_hash: string, handoff: boolean, signals: Array<SignalView>, steps: Array<StepView>, reply: ReplyView | null, };
+fields_read: Array<string>, plan_id: string, planner: string, intent: string, policy_id: string, policy_version: number, policy_hash: string, handoff: boolean, signals: Array<SignalView>, steps: Array<StepView>, reply: ReplyView | null, 
+/**
+ * Steps of plans this one replaced (planned again, or edited), oldest first: what ran,
+ * was rejected or was replaced before.
+ */
+earlier: Array<StepView>, };

@@ -3,16 +3,29 @@
 /**
  * One row of the inbox.
  */
-export type InboxItem = { case_id: string, channel: string, customer_id: string | null, identity: string | null, subject: string | null, last_message: string, intent: string, 
+export type InboxItem = { case_id: string, channel: string, customer_id: string | null, identity: string | null, subject: string | null, last_message: string, 
+/**
+ * The workflow of the plan in force, once the case has been planned.
+ */
+intent: string | null, 
 /**
  * Steps waiting for a countersignature.
  */
 waiting: number, 
 /**
- * An escalation signal handed the case to a human (known once the case is opened).
+ * An escalation signal in the customer's words hands the case to a human (found by
+ * the policy from the messages alone, before anything is planned).
  */
-handoff: boolean, signals: Array<string>, 
+handoff: boolean, 
+/**
+ * The escalation signals found (`category: matched words`).
+ */
+signals: Array<string>, 
 /**
  * The case's plan has been decided and recorded.
  */
-opened: boolean, };
+opened: boolean, 
+/**
+ * The reply has been sent.
+ */
+replied: boolean, };

@@ -3,5 +3,10 @@ import type { CitationView } from "./CitationView";
 import type { Decision } from "./Decision";
 import type { PromiseView } from "./PromiseView";
 import type { ReasonView } from "./ReasonView";
+import type { SentView } from "./SentView";
 
-export type ReplyView = { text: string, citations: Array<CitationView>, decision: Decision, reasons: Array<ReasonView>, rule_ids: Array<string>, promises: Array<PromiseView>, unresolved_citations: Array<string>, };
+export type ReplyView = { text: string, citations: Array<CitationView>, decision: Decision, reasons: Array<ReasonView>, rule_ids: Array<string>, promises: Array<PromiseView>, unresolved_citations: Array<string>, 
+/**
+ * The reply as sent, once it has been.
+ */
+sent: SentView | null, };

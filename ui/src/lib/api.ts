@@ -3,6 +3,7 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type { AppError } from "../bindings/AppError";
 import type { AppInfo } from "../bindings/AppInfo";
+import type { BlobView } from "../bindings/BlobView";
 import type { CaseView } from "../bindings/CaseView";
 import type { CredentialList } from "../bindings/CredentialList";
 import type { EventView } from "../bindings/EventView";
@@ -14,7 +15,9 @@ import type { Metrics } from "../bindings/Metrics";
 import type { PassageView } from "../bindings/PassageView";
 import type { PauseScope } from "../bindings/PauseScope";
 import type { PauseView } from "../bindings/PauseView";
+import type { Decision } from "../bindings/Decision";
 import type { Progress } from "../bindings/Progress";
+import type { ReplyCheck } from "../bindings/ReplyCheck";
 import type { Verdict } from "../bindings/Verdict";
 import type { VerifyView } from "../bindings/VerifyView";
 import { asAppError } from "./errors";
@@ -42,6 +45,17 @@ export const api = {
     a: { caseId: string; planId: string; stepId: string; verdict: Verdict; reason: string; lead: LeadProof | null },
     onProgress: (p: Progress) => void,
   ) => call<CaseView>("review_step", { ...a, onProgress: channel(onProgress) }),
+  replanCase: (caseId: string, onProgress: (p: Progress) => void) =>
+    call<CaseView>("replan_case", { caseId, onProgress: channel(onProgress) }),
+  editStep: (
+    a: { caseId: string; planId: string; stepId: string; changes: Record<string, string>; reason: string },
+    onProgress: (p: Progress) => void,
+  ) => call<CaseView>("edit_step", { ...a, onProgress: channel(onProgress) }),
+  checkReply: (caseId: string, planId: string, text: string) =>
+    call<ReplyCheck>("check_reply", { caseId, planId, text }),
+  sendReply: (a: { caseId: string; planId: string; text: string; seen: Decision; lead: LeadProof | null }) =>
+    call<CaseView>("send_reply", a),
+  evidenceBlob: (hash: string) => call<BlobView>("evidence_blob", { hash }),
   openCitation: (caseId: string, index: number) => call<PassageView>("open_citation", { caseId, index }),
   caseEvents: (caseId: string) => call<EventView[]>("case_events", { caseId }),
   logList: (query: LogQuery) => call<EventView[]>("log_list", { query }),

@@ -20,6 +20,8 @@ describe("keyAction", () => {
   it("a plain Enter opens, X rejects, other keys and modifiers do nothing", () => {
     expect(keyAction({ key: "Enter" }, 0, 3)).toEqual({ kind: "open", index: 0 });
     expect(keyAction({ key: "x" }, 2, 3)).toEqual({ kind: "reject", index: 2 });
+    expect(keyAction({ key: "e" }, 1, 3)).toEqual({ kind: "edit", index: 1 });
+    expect(keyAction({ key: "e" }, -1, 3)).toEqual({ kind: "none" });
     expect(keyAction({ key: "j", ctrlKey: true }, 0, 3)).toEqual({ kind: "none" });
     expect(keyAction({ key: "q" }, 0, 3)).toEqual({ kind: "none" });
   });

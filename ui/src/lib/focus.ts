@@ -1,10 +1,11 @@
 // Keyboard-first navigation over a list (inbox rows, plan steps): J/K and arrows move,
-// Home/End jump, Ctrl+Enter confirms. Pure, so it is unit-tested without a DOM.
+// Home/End jump, Ctrl+Enter confirms, X rejects, E edits. Pure, so it is unit-tested without a DOM.
 
 export type KeyAction =
   | { kind: "move"; index: number }
   | { kind: "confirm"; index: number }
   | { kind: "reject"; index: number }
+  | { kind: "edit"; index: number }
   | { kind: "open"; index: number }
   | { kind: "none" };
 
@@ -40,6 +41,9 @@ export function keyAction(ev: KeyLike, current: number, count: number): KeyActio
     case "x":
     case "X":
       return current < 0 ? { kind: "none" } : { kind: "reject", index: at };
+    case "e":
+    case "E":
+      return current < 0 ? { kind: "none" } : { kind: "edit", index: at };
     default:
       return { kind: "none" };
   }
