@@ -1,6 +1,7 @@
 //! Declares the app's commands so that the capability file can allow exactly these.
 
 const COMMANDS: &[&str] = &[
+    "ui_ready",
     "app_info",
     "inbox",
     "open_case",

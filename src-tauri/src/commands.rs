@@ -41,6 +41,17 @@ fn send(ch: &Channel<Progress>, p: Progress) {
     }
 }
 
+/// The UI calls this once, when the inbox has rendered its first rows: the launch time
+/// (process start → usable inbox) goes to the log, where `scripts/measure-app.sh` reads it.
+#[tauri::command(async)]
+pub fn ui_ready(rows: u32) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let ms = crate::LAUNCHED.get().map(|t| t.elapsed().as_millis()).unwrap_or_default();
+        tracing::info!(ms, rows, "inbox usable");
+    });
+}
+
 #[tauri::command(async)]
 pub fn app_info(shell: State<'_, Shell>) -> Res<AppInfo> {
     plain_thread(|| Ok(shell.get()?.info.clone()))

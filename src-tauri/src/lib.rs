@@ -62,8 +62,12 @@ fn init_tracing(log_dir: &std::path::Path) -> Option<tracing_appender::non_block
     guard
 }
 
+/// When the process started running Rust code (for the launch time `ui_ready` logs).
+pub static LAUNCHED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 /// Build and run the app; returns when the last window closes.
 pub fn run() -> anyhow::Result<()> {
+    LAUNCHED.get_or_init(std::time::Instant::now);
     tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             if let Some(w) = app.get_webview_window("main") {
@@ -100,10 +104,14 @@ pub fn run() -> anyhow::Result<()> {
                 Err(e) => tracing::error!(code = ?e.code, message = %e.message, "workspace did not open"),
             }
             app.manage(Shell(state));
+            if let Some(w) = app.get_webview_window("main") {
+                lean_webview(&w);
+            }
             app.manage(LogGuard(std::sync::Mutex::new(guard)));
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
+            commands::ui_ready,
             commands::app_info,
             commands::inbox,
             commands::open_case,
@@ -128,6 +136,23 @@ pub fn run() -> anyhow::Result<()> {
         ])
         .run(tauri::generate_context!())?;
     Ok(())
+}
+
+/// Render without GPU compositing on Linux: the app is forms and lists, and WebKitGTK's
+/// compositing mode keeps GL surfaces resident in the web process (about 85 MB of PSS
+/// under Xvfb, see docs/benchmarks.md) for no visible gain here.
+fn lean_webview(w: &tauri::WebviewWindow) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = w.with_webview(|webview| {
+        use webkit2gtk::{SettingsExt, WebViewExt};
+        if let Some(settings) = webview.inner().settings() {
+            settings.set_hardware_acceleration_policy(webkit2gtk::HardwareAccelerationPolicy::Never);
+        }
+    }) {
+        tracing::warn!(error = %e, "webview settings not applied");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = w;
 }
 
 /// Keeps the log writer flushing until the app exits.

@@ -37,6 +37,7 @@ function channel(onProgress: (p: Progress) => void): Channel<Progress> {
 }
 
 export const api = {
+  uiReady: (rows: number) => call<null>("ui_ready", { rows }),
   appInfo: () => call<AppInfo>("app_info"),
   inbox: () => call<InboxItem[]>("inbox"),
   openCase: (caseId: string, onProgress: (p: Progress) => void) =>
