@@ -15,7 +15,7 @@ use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Param, Plan, Provenance};
 use countersign_core::money::Money;
 use countersign_core::{Outcome, decide};
-use countersign_store::{EventFilter, StepFilter, StepState, StepUpdate};
+use countersign_store::{EventFilter, StepFilter, StepState};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -54,14 +54,7 @@ impl Workspace {
     /// The cases of the inbox: every `*.json` in the cases folder, a bare case or a case
     /// file with a recorded plan (the plan is ignored: the app plans with the planner).
     pub fn cases(&self) -> Result<Vec<Case>, EngineError> {
-        let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(&self.cases)
-            .map_err(|e| EngineError::io(&self.cases, e))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        paths.sort();
-        paths
+        self.case_files()?
             .iter()
             .map(|p| {
                 let value: Value = read_json(p)?;
@@ -211,27 +204,7 @@ impl Engine {
             .into_iter()
             .filter(|r| r.case_id == case_id && r.plan_id != current);
         for record in stale {
-            let event = Event::StepInvalidated {
-                plan_id: record.plan_id.clone(),
-                step_id: record.step_id.clone(),
-                step_digest: record.step_digest.clone(),
-                decided_under: record.policy_hash.clone(),
-                policy_hash: self.policy.hash.clone(),
-                reason: reason.to_string(),
-            };
-            let now = self.clock.now();
-            match self.transition_by(
-                &self.operator.id,
-                &record,
-                StepState::Invalidated,
-                StepUpdate::default(),
-                now,
-                event,
-                None,
-            ) {
-                Ok(()) | Err(EngineError::Store(countersign_store::StoreError::StepConflict { .. })) => {}
-                Err(e) => return Err(e),
-            }
+            self.invalidate(&self.operator.id, &record, reason)?;
         }
         Ok(())
     }

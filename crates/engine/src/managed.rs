@@ -283,28 +283,40 @@ impl Engine {
             .steps(&StepFilter { states: vec![StepState::Waiting, StepState::Approved], ..StepFilter::default() })?;
         let mut out = Vec::new();
         for record in pending.into_iter().filter(|r| all || r.policy_hash != self.policy.hash) {
-            let event = Event::StepInvalidated {
-                plan_id: record.plan_id.clone(),
-                step_id: record.step_id.clone(),
-                step_digest: record.step_digest.clone(),
-                decided_under: record.policy_hash.clone(),
-                policy_hash: self.policy.hash.clone(),
-                reason: if record.policy_hash == self.policy.hash {
-                    "a new policy pack was loaded (same policy, new pack); decide the plan again".into()
-                } else {
-                    "a new policy was loaded; decide the plan again".into()
-                },
+            let reason = if record.policy_hash == self.policy.hash {
+                "a new policy pack was loaded (same policy, new pack); decide the plan again"
+            } else {
+                "a new policy was loaded; decide the plan again"
             };
-            let now = self.clock.now();
-            match self.transition_by("system", &record, StepState::Invalidated, StepUpdate::default(), now, event, None)
-            {
-                Ok(()) => out.push(record),
-                // Moved on meanwhile (started, reviewed): nothing left to invalidate.
-                Err(EngineError::Store(StoreError::StepConflict { .. })) => {}
-                Err(e) => return Err(e),
+            if self.invalidate("system", &record, reason)? {
+                out.push(record);
             }
         }
         Ok(out)
+    }
+
+    /// Invalidate a waiting or approved step, with a `step_invalidated` event by `actor`.
+    /// False when it moved on meanwhile (started, reviewed): nothing left to invalidate.
+    pub(crate) fn invalidate(
+        &self,
+        actor: &str,
+        record: &crate::StepRecord,
+        reason: &str,
+    ) -> Result<bool, EngineError> {
+        let event = Event::StepInvalidated {
+            plan_id: record.plan_id.clone(),
+            step_id: record.step_id.clone(),
+            step_digest: record.step_digest.clone(),
+            decided_under: record.policy_hash.clone(),
+            policy_hash: self.policy.hash.clone(),
+            reason: reason.to_string(),
+        };
+        let now = self.clock.now();
+        match self.transition_by(actor, record, StepState::Invalidated, StepUpdate::default(), now, event, None) {
+            Ok(()) => Ok(true),
+            Err(EngineError::Store(StoreError::StepConflict { .. })) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Load a new pack while running. A pack that does not verify, or is older than one

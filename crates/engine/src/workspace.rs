@@ -255,6 +255,11 @@ impl Workspace {
     /// The sample cases shipped with the workspace, each with the plan a planner
     /// proposed for it, in file-name order.
     pub fn sample_cases(&self) -> Result<Vec<(PathBuf, CaseFile)>, EngineError> {
+        self.case_files()?.into_iter().map(|p| CaseFile::load(&p).map(|c| (p, c))).collect()
+    }
+
+    /// The `*.json` files of the cases folder, sorted by name.
+    pub(crate) fn case_files(&self) -> Result<Vec<PathBuf>, EngineError> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.cases)
             .map_err(|e| EngineError::io(&self.cases, e))?
             .filter_map(Result::ok)
@@ -262,7 +267,7 @@ impl Workspace {
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         paths.sort();
-        paths.into_iter().map(|p| CaseFile::load(&p).map(|c| (p, c))).collect()
+        Ok(paths)
     }
 }
 

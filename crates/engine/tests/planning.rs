@@ -14,6 +14,9 @@ use countersign_planner::local::SOURCES;
 use countersign_planner::{LocalPlanner, Planner, PlannerError, PlanningContext};
 use serde_json::json;
 
+#[path = "planning/cases.rs"]
+mod cases;
+
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
 }

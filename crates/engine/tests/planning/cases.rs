@@ -1,29 +1,14 @@
 //! An agent's work on a case as the desktop app does it — open (plan once), edit a waiting
 //! step, send the reply — on the demo workspace: the demo seller center on loopback, the
 //! local planner, a real evidence store.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use countersign_core::Outcome;
 use countersign_core::model::{Case, Provenance};
-use countersign_engine::{Engine, EngineOptions, ErrorCode, LogFilter, StepState, SystemClock};
+use countersign_engine::{Engine, ErrorCode, LogFilter, StepState};
 
-fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
-}
-
-fn open(data: &Path) -> Engine {
-    let options = EngineOptions {
-        workspace: assets().join("demo/workspace.toml"),
-        data_dir: data.to_path_buf(),
-        operator: None,
-        connector: None,
-    };
-    Engine::open(options, Arc::new(SystemClock)).unwrap()
-}
+use super::{assets, open};
 
 fn case(engine: &Engine, id: &str) -> Case {
     engine.workspace().cases().unwrap().into_iter().find(|c| c.id == id).unwrap()
