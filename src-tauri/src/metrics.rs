@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use countersign_engine::cases::AGENT_EDIT;
 use countersign_engine::{StepRecord, StepState};
 use countersign_store::StoredEvent;
 
@@ -62,7 +63,7 @@ pub fn compute(steps: &[StepRecord], events: &[StoredEvent]) -> Metrics {
     }
     let mut cases = BTreeSet::new();
     let mut handoffs = BTreeSet::new();
-    let mut plans_per_case: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut edits: BTreeSet<String> = BTreeSet::new();
     for e in events {
         let case = e.case_id.clone().unwrap_or_default();
         match e.kind.as_str() {
@@ -78,15 +79,17 @@ pub fn compute(steps: &[StepRecord], events: &[StoredEvent]) -> Metrics {
                     }
                 }
             }
-            "plan_proposed" => {
+            // An agent's edit is a plan revision proposed by the agent (planning again
+            // over changed data is not an edit).
+            "plan_proposed" if e.payload["plan"]["planner"].as_str() == Some(AGENT_EDIT) => {
                 if let Some(id) = e.payload["plan"]["id"].as_str() {
-                    plans_per_case.entry(case).or_default().insert(id.to_string());
+                    edits.insert(id.to_string());
                 }
             }
             _ => {}
         }
     }
-    m.edits_before_approval = plans_per_case.values().map(|p| p.len().saturating_sub(1)).map(crate::state::count).sum();
+    m.edits_before_approval = crate::state::count(edits.len());
     m.escalations = crate::state::count(handoffs.len());
     m.cases = crate::state::count(cases.len());
     m.per_action = per_action.into_values().collect();
@@ -145,8 +148,9 @@ mod tests {
                 "decided",
                 serde_json::json!({"handoff": true, "steps": [{"action": "reset_password", "decision": "forbid"}]}),
             ),
-            event("c1", "plan_proposed", serde_json::json!({"plan": {"id": "p1"}})),
-            event("c1", "plan_proposed", serde_json::json!({"plan": {"id": "p2"}})),
+            event("c1", "plan_proposed", serde_json::json!({"plan": {"id": "p1", "planner": "local"}})),
+            event("c1", "plan_proposed", serde_json::json!({"plan": {"id": "p2", "planner": "local"}})),
+            event("c1", "plan_proposed", serde_json::json!({"plan": {"id": "p2.edit-1", "planner": "agent-edit"}})),
             event("c2", "decided", serde_json::json!({"handoff": false, "steps": []})),
         ];
         let m = compute(&steps, &events);
@@ -156,7 +160,7 @@ mod tests {
             "every step lands in exactly one bucket"
         );
         assert_eq!(m.approval_latency_secs, vec![30], "only countersigned steps have an approval latency");
-        assert_eq!((m.escalations, m.cases, m.edits_before_approval), (1, 2, 1));
+        assert_eq!((m.escalations, m.cases, m.edits_before_approval), (1, 2, 1), "planning again is not an edit");
         let refund = m.per_action.iter().find(|c| c.label == "refund_full").unwrap();
         assert_eq!((refund.rejected, refund.waiting), (1, 1));
         let b = m.per_agent.iter().find(|c| c.label == "agent-b").unwrap();
