@@ -393,7 +393,7 @@ pub struct Metrics {
     pub per_agent: Vec<OutcomeCounts>,
     /// Seconds from decision to countersignature, per approved step (for the median and chart).
     pub approval_latency_secs: Vec<u32>,
-    /// Plans that replaced an earlier plan of the same case before approval (edits).
+    /// Plan revisions agents made by editing a waiting step before approving it.
     pub edits_before_approval: u32,
     /// Cases an escalation signal handed to a human.
     pub escalations: u32,

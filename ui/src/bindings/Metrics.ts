@@ -10,7 +10,7 @@ export type Metrics = { totals: OutcomeCounts, per_action: Array<OutcomeCounts>,
  */
 approval_latency_secs: Array<number>, 
 /**
- * Plans that replaced an earlier plan of the same case before approval (edits).
+ * Plan revisions agents made by editing a waiting step before approving it.
  */
 edits_before_approval: number, 
 /**
