@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use countersign_connectors::BrowserSettings;
+use countersign_connectors::browser::{check_pages_base_url, check_profile};
 use countersign_core::model::{Case, Operator, Plan};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +44,14 @@ enum RawConnector {
     Snapshot { dataset: PathBuf },
     Http { catalog: PathBuf, base_url: Option<String> },
     DemoStore { catalog: PathBuf, seed: PathBuf },
+    Browser {
+        pages: PathBuf,
+        base_url: Option<String>,
+        profile: Option<String>,
+        executable: Option<PathBuf>,
+        headless: Option<bool>,
+        no_sandbox: Option<bool>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +143,11 @@ pub enum ConnectorConfig {
     /// data dir, seeded from `seed` on first use) and reached over HTTP through `catalog`
     /// with a token made for this process alone.
     DemoStore { catalog: PathBuf, seed: PathBuf },
+    /// A seller center's web pages in Chromium, inside the agent's signed-in profile
+    /// (`crates/browser`). The engine does not build this one: a face builds it with
+    /// `countersign_browser::connector_for_workspace` and passes it in
+    /// (`EngineOptions::connector`).
+    Browser(BrowserSettings),
 }
 
 /// A loaded workspace; every path is absolute or relative to the process's cwd.
@@ -206,6 +221,44 @@ impl Workspace {
             Some(p) => planner_config(file, &text, p)?,
             None => PlannerConfig::default(),
         };
+        let connector = match raw.connector {
+            RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot { dataset: base.join(dataset) },
+            RawConnector::Http { catalog, base_url } => ConnectorConfig::Http { catalog: base.join(catalog), base_url },
+            RawConnector::DemoStore { catalog, seed } => {
+                ConnectorConfig::DemoStore { catalog: base.join(catalog), seed: base.join(seed) }
+            }
+            RawConnector::Browser { pages, base_url, profile, executable, headless, no_sandbox } => {
+                let at = |key: &str, message: String| EngineError::Config {
+                    message: located(file, &text, connector_key_span(&text, key), &message),
+                };
+                if pages.as_os_str().is_empty() {
+                    return Err(at("pages", "`pages` names the page-actions file".into()));
+                }
+                let base_url = base_url
+                    .map(|u| check_pages_base_url(&u).map_err(|m| at("base_url", format!("base_url {m}"))))
+                    .transpose()?;
+                if let Some(p) = &profile {
+                    check_profile(p).map_err(|m| at("profile", m))?;
+                }
+                let executable = match executable {
+                    Some(e) if e.as_os_str().is_empty() => {
+                        return Err(at("executable", "`executable` is empty: leave it out to find Chromium".into()));
+                    }
+                    // A bare name is looked up on PATH; a path is relative to this file.
+                    Some(e) if e.components().count() == 1 && e.is_relative() => Some(e),
+                    Some(e) => Some(base.join(e)),
+                    None => None,
+                };
+                ConnectorConfig::Browser(BrowserSettings {
+                    pages: base.join(pages),
+                    base_url,
+                    profile,
+                    executable,
+                    headless: headless.unwrap_or(true),
+                    no_sandbox: no_sandbox.unwrap_or(false),
+                })
+            }
+        };
         Ok(Workspace {
             file: file.to_path_buf(),
             id,
@@ -214,19 +267,20 @@ impl Workspace {
             pack,
             knowledge: base.join(raw.workspace.knowledge),
             cases: base.join(raw.workspace.cases),
-            connector: match raw.connector {
-                RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot { dataset: base.join(dataset) },
-                RawConnector::Http { catalog, base_url } => {
-                    ConnectorConfig::Http { catalog: base.join(catalog), base_url }
-                }
-                RawConnector::DemoStore { catalog, seed } => {
-                    ConnectorConfig::DemoStore { catalog: base.join(catalog), seed: base.join(seed) }
-                }
-            },
+            connector,
             operator: raw.operator,
             roster: raw.roster,
             planner,
         })
+    }
+
+    /// The browser connector's settings, when the workspace's connector is the browser
+    /// (`[connector] kind = "browser"`): what a face builds the connector from.
+    pub fn browser(&self) -> Option<&BrowserSettings> {
+        match &self.connector {
+            ConnectorConfig::Browser(settings) => Some(settings),
+            _ => None,
+        }
     }
 
     /// Knowledge articles that exist: id → version, read loosely from each article's front
@@ -393,6 +447,16 @@ fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Re
         max_tokens,
         headers: raw.headers.into_iter().collect(),
     })
+}
+
+/// Where the value of `[connector]`'s `key` is in the file (the connector section is a
+/// tagged enum, which cannot carry spans itself).
+fn connector_key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    #[derive(Deserialize)]
+    struct Doc {
+        connector: BTreeMap<String, toml::Spanned<toml::Value>>,
+    }
+    toml::from_str::<Doc>(text).ok()?.connector.get(key).map(toml::Spanned::span)
 }
 
 fn located(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
