@@ -9,6 +9,8 @@ use serde_json::Value;
 
 #[path = "cli/admin.rs"]
 mod admin;
+#[path = "cli/browser.rs"]
+mod browser;
 
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 
