@@ -6,8 +6,9 @@
 //! **Architecture invariants:**
 //! - It implements [`countersign_connectors::Connector`], so the engine runs its steps like
 //!   any other: the same policy, approvals, pauses and evidence. The engine does not know
-//!   this crate; a face (the CLI, the desktop app, a test) builds the connector and hands
-//!   it over through `EngineOptions::connector`. It is a crate of its own because the
+//!   this crate; a face (the CLI, the desktop app, a test) builds the connector with
+//!   [`connector_for_workspace`] from the workspace's `[connector] kind = "browser"`
+//!   settings and hands it over through `EngineOptions::connector`. It is a crate of its own because the
 //!   DevTools client (chromiumoxide and its generated protocol types) is heavy, and
 //!   nothing that only speaks HTTP should compile it.
 //! - It works only inside the agent's own session, in a persistent Chromium profile per
@@ -16,6 +17,10 @@
 //!   The connector never types a password, never solves a captcha, never enters a
 //!   one-time code: a login page or a verification page ends the step as
 //!   [`ConnectorError::NeedsHuman`] with a screenshot, and a person takes over.
+//! - A JavaScript dialog (`alert`, `confirm`, `prompt`, `beforeunload`) is dismissed the
+//!   moment it opens, never accepted, and named in the evidence and the error: before the
+//!   submit click it fails the step with nothing submitted; after the click the outcome
+//!   is left to the after-state read ([`ConnectorError::Unconfirmed`]).
 //! - What each action is on the pages lives in workspace configuration
 //!   ([`config::PageActions`], `assets/demo/pages.toml`, documented in
 //!   `docs/page-actions.md`): URL, how to recognise the page, what to read, what to
@@ -42,7 +47,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use countersign_connectors::{
-    BlobSink, BrowserSettings, CallRecord, Connector, ConnectorError, ExpectationError, Open, RecordedRequest, SubmitGate,
+    BlobSink, BrowserSettings, CallRecord, Connector, ConnectorError, ExpectationError, Open, RecordedRequest,
+    SubmitGate,
 };
 use countersign_core::decide::OrderFacts;
 use countersign_core::policy::Kind;
@@ -756,7 +762,10 @@ fn check_one(
 /// (the CLI, the desktop app) calls before opening the engine, and hands over as
 /// `EngineOptions::connector`; the engine never builds it. Chromium starts at the first
 /// call. An error in the page-actions file names its `file:line:column`.
-pub fn connector_for_workspace(settings: &BrowserSettings, data_dir: &Path) -> Result<BrowserConnector, ConnectorError> {
+pub fn connector_for_workspace(
+    settings: &BrowserSettings,
+    data_dir: &Path,
+) -> Result<BrowserConnector, ConnectorError> {
     let (pages, options) = workspace_pages(settings, data_dir)?;
     BrowserConnector::new(pages, options)
 }
@@ -770,7 +779,10 @@ pub fn open_login_window_for_workspace(settings: &BrowserSettings, data_dir: &Pa
 
 /// The page actions (with the workspace's base URL and profile, if it gives them) and the
 /// browser options of a workspace's browser connector.
-fn workspace_pages(settings: &BrowserSettings, data_dir: &Path) -> Result<(PageActions, BrowserOptions), ConnectorError> {
+fn workspace_pages(
+    settings: &BrowserSettings,
+    data_dir: &Path,
+) -> Result<(PageActions, BrowserOptions), ConnectorError> {
     let config = |detail: String| ConnectorError::Config { detail };
     let mut pages = PageActions::load(&settings.pages).map_err(|e| config(e.to_string()))?;
     if let Some(url) = &settings.base_url {

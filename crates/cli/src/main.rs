@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use countersign_connectors::Connector;
 use countersign_core::evidence::Verdict;
 use countersign_core::model::{Operator, PauseScope};
 use countersign_core::{Outcome, PlanDecision};
-use countersign_connectors::Connector;
 use countersign_engine::Secret;
 use countersign_engine::workspace::read_json;
 use countersign_engine::{CaseFile, Engine, EngineError, EngineOptions, LogFilter, SystemClock};

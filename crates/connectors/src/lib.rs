@@ -24,6 +24,10 @@
 //! - [`snapshot::SnapshotConnector`]: a platform export on disk, for offline decisions and
 //!   the demo; it answers order reads and refuses writes ([`ConnectorError::Unsupported`]).
 //!
+//! A third, the browser connector (seller-center web pages in Chromium), is a crate of its
+//! own (`countersign-browser`); what a workspace says about it, [`BrowserSettings`], is
+//! here so the engine can parse it without depending on that crate.
+//!
 //! ## Extending
 //!
 //! A new platform is a new catalog file (and, when its API differs in kind, a new

@@ -407,7 +407,9 @@ impl Engine {
                         after,
                         format!("{error}; but the after-state shows the change was applied"),
                     ),
-                    Err(_) => (StepOutcome::Failed, after, format!("{error} (the after-state shows it was not applied)")),
+                    Err(_) => {
+                        (StepOutcome::Failed, after, format!("{error} (the after-state shows it was not applied)"))
+                    }
                 }
             }
             Err(read) => (StepOutcome::Unknown, None, format!("{error}; the state could not be read after ({read})")),

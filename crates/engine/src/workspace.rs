@@ -41,9 +41,17 @@ struct RawMeta {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 enum RawConnector {
-    Snapshot { dataset: PathBuf },
-    Http { catalog: PathBuf, base_url: Option<String> },
-    DemoStore { catalog: PathBuf, seed: PathBuf },
+    Snapshot {
+        dataset: PathBuf,
+    },
+    Http {
+        catalog: PathBuf,
+        base_url: Option<String>,
+    },
+    DemoStore {
+        catalog: PathBuf,
+        seed: PathBuf,
+    },
     Browser {
         pages: PathBuf,
         base_url: Option<String>,

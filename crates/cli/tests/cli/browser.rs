@@ -8,7 +8,7 @@ use std::path::Path;
 use countersign_demo_store::{ApiToken, BackgroundServer};
 use serde_json::Value;
 
-use super::{BIN, case_file, code, repo, stderr, stdout_json};
+use super::{case_file, code, cs_at as run, repo, stderr, stdout_json};
 
 #[path = "../../../browser/tests/support/sign_in.rs"]
 mod sign_in;
@@ -32,17 +32,6 @@ fn browser_workspace(dir: &Path, base_url: &str) -> std::path::PathBuf {
     file
 }
 
-fn run(workspace: &Path, data: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BIN)
-        .arg("--workspace")
-        .arg(workspace)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
     let store_dir = tempfile::tempdir().unwrap();
@@ -55,11 +44,7 @@ fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let workspace = browser_workspace(dir.path(), &server.url());
-    sign_in::sign_in_by_hand(
-        &data.join("browser-profiles/demo_seller_center/demo"),
-        &server.url(),
-        PASSWORD,
-    );
+    sign_in::sign_in_by_hand(&data.join("browser-profiles/demo_seller_center/demo"), &server.url(), PASSWORD);
     let order = || -> Value {
         reqwest::blocking::Client::new()
             .get(format!("{}/orders/%23W5918442", server.url()))
