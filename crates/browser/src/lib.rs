@@ -8,9 +8,9 @@
 //!   any other: the same policy, approvals, pauses and evidence. The engine does not know
 //!   this crate; a face (the CLI, the desktop app, a test) builds the connector with
 //!   [`connector_for_workspace`] from the workspace's `[connector] kind = "browser"`
-//!   settings and hands it over through `EngineOptions::connector`. It is a crate of its own because the
-//!   DevTools client (chromiumoxide and its generated protocol types) is heavy, and
-//!   nothing that only speaks HTTP should compile it.
+//!   settings and hands it over through `EngineOptions::connector`. It is a crate of its
+//!   own because the DevTools client (chromiumoxide and its generated protocol types) is
+//!   heavy, and nothing that only speaks HTTP should compile it.
 //! - It works only inside the agent's own session, in a persistent Chromium profile per
 //!   platform and store (`DATA_DIR/browser-profiles/PLATFORM/STORE`). The agent signs in
 //!   by hand in a visible window ([`open_login_window`], `countersign-browser-login`).

@@ -1144,7 +1144,9 @@ async fn verification_interstitial_and_changed_layout_are_switches() {
     let (_, settings) = h.put("/seller-center/settings", json!({"verify_sensitive": false, "layout": "changed"})).await;
     assert_eq!(
         settings,
-        json!({"verify_sensitive": false, "verify_all": false, "layout": "changed", "dialog": "none", "dialog_on": "open"})
+        json!({
+            "verify_sensitive": false, "verify_all": false, "layout": "changed", "dialog": "none", "dialog_on": "open",
+        })
     );
     let (_, _, html) = b.get("/seller/orders/W5918442/cancel").await;
     assert!(html.contains("id=\"cancellation-request\"") && !html.contains("cancel-form"), "{html}");
