@@ -41,25 +41,22 @@ struct RawMeta {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 enum RawConnector {
-    Snapshot {
-        dataset: PathBuf,
-    },
-    Http {
-        catalog: PathBuf,
-        base_url: Option<String>,
-    },
-    DemoStore {
-        catalog: PathBuf,
-        seed: PathBuf,
-    },
-    Browser {
-        pages: PathBuf,
-        base_url: Option<String>,
-        profile: Option<String>,
-        executable: Option<PathBuf>,
-        headless: Option<bool>,
-        no_sandbox: Option<bool>,
-    },
+    Snapshot { dataset: PathBuf },
+    Http { catalog: PathBuf, base_url: Option<String> },
+    DemoStore { catalog: PathBuf, seed: PathBuf },
+    Browser(RawBrowser),
+}
+
+/// `[connector] kind = "browser"` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBrowser {
+    pages: PathBuf,
+    base_url: Option<String>,
+    profile: Option<String>,
+    executable: Option<PathBuf>,
+    headless: Option<bool>,
+    no_sandbox: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,37 +232,7 @@ impl Workspace {
             RawConnector::DemoStore { catalog, seed } => {
                 ConnectorConfig::DemoStore { catalog: base.join(catalog), seed: base.join(seed) }
             }
-            RawConnector::Browser { pages, base_url, profile, executable, headless, no_sandbox } => {
-                let at = |key: &str, message: String| EngineError::Config {
-                    message: located(file, &text, connector_key_span(&text, key), &message),
-                };
-                if pages.as_os_str().is_empty() {
-                    return Err(at("pages", "`pages` names the page-actions file".into()));
-                }
-                let base_url = base_url
-                    .map(|u| check_pages_base_url(&u).map_err(|m| at("base_url", format!("base_url {m}"))))
-                    .transpose()?;
-                if let Some(p) = &profile {
-                    check_profile(p).map_err(|m| at("profile", m))?;
-                }
-                let executable = match executable {
-                    Some(e) if e.as_os_str().is_empty() => {
-                        return Err(at("executable", "`executable` is empty: leave it out to find Chromium".into()));
-                    }
-                    // A bare name is looked up on PATH; a path is relative to this file.
-                    Some(e) if e.components().count() == 1 && e.is_relative() => Some(e),
-                    Some(e) => Some(base.join(e)),
-                    None => None,
-                };
-                ConnectorConfig::Browser(BrowserSettings {
-                    pages: base.join(pages),
-                    base_url,
-                    profile,
-                    executable,
-                    headless: headless.unwrap_or(true),
-                    no_sandbox: no_sandbox.unwrap_or(false),
-                })
-            }
+            RawConnector::Browser(raw) => ConnectorConfig::Browser(browser_settings(file, &text, base, raw)?),
         };
         Ok(Workspace {
             file: file.to_path_buf(),
@@ -454,6 +421,41 @@ fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Re
         max_tool_rounds,
         max_tokens,
         headers: raw.headers.into_iter().collect(),
+    })
+}
+
+/// Check a browser connector's settings; every error names the file, line and column of
+/// the value. Paths are relative to the workspace file (`base`).
+fn browser_settings(file: &Path, text: &str, base: &Path, raw: RawBrowser) -> Result<BrowserSettings, EngineError> {
+    let at = |key: &str, message: String| EngineError::Config {
+        message: located(file, text, connector_key_span(text, key), &message),
+    };
+    if raw.pages.as_os_str().is_empty() {
+        return Err(at("pages", "`pages` names the page-actions file".into()));
+    }
+    let base_url = raw
+        .base_url
+        .map(|u| check_pages_base_url(&u).map_err(|m| at("base_url", format!("base_url {m}"))))
+        .transpose()?;
+    if let Some(p) = &raw.profile {
+        check_profile(p).map_err(|m| at("profile", m))?;
+    }
+    let executable = match raw.executable {
+        Some(e) if e.as_os_str().is_empty() => {
+            return Err(at("executable", "`executable` is empty: leave it out to find Chromium".into()));
+        }
+        // A bare name is looked up on PATH; a path is relative to this file.
+        Some(e) if e.components().count() == 1 && e.is_relative() => Some(e),
+        Some(e) => Some(base.join(e)),
+        None => None,
+    };
+    Ok(BrowserSettings {
+        pages: base.join(raw.pages),
+        base_url,
+        profile: raw.profile,
+        executable,
+        headless: raw.headless.unwrap_or(true),
+        no_sandbox: raw.no_sandbox.unwrap_or(false),
     })
 }
 
