@@ -19,11 +19,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use countersign_browser::{BrowserConnector, BrowserOptions, PageActions, find_chromium};
+#[path = "../tests/support/sign_in.rs"]
+mod sign_in;
+
+use countersign_browser::{BrowserConnector, BrowserOptions, PageActions};
 use countersign_connectors::credentials::{CredentialName, ProcessCredential, Secret};
 use countersign_connectors::{Catalog, Connector, HttpConnector};
 use countersign_engine::{CaseFile, Engine, EngineOptions, SystemClock};
-use futures::StreamExt;
 use serde_json::json;
 
 const TOKEN: &str = "bench-token-browser";
@@ -47,35 +49,6 @@ fn one_read_step(tag: &str, n: usize) -> CaseFile {
                             "params": {"order_id": {"value": ORDER, "source": "connector"}}}]},
     }))
     .unwrap()
-}
-
-/// Signs in by driving the login form, as the agent does by hand in the login window.
-fn sign_in(profile: &Path, base: &str) {
-    std::fs::create_dir_all(profile).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    rt.block_on(async {
-        let config = chromiumoxide::BrowserConfig::builder()
-            .chrome_executable(find_chromium(None).unwrap())
-            .user_data_dir(profile)
-            .no_sandbox()
-            .build()
-            .unwrap();
-        let (mut browser, mut handler) = chromiumoxide::Browser::launch(config).await.unwrap();
-        let task = tokio::spawn(async move { while handler.next().await.is_some() {} });
-        let page = browser.new_page(format!("{base}/seller/login")).await.unwrap();
-        page.find_element("#login-user").await.unwrap().click().await.unwrap().type_str("agent").await.unwrap();
-        page.find_element("#login-password").await.unwrap().click().await.unwrap().type_str(TOKEN).await.unwrap();
-        page.find_element("#login-submit").await.unwrap().click().await.unwrap();
-        for _ in 0..200 {
-            if page.url().await.unwrap().unwrap_or_default().ends_with("/seller/home") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        browser.close().await.unwrap();
-        browser.wait().await.unwrap();
-        task.abort();
-    });
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
@@ -120,7 +93,7 @@ fn main() {
     let pages = PageActions::load(&assets().join("demo/pages.toml")).unwrap().with_base_url(&server.url()).unwrap();
     let options =
         BrowserOptions { no_sandbox: true, headless: true, ..BrowserOptions::new(dir.path().join("data-browser")) };
-    sign_in(&options.profile_dir(&pages.profile), &server.url());
+    sign_in::sign_in_by_hand(&options.profile_dir(&pages.profile), &server.url(), TOKEN);
     let browser = BrowserConnector::new(pages, options).unwrap();
     let started = Instant::now();
     browser.start().unwrap();

@@ -3,9 +3,12 @@
 //! operation is a short script whose inputs are passed as JSON (never spliced as code).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::cdp::browser_protocol::page::{
+    CaptureScreenshotFormat, DialogType, EventJavascriptDialogOpening, HandleJavaScriptDialogParams,
+};
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
@@ -98,12 +101,41 @@ pub(crate) fn cdp(e: impl std::fmt::Display) -> ConnectorError {
     ConnectorError::Transport(format!("browser: {e}"))
 }
 
+/// A JavaScript dialog (`alert`, `confirm`, `prompt`, `beforeunload`) a page opened.
+/// Chromium reports it (`Page.javascriptDialogOpening`) and the page stops until it is
+/// answered; the connector dismisses each one at once and never accepts one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JsDialog {
+    /// `alert`, `confirm`, `prompt` or `beforeunload`.
+    pub kind: &'static str,
+    pub message: String,
+    /// The frame that opened it.
+    pub url: String,
+}
+
+impl std::fmt::Display for JsDialog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message: String = self.message.chars().take(300).collect();
+        write!(f, "a JavaScript {} dialog {message:?} (dismissed)", self.kind)
+    }
+}
+
+/// Dialogs opened since they were last taken, with when the first of them opened.
+type Dialogs = Arc<Mutex<(Vec<JsDialog>, Option<Instant>)>>;
+
+/// How long a navigation may go on after a dialog was dismissed during a submit (an
+/// `alert` in a form's submit handler lets the form go ahead) before the page is taken
+/// as it stands.
+const AFTER_DIALOG: Duration = Duration::from_millis(1500);
+
 /// A running Chromium with one tab.
 #[derive(Debug)]
 pub(crate) struct Chromium {
     browser: Browser,
     pub page: Page,
     handler: tokio::task::JoinHandle<()>,
+    dialogs: Dialogs,
+    dialog_handler: tokio::task::JoinHandle<()>,
 }
 
 impl Chromium {
@@ -138,28 +170,66 @@ impl Chromium {
         // build does not know is no reason to stop listening.
         let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
         let page = browser.new_page("about:blank").await.map_err(cdp)?;
-        Ok(Chromium { browser, page, handler })
+        let dialogs = Dialogs::default();
+        let dialog_handler = dismiss_dialogs(&page, dialogs.clone()).await?;
+        Ok(Chromium { browser, page, handler, dialogs, dialog_handler })
     }
 
     pub async fn close(mut self) {
         let _ = self.browser.close().await;
         let _ = self.browser.wait().await;
+        self.dialog_handler.abort();
         self.handler.abort();
     }
 
     /// Waits until the person closes the window.
     pub async fn wait_closed(mut self) {
         let _ = self.browser.wait().await;
+        self.dialog_handler.abort();
         self.handler.abort();
     }
 
+    /// The JavaScript dialogs opened (and dismissed) since the last time they were taken.
+    pub fn take_dialogs(&self) -> Vec<JsDialog> {
+        let mut seen = self.dialogs.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.1 = None;
+        std::mem::take(&mut seen.0)
+    }
+
+    fn dialog_since(&self) -> Option<Instant> {
+        self.dialogs.lock().unwrap_or_else(PoisonError::into_inner).1
+    }
+
+    fn beforeunload_dismissed(&self) -> bool {
+        self.dialogs.lock().unwrap_or_else(PoisonError::into_inner).0.iter().any(|d| d.kind == "beforeunload")
+    }
+
+    /// Opens `url` and waits for it to load. A `beforeunload` dialog on the page being
+    /// left, once dismissed, cancels the navigation: that ends the wait too, on the old
+    /// page, and the caller finds the dialog among [`Chromium::take_dialogs`].
     pub async fn goto(&self, url: &str) -> Result<(), ConnectorError> {
-        self.page.goto(url).await.map_err(cdp)?;
+        let navigation = self.page.goto(url);
+        tokio::pin!(navigation);
+        loop {
+            tokio::select! {
+                went = &mut navigation => match went {
+                    Ok(_) => break,
+                    Err(_) if self.beforeunload_dismissed() => return Ok(()),
+                    Err(e) => return Err(cdp(e)),
+                },
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if self.beforeunload_dismissed() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
         self.wait_loaded(None).await
     }
 
     /// Waits for the document to be loaded; with `left`, first for the page that set
-    /// `left` as its marker to be gone (a navigation after a click).
+    /// `left` as its marker to be gone (a navigation after a click). After a dismissed
+    /// dialog, a navigation that has not come within [`AFTER_DIALOG`] is not waited for.
     pub async fn wait_loaded(&self, left: Option<&str>) -> Result<(), ConnectorError> {
         let check = match left {
             Some(marker) => format!(
@@ -171,6 +241,9 @@ impl Chromium {
         loop {
             // While the old page unloads, evaluation may fail: that is "not yet".
             if let Ok(Value::Bool(true)) = self.eval_raw(&check).await {
+                return Ok(());
+            }
+            if self.dialog_since().is_some_and(|at| at.elapsed() > AFTER_DIALOG) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -191,6 +264,33 @@ impl Chromium {
         let params = ScreenshotParams::builder().format(CaptureScreenshotFormat::Png).full_page(true).build();
         self.page.screenshot(params).await.map_err(cdp)
     }
+}
+
+/// Answers every JavaScript dialog the tab opens with "dismiss" (Cancel; OK is the only
+/// answer an `alert` has), at once, and notes it for the connector, which fails the call
+/// safe. A page is never allowed to wait on a dialog nobody sees, and nothing a dialog
+/// asks is ever confirmed.
+async fn dismiss_dialogs(page: &Page, dialogs: Dialogs) -> Result<tokio::task::JoinHandle<()>, ConnectorError> {
+    let mut opening = page.event_listener::<EventJavascriptDialogOpening>().await.map_err(cdp)?;
+    let tab = page.clone();
+    Ok(tokio::spawn(async move {
+        while let Some(event) = opening.next().await {
+            let kind = match event.r#type {
+                DialogType::Alert => "alert",
+                DialogType::Confirm => "confirm",
+                DialogType::Prompt => "prompt",
+                DialogType::Beforeunload => "beforeunload",
+            };
+            {
+                let mut seen = dialogs.lock().unwrap_or_else(PoisonError::into_inner);
+                seen.0.push(JsDialog { kind, message: event.message.clone(), url: event.url.clone() });
+                seen.1.get_or_insert_with(Instant::now);
+            }
+            if let Err(e) = tab.execute(HandleJavaScriptDialogParams::new(false)).await {
+                tracing::warn!(error = %e, kind, "could not dismiss a JavaScript dialog");
+            }
+        }
+    }))
 }
 
 /// JSON text of a value, safe to embed in a script (`</script>` cannot end it, U+2028

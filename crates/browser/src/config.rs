@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
 
+use countersign_connectors::browser::{check_pages_base_url, check_profile};
 use countersign_connectors::catalog::OrderFactsMap;
 use countersign_core::policy::Kind;
 use rust_decimal::Decimal;
@@ -455,25 +456,16 @@ impl PageActions {
     /// Point the actions at another address (a demo store on an ephemeral port). Same
     /// rules as `base_url` in the file.
     pub fn with_base_url(mut self, url: &str) -> Result<PageActions, String> {
-        self.base_url = check_base_url(url)?;
+        self.base_url = check_pages_base_url(url)?;
         Ok(self)
     }
-}
 
-/// `https://…`, or `http://` on loopback only; no path, query or credentials.
-pub(crate) fn check_base_url(url: &str) -> Result<String, String> {
-    let url = url.trim_end_matches('/');
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("{url:?} is not an absolute URL"))?;
-    if rest.contains('@') || rest.contains('/') || rest.contains('?') || rest.contains('#') || rest.is_empty() {
-        return Err(format!("{url:?}: give scheme://host[:port] only (no credentials, path or query)"));
-    }
-    let host = rest.rsplit_once(':').map_or(rest, |(h, port)| if port.parse::<u16>().is_ok() { h } else { rest });
-    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
-    match scheme {
-        "https" => Ok(url.to_owned()),
-        "http" if loopback => Ok(url.to_owned()),
-        "http" => Err(format!("{url:?}: plain http only on loopback; use https")),
-        _ => Err(format!("{url:?}: the scheme must be https (or http on loopback)")),
+    /// Use another browser profile (`PLATFORM/STORE`, a store of its own). Same rules as
+    /// `profile` in the file.
+    pub fn with_profile(mut self, profile: &str) -> Result<PageActions, String> {
+        check_profile(profile)?;
+        profile.clone_into(&mut self.profile);
+        Ok(self)
     }
 }
 
@@ -489,14 +481,8 @@ fn compile(cx: &Ctx<'_>, raw: RawPages) -> Result<PageActions, PagesError> {
     if !is_name(p.name.get_ref()) {
         return Err(cx.err(p.name.span(), "platform name must be lower_snake_case ASCII"));
     }
-    let base_url = check_base_url(p.base_url.get_ref()).map_err(|m| cx.err(p.base_url.span(), m))?;
-    let profile_ok = p.profile.get_ref().split_once('/').is_some_and(|(a, b)| {
-        let part = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
-        part(a) && part(b) && a != "." && a != ".." && b != "." && b != ".."
-    });
-    if !profile_ok {
-        return Err(cx.err(p.profile.span(), "profile must be PLATFORM/STORE (letters, digits, '-', '_', '.')"));
-    }
+    let base_url = check_pages_base_url(p.base_url.get_ref()).map_err(|m| cx.err(p.base_url.span(), m))?;
+    check_profile(p.profile.get_ref()).map_err(|m| cx.err(p.profile.span(), m))?;
     let timeout_ms = match p.timeout_ms {
         Some(t) if *t.get_ref() == 0 || *t.get_ref() > 300_000 => {
             return Err(cx.err(t.span(), "timeout_ms must be between 1 and 300000"));

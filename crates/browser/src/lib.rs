@@ -6,16 +6,21 @@
 //! **Architecture invariants:**
 //! - It implements [`countersign_connectors::Connector`], so the engine runs its steps like
 //!   any other: the same policy, approvals, pauses and evidence. The engine does not know
-//!   this crate; a face (the CLI, the desktop app, a test) builds the connector and hands
-//!   it over through `EngineOptions::connector`. It is a crate of its own because the
-//!   DevTools client (chromiumoxide and its generated protocol types) is heavy, and
-//!   nothing that only speaks HTTP should compile it.
+//!   this crate; a face (the CLI, the desktop app, a test) builds the connector with
+//!   [`connector_for_workspace`] from the workspace's `[connector] kind = "browser"`
+//!   settings and hands it over through `EngineOptions::connector`. It is a crate of its
+//!   own because the DevTools client (chromiumoxide and its generated protocol types) is
+//!   heavy, and nothing that only speaks HTTP should compile it.
 //! - It works only inside the agent's own session, in a persistent Chromium profile per
 //!   platform and store (`DATA_DIR/browser-profiles/PLATFORM/STORE`). The agent signs in
 //!   by hand in a visible window ([`open_login_window`], `countersign-browser-login`).
 //!   The connector never types a password, never solves a captcha, never enters a
 //!   one-time code: a login page or a verification page ends the step as
 //!   [`ConnectorError::NeedsHuman`] with a screenshot, and a person takes over.
+//! - A JavaScript dialog (`alert`, `confirm`, `prompt`, `beforeunload`) is dismissed the
+//!   moment it opens, never accepted, and named in the evidence and the error: before the
+//!   submit click it fails the step with nothing submitted; after the click the outcome
+//!   is left to the after-state read ([`ConnectorError::Unconfirmed`]).
 //! - What each action is on the pages lives in workspace configuration
 //!   ([`config::PageActions`], `assets/demo/pages.toml`, documented in
 //!   `docs/page-actions.md`): URL, how to recognise the page, what to read, what to
@@ -37,11 +42,13 @@
 pub mod chromium;
 pub mod config;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use countersign_connectors::{
-    BlobSink, CallRecord, Connector, ConnectorError, ExpectationError, Open, RecordedRequest, SubmitGate,
+    BlobSink, BrowserSettings, CallRecord, Connector, ConnectorError, ExpectationError, Open, RecordedRequest,
+    SubmitGate,
 };
 use countersign_core::decide::OrderFacts;
 use countersign_core::policy::Kind;
@@ -80,13 +87,17 @@ struct Trail {
     pages: Vec<Value>,
     read: Option<Value>,
     filled: Vec<Value>,
+    /// JavaScript dialogs the pages opened, each dismissed.
+    dialogs: Vec<Value>,
     submitted: bool,
 }
 
 impl Trail {
     fn to_value(&self, result: &str) -> Value {
-        let mut v =
-            json!({ "pages": self.pages, "filled": self.filled, "submitted": self.submitted, "result": result });
+        let mut v = json!({
+            "pages": self.pages, "filled": self.filled, "dialogs": self.dialogs,
+            "submitted": self.submitted, "result": result,
+        });
         if let Some(read) = &self.read {
             v["read"] = read.clone();
         }
@@ -240,8 +251,11 @@ fn recognise_arg(r: &Recognise, params: &Map<String, Value>) -> Result<Value, Co
 enum Stop {
     Error(ConnectorError),
     NeedsHuman(String),
+    /// Before the submit: the page is not the described one (nothing submitted).
     Mismatch(String),
     Gate(String),
+    /// After the submit: the page does not say whether it worked.
+    Unconfirmed(String),
 }
 
 impl From<ConnectorError> for Stop {
@@ -275,6 +289,22 @@ impl BrowserConnector {
         }
         trail.pages.push(page);
         Ok(seen)
+    }
+
+    /// The JavaScript dialogs opened since the last look, noted in the trail (each was
+    /// dismissed); the first one described, if any.
+    fn dialogs_seen(&self, c: &Chromium, trail: &mut Trail, moment: &str) -> Option<String> {
+        let seen = c.take_dialogs();
+        for d in &seen {
+            trail.dialogs.push(json!({
+                "moment": moment, "type": d.kind, "message": d.message, "url": d.url, "answer": "dismissed",
+            }));
+        }
+        match seen.as_slice() {
+            [] => None,
+            [one] => Some(one.to_string()),
+            [first, rest @ ..] => Some(format!("{first} and {} more", rest.len())),
+        }
     }
 
     /// A login or verification page, or an unexpected dialog.
@@ -319,10 +349,18 @@ impl BrowserConnector {
         trail: &mut Trail,
     ) -> Result<Option<Seen>, Stop> {
         let url = self.url_for(action, params)?;
+        let stale = c.take_dialogs();
+        if !stale.is_empty() {
+            tracing::info!(count = stale.len(), "JavaScript dialogs opened between calls were dismissed");
+        }
         c.goto(&url).await?;
         let seen = self.look(c, trail, "opened", false).await?;
+        let dialog = self.dialogs_seen(c, trail, "opening the page");
         if let Some(stop) = self.person_wanted(c).await? {
             return Err(stop);
+        }
+        if let Some(d) = dialog {
+            return Err(Stop::Mismatch(format!("{} at {}: the page opened {d}", action.name, seen.url)));
         }
         if seen.status == 404 {
             return Ok(None);
@@ -389,6 +427,9 @@ impl BrowserConnector {
             return Ok(ReadOutcome::NotFound);
         }
         let fields = self.read_fields(c, action).await?;
+        if let Some(d) = self.dialogs_seen(c, trail, "reading") {
+            return Err(Stop::Mismatch(format!("{}: while it was read, the page opened {d}", action.name)));
+        }
         if capture {
             trail.pages.pop();
             self.look(c, trail, "read", true).await?;
@@ -418,12 +459,19 @@ impl BrowserConnector {
             self.look(c, trail, "fill refused", true).await?;
             return Err(Stop::Mismatch(format!("{}: {problem}", action.name)));
         }
+        if let Some(d) = self.dialogs_seen(c, trail, "filling") {
+            return Err(Stop::Mismatch(format!("{}: while the form was filled, the page opened {d}", action.name)));
+        }
         // The form as it will be sent: the "before" evidence.
         self.look(c, trail, "before submit", true).await?;
         gate.may_submit().map_err(Stop::Gate)?;
         let Some(submit) = &action.submit else {
             return Err(Stop::Mismatch(format!("{}: no submit control is described", action.name)));
         };
+        // The last look before the point of no return.
+        if let Some(d) = self.dialogs_seen(c, trail, "before submit") {
+            return Err(Stop::Mismatch(format!("{}: before the submit click, the page opened {d}", action.name)));
+        }
         let marker = hex::encode(Sha256::digest(format!("{:?}{}", Instant::now(), action.name)));
         if let Some(problem) =
             c.call(chromium::SUBMIT, &json!({ "selector": submit, "marker": marker })).await?.as_str()
@@ -433,6 +481,7 @@ impl BrowserConnector {
         trail.submitted = true;
         c.wait_loaded(Some(&marker)).await?;
         let seen = self.look(c, trail, "after submit", true).await?;
+        let dialog = self.dialogs_seen(c, trail, "after submit");
         if let Some(refusal) = &action.refusal {
             let v = c
                 .call(
@@ -452,20 +501,21 @@ impl BrowserConnector {
                 }));
             }
         }
+        // After a submit, whether it applied is for the state read to say.
+        if let Some(d) = dialog {
+            return Err(Stop::Unconfirmed(format!("after the submit click, the page opened {d}")));
+        }
         if let Some(stop) = self.person_wanted(c).await? {
-            // After a submit, whether it applied is for the state read to say.
             let what = match stop {
-                Stop::NeedsHuman(m) | Stop::Mismatch(m) | Stop::Gate(m) => m,
+                Stop::NeedsHuman(m) | Stop::Mismatch(m) | Stop::Gate(m) | Stop::Unconfirmed(m) => m,
                 Stop::Error(e) => e.to_string(),
             };
-            return Err(Stop::Error(ConnectorError::MalformedResponse { detail: format!("after submitting: {what}") }));
+            return Err(Stop::Unconfirmed(format!("after submitting: {what}")));
         }
         if let Some(success) = &action.success
             && let Some(m) = self.mismatch(c, success, params).await?
         {
-            return Err(Stop::Error(ConnectorError::MalformedResponse {
-                detail: format!("after submitting, the page does not show success: {m}"),
-            }));
+            return Err(Stop::Unconfirmed(format!("after submitting, the page does not show success: {m}")));
         }
         let response = json!({ "url": seen.url, "title": seen.title, "confirmed": true });
         Ok((seen, response))
@@ -484,6 +534,9 @@ impl BrowserConnector {
                 evidence: Box::new(trail.to_value("stopped_before_submit")),
                 reason,
             },
+            Stop::Unconfirmed(detail) => {
+                ConnectorError::Unconfirmed { evidence: Box::new(trail.to_value("unconfirmed")), detail }
+            }
         }
     }
 
@@ -702,6 +755,49 @@ fn check_one(
             if before[field.as_str()] != *found { Ok(()) } else { unmet(format!("{field} to change"), found) }
         }
     }
+}
+
+/// The browser connector a workspace names (`[connector] kind = "browser"`), its profile
+/// under `data_dir` (the engine's data dir for that workspace). This is what every face
+/// (the CLI, the desktop app) calls before opening the engine, and hands over as
+/// `EngineOptions::connector`; the engine never builds it. Chromium starts at the first
+/// call. An error in the page-actions file names its `file:line:column`.
+pub fn connector_for_workspace(
+    settings: &BrowserSettings,
+    data_dir: &Path,
+) -> Result<BrowserConnector, ConnectorError> {
+    let (pages, options) = workspace_pages(settings, data_dir)?;
+    BrowserConnector::new(pages, options)
+}
+
+/// [`open_login_window`] on the profile a workspace's browser connector uses (see
+/// [`connector_for_workspace`]): how the agent signs in for that workspace.
+pub fn open_login_window_for_workspace(settings: &BrowserSettings, data_dir: &Path) -> Result<(), ConnectorError> {
+    let (pages, options) = workspace_pages(settings, data_dir)?;
+    open_login_window(&pages, &options)
+}
+
+/// The page actions (with the workspace's base URL and profile, if it gives them) and the
+/// browser options of a workspace's browser connector.
+fn workspace_pages(
+    settings: &BrowserSettings,
+    data_dir: &Path,
+) -> Result<(PageActions, BrowserOptions), ConnectorError> {
+    let config = |detail: String| ConnectorError::Config { detail };
+    let mut pages = PageActions::load(&settings.pages).map_err(|e| config(e.to_string()))?;
+    if let Some(url) = &settings.base_url {
+        pages = pages.with_base_url(url).map_err(|m| config(format!("base_url {m}")))?;
+    }
+    if let Some(profile) = &settings.profile {
+        pages = pages.with_profile(profile).map_err(config)?;
+    }
+    let options = BrowserOptions {
+        executable: settings.executable.clone(),
+        data_dir: data_dir.to_path_buf(),
+        headless: settings.headless,
+        no_sandbox: settings.no_sandbox,
+    };
+    Ok((pages, options))
 }
 
 /// Opens a visible browser window on the platform's login page, in the profile the

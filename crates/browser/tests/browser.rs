@@ -7,15 +7,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use countersign_browser::{BrowserConnector, BrowserOptions, PageActions, find_chromium};
+#[path = "support/sign_in.rs"]
+mod sign_in;
+
+use countersign_browser::{BrowserConnector, BrowserOptions, PageActions};
 use countersign_connectors::{BlobSink, CallRecord, Connector, ConnectorError, SubmitGate};
 use countersign_core::evidence::Verdict;
 use countersign_core::model::PauseScope;
 use countersign_demo_store::{ApiToken, BackgroundServer};
 use countersign_engine::{CaseFile, Engine, EngineOptions, ErrorCode, StepState, SystemClock};
-use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 const PASSWORD: &str = "browser-test-password-71c3";
@@ -85,47 +86,10 @@ impl World {
         assert!(r.status().is_success(), "{}", r.text().unwrap());
     }
 
-    /// What the agent does by hand in the login window: opens the profile, signs in,
-    /// closes the browser. (The connector itself never signs in.)
+    /// What the agent does by hand in the login window (the connector never signs in).
     fn sign_in_by_hand(&self) {
-        let options = self.options();
-        let profile = options.profile_dir(&self.pages().profile);
-        std::fs::create_dir_all(&profile).unwrap();
-        let url = self.server.url();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        rt.block_on(async move {
-            let exe = find_chromium(None).expect("Chromium must be installed for these tests (scripts/setup.sh)");
-            let config = chromiumoxide::BrowserConfig::builder()
-                .chrome_executable(exe)
-                .user_data_dir(&profile)
-                .no_sandbox()
-                .build()
-                .unwrap();
-            let (mut browser, mut handler) = chromiumoxide::Browser::launch(config).await.expect("Chromium starts");
-            let task = tokio::spawn(async move { while handler.next().await.is_some() {} });
-            let page = browser.new_page(format!("{url}/seller/login")).await.unwrap();
-            page.find_element("#login-user").await.unwrap().click().await.unwrap().type_str("agent").await.unwrap();
-            page.find_element("#login-password")
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap()
-                .type_str(PASSWORD)
-                .await
-                .unwrap();
-            page.find_element("#login-submit").await.unwrap().click().await.unwrap();
-            for _ in 0..200 {
-                if page.url().await.unwrap().unwrap_or_default().ends_with("/seller/home") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            assert!(page.url().await.unwrap().unwrap().ends_with("/seller/home"), "signed in");
-            browser.close().await.unwrap();
-            browser.wait().await.unwrap();
-            task.abort();
-        });
+        let profile = self.options().profile_dir(&self.pages().profile);
+        sign_in::sign_in_by_hand(&profile, &self.server.url(), PASSWORD);
     }
 
     fn connector(&self) -> BrowserConnector {
@@ -298,8 +262,11 @@ fn an_ended_session_is_needs_human_and_the_connector_does_not_sign_in() {
     w.settings(json!({ "end_sessions": true }));
     let runs = engine.run_approved(&file.case.id).unwrap();
     assert_eq!(runs[0].code, Some(ErrorCode::NeedsHuman), "{runs:?}");
-    assert_eq!(runs[0].state, StepState::Approved, "stopped at the before-state read: it keeps its approval");
+    assert_eq!(runs[0].state, StepState::Failed, "stopped at the before-state read, which the evidence shows");
     assert_eq!(w.order()["status"], "pending");
+    let done = finished(&engine, &file.case.id, "s2");
+    assert_eq!(done["outcome"], "needs_human");
+    assert!(done["response"]["evidence"]["pages"][0]["url"].as_str().unwrap().contains("/seller/login"), "{done}");
 
     let mut params = Map::new();
     params.insert("order_id".into(), json!(ORDER));
@@ -309,6 +276,45 @@ fn an_ended_session_is_needs_human_and_the_connector_does_not_sign_in() {
     let pages = evidence["pages"].as_array().unwrap();
     assert!(pages.iter().any(|p| p["url"].as_str().unwrap().contains("/seller/login")), "{evidence}");
     assert!(pages.iter().any(|p| p["screenshot"]["stored"] == true), "a screenshot for the agent: {evidence}");
+}
+
+#[test]
+fn verification_at_the_before_state_read_is_recorded_with_the_page_and_its_screenshot() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let engine = w.engine(Arc::new(w.connector()));
+    let file = approved_cancel(&engine);
+    // The interstitial on every page: the order page the before-state is read from asks too.
+    w.settings(json!({ "verify_all": true }));
+
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].code, Some(ErrorCode::NeedsHuman), "{runs:?}");
+    assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
+    let error = runs[0].error.as_deref().unwrap();
+    assert!(error.contains("reading the state before the step") && error.contains("verify"), "{error}");
+    assert_eq!(w.order()["status"], "pending", "nothing was submitted");
+
+    let events = engine.log_case(&file.case.id).unwrap();
+    let s2 = |kind: &str| events.iter().filter(|e| e.kind == kind && e.payload["step_id"] == "s2").count();
+    assert_eq!(s2("step_started"), 0, "the step never started: no call went out");
+    assert_eq!(s2("step_finished"), 1, "the timeline says why the step stopped");
+    let done = finished(&engine, &file.case.id, "s2");
+    assert_eq!(done["outcome"], "needs_human");
+    assert_eq!(done["response"]["stopped_at"], "before-state read");
+    assert_eq!(done["error"], error, "the evidence holds the reason the agent saw");
+    let evidence = &done["response"]["evidence"];
+    assert_eq!(evidence["submitted"], false);
+    let page = &evidence["pages"][0];
+    assert!(page["url"].as_str().unwrap().contains("/seller/verify?next=/seller/orders/"), "{evidence}");
+    let shots: Vec<_> = blobs_named(&engine, evidence).into_iter().filter(|b| b.media_type == "image/png").collect();
+    assert_eq!(shots.len(), 1, "one screenshot of the page the person takes over: {evidence}");
+    assert!(shots[0].data.starts_with(b"\x89PNG"));
+    assert!(engine.log_verify().unwrap().ok, "the chain verifies with the new event");
+
+    // The person verifies; the step does not run again by itself.
+    w.settings(json!({ "verify_all": false }));
+    assert!(engine.run_approved(&file.case.id).unwrap().is_empty(), "a stopped step is not retried");
 }
 
 #[test]
@@ -453,6 +459,132 @@ fn a_refund_through_the_pages_moves_the_exact_amount() {
     connector.check_expectation("refund_partial", &params, before.as_ref(), after.as_ref()).unwrap();
     let unchanged = connector.check_expectation("refund_partial", &params, after.as_ref(), after.as_ref());
     assert!(unchanged.is_err(), "no increase is not a refund");
+}
+
+/// The demo cancel case, for another pending order of another customer.
+fn cancel_case_for(order: &str, customer: &str, id: &str) -> CaseFile {
+    let text = std::fs::read_to_string(assets().join("demo/cases/01-cancel-pending.json"))
+        .unwrap()
+        .replace("demo-01", id)
+        .replace(ORDER, order)
+        .replace("sofia_rossi_8776", customer);
+    serde_json::from_str(&text).unwrap()
+}
+
+fn dialogs_of(evidence: &Value) -> Vec<(String, String, String)> {
+    evidence["dialogs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d["answer"], "dismissed", "a dialog is never accepted: {d}");
+            let s = |k: &str| d[k].as_str().unwrap().to_owned();
+            (s("type"), s("message"), s("moment"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_javascript_dialog_while_the_form_opens_or_fills_fails_the_step_before_submitting() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let connector: Arc<dyn Connector> = Arc::new(w.connector());
+    let engine = w.engine(connector.clone());
+    let file = approved_cancel(&engine);
+    w.settings(json!({ "dialog": "alert", "dialog_on": "open" }));
+
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
+    let error = runs[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("does not match")
+            && error.contains("JavaScript alert dialog \"Heads up: changes made here are final.\" (dismissed)"),
+        "the failure names the dialog and its text: {error}"
+    );
+    assert_eq!(w.order()["status"], "pending", "nothing was submitted");
+    let done = finished(&engine, &file.case.id, "s2");
+    assert_eq!(done["outcome"], "failed");
+    let evidence = &done["response"]["evidence"];
+    assert_eq!(evidence["submitted"], false);
+    assert_eq!(
+        dialogs_of(evidence),
+        [("alert".into(), "Heads up: changes made here are final.".into(), "opening the page".into())]
+    );
+    assert!(blobs_named(&engine, evidence).iter().any(|b| b.media_type == "image/png"), "the page is in the evidence");
+
+    // A prompt opened by the form's own change handler, while the connector fills it.
+    w.settings(json!({ "dialog": "prompt", "dialog_on": "fill" }));
+    let params = json!({ "order_id": ORDER, "reason": "ordered by mistake" }).as_object().unwrap().clone();
+    let err = connector.call("cancel_pending_order", &params, None).unwrap_err();
+    let ConnectorError::PageMismatch { mismatch, evidence } = &err else { panic!("{err}") };
+    assert!(
+        mismatch.contains("while the form was filled")
+            && mismatch.contains("JavaScript prompt dialog \"Type CONFIRM to go ahead.\""),
+        "{mismatch}"
+    );
+    assert_eq!(evidence["submitted"], false, "{evidence}");
+    assert_eq!(dialogs_of(evidence)[0].2, "filling");
+    assert_eq!(w.order()["status"], "pending", "nothing was submitted");
+
+    // The next call on a page without a dialog goes through: nothing stale is left over.
+    w.settings(json!({ "dialog": "none" }));
+    let read = connector.call("get_order_details", &json!({ "order_id": ORDER }).as_object().unwrap().clone(), None);
+    assert_eq!(read.unwrap().response["status"], "pending");
+    assert!(engine.log_verify().unwrap().ok);
+}
+
+#[test]
+fn a_javascript_dialog_after_the_submit_click_is_settled_by_the_after_state_never_a_silent_success() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let engine = w.engine(Arc::new(w.connector()));
+
+    // A confirm in the form's submit handler, dismissed: the form does not go; the step
+    // fails, naming the dialog, as the after-state shows.
+    let file = approved_cancel(&engine);
+    w.settings(json!({ "dialog": "confirm", "dialog_on": "submit" }));
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
+    let error = runs[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("after the submit click")
+            && error.contains("JavaScript confirm dialog \"Are you sure? This cannot be undone.\" (dismissed)")
+            && error.contains("the after-state shows it was not applied"),
+        "{error}"
+    );
+    assert_eq!(w.order()["status"], "pending", "a dismissed confirm let nothing through");
+    let done = finished(&engine, &file.case.id, "s2");
+    assert_eq!(done["outcome"], "failed");
+    assert_eq!(done["after"]["status"], "pending", "the outcome comes from the state read after");
+    let evidence = &done["response"]["evidence"];
+    assert_eq!(evidence["submitted"], true, "the submit control was clicked, once");
+    assert_eq!(dialogs_of(evidence)[0].0, "confirm");
+    assert_eq!(dialogs_of(evidence)[0].2, "after submit");
+    let moments: Vec<&str> =
+        evidence["pages"].as_array().unwrap().iter().map(|p| p["moment"].as_str().unwrap()).collect();
+    assert_eq!(moments, ["opened", "before submit", "after submit"], "the pages around the click stay: {evidence}");
+    assert_eq!(blobs_named(&engine, evidence).iter().filter(|b| b.media_type == "image/png").count(), 2);
+
+    // An alert in the submit handler, after which the form goes: the change was applied,
+    // and the step says so with the dialog named, not as a plain success.
+    let other = cancel_case_for("#W1006327", "james_johnson_9321", "demo-01-alert");
+    engine.process(&other.case, &other.plan).unwrap();
+    engine.run_approved(&other.case.id).unwrap();
+    engine.review(&other.plan.id, "s2", Verdict::Approved, "ok").unwrap();
+    w.settings(json!({ "dialog": "alert", "dialog_on": "submit" }));
+    let runs = engine.run_approved(&other.case.id).unwrap();
+    assert_eq!(runs[0].state, StepState::Succeeded, "{runs:?}");
+    let note = runs[0].error.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("JavaScript alert dialog") && note.contains("the after-state shows the change was applied"),
+        "a success after a dialog carries the dialog: {note:?}"
+    );
+    assert_eq!(w.order_of("#W1006327")["status"], "cancelled");
+    let done = finished(&engine, &other.case.id, "s2");
+    assert_eq!(done["outcome"], "succeeded");
+    assert_eq!(done["error"], note);
+    assert_eq!(dialogs_of(&done["response"]["evidence"])[0].0, "alert");
+    assert!(engine.log_verify().unwrap().ok);
 }
 
 // ---------------------------------------------------------------- configuration (no browser)

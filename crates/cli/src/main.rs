@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use countersign_connectors::Connector;
 use countersign_core::evidence::Verdict;
 use countersign_core::model::{Operator, PauseScope};
 use countersign_core::{Outcome, PlanDecision};
@@ -394,8 +395,18 @@ fn open(cli: &Cli) -> anyhow::Result<Engine> {
             role: role.clone().unwrap_or_else(|| ws.operator.role.clone()),
         }),
     };
-    let options = EngineOptions { data_dir: data_dir(cli, &ws.id)?, workspace, operator, connector: None };
+    let data_dir = data_dir(cli, &ws.id)?;
+    let connector = connector_for(&ws, &data_dir)?;
+    let options = EngineOptions { data_dir, workspace, operator, connector };
     Engine::open(options, Arc::new(SystemClock)).map_err(Into::into)
+}
+
+/// The connector the engine does not build itself: a browser workspace's, in the profile
+/// under the data dir (Chromium starts at the first call that needs it).
+fn connector_for(ws: &countersign_engine::Workspace, data_dir: &Path) -> anyhow::Result<Option<Arc<dyn Connector>>> {
+    let Some(settings) = ws.browser() else { return Ok(None) };
+    let browser = countersign_browser::connector_for_workspace(settings, data_dir).map_err(EngineError::from)?;
+    Ok(Some(Arc::new(browser)))
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 #[path = "cli/admin.rs"]
 mod admin;
+#[path = "cli/browser.rs"]
+mod browser;
 
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 
@@ -21,7 +23,12 @@ fn workspace() -> PathBuf {
 }
 
 fn cs(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).arg("--workspace").arg(workspace()).arg("--data-dir").arg(data).args(args).output().unwrap()
+    cs_at(&workspace(), data, args)
+}
+
+/// `countersign` on `workspace`, with its evidence in `data`.
+fn cs_at(workspace: &Path, data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).arg("--workspace").arg(workspace).arg("--data-dir").arg(data).args(args).output().unwrap()
 }
 
 fn code(o: &Output) -> i32 {
@@ -469,14 +476,7 @@ fn supervisor_approvals_take_a_roster_passphrase() {
 
 /// The full demo workspace: the demo seller center on loopback, started by the command.
 fn cs_demo(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--workspace")
-        .arg(repo().join("assets/demo/workspace.toml"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap()
+    cs_at(&repo().join("assets/demo/workspace.toml"), data, args)
 }
 
 #[test]

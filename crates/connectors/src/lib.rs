@@ -24,6 +24,10 @@
 //! - [`snapshot::SnapshotConnector`]: a platform export on disk, for offline decisions and
 //!   the demo; it answers order reads and refuses writes ([`ConnectorError::Unsupported`]).
 //!
+//! A third, the browser connector (seller-center web pages in Chromium), is a crate of its
+//! own (`countersign-browser`); what a workspace says about it, [`BrowserSettings`], is
+//! here so the engine can parse it without depending on that crate.
+//!
 //! ## Extending
 //!
 //! A new platform is a new catalog file (and, when its API differs in kind, a new
@@ -32,6 +36,7 @@
 //! the demo files) says when the two drift apart. Errors callers branch on are variants of
 //! [`ConnectorError`]; keep [`ConnectorError::retryable`] in step when adding one.
 
+pub mod browser;
 pub mod catalog;
 pub mod credentials;
 pub mod http;
@@ -45,6 +50,7 @@ use countersign_core::decide::OrderFacts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::browser::BrowserSettings;
 pub use crate::catalog::{Catalog, CatalogError, Coverage, ExpectationError};
 use crate::credentials::CredentialName;
 pub use crate::http::{HttpConnector, HttpSettings};
@@ -96,6 +102,12 @@ pub enum ConnectorError {
     /// set): nothing was submitted.
     #[error("stopped before submitting: {reason}")]
     StoppedBeforeSubmit { reason: String, evidence: Box<Value> },
+    /// A form was submitted, but the page after it does not say whether it worked (no
+    /// success and no refusal, a JavaScript dialog, a login page). Like a malformed
+    /// answer to a write: whether it applied is for the state read to say, never for a
+    /// second submit. `evidence` shows the pages before and after.
+    #[error("submitted, but the page does not show whether it worked: {detail}")]
+    Unconfirmed { detail: String, evidence: Box<Value> },
 }
 
 impl ConnectorError {
@@ -116,7 +128,8 @@ impl ConnectorError {
         match self {
             ConnectorError::NeedsHuman { evidence, .. }
             | ConnectorError::PageMismatch { evidence, .. }
-            | ConnectorError::StoppedBeforeSubmit { evidence, .. } => Some(evidence),
+            | ConnectorError::StoppedBeforeSubmit { evidence, .. }
+            | ConnectorError::Unconfirmed { evidence, .. } => Some(evidence),
             _ => None,
         }
     }

@@ -1,16 +1,21 @@
 //! The seller center's web pages: what an agent uses in a browser when a platform has no
-//! API for an operation. Server-rendered HTML (no script), a login form with a session
-//! cookie, an order page, cancel / refund / address forms, a confirmation page, and an
-//! optional "verify it's you" interstitial.
+//! API for an operation. Server-rendered HTML (no script, unless a dialog is switched
+//! on), a login form with a session cookie, an order page, cancel / refund / address
+//! forms, a confirmation page, and an optional "verify it's you" interstitial.
 //!
 //! Every form applies the same operation as the JSON API (`ops.rs`, hence `rules.rs`),
 //! through the same writer transaction; nothing here decides what the store allows.
 //!
-//! Two switches (`PUT /seller-center/settings`, behind the API token) exercise clients:
+//! Switches (`PUT /seller-center/settings`, behind the API token) exercise clients:
 //! - `verify_sensitive`: opening or posting a form first asks the session to verify
 //!   itself with a one-time code (written to the server log, as if sent to the owner);
+//!   `verify_all`: every page does, the order page too;
 //! - `layout = "changed"`: the forms come in a redesigned layout (other ids, other
-//!   controls), as after a platform's redesign.
+//!   controls), as after a platform's redesign;
+//! - `dialog = "alert" | "confirm" | "prompt"` (`"none"` to stop) with `dialog_on =
+//!   "open" | "fill" | "submit"`: the forms open a JavaScript dialog when the page loads,
+//!   when a field changes, or in the form's submit handler (a `confirm` or `prompt`
+//!   there lets the form go only when answered yes / `CONFIRM`; an `alert` lets it go).
 //!
 //! `end_sessions = true` ends every session (a client sees the login page again).
 
@@ -41,6 +46,30 @@ pub enum Layout {
     Changed,
 }
 
+/// A JavaScript dialog the forms open (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialog {
+    #[default]
+    None,
+    Alert,
+    Confirm,
+    Prompt,
+}
+
+/// When the forms open their dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialogOn {
+    /// While the page loads.
+    #[default]
+    Open,
+    /// When a field changes.
+    Fill,
+    /// In the form's submit handler.
+    Submit,
+}
+
 /// The seller center's switches (see the module docs).
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +77,13 @@ pub struct Settings {
     #[serde(default)]
     pub verify_sensitive: bool,
     #[serde(default)]
+    pub verify_all: bool,
+    #[serde(default)]
     pub layout: Layout,
+    #[serde(default)]
+    pub dialog: Dialog,
+    #[serde(default)]
+    pub dialog_on: DialogOn,
 }
 
 /// A change of settings, as `PUT /seller-center/settings` takes it.
@@ -56,7 +91,10 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsChange {
     verify_sensitive: Option<bool>,
+    verify_all: Option<bool>,
     layout: Option<Layout>,
+    dialog: Option<Dialog>,
+    dialog_on: Option<DialogOn>,
     #[serde(default)]
     end_sessions: bool,
 }
@@ -85,8 +123,17 @@ impl SellerCenter {
         if let Some(v) = change.verify_sensitive {
             s.verify_sensitive = v;
         }
+        if let Some(v) = change.verify_all {
+            s.verify_all = v;
+        }
         if let Some(l) = change.layout {
             s.layout = l;
+        }
+        if let Some(d) = change.dialog {
+            s.dialog = d;
+        }
+        if let Some(d) = change.dialog_on {
+            s.dialog_on = d;
         }
         s.clone()
     }
@@ -195,6 +242,17 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// What a page needs of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// A session (the verification pages themselves).
+    Session,
+    /// A session, verified if `verify_all` is on (pages that show something).
+    Read,
+    /// A session, verified if `verify_sensitive` or `verify_all` is on (forms).
+    Change,
+}
+
 /// What a page handler gets from a request: the session, or the response to send
 /// instead (the login page, or the verification interstitial).
 enum Access {
@@ -216,12 +274,16 @@ fn encode_query(text: &str) -> String {
 }
 
 impl Pages {
-    /// `sensitive`: a form that changes something (asks for verification when it is on).
-    fn access(&self, headers: &HeaderMap, here: &str, sensitive: bool) -> Access {
+    fn access(&self, headers: &HeaderMap, here: &str, need: Need) -> Access {
         let Some(sid) = session_id(headers) else {
             return Access::Denied(login_redirect(here));
         };
-        let verify = sensitive && self.center.settings().verify_sensitive;
+        let settings = self.center.settings();
+        let verify = match need {
+            Need::Session => false,
+            Need::Read => settings.verify_all,
+            Need::Change => settings.verify_all || settings.verify_sensitive,
+        };
         match self.center.with_session(&sid, |s| (s.csrf.clone(), s.verified)) {
             None => Access::Denied(login_redirect(here)),
             Some((_, false)) if verify => {
@@ -303,7 +365,7 @@ async fn login(State(pages): State<Pages>, Form(form): Form<LoginForm>) -> Respo
 }
 
 async fn home(State(pages): State<Pages>, headers: HeaderMap) -> Response {
-    if let Access::Denied(r) = pages.access(&headers, "/seller/home", false) {
+    if let Access::Denied(r) = pages.access(&headers, "/seller/home", Need::Read) {
         return r;
     }
     page(
@@ -322,7 +384,7 @@ async fn logout(State(pages): State<Pages>, headers: HeaderMap) -> Response {
 
 async fn verify_page(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
     let next = safe_next(q.next.as_deref()).to_owned();
-    let Access::Granted { sid, csrf } = pages.access(&headers, &next, false) else {
+    let Access::Granted { sid, csrf } = pages.access(&headers, &next, Need::Session) else {
         return login_redirect(&next);
     };
     let code = match getrandom::u32() {
@@ -354,7 +416,7 @@ struct VerifyForm {
 
 async fn verify(State(pages): State<Pages>, headers: HeaderMap, Form(form): Form<VerifyForm>) -> Response {
     let next = safe_next(form.next.as_deref()).to_owned();
-    let Access::Granted { sid, .. } = pages.access(&headers, &next, false) else {
+    let Access::Granted { sid, .. } = pages.access(&headers, &next, Need::Session) else {
         return login_redirect(&next);
     };
     if !csrf_ok(&pages, &sid, &form.csrf_token) {
@@ -396,7 +458,7 @@ fn address_text(a: &Address) -> String {
 
 async fn order_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let here = order_path(&id);
-    if let Access::Denied(r) = pages.access(&headers, &here, false) {
+    if let Access::Denied(r) = pages.access(&headers, &here, Need::Read) {
         return r;
     }
     let order = match load_order(&pages, &id).await {
@@ -438,17 +500,41 @@ async fn form_page(
     render: impl FnOnce(&Order, &str, Layout) -> (String, String),
 ) -> Response {
     let here = format!("{}/{what}", order_path(id));
-    let csrf = match pages.access(headers, &here, true) {
+    let csrf = match pages.access(headers, &here, Need::Change) {
         Access::Granted { csrf, .. } => csrf,
         Access::Denied(r) => return r,
     };
     match load_order(pages, id).await {
         Ok(order) => {
-            let (title, body) = render(&order, &csrf, pages.center.settings().layout);
-            page(StatusCode::OK, &title, &body)
+            let settings = pages.center.settings();
+            let (title, body) = render(&order, &csrf, settings.layout);
+            page(StatusCode::OK, &title, &format!("{body}{}", dialog_script(&settings)))
         }
         Err(e) => error_page(&e),
     }
+}
+
+/// The script that opens the form's JavaScript dialog, if one is switched on.
+fn dialog_script(settings: &Settings) -> String {
+    let (open, message) = match settings.dialog {
+        Dialog::None => return String::new(),
+        Dialog::Alert => ("alert(M)", "Heads up: changes made here are final."),
+        Dialog::Confirm => ("confirm(M)", "Are you sure? This cannot be undone."),
+        Dialog::Prompt => ("prompt(M, '')", "Type CONFIRM to go ahead."),
+    };
+    let script = match (settings.dialog_on, settings.dialog) {
+        (DialogOn::Open, _) => format!("{open};"),
+        (DialogOn::Fill, _) => format!("form.addEventListener('change', () => {{ {open}; }}, {{ once: true }});"),
+        (DialogOn::Submit, Dialog::Alert) => format!("form.addEventListener('submit', () => {{ {open}; }});"),
+        (DialogOn::Submit, Dialog::Confirm) => {
+            format!("form.addEventListener('submit', (e) => {{ if (!{open}) e.preventDefault(); }});")
+        }
+        (DialogOn::Submit, _) => {
+            format!("form.addEventListener('submit', (e) => {{ if ({open} !== 'CONFIRM') e.preventDefault(); }});")
+        }
+    };
+    let message = serde_json::to_string(message).unwrap_or_default();
+    format!("\n<script>const M = {message}; const form = document.querySelector('main form'); {script}</script>")
 }
 
 /// Applies a posted form: session, verification and CSRF checks, then the API's own
@@ -458,7 +544,7 @@ where
     F: FnOnce(&rusqlite::Connection, &str) -> Result<Reply, ApiError> + Send + 'static,
 {
     let here = format!("{}/{what}", order_path(id));
-    let sid = match pages.access(headers, &here, true) {
+    let sid = match pages.access(headers, &here, Need::Change) {
         Access::Granted { sid, .. } => sid,
         Access::Denied(r) => return r,
     };

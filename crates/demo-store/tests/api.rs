@@ -1142,9 +1142,41 @@ async fn verification_interstitial_and_changed_layout_are_switches() {
     assert_eq!(status, StatusCode::OK, "reading the order needs no verification");
 
     let (_, settings) = h.put("/seller-center/settings", json!({"verify_sensitive": false, "layout": "changed"})).await;
-    assert_eq!(settings, json!({"verify_sensitive": false, "layout": "changed"}));
+    assert_eq!(
+        settings,
+        json!({
+            "verify_sensitive": false, "verify_all": false, "layout": "changed", "dialog": "none", "dialog_on": "open",
+        })
+    );
     let (_, _, html) = b.get("/seller/orders/W5918442/cancel").await;
     assert!(html.contains("id=\"cancellation-request\"") && !html.contains("cancel-form"), "{html}");
+    assert!(!html.contains("<script"), "no script unless a dialog is switched on: {html}");
+    h.put("/seller-center/settings", json!({"layout": "standard"})).await;
+
+    // A JavaScript dialog on the forms, at the moment asked for.
+    for (dialog, on, says) in [
+        ("alert", "open", "alert(M);"),
+        ("prompt", "fill", "addEventListener('change', () => { prompt(M, ''); }"),
+        ("confirm", "submit", "if (!confirm(M)) e.preventDefault();"),
+    ] {
+        h.put("/seller-center/settings", json!({"dialog": dialog, "dialog_on": on})).await;
+        let (status, _, html) = b.get("/seller/orders/W5918442/cancel").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(says) && html.contains("id=\"cancel-form\""), "{dialog} on {on}: {html}");
+        let (_, _, order) = b.get("/seller/orders/W5918442").await;
+        assert!(!order.contains("<script"), "only the forms open dialogs: {order}");
+    }
+    h.put("/seller-center/settings", json!({"dialog": "none"})).await;
+    let (_, _, html) = b.get("/seller/orders/W5918442/cancel").await;
+    assert!(!html.contains("<script"), "{html}");
+
+    // Verification on every page: the order page asks too, the verification page does not loop.
+    h.put("/seller-center/settings", json!({"verify_all": true})).await;
+    let (status, location, _) = b.get("/seller/orders/W5918442").await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/seller/verify?next=/seller/orders/W5918442"));
+    let (status, _, html) = b.get("/seller/verify?next=/seller/orders/W5918442").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    h.put("/seller-center/settings", json!({"verify_all": false})).await;
 
     let (status, body) = h.put("/seller-center/settings", json!({"layout": "sideways"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

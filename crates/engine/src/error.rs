@@ -112,6 +112,9 @@ impl EngineError {
             }
             EngineError::Store(_) => ErrorCode::StoreFailed,
             EngineError::Connector(countersign_connectors::ConnectorError::NeedsHuman { .. }) => ErrorCode::NeedsHuman,
+            // A connector's configuration (a catalog's or page-actions file's value, a
+            // base URL, the browser to start) is the workspace's to fix.
+            EngineError::Connector(countersign_connectors::ConnectorError::Config { .. }) => ErrorCode::ConfigInvalid,
             EngineError::Connector(_) => ErrorCode::ConnectorFailed,
             EngineError::Credential(C::Missing { .. }) => ErrorCode::CredentialMissing,
             EngineError::Credential(C::BadName(_) | C::EmptyValue) => ErrorCode::BadInput,

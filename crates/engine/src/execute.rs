@@ -7,7 +7,10 @@
 //!    not expired; the stored step still has the digest the approval bound to, and so do
 //!    the plan, the decision and the approval in the (hash-chained) evidence log, so a
 //!    step row edited in the database runs nothing; no active pause covers it;
-//! 2. for writes: the before-state read;
+//! 2. for writes: the before-state read (if it stops on a page a person must see — a
+//!    login or verification page, a page that does not match — the step ends there,
+//!    `approved → failed` with `step_finished` holding what the connector saw; nothing
+//!    was started or sent);
 //! 3. `approved → running` with `step_started` (the idempotency key, derived from the
 //!    plan, step and digest; the before-state) — durable before anything goes out, and
 //!    refused in the same transaction if a pause covering the step was set meanwhile;
@@ -251,9 +254,8 @@ impl Engine {
         let before = if is_write {
             match self.connector.read_state(&record.action, &params) {
                 Ok(b) => b,
-                Err(e) => {
-                    return Err(EngineError::Connector(e));
-                }
+                Err(e) if e.evidence().is_some() => return self.stopped_before_start(&record, e),
+                Err(e) => return Err(EngineError::Connector(e)),
             }
         } else {
             None
@@ -327,9 +329,11 @@ impl Engine {
                 self.finish(&running, StepOutcome::Unknown, before, Value::Null, None, Some(e))?;
                 self.reconcile(plan_id, step_id)
             }
-            Err(e @ (ConnectorError::ServerError { .. } | ConnectorError::MalformedResponse { .. })) if is_write => {
-                self.settle_failed_write(&running, &params, before, &e)
-            }
+            Err(
+                e @ (ConnectorError::ServerError { .. }
+                | ConnectorError::MalformedResponse { .. }
+                | ConnectorError::Unconfirmed { .. }),
+            ) if is_write => self.settle_failed_write(&running, &params, before, &e),
             Err(e @ ConnectorError::NeedsHuman { .. }) => {
                 let run = self.finish(&running, StepOutcome::NeedsHuman, before, Value::Null, None, Some(e))?;
                 Ok(StepRun { code: Some(ErrorCode::NeedsHuman), ..run })
@@ -340,6 +344,20 @@ impl Engine {
             }
             Err(e) => self.finish(&running, StepOutcome::Failed, before, Value::Null, None, Some(e)),
         }
+    }
+
+    /// The before-state read stopped on a page a person must see (a login or verification
+    /// page, a page that does not match): nothing was started or sent. The step ends there
+    /// like one the call stopped (`approved → failed`, `step_finished` with the outcome and
+    /// what the connector saw: URL, screenshot by blob hash), so the timeline says why.
+    fn stopped_before_start(&self, record: &StepRecord, e: ConnectorError) -> Result<StepRun, EngineError> {
+        let needs_human = matches!(e, ConnectorError::NeedsHuman { .. });
+        let outcome = if needs_human { StepOutcome::NeedsHuman } else { StepOutcome::Failed };
+        let Some(evidence) = e.evidence().cloned() else { return Err(EngineError::Connector(e)) };
+        let response = serde_json::json!({ "evidence": evidence, "stopped_at": "before-state read" });
+        let error = Some(format!("reading the state before the step: {e}"));
+        let run = self.finish_recorded(record, outcome, Value::Null, Value::Null, Value::Null, response, error)?;
+        Ok(StepRun { code: needs_human.then_some(ErrorCode::NeedsHuman), ..run })
     }
 
     /// The workflows a step belongs to: its plan's intent and its action's workflow.
@@ -379,27 +397,26 @@ impl Engine {
         before: Value,
         error: &ConnectorError,
     ) -> Result<StepRun, EngineError> {
-        match self.connector.read_state(&running.action, params) {
+        // What the connector saw (a browser's pages before and after the submit) stays.
+        let response = error.evidence().map_or(Value::Null, |e| serde_json::json!({ "evidence": e }));
+        let (outcome, after, note) = match self.connector.read_state(&running.action, params) {
             Ok(after) => {
                 match self.connector.check_expectation(&running.action, params, Some(&before), after.as_ref()) {
-                    Ok(()) => {
-                        let note = format!("{error}; but the after-state shows the change was applied");
-                        let after = after.unwrap_or(Value::Null);
-                        self.finish_with(running, StepOutcome::Succeeded, before, after, None, Some(note))
-                    }
+                    Ok(()) => (
+                        StepOutcome::Succeeded,
+                        after,
+                        format!("{error}; but the after-state shows the change was applied"),
+                    ),
                     Err(_) => {
-                        let reason = format!("{error} (the after-state shows it was not applied)");
-                        let after = after.unwrap_or(Value::Null);
-                        self.finish_with(running, StepOutcome::Failed, before, after, None, Some(reason))
+                        (StepOutcome::Failed, after, format!("{error} (the after-state shows it was not applied)"))
                     }
                 }
             }
-            Err(read) => {
-                let reason = format!("{error}; the state could not be read after ({read})");
-                self.finish_with(running, StepOutcome::Unknown, before, Value::Null, None, Some(reason))?;
-                self.reconcile(&running.plan_id, &running.step_id)
-            }
-        }
+            Err(read) => (StepOutcome::Unknown, None, format!("{error}; the state could not be read after ({read})")),
+        };
+        let after = after.unwrap_or(Value::Null);
+        let run = self.finish_recorded(running, outcome, before, after, Value::Null, response, Some(note))?;
+        if outcome == StepOutcome::Unknown { self.reconcile(&running.plan_id, &running.step_id) } else { Ok(run) }
     }
 
     fn finish(

@@ -101,6 +101,8 @@ pub struct EngineOptions {
     /// Overrides the workspace's default operator.
     pub operator: Option<Operator>,
     /// Overrides the workspace's connector (tests, the desktop app's own demo store).
+    /// Required for a browser workspace (`[connector] kind = "browser"`), whose connector
+    /// the engine never builds: `countersign_browser::connector_for_workspace`.
     pub connector: Option<Arc<dyn Connector>>,
 }
 
@@ -248,6 +250,17 @@ impl Engine {
                 let (server, http) = start_demo_store(catalog, seed, &options.data_dir)?;
                 demo_store = Some(server);
                 Arc::new(http)
+            }
+            (None, workspace::ConnectorConfig::Browser(settings)) => {
+                return Err(EngineError::Config {
+                    message: format!(
+                        "{}: [connector] kind = \"browser\" ({}): the engine does not build the browser connector; \
+                         the app or the command line builds it (countersign_browser::connector_for_workspace) and \
+                         passes it in EngineOptions::connector",
+                        workspace.file.display(),
+                        settings.pages.display()
+                    ),
+                });
             }
         };
         connector.attach_blobs(Arc::new(StoreBlobs { writer: store.writer(), clock: clock.clone() }));

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use countersign_connectors::BrowserSettings;
+use countersign_connectors::browser::{check_pages_base_url, check_profile};
 use countersign_core::model::{Case, Operator, Plan};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +44,19 @@ enum RawConnector {
     Snapshot { dataset: PathBuf },
     Http { catalog: PathBuf, base_url: Option<String> },
     DemoStore { catalog: PathBuf, seed: PathBuf },
+    Browser(RawBrowser),
+}
+
+/// `[connector] kind = "browser"` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBrowser {
+    pages: PathBuf,
+    base_url: Option<String>,
+    profile: Option<String>,
+    executable: Option<PathBuf>,
+    headless: Option<bool>,
+    no_sandbox: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +148,11 @@ pub enum ConnectorConfig {
     /// data dir, seeded from `seed` on first use) and reached over HTTP through `catalog`
     /// with a token made for this process alone.
     DemoStore { catalog: PathBuf, seed: PathBuf },
+    /// A seller center's web pages in Chromium, inside the agent's signed-in profile
+    /// (`crates/browser`). The engine does not build this one: a face builds it with
+    /// `countersign_browser::connector_for_workspace` and passes it in
+    /// (`EngineOptions::connector`).
+    Browser(BrowserSettings),
 }
 
 /// A loaded workspace; every path is absolute or relative to the process's cwd.
@@ -206,6 +226,14 @@ impl Workspace {
             Some(p) => planner_config(file, &text, p)?,
             None => PlannerConfig::default(),
         };
+        let connector = match raw.connector {
+            RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot { dataset: base.join(dataset) },
+            RawConnector::Http { catalog, base_url } => ConnectorConfig::Http { catalog: base.join(catalog), base_url },
+            RawConnector::DemoStore { catalog, seed } => {
+                ConnectorConfig::DemoStore { catalog: base.join(catalog), seed: base.join(seed) }
+            }
+            RawConnector::Browser(raw) => ConnectorConfig::Browser(browser_settings(file, &text, base, raw)?),
+        };
         Ok(Workspace {
             file: file.to_path_buf(),
             id,
@@ -214,19 +242,20 @@ impl Workspace {
             pack,
             knowledge: base.join(raw.workspace.knowledge),
             cases: base.join(raw.workspace.cases),
-            connector: match raw.connector {
-                RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot { dataset: base.join(dataset) },
-                RawConnector::Http { catalog, base_url } => {
-                    ConnectorConfig::Http { catalog: base.join(catalog), base_url }
-                }
-                RawConnector::DemoStore { catalog, seed } => {
-                    ConnectorConfig::DemoStore { catalog: base.join(catalog), seed: base.join(seed) }
-                }
-            },
+            connector,
             operator: raw.operator,
             roster: raw.roster,
             planner,
         })
+    }
+
+    /// The browser connector's settings, when the workspace's connector is the browser
+    /// (`[connector] kind = "browser"`): what a face builds the connector from.
+    pub fn browser(&self) -> Option<&BrowserSettings> {
+        match &self.connector {
+            ConnectorConfig::Browser(settings) => Some(settings),
+            _ => None,
+        }
     }
 
     /// Knowledge articles that exist: id → version, read loosely from each article's front
@@ -398,6 +427,51 @@ fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Re
         max_tokens,
         headers: raw.headers.into_iter().collect(),
     })
+}
+
+/// Check a browser connector's settings; every error names the file, line and column of
+/// the value. Paths are relative to the workspace file (`base`).
+fn browser_settings(file: &Path, text: &str, base: &Path, raw: RawBrowser) -> Result<BrowserSettings, EngineError> {
+    let at = |key: &str, message: String| EngineError::Config {
+        message: located(file, text, connector_key_span(text, key), &message),
+    };
+    if raw.pages.as_os_str().is_empty() {
+        return Err(at("pages", "`pages` names the page-actions file".into()));
+    }
+    let base_url = raw
+        .base_url
+        .map(|u| check_pages_base_url(&u).map_err(|m| at("base_url", format!("base_url {m}"))))
+        .transpose()?;
+    if let Some(p) = &raw.profile {
+        check_profile(p).map_err(|m| at("profile", m))?;
+    }
+    let executable = match raw.executable {
+        Some(e) if e.as_os_str().is_empty() => {
+            return Err(at("executable", "`executable` is empty: leave it out to find Chromium".into()));
+        }
+        // A bare name is looked up on PATH; a path is relative to this file.
+        Some(e) if e.components().count() == 1 && e.is_relative() => Some(e),
+        Some(e) => Some(base.join(e)),
+        None => None,
+    };
+    Ok(BrowserSettings {
+        pages: base.join(raw.pages),
+        base_url,
+        profile: raw.profile,
+        executable,
+        headless: raw.headless.unwrap_or(true),
+        no_sandbox: raw.no_sandbox.unwrap_or(false),
+    })
+}
+
+/// Where the value of `[connector]`'s `key` is in the file (the connector section is a
+/// tagged enum, which cannot carry spans itself).
+fn connector_key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    #[derive(Deserialize)]
+    struct Doc {
+        connector: BTreeMap<String, toml::Spanned<toml::Value>>,
+    }
+    toml::from_str::<Doc>(text).ok()?.connector.get(key).map(toml::Spanned::span)
 }
 
 fn located(file: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {

@@ -1293,3 +1293,67 @@ fn a_pause_set_between_the_check_and_the_start_still_stops_the_step() {
     assert_eq!(started_steps(&engine), 0);
     assert_eq!(read_order(&direct, &order)["totals"]["refunded"], "0.00", "the write never went out");
 }
+
+#[test]
+fn a_browser_workspace_is_read_but_its_connector_is_built_by_a_face() {
+    let file = assets().join("demo/workspace-browser.toml");
+    let ws = countersign_engine::Workspace::load(&file).unwrap();
+    let b = ws.browser().expect("kind = \"browser\" gives browser settings");
+    assert_eq!(b.pages, assets().join("demo/pages.toml"), "paths are relative to the workspace file");
+    assert_eq!(b.base_url.as_deref(), Some("http://127.0.0.1:8787"));
+    assert_eq!(b.profile.as_deref(), Some("demo_seller_center/demo"));
+    assert!(b.headless && !b.no_sandbox && b.executable.is_none(), "{b:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let options =
+        EngineOptions { workspace: file, data_dir: dir.path().to_path_buf(), operator: None, connector: None };
+    let err = Engine::open(options, Arc::new(Fixed)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid);
+    let message = err.to_string();
+    assert!(
+        message.contains("workspace-browser.toml")
+            && message.contains("countersign_browser::connector_for_workspace")
+            && message.contains("EngineOptions::connector"),
+        "the error says who builds the browser connector: {message}"
+    );
+}
+
+#[test]
+fn browser_connector_settings_errors_name_file_line_and_column() {
+    let source = std::fs::read_to_string(assets().join("demo/workspace-browser.toml")).unwrap();
+    let line_of = |text: &str, start: &str| text.lines().position(|l| l.starts_with(start)).unwrap() + 1;
+    let section = line_of(&source, "[connector]");
+    // (edit, what the error says, line and column of the value, or 0 for "in the section")
+    let cases = [
+        ("base_url = \"http://127.0.0.1:8787\"", "base_url = \"http://sellers.example.com\"", "use https", 12),
+        ("base_url = \"http://127.0.0.1:8787\"", "base_url = \"https://a.example/seller\"", "scheme://host", 12),
+        ("profile = \"demo_seller_center/demo\"", "profile = \"demo\"", "must be PLATFORM/STORE", 11),
+        ("profile = \"demo_seller_center/demo\"", "profile = \"a/../../etc\"", "must be PLATFORM/STORE", 11),
+        ("pages = \"pages.toml\"", "pages = \"\"", "names the page-actions file", 9),
+        ("# executable = \"/usr/bin/chromium\"", "executable = \"\"", "`executable` is empty", 14),
+        ("# headless = true", "headless = \"yes\"", "invalid type", 0),
+        ("kind = \"browser\"", "kind = \"browser\"\ncolour = \"red\"", "unknown field `colour`", 0),
+        ("pages = \"pages.toml\"", "# no pages", "missing field `pages`", 0),
+    ];
+    for (from, to, says, column) in cases {
+        assert!(source.contains(from), "{from}");
+        let text = source.replacen(from, to, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("workspace.toml");
+        std::fs::write(&file, &text).unwrap();
+        let err = countersign_engine::Workspace::load(&file).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
+        let message = err.to_string();
+        assert!(message.contains(says), "{to}: {message}");
+        let at = message.strip_prefix(&format!("{}:", file.display())).unwrap_or_else(|| panic!("{message}"));
+        let mut parts = at.splitn(3, ':');
+        let (line, col): (usize, usize) =
+            (parts.next().unwrap().parse().unwrap(), parts.next().unwrap().parse().unwrap());
+        if column > 0 {
+            let key = to.split(' ').next().unwrap();
+            assert_eq!((line, col), (line_of(&text, &format!("{key} =")), column), "{to}: {message}");
+        } else {
+            assert!(line >= section, "{to}: the error points into [connector] (line {section} on): {message}");
+        }
+    }
+}

@@ -7,7 +7,9 @@
 //! rejected | expired | invalidated         unknown ──reconcile──▶ succeeded | not_applied
 //! ```
 //!
-//! `auto` steps are inserted `approved`. Every transition is conditional on the current
+//! `auto` steps are inserted `approved`. An approved step whose before-state read stops
+//! on a page a person must see (a browser connector's login or verification page) goes
+//! straight to `failed`: it never started. Every transition is conditional on the current
 //! state (so two reviewers, or a reviewer and a pause, cannot both win) and commits with
 //! the evidence event that records it.
 //!
