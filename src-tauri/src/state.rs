@@ -43,7 +43,16 @@ impl AppState {
         let open = |workspace: PathBuf| -> Result<(Engine, PathBuf), EngineError> {
             let ws = countersign_engine::Workspace::load(&workspace)?;
             let data_dir = loc.data_dir.join(&ws.id);
-            let options = EngineOptions { workspace, data_dir: data_dir.clone(), operator: None, connector: None };
+            // The engine never builds a browser connector: the face does (Chromium starts
+            // at its first step, in the workspace's persistent profile under the data dir).
+            let connector = match ws.browser() {
+                Some(settings) => Some(Arc::new(
+                    countersign_browser::connector_for_workspace(settings, &data_dir)
+                        .map_err(|e| EngineError::Config { message: format!("{}: {e}", workspace.display()) })?,
+                ) as Arc<dyn countersign_connectors::Connector>),
+                None => None,
+            };
+            let options = EngineOptions { workspace, data_dir: data_dir.clone(), operator: None, connector };
             Ok((Engine::open(options, Arc::new(SystemClock))?, data_dir))
         };
         let ((engine, data_dir), note) = match &loc.workspace {
@@ -68,6 +77,12 @@ impl AppState {
                 format!("HTTP {}", base_url.as_deref().unwrap_or("(catalog's base URL)"))
             }
             (ConnectorConfig::DemoStore { .. }, None) => "demo seller center".to_string(),
+            (ConnectorConfig::Browser(b), None) => format!(
+                "seller-center pages at {} in a browser (profile {}; pages {})",
+                b.base_url.as_deref().unwrap_or("the page-actions file's base URL"),
+                b.profile.as_deref().unwrap_or("from the page-actions file"),
+                b.pages.display()
+            ),
         };
         let policy = engine.policy();
         let info = AppInfo {
