@@ -15,6 +15,7 @@ import type { PassageView } from "../bindings/PassageView";
 import type { PauseScope } from "../bindings/PauseScope";
 import type { PauseView } from "../bindings/PauseView";
 import type { Progress } from "../bindings/Progress";
+import type { UpdateCheck } from "../bindings/UpdateCheck";
 import type { Verdict } from "../bindings/Verdict";
 import type { VerifyView } from "../bindings/VerifyView";
 import { asAppError } from "./errors";
@@ -54,6 +55,8 @@ export const api = {
   credentialsList: () => call<CredentialList>("credentials_list"),
   credentialSet: (name: string, value: string) => call<string>("credential_set", { name, value }),
   credentialDelete: (name: string) => call<string>("credential_delete", { name }),
+  updateCheck: () => call<UpdateCheck>("update_check"),
+  updateInstall: (version: string) => call<string>("update_install", { version }),
 };
 
 export type { AppError };
