@@ -51,7 +51,10 @@ fn error(code: ErrorCode, message: String) -> AppError {
 pub fn installer_config<R: Runtime>(app: &AppHandle<R>) -> Result<Config, AppError> {
     let raw = app.config().plugins.0.get("updater").cloned().unwrap_or_default();
     serde_json::from_value(raw).map_err(|e| {
-        error(ErrorCode::UpdateNotConfigured, format!("this build's updater configuration (plugins.updater) is invalid: {e}"))
+        error(
+            ErrorCode::UpdateNotConfigured,
+            format!("this build's updater configuration (plugins.updater) is invalid: {e}"),
+        )
     })
 }
 
@@ -61,13 +64,15 @@ pub fn source(pack_endpoint: Option<&str>, installer: &Config) -> Result<Source,
     if installer.pubkey.trim().is_empty() {
         return Err(error(
             ErrorCode::UpdateNotConfigured,
-            "this build has no updater public key (plugins.updater.pubkey is empty), so it can verify no update"
-                .into(),
+            "this build has no updater public key (plugins.updater.pubkey is empty), so it can verify no update".into(),
         ));
     }
     if let Some(text) = pack_endpoint {
         let url = Url::parse(text).map_err(|e| {
-            error(ErrorCode::UpdateNotConfigured, format!("the policy pack's update_endpoint {text:?} is not a URL: {e}"))
+            error(
+                ErrorCode::UpdateNotConfigured,
+                format!("the policy pack's update_endpoint {text:?} is not a URL: {e}"),
+            )
         })?;
         return Ok(Source { endpoints: vec![url], chosen_by: "the signed policy pack" });
     }
@@ -104,9 +109,9 @@ fn updater_error(e: UpdaterError, what: &str) -> AppError {
         UpdaterError::Minisign(M::InvalidSignature) => refused(format!(
             "{what}: the signature does not verify: the file was changed after it was signed; nothing was installed"
         )),
-        UpdaterError::Minisign(_) | UpdaterError::Base64(_) | UpdaterError::SignatureUtf8(_) => {
-            refused(format!("{what}: its signature (or this build's updater key) cannot be read: {e}; nothing was installed"))
-        }
+        UpdaterError::Minisign(_) | UpdaterError::Base64(_) | UpdaterError::SignatureUtf8(_) => refused(format!(
+            "{what}: its signature (or this build's updater key) cannot be read: {e}; nothing was installed"
+        )),
         UpdaterError::SignedVersionMismatch { signed, announced } => refused(format!(
             "{what}: the endpoint announced version {announced}, but the file was signed as version {signed}; \
              nothing was installed"
@@ -369,14 +374,18 @@ mod tests {
     #[test]
     fn the_pack_chooses_the_endpoint_and_a_build_without_a_key_updates_nothing() {
         let k = keys();
-        let with_endpoint = app(serde_json::json!({"pubkey": k.pubkey, "endpoints": ["https://installer.example/latest.json"]}));
+        let with_endpoint =
+            app(serde_json::json!({"pubkey": k.pubkey, "endpoints": ["https://installer.example/latest.json"]}));
         let installer = installer_config(with_endpoint.handle()).unwrap();
         let s = source(None, &installer).unwrap();
         assert_eq!((s.endpoints[0].as_str(), s.chosen_by), ("https://installer.example/latest.json", "the installer"));
         let s = source(Some("https://pack.example/{{target}}/{{current_version}}"), &installer).unwrap();
         assert_eq!(s.chosen_by, "the signed policy pack", "the pack's endpoint wins over the installer's");
         assert_eq!(shown(&s.endpoints[0]), "https://pack.example/{{target}}/{{current_version}}");
-        assert_eq!(shown(&Url::parse("https://u.example/latest.json?token=abc#x").unwrap()), "https://u.example/latest.json");
+        assert_eq!(
+            shown(&Url::parse("https://u.example/latest.json?token=abc#x").unwrap()),
+            "https://u.example/latest.json"
+        );
 
         let no_endpoint = installer_config(app(serde_json::json!({"pubkey": k.pubkey})).handle()).unwrap();
         let err = source(None, &no_endpoint).unwrap_err();

@@ -79,7 +79,9 @@ pub fn next_step(c: ErrorCode) -> &'static str {
         ErrorCode::UpdateRefused => {
             "Nothing was installed. Do not install this update by hand; tell your admin, who should check the update server."
         }
-        ErrorCode::UpdateFailed => "Check the network and try again; if it keeps failing, tell your admin what the message says.",
+        ErrorCode::UpdateFailed => {
+            "Check the network and try again; if it keeps failing, tell your admin what the message says."
+        }
     }
 }
 

@@ -204,8 +204,10 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
         t == "UpdateNotConfigured"
     })
     .await?;
-    wait_text(c, "[data-testid=update-error]", "a next step", |t| t.contains("Next step: Updates come from your admin"))
-        .await?;
+    wait_text(c, "[data-testid=update-error]", "a next step", |t| {
+        t.contains("Next step: Updates come from your admin")
+    })
+    .await?;
     shot(c, "07-settings").await?;
     Ok(())
 }

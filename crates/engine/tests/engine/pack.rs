@@ -300,7 +300,8 @@ fn the_demo_pack_in_assets_verifies_with_the_keys_this_build_bundles() {
     // The signed copy carries the demo's current sources, not an older policy.
     for f in ["policy.toml", "roster.toml", "catalog.toml"] {
         assert!(
-            std::fs::read(assets().join("demo-pack").join(f)).unwrap() == std::fs::read(assets().join("demo").join(f)).unwrap(),
+            std::fs::read(assets().join("demo-pack").join(f)).unwrap()
+                == std::fs::read(assets().join("demo").join(f)).unwrap(),
             "assets/demo-pack/{f} differs from assets/demo/{f}: raise [pack] version in pack-source.toml and run scripts/demo-pack.sh"
         );
     }
