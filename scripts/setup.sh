@@ -30,6 +30,9 @@ command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v xauth >/dev/null 2>&1 || need+=(xauth)
 command -v WebKitWebDriver >/dev/null 2>&1 || need+=(webkit2gtk-driver)
 command -v ps >/dev/null 2>&1 || need+=(procps)
+# The installer checks: the .deb's updater signature (minisign) and unpacking it (dpkg).
+command -v minisign >/dev/null 2>&1 || need+=(minisign)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
 # The UI build: Node.js 20 or newer with npm.
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run every check CI runs: formatting, lints, all tests (unit,
 # integration, property tests, the schema and UI-bindings drift checks), the UI's
-# type check and unit tests (Vitest), and the desktop app end to end in a real window.
+# type check and unit tests (Vitest), the desktop app's .deb (built, unpacked, its
+# signatures and a signed release checked), and that installed app end to end in a real window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -31,7 +32,10 @@ dbus-run-session -- bash -c '
   eval "$(printf countersign-ci | gnome-keyring-daemon --unlock --components=secrets)"
   export GNOME_KEYRING_CONTROL
   cargo test --locked
-  echo "== desktop app: build, then end to end under Xvfb over WebDriver"
-  cargo build --locked -p countersign-desktop
-  bash scripts/e2e.sh
+  echo "== desktop app: the .deb, built and checked as it ships (scripts/check-deb.sh)"
+  root="$(mktemp -d)"
+  trap "rm -rf \"$root\"" EXIT
+  bash scripts/check-deb.sh "$root"
+  echo "== desktop app: end to end under Xvfb over WebDriver, on the binary installed from the .deb"
+  APP_BIN="$root/usr/bin/countersign-desktop" bash scripts/e2e.sh
 ' 2> >(grep -v "Failed to set fd limit" >&2)

@@ -23,6 +23,8 @@ const COMMANDS: &[&str] = &[
     "credentials_list",
     "credential_set",
     "credential_delete",
+    "update_check",
+    "update_install",
 ];
 
 fn main() {

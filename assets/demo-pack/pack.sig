@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "a863dfc736763e8e"
-signature = "20c0c12e9c01db3931f97c4af2825716f95a884ad2a30f6fd8546b316dd482ac025e79765a4e5985911daf96a1d9d5e304e5d8a9c635244c0271da72a72f1a0c"
+key_id = "b44c27b5c0b13b83"
+signature = "df8c94d460eb140d87f065099a50f3ef6ea0d81840fde9b1a2e153292c6ebc6c0ef1a9b10a84c153c06e6bc1abe27a3af5f991ce78718942c62a0d6e6cdfc607"

@@ -467,3 +467,20 @@ pub fn credential_set(name: String, value: String) -> Res<String> {
 pub fn credential_delete(name: String) -> Res<String> {
     plain_thread(|| Ok(credentials::delete(&credentials::keyring(), &name)?.to_string()))
 }
+
+/// Ask the update endpoint (the signed pack's, else the installer's) for a newer version.
+#[tauri::command]
+pub async fn update_check(
+    app: tauri::AppHandle,
+    shell: State<'_, Shell>,
+    pending: State<'_, crate::updates::Pending>,
+) -> Res<crate::dto::UpdateCheck> {
+    let pack_endpoint = shell.get().ok().and_then(|s| s.engine.managed_settings().update_endpoint.clone());
+    crate::updates::check(&app, pack_endpoint.as_deref(), &pending).await
+}
+
+/// Download the update the last check found, verify its signature, install it.
+#[tauri::command]
+pub async fn update_install(pending: State<'_, crate::updates::Pending>, version: String) -> Res<String> {
+    crate::updates::install_pending(&pending, &version).await
+}

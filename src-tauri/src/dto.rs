@@ -35,6 +35,13 @@ pub enum ErrorCode {
     NeedsHuman,
     /// The app itself failed (a worker thread, the window).
     Internal,
+    /// App updates are off: this build has no updater key, or no endpoint is set.
+    UpdateNotConfigured,
+    /// An update's signature does not verify (changed file, another signer, relabelled
+    /// version): nothing was installed.
+    UpdateRefused,
+    /// The update endpoint could not be reached or answered nothing usable, or installing failed.
+    UpdateFailed,
 }
 
 /// A failed command: a code the UI branches on, what happened, and what to do next.
@@ -405,4 +412,23 @@ pub struct Metrics {
 pub struct CredentialList {
     pub names: Vec<String>,
     pub error: Option<AppError>,
+}
+
+/// What checking for an app update found (Settings, "Updates").
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct UpdateCheck {
+    pub current_version: String,
+    /// The endpoint asked (without query string), with its `{{variables}}`.
+    pub endpoint: String,
+    /// Who set the endpoint: the signed policy pack, or the installer.
+    pub chosen_by: String,
+    /// A newer version the endpoint offers (its signature is checked when it is installed).
+    pub available: Option<UpdateOffer>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct UpdateOffer {
+    pub version: String,
+    pub date: Option<String>,
+    pub notes: Option<String>,
 }

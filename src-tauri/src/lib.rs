@@ -15,6 +15,7 @@ pub mod commands;
 pub mod dto;
 pub mod metrics;
 pub mod state;
+pub mod updates;
 pub mod view;
 
 use std::path::PathBuf;
@@ -22,6 +23,25 @@ use std::path::PathBuf;
 use tauri::Manager;
 
 use crate::state::{AppState, Locations, Shell};
+
+/// The name the app goes by (tauri.conf.json `productName`).
+pub const PRODUCT_NAME: &str = "Countersign";
+
+/// The command line: `--help` and `--version` are answered before Tauri starts, so they
+/// need no display. The app takes no other arguments; any others are ignored, as before
+/// (a second launch hands them to the first instance, which only comes to the front).
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = PRODUCT_NAME,
+    bin_name = "countersign-desktop",
+    version,
+    about = "Countersign: governed actions for support teams (the desktop app).",
+    long_about = "Countersign: governed actions for support teams (the desktop app).\n\n\
+                  Environment: COUNTERSIGN_WORKSPACE (a workspace.toml; default: the demo), \
+                  COUNTERSIGN_DATA_DIR, COUNTERSIGN_DEMO_STORE=off, COUNTERSIGN_LOG (log filter).",
+    ignore_errors = true
+)]
+pub struct Args {}
 
 /// Where the project's `assets/` are: `$COUNTERSIGN_ASSETS`, else the copy bundled with the
 /// app, else the source tree the binary was built from (development).
@@ -76,6 +96,8 @@ pub fn run() -> anyhow::Result<()> {
             }
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_updater::Builder::new().build())
+        .manage(updates::Pending::default())
         .setup(|app| {
             let paths = app.path();
             let log_dir = paths.app_log_dir()?;
@@ -133,6 +155,8 @@ pub fn run() -> anyhow::Result<()> {
             commands::credentials_list,
             commands::credential_set,
             commands::credential_delete,
+            commands::update_check,
+            commands::update_install,
         ])
         .run(tauri::generate_context!())?;
     Ok(())

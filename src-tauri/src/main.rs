@@ -2,6 +2,8 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() -> std::process::ExitCode {
+    // `--version` and `--help` print and exit here, before Tauri (or a display) is needed.
+    let _ = <countersign_desktop::Args as clap::Parser>::parse();
     match countersign_desktop::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

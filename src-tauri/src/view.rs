@@ -74,6 +74,15 @@ pub fn next_step(c: ErrorCode) -> &'static str {
         ErrorCode::ReleaseInvalid => "Do not install it: ask your admin for the signed release.",
         ErrorCode::NeedsHuman => "Open the seller center yourself, sign in or verify, then run the step again.",
         ErrorCode::Internal => "Restart the app; if it happens again, send the log file from Settings.",
+        ErrorCode::UpdateNotConfigured => {
+            "Updates come from your admin: ask for an installer built with the updater key, or a policy pack that names the update endpoint."
+        }
+        ErrorCode::UpdateRefused => {
+            "Nothing was installed. Do not install this update by hand; tell your admin, who should check the update server."
+        }
+        ErrorCode::UpdateFailed => {
+            "Check the network and try again; if it keeps failing, tell your admin what the message says."
+        }
     }
 }
 

@@ -27,6 +27,7 @@ fn generate(dir: &Path) {
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();
     BlobView::export_all_to(dir).unwrap();
+    UpdateCheck::export_all_to(dir).unwrap();
 }
 
 fn read_dir(dir: &Path) -> BTreeMap<String, String> {

@@ -229,6 +229,9 @@ pub fn policy_status(cli: &Cli) -> anyhow::Result<ExitCode> {
         if let Some(url) = &m.planner_endpoint {
             println!("managed: planner endpoint {url}");
         }
+        if let Some(url) = &m.update_endpoint {
+            println!("managed: update endpoint {url}");
+        }
         if !m.pause_clear_roles.is_empty() {
             println!("managed: pauses cleared by {}", m.pause_clear_roles.join(" or "));
         }

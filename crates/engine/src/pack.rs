@@ -53,6 +53,12 @@ pub struct ManagedSettings {
     /// Roles that may clear a pause (empty: any role the policy declares).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pause_clear_roles: Vec<String>,
+    /// Where the desktop app looks for signed updates: the https:// URL of the update
+    /// manifest (`{{target}}`, `{{arch}}` and `{{current_version}}` are filled in). Absent:
+    /// the endpoint built into the installer, if any. Either way the app installs only
+    /// what the updater key it was built with signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_endpoint: Option<String>,
 }
 
 /// `[pack]` of a manifest or a source file.
@@ -375,6 +381,15 @@ fn check_contents(
         if !(url.starts_with("https://") || loopback) {
             return Err(format!(
                 "{}: settings.planner_endpoint {url:?} must be https:// (or http:// on loopback)",
+                shown(MANIFEST_FILE)
+            ));
+        }
+    }
+    if let Some(url) = &settings.update_endpoint {
+        let host = url.strip_prefix("https://").unwrap_or_default();
+        if host.is_empty() || host.starts_with('/') || url.contains(char::is_whitespace) {
+            return Err(format!(
+                "{}: settings.update_endpoint {url:?} must be an https:// URL (updates are never fetched over plain HTTP)",
                 shown(MANIFEST_FILE)
             ));
         }

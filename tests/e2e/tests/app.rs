@@ -227,6 +227,18 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     let value = wait_for(c, "[data-testid=cred-value]").await?.prop("value").await?.unwrap_or_default();
     assert!(value.is_empty(), "the value field is cleared after saving");
     assert!(!c.source().await?.contains(secret), "a saved credential never appears in the page");
+    // Updates: the demo workspace runs no signed pack, and this installer names no update
+    // endpoint (or, built from the repository's config, has no updater key): the check says
+    // so with its code and a next step instead of failing silently.
+    wait_for(c, "[data-testid=update-check]").await?.click().await?;
+    wait_text(c, "[data-testid=update-error] [data-testid=error-code]", "UpdateNotConfigured", |t| {
+        t == "UpdateNotConfigured"
+    })
+    .await?;
+    wait_text(c, "[data-testid=update-error]", "a next step", |t| {
+        t.contains("Next step: Updates come from your admin")
+    })
+    .await?;
     shot(c, "07-settings").await?;
     Ok(())
 }

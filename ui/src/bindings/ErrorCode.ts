@@ -3,4 +3,4 @@
 /**
  * What the UI branches on when a command fails.
  */
-export type ErrorCode = "ConfigInvalid" | "PolicyInvalid" | "BadInput" | "NotFound" | "Conflict" | "StoreFailed" | "ConnectorFailed" | "CredentialMissing" | "KeyringUnavailable" | "Io" | "NotPermitted" | "ApprovalStale" | "Paused" | "PlannerFailed" | "PackRefused" | "ReleaseInvalid" | "NeedsHuman" | "Internal";
+export type ErrorCode = "ConfigInvalid" | "PolicyInvalid" | "BadInput" | "NotFound" | "Conflict" | "StoreFailed" | "ConnectorFailed" | "CredentialMissing" | "KeyringUnavailable" | "Io" | "NotPermitted" | "ApprovalStale" | "Paused" | "PlannerFailed" | "PackRefused" | "ReleaseInvalid" | "NeedsHuman" | "Internal" | "UpdateNotConfigured" | "UpdateRefused" | "UpdateFailed";

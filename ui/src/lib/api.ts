@@ -18,6 +18,7 @@ import type { PauseView } from "../bindings/PauseView";
 import type { Decision } from "../bindings/Decision";
 import type { Progress } from "../bindings/Progress";
 import type { ReplyCheck } from "../bindings/ReplyCheck";
+import type { UpdateCheck } from "../bindings/UpdateCheck";
 import type { Verdict } from "../bindings/Verdict";
 import type { VerifyView } from "../bindings/VerifyView";
 import { asAppError } from "./errors";
@@ -69,6 +70,8 @@ export const api = {
   credentialsList: () => call<CredentialList>("credentials_list"),
   credentialSet: (name: string, value: string) => call<string>("credential_set", { name, value }),
   credentialDelete: (name: string) => call<string>("credential_delete", { name }),
+  updateCheck: () => call<UpdateCheck>("update_check"),
+  updateInstall: (version: string) => call<string>("update_install", { version }),
 };
 
 export type { AppError };

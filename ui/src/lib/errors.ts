@@ -1,16 +1,21 @@
 import type { AppError } from "../bindings/AppError";
 import type { ErrorCode } from "../bindings/ErrorCode";
 
-const CODES: readonly ErrorCode[] = [
-  "ConfigInvalid", "PolicyInvalid", "BadInput", "NotFound", "Conflict", "StoreFailed", "ConnectorFailed",
-  "CredentialMissing", "KeyringUnavailable", "Io", "NotPermitted", "ApprovalStale", "Paused", "Internal",
-];
+// Every code, checked against the generated ErrorCode type: a code added in Rust and not
+// here fails `npm run check`, so it can never be turned into "Internal" on the way.
+const KNOWN: Record<ErrorCode, true> = {
+  ConfigInvalid: true, PolicyInvalid: true, BadInput: true, NotFound: true, Conflict: true, StoreFailed: true,
+  ConnectorFailed: true, CredentialMissing: true, KeyringUnavailable: true, Io: true, NotPermitted: true,
+  ApprovalStale: true, Paused: true, PlannerFailed: true, PackRefused: true, ReleaseInvalid: true,
+  NeedsHuman: true, Internal: true, UpdateNotConfigured: true, UpdateRefused: true, UpdateFailed: true,
+};
+const CODES: readonly string[] = Object.keys(KNOWN);
 
 /** Anything thrown by a command (or by the IPC layer itself) as an AppError. */
 export function asAppError(e: unknown): AppError {
   if (e && typeof e === "object" && "code" in e && "message" in e) {
     const o = e as { code: unknown; message: unknown; next_step?: unknown };
-    if (typeof o.code === "string" && (CODES as readonly string[]).includes(o.code)) {
+    if (typeof o.code === "string" && CODES.includes(o.code)) {
       return {
         code: o.code as ErrorCode,
         message: String(o.message),

@@ -24,7 +24,7 @@ fn signed(key: &SecretKey, version: u64, edit: impl Fn(String) -> String) -> tem
     }
     let source = std::fs::read_to_string(demo.join("pack-source.toml"))
         .unwrap()
-        .replace("version = 1 ", &format!("version = {version} "));
+        .replace("version = 2 ", &format!("version = {version} "));
     assert!(source.contains(&format!("version = {version} ")), "the demo source has a version line");
     std::fs::write(src.path().join("pack-source.toml"), source).unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -103,6 +103,11 @@ fn a_pack_signed_by_a_trusted_key_loads_with_its_roster_and_settings() {
         "the roster comes from the pack"
     );
     assert_eq!(e.managed_settings().pause_clear_roles, ["team_lead"]);
+    assert_eq!(
+        e.managed_settings().update_endpoint.as_deref(),
+        Some("https://updates.example.com/countersign/{{target}}/{{arch}}/{{current_version}}"),
+        "the app's update endpoint comes from the pack"
+    );
     let pause = e.pause_set(countersign_core::model::PauseScope::Channel, "chat", "test").unwrap();
     let err = e.pause_clear(&pause.id, "done").unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotPermitted, "the pack lets only team leads clear pauses: {err}");
@@ -292,6 +297,14 @@ fn the_demo_pack_in_assets_verifies_with_the_keys_this_build_bundles() {
     let status = e.policy_status();
     assert_eq!(status.mode, PolicyMode::Signed, "{:?}", status.refused);
     assert!(status.refused.is_none());
+    // The signed copy carries the demo's current sources, not an older policy.
+    for f in ["policy.toml", "roster.toml", "catalog.toml"] {
+        assert!(
+            std::fs::read(assets().join("demo-pack").join(f)).unwrap()
+                == std::fs::read(assets().join("demo").join(f)).unwrap(),
+            "assets/demo-pack/{f} differs from assets/demo/{f}: raise [pack] version in pack-source.toml and run scripts/demo-pack.sh"
+        );
+    }
 }
 
 // ------------------------------------------------------------- device checkpoints
@@ -424,4 +437,29 @@ fn under_a_signed_pack_an_llm_planner_may_call_only_the_endpoint_the_pack_names(
     let allowed = planner("provider = \"openai\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:11434/v1/\"\n");
     assert!(allowed.is_ok(), "{allowed:?}");
     assert_eq!(planner("provider = \"local\"\n").unwrap(), "local");
+}
+
+#[test]
+fn a_pack_names_an_update_endpoint_over_https_only() {
+    let admin = SecretKey::generate().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let demo = assets().join("demo");
+    for f in ["policy.toml", "catalog.toml", "roster.toml"] {
+        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
+    }
+    let source = std::fs::read_to_string(demo.join("pack-source.toml")).unwrap();
+    assert!(source.contains("update_endpoint = \"https://"), "the demo source names an update endpoint");
+    for bad in ["http://updates.example.com/latest.json", "https:///latest.json", "https://", "ftp://x/y"] {
+        let edited = source
+            .lines()
+            .map(|l| if l.starts_with("update_endpoint") { format!("update_endpoint = {bad:?}") } else { l.into() })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(src.path().join("pack-source.toml"), edited).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let err = sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadInput, "{bad}: {err}");
+        assert!(err.to_string().contains("settings.update_endpoint") && err.to_string().contains("https://"), "{err}");
+        assert!(!out.path().join("pack.toml").exists(), "{bad}: nothing is signed");
+    }
 }
