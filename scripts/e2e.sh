@@ -5,7 +5,7 @@
 # D-Bus session with an unlocked gnome-keyring (scripts/test.sh does): the app puts the
 # demo store's token in the OS keyring.
 # Expects the app to be built (cargo build -p countersign-desktop); APP_BIN picks another
-# build (e.g. the release binary, to measure launch time).
+# build (e.g. the release binary, to measure launch time). Arguments filter the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -45,7 +45,7 @@ export APP_BIN="$(realpath "$app")"
 export WEBDRIVER_URL="http://127.0.0.1:$port"
 export E2E_SCREENSHOTS="$PWD/target/e2e-screenshots"
 status=0
-cargo test --locked -p countersign-e2e -- --test-threads=1 --nocapture || status=$?
+cargo test --locked -p countersign-e2e -- --test-threads=1 --nocapture "$@" || status=$?
 if [ $status -ne 0 ]; then
   echo "== e2e failed; tauri-driver log:"; tail -n 50 "$work/driver.log" || true
 fi

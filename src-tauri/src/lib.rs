@@ -28,8 +28,9 @@ use crate::state::{AppState, Locations, Shell};
 pub const PRODUCT_NAME: &str = "Countersign";
 
 /// The command line: `--help` and `--version` are answered before Tauri starts, so they
-/// need no display. The app takes no other arguments; any others are ignored, as before
-/// (a second launch hands them to the first instance, which only comes to the front).
+/// need no display. `--workspace` and `--data-dir` override the environment; any other
+/// arguments are ignored (a second launch hands them to the first instance, which only
+/// comes to the front).
 #[derive(Debug, clap::Parser)]
 #[command(
     name = PRODUCT_NAME,
@@ -41,7 +42,15 @@ pub const PRODUCT_NAME: &str = "Countersign";
                   COUNTERSIGN_DATA_DIR, COUNTERSIGN_DEMO_STORE=off, COUNTERSIGN_LOG (log filter).",
     ignore_errors = true
 )]
-pub struct Args {}
+pub struct Args {
+    /// A workspace.toml to open (default: $COUNTERSIGN_WORKSPACE, else the demo workspace).
+    #[arg(long, value_name = "FILE")]
+    pub workspace: Option<PathBuf>,
+    /// Where the evidence and the app's data live, one folder per workspace (default:
+    /// $COUNTERSIGN_DATA_DIR, else the app data dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
 
 /// Where the project's `assets/` are: `$COUNTERSIGN_ASSETS`, else the copy bundled with the
 /// app, else the source tree the binary was built from (development).
@@ -86,7 +95,7 @@ fn init_tracing(log_dir: &std::path::Path) -> Option<tracing_appender::non_block
 pub static LAUNCHED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 /// Build and run the app; returns when the last window closes.
-pub fn run() -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<()> {
     LAUNCHED.get_or_init(std::time::Instant::now);
     tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -98,18 +107,22 @@ pub fn run() -> anyhow::Result<()> {
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_updater::Builder::new().build())
         .manage(updates::Pending::default())
-        .setup(|app| {
+        .setup(move |app| {
             let paths = app.path();
             let log_dir = paths.app_log_dir()?;
             std::fs::create_dir_all(&log_dir)?;
             let guard = init_tracing(&log_dir);
-            let data_dir = match std::env::var_os("COUNTERSIGN_DATA_DIR") {
-                Some(d) => PathBuf::from(d),
-                None => paths.app_data_dir()?,
-            };
+            let data_dir =
+                match args.data_dir.clone().or_else(|| std::env::var_os("COUNTERSIGN_DATA_DIR").map(PathBuf::from)) {
+                    Some(d) => d,
+                    None => paths.app_data_dir()?,
+                };
             let loc = Locations {
                 assets: assets_dir(paths.resource_dir().ok()),
-                workspace: std::env::var_os("COUNTERSIGN_WORKSPACE").map(PathBuf::from),
+                workspace: args
+                    .workspace
+                    .clone()
+                    .or_else(|| std::env::var_os("COUNTERSIGN_WORKSPACE").map(PathBuf::from)),
                 data_dir,
                 log_dir,
                 live_demo: std::env::var("COUNTERSIGN_DEMO_STORE").map_or(true, |v| v != "off"),
@@ -126,7 +139,9 @@ pub fn run() -> anyhow::Result<()> {
                 Err(e) => tracing::error!(code = ?e.code, message = %e.message, "workspace did not open"),
             }
             app.manage(Shell(state));
-            if let Some(w) = app.get_webview_window("main") {
+            if let Some(w) = app.get_webview_window("main")
+                && std::env::var("COUNTERSIGN_GPU").is_ok_and(|v| v == "off")
+            {
                 lean_webview(&w);
             }
             app.manage(LogGuard(std::sync::Mutex::new(guard)));
@@ -162,9 +177,11 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Render without GPU compositing on Linux: the app is forms and lists, and WebKitGTK's
-/// compositing mode keeps GL surfaces resident in the web process (about 85 MB of PSS
-/// under Xvfb, see docs/benchmarks.md) for no visible gain here.
+/// `COUNTERSIGN_GPU=off`: render without GPU compositing on Linux. The app is forms and
+/// lists, and WebKitGTK's compositing keeps GL surfaces resident in the web process: off,
+/// the idle app takes about 85 MB less PSS under Xvfb (docs/benchmarks.md). Not the
+/// default: switched after the page has loaded, WebDriver sessions were seen to stall in
+/// this mode, and that is not understood yet.
 fn lean_webview(w: &tauri::WebviewWindow) {
     #[cfg(target_os = "linux")]
     if let Err(e) = w.with_webview(|webview| {

@@ -3,8 +3,8 @@
 
 fn main() -> std::process::ExitCode {
     // `--version` and `--help` print and exit here, before Tauri (or a display) is needed.
-    let _ = <countersign_desktop::Args as clap::Parser>::parse();
-    match countersign_desktop::run() {
+    let args = <countersign_desktop::Args as clap::Parser>::parse();
+    match countersign_desktop::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("countersign-desktop: {e:#}");

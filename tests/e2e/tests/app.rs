@@ -69,13 +69,20 @@ async fn open_case(c: &Client, id: &str) -> Result<()> {
     Ok(())
 }
 
-async fn session() -> Result<Client> {
+/// A WebDriver session on a freshly launched app, with `args` on its command line.
+async fn session_with(args: &[&str]) -> Result<Client> {
+    // Both rustls providers are in the build (through other dev-dependencies): name one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let app = std::env::var("APP_BIN").context("APP_BIN must name the built desktop app")?;
     let url = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("wry"));
-    caps.insert("tauri:options".into(), json!({ "application": app }));
+    caps.insert("tauri:options".into(), json!({ "application": app, "args": args }));
     Ok(ClientBuilder::rustls()?.capabilities(caps).connect(&url).await?)
+}
+
+async fn session() -> Result<Client> {
+    session_with(&[]).await
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -240,5 +247,98 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     })
     .await?;
     shot(c, "07-settings").await?;
+    Ok(())
+}
+
+#[path = "../../../crates/browser/tests/support/sign_in.rs"]
+mod sign_in;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The demo browser workspace (`assets/demo/workspace-browser.toml`) with absolute paths,
+/// pointed at `base_url`, headless, with Chromium's sandbox off (CI runs as root).
+fn browser_workspace(dir: &std::path::Path, base_url: &str) -> Result<PathBuf> {
+    let demo = repo().join("assets/demo");
+    let text = std::fs::read_to_string(demo.join("workspace-browser.toml"))?
+        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
+        .replace("\"../knowledge\"", &format!("{:?}", repo().join("assets/knowledge")))
+        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
+        .replace("\"pages.toml\"", &format!("{:?}", demo.join("pages.toml")))
+        .replace("\"http://127.0.0.1:8787\"", &format!("{base_url:?}"))
+        .replace("# no_sandbox = false", "no_sandbox = true");
+    let file = dir.join("workspace-browser.toml");
+    std::fs::write(&file, text)?;
+    Ok(file)
+}
+
+/// A seller center with no API for the step: the app on the browser workspace cancels an
+/// order on the demo store's pages in Chromium, and the case's timeline shows the pages'
+/// screenshots, fetched from the evidence store.
+#[tokio::test(flavor = "current_thread")]
+async fn a_browser_steps_screenshots_open_in_the_timeline() -> Result<()> {
+    const PASSWORD: &str = "e2e-browser-password-9c41";
+    let store = tempfile::tempdir()?;
+    let server = countersign_demo_store::BackgroundServer::start(
+        store.path().join("demo-store.sqlite3"),
+        repo().join("assets/demo-store"),
+        countersign_demo_store::ApiToken::new(PASSWORD)?,
+    )?;
+    let work = tempfile::tempdir()?;
+    let data = work.path().join("data");
+    let workspace = browser_workspace(work.path(), &server.url())?;
+    // The agent signs in by hand once, in the profile the connector will use.
+    let (profile, url) = (data.join("demo-browser/browser-profiles/demo_seller_center/demo"), server.url());
+    println!("demo seller center on {}; signing in by hand", server.url());
+    std::thread::spawn(move || sign_in::sign_in_by_hand(&profile, &url, PASSWORD))
+        .join()
+        .map_err(|_| anyhow::anyhow!("signing in to the demo seller center failed"))?;
+    println!("signed in; launching the app on {}", workspace.display());
+
+    let c = session_with(&["--workspace", workspace.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]).await?;
+    println!("app up");
+    let result = browser_journey(&c).await;
+    if result.is_err() {
+        let _ = shot(&c, "failure-browser").await;
+    }
+    c.close().await?;
+    result
+}
+
+async fn browser_journey(c: &Client) -> Result<()> {
+    nav(c, "settings").await?;
+    wait_text(c, "body", "the browser connector in Settings", |t| t.contains("in a browser")).await?;
+    open_case(c, "demo-01").await?;
+    wait_text(c, "[data-testid=state-s2]", "waiting", |t| t == "waiting").await?;
+    wait_for(c, "[data-testid=confirm-s2]").await?.click().await?;
+    let state = wait_text(c, "[data-testid=state-s2]", "the browser step's run", |t| {
+        ["succeeded", "failed", "unknown", "needs_human"].contains(&t)
+    })
+    .await?;
+    assert_eq!(state, "succeeded", "the cancel form was submitted on the seller center's page");
+
+    wait_for(c, "[data-testid=open-evidence]").await?.click().await?;
+    let img = wait_for(c, "[data-testid=event-step_finished] [data-testid=screenshot]").await?;
+    let start = Instant::now();
+    loop {
+        let width = c
+            .execute("return arguments[0].naturalWidth;", vec![serde_json::to_value(&img)?])
+            .await?
+            .as_u64()
+            .unwrap_or(0);
+        if width > 0 {
+            println!("a browser step's screenshot shows in the timeline ({width} px wide)");
+            break;
+        }
+        if start.elapsed() > WAIT {
+            bail!("the screenshot never rendered");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shots = c.find_all(css("[data-testid=event-step_finished] [data-testid=screenshot]")).await?.len();
+    assert!(shots >= 2, "screenshots before and after the submit: {shots}");
+    img.click().await.ok();
+    shot(c, "08-evidence-browser-screenshots").await?;
     Ok(())
 }
