@@ -338,7 +338,7 @@ async fn browser_journey(c: &Client) -> Result<()> {
     }
     let shots = c.find_all(css("[data-testid=event-step_finished] [data-testid=screenshot]")).await?.len();
     assert!(shots >= 2, "screenshots before and after the submit: {shots}");
-    img.click().await.ok();
+    c.execute("arguments[0].scrollIntoView();", vec![serde_json::to_value(&img)?]).await?;
     shot(c, "08-evidence-browser-screenshots").await?;
     Ok(())
 }

@@ -11,8 +11,13 @@ describe("blobRefs", () => {
       outcome: "succeeded",
       response: {
         pages: [
-          { moment: "before", url: "http://127.0.0.1/orders/1", screenshot: a, snapshot: b },
-          { moment: "after", url: "http://127.0.0.1/orders/1/done", screenshot: c },
+          {
+            moment: "before",
+            url: "http://127.0.0.1/orders/1",
+            screenshot: { sha256: a, media_type: "image/png", bytes: 100, stored: true },
+            snapshot: { sha256: b, media_type: "text/html", bytes: 10, stored: true },
+          },
+          { moment: "after", url: "http://127.0.0.1/orders/1/done", screenshot: { sha256: c } },
         ],
       },
     };
@@ -22,7 +27,7 @@ describe("blobRefs", () => {
       { kind: "screenshot", hash: c, url: "http://127.0.0.1/orders/1/done", moment: "after" },
     ]);
   });
-  it("lists a blob named twice once, and ignores values that are not hashes", () => {
+  it("takes a bare hash too, lists a blob named twice once, and ignores values that are not hashes", () => {
     const payload = { before: { screenshot: a }, after: { screenshot: a, snapshot: "not-a-hash" }, x: [null, 3] };
     expect(blobRefs(payload)).toEqual([{ kind: "screenshot", hash: a, url: null, moment: null }]);
   });

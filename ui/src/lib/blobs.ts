@@ -1,6 +1,7 @@
 // Screenshots and page snapshots named in an evidence payload: a browser step's pages
-// (`{url, moment, screenshot, snapshot}`) wherever they sit in the payload (response,
-// error details, a needs_human stop). Pure, so it is unit-tested without a DOM.
+// (`{url, moment, screenshot: {sha256, media_type, bytes}, snapshot: {…}}`) wherever they
+// sit in the payload (response, error details, a needs_human stop). Pure, so it is
+// unit-tested without a DOM.
 
 export interface BlobRef {
   kind: "screenshot" | "snapshot";
@@ -25,7 +26,8 @@ export function blobRefs(payload: unknown): BlobRef[] {
     if (v === null || typeof v !== "object") return;
     const o = v as Record<string, unknown>;
     for (const kind of ["screenshot", "snapshot"] as const) {
-      const h = o[kind];
+      const named = o[kind];
+      const h = typeof named === "object" && named !== null ? (named as Record<string, unknown>).sha256 : named;
       if (typeof h === "string" && HASH.test(h) && !seen.has(h)) {
         seen.add(h);
         out.push({
