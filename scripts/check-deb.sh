@@ -12,6 +12,7 @@
 #   changed is refused, naming the file.
 #
 # Usage: scripts/check-deb.sh ROOT
+#        COUNTERSIGN_BIN=path/to/countersign scripts/check-deb.sh ROOT   (else the CLI is built)
 #   ROOT  a directory to unpack the .deb into; ROOT/usr/bin/countersign-desktop is then the
 #         installed app (scripts/test.sh runs the end-to-end tests on it).
 set -euo pipefail
@@ -77,8 +78,11 @@ fi
 echo "   verifies; a copy with one byte changed does not"
 
 echo "== release directory: SHA256SUMS signed by an admin key for this run"
-cargo build --locked -q -p countersign
-cli="$target/debug/countersign"
+cli="${COUNTERSIGN_BIN:-}"
+if [ -z "$cli" ]; then
+  cargo build --locked -q -p countersign
+  cli="$target/debug/countersign"
+fi
 "$cli" admin keygen --out "$work/admin.key" --pub "$work/admin.pub" --label "CI run only" >/dev/null 2>&1
 scripts/release.sh --out "$work/release" --key "$work/admin.key" --trust "$work/admin.pub" --bin "$cli" \
   "$deb" "$deb.sig" "$cli" >/dev/null

@@ -35,7 +35,8 @@ dbus-run-session -- bash -c '
   echo "== desktop app: the .deb, built and checked as it ships (scripts/check-deb.sh)"
   root="$(mktemp -d)"
   trap "rm -rf \"$root\"" EXIT
-  bash scripts/check-deb.sh "$root"
+  # The CLI that cargo test built signs and checks the release directory.
+  COUNTERSIGN_BIN="${CARGO_TARGET_DIR:-target}/debug/countersign" bash scripts/check-deb.sh "$root"
   echo "== desktop app: end to end under Xvfb over WebDriver, on the binary installed from the .deb"
   APP_BIN="$root/usr/bin/countersign-desktop" bash scripts/e2e.sh
 ' 2> >(grep -v "Failed to set fd limit" >&2)

@@ -8,7 +8,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=COUNTERSIGN_TRUSTED_KEYS_DIR");
     let dir = match std::env::var_os("COUNTERSIGN_TRUSTED_KEYS_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/trusted-keys"),
+        // Read at run time, not baked in with env!(): cargo reuses a compiled build script
+        // across checkouts that share a target dir, and the keys must be this checkout's.
+        None => {
+            PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join("../../assets/trusted-keys")
+        }
     };
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

@@ -122,6 +122,12 @@ fn updater_error(e: UpdaterError, what: &str) -> AppError {
         UpdaterError::EmptyEndpoints | UpdaterError::InsecureTransportProtocol => {
             error(ErrorCode::UpdateNotConfigured, format!("{what}: {e}"))
         }
+        // Without the URL: its query could hold an access token.
+        UpdaterError::Reqwest(e) => {
+            let e = e.without_url();
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            error(ErrorCode::UpdateFailed, format!("{what}: {e}{cause}"))
+        }
         other => error(ErrorCode::UpdateFailed, format!("{what}: {other}")),
     }
 }
@@ -166,7 +172,8 @@ pub async fn check<R: Runtime>(
     let found = found?;
     let offer = found.as_ref().map(|u| UpdateOffer {
         version: u.version.clone(),
-        date: u.date.map(|d| d.to_string()),
+        // As the endpoint wrote it (the plugin checked that it is RFC 3339).
+        date: u.date.and(u.raw_json.get("pub_date").and_then(|d| d.as_str()).map(String::from)),
         notes: u.body.clone(),
     });
     if let Ok(mut p) = pending.0.lock() {
@@ -369,6 +376,46 @@ mod tests {
 
         let (result, _) = check_and_install(&app, &format!("{base}/nowhere/latest.json"));
         assert_eq!(result.unwrap_err().code, ErrorCode::UpdateFailed, "an endpoint with no manifest");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn the_commands_keep_what_they_found_and_install_nothing_that_fails_its_check() {
+        let trusted = keys();
+        let artifact = b"a package that will be changed on the way".to_vec();
+        let sig = sign(&trusted, &artifact, "0.2.0");
+        let mut changed = artifact.clone();
+        changed[2] ^= 0x20;
+        let base = serve(|base| {
+            let mut routes = Routes::new();
+            routes.insert("/files/changed.deb".into(), ("application/octet-stream", changed));
+            let url = format!("{base}/files/changed.deb");
+            routes.insert("/latest.json".into(), ("application/json", manifest("0.2.0", &url, &sig)));
+            routes
+        });
+        let app = app(config(&trusted.pubkey));
+        let exe = std::env::current_exe().unwrap();
+        let stat = |p: &std::path::Path| {
+            let m = std::fs::metadata(p).unwrap();
+            (std::os::unix::fs::MetadataExt::ino(&m), m.len(), m.modified().unwrap())
+        };
+        let before = stat(&exe);
+        let pending = Pending::default();
+        tauri::async_runtime::block_on(async {
+            let found = check(app.handle(), Some(&format!("{base}/latest.json")), &pending).await.unwrap();
+            assert_eq!(found.current_version, "0.1.0");
+            assert_eq!(found.chosen_by, "the signed policy pack");
+            let offer = found.available.expect("0.2.0 is offered");
+            assert_eq!((offer.version.as_str(), offer.date.as_deref()), ("0.2.0", Some("2026-01-01T00:00:00Z")));
+
+            let err = install_pending(&pending, "0.3.0").await.unwrap_err();
+            assert_eq!(err.code, ErrorCode::NotFound, "only the version the agent was shown: {err:?}");
+            // The real installer is behind the check: a changed file never reaches it.
+            let err = install_pending(&pending, "0.2.0").await.unwrap_err();
+            assert_eq!(err.code, ErrorCode::UpdateRefused, "{err:?}");
+            assert!(err.message.contains("nothing was installed"), "{}", err.message);
+        });
+        assert_eq!(stat(&exe), before, "the running executable (what an install replaces) was not touched");
     }
 
     #[test]
