@@ -72,7 +72,10 @@ pub fn next_step(c: ErrorCode) -> &'static str {
             "Ask your admin for a pack signed by a trusted key; the app keeps running on the last good pack."
         }
         ErrorCode::ReleaseInvalid => "Do not install it: ask your admin for the signed release.",
-        ErrorCode::NeedsHuman => "Open the seller center yourself, sign in or verify, then run the step again.",
+        ErrorCode::NeedsHuman => {
+            "Sign in or verify in the seller center yourself (nothing was sent); this step does not run again on \
+             its own, so finish it there by hand."
+        }
         ErrorCode::Internal => "Restart the app; if it happens again, send the log file from Settings.",
         ErrorCode::UpdateNotConfigured => {
             "Updates come from your admin: ask for an installer built with the updater key, or a policy pack that names the update endpoint."
