@@ -257,22 +257,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The demo browser workspace (`assets/demo/workspace-browser.toml`) with absolute paths,
-/// pointed at `base_url`, headless, with Chromium's sandbox off (CI runs as root).
-fn browser_workspace(dir: &std::path::Path, base_url: &str) -> Result<PathBuf> {
-    let demo = repo().join("assets/demo");
-    let text = std::fs::read_to_string(demo.join("workspace-browser.toml"))?
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"../knowledge\"", &format!("{:?}", repo().join("assets/knowledge")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"pages.toml\"", &format!("{:?}", demo.join("pages.toml")))
-        .replace("\"http://127.0.0.1:8787\"", &format!("{base_url:?}"))
-        .replace("# no_sandbox = false", "no_sandbox = true");
-    let file = dir.join("workspace-browser.toml");
-    std::fs::write(&file, text)?;
-    Ok(file)
-}
-
 /// A seller center with no API for the step: the app on the browser workspace cancels an
 /// order on the demo store's pages in Chromium, and the case's timeline shows the pages'
 /// screenshots, fetched from the evidence store.
@@ -287,7 +271,7 @@ async fn a_browser_steps_screenshots_open_in_the_timeline() -> Result<()> {
     )?;
     let work = tempfile::tempdir()?;
     let data = work.path().join("data");
-    let workspace = browser_workspace(work.path(), &server.url())?;
+    let workspace = sign_in::browser_workspace(&repo(), work.path(), &server.url());
     // The agent signs in by hand once, in the profile the connector will use.
     let (profile, url) = (data.join("demo-browser/browser-profiles/demo_seller_center/demo"), server.url());
     println!("demo seller center on {}; signing in by hand", server.url());

@@ -43,3 +43,21 @@ pub fn sign_in_by_hand(profile: &Path, base_url: &str, password: &str) {
         task.abort();
     });
 }
+
+/// `assets/demo/workspace-browser.toml` of the checkout `repo` with absolute paths, pointed
+/// at `base_url`, with Chromium's sandbox off (CI runs as root); written into `dir`.
+#[allow(dead_code)] // for the CLI's and the desktop app's tests; the browser crate's own build pages directly
+pub fn browser_workspace(repo: &Path, dir: &Path, base_url: &str) -> std::path::PathBuf {
+    let demo = repo.join("assets/demo");
+    let text = std::fs::read_to_string(demo.join("workspace-browser.toml"))
+        .expect("assets/demo/workspace-browser.toml")
+        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
+        .replace("\"../knowledge\"", &format!("{:?}", repo.join("assets/knowledge")))
+        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
+        .replace("\"pages.toml\"", &format!("{:?}", demo.join("pages.toml")))
+        .replace("\"http://127.0.0.1:8787\"", &format!("{base_url:?}"))
+        .replace("# no_sandbox = false", "no_sandbox = true");
+    let file = dir.join("workspace-browser.toml");
+    std::fs::write(&file, text).expect("the workspace file");
+    file
+}

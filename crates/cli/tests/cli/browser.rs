@@ -3,8 +3,6 @@
 //! the agent signed in to by hand, `countersign run / review / log` against it. If
 //! Chromium cannot start, this fails (it never skips).
 
-use std::path::Path;
-
 use countersign_demo_store::{ApiToken, BackgroundServer};
 use serde_json::Value;
 
@@ -14,23 +12,6 @@ use super::{case_file, code, cs_at as run, repo, stderr, stdout_json};
 mod sign_in;
 
 const PASSWORD: &str = "cli-browser-test-password-5d1e";
-
-/// `assets/demo/workspace-browser.toml` with absolute paths, pointed at `base_url`, with
-/// Chromium's sandbox off (containers).
-fn browser_workspace(dir: &Path, base_url: &str) -> std::path::PathBuf {
-    let demo = repo().join("assets/demo");
-    let text = std::fs::read_to_string(demo.join("workspace-browser.toml"))
-        .unwrap()
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"../knowledge\"", &format!("{:?}", repo().join("assets/knowledge")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"pages.toml\"", &format!("{:?}", demo.join("pages.toml")))
-        .replace("\"http://127.0.0.1:8787\"", &format!("{base_url:?}"))
-        .replace("# no_sandbox = false", "no_sandbox = true");
-    let file = dir.join("workspace.toml");
-    std::fs::write(&file, text).unwrap();
-    file
-}
 
 #[test]
 fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
@@ -43,7 +24,7 @@ fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let workspace = browser_workspace(dir.path(), &server.url());
+    let workspace = sign_in::browser_workspace(&repo(), dir.path(), &server.url());
     sign_in::sign_in_by_hand(&data.join("browser-profiles/demo_seller_center/demo"), &server.url(), PASSWORD);
     let order = || -> Value {
         reqwest::blocking::Client::new()
@@ -87,7 +68,7 @@ fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
 #[test]
 fn a_browser_workspace_names_its_configuration_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let workspace = browser_workspace(dir.path(), "http://127.0.0.1:9");
+    let workspace = sign_in::browser_workspace(&repo(), dir.path(), "http://127.0.0.1:9");
     let text = std::fs::read_to_string(&workspace).unwrap();
 
     // In the workspace file: file:line:column of the value.
