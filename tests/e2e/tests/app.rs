@@ -51,7 +51,23 @@ async fn shot(c: &Client, name: &str) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-screenshots"));
     std::fs::create_dir_all(&dir)?;
-    let png = c.screenshot().await?;
+    // WebKitGTK answers a WebDriver screenshot after the page's next presentation update.
+    // Rendering without GPU compositing (the app's default), a page with nothing left to
+    // paint never presents one and the command waits forever, so a 1-px corner element
+    // keeps repainting (in colours no one can tell apart) until the shot is taken.
+    c.execute(
+        "const n = document.createElement('div');
+         n.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none';
+         document.body.append(n);
+         let i = 0;
+         const t = setInterval(() => { n.style.background = i++ % 2 ? '#fefefe' : '#fdfdfd'; }, 30);
+         setTimeout(() => { clearInterval(t); n.remove(); }, 3000);",
+        vec![],
+    )
+    .await?;
+    let png = tokio::time::timeout(WAIT, c.screenshot())
+        .await
+        .with_context(|| format!("the screenshot {name} did not come back in {WAIT:?}"))??;
     assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
     std::fs::write(dir.join(format!("{name}.png")), png)?;
     Ok(())
