@@ -22,7 +22,6 @@ display=":$((190 + RANDOM % 50))"
 Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
 pids+=($!)
 export DISPLAY="$display" NO_AT_BRIDGE=1
-export COUNTERSIGN_DATA_DIR="$work/data" XDG_CONFIG_HOME="$work/config" XDG_CACHE_HOME="$work/cache"
 sleep 0.5
 
 pss_tree() { # PSS in kB of a process and all its descendants
@@ -38,26 +37,46 @@ pss_tree() { # PSS in kB of a process and all its descendants
 }
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-for run in first warm; do
-  log="$work/app-$run.log"
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "?"}'; }
+max() { sort -n | tail -1; }
+
+# One launch: prints "wall_ms app_ms pss_kb" and kills the app. $1 names the run.
+launch() {
+  local log="$work/app-$1.log" start app_pid usable="" own pss
   start=$(now_ms)
   COUNTERSIGN_LOG=info "$app" >"$log" 2>&1 &
   app_pid=$!
   pids+=("$app_pid")
-  usable=""
   for _ in $(seq 1 3000); do
     if grep -q 'inbox usable' "$log"; then usable=$(( $(now_ms) - start )); break; fi
     sleep 0.005
   done
-  clean() { sed 's/\x1b\[[0-9;]*m//g' "$log"; }
-  echo "$run launch: usable inbox after ${usable:-?} ms (wall clock, until the log line appeared);" \
-    "the app's own count: $(clean | grep -o 'inbox usable.*' | grep -o 'ms=[0-9]*' || echo '?')"
-  clean | grep -o 'workspace opened.*' | sed 's/^/  /' || true
-  sleep 12
-  echo "  idle PSS of app + WebKit children: $(( $(pss_tree "$app_pid") / 1024 )) MB"
-  ps -o pid,ppid,rss,comm --ppid "$app_pid" -p "$app_pid" | sed 's/^/  /'
+  own=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'inbox usable ms=[0-9]*' | grep -o '[0-9]*$' || echo '?')
+  sleep "$idle"
+  pss=$(pss_tree "$app_pid")
   kill "$app_pid"
   wait "$app_pid" 2>/dev/null || true
+  echo "${usable:-?} $own $pss"
+}
+
+# RUNS first launches, each on a fresh data, config and cache directory (the demo store is
+# seeded, WebKit starts with empty caches), each followed by a warm launch on the same
+# directories. Medians are what docs/benchmarks.md reports; every sample is printed.
+runs="${RUNS:-5}"
+idle="${IDLE_S:-12}"
+: >"$work/first"; : >"$work/warm"
+for i in $(seq 1 "$runs"); do
+  export COUNTERSIGN_DATA_DIR="$work/$i/data" XDG_CONFIG_HOME="$work/$i/config" XDG_CACHE_HOME="$work/$i/cache"
+  for kind in first warm; do
+    read -r wall own pss < <(launch "$i-$kind")
+    echo "$wall $own $pss" >>"$work/$kind"
+    echo "run $i $kind: usable inbox after $wall ms wall (the app's own count $own ms); idle PSS $(( pss / 1024 )) MB"
+  done
+done
+for kind in first warm; do
+  echo "$kind launch, median of $runs: $(cut -d' ' -f1 "$work/$kind" | median) ms wall" \
+    "(max $(cut -d' ' -f1 "$work/$kind" | max)), app's own count $(cut -d' ' -f2 "$work/$kind" | median) ms;" \
+    "idle PSS $(( $(cut -d' ' -f3 "$work/$kind" | median) / 1024 )) MB (max $(( $(cut -d' ' -f3 "$work/$kind" | max) / 1024 )) MB)"
 done
 echo "release binary: $(du -b "$app" | cut -f1) bytes ($(du -h "$app" | cut -f1))"
 deb=$(ls -t "$target"/release/bundle/deb/*.deb 2>/dev/null | head -1 || true)

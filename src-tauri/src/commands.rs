@@ -54,6 +54,7 @@ pub fn ui_ready(rows: u32) {
 
 #[tauri::command(async)]
 pub fn app_info(shell: State<'_, Shell>) -> Res<AppInfo> {
+    tracing::debug!("app info asked");
     plain_thread(|| Ok(shell.get()?.info.clone()))
 }
 
@@ -64,10 +65,11 @@ pub fn app_info(shell: State<'_, Shell>) -> Res<AppInfo> {
 #[tauri::command(async)]
 pub fn inbox(shell: State<'_, Shell>) -> Res<Vec<InboxItem>> {
     plain_thread(|| {
+        let started = std::time::Instant::now();
         let state = shell.get()?;
         let engine = &state.engine;
         let waiting = engine.review_queue()?;
-        engine
+        let items = engine
             .workspace()
             .cases()?
             .into_iter()
@@ -92,7 +94,9 @@ pub fn inbox(shell: State<'_, Shell>) -> Res<Vec<InboxItem>> {
                     case_id: case.id,
                 })
             })
-            .collect()
+            .collect::<Res<Vec<_>>>()?;
+        tracing::debug!(ms = started.elapsed().as_millis(), cases = items.len(), "inbox listed");
+        Ok(items)
     })
 }
 

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use tauri::Manager;
 
-use crate::state::{AppState, Locations, Shell};
+use crate::state::{Locations, Shell};
 
 /// The name the app goes by (tauri.conf.json `productName`).
 pub const PRODUCT_NAME: &str = "Countersign";
@@ -127,18 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 log_dir,
                 live_demo: std::env::var("COUNTERSIGN_DEMO_STORE").map_or(true, |v| v != "off"),
             };
-            let started = std::time::Instant::now();
-            let state = AppState::build(&loc).map_err(dto::AppError::from);
-            match &state {
-                Ok(s) => tracing::info!(
-                    workspace = %s.info.workspace_id,
-                    connector = %s.info.connector,
-                    ms = started.elapsed().as_millis(),
-                    "workspace opened"
-                ),
-                Err(e) => tracing::error!(code = ?e.code, message = %e.message, "workspace did not open"),
-            }
-            app.manage(Shell(state));
+            app.manage(Shell::default());
+            let handle = app.handle().clone();
+            std::thread::Builder::new()
+                .name("open-workspace".into())
+                .spawn(move || handle.state::<Shell>().open(&loc))?;
             if let Some(w) = app.get_webview_window("main")
                 && !std::env::var("COUNTERSIGN_GPU").is_ok_and(|v| v == "on")
             {

@@ -144,12 +144,44 @@ pub fn case_by_id(engine: &Engine, case_id: &str) -> Result<Case, EngineError> {
 }
 
 /// What Tauri manages: the state, or why it could not be built (shown by every screen,
-/// with its code and a next step, instead of a window that never fills).
-#[derive(Debug)]
-pub struct Shell(pub Result<AppState, crate::dto::AppError>);
+/// with its code and a next step, instead of a window that never fills). The workspace
+/// opens on a thread of its own while the window loads (a first launch's migrations and
+/// demo-store seeding overlap WebKit's start instead of holding up the GTK main loop);
+/// commands wait for it.
+#[derive(Debug, Default)]
+pub struct Shell(std::sync::OnceLock<Result<AppState, crate::dto::AppError>>);
 
 impl Shell {
+    /// Open the workspace; called once. A panic while opening becomes an `Internal`
+    /// error every screen shows, never a window waiting forever.
+    pub fn open(&self, loc: &Locations) {
+        let started = std::time::Instant::now();
+        let state = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            AppState::build(loc).map_err(crate::dto::AppError::from)
+        }))
+        .unwrap_or_else(|_| {
+            Err(crate::dto::AppError {
+                code: crate::dto::ErrorCode::Internal,
+                message: "opening the workspace failed unexpectedly".into(),
+                next_step: "restart the app; if it happens again, send the app's log to your admin".into(),
+            })
+        });
+        match &state {
+            Ok(s) => tracing::info!(
+                workspace = %s.info.workspace_id,
+                connector = %s.info.connector,
+                ms = started.elapsed().as_millis(),
+                "workspace opened"
+            ),
+            Err(e) => tracing::error!(code = ?e.code, message = %e.message, "workspace did not open"),
+        }
+        if self.0.set(state).is_err() {
+            tracing::warn!("the workspace was already open");
+        }
+    }
+
+    /// The state, once the workspace has opened (waits for it).
     pub fn get(&self) -> Result<&AppState, crate::dto::AppError> {
-        self.0.as_ref().map_err(Clone::clone)
+        self.0.wait().as_ref().map_err(Clone::clone)
     }
 }
