@@ -5,7 +5,8 @@
 # .deb sizes. No WebDriver is involved. Needs a release build
 # (`npx tauri build --bundles deb` from the checkout root, or scripts/run.sh), Xvfb, and a
 # D-Bus session with an unlocked keyring (as in scripts/test.sh). Figures go to stdout;
-# docs/benchmarks.md records them.
+# docs/benchmarks.md records them. RUNS (default 5) first launches on fresh directories, each
+# followed by a warm one; IDLE_S (default 12) seconds idle before PSS is read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
