@@ -494,10 +494,11 @@ impl BrowserConnector {
                 )
                 .await?;
             if v["page"].is_string() {
-                return Err(Stop::Error(ConnectorError::Rejected {
+                return Err(Stop::Error(ConnectorError::PageRefused {
                     status: seen.status,
                     code: v["code"].as_str().unwrap_or("refused").to_owned(),
                     message: v["message"].as_str().unwrap_or("the page refused the change").to_owned(),
+                    evidence: Box::new(trail.to_value("refused")),
                 }));
             }
         }

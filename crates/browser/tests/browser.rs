@@ -441,8 +441,15 @@ fn a_refund_through_the_pages_moves_the_exact_amount() {
     params.insert("reason".into(), json!("late"));
     // Pending orders cannot be refunded: the page refuses, with the store's own code.
     let err = connector.call("refund_partial", &params, None).unwrap_err();
-    assert!(matches!(&err, ConnectorError::Rejected { code, .. } if code == "order_not_delivered"), "{err}");
+    assert!(matches!(&err, ConnectorError::PageRefused { code, .. } if code == "order_not_delivered"), "{err}");
     assert_eq!(w.order()["totals"]["refunded"], "0.00");
+    // The refusal keeps what was seen: the form as sent and the page that refused it.
+    let evidence = err.evidence().expect("a refusal carries the pages seen");
+    assert_eq!((&evidence["submitted"], &evidence["result"]), (&json!(true), &json!("refused")), "{evidence}");
+    let pages = evidence["pages"].as_array().unwrap();
+    let moments: Vec<&str> = pages.iter().map(|p| p["moment"].as_str().unwrap()).collect();
+    assert_eq!(moments, ["opened", "before submit", "after submit"], "{evidence}");
+    assert!(pages[2]["screenshot"]["sha256"].as_str().is_some_and(|h| h.len() == 64), "{evidence}");
 
     params.insert("amount".into(), json!(10.5));
     let err = connector.call("refund_partial", &params, None).unwrap_err();

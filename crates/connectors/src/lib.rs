@@ -108,6 +108,11 @@ pub enum ConnectorError {
     /// second submit. `evidence` shows the pages before and after.
     #[error("submitted, but the page does not show whether it worked: {detail}")]
     Unconfirmed { detail: String, evidence: Box<Value> },
+    /// A form was submitted and the page answered with the platform's refusal (its code
+    /// and message, as [`ConnectorError::Rejected`] carries an API's): the change was not
+    /// made. `evidence` shows the pages before and after, the refusal page included.
+    #[error("the platform refused the change ({status} {code}): {message}")]
+    PageRefused { status: u16, code: String, message: String, evidence: Box<Value> },
 }
 
 impl ConnectorError {
@@ -129,7 +134,8 @@ impl ConnectorError {
             ConnectorError::NeedsHuman { evidence, .. }
             | ConnectorError::PageMismatch { evidence, .. }
             | ConnectorError::StoppedBeforeSubmit { evidence, .. }
-            | ConnectorError::Unconfirmed { evidence, .. } => Some(evidence),
+            | ConnectorError::Unconfirmed { evidence, .. }
+            | ConnectorError::PageRefused { evidence, .. } => Some(evidence),
             _ => None,
         }
     }
