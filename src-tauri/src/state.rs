@@ -185,3 +185,52 @@ impl Shell {
         self.0.wait().as_ref().map_err(Clone::clone)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dto::ErrorCode;
+    use std::path::Path;
+
+    fn locations(dir: &Path, workspace: Option<PathBuf>) -> Locations {
+        Locations {
+            assets: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets"),
+            workspace,
+            data_dir: dir.join("data"),
+            log_dir: dir.join("logs"),
+            live_demo: false,
+        }
+    }
+
+    #[test]
+    fn a_command_waits_for_the_workspace_and_sees_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = locations(dir.path(), None);
+        let shell = Shell::default();
+        std::thread::scope(|s| {
+            // The command asks before the workspace has opened; it waits, then gets it.
+            let command = s.spawn(|| shell.get().map(|state| state.info.workspace_id.clone()));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!command.is_finished(), "a command does not run before the workspace is open");
+            shell.open(&loc);
+            assert_eq!(command.join().unwrap().unwrap(), "demo-snapshot");
+        });
+    }
+
+    #[test]
+    fn a_workspace_that_cannot_open_is_the_error_every_command_gets() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nowhere/workspace.toml");
+        let shell = Shell::default();
+        shell.open(&locations(dir.path(), Some(missing.clone())));
+        for _ in 0..2 {
+            let e = shell.get().unwrap_err();
+            assert_ne!(e.code, ErrorCode::Internal, "{e:?}");
+            assert!(e.message.contains("nowhere"), "the error names the file: {e:?}");
+            assert!(!e.next_step.is_empty());
+        }
+        // Opening again changes nothing: what commands see is published once.
+        shell.open(&locations(dir.path(), None));
+        assert!(shell.get().is_err());
+    }
+}
