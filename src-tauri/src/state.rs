@@ -188,6 +188,7 @@ impl Shell {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::dto::ErrorCode;
     use std::path::Path;
