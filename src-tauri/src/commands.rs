@@ -5,23 +5,17 @@
 //! logic, no file I/O here. They run off the main thread (`async`), so the window never
 //! waits on the evidence store or a platform call.
 
-use countersign_core::evidence::Verdict as EngineVerdict;
-use countersign_core::model::PauseScope as EnginePauseScope;
-use countersign_engine::{Engine, LogFilter, Proof, Secret, StepRun, credentials};
+use std::collections::BTreeMap;
+
+use countersign_engine::{Secret, credentials};
 use tauri::State;
 use tauri::ipc::Channel;
 
-use std::collections::BTreeMap;
-
-use countersign_core::Outcome;
-use countersign_engine::cases::OpenedCase;
-
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, EventView, ExportView, InboxItem, LeadProof,
-    LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SentView, Verdict, VerifyView,
+    LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, Verdict, VerifyView,
 };
-use crate::state::{Shell, case_by_id, count};
-use crate::view;
+use crate::state::Shell;
 
 type Res<T> = Result<T, AppError>;
 
@@ -58,119 +52,27 @@ pub fn app_info(shell: State<'_, Shell>) -> Res<AppInfo> {
     plain_thread(|| Ok(shell.get()?.info.clone()))
 }
 
-/// Open cases: the workspace's cases, with the steps still waiting, the escalation
-/// signals the policy finds in the customer's words (before anything is planned), and
-/// whether the case was planned and its reply sent. Nothing is read from the platform
-/// here, so the inbox is quick however slow the platform is.
+/// The inbox: every case with its waiting steps and escalation signals (no platform read).
 #[tauri::command(async)]
 pub fn inbox(shell: State<'_, Shell>) -> Res<Vec<InboxItem>> {
     plain_thread(|| {
         let started = std::time::Instant::now();
-        let state = shell.get()?;
-        let engine = &state.engine;
-        let waiting = engine.review_queue()?;
-        let items = engine
-            .workspace()
-            .cases()?
-            .into_iter()
-            .map(|case| {
-                let plans = engine.case_plans(&case.id)?;
-                let signals = engine.case_signals(&case);
-                Ok(InboxItem {
-                    channel: case.channel.to_string(),
-                    customer_id: case.customer.as_ref().map(|c| c.id.clone()),
-                    identity: case.customer.as_ref().map(|c| crate::view::snake(&c.identity)),
-                    subject: case.subject.clone(),
-                    last_message: case.customer_text().last().unwrap_or_default().to_string(),
-                    intent: plans.last().map(|(p, _)| p.intent.clone()),
-                    waiting: count(waiting.iter().filter(|s| s.case_id == case.id).count()),
-                    handoff: !signals.is_empty(),
-                    signals: signals
-                        .iter()
-                        .map(|s| format!("{}: {}", crate::view::snake(&s.category), s.matched))
-                        .collect(),
-                    opened: !plans.is_empty(),
-                    replied: engine.sent_reply(&case.id)?.is_some(),
-                    case_id: case.id,
-                })
-            })
-            .collect::<Res<Vec<_>>>()?;
+        let items = shell.get()?.engine.inbox()?;
         tracing::debug!(ms = started.elapsed().as_millis(), cases = items.len(), "inbox listed");
         Ok(items)
     })
 }
 
-fn view_of(
-    engine: &Engine,
-    case: &countersign_core::model::Case,
-    opened: &OpenedCase,
-    runs: &[StepRun],
-) -> Res<CaseView> {
-    let queue = engine.case_steps(&case.id)?;
-    let events = engine.log_case(&case.id)?;
-    let sent = engine.sent_reply(&case.id)?.map(|r| SentView { text: r.text, by: r.by, at: r.at });
-    Ok(view::case_view(case, opened, &queue, &events, runs, sent))
-}
-
-/// The case as it stands now (its plan in force; nothing is planned here).
-fn current(engine: &Engine, case_id: &str) -> Res<(countersign_core::model::Case, OpenedCase)> {
-    let case = case_by_id(engine, case_id)?;
-    let opened = engine.open_case(&case)?;
-    Ok((case, opened))
-}
-
-fn run_approved(engine: &Engine, case_id: &str, progress: &Channel<Progress>) -> Res<Vec<StepRun>> {
-    for s in engine.case_steps(case_id)?.iter().filter(|s| s.state == countersign_engine::StepState::Approved) {
-        send(progress, Progress::Running { step_id: s.step_id.clone(), action: s.action.clone() });
-    }
-    let runs = engine.run_approved(case_id)?;
-    for r in &runs {
-        send(
-            progress,
-            Progress::Ran { step_id: r.step_id.clone(), state: r.state.as_str().to_string(), error: r.error.clone() },
-        );
-    }
-    Ok(runs)
-}
-
-/// Decided: report it, run what may run on its own, and show the case.
-fn decided(
-    engine: &Engine,
-    case: &countersign_core::model::Case,
-    opened: &OpenedCase,
-    ch: &Channel<Progress>,
-) -> Res<CaseView> {
-    send(ch, Progress::Deciding { plan_id: opened.plan.id.clone(), steps: count(opened.plan.steps.len()) });
-    let runs = run_approved(engine, &case.id, ch)?;
-    send(ch, Progress::Done);
-    view_of(engine, case, opened, &runs)
-}
-
-/// Open a case: the first time, the workspace's planner plans it (governed reads, cited
-/// reply), the policy decides, the evidence is recorded and what may run on its own runs.
-/// After that, the plan in force is shown as recorded.
+/// Open a case: planned the first time (what may run on its own runs), else as recorded.
 #[tauri::command(async)]
 pub fn open_case(shell: State<'_, Shell>, case_id: String, on_progress: Channel<Progress>) -> Res<CaseView> {
-    plain_thread(|| {
-        let engine = &shell.get()?.engine;
-        let case = case_by_id(engine, &case_id)?;
-        send(&on_progress, Progress::Planning { case_id: case_id.clone() });
-        let opened = engine.open_case(&case)?;
-        decided(engine, &case, &opened, &on_progress)
-    })
+    plain_thread(|| Ok(shell.get()?.engine.open_case_view(&case_id, &|p| send(&on_progress, p))?))
 }
 
-/// Plan the case again (the platform's data may have changed); waiting steps the new plan
-/// does not keep are invalidated.
+/// Plan the case again; waiting steps the new plan does not keep are invalidated.
 #[tauri::command(async)]
 pub fn replan_case(shell: State<'_, Shell>, case_id: String, on_progress: Channel<Progress>) -> Res<CaseView> {
-    plain_thread(|| {
-        let engine = &shell.get()?.engine;
-        let case = case_by_id(engine, &case_id)?;
-        send(&on_progress, Progress::Planning { case_id: case_id.clone() });
-        let opened = engine.plan_again(&case)?;
-        decided(engine, &case, &opened, &on_progress)
-    })
+    plain_thread(|| Ok(shell.get()?.engine.replan_case_view(&case_id, &|p| send(&on_progress, p))?))
 }
 
 /// Edit a waiting step's parameters (as typed); the policy decides the new revision.
@@ -186,24 +88,18 @@ pub fn edit_step(
 ) -> Res<CaseView> {
     plain_thread(|| {
         let engine = &shell.get()?.engine;
-        let case = case_by_id(engine, &case_id)?;
-        let opened = engine.edit_step(&case, &plan_id, &step_id, &changes, &reason)?;
-        decided(engine, &case, &opened, &on_progress)
+        let progress = |p| send(&on_progress, p);
+        Ok(engine.edit_step_view(&case_id, (&plan_id, &step_id), &changes, &reason, &progress)?)
     })
 }
 
 /// The policy's decision on the reply as the agent has edited it (records nothing).
 #[tauri::command(async)]
 pub fn check_reply(shell: State<'_, Shell>, case_id: String, plan_id: String, text: String) -> Res<ReplyCheck> {
-    plain_thread(|| {
-        let engine = &shell.get()?.engine;
-        let case = case_by_id(engine, &case_id)?;
-        Ok(view::reply_check(&engine.check_reply(&case, &plan_id, &text)?))
-    })
+    plain_thread(|| Ok(shell.get()?.engine.check_reply_view(&case_id, &plan_id, &text)?))
 }
 
-/// Send the reply as edited. `seen` is the decision the agent was shown: a stricter one
-/// now (a promise typed since) is refused with `Conflict`.
+/// Send the reply as edited; a decision stricter than `seen` is refused with `Conflict`.
 #[tauri::command(async)]
 pub fn send_reply(
     shell: State<'_, Shell>,
@@ -213,34 +109,13 @@ pub fn send_reply(
     seen: Decision,
     lead: Option<LeadProof>,
 ) -> Res<CaseView> {
-    plain_thread(|| {
-        let engine = &shell.get()?.engine;
-        let case = case_by_id(engine, &case_id)?;
-        let seen = match seen {
-            Decision::Auto => Outcome::Auto,
-            Decision::Confirm => Outcome::Confirm,
-            Decision::Supervisor => Outcome::Supervisor,
-            Decision::Recommend => Outcome::Recommend,
-            Decision::Forbid => Outcome::Forbid,
-        };
-        let proof = lead.map(|p| Proof { id: p.id, passphrase: Secret::new(p.passphrase) });
-        engine.send_reply(&case, &plan_id, &text, seen, proof.as_ref())?;
-        let (case, opened) = current(engine, &case_id)?;
-        view_of(engine, &case, &opened, &[])
-    })
+    plain_thread(|| Ok(shell.get()?.engine.send_reply_view(&case_id, &plan_id, &text, seen, lead)?))
 }
 
 /// A screenshot or page snapshot named in the evidence, by its SHA-256.
 #[tauri::command(async)]
 pub fn evidence_blob(shell: State<'_, Shell>, hash: String) -> Res<BlobView> {
-    plain_thread(|| {
-        let blob = shell.get()?.engine.blob(&hash)?.ok_or_else(|| AppError {
-            code: crate::dto::ErrorCode::NotFound,
-            message: format!("no blob {hash} in this evidence store"),
-            next_step: view::next_step(crate::dto::ErrorCode::NotFound).into(),
-        })?;
-        Ok(view::blob(&hash, blob))
-    })
+    plain_thread(|| Ok(shell.get()?.engine.blob_view(&hash)?))
 }
 
 /// Countersign or reject a waiting step; an approved step runs at once.
@@ -257,114 +132,34 @@ pub fn review_step(
     on_progress: Channel<Progress>,
 ) -> Res<CaseView> {
     plain_thread(|| {
-        let state = shell.get()?;
-        let engine = &state.engine;
-        let v = match verdict {
-            Verdict::Approve => EngineVerdict::Approved,
-            Verdict::Reject => EngineVerdict::Rejected,
-        };
-        match lead {
-            Some(p) => {
-                let proof = Proof { id: p.id, passphrase: Secret::new(p.passphrase) };
-                engine.review_as(&plan_id, &step_id, v, &reason, &proof)?
-            }
-            None => engine.review(&plan_id, &step_id, v, &reason)?,
-        };
-        let runs = if verdict == Verdict::Approve { run_approved(engine, &case_id, &on_progress)? } else { Vec::new() };
-        send(&on_progress, Progress::Done);
-        let (case, opened) = current(engine, &case_id)?;
-        view_of(engine, &case, &opened, &runs)
+        let engine = &shell.get()?.engine;
+        let progress = |p| send(&on_progress, p);
+        Ok(engine.review_step_view(&case_id, (&plan_id, &step_id), (verdict, &reason), lead, &progress)?)
     })
 }
 
 /// The cited passage behind a citation chip, with whether the citation resolves.
 #[tauri::command(async)]
 pub fn open_citation(shell: State<'_, Shell>, case_id: String, index: u32) -> Res<PassageView> {
-    plain_thread(|| {
-        let state = shell.get()?;
-        let engine = &state.engine;
-        let (_, opened) = current(engine, &case_id)?;
-        let plan = opened.plan;
-        let citation =
-            plan.reply.as_ref().and_then(|r| r.citations.get((index as usize).wrapping_sub(1))).ok_or_else(|| {
-                AppError {
-                    code: crate::dto::ErrorCode::NotFound,
-                    message: format!("the reply of case {case_id} has no citation [{index}]"),
-                    next_step: view::next_step(crate::dto::ErrorCode::NotFound).into(),
-                }
-            })?;
-        let resolution = engine.resolve_citation(citation)?;
-        let anchor = match &resolution {
-            countersign_engine::knowledge::CitationResolution::Resolved { anchor, .. } => anchor.clone(),
-            _ => citation.anchor.clone(),
-        };
-        let article = engine.kb_article(&citation.article_id, None)?;
-        let passage = article.passages.iter().find(|p| Some(&p.anchor) == anchor.as_ref());
-        Ok(PassageView {
-            article_id: article.id.clone(),
-            title: article.title.clone(),
-            version: article.version,
-            anchor: passage.map(|p| p.anchor.clone()),
-            heading: passage.map(|p| p.heading.clone()),
-            text: passage.map_or_else(
-                || {
-                    article
-                        .passages
-                        .iter()
-                        .map(|p| format!("## {}\n{}", p.heading, p.text))
-                        .collect::<Vec<_>>()
-                        .join("\n\n")
-                },
-                |p| p.text.clone(),
-            ),
-            resolved: resolution.is_resolved(),
-            resolution: resolution.describe(),
-        })
-    })
+    plain_thread(|| Ok(shell.get()?.engine.citation_view(&case_id, index)?))
 }
 
 /// A case's evidence timeline, oldest first.
 #[tauri::command(async)]
 pub fn case_events(shell: State<'_, Shell>, case_id: String) -> Res<Vec<EventView>> {
-    plain_thread(|| {
-        let state = shell.get()?;
-        Ok(state.engine.log_case(&case_id)?.into_iter().map(view::event).collect())
-    })
+    plain_thread(|| Ok(shell.get()?.engine.case_timeline(&case_id)?))
 }
 
 /// Browse and search the evidence log (newest last; `limit` keeps the newest).
 #[tauri::command(async)]
 pub fn log_list(shell: State<'_, Shell>, query: LogQuery) -> Res<Vec<EventView>> {
-    plain_thread(|| {
-        let state = shell.get()?;
-        let filter = LogFilter {
-            case_id: query.case_id.filter(|s| !s.trim().is_empty()),
-            kind: query.kind.filter(|s| !s.trim().is_empty()),
-            text: query.text.filter(|s| !s.trim().is_empty()),
-            ..LogFilter::default()
-        };
-        let mut events: Vec<EventView> = state.engine.log_list(&filter)?.into_iter().map(view::event).collect();
-        if let Some(limit) = query.limit {
-            let keep = events.len().saturating_sub(limit as usize);
-            events.drain(..keep);
-        }
-        Ok(events)
-    })
+    plain_thread(|| Ok(shell.get()?.engine.log_events(query)?))
 }
 
+/// Verify the log: its hash chain and every device-signed checkpoint.
 #[tauri::command(async)]
 pub fn log_verify(shell: State<'_, Shell>) -> Res<VerifyView> {
-    plain_thread(|| {
-        let state = shell.get()?;
-        let r = state.engine.log_verify()?;
-        Ok(VerifyView {
-            ok: r.ok,
-            count: u32::try_from(r.count).unwrap_or(u32::MAX),
-            head: r.head.to_hex(),
-            first_broken_seq: r.first_broken.as_ref().map(|b| u32::try_from(b.seq).unwrap_or(u32::MAX)),
-            problem: r.first_broken.map(|b| b.problem.to_string()),
-        })
-    })
+    plain_thread(|| Ok(shell.get()?.engine.verify_view()?))
 }
 
 /// Export a self-verifying bundle into a new folder under the workspace's data dir.
@@ -373,82 +168,29 @@ pub fn log_export(shell: State<'_, Shell>) -> Res<ExportView> {
     plain_thread(|| {
         let state = shell.get()?;
         let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
-        let s = state.engine.log_export(&state.export_dir.join(format!("bundle-{stamp}")))?;
-        Ok(ExportView {
-            dir: s.dir.display().to_string(),
-            count: u32::try_from(s.manifest.count).unwrap_or(u32::MAX),
-            head: s.manifest.head.to_hex(),
-            verified: s.report.ok,
-        })
+        Ok(state.engine.export_view(&state.export_dir.join(format!("bundle-{stamp}")))?)
     })
 }
 
 #[tauri::command(async)]
 pub fn metrics(shell: State<'_, Shell>) -> Res<Metrics> {
-    plain_thread(|| {
-        let state = shell.get()?;
-        let engine = &state.engine;
-        let steps = engine.all_steps()?;
-        let mut events = engine.log_list(&LogFilter { kind: Some("decided".into()), ..LogFilter::default() })?;
-        events.extend(engine.log_list(&LogFilter { kind: Some("plan_proposed".into()), ..LogFilter::default() })?);
-        Ok(crate::metrics::compute(&steps, &events))
-    })
+    plain_thread(|| Ok(shell.get()?.engine.metrics()?))
 }
 
 /// Pauses, newest first: active ones, and with `all` the cleared ones too.
 #[tauri::command(async)]
 pub fn pauses(shell: State<'_, Shell>, all: bool) -> Res<Vec<PauseView>> {
-    plain_thread(|| {
-        let state = shell.get()?;
-        let mut out: Vec<PauseView> = state
-            .engine
-            .pause_history()?
-            .into_iter()
-            .filter(|r| all || r.cleared.is_none())
-            .map(|r| PauseView {
-                id: r.pause.id,
-                scope: match r.pause.scope {
-                    EnginePauseScope::Tenant => PauseScope::Tenant,
-                    EnginePauseScope::Channel => PauseScope::Channel,
-                    EnginePauseScope::Store => PauseScope::Store,
-                    EnginePauseScope::Workflow => PauseScope::Workflow,
-                    EnginePauseScope::Action => PauseScope::Action,
-                },
-                value: r.pause.value,
-                reason: r.pause.reason,
-                set_by: r.pause.set_by,
-                set_at: r.pause.set_at.to_string(),
-                cleared_by: r.cleared.as_ref().map(|c| c.by.clone()),
-                cleared_at: r.cleared.as_ref().map(|c| c.at.to_string()),
-                cleared_reason: r.cleared.map(|c| c.reason),
-            })
-            .collect();
-        out.reverse();
-        Ok(out)
-    })
+    plain_thread(|| Ok(shell.get()?.engine.pause_views(all)?))
 }
 
 #[tauri::command(async)]
 pub fn pause_set(shell: State<'_, Shell>, scope: PauseScope, value: String, reason: String) -> Res<String> {
-    plain_thread(|| {
-        let state = shell.get()?;
-        let scope = match scope {
-            PauseScope::Tenant => EnginePauseScope::Tenant,
-            PauseScope::Channel => EnginePauseScope::Channel,
-            PauseScope::Store => EnginePauseScope::Store,
-            PauseScope::Workflow => EnginePauseScope::Workflow,
-            PauseScope::Action => EnginePauseScope::Action,
-        };
-        Ok(state.engine.pause_set(scope, value.trim(), &reason)?.id)
-    })
+    plain_thread(|| Ok(shell.get()?.engine.pause_set(scope.into(), value.trim(), &reason)?.id))
 }
 
 #[tauri::command(async)]
 pub fn pause_clear(shell: State<'_, Shell>, id: String, reason: String) -> Res<()> {
-    plain_thread(|| {
-        let state = shell.get()?;
-        Ok(state.engine.pause_clear(&id, &reason)?)
-    })
+    plain_thread(|| Ok(shell.get()?.engine.pause_clear(&id, &reason)?))
 }
 
 /// Names of the credentials in the OS keyring; a keyring that cannot be reached is reported

@@ -13,7 +13,6 @@
 
 pub mod commands;
 pub mod dto;
-pub mod metrics;
 pub mod state;
 pub mod updates;
 pub mod view;

@@ -5,11 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use countersign_core::model::Case;
 use countersign_engine::workspace::ConnectorConfig;
 use countersign_engine::{Engine, EngineError, EngineOptions, PlannerProvider, SystemClock};
 
-use crate::dto::{AppInfo, PolicyInfo, RosterMemberView};
+use crate::dto::{AppInfo, PolicyInfo, RosterMemberView, count};
 
 /// Where the app finds its workspace and keeps its data.
 #[derive(Debug, Clone)]
@@ -114,10 +113,6 @@ impl AppState {
     }
 }
 
-pub fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
 /// What the Settings screen says about planning: the workspace's `[planner]`.
 fn planner_label(engine: &Engine) -> String {
     let p = &engine.workspace().planner;
@@ -131,16 +126,6 @@ fn planner_label(engine: &Engine) -> String {
             p.base_url.as_deref().unwrap_or("(provider default)")
         ),
     }
-}
-
-/// A case of the workspace's inbox by id.
-pub fn case_by_id(engine: &Engine, case_id: &str) -> Result<Case, EngineError> {
-    engine
-        .workspace()
-        .cases()?
-        .into_iter()
-        .find(|c| c.id == case_id)
-        .ok_or_else(|| EngineError::NotFound { message: format!("no case {case_id} in this workspace") })
 }
 
 /// What Tauri manages: the state, or why it could not be built (shown by every screen,
@@ -159,13 +144,7 @@ impl Shell {
         let state = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             AppState::build(loc).map_err(crate::dto::AppError::from)
         }))
-        .unwrap_or_else(|_| {
-            Err(crate::dto::AppError {
-                code: crate::dto::ErrorCode::Internal,
-                message: "opening the workspace failed unexpectedly".into(),
-                next_step: "restart the app; if it happens again, send the app's log to your admin".into(),
-            })
-        });
+        .unwrap_or_else(|_| Err(crate::dto::AppError::internal("opening the workspace failed unexpectedly")));
         match &state {
             Ok(s) => tracing::info!(
                 workspace = %s.info.workspace_id,

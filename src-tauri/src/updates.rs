@@ -44,7 +44,7 @@ impl std::fmt::Debug for Pending {
 }
 
 fn error(code: ErrorCode, message: String) -> AppError {
-    AppError { code, message, next_step: crate::view::next_step(code).into() }
+    AppError::new(code, message)
 }
 
 /// The updater configuration this build carries (`plugins.updater` in tauri.conf.json).

@@ -1,5 +1,5 @@
 //! The TypeScript declarations in `ui/src/bindings/` are generated from the Rust types in
-//! `src/dto.rs`; this test fails when they drift. Regenerate with
+//! `src/dto.rs` and the engine's views (`countersign_engine::views`); this test fails when they drift. Regenerate with
 //! `UPDATE_BINDINGS=1 cargo test -p countersign-desktop --test bindings`.
 #![allow(clippy::unwrap_used)]
 

@@ -128,9 +128,10 @@ fn finished(engine: &Engine, case: &str, step: &str) -> Value {
         .log_case(case)
         .unwrap()
         .into_iter()
-        .rfind(|e| e.kind == "step_finished" && e.payload["step_id"] == step)
+        .rfind(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == step)
         .unwrap_or_else(|| panic!("no step_finished for {step}"))
-        .payload
+        .event
+        .payload()
 }
 
 /// Every screenshot and snapshot the evidence names is in the store, under its SHA-256.
@@ -296,7 +297,7 @@ fn verification_at_the_before_state_read_is_recorded_with_the_page_and_its_scree
     assert_eq!(w.order()["status"], "pending", "nothing was submitted");
 
     let events = engine.log_case(&file.case.id).unwrap();
-    let s2 = |kind: &str| events.iter().filter(|e| e.kind == kind && e.payload["step_id"] == "s2").count();
+    let s2 = |kind: &str| events.iter().filter(|e| e.kind() == kind && e.event.payload()["step_id"] == "s2").count();
     assert_eq!(s2("step_started"), 0, "the step never started: no call went out");
     assert_eq!(s2("step_finished"), 1, "the timeline says why the step stopped");
     let done = finished(&engine, &file.case.id, "s2");

@@ -433,31 +433,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (Some(plan), _) => Some(read_json(plan)?),
                 (None, recorded) => recorded,
             };
-            let recovered = engine.recover()?;
-            let decision = match plan {
-                Some(plan) => engine.process(&case, &plan)?,
-                None => {
-                    let planned = engine.plan_case(&case, engine.configured_planner()?.as_ref())?;
-                    engine.process_planned(&case, &planned)?
-                }
-            };
-            let runs = engine.run_approved(&case.id)?;
-            let steps = engine.case_steps(&case.id)?;
+            let run = engine.run_case(&case, plan.as_ref())?;
             if cli.json {
-                print_json(&serde_json::json!({
-                    "recovered": recovered, "decision": decision, "ran": runs, "steps": steps,
-                }))?;
+                print_json(&run)?;
             } else {
-                for r in &recovered {
-                    println!("recovered {} {} ({}): {}", r.plan_id, r.step_id, r.action, r.state.as_str());
-                }
-                print_steps(&decision);
-                println!();
-                for s in &steps {
-                    let run = runs.iter().find(|r| r.plan_id == s.plan_id && r.step_id == s.step_id);
-                    let note = run.and_then(|r| r.error.clone()).unwrap_or_default();
-                    println!("  {:<4} {:<30} {:<12} {note}", s.step_id, s.action, s.state.as_str());
-                }
+                print_run(&run);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -500,25 +480,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => {
             let engine = open(&cli)?;
             let (case, _recorded) = load_case(&args.case)?;
-            let planned = engine.plan_case(&case, engine.configured_planner()?.as_ref())?;
-            let decision = engine.process_planned(&case, &planned)?;
+            let run = engine.plan(&case)?;
             if cli.json {
-                print_json(&serde_json::json!({ "planned": planned, "decision": decision }))?;
+                print_json(&serde_json::json!({ "planned": run.planned, "decision": run.opened.decision }))?;
             } else {
-                println!("intent: {}", planned.plan.intent);
-                print_steps(&decision);
-                if let Some(reply) = &planned.plan.reply {
-                    println!("\n{}\n", reply.text);
-                    for (i, c) in reply.citations.iter().enumerate() {
-                        println!(
-                            "[{}] {} v{} #{}",
-                            i + 1,
-                            c.article_id,
-                            c.version.as_deref().unwrap_or("?"),
-                            c.anchor.as_deref().unwrap_or("-")
-                        );
-                    }
-                }
+                print_plan(&run);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -750,9 +716,7 @@ fn credentials(cli: &Cli, cmd: &CredentialsCmd) -> anyhow::Result<ExitCode> {
 
 fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
     if let LogCmd::Verify { bundle: Some(dir) } = cmd {
-        let report = countersign_engine::verify_bundle(dir)?;
-        let checkpoints = countersign_engine::device::check_bundle_checkpoints(dir)?;
-        return report_verify(cli, &report, &checkpoints, &dir.display().to_string());
+        return report_verify(cli, &countersign_engine::verify_bundle(dir)?, &dir.display().to_string());
     }
     if let LogCmd::Checkpoint = cmd {
         return admin::log_checkpoint(cli);
@@ -775,7 +739,7 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
                         "{:>6}  {}  {:<16} {:<18} {}",
                         e.seq,
                         e.at,
-                        e.kind,
+                        e.kind(),
                         e.actor,
                         e.case_id.as_deref().unwrap_or("-")
                     );
@@ -791,15 +755,13 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
                 print_json(&events)?;
             } else {
                 for e in &events {
-                    println!("{:>6}  {}  {:<16} by {}", e.seq, e.at, e.kind, e.actor);
-                    println!("        {}", summarize(&e.kind, &e.payload));
+                    println!("{:>6}  {}  {:<16} by {}", e.seq, e.at, e.kind(), e.actor);
+                    println!("        {}", e.summary());
                 }
             }
         }
         LogCmd::Verify { bundle: None } => {
-            let report = engine.log_verify()?;
-            let checkpoints = engine.verify_checkpoints()?;
-            return report_verify(cli, &report, &checkpoints, &engine.store_path().display().to_string());
+            return report_verify(cli, &engine.verify()?, &engine.store_path().display().to_string());
         }
         LogCmd::Verify { bundle: Some(_) } | LogCmd::Checkpoint => unreachable!("handled above"),
         LogCmd::Blob { hash, out } => {
@@ -900,64 +862,48 @@ fn kb(cli: &Cli, cmd: &KbCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_verify(
-    cli: &Cli,
-    report: &countersign_engine::LogVerifyReport,
-    checkpoints: &countersign_engine::device::CheckpointReport,
-    what: &str,
-) -> anyhow::Result<ExitCode> {
+fn report_verify(cli: &Cli, v: &countersign_engine::LogVerification, what: &str) -> anyhow::Result<ExitCode> {
     if cli.json {
-        let mut body = serde_json::to_value(report)?;
-        body["checkpoints"] = serde_json::to_value(checkpoints)?;
-        print_json(&body)?;
+        print_json(v)?;
     } else {
-        if let Some(b) = &report.first_broken {
+        if let Some(b) = &v.chain.first_broken {
             println!("{what}: BROKEN at event {}: {}", b.seq, b.problem);
         } else {
-            println!("{what}: ok — {} events, head {}", report.count, report.head.to_hex());
+            println!("{what}: ok — {} events, head {}", v.chain.count, v.chain.head.to_hex());
         }
-        admin::print_checkpoints(checkpoints);
+        admin::print_checkpoints(&v.checkpoints);
     }
-    Ok(if report.ok && checkpoints.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if v.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn summarize(kind: &str, payload: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    match kind {
-        "case_opened" => format!("case from {} on {}", s(&payload["case"]["channel"]), s(&payload["case"]["store"])),
-        "plan_proposed" => format!(
-            "plan {} ({}): {} steps",
-            s(&payload["plan"]["id"]),
-            s(&payload["plan"]["intent"]),
-            payload["plan"]["steps"].as_array().map_or(0, Vec::len)
-        ),
-        "decided" => payload["decision"]["steps"]
-            .as_array()
-            .map(|steps| {
-                steps
-                    .iter()
-                    .map(|st| format!("{}={}", s(&st["action"]), s(&st["decision"])))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default(),
-        "review_requested" => format!("{} waits for {}", s(&payload["step_id"]), s(&payload["decision"])),
-        "step_finished" if payload["response"]["evidence"]["pages"].is_array() => {
-            // A browser step: its outcome, then each page it saw, with the screenshot to open
-            // (`countersign log blob HASH --out FILE`).
-            let mut out = format!("{} {}", s(&payload["step_id"]), s(&payload["outcome"]));
-            if let Some(error) = payload["error"].as_str() {
-                out.push_str(&format!(": {error}"));
-            }
-            for page in payload["response"]["evidence"]["pages"].as_array().into_iter().flatten() {
-                out.push_str(&format!("\n        {:<14} {}", s(&page["moment"]), s(&page["url"])));
-                if let Some(hash) = page["screenshot"]["sha256"].as_str() {
-                    out.push_str(&format!("  screenshot {hash}"));
-                }
-            }
-            out
+fn print_run(run: &countersign_engine::cases::CaseRun) {
+    for r in &run.recovered {
+        println!("recovered {} {} ({}): {}", r.plan_id, r.step_id, r.action, r.state.as_str());
+    }
+    print_steps(&run.decision);
+    println!();
+    for s in &run.steps {
+        let ran = run.ran.iter().find(|r| r.plan_id == s.plan_id && r.step_id == s.step_id);
+        let note = ran.and_then(|r| r.error.clone()).unwrap_or_default();
+        println!("  {:<4} {:<30} {:<12} {note}", s.step_id, s.action, s.state.as_str());
+    }
+}
+
+fn print_plan(run: &countersign_engine::cases::PlanRun) {
+    let plan = &run.planned.plan;
+    println!("intent: {}", plan.intent);
+    print_steps(&run.opened.decision);
+    if let Some(reply) = &plan.reply {
+        println!("\n{}\n", reply.text);
+        for (i, c) in reply.citations.iter().enumerate() {
+            println!(
+                "[{}] {} v{} #{}",
+                i + 1,
+                c.article_id,
+                c.version.as_deref().unwrap_or("?"),
+                c.anchor.as_deref().unwrap_or("-")
+            );
         }
-        _ => payload.to_string().chars().take(160).collect(),
     }
 }
 

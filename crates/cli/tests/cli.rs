@@ -525,3 +525,52 @@ fn eval_scores_a_set_and_names_a_broken_line() {
     assert_eq!(code(&bad), 1);
     assert!(stderr(&bad).contains("set.jsonl:2:"), "{}", stderr(&bad));
 }
+
+/// The plan ids and step ids waiting for review, from `review list --json`.
+fn waiting(data: &Path, run: fn(&Path, &[&str]) -> Output) -> Vec<(String, String)> {
+    let o = run(data, &["--json", "review", "list"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let list = stdout_json(&o);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["plan_id"].as_str().unwrap().to_string(), s["step_id"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn a_new_plan_for_a_case_leaves_no_earlier_step_approvable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let case = case_file("01-cancel-pending.json");
+    let case = case.to_str().unwrap();
+    // The case file's recorded plan: the cancel waits for the agent's countersignature.
+    let o = cs_demo(d, &["--json", "run", "--case", case]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(waiting(d, cs_demo), [("demo-01-plan-1".to_string(), "s2".to_string())]);
+
+    // `run --plan` with another plan for the same case: the earlier waiting step is replaced.
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(case).unwrap()).unwrap();
+    let mut plan = doc["plan"].take();
+    plan["id"] = "demo-01-plan-2".into();
+    plan["steps"][1]["params"]["reason"]["value"] = "no longer needed".into();
+    let plan_file = d.join("plan-2.json");
+    std::fs::write(&plan_file, plan.to_string()).unwrap();
+    let o = cs_demo(d, &["--json", "run", "--case", case, "--plan", plan_file.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(waiting(d, cs_demo), [("demo-01-plan-2".to_string(), "s2".to_string())]);
+    let stale = cs_demo(d, &["review", "approve", "demo-01-plan-1", "s2", "--reason", "ok"]);
+    assert_eq!(code(&stale), 1, "a replaced step cannot be countersigned: {}", stderr(&stale));
+    assert!(stderr(&stale).contains("invalidated"), "{}", stderr(&stale));
+
+    // `plan` (the workspace's planner) replaces it in turn, as the app's Plan again does.
+    let o = cs_demo(d, &["--json", "plan", "--case", case]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let planned = stdout_json(&o)["decision"]["plan_id"].as_str().unwrap().to_string();
+    let now = waiting(d, cs_demo);
+    assert!(now.iter().all(|(p, _)| *p == planned), "only the new plan's steps wait: {now:?}");
+    let stale = cs_demo(d, &["review", "approve", "demo-01-plan-2", "s2", "--reason", "ok"]);
+    assert_eq!(code(&stale), 1, "{}", stderr(&stale));
+    let o = cs_demo(d, &["--json", "log", "list", "--kind", "step_invalidated"]);
+    assert_eq!(stdout_json(&o).as_array().unwrap().len(), 2, "each replacement is evidence");
+}

@@ -15,13 +15,15 @@ use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Param, Plan, Provenance};
 use countersign_core::money::Money;
 use countersign_core::{Outcome, decide};
-use countersign_store::{EventFilter, StepFilter, StepState};
+use countersign_store::{StepFilter, StepState};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::planning::PlannedCase;
 use crate::roster::Proof;
 use crate::workspace::read_json;
 use crate::{Engine, EngineError, Workspace};
+use crate::{StepRecord, StepRun};
 
 /// The `planner` of a plan revision an agent made by editing a step.
 pub const AGENT_EDIT: &str = "agent-edit";
@@ -36,6 +38,25 @@ pub struct OpenedCase {
     pub earlier: Vec<(Plan, PlanDecision)>,
     /// True when this call planned the case (it had no plan recorded).
     pub planned_now: bool,
+}
+
+/// A case planned by the workspace's planner: what the planner did, and the plan in force.
+#[derive(Debug, Clone)]
+pub struct PlanRun {
+    pub planned: PlannedCase,
+    pub opened: OpenedCase,
+}
+
+/// What working a case did ([`Engine::run_case`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRun {
+    /// Steps found unfinished and settled first.
+    pub recovered: Vec<StepRun>,
+    pub decision: PlanDecision,
+    /// The steps that ran now.
+    pub ran: Vec<StepRun>,
+    /// Every step of the case, in any state.
+    pub steps: Vec<StepRecord>,
 }
 
 /// A reply recorded as sent.
@@ -77,15 +98,10 @@ impl Engine {
 
     /// The plans recorded for a case, oldest first, each with its recorded decision.
     pub fn case_plans(&self, case_id: &str) -> Result<Vec<(Plan, PlanDecision)>, EngineError> {
-        let events = self.store.list_events(&EventFilter {
-            case_id: Some(case_id.to_string()),
-            kind: Some("plan_proposed".into()),
-            ..EventFilter::default()
-        })?;
+        let events = self.case_events(case_id, "plan_proposed")?;
         let mut out: Vec<(Plan, PlanDecision)> = Vec::new();
         for ev in events {
-            let parsed = serde_json::from_value::<Event>(serde_json::json!({"kind": ev.kind, "payload": ev.payload}));
-            let Ok(Event::PlanProposed { plan }) = parsed else { continue };
+            let Event::PlanProposed { plan } = ev.event else { continue };
             if out.iter().any(|(p, _)| p.id == plan.id) {
                 continue;
             }
@@ -111,13 +127,43 @@ impl Engine {
     /// is recorded once. Waiting steps of earlier plans that the new plan does not keep
     /// are invalidated.
     pub fn plan_again(&self, case: &Case) -> Result<OpenedCase, EngineError> {
+        Ok(self.plan(case)?.opened)
+    }
+
+    /// [`Engine::plan_again`], with what the planner did on the way (its reads, the
+    /// passages its searches returned).
+    pub fn plan(&self, case: &Case) -> Result<PlanRun, EngineError> {
         let planner = self.configured_planner()?;
         let planned = self.plan_case(case, planner.as_ref())?;
         let decision = self.process_planned(case, &planned)?;
         self.supersede(&case.id, &planned.plan.id, "the case was planned again")?;
         let mut plans = self.case_plans(&case.id)?;
         plans.retain(|(p, _)| p.id != planned.plan.id);
-        Ok(OpenedCase { plan: planned.plan, decision, earlier: plans, planned_now: true })
+        let opened = OpenedCase { plan: planned.plan.clone(), decision, earlier: plans, planned_now: true };
+        Ok(PlanRun { planned, opened })
+    }
+
+    /// Record a plan someone wrote (a plan file) as the case's plan in force: decided and
+    /// recorded like a planner's ([`Engine::process`]), and, like planning again, the
+    /// waiting steps of the case's other plans are invalidated.
+    pub fn submit_plan(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        let decision = self.process(case, plan)?;
+        self.supersede(&case.id, &plan.id, &format!("replaced by plan {}", plan.id))?;
+        Ok(decision)
+    }
+
+    /// Work a case as `countersign run` does: settle steps left unfinished by a crash,
+    /// record `plan` (or, without one, plan the case with the workspace's planner) as the
+    /// plan in force, then run every step of the case that may run now.
+    pub fn run_case(&self, case: &Case, plan: Option<&Plan>) -> Result<CaseRun, EngineError> {
+        let recovered = self.recover()?;
+        let decision = match plan {
+            Some(plan) => self.submit_plan(case, plan)?,
+            None => self.plan(case)?.opened.decision,
+        };
+        let ran = self.run_approved(&case.id)?;
+        let steps = self.case_steps(&case.id)?;
+        Ok(CaseRun { recovered, decision, ran, steps })
     }
 
     /// Edit a waiting step: a new revision of the plan with `changes` (parameter → the
@@ -211,17 +257,11 @@ impl Engine {
 
     /// The reply recorded as sent for a case, if any.
     pub fn sent_reply(&self, case_id: &str) -> Result<Option<SentReply>, EngineError> {
-        let events = self.store.list_events(&EventFilter {
-            case_id: Some(case_id.to_string()),
-            kind: Some("reply_sent".into()),
-            ..EventFilter::default()
-        })?;
-        Ok(events.last().map(|e| SentReply {
-            plan_id: e.payload["plan_id"].as_str().unwrap_or_default().to_string(),
-            text: e.payload["text"].as_str().unwrap_or_default().to_string(),
-            by: e.actor.clone(),
-            at: e.at.to_string(),
-            decision: None,
+        Ok(self.case_events(case_id, "reply_sent")?.pop().and_then(|e| match e.event {
+            Event::ReplySent { plan_id, text, .. } => {
+                Some(SentReply { plan_id, text, by: e.actor, at: e.at.to_string(), decision: None })
+            }
+            _ => None,
         }))
     }
 

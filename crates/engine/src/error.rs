@@ -6,8 +6,11 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-/// What the UI and scripts branch on.
+/// What the UI and scripts branch on: one list for every face (the CLI's exit statuses,
+/// the app's screens), including the few codes only a face produces (`Internal`, the
+/// app's updates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum ErrorCode {
     /// The workspace configuration is invalid.
     ConfigInvalid,
@@ -45,6 +48,61 @@ pub enum ErrorCode {
     /// The platform wants a person (its session ended, it asks to verify who is there):
     /// the step stopped with nothing submitted, and an agent takes over.
     NeedsHuman,
+    /// A face itself failed (a worker thread, the window).
+    Internal,
+    /// App updates are off: this build has no updater key, or no endpoint is set.
+    UpdateNotConfigured,
+    /// An update's signature does not verify (changed file, another signer, relabelled
+    /// version): nothing was installed.
+    UpdateRefused,
+    /// The update endpoint could not be reached or answered nothing usable, or installing failed.
+    UpdateFailed,
+}
+
+impl ErrorCode {
+    /// What a person can do about an error with this code.
+    pub fn next_step(self) -> &'static str {
+        match self {
+            ErrorCode::ConfigInvalid => "Fix the workspace file named in the message, then restart the app.",
+            ErrorCode::PolicyInvalid => "Fix the policy at the file:line:column shown, then restart the app.",
+            ErrorCode::BadInput => "Check what you entered and try again.",
+            ErrorCode::NotFound => "Refresh the screen: it may have changed meanwhile.",
+            ErrorCode::Conflict => "Refresh the case: someone or something changed it meanwhile.",
+            ErrorCode::StoreFailed => {
+                "Check the disk and the data folder in Settings; the evidence log was not changed."
+            }
+            ErrorCode::ConnectorFailed => "Check the platform connection in Settings, then try again.",
+            ErrorCode::CredentialMissing => "Add the platform credential in Settings.",
+            ErrorCode::KeyringUnavailable => "Unlock the OS keyring (Secret Service), then try again.",
+            ErrorCode::Io => "Check the path and its permissions.",
+            ErrorCode::NotPermitted => "Ask someone with the role named in the message to countersign.",
+            ErrorCode::ApprovalStale => "Open the case again so the plan is decided under the current policy.",
+            ErrorCode::Paused => "A pause covers this step. A team lead can clear it on the Pause screen.",
+            ErrorCode::PlannerFailed => {
+                "Check the planner in Settings (endpoint, model, key), or plan with the local planner."
+            }
+            ErrorCode::PackRefused => {
+                "Ask your admin for a pack signed by a trusted key; the app keeps running on the last good pack."
+            }
+            ErrorCode::ReleaseInvalid => "Do not install it: ask your admin for the signed release.",
+            ErrorCode::NeedsHuman => {
+                "Sign in or verify in the seller center yourself (nothing was sent); this step does not run again \
+                 on its own, so finish it there by hand."
+            }
+            ErrorCode::Internal => "Restart the app; if it happens again, send the log file from Settings.",
+            ErrorCode::UpdateNotConfigured => {
+                "Updates come from your admin: ask for an installer built with the updater key, or a policy pack \
+                 that names the update endpoint."
+            }
+            ErrorCode::UpdateRefused => {
+                "Nothing was installed. Do not install this update by hand; tell your admin, who should check the \
+                 update server."
+            }
+            ErrorCode::UpdateFailed => {
+                "Check the network and try again; if it keeps failing, tell your admin what the message says."
+            }
+        }
+    }
 }
 
 /// Why a use case failed.
@@ -80,6 +138,10 @@ pub enum EngineError {
     PackRefused { refusal: crate::pack::PackRefusal },
     #[error("{message}")]
     ReleaseInvalid { message: String },
+    /// A record the engine must read to decide safely (a queued step, an event) cannot be
+    /// read back: it was edited, or another version wrote it. Nothing is decided on it.
+    #[error("{message}")]
+    Unreadable { message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -110,7 +172,7 @@ impl EngineError {
             EngineError::Store(S::InvalidEvent { .. } | S::ExportTargetNotEmpty { .. } | S::BadBundle { .. }) => {
                 ErrorCode::BadInput
             }
-            EngineError::Store(_) => ErrorCode::StoreFailed,
+            EngineError::Store(_) | EngineError::Unreadable { .. } => ErrorCode::StoreFailed,
             EngineError::Connector(countersign_connectors::ConnectorError::NeedsHuman { .. }) => ErrorCode::NeedsHuman,
             // A connector's configuration (a catalog's or page-actions file's value, a
             // base URL, the browser to start) is the workspace's to fix.

@@ -132,33 +132,21 @@ impl Engine {
 
     /// The case, plan, decision and approval recorded for a step (from the evidence log).
     fn recorded(&self, record: &StepRecord) -> Result<Recorded, EngineError> {
-        let events = self.store.events_for_case(&record.case_id)?;
+        let events = self.log_case(&record.case_id)?;
         let mut case = None;
         let mut plan = None;
         let mut decided = None;
         let mut approval = None;
-        let ours = |p: &Value| {
-            p["plan_id"].as_str() == Some(record.plan_id.as_str())
-                && p["step_id"].as_str() == Some(record.step_id.as_str())
-        };
+        let ours = |p: &str, s: &str| p == record.plan_id && s == record.step_id;
         for e in events {
-            match e.kind.as_str() {
-                "case_opened" => {
-                    case = serde_json::from_value::<Case>(e.payload["case"].clone()).ok();
+            match e.event {
+                Event::CaseOpened { case: c } => case = Some(c),
+                Event::PlanProposed { plan: p } if p.id == record.plan_id => plan = Some(p),
+                Event::Decided { decision } if decision.plan_id == record.plan_id => {
+                    decided = decision.steps.into_iter().find(|s| s.step_id == record.step_id);
                 }
-                "plan_proposed" if e.payload["plan"]["id"].as_str() == Some(record.plan_id.as_str()) => {
-                    plan = serde_json::from_value::<Plan>(e.payload["plan"].clone()).ok();
-                }
-                "decided" if e.payload["decision"]["plan_id"].as_str() == Some(record.plan_id.as_str()) => {
-                    decided = e.payload["decision"]["steps"]
-                        .as_array()
-                        .and_then(|steps| steps.iter().find(|s| s["step_id"].as_str() == Some(record.step_id.as_str())))
-                        .and_then(|s| serde_json::from_value::<StepDecision>(s.clone()).ok());
-                }
-                "review_decided" if ours(&e.payload) => {
-                    let approved = e.payload["verdict"] == serde_json::json!(Verdict::Approved);
-                    approval =
-                        approved.then(|| e.payload["step_digest"].as_str().map(|d| (d.to_string(), e.at))).flatten();
+                Event::ReviewDecided { plan_id, step_id, step_digest, verdict, .. } if ours(&plan_id, &step_id) => {
+                    approval = (verdict == Verdict::Approved).then_some((step_digest, e.at));
                 }
                 _ => {}
             }
@@ -544,17 +532,19 @@ impl Engine {
 
     /// The before-state recorded in the step's latest `step_started` event.
     fn recorded_before(&self, record: &StepRecord) -> Result<Option<Value>, EngineError> {
-        let events = self.store.events_for_case(&record.case_id)?;
-        Ok(events
-            .iter()
+        Ok(self
+            .case_events(&record.case_id, "step_started")?
+            .into_iter()
             .rev()
-            .find(|e| {
-                e.kind == "step_started"
-                    && e.payload["plan_id"] == Value::String(record.plan_id.clone())
-                    && e.payload["step_id"] == Value::String(record.step_id.clone())
+            .find_map(|e| match e.event {
+                Event::StepStarted { plan_id, step_id, before, .. }
+                    if plan_id == record.plan_id && step_id == record.step_id =>
+                {
+                    Some(before.filter(|v| !v.is_null()))
+                }
+                _ => None,
             })
-            .and_then(|e| e.payload.get("before").cloned())
-            .filter(|v| !v.is_null()))
+            .flatten())
     }
 
     /// Decide an `unknown` step by reading the platform: if the after-state shows what

@@ -14,18 +14,21 @@
 
 pub mod cases;
 pub mod credentials;
+mod desk;
 pub mod device;
 mod error;
 pub mod eval;
 pub mod execute;
 pub mod keys;
 pub mod knowledge;
+mod log;
 pub mod managed;
 pub mod pack;
 pub mod planners;
 pub mod planning;
 pub mod release;
 pub mod roster;
+pub mod views;
 pub mod workspace;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,8 +42,7 @@ use countersign_core::evidence::{Event, Verdict};
 use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
 use countersign_core::{Outcome, Policy, decide};
 use countersign_store::{
-    EventFilter, ExportSummary, NewEvent, NewStep, PauseGuard, PauseRecord, StepFilter, StepUpdate, Store, StoredEvent,
-    Transition, VerifyReport,
+    EventFilter, NewEvent, NewStep, PauseGuard, PauseRecord, StepFilter, StepUpdate, Store, Transition,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -49,6 +51,7 @@ pub use countersign_connectors::credentials::Secret;
 pub use countersign_store::{StepRecord, StepState};
 pub use error::{EngineError, ErrorCode};
 pub use execute::StepRun;
+pub use log::{LogVerification, LoggedEvent, verify_bundle};
 pub use managed::{PolicyMode, PolicyStatus};
 pub use pack::{ManagedSettings, PackInfo, PackRefusal, RefusalCode};
 pub use roster::{Proof, RosterMember};
@@ -378,12 +381,25 @@ impl Engine {
             if rec.plan_id == plan.id && rec.case_id == case.id {
                 continue;
             }
+            // An action this policy does not know matches none of its limits.
             let Some(def) = self.policy.actions.get(&rec.action) else { continue };
-            let Ok(step) = serde_json::from_value::<countersign_core::Step>(rec.step.clone()) else { continue };
-            let value = |p: &Option<String>| p.as_ref().and_then(|p| step.params.get(p)).map(|p| p.value.clone());
-            let Some(Ok(amount)) = value(&def.money_param).map(|v| countersign_core::Money::from_json(&v)) else {
-                continue;
+            let Some(money_param) = &def.money_param else { continue };
+            // A money step that cannot be read back is refused, never skipped: skipping it
+            // would let a limit pass on the amounts that happen to be readable.
+            let unreadable = |why: String| EngineError::Unreadable {
+                message: format!(
+                    "step {} of plan {} (case {}) in the step queue cannot be read ({why}), so the money limits \
+                     over earlier steps cannot be checked; nothing is decided until it is (run `countersign log verify`)",
+                    rec.step_id, rec.plan_id, rec.case_id
+                ),
             };
+            let step = serde_json::from_value::<countersign_core::Step>(rec.step.clone())
+                .map_err(|e| unreadable(e.to_string()))?;
+            let value = |p: &Option<String>| p.as_ref().and_then(|p| step.params.get(p)).map(|p| p.value.clone());
+            // An optional amount left out moves no money.
+            let Some(amount) = value(&def.money_param) else { continue };
+            let amount =
+                countersign_core::Money::from_json(&amount).map_err(|e| unreadable(format!("{money_param}: {e}")))?;
             let order_id = value(&def.order_param).and_then(|v| v.as_str().map(str::to_string));
             if rec.case_id == case.id || order_id.as_ref().is_some_and(|o| orders.contains(o)) {
                 out.push(PriorStep {
@@ -598,14 +614,15 @@ impl Engine {
         let now = self.clock.now();
         let since = now - jiff::SignedDuration::from_mins(roster::LOCKOUT_WINDOW_MINUTES);
         let failures = self
-            .store
-            .list_events(&EventFilter {
+            .events(&EventFilter {
                 kind: Some(roster::REVIEW_REFUSED.into()),
                 text: Some(proof.id.clone()),
                 ..EventFilter::default()
             })?
             .into_iter()
-            .filter(|e| e.at > since && e.payload["claimed_id"].as_str() == Some(proof.id.as_str()))
+            .filter(|e| {
+                e.at > since && matches!(&e.event, Event::ReviewRefused { claimed_id, .. } if *claimed_id == proof.id)
+            })
             .count();
         let refuse = |why: &str, message: String| -> Result<Operator, EngineError> {
             let event = Event::ReviewRefused {
@@ -778,20 +795,10 @@ impl Engine {
 
     /// The decision recorded for a plan of a case, if it was processed before.
     pub fn recorded_decision(&self, case_id: &str, plan_id: &str) -> Result<Option<PlanDecision>, EngineError> {
-        let decided = self.store.list_events(&EventFilter {
-            case_id: Some(case_id.to_string()),
-            kind: Some("decided".into()),
-            ..EventFilter::default()
-        })?;
-        for ev in decided.into_iter().rev() {
-            let event = serde_json::from_value::<Event>(serde_json::json!({"kind": "decided", "payload": ev.payload}));
-            if let Ok(Event::Decided { decision }) = event
-                && decision.plan_id == plan_id
-            {
-                return Ok(Some(decision));
-            }
-        }
-        Ok(None)
+        Ok(self.case_events(case_id, "decided")?.into_iter().rev().find_map(|e| match e.event {
+            Event::Decided { decision } if decision.plan_id == plan_id => Some(decision),
+            _ => None,
+        }))
     }
 
     /// Run every sample case of the workspace through the pipeline: the planner
@@ -858,40 +865,6 @@ impl Engine {
     pub fn pause_history(&self) -> Result<Vec<PauseRecord>, EngineError> {
         Ok(self.store.pause_history()?)
     }
-
-    pub fn log_list(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, EngineError> {
-        Ok(self.store.list_events(filter)?)
-    }
-
-    pub fn log_case(&self, case_id: &str) -> Result<Vec<StoredEvent>, EngineError> {
-        Ok(self.store.events_for_case(case_id)?)
-    }
-
-    pub fn log_verify(&self) -> Result<VerifyReport, EngineError> {
-        Ok(self.store.verify()?)
-    }
-
-    /// Export a self-verifying bundle; a checkpoint signed by this device's key is
-    /// recorded first (when the OS keyring can be reached), so the bundle says which
-    /// machine it came from.
-    pub fn log_export(&self, dir: &Path) -> Result<ExportSummary, EngineError> {
-        self.checkpoint_before_export();
-        Ok(self.store.export(dir, &self.operator.id, self.clock.now())?)
-    }
-
-    /// A screenshot or page snapshot that evidence names by hash.
-    pub fn blob(&self, hash: &str) -> Result<Option<countersign_store::Blob>, EngineError> {
-        Ok(self.store.blob(hash)?)
-    }
-
-    pub fn store_path(&self) -> &Path {
-        self.store.path()
-    }
-}
-
-/// Verify an exported bundle (no workspace needed).
-pub fn verify_bundle(dir: &Path) -> Result<VerifyReport, EngineError> {
-    Ok(countersign_store::verify_bundle(dir)?)
 }
 
 pub use countersign_store::{EventFilter as LogFilter, VerifyReport as LogVerifyReport};

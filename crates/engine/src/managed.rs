@@ -27,6 +27,7 @@ use countersign_store::{EventFilter, StepFilter, StepState, StepUpdate, Store, S
 use serde::Serialize;
 
 use crate::keys::TrustedKeys;
+use crate::log::last_of;
 use crate::pack::{self, ManagedSettings, Pack, PackInfo, PackRefusal, RefusalCode};
 use crate::workspace::{ConnectorConfig, Workspace};
 use crate::{Engine, EngineError, PolicySummary};
@@ -77,14 +78,11 @@ struct LastSigned {
 }
 
 fn last_signed(store: &Store) -> Result<Option<LastSigned>, EngineError> {
-    let events = store.list_events(&EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
+    let events =
+        crate::log::events_in(store, &EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
     let mut best: Option<LastSigned> = None;
     for e in events {
-        let Ok(Event::PolicyLoaded { signed: true, pack: Some(p), .. }) =
-            serde_json::from_value::<Event>(serde_json::json!({"kind": "policy_loaded", "payload": e.payload}))
-        else {
-            continue;
-        };
+        let Event::PolicyLoaded { signed: true, pack: Some(p), .. } = e.event else { continue };
         if best.as_ref().is_none_or(|b| p.version >= b.version) {
             best = Some(LastSigned { version: p.version, digest: p.digest });
         }
@@ -209,24 +207,14 @@ fn record_refusal(store: &Store, r: &PackRefusal, at: jiff::Timestamp) -> Result
         pack_version: r.version,
         digest: r.digest.clone(),
     };
-    let payload = event.payload();
-    let last_of = |kind: &str| -> Result<Option<countersign_store::StoredEvent>, EngineError> {
-        Ok(store.list_events(&EventFilter { kind: Some(kind.into()), ..EventFilter::default() })?.pop())
-    };
-    let (refused, loaded) = (last_of("policy_refused")?, last_of("policy_loaded")?);
+    let (refused, loaded) = (last_of(store, "policy_refused")?, last_of(store, "policy_loaded")?);
     if let Some(prev) = refused
-        && prev.payload == payload
+        && prev.event == event
         && loaded.is_none_or(|l| l.seq < prev.seq)
     {
         return Ok(());
     }
-    store.append(countersign_store::NewEvent {
-        case_id: None,
-        kind: event.kind().to_string(),
-        actor: "system".into(),
-        at,
-        payload,
-    })?;
+    store.append(countersign_store::NewEvent::from_event(None, "system", at, &event))?;
     Ok(())
 }
 
@@ -244,19 +232,18 @@ impl Engine {
 
     /// Record `policy_loaded` unless the log's last one says the same; `true` if recorded.
     fn record_policy_loaded(&self) -> Result<bool, EngineError> {
-        let last =
-            self.store.list_events(&EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
-        let last = last.last().map(|e| &e.payload);
+        let last = match last_of(&self.store, "policy_loaded")?.map(|e| e.event) {
+            Some(Event::PolicyLoaded { hash, pack, .. }) => Some((hash, pack.map(|p| p.digest))),
+            _ => None,
+        };
         let pack = self.managed.loaded.as_ref().map(|p| PackRef {
             id: p.id.clone(),
             version: p.version,
             key_id: p.key_id.clone(),
             digest: p.digest.clone(),
         });
-        let same_hash = last.and_then(|p| p.get("hash")).and_then(|h| h.as_str()) == Some(self.policy.hash.as_str());
-        let same_pack = last.and_then(|p| p.get("pack")).and_then(|p| p.get("digest")).and_then(|d| d.as_str())
-            == pack.as_ref().map(|p| p.digest.as_str());
-        if same_hash && same_pack {
+        let now = (self.policy.hash.clone(), pack.as_ref().map(|p| p.digest.clone()));
+        if last.as_ref() == Some(&now) {
             return Ok(false);
         }
         self.append(

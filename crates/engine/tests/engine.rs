@@ -18,6 +18,8 @@ use countersign_engine::{CaseFile, Clock, Engine, EngineOptions, ErrorCode, LogF
 use jiff::Timestamp;
 use serde_json::json;
 
+#[path = "engine/defects.rs"]
+mod defects;
 #[path = "engine/pack.rs"]
 mod pack;
 
@@ -213,8 +215,8 @@ fn the_review_queue_binds_approvals_to_roles_and_states() {
     assert_eq!(r.state, StepState::Rejected);
     assert!(e.review_queue().unwrap().is_empty());
 
-    let kinds: Vec<String> = e.log_case(&cancel.case.id).unwrap().into_iter().map(|ev| ev.kind).collect();
-    assert_eq!(kinds.last().map(String::as_str), Some("review_decided"), "the approval is evidence");
+    let kinds: Vec<&str> = e.log_case(&cancel.case.id).unwrap().iter().map(|ev| ev.kind()).collect();
+    assert_eq!(kinds.last().copied(), Some("review_decided"), "the approval is evidence");
     assert!(e.log_verify().unwrap().ok);
 }
 
@@ -239,7 +241,7 @@ fn a_new_policy_invalidates_pending_approvals() {
     let invalidated = e
         .log_list(&countersign_engine::LogFilter { kind: Some("step_invalidated".into()), ..Default::default() })
         .unwrap();
-    assert!(invalidated.iter().any(|ev| ev.payload["step_id"] == step.step_id.as_str()));
+    assert!(invalidated.iter().any(|ev| ev.event.payload()["step_id"] == step.step_id.as_str()));
     let err = e.review(&step.plan_id, &step.step_id, Verdict::Approved, "").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
 }
@@ -337,13 +339,13 @@ fn a_confirmed_write_runs_after_approval_and_changes_the_platform() {
     assert_eq!(facts.orders[&order].status, "cancelled");
 
     let events = engine.log_case(&file.case.id).unwrap();
-    let finished: Vec<_> = events.iter().filter(|e| e.kind == "step_finished").collect();
+    let finished: Vec<_> = events.iter().filter(|e| e.kind() == "step_finished").collect();
     assert_eq!(finished.len(), 2);
-    assert_eq!(finished[0].payload["after"]["status"], "pending", "a read step records what it read");
+    assert_eq!(finished[0].event.payload()["after"]["status"], "pending", "a read step records what it read");
     let cancel = finished.last().unwrap();
-    assert_eq!(cancel.payload["before"]["status"], "pending", "before-state recorded");
-    assert_eq!(cancel.payload["after"]["status"], "cancelled", "after-state recorded");
-    assert!(cancel.payload["request"]["headers"]["idempotency-key"].as_str().unwrap().starts_with("cs-"));
+    assert_eq!(cancel.event.payload()["before"]["status"], "pending", "before-state recorded");
+    assert_eq!(cancel.event.payload()["after"]["status"], "cancelled", "after-state recorded");
+    assert!(cancel.event.payload()["request"]["headers"]["idempotency-key"].as_str().unwrap().starts_with("cs-"));
     assert!(!cancel.body.contains("engine-test-token-5b2e"), "the token never reaches evidence");
     assert!(engine.log_verify().unwrap().ok);
 
@@ -477,12 +479,13 @@ fn a_write_with_a_lost_answer_is_reconciled_by_a_read_never_retried() {
             "request arrived: {arrives}; the read decides what happened, the write is not sent again: {runs:?}"
         );
         let events = engine.log_case(&file.case.id).unwrap();
-        let started = events.iter().filter(|e| e.kind == "step_started" && e.payload["step_id"] == "s2").count();
+        let started =
+            events.iter().filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2").count();
         assert_eq!(started, 1, "the write was started once");
         let outcomes: Vec<_> = events
             .iter()
-            .filter(|e| e.kind == "step_finished" && e.payload["step_id"] == "s2")
-            .map(|e| e.payload["outcome"].as_str().unwrap().to_string())
+            .filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2")
+            .map(|e| e.event.payload()["outcome"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(outcomes[0], "unknown", "first recorded as unknown, then reconciled: {outcomes:?}");
         assert!(engine.log_verify().unwrap().ok);
@@ -834,8 +837,8 @@ fn an_approval_for_one_set_of_params_never_executes_another() {
     assert_eq!(read_order(&direct, &order)["totals"]["refunded"], "30.00", "A ran with A's amount, once");
     let started = engine.log_list(&LogFilter { kind: Some("step_started".into()), ..LogFilter::default() }).unwrap();
     assert_eq!(started.len(), 1);
-    assert_eq!(started[0].payload["plan_id"], "bind-a");
-    assert_eq!(started[0].payload["request"]["body"]["amount"], "30.00");
+    assert_eq!(started[0].event.payload()["plan_id"], "bind-a");
+    assert_eq!(started[0].event.payload()["request"]["body"]["amount"], "30.00");
 }
 
 #[test]
@@ -920,8 +923,10 @@ fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
     assert!(why.contains("422") && why.contains("refund_exceeds_refundable"), "{why}");
     let finished = engine.log_list(&LogFilter { kind: Some("step_finished".into()), ..LogFilter::default() }).unwrap();
     assert_eq!(finished.len(), 2);
-    assert!(finished.iter().all(|e| e.payload["outcome"] == "failed" && e.payload["error"].is_string()));
-    assert_eq!(finished[1].payload["error"], why.as_str(), "the reason is evidence");
+    assert!(
+        finished.iter().all(|e| e.event.payload()["outcome"] == "failed" && e.event.payload()["error"].is_string())
+    );
+    assert_eq!(finished[1].event.payload()["error"], why.as_str(), "the reason is evidence");
     assert!(engine.log_verify().unwrap().ok);
 }
 
@@ -1119,14 +1124,19 @@ fn server_errors_timeouts_and_malformed_answers_fail_clearly_and_only_idempotent
         assert_eq!(fake.writes(), writes, "{what}: writes the platform received");
         let events = engine.log_case(&file.case.id).unwrap();
         let finished: Vec<_> =
-            events.iter().filter(|e| e.kind == "step_finished" && e.payload["step_id"] == "s2").collect();
-        let first = finished[0].payload["error"].as_str().unwrap_or_default();
+            events.iter().filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2").collect();
+        let first = finished[0].event.payload()["error"].as_str().unwrap_or_default().to_string();
         assert!(first.contains(says), "{what}: the recorded reason says what happened: {first:?}");
         if end == StepState::NotApplied {
-            assert_eq!(finished[0].payload["outcome"], "unknown", "{what}: unknown first, then reconciled by a read");
-            assert_eq!(finished[1].payload["response"]["reconciled"], true, "{what}");
+            assert_eq!(
+                finished[0].event.payload()["outcome"],
+                "unknown",
+                "{what}: unknown first, then reconciled by a read"
+            );
+            assert_eq!(finished[1].event.payload()["response"]["reconciled"], true, "{what}");
         }
-        let started = events.iter().filter(|e| e.kind == "step_started" && e.payload["step_id"] == "s2").count();
+        let started =
+            events.iter().filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2").count();
         assert_eq!(started, 1, "{what}: the executor started the write once");
         assert!(engine.log_verify().unwrap().ok);
     }
@@ -1155,8 +1165,8 @@ fn an_approval_past_its_expiry_is_not_executed() {
     assert_eq!(err.code(), ErrorCode::ApprovalStale, "{err}");
     assert_eq!(state_of(&engine, "late-p", "s1"), StepState::Expired);
     let last = engine.log_case("late").unwrap().pop().unwrap();
-    assert_eq!(last.kind, "review_decided");
-    assert_eq!(last.payload["reason"], "the approval expired before the step ran", "the expiry is evidence");
+    assert_eq!(last.kind(), "review_decided");
+    assert_eq!(last.event.payload()["reason"], "the approval expired before the step ran", "the expiry is evidence");
     assert_eq!(read_order(&direct, late)["status"], "pending", "an expired approval runs nothing");
     assert_eq!(engine.execute("late-p", "s1").unwrap_err().code(), ErrorCode::Conflict, "and it stays expired");
 
@@ -1207,20 +1217,23 @@ fn supervisor_steps_need_a_team_lead_who_proves_it_on_the_roster() {
     assert_eq!((wrong.code(), nobody.code()), (ErrorCode::NotPermitted, ErrorCode::NotPermitted));
     assert_eq!(state_of(&e, plan, id), StepState::Waiting, "a failed proof changes nothing");
     let refused = e.log_list(&LogFilter { kind: Some("review_refused".into()), ..LogFilter::default() }).unwrap();
-    let seen: Vec<_> = refused.iter().map(|r| (r.payload["claimed_id"].clone(), r.payload["reason"].clone())).collect();
+    let seen: Vec<_> = refused
+        .iter()
+        .map(|r| (r.event.payload()["claimed_id"].clone(), r.event.payload()["reason"].clone()))
+        .collect();
     assert_eq!(
         seen,
         vec![(json!("lead-dana"), json!("wrong passphrase")), (json!("lead-ghost"), json!("not on the roster"))]
     );
-    assert!(refused.iter().all(|r| r.actor == "agent-demo" && r.payload["step_id"] == id));
+    assert!(refused.iter().all(|r| r.actor == "agent-demo" && r.event.payload()["step_id"] == id));
 
     // The team lead proves it at the agent's seat.
     let r =
         e.review_as(plan, id, Verdict::Approved, "verified by phone", &proof("lead-dana", LEAD_PASSPHRASE)).unwrap();
     assert_eq!((r.state, r.reviewed_by.as_deref()), (StepState::Approved, Some("lead-dana")));
     let decided = e.log_case(&file.case.id).unwrap().pop().unwrap();
-    assert_eq!((decided.kind.as_str(), decided.actor.as_str()), ("review_decided", "lead-dana"));
-    assert_eq!(decided.payload["by"], json!({"id": "lead-dana", "role": "team_lead"}));
+    assert_eq!((decided.kind(), decided.actor.as_str()), ("review_decided", "lead-dana"));
+    assert_eq!(decided.event.payload()["by"], json!({"id": "lead-dana", "role": "team_lead"}));
 
     // Five failures in 15 minutes lock the id, even against the right passphrase; then it clears.
     let mut again = file.plan.clone();

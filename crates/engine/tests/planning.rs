@@ -54,7 +54,7 @@ fn planning_reads(engine: &Engine, case_id: &str) -> Vec<serde_json::Value> {
         })
         .unwrap()
         .into_iter()
-        .map(|e| e.payload)
+        .map(|e| e.event.payload())
         .collect()
 }
 

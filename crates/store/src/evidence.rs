@@ -69,6 +69,26 @@ pub struct StoredEvent {
     pub body: String,
 }
 
+impl StoredEvent {
+    /// The event read back into core's typed [`countersign_core::evidence::Event`]: the
+    /// one way out of the store for a payload, so nobody reads one by JSON path. An event
+    /// this build does not know (another version wrote it, or someone edited the row) is
+    /// [`StoreError::BadBody`], naming its seq.
+    pub fn event(&self) -> Result<countersign_core::evidence::Event, StoreError> {
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            kind: &'a str,
+            payload: &'a serde_json::Value,
+        }
+        let tagged = serde_json::to_value(Tagged { kind: &self.kind, payload: &self.payload })
+            .map_err(|e| StoreError::BadBody { seq: self.seq, detail: e.to_string() })?;
+        serde_json::from_value(tagged).map_err(|e| StoreError::BadBody {
+            seq: self.seq,
+            detail: format!("a {} event this build cannot read: {e}", self.kind),
+        })
+    }
+}
+
 /// Which events to list. All fields narrow the result; the default lists everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventFilter {

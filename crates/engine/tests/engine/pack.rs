@@ -76,7 +76,7 @@ fn events(e: &Engine, kind: &str) -> Vec<serde_json::Value> {
     e.log_list(&LogFilter { kind: Some(kind.into()), ..LogFilter::default() })
         .unwrap()
         .into_iter()
-        .map(|ev| ev.payload)
+        .map(|ev| ev.event.payload())
         .collect()
 }
 
@@ -317,7 +317,7 @@ fn rows(db: &Path) -> Vec<(i64, String)> {
 
 /// Rewrite event `seq`'s body and re-hash the chain and head after it, as someone with
 /// write access to the database (but not the device key) could.
-fn rewrite_chain(db: &Path, seq: i64, edit: impl Fn(&str) -> String) {
+pub(super) fn rewrite_chain(db: &Path, seq: i64, edit: impl Fn(&str) -> String) {
     let all = rows(db);
     let c = rusqlite::Connection::open(db).unwrap();
     // The attacker owns the file: the append-only trigger is no obstacle.

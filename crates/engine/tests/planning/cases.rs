@@ -14,7 +14,7 @@ fn case(engine: &Engine, id: &str) -> Case {
     engine.workspace().cases().unwrap().into_iter().find(|c| c.id == id).unwrap()
 }
 
-fn events(engine: &Engine, case_id: &str, kind: &str) -> Vec<countersign_store::StoredEvent> {
+fn events(engine: &Engine, case_id: &str, kind: &str) -> Vec<countersign_engine::LoggedEvent> {
     engine
         .log_list(&LogFilter { case_id: Some(case_id.into()), kind: Some(kind.into()), ..LogFilter::default() })
         .unwrap()
@@ -34,7 +34,7 @@ fn the_inbox_has_every_case_file_and_its_escalations_before_anything_is_planned(
     let legal = engine.case_signals(&case(&engine, "demo-04"));
     assert!(legal.iter().any(|s| s.id.contains("legal")), "{legal:?}");
     assert!(engine.case_signals(&case(&engine, "demo-01")).is_empty());
-    assert!(engine.log_list(&LogFilter::default()).unwrap().iter().all(|e| e.kind != "plan_proposed"));
+    assert!(engine.log_list(&LogFilter::default()).unwrap().iter().all(|e| e.kind() != "plan_proposed"));
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn an_edited_step_is_a_new_revision_the_policy_decides_again() {
     // The replaced step is invalidated with evidence naming the edit; the revision is the agent's.
     assert_eq!(state(&engine, &opened.plan.id, &refund.id), StepState::Invalidated);
     let invalidated = events(&engine, "demo-02", "step_invalidated");
-    assert!(invalidated[0].payload["reason"].as_str().unwrap().contains("customer agreed to 4.00"));
+    assert!(invalidated[0].event.payload()["reason"].as_str().unwrap().contains("customer agreed to 4.00"));
     let proposed = events(&engine, "demo-02", "plan_proposed");
     assert_eq!(proposed.last().unwrap().actor, engine.operator().id);
     // The old step can no longer be edited or countersigned.
@@ -142,8 +142,8 @@ fn the_reply_is_decided_as_sent_and_sent_once() {
     assert_eq!(sent.by, engine.operator().id);
     let recorded = events(&engine, "demo-01", "reply_sent");
     assert_eq!(recorded.len(), 1);
-    assert_eq!(recorded[0].payload["text"], promised.as_str());
-    assert_eq!(recorded[0].payload["citations"].as_array().unwrap().len(), draft.citations.len());
+    assert_eq!(recorded[0].event.payload()["text"], promised.as_str());
+    assert_eq!(recorded[0].event.payload()["citations"].as_array().unwrap().len(), draft.citations.len());
     assert_eq!(engine.sent_reply("demo-01").unwrap().unwrap().text, promised);
 
     let err = engine.send_reply(&c, &opened.plan.id, &draft.text, Outcome::Auto, None).unwrap_err();

@@ -1,0 +1,340 @@
+//! The desk: every use case a face offers a person, composed once and returning a view
+//! ([`crate::views`]). A Tauri command and a CLI subcommand are adapters of a few lines
+//! over these: parse, call one of them, render.
+//!
+//! Long use cases (planning, running steps) report [`Progress`] to a callback the face
+//! passes (the app streams it over a channel; the CLI ignores it).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use countersign_core::Outcome;
+use countersign_core::evidence::Verdict as EngineVerdict;
+use countersign_core::model::{Case, PauseScope as EnginePauseScope};
+use countersign_store::EventFilter;
+
+use crate::cases::OpenedCase;
+use crate::views::{
+    self, BlobView, CaseView, Decision, EventView, ExportView, InboxItem, LeadProof, LogQuery, Metrics, PassageView,
+    PauseScope, PauseView, Progress, ReplyCheck, SentView, Verdict, VerifyView, count,
+};
+use crate::{Engine, EngineError, Proof, Secret, StepRun, StepState};
+
+impl From<LeadProof> for Proof {
+    fn from(p: LeadProof) -> Proof {
+        Proof { id: p.id, passphrase: Secret::new(p.passphrase) }
+    }
+}
+
+impl From<Decision> for Outcome {
+    fn from(d: Decision) -> Outcome {
+        match d {
+            Decision::Auto => Outcome::Auto,
+            Decision::Confirm => Outcome::Confirm,
+            Decision::Supervisor => Outcome::Supervisor,
+            Decision::Recommend => Outcome::Recommend,
+            Decision::Forbid => Outcome::Forbid,
+        }
+    }
+}
+
+impl From<Verdict> for EngineVerdict {
+    fn from(v: Verdict) -> EngineVerdict {
+        match v {
+            Verdict::Approve => EngineVerdict::Approved,
+            Verdict::Reject => EngineVerdict::Rejected,
+        }
+    }
+}
+
+impl From<PauseScope> for EnginePauseScope {
+    fn from(s: PauseScope) -> EnginePauseScope {
+        match s {
+            PauseScope::Tenant => EnginePauseScope::Tenant,
+            PauseScope::Channel => EnginePauseScope::Channel,
+            PauseScope::Store => EnginePauseScope::Store,
+            PauseScope::Workflow => EnginePauseScope::Workflow,
+            PauseScope::Action => EnginePauseScope::Action,
+        }
+    }
+}
+
+impl From<EnginePauseScope> for PauseScope {
+    fn from(s: EnginePauseScope) -> PauseScope {
+        match s {
+            EnginePauseScope::Tenant => PauseScope::Tenant,
+            EnginePauseScope::Channel => PauseScope::Channel,
+            EnginePauseScope::Store => PauseScope::Store,
+            EnginePauseScope::Workflow => PauseScope::Workflow,
+            EnginePauseScope::Action => PauseScope::Action,
+        }
+    }
+}
+
+impl Engine {
+    /// A case of the workspace's inbox by id.
+    pub fn case(&self, case_id: &str) -> Result<Case, EngineError> {
+        self.workspace
+            .cases()?
+            .into_iter()
+            .find(|c| c.id == case_id)
+            .ok_or_else(|| EngineError::NotFound { message: format!("no case {case_id} in this workspace") })
+    }
+
+    /// Open cases: the workspace's cases, with the steps still waiting, the escalation
+    /// signals the policy finds in the customer's words (before anything is planned), and
+    /// whether the case was planned and its reply sent. Nothing is read from the platform
+    /// here, so the inbox is quick however slow the platform is.
+    pub fn inbox(&self) -> Result<Vec<InboxItem>, EngineError> {
+        let waiting = self.review_queue()?;
+        self.workspace
+            .cases()?
+            .into_iter()
+            .map(|case| {
+                let plans = self.case_plans(&case.id)?;
+                let signals = self.case_signals(&case);
+                Ok(InboxItem {
+                    channel: case.channel.to_string(),
+                    customer_id: case.customer.as_ref().map(|c| c.id.clone()),
+                    identity: case.customer.as_ref().map(|c| views::snake(&c.identity)),
+                    subject: case.subject.clone(),
+                    last_message: case.customer_text().last().unwrap_or_default().to_string(),
+                    intent: plans.last().map(|(p, _)| p.intent.clone()),
+                    waiting: count(waiting.iter().filter(|s| s.case_id == case.id).count()),
+                    handoff: !signals.is_empty(),
+                    signals: signals.iter().map(|s| format!("{}: {}", views::snake(&s.category), s.matched)).collect(),
+                    opened: !plans.is_empty(),
+                    replied: self.sent_reply(&case.id)?.is_some(),
+                    case_id: case.id,
+                })
+            })
+            .collect()
+    }
+
+    /// The Case screen as the case stands now (its plan in force; nothing is planned
+    /// here), with the outcome of `runs` just made.
+    pub fn case_view(&self, case_id: &str, runs: &[StepRun]) -> Result<CaseView, EngineError> {
+        let case = self.case(case_id)?;
+        let opened = self.open_case(&case)?;
+        self.view_of(&case, &opened, runs)
+    }
+
+    fn view_of(&self, case: &Case, opened: &OpenedCase, runs: &[StepRun]) -> Result<CaseView, EngineError> {
+        let queue = self.case_steps(&case.id)?;
+        let events = self.log_case(&case.id)?;
+        let sent = self.sent_reply(&case.id)?.map(|r| SentView { text: r.text, by: r.by, at: r.at });
+        Ok(views::case_view(case, opened, &queue, &events, runs, sent))
+    }
+
+    /// Run the case's approved steps, reporting each.
+    fn run_reporting(&self, case_id: &str, progress: &dyn Fn(Progress)) -> Result<Vec<StepRun>, EngineError> {
+        for s in self.case_steps(case_id)?.iter().filter(|s| s.state == StepState::Approved) {
+            progress(Progress::Running { step_id: s.step_id.clone(), action: s.action.clone() });
+        }
+        let runs = self.run_approved(case_id)?;
+        for r in &runs {
+            progress(Progress::Ran {
+                step_id: r.step_id.clone(),
+                state: r.state.as_str().to_string(),
+                error: r.error.clone(),
+            });
+        }
+        Ok(runs)
+    }
+
+    /// A plan was decided: report it, run what may run on its own, show the case.
+    fn decided(&self, case: &Case, opened: &OpenedCase, progress: &dyn Fn(Progress)) -> Result<CaseView, EngineError> {
+        progress(Progress::Deciding { plan_id: opened.plan.id.clone(), steps: count(opened.plan.steps.len()) });
+        let runs = self.run_reporting(&case.id, progress)?;
+        progress(Progress::Done);
+        self.view_of(case, opened, &runs)
+    }
+
+    /// Open a case: the first time, the workspace's planner plans it (governed reads, cited
+    /// reply), the policy decides, the evidence is recorded and what may run on its own
+    /// runs. After that, the plan in force is shown as recorded.
+    pub fn open_case_view(&self, case_id: &str, progress: &dyn Fn(Progress)) -> Result<CaseView, EngineError> {
+        let case = self.case(case_id)?;
+        progress(Progress::Planning { case_id: case_id.to_string() });
+        let opened = self.open_case(&case)?;
+        self.decided(&case, &opened, progress)
+    }
+
+    /// Plan the case again (the platform's data may have changed); waiting steps the new
+    /// plan does not keep are invalidated.
+    pub fn replan_case_view(&self, case_id: &str, progress: &dyn Fn(Progress)) -> Result<CaseView, EngineError> {
+        let case = self.case(case_id)?;
+        progress(Progress::Planning { case_id: case_id.to_string() });
+        let opened = self.plan_again(&case)?;
+        self.decided(&case, &opened, progress)
+    }
+
+    /// Edit a waiting step's parameters (as typed); the policy decides the new revision.
+    pub fn edit_step_view(
+        &self,
+        case_id: &str,
+        (plan_id, step_id): (&str, &str),
+        changes: &BTreeMap<String, String>,
+        reason: &str,
+        progress: &dyn Fn(Progress),
+    ) -> Result<CaseView, EngineError> {
+        let case = self.case(case_id)?;
+        let opened = self.edit_step(&case, plan_id, step_id, changes, reason)?;
+        self.decided(&case, &opened, progress)
+    }
+
+    /// The policy's decision on the reply as the agent has edited it (records nothing).
+    pub fn check_reply_view(&self, case_id: &str, plan_id: &str, text: &str) -> Result<ReplyCheck, EngineError> {
+        Ok(views::reply_check(&self.check_reply(&self.case(case_id)?, plan_id, text)?))
+    }
+
+    /// Send the reply as edited. `seen` is the decision the agent was shown: a stricter one
+    /// now (a promise typed since) is refused with `Conflict`.
+    pub fn send_reply_view(
+        &self,
+        case_id: &str,
+        plan_id: &str,
+        text: &str,
+        seen: Decision,
+        lead: Option<LeadProof>,
+    ) -> Result<CaseView, EngineError> {
+        let proof = lead.map(Proof::from);
+        self.send_reply(&self.case(case_id)?, plan_id, text, seen.into(), proof.as_ref())?;
+        self.case_view(case_id, &[])
+    }
+
+    /// Countersign or reject a waiting step (as a roster member with `lead`); an approved
+    /// step runs at once.
+    pub fn review_step_view(
+        &self,
+        case_id: &str,
+        (plan_id, step_id): (&str, &str),
+        (verdict, reason): (Verdict, &str),
+        lead: Option<LeadProof>,
+        progress: &dyn Fn(Progress),
+    ) -> Result<CaseView, EngineError> {
+        match lead {
+            Some(p) => self.review_as(plan_id, step_id, verdict.into(), reason, &p.into())?,
+            None => self.review(plan_id, step_id, verdict.into(), reason)?,
+        };
+        let runs = match verdict {
+            Verdict::Approve => self.run_reporting(case_id, progress)?,
+            Verdict::Reject => Vec::new(),
+        };
+        progress(Progress::Done);
+        self.case_view(case_id, &runs)
+    }
+
+    /// A screenshot or page snapshot named in the evidence, by its SHA-256.
+    pub fn blob_view(&self, hash: &str) -> Result<BlobView, EngineError> {
+        let blob = self
+            .blob(hash)?
+            .ok_or_else(|| EngineError::NotFound { message: format!("no blob {hash} in this evidence store") })?;
+        Ok(views::blob(hash, blob))
+    }
+
+    /// The cited passage behind citation `[index]` of the case's reply, with whether the
+    /// citation resolves.
+    pub fn citation_view(&self, case_id: &str, index: u32) -> Result<PassageView, EngineError> {
+        let plan = self.open_case(&self.case(case_id)?)?.plan;
+        let citation =
+            plan.reply.as_ref().and_then(|r| r.citations.get((index as usize).wrapping_sub(1))).ok_or_else(|| {
+                EngineError::NotFound { message: format!("the reply of case {case_id} has no citation [{index}]") }
+            })?;
+        let resolution = self.resolve_citation(citation)?;
+        let anchor = match &resolution {
+            crate::knowledge::CitationResolution::Resolved { anchor, .. } => anchor.clone(),
+            _ => citation.anchor.clone(),
+        };
+        let article = self.kb_article(&citation.article_id, None)?;
+        let passage = article.passages.iter().find(|p| Some(&p.anchor) == anchor.as_ref());
+        Ok(PassageView {
+            article_id: article.id.clone(),
+            title: article.title.clone(),
+            version: article.version,
+            anchor: passage.map(|p| p.anchor.clone()),
+            heading: passage.map(|p| p.heading.clone()),
+            text: passage.map_or_else(
+                || {
+                    article
+                        .passages
+                        .iter()
+                        .map(|p| format!("## {}\n{}", p.heading, p.text))
+                        .collect::<Vec<_>>()
+                        .join("\n\n")
+                },
+                |p| p.text.clone(),
+            ),
+            resolved: resolution.is_resolved(),
+            resolution: resolution.describe(),
+        })
+    }
+
+    /// A case's evidence timeline, oldest first.
+    pub fn case_timeline(&self, case_id: &str) -> Result<Vec<EventView>, EngineError> {
+        Ok(self.log_case(case_id)?.into_iter().map(views::event).collect())
+    }
+
+    /// Browse and search the evidence log (oldest first; `limit` keeps the newest).
+    pub fn log_events(&self, query: LogQuery) -> Result<Vec<EventView>, EngineError> {
+        let filter = EventFilter {
+            case_id: query.case_id.filter(|s| !s.trim().is_empty()),
+            kind: query.kind.filter(|s| !s.trim().is_empty()),
+            text: query.text.filter(|s| !s.trim().is_empty()),
+            ..EventFilter::default()
+        };
+        let mut events: Vec<EventView> = self.log_list(&filter)?.into_iter().map(views::event).collect();
+        if let Some(limit) = query.limit {
+            let keep = events.len().saturating_sub(limit as usize);
+            events.drain(..keep);
+        }
+        Ok(events)
+    }
+
+    /// [`Engine::verify`] as the team lead's screen shows it: the chain, then the first
+    /// checkpoint that does not hold.
+    pub fn verify_view(&self) -> Result<VerifyView, EngineError> {
+        Ok(views::verify(&self.verify()?))
+    }
+
+    /// Export a self-verifying bundle into `dir` (which must not exist or be empty).
+    pub fn export_view(&self, dir: &Path) -> Result<ExportView, EngineError> {
+        let s = self.log_export(dir)?;
+        Ok(ExportView {
+            dir: s.dir.display().to_string(),
+            count: views::count_u64(s.manifest.count),
+            head: s.manifest.head.to_hex(),
+            verified: s.report.ok,
+        })
+    }
+
+    /// The team lead's metrics, from the step queue and the log's decisions and plans.
+    pub fn metrics(&self) -> Result<Metrics, EngineError> {
+        let steps = self.all_steps()?;
+        let mut events = self.events(&EventFilter { kind: Some("decided".into()), ..EventFilter::default() })?;
+        events.extend(self.events(&EventFilter { kind: Some("plan_proposed".into()), ..EventFilter::default() })?);
+        Ok(views::metrics(&steps, &events))
+    }
+
+    /// Pauses, newest first: active ones, and with `all` the cleared ones too.
+    pub fn pause_views(&self, all: bool) -> Result<Vec<PauseView>, EngineError> {
+        let mut out: Vec<PauseView> = self
+            .pause_history()?
+            .into_iter()
+            .filter(|r| all || r.cleared.is_none())
+            .map(|r| PauseView {
+                id: r.pause.id,
+                scope: r.pause.scope.into(),
+                value: r.pause.value,
+                reason: r.pause.reason,
+                set_by: r.pause.set_by,
+                set_at: r.pause.set_at.to_string(),
+                cleared_by: r.cleared.as_ref().map(|c| c.by.clone()),
+                cleared_at: r.cleared.as_ref().map(|c| c.at.to_string()),
+                cleared_reason: r.cleared.map(|c| c.reason),
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+}
