@@ -216,8 +216,8 @@ pub fn credential_delete(name: String) -> Res<String> {
 
 /// Ask the update endpoint (the signed pack's, else the installer's) for a newer version.
 #[tauri::command]
-pub async fn update_check(
-    app: tauri::AppHandle,
+pub async fn update_check<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
     shell: State<'_, Shell>,
     pending: State<'_, crate::updates::Pending>,
 ) -> Res<crate::dto::UpdateCheck> {

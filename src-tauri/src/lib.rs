@@ -63,33 +63,6 @@ fn assets_dir(resource_dir: Option<PathBuf>) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
 }
 
-/// Logs go to a file in the app's log dir, rotated daily (kept 7 days), and to stderr.
-fn init_tracing(log_dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COUNTERSIGN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let appender = tracing_appender::rolling::Builder::new()
-        .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix("countersign")
-        .filename_suffix("log")
-        .max_log_files(7)
-        .build(log_dir);
-    let (file_layer, guard) = match appender {
-        Ok(a) => {
-            let (w, g) = tracing_appender::non_blocking(a);
-            (Some(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(w)), Some(g))
-        }
-        Err(_) => (None, None),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(file_layer)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .try_init();
-    guard
-}
-
 /// When the process started running Rust code (for the launch time `ui_ready` logs).
 pub static LAUNCHED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
@@ -110,19 +83,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let paths = app.path();
             let log_dir = paths.app_log_dir()?;
             std::fs::create_dir_all(&log_dir)?;
-            let guard = init_tracing(&log_dir);
-            let data_dir =
-                match args.data_dir.clone().or_else(|| std::env::var_os("COUNTERSIGN_DATA_DIR").map(PathBuf::from)) {
-                    Some(d) => d,
-                    None => paths.app_data_dir()?,
-                };
+            let guard = countersign_host::logging::init(Some(&log_dir), "info");
             let loc = Locations {
                 assets: assets_dir(paths.resource_dir().ok()),
                 workspace: args
                     .workspace
                     .clone()
                     .or_else(|| std::env::var_os("COUNTERSIGN_WORKSPACE").map(PathBuf::from)),
-                data_dir,
+                root: countersign_host::DataRoot::resolve(args.data_dir.clone())?,
                 log_dir,
                 live_demo: std::env::var("COUNTERSIGN_DEMO_STORE").map_or(true, |v| v != "off"),
             };
@@ -139,34 +107,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             app.manage(LogGuard(std::sync::Mutex::new(guard)));
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::ui_ready,
-            commands::app_info,
-            commands::inbox,
-            commands::open_case,
-            commands::review_step,
-            commands::replan_case,
-            commands::edit_step,
-            commands::check_reply,
-            commands::send_reply,
-            commands::evidence_blob,
-            commands::open_citation,
-            commands::case_events,
-            commands::log_list,
-            commands::log_verify,
-            commands::log_export,
-            commands::metrics,
-            commands::pauses,
-            commands::pause_set,
-            commands::pause_clear,
-            commands::credentials_list,
-            commands::credential_set,
-            commands::credential_delete,
-            commands::update_check,
-            commands::update_install,
-        ])
-        .run(tauri::generate_context!())?;
+        .invoke_handler(invoke_handler())
+        .run(context())?;
     Ok(())
+}
+
+/// The app's context (tauri.conf.json, the capability that lists the commands the UI may
+/// call, the built UI), generated once; tests run the command layer under the same
+/// capability in a mock app.
+pub fn context<R: tauri::Runtime>() -> tauri::Context<R> {
+    tauri::generate_context!()
+}
+
+/// Every command the UI may call (`capabilities/default.json` lists the same names, and
+/// `build.rs` declares them). The app registers this handler; tests drive the same one in
+/// a mock app.
+pub fn invoke_handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        commands::ui_ready,
+        commands::app_info,
+        commands::inbox,
+        commands::open_case,
+        commands::review_step,
+        commands::replan_case,
+        commands::edit_step,
+        commands::check_reply,
+        commands::send_reply,
+        commands::evidence_blob,
+        commands::open_citation,
+        commands::case_events,
+        commands::log_list,
+        commands::log_verify,
+        commands::log_export,
+        commands::metrics,
+        commands::pauses,
+        commands::pause_set,
+        commands::pause_clear,
+        commands::credentials_list,
+        commands::credential_set,
+        commands::credential_delete,
+        commands::update_check,
+        commands::update_install,
+    ]
 }
 
 /// Render without GPU compositing on Linux unless `COUNTERSIGN_GPU=on`. The app is forms
@@ -189,4 +171,4 @@ fn lean_webview(w: &tauri::WebviewWindow) {
 }
 
 /// Keeps the log writer flushing until the app exits.
-struct LogGuard(#[allow(dead_code)] std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>);
+struct LogGuard(#[allow(dead_code)] std::sync::Mutex<Option<countersign_host::logging::Guard>>);

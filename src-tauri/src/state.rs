@@ -3,10 +3,10 @@
 //! workspace, whose engine starts the demo seller center on loopback itself.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use countersign_engine::workspace::ConnectorConfig;
-use countersign_engine::{Engine, EngineError, EngineOptions, PlannerProvider, SystemClock};
+use countersign_engine::{Engine, EngineError, PlannerProvider};
+use countersign_host::{DataRoot, Opened, Services};
 
 use crate::dto::{AppInfo, PolicyInfo, RosterMemberView, count};
 
@@ -17,8 +17,8 @@ pub struct Locations {
     pub assets: PathBuf,
     /// A workspace the user configured (`$COUNTERSIGN_WORKSPACE`); none means the demo.
     pub workspace: Option<PathBuf>,
-    /// The app's data dir; each workspace gets a folder in it.
-    pub data_dir: PathBuf,
+    /// Where every workspace's data folder lives (the one rule: `countersign_host::data`).
+    pub root: DataRoot,
     pub log_dir: PathBuf,
     /// Start the demo seller center on loopback for the demo workspace.
     pub live_demo: bool,
@@ -31,30 +31,25 @@ pub struct AppState {
     pub info: AppInfo,
     /// Bundles exported from the team-lead screen go here, one folder each.
     pub export_dir: PathBuf,
+    /// What runs beside the engine (the demo seller center); dropped after it.
+    _services: Services,
 }
 
 impl AppState {
-    /// Open the configured workspace, or the demo one: live on the demo seller center the
-    /// engine starts on loopback, or on the snapshot if that cannot start (or
-    /// `live_demo` is off), saying why in Settings.
+    /// Open the configured workspace, or the demo one: live on the demo seller center
+    /// started on loopback, or on the snapshot if that cannot start (or `live_demo` is
+    /// off), saying why in Settings.
     pub fn build(loc: &Locations) -> Result<AppState, EngineError> {
         let demo_dir = loc.assets.join("demo");
-        let open = |workspace: PathBuf| -> Result<(Engine, PathBuf), EngineError> {
-            let ws = countersign_engine::Workspace::load(&workspace)?;
-            let data_dir = loc.data_dir.join(&ws.id);
-            // The engine never builds a browser connector: the face does (Chromium starts
-            // at its first step, in the workspace's persistent profile under the data dir).
-            let connector = match ws.browser() {
-                Some(settings) => Some(Arc::new(
-                    countersign_browser::connector_for_workspace(settings, &data_dir)
-                        .map_err(|e| EngineError::Config { message: format!("{}: {e}", workspace.display()) })?,
-                ) as Arc<dyn countersign_connectors::Connector>),
-                None => None,
-            };
-            let options = EngineOptions { workspace, data_dir: data_dir.clone(), operator: None, connector };
-            Ok((Engine::open(options, Arc::new(SystemClock))?, data_dir))
+        let open = |workspace: PathBuf| {
+            countersign_host::open(countersign_host::Options {
+                workspace,
+                root: loc.root.clone(),
+                operator_id: None,
+                role: None,
+            })
         };
-        let ((engine, data_dir), note) = match &loc.workspace {
+        let (opened, note) = match &loc.workspace {
             Some(w) => (open(w.clone())?, None),
             None if loc.live_demo => match open(demo_dir.join("workspace.toml")) {
                 Ok(opened) => (opened, None),
@@ -65,11 +60,12 @@ impl AppState {
             },
             None => (open(demo_dir.join("workspace-snapshot.toml"))?, None),
         };
+        let Opened { engine, data_dir, services, moved, left_behind } = opened;
         // Steps a crash left running or unknown are reconciled before anything else runs.
         if let Err(e) = engine.recover() {
             tracing::warn!(error = %e, "recovering unfinished steps failed");
         }
-        let connector = match (&engine.workspace().connector, engine.demo_store_url()) {
+        let connector = match (&engine.workspace().connector, services.demo_store_url()) {
             (_, Some(url)) => format!("demo seller center on {url} (HTTP, token in memory)"),
             (ConnectorConfig::Snapshot { dataset }, None) => format!("snapshot of {} (read-only)", dataset.display()),
             (ConnectorConfig::Http { base_url, .. }, None) => {
@@ -82,6 +78,15 @@ impl AppState {
                 b.profile.as_deref().unwrap_or("from the page-actions file"),
                 b.pages.display()
             ),
+        };
+        let data_note = match (moved, left_behind) {
+            (Some(m), _) => Some(format!("data moved here from {} (an earlier version's folder)", m.from.display())),
+            (None, Some(other)) => Some(format!(
+                "another log of this workspace is still in {} (an earlier version's folder); open it with \
+                 `countersign --data-dir` to verify or export it",
+                other.display()
+            )),
+            (None, None) => None,
         };
         let policy = engine.policy();
         let info = AppInfo {
@@ -100,7 +105,7 @@ impl AppState {
             },
             planner: planner_label(&engine),
             connector,
-            connector_note: note,
+            connector_note: note.or(data_note),
             data_dir: data_dir.display().to_string(),
             log_dir: loc.log_dir.display().to_string(),
             roster: engine
@@ -109,7 +114,7 @@ impl AppState {
                 .map(|m| RosterMemberView { id: m.id, role: m.role, name: m.name })
                 .collect(),
         };
-        Ok(AppState { engine, info, export_dir: data_dir.join("exports") })
+        Ok(AppState { engine, info, export_dir: data_dir.join("exports"), _services: services })
     }
 }
 
@@ -176,7 +181,7 @@ mod tests {
         Locations {
             assets: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets"),
             workspace,
-            data_dir: dir.join("data"),
+            root: DataRoot::named(dir.join("data")),
             log_dir: dir.join("logs"),
             live_demo: false,
         }

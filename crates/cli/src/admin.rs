@@ -207,7 +207,8 @@ pub fn policy_verify(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn policy_status(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let engine = open(cli)?;
+    let opened = open(cli)?;
+    let engine = &opened.engine;
     let s = engine.policy_status();
     if cli.json {
         print_json(&s)?;
@@ -241,7 +242,8 @@ pub fn policy_status(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 pub fn log_checkpoint(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let engine = open(cli)?;
+    let opened = open(cli)?;
+    let engine = &opened.engine;
     let c = engine.checkpoint()?;
     if cli.json {
         print_json(&c)?;

@@ -9,17 +9,15 @@ mod admin;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use countersign_connectors::Connector;
 use countersign_core::evidence::Verdict;
-use countersign_core::model::{Operator, PauseScope};
+use countersign_core::model::PauseScope;
 use countersign_core::{Outcome, PlanDecision};
 use countersign_engine::Secret;
 use countersign_engine::workspace::read_json;
-use countersign_engine::{CaseFile, Engine, EngineError, EngineOptions, LogFilter, SystemClock};
+use countersign_engine::{CaseFile, Engine, EngineError, LogFilter, Proof};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -220,6 +218,9 @@ enum ReviewCmd {
         /// Countersign as this roster member; the passphrase is read from the terminal (or stdin).
         #[arg(long = "as", value_name = "LEAD_ID")]
         as_lead: Option<String>,
+        /// Then run the case's approved steps at once, as the app's countersign does.
+        #[arg(long)]
+        run: bool,
     },
     /// Reject a step, with a reason.
     Reject {
@@ -374,39 +375,17 @@ fn print_eval(r: &countersign_engine::eval::EvalReport, misses: bool) {
     println!("  per case              p50 {} µs, p99 {} µs", r.p50_us, r.p99_us);
 }
 
-fn data_dir(cli: &Cli, workspace_id: &str) -> anyhow::Result<PathBuf> {
-    if let Some(d) = &cli.data_dir {
-        return Ok(d.clone());
-    }
-    if let Some(d) = std::env::var_os("COUNTERSIGN_DATA_DIR") {
-        return Ok(PathBuf::from(d));
-    }
-    let base = dirs::data_dir().context("no user data directory; pass --data-dir")?;
-    Ok(base.join("countersign").join(workspace_id))
-}
-
-fn open(cli: &Cli) -> anyhow::Result<Engine> {
-    let workspace = cli.workspace.clone().unwrap_or_else(default_workspace);
-    let ws = countersign_engine::Workspace::load(&workspace)?;
-    let operator = match (&cli.operator, &cli.role) {
-        (None, None) => None,
-        (id, role) => Some(Operator {
-            id: id.clone().unwrap_or_else(|| ws.operator.id.clone()),
-            role: role.clone().unwrap_or_else(|| ws.operator.role.clone()),
-        }),
+/// Open the workspace the way every face does (`countersign_host::open`): the data folder
+/// by the one rule (`--data-dir`, else `$COUNTERSIGN_DATA_DIR`, else the user data dir),
+/// the connector it names, the engine.
+fn open(cli: &Cli) -> anyhow::Result<countersign_host::Opened> {
+    let options = countersign_host::Options {
+        workspace: cli.workspace.clone().unwrap_or_else(default_workspace),
+        root: countersign_host::DataRoot::resolve(cli.data_dir.clone())?,
+        operator_id: cli.operator.clone(),
+        role: cli.role.clone(),
     };
-    let data_dir = data_dir(cli, &ws.id)?;
-    let connector = connector_for(&ws, &data_dir)?;
-    let options = EngineOptions { data_dir, workspace, operator, connector };
-    Engine::open(options, Arc::new(SystemClock)).map_err(Into::into)
-}
-
-/// The connector the engine does not build itself: a browser workspace's, in the profile
-/// under the data dir (Chromium starts at the first call that needs it).
-fn connector_for(ws: &countersign_engine::Workspace, data_dir: &Path) -> anyhow::Result<Option<Arc<dyn Connector>>> {
-    let Some(settings) = ws.browser() else { return Ok(None) };
-    let browser = countersign_browser::connector_for_workspace(settings, data_dir).map_err(EngineError::from)?;
-    Ok(Some(Arc::new(browser)))
+    Ok(countersign_host::open(options)?)
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -417,7 +396,8 @@ fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Decide(args) => {
-            let engine = open(&cli)?;
+            let opened = open(&cli)?;
+            let engine = &opened.engine;
             let file: CaseFile = match &args.plan {
                 None => CaseFile::load(&args.case)?,
                 Some(plan) => CaseFile { case: read_json(&args.case)?, plan: read_json(plan)? },
@@ -427,7 +407,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
-            let engine = open(&cli)?;
+            let opened = open(&cli)?;
+            let engine = &opened.engine;
             let (case, recorded) = load_case(&args.case)?;
             let plan = match (&args.plan, recorded) {
                 (Some(plan), _) => Some(read_json(plan)?),
@@ -478,7 +459,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(cmd) => log(&cli, cmd),
         Command::Kb(cmd) => kb(&cli, cmd),
         Command::Plan(args) => {
-            let engine = open(&cli)?;
+            let opened = open(&cli)?;
+            let engine = &opened.engine;
             let (case, _recorded) = load_case(&args.case)?;
             let run = engine.plan(&case)?;
             if cli.json {
@@ -490,10 +472,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Eval(args) => {
             let scratch = tempfile::tempdir().context("a scratch data dir for the evaluation")?;
-            let workspace = cli.workspace.clone().unwrap_or_else(default_workspace);
-            let options =
-                EngineOptions { data_dir: scratch.path().to_path_buf(), workspace, operator: None, connector: None };
-            let engine = Engine::open(options, Arc::new(SystemClock))?;
+            let opened = countersign_host::open(countersign_host::Options {
+                workspace: cli.workspace.clone().unwrap_or_else(default_workspace),
+                root: countersign_host::DataRoot::named(scratch.path()),
+                operator_id: None,
+                role: None,
+            })?;
+            let engine = &opened.engine;
             let cases = if args.samples {
                 let files = engine.workspace().sample_cases()?;
                 countersign_engine::eval::from_case_files(&files, &|a| engine.policy().actions.contains_key(a))
@@ -509,12 +494,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Demo => {
-            let engine = open(&cli)?;
+            let opened = open(&cli)?;
+            let engine = &opened.engine;
             let results = engine.demo()?;
             if cli.json {
                 print_json(&results)?;
             } else {
-                print_demo(&engine, &results);
+                print_demo(engine, &results);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -522,7 +508,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn pause(cli: &Cli, cmd: &PauseCmd) -> anyhow::Result<ExitCode> {
-    let engine = open(cli)?;
+    let opened = open(cli)?;
+    let engine = &opened.engine;
     match cmd {
         PauseCmd::Set { scope, value, reason } => {
             let p = engine.pause_set((*scope).into(), value, reason)?;
@@ -588,7 +575,8 @@ fn pause(cli: &Cli, cmd: &PauseCmd) -> anyhow::Result<ExitCode> {
 }
 
 fn review(cli: &Cli, cmd: &ReviewCmd) -> anyhow::Result<ExitCode> {
-    let engine = open(cli)?;
+    let opened = open(cli)?;
+    let engine = &opened.engine;
     match cmd {
         ReviewCmd::List => {
             let queue = engine.review_queue()?;
@@ -611,20 +599,26 @@ fn review(cli: &Cli, cmd: &ReviewCmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        ReviewCmd::Approve { plan, step, reason, as_lead } | ReviewCmd::Reject { plan, step, reason, as_lead } => {
-            let verdict = if matches!(cmd, ReviewCmd::Approve { .. }) { Verdict::Approved } else { Verdict::Rejected };
-            let record = match as_lead {
-                None => engine.review(plan, step, verdict, reason)?,
-                Some(id) => {
-                    let passphrase = read_secret(&format!("passphrase for {id}: "))?;
-                    let proof = countersign_engine::Proof { id: id.clone(), passphrase };
-                    engine.review_as(plan, step, verdict, reason, &proof)?
-                }
+        ReviewCmd::Approve { plan, step, reason, as_lead, .. } | ReviewCmd::Reject { plan, step, reason, as_lead } => {
+            let (verdict, run) = match cmd {
+                ReviewCmd::Approve { run, .. } => (Verdict::Approved, *run),
+                _ => (Verdict::Rejected, false),
             };
-            if cli.json {
-                print_json(&record)?;
+            let proof = match as_lead {
+                Some(id) => Some(Proof { id: id.clone(), passphrase: read_secret(&format!("passphrase for {id}: "))? }),
+                None => None,
+            };
+            let review = engine.countersign((plan, step), verdict, reason, proof.as_ref(), run)?;
+            if cli.json && run {
+                print_json(&review)?;
+            } else if cli.json {
+                print_json(&review.step)?;
             } else {
-                println!("{} {} is now {}", record.plan_id, record.step_id, record.state.as_str());
+                println!("{} {} is now {}", review.step.plan_id, review.step.step_id, review.step.state.as_str());
+                for r in &review.ran {
+                    let note = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+                    println!("ran {} {} ({}): {}{note}", r.plan_id, r.step_id, r.action, r.state.as_str());
+                }
             }
         }
     }
@@ -646,7 +640,8 @@ fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
 fn roster(cli: &Cli, cmd: &RosterCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         RosterCmd::List => {
-            let engine = open(cli)?;
+            let opened = open(cli)?;
+            let engine = &opened.engine;
             let members = engine.roster();
             if cli.json {
                 print_json(&members)?;
@@ -721,7 +716,8 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
     if let LogCmd::Checkpoint = cmd {
         return admin::log_checkpoint(cli);
     }
-    let engine = open(cli)?;
+    let opened = open(cli)?;
+    let engine = &opened.engine;
     match cmd {
         LogCmd::List { case, kind, text, limit } => {
             let events = engine.log_list(&LogFilter {
@@ -796,7 +792,8 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
 }
 
 fn kb(cli: &Cli, cmd: &KbCmd) -> anyhow::Result<ExitCode> {
-    let engine = open(cli)?;
+    let opened = open(cli)?;
+    let engine = &opened.engine;
     match cmd {
         KbCmd::Index { rebuild } => {
             // Opening the engine indexed the directory; report what that did.

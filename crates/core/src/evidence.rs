@@ -179,6 +179,12 @@ pub enum Event {
         policy_hash: String,
         reason: String,
     },
+    /// The workspace's data folder (this log with it) was moved into place from where an
+    /// earlier version kept it; the log's bytes were not changed.
+    DataMoved {
+        from: String,
+        to: String,
+    },
     ExportMade {
         path: String,
         count: u64,
@@ -211,6 +217,7 @@ impl Event {
             Event::PolicyLoaded { .. } => "policy_loaded",
             Event::PolicyRefused { .. } => "policy_refused",
             Event::StepInvalidated { .. } => "step_invalidated",
+            Event::DataMoved { .. } => "data_moved",
             Event::ExportMade { .. } => "export_made",
             Event::Checkpoint { .. } => "checkpoint",
         }

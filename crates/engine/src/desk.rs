@@ -18,7 +18,14 @@ use crate::views::{
     self, BlobView, CaseView, Decision, EventView, ExportView, InboxItem, LeadProof, LogQuery, Metrics, PassageView,
     PauseScope, PauseView, Progress, ReplyCheck, SentView, Verdict, VerifyView, count,
 };
-use crate::{Engine, EngineError, Proof, Secret, StepRun, StepState};
+use crate::{Engine, EngineError, Proof, Secret, StepRecord, StepRun, StepState};
+
+/// A countersignature (or rejection), and what ran after it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Review {
+    pub step: StepRecord,
+    pub ran: Vec<StepRun>,
+}
 
 impl From<LeadProof> for Proof {
     fn from(p: LeadProof) -> Proof {
@@ -213,16 +220,32 @@ impl Engine {
         lead: Option<LeadProof>,
         progress: &dyn Fn(Progress),
     ) -> Result<CaseView, EngineError> {
-        match lead {
-            Some(p) => self.review_as(plan_id, step_id, verdict.into(), reason, &p.into())?,
-            None => self.review(plan_id, step_id, verdict.into(), reason)?,
-        };
-        let runs = match verdict {
-            Verdict::Approve => self.run_reporting(case_id, progress)?,
-            Verdict::Reject => Vec::new(),
+        let proof = lead.map(Proof::from);
+        let review = self.countersign((plan_id, step_id), verdict.into(), reason, proof.as_ref(), false)?;
+        let runs = match review.step.state {
+            StepState::Approved => self.run_reporting(&review.step.case_id, progress)?,
+            _ => Vec::new(),
         };
         progress(Progress::Done);
         self.case_view(case_id, &runs)
+    }
+
+    /// Countersign or reject a waiting step, as the seat's operator or (with `proof`) as a
+    /// roster member; with `run`, the case's approved steps then run at once.
+    pub fn countersign(
+        &self,
+        (plan_id, step_id): (&str, &str),
+        verdict: EngineVerdict,
+        reason: &str,
+        proof: Option<&Proof>,
+        run: bool,
+    ) -> Result<Review, EngineError> {
+        let step = match proof {
+            Some(p) => self.review_as(plan_id, step_id, verdict, reason, p)?,
+            None => self.review(plan_id, step_id, verdict, reason)?,
+        };
+        let ran = if run && step.state == StepState::Approved { self.run_approved(&step.case_id)? } else { Vec::new() };
+        Ok(Review { step, ran })
     }
 
     /// A screenshot or page snapshot named in the evidence, by its SHA-256.

@@ -49,6 +49,7 @@ use serde::Serialize;
 
 pub use countersign_connectors::credentials::Secret;
 pub use countersign_store::{StepRecord, StepState};
+pub use desk::Review;
 pub use error::{EngineError, ErrorCode};
 pub use execute::StepRun;
 pub use log::{LogVerification, LoggedEvent, verify_bundle};
@@ -170,9 +171,6 @@ pub struct Engine {
     /// Knowledge searches since the index last changed: (query, limit) → hits.
     searches: std::sync::Mutex<std::collections::HashMap<(String, usize), Vec<countersign_store::KbHit>>>,
     approval_ttl: jiff::SignedDuration,
-    /// The demo seller center this engine started on loopback, if the workspace asks for
-    /// one; it stops when the engine is dropped.
-    demo_store: Option<countersign_demo_store::BackgroundServer>,
     /// Where the policy came from: a signed pack or dev mode (see [`managed`]).
     managed: managed::Managed,
 }
@@ -228,7 +226,6 @@ impl Engine {
                 ),
             });
         }
-        let mut demo_store = None;
         let managed = managed::Managed {
             trusted,
             data_dir: options.data_dir.clone(),
@@ -249,10 +246,16 @@ impl Engine {
                 }
                 Arc::new(http)
             }
-            (None, workspace::ConnectorConfig::DemoStore { catalog, seed }) => {
-                let (server, http) = start_demo_store(catalog, seed, &options.data_dir)?;
-                demo_store = Some(server);
-                Arc::new(http)
+            (None, workspace::ConnectorConfig::DemoStore { catalog, .. }) => {
+                return Err(EngineError::Config {
+                    message: format!(
+                        "{}: [connector] kind = \"demo_store\" ({}): the engine does not start the demo seller \
+                         center; the app or the command line does (countersign_host::open) and passes its connector \
+                         in EngineOptions::connector",
+                        workspace.file.display(),
+                        catalog.display()
+                    ),
+                });
             }
             (None, workspace::ConnectorConfig::Browser(settings)) => {
                 return Err(EngineError::Config {
@@ -279,16 +282,16 @@ impl Engine {
             knowledge_report,
             searches: Default::default(),
             approval_ttl: jiff::SignedDuration::from_hours(4),
-            demo_store,
             managed,
         };
         engine.finish_policy_load(engine.managed.refused.as_ref())?;
         Ok(engine)
     }
 
-    /// The address of the demo seller center this engine started, if any.
-    pub fn demo_store_url(&self) -> Option<String> {
-        self.demo_store.as_ref().map(countersign_demo_store::BackgroundServer::url)
+    /// Record that this workspace's data folder was moved into place from `from` (an
+    /// earlier version's folder; see `countersign_host::data`).
+    pub fn record_data_moved(&self, from: &str, to: &str) -> Result<(), EngineError> {
+        self.append(None, "system", Event::DataMoved { from: from.to_string(), to: to.to_string() })
     }
 
     pub fn workspace(&self) -> &Workspace {
@@ -868,34 +871,3 @@ impl Engine {
 }
 
 pub use countersign_store::{EventFilter as LogFilter, VerifyReport as LogVerifyReport};
-
-/// Start the demo seller center on loopback (its database in `data_dir`, seeded from
-/// `seed` on first use) with a fresh random token, and an HTTP connector that holds the
-/// token in memory only.
-fn start_demo_store(
-    catalog: &Path,
-    seed: &Path,
-    data_dir: &Path,
-) -> Result<(countersign_demo_store::BackgroundServer, countersign_connectors::HttpConnector), EngineError> {
-    let catalog =
-        countersign_connectors::Catalog::load(catalog).map_err(|e| EngineError::Config { message: e.to_string() })?;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| EngineError::Config { message: format!("no randomness for a token: {e}") })?;
-    let token = hex::encode(bytes);
-    std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io(data_dir, e))?;
-    let server = countersign_demo_store::BackgroundServer::start(
-        data_dir.join("demo-store.sqlite3"),
-        seed.to_path_buf(),
-        countersign_demo_store::ApiToken::new(token.clone())
-            .map_err(|e| EngineError::Config { message: e.to_string() })?,
-    )
-    .map_err(|e| EngineError::Config { message: format!("cannot start the demo store: {e}") })?;
-    let credential = countersign_connectors::credentials::ProcessCredential::new(
-        catalog.platform.credential.clone(),
-        Secret::new(token),
-    );
-    let http =
-        countersign_connectors::HttpConnector::new(catalog, Arc::new(credential))?.with_base_url(&server.url())?;
-    Ok((server, http))
-}

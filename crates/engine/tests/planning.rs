@@ -3,13 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use countersign_core::Outcome;
 use countersign_core::model::{
     Case, Channel, Citation, CustomerRef, IdentityStatus, Message, Param, Plan, Provenance, ReplyDraft, Sender, Step,
 };
-use countersign_engine::{Engine, EngineOptions, LogFilter, SystemClock};
+use countersign_engine::{Engine, LogFilter};
 use countersign_planner::local::SOURCES;
 use countersign_planner::{LocalPlanner, Planner, PlannerError, PlanningContext};
 use serde_json::json;
@@ -21,14 +20,25 @@ fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
 }
 
-fn open(data: &Path) -> Engine {
-    let options = EngineOptions {
+/// The demo workspace opened as the faces open it (the host starts its demo seller center),
+/// kept running while this is held.
+struct Live(countersign_host::Opened);
+
+impl std::ops::Deref for Live {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.0.engine
+    }
+}
+
+fn open(data: &Path) -> Live {
+    let options = countersign_host::Options {
         workspace: assets().join("demo/workspace.toml"),
-        data_dir: data.to_path_buf(),
-        operator: None,
-        connector: None,
+        root: countersign_host::DataRoot::named(data),
+        operator_id: None,
+        role: None,
     };
-    Engine::open(options, Arc::new(SystemClock)).unwrap()
+    Live(countersign_host::open(options).unwrap())
 }
 
 fn case(id: &str, customer: &str, orders: &[&str], text: &str) -> Case {

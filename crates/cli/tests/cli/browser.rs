@@ -25,7 +25,12 @@ fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let workspace = sign_in::browser_workspace(&repo(), dir.path(), &server.url());
-    sign_in::sign_in_by_hand(&data.join("browser-profiles/demo_seller_center/demo"), &server.url(), PASSWORD);
+    // The workspace's data folder is `<data root>/<workspace id>` for every face.
+    sign_in::sign_in_by_hand(
+        &data.join("demo-browser/browser-profiles/demo_seller_center/demo"),
+        &server.url(),
+        PASSWORD,
+    );
     let order = || -> Value {
         reqwest::blocking::Client::new()
             .get(format!("{}/orders/%23W5918442", server.url()))

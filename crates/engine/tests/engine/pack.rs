@@ -230,7 +230,8 @@ fn a_copy_of_the_last_good_pack_that_was_edited_is_not_used() {
 fn dev_mode_is_flagged_and_ends_once_a_signed_pack_has_loaded() {
     let data = tempfile::tempdir().unwrap();
     let admin = SecretKey::generate().unwrap();
-    let dev_ws = assets().join("demo/workspace.toml");
+    // Dev mode (an unsigned policy); the snapshot workspace needs no demo store beside it.
+    let dev_ws = assets().join("demo/workspace-snapshot.toml");
     {
         let e = open_trusting(&dev_ws, data.path(), &admin).unwrap();
         assert_eq!(e.policy_status().mode, PolicyMode::Dev);

@@ -1,0 +1,154 @@
+//! # countersign-host
+//!
+//! What the two faces (the desktop app and the command line) share around the engine, so
+//! that both see the same data: where a workspace's data lives ([`data`]), opening a
+//! workspace with the connector and services it names ([`open`]), and logging
+//! ([`logging`]).
+//!
+//! **Architecture invariant:** the engine decides and records; the host only wires. It
+//! starts what a workspace needs beside the engine (the demo seller center, a browser
+//! connector) and hands it in through `EngineOptions::connector`; it never decides,
+//! never reads the evidence store and never touches a platform itself. Faces call
+//! [`open`] and then the engine; nothing else.
+
+pub mod data;
+pub mod logging;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use countersign_connectors::Connector;
+use countersign_connectors::credentials::{ProcessCredential, Secret};
+use countersign_core::model::Operator;
+use countersign_engine::workspace::ConnectorConfig;
+use countersign_engine::{Clock, Engine, EngineError, EngineOptions, SystemClock, Workspace};
+
+pub use data::{DataRoot, Moved};
+
+/// How a face opens a workspace.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The workspace's `workspace.toml`.
+    pub workspace: PathBuf,
+    /// Where every workspace's data folder lives ([`DataRoot::resolve`]).
+    pub root: DataRoot,
+    /// Who works at this seat, and in which role (one the policy declares); the
+    /// workspace's operator fills in what is not given.
+    pub operator_id: Option<String>,
+    pub role: Option<String>,
+}
+
+/// What a workspace runs beside the engine; kept alive as long as it is held.
+#[derive(Debug, Default)]
+pub struct Services {
+    /// The demo seller center on loopback, for a `kind = "demo_store"` workspace.
+    demo_store: Option<countersign_demo_store::BackgroundServer>,
+}
+
+impl Services {
+    /// The address of the demo seller center started for this workspace, if any.
+    pub fn demo_store_url(&self) -> Option<String> {
+        self.demo_store.as_ref().map(countersign_demo_store::BackgroundServer::url)
+    }
+}
+
+/// An open workspace: its engine, its data folder and what runs beside it. The engine is
+/// dropped before the services it uses.
+#[derive(Debug)]
+pub struct Opened {
+    pub engine: Engine,
+    /// This workspace's data folder (the evidence log, the demo store's database, browser
+    /// profiles, exports).
+    pub data_dir: PathBuf,
+    pub services: Services,
+    /// A data folder found under an earlier rule and moved here at this start (recorded
+    /// in the evidence as `data_moved`).
+    pub moved: Option<Moved>,
+    /// A folder the earlier rule used that still holds a log of this workspace but could
+    /// not be merged (both have one): the faces say where it is.
+    pub left_behind: Option<PathBuf>,
+}
+
+/// Open a workspace as every face does: the data folder by the one rule (an earlier
+/// folder moved in first), the connector the workspace names (the demo seller center
+/// started on loopback with a token held in memory, or the browser connector), then the
+/// engine over them.
+pub fn open(options: Options) -> Result<Opened, EngineError> {
+    open_with_clock(options, Arc::new(SystemClock))
+}
+
+/// [`open`] with a clock of the caller's (tests).
+pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened, EngineError> {
+    let ws = Workspace::load(&options.workspace)?;
+    let data_dir = options.root.workspace_dir(&ws.id);
+    let adoption = data::adopt(&options.root, &ws.id)?;
+    let (connector, services) = connector_for(&ws, &data_dir)?;
+    let operator = match (options.operator_id, options.role) {
+        (None, None) => None,
+        (id, role) => Some(Operator {
+            id: id.unwrap_or_else(|| ws.operator.id.clone()),
+            role: role.unwrap_or_else(|| ws.operator.role.clone()),
+        }),
+    };
+    let engine = Engine::open(
+        EngineOptions { workspace: options.workspace, data_dir: data_dir.clone(), operator, connector },
+        clock,
+    )?;
+    if let Some(m) = &adoption.moved {
+        engine.record_data_moved(&m.from.display().to_string(), &m.to.display().to_string())?;
+        tracing::info!(from = %m.from.display(), to = %m.to.display(), "data folder moved to the one rule's place");
+    }
+    if let Some(other) = &adoption.left_behind {
+        tracing::warn!(
+            other = %other.display(),
+            "another log of this workspace stays where an earlier version kept it; open it with --data-dir"
+        );
+    }
+    Ok(Opened { engine, data_dir, services, moved: adoption.moved, left_behind: adoption.left_behind })
+}
+
+/// The connector the engine does not build itself, and the services behind it.
+fn connector_for(ws: &Workspace, data_dir: &Path) -> Result<(Option<Arc<dyn Connector>>, Services), EngineError> {
+    match &ws.connector {
+        ConnectorConfig::DemoStore { catalog, seed } => {
+            let (server, http) = start_demo_store(catalog, seed, data_dir)?;
+            Ok((Some(Arc::new(http)), Services { demo_store: Some(server) }))
+        }
+        // The browser starts at the first step that needs it, in the workspace's
+        // persistent profile under its data folder.
+        ConnectorConfig::Browser(settings) => {
+            let browser = countersign_browser::connector_for_workspace(settings, data_dir)
+                .map_err(|e| EngineError::Config { message: format!("{}: {e}", ws.file.display()) })?;
+            Ok((Some(Arc::new(browser)), Services::default()))
+        }
+        ConnectorConfig::Snapshot { .. } | ConnectorConfig::Http { .. } => Ok((None, Services::default())),
+    }
+}
+
+/// Start the demo seller center on loopback (its database in `data_dir`, seeded from
+/// `seed` on first use) with a fresh random token, and an HTTP connector that holds the
+/// token in memory only.
+pub fn start_demo_store(
+    catalog: &Path,
+    seed: &Path,
+    data_dir: &Path,
+) -> Result<(countersign_demo_store::BackgroundServer, countersign_connectors::HttpConnector), EngineError> {
+    let catalog =
+        countersign_connectors::Catalog::load(catalog).map_err(|e| EngineError::Config { message: e.to_string() })?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| EngineError::Config { message: format!("no randomness for a token: {e}") })?;
+    let token = hex::encode(bytes);
+    std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io(data_dir, e))?;
+    let server = countersign_demo_store::BackgroundServer::start(
+        data_dir.join("demo-store.sqlite3"),
+        seed.to_path_buf(),
+        countersign_demo_store::ApiToken::new(token.clone())
+            .map_err(|e| EngineError::Config { message: e.to_string() })?,
+    )
+    .map_err(|e| EngineError::Config { message: format!("cannot start the demo store: {e}") })?;
+    let credential = ProcessCredential::new(catalog.platform.credential.clone(), Secret::new(token));
+    let http =
+        countersign_connectors::HttpConnector::new(catalog, Arc::new(credential))?.with_base_url(&server.url())?;
+    Ok((server, http))
+}

@@ -1,0 +1,124 @@
+//! The host as both faces use it: one data folder per workspace under one root, earlier
+//! folders moved into place with their logs intact, and the demo seller center started
+//! beside the engine. Real files, a real SQLite log, the real demo store on loopback.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use countersign_core::model::PauseScope;
+use countersign_engine::{Engine, EngineOptions, LogFilter, SystemClock};
+use countersign_host::{DataRoot, Options, open};
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
+}
+
+fn snapshot() -> PathBuf {
+    assets().join("demo/workspace-snapshot.toml")
+}
+
+fn options(workspace: PathBuf, root: DataRoot) -> Options {
+    Options { workspace, root, operator_id: None, role: None }
+}
+
+/// A log written the way an earlier version wrote it: the engine opened on `dir` itself.
+fn earlier_log(dir: &Path) -> usize {
+    let engine = Engine::open(
+        EngineOptions { workspace: snapshot(), data_dir: dir.to_path_buf(), operator: None, connector: None },
+        std::sync::Arc::new(SystemClock),
+    )
+    .unwrap();
+    engine.pause_set(PauseScope::Action, "refund_partial", "set before the move").unwrap();
+    engine.log_list(&LogFilter::default()).unwrap().len()
+}
+
+fn data_moved(engine: &Engine) -> Vec<String> {
+    engine
+        .log_list(&LogFilter { kind: Some("data_moved".into()), ..LogFilter::default() })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.payload()["from"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_workspace_has_its_folder_under_the_root() {
+    let root = tempfile::tempdir().unwrap();
+    let a = open(options(snapshot(), DataRoot::named(root.path()))).unwrap();
+    assert_eq!(a.data_dir, root.path().join("demo-snapshot"));
+    assert!(a.data_dir.join("evidence.sqlite").is_file());
+    a.engine.pause_set(PauseScope::Store, "acme-us", "seen by every face").unwrap();
+    drop(a);
+    // The same root and workspace, opened again (another face, another process): the
+    // same folder, the same log, the pause in force.
+    let b = open(options(snapshot(), DataRoot::named(root.path()))).unwrap();
+    assert_eq!(b.engine.pauses().unwrap().len(), 1, "a pause set by one face stops the other");
+    assert!(b.moved.is_none() && b.left_behind.is_none());
+}
+
+#[test]
+fn a_folder_the_command_line_kept_files_in_directly_is_moved_into_place() {
+    let root = tempfile::tempdir().unwrap();
+    let events = earlier_log(root.path());
+    let opened = open(options(snapshot(), DataRoot::named(root.path()))).unwrap();
+    let dir = root.path().join("demo-snapshot");
+    assert_eq!(opened.moved.as_ref().map(|m| (&m.from, &m.to)), Some((&root.path().to_path_buf(), &dir)));
+    assert!(!root.path().join("evidence.sqlite").exists(), "the earlier log moved, not copied");
+    let v = opened.engine.verify().unwrap();
+    assert!(v.ok(), "the moved log still verifies: {v:?}");
+    assert_eq!(v.chain.count as usize, events + 1, "every earlier event is there, and the move");
+    assert_eq!(opened.engine.pauses().unwrap().len(), 1, "the earlier pause still applies");
+    assert_eq!(data_moved(&opened.engine), [root.path().display().to_string()], "the move is evidence");
+    drop(opened);
+    let again = open(options(snapshot(), DataRoot::named(root.path()))).unwrap();
+    assert!(again.moved.is_none(), "moved once");
+    assert_eq!(data_moved(&again.engine).len(), 1);
+}
+
+#[test]
+fn the_desktop_apps_earlier_folder_is_moved_into_the_default_root() {
+    let base = tempfile::tempdir().unwrap();
+    let earlier = base.path().join("app.countersign.desktop");
+    let events = earlier_log(&earlier.join("demo-snapshot"));
+    let root = DataRoot::default_at(base.path().join("countersign"), &earlier);
+    let opened = open(options(snapshot(), root.clone())).unwrap();
+    assert_eq!(opened.data_dir, base.path().join("countersign/demo-snapshot"));
+    assert!(opened.moved.is_some() && !earlier.join("demo-snapshot").exists());
+    let v = opened.engine.verify().unwrap();
+    assert!(v.ok() && v.chain.count as usize == events + 1, "{v:?}");
+    assert_eq!(opened.engine.pauses().unwrap().len(), 1);
+}
+
+#[test]
+fn two_logs_of_one_workspace_are_never_merged() {
+    let base = tempfile::tempdir().unwrap();
+    let earlier = base.path().join("app.countersign.desktop");
+    earlier_log(&earlier.join("demo-snapshot"));
+    let new = earlier_log(&base.path().join("countersign/demo-snapshot"));
+    let opened = open(options(snapshot(), DataRoot::default_at(base.path().join("countersign"), &earlier))).unwrap();
+    assert!(opened.moved.is_none());
+    assert_eq!(opened.left_behind, Some(earlier.join("demo-snapshot")), "the faces say where the other log is");
+    assert!(earlier.join("demo-snapshot/evidence.sqlite").is_file(), "left where it was");
+    assert_eq!(opened.engine.verify().unwrap().chain.count as usize, new);
+}
+
+#[test]
+fn the_demo_workspace_runs_on_a_demo_store_the_host_starts() {
+    let root = tempfile::tempdir().unwrap();
+    let opened = open(options(assets().join("demo/workspace.toml"), DataRoot::named(root.path()))).unwrap();
+    let url = opened.services.demo_store_url().expect("the host started the demo seller center");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(opened.data_dir.join("demo-store.sqlite3").is_file(), "its database is in the workspace's folder");
+    // The engine alone does not start one: a face goes through the host.
+    let err = Engine::open(
+        EngineOptions {
+            workspace: assets().join("demo/workspace.toml"),
+            data_dir: root.path().join("engine-alone"),
+            operator: None,
+            connector: None,
+        },
+        std::sync::Arc::new(SystemClock),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("countersign_host::open"), "{err}");
+}
