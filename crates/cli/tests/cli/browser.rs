@@ -27,7 +27,9 @@ fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
     let workspace = sign_in::browser_workspace(&repo(), dir.path(), &server.url());
     sign_in::sign_in_by_hand(&data.join("browser-profiles/demo_seller_center/demo"), &server.url(), PASSWORD);
     let order = || -> Value {
-        reqwest::blocking::Client::new()
+        countersign_http::blocking_client_builder()
+            .build()
+            .unwrap()
             .get(format!("{}/orders/%23W5918442", server.url()))
             .bearer_auth(PASSWORD)
             .send()
