@@ -48,7 +48,7 @@ impl World {
             server,
             data: tempfile::tempdir().unwrap(),
             _store_dir: store_dir,
-            http: reqwest::blocking::Client::new(),
+            http: countersign_http::blocking_client_builder().build().unwrap(),
         }
     }
 

@@ -81,7 +81,7 @@ impl Harness {
             server,
             dir,
             service: format!("countersign-crash-test-{}", std::process::id()),
-            http: reqwest::blocking::Client::builder().no_proxy().build().unwrap(),
+            http: countersign_http::blocking_client_builder().no_proxy().build().unwrap(),
         };
         let set = h.run_with_stdin(&["credentials", "set", "demo_seller_center/demo"], TOKEN);
         assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));

@@ -61,7 +61,7 @@ pub struct HttpConnector {
 }
 
 fn build_client(settings: &HttpSettings, base_url: &Url) -> Result<Client, ConnectorError> {
-    let mut builder = Client::builder()
+    let mut builder = countersign_http::blocking_client_builder()
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.timeout)
         // An API answers; it does not send the bearer token on a tour.

@@ -67,7 +67,7 @@ async fn run_round(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..clients {
-        let client = reqwest::Client::new();
+        let client = countersign_http::client_builder().build().unwrap();
         let ids = Arc::clone(ids);
         let base = base.to_owned();
         let share = total / clients;

@@ -23,7 +23,12 @@ impl Harness {
     async fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let server = serve(&dir.path().join("store.sqlite3"), DEFAULT_SEED_DIR.into()).await;
-        Harness { base: format!("http://{}", server.local_addr()), dir, server, client: reqwest::Client::new() }
+        Harness {
+            base: format!("http://{}", server.local_addr()),
+            dir,
+            server,
+            client: countersign_http::client_builder().build().unwrap(),
+        }
     }
 
     /// Stops the server and opens the same database again. The seed folder given is one
@@ -32,7 +37,12 @@ impl Harness {
         let Harness { dir, server, .. } = self;
         server.shutdown().await.unwrap();
         let server = serve(&dir.path().join("store.sqlite3"), dir.path().join("no-seed-here")).await;
-        Harness { base: format!("http://{}", server.local_addr()), dir, server, client: reqwest::Client::new() }
+        Harness {
+            base: format!("http://{}", server.local_addr()),
+            dir,
+            server,
+            client: countersign_http::client_builder().build().unwrap(),
+        }
     }
 
     async fn request(
@@ -968,7 +978,7 @@ struct Browser {
 
 impl Browser {
     fn new(h: &Harness) -> Browser {
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let client = countersign_http::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Browser { base: h.base.clone(), client, cookie: None }
     }
 

@@ -81,7 +81,7 @@ fn main() {
         Arc::new(SystemClock),
     )
     .unwrap();
-    let raw = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let raw = countersign_http::blocking_client_builder().no_proxy().build().unwrap();
     let url = format!("{}/orders/{}", server.url(), ORDER.replace('#', "%23"));
     let raw_get = || {
         let r = raw.get(&url).bearer_auth(TOKEN).header("accept", "application/json").send().unwrap();

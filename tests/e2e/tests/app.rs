@@ -87,8 +87,9 @@ async fn open_case(c: &Client, id: &str) -> Result<()> {
 
 /// A WebDriver session on a freshly launched app, with `args` on its command line.
 async fn session_with(args: &[&str]) -> Result<Client> {
-    // Both rustls providers are in the build (through other dev-dependencies): name one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Both rustls providers are in the build (through other dev-dependencies): name one,
+    // the same as every other client of ours.
+    countersign_http::install_crypto_provider();
     let app = std::env::var("APP_BIN").context("APP_BIN must name the built desktop app")?;
     let url = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
     let mut caps = serde_json::Map::new();

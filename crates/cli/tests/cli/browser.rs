@@ -32,7 +32,9 @@ fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
         PASSWORD,
     );
     let order = || -> Value {
-        reqwest::blocking::Client::new()
+        countersign_http::blocking_client_builder()
+            .build()
+            .unwrap()
             .get(format!("{}/orders/%23W5918442", server.url()))
             .bearer_auth(PASSWORD)
             .send()

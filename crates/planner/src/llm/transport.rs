@@ -30,7 +30,7 @@ pub(crate) struct Http {
 
 impl Http {
     pub fn new(provider: &str, config: &LlmConfig) -> Result<Http, PlannerError> {
-        let client = Client::builder()
+        let client = countersign_http::blocking_client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
