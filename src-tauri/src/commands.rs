@@ -185,7 +185,7 @@ pub fn pauses(shell: State<'_, Shell>, all: bool) -> Res<Vec<PauseView>> {
 
 #[tauri::command(async)]
 pub fn pause_set(shell: State<'_, Shell>, scope: PauseScope, value: String, reason: String) -> Res<String> {
-    plain_thread(|| Ok(shell.get()?.engine.pause_set(scope.into(), value.trim(), &reason)?.id))
+    plain_thread(|| Ok(shell.get()?.engine.pause_set(scope, value.trim(), &reason)?.id))
 }
 
 #[tauri::command(async)]

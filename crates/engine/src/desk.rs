@@ -8,15 +8,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use countersign_core::Outcome;
 use countersign_core::evidence::Verdict as EngineVerdict;
-use countersign_core::model::{Case, PauseScope as EnginePauseScope};
+use countersign_core::model::Case;
 use countersign_store::EventFilter;
 
 use crate::cases::OpenedCase;
 use crate::views::{
     self, BlobView, CaseView, Decision, EventView, ExportView, InboxItem, LeadProof, LogQuery, Metrics, PassageView,
-    PauseScope, PauseView, Progress, ReplyCheck, SentView, Verdict, VerifyView, count,
+    PauseView, Progress, ReplyCheck, SentView, Verdict, VerifyView, count,
 };
 use crate::{Engine, EngineError, Proof, Secret, StepRecord, StepRun, StepState};
 
@@ -33,47 +32,11 @@ impl From<LeadProof> for Proof {
     }
 }
 
-impl From<Decision> for Outcome {
-    fn from(d: Decision) -> Outcome {
-        match d {
-            Decision::Auto => Outcome::Auto,
-            Decision::Confirm => Outcome::Confirm,
-            Decision::Supervisor => Outcome::Supervisor,
-            Decision::Recommend => Outcome::Recommend,
-            Decision::Forbid => Outcome::Forbid,
-        }
-    }
-}
-
 impl From<Verdict> for EngineVerdict {
     fn from(v: Verdict) -> EngineVerdict {
         match v {
             Verdict::Approve => EngineVerdict::Approved,
             Verdict::Reject => EngineVerdict::Rejected,
-        }
-    }
-}
-
-impl From<PauseScope> for EnginePauseScope {
-    fn from(s: PauseScope) -> EnginePauseScope {
-        match s {
-            PauseScope::Tenant => EnginePauseScope::Tenant,
-            PauseScope::Channel => EnginePauseScope::Channel,
-            PauseScope::Store => EnginePauseScope::Store,
-            PauseScope::Workflow => EnginePauseScope::Workflow,
-            PauseScope::Action => EnginePauseScope::Action,
-        }
-    }
-}
-
-impl From<EnginePauseScope> for PauseScope {
-    fn from(s: EnginePauseScope) -> PauseScope {
-        match s {
-            EnginePauseScope::Tenant => PauseScope::Tenant,
-            EnginePauseScope::Channel => PauseScope::Channel,
-            EnginePauseScope::Store => PauseScope::Store,
-            EnginePauseScope::Workflow => PauseScope::Workflow,
-            EnginePauseScope::Action => PauseScope::Action,
         }
     }
 }
@@ -206,7 +169,7 @@ impl Engine {
         lead: Option<LeadProof>,
     ) -> Result<CaseView, EngineError> {
         let proof = lead.map(Proof::from);
-        self.send_reply(&self.case(case_id)?, plan_id, text, seen.into(), proof.as_ref())?;
+        self.send_reply(&self.case(case_id)?, plan_id, text, seen, proof.as_ref())?;
         self.case_view(case_id, &[])
     }
 
@@ -347,7 +310,7 @@ impl Engine {
             .filter(|r| all || r.cleared.is_none())
             .map(|r| PauseView {
                 id: r.pause.id,
-                scope: r.pause.scope.into(),
+                scope: r.pause.scope,
                 value: r.pause.value,
                 reason: r.pause.reason,
                 set_by: r.pause.set_by,

@@ -27,6 +27,7 @@ use crate::normalize::{Phrase, identifier_skeleton, normalize};
 
 /// The five outcomes, ordered from least to most restrictive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "Decision"))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Runs without a click.

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use countersign_core::Outcome;
 use countersign_core::decide::{PlanDecision, ReplyDecision};
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Plan};
@@ -19,20 +18,8 @@ pub fn count_u64(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-pub fn decision(o: Outcome) -> Decision {
-    match o {
-        Outcome::Auto => Decision::Auto,
-        Outcome::Confirm => Decision::Confirm,
-        Outcome::Supervisor => Decision::Supervisor,
-        Outcome::Recommend => Decision::Recommend,
-        Outcome::Forbid => Decision::Forbid,
-    }
-}
-
 fn reasons(rs: &[countersign_core::decide::Reason]) -> Vec<ReasonView> {
-    rs.iter()
-        .map(|r| ReasonView { rule: r.rule.clone(), decision: decision(r.decision), text: r.text.clone() })
-        .collect()
+    rs.iter().map(|r| ReasonView { rule: r.rule.clone(), decision: r.decision, text: r.text.clone() }).collect()
 }
 
 /// The recorded context read of a case (the latest), from its evidence.
@@ -99,7 +86,7 @@ fn steps_of(plan: &Plan, decided: &PlanDecision, queue: &[StepRecord], runs: &[S
                     })
                     .unwrap_or_default(),
                 rationale: step.and_then(|s| s.rationale.clone()),
-                decision: decision(d.decision),
+                decision: d.decision,
                 reasons: reasons(&d.reasons),
                 rule_ids: d.rule_ids.clone(),
                 approver_roles: d.approver_roles.clone(),
@@ -117,7 +104,7 @@ fn steps_of(plan: &Plan, decided: &PlanDecision, queue: &[StepRecord], runs: &[S
 /// The policy's reply decision as the UI shows it.
 pub fn reply_check(rd: &ReplyDecision) -> ReplyCheck {
     ReplyCheck {
-        decision: decision(rd.decision),
+        decision: rd.decision,
         reasons: reasons(&rd.reasons),
         promises: rd
             .promises

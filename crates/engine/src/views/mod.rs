@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::error::ErrorCode;
 pub use build::*;
+/// The policy's decision on a step or a reply, as the faces show it.
+pub use countersign_core::Outcome as Decision;
+pub use countersign_core::model::PauseScope;
 pub use metrics::metrics;
 
 /// A unit enum's serde name (`needs_human`), or any value as compact JSON.
@@ -27,17 +30,6 @@ pub fn snake<T: serde::Serialize>(v: &T) -> String {
 /// A count for a view (views carry `u32`, which TypeScript reads as `number`).
 pub fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Auto,
-    Confirm,
-    Supervisor,
-    Recommend,
-    Forbid,
 }
 
 /// One row of the inbox.
@@ -323,17 +315,6 @@ pub struct ExportView {
     pub count: u32,
     pub head: String,
     pub verified: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "snake_case")]
-pub enum PauseScope {
-    Tenant,
-    Channel,
-    Store,
-    Workflow,
-    Action,
 }
 
 #[derive(Debug, Clone, Serialize)]
