@@ -19,8 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[path = "../tests/support/sign_in.rs"]
-mod sign_in;
+use countersign_test_support::sign_in;
 
 use countersign_browser::{BrowserConnector, BrowserOptions, PageActions};
 use countersign_connectors::credentials::{CredentialName, ProcessCredential, Secret};

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-#[path = "support/sign_in.rs"]
-mod sign_in;
+use countersign_test_support::sign_in;
 
 use countersign_browser::{BrowserConnector, BrowserOptions, PageActions};
 use countersign_connectors::{BlobSink, CallRecord, Connector, ConnectorError, SubmitGate};

@@ -4,8 +4,7 @@
 /// LLM planners configured in the workspace, against recorded provider streams.
 #[path = "planning/llm.rs"]
 mod llm_planner;
-#[path = "../../planner/tests/support/replay.rs"]
-mod replay;
+use countersign_test_support::replay;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

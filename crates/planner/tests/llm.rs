@@ -2,8 +2,7 @@
 //! (`tests/fixtures/`), with the API key in the real OS keyring.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/replay.rs"]
-mod replay;
+use countersign_test_support::replay;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -267,8 +267,7 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     Ok(())
 }
 
-#[path = "../../../crates/browser/tests/support/sign_in.rs"]
-mod sign_in;
+use countersign_test_support::sign_in;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

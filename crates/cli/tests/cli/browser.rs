@@ -8,8 +8,7 @@ use serde_json::Value;
 
 use super::{case_file, code, cs_at as run, repo, stderr, stdout_json};
 
-#[path = "../../../browser/tests/support/sign_in.rs"]
-mod sign_in;
+use countersign_test_support::sign_in;
 
 const PASSWORD: &str = "cli-browser-test-password-5d1e";
 
