@@ -700,7 +700,7 @@ fn roster(cli: &Cli, cmd: &RosterCmd) -> anyhow::Result<ExitCode> {
                     anyhow::bail!(EngineError::BadInput { message: "the two passphrases differ".into() });
                 }
             }
-            let hash = countersign_engine::roster::hash_passphrase(&passphrase)?;
+            let hash = countersign_engine::roster::hash_passphrase(&passphrase).map_err(EngineError::from)?;
             if cli.json {
                 print_json(&serde_json::json!({"id": id, "role": role, "passphrase": hash}))?;
             } else {
@@ -751,7 +751,7 @@ fn credentials(cli: &Cli, cmd: &CredentialsCmd) -> anyhow::Result<ExitCode> {
 fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
     if let LogCmd::Verify { bundle: Some(dir) } = cmd {
         let report = countersign_engine::verify_bundle(dir)?;
-        let checkpoints = countersign_engine::device::check_bundle_checkpoints(dir)?;
+        let checkpoints = countersign_engine::checkpoints::check_bundle_checkpoints(dir)?;
         return report_verify(cli, &report, &checkpoints, &dir.display().to_string());
     }
     if let LogCmd::Checkpoint = cmd {
@@ -826,7 +826,7 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
                     summary.dir.display(),
                     summary.manifest.head.to_hex()
                 );
-                admin::print_checkpoints(&countersign_engine::device::check_bundle_checkpoints(&summary.dir)?);
+                admin::print_checkpoints(&countersign_engine::checkpoints::check_bundle_checkpoints(&summary.dir)?);
             }
         }
     }
@@ -903,7 +903,7 @@ fn kb(cli: &Cli, cmd: &KbCmd) -> anyhow::Result<ExitCode> {
 fn report_verify(
     cli: &Cli,
     report: &countersign_engine::LogVerifyReport,
-    checkpoints: &countersign_engine::device::CheckpointReport,
+    checkpoints: &countersign_engine::checkpoints::CheckpointReport,
     what: &str,
 ) -> anyhow::Result<ExitCode> {
     if cli.json {
