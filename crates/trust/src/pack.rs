@@ -14,9 +14,10 @@
 //! The signature covers `"countersign/policy-pack/v1\n" || SHA-256(pack.toml)`, and
 //! pack.toml lists the SHA-256 of every other file, so one signature covers the whole pack.
 //! Checking goes in that order: the signature over the manifest's exact bytes, then each
-//! file against its listed hash, then the contents (the policy parses, roster roles are
-//! policy roles, the catalog parses, settings name known roles). Each failure has its own
-//! [`RefusalCode`]. Which versions may load (never lower than before) is the engine's
+//! file against its listed hash, then that the directory holds nothing else (a file the
+//! manifest does not list is refused, as a release refuses one its sums do not list), then
+//! the contents (the policy parses, roster roles are policy roles, the catalog parses,
+//! settings name known roles). Each failure has its own [`RefusalCode`]. Which versions may load (never lower than before) is the engine's
 //! business: it needs the evidence log (`countersign-engine`'s `managed.rs`).
 //!
 //! `countersign policy sign SOURCE.toml --out DIR` builds a pack from a source file that
@@ -114,6 +115,9 @@ pub enum RefusalCode {
     Tampered,
     /// A file the manifest lists is missing.
     MissingFile,
+    /// The pack's directory holds a file (or directory) the manifest does not list:
+    /// nothing may sit beside a signed pack, as nothing may beside a signed release.
+    UnlistedFile,
     /// Signed and intact, but its contents do not check (policy, roster, catalog, settings).
     InvalidContents,
     /// Its version is lower than one this installation loaded before.
@@ -131,6 +135,7 @@ impl RefusalCode {
             RefusalCode::BadSignature => "bad_signature",
             RefusalCode::Tampered => "tampered",
             RefusalCode::MissingFile => "missing_file",
+            RefusalCode::UnlistedFile => "unlisted_file",
             RefusalCode::InvalidContents => "invalid_contents",
             RefusalCode::Downgrade => "downgrade",
             RefusalCode::VersionReused => "version_reused",
@@ -288,6 +293,18 @@ pub fn verify_pack(dir: &Path, trusted: &TrustedKeys) -> Result<Pack, PackRefusa
         }
         files.insert(name.clone(), bytes);
     }
+    let unlisted = unlisted(dir, &manifest.files)
+        .map_err(|e| with_claim(refusal(RefusalCode::Malformed, format!("{}: {e}", dir.display()))))?;
+    if !unlisted.is_empty() {
+        let shown: Vec<String> = unlisted.iter().map(|n| dir.join(n).display().to_string()).collect();
+        return Err(with_claim(refusal(
+            RefusalCode::UnlistedFile,
+            format!(
+                "{}: not listed in {MANIFEST_FILE}: a signed pack holds only the files its manifest lists",
+                shown.join(", ")
+            ),
+        )));
+    }
     let contents = check_contents(dir, &manifest.pack, &manifest.settings, &files)
         .map_err(|m| with_claim(refusal(RefusalCode::InvalidContents, m)))?;
     let sig_bytes = std::fs::read(&sig_path)
@@ -314,6 +331,20 @@ pub fn verify_pack(dir: &Path, trusted: &TrustedKeys) -> Result<Pack, PackRefusa
         roster,
         files,
     })
+}
+
+/// The entries of `dir` (files or not), by name, that are neither the manifest, the
+/// signature nor a file `listed`.
+fn unlisted(dir: &Path, listed: &BTreeMap<String, String>) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != MANIFEST_FILE && name != SIGNATURE_FILE && !listed.contains_key(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 #[derive(Deserialize)]
@@ -406,7 +437,7 @@ fn check_contents(
 /// Build and sign a pack: read the source file (which names the policy, roster and
 /// catalog files and holds `[pack]` and `[settings]`), check every file, copy them into
 /// `out` with a manifest of their SHA-256 and sign the manifest. `out` must not already
-/// hold a pack.
+/// hold a pack, or anything else (a pack holds only the files its manifest lists).
 pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo, TrustError> {
     let text = std::fs::read_to_string(source).map_err(|e| TrustError::io(source, e))?;
     let shown = source.display().to_string();
@@ -428,6 +459,17 @@ pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo,
         if out.join(name).exists() {
             return Err(TrustError::Conflict {
                 message: format!("{} already holds a pack; sign into an empty directory", out.display()),
+            });
+        }
+    }
+    if out.is_dir() {
+        let others = unlisted(out, &BTreeMap::new()).map_err(|e| TrustError::io(out, e))?;
+        if let Some(name) = others.first() {
+            return Err(TrustError::Conflict {
+                message: format!(
+                    "{} holds {name:?}, which the pack would not list; sign into an empty directory",
+                    out.display()
+                ),
             });
         }
     }

@@ -39,6 +39,57 @@ fn copy_dir(from: &Path) -> tempfile::TempDir {
 }
 
 #[test]
+fn a_file_the_manifest_does_not_list_is_refused_and_named() {
+    let admin = SecretKey::generate().unwrap();
+    let trusted = TrustedKeys::new(vec![admin.public("test admin")]);
+    let pack = signed(&admin, 1);
+    assert!(verify_pack(pack.path(), &trusted).is_ok(), "the pack as signed verifies");
+
+    // Something slipped in beside a signed pack: a script, or a second policy the
+    // signature never covered.
+    for extra in ["install.sh", "policy.toml.orig"] {
+        let dir = copy_dir(pack.path());
+        std::fs::write(dir.path().join(extra), "decision = \"auto\"\n").unwrap();
+        let r = verify_pack(dir.path(), &trusted).err().unwrap_or_else(|| panic!("{extra}: a pack with it verified"));
+        assert_eq!(r.code, RefusalCode::UnlistedFile, "{extra}: {r}");
+        assert_eq!(r.code.as_str(), "unlisted_file");
+        assert!(r.message.contains(extra) && r.message.contains("pack.toml"), "the refusal names the file: {r}");
+        assert_eq!((r.pack_id.as_deref(), r.version), (Some("demo-retail"), Some(1)), "and what was offered");
+    }
+    // A directory counts too.
+    let dir = copy_dir(pack.path());
+    std::fs::create_dir(dir.path().join("more")).unwrap();
+    let r = verify_pack(dir.path(), &trusted).unwrap_err();
+    assert_eq!(r.code, RefusalCode::UnlistedFile, "{r}");
+    assert!(r.message.contains("more"), "{r}");
+}
+
+#[test]
+fn signing_into_a_directory_with_other_files_is_refused_before_anything_is_written() {
+    let admin = SecretKey::generate().unwrap();
+    let src = assets().join("demo/pack-source.toml");
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("notes.txt"), "mine").unwrap();
+    let err = sign_pack(&src, out.path(), &admin).unwrap_err();
+    assert!(matches!(err, TrustError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert!(!out.path().join("pack.toml").exists(), "nothing is written");
+}
+
+#[test]
+fn the_demo_pack_holds_only_listed_files_and_verifies_with_the_keys_this_build_bundles() {
+    let pack = verify_pack(&assets().join("demo-pack"), &TrustedKeys::bundled()).unwrap_or_else(|r| panic!("{r}"));
+    assert_eq!(pack.info.id, "demo-retail");
+    let mut on_disk: Vec<String> = std::fs::read_dir(assets().join("demo-pack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let verified: Vec<String> = pack.files().keys().cloned().collect();
+    assert_eq!(on_disk, verified, "assets/demo-pack/ holds what its manifest lists, and nothing else");
+}
+
+#[test]
 fn unreadable_packs_and_bad_contents_are_refused_with_a_location() {
     let admin = SecretKey::generate().unwrap();
     let trusted = TrustedKeys::new(vec![admin.public("test admin")]);

@@ -154,12 +154,15 @@ fn bad_packs_are_refused_and_the_last_good_pack_stays() {
     let unsigned = copy_dir(v2.path());
     std::fs::remove_file(unsigned.path().join("pack.sig")).unwrap();
     let unknown = signed(&stranger, 3, |p| p);
-    let cases: [(&str, &Path, RefusalCode); 5] = [
+    let unlisted = copy_dir(v2.path());
+    std::fs::write(unlisted.path().join("policy-override.toml"), "[[rules]]\n").unwrap();
+    let cases: [(&str, &Path, RefusalCode); 6] = [
         ("a byte of policy.toml changed", tampered_policy.path(), RefusalCode::Tampered),
         ("a byte of pack.toml changed", tampered_manifest.path(), RefusalCode::BadSignature),
         ("no signature", unsigned.path(), RefusalCode::Unsigned),
         ("signed by an unknown key", unknown.path(), RefusalCode::UnknownKey),
         ("an older version", v1.path(), RefusalCode::Downgrade),
+        ("a file the manifest does not list", unlisted.path(), RefusalCode::UnlistedFile),
     ];
     for (what, dir, code) in cases {
         // A live load is refused and changes nothing.
