@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use countersign_engine::keys::{KeySource, TrustedKeys};
-use countersign_engine::{EngineError, pack, release};
+use countersign_engine::{EngineError, credentials, pack, release};
 
 use crate::{Cli, open, print_json};
 
@@ -60,6 +60,10 @@ impl KeyArgs {
             (None, name) => KeySource::Keyring(name.clone().unwrap_or_else(|| "admin".into())),
         }
     }
+
+    fn load(&self) -> Result<countersign_engine::keys::SecretKey, EngineError> {
+        Ok(self.source().load(&credentials::keyring())?)
+    }
 }
 
 /// Which keys to trust when checking.
@@ -75,7 +79,7 @@ impl TrustArgs {
     fn keys(&self) -> anyhow::Result<TrustedKeys> {
         let mut keys = TrustedKeys::bundled();
         for f in &self.trust {
-            keys.add_file(f)?;
+            keys.add_file(f).map_err(EngineError::from)?;
         }
         Ok(keys)
     }
@@ -108,7 +112,8 @@ pub fn admin(cli: &Cli, cmd: &AdminCmd) -> anyhow::Result<ExitCode> {
                 Some(f) => KeySource::File(f.clone()),
                 None => KeySource::Keyring(name.clone()),
             };
-            let report = countersign_engine::keys::keygen(&dest, label)?;
+            let report =
+                countersign_engine::keys::keygen(&dest, label, &credentials::keyring()).map_err(EngineError::from)?;
             if let Some(p) = public {
                 std::fs::write(p, format!("{}\n", report.public_line)).map_err(|e| EngineError::io(p, e))?;
             }
@@ -121,11 +126,11 @@ pub fn admin(cli: &Cli, cmd: &AdminCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCmd::SignRelease { dir, key } => {
-            let report = release::sign_release(dir, &key.source().load()?)?;
+            let report = release::sign_release(dir, &key.load()?).map_err(EngineError::from)?;
             print_release(cli, &report, dir)
         }
         AdminCmd::VerifyRelease { dir, trust } => {
-            let report = release::verify_release(dir, &trust.keys()?)?;
+            let report = release::verify_release(dir, &trust.keys()?).map_err(EngineError::from)?;
             print_release(cli, &report, dir)
         }
     }
@@ -155,8 +160,8 @@ fn print_release(cli: &Cli, report: &release::ReleaseReport, dir: &std::path::Pa
 }
 
 pub fn policy_sign(cli: &Cli, args: &SignArgs) -> anyhow::Result<ExitCode> {
-    let key = args.key.source().load()?;
-    let info = pack::sign_pack(&args.source, &args.out, &key)?;
+    let key = args.key.load()?;
+    let info = pack::sign_pack(&args.source, &args.out, &key).map_err(EngineError::from)?;
     if cli.json {
         print_json(&info)?;
     } else {
@@ -257,7 +262,7 @@ pub fn log_checkpoint(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The checkpoint lines of `log verify`.
-pub fn print_checkpoints(report: &countersign_engine::device::CheckpointReport) {
+pub fn print_checkpoints(report: &countersign_engine::checkpoints::CheckpointReport) {
     if report.checkpoints.is_empty() {
         println!("no signed checkpoints (write one with `countersign log checkpoint`)");
     }

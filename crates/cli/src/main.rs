@@ -661,7 +661,7 @@ fn roster(cli: &Cli, cmd: &RosterCmd) -> anyhow::Result<ExitCode> {
                     anyhow::bail!(EngineError::BadInput { message: "the two passphrases differ".into() });
                 }
             }
-            let hash = countersign_engine::roster::hash_passphrase(&passphrase)?;
+            let hash = countersign_engine::roster::hash_passphrase(&passphrase).map_err(EngineError::from)?;
             if cli.json {
                 print_json(&serde_json::json!({"id": id, "role": role, "passphrase": hash}))?;
             } else {
@@ -784,7 +784,7 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
                     summary.dir.display(),
                     summary.manifest.head.to_hex()
                 );
-                admin::print_checkpoints(&countersign_engine::device::check_bundle_checkpoints(&summary.dir)?);
+                admin::print_checkpoints(&countersign_engine::checkpoints::check_bundle_checkpoints(&summary.dir)?);
             }
         }
     }

@@ -156,7 +156,8 @@ pub enum Event {
     PolicyRefused {
         reason: String,
         /// `unsigned`, `malformed`, `unknown_key`, `bad_signature`, `tampered`,
-        /// `missing_file`, `invalid_contents`, `downgrade` or `version_reused`.
+        /// `missing_file`, `unlisted_file`, `invalid_contents`, `downgrade` or
+        /// `version_reused`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

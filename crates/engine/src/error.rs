@@ -122,6 +122,9 @@ pub enum EngineError {
     Connector(#[from] countersign_connectors::ConnectorError),
     #[error(transparent)]
     Credential(countersign_connectors::credentials::CredentialError),
+    /// Keys, packs, releases, the device key, the roster (`countersign-trust`).
+    #[error(transparent)]
+    Trust(#[from] countersign_trust::TrustError),
     #[error("{message}")]
     NotFound { message: String },
     #[error("{message}")]
@@ -135,7 +138,7 @@ pub enum EngineError {
     #[error("planner {planner}: {message}")]
     Planner { planner: String, message: String },
     #[error("{refusal}")]
-    PackRefused { refusal: crate::pack::PackRefusal },
+    PackRefused { refusal: countersign_trust::pack::PackRefusal },
     #[error("{message}")]
     ReleaseInvalid { message: String },
     /// A record the engine must read to decide safely (a queued step, an event) cannot be
@@ -156,8 +159,8 @@ impl EngineError {
     }
 
     pub fn code(&self) -> ErrorCode {
-        use countersign_connectors::credentials::CredentialError as C;
         use countersign_store::StoreError as S;
+        use countersign_trust::TrustError as T;
         match self {
             EngineError::Config { .. } => ErrorCode::ConfigInvalid,
             EngineError::Policy(_) => ErrorCode::PolicyInvalid,
@@ -178,10 +181,12 @@ impl EngineError {
             // base URL, the browser to start) is the workspace's to fix.
             EngineError::Connector(countersign_connectors::ConnectorError::Config { .. }) => ErrorCode::ConfigInvalid,
             EngineError::Connector(_) => ErrorCode::ConnectorFailed,
-            EngineError::Credential(C::Missing { .. }) => ErrorCode::CredentialMissing,
-            EngineError::Credential(C::BadName(_) | C::EmptyValue) => ErrorCode::BadInput,
-            EngineError::Credential(C::Unavailable(_)) => ErrorCode::KeyringUnavailable,
-            EngineError::Io { .. } => ErrorCode::Io,
+            EngineError::Credential(c) | EngineError::Trust(T::Keyring(c)) => credential_code(c),
+            EngineError::Trust(T::BadInput { .. }) => ErrorCode::BadInput,
+            EngineError::Trust(T::NotFound { .. }) => ErrorCode::NotFound,
+            EngineError::Trust(T::Conflict { .. }) => ErrorCode::Conflict,
+            EngineError::Trust(T::System { .. }) => ErrorCode::ConfigInvalid,
+            EngineError::Io { .. } | EngineError::Trust(T::Io { .. }) => ErrorCode::Io,
             EngineError::NotPermitted { .. } => ErrorCode::NotPermitted,
             EngineError::ApprovalStale { .. } => ErrorCode::ApprovalStale,
             EngineError::Paused { .. } => ErrorCode::Paused,
@@ -189,5 +194,14 @@ impl EngineError {
             EngineError::PackRefused { .. } => ErrorCode::PackRefused,
             EngineError::ReleaseInvalid { .. } => ErrorCode::ReleaseInvalid,
         }
+    }
+}
+
+fn credential_code(e: &countersign_connectors::credentials::CredentialError) -> ErrorCode {
+    use countersign_connectors::credentials::CredentialError as C;
+    match e {
+        C::Missing { .. } => ErrorCode::CredentialMissing,
+        C::BadName(_) | C::EmptyValue => ErrorCode::BadInput,
+        C::Unavailable(_) => ErrorCode::KeyringUnavailable,
     }
 }

@@ -12,7 +12,7 @@ use countersign_store::{EventFilter, ExportSummary, Store, StoredEvent, VerifyRe
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::device::CheckpointReport;
+use crate::checkpoints::CheckpointReport;
 use crate::{Engine, EngineError};
 
 /// An event as recorded: where it sits in the chain, who caused it, when, and what it says.
@@ -141,7 +141,7 @@ impl Engine {
 /// Verify an exported bundle (no workspace needed): its chain and its checkpoints.
 pub fn verify_bundle(dir: &Path) -> Result<LogVerification, EngineError> {
     let chain = countersign_store::verify_bundle(dir)?;
-    let checkpoints = crate::device::check_bundle_checkpoints(dir)?;
+    let checkpoints = crate::checkpoints::check_bundle_checkpoints(dir)?;
     Ok(LogVerification { chain, checkpoints })
 }
 

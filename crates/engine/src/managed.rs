@@ -168,7 +168,7 @@ pub(crate) fn select(
     let (pack, refused) = match offered {
         Ok(p) => {
             let same = std::fs::read(copy_dir.join(pack::MANIFEST_FILE)).ok().as_deref()
-                == p.files.get(pack::MANIFEST_FILE).map(Vec::as_slice);
+                == p.files().get(pack::MANIFEST_FILE).map(Vec::as_slice);
             if !same {
                 pack::store_copy(&p, &copy_dir)?;
             }

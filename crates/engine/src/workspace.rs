@@ -321,11 +321,6 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Engin
         .map_err(|e| EngineError::BadInput { message: format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()) })
 }
 
-/// A TOML error as `file:line:column: message`.
-pub(crate) fn located_message(file: &str, text: &str, e: &toml::de::Error) -> String {
-    located(Path::new(file), text, e.span(), e.message())
-}
-
 /// Check a `[planner]` section; every error names the file, line and column.
 fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Result<PlannerConfig, EngineError> {
     let at = |span: std::ops::Range<usize>, message: String| EngineError::Config {

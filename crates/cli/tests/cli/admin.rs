@@ -70,6 +70,12 @@ fn a_pack_signed_with_a_key_file_verifies_only_against_that_key_and_intact() {
     assert!(out(&o).contains("REFUSED (tampered)") && out(&o).contains("policy.toml"), "{}", out(&o));
 
     std::fs::write(&policy, text).unwrap();
+    std::fs::write(pack.join("extra.toml"), "[[rules]]\n").unwrap();
+    let o = cs(d, &["policy", "verify", p, "--trust", &public]);
+    assert_eq!(code(&o), 1, "a file beside a signed pack that its manifest does not list is refused");
+    assert!(out(&o).contains("REFUSED (unlisted_file)") && out(&o).contains("extra.toml"), "{}", out(&o));
+
+    std::fs::remove_file(pack.join("extra.toml")).unwrap();
     std::fs::remove_file(pack.join("pack.sig")).unwrap();
     let o = cs(d, &["policy", "verify", p, "--trust", &public]);
     assert_eq!(code(&o), 1);

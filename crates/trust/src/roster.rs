@@ -24,7 +24,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 
-use crate::{EngineError, Secret};
+use crate::{Secret, TrustError};
 
 /// Failed attempts for one id, within [`LOCKOUT_WINDOW_MINUTES`], that lock it out.
 pub const LOCKOUT_ATTEMPTS: usize = 5;
@@ -78,7 +78,7 @@ impl RosterEntry {
     }
 
     /// Check the entry's hash is a usable Argon2id PHC string of at least the minimum cost.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), String> {
         if self.id.trim().is_empty() || self.role.trim().is_empty() {
             return Err("a roster entry needs an id and a role".into());
         }
@@ -104,7 +104,7 @@ impl RosterEntry {
     }
 
     /// Does `passphrase` match? (Constant-time comparison inside `argon2`.)
-    pub(crate) fn verify(&self, passphrase: &Secret) -> bool {
+    pub fn verify(&self, passphrase: &Secret) -> bool {
         PasswordHash::new(&self.passphrase)
             .is_ok_and(|h| Argon2::default().verify_password(passphrase.expose().as_bytes(), &h).is_ok())
     }
@@ -112,19 +112,18 @@ impl RosterEntry {
 
 /// An Argon2id hash of `passphrase` with a fresh salt and the default (OWASP) cost, as a
 /// PHC string for a `[[roster]]` entry.
-pub fn hash_passphrase(passphrase: &Secret) -> Result<String, EngineError> {
+pub fn hash_passphrase(passphrase: &Secret) -> Result<String, TrustError> {
     if passphrase.expose().chars().count() < 8 {
-        return Err(EngineError::BadInput {
+        return Err(TrustError::BadInput {
             message: "a team-lead passphrase has at least 8 characters (its hash sits on agents' machines)".into(),
         });
     }
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt)
-        .map_err(|e| EngineError::Config { message: format!("no randomness for a salt: {e}") })?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| EngineError::Config { message: e.to_string() })?;
+    getrandom::fill(&mut salt).map_err(|e| TrustError::System { message: format!("no randomness for a salt: {e}") })?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| TrustError::System { message: e.to_string() })?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default());
     argon
         .hash_password(passphrase.expose().as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| EngineError::Config { message: format!("hashing the passphrase: {e}") })
+        .map_err(|e| TrustError::System { message: format!("hashing the passphrase: {e}") })
 }

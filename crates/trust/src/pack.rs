@@ -14,10 +14,11 @@
 //! The signature covers `"countersign/policy-pack/v1\n" || SHA-256(pack.toml)`, and
 //! pack.toml lists the SHA-256 of every other file, so one signature covers the whole pack.
 //! Checking goes in that order: the signature over the manifest's exact bytes, then each
-//! file against its listed hash, then the contents (the policy parses, roster roles are
-//! policy roles, the catalog parses, settings name known roles). Each failure has its own
-//! [`RefusalCode`]. Which versions may load (never lower than before) is the engine's
-//! business: see `crate::managed`.
+//! file against its listed hash, then that the directory holds nothing else (a file the
+//! manifest does not list is refused, as a release refuses one its sums do not list), then
+//! the contents (the policy parses, roster roles are policy roles, the catalog parses,
+//! settings name known roles). Each failure has its own [`RefusalCode`]. Which versions may load (never lower than before) is the engine's
+//! business: it needs the evidence log (`countersign-engine`'s `managed.rs`).
 //!
 //! `countersign policy sign SOURCE.toml --out DIR` builds a pack from a source file that
 //! names the files and the settings (see [`sign_pack`]).
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use countersign_core::Policy;
 use serde::{Deserialize, Serialize};
 
-use crate::EngineError;
+use crate::TrustError;
 use crate::keys::{SecretKey, SignatureFile, SignatureProblem, TrustedKeys, sha256};
 use crate::roster::RosterEntry;
 
@@ -114,6 +115,9 @@ pub enum RefusalCode {
     Tampered,
     /// A file the manifest lists is missing.
     MissingFile,
+    /// The pack's directory holds a file (or directory) the manifest does not list:
+    /// nothing may sit beside a signed pack, as nothing may beside a signed release.
+    UnlistedFile,
     /// Signed and intact, but its contents do not check (policy, roster, catalog, settings).
     InvalidContents,
     /// Its version is lower than one this installation loaded before.
@@ -131,6 +135,7 @@ impl RefusalCode {
             RefusalCode::BadSignature => "bad_signature",
             RefusalCode::Tampered => "tampered",
             RefusalCode::MissingFile => "missing_file",
+            RefusalCode::UnlistedFile => "unlisted_file",
             RefusalCode::InvalidContents => "invalid_contents",
             RefusalCode::Downgrade => "downgrade",
             RefusalCode::VersionReused => "version_reused",
@@ -184,8 +189,16 @@ pub struct Pack {
     pub policy: Policy,
     pub roster: Vec<RosterEntry>,
     /// Every file of the pack as verified (manifest and signature included), for the
-    /// engine's copy of the last good pack.
-    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    /// engine's copy of the last good pack. Private: a `Pack` is only ever made by
+    /// [`verify_pack`].
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Pack {
+    /// Every file of the pack as verified, by name (manifest and signature included).
+    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.files
+    }
 }
 
 fn refusal(code: RefusalCode, message: String) -> PackRefusal {
@@ -241,9 +254,8 @@ pub fn verify_pack(dir: &Path, trusted: &TrustedKeys) -> Result<Pack, PackRefusa
     let text = std::str::from_utf8(&manifest_bytes)
         .map_err(|_| with_claim(refusal(RefusalCode::Malformed, format!("{}: not UTF-8", manifest_path.display()))))?;
     let shown = manifest_path.display().to_string();
-    let manifest: Manifest = toml::from_str(text).map_err(|e| {
-        with_claim(refusal(RefusalCode::Malformed, crate::workspace::located_message(&shown, text, &e)))
-    })?;
+    let manifest: Manifest = toml::from_str(text)
+        .map_err(|e| with_claim(refusal(RefusalCode::Malformed, crate::located_message(&shown, text, &e))))?;
     if manifest.format != PACK_FORMAT {
         return Err(with_claim(refusal(
             RefusalCode::Malformed,
@@ -281,6 +293,18 @@ pub fn verify_pack(dir: &Path, trusted: &TrustedKeys) -> Result<Pack, PackRefusa
         }
         files.insert(name.clone(), bytes);
     }
+    let unlisted = unlisted(dir, &manifest.files)
+        .map_err(|e| with_claim(refusal(RefusalCode::Malformed, format!("{}: {e}", dir.display()))))?;
+    if !unlisted.is_empty() {
+        let shown: Vec<String> = unlisted.iter().map(|n| dir.join(n).display().to_string()).collect();
+        return Err(with_claim(refusal(
+            RefusalCode::UnlistedFile,
+            format!(
+                "{}: not listed in {MANIFEST_FILE}: a signed pack holds only the files its manifest lists",
+                shown.join(", ")
+            ),
+        )));
+    }
     let contents = check_contents(dir, &manifest.pack, &manifest.settings, &files)
         .map_err(|m| with_claim(refusal(RefusalCode::InvalidContents, m)))?;
     let sig_bytes = std::fs::read(&sig_path)
@@ -307,6 +331,20 @@ pub fn verify_pack(dir: &Path, trusted: &TrustedKeys) -> Result<Pack, PackRefusa
         roster,
         files,
     })
+}
+
+/// The entries of `dir` (files or not), by name, that are neither the manifest, the
+/// signature nor a file `listed`.
+fn unlisted(dir: &Path, listed: &BTreeMap<String, String>) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != MANIFEST_FILE && name != SIGNATURE_FILE && !listed.contains_key(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 #[derive(Deserialize)]
@@ -342,8 +380,7 @@ fn check_contents(
     let policy = Policy::parse(&shown(POLICY_FILE), policy_text).map_err(|e| e.to_string())?;
     let mut roster = Vec::new();
     if let Some(t) = text(ROSTER_FILE)? {
-        let file: RosterFile =
-            toml::from_str(t).map_err(|e| crate::workspace::located_message(&shown(ROSTER_FILE), t, &e))?;
+        let file: RosterFile = toml::from_str(t).map_err(|e| crate::located_message(&shown(ROSTER_FILE), t, &e))?;
         let mut ids = std::collections::BTreeSet::new();
         for entry in &file.roster {
             entry.check().map_err(|m| format!("{}: {m}", shown(ROSTER_FILE)))?;
@@ -400,12 +437,12 @@ fn check_contents(
 /// Build and sign a pack: read the source file (which names the policy, roster and
 /// catalog files and holds `[pack]` and `[settings]`), check every file, copy them into
 /// `out` with a manifest of their SHA-256 and sign the manifest. `out` must not already
-/// hold a pack.
-pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo, EngineError> {
-    let text = std::fs::read_to_string(source).map_err(|e| EngineError::io(source, e))?;
+/// hold a pack, or anything else (a pack holds only the files its manifest lists).
+pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo, TrustError> {
+    let text = std::fs::read_to_string(source).map_err(|e| TrustError::io(source, e))?;
     let shown = source.display().to_string();
     let src: Source = toml::from_str(&text)
-        .map_err(|e| EngineError::BadInput { message: crate::workspace::located_message(&shown, &text, &e) })?;
+        .map_err(|e| TrustError::BadInput { message: crate::located_message(&shown, &text, &e) })?;
     let base = source.parent().unwrap_or(Path::new("."));
     let mut files = BTreeMap::new();
     for (name, path) in
@@ -413,19 +450,30 @@ pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo,
     {
         if let Some(p) = path {
             let p = base.join(p);
-            files.insert(name.to_string(), std::fs::read(&p).map_err(|e| EngineError::io(&p, e))?);
+            files.insert(name.to_string(), std::fs::read(&p).map_err(|e| TrustError::io(&p, e))?);
         }
     }
     // Check with the source's paths in the messages.
-    check_contents(base, &src.pack, &src.settings, &files).map_err(|message| EngineError::BadInput { message })?;
+    check_contents(base, &src.pack, &src.settings, &files).map_err(|message| TrustError::BadInput { message })?;
     for name in [MANIFEST_FILE, SIGNATURE_FILE] {
         if out.join(name).exists() {
-            return Err(EngineError::Conflict {
+            return Err(TrustError::Conflict {
                 message: format!("{} already holds a pack; sign into an empty directory", out.display()),
             });
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| EngineError::io(out, e))?;
+    if out.is_dir() {
+        let others = unlisted(out, &BTreeMap::new()).map_err(|e| TrustError::io(out, e))?;
+        if let Some(name) = others.first() {
+            return Err(TrustError::Conflict {
+                message: format!(
+                    "{} holds {name:?}, which the pack would not list; sign into an empty directory",
+                    out.display()
+                ),
+            });
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| TrustError::io(out, e))?;
     let manifest = Manifest {
         format: PACK_FORMAT.into(),
         pack: src.pack.clone(),
@@ -433,7 +481,7 @@ pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo,
         settings: src.settings.clone(),
     };
     let manifest_text = toml::to_string(&manifest)
-        .map_err(|e| EngineError::BadInput { message: format!("writing {MANIFEST_FILE}: {e}") })?;
+        .map_err(|e| TrustError::BadInput { message: format!("writing {MANIFEST_FILE}: {e}") })?;
     let manifest_text = format!(
         "# Countersign policy pack {} v{}. Signed: do not edit (a changed byte is refused).\n{manifest_text}",
         src.pack.id, src.pack.version
@@ -445,37 +493,37 @@ pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo,
     let sig = SignatureFile::make(PACK_DOMAIN, &sha256(manifest_text.as_bytes()), key);
     write_new(&out.join(SIGNATURE_FILE), sig.to_toml().as_bytes())?;
     let trusted = TrustedKeys::new(vec![key.public("the signing key")]);
-    verify_pack(out, &trusted).map(|p| p.info).map_err(|r| EngineError::BadInput { message: r.to_string() })
+    verify_pack(out, &trusted).map(|p| p.info).map_err(|r| TrustError::BadInput { message: r.to_string() })
 }
 
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), TrustError> {
     use std::io::Write;
-    let mut f = std::fs::File::create_new(path).map_err(|e| EngineError::io(path, e))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| EngineError::io(path, e))
+    let mut f = std::fs::File::create_new(path).map_err(|e| TrustError::io(path, e))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| TrustError::io(path, e))
 }
 
 /// Write a verified pack's files into `dir` (replacing what was there): the engine's copy
 /// of the last good pack. Written beside it first, then renamed into place.
-pub(crate) fn store_copy(pack: &Pack, dir: &Path) -> Result<(), EngineError> {
+pub fn store_copy(pack: &Pack, dir: &Path) -> Result<(), TrustError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "pack".into());
     let fresh = parent.join(format!("{name}.new"));
     let old = parent.join(format!("{name}.old"));
     for d in [&fresh, &old] {
         if d.exists() {
-            std::fs::remove_dir_all(d).map_err(|e| EngineError::io(d, e))?;
+            std::fs::remove_dir_all(d).map_err(|e| TrustError::io(d, e))?;
         }
     }
-    std::fs::create_dir_all(&fresh).map_err(|e| EngineError::io(&fresh, e))?;
+    std::fs::create_dir_all(&fresh).map_err(|e| TrustError::io(&fresh, e))?;
     for (file, bytes) in &pack.files {
         write_new(&fresh.join(file), bytes)?;
     }
     if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| EngineError::io(dir, e))?;
+        std::fs::rename(dir, &old).map_err(|e| TrustError::io(dir, e))?;
     }
-    std::fs::rename(&fresh, dir).map_err(|e| EngineError::io(dir, e))?;
+    std::fs::rename(&fresh, dir).map_err(|e| TrustError::io(dir, e))?;
     if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| EngineError::io(&old, e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| TrustError::io(&old, e))?;
     }
     Ok(())
 }

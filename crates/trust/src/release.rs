@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::EngineError;
+use crate::TrustError;
 use crate::keys::{SecretKey, SignatureFile, SignatureProblem, TrustedKeys, sha256};
 
 pub const SUMS_FILE: &str = "SHA256SUMS";
@@ -40,17 +40,17 @@ pub struct ReleaseReport {
     pub problems: Vec<String>,
 }
 
-fn artifacts(dir: &Path) -> Result<Vec<String>, EngineError> {
+fn artifacts(dir: &Path) -> Result<Vec<String>, TrustError> {
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))? {
-        let entry = entry.map_err(|e| EngineError::io(dir, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| TrustError::io(dir, e))? {
+        let entry = entry.map_err(|e| TrustError::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == SUMS_FILE || name == SUMS_SIG_FILE {
             continue;
         }
-        let kind = entry.file_type().map_err(|e| EngineError::io(&entry.path(), e))?;
+        let kind = entry.file_type().map_err(|e| TrustError::io(&entry.path(), e))?;
         if !kind.is_file() {
-            return Err(EngineError::BadInput {
+            return Err(TrustError::BadInput {
                 message: format!("{}: a release directory holds files only", entry.path().display()),
             });
         }
@@ -60,40 +60,38 @@ fn artifacts(dir: &Path) -> Result<Vec<String>, EngineError> {
     Ok(names)
 }
 
-fn file_sha256(path: &Path) -> Result<String, EngineError> {
+fn file_sha256(path: &Path) -> Result<String, TrustError> {
     use sha2::Digest;
-    let mut f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let mut f = std::fs::File::open(path).map_err(|e| TrustError::io(path, e))?;
     let mut h = sha2::Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| EngineError::io(path, e))?;
+    std::io::copy(&mut f, &mut h).map_err(|e| TrustError::io(path, e))?;
     Ok(hex::encode(h.finalize()))
 }
 
 /// Write `SHA256SUMS` over every file in `dir` and sign it with `key`. Refuses a directory
 /// that already has sums or a signature.
-pub fn sign_release(dir: &Path, key: &SecretKey) -> Result<ReleaseReport, EngineError> {
+pub fn sign_release(dir: &Path, key: &SecretKey) -> Result<ReleaseReport, TrustError> {
     for f in [SUMS_FILE, SUMS_SIG_FILE] {
         if dir.join(f).exists() {
-            return Err(EngineError::Conflict { message: format!("{}: already signed ({f} exists)", dir.display()) });
+            return Err(TrustError::Conflict { message: format!("{}: already signed ({f} exists)", dir.display()) });
         }
     }
     let names = artifacts(dir)?;
     if names.is_empty() {
-        return Err(EngineError::BadInput { message: format!("{}: no artifacts to sign", dir.display()) });
+        return Err(TrustError::BadInput { message: format!("{}: no artifacts to sign", dir.display()) });
     }
     let mut sums = String::new();
     for name in &names {
         if name.contains(['\n', '\\']) {
-            return Err(EngineError::BadInput {
-                message: format!("{name:?}: a file name with a newline or backslash"),
-            });
+            return Err(TrustError::BadInput { message: format!("{name:?}: a file name with a newline or backslash") });
         }
         sums.push_str(&format!("{}  {name}\n", file_sha256(&dir.join(name))?));
     }
-    let write = |name: &str, bytes: &[u8]| -> Result<(), EngineError> {
+    let write = |name: &str, bytes: &[u8]| -> Result<(), TrustError> {
         use std::io::Write;
         let path = dir.join(name);
-        let mut f = std::fs::File::create_new(&path).map_err(|e| EngineError::io(&path, e))?;
-        f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| EngineError::io(&path, e))
+        let mut f = std::fs::File::create_new(&path).map_err(|e| TrustError::io(&path, e))?;
+        f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| TrustError::io(&path, e))
     };
     write(SUMS_FILE, sums.as_bytes())?;
     write(SUMS_SIG_FILE, SignatureFile::make(RELEASE_DOMAIN, &sha256(sums.as_bytes()), key).to_toml().as_bytes())?;
@@ -101,7 +99,7 @@ pub fn sign_release(dir: &Path, key: &SecretKey) -> Result<ReleaseReport, Engine
 }
 
 /// Check a release directory against its signed sums and the trusted keys.
-pub fn verify_release(dir: &Path, trusted: &TrustedKeys) -> Result<ReleaseReport, EngineError> {
+pub fn verify_release(dir: &Path, trusted: &TrustedKeys) -> Result<ReleaseReport, TrustError> {
     let sums_path = dir.join(SUMS_FILE);
     let mut report = ReleaseReport { ok: false, key_id: None, files: Vec::new(), problems: Vec::new() };
     let sums = match std::fs::read(&sums_path) {
@@ -110,7 +108,7 @@ pub fn verify_release(dir: &Path, trusted: &TrustedKeys) -> Result<ReleaseReport
             report.problems.push(format!("no_sums: {} is missing", sums_path.display()));
             return Ok(report);
         }
-        Err(e) => return Err(EngineError::io(&sums_path, e)),
+        Err(e) => return Err(TrustError::io(&sums_path, e)),
     };
     let sig_path = dir.join(SUMS_SIG_FILE);
     match SignatureFile::check(&sig_path, RELEASE_DOMAIN, &sha256(&sums), trusted) {

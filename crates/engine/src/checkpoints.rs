@@ -1,7 +1,6 @@
-//! Device identity: each installation has an ed25519 key in the OS keyring (key slot
-//! `device`, created on first use) that signs checkpoints of its evidence log, so a team
-//! lead can tell which machine a log (or an exported bundle) came from, and that it was
-//! not rewritten since.
+//! Signed checkpoints of the evidence log: the device key (`countersign_trust::device`,
+//! in the OS keyring) signs the log's head, so a team lead can tell which machine a log
+//! (or an exported bundle) came from, and that it was not rewritten since.
 //!
 //! A checkpoint is an evidence event:
 //!
@@ -14,42 +13,21 @@
 //! one ([`check_checkpoints`]) means: the signature verifies with the key it names, the
 //! checkpoint sits after the event it counts, and that event's hash in the log is the head
 //! it signed. Rewriting any event up to a checkpoint then needs the device key.
-//! The device key never leaves the keyring; only its public half is recorded.
+//! The signature itself (its statement, signing, verifying) is `countersign_trust::device`'s;
+//! this module finds checkpoints in the log and checks them against its events.
 
 use serde::Serialize;
 
 use countersign_core::evidence::Event;
 use countersign_store::{EventFilter, Hash};
 
-use crate::keys::{PublicKey, SecretKey, key_id, sha256};
+use crate::device;
+use crate::keys::{PublicKey, SecretKey, key_id};
 use crate::{Engine, EngineError};
 
-/// The keyring slot of the device key.
-pub const DEVICE_SLOT: &str = "device";
-/// What a checkpoint signature signs.
-pub const CHECKPOINT_DOMAIN: &str = "countersign/checkpoint/v1";
-
 /// This installation's device key, created (and stored in the keyring) on first use.
-pub fn device_key() -> Result<SecretKey, EngineError> {
-    let keyring = crate::credentials::keyring();
-    if let Some(k) = SecretKey::from_keyring(&keyring, DEVICE_SLOT)? {
-        return Ok(k);
-    }
-    let key = SecretKey::generate()?;
-    match key.store_in_keyring(&keyring, DEVICE_SLOT) {
-        Ok(()) => Ok(key),
-        // Another process made it first: use that one.
-        Err(EngineError::Conflict { .. }) => SecretKey::from_keyring(&keyring, DEVICE_SLOT)?
-            .ok_or_else(|| EngineError::Conflict { message: "the device key vanished from the keyring".into() }),
-        Err(e) => Err(e),
-    }
-}
-
-fn digest(count: u64, head: &Hash) -> [u8; 32] {
-    let mut m = [0u8; 40];
-    m[..8].copy_from_slice(&count.to_be_bytes());
-    m[8..].copy_from_slice(&head.0);
-    sha256(&m)
+fn device_key() -> Result<SecretKey, EngineError> {
+    Ok(device::device_key(&crate::credentials::keyring())?)
 }
 
 /// A checkpoint as written.
@@ -117,7 +95,7 @@ pub fn check_checkpoints(found: &[FoundCheckpoint], hash_at: impl Fn(u64) -> Opt
             let head = Hash::from_hex(&head).ok_or("the head is not 64 hex digits")?;
             let mut sig = [0u8; 64];
             hex::decode_to_slice(&signature, &mut sig).map_err(|_| "the signature is not 128 hex digits")?;
-            if !public.verify(CHECKPOINT_DOMAIN, &digest(count, &head), &sig) {
+            if !device::verify_checkpoint(&public, count, &head.0, &sig) {
                 return Err("the signature does not verify: the checkpoint was edited".to_string());
             }
             if count >= f.seq {
@@ -170,7 +148,7 @@ impl Engine {
     pub fn checkpoint(&self) -> Result<CheckpointInfo, EngineError> {
         let key = device_key()?;
         let head = self.store.head()?;
-        let sig = key.sign(CHECKPOINT_DOMAIN, &digest(head.count, &head.hash));
+        let sig = device::sign_checkpoint(&key, head.count, &head.hash.0);
         let public = key.public("device");
         let event = Event::Checkpoint {
             count: head.count,

@@ -24,7 +24,7 @@ use countersign_connectors::credentials::KeyringStore;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::{EngineError, Secret};
+use crate::{Secret, TrustError};
 
 /// First word of a public key line.
 pub const PUBLIC_KEY_TAG: &str = "countersign-ed25519-public-key";
@@ -136,10 +136,10 @@ impl std::fmt::Debug for SecretKey {
 
 impl SecretKey {
     /// A fresh key from the OS's random source.
-    pub fn generate() -> Result<SecretKey, EngineError> {
+    pub fn generate() -> Result<SecretKey, TrustError> {
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         getrandom::fill(seed.as_mut_slice())
-            .map_err(|e| EngineError::Config { message: format!("no randomness for a key: {e}") })?;
+            .map_err(|e| TrustError::System { message: format!("no randomness for a key: {e}") })?;
         Ok(SecretKey(SigningKey::from_bytes(&seed)))
     }
 
@@ -158,8 +158,8 @@ impl SecretKey {
         Secret::new(format!("{SECRET_KEY_TAG} {}", seed.as_str()))
     }
 
-    fn from_secret(what: &str, secret: &Secret) -> Result<SecretKey, EngineError> {
-        let bad = || EngineError::BadInput {
+    fn from_secret(what: &str, secret: &Secret) -> Result<SecretKey, TrustError> {
+        let bad = || TrustError::BadInput {
             message: format!("{what}: not a Countersign secret key (`{SECRET_KEY_TAG} <64 hex>`)"),
         };
         let line = secret.expose().lines().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
@@ -170,30 +170,30 @@ impl SecretKey {
     }
 
     /// Write the key to a new file (mode 0600 on Unix). An existing file is never replaced.
-    pub fn write_file(&self, path: &Path) -> Result<(), EngineError> {
+    pub fn write_file(&self, path: &Path) -> Result<(), TrustError> {
         use std::io::Write;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(path).map_err(|e| EngineError::io(path, e))?;
+        let mut f = options.open(path).map_err(|e| TrustError::io(path, e))?;
         let body = zeroize::Zeroizing::new(format!(
             "# Countersign ed25519 SECRET key {}. Keep it offline; never share or commit it.\n{}\n",
             self.public("").id(),
             self.to_secret().expose()
         ));
-        f.write_all(body.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| EngineError::io(path, e))
+        f.write_all(body.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| TrustError::io(path, e))
     }
 
-    pub fn read_file(path: &Path) -> Result<SecretKey, EngineError> {
-        let text = Secret::new(std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?);
+    pub fn read_file(path: &Path) -> Result<SecretKey, TrustError> {
+        let text = Secret::new(std::fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?);
         SecretKey::from_secret(&path.display().to_string(), &text)
     }
 
     /// Store the key in keyring slot `slot`; refuses to replace a key already there.
-    pub fn store_in_keyring(&self, keyring: &KeyringStore, slot: &str) -> Result<(), EngineError> {
+    pub fn store_in_keyring(&self, keyring: &KeyringStore, slot: &str) -> Result<(), TrustError> {
         if keyring.get_key(slot)?.is_some() {
-            return Err(EngineError::Conflict {
+            return Err(TrustError::Conflict {
                 message: format!("the OS keyring already holds a key named {slot:?}; pick another name"),
             });
         }
@@ -201,7 +201,7 @@ impl SecretKey {
         Ok(())
     }
 
-    pub fn from_keyring(keyring: &KeyringStore, slot: &str) -> Result<Option<SecretKey>, EngineError> {
+    pub fn from_keyring(keyring: &KeyringStore, slot: &str) -> Result<Option<SecretKey>, TrustError> {
         match keyring.get_key(slot)? {
             None => Ok(None),
             Some(s) => SecretKey::from_secret(&format!("keyring key {slot:?}"), &s).map(Some),
@@ -224,11 +224,12 @@ pub fn admin_slot(name: &str) -> String {
 }
 
 impl KeySource {
-    pub fn load(&self) -> Result<SecretKey, EngineError> {
+    /// Read the key (`keyring` is where [`KeySource::Keyring`] looks).
+    pub fn load(&self, keyring: &KeyringStore) -> Result<SecretKey, TrustError> {
         match self {
             KeySource::File(p) => SecretKey::read_file(p),
-            KeySource::Keyring(name) => SecretKey::from_keyring(&crate::credentials::keyring(), &admin_slot(name))?
-                .ok_or_else(|| EngineError::NotFound {
+            KeySource::Keyring(name) => SecretKey::from_keyring(keyring, &admin_slot(name))?
+                .ok_or_else(|| TrustError::NotFound {
                     message: format!(
                         "no admin key named {name:?} in the OS keyring (make one with `countersign admin keygen --name {name}`)"
                     ),
@@ -248,8 +249,9 @@ pub struct KeygenReport {
     pub secret_stored_in: String,
 }
 
-/// Make an admin key pair; the secret goes to `dest`, the public key is returned.
-pub fn keygen(dest: &KeySource, label: &str) -> Result<KeygenReport, EngineError> {
+/// Make an admin key pair; the secret goes to `dest` (a [`KeySource::Keyring`] name in
+/// `keyring`), the public key is returned.
+pub fn keygen(dest: &KeySource, label: &str, keyring: &KeyringStore) -> Result<KeygenReport, TrustError> {
     let key = SecretKey::generate()?;
     let stored = match dest {
         KeySource::File(p) => {
@@ -258,7 +260,7 @@ pub fn keygen(dest: &KeySource, label: &str) -> Result<KeygenReport, EngineError
         }
         KeySource::Keyring(name) => {
             let slot = admin_slot(name);
-            key.store_in_keyring(&crate::credentials::keyring(), &slot)?;
+            key.store_in_keyring(keyring, &slot)?;
             format!("keyring:{slot}")
         }
     };
@@ -311,10 +313,10 @@ impl TrustedKeys {
     }
 
     /// Also trust the keys in `file` (the CLI's `--trust`, for checking before bundling).
-    pub fn add_file(&mut self, file: &Path) -> Result<(), EngineError> {
-        let text = std::fs::read_to_string(file).map_err(|e| EngineError::io(file, e))?;
+    pub fn add_file(&mut self, file: &Path) -> Result<(), TrustError> {
+        let text = std::fs::read_to_string(file).map_err(|e| TrustError::io(file, e))?;
         let keys = PublicKey::parse_all(&file.display().to_string(), &text)
-            .map_err(|message| EngineError::BadInput { message })?;
+            .map_err(|message| TrustError::BadInput { message })?;
         self.keys.extend(keys);
         Ok(())
     }
@@ -390,8 +392,8 @@ impl SignatureFile {
             Err(e) => return Err(SignatureProblem::Malformed(format!("{}: {e}", path.display()))),
         };
         let file = path.display().to_string();
-        let sig: SignatureFile = toml::from_str(&text)
-            .map_err(|e| SignatureProblem::Malformed(crate::workspace::located_message(&file, &text, &e)))?;
+        let sig: SignatureFile =
+            toml::from_str(&text).map_err(|e| SignatureProblem::Malformed(crate::located_message(&file, &text, &e)))?;
         if sig.format != SIGNATURE_FORMAT {
             return Err(SignatureProblem::Malformed(format!("{file}: unknown format {:?}", sig.format)));
         }
