@@ -7,7 +7,9 @@ use clap::{Args, Subcommand};
 use countersign_engine::keys::{KeySource, TrustedKeys};
 use countersign_engine::{EngineError, credentials, pack, release};
 
-use crate::{Cli, open, print_json};
+use crate::args::Cli;
+use crate::open;
+use crate::render::print_json;
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCmd {

@@ -9,6 +9,7 @@
 //! one the planner wrote.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use countersign_core::decide::{PlanDecision, ReplyDecision, SignalHit};
 use countersign_core::evidence::Event;
@@ -69,6 +70,24 @@ pub struct SentReply {
     /// The policy's decision on the text as sent (when it was just sent; the log has the
     /// text and who sent it, the decision can be made again from them).
     pub decision: Option<ReplyDecision>,
+}
+
+/// A case as a file gives it: a bare case, or a case with a recorded plan
+/// (`{"case": …, "plan": …}`); `plan`, when given, is a plan file that replaces the
+/// recorded one. Errors name the file, line and column.
+pub fn read_case(case: &Path, plan: Option<&Path>) -> Result<(Case, Option<Plan>), EngineError> {
+    let value: Value = read_json(case)?;
+    let (case, recorded) = match value.get("case") {
+        Some(_) => {
+            let file: crate::CaseFile = read_json(case)?;
+            (file.case, Some(file.plan))
+        }
+        None => (read_json(case)?, None),
+    };
+    match plan {
+        Some(plan) => Ok((case, Some(read_json(plan)?))),
+        None => Ok((case, recorded)),
+    }
 }
 
 impl Workspace {

@@ -156,6 +156,19 @@ pub struct EvalReport {
 impl Engine {
     /// Plan and decide every case with `planner` and score the result. Records the
     /// planning reads in this engine's evidence log: run it on a data dir of its own.
+    /// Score the workspace's planner on `set`: a labelled file, or (none) the workspace's
+    /// sample cases labelled by their recorded plans (plans with unknown actions left out).
+    pub fn evaluate_set(&self, set: Option<&Path>) -> Result<EvalReport, EngineError> {
+        let cases = match set {
+            Some(file) => load_cases(file)?,
+            None => {
+                let files = self.workspace().sample_cases()?;
+                from_case_files(&files, &|a| self.policy().actions.contains_key(a))
+            }
+        };
+        self.evaluate(&cases, self.configured_planner()?.as_ref())
+    }
+
     pub fn evaluate(&self, cases: &[EvalCase], planner: &dyn Planner) -> Result<EvalReport, EngineError> {
         let mut scores = Vec::new();
         let mut times = Vec::new();

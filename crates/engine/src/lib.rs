@@ -41,14 +41,13 @@ use countersign_core::decide::{Facts, OrderFacts, PlanDecision, PriorState, Prio
 use countersign_core::evidence::{Event, Verdict};
 use countersign_core::model::{Case, Operator, Pause, PauseScope, Plan};
 use countersign_core::{Outcome, Policy, decide};
-use countersign_store::{
-    EventFilter, NewEvent, NewStep, PauseGuard, PauseRecord, StepFilter, StepUpdate, Store, Transition,
-};
+use countersign_store::{EventFilter, NewEvent, NewStep, PauseGuard, StepFilter, StepUpdate, Store, Transition};
 use jiff::Timestamp;
 use serde::Serialize;
 
 pub use countersign_connectors::credentials::Secret;
-pub use countersign_store::{StepRecord, StepState};
+/// Plain records the engine returns as they are stored (steps, pauses, knowledge hits).
+pub use countersign_store::{ExportSummary, KbArticle, KbHit, PauseRecord, StepRecord, StepState};
 pub use desk::Review;
 pub use error::{EngineError, ErrorCode};
 pub use execute::StepRun;

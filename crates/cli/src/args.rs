@@ -1,0 +1,283 @@
+//! The command line as clap reads it: every subcommand and its arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use countersign_core::model::PauseScope;
+
+use crate::admin;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "countersign",
+    version,
+    about = "Governed actions for support teams: policy decisions, evidence, pauses."
+)]
+pub struct Cli {
+    /// The workspace file (default: $COUNTERSIGN_WORKSPACE, else the demo workspace).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub workspace: Option<PathBuf>,
+    /// Where the evidence database lives (default: $COUNTERSIGN_DATA_DIR, else the user data dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Operator id (default: the workspace's operator).
+    #[arg(long, global = true)]
+    pub operator: Option<String>,
+    /// Operator role, one the policy declares (e.g. agent, team_lead).
+    #[arg(long, global = true)]
+    pub role: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Decide a plan for a case under the workspace policy (JSON out; records nothing).
+    Decide(DecideArgs),
+    /// Decide a case's plan (the one given, the one recorded in the case file, or else one
+    /// made by the workspace's planner), record it, run what may run now and queue the rest
+    /// (also runs steps of the case approved since, and reconciles unfinished ones).
+    Run(DecideArgs),
+    /// Check policy files.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Pause and resume automation by tenant, channel, store, workflow or action.
+    #[command(subcommand)]
+    Pause(PauseCmd),
+    /// Read, verify and export the evidence log.
+    #[command(subcommand)]
+    Log(LogCmd),
+    /// The review queue: steps waiting for a countersignature.
+    #[command(subcommand)]
+    Review(ReviewCmd),
+    /// Platform credentials in the OS keyring (values are never shown).
+    #[command(subcommand)]
+    Credentials(CredentialsCmd),
+    /// The team-lead roster: who may countersign supervisor steps, proven by a passphrase.
+    #[command(subcommand)]
+    Roster(RosterCmd),
+    /// The knowledge base: index the articles, search them, show one.
+    #[command(subcommand)]
+    Kb(KbCmd),
+    /// Run the workspace's sample cases through the pipeline and show what would run, wait or be refused.
+    Demo,
+    /// Plan a case with the workspace's planner (`[planner]`; the local planner by default:
+    /// governed reads, cited reply), decide it and record it; `--json` prints the plan, what
+    /// the planner read and the decision.
+    Plan(PlanArgs),
+    /// Score the workspace's planner (the local one by default) on a labelled evaluation set
+    /// (intent accuracy, step precision/recall, citation precision). Uses a fresh data dir.
+    Eval(EvalArgs),
+    /// Admin keys and signed releases.
+    #[command(subcommand)]
+    Admin(admin::AdminCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// A case JSON file (a case file that also holds a recorded plan is fine: the recorded plan is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub case: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The evaluation set (JSON Lines; default: the repository's `assets/eval/cases.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub cases: Option<PathBuf>,
+    /// Print every case whose intent, steps or citations differ from the labels.
+    #[arg(long)]
+    pub misses: bool,
+    /// Score on the workspace's sample cases instead, labelled by their recorded plans
+    /// (a set the playbooks were not tuned on; plans with unknown actions are left out).
+    #[arg(long, conflicts_with = "cases")]
+    pub samples: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KbCmd {
+    /// Index the knowledge directory (only new and changed files are parsed) and print the counts.
+    /// Exits 1 when an article cannot be parsed (its errors are file:line:column).
+    Index {
+        /// Parse every article again and rebuild the full-text index.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Search the knowledge base: plain words, best passages first; `word*` matches a prefix.
+    Search {
+        #[arg(required = true, value_name = "QUERY")]
+        query: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Show an article, or one section of it: ID or ID#anchor.
+    Show {
+        #[arg(value_name = "ID[#anchor]")]
+        target: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DecideArgs {
+    /// A case JSON file, or a case file holding both `case` and `plan`.
+    #[arg(long, value_name = "FILE")]
+    pub case: PathBuf,
+    /// A plan JSON file (omit when the case file holds the plan; `run` then plans with the local planner).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Parse and check a policy (default: the workspace's); errors are file:line:column.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Build and sign a policy pack (policy, roster, catalog, managed settings) from a source file.
+    Sign(admin::SignArgs),
+    /// Check a signed pack against the trusted admin keys; exit 1 with the reason if refused.
+    Verify(admin::VerifyArgs),
+    /// What the workspace runs on: a signed pack (which, signed by whom) or dev mode.
+    Status,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScopeArg {
+    Tenant,
+    Channel,
+    Store,
+    Workflow,
+    Action,
+}
+
+impl From<ScopeArg> for PauseScope {
+    fn from(s: ScopeArg) -> PauseScope {
+        match s {
+            ScopeArg::Tenant => PauseScope::Tenant,
+            ScopeArg::Channel => PauseScope::Channel,
+            ScopeArg::Store => PauseScope::Store,
+            ScopeArg::Workflow => PauseScope::Workflow,
+            ScopeArg::Action => PauseScope::Action,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PauseCmd {
+    /// Pause automation in a scope: every step in it is refused until cleared.
+    Set {
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        /// The tenant, channel, store, workflow (plan intent) or action to pause.
+        #[arg(long)]
+        value: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Clear a pause by id.
+    Clear {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List active pauses (all, with cleared ones, with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReviewCmd {
+    /// List the steps waiting for a countersignature.
+    List,
+    /// Countersign a step (as --operator/--role); it binds to the step as decided and the policy version.
+    /// Supervisor steps need --as: a roster member proving who they are with their passphrase.
+    Approve {
+        plan: String,
+        step: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Countersign as this roster member; the passphrase is read from the terminal (or stdin).
+        #[arg(long = "as", value_name = "LEAD_ID")]
+        as_lead: Option<String>,
+        /// Then run the case's approved steps at once, as the app's countersign does.
+        #[arg(long)]
+        run: bool,
+    },
+    /// Reject a step, with a reason.
+    Reject {
+        plan: String,
+        step: String,
+        #[arg(long)]
+        reason: String,
+        /// Reject as this roster member; the passphrase is read from the terminal (or stdin).
+        #[arg(long = "as", value_name = "LEAD_ID")]
+        as_lead: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RosterCmd {
+    /// List the roster (ids and roles; never hashes).
+    List,
+    /// Hash a passphrase for a `[[roster]]` entry (read from the terminal, or stdin).
+    Hash {
+        /// The member's id.
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "team_lead")]
+        role: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CredentialsCmd {
+    /// Store a credential; the value is read from stdin (never from the command line).
+    Set {
+        /// PLATFORM/STORE, e.g. demo_seller_center/acme-us
+        name: String,
+    },
+    /// Delete a credential.
+    Delete { name: String },
+    /// List credential names (never values).
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogCmd {
+    /// List evidence events, oldest first.
+    List {
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events whose body contains this text.
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show one case's evidence timeline.
+    Show { case: String },
+    /// Verify the hash chain (or an exported bundle) and name the first broken event.
+    Verify {
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+    },
+    /// Export the log to a self-verifying bundle directory (after a device-signed checkpoint).
+    Export { dir: PathBuf },
+    /// Sign the log's current head with this device's key (kept in the OS keyring).
+    Checkpoint,
+    /// Write a blob the evidence names by hash (a screenshot, a page snapshot) to a file.
+    Blob {
+        /// The SHA-256 the evidence gives (`screenshot.sha256`, `snapshot.sha256`).
+        hash: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}

@@ -1,0 +1,298 @@
+//! How results read as text (with `--json` they are printed as JSON instead): one
+//! function per kind of result, so a handler is a call and a render.
+#![allow(clippy::print_stdout)]
+
+use std::process::ExitCode;
+
+use countersign_core::model::Pause;
+use countersign_core::{Outcome, PlanDecision};
+use countersign_engine::cases::{CaseRun, PlanRun};
+use countersign_engine::checkpoints::CheckpointReport;
+use countersign_engine::knowledge::KbIndexReport;
+use countersign_engine::{
+    DemoCase, Engine, KbArticle, KbHit, LogVerification, LoggedEvent, PauseRecord, Review, RosterMember, StepRecord,
+};
+use serde::Serialize;
+
+/// Print `value` as JSON with `--json`, else as `text` says; exit 0.
+pub fn out<T: Serialize + ?Sized>(json: bool, value: &T, text: impl FnOnce(&T)) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(value)?;
+    } else {
+        text(value);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn eval(r: &countersign_engine::eval::EvalReport, misses: bool) {
+    if misses {
+        for s in &r.scores {
+            let steps_ok = s.steps == s.expected_steps;
+            let cites_ok = s.cited.iter().all(|c| s.expected_articles.contains(c));
+            if s.intent != s.expected_intent || !steps_ok || !cites_ok || s.error.is_some() {
+                println!(
+                    "{}: intent {} (want {}); steps {:?} (want {:?}); cited {:?} (want {:?}){}",
+                    s.case_id,
+                    s.intent,
+                    s.expected_intent,
+                    s.steps,
+                    s.expected_steps,
+                    s.cited,
+                    s.expected_articles,
+                    s.error.as_ref().map(|e| format!("; error: {e}")).unwrap_or_default()
+                );
+            }
+        }
+        println!();
+    }
+    println!("planner {} on {} cases ({} failed)", r.planner, r.cases, r.failed);
+    println!("  intent accuracy       {}", r.intent_accuracy);
+    println!("  step precision        {}", r.step_precision);
+    println!("  step recall           {}", r.step_recall);
+    println!("  citation precision    {}", r.citation_precision);
+    println!("  citation support      {}", r.citation_support);
+    println!("  promises in review    {}", r.promises_in_review);
+    println!("  per case              p50 {} µs, p99 {} µs", r.p50_us, r.p99_us);
+}
+
+pub fn run(run: &CaseRun) {
+    for r in &run.recovered {
+        println!("recovered {} {} ({}): {}", r.plan_id, r.step_id, r.action, r.state.as_str());
+    }
+    steps(&run.decision);
+    println!();
+    for s in &run.steps {
+        let ran = run.ran.iter().find(|r| r.plan_id == s.plan_id && r.step_id == s.step_id);
+        let note = ran.and_then(|r| r.error.clone()).unwrap_or_default();
+        println!("  {:<4} {:<30} {:<12} {note}", s.step_id, s.action, s.state.as_str());
+    }
+}
+
+pub fn plan(run: &PlanRun) {
+    let plan = &run.planned.plan;
+    println!("intent: {}", plan.intent);
+    steps(&run.opened.decision);
+    if let Some(reply) = &plan.reply {
+        println!("\n{}\n", reply.text);
+        for (i, c) in reply.citations.iter().enumerate() {
+            println!(
+                "[{}] {} v{} #{}",
+                i + 1,
+                c.article_id,
+                c.version.as_deref().unwrap_or("?"),
+                c.anchor.as_deref().unwrap_or("-")
+            );
+        }
+    }
+}
+
+fn badge(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Auto => "RUNS      ",
+        Outcome::Confirm => "WAITS(agt)",
+        Outcome::Supervisor => "WAITS(tl) ",
+        Outcome::Recommend => "ADVICE    ",
+        Outcome::Forbid => "REFUSED   ",
+    }
+}
+
+pub fn demo(engine: &Engine, results: &[DemoCase]) {
+    let p = engine.policy();
+    println!("Policy {} v{} ({})   evidence: {}", p.id, p.version, p.hash, engine.store_path().display());
+    println!();
+    for r in results {
+        let said: String = r.customer_says.chars().take(90).collect();
+        println!("{}  [{}]  intent: {}", r.case_id, r.channel, r.intent);
+        println!("  customer: \"{said}\"");
+        if r.decision.handoff {
+            let sig: Vec<_> = r.decision.signals.iter().map(|s| s.id.as_str()).collect();
+            println!("  HANDOFF to a human: {}", sig.join(", "));
+        }
+        steps(&r.decision);
+        println!();
+    }
+    let mut tally = std::collections::BTreeMap::new();
+    for r in results {
+        for (o, n) in r.decision.tally() {
+            *tally.entry(o).or_insert(0usize) += n;
+        }
+    }
+    let parts: Vec<String> = tally.iter().map(|(o, n)| format!("{n} {o}")).collect();
+    println!("{} cases, steps: {}", results.len(), parts.join(", "));
+}
+
+pub fn steps(d: &PlanDecision) {
+    for s in &d.steps {
+        let why = s.reasons.first().map(|r| r.text.as_str()).unwrap_or_default();
+        println!("  {} {:<30} {}", badge(s.decision), s.action, why);
+    }
+    if let Some(r) = &d.reply {
+        let why = r.reasons.first().map(|r| r.text.as_str()).unwrap_or_default();
+        println!("  {} {:<30} {}", badge(r.decision), "reply", why);
+    }
+}
+
+pub fn verify(v: &LogVerification, what: &str) {
+    if let Some(b) = &v.chain.first_broken {
+        println!("{what}: BROKEN at event {}: {}", b.seq, b.problem);
+    } else {
+        println!("{what}: ok — {} events, head {}", v.chain.count, v.chain.head.to_hex());
+    }
+    crate::admin::print_checkpoints(&v.checkpoints);
+}
+
+pub fn pause(p: &Pause) {
+    println!("paused {} {:?} as {} (by {}, {})", p.scope.as_str(), p.value, p.id, p.set_by, p.set_at);
+}
+
+pub fn pauses(active: &[Pause]) {
+    if active.is_empty() {
+        println!("no active pauses");
+    }
+    for p in active {
+        println!("{}  {} {:?}  set by {} at {} ({})", p.id, p.scope.as_str(), p.value, p.set_by, p.set_at, p.reason);
+    }
+}
+
+pub fn pause_history(history: &[PauseRecord]) {
+    for r in history {
+        let state = match &r.cleared {
+            Some(c) => format!("cleared by {} at {} ({})", c.by, c.at, c.reason),
+            None => "active".into(),
+        };
+        let p = &r.pause;
+        println!(
+            "{}  {} {:?}  set by {} at {} ({})  {state}",
+            p.id,
+            p.scope.as_str(),
+            p.value,
+            p.set_by,
+            p.set_at,
+            p.reason
+        );
+    }
+}
+
+pub fn review_queue(queue: &[StepRecord]) {
+    if queue.is_empty() {
+        println!("nothing waits for review");
+    }
+    for s in queue {
+        let proof = if s.decision == "supervisor" { " (on the roster: --as LEAD_ID)" } else { "" };
+        let needs = s.approver_roles.join(" or ");
+        println!(
+            "{} {}  {:<30} {:<10} case {}  needs {needs}{proof}",
+            s.plan_id, s.step_id, s.action, s.decision, s.case_id
+        );
+    }
+}
+
+pub fn reviewed(step: &StepRecord) {
+    println!("{} {} is now {}", step.plan_id, step.step_id, step.state.as_str());
+}
+
+pub fn review(review: &Review) {
+    reviewed(&review.step);
+    for r in &review.ran {
+        let note = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        println!("ran {} {} ({}): {}{note}", r.plan_id, r.step_id, r.action, r.state.as_str());
+    }
+}
+
+pub fn roster(members: &[RosterMember]) {
+    if members.is_empty() {
+        println!("the roster is empty: supervisor steps cannot be approved (see `countersign roster hash`)");
+    }
+    for m in members {
+        println!("{:<20} {:<12} {}", m.id, m.role, m.name.as_deref().unwrap_or_default());
+    }
+}
+
+pub fn names(names: &[String], none: &str) {
+    if names.is_empty() {
+        println!("{none}");
+    }
+    for n in names {
+        println!("{n}");
+    }
+}
+
+pub fn events(events: &[LoggedEvent]) {
+    for e in events {
+        println!("{:>6}  {}  {:<16} {:<18} {}", e.seq, e.at, e.kind(), e.actor, e.case_id.as_deref().unwrap_or("-"));
+    }
+}
+
+pub fn timeline(events: &[LoggedEvent]) {
+    for e in events {
+        println!("{:>6}  {}  {:<16} by {}", e.seq, e.at, e.kind(), e.actor);
+        println!("        {}", e.summary());
+    }
+}
+
+pub fn kb_index(report: &KbIndexReport) {
+    println!(
+        "{}: {} articles indexed ({} added, {} updated, {} removed, {} unchanged, {} failed) in {} ms",
+        report.dir.display(),
+        report.articles,
+        report.added,
+        report.updated,
+        report.removed,
+        report.unchanged,
+        report.failed,
+        report.elapsed_ms
+    );
+}
+
+pub fn kb_hits(query: &str, hits: &[KbHit]) {
+    if hits.is_empty() {
+        println!("no passage matches {query:?}");
+        return;
+    }
+    println!("{:>3}  {:>6}  {:<44} {:>3}  heading", "#", "score", "article#anchor", "v");
+    for (i, h) in hits.iter().enumerate() {
+        let target = format!("{}#{}", h.article_id, h.anchor);
+        println!("{:>3}  {:>6.2}  {target:<44} {:>3}  {}", i + 1, h.score, h.version, h.heading);
+        println!("{:>13}{}", "", h.snippet.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+}
+
+pub fn article(article: &KbArticle) {
+    println!("{} v{} — {}", article.id, article.version, article.title);
+    println!("owner {} · tags {} · {}", article.owner, article.tags.join(", "), article.path);
+    for p in &article.passages {
+        println!();
+        println!("## {}  (#{})", p.heading, p.anchor);
+        println!();
+        println!("{}", p.text);
+    }
+}
+
+pub fn policy(path: &std::path::Path, s: &countersign_engine::PolicySummary) {
+    println!(
+        "{}: ok — {} v{} ({}), {} actions, {} rules, {} signals, {} reply rules",
+        path.display(),
+        s.id,
+        s.version,
+        s.hash,
+        s.actions,
+        s.rules,
+        s.signals,
+        s.reply_rules
+    );
+}
+
+pub fn export(summary: &countersign_engine::ExportSummary, checkpoints: &CheckpointReport) {
+    println!(
+        "exported {} events to {} (head {}); check it with: countersign log verify --bundle {1} or python3 {1}/verify.py",
+        summary.manifest.count,
+        summary.dir.display(),
+        summary.manifest.head.to_hex()
+    );
+    crate::admin::print_checkpoints(checkpoints);
+}
