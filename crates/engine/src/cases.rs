@@ -355,7 +355,8 @@ impl Engine {
                     ),
                 })?;
                 let digest = countersign_core::digest::sha256_hex(text.as_bytes());
-                let subject = crate::Proving { case_id: &case.id, plan_id, step_id: "reply", step_digest: &digest };
+                let subject =
+                    crate::review::Proving { case_id: &case.id, plan_id, step_id: "reply", step_digest: &digest };
                 let who = self.prove(&subject, proof)?;
                 if !decision.approver_roles.contains(&who.role) {
                     return Err(EngineError::NotPermitted {

@@ -1,0 +1,51 @@
+//! Pausing automation by tenant, channel, store, workflow or action.
+
+use countersign_core::model::{Pause, PauseScope};
+
+use crate::{Engine, EngineError, PauseRecord};
+
+impl Engine {
+    /// Pause automation in a scope. Takes effect for every decision made after it.
+    pub fn pause_set(&self, scope: PauseScope, value: &str, reason: &str) -> Result<Pause, EngineError> {
+        if value.trim().is_empty() || reason.trim().is_empty() {
+            return Err(EngineError::BadInput { message: "a pause needs a value (what to pause) and a reason".into() });
+        }
+        if scope == PauseScope::Channel && countersign_core::model::Channel::parse(value).is_none() {
+            return Err(EngineError::BadInput {
+                message: format!("{value:?} is not a channel (chat, email, instagram_dm, tiktok_dm, …)"),
+            });
+        }
+        if scope == PauseScope::Action && !self.policy.actions.contains_key(value) && value != "send_reply" {
+            return Err(EngineError::BadInput {
+                message: format!("{value:?} is not an action of policy {}", self.policy.id),
+            });
+        }
+        let at = self.clock.now();
+        let id = format!("pause-{}", at.as_millisecond());
+        let pause = Pause {
+            id,
+            scope,
+            value: value.to_string(),
+            reason: reason.to_string(),
+            set_by: self.operator.id.clone(),
+            set_at: at,
+        };
+        self.store.writer().set_pause(pause.clone())?;
+        Ok(pause)
+    }
+
+    /// Clear an active pause.
+    pub fn pause_clear(&self, id: &str, reason: &str) -> Result<(), EngineError> {
+        self.check_pause_clear()?;
+        self.store.writer().clear_pause(id, &self.operator.id, reason, self.clock.now())?;
+        Ok(())
+    }
+
+    pub fn pauses(&self) -> Result<Vec<Pause>, EngineError> {
+        Ok(self.store.active_pauses()?)
+    }
+
+    pub fn pause_history(&self) -> Result<Vec<PauseRecord>, EngineError> {
+        Ok(self.store.pause_history()?)
+    }
+}

@@ -1,0 +1,244 @@
+//! Deciding and recording a plan: the trusted facts (the orders a plan touches, earlier
+//! money steps, pauses, citations), the policy's decision, and the evidence of it all in
+//! one transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use countersign_core::decide::{Facts, OrderFacts, PlanDecision, PriorState, PriorStep};
+use countersign_core::evidence::Event;
+use countersign_core::model::{Case, Plan};
+use countersign_core::{Outcome, decide};
+use countersign_store::{EventFilter, NewStep, StepFilter};
+
+use crate::{DemoCase, Engine, EngineError, StepState, cases};
+
+impl Engine {
+    /// The trusted facts for deciding `plan` on `case`: the orders it touches (read
+    /// through the connector), earlier money steps from the evidence log, active
+    /// pauses, the knowledge articles that exist.
+    pub fn gather_facts(&self, case: &Case, plan: &Plan) -> Result<Facts, EngineError> {
+        let mut order_ids: BTreeSet<String> = case.order_ids.iter().cloned().collect();
+        for step in &plan.steps {
+            if let Some(def) = self.policy.actions.get(&step.action)
+                && let Some(p) = def.order_param.as_ref().and_then(|p| step.params.get(p))
+                && let Some(id) = p.value.as_str()
+            {
+                order_ids.insert(id.to_string());
+            }
+        }
+        let mut orders = BTreeMap::new();
+        for id in &order_ids {
+            if let Some(f) = self.connector.order_facts(id)? {
+                orders.insert(id.clone(), f);
+            }
+        }
+        Ok(Facts {
+            now: self.clock.now(),
+            operator: self.operator.clone(),
+            history: self.prior_money_steps(case, plan, &order_ids)?,
+            orders,
+            pauses: self.store.active_pauses()?,
+            citations: self.index_citations(plan)?,
+        })
+    }
+
+    /// Money steps of earlier plans on this case or on these orders, from the step
+    /// queue: waiting ones count as pending, approved (or in flight) ones as approved,
+    /// executed ones as executed. Rejected, expired, invalidated, failed and
+    /// not-applied steps do not count.
+    fn prior_money_steps(
+        &self,
+        case: &Case,
+        plan: &Plan,
+        orders: &BTreeSet<String>,
+    ) -> Result<Vec<PriorStep>, EngineError> {
+        let counted =
+            vec![StepState::Waiting, StepState::Approved, StepState::Running, StepState::Unknown, StepState::Succeeded];
+        let mut out = Vec::new();
+        for rec in self.store.steps(&StepFilter { states: counted, ..StepFilter::default() })? {
+            if rec.plan_id == plan.id && rec.case_id == case.id {
+                continue;
+            }
+            // An action this policy does not know matches none of its limits.
+            let Some(def) = self.policy.actions.get(&rec.action) else { continue };
+            let Some(money_param) = &def.money_param else { continue };
+            // A money step that cannot be read back is refused, never skipped: skipping it
+            // would let a limit pass on the amounts that happen to be readable.
+            let unreadable = |why: String| EngineError::Unreadable {
+                message: format!(
+                    "step {} of plan {} (case {}) in the step queue cannot be read ({why}), so the money limits \
+                     over earlier steps cannot be checked; nothing is decided until it is (run `countersign log verify`)",
+                    rec.step_id, rec.plan_id, rec.case_id
+                ),
+            };
+            let step = serde_json::from_value::<countersign_core::Step>(rec.step.clone())
+                .map_err(|e| unreadable(e.to_string()))?;
+            let value = |p: &Option<String>| p.as_ref().and_then(|p| step.params.get(p)).map(|p| p.value.clone());
+            // An optional amount left out moves no money.
+            let Some(amount) = value(&def.money_param) else { continue };
+            let amount =
+                countersign_core::Money::from_json(&amount).map_err(|e| unreadable(format!("{money_param}: {e}")))?;
+            let order_id = value(&def.order_param).and_then(|v| v.as_str().map(str::to_string));
+            if rec.case_id == case.id || order_id.as_ref().is_some_and(|o| orders.contains(o)) {
+                out.push(PriorStep {
+                    case_id: rec.case_id.clone(),
+                    action: rec.action.clone(),
+                    order_id,
+                    amount,
+                    state: match rec.state {
+                        StepState::Waiting => PriorState::Pending,
+                        StepState::Succeeded => PriorState::Executed,
+                        _ => PriorState::Approved,
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The policy's decision on a plan. Records nothing.
+    pub fn decide(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        let facts = self.gather_facts(case, plan)?;
+        Ok(decide(&self.policy, case, plan, &facts)?)
+    }
+
+    /// Decide a plan and record the evidence: the case (first time only), the
+    /// context read, the plan, the decisions, and a review request per step that
+    /// waits for a countersignature — in one transaction.
+    ///
+    /// Idempotent per plan: a plan already recorded for this case is not decided or
+    /// recorded again; its recorded decision is returned. A plan id is bound to its steps:
+    /// the same id with other steps (another amount, another order) is a conflict, never
+    /// a way to reuse an earlier decision or approval.
+    pub fn process(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        self.process_with(case, plan, None)
+    }
+
+    /// [`Engine::process`], with the reply's citation facts given (from a planning run)
+    /// instead of resolved against the index.
+    pub(crate) fn process_with(
+        &self,
+        case: &Case,
+        plan: &Plan,
+        citations: Option<Vec<countersign_core::decide::CitationFact>>,
+    ) -> Result<PlanDecision, EngineError> {
+        if let Some(recorded) = self.recorded_decision(&case.id, &plan.id)? {
+            let same = recorded.steps.len() == plan.steps.len()
+                && recorded
+                    .steps
+                    .iter()
+                    .zip(&plan.steps)
+                    .all(|(d, s)| d.step_id == s.id && d.step_digest == countersign_core::digest::step_digest(s));
+            if !same {
+                return Err(EngineError::Conflict {
+                    message: format!(
+                        "plan {} of case {} was already recorded with other steps: a changed plan needs a new id",
+                        plan.id, case.id
+                    ),
+                });
+            }
+            return Ok(recorded);
+        }
+        let mut facts = self.gather_facts(case, plan)?;
+        if let Some(c) = citations {
+            facts.citations = c;
+        }
+        let decision = decide(&self.policy, case, plan, &facts)?;
+        let seen = !self
+            .store
+            .list_events(&EventFilter {
+                case_id: Some(case.id.clone()),
+                kind: Some("case_opened".into()),
+                limit: Some(1),
+                ..EventFilter::default()
+            })?
+            .is_empty();
+        let mut events = Vec::new();
+        if !seen {
+            events.push(Event::CaseOpened { case: case.clone() });
+        }
+        let fields: BTreeSet<String> = decision.steps.iter().flat_map(|s| s.may_read.iter().cloned()).collect();
+        events.push(Event::ContextRead {
+            orders: facts.orders.values().cloned().collect::<Vec<OrderFacts>>(),
+            fields: fields.into_iter().collect(),
+        });
+        events.push(Event::PlanProposed { plan: plan.clone() });
+        events.push(Event::Decided { decision: decision.clone() });
+        for s in &decision.steps {
+            if matches!(s.decision, Outcome::Confirm | Outcome::Supervisor) {
+                events.push(Event::ReviewRequested {
+                    plan_id: plan.id.clone(),
+                    step_id: s.step_id.clone(),
+                    step_digest: s.step_digest.clone(),
+                    decision: s.decision,
+                    approver_roles: s.approver_roles.clone(),
+                });
+            }
+        }
+        let actor = self.operator.id.clone();
+        let mut queued = Vec::new();
+        for (s, step) in decision.steps.iter().zip(&plan.steps) {
+            let state = match s.decision {
+                Outcome::Auto => StepState::Approved,
+                Outcome::Confirm | Outcome::Supervisor => StepState::Waiting,
+                Outcome::Recommend | Outcome::Forbid => continue,
+            };
+            queued.push(NewStep {
+                plan_id: plan.id.clone(),
+                step_id: s.step_id.clone(),
+                case_id: case.id.clone(),
+                action: s.action.clone(),
+                step: serde_json::to_value(step).map_err(|e| EngineError::BadInput { message: e.to_string() })?,
+                step_digest: s.step_digest.clone(),
+                policy_hash: decision.policy_hash.clone(),
+                decision: s.decision.as_str().to_string(),
+                approver_roles: s.approver_roles.clone(),
+                state,
+                decided_at: facts.now,
+            });
+        }
+        let batch = events
+            .iter()
+            .map(|e| {
+                let who = match e {
+                    Event::PlanProposed { plan } if plan.planner == cases::AGENT_EDIT => actor.clone(),
+                    Event::PlanProposed { plan } => format!("planner:{}", plan.planner),
+                    Event::Decided { .. } => "policy".to_string(),
+                    _ => actor.clone(),
+                };
+                self.new_event(Some(&case.id), &who, e)
+            })
+            .collect();
+        self.store.writer().record(batch, queued)?;
+        Ok(decision)
+    }
+
+    /// The decision recorded for a plan of a case, if it was processed before.
+    pub fn recorded_decision(&self, case_id: &str, plan_id: &str) -> Result<Option<PlanDecision>, EngineError> {
+        Ok(self.case_events(case_id, "decided")?.into_iter().rev().find_map(|e| match e.event {
+            Event::Decided { decision } if decision.plan_id == plan_id => Some(decision),
+            _ => None,
+        }))
+    }
+
+    /// Run every sample case of the workspace through the pipeline: the planner
+    /// proposes (here: the plans recorded with the cases), the policy decides,
+    /// the evidence is recorded.
+    pub fn demo(&self) -> Result<Vec<DemoCase>, EngineError> {
+        let samples = self.workspace.sample_cases()?;
+        let mut out = Vec::new();
+        for (path, file) in samples {
+            let plan = file.plan;
+            let decision = self.process(&file.case, &plan)?;
+            out.push(DemoCase {
+                file: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                case_id: file.case.id.clone(),
+                channel: file.case.channel.to_string(),
+                customer_says: file.case.customer_text().last().unwrap_or_default().to_string(),
+                intent: plan.intent.clone(),
+                decision,
+            });
+        }
+        Ok(out)
+    }
+}
