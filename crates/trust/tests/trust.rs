@@ -8,34 +8,15 @@ use countersign_trust::TrustError;
 use countersign_trust::keys::{SecretKey, TrustedKeys};
 use countersign_trust::pack::{RefusalCode, sign_pack, verify_pack};
 
+use countersign_test_support::packs::copy_dir;
+
+/// Pack `version` signed by `key` from the demo's sources.
+fn signed(key: &SecretKey, version: u64) -> tempfile::TempDir {
+    countersign_test_support::packs::signed(key, version, |p| p)
+}
+
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
-}
-
-/// Pack `version` signed by `key` from the demo's sources (policy, roster, catalog, settings).
-fn signed(key: &SecretKey, version: u64) -> tempfile::TempDir {
-    let src = tempfile::tempdir().unwrap();
-    let demo = assets().join("demo");
-    for f in ["policy.toml", "roster.toml", "catalog.toml"] {
-        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
-    }
-    let source = std::fs::read_to_string(demo.join("pack-source.toml"))
-        .unwrap()
-        .replace("version = 2 ", &format!("version = {version} "));
-    assert!(source.contains(&format!("version = {version} ")), "the demo source has a version line");
-    std::fs::write(src.path().join("pack-source.toml"), source).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    sign_pack(&src.path().join("pack-source.toml"), out.path(), key).unwrap();
-    out
-}
-
-fn copy_dir(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, to.path().join(p.file_name().unwrap())).unwrap();
-    }
-    to
 }
 
 #[test]

@@ -11,26 +11,9 @@ use countersign_engine::{
     Engine, EngineError, EngineOptions, ErrorCode, LogFilter, PolicyMode, RefusalCode, StepState,
 };
 
-use super::{Fixed, assets};
+use countersign_test_support::packs::{copy_dir, signed};
 
-/// A pack signed by `key`: the demo policy (edited by `edit`), roster and catalog.
-fn signed(key: &SecretKey, version: u64, edit: impl Fn(String) -> String) -> tempfile::TempDir {
-    let src = tempfile::tempdir().unwrap();
-    let demo = assets().join("demo");
-    let policy = edit(std::fs::read_to_string(demo.join("policy.toml")).unwrap());
-    std::fs::write(src.path().join("policy.toml"), policy).unwrap();
-    for f in ["roster.toml", "catalog.toml"] {
-        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
-    }
-    let source = std::fs::read_to_string(demo.join("pack-source.toml"))
-        .unwrap()
-        .replace("version = 2 ", &format!("version = {version} "));
-    assert!(source.contains(&format!("version = {version} ")), "the demo source has a version line");
-    std::fs::write(src.path().join("pack-source.toml"), source).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    sign_pack(&src.path().join("pack-source.toml"), out.path(), key).unwrap();
-    out
-}
+use super::{Fixed, assets};
 
 /// A workspace whose policy comes from the pack in `pack`.
 fn workspace_on(pack: &Path) -> tempfile::TempDir {
@@ -53,15 +36,6 @@ fn options(workspace: &Path, data: &Path) -> EngineOptions {
 
 fn open_trusting(workspace: &Path, data: &Path, key: &SecretKey) -> Result<Engine, EngineError> {
     Engine::open_with_trust(options(workspace, data), Arc::new(Fixed), TrustedKeys::new(vec![key.public("test admin")]))
-}
-
-fn copy_dir(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, to.path().join(p.file_name().unwrap())).unwrap();
-    }
-    to
 }
 
 /// Flip one byte of `file` (inside a TOML comment or string, so it stays valid text).

@@ -1,0 +1,41 @@
+//! Signed policy packs for tests: the demo's sources signed by a key made in the test.
+
+use std::path::{Path, PathBuf};
+
+use countersign_trust::keys::SecretKey;
+use countersign_trust::pack::sign_pack;
+
+/// The repository's `assets/`.
+pub fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
+}
+
+/// Pack `version` signed by `key` from the demo's sources: the policy (edited by `edit`),
+/// the roster, the catalog and the managed settings.
+pub fn signed(key: &SecretKey, version: u64, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let src = tempfile::tempdir().unwrap();
+    let demo = assets().join("demo");
+    let policy = edit(std::fs::read_to_string(demo.join("policy.toml")).unwrap());
+    std::fs::write(src.path().join("policy.toml"), policy).unwrap();
+    for f in ["roster.toml", "catalog.toml"] {
+        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
+    }
+    let source = std::fs::read_to_string(demo.join("pack-source.toml"))
+        .unwrap()
+        .replace("version = 2 ", &format!("version = {version} "));
+    assert!(source.contains(&format!("version = {version} ")), "the demo source has a version line");
+    std::fs::write(src.path().join("pack-source.toml"), source).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    sign_pack(&src.path().join("pack-source.toml"), out.path(), key).unwrap();
+    out
+}
+
+/// A copy of a flat folder (a pack) to tamper with.
+pub fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.path().join(p.file_name().unwrap())).unwrap();
+    }
+    to
+}
