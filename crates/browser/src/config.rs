@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use countersign_connectors::browser::{check_pages_base_url, check_profile};
 use countersign_connectors::catalog::OrderFactsMap;
+use countersign_connectors::expect::{Check, Expectation, field_pointer};
 use countersign_core::policy::Kind;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -242,7 +243,9 @@ pub struct PageAction {
     pub success: Option<Recognise>,
     pub refusal: Option<RefusalSpec>,
     pub state: Option<StateSpec>,
-    pub expect: Vec<Expect>,
+    /// What the state read after the write must show: the connectors' one contract
+    /// ([`countersign_connectors::expect`]), a field `f` being the pointer `/f`.
+    pub expect: Vec<Expectation>,
 }
 
 #[derive(Debug, Clone)]
@@ -306,14 +309,6 @@ pub struct StateSpec {
     pub action: String,
     /// read parameter ← write parameter
     pub params: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum Expect {
-    Equals { field: String, value: String },
-    EqualsParam { field: String, param: String },
-    IncreasedByParam { field: String, param: String },
-    Changed { field: String },
 }
 
 /// A text with `{param}` / `{param.field}` holes, filled from an action's parameters.
@@ -532,13 +527,8 @@ fn compile(cx: &Ctx<'_>, raw: RawPages) -> Result<PageActions, PagesError> {
                     ));
                 }
             }
-            for e in &actions[name].expect {
-                let field = match e {
-                    Expect::Equals { field, .. }
-                    | Expect::EqualsParam { field, .. }
-                    | Expect::IncreasedByParam { field, .. }
-                    | Expect::Changed { field } => field,
-                };
+            for e in &a.get_ref().expect {
+                let field = &e.get_ref().field;
                 if !read.read.contains_key(field) {
                     return Err(cx.err(state.span(), format!("expect: {} reads no field {field:?}", spec.action)));
                 }
@@ -700,14 +690,13 @@ fn compile_action(cx: &Ctx<'_>, name: &str, a: &Spanned<RawAction>) -> Result<Pa
     let mut expect = Vec::new();
     for e in &raw.expect {
         let re = e.get_ref();
-        let field = re.field.clone();
         let checks = [
-            re.equals.as_ref().map(|v| Expect::Equals { field: field.clone(), value: v.clone() }),
-            re.equals_param.as_ref().map(|p| Expect::EqualsParam { field: field.clone(), param: p.clone() }),
-            re.increased_by_param.as_ref().map(|p| Expect::IncreasedByParam { field: field.clone(), param: p.clone() }),
-            re.changed.filter(|c| *c).map(|_| Expect::Changed { field: field.clone() }),
+            re.equals.as_ref().map(|v| Check::Equals(Value::String(v.clone()))),
+            re.equals_param.as_ref().map(|p| Check::EqualsParam(p.clone())),
+            re.increased_by_param.as_ref().map(|p| Check::IncreasedByParam(p.clone())),
+            re.changed.filter(|c| *c).map(|_| Check::Changed),
         ];
-        let mut given: Vec<Expect> = checks.into_iter().flatten().collect();
+        let mut given: Vec<Check> = checks.into_iter().flatten().collect();
         if given.len() != 1 {
             return Err(cx.err(
                 e.span(),
@@ -715,12 +704,12 @@ fn compile_action(cx: &Ctx<'_>, name: &str, a: &Spanned<RawAction>) -> Result<Pa
             ));
         }
         let check = given.remove(0);
-        if let Expect::EqualsParam { param, .. } | Expect::IncreasedByParam { param, .. } = &check
+        if let Check::EqualsParam(param) | Check::IncreasedByParam(param) = &check
             && !params.contains_key(param)
         {
             return Err(cx.err(e.span(), format!("the action has no parameter {param:?}")));
         }
-        expect.push(check);
+        expect.push(Expectation { path: field_pointer(&re.field), check });
     }
     match kind {
         Kind::Read => {

@@ -59,7 +59,7 @@ use std::str::FromStr;
 
 pub use crate::chromium::{BrowserOptions, find_chromium};
 use crate::chromium::{Chromium, cdp};
-use crate::config::{Expect, FieldType, Recognise};
+use crate::config::{FieldType, Recognise};
 pub use crate::config::{PageAction, PageActions, PagesError};
 
 /// The browser connector (see the crate docs). Calls are serialised: one agent, one tab.
@@ -697,64 +697,12 @@ impl Connector for BrowserConnector {
         before: Option<&Value>,
         after: Option<&Value>,
     ) -> Result<(), ExpectationError> {
-        let action = self
-            .pages
-            .action(write_action)
-            .filter(|a| a.kind == Kind::Write)
-            .ok_or_else(|| ExpectationError::NotAWrite { action: write_action.to_owned() })?;
-        let after = after.ok_or_else(|| ExpectationError::MissingState { when: "after".into() })?;
-        for e in &action.expect {
-            check_one(e, params, before, after)?;
-        }
-        Ok(())
+        let expect = self.pages.action(write_action).filter(|a| a.kind == Kind::Write).map(|a| a.expect.as_slice());
+        countersign_connectors::expect::check_write(write_action, expect, params, before, after)
     }
 
     fn attach_blobs(&self, sink: Arc<dyn BlobSink>) {
         *self.blobs.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
-    }
-}
-
-fn param_amount(params: &Map<String, Value>, name: &str) -> Option<Decimal> {
-    let text = match params.get(name)? {
-        Value::String(s) => s.split(' ').next()?.to_owned(),
-        Value::Object(o) => o.get("amount")?.as_str()?.to_owned(),
-        _ => return None,
-    };
-    Decimal::from_str(&text).ok()
-}
-
-fn check_one(
-    e: &Expect,
-    params: &Map<String, Value>,
-    before: Option<&Value>,
-    after: &Value,
-) -> Result<(), ExpectationError> {
-    let unmet = |expected: String, found: &Value| Err(ExpectationError::Unmet { expected, found: found.to_string() });
-    match e {
-        Expect::Equals { field, value } => {
-            let found = &after[field.as_str()];
-            if found.as_str() == Some(value.as_str()) { Ok(()) } else { unmet(format!("{field} = {value:?}"), found) }
-        }
-        Expect::EqualsParam { field, param } => {
-            let found = &after[field.as_str()];
-            let want = params.get(param).cloned().unwrap_or(Value::Null);
-            if *found == want { Ok(()) } else { unmet(format!("{field} = {want}"), found) }
-        }
-        Expect::IncreasedByParam { field, param } => {
-            let before = before.ok_or_else(|| ExpectationError::MissingState { when: "before".into() })?;
-            let dec = |v: &Value| v.as_str().and_then(|s| Decimal::from_str(s).ok());
-            let found = &after[field.as_str()];
-            match (dec(&before[field.as_str()]), dec(found), param_amount(params, param)) {
-                (Some(b), Some(a), Some(p)) if a - b == p => Ok(()),
-                (Some(b), _, Some(p)) => unmet(format!("{field} = {}", b + p), found),
-                _ => unmet(format!("{field} to grow by {param}"), found),
-            }
-        }
-        Expect::Changed { field } => {
-            let before = before.ok_or_else(|| ExpectationError::MissingState { when: "before".into() })?;
-            let found = &after[field.as_str()];
-            if before[field.as_str()] != *found { Ok(()) } else { unmet(format!("{field} to change"), found) }
-        }
     }
 }
 

@@ -13,9 +13,10 @@
 //! could never work (a path placeholder naming no parameter, a state read that is not a
 //! read) are errors, reported as `file:line:column: message`.
 //!
-//! To add an encoding or an expectation kind: add the raw field (`raw.rs`), check it in
-//! `compile_*` (including the ways it could never work), evaluate it here, document it in
-//! the catalog file's header and add a test.
+//! To add an encoding: add the raw field (`raw.rs`), check it in `compile_*` (including
+//! the ways it could never work), encode it, document it in the catalog file's header and
+//! add a test. Expectations are the connectors' shared contract ([`crate::expect`]): a new
+//! kind is added there, then parsed here and in the browser's page actions.
 
 mod raw;
 
@@ -23,19 +24,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_core::money::Money;
 use countersign_core::policy::{Kind, Layer, Policy};
 use reqwest::Url;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use serde_spanned::Spanned;
 
 use crate::credentials::CredentialName;
+pub use crate::expect::{Check, Expectation, ExpectationError};
 
 /// An HTTP method a catalog entry may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,59 +130,6 @@ pub struct StateRead {
     pub action: String,
     /// read parameter ← write parameter.
     pub params: BTreeMap<String, String>,
-}
-
-/// What one check of an expectation compares.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Check {
-    /// The after-value equals this JSON value.
-    Equals(Value),
-    /// The after-value equals the parameter's value.
-    EqualsParam(String),
-    /// The after-value is an object holding every field of the (object) parameter, equal.
-    IncludesParam(String),
-    /// after − before equals the parameter's amount (decimal strings, never floats).
-    IncreasedByParam(String),
-    /// The after-value differs from the before-value.
-    Changed,
-    /// A list that is this many elements longer after than before.
-    GrewBy(u64),
-}
-
-/// A check on the state read after a write: `check` applies at `path`, a JSON Pointer
-/// (RFC 6901) into the state read's response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Expectation {
-    pub path: String,
-    pub check: Check,
-}
-
-impl fmt::Display for Expectation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.check {
-            Check::Equals(v) => write!(f, "{} equals {v}", self.path),
-            Check::EqualsParam(p) => write!(f, "{} equals parameter {p}", self.path),
-            Check::IncludesParam(p) => write!(f, "{} includes parameter {p}", self.path),
-            Check::IncreasedByParam(p) => write!(f, "{} increased by parameter {p}", self.path),
-            Check::Changed => write!(f, "{} changed", self.path),
-            Check::GrewBy(n) => write!(f, "{} grew by {n}", self.path),
-        }
-    }
-}
-
-/// Why a write's after-state does not show what the catalog expects.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ExpectationError {
-    #[error("{action:?} is not a write in the catalog")]
-    NotAWrite { action: String },
-    #[error("the object's state {when} the write is missing: it must be read before and after")]
-    MissingState { when: String },
-    #[error("expected {expected}, found {found}")]
-    Unmet { expected: String, found: String },
-    #[error("this connector cannot check expectations: {what}")]
-    Unsupported { what: String },
 }
 
 /// A checked catalog entry.
@@ -429,16 +376,8 @@ impl Catalog {
         before: Option<&Value>,
         after: Option<&Value>,
     ) -> Result<(), ExpectationError> {
-        let spec = self
-            .actions
-            .get(write_action)
-            .filter(|s| s.kind == Kind::Write)
-            .ok_or_else(|| ExpectationError::NotAWrite { action: write_action.to_string() })?;
-        let after = after.ok_or_else(|| ExpectationError::MissingState { when: "after".into() })?;
-        for e in &spec.expect {
-            check_one(e, params, before, after)?;
-        }
-        Ok(())
+        let expect = self.actions.get(write_action).filter(|s| s.kind == Kind::Write).map(|s| s.expect.as_slice());
+        crate::expect::check_write(write_action, expect, params, before, after)
     }
 }
 
@@ -607,97 +546,6 @@ fn encode_body(
             Ok(())
         }
     }
-}
-
-// ------------------------------------------------------------------ expectations
-
-fn describe(v: Option<&Value>) -> String {
-    match v {
-        None => "nothing (absent)".into(),
-        Some(v) => {
-            let text = v.to_string();
-            if text.chars().count() > 200 { format!("{}…", text.chars().take(200).collect::<String>()) } else { text }
-        }
-    }
-}
-
-fn decimal_at(v: Option<&Value>, what: &str) -> Result<Decimal, String> {
-    match v {
-        Some(Value::String(s)) => Decimal::from_str(s.trim()).map_err(|_| format!("{what} {s:?} is not a decimal")),
-        Some(Value::Number(n)) => Err(format!("{what} is the JSON number {n}: amounts must be decimal strings")),
-        other => Err(format!("{what} is {}", describe(other))),
-    }
-}
-
-fn param_amount(v: &Value) -> Result<Decimal, String> {
-    if let Ok(m) = Money::from_json(v) {
-        return Ok(m.amount);
-    }
-    decimal_at(Some(v), "the parameter")
-}
-
-fn check_one(
-    e: &Expectation,
-    params: &Map<String, Value>,
-    before: Option<&Value>,
-    after: &Value,
-) -> Result<(), ExpectationError> {
-    let now = after.pointer(&e.path);
-    let unmet = |found: String| Err(ExpectationError::Unmet { expected: e.to_string(), found });
-    let param = |name: &String| {
-        params
-            .get(name)
-            .ok_or_else(|| ExpectationError::Unmet { expected: e.to_string(), found: format!("no parameter {name}") })
-    };
-    let before_at =
-        || before.map(|b| b.pointer(&e.path)).ok_or_else(|| ExpectationError::MissingState { when: "before".into() });
-    match &e.check {
-        Check::Equals(v) => {
-            if now != Some(v) {
-                return unmet(describe(now));
-            }
-        }
-        Check::EqualsParam(name) => {
-            if now != Some(param(name)?) {
-                return unmet(describe(now));
-            }
-        }
-        Check::IncludesParam(name) => {
-            let wanted = param(name)?.as_object();
-            let ok = match (wanted, now.and_then(Value::as_object)) {
-                (Some(w), Some(have)) => w.iter().all(|(k, v)| have.get(k) == Some(v)),
-                _ => false,
-            };
-            if !ok {
-                return unmet(describe(now));
-            }
-        }
-        Check::IncreasedByParam(name) => {
-            let was = before_at()?;
-            let by = param_amount(param(name)?)
-                .map_err(|found| ExpectationError::Unmet { expected: e.to_string(), found })?;
-            let delta = decimal_at(was, "before").and_then(|b| decimal_at(now, "after").map(|a| a - b));
-            match delta {
-                Ok(d) if d == by => {}
-                Ok(d) => return unmet(format!("an increase of {d}")),
-                Err(found) => return unmet(found),
-            }
-        }
-        Check::Changed => {
-            if before_at()? == now {
-                return unmet(format!("unchanged: {}", describe(now)));
-            }
-        }
-        Check::GrewBy(n) => {
-            let len = |v: Option<&Value>| v.and_then(Value::as_array).map(Vec::len);
-            match (len(before_at()?), len(now)) {
-                (Some(b), Some(a)) if a.checked_sub(b) == usize::try_from(*n).ok() => {}
-                (Some(b), Some(a)) => return unmet(format!("{b} elements before, {a} after")),
-                _ => return unmet(format!("not a list: {}", describe(now))),
-            }
-        }
-    }
-    Ok(())
 }
 
 // ------------------------------------------------------------------ compiling
