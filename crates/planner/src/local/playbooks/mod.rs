@@ -302,7 +302,7 @@ impl Playbooks {
             let (line, column) = countersign_connectors::catalog::line_column(text, span.start);
             PlaybookError::Invalid { file: file.to_string(), line, column, message }
         };
-        let raw: File =
+        let raw: PlaybooksFile =
             toml::from_str(text).map_err(|e| err(e.span().unwrap_or(0..0), e.message().trim_end().to_string()))?;
         let mut cites = Vec::new();
         raw.reply.cites(&mut cites);

@@ -14,7 +14,7 @@ use crate::local::intents::Intent;
 
 table! {
     /// The playbooks file as a whole.
-    File {
+    PlaybooksFile {
         reply: Reply,
         reading: Phrases,
         sources: BTreeMap<String, Spanned<SourceEntry>>,
