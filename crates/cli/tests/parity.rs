@@ -29,7 +29,8 @@ fn workspace(dir: &Path) -> PathBuf {
         .replace("policy = \"policy.toml\"", &format!("policy = {:?}", demo.join("policy.toml")))
         .replace("knowledge = \"../knowledge\"", &format!("knowledge = {:?}", demo.join("../knowledge")))
         .replace("catalog = \"catalog.toml\"", &format!("catalog = {:?}", demo.join("catalog.toml")))
-        .replace("seed = \"../demo-store\"", &format!("seed = {:?}", demo.join("../demo-store")));
+        .replace("seed = \"../demo-store\"", &format!("seed = {:?}", demo.join("../demo-store")))
+        .replace("playbooks = \"playbooks.toml\"", &format!("playbooks = {:?}", demo.join("playbooks.toml")));
     std::fs::create_dir_all(dir.join("cases")).unwrap();
     std::fs::copy(demo.join("example-case.json"), dir.join("cases/example-case.json")).unwrap();
     std::fs::write(dir.join("workspace.toml"), text).unwrap();

@@ -31,7 +31,8 @@
 //! ## Extending
 //!
 //! A new platform is a new catalog file (and, when its API differs in kind, a new
-//! encoding or expectation in [`catalog`]). A new action is an entry in the catalog with
+//! encoding in [`catalog`] or a new kind of check in [`expect`], the contract every
+//! connector's expectations share). A new action is an entry in the catalog with
 //! the same name as in the policy; `Catalog::check_against` (and the test that runs it on
 //! the demo files) says when the two drift apart. Errors callers branch on are variants of
 //! [`ConnectorError`]; keep [`ConnectorError::retryable`] in step when adding one.
@@ -39,6 +40,7 @@
 pub mod browser;
 pub mod catalog;
 pub mod credentials;
+pub mod expect;
 pub mod http;
 mod redact;
 pub mod snapshot;
@@ -51,8 +53,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use crate::browser::BrowserSettings;
-pub use crate::catalog::{Catalog, CatalogError, Coverage, ExpectationError};
+pub use crate::catalog::{Catalog, CatalogError, Coverage};
 use crate::credentials::CredentialName;
+pub use crate::expect::ExpectationError;
 pub use crate::http::{HttpConnector, HttpSettings};
 
 /// Why a connector could not answer. Callers branch on the variant; people read the message.

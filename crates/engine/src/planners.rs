@@ -41,7 +41,11 @@ pub fn build_planner(
     };
     let planner_error = |e: countersign_planner::PlannerError| EngineError::Config { message: e.to_string() };
     Ok(match provider {
-        PlannerProvider::Local => Box::new(countersign_planner::LocalPlanner::new()),
+        PlannerProvider::Local => Box::new(match &config.playbooks {
+            Some(file) => countersign_planner::LocalPlanner::load(file)
+                .map_err(|e| EngineError::Config { message: e.to_string() })?,
+            None => countersign_planner::LocalPlanner::new(),
+        }),
         PlannerProvider::Openai => Box::new(OpenAiPlanner::new(llm()?).map_err(planner_error)?),
         PlannerProvider::Azure => {
             let version = config.api_version.as_deref().unwrap_or(AZURE_API_VERSION);

@@ -72,6 +72,8 @@ struct RawPlanner {
     max_tokens: Option<toml::Spanned<u32>>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// The local planner's playbooks file, relative to the workspace file.
+    playbooks: Option<toml::Spanned<PathBuf>>,
 }
 
 /// Which planner proposes plans.
@@ -116,6 +118,9 @@ pub struct PlannerConfig {
     pub max_tokens: Option<u32>,
     /// Extra, non-secret headers.
     pub headers: Vec<(String, String)>,
+    /// The local planner's playbooks file (`playbooks`); the built-in demo playbooks
+    /// when absent.
+    pub playbooks: Option<PathBuf>,
 }
 
 impl Default for PlannerConfig {
@@ -130,6 +135,7 @@ impl Default for PlannerConfig {
             max_tool_rounds: None,
             max_tokens: None,
             headers: Vec::new(),
+            playbooks: None,
         }
     }
 }
@@ -223,7 +229,7 @@ impl Workspace {
             }
         }
         let planner = match raw.planner {
-            Some(p) => planner_config(file, &text, p)?,
+            Some(p) => planner_config(file, &text, base, p)?,
             None => PlannerConfig::default(),
         };
         let connector = match raw.connector {
@@ -322,7 +328,12 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Engin
 }
 
 /// Check a `[planner]` section; every error names the file, line and column.
-fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Result<PlannerConfig, EngineError> {
+fn planner_config(
+    file: &Path,
+    text: &str,
+    base: &Path,
+    raw: toml::Spanned<RawPlanner>,
+) -> Result<PlannerConfig, EngineError> {
     let at = |span: std::ops::Range<usize>, message: String| EngineError::Config {
         message: located(file, text, Some(span), &message),
     };
@@ -411,6 +422,12 @@ fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Re
         }
         v => v.map(toml::Spanned::into_inner),
     };
+    let playbooks = match raw.playbooks {
+        Some(p) if provider != PlannerProvider::Local => {
+            return Err(at(p.span(), "`playbooks` is for the local planner".into()));
+        }
+        p => p.map(|p| base.join(p.into_inner())),
+    };
     Ok(PlannerConfig {
         provider,
         base_url,
@@ -421,6 +438,7 @@ fn planner_config(file: &Path, text: &str, raw: toml::Spanned<RawPlanner>) -> Re
         max_tool_rounds,
         max_tokens,
         headers: raw.headers.into_iter().collect(),
+        playbooks,
     })
 }
 

@@ -9,7 +9,6 @@ use countersign_core::model::{
     Case, Channel, Citation, CustomerRef, IdentityStatus, Message, Param, Plan, Provenance, ReplyDraft, Sender, Step,
 };
 use countersign_engine::{Engine, LogFilter};
-use countersign_planner::local::SOURCES;
 use countersign_planner::{LocalPlanner, Planner, PlannerError, PlanningContext};
 use serde_json::json;
 
@@ -72,8 +71,9 @@ fn planning_reads(engine: &Engine, case_id: &str) -> Vec<serde_json::Value> {
 fn every_playbook_source_is_found_by_its_own_query() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
-    for s in SOURCES {
-        let hits = engine.kb_search(s.query, 8).unwrap();
+    let planner = LocalPlanner::new();
+    for s in planner.playbooks().sources() {
+        let hits = engine.kb_search(&s.query, 8).unwrap();
         assert!(
             hits.iter().any(|h| h.article_id == s.article && h.anchor == s.anchor),
             "{}#{} is not among the results for {:?}",

@@ -126,6 +126,7 @@ fn planner_configuration_errors_name_file_line_and_column() {
         ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\ncredential = \"no-slash\"\n", "PLATFORM/STORE"),
         ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\ntimeout_secs = 0\n", "between 1 and 600"),
         ("[planner]\nprovider = \"local\"\nmodel = \"m\"\n", "local planner takes none"),
+        ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\nplaybooks = \"p.toml\"\n", "for the local planner"),
         ("[planner]\nprovider = \"openai\"\nmodel = \"m\"\napi_key = \"sk-x\"\n", "unknown field"),
         (
             "[planner]\nprovider = \"openai\"\nmodel = \"m\"\n[planner.headers]\nAuthorization = \"Bearer sk-x\"\n",
@@ -146,6 +147,27 @@ fn planner_configuration_errors_name_file_line_and_column() {
             "the error points into [planner] (line {planner_line} or later): {message}"
         );
     }
+}
+
+#[test]
+fn the_local_planner_reads_the_playbooks_file_the_workspace_names_and_locates_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbooks = dir.path().join("playbooks.toml");
+    let demo = std::fs::read_to_string(assets().join("demo/playbooks.toml")).unwrap();
+    std::fs::write(&playbooks, &demo).unwrap();
+    let (_ws, file) = workspace_with(&format!("[planner]\nprovider = \"local\"\nplaybooks = {playbooks:?}\n"));
+    let ws = Workspace::load(&file).unwrap();
+    assert_eq!(ws.planner.playbooks.as_deref(), Some(playbooks.as_path()));
+    // The local planner never reads a key: a keyring store that was never written to.
+    let no_keys: Arc<dyn CredentialStore> = Arc::new(KeyringStore::new("countersign-test-engine-no-keys"));
+    assert_eq!(build_planner(&ws.planner, Arc::clone(&no_keys)).unwrap().name(), "local");
+
+    std::fs::write(&playbooks, demo.replacen("sign_off = ", "sign_of = \"Bye\"\nsign_off = ", 1)).unwrap();
+    let err = build_planner(&ws.planner, no_keys).unwrap_err();
+    let message = err.to_string();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{message}");
+    assert!(message.contains(&format!("{}:", playbooks.display())), "the error names the file: {message}");
+    assert!(message.contains("unknown field `sign_of`"), "{message}");
 }
 
 #[test]

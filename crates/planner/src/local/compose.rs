@@ -9,18 +9,16 @@ use crate::context::{ContextError, Passage, PlanningContext};
 const SEARCH_LIMIT: usize = 8;
 
 /// Where a playbook looks for the rule it states: an article's section, a query that
-/// finds it, and a word that picks the sentence to quote.
-#[derive(Debug, Clone, Copy)]
+/// finds it, and a word that picks the sentence to quote (from the playbooks file's
+/// `[sources]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    pub article: &'static str,
-    pub anchor: &'static str,
-    pub query: &'static str,
-    /// The quoted sentence is the first one in the section containing this (lower case).
-    pub hint: &'static str,
-}
-
-pub const fn src(article: &'static str, anchor: &'static str, query: &'static str, hint: &'static str) -> Source {
-    Source { article, anchor, query, hint }
+    pub article: String,
+    pub anchor: String,
+    pub query: String,
+    /// The quoted sentence is the first one in the section containing this (lower case);
+    /// empty: the section's first sentence.
+    pub hint: String,
 }
 
 /// A reply being drafted.
@@ -35,11 +33,8 @@ pub struct Draft {
 }
 
 impl Draft {
-    pub fn new(first_name: Option<&str>) -> Draft {
-        let greeting = match first_name {
-            Some(n) if !n.trim().is_empty() => format!("Hi {},", n.trim()),
-            _ => "Hi,".to_string(),
-        };
+    /// A draft opening with `greeting` (the playbooks' `Hi {name},`, filled).
+    pub fn new(greeting: String) -> Draft {
         Draft { greeting, ..Draft::default() }
     }
 
@@ -53,13 +48,13 @@ impl Draft {
 
     /// State the rule `source` points at: search for it, quote the sentence, cite it.
     /// Returns whether it was found. The same passage is cited once.
-    pub fn cite(&mut self, ctx: &dyn PlanningContext, source: Source) -> Result<bool, ContextError> {
-        let hits = ctx.search(source.query, SEARCH_LIMIT)?;
+    pub fn cite(&mut self, ctx: &dyn PlanningContext, source: &Source) -> Result<bool, ContextError> {
+        let hits = ctx.search(&source.query, SEARCH_LIMIT)?;
         let Some(passage) = pick(&hits, source) else {
             self.missing.push(format!("{}#{}", source.article, source.anchor));
             return Ok(false);
         };
-        let Some(sentence) = quote(&passage.text, source.hint) else {
+        let Some(sentence) = quote(&passage.text, &source.hint) else {
             self.missing.push(format!("{}#{}", source.article, source.anchor));
             return Ok(false);
         };
@@ -85,19 +80,21 @@ impl Draft {
         self.sentences.is_empty()
     }
 
-    pub fn finish(self) -> ReplyDraft {
+    /// The reply: the greeting, each sentence on its own line, then `sign_off`.
+    pub fn finish(self, sign_off: &str) -> ReplyDraft {
         let mut text = self.greeting;
         for s in &self.sentences {
             text.push('\n');
             text.push_str(s);
         }
-        text.push_str("\nBest regards");
+        text.push('\n');
+        text.push_str(sign_off);
         ReplyDraft { text, citations: self.citations }
     }
 }
 
 /// The passage a playbook asked for, if the search returned it.
-fn pick(hits: &[Passage], source: Source) -> Option<&Passage> {
+fn pick<'a>(hits: &'a [Passage], source: &Source) -> Option<&'a Passage> {
     hits.iter().find(|p| p.article_id == source.article && p.anchor == source.anchor)
 }
 
