@@ -45,8 +45,8 @@ pub struct Args {
     /// A workspace.toml to open (default: $COUNTERSIGN_WORKSPACE, else the demo workspace).
     #[arg(long, value_name = "FILE")]
     pub workspace: Option<PathBuf>,
-    /// Where the evidence and the app's data live, one folder per workspace (default:
-    /// $COUNTERSIGN_DATA_DIR, else the app data dir).
+    /// The data root: one folder per workspace, shared with the command line (default:
+    /// $COUNTERSIGN_DATA_DIR, else `countersign/` in the user data dir).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }

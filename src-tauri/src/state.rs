@@ -82,8 +82,8 @@ impl AppState {
         let data_note = match (moved, left_behind) {
             (Some(m), _) => Some(format!("data moved here from {} (an earlier version's folder)", m.from.display())),
             (None, Some(other)) => Some(format!(
-                "another log of this workspace is still in {} (an earlier version's folder); open it with \
-                 `countersign --data-dir` to verify or export it",
+                "another log is still in {} (an earlier version's folder): it was not moved, because it is \
+                 another workspace's or this workspace already has a log; nothing in it was changed",
                 other.display()
             )),
             (None, None) => None,

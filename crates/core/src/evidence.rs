@@ -224,6 +224,16 @@ impl Event {
         }
     }
 
+    /// An event from its stored parts: the `kind` and the `payload` beside it.
+    pub fn from_parts(kind: &str, payload: &serde_json::Value) -> Result<Event, serde_json::Error> {
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            kind: &'a str,
+            payload: &'a serde_json::Value,
+        }
+        serde_json::from_value(serde_json::to_value(Tagged { kind, payload })?)
+    }
+
     /// The payload alone, as stored beside the kind.
     pub fn payload(&self) -> serde_json::Value {
         match serde_json::to_value(self) {

@@ -165,9 +165,15 @@ impl Engine {
     /// Record a plan someone wrote (a plan file) as the case's plan in force: decided and
     /// recorded like a planner's ([`Engine::process`]), and, like planning again, the
     /// waiting steps of the case's other plans are invalidated.
+    ///
+    /// A plan recorded before is not recorded again and replaces nothing: submitting the
+    /// same plan file twice must not undo a later plan or an agent's edit.
     pub fn submit_plan(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        let new = self.recorded_decision(&case.id, &plan.id)?.is_none();
         let decision = self.process(case, plan)?;
-        self.supersede(&case.id, &plan.id, &format!("replaced by plan {}", plan.id))?;
+        if new {
+            self.supersede(&case.id, &plan.id, &format!("replaced by plan {}", plan.id))?;
+        }
         Ok(decision)
     }
 
@@ -397,9 +403,9 @@ impl Engine {
 pub fn typed_value(old: &Value, text: &str) -> Result<Value, String> {
     let text = text.trim();
     match old {
-        Value::Object(m) if m.contains_key("amount") && m.contains_key("currency") => {
-            let typed = match (text.split_whitespace().count(), m["currency"].as_str()) {
-                (1, Some(currency)) => format!("{text} {currency}"),
+        Value::Object(_) if let Ok(was) = Money::from_json(old) => {
+            let typed = match text.split_whitespace().count() {
+                1 => format!("{text} {}", was.currency),
                 _ => text.to_string(),
             };
             let money = typed.parse::<Money>().map_err(|e| format!("{text:?}: {e} (e.g. 12.50 or 12.50 USD)"))?;

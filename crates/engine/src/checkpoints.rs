@@ -63,11 +63,22 @@ pub struct CheckpointReport {
     pub devices: Vec<String>,
 }
 
-/// A checkpoint event found in a log: its seq and payload.
+/// A checkpoint event found in a log: its seq, and the event read back (`None` when it
+/// cannot be read: it is reported as a checkpoint that does not hold).
 #[derive(Debug, Clone)]
 pub struct FoundCheckpoint {
     pub seq: u64,
-    pub payload: serde_json::Value,
+    pub event: Option<Event>,
+}
+
+impl FoundCheckpoint {
+    /// The events the checkpoint counts, if it can be read.
+    fn count(&self) -> Option<u64> {
+        match &self.event {
+            Some(Event::Checkpoint { count, .. }) => Some(*count),
+            _ => None,
+        }
+    }
 }
 
 /// Check checkpoints against the hashes of the log they are in (`hash_at(n)`: the stored
@@ -76,8 +87,7 @@ pub fn check_checkpoints(found: &[FoundCheckpoint], hash_at: impl Fn(u64) -> Opt
     let mut checks = Vec::new();
     let mut devices = std::collections::BTreeSet::new();
     for f in found {
-        let event = serde_json::from_value::<Event>(serde_json::json!({"kind": "checkpoint", "payload": f.payload}));
-        let Ok(Event::Checkpoint { count, head, device_key, signature }) = event else {
+        let Some(Event::Checkpoint { count, head, device_key, signature }) = f.event.clone() else {
             checks.push(CheckpointCheck {
                 seq: f.seq,
                 count: 0,
@@ -119,6 +129,20 @@ pub fn check_checkpoints(found: &[FoundCheckpoint], hash_at: impl Fn(u64) -> Opt
     CheckpointReport { ok: checks.iter().all(|c| c.ok), checkpoints: checks, devices: devices.into_iter().collect() }
 }
 
+/// One line of a bundle's `events.jsonl`: the event as stored, and its chain hash.
+#[derive(Debug, serde::Deserialize)]
+struct BundleLine {
+    event: BundleEvent,
+    hash: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct BundleEvent {
+    seq: u64,
+    kind: String,
+    payload: serde_json::Value,
+}
+
 /// Check the checkpoints of an exported bundle (`events.jsonl`).
 pub fn check_bundle_checkpoints(dir: &std::path::Path) -> Result<CheckpointReport, EngineError> {
     let path = dir.join("events.jsonl");
@@ -126,13 +150,13 @@ pub fn check_bundle_checkpoints(dir: &std::path::Path) -> Result<CheckpointRepor
     let mut hashes = std::collections::BTreeMap::new();
     let mut found = Vec::new();
     for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let Some(seq) = v["event"]["seq"].as_u64() else { continue };
-        if let Some(h) = v["hash"].as_str().and_then(Hash::from_hex) {
+        let Ok(line) = serde_json::from_str::<BundleLine>(line) else { continue };
+        let seq = line.event.seq;
+        if let Some(h) = Hash::from_hex(&line.hash) {
             hashes.insert(seq, h);
         }
-        if v["event"]["kind"] == "checkpoint" {
-            found.push(FoundCheckpoint { seq, payload: v["event"]["payload"].clone() });
+        if line.event.kind == "checkpoint" {
+            found.push(FoundCheckpoint { seq, event: Event::from_parts(&line.event.kind, &line.event.payload).ok() });
         }
     }
     Ok(check_checkpoints(&found, |n| hashes.get(&n).copied()))
@@ -172,13 +196,11 @@ impl Engine {
             .store
             .list_events(&EventFilter { kind: Some("checkpoint".into()), ..EventFilter::default() })?
             .into_iter()
-            .map(|e| FoundCheckpoint { seq: e.seq, payload: e.payload })
+            .map(|e| FoundCheckpoint { seq: e.seq, event: e.event().ok() })
             .collect();
         let mut hashes = std::collections::BTreeMap::new();
-        for f in &found {
-            if let Some(n) = f.payload["count"].as_u64()
-                && let Some(e) = self.store.event(n)?
-            {
+        for n in found.iter().filter_map(FoundCheckpoint::count) {
+            if let Some(e) = self.store.event(n)? {
                 hashes.insert(n, e.hash);
             }
         }

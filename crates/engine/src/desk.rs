@@ -283,14 +283,15 @@ impl Engine {
         Ok(views::verify(&self.verify()?))
     }
 
-    /// Export a self-verifying bundle into `dir` (which must not exist or be empty).
+    /// Export a self-verifying bundle into `dir` (which must not exist or be empty); it
+    /// counts as verified when the bundle's chain and its signed checkpoints both hold.
     pub fn export_view(&self, dir: &Path) -> Result<ExportView, EngineError> {
         let s = self.log_export(dir)?;
         Ok(ExportView {
             dir: s.dir.display().to_string(),
             count: views::count_u64(s.manifest.count),
             head: s.manifest.head.to_hex(),
-            verified: s.report.ok,
+            verified: s.report.ok && crate::verify_bundle(&s.dir)?.ok(),
         })
     }
 

@@ -509,7 +509,16 @@ impl Engine {
 
     /// After a restart: every step left `running` is marked `unknown` and reconciled by
     /// a read. Returns what became of each.
+    ///
+    /// Only a process that has the workspace to itself may do this: the desktop app and
+    /// the command line share a workspace's data folder, and a step another live process is
+    /// running is not a crash's. So while another engine holds the folder open, recovery
+    /// is left to the last one (or the next start) and nothing is touched.
     pub fn recover(&self) -> Result<Vec<StepRun>, EngineError> {
+        let Some(_alone) = self.presence.alone() else {
+            tracing::info!("another process has this workspace open: steps it may be running are left to it");
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for s in self.store.steps(&StepFilter { states: vec![StepState::Running], ..StepFilter::default() })? {
             self.finish_with(

@@ -54,7 +54,7 @@ pub use countersign_store::{ExportSummary, KbArticle, KbHit, PauseRecord, StepRe
 pub use desk::Review;
 pub use error::{EngineError, ErrorCode};
 pub use execute::StepRun;
-pub use log::{LogVerification, LoggedEvent, verify_bundle};
+pub use log::{LogVerification, LoggedEvent, logged_policies, verify_bundle};
 pub use managed::{PolicyMode, PolicyStatus};
 pub use pack::{ManagedSettings, PackInfo, PackRefusal, RefusalCode};
 pub use roster::{Proof, RosterMember};
@@ -150,6 +150,50 @@ pub struct DemoCase {
     pub decision: PlanDecision,
 }
 
+/// This process's hold on a workspace's data folder: a shared lock on `engine.lock` for
+/// the engine's life, so a process can tell whether it has the folder to itself.
+#[derive(Debug)]
+struct Presence(std::fs::File);
+
+/// While held, this process has the folder to itself; on drop, back to shared.
+struct Alone<'a>(&'a std::fs::File);
+
+impl Drop for Alone<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.lock_shared() {
+            tracing::warn!(error = %e, "could not go back to a shared hold on the data folder");
+        }
+    }
+}
+
+impl Presence {
+    fn open(data_dir: &Path) -> Result<Presence, EngineError> {
+        let path = data_dir.join("engine.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(&path, e))?;
+        file.lock_shared().map_err(|e| EngineError::io(&path, e))?;
+        Ok(Presence(file))
+    }
+
+    /// The folder to this process alone (no other engine has it open), or `None`.
+    fn alone(&self) -> Option<Alone<'_>> {
+        match self.0.try_lock() {
+            Ok(()) => Some(Alone(&self.0)),
+            Err(_) => {
+                // A failed conversion may have dropped the shared hold: take it again.
+                if let Err(e) = self.0.lock_shared() {
+                    tracing::warn!(error = %e, "could not take the data folder's shared hold again");
+                }
+                None
+            }
+        }
+    }
+}
+
 /// The engine: a workspace, its policy, the evidence store and a connector.
 #[derive(Debug)]
 pub struct Engine {
@@ -167,6 +211,7 @@ pub struct Engine {
     approval_ttl: jiff::SignedDuration,
     /// Where the policy came from: a signed pack or dev mode (see [`managed`]).
     managed: managed::Managed,
+    presence: Presence,
 }
 
 impl Engine {
@@ -196,6 +241,7 @@ impl Engine {
             }
         };
         std::fs::create_dir_all(&options.data_dir).map_err(|e| EngineError::io(&options.data_dir, e))?;
+        let presence = Presence::open(&options.data_dir)?;
         let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
         let selected = managed::select(&mut workspace, &store, &options.data_dir, &trusted, dev_policy, clock.now())?;
         let policy = selected.policy;
@@ -277,6 +323,7 @@ impl Engine {
             searches: Default::default(),
             approval_ttl: jiff::SignedDuration::from_hours(4),
             managed,
+            presence,
         };
         engine.finish_policy_load(engine.managed.refused.as_ref())?;
         Ok(engine)

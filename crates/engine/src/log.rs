@@ -17,7 +17,7 @@ use crate::{Engine, EngineError};
 
 /// An event as recorded: where it sits in the chain, who caused it, when, and what it says.
 /// Serialises as the log's own shape (`seq`, `at`, `case_id`, `actor`, `kind`, `payload`,
-/// `hash`).
+/// `hash`, `body`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoggedEvent {
     pub seq: u64,
@@ -28,8 +28,8 @@ pub struct LoggedEvent {
     pub event: Event,
     /// The event's chain hash (hex).
     pub hash: String,
-    /// The canonical JSON that was hashed (for scans of everything the log holds).
-    #[serde(skip)]
+    /// The canonical JSON that was hashed, exactly as stored (what an outside verifier
+    /// re-hashes).
     pub body: String,
 }
 
@@ -204,4 +204,18 @@ impl LoggedEvent {
             other => other.payload().to_string().chars().take(160).collect(),
         }
     }
+}
+
+/// The ids of the policies the log in `dir` ran under (its `policy_loaded` events): what
+/// tells whose log an earlier version's folder holds.
+pub fn logged_policies(dir: &Path) -> Result<std::collections::BTreeSet<String>, EngineError> {
+    let store = Store::open(dir.join("evidence.sqlite"))?;
+    let loaded = events_in(&store, &EventFilter { kind: Some("policy_loaded".into()), ..EventFilter::default() })?;
+    Ok(loaded
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::PolicyLoaded { policy_id, .. } => Some(policy_id),
+            _ => None,
+        })
+        .collect())
 }

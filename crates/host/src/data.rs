@@ -91,9 +91,15 @@ impl DataRoot {
         &self.path
     }
 
-    /// The data folder of workspace `id`.
+    /// The data folder of workspace `id`: `ROOT/<id>`, or the named folder itself when it
+    /// is that workspace's folder already (named after it and holding its log, as the
+    /// command line once had people point `--data-dir` at a workspace's folder).
     pub fn workspace_dir(&self, id: &str) -> PathBuf {
-        self.path.join(id)
+        let own = self.named
+            && self.path.file_name().is_some_and(|n| n == id)
+            && has_log(&self.path)
+            && !has_log(&self.path.join(id));
+        if own { self.path.clone() } else { self.path.join(id) }
     }
 }
 
@@ -105,38 +111,70 @@ fn io(path: &Path, e: std::io::Error) -> EngineError {
     EngineError::io(path, e)
 }
 
-/// Before workspace `id` opens: if its data folder has no log yet but an earlier rule's
-/// folder has one, move that folder's workspace files into place (by rename: the log's
-/// bytes never change, so its chain still verifies). When both have a log, nothing moves
-/// (two chains cannot be merged) and the earlier folder is reported as left behind.
+/// Left in a moved folder until its move is recorded in the evidence (the move itself
+/// happens before the engine can open the log).
+pub const MOVED_FROM: &str = "moved-from";
+
+/// Whose an earlier version's flat folder is: the workspace's if its log ran under this
+/// workspace's policy (a workspace on a signed pack cannot be told apart this way).
+pub type Owner<'a> = &'a dyn Fn(&Path) -> Result<bool, EngineError>;
+
+/// Before workspace `id` opens, find a log an earlier version kept elsewhere and move it
+/// into place. Files are renamed, never rewritten, so the chain still verifies; a note
+/// ([`MOVED_FROM`]) goes with them until the host records the move in the evidence.
 ///
-/// Under the command line's earlier rule a named folder held one set of files whatever
-/// the workspace, so the first workspace opened under this rule takes them.
-pub fn adopt(root: &DataRoot, id: &str) -> Result<Adoption, EngineError> {
+/// - The command line kept a workspace's files directly in a named folder. When that
+///   folder is named after the workspace it is this workspace's folder already, and is
+///   used in place. Otherwise its files move into `ROOT/<id>/` only if `owner` says the
+///   log is this workspace's; else they stay and are reported as left behind.
+/// - The desktop app kept `app.countersign.desktop/<id>/`: moved whole, in one rename.
+///
+/// When the workspace's folder already has a log, nothing moves (two chains are never
+/// merged) and the other folder is reported as left behind. Adoption holds an exclusive
+/// lock in the root, and a move interrupted half-way (files staged in `ROOT/.<id>.moving`)
+/// is finished at the next start, so no file of a log is ever separated from the rest.
+pub fn adopt(root: &DataRoot, id: &str, owner: Owner<'_>) -> Result<Adoption, EngineError> {
+    std::fs::create_dir_all(&root.path).map_err(|e| io(&root.path, e))?;
+    let lock_path = root.path.join(".adopting.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io(&lock_path, e))?;
+    lock.lock().map_err(|e| io(&lock_path, e))?;
     let dir = root.workspace_dir(id);
-    let earlier_cli = root.named.then(|| root.path.clone()).filter(|p| has_log(p));
+    let staging = root.path.join(format!(".{id}.moving"));
+    if staging.is_dir() {
+        // A move cut short: finish it (the earlier folder still holds what was not staged).
+        return stage_and_move(&root.path, &staging, &dir).map(|m| Adoption { moved: Some(m), left_behind: None });
+    }
+    let earlier_cli = root.named.then(|| root.path.clone()).filter(|p| *p != dir && has_log(p));
     let earlier_app = root.earlier_app.as_ref().map(|p| p.join(id)).filter(|p| has_log(p));
     if has_log(&dir) {
         return Ok(Adoption { moved: None, left_behind: earlier_cli.or(earlier_app) });
     }
     if let Some(from) = earlier_cli {
-        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        for name in WORKSPACE_FILES {
-            let old = from.join(name);
-            if old.exists() {
-                let new = dir.join(name);
-                std::fs::rename(&old, &new).map_err(|e| io(&old, e))?;
-            }
+        if !owner(&from)? {
+            return Ok(Adoption { moved: None, left_behind: Some(from) });
         }
-        return Ok(Adoption { moved: Some(Moved { from, to: dir }), left_behind: None });
+        std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
+        return stage_and_move(&from, &staging, &dir).map(|m| Adoption { moved: Some(m), left_behind: None });
     }
     if let Some(from) = earlier_app {
+        std::fs::write(from.join(MOVED_FROM), from.display().to_string()).map_err(|e| io(&from, e))?;
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
         // An empty folder left by an earlier start is in the way of the rename.
         if dir.is_dir() {
-            std::fs::remove_dir(&dir).map_err(|e| io(&dir, e))?;
+            std::fs::remove_dir(&dir).map_err(|e| EngineError::Config {
+                message: format!(
+                    "{} is in the way of moving {} there ({e}); move its contents away, then start again",
+                    dir.display(),
+                    from.display()
+                ),
+            })?;
         }
         std::fs::rename(&from, &dir).map_err(|e| EngineError::Config {
             message: format!(
@@ -148,4 +186,29 @@ pub fn adopt(root: &DataRoot, id: &str) -> Result<Adoption, EngineError> {
         return Ok(Adoption { moved: Some(Moved { from, to: dir }), left_behind: None });
     }
     Ok(Adoption::default())
+}
+
+/// Rename the workspace files still in `from` into `staging` (the log's own files last,
+/// so a retry always finds them together on one side), write the note, then rename
+/// `staging` to `dir` in one step.
+fn stage_and_move(from: &Path, staging: &Path, dir: &Path) -> Result<Moved, EngineError> {
+    let note = staging.join(MOVED_FROM);
+    if !note.exists() {
+        std::fs::write(&note, from.display().to_string()).map_err(|e| io(&note, e))?;
+    }
+    let recorded_from = std::fs::read_to_string(&note).map(PathBuf::from).map_err(|e| io(&note, e))?;
+    for name in WORKSPACE_FILES.iter().rev() {
+        let old = recorded_from.join(name);
+        if old.exists() {
+            let new = staging.join(name);
+            std::fs::rename(&old, &new).map_err(|e| io(&old, e))?;
+        }
+    }
+    if dir.is_dir() {
+        std::fs::remove_dir(dir).map_err(|e| EngineError::Config {
+            message: format!("{} is in the way of the data moved from {}: {e}", dir.display(), recorded_from.display()),
+        })?;
+    }
+    std::fs::rename(staging, dir).map_err(|e| io(staging, e))?;
+    Ok(Moved { from: recorded_from, to: dir.to_path_buf() })
 }

@@ -81,7 +81,19 @@ pub fn open(options: Options) -> Result<Opened, EngineError> {
 pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened, EngineError> {
     let ws = Workspace::load(&options.workspace)?;
     let data_dir = options.root.workspace_dir(&ws.id);
-    let adoption = data::adopt(&options.root, &ws.id)?;
+    // Whose an earlier folder's log is: this workspace's when it ran under this
+    // workspace's policy (a workspace on a signed pack is never guessed at).
+    let policy_id = match &ws.pack {
+        None => Some(countersign_engine::check_policy(&ws.policy)?.id),
+        Some(_) => None,
+    };
+    let owner = |dir: &Path| -> Result<bool, EngineError> {
+        match &policy_id {
+            Some(id) => Ok(countersign_engine::logged_policies(dir)?.contains(id)),
+            None => Ok(false),
+        }
+    };
+    let adoption = data::adopt(&options.root, &ws.id, &owner)?;
     let (connector, services) = connector_for(&ws, &data_dir)?;
     let operator = match (options.operator_id, options.role) {
         (None, None) => None,
@@ -94,9 +106,13 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
         EngineOptions { workspace: options.workspace, data_dir: data_dir.clone(), operator, connector },
         clock,
     )?;
-    if let Some(m) = &adoption.moved {
-        engine.record_data_moved(&m.from.display().to_string(), &m.to.display().to_string())?;
-        tracing::info!(from = %m.from.display(), to = %m.to.display(), "data folder moved to the one rule's place");
+    // A move is recorded once the log can be written, even when it happened at an
+    // earlier start that failed after moving (the note stays until it is recorded).
+    let note = data_dir.join(data::MOVED_FROM);
+    if let Ok(from) = std::fs::read_to_string(&note) {
+        engine.record_data_moved(&from, &data_dir.display().to_string())?;
+        std::fs::remove_file(&note).map_err(|e| EngineError::io(&note, e))?;
+        tracing::info!(from = %from, to = %data_dir.display(), "data folder moved to the one rule's place");
     }
     if let Some(other) = &adoption.left_behind {
         tracing::warn!(

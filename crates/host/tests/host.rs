@@ -122,3 +122,59 @@ fn the_demo_workspace_runs_on_a_demo_store_the_host_starts() {
     .unwrap_err();
     assert!(err.to_string().contains("countersign_host::open"), "{err}");
 }
+
+#[test]
+fn a_named_folder_that_is_the_workspaces_own_is_used_in_place() {
+    let root = tempfile::tempdir().unwrap();
+    let own = root.path().join("demo-snapshot");
+    let events = earlier_log(&own);
+    // `--data-dir` pointing at the workspace's own folder, as the command line once taught.
+    let opened = open(options(snapshot(), DataRoot::named(&own))).unwrap();
+    assert_eq!(opened.data_dir, own, "used where it is");
+    assert!(opened.moved.is_none() && !own.join("demo-snapshot").exists(), "never nested into itself");
+    assert_eq!(opened.engine.verify().unwrap().chain.count as usize, events);
+}
+
+#[test]
+fn another_workspaces_log_is_left_where_it_is() {
+    let root = tempfile::tempdir().unwrap();
+    earlier_log(root.path());
+    // A workspace on another policy: the flat log in the folder is not its own.
+    let ws = tempfile::tempdir().unwrap();
+    let demo = assets().join("demo").canonicalize().unwrap();
+    let policy = std::fs::read_to_string(demo.join("policy.toml")).unwrap().replacen(
+        "id = \"demo-retail\"",
+        "id = \"other-retail\"",
+        1,
+    );
+    std::fs::write(ws.path().join("policy.toml"), policy).unwrap();
+    let toml = std::fs::read_to_string(demo.join("workspace-snapshot.toml")).unwrap();
+    let toml = toml
+        .replace("id = \"demo-snapshot\"", "id = \"other\"")
+        .replace("knowledge = \"../knowledge\"", &format!("knowledge = {:?}", demo.join("../knowledge")))
+        .replace("cases = \"cases\"", &format!("cases = {:?}", demo.join("cases")))
+        .replace("dataset = \"../demo-store\"", &format!("dataset = {:?}", demo.join("../demo-store")));
+    std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
+    let opened = open(options(ws.path().join("workspace.toml"), DataRoot::named(root.path()))).unwrap();
+    assert_eq!(opened.engine.policy().id, "other-retail");
+    assert!(opened.moved.is_none(), "another workspace's log is never taken");
+    assert_eq!(opened.left_behind.as_deref(), Some(root.path()), "the faces say where it is");
+    assert!(root.path().join("evidence.sqlite").is_file());
+}
+
+#[test]
+fn a_move_cut_short_is_finished_and_recorded_at_the_next_start() {
+    let root = tempfile::tempdir().unwrap();
+    let events = earlier_log(root.path());
+    // The earlier start staged the log and stopped before the last rename.
+    let staging = root.path().join(".demo-snapshot.moving");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join(countersign_host::data::MOVED_FROM), root.path().display().to_string()).unwrap();
+    std::fs::rename(root.path().join("evidence.sqlite"), staging.join("evidence.sqlite")).unwrap();
+    let opened = open(options(snapshot(), DataRoot::named(root.path()))).unwrap();
+    assert!(!staging.exists(), "the staged files reached their place");
+    let v = opened.engine.verify().unwrap();
+    assert!(v.ok() && v.chain.count as usize == events + 1, "the whole log, and the move: {v:?}");
+    assert_eq!(data_moved(&opened.engine), [root.path().display().to_string()]);
+    assert!(!opened.data_dir.join(countersign_host::data::MOVED_FROM).exists(), "the note goes once recorded");
+}

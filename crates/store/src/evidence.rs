@@ -75,14 +75,7 @@ impl StoredEvent {
     /// this build does not know (another version wrote it, or someone edited the row) is
     /// [`StoreError::BadBody`], naming its seq.
     pub fn event(&self) -> Result<countersign_core::evidence::Event, StoreError> {
-        #[derive(Serialize)]
-        struct Tagged<'a> {
-            kind: &'a str,
-            payload: &'a serde_json::Value,
-        }
-        let tagged = serde_json::to_value(Tagged { kind: &self.kind, payload: &self.payload })
-            .map_err(|e| StoreError::BadBody { seq: self.seq, detail: e.to_string() })?;
-        serde_json::from_value(tagged).map_err(|e| StoreError::BadBody {
+        countersign_core::evidence::Event::from_parts(&self.kind, &self.payload).map_err(|e| StoreError::BadBody {
             seq: self.seq,
             detail: format!("a {} event this build cannot read: {e}", self.kind),
         })

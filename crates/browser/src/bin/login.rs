@@ -1,7 +1,8 @@
 //! `countersign-browser-login --pages PAGES.toml --data-dir DIR [--base-url URL]
 //! [--profile PLATFORM/STORE] [--no-sandbox]`: opens a visible browser window on the seller
 //! center's login page, in the profile the browser connector uses (for a browser
-//! workspace: its `pages`, the data dir the app or CLI uses for it, and its `base_url` and
+//! workspace: its `pages`, the workspace's own data folder — `<data root>/<workspace id>`,
+//! the folder the app and the CLI use for it — and its `base_url` and
 //! `profile` if it gives them). Sign in (and pass any verification) by hand, then close
 //! the window; the connector then works inside that session. Nothing typed here is read
 //! or stored by Countersign.

@@ -49,8 +49,8 @@ fn context(events: &[LoggedEvent]) -> (Vec<OrderView>, Vec<String>) {
 pub fn param_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(m) if m.len() == 2 && m.contains_key("amount") && m.contains_key("currency") => {
-            format!("{} {}", m["amount"].as_str().unwrap_or_default(), m["currency"].as_str().unwrap_or_default())
+        serde_json::Value::Object(_) => {
+            countersign_core::Money::from_json(v).map_or_else(|_| v.to_string(), |m| m.to_string())
         }
         v => v.to_string(),
     }

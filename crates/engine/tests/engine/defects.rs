@@ -125,3 +125,27 @@ fn verify_checks_the_signed_checkpoints_not_only_the_chain() {
     assert!(!view.ok, "the team lead's Verify says so too: {view:?}");
     assert!(view.problem.as_deref().unwrap_or_default().contains("checkpoint"), "{view:?}");
 }
+
+#[test]
+fn a_step_another_process_is_running_is_not_recovered_as_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = open(dir.path());
+    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    app.process(&cancel.case, &cancel.plan).unwrap();
+    app.review(&cancel.plan.id, "s2", Verdict::Approved, "customer confirmed").unwrap();
+    // The app has started the step: its call is out (the state an executor commits first).
+    let db = rusqlite::Connection::open(app.store_path()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute("UPDATE steps SET state = 'running' WHERE plan_id = ?1 AND step_id = 's2'", [&cancel.plan.id]).unwrap();
+
+    // A second process on the same folder (the CLI beside the app) must not call it a crash.
+    let cli = open(dir.path());
+    assert!(cli.recover().unwrap().is_empty(), "a step another live process runs is left to it");
+    assert_eq!(super::state_of(&cli, &cancel.plan.id, "s2"), StepState::Running);
+
+    // Once the other process is gone, the step left running is a crash's, and is settled.
+    drop(app);
+    let settled = cli.recover().unwrap();
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert_ne!(super::state_of(&cli, &cancel.plan.id, "s2"), StepState::Running);
+}
