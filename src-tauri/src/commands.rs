@@ -167,8 +167,7 @@ pub fn log_verify(shell: State<'_, Shell>) -> Res<VerifyView> {
 pub fn log_export(shell: State<'_, Shell>) -> Res<ExportView> {
     plain_thread(|| {
         let state = shell.get()?;
-        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
-        Ok(state.engine.export_view(&state.export_dir.join(format!("bundle-{stamp}")))?)
+        Ok(state.engine.export_into(&state.export_dir)?)
     })
 }
 
@@ -185,7 +184,7 @@ pub fn pauses(shell: State<'_, Shell>, all: bool) -> Res<Vec<PauseView>> {
 
 #[tauri::command(async)]
 pub fn pause_set(shell: State<'_, Shell>, scope: PauseScope, value: String, reason: String) -> Res<String> {
-    plain_thread(|| Ok(shell.get()?.engine.pause_set(scope, value.trim(), &reason)?.id))
+    plain_thread(|| Ok(shell.get()?.engine.pause_set(scope, &value, &reason)?.id))
 }
 
 #[tauri::command(async)]

@@ -154,6 +154,7 @@ fn the_cli_and_the_apps_commands_leave_the_same_evidence() {
     let (ws_dir, cli_root, app_root) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let ws = workspace(ws_dir.path());
+    let super_cli = cli;
     let cli = |args: &[&str]| cli(&ws, cli_root.path(), args);
     let case = ws_dir.path().join("cases/example-case.json");
     let case_id = serde_json::from_str::<Value>(&std::fs::read_to_string(&case).unwrap()).unwrap()["id"]
@@ -204,6 +205,10 @@ fn the_cli_and_the_apps_commands_leave_the_same_evidence() {
 
     let data_dir = app.state().info.data_dir.clone();
     drop(app);
+    // The faces share a workspace's folder: the CLI on the app's data root sees the app's
+    // pause (and so stops on it), and its log.
+    let pauses = super_cli(&ws, app_root.path(), &["pause", "list"]);
+    assert_eq!(pauses.as_array().map(Vec::len), Some(1), "the app's pause, seen by the CLI: {pauses}");
     assert_eq!(
         PathBuf::from(data_dir),
         app_root.path().join("demo"),

@@ -295,6 +295,12 @@ impl Engine {
         })
     }
 
+    /// Export a bundle into a new folder under `dir`, named by when it was made.
+    pub fn export_into(&self, dir: &Path) -> Result<ExportView, EngineError> {
+        let stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
+        self.export_view(&dir.join(format!("bundle-{stamp}")))
+    }
+
     /// The team lead's metrics, from the step queue and the log's decisions and plans.
     pub fn metrics(&self) -> Result<Metrics, EngineError> {
         let steps = self.all_steps()?;

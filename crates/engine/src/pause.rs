@@ -7,6 +7,7 @@ use crate::{Engine, EngineError, PauseRecord};
 impl Engine {
     /// Pause automation in a scope. Takes effect for every decision made after it.
     pub fn pause_set(&self, scope: PauseScope, value: &str, reason: &str) -> Result<Pause, EngineError> {
+        let value = value.trim();
         if value.trim().is_empty() || reason.trim().is_empty() {
             return Err(EngineError::BadInput { message: "a pause needs a value (what to pause) and a reason".into() });
         }
