@@ -39,6 +39,7 @@
 
 pub mod browser;
 pub mod catalog;
+pub mod config_file;
 pub mod credentials;
 pub mod expect;
 pub mod http;

@@ -23,17 +23,7 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 /// A configuration error, pointing into the file.
-#[derive(Debug, thiserror::Error)]
-pub enum PagesError {
-    #[error("cannot read the page actions {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid { file: String, line: usize, column: usize, message: String },
-}
+pub type PagesError = countersign_connectors::config_file::FileError;
 
 /// A checked page-actions file.
 #[derive(Debug, Clone)]
@@ -250,8 +240,7 @@ fn is_name(s: &str) -> bool {
 
 impl PageActions {
     pub fn load(path: &Path) -> Result<PageActions, PagesError> {
-        let shown = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|source| PagesError::Io { path: shown.clone(), source })?;
+        let (shown, source) = countersign_connectors::config_file::read("page actions", path)?;
         PageActions::parse(&shown, &source)
     }
 

@@ -229,17 +229,7 @@ pub struct Catalog {
 }
 
 /// A catalog that could not be loaded: where and why.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("cannot read the catalog {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid { file: String, line: usize, column: usize, message: String },
-}
+pub type CatalogError = crate::config_file::FileError;
 
 /// How a catalog and a policy differ (see [`Catalog::check_against`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -277,9 +267,7 @@ pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
 impl Catalog {
     /// Read and check the catalog at `path`.
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
-        let shown = path.display().to_string();
-        let source =
-            std::fs::read_to_string(path).map_err(|source| CatalogError::Io { path: shown.clone(), source })?;
+        let (shown, source) = crate::config_file::read("catalog", path)?;
         Catalog::parse(&shown, &source)
     }
 

@@ -31,17 +31,7 @@ use serde_spanned::Spanned;
 use super::compose::Source;
 
 /// A playbooks file that could not be loaded: where and why.
-#[derive(Debug, thiserror::Error)]
-pub enum PlaybookError {
-    #[error("cannot read the playbooks {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid { file: String, line: usize, column: usize, message: String },
-}
+pub type PlaybookError = countersign_connectors::config_file::FileError;
 
 // ------------------------------------------------------------------ value types
 
@@ -291,8 +281,7 @@ pub struct Playbooks {
 impl Playbooks {
     /// Read and check the playbooks at `path`.
     pub fn load(path: &Path) -> Result<Playbooks, PlaybookError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PlaybookError::Io { path: shown.clone(), source })?;
+        let (shown, text) = countersign_connectors::config_file::read("playbooks", path)?;
         Playbooks::parse(&shown, &text)
     }
 
