@@ -39,3 +39,17 @@ pub fn copy_dir(from: &Path) -> tempfile::TempDir {
     }
     to
 }
+
+/// The demo's pack sources with a roster role the policy does not declare: contents that
+/// signing refuses. Returns the folder; the source is its `pack-source.toml`.
+pub fn source_with_unknown_roster_role() -> tempfile::TempDir {
+    let src = tempfile::tempdir().unwrap();
+    let demo = assets().join("demo");
+    for f in ["policy.toml", "catalog.toml", "pack-source.toml"] {
+        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
+    }
+    let roster =
+        std::fs::read_to_string(demo.join("roster.toml")).unwrap().replace("role = \"team_lead\"", "role = \"owner\"");
+    std::fs::write(src.path().join("roster.toml"), roster).unwrap();
+    src
+}

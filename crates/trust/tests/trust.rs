@@ -84,14 +84,7 @@ fn unreadable_packs_and_bad_contents_are_refused_with_a_location() {
     assert_eq!((r.pack_id.as_deref(), r.version), (Some("demo-retail"), Some(1)), "the refusal says what was offered");
 
     // Signing checks the contents first: a roster role the policy does not declare.
-    let src = tempfile::tempdir().unwrap();
-    let demo = assets().join("demo");
-    for f in ["policy.toml", "catalog.toml", "pack-source.toml"] {
-        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
-    }
-    let roster =
-        std::fs::read_to_string(demo.join("roster.toml")).unwrap().replace("role = \"team_lead\"", "role = \"owner\"");
-    std::fs::write(src.path().join("roster.toml"), roster).unwrap();
+    let src = countersign_test_support::packs::source_with_unknown_roster_role();
     let out = tempfile::tempdir().unwrap();
     let err = sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap_err();
     assert!(matches!(err, TrustError::BadInput { .. }), "bad input (the engine's BadInput): {err}");

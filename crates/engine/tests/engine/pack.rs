@@ -384,21 +384,14 @@ fn under_a_signed_pack_an_llm_planner_may_call_only_the_endpoint_the_pack_names(
 #[test]
 fn trust_errors_keep_the_codes_the_faces_see() {
     let admin = SecretKey::generate().unwrap();
-    let src = tempfile::tempdir().unwrap();
-    let demo = assets().join("demo");
-    for f in ["policy.toml", "catalog.toml", "pack-source.toml"] {
-        std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
-    }
-    let roster =
-        std::fs::read_to_string(demo.join("roster.toml")).unwrap().replace("role = \"team_lead\"", "role = \"owner\"");
-    std::fs::write(src.path().join("roster.toml"), roster).unwrap();
+    let src = countersign_test_support::packs::source_with_unknown_roster_role();
     let out = tempfile::tempdir().unwrap();
     let err = EngineError::from(sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap_err());
     assert_eq!(err.code(), ErrorCode::BadInput, "contents that do not check: {err}");
     assert!(err.to_string().contains("\"owner\""), "the message is trust's own: {err}");
 
     let pack = signed(&admin, 1, |p| p);
-    let err = EngineError::from(sign_pack(&demo.join("pack-source.toml"), pack.path(), &admin).unwrap_err());
+    let err = EngineError::from(sign_pack(&assets().join("demo/pack-source.toml"), pack.path(), &admin).unwrap_err());
     assert_eq!(err.code(), ErrorCode::Conflict, "a directory that holds a pack: {err}");
 
     let err = EngineError::from(sign_pack(&src.path().join("nowhere.toml"), out.path(), &admin).unwrap_err());
