@@ -64,8 +64,9 @@ pub struct Opened {
     /// A data folder found under an earlier rule and moved here at this start (recorded
     /// in the evidence as `data_moved`).
     pub moved: Option<Moved>,
-    /// A folder the earlier rule used that still holds a log of this workspace but could
-    /// not be merged (both have one): the faces say where it is.
+    /// A folder an earlier version used that still holds a log, left where it is: another
+    /// workspace's, or this one's when this workspace already has a log (two logs are never
+    /// merged). The faces say where it is.
     pub left_behind: Option<PathBuf>,
 }
 
@@ -82,17 +83,16 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
     let ws = Workspace::load(&options.workspace)?;
     let data_dir = options.root.workspace_dir(&ws.id);
     // Whose an earlier folder's log is: this workspace's when it ran under this
-    // workspace's policy (a workspace on a signed pack is never guessed at).
-    let policy_id = match &ws.pack {
-        None => Some(countersign_engine::check_policy(&ws.policy)?.id),
-        Some(_) => None,
-    };
-    let owner = |dir: &Path| -> Result<bool, EngineError> {
-        match &policy_id {
-            Some(id) => Ok(countersign_engine::logged_policies(dir)?.contains(id)),
-            None => Ok(false),
-        }
-    };
+    // workspace's policy (a workspace on a signed pack is never guessed at). Asked only
+    // when there is such a folder, so an ordinary start parses nothing more.
+    let owner =
+        |dir: &Path| -> Result<bool, EngineError> {
+            match &ws.pack {
+                None => Ok(countersign_engine::logged_policies(dir)?
+                    .contains(&countersign_engine::check_policy(&ws.policy)?.id)),
+                Some(_) => Ok(false),
+            }
+        };
     let adoption = data::adopt(&options.root, &ws.id, &owner)?;
     let (connector, services) = connector_for(&ws, &data_dir)?;
     let operator = match (options.operator_id, options.role) {
@@ -117,7 +117,7 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
     if let Some(other) = &adoption.left_behind {
         tracing::warn!(
             other = %other.display(),
-            "another log of this workspace stays where an earlier version kept it; open it with --data-dir"
+            "a log an earlier version kept stays where it is (another workspace's, or this one already has a log)"
         );
     }
     Ok(Opened { engine, data_dir, services, moved: adoption.moved, left_behind: adoption.left_behind })
