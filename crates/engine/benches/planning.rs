@@ -12,10 +12,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use countersign_engine::{Engine, EngineOptions, SystemClock};
 use countersign_planner::LocalPlanner;
 
 mod kbgen;
@@ -66,8 +64,11 @@ fn main() {
     .unwrap();
 
     let t = Instant::now();
-    let options = EngineOptions { workspace, data_dir: tmp.path().join("data"), operator: None, connector: None };
-    let engine = Engine::open(options, Arc::new(SystemClock)).unwrap();
+    // Opened as the faces open it: the host starts the demo seller center beside the engine.
+    let root = countersign_host::DataRoot::named(tmp.path().join("data"));
+    let options = countersign_host::Options { workspace, root, operator_id: None, role: None };
+    let opened_workspace = countersign_host::open(options).unwrap();
+    let engine = &opened_workspace.engine;
     let opened = t.elapsed();
     let report = engine.kb_open_report().clone();
     assert_eq!(report.failed, 0, "{:?}", report.errors.first());
