@@ -1,33 +1,15 @@
-//! Declares the app's commands so that the capability file can allow exactly these.
+//! Declares the app's commands (`src/command_list.rs`, the one list) so that the capability
+//! file can allow exactly these.
 
-const COMMANDS: &[&str] = &[
-    "ui_ready",
-    "app_info",
-    "inbox",
-    "open_case",
-    "review_step",
-    "replan_case",
-    "edit_step",
-    "check_reply",
-    "send_reply",
-    "evidence_blob",
-    "open_citation",
-    "case_events",
-    "log_list",
-    "log_verify",
-    "log_export",
-    "metrics",
-    "pauses",
-    "pause_set",
-    "pause_clear",
-    "credentials_list",
-    "credential_set",
-    "credential_delete",
-    "update_check",
-    "update_install",
-];
+macro_rules! command_list {
+    ($($name:ident),* $(,)?) => {
+        const COMMANDS: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+include!("src/command_list.rs");
 
 fn main() {
+    println!("cargo:rerun-if-changed=src/command_list.rs");
     tauri_build::try_build(
         tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
     )

@@ -119,37 +119,21 @@ pub fn context<R: tauri::Runtime>() -> tauri::Context<R> {
     tauri::generate_context!()
 }
 
-/// Every command the UI may call (`capabilities/default.json` lists the same names, and
-/// `build.rs` declares them). The app registers this handler; tests drive the same one in
-/// a mock app.
-pub fn invoke_handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![
-        commands::ui_ready,
-        commands::app_info,
-        commands::inbox,
-        commands::open_case,
-        commands::review_step,
-        commands::replan_case,
-        commands::edit_step,
-        commands::check_reply,
-        commands::send_reply,
-        commands::evidence_blob,
-        commands::open_citation,
-        commands::case_events,
-        commands::log_list,
-        commands::log_verify,
-        commands::log_export,
-        commands::metrics,
-        commands::pauses,
-        commands::pause_set,
-        commands::pause_clear,
-        commands::credentials_list,
-        commands::credential_set,
-        commands::credential_delete,
-        commands::update_check,
-        commands::update_install,
-    ]
+/// Every command the UI may call, from the one list (`command_list.rs`): the handler the
+/// app registers (tests drive the same one in a mock app) and the names, which the
+/// capability file and the UI's `Command` type are generated from.
+macro_rules! command_list {
+    ($($name:ident),* $(,)?) => {
+        /// The commands' names, as the webview invokes them.
+        pub const COMMAND_NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        /// The handler of every command in the list.
+        pub fn invoke_handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![$(commands::$name),*]
+        }
+    };
 }
+include!("command_list.rs");
 
 /// Render without GPU compositing on Linux unless `COUNTERSIGN_GPU=on`. The app is forms
 /// and lists, and WebKitGTK's compositing keeps GL surfaces resident in the web process:

@@ -5,6 +5,7 @@ import type { AppError } from "../bindings/AppError";
 import type { AppInfo } from "../bindings/AppInfo";
 import type { BlobView } from "../bindings/BlobView";
 import type { CaseView } from "../bindings/CaseView";
+import type { Command } from "../bindings/Command";
 import type { CredentialList } from "../bindings/CredentialList";
 import type { EventView } from "../bindings/EventView";
 import type { ExportView } from "../bindings/ExportView";
@@ -23,7 +24,9 @@ import type { Verdict } from "../bindings/Verdict";
 import type { VerifyView } from "../bindings/VerifyView";
 import { asAppError } from "./errors";
 
-async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+// `cmd` is one of the app's commands (the generated `Command` type): a name the Rust side
+// does not list fails the type check.
+async function call<T>(cmd: Command, args?: Record<string, unknown>): Promise<T> {
   try {
     return await invoke<T>(cmd, args);
   } catch (e) {
