@@ -1,7 +1,9 @@
 //! The TypeScript declarations in `ui/src/bindings/` are generated from the Rust types in
-//! `src/dto.rs` and the engine's views (`countersign_engine::views`), and the commands' names
-//! (the UI's `Command` type, the capability file's permissions) from the one command list
-//! (`src/command_list.rs`); these tests fail when they drift. Regenerate with
+//! `src/dto.rs` and the engine's views (`countersign_engine::views`); the commands' names (the
+//! UI's `Command` type, the capability file's permissions) from the one command list
+//! (`src/command_list.rs`); the UI's typed command wrappers (`commands.ts`) from the command
+//! functions' signatures (`src/commands.rs`, see `commands.rs` here). These tests fail when
+//! they drift. Regenerate with
 //! `UPDATE_BINDINGS=1 cargo test -p countersign-desktop --test bindings`.
 #![allow(clippy::unwrap_used)]
 
@@ -10,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use countersign_desktop::dto::*;
 use ts_rs::TS;
+
+mod commands;
 
 fn generate(dir: &Path) {
     AppError::export_all_to(dir).unwrap();
@@ -40,6 +44,8 @@ fn generate(dir: &Path) {
         ),
     )
     .unwrap();
+    let source = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/commands.rs")).unwrap();
+    std::fs::write(dir.join("commands.ts"), commands::generate(&source, countersign_desktop::COMMAND_NAMES)).unwrap();
 }
 
 /// The permissions the capability file must grant: exactly the listed commands.
@@ -96,7 +102,7 @@ fn bindings_match_the_rust_types() {
     let extra: Vec<&String> = current.keys().filter(|k| !generated.contains_key(*k)).collect();
     assert!(
         stale.is_empty() && extra.is_empty(),
-        "ui/src/bindings/ is out of date with src-tauri/src/dto.rs (changed or missing: {stale:?}; no longer \
+        "ui/src/bindings/ is out of date with the Rust types and commands (changed or missing: {stale:?}; no longer \
          generated: {extra:?}); run UPDATE_BINDINGS=1 cargo test -p countersign-desktop --test bindings"
     );
 }
