@@ -301,7 +301,7 @@ fn verification_at_the_before_state_read_is_recorded_with_the_page_and_its_scree
     assert_eq!(s2("step_finished"), 1, "the timeline says why the step stopped");
     let done = finished(&engine, &file.case.id, "s2");
     assert_eq!(done["outcome"], "needs_human");
-    assert_eq!(done["response"]["stopped_at"], "before-state read");
+    assert_eq!(done["stopped_at"], "before-state read");
     assert_eq!(done["error"], error, "the evidence holds the reason the agent saw");
     let evidence = &done["response"]["evidence"];
     assert_eq!(evidence["submitted"], false);

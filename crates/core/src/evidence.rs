@@ -130,6 +130,10 @@ pub enum Event {
         response: serde_json::Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// Where the step stopped before anything was sent, when it did (`before-state
+        /// read`: a page a person must see came up while reading the state).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped_at: Option<String>,
     },
     ReplySent {
         plan_id: String,

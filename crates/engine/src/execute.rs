@@ -342,9 +342,19 @@ impl Engine {
         let needs_human = matches!(e, ConnectorError::NeedsHuman { .. });
         let outcome = if needs_human { StepOutcome::NeedsHuman } else { StepOutcome::Failed };
         let Some(evidence) = e.evidence().cloned() else { return Err(EngineError::Connector(e)) };
-        let response = serde_json::json!({ "evidence": evidence, "stopped_at": "before-state read" });
+        let response = serde_json::json!({ "evidence": evidence });
         let error = Some(format!("reading the state before the step: {e}"));
-        let run = self.finish_recorded(record, outcome, Value::Null, Value::Null, Value::Null, response, error)?;
+        let stopped_at = Some("before-state read".to_owned());
+        let ended = Ended {
+            outcome,
+            before: Value::Null,
+            after: Value::Null,
+            request: Value::Null,
+            response,
+            error,
+            stopped_at,
+        };
+        let run = self.finish_recorded(record, ended)?;
         Ok(StepRun { code: needs_human.then_some(ErrorCode::NeedsHuman), ..run })
     }
 
@@ -403,7 +413,9 @@ impl Engine {
             Err(read) => (StepOutcome::Unknown, None, format!("{error}; the state could not be read after ({read})")),
         };
         let after = after.unwrap_or(Value::Null);
-        let run = self.finish_recorded(running, outcome, before, after, Value::Null, response, Some(note))?;
+        let ended =
+            Ended { outcome, before, after, request: Value::Null, response, error: Some(note), stopped_at: None };
+        let run = self.finish_recorded(running, ended)?;
         if outcome == StepOutcome::Unknown { self.reconcile(&running.plan_id, &running.step_id) } else { Ok(run) }
     }
 
@@ -420,7 +432,8 @@ impl Engine {
             // What the connector saw before it stopped (pages, screenshots) is the response.
             let response = serde_json::json!({ "evidence": evidence });
             let error = error.map(|e| e.to_string());
-            return self.finish_recorded(record, outcome, before, after, Value::Null, response, error);
+            let ended = Ended { outcome, before, after, request: Value::Null, response, error, stopped_at: None };
+            return self.finish_recorded(record, ended);
         }
         self.finish_with(record, outcome, before, after, call, error.map(|e| e.to_string()))
     }
@@ -444,20 +457,11 @@ impl Engine {
             }
             None => (Value::Null, Value::Null),
         };
-        self.finish_recorded(record, outcome, before, after, request, response, error)
+        self.finish_recorded(record, Ended { outcome, before, after, request, response, error, stopped_at: None })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish_recorded(
-        &self,
-        record: &StepRecord,
-        outcome: StepOutcome,
-        before: Value,
-        after: Value,
-        request: Value,
-        response: Value,
-        error: Option<String>,
-    ) -> Result<StepRun, EngineError> {
+    fn finish_recorded(&self, record: &StepRecord, ended: Ended) -> Result<StepRun, EngineError> {
+        let Ended { outcome, before, after, request, response, error, stopped_at } = ended;
         let to = match outcome {
             StepOutcome::Succeeded => StepState::Succeeded,
             StepOutcome::Unknown => StepState::Unknown,
@@ -477,6 +481,7 @@ impl Engine {
                 request,
                 response,
                 error: error.clone(),
+                stopped_at,
             },
         )?;
         Ok(StepRun {
@@ -614,6 +619,7 @@ impl Engine {
                 request: Value::Null,
                 response: serde_json::json!({"reconciled": true}),
                 error: error.clone(),
+                stopped_at: None,
             },
         )?;
         Ok(StepRun {
@@ -625,4 +631,16 @@ impl Engine {
             code: None,
         })
     }
+}
+
+/// How a step ended, as its `step_finished` event records it.
+struct Ended {
+    outcome: StepOutcome,
+    before: Value,
+    after: Value,
+    request: Value,
+    response: Value,
+    error: Option<String>,
+    /// Where it stopped before anything was sent, when it did.
+    stopped_at: Option<String>,
 }

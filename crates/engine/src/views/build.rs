@@ -7,8 +7,8 @@ use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Plan};
 
 use super::{
-    BlobView, CaseView, CitationView, Decision, EventView, MessageView, OrderView, ParamView, PromiseView, ReasonView,
-    ReplyCheck, ReplyView, SentView, SignalView, StepView, VerifyView, count, snake,
+    BlobView, CaseView, CitationView, Decision, MessageView, OrderView, ParamView, PromiseView, ReasonView, ReplyCheck,
+    ReplyView, SentView, SignalView, StepView, VerifyView, count, snake,
 };
 use crate::cases::OpenedCase;
 use crate::{LoggedEvent, StepRecord, StepRun};
@@ -191,18 +191,6 @@ pub fn case_view(
         steps,
         reply,
         earlier,
-    }
-}
-
-pub fn event(e: LoggedEvent) -> EventView {
-    EventView {
-        seq: count_u64(e.seq),
-        at: e.at.to_string(),
-        case_id: e.case_id,
-        kind: e.event.kind().to_string(),
-        actor: e.actor,
-        hash: e.hash,
-        payload: e.event.payload(),
     }
 }
 

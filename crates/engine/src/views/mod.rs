@@ -7,6 +7,7 @@
 //! numbers (`u32`, never floats), JSON payloads are `JsonValue`.
 
 mod build;
+mod event;
 mod metrics;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ pub use build::*;
 /// The policy's decision on a step or a reply, as the faces show it.
 pub use countersign_core::Outcome as Decision;
 pub use countersign_core::model::PauseScope;
+pub use event::{DecidedStep, EventDetail, EventView, event};
 pub use metrics::metrics;
 
 /// A unit enum's serde name (`needs_human`), or any value as compact JSON.
@@ -268,19 +270,6 @@ pub struct PassageView {
     pub resolved: bool,
     /// What the resolution found ("… resolves", "the quoted text is not in …").
     pub resolution: String,
-}
-
-/// One evidence event.
-#[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct EventView {
-    pub seq: u32,
-    pub at: String,
-    pub case_id: Option<String>,
-    pub kind: String,
-    pub actor: String,
-    pub hash: String,
-    pub payload: serde_json::Value,
 }
 
 /// Filter for the team lead's log browser.

@@ -149,3 +149,35 @@ fn a_step_another_process_is_running_is_not_recovered_as_a_crash() {
     assert_eq!(settled.len(), 1, "{settled:?}");
     assert_ne!(super::state_of(&cli, &cancel.plan.id, "s2"), StepState::Running);
 }
+
+#[test]
+fn the_timeline_says_what_each_recorded_event_says_typed() {
+    use countersign_engine::views::EventDetail;
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let result = e.process(&file.case, &file.plan).unwrap();
+    let timeline = e.case_timeline(&file.case.id).unwrap();
+    let detail = |kind: &str| timeline.iter().find(|v| v.kind == kind).map(|v| v.detail.clone()).unwrap();
+
+    let EventDetail::PlanProposed { plan_id, steps, intent, .. } = detail("plan_proposed") else { panic!() };
+    assert_eq!(
+        (plan_id.as_str(), steps as usize, intent.as_str()),
+        (file.plan.id.as_str(), file.plan.steps.len(), "cancel_order")
+    );
+    let EventDetail::Decided { steps, handoff, policy_hash } = detail("decided") else { panic!() };
+    let recorded: Vec<_> = result.steps.iter().map(|s| (s.step_id.clone(), s.decision)).collect();
+    let shown: Vec<_> = steps.iter().map(|s| (s.step_id.clone(), s.decision)).collect();
+    assert_eq!(shown, recorded, "each step's decision as decided");
+    assert_eq!((handoff, policy_hash), (result.handoff, result.policy_hash.clone()));
+    let waiting = result.steps.iter().find(|s| s.decision == Outcome::Confirm).unwrap();
+    let EventDetail::ReviewRequested { step_id, decision, approver_roles } = detail("review_requested") else {
+        panic!()
+    };
+    assert_eq!((step_id, decision), (waiting.step_id.clone(), Outcome::Confirm));
+    assert!(!approver_roles.is_empty());
+    assert!(
+        timeline.iter().all(|v| !matches!(v.detail, EventDetail::Other) || v.kind == "case_opened"),
+        "{timeline:?}"
+    );
+}
