@@ -60,7 +60,7 @@ pub struct HttpConnector {
     client: Client,
 }
 
-fn build_client(settings: &HttpSettings, base_url: &Url) -> Result<Client, ConnectorError> {
+pub(crate) fn build_client(settings: &HttpSettings, base_url: &Url) -> Result<Client, ConnectorError> {
     let mut builder = countersign_http::blocking_client_builder()
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.timeout)
@@ -75,9 +75,9 @@ fn build_client(settings: &HttpSettings, base_url: &Url) -> Result<Client, Conne
 }
 
 /// What one attempt produced, before it becomes a record or an error.
-struct Answer {
-    status: u16,
-    response: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) response: Value,
 }
 
 impl HttpConnector {
@@ -226,48 +226,55 @@ impl HttpConnector {
             request = request.header(CONTENT_TYPE, "application/json").body(bytes.to_vec());
         }
         let response = request.send().map_err(transport_error)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let mut bytes = Vec::new();
-        response.take(MAX_RESPONSE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| {
-            let inner_timeout =
-                e.get_ref().and_then(|i| i.downcast_ref::<reqwest::Error>()).is_some_and(reqwest::Error::is_timeout);
-            if e.kind() == std::io::ErrorKind::TimedOut || inner_timeout {
-                ConnectorError::Timeout
-            } else {
-                ConnectorError::Transport(format!("reading the answer: {e}"))
-            }
-        })?;
-        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_RESPONSE_BYTES {
-            return Err(ConnectorError::MalformedResponse {
-                detail: format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
-            });
-        }
-        match status {
-            200..=299 => {
-                let response = if bytes.iter().all(u8::is_ascii_whitespace) {
-                    Value::Null
-                } else {
-                    serde_json::from_slice(&bytes).map_err(|e| ConnectorError::MalformedResponse {
-                        detail: format!("status {status} with a body that is not JSON: {e}"),
-                    })?
-                };
-                Ok(Answer { status, response })
-            }
-            429 => Err(ConnectorError::RateLimited { retry_after }),
-            400..=499 => Err(rejection(status, &bytes, secret)),
-            500..=599 => Err(ConnectorError::ServerError { status }),
-            _ => Err(ConnectorError::MalformedResponse { detail: format!("unexpected status {status}") }),
-        }
+        read_answer(response, secret)
     }
 }
 
-fn transport_error(e: reqwest::Error) -> ConnectorError {
+/// A platform's answer: 2xx as JSON (`null` when empty), 429 with its `Retry-After`, 4xx
+/// as the platform's error (the secret scrubbed out), 5xx by status. At most
+/// `MAX_RESPONSE_BYTES` are read.
+pub(crate) fn read_answer(response: reqwest::blocking::Response, secret: &Secret) -> Result<Answer, ConnectorError> {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let mut bytes = Vec::new();
+    response.take(MAX_RESPONSE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| {
+        let inner_timeout =
+            e.get_ref().and_then(|i| i.downcast_ref::<reqwest::Error>()).is_some_and(reqwest::Error::is_timeout);
+        if e.kind() == std::io::ErrorKind::TimedOut || inner_timeout {
+            ConnectorError::Timeout
+        } else {
+            ConnectorError::Transport(format!("reading the answer: {e}"))
+        }
+    })?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_RESPONSE_BYTES {
+        return Err(ConnectorError::MalformedResponse {
+            detail: format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+        });
+    }
+    match status {
+        200..=299 => {
+            let response = if bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| ConnectorError::MalformedResponse {
+                    detail: format!("status {status} with a body that is not JSON: {e}"),
+                })?
+            };
+            Ok(Answer { status, response })
+        }
+        429 => Err(ConnectorError::RateLimited { retry_after }),
+        400..=499 => Err(rejection(status, &bytes, secret)),
+        500..=599 => Err(ConnectorError::ServerError { status }),
+        _ => Err(ConnectorError::MalformedResponse { detail: format!("unexpected status {status}") }),
+    }
+}
+
+pub(crate) fn transport_error(e: reqwest::Error) -> ConnectorError {
     if e.is_timeout() {
         ConnectorError::Timeout
     } else if e.is_connect() {

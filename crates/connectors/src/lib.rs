@@ -45,6 +45,7 @@ pub mod expect;
 pub mod http;
 mod redact;
 pub mod snapshot;
+pub mod source;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
