@@ -60,6 +60,12 @@ impl CredentialName {
         }
     }
 
+    /// `PLATFORM/STORE` as written in configuration.
+    pub fn parse(text: &str) -> Result<CredentialName, CredentialError> {
+        let (platform, store) = text.split_once('/').ok_or_else(|| CredentialError::BadName(text.to_owned()))?;
+        CredentialName::new(platform, store)
+    }
+
     fn user(&self) -> String {
         format!("{}/{}", self.platform, self.store)
     }

@@ -59,6 +59,16 @@ pub enum Event {
     CaseOpened {
         case: Case,
     },
+    /// A case arrived from a source, or its conversation changed there (a new customer
+    /// message): revision 1, 2, … of the case as read from the source.
+    CaseReceived {
+        source: String,
+        conversation_id: String,
+        revision: u32,
+        /// The conversation's state at the source: `open`, `waiting` or `resolved`.
+        state: String,
+        case: Case,
+    },
     ContextRead {
         orders: Vec<OrderFacts>,
         fields: Vec<String>,
@@ -208,6 +218,7 @@ impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::CaseOpened { .. } => "case_opened",
+            Event::CaseReceived { .. } => "case_received",
             Event::ContextRead { .. } => "context_read",
             Event::PlanningRead { .. } => "planning_read",
             Event::PlanProposed { .. } => "plan_proposed",

@@ -42,13 +42,24 @@ impl From<Verdict> for EngineVerdict {
 }
 
 impl Engine {
-    /// A case of the workspace's inbox by id.
+    /// A case of the workspace's inbox by id: received from a source (its latest
+    /// revision), or from the cases folder.
     pub fn case(&self, case_id: &str) -> Result<Case, EngineError> {
+        if let Some(case) = self.received_case(case_id)? {
+            return Ok(case);
+        }
         self.workspace
             .cases()?
             .into_iter()
             .find(|c| c.id == case_id)
             .ok_or_else(|| EngineError::NotFound { message: format!("no case {case_id} in this workspace") })
+    }
+
+    /// Every case of the inbox: the cases folder's, then those received from sources.
+    pub fn cases(&self) -> Result<Vec<Case>, EngineError> {
+        let mut cases = self.workspace.cases()?;
+        cases.extend(self.received_cases()?);
+        Ok(cases)
     }
 
     /// Open cases: the workspace's cases, with the steps still waiting, the escalation
@@ -57,8 +68,7 @@ impl Engine {
     /// here, so the inbox is quick however slow the platform is.
     pub fn inbox(&self) -> Result<Vec<InboxItem>, EngineError> {
         let waiting = self.review_queue()?;
-        self.workspace
-            .cases()?
+        self.cases()?
             .into_iter()
             .map(|case| {
                 let plans = self.case_plans(&case.id)?;

@@ -170,7 +170,11 @@ impl EngineError {
             }
             EngineError::Conflict { .. }
             | EngineError::Store(
-                S::PauseAlreadyCleared { .. } | S::PauseExists { .. } | S::StepConflict { .. } | S::StepExists { .. },
+                S::PauseAlreadyCleared { .. }
+                | S::PauseExists { .. }
+                | S::StepConflict { .. }
+                | S::StepExists { .. }
+                | S::CaseRevisionConflict { .. },
             ) => ErrorCode::Conflict,
             EngineError::Store(S::InvalidEvent { .. } | S::ExportTargetNotEmpty { .. } | S::BadBundle { .. }) => {
                 ErrorCode::BadInput

@@ -19,6 +19,7 @@ mod desk;
 mod error;
 pub mod eval;
 pub mod execute;
+pub mod intake;
 pub mod knowledge;
 mod log;
 pub mod managed;
@@ -212,6 +213,8 @@ pub struct Engine {
     /// Where the policy came from: a signed pack or dev mode (see [`managed`]).
     managed: managed::Managed,
     presence: Presence,
+    /// Where cases arrive from besides the cases folder (see [`intake`]).
+    sources: Vec<countersign_connectors::source::Source>,
 }
 
 impl Engine {
@@ -324,6 +327,7 @@ impl Engine {
             approval_ttl: jiff::SignedDuration::from_hours(4),
             managed,
             presence,
+            sources: Vec::new(),
         };
         engine.finish_policy_load(engine.managed.refused.as_ref())?;
         Ok(engine)

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use countersign_connectors::BrowserSettings;
 use countersign_connectors::browser::{check_pages_base_url, check_profile};
+use countersign_connectors::source::SourceSettings;
 use countersign_core::model::{Case, Operator, Plan};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,8 @@ struct RawWorkspace {
     #[serde(default)]
     roster: Vec<RosterEntry>,
     planner: Option<toml::Spanned<RawPlanner>>,
+    #[serde(default)]
+    sources: Vec<toml::Spanned<SourceSettings>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +184,8 @@ pub struct Workspace {
     pub roster: Vec<RosterEntry>,
     /// Which planner proposes plans (`[planner]`; the local one when absent).
     pub planner: PlannerConfig,
+    /// Where cases arrive from besides the cases folder (`[[sources]]`).
+    pub sources: Vec<SourceSettings>,
 }
 
 impl Workspace {
@@ -240,8 +245,20 @@ impl Workspace {
             }
             RawConnector::Browser(raw) => ConnectorConfig::Browser(browser_settings(file, &text, base, raw)?),
         };
+        let mut sources: Vec<SourceSettings> = Vec::new();
+        for spanned in raw.sources {
+            let span = spanned.span();
+            let source = spanned.into_inner();
+            let at = |m: String| EngineError::Config { message: located(file, &text, Some(span.clone()), &m) };
+            source.check().map_err(at)?;
+            if sources.iter().any(|s| s.name == source.name) {
+                return Err(at(format!("source name {:?} is used twice", source.name)));
+            }
+            sources.push(source);
+        }
         Ok(Workspace {
             file: file.to_path_buf(),
+            sources,
             id,
             name: raw.workspace.name,
             policy,

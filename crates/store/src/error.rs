@@ -104,6 +104,10 @@ pub enum StoreError {
     #[error("step {step_id} of plan {plan_id} is {state}; it cannot become {wanted}")]
     StepConflict { plan_id: String, step_id: String, state: String, wanted: String },
 
+    /// A case revision that is not the case's next one (another intake recorded it first).
+    #[error("case {case_id} is at revision {current}; revision {revision} is not its next")]
+    CaseRevisionConflict { case_id: String, revision: u32, current: u32 },
+
     /// The export directory already holds a bundle.
     #[error("{path} already contains an evidence bundle")]
     ExportTargetNotEmpty { path: PathBuf },

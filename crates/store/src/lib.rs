@@ -47,6 +47,7 @@
 //! - New writes that must be atomic with an event: add an `Op` to `writer.rs`.
 
 mod blobs;
+mod cases;
 mod chain;
 mod db;
 mod error;
@@ -60,6 +61,7 @@ mod verify;
 mod writer;
 
 pub use blobs::{Blob, MAX_BLOB_BYTES, blob_hash};
+pub use cases::{CaseRevision, NewCaseRevision, content_hash};
 pub use chain::{GENESIS_LABEL, Hash};
 pub use db::{APPLICATION_ID, OpenInfo, SCHEMA_VERSION};
 pub use error::StoreError;

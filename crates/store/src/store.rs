@@ -106,6 +106,21 @@ impl Store {
         self.read(|c| crate::steps::list(c, filter))
     }
 
+    /// The latest revision of every case received from a source, oldest case first.
+    pub fn received_cases(&self) -> Result<Vec<crate::CaseRevision>, StoreError> {
+        self.read(crate::cases::latest)
+    }
+
+    /// The latest revision of one received case.
+    pub fn received_case(&self, case_id: &str) -> Result<Option<crate::CaseRevision>, StoreError> {
+        self.read(|c| crate::cases::latest_of(c, case_id))
+    }
+
+    /// Where a source's change listing stands (`None`: never listed).
+    pub fn source_cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| crate::cases::cursor(c, source))
+    }
+
     /// Pauses in force, oldest first.
     pub fn active_pauses(&self) -> Result<Vec<Pause>, StoreError> {
         self.read(pause::active)

@@ -42,6 +42,8 @@ enum Op {
     ClearPause { id: String, cleared_by: String, reason: String, at: Timestamp },
     Record { events: Vec<NewEvent>, steps: Vec<NewStep> },
     Transition(Box<Transition>),
+    ReceiveCase(Box<crate::cases::NewCaseRevision>),
+    SetCursor { source: String, cursor: String, at: Timestamp },
 }
 
 enum Msg {
@@ -117,6 +119,18 @@ impl EvidenceWriter {
     /// same transaction. Otherwise [`StoreError::StepConflict`] and nothing is written.
     pub fn transition(&self, t: Transition) -> Result<Appended, StoreError> {
         single(self.call(Op::Transition(Box::new(t)))?)
+    }
+
+    /// Record a case revision received from a source with its `case_received` event, in
+    /// one transaction; a revision that is not the case's next gives
+    /// [`StoreError::CaseRevisionConflict`] and nothing is written.
+    pub fn receive_case(&self, revision: crate::cases::NewCaseRevision) -> Result<Appended, StoreError> {
+        single(self.call(Op::ReceiveCase(Box::new(revision)))?)
+    }
+
+    /// Where a source's change listing stands, once the cases of a page are recorded.
+    pub fn set_source_cursor(&self, source: &str, cursor: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.call(Op::SetCursor { source: source.to_owned(), cursor: cursor.to_owned(), at }).map(drop)
     }
 
     /// Apply knowledge-index changes in one transaction of their own (see [`crate::kb`]).
@@ -327,6 +341,16 @@ fn apply(conn: &Connection, head: &mut Head, op: Op) -> Result<Vec<Appended>, St
             Ok(vec![appended])
         }
         Op::Append(events) => events.iter().map(|ev| append_one(conn, head, ev)).collect(),
+        Op::ReceiveCase(new) => {
+            crate::cases::check_next(conn, &new)?;
+            let appended = append_one(conn, head, &new.event)?;
+            crate::cases::insert(conn, &new, appended.seq)?;
+            Ok(vec![appended])
+        }
+        Op::SetCursor { source, cursor, at } => {
+            crate::cases::set_cursor(conn, &source, &cursor, at)?;
+            Ok(Vec::new())
+        }
         Op::SetPause(pause) => {
             crate::pause::validate(&pause)?;
             let exists: Option<String> = conn

@@ -33,6 +33,7 @@ use countersign_core::model::Sender;
 use serde::{Deserialize, Serialize};
 
 use crate::ConnectorError;
+use crate::credentials::CredentialName;
 
 /// Where a source's listing stands: handed out with each page, given back for the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,4 +193,78 @@ pub fn next_poll(error: Option<&ConnectorError>, failures: u32, idle: Duration, 
     }
     let factor = 1u32.checked_shl(failures.min(16)).unwrap_or(u32::MAX);
     idle.saturating_mul(factor).min(max)
+}
+
+/// Which adapter a source uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The demo seller center's buyer messages ([`demo::DemoMessages`]).
+    DemoSellerCenter,
+}
+
+/// A workspace's `[[sources]]` entry: where cases come from, and what the cases are
+/// (tenant, store, platform, channel) for the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// Unique in the workspace; a case from this source has the id `NAME:CONVERSATION`.
+    pub name: String,
+    pub kind: SourceKind,
+    /// The platform's API root. For `demo_seller_center` without it: the demo seller
+    /// center the app starts (`[connector] kind = "demo_store"`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The keyring credential (`PLATFORM/STORE`); not used for the demo seller center the
+    /// app starts (its token lives in memory only).
+    #[serde(default)]
+    pub credential: Option<String>,
+    pub tenant: String,
+    pub store: String,
+    pub platform: String,
+    pub channel: countersign_core::model::Channel,
+    /// How often to list changes when idle, in seconds (backing off on errors).
+    #[serde(default = "default_poll_seconds")]
+    pub poll_seconds: u64,
+}
+
+fn default_poll_seconds() -> u64 {
+    10
+}
+
+impl SourceSettings {
+    /// What is wrong with the entry as written, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!("source name {:?} must be letters, digits, '-' or '_'", self.name));
+        }
+        for (field, value) in [("tenant", &self.tenant), ("store", &self.store), ("platform", &self.platform)] {
+            if value.trim().is_empty() {
+                return Err(format!("source {}: `{field}` must not be empty", self.name));
+            }
+        }
+        if !(1..=3600).contains(&self.poll_seconds) {
+            return Err(format!("source {}: `poll_seconds` must be 1 to 3600", self.name));
+        }
+        if let Some(url) = &self.base_url {
+            crate::catalog::check_base_url(url).map_err(|e| format!("source {}: {e}", self.name))?;
+        }
+        if let Some(c) = &self.credential {
+            CredentialName::parse(c).map_err(|e| format!("source {}: {e}", self.name))?;
+        }
+        Ok(())
+    }
+}
+
+/// A source the engine reads: its settings and its adapter.
+#[derive(Clone)]
+pub struct Source {
+    pub settings: SourceSettings,
+    pub adapter: std::sync::Arc<dyn CaseSource>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source").field("settings", &self.settings).finish_non_exhaustive()
+    }
 }

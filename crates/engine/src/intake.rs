@@ -1,0 +1,186 @@
+//! Intake: cases arrive from the workspace's sources (`[[sources]]`), not only from the
+//! cases folder.
+//!
+//! A sync lists each source's changes from its stored cursor, reads each changed
+//! conversation's thread and records a new **revision** of its case when the content
+//! changed (`case_received`, committed with the revision row). The cursor moves on only
+//! after a page's cases are recorded, so a crash re-reads a page and nothing is lost;
+//! an unchanged conversation read again makes no revision, so nothing is doubled. A new
+//! revision of a case that was already planned is planned again on it (waiting steps the
+//! new plan does not keep are superseded, as *Plan again* does).
+//!
+//! The case's customer is the channel's identity of them: the account the source
+//! authenticated is `verified`; an address anyone could write from is `unverified`.
+
+use countersign_connectors::source::{Changes, Cursor, Source, Thread, Visibility};
+use countersign_core::evidence::Event;
+use countersign_core::model::{Case, CustomerRef, IdentityStatus, Message};
+use countersign_store::{NewCaseRevision, content_hash};
+use serde::Serialize;
+
+use crate::{Engine, EngineError};
+
+/// The most pages one sync reads from a source before yielding (the next sync goes on
+/// from the stored cursor).
+const MAX_PAGES: u32 = 100;
+
+/// What one sync of one source did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub source: String,
+    pub pages: u32,
+    /// Conversations seen for the first time.
+    pub new_cases: u32,
+    /// Conversations whose content changed (a new revision).
+    pub updated: u32,
+    /// Conversations read again with nothing new.
+    pub unchanged: u32,
+    /// Updated cases that were planned before and were planned again.
+    pub replanned: u32,
+    /// More changes wait at the source (the page limit was reached).
+    pub more: bool,
+}
+
+/// The case id of a conversation: `SOURCE:CONVERSATION`.
+pub fn case_id(source: &str, conversation_id: &str) -> String {
+    format!("{source}:{conversation_id}")
+}
+
+/// The case a thread stands for: public messages only (an internal note is not the
+/// customer's, nor said to them), the customer as the channel authenticated them.
+pub fn case_of(source: &Source, thread: &Thread) -> Case {
+    let s = &source.settings;
+    let c = &thread.conversation;
+    Case {
+        id: case_id(&s.name, &c.id),
+        tenant: s.tenant.clone(),
+        store: s.store.clone(),
+        platform: s.platform.clone(),
+        channel: s.channel,
+        customer: Some(CustomerRef {
+            id: c.customer.user_id.clone(),
+            identity: if c.customer.authenticated { IdentityStatus::Verified } else { IdentityStatus::Unverified },
+        }),
+        subject: c.subject.clone(),
+        messages: thread
+            .messages
+            .iter()
+            .filter(|m| m.visibility == Visibility::Public)
+            .map(|m| Message { from: m.from, text: m.text.clone(), at: m.at.parse().ok() })
+            .collect(),
+        order_ids: c.order_ids.clone(),
+    }
+}
+
+impl Engine {
+    /// Attach the case sources the host built for this workspace's `[[sources]]`.
+    pub fn with_sources(mut self, sources: Vec<Source>) -> Engine {
+        self.sources = sources;
+        self
+    }
+
+    /// The sources attached.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// Sync every source (see the module doc). A source that fails is reported and the
+    /// others are still synced; the first error is returned after all were tried.
+    pub fn sync_sources(&self) -> Result<Vec<SyncReport>, EngineError> {
+        let mut reports = Vec::new();
+        let mut first_error = None;
+        for source in &self.sources {
+            match self.sync_source(source) {
+                Ok(r) => reports.push(r),
+                Err(e) => {
+                    tracing::warn!(source = %source.settings.name, error = %e, "source sync failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if reports.is_empty() => Err(e),
+            _ => Ok(reports),
+        }
+    }
+
+    /// Sync one source from its stored cursor, at most [`MAX_PAGES`] pages.
+    pub fn sync_source(&self, source: &Source) -> Result<SyncReport, EngineError> {
+        let name = &source.settings.name;
+        let mut report = SyncReport { source: name.clone(), ..SyncReport::default() };
+        let mut cursor = self.store.source_cursor(name)?.map(Cursor);
+        loop {
+            let Changes { conversations, cursor: next, more } = source.adapter.changes(cursor.as_ref())?;
+            report.pages += 1;
+            for conversation in conversations {
+                let thread = source.adapter.thread(&conversation.id)?;
+                self.receive(source, &thread, &mut report)?;
+            }
+            self.store.writer().set_source_cursor(name, &next.0, self.clock.now())?;
+            cursor = Some(next);
+            if !more {
+                break;
+            }
+            if report.pages >= MAX_PAGES {
+                report.more = true;
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Record the thread as the case's next revision if its content changed; plan an
+    /// already planned case again on it.
+    fn receive(&self, source: &Source, thread: &Thread, report: &mut SyncReport) -> Result<(), EngineError> {
+        let case = case_of(source, thread);
+        let case_json = serde_json::to_string(&case)
+            .map_err(|e| EngineError::BadInput { message: format!("encoding case {}: {e}", case.id) })?;
+        let latest = self.store.received_case(&case.id)?;
+        if latest.as_ref().is_some_and(|l| l.content_hash == content_hash(&case_json)) {
+            report.unchanged += 1;
+            return Ok(());
+        }
+        let revision = latest.as_ref().map_or(1, |l| l.revision + 1);
+        let state = thread.conversation.state.as_str().to_owned();
+        let event = Event::CaseReceived {
+            source: source.settings.name.clone(),
+            conversation_id: thread.conversation.id.clone(),
+            revision,
+            state: state.clone(),
+            case: case.clone(),
+        };
+        self.store.writer().receive_case(NewCaseRevision {
+            case_id: case.id.clone(),
+            revision,
+            source: source.settings.name.clone(),
+            conversation_id: thread.conversation.id.clone(),
+            state,
+            case_json,
+            event: self.new_event(Some(&case.id), "system", &event),
+        })?;
+        if revision == 1 {
+            report.new_cases += 1;
+        } else {
+            report.updated += 1;
+            if !self.case_plans(&case.id)?.is_empty() {
+                self.plan_again(&case)?;
+                report.replanned += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every case received from a source, as its latest revision says.
+    pub fn received_cases(&self) -> Result<Vec<Case>, EngineError> {
+        self.store.received_cases()?.iter().map(|r| parse_case(&r.case_id, &r.case_json)).collect()
+    }
+
+    /// One received case's latest revision, if there is one.
+    pub(crate) fn received_case(&self, case_id: &str) -> Result<Option<Case>, EngineError> {
+        self.store.received_case(case_id)?.map(|r| parse_case(&r.case_id, &r.case_json)).transpose()
+    }
+}
+
+fn parse_case(id: &str, json: &str) -> Result<Case, EngineError> {
+    serde_json::from_str(json).map_err(|e| EngineError::Unreadable { message: format!("received case {id}: {e}") })
+}
