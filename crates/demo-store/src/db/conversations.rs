@@ -57,6 +57,14 @@ pub fn changed_since(conn: &Connection, since: i64, limit: i64) -> Result<Vec<Co
         .collect()
 }
 
+/// The most recently changed conversations first (the seller center's inbox).
+pub fn latest(conn: &Connection, limit: i64) -> Result<Vec<ConversationSummary>, ApiError> {
+    conn.prepare_cached(&format!("{SUMMARY} ORDER BY c.change_seq DESC LIMIT ?1"))?
+        .query_map([limit], summary_row)?
+        .map(|row| with_status(row?))
+        .collect()
+}
+
 /// A conversation's messages, oldest first.
 pub fn messages(conn: &Connection, conversation_id: &str) -> Result<Vec<Message>, ApiError> {
     conn.prepare_cached(

@@ -10,7 +10,7 @@ use countersign_demo_store::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Harness, TOKEN, code};
+use super::{Browser, Harness, TOKEN, code};
 
 /// The sample cases on the demo seller center that name a customer of the store.
 const SEEDED: usize = 40;
@@ -340,4 +340,92 @@ async fn simulated_buyers_write_the_script_in_order_until_shutdown() {
     assert_eq!(last["author"], "buyer");
     assert_eq!(thread["status"], "open");
     tokio::time::timeout(Duration::from_secs(5), server.shutdown()).await.unwrap().unwrap();
+}
+
+// ------------------------------------------------------------------ the seller center's pages
+
+/// The value of the hidden `name` field inside the form `form_id` of `html`.
+fn hidden_field(html: &str, form_id: &str, name: &str) -> String {
+    let form = &html[html.find(&format!("<form id=\"{form_id}\"")).unwrap_or_else(|| panic!("no {form_id}: {html}"))..];
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = form.find(&marker).unwrap() + marker.len();
+    form[at..at + form[at..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn the_message_pages_list_show_and_post_once_per_form_token() {
+    let h = Harness::start().await;
+    let mut b = Browser::new(&h);
+    let (status, location, _) = b.get("/seller/messages").await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/seller/login?next=/seller/messages"));
+    b.login().await;
+
+    // Newest change first: after a buyer writes, that conversation tops the inbox.
+    let body = json!({ "user_id": "harper_kim_2998", "order_id": "#W2959713", "text": "hello??" });
+    assert_eq!(h.post_with_key("/buyer/messages", body, "page-buyer").await.0, StatusCode::CREATED);
+    let (status, _, html) = b.get("/seller/messages").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let first_row = html.find("<tr data-conversation-id=").unwrap();
+    assert!(html[first_row..].starts_with("<tr data-conversation-id=\"C-0015\""), "{html}");
+    assert!(html.contains("<td class=\"status\">open</td>"));
+
+    let (status, _, html) = b.get("/seller/messages/C-0015").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("<dd id=\"conversation-status\">open</dd>"), "{html}");
+    assert_eq!(html.matches("<li class=\"message\"").count(), 4, "{html}");
+    assert!(html.contains("<p class=\"text\">hello??</p>"));
+    let csrf = hidden_field(&html, "reply-form", "csrf_token");
+    let reply_token = hidden_field(&html, "reply-form", "form_token");
+    let note_token = hidden_field(&html, "note-form", "form_token");
+    assert_ne!(reply_token, note_token, "a token per form");
+
+    let reply =
+        [("csrf_token", csrf.as_str()), ("form_token", reply_token.as_str()), ("text", "It shipped already, sorry!")];
+    let (status, _, html) = b.post("/seller/messages/C-0015/reply", &reply).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("<main id=\"confirmation\" data-replayed=\"false\">"), "{html}");
+    assert!(html.contains("<dd id=\"conversation-status\">waiting</dd>"), "{html}");
+    let (status, _, html) = b.post("/seller/messages/C-0015/reply", &reply).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("data-replayed=\"true\""), "a resubmitted form is answered, not posted again: {html}");
+    let thread = h.thread("C-0015").await;
+    assert_eq!(thread["message_count"], 5, "posted once");
+    let last = thread["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["author_name"].as_str(), last["kind"].as_str()), (Some("agent"), Some("message")));
+
+    let other = [("csrf_token", csrf.as_str()), ("form_token", reply_token.as_str()), ("text", "Something else")];
+    let (status, _, html) = b.post("/seller/messages/C-0015/reply", &other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("<p id=\"error-code\">idempotency_key_reused</p>"), "{html}");
+    let no_token = [("csrf_token", csrf.as_str()), ("text", "hi")];
+    let (status, _, html) = b.post("/seller/messages/C-0015/reply", &no_token).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert_eq!(h.thread("C-0015").await["message_count"], 5, "refused forms post nothing");
+
+    let note = [("csrf_token", csrf.as_str()), ("form_token", note_token.as_str()), ("text", "Carrier says Friday.")];
+    let (status, _, html) = b.post("/seller/messages/C-0015/note", &note).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(h.thread("C-0015").await["messages"][5]["kind"], "note");
+
+    let (_, _, html) = b.get("/seller/messages/C-0015").await;
+    assert!(html.contains("<li class=\"note\""), "{html}");
+    let status_token = hidden_field(&html, "status-form", "form_token");
+    let update = [
+        ("csrf_token", csrf.as_str()),
+        ("form_token", status_token.as_str()),
+        ("status", "resolved"),
+        ("assignee", "agent-7"),
+    ];
+    let (status, _, html) = b.post("/seller/messages/C-0015/status", &update).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("<dd id=\"conversation-status\">resolved</dd>"), "{html}");
+    let summary = h.thread("C-0015").await;
+    assert_eq!((summary["status"].as_str(), summary["assignee"].as_str()), (Some("resolved"), Some("agent-7")));
+    let bad = [("csrf_token", csrf.as_str()), ("form_token", "t-bad"), ("status", "closed"), ("assignee", "")];
+    let (status, _, html) = b.post("/seller/messages/C-0015/status", &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("invalid_status"), "{html}");
+
+    let (status, _, html) = b.get("/seller/messages/C-0999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
 }
