@@ -15,6 +15,13 @@
 //!
 //! The endpoints are listed, with an example each, in this crate's `README.md`.
 //!
+//! Besides orders and customers it has **buyer messages**, as a marketplace's seller
+//! center does: conversations seeded once from the sample cases
+//! ([`DemoStore::open_with_messages`], [`DEFAULT_CASES_DIR`]), read by a change cursor
+//! (`GET /conversations?since=`), answered with replies and internal notes, and written
+//! to by buyers (`POST /buyer/messages`), optionally simulated ([`ServeOptions`],
+//! [`BuyerSimulation`]).
+//!
 //! # Architecture invariants
 //!
 //! - This crate stands for an *outside* system. No Countersign crate reaches into its
