@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use ops::conversations as talk;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -57,6 +58,10 @@ pub(crate) fn router(store: DemoStore, token: ApiToken) -> Router {
         .route("/orders/{order_id}/refunds", post(partial_refund))
         .route("/products", get(list_product_types))
         .route("/products/{product_id}", get(product_details))
+        .route("/conversations", get(list_conversations))
+        .route("/conversations/{conversation_id}", get(conversation_details).patch(update_conversation))
+        .route("/conversations/{conversation_id}/messages", post(post_message))
+        .route("/buyer/messages", post(buyer_message))
         .route("/seller-center/settings", put(seller_center_settings))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -177,13 +182,20 @@ fn idempotency(headers: &HeaderMap, method: &Method, uri: &Uri, body: &[u8]) -> 
     Ok(Some(Idempotency { key: key.to_owned(), fingerprint: hex::encode(hasher.finalize()) }))
 }
 
+/// Whether a write may be sent without an `Idempotency-Key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Optional,
+    /// Posting a message twice cannot be undone: such writes must carry a key.
+    Required,
+}
+
 /// Runs a write: parses the body, then applies `op` in one transaction with its
 /// idempotency record.
 async fn write<T, F>(
     app: &App,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    (method, uri, headers): (Method, Uri, HeaderMap),
+    key: Key,
     body: Result<Bytes, BytesRejection>,
     op: F,
 ) -> Response
@@ -193,6 +205,12 @@ where
 {
     let prepared = body_bytes(body).and_then(|body| {
         let idem = idempotency(&headers, &method, &uri, &body)?;
+        if idem.is_none() && key == Key::Required {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyRequired,
+                format!("{method} {} needs an Idempotency-Key header (a new key for each new message)", uri.path()),
+            ));
+        }
         let request: T = parse_body(&body)?;
         Ok((idem, request))
     });
@@ -267,6 +285,9 @@ async fn seller_center_settings(State(app): State<App>, body: Result<Bytes, Byte
 /// Declares a write handler: `name, path parameter normaliser, body type, operation`.
 macro_rules! write_handler {
     ($name:ident, $normalize:expr, $body:ty, $op:expr) => {
+        write_handler!($name, $normalize, $body, $op, Key::Optional);
+    };
+    ($name:ident, $normalize:expr, $body:ty, $op:expr, $key:expr) => {
         async fn $name(
             State(app): State<App>,
             id: Result<Path<String>, PathRejection>,
@@ -279,7 +300,7 @@ macro_rules! write_handler {
                 Ok(id) => $normalize(&id),
                 Err(e) => return e.into_response(),
             };
-            write(&app, method, uri, headers, body, move |conn, request: $body| $op(conn, &id, request)).await
+            write(&app, (method, uri, headers), $key, body, move |conn, request: $body| $op(conn, &id, request)).await
         }
     };
 }
@@ -317,5 +338,43 @@ async fn send_password_reset(
         Err(e) => return e.into_response(),
     };
     let body = body.map(|b| if b.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { b });
-    write(&app, method, uri, headers, body, move |conn, _: NoParameters| ops::send_password_reset(conn, &id)).await
+    write(&app, (method, uri, headers), Key::Optional, body, move |conn, _: NoParameters| {
+        ops::send_password_reset(conn, &id)
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- buyer messages
+
+async fn list_conversations(State(app): State<App>, query: Result<Query<talk::ListQuery>, QueryRejection>) -> Response {
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return ApiError::new(ErrorCode::InvalidQuery, format!("bad query (`since`, `limit`): {e}"))
+                .into_response();
+        }
+    };
+    respond(app.store.read(move |conn| talk::list_changed(conn, &query)).await)
+}
+
+async fn conversation_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
+    let id = match path_param(id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    respond(app.store.read(move |conn| talk::conversation_details(conn, &id)).await)
+}
+
+write_handler!(post_message, as_is, talk::PostMessage, talk::post_message, Key::Required);
+write_handler!(update_conversation, as_is, talk::UpdateConversation, talk::update_conversation);
+
+/// What a buyer's app sends: the buyer is named in the body.
+async fn buyer_message(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    write(&app, (method, uri, headers), Key::Required, body, talk::buyer_message).await
 }

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use crate::{ApiToken, DemoStore, DemoStoreError};
+use crate::{ApiToken, DemoStore, DemoStoreError, ServeOptions};
 
 /// A running demo store on `127.0.0.1`; stops when dropped.
 #[derive(Debug)]
@@ -22,6 +22,17 @@ pub struct BackgroundServer {
 impl BackgroundServer {
     /// Open (seeding if new) the store at `db` and serve it on an ephemeral loopback port.
     pub fn start(db: PathBuf, seed_dir: PathBuf, token: ApiToken) -> Result<BackgroundServer, DemoStoreError> {
+        BackgroundServer::start_with(db, seed_dir, token, ServeOptions::default())
+    }
+
+    /// As [`BackgroundServer::start`], served with `options` (e.g. simulated buyers,
+    /// which stop when the server is dropped).
+    pub fn start_with(
+        db: PathBuf,
+        seed_dir: PathBuf,
+        token: ApiToken,
+        options: ServeOptions,
+    ) -> Result<BackgroundServer, DemoStoreError> {
         let (ready, started) = mpsc::channel::<Result<SocketAddr, DemoStoreError>>();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("countersign-demo-store".into()).spawn(move || {
@@ -36,7 +47,7 @@ impl BackgroundServer {
                 let serve = async {
                     let store = DemoStore::open(&db, &seed_dir)?;
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                    store.serve(listener, token)
+                    store.serve_with(listener, token, options)
                 };
                 match serve.await {
                     Ok(server) => {

@@ -1,6 +1,8 @@
 //! SQLite: opening, migrations, seeding and the queries the store runs. Every function
 //! here is synchronous and takes a connection (or a transaction, which derefs to one);
-//! the async edge is in `api.rs`.
+//! the async edge is in `api.rs`. Buyer messages' SQL is in `db/conversations.rs`.
+
+pub mod conversations;
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,11 +10,14 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::error::{ApiError, DemoStoreError};
-use crate::model::{Coupon, Customer, CustomerView, Order, PasswordReset, Product};
-use crate::seed::Seed;
+use crate::model::{
+    Author, ConversationStatus, Coupon, Customer, CustomerView, MessageKind, Order, PasswordReset, Product,
+};
+use crate::seed::{self, Seed, SeedConversation};
 
 /// Append-only: never edit a shipped migration, add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_messages.sql")];
 
 fn db_error(path: &Path) -> impl Fn(rusqlite::Error) -> DemoStoreError + '_ {
     move |source| DemoStoreError::Database { path: path.display().to_string(), source }
@@ -37,8 +42,9 @@ pub fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Opens the writer connection, applies migrations and seeds an empty database.
-pub fn open_and_prepare(path: &Path, seed_dir: &Path) -> Result<Connection, DemoStoreError> {
+/// Opens the writer connection, applies migrations and seeds an empty database; then,
+/// once, seeds the conversations from the sample cases in `cases_dir` (if given).
+pub fn open_and_prepare(path: &Path, seed_dir: &Path, cases_dir: Option<&Path>) -> Result<Connection, DemoStoreError> {
     let mut conn = connect(path, false).map_err(db_error(path))?;
     migrate(&mut conn, path)?;
     let seeded: bool =
@@ -53,7 +59,65 @@ pub fn open_and_prepare(path: &Path, seed_dir: &Path) -> Result<Connection, Demo
             "seeded demo store"
         );
     }
+    if let Some(cases_dir) = cases_dir
+        && !conversations::seeded(&conn).map_err(db_error(path))?
+    {
+        let cases = seed::load_cases(cases_dir)?;
+        let seeded = insert_conversations(&mut conn, &cases, cases_dir)?;
+        tracing::info!(conversations = seeded, cases = %cases_dir.display(), "seeded buyer conversations");
+    }
     Ok(conn)
+}
+
+/// Inserts the sample cases' conversations whose buyer is a customer of the store, in one
+/// transaction with the mark that they were seeded. An order is kept only if it is the
+/// buyer's. Returns how many were inserted.
+fn insert_conversations(
+    conn: &mut Connection,
+    cases: &[SeedConversation],
+    cases_dir: &Path,
+) -> Result<usize, DemoStoreError> {
+    let seed_error = |source: &str, e: ApiError| DemoStoreError::Seed {
+        path: cases_dir.join(source).display().to_string(),
+        message: e.message,
+    };
+    let tx = conn.transaction().map_err(db_error(cases_dir))?;
+    let mut inserted = 0;
+    for case in cases {
+        let insert = || -> Result<bool, ApiError> {
+            let Some(buyer_name) = conversations::customer_name(&tx, &case.buyer_id)? else {
+                return Ok(false);
+            };
+            let mut order_id = None;
+            for id in &case.order_ids {
+                if conversations::order_owner(&tx, id)?.as_deref() == Some(case.buyer_id.as_str()) {
+                    order_id = Some(id.as_str());
+                    break;
+                }
+            }
+            let (Some(first), Some(last)) = (case.messages.first(), case.messages.last()) else {
+                return Ok(false);
+            };
+            let status = if last.from == "customer" { ConversationStatus::Open } else { ConversationStatus::Waiting };
+            let id = conversations::insert_conversation(&tx, &case.buyer_id, order_id, status, &first.at)?;
+            for m in &case.messages {
+                let (author, name) = if m.from == "customer" {
+                    (Author::Buyer, buyer_name.as_str())
+                } else {
+                    (Author::Seller, "seller")
+                };
+                conversations::insert_message(&tx, &id, author, MessageKind::Message, name, &m.text, &m.at)?;
+            }
+            conversations::touch(&tx, &id, status, None, &last.at)?;
+            Ok(true)
+        };
+        if insert().map_err(|e| seed_error(&case.source, e))? {
+            inserted += 1;
+        }
+    }
+    conversations::mark_seeded(&tx, &cases_dir.display().to_string(), inserted).map_err(db_error(cases_dir))?;
+    tx.commit().map_err(db_error(cases_dir))?;
+    Ok(inserted)
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DemoStoreError> {

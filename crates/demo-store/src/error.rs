@@ -14,6 +14,7 @@ pub enum ErrorCode {
     MalformedJson,
     InvalidQuery,
     InvalidIdempotencyKey,
+    IdempotencyKeyRequired,
     // 401
     Unauthorized,
     // 404
@@ -21,6 +22,7 @@ pub enum ErrorCode {
     CustomerNotFound,
     OrderNotFound,
     ProductNotFound,
+    ConversationNotFound,
     // 405
     MethodNotAllowed,
     // 409: the object is not in a state that allows the change.
@@ -49,6 +51,9 @@ pub enum ErrorCode {
     InsufficientGiftCardBalance,
     RefundExceedsRefundable,
     IdempotencyKeyReused,
+    InvalidText,
+    InvalidStatus,
+    OrderNotOfBuyer,
     // 500
     Internal,
 }
@@ -57,9 +62,11 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            MalformedJson | InvalidQuery | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            MalformedJson | InvalidQuery | InvalidIdempotencyKey | IdempotencyKeyRequired => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
-            NotFound | CustomerNotFound | OrderNotFound | ProductNotFound => StatusCode::NOT_FOUND,
+            NotFound | CustomerNotFound | OrderNotFound | ProductNotFound | ConversationNotFound => {
+                StatusCode::NOT_FOUND
+            }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             OrderNotPending | OrderNotDelivered | ItemsAlreadyModified | EmailInUse | AmbiguousCustomer => {
                 StatusCode::CONFLICT
@@ -81,7 +88,10 @@ impl ErrorCode {
             | RefundMethodNotAllowed
             | InsufficientGiftCardBalance
             | RefundExceedsRefundable
-            | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            | IdempotencyKeyReused
+            | InvalidText
+            | InvalidStatus
+            | OrderNotOfBuyer => StatusCode::UNPROCESSABLE_ENTITY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -15,6 +15,13 @@
 //!
 //! The endpoints are listed, with an example each, in this crate's `README.md`.
 //!
+//! Besides orders and customers it has **buyer messages**, as a marketplace's seller
+//! center does: conversations seeded once from the sample cases
+//! ([`DemoStore::open_with_messages`], [`DEFAULT_CASES_DIR`]), read by a change cursor
+//! (`GET /conversations?since=`), answered with replies and internal notes, and written
+//! to by buyers (`POST /buyer/messages`), optionally simulated ([`ServeOptions`],
+//! [`BuyerSimulation`]).
+//!
 //! # Architecture invariants
 //!
 //! - This crate stands for an *outside* system. No Countersign crate reaches into its
@@ -44,6 +51,7 @@ mod ops;
 pub mod pages;
 mod rules;
 mod seed;
+mod simulate;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -58,12 +66,24 @@ use tokio::task::JoinHandle;
 pub use crate::background::BackgroundServer;
 pub use crate::error::{ApiError, DemoStoreError, ErrorCode};
 pub use crate::rules::CANCEL_REASONS;
+pub use crate::simulate::{BuyerSimulation, DEFAULT_BUYER_SCRIPT};
 
 use crate::api::Idempotency;
 use crate::ops::Reply;
 
 /// Where the seed data lives in this source tree (`assets/demo-store`).
 pub const DEFAULT_SEED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo-store");
+
+/// Where the sample cases live in this source tree (`assets/demo/cases`): the buyer
+/// conversations are seeded from them.
+pub const DEFAULT_CASES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/cases");
+
+/// How a store is served beyond its listener and token.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Simulated buyers writing messages while the server runs (none by default).
+    pub simulate_buyers: Option<BuyerSimulation>,
+}
 
 /// The bearer token clients must present. Never printed.
 #[derive(Clone)]
@@ -116,10 +136,24 @@ impl fmt::Debug for DemoStore {
 impl DemoStore {
     /// Opens (creating if needed) the store at `db_path`. An empty database is seeded from
     /// the tau-retail files in `seed_dir`; an existing one keeps its state and `seed_dir`
-    /// is not read.
+    /// is not read. Buyer conversations are seeded once from [`DEFAULT_CASES_DIR`] when
+    /// that folder exists (an installed app without this source tree gets none).
     pub fn open(db_path: impl AsRef<Path>, seed_dir: impl AsRef<Path>) -> Result<DemoStore, DemoStoreError> {
+        let cases = Path::new(DEFAULT_CASES_DIR);
+        DemoStore::open_with_messages(db_path, seed_dir, cases.is_dir().then_some(cases))
+    }
+
+    /// As [`DemoStore::open`], with the buyer conversations seeded from the sample cases
+    /// in `cases_dir` (every `*.json` whose platform is `demo_seller_center` and whose
+    /// customer is in the seed data). Seeded once per database: a reopen adds nothing,
+    /// and `cases_dir` is then not read. `None` seeds no conversations.
+    pub fn open_with_messages(
+        db_path: impl AsRef<Path>,
+        seed_dir: impl AsRef<Path>,
+        cases_dir: Option<&Path>,
+    ) -> Result<DemoStore, DemoStoreError> {
         let path = db_path.as_ref().to_path_buf();
-        let writer = db::open_and_prepare(&path, seed_dir.as_ref())?;
+        let writer = db::open_and_prepare(&path, seed_dir.as_ref(), cases_dir)?;
         Ok(DemoStore { inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }) })
     }
 
@@ -131,6 +165,17 @@ impl DemoStore {
     /// Serves the API on `listener` (bind it to loopback, e.g. `127.0.0.1:0`) until the
     /// returned handle is shut down. Must be called inside a tokio runtime.
     pub fn serve(&self, listener: TcpListener, token: ApiToken) -> Result<ServerHandle, DemoStoreError> {
+        self.serve_with(listener, token, ServeOptions::default())
+    }
+
+    /// As [`DemoStore::serve`], with options (simulated buyers). The simulation stops
+    /// when the server is shut down or its handle dropped.
+    pub fn serve_with(
+        &self,
+        listener: TcpListener,
+        token: ApiToken,
+        options: ServeOptions,
+    ) -> Result<ServerHandle, DemoStoreError> {
         let addr = listener.local_addr()?;
         let app = api::router(self.clone(), token);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -143,7 +188,11 @@ impl DemoStore {
                 .await
         });
         tracing::info!(%addr, db = %self.inner.path.display(), "demo store listening");
-        Ok(ServerHandle { addr, stop: Some(stop), task })
+        let simulation = options.simulate_buyers.map(|simulation| {
+            tracing::info!(every = ?simulation.every(), messages = simulation.len(), "simulating buyers");
+            simulate::start(self.clone(), simulation)
+        });
+        Ok(ServerHandle { addr, stop: Some(stop), task, simulation })
     }
 
     /// Runs `f` on a reader connection on the blocking pool.
@@ -243,6 +292,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    simulation: Option<simulate::Running>,
 }
 
 impl ServerHandle {
@@ -254,6 +304,9 @@ impl ServerHandle {
     /// Stops accepting connections, lets in-flight requests finish and waits for the
     /// server task to end.
     pub async fn shutdown(mut self) -> Result<(), DemoStoreError> {
+        if let Some(simulation) = self.simulation.take() {
+            simulation.stop().await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -263,8 +316,11 @@ impl ServerHandle {
     /// Waits for the server to end (after a shutdown, or if it fails).
     pub async fn wait(self) -> Result<(), DemoStoreError> {
         // Keep the stop sender alive while waiting: dropping it would stop the server.
-        let ServerHandle { stop, task, .. } = self;
+        let ServerHandle { stop, task, simulation, .. } = self;
         let ended = task.await;
+        if let Some(simulation) = simulation {
+            simulation.stop().await;
+        }
         drop(stop);
         match ended {
             Ok(result) => result.map_err(DemoStoreError::from),

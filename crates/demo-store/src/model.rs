@@ -337,3 +337,106 @@ pub struct CustomerView {
     pub coupons: Vec<Coupon>,
     pub password_resets: Vec<PasswordReset>,
 }
+
+/// Where a conversation stands: `open` (the buyer waits for the seller), `waiting` (the
+/// seller replied; the buyer's turn) or `resolved`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    Open,
+    Waiting,
+    Resolved,
+}
+
+impl ConversationStatus {
+    pub const ALL: [ConversationStatus; 3] =
+        [ConversationStatus::Open, ConversationStatus::Waiting, ConversationStatus::Resolved];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Waiting => "waiting",
+            ConversationStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ConversationStatus> {
+        ConversationStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Author {
+    Buyer,
+    Seller,
+}
+
+impl Author {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Author::Buyer => "buyer",
+            Author::Seller => "seller",
+        }
+    }
+}
+
+/// A message the buyer sees, or a note internal to the seller (never shown to the buyer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Message,
+    Note,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Message => "message",
+            MessageKind::Note => "note",
+        }
+    }
+}
+
+/// The buyer of a conversation: the customer account that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Buyer {
+    pub user_id: String,
+    pub name: String,
+}
+
+/// A conversation as listed: everything but its messages. `cursor` is its `change_seq`
+/// as a string (a client passes it back as `since`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub buyer: Buyer,
+    pub order_id: Option<String>,
+    pub status: ConversationStatus,
+    pub assignee: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_message_at: String,
+    pub message_count: i64,
+    pub cursor: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub author: Author,
+    pub kind: MessageKind,
+    /// The buyer's name, or the seller agent's id.
+    pub author_name: String,
+    pub text: String,
+    pub created_at: String,
+}
+
+/// A conversation with its messages, oldest first.
+#[derive(Debug, Serialize)]
+pub struct ConversationThread {
+    #[serde(flatten)]
+    pub conversation: ConversationSummary,
+    pub messages: Vec<Message>,
+}

@@ -1,6 +1,9 @@
 //! One function per API operation: load the records, apply a rule from `rules.rs`, save,
 //! and build the response body (the resulting state of every record touched). Each runs
 //! on a connection inside the caller's transaction; none knows about HTTP framing.
+//! Buyer messages are in `ops/conversations.rs`.
+
+pub mod conversations;
 
 use axum::http::StatusCode;
 use rusqlite::Connection;

@@ -4,8 +4,8 @@
 
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{
-    Address, Customer, ExchangeRequest, ItemSwap, Order, OrderStatus, Product, ReturnRequest, Transaction,
-    TransactionType, Variant,
+    Address, ConversationStatus, Customer, ExchangeRequest, ItemSwap, Order, OrderStatus, Product, ReturnRequest,
+    Transaction, TransactionType, Variant,
 };
 use crate::money::{CURRENCY, Usd};
 
@@ -426,4 +426,58 @@ pub fn required_text(field: &str, value: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(value.to_owned())
+}
+
+// ---------------------------------------------------------------- buyer messages
+
+/// The longest message text the store takes, in characters.
+pub const MAX_MESSAGE_TEXT: usize = 5000;
+
+/// A message's text: trimmed, non-empty, at most [`MAX_MESSAGE_TEXT`] characters.
+pub fn message_text(text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::new(ErrorCode::InvalidText, "`text` is empty: a message needs some text"));
+    }
+    if text.chars().count() > MAX_MESSAGE_TEXT {
+        return Err(ApiError::new(
+            ErrorCode::InvalidText,
+            format!("`text` is longer than {MAX_MESSAGE_TEXT} characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// A conversation status as a client names it.
+pub fn conversation_status(text: &str) -> Result<ConversationStatus, ApiError> {
+    ConversationStatus::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = ConversationStatus::ALL.iter().map(|s| s.as_str()).collect();
+        ApiError::new(
+            ErrorCode::InvalidStatus,
+            format!("unknown conversation status {text:?}; use one of {}", known.join(", ")),
+        )
+    })
+}
+
+/// After the seller replies it is the buyer's turn, unless the conversation is resolved.
+pub fn status_after_reply(status: ConversationStatus) -> ConversationStatus {
+    match status {
+        ConversationStatus::Resolved => ConversationStatus::Resolved,
+        ConversationStatus::Open | ConversationStatus::Waiting => ConversationStatus::Waiting,
+    }
+}
+
+/// A buyer's message (re)opens the conversation: it is the seller's turn.
+pub fn status_after_buyer_message(_status: ConversationStatus) -> ConversationStatus {
+    ConversationStatus::Open
+}
+
+/// A buyer may write about no order or about one of their own orders. `owner` is who
+/// placed the order (`None`: no such order, answered the same way so a buyer learns
+/// nothing about other buyers' orders).
+pub fn check_buyer_order(buyer_id: &str, order_id: &str, owner: Option<&str>) -> Result<(), ApiError> {
+    if owner == Some(buyer_id) {
+        return Ok(());
+    }
+    Err(ApiError::new(ErrorCode::OrderNotOfBuyer, format!("order {order_id} is not one of {buyer_id}'s orders")))
 }

@@ -149,3 +149,71 @@ impl Seed {
         Ok(Seed { customers, orders, products })
     }
 }
+
+/// The platform of the sample cases the demo store's conversations are seeded from.
+const SEED_PLATFORM: &str = "demo_seller_center";
+
+/// A conversation to seed, read from a sample case (`assets/demo/cases/*.json`).
+#[derive(Debug)]
+pub struct SeedConversation {
+    /// The case file, for messages about it.
+    pub source: String,
+    pub buyer_id: String,
+    pub order_ids: Vec<String>,
+    pub messages: Vec<SeedMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SeedMessage {
+    /// `customer` (the buyer) or `agent` (the seller).
+    pub from: String,
+    pub text: String,
+    pub at: String,
+}
+
+#[derive(Deserialize)]
+struct CaseFile {
+    case: SeedCase,
+}
+
+#[derive(Deserialize)]
+struct SeedCase {
+    platform: String,
+    customer: Option<SeedCaseCustomer>,
+    #[serde(default)]
+    messages: Vec<SeedMessage>,
+    #[serde(default)]
+    order_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct SeedCaseCustomer {
+    id: String,
+}
+
+/// Reads the sample cases in `dir` (every `*.json`, by file name) that happen on the demo
+/// seller center and name their customer; the rest are skipped.
+pub fn load_cases(dir: &Path) -> Result<Vec<SeedConversation>, DemoStoreError> {
+    let dir_error =
+        |e: std::io::Error| DemoStoreError::Seed { path: dir.display().to_string(), message: e.to_string() };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(dir_error)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(dir_error)?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    let mut conversations = Vec::new();
+    for path in files {
+        let Some(file) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { continue };
+        let case: CaseFile = read(dir, &file)?;
+        let SeedCase { platform, customer, messages, order_ids } = case.case;
+        match customer {
+            Some(customer) if platform == SEED_PLATFORM && !messages.is_empty() => {
+                conversations.push(SeedConversation { source: file, buyer_id: customer.id, order_ids, messages });
+            }
+            _ => {}
+        }
+    }
+    Ok(conversations)
+}

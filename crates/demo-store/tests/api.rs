@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "api/messages.rs"]
+mod messages;
+
 use std::path::PathBuf;
 
 use countersign_demo_store::{ApiToken, DEFAULT_SEED_DIR, DemoStore, ServerHandle};
