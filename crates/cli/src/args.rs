@@ -74,6 +74,24 @@ pub enum Command {
     /// Admin keys and signed releases.
     #[command(subcommand)]
     Admin(admin::AdminCmd),
+    /// Where cases arrive from (`[[sources]]`): read what is new there.
+    #[command(subcommand)]
+    Sources(SourcesCmd),
+    /// The inbox: every case (from the cases folder and the sources) with what waits.
+    Inbox,
+    /// Open a case by id as the app does: planned the first time (what may run on its own
+    /// runs), else shown as recorded.
+    Open {
+        /// The case id (`SOURCE:CONVERSATION` for a case from a source).
+        case_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SourcesCmd {
+    /// List each source's new and changed conversations since the last sync and record
+    /// them as cases (a changed case already planned is planned again).
+    Sync,
 }
 
 #[derive(Args, Debug)]

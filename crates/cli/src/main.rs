@@ -143,6 +143,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opened = open(&cli)?;
             out(json, &opened.engine.demo()?, |r| render::demo(&opened.engine, r))
         }
+        Command::Sources(SourcesCmd::Sync) => out(json, &open(&cli)?.engine.sync_sources()?, |r| render::synced(r)),
+        Command::Inbox => out(json, &open(&cli)?.engine.inbox()?, |r| render::inbox(r)),
+        Command::Open { case_id } => {
+            out(json, &open(&cli)?.engine.open_case_view(case_id, &|_| ())?, render::case_view)
+        }
     }
 }
 

@@ -296,3 +296,55 @@ pub fn export(summary: &countersign_engine::ExportSummary, checkpoints: &Checkpo
     );
     crate::admin::print_checkpoints(checkpoints);
 }
+
+pub fn synced(reports: &[countersign_engine::intake::SyncReport]) {
+    if reports.is_empty() {
+        println!("no sources: add [[sources]] to the workspace");
+    }
+    for r in reports {
+        println!(
+            "{}: {} new, {} updated ({} planned again), {} unchanged — {} page(s){}",
+            r.source,
+            r.new_cases,
+            r.updated,
+            r.replanned,
+            r.unchanged,
+            r.pages,
+            if r.more { "; more waiting: sync again" } else { "" }
+        );
+    }
+}
+
+pub fn inbox(items: &[countersign_engine::views::InboxItem]) {
+    for i in items {
+        let state = match (i.opened, i.replied) {
+            (_, true) => "replied",
+            (true, false) => "planned",
+            (false, false) => "new",
+        };
+        let one_line = i.last_message.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut text: String = one_line.chars().take(70).collect();
+        if one_line.chars().count() > 70 {
+            text.push('…');
+        }
+        let flags = if i.handoff { format!(" [handoff: {}]", i.signals.join(", ")) } else { String::new() };
+        let waiting = if i.waiting > 0 { format!(" · {} waiting", i.waiting) } else { String::new() };
+        println!("{:<28} {:<9} {:<8}{waiting}{flags}  {text}", i.case_id, i.channel, state);
+    }
+}
+
+pub fn case_view(v: &countersign_engine::views::CaseView) {
+    println!("{} · {} on {} · plan {} ({}, {})", v.case_id, v.channel, v.store, v.plan_id, v.intent, v.planner);
+    for s in &v.steps {
+        println!(
+            "  {:<4} {:<28} {:<10} {}",
+            s.step_id,
+            s.action,
+            countersign_engine::views::snake(&s.decision),
+            s.state.as_deref().unwrap_or("-")
+        );
+    }
+    if let Some(r) = &v.reply {
+        println!("  reply ({}): {}", countersign_engine::views::snake(&r.decision), r.text);
+    }
+}

@@ -236,6 +236,11 @@ impl ProcessCredential {
     pub fn new(name: CredentialName, value: Secret) -> ProcessCredential {
         ProcessCredential { name, value }
     }
+
+    /// The one name it answers for.
+    pub fn name(&self) -> &CredentialName {
+        &self.name
+    }
 }
 
 impl CredentialStore for ProcessCredential {

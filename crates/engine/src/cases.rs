@@ -153,7 +153,15 @@ impl Engine {
     /// passages its searches returned).
     pub fn plan(&self, case: &Case) -> Result<PlanRun, EngineError> {
         let planner = self.configured_planner()?;
-        let planned = self.plan_case(case, planner.as_ref())?;
+        let mut planned = self.plan_case(case, planner.as_ref())?;
+        // A later revision of a received case (a new customer message) is decided anew:
+        // the same plan for other words must not reuse the decision made on the earlier
+        // ones (a planner's id follows the plan, not the conversation).
+        if let Some(revision) = self.received_revision(&case.id)?
+            && revision > 1
+        {
+            planned.plan.id = format!("{}-r{revision}", planned.plan.id);
+        }
         let decision = self.process_planned(case, &planned)?;
         self.supersede(&case.id, &planned.plan.id, "the case was planned again")?;
         let mut plans = self.case_plans(&case.id)?;

@@ -175,6 +175,11 @@ impl Engine {
         self.store.received_cases()?.iter().map(|r| parse_case(&r.case_id, &r.case_json)).collect()
     }
 
+    /// The revision number of a received case (`None`: not from a source).
+    pub(crate) fn received_revision(&self, case_id: &str) -> Result<Option<u32>, EngineError> {
+        Ok(self.store.received_case(case_id)?.map(|r| r.revision))
+    }
+
     /// One received case's latest revision, if there is one.
     pub(crate) fn received_case(&self, case_id: &str) -> Result<Option<Case>, EngineError> {
         self.store.received_case(case_id)?.map(|r| parse_case(&r.case_id, &r.case_json)).transpose()

@@ -19,6 +19,8 @@ use serde_json::json;
 
 #[path = "engine/defects.rs"]
 mod defects;
+#[path = "engine/intake.rs"]
+mod intake;
 #[path = "engine/pack.rs"]
 mod pack;
 

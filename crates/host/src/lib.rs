@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use countersign_connectors::Connector;
-use countersign_connectors::credentials::{ProcessCredential, Secret};
+use countersign_connectors::credentials::{CredentialName, CredentialStore, ProcessCredential, Secret};
+use countersign_connectors::source::demo::DemoMessages;
+use countersign_connectors::source::{CaseSource, Source, SourceKind};
 use countersign_core::model::Operator;
 use countersign_engine::workspace::ConnectorConfig;
 use countersign_engine::{Clock, Engine, EngineError, EngineOptions, SystemClock, Workspace};
@@ -43,6 +45,8 @@ pub struct Options {
 pub struct Services {
     /// The demo seller center on loopback, for a `kind = "demo_store"` workspace.
     demo_store: Option<countersign_demo_store::BackgroundServer>,
+    /// Its token, held in memory only, for the connector and the sources that read it.
+    demo_token: Option<Arc<ProcessCredential>>,
 }
 
 impl Services {
@@ -95,6 +99,7 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
         };
     let adoption = data::adopt(&options.root, &ws.id, &owner)?;
     let (connector, services) = connector_for(&ws, &data_dir)?;
+    let sources = sources_for(&ws, &services)?;
     let operator = match (options.operator_id, options.role) {
         (None, None) => None,
         (id, role) => Some(Operator {
@@ -105,7 +110,8 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
     let engine = Engine::open(
         EngineOptions { workspace: options.workspace, data_dir: data_dir.clone(), operator, connector },
         clock,
-    )?;
+    )?
+    .with_sources(sources);
     // A move is recorded once the log can be written, even when it happened at an
     // earlier start that failed after moving (the note stays until it is recorded).
     let note = data_dir.join(data::MOVED_FROM);
@@ -127,8 +133,8 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
 fn connector_for(ws: &Workspace, data_dir: &Path) -> Result<(Option<Arc<dyn Connector>>, Services), EngineError> {
     match &ws.connector {
         ConnectorConfig::DemoStore { catalog, seed } => {
-            let (server, http) = start_demo_store(catalog, seed, data_dir)?;
-            Ok((Some(Arc::new(http)), Services { demo_store: Some(server) }))
+            let (server, http, credential) = start_demo_store(catalog, seed, data_dir)?;
+            Ok((Some(Arc::new(http)), Services { demo_store: Some(server), demo_token: Some(credential) }))
         }
         // The browser starts at the first step that needs it, in the workspace's
         // persistent profile under its data folder.
@@ -141,6 +147,42 @@ fn connector_for(ws: &Workspace, data_dir: &Path) -> Result<(Option<Arc<dyn Conn
     }
 }
 
+/// The adapters for the workspace's `[[sources]]`. A demo seller center source without a
+/// `base_url` reads the demo seller center this workspace started, with its in-memory
+/// token; any other source reads its credential from the OS keyring at each call.
+fn sources_for(ws: &Workspace, services: &Services) -> Result<Vec<Source>, EngineError> {
+    let config = |m: String| EngineError::Config { message: format!("{}: {m}", ws.file.display()) };
+    ws.sources
+        .iter()
+        .map(|settings| {
+            let adapter: Arc<dyn CaseSource> = match settings.kind {
+                SourceKind::DemoSellerCenter => {
+                    let (url, store, name): (String, Arc<dyn CredentialStore>, CredentialName) =
+                        match (&settings.base_url, services.demo_store_url(), &services.demo_token) {
+                            (Some(url), _, _) => {
+                                let name = settings.credential.as_deref().ok_or_else(|| {
+                                    config(format!("source {}: a base_url needs a `credential`", settings.name))
+                                })?;
+                                let name = CredentialName::parse(name).map_err(|e| config(e.to_string()))?;
+                                (url.clone(), Arc::new(countersign_engine::credentials::keyring()), name)
+                            }
+                            (None, Some(url), Some(token)) => (url, token.clone(), token.name().clone()),
+                            _ => {
+                                return Err(config(format!(
+                                    "source {}: without a base_url it reads the demo seller center the app \
+                                     starts, which needs `[connector] kind = \"demo_store\"`",
+                                    settings.name
+                                )));
+                            }
+                        };
+                    Arc::new(DemoMessages::new(&settings.name, &url, store, name)?)
+                }
+            };
+            Ok(Source { settings: settings.clone(), adapter })
+        })
+        .collect()
+}
+
 /// Start the demo seller center on loopback (its database in `data_dir`, seeded from
 /// `seed` on first use) with a fresh random token, and an HTTP connector that holds the
 /// token in memory only.
@@ -148,7 +190,10 @@ pub fn start_demo_store(
     catalog: &Path,
     seed: &Path,
     data_dir: &Path,
-) -> Result<(countersign_demo_store::BackgroundServer, countersign_connectors::HttpConnector), EngineError> {
+) -> Result<
+    (countersign_demo_store::BackgroundServer, countersign_connectors::HttpConnector, Arc<ProcessCredential>),
+    EngineError,
+> {
     let catalog =
         countersign_connectors::Catalog::load(catalog).map_err(|e| EngineError::Config { message: e.to_string() })?;
     let mut bytes = [0u8; 32];
@@ -163,8 +208,7 @@ pub fn start_demo_store(
             .map_err(|e| EngineError::Config { message: e.to_string() })?,
     )
     .map_err(|e| EngineError::Config { message: format!("cannot start the demo store: {e}") })?;
-    let credential = ProcessCredential::new(catalog.platform.credential.clone(), Secret::new(token));
-    let http =
-        countersign_connectors::HttpConnector::new(catalog, Arc::new(credential))?.with_base_url(&server.url())?;
-    Ok((server, http))
+    let credential = Arc::new(ProcessCredential::new(catalog.platform.credential.clone(), Secret::new(token)));
+    let http = countersign_connectors::HttpConnector::new(catalog, credential.clone())?.with_base_url(&server.url())?;
+    Ok((server, http, credential))
 }

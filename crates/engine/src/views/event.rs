@@ -39,6 +39,7 @@ pub struct DecidedStep {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant, reason = "a view built once per event shown; boxing buys nothing")]
 pub enum EventDetail {
     ContextRead {
         orders: u32,

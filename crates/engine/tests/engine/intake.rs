@@ -1,0 +1,111 @@
+//! Cases arriving from a source: the demo seller center's buyer messages over its real
+//! HTTP API on loopback, read through the demo adapter with its token in the OS keyring.
+
+use std::sync::Arc;
+
+use countersign_connectors::credentials::CredentialName;
+use countersign_connectors::source::demo::DemoMessages;
+use countersign_connectors::source::{Source, SourceKind, SourceSettings};
+use countersign_core::model::{Channel, Sender};
+use countersign_engine::{Engine, StepState};
+
+use super::{DemoServer, live_engine};
+
+const TOKEN: &str = "engine-test-token-5b2e";
+
+fn with_demo_messages(
+    engine: Engine,
+    server: &DemoServer,
+    keyring: Arc<countersign_connectors::credentials::KeyringStore>,
+) -> Engine {
+    let url = server.server.url();
+    let settings = SourceSettings {
+        name: "demo-messages".into(),
+        kind: SourceKind::DemoSellerCenter,
+        base_url: Some(url.clone()),
+        credential: Some("demo_seller_center/demo".into()),
+        tenant: "acme".into(),
+        store: "acme-us".into(),
+        platform: "demo_seller_center".into(),
+        channel: Channel::Chat,
+        poll_seconds: 10,
+    };
+    let name = CredentialName::new("demo_seller_center", "demo").unwrap();
+    let adapter = Arc::new(DemoMessages::new("demo-messages", &url, keyring, name).unwrap());
+    engine.with_sources(vec![Source { settings, adapter }])
+}
+
+/// What a buyer's app does: write to the seller from the buyer's account.
+fn buyer_writes(server: &DemoServer, user: &str, order: &str, text: &str, key: &str) {
+    let client = countersign_http::blocking_client_builder().no_proxy().build().unwrap();
+    let response = client
+        .post(format!("{}/buyer/messages", server.server.url()))
+        .bearer_auth(TOKEN)
+        .header("Idempotency-Key", key)
+        .json(&serde_json::json!({ "user_id": user, "order_id": order, "text": text }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201, "{:?}", response.text());
+}
+
+#[test]
+fn conversations_arrive_once_and_a_new_customer_message_plans_the_case_again() {
+    let data = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine(data.path());
+    let engine = with_demo_messages(engine, &server, keyring);
+
+    let first = engine.sync_sources().unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(first[0].new_cases >= 20, "the seeded conversations arrive: {first:?}");
+    let received: Vec<_> =
+        engine.inbox().unwrap().into_iter().filter(|i| i.case_id.starts_with("demo-messages:")).collect();
+    assert_eq!(received.len() as u32, first[0].new_cases, "each conversation is one case in the inbox");
+
+    let again = engine.sync_sources().unwrap();
+    assert_eq!((again[0].new_cases, again[0].updated), (0, 0), "nothing new: nothing recorded twice");
+
+    // Sofia's cancellation, with her account as the channel authenticated it.
+    let item = received
+        .iter()
+        .find(|i| i.customer_id.as_deref() == Some("sofia_rossi_8776") && i.last_message.contains("#W5918442"))
+        .unwrap();
+    assert_eq!(item.identity.as_deref(), Some("verified"), "a signed-in buyer account");
+    let opened = engine.open_case_view(&item.case_id, &|_| ()).unwrap();
+    let waiting: Vec<_> = opened.steps.iter().filter(|s| s.state.as_deref() == Some("waiting")).collect();
+    assert!(!waiting.is_empty(), "the cancellation waits for a click: {:?}", opened.steps);
+    let first_plan = opened.plan_id.clone();
+
+    let text = "Also, I'd like the refund on my original card please.";
+    buyer_writes(&server, "sofia_rossi_8776", "#W5918442", text, "buyer-follow-up-1");
+    let third = engine.sync_sources().unwrap();
+    assert_eq!((third[0].new_cases, third[0].updated, third[0].replanned), (0, 1, 1), "{third:?}");
+
+    let case = engine.case(&item.case_id).unwrap();
+    let last = case.messages.last().unwrap();
+    assert_eq!((last.from, last.text.as_str()), (Sender::Customer, text), "the new revision has the new message");
+    let steps = engine.case_steps(&item.case_id).unwrap();
+    assert!(
+        steps.iter().filter(|s| s.plan_id == first_plan).all(|s| s.state != StepState::Waiting),
+        "no step of the earlier plan can still be approved: {steps:?}"
+    );
+    let now = engine.case_view(&item.case_id, &[]).unwrap();
+    assert_ne!(now.plan_id, first_plan, "the case was planned again on its new revision");
+    let revisions: Vec<_> = engine
+        .case_timeline(&item.case_id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "case_received")
+        .map(|e| e.payload["revision"].as_u64().unwrap())
+        .collect();
+    assert_eq!(revisions, vec![1, 2]);
+    assert!(!now.handoff);
+
+    // The same plan for other words is decided on those words: a threat to dispute the
+    // charge hands the case to a human, although the plan did not change.
+    let threat = "If this isn't sorted today I'm going to dispute the charge with my bank.";
+    buyer_writes(&server, "sofia_rossi_8776", "#W5918442", threat, "buyer-follow-up-2");
+    assert_eq!(engine.sync_sources().unwrap()[0].replanned, 1);
+    let later = engine.case_view(&item.case_id, &[]).unwrap();
+    assert!(later.handoff, "decided on revision 3's words: {:?}", later.signals);
+    assert!(engine.verify().unwrap().ok());
+}
