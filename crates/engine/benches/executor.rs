@@ -41,6 +41,16 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// One row of the table: p50, p90 and p99 of `sorted`, in µs.
+fn print_row(label: &str, sorted: &[Duration]) {
+    println!(
+        "{label:<44} {:>10.0} {:>10.0} {:>10.0}",
+        micros(percentile(sorted, 50)),
+        micros(percentile(sorted, 90)),
+        micros(percentile(sorted, 99))
+    );
+}
+
 fn main() {
     let steps: usize = std::env::var("EXEC_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000).max(10);
     let dir = tempfile::tempdir().unwrap();
@@ -116,12 +126,7 @@ fn main() {
         ("connector call alone (the GET included)", &call),
         ("reading the case's events back (log_case)", &evidence),
     ] {
-        println!(
-            "{label:<44} {:>10.0} {:>10.0} {:>10.0}",
-            micros(percentile(v, 50)),
-            micros(percentile(v, 90)),
-            micros(percentile(v, 99))
-        );
+        print_row(label, v);
     }
 
     // The floor under the two durable transitions: a 4 KiB append and fsync in the same
@@ -138,13 +143,7 @@ fn main() {
         })
         .collect();
     syncs.sort_unstable();
-    println!(
-        "{:<44} {:>10.0} {:>10.0} {:>10.0}",
-        "4 KiB append + fsync (two per step)",
-        micros(percentile(&syncs, 50)),
-        micros(percentile(&syncs, 90)),
-        micros(percentile(&syncs, 99))
-    );
+    print_row("4 KiB append + fsync (two per step)", &syncs);
 
     // What the OS keyring adds to every call, when there is one to ask.
     let keyring = KeyringStore::new(format!("countersign-bench-{}", std::process::id()));
@@ -157,13 +156,7 @@ fn main() {
             })
             .collect();
         reads.sort_unstable();
-        println!(
-            "{:<44} {:>10.0} {:>10.0} {:>10.0}",
-            "OS keyring read (per call, not included above)",
-            micros(percentile(&reads, 50)),
-            micros(percentile(&reads, 90)),
-            micros(percentile(&reads, 99))
-        );
+        print_row("OS keyring read (per call, not included above)", &reads);
         let _ = keyring.delete(&name);
     } else {
         println!("(no Secret Service reachable: keyring read not timed)");
