@@ -15,19 +15,9 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --version '^2' --locked
 fi
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-display=":$((90 + RANDOM % 100))"
-Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
-pids+=($!)
-export DISPLAY="$display"
+# shellcheck source=scripts/lib/display.sh
+. scripts/lib/display.sh
+start_xvfb 90 100 "$work/xvfb.log"
 # A fresh app: its own data, config (window state) and logs.
 export COUNTERSIGN_DATA_DIR="$work/data"
 export XDG_CONFIG_HOME="$work/config"

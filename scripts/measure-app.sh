@@ -11,18 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 app="$target/release/countersign-desktop"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-display=":$((190 + RANDOM % 50))"
-Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-pids+=($!)
-export DISPLAY="$display" NO_AT_BRIDGE=1
+# shellcheck source=scripts/lib/display.sh
+. scripts/lib/display.sh
+start_xvfb 190 50 /dev/null
+export NO_AT_BRIDGE=1
 sleep 0.5
 
 pss_tree() { # PSS in kB of a process and all its descendants

@@ -15,11 +15,12 @@
 //! The browser is started (and signed in, as the agent would by hand) before timing.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::float_arithmetic)]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use countersign_test_support::sign_in;
+use countersign_test_support::bench::{self, percentile};
+use countersign_test_support::packs::assets;
+use countersign_test_support::{demo, sign_in};
 
 use countersign_browser::{BrowserConnector, BrowserOptions, PageActions};
 use countersign_connectors::credentials::{CredentialName, ProcessCredential, Secret};
@@ -31,27 +32,8 @@ const TOKEN: &str = "bench-token-browser";
 const ORDER: &str = "#W4817420";
 const CUSTOMER: &str = "ava_moore_2033";
 
-fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
-}
-
 fn one_read_step(tag: &str, n: usize) -> CaseFile {
-    let case_id = format!("bench-{tag}-{n}");
-    serde_json::from_value(json!({
-        "case": {
-            "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
-            "channel": "email", "customer": {"id": CUSTOMER, "identity": "verified"},
-            "messages": [{"from": "customer", "text": "Where is my order?", "at": "2026-11-20T15:10:00Z"}],
-        },
-        "plan": {"id": format!("{case_id}-p"), "case_id": case_id, "planner": "scripted", "intent": "order_status",
-                 "steps": [{"id": "s1", "action": "get_order_details",
-                            "params": {"order_id": {"value": ORDER, "source": "connector"}}}]},
-    }))
-    .unwrap()
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+    serde_json::from_value(bench::one_read_step(&format!("bench-{tag}-{n}"), ORDER, CUSTOMER)).unwrap()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -75,12 +57,7 @@ fn pending_orders() -> Vec<String> {
 fn main() {
     let rounds: usize = std::env::var("STEP_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30).max(5);
     let dir = tempfile::tempdir().unwrap();
-    let server = countersign_demo_store::BackgroundServer::start(
-        dir.path().join("demo-store.sqlite3"),
-        assets().join("demo-store"),
-        countersign_demo_store::ApiToken::new(TOKEN).unwrap(),
-    )
-    .unwrap();
+    let server = demo::start_in(dir.path(), TOKEN);
     let credentials = Arc::new(ProcessCredential::new(
         CredentialName::new("demo_seller_center", "demo").unwrap(),
         Secret::new(TOKEN),

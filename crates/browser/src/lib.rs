@@ -187,14 +187,11 @@ impl Connector for BrowserConnector {
         let map = self.pages.order_facts.as_ref().ok_or_else(|| ConnectorError::Unsupported {
             what: format!("order facts: {} has no [facts.order]", self.pages.file),
         })?;
-        let mut params = Map::new();
-        params.insert(map.param.clone(), Value::String(order_id.to_owned()));
-        let fields = match self.quiet_read(&map.action, &params) {
-            Ok(Some(f)) => f,
-            Ok(None) | Err(ConnectorError::InvalidParams { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        map.facts_from(|field| fields.get(field).and_then(Value::as_str).map(str::to_owned)).map(Some)
+        map.read(
+            order_id,
+            |action, params| self.quiet_read(action, params),
+            |fields, field| fields.get(field).and_then(Value::as_str).map(str::to_owned),
+        )
     }
 
     fn call(&self, action: &str, params: &Map<String, Value>, key: Option<&str>) -> Result<CallRecord, ConnectorError> {
@@ -309,8 +306,13 @@ impl Connector for BrowserConnector {
         before: Option<&Value>,
         after: Option<&Value>,
     ) -> Result<(), ExpectationError> {
-        let expect = self.pages.action(write_action).filter(|a| a.kind == Kind::Write).map(|a| a.expect.as_slice());
-        countersign_connectors::expect::check_write(write_action, expect, params, before, after)
+        countersign_connectors::expect::check_write(
+            write_action,
+            self.pages.expectations(write_action),
+            params,
+            before,
+            after,
+        )
     }
 
     fn attach_blobs(&self, sink: Arc<dyn BlobSink>) {

@@ -8,13 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use countersign_test_support::sign_in;
+use countersign_test_support::{demo, sign_in};
 
 use countersign_browser::{BrowserConnector, BrowserOptions, PageActions};
 use countersign_connectors::{BlobSink, CallRecord, Connector, ConnectorError, SubmitGate};
 use countersign_core::evidence::Verdict;
 use countersign_core::model::PauseScope;
-use countersign_demo_store::{ApiToken, BackgroundServer};
+use countersign_demo_store::BackgroundServer;
 use countersign_engine::{CaseFile, Engine, EngineOptions, ErrorCode, StepState, SystemClock};
 use serde_json::{Map, Value, json};
 
@@ -37,12 +37,7 @@ struct World {
 impl World {
     fn start() -> World {
         let store_dir = tempfile::tempdir().unwrap();
-        let server = BackgroundServer::start(
-            store_dir.path().join("demo-store.sqlite3"),
-            assets().join("demo-store"),
-            ApiToken::new(PASSWORD).unwrap(),
-        )
-        .unwrap();
+        let server = demo::start_in(store_dir.path(), PASSWORD);
         World {
             server,
             data: tempfile::tempdir().unwrap(),

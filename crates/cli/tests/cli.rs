@@ -269,13 +269,14 @@ fn credentials_never_leak() {
             );
         }
     }
-    for entry in walk(dir.path()) {
+    assert_in_no_file(dir.path(), planted, "the credential value");
+}
+
+/// No file under `dir` holds `secret` (`what` names it in the failure).
+fn assert_in_no_file(dir: &Path, secret: &str, what: &str) {
+    for entry in walk(dir) {
         let bytes = std::fs::read(&entry).unwrap();
-        assert!(
-            !bytes.windows(planted.len()).any(|w| w == planted.as_bytes()),
-            "the credential value leaked into {}",
-            entry.display()
-        );
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{what} leaked into {}", entry.display());
     }
 }
 
@@ -464,14 +465,7 @@ fn supervisor_approvals_take_a_roster_passphrase() {
             assert!(!String::from_utf8_lossy(stream).contains(passphrase), "the passphrase leaked into output");
         }
     }
-    for entry in walk(dir.path()) {
-        let bytes = std::fs::read(&entry).unwrap();
-        assert!(
-            !bytes.windows(passphrase.len()).any(|w| w == passphrase.as_bytes()),
-            "the passphrase leaked into {}",
-            entry.display()
-        );
-    }
+    assert_in_no_file(dir.path(), passphrase, "the passphrase");
 }
 
 /// The full demo workspace: the demo seller center on loopback, started by the command.

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use countersign_test_support::demo::{self, seed_orders};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -58,12 +59,7 @@ struct Harness {
 impl Harness {
     fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let server = countersign_demo_store::BackgroundServer::start(
-            dir.path().join("demo-store.sqlite3"),
-            repo().join("assets/demo-store"),
-            countersign_demo_store::ApiToken::new(TOKEN).unwrap(),
-        )
-        .unwrap();
+        let server = demo::start_in(dir.path(), TOKEN);
         let demo = repo().join("assets/demo");
         let workspace = format!(
             "[workspace]\nid = \"crash\"\nname = \"crash trials\"\npolicy = {:?}\nknowledge = {:?}\ncases = {:?}\n\n\
@@ -156,23 +152,6 @@ impl Drop for Harness {
     fn drop(&mut self) {
         let _ = self.run(&["credentials", "delete", "demo_seller_center/demo"]);
     }
-}
-
-/// Seed orders in `status` with their customer, in id order, with no refund yet and a
-/// payment of at least 100.00 (every refund here stays under it).
-fn seed_orders(status: &str) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(repo().join("assets/demo-store/orders.json")).unwrap();
-    let orders: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
-    orders
-        .iter()
-        .filter(|(_, o)| o["status"] == status)
-        .filter(|(_, o)| {
-            let history = o["payment_history"].as_array().unwrap();
-            history.iter().all(|t| t["transaction_type"] == "payment")
-                && history.iter().any(|t| t["amount"].as_f64().unwrap() >= 100.0)
-        })
-        .map(|(id, o)| (id.clone(), o["user_id"].as_str().unwrap().to_string()))
-        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

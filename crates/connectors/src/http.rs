@@ -301,6 +301,17 @@ fn rejection(status: u16, bytes: &[u8], secret: &Secret) -> ConnectorError {
     }
 }
 
+impl HttpConnector {
+    /// A read's answer, `None` when the platform answers 404 (no such object).
+    fn read_found(&self, action: &str, params: &Map<String, Value>) -> Result<Option<Value>, ConnectorError> {
+        match self.call(action, params, None) {
+            Ok(record) => Ok(Some(record.response)),
+            Err(ConnectorError::Rejected { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 fn elapsed_ms(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -310,18 +321,11 @@ impl Connector for HttpConnector {
         let map = self.catalog.order_facts.as_ref().ok_or_else(|| ConnectorError::Unsupported {
             what: format!("order facts: the catalog {} has no [facts.order]", self.catalog.file),
         })?;
-        let mut params = Map::new();
-        params.insert(map.param.clone(), Value::String(order_id.to_string()));
-        let record = match self.call(&map.action, &params, None) {
-            Ok(r) => r,
-            // Not found, or an id the platform's schema says no order can have.
-            Err(ConnectorError::Rejected { status: 404, .. } | ConnectorError::InvalidParams { .. }) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
-        let v = &record.response;
-        map.facts_from(|pointer| v.pointer(pointer).and_then(Value::as_str).map(str::to_string)).map(Some)
+        map.read(
+            order_id,
+            |action, params| self.read_found(action, params),
+            |v, pointer| v.pointer(pointer).and_then(Value::as_str).map(str::to_string),
+        )
     }
 
     fn call(
@@ -402,11 +406,7 @@ impl Connector for HttpConnector {
         let Some((read, read_params)) = spec.state_params(params) else {
             return Err(ConnectorError::Unsupported { what: format!("{write_action} is a read: it has no state") });
         };
-        match self.call(&read, &read_params, None) {
-            Ok(record) => Ok(Some(record.response)),
-            Err(ConnectorError::Rejected { status: 404, .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.read_found(&read, &read_params)
     }
 
     fn check_expectation(
@@ -416,6 +416,6 @@ impl Connector for HttpConnector {
         before: Option<&Value>,
         after: Option<&Value>,
     ) -> Result<(), ExpectationError> {
-        self.catalog.check_expectation(write_action, params, before, after)
+        crate::expect::check_write(write_action, self.catalog.expectations(write_action), params, before, after)
     }
 }

@@ -5,12 +5,15 @@
 //! against a small server that misbehaves on purpose.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use countersign_test_support::demo::DemoServer;
+use countersign_test_support::loopback::read_request;
 
 use countersign_connectors::catalog::{Catalog, CatalogError};
 use countersign_connectors::credentials::{CredentialError, CredentialName, CredentialStore, KeyringStore, Secret};
@@ -112,30 +115,6 @@ impl TestKeyring {
 impl Drop for TestKeyring {
     fn drop(&mut self) {
         let _ = self.store.delete(&demo_credential());
-    }
-}
-
-/// The real demo store on a temporary SQLite file, on its own thread (the blocking
-/// connector is called from the test thread).
-struct DemoServer {
-    server: countersign_demo_store::BackgroundServer,
-    _dir: tempfile::TempDir,
-}
-
-impl DemoServer {
-    fn start(token: &str) -> DemoServer {
-        let dir = tempfile::tempdir().unwrap();
-        let server = countersign_demo_store::BackgroundServer::start(
-            dir.path().join("demo-store.sqlite3"),
-            std::path::PathBuf::from(countersign_demo_store::DEFAULT_SEED_DIR),
-            countersign_demo_store::ApiToken::new(token).unwrap(),
-        )
-        .unwrap();
-        DemoServer { server, _dir: dir }
-    }
-
-    fn url(&self) -> String {
-        self.server.url()
     }
 }
 
@@ -567,28 +546,7 @@ impl Drop for FakeServer {
 
 fn serve_one(mut stream: TcpStream, seen: &Mutex<Vec<Seen>>, behaviour: &Behaviour) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+    let Some((head, _)) = read_request(&mut stream) else { return };
     let index = {
         let mut seen = seen.lock().unwrap();
         seen.push(Seen { request_line: head.lines().next().unwrap_or("").to_string(), head: head.clone() });

@@ -328,18 +328,13 @@ fn decide_step(
 
     // 4. Identity.
     if def.verified_identity {
-        match &case.customer {
-            Some(c) if c.identity == IdentityStatus::Verified => {}
-            Some(_) => acc.add(
-                "builtin.identity",
-                Outcome::Forbid,
-                format!("{} needs a verified customer; this customer's identity is not verified", def.name),
-            ),
-            None => acc.add(
-                "builtin.identity",
-                Outcome::Forbid,
-                format!("{} needs a verified customer; the customer has not been identified", def.name),
-            ),
+        let unverified = match &case.customer {
+            Some(c) if c.identity == IdentityStatus::Verified => None,
+            Some(_) => Some("this customer's identity is not verified"),
+            None => Some("the customer has not been identified"),
+        };
+        if let Some(why) = unverified {
+            acc.add("builtin.identity", Outcome::Forbid, format!("{} needs a verified customer; {why}", def.name));
         }
     }
 
@@ -505,18 +500,15 @@ fn preconditions(
         );
     }
     if pc.order_owned {
-        match &case.customer {
-            Some(c) if c.id == order.customer_id => {}
-            Some(c) => acc.add(
-                "precondition.order-owned",
-                Outcome::Forbid,
-                format!("order {order_id} does not belong to this case's customer ({})", c.id),
-            ),
-            None => acc.add(
-                "precondition.order-owned",
-                Outcome::Forbid,
-                format!("the customer is not identified, so ownership of order {order_id} cannot be established"),
-            ),
+        let not_owned = match &case.customer {
+            Some(c) if c.id == order.customer_id => None,
+            Some(c) => Some(format!("order {order_id} does not belong to this case's customer ({})", c.id)),
+            None => {
+                Some(format!("the customer is not identified, so ownership of order {order_id} cannot be established"))
+            }
+        };
+        if let Some(why) = not_owned {
+            acc.add("precondition.order-owned", Outcome::Forbid, why);
         }
     }
     let Some(money) = money else { return };

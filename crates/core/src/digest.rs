@@ -54,22 +54,37 @@ fn write_bound(out: &mut Vec<u8>, step: &Step) -> Option<()> {
     out.extend_from_slice(b"{\"action\":");
     write_str(out, &step.action)?;
     out.extend_from_slice(b",\"params\":");
-    let mut params: Vec<(&String, &crate::model::Param)> = step.params.iter().collect();
-    // A BTreeMap orders keys by UTF-8 bytes; RFC 8785 by UTF-16 code units.
-    params.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-    out.push(b'{');
-    for (i, (name, param)) in params.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, name)?;
-        out.extend_from_slice(b":{\"source\":");
+    write_object(out, step.params.iter(), |out, param| {
+        out.extend_from_slice(b"{\"source\":");
         write_str(out, param.source.as_str())?;
         out.extend_from_slice(b",\"value\":");
         write_value(out, &param.value)?;
         out.push(b'}');
+        Some(())
+    })?;
+    out.push(b'}');
+    Some(())
+}
+
+/// A JSON object of `entries` in RFC 8785's key order, each value written by `write`.
+fn write_object<'a, T>(
+    out: &mut Vec<u8>,
+    entries: impl Iterator<Item = (&'a String, T)>,
+    mut write: impl FnMut(&mut Vec<u8>, T) -> Option<()>,
+) -> Option<()> {
+    let mut entries: Vec<(&String, T)> = entries.collect();
+    // A BTreeMap orders keys by UTF-8 bytes; RFC 8785 by UTF-16 code units.
+    entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    out.push(b'{');
+    for (i, (k, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k)?;
+        out.push(b':');
+        write(out, item)?;
     }
-    out.extend_from_slice(b"}}");
+    out.push(b'}');
     Some(())
 }
 
@@ -99,20 +114,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value) -> Option<()> {
             }
             out.push(b']');
         }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            out.push(b'{');
-            for (i, (k, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, k)?;
-                out.push(b':');
-                write_value(out, item)?;
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(out, map.iter(), write_value)?,
     }
     Some(())
 }

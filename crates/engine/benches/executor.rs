@@ -17,9 +17,12 @@
 //! when a Secret Service is reachable.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::float_arithmetic)]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use countersign_test_support::bench::{self, percentile};
+use countersign_test_support::demo;
+use countersign_test_support::packs::assets;
 
 use countersign_connectors::credentials::{CredentialName, CredentialStore, KeyringStore, ProcessCredential, Secret};
 use countersign_connectors::{Catalog, HttpConnector};
@@ -30,42 +33,28 @@ const TOKEN: &str = "bench-token-executor";
 const ORDER: &str = "#W4817420";
 const CUSTOMER: &str = "ava_moore_2033";
 
-fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
-}
-
 fn one_read_step(n: usize) -> CaseFile {
-    let case_id = format!("bench-{n}");
-    serde_json::from_value(json!({
-        "case": {
-            "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
-            "channel": "email", "customer": {"id": CUSTOMER, "identity": "verified"},
-            "messages": [{"from": "customer", "text": "Where is my order?", "at": "2026-11-20T15:10:00Z"}],
-        },
-        "plan": {"id": format!("{case_id}-p"), "case_id": case_id, "planner": "scripted", "intent": "order_status",
-                 "steps": [{"id": "s1", "action": "get_order_details",
-                            "params": {"order_id": {"value": ORDER, "source": "connector"}}}]},
-    }))
-    .unwrap()
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+    serde_json::from_value(bench::one_read_step(&format!("bench-{n}"), ORDER, CUSTOMER)).unwrap()
 }
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// One row of the table: p50, p90 and p99 of `sorted`, in µs.
+fn print_row(label: &str, sorted: &[Duration]) {
+    println!(
+        "{label:<44} {:>10.0} {:>10.0} {:>10.0}",
+        micros(percentile(sorted, 50)),
+        micros(percentile(sorted, 90)),
+        micros(percentile(sorted, 99))
+    );
+}
+
 fn main() {
     let steps: usize = std::env::var("EXEC_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000).max(10);
     let dir = tempfile::tempdir().unwrap();
-    let server = countersign_demo_store::BackgroundServer::start(
-        dir.path().join("demo-store.sqlite3"),
-        assets().join("demo-store"),
-        countersign_demo_store::ApiToken::new(TOKEN).unwrap(),
-    )
-    .unwrap();
+    let server = demo::start_in(dir.path(), TOKEN);
     let name = CredentialName::new("demo_seller_center", "demo").unwrap();
     let credentials = Arc::new(ProcessCredential::new(name.clone(), Secret::new(TOKEN)));
     let catalog = Catalog::load(&assets().join("demo/catalog.toml")).unwrap();
@@ -137,12 +126,7 @@ fn main() {
         ("connector call alone (the GET included)", &call),
         ("reading the case's events back (log_case)", &evidence),
     ] {
-        println!(
-            "{label:<44} {:>10.0} {:>10.0} {:>10.0}",
-            micros(percentile(v, 50)),
-            micros(percentile(v, 90)),
-            micros(percentile(v, 99))
-        );
+        print_row(label, v);
     }
 
     // The floor under the two durable transitions: a 4 KiB append and fsync in the same
@@ -159,13 +143,7 @@ fn main() {
         })
         .collect();
     syncs.sort_unstable();
-    println!(
-        "{:<44} {:>10.0} {:>10.0} {:>10.0}",
-        "4 KiB append + fsync (two per step)",
-        micros(percentile(&syncs, 50)),
-        micros(percentile(&syncs, 90)),
-        micros(percentile(&syncs, 99))
-    );
+    print_row("4 KiB append + fsync (two per step)", &syncs);
 
     // What the OS keyring adds to every call, when there is one to ask.
     let keyring = KeyringStore::new(format!("countersign-bench-{}", std::process::id()));
@@ -178,13 +156,7 @@ fn main() {
             })
             .collect();
         reads.sort_unstable();
-        println!(
-            "{:<44} {:>10.0} {:>10.0} {:>10.0}",
-            "OS keyring read (per call, not included above)",
-            micros(percentile(&reads, 50)),
-            micros(percentile(&reads, 90)),
-            micros(percentile(&reads, 99))
-        );
+        print_row("OS keyring read (per call, not included above)", &reads);
         let _ = keyring.delete(&name);
     } else {
         println!("(no Secret Service reachable: keyring read not timed)");

@@ -30,6 +30,17 @@ fn pct(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() - 1) * p / 100]
 }
 
+/// `what: p50 …, p90 …, p99 …, max …` of `sorted`.
+fn summary(what: &str, sorted: &[Duration]) {
+    println!(
+        "{what}: p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, max {:.2?}",
+        pct(sorted, 50),
+        pct(sorted, 90),
+        pct(sorted, 99),
+        sorted[sorted.len() - 1]
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs it too: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -89,14 +100,7 @@ fn main() {
         cold.push(t.elapsed());
     }
     cold.sort();
-    println!(
-        "first round (cold search cache), {} cases: p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, max {:.2?}",
-        cases.len(),
-        pct(&cold, 50),
-        pct(&cold, 90),
-        pct(&cold, 99),
-        cold[cold.len() - 1]
-    );
+    summary(&format!("first round (cold search cache), {} cases", cases.len()), &cold);
     let mut times = Vec::new();
     for _ in 0..rounds {
         for c in &cases {
@@ -108,12 +112,5 @@ fn main() {
         }
     }
     times.sort();
-    println!(
-        "case → plan → decisions over {} cases × {rounds} rounds: p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, max {:.2?}",
-        cases.len(),
-        pct(&times, 50),
-        pct(&times, 90),
-        pct(&times, 99),
-        times[times.len() - 1]
-    );
+    summary(&format!("case → plan → decisions over {} cases × {rounds} rounds", cases.len()), &times);
 }

@@ -314,7 +314,7 @@ impl Engine {
             },
             Err(e @ (ConnectorError::Timeout | ConnectorError::Transport(_))) if is_write => {
                 // It may or may not have been applied: find out by reading, never by retrying.
-                self.finish(&running, StepOutcome::Unknown, before, Value::Null, None, Some(e))?;
+                self.finish_error(&running, StepOutcome::Unknown, before, e)?;
                 self.reconcile(plan_id, step_id)
             }
             Err(
@@ -323,14 +323,14 @@ impl Engine {
                 | ConnectorError::Unconfirmed { .. }),
             ) if is_write => self.settle_failed_write(&running, &params, before, &e),
             Err(e @ ConnectorError::NeedsHuman { .. }) => {
-                let run = self.finish(&running, StepOutcome::NeedsHuman, before, Value::Null, None, Some(e))?;
+                let run = self.finish_error(&running, StepOutcome::NeedsHuman, before, e)?;
                 Ok(StepRun { code: Some(ErrorCode::NeedsHuman), ..run })
             }
             Err(e @ ConnectorError::StoppedBeforeSubmit { .. }) => {
-                let run = self.finish(&running, StepOutcome::Failed, before, Value::Null, None, Some(e))?;
+                let run = self.finish_error(&running, StepOutcome::Failed, before, e)?;
                 Ok(StepRun { code: Some(ErrorCode::Paused), ..run })
             }
-            Err(e) => self.finish(&running, StepOutcome::Failed, before, Value::Null, None, Some(e)),
+            Err(e) => self.finish_error(&running, StepOutcome::Failed, before, e),
         }
     }
 
@@ -419,23 +419,29 @@ impl Engine {
         if outcome == StepOutcome::Unknown { self.reconcile(&running.plan_id, &running.step_id) } else { Ok(run) }
     }
 
-    fn finish(
+    /// The step ends with the connector's `error` and no call record (nothing read after).
+    fn finish_error(
         &self,
         record: &StepRecord,
         outcome: StepOutcome,
         before: Value,
-        after: Value,
-        call: Option<&CallRecord>,
-        error: Option<ConnectorError>,
+        error: ConnectorError,
     ) -> Result<StepRun, EngineError> {
-        if let (None, Some(evidence)) = (call, error.as_ref().and_then(ConnectorError::evidence)) {
+        if let Some(evidence) = error.evidence() {
             // What the connector saw before it stopped (pages, screenshots) is the response.
             let response = serde_json::json!({ "evidence": evidence });
-            let error = error.map(|e| e.to_string());
-            let ended = Ended { outcome, before, after, request: Value::Null, response, error, stopped_at: None };
+            let ended = Ended {
+                outcome,
+                before,
+                after: Value::Null,
+                request: Value::Null,
+                response,
+                error: Some(error.to_string()),
+                stopped_at: None,
+            };
             return self.finish_recorded(record, ended);
         }
-        self.finish_with(record, outcome, before, after, call, error.map(|e| e.to_string()))
+        self.finish_with(record, outcome, before, Value::Null, None, Some(error.to_string()))
     }
 
     fn finish_with(
@@ -569,17 +575,19 @@ impl Engine {
         let params = params_of(&step);
         let is_write = self.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
         let before = self.recorded_before(&record)?;
+        // The step stays `unknown` (for a later try, or for a person), saying why.
+        let still_unknown = |why: String| StepRun {
+            plan_id: plan_id.into(),
+            step_id: step_id.into(),
+            action: record.action.clone(),
+            state: StepState::Unknown,
+            error: Some(why),
+            code: None,
+        };
         let (to, after, error) = if is_write {
             match self.connector.read_state(&record.action, &params) {
                 Err(e) => {
-                    return Ok(StepRun {
-                        plan_id: plan_id.into(),
-                        step_id: step_id.into(),
-                        action: record.action.clone(),
-                        state: StepState::Unknown,
-                        error: Some(format!("could not reconcile yet: {e}")),
-                        code: None,
-                    });
+                    return Ok(still_unknown(format!("could not reconcile yet: {e}")));
                 }
                 Ok(after) => {
                     match self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()) {
@@ -589,14 +597,7 @@ impl Engine {
                         }
                         Err(e) => {
                             // Without what the check needs, the step stays unknown for a person.
-                            return Ok(StepRun {
-                                plan_id: plan_id.into(),
-                                step_id: step_id.into(),
-                                action: record.action.clone(),
-                                state: StepState::Unknown,
-                                error: Some(format!("cannot reconcile automatically: {e}")),
-                                code: None,
-                            });
+                            return Ok(still_unknown(format!("cannot reconcile automatically: {e}")));
                         }
                     }
                 }

@@ -4,6 +4,8 @@
 /// LLM planners configured in the workspace, against recorded provider streams.
 #[path = "planning/llm.rs"]
 mod llm_planner;
+use countersign_test_support::demo::{DemoServer, seed_orders};
+use countersign_test_support::loopback::read_request;
 use countersign_test_support::replay;
 
 use std::path::{Path, PathBuf};
@@ -252,25 +254,6 @@ fn state_of(e: &Engine, plan: &str, step: &str) -> countersign_store::StepState 
 }
 
 // ------------------------------------------------------------- execution
-
-/// The real demo store on loopback (temp SQLite), on its own thread.
-struct DemoServer {
-    server: countersign_demo_store::BackgroundServer,
-    _dir: tempfile::TempDir,
-}
-
-impl DemoServer {
-    fn start(token: &str) -> DemoServer {
-        let dir = tempfile::tempdir().unwrap();
-        let server = countersign_demo_store::BackgroundServer::start(
-            dir.path().join("demo-store.sqlite3"),
-            assets().join("demo-store"),
-            countersign_demo_store::ApiToken::new(token).unwrap(),
-        )
-        .unwrap();
-        DemoServer { server, _dir: dir }
-    }
-}
 
 /// An engine whose connector is the HTTP connector (shipped catalog) pointed at a
 /// running demo store, with the token in the real OS keyring.
@@ -695,23 +678,6 @@ impl Clock for Movable {
     }
 }
 
-/// Seed orders in `status` with their customer, in id order, that have had no refund
-/// and were paid at least 100 (so small refunds are always within what is refundable).
-fn seed_orders(status: &str) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(assets().join("demo-store/orders.json")).unwrap();
-    let orders: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
-    orders
-        .iter()
-        .filter(|(_, o)| o["status"] == status)
-        .filter(|(_, o)| {
-            let history = o["payment_history"].as_array().unwrap();
-            history.iter().all(|t| t["transaction_type"] == "payment")
-                && history.iter().any(|t| t["amount"].as_f64().unwrap() >= 100.0)
-        })
-        .map(|(id, o)| (id.clone(), o["user_id"].as_str().unwrap().to_string()))
-        .collect()
-}
-
 fn case_with(case_id: &str, plan_id: &str, customer: &str, intent: &str, steps: serde_json::Value) -> CaseFile {
     serde_json::from_value(json!({
         "case": {
@@ -987,7 +953,7 @@ struct FakePlatform {
 
 impl FakePlatform {
     fn start(answer: WriteAnswer) -> FakePlatform {
-        use std::io::{Read, Write};
+        use std::io::Write;
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1003,30 +969,7 @@ impl FakePlatform {
                 let Ok(mut stream) = stream else { continue };
                 let (writes, applied) = (w.clone(), applied.clone());
                 std::thread::spawn(move || {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let head_end = loop {
-                        match stream.read(&mut chunk) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    while buf.len() < head_end + length {
-                        match stream.read(&mut chunk) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
+                    let Some((head, _)) = read_request(&mut stream) else { return };
                     let (status, body, delay) = if head.starts_with("POST ") {
                         writes.fetch_add(1, Ordering::SeqCst);
                         let (status, body, delay, applies) = answer;

@@ -2,11 +2,16 @@
 //!
 //! What several crates' tests and benchmarks share, in one place instead of files
 //! included by path: a loopback server replaying recorded LLM provider answers
-//! ([`replay`]), the agent's sign-in by hand in a Chromium profile ([`sign_in`]), and
-//! signed demo policy packs ([`packs`]).
+//! ([`replay`]), the agent's sign-in by hand in a Chromium profile ([`sign_in`]),
+//! signed demo policy packs ([`packs`]), the demo seller center on loopback and its seed
+//! ([`demo`]), reading a request in a fake platform ([`loopback`]), and what the
+//! benchmarks time and report ([`bench`]).
 //! A dev-dependency only: nothing shipped depends on it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench;
+pub mod demo;
+pub mod loopback;
 pub mod packs;
 pub mod replay;
 pub mod sign_in;

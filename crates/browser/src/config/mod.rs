@@ -253,6 +253,12 @@ impl PageActions {
         self.actions.get(name)
     }
 
+    /// What the after-state of `write_action` must show (for
+    /// [`countersign_connectors::expect::check_write`]); `None` when no such write is here.
+    pub fn expectations(&self, write_action: &str) -> Option<&[Expectation]> {
+        self.action(write_action).filter(|a| a.kind == Kind::Write).map(|a| a.expect.as_slice())
+    }
+
     /// Point the actions at another address (a demo store on an ephemeral port). Same
     /// rules as `base_url` in the file.
     pub fn with_base_url(mut self, url: &str) -> Result<PageActions, String> {

@@ -3,24 +3,18 @@
 //! the agent signed in to by hand, `countersign run / review / log` against it. If
 //! Chromium cannot start, this fails (it never skips).
 
-use countersign_demo_store::{ApiToken, BackgroundServer};
 use serde_json::Value;
 
 use super::{case_file, code, cs_at as run, repo, stderr, stdout_json};
 
-use countersign_test_support::sign_in;
+use countersign_test_support::{demo, sign_in};
 
 const PASSWORD: &str = "cli-browser-test-password-5d1e";
 
 #[test]
 fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
     let store_dir = tempfile::tempdir().unwrap();
-    let server = BackgroundServer::start(
-        store_dir.path().join("demo-store.sqlite3"),
-        repo().join("assets/demo-store"),
-        ApiToken::new(PASSWORD).unwrap(),
-    )
-    .unwrap();
+    let server = demo::start_in(store_dir.path(), PASSWORD);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let workspace = sign_in::browser_workspace(&repo(), dir.path(), &server.url());

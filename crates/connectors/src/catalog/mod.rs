@@ -173,6 +173,25 @@ pub struct OrderFactsMap {
 }
 
 impl OrderFactsMap {
+    /// The facts of order `order_id`, read through `read` (the connector's read of
+    /// `action` with `param` set to the id, answering `None` when the platform has no such
+    /// order) and picked from its answer with `text(answer, key)`. An id the action's
+    /// parameters refuse (`InvalidParams`: no order can have it) is no order either.
+    pub fn read<A>(
+        &self,
+        order_id: &str,
+        read: impl FnOnce(&str, &Map<String, Value>) -> Result<Option<A>, crate::ConnectorError>,
+        text: impl Fn(&A, &str) -> Option<String>,
+    ) -> Result<Option<countersign_core::decide::OrderFacts>, crate::ConnectorError> {
+        let mut params = Map::new();
+        params.insert(self.param.clone(), Value::String(order_id.to_owned()));
+        match read(&self.action, &params) {
+            Ok(Some(answer)) => self.facts_from(|key| text(&answer, key)).map(Some),
+            Ok(None) | Err(crate::ConnectorError::InvalidParams { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The facts from the read's answer: `text(key)` is the text found under each key
     /// (a JSON Pointer, a page field name: whatever the connector's map holds).
     /// Amounts must be decimal text.
@@ -313,15 +332,9 @@ impl Catalog {
         out
     }
 
-    /// Does the after-state of `write_action` show what the catalog expects?
-    pub fn check_expectation(
-        &self,
-        write_action: &str,
-        params: &Map<String, Value>,
-        before: Option<&Value>,
-        after: Option<&Value>,
-    ) -> Result<(), ExpectationError> {
-        let expect = self.actions.get(write_action).filter(|s| s.kind == Kind::Write).map(|s| s.expect.as_slice());
-        crate::expect::check_write(write_action, expect, params, before, after)
+    /// What the after-state of `write_action` must show (for [`crate::expect::check_write`]);
+    /// `None` when the catalog has no such write.
+    pub fn expectations(&self, write_action: &str) -> Option<&[Expectation]> {
+        self.actions.get(write_action).filter(|s| s.kind == Kind::Write).map(|s| s.expect.as_slice())
     }
 }

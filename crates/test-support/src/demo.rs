@@ -1,0 +1,53 @@
+//! The demo seller center on loopback for tests and benchmarks, and what they read of
+//! its seed data.
+
+use std::path::Path;
+
+use countersign_demo_store::{ApiToken, BackgroundServer};
+use serde_json::Value;
+
+use crate::packs::assets;
+
+/// The demo seller center on loopback (the tau-retail seed in a temp SQLite file), on its
+/// own thread, answering to `token`. Stops when dropped.
+#[derive(Debug)]
+pub struct DemoServer {
+    pub server: BackgroundServer,
+    _dir: tempfile::TempDir,
+}
+
+impl DemoServer {
+    pub fn start(token: &str) -> DemoServer {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_in(dir.path(), token);
+        DemoServer { server, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// The demo seller center with its database in `dir` (`demo-store.sqlite3`), for a caller
+/// that keeps other files there too.
+pub fn start_in(dir: &Path, token: &str) -> BackgroundServer {
+    BackgroundServer::start(dir.join("demo-store.sqlite3"), assets().join("demo-store"), ApiToken::new(token).unwrap())
+        .unwrap()
+}
+
+/// Seed orders in `status` with their customer, in id order, that have had no refund
+/// and were paid at least 100 (so small refunds are always within what is refundable).
+pub fn seed_orders(status: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(assets().join("demo-store/orders.json")).unwrap();
+    let orders: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    orders
+        .iter()
+        .filter(|(_, o)| o["status"] == status)
+        .filter(|(_, o)| {
+            let history = o["payment_history"].as_array().unwrap();
+            history.iter().all(|t| t["transaction_type"] == "payment")
+                && history.iter().any(|t| t["amount"].as_f64().unwrap() >= 100.0)
+        })
+        .map(|(id, o)| (id.clone(), o["user_id"].as_str().unwrap().to_string()))
+        .collect()
+}
