@@ -26,6 +26,7 @@
 
 pub mod demo;
 pub mod wire;
+pub mod zendesk;
 
 use std::time::Duration;
 
