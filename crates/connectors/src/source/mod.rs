@@ -20,12 +20,13 @@
 //!   rejections), so the engine maps them once for connectors and sources alike.
 //!
 //! **Extending:** a new platform is one adapter file here implementing [`CaseSource`]
-//! (the demo seller center's is [`demo::DemoMessages`]), a `kind` in the workspace's
+//! (the demo seller center's is [`demo::DemoMessages`], Zendesk Support's [`zendesk::Zendesk`]), a `kind` in the workspace's
 //! `[[sources]]`, and a contract test against a loopback server answering as the
 //! platform documents.
 
 pub mod demo;
 pub mod wire;
+pub mod zendesk;
 
 use std::time::Duration;
 
