@@ -20,6 +20,7 @@ use std::sync::Arc;
 use countersign_connectors::Connector;
 use countersign_connectors::credentials::{CredentialName, CredentialStore, ProcessCredential, Secret};
 use countersign_connectors::source::demo::DemoMessages;
+use countersign_connectors::source::zendesk::{Zendesk, ZendeskAuth};
 use countersign_connectors::source::{CaseSource, Source, SourceKind};
 use countersign_core::model::Operator;
 use countersign_engine::workspace::ConnectorConfig;
@@ -155,27 +156,35 @@ fn sources_for(ws: &Workspace, services: &Services) -> Result<Vec<Source>, Engin
     ws.sources
         .iter()
         .map(|settings| {
-            let adapter: Arc<dyn CaseSource> = match settings.kind {
-                SourceKind::DemoSellerCenter => {
-                    let (url, store, name): (String, Arc<dyn CredentialStore>, CredentialName) =
-                        match (&settings.base_url, services.demo_store_url(), &services.demo_token) {
-                            (Some(url), _, _) => {
-                                let name = settings.credential.as_deref().ok_or_else(|| {
-                                    config(format!("source {}: a base_url needs a `credential`", settings.name))
-                                })?;
-                                let name = CredentialName::parse(name).map_err(|e| config(e.to_string()))?;
-                                (url.clone(), Arc::new(countersign_engine::credentials::keyring()), name)
-                            }
-                            (None, Some(url), Some(token)) => (url, token.clone(), token.name().clone()),
-                            _ => {
-                                return Err(config(format!(
-                                    "source {}: without a base_url it reads the demo seller center the app \
-                                     starts, which needs `[connector] kind = \"demo_store\"`",
-                                    settings.name
-                                )));
-                            }
-                        };
-                    Arc::new(DemoMessages::new(&settings.name, &url, store, name)?)
+            let keyring = |name: &Option<String>| -> Result<(Arc<dyn CredentialStore>, CredentialName), EngineError> {
+                let name = name
+                    .as_deref()
+                    .ok_or_else(|| config(format!("source {}: a base_url needs a `credential`", settings.name)))?;
+                let name = CredentialName::parse(name).map_err(|e| config(e.to_string()))?;
+                Ok((Arc::new(countersign_engine::credentials::keyring()), name))
+            };
+            let adapter: Arc<dyn CaseSource> = match (settings.kind, &settings.base_url) {
+                (SourceKind::DemoSellerCenter, Some(url)) => {
+                    let (store, name) = keyring(&settings.credential)?;
+                    Arc::new(DemoMessages::new(&settings.name, url, store, name)?)
+                }
+                (SourceKind::DemoSellerCenter, None) => match (services.demo_store_url(), &services.demo_token) {
+                    (Some(url), Some(token)) => {
+                        Arc::new(DemoMessages::new(&settings.name, &url, token.clone(), token.name().clone())?)
+                    }
+                    _ => {
+                        return Err(config(format!(
+                            "source {}: without a base_url it reads the demo seller center the app starts, which \
+                             needs `[connector] kind = \"demo_store\"`",
+                            settings.name
+                        )));
+                    }
+                },
+                (SourceKind::Zendesk, url) => {
+                    let url =
+                        url.as_deref().ok_or_else(|| config(format!("source {}: needs a base_url", settings.name)))?;
+                    let (store, name) = keyring(&settings.credential)?;
+                    Arc::new(Zendesk::new(&settings.name, url, store, name, ZendeskAuth::ApiToken)?)
                 }
             };
             Ok(Source { settings: settings.clone(), adapter })

@@ -202,6 +202,9 @@ pub fn next_poll(error: Option<&ConnectorError>, failures: u32, idle: Duration, 
 pub enum SourceKind {
     /// The demo seller center's buyer messages ([`demo::DemoMessages`]).
     DemoSellerCenter,
+    /// Zendesk Support tickets ([`zendesk::Zendesk`]), with an API token
+    /// (`{email}/token:{api_token}` in the keyring); `base_url` and `credential` required.
+    Zendesk,
 }
 
 /// A workspace's `[[sources]]` entry: where cases come from, and what the cases are
@@ -252,6 +255,12 @@ impl SourceSettings {
         }
         if let Some(c) = &self.credential {
             CredentialName::parse(c).map_err(|e| format!("source {}: {e}", self.name))?;
+        }
+        if self.kind == SourceKind::Zendesk && (self.base_url.is_none() || self.credential.is_none()) {
+            return Err(format!(
+                "source {}: a zendesk source needs `base_url` (https://SUBDOMAIN.zendesk.com) and `credential`",
+                self.name
+            ));
         }
         Ok(())
     }
