@@ -79,12 +79,34 @@ pub enum Command {
     Sources(SourcesCmd),
     /// The inbox: every case (from the cases folder and the sources) with what waits.
     Inbox,
+    /// The reply of a case: send it (to the case's source, for a case from one), or post
+    /// again one whose delivery is pending or unknown.
+    #[command(subcommand)]
+    Reply(ReplyCmd),
     /// Open a case by id as the app does: planned the first time (what may run on its own
     /// runs), else shown as recorded.
     Open {
         /// The case id (`SOURCE:CONVERSATION` for a case from a source).
         case_id: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReplyCmd {
+    /// Send a case's reply as written: the policy decides the text (a promise or an
+    /// unresolved citation raises it); `forbid`/`recommend` are refused.
+    Send {
+        case_id: String,
+        /// The plan whose reply this is (`countersign open` shows it).
+        #[arg(long)]
+        plan: String,
+        /// The reply text (the draft, or your edit of it).
+        #[arg(long)]
+        text: String,
+    },
+    /// Post a sent reply that is not delivered yet; an attempt that may have landed is
+    /// settled first (same idempotency key, or the thread read back), so it lands once.
+    Deliver { case_id: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -145,6 +145,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sources(SourcesCmd::Sync) => out(json, &open(&cli)?.engine.sync_sources()?, |r| render::synced(r)),
         Command::Inbox => out(json, &open(&cli)?.engine.inbox()?, |r| render::inbox(r)),
+        Command::Reply(ReplyCmd::Send { case_id, plan, text }) => {
+            out(json, &open(&cli)?.engine.send_reply_as_checked(case_id, plan, text, None)?, render::case_view)
+        }
+        Command::Reply(ReplyCmd::Deliver { case_id }) => {
+            out(json, &open(&cli)?.engine.deliver_reply_view(case_id)?, render::case_view)
+        }
         Command::Open { case_id } => {
             out(json, &open(&cli)?.engine.open_case_view(case_id, &|_| ())?, render::case_view)
         }

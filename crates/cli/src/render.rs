@@ -345,6 +345,14 @@ pub fn case_view(v: &countersign_engine::views::CaseView) {
         );
     }
     if let Some(r) = &v.reply {
-        println!("  reply ({}): {}", countersign_engine::views::snake(&r.decision), r.text);
+        match &r.sent {
+            Some(sent) => {
+                let at = sent.message_id.as_deref().map(|m| format!(" as message {m}")).unwrap_or_default();
+                let why = sent.delivery_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+                println!("  reply sent by {} at {} — {}{at}{why}", sent.by, sent.at, sent.delivery);
+                println!("    {}", sent.text.replace('\n', "\n    "));
+            }
+            None => println!("  reply ({}): {}", countersign_engine::views::snake(&r.decision), r.text),
+        }
     }
 }

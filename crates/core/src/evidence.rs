@@ -21,6 +21,14 @@ pub enum Verdict {
     Rejected,
 }
 
+/// Where a reply to a case from a source is posted, and the key of every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplyDelivery {
+    pub source: String,
+    pub conversation_id: String,
+    pub idempotency_key: String,
+}
+
 /// How an executed step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -149,6 +157,31 @@ pub enum Event {
         plan_id: String,
         text: String,
         citations: Vec<Citation>,
+        /// For a case from a source: where the reply goes, and the key every attempt to
+        /// post it carries (recorded before the first attempt, so a retry after a crash
+        /// posts with the same key).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<ReplyDelivery>,
+    },
+    /// The source accepted the reply (or, asked again with the same key, answered with
+    /// the message it had already posted).
+    ReplyDelivered {
+        plan_id: String,
+        source: String,
+        conversation_id: String,
+        /// The platform's id of the posted message.
+        message_id: String,
+        idempotency_key: String,
+    },
+    /// An attempt to post the reply did not end in a posted message: `unknown` when it may
+    /// have landed (a timeout, a lost answer), `failed` when the platform refused it.
+    ReplyNotDelivered {
+        plan_id: String,
+        source: String,
+        conversation_id: String,
+        idempotency_key: String,
+        outcome: StepOutcome,
+        error: String,
     },
     PauseChanged {
         change: PauseChange,
@@ -229,6 +262,8 @@ impl Event {
             Event::StepStarted { .. } => "step_started",
             Event::StepFinished { .. } => "step_finished",
             Event::ReplySent { .. } => "reply_sent",
+            Event::ReplyDelivered { .. } => "reply_delivered",
+            Event::ReplyNotDelivered { .. } => "reply_not_delivered",
             Event::PauseChanged { .. } => "pause_changed",
             Event::PolicyLoaded { .. } => "policy_loaded",
             Event::PolicyRefused { .. } => "policy_refused",

@@ -347,13 +347,23 @@ impl Engine {
                 ),
             });
         }
-        let citations = self
-            .case_plans(&case.id)?
-            .into_iter()
-            .find(|(p, _)| p.id == plan_id)
-            .and_then(|(p, _)| p.reply)
-            .map(|r| r.citations)
-            .unwrap_or_default();
+        let plan = self.case_plans(&case.id)?.into_iter().find(|(p, _)| p.id == plan_id).map(|(p, _)| p);
+        let intent = plan.as_ref().map(|p| p.intent.clone()).unwrap_or_default();
+        let citations = plan.and_then(|p| p.reply).map(|r| r.citations).unwrap_or_default();
+        // A reply to a case from a source is posted there: a write like any other, so a
+        // pause covering it stops it before anything is recorded or sent.
+        let delivery = match self.reply_route(&case.id)? {
+            Some((_, route)) => {
+                if let Some(paused) = self.paused(case, &intent, crate::delivery::SEND_REPLY, "reply")? {
+                    return Err(paused);
+                }
+                Some(countersign_core::evidence::ReplyDelivery {
+                    idempotency_key: crate::delivery::reply_key(&case.id, plan_id, text),
+                    ..route
+                })
+            }
+            None => None,
+        };
         let by = match decision.decision {
             Outcome::Forbid | Outcome::Recommend => {
                 let why = decision.reasons.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join("; ");
@@ -386,7 +396,8 @@ impl Engine {
             }
             Outcome::Confirm | Outcome::Auto => self.operator.id.clone(),
         };
-        let event = Event::ReplySent { plan_id: plan_id.to_string(), text: text.to_string(), citations };
+        let posts = delivery.is_some();
+        let event = Event::ReplySent { plan_id: plan_id.to_string(), text: text.to_string(), citations, delivery };
         let at = self.clock.now();
         self.store.append(countersign_store::NewEvent {
             case_id: Some(case.id.clone()),
@@ -395,6 +406,10 @@ impl Engine {
             at,
             payload: event.payload(),
         })?;
+        if posts {
+            // Recorded first: an attempt cut short by a crash is settled at the next start.
+            self.deliver(&case.id, true)?;
+        }
         Ok(SentReply {
             plan_id: plan_id.to_string(),
             text: text.to_string(),

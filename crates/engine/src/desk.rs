@@ -15,7 +15,7 @@ use countersign_store::EventFilter;
 use crate::cases::OpenedCase;
 use crate::views::{
     self, BlobView, CaseView, Decision, EventView, ExportView, InboxItem, LeadProof, LogQuery, Metrics, PassageView,
-    PauseView, Progress, ReplyCheck, SentView, Verdict, VerifyView, count,
+    PauseView, Progress, ReplyCheck, Verdict, VerifyView, count,
 };
 use crate::{Engine, EngineError, Proof, Secret, StepRecord, StepRun, StepState};
 
@@ -102,7 +102,8 @@ impl Engine {
     fn view_of(&self, case: &Case, opened: &OpenedCase, runs: &[StepRun]) -> Result<CaseView, EngineError> {
         let queue = self.case_steps(&case.id)?;
         let events = self.log_case(&case.id)?;
-        let sent = self.sent_reply(&case.id)?.map(|r| SentView { text: r.text, by: r.by, at: r.at });
+        let delivery = self.reply_delivery(&case.id)?;
+        let sent = self.sent_reply(&case.id)?.map(|r| views::sent(r, delivery));
         Ok(views::case_view(case, opened, &queue, &events, runs, sent))
     }
 
@@ -181,6 +182,26 @@ impl Engine {
         let proof = lead.map(Proof::from);
         self.send_reply(&self.case(case_id)?, plan_id, text, seen, proof.as_ref())?;
         self.case_view(case_id, &[])
+    }
+
+    /// Post the case's sent reply to its source if it is not delivered yet (an uncertain
+    /// earlier attempt is settled first; see [`crate::delivery`]).
+    pub fn deliver_reply_view(&self, case_id: &str) -> Result<CaseView, EngineError> {
+        self.deliver_reply(case_id)?;
+        self.case_view(case_id, &[])
+    }
+
+    /// Send the reply as the command line does: the text is decided as written, and that
+    /// decision is what the sender saw (a `supervisor` reply takes a lead's `proof`).
+    pub fn send_reply_as_checked(
+        &self,
+        case_id: &str,
+        plan_id: &str,
+        text: &str,
+        lead: Option<LeadProof>,
+    ) -> Result<CaseView, EngineError> {
+        let seen = self.check_reply(&self.case(case_id)?, plan_id, text)?.decision;
+        self.send_reply_view(case_id, plan_id, text, seen, lead)
     }
 
     /// Countersign or reject a waiting step (as a roster member with `lead`); an approved

@@ -365,7 +365,7 @@ impl Engine {
     }
 
     /// `Paused` if an active pause covers the step.
-    fn paused(
+    pub(crate) fn paused(
         &self,
         case: &Case,
         intent: &str,
@@ -546,6 +546,11 @@ impl Engine {
             if !out.iter().any(|r: &StepRun| r.plan_id == s.plan_id && r.step_id == s.step_id) {
                 out.push(self.reconcile(&s.plan_id, &s.step_id)?);
             }
+        }
+        // Replies recorded as sent whose post may not have landed: settled the same way
+        // (same key, or the thread read back), never posted blindly a second time.
+        if let Err(e) = self.deliver_pending_replies() {
+            tracing::warn!(error = %e, "replies waiting for delivery could not be settled now; they stay pending");
         }
         Ok(out)
     }

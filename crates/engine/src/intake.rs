@@ -6,8 +6,9 @@
 //! changed (`case_received`, committed with the revision row). The cursor moves on only
 //! after a page's cases are recorded, so a crash re-reads a page and nothing is lost;
 //! an unchanged conversation read again makes no revision, so nothing is doubled. A new
-//! revision of a case that was already planned is planned again on it (waiting steps the
-//! new plan does not keep are superseded, as *Plan again* does).
+//! revision with new words from the customer, of a case that was already planned, is
+//! planned again on it (waiting steps the new plan does not keep are superseded, as *Plan
+//! again* does); a revision that only adds an agent's reply is not.
 //!
 //! The case's customer is the channel's identity of them: the account the source
 //! authenticated is `verified`; an address anyone could write from is `unverified`.
@@ -162,7 +163,11 @@ impl Engine {
             report.new_cases += 1;
         } else {
             report.updated += 1;
-            if !self.case_plans(&case.id)?.is_empty() {
+            // Only the customer's words make a case to plan again: an agent's reply (ours,
+            // posted back) or a state change at the source is a revision, not a new ask.
+            let before = latest.map(|l| parse_case(&l.case_id, &l.case_json)).transpose()?;
+            let asked_anew = before.is_none_or(|b| b.customer_text().ne(case.customer_text()));
+            if asked_anew && !self.case_plans(&case.id)?.is_empty() {
                 self.plan_again(&case)?;
                 report.replanned += 1;
             }

@@ -15,6 +15,7 @@
 pub mod cases;
 pub mod checkpoints;
 pub mod credentials;
+pub mod delivery;
 mod desk;
 mod error;
 pub mod eval;

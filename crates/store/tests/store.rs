@@ -759,10 +759,10 @@ fn an_older_store_is_backed_up_then_migrated() {
     let path = dir.path().join("old.db");
     std::fs::copy(template(dir.path()), &path).unwrap();
     {
-        // Make it look like a store written before migrations 0002 to 0005.
+        // Make it look like a store written before migrations 0002 to 0006.
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE blobs; DROP TABLE kb_fts; DROP VIEW kb_passage_docs; DROP TABLE kb_stats; DROP TABLE kb_passages;
+            "DROP TABLE source_cursors; DROP TABLE case_revisions; DROP TABLE blobs; DROP TABLE kb_fts; DROP VIEW kb_passage_docs; DROP TABLE kb_stats; DROP TABLE kb_passages;
              DROP TABLE kb_articles; DROP TABLE steps; DROP TABLE pauses; PRAGMA user_version = 1;",
         )
         .unwrap();

@@ -7,4 +7,18 @@ export type SentView = { text: string,
 /**
  * Who sent it (or countersigned it, for a reply that needed a team lead).
  */
-by: string, at: string, };
+by: string, at: string, 
+/**
+ * Where it stands at the case's source: `local` (the case is not from a source),
+ * `pending`, `delivered`, `unknown` (may have landed: settled before any new attempt)
+ * or `failed` (the platform refused it).
+ */
+delivery: string, 
+/**
+ * The platform's id of the posted message, once delivered.
+ */
+message_id: string | null, 
+/**
+ * Why the last attempt did not deliver it.
+ */
+delivery_error: string | null, };

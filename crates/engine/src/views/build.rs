@@ -232,3 +232,16 @@ pub fn verify(v: &crate::LogVerification) -> VerifyView {
         devices: v.checkpoints.devices.clone(),
     }
 }
+
+/// A sent reply, with where its delivery stands.
+pub fn sent(r: crate::cases::SentReply, delivery: Option<crate::delivery::Delivery>) -> super::SentView {
+    use crate::delivery::Delivery;
+    let (state, message_id, error) = match delivery.unwrap_or(Delivery::Local) {
+        Delivery::Local => ("local", None, None),
+        Delivery::Pending => ("pending", None, None),
+        Delivery::Delivered { message_id } => ("delivered", Some(message_id), None),
+        Delivery::Unknown { error } => ("unknown", None, Some(error)),
+        Delivery::Failed { error } => ("failed", None, Some(error)),
+    };
+    super::SentView { text: r.text, by: r.by, at: r.at, delivery: state.to_owned(), message_id, delivery_error: error }
+}

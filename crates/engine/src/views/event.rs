@@ -162,7 +162,7 @@ impl EventDetail {
                     stopped_at: stopped_at.clone(),
                 }
             }
-            Event::ReplySent { plan_id, text, citations } => EventDetail::ReplySent {
+            Event::ReplySent { plan_id, text, citations, .. } => EventDetail::ReplySent {
                 plan_id: plan_id.clone(),
                 text: text.clone(),
                 citations: count(citations.len()),

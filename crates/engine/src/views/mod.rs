@@ -160,6 +160,14 @@ pub struct SentView {
     /// Who sent it (or countersigned it, for a reply that needed a team lead).
     pub by: String,
     pub at: String,
+    /// Where it stands at the case's source: `local` (the case is not from a source),
+    /// `pending`, `delivered`, `unknown` (may have landed: settled before any new attempt)
+    /// or `failed` (the platform refused it).
+    pub delivery: String,
+    /// The platform's id of the posted message, once delivered.
+    pub message_id: Option<String>,
+    /// Why the last attempt did not deliver it.
+    pub delivery_error: Option<String>,
 }
 
 /// The policy's decision on the reply text as the agent is editing it.

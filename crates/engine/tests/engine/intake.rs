@@ -2,11 +2,17 @@
 //! HTTP API on loopback, read through the demo adapter with its token in the OS keyring.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use countersign_connectors::ConnectorError;
 use countersign_connectors::credentials::CredentialName;
 use countersign_connectors::source::demo::DemoMessages;
-use countersign_connectors::source::{Source, SourceKind, SourceSettings};
+use countersign_connectors::source::{
+    Capabilities, CaseSource, Changes, Conversation, ConversationState, Cursor, Post, Posted, Source, SourceKind,
+    SourceSettings, Thread,
+};
 use countersign_core::model::{Channel, Sender};
+use countersign_engine::delivery::Delivery;
 use countersign_engine::{Engine, StepState};
 
 use super::{DemoServer, live_engine};
@@ -18,6 +24,15 @@ fn with_demo_messages(
     server: &DemoServer,
     keyring: Arc<countersign_connectors::credentials::KeyringStore>,
 ) -> Engine {
+    let adapter = DemoMessages::new("demo-messages", &server.server.url(), keyring, credential()).unwrap();
+    with_adapter(engine, server, Arc::new(adapter))
+}
+
+fn credential() -> CredentialName {
+    CredentialName::new("demo_seller_center", "demo").unwrap()
+}
+
+fn with_adapter(engine: Engine, server: &DemoServer, adapter: Arc<dyn CaseSource>) -> Engine {
     let url = server.server.url();
     let settings = SourceSettings {
         name: "demo-messages".into(),
@@ -30,8 +45,6 @@ fn with_demo_messages(
         channel: Channel::Chat,
         poll_seconds: 10,
     };
-    let name = CredentialName::new("demo_seller_center", "demo").unwrap();
-    let adapter = Arc::new(DemoMessages::new("demo-messages", &url, keyring, name).unwrap());
     engine.with_sources(vec![Source { settings, adapter }])
 }
 
@@ -108,4 +121,97 @@ fn conversations_arrive_once_and_a_new_customer_message_plans_the_case_again() {
     let later = engine.case_view(&item.case_id, &[]).unwrap();
     assert!(later.handoff, "decided on revision 3's words: {:?}", later.signals);
     assert!(engine.verify().unwrap().ok());
+}
+
+/// The demo adapter, except that the answer to the first post is lost after the post
+/// landed (a timeout on the way back), and, when `idempotent` is false, it says the
+/// platform takes no idempotency key (as Zendesk's ticket updates do not).
+struct LosesFirstAnswer {
+    inner: DemoMessages,
+    idempotent: bool,
+    lose: AtomicBool,
+    posts: AtomicU32,
+}
+
+impl CaseSource for LosesFirstAnswer {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { reply_idempotency: self.idempotent, push: false }
+    }
+    fn changes(&self, since: Option<&Cursor>) -> Result<Changes, ConnectorError> {
+        self.inner.changes(since)
+    }
+    fn thread(&self, id: &str) -> Result<Thread, ConnectorError> {
+        self.inner.thread(id)
+    }
+    fn post(&self, id: &str, post: Post<'_>, key: &str) -> Result<Posted, ConnectorError> {
+        self.posts.fetch_add(1, Ordering::SeqCst);
+        // Without a key to lean on, a second post would show as a second message.
+        let key = if self.idempotent { key.to_owned() } else { format!("{key}-{}", self.posts.load(Ordering::SeqCst)) };
+        let posted = self.inner.post(id, post, &key)?;
+        if self.lose.swap(false, Ordering::SeqCst) { Err(ConnectorError::Timeout) } else { Ok(posted) }
+    }
+    fn set_state(&self, id: &str, state: ConversationState) -> Result<Conversation, ConnectorError> {
+        self.inner.set_state(id, state)
+    }
+    fn assign(&self, id: &str, assignee: Option<&str>) -> Result<Conversation, ConnectorError> {
+        self.inner.assign(id, assignee)
+    }
+}
+
+/// The seller messages in a conversation with `text`, as the demo seller center has them.
+fn copies_at_the_source(server: &DemoServer, conversation: &str, text: &str) -> usize {
+    let client = countersign_http::blocking_client_builder().no_proxy().build().unwrap();
+    let thread: serde_json::Value = client
+        .get(format!("{}/conversations/{conversation}", server.server.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    thread["messages"].as_array().unwrap().iter().filter(|m| m["author"] == "seller" && m["text"] == text).count()
+}
+
+fn reply_lands_once_after_a_lost_answer(idempotent: bool) {
+    let data = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine(data.path());
+    let inner = DemoMessages::new("demo-messages", &server.server.url(), keyring, credential()).unwrap();
+    let adapter =
+        Arc::new(LosesFirstAnswer { inner, idempotent, lose: AtomicBool::new(true), posts: AtomicU32::new(0) });
+    let engine = with_adapter(engine, &server, adapter.clone());
+    engine.sync_sources().unwrap();
+    let case_id = "demo-messages:C-0002";
+    let opened = engine.open_case_view(case_id, &|_| ()).unwrap();
+    let text = "Hi, I am sorry the bottle arrived dented; we are looking into it.";
+    let view = engine.send_reply_as_checked(case_id, &opened.plan_id, text, None).unwrap();
+    let sent = view.reply.unwrap().sent.unwrap();
+    assert_eq!(sent.delivery, "unknown", "the answer was lost: it may have landed: {sent:?}");
+    assert_eq!(copies_at_the_source(&server, "C-0002", text), 1, "it did land");
+
+    // Settling posts nothing twice: the same key (the platform answers with its message),
+    // or, without keys, the thread read back first.
+    let Delivery::Delivered { message_id } = engine.deliver_reply(case_id).unwrap() else { panic!() };
+    assert_eq!(copies_at_the_source(&server, "C-0002", text), 1, "the customer has the reply once");
+    let expected_posts = if idempotent { 2 } else { 1 };
+    assert_eq!(adapter.posts.load(Ordering::SeqCst), expected_posts);
+    assert!(message_id.starts_with("M-"));
+    assert_eq!(engine.deliver_reply(case_id).unwrap(), Delivery::Delivered { message_id }, "delivered stays");
+    assert_eq!(adapter.posts.load(Ordering::SeqCst), expected_posts, "and posts nothing more");
+
+    // Our own reply, read back by the next sync, is a revision but not a new ask.
+    let synced = engine.sync_sources().unwrap();
+    assert_eq!((synced[0].updated, synced[0].replanned), (1, 0), "{synced:?}");
+    assert!(engine.verify().unwrap().ok());
+}
+
+#[test]
+fn a_reply_whose_answer_is_lost_lands_once_with_its_idempotency_key() {
+    reply_lands_once_after_a_lost_answer(true);
+}
+
+#[test]
+fn a_reply_whose_answer_is_lost_lands_once_where_the_platform_takes_no_key() {
+    reply_lands_once_after_a_lost_answer(false);
 }
