@@ -15,11 +15,15 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use countersign_test_support::demo::{self, seed_orders};
+use countersign_test_support::loopback::read_request;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -58,6 +62,11 @@ struct Harness {
 
 impl Harness {
     fn start() -> Harness {
+        Harness::start_with(|_| String::new())
+    }
+
+    /// A harness whose workspace also has `extra(store_url)` appended.
+    fn start_with(extra: impl FnOnce(&str) -> String) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let server = demo::start_in(dir.path(), TOKEN);
         let demo = repo().join("assets/demo");
@@ -70,7 +79,7 @@ impl Harness {
             demo.join("cases"),
             demo.join("catalog.toml"),
             server.url(),
-        );
+        ) + &extra(&server.url());
         std::fs::write(dir.path().join("workspace.toml"), workspace).unwrap();
         std::fs::create_dir(dir.path().join("cases")).unwrap();
         let h = Harness {
@@ -383,4 +392,129 @@ fn sigkill_at_random_points_never_applies_a_write_twice_nor_loses_an_approved_st
         trials < 30 || (during > 0 && before > 0),
         "seed {seed}: with {trials} trials some kills must land before the start and some during the call: {landed:?}"
     );
+}
+
+/// A loopback proxy in front of the demo seller center. It lets every request through,
+/// except the first reply post (`POST /conversations/{id}/messages`): that one reaches the
+/// seller center, but its answer is held back, the test is told (it kills the sender
+/// there), and the connection is then dropped unanswered.
+struct Proxy {
+    url: String,
+    posted: mpsc::Receiver<()>,
+    release: mpsc::Sender<()>,
+}
+
+fn forward(upstream: &str, head: &str, body: &[u8]) -> Vec<u8> {
+    let mut store = TcpStream::connect(upstream).unwrap();
+    store.write_all(head.as_bytes()).unwrap();
+    store.write_all(body).unwrap();
+    let (answer_head, answer_body) = read_request(&mut store).unwrap();
+    [answer_head.into_bytes(), answer_body].concat()
+}
+
+impl Proxy {
+    fn start(store_url: &str) -> Proxy {
+        let upstream = store_url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (posted_tx, posted) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(std::sync::Mutex::new(released));
+        let intercepted = Arc::new(AtomicBool::new(false));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let (upstream, posted_tx, released, intercepted) =
+                    (upstream.clone(), posted_tx.clone(), released.clone(), intercepted.clone());
+                std::thread::spawn(move || {
+                    while let Some((head, body)) = read_request(&mut client) {
+                        let reply_post = head.starts_with("POST /conversations/") && head.contains("/messages ");
+                        let answer = forward(&upstream, &head, &body);
+                        if reply_post && !intercepted.swap(true, Ordering::SeqCst) {
+                            let _ = posted_tx.send(());
+                            let _ = released.lock().unwrap().recv_timeout(Duration::from_secs(30));
+                            return; // the answer is lost with the connection
+                        }
+                        if client.write_all(&answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Proxy { url, posted, release }
+    }
+}
+
+/// The seller messages with `text` in a conversation, read from the seller center itself.
+fn seller_messages(h: &Harness, conversation: &str, text: &str) -> Vec<Value> {
+    let url = format!("{}/conversations/{conversation}", h.server.url());
+    let thread: Value = h.http.get(url).bearer_auth(TOKEN).send().unwrap().json().unwrap();
+    thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["author"] == "seller" && m["text"] == text)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_reply_whose_answer_is_lost_and_whose_sender_is_killed_lands_once() {
+    let mut proxy = None;
+    let h = Harness::start_with(|store_url| {
+        let p = Proxy::start(store_url);
+        let source = format!(
+            "\n[[sources]]\nname = \"demo-messages\"\nkind = \"demo_seller_center\"\nbase_url = {:?}\n\
+             credential = \"demo_seller_center/demo\"\ntenant = \"acme\"\nstore = \"acme-us\"\n\
+             platform = \"demo_seller_center\"\nchannel = \"chat\"\n",
+            p.url
+        );
+        proxy = Some(p);
+        source
+    });
+    let proxy = proxy.unwrap();
+    let synced = h.json(&["--json", "sources", "sync"]);
+    assert!(synced[0]["new_cases"].as_u64().unwrap() > 0, "{synced}");
+    let case = "demo-messages:C-0001";
+    let opened = h.json(&["--json", "open", case]);
+    let plan = opened["plan_id"].as_str().unwrap().to_owned();
+    let text = "Hi Sofia, I have prepared the cancellation of #W5918442; it needs one click from me.";
+
+    let mut sender = h
+        .command(&["--json", "reply", "send", case, "--plan", &plan, "--text", text])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    proxy.posted.recv_timeout(Duration::from_secs(60)).expect("the reply post reached the seller center");
+    sender.kill().unwrap(); // SIGKILL: the answer never arrives, nothing after the post is recorded
+    let status = sender.wait().unwrap();
+    assert!(!status.success(), "the sender was killed, not finished");
+    proxy.release.send(()).unwrap();
+
+    let landed = seller_messages(&h, "C-0001", text);
+    assert_eq!(landed.len(), 1, "the post landed before the kill");
+    let kinds: Vec<String> = h
+        .json(&["--json", "log", "list", "--case", case])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.contains(&"reply_sent".to_owned()), "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k.starts_with("reply_delivered")), "the kill came before the result: {kinds:?}");
+
+    // The restart settles it with the same key: the seller center answers with the
+    // message it posted, and the customer still has the reply once.
+    let settled = h.json(&["--json", "reply", "deliver", case]);
+    let sent = &settled["reply"]["sent"];
+    assert_eq!(sent["delivery"], "delivered", "{settled}");
+    assert_eq!(sent["message_id"], landed[0]["id"], "the message the first attempt posted");
+    assert_eq!(seller_messages(&h, "C-0001", text).len(), 1, "never twice");
+    let again = h.json(&["--json", "reply", "deliver", case]);
+    assert_eq!(again["reply"]["sent"]["message_id"], landed[0]["id"]);
+    assert_eq!(seller_messages(&h, "C-0001", text).len(), 1);
+    assert_eq!(h.json(&["--json", "log", "verify"])["ok"], true);
 }
