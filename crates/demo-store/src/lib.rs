@@ -157,6 +157,20 @@ impl DemoStore {
         Ok(DemoStore { inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }) })
     }
 
+    /// A backlog of `n` new buyer conversations with one message each (`text`), from the
+    /// seeded buyers in turn, written in one transaction: what an inbox that was not read
+    /// for a while holds (benchmarks). Returns the conversation ids.
+    pub fn add_backlog(&self, n: usize, text: &str) -> Result<Vec<String>, DemoStoreError> {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let path = self.inner.path.display().to_string();
+        let sql = |source| DemoStoreError::Database { path: path.clone(), source };
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let ids = db::conversations::backlog(&tx, n, text)
+            .map_err(|e| DemoStoreError::Schema { path: path.clone(), message: format!("writing the backlog: {e}") })?;
+        tx.commit().map_err(sql)?;
+        Ok(ids)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path

@@ -219,3 +219,26 @@ pub fn customer_name(conn: &Connection, customer_id: &str) -> Result<Option<Stri
         .query_row([customer_id], |r| r.get(0))
         .optional()?)
 }
+
+/// `n` new conversations, one buyer message each, from the seeded buyers in turn (a
+/// backlog for benchmarks). Returns their ids.
+pub fn backlog(conn: &Connection, n: usize, text: &str) -> Result<Vec<String>, ApiError> {
+    let ids: Vec<String> = conn
+        .prepare("SELECT customer_id FROM customers ORDER BY customer_id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut buyers = Vec::with_capacity(ids.len());
+    for id in ids {
+        let name = customer_name(conn, &id)?.unwrap_or_default();
+        buyers.push((id, name));
+    }
+    let mut ids = Vec::with_capacity(n);
+    let now = super::now();
+    for (buyer, name) in buyers.iter().cycle().take(if buyers.is_empty() { 0 } else { n }) {
+        let id = insert_conversation(conn, buyer, None, ConversationStatus::Open, &now)?;
+        insert_message(conn, &id, Author::Buyer, MessageKind::Message, name, text, &now)?;
+        touch(conn, &id, ConversationStatus::Open, None, &now)?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
