@@ -163,6 +163,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delivery: Option<ReplyDelivery>,
     },
+    /// Who holds a case from a source, as its conversation's assignee there: this seat
+    /// claimed it on opening (`claimed`), or found it held by someone else.
+    CaseAssigned {
+        source: String,
+        conversation_id: String,
+        assignee: String,
+        claimed: bool,
+    },
     /// The source accepted the reply (or, asked again with the same key, answered with
     /// the message it had already posted).
     ReplyDelivered {
@@ -263,6 +271,7 @@ impl Event {
             Event::StepFinished { .. } => "step_finished",
             Event::ReplySent { .. } => "reply_sent",
             Event::ReplyDelivered { .. } => "reply_delivered",
+            Event::CaseAssigned { .. } => "case_assigned",
             Event::ReplyNotDelivered { .. } => "reply_not_delivered",
             Event::PauseChanged { .. } => "pause_changed",
             Event::PolicyLoaded { .. } => "policy_loaded",

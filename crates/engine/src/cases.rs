@@ -354,6 +354,16 @@ impl Engine {
         // pause covering it stops it before anything is recorded or sent.
         let delivery = match self.reply_route(&case.id)? {
             Some((_, route)) => {
+                // Two agents never answer one conversation: whoever holds it at the
+                // source answers it.
+                if let Some(crate::intake::Claim::HeldBy(holder)) = self.claim(&case.id)? {
+                    return Err(EngineError::Conflict {
+                        message: format!(
+                            "{holder} holds this conversation at {}: they answer it (or release it there first)",
+                            route.source
+                        ),
+                    });
+                }
                 if let Some(paused) = self.paused(case, &intent, crate::delivery::SEND_REPLY, "reply")? {
                     return Err(paused);
                 }

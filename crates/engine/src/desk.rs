@@ -136,6 +136,11 @@ impl Engine {
     /// runs. After that, the plan in force is shown as recorded.
     pub fn open_case_view(&self, case_id: &str, progress: &dyn Fn(Progress)) -> Result<CaseView, EngineError> {
         let case = self.case(case_id)?;
+        // A case from a source is claimed there first; a source that cannot be reached
+        // does not keep the agent from reading the case (sending checks again).
+        if let Err(e) = self.claim(case_id) {
+            tracing::warn!(case = case_id, error = %e, "could not claim the case at its source");
+        }
         progress(Progress::Planning { case_id: case_id.to_string() });
         let opened = self.open_case(&case)?;
         self.decided(&case, &opened, progress)

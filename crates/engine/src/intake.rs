@@ -42,6 +42,15 @@ pub struct SyncReport {
     pub more: bool,
 }
 
+/// Who holds a case from a source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Claim {
+    /// This seat's operator.
+    Mine,
+    /// Another agent, at the source.
+    HeldBy(String),
+}
+
 /// The case id of a conversation: `SOURCE:CONVERSATION`.
 pub fn case_id(source: &str, conversation_id: &str) -> String {
     format!("{source}:{conversation_id}")
@@ -137,12 +146,14 @@ impl Engine {
         let case_json = serde_json::to_string(&case)
             .map_err(|e| EngineError::BadInput { message: format!("encoding case {}: {e}", case.id) })?;
         let latest = self.store.received_case(&case.id)?;
-        if latest.as_ref().is_some_and(|l| l.content_hash == content_hash(&case_json)) {
+        let state = thread.conversation.state.as_str().to_owned();
+        // A revision for new content or a new state at the source (resolved, reopened):
+        // both are evidence. Anything else (an assignee, a read) is no change of the case.
+        if latest.as_ref().is_some_and(|l| l.content_hash == content_hash(&case_json) && l.state == state) {
             report.unchanged += 1;
             return Ok(());
         }
         let revision = latest.as_ref().map_or(1, |l| l.revision + 1);
-        let state = thread.conversation.state.as_str().to_owned();
         let event = Event::CaseReceived {
             source: source.settings.name.clone(),
             conversation_id: thread.conversation.id.clone(),
@@ -173,6 +184,43 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Claim a case from a source for this seat when it is opened: the conversation's
+    /// assignee at the source becomes this operator, so two agents do not answer one
+    /// conversation. Held by someone else, it stays theirs (recorded as seen). `None` for
+    /// a case not from a source. The source is asked each time: a claim is only as good as
+    /// the source's word now.
+    pub fn claim(&self, case_id: &str) -> Result<Option<Claim>, EngineError> {
+        let Some((source, route)) = self.reply_route(case_id)? else { return Ok(None) };
+        let me = self.operator.id.as_str();
+        let thread = source.adapter.thread(&route.conversation_id)?;
+        let claim = match thread.conversation.assignee.as_deref() {
+            Some(holder) if holder == me => return Ok(Some(Claim::Mine)),
+            Some(holder) => Claim::HeldBy(holder.to_owned()),
+            None => {
+                source.adapter.assign(&route.conversation_id, Some(me))?;
+                Claim::Mine
+            }
+        };
+        let recorded = self.log_case(case_id)?.iter().rev().find_map(|e| match &e.event {
+            Event::CaseAssigned { assignee, .. } => Some(assignee.clone()),
+            _ => None,
+        });
+        let assignee = match &claim {
+            Claim::Mine => me.to_owned(),
+            Claim::HeldBy(holder) => holder.clone(),
+        };
+        if recorded.as_deref() != Some(assignee.as_str()) {
+            let event = Event::CaseAssigned {
+                source: route.source.clone(),
+                conversation_id: route.conversation_id.clone(),
+                assignee,
+                claimed: claim == Claim::Mine,
+            };
+            self.append(Some(case_id), me, event)?;
+        }
+        Ok(Some(claim))
     }
 
     /// Every case received from a source, as its latest revision says.

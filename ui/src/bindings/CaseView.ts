@@ -3,12 +3,17 @@ import type { MessageView } from "./MessageView";
 import type { OrderView } from "./OrderView";
 import type { ReplyView } from "./ReplyView";
 import type { SignalView } from "./SignalView";
+import type { SourceView } from "./SourceView";
 import type { StepView } from "./StepView";
 
 /**
  * Everything the Case screen shows.
  */
-export type CaseView = { case_id: string, tenant: string, store: string, platform: string, channel: string, subject: string | null, customer_id: string | null, identity: string | null, messages: Array<MessageView>, orders: Array<OrderView>, 
+export type CaseView = { case_id: string, 
+/**
+ * For a case from a source: the conversation there, and who holds it.
+ */
+source: SourceView | null, tenant: string, store: string, platform: string, channel: string, subject: string | null, customer_id: string | null, identity: string | null, messages: Array<MessageView>, orders: Array<OrderView>, 
 /**
  * The order fields the policy let the AI read.
  */

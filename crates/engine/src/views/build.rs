@@ -155,8 +155,10 @@ pub fn case_view(
             sent: sent.clone(),
         }
     });
+    let source = source_of(events);
     CaseView {
         case_id: case.id.clone(),
+        source,
         tenant: case.tenant.clone(),
         store: case.store.clone(),
         platform: case.platform.clone(),
@@ -244,4 +246,30 @@ pub fn sent(r: crate::cases::SentReply, delivery: Option<crate::delivery::Delive
         Delivery::Failed { error } => ("failed", None, Some(error)),
     };
     super::SentView { text: r.text, by: r.by, at: r.at, delivery: state.to_owned(), message_id, delivery_error: error }
+}
+
+/// Where a case from a source stands there, as its evidence says: the conversation's
+/// state at the last revision, and who holds it (`None` for a case not from a source).
+fn source_of(events: &[LoggedEvent]) -> Option<super::SourceView> {
+    use countersign_core::evidence::Event;
+    let mut view: Option<super::SourceView> = None;
+    for e in events {
+        match &e.event {
+            Event::CaseReceived { source, conversation_id, revision, state, .. } => {
+                let v = view.get_or_insert_with(Default::default);
+                v.source = source.clone();
+                v.conversation_id = conversation_id.clone();
+                v.revision = *revision;
+                v.state = state.clone();
+            }
+            Event::CaseAssigned { assignee, claimed, .. } => {
+                if let Some(v) = view.as_mut() {
+                    v.assignee = Some(assignee.clone());
+                    v.claimed_here = *claimed;
+                }
+            }
+            _ => {}
+        }
+    }
+    view
 }

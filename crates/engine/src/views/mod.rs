@@ -204,6 +204,8 @@ pub struct SignalView {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CaseView {
     pub case_id: String,
+    /// For a case from a source: the conversation there, and who holds it.
+    pub source: Option<SourceView>,
     pub tenant: String,
     pub store: String,
     pub platform: String,
@@ -228,6 +230,22 @@ pub struct CaseView {
     /// Steps of plans this one replaced (planned again, or edited), oldest first: what ran,
     /// was rejected or was replaced before.
     pub earlier: Vec<StepView>,
+}
+
+/// A case's conversation at its source.
+#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SourceView {
+    pub source: String,
+    pub conversation_id: String,
+    /// The case's revision (a new one each time the conversation changed).
+    pub revision: u32,
+    /// `open`, `waiting` or `resolved`, at the last revision.
+    pub state: String,
+    /// Who holds the conversation at the source, as last seen.
+    pub assignee: Option<String>,
+    /// This seat claimed it (else someone else holds it: they answer it).
+    pub claimed_here: bool,
 }
 
 /// Progress of a long command, streamed over a channel.

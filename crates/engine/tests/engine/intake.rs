@@ -215,3 +215,50 @@ fn a_reply_whose_answer_is_lost_lands_once_with_its_idempotency_key() {
 fn a_reply_whose_answer_is_lost_lands_once_where_the_platform_takes_no_key() {
     reply_lands_once_after_a_lost_answer(false);
 }
+
+#[test]
+fn the_agent_who_opens_a_conversation_holds_it_and_another_cannot_answer_it() {
+    let data = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine(data.path());
+    let engine = with_demo_messages(engine, &server, keyring.clone());
+    engine.sync_sources().unwrap();
+    let case_id = "demo-messages:C-0003";
+    let mine = engine.open_case_view(case_id, &|_| ()).unwrap();
+    let me = mine.source.clone().unwrap();
+    assert!(me.claimed_here, "{me:?}");
+    let holder = me.assignee.clone().unwrap();
+
+    // What the seller center shows: the conversation is assigned to this agent.
+    let client = countersign_http::blocking_client_builder().no_proxy().build().unwrap();
+    let at_source: serde_json::Value = client
+        .get(format!("{}/conversations/C-0003", server.server.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(at_source["assignee"], holder.as_str());
+
+    // A second desk (another agent, its own evidence log) opens the same conversation.
+    let other_data = tempfile::tempdir().unwrap();
+    let other = Engine::open(
+        countersign_engine::EngineOptions {
+            workspace: super::assets().join("demo/workspace-snapshot.toml"),
+            data_dir: other_data.path().to_path_buf(),
+            operator: Some(countersign_core::model::Operator { id: "agent-b".into(), role: "agent".into() }),
+            connector: None,
+        },
+        Arc::new(countersign_engine::SystemClock),
+    )
+    .unwrap();
+    let other = with_demo_messages(other, &server, keyring);
+    other.sync_sources().unwrap();
+    let theirs = other.open_case_view(case_id, &|_| ()).unwrap();
+    let seen = theirs.source.unwrap();
+    assert_eq!((seen.assignee.as_deref(), seen.claimed_here), (Some(holder.as_str()), false));
+    let Some(reply) = theirs.reply else { panic!("the plan drafts a reply") };
+    let refused = other.send_reply_as_checked(case_id, &theirs.plan_id, &reply.text, None).unwrap_err();
+    assert_eq!(refused.code(), countersign_engine::ErrorCode::Conflict, "{refused}");
+    assert!(other.reply_delivery(case_id).unwrap().is_none(), "nothing was recorded as sent");
+    assert_eq!(mine.source.unwrap().state, "open");
+}
