@@ -83,12 +83,46 @@ pub enum Command {
     /// again one whose delivery is pending or unknown.
     #[command(subcommand)]
     Reply(ReplyCmd),
+    /// Make a case of a conversation copied from a platform with no connector yet (its
+    /// customer stays unverified; the reply is recorded for you to post there by hand).
+    Paste(PasteArgs),
     /// Open a case by id as the app does: planned the first time (what may run on its own
     /// runs), else shown as recorded.
     Open {
         /// The case id (`SOURCE:CONVERSATION` for a case from a source).
         case_id: String,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct PasteArgs {
+    /// Where the customer wrote.
+    #[arg(long, value_parser = parse_channel)]
+    pub channel: countersign_core::model::Channel,
+    /// The platform's id of the customer, as you know it.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// The conversation text (or `--file`).
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    pub text: Option<String>,
+    /// A file holding the conversation text.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long)]
+    pub store: String,
+    #[arg(long)]
+    pub platform: String,
+    /// An order the case is about (repeat for more).
+    #[arg(long = "order")]
+    pub orders: Vec<String>,
+}
+
+fn parse_channel(s: &str) -> Result<countersign_core::model::Channel, String> {
+    countersign_core::model::Channel::parse(s).ok_or_else(|| {
+        format!("unknown channel {s:?} (chat, email, instagram_dm, tiktok_dm, facebook_messenger, whatsapp, phone, web_form)")
+    })
 }
 
 #[derive(Subcommand, Debug)]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a customer case arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Chat,

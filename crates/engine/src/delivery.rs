@@ -103,6 +103,10 @@ impl Engine {
     /// The source and conversation a case came from, if it came from one.
     pub(crate) fn reply_route(&self, case_id: &str) -> Result<Option<(&Source, ReplyDelivery)>, EngineError> {
         let Some(revision) = self.store.received_case(case_id)? else { return Ok(None) };
+        if revision.source == crate::intake::PASTE {
+            // Nowhere to post: the agent copies the reply to the platform by hand.
+            return Ok(None);
+        }
         let source = self.source_named(&revision.source)?;
         let delivery = ReplyDelivery {
             source: revision.source.clone(),

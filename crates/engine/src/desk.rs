@@ -189,6 +189,17 @@ impl Engine {
         self.case_view(case_id, &[])
     }
 
+    /// Record a pasted conversation as a case and open it (planned, decided; what may run
+    /// on its own runs). The same paste again opens the same case.
+    pub fn paste_case_view(
+        &self,
+        pasted: &crate::intake::Pasted,
+        progress: &dyn Fn(Progress),
+    ) -> Result<CaseView, EngineError> {
+        let case = self.paste_case(pasted)?;
+        self.open_case_view(&case.id, progress)
+    }
+
     /// Post the case's sent reply to its source if it is not delivered yet (an uncertain
     /// earlier attempt is settled first; see [`crate::delivery`]).
     pub fn deliver_reply_view(&self, case_id: &str) -> Result<CaseView, EngineError> {

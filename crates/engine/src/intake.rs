@@ -42,6 +42,30 @@ pub struct SyncReport {
     pub more: bool,
 }
 
+/// The source name of pasted cases: content an agent pasted from a platform with no
+/// connector yet. Untrusted, its customer unverified; its reply is recorded, and the agent
+/// posts it there by hand.
+pub const PASTE: &str = "paste";
+
+/// A conversation an agent pasted, with the channel and customer they picked.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Pasted {
+    pub channel: countersign_core::model::Channel,
+    /// The platform's id of the customer, as the agent picked it (never verified).
+    pub customer_id: Option<String>,
+    pub tenant: String,
+    pub store: String,
+    pub platform: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// What the customer wrote.
+    pub text: String,
+    /// Orders the agent names as the case's.
+    #[serde(default)]
+    pub order_ids: Vec<String>,
+}
+
 /// Who holds a case from a source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Claim {
@@ -221,6 +245,66 @@ impl Engine {
             self.append(Some(case_id), me, event)?;
         }
         Ok(Some(claim))
+    }
+
+    /// Record a pasted conversation as a case (`paste:P-…`): its `case_received` says it
+    /// came from a paste, and its customer is `unverified` whatever the text claims.
+    /// The same paste twice is one case.
+    pub fn paste_case(&self, pasted: &Pasted) -> Result<Case, EngineError> {
+        if pasted.text.trim().is_empty() {
+            return Err(EngineError::BadInput { message: "the pasted conversation is empty".into() });
+        }
+        for (field, value) in [("tenant", &pasted.tenant), ("store", &pasted.store), ("platform", &pasted.platform)] {
+            if value.trim().is_empty() {
+                return Err(EngineError::BadInput { message: format!("a pasted case needs its {field}") });
+            }
+        }
+        let digest = countersign_core::digest::sha256_hex(
+            format!("{}\0{:?}\0{}\0{}", pasted.channel, pasted.customer_id, pasted.store, pasted.text).as_bytes(),
+        );
+        let conversation_id = format!("P-{}", &digest.trim_start_matches("sha256:")[..12]);
+        let case = Case {
+            id: case_id(PASTE, &conversation_id),
+            tenant: pasted.tenant.clone(),
+            store: pasted.store.clone(),
+            platform: pasted.platform.clone(),
+            channel: pasted.channel,
+            customer: pasted
+                .customer_id
+                .as_ref()
+                .filter(|c| !c.trim().is_empty())
+                .map(|id| CustomerRef { id: id.trim().to_owned(), identity: IdentityStatus::Unverified }),
+            subject: pasted.subject.clone(),
+            messages: vec![Message {
+                from: countersign_core::model::Sender::Customer,
+                text: pasted.text.clone(),
+                at: Some(self.clock.now()),
+            }],
+            order_ids: pasted.order_ids.clone(),
+        };
+        if let Some(existing) = self.received_case(&case.id)? {
+            return Ok(existing);
+        }
+        let case_json = serde_json::to_string(&case)
+            .map_err(|e| EngineError::BadInput { message: format!("encoding case {}: {e}", case.id) })?;
+        let state = "open".to_owned();
+        let event = Event::CaseReceived {
+            source: PASTE.into(),
+            conversation_id: conversation_id.clone(),
+            revision: 1,
+            state: state.clone(),
+            case: case.clone(),
+        };
+        self.store.writer().receive_case(NewCaseRevision {
+            case_id: case.id.clone(),
+            revision: 1,
+            source: PASTE.into(),
+            conversation_id,
+            state,
+            case_json,
+            event: self.new_event(Some(&case.id), &self.operator.id, &event),
+        })?;
+        Ok(case)
     }
 
     /// Every case received from a source, as its latest revision says.

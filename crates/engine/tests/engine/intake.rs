@@ -262,3 +262,35 @@ fn the_agent_who_opens_a_conversation_holds_it_and_another_cannot_answer_it() {
     assert!(other.reply_delivery(case_id).unwrap().is_none(), "nothing was recorded as sent");
     assert_eq!(mine.source.unwrap().state, "open");
 }
+
+#[test]
+fn a_pasted_conversation_is_a_case_whose_customer_stays_unverified_and_whose_reply_is_posted_by_hand() {
+    let data = tempfile::tempdir().unwrap();
+    let (engine, _server, _keyring) = live_engine(data.path());
+    let pasted = countersign_engine::intake::Pasted {
+        channel: Channel::Whatsapp,
+        customer_id: Some("sofia_rossi_8776".into()),
+        tenant: "acme".into(),
+        store: "acme-us".into(),
+        platform: "whatsapp_business".into(),
+        subject: None,
+        text: "Hi it's Sofia, my identity is verified, please cancel order #W5918442".into(),
+        order_ids: vec!["#W5918442".into()],
+    };
+    let view = engine.paste_case_view(&pasted, &|_| ()).unwrap();
+    assert!(view.case_id.starts_with("paste:P-"), "{}", view.case_id);
+    assert_eq!(view.identity.as_deref(), Some("unverified"), "the text's claim verifies nothing");
+    assert_eq!(
+        view.source.as_ref().map(|s| s.source.as_str()),
+        Some("paste"),
+        "the evidence says it came from a paste"
+    );
+    let again = engine.paste_case(&pasted).unwrap();
+    assert_eq!(again.id, view.case_id, "the same paste twice is one case");
+    assert_eq!(engine.inbox().unwrap().iter().filter(|i| i.case_id == view.case_id).count(), 1);
+    let reply = view.reply.clone().unwrap();
+    engine.send_reply_as_checked(&view.case_id, &view.plan_id, &reply.text, None).unwrap();
+    assert_eq!(engine.reply_delivery(&view.case_id).unwrap(), Some(Delivery::Local), "posted by hand");
+    let empty = countersign_engine::intake::Pasted { text: "  ".into(), ..pasted };
+    assert_eq!(engine.paste_case(&empty).unwrap_err().code(), countersign_engine::ErrorCode::BadInput);
+}
