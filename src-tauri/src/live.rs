@@ -2,7 +2,9 @@
 //!
 //! The thread that opens the workspace goes on to poll its sources ([`Intake::run`]):
 //! each source on its own schedule, every `poll_seconds` while it answers, backing off on
-//! errors and waiting out a `429`'s `Retry-After` (`countersign_engine::intake::next_sync`).
+//! errors and waiting out a `429`'s `Retry-After` (`countersign_engine::intake::next_sync`);
+//! a *Check now* that reached every source ends the back-off (the agent fixed the token,
+//! the platform is back).
 //! A sync that recorded new cases or revisions is reported to the UI over the channel the
 //! window registered (`watch_inbox`), and a desktop notification says when customers wrote.
 //!
@@ -63,7 +65,8 @@ pub fn announce<R: tauri::Runtime>(app: &tauri::AppHandle<R>, changed: &InboxCha
     app.state::<Watcher>().send(changed);
     if let Some(body) = changed.notification() {
         match app.notification().builder().title("Countersign: new in the inbox").body(&body).show() {
-            Ok(()) => tracing::info!(%body, "notification sent"),
+            // Handed to the desktop's notification service; the plugin reports no answer.
+            Ok(()) => tracing::info!(%body, "notification handed to the desktop"),
             Err(e) => tracing::warn!(error = %e, %body, "the desktop notification could not be shown"),
         }
     }
@@ -74,8 +77,17 @@ pub fn announce<R: tauri::Runtime>(app: &tauri::AppHandle<R>, changed: &InboxCha
 pub struct Intake {
     /// Held for the length of a sync: one at a time.
     syncing: Mutex<()>,
-    stopped: Mutex<bool>,
+    wake_for: Mutex<Wake>,
     wake: Condvar,
+}
+
+/// Why the poller was woken before a source was due.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Wake {
+    stopped: bool,
+    /// *Check now* reached every source: the sources answer again, so each one's back-off
+    /// is over and it is polled at its interval from now.
+    answered: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,8 +131,15 @@ impl InboxChanged {
 impl Intake {
     /// Sync every source now (*Check now*), after any sync under way.
     pub fn sync_all(&self, engine: &Engine) -> Result<Vec<SyncReport>, EngineError> {
-        let _turn = lock(&self.syncing);
-        engine.sync_sources()
+        let reports = {
+            let _turn = lock(&self.syncing);
+            engine.sync_sources()?
+        };
+        if reports.len() == engine.sources().len() {
+            lock(&self.wake_for).answered = true;
+            self.wake.notify_all();
+        }
+        Ok(reports)
     }
 
     /// Poll the engine's sources until [`Intake::stop`]; `changed` hears of every sync that
@@ -135,8 +154,16 @@ impl Intake {
         let mut due: Vec<(Instant, u32)> = vec![(Instant::now(), 0); sources.len()];
         loop {
             let next = due.iter().map(|d| d.0).min().unwrap_or_else(Instant::now);
-            if self.wait_until(next) {
-                return;
+            match self.wait_until(next) {
+                Wake { stopped: true, .. } => return,
+                Wake { answered: true, .. } => {
+                    for (source, (at, failures)) in sources.iter().zip(due.iter_mut()) {
+                        *failures = 0;
+                        *at = Instant::now() + next_sync(source, None, 0);
+                    }
+                    continue;
+                }
+                _ => {}
             }
             for (source, (at, failures)) in sources.iter().zip(due.iter_mut()) {
                 if *at > Instant::now() {
@@ -144,7 +171,7 @@ impl Intake {
                 }
                 let result = {
                     let _turn = lock(&self.syncing);
-                    if *lock(&self.stopped) {
+                    if lock(&self.wake_for).stopped {
                         return;
                     }
                     engine.sync_source(source)
@@ -174,24 +201,25 @@ impl Intake {
         }
     }
 
-    /// Sleep until `at` or until stopped; true when stopped.
-    fn wait_until(&self, at: Instant) -> bool {
-        let mut stopped = lock(&self.stopped);
+    /// Sleep until `at`, or until woken for a reason (which is taken, except a stop).
+    fn wait_until(&self, at: Instant) -> Wake {
+        let mut wake = lock(&self.wake_for);
         loop {
-            if *stopped {
-                return true;
+            if wake.stopped || wake.answered {
+                let stopped = wake.stopped;
+                return std::mem::replace(&mut *wake, Wake { stopped, answered: false });
             }
             let left = at.saturating_duration_since(Instant::now());
             if left == Duration::ZERO {
-                return false;
+                return Wake::default();
             }
-            stopped = self.wake.wait_timeout(stopped, left).unwrap_or_else(PoisonError::into_inner).0;
+            wake = self.wake.wait_timeout(wake, left).unwrap_or_else(PoisonError::into_inner).0;
         }
     }
 
     /// Stop polling: the poller wakes at once and starts no new sync.
     pub fn stop(&self) {
-        *lock(&self.stopped) = true;
+        lock(&self.wake_for).stopped = true;
         self.wake.notify_all();
     }
 }
