@@ -12,9 +12,11 @@ use tauri::State;
 use tauri::ipc::Channel;
 
 use crate::dto::{
-    AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, EventView, ExportView, InboxItem, LeadProof,
-    LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, Verdict, VerifyView,
+    AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, EventView, ExportView, InboxChanged, InboxItem,
+    LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport, Verdict,
+    VerifyView,
 };
+use crate::live::{Intake, Watcher};
 use crate::state::Shell;
 
 type Res<T> = Result<T, AppError>;
@@ -61,6 +63,19 @@ pub fn inbox(shell: State<'_, Shell>) -> Res<Vec<InboxItem>> {
         tracing::debug!(ms = started.elapsed().as_millis(), cases = items.len(), "inbox listed");
         Ok(items)
     })
+}
+
+/// Sync the workspace's sources now ("Check now"), after any background sync under way.
+#[tauri::command(async)]
+pub fn sync_sources(shell: State<'_, Shell>, intake: State<'_, Intake>) -> Res<Vec<SyncReport>> {
+    plain_thread(|| Ok(intake.sync_all(&shell.get()?.engine)?))
+}
+
+/// Hear of what background syncs record (new conversations, new messages): the window's
+/// channel, which replaces any registered before (one window).
+#[tauri::command(async)]
+pub fn watch_inbox(watcher: State<'_, Watcher>, on_change: Channel<InboxChanged>) {
+    watcher.set(on_change);
 }
 
 /// Open a case: planned the first time (what may run on its own runs), else as recorded.
@@ -110,6 +125,13 @@ pub fn send_reply(
     lead: Option<LeadProof>,
 ) -> Res<CaseView> {
     plain_thread(|| Ok(shell.get()?.engine.send_reply_view(&case_id, &plan_id, &text, seen, lead)?))
+}
+
+/// Post the case's sent reply to its source again where its delivery is pending, unknown
+/// or failed (an uncertain attempt is settled first: the customer gets it once).
+#[tauri::command(async)]
+pub fn deliver_reply(shell: State<'_, Shell>, case_id: String) -> Res<CaseView> {
+    plain_thread(|| Ok(shell.get()?.engine.deliver_reply_view(&case_id)?))
 }
 
 /// A screenshot or page snapshot named in the evidence, by its SHA-256.

@@ -78,3 +78,18 @@ pub struct UpdateOffer {
     pub date: Option<String>,
     pub notes: Option<String>,
 }
+
+/// What a background sync of the workspace's sources recorded (sent to the window, which
+/// reloads the inbox).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, TS)]
+pub struct InboxChanged {
+    /// Conversations seen for the first time.
+    pub new_cases: u32,
+    /// Conversations with a new revision (a customer's message, an agent's reply read back,
+    /// a state change at the source).
+    pub updated: u32,
+    /// Of those, the ones in which the customer wrote again.
+    pub customer_wrote: u32,
+    /// Of those, the cases that were planned before and were planned again.
+    pub replanned: u32,
+}

@@ -7,12 +7,14 @@
 //! [`commands`] calls the engine and maps the result to a view in [`dto`] (whose
 //! TypeScript declarations in `ui/src/bindings/` are generated from these types). The
 //! state is built in full before it is managed ([`state::AppState::build`]). To add a
-//! command: write it in `commands.rs`, register it in [`run`], list it in
-//! `capabilities/default.json`, and regenerate the bindings
-//! (`UPDATE_BINDINGS=1 cargo test -p countersign-desktop bindings`).
+//! command: write it in `commands.rs`, add its name to `command_list.rs`, and regenerate
+//! the bindings and the capability file
+//! (`UPDATE_BINDINGS=1 cargo test -p countersign-desktop --test bindings`). The live inbox
+//! (sources synced in the background, notifications) is [`live`].
 
 pub mod commands;
 pub mod dto;
+pub mod live;
 pub mod state;
 pub mod updates;
 pub mod view;
@@ -78,7 +80,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_updater::Builder::new().build())
+        // Notifications are sent from here (`live::announce`); the webview gets none of the
+        // plugin's commands (the capability file lists ours only).
+        .plugin(tauri_plugin_notification::init())
         .manage(updates::Pending::default())
+        .manage(live::Intake::default())
+        .manage(live::Watcher::default())
         .setup(move |app| {
             let paths = app.path();
             let log_dir = paths.app_log_dir()?;
@@ -96,9 +103,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             app.manage(Shell::default());
             let handle = app.handle().clone();
-            std::thread::Builder::new()
-                .name("open-workspace".into())
-                .spawn(move || handle.state::<Shell>().open(&loc))?;
+            std::thread::Builder::new().name("open-workspace".into()).spawn(move || {
+                let shell = handle.state::<Shell>();
+                shell.open(&loc);
+                // The same thread then keeps the inbox live until the app exits.
+                if let Ok(state) = shell.get() {
+                    handle.state::<live::Intake>().run(&state.engine, &|c| live::announce(&handle, c));
+                }
+            })?;
             if let Some(w) = app.get_webview_window("main")
                 && !std::env::var("COUNTERSIGN_GPU").is_ok_and(|v| v == "on")
             {
@@ -108,7 +120,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         })
         .invoke_handler(invoke_handler())
-        .run(context())?;
+        .build(context())?
+        .run(|app, event| {
+            if let tauri::RunEvent::Exit = event {
+                app.state::<live::Intake>().stop();
+            }
+        });
     Ok(())
 }
 

@@ -303,10 +303,11 @@ pub fn synced(reports: &[countersign_engine::intake::SyncReport]) {
     }
     for r in reports {
         println!(
-            "{}: {} new, {} updated ({} planned again), {} unchanged — {} page(s){}",
+            "{}: {} new, {} updated ({} by the customer, {} planned again), {} unchanged — {} page(s){}",
             r.source,
             r.new_cases,
             r.updated,
+            r.customer_wrote,
             r.replanned,
             r.unchanged,
             r.pages,

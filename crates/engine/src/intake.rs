@@ -13,7 +13,9 @@
 //! The case's customer is the channel's identity of them: the account the source
 //! authenticated is `verified`; an address anyone could write from is `unverified`.
 
-use countersign_connectors::source::{Changes, Cursor, Source, Thread, Visibility};
+use std::time::Duration;
+
+use countersign_connectors::source::{Changes, Cursor, Source, Thread, Visibility, next_poll};
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, CustomerRef, IdentityStatus, Message};
 use countersign_store::{NewCaseRevision, content_hash};
@@ -27,6 +29,7 @@ const MAX_PAGES: u32 = 100;
 
 /// What one sync of one source did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SyncReport {
     pub source: String,
     pub pages: u32,
@@ -34,6 +37,9 @@ pub struct SyncReport {
     pub new_cases: u32,
     /// Conversations whose content changed (a new revision).
     pub updated: u32,
+    /// Updated conversations in which the customer wrote again (the others changed by an
+    /// agent's reply or the state at the source): what a person is told about.
+    pub customer_wrote: u32,
     /// Conversations read again with nothing new.
     pub unchanged: u32,
     /// Updated cases that were planned before and were planned again.
@@ -73,6 +79,24 @@ pub enum Claim {
     Mine,
     /// Another agent, at the source.
     HeldBy(String),
+}
+
+/// The longest wait between two syncs of a source that keeps failing (unless the
+/// platform's `Retry-After` asks for longer).
+pub const MAX_SYNC_WAIT: Duration = Duration::from_secs(300);
+
+/// When to sync `source` again after a sync that ended with `error` (none: it went well),
+/// the `failures`-th failure in a row: its `poll_seconds` after a success; after a failure,
+/// the platform's `Retry-After` when it rate limited, else `poll_seconds` doubled for each
+/// failure in a row, at most [`MAX_SYNC_WAIT`] (or `poll_seconds`, if that is longer).
+pub fn next_sync(source: &Source, error: Option<&EngineError>, failures: u32) -> Duration {
+    let idle = Duration::from_secs(source.settings.poll_seconds);
+    let connector = match error {
+        Some(EngineError::Connector(e)) => Some(e),
+        _ => None,
+    };
+    let failures = if error.is_some() { failures } else { 0 };
+    next_poll(connector, failures, idle, MAX_SYNC_WAIT.max(idle))
 }
 
 /// The case id of a conversation: `SOURCE:CONVERSATION`.
@@ -202,9 +226,12 @@ impl Engine {
             // posted back) or a state change at the source is a revision, not a new ask.
             let before = latest.map(|l| parse_case(&l.case_id, &l.case_json)).transpose()?;
             let asked_anew = before.is_none_or(|b| b.customer_text().ne(case.customer_text()));
-            if asked_anew && !self.case_plans(&case.id)?.is_empty() {
-                self.plan_again(&case)?;
-                report.replanned += 1;
+            if asked_anew {
+                report.customer_wrote += 1;
+                if !self.case_plans(&case.id)?.is_empty() {
+                    self.plan_again(&case)?;
+                    report.replanned += 1;
+                }
             }
         }
         Ok(())

@@ -18,7 +18,8 @@ struct Command {
     name: String,
     doc: Vec<String>,
     args: Vec<(String, String)>,
-    progress: Option<String>,
+    /// A `Channel<T>` argument: its name and `T`.
+    progress: Option<(String, String)>,
     returns: String,
 }
 
@@ -143,7 +144,7 @@ fn read(source: &str, named: &mut BTreeSet<String>) -> Vec<Command> {
             if seg.ident == "Channel" {
                 let [inner] = type_args(seg)[..] else { panic!("command {name}: Channel<T> expected") };
                 assert!(command.progress.is_none(), "command {name}: one channel at most");
-                command.progress = Some(ts_type(inner, named, &name));
+                command.progress = Some((camel(&ident.ident.to_string()), ts_type(inner, named, &name)));
                 continue;
             }
             command.args.push((camel(&ident.ident.to_string()), ts_type(&arg.ty, named, &name)));
@@ -200,9 +201,9 @@ pub fn generate(source: &str, listed: &[&str]) -> String {
         };
         let mut sent: Vec<String> =
             if by_object { vec!["...a".into()] } else { c.args.iter().map(|(n, _)| n.clone()).collect() };
-        if let Some(p) = &c.progress {
-            params.push(format!("onProgress: (p: {p}) => void"));
-            sent.push("onProgress: channel(onProgress)".into());
+        if let Some((arg, p)) = &c.progress {
+            params.push(format!("{arg}: (p: {p}) => void"));
+            sent.push(format!("{arg}: channel({arg})"));
         }
         let body = match (by_object, c.progress.is_some(), sent.is_empty()) {
             (true, false, _) => ", a".to_owned(),

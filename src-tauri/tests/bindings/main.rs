@@ -34,6 +34,8 @@ fn generate(dir: &Path) {
     ReplyCheck::export_all_to(dir).unwrap();
     BlobView::export_all_to(dir).unwrap();
     UpdateCheck::export_all_to(dir).unwrap();
+    SyncReport::export_all_to(dir).unwrap();
+    InboxChanged::export_all_to(dir).unwrap();
     let names: Vec<String> = countersign_desktop::COMMAND_NAMES.iter().map(|n| format!("\"{n}\"")).collect();
     std::fs::write(
         dir.join("Command.ts"),

@@ -342,3 +342,201 @@ async fn browser_journey(c: &Client) -> Result<()> {
     shot(c, "08-evidence-browser-screenshots").await?;
     Ok(())
 }
+
+/// The token of the demo seller center the live-inbox test starts.
+const LIVE_TOKEN: &str = "e2e-live-inbox-token-3d81";
+/// The keyring credential the live-inbox workspace's source reads its messages with.
+const MESSAGES: &str = "demo_seller_center/e2e-messages";
+
+/// A workspace whose cases come from the demo seller center at `url` (polled every
+/// second, with the keyring credential `demo_seller_center/e2e-messages`), its platform's
+/// orders reached over HTTP (the catalog's credential, `demo_seller_center/demo`); no cases
+/// folder of its own.
+fn live_workspace(dir: &std::path::Path, url: &str) -> Result<PathBuf> {
+    let demo = repo().join("assets/demo");
+    let no_cases = dir.join("no-cases");
+    std::fs::create_dir_all(&no_cases)?;
+    let text = format!(
+        r#"[workspace]
+id = "e2e-live"
+name = "Live inbox (e2e)"
+policy = {policy:?}
+knowledge = {knowledge:?}
+cases = {no_cases:?}
+
+[connector]
+kind = "http"
+catalog = {catalog:?}
+base_url = {url:?}
+
+[[sources]]
+name = "shop"
+kind = "demo_seller_center"
+base_url = {url:?}
+credential = "demo_seller_center/e2e-messages"
+tenant = "acme"
+store = "acme-us"
+platform = "demo_seller_center"
+channel = "chat"
+poll_seconds = 1
+
+[planner]
+provider = "local"
+playbooks = {playbooks:?}
+
+[operator]
+id = "agent-demo"
+role = "agent"
+"#,
+        policy = demo.join("policy.toml"),
+        knowledge = repo().join("assets/knowledge"),
+        catalog = demo.join("catalog.toml"),
+        playbooks = demo.join("playbooks.toml"),
+    );
+    let file = dir.join("workspace-live-inbox.toml");
+    std::fs::write(&file, text)?;
+    Ok(file)
+}
+
+/// The buyers' side of the demo seller center, over its HTTP API.
+struct Buyers {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Buyers {
+    /// A buyer writes (a new conversation when they have none about `order`); returns its id.
+    async fn write(&self, user: &str, order: &str, text: &str) -> Result<String> {
+        let answer = self
+            .http
+            .post(format!("{}/buyer/messages", self.url))
+            .bearer_auth(LIVE_TOKEN)
+            .header("Idempotency-Key", format!("e2e-{user}-{order}"))
+            .json(&json!({ "user_id": user, "order_id": order, "text": text }))
+            .send()
+            .await?;
+        let status = answer.status();
+        let body: serde_json::Value = answer.json().await?;
+        anyhow::ensure!(status.as_u16() == 201, "the buyer's message was refused: {status} {body}");
+        let id = body.pointer("/conversation/id").and_then(|v| v.as_str());
+        Ok(id.with_context(|| format!("no conversation id in {body}"))?.to_owned())
+    }
+
+    /// The conversation's messages as the seller center holds them.
+    async fn thread(&self, conversation: &str) -> Result<Vec<serde_json::Value>> {
+        let answer = self.http.get(format!("{}/conversations/{conversation}", self.url)).bearer_auth(LIVE_TOKEN);
+        let thread: serde_json::Value = answer.send().await?.error_for_status()?.json().await?;
+        Ok(thread["messages"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+/// The live inbox: a buyer writes to the seller center while the app runs; the
+/// conversation appears in the inbox with no restart and no click (the background poll
+/// and its event), the agent opens it and sends the reply — refused at first (a rotated
+/// token), then posted again — and the reply is in that conversation at the seller center
+/// exactly once.
+#[tokio::test(flavor = "current_thread")]
+async fn a_buyers_message_arrives_live_and_the_reply_lands_once() -> Result<()> {
+    let started = Instant::now();
+    let store = tempfile::tempdir()?;
+    let server = countersign_demo_store::BackgroundServer::start(
+        store.path().join("demo-store.sqlite3"),
+        repo().join("assets/demo-store"),
+        countersign_demo_store::ApiToken::new(LIVE_TOKEN)?,
+    )?;
+    let work = tempfile::tempdir()?;
+    let workspace = live_workspace(work.path(), &server.url())?;
+    let data = work.path().join("data");
+    let buyers = Buyers { http: countersign_http::client_builder().no_proxy().build()?, url: server.url() };
+    let c = session_with(&["--workspace", workspace.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]).await?;
+    let result = live_journey(&c, &buyers).await;
+    if result.is_err() {
+        let _ = shot(&c, "failure-live").await;
+    }
+    c.close().await?;
+    println!("live inbox journey in {} ms", started.elapsed().as_millis());
+    result
+}
+
+/// Save a credential in Settings (to the OS keyring).
+async fn save_credential(c: &Client, name: &str, value: &str) -> Result<()> {
+    nav(c, "settings").await?;
+    for (field, text) in [("cred-name", name), ("cred-value", value)] {
+        let input = wait_for(c, &format!("[data-testid={field}]")).await?;
+        input.clear().await?;
+        input.send_keys(text).await?;
+    }
+    wait_for(c, "[data-testid=cred-save]").await?.click().await?;
+    wait_text(c, "[data-testid=cred-saved]", "the confirmation", |t| t.contains(name)).await?;
+    Ok(())
+}
+
+/// Open the case of an inbox row (a case id with a colon needs the quoted selector).
+async fn open_row(c: &Client, row: &str, id: &str) -> Result<()> {
+    nav(c, "inbox").await?;
+    wait_for(c, row).await?.click().await?;
+    wait_text(c, "[data-testid=case-view] h1", "the case id", |t| t.contains(id)).await?;
+    Ok(())
+}
+
+async fn live_journey(c: &Client, buyers: &Buyers) -> Result<()> {
+    // The agent gives the app the seller center's tokens (its background polls fail until
+    // then), and checks now: the seller center's conversations arrive.
+    save_credential(c, "demo_seller_center/demo", LIVE_TOKEN).await?;
+    save_credential(c, MESSAGES, LIVE_TOKEN).await?;
+    nav(c, "inbox").await?;
+    wait_for(c, "[data-testid=check-now]").await?.click().await?;
+    let checked = wait_text(c, "[data-testid=sync-result]", "what the check found", |t| !t.is_empty()).await?;
+    println!("check now: {checked}");
+    wait_for(c, r#"[data-testid="case-shop:C-0001"]"#).await?;
+
+    // A buyer writes while the app runs. Nobody clicks: the background poll records it and
+    // the inbox reloads on its event.
+    let text = "Hi, I ordered by mistake, please cancel order #W8770097.";
+    let conversation = buyers.write("ivan_santos_6635", "#W8770097", text).await?;
+    let row = format!(r#"[data-testid="case-shop:{conversation}"]"#);
+    let arrived = Instant::now();
+    let preview = wait_text(c, &row, "the buyer's new conversation", |t| t.contains("ivan_santos_6635")).await?;
+    println!("{conversation} in the inbox {} ms after the buyer wrote: {preview}", arrived.elapsed().as_millis());
+    shot(c, "09-live-inbox").await?;
+
+    // The agent opens it (the local planner plans it over the platform's API).
+    wait_for(c, &row).await?.click().await?;
+    wait_text(c, "[data-testid=case-view] h1", "the case id", |t| t.contains(&conversation)).await?;
+    wait_text(c, "[data-testid=reply-editor]", "the draft", |_| true).await?;
+
+    // The messages token was rotated behind the agent's back: the reply is recorded as
+    // sent, the post is refused, and the case says so with the platform's error.
+    save_credential(c, MESSAGES, "e2e-rotated-away").await?;
+    open_row(c, &row, &conversation).await?;
+    wait_for(c, "[data-testid=send-reply]").await?.click().await?;
+    wait_text(c, "[data-testid=reply-sent]", "the sent reply", |t| t.contains("agent-demo")).await?;
+    let sent = wait_for(c, "[data-testid=reply] .sent").await?.text().await?;
+    assert_eq!(attr(c, "[data-testid=delivery]", "data-state").await?, "failed");
+    let refused = wait_text(c, "[data-testid=delivery]", "the refusal", |t| t.contains("401")).await?;
+    println!("{refused}");
+    let seller_copies = |messages: &[serde_json::Value]| {
+        messages.iter().filter(|m| m["author"] == "seller" && m["text"] == sent.trim()).cloned().collect::<Vec<_>>()
+    };
+    assert!(seller_copies(&buyers.thread(&conversation).await?).is_empty(), "nothing reached the buyer");
+    shot(c, "10-reply-not-delivered").await?;
+
+    // With the right token back, Post again (from the keyboard) delivers it.
+    save_credential(c, MESSAGES, LIVE_TOKEN).await?;
+    open_row(c, &row, &conversation).await?;
+    wait_for(c, "[data-testid=post-again]").await?.send_keys("\u{E007}").await?; // Enter
+    let state = wait_for(c, "[data-testid=delivery][data-state=delivered]").await?;
+    let message_id = state.attr("data-message-id").await?.unwrap_or_default();
+    let line = wait_text(c, "[data-testid=delivery]", "the message id", |t| t.contains(&message_id)).await?;
+    println!("{line}");
+    assert!(c.find(css("[data-testid=post-again]")).await.is_err(), "a delivered reply is not offered again");
+    shot(c, "11-reply-delivered").await?;
+
+    // At the seller center: the buyer's message, and the reply once, under the id the app shows.
+    let messages = buyers.thread(&conversation).await?;
+    assert!(messages.iter().any(|m| m["text"] == text), "the buyer's message: {messages:?}");
+    let replies = seller_copies(&messages);
+    assert_eq!(replies.len(), 1, "the customer has the reply exactly once: {messages:?}");
+    assert_eq!(replies[0]["id"], message_id.as_str(), "the app shows the platform's message id");
+    Ok(())
+}

@@ -8,6 +8,7 @@ import type { CredentialList } from "./CredentialList";
 import type { Decision } from "./Decision";
 import type { EventView } from "./EventView";
 import type { ExportView } from "./ExportView";
+import type { InboxChanged } from "./InboxChanged";
 import type { InboxItem } from "./InboxItem";
 import type { LeadProof } from "./LeadProof";
 import type { LogQuery } from "./LogQuery";
@@ -17,6 +18,7 @@ import type { PauseScope } from "./PauseScope";
 import type { PauseView } from "./PauseView";
 import type { Progress } from "./Progress";
 import type { ReplyCheck } from "./ReplyCheck";
+import type { SyncReport } from "./SyncReport";
 import type { UpdateCheck } from "./UpdateCheck";
 import type { Verdict } from "./Verdict";
 import type { VerifyView } from "./VerifyView";
@@ -27,6 +29,10 @@ export const commands = {
   appInfo: () => call<AppInfo>("app_info"),
   /** The inbox: every case with its waiting steps and escalation signals (no platform read). */
   inbox: () => call<Array<InboxItem>>("inbox"),
+  /** Sync the workspace's sources now ("Check now"), after any background sync under way. */
+  syncSources: () => call<Array<SyncReport>>("sync_sources"),
+  /** Hear of what background syncs record (new conversations, new messages): the window's channel, which replaces any registered before (one window). */
+  watchInbox: (onChange: (p: InboxChanged) => void) => call<null>("watch_inbox", { onChange: channel(onChange) }),
   /** Open a case: planned the first time (what may run on its own runs), else as recorded. */
   openCase: (caseId: string, onProgress: (p: Progress) => void) => call<CaseView>("open_case", { caseId, onProgress: channel(onProgress) }),
   /** Countersign or reject a waiting step; an approved step runs at once. */
@@ -39,6 +45,8 @@ export const commands = {
   checkReply: (caseId: string, planId: string, text: string) => call<ReplyCheck>("check_reply", { caseId, planId, text }),
   /** Send the reply as edited; a decision stricter than `seen` is refused with `Conflict`. */
   sendReply: (a: { caseId: string; planId: string; text: string; seen: Decision; lead: LeadProof | null }) => call<CaseView>("send_reply", a),
+  /** Post the case's sent reply to its source again where its delivery is pending, unknown or failed (an uncertain attempt is settled first: the customer gets it once). */
+  deliverReply: (caseId: string) => call<CaseView>("deliver_reply", { caseId }),
   /** A screenshot or page snapshot named in the evidence, by its SHA-256. */
   evidenceBlob: (hash: string) => call<BlobView>("evidence_blob", { hash }),
   /** The cited passage behind a citation chip, with whether the citation resolves. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isTyping, keyAction } from "./focus";
+import { isCheckNow, isTyping, keyAction } from "./focus";
 
 describe("keyAction", () => {
   it("J and K move down and up, clamped at the ends", () => {
@@ -37,5 +37,15 @@ describe("isTyping", () => {
     expect(isTyping({ tagName: "INPUT" } as unknown as EventTarget)).toBe(true);
     expect(isTyping({ tagName: "DIV", isContentEditable: false } as unknown as EventTarget)).toBe(false);
     expect(isTyping(null)).toBe(false);
+  });
+});
+
+describe("isCheckNow", () => {
+  it("is R without a modifier (Ctrl+R stays the webview's)", () => {
+    expect(isCheckNow({ key: "r" })).toBe(true);
+    expect(isCheckNow({ key: "R" })).toBe(true);
+    expect(isCheckNow({ key: "r", ctrlKey: true })).toBe(false);
+    expect(isCheckNow({ key: "r", altKey: true })).toBe(false);
+    expect(isCheckNow({ key: "j" })).toBe(false);
   });
 });

@@ -56,3 +56,8 @@ export function isTyping(target: EventTarget | null): boolean {
   const tag = el.tagName.toLowerCase();
   return tag === "input" || tag === "textarea" || tag === "select" || el.isContentEditable === true;
 }
+
+/** R (no modifier) asks the inbox's sources for what is new ("Check now"). */
+export function isCheckNow(ev: KeyLike): boolean {
+  return (ev.key === "r" || ev.key === "R") && !ev.ctrlKey && !ev.metaKey && !ev.altKey;
+}

@@ -15,8 +15,10 @@ export async function call<T>(cmd: Command, args?: Record<string, unknown>): Pro
   }
 }
 
-export function channel(onProgress: (p: Progress) => void): Channel<Progress> {
-  const ch = new Channel<Progress>();
-  ch.onmessage = onProgress;
+// A command's channel (progress of a long command, or the inbox's changes): each message
+// goes to `on`.
+export function channel<T = Progress>(on: (p: T) => void): Channel<T> {
+  const ch = new Channel<T>();
+  ch.onmessage = on;
   return ch;
 }

@@ -13,6 +13,7 @@ mod metrics;
 use serde::{Deserialize, Serialize};
 
 pub use crate::error::ErrorCode;
+pub use crate::intake::SyncReport;
 pub use build::*;
 /// The policy's decision on a step or a reply, as the faces show it.
 pub use countersign_core::Outcome as Decision;

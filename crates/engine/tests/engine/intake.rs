@@ -91,7 +91,11 @@ fn conversations_arrive_once_and_a_new_customer_message_plans_the_case_again() {
     let text = "Also, I'd like the refund on my original card please.";
     buyer_writes(&server, "sofia_rossi_8776", "#W5918442", text, "buyer-follow-up-1");
     let third = engine.sync_sources().unwrap();
-    assert_eq!((third[0].new_cases, third[0].updated, third[0].replanned), (0, 1, 1), "{third:?}");
+    assert_eq!(
+        (third[0].new_cases, third[0].updated, third[0].customer_wrote, third[0].replanned),
+        (0, 1, 1, 1),
+        "{third:?}"
+    );
 
     let case = engine.case(&item.case_id).unwrap();
     let last = case.messages.last().unwrap();
@@ -202,7 +206,11 @@ fn reply_lands_once_after_a_lost_answer(idempotent: bool) {
 
     // Our own reply, read back by the next sync, is a revision but not a new ask.
     let synced = engine.sync_sources().unwrap();
-    assert_eq!((synced[0].updated, synced[0].replanned), (1, 0), "{synced:?}");
+    assert_eq!(
+        (synced[0].updated, synced[0].customer_wrote, synced[0].replanned),
+        (1, 0, 0),
+        "nobody is told the customer wrote: {synced:?}"
+    );
     assert!(engine.verify().unwrap().ok());
 }
 
@@ -293,4 +301,32 @@ fn a_pasted_conversation_is_a_case_whose_customer_stays_unverified_and_whose_rep
     assert_eq!(engine.reply_delivery(&view.case_id).unwrap(), Some(Delivery::Local), "posted by hand");
     let empty = countersign_engine::intake::Pasted { text: "  ".into(), ..pasted };
     assert_eq!(engine.paste_case(&empty).unwrap_err().code(), countersign_engine::ErrorCode::BadInput);
+}
+
+#[test]
+fn a_source_is_synced_again_after_its_poll_interval_backing_off_on_errors_and_honouring_retry_after() {
+    use countersign_engine::EngineError;
+    use countersign_engine::intake::{MAX_SYNC_WAIT, next_sync};
+    use std::time::Duration;
+    let keyring = Arc::new(countersign_connectors::credentials::KeyringStore::new("countersign-test-unused"));
+    let adapter = DemoMessages::new("demo-messages", "http://127.0.0.1:9", keyring, credential()).unwrap();
+    let settings = SourceSettings {
+        name: "demo-messages".into(),
+        kind: SourceKind::DemoSellerCenter,
+        base_url: None,
+        credential: None,
+        tenant: "acme".into(),
+        store: "acme-us".into(),
+        platform: "demo_seller_center".into(),
+        channel: Channel::Chat,
+        poll_seconds: 10,
+    };
+    let source = Source { settings, adapter: Arc::new(adapter) };
+    let s = Duration::from_secs;
+    assert_eq!(next_sync(&source, None, 3), s(10), "a sync that went well waits the poll interval");
+    let down = EngineError::Connector(ConnectorError::Timeout);
+    let waits: Vec<_> = (1..=6).map(|n| next_sync(&source, Some(&down), n)).collect();
+    assert_eq!(waits, [s(20), s(40), s(80), s(160), MAX_SYNC_WAIT, MAX_SYNC_WAIT], "doubling, capped");
+    let limited = EngineError::Connector(ConnectorError::RateLimited { retry_after: Some(s(42)) });
+    assert_eq!(next_sync(&source, Some(&limited), 5), s(42), "the platform's Retry-After, not our guess");
 }
