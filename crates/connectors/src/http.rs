@@ -35,6 +35,8 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// Answers larger than this are refused (a support action's answer is a few KiB).
 const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// How much of a refusal's body that is not `{"error": {"code", "message"}}` is kept.
+const MAX_REFUSAL_CHARS: usize = 2000;
 
 /// Timeouts and retries (defaults from the catalog's `[platform]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,15 +292,14 @@ fn rejection(status: u16, bytes: &[u8], secret: &Secret) -> ConnectorError {
     let error = parsed.as_ref().and_then(|v| v.get("error"));
     let field = |name: &str| error.and_then(|e| e.get(name)).and_then(Value::as_str).map(str::to_string);
     let code = field("code").unwrap_or_else(|| format!("http_{status}"));
-    let message = field("message").unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(bytes);
-        text.chars().take(200).collect()
-    });
-    ConnectorError::Rejected {
-        status,
-        code: scrub_text(&code, secret.expose()),
-        message: scrub_text(&message, secret.expose()),
-    }
+    // The secret is scrubbed from the whole body before any cut, so no prefix of it can
+    // survive at the edge; a body that is not the expected shape is kept whole enough for
+    // an adapter to read its own error format.
+    let message = match field("message") {
+        Some(m) => scrub_text(&m, secret.expose()),
+        None => scrub_text(&String::from_utf8_lossy(bytes), secret.expose()).chars().take(MAX_REFUSAL_CHARS).collect(),
+    };
+    ConnectorError::Rejected { status, code: scrub_text(&code, secret.expose()), message }
 }
 
 impl HttpConnector {

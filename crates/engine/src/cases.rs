@@ -135,7 +135,11 @@ impl Engine {
     /// from the workspace's planner, decided and recorded.
     pub fn open_case(&self, case: &Case) -> Result<OpenedCase, EngineError> {
         let mut plans = self.case_plans(&case.id)?;
+        let mark = self.words_mark(case)?;
         match plans.pop() {
+            // A case from a source whose plan in force was made on other words (a follow-up
+            // recorded when planning failed, or just before a crash) is planned again now.
+            Some((plan, _)) if mark.as_ref().is_some_and(|m| !plan.id.contains(m.as_str())) => self.plan_again(case),
             Some((plan, decision)) => Ok(OpenedCase { plan, decision, earlier: plans, planned_now: false }),
             None => self.plan_again(case),
         }
@@ -154,16 +158,19 @@ impl Engine {
     pub fn plan(&self, case: &Case) -> Result<PlanRun, EngineError> {
         let planner = self.configured_planner()?;
         let mut planned = self.plan_case(case, planner.as_ref())?;
-        // A later revision of a received case (a new customer message) is decided anew:
-        // the same plan for other words must not reuse the decision made on the earlier
-        // ones (a planner's id follows the plan, not the conversation).
-        if let Some(revision) = self.received_revision(&case.id)?
-            && revision > 1
-        {
-            planned.plan.id = format!("{}-r{revision}", planned.plan.id);
+        // A case from a source is decided on the customer's words it was planned on: the
+        // plan id carries their hash, so the same plan for other words (a follow-up) is a
+        // new plan, decided anew, never the decision recorded for the earlier words (a
+        // planner's id follows the plan, not the conversation).
+        let words = self.words_mark(case)?;
+        if let Some(mark) = &words {
+            planned.plan.id = format!("{}{mark}", planned.plan.id);
         }
         let decision = self.process_planned(case, &planned)?;
-        self.supersede(&case.id, &planned.plan.id, "the case was planned again")?;
+        // On new words, what an agent approved on the earlier ones does not run either.
+        let states: &[StepState] =
+            if words.is_some() { &[StepState::Waiting, StepState::Approved] } else { &[StepState::Waiting] };
+        self.supersede_in(&case.id, &planned.plan.id, "the case was planned again", states)?;
         let mut plans = self.case_plans(&case.id)?;
         plans.retain(|(p, _)| p.id != planned.plan.id);
         let opened = OpenedCase { plan: planned.plan.clone(), decision, earlier: plans, planned_now: true };
@@ -277,9 +284,20 @@ impl Engine {
 
     /// Invalidate the waiting steps of the case's other plans, with evidence.
     fn supersede(&self, case_id: &str, current: &str, reason: &str) -> Result<(), EngineError> {
+        self.supersede_in(case_id, current, reason, &[StepState::Waiting])
+    }
+
+    /// Invalidate the steps in `states` of the case's other plans, with evidence.
+    fn supersede_in(
+        &self,
+        case_id: &str,
+        current: &str,
+        reason: &str,
+        states: &[StepState],
+    ) -> Result<(), EngineError> {
         let stale = self
             .store
-            .steps(&StepFilter { states: vec![StepState::Waiting], ..StepFilter::default() })?
+            .steps(&StepFilter { states: states.to_vec(), ..StepFilter::default() })?
             .into_iter()
             .filter(|r| r.case_id == case_id && r.plan_id != current);
         for record in stale {
@@ -332,10 +350,27 @@ impl Engine {
         if text.trim().is_empty() {
             return Err(EngineError::BadInput { message: "the reply is empty".into() });
         }
+        // Checked and recorded under the reply guard: two sends (a double click, the app
+        // and the command line) cannot both find the reply unsent.
+        let _only_one = self.reply_guard()?;
         if let Some(sent) = self.sent_reply(&case.id)? {
-            return Err(EngineError::Conflict {
-                message: format!("the reply of case {} was already sent by {} at {}", case.id, sent.by, sent.at),
-            });
+            if sent.plan_id == plan_id {
+                return Err(EngineError::Conflict {
+                    message: format!("the reply of plan {plan_id} was already sent by {} at {}", sent.by, sent.at),
+                });
+            }
+            if matches!(
+                self.reply_delivery(&case.id)?,
+                Some(crate::delivery::Delivery::Pending | crate::delivery::Delivery::Unknown { .. })
+            ) {
+                return Err(EngineError::Conflict {
+                    message: format!(
+                        "the earlier reply of case {} may still be landing: post it again (it lands once) before \
+                         sending another",
+                        case.id
+                    ),
+                });
+            }
         }
         let decision = self.check_reply(case, plan_id, text)?;
         if decision.decision > seen {
@@ -354,16 +389,6 @@ impl Engine {
         // pause covering it stops it before anything is recorded or sent.
         let delivery = match self.reply_route(&case.id)? {
             Some((_, route)) => {
-                // Two agents never answer one conversation: whoever holds it at the
-                // source answers it.
-                if let Some(crate::intake::Claim::HeldBy(holder)) = self.claim(&case.id)? {
-                    return Err(EngineError::Conflict {
-                        message: format!(
-                            "{holder} holds this conversation at {}: they answer it (or release it there first)",
-                            route.source
-                        ),
-                    });
-                }
                 if let Some(paused) = self.paused(case, &intent, crate::delivery::SEND_REPLY, "reply")? {
                     return Err(paused);
                 }
@@ -406,6 +431,19 @@ impl Engine {
             }
             Outcome::Confirm | Outcome::Auto => self.operator.id.clone(),
         };
+        if let Some(route) = &delivery {
+            // Two agents never answer one conversation: whoever holds it at the source
+            // answers it. Asked last, once every local check has passed, so a refused
+            // reply changes nothing at the source.
+            if let Some(crate::intake::Claim::HeldBy(holder)) = self.claim(&case.id)? {
+                return Err(EngineError::Conflict {
+                    message: format!(
+                        "{holder} holds this conversation at {}: they answer it (or release it there first)",
+                        route.source
+                    ),
+                });
+            }
+        }
         let posts = delivery.is_some();
         let event = Event::ReplySent { plan_id: plan_id.to_string(), text: text.to_string(), citations, delivery };
         let at = self.clock.now();
@@ -418,7 +456,7 @@ impl Engine {
         })?;
         if posts {
             // Recorded first: an attempt cut short by a crash is settled at the next start.
-            self.deliver(&case.id, true)?;
+            self.deliver_guarded(&case.id, true)?;
         }
         Ok(SentReply {
             plan_id: plan_id.to_string(),

@@ -23,6 +23,10 @@ use serde::Serialize;
 
 use crate::{Engine, EngineError, LoggedEvent};
 
+/// How far before `reply_sent` a message read back may be dated and still be the
+/// reply's earlier attempt (platform clocks, whole-second timestamps).
+const SKEW_SECS: i64 = 5;
+
 /// The action a pause names to stop replies being posted to sources.
 pub const SEND_REPLY: &str = "send_reply";
 
@@ -137,6 +141,28 @@ impl Engine {
 
     /// `first`: called right after `reply_sent` was recorded, so nothing was posted yet.
     pub(crate) fn deliver(&self, case_id: &str, first: bool) -> Result<Delivery, EngineError> {
+        let _only_one = self.reply_guard()?;
+        self.deliver_guarded(case_id, first)
+    }
+
+    /// Held while a reply is checked, recorded or posted: one at a time across this
+    /// process's threads and every other process on this data folder (an app and a CLI,
+    /// a double click), so no two attempts at one reply can both find it undelivered.
+    pub(crate) fn reply_guard(&self) -> Result<std::fs::File, EngineError> {
+        let dir = self.store.path().parent().unwrap_or(std::path::Path::new("."));
+        let path = dir.join("replies.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(&path, e))?;
+        file.lock().map_err(|e| EngineError::io(&path, e))?;
+        Ok(file)
+    }
+
+    /// [`Engine::deliver`] with the reply guard already held.
+    pub(crate) fn deliver_guarded(&self, case_id: &str, first: bool) -> Result<Delivery, EngineError> {
         let events = self.log_case(case_id)?;
         let Some((sent, state)) = delivery_state(&events) else {
             return Err(EngineError::NotFound { message: format!("case {case_id} has no sent reply") });
@@ -148,16 +174,26 @@ impl Engine {
         };
         let Sent { plan_id, text, at: sent_at, .. } = &sent;
         let source = self.source_named(&route.source)?;
+        // A pause wins over a retry as over a first attempt: the reply stays pending.
+        let case = self.case(case_id)?;
+        let intent = self.case_plans(case_id)?.into_iter().find(|(p, _)| &p.id == plan_id).map(|(p, _)| p.intent);
+        if let Some(paused) = self.paused(&case, intent.as_deref().unwrap_or_default(), SEND_REPLY, "reply")? {
+            return Err(paused);
+        }
         let conversation = route.conversation_id.as_str();
         let key = route.idempotency_key.as_str();
         if !first && !source.adapter.capabilities().reply_idempotency {
             // No key to lean on: the thread says whether the earlier attempt landed.
             let thread = source.adapter.thread(conversation)?;
+            // Platforms keep whole seconds (Zendesk) and their own whitespace: a message
+            // from up to SKEW before `reply_sent` with the same words is the earlier attempt.
+            let since = *sent_at - jiff::SignedDuration::from_secs(SKEW_SECS);
+            let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
             let landed = thread.messages.iter().find(|m| {
                 m.from == Sender::Agent
                     && m.visibility == Visibility::Public
-                    && m.text.trim() == text.trim()
-                    && m.at.parse::<jiff::Timestamp>().is_ok_and(|at| at >= *sent_at)
+                    && words(&m.text) == words(text)
+                    && m.at.parse::<jiff::Timestamp>().is_ok_and(|at| at >= since)
             });
             if let Some(m) = landed {
                 return self.record_delivered(case_id, plan_id, route, &m.id);
@@ -219,11 +255,17 @@ impl Engine {
             .into_iter()
             .filter_map(|e| e.case_id)
             .collect();
+        cases.sort_unstable();
         cases.dedup();
         for case_id in cases {
-            if matches!(self.reply_delivery(&case_id)?, Some(Delivery::Pending | Delivery::Unknown { .. })) {
-                let state = self.deliver_reply(&case_id)?;
-                out.push((case_id, state));
+            if !matches!(self.reply_delivery(&case_id)?, Some(Delivery::Pending | Delivery::Unknown { .. })) {
+                continue;
+            }
+            // One case that cannot be settled now (its source down, paused) does not keep
+            // the others from being settled; it stays pending for the next start.
+            match self.deliver_reply(&case_id) {
+                Ok(state) => out.push((case_id, state)),
+                Err(e) => tracing::warn!(case = %case_id, error = %e, "a pending reply could not be settled now"),
             }
         }
         Ok(out)

@@ -229,8 +229,13 @@ impl Engine {
             if asked_anew {
                 report.customer_wrote += 1;
                 if !self.case_plans(&case.id)?.is_empty() {
-                    self.plan_again(&case)?;
-                    report.replanned += 1;
+                    // A planning failure (a planner or platform down) does not stop the
+                    // sync: the case is planned again when it is next opened, as its plan
+                    // no longer carries the customer's words (see `open_case`).
+                    match self.plan_again(&case) {
+                        Ok(_) => report.replanned += 1,
+                        Err(e) => tracing::warn!(case = %case.id, error = %e, "planning the case again failed"),
+                    }
                 }
             }
         }
@@ -339,9 +344,15 @@ impl Engine {
         self.store.received_cases()?.iter().map(|r| parse_case(&r.case_id, &r.case_json)).collect()
     }
 
-    /// The revision number of a received case (`None`: not from a source).
-    pub(crate) fn received_revision(&self, case_id: &str) -> Result<Option<u32>, EngineError> {
-        Ok(self.store.received_case(case_id)?.map(|r| r.revision))
+    /// For a case from a source, the mark its plans carry: a hash of the customer's words
+    /// they were made on (`None`: not from a source).
+    pub(crate) fn words_mark(&self, case: &Case) -> Result<Option<String>, EngineError> {
+        if self.store.received_case(&case.id)?.is_none() {
+            return Ok(None);
+        }
+        let words: Vec<&str> = case.customer_text().collect();
+        let digest = countersign_core::digest::sha256_hex(words.join("\0").as_bytes());
+        Ok(Some(format!("-w{}", &digest.trim_start_matches("sha256:")[..10])))
     }
 
     /// One received case's latest revision, if there is one.
