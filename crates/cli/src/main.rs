@@ -143,7 +143,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opened = open(&cli)?;
             out(json, &opened.engine.demo()?, |r| render::demo(&opened.engine, r))
         }
-        Command::Sources(SourcesCmd::Sync) => out(json, &open(&cli)?.engine.sync_sources()?, |r| render::synced(r)),
+        Command::Sources(SourcesCmd::Sync) => {
+            let reports = open(&cli)?.engine.sync_sources()?;
+            out(json, &reports, |r| render::synced(r))?;
+            // A source that could not be synced is a failure of the command.
+            Ok(if reports.iter().any(|r| r.error.is_some()) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
         Command::Inbox => out(json, &open(&cli)?.engine.inbox()?, |r| render::inbox(r)),
         Command::Reply(ReplyCmd::Send { case_id, plan, text }) => {
             out(json, &open(&cli)?.engine.send_reply_as_checked(case_id, plan, text, None)?, render::case_view)

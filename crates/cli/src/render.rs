@@ -302,14 +302,19 @@ pub fn synced(reports: &[countersign_engine::intake::SyncReport]) {
         println!("no sources: add [[sources]] to the workspace");
     }
     for r in reports {
+        if let Some(error) = &r.error {
+            println!("{}: not synced: {error}", r.source);
+            continue;
+        }
         println!(
-            "{}: {} new, {} updated ({} by the customer, {} planned again), {} unchanged — {} page(s){}",
+            "{}: {} new, {} updated ({} by the customer, {} planned again), {} unchanged, {} gone — {} page(s){}",
             r.source,
             r.new_cases,
             r.updated,
             r.customer_wrote,
             r.replanned,
             r.unchanged,
+            r.gone,
             r.pages,
             if r.more { "; more waiting: sync again" } else { "" }
         );

@@ -62,6 +62,7 @@ fn main() {
         platform: "demo_seller_center".into(),
         channel: Channel::Chat,
         poll_seconds: 10,
+        agent_id: None,
     };
     let data = dir.path().join("data");
     let engine = Engine::open(

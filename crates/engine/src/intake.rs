@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use countersign_connectors::ConnectorError;
 use countersign_connectors::source::{Changes, Cursor, Source, Thread, Visibility, next_poll};
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, CustomerRef, IdentityStatus, Message};
@@ -46,6 +47,10 @@ pub struct SyncReport {
     pub replanned: u32,
     /// More changes wait at the source (the page limit was reached).
     pub more: bool,
+    /// Conversations listed but gone when read (deleted at the source).
+    pub gone: u32,
+    /// Why the sync of this source stopped (its cursor stays where it was).
+    pub error: Option<String>,
 }
 
 /// The source name of pasted cases: content an agent pasted from a platform with no
@@ -145,21 +150,20 @@ impl Engine {
     /// Sync every source (see the module doc). A source that fails is reported and the
     /// others are still synced; the first error is returned after all were tried.
     pub fn sync_sources(&self) -> Result<Vec<SyncReport>, EngineError> {
-        let mut reports = Vec::new();
-        let mut first_error = None;
-        for source in &self.sources {
-            match self.sync_source(source) {
-                Ok(r) => reports.push(r),
-                Err(e) => {
+        Ok(self
+            .sources
+            .iter()
+            .map(|source| {
+                self.sync_source(source).unwrap_or_else(|e| {
                     tracing::warn!(source = %source.settings.name, error = %e, "source sync failed");
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match first_error {
-            Some(e) if reports.is_empty() => Err(e),
-            _ => Ok(reports),
-        }
+                    SyncReport {
+                        source: source.settings.name.clone(),
+                        error: Some(e.to_string()),
+                        ..SyncReport::default()
+                    }
+                })
+            })
+            .collect())
     }
 
     /// Sync one source from its stored cursor, at most [`MAX_PAGES`] pages.
@@ -171,7 +175,18 @@ impl Engine {
             let Changes { conversations, cursor: next, more } = source.adapter.changes(cursor.as_ref())?;
             report.pages += 1;
             for conversation in conversations {
-                let thread = source.adapter.thread(&conversation.id)?;
+                let thread = match source.adapter.thread(&conversation.id) {
+                    Ok(thread) => thread,
+                    // Listed, then gone (a deleted ticket): nothing to read, nothing lost.
+                    Err(ConnectorError::Rejected { status: 404 | 410, .. }) => {
+                        tracing::info!(source = %name, conversation = %conversation.id, "listed but gone");
+                        report.gone += 1;
+                        continue;
+                    }
+                    // Anything else stops here, before the cursor moves: the next sync
+                    // reads this page again.
+                    Err(e) => return Err(e.into()),
+                };
                 self.receive(source, &thread, &mut report)?;
             }
             self.store.writer().set_source_cursor(name, &next.0, self.clock.now())?;
@@ -249,7 +264,15 @@ impl Engine {
     /// the source's word now.
     pub fn claim(&self, case_id: &str) -> Result<Option<Claim>, EngineError> {
         let Some((source, route)) = self.reply_route(case_id)? else { return Ok(None) };
-        let me = self.operator.id.as_str();
+        let me = match (&source.settings.agent_id, source.settings.kind) {
+            (Some(agent), _) => agent.as_str(),
+            // Zendesk's assignees are its numeric agent ids: no guessing ours.
+            (None, countersign_connectors::source::SourceKind::Zendesk) => {
+                tracing::debug!(source = %route.source, "no agent_id: conversations are not claimed there");
+                return Ok(None);
+            }
+            (None, _) => self.operator.id.as_str(),
+        };
         let thread = source.adapter.thread(&route.conversation_id)?;
         let claim = match thread.conversation.assignee.as_deref() {
             Some(holder) if holder == me => return Ok(Some(Claim::Mine)),
@@ -274,7 +297,7 @@ impl Engine {
                 assignee,
                 claimed: claim == Claim::Mine,
             };
-            self.append(Some(case_id), me, event)?;
+            self.append(Some(case_id), &self.operator.id, event)?;
         }
         Ok(Some(claim))
     }

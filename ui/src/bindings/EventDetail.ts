@@ -23,4 +23,16 @@ before: JsonValue | null, after: JsonValue, request: JsonValue, response: JsonVa
 /**
  * Where a browser step stopped before sending anything, when it did.
  */
-stopped_at: string | null, } | { "kind": "reply_sent", plan_id: string, text: string, citations: number, } | { "kind": "step_invalidated", plan_id: string, step_id: string, reason: string, } | { "kind": "other" };
+stopped_at: string | null, } | { "kind": "reply_sent", plan_id: string, text: string, citations: number, } | { "kind": "step_invalidated", plan_id: string, step_id: string, reason: string, } | { "kind": "case_received", source: string, conversation_id: string, revision: number, 
+/**
+ * The conversation's state at the source.
+ */
+state: string, } | { "kind": "case_assigned", assignee: string, 
+/**
+ * This seat claimed it (else it was found held by `assignee`).
+ */
+claimed: boolean, } | { "kind": "reply_delivered", source: string, message_id: string, } | { "kind": "reply_not_delivered", source: string, 
+/**
+ * `unknown` (may have landed) or `failed` (refused).
+ */
+outcome: string, error: string, } | { "kind": "other" };

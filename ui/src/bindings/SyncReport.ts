@@ -28,4 +28,12 @@ replanned: number,
 /**
  * More changes wait at the source (the page limit was reached).
  */
-more: boolean, };
+more: boolean, 
+/**
+ * Conversations listed but gone when read (deleted at the source).
+ */
+gone: number, 
+/**
+ * Why the sync of this source stopped (its cursor stays where it was).
+ */
+error: string | null, };

@@ -230,6 +230,11 @@ pub struct SourceSettings {
     /// How often to list changes when idle, in seconds (backing off on errors).
     #[serde(default = "default_poll_seconds")]
     pub poll_seconds: u64,
+    /// This seat's own id at the source (what its assignee field holds), for claiming
+    /// conversations; without it, the operator id. A Zendesk source claims only with one
+    /// (Zendesk assigns numeric agent ids).
+    #[serde(default)]
+    pub agent_id: Option<String>,
 }
 
 fn default_poll_seconds() -> u64 {
@@ -255,6 +260,14 @@ impl SourceSettings {
         }
         if let Some(c) = &self.credential {
             CredentialName::parse(c).map_err(|e| format!("source {}: {e}", self.name))?;
+        }
+        if let Some(agent) = &self.agent_id
+            && (agent.trim().is_empty() || (self.kind == SourceKind::Zendesk && agent.parse::<u64>().is_err()))
+        {
+            return Err(format!(
+                "source {}: `agent_id` {agent:?} is not an agent id there (Zendesk's are numbers)",
+                self.name
+            ));
         }
         if self.kind == SourceKind::Zendesk && (self.base_url.is_none() || self.credential.is_none()) {
             return Err(format!(

@@ -103,6 +103,28 @@ pub enum EventDetail {
         step_id: String,
         reason: String,
     },
+    CaseReceived {
+        source: String,
+        conversation_id: String,
+        revision: u32,
+        /// The conversation's state at the source.
+        state: String,
+    },
+    CaseAssigned {
+        assignee: String,
+        /// This seat claimed it (else it was found held by `assignee`).
+        claimed: bool,
+    },
+    ReplyDelivered {
+        source: String,
+        message_id: String,
+    },
+    ReplyNotDelivered {
+        source: String,
+        /// `unknown` (may have landed) or `failed` (refused).
+        outcome: String,
+        error: String,
+    },
     Other,
 }
 
@@ -172,7 +194,32 @@ impl EventDetail {
                 step_id: step_id.clone(),
                 reason: reason.clone(),
             },
-            _ => EventDetail::Other,
+            Event::CaseReceived { source, conversation_id, revision, state, .. } => EventDetail::CaseReceived {
+                source: source.clone(),
+                conversation_id: conversation_id.clone(),
+                revision: *revision,
+                state: state.clone(),
+            },
+            Event::CaseAssigned { assignee, claimed, .. } => {
+                EventDetail::CaseAssigned { assignee: assignee.clone(), claimed: *claimed }
+            }
+            Event::ReplyDelivered { source, message_id, .. } => {
+                EventDetail::ReplyDelivered { source: source.clone(), message_id: message_id.clone() }
+            }
+            Event::ReplyNotDelivered { source, outcome, error, .. } => EventDetail::ReplyNotDelivered {
+                source: source.clone(),
+                outcome: snake::<StepOutcome>(outcome),
+                error: error.clone(),
+            },
+            // Shown as their raw payload. Listed, not `_`: a new kind must be placed here.
+            Event::CaseOpened { .. }
+            | Event::PlanningRead { .. }
+            | Event::PauseChanged { .. }
+            | Event::PolicyLoaded { .. }
+            | Event::PolicyRefused { .. }
+            | Event::DataMoved { .. }
+            | Event::ExportMade { .. }
+            | Event::Checkpoint { .. } => EventDetail::Other,
         }
     }
 }

@@ -44,6 +44,7 @@ fn with_adapter(engine: Engine, server: &DemoServer, adapter: Arc<dyn CaseSource
         platform: "demo_seller_center".into(),
         channel: Channel::Chat,
         poll_seconds: 10,
+        agent_id: None,
     };
     engine.with_sources(vec![Source { settings, adapter }])
 }
@@ -120,8 +121,10 @@ fn conversations_arrive_once_and_a_new_customer_message_plans_the_case_again() {
         .case_timeline(&item.case_id)
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "case_received")
-        .map(|e| e.payload["revision"].as_u64().unwrap())
+        .filter_map(|e| match e.detail {
+            countersign_engine::views::EventDetail::CaseReceived { revision, .. } => Some(revision),
+            _ => None,
+        })
         .collect();
     assert_eq!(revisions, vec![1, 2]);
     assert!(!now.handoff);
@@ -338,6 +341,7 @@ fn a_source_is_synced_again_after_its_poll_interval_backing_off_on_errors_and_ho
         platform: "demo_seller_center".into(),
         channel: Channel::Chat,
         poll_seconds: 10,
+        agent_id: None,
     };
     let source = Source { settings, adapter: Arc::new(adapter) };
     let s = Duration::from_secs;
