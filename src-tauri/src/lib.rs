@@ -108,6 +108,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 shell.open(&loc);
                 // The same thread then keeps the inbox live until the app exits.
                 if let Ok(state) = shell.get() {
+                    // Sources that push (webhooks) wake their sync at once; the listeners
+                    // stop when this thread ends with the app.
+                    let waker = handle.clone();
+                    let _push = live::listen_for_push(&state.engine, move |source| {
+                        waker.state::<live::Intake>().push(source);
+                    });
                     handle.state::<live::Intake>().run(&state.engine, &|c| live::announce(&handle, c));
                 }
             })?;

@@ -79,6 +79,10 @@ pub struct Intake {
     syncing: Mutex<()>,
     wake_for: Mutex<Wake>,
     wake: Condvar,
+    /// Sources whose webhook arrived since the poller last looked.
+    pushed: Mutex<Vec<String>>,
+    /// Background syncs run so far (whatever they found).
+    syncs: std::sync::atomic::AtomicU64,
 }
 
 /// Why the poller was woken before a source was due.
@@ -88,6 +92,8 @@ struct Wake {
     /// *Check now* reached every source: the sources answer again, so each one's back-off
     /// is over and it is polled at its interval from now.
     answered: bool,
+    /// A source pushed (a signed webhook): it is synced now.
+    pushed: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,7 +141,7 @@ impl Intake {
             let _turn = lock(&self.syncing);
             engine.sync_sources()?
         };
-        if reports.len() == engine.sources().len() {
+        if reports.len() == engine.sources().len() && reports.iter().all(|r| r.error.is_none()) {
             lock(&self.wake_for).answered = true;
             self.wake.notify_all();
         }
@@ -163,6 +169,14 @@ impl Intake {
                     }
                     continue;
                 }
+                Wake { pushed: true, .. } => {
+                    let pushed = std::mem::take(&mut *lock(&self.pushed));
+                    for (source, (at, _)) in sources.iter().zip(due.iter_mut()) {
+                        if pushed.contains(&source.settings.name) {
+                            *at = Instant::now();
+                        }
+                    }
+                }
                 _ => {}
             }
             for (source, (at, failures)) in sources.iter().zip(due.iter_mut()) {
@@ -174,6 +188,7 @@ impl Intake {
                     if lock(&self.wake_for).stopped {
                         return;
                     }
+                    self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     engine.sync_source(source)
                 };
                 let wait = match &result {
@@ -205,9 +220,9 @@ impl Intake {
     fn wait_until(&self, at: Instant) -> Wake {
         let mut wake = lock(&self.wake_for);
         loop {
-            if wake.stopped || wake.answered {
+            if wake.stopped || wake.answered || wake.pushed {
                 let stopped = wake.stopped;
-                return std::mem::replace(&mut *wake, Wake { stopped, answered: false });
+                return std::mem::replace(&mut *wake, Wake { stopped, answered: false, pushed: false });
             }
             let left = at.saturating_duration_since(Instant::now());
             if left == Duration::ZERO {
@@ -217,10 +232,33 @@ impl Intake {
         }
     }
 
+    /// A source pushed (a signed webhook arrived): sync it now.
+    pub fn push(&self, source: &str) {
+        lock(&self.pushed).push(source.to_owned());
+        lock(&self.wake_for).pushed = true;
+        self.wake.notify_all();
+    }
+
     /// Stop polling: the poller wakes at once and starts no new sync.
     pub fn stop(&self) {
         lock(&self.wake_for).stopped = true;
         self.wake.notify_all();
+    }
+}
+
+/// Start the webhook listeners of the engine's sources that push; each signed call runs
+/// `on_push(source)`. A listener that cannot start is logged: the source is still polled.
+pub fn listen_for_push(
+    engine: &Engine,
+    on_push: impl Fn(&str) + Send + Sync + 'static,
+) -> Vec<countersign_host::push::PushListener> {
+    let keyring = std::sync::Arc::new(countersign_engine::credentials::keyring());
+    match countersign_host::push::listen(engine.sources(), keyring, std::sync::Arc::new(on_push)) {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhooks cannot be received; the sources are polled");
+            Vec::new()
+        }
     }
 }
 
@@ -300,6 +338,30 @@ mod tests {
         assert_eq!(total, received(&state), "each conversation arrived once, by whichever sync read it first");
         assert_eq!(InboxChanged::of(&checked).updated + polled.updated, 0, "and none twice");
         assert!(state.engine.verify().unwrap().ok(), "the evidence chain is intact");
+    }
+
+    #[test]
+    fn a_push_syncs_its_source_at_once_not_at_the_next_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = demo(dir.path());
+        let intake = Intake::default();
+        let (tx, rx) = mpsc::channel();
+        let syncs = || intake.syncs.load(std::sync::atomic::Ordering::Relaxed);
+        std::thread::scope(|s| {
+            let poller = s.spawn(|| intake.run(&state.engine, &|c| tx.send(c.clone()).unwrap()));
+            rx.recv_timeout(Duration::from_secs(60)).expect("the first sync");
+            let before = syncs();
+            // The demo source polls every 10 s: a sync within 5 s of the push is the push's.
+            let pushed = Instant::now();
+            intake.push("demo-messages");
+            while syncs() == before && pushed.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let took = pushed.elapsed();
+            intake.stop();
+            poller.join().unwrap();
+            assert!(syncs() > before && took < Duration::from_secs(5), "synced {took:?} after the push");
+        });
     }
 
     #[test]

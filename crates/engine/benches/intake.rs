@@ -63,6 +63,8 @@ fn main() {
         channel: Channel::Chat,
         poll_seconds: 10,
         agent_id: None,
+        push_listen: None,
+        push_secret: None,
     };
     let data = dir.path().join("data");
     let engine = Engine::open(

@@ -13,6 +13,7 @@
 
 pub mod data;
 pub mod logging;
+pub mod push;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

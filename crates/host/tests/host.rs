@@ -178,3 +178,90 @@ fn a_move_cut_short_is_finished_and_recorded_at_the_next_start() {
     assert_eq!(data_moved(&opened.engine), [root.path().display().to_string()]);
     assert!(!opened.data_dir.join(countersign_host::data::MOVED_FROM).exists(), "the note goes once recorded");
 }
+
+/// A Zendesk source whose webhooks arrive at a loopback listener (its API is never
+/// called here: a push only wakes a sync).
+fn pushing_source(name: &str, listen: &str) -> countersign_connectors::source::Source {
+    use countersign_connectors::credentials::{CredentialName, ProcessCredential, Secret};
+    use countersign_connectors::source::zendesk::{Zendesk, ZendeskAuth};
+    use countersign_connectors::source::{Source, SourceKind, SourceSettings};
+    let api = CredentialName::new("zendesk", "acme").unwrap();
+    let unused = std::sync::Arc::new(ProcessCredential::new(api.clone(), Secret::new("unused")));
+    let adapter = Zendesk::new(name, "http://127.0.0.1:9", unused, api, ZendeskAuth::ApiToken).unwrap();
+    let settings = SourceSettings {
+        name: name.into(),
+        kind: SourceKind::Zendesk,
+        base_url: Some("http://127.0.0.1:9".into()),
+        credential: Some("zendesk/acme".into()),
+        tenant: "acme".into(),
+        store: "acme-us".into(),
+        platform: "zendesk".into(),
+        channel: countersign_core::model::Channel::Email,
+        poll_seconds: 60,
+        agent_id: None,
+        push_listen: Some(listen.into()),
+        push_secret: Some("zendesk/acme-webhook".into()),
+    };
+    settings.check().unwrap();
+    Source { settings, adapter: std::sync::Arc::new(adapter) }
+}
+
+#[test]
+fn a_signed_webhook_wakes_its_source_and_anything_else_is_refused() {
+    use countersign_connectors::credentials::{CredentialName, ProcessCredential, Secret};
+    use countersign_connectors::source::push::{ZENDESK_SIGNATURE, ZENDESK_TIMESTAMP, sign_zendesk};
+    let secret = "webhook-signing-secret-for-this-test";
+    let keyring = std::sync::Arc::new(ProcessCredential::new(
+        CredentialName::new("zendesk", "acme-webhook").unwrap(),
+        Secret::new(secret),
+    ));
+    let pushed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let heard = pushed.clone();
+    let sources = [pushing_source("zendesk-acme", "127.0.0.1:0")];
+    let listeners = countersign_host::push::listen(
+        &sources,
+        keyring,
+        std::sync::Arc::new(move |s: &str| heard.lock().unwrap().push(s.to_owned())),
+    )
+    .unwrap();
+    assert_eq!(listeners.len(), 1);
+    let url = format!("http://{}/webhooks", listeners[0].addr());
+    let client = countersign_http::blocking_client_builder().no_proxy().build().unwrap();
+    let body = br#"{"type":"zen:event-type:ticket.comment_added","detail":{"id":"35436"}}"#.to_vec();
+    let now = jiff::Timestamp::now();
+    let ts = jiff::Timestamp::from_second(now.as_second()).unwrap().to_string();
+    let send = |source: &str, sig: &str, body: Vec<u8>| {
+        client
+            .post(format!("{url}/{source}"))
+            .header(ZENDESK_TIMESTAMP, &ts)
+            .header(ZENDESK_SIGNATURE, sig)
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let good = sign_zendesk(&Secret::new(secret), &ts, &body);
+    assert_eq!(send("zendesk-acme", &good, body.clone()), 202);
+    assert_eq!(*pushed.lock().unwrap(), vec!["zendesk-acme".to_owned()], "the source was woken once");
+
+    let forged = sign_zendesk(&Secret::new("a guess"), &ts, &body);
+    assert_eq!(send("zendesk-acme", &forged, body.clone()), 401);
+    let mut changed = body.clone();
+    changed.push(b' ');
+    assert_eq!(send("zendesk-acme", &good, changed), 401, "the body is signed");
+    assert_eq!(send("another-source", &good, body), 404);
+    assert_eq!(pushed.lock().unwrap().len(), 1, "nothing else woke anything");
+    drop(listeners);
+    assert!(client.post(format!("{url}/zendesk-acme")).send().is_err(), "a dropped listener stops listening");
+}
+
+#[test]
+fn webhooks_listen_on_loopback_only_and_need_their_secret() {
+    let mut source = pushing_source("zendesk-acme", "127.0.0.1:8788").settings;
+    source.push_listen = Some("0.0.0.0:8788".into());
+    assert!(source.check().unwrap_err().contains("loopback"), "{:?}", source.check());
+    source.push_listen = Some("127.0.0.1:8788".into());
+    source.push_secret = None;
+    assert!(source.check().unwrap_err().contains("go together"));
+}

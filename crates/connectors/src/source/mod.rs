@@ -25,6 +25,7 @@
 //! platform documents.
 
 pub mod demo;
+pub mod push;
 pub mod wire;
 pub mod zendesk;
 
@@ -235,6 +236,14 @@ pub struct SourceSettings {
     /// (Zendesk assigns numeric agent ids).
     #[serde(default)]
     pub agent_id: Option<String>,
+    /// Where this source's webhooks arrive (a loopback address such as `127.0.0.1:8788`,
+    /// behind a TLS tunnel or reverse proxy the platform can reach): a signed call syncs
+    /// the source at once. Zendesk only.
+    #[serde(default)]
+    pub push_listen: Option<String>,
+    /// The keyring credential (`PLATFORM/STORE`) holding the webhook's signing secret.
+    #[serde(default)]
+    pub push_secret: Option<String>,
 }
 
 fn default_poll_seconds() -> u64 {
@@ -268,6 +277,26 @@ impl SourceSettings {
                 "source {}: `agent_id` {agent:?} is not an agent id there (Zendesk's are numbers)",
                 self.name
             ));
+        }
+        match (&self.push_listen, &self.push_secret) {
+            (None, None) => {}
+            (Some(listen), Some(secret)) => {
+                if self.kind != SourceKind::Zendesk {
+                    return Err(format!("source {}: only a zendesk source takes webhooks", self.name));
+                }
+                let addr: std::net::SocketAddr = listen
+                    .parse()
+                    .map_err(|_| format!("source {}: `push_listen` {listen:?} is not an address:port", self.name))?;
+                if !addr.ip().is_loopback() {
+                    return Err(format!(
+                        "source {}: `push_listen` must be a loopback address; put a TLS tunnel or reverse proxy in \
+                         front of it for the platform",
+                        self.name
+                    ));
+                }
+                CredentialName::parse(secret).map_err(|e| format!("source {}: `push_secret`: {e}", self.name))?;
+            }
+            _ => return Err(format!("source {}: `push_listen` and `push_secret` go together", self.name)),
         }
         if self.kind == SourceKind::Zendesk && (self.base_url.is_none() || self.credential.is_none()) {
             return Err(format!(

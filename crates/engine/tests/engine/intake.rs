@@ -45,6 +45,8 @@ fn with_adapter(engine: Engine, server: &DemoServer, adapter: Arc<dyn CaseSource
         channel: Channel::Chat,
         poll_seconds: 10,
         agent_id: None,
+        push_listen: None,
+        push_secret: None,
     };
     engine.with_sources(vec![Source { settings, adapter }])
 }
@@ -342,6 +344,8 @@ fn a_source_is_synced_again_after_its_poll_interval_backing_off_on_errors_and_ho
         channel: Channel::Chat,
         poll_seconds: 10,
         agent_id: None,
+        push_listen: None,
+        push_secret: None,
     };
     let source = Source { settings, adapter: Arc::new(adapter) };
     let s = Duration::from_secs;
