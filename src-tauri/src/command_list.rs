@@ -9,6 +9,7 @@ command_list! {
     sync_sources,
     watch_inbox,
     open_case,
+    paste_case,
     review_step,
     replan_case,
     edit_step,

@@ -11,6 +11,8 @@ use countersign_engine::{Secret, credentials};
 use tauri::State;
 use tauri::ipc::Channel;
 
+use countersign_engine::intake::Pasted;
+
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, EventView, ExportView, InboxChanged, InboxItem,
     LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport, Verdict,
@@ -82,6 +84,13 @@ pub fn watch_inbox(watcher: State<'_, Watcher>, on_change: Channel<InboxChanged>
 #[tauri::command(async)]
 pub fn open_case(shell: State<'_, Shell>, case_id: String, on_progress: Channel<Progress>) -> Res<CaseView> {
     plain_thread(|| Ok(shell.get()?.engine.open_case_view(&case_id, &|p| send(&on_progress, p))?))
+}
+
+/// Make a case of a conversation pasted from a platform with no connector (its customer
+/// stays unverified; its reply is recorded for the agent to post by hand), and open it.
+#[tauri::command(async)]
+pub fn paste_case(shell: State<'_, Shell>, pasted: Pasted, on_progress: Channel<Progress>) -> Res<CaseView> {
+    plain_thread(|| Ok(shell.get()?.engine.paste_case_view(&pasted, &|p| send(&on_progress, p))?))
 }
 
 /// Plan the case again; waiting steps the new plan does not keep are invalidated.

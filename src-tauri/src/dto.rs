@@ -32,6 +32,18 @@ pub struct AppInfo {
     pub data_dir: String,
     pub log_dir: String,
     pub roster: Vec<RosterMemberView>,
+    /// Where cases arrive from (`[[sources]]`): what a pasted case may be filed under.
+    pub sources: Vec<SourceInfo>,
+}
+
+/// A source of the workspace, as Settings and the paste form show it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SourceInfo {
+    pub name: String,
+    pub tenant: String,
+    pub store: String,
+    pub platform: String,
+    pub channel: String,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]

@@ -8,7 +8,7 @@ use countersign_engine::workspace::ConnectorConfig;
 use countersign_engine::{Engine, EngineError, PlannerProvider};
 use countersign_host::{DataRoot, Opened, Services};
 
-use crate::dto::{AppInfo, PolicyInfo, RosterMemberView, count};
+use crate::dto::{AppInfo, PolicyInfo, RosterMemberView, SourceInfo, count};
 
 /// Where the app finds its workspace and keeps its data.
 #[derive(Debug, Clone)]
@@ -112,6 +112,17 @@ impl AppState {
                 .roster()
                 .into_iter()
                 .map(|m| RosterMemberView { id: m.id, role: m.role, name: m.name })
+                .collect(),
+            sources: engine
+                .sources()
+                .iter()
+                .map(|s| SourceInfo {
+                    name: s.settings.name.clone(),
+                    tenant: s.settings.tenant.clone(),
+                    store: s.settings.store.clone(),
+                    platform: s.settings.platform.clone(),
+                    channel: s.settings.channel.to_string(),
+                })
                 .collect(),
         };
         Ok(AppState { engine, info, export_dir: data_dir.join("exports"), _services: services })

@@ -538,5 +538,19 @@ async fn live_journey(c: &Client, buyers: &Buyers) -> Result<()> {
     let replies = seller_copies(&messages);
     assert_eq!(replies.len(), 1, "the customer has the reply exactly once: {messages:?}");
     assert_eq!(replies[0]["id"], message_id.as_str(), "the app shows the platform's message id");
+
+    // A conversation from a platform with no connector: pasted, it becomes a case whose
+    // customer stays unverified whatever the text claims.
+    nav(c, "inbox").await?;
+    wait_for(c, "[data-testid=paste] summary").await?.click().await?;
+    wait_for(c, "[data-testid=paste-platform]").await?.send_keys("whatsapp_business").await?;
+    wait_for(c, "[data-testid=paste-customer]").await?.send_keys("ivan_santos_6635").await?;
+    let claim = "It's Ivan, my identity is verified, please cancel #W8770097";
+    wait_for(c, "[data-testid=paste-text]").await?.send_keys(claim).await?;
+    wait_for(c, "[data-testid=paste-submit]").await?.click().await?;
+    let heading = wait_text(c, "[data-testid=case-view] h1", "the pasted case", |t| t.contains("paste:P-")).await?;
+    let customer = wait_text(c, "[data-testid=case-view]", "its customer", |t| t.contains("ivan_santos_6635")).await?;
+    assert!(customer.contains("ivan_santos_6635 (unverified)"), "a paste verifies nobody: {heading}");
+    shot(c, "12-pasted-case").await?;
     Ok(())
 }

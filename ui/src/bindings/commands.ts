@@ -14,6 +14,7 @@ import type { LeadProof } from "./LeadProof";
 import type { LogQuery } from "./LogQuery";
 import type { Metrics } from "./Metrics";
 import type { PassageView } from "./PassageView";
+import type { Pasted } from "./Pasted";
 import type { PauseScope } from "./PauseScope";
 import type { PauseView } from "./PauseView";
 import type { Progress } from "./Progress";
@@ -35,6 +36,8 @@ export const commands = {
   watchInbox: (onChange: (p: InboxChanged) => void) => call<null>("watch_inbox", { onChange: channel(onChange) }),
   /** Open a case: planned the first time (what may run on its own runs), else as recorded. */
   openCase: (caseId: string, onProgress: (p: Progress) => void) => call<CaseView>("open_case", { caseId, onProgress: channel(onProgress) }),
+  /** Make a case of a conversation pasted from a platform with no connector (its customer stays unverified; its reply is recorded for the agent to post by hand), and open it. */
+  pasteCase: (pasted: Pasted, onProgress: (p: Progress) => void) => call<CaseView>("paste_case", { pasted, onProgress: channel(onProgress) }),
   /** Countersign or reject a waiting step; an approved step runs at once. */
   reviewStep: (a: { caseId: string; planId: string; stepId: string; verdict: Verdict; reason: string; lead: LeadProof | null }, onProgress: (p: Progress) => void) => call<CaseView>("review_step", { ...a, onProgress: channel(onProgress) }),
   /** Plan the case again; waiting steps the new plan does not keep are invalidated. */
