@@ -410,8 +410,10 @@ fn a_thread_reads_the_ticket_and_every_comment_page() {
             ("1274", Sender::Customer, Visibility::Public, "2024-03-04T09:12:40Z"),
             ("1275", Sender::Agent, Visibility::Internal, "2024-03-04T09:30:05Z"),
             ("1276", Sender::Agent, Visibility::Public, "2024-03-04T10:02:11Z"),
+            ("1277", Sender::Customer, Visibility::Public, "2024-03-04T10:15:40Z"),
         ],
-        "the requester's comments are the customer's; public false is an internal note; both pages, in order"
+        "the requester's and the CC'd end user's comments are the customer side (their words are what the \
+         policy reads for signals); public false is an internal note; both pages, in order"
     );
     assert_eq!(thread.messages[0].text, "My keyboard arrived with a broken key. Can I get a replacement?");
     assert_eq!(thread.messages[1].author.as_deref(), Some("235323"));

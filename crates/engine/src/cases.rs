@@ -435,7 +435,17 @@ impl Engine {
             // Two agents never answer one conversation: whoever holds it at the source
             // answers it. Asked last, once every local check has passed, so a refused
             // reply changes nothing at the source.
-            if let Some(crate::intake::Claim::HeldBy(holder)) = self.claim(&case.id)? {
+            let claim = match self.claim(&case.id) {
+                Ok(claim) => claim,
+                // The source cannot say now: a claim this seat recorded stands (the post
+                // itself will tell whether the source answers); no claim, no reply.
+                Err(e) if self.claimed_here(&case.id)? => {
+                    tracing::warn!(case = %case.id, error = %e, "the source cannot confirm the claim; this seat holds it");
+                    Some(crate::intake::Claim::Mine)
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(crate::intake::Claim::HeldBy(holder)) = claim {
                 return Err(EngineError::Conflict {
                     message: format!(
                         "{holder} holds this conversation at {}: they answer it (or release it there first)",

@@ -302,6 +302,14 @@ impl Engine {
         Ok(Some(claim))
     }
 
+    /// Whether the last claim recorded for the case is this seat's.
+    pub(crate) fn claimed_here(&self, case_id: &str) -> Result<bool, EngineError> {
+        Ok(self.log_case(case_id)?.iter().rev().find_map(|e| match &e.event {
+            Event::CaseAssigned { claimed, .. } => Some(*claimed),
+            _ => None,
+        }) == Some(true))
+    }
+
     /// Record a pasted conversation as a case (`paste:P-…`): its `case_received` says it
     /// came from a paste, and its customer is `unverified` whatever the text claims.
     /// The same paste twice is one case.

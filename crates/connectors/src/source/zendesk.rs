@@ -25,8 +25,9 @@
 //! (the incremental export also lists deleted tickets, with status `deleted`: resolved,
 //! nothing more can be done in them; any other status is a malformed answer); `assignee_id`;
 //! `updated_at`. A comment becomes a [`ThreadMessage`]: `public` true → public, otherwise
-//! internal; `author_id` equal to the ticket's requester → the customer, anyone else (an
-//! agent, a CC'd user, a trigger) → an agent; `plain_body`, else `body`; `created_at`.
+//! internal; `author_id` the ticket's requester or someone CC'd on it (`collaborator_ids`,
+//! `email_cc_ids`) → the customer side, anyone else (an
+//! agent, a trigger) → an agent; `plain_body`, else `body`; `created_at`.
 //!
 //! **Writes and idempotency.** Zendesk documents an `Idempotency-Key` for creating
 //! tickets only, not for updating them, so [`Capabilities::reply_idempotency`] is `false`
@@ -264,6 +265,11 @@ struct Ticket {
     #[serde(default)]
     id: Option<u64>,
     requester_id: u64,
+    /// CC'd people (end users copied on the ticket, sometimes agents).
+    #[serde(default)]
+    collaborator_ids: Vec<u64>,
+    #[serde(default)]
+    email_cc_ids: Vec<u64>,
     #[serde(default)]
     subject: Option<String>,
     #[serde(default)]
@@ -406,7 +412,15 @@ impl CaseSource for Zendesk {
         let id = ticket_id(conversation_id)?;
         let what = format!("ticket {id}");
         let answer: TicketAnswer = parse(&what, self.get(&what, &format!("api/v2/tickets/{id}.json"), &[])?)?;
-        let requester = i64::try_from(answer.ticket.requester_id).ok();
+        // The customer side: the requester and whoever is CC'd on the ticket. A CC'd agent
+        // counted here has their words read for escalation signals too, which errs on the
+        // safe side; an end user counted as an agent would have theirs ignored.
+        let t = &answer.ticket;
+        let customer_side: Vec<i64> = std::iter::once(t.requester_id)
+            .chain(t.collaborator_ids.iter().copied())
+            .chain(t.email_cc_ids.iter().copied())
+            .filter_map(|id| i64::try_from(id).ok())
+            .collect();
         let conversation = self.conversation(answer.ticket, None)?;
 
         let what = format!("the comments of ticket {id}");
@@ -437,7 +451,10 @@ impl CaseSource for Zendesk {
             .into_iter()
             .map(|c| ThreadMessage {
                 id: c.id.to_string(),
-                from: if c.author_id.is_some() && c.author_id == requester { Sender::Customer } else { Sender::Agent },
+                from: match c.author_id {
+                    Some(a) if customer_side.contains(&a) => Sender::Customer,
+                    _ => Sender::Agent,
+                },
                 visibility: if c.public == Some(true) { Visibility::Public } else { Visibility::Internal },
                 author: c.author_id.map(|a| a.to_string()),
                 text: c.plain_body.or(c.body).unwrap_or_default(),
