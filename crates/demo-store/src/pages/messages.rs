@@ -290,6 +290,12 @@ struct Common {
     form_token: String,
 }
 
+/// A textarea's text as typed: browsers send its line breaks as CRLF (HTML's form
+/// submission rules); the store keeps them as the API does, LF.
+fn from_textarea(text: &str) -> String {
+    text.replace("\r\n", "\n")
+}
+
 #[derive(Debug, Deserialize)]
 struct TextForm {
     #[serde(flatten)]
@@ -304,7 +310,8 @@ async fn reply(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Response {
-    submit(&pages, &headers, &id, "reply", &form.common, Ask::Post { kind: PostKind::Reply, text: form.text }).await
+    let text = from_textarea(&form.text);
+    submit(&pages, &headers, &id, "reply", &form.common, Ask::Post { kind: PostKind::Reply, text }).await
 }
 
 async fn note(
@@ -313,7 +320,8 @@ async fn note(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Response {
-    submit(&pages, &headers, &id, "note", &form.common, Ask::Post { kind: PostKind::Note, text: form.text }).await
+    let text = from_textarea(&form.text);
+    submit(&pages, &headers, &id, "note", &form.common, Ask::Post { kind: PostKind::Note, text }).await
 }
 
 #[derive(Debug, Deserialize)]
