@@ -207,7 +207,7 @@ fn a_pages_source_drives_the_browser_workspaces_connector_and_needs_one() {
     let root = tempfile::tempdir().unwrap();
     let file = browser_workspace_with_pages_source(root.path());
     // Chromium starts at the first call, so opening needs none.
-    let opened = open(options(file.clone(), DataRoot::named(&root.path().join("data")))).unwrap();
+    let opened = open(options(file.clone(), DataRoot::named(root.path().join("data")))).unwrap();
     let sources = opened.engine.sources();
     assert_eq!(sources.len(), 1, "the example's [[sources]] entry is wired: {sources:?}");
     assert_eq!(sources[0].settings.kind, SourceKind::DemoSellerCenterPages);
@@ -220,7 +220,7 @@ fn a_pages_source_drives_the_browser_workspaces_connector_and_needs_one() {
     let with_url =
         text.replace("name = \"seller-pages\"", "name = \"seller-pages\"\nbase_url = \"http://127.0.0.1:9\"");
     std::fs::write(&file, with_url).unwrap();
-    let err = open(options(file.clone(), DataRoot::named(&root.path().join("data")))).unwrap_err();
+    let err = open(options(file.clone(), DataRoot::named(root.path().join("data")))).unwrap_err();
     assert!(err.to_string().contains("browser connector"), "{err}");
 
     // Beside the demo store's HTTP connector there is no browser to drive.
@@ -236,6 +236,6 @@ fn a_pages_source_drives_the_browser_workspaces_connector_and_needs_one() {
         .replace("kind = \"demo_seller_center\"", "kind = \"demo_seller_center_pages\"");
     let file = root.path().join("workspace.toml");
     std::fs::write(&file, http).unwrap();
-    let err = open(options(file, DataRoot::named(&root.path().join("data2")))).unwrap_err();
+    let err = open(options(file, DataRoot::named(root.path().join("data2")))).unwrap_err();
     assert!(err.to_string().contains("[connector] kind = \"browser\""), "{err}");
 }
