@@ -32,6 +32,10 @@
 //!   snapshots (HTML, secrets such as CSRF tokens and password fields redacted) stored as
 //!   content-addressed blobs through the [`BlobSink`] the engine attaches, named in the
 //!   step's evidence by SHA-256; the values read and filled; the result.
+//! - It is also a case source where buyer messages have no API: [`DemoMessagePages`]
+//!   reads and answers the demo seller center's message pages in the same browser and
+//!   profile (one Chromium per profile), with the caller's idempotency key as the form's
+//!   one-time token, so a repeated post is answered with the first.
 //!
 //! ## Extending
 //!
@@ -41,6 +45,7 @@
 
 pub mod chromium;
 pub mod config;
+pub mod messages;
 mod page;
 
 use std::path::Path;
@@ -59,6 +64,7 @@ use sha2::{Digest, Sha256};
 pub use crate::chromium::{BrowserOptions, find_chromium};
 use crate::chromium::{Chromium, cdp};
 pub use crate::config::{PageAction, PageActions, PagesError};
+pub use crate::messages::DemoMessagePages;
 use crate::page::{ReadOutcome, Stop, Trail, as_is, encode_path};
 
 /// The browser connector (see the crate docs). Calls are serialised: one agent, one tab.

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use countersign_test_support::{demo, sign_in};
 
-use countersign_browser::{BrowserConnector, BrowserOptions, PageActions};
+use countersign_browser::{BrowserConnector, BrowserOptions, DemoMessagePages, PageActions};
+use countersign_connectors::source::{CaseSource, ConversationState, Cursor, Post, Visibility};
 use countersign_connectors::{BlobSink, CallRecord, Connector, ConnectorError, SubmitGate};
 use countersign_core::evidence::Verdict;
 use countersign_core::model::PauseScope;
@@ -67,6 +68,27 @@ impl World {
             .unwrap()
             .json()
             .unwrap()
+    }
+
+    /// A GET on the store's JSON API with its token (not through the browser).
+    fn api(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.server.url())).bearer_auth(PASSWORD).send().unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().unwrap()
+    }
+
+    /// A buyer writes (the store's buyer endpoint, as the marketplace app would).
+    fn buyer_writes(&self, user: &str, order: &str, text: &str, key: &str) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/buyer/messages", self.server.url()))
+            .bearer_auth(PASSWORD)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "user_id": user, "order_id": order, "text": text }))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().unwrap());
+        r.json().unwrap()
     }
 
     fn settings(&self, change: Value) {
@@ -622,4 +644,139 @@ fn page_action_errors_point_at_file_line_and_column() {
             assert!(err.starts_with(&format!("pages.toml:{line}:")), "{err}");
         }
     }
+}
+
+// ------------------------------------------------------------------ buyer messages on the pages
+
+fn message_pages(connector: &Arc<BrowserConnector>) -> DemoMessagePages {
+    DemoMessagePages::new("seller-pages", connector.clone())
+}
+
+#[test]
+fn the_message_pages_list_read_and_post_a_reply_once_per_idempotency_key() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let connector = Arc::new(w.connector());
+    let source = message_pages(&connector);
+    assert!(source.capabilities().reply_idempotency, "a repeated form token is replayed");
+
+    // The whole inbox, oldest change first, with the API's own cursor.
+    let api = w.api("/conversations?limit=200");
+    assert_eq!(api["has_more"], false);
+    let all = source.changes(None).unwrap();
+    assert!(!all.more);
+    let ids = |v: &Value| -> Vec<String> {
+        v["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(all.conversations.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), ids(&api));
+    assert_eq!(all.cursor.0, api["next_cursor"].as_str().unwrap(), "the cursor means what the API's does");
+    assert!(source.changes(Some(&all.cursor)).unwrap().conversations.is_empty(), "nothing new since");
+
+    // A buyer writes: that conversation, and only it, is listed from the cursor.
+    let wrote = w.buyer_writes("harper_kim_2998", "#W2959713", "Where is it?\nStill nothing.", "pages-buyer-1");
+    let id = wrote["conversation"]["id"].as_str().unwrap().to_owned();
+    let since = source.changes(Some(&all.cursor)).unwrap();
+    assert_eq!(since.conversations.len(), 1, "{since:?}");
+    let c = &since.conversations[0];
+    assert_eq!(
+        (c.id.as_str(), c.state, c.customer.user_id.as_str()),
+        (id.as_str(), ConversationState::Open, "harper_kim_2998")
+    );
+    assert!(c.customer.authenticated);
+    assert_eq!(c.order_ids, vec!["#W2959713".to_owned()]);
+    assert_eq!(since.cursor.0, w.api(&format!("/conversations?since={}", all.cursor.0))["next_cursor"]);
+
+    // The thread as the API has it, message for message.
+    let thread = source.thread(&id).unwrap();
+    let api_thread = w.api(&format!("/conversations/{id}"));
+    let api_messages = api_thread["messages"].as_array().unwrap();
+    assert_eq!(thread.messages.len(), api_messages.len());
+    for (m, a) in thread.messages.iter().zip(api_messages) {
+        assert_eq!(
+            (m.id.as_str(), m.text.as_str(), m.at.as_str()),
+            (a["id"].as_str().unwrap(), a["text"].as_str().unwrap(), a["created_at"].as_str().unwrap())
+        );
+    }
+    assert_eq!(thread.messages.last().unwrap().text, "Where is it?\nStill nothing.", "text exactly as written");
+    assert_eq!(thread.conversation.updated_at, api_thread["updated_at"].as_str().unwrap());
+
+    // A reply with a key; the same post again (a retry after an uncertain submit) is
+    // answered with the first message and posts nothing more.
+    let reply = Post {
+        visibility: Visibility::Public,
+        text: "It left the warehouse today.\nTracking follows.",
+        author: "agent-demo",
+    };
+    let count = api_messages.len();
+    let first = source.post(&id, reply, "countersign-reply-k1").unwrap();
+    let after = w.api(&format!("/conversations/{id}"));
+    let replies: Vec<&Value> =
+        after["messages"].as_array().unwrap().iter().filter(|m| m["author"] == "seller").collect();
+    assert_eq!(after["messages"].as_array().unwrap().len(), count + 1, "posted once");
+    let last = replies.last().unwrap();
+    assert_eq!(last["id"].as_str(), Some(first.message_id.as_str()), "the adapter returns the store's message id");
+    assert_eq!(
+        (last["kind"].as_str(), last["text"].as_str()),
+        (Some("message"), Some(reply.text)),
+        "a public reply, line breaks kept"
+    );
+    let again = source.post(&id, reply, "countersign-reply-k1").unwrap();
+    assert_eq!(again, first, "the same key is answered with the first post");
+    assert_eq!(w.api(&format!("/conversations/{id}"))["messages"].as_array().unwrap().len(), count + 1, "still once");
+
+    // The same key with other text is refused, never posted.
+    let other = Post { text: "Something else", ..reply };
+    let err = source.post(&id, other, "countersign-reply-k1").unwrap_err();
+    let ConnectorError::PageRefused { code, .. } = &err else { panic!("{err}") };
+    assert_eq!(code, "idempotency_key_reused");
+
+    // A note, then state and assignee through the status form.
+    let note = Post { visibility: Visibility::Internal, text: "Carrier says Friday.", author: "agent-demo" };
+    let noted = source.post(&id, note, "countersign-note-k1").unwrap();
+    let thread = source.thread(&id).unwrap();
+    let seen = thread.messages.iter().find(|m| m.id == noted.message_id).unwrap();
+    assert_eq!(seen.visibility, Visibility::Internal);
+    assert_eq!(thread.messages.iter().filter(|m| m.id == first.message_id).count(), 1);
+    let assigned = source.assign(&id, Some("agent-7")).unwrap();
+    assert_eq!((assigned.assignee.as_deref(), assigned.state), (Some("agent-7"), ConversationState::Waiting));
+    let resolved = source.set_state(&id, ConversationState::Resolved).unwrap();
+    assert_eq!((resolved.assignee.as_deref(), resolved.state), (Some("agent-7"), ConversationState::Resolved));
+    let api_now = w.api(&format!("/conversations/{id}"));
+    assert_eq!((api_now["status"].as_str(), api_now["assignee"].as_str()), (Some("resolved"), Some("agent-7")));
+    let released = source.assign(&id, None).unwrap();
+    assert_eq!(released.assignee, None);
+
+    let err = source.thread("C-9999").unwrap_err();
+    assert!(matches!(err, ConnectorError::Rejected { status: 404, .. }), "{err}");
+    let err = source.changes(Some(&Cursor("soon".into()))).unwrap_err();
+    assert!(matches!(err, ConnectorError::InvalidParams { .. }), "{err}");
+}
+
+#[test]
+fn a_signed_out_profile_makes_the_message_pages_need_a_human_and_posts_nothing() {
+    let w = World::start();
+    let connector = Arc::new(w.connector());
+    let source = message_pages(&connector);
+    let err = source.changes(None).unwrap_err();
+    let ConnectorError::NeedsHuman { reason, evidence } = &err else { panic!("{err}") };
+    assert!(reason.contains("session has ended"), "{reason}");
+    let pages = evidence["pages"].as_array().unwrap();
+    assert!(pages.iter().any(|p| p["url"].as_str().unwrap().contains("/seller/login")), "{evidence}");
+    assert!(pages.iter().any(|p| p["screenshot"]["sha256"].is_string()), "a screenshot for the agent: {evidence}");
+
+    let before = w.api("/conversations/C-0015")["messages"].as_array().unwrap().len();
+    let reply = Post { visibility: Visibility::Public, text: "Hello", author: "agent-demo" };
+    let err = source.post("C-0015", reply, "countersign-signed-out").unwrap_err();
+    assert!(matches!(err, ConnectorError::NeedsHuman { .. }), "{err}");
+    assert_eq!(w.api("/conversations/C-0015")["messages"].as_array().unwrap().len(), before, "nothing posted");
+
+    // A verification page is a person's too, never a guess. (The agent signs in with the
+    // app's browser closed: a profile is open in one browser at a time.)
+    drop((source, connector));
+    w.sign_in_by_hand();
+    w.settings(json!({ "verify_all": true }));
+    let source = message_pages(&Arc::new(w.connector()));
+    let err = source.thread("C-0015").unwrap_err();
+    let ConnectorError::NeedsHuman { reason, .. } = &err else { panic!("{err}") };
+    assert!(reason.contains("verify"), "{reason}");
 }

@@ -18,6 +18,7 @@ pub mod push;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use countersign_browser::{BrowserConnector, DemoMessagePages};
 use countersign_connectors::Connector;
 use countersign_connectors::credentials::{CredentialName, CredentialStore, ProcessCredential, Secret};
 use countersign_connectors::source::demo::DemoMessages;
@@ -49,6 +50,9 @@ pub struct Services {
     demo_store: Option<countersign_demo_store::BackgroundServer>,
     /// Its token, held in memory only, for the connector and the sources that read it.
     demo_token: Option<Arc<ProcessCredential>>,
+    /// The browser connector of a `kind = "browser"` workspace, which its page sources
+    /// share (one Chromium per profile).
+    browser: Option<Arc<BrowserConnector>>,
 }
 
 impl Services {
@@ -136,14 +140,19 @@ fn connector_for(ws: &Workspace, data_dir: &Path) -> Result<(Option<Arc<dyn Conn
     match &ws.connector {
         ConnectorConfig::DemoStore { catalog, seed } => {
             let (server, http, credential) = start_demo_store(catalog, seed, data_dir)?;
-            Ok((Some(Arc::new(http)), Services { demo_store: Some(server), demo_token: Some(credential) }))
+            Ok((
+                Some(Arc::new(http)),
+                Services { demo_store: Some(server), demo_token: Some(credential), browser: None },
+            ))
         }
         // The browser starts at the first step that needs it, in the workspace's
         // persistent profile under its data folder.
         ConnectorConfig::Browser(settings) => {
-            let browser = countersign_browser::connector_for_workspace(settings, data_dir)
-                .map_err(|e| EngineError::Config { message: format!("{}: {e}", ws.file.display()) })?;
-            Ok((Some(Arc::new(browser)), Services::default()))
+            let browser = Arc::new(
+                countersign_browser::connector_for_workspace(settings, data_dir)
+                    .map_err(|e| EngineError::Config { message: format!("{}: {e}", ws.file.display()) })?,
+            );
+            Ok((Some(browser.clone()), Services { browser: Some(browser), ..Services::default() }))
         }
         ConnectorConfig::Snapshot { .. } | ConnectorConfig::Http { .. } => Ok((None, Services::default())),
     }
@@ -151,7 +160,8 @@ fn connector_for(ws: &Workspace, data_dir: &Path) -> Result<(Option<Arc<dyn Conn
 
 /// The adapters for the workspace's `[[sources]]`. A demo seller center source without a
 /// `base_url` reads the demo seller center this workspace started, with its in-memory
-/// token; any other source reads its credential from the OS keyring at each call.
+/// token; a pages source drives the workspace's browser connector (its browser, profile
+/// and session); any other source reads its credential from the OS keyring at each call.
 fn sources_for(ws: &Workspace, services: &Services) -> Result<Vec<Source>, EngineError> {
     let config = |m: String| EngineError::Config { message: format!("{}: {m}", ws.file.display()) };
     ws.sources
@@ -177,6 +187,16 @@ fn sources_for(ws: &Workspace, services: &Services) -> Result<Vec<Source>, Engin
                         return Err(config(format!(
                             "source {}: without a base_url it reads the demo seller center the app starts, which \
                              needs `[connector] kind = \"demo_store\"`",
+                            settings.name
+                        )));
+                    }
+                },
+                (SourceKind::DemoSellerCenterPages, _) => match &services.browser {
+                    Some(browser) => Arc::new(DemoMessagePages::new(&settings.name, browser.clone())),
+                    None => {
+                        return Err(config(format!(
+                            "source {}: a demo_seller_center_pages source reads the pages in the workspace's \
+                             browser, which needs `[connector] kind = \"browser\"`",
                             settings.name
                         )));
                     }

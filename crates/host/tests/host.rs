@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use countersign_connectors::source::SourceKind;
 use countersign_core::model::PauseScope;
 use countersign_engine::{Engine, EngineOptions, LogFilter, SystemClock};
 use countersign_host::{DataRoot, Options, open};
@@ -264,4 +265,64 @@ fn webhooks_listen_on_loopback_only_and_need_their_secret() {
     source.push_listen = Some("127.0.0.1:8788".into());
     source.push_secret = None;
     assert!(source.check().unwrap_err().contains("go together"));
+}
+
+/// `assets/demo/workspace-browser.toml` with absolute paths and its `[[sources]]` example
+/// switched on, written into `dir`.
+fn browser_workspace_with_pages_source(dir: &Path) -> PathBuf {
+    let demo = assets().join("demo");
+    let text = std::fs::read_to_string(demo.join("workspace-browser.toml"))
+        .unwrap()
+        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
+        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
+        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
+        .replace("\"pages.toml\"", &format!("{:?}", demo.join("pages.toml")))
+        .replace("# [[sources]]", "[[sources]]")
+        .replace("# name = \"seller-pages\"", "name = \"seller-pages\"")
+        .replace("# kind = ", "kind = ")
+        .replace("# tenant = ", "tenant = ")
+        .replace("# store = ", "store = ")
+        .replace("# platform = ", "platform = ")
+        .replace("# channel = ", "channel = ");
+    let file = dir.join("workspace-browser.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn a_pages_source_drives_the_browser_workspaces_connector_and_needs_one() {
+    let root = tempfile::tempdir().unwrap();
+    let file = browser_workspace_with_pages_source(root.path());
+    // Chromium starts at the first call, so opening needs none.
+    let opened = open(options(file.clone(), DataRoot::named(root.path().join("data")))).unwrap();
+    let sources = opened.engine.sources();
+    assert_eq!(sources.len(), 1, "the example's [[sources]] entry is wired: {sources:?}");
+    assert_eq!(sources[0].settings.kind, SourceKind::DemoSellerCenterPages);
+    assert_eq!(sources[0].adapter.name(), "seller-pages");
+    assert!(sources[0].adapter.capabilities().reply_idempotency, "the form token is the reply's key");
+    drop(opened);
+
+    // Its settings are the connector's: a base_url or credential here is refused.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let with_url =
+        text.replace("name = \"seller-pages\"", "name = \"seller-pages\"\nbase_url = \"http://127.0.0.1:9\"");
+    std::fs::write(&file, with_url).unwrap();
+    let err = open(options(file.clone(), DataRoot::named(root.path().join("data")))).unwrap_err();
+    assert!(err.to_string().contains("browser connector"), "{err}");
+
+    // Beside the demo store's HTTP connector there is no browser to drive.
+    let demo = assets().join("demo");
+    let http = std::fs::read_to_string(demo.join("workspace.toml"))
+        .unwrap()
+        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
+        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
+        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
+        .replace("\"catalog.toml\"", &format!("{:?}", demo.join("catalog.toml")))
+        .replace("\"playbooks.toml\"", &format!("{:?}", demo.join("playbooks.toml")))
+        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")))
+        .replace("kind = \"demo_seller_center\"", "kind = \"demo_seller_center_pages\"");
+    let file = root.path().join("workspace.toml");
+    std::fs::write(&file, http).unwrap();
+    let err = open(options(file, DataRoot::named(root.path().join("data2")))).unwrap_err();
+    assert!(err.to_string().contains("[connector] kind = \"browser\""), "{err}");
 }

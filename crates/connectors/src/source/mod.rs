@@ -20,7 +20,8 @@
 //!   rejections), so the engine maps them once for connectors and sources alike.
 //!
 //! **Extending:** a new platform is one adapter file here implementing [`CaseSource`]
-//! (the demo seller center's is [`demo::DemoMessages`], Zendesk Support's [`zendesk::Zendesk`]), a `kind` in the workspace's
+//! (the demo seller center's is [`demo::DemoMessages`], Zendesk Support's [`zendesk::Zendesk`]; one that drives web
+//! pages lives in `countersign-browser`, as `DemoMessagePages` does), a `kind` in the workspace's
 //! `[[sources]]`, and a contract test against a loopback server answering as the
 //! platform documents.
 
@@ -206,6 +207,13 @@ pub enum SourceKind {
     /// Zendesk Support tickets ([`zendesk::Zendesk`]), with an API token
     /// (`{email}/token:{api_token}` in the keyring); `base_url` and `credential` required.
     Zendesk,
+    /// The demo seller center's buyer messages on its web pages, for platforms whose
+    /// messages have no API (`countersign_browser::DemoMessagePages`): read and answered
+    /// in the workspace's browser connector (`[connector] kind = "browser"`), whose
+    /// `base_url`, `profile` and signed-in session it uses, so neither `base_url` nor
+    /// `credential` is given here. (One Chromium per profile: the source and the connector
+    /// share it.)
+    DemoSellerCenterPages,
 }
 
 /// A workspace's `[[sources]]` entry: where cases come from, and what the cases are
@@ -217,7 +225,8 @@ pub struct SourceSettings {
     pub name: String,
     pub kind: SourceKind,
     /// The platform's API root. For `demo_seller_center` without it: the demo seller
-    /// center the app starts (`[connector] kind = "demo_store"`).
+    /// center the app starts (`[connector] kind = "demo_store"`). Not for
+    /// `demo_seller_center_pages` (the browser connector's `base_url`).
     #[serde(default)]
     pub base_url: Option<String>,
     /// The keyring credential (`PLATFORM/STORE`); not used for the demo seller center the
@@ -297,6 +306,14 @@ impl SourceSettings {
                 CredentialName::parse(secret).map_err(|e| format!("source {}: `push_secret`: {e}", self.name))?;
             }
             _ => return Err(format!("source {}: `push_listen` and `push_secret` go together", self.name)),
+        }
+        if self.kind == SourceKind::DemoSellerCenterPages && (self.base_url.is_some() || self.credential.is_some()) {
+            return Err(format!(
+                "source {}: a demo_seller_center_pages source uses the pages, profile and signed-in session of the \
+                 workspace's browser connector ([connector] kind = \"browser\"): give `base_url` and `profile` \
+                 there, and no `credential` (the agent signs in by hand)",
+                self.name
+            ));
         }
         if self.kind == SourceKind::Zendesk && (self.base_url.is_none() || self.credential.is_none()) {
             return Err(format!(

@@ -57,10 +57,11 @@ pub fn changed_since(conn: &Connection, since: i64, limit: i64) -> Result<Vec<Co
         .collect()
 }
 
-/// The most recently changed conversations first (the seller center's inbox).
-pub fn latest(conn: &Connection, limit: i64) -> Result<Vec<ConversationSummary>, ApiError> {
-    conn.prepare_cached(&format!("{SUMMARY} ORDER BY c.change_seq DESC LIMIT ?1"))?
-        .query_map([limit], summary_row)?
+/// The most recently changed conversations first (the seller center's inbox), those
+/// changed before the change `before` only, if given (its older pages).
+pub fn latest(conn: &Connection, before: Option<i64>, limit: i64) -> Result<Vec<ConversationSummary>, ApiError> {
+    conn.prepare_cached(&format!("{SUMMARY} WHERE c.change_seq < ?1 ORDER BY c.change_seq DESC LIMIT ?2"))?
+        .query_map(params![before.unwrap_or(i64::MAX), limit], summary_row)?
         .map(|row| with_status(row?))
         .collect()
 }

@@ -1,13 +1,25 @@
-//! Buyer messages in the seller center: the inbox (newest change first), a conversation's
-//! thread, and its reply, note and status forms. Each form carries a one-time
-//! `form_token` that the store treats exactly as the API's `Idempotency-Key`: the same
-//! token posted again (a double click, a browser retry) posts once and shows the same
-//! confirmation; the same token with other fields is refused.
+//! Buyer messages in the seller center: the inbox (newest change first, in pages of
+//! [`INBOX_SIZE`] with a link to the older ones), a conversation's thread, and its reply,
+//! note and status forms. Each form carries a one-time `form_token` that the store treats
+//! exactly as the API's `Idempotency-Key`: the same token posted again (a double click, a
+//! browser retry) posts once and shows the same confirmation; the same token with other
+//! fields is refused.
+//!
+//! The token is the client's to choose: the page fills in a fresh random one, and any
+//! token the form comes back with (1 to 255 printable ASCII characters) is taken, so a
+//! client that must be able to retry (the browser case source) puts its own idempotency
+//! key there. Form tokens live in their own namespace of the store's idempotency keys
+//! (`form:TOKEN`): a form token and an API `Idempotency-Key` with the same text are two
+//! keys.
+//!
+//! Every page carries what a program reads as data attributes (the conversation's
+//! `dl.facts`, each `tr` of the inbox, each `li` of the thread, the posted message on the
+//! confirmation page), so a client never parses the visible text.
 
 use std::fmt::Write as _;
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -22,7 +34,7 @@ use crate::ops::Reply;
 use crate::ops::conversations::{self as talk, PostKind, PostMessage, UpdateConversation};
 
 /// The inbox shows this many conversations, the most recently changed first.
-const INBOX_SIZE: i64 = 200;
+pub(crate) const INBOX_SIZE: i64 = 200;
 const MAX_FORM_TOKEN: usize = 255;
 
 pub(super) fn routes(router: Router<Pages>) -> Router<Pages> {
@@ -38,21 +50,38 @@ fn conversation_path(id: &str) -> String {
     format!("/seller/messages/{id}")
 }
 
-async fn inbox(State(pages): State<Pages>, headers: HeaderMap) -> Response {
+#[derive(Debug, Deserialize)]
+struct InboxQuery {
+    /// Only conversations whose last change came before this change cursor (older pages).
+    before: Option<String>,
+}
+
+async fn inbox(State(pages): State<Pages>, headers: HeaderMap, Query(q): Query<InboxQuery>) -> Response {
     if let Access::Denied(r) = pages.access(&headers, "/seller/messages", Need::Read) {
         return r;
     }
-    let conversations = match pages.store.read(|conn| crate::db::conversations::latest(conn, INBOX_SIZE)).await {
-        Ok(c) => c,
-        Err(e) => return error_page(&e),
+    let before = match q.before.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(n)) if n >= 0 => Some(n),
+        Some(_) => {
+            return error_page(&ApiError::new(ErrorCode::InvalidRequest, "`before` must be a change cursor"));
+        }
     };
+    let mut conversations =
+        match pages.store.read(move |conn| crate::db::conversations::latest(conn, before, INBOX_SIZE + 1)).await {
+            Ok(c) => c,
+            Err(e) => return error_page(&e),
+        };
+    let older = usize::try_from(INBOX_SIZE).is_ok_and(|n| conversations.len() > n);
+    conversations.truncate(usize::try_from(INBOX_SIZE).unwrap_or(usize::MAX));
     let mut rows = String::new();
     for c in &conversations {
         let _ = writeln!(
             rows,
-            "<tr data-conversation-id=\"{id}\" data-cursor=\"{cursor}\"><td class=\"conversation-id\"><a href=\"{href}\">{id}</a></td><td class=\"buyer\">{buyer}</td><td class=\"order\">{order}</td><td class=\"status\">{status}</td><td class=\"assignee\">{assignee}</td><td class=\"count\">{count}</td><td class=\"updated\">{updated}</td></tr>",
+            "<tr data-conversation-id=\"{id}\" data-cursor=\"{cursor}\" {data}><td class=\"conversation-id\"><a href=\"{href}\">{id}</a></td><td class=\"buyer\">{buyer}</td><td class=\"order\">{order}</td><td class=\"status\">{status}</td><td class=\"assignee\">{assignee}</td><td class=\"count\">{count}</td><td class=\"updated\">{updated}</td></tr>",
             id = esc(&c.id),
             cursor = esc(&c.cursor),
+            data = data_attributes(c),
             href = conversation_path(&esc(&c.id)),
             buyer = esc(&c.buyer.name),
             order = esc(c.order_id.as_deref().unwrap_or("")),
@@ -62,15 +91,39 @@ async fn inbox(State(pages): State<Pages>, headers: HeaderMap) -> Response {
             updated = esc(&c.last_message_at),
         );
     }
+    // The oldest change shown: the next page lists what changed before it.
+    let older = match conversations.last() {
+        Some(last) if older => format!(
+            "<p><a id=\"older\" href=\"/seller/messages?before={0}\" data-cursor=\"{0}\">Older conversations</a></p>",
+            esc(&last.cursor)
+        ),
+        _ => String::new(),
+    };
     let body = format!(
-        "<main id=\"messages\"><h1>Buyer messages</h1>\n<table id=\"conversations\"><thead><tr><th>Conversation</th><th>Buyer</th><th>Order</th><th>Status</th><th>Assignee</th><th>Messages</th><th>Last message</th></tr></thead><tbody>\n{rows}</tbody></table></main>"
+        "<main id=\"messages\"><h1>Buyer messages</h1>\n<table id=\"conversations\"><thead><tr><th>Conversation</th><th>Buyer</th><th>Order</th><th>Status</th><th>Assignee</th><th>Messages</th><th>Last message</th></tr></thead><tbody>\n{rows}</tbody></table>{older}</main>"
     );
     page(StatusCode::OK, "Buyer messages", &body)
 }
 
+/// A conversation's summary as data attributes (empty: none), for programs.
+fn data_attributes(c: &ConversationSummary) -> String {
+    format!(
+        "data-buyer-id=\"{}\" data-buyer-name=\"{}\" data-order-id=\"{}\" data-status=\"{}\" data-assignee=\"{}\" data-updated-at=\"{}\"",
+        esc(&c.buyer.user_id),
+        esc(&c.buyer.name),
+        esc(c.order_id.as_deref().unwrap_or("")),
+        c.status.as_str(),
+        esc(c.assignee.as_deref().unwrap_or("")),
+        esc(&c.updated_at),
+    )
+}
+
 fn facts(c: &ConversationSummary) -> String {
     format!(
-        "<dl class=\"facts\">\n<dt>Buyer</dt><dd id=\"conversation-buyer\" data-user-id=\"{user}\">{name}</dd>\n<dt>Order</dt><dd id=\"conversation-order\">{order}</dd>\n<dt>Status</dt><dd id=\"conversation-status\">{status}</dd>\n<dt>Assignee</dt><dd id=\"conversation-assignee\">{assignee}</dd>\n</dl>",
+        "<dl class=\"facts\" data-conversation-id=\"{id}\" data-cursor=\"{cursor}\" {data}>\n<dt>Buyer</dt><dd id=\"conversation-buyer\" data-user-id=\"{user}\">{name}</dd>\n<dt>Order</dt><dd id=\"conversation-order\">{order}</dd>\n<dt>Status</dt><dd id=\"conversation-status\">{status}</dd>\n<dt>Assignee</dt><dd id=\"conversation-assignee\">{assignee}</dd>\n</dl>",
+        id = esc(&c.id),
+        cursor = esc(&c.cursor),
+        data = data_attributes(c),
         user = esc(&c.buyer.user_id),
         name = esc(&c.buyer.name),
         order = esc(c.order_id.as_deref().unwrap_or("")),
@@ -99,7 +152,7 @@ async fn thread_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): P
     for m in &thread.messages {
         let _ = writeln!(
             messages,
-            "<li class=\"{kind}\" data-message-id=\"{id}\" data-author=\"{author}\" data-kind=\"{kind}\"><span class=\"author\">{name}</span> <time>{at}</time><p class=\"text\">{text}</p></li>",
+            "<li class=\"{kind}\" data-message-id=\"{id}\" data-author=\"{author}\" data-kind=\"{kind}\" data-author-name=\"{name}\" data-created-at=\"{at}\"><span class=\"author\">{name}</span> <time>{at}</time><p class=\"text\">{text}</p></li>",
             kind = m.kind.as_str(),
             id = esc(&m.id),
             author = m.author.as_str(),
@@ -203,13 +256,25 @@ async fn submit(pages: &Pages, headers: &HeaderMap, id: &str, what: &str, common
         );
         return page(reply.status, "Not done", &body);
     }
+    // The message the form posted (the first post's, on a replay), as the API answered.
+    let answer: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+    let posted = match (answer["message"]["id"].as_str(), answer["message"]["created_at"].as_str()) {
+        (Some(mid), Some(at)) => format!(
+            "<p id=\"posted\" data-message-id=\"{}\" data-created-at=\"{}\">Message {} posted at {}.</p>",
+            esc(mid),
+            esc(at),
+            esc(mid),
+            esc(at)
+        ),
+        _ => String::new(),
+    };
     let cid = id.to_owned();
     let conversation = match pages.store.read(move |conn| talk::thread(conn, &cid)).await {
         Ok(t) => t.conversation,
         Err(e) => return error_page(&e),
     };
     let body = format!(
-        "<main id=\"confirmation\" data-replayed=\"{replayed}\"><h1>Done</h1><p id=\"confirmation-message\">{done} in conversation {}.</p>{}<p><a href=\"{back}\">Back to the conversation</a></p></main>",
+        "<main id=\"confirmation\" data-replayed=\"{replayed}\"><h1>Done</h1><p id=\"confirmation-message\">{done} in conversation {}.</p>{posted}{}<p><a href=\"{back}\">Back to the conversation</a></p></main>",
         esc(&conversation.id),
         facts(&conversation),
     );
@@ -223,6 +288,12 @@ struct Common {
     csrf_token: String,
     #[serde(default)]
     form_token: String,
+}
+
+/// A textarea's text as typed: browsers send its line breaks as CRLF (HTML's form
+/// submission rules); the store keeps them as the API does, LF.
+fn from_textarea(text: &str) -> String {
+    text.replace("\r\n", "\n")
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,7 +310,8 @@ async fn reply(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Response {
-    submit(&pages, &headers, &id, "reply", &form.common, Ask::Post { kind: PostKind::Reply, text: form.text }).await
+    let text = from_textarea(&form.text);
+    submit(&pages, &headers, &id, "reply", &form.common, Ask::Post { kind: PostKind::Reply, text }).await
 }
 
 async fn note(
@@ -248,7 +320,8 @@ async fn note(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Response {
-    submit(&pages, &headers, &id, "note", &form.common, Ask::Post { kind: PostKind::Note, text: form.text }).await
+    let text = from_textarea(&form.text);
+    submit(&pages, &headers, &id, "note", &form.common, Ask::Post { kind: PostKind::Note, text }).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -385,12 +385,15 @@ async fn the_message_pages_list_show_and_post_once_per_form_token() {
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("<main id=\"confirmation\" data-replayed=\"false\">"), "{html}");
     assert!(html.contains("<dd id=\"conversation-status\">waiting</dd>"), "{html}");
+    let posted = attribute(&html, "<p id=\"posted\"", "data-message-id");
     let (status, _, html) = b.post("/seller/messages/C-0015/reply", &reply).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("data-replayed=\"true\""), "a resubmitted form is answered, not posted again: {html}");
+    assert_eq!(attribute(&html, "<p id=\"posted\"", "data-message-id"), posted, "a replay names the first post");
     let thread = h.thread("C-0015").await;
     assert_eq!(thread["message_count"], 5, "posted once");
     let last = thread["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["id"].as_str(), Some(posted.as_str()), "the confirmation names the message posted");
     assert_eq!((last["author_name"].as_str(), last["kind"].as_str()), (Some("agent"), Some("message")));
 
     let other = [("csrf_token", csrf.as_str()), ("form_token", reply_token.as_str()), ("text", "Something else")];
@@ -428,4 +431,65 @@ async fn the_message_pages_list_show_and_post_once_per_form_token() {
 
     let (status, _, html) = b.get("/seller/messages/C-0999").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+}
+
+/// The value of `name` on the first element of `html` starting with `element`.
+fn attribute(html: &str, element: &str, name: &str) -> String {
+    let at = html.find(element).unwrap_or_else(|| panic!("no {element}: {html}"));
+    let tag = &html[at..at + html[at..].find('>').unwrap_or(html.len() - at)];
+    let marker = format!(" {name}=\"");
+    let start = tag.find(&marker).unwrap_or_else(|| panic!("no {name} in {tag}")) + marker.len();
+    tag[start..start + tag[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn the_inbox_pages_to_older_conversations_and_the_pages_carry_their_data_as_attributes() {
+    let h = Harness::start().await;
+    // More conversations than one inbox page shows (200), written beside the server.
+    let beside = DemoStore::open(h.dir.path().join("store.sqlite3"), DEFAULT_SEED_DIR).unwrap();
+    beside.add_backlog(170, "Any news?").unwrap();
+    drop(beside);
+    let mut b = Browser::new(&h);
+    b.login().await;
+
+    let api = h.all_conversations(200).await;
+    assert_eq!(api.len(), SEEDED + 170);
+    let (status, _, first) = b.get("/seller/messages").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first.matches("<tr data-conversation-id=").count(), 200, "one page holds 200");
+    let older = attribute(&first, "<a id=\"older\"", "data-cursor");
+    let (status, _, second) = b.get(&format!("/seller/messages?before={older}")).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second.matches("<tr data-conversation-id=").count(), SEEDED + 170 - 200);
+    assert!(!second.contains("id=\"older\""), "the last page links nowhere older: {second}");
+
+    // Both pages together: every conversation once, newest change first, with the API's
+    // cursor and summary in the row's attributes.
+    let both = format!("{first}{second}");
+    let rows: Vec<&str> =
+        both.split("<tr data-conversation-id=").skip(1).map(|r| r.split('>').next().unwrap()).collect();
+    let mut newest_first = api.clone();
+    newest_first.reverse();
+    assert_eq!(rows.len(), newest_first.len());
+    for (row, c) in rows.iter().zip(&newest_first) {
+        let tag = format!("<tr data-conversation-id={row}");
+        assert_eq!(attribute(&tag, "<tr", "data-conversation-id"), c["id"].as_str().unwrap());
+        assert_eq!(attribute(&tag, "<tr", "data-cursor"), c["cursor"].as_str().unwrap());
+        assert_eq!(attribute(&tag, "<tr", "data-buyer-id"), c["buyer"]["user_id"].as_str().unwrap());
+        assert_eq!(attribute(&tag, "<tr", "data-status"), c["status"].as_str().unwrap());
+        assert_eq!(attribute(&tag, "<tr", "data-updated-at"), c["updated_at"].as_str().unwrap());
+        assert_eq!(attribute(&tag, "<tr", "data-order-id"), c["order_id"].as_str().unwrap_or(""));
+    }
+    let (status, _, bad) = b.get("/seller/messages?before=soon").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+
+    let thread = h.thread("C-0015").await;
+    let (_, _, html) = b.get("/seller/messages/C-0015").await;
+    assert_eq!(attribute(&html, "<dl class=\"facts\"", "data-conversation-id"), "C-0015");
+    assert_eq!(attribute(&html, "<dl class=\"facts\"", "data-cursor"), thread["cursor"].as_str().unwrap());
+    assert_eq!(attribute(&html, "<dl class=\"facts\"", "data-buyer-name"), thread["buyer"]["name"].as_str().unwrap());
+    let first_message = &thread["messages"][0];
+    let li = format!("<li class=\"message\" data-message-id=\"{}\"", first_message["id"].as_str().unwrap());
+    assert_eq!(attribute(&html, &li, "data-created-at"), first_message["created_at"].as_str().unwrap());
+    assert_eq!(attribute(&html, &li, "data-author-name"), first_message["author_name"].as_str().unwrap());
 }
