@@ -53,18 +53,14 @@ fn main() {
     let credentials = Arc::new(ProcessCredential::new(name.clone(), Secret::new(TOKEN)));
     let adapter = Arc::new(DemoMessages::new("demo-messages", &server.url(), credentials, name).unwrap());
     let settings = SourceSettings {
-        name: "demo-messages".into(),
-        kind: SourceKind::DemoSellerCenter,
         base_url: Some(server.url()),
         credential: Some("demo_seller_center/demo".into()),
-        tenant: "acme".into(),
-        store: "acme-us".into(),
-        platform: "demo_seller_center".into(),
-        channel: Channel::Chat,
-        poll_seconds: 10,
-        agent_id: None,
-        push_listen: None,
-        push_secret: None,
+        ..SourceSettings::new(
+            "demo-messages",
+            SourceKind::DemoSellerCenter,
+            ("acme", "acme-us", "demo_seller_center"),
+            Channel::Chat,
+        )
     };
     let data = dir.path().join("data");
     let engine = Engine::open(

@@ -151,12 +151,7 @@ impl Engine {
     pub(crate) fn reply_guard(&self) -> Result<std::fs::File, EngineError> {
         let dir = self.store.path().parent().unwrap_or(std::path::Path::new("."));
         let path = dir.join("replies.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| EngineError::io(&path, e))?;
+        let file = crate::lock_file(&path)?;
         file.lock().map_err(|e| EngineError::io(&path, e))?;
         Ok(file)
     }

@@ -152,6 +152,16 @@ pub struct DemoCase {
     pub decision: PlanDecision,
 }
 
+/// A lock file in a data folder, created if missing (its content is never used).
+pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File, EngineError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| EngineError::io(path, e))
+}
+
 /// This process's hold on a workspace's data folder: a shared lock on `engine.lock` for
 /// the engine's life, so a process can tell whether it has the folder to itself.
 #[derive(Debug)]
@@ -171,12 +181,7 @@ impl Drop for Alone<'_> {
 impl Presence {
     fn open(data_dir: &Path) -> Result<Presence, EngineError> {
         let path = data_dir.join("engine.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| EngineError::io(&path, e))?;
+        let file = lock_file(&path)?;
         file.lock_shared().map_err(|e| EngineError::io(&path, e))?;
         Ok(Presence(file))
     }

@@ -190,18 +190,17 @@ fn pushing_source(name: &str, listen: &str) -> countersign_connectors::source::S
     let unused = std::sync::Arc::new(ProcessCredential::new(api.clone(), Secret::new("unused")));
     let adapter = Zendesk::new(name, "http://127.0.0.1:9", unused, api, ZendeskAuth::ApiToken).unwrap();
     let settings = SourceSettings {
-        name: name.into(),
-        kind: SourceKind::Zendesk,
         base_url: Some("http://127.0.0.1:9".into()),
         credential: Some("zendesk/acme".into()),
-        tenant: "acme".into(),
-        store: "acme-us".into(),
-        platform: "zendesk".into(),
-        channel: countersign_core::model::Channel::Email,
         poll_seconds: 60,
-        agent_id: None,
         push_listen: Some(listen.into()),
         push_secret: Some("zendesk/acme-webhook".into()),
+        ..SourceSettings::new(
+            name,
+            SourceKind::Zendesk,
+            ("acme", "acme-us", "zendesk"),
+            countersign_core::model::Channel::Email,
+        )
     };
     settings.check().unwrap();
     Source { settings, adapter: std::sync::Arc::new(adapter) }

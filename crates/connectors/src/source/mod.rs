@@ -260,6 +260,30 @@ fn default_poll_seconds() -> u64 {
 }
 
 impl SourceSettings {
+    /// A source as a workspace names it, with every optional setting left out (polled
+    /// every 10 s; no base URL, credential, agent id or webhooks).
+    pub fn new(
+        name: &str,
+        kind: SourceKind,
+        (tenant, store, platform): (&str, &str, &str),
+        channel: countersign_core::model::Channel,
+    ) -> SourceSettings {
+        SourceSettings {
+            name: name.to_owned(),
+            kind,
+            base_url: None,
+            credential: None,
+            tenant: tenant.to_owned(),
+            store: store.to_owned(),
+            platform: platform.to_owned(),
+            channel,
+            poll_seconds: default_poll_seconds(),
+            agent_id: None,
+            push_listen: None,
+            push_secret: None,
+        }
+    }
+
     /// What is wrong with the entry as written, if anything.
     pub fn check(&self) -> Result<(), String> {
         if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

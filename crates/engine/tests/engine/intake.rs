@@ -28,6 +28,15 @@ fn with_demo_messages(
     with_adapter(engine, server, Arc::new(adapter))
 }
 
+fn demo_settings() -> SourceSettings {
+    SourceSettings::new(
+        "demo-messages",
+        SourceKind::DemoSellerCenter,
+        ("acme", "acme-us", "demo_seller_center"),
+        Channel::Chat,
+    )
+}
+
 fn credential() -> CredentialName {
     CredentialName::new("demo_seller_center", "demo").unwrap()
 }
@@ -35,18 +44,9 @@ fn credential() -> CredentialName {
 fn with_adapter(engine: Engine, server: &DemoServer, adapter: Arc<dyn CaseSource>) -> Engine {
     let url = server.server.url();
     let settings = SourceSettings {
-        name: "demo-messages".into(),
-        kind: SourceKind::DemoSellerCenter,
         base_url: Some(url.clone()),
         credential: Some("demo_seller_center/demo".into()),
-        tenant: "acme".into(),
-        store: "acme-us".into(),
-        platform: "demo_seller_center".into(),
-        channel: Channel::Chat,
-        poll_seconds: 10,
-        agent_id: None,
-        push_listen: None,
-        push_secret: None,
+        ..demo_settings()
     };
     engine.with_sources(vec![Source { settings, adapter }])
 }
@@ -333,20 +333,7 @@ fn a_source_is_synced_again_after_its_poll_interval_backing_off_on_errors_and_ho
     use std::time::Duration;
     let keyring = Arc::new(countersign_connectors::credentials::KeyringStore::new("countersign-test-unused"));
     let adapter = DemoMessages::new("demo-messages", "http://127.0.0.1:9", keyring, credential()).unwrap();
-    let settings = SourceSettings {
-        name: "demo-messages".into(),
-        kind: SourceKind::DemoSellerCenter,
-        base_url: None,
-        credential: None,
-        tenant: "acme".into(),
-        store: "acme-us".into(),
-        platform: "demo_seller_center".into(),
-        channel: Channel::Chat,
-        poll_seconds: 10,
-        agent_id: None,
-        push_listen: None,
-        push_secret: None,
-    };
+    let settings = demo_settings();
     let source = Source { settings, adapter: Arc::new(adapter) };
     let s = Duration::from_secs;
     assert_eq!(next_sync(&source, None, 3), s(10), "a sync that went well waits the poll interval");
