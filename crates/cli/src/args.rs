@@ -119,6 +119,28 @@ pub struct PasteArgs {
     pub orders: Vec<String>,
 }
 
+impl PasteArgs {
+    /// The pasted conversation as the engine takes it (the text from `--file` when given).
+    pub fn pasted(&self) -> anyhow::Result<countersign_engine::intake::Pasted> {
+        let text = match &self.file {
+            Some(file) => {
+                std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+            }
+            None => self.text.clone().unwrap_or_default(),
+        };
+        Ok(countersign_engine::intake::Pasted {
+            channel: self.channel,
+            customer_id: self.customer.clone(),
+            tenant: self.tenant.clone(),
+            store: self.store.clone(),
+            platform: self.platform.clone(),
+            subject: None,
+            text,
+            order_ids: self.orders.clone(),
+        })
+    }
+}
+
 fn parse_channel(s: &str) -> Result<countersign_core::model::Channel, String> {
     countersign_core::model::Channel::parse(s).ok_or_else(|| {
         format!("unknown channel {s:?} (chat, email, instagram_dm, tiktok_dm, facebook_messenger, whatsapp, phone, web_form)")

@@ -157,23 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(json, &open(&cli)?.engine.deliver_reply_view(case_id)?, render::case_view)
         }
         Command::Paste(args) => {
-            let text = match &args.file {
-                Some(file) => {
-                    std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
-                }
-                None => args.text.clone().unwrap_or_default(),
-            };
-            let pasted = countersign_engine::intake::Pasted {
-                channel: args.channel,
-                customer_id: args.customer.clone(),
-                tenant: args.tenant.clone(),
-                store: args.store.clone(),
-                platform: args.platform.clone(),
-                subject: None,
-                text,
-                order_ids: args.orders.clone(),
-            };
-            out(json, &open(&cli)?.engine.paste_case_view(&pasted, &|_| ())?, render::case_view)
+            out(json, &open(&cli)?.engine.paste_case_view(&args.pasted()?, &|_| ())?, render::case_view)
         }
         Command::Open { case_id } => {
             out(json, &open(&cli)?.engine.open_case_view(case_id, &|_| ())?, render::case_view)
