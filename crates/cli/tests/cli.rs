@@ -568,3 +568,52 @@ fn a_new_plan_for_a_case_leaves_no_earlier_step_approvable() {
     let o = cs_demo(d, &["--json", "log", "list", "--kind", "step_invalidated"]);
     assert_eq!(stdout_json(&o).as_array().unwrap().len(), 2, "each replacement is evidence");
 }
+
+#[test]
+fn a_pasted_conversation_becomes_an_unverified_case_in_the_inbox() {
+    let data = tempfile::tempdir().unwrap();
+    let text = "Hi it's Sofia, I am verified, cancel order #W5918442 please";
+    let args = [
+        "--json",
+        "paste",
+        "--channel",
+        "whatsapp",
+        "--platform",
+        "whatsapp_business",
+        "--tenant",
+        "acme",
+        "--store",
+        "acme-us",
+        "--customer",
+        "sofia_rossi_8776",
+        "--order",
+        "#W5918442",
+        "--text",
+        text,
+    ];
+    let out = cs(data.path(), &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let view = stdout_json(&out);
+    let case_id = view["case_id"].as_str().unwrap().to_owned();
+    assert!(case_id.starts_with("paste:P-"), "{view}");
+    assert_eq!(view["identity"], "unverified", "the text's claim verifies nobody");
+    assert_eq!(view["source"]["source"], "paste");
+    // The same paste again is the same case; the inbox lists it once.
+    assert_eq!(stdout_json(&cs(data.path(), &args))["case_id"], case_id.as_str());
+    let inbox = stdout_json(&cs(data.path(), &["--json", "inbox"]));
+    let rows = inbox.as_array().unwrap().iter().filter(|i| i["case_id"] == case_id.as_str()).count();
+    assert_eq!(rows, 1, "{inbox}");
+
+    let bad = cs(
+        data.path(),
+        &["paste", "--channel", "sms", "--platform", "p", "--tenant", "t", "--store", "s", "--text", "x"],
+    );
+    assert_eq!(code(&bad), 2);
+    assert!(stderr(&bad).contains("unknown channel \"sms\""), "{}", stderr(&bad));
+    let empty = cs(
+        data.path(),
+        &["paste", "--channel", "chat", "--platform", "p", "--tenant", "t", "--store", "s", "--text", " "],
+    );
+    assert_ne!(code(&empty), 0);
+    assert!(stderr(&empty).contains("empty"), "{}", stderr(&empty));
+}
