@@ -85,7 +85,13 @@ impl Harness {
         let h = Harness {
             server,
             dir,
-            service: format!("countersign-crash-test-{}", std::process::id()),
+            // One keyring namespace per harness: the tests of this binary run side by side,
+            // and each deletes its credential when it ends.
+            service: {
+                static HARNESSES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = HARNESSES.fetch_add(1, Ordering::SeqCst);
+                format!("countersign-crash-test-{}-{n}", std::process::id())
+            },
             http: countersign_http::blocking_client_builder().no_proxy().build().unwrap(),
         };
         let set = h.run_with_stdin(&["credentials", "set", "demo_seller_center/demo"], TOKEN);
