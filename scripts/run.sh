@@ -9,6 +9,9 @@ target="${CARGO_TARGET_DIR:-target}"
 if [ $# -eq 0 ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then
   (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
   cargo build --release --locked -p countersign-desktop
+  # The demo seller center's simulated buyers write every minute, so the demo inbox is
+  # alive (the demo workspace's `buyers` script); COUNTERSIGN_DEMO_BUYERS= turns them off.
+  export COUNTERSIGN_DEMO_BUYERS="${COUNTERSIGN_DEMO_BUYERS-60}"
   exec "$target/release/countersign-desktop"
 fi
 cargo build --release --locked -p countersign

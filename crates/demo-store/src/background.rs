@@ -45,7 +45,10 @@ impl BackgroundServer {
             };
             rt.block_on(async move {
                 let serve = async {
-                    let store = DemoStore::open(&db, &seed_dir)?;
+                    let store = match &options.cases_dir {
+                        Some(cases) => DemoStore::open_with_messages(&db, &seed_dir, Some(cases))?,
+                        None => DemoStore::open(&db, &seed_dir)?,
+                    };
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                     store.serve_with(listener, token, options)
                 };

@@ -83,6 +83,9 @@ pub const DEFAULT_CASES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../
 pub struct ServeOptions {
     /// Simulated buyers writing messages while the server runs (none by default).
     pub simulate_buyers: Option<BuyerSimulation>,
+    /// Where [`BackgroundServer::start_with`] seeds buyer conversations from (see
+    /// [`DemoStore::open_with_messages`]); `None`: [`DEFAULT_CASES_DIR`] when it exists.
+    pub cases_dir: Option<PathBuf>,
 }
 
 /// The bearer token clients must present. Never printed.

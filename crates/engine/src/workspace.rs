@@ -44,9 +44,21 @@ struct RawMeta {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 enum RawConnector {
-    Snapshot { dataset: PathBuf },
-    Http { catalog: PathBuf, base_url: Option<String> },
-    DemoStore { catalog: PathBuf, seed: PathBuf },
+    Snapshot {
+        dataset: PathBuf,
+    },
+    Http {
+        catalog: PathBuf,
+        base_url: Option<String>,
+    },
+    DemoStore {
+        catalog: PathBuf,
+        seed: PathBuf,
+        /// What simulated buyers write while the demo runs (`COUNTERSIGN_DEMO_BUYERS=SECONDS`
+        /// turns them on).
+        #[serde(default)]
+        buyers: Option<PathBuf>,
+    },
     Browser(RawBrowser),
 }
 
@@ -156,7 +168,12 @@ pub enum ConnectorConfig {
     /// The demo seller center, started by the engine on loopback (its database in the
     /// data dir, seeded from `seed` on first use) and reached over HTTP through `catalog`
     /// with a token made for this process alone.
-    DemoStore { catalog: PathBuf, seed: PathBuf },
+    DemoStore {
+        catalog: PathBuf,
+        seed: PathBuf,
+        /// The script simulated buyers write from, when they are turned on.
+        buyers: Option<PathBuf>,
+    },
     /// A seller center's web pages in Chromium, inside the agent's signed-in profile
     /// (`crates/browser`). The engine does not build this one: a face builds it with
     /// `countersign_browser::connector_for_workspace` and passes it in
@@ -240,9 +257,11 @@ impl Workspace {
         let connector = match raw.connector {
             RawConnector::Snapshot { dataset } => ConnectorConfig::Snapshot { dataset: base.join(dataset) },
             RawConnector::Http { catalog, base_url } => ConnectorConfig::Http { catalog: base.join(catalog), base_url },
-            RawConnector::DemoStore { catalog, seed } => {
-                ConnectorConfig::DemoStore { catalog: base.join(catalog), seed: base.join(seed) }
-            }
+            RawConnector::DemoStore { catalog, seed, buyers } => ConnectorConfig::DemoStore {
+                catalog: base.join(catalog),
+                seed: base.join(seed),
+                buyers: buyers.map(|b| base.join(b)),
+            },
             RawConnector::Browser(raw) => ConnectorConfig::Browser(browser_settings(file, &text, base, raw)?),
         };
         let mut sources: Vec<SourceSettings> = Vec::new();

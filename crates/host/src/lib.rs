@@ -138,8 +138,9 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
 /// The connector the engine does not build itself, and the services behind it.
 fn connector_for(ws: &Workspace, data_dir: &Path) -> Result<(Option<Arc<dyn Connector>>, Services), EngineError> {
     match &ws.connector {
-        ConnectorConfig::DemoStore { catalog, seed } => {
-            let (server, http, credential) = start_demo_store(catalog, seed, data_dir)?;
+        ConnectorConfig::DemoStore { catalog, seed, buyers } => {
+            let options = demo_options(ws, buyers.as_deref())?;
+            let (server, http, credential) = start_demo_store(catalog, seed, data_dir, options)?;
             Ok((
                 Some(Arc::new(http)),
                 Services { demo_store: Some(server), demo_token: Some(credential), browser: None },
@@ -213,6 +214,29 @@ fn sources_for(ws: &Workspace, services: &Services) -> Result<Vec<Source>, Engin
         .collect()
 }
 
+/// How the demo seller center is served for `ws`: its buyer conversations seeded from the
+/// workspace's own sample cases (an installed app has no source tree), and, when
+/// `COUNTERSIGN_DEMO_BUYERS=SECONDS` is set and the workspace names a `buyers` script,
+/// simulated buyers writing every SECONDS so the demo inbox is alive.
+fn demo_options(ws: &Workspace, buyers: Option<&Path>) -> Result<countersign_demo_store::ServeOptions, EngineError> {
+    let every = match std::env::var("COUNTERSIGN_DEMO_BUYERS") {
+        Ok(v) if !v.trim().is_empty() => {
+            Some(v.trim().parse::<u64>().ok().filter(|s| *s >= 1).ok_or_else(|| EngineError::Config {
+                message: format!("COUNTERSIGN_DEMO_BUYERS={v:?}: seconds between messages, 1 or more"),
+            })?)
+        }
+        _ => None,
+    };
+    let simulate_buyers = match (every, buyers) {
+        (Some(secs), Some(script)) => Some(
+            countersign_demo_store::BuyerSimulation::load(script, std::time::Duration::from_secs(secs))
+                .map_err(|e| EngineError::Config { message: format!("{}: {e}", script.display()) })?,
+        ),
+        _ => None,
+    };
+    Ok(countersign_demo_store::ServeOptions { simulate_buyers, cases_dir: Some(ws.cases.clone()) })
+}
+
 /// Start the demo seller center on loopback (its database in `data_dir`, seeded from
 /// `seed` on first use) with a fresh random token, and an HTTP connector that holds the
 /// token in memory only.
@@ -220,6 +244,7 @@ pub fn start_demo_store(
     catalog: &Path,
     seed: &Path,
     data_dir: &Path,
+    options: countersign_demo_store::ServeOptions,
 ) -> Result<
     (countersign_demo_store::BackgroundServer, countersign_connectors::HttpConnector, Arc<ProcessCredential>),
     EngineError,
@@ -231,11 +256,12 @@ pub fn start_demo_store(
         .map_err(|e| EngineError::Config { message: format!("no randomness for a token: {e}") })?;
     let token = hex::encode(bytes);
     std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io(data_dir, e))?;
-    let server = countersign_demo_store::BackgroundServer::start(
+    let server = countersign_demo_store::BackgroundServer::start_with(
         data_dir.join("demo-store.sqlite3"),
         seed.to_path_buf(),
         countersign_demo_store::ApiToken::new(token.clone())
             .map_err(|e| EngineError::Config { message: e.to_string() })?,
+        options,
     )
     .map_err(|e| EngineError::Config { message: format!("cannot start the demo store: {e}") })?;
     let credential = Arc::new(ProcessCredential::new(catalog.platform.credential.clone(), Secret::new(token)));

@@ -325,3 +325,37 @@ fn a_pages_source_drives_the_browser_workspaces_connector_and_needs_one() {
     let err = open(options(file, DataRoot::named(root.path().join("data2")))).unwrap_err();
     assert!(err.to_string().contains("[connector] kind = \"browser\""), "{err}");
 }
+
+#[test]
+fn the_demo_seller_center_seeds_the_workspace_cases_and_can_have_buyers_writing() {
+    use countersign_connectors::source::CaseSource;
+    use countersign_connectors::source::demo::DemoMessages;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let every = Duration::from_millis(200);
+    let buyers =
+        countersign_demo_store::BuyerSimulation::load(assets().join("demo/buyer-messages.json"), every).unwrap();
+    let options = countersign_demo_store::ServeOptions {
+        simulate_buyers: Some(buyers),
+        cases_dir: Some(assets().join("demo/cases")),
+    };
+    let (server, _http, token) = countersign_host::start_demo_store(
+        &assets().join("demo/catalog.toml"),
+        &assets().join("demo-store"),
+        dir.path(),
+        options,
+    )
+    .unwrap();
+    let messages = DemoMessages::new("demo-messages", &server.url(), token.clone(), token.name().clone()).unwrap();
+    let seeded = messages.changes(None).unwrap();
+    assert!(seeded.conversations.len() >= 20, "the workspace's sample cases are the conversations");
+    let started = Instant::now();
+    let written = loop {
+        let later = messages.changes(Some(&seeded.cursor)).unwrap();
+        if !later.conversations.is_empty() || started.elapsed() > Duration::from_secs(10) {
+            break later;
+        }
+        std::thread::sleep(every);
+    };
+    assert!(!written.conversations.is_empty(), "a simulated buyer wrote within {:?}", started.elapsed());
+}
