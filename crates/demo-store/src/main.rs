@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        let server = store.serve_with(listener, token, ServeOptions { simulate_buyers })?;
+        let server = store.serve_with(listener, token, ServeOptions { simulate_buyers, ..ServeOptions::default() })?;
         tracing::info!(addr = %server.local_addr(), "serving; Ctrl-C to stop");
         shutdown_signal().await;
         tracing::info!("shutting down");

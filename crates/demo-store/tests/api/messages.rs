@@ -316,7 +316,11 @@ async fn simulated_buyers_write_the_script_in_order_until_shutdown() {
     let simulation = BuyerSimulation::load(DEFAULT_BUYER_SCRIPT, Duration::from_millis(50)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = store
-        .serve_with(listener, ApiToken::new(TOKEN).unwrap(), ServeOptions { simulate_buyers: Some(simulation) })
+        .serve_with(
+            listener,
+            ApiToken::new(TOKEN).unwrap(),
+            ServeOptions { simulate_buyers: Some(simulation), ..ServeOptions::default() },
+        )
         .unwrap();
     let base = format!("http://{}", server.local_addr());
     let client = countersign_http::client_builder().build().unwrap();
