@@ -15,15 +15,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use countersign_test_support::demo::{self, seed_orders};
-use countersign_test_support::loopback::read_request;
+use countersign_test_support::loopback::HoldingProxy;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -400,58 +398,6 @@ fn sigkill_at_random_points_never_applies_a_write_twice_nor_loses_an_approved_st
     );
 }
 
-/// A loopback proxy in front of the demo seller center. It lets every request through,
-/// except the first reply post (`POST /conversations/{id}/messages`): that one reaches the
-/// seller center, but its answer is held back, the test is told (it kills the sender
-/// there), and the connection is then dropped unanswered.
-struct Proxy {
-    url: String,
-    posted: mpsc::Receiver<()>,
-    release: mpsc::Sender<()>,
-}
-
-fn forward(upstream: &str, head: &str, body: &[u8]) -> Vec<u8> {
-    let mut store = TcpStream::connect(upstream).unwrap();
-    store.write_all(head.as_bytes()).unwrap();
-    store.write_all(body).unwrap();
-    let (answer_head, answer_body) = read_request(&mut store).unwrap();
-    [answer_head.into_bytes(), answer_body].concat()
-}
-
-impl Proxy {
-    fn start(store_url: &str) -> Proxy {
-        let upstream = store_url.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (posted_tx, posted) = mpsc::channel();
-        let (release, released) = mpsc::channel::<()>();
-        let released = Arc::new(std::sync::Mutex::new(released));
-        let intercepted = Arc::new(AtomicBool::new(false));
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(mut client) = client else { return };
-                let (upstream, posted_tx, released, intercepted) =
-                    (upstream.clone(), posted_tx.clone(), released.clone(), intercepted.clone());
-                std::thread::spawn(move || {
-                    while let Some((head, body)) = read_request(&mut client) {
-                        let reply_post = head.starts_with("POST /conversations/") && head.contains("/messages ");
-                        let answer = forward(&upstream, &head, &body);
-                        if reply_post && !intercepted.swap(true, Ordering::SeqCst) {
-                            let _ = posted_tx.send(());
-                            let _ = released.lock().unwrap().recv_timeout(Duration::from_secs(30));
-                            return; // the answer is lost with the connection
-                        }
-                        if client.write_all(&answer).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Proxy { url, posted, release }
-    }
-}
-
 /// The seller messages with `text` in a conversation, read from the seller center itself.
 fn seller_messages(h: &Harness, conversation: &str, text: &str) -> Vec<Value> {
     let url = format!("{}/conversations/{conversation}", h.server.url());
@@ -469,7 +415,7 @@ fn seller_messages(h: &Harness, conversation: &str, text: &str) -> Vec<Value> {
 fn a_reply_whose_answer_is_lost_and_whose_sender_is_killed_lands_once() {
     let mut proxy = None;
     let h = Harness::start_with(|store_url| {
-        let p = Proxy::start(store_url);
+        let p = HoldingProxy::start(store_url);
         let source = format!(
             "\n[[sources]]\nname = \"demo-messages\"\nkind = \"demo_seller_center\"\nbase_url = {:?}\n\
              credential = \"demo_seller_center/demo\"\ntenant = \"acme\"\nstore = \"acme-us\"\n\

@@ -353,6 +353,12 @@ const MESSAGES: &str = "demo_seller_center/e2e-messages";
 /// orders reached over HTTP (the catalog's credential, `demo_seller_center/demo`); no cases
 /// folder of its own.
 fn live_workspace(dir: &std::path::Path, url: &str) -> Result<PathBuf> {
+    live_workspace_via(dir, url, url)
+}
+
+/// [`live_workspace`] whose source (the buyer messages) is read and answered through
+/// `messages_url` (a proxy in front of the seller center at `url`).
+fn live_workspace_via(dir: &std::path::Path, url: &str, messages_url: &str) -> Result<PathBuf> {
     let demo = repo().join("assets/demo");
     let no_cases = dir.join("no-cases");
     std::fs::create_dir_all(&no_cases)?;
@@ -372,7 +378,7 @@ base_url = {url:?}
 [[sources]]
 name = "shop"
 kind = "demo_seller_center"
-base_url = {url:?}
+base_url = {messages_url:?}
 credential = "demo_seller_center/e2e-messages"
 tenant = "acme"
 store = "acme-us"
@@ -553,4 +559,72 @@ async fn live_journey(c: &Client, buyers: &Buyers) -> Result<()> {
     assert!(customer.contains("ivan_santos_6635 (unverified)"), "a paste verifies nobody: {heading}");
     shot(c, "12-pasted-case").await?;
     Ok(())
+}
+
+/// The app is killed while its reply is on the way: the post reaches the seller center,
+/// its answer is held back by a proxy, and the app is SIGKILLed before it can record
+/// anything more. Started again, the app settles the reply (the same idempotency key: the
+/// seller center answers with the message it posted), and the customer has it once.
+#[tokio::test(flavor = "current_thread")]
+async fn a_reply_whose_answer_is_lost_and_whose_app_is_killed_lands_once_after_a_restart() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let server = countersign_demo_store::BackgroundServer::start(
+        store.path().join("demo-store.sqlite3"),
+        repo().join("assets/demo-store"),
+        countersign_demo_store::ApiToken::new(LIVE_TOKEN)?,
+    )?;
+    let proxy = countersign_test_support::loopback::HoldingProxy::start(&server.url());
+    let work = tempfile::tempdir()?;
+    let workspace = live_workspace_via(work.path(), &server.url(), &proxy.url)?;
+    let data = work.path().join("data");
+    let args = ["--workspace", workspace.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    let buyers = Buyers { http: countersign_http::client_builder().no_proxy().build()?, url: server.url() };
+    let text = "Please cancel order #W8770097, I ordered it by mistake.";
+    let conversation = buyers.write("ivan_santos_6635", "#W8770097", text).await?;
+    let row = format!(r#"[data-testid="case-shop:{conversation}"]"#);
+
+    let c = session_with(&args).await?;
+    save_credential(&c, "demo_seller_center/demo", LIVE_TOKEN).await?;
+    save_credential(&c, MESSAGES, LIVE_TOKEN).await?;
+    nav(&c, "inbox").await?;
+    wait_for(&c, "[data-testid=check-now]").await?.click().await?;
+    open_row(&c, &row, &conversation).await?;
+    wait_text(&c, "[data-testid=reply-editor]", "the draft", |_| true).await?;
+    wait_for(&c, "[data-testid=send-reply]").await?.click().await?;
+    // The post is at the seller center; its answer is held: kill the app there.
+    let proxy_heard = tokio::task::spawn_blocking(move || {
+        let heard = proxy.posted.recv_timeout(Duration::from_secs(60));
+        (heard, proxy)
+    });
+    let (heard, proxy) = proxy_heard.await?;
+    heard.context("the reply post reached the seller center")?;
+    let app = std::env::var("APP_BIN").context("APP_BIN (scripts/e2e.sh sets it)")?;
+    let killed = std::process::Command::new("pkill").args(["-KILL", "-f", &app]).status()?;
+    anyhow::ensure!(killed.success(), "the app was running and is killed");
+    proxy.release.send(())?;
+    drop(c); // its app is gone
+    let landed: Vec<serde_json::Value> =
+        buyers.thread(&conversation).await?.into_iter().filter(|m| m["author"] == "seller").collect();
+    anyhow::ensure!(landed.len() == 1, "the post landed before the kill: {landed:?}");
+    let first_id = landed[0]["id"].as_str().unwrap_or_default().to_owned();
+
+    // Started again on the same data: the reply recorded as sent is settled at start.
+    let c = session_with(&args).await?;
+    let result = async {
+        open_row(&c, &row, &conversation).await?;
+        let state = wait_for(&c, "[data-testid=delivery][data-state=delivered]").await?;
+        let shown = state.attr("data-message-id").await?.unwrap_or_default();
+        anyhow::ensure!(shown == first_id, "the app shows the first post's id {first_id}, not {shown}");
+        let seller: Vec<serde_json::Value> =
+            buyers.thread(&conversation).await?.into_iter().filter(|m| m["author"] == "seller").collect();
+        anyhow::ensure!(seller.len() == 1, "the customer has the reply exactly once: {seller:?}");
+        shot(&c, "13-reply-settled-after-a-kill").await?;
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = shot(&c, "failure-killed").await;
+    }
+    c.close().await?;
+    result
 }
