@@ -280,11 +280,7 @@ fn repo() -> PathBuf {
 async fn a_browser_steps_screenshots_open_in_the_timeline() -> Result<()> {
     const PASSWORD: &str = "e2e-browser-password-9c41";
     let store = tempfile::tempdir()?;
-    let server = countersign_demo_store::BackgroundServer::start(
-        store.path().join("demo-store.sqlite3"),
-        repo().join("assets/demo-store"),
-        countersign_demo_store::ApiToken::new(PASSWORD)?,
-    )?;
+    let server = countersign_test_support::demo::start_in(store.path(), PASSWORD);
     let work = tempfile::tempdir()?;
     let data = work.path().join("data");
     let workspace = sign_in::browser_workspace(&repo(), work.path(), &server.url());
@@ -445,11 +441,7 @@ impl Buyers {
 async fn a_buyers_message_arrives_live_and_the_reply_lands_once() -> Result<()> {
     let started = Instant::now();
     let store = tempfile::tempdir()?;
-    let server = countersign_demo_store::BackgroundServer::start(
-        store.path().join("demo-store.sqlite3"),
-        repo().join("assets/demo-store"),
-        countersign_demo_store::ApiToken::new(LIVE_TOKEN)?,
-    )?;
+    let server = countersign_test_support::demo::start_in(store.path(), LIVE_TOKEN);
     let work = tempfile::tempdir()?;
     let workspace = live_workspace(work.path(), &server.url())?;
     let data = work.path().join("data");
@@ -568,11 +560,7 @@ async fn live_journey(c: &Client, buyers: &Buyers) -> Result<()> {
 #[tokio::test(flavor = "current_thread")]
 async fn a_reply_whose_answer_is_lost_and_whose_app_is_killed_lands_once_after_a_restart() -> Result<()> {
     let store = tempfile::tempdir()?;
-    let server = countersign_demo_store::BackgroundServer::start(
-        store.path().join("demo-store.sqlite3"),
-        repo().join("assets/demo-store"),
-        countersign_demo_store::ApiToken::new(LIVE_TOKEN)?,
-    )?;
+    let server = countersign_test_support::demo::start_in(store.path(), LIVE_TOKEN);
     let proxy = countersign_test_support::loopback::HoldingProxy::start(&server.url());
     let work = tempfile::tempdir()?;
     let workspace = live_workspace_via(work.path(), &server.url(), &proxy.url)?;

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use countersign_core::model::Sender;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::wire::{Auth, Wire};
+use super::wire::{Auth, Wire, malformed, parse};
 use super::{
     Capabilities, CaseSource, Changes, ChannelIdentity, Conversation, ConversationState, Cursor, Post, Posted, Thread,
     ThreadMessage, Visibility,
@@ -119,14 +119,6 @@ struct Read {
 #[derive(Deserialize)]
 struct PostAnswer {
     message: Message,
-}
-
-fn malformed(detail: String) -> ConnectorError {
-    ConnectorError::MalformedResponse { detail }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, value: Value) -> Result<T, ConnectorError> {
-    serde_json::from_value(value).map_err(|e| malformed(format!("{what}: {e}")))
 }
 
 fn conversation_path(id: &str) -> Result<String, ConnectorError> {

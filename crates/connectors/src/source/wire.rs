@@ -149,3 +149,13 @@ impl Wire {
         Ok(read_answer(response, &secret)?.response)
     }
 }
+
+/// A platform's answer that is not what its API documents.
+pub fn malformed(detail: String) -> ConnectorError {
+    ConnectorError::MalformedResponse { detail }
+}
+
+/// An answer read into the adapter's type for it; `what` names it in the error.
+pub fn parse<T: serde::de::DeserializeOwned>(what: &str, value: Value) -> Result<T, ConnectorError> {
+    serde_json::from_value(value).map_err(|e| malformed(format!("{what}: {e}")))
+}

@@ -59,7 +59,7 @@ use countersign_core::model::Sender;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::wire::{Auth, Wire};
+use super::wire::{Auth, Wire, malformed, parse};
 use super::{
     Capabilities, CaseSource, Changes, ChannelIdentity, Conversation, ConversationState, Cursor, Post, Posted, Thread,
     ThreadMessage, Visibility,
@@ -351,14 +351,6 @@ struct UpdateAnswer {
     #[serde(default)]
     audit: Option<Audit>,
     ticket: Ticket,
-}
-
-fn malformed(detail: String) -> ConnectorError {
-    ConnectorError::MalformedResponse { detail }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, value: Value) -> Result<T, ConnectorError> {
-    serde_json::from_value(value).map_err(|e| malformed(format!("{what}: {e}")))
 }
 
 /// A ticket id: Zendesk's are numbers.
