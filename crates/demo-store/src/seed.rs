@@ -172,11 +172,6 @@ pub struct SeedMessage {
 }
 
 #[derive(Deserialize)]
-struct CaseFile {
-    case: SeedCase,
-}
-
-#[derive(Deserialize)]
 struct SeedCase {
     platform: String,
     customer: Option<SeedCaseCustomer>,
@@ -191,8 +186,9 @@ struct SeedCaseCustomer {
     id: String,
 }
 
-/// Reads the sample cases in `dir` (every `*.json`, by file name) that happen on the demo
-/// seller center and name their customer; the rest are skipped.
+/// Reads the sample cases in `dir` (every `*.json`, by file name; a case with its plan or a
+/// bare case) that happen on the demo seller center and name their customer; the rest are
+/// skipped.
 pub fn load_cases(dir: &Path) -> Result<Vec<SeedConversation>, DemoStoreError> {
     let dir_error =
         |e: std::io::Error| DemoStoreError::Seed { path: dir.display().to_string(), message: e.to_string() };
@@ -206,8 +202,13 @@ pub fn load_cases(dir: &Path) -> Result<Vec<SeedConversation>, DemoStoreError> {
     let mut conversations = Vec::new();
     for path in files {
         let Some(file) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { continue };
-        let case: CaseFile = read(dir, &file)?;
-        let SeedCase { platform, customer, messages, order_ids } = case.case;
+        // As the engine reads a sample case: a case with its plan (`{"case": …}`), or a
+        // bare case.
+        let mut value: serde_json::Value = read(dir, &file)?;
+        let case = value.get_mut("case").map(serde_json::Value::take).unwrap_or(value);
+        let SeedCase { platform, customer, messages, order_ids } = serde_json::from_value(case).map_err(|e| {
+            DemoStoreError::Seed { path: dir.join(&file).display().to_string(), message: format!("the case: {e}") }
+        })?;
         match customer {
             Some(customer) if platform == SEED_PLATFORM && !messages.is_empty() => {
                 conversations.push(SeedConversation { source: file, buyer_id: customer.id, order_ids, messages });
