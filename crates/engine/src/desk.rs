@@ -216,8 +216,10 @@ impl Engine {
         text: &str,
         lead: Option<LeadProof>,
     ) -> Result<CaseView, EngineError> {
-        let seen = self.check_reply(&self.case(case_id)?, plan_id, text)?.decision;
-        self.send_reply_view(case_id, plan_id, text, seen, lead)
+        // The sender sees the decision made at send time, whatever it is: `send_reply`
+        // decides the text once and still refuses `forbid`/`recommend` and needs a proof
+        // for `supervisor` (deciding it here first would read the platform twice).
+        self.send_reply_view(case_id, plan_id, text, Decision::Forbid, lead)
     }
 
     /// Countersign or reject a waiting step (as a roster member with `lead`); an approved
