@@ -17,7 +17,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use countersign_core::decide::OrderFacts;
+use countersign_core::decide::{CustomerFacts, OrderFacts};
 use countersign_core::policy::Kind;
 use reqwest::Url;
 use reqwest::blocking::Client;
@@ -322,11 +322,48 @@ impl Connector for HttpConnector {
         let map = self.catalog.order_facts.as_ref().ok_or_else(|| ConnectorError::Unsupported {
             what: format!("order facts: the catalog {} has no [facts.order]", self.catalog.file),
         })?;
-        map.read(
+        let mut answer = None;
+        let facts = map.read(
             order_id,
-            |action, params| self.read_found(action, params),
+            |action, params| {
+                let found = self.read_found(action, params)?;
+                answer.clone_from(&found);
+                Ok(found)
+            },
             |v, pointer| v.pointer(pointer).and_then(Value::as_str).map(str::to_string),
-        )
+        )?;
+        match (facts, answer) {
+            (Some(mut f), Some(answer)) => {
+                f.item_ids = map.item_ids(&answer)?;
+                Ok(Some(f))
+            }
+            (facts, _) => Ok(facts),
+        }
+    }
+
+    fn customer_facts(&self, customer_id: &str) -> Result<Option<CustomerFacts>, ConnectorError> {
+        let map = self.catalog.customer_facts.as_ref().ok_or_else(|| ConnectorError::Unsupported {
+            what: format!("customer facts: the catalog {} has no [facts.customer]", self.catalog.file),
+        })?;
+        let mut params = Map::new();
+        params.insert(map.param.clone(), Value::String(customer_id.to_owned()));
+        match self.read_found(&map.action, &params) {
+            Ok(Some(answer)) => map.facts_from(&answer).map(Some),
+            Ok(None) | Err(ConnectorError::InvalidParams { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn identify(&self, action: &str, params: &Map<String, Value>) -> Result<Option<String>, ConnectorError> {
+        let pointer = self.catalog.lookup_customer_id.as_ref().ok_or_else(|| ConnectorError::Unsupported {
+            what: format!("identity look-ups: the catalog {} has no [facts.lookup]", self.catalog.file),
+        })?;
+        match self.read_found(action, params)? {
+            None => Ok(None),
+            Some(answer) => answer.pointer(pointer).and_then(Value::as_str).map(|id| Some(id.to_owned())).ok_or_else(
+                || ConnectorError::MalformedResponse { detail: format!("{action}: {pointer} is not a string") },
+            ),
+        }
     }
 
     fn call(

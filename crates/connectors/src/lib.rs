@@ -50,7 +50,7 @@ pub mod source;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use countersign_core::decide::OrderFacts;
+use countersign_core::decide::{CustomerFacts, OrderFacts};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -204,6 +204,20 @@ pub struct CallRecord {
 pub trait Connector: Send + Sync + std::fmt::Debug {
     /// What the platform says about an order, or `None` if it does not exist.
     fn order_facts(&self, order_id: &str) -> Result<Option<OrderFacts>, ConnectorError>;
+
+    /// What the platform says belongs to a customer account (its payment methods), or
+    /// `None` if there is no such account.
+    fn customer_facts(&self, customer_id: &str) -> Result<Option<CustomerFacts>, ConnectorError> {
+        let _ = customer_id;
+        Err(ConnectorError::Unsupported { what: "customer facts".into() })
+    }
+
+    /// Run an identity look-up (a read whose values the customer gave) and answer the
+    /// account it found, `None` when it found none.
+    fn identify(&self, action: &str, params: &Map<String, Value>) -> Result<Option<String>, ConnectorError> {
+        let _ = params;
+        Err(ConnectorError::Unsupported { what: format!("identity look-ups ({action})") })
+    }
 
     /// Run one action with its parameters (checked against the action's schema first).
     /// A write should carry an idempotency key (derived from the step digest); it is sent

@@ -30,6 +30,13 @@ struct RawOrder {
     user_id: String,
     status: String,
     payment_history: Vec<RawPayment>,
+    #[serde(default)]
+    items: Option<Vec<RawItem>>,
+}
+
+#[derive(Deserialize)]
+struct RawItem {
+    item_id: String,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +91,7 @@ impl SnapshotConnector {
                     currency: usd.clone(),
                     paid,
                     refunded,
+                    item_ids: o.items.map(|items| items.into_iter().map(|i| i.item_id).collect()),
                 },
             );
         }

@@ -7,11 +7,19 @@
 //! 1. **Deny by default**: an action the policy does not name is `forbid`.
 //! 2. **Schema**: unknown, missing or ill-typed parameters make the step `forbid`.
 //! 3. **Base**: the action's own decision.
-//! 4. **Identity**: an action needing a verified customer is `forbid` without one.
+//! 4. **Identity**: an action needing a verification level (`matched`, `strong`) the
+//!    customer has not reached is at most `recommend`. The level is a fact the engine
+//!    derives from evidence ([`IdentityFacts`]), never the case's own claim.
 //! 5. **Preconditions** on the order (status, ownership, refundable amount,
-//!    currency): `forbid` when unmet or when the order facts are unknown.
+//!    currency): `forbid` when unmet or when the order facts are unknown. **Ownership**:
+//!    every entity id a step names (order, customer, item, payment method) must belong
+//!    to the case's customer, from trusted facts; `forbid` when it does not or cannot be
+//!    shown. **Conflicts**: a write on an order that an earlier step of the same plan
+//!    moves to another status is `forbid` (plan it again once that step has run).
 //! 6. **Provenance**: a parameter lifted from untrusted text makes the step at least
-//!    `confirm` — an untrusted value can never raise autonomy.
+//!    `confirm` — an untrusted value can never raise autonomy. Waived for an identity
+//!    look-up (its values are what it checks) and for a read of an entity the facts show
+//!    belongs to the verified customer.
 //! 7. **Rules**: every matching rule's decision (money thresholds are per step and
 //!    cumulative over the case and the order, earlier steps of the plan included).
 //! 8. **Escalation signals** in the customer's text: a floor for every step.
@@ -29,10 +37,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::step_digest;
-use crate::model::{Case, IdentityStatus, Operator, Pause, Plan, Step};
+use crate::model::{Case, IdentityLevel, IdentityStatus, Operator, Pause, Plan, Step};
 use crate::money::{Currency, Money};
 use crate::normalize::{identifier_skeleton, normalize};
-use crate::policy::{ActionDef, Kind, Layer, Outcome, Policy, PromiseCategory, Risk, Rule, SignalCategory};
+use crate::policy::{ActionDef, Kind, Layer, Outcome, ParamType, Policy, PromiseCategory, Risk, Rule, SignalCategory};
 use crate::validate::{PlanError, check_params, check_plan};
 
 /// What the platform says about an order (structured, trusted; read by a connector).
@@ -49,6 +57,35 @@ pub struct OrderFacts {
     /// Total already refunded, as a decimal string.
     #[schemars(with = "String")]
     pub refunded: Decimal,
+    /// The ids of the order's items, when the platform's read shows them (`None`: not
+    /// known, so no step can show that an item id belongs to this order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_ids: Option<Vec<String>>,
+}
+
+/// What the platform says about a customer account (structured, trusted; read by a
+/// connector): what belongs to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerFacts {
+    pub customer_id: String,
+    /// The ids of the account's payment methods (cards, PayPal, gift cards).
+    pub payment_method_ids: Vec<String>,
+}
+
+/// How the case's customer was verified, derived by the engine from evidence: the
+/// channel's signed-in account, identity look-ups it ran, an agent's recorded check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFacts {
+    /// The account the evidence shows is writing (`None`: nothing shows one).
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    #[serde(default)]
+    pub level: IdentityLevel,
+    /// How, in words, one line per piece of evidence (or why it fell short).
+    #[serde(default)]
+    pub how: Vec<String>,
 }
 
 /// Where an earlier step stands; all of these count toward cumulative limits.
@@ -87,6 +124,12 @@ pub struct Facts {
     pub history: Vec<PriorStep>,
     #[serde(default)]
     pub pauses: Vec<Pause>,
+    /// The accounts the plan's steps name (the case's customer first), as read.
+    #[serde(default)]
+    pub customers: BTreeMap<String, CustomerFacts>,
+    /// How the case's customer was verified.
+    #[serde(default)]
+    pub identity: IdentityFacts,
     /// Whether each citation of the reply draft resolves, in the draft's order. The
     /// engine checks them (against the passages retrieval returned to the planner, or
     /// against the knowledge index for a plan that came from elsewhere); a citation with
@@ -230,6 +273,35 @@ struct Counted {
     refund_like: bool,
 }
 
+/// A write earlier in this plan that moves its order to another status.
+struct Moved {
+    step_id: String,
+    action: String,
+    order_id: String,
+}
+
+/// What the steps before this one in the plan do.
+struct Earlier<'a> {
+    counted: &'a [Counted],
+    moved: &'a [Moved],
+}
+
+/// The account the case is about: the one the case names (a claim: ownership against it
+/// shows only that the ids agree; the identity check says whether it is verified), else
+/// the one the evidence verified.
+fn customer_of<'a>(case: &'a Case, facts: &'a Facts) -> Option<&'a str> {
+    case.customer.as_ref().map(|c| c.id.as_str()).or(facts.identity.customer_id.as_deref())
+}
+
+/// The verification level the evidence shows for the case's customer.
+fn identity_level(case: &Case, facts: &Facts) -> IdentityLevel {
+    match (&facts.identity.customer_id, &case.customer) {
+        (Some(verified), Some(claimed)) if *verified != claimed.id => IdentityLevel::None,
+        (Some(_), _) => facts.identity.level,
+        (None, _) => IdentityLevel::None,
+    }
+}
+
 /// Decide every step of `plan` and its reply.
 pub fn decide(policy: &Policy, case: &Case, plan: &Plan, facts: &Facts) -> Result<PlanDecision, PlanError> {
     check_plan(case, plan)?;
@@ -237,9 +309,17 @@ pub fn decide(policy: &Policy, case: &Case, plan: &Plan, facts: &Facts) -> Resul
     let signals = signals(policy, case);
 
     let mut counted: Vec<Counted> = Vec::new();
+    let mut moved: Vec<Moved> = Vec::new();
     let mut steps = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
-        let d = decide_step(policy, case, plan, facts, &signals, &counted, step);
+        let earlier = Earlier { counted: &counted, moved: &moved };
+        let d = decide_step(policy, case, plan, facts, &signals, &earlier, step);
+        if let Some(def) = policy.actions.get(&step.action)
+            && def.changes_order_status
+            && let Some(order_id) = order_of(def, step)
+        {
+            moved.push(Moved { step_id: step.id.clone(), action: step.action.clone(), order_id });
+        }
         // Every earlier money step of the plan counts toward later totals, whatever
         // it was decided: counting only the runnable ones would let a stricter
         // decision on one step relax another (and splitting is suspect anyway).
@@ -298,9 +378,10 @@ fn decide_step(
     plan: &Plan,
     facts: &Facts,
     signals: &[SignalHit],
-    counted: &[Counted],
+    earlier: &Earlier<'_>,
     step: &Step,
 ) -> StepDecision {
+    let counted = earlier.counted;
     let mut acc = Acc { reasons: Vec::with_capacity(8) };
     let digest = step_digest(step);
     // 1. Deny by default.
@@ -327,31 +408,33 @@ fn decide_step(
     acc.add(format!("action.{}", def.name), def.decision, format!("{} is `{}` in this policy", def.name, def.decision));
 
     // 4. Identity.
-    if def.verified_identity {
-        let unverified = match &case.customer {
-            Some(c) if c.identity == IdentityStatus::Verified => None,
-            Some(_) => Some("this customer's identity is not verified"),
-            None => Some("the customer has not been identified"),
+    let level = identity_level(case, facts);
+    if level < def.identity {
+        let how = if facts.identity.how.is_empty() {
+            "nothing in the evidence verifies who is writing".to_string()
+        } else {
+            facts.identity.how.join("; ")
         };
-        if let Some(why) = unverified {
-            acc.add("builtin.identity", Outcome::Forbid, format!("{} needs a verified customer; {why}", def.name));
-        }
+        acc.add(
+            "builtin.identity",
+            Outcome::Recommend,
+            format!(
+                "{} needs a {} verification of the customer, and the evidence shows {} ({how})",
+                def.name, def.identity, level
+            ),
+        );
     }
 
     // 5. Preconditions on the order and the customer acted on.
+    let customer = customer_of(case, facts);
     if def.preconditions.customer_owned && issues.is_empty() {
         let target = def.customer_param.as_ref().and_then(|p| step.params.get(p)).and_then(|p| p.value.as_str());
-        match (&case.customer, target) {
-            (Some(c), Some(t)) if c.id == t => {}
+        match (customer, target) {
+            (Some(c), Some(t)) if c == t => {}
             (Some(c), t) => acc.add(
                 "precondition.customer-owned",
                 Outcome::Forbid,
-                format!(
-                    "{} would act on customer {:?}, not this case's customer ({})",
-                    def.name,
-                    t.unwrap_or("?"),
-                    c.id
-                ),
+                format!("{} would act on customer {:?}, not this case's customer ({c})", def.name, t.unwrap_or("?")),
             ),
             (None, _) => acc.add(
                 "precondition.customer-owned",
@@ -361,14 +444,22 @@ fn decide_step(
         }
     }
     if def.preconditions.needs_order() && issues.is_empty() {
-        preconditions(&mut acc, def, case, facts, counted, step, money.as_ref());
+        preconditions(&mut acc, def, customer, facts, counted, step, money.as_ref());
+    }
+    if issues.is_empty() {
+        ownership(&mut acc, def, customer, facts, step);
+        conflicts(&mut acc, def, earlier.moved, step);
     }
 
     // 6. Provenance.
+    let verified = (level >= IdentityLevel::Matched).then_some(customer).flatten();
     for (name, param) in &step.params {
         let Some(spec) = def.params.get(name) else {
             continue;
         };
+        if def.identity_lookup || (def.kind == Kind::Read && proven_owned(spec.ty, &param.value, verified, facts)) {
+            continue;
+        }
         if !param.source.is_trusted() && !spec.untrusted_ok {
             acc.add(
                 "builtin.provenance",
@@ -383,7 +474,7 @@ fn decide_step(
 
     // 7. Rules.
     for rule in &policy.rules {
-        if let Some(text) = rule_matches(rule, def, case, facts, counted, step, money.as_ref()) {
+        if let Some(text) = rule_matches(rule, def, case, level, facts, counted, step, money.as_ref()) {
             acc.add(format!("rule.{}", rule.id), rule.decision, format!("{}{text}", rule.reason));
         }
     }
@@ -467,7 +558,7 @@ fn look_alike<'a>(policy: &'a Policy, name: &str) -> Option<&'a str> {
 fn preconditions(
     acc: &mut Acc,
     def: &ActionDef,
-    case: &Case,
+    customer: Option<&str>,
     facts: &Facts,
     counted: &[Counted],
     step: &Step,
@@ -500,9 +591,9 @@ fn preconditions(
         );
     }
     if pc.order_owned {
-        let not_owned = match &case.customer {
-            Some(c) if c.id == order.customer_id => None,
-            Some(c) => Some(format!("order {order_id} does not belong to this case's customer ({})", c.id)),
+        let not_owned = match customer {
+            Some(c) if c == order.customer_id => None,
+            Some(c) => Some(format!("order {order_id} does not belong to this case's customer ({c})")),
             None => {
                 Some(format!("the customer is not identified, so ownership of order {order_id} cannot be established"))
             }
@@ -548,11 +639,116 @@ fn preconditions(
     }
 }
 
+/// Every entity id the step names must belong to the case's customer, shown by trusted
+/// facts. Orders and customers under the action's own `order_owned` / `customer_owned`
+/// preconditions are checked there.
+fn ownership(acc: &mut Acc, def: &ActionDef, customer: Option<&str>, facts: &Facts, step: &Step) {
+    let order = order_of(def, step).and_then(|id| facts.orders.get(&id));
+    for (name, param) in &step.params {
+        let Some(spec) = def.params.get(name).filter(|s| s.owned) else { continue };
+        let ids: Vec<&str> = match &param.value {
+            serde_json::Value::String(s) => vec![s.as_str()],
+            serde_json::Value::Array(items) => items.iter().filter_map(serde_json::Value::as_str).collect(),
+            _ => continue,
+        };
+        let mut refuse = |rule: &str, text: String| acc.add(rule, Outcome::Forbid, text);
+        let Some(me) = customer else {
+            refuse(
+                "ownership.customer-unknown",
+                format!("{name} names an account's entity, but the case's customer is not identified"),
+            );
+            continue;
+        };
+        match spec.ty {
+            ParamType::CustomerId if !def.preconditions.customer_owned => {
+                for id in ids.iter().filter(|id| **id != me) {
+                    refuse("ownership.customer", format!("{name} {id:?} is not this case's customer ({me})"));
+                }
+            }
+            ParamType::OrderId if !def.preconditions.order_owned => {
+                for id in ids {
+                    match facts.orders.get(id) {
+                        Some(o) if o.customer_id == me => {}
+                        Some(_) => refuse("ownership.order", format!("order {id} does not belong to this case's customer ({me})")),
+                        None => refuse(
+                            "ownership.order",
+                            format!("order {id} could not be read, so it cannot be shown to belong to {me}"),
+                        ),
+                    }
+                }
+            }
+            ParamType::ItemId | ParamType::ItemIds => {
+                let known = order.and_then(|o| o.item_ids.as_ref().map(|items| (o, items)));
+                match known {
+                    Some((o, items)) => {
+                        for id in ids.iter().filter(|id| !items.iter().any(|i| i == *id)) {
+                            refuse("ownership.item", format!("item {id} is not on order {}", o.order_id));
+                        }
+                    }
+                    None => refuse(
+                        "ownership.item",
+                        format!("the items of this step's order are not known, so {name} cannot be shown to be on it"),
+                    ),
+                }
+            }
+            ParamType::PaymentMethodId => match facts.customers.get(me) {
+                Some(c) => {
+                    for id in ids.iter().filter(|id| !c.payment_method_ids.iter().any(|m| m == *id)) {
+                        refuse(
+                            "ownership.payment-method",
+                            format!("payment method {id} is not one of {me}'s payment methods"),
+                        );
+                    }
+                }
+                None => refuse(
+                    "ownership.payment-method",
+                    format!("{me}'s payment methods could not be read, so {name} cannot be shown to be theirs"),
+                ),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// A write on an order that an earlier step of this plan moves to another status:
+/// whatever held when the plan was made may not hold after that step.
+fn conflicts(acc: &mut Acc, def: &ActionDef, moved: &[Moved], step: &Step) {
+    if def.kind != Kind::Write {
+        return;
+    }
+    let Some(order_id) = order_of(def, step) else { return };
+    for m in moved.iter().filter(|m| m.order_id == order_id) {
+        acc.add(
+            "builtin.conflict",
+            Outcome::Forbid,
+            format!(
+                "step {} ({}) earlier in this plan moves order {order_id} to another status; {} on the same order \
+                 must be planned again once that step has run",
+                m.step_id, m.action, def.name
+            ),
+        );
+    }
+}
+
+/// Is `value` (a read's order or customer id) shown by trusted facts to belong to the
+/// verified customer? Then where the planner took it from does not matter: the read
+/// cannot reach anyone else's data.
+fn proven_owned(ty: ParamType, value: &serde_json::Value, verified: Option<&str>, facts: &Facts) -> bool {
+    let (Some(me), Some(id)) = (verified, value.as_str()) else { return false };
+    match ty {
+        ParamType::OrderId => facts.orders.get(id).is_some_and(|o| o.customer_id == me),
+        ParamType::CustomerId => id == me,
+        _ => false,
+    }
+}
+
 /// `Some(detail)` when every condition of `rule` holds for this step.
+#[allow(clippy::too_many_arguments)]
 fn rule_matches(
     rule: &Rule,
     def: &ActionDef,
     case: &Case,
+    level: IdentityLevel,
     facts: &Facts,
     counted: &[Counted],
     step: &Step,
@@ -570,7 +766,9 @@ fn rule_matches(
         return None;
     }
     if let Some(want) = rule.identity {
-        let have = case.customer.as_ref().map_or(IdentityStatus::Unverified, |c| c.identity);
+        // A rule's `verified` means the evidence verified the customer at least by a
+        // matched look-up; what the case claims plays no part.
+        let have = if level >= IdentityLevel::Matched { IdentityStatus::Verified } else { IdentityStatus::Unverified };
         if have != want {
             return None;
         }

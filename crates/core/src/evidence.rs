@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{OrderFacts, PlanDecision};
+use crate::decide::{CustomerFacts, IdentityFacts, OrderFacts, PlanDecision, StepDecision};
 use crate::model::{Case, Citation, Operator, Pause, Plan};
 use crate::policy::Outcome;
 
@@ -80,6 +80,19 @@ pub enum Event {
     ContextRead {
         orders: Vec<OrderFacts>,
         fields: Vec<String>,
+        /// The accounts read for ownership checks (their payment methods).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        customers: Vec<CustomerFacts>,
+        /// How the customer was verified when the plan was decided (the identity
+        /// look-ups run then are in it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<IdentityFacts>,
+    },
+    /// An agent verified the customer themselves (a one-time code sent to the account's
+    /// contact, a call back): a strong verification of that account, in their words.
+    IdentityChecked {
+        customer_id: String,
+        how: String,
     },
     /// A read a planner asked for while planning: decided by the policy first, run only
     /// when `auto`, the response cut to the fields the action may read.
@@ -137,6 +150,10 @@ pub enum Event {
         /// The request about to go out, secrets redacted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<serde_json::Value>,
+        /// The step decided again on the facts read just before it ran (no stricter than
+        /// the decision it ran under, or it would not have started).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        redecided: Option<StepDecision>,
     },
     StepFinished {
         plan_id: String,
@@ -261,6 +278,7 @@ impl Event {
             Event::CaseOpened { .. } => "case_opened",
             Event::CaseReceived { .. } => "case_received",
             Event::ContextRead { .. } => "context_read",
+            Event::IdentityChecked { .. } => "identity_checked",
             Event::PlanningRead { .. } => "planning_read",
             Event::PlanProposed { .. } => "plan_proposed",
             Event::Decided { .. } => "decided",

@@ -66,12 +66,49 @@ impl std::fmt::Display for Channel {
     }
 }
 
-/// Whether the platform (or the agent) has verified that the person writing is the account holder.
+/// What a case says about its customer's identity. A **claim** only: a case file or a
+/// source may write anything here, so no decision reads it. How strongly the customer
+/// was verified is [`IdentityLevel`], derived by the engine from evidence (the channel's
+/// authenticated account, identity look-ups, an agent's recorded check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityStatus {
     Verified,
     Unverified,
+}
+
+/// How strongly the person writing has been shown to be the account holder, weakest
+/// first. Derived from evidence only, never from a field a case declares.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityLevel {
+    /// Nothing shows who is writing.
+    #[default]
+    None,
+    /// An identity look-up (by e-mail, or by name and zip code) with values the customer
+    /// gave answered this customer's account. Anyone who knows those values passes it.
+    Matched,
+    /// The channel signed the customer in to this account, or an agent recorded a
+    /// one-time check (a code sent to the account's contact).
+    Strong,
+}
+
+impl IdentityLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityLevel::None => "none",
+            IdentityLevel::Matched => "matched",
+            IdentityLevel::Strong => "strong",
+        }
+    }
+}
+
+impl std::fmt::Display for IdentityLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The customer a case is about, once identified from structured data.

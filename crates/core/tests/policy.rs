@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use countersign_core::decide::{CitationFact, OrderFacts, PriorState, PriorStep};
+use countersign_core::decide::{CitationFact, CustomerFacts, IdentityFacts, OrderFacts, PriorState, PriorStep};
 use countersign_core::model::{
-    Case, Channel, Citation, CustomerRef, IdentityStatus, Message, Operator, Param, Pause, PauseScope, Plan,
+    Case, Channel, Citation, CustomerRef, IdentityLevel, IdentityStatus, Message, Operator, Param, Pause, PauseScope, Plan,
     Provenance, ReplyDraft, Sender, Step,
 };
 use countersign_core::{Facts, Money, Outcome, Policy, decide};
@@ -32,7 +32,18 @@ fn order(id: &str, owner: &str, status: &str, paid: &str, refunded: &str) -> Ord
         currency: "USD".to_string().try_into().unwrap(),
         paid: paid.parse().unwrap(),
         refunded: refunded.parse().unwrap(),
+        item_ids: Some(vec!["6469567736".into(), "8426249116".into()]),
     }
+}
+
+/// The evidence verified `customer` at `level` (what the engine derives; never the case's claim).
+fn verified(customer: &str, level: IdentityLevel) -> IdentityFacts {
+    IdentityFacts { customer_id: Some(customer.into()), level, how: vec![format!("test: {level} for {customer}")] }
+}
+
+/// Nothing verifies who is writing.
+fn unverified(w: &mut World) {
+    w.facts.identity = IdentityFacts::default();
 }
 
 struct World {
@@ -70,6 +81,15 @@ fn world() -> World {
         orders,
         history: Vec::new(),
         pauses: Vec::new(),
+        customers: BTreeMap::from([(
+            ME.to_string(),
+            CustomerFacts {
+                customer_id: ME.into(),
+                payment_method_ids: vec!["gift_card_1725971".into(), "credit_card_4466831".into()],
+            },
+        )]),
+        // The chat channel signed the buyer in.
+        identity: verified(ME, IdentityLevel::Strong),
         citations: Vec::new(),
     };
     World { case, facts, intent: "support".into() }
@@ -264,7 +284,10 @@ fn table() -> Vec<Row> {
         ),
         row(
             "unidentified customer: no order reads",
-            |w| w.case.customer = None,
+            |w| {
+                w.case.customer = None;
+                unverified(w);
+            },
             vec![get_order("s1", "#W1")],
             vec![want("s1", Forbid, &["precondition.order-owned"])],
         ),
@@ -499,14 +522,14 @@ fn table() -> Vec<Row> {
             vec![want("s1", Confirm, &[])],
         ),
         row(
-            "modify address for an unverified customer",
-            |w| w.case.customer.as_mut().unwrap().identity = IdentityStatus::Unverified,
+            "modify address for an unverified customer: advice only",
+            unverified,
             vec![step(
                 "s1",
                 "modify_pending_order_address",
                 vec![("order_id", c(json!("#W2"))), ("address", c(address()))],
             )],
-            vec![want("s1", Supervisor, &["rule.unverified.order-changes"])],
+            vec![want("s1", Recommend, &["builtin.identity", "rule.unverified.order-changes"])],
         ),
         row(
             "modify a pending order's items",
@@ -522,6 +545,172 @@ fn table() -> Vec<Row> {
                 ],
             )],
             vec![want("s1", Confirm, &[])],
+        ),
+        // --------------------------------------- ownership of every entity named
+        row(
+            "a return refunded to another customer's payment method is refused",
+            none,
+            vec![step(
+                "s1",
+                "return_delivered_order_items",
+                vec![
+                    ("order_id", c(json!("#W1"))),
+                    ("item_ids", c(json!(["6469567736"]))),
+                    ("payment_method_id", c(json!("paypal_5727330"))),
+                ],
+            )],
+            vec![want("s1", Forbid, &["ownership.payment-method"])],
+        ),
+        row(
+            "paying a modified order with another customer's gift card is refused",
+            none,
+            vec![step(
+                "s1",
+                "modify_pending_order_payment",
+                vec![("order_id", c(json!("#W2"))), ("payment_method_id", c(json!("gift_card_0000001")))],
+            )],
+            vec![want("s1", Forbid, &["ownership.payment-method"])],
+        ),
+        row(
+            "payment methods that cannot be read are not assumed to be the customer's",
+            |w| w.facts.customers.clear(),
+            vec![step(
+                "s1",
+                "modify_pending_order_payment",
+                vec![("order_id", c(json!("#W2"))), ("payment_method_id", c(json!("gift_card_1725971")))],
+            )],
+            vec![want("s1", Forbid, &["ownership.payment-method"])],
+        ),
+        row(
+            "returning an item that is not on the order is refused",
+            none,
+            vec![step(
+                "s1",
+                "return_delivered_order_items",
+                vec![
+                    ("order_id", c(json!("#W1"))),
+                    ("item_ids", c(json!(["6469567736", "9999999999"]))),
+                    ("payment_method_id", c(json!("gift_card_1725971"))),
+                ],
+            )],
+            vec![want("s1", Forbid, &["ownership.item"])],
+        ),
+        row(
+            "items of an order whose items are unknown cannot be shown to be on it",
+            |w| w.facts.orders.get_mut("#W1").unwrap().item_ids = None,
+            vec![step(
+                "s1",
+                "return_delivered_order_items",
+                vec![
+                    ("order_id", c(json!("#W1"))),
+                    ("item_ids", c(json!(["6469567736"]))),
+                    ("payment_method_id", c(json!("gift_card_1725971"))),
+                ],
+            )],
+            vec![want("s1", Forbid, &["ownership.item"])],
+        ),
+        // ------------------------------------------- identity as a precondition
+        row(
+            "cancelling with nothing verifying who writes is advice only",
+            unverified,
+            vec![cancel("s1", "#W2")],
+            vec![want("s1", Recommend, &["builtin.identity"])],
+        ),
+        row(
+            "a refund with nothing verifying who writes is advice only",
+            unverified,
+            vec![refund("s1", "#W1", "5.00")],
+            vec![want("s1", Recommend, &["builtin.identity"])],
+        ),
+        row(
+            "a matched look-up is enough for an order change",
+            |w| w.facts.identity = verified(ME, IdentityLevel::Matched),
+            vec![cancel("s1", "#W2")],
+            vec![Want { step: "s1", decision: Confirm, has: &[], lacks: &["builtin.identity"] }],
+        ),
+        row(
+            "evidence verifying another account verifies no one here",
+            |w| w.facts.identity = verified(OTHER, IdentityLevel::Strong),
+            vec![cancel("s1", "#W2")],
+            vec![want("s1", Recommend, &["builtin.identity"])],
+        ),
+        row(
+            "an identity look-up runs on what the customer typed",
+            unverified,
+            vec![step(
+                "s1",
+                "find_customer_by_email",
+                vec![("email", from(Provenance::CustomerMessage, json!("james.li@example.com")))],
+            )],
+            vec![Want { step: "s1", decision: Auto, has: &[], lacks: &["builtin.provenance"] }],
+        ),
+        row(
+            "a typed order number of the verified customer's own order is read without a click",
+            |w| w.facts.identity = verified(ME, IdentityLevel::Matched),
+            vec![step("s1", "get_order_details", vec![("order_id", from(Provenance::CustomerMessage, json!("#W1")))])],
+            vec![Want { step: "s1", decision: Auto, has: &[], lacks: &["builtin.provenance"] }],
+        ),
+        row(
+            "a typed order number is not read without a click when nothing verifies who writes",
+            unverified,
+            vec![step("s1", "get_order_details", vec![("order_id", from(Provenance::CustomerMessage, json!("#W1")))])],
+            vec![want("s1", Confirm, &["builtin.provenance"])],
+        ),
+        row(
+            "a typed order number of someone else's order is refused",
+            none,
+            vec![step("s1", "get_order_details", vec![("order_id", from(Provenance::CustomerMessage, json!("#W3")))])],
+            vec![want("s1", Forbid, &["precondition.order-owned", "builtin.provenance"])],
+        ),
+        row(
+            "a typed order number still needs a click for a write",
+            none,
+            vec![step(
+                "s1",
+                "cancel_pending_order",
+                vec![
+                    ("order_id", from(Provenance::CustomerMessage, json!("#W2"))),
+                    ("reason", c(json!("no longer needed"))),
+                ],
+            )],
+            vec![want("s1", Confirm, &["builtin.provenance"])],
+        ),
+        // ------------------------------------------- conflicting writes in a plan
+        row(
+            "changing an order's items and then cancelling it is a conflict",
+            none,
+            vec![
+                step(
+                    "s1",
+                    "modify_pending_order_items",
+                    vec![
+                        ("order_id", c(json!("#W2"))),
+                        ("item_ids", c(json!(["6469567736"]))),
+                        ("new_item_ids", c(json!(["7533802601"]))),
+                        ("payment_method_id", c(json!("gift_card_1725971"))),
+                    ],
+                ),
+                cancel("s2", "#W2"),
+            ],
+            vec![
+                Want { step: "s1", decision: Confirm, has: &[], lacks: &["builtin.conflict"] },
+                want("s2", Forbid, &["builtin.conflict"]),
+            ],
+        ),
+        row(
+            "an address change before a cancel is no conflict (the status stays pending)",
+            none,
+            vec![
+                step("s1", "modify_pending_order_address", vec![("order_id", c(json!("#W2"))), ("address", c(address()))]),
+                cancel("s2", "#W2"),
+            ],
+            vec![Want { step: "s2", decision: Confirm, has: &[], lacks: &["builtin.conflict"] }],
+        ),
+        row(
+            "a read after a cancel is no conflict",
+            none,
+            vec![cancel("s1", "#W2"), get_order("s2", "#W2")],
+            vec![Want { step: "s2", decision: Auto, has: &[], lacks: &["builtin.conflict"] }],
         ),
         // -------------------------------------------------- money tiers
         row(
@@ -700,8 +889,8 @@ fn table() -> Vec<Row> {
             vec![want("s1", Confirm, &["builtin.provenance"])],
         ),
         row(
-            "a read of an order id the customer typed needs a look",
-            none,
+            "a read of an order id the customer typed needs a look while nothing verifies who writes",
+            unverified,
             vec![step("s1", "get_order_details", vec![("order_id", from(Provenance::CustomerMessage, json!("#W1")))])],
             vec![want("s1", Confirm, &["builtin.provenance"])],
         ),
@@ -803,9 +992,24 @@ fn table() -> Vec<Row> {
         row("email change for a verified customer", none, vec![email()], vec![want("s1", Supervisor, &[])]),
         row(
             "email change for an unverified customer",
-            |w| w.case.customer.as_mut().unwrap().identity = IdentityStatus::Unverified,
+            unverified,
             vec![email()],
-            vec![want("s1", Forbid, &["builtin.identity"])],
+            vec![want("s1", Recommend, &["builtin.identity"])],
+        ),
+        row(
+            "a typed e-mail (a matched look-up) never unlocks an email change",
+            |w| w.facts.identity = verified(ME, IdentityLevel::Matched),
+            vec![email()],
+            vec![want("s1", Recommend, &["builtin.identity"])],
+        ),
+        row(
+            "the case's own claim of verification counts for nothing",
+            |w| {
+                unverified(w);
+                w.case.customer.as_mut().unwrap().identity = IdentityStatus::Verified;
+            },
+            vec![reset()],
+            vec![want("s1", Recommend, &["builtin.identity"])],
         ),
         row(
             "password reset from an Instagram DM",
@@ -827,7 +1031,10 @@ fn table() -> Vec<Row> {
         ),
         row(
             "password reset for an unidentified customer",
-            |w| w.case.customer = None,
+            |w| {
+                w.case.customer = None;
+                unverified(w);
+            },
             vec![reset()],
             vec![want("s1", Forbid, &["builtin.identity", "precondition.customer-owned"])],
         ),
@@ -1454,7 +1661,13 @@ mod props {
             let b = decide(&policy, &w.case, &tainted, &w.facts).unwrap();
             for ((x, y), s) in a.steps.iter().zip(&b.steps).zip(&tainted.steps) {
                 prop_assert!(y.decision >= x.decision);
-                if !s.params.is_empty() {
+                // Waived by design: an identity look-up (its values are what it checks) and
+                // a read of ids the facts show are the verified customer's own.
+                let def = &policy.actions[&s.action];
+                let own = |v: &Value| v.as_str().is_some_and(|id| id == ME || w.facts.orders.get(id).is_some_and(|o| o.customer_id == ME));
+                let waived = def.identity_lookup
+                    || (def.kind == countersign_core::policy::Kind::Read && s.params.values().all(|p| own(&p.value)));
+                if !s.params.is_empty() && !waived {
                     prop_assert!(y.decision >= Outcome::Confirm, "{} with untrusted params ran without a person", y.action);
                 }
             }

@@ -229,10 +229,11 @@ impl Engine {
             self.finish_review(&record, StepState::Expired, "the approval expired before the step ran")?;
             return Err(stale(format!("the approval of step {step_id} expired")));
         }
-        let Recorded { case, plan, .. } = recorded;
+        let Recorded { case, plan, decided, .. } = recorded;
         if let Some(e) = self.paused(&case, &plan.intent, &record.action, step_id)? {
             return Err(e);
         }
+        let redecided = self.decide_again(&record, &case, &plan, &step, decided.as_ref())?;
 
         let key = idempotency_key(plan_id, step_id, &record.step_digest);
         let is_write = self.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
@@ -262,6 +263,7 @@ impl Engine {
                 idempotency_key: key.clone(),
                 before: before.clone(),
                 request: request.and_then(|r| serde_json::to_value(r).ok()),
+                redecided: Some(redecided),
             },
             Some(PauseGuard {
                 case: case.clone(),
@@ -332,6 +334,41 @@ impl Engine {
             }
             Err(e) => self.finish_error(&running, StepOutcome::Failed, before, e),
         }
+    }
+
+    /// Decide the step again on facts read now, just before it runs: the orders and the
+    /// account it names, earlier money steps (the rest of its plan by their state), the
+    /// pauses, the customer's verification. Stricter than the decision it was approved
+    /// under, or refused now (a precondition no longer holds: an earlier step changed the
+    /// order), it does not run: it is invalidated with the reasons, to be planned again.
+    fn decide_again(
+        &self,
+        record: &StepRecord,
+        case: &Case,
+        plan: &Plan,
+        step: &Step,
+        decided: Option<&StepDecision>,
+    ) -> Result<StepDecision, EngineError> {
+        let single = Plan { steps: vec![step.clone()], reply: None, ..plan.clone() };
+        let facts = self.gather_facts_for(case, &single, plan, Some(&record.step_id))?;
+        let now = countersign_core::decide(&self.policy, case, &single, &facts)?;
+        let Some(again) = now.steps.into_iter().next() else {
+            return Err(stale(format!("step {} could not be decided again: it does not run", record.step_id)));
+        };
+        let was = decided.map_or(Outcome::Forbid, |d| d.decision);
+        if again.decision > was || !again.decision.executable() {
+            let why: Vec<&str> =
+                again.reasons.iter().filter(|r| r.decision == again.decision).map(|r| r.text.as_str()).collect();
+            let reason = format!(
+                "decided again before it ran: {} now (it was {}): {}",
+                again.decision.as_str(),
+                was.as_str(),
+                why.join("; ")
+            );
+            self.finish_review(record, StepState::Invalidated, &reason)?;
+            return Err(stale(format!("step {} did not run: {reason}", record.step_id)));
+        }
+        Ok(again)
     }
 
     /// The before-state read stopped on a page a person must see (a login or verification

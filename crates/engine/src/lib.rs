@@ -20,6 +20,7 @@ mod desk;
 mod error;
 pub mod eval;
 pub mod execute;
+mod identity;
 pub mod intake;
 pub mod knowledge;
 mod log;

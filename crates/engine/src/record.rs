@@ -17,6 +17,19 @@ impl Engine {
     /// through the connector), earlier money steps from the evidence log, active
     /// pauses, the knowledge articles that exist.
     pub fn gather_facts(&self, case: &Case, plan: &Plan) -> Result<Facts, EngineError> {
+        self.gather_facts_for(case, plan, plan, None)
+    }
+
+    /// The facts for deciding `plan` (all of it, or one step of it again before it runs:
+    /// then `only` names that step, `plan` holds just it, and the other steps of `whole`
+    /// count as earlier money steps by their state). Identity look-ups are those of `whole`.
+    pub(crate) fn gather_facts_for(
+        &self,
+        case: &Case,
+        plan: &Plan,
+        whole: &Plan,
+        only: Option<&str>,
+    ) -> Result<Facts, EngineError> {
         let mut order_ids: BTreeSet<String> = case.order_ids.iter().cloned().collect();
         for step in &plan.steps {
             if let Some(def) = self.policy.actions.get(&step.action)
@@ -32,12 +45,30 @@ impl Engine {
                 orders.insert(id.clone(), f);
             }
         }
+        let identity = self.identity_facts(case, whole)?;
+        // The account whose payment methods a step may name: the one the case names, else
+        // the one the evidence verified (the policy's own rule). A connector that cannot
+        // read accounts leaves it unknown, and the policy refuses any payment method it
+        // cannot show is the customer's.
+        let mut customers = BTreeMap::new();
+        let account = case.customer.as_ref().map(|c| c.id.clone()).or_else(|| identity.customer_id.clone());
+        if let Some(id) = account {
+            match self.connector.customer_facts(&id) {
+                Ok(Some(f)) => {
+                    customers.insert(id, f);
+                }
+                Ok(None) | Err(countersign_connectors::ConnectorError::Unsupported { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(Facts {
             now: self.clock.now(),
             operator: self.operator.clone(),
-            history: self.prior_money_steps(case, plan, &order_ids)?,
+            history: self.prior_money_steps(case, whole, only, &order_ids)?,
             orders,
             pauses: self.store.active_pauses()?,
+            customers,
+            identity,
             citations: self.index_citations(plan)?,
         })
     }
@@ -50,13 +81,16 @@ impl Engine {
         &self,
         case: &Case,
         plan: &Plan,
+        only: Option<&str>,
         orders: &BTreeSet<String>,
     ) -> Result<Vec<PriorStep>, EngineError> {
         let counted =
             vec![StepState::Waiting, StepState::Approved, StepState::Running, StepState::Unknown, StepState::Succeeded];
         let mut out = Vec::new();
         for rec in self.store.steps(&StepFilter { states: counted, ..StepFilter::default() })? {
-            if rec.plan_id == plan.id && rec.case_id == case.id {
+            // The plan being decided counts its own steps; a step decided again counts
+            // the rest of its plan as earlier steps.
+            if rec.plan_id == plan.id && rec.case_id == case.id && only.is_none_or(|s| s == rec.step_id) {
                 continue;
             }
             // An action this policy does not know matches none of its limits.
@@ -161,6 +195,8 @@ impl Engine {
         events.push(Event::ContextRead {
             orders: facts.orders.values().cloned().collect::<Vec<OrderFacts>>(),
             fields: fields.into_iter().collect(),
+            customers: facts.customers.values().cloned().collect(),
+            identity: Some(facts.identity.clone()),
         });
         events.push(Event::PlanProposed { plan: plan.clone() });
         events.push(Event::Decided { decision: decision.clone() });

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use serde_spanned::Spanned;
 
 use super::{
-    ActionSpec, Binding, Catalog, CatalogError, Check, Encode, Expectation, Field, HttpMethod, Location, OrderFactsMap,
+    ActionSpec, Binding, Catalog, CatalogError, Check, Encode, Expectation, Field, HttpMethod, Location, OrderFactsMap, CustomerFactsMap,
     Platform, Segment, StateRead, line_column, raw,
 };
 use crate::credentials::CredentialName;
@@ -188,23 +188,31 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawCatalog) -> Result<Catalog, CatalogError> 
         }
     }
 
+    let facts_read = |action: &Spanned<String>, param: &Spanned<String>, what: &str| -> Result<(), CatalogError> {
+        let read = actions
+            .get(action.get_ref())
+            .ok_or_else(|| cx.err(action.span(), format!("unknown action {:?}", action.get_ref())))?;
+        if read.kind != Kind::Read {
+            return Err(cx.err(action.span(), format!("{what} facts come from a read")));
+        }
+        if !read.params.contains_key(param.get_ref()) {
+            return Err(cx.err(param.span(), format!("{:?} has no parameter {:?}", action.get_ref(), param.get_ref())));
+        }
+        Ok(())
+    };
     let order_facts = match raw.facts.order {
         None => None,
         Some(f) => {
+            let span = f.span();
             let f = f.into_inner();
-            let read = actions
-                .get(f.action.get_ref())
-                .ok_or_else(|| cx.err(f.action.span(), format!("unknown action {:?}", f.action.get_ref())))?;
-            if read.kind != Kind::Read {
-                return Err(cx.err(f.action.span(), "order facts come from a read"));
-            }
-            if !read.params.contains_key(f.param.get_ref()) {
-                return Err(cx.err(
-                    f.param.span(),
-                    format!("{:?} has no parameter {:?}", f.action.get_ref(), f.param.get_ref()),
-                ));
-            }
+            facts_read(&f.action, &f.param, "order")?;
+            let items = match (&f.items, &f.item_id) {
+                (Some(list), Some(id)) => Some((check_pointer(cx, list)?, check_pointer(cx, id)?)),
+                (None, None) => None,
+                _ => return Err(cx.err(span, "`items` and `item_id` go together: where the list is, and the id in each")),
+            };
             Some(OrderFactsMap {
+                items,
                 order_id: check_pointer(cx, &f.order_id)?,
                 customer_id: check_pointer(cx, &f.customer_id)?,
                 status: check_pointer(cx, &f.status)?,
@@ -217,7 +225,26 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawCatalog) -> Result<Catalog, CatalogError> 
         }
     };
 
-    Ok(Catalog { file: cx.file.to_string(), platform, order_facts, actions })
+    let customer_facts = match raw.facts.customer {
+        None => None,
+        Some(f) => {
+            let f = f.into_inner();
+            facts_read(&f.action, &f.param, "customer")?;
+            Some(CustomerFactsMap {
+                customer_id: check_pointer(cx, &f.customer_id)?,
+                payment_methods: check_pointer(cx, &f.payment_methods)?,
+                payment_method_id: check_pointer(cx, &f.payment_method_id)?,
+                action: f.action.into_inner(),
+                param: f.param.into_inner(),
+            })
+        }
+    };
+    let lookup_customer_id = match raw.facts.lookup {
+        None => None,
+        Some(f) => Some(check_pointer(cx, &f.into_inner().customer_id)?),
+    };
+
+    Ok(Catalog { file: cx.file.to_string(), platform, order_facts, customer_facts, lookup_customer_id, actions })
 }
 
 fn parse_template(cx: &Ctx<'_>, template: &Spanned<String>) -> Result<Vec<Segment>, CatalogError> {

@@ -170,6 +170,8 @@ pub struct OrderFactsMap {
     pub currency: String,
     pub paid: String,
     pub refunded: String,
+    /// Where the list of the order's items is, and each item's id in it (JSON answers).
+    pub items: Option<(String, String)>,
 }
 
 impl OrderFactsMap {
@@ -216,6 +218,57 @@ impl OrderFactsMap {
             currency,
             paid: amount(&self.paid)?,
             refunded: amount(&self.refunded)?,
+            item_ids: None,
+        })
+    }
+
+    /// The ids of the order's items in a JSON answer, when the map says where they are.
+    pub fn item_ids(&self, answer: &Value) -> Result<Option<Vec<String>>, crate::ConnectorError> {
+        let Some((list, id)) = &self.items else { return Ok(None) };
+        ids_in(&self.action, answer, list, id).map(Some)
+    }
+}
+
+/// The ids found at `id` in each element of the list at `list`.
+fn ids_in(action: &str, answer: &Value, list: &str, id: &str) -> Result<Vec<String>, crate::ConnectorError> {
+    let malformed = |detail: String| crate::ConnectorError::MalformedResponse { detail };
+    let items = answer
+        .pointer(list)
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed(format!("{action}: {list} is not a list")))?;
+    items
+        .iter()
+        .map(|item| {
+            item.pointer(id)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| malformed(format!("{action}: an element of {list} has no string at {id}")))
+        })
+        .collect()
+}
+
+/// Where the connector finds what belongs to a customer account in a customer read's
+/// answer (JSON Pointers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerFactsMap {
+    pub action: String,
+    pub param: String,
+    pub customer_id: String,
+    pub payment_methods: String,
+    pub payment_method_id: String,
+}
+
+impl CustomerFactsMap {
+    /// The facts in a customer read's JSON answer.
+    pub fn facts_from(&self, answer: &Value) -> Result<countersign_core::decide::CustomerFacts, crate::ConnectorError> {
+        let customer_id = answer.pointer(&self.customer_id).and_then(Value::as_str).ok_or_else(|| {
+            crate::ConnectorError::MalformedResponse {
+                detail: format!("{}: {} is not a string", self.action, self.customer_id),
+            }
+        })?;
+        Ok(countersign_core::decide::CustomerFacts {
+            customer_id: customer_id.to_owned(),
+            payment_method_ids: ids_in(&self.action, answer, &self.payment_methods, &self.payment_method_id)?,
         })
     }
 }
@@ -244,6 +297,9 @@ pub struct Catalog {
     pub file: String,
     pub platform: Platform,
     pub order_facts: Option<OrderFactsMap>,
+    pub customer_facts: Option<CustomerFactsMap>,
+    /// Where an identity look-up's answer names the account it found.
+    pub lookup_customer_id: Option<String>,
     pub actions: BTreeMap<String, ActionSpec>,
 }
 

@@ -47,6 +47,28 @@ pub(super) struct RawPlatform {
 pub(super) struct RawFacts {
     #[serde(default)]
     pub order: Option<Spanned<RawOrderFacts>>,
+    #[serde(default)]
+    pub customer: Option<Spanned<RawCustomerFacts>>,
+    #[serde(default)]
+    pub lookup: Option<Spanned<RawLookupFacts>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCustomerFacts {
+    pub action: Spanned<String>,
+    pub param: Spanned<String>,
+    pub customer_id: Spanned<String>,
+    /// The list of payment methods, and where each one's id is inside it.
+    pub payment_methods: Spanned<String>,
+    pub payment_method_id: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLookupFacts {
+    /// Where an identity look-up's answer names the account it found.
+    pub customer_id: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +82,11 @@ pub(super) struct RawOrderFacts {
     pub currency: Spanned<String>,
     pub paid: Spanned<String>,
     pub refunded: Spanned<String>,
+    /// The list of the order's items, and where each one's id is inside it.
+    #[serde(default)]
+    pub items: Option<Spanned<String>>,
+    #[serde(default)]
+    pub item_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

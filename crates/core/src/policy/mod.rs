@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use sha2::{Digest, Sha256};
 
-use crate::model::{Channel, IdentityStatus};
+use crate::model::{Channel, IdentityLevel, IdentityStatus};
 use crate::money::{Currency, Money};
 use crate::normalize::{Phrase, identifier_skeleton, normalize};
 
@@ -161,6 +161,8 @@ pub struct ParamSpec {
     pub max_len: usize,
     /// The provenance rule is waived for this (non-sensitive) parameter.
     pub untrusted_ok: bool,
+    /// An entity id that must belong to the case's customer.
+    pub owned: bool,
 }
 
 /// Preconditions on the order an action acts on.
@@ -195,7 +197,16 @@ pub struct ActionDef {
     pub workflow: Option<String>,
     /// Fields (`order.status`) the context read for this action may include.
     pub reads: Vec<String>,
-    pub verified_identity: bool,
+    /// The verification the customer needs before the action may run; below it the
+    /// step is at most `recommend`.
+    pub identity: IdentityLevel,
+    /// An identity look-up: the engine runs it while gathering facts, and its answer
+    /// verifies the customer (`matched`). Its parameters may come from the customer's
+    /// text: they are what is being checked.
+    pub identity_lookup: bool,
+    /// The write moves its order to another status; a later write on the same order in
+    /// the same plan is a conflict.
+    pub changes_order_status: bool,
     pub params: BTreeMap<String, ParamSpec>,
     pub preconditions: Preconditions,
     /// The single money parameter, if any (limits apply to it).
@@ -614,6 +625,17 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
         if p.ty == ParamType::CustomerId && customer_param.replace(pname.clone()).is_some() {
             return Err(cx.err(pspan, format!("action {name:?} may have at most one customer_id parameter")));
         }
+        let entity = matches!(
+            p.ty,
+            ParamType::OrderId | ParamType::CustomerId | ParamType::ItemId | ParamType::ItemIds | ParamType::PaymentMethodId
+        );
+        if p.owned.is_some() && !entity {
+            return Err(cx.err(
+                pspan,
+                format!("`owned` applies to entity ids (order, customer, item, payment method), not to {pname:?}"),
+            ));
+        }
+        let owned = entity && p.owned.unwrap_or(true);
         let max_len = p.max_len.unwrap_or(match p.ty {
             ParamType::Text => 500,
             _ => 128,
@@ -622,7 +644,7 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
             return Err(cx.err(pspan, "max_len of 0 would reject every value"));
         }
         params
-            .insert(pname, ParamSpec { ty: p.ty, required: p.required, values, max_len, untrusted_ok: p.untrusted_ok });
+            .insert(pname, ParamSpec { ty: p.ty, required: p.required, values, max_len, untrusted_ok: p.untrusted_ok, owned });
     }
     let preconditions = match a.preconditions {
         None => Preconditions::default(),
@@ -655,6 +677,26 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
             out
         }
     };
+    let identity = match (a.verified_identity, a.identity) {
+        (Some(v), Some(_)) => {
+            return Err(cx.err(v.span(), "`verified_identity` is the older spelling of `identity = \"strong\"`: set one"));
+        }
+        (Some(v), None) => {
+            if *v.get_ref() {
+                IdentityLevel::Strong
+            } else {
+                IdentityLevel::None
+            }
+        }
+        (None, Some(level)) => *level.get_ref(),
+        (None, None) => IdentityLevel::None,
+    };
+    if a.identity_lookup && a.kind != Kind::Read {
+        return Err(cx.err(span, format!("identity_lookup on {name:?}: an identity look-up is a read")));
+    }
+    if a.changes_order_status && (a.kind != Kind::Write || order_param.is_none()) {
+        return Err(cx.err(span, format!("changes_order_status on {name:?} needs a write with an order_id parameter")));
+    }
     Ok(ActionDef {
         name: name.to_string(),
         summary: a.summary,
@@ -669,7 +711,9 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
             None => None,
         },
         reads,
-        verified_identity: a.verified_identity,
+        identity,
+        identity_lookup: a.identity_lookup,
+        changes_order_status: a.changes_order_status,
         params,
         preconditions,
         money_param,

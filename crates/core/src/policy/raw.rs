@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::{Kind, Layer, Outcome, ParamType, PromiseCategory, Risk, SignalCategory};
-use crate::model::{Channel, IdentityStatus};
+use crate::model::{Channel, IdentityLevel, IdentityStatus};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,8 +55,20 @@ pub(super) struct RawAction {
     pub workflow: Option<Spanned<String>>,
     #[serde(default)]
     pub reads: Vec<Spanned<String>>,
+    /// Older spelling of `identity = "strong"`.
     #[serde(default)]
-    pub verified_identity: bool,
+    pub verified_identity: Option<Spanned<bool>>,
+    /// The verification the customer needs before this action may run.
+    #[serde(default)]
+    pub identity: Option<Spanned<IdentityLevel>>,
+    /// This read is an identity look-up: its values come from the customer's text, and
+    /// its answer is what verifies them.
+    #[serde(default)]
+    pub identity_lookup: bool,
+    /// This write moves the order to another status (cancel, a one-time item change, a
+    /// return): later writes in the same plan on that order are conflicts.
+    #[serde(default)]
+    pub changes_order_status: bool,
     #[serde(default)]
     pub params: BTreeMap<String, Spanned<RawParam>>,
     #[serde(default)]
@@ -76,6 +88,11 @@ pub(super) struct RawParam {
     pub max_len: Option<usize>,
     #[serde(default)]
     pub untrusted_ok: bool,
+    /// For entity ids (order, customer, item, payment method): must the entity belong
+    /// to the case's customer? Defaults to yes; `false` for ids that name what the
+    /// customer is to get (the new variants of an exchange).
+    #[serde(default)]
+    pub owned: Option<bool>,
 }
 
 fn yes() -> bool {

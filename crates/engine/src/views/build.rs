@@ -25,7 +25,7 @@ fn reasons(rs: &[countersign_core::decide::Reason]) -> Vec<ReasonView> {
 /// The recorded context read of a case (the latest), from its evidence.
 fn context(events: &[LoggedEvent]) -> (Vec<OrderView>, Vec<String>) {
     for ev in events.iter().rev() {
-        if let Event::ContextRead { orders, fields } = &ev.event {
+        if let Event::ContextRead { orders, fields, .. } = &ev.event {
             let (orders, fields) = (orders.clone(), fields.clone());
             let orders = orders
                 .into_iter()

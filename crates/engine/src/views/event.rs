@@ -4,6 +4,7 @@
 //! screenshots.
 
 use countersign_core::evidence::{Event, StepOutcome};
+use countersign_core::model::IdentityLevel;
 use serde::Serialize;
 
 use super::{Decision, count, snake};
@@ -44,6 +45,14 @@ pub enum EventDetail {
     ContextRead {
         orders: u32,
         fields: Vec<String>,
+        /// How strongly the customer was verified then (`none`, `matched`, `strong`).
+        identity: String,
+        /// The evidence for it, in words.
+        identity_how: Vec<String>,
+    },
+    IdentityChecked {
+        customer_id: String,
+        how: String,
     },
     PlanProposed {
         plan_id: String,
@@ -131,8 +140,14 @@ pub enum EventDetail {
 impl EventDetail {
     fn of(event: &Event) -> EventDetail {
         match event {
-            Event::ContextRead { orders, fields } => {
-                EventDetail::ContextRead { orders: count(orders.len()), fields: fields.clone() }
+            Event::ContextRead { orders, fields, identity, .. } => EventDetail::ContextRead {
+                orders: count(orders.len()),
+                fields: fields.clone(),
+                identity: identity.as_ref().map_or(IdentityLevel::None, |i| i.level).to_string(),
+                identity_how: identity.as_ref().map(|i| i.how.clone()).unwrap_or_default(),
+            },
+            Event::IdentityChecked { customer_id, how } => {
+                EventDetail::IdentityChecked { customer_id: customer_id.clone(), how: how.clone() }
             }
             Event::PlanProposed { plan } => EventDetail::PlanProposed {
                 plan_id: plan.id.clone(),
