@@ -80,18 +80,15 @@ impl Engine {
 
     /// Record that the agent verified the case's customer themselves (a one-time code
     /// sent to the account's contact, a call back): `how` says what they did. It is a
-    /// strong verification of that account from now on; the case's waiting steps are not
-    /// decided again by it (plan again to use it).
+    /// strong verification of that account from now on (an agent may verify before the
+    /// case is planned); the case's waiting steps are not decided again by it (plan again
+    /// to use it).
     pub fn record_identity_check(&self, case_id: &str, customer_id: &str, how: &str) -> Result<LoggedEvent, EngineError> {
         let (customer_id, how) = (customer_id.trim(), how.trim());
         if customer_id.is_empty() || how.is_empty() {
             return Err(EngineError::BadInput {
                 message: "an identity check names the customer's account and says how they were verified".into(),
             });
-        }
-        if self.case_events(case_id, "case_opened")?.is_empty() && self.case_events(case_id, "case_received")?.is_empty()
-        {
-            return Err(EngineError::NotFound { message: format!("no case {case_id} in this workspace's evidence") });
         }
         let event = Event::IdentityChecked { customer_id: customer_id.to_owned(), how: how.to_owned() };
         let ev = self.new_event(Some(case_id), &self.operator.id, &event);

@@ -58,7 +58,8 @@ impl Engine {
                     customers.insert(id, f);
                 }
                 Ok(None) | Err(countersign_connectors::ConnectorError::Unsupported { .. }) => {}
-                Err(e) => return Err(e.into()),
+                // Unknown, so no payment method can be shown to be theirs: fail closed.
+                Err(e) => tracing::warn!(customer = %id, error = %e, "the customer's account could not be read"),
             }
         }
         Ok(Facts {

@@ -34,6 +34,30 @@ impl Clock for Fixed {
     }
 }
 
+/// Processing a case whose customer an agent verified themselves (a one-time code sent to
+/// the account): what the demo policy's writes need. A case file's own `identity` claim
+/// counts for nothing, so the tests that are not about identity say how it was verified.
+pub(crate) trait ProcessVerified {
+    fn process_verified(
+        &self,
+        case: &countersign_core::Case,
+        plan: &countersign_core::Plan,
+    ) -> Result<countersign_core::PlanDecision, countersign_engine::EngineError>;
+}
+
+impl ProcessVerified for Engine {
+    fn process_verified(
+        &self,
+        case: &countersign_core::Case,
+        plan: &countersign_core::Plan,
+    ) -> Result<countersign_core::PlanDecision, countersign_engine::EngineError> {
+        if let Some(c) = &case.customer {
+            self.record_identity_check(&case.id, &c.id, "a one-time code sent to the account's phone")?;
+        }
+        self.process(case, plan)
+    }
+}
+
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
 }
@@ -91,7 +115,7 @@ fn refunds_split_across_plans_still_add_up() {
         let mut plan = file.plan.clone();
         plan.id = format!("plan-{i}");
         plan.steps = vec![Step { id: "s1".into(), ..one.clone() }];
-        outcomes.push(engine.process(&file.case, &plan).unwrap().steps[0].decision);
+        outcomes.push(engine.process_verified(&file.case, &plan).unwrap().steps[0].decision);
     }
     assert_eq!(
         outcomes,
@@ -181,8 +205,8 @@ fn the_review_queue_binds_approvals_to_roles_and_states() {
     let mut e = open(dir.path());
     let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
     let email = countersign_engine::CaseFile::load(&assets().join("demo/cases/07-injection-in-message.json")).unwrap();
-    e.process(&cancel.case, &cancel.plan).unwrap();
-    e.process(&email.case, &email.plan).unwrap();
+    e.process_verified(&cancel.case, &cancel.plan).unwrap();
+    e.process_verified(&email.case, &email.plan).unwrap();
     let queue = e.review_queue().unwrap();
     assert_eq!(queue.len(), 2, "the confirm cancel and the supervisor refund wait: {queue:?}");
     let auto = e.case_steps(&cancel.case.id).unwrap();
@@ -232,7 +256,7 @@ fn a_new_policy_invalidates_pending_approvals() {
     let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
     {
         let e = open(dir.path());
-        e.process(&cancel.case, &cancel.plan).unwrap();
+        e.process_verified(&cancel.case, &cancel.plan).unwrap();
     }
     // The same data dir, now with a changed policy: the waiting step is invalidated as the
     // policy loads, with evidence, not later when someone tries to approve it.
@@ -304,7 +328,7 @@ fn a_confirmed_write_runs_after_approval_and_changes_the_platform() {
     let (engine, _server, _keyring) = live_engine(dir.path());
     let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
     let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap().to_string();
-    engine.process(&file.case, &file.plan).unwrap();
+    engine.process_verified(&file.case, &file.plan).unwrap();
 
     // The auto read runs at once; the cancel waits.
     let runs = engine.run_approved(&file.case.id).unwrap();
@@ -345,7 +369,7 @@ fn a_pause_set_after_approval_stops_the_step_before_the_call() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine(dir.path());
     let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    engine.process(&file.case, &file.plan).unwrap();
+    engine.process_verified(&file.case, &file.plan).unwrap();
     engine.review(&file.plan.id, "s2", Verdict::Approved, "ok").unwrap();
     engine.pause_set(PauseScope::Action, "cancel_pending_order", "incident").unwrap();
     let err = engine.execute(&file.plan.id, "s2").unwrap_err();
@@ -455,7 +479,7 @@ fn a_write_with_a_lost_answer_is_reconciled_by_a_read_never_retried() {
         // A small refund: its outcome check compares with the before-state.
         let file =
             countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
-        engine.process(&file.case, &file.plan).unwrap();
+        engine.process_verified(&file.case, &file.plan).unwrap();
         let runs = engine.run_approved(&file.case.id).unwrap();
         let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
         assert_eq!(
@@ -738,7 +762,7 @@ fn a_pause_stops_every_queued_or_approved_step_in_its_scope_that_has_not_started
             "refund",
             json!([refund_step("s1", order, "12.00")]),
         );
-        assert_eq!(engine.process(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Auto);
+        assert_eq!(engine.process_verified(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Auto);
         cases.push((f, order.clone()));
     }
     for (i, (order, customer)) in pending.iter().take(2).enumerate() {
@@ -749,7 +773,7 @@ fn a_pause_stops_every_queued_or_approved_step_in_its_scope_that_has_not_started
             "cancel_order",
             json!([cancel_step("s1", order)]),
         );
-        assert_eq!(engine.process(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Confirm);
+        assert_eq!(engine.process_verified(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Confirm);
         cases.push((f, order.clone()));
     }
     engine.review("pause-c0-p", "s1", Verdict::Approved, "customer confirmed").unwrap();
@@ -786,14 +810,14 @@ fn an_approval_for_one_set_of_params_never_executes_another() {
     let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
     let a = case_with("bind", "bind-a", &customer, "refund", json!([refund_step("s2", &order, "30.00")]));
     let b = case_with("bind", "bind-b", &customer, "refund", json!([refund_step("s2", &order, "40.00")]));
-    assert_eq!(engine.process(&a.case, &a.plan).unwrap().steps[0].decision, Outcome::Confirm);
+    assert_eq!(engine.process_verified(&a.case, &a.plan).unwrap().steps[0].decision, Outcome::Confirm);
     engine.review("bind-a", "s2", Verdict::Approved, "30 agreed with the customer").unwrap();
-    assert_eq!(engine.process(&b.case, &b.plan).unwrap().steps[0].decision, Outcome::Confirm);
+    assert_eq!(engine.process_verified(&b.case, &b.plan).unwrap().steps[0].decision, Outcome::Confirm);
 
     // The same plan id with another amount is a conflict, not a new decision or a reuse of the approval.
     let mut changed = a.plan.clone();
     changed.steps[0].params.get_mut("amount").unwrap().value = json!({"amount": "45.00", "currency": "USD"});
-    let err = engine.process(&a.case, &changed).unwrap_err();
+    let err = engine.process_verified(&a.case, &changed).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
 
     let runs = engine.run_approved("bind").unwrap();
@@ -815,7 +839,7 @@ fn a_step_row_edited_after_its_approval_does_not_run() {
     let direct = platform(&server, &keyring);
     let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
     let f = case_with("tamper", "tamper-p", &customer, "refund", json!([refund_step("s1", &order, "30.00")]));
-    engine.process(&f.case, &f.plan).unwrap();
+    engine.process_verified(&f.case, &f.plan).unwrap();
     engine.review("tamper-p", "s1", Verdict::Approved, "ok").unwrap();
 
     // Someone with write access to the database raises the approved amount.
@@ -843,7 +867,7 @@ fn a_step_row_edited_after_its_approval_does_not_run() {
 }
 
 #[test]
-fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
+fn a_step_is_decided_again_before_it_runs_and_a_stale_one_never_goes_out() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, server, keyring) = live_engine(dir.path());
     let direct = platform(&server, &keyring);
@@ -852,7 +876,7 @@ fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
     // A cancel decided while the order was pending, run after someone else cancelled it.
     let (pending, owner) = seed_orders("pending").into_iter().next().unwrap();
     let f = case_with("stale-cancel", "stale-cancel-p", &owner, "cancel_order", json!([cancel_step("s1", &pending)]));
-    engine.process(&f.case, &f.plan).unwrap();
+    engine.process_verified(&f.case, &f.plan).unwrap();
     engine.review("stale-cancel-p", "s1", Verdict::Approved, "ok").unwrap();
     direct
         .call(
@@ -861,10 +885,12 @@ fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
             Some("someone-else-1"),
         )
         .unwrap();
-    let run = engine.execute("stale-cancel-p", "s1").unwrap();
-    assert_eq!(run.state, StepState::Failed, "{run:?}");
-    let why = run.error.unwrap();
-    assert!(why.contains("409") && why.contains("order_not_pending"), "the store's reason is kept: {why}");
+    let err = engine.execute("stale-cancel-p", "s1").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ApprovalStale, "{err}");
+    let why = err.to_string();
+    assert!(why.contains("decided again") && why.contains("pending"), "the reason says what changed: {why}");
+    assert_eq!(state_of(&engine, "stale-cancel-p", "s1"), StepState::Invalidated);
+    assert_eq!(started_steps(&engine), 0, "nothing went out");
 
     // A refund decided within what was refundable, run after the order was refunded in full elsewhere.
     let (delivered, customer) = seed_orders("delivered").into_iter().next().unwrap();
@@ -875,7 +901,7 @@ fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
         "refund",
         json!([refund_step("s1", &delivered, "20.00")]),
     );
-    engine.process(&f.case, &f.plan).unwrap();
+    engine.process_verified(&f.case, &f.plan).unwrap();
     let refundable = read_order(&direct, &delivered)["totals"]["refundable"].as_str().unwrap().to_string();
     direct
         .call(
@@ -885,15 +911,60 @@ fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
         )
         .unwrap();
     let runs = engine.run_approved("stale-refund").unwrap();
+    assert_eq!(runs[0].state, StepState::Invalidated, "{runs:?}");
+    assert!(runs[0].error.as_deref().is_some_and(|e| e.contains("can still refund")), "{runs:?}");
+    assert_eq!(started_steps(&engine), 0, "nothing went out");
+    assert!(engine.log_verify().unwrap().ok);
+}
+
+/// Runs `change` once, the first time a write's before-state is read: after the step was
+/// decided again, before it is sent (what no read can foresee).
+fn change_before_send(inner: HttpConnector, change: Arc<dyn Fn() + Send + Sync>) -> Intercept {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    Intercept {
+        inner,
+        call: None,
+        before_read_state: Some(Box::new(move || {
+            if !done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                change();
+            }
+        })),
+    }
+}
+
+#[test]
+fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct: Arc<std::sync::OnceLock<HttpConnector>> = Arc::default();
+    let target: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let (d, t) = (direct.clone(), target.clone());
+    // Someone refunds the order in full elsewhere between the re-decision and the send.
+    let change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        let (Some(direct), Some(order)) = (d.get(), t.get()) else { return };
+        let refundable = read_order(direct, order)["totals"]["refundable"].as_str().unwrap().to_string();
+        let params = json!({"order_id": order, "amount": format!("{refundable} USD"), "reason": "full refund"});
+        direct.call("refund_partial", params.as_object().unwrap(), Some("someone-else-3")).unwrap();
+    });
+    let (engine, server, keyring) = live_engine_with(dir.path(), |inner| Arc::new(change_before_send(inner, change)));
+    let _ = direct.set(platform(&server, &keyring));
+    let (delivered, customer) = seed_orders("delivered").into_iter().next().unwrap();
+    let _ = target.set(delivered.clone());
+    let f = case_with("raced-refund", "raced-refund-p", &customer, "refund", json!([refund_step("s1", &delivered, "20.00")]));
+    engine.process_verified(&f.case, &f.plan).unwrap();
+    let runs = engine.run_approved("raced-refund").unwrap();
     assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
     let why = runs[0].error.clone().unwrap();
-    assert!(why.contains("422") && why.contains("refund_exceeds_refundable"), "{why}");
+    assert!(why.contains("422") && why.contains("refund_exceeds_refundable"), "the store's reason is kept: {why}");
     let finished = engine.log_list(&LogFilter { kind: Some("step_finished".into()), ..LogFilter::default() }).unwrap();
-    assert_eq!(finished.len(), 2);
-    assert!(
-        finished.iter().all(|e| e.event.payload()["outcome"] == "failed" && e.event.payload()["error"].is_string())
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0].event.payload()["outcome"], "failed");
+    assert_eq!(finished[0].event.payload()["error"], why.as_str(), "the reason is evidence");
+    let started = engine.log_list(&LogFilter { kind: Some("step_started".into()), ..LogFilter::default() }).unwrap();
+    assert_eq!(
+        started[0].event.payload()["redecided"]["decision"],
+        "auto",
+        "the decision taken again just before the send is evidence"
     );
-    assert_eq!(finished[1].event.payload()["error"], why.as_str(), "the reason is evidence");
     assert!(engine.log_verify().unwrap().ok);
 }
 
@@ -1061,7 +1132,7 @@ fn server_errors_timeouts_and_malformed_answers_fail_clearly_and_only_idempotent
         .unwrap();
         let file =
             countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
-        engine.process(&file.case, &file.plan).unwrap();
+        engine.process_verified(&file.case, &file.plan).unwrap();
         let runs = engine.run_approved(&file.case.id).unwrap();
         let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
         assert_eq!(refund.state, end, "{what}: {runs:?}");
@@ -1097,8 +1168,8 @@ fn an_approval_past_its_expiry_is_not_executed() {
     let (soon, soon_owner) = &pending[1];
     let a = case_with("late", "late-p", late_owner, "cancel_order", json!([cancel_step("s1", late)]));
     let b = case_with("soon", "soon-p", soon_owner, "cancel_order", json!([cancel_step("s1", soon)]));
-    engine.process(&a.case, &a.plan).unwrap();
-    engine.process(&b.case, &b.plan).unwrap();
+    engine.process_verified(&a.case, &a.plan).unwrap();
+    engine.process_verified(&b.case, &b.plan).unwrap();
     engine.review("late-p", "s1", Verdict::Approved, "ok").unwrap();
     clock.advance(jiff::SignedDuration::from_mins(10));
     engine.review("soon-p", "s1", Verdict::Approved, "ok").unwrap();
@@ -1142,7 +1213,7 @@ fn supervisor_steps_need_a_team_lead_who_proves_it_on_the_roster() {
     let mut e = Engine::open(options.clone(), clock.clone()).unwrap();
     assert!(e.roster().iter().any(|m| m.id == "lead-dana"), "the added lead is on the roster");
     let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/07-injection-in-message.json")).unwrap();
-    e.process(&file.case, &file.plan).unwrap();
+    e.process_verified(&file.case, &file.plan).unwrap();
     let step = e.review_queue().unwrap().into_iter().find(|s| s.decision == "supervisor").unwrap();
     let (plan, id) = (step.plan_id.as_str(), step.step_id.as_str());
     let proof = |who: &str, pass: &str| Proof { id: who.into(), passphrase: Secret::new(pass) };
@@ -1182,7 +1253,7 @@ fn supervisor_steps_need_a_team_lead_who_proves_it_on_the_roster() {
     // Five failures in 15 minutes lock the id, even against the right passphrase; then it clears.
     let mut again = file.plan.clone();
     again.id = "demo-07-plan-2".into();
-    e.process(&file.case, &again).unwrap();
+    e.process_verified(&file.case, &again).unwrap();
     for i in 0..4 {
         e.review_as("demo-07-plan-2", id, Verdict::Approved, "", &proof("lead-dana", &format!("guess-{i}")))
             .unwrap_err();
@@ -1242,7 +1313,7 @@ fn a_pause_set_between_the_check_and_the_start_still_stops_the_step() {
     let direct = platform(&server, &keyring);
     let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
     let f = case_with("late-pause", "late-pause-p", &customer, "refund", json!([refund_step("s1", &order, "10.00")]));
-    assert_eq!(engine.process(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Auto);
+    assert_eq!(engine.process_verified(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Auto);
     assert!(engine.pauses().unwrap().is_empty(), "no pause when the executor checks");
     let err = engine.execute("late-pause-p", "s1").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Paused, "the start is refused in its own transaction: {err}");

@@ -40,6 +40,12 @@ fn open(data: &Path) -> Live {
     Live(countersign_host::open(options).unwrap())
 }
 
+/// An agent verified the case's customer themselves (a one-time code sent to the account).
+fn verified(engine: &Engine, case: &Case) {
+    let customer = &case.customer.as_ref().unwrap().id;
+    engine.record_identity_check(&case.id, customer, "a one-time code sent to the account's phone").unwrap();
+}
+
 fn case(id: &str, customer: &str, orders: &[&str], text: &str) -> Case {
     Case {
         id: id.into(),
@@ -89,6 +95,7 @@ fn a_cancellation_is_planned_from_platform_data_and_cited_passages() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     let c = case("plan-1", "sofia_rossi_8776", &["#W5918442"], "I ordered this by mistake, please cancel #W5918442");
+    verified(&engine, &c);
     let planned = engine.plan_case(&c, &LocalPlanner::new()).unwrap();
     assert_eq!(planned.plan.intent, "cancel_order");
     assert!(planned.downgraded.is_empty(), "{:?}", planned.downgraded);

@@ -132,6 +132,7 @@ fn compile(cx: &Ctx<'_>, raw: RawPages) -> Result<PageActions, PagesError> {
                 }
             }
             Some(OrderFactsMap {
+                items: None,
                 action: f.action.into_inner(),
                 param: f.param.into_inner(),
                 order_id: f.order_id,

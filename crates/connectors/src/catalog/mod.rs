@@ -223,8 +223,13 @@ impl OrderFactsMap {
     }
 
     /// The ids of the order's items in a JSON answer, when the map says where they are.
+    /// An answer without the list leaves the items unknown (no item can be shown to be
+    /// on the order); a list that is not one is a malformed answer.
     pub fn item_ids(&self, answer: &Value) -> Result<Option<Vec<String>>, crate::ConnectorError> {
         let Some((list, id)) = &self.items else { return Ok(None) };
+        if answer.pointer(list).is_none() {
+            return Ok(None);
+        }
         ids_in(&self.action, answer, list, id).map(Some)
     }
 }

@@ -5,12 +5,18 @@ use countersign_core::Outcome;
 use countersign_core::evidence::Verdict;
 use countersign_engine::{ErrorCode, StepState};
 
-use super::{as_role, assets, open, split_refund_case};
+use super::{ProcessVerified as _, as_role, assets, open, split_refund_case};
 
 #[test]
 fn metrics_count_escalations_and_forbidden_steps_as_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut e = open(dir.path());
+    // The agents verified the sample cases' customers (the files' own claims count for nothing).
+    for (_, file) in e.workspace().sample_cases().unwrap() {
+        if let Some(c) = &file.case.customer {
+            e.record_identity_check(&file.case.id, &c.id, "a one-time code sent to the account's phone").unwrap();
+        }
+    }
     let results = e.demo().unwrap();
     let handoffs = results.iter().filter(|r| r.decision.handoff).count();
     let forbidden: Vec<&str> = results
@@ -56,12 +62,12 @@ fn an_edit_counts_once_and_planning_again_is_not_an_edit() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
     let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    e.process(&file.case, &file.plan).unwrap();
+    e.process_verified(&file.case, &file.plan).unwrap();
     let waiting = e.review_queue().unwrap().into_iter().find(|s| s.case_id == file.case.id).unwrap();
     let before = e.metrics().unwrap();
     let changes = [("reason".to_string(), "no longer needed".to_string())].into_iter().collect();
     e.edit_step(&file.case, &waiting.plan_id, &waiting.step_id, &changes, "the customer's words").unwrap();
-    e.process(&file.case, &file.plan).unwrap();
+    e.process_verified(&file.case, &file.plan).unwrap();
     let after = e.metrics().unwrap();
     assert_eq!((before.edits_before_approval, after.edits_before_approval), (0, 1));
 }
@@ -79,7 +85,7 @@ fn a_money_step_the_queue_cannot_read_is_refused_not_skipped() {
         plan
     };
     for i in 0..2 {
-        assert_eq!(engine.process(&file.case, &plan(i)).unwrap().steps[0].decision, Outcome::Auto);
+        assert_eq!(engine.process_verified(&file.case, &plan(i)).unwrap().steps[0].decision, Outcome::Auto);
     }
     // The second $20 refund's queued row becomes unreadable: its amount is not money.
     let db = rusqlite::Connection::open(engine.store_path()).unwrap();
@@ -90,14 +96,14 @@ fn a_money_step_the_queue_cannot_read_is_refused_not_skipped() {
     db.execute("UPDATE steps SET step = ?1 WHERE plan_id = 'plan-1'", [step.to_string()]).unwrap();
 
     // Counting only the readable $20 would let a third $20 through under the $50 limit.
-    let err = engine.process(&file.case, &plan(2)).unwrap_err();
+    let err = engine.process_verified(&file.case, &plan(2)).unwrap_err();
     assert_eq!(err.code(), ErrorCode::StoreFailed, "{err}");
     assert!(err.to_string().contains("plan-1") && err.to_string().contains("cannot be read"), "{err}");
     assert!(engine.decide(&file.case, &plan(2)).is_err(), "deciding without recording refuses as well");
 
     // A row that is not a step at all is refused the same way.
     db.execute("UPDATE steps SET step = '{\"not\": \"a step\"}' WHERE plan_id = 'plan-1'", []).unwrap();
-    assert_eq!(engine.process(&file.case, &plan(2)).unwrap_err().code(), ErrorCode::StoreFailed);
+    assert_eq!(engine.process_verified(&file.case, &plan(2)).unwrap_err().code(), ErrorCode::StoreFailed);
     assert!(engine.case_steps(&file.case.id).unwrap().iter().all(|s| s.plan_id != "plan-2"), "nothing recorded");
 }
 
@@ -107,7 +113,7 @@ fn verify_checks_the_signed_checkpoints_not_only_the_chain() {
     let db = data.path().join("evidence.sqlite");
     let e = open(data.path());
     let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    e.process(&cancel.case, &cancel.plan).unwrap();
+    e.process_verified(&cancel.case, &cancel.plan).unwrap();
     e.checkpoint().unwrap();
     let v = e.verify().unwrap();
     assert!(v.ok() && v.checkpoints.checkpoints.len() == 1, "{v:?}");
@@ -131,7 +137,7 @@ fn a_step_another_process_is_running_is_not_recovered_as_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let app = open(dir.path());
     let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    app.process(&cancel.case, &cancel.plan).unwrap();
+    app.process_verified(&cancel.case, &cancel.plan).unwrap();
     app.review(&cancel.plan.id, "s2", Verdict::Approved, "customer confirmed").unwrap();
     // The app has started the step: its call is out (the state an executor commits first).
     let db = rusqlite::Connection::open(app.store_path()).unwrap();
@@ -156,7 +162,7 @@ fn the_timeline_says_what_each_recorded_event_says_typed() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
     let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    let result = e.process(&file.case, &file.plan).unwrap();
+    let result = e.process_verified(&file.case, &file.plan).unwrap();
     let timeline = e.case_timeline(&file.case.id).unwrap();
     let detail = |kind: &str| timeline.iter().find(|v| v.kind == kind).map(|v| v.detail.clone()).unwrap();
 

@@ -13,7 +13,7 @@ use countersign_engine::{
 
 use countersign_test_support::packs::{copy_dir, signed};
 
-use super::{Fixed, assets};
+use super::{Fixed, ProcessVerified as _, assets};
 
 /// A workspace whose policy comes from the pack in `pack`.
 fn workspace_on(pack: &Path) -> tempfile::TempDir {
@@ -236,7 +236,7 @@ fn a_new_pack_invalidates_pending_approvals_when_it_loads() {
     let data = tempfile::tempdir().unwrap();
     let mut e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
     let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    e.process(&cancel.case, &cancel.plan).unwrap();
+    e.process_verified(&cancel.case, &cancel.plan).unwrap();
     let waiting = e.review_queue().unwrap();
     let step = waiting.iter().find(|s| s.action == "cancel_pending_order").unwrap().clone();
     let approved: Vec<_> =
@@ -258,7 +258,7 @@ fn a_new_pack_invalidates_pending_approvals_when_it_loads() {
     // waits under v2 is invalidated when v3 loads.
     let mut again = cancel.plan.clone();
     again.id = "plan-again".into();
-    e.process(&cancel.case, &again).unwrap();
+    e.process_verified(&cancel.case, &again).unwrap();
     assert_eq!(e.review_queue().unwrap().len(), 1);
     let v3 = signed(&admin, 3, |p| p.replace("title = \"Demo retail store: permission map\"", "title = \"v2\""));
     let hash = e.policy().hash.clone();
@@ -317,7 +317,7 @@ fn device_checkpoints_sign_the_log_and_catch_a_rewrite() {
     let db: PathBuf = data.path().join("evidence.sqlite");
     let e = super::open(data.path());
     let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    e.process(&cancel.case, &cancel.plan).unwrap();
+    e.process_verified(&cancel.case, &cancel.plan).unwrap();
     let c = e.checkpoint().unwrap();
     assert_eq!(c.device_key_id, e.device_public_key().unwrap().id(), "the device key is stable");
     let report = e.verify_checkpoints().unwrap();

@@ -53,6 +53,9 @@ fn plan_with(
     .unwrap();
     let planner = build_planner(&engine.workspace().planner, keyring()).unwrap();
     let case = demo_case().case;
+    // The agent verified the customer (a one-time code): a case's own claim counts for nothing.
+    let customer = &case.customer.as_ref().unwrap().id;
+    engine.record_identity_check(&case.id, customer, "a one-time code sent to the account's phone").unwrap();
     let planned = engine.plan_case(&case, planner.as_ref()).unwrap();
     let decision = engine.process_planned(&case, &planned).unwrap();
     drop(ws);
