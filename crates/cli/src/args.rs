@@ -92,6 +92,19 @@ pub enum Command {
         /// The case id (`SOURCE:CONVERSATION` for a case from a source).
         case_id: String,
     },
+    /// Record that you verified a case's customer yourself (a one-time code sent to the
+    /// account's contact, a call back): a strong verification of that account, in evidence.
+    /// Plan the case again for its steps to be decided on it.
+    VerifyIdentity {
+        /// The case id.
+        case_id: String,
+        /// The platform's id of the account you verified.
+        #[arg(long)]
+        customer: String,
+        /// How you verified them, in your words.
+        #[arg(long)]
+        how: String,
+    },
 }
 
 #[derive(Args, Debug)]

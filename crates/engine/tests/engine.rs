@@ -1385,3 +1385,76 @@ fn browser_connector_settings_errors_name_file_line_and_column() {
         }
     }
 }
+
+/// The account of `customer` as the demo store answers it.
+fn account(direct: &HttpConnector, customer: &str) -> serde_json::Value {
+    let params = json!({ "customer_id": customer });
+    direct.call("get_customer_details", params.as_object().unwrap(), None).unwrap().response
+}
+
+#[test]
+fn identity_comes_from_evidence_and_every_entity_named_must_be_the_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, server, keyring) = live_engine(dir.path());
+    let direct = platform(&server, &keyring);
+    let (pending, owner) = seed_orders("pending").into_iter().next().unwrap();
+    let email = account(&direct, &owner)["email"].as_str().unwrap().to_string();
+    let decide = |case_id: &str, steps: serde_json::Value| {
+        let f = case_with(case_id, &format!("{case_id}-p"), &owner, "cancel_order", steps);
+        let d = engine.process(&f.case, &f.plan).unwrap();
+        d.steps.into_iter().map(|s| (s.decision, s.rule_ids)).collect::<Vec<_>>()
+    };
+    let lookup = |address: &str| {
+        json!({"id": "s1", "action": "find_customer_by_email", "params": {
+            "email": {"value": address, "source": "customer_message"}}})
+    };
+
+    // The case file says "verified": it counts for nothing.
+    let d = decide("id-none", json!([cancel_step("s1", &pending)]));
+    assert_eq!(d[0].0, Outcome::Recommend, "nothing verifies who writes: advice only ({:?})", d[0].1);
+    assert!(d[0].1.iter().any(|r| r == "builtin.identity"));
+
+    // The e-mail the customer typed, looked up on the platform, matches the account: the
+    // look-up runs without a click and the cancel waits for the agent as usual.
+    let d = decide("id-matched", json!([lookup(&email), cancel_step("s2", &pending)]));
+    assert_eq!(d[0].0, Outcome::Auto, "the look-up is the verification: {:?}", d[0].1);
+    assert_eq!(d[1].0, Outcome::Confirm, "{:?}", d[1].1);
+    let read = engine.log_list(&LogFilter { case_id: Some("id-matched".into()), kind: Some("context_read".into()), ..LogFilter::default() }).unwrap();
+    let identity = &read[0].event.payload()["identity"];
+    assert_eq!(identity["level"], "matched", "how the customer was verified is evidence: {identity}");
+
+    // A typed e-mail never unlocks an account change.
+    let change = json!({"id": "s2", "action": "change_account_email", "params": {
+        "customer_id": {"value": owner, "source": "connector"},
+        "new_email": {"value": "new-address@example.com", "source": "customer_message"}}});
+    let d = decide("id-typed-email", json!([lookup(&email), change]));
+    assert_eq!(d[1].0, Outcome::Recommend, "{:?}", d[1].1);
+
+    // Someone else's e-mail verifies no one here.
+    let (_, stranger) = seed_orders("delivered").into_iter().find(|(_, c)| *c != owner).unwrap();
+    let theirs = account(&direct, &stranger)["email"].as_str().unwrap().to_string();
+    let d = decide("id-stranger", json!([lookup(&theirs), cancel_step("s2", &pending)]));
+    assert_eq!(d[1].0, Outcome::Recommend, "{:?}", d[1].1);
+
+    // Paying with another customer's card is refused at decide time, read from the platform.
+    let their_card = account(&direct, &stranger)["payment_methods"][0]["id"].as_str().unwrap().to_string();
+    let pay = |id: &str, card: &str| {
+        json!({"id": id, "action": "modify_pending_order_payment", "params": {
+            "order_id": {"value": pending, "source": "connector"},
+            "payment_method_id": {"value": card, "source": "connector"}}})
+    };
+    let d = decide("id-their-card", json!([lookup(&email), pay("s2", &their_card)]));
+    assert_eq!(d[1].0, Outcome::Forbid, "{:?}", d[1].1);
+    assert!(d[1].1.iter().any(|r| r == "ownership.payment-method"), "{:?}", d[1].1);
+    let mine = account(&direct, &owner)["payment_methods"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let d = decide("id-my-card", json!([lookup(&email), pay("s2", &mine[0])]));
+    assert!(!d[1].1.iter().any(|r| r == "ownership.payment-method"), "the customer's own card: {:?}", d[1].1);
+
+    // An agent's recorded check is a strong verification.
+    engine.record_identity_check("id-checked", &owner, "a one-time code sent to the account's phone").unwrap();
+    let change = json!({"id": "s1", "action": "change_account_email", "params": {
+        "customer_id": {"value": owner, "source": "connector"},
+        "new_email": {"value": "new-address@example.com", "source": "agent"}}});
+    let d = decide("id-checked", json!([change]));
+    assert_eq!(d[0].0, Outcome::Supervisor, "a team lead countersigns it: {:?}", d[0].1);
+}
