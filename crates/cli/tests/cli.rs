@@ -44,6 +44,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// An agent verified the customer of the case in `file` themselves (a one-time code): what
+/// the demo policy's writes need; the case file's own `identity` claim counts for nothing.
+fn verify_customer(run: impl Fn(&[&str]) -> Output, file: &Path) {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let case = if doc["case"].is_object() { &doc["case"] } else { &doc };
+    let (id, customer) = (case["id"].as_str().unwrap(), case["customer"]["id"].as_str().unwrap());
+    let out = run(&["verify-identity", id, "--customer", customer, "--how", "a one-time code sent to the account's phone"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
 fn case_file(name: &str) -> PathBuf {
     repo().join("assets/demo/cases").join(name)
 }
@@ -78,6 +88,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn decide_prints_decisions_and_records_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    verify_customer(|a| cs(dir.path(), a), &case_file("01-cancel-pending.json"));
     let out = cs(dir.path(), &["decide", "--case", case_file("01-cancel-pending.json").to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let d = stdout_json(&out);
@@ -86,6 +97,13 @@ fn decide_prints_decisions_and_records_nothing() {
     assert!(d["policy_hash"].as_str().unwrap().starts_with("sha256:"));
     let log = cs(dir.path(), &["log", "list", "--json", "--kind", "decided"]);
     assert_eq!(stdout_json(&log).as_array().unwrap().len(), 0, "decide is a dry run");
+
+    // Without the agent's check, the same file's "verified" claim verifies no one.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = cs(fresh.path(), &["decide", "--case", case_file("01-cancel-pending.json").to_str().unwrap()]);
+    let d = stdout_json(&out);
+    assert_eq!(d["steps"][1]["decision"], "recommend", "{d}");
+    assert!(d["steps"][1]["rule_ids"].as_array().unwrap().iter().any(|r| r == "builtin.identity"), "{d}");
 }
 
 #[test]
@@ -115,6 +133,7 @@ fn decide_refuses_bad_input_with_a_location() {
 fn a_pause_refuses_steps_until_cleared() {
     let dir = tempfile::tempdir().unwrap();
     let case = case_file("02-damaged-item-small-refund.json");
+    verify_customer(|a| cs(dir.path(), a), &case);
     let before = stdout_json(&cs(dir.path(), &["decide", "--case", case.to_str().unwrap()]));
     assert_eq!(before["steps"][1]["decision"], "auto", "the small refund runs alone when nothing is paused");
 
@@ -167,6 +186,7 @@ fn a_pause_refuses_steps_until_cleared() {
 #[test]
 fn demo_records_evidence_that_verifies_and_exports() {
     let dir = tempfile::tempdir().unwrap();
+    verify_customer(|a| cs(dir.path(), a), &case_file("01-cancel-pending.json"));
     let out = cs(dir.path(), &["demo", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let results = stdout_json(&out);
@@ -184,8 +204,9 @@ fn demo_records_evidence_that_verifies_and_exports() {
     let show = cs(dir.path(), &["log", "show", "demo-01", "--json"]);
     let kinds: Vec<String> =
         stdout_json(&show).as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds[0], "identity_checked", "the agent's check came first");
     assert_eq!(
-        &kinds[..5],
+        &kinds[1..6],
         &["case_opened", "context_read", "plan_proposed", "decided", "review_requested"],
         "the case timeline records the pipeline in order"
     );
@@ -200,7 +221,8 @@ fn demo_records_evidence_that_verifies_and_exports() {
     let events = bundle.join("events.jsonl");
     let body = std::fs::read_to_string(&events).unwrap();
     let mut lines: Vec<String> = body.lines().map(str::to_string).collect();
-    lines[4] = lines[4].replacen("confirm", "auto", 1);
+    let decided = lines.iter().position(|l| l.contains("\"decided\"") && l.contains("confirm")).unwrap();
+    lines[decided] = lines[decided].replacen("confirm", "auto", 1);
     std::fs::write(&events, lines.join("\n") + "\n").unwrap();
     let bad = cs(dir.path(), &["log", "verify", "--bundle", bundle.to_str().unwrap(), "--json"]);
     assert_eq!(code(&bad), 1, "a tampered bundle fails verification");
@@ -477,6 +499,7 @@ fn cs_demo(data: &Path, args: &[&str]) -> Output {
 fn a_case_without_a_plan_is_planned_locally_then_run() {
     let dir = tempfile::tempdir().unwrap();
     let case = repo().join("assets/demo/example-case.json");
+    verify_customer(|a| cs_demo(dir.path(), a), &case);
     let planned = cs_demo(dir.path(), &["--json", "plan", "--case", case.to_str().unwrap()]);
     assert_eq!(code(&planned), 0, "{}", stderr(&planned));
     let out = stdout_json(&planned);
@@ -537,6 +560,7 @@ fn a_new_plan_for_a_case_leaves_no_earlier_step_approvable() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let case = case_file("01-cancel-pending.json");
+    verify_customer(|a| cs_demo(d, a), &case);
     let case = case.to_str().unwrap();
     // The case file's recorded plan: the cancel waits for the agent's countersignature.
     let o = cs_demo(d, &["--json", "run", "--case", case]);

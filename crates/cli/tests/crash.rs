@@ -213,6 +213,8 @@ fn write_trial(h: &Harness, n: usize, kind: Kind, order: &str, customer: &str, a
     });
     let path = h.dir.path().join("cases").join(format!("{case_id}.json"));
     std::fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    // An agent verified the customer (a one-time code): the file's own claim counts for nothing.
+    h.json(&["--json", "verify-identity", &case_id, "--customer", customer, "--how", "a one-time code"]);
     Trial { order: order.to_string(), amount, plan_id, file: path }
 }
 

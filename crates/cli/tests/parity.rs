@@ -25,8 +25,15 @@ fn repo() -> PathBuf {
 fn workspace(dir: &Path) -> PathBuf {
     let demo = repo().join("assets/demo").canonicalize().unwrap();
     let text = std::fs::read_to_string(demo.join("workspace.toml")).unwrap();
+    // What both faces must agree on is the evidence of one countersigned step; how the
+    // customer is verified is not this test's subject, so here the cancel needs no
+    // verification (an agent would record one: `countersign verify-identity`).
+    let policy = std::fs::read_to_string(demo.join("policy.toml")).unwrap();
+    let cancel = "[actions.cancel_pending_order]\nchanges_order_status = true\nidentity = \"matched\"\n";
+    assert!(policy.contains(cancel), "the demo policy's cancel changed: update this test");
+    let policy = policy.replace(cancel, "[actions.cancel_pending_order]\nchanges_order_status = true\n");
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
     let text = text
-        .replace("policy = \"policy.toml\"", &format!("policy = {:?}", demo.join("policy.toml")))
         .replace("knowledge = \"../knowledge\"", &format!("knowledge = {:?}", demo.join("../knowledge")))
         .replace("catalog = \"catalog.toml\"", &format!("catalog = {:?}", demo.join("catalog.toml")))
         .replace("seed = \"../demo-store\"", &format!("seed = {:?}", demo.join("../demo-store")))

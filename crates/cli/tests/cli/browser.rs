@@ -36,6 +36,7 @@ fn a_browser_workspace_runs_its_steps_in_chromium_through_the_cli() {
             .unwrap()
     };
     let case = case_file("01-cancel-pending.json");
+    super::verify_customer(|a| run(&workspace, &data, a), &case);
     let case = case.to_str().unwrap();
 
     // The order facts and the auto read come from the order page; the cancel waits.
