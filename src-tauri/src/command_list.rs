@@ -12,6 +12,7 @@ command_list! {
     paste_case,
     review_step,
     replan_case,
+    verify_identity,
     edit_step,
     check_reply,
     send_reply,

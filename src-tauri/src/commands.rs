@@ -93,6 +93,12 @@ pub fn paste_case(shell: State<'_, Shell>, pasted: Pasted, on_progress: Channel<
     plain_thread(|| Ok(shell.get()?.engine.paste_case_view(&pasted, &|p| send(&on_progress, p))?))
 }
 
+/// Record that the agent verified the case's customer themselves (how, in their words).
+#[tauri::command(async)]
+pub fn verify_identity(shell: State<'_, Shell>, case_id: String, how: String) -> Res<CaseView> {
+    plain_thread(|| Ok(shell.get()?.engine.verify_identity_view(&case_id, &how)?))
+}
+
 /// Plan the case again; waiting steps the new plan does not keep are invalidated.
 #[tauri::command(async)]
 pub fn replan_case(shell: State<'_, Shell>, case_id: String, on_progress: Channel<Progress>) -> Res<CaseView> {

@@ -68,15 +68,22 @@ impl Engine {
     /// here, so the inbox is quick however slow the platform is.
     pub fn inbox(&self) -> Result<Vec<InboxItem>, EngineError> {
         let waiting = self.review_queue()?;
-        self.cases()?
-            .into_iter()
-            .map(|case| {
+        let files = self.workspace.cases()?.into_iter().map(|c| (c, false));
+        files
+            .chain(self.received_cases()?.into_iter().map(|c| (c, true)))
+            .map(|(case, received)| {
                 let plans = self.case_plans(&case.id)?;
                 let signals = self.case_signals(&case);
                 Ok(InboxItem {
                     channel: case.channel.to_string(),
                     customer_id: case.customer.as_ref().map(|c| c.id.clone()),
-                    identity: case.customer.as_ref().map(|c| views::snake(&c.identity)),
+                    // Intake wrote the claim from the platform's own answer; a case file's
+                    // claim counts for nothing.
+                    identity: case
+                        .customer
+                        .as_ref()
+                        .filter(|c| received && c.identity == countersign_core::model::IdentityStatus::Verified)
+                        .map(|_| countersign_core::model::IdentityLevel::Strong.to_string()),
                     subject: case.subject.clone(),
                     last_message: case.customer_text().last().unwrap_or_default().to_string(),
                     intent: plans.last().map(|(p, _)| p.intent.clone()),
@@ -144,6 +151,22 @@ impl Engine {
         progress(Progress::Planning { case_id: case_id.to_string() });
         let opened = self.open_case(&case)?;
         self.decided(&case, &opened, progress)
+    }
+
+    /// Record that the agent verified the case's customer themselves (`how`: a one-time
+    /// code sent to the account's contact, a call back), and show the case. The steps
+    /// already decided keep their decisions; planning again decides them on it.
+    pub fn verify_identity_view(&self, case_id: &str, how: &str) -> Result<CaseView, EngineError> {
+        let case = self.case(case_id)?;
+        let Some(customer) = case.customer.as_ref() else {
+            return Err(EngineError::BadInput {
+                message: format!(
+                    "case {case_id} names no customer account: identify them first (a look-up by e-mail, or by name and zip code)"
+                ),
+            });
+        };
+        self.record_identity_check(case_id, &customer.id, how)?;
+        self.case_view(case_id, &[])
     }
 
     /// Plan the case again (the platform's data may have changed); waiting steps the new

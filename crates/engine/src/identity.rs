@@ -35,28 +35,9 @@ impl Engine {
     /// How the case's customer was verified: the channel and the agents' checks from the
     /// evidence log, and the plan's identity look-ups run now through the connector.
     pub(crate) fn identity_facts(&self, case: &Case, plan: &Plan) -> Result<IdentityFacts, EngineError> {
-        let mut seen = Vec::new();
-        for e in self.case_events(&case.id, "case_received")? {
-            if let Event::CaseReceived { source, case: received, .. } = &e.event
-                && let Some(c) = &received.customer
-                && c.identity == IdentityStatus::Verified
-            {
-                seen.push(Seen {
-                    customer_id: c.id.clone(),
-                    level: IdentityLevel::Strong,
-                    how: format!("the {source} channel signed the customer in as {}", c.id),
-                });
-            }
-        }
-        for e in self.case_events(&case.id, "identity_checked")? {
-            if let Event::IdentityChecked { customer_id, how } = &e.event {
-                seen.push(Seen {
-                    customer_id: customer_id.clone(),
-                    level: IdentityLevel::Strong,
-                    how: format!("{} checked {customer_id} themselves: {how}", e.actor),
-                });
-            }
-        }
+        let mut events = self.case_events(&case.id, "case_received")?;
+        events.extend(self.case_events(&case.id, "identity_checked")?);
+        let mut seen = channel_and_checks(&events);
         let mut notes = Vec::new();
         for step in &plan.steps {
             let Some(def) = self.policy.actions.get(&step.action).filter(|d| d.identity_lookup) else { continue };
@@ -97,6 +78,53 @@ impl Engine {
             .pop()
             .ok_or_else(|| EngineError::NotFound { message: format!("the identity check of case {case_id}") })
     }
+}
+
+/// What the channel and the agents' checks among `events` show.
+fn channel_and_checks(events: &[LoggedEvent]) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    for e in events {
+        match &e.event {
+            Event::CaseReceived { source, case: received, .. } => {
+                if let Some(c) = received.customer.as_ref().filter(|c| c.identity == IdentityStatus::Verified) {
+                    // Written by intake from the platform's own answer: the account the
+                    // source authenticated (a paste never is).
+                    seen.push(Seen {
+                        customer_id: c.id.clone(),
+                        level: IdentityLevel::Strong,
+                        how: format!("the {source} channel signed the customer in as {}", c.id),
+                    });
+                }
+            }
+            Event::IdentityChecked { customer_id, how } => seen.push(Seen {
+                customer_id: customer_id.clone(),
+                level: IdentityLevel::Strong,
+                how: format!("{} checked {customer_id} themselves: {how}", e.actor),
+            }),
+            _ => {}
+        }
+    }
+    seen
+}
+
+/// How the case's customer was verified as the evidence recorded it so far (the channel,
+/// the agents' checks, the look-ups run when the case was last decided), without reading
+/// the platform: what the app shows beside the customer.
+pub fn recorded_identity(case: &Case, events: &[LoggedEvent]) -> IdentityFacts {
+    let mut seen = channel_and_checks(events);
+    let latest = events.iter().rev().find_map(|e| match &e.event {
+        Event::ContextRead { identity: Some(identity), .. } => Some(identity.clone()),
+        _ => None,
+    });
+    if let Some(IdentityFacts { customer_id: Some(id), level, how }) = latest
+        && level == IdentityLevel::Matched
+    {
+        let how = how.into_iter().filter(|h| h.contains(&id)).collect::<Vec<_>>().join("; ");
+        seen.push(Seen { customer_id: id, level, how });
+    }
+    let mut facts = combine(case, seen, Vec::new());
+    facts.how.dedup();
+    facts
 }
 
 /// The verification the evidence shows for the case's account: the account the case

@@ -13,7 +13,17 @@ export type CaseView = { case_id: string,
 /**
  * For a case from a source: the conversation there, and who holds it.
  */
-source: SourceView | null, tenant: string, store: string, platform: string, channel: string, subject: string | null, customer_id: string | null, identity: string | null, messages: Array<MessageView>, orders: Array<OrderView>, 
+source: SourceView | null, tenant: string, store: string, platform: string, channel: string, subject: string | null, customer_id: string | null, 
+/**
+ * How strongly the evidence shows the customer is the account holder: `none`,
+ * `matched` (an identity look-up with what they typed) or `strong` (the channel
+ * signed them in, or an agent checked). The case's own claim plays no part.
+ */
+identity: string, 
+/**
+ * The evidence for it, in words.
+ */
+identity_how: Array<string>, messages: Array<MessageView>, orders: Array<OrderView>, 
 /**
  * The order fields the policy let the AI read.
  */

@@ -7,7 +7,15 @@ import type { JsonValue } from "./serde_json/JsonValue";
  * What an event says, per kind (`kind` as stored). Kinds the timeline shows as raw
  * payload only are `other`.
  */
-export type EventDetail = { "kind": "context_read", orders: number, fields: Array<string>, } | { "kind": "plan_proposed", plan_id: string, planner: string, intent: string, steps: number, } | { "kind": "decided", steps: Array<DecidedStep>, handoff: boolean, policy_hash: string, } | { "kind": "review_requested", step_id: string, decision: Decision, approver_roles: Array<string>, } | { "kind": "review_decided", step_id: string, 
+export type EventDetail = { "kind": "context_read", orders: number, fields: Array<string>, 
+/**
+ * How strongly the customer was verified then (`none`, `matched`, `strong`).
+ */
+identity: string, 
+/**
+ * The evidence for it, in words.
+ */
+identity_how: Array<string>, } | { "kind": "identity_checked", customer_id: string, how: string, } | { "kind": "plan_proposed", plan_id: string, planner: string, intent: string, steps: number, } | { "kind": "decided", steps: Array<DecidedStep>, handoff: boolean, policy_hash: string, } | { "kind": "review_requested", step_id: string, decision: Decision, approver_roles: Array<string>, } | { "kind": "review_decided", step_id: string, 
 /**
  * `approved` or `rejected`.
  */

@@ -3,7 +3,12 @@
 /**
  * One row of the inbox.
  */
-export type InboxItem = { case_id: string, channel: string, customer_id: string | null, identity: string | null, subject: string | null, last_message: string, 
+export type InboxItem = { case_id: string, channel: string, customer_id: string | null, 
+/**
+ * `strong` for a case whose channel signed the customer in; nothing otherwise (the
+ * Case screen shows the whole verification, look-ups and checks included).
+ */
+identity: string | null, subject: string | null, last_message: string, 
 /**
  * The workflow of the plan in force, once the case has been planned.
  */

@@ -42,6 +42,8 @@ export const commands = {
   reviewStep: (a: { caseId: string; planId: string; stepId: string; verdict: Verdict; reason: string; lead: LeadProof | null }, onProgress: (p: Progress) => void) => call<CaseView>("review_step", { ...a, onProgress: channel(onProgress) }),
   /** Plan the case again; waiting steps the new plan does not keep are invalidated. */
   replanCase: (caseId: string, onProgress: (p: Progress) => void) => call<CaseView>("replan_case", { caseId, onProgress: channel(onProgress) }),
+  /** Record that the agent verified the case's customer themselves (how, in their words). */
+  verifyIdentity: (caseId: string, how: string) => call<CaseView>("verify_identity", { caseId, how }),
   /** Edit a waiting step's parameters (as typed); the policy decides the new revision. */
   editStep: (a: { caseId: string; planId: string; stepId: string; changes: Record<string, string>; reason: string }, onProgress: (p: Progress) => void) => call<CaseView>("edit_step", { ...a, onProgress: channel(onProgress) }),
   /** The policy's decision on the reply as the agent has edited it (records nothing). */

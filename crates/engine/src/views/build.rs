@@ -156,6 +156,7 @@ pub fn case_view(
         }
     });
     let source = source_of(events);
+    let identity = crate::identity::recorded_identity(case, events);
     CaseView {
         case_id: case.id.clone(),
         source,
@@ -165,7 +166,8 @@ pub fn case_view(
         channel: case.channel.to_string(),
         subject: case.subject.clone(),
         customer_id: case.customer.as_ref().map(|c| c.id.clone()),
-        identity: case.customer.as_ref().map(|c| snake(&c.identity)),
+        identity: identity.level.to_string(),
+        identity_how: identity.how,
         messages: case
             .messages
             .iter()

@@ -42,6 +42,8 @@ pub struct InboxItem {
     pub case_id: String,
     pub channel: String,
     pub customer_id: Option<String>,
+    /// `strong` for a case whose channel signed the customer in; nothing otherwise (the
+    /// Case screen shows the whole verification, look-ups and checks included).
     pub identity: Option<String>,
     pub subject: Option<String>,
     pub last_message: String,
@@ -213,7 +215,12 @@ pub struct CaseView {
     pub channel: String,
     pub subject: Option<String>,
     pub customer_id: Option<String>,
-    pub identity: Option<String>,
+    /// How strongly the evidence shows the customer is the account holder: `none`,
+    /// `matched` (an identity look-up with what they typed) or `strong` (the channel
+    /// signed them in, or an agent checked). The case's own claim plays no part.
+    pub identity: String,
+    /// The evidence for it, in words.
+    pub identity_how: Vec<String>,
     pub messages: Vec<MessageView>,
     pub orders: Vec<OrderView>,
     /// The order fields the policy let the AI read.
