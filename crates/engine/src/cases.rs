@@ -166,6 +166,12 @@ impl Engine {
         if let Some(mark) = &words {
             planned.plan.id = format!("{}{mark}", planned.plan.id);
         }
+        // An agent's identity check is a new fact the same plan would not be decided on
+        // again (a plan is decided once per id): planning after one makes a new plan.
+        let checks = self.case_events(&case.id, "identity_checked")?.len();
+        if checks > 0 {
+            planned.plan.id = format!("{}-v{checks}", planned.plan.id);
+        }
         let decision = self.process_planned(case, &planned)?;
         // On new words, what an agent approved on the earlier ones does not run either.
         let states: &[StepState] =

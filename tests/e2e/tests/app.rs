@@ -115,6 +115,21 @@ async fn agent_and_team_lead_journey() -> Result<()> {
     result
 }
 
+/// On the open case, the agent records that they verified the customer themselves (a
+/// one-time code) and plans the case again, with the keyboard: the writes of a case whose
+/// customer nothing verifies are advice only.
+async fn verify_and_replan(c: &Client) -> Result<()> {
+    wait_text(c, "[data-testid=identity-level]", "no verification yet", |t| t == "none").await?;
+    let how = wait_for(c, "[data-testid=verify-how]").await?;
+    how.send_keys("a one-time code sent to the account's phone\u{E007}").await?; // Enter submits
+    wait_text(c, "[data-testid=identity-level]", "the agent's check", |t| t == "strong").await?;
+    let how = wait_text(c, "[data-testid=identity]", "how", |t| t.contains("one-time code")).await?;
+    assert!(how.contains("agent-demo"), "who checked is shown: {how}");
+    wait_for(c, "[data-testid=replan]").await?.click().await?;
+    wait_text(c, "[data-testid=state-s2]", "the step decided again", |t| t == "waiting").await?;
+    Ok(())
+}
+
 async fn journey(c: &Client, launched: Instant) -> Result<()> {
     // The inbox opens on the demo workspace with nothing configured. The time printed is an
     // upper bound of launch → usable inbox: it includes starting the WebDriver session.
@@ -127,8 +142,14 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     assert!(c.find(css("[data-testid=case-demo-01] [data-testid=escalated]")).await.is_err(), "demo-01 is calm");
     shot(c, "01-inbox").await?;
 
-    // A case: the plan with decision badges, reasons with rule ids, and a cited reply.
+    // A case: the plan with decision badges, reasons with rule ids, and a cited reply. A case
+    // file's own "verified" claim verifies no one: the cancel is advice until the agent
+    // records how they verified the customer and plans again.
     open_case(c, "demo-01").await?;
+    assert_eq!(attr(c, "[data-testid=step-s2] .badge", "data-decision").await?, "recommend", "nothing verified yet");
+    let reasons = wait_for(c, "[data-testid=step-s2] .reasons").await?.text().await?;
+    assert!(reasons.contains("builtin.identity"), "the reason says why: {reasons}");
+    verify_and_replan(c).await?;
     assert_eq!(attr(c, "[data-testid=step-s1] .badge", "data-decision").await?, "auto", "reading an order is auto");
     assert_eq!(attr(c, "[data-testid=step-s2] .badge", "data-decision").await?, "confirm", "a cancel is countersigned");
     wait_text(c, "[data-testid=state-s2]", "waiting", |t| t == "waiting").await?;
@@ -177,6 +198,7 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
 
     // Edit a waiting step: the agent's amount is a new revision the policy decides again.
     open_case(c, "demo-02").await?;
+    verify_and_replan(c).await?;
     wait_text(c, "[data-testid=state-s2]", "waiting", |t| t == "waiting").await?;
     wait_for(c, "[data-testid=step-s2]").await?.click().await?;
     c.active_element().await?.send_keys("e").await?;
@@ -197,6 +219,7 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
 
     // A pause: a step decided before it, countersigned after it, is refused.
     open_case(c, "demo-08").await?;
+    verify_and_replan(c).await?;
     wait_text(c, "[data-testid=state-s2]", "waiting", |t| t == "waiting").await?;
     nav(c, "pause").await?;
     wait_for(c, "[data-testid=pause-scope]").await?.select_by_value("action").await?;
@@ -306,7 +329,7 @@ async fn browser_journey(c: &Client) -> Result<()> {
     nav(c, "settings").await?;
     wait_text(c, "body", "the browser connector in Settings", |t| t.contains("in a browser")).await?;
     open_case(c, "demo-01").await?;
-    wait_text(c, "[data-testid=state-s2]", "waiting", |t| t == "waiting").await?;
+    verify_and_replan(c).await?;
     wait_for(c, "[data-testid=confirm-s2]").await?.click().await?;
     let state = wait_text(c, "[data-testid=state-s2]", "the browser step's run", |t| {
         ["succeeded", "failed", "unknown", "needs_human"].contains(&t)
