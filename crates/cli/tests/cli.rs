@@ -620,7 +620,7 @@ fn a_pasted_conversation_becomes_an_unverified_case_in_the_inbox() {
     let view = stdout_json(&out);
     let case_id = view["case_id"].as_str().unwrap().to_owned();
     assert!(case_id.starts_with("paste:P-"), "{view}");
-    assert_eq!(view["identity"], "unverified", "the text's claim verifies nobody");
+    assert_eq!(view["identity"], "none", "the text's claim verifies nobody");
     assert_eq!(view["source"]["source"], "paste");
     // The same paste again is the same case; the inbox lists it once.
     assert_eq!(stdout_json(&cs(data.path(), &args))["case_id"], case_id.as_str());

@@ -85,7 +85,7 @@ fn conversations_arrive_once_and_a_new_customer_message_plans_the_case_again() {
         .iter()
         .find(|i| i.customer_id.as_deref() == Some("sofia_rossi_8776") && i.last_message.contains("#W5918442"))
         .unwrap();
-    assert_eq!(item.identity.as_deref(), Some("verified"), "a signed-in buyer account");
+    assert_eq!(item.identity.as_deref(), Some("strong"), "a signed-in buyer account");
     let opened = engine.open_case_view(&item.case_id, &|_| ()).unwrap();
     let waiting: Vec<_> = opened.steps.iter().filter(|s| s.state.as_deref() == Some("waiting")).collect();
     assert!(!waiting.is_empty(), "the cancellation waits for a click: {:?}", opened.steps);
@@ -310,7 +310,7 @@ fn a_pasted_conversation_is_a_case_whose_customer_stays_unverified_and_whose_rep
     };
     let view = engine.paste_case_view(&pasted, &|_| ()).unwrap();
     assert!(view.case_id.starts_with("paste:P-"), "{}", view.case_id);
-    assert_eq!(view.identity.as_deref(), Some("unverified"), "the text's claim verifies nothing");
+    assert_eq!(view.identity, "none", "the text's claim verifies nothing");
     assert_eq!(
         view.source.as_ref().map(|s| s.source.as_str()),
         Some("paste"),

@@ -184,3 +184,31 @@ fn a_reply_the_policy_hands_to_a_team_lead_is_not_sent_on_the_agents_word() {
     assert_eq!(sent.by, "lead-demo");
     assert_eq!(events(&engine, "demo-04", "reply_sent")[0].actor, "lead-demo");
 }
+
+#[test]
+fn an_agents_identity_check_is_evidence_and_planning_again_decides_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    // The case file says its customer is "verified": a claim, which verifies no one.
+    let view = engine.open_case_view("demo-01", &|_| ()).unwrap();
+    assert_eq!(view.identity, "none");
+    let cancel = view.steps.iter().find(|s| s.action == "cancel_pending_order").unwrap();
+    assert_eq!(cancel.decision, countersign_engine::views::Decision::Recommend, "advice until the customer is verified");
+    assert!(cancel.reasons.iter().any(|r| r.rule == "builtin.identity"), "{:?}", cancel.reasons);
+
+    let err = engine.verify_identity_view("demo-01", "  ").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadInput, "a check says how it was made");
+
+    let view = engine.verify_identity_view("demo-01", "a one-time code sent to the account's phone").unwrap();
+    assert_eq!(view.identity, "strong");
+    assert!(view.identity_how.iter().any(|h| h.contains("one-time code")), "{:?}", view.identity_how);
+    let checked = events(&engine, "demo-01", "identity_checked");
+    assert_eq!(checked.len(), 1, "the check is evidence");
+    assert_eq!(checked[0].actor, engine.operator().id, "who checked");
+
+    let again = engine.replan_case_view("demo-01", &|_| ()).unwrap();
+    assert_ne!(again.plan_id, view.plan_id, "a new fact: a new plan, decided anew");
+    let cancel = again.steps.iter().find(|s| s.action == "cancel_pending_order").unwrap();
+    assert_eq!(cancel.decision, countersign_engine::views::Decision::Confirm);
+    assert_eq!(cancel.state.as_deref(), Some("waiting"));
+}
