@@ -25,6 +25,8 @@ mod defects;
 mod intake;
 #[path = "engine/pack.rs"]
 mod pack;
+#[path = "engine/provenance.rs"]
+mod provenance;
 
 #[derive(Debug)]
 struct Fixed;
