@@ -27,6 +27,8 @@ mod intake;
 mod pack;
 #[path = "engine/provenance.rs"]
 mod provenance;
+#[path = "engine/statuses.rs"]
+mod statuses;
 
 #[derive(Debug)]
 struct Fixed;
