@@ -73,44 +73,34 @@ impl Vouched {
     }
 }
 
-/// One value whose source the engine derived other than the plan declared it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rederived {
-    pub step_id: String,
-    pub param: String,
-    pub declared: Provenance,
-    pub derived: Provenance,
-}
-
 impl Engine {
     /// A plan from outside the engine, made fit to decide: null values made empty, and
     /// every parameter's source derived from this case's evidence (see the module docs),
     /// whatever the plan declared. `orders` are the facts read for this decision (the
-    /// case's own orders among them vouch for their values). Records nothing.
+    /// case's own orders among them vouch for their values). Records nothing: the plan
+    /// recorded is the derived one; a declared source it overrode is logged.
     pub(crate) fn external_plan(
         &self,
         case: &Case,
         plan: &Plan,
         orders: &BTreeMap<String, OrderFacts>,
-    ) -> Result<(Plan, Vec<Rederived>), EngineError> {
+    ) -> Result<Plan, EngineError> {
         let vouched = self.vouched(case, orders)?;
         let mut plan = countersign_core::validate::without_nulls(&self.policy, plan);
-        let mut changed = Vec::new();
         for step in &mut plan.steps {
             for (name, param) in &mut step.params {
                 let derived = vouched.source(&step.action, name, &param.value);
                 if derived != param.source {
-                    changed.push(Rederived {
-                        step_id: step.id.clone(),
-                        param: name.clone(),
-                        declared: param.source,
-                        derived,
-                    });
+                    tracing::info!(
+                        case = %case.id, plan = %plan.id, step = %step.id, param = %name,
+                        declared = param.source.as_str(), derived = derived.as_str(),
+                        "a plan from outside the engine: source derived from the case's evidence"
+                    );
                     *param = Param { value: param.value.clone(), source: derived };
                 }
             }
         }
-        Ok((plan, changed))
+        Ok(plan)
     }
 
     /// Decide and record a plan from outside the engine (a plan file), its sources derived

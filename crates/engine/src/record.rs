@@ -102,7 +102,7 @@ impl Engine {
     pub fn decide(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
         self.check_external(plan)?;
         let facts = self.gather_facts(case, plan)?;
-        let (plan, _) = self.external_plan(case, plan, &facts.orders)?;
+        let plan = self.external_plan(case, plan, &facts.orders)?;
         Ok(decide(&self.policy, case, &plan, &facts)?)
     }
 
@@ -154,7 +154,7 @@ impl Engine {
         let plan = match origin {
             Origin::Engine => plan,
             Origin::Outside => {
-                outside = self.external_plan(case, plan, &facts.orders)?.0;
+                outside = self.external_plan(case, plan, &facts.orders)?;
                 &outside
             }
         };
