@@ -40,9 +40,14 @@
 //! | `exchange.once` | the status becomes `exchange requested`; no further return or exchange | [`request_exchange`]; `require_delivered` | 409 `order_not_delivered` |
 //!
 //! The store's own additions, not in the dataset (a platform would have them):
-//! `refund.partial` — a partial refund only on a `delivered` order, at most what is still
-//! refundable, in USD, to the original payment method ([`partial_refund`]); addresses
-//! need every field but `address2` ([`validate_address`]); an email is valid and unused.
+//! `refund.partial-delivered-only` — a partial refund only on a `delivered` order (409
+//! `order_not_delivered`), at most what is still refundable, in USD, to the original
+//! payment method ([`partial_refund`]); addresses need every field but `address2`
+//! ([`validate_address`]); an email is valid and unused.
+//!
+//! The seller center's pages offer cancel, refund and shipping-address forms; they call
+//! the same operations, and `rule_items_once_on_the_pages` checks that a modified order's
+//! forms are refused as the API refuses them.
 
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{
