@@ -135,7 +135,9 @@ fn a_pause_refuses_steps_until_cleared() {
     let case = case_file("02-damaged-item-small-refund.json");
     verify_customer(|a| cs(dir.path(), a), &case);
     let before = stdout_json(&cs(dir.path(), &["decide", "--case", case.to_str().unwrap()]));
-    assert_eq!(before["steps"][1]["decision"], "auto", "the small refund runs alone when nothing is paused");
+    assert_eq!(before["steps"][0]["decision"], "auto", "the read runs alone when nothing is paused");
+    // The case file's amount claims `policy`, but a file vouches for nothing: a person checks it.
+    assert_eq!(before["steps"][1]["decision"], "confirm");
 
     let set = cs(
         dir.path(),
@@ -175,7 +177,7 @@ fn a_pause_refuses_steps_until_cleared() {
     assert_eq!(code(&unknown), 1);
 
     let after = stdout_json(&cs(dir.path(), &["decide", "--case", case.to_str().unwrap()]));
-    assert_eq!(after["steps"][1]["decision"], "auto");
+    assert_eq!(after["steps"][1]["decision"], "confirm", "cleared: the refund is back to its own decision");
 
     let bad = cs(dir.path(), &["pause", "set", "--scope", "action", "--value", "refund_partiaI", "--reason", "x"]);
     assert_eq!(code(&bad), 1, "pausing an action the policy does not have is a typo, refused");
@@ -640,4 +642,66 @@ fn a_pasted_conversation_becomes_an_unverified_case_in_the_inbox() {
     );
     assert_ne!(code(&empty), 0);
     assert!(stderr(&empty).contains("empty"), "{}", stderr(&empty));
+}
+
+/// A plan file is untrusted as a whole: the sources it declares are ignored, and a value
+/// counts as `connector` only when a read recorded for the case returned it. Null optional
+/// fields are empty values.
+#[test]
+fn a_plan_file_vouches_for_none_of_its_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The customer typed the order number: the case names no order.
+    let case = d.join("case.json");
+    let case_doc = serde_json::json!({
+        "id": "prov-cli", "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+        "channel": "chat", "customer": {"id": "sofia_rossi_8776", "identity": "verified"},
+        "messages": [{"from": "customer", "text": "Where is my order #W5918442?", "at": "2026-11-20T15:10:00Z"}],
+    });
+    std::fs::write(&case, case_doc.to_string()).unwrap();
+    let plan_file = |id: &str, steps: Value| {
+        let path = d.join(format!("{id}.json"));
+        let plan = serde_json::json!({"id": id, "case_id": "prov-cli", "planner": "scripted", "intent": "order_status",
+                                      "steps": steps});
+        std::fs::write(&path, plan.to_string()).unwrap();
+        path
+    };
+    let read = serde_json::json!([{"id": "s1", "action": "get_order_details",
+                                   "params": {"order_id": {"value": "#W5918442", "source": "connector"}}}]);
+    let case = case.to_str().unwrap();
+    let decide = |plan: &Path| {
+        let o = cs_demo(d, &["--json", "decide", "--case", case, "--plan", plan.to_str().unwrap()]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        stdout_json(&o)
+    };
+
+    let first = plan_file("prov-cli-1", read.clone());
+    let d1 = decide(&first);
+    assert_eq!(d1["steps"][0]["decision"], "confirm", "a `connector` no read of the case returned needs a click: {d1}");
+    assert!(d1["steps"][0]["rule_ids"].as_array().unwrap().iter().any(|r| r == "builtin.provenance"), "{d1}");
+
+    // Countersigned and run, the read is the case's evidence: the same value is trusted now.
+    let o = cs_demo(d, &["--json", "run", "--case", case, "--plan", first.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = cs_demo(d, &["--json", "review", "approve", "prov-cli-1", "s1", "--reason", "her own order", "--run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let second = plan_file("prov-cli-2", read);
+    let d2 = decide(&second);
+    assert_eq!(d2["steps"][0]["decision"], "auto", "a recorded read returned this order id: {d2}");
+
+    // `address2: null` is an empty line; a null required field is refused with a reason.
+    let address = |address2: Value, city: Value| {
+        serde_json::json!([{"id": "s1", "action": "modify_pending_order_address", "params": {
+            "order_id": {"value": "#W5918442", "source": "connector"},
+            "address": {"value": {"address1": "1 Loop Road", "address2": address2, "city": city, "state": "TX",
+                                  "zip": "78701", "country": "USA"}, "source": "customer_message"}}}])
+    };
+    let ok = decide(&plan_file("prov-cli-3", address(Value::Null, "Austin".into())));
+    assert_eq!(ok["steps"][0]["decision"], "confirm", "{ok}");
+    assert!(
+        !ok["steps"][0]["rule_ids"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().starts_with("validate."))
+    );
+    let bad = decide(&plan_file("prov-cli-4", address("".into(), Value::Null)));
+    assert_eq!(bad["steps"][0]["decision"], "forbid", "{bad}");
+    assert!(bad.to_string().contains("\\\"city\\\" is null"), "{bad}");
 }

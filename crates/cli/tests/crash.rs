@@ -140,6 +140,16 @@ impl Harness {
         let _ = child.wait();
     }
 
+    /// `run --case FILE` records the trial's plan, whose step waits (a plan file's values
+    /// are untrusted, so a person checks every write), then the agent countersigns it:
+    /// an approved step that must not be lost.
+    fn queue_and_approve(&self, t: &Trial, ctx: &str) {
+        let queued = self.json(&["--json", "run", "--case", t.file.to_str().unwrap()]);
+        assert_eq!(queued["steps"][0]["state"], "waiting", "{ctx}: {queued}");
+        let approved = self.json(&["--json", "review", "approve", &t.plan_id, "s1", "--reason", "customer confirmed"]);
+        assert_eq!(approved["state"], "approved", "{ctx}");
+    }
+
     fn order(&self, id: &str) -> Value {
         let url = format!("{}/orders/{}", self.server.url(), id.replace('#', "%23"));
         let r = self.http.get(url).bearer_auth(TOKEN).send().unwrap();
@@ -169,7 +179,8 @@ impl Drop for Harness {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
-    /// An auto partial refund of a delivered order: runs at once.
+    /// A partial refund of a delivered order: countersigned first (its amount comes from a
+    /// plan file, which vouches for nothing), then run.
     Refund,
     /// A cancel of a pending order: countersigned first, then run.
     Cancel,
@@ -261,10 +272,12 @@ fn sigkill_at_random_points_never_applies_a_write_twice_nor_loses_an_approved_st
     // Calibration, unkilled: creates the evidence store, and times one whole `run`.
     let (order, customer) = delivered.next().unwrap();
     let warmup = write_trial(&h, 999, Kind::Refund, &order, &customer, "5.00".into());
+    h.queue_and_approve(&warmup, "warm-up");
     h.json(&["--json", "run", "--case", warmup.file.to_str().unwrap()]);
-    let clock = Instant::now();
     let (order, customer) = delivered.next().unwrap();
     let timed = write_trial(&h, 998, Kind::Refund, &order, &customer, "5.00".into());
+    h.queue_and_approve(&timed, "timed");
+    let clock = Instant::now();
     let out = h.json(&["--json", "run", "--case", timed.file.to_str().unwrap()]);
     assert_eq!(out["steps"][0]["state"], "succeeded", "seed {seed}: {out}");
     let full = u64::try_from(clock.elapsed().as_micros()).unwrap();
@@ -283,13 +296,7 @@ fn sigkill_at_random_points_never_applies_a_write_twice_nor_loses_an_approved_st
         let before = h.order(&t.order);
         let ctx = format!("seed {seed}, trial {n} ({kind:?} {} on {})", t.amount, t.order);
 
-        if kind == Kind::Cancel {
-            // Decided and queued (it waits), then countersigned: an approved step that must not be lost.
-            let queued = h.json(&["--json", "run", "--case", t.file.to_str().unwrap()]);
-            assert_eq!(queued["steps"][0]["state"], "waiting", "{ctx}: {queued}");
-            let approved = h.json(&["--json", "review", "approve", &t.plan_id, "s1", "--reason", "customer confirmed"]);
-            assert_eq!(approved["state"], "approved", "{ctx}");
-        }
+        h.queue_and_approve(&t, &ctx);
         // Kill once; one trial in four, kill the restart as well (a crash during recovery).
         h.killed_run(&t.file, Duration::from_micros(rng.below(full * 6 / 5)));
         if rng.below(4) == 0 {

@@ -101,6 +101,12 @@ pub fn check_params(policy: &Policy, def: &ActionDef, step: &Step) -> (Vec<Param
         match step.params.get(name) {
             None if spec.required => issues.push(ParamIssue::Missing(name.clone())),
             None => {}
+            // Null is no value: an optional parameter left empty, a required one missing.
+            Some(p) if p.value.is_null() && spec.required => issues.push(ParamIssue::Invalid {
+                name: name.clone(),
+                problem: "is null, but the action requires a value".into(),
+            }),
+            Some(p) if p.value.is_null() => {}
             Some(p) => match check_value(policy, spec, &p.value) {
                 Ok(Some(m)) => money = Some(m),
                 Ok(None) => {}
@@ -187,11 +193,13 @@ fn check_value(policy: &Policy, spec: &ParamSpec, v: &Value) -> Result<Option<Mo
                     Some(Value::String(_)) => {
                         return Err(format!("address field {k:?} is too long or has control characters"));
                     }
+                    // An optional field left out or null is empty.
+                    None | Some(Value::Null) if k == OPTIONAL_ADDRESS_FIELD => {}
+                    Some(Value::Null) => return Err(format!("address field {k:?} is null, but it is required")),
+                    None => return Err(format!("address field {k:?} is missing")),
                     Some(other) => {
                         return Err(format!("address field {k:?} must be a string, got {}", kind_of(other)));
                     }
-                    None if k == "address2" => {}
-                    None => return Err(format!("address field {k:?} is missing")),
                 }
             }
             Ok(None)
@@ -211,6 +219,31 @@ fn check_value(policy: &Policy, spec: &ParamSpec, v: &Value) -> Result<Option<Mo
             Ok(Some(m))
         }
     }
+}
+
+/// The one address field that may be left empty.
+const OPTIONAL_ADDRESS_FIELD: &str = "address2";
+
+/// A plan with its null values made empty, as a platform must receive them: an optional
+/// parameter whose value is null is left out, and so is an optional address field that is
+/// null. A required parameter (or address field) that is null stays, for
+/// [`check_params`] to refuse with a clear reason. Plans from outside the engine (a plan
+/// file, a model's answer) go through this before they are decided.
+pub fn without_nulls(policy: &Policy, plan: &Plan) -> Plan {
+    let mut plan = plan.clone();
+    for step in &mut plan.steps {
+        let Some(def) = policy.actions.get(&step.action) else { continue };
+        step.params.retain(|name, p| !(p.value.is_null() && def.params.get(name).is_some_and(|s| !s.required)));
+        for (name, p) in &mut step.params {
+            if def.params.get(name).is_some_and(|s| s.ty == ParamType::Address)
+                && let Value::Object(fields) = &mut p.value
+                && fields.get(OPTIONAL_ADDRESS_FIELD).is_some_and(Value::is_null)
+            {
+                fields.remove(OPTIONAL_ADDRESS_FIELD);
+            }
+        }
+    }
+    plan
 }
 
 fn kind_of(v: &Value) -> &'static str {

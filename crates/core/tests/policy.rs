@@ -522,6 +522,52 @@ fn table() -> Vec<Row> {
             vec![want("s1", Confirm, &[])],
         ),
         row(
+            "an address whose optional line is null is an empty line",
+            none,
+            vec![step(
+                "s1",
+                "modify_pending_order_address",
+                vec![
+                    ("order_id", c(json!("#W2"))),
+                    (
+                        "address",
+                        c(json!({"address1": "1 Main St", "address2": null, "city": "Austin", "state": "TX",
+                                 "zip": "78701", "country": "USA"})),
+                    ),
+                ],
+            )],
+            vec![Want { step: "s1", decision: Confirm, has: &[], lacks: &["validate.bad-param"] }],
+        ),
+        row(
+            "an address whose city is null is refused",
+            none,
+            vec![step(
+                "s1",
+                "modify_pending_order_address",
+                vec![
+                    ("order_id", c(json!("#W2"))),
+                    (
+                        "address",
+                        c(json!({"address1": "1 Main St", "city": null, "state": "TX", "zip": "78701",
+                                 "country": "USA"})),
+                    ),
+                ],
+            )],
+            vec![want("s1", Forbid, &["validate.bad-param"])],
+        ),
+        row(
+            "a required parameter that is null is refused",
+            none,
+            vec![step("s1", "cancel_pending_order", vec![("order_id", c(json!("#W2"))), ("reason", c(Value::Null))])],
+            vec![want("s1", Forbid, &["validate.bad-param"])],
+        ),
+        row(
+            "an order whose items were modified is no longer pending",
+            |w| w.facts.orders.get_mut("#W2").unwrap().status = "pending (item modified)".into(),
+            vec![cancel("s1", "#W2")],
+            vec![want("s1", Forbid, &["precondition.order-status"])],
+        ),
+        row(
             "modify address for an unverified customer: advice only",
             unverified,
             vec![step(

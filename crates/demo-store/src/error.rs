@@ -29,6 +29,7 @@ pub enum ErrorCode {
     OrderNotPending,
     OrderNotDelivered,
     ItemsAlreadyModified,
+    PaymentAlreadyChanged,
     EmailInUse,
     AmbiguousCustomer,
     // 413
@@ -68,9 +69,12 @@ impl ErrorCode {
                 StatusCode::NOT_FOUND
             }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            OrderNotPending | OrderNotDelivered | ItemsAlreadyModified | EmailInUse | AmbiguousCustomer => {
-                StatusCode::CONFLICT
-            }
+            OrderNotPending
+            | OrderNotDelivered
+            | ItemsAlreadyModified
+            | PaymentAlreadyChanged
+            | EmailInUse
+            | AmbiguousCustomer => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             InvalidRequest
             | InvalidReason

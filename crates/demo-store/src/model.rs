@@ -83,7 +83,9 @@ impl Customer {
 pub enum OrderStatus {
     #[serde(rename = "pending")]
     Pending,
-    /// Still pending, but its items were modified once and cannot be modified again.
+    /// Its items were modified (once, while `pending`): not yet handed to fulfilment,
+    /// but no longer `pending` — it can no longer be cancelled or modified (items,
+    /// address, payment), as the tau-retail tools rule.
     #[serde(rename = "pending (item modified)")]
     PendingItemModified,
     #[serde(rename = "processed")]
@@ -111,9 +113,11 @@ impl OrderStatus {
         }
     }
 
-    /// Not yet handed to fulfilment: the order may still be changed or cancelled.
+    /// Exactly `pending`: the only status in which an order may be cancelled or modified.
+    /// `pending (item modified)` is not: the one item modification closed the order to
+    /// every further change.
     pub fn is_pending(self) -> bool {
-        matches!(self, OrderStatus::Pending | OrderStatus::PendingItemModified)
+        self == OrderStatus::Pending
     }
 }
 

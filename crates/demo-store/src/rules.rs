@@ -1,6 +1,53 @@
 //! The store's rules: pure functions over the records, no I/O. Each function checks
 //! everything first and changes the records only when the whole change is allowed, so a
 //! refused request leaves nothing half done (the caller also discards the records then).
+//!
+//! These functions are the one place the rules live: the JSON API (`ops.rs`) and the
+//! seller center's forms (`pages/orders.rs`, through the same `ops` functions) both
+//! apply them, so a page can never allow what the API refuses.
+//!
+//! # The tau-retail rules, and where each is enforced
+//!
+//! The seed data comes from the tau-bench retail domain, whose tools
+//! (`cancel_pending_order`, `modify_pending_order_*`, `return_delivered_order_items`,
+//! `exchange_delivered_order_items`) enforce these rules; the store enforces the same
+//! ones, with its own error codes. Each rule has a test over HTTP in
+//! `tests/api/rules.rs` named after its id (`rule_cancel_pending_only`, …).
+//!
+//! | id | rule | where | refused with |
+//! |---|---|---|---|
+//! | `cancel.pending-only` | only a `pending` order can be cancelled (not `pending (item modified)`, `processed`, `delivered`, `cancelled`, `return requested`, `exchange requested`) | [`cancel`] → `require_pending` | 409 `order_not_pending` |
+//! | `cancel.reason` | the reason is `no longer needed` or `ordered by mistake` | [`cancel`] | 422 `invalid_reason` |
+//! | `cancel.refund` | the status becomes `cancelled`; each payment method gets back what it paid, a gift card at once | [`cancel`] → `refund` | — |
+//! | `modify.pending-only` | shipping address, payment method and items change only on a `pending` order | [`change_shipping_address`], [`change_payment_method`], [`modify_items`] → `require_pending` | 409 `order_not_pending` |
+//! | `items.once` | items are modified once: the status becomes `pending (item modified)`, after which the order can no longer be cancelled or modified (items, address, payment) | [`modify_items`]; `require_pending` | 409 `items_already_modified` (items), `order_not_pending` (the rest) |
+//! | `items.in-order` | every item to replace is in the order (an item listed twice must be there twice) | `resolve_swaps` | 422 `item_not_in_order` |
+//! | `items.same-product` | a new item is a variant of the same product (no change of product type) | `resolve_swaps` | 422 `product_mismatch` |
+//! | `items.other-option` | a new item has other options than the old one | `resolve_swaps` | 422 `same_item` |
+//! | `items.available` | a new item is available | `resolve_swaps` | 422 `variant_unavailable` |
+//! | `items.payment` | a payment method of the customer pays (or gets back) the price difference; a gift card must cover it | [`modify_items`] → `check_gift_card_covers` | 422 `payment_method_not_found`, `insufficient_gift_card_balance` |
+//! | `payment.single` | the order holds exactly one payment: a pending order's payment is moved once | [`change_payment_method`] | 409 `payment_already_changed` |
+//! | `payment.different` | the new method is another of the customer's methods | [`change_payment_method`] | 422 `same_payment_method`, `payment_method_not_found` |
+//! | `payment.gift-card` | a gift card must cover the order's total | [`change_payment_method`] → `check_gift_card_covers` | 422 `insufficient_gift_card_balance` |
+//! | `payment.refund` | the old method is refunded (a gift card at once), the new one charged; the status stays `pending` | [`change_payment_method`] | — |
+//! | `return.delivered-only` | only a `delivered` order can be returned | [`request_return`] → `require_delivered` | 409 `order_not_delivered` |
+//! | `return.items` | every item returned is in the order (counting repeats), at least one | [`request_return`] | 422 `item_not_in_order`, `invalid_request` |
+//! | `return.refund-method` | the refund goes to the original payment method or a gift card of the customer | [`request_return`] | 422 `refund_method_not_allowed`, `payment_method_not_found` |
+//! | `return.once` | the status becomes `return requested`; no further return or exchange | [`request_return`]; `require_delivered` | 409 `order_not_delivered` |
+//! | `exchange.delivered-only` | only a `delivered` order can be exchanged | [`request_exchange`] → `require_delivered` | 409 `order_not_delivered` |
+//! | `exchange.items` | as `items.*`: in the order, same product, other options, available | `resolve_swaps` | 422 as `items.*` |
+//! | `exchange.payment` | a payment method of the customer settles the difference; a gift card must cover it | [`request_exchange`] → `check_gift_card_covers` | 422 `payment_method_not_found`, `insufficient_gift_card_balance` |
+//! | `exchange.once` | the status becomes `exchange requested`; no further return or exchange | [`request_exchange`]; `require_delivered` | 409 `order_not_delivered` |
+//!
+//! The store's own additions, not in the dataset (a platform would have them):
+//! `refund.partial-delivered-only` — a partial refund only on a `delivered` order (409
+//! `order_not_delivered`), at most what is still refundable, in USD, to the original
+//! payment method ([`partial_refund`]); addresses need every field but `address2`
+//! ([`validate_address`]); an email is valid and unused.
+//!
+//! The seller center's pages offer cancel, refund and shipping-address forms; they call
+//! the same operations, and `rule_items_once_on_the_pages` checks that a modified order's
+//! forms are refused as the API refuses them.
 
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{
@@ -14,13 +61,19 @@ pub const CANCEL_REASONS: [&str; 2] = ["no longer needed", "ordered by mistake"]
 
 const MAX_TEXT: usize = 200;
 
+/// `cancel.pending-only`, `modify.pending-only`, `items.once`: exactly `pending`.
 fn require_pending(order: &Order, action: &str) -> Result<(), ApiError> {
     if order.status.is_pending() {
         return Ok(());
     }
+    let why = if order.status == OrderStatus::PendingItemModified {
+        "; its items were modified, after which an order can no longer be cancelled or modified"
+    } else {
+        ""
+    };
     Err(ApiError::new(
         ErrorCode::OrderNotPending,
-        format!("order {} is {}; only a pending order can be {action}", order.order_id, order.status.as_str()),
+        format!("order {} is {}; only a pending order can be {action}{why}", order.order_id, order.status.as_str()),
     ))
 }
 
@@ -153,8 +206,22 @@ pub fn change_shipping_address(order: &mut Order, address: Address) -> Result<()
 /// the old methods are refunded (gift cards at once) and the new one charged.
 pub fn change_payment_method(order: &mut Order, customer: &mut Customer, new_method: &str) -> Result<(), ApiError> {
     check_owner(order, customer)?;
-    payment_method_of(customer, new_method)?;
     require_pending(order, "changed")?;
+    payment_method_of(customer, new_method)?;
+    // The dataset's tool wants exactly one payment on the order, so a pending order's
+    // payment moves once (a change leaves a payment, a refund and a payment).
+    let single = matches!(order.payment_history.as_slice(), [t] if t.transaction_type == TransactionType::Payment);
+    if !single {
+        return Err(ApiError::new(
+            ErrorCode::PaymentAlreadyChanged,
+            format!(
+                "order {} no longer holds exactly one payment ({} transactions): its payment method was already \
+                 changed, and a pending order's payment can be changed once",
+                order.order_id,
+                order.payment_history.len()
+            ),
+        ));
+    }
     let nets = order.net_paid_by_method();
     if nets.iter().all(|(method, _)| method == new_method) {
         return Err(ApiError::new(

@@ -183,15 +183,16 @@ impl Engine {
         Ok(PlanRun { planned, opened })
     }
 
-    /// Record a plan someone wrote (a plan file) as the case's plan in force: decided and
-    /// recorded like a planner's ([`Engine::process`]), and, like planning again, the
-    /// waiting steps of the case's other plans are invalidated.
+    /// Record a plan someone wrote (a plan file) as the case's plan in force: its sources
+    /// derived again from the case's evidence ([`crate::provenance`]), then decided and
+    /// recorded like a planner's, and, like planning again, the waiting steps of the case's
+    /// other plans are invalidated.
     ///
     /// A plan recorded before is not recorded again and replaces nothing: submitting the
     /// same plan file twice must not undo a later plan or an agent's edit.
     pub fn submit_plan(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
         let new = self.recorded_decision(&case.id, &plan.id)?.is_none();
-        let decision = self.process(case, plan)?;
+        let decision = self.process_outside(case, plan)?;
         if new {
             self.supersede(&case.id, &plan.id, &format!("replaced by plan {}", plan.id))?;
         }

@@ -28,6 +28,7 @@ pub mod managed;
 mod pause;
 pub mod planners;
 pub mod planning;
+pub mod provenance;
 mod record;
 mod review;
 pub mod views;

@@ -14,7 +14,8 @@
 //! After planning, parameter provenance is checked against what the reads returned: a
 //! parameter that claims to come from the connector (or the agent, or the policy) but
 //! whose value no read returned and the case does not carry is downgraded to `model`
-//! provenance, so the policy's provenance rule sees it for what it is.
+//! provenance, so the policy's provenance rule sees it for what it is. (A plan from
+//! outside the engine is not checked but re-derived: see [`crate::provenance`].)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -260,26 +261,10 @@ pub fn visible_fields(response: &Value, reads: &[String]) -> Value {
     }
 }
 
-fn contains_value(haystack: &Value, needle: &Value) -> bool {
-    if haystack == needle {
-        return true;
-    }
-    match haystack {
-        Value::Object(m) => m.values().any(|v| contains_value(v, needle)),
-        Value::Array(a) => a.iter().any(|v| contains_value(v, needle)),
-        _ => false,
-    }
-}
-
-/// Does `value` (a parameter value) come from something a read returned? A list or an
-/// object is backed when each of its leaves is.
+/// Does `value` (a parameter value) come from something a read returned, or from the
+/// case's structured fields? The one test of [`crate::provenance::backed`].
 fn backed(value: &Value, reads: &[PlanningRead], case: &Case) -> bool {
-    match value {
-        Value::Array(items) => !items.is_empty() && items.iter().all(|v| backed(v, reads, case)),
-        Value::Object(m) => !m.is_empty() && m.values().all(|v| v.is_null() || backed(v, reads, case)),
-        Value::String(s) if s.is_empty() => true,
-        v => carried(v, reads, case),
-    }
+    crate::provenance::backed(value, &|v| carried(v, reads, case))
 }
 
 /// Is `value` carried by the case's structured fields (its orders, its customer) or by
@@ -288,7 +273,8 @@ fn carried(value: &Value, reads: &[PlanningRead], case: &Case) -> bool {
     let in_case = value
         .as_str()
         .is_some_and(|s| case.order_ids.iter().any(|o| o == s) || case.customer.as_ref().is_some_and(|c| c.id == s));
-    in_case || reads.iter().filter_map(|r| r.response.as_ref()).any(|resp| contains_value(resp, value))
+    in_case
+        || reads.iter().filter_map(|r| r.response.as_ref()).any(|resp| crate::provenance::contains_value(resp, value))
 }
 
 /// Each citation of the planned draft checked against the passages its searches returned.
@@ -345,6 +331,8 @@ impl Engine {
             .plan(case, &recorder)
             .map_err(|e| EngineError::Planner { planner: planner.name().to_string(), message: e.to_string() })?;
         plan.planner = planner.name().to_string();
+        // A model may answer null for a value it left empty.
+        let mut plan = countersign_core::validate::without_nulls(&self.policy, &plan);
         let reads = recorder.reads.into_inner().unwrap_or_default();
         let passages = recorder.passages.into_inner().unwrap_or_default();
         let mut downgraded = Vec::new();
@@ -366,7 +354,7 @@ impl Engine {
         case: &Case,
         planned: &PlannedCase,
     ) -> Result<countersign_core::decide::PlanDecision, EngineError> {
-        self.process_with(case, &planned.plan, Some(planned_citations(planned)))
+        self.process_with(case, &planned.plan, Some(planned_citations(planned)), crate::provenance::Origin::Engine)
     }
 
     /// The policy's decision on a planned case. Records nothing.

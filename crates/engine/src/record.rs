@@ -10,6 +10,7 @@ use countersign_core::model::{Case, Plan};
 use countersign_core::{Outcome, decide};
 use countersign_store::{EventFilter, NewStep, StepFilter};
 
+use crate::provenance::Origin;
 use crate::{DemoCase, Engine, EngineError, StepState, cases};
 
 impl Engine {
@@ -131,10 +132,13 @@ impl Engine {
         Ok(out)
     }
 
-    /// The policy's decision on a plan. Records nothing.
+    /// The policy's decision on a plan from outside the engine (a plan file): its sources
+    /// are derived again from the case's evidence ([`crate::provenance`]). Records nothing.
     pub fn decide(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        self.check_external(plan)?;
         let facts = self.gather_facts(case, plan)?;
-        Ok(decide(&self.policy, case, plan, &facts)?)
+        let plan = self.external_plan(case, plan, &facts.orders)?;
+        Ok(decide(&self.policy, case, &plan, &facts)?)
     }
 
     /// Decide a plan and record the evidence: the case (first time only), the
@@ -145,8 +149,13 @@ impl Engine {
     /// recorded again; its recorded decision is returned. A plan id is bound to its steps:
     /// the same id with other steps (another amount, another order) is a conflict, never
     /// a way to reuse an earlier decision or approval.
+    ///
+    /// The plan's sources are taken as given: this is the path of the engine's own plans
+    /// (a planner's, checked by [`Engine::plan_case`]; an agent's edit) and of callers that
+    /// vouch for theirs. A plan from a file goes through [`Engine::submit_plan`], which
+    /// derives its sources again.
     pub fn process(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
-        self.process_with(case, plan, None)
+        self.process_with(case, plan, None, Origin::Engine)
     }
 
     /// [`Engine::process`], with the reply's citation facts given (from a planning run)
@@ -156,6 +165,7 @@ impl Engine {
         case: &Case,
         plan: &Plan,
         citations: Option<Vec<countersign_core::decide::CitationFact>>,
+        origin: Origin,
     ) -> Result<PlanDecision, EngineError> {
         if let Some(recorded) = self.recorded_decision(&case.id, &plan.id)? {
             let same = recorded.steps.len() == plan.steps.len()
@@ -175,6 +185,14 @@ impl Engine {
             return Ok(recorded);
         }
         let mut facts = self.gather_facts(case, plan)?;
+        let outside;
+        let plan = match origin {
+            Origin::Engine => plan,
+            Origin::Outside => {
+                outside = self.external_plan(case, plan, &facts.orders)?;
+                &outside
+            }
+        };
         if let Some(c) = citations {
             facts.citations = c;
         }
@@ -266,7 +284,7 @@ impl Engine {
         let mut out = Vec::new();
         for (path, file) in samples {
             let plan = file.plan;
-            let decision = self.process(&file.case, &plan)?;
+            let decision = self.process_outside(&file.case, &plan)?;
             out.push(DemoCase {
                 file: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                 case_id: file.case.id.clone(),

@@ -25,6 +25,10 @@ mod defects;
 mod intake;
 #[path = "engine/pack.rs"]
 mod pack;
+#[path = "engine/provenance.rs"]
+mod provenance;
+#[path = "engine/statuses.rs"]
+mod statuses;
 
 #[derive(Debug)]
 struct Fixed;

@@ -56,8 +56,10 @@ impl Order {
         Some(Order { id, status, items, tracking, payment_method })
     }
 
+    /// Exactly `pending`: the only status in which an order may be cancelled or modified.
+    /// An order in `pending (item modified)` is not (its one modification closed it).
     pub(super) fn pending(&self) -> bool {
-        self.status.starts_with("pending")
+        self.status == "pending"
     }
 }
 
@@ -148,6 +150,17 @@ mod tests {
         assert_eq!(a["city"], "Charlotte");
         assert_eq!(a["zip"], "28293");
         assert!(address("it's 55 Grand Ave. Nobody's home").is_none(), "no city, state or zip: ask");
+    }
+
+    #[test]
+    fn only_a_pending_order_is_pending() {
+        let order = |status: &str| Order::parse(serde_json::json!({"order_id": "#W1", "status": status})).unwrap();
+        assert!(order("pending").pending());
+        assert!(
+            !order("pending (item modified)").pending(),
+            "an order whose items were modified can no longer be cancelled or modified"
+        );
+        assert!(!order("processed").pending());
     }
 
     #[test]
