@@ -659,6 +659,7 @@ fn a_plan_file_vouches_for_none_of_its_sources() {
         "messages": [{"from": "customer", "text": "Where is my order #W5918442?", "at": "2026-11-20T15:10:00Z"}],
     });
     std::fs::write(&case, case_doc.to_string()).unwrap();
+    verify_customer(|a| cs_demo(d, a), &case);
     let plan_file = |id: &str, steps: Value| {
         let path = d.join(format!("{id}.json"));
         let plan = serde_json::json!({"id": id, "case_id": "prov-cli", "planner": "scripted", "intent": "order_status",

@@ -102,6 +102,7 @@ fn agent_counts_only_for_a_value_the_agents_own_edit_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine(dir.path());
     let (order, customer) = seed_orders("delivered")[0].clone();
+    engine.record_identity_check("prov-3", &customer, "a one-time code sent to the account's phone").unwrap();
     let refund = |id: &str, amount: &str, source: &str| {
         with_orders(
             case_with(
@@ -149,6 +150,7 @@ fn null_optional_fields_are_empty_values_and_null_required_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine(dir.path());
     let (order, customer) = seed_orders("pending")[0].clone();
+    engine.record_identity_check("prov-4", &customer, "a one-time code sent to the account's phone").unwrap();
     let address = |address2: Value, city: Value| {
         with_orders(
             case_with(

@@ -30,6 +30,7 @@ fn an_order_whose_items_were_modified_passes_no_pending_precondition() {
         }}]),
     );
     file.case.order_ids = vec![ORDER.to_string()];
+    engine.record_identity_check("statuses-1", CUSTOMER, "a one-time code sent to the account's phone").unwrap();
     engine.process(&file.case, &file.plan).unwrap();
     engine.review("statuses-1-a", "s1", Verdict::Approved, "customer confirmed every item").unwrap();
     engine.run_approved("statuses-1").unwrap();
