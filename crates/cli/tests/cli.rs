@@ -659,7 +659,6 @@ fn a_plan_file_vouches_for_none_of_its_sources() {
         "messages": [{"from": "customer", "text": "Where is my order #W5918442?", "at": "2026-11-20T15:10:00Z"}],
     });
     std::fs::write(&case, case_doc.to_string()).unwrap();
-    verify_customer(|a| cs_demo(d, a), &case);
     let plan_file = |id: &str, steps: Value| {
         let path = d.join(format!("{id}.json"));
         let plan = serde_json::json!({"id": id, "case_id": "prov-cli", "planner": "scripted", "intent": "order_status",
@@ -690,7 +689,9 @@ fn a_plan_file_vouches_for_none_of_its_sources() {
     let d2 = decide(&second);
     assert_eq!(d2["steps"][0]["decision"], "auto", "a recorded read returned this order id: {d2}");
 
-    // `address2: null` is an empty line; a null required field is refused with a reason.
+    // `address2: null` is an empty line; a null required field is refused with a reason. (An
+    // address change needs a verified customer: the agent checked her.)
+    verify_customer(|a| cs_demo(d, a), Path::new(case));
     let address = |address2: Value, city: Value| {
         serde_json::json!([{"id": "s1", "action": "modify_pending_order_address", "params": {
             "order_id": {"value": "#W5918442", "source": "connector"},
