@@ -116,6 +116,7 @@ pub struct PolicySummary {
     pub actions: usize,
     pub rules: usize,
     pub signals: usize,
+    /// Promise rules and claim rules of the reply.
     pub reply_rules: usize,
 }
 
@@ -129,7 +130,7 @@ impl PolicySummary {
             actions: p.actions.len(),
             rules: p.rules.len(),
             signals: p.signals.len(),
-            reply_rules: p.reply.promises.len(),
+            reply_rules: p.reply.promises.len() + p.reply.claims.len(),
         }
     }
 }
