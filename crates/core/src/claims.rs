@@ -252,7 +252,8 @@ impl Fact {
     fn stated_by(&self, passage: &Fact) -> bool {
         match (self, passage) {
             (Fact::Quantity { kind, unit, lo, hi }, Fact::Quantity { kind: pk, unit: pu, lo: plo, hi: phi }) => {
-                kind == pk && unit == pu && ((lo == plo && hi == phi) || (lo == hi && hi == phi))
+                // The same range, or a single value that the passage's range ends at.
+                kind == pk && unit == pu && hi == phi && (lo == plo || lo == hi)
             }
             (Fact::Date(a), Fact::Date(b)) => a == b,
             _ => false,

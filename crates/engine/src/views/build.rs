@@ -7,8 +7,8 @@ use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Plan};
 
 use super::{
-    BlobView, CaseView, CitationView, ClaimView, Decision, MessageView, OrderView, ParamView, PromiseView, ReasonView, ReplyCheck,
-    ReplyView, SentView, SignalView, StepView, VerifyView, count, snake,
+    BlobView, CaseView, CitationView, ClaimView, Decision, MessageView, OrderView, ParamView, PromiseView, ReasonView,
+    ReplyCheck, ReplyView, SentView, SignalView, StepView, VerifyView, count, snake,
 };
 use crate::cases::OpenedCase;
 use crate::{LoggedEvent, StepRecord, StepRun};

@@ -72,8 +72,7 @@ fn a_decoy_draft_goes_to_review_with_its_sentence_marked_and_a_faithful_one_stay
     let typed = "Hi Évelyne,\nReturns are free, any time. [1]\nBest regards";
     let check = e.check_reply_view(&case.id, "plan-faithful", typed).unwrap();
     assert_eq!(check.decision, Outcome::Confirm, "{:?}", check.reasons);
-    let flagged: Vec<(&str, &str)> =
-        check.claims.iter().map(|c| (c.claim.as_str(), c.status.as_str())).collect();
+    let flagged: Vec<(&str, &str)> = check.claims.iter().map(|c| (c.claim.as_str(), c.status.as_str())).collect();
     assert_eq!(flagged, [("free", "unsupported"), ("any time", "contradicted")], "{:?}", check.claims);
     let utf16: Vec<u16> = typed.encode_utf16().collect();
     let marked = String::from_utf16(&utf16[check.claims[0].start as usize..check.claims[0].end as usize]).unwrap();
