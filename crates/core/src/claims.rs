@@ -163,10 +163,6 @@ impl Passage<'_> {
     }
 }
 
-fn nothing_cited(order: &[&Passage<'_>]) -> bool {
-    order.is_empty()
-}
-
 fn cited_names(order: &[&Passage<'_>]) -> String {
     order.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
 }
@@ -212,7 +208,7 @@ fn judge_phrase(rule: &ClaimRule, matched: &str, order: &[&Passage<'_>]) -> (Cla
 }
 
 fn unsupported(claim: &str, order: &[&Passage<'_>]) -> String {
-    if nothing_cited(order) {
+    if order.is_empty() {
         format!("no cited passage states {claim:?} (the draft cites none the knowledge base holds)")
     } else {
         format!("no cited passage states {claim:?} (checked {})", cited_names(order))
@@ -284,7 +280,7 @@ const MONTHS: &str = r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june
 
 static MONEY: LazyLock<Regex> = LazyLock::new(|| {
     compile(&format!(
-        r"(?i)(?P<sym>[$€£])\s?(?P<a1>{AMT})(?:\s?(?P<c1>{CODES})\b)?|\b(?P<c2>{CODES})\s?\$?(?P<a2>{AMT})\b|\b(?P<a3>{AMT})\s?(?P<c3>{CODES}|dollars?|euros?)\b"
+        r"(?i)(?P<sym>[$€£])[ \t]?(?P<a1>{AMT})(?:[ \t]?(?P<c1>{CODES})\b)?|\b(?P<c2>{CODES})[ \t]?\$?(?P<a2>{AMT})\b|\b(?P<a3>{AMT})[ \t]?(?P<c3>{CODES}|dollars?|euros?)\b"
     ))
 });
 
@@ -296,7 +292,7 @@ static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
 
 static DATE: LazyLock<Regex> = LazyLock::new(|| {
     compile(&format!(
-        r"(?i)\b(?P<m1>{MONTHS})\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y1>\d{{4}})\b)?|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{MONTHS})\b\.?(?:,?\s+(?P<y2>\d{{4}})\b)?|\b(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})\b|\b(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b"
+        r"(?i)\b(?P<m1>{MONTHS})\.?[ \t]+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?[ \t]+(?P<y1>\d{{4}})\b)?|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?(?P<m2>{MONTHS})\b\.?(?:,?[ \t]+(?P<y2>\d{{4}})\b)?|\b(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})\b|\b(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b"
     ))
 });
 
@@ -308,18 +304,35 @@ fn compile(pattern: &str) -> Regex {
     Regex::new(pattern).expect("claim pattern compiles")
 }
 
+/// Each match of `re` in `text` that `take` accepts; after a match it refuses, the search
+/// goes on from the next character (not after the match), so a refused match hides no
+/// other (`$25\nMay 5`: `25\nMay` overlaps the amount, `May 5` is still a date).
+fn each_match(re: &Regex, text: &str, mut take: impl FnMut(&regex::Captures<'_>) -> bool) {
+    let mut at = 0;
+    while at <= text.len() {
+        let Some(c) = re.captures_at(text, at) else { return };
+        let Some(all) = c.get(0) else { return };
+        at = if take(&c) {
+            all.end().max(all.start() + 1)
+        } else {
+            all.start() + text[all.start()..].chars().next().map_or(1, char::len_utf8)
+        };
+    }
+}
+
 /// Every fact stated in `text`, in order; overlapping matches keep the first.
 fn facts_in(text: &str) -> Vec<Found> {
     let mut found: Vec<(usize, usize, Found)> = Vec::new();
-    let mut add = |start: usize, end: usize, fact: Option<Fact>| {
-        let Some(fact) = fact else { return };
+    let mut add = |start: usize, end: usize, fact: Option<Fact>| -> bool {
+        let Some(fact) = fact else { return false };
         if inside_identifier(text, start, end) || found.iter().any(|(s, e, _)| start < *e && *s < end) {
-            return;
+            return false;
         }
         found.push((start, end, Found { fact, text: text[start..end].trim().to_string() }));
+        true
     };
-    for c in MONEY.captures_iter(text) {
-        let Some(all) = c.get(0) else { continue };
+    each_match(&MONEY, text, |c| {
+        let Some(all) = c.get(0) else { return false };
         let amount = c.name("a1").or(c.name("a2")).or(c.name("a3")).and_then(|a| number(a.as_str()));
         let currency = c.name("c1").or(c.name("c2")).or(c.name("c3")).map_or_else(
             || match c.name("sym").map(|s| s.as_str()) {
@@ -337,14 +350,11 @@ fn facts_in(text: &str) -> Vec<Found> {
             all.start(),
             all.end(),
             amount.map(|a| Fact::Quantity { kind: ClaimKind::Money, unit: currency, lo: a, hi: a }),
-        );
-    }
-    for c in DATE.captures_iter(text) {
-        let Some(all) = c.get(0) else { continue };
-        add(all.start(), all.end(), date(&c));
-    }
-    for c in QUANTITY.captures_iter(text) {
-        let Some(all) = c.get(0) else { continue };
+        )
+    });
+    each_match(&DATE, text, |c| c.get(0).is_some_and(|all| add(all.start(), all.end(), date(c))));
+    each_match(&QUANTITY, text, |c| {
+        let Some(all) = c.get(0) else { return false };
         let lo = c.name("a").and_then(|a| number(a.as_str()));
         let hi = c.name("b").map_or(lo, |b| number(b.as_str()));
         let unit = c.name("unit").map(|u| unit(u.as_str()));
@@ -352,8 +362,8 @@ fn facts_in(text: &str) -> Vec<Found> {
             (Some(lo), Some(hi), Some((kind, unit))) => Some(Fact::Quantity { kind, unit: unit.to_string(), lo, hi }),
             _ => None,
         };
-        add(all.start(), all.end(), fact);
-    }
+        add(all.start(), all.end(), fact)
+    });
     found.sort_by_key(|(s, _, _)| *s);
     found.into_iter().map(|(_, _, f)| f).collect()
 }
@@ -364,7 +374,10 @@ fn inside_identifier(text: &str, start: usize, end: usize) -> bool {
     let before = text[..start].chars().next_back();
     let mut after = text[end..].chars();
     let joined = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '#' | '/'));
-    joined(before) || (matches!(after.next(), Some('-' | '_')) && after.next().is_some_and(char::is_alphanumeric))
+    // A currency sign may follow letters (`US$25`, `C$10`): that is still an amount.
+    let sign = text[start..].starts_with(['$', '€', '£']);
+    (joined(before) && !sign)
+        || (matches!(after.next(), Some('-' | '_')) && after.next().is_some_and(char::is_alphanumeric))
 }
 
 fn unit(u: &str) -> (ClaimKind, &'static str) {
@@ -529,6 +542,7 @@ mod tests {
                 ("30-day".into(), q(Duration, "day", "30", "30")),
             ]
         );
+        assert_eq!(facts("It is US$25.")[0].1, q(Money, "USD", "25", "25"), "a sign after letters is an amount");
         assert_eq!(facts("within thirty days, twenty-four hours, 10% off")[0].1, q(Duration, "day", "30", "30"));
         assert_eq!(facts("within thirty days, twenty-four hours, 10% off")[1].1, q(Duration, "hour", "24", "24"));
         assert_eq!(facts("within thirty days, twenty-four hours, 10% off")[2].1, q(Percent, "%", "10", "10"));
@@ -554,6 +568,21 @@ mod tests {
             "seventeen",
         ] {
             assert!(facts(text).is_empty(), "{text:?}: {:?}", facts(text));
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, every claim marks a sentence of it (a valid span holding the
+        /// sentence), and a passage that is the draft itself states every fact in it.
+        #[test]
+        fn claims_mark_their_sentences_in_any_text(
+            text in "([A-Za-z$€.,!?\\[\\]0-9 -]|\n|days|hours|\\$25|30 days|Friday|May 5|\u{e9}|\u{1F44B}){0,60}"
+        ) {
+            let cited = [Cited { marker: 1, label: "self", text: &text }];
+            for c in check_claims(&[], &text, &cited, &[]) {
+                proptest::prop_assert_eq!(text.get(c.start..c.end), Some(c.sentence.as_str()));
+                proptest::prop_assert_eq!(c.status, ClaimStatus::Supported, "{:?}", c);
+            }
         }
     }
 

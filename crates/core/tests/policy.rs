@@ -1575,6 +1575,13 @@ fn claim_table() -> Vec<ClaimRow> {
             Auto,
         ),
         row(
+            "always happy to help makes no claim; always on its own does",
+            "We're always happy to help.\nRefunds always arrive in 1 week.",
+            &[],
+            &[("1 week", Unsupported), ("always", Unsupported)],
+            Confirm,
+        ),
+        row(
             "any time against a 30-day window",
             "You can return it any time. [1]",
             &[WINDOW],
