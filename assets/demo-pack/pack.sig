@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "b44c27b5c0b13b83"
-signature = "df8c94d460eb140d87f065099a50f3ef6ea0d81840fde9b1a2e153292c6ebc6c0ef1a9b10a84c153c06e6bc1abe27a3af5f991ce78718942c62a0d6e6cdfc607"
+key_id = "c39f8e9648062b13"
+signature = "f7b4cc2dd5e3840db81d1653e9c078ddf077d9742394b5ee7910f3e54bf2e60414fefb7283ab55c9abac4a4c054141c6fd31e6f9d72d9fd46790567eaa4dfb01"
