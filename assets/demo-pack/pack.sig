@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "c39f8e9648062b13"
-signature = "f7b4cc2dd5e3840db81d1653e9c078ddf077d9742394b5ee7910f3e54bf2e60414fefb7283ab55c9abac4a4c054141c6fd31e6f9d72d9fd46790567eaa4dfb01"
+key_id = "59f86bdbf355bc2d"
+signature = "421073b5d90559d1c5e69d7b0b6fa4b2be148f534190692dcb1b43d27971d9c71d048df87ee71d60e73eb1efd56040f25fabebdb1467c50fa572b776584f4104"
