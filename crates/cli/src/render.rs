@@ -134,6 +134,10 @@ pub fn steps(d: &PlanDecision) {
     if let Some(r) = &d.reply {
         let why = r.reasons.first().map(|r| r.text.as_str()).unwrap_or_default();
         println!("  {} {:<30} {}", badge(r.decision), "reply", why);
+        for c in r.claims.iter().filter(|c| c.status != countersign_core::claims::ClaimStatus::Supported) {
+            println!("      {} {:?}: {}", countersign_engine::views::snake(&c.status), c.claim, c.reason);
+            println!("        > {}", c.sentence);
+        }
     }
 }
 
@@ -358,7 +362,12 @@ pub fn case_view(v: &countersign_engine::views::CaseView) {
                 println!("  reply sent by {} at {} — {}{at}{why}", sent.by, sent.at, sent.delivery);
                 println!("    {}", sent.text.replace('\n', "\n    "));
             }
-            None => println!("  reply ({}): {}", countersign_engine::views::snake(&r.decision), r.text),
+            None => {
+                println!("  reply ({}): {}", countersign_engine::views::snake(&r.decision), r.text);
+                for c in r.claims.iter().filter(|c| c.status != "supported") {
+                    println!("    {} {:?}: {}\n      > {}", c.status, c.claim, c.reason, c.sentence);
+                }
+            }
         }
     }
 }

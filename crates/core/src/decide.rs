@@ -36,6 +36,7 @@ use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::claims::{Cited, ClaimCheck, ClaimStatus, Known, check_claims};
 use crate::digest::step_digest;
 use crate::model::{Case, IdentityLevel, IdentityStatus, Operator, Pause, Plan, Step};
 use crate::money::{Currency, Money};
@@ -147,6 +148,12 @@ pub struct CitationFact {
     /// Why it does not resolve (empty when it does).
     #[serde(default)]
     pub detail: String,
+    /// The cited passage's text as the knowledge index holds it (the whole article for a
+    /// citation that names no section), when it resolves. Trusted: the engine reads it
+    /// from the index, never from the draft's quote. The reply's claims are checked
+    /// against it ([`crate::claims`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passage: Option<String>,
 }
 
 /// One reason behind a decision: which rule, what it decided, in words.
@@ -213,6 +220,10 @@ pub struct ReplyDecision {
     pub unresolved_citations: Vec<String>,
     pub owner: String,
     pub approver_roles: Vec<String>,
+    /// Each factual claim of the draft (amount, duration, date, claim phrase) and whether a
+    /// cited passage states it ([`crate::claims`]).
+    #[serde(default)]
+    pub claims: Vec<ClaimCheck>,
 }
 
 /// The decisions on a whole plan.
@@ -882,6 +893,15 @@ fn decide_reply(
             promises.push(PromiseHit { id: p.id.clone(), category: p.category, matched });
         }
     }
+    let claims = reply_claims(policy, plan, facts, draft);
+    for c in &claims {
+        let rule = match c.status {
+            ClaimStatus::Supported => continue,
+            ClaimStatus::Unsupported => "reply.claim-unsupported",
+            ClaimStatus::Contradicted => "reply.claim-contradicted",
+        };
+        acc.add(rule, rp.unsupported_claim, format!("{:?} in \"{}\": {}", c.claim, c.sentence, c.reason));
+    }
     for s in signals {
         acc.add(format!("signal.{}", s.id), s.escalate, format!("{}: the reply goes to a human", s.reason));
     }
@@ -896,5 +916,37 @@ fn decide_reply(
         unresolved_citations: unresolved,
         owner: rp.owner.clone(),
         approver_roles: policy.approvers(decision).to_vec(),
+        claims,
     }
+}
+
+/// The draft's claims checked against the passages it cites that resolve (their text as
+/// the engine read it from the index) and the amounts the case's data carries: the
+/// plan's money steps and the orders' totals.
+fn reply_claims(policy: &Policy, plan: &Plan, facts: &Facts, draft: &crate::model::ReplyDraft) -> Vec<ClaimCheck> {
+    let cited: Vec<Cited<'_>> = (0..draft.citations.len())
+        .filter_map(|i| {
+            let f = facts.citations.get(i).filter(|f| f.resolved)?;
+            Some(Cited { marker: i + 1, label: &f.label, text: f.passage.as_deref()? })
+        })
+        .collect();
+    let mut known = Vec::new();
+    for step in &plan.steps {
+        let Some(p) =
+            policy.actions.get(&step.action).and_then(|d| d.money_param.as_ref()).and_then(|p| step.params.get(p))
+        else {
+            continue;
+        };
+        if let Ok(m) = Money::from_json(&p.value) {
+            let source = format!("step {} ({})", step.id, step.action);
+            known.push(Known { currency: m.currency.to_string(), amount: m.amount, source });
+        }
+    }
+    for o in facts.orders.values() {
+        for (amount, what) in [(o.paid, "paid"), (o.refunded, "refunded"), (o.paid - o.refunded, "refundable")] {
+            let source = format!("order {} ({what})", o.order_id);
+            known.push(Known { currency: o.currency.to_string(), amount, source });
+        }
+    }
+    check_claims(&policy.reply.claims, &draft.text, &cited, &known)
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use countersign_core::claims::ClaimStatus;
 use countersign_core::decide::{CitationFact, CustomerFacts, IdentityFacts, OrderFacts, PriorState, PriorStep};
 use countersign_core::model::{
     Case, Channel, Citation, CustomerRef, IdentityLevel, IdentityStatus, Message, Operator, Param, Pause, PauseScope, Plan,
@@ -173,19 +174,24 @@ fn history(case_id: &str, order: Option<&str>, action: &str, amount: &str, state
 }
 
 /// Citation facts as the engine would find them in a knowledge index holding
-/// `returns-window` v3 and `refund-timing` v2.
+/// `returns-window` v3 and `refund-timing` v2 (with the text of the passage each cites).
 fn index_checks(draft: Option<&ReplyDraft>) -> Vec<CitationFact> {
-    let index = [("returns-window", "3"), ("refund-timing", "2")];
+    let index = [
+        ("returns-window", "3", "A return must be requested within **30 days of delivery**."),
+        ("refund-timing", "2", "Credit cards and PayPal: 5 to 7 business days."),
+    ];
     draft
         .iter()
         .flat_map(|d| d.citations.iter())
         .map(|c| {
-            let resolved =
-                index.iter().any(|(a, v)| *a == c.article_id && c.version.as_deref().is_none_or(|cited| cited == *v));
+            let found = index
+                .iter()
+                .find(|(a, v, _)| *a == c.article_id && c.version.as_deref().is_none_or(|cited| cited == *v));
             CitationFact {
                 label: c.article_id.clone(),
-                resolved,
-                detail: if resolved { String::new() } else { format!("{} not at that version", c.article_id) },
+                resolved: found.is_some(),
+                detail: if found.is_some() { String::new() } else { format!("{} not at that version", c.article_id) },
+                passage: found.map(|(_, _, text)| text.to_string()),
             }
         })
         .collect()
@@ -1719,4 +1725,356 @@ mod props {
             }
         }
     }
+}
+
+// ----------------------------------------------------------- the say layer: claims
+
+/// One draft, the passages it cites (as the index holds them), and what the claim check
+/// must find.
+struct ClaimRow {
+    name: &'static str,
+    draft: &'static str,
+    /// The text of each passage the draft cites, in order (all resolve).
+    cites: &'static [&'static str],
+    /// Passages the engine knows of that the draft does not cite.
+    uncited: &'static [&'static str],
+    /// The draft's own quote on every citation (model output: never evidence).
+    quote: &'static str,
+    steps: fn() -> Vec<Step>,
+    /// (claim as written, status) for every claim found, in order.
+    want: &'static [(&'static str, ClaimStatus)],
+    decision: Outcome,
+}
+
+fn no_steps() -> Vec<Step> {
+    Vec::new()
+}
+
+const WINDOW: &str = "A return must be requested within **30 days of delivery**. Day 30 is the last day.";
+const LIMITS: &str = "- Agents may offer up to **$25** per case.\n- Anything above $25 needs a team lead.";
+const TIMING: &str = "| Credit card | 5 to 7 business days |\n\nBusiness days are Monday to Friday.";
+
+#[allow(clippy::too_many_lines)]
+fn claim_table() -> Vec<ClaimRow> {
+    use ClaimStatus::{Contradicted, Supported, Unsupported};
+    let row = |name, draft, cites, want, decision| ClaimRow {
+        name,
+        draft,
+        cites,
+        uncited: &[],
+        quote: "",
+        steps: no_steps,
+        want,
+        decision,
+    };
+    vec![
+        row(
+            "30 minutes in the passage never supports 30 days",
+            "You can return it within 30 days. [1]",
+            &["Sign-in links expire after 30 minutes."],
+            &[("30 days", Unsupported)],
+            Confirm,
+        ),
+        row(
+            "30 days of delivery supports 30 days",
+            "Hi Ava,\nYou can return it within 30 days. [1]\nBest regards",
+            &[WINDOW],
+            &[("30 days", Supported)],
+            Auto,
+        ),
+        row(
+            "thirty days in words is 30 days",
+            "You have thirty days to send it back. [1]",
+            &[WINDOW],
+            &[("thirty days", Supported)],
+            Auto,
+        ),
+        row(
+            "another number of days is contradicted",
+            "Returns are accepted for 90 days. [1]",
+            &[WINDOW],
+            &[("90 days", Contradicted)],
+            Confirm,
+        ),
+        row(
+            "$25 coupon against $25: the amount is supported (the coupon is still a promise)",
+            "As a gesture, I can offer a $25 coupon. [1]",
+            &[LIMITS],
+            &[("$25", Supported)],
+            Confirm,
+        ),
+        row("25.00 USD is $25", "The limit is 25.00 USD per case. [1]", &[LIMITS], &[("25.00 USD", Supported)], Auto),
+        row("$250 is not $25", "Agents can offer up to $250. [1]", &[LIMITS], &[("$250", Contradicted)], Confirm),
+        row(
+            "free returns against a passage that charges a fee",
+            "Returns are free. [1]",
+            &["Returns cost a $5 fee, deducted from the refund."],
+            &[("free", Contradicted)],
+            Confirm,
+        ),
+        row(
+            "free returns against a passage that says nothing of cost",
+            "Returns are free. [1]",
+            &["Only delivered orders can be returned."],
+            &[("free", Unsupported)],
+            Confirm,
+        ),
+        row(
+            "free returns the passage states",
+            "Returns are free. [1]",
+            &["Returns are free for every order."],
+            &[("free", Supported)],
+            Auto,
+        ),
+        row(
+            "feel free makes no claim",
+            "Feel free to write back if anything is unclear. [1]",
+            &["Only delivered orders can be returned."],
+            &[],
+            Auto,
+        ),
+        row(
+            "always happy to help makes no claim; always on its own does",
+            "We're always happy to help.\nRefunds always arrive in 1 week.",
+            &[],
+            &[("1 week", Unsupported), ("always", Unsupported)],
+            Confirm,
+        ),
+        row(
+            "any time against a 30-day window",
+            "You can return it any time. [1]",
+            &[WINDOW],
+            &[("any time", Contradicted)],
+            Confirm,
+        ),
+        row(
+            "any time no passage states",
+            "You can return it any time. [1]",
+            &["Only delivered orders can be returned."],
+            &[("any time", Unsupported)],
+            Confirm,
+        ),
+        row(
+            "no questions asked",
+            "Send it back, no questions asked.",
+            &[],
+            &[("no questions asked", Unsupported)],
+            Confirm,
+        ),
+        row(
+            "a full refund the passage does not state",
+            "You'll get a full refund. [1]",
+            &["For damaged items, consider a partial refund."],
+            &[("full refund", Contradicted)],
+            Confirm,
+        ),
+        row(
+            "within 7 business days is what 5 to 7 business days ends at",
+            "Refunds to cards appear within 7 business days. [1]",
+            &[TIMING],
+            &[("7 business days", Supported)],
+            Auto,
+        ),
+        row(
+            "5 business days is not 5 to 7",
+            "Refunds to cards appear in 5 business days. [1]",
+            &[TIMING],
+            &[("5 business days", Contradicted)],
+            Confirm,
+        ),
+        row(
+            "business days are not days",
+            "Refunds to cards appear in 5 to 7 days. [1]",
+            &[TIMING],
+            &[("5 to 7 days", Unsupported)],
+            Confirm,
+        ),
+        row(
+            "48 hours is not 2 days (no unit conversion)",
+            "We answer within 48 hours. [1]",
+            &["We answer within 2 days."],
+            &[("48 hours", Unsupported)],
+            Confirm,
+        ),
+        row(
+            "a date no passage states",
+            "Your refund will be there on December 3. [1]",
+            &[TIMING],
+            &[("December 3", Unsupported)],
+            Confirm,
+        ),
+        row(
+            "the order's total is the case's own data",
+            "Your order total was $100.00.",
+            &[],
+            &[("$100.00", Supported)],
+            Auto,
+        ),
+        row("an amount nothing carries", "Your order total was $180.00.", &[], &[("$180.00", Unsupported)], Confirm),
+        ClaimRow {
+            name: "a step's amount is the plan's own",
+            draft: "I've prepared a partial refund of $12.00 for the dent.",
+            steps: || vec![refund("s1", "#W1", "12.00")],
+            want: &[("$12.00", Supported)],
+            ..row("", "", &[], &[], Auto)
+        },
+        ClaimRow {
+            name: "a passage the draft does not cite supports nothing",
+            draft: "Returns are accepted for 90 days. [1]",
+            cites: &["Only delivered orders can be returned."],
+            uncited: &["Returns are accepted for 90 days."],
+            want: &[("90 days", Unsupported)],
+            decision: Confirm,
+            ..row("", "", &[], &[], Auto)
+        },
+        ClaimRow {
+            name: "the draft's own quote is not evidence",
+            draft: "Returns are accepted for 90 days. [1]",
+            cites: &["Only delivered orders can be returned."],
+            quote: "Returns are accepted for 90 days.",
+            want: &[("90 days", Unsupported)],
+            decision: Confirm,
+            ..row("", "", &[], &[], Auto)
+        },
+        row(
+            "order numbers, counts and anchors are not claims",
+            "Order #W2378156 has 3 items; see returns-window#the-30-day-window. [1]",
+            &[WINDOW],
+            &[],
+            Auto,
+        ),
+    ]
+}
+
+#[test]
+fn reply_claims_need_a_cited_passage_that_states_them() {
+    let policy = demo();
+    let mut failures = Vec::new();
+    for row in claim_table() {
+        let mut w = world();
+        let citations: Vec<Citation> = row
+            .cites
+            .iter()
+            .enumerate()
+            .map(|(i, _)| Citation {
+                article_id: format!("article-{}", i + 1),
+                version: None,
+                anchor: Some("section".into()),
+                quote: row.quote.into(),
+            })
+            .collect();
+        w.facts.citations = row
+            .cites
+            .iter()
+            .chain(row.uncited)
+            .enumerate()
+            .map(|(i, text)| CitationFact {
+                label: format!("article-{}#section", i + 1),
+                resolved: true,
+                detail: String::new(),
+                passage: Some((*text).to_string()),
+            })
+            .collect();
+        let plan = Plan {
+            id: "plan-1".into(),
+            case_id: w.case.id.clone(),
+            planner: "test".into(),
+            intent: "support".into(),
+            steps: (row.steps)(),
+            reply: Some(ReplyDraft { text: row.draft.into(), citations }),
+        };
+        let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
+        let r = d.reply.unwrap();
+        let got: Vec<(&str, ClaimStatus)> = r.claims.iter().map(|c| (c.claim.as_str(), c.status)).collect();
+        if got != row.want {
+            failures.push(format!("{}: claims {got:?}, expected {:?} — {:?}", row.name, row.want, r.claims));
+        }
+        if r.decision != row.decision {
+            failures.push(format!(
+                "{}: reply decided {}, expected {} — {:?}",
+                row.name, r.decision, row.decision, r.reasons
+            ));
+        }
+        let flagged = row.want.iter().any(|(_, s)| *s != ClaimStatus::Supported);
+        let has_rule = r.rule_ids.iter().any(|id| id.starts_with("reply.claim-"));
+        if flagged != has_rule {
+            failures
+                .push(format!("{}: a claim rule among {:?} is {has_rule}, expected {flagged}", row.name, r.rule_ids));
+        }
+        for c in &r.claims {
+            if row.draft.get(c.start..c.end) != Some(c.sentence.as_str()) || !c.sentence.contains(&c.claim) {
+                failures.push(format!("{}: {:?} does not mark its sentence in the draft", row.name, c));
+            }
+            if c.status != ClaimStatus::Supported && c.reason.is_empty() {
+                failures.push(format!("{}: {:?} gives no reason", row.name, c));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} claim rows failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn the_marked_sentence_names_the_citation_it_was_checked_against() {
+    let policy = demo();
+    let mut w = world();
+    let text = "Hi Ava,\nGift cards are refunded at once. [1]\nReturns are accepted for 90 days. [2]\nBest regards";
+    let cite =
+        |a: &str| Citation { article_id: a.into(), version: None, anchor: Some("s".into()), quote: String::new() };
+    let plan = Plan {
+        id: "plan-1".into(),
+        case_id: w.case.id.clone(),
+        planner: "test".into(),
+        intent: "support".into(),
+        steps: vec![],
+        reply: Some(ReplyDraft { text: text.into(), citations: vec![cite("refund-timing"), cite("returns-window")] }),
+    };
+    w.facts.citations = vec![
+        CitationFact {
+            label: "refund-timing#s".into(),
+            resolved: true,
+            detail: String::new(),
+            passage: Some(TIMING.into()),
+        },
+        CitationFact {
+            label: "returns-window#s".into(),
+            resolved: true,
+            detail: String::new(),
+            passage: Some(WINDOW.into()),
+        },
+    ];
+    let r = decide(&policy, &w.case, &plan, &w.facts).unwrap().reply.unwrap();
+    let c = &r.claims[0];
+    assert_eq!(c.sentence, "Returns are accepted for 90 days. [2]");
+    assert_eq!(&text[c.start..c.end], c.sentence, "the span marks the sentence in the draft");
+    assert_eq!(c.status, ClaimStatus::Contradicted);
+    assert_eq!(c.citation.as_deref(), Some("[2] returns-window#s"), "the sentence's own citation is asked first");
+    assert!(c.reason.contains("30 days"), "the reason says what the passage states: {}", c.reason);
+    assert!(
+        r.reasons
+            .iter()
+            .any(|x| x.rule == "reply.claim-contradicted" && x.text.contains("Returns are accepted for 90 days")),
+        "the decision's reason quotes the sentence: {:?}",
+        r.reasons
+    );
+
+    // A citation that does not resolve supports nothing, whatever text came with it.
+    w.facts.citations[1].resolved = false;
+    let r = decide(&policy, &w.case, &plan, &w.facts).unwrap().reply.unwrap();
+    assert_eq!(r.claims[0].status, ClaimStatus::Unsupported, "{:?}", r.claims[0]);
+}
+
+#[test]
+fn claim_rules_parse_with_positions() {
+    let e = parse_err(|s| s.replacen("unsupported_claim = \"confirm\"", "unsupported_claim = \"auto\"", 1));
+    let line = line_of(DEMO, "unsupported_claim = \"confirm\"");
+    assert!(e.starts_with(&format!("policy.toml:{line}:")) && e.contains("must go to review"), "{e}");
+    let e = parse_err(|s| s.replacen("ignore = [\"feel free\"", "ignore = [\"--\"", 1));
+    let line = line_of(DEMO, "ignore = [\"feel free\"");
+    assert!(e.starts_with(&format!("policy.toml:{line}:")) && e.contains("could never match"), "{e}");
+    let e = parse_err(|s| s.replacen("id = \"claim.any-time\"", "id = \"claim.free\"", 1));
+    let line = line_of(DEMO, "id = \"claim.any-time\"");
+    assert!(e.starts_with(&format!("policy.toml:{line}:")) && e.contains("duplicate id"), "{e}");
+    let e =
+        parse_err(|s| s.replacen("contradicted_by = [\"within\"", "contradicted_by = [\"within\"]\nwords = [\"x\"", 1));
+    assert!(e.contains("unknown field `words`"), "{e}");
 }

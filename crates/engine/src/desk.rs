@@ -194,7 +194,7 @@ impl Engine {
 
     /// The policy's decision on the reply as the agent has edited it (records nothing).
     pub fn check_reply_view(&self, case_id: &str, plan_id: &str, text: &str) -> Result<ReplyCheck, EngineError> {
-        Ok(views::reply_check(&self.check_reply(&self.case(case_id)?, plan_id, text)?))
+        Ok(views::reply_check(&self.check_reply(&self.case(case_id)?, plan_id, text)?, text))
     }
 
     /// Send the reply as edited. `seen` is the decision the agent was shown: a stricter one

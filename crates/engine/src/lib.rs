@@ -118,6 +118,7 @@ pub struct PolicySummary {
     pub actions: usize,
     pub rules: usize,
     pub signals: usize,
+    /// Promise rules and claim rules of the reply.
     pub reply_rules: usize,
 }
 
@@ -131,7 +132,7 @@ impl PolicySummary {
             actions: p.actions.len(),
             rules: p.rules.len(),
             signals: p.signals.len(),
-            reply_rules: p.reply.promises.len(),
+            reply_rules: p.reply.promises.len() + p.reply.claims.len(),
         }
     }
 }

@@ -295,7 +295,7 @@ pub fn check_citation(citation: &Citation, passages: &BTreeMap<(String, String),
         .filter(|p| p.article_id == citation.article_id)
         .filter(|p| citation.anchor.as_ref().is_none_or(|a| &p.anchor == a))
         .collect();
-    let unresolved = |detail: String| CitationFact { label: label.clone(), resolved: false, detail };
+    let unresolved = |detail: String| CitationFact { label: label.clone(), resolved: false, detail, passage: None };
     if candidates.is_empty() {
         return unresolved(format!("{label} is not a passage the knowledge search returned for this case"));
     }
@@ -308,8 +308,10 @@ pub fn check_citation(citation: &Citation, passages: &BTreeMap<(String, String),
     if quote.is_empty() {
         return unresolved(format!("{label}: the citation quotes nothing, so nothing shows what it relies on"));
     }
-    if candidates.iter().any(|p| normalize_quote(&p.text).contains(&quote)) {
-        CitationFact { label, resolved: true, detail: String::new() }
+    // The passage's text is what the search returned from the index: the claims of the
+    // draft are checked against it, never against the quote.
+    if let Some(p) = candidates.iter().find(|p| normalize_quote(&p.text).contains(&quote)) {
+        CitationFact { label, resolved: true, detail: String::new(), passage: Some(p.text.clone()) }
     } else {
         unresolved(format!("the quoted text is not in {label}"))
     }
@@ -369,11 +371,25 @@ impl Engine {
     }
 
     /// Citation facts for a plan that came without a planning run (a plan file, a recorded
-    /// plan): each citation is resolved against the knowledge index.
+    /// plan, a reply the agent edited): each citation is resolved against the knowledge
+    /// index, and one that resolves carries its passage's text from the index (the whole
+    /// article when it names no section and quotes nothing).
     pub(crate) fn index_citations(&self, plan: &Plan) -> Result<Vec<CitationFact>, EngineError> {
         let mut out = Vec::new();
         for c in plan.reply.iter().flat_map(|r| r.citations.iter()) {
-            let r = self.resolve_citation(c)?;
+            let article = self.store.kb_article(&c.article_id)?;
+            let r = crate::knowledge::resolve_citation(c, article.as_ref());
+            let passage = match (&r, &article) {
+                (crate::knowledge::CitationResolution::Resolved { anchor, .. }, Some(a)) => Some(
+                    a.passages
+                        .iter()
+                        .filter(|p| anchor.as_ref().is_none_or(|anchor| &p.anchor == anchor))
+                        .map(|p| p.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n\n"),
+                ),
+                _ => None,
+            };
             out.push(CitationFact {
                 label: match &c.anchor {
                     Some(a) => format!("{}#{a}", c.article_id),
@@ -381,6 +397,7 @@ impl Engine {
                 },
                 resolved: r.is_resolved(),
                 detail: if r.is_resolved() { String::new() } else { r.describe() },
+                passage,
             });
         }
         Ok(out)

@@ -284,12 +284,30 @@ pub struct PromiseRule {
     pub decision: Outcome,
 }
 
+/// A claim rule: words that state a fact (`free`, `any time`) which a cited passage must
+/// state too (see [`crate::claims`]).
+#[derive(Debug, Clone)]
+pub struct ClaimRule {
+    pub id: String,
+    pub reason: String,
+    /// The claim's words; a passage states the claim when one of them occurs in it.
+    pub patterns: Patterns,
+    /// Phrases in which the words make no claim (`feel free`): taken out of the text first.
+    pub ignore: Vec<Phrase>,
+    /// Phrases that, in a cited passage that does not state the claim, contradict it.
+    pub contradicted_by: Vec<Phrase>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ReplyPolicy {
     pub decision: Outcome,
     pub owner: String,
     pub unresolved_citation: Outcome,
     pub promises: Vec<PromiseRule>,
+    /// A claim (amount, duration, date, claim phrase) no cited passage states, or one a
+    /// cited passage contradicts, makes the reply at least this.
+    pub unsupported_claim: Outcome,
+    pub claims: Vec<ClaimRule>,
 }
 
 /// A checked, immutable policy.
@@ -501,6 +519,13 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
             decision: p.decision.into_inner(),
         });
     }
+    let claims = compile_claims(cx, &mut rule_ids, raw.reply.claims)?;
+    if *raw.reply.unsupported_claim.get_ref() == Outcome::Auto {
+        return Err(cx.err(
+            raw.reply.unsupported_claim.span(),
+            "a reply stating what no cited passage says must go to review: use confirm or stricter",
+        ));
+    }
     if *raw.reply.unresolved_citation.get_ref() == Outcome::Auto {
         return Err(cx.err(
             raw.reply.unresolved_citation.span(),
@@ -525,6 +550,8 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
             owner: raw.reply.owner,
             unresolved_citation: raw.reply.unresolved_citation.into_inner(),
             promises,
+            unsupported_claim: raw.reply.unsupported_claim.into_inner(),
+            claims,
         },
     })
 }
@@ -834,6 +861,35 @@ fn compile_rule(
         case_total_over,
         order_total_over,
     })
+}
+
+fn compile_claims(
+    cx: &Ctx<'_>,
+    ids: &mut BTreeSet<String>,
+    raw: Vec<Spanned<raw::RawClaim>>,
+) -> Result<Vec<ClaimRule>, PolicyError> {
+    let phrase_list = |list: &[Spanned<String>]| -> Result<Vec<Phrase>, PolicyError> {
+        list.iter()
+            .map(|p| {
+                Phrase::new(p.get_ref()).ok_or_else(|| {
+                    cx.err(p.span(), format!("phrase {:?} has no letters or digits: it could never match", p.get_ref()))
+                })
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for c in raw {
+        let span = c.span();
+        let c = c.into_inner();
+        let patterns = compile_patterns(cx, span, &c.phrases, &c.regex)?;
+        if !ids.insert(c.id.get_ref().clone()) {
+            return Err(cx.err(c.id.span(), format!("duplicate id {:?}", c.id.get_ref())));
+        }
+        let ignore = phrase_list(&c.ignore)?;
+        let contradicted_by = phrase_list(&c.contradicted_by)?;
+        out.push(ClaimRule { id: c.id.into_inner(), reason: c.reason, patterns, ignore, contradicted_by });
+    }
+    Ok(out)
 }
 
 fn compile_patterns(

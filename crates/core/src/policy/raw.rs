@@ -174,6 +174,11 @@ pub(super) struct RawReply {
     pub unresolved_citation: Spanned<Outcome>,
     #[serde(default)]
     pub promises: Vec<Spanned<RawPromise>>,
+    /// What a draft whose claim no cited passage states (or one contradicts) needs.
+    #[serde(default = "confirm")]
+    pub unsupported_claim: Spanned<Outcome>,
+    #[serde(default)]
+    pub claims: Vec<Spanned<RawClaim>>,
 }
 
 fn confirm() -> Spanned<Outcome> {
@@ -192,4 +197,23 @@ pub(super) struct RawPromise {
     pub regex: Vec<Spanned<String>>,
     #[serde(default = "confirm")]
     pub decision: Spanned<Outcome>,
+}
+
+/// Words that make a factual claim (`free`, `any time`): a draft that says one needs a
+/// cited passage that says it too.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClaim {
+    pub id: Spanned<String>,
+    pub reason: String,
+    #[serde(default)]
+    pub phrases: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub regex: Vec<Spanned<String>>,
+    /// Phrases in which the words make no claim (`feel free`).
+    #[serde(default)]
+    pub ignore: Vec<Spanned<String>>,
+    /// Phrases that, in a cited passage, say the opposite (`fee` for `free`).
+    #[serde(default)]
+    pub contradicted_by: Vec<Spanned<String>>,
 }

@@ -7,8 +7,8 @@ use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Plan};
 
 use super::{
-    BlobView, CaseView, CitationView, Decision, MessageView, OrderView, ParamView, PromiseView, ReasonView, ReplyCheck,
-    ReplyView, SentView, SignalView, StepView, VerifyView, count, snake,
+    BlobView, CaseView, CitationView, ClaimView, Decision, MessageView, OrderView, ParamView, PromiseView, ReasonView,
+    ReplyCheck, ReplyView, SentView, SignalView, StepView, VerifyView, count, snake,
 };
 use crate::cases::OpenedCase;
 use crate::{LoggedEvent, StepRecord, StepRun};
@@ -101,8 +101,24 @@ fn steps_of(plan: &Plan, decided: &PlanDecision, queue: &[StepRecord], runs: &[S
         .collect()
 }
 
-/// The policy's reply decision as the UI shows it.
-pub fn reply_check(rd: &ReplyDecision) -> ReplyCheck {
+/// A claim check as the UI shows it; `text` is the draft it was checked in (its byte
+/// offsets become UTF-16 ones).
+fn claim_view(text: &str, c: &countersign_core::claims::ClaimCheck) -> ClaimView {
+    let utf16 = |byte: usize| count(text.get(..byte).map_or(0, |t| t.encode_utf16().count()));
+    ClaimView {
+        sentence: c.sentence.clone(),
+        start: utf16(c.start),
+        end: utf16(c.end),
+        claim: c.claim.clone(),
+        kind: snake(&c.kind),
+        status: snake(&c.status),
+        citation: c.citation.clone(),
+        reason: c.reason.clone(),
+    }
+}
+
+/// The policy's reply decision on `text` as the UI shows it.
+pub fn reply_check(rd: &ReplyDecision, text: &str) -> ReplyCheck {
     ReplyCheck {
         decision: rd.decision,
         reasons: reasons(&rd.reasons),
@@ -112,6 +128,7 @@ pub fn reply_check(rd: &ReplyDecision) -> ReplyCheck {
             .map(|p| PromiseView { id: p.id.clone(), category: snake(&p.category), matched: p.matched.clone() })
             .collect(),
         unresolved_citations: rd.unresolved_citations.clone(),
+        claims: rd.claims.iter().map(|c| claim_view(text, c)).collect(),
     }
 }
 
@@ -132,7 +149,7 @@ pub fn case_view(
     let earlier = opened.earlier.iter().flat_map(|(p, d)| steps_of(p, d, queue, runs)).collect();
     let reply = plan.reply.as_ref().map(|draft| {
         let rd = decided.reply.as_ref();
-        let check = rd.map(reply_check);
+        let check = rd.map(|rd| reply_check(rd, &draft.text));
         ReplyView {
             text: draft.text.clone(),
             citations: draft
@@ -151,7 +168,8 @@ pub fn case_view(
             reasons: check.as_ref().map(|c| c.reasons.clone()).unwrap_or_default(),
             rule_ids: rd.map(|r| r.rule_ids.clone()).unwrap_or_default(),
             promises: check.as_ref().map(|c| c.promises.clone()).unwrap_or_default(),
-            unresolved_citations: check.map(|c| c.unresolved_citations).unwrap_or_default(),
+            unresolved_citations: check.as_ref().map(|c| c.unresolved_citations.clone()).unwrap_or_default(),
+            claims: check.map(|c| c.claims).unwrap_or_default(),
             sent: sent.clone(),
         }
     });

@@ -141,6 +141,29 @@ pub struct PromiseView {
     pub matched: String,
 }
 
+/// A factual claim of the reply (an amount, a duration, a date, a claim phrase such as
+/// `free`) and whether a passage the reply cites states it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ClaimView {
+    /// The sentence that makes the claim.
+    pub sentence: String,
+    /// Where the sentence is in the text that was checked, in UTF-16 code units (what a
+    /// JavaScript string's `slice` takes): `text.slice(start, end) === sentence`.
+    pub start: u32,
+    pub end: u32,
+    /// The claim as written (`30 days`), or the claim phrase that matched (`free`).
+    pub claim: String,
+    /// `money`, `duration`, `percent`, `date` or `phrase`.
+    pub kind: String,
+    /// `supported`, `unsupported` or `contradicted`.
+    pub status: String,
+    /// The citation it was checked against (`[1] article#anchor`), when one states or
+    /// contradicts it.
+    pub citation: Option<String>,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReplyView {
@@ -151,6 +174,8 @@ pub struct ReplyView {
     pub rule_ids: Vec<String>,
     pub promises: Vec<PromiseView>,
     pub unresolved_citations: Vec<String>,
+    /// Every claim of the draft and whether its citations state it.
+    pub claims: Vec<ClaimView>,
     /// The reply as sent, once it has been.
     pub sent: Option<SentView>,
 }
@@ -181,6 +206,8 @@ pub struct ReplyCheck {
     pub reasons: Vec<ReasonView>,
     pub promises: Vec<PromiseView>,
     pub unresolved_citations: Vec<String>,
+    /// Every claim of the text and whether the reply's citations state it.
+    pub claims: Vec<ClaimView>,
 }
 
 /// A blob of evidence (a screenshot, a page snapshot), base64-encoded.

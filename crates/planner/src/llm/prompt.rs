@@ -155,7 +155,10 @@ inferred it). Sources are checked against what the reads returned.\n\
 - reply: a draft to the customer in the customer's language, or null. Cite the passages it relies on: \
 article_id, version and anchor as search_knowledge returned them, and quote, a verbatim span of that \
 passage's text. Cite only passages you were given. Do not promise what the knowledge base does not \
-say; if you do not know something, say so or ask.\n\
+say; if you do not know something, say so or ask. Every amount, duration, date and claim such as \
+\"free\", \"any time\" or \"full refund\" in the reply must be stated by a passage it cites, with the \
+same number and unit (30 minutes is not 30 days): the policy checks each one and sends a reply that \
+states anything else to a person.\n\
 - If the customer is not identified, identify them first (find_customer_by_email, \
 find_customer_by_name_zip) or ask for what you need.\n\
 \n\
