@@ -126,6 +126,14 @@ impl World {
     }
 }
 
+/// Process a case whose customer an agent verified themselves (a one-time code): the demo
+/// policy's writes need it, and a case file's own claim counts for nothing.
+fn process_verified(engine: &Engine, file: &CaseFile) {
+    let customer = &file.case.customer.as_ref().unwrap().id;
+    engine.record_identity_check(&file.case.id, customer, "a one-time code sent to the account's phone").unwrap();
+    engine.process(&file.case, &file.plan).unwrap();
+}
+
 fn cancel_case() -> CaseFile {
     CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap()
 }
@@ -133,7 +141,7 @@ fn cancel_case() -> CaseFile {
 /// The demo cancel case processed, its auto read run, its cancel approved (not yet run).
 fn approved_cancel(engine: &Engine) -> CaseFile {
     let file = cancel_case();
-    engine.process(&file.case, &file.plan).unwrap();
+    process_verified(engine, &file);
     engine.run_approved(&file.case.id).unwrap();
     engine.review(&file.plan.id, "s2", Verdict::Approved, "ok").unwrap();
     file
@@ -172,7 +180,7 @@ fn a_read_step_returns_the_orders_fields_with_screenshot_and_snapshot() {
     w.sign_in_by_hand();
     let engine = w.engine(Arc::new(w.connector()));
     let file = cancel_case();
-    engine.process(&file.case, &file.plan).unwrap();
+    process_verified(&engine, &file);
     let runs = engine.run_approved(&file.case.id).unwrap();
     assert_eq!(runs.len(), 1, "only the read is auto: {runs:?}");
     assert_eq!(runs[0].state, StepState::Succeeded, "{runs:?}");
@@ -206,7 +214,7 @@ fn a_confirmed_write_waits_then_runs_after_approval_and_the_store_changed() {
     w.sign_in_by_hand();
     let engine = w.engine(Arc::new(w.connector()));
     let file = cancel_case();
-    engine.process(&file.case, &file.plan).unwrap();
+    process_verified(&engine, &file);
     engine.run_approved(&file.case.id).unwrap();
     assert_eq!(w.order()["status"], "pending", "nothing is submitted before the approval");
 
@@ -279,7 +287,7 @@ fn an_ended_session_is_needs_human_and_the_connector_does_not_sign_in() {
     w.settings(json!({ "end_sessions": true }));
     let runs = engine.run_approved(&file.case.id).unwrap();
     assert_eq!(runs[0].code, Some(ErrorCode::NeedsHuman), "{runs:?}");
-    assert_eq!(runs[0].state, StepState::Failed, "stopped at the before-state read, which the evidence shows");
+    assert_eq!(runs[0].state, StepState::Failed, "stopped before the step started, which the evidence shows");
     assert_eq!(w.order()["status"], "pending");
     let done = finished(&engine, &file.case.id, "s2");
     assert_eq!(done["outcome"], "needs_human");
@@ -296,12 +304,13 @@ fn an_ended_session_is_needs_human_and_the_connector_does_not_sign_in() {
 }
 
 #[test]
-fn verification_at_the_before_state_read_is_recorded_with_the_page_and_its_screenshot() {
+fn verification_before_the_step_starts_is_recorded_with_the_page_and_its_screenshot() {
     let w = World::start();
     w.sign_in_by_hand();
     let engine = w.engine(Arc::new(w.connector()));
     let file = approved_cancel(&engine);
-    // The interstitial on every page: the order page the before-state is read from asks too.
+    // The interstitial on every page: the order page the facts are read from again (to
+    // decide the step once more, before anything starts) asks too.
     w.settings(json!({ "verify_all": true }));
 
     let runs = engine.run_approved(&file.case.id).unwrap();
@@ -309,7 +318,7 @@ fn verification_at_the_before_state_read_is_recorded_with_the_page_and_its_scree
     assert_eq!(runs[0].code, Some(ErrorCode::NeedsHuman), "{runs:?}");
     assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
     let error = runs[0].error.as_deref().unwrap();
-    assert!(error.contains("reading the state before the step") && error.contains("verify"), "{error}");
+    assert!(error.contains("decide the step again") && error.contains("verify"), "{error}");
     assert_eq!(w.order()["status"], "pending", "nothing was submitted");
 
     let events = engine.log_case(&file.case.id).unwrap();
@@ -318,7 +327,7 @@ fn verification_at_the_before_state_read_is_recorded_with_the_page_and_its_scree
     assert_eq!(s2("step_finished"), 1, "the timeline says why the step stopped");
     let done = finished(&engine, &file.case.id, "s2");
     assert_eq!(done["outcome"], "needs_human");
-    assert_eq!(done["stopped_at"], "before-state read");
+    assert_eq!(done["stopped_at"], "reading the facts to decide the step again");
     assert_eq!(done["error"], error, "the evidence holds the reason the agent saw");
     let evidence = &done["response"]["evidence"];
     assert_eq!(evidence["submitted"], false);
@@ -592,7 +601,7 @@ fn a_javascript_dialog_after_the_submit_click_is_settled_by_the_after_state_neve
     // An alert in the submit handler, after which the form goes: the change was applied,
     // and the step says so with the dialog named, not as a plain success.
     let other = cancel_case_for("#W1006327", "james_johnson_9321", "demo-01-alert");
-    engine.process(&other.case, &other.plan).unwrap();
+    process_verified(&engine, &other);
     engine.run_approved(&other.case.id).unwrap();
     engine.review(&other.plan.id, "s2", Verdict::Approved, "ok").unwrap();
     w.settings(json!({ "dialog": "alert", "dialog_on": "submit" }));

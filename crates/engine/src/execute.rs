@@ -6,7 +6,11 @@
 //! 1. checks: the step is `approved`; decided under the loaded policy; the approval has
 //!    not expired; the stored step still has the digest the approval bound to, and so do
 //!    the plan, the decision and the approval in the (hash-chained) evidence log, so a
-//!    step row edited in the database runs nothing; no active pause covers it;
+//!    step row edited in the database runs nothing; no active pause covers it; decided
+//!    again on the facts read now (the order, the account, earlier money steps, the
+//!    customer's verification): stricter than its approval, or refused now, it is
+//!    invalidated and does not run (a page a person must see while reading them ends the
+//!    step as in 2);
 //! 2. for writes: the before-state read (if it stops on a page a person must see — a
 //!    login or verification page, a page that does not match — the step ends there,
 //!    `approved → failed` with `step_finished` holding what the connector saw; nothing
@@ -233,7 +237,15 @@ impl Engine {
         if let Some(e) = self.paused(&case, &plan.intent, &record.action, step_id)? {
             return Err(e);
         }
-        let redecided = self.decide_again(&record, &case, &plan, &step, decided.as_ref())?;
+        let redecided = match self.decide_again(&record, &case, &plan, &step, decided.as_ref()) {
+            Ok(d) => d,
+            // The facts are read on the platform's pages too: one a person must see (a
+            // login or verification page) ends the step there, with what it saw.
+            Err(EngineError::Connector(e)) if e.evidence().is_some() => {
+                return self.stopped_before_start(&record, e, "reading the facts to decide the step again");
+            }
+            Err(e) => return Err(e),
+        };
 
         let key = idempotency_key(plan_id, step_id, &record.step_digest);
         let is_write = self.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
@@ -243,7 +255,7 @@ impl Engine {
         let before = if is_write {
             match self.connector.read_state(&record.action, &params) {
                 Ok(b) => b,
-                Err(e) if e.evidence().is_some() => return self.stopped_before_start(&record, e),
+                Err(e) if e.evidence().is_some() => return self.stopped_before_start(&record, e, "before-state read"),
                 Err(e) => return Err(EngineError::Connector(e)),
             }
         } else {
@@ -375,13 +387,18 @@ impl Engine {
     /// page, a page that does not match): nothing was started or sent. The step ends there
     /// like one the call stopped (`approved → failed`, `step_finished` with the outcome and
     /// what the connector saw: URL, screenshot by blob hash), so the timeline says why.
-    fn stopped_before_start(&self, record: &StepRecord, e: ConnectorError) -> Result<StepRun, EngineError> {
+    fn stopped_before_start(
+        &self,
+        record: &StepRecord,
+        e: ConnectorError,
+        moment: &str,
+    ) -> Result<StepRun, EngineError> {
         let needs_human = matches!(e, ConnectorError::NeedsHuman { .. });
         let outcome = if needs_human { StepOutcome::NeedsHuman } else { StepOutcome::Failed };
         let Some(evidence) = e.evidence().cloned() else { return Err(EngineError::Connector(e)) };
         let response = serde_json::json!({ "evidence": evidence });
-        let error = Some(format!("reading the state before the step: {e}"));
-        let stopped_at = Some("before-state read".to_owned());
+        let error = Some(format!("{moment}: {e}"));
+        let stopped_at = Some(moment.to_owned());
         let ended = Ended {
             outcome,
             before: Value::Null,
