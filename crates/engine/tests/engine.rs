@@ -1298,17 +1298,13 @@ fn supervisor_steps_need_a_team_lead_who_proves_it_on_the_roster() {
 /// Sets a pause (through a second engine on the same data dir, as another seat would)
 /// while the executor reads the before-state: after its pause check, before its start.
 fn pause_during_read(inner: HttpConnector, data: PathBuf) -> Intercept {
-    let done = std::sync::atomic::AtomicBool::new(false);
-    Intercept {
+    change_before_send(
         inner,
-        call: None,
-        before_read_state: Some(Box::new(move || {
-            if !done.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                let other = open(&data);
-                other.pause_set(PauseScope::Action, "refund_partial", "incident, set from another seat").unwrap();
-            }
-        })),
-    }
+        Arc::new(move || {
+            let other = open(&data);
+            other.pause_set(PauseScope::Action, "refund_partial", "incident, set from another seat").unwrap();
+        }),
+    )
 }
 
 #[test]
