@@ -341,6 +341,10 @@ impl Connector for HttpConnector {
         }
     }
 
+    fn honours_idempotency(&self, action: &str) -> bool {
+        self.catalog.actions.get(action).is_some_and(|s| s.kind == Kind::Write && s.idempotent)
+    }
+
     fn customer_facts(&self, customer_id: &str) -> Result<Option<CustomerFacts>, ConnectorError> {
         let map = self.catalog.customer_facts.as_ref().ok_or_else(|| ConnectorError::Unsupported {
             what: format!("customer facts: the catalog {} has no [facts.customer]", self.catalog.file),

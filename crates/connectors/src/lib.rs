@@ -212,6 +212,14 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
         Err(ConnectorError::Unsupported { what: "customer facts".into() })
     }
 
+    /// Does the platform honour an idempotency key for this write (the same key answers
+    /// the first result, or applies once)? Then an uncertain write is settled by sending
+    /// it again under the same key; otherwise only by reading its target.
+    fn honours_idempotency(&self, action: &str) -> bool {
+        let _ = action;
+        false
+    }
+
     /// Run an identity look-up (a read whose values the customer gave) and answer the
     /// account it found, `None` when it found none.
     fn identify(&self, action: &str, params: &Map<String, Value>) -> Result<Option<String>, ConnectorError> {

@@ -41,6 +41,22 @@ pub enum StepOutcome {
     NeedsHuman,
 }
 
+/// How a write is known not to have applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotAppliedBy {
+    /// The platform refused it (its own answer, to the request or to the same request
+    /// sent again under the same key).
+    PlatformRefused,
+    /// Nothing was sent: it stopped before the call or the submit.
+    NothingSent,
+    /// The target stayed as it was through the settling window (a platform that takes
+    /// no idempotency key: read back, never resent).
+    Unchanged,
+    /// A team lead settled it by hand, with a reason.
+    ByHand,
+}
+
 /// A pause switch being set or cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -169,6 +185,35 @@ pub enum Event {
         /// read`: a page a person must see came up while reading the state).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stopped_at: Option<String>,
+        /// For a step that did not apply: how that is known (what a retry may do with
+        /// the idempotency key depends on it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_applied: Option<NotAppliedBy>,
+    },
+    /// A failed or not-applied step is tried again: under its approval when nothing
+    /// changed and the approval holds, otherwise waiting for a new countersignature. The
+    /// idempotency key stays the same unless the platform's own answer showed the earlier
+    /// attempt did not apply.
+    StepRetried {
+        plan_id: String,
+        step_id: String,
+        /// The step decided again now.
+        decision: StepDecision,
+        /// The earlier approval still holds (`false`: it waits for a new one).
+        under_approval: bool,
+        idempotency_key: String,
+        /// A new key (the platform's answer showed the earlier attempt did not apply).
+        fresh_key: bool,
+        /// Why a new key, or why the same one.
+        key_reason: String,
+    },
+    /// A team lead settled a step whose outcome was unknown, from what they saw on the
+    /// platform.
+    StepSettled {
+        plan_id: String,
+        step_id: String,
+        applied: bool,
+        reason: String,
     },
     ReplySent {
         plan_id: String,
@@ -287,6 +332,8 @@ impl Event {
             Event::ReviewRefused { .. } => "review_refused",
             Event::StepStarted { .. } => "step_started",
             Event::StepFinished { .. } => "step_finished",
+            Event::StepRetried { .. } => "step_retried",
+            Event::StepSettled { .. } => "step_settled",
             Event::ReplySent { .. } => "reply_sent",
             Event::ReplyDelivered { .. } => "reply_delivered",
             Event::CaseAssigned { .. } => "case_assigned",

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use countersign_connectors::{CallRecord, ConnectorError, ExpectationError, SubmitGate};
 use countersign_core::Outcome;
 use countersign_core::decide::StepDecision;
-use countersign_core::evidence::{Event, StepOutcome, Verdict};
+use countersign_core::evidence::{Event, NotAppliedBy, StepOutcome, Verdict};
 use countersign_core::model::{Case, Plan, Step};
 use countersign_core::policy::Kind;
 use countersign_store::{PauseGuard, StepFilter, StepRecord, StepState, StepUpdate, StoreError};
@@ -79,12 +79,15 @@ impl SubmitGate for PauseGate<'_> {
     }
 }
 
-/// The idempotency key a write carries: the same step of the same plan always gets
-/// the same key, so a repeat is recognised by the platform; another plan's identical
-/// step gets another key.
-pub fn idempotency_key(plan_id: &str, step_id: &str, step_digest: &str) -> String {
+/// The idempotency key a write carries: the change (the case and the step's digest —
+/// its action and parameters), not the plan that proposed it, so the same change planned
+/// again, decided again or retried carries the same key while an earlier attempt may still
+/// land. `attempt` moves on only once the platform's own answer showed the earlier attempt
+/// did not apply (its refusal is what the platform keeps under the old key).
+pub fn idempotency_key(case_id: &str, step_digest: &str, attempt: u32) -> String {
     let mut h = Sha256::new();
-    for part in [plan_id, step_id, step_digest] {
+    let attempt = attempt.to_string();
+    for part in [case_id, step_digest, attempt.as_str()] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -151,6 +154,10 @@ impl Engine {
                 }
                 Event::ReviewDecided { plan_id, step_id, step_digest, verdict, .. } if ours(&plan_id, &step_id) => {
                     approval = (verdict == Verdict::Approved).then_some((step_digest, e.at));
+                }
+                // Retried without its approval: only a countersignature given after counts.
+                Event::StepRetried { plan_id, step_id, under_approval: false, .. } if ours(&plan_id, &step_id) => {
+                    approval = None;
                 }
                 _ => {}
             }
@@ -247,7 +254,19 @@ impl Engine {
             Err(e) => return Err(e),
         };
 
-        let key = idempotency_key(plan_id, step_id, &record.step_digest);
+        // Set on a retry; otherwise the change's first key.
+        let key = record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &record.step_digest, 0));
+        if let Some(other) = self.same_change_in_flight(&record)? {
+            return Err(EngineError::Conflict {
+                message: format!(
+                    "an earlier attempt of the same change (step {} of plan {}) is {} and may still land: it settles first \
+                     (reconciled by the executor, or settled by a team lead)",
+                    other.step_id,
+                    other.plan_id,
+                    other.state.as_str()
+                ),
+            });
+        }
         let is_write = self.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
         let params = params_of(&step);
         // The before-state is read first and recorded in the durable `started` event,
@@ -323,13 +342,13 @@ impl Engine {
                     // Accepted, but the result cannot be seen yet: unknown until a read shows it.
                     let error = format!("the platform accepted the write but its state could not be read after: {e}");
                     self.finish_with(&running, StepOutcome::Unknown, before, Value::Null, Some(&call), Some(error))?;
-                    self.reconcile(plan_id, step_id)
+                    self.settle_soon(plan_id, step_id)
                 }
             },
             Err(e @ (ConnectorError::Timeout | ConnectorError::Transport(_))) if is_write => {
                 // It may or may not have been applied: find out by reading, never by retrying.
                 self.finish_error(&running, StepOutcome::Unknown, before, e)?;
-                self.reconcile(plan_id, step_id)
+                self.settle_soon(plan_id, step_id)
             }
             Err(
                 e @ (ConnectorError::ServerError { .. }
@@ -407,6 +426,7 @@ impl Engine {
             response,
             error,
             stopped_at,
+            not_applied: Some(NotAppliedBy::NothingSent),
         };
         let run = self.finish_recorded(record, ended)?;
         Ok(StepRun { code: needs_human.then_some(ErrorCode::NeedsHuman), ..run })
@@ -467,10 +487,18 @@ impl Engine {
             Err(read) => (StepOutcome::Unknown, None, format!("{error}; the state could not be read after ({read})")),
         };
         let after = after.unwrap_or(Value::Null);
-        let ended =
-            Ended { outcome, before, after, request: Value::Null, response, error: Some(note), stopped_at: None };
+        let ended = Ended {
+            outcome,
+            before,
+            after,
+            request: Value::Null,
+            response,
+            error: Some(note),
+            stopped_at: None,
+            not_applied: None,
+        };
         let run = self.finish_recorded(running, ended)?;
-        if outcome == StepOutcome::Unknown { self.reconcile(&running.plan_id, &running.step_id) } else { Ok(run) }
+        if outcome == StepOutcome::Unknown { self.settle_soon(&running.plan_id, &running.step_id) } else { Ok(run) }
     }
 
     /// The step ends with the connector's `error` and no call record (nothing read after).
@@ -481,21 +509,27 @@ impl Engine {
         before: Value,
         error: ConnectorError,
     ) -> Result<StepRun, EngineError> {
-        if let Some(evidence) = error.evidence() {
-            // What the connector saw before it stopped (pages, screenshots) is the response.
-            let response = serde_json::json!({ "evidence": evidence });
-            let ended = Ended {
-                outcome,
-                before,
-                after: Value::Null,
-                request: Value::Null,
-                response,
-                error: Some(error.to_string()),
-                stopped_at: None,
-            };
-            return self.finish_recorded(record, ended);
-        }
-        self.finish_with(record, outcome, before, Value::Null, None, Some(error.to_string()))
+        // The platform's own refusal, or a stop before anything was submitted: known not
+        // to have applied.
+        let not_applied = match &error {
+            ConnectorError::Rejected { .. } => Some(NotAppliedBy::PlatformRefused),
+            ConnectorError::StoppedBeforeSubmit { .. } => Some(NotAppliedBy::NothingSent),
+            e if e.evidence().is_some_and(|ev| ev["submitted"] == Value::Bool(false)) => Some(NotAppliedBy::NothingSent),
+            _ => None,
+        };
+        // What the connector saw before it stopped (pages, screenshots) is the response.
+        let response = error.evidence().map_or(Value::Null, |evidence| serde_json::json!({ "evidence": evidence }));
+        let ended = Ended {
+            outcome,
+            before,
+            after: Value::Null,
+            request: Value::Null,
+            response,
+            error: Some(error.to_string()),
+            stopped_at: None,
+            not_applied,
+        };
+        self.finish_recorded(record, ended)
     }
 
     fn finish_with(
@@ -517,11 +551,14 @@ impl Engine {
             }
             None => (Value::Null, Value::Null),
         };
-        self.finish_recorded(record, Ended { outcome, before, after, request, response, error, stopped_at: None })
+        self.finish_recorded(
+            record,
+            Ended { outcome, before, after, request, response, error, stopped_at: None, not_applied: None },
+        )
     }
 
     fn finish_recorded(&self, record: &StepRecord, ended: Ended) -> Result<StepRun, EngineError> {
-        let Ended { outcome, before, after, request, response, error, stopped_at } = ended;
+        let Ended { outcome, before, after, request, response, error, stopped_at, not_applied } = ended;
         let to = match outcome {
             StepOutcome::Succeeded => StepState::Succeeded,
             StepOutcome::Unknown => StepState::Unknown,
@@ -542,6 +579,7 @@ impl Engine {
                 response,
                 error: error.clone(),
                 stopped_at,
+                not_applied,
             },
         )?;
         Ok(StepRun {
@@ -626,9 +664,13 @@ impl Engine {
             .flatten())
     }
 
-    /// Decide an `unknown` step by reading the platform: if the after-state shows what
-    /// the action promises, it was applied (`succeeded`), otherwise `not_applied`. A
-    /// read that fails leaves it `unknown` for a later try.
+    /// Settle an `unknown` write: where the platform honours idempotency keys, by sending
+    /// the same request again under the same key (it answers the first result, or applies
+    /// it once); elsewhere by reading the target: the change shown → `succeeded`; not
+    /// shown → still `unknown` (the request may yet land) until the target has stayed as it
+    /// was before the step for the settling window, then `not_applied`. A read that fails,
+    /// or an answer that does not come, leaves it `unknown` for a later try (the next start
+    /// tries again), or for a team lead to settle by hand.
     pub fn reconcile(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
         let (record, step) = self.step_in(plan_id, step_id, StepState::Unknown)?;
         let params = params_of(&step);
@@ -643,54 +685,320 @@ impl Engine {
             error: Some(why),
             code: None,
         };
-        let (to, after, error) = if is_write {
-            match self.connector.read_state(&record.action, &params) {
-                Err(e) => {
-                    return Ok(still_unknown(format!("could not reconcile yet: {e}")));
+        if !is_write {
+            let settled = Settled {
+                to: StepState::NotApplied,
+                after: None,
+                call: None,
+                error: Some("a read that did not finish is not repeated automatically".into()),
+                how: "read",
+                not_applied: Some(NotAppliedBy::NothingSent),
+            };
+            return self.record_settled(&record, settled);
+        }
+        let key = record.idempotency_key.clone().filter(|_| self.connector.honours_idempotency(&record.action));
+        if let Some(key) = key {
+            // Sent again, it may apply now: never while a pause covers it.
+            let rec = self.recorded(&record)?;
+            if let Some(paused) = self.paused(&rec.case, &rec.plan.intent, &record.action, step_id)? {
+                return Ok(still_unknown(format!("not sent again while paused ({paused})")));
+            }
+            let call = match self.connector.call(&record.action, &params, Some(&key)) {
+                Ok(call) => call,
+                Err(e @ ConnectorError::Rejected { .. }) => {
+                    let settled = Settled {
+                        to: StepState::NotApplied,
+                        after: None,
+                        call: None,
+                        error: Some(format!("sent again under the same key, the platform refused it: {e}")),
+                        how: "sent again under the same key",
+                        not_applied: Some(NotAppliedBy::PlatformRefused),
+                    };
+                    return self.record_settled(&record, settled);
                 }
-                Ok(after) => {
-                    match self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()) {
-                        Ok(()) => (StepState::Succeeded, after, None),
-                        Err(e @ ExpectationError::Unmet { .. }) => {
-                            (StepState::NotApplied, after, Some(format!("not applied: {e}")))
-                        }
-                        Err(e) => {
-                            // Without what the check needs, the step stays unknown for a person.
-                            return Ok(still_unknown(format!("cannot reconcile automatically: {e}")));
-                        }
-                    }
+                Err(e) => return Ok(still_unknown(format!("sent again under the same key, no answer yet: {e}"))),
+            };
+            let after = match self.connector.read_state(&record.action, &params) {
+                Ok(after) => after,
+                Err(e) => return Ok(still_unknown(format!("the platform answered, but its state could not be read: {e}"))),
+            };
+            let check = self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref());
+            let (to, error) = match check {
+                Ok(()) => (StepState::Succeeded, None),
+                Err(e) => (StepState::Failed, Some(format!("the platform answered but the outcome check failed: {e}"))),
+            };
+            let settled = Settled { to, after, call: Some(call), error, how: "sent again under the same key", not_applied: None };
+            return self.record_settled(&record, settled);
+        }
+        let after = match self.connector.read_state(&record.action, &params) {
+            Ok(after) => after,
+            Err(e) => return Ok(still_unknown(format!("could not reconcile yet: {e}"))),
+        };
+        match self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()) {
+            Ok(()) => {
+                let settled = Settled { to: StepState::Succeeded, after, call: None, error: None, how: "read", not_applied: None };
+                self.record_settled(&record, settled)
+            }
+            Err(e @ ExpectationError::Unmet { .. }) => {
+                let started = self.started_at(&record)?;
+                let waited = started.map(|t| self.clock.now().duration_since(t));
+                let window = self.settle_window;
+                let unchanged = after == before;
+                if unchanged && waited.is_some_and(|w| w >= window) {
+                    let settled = Settled {
+                        to: StepState::NotApplied,
+                        after,
+                        call: None,
+                        error: Some(format!("not applied: {e}; the target stayed as it was for {window:#}")),
+                        how: "read",
+                        not_applied: Some(NotAppliedBy::Unchanged),
+                    };
+                    self.record_settled(&record, settled)
+                } else if unchanged {
+                    Ok(still_unknown(format!(
+                        "not applied so far ({e}); the platform takes no idempotency key and the request may yet land: \
+                         it settles as not applied once the target has stayed as it was for {window:#}"
+                    )))
+                } else {
+                    Ok(still_unknown(format!(
+                        "the target changed, but not as the step would change it ({e}): a team lead settles it by hand"
+                    )))
                 }
             }
-        } else {
-            (StepState::NotApplied, None, Some("a read that did not finish is not repeated automatically".into()))
-        };
+            // Without what the check needs, the step stays unknown for a person.
+            Err(e) => Ok(still_unknown(format!("cannot reconcile automatically: {e}"))),
+        }
+    }
+
+    /// [`Engine::reconcile`] at once, then with back-off for a few seconds while it stays
+    /// `unknown` (a platform slow to apply, or to answer).
+    fn settle_soon(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
+        let mut run = self.reconcile(plan_id, step_id)?;
+        for wait_ms in [250, 500, 1000] {
+            if run.state != StepState::Unknown {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+            run = self.reconcile(plan_id, step_id)?;
+        }
+        Ok(run)
+    }
+
+    fn record_settled(&self, record: &StepRecord, settled: Settled) -> Result<StepRun, EngineError> {
+        let Settled { to, after, call, error, how, not_applied } = settled;
         let outcome = if to == StepState::Succeeded { StepOutcome::Succeeded } else { StepOutcome::Failed };
+        let mut response = serde_json::json!({ "reconciled": true, "how": how });
+        let request = match &call {
+            Some(c) => {
+                response["status"] = c.status.into();
+                response["body"] = c.response.clone();
+                serde_json::to_value(&c.request).unwrap_or(Value::Null)
+            }
+            None => Value::Null,
+        };
         self.transition(
-            &record,
+            record,
             to,
             StepUpdate::default(),
             self.clock.now(),
             Event::StepFinished {
-                plan_id: plan_id.into(),
-                step_id: step_id.into(),
+                plan_id: record.plan_id.clone(),
+                step_id: record.step_id.clone(),
                 outcome,
                 before: Value::Null,
                 after: after.unwrap_or(Value::Null),
-                request: Value::Null,
-                response: serde_json::json!({"reconciled": true}),
+                request,
+                response,
                 error: error.clone(),
                 stopped_at: None,
+                not_applied,
             },
         )?;
         Ok(StepRun {
-            plan_id: plan_id.into(),
-            step_id: step_id.into(),
-            action: record.action,
+            plan_id: record.plan_id.clone(),
+            step_id: record.step_id.clone(),
+            action: record.action.clone(),
             state: to,
             error,
             code: None,
         })
     }
+
+    /// When the step's latest attempt started (its `step_started` event).
+    fn started_at(&self, record: &StepRecord) -> Result<Option<Timestamp>, EngineError> {
+        Ok(self.case_events(&record.case_id, "step_started")?.into_iter().rev().find_map(|e| match &e.event {
+            Event::StepStarted { plan_id, step_id, .. } if *plan_id == record.plan_id && *step_id == record.step_id => {
+                Some(e.at)
+            }
+            _ => None,
+        }))
+    }
+
+    /// Another step of the same case making the same change (same digest) that is running
+    /// or unknown: while it may land, no other attempt starts.
+    fn same_change_in_flight(&self, record: &StepRecord) -> Result<Option<StepRecord>, EngineError> {
+        let filter = StepFilter {
+            case_id: Some(record.case_id.clone()),
+            states: vec![StepState::Running, StepState::Unknown],
+        };
+        Ok(self.store.steps(&filter)?.into_iter().find(|s| {
+            s.step_digest == record.step_digest && !(s.plan_id == record.plan_id && s.step_id == record.step_id)
+        }))
+    }
+
+    /// A team lead settles an `unknown` step by hand, from what they saw on the platform,
+    /// with a reason (recorded). Only the roles that countersign supervisor steps may.
+    pub fn settle_step(&self, plan_id: &str, step_id: &str, applied: bool, reason: &str) -> Result<StepRun, EngineError> {
+        if !self.policy.approvers(Outcome::Supervisor).contains(&self.operator.role) {
+            return Err(EngineError::NotPermitted {
+                message: format!(
+                    "settling a step by hand is for {} (you are {})",
+                    self.policy.approvers(Outcome::Supervisor).join(" or "),
+                    self.operator.role
+                ),
+            });
+        }
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(EngineError::BadInput { message: "say what you saw on the platform: a reason is required".into() });
+        }
+        let (record, _) = self.step_in(plan_id, step_id, StepState::Unknown)?;
+        let to = if applied { StepState::Succeeded } else { StepState::NotApplied };
+        let event = Event::StepSettled {
+            plan_id: plan_id.into(),
+            step_id: step_id.into(),
+            applied,
+            reason: reason.into(),
+        };
+        self.transition(&record, to, StepUpdate::default(), self.clock.now(), event)?;
+        Ok(StepRun {
+            plan_id: plan_id.into(),
+            step_id: step_id.into(),
+            action: record.action,
+            state: to,
+            error: (!applied).then(|| format!("settled as not applied by {}: {reason}", self.operator.id)),
+            code: None,
+        })
+    }
+
+    /// How the step's latest attempt is known not to have applied, if it is.
+    fn last_not_applied(&self, record: &StepRecord) -> Result<Option<NotAppliedBy>, EngineError> {
+        let ours = |p: &str, s: &str| p == record.plan_id && s == record.step_id;
+        let mut last = None;
+        for e in self.log_case(&record.case_id)? {
+            match e.event {
+                Event::StepFinished { plan_id, step_id, not_applied, .. } if ours(&plan_id, &step_id) => {
+                    last = not_applied;
+                }
+                Event::StepSettled { plan_id, step_id, applied, .. } if ours(&plan_id, &step_id) => {
+                    last = (!applied).then_some(NotAppliedBy::ByHand);
+                }
+                _ => {}
+            }
+        }
+        Ok(last)
+    }
+
+    /// Try a failed or not-applied step again (a step that asked for a person ended
+    /// `failed`). It is decided again now: stricter than before, it is not retried here
+    /// (plan the case again); otherwise it runs under its approval when that still holds
+    /// (an `auto` step, or an approval of the same step not yet expired), else it waits
+    /// for a new countersignature. The idempotency key stays the change's unless the
+    /// platform's own answer showed the earlier attempt did not apply. A step left
+    /// `unknown` is never retried: it settles first.
+    pub fn retry_step(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
+        let record = self
+            .store
+            .step(plan_id, step_id)?
+            .ok_or_else(|| EngineError::NotFound { message: format!("no step {step_id} in plan {plan_id}") })?;
+        if !matches!(record.state, StepState::Failed | StepState::NotApplied) {
+            let why = if record.state == StepState::Unknown {
+                "its outcome is unknown and it may still land: it settles first (or a team lead settles it)"
+            } else {
+                "only a failed or not-applied step is tried again"
+            };
+            return Err(EngineError::Conflict { message: format!("step {step_id} is {}: {why}", record.state.as_str()) });
+        }
+        let step: Step = serde_json::from_value(record.step.clone())
+            .map_err(|e| EngineError::Conflict { message: format!("stored step {step_id} is unreadable: {e}") })?;
+        if record.policy_hash != self.policy.hash {
+            return Err(stale(format!("step {step_id} was decided under another policy version: plan the case again")));
+        }
+        let recorded = self.recorded(&record)?;
+        let single = Plan { steps: vec![step.clone()], reply: None, ..recorded.plan.clone() };
+        let facts = self.gather_facts_for(&recorded.case, &single, &recorded.plan, Some(step_id))?;
+        let decision = countersign_core::decide(&self.policy, &recorded.case, &single, &facts)?;
+        let Some(again) = decision.steps.into_iter().next() else {
+            return Err(stale(format!("step {step_id} could not be decided again")));
+        };
+        let was = recorded.decided.as_ref().map_or(Outcome::Forbid, |d| d.decision);
+        if again.decision > was || !again.decision.executable() {
+            let why: Vec<&str> =
+                again.reasons.iter().filter(|r| r.decision == again.decision).map(|r| r.text.as_str()).collect();
+            return Err(stale(format!(
+                "step {step_id} is decided {} now (it was {}): {}; plan the case again",
+                again.decision.as_str(),
+                was.as_str(),
+                why.join("; ")
+            )));
+        }
+        let now = self.clock.now();
+        let approval_holds = was == Outcome::Auto
+            || recorded
+                .approval
+                .as_ref()
+                .is_some_and(|(digest, at)| *digest == record.step_digest && *at + self.approval_ttl >= now);
+        let current = record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &record.step_digest, 0));
+        let fresh_key = self.last_not_applied(&record)? == Some(NotAppliedBy::PlatformRefused);
+        let (key, key_reason) = if fresh_key {
+            let attempt = self.fresh_keys(&record)? + 1;
+            (
+                idempotency_key(&record.case_id, &record.step_digest, attempt),
+                "a new key: the platform's own answer showed the earlier attempt did not apply",
+            )
+        } else {
+            (current, "the same key: the earlier attempt is not known from the platform's own answer to have failed")
+        };
+        let to = if approval_holds { StepState::Approved } else { StepState::Waiting };
+        let event = Event::StepRetried {
+            plan_id: plan_id.into(),
+            step_id: step_id.into(),
+            decision: again,
+            under_approval: approval_holds,
+            idempotency_key: key.clone(),
+            fresh_key,
+            key_reason: key_reason.into(),
+        };
+        let update = StepUpdate { idempotency_key: Some(key), ..StepUpdate::default() };
+        self.transition(&record, to, update, now, event)?;
+        if to == StepState::Approved {
+            return self.execute(plan_id, step_id);
+        }
+        Ok(StepRun { plan_id: plan_id.into(), step_id: step_id.into(), action: record.action, state: to, error: None, code: None })
+    }
+
+    /// How many fresh keys retries of this change on this case have taken so far.
+    fn fresh_keys(&self, record: &StepRecord) -> Result<u32, EngineError> {
+        let n = self
+            .case_events(&record.case_id, "step_retried")?
+            .into_iter()
+            .filter(|e| match &e.event {
+                Event::StepRetried { decision, fresh_key, .. } => *fresh_key && decision.step_digest == record.step_digest,
+                _ => false,
+            })
+            .count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+/// How an unknown step settled.
+struct Settled {
+    to: StepState,
+    after: Option<Value>,
+    call: Option<CallRecord>,
+    error: Option<String>,
+    how: &'static str,
+    not_applied: Option<NotAppliedBy>,
 }
 
 /// How a step ended, as its `step_finished` event records it.
@@ -703,4 +1011,6 @@ struct Ended {
     error: Option<String>,
     /// Where it stopped before anything was sent, when it did.
     stopped_at: Option<String>,
+    /// How it is known not to have applied, when that is known.
+    not_applied: Option<NotAppliedBy>,
 }

@@ -219,6 +219,9 @@ pub struct Engine {
     /// Knowledge searches since the index last changed: (query, limit) → hits.
     searches: std::sync::Mutex<std::collections::HashMap<(String, usize), Vec<countersign_store::KbHit>>>,
     approval_ttl: jiff::SignedDuration,
+    /// How long the target of an unknown write on a platform that takes no idempotency
+    /// key must stay as it was before the write is settled as not applied.
+    settle_window: jiff::SignedDuration,
     /// Where the policy came from: a signed pack or dev mode (see [`managed`]).
     managed: managed::Managed,
     presence: Presence,
@@ -334,6 +337,7 @@ impl Engine {
             knowledge_report,
             searches: Default::default(),
             approval_ttl: jiff::SignedDuration::from_hours(4),
+            settle_window: jiff::SignedDuration::from_mins(10),
             managed,
             presence,
             sources: Vec::new(),

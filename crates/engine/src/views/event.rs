@@ -112,6 +112,18 @@ pub enum EventDetail {
         step_id: String,
         reason: String,
     },
+    StepRetried {
+        step_id: String,
+        decision: Decision,
+        under_approval: bool,
+        idempotency_key: String,
+        key_reason: String,
+    },
+    StepSettled {
+        step_id: String,
+        applied: bool,
+        reason: String,
+    },
     CaseReceived {
         source: String,
         conversation_id: String,
@@ -204,6 +216,18 @@ impl EventDetail {
                 text: text.clone(),
                 citations: count(citations.len()),
             },
+            Event::StepRetried { step_id, decision, under_approval, idempotency_key, key_reason, .. } => {
+                EventDetail::StepRetried {
+                    step_id: step_id.clone(),
+                    decision: decision.decision,
+                    under_approval: *under_approval,
+                    idempotency_key: idempotency_key.clone(),
+                    key_reason: key_reason.clone(),
+                }
+            }
+            Event::StepSettled { step_id, applied, reason, .. } => {
+                EventDetail::StepSettled { step_id: step_id.clone(), applied: *applied, reason: reason.clone() }
+            }
             Event::StepInvalidated { plan_id, step_id, reason, .. } => EventDetail::StepInvalidated {
                 plan_id: plan_id.clone(),
                 step_id: step_id.clone(),
