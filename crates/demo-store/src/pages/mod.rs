@@ -224,6 +224,12 @@ fn hidden_csrf(csrf: &str) -> String {
     format!("<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">", esc(csrf))
 }
 
+/// A form's one-time `form_token`: a fresh nonce the page issues, which the client may
+/// replace with its own idempotency key (see `Idempotency::from_form`).
+fn hidden_form_token(token: &str) -> String {
+    format!("<input type=\"hidden\" name=\"form_token\" value=\"{}\">", esc(token))
+}
+
 fn random_hex(bytes: usize) -> Result<String, ApiError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(ApiError::internal)?;
