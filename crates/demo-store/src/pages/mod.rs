@@ -5,6 +5,9 @@
 //!
 //! Every form applies the same operation as the JSON API (`ops.rs`, hence `rules.rs`),
 //! through the same writer transaction; nothing here decides what the store allows.
+//! Every form carries the session's CSRF token and a one-time `form_token` (a form
+//! nonce), which the store honours as the API honours an `Idempotency-Key`
+//! (`idempotency.rs`, one place for both).
 //!
 //! Switches (`PUT /seller-center/settings`, behind the API token) exercise clients:
 //! - `verify_sensitive`: opening or posting a form first asks the session to verify
