@@ -373,6 +373,23 @@ pub(crate) const FILL: &str = r#"function(fills) {
   return null;
 }"#;
 
+/// Puts the idempotency key into the form's key field (`arg.selector`, often a hidden
+/// input): an `input` the submit control's form sends (enabled, in that form), holding
+/// the key afterwards. Returns the first problem or null.
+pub(crate) const FILL_KEY: &str = r#"function(arg) {
+  const el = document.querySelector(arg.selector);
+  if (!el) return 'expected element ' + arg.selector + ' is missing';
+  if (el.tagName !== 'INPUT' || ['checkbox', 'radio', 'submit', 'button', 'image', 'reset', 'file'].includes(el.type)) {
+    return arg.selector + ' cannot carry the idempotency key (' + el.tagName.toLowerCase() + (el.type ? ' ' + el.type : '') + ')';
+  }
+  if (el.disabled) return arg.selector + ' is disabled: the form would not send the idempotency key';
+  const submit = document.querySelector(arg.submit);
+  if (!el.form || !submit || submit.form !== el.form) return arg.selector + ' is not in the form ' + arg.submit + ' submits';
+  el.value = arg.key;
+  if (el.value !== arg.key) return arg.selector + ' did not take the idempotency key';
+  return null;
+}"#;
+
 /// Marks the current page (to notice when it is gone), then clicks the submit control.
 pub(crate) const SUBMIT: &str = r#"function(arg) {
   const el = document.querySelector(arg.selector);

@@ -28,6 +28,12 @@
 //!   description fails the step *before* anything is submitted, naming the mismatch.
 //! - Right before the submit click it asks the caller's [`SubmitGate`] (the executor's
 //!   pause check): a pause set while the form was being filled still stops the step.
+//! - The click is made at most once per call. Where a write's form carries an
+//!   idempotency token (`idempotency_field`, a form nonce the platform honours like an
+//!   `Idempotency-Key`), the executor's key goes there, so the same call made again with
+//!   the same key is answered with the first result and applies nothing more; where the
+//!   page offers none, the platform gives no idempotency and an uncertain submit can only
+//!   be read back.
 //! - Every call leaves evidence: page URL and HTTP status, screenshots (PNG) and DOM
 //!   snapshots (HTML, secrets such as CSRF tokens and password fields redacted) stored as
 //!   content-addressed blobs through the [`BlobSink`] the engine attaches, named in the
@@ -229,7 +235,8 @@ impl Connector for BrowserConnector {
                         })),
                     },
                     Kind::Write => {
-                        let (seen, response) = self.run_write(c, action, params, gate, &mut trail).await?;
+                        let (seen, response) =
+                            self.run_write(c, action, params, idempotency_key, gate, &mut trail).await?;
                         Ok((seen.status, response))
                     }
                 }
@@ -265,7 +272,7 @@ impl Connector for BrowserConnector {
         &self,
         action_name: &str,
         params: &Map<String, Value>,
-        _idempotency_key: Option<&str>,
+        idempotency_key: Option<&str>,
     ) -> Result<RecordedRequest, ConnectorError> {
         let action = self.action(action_name)?;
         self.check(action, params)?;
@@ -274,10 +281,18 @@ impl Connector for BrowserConnector {
             let value = f.value.render(params, as_is).map_err(|e| ConnectorError::InvalidParams { errors: vec![e] })?;
             fill.push(json!({ "selector": f.selector, "value": value }));
         }
-        // A page form has no idempotency key: the connector clicks submit at most once.
-        let body = match action.kind {
-            Kind::Read => None,
-            Kind::Write => Some(json!({ "fill": fill, "submit": action.submit })),
+        // The connector clicks submit at most once per call. Where the page's form carries
+        // an idempotency field, the key goes there and a call made again with the same key
+        // is answered with the first result; where it has none, a submit whose outcome is
+        // uncertain can only be read back.
+        let body = match (action.kind, &action.idempotency_field) {
+            (Kind::Read, _) => None,
+            (Kind::Write, None) => Some(json!({ "fill": fill, "submit": action.submit })),
+            (Kind::Write, Some(field)) => Some(json!({
+                "fill": fill,
+                "idempotency": { "field": field, "key": idempotency_key },
+                "submit": action.submit,
+            })),
         };
         Ok(RecordedRequest {
             method: match action.kind {

@@ -23,6 +23,8 @@ pub(crate) struct Trail {
     pub(crate) filled: Vec<Value>,
     /// JavaScript dialogs the pages opened, each dismissed.
     pub(crate) dialogs: Vec<Value>,
+    /// The form's idempotency field and the key put there (a write whose page offers one).
+    pub(crate) idempotency: Option<Value>,
     pub(crate) submitted: bool,
 }
 
@@ -34,6 +36,9 @@ impl Trail {
         });
         if let Some(read) = &self.read {
             v["read"] = read.clone();
+        }
+        if let Some(idempotency) = &self.idempotency {
+            v["idempotency"] = idempotency.clone();
         }
         v
     }
@@ -281,6 +286,7 @@ impl BrowserConnector {
         c: &Chromium,
         action: &PageAction,
         params: &Map<String, Value>,
+        idempotency_key: Option<&str>,
         gate: &dyn SubmitGate,
         trail: &mut Trail,
     ) -> Result<(Seen, Value), Stop> {
@@ -297,15 +303,28 @@ impl BrowserConnector {
             self.look(c, trail, "fill refused", true).await?;
             return Err(Stop::Mismatch(format!("{}: {problem}", action.name)));
         }
+        let Some(submit) = &action.submit else {
+            return Err(Stop::Mismatch(format!("{}: no submit control is described", action.name)));
+        };
+        // The executor's key in the form's key field, so a submit sent again after an
+        // uncertain answer is the same request to the platform (it answers the first
+        // result). Without a key (a caller that has none), the page's own nonce stays.
+        if let Some(field) = &action.idempotency_field {
+            if let Some(key) = idempotency_key {
+                let arg = json!({ "selector": field, "submit": submit, "key": key });
+                if let Some(problem) = c.call(chromium::FILL_KEY, &arg).await?.as_str() {
+                    self.look(c, trail, "fill refused", true).await?;
+                    return Err(Stop::Mismatch(format!("{}: {problem}", action.name)));
+                }
+            }
+            trail.idempotency = Some(json!({ "field": field, "key": idempotency_key }));
+        }
         if let Some(d) = self.dialogs_seen(c, trail, "filling") {
             return Err(Stop::Mismatch(format!("{}: while the form was filled, the page opened {d}", action.name)));
         }
         // The form as it will be sent: the "before" evidence.
         self.look(c, trail, "before submit", true).await?;
         gate.may_submit().map_err(Stop::Gate)?;
-        let Some(submit) = &action.submit else {
-            return Err(Stop::Mismatch(format!("{}: no submit control is described", action.name)));
-        };
         // The last look before the point of no return.
         if let Some(d) = self.dialogs_seen(c, trail, "before submit") {
             return Err(Stop::Mismatch(format!("{}: before the submit click, the page opened {d}", action.name)));

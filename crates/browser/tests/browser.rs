@@ -246,6 +246,22 @@ fn a_confirmed_write_waits_then_runs_after_approval_and_the_store_changed() {
             assert!(html.contains("name=\"csrf_token\" value=\"[redacted]\""), "the CSRF token is redacted: {html}");
         }
     }
+    // The form carried the step's idempotency key, the one its start recorded.
+    let started = engine
+        .log_case(&file.case.id)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2")
+        .unwrap()
+        .event
+        .payload();
+    let key = started["idempotency_key"].as_str().unwrap();
+    let field = "form#cancel-form input[name=form_token]";
+    assert_eq!(evidence["idempotency"], json!({ "field": field, "key": key }), "{evidence}");
+    assert_eq!(started["request"]["body"]["idempotency"], json!({ "field": field, "key": key }), "{started}");
+    let before_submit = blobs.iter().find(|b| b.media_type == "text/html").unwrap();
+    let html = String::from_utf8_lossy(&before_submit.data);
+    assert!(html.contains(&format!("name=\"form_token\" value=\"{key}\"")), "the form as sent holds the key: {html}");
     let all: String = engine.log_case(&file.case.id).unwrap().iter().map(|e| e.body.clone()).collect();
     assert!(!all.contains(PASSWORD) && !all.contains("cs_session"), "no secret or cookie in the evidence log");
     assert!(engine.log_verify().unwrap().ok);
@@ -494,6 +510,59 @@ fn a_refund_through_the_pages_moves_the_exact_amount() {
     assert!(unchanged.is_err(), "no increase is not a refund");
 }
 
+/// A write sent again with the same key (a retry after a submit whose answer never came)
+/// is the same form token to the seller center: it answers the first result, and the
+/// order is refunded once.
+#[test]
+fn a_refund_through_the_pages_sent_again_with_the_same_key_lands_once() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let connector = w.connector();
+    let mut params = Map::new();
+    params.insert("order_id".into(), json!("#W4817420"));
+    params.insert("amount".into(), json!("10.50 USD"));
+    params.insert("reason".into(), json!("late"));
+    let field = "form#refund-form input[name=form_token]";
+    let described = connector.describe_call("refund_partial", &params, Some("cs-retry-1")).unwrap();
+    assert_eq!(described.body.unwrap()["idempotency"], json!({ "field": field, "key": "cs-retry-1" }));
+
+    let first = connector.call("refund_partial", &params, Some("cs-retry-1")).unwrap();
+    let evidence = first.evidence.as_ref().unwrap();
+    assert_eq!(evidence["idempotency"], json!({ "field": field, "key": "cs-retry-1" }), "{evidence}");
+    assert_eq!(w.order_of("#W4817420")["totals"]["refunded"], "10.50");
+    let again = connector.call("refund_partial", &params, Some("cs-retry-1")).unwrap();
+    assert_eq!(again.response["confirmed"], true, "the first result, answered again: {:?}", again.response);
+    assert_eq!(w.order_of("#W4817420")["totals"]["refunded"], "10.50", "the same key lands once");
+
+    // The same key for another change is refused by the seller center, nothing applied.
+    params.insert("amount".into(), json!("5.00 USD"));
+    let err = connector.call("refund_partial", &params, Some("cs-retry-1")).unwrap_err();
+    assert!(matches!(&err, ConnectorError::PageRefused { code, .. } if code == "idempotency_key_reused"), "{err}");
+    assert_eq!(w.order_of("#W4817420")["totals"]["refunded"], "10.50");
+    // A new change has a new key; without one, the page's own one-time token is sent.
+    connector.call("refund_partial", &params, Some("cs-retry-2")).unwrap();
+    assert_eq!(w.order_of("#W4817420")["totals"]["refunded"], "15.50");
+    let bare = connector.call("refund_partial", &params, None).unwrap();
+    assert_eq!(bare.evidence.as_ref().unwrap()["idempotency"], json!({ "field": field, "key": null }));
+    assert_eq!(w.order_of("#W4817420")["totals"]["refunded"], "20.50");
+
+    // A platform whose form offers no such field: the action says none, and still works.
+    let pages = PageActions::parse(
+        "pages.toml",
+        &std::fs::read_to_string(assets().join("demo/pages.toml"))
+            .unwrap()
+            .replace("idempotency_field = \"form#refund-form input[name=form_token]\"\n", ""),
+    )
+    .unwrap()
+    .with_base_url(&w.server.url())
+    .unwrap();
+    drop(connector);
+    let plain = BrowserConnector::new(pages, w.options()).unwrap();
+    let done = plain.call("refund_partial", &params, Some("cs-retry-3")).unwrap();
+    assert!(done.evidence.as_ref().unwrap().get("idempotency").is_none(), "no field, no key sent");
+    assert_eq!(w.order_of("#W4817420")["totals"]["refunded"], "25.50");
+}
+
 /// The demo cancel case, for another pending order of another customer.
 fn cancel_case_for(order: &str, customer: &str, id: &str) -> CaseFile {
     let text = std::fs::read_to_string(assets().join("demo/cases/01-cancel-pending.json"))
@@ -641,6 +710,16 @@ fn page_action_errors_point_at_file_line_and_column() {
         (good.replace("value = \"{reason}\"", "value = \"{reson}\""), "no parameter \"reson\"", 0),
         (good.replace("base_url = \"http://127.0.0.1:8787\"", "base_url = \"http://example.com\""), "loopback", 11),
         (good.replace("submit = \"button#cancel-submit\"\n", ""), "needs `submit`", 0),
+        (
+            good.replace("read.address = {", "idempotency_field = \"input[name=form_token]\"\nread.address = {"),
+            "a read only opens a page",
+            0,
+        ),
+        (
+            good.replace("form#cancel-form input[name=form_token]", "select#cancel-reason"),
+            "neither filled nor clicked",
+            0,
+        ),
         (
             good.replace("{ field = \"status\", equals = \"cancelled\" }", "{ field = \"colour\", equals = \"x\" }"),
             "no field \"colour\"",

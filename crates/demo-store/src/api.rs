@@ -14,9 +14,9 @@ use axum::routing::{get, post, put};
 use ops::conversations as talk;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::idempotency::Idempotency;
 use crate::model::Address;
 use crate::ops::{self, Reply};
 use crate::pages::{self, SellerCenter, SettingsChange};
@@ -24,7 +24,6 @@ use crate::{ApiToken, DemoStore};
 
 /// Requests are small JSON documents; anything bigger is refused before parsing.
 const MAX_BODY: usize = 64 * 1024;
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub(crate) const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 pub(crate) const REPLAYED_HEADER: &str = "idempotent-replayed";
 
@@ -151,35 +150,14 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-/// The `Idempotency-Key` of a write, and a fingerprint of the request it came with.
-#[derive(Debug)]
-pub(crate) struct Idempotency {
-    pub key: String,
-    pub fingerprint: String,
-}
-
+/// The `Idempotency-Key` of a write, with a fingerprint of the request it came with.
 fn idempotency(headers: &HeaderMap, method: &Method, uri: &Uri, body: &[u8]) -> Result<Option<Idempotency>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidIdempotencyKey,
-                format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
-            )
-        })?;
-    // The same key must come with the same request: method, path and exact body bytes.
-    let mut hasher = Sha256::new();
-    hasher.update(method.as_str().as_bytes());
-    hasher.update(b" ");
-    hasher.update(uri.path().as_bytes());
-    hasher.update(b"\n");
-    hasher.update(body);
-    Ok(Some(Idempotency { key: key.to_owned(), fingerprint: hex::encode(hasher.finalize()) }))
+    // A header that is not text is no valid key either: `from_header` refuses the empty one.
+    let key = value.to_str().unwrap_or_default();
+    Idempotency::from_header(key, method.as_str(), uri.path(), body).map(Some)
 }
 
 /// Whether a write may be sent without an `Idempotency-Key`.

@@ -45,6 +45,7 @@ mod api;
 mod background;
 mod db;
 mod error;
+mod idempotency;
 pub mod model;
 pub mod money;
 mod ops;
@@ -68,7 +69,7 @@ pub use crate::error::{ApiError, DemoStoreError, ErrorCode};
 pub use crate::rules::CANCEL_REASONS;
 pub use crate::simulate::{BuyerSimulation, DEFAULT_BUYER_SCRIPT};
 
-use crate::api::Idempotency;
+use crate::idempotency::Idempotency;
 use crate::ops::Reply;
 
 /// Where the seed data lives in this source tree (`assets/demo-store`).
@@ -235,6 +236,9 @@ impl DemoStore {
 
     /// Runs a write on the writer connection, in one immediate transaction with its
     /// idempotency record. Returns the reply and whether it is a replay of a stored one.
+    /// The API's `Idempotency-Key` and a page form's `form_token` both come here
+    /// ([`Idempotency`]): the same key and request answer the stored reply, the same
+    /// key with another request is refused (`idempotency_key_reused`).
     ///
     /// A refused write (4xx) changes nothing but is still stored under its key, so a
     /// retry gets the same answer. A server failure (5xx) rolls everything back, key
@@ -251,23 +255,10 @@ impl DemoStore {
                 && let Some(stored) = db::idempotency_lookup(&tx, &idem.key)?
             {
                 if stored.fingerprint != idem.fingerprint {
-                    return Err(ApiError::new(
-                        ErrorCode::IdempotencyKeyReused,
-                        format!(
-                            "Idempotency-Key {:?} was already used for a different request; use a new key for a new request",
-                            idem.key
-                        ),
-                    ));
+                    return Err(idem.reused());
                 }
-                let status = axum::http::StatusCode::from_u16(stored.status)
-                    .map_err(ApiError::internal)?;
-                return Ok((
-                    Reply {
-                        status,
-                        body: stored.body,
-                    },
-                    true,
-                ));
+                let status = axum::http::StatusCode::from_u16(stored.status).map_err(ApiError::internal)?;
+                return Ok((Reply { status, body: stored.body }, true));
             }
             let reply = {
                 let savepoint = tx.savepoint()?;
@@ -277,10 +268,9 @@ impl DemoStore {
                         reply
                     }
                     // Dropping the savepoint rolls back whatever the operation wrote.
-                    Err(refused) if refused.code != ErrorCode::Internal => Reply {
-                        status: refused.status(),
-                        body: refused.body_text(),
-                    },
+                    Err(refused) if refused.code != ErrorCode::Internal => {
+                        Reply { status: refused.status(), body: refused.body_text() }
+                    }
                     Err(failed) => return Err(failed),
                 }
             };

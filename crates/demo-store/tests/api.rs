@@ -1033,6 +1033,14 @@ impl Browser {
     }
 }
 
+/// The value of the hidden `name` field inside the form `form_id` of `html`.
+fn hidden_field(html: &str, form_id: &str, name: &str) -> String {
+    let form = &html[html.find(&format!("<form id=\"{form_id}\"")).unwrap_or_else(|| panic!("no {form_id}: {html}"))..];
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = form.find(&marker).unwrap() + marker.len();
+    form[at..at + form[at..].find('"').unwrap()].to_owned()
+}
+
 #[tokio::test]
 async fn pages_need_a_session_and_the_login_takes_the_store_password() {
     let h = Harness::start().await;
@@ -1083,7 +1091,7 @@ async fn the_cancel_form_applies_the_api_rules_and_confirms() {
     let (status, _, html) =
         b.post("/seller/orders/W5918442/cancel", &[("csrf_token", &csrf), ("reason", "ordered by mistake")]).await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("<main id=\"confirmation\">"), "{html}");
+    assert!(html.contains("<main id=\"confirmation\" data-replayed=\"false\">"), "{html}");
     assert!(html.contains("<dd id=\"order-status\">cancelled</dd>"), "{html}");
     let order = h.order("%23W5918442").await;
     assert_eq!(order["status"], "cancelled");
@@ -1123,6 +1131,109 @@ async fn refund_and_address_forms_change_the_order() {
     let (status, _, html) = b.post("/seller/orders/W5918442/address", &form).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert_eq!(h.order("%23W5918442").await["shipping_address"]["city"], "Springfield");
+}
+
+/// The order forms' `form_token` is the store's idempotency key for the form, exactly as
+/// the API's `Idempotency-Key`: what a retried browser submit relies on.
+#[tokio::test]
+async fn an_order_form_posted_again_with_its_token_applies_once_and_answers_the_same_page() {
+    let h = Harness::start().await;
+    let mut b = Browser::new(&h);
+    b.login().await;
+    let (_, _, html) = b.get("/seller/orders/W4817420/refund").await;
+    let csrf = hidden_field(&html, "refund-form", "csrf_token");
+    let token = hidden_field(&html, "refund-form", "form_token");
+    assert!(token.len() == 32 && token.bytes().all(|c| c.is_ascii_hexdigit()), "a server-issued nonce: {token}");
+    let (_, _, again) = b.get("/seller/orders/W4817420/refund").await;
+    assert_ne!(hidden_field(&again, "refund-form", "form_token"), token, "a fresh nonce each time the form opens");
+
+    // The client's own key in the token field: the same form posted twice refunds once.
+    let refund =
+        [("csrf_token", csrf.as_str()), ("form_token", "cs-step-key-1"), ("amount", "10.50"), ("reason", "late")];
+    let (status, _, first) = b.post("/seller/orders/W4817420/refund", &refund).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(first.contains("<main id=\"confirmation\" data-replayed=\"false\">"), "{first}");
+    assert!(first.contains("<dd id=\"order-refunded\">10.50</dd>"), "{first}");
+    let (status, _, second) = b.post("/seller/orders/W4817420/refund", &refund).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(
+        second.replace("data-replayed=\"true\"", "data-replayed=\"false\""),
+        first,
+        "a replay answers the first result page, marked as a replay"
+    );
+    assert_eq!(h.order("%23W4817420").await["totals"]["refunded"], "10.50", "refunded once");
+
+    // From a new session (a new CSRF token) it is still the same request.
+    let mut other = Browser::new(&h);
+    other.login().await;
+    let csrf2 = other.csrf("/seller/orders/W4817420/refund").await;
+    let same =
+        [("csrf_token", csrf2.as_str()), ("form_token", "cs-step-key-1"), ("amount", "10.50"), ("reason", "late")];
+    let (status, _, html) = other.post("/seller/orders/W4817420/refund", &same).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("data-replayed=\"true\""), "{html}");
+    assert_eq!(h.order("%23W4817420").await["totals"]["refunded"], "10.50");
+
+    // Another request under the same token is refused and changes nothing: other fields,
+    // another form, another order.
+    let more = [("csrf_token", csrf.as_str()), ("form_token", "cs-step-key-1"), ("amount", "5.00"), ("reason", "late")];
+    let (status, _, html) = b.post("/seller/orders/W4817420/refund", &more).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("<p id=\"error-code\">idempotency_key_reused</p>"), "{html}");
+    let cancel = [("csrf_token", csrf.as_str()), ("form_token", "cs-step-key-1"), ("reason", "no longer needed")];
+    let (status, _, html) = b.post("/seller/orders/W8328622/cancel", &cancel).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("idempotency_key_reused"), "{html}");
+    assert_eq!(h.order("%23W8328622").await["status"], "pending");
+    assert_eq!(h.order("%23W4817420").await["totals"]["refunded"], "10.50");
+
+    // A form token is not an API key: the same text as an Idempotency-Key is another key.
+    let (status, body, replayed) = h
+        .post_with_key("/orders/W4817420/refunds", json!({ "amount": "1.00", "currency": "USD" }), "cs-step-key-1")
+        .await;
+    assert_eq!((status, replayed), (StatusCode::OK, false), "{body}");
+    assert_eq!(h.order("%23W4817420").await["totals"]["refunded"], "11.50");
+
+    // Without a token (or with an empty one) a form is applied each time, as before.
+    let bare = [("csrf_token", csrf.as_str()), ("amount", "1.00"), ("reason", "")];
+    for _ in 0..2 {
+        let (status, _, html) = b.post("/seller/orders/W4817420/refund", &bare).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("data-replayed=\"false\""), "{html}");
+    }
+    let empty = [("csrf_token", csrf.as_str()), ("form_token", ""), ("amount", "1.00"), ("reason", "")];
+    let (status, _, html) = b.post("/seller/orders/W4817420/refund", &empty).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert_eq!(h.order("%23W4817420").await["totals"]["refunded"], "14.50", "three refunds without a token");
+    let bad = [("csrf_token", csrf.as_str()), ("form_token", "not a key"), ("amount", "1.00"), ("reason", "")];
+    let (status, _, html) = b.post("/seller/orders/W4817420/refund", &bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("invalid_idempotency_key"), "{html}");
+    assert_eq!(h.order("%23W4817420").await["totals"]["refunded"], "14.50");
+
+    // A cancel posted twice with its token cancels (and refunds) once; the second answer
+    // is the first confirmation, not a 409.
+    let (_, _, html) = b.get("/seller/orders/W8328622/cancel").await;
+    let token = hidden_field(&html, "cancel-form", "form_token");
+    let cancel = [("csrf_token", csrf.as_str()), ("form_token", token.as_str()), ("reason", "no longer needed")];
+    let (status, _, first) = b.post("/seller/orders/W8328622/cancel", &cancel).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, _, second) = b.post("/seller/orders/W8328622/cancel", &cancel).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert!(second.contains("data-replayed=\"true\"") && second.contains("<dd id=\"order-status\">cancelled</dd>"));
+    assert_eq!(history(&h.order("W8328622").await).len(), 2, "one refund, not two");
+    assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "413.99");
+
+    // A refusal is kept under its token too: the retry gets the same refusal.
+    let (_, _, html) = b.get("/seller/orders/W5918442/cancel").await;
+    let token = hidden_field(&html, "cancel-form", "form_token");
+    let wrong = [("csrf_token", csrf.as_str()), ("form_token", token.as_str()), ("reason", "too pricey")];
+    let (status, _, first) = b.post("/seller/orders/W5918442/cancel", &wrong).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{first}");
+    let (status, _, second) = b.post("/seller/orders/W5918442/cancel", &wrong).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{second}");
+    assert!(second.contains("<main id=\"refused\" data-replayed=\"true\">"), "{second}");
+    assert!(second.contains("invalid_reason"), "{second}");
 }
 
 #[tokio::test]

@@ -290,10 +290,17 @@ fn compile_action(cx: &Ctx<'_>, name: &str, a: &Spanned<RawAction>) -> Result<Pa
     }
     match kind {
         Kind::Read => {
-            if raw.submit.is_some() || !raw.fill.is_empty() || raw.success.is_some() || raw.state.is_some() {
+            if raw.submit.is_some()
+                || !raw.fill.is_empty()
+                || raw.success.is_some()
+                || raw.state.is_some()
+                || raw.idempotency_field.is_some()
+            {
                 return Err(cx.err(
                     a.span(),
-                    format!("{name}: a read only opens a page and reads it (no fill, submit, success or state)"),
+                    format!(
+                        "{name}: a read only opens a page and reads it (no fill, idempotency_field, submit, success or state)"
+                    ),
                 ));
             }
             if read.is_empty() {
@@ -326,6 +333,21 @@ fn compile_action(cx: &Ctx<'_>, name: &str, a: &Spanned<RawAction>) -> Result<Pa
             page.selectors.push(f.selector.clone());
         }
     }
+    // The key's field too: a form that stopped offering it is a changed page, found
+    // before anything is filled (never a submit that silently lost its idempotency).
+    if let Some(field) = &raw.idempotency_field {
+        let selector = field.get_ref();
+        if selector.trim().is_empty() {
+            return Err(cx.err(field.span(), "idempotency_field is a CSS selector"));
+        }
+        if fill.iter().any(|f| &f.selector == selector) || raw.submit.as_ref().is_some_and(|s| s.get_ref() == selector)
+        {
+            return Err(cx.err(field.span(), "idempotency_field is a field of its own, neither filled nor clicked"));
+        }
+        if !page.selectors.contains(selector) {
+            page.selectors.push(selector.clone());
+        }
+    }
     Ok(PageAction {
         name: name.to_owned(),
         kind,
@@ -334,6 +356,7 @@ fn compile_action(cx: &Ctx<'_>, name: &str, a: &Spanned<RawAction>) -> Result<Pa
         page,
         read,
         fill,
+        idempotency_field: raw.idempotency_field.as_ref().map(|f| f.get_ref().clone()),
         submit: raw.submit.as_ref().map(|s| s.get_ref().clone()),
         success,
         refusal: raw.refusal.as_ref().map(|r| RefusalSpec {

@@ -64,6 +64,11 @@ pub struct PageAction {
     pub page: Recognise,
     pub read: BTreeMap<String, ReadSpec>,
     pub fill: Vec<FillSpec>,
+    /// A write's form field (CSS selector, often a hidden input) that carries the
+    /// executor's idempotency key, where the platform honours one as the API honours an
+    /// `Idempotency-Key` (a form nonce). `None`: the page offers none, so a submit whose
+    /// outcome is uncertain can only be read back, never sent again.
+    pub idempotency_field: Option<String>,
     pub submit: Option<String>,
     pub success: Option<Recognise>,
     pub refusal: Option<RefusalSpec>,

@@ -72,6 +72,8 @@ pub(super) struct RawAction {
     #[serde(default)]
     pub(super) fill: Vec<Spanned<RawFill>>,
     #[serde(default)]
+    pub(super) idempotency_field: Option<Spanned<String>>,
+    #[serde(default)]
     pub(super) submit: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) success: Option<Spanned<RawRecognise>>,

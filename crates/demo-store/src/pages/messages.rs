@@ -24,18 +24,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use super::{Access, Need, Pages, csrf_ok, error_page, esc, hidden_csrf, page, random_hex, session_user};
-use crate::api::Idempotency;
+use super::{
+    Access, Need, Pages, csrf_ok, error_page, esc, hidden_csrf, hidden_form_token, page, random_hex, session_user,
+};
 use crate::error::{ApiError, ErrorCode};
+use crate::idempotency::Idempotency;
 use crate::model::{ConversationStatus, ConversationSummary};
 use crate::ops::Reply;
 use crate::ops::conversations::{self as talk, PostKind, PostMessage, UpdateConversation};
 
 /// The inbox shows this many conversations, the most recently changed first.
 pub(crate) const INBOX_SIZE: i64 = 200;
-const MAX_FORM_TOKEN: usize = 255;
 
 pub(super) fn routes(router: Router<Pages>) -> Router<Pages> {
     router
@@ -169,8 +169,7 @@ async fn thread_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): P
         })
         .collect();
     let base = conversation_path(&esc(&c.id));
-    let hidden =
-        |token: &str| format!("{}<input type=\"hidden\" name=\"form_token\" value=\"{token}\">", hidden_csrf(&csrf));
+    let hidden = |token: &str| format!("{}{}", hidden_csrf(&csrf), hidden_form_token(token));
     let body = format!(
         "<main id=\"conversation\" data-conversation-id=\"{id}\" data-cursor=\"{cursor}\"><h1>Conversation {id}</h1>\n{facts}\n<ol id=\"thread\">\n{messages}</ol>\n<form id=\"reply-form\" method=\"post\" action=\"{base}/reply\">{reply_hidden}\n<label>Reply to the buyer <textarea name=\"text\" id=\"reply-text\"></textarea></label>\n<button type=\"submit\" id=\"reply-submit\">Send reply</button>\n</form>\n<form id=\"note-form\" method=\"post\" action=\"{base}/note\">{note_hidden}\n<label>Internal note (never shown to the buyer) <textarea name=\"text\" id=\"note-text\"></textarea></label>\n<button type=\"submit\" id=\"note-submit\">Add note</button>\n</form>\n<form id=\"status-form\" method=\"post\" action=\"{base}/status\">{status_hidden}\n<label>Status <select name=\"status\" id=\"status-select\">{statuses}</select></label>\n<label>Assignee <input name=\"assignee\" id=\"status-assignee\" value=\"{assignee}\"></label>\n<button type=\"submit\" id=\"status-submit\">Update</button>\n</form>\n<p><a href=\"/seller/messages\">All messages</a></p></main>",
         id = esc(&c.id),
@@ -182,21 +181,6 @@ async fn thread_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): P
         assignee = esc(c.assignee.as_deref().unwrap_or("")),
     );
     page(StatusCode::OK, &format!("Conversation {}", c.id), &body)
-}
-
-/// A form's `form_token` as an idempotency key (in its own namespace, `form:`), with a
-/// fingerprint of what the form asks for.
-fn form_idempotency(token: &str, path: &str, request: &str) -> Result<Idempotency, ApiError> {
-    let token = token.trim();
-    if token.is_empty() || token.len() > MAX_FORM_TOKEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::new(ErrorCode::InvalidRequest, "the form has no valid form_token: open it again"));
-    }
-    let mut hasher = Sha256::new();
-    hasher.update(b"POST ");
-    hasher.update(path.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(request.as_bytes());
-    Ok(Idempotency { key: format!("form:{token}"), fingerprint: hex::encode(hasher.finalize()) })
 }
 
 /// What a posted form asks for, once the session is known.
@@ -222,8 +206,12 @@ async fn submit(pages: &Pages, headers: &HeaderMap, id: &str, what: &str, common
         Ask::Post { kind, text } => (format!("{kind:?}\n{user}\n{text}"), "Message posted"),
         Ask::Update { status, assignee } => (format!("{status}\n{assignee}"), "Conversation updated"),
     };
-    let idem = match form_idempotency(&common.form_token, &here, &fields) {
-        Ok(idem) => idem,
+    // These forms must carry a token: a message posted twice cannot be taken back.
+    let idem = match Idempotency::from_form(&common.form_token, &here, &fields) {
+        Ok(Some(idem)) => idem,
+        Ok(None) => {
+            return error_page(&ApiError::new(ErrorCode::InvalidRequest, "the form has no form_token: open it again"));
+        }
         Err(e) => return error_page(&e),
     };
     let cid = id.to_owned();

@@ -5,6 +5,9 @@
 //!
 //! Every form applies the same operation as the JSON API (`ops.rs`, hence `rules.rs`),
 //! through the same writer transaction; nothing here decides what the store allows.
+//! Every form carries the session's CSRF token and a one-time `form_token` (a form
+//! nonce), which the store honours as the API honours an `Idempotency-Key`
+//! (`idempotency.rs`, one place for both).
 //!
 //! Switches (`PUT /seller-center/settings`, behind the API token) exercise clients:
 //! - `verify_sensitive`: opening or posting a form first asks the session to verify
@@ -222,6 +225,12 @@ fn error_page(error: &ApiError) -> Response {
 
 fn hidden_csrf(csrf: &str) -> String {
     format!("<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">", esc(csrf))
+}
+
+/// A form's one-time `form_token`: a fresh nonce the page issues, which the client may
+/// replace with its own idempotency key (see `Idempotency::from_form`).
+fn hidden_form_token(token: &str) -> String {
+    format!("<input type=\"hidden\" name=\"form_token\" value=\"{}\">", esc(token))
 }
 
 fn random_hex(bytes: usize) -> Result<String, ApiError> {

@@ -1,5 +1,15 @@
 //! The order page and its forms (cancel, refund, shipping address): each posted form
 //! applies the JSON API's own operation.
+//!
+//! Each form carries a one-time `form_token`, as real seller centers carry a form nonce:
+//! the page fills in a fresh random one, and a client that must be able to retry puts its
+//! own idempotency key there (the browser connector puts the step's). A posted token is
+//! honoured exactly as the API's `Idempotency-Key` (`Idempotency::from_form`, in the
+//! store's one writer transaction): the same token with the same form and fields applies
+//! once and answers the first result again (the confirmation, or the refusal, rendered
+//! from the stored outcome, `data-replayed="true"`); the same token with another form or
+//! other fields is refused (`idempotency_key_reused`). A form posted without a token is
+//! applied each time, like an API write without the header.
 
 use std::fmt::Write as _;
 
@@ -10,8 +20,12 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{Access, Dialog, DialogOn, Layout, Need, Pages, Settings, csrf_ok, error_page, esc, hidden_csrf, page};
+use super::{
+    Access, Dialog, DialogOn, Layout, Need, Pages, Settings, csrf_ok, error_page, esc, hidden_csrf, hidden_form_token,
+    page, random_hex,
+};
 use crate::error::{ApiError, ErrorCode};
+use crate::idempotency::Idempotency;
 use crate::model::{Address, Order};
 use crate::ops::{self, Reply};
 
@@ -86,7 +100,8 @@ async fn order_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Pa
     page(StatusCode::OK, &format!("Order {}", order.order_id), &body)
 }
 
-/// Opens a form page: session (and verification), the order, then `render`.
+/// Opens a form page: session (and verification), the order, then `render`, which gets
+/// the form's hidden fields (the session's CSRF token and a fresh `form_token`).
 async fn form_page(
     pages: &Pages,
     headers: &HeaderMap,
@@ -99,10 +114,15 @@ async fn form_page(
         Access::Granted { csrf, .. } => csrf,
         Access::Denied(r) => return r,
     };
+    let token = match random_hex(16) {
+        Ok(t) => t,
+        Err(e) => return error_page(&e),
+    };
+    let hidden = format!("{}{}", hidden_csrf(&csrf), hidden_form_token(&token));
     match load_order(pages, id).await {
         Ok(order) => {
             let settings = pages.center.settings();
-            let (title, body) = render(&order, &csrf, settings.layout);
+            let (title, body) = render(&order, &hidden, settings.layout);
             page(StatusCode::OK, &title, &format!("{body}{}", dialog_script(&settings)))
         }
         Err(e) => error_page(&e),
@@ -132,9 +152,29 @@ fn dialog_script(settings: &Settings) -> String {
     format!("\n<script>const M = {message}; const form = document.querySelector('main form'); {script}</script>")
 }
 
+/// The hidden fields every order form carries.
+#[derive(Debug, Deserialize)]
+struct Common {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    form_token: String,
+}
+
 /// Applies a posted form: session, verification and CSRF checks, then the API's own
-/// operation in the store's writer transaction, then the confirmation (or refusal) page.
-async fn submit<F>(pages: &Pages, headers: &HeaderMap, id: &str, what: &str, csrf: &str, done: &str, op: F) -> Response
+/// operation in the store's writer transaction, under the form's token if it carries one
+/// (`fields`: what the form asks for, the token's fingerprint), then the confirmation
+/// (or refusal) page, rendered from the operation's answer, which is what the store
+/// keeps under the token: a replay shows the same page.
+async fn submit<F>(
+    pages: &Pages,
+    headers: &HeaderMap,
+    (id, what): (&str, &str),
+    common: &Common,
+    fields: &[&str],
+    done: &str,
+    op: F,
+) -> Response
 where
     F: FnOnce(&rusqlite::Connection, &str) -> Result<Reply, ApiError> + Send + 'static,
 {
@@ -143,35 +183,42 @@ where
         Access::Granted { sid, .. } => sid,
         Access::Denied(r) => return r,
     };
-    if !csrf_ok(pages, &sid, csrf) {
+    if !csrf_ok(pages, &sid, &common.csrf_token) {
         return error_page(&ApiError::new(ErrorCode::InvalidRequest, "the form expired: open it again"));
     }
-    let order_id = ops::normalize_order_id(id);
-    let oid = order_id.clone();
-    let reply = match pages.store.write(None, move |conn| op(conn, &oid)).await {
-        Ok((reply, _)) => reply,
+    // Each field on a line of its own, its line breaks escaped: two different forms
+    // never make the same text.
+    let request: Vec<String> = fields.iter().map(|f| f.replace('\\', "\\\\").replace('\n', "\\n")).collect();
+    let idem = match Idempotency::from_form(&common.form_token, &here, &request.join("\n")) {
+        Ok(idem) => idem,
         Err(e) => return error_page(&e),
     };
+    let order_id = ops::normalize_order_id(id);
+    let oid = order_id.clone();
+    let (reply, replayed) = match pages.store.write(idem, move |conn| op(conn, &oid)).await {
+        Ok(done) => done,
+        Err(e) => return error_page(&e),
+    };
+    let answer: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
     if !reply.status.is_success() {
-        let parsed: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
-        let code = parsed["error"]["code"].as_str().unwrap_or("internal").to_owned();
-        let message = parsed["error"]["message"].as_str().unwrap_or("the store refused the change").to_owned();
+        let code = answer["error"]["code"].as_str().unwrap_or("internal");
+        let message = answer["error"]["message"].as_str().unwrap_or("the store refused the change");
         let body = format!(
-            "<main id=\"refused\"><h1>Not done</h1><p id=\"error-message\">{}</p><p id=\"error-code\">{}</p><p><a href=\"{}\">Back to the order</a></p></main>",
-            esc(&message),
-            esc(&code),
+            "<main id=\"refused\" data-replayed=\"{replayed}\"><h1>Not done</h1><p id=\"error-message\">{}</p><p id=\"error-code\">{}</p><p><a href=\"{}\">Back to the order</a></p></main>",
+            esc(message),
+            esc(code),
             order_path(&order_id)
         );
         return page(reply.status, "Not done", &body);
     }
-    let status = match load_order(pages, &order_id).await {
-        Ok(o) => o.status.as_str().to_owned(),
-        Err(e) => return error_page(&e),
-    };
+    // The order as the operation left it (on a replay, as the first submit left it).
+    let order = &answer["order"];
+    let text = |v: &serde_json::Value| esc(v.as_str().unwrap_or_default());
     let body = format!(
-        "<main id=\"confirmation\"><h1>Done</h1><p id=\"confirmation-message\">Order {} {done}.</p><dl><dt>Status</dt><dd id=\"order-status\">{}</dd></dl><p><a href=\"{}\">Back to the order</a></p></main>",
+        "<main id=\"confirmation\" data-replayed=\"{replayed}\"><h1>Done</h1><p id=\"confirmation-message\">Order {} {done}.</p><dl><dt>Status</dt><dd id=\"order-status\">{}</dd><dt>Refunded</dt><dd id=\"order-refunded\">{}</dd></dl><p><a href=\"{}\">Back to the order</a></p></main>",
         esc(&order_id),
-        esc(&status),
+        text(&order["status"]),
+        text(&order["totals"]["refunded"]),
         order_path(&order_id)
     );
     page(StatusCode::OK, "Done", &body)
@@ -180,7 +227,7 @@ where
 // ---------------------------------------------------------------- cancel
 
 async fn cancel_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    form_page(&pages, &headers, &id, "cancel", |order, csrf, layout| {
+    form_page(&pages, &headers, &id, "cancel", |order, hidden, layout| {
         let action = format!("{}/cancel", order_path(&order.order_id));
         let oid = esc(&order.order_id);
         let body = match layout {
@@ -188,8 +235,7 @@ async fn cancel_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): P
                 let options: String =
                     crate::CANCEL_REASONS.iter().map(|r| format!("<option value=\"{0}\">{0}</option>", esc(r))).collect();
                 format!(
-                    "<main id=\"cancel\"><h1>Cancel order {oid}</h1>\n<form id=\"cancel-form\" method=\"post\" action=\"{action}\">{}\n<label>Reason <select name=\"reason\" id=\"cancel-reason\"><option value=\"\">Choose a reason</option>{options}</select></label>\n<button type=\"submit\" id=\"cancel-submit\">Cancel order</button>\n</form></main>",
-                    hidden_csrf(csrf)
+                    "<main id=\"cancel\"><h1>Cancel order {oid}</h1>\n<form id=\"cancel-form\" method=\"post\" action=\"{action}\">{hidden}\n<label>Reason <select name=\"reason\" id=\"cancel-reason\"><option value=\"\">Choose a reason</option>{options}</select></label>\n<button type=\"submit\" id=\"cancel-submit\">Cancel order</button>\n</form></main>"
                 )
             }
             Layout::Changed => {
@@ -198,8 +244,7 @@ async fn cancel_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): P
                     .map(|r| format!("<label><input type=\"radio\" name=\"reason\" value=\"{0}\"> {0}</label>", esc(r)))
                     .collect();
                 format!(
-                    "<main id=\"cancellation\"><h1>Request a cancellation</h1><p>Order {oid}</p>\n<form id=\"cancellation-request\" method=\"post\" action=\"{action}\">{}\n<fieldset><legend>Why?</legend>{options}</fieldset>\n<button type=\"submit\" id=\"request-cancellation\">Request cancellation</button>\n</form></main>",
-                    hidden_csrf(csrf)
+                    "<main id=\"cancellation\"><h1>Request a cancellation</h1><p>Order {oid}</p>\n<form id=\"cancellation-request\" method=\"post\" action=\"{action}\">{hidden}\n<fieldset><legend>Why?</legend>{options}</fieldset>\n<button type=\"submit\" id=\"request-cancellation\">Request cancellation</button>\n</form></main>"
                 )
             }
         };
@@ -210,8 +255,8 @@ async fn cancel_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): P
 
 #[derive(Debug, Deserialize)]
 struct CancelForm {
-    #[serde(default)]
-    csrf_token: String,
+    #[serde(flatten)]
+    common: Common,
     #[serde(default)]
     reason: String,
 }
@@ -222,8 +267,9 @@ async fn cancel(
     Path(id): Path<String>,
     Form(form): Form<CancelForm>,
 ) -> Response {
-    let request = ops::CancelRequest { reason: form.reason };
-    submit(&pages, &headers, &id, "cancel", &form.csrf_token, "was cancelled", move |conn, oid| {
+    let fields = [form.reason.as_str()];
+    let request = ops::CancelRequest { reason: form.reason.clone() };
+    submit(&pages, &headers, (&id, "cancel"), &form.common, &fields, "was cancelled", move |conn, oid| {
         ops::cancel_order(conn, oid, request)
     })
     .await
@@ -232,18 +278,16 @@ async fn cancel(
 // ---------------------------------------------------------------- refund
 
 async fn refund_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    form_page(&pages, &headers, &id, "refund", |order, csrf, layout| {
+    form_page(&pages, &headers, &id, "refund", |order, hidden, layout| {
         let action = format!("{}/refund", order_path(&order.order_id));
         let oid = esc(&order.order_id);
         let refundable = order.refundable();
         let body = match layout {
             Layout::Standard => format!(
-                "<main id=\"refund\"><h1>Refund order {oid}</h1><p>Refundable: <span id=\"refund-refundable\">{refundable}</span> USD</p>\n<form id=\"refund-form\" method=\"post\" action=\"{action}\">{}\n<label>Amount (USD) <input name=\"amount\" id=\"refund-amount\" inputmode=\"decimal\"></label>\n<label>Reason <input name=\"reason\" id=\"refund-reason\"></label>\n<button type=\"submit\" id=\"refund-submit\">Refund</button>\n</form></main>",
-                hidden_csrf(csrf)
+                "<main id=\"refund\"><h1>Refund order {oid}</h1><p>Refundable: <span id=\"refund-refundable\">{refundable}</span> USD</p>\n<form id=\"refund-form\" method=\"post\" action=\"{action}\">{hidden}\n<label>Amount (USD) <input name=\"amount\" id=\"refund-amount\" inputmode=\"decimal\"></label>\n<label>Reason <input name=\"reason\" id=\"refund-reason\"></label>\n<button type=\"submit\" id=\"refund-submit\">Refund</button>\n</form></main>"
             ),
             Layout::Changed => format!(
-                "<main id=\"refund-v2\"><h1>Issue a refund</h1><p>Order {oid}</p>\n<form id=\"refund-request\" method=\"post\" action=\"{action}\">{}\n<label>How much? <input name=\"amount\" id=\"amount\"></label>\n<textarea name=\"reason\" id=\"note\"></textarea>\n<button type=\"submit\" id=\"issue-refund\">Issue refund</button>\n</form></main>",
-                hidden_csrf(csrf)
+                "<main id=\"refund-v2\"><h1>Issue a refund</h1><p>Order {oid}</p>\n<form id=\"refund-request\" method=\"post\" action=\"{action}\">{hidden}\n<label>How much? <input name=\"amount\" id=\"amount\"></label>\n<textarea name=\"reason\" id=\"note\"></textarea>\n<button type=\"submit\" id=\"issue-refund\">Issue refund</button>\n</form></main>"
             ),
         };
         (format!("Refund order {}", order.order_id), body)
@@ -253,8 +297,8 @@ async fn refund_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): P
 
 #[derive(Debug, Deserialize)]
 struct RefundForm {
-    #[serde(default)]
-    csrf_token: String,
+    #[serde(flatten)]
+    common: Common,
     #[serde(default)]
     amount: String,
     #[serde(default)]
@@ -272,9 +316,10 @@ async fn refund(
         Ok(raw) => raw,
         Err(e) => return error_page(&ApiError::internal(e)),
     };
-    let reason = Some(form.reason).filter(|r| !r.trim().is_empty());
+    let fields = [form.amount.as_str(), form.reason.as_str()];
+    let reason = Some(form.reason.clone()).filter(|r| !r.trim().is_empty());
     let request = ops::RefundRequest { amount, currency: crate::money::CURRENCY.to_owned(), reason };
-    submit(&pages, &headers, &id, "refund", &form.csrf_token, "was refunded", move |conn, oid| {
+    submit(&pages, &headers, (&id, "refund"), &form.common, &fields, "was refunded", move |conn, oid| {
         ops::partial_refund(conn, oid, request)
     })
     .await
@@ -292,7 +337,7 @@ const ADDRESS_FIELDS: [(&str, &str); 6] = [
 ];
 
 async fn address_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    form_page(&pages, &headers, &id, "address", |order, csrf, layout| {
+    form_page(&pages, &headers, &id, "address", |order, hidden, layout| {
         let action = format!("{}/address", order_path(&order.order_id));
         let oid = esc(&order.order_id);
         let (form_id, prefix, button) = match layout {
@@ -304,9 +349,8 @@ async fn address_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): 
             .map(|(name, label)| format!("<label>{label} <input name=\"{name}\" id=\"{prefix}{name}\"></label>\n"))
             .collect();
         let body = format!(
-            "<main id=\"address\"><h1>Change the shipping address of order {oid}</h1>\n<p>Now: <span id=\"address-current\">{}</span></p>\n<form id=\"{form_id}\" method=\"post\" action=\"{action}\">{}\n{fields}{button}\n</form></main>",
+            "<main id=\"address\"><h1>Change the shipping address of order {oid}</h1>\n<p>Now: <span id=\"address-current\">{}</span></p>\n<form id=\"{form_id}\" method=\"post\" action=\"{action}\">{hidden}\n{fields}{button}\n</form></main>",
             esc(&address_text(&order.shipping_address)),
-            hidden_csrf(csrf)
         );
         (format!("Change address of order {}", order.order_id), body)
     })
@@ -315,8 +359,8 @@ async fn address_page(State(pages): State<Pages>, headers: HeaderMap, Path(id): 
 
 #[derive(Debug, Deserialize)]
 struct AddressForm {
-    #[serde(default)]
-    csrf_token: String,
+    #[serde(flatten)]
+    common: Common,
     #[serde(default)]
     address1: String,
     #[serde(default)]
@@ -337,10 +381,13 @@ async fn address(
     Path(id): Path<String>,
     Form(form): Form<AddressForm>,
 ) -> Response {
-    let AddressForm { csrf_token, address1, address2, city, state, country, zip } = form;
+    let AddressForm { common, address1, address2, city, state, country, zip } = form;
     let new = Address { address1, address2, city, state, country, zip };
-    submit(&pages, &headers, &id, "address", &csrf_token, "has a new shipping address", move |conn, oid| {
-        ops::change_shipping_address(conn, oid, new)
+    let fields = [&new.address1, &new.address2, &new.city, &new.state, &new.country, &new.zip].map(String::as_str);
+    let done = "has a new shipping address";
+    let change = new.clone();
+    submit(&pages, &headers, (&id, "address"), &common, &fields, done, move |conn, oid| {
+        ops::change_shipping_address(conn, oid, change)
     })
     .await
 }

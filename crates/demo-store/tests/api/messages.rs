@@ -10,7 +10,7 @@ use countersign_demo_store::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Browser, Harness, TOKEN, code};
+use super::{Browser, Harness, TOKEN, code, hidden_field};
 
 /// The sample cases on the demo seller center that name a customer of the store.
 const SEEDED: usize = 40;
@@ -347,14 +347,6 @@ async fn simulated_buyers_write_the_script_in_order_until_shutdown() {
 }
 
 // ------------------------------------------------------------------ the seller center's pages
-
-/// The value of the hidden `name` field inside the form `form_id` of `html`.
-fn hidden_field(html: &str, form_id: &str, name: &str) -> String {
-    let form = &html[html.find(&format!("<form id=\"{form_id}\"")).unwrap_or_else(|| panic!("no {form_id}: {html}"))..];
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = form.find(&marker).unwrap() + marker.len();
-    form[at..at + form[at..].find('"').unwrap()].to_owned()
-}
 
 #[tokio::test]
 async fn the_message_pages_list_show_and_post_once_per_form_token() {
