@@ -206,6 +206,12 @@ impl Connector for BrowserConnector {
         )
     }
 
+    /// A page whose form names the field that carries the key (its form token): the demo
+    /// seller center honours it like the API's `Idempotency-Key`.
+    fn honours_idempotency(&self, action: &str) -> bool {
+        self.pages.action(action).is_some_and(|a| a.idempotency_field.is_some())
+    }
+
     fn call(&self, action: &str, params: &Map<String, Value>, key: Option<&str>) -> Result<CallRecord, ConnectorError> {
         self.call_gated(action, params, key, &Open)
     }
