@@ -401,6 +401,8 @@ type CallHook = Box<
 /// connector to delegate to), `before_read_state` runs before every state read.
 struct Intercept {
     inner: HttpConnector,
+    /// Does this platform honour idempotency keys? (`false` plays one that does not.)
+    keys: bool,
     call: Option<CallHook>,
     before_read_state: Option<Box<dyn Fn() + Send + Sync>>,
 }
@@ -412,6 +414,9 @@ impl std::fmt::Debug for Intercept {
 }
 
 impl Connector for Intercept {
+    fn honours_idempotency(&self, action: &str) -> bool {
+        self.keys && self.inner.honours_idempotency(action)
+    }
     fn order_facts(
         &self,
         id: &str,
@@ -458,13 +463,16 @@ impl Connector for Intercept {
     }
 }
 
-/// A connector whose write answers are lost on the way back (a timeout after the
-/// request went out, or before it did): the step's fate is unknown to the app.
-fn lost_reply(inner: HttpConnector, request_arrives: bool) -> Intercept {
+/// A connector whose first write answer is lost on the way back (a timeout after the
+/// request went out, or before it did): the step's fate is unknown to the app. Later
+/// calls go through. With `keys: false` it plays a platform that takes no idempotency key.
+fn lost_reply(inner: HttpConnector, request_arrives: bool, keys: bool) -> Intercept {
+    let lost = std::sync::atomic::AtomicBool::new(false);
     Intercept {
         inner,
+        keys,
         call: Some(Box::new(move |inner, action, params, key| {
-            if key.is_none() {
+            if key.is_none() || lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 return inner.call(action, params, key);
             }
             if request_arrives {
@@ -476,36 +484,235 @@ fn lost_reply(inner: HttpConnector, request_arrives: bool) -> Intercept {
     }
 }
 
+/// A clock the test moves.
+#[derive(Debug)]
+struct Moving(std::sync::Mutex<Timestamp>);
+
+impl Moving {
+    fn new() -> Arc<Moving> {
+        Arc::new(Moving(std::sync::Mutex::new("2026-11-21T10:00:00Z".parse().unwrap())))
+    }
+    fn advance(&self, minutes: i64) {
+        let mut t = self.0.lock().unwrap();
+        *t = *t + jiff::SignedDuration::from_mins(minutes);
+    }
+}
+
+impl Clock for Moving {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn finished_s2(engine: &Engine, case_id: &str) -> Vec<serde_json::Value> {
+    let events = engine.log_case(case_id).unwrap();
+    events.iter().filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2").map(|e| e.event.payload()).collect()
+}
+
+fn refunded(direct: &HttpConnector, order: &str) -> String {
+    read_order(direct, order)["totals"]["refunded"].as_str().unwrap().to_string()
+}
+
 #[test]
-fn a_write_with_a_lost_answer_is_reconciled_by_a_read_never_retried() {
+fn a_write_with_a_lost_answer_settles_by_the_same_request_under_the_same_key() {
     use countersign_engine::StepState;
-    for (arrives, expected) in [(true, StepState::Succeeded), (false, StepState::NotApplied)] {
+    for arrives in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        let (engine, _server, _keyring) = live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, arrives)));
-        // A small refund: its outcome check compares with the before-state.
+        let (engine, server, keyring) = live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, arrives, true)));
+        let direct = platform(&server, &keyring);
         let file =
             countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+        let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap().to_string();
+        let amount = file.plan.steps[1].params["amount"].value["amount"].as_str().unwrap().to_string();
+        let before = refunded(&direct, &order);
         engine.process_verified(&file.case, &file.plan).unwrap();
         let runs = engine.run_approved(&file.case.id).unwrap();
         let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
         assert_eq!(
-            refund.state, expected,
-            "request arrived: {arrives}; the read decides what happened, the write is not sent again: {runs:?}"
+            refund.state,
+            StepState::Succeeded,
+            "request arrived: {arrives}; sent again under the same key, the platform answers the first result or applies it once: {runs:?}"
         );
-        let events = engine.log_case(&file.case.id).unwrap();
-        let started =
-            events.iter().filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2").count();
-        assert_eq!(started, 1, "the write was started once");
-        let outcomes: Vec<_> = events
-            .iter()
-            .filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2")
-            .map(|e| e.event.payload()["outcome"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(outcomes[0], "unknown", "first recorded as unknown, then reconciled: {outcomes:?}");
+        let after: rust_decimal::Decimal = refunded(&direct, &order).parse().unwrap();
+        let expected = before.parse::<rust_decimal::Decimal>().unwrap() + amount.parse::<rust_decimal::Decimal>().unwrap();
+        assert_eq!(after, expected, "request arrived: {arrives}: the refund landed exactly once");
+        let started = engine.log_case(&file.case.id).unwrap().iter().filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2").count();
+        assert_eq!(started, 1, "one attempt, settled under its own key");
+        let finished = finished_s2(&engine, &file.case.id);
+        assert_eq!(finished[0]["outcome"], "unknown", "first recorded as unknown: {finished:?}");
+        assert_eq!(finished[1]["response"]["how"], "sent again under the same key");
         assert!(engine.log_verify().unwrap().ok);
     }
 }
 
+#[test]
+fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_before_the_window() {
+    use countersign_engine::StepState;
+    // The exact race: the request lands after the first reads, and the agent tries again.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Moving::new();
+    let held: Arc<std::sync::Mutex<Option<(serde_json::Map<String, serde_json::Value>, String)>>> = Arc::default();
+    let hold = held.clone();
+    let (engine, server, keyring) = live_engine_at(dir.path(), clock.clone(), |inner| {
+        Arc::new(Intercept {
+            inner,
+            keys: false,
+            // The write is held on the way (no answer): it lands when the test lets it.
+            call: Some(Box::new(move |inner, action, params, key| {
+                match (key, action) {
+                    (Some(k), "refund_partial") if hold.lock().unwrap().is_none() => {
+                        *hold.lock().unwrap() = Some((params.clone(), k.to_string()));
+                        Err(countersign_connectors::ConnectorError::Timeout)
+                    }
+                    _ => inner.call(action, params, key),
+                }
+            })),
+            before_read_state: None,
+        })
+    });
+    let direct = platform(&server, &keyring);
+    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+    let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap().to_string();
+    let before = refunded(&direct, &order);
+    engine.process_verified(&file.case, &file.plan).unwrap();
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+    assert_eq!(refund.state, StepState::Unknown, "read back (several times): not applied so far, but not final: {runs:?}");
+    assert!(refund.error.as_deref().unwrap().contains("may yet land"), "{runs:?}");
+
+    // The agent tries again: refused while the first attempt may land.
+    let err = engine.retry_step(&file.plan.id, "s2").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
+    // Planning the same change again does not start a second attempt either.
+    let again = countersign_engine::CaseFile { plan: countersign_core::Plan { id: "demo-02-plan-2".into(), ..file.plan.clone() }, ..file.clone() };
+    engine.process(&again.case, &again.plan).unwrap();
+    let err = engine.execute("demo-02-plan-2", "s2").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "the same change is in flight: {err}");
+
+    // The held request lands now, late.
+    let (params, key) = held.lock().unwrap().take().unwrap();
+    direct.call("refund_partial", &params, Some(&key)).unwrap();
+    let run = engine.reconcile(&file.plan.id, "s2").unwrap();
+    assert_eq!(run.state, StepState::Succeeded, "the read shows it landed: {run:?}");
+    let after: rust_decimal::Decimal = refunded(&direct, &order).parse().unwrap();
+    let amount: rust_decimal::Decimal = file.plan.steps[1].params["amount"].value["amount"].as_str().unwrap().parse().unwrap();
+    assert_eq!(after, before.parse::<rust_decimal::Decimal>().unwrap() + amount, "one refund, not two");
+    let err = engine.retry_step(&file.plan.id, "s2").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "a step that succeeded is not tried again: {err}");
+    assert!(engine.log_verify().unwrap().ok);
+
+    // A write that never lands: unknown until the target has stayed as it was for the window.
+    let (pending_order, customer) = seed_orders("delivered").into_iter().nth(3).unwrap();
+    let f = case_with("never-lands", "never-lands-p", &customer, "refund", json!([refund_step("s1", &pending_order, "6.00")]));
+    engine.process_verified(&f.case, &f.plan).unwrap();
+    *held.lock().unwrap() = None;
+    let runs = engine.run_approved("never-lands").unwrap();
+    assert_eq!(runs[0].state, StepState::Unknown, "{runs:?}");
+    clock.advance(5);
+    assert_eq!(engine.reconcile("never-lands-p", "s1").unwrap().state, StepState::Unknown, "5 minutes: not yet");
+    clock.advance(6);
+    let run = engine.reconcile("never-lands-p", "s1").unwrap();
+    assert_eq!(run.state, StepState::NotApplied, "unchanged for the window: {run:?}");
+    let events = engine.log_case("never-lands").unwrap();
+    let last = events.iter().rev().find(|e| e.kind() == "step_finished").unwrap().event.payload();
+    assert_eq!(last["not_applied"], "unchanged");
+
+    // Retried: the earlier attempt is not known from the platform's answer to have failed,
+    // so the same key goes out again (it cannot apply twice where keys are honoured).
+    *held.lock().unwrap() = Some((serde_json::Map::new(), String::new())); // let the next call through
+    let key_of = |n: usize| {
+        let started: Vec<_> = engine.log_case("never-lands").unwrap().into_iter().filter(|e| e.kind() == "step_started").collect();
+        started[n].event.payload()["idempotency_key"].as_str().unwrap().to_string()
+    };
+    let run = engine.retry_step("never-lands-p", "s1").unwrap();
+    assert_eq!(run.state, StepState::Succeeded, "an auto step retried runs at once: {run:?}");
+    assert_eq!(key_of(1), key_of(0), "the same change, the same key");
+    let retried = engine.log_case("never-lands").unwrap().into_iter().find(|e| e.kind() == "step_retried").unwrap();
+    assert_eq!(retried.event.payload()["fresh_key"], false);
+}
+
+#[test]
+fn a_team_lead_settles_an_unknown_step_by_hand_and_a_retry_keeps_its_key() {
+    use countersign_engine::StepState;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut engine, server, keyring) = live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, false, false)));
+    let direct = platform(&server, &keyring);
+    let (order, customer) = seed_orders("delivered").into_iter().nth(2).unwrap();
+    let f = case_with("by-hand", "by-hand-p", &customer, "refund", json!([refund_step("s1", &order, "4.00")]));
+    engine.process_verified(&f.case, &f.plan).unwrap();
+    let runs = engine.run_approved("by-hand").unwrap();
+    assert_eq!(runs[0].state, StepState::Unknown, "{runs:?}");
+    let err = engine.settle_step("by-hand-p", "s1", false, "not in the seller center's refund list").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted, "an agent does not settle by hand: {err}");
+    as_role(&mut engine, "lead-1", "team_lead");
+    let err = engine.settle_step("by-hand-p", "s1", false, "  ").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadInput);
+    let run = engine.settle_step("by-hand-p", "s1", false, "not in the seller center's refund list").unwrap();
+    assert_eq!(run.state, StepState::NotApplied);
+    let settled = engine.log_case("by-hand").unwrap().into_iter().find(|e| e.kind() == "step_settled").unwrap();
+    assert_eq!((settled.actor.as_str(), settled.event.payload()["applied"].clone()), ("lead-1", json!(false)));
+
+    // Retried, it keeps its key: only the platform's own answer would have settled it.
+    let err = engine.retry_step("by-hand-p", "s1");
+    let key = |n: usize| {
+        let started: Vec<_> =
+            engine.log_case("by-hand").unwrap().into_iter().filter(|e| e.kind() == "step_started").collect();
+        started[n].event.payload()["idempotency_key"].as_str().unwrap().to_string()
+    };
+    assert_eq!(err.unwrap().state, StepState::Succeeded);
+    assert_eq!(key(1), key(0), "the same change, the same key");
+    let _ = direct;
+}
+
+#[test]
+fn a_step_the_platform_refused_is_retried_under_a_new_key() {
+    use countersign_engine::StepState;
+    let error_json = r#"{"error": {"code": "refund_on_hold", "message": "refunds on this order are on hold"}}"#;
+    let fake = FakePlatform::start((409, error_json, std::time::Duration::from_millis(0), false));
+    let credentials = Arc::new(MemoryCredentials::default());
+    countersign_connectors::credentials::CredentialStore::set(
+        &*credentials,
+        &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
+        &countersign_connectors::credentials::Secret::new("fake-token"),
+    )
+    .unwrap();
+    let connector =
+        HttpConnector::new(quick_catalog(true), credentials).unwrap().with_base_url(&format!("http://{}", fake.addr)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        EngineOptions {
+            workspace: assets().join("demo/workspace-snapshot.toml"),
+            data_dir: dir.path().to_path_buf(),
+            operator: None,
+            connector: Some(Arc::new(connector)),
+        },
+        Arc::new(Fixed),
+    )
+    .unwrap();
+    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+    engine.process_verified(&file.case, &file.plan).unwrap();
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+    assert_eq!(refund.state, StepState::Failed, "{runs:?}");
+    let finished = finished_s2(&engine, &file.case.id);
+    assert_eq!(finished[0]["not_applied"], "platform_refused", "the platform's own answer: {finished:?}");
+    // The platform keeps its refusal under the old key: the retry takes a new one.
+    let run = engine.retry_step(&file.plan.id, "s2").unwrap();
+    assert_eq!(run.state, StepState::Failed, "refused again: {run:?}");
+    let started: Vec<String> = engine
+        .log_case(&file.case.id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2")
+        .map(|e| e.event.payload()["idempotency_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(started.len(), 2);
+    assert_ne!(started[0], started[1], "a new key once the platform said no");
+    assert_eq!(fake.writes(), 2, "two attempts reached the platform, each under its own key");
+    let retried = engine.log_case(&file.case.id).unwrap().into_iter().find(|e| e.kind() == "step_retried").unwrap();
+    assert_eq!(retried.event.payload()["fresh_key"], true);
+    assert!(engine.log_verify().unwrap().ok);
+}
 // ---------------------------------------------------------------------------------------
 // Knowledge base: indexing on open, Facts from the index, citations
 // ---------------------------------------------------------------------------------------
@@ -929,6 +1136,7 @@ fn change_before_send(inner: HttpConnector, change: Arc<dyn Fn() + Send + Sync>)
     let done = std::sync::atomic::AtomicBool::new(false);
     Intercept {
         inner,
+        keys: true,
         call: None,
         before_read_state: Some(Box::new(move || {
             if !done.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -1107,8 +1315,12 @@ fn server_errors_timeouts_and_malformed_answers_fail_clearly_and_only_idempotent
         ("a 503 is retried for an idempotent write", true, (503, "", ms(0), false), StepState::Failed, 3, "(503)"),
         ("a 503 is not retried otherwise", false, (503, "", ms(0), false), StepState::Failed, 1, "(503)"),
         ("a 4xx is final", true, (422, error_json, ms(0), false), StepState::Failed, 1, "invalid_amount"),
-        ("a timeout, idempotent", true, (200, "{}", ms(700), false), StepState::NotApplied, 3, "in time"),
-        ("a timeout, not idempotent", false, (200, "{}", ms(700), false), StepState::NotApplied, 1, "in time"),
+        // Never final after a read: an answer that does not come leaves the write unknown
+        // (where that is safe, sent again under its key: the first call's 3 attempts, then 4
+        // settling resends, at once and with back-off, of 3 attempts each — 15 requests, one
+        // change at most; read back otherwise).
+        ("a timeout, idempotent", true, (200, "{}", ms(700), false), StepState::Unknown, 15, "in time"),
+        ("a timeout, not idempotent", false, (200, "{}", ms(700), false), StepState::Unknown, 1, "in time"),
         ("malformed JSON", true, (200, "{\"refund\": ", ms(0), false), StepState::Failed, 1, "malformed"),
         ("malformed JSON, applied", true, (200, "{\"refund\": ", ms(0), true), StepState::Succeeded, 1, "malformed"),
     ];
