@@ -255,7 +255,7 @@ pub fn decide_scanned(
         rescanned = CaseScan::new(policy, case);
         &rescanned
     };
-    let signals = scan.signals.clone();
+    let signals = with_flagged(policy, plan, &scan.signals);
 
     let mut counted: Vec<Counted> = Vec::new();
     let mut steps = Vec::with_capacity(plan.steps.len());
@@ -319,6 +319,38 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
             })
         })
         .collect()
+}
+
+/// The detector's signals plus the planner's flags. A flag adds a signal of its category
+/// when the detector found none (escalating as strictly as the policy's strictest signal of
+/// that category, `supervisor` when it has none); it can never remove or soften one.
+fn with_flagged(policy: &Policy, plan: &Plan, found: &[SignalHit]) -> Vec<SignalHit> {
+    let mut out = found.to_vec();
+    for f in &plan.signals {
+        if out.iter().any(|h| h.category == f.category) {
+            continue;
+        }
+        let escalate = policy
+            .signals
+            .iter()
+            .filter(|s| s.category == f.category)
+            .map(|s| s.escalate)
+            .max()
+            .unwrap_or(Outcome::Supervisor);
+        let why = f.reason.trim();
+        out.push(SignalHit {
+            id: format!("planner.{}", f.category),
+            category: f.category,
+            matched: format!("flagged by the planner ({})", plan.planner),
+            escalate,
+            reason: if why.is_empty() {
+                format!("The planner flagged {}", f.category)
+            } else {
+                format!("The planner flagged {}: {why}", f.category)
+            },
+        });
+    }
+    out
 }
 
 /// What a policy's signals found in one case's words: made once per case revision (the

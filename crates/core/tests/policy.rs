@@ -16,6 +16,9 @@ use countersign_core::model::{
 use countersign_core::{Facts, Money, Outcome, Policy, decide};
 use serde_json::{Value, json};
 
+#[path = "policy/signals.rs"]
+mod signals;
+
 const DEMO: &str = include_str!("../../../assets/demo/policy.toml");
 const ME: &str = "james_li_5688";
 const OTHER: &str = "noah_brown_6181";
@@ -1062,6 +1065,7 @@ fn policy_table() {
             planner: "test".into(),
             intent: w.intent.clone(),
             steps: row.steps,
+            signals: Vec::new(),
             reply: row.reply,
         };
         w.facts.citations = index_checks(plan.reply.as_ref());
@@ -1121,6 +1125,7 @@ fn look_alike_names_are_called_out() {
         planner: "test".into(),
         intent: "x".into(),
         steps: vec![step("s1", "refund_partiaI", vec![])],
+        signals: Vec::new(),
         reply: None,
     };
     let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
@@ -1141,6 +1146,7 @@ fn supervisor_steps_name_team_leads_only() {
         planner: "test".into(),
         intent: "x".into(),
         steps: vec![step("s1", "send_password_reset", vec![("customer_id", c(json!(ME)))]), cancel("s2", "#W2")],
+        signals: Vec::new(),
         reply: None,
     };
     let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
@@ -1163,6 +1169,7 @@ fn plans_that_cannot_be_decided_are_refused() {
         planner: "test".into(),
         intent: "x".into(),
         steps: vec![],
+        signals: Vec::new(),
         reply: None,
     };
     assert!(decide(&policy, &w.case, &plan, &w.facts).is_err(), "a plan for another case must be refused");
@@ -1275,8 +1282,8 @@ fn parse_errors_point_at_the_problem() {
         ),
         (
             "invalid regex",
-            Box::new(|s: &str| s.replacen("regex = ['\\b(wife", "regex = ['(\\b(wife", 1)),
-            "regex = ['(\\b(wife",
+            Box::new(|s: &str| s.replacen("regex = ['\\b(arrive", "regex = ['(\\b(arrive", 1)),
+            "regex = ['(\\b(arrive",
             "invalid regex",
         ),
         (
@@ -1368,6 +1375,7 @@ mod props {
                     s
                 })
                 .collect(),
+            signals: Vec::new(),
             reply: None,
         }
     }

@@ -215,6 +215,8 @@ pub struct Engine {
     knowledge_report: knowledge::KbIndexReport,
     /// Knowledge searches since the index last changed: (query, limit) → hits.
     searches: std::sync::Mutex<std::collections::HashMap<(String, usize), Vec<countersign_store::KbHit>>>,
+    /// What the policy's signals found in each case's current words (see [`Engine::case_scan`]).
+    scans: std::sync::Mutex<std::collections::HashMap<String, Arc<countersign_core::CaseScan>>>,
     approval_ttl: jiff::SignedDuration,
     /// Where the policy came from: a signed pack or dev mode (see [`managed`]).
     managed: managed::Managed,
@@ -330,6 +332,7 @@ impl Engine {
             articles: std::sync::RwLock::new(articles),
             knowledge_report,
             searches: Default::default(),
+            scans: Default::default(),
             approval_ttl: jiff::SignedDuration::from_hours(4),
             managed,
             presence,

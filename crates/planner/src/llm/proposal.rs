@@ -264,6 +264,7 @@ impl Proposal {
             planner: planner.to_string(),
             intent: self.intent.trim().to_string(),
             steps,
+            signals: Vec::new(),
             reply,
         };
         let content = serde_json::to_vec(&(&plan.case_id, &plan.intent, &plan.steps, &plan.reply)).unwrap_or_default();
