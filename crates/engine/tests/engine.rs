@@ -25,6 +25,8 @@ mod defects;
 mod intake;
 #[path = "engine/pack.rs"]
 mod pack;
+#[path = "engine/signals.rs"]
+mod signals;
 
 #[derive(Debug)]
 struct Fixed;
