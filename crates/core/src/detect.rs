@@ -25,7 +25,7 @@
 //! and the words it matched are reported. Everything here is pure and deterministic; the
 //! engine scans a case once per revision ([`crate::decide::CaseScan`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::normalize::normalize;
 
@@ -98,19 +98,20 @@ pub fn family(entries: &[String]) -> Result<Vec<Vec<String>>, String> {
     Ok(out)
 }
 
+/// A pattern element over words `W`: stemmed strings as parsed, word ids once compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Elem {
+enum Elem<W> {
     /// One of these word sequences (already stemmed).
-    Words { alts: Vec<Vec<String>>, optional: bool },
+    Words { alts: Vec<Vec<W>>, optional: bool },
     /// Up to this many other words.
     Gap(usize),
 }
 
-/// A compiled token pattern.
+/// A parsed token pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenPattern {
     source: String,
-    elems: Vec<Elem>,
+    elems: Vec<Elem<String>>,
 }
 
 /// Alternatives separated by `|`: words or several words (normalised and stemmed) and
@@ -217,18 +218,21 @@ impl TokenPattern {
         })
     }
 
-    /// The end of a match starting at `pos`, if there is one.
+    /// The end of a match starting at `pos`, if there is one (over words, for tests; the
+    /// detector matches word ids).
+    #[cfg(test)]
     fn match_at(&self, words: &[String], pos: usize) -> Option<usize> {
         match_from(&self.elems, words, pos)
     }
 
     /// Every match's span `(start, end)`, the first match from each start.
+    #[cfg(test)]
     fn spans<'a>(&'a self, words: &'a [String]) -> impl Iterator<Item = (usize, usize)> + 'a {
         (0..words.len()).filter_map(move |s| self.match_at(words, s).filter(|e| *e > s).map(|e| (s, e)))
     }
 }
 
-fn match_from(elems: &[Elem], words: &[String], pos: usize) -> Option<usize> {
+fn match_from<W: PartialEq>(elems: &[Elem<W>], words: &[W], pos: usize) -> Option<usize> {
     let Some((first, rest)) = elems.split_first() else {
         return Some(pos);
     };
@@ -244,26 +248,99 @@ fn match_from(elems: &[Elem], words: &[String], pos: usize) -> Option<usize> {
     }
 }
 
+/// A word no pattern names: it matches only gaps.
+const UNKNOWN: u32 = u32::MAX;
+
+/// The words a detector's patterns name, each with a number: the text's stems are looked
+/// up once per clause, and matching compares numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Vocab(HashMap<String, u32>);
+
+impl Vocab {
+    fn intern(&mut self, word: &str) -> u32 {
+        let next = u32::try_from(self.0.len()).unwrap_or(UNKNOWN);
+        *self.0.entry(word.to_string()).or_insert(next)
+    }
+
+    fn id(&self, word: &str) -> u32 {
+        self.0.get(word).copied().unwrap_or(UNKNOWN)
+    }
+
+    fn seq(&mut self, words: &[String]) -> Vec<u32> {
+        words.iter().map(|w| self.intern(w)).collect()
+    }
+}
+
+/// A pattern over word ids, with the words it can start with (when its first element is
+/// not optional) as a bit set: most positions of a clause are ruled out by one lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Compiled {
+    elems: Vec<Elem<u32>>,
+    first: Option<Vec<u64>>,
+}
+
+impl Compiled {
+    fn new(p: &TokenPattern, vocab: &mut Vocab) -> Compiled {
+        let elems: Vec<Elem<u32>> = p
+            .elems
+            .iter()
+            .map(|e| match e {
+                Elem::Words { alts, optional } => {
+                    Elem::Words { alts: alts.iter().map(|a| vocab.seq(a)).collect(), optional: *optional }
+                }
+                Elem::Gap(n) => Elem::Gap(*n),
+            })
+            .collect();
+        Compiled { elems, first: None }
+    }
+
+    /// Fill in the first-word sets once every word has its number.
+    fn index(&mut self, words: usize) {
+        if let Some(Elem::Words { alts, optional: false }) = self.elems.first() {
+            let mut set = vec![0u64; words.div_ceil(64)];
+            for id in alts.iter().filter_map(|a| a.first()) {
+                if let Some(slot) = set.get_mut((*id / 64) as usize) {
+                    *slot |= 1 << (id % 64);
+                }
+            }
+            self.first = Some(set);
+        }
+    }
+
+    fn may_start(&self, word: u32) -> bool {
+        match &self.first {
+            None => true,
+            Some(set) => set.get((word / 64) as usize).is_some_and(|slot| slot & (1 << (word % 64)) != 0),
+        }
+    }
+
+    fn spans<'a>(&'a self, words: &'a [u32]) -> impl Iterator<Item = (usize, usize)> + 'a {
+        (0..words.len())
+            .filter(move |s| self.may_start(words[*s]))
+            .filter_map(move |s| match_from(&self.elems, words, s).filter(|e| *e > s).map(|e| (s, e)))
+    }
+}
+
 /// A signal's token patterns, guards and negations, compiled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Detector {
     patterns: Vec<TokenPattern>,
+    compiled: Vec<Compiled>,
     /// Per pattern: it names a negation itself (`don't want to live`), so a negation
     /// inside its match is part of what it looks for.
     own_negation: Vec<bool>,
-    guards: Vec<TokenPattern>,
+    guards: Vec<Compiled>,
     /// Word sequences that negate a hit standing just after them (or inside it).
-    negations: Vec<Vec<String>>,
+    negations: Vec<Vec<u32>>,
+    /// The scope breakers' ids.
+    breakers: Vec<u32>,
+    vocab: Vocab,
 }
 
 /// Words that open a new stretch of a sentence: a negation before one of them does not
 /// reach past it (`if you don't refund me I'll sue`). Stemmed like the text.
 const SCOPE_BREAKERS: [&str; 14] =
     ["i", "we", "you", "he", "she", "they", "but", "or", "and", "so", "if", "unless", "then", "because"];
-
-fn breaks_scope(word: &str) -> bool {
-    SCOPE_BREAKERS.iter().any(|b| stem(b) == word)
-}
 
 /// One clause of customer text: its normalised words and their stems.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,7 +366,15 @@ pub fn clauses(text: &str) -> Vec<Clause> {
 impl Detector {
     pub fn new(patterns: Vec<TokenPattern>, guards: Vec<TokenPattern>, negations: Vec<Vec<String>>) -> Detector {
         let own_negation = patterns.iter().map(|p| negations.iter().any(|n| p.mentions(n))).collect();
-        Detector { patterns, own_negation, guards, negations }
+        let mut vocab = Vocab::default();
+        let mut compiled: Vec<Compiled> = patterns.iter().map(|p| Compiled::new(p, &mut vocab)).collect();
+        let mut guards: Vec<Compiled> = guards.iter().map(|p| Compiled::new(p, &mut vocab)).collect();
+        let negations = negations.iter().map(|n| vocab.seq(n)).collect();
+        let breakers = SCOPE_BREAKERS.iter().map(|b| vocab.intern(&stem(b))).collect();
+        for c in compiled.iter_mut().chain(guards.iter_mut()) {
+            c.index(vocab.0.len());
+        }
+        Detector { patterns, compiled, own_negation, guards, negations, breakers, vocab }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -302,18 +387,21 @@ impl Detector {
 
     /// The words of the first hit that is neither guarded nor negated.
     pub fn find(&self, clauses: &[Clause]) -> Option<String> {
+        if self.compiled.is_empty() {
+            return None;
+        }
         clauses.iter().find_map(|c| self.find_in(c))
     }
 
     fn find_in(&self, clause: &Clause) -> Option<String> {
-        let words = &clause.stems;
+        let words: Vec<u32> = clause.stems.iter().map(|w| self.vocab.id(w)).collect();
         let mut guarded: Option<Vec<(usize, usize)>> = None;
-        for (p, own_negation) in self.patterns.iter().zip(&self.own_negation) {
-            for (s, e) in p.spans(words) {
-                if self.negated(words, s, e, *own_negation) {
+        for (p, own_negation) in self.compiled.iter().zip(&self.own_negation) {
+            for (s, e) in p.spans(&words) {
+                if self.negated(&words, s, e, *own_negation) {
                     continue;
                 }
-                let guards = guarded.get_or_insert_with(|| self.guards.iter().flat_map(|g| g.spans(words)).collect());
+                let guards = guarded.get_or_insert_with(|| self.guards.iter().flat_map(|g| g.spans(&words)).collect());
                 if guards.iter().any(|(gs, ge)| *gs < e && s < *ge) {
                     continue;
                 }
@@ -326,19 +414,20 @@ impl Detector {
     /// A negation inside the hit (unless the pattern names one itself), or ending within
     /// the window before it with no scope breaker in between. A hit that starts with a
     /// breaker (`I'll sue`) starts a stretch of its own.
-    fn negated(&self, words: &[String], start: usize, end: usize, own_negation: bool) -> bool {
+    fn negated(&self, words: &[u32], start: usize, end: usize, own_negation: bool) -> bool {
         let cue_at = |i: usize, limit: usize| self.negations.iter().any(|n| i + n.len() <= limit && words[i..].starts_with(n));
         if !own_negation && (start..end).any(|i| cue_at(i, end)) {
             return true;
         }
-        if breaks_scope(&words[start]) {
+        let breaks_scope = |w: u32| self.breakers.contains(&w);
+        if breaks_scope(words[start]) {
             return false;
         }
         for i in (start.saturating_sub(NEGATION_WINDOW)..start).rev() {
             if cue_at(i, start) {
                 return true;
             }
-            if breaks_scope(&words[i]) {
+            if breaks_scope(words[i]) {
                 return false;
             }
         }
