@@ -171,7 +171,9 @@ fn report(scenarios: &[Scenario], dir: &Path, since: SystemTime) {
     }
     println!();
     match median_ns_flat(dir, SCAN_GROUP, since) {
-        Some(ns) => println!("Scanning the case for signals (once per case revision, not per decision): {}", fmt_us(ns)),
+        Some(ns) => {
+            println!("Scanning the case for signals (once per case revision, not per decision): {}", fmt_us(ns))
+        }
         None => println!("Scanning the case for signals: not run"),
     }
     println!();

@@ -70,7 +70,7 @@ pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
         println!();
     }
     println!("signals of policy {} on {} ({} messages, sha256 {})", r.policy_id, r.set, r.messages, r.set_sha256);
-    println!("  {:<18} {:<22} {}", "category", "recall", "false handoffs");
+    println!("  {:<18} {:<22} false handoffs", "category", "recall");
     for c in &r.categories {
         println!("  {:<18} {:<22} {}", c.category.as_str(), c.recall.to_string(), c.false_handoffs);
     }

@@ -547,7 +547,10 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let text = cs_demo(dir.path(), &["eval", "signals", "--misses", "--set", dev.to_str().unwrap()]);
     assert_eq!(code(&text), 0, "{}", stderr(&text));
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
-    assert!(text.contains("category") && text.contains("false handoffs") && text.contains("third_party_data"), "{text}");
+    assert!(
+        text.contains("category") && text.contains("false handoffs") && text.contains("third_party_data"),
+        "{text}"
+    );
 
     let set = dir.path().join("bad.jsonl");
     std::fs::write(&set, "{\"id\": \"a\", \"text\": \"hi\", \"expect\": [], \"near\": \"legal\"}\n{\"id\": \"b\", \"text\": \"x\", \"expect\": [\"lawsuits\"]}\n").unwrap();

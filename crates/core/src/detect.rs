@@ -415,7 +415,8 @@ impl Detector {
     /// the window before it with no scope breaker in between. A hit that starts with a
     /// breaker (`I'll sue`) starts a stretch of its own.
     fn negated(&self, words: &[u32], start: usize, end: usize, own_negation: bool) -> bool {
-        let cue_at = |i: usize, limit: usize| self.negations.iter().any(|n| i + n.len() <= limit && words[i..].starts_with(n));
+        let cue_at =
+            |i: usize, limit: usize| self.negations.iter().any(|n| i + n.len() <= limit && words[i..].starts_with(n));
         if !own_negation && (start..end).any(|i| cue_at(i, end)) {
             return true;
         }

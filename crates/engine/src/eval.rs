@@ -329,7 +329,8 @@ pub fn load_signal_set(path: &Path) -> Result<(Vec<SignalSample>, String), Engin
         if line.trim().is_empty() {
             continue;
         }
-        let at = |message: String| EngineError::BadInput { message: format!("{}:{}: {message}", path.display(), i + 1) };
+        let at =
+            |message: String| EngineError::BadInput { message: format!("{}:{}: {message}", path.display(), i + 1) };
         let s: SignalSample = serde_json::from_str(line).map_err(|e| EngineError::BadInput {
             message: format!("{}:{}:{}: {e}", path.display(), i + 1, e.column()),
         })?;

@@ -176,10 +176,9 @@ impl PlanningContext for Recorder<'_> {
             detail: None,
             response: None,
         };
-        let decision = self
-            .engine
-            .gather_facts(self.case, &probe)
-            .and_then(|facts| Ok(decide_scanned(policy, self.case, &probe, &facts, &self.engine.case_scan(self.case))?));
+        let decision = self.engine.gather_facts(self.case, &probe).and_then(|facts| {
+            Ok(decide_scanned(policy, self.case, &probe, &facts, &self.engine.case_scan(self.case))?)
+        });
         let decision = match decision {
             Ok(d) => d,
             Err(e) => {

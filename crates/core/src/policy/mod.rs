@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use sha2::{Digest, Sha256};
 
+use crate::detect::{Detector, Families, TokenPattern, family, stemmed_words};
 use crate::model::{Channel, IdentityStatus};
 use crate::money::{Currency, Money};
-use crate::detect::{Detector, Families, TokenPattern, family, stemmed_words};
 use crate::normalize::{Phrase, identifier_skeleton, normalize};
 
 /// The five outcomes, ordered from least to most restrictive.
@@ -492,14 +492,20 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
     let mut families = Families::new();
     for (name, entries) in &raw.signal_words {
         if !is_identifier(name) {
-            return Err(cx.err(entries.span(), format!("word family name {name:?} must be lower-case letters, digits and _")));
+            return Err(
+                cx.err(entries.span(), format!("word family name {name:?} must be lower-case letters, digits and _"))
+            );
         }
         if entries.get_ref().is_empty() {
             return Err(cx.err(entries.span(), format!("word family {name:?} is empty: it could never match")));
         }
         let words: Vec<String> = entries.get_ref().iter().map(|e| e.get_ref().clone()).collect();
         let fam = family(&words).map_err(|m| {
-            let at = entries.get_ref().iter().find(|e| stemmed_words(e.get_ref()).is_empty()).map_or(entries.span(), |e| e.span());
+            let at = entries
+                .get_ref()
+                .iter()
+                .find(|e| stemmed_words(e.get_ref()).is_empty())
+                .map_or(entries.span(), |e| e.span());
             cx.err(at, format!("in word family {name:?}: {m}"))
         })?;
         families.insert(name.clone(), fam);
@@ -907,7 +913,11 @@ fn compile_detector(
 }
 
 /// Phrases and regexes (either list may be empty).
-fn compile_pattern_list(cx: &Ctx<'_>, phrases: &[Spanned<String>], regex: &[Spanned<String>]) -> Result<Patterns, PolicyError> {
+fn compile_pattern_list(
+    cx: &Ctx<'_>,
+    phrases: &[Spanned<String>],
+    regex: &[Spanned<String>],
+) -> Result<Patterns, PolicyError> {
     let mut out = Patterns { phrases: Vec::new(), regex: Vec::new(), phrase_filter: None };
     for p in phrases {
         out.phrases.push(Phrase::new(p.get_ref()).ok_or_else(|| {

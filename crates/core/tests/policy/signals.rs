@@ -124,8 +124,13 @@ fn a_planner_may_add_a_signal_never_remove_one() {
     let d = decide(&policy, &w.case, &plan_with(&w, vec![flag]), &w.facts).unwrap();
     let cats: Vec<_> = d.signals.iter().map(|s| s.category).collect();
     assert!(cats.contains(&Legal) && cats.contains(&SelfHarm), "the union of both: {cats:?}");
-    let d = decide(&policy, &w.case, &plan_with(&w, vec![FlaggedSignal { category: Legal, reason: String::new() }]), &w.facts)
-        .unwrap();
+    let d = decide(
+        &policy,
+        &w.case,
+        &plan_with(&w, vec![FlaggedSignal { category: Legal, reason: String::new() }]),
+        &w.facts,
+    )
+    .unwrap();
     assert_eq!(d.signals.len(), 1, "a flag of a category already found adds nothing: {:?}", d.signals);
     assert_eq!(d.signals[0].id, "legal-threat", "the detector's own hit is kept");
 }
@@ -177,7 +182,8 @@ fn policies_without_patterns_still_parse() {
     // The pre-pattern form (phrases and regexes only), as older policies and packs have it.
     let start = DEMO.find("[signal_words]").unwrap();
     let end = DEMO.find("# =================================================================== reply").unwrap();
-    let old = "[[signals]]\nid = \"legal-threat\"\ncategory = \"legal\"\nreason = \"Legal\"\nphrases = [\"lawyer\"]\n\n";
+    let old =
+        "[[signals]]\nid = \"legal-threat\"\ncategory = \"legal\"\nreason = \"Legal\"\nphrases = [\"lawyer\"]\n\n";
     let src = format!("{}{old}{}", &DEMO[..start], &DEMO[end..]);
     let policy = Policy::parse("policy.toml", &src).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(found(&policy, "my LAWYER will call"), vec![Legal]);

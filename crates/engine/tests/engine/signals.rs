@@ -48,13 +48,19 @@ fn paraphrased_threats_hand_the_case_off() {
         assert!(d.handoff, "{id}: handed to a person: {:?}", d.signals);
         assert!(d.signals.iter().any(|s| s.category == category), "{id}: {:?}", d.signals);
         for s in &d.steps {
-            assert!(s.decision >= Outcome::Supervisor, "{id}: nothing runs on its own ({} is {})", s.step_id, s.decision);
+            assert!(
+                s.decision >= Outcome::Supervisor,
+                "{id}: nothing runs on its own ({} is {})",
+                s.step_id,
+                s.decision
+            );
         }
         assert!(e.review_queue().unwrap().iter().filter(|s| s.case_id == id).all(|s| s.decision != "auto"));
     }
 
     // The same words in an ordinary sense hand nothing off.
-    let calm = case_saying("sig-calm", "This lamp is to die for! Please ship it to my neighbour's address, she's home.");
+    let calm =
+        case_saying("sig-calm", "This lamp is to die for! Please ship it to my neighbour's address, she's home.");
     let d = e.process(&calm.case, &calm.plan).unwrap();
     assert!(!d.handoff, "idioms and a delivery to a neighbour are ordinary: {:?}", d.signals);
 }
