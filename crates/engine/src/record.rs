@@ -150,7 +150,10 @@ impl Engine {
                     .steps
                     .iter()
                     .zip(&plan.steps)
-                    .all(|(d, s)| d.step_id == s.id && d.step_digest == countersign_core::digest::step_digest(s));
+                    .all(|(d, s)| d.step_id == s.id && d.step_digest == countersign_core::digest::step_digest(s))
+                // A flag the recorded decision did not have is a stricter plan, never the
+                // earlier decision reused.
+                && plan.signals.iter().all(|f| recorded.signals.iter().any(|h| h.category == f.category));
             if !same {
                 return Err(EngineError::Conflict {
                     message: format!(

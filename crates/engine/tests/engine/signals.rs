@@ -86,3 +86,27 @@ fn a_case_is_scanned_once_per_revision_of_its_words() {
     assert!(second.signals.iter().any(|s| s.category == SignalCategory::Legal), "{:?}", second.signals);
     assert!(e.decide(&file.case, &file.plan).unwrap().handoff, "and decided on");
 }
+
+#[test]
+fn a_planners_flag_hands_off_and_is_never_lost_to_an_earlier_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let file = case_saying("sig-flag", "Please cancel my order, I ordered the wrong size.");
+    let plain = e.process(&file.case, &file.plan).unwrap();
+    assert!(!plain.handoff, "{:?}", plain.signals);
+
+    // The same plan id with a flag is not the plan decided before: refused, not reused.
+    let mut flagged = file.plan.clone();
+    flagged.signals.push(countersign_core::model::FlaggedSignal {
+        category: SignalCategory::SelfHarm,
+        reason: "the customer sounds at risk".into(),
+    });
+    let err = e.process(&file.case, &flagged).unwrap_err();
+    assert_eq!(err.code(), countersign_engine::ErrorCode::Conflict, "{err}");
+
+    // Under its own id it is decided: handed off, nothing runs on its own.
+    flagged.id = "sig-flag-plan-flagged".into();
+    let d = e.process(&file.case, &flagged).unwrap();
+    assert!(d.handoff && d.signals.iter().any(|s| s.id == "planner.self_harm"), "{:?}", d.signals);
+    assert!(d.steps.iter().all(|s| s.decision >= Outcome::Supervisor));
+}

@@ -156,6 +156,9 @@ inferred it). Sources are checked against what the reads returned.\n\
 article_id, version and anchor as search_knowledge returned them, and quote, a verbatim span of that \
 passage's text. Cite only passages you were given. Do not promise what the knowledge base does not \
 say; if you do not know something, say so or ask.\n\
+- signals: escalations a person must handle that you notice in the customer's words, each with its \
+category (self_harm, violence, legal, chargeback, account_takeover, third_party_data, minors, harassment, \
+other) and a short reason; [] if none. A signal only hands the case to a person; it never approves anything.\n\
 - If the customer is not identified, identify them first (find_customer_by_email, \
 find_customer_by_name_zip) or ask for what you need.\n\
 \n\
