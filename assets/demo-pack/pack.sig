@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "b44c27b5c0b13b83"
-signature = "df8c94d460eb140d87f065099a50f3ef6ea0d81840fde9b1a2e153292c6ebc6c0ef1a9b10a84c153c06e6bc1abe27a3af5f991ce78718942c62a0d6e6cdfc607"
+key_id = "33c03e8bdede31f0"
+signature = "a389259261505bd173b1a060bd2bb90d12b84d6d1bc7d00e967d88351c13433b6bc1c7d5d32d643d3d9c06877385f8eac7149304bf4e9a60e79ef22e39f95d01"

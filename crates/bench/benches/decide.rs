@@ -1,5 +1,7 @@
-//! `countersign_core::decide` against the demo policy, next to Cedar's
-//! `is_authorized` on the same allow/deny core, for the same steps.
+//! `countersign_core::decide_scanned` against the demo policy, next to Cedar's
+//! `is_authorized` on the same allow/deny core, for the same steps. The case's text is
+//! scanned for escalation signals once, outside the timing, as the engine does once per
+//! case revision (`Engine::case_scan`); the scan is timed on its own (`case_scan`).
 //!
 //! Run: `cargo bench -p countersign-bench --bench decide` (about 80 s).
 //!
@@ -16,8 +18,11 @@ use std::time::{Duration, SystemTime};
 
 use countersign_bench::world::demo_policy;
 use countersign_bench::{CedarEngine, Scenario, World, cedar, check_agreement, scenarios};
-use countersign_core::decide;
+use countersign_core::{CaseScan, decide_scanned};
 use criterion::{Criterion, Throughput};
+
+/// Criterion's id for the once-per-revision scan.
+const SCAN_GROUP: &str = "case_scan";
 
 /// Our target for one step's decision.
 const TARGET_NS_PER_STEP: f64 = 5_000.0;
@@ -31,6 +36,8 @@ fn main() {
     let cedar = CedarEngine::new(&world).unwrap_or_else(|e| panic!("Cedar setup failed: {e}"));
     cedar::check_names(&policy).unwrap_or_else(|e| panic!("{e}"));
     let scenarios = scenarios(&world);
+    // Once per case revision in the engine; every decision on the revision reads it.
+    let scan = CaseScan::new(&policy, &world.case);
     for s in &scenarios {
         if let Err(e) = check_agreement(&policy, &world, &cedar, s) {
             panic!("Cedar and countersign disagree, so timing them would not compare equivalent work: {e}");
@@ -50,7 +57,14 @@ fn main() {
         g.throughput(Throughput::Elements(s.steps() as u64));
         g.bench_function("countersign", |b| {
             b.iter(|| {
-                decide(black_box(&policy), black_box(&world.case), black_box(&s.plan), black_box(&world.facts)).unwrap()
+                decide_scanned(
+                    black_box(&policy),
+                    black_box(&world.case),
+                    black_box(&s.plan),
+                    black_box(&world.facts),
+                    black_box(&scan),
+                )
+                .unwrap()
             });
         });
         g.bench_function("cedar", |b| {
@@ -72,6 +86,8 @@ fn main() {
         });
         g.finish();
     }
+    // The scan itself: normalising and reading the case's words once per revision.
+    c.bench_function(SCAN_GROUP, |b| b.iter(|| CaseScan::new(black_box(&policy), black_box(&world.case))));
     c.final_summary();
 
     let args: Vec<String> = std::env::args().collect();
@@ -99,6 +115,17 @@ fn criterion_dir() -> PathBuf {
 /// The median (ns per iteration) criterion measured in this run, if it did.
 fn median_ns(dir: &Path, group: &str, id: &str, since: SystemTime) -> Option<f64> {
     let path = dir.join(group).join(id).join("new/estimates.json");
+    let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+    if !fresh {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+/// The median of a benchmark outside any group (criterion writes it at `<id>/new`).
+fn median_ns_flat(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
+    let path = dir.join(id).join("new/estimates.json");
     let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
     if !fresh {
         return None;
@@ -141,6 +168,13 @@ fn report(scenarios: &[Scenario], dir: &Path, since: SystemTime) {
             }
             _ => println!("| {} | {} | not run | not run | – | {eval} | – |", s.name, s.steps()),
         }
+    }
+    println!();
+    match median_ns_flat(dir, SCAN_GROUP, since) {
+        Some(ns) => {
+            println!("Scanning the case for signals (once per case revision, not per decision): {}", fmt_us(ns))
+        }
+        None => println!("Scanning the case for signals: not run"),
     }
     println!();
     println!("Scenarios:");

@@ -56,6 +56,7 @@ fn plan_of(world: &World, id: &str, intent: &str, steps: Vec<Step>) -> Plan {
         planner: "bench".into(),
         intent: intent.into(),
         steps,
+        signals: Vec::new(),
         reply: None,
     }
 }

@@ -193,7 +193,10 @@ pub struct PlanArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct EvalArgs {
+    #[command(subcommand)]
+    pub what: Option<EvalCmd>,
     /// The evaluation set (JSON Lines; default: the repository's `assets/eval/cases.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub cases: Option<PathBuf>,
@@ -204,6 +207,21 @@ pub struct EvalArgs {
     /// (a set the playbooks were not tuned on; plans with unknown actions are left out).
     #[arg(long, conflicts_with = "cases")]
     pub samples: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCmd {
+    /// Score the workspace policy's escalation signals on a labelled set of customer
+    /// messages: recall and false handoffs per category (default set: the held-out
+    /// `assets/eval/signals/test.jsonl`).
+    Signals {
+        /// The labelled set (JSON Lines, format in `assets/eval/signals/README.md`).
+        #[arg(long, value_name = "FILE")]
+        set: Option<PathBuf>,
+        /// Print every message the policy got wrong (missed, or handed off for nothing).
+        #[arg(long)]
+        misses: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

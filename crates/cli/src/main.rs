@@ -54,6 +54,10 @@ fn default_workspace() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo/workspace.toml"))
 }
 
+fn default_signal_set() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/eval/signals/test.jsonl"))
+}
+
 fn default_eval_cases() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/eval/cases.jsonl"))
 }
@@ -125,6 +129,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Review(cmd) => review(&cli, cmd),
         Command::Log(cmd) => log(&cli, cmd),
         Command::Kb(cmd) => kb(&cli, cmd),
+        Command::Eval(EvalArgs { what: Some(EvalCmd::Signals { set, misses }), .. }) => {
+            // A scratch data root: opening the workspace leaves nothing in its data folder.
+            let scratch = tempfile::tempdir().context("a scratch data dir for the evaluation")?;
+            let opened = countersign_host::open(countersign_host::Options {
+                workspace: cli.workspace.clone().unwrap_or_else(default_workspace),
+                root: countersign_host::DataRoot::named(scratch.path()),
+                operator_id: None,
+                role: None,
+            })?;
+            let set = set.clone().unwrap_or_else(default_signal_set);
+            let report = opened.engine.evaluate_signals(&set)?;
+            out(json, &report, |r| render::signal_eval(r, *misses))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Eval(args) => {
             // A scratch data root: scoring leaves no evidence in the workspace's log.
             let scratch = tempfile::tempdir().context("a scratch data dir for the evaluation")?;

@@ -60,6 +60,24 @@ pub fn eval(r: &countersign_engine::eval::EvalReport, misses: bool) {
     println!("  per case              p50 {} µs, p99 {} µs", r.p50_us, r.p99_us);
 }
 
+pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
+    if misses {
+        for m in &r.misses {
+            let expected: Vec<&str> = m.expected.iter().map(|c| c.as_str()).collect();
+            let label = if expected.is_empty() { "handed off for nothing".to_string() } else { expected.join(", ") };
+            println!("{} ({label}): {:?} -> found {:?}", m.id, m.text, m.found);
+        }
+        println!();
+    }
+    println!("signals of policy {} on {} ({} messages, sha256 {})", r.policy_id, r.set, r.messages, r.set_sha256);
+    println!("  {:<18} {:<22} false handoffs", "category", "recall");
+    for c in &r.categories {
+        println!("  {:<18} {:<22} {}", c.category.as_str(), c.recall.to_string(), c.false_handoffs);
+    }
+    println!("  {:<18} {:<22} {}", "all", r.recall.to_string(), r.false_handoffs);
+    println!("  goal (recall >= 98%, false handoffs <= 2%): {}", if r.meets_goal() { "met" } else { "not met" });
+}
+
 pub fn run(run: &CaseRun) {
     for r in &run.recovered {
         println!("recovered {} {} ({}): {}", r.plan_id, r.step_id, r.action, r.state.as_str());

@@ -545,6 +545,45 @@ fn eval_scores_a_set_and_names_a_broken_line() {
     assert!(stderr(&bad).contains("set.jsonl:2:"), "{}", stderr(&bad));
 }
 
+#[test]
+fn eval_signals_reports_recall_and_false_handoffs_per_category() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default set is the held-out test part; its hash is the one docs/signals.md notes.
+    let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = stdout_json(&out);
+    assert_eq!(report["set_sha256"], "779b1b7b3f48b2a811ce709b72ea7b336535989667c3a602bcf42020f9adc820");
+    assert_eq!(report["messages"], 224);
+    assert_eq!(report["recall"]["total"], 112, "every labelled message is scored");
+    assert_eq!(report["false_handoffs"]["total"], 112, "every message that should hand nothing off is scored");
+    let categories: Vec<&str> =
+        report["categories"].as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
+    assert_eq!(
+        categories,
+        ["self_harm", "violence", "legal", "chargeback", "account_takeover", "third_party_data", "minors"],
+        "a row per category of the set"
+    );
+    for c in report["categories"].as_array().unwrap() {
+        assert_eq!(c["recall"]["total"], 16, "{c}");
+        assert_eq!(c["false_handoffs"]["total"], 16, "{c}");
+    }
+
+    let dev = repo().join("assets/eval/signals/dev.jsonl");
+    let text = cs_demo(dir.path(), &["eval", "signals", "--misses", "--set", dev.to_str().unwrap()]);
+    assert_eq!(code(&text), 0, "{}", stderr(&text));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("category") && text.contains("false handoffs") && text.contains("third_party_data"),
+        "{text}"
+    );
+
+    let set = dir.path().join("bad.jsonl");
+    std::fs::write(&set, "{\"id\": \"a\", \"text\": \"hi\", \"expect\": [], \"near\": \"legal\"}\n{\"id\": \"b\", \"text\": \"x\", \"expect\": [\"lawsuits\"]}\n").unwrap();
+    let bad = cs_demo(dir.path(), &["eval", "signals", "--set", set.to_str().unwrap()]);
+    assert_eq!(code(&bad), 1);
+    assert!(stderr(&bad).contains("bad.jsonl:2:"), "{}", stderr(&bad));
+}
+
 /// The plan ids and step ids waiting for review, from `review list --json`.
 fn waiting(data: &Path, run: fn(&Path, &[&str]) -> Output) -> Vec<(String, String)> {
     let o = run(data, &["--json", "review", "list"]);

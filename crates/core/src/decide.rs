@@ -313,11 +313,32 @@ fn identity_level(case: &Case, facts: &Facts) -> IdentityLevel {
     }
 }
 
-/// Decide every step of `plan` and its reply.
+/// Decide every step of `plan` and its reply, scanning the case for signals first.
+/// The engine scans a case once per revision and calls [`decide_scanned`].
 pub fn decide(policy: &Policy, case: &Case, plan: &Plan, facts: &Facts) -> Result<PlanDecision, PlanError> {
+    decide_scanned(policy, case, plan, facts, &CaseScan::new(policy, case))
+}
+
+/// Decide every step of `plan` and its reply, with the signals already found in the
+/// case (`scan`, made by [`CaseScan::new`] for this policy and this case's words). A scan
+/// made for another policy or case is not trusted: the case is scanned again.
+pub fn decide_scanned(
+    policy: &Policy,
+    case: &Case,
+    plan: &Plan,
+    facts: &Facts,
+    scan: &CaseScan,
+) -> Result<PlanDecision, PlanError> {
     check_plan(case, plan)?;
 
-    let signals = signals(policy, case);
+    let rescanned;
+    let scan = if scan.is_for(policy, case) {
+        scan
+    } else {
+        rescanned = CaseScan::new(policy, case);
+        &rescanned
+    };
+    let signals = with_flagged(policy, plan, &scan.signals);
 
     let mut counted: Vec<Counted> = Vec::new();
     let mut moved: Vec<Moved> = Vec::new();
@@ -363,12 +384,24 @@ pub fn decide(policy: &Policy, case: &Case, plan: &Plan, facts: &Facts) -> Resul
 /// The policy's escalation signals found in what the customer wrote (over the normal
 /// form of the text, so look-alike letters and invisible characters hide nothing).
 pub fn signals(policy: &Policy, case: &Case) -> Vec<SignalHit> {
-    let customer_text: String = case.customer_text().map(normalize).collect();
+    CaseScan::new(policy, case).signals
+}
+
+/// The signals found in some texts (the subject and the customer's messages, or one
+/// message of an evaluation set): exact phrases and regexes over the whole normalised
+/// text, token patterns clause by clause ([`crate::detect`]). Each text is read once.
+pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Vec<SignalHit> {
+    let mut normalized = String::new();
+    let mut clauses = Vec::new();
+    for t in texts {
+        normalized.push_str(&normalize(t));
+        clauses.extend(crate::detect::clauses(t));
+    }
     policy
         .signals
         .iter()
         .filter_map(|s| {
-            s.patterns.find(&customer_text).map(|matched| SignalHit {
+            s.patterns.find(&normalized).or_else(|| s.detector.find(&clauses)).map(|matched| SignalHit {
                 id: s.id.clone(),
                 category: s.category,
                 matched,
@@ -377,6 +410,69 @@ pub fn signals(policy: &Policy, case: &Case) -> Vec<SignalHit> {
             })
         })
         .collect()
+}
+
+/// The detector's signals plus the planner's flags. A flag adds a signal of its category
+/// when the detector found none (escalating as strictly as the policy's strictest signal of
+/// that category, `supervisor` when it has none); it can never remove or soften one.
+fn with_flagged(policy: &Policy, plan: &Plan, found: &[SignalHit]) -> Vec<SignalHit> {
+    let mut out = found.to_vec();
+    for f in &plan.signals {
+        if out.iter().any(|h| h.category == f.category) {
+            continue;
+        }
+        let escalate = policy
+            .signals
+            .iter()
+            .filter(|s| s.category == f.category)
+            .map(|s| s.escalate)
+            .max()
+            .unwrap_or(Outcome::Supervisor);
+        let why = f.reason.trim();
+        out.push(SignalHit {
+            id: format!("planner.{}", f.category),
+            category: f.category,
+            matched: format!("flagged by the planner ({})", plan.planner),
+            escalate,
+            reason: if why.is_empty() {
+                format!("The planner flagged {}", f.category)
+            } else {
+                format!("The planner flagged {}: {why}", f.category)
+            },
+        });
+    }
+    out
+}
+
+/// What a policy's signals found in one case's words: made once per case revision (the
+/// engine keeps it), read by every decision on that revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseScan {
+    policy_hash: String,
+    case_id: String,
+    /// The subject and the customer's messages that were scanned.
+    words: Vec<String>,
+    pub signals: Vec<SignalHit>,
+}
+
+impl CaseScan {
+    pub fn new(policy: &Policy, case: &Case) -> CaseScan {
+        CaseScan {
+            policy_hash: policy.hash.clone(),
+            case_id: case.id.clone(),
+            words: case.customer_text().map(str::to_string).collect(),
+            signals: scan_texts(policy, case.customer_text()),
+        }
+    }
+
+    /// Made by this policy for these words of this case. Comparing the words is far
+    /// cheaper than scanning them, and it keeps a stale scan (an earlier revision of the
+    /// case) from counting.
+    pub fn is_for(&self, policy: &Policy, case: &Case) -> bool {
+        self.policy_hash == policy.hash
+            && self.case_id == case.id
+            && self.words.iter().map(String::as_str).eq(case.customer_text())
+    }
 }
 
 fn order_of(def: &ActionDef, step: &Step) -> Option<String> {

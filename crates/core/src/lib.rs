@@ -17,6 +17,7 @@
 
 pub mod claims;
 pub mod decide;
+pub mod detect;
 pub mod digest;
 pub mod evidence;
 pub mod model;
@@ -26,7 +27,7 @@ pub mod policy;
 pub mod schema;
 pub mod validate;
 
-pub use decide::{Facts, PlanDecision, StepDecision, decide};
+pub use decide::{CaseScan, Facts, PlanDecision, StepDecision, decide, decide_scanned};
 pub use model::{Case, Plan, Step};
 pub use money::Money;
 pub use policy::{Outcome, Policy, PolicyError};

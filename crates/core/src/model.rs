@@ -269,8 +269,23 @@ pub struct Plan {
     /// The workflow the plan belongs to (`cancel_order`, `refund`...); pauses can target it.
     pub intent: String,
     pub steps: Vec<Step>,
+    /// Escalation signals the planner flags in the case. They can only add to what the
+    /// policy's own detector finds (a handoff, every step and the reply at least the
+    /// policy's escalation for the category), never remove a signal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<FlaggedSignal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<ReplyDraft>,
+}
+
+/// An escalation signal a planner flags (an LLM that reads a threat the patterns missed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlaggedSignal {
+    pub category: crate::policy::SignalCategory,
+    /// Why, in the planner's words (shown; never read by the policy).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// The person operating the app: who would countersign.

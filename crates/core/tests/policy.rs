@@ -17,6 +17,9 @@ use countersign_core::model::{
 use countersign_core::{Facts, Money, Outcome, Policy, decide};
 use serde_json::{Value, json};
 
+#[path = "policy/signals.rs"]
+mod signals;
+
 const DEMO: &str = include_str!("../../../assets/demo/policy.toml");
 const ME: &str = "james_li_5688";
 const OTHER: &str = "noah_brown_6181";
@@ -1321,6 +1324,7 @@ fn policy_table() {
             planner: "test".into(),
             intent: w.intent.clone(),
             steps: row.steps,
+            signals: Vec::new(),
             reply: row.reply,
         };
         w.facts.citations = index_checks(plan.reply.as_ref());
@@ -1380,6 +1384,7 @@ fn look_alike_names_are_called_out() {
         planner: "test".into(),
         intent: "x".into(),
         steps: vec![step("s1", "refund_partiaI", vec![])],
+        signals: Vec::new(),
         reply: None,
     };
     let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
@@ -1400,6 +1405,7 @@ fn supervisor_steps_name_team_leads_only() {
         planner: "test".into(),
         intent: "x".into(),
         steps: vec![step("s1", "send_password_reset", vec![("customer_id", c(json!(ME)))]), cancel("s2", "#W2")],
+        signals: Vec::new(),
         reply: None,
     };
     let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
@@ -1422,6 +1428,7 @@ fn plans_that_cannot_be_decided_are_refused() {
         planner: "test".into(),
         intent: "x".into(),
         steps: vec![],
+        signals: Vec::new(),
         reply: None,
     };
     assert!(decide(&policy, &w.case, &plan, &w.facts).is_err(), "a plan for another case must be refused");
@@ -1534,8 +1541,8 @@ fn parse_errors_point_at_the_problem() {
         ),
         (
             "invalid regex",
-            Box::new(|s: &str| s.replacen("regex = ['\\b(wife", "regex = ['(\\b(wife", 1)),
-            "regex = ['(\\b(wife",
+            Box::new(|s: &str| s.replacen("regex = ['\\b(arrive", "regex = ['(\\b(arrive", 1)),
+            "regex = ['(\\b(arrive",
             "invalid regex",
         ),
         (
@@ -1627,6 +1634,7 @@ mod props {
                     s
                 })
                 .collect(),
+            signals: Vec::new(),
             reply: None,
         }
     }
@@ -1982,6 +1990,7 @@ fn reply_claims_need_a_cited_passage_that_states_them() {
             intent: "support".into(),
             steps: (row.steps)(),
             reply: Some(ReplyDraft { text: row.draft.into(), citations }),
+            signals: Vec::new(),
         };
         let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
         let r = d.reply.unwrap();
@@ -2027,6 +2036,7 @@ fn the_marked_sentence_names_the_citation_it_was_checked_against() {
         intent: "support".into(),
         steps: vec![],
         reply: Some(ReplyDraft { text: text.into(), citations: vec![cite("refund-timing"), cite("returns-window")] }),
+        signals: Vec::new(),
     };
     w.facts.citations = vec![
         CitationFact {

@@ -15,7 +15,7 @@ use countersign_core::decide::{PlanDecision, ReplyDecision, SignalHit};
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Param, Plan, Provenance};
 use countersign_core::money::Money;
-use countersign_core::{Outcome, decide};
+use countersign_core::{Outcome, decide_scanned};
 use countersign_store::{StepFilter, StepState};
 use serde::Serialize;
 use serde_json::Value;
@@ -112,7 +112,7 @@ impl Engine {
     /// The escalation signals the policy finds in the customer's words, without planning
     /// or reading anything (the inbox shows them before a case is opened).
     pub fn case_signals(&self, case: &Case) -> Vec<SignalHit> {
-        decide::signals(&self.policy, case)
+        self.case_scan(case).signals.clone()
     }
 
     /// The plans recorded for a case, oldest first, each with its recorded decision.
@@ -279,6 +279,7 @@ impl Engine {
             planner: AGENT_EDIT.to_string(),
             intent: plan.intent.clone(),
             steps,
+            signals: plan.signals.clone(),
             reply: plan.reply.clone(),
         };
         let decision = self.process(case, &revision)?;
@@ -336,7 +337,7 @@ impl Engine {
         plan.reply.as_mut().ok_or_else(no_reply)?.text = text.to_string();
         let mut facts = self.gather_facts(case, &plan)?;
         facts.citations = self.index_citations(&plan)?;
-        decide(&self.policy, case, &plan, &facts)?.reply.ok_or_else(no_reply)
+        decide_scanned(&self.policy, case, &plan, &facts, &self.case_scan(case))?.reply.ok_or_else(no_reply)
     }
 
     /// Send the reply of plan `plan_id` with `text` (the draft as the agent left it). The

@@ -12,14 +12,23 @@
 //!   quote is in a passage the search returned *and* in the sentence its marker sits on;
 //! - **replies with promises in review**: every draft the policy found a promise in must
 //!   not be `auto`.
+//!
+//! It also scores the policy's escalation signals on a labelled set of customer messages
+//! (`assets/eval/signals/*.jsonl`, format in its README, [`evaluate_signals`]): per category,
+//! the **recall** (messages labelled with it in which the policy finds it) and the **false
+//! handoffs** (messages that should hand nothing off, written near it, in which the policy
+//! finds any signal: each would hand an ordinary case to a person).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use countersign_core::Outcome;
+use countersign_core::decide::scan_texts;
 use countersign_core::model::Case;
+use countersign_core::policy::SignalCategory;
+use countersign_core::{Outcome, Policy};
 use countersign_planner::Planner;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::knowledge::normalize_quote;
 use crate::planning::check_citation;
@@ -290,5 +299,152 @@ fn tally(
         if s.reply.is_some_and(|r| r != Outcome::Auto) {
             pr.hits += 1;
         }
+    }
+}
+
+/// One labelled customer message of a signal set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSample {
+    pub id: String,
+    pub text: String,
+    /// The categories a person would hand this message off for (empty: none).
+    pub expect: Vec<SignalCategory>,
+    /// For a message that should hand nothing off: the category whose words it uses.
+    #[serde(default)]
+    pub near: Option<SignalCategory>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Read a signal set (JSON Lines); errors name `file:line:column`.
+pub fn load_signal_set(path: &Path) -> Result<(Vec<SignalSample>, String), EngineError> {
+    let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    let text = String::from_utf8(bytes)
+        .map_err(|e| EngineError::BadInput { message: format!("{}: not UTF-8: {e}", path.display()) })?;
+    let mut out: Vec<SignalSample> = Vec::new();
+    let mut ids = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at =
+            |message: String| EngineError::BadInput { message: format!("{}:{}: {message}", path.display(), i + 1) };
+        let s: SignalSample = serde_json::from_str(line).map_err(|e| EngineError::BadInput {
+            message: format!("{}:{}:{}: {e}", path.display(), i + 1, e.column()),
+        })?;
+        if s.expect.is_empty() == s.near.is_none() {
+            return Err(at(format!("{}: a message names either `expect` categories or the one it is `near`", s.id)));
+        }
+        if !ids.insert(s.id.clone()) {
+            return Err(at(format!("duplicate id {:?}", s.id)));
+        }
+        out.push(s);
+    }
+    Ok((out, digest))
+}
+
+/// Recall and false handoffs for one category.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryScore {
+    pub category: SignalCategory,
+    /// Messages labelled with the category in which the policy finds it.
+    pub recall: Ratio,
+    /// Messages near the category, labelled with none, in which the policy finds any signal.
+    pub false_handoffs: Ratio,
+}
+
+/// A message the policy got wrong.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalMiss {
+    pub id: String,
+    pub text: String,
+    pub expected: Vec<SignalCategory>,
+    /// What the policy found: `category: matched words`.
+    pub found: Vec<String>,
+}
+
+/// A signal set scored against a policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalReport {
+    pub set: String,
+    /// SHA-256 of the set file, so a report says which version it scored.
+    pub set_sha256: String,
+    pub policy_id: String,
+    pub policy_hash: String,
+    pub messages: usize,
+    pub categories: Vec<CategoryScore>,
+    /// Messages with labels in which every labelled category is found.
+    pub recall: Ratio,
+    /// Messages with no label in which any signal is found.
+    pub false_handoffs: Ratio,
+    pub misses: Vec<SignalMiss>,
+}
+
+impl SignalReport {
+    /// The goal of issue 16: recall at least 98 % and false handoffs at most 2 %, overall.
+    pub fn meets_goal(&self) -> bool {
+        self.recall.percent().is_some_and(|p| p >= 98.0) && self.false_handoffs.percent().is_none_or(|p| p <= 2.0)
+    }
+}
+
+/// Score `policy`'s escalation signals on a labelled set of messages.
+pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, EngineError> {
+    let (samples, set_sha256) = load_signal_set(path)?;
+    let mut categories: Vec<CategoryScore> = SignalCategory::ALL
+        .iter()
+        .map(|c| CategoryScore { category: *c, recall: Ratio::default(), false_handoffs: Ratio::default() })
+        .collect();
+    let (mut recall, mut false_handoffs) = (Ratio::default(), Ratio::default());
+    let mut misses = Vec::new();
+    for s in &samples {
+        let hits = scan_texts(policy, [s.text.as_str()]);
+        let found = |c: SignalCategory| hits.iter().any(|h| h.category == c);
+        let wrong = if s.expect.is_empty() {
+            false_handoffs.total += 1;
+            false_handoffs.hits += usize::from(!hits.is_empty());
+            if let Some(score) = categories.iter_mut().find(|c| Some(c.category) == s.near) {
+                score.false_handoffs.total += 1;
+                score.false_handoffs.hits += usize::from(!hits.is_empty());
+            }
+            !hits.is_empty()
+        } else {
+            for score in categories.iter_mut().filter(|c| s.expect.contains(&c.category)) {
+                score.recall.total += 1;
+                score.recall.hits += usize::from(found(score.category));
+            }
+            let all = s.expect.iter().all(|c| found(*c));
+            recall.total += 1;
+            recall.hits += usize::from(all);
+            !all
+        };
+        if wrong {
+            misses.push(SignalMiss {
+                id: s.id.clone(),
+                text: s.text.clone(),
+                expected: s.expect.clone(),
+                found: hits.iter().map(|h| format!("{}: {}", h.category, h.matched)).collect(),
+            });
+        }
+    }
+    categories.retain(|c| c.recall.total + c.false_handoffs.total > 0);
+    Ok(SignalReport {
+        set: path.display().to_string(),
+        set_sha256,
+        policy_id: policy.id.clone(),
+        policy_hash: policy.hash.clone(),
+        messages: samples.len(),
+        categories,
+        recall,
+        false_handoffs,
+        misses,
+    })
+}
+
+impl Engine {
+    /// Score this workspace's policy's escalation signals on a labelled set.
+    pub fn evaluate_signals(&self, set: &Path) -> Result<SignalReport, EngineError> {
+        evaluate_signals(self.policy(), set)
     }
 }

@@ -382,7 +382,7 @@ impl Engine {
     ) -> Result<StepDecision, EngineError> {
         let single = Plan { steps: vec![step.clone()], reply: None, ..plan.clone() };
         let facts = self.gather_facts_for(case, &single, plan, Some(&record.step_id))?;
-        let now = countersign_core::decide(&self.policy, case, &single, &facts)?;
+        let now = countersign_core::decide::decide_scanned(&self.policy, case, &single, &facts, &self.case_scan(case))?;
         let Some(again) = now.steps.into_iter().next() else {
             return Err(stale(format!("step {} could not be decided again: it does not run", record.step_id)));
         };
@@ -927,7 +927,7 @@ impl Engine {
         let recorded = self.recorded(&record)?;
         let single = Plan { steps: vec![step.clone()], reply: None, ..recorded.plan.clone() };
         let facts = self.gather_facts_for(&recorded.case, &single, &recorded.plan, Some(step_id))?;
-        let decision = countersign_core::decide(&self.policy, &recorded.case, &single, &facts)?;
+        let decision = countersign_core::decide::decide_scanned(&self.policy, &recorded.case, &single, &facts, &self.case_scan(&recorded.case))?;
         let Some(again) = decision.steps.into_iter().next() else {
             return Err(stale(format!("step {step_id} could not be decided again")));
         };

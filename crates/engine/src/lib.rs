@@ -218,6 +218,8 @@ pub struct Engine {
     knowledge_report: knowledge::KbIndexReport,
     /// Knowledge searches since the index last changed: (query, limit) → hits.
     searches: std::sync::Mutex<std::collections::HashMap<(String, usize), Vec<countersign_store::KbHit>>>,
+    /// What the policy's signals found in each case's current words (see [`Engine::case_scan`]).
+    scans: std::sync::Mutex<std::collections::HashMap<String, Arc<countersign_core::CaseScan>>>,
     approval_ttl: jiff::SignedDuration,
     /// How long the target of an unknown write on a platform that takes no idempotency
     /// key must stay as it was before the write is settled as not applied.
@@ -336,6 +338,7 @@ impl Engine {
             articles: std::sync::RwLock::new(articles),
             knowledge_report,
             searches: Default::default(),
+            scans: Default::default(),
             approval_ttl: jiff::SignedDuration::from_hours(4),
             settle_window: jiff::SignedDuration::from_mins(10),
             managed,

@@ -24,7 +24,7 @@ use countersign_core::decide::CitationFact;
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Citation, Param, Plan, Provenance, Step};
 use countersign_core::policy::{Kind, Policy};
-use countersign_core::{Outcome, decide};
+use countersign_core::{Outcome, decide_scanned};
 use countersign_planner::{ActionInfo, ActionKind, ContextError, Passage, Planner, PlanningContext};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -167,6 +167,7 @@ impl PlanningContext for Recorder<'_> {
             planner: "planning".into(),
             intent: "planning".into(),
             steps: vec![step],
+            signals: Vec::new(),
             reply: None,
         };
         let mut read = PlanningRead {
@@ -176,10 +177,9 @@ impl PlanningContext for Recorder<'_> {
             detail: None,
             response: None,
         };
-        let decision = self
-            .engine
-            .gather_facts(self.case, &probe)
-            .and_then(|facts| Ok(decide(policy, self.case, &probe, &facts)?));
+        let decision = self.engine.gather_facts(self.case, &probe).and_then(|facts| {
+            Ok(decide_scanned(policy, self.case, &probe, &facts, &self.engine.case_scan(self.case))?)
+        });
         let decision = match decision {
             Ok(d) => d,
             Err(e) => {
@@ -367,7 +367,7 @@ impl Engine {
     ) -> Result<countersign_core::decide::PlanDecision, EngineError> {
         let mut facts = self.gather_facts(case, &planned.plan)?;
         facts.citations = planned_citations(planned);
-        Ok(decide(&self.policy, case, &planned.plan, &facts)?)
+        Ok(decide_scanned(&self.policy, case, &planned.plan, &facts, &self.case_scan(case))?)
     }
 
     /// Citation facts for a plan that came without a planning run (a plan file, a recorded

@@ -3,15 +3,19 @@
 //! one transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use countersign_core::decide::{Facts, OrderFacts, PlanDecision, PriorState, PriorStep};
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, Plan};
-use countersign_core::{Outcome, decide};
+use countersign_core::{CaseScan, Outcome, decide_scanned};
 use countersign_store::{EventFilter, NewStep, StepFilter};
 
 use crate::provenance::Origin;
 use crate::{DemoCase, Engine, EngineError, StepState, cases};
+
+/// How many cases' scans the engine keeps (a full cache starts over).
+const SCAN_CACHE_CASES: usize = 4096;
 
 impl Engine {
     /// The trusted facts for deciding `plan` on `case`: the orders it touches (read
@@ -132,13 +136,31 @@ impl Engine {
         Ok(out)
     }
 
+    /// What the policy's escalation signals find in a case's words: scanned once per case
+    /// revision (its subject and customer messages) and policy, then read by every decision
+    /// on it. A case whose words changed, or a new policy, is scanned again.
+    pub fn case_scan(&self, case: &Case) -> Arc<CaseScan> {
+        // A poisoned lock only means another thread panicked mid-insert; the map is still
+        // a cache of valid scans.
+        let mut scans = self.scans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = scans.get(&case.id).filter(|s| s.is_for(&self.policy, case)) {
+            return Arc::clone(s);
+        }
+        let scan = Arc::new(CaseScan::new(&self.policy, case));
+        if scans.len() >= SCAN_CACHE_CASES {
+            scans.clear();
+        }
+        scans.insert(case.id.clone(), Arc::clone(&scan));
+        scan
+    }
+
     /// The policy's decision on a plan from outside the engine (a plan file): its sources
     /// are derived again from the case's evidence ([`crate::provenance`]). Records nothing.
     pub fn decide(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
         self.check_external(plan)?;
         let facts = self.gather_facts(case, plan)?;
         let plan = self.external_plan(case, plan, &facts.orders)?;
-        Ok(decide(&self.policy, case, &plan, &facts)?)
+        Ok(decide_scanned(&self.policy, case, &plan, &facts, &self.case_scan(case))?)
     }
 
     /// Decide a plan and record the evidence: the case (first time only), the
@@ -173,7 +195,10 @@ impl Engine {
                     .steps
                     .iter()
                     .zip(&plan.steps)
-                    .all(|(d, s)| d.step_id == s.id && d.step_digest == countersign_core::digest::step_digest(s));
+                    .all(|(d, s)| d.step_id == s.id && d.step_digest == countersign_core::digest::step_digest(s))
+                // A flag the recorded decision did not have is a stricter plan, never the
+                // earlier decision reused.
+                && plan.signals.iter().all(|f| recorded.signals.iter().any(|h| h.category == f.category));
             if !same {
                 return Err(EngineError::Conflict {
                     message: format!(
@@ -196,7 +221,7 @@ impl Engine {
         if let Some(c) = citations {
             facts.citations = c;
         }
-        let decision = decide(&self.policy, case, plan, &facts)?;
+        let decision = decide_scanned(&self.policy, case, plan, &facts, &self.case_scan(case))?;
         let seen = !self
             .store
             .list_events(&EventFilter {

@@ -31,6 +31,8 @@ mod pack;
 mod provenance;
 #[path = "engine/statuses.rs"]
 mod statuses;
+#[path = "engine/signals.rs"]
+mod signals;
 
 #[derive(Debug)]
 struct Fixed;

@@ -182,6 +182,7 @@ impl Planner for Forger {
             planner: "forger".into(),
             intent: "refund".into(),
             steps: vec![refund],
+            signals: Vec::new(),
             reply: Some(ReplyDraft {
                 text: "Refunds are instant. [1] As searched. [2]".into(),
                 citations: vec![

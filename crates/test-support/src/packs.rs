@@ -20,9 +20,15 @@ pub fn signed(key: &SecretKey, version: u64, edit: impl Fn(String) -> String) ->
     for f in ["roster.toml", "catalog.toml"] {
         std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
     }
-    let source = std::fs::read_to_string(demo.join("pack-source.toml"))
+    // Whatever version the demo's source is at, the pack gets `version`.
+    let source: String = std::fs::read_to_string(demo.join("pack-source.toml"))
         .unwrap()
-        .replace("version = 2 ", &format!("version = {version} "));
+        .lines()
+        .map(|l| match l.strip_prefix("version = ").and_then(|rest| rest.split_once(' ')) {
+            Some((_, comment)) => format!("version = {version} {comment}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
     assert!(source.contains(&format!("version = {version} ")), "the demo source has a version line");
     std::fs::write(src.path().join("pack-source.toml"), source).unwrap();
     let out = tempfile::tempdir().unwrap();

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 use sha2::{Digest, Sha256};
 
+use crate::detect::{Detector, Families, TokenPattern, family, stemmed_words};
 use crate::model::{Channel, IdentityLevel, IdentityStatus};
 use crate::money::{Currency, Money};
 use crate::normalize::{Phrase, identifier_skeleton, normalize};
@@ -138,9 +139,48 @@ pub enum SignalCategory {
     Chargeback,
     AccountTakeover,
     SelfHarm,
+    /// Threats of violence towards staff, couriers or others.
+    Violence,
     Harassment,
     ThirdPartyData,
+    /// The customer is a child, or a child made the purchase or holds the account.
+    Minors,
     Other,
+}
+
+impl SignalCategory {
+    pub const ALL: [SignalCategory; 9] = [
+        SignalCategory::SelfHarm,
+        SignalCategory::Violence,
+        SignalCategory::Legal,
+        SignalCategory::Chargeback,
+        SignalCategory::AccountTakeover,
+        SignalCategory::ThirdPartyData,
+        SignalCategory::Minors,
+        SignalCategory::Harassment,
+        SignalCategory::Other,
+    ];
+
+    /// The name written in a policy file (`self_harm`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalCategory::Legal => "legal",
+            SignalCategory::Chargeback => "chargeback",
+            SignalCategory::AccountTakeover => "account_takeover",
+            SignalCategory::SelfHarm => "self_harm",
+            SignalCategory::Violence => "violence",
+            SignalCategory::Harassment => "harassment",
+            SignalCategory::ThirdPartyData => "third_party_data",
+            SignalCategory::Minors => "minors",
+            SignalCategory::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for SignalCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -269,7 +309,10 @@ pub struct Signal {
     pub id: String,
     pub category: SignalCategory,
     pub reason: String,
+    /// Exact phrases and regexes (over the whole normalised text).
     pub patterns: Patterns,
+    /// Token patterns with word families, idiom guards and negation (clause by clause).
+    pub detector: Detector,
     /// Every step and the reply are at least this.
     pub escalate: Outcome,
 }
@@ -475,11 +518,40 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
         rules.push(r);
     }
 
+    let mut families = Families::new();
+    for (name, entries) in &raw.signal_words {
+        if !is_identifier(name) {
+            return Err(
+                cx.err(entries.span(), format!("word family name {name:?} must be lower-case letters, digits and _"))
+            );
+        }
+        if entries.get_ref().is_empty() {
+            return Err(cx.err(entries.span(), format!("word family {name:?} is empty: it could never match")));
+        }
+        let words: Vec<String> = entries.get_ref().iter().map(|e| e.get_ref().clone()).collect();
+        let fam = family(&words).map_err(|m| {
+            let at = entries
+                .get_ref()
+                .iter()
+                .find(|e| stemmed_words(e.get_ref()).is_empty())
+                .map_or(entries.span(), |e| e.span());
+            cx.err(at, format!("in word family {name:?}: {m}"))
+        })?;
+        families.insert(name.clone(), fam);
+    }
+
     let mut signals = Vec::new();
     for s in raw.signals {
         let span = s.span();
         let s = s.into_inner();
-        let patterns = compile_patterns(cx, span.clone(), &s.phrases, &s.regex)?;
+        if s.phrases.is_empty() && s.regex.is_empty() && s.patterns.is_empty() {
+            return Err(cx.err(span, "a signal needs at least one phrase, regex or pattern, or it could never match"));
+        }
+        if s.patterns.is_empty() && !(s.guards.is_empty() && s.negation.is_empty()) {
+            return Err(cx.err(span, "guards and negation apply to `patterns`, and this signal has none"));
+        }
+        let patterns = compile_pattern_list(cx, &s.phrases, &s.regex)?;
+        let detector = compile_detector(cx, &families, &s.patterns, &s.guards, &s.negation)?;
         if *s.escalate.get_ref() == Outcome::Auto {
             return Err(cx.err(
                 s.escalate.span(),
@@ -494,6 +566,7 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
             category: s.category,
             reason: s.reason,
             patterns,
+            detector,
             escalate: s.escalate.into_inner(),
         });
     }
@@ -901,6 +974,50 @@ fn compile_patterns(
     if phrases.is_empty() && regex.is_empty() {
         return Err(cx.err(span, "a pattern rule needs at least one phrase or regex, or it could never match"));
     }
+    compile_pattern_list(cx, phrases, regex)
+}
+
+/// Token patterns, guards and negations, each error at the string it is about.
+fn compile_detector(
+    cx: &Ctx<'_>,
+    families: &Families,
+    patterns: &[Spanned<String>],
+    guards: &[Spanned<String>],
+    negation: &[Spanned<String>],
+) -> Result<Detector, PolicyError> {
+    let parse = |list: &[Spanned<String>], what: &str| -> Result<Vec<TokenPattern>, PolicyError> {
+        list.iter()
+            .map(|p| {
+                TokenPattern::parse(p.get_ref(), families)
+                    .map_err(|m| cx.err(p.span(), format!("{what} {:?}: {m}", p.get_ref())))
+            })
+            .collect()
+    };
+    let mut negations = Vec::new();
+    for n in negation {
+        let words = n.get_ref();
+        if let Some(name) = words.strip_prefix('@') {
+            let fam = families.get(name).ok_or_else(|| {
+                cx.err(n.span(), format!("unknown word family `@{name}`: define it under [signal_words]"))
+            })?;
+            negations.extend(fam.iter().cloned());
+        } else {
+            let w = stemmed_words(words);
+            if w.is_empty() {
+                return Err(cx.err(n.span(), format!("negation {words:?} has no letters or digits")));
+            }
+            negations.push(w);
+        }
+    }
+    Ok(Detector::new(parse(patterns, "pattern")?, parse(guards, "guard")?, negations))
+}
+
+/// Phrases and regexes (either list may be empty).
+fn compile_pattern_list(
+    cx: &Ctx<'_>,
+    phrases: &[Spanned<String>],
+    regex: &[Spanned<String>],
+) -> Result<Patterns, PolicyError> {
     let mut out = Patterns { phrases: Vec::new(), regex: Vec::new(), phrase_filter: None };
     for p in phrases {
         out.phrases.push(Phrase::new(p.get_ref()).ok_or_else(|| {

@@ -18,6 +18,9 @@ pub(super) struct RawPolicy {
     pub actions: BTreeMap<String, Spanned<RawAction>>,
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
+    /// Word families for signal patterns (`@name`): name → words or short phrases.
+    #[serde(default)]
+    pub signal_words: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub signals: Vec<Spanned<RawSignal>>,
     pub reply: RawReply,
@@ -157,6 +160,15 @@ pub(super) struct RawSignal {
     pub phrases: Vec<Spanned<String>>,
     #[serde(default)]
     pub regex: Vec<Spanned<String>>,
+    /// Token patterns (see `crate::detect`).
+    #[serde(default)]
+    pub patterns: Vec<Spanned<String>>,
+    /// Idioms: a pattern hit overlapping one of these does not count.
+    #[serde(default)]
+    pub guards: Vec<Spanned<String>>,
+    /// Words or `@families` that, just before a pattern hit, cancel it.
+    #[serde(default)]
+    pub negation: Vec<Spanned<String>>,
     #[serde(default = "supervisor")]
     pub escalate: Spanned<Outcome>,
 }

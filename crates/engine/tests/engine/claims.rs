@@ -31,6 +31,7 @@ fn reply_plan(id: &str, text: &str, citations: Vec<Citation>) -> (Case, Plan) {
         intent: "return".into(),
         steps: vec![],
         reply: Some(ReplyDraft { text: text.into(), citations }),
+        signals: Vec::new(),
     };
     (file.case, plan)
 }

@@ -159,6 +159,9 @@ say; if you do not know something, say so or ask. Every amount, duration, date a
 \"free\", \"any time\" or \"full refund\" in the reply must be stated by a passage it cites, with the \
 same number and unit (30 minutes is not 30 days): the policy checks each one and sends a reply that \
 states anything else to a person.\n\
+- signals: escalations a person must handle that you notice in the customer's words, each with its \
+category (self_harm, violence, legal, chargeback, account_takeover, third_party_data, minors, harassment, \
+other) and a short reason; [] if none. A signal only hands the case to a person; it never approves anything.\n\
 - If the customer is not identified, identify them first (find_customer_by_email, \
 find_customer_by_name_zip) or ask for what you need.\n\
 \n\

@@ -14,7 +14,8 @@
 
 use std::collections::BTreeMap;
 
-use countersign_core::model::{Case, Citation, Param, Plan, Provenance, ReplyDraft, Step};
+use countersign_core::model::{Case, Citation, FlaggedSignal, Param, Plan, Provenance, ReplyDraft, Step};
+use countersign_core::policy::SignalCategory;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -28,6 +29,29 @@ pub struct Proposal {
     pub intent: String,
     pub steps: Vec<ProposedStep>,
     pub reply: Option<ProposedReply>,
+    /// Escalations the model noticed. They can only add signals to the decision (a
+    /// handoff), never remove one; an answer without them has none.
+    #[serde(default)]
+    pub signals: Vec<ProposedSignal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposedSignal {
+    /// A signal category; a name the policy does not know counts as `other` (still a handoff).
+    pub category: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl ProposedSignal {
+    fn flag(&self) -> FlaggedSignal {
+        let category = SignalCategory::ALL
+            .into_iter()
+            .find(|c| c.as_str() == self.category.trim())
+            .unwrap_or(SignalCategory::Other);
+        FlaggedSignal { category, reason: shorten(self.reason.trim(), 300) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,9 +170,22 @@ pub fn proposal_schema() -> Value {
                         "additionalProperties": false
                     }
                 ]
+            },
+            "signals": {
+                "type": "array",
+                "description": "escalations a person must handle, noticed in the customer's words; [] if none",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "category": {"type": "string", "enum": SignalCategory::ALL.map(SignalCategory::as_str)},
+                        "reason": {"type": "string"}
+                    },
+                    "required": ["category", "reason"],
+                    "additionalProperties": false
+                }
             }
         },
-        "required": ["intent", "steps", "reply"],
+        "required": ["intent", "steps", "reply", "signals"],
         "additionalProperties": false
     })
 }
@@ -258,15 +295,29 @@ impl Proposal {
                 })
                 .collect(),
         });
+        let mut signals: Vec<FlaggedSignal> = Vec::new();
+        for f in self.signals.iter().map(ProposedSignal::flag) {
+            if !signals.iter().any(|s| s.category == f.category) {
+                signals.push(f);
+            }
+        }
         let mut plan = Plan {
             id: String::new(),
             case_id: case.id.clone(),
             planner: planner.to_string(),
             intent: self.intent.trim().to_string(),
             steps,
+            signals,
             reply,
         };
-        let content = serde_json::to_vec(&(&plan.case_id, &plan.intent, &plan.steps, &plan.reply)).unwrap_or_default();
+        // A plan's id covers its flags too (when it has any, so earlier ids stay): the same
+        // steps with a flag are another plan, decided again, never the earlier decision.
+        let content = if plan.signals.is_empty() {
+            serde_json::to_vec(&(&plan.case_id, &plan.intent, &plan.steps, &plan.reply))
+        } else {
+            serde_json::to_vec(&(&plan.case_id, &plan.intent, &plan.steps, &plan.reply, &plan.signals))
+        }
+        .unwrap_or_default();
         plan.id = format!("{}-llm-{}", case.id, &hex::encode(Sha256::digest(&content))[..16]);
         plan
     }
@@ -303,6 +354,28 @@ mod tests {
             {"name":"order_id","value":"#W1","source":"connector"},
             {"name":"order_id","value":"#W2","source":"customer_message"}]}],"reply":null}"##;
         assert!(matches!(parse_answer(text), Err(PlannerError::SchemaInvalid(m)) if m.contains("twice")));
+    }
+
+    #[test]
+    fn flags_become_plan_signals_and_change_the_plan_id() {
+        let case: Case = serde_json::from_value(json!({"id": "c1", "tenant": "t", "store": "s", "platform": "p",
+            "channel": "chat", "customer": null, "messages": []}))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let plain = r#"{"intent":"order_status","steps":[],"reply":null}"#;
+        let flagged = r#"{"intent":"order_status","steps":[],"reply":null,"signals":[
+            {"category":"self_harm","reason":"says they want to disappear"},
+            {"category":"self_harm","reason":"twice"},
+            {"category":"blackmail","reason":"not a category"}]}"#;
+        let a = parse_answer(plain).unwrap_or_else(|e| panic!("{e}")).into_plan(&case, "llm:test");
+        let b = parse_answer(flagged).unwrap_or_else(|e| panic!("{e}")).into_plan(&case, "llm:test");
+        assert!(a.signals.is_empty(), "an answer without flags has none");
+        let cats: Vec<SignalCategory> = b.signals.iter().map(|s| s.category).collect();
+        assert_eq!(
+            cats,
+            [SignalCategory::SelfHarm, SignalCategory::Other],
+            "one per category; unknown names are `other`"
+        );
+        assert_ne!(a.id, b.id, "the flags are part of what the plan id covers");
     }
 
     /// `docs/schemas/plan-proposal.schema.json` is what the models are sent; regenerate it

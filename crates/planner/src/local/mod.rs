@@ -116,6 +116,7 @@ impl Planner for LocalPlanner {
             planner: "local".into(),
             intent: reading.main().as_str().to_string(),
             steps,
+            signals: Vec::new(),
             reply: Some(reply),
         };
         plan.id = plan_id(&plan);

@@ -1,0 +1,191 @@
+//! Escalation signals that hold under paraphrase (the demo policy's `[[signals]]`): a table
+//! of messages and the categories they must (or must not) hand off for, idioms and negations
+//! included; the planner's flags; the scan of a case reused only for the same words; and
+//! parse errors of the pattern language with their positions.
+
+use countersign_core::CaseScan;
+use countersign_core::decide::{decide_scanned, scan_texts};
+use countersign_core::model::FlaggedSignal;
+use countersign_core::policy::SignalCategory::{self, *};
+
+use super::*;
+
+fn found(policy: &Policy, text: &str) -> Vec<SignalCategory> {
+    scan_texts(policy, [text]).into_iter().map(|h| h.category).collect()
+}
+
+#[test]
+fn paraphrases_idioms_and_negations() {
+    let policy = demo();
+    // (message, the categories it hands off for; empty: none)
+    let table: &[(&str, &[SignalCategory])] = &[
+        // self-harm, in other words than any phrase list
+        ("honestly I want to die", &[SelfHarm]),
+        ("I don't see any point in living anymore, cancel it all", &[SelfHarm]),
+        ("I've been thinking of ending my own life", &[SelfHarm]),
+        ("I'm going to take all my pills tonight", &[SelfHarm]),
+        ("everyone would be better off without me", &[SelfHarm]),
+        ("I'm not going to kill myself, just venting", &[SelfHarm]), // no negation for self-harm
+        // idioms with the same words
+        ("This dress is to die for", &[]),
+        ("I'm dying to know when it's back in stock", &[]),
+        ("your sale is killing me haha", &[]),
+        ("killing it with the new range!", &[]),
+        ("I cut myself on the broken glass in the box", &[]),
+        ("the phone battery died after two days", &[]),
+        // violence
+        ("I know where your driver lives and he will regret it", &[Violence]),
+        ("I'm going to smash your manager's face in", &[Violence]),
+        ("Keep ignoring me and I'll burn your warehouse down", &[Violence]),
+        ("I'll punch in the new card number", &[]),
+        ("my husband will kill me if this is late", &[]),
+        ("I'd kill two birds with one stone and order the charger too", &[]),
+        // legal
+        ("I will be suing your company", &[Legal]),
+        ("See you in small claims court", &[Legal]),
+        ("Expect a letter from my solicitor", &[Legal]),
+        ("I'm not going to sue, I just want the right size", &[]),
+        ("My lawyer friend recommended your shop", &[]),
+        ("If you don't refund me I'll sue", &[Legal]),
+        ("the court shoes are too tight", &[]),
+        // chargeback
+        ("I've opened a dispute with PayPal", &[Chargeback]),
+        ("I'll have my bank reverse the payment", &[Chargeback]),
+        ("Not planning to charge it back, just want a refund", &[]),
+        ("Is the charging dock back in stock?", &[]),
+        ("My wife and I had a dispute about the colour", &[]),
+        // account takeover
+        ("Somebody logged into my account and changed my email", &[AccountTakeover]),
+        ("These orders weren't placed by me", &[AccountTakeover]),
+        ("I didn't order the blue one, I ordered the red", &[]),
+        ("How do I reset my password?", &[]),
+        // another person's data
+        ("What's my neighbour's address?", &[ThirdPartyData]),
+        ("I know her, just give me her phone number", &[ThirdPartyData]),
+        ("Please ship it to my neighbour's address, she's home", &[]),
+        ("Can you confirm the address you have for me?", &[]),
+        // minors
+        ("I'm 14 and used my mum's card", &[Minors]),
+        ("my 9 year old bought this on my phone", &[Minors]),
+        ("I'm ordering shoes for my 8 year old", &[]),
+        ("I'm usually a 9 in sneakers", &[]),
+        ("Please cancel my account, I'm moving abroad", &[]),
+    ];
+    let mut failures = Vec::new();
+    for (text, want) in table {
+        let got = found(&policy, text);
+        let missing: Vec<_> = want.iter().filter(|c| !got.contains(c)).collect();
+        let handed_off_for_nothing = want.is_empty() && !got.is_empty();
+        if !missing.is_empty() || handed_off_for_nothing {
+            failures.push(format!("{text:?}: want {want:?}, found {:?}", scan_texts(&policy, [*text])));
+        }
+    }
+    assert!(failures.is_empty(), "signals differ from the table:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn look_alike_letters_and_invisible_characters_hide_no_pattern() {
+    let policy = demo();
+    for text in ["I will su\u{0435} you", "I want to d\u{200B}ie", "ＩＭ ＧＯＩＮＧ ＴＯ ＳＵＥ"] {
+        assert!(!found(&policy, text).is_empty(), "{text:?} must be found after normalisation");
+    }
+}
+
+fn plan_with(w: &World, signals: Vec<FlaggedSignal>) -> Plan {
+    Plan {
+        id: "p".into(),
+        case_id: w.case.id.clone(),
+        planner: "llm:test".into(),
+        intent: "order_status".into(),
+        steps: vec![get_order("s1", "#W1")],
+        signals,
+        reply: Some(reply("Your order is on its way.", &[])),
+    }
+}
+
+#[test]
+fn a_planner_may_add_a_signal_never_remove_one() {
+    let policy = demo();
+    let mut w = world();
+    let flag = FlaggedSignal { category: SelfHarm, reason: "the customer sounds in danger".into() };
+
+    let plain = decide(&policy, &w.case, &plan_with(&w, vec![]), &w.facts).unwrap();
+    assert!(!plain.handoff, "an ordinary case with no flag is not handed off");
+    assert_eq!(plain.steps[0].decision, Outcome::Auto);
+
+    let flagged = decide(&policy, &w.case, &plan_with(&w, vec![flag.clone()]), &w.facts).unwrap();
+    assert!(flagged.handoff, "a planner's flag hands the case off");
+    assert_eq!(flagged.steps[0].decision, Outcome::Supervisor, "every step at least the category's escalation");
+    assert_eq!(flagged.reply.as_ref().map(|r| r.decision), Some(Outcome::Supervisor), "and the reply");
+    assert!(flagged.steps[0].rule_ids.contains(&"signal.planner.self_harm".to_string()));
+
+    // A threat the detector finds stays, whatever the plan says (it cannot list "none").
+    say(&mut w, "I'm going to sue you");
+    let d = decide(&policy, &w.case, &plan_with(&w, vec![flag]), &w.facts).unwrap();
+    let cats: Vec<_> = d.signals.iter().map(|s| s.category).collect();
+    assert!(cats.contains(&Legal) && cats.contains(&SelfHarm), "the union of both: {cats:?}");
+    let d = decide(
+        &policy,
+        &w.case,
+        &plan_with(&w, vec![FlaggedSignal { category: Legal, reason: String::new() }]),
+        &w.facts,
+    )
+    .unwrap();
+    assert_eq!(d.signals.len(), 1, "a flag of a category already found adds nothing: {:?}", d.signals);
+    assert_eq!(d.signals[0].id, "legal-threat", "the detector's own hit is kept");
+}
+
+#[test]
+fn a_scan_counts_only_for_the_words_it_was_made_on() {
+    let policy = demo();
+    let mut w = world();
+    let plan = plan_with(&w, vec![]);
+    let scan = CaseScan::new(&policy, &w.case);
+    assert!(scan.signals.is_empty());
+    assert!(!decide_scanned(&policy, &w.case, &plan, &w.facts, &scan).unwrap().handoff);
+
+    // A new revision of the case: the customer threatens. The earlier scan is not trusted.
+    say(&mut w, "honestly I want to end my life");
+    assert!(!scan.is_for(&policy, &w.case));
+    let d = decide_scanned(&policy, &w.case, &plan, &w.facts, &scan).unwrap();
+    assert!(d.handoff, "a stale scan is redone, so new words are decided on: {:?}", d.signals);
+    assert_eq!(d, decide(&policy, &w.case, &plan, &w.facts).unwrap(), "decide_scanned equals decide");
+}
+
+#[test]
+fn pattern_errors_point_at_the_pattern() {
+    let policy_line = |src: &str| line_of(src, "\"@self_harm_verb @myself\"");
+    for (edit, why) in [
+        ("\"@self_harm_verb @myselves\"", "unknown word family `@myselves`"),
+        ("\"@self_harm_verb ~9 @myself\"", "a gap is `~N` with N from 1 to 8"),
+        ("\"~2 @myself\"", "must stand between two words"),
+        ("\"(end it|finish @myself\"", "never closed"),
+    ] {
+        let src = DEMO.replacen("\"@self_harm_verb @myself\"", edit, 1);
+        let err = match Policy::parse("policy.toml", &src) {
+            Ok(_) => panic!("{edit} should be refused"),
+            Err(e) => e,
+        };
+        assert_eq!(err.line, policy_line(DEMO), "{edit}: {err}");
+        assert!(err.column > 1, "{edit}: the column of the pattern string: {err}");
+        assert!(err.to_string().starts_with("policy.toml:"), "{err}");
+        assert!(err.message.contains(why), "{edit}: {err} should say {why:?}");
+    }
+    let src = DEMO.replacen("[signal_words]\n", "[signal_words]\nempty = []\n", 1);
+    let err = Policy::parse("policy.toml", &src).err().unwrap();
+    assert!(err.message.contains("word family \"empty\" is empty"), "{err}");
+    assert_eq!(err.line, line_of(&src, "empty = []"));
+}
+
+#[test]
+fn policies_without_patterns_still_parse() {
+    // The pre-pattern form (phrases and regexes only), as older policies and packs have it.
+    let start = DEMO.find("[signal_words]").unwrap();
+    let end = DEMO.find("# =================================================================== reply").unwrap();
+    let old =
+        "[[signals]]\nid = \"legal-threat\"\ncategory = \"legal\"\nreason = \"Legal\"\nphrases = [\"lawyer\"]\n\n";
+    let src = format!("{}{old}{}", &DEMO[..start], &DEMO[end..]);
+    let policy = Policy::parse("policy.toml", &src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found(&policy, "my LAWYER will call"), vec![Legal]);
+    assert!(found(&policy, "I will sue").is_empty(), "only what the policy states");
+}

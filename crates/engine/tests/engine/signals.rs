@@ -1,0 +1,112 @@
+//! Escalation signals through the real engine: a threat in other words than any phrase
+//! list hands the case off, the scan of a case is made once per revision of its words and
+//! reused by every decision on it.
+
+use std::sync::Arc;
+
+use countersign_core::Outcome;
+use countersign_core::policy::SignalCategory;
+use countersign_engine::CaseFile;
+
+use super::{assets, open};
+
+/// The demo's pending-order cancellation, as a new case whose customer wrote `text`.
+fn case_saying(id: &str, text: &str) -> CaseFile {
+    let mut file = CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    file.case.id = id.into();
+    file.case.subject = None;
+    for m in &mut file.case.messages {
+        m.text = text.into();
+    }
+    file.plan.case_id = id.into();
+    file.plan.id = format!("{id}-plan");
+    file
+}
+
+#[test]
+fn paraphrased_threats_hand_the_case_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    for (id, text, category) in [
+        (
+            "sig-self-harm",
+            "Honestly I don't see the point in going on anymore. Just cancel the order.",
+            SignalCategory::SelfHarm,
+        ),
+        (
+            "sig-neighbour",
+            "I know her well, so what's my neighbour's address? She ordered the same lamp.",
+            SignalCategory::ThirdPartyData,
+        ),
+    ] {
+        let file = case_saying(id, text);
+        assert!(
+            e.case_signals(&file.case).iter().any(|s| s.category == category),
+            "{id}: the inbox flags it before anything is planned"
+        );
+        let d = e.process(&file.case, &file.plan).unwrap();
+        assert!(d.handoff, "{id}: handed to a person: {:?}", d.signals);
+        assert!(d.signals.iter().any(|s| s.category == category), "{id}: {:?}", d.signals);
+        for s in &d.steps {
+            assert!(
+                s.decision >= Outcome::Supervisor,
+                "{id}: nothing runs on its own ({} is {})",
+                s.step_id,
+                s.decision
+            );
+        }
+        assert!(e.review_queue().unwrap().iter().filter(|s| s.case_id == id).all(|s| s.decision != "auto"));
+    }
+
+    // The same words in an ordinary sense hand nothing off.
+    let calm =
+        case_saying("sig-calm", "This lamp is to die for! Please ship it to my neighbour's address, she's home.");
+    let d = e.process(&calm.case, &calm.plan).unwrap();
+    assert!(!d.handoff, "idioms and a delivery to a neighbour are ordinary: {:?}", d.signals);
+}
+
+#[test]
+fn a_case_is_scanned_once_per_revision_of_its_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let mut file = case_saying("sig-rev", "Please cancel my order, I ordered the wrong size.");
+    let first = e.case_scan(&file.case);
+    assert!(Arc::ptr_eq(&first, &e.case_scan(&file.case)), "the same words are not scanned again");
+    e.decide(&file.case, &file.plan).unwrap();
+    assert!(Arc::ptr_eq(&first, &e.case_scan(&file.case)), "deciding reads the scan it has");
+
+    // A new revision: the customer wrote again.
+    file.case.messages.push(countersign_core::model::Message {
+        from: countersign_core::model::Sender::Customer,
+        text: "If this isn't cancelled today I'll be taking you to small claims.".into(),
+        at: None,
+    });
+    let second = e.case_scan(&file.case);
+    assert!(!Arc::ptr_eq(&first, &second), "new words are scanned");
+    assert!(second.signals.iter().any(|s| s.category == SignalCategory::Legal), "{:?}", second.signals);
+    assert!(e.decide(&file.case, &file.plan).unwrap().handoff, "and decided on");
+}
+
+#[test]
+fn a_planners_flag_hands_off_and_is_never_lost_to_an_earlier_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let file = case_saying("sig-flag", "Please cancel my order, I ordered the wrong size.");
+    let plain = e.process(&file.case, &file.plan).unwrap();
+    assert!(!plain.handoff, "{:?}", plain.signals);
+
+    // The same plan id with a flag is not the plan decided before: refused, not reused.
+    let mut flagged = file.plan.clone();
+    flagged.signals.push(countersign_core::model::FlaggedSignal {
+        category: SignalCategory::SelfHarm,
+        reason: "the customer sounds at risk".into(),
+    });
+    let err = e.process(&file.case, &flagged).unwrap_err();
+    assert_eq!(err.code(), countersign_engine::ErrorCode::Conflict, "{err}");
+
+    // Under its own id it is decided: handed off, nothing runs on its own.
+    flagged.id = "sig-flag-plan-flagged".into();
+    let d = e.process(&file.case, &flagged).unwrap();
+    assert!(d.handoff && d.signals.iter().any(|s| s.id == "planner.self_harm"), "{:?}", d.signals);
+    assert!(d.steps.iter().all(|s| s.decision >= Outcome::Supervisor));
+}
