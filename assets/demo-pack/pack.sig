@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "33c03e8bdede31f0"
-signature = "a389259261505bd173b1a060bd2bb90d12b84d6d1bc7d00e967d88351c13433b6bc1c7d5d32d643d3d9c06877385f8eac7149304bf4e9a60e79ef22e39f95d01"
+key_id = "9fad6139085c426d"
+signature = "5592b7c692589430a94c2f4fbddef1ecd3490df24196c5b2c52c922f9a5d41b7813abd4565b9e0e67a12af936b0e21c431976b490fd4ce3389d1bae1afd00f02"
