@@ -11,6 +11,8 @@ command_list! {
     open_case,
     paste_case,
     review_step,
+    retry_step,
+    settle_step,
     replan_case,
     verify_identity,
     edit_step,

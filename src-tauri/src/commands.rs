@@ -155,6 +155,27 @@ pub fn evidence_blob(shell: State<'_, Shell>, hash: String) -> Res<BlobView> {
     plain_thread(|| Ok(shell.get()?.engine.blob_view(&hash)?))
 }
 
+/// Try a failed or not-applied step again (decided again; under its approval when that
+/// still holds; the same idempotency key unless the platform refused the earlier attempt).
+#[tauri::command(async)]
+pub fn retry_step(shell: State<'_, Shell>, case_id: String, plan_id: String, step_id: String) -> Res<CaseView> {
+    plain_thread(|| Ok(shell.get()?.engine.retry_step_view(&case_id, (&plan_id, &step_id))?))
+}
+
+/// A team lead settles a step whose outcome is unknown, from what they saw on the platform.
+#[tauri::command(async)]
+pub fn settle_step(
+    shell: State<'_, Shell>,
+    case_id: String,
+    plan_id: String,
+    step_id: String,
+    applied: bool,
+    reason: String,
+    lead: LeadProof,
+) -> Res<CaseView> {
+    plain_thread(|| Ok(shell.get()?.engine.settle_step_view(&case_id, (&plan_id, &step_id), (applied, &reason), lead)?))
+}
+
 /// Countersign or reject a waiting step; an approved step runs at once.
 #[tauri::command(async)]
 #[allow(clippy::too_many_arguments)]

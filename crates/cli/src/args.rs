@@ -346,6 +346,27 @@ pub enum ReviewCmd {
         #[arg(long = "as", value_name = "LEAD_ID")]
         as_lead: Option<String>,
     },
+    /// Try a failed or not-applied step again: decided again now; under its approval when
+    /// that still holds (else it waits for a countersignature); the same idempotency key
+    /// unless the platform's own answer showed the earlier attempt did not apply.
+    Retry { plan: String, step: String },
+    /// Settle a step whose outcome is unknown, from what you saw on the platform (a team
+    /// lead on the roster; the passphrase is read from the terminal or stdin).
+    Settle {
+        plan: String,
+        step: String,
+        /// The change is there on the platform.
+        #[arg(long, conflicts_with = "not_applied", required_unless_present = "not_applied")]
+        applied: bool,
+        /// The change is not there.
+        #[arg(long)]
+        not_applied: bool,
+        /// What you saw.
+        #[arg(long)]
+        reason: String,
+        #[arg(long = "as", value_name = "LEAD_ID")]
+        as_lead: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

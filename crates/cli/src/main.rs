@@ -209,6 +209,11 @@ fn review(cli: &Cli, cmd: &ReviewCmd) -> anyhow::Result<ExitCode> {
             (plan, step, reason, as_lead, Verdict::Approved, *run)
         }
         ReviewCmd::Reject { plan, step, reason, as_lead } => (plan, step, reason, as_lead, Verdict::Rejected, false),
+        ReviewCmd::Retry { plan, step } => return out(cli.json, &engine.retry_step(plan, step)?, render::step_run),
+        ReviewCmd::Settle { plan, step, applied, not_applied: _, reason, as_lead } => {
+            let proof = Proof { id: as_lead.clone(), passphrase: read_secret(&format!("passphrase for {as_lead}: "))? };
+            return out(cli.json, &engine.settle_step(plan, step, *applied, reason, &proof)?, render::step_run);
+        }
     };
     let proof = match as_lead {
         Some(id) => Some(Proof { id: id.clone(), passphrase: read_secret(&format!("passphrase for {id}: "))? }),

@@ -221,9 +221,14 @@ pub fn reviewed(step: &StepRecord) {
 pub fn review(review: &Review) {
     reviewed(&review.step);
     for r in &review.ran {
-        let note = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
-        println!("ran {} {} ({}): {}{note}", r.plan_id, r.step_id, r.action, r.state.as_str());
+        step_run(r);
     }
+}
+
+/// One step's run (or settling): where it stands now, and why when it did not succeed.
+pub fn step_run(r: &countersign_engine::execute::StepRun) {
+    let note = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+    println!("ran {} {} ({}): {}{note}", r.plan_id, r.step_id, r.action, r.state.as_str());
 }
 
 pub fn roster(members: &[RosterMember]) {

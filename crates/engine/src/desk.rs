@@ -265,6 +265,25 @@ impl Engine {
         self.case_view(case_id, &runs)
     }
 
+    /// Try a failed or not-applied step again (see [`Engine::retry_step`]), and show the case.
+    pub fn retry_step_view(&self, case_id: &str, (plan_id, step_id): (&str, &str)) -> Result<CaseView, EngineError> {
+        let run = self.retry_step(plan_id, step_id)?;
+        self.case_view(case_id, &[run])
+    }
+
+    /// A team lead settles a step whose outcome is unknown by hand (see
+    /// [`Engine::settle_step`]), and the case is shown.
+    pub fn settle_step_view(
+        &self,
+        case_id: &str,
+        (plan_id, step_id): (&str, &str),
+        (applied, reason): (bool, &str),
+        lead: LeadProof,
+    ) -> Result<CaseView, EngineError> {
+        let run = self.settle_step(plan_id, step_id, applied, reason, &Proof::from(lead))?;
+        self.case_view(case_id, &[run])
+    }
+
     /// Countersign or reject a waiting step, as the seat's operator or (with `proof`) as a
     /// roster member; with `run`, the case's approved steps then run at once.
     pub fn countersign(

@@ -847,36 +847,46 @@ impl Engine {
     }
 
     /// A team lead settles an `unknown` step by hand, from what they saw on the platform,
-    /// with a reason (recorded). Only the roles that countersign supervisor steps may.
-    pub fn settle_step(&self, plan_id: &str, step_id: &str, applied: bool, reason: &str) -> Result<StepRun, EngineError> {
-        if !self.policy.approvers(Outcome::Supervisor).contains(&self.operator.role) {
-            return Err(EngineError::NotPermitted {
-                message: format!(
-                    "settling a step by hand is for {} (you are {})",
-                    self.policy.approvers(Outcome::Supervisor).join(" or "),
-                    self.operator.role
-                ),
-            });
-        }
+    /// with a reason (recorded). Only a roster member in a role that countersigns
+    /// supervisor steps, proving it with their passphrase: a role claimed at the seat is
+    /// not proof.
+    pub fn settle_step(
+        &self,
+        plan_id: &str,
+        step_id: &str,
+        applied: bool,
+        reason: &str,
+        proof: &crate::Proof,
+    ) -> Result<StepRun, EngineError> {
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(EngineError::BadInput { message: "say what you saw on the platform: a reason is required".into() });
         }
         let (record, _) = self.step_in(plan_id, step_id, StepState::Unknown)?;
+        let who = self.prove(
+            &crate::review::Proving {
+                case_id: &record.case_id,
+                plan_id: &record.plan_id,
+                step_id: &record.step_id,
+                step_digest: &record.step_digest,
+            },
+            proof,
+        )?;
+        let leads = self.policy.approvers(Outcome::Supervisor);
+        if !leads.contains(&who.role) {
+            return Err(EngineError::NotPermitted {
+                message: format!("settling a step by hand is for {} ({} is {})", leads.join(" or "), who.id, who.role),
+            });
+        }
         let to = if applied { StepState::Succeeded } else { StepState::NotApplied };
-        let event = Event::StepSettled {
-            plan_id: plan_id.into(),
-            step_id: step_id.into(),
-            applied,
-            reason: reason.into(),
-        };
-        self.transition(&record, to, StepUpdate::default(), self.clock.now(), event)?;
+        let event = Event::StepSettled { plan_id: plan_id.into(), step_id: step_id.into(), applied, reason: reason.into() };
+        self.transition_by(&who.id, &record, to, StepUpdate::default(), self.clock.now(), event, None)?;
         Ok(StepRun {
             plan_id: plan_id.into(),
             step_id: step_id.into(),
             action: record.action,
             state: to,
-            error: (!applied).then(|| format!("settled as not applied by {}: {reason}", self.operator.id)),
+            error: (!applied).then(|| format!("settled as not applied by {}: {reason}", who.id)),
             code: None,
         })
     }

@@ -486,26 +486,6 @@ fn lost_reply(inner: HttpConnector, request_arrives: bool, keys: bool) -> Interc
     }
 }
 
-/// A clock the test moves.
-#[derive(Debug)]
-struct Moving(std::sync::Mutex<Timestamp>);
-
-impl Moving {
-    fn new() -> Arc<Moving> {
-        Arc::new(Moving(std::sync::Mutex::new("2026-11-21T10:00:00Z".parse().unwrap())))
-    }
-    fn advance(&self, minutes: i64) {
-        let mut t = self.0.lock().unwrap();
-        *t = *t + jiff::SignedDuration::from_mins(minutes);
-    }
-}
-
-impl Clock for Moving {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap()
-    }
-}
-
 fn finished_s2(engine: &Engine, case_id: &str) -> Vec<serde_json::Value> {
     let events = engine.log_case(case_id).unwrap();
     events.iter().filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2").map(|e| e.event.payload()).collect()
@@ -552,7 +532,7 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
     use countersign_engine::StepState;
     // The exact race: the request lands after the first reads, and the agent tries again.
     let dir = tempfile::tempdir().unwrap();
-    let clock = Moving::new();
+    let clock = Movable::at("2026-11-21T10:00:00Z");
     let held: Arc<std::sync::Mutex<Option<(serde_json::Map<String, serde_json::Value>, String)>>> = Arc::default();
     let hold = held.clone();
     let (engine, server, keyring) = live_engine_at(dir.path(), clock.clone(), |inner| {
@@ -610,9 +590,9 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
     *held.lock().unwrap() = None;
     let runs = engine.run_approved("never-lands").unwrap();
     assert_eq!(runs[0].state, StepState::Unknown, "{runs:?}");
-    clock.advance(5);
+    clock.advance(jiff::SignedDuration::from_mins(5));
     assert_eq!(engine.reconcile("never-lands-p", "s1").unwrap().state, StepState::Unknown, "5 minutes: not yet");
-    clock.advance(6);
+    clock.advance(jiff::SignedDuration::from_mins(6));
     let run = engine.reconcile("never-lands-p", "s1").unwrap();
     assert_eq!(run.state, StepState::NotApplied, "unchanged for the window: {run:?}");
     let events = engine.log_case("never-lands").unwrap();
@@ -635,35 +615,42 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
 
 #[test]
 fn a_team_lead_settles_an_unknown_step_by_hand_and_a_retry_keeps_its_key() {
-    use countersign_engine::StepState;
+    use countersign_engine::{Proof, Secret, StepState};
     let dir = tempfile::tempdir().unwrap();
-    let (mut engine, server, keyring) = live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, false, false)));
-    let direct = platform(&server, &keyring);
+    let (mut engine, _server, _keyring) = live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, false, false)));
     let (order, customer) = seed_orders("delivered").into_iter().nth(2).unwrap();
     let f = case_with("by-hand", "by-hand-p", &customer, "refund", json!([refund_step("s1", &order, "4.00")]));
     engine.process_verified(&f.case, &f.plan).unwrap();
     let runs = engine.run_approved("by-hand").unwrap();
     assert_eq!(runs[0].state, StepState::Unknown, "{runs:?}");
-    let err = engine.settle_step("by-hand-p", "s1", false, "not in the seller center's refund list").unwrap_err();
-    assert_eq!(err.code(), ErrorCode::NotPermitted, "an agent does not settle by hand: {err}");
-    as_role(&mut engine, "lead-1", "team_lead");
-    let err = engine.settle_step("by-hand-p", "s1", false, "  ").unwrap_err();
+    let saw = "not in the seller center's refund list";
+    let proof = |who: &str, pass: &str| Proof { id: who.into(), passphrase: Secret::new(pass) };
+    // The demo roster's lead (assets/demo/roster.toml; DEMO ONLY passphrase).
+    let lead = proof("lead-demo", "demo-lead-passphrase");
+    let err = engine.settle_step("by-hand-p", "s1", false, saw, &proof("lead-demo", "guess-1234")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted, "a lead proves who they are: {err}");
+    as_role(&mut engine, "lead-demo", "team_lead");
+    let err = engine.settle_step("by-hand-p", "s1", false, saw, &proof("agent-x", "whatever")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted, "claiming the role is not proof: {err}");
+    let err = engine.settle_step("by-hand-p", "s1", false, "  ", &lead).unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadInput);
-    let run = engine.settle_step("by-hand-p", "s1", false, "not in the seller center's refund list").unwrap();
+    let run = engine.settle_step("by-hand-p", "s1", false, saw, &lead).unwrap();
     assert_eq!(run.state, StepState::NotApplied);
     let settled = engine.log_case("by-hand").unwrap().into_iter().find(|e| e.kind() == "step_settled").unwrap();
-    assert_eq!((settled.actor.as_str(), settled.event.payload()["applied"].clone()), ("lead-1", json!(false)));
+    assert_eq!((settled.actor.as_str(), settled.event.payload()["applied"].clone()), ("lead-demo", json!(false)));
+    assert_eq!(settled.event.payload()["reason"], saw);
 
     // Retried, it keeps its key: only the platform's own answer would have settled it.
-    let err = engine.retry_step("by-hand-p", "s1");
-    let key = |n: usize| {
-        let started: Vec<_> =
-            engine.log_case("by-hand").unwrap().into_iter().filter(|e| e.kind() == "step_started").collect();
-        started[n].event.payload()["idempotency_key"].as_str().unwrap().to_string()
-    };
-    assert_eq!(err.unwrap().state, StepState::Succeeded);
-    assert_eq!(key(1), key(0), "the same change, the same key");
-    let _ = direct;
+    let run = engine.retry_step("by-hand-p", "s1").unwrap();
+    assert_eq!(run.state, StepState::Succeeded, "{run:?}");
+    let started: Vec<String> = engine
+        .log_case("by-hand")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind() == "step_started")
+        .map(|e| e.event.payload()["idempotency_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(started[1], started[0], "the same change, the same key");
 }
 
 #[test]

@@ -40,6 +40,10 @@ export const commands = {
   pasteCase: (pasted: Pasted, onProgress: (p: Progress) => void) => call<CaseView>("paste_case", { pasted, onProgress: channel(onProgress) }),
   /** Countersign or reject a waiting step; an approved step runs at once. */
   reviewStep: (a: { caseId: string; planId: string; stepId: string; verdict: Verdict; reason: string; lead: LeadProof | null }, onProgress: (p: Progress) => void) => call<CaseView>("review_step", { ...a, onProgress: channel(onProgress) }),
+  /** Try a failed or not-applied step again (decided again; under its approval when that still holds; the same idempotency key unless the platform refused the earlier attempt). */
+  retryStep: (caseId: string, planId: string, stepId: string) => call<CaseView>("retry_step", { caseId, planId, stepId }),
+  /** A team lead settles a step whose outcome is unknown, from what they saw on the platform. */
+  settleStep: (a: { caseId: string; planId: string; stepId: string; applied: boolean; reason: string; lead: LeadProof }) => call<CaseView>("settle_step", a),
   /** Plan the case again; waiting steps the new plan does not keep are invalidated. */
   replanCase: (caseId: string, onProgress: (p: Progress) => void) => call<CaseView>("replan_case", { caseId, onProgress: channel(onProgress) }),
   /** Record that the agent verified the case's customer themselves (how, in their words). */
