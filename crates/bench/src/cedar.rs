@@ -259,7 +259,9 @@ impl CedarEngine {
         let verified = match &case.customer {
             Some(c) => {
                 pairs.push(("customer".to_string(), RestrictedExpression::new_entity_uid(uid(&self.customer, &c.id))));
-                c.identity == countersign_core::model::IdentityStatus::Verified
+                // The verification from evidence, as countersign decides on it.
+                world.facts.identity.customer_id.as_deref() == Some(c.id.as_str())
+                    && world.facts.identity.level == countersign_core::model::IdentityLevel::Strong
             }
             None => false,
         };

@@ -187,7 +187,8 @@ mod tests {
 
     /// The agreement is not vacuous: Cedar denies what countersign forbids on
     /// the facts (someone else's order, a delivered order cancelled, a refund
-    /// above what is refundable, an account op from a social DM).
+    /// above what is refundable, an account op from a social DM, an e-mail change for a
+    /// customer nothing verifies).
     #[test]
     fn cedar_denies_what_countersign_forbids() {
         use world::{OTHER, cancel, change_email, get_order, refund};
@@ -197,9 +198,8 @@ mod tests {
         let mut dm = World::new();
         dm.case.channel = countersign_core::model::Channel::InstagramDm;
         let mut unverified = World::new();
-        if let Some(c) = unverified.case.customer.as_mut() {
-            c.identity = countersign_core::model::IdentityStatus::Unverified;
-        }
+        // Nothing in the evidence verifies who writes (the case's own claim counts for nothing).
+        unverified.facts.identity = countersign_core::decide::IdentityFacts::default();
         let cases: Vec<(&World, Step)> = vec![
             (&base, get_order("s1", "#W3")),
             (&base, cancel("s1", "#W1")),
@@ -208,16 +208,19 @@ mod tests {
             (&base, refund("s1", "#W2", "5.00")),
             (&base, change_email("s1", OTHER, "x@example.com")),
             (&dm, change_email("s1", world::ME, "x@example.com")),
-            (&unverified, change_email("s1", world::ME, "x@example.com")),
         ];
-        for (w, step) in cases {
+        // Below the verification an action needs, countersign's answer is advice only
+        // (`recommend`: never executed), which Cedar's deny matches.
+        let advice = vec![(&unverified, change_email("s1", world::ME, "x@example.com"))];
+        let expected = cases.into_iter().map(|c| (c, Outcome::Forbid)).chain(advice.into_iter().map(|c| (c, Outcome::Recommend)));
+        for ((w, step), want) in expected {
             let name = step.action.clone();
             let s = Scenario {
                 name: "deny",
                 what: "",
                 cedar: vec![CedarStep::from_step(w, &[], &step)],
                 plan: plan_of(w, "deny", "support", vec![step]),
-                expect: vec![Outcome::Forbid],
+                expect: vec![want],
             };
             check_agreement(&policy, w, &cedar, &s).unwrap_or_else(|e| panic!("{name}: {e}"));
         }

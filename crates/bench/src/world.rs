@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use countersign_core::decide::{OrderFacts, PriorState, PriorStep};
+use countersign_core::decide::{CustomerFacts, IdentityFacts, OrderFacts, PriorState, PriorStep};
 use countersign_core::model::{
     Case, Channel, CustomerRef, IdentityStatus, Message, Operator, Param, Pause, PauseScope, Provenance, Sender, Step,
 };
@@ -47,6 +47,7 @@ fn order(id: &str, owner: &str, status: &str, paid: &str, refunded: &str) -> Ord
         currency: usd_money("1.00").currency,
         paid: paid.parse().expect("decimal"),
         refunded: refunded.parse().expect("decimal"),
+        item_ids: Some(vec!["6469567736".into(), "8426249116".into()]),
     }
 }
 
@@ -121,6 +122,19 @@ impl World {
             orders,
             history,
             pauses,
+            customers: BTreeMap::from([(
+                ME.to_string(),
+                CustomerFacts {
+                    customer_id: ME.into(),
+                    payment_method_ids: vec!["gift_card_1725971".into(), "credit_card_4466831".into()],
+                },
+            )]),
+            // The chat channel signed the buyer in (what the engine derives from intake).
+            identity: IdentityFacts {
+                customer_id: Some(ME.into()),
+                level: countersign_core::model::IdentityLevel::Strong,
+                how: vec!["the chat channel signed the customer in".into()],
+            },
             citations: Vec::new(),
         };
         World { case, facts }
