@@ -173,7 +173,9 @@ pub fn settle_step(
     reason: String,
     lead: LeadProof,
 ) -> Res<CaseView> {
-    plain_thread(|| Ok(shell.get()?.engine.settle_step_view(&case_id, (&plan_id, &step_id), (applied, &reason), lead)?))
+    plain_thread(|| {
+        Ok(shell.get()?.engine.settle_step_view(&case_id, (&plan_id, &step_id), (applied, &reason), lead)?)
+    })
 }
 
 /// Countersign or reject a waiting step; an approved step runs at once.

@@ -212,7 +212,8 @@ mod tests {
         // Below the verification an action needs, countersign's answer is advice only
         // (`recommend`: never executed), which Cedar's deny matches.
         let advice = vec![(&unverified, change_email("s1", world::ME, "x@example.com"))];
-        let expected = cases.into_iter().map(|c| (c, Outcome::Forbid)).chain(advice.into_iter().map(|c| (c, Outcome::Recommend)));
+        let expected =
+            cases.into_iter().map(|c| (c, Outcome::Forbid)).chain(advice.into_iter().map(|c| (c, Outcome::Recommend)));
         for ((w, step), want) in expected {
             let name = step.action.clone();
             let s = Scenario {

@@ -181,7 +181,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(json, &open(&cli)?.engine.open_case_view(case_id, &|_| ())?, render::case_view)
         }
         Command::VerifyIdentity { case_id, customer, how } => {
-            out(json, &open(&cli)?.engine.record_identity_check(case_id, customer, how)?, |e| render::events(&[e.clone()]))
+            out(json, &open(&cli)?.engine.record_identity_check(case_id, customer, how)?, |e| {
+                render::events(std::slice::from_ref(e))
+            })
         }
     }
 }

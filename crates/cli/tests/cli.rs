@@ -50,7 +50,8 @@ fn verify_customer(run: impl Fn(&[&str]) -> Output, file: &Path) {
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let case = if doc["case"].is_object() { &doc["case"] } else { &doc };
     let (id, customer) = (case["id"].as_str().unwrap(), case["customer"]["id"].as_str().unwrap());
-    let out = run(&["verify-identity", id, "--customer", customer, "--how", "a one-time code sent to the account's phone"]);
+    let out =
+        run(&["verify-identity", id, "--customer", customer, "--how", "a one-time code sent to the account's phone"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 

@@ -364,9 +364,11 @@ impl Connector for HttpConnector {
         })?;
         match self.read_found(action, params)? {
             None => Ok(None),
-            Some(answer) => answer.pointer(pointer).and_then(Value::as_str).map(|id| Some(id.to_owned())).ok_or_else(
-                || ConnectorError::MalformedResponse { detail: format!("{action}: {pointer} is not a string") },
-            ),
+            Some(answer) => {
+                answer.pointer(pointer).and_then(Value::as_str).map(|id| Some(id.to_owned())).ok_or_else(|| {
+                    ConnectorError::MalformedResponse { detail: format!("{action}: {pointer} is not a string") }
+                })
+            }
         }
     }
 

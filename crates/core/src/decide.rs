@@ -776,7 +776,10 @@ fn ownership(acc: &mut Acc, def: &ActionDef, customer: Option<&str>, facts: &Fac
                 for id in ids {
                     match facts.orders.get(id) {
                         Some(o) if o.customer_id == me => {}
-                        Some(_) => refuse("ownership.order", format!("order {id} does not belong to this case's customer ({me})")),
+                        Some(_) => refuse(
+                            "ownership.order",
+                            format!("order {id} does not belong to this case's customer ({me})"),
+                        ),
                         None => refuse(
                             "ownership.order",
                             format!("order {id} could not be read, so it cannot be shown to belong to {me}"),

@@ -79,9 +79,7 @@ pub enum IdentityStatus {
 
 /// How strongly the person writing has been shown to be the account holder, weakest
 /// first. Derived from evidence only, never from a field a case declares.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityLevel {
     /// Nothing shows who is writing.

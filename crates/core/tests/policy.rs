@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use countersign_core::claims::ClaimStatus;
 use countersign_core::decide::{CitationFact, CustomerFacts, IdentityFacts, OrderFacts, PriorState, PriorStep};
 use countersign_core::model::{
-    Case, Channel, Citation, CustomerRef, IdentityLevel, IdentityStatus, Message, Operator, Param, Pause, PauseScope, Plan,
-    Provenance, ReplyDraft, Sender, Step,
+    Case, Channel, Citation, CustomerRef, IdentityLevel, IdentityStatus, Message, Operator, Param, Pause, PauseScope,
+    Plan, Provenance, ReplyDraft, Sender, Step,
 };
 use countersign_core::{Facts, Money, Outcome, Policy, decide};
 use serde_json::{Value, json};
@@ -756,7 +756,11 @@ fn table() -> Vec<Row> {
             "an address change before a cancel is no conflict (the status stays pending)",
             none,
             vec![
-                step("s1", "modify_pending_order_address", vec![("order_id", c(json!("#W2"))), ("address", c(address()))]),
+                step(
+                    "s1",
+                    "modify_pending_order_address",
+                    vec![("order_id", c(json!("#W2"))), ("address", c(address()))],
+                ),
                 cancel("s2", "#W2"),
             ],
             vec![Want { step: "s2", decision: Confirm, has: &[], lacks: &["builtin.conflict"] }],

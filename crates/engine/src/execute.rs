@@ -255,7 +255,8 @@ impl Engine {
         };
 
         // Set on a retry; otherwise the change's first key.
-        let key = record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &record.step_digest, 0));
+        let key =
+            record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &record.step_digest, 0));
         if let Some(other) = self.same_change_in_flight(&record)? {
             return Err(EngineError::Conflict {
                 message: format!(
@@ -514,7 +515,9 @@ impl Engine {
         let not_applied = match &error {
             ConnectorError::Rejected { .. } => Some(NotAppliedBy::PlatformRefused),
             ConnectorError::StoppedBeforeSubmit { .. } => Some(NotAppliedBy::NothingSent),
-            e if e.evidence().is_some_and(|ev| ev["submitted"] == Value::Bool(false)) => Some(NotAppliedBy::NothingSent),
+            e if e.evidence().is_some_and(|ev| ev["submitted"] == Value::Bool(false)) => {
+                Some(NotAppliedBy::NothingSent)
+            }
             _ => None,
         };
         // What the connector saw before it stopped (pages, screenshots) is the response.
@@ -720,14 +723,17 @@ impl Engine {
             };
             let after = match self.connector.read_state(&record.action, &params) {
                 Ok(after) => after,
-                Err(e) => return Ok(still_unknown(format!("the platform answered, but its state could not be read: {e}"))),
+                Err(e) => {
+                    return Ok(still_unknown(format!("the platform answered, but its state could not be read: {e}")));
+                }
             };
             let check = self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref());
             let (to, error) = match check {
                 Ok(()) => (StepState::Succeeded, None),
                 Err(e) => (StepState::Failed, Some(format!("the platform answered but the outcome check failed: {e}"))),
             };
-            let settled = Settled { to, after, call: Some(call), error, how: "sent again under the same key", not_applied: None };
+            let settled =
+                Settled { to, after, call: Some(call), error, how: "sent again under the same key", not_applied: None };
             return self.record_settled(&record, settled);
         }
         let after = match self.connector.read_state(&record.action, &params) {
@@ -736,7 +742,14 @@ impl Engine {
         };
         match self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()) {
             Ok(()) => {
-                let settled = Settled { to: StepState::Succeeded, after, call: None, error: None, how: "read", not_applied: None };
+                let settled = Settled {
+                    to: StepState::Succeeded,
+                    after,
+                    call: None,
+                    error: None,
+                    how: "read",
+                    not_applied: None,
+                };
                 self.record_settled(&record, settled)
             }
             Err(e @ ExpectationError::Unmet { .. }) => {
@@ -837,10 +850,8 @@ impl Engine {
     /// Another step of the same case making the same change (same digest) that is running
     /// or unknown: while it may land, no other attempt starts.
     fn same_change_in_flight(&self, record: &StepRecord) -> Result<Option<StepRecord>, EngineError> {
-        let filter = StepFilter {
-            case_id: Some(record.case_id.clone()),
-            states: vec![StepState::Running, StepState::Unknown],
-        };
+        let filter =
+            StepFilter { case_id: Some(record.case_id.clone()), states: vec![StepState::Running, StepState::Unknown] };
         Ok(self.store.steps(&filter)?.into_iter().find(|s| {
             s.step_digest == record.step_digest && !(s.plan_id == record.plan_id && s.step_id == record.step_id)
         }))
@@ -860,7 +871,9 @@ impl Engine {
     ) -> Result<StepRun, EngineError> {
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(EngineError::BadInput { message: "say what you saw on the platform: a reason is required".into() });
+            return Err(EngineError::BadInput {
+                message: "say what you saw on the platform: a reason is required".into(),
+            });
         }
         let (record, _) = self.step_in(plan_id, step_id, StepState::Unknown)?;
         let who = self.prove(
@@ -879,7 +892,8 @@ impl Engine {
             });
         }
         let to = if applied { StepState::Succeeded } else { StepState::NotApplied };
-        let event = Event::StepSettled { plan_id: plan_id.into(), step_id: step_id.into(), applied, reason: reason.into() };
+        let event =
+            Event::StepSettled { plan_id: plan_id.into(), step_id: step_id.into(), applied, reason: reason.into() };
         self.transition_by(&who.id, &record, to, StepUpdate::default(), self.clock.now(), event, None)?;
         Ok(StepRun {
             plan_id: plan_id.into(),
@@ -927,7 +941,9 @@ impl Engine {
             } else {
                 "only a failed or not-applied step is tried again"
             };
-            return Err(EngineError::Conflict { message: format!("step {step_id} is {}: {why}", record.state.as_str()) });
+            return Err(EngineError::Conflict {
+                message: format!("step {step_id} is {}: {why}", record.state.as_str()),
+            });
         }
         let step: Step = serde_json::from_value(record.step.clone())
             .map_err(|e| EngineError::Conflict { message: format!("stored step {step_id} is unreadable: {e}") })?;
@@ -937,7 +953,13 @@ impl Engine {
         let recorded = self.recorded(&record)?;
         let single = Plan { steps: vec![step.clone()], reply: None, ..recorded.plan.clone() };
         let facts = self.gather_facts_for(&recorded.case, &single, &recorded.plan, Some(step_id))?;
-        let decision = countersign_core::decide::decide_scanned(&self.policy, &recorded.case, &single, &facts, &self.case_scan(&recorded.case))?;
+        let decision = countersign_core::decide::decide_scanned(
+            &self.policy,
+            &recorded.case,
+            &single,
+            &facts,
+            &self.case_scan(&recorded.case),
+        )?;
         let Some(again) = decision.steps.into_iter().next() else {
             return Err(stale(format!("step {step_id} could not be decided again")));
         };
@@ -958,7 +980,8 @@ impl Engine {
                 .approval
                 .as_ref()
                 .is_some_and(|(digest, at)| *digest == record.step_digest && *at + self.approval_ttl >= now);
-        let current = record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &record.step_digest, 0));
+        let current =
+            record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &record.step_digest, 0));
         let fresh_key = self.last_not_applied(&record)? == Some(NotAppliedBy::PlatformRefused);
         let (key, key_reason) = if fresh_key {
             let attempt = self.fresh_keys(&record)? + 1;
@@ -984,7 +1007,14 @@ impl Engine {
         if to == StepState::Approved {
             return self.execute(plan_id, step_id);
         }
-        Ok(StepRun { plan_id: plan_id.into(), step_id: step_id.into(), action: record.action, state: to, error: None, code: None })
+        Ok(StepRun {
+            plan_id: plan_id.into(),
+            step_id: step_id.into(),
+            action: record.action,
+            state: to,
+            error: None,
+            code: None,
+        })
     }
 
     /// How many fresh keys retries of this change on this case have taken so far.
@@ -993,7 +1023,9 @@ impl Engine {
             .case_events(&record.case_id, "step_retried")?
             .into_iter()
             .filter(|e| match &e.event {
-                Event::StepRetried { decision, fresh_key, .. } => *fresh_key && decision.step_digest == record.step_digest,
+                Event::StepRetried { decision, fresh_key, .. } => {
+                    *fresh_key && decision.step_digest == record.step_digest
+                }
                 _ => false,
             })
             .count();

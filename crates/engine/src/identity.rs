@@ -16,10 +16,10 @@
 //! Evidence naming another account than the case's is shown and lowers nothing else: it
 //! simply verifies no one.
 
+use countersign_connectors::ConnectorError;
 use countersign_core::decide::IdentityFacts;
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, IdentityLevel, IdentityStatus, Plan};
-use countersign_connectors::ConnectorError;
 use serde_json::{Map, Value};
 
 use crate::{Engine, EngineError, LoggedEvent};
@@ -64,7 +64,12 @@ impl Engine {
     /// strong verification of that account from now on (an agent may verify before the
     /// case is planned); the case's waiting steps are not decided again by it (plan again
     /// to use it).
-    pub fn record_identity_check(&self, case_id: &str, customer_id: &str, how: &str) -> Result<LoggedEvent, EngineError> {
+    pub fn record_identity_check(
+        &self,
+        case_id: &str,
+        customer_id: &str,
+        how: &str,
+    ) -> Result<LoggedEvent, EngineError> {
         let (customer_id, how) = (customer_id.trim(), how.trim());
         if customer_id.is_empty() || how.is_empty() {
             return Err(EngineError::BadInput {
@@ -140,7 +145,10 @@ fn combine(case: &Case, seen: Vec<Seen>, mut notes: Vec<String>) -> IdentityFact
                 [one] => Some((*one).to_owned()),
                 [] => None,
                 more => {
-                    notes.push(format!("the evidence names different accounts ({}), so none is verified", more.join(", ")));
+                    notes.push(format!(
+                        "the evidence names different accounts ({}), so none is verified",
+                        more.join(", ")
+                    ));
                     None
                 }
             }

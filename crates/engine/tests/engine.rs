@@ -29,10 +29,10 @@ mod intake;
 mod pack;
 #[path = "engine/provenance.rs"]
 mod provenance;
-#[path = "engine/statuses.rs"]
-mod statuses;
 #[path = "engine/signals.rs"]
 mod signals;
+#[path = "engine/statuses.rs"]
+mod statuses;
 
 #[derive(Debug)]
 struct Fixed;
@@ -486,9 +486,16 @@ fn lost_reply(inner: HttpConnector, request_arrives: bool, keys: bool) -> Interc
     }
 }
 
+/// A write held on its way to the platform: its parameters and idempotency key.
+type HeldWrite = (serde_json::Map<String, serde_json::Value>, String);
+
 fn finished_s2(engine: &Engine, case_id: &str) -> Vec<serde_json::Value> {
     let events = engine.log_case(case_id).unwrap();
-    events.iter().filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2").map(|e| e.event.payload()).collect()
+    events
+        .iter()
+        .filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2")
+        .map(|e| e.event.payload())
+        .collect()
 }
 
 fn refunded(direct: &HttpConnector, order: &str) -> String {
@@ -500,7 +507,8 @@ fn a_write_with_a_lost_answer_settles_by_the_same_request_under_the_same_key() {
     use countersign_engine::StepState;
     for arrives in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        let (engine, server, keyring) = live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, arrives, true)));
+        let (engine, server, keyring) =
+            live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, arrives, true)));
         let direct = platform(&server, &keyring);
         let file =
             countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
@@ -516,9 +524,15 @@ fn a_write_with_a_lost_answer_settles_by_the_same_request_under_the_same_key() {
             "request arrived: {arrives}; sent again under the same key, the platform answers the first result or applies it once: {runs:?}"
         );
         let after: rust_decimal::Decimal = refunded(&direct, &order).parse().unwrap();
-        let expected = before.parse::<rust_decimal::Decimal>().unwrap() + amount.parse::<rust_decimal::Decimal>().unwrap();
+        let expected =
+            before.parse::<rust_decimal::Decimal>().unwrap() + amount.parse::<rust_decimal::Decimal>().unwrap();
         assert_eq!(after, expected, "request arrived: {arrives}: the refund landed exactly once");
-        let started = engine.log_case(&file.case.id).unwrap().iter().filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2").count();
+        let started = engine
+            .log_case(&file.case.id)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2")
+            .count();
         assert_eq!(started, 1, "one attempt, settled under its own key");
         let finished = finished_s2(&engine, &file.case.id);
         assert_eq!(finished[0]["outcome"], "unknown", "first recorded as unknown: {finished:?}");
@@ -533,40 +547,46 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
     // The exact race: the request lands after the first reads, and the agent tries again.
     let dir = tempfile::tempdir().unwrap();
     let clock = Movable::at("2026-11-21T10:00:00Z");
-    let held: Arc<std::sync::Mutex<Option<(serde_json::Map<String, serde_json::Value>, String)>>> = Arc::default();
+    let held: Arc<std::sync::Mutex<Option<HeldWrite>>> = Arc::default();
     let hold = held.clone();
     let (engine, server, keyring) = live_engine_at(dir.path(), clock.clone(), |inner| {
         Arc::new(Intercept {
             inner,
             keys: false,
             // The write is held on the way (no answer): it lands when the test lets it.
-            call: Some(Box::new(move |inner, action, params, key| {
-                match (key, action) {
-                    (Some(k), "refund_partial") if hold.lock().unwrap().is_none() => {
-                        *hold.lock().unwrap() = Some((params.clone(), k.to_string()));
-                        Err(countersign_connectors::ConnectorError::Timeout)
-                    }
-                    _ => inner.call(action, params, key),
+            call: Some(Box::new(move |inner, action, params, key| match (key, action) {
+                (Some(k), "refund_partial") if hold.lock().unwrap().is_none() => {
+                    *hold.lock().unwrap() = Some((params.clone(), k.to_string()));
+                    Err(countersign_connectors::ConnectorError::Timeout)
                 }
+                _ => inner.call(action, params, key),
             })),
             before_read_state: None,
         })
     });
     let direct = platform(&server, &keyring);
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+    let file =
+        countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
     let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap().to_string();
     let before = refunded(&direct, &order);
     engine.process_verified(&file.case, &file.plan).unwrap();
     let runs = engine.run_approved(&file.case.id).unwrap();
     let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
-    assert_eq!(refund.state, StepState::Unknown, "read back (several times): not applied so far, but not final: {runs:?}");
+    assert_eq!(
+        refund.state,
+        StepState::Unknown,
+        "read back (several times): not applied so far, but not final: {runs:?}"
+    );
     assert!(refund.error.as_deref().unwrap().contains("may yet land"), "{runs:?}");
 
     // The agent tries again: refused while the first attempt may land.
     let err = engine.retry_step(&file.plan.id, "s2").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
     // Planning the same change again does not start a second attempt either.
-    let again = countersign_engine::CaseFile { plan: countersign_core::Plan { id: "demo-02-plan-2".into(), ..file.plan.clone() }, ..file.clone() };
+    let again = countersign_engine::CaseFile {
+        plan: countersign_core::Plan { id: "demo-02-plan-2".into(), ..file.plan.clone() },
+        ..file.clone()
+    };
     engine.process(&again.case, &again.plan).unwrap();
     let err = engine.execute("demo-02-plan-2", "s2").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict, "the same change is in flight: {err}");
@@ -577,7 +597,8 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
     let run = engine.reconcile(&file.plan.id, "s2").unwrap();
     assert_eq!(run.state, StepState::Succeeded, "the read shows it landed: {run:?}");
     let after: rust_decimal::Decimal = refunded(&direct, &order).parse().unwrap();
-    let amount: rust_decimal::Decimal = file.plan.steps[1].params["amount"].value["amount"].as_str().unwrap().parse().unwrap();
+    let amount: rust_decimal::Decimal =
+        file.plan.steps[1].params["amount"].value["amount"].as_str().unwrap().parse().unwrap();
     assert_eq!(after, before.parse::<rust_decimal::Decimal>().unwrap() + amount, "one refund, not two");
     let err = engine.retry_step(&file.plan.id, "s2").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict, "a step that succeeded is not tried again: {err}");
@@ -585,7 +606,13 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
 
     // A write that never lands: unknown until the target has stayed as it was for the window.
     let (pending_order, customer) = seed_orders("delivered").into_iter().nth(3).unwrap();
-    let f = case_with("never-lands", "never-lands-p", &customer, "refund", json!([refund_step("s1", &pending_order, "6.00")]));
+    let f = case_with(
+        "never-lands",
+        "never-lands-p",
+        &customer,
+        "refund",
+        json!([refund_step("s1", &pending_order, "6.00")]),
+    );
     engine.process_verified(&f.case, &f.plan).unwrap();
     *held.lock().unwrap() = None;
     let runs = engine.run_approved("never-lands").unwrap();
@@ -603,7 +630,8 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
     // so the same key goes out again (it cannot apply twice where keys are honoured).
     *held.lock().unwrap() = Some((serde_json::Map::new(), String::new())); // let the next call through
     let key_of = |n: usize| {
-        let started: Vec<_> = engine.log_case("never-lands").unwrap().into_iter().filter(|e| e.kind() == "step_started").collect();
+        let started: Vec<_> =
+            engine.log_case("never-lands").unwrap().into_iter().filter(|e| e.kind() == "step_started").collect();
         started[n].event.payload()["idempotency_key"].as_str().unwrap().to_string()
     };
     let run = engine.retry_step("never-lands-p", "s1").unwrap();
@@ -617,7 +645,8 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
 fn a_team_lead_settles_an_unknown_step_by_hand_and_a_retry_keeps_its_key() {
     use countersign_engine::{Proof, Secret, StepState};
     let dir = tempfile::tempdir().unwrap();
-    let (mut engine, _server, _keyring) = live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, false, false)));
+    let (mut engine, _server, _keyring) =
+        live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, false, false)));
     let (order, customer) = seed_orders("delivered").into_iter().nth(2).unwrap();
     let f = case_with("by-hand", "by-hand-p", &customer, "refund", json!([refund_step("s1", &order, "4.00")]));
     engine.process_verified(&f.case, &f.plan).unwrap();
@@ -665,8 +694,10 @@ fn a_step_the_platform_refused_is_retried_under_a_new_key() {
         &countersign_connectors::credentials::Secret::new("fake-token"),
     )
     .unwrap();
-    let connector =
-        HttpConnector::new(quick_catalog(true), credentials).unwrap().with_base_url(&format!("http://{}", fake.addr)).unwrap();
+    let connector = HttpConnector::new(quick_catalog(true), credentials)
+        .unwrap()
+        .with_base_url(&format!("http://{}", fake.addr))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(
         EngineOptions {
@@ -678,7 +709,8 @@ fn a_step_the_platform_refused_is_retried_under_a_new_key() {
         Arc::new(Fixed),
     )
     .unwrap();
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+    let file =
+        countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
     engine.process_verified(&file.case, &file.plan).unwrap();
     let runs = engine.run_approved(&file.case.id).unwrap();
     let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
@@ -1152,7 +1184,13 @@ fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
     let _ = direct.set(platform(&server, &keyring));
     let (delivered, customer) = seed_orders("delivered").into_iter().next().unwrap();
     let _ = target.set(delivered.clone());
-    let f = case_with("raced-refund", "raced-refund-p", &customer, "refund", json!([refund_step("s1", &delivered, "20.00")]));
+    let f = case_with(
+        "raced-refund",
+        "raced-refund-p",
+        &customer,
+        "refund",
+        json!([refund_step("s1", &delivered, "20.00")]),
+    );
     engine.process_verified(&f.case, &f.plan).unwrap();
     let runs = engine.run_approved("raced-refund").unwrap();
     assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
@@ -1622,7 +1660,13 @@ fn identity_comes_from_evidence_and_every_entity_named_must_be_the_customers() {
     let d = decide("id-matched", json!([lookup(&email), cancel_step("s2", &pending)]));
     assert_eq!(d[0].0, Outcome::Auto, "the look-up is the verification: {:?}", d[0].1);
     assert_eq!(d[1].0, Outcome::Confirm, "{:?}", d[1].1);
-    let read = engine.log_list(&LogFilter { case_id: Some("id-matched".into()), kind: Some("context_read".into()), ..LogFilter::default() }).unwrap();
+    let read = engine
+        .log_list(&LogFilter {
+            case_id: Some("id-matched".into()),
+            kind: Some("context_read".into()),
+            ..LogFilter::default()
+        })
+        .unwrap();
     let identity = &read[0].event.payload()["identity"];
     assert_eq!(identity["level"], "matched", "how the customer was verified is evidence: {identity}");
 
@@ -1649,7 +1693,12 @@ fn identity_comes_from_evidence_and_every_entity_named_must_be_the_customers() {
     let d = decide("id-their-card", json!([lookup(&email), pay("s2", &their_card)]));
     assert_eq!(d[1].0, Outcome::Forbid, "{:?}", d[1].1);
     assert!(d[1].1.iter().any(|r| r == "ownership.payment-method"), "{:?}", d[1].1);
-    let mine = account(&direct, &owner)["payment_methods"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let mine = account(&direct, &owner)["payment_methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
     let d = decide("id-my-card", json!([lookup(&email), pay("s2", &mine[0])]));
     assert!(!d[1].1.iter().any(|r| r == "ownership.payment-method"), "the customer's own card: {:?}", d[1].1);
 

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use serde_spanned::Spanned;
 
 use super::{
-    ActionSpec, Binding, Catalog, CatalogError, Check, Encode, Expectation, Field, HttpMethod, Location, OrderFactsMap, CustomerFactsMap,
-    Platform, Segment, StateRead, line_column, raw,
+    ActionSpec, Binding, Catalog, CatalogError, Check, CustomerFactsMap, Encode, Expectation, Field, HttpMethod,
+    Location, OrderFactsMap, Platform, Segment, StateRead, line_column, raw,
 };
 use crate::credentials::CredentialName;
 
@@ -209,7 +209,11 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawCatalog) -> Result<Catalog, CatalogError> 
             let items = match (&f.items, &f.item_id) {
                 (Some(list), Some(id)) => Some((check_pointer(cx, list)?, check_pointer(cx, id)?)),
                 (None, None) => None,
-                _ => return Err(cx.err(span, "`items` and `item_id` go together: where the list is, and the id in each")),
+                _ => {
+                    return Err(
+                        cx.err(span, "`items` and `item_id` go together: where the list is, and the id in each")
+                    );
+                }
             };
             Some(OrderFactsMap {
                 items,

@@ -727,7 +727,11 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
         }
         let entity = matches!(
             p.ty,
-            ParamType::OrderId | ParamType::CustomerId | ParamType::ItemId | ParamType::ItemIds | ParamType::PaymentMethodId
+            ParamType::OrderId
+                | ParamType::CustomerId
+                | ParamType::ItemId
+                | ParamType::ItemIds
+                | ParamType::PaymentMethodId
         );
         if p.owned.is_some() && !entity {
             return Err(cx.err(
@@ -743,8 +747,10 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
         if max_len == 0 {
             return Err(cx.err(pspan, "max_len of 0 would reject every value"));
         }
-        params
-            .insert(pname, ParamSpec { ty: p.ty, required: p.required, values, max_len, untrusted_ok: p.untrusted_ok, owned });
+        params.insert(
+            pname,
+            ParamSpec { ty: p.ty, required: p.required, values, max_len, untrusted_ok: p.untrusted_ok, owned },
+        );
     }
     let preconditions = match a.preconditions {
         None => Preconditions::default(),
@@ -779,7 +785,9 @@ fn compile_action(cx: &Ctx<'_>, name: &str, action: Spanned<raw::RawAction>) -> 
     };
     let identity = match (a.verified_identity, a.identity) {
         (Some(v), Some(_)) => {
-            return Err(cx.err(v.span(), "`verified_identity` is the older spelling of `identity = \"strong\"`: set one"));
+            return Err(
+                cx.err(v.span(), "`verified_identity` is the older spelling of `identity = \"strong\"`: set one")
+            );
         }
         (Some(v), None) => {
             if *v.get_ref() {

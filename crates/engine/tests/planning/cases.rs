@@ -193,7 +193,11 @@ fn an_agents_identity_check_is_evidence_and_planning_again_decides_on_it() {
     let view = engine.open_case_view("demo-01", &|_| ()).unwrap();
     assert_eq!(view.identity, "none");
     let cancel = view.steps.iter().find(|s| s.action == "cancel_pending_order").unwrap();
-    assert_eq!(cancel.decision, countersign_engine::views::Decision::Recommend, "advice until the customer is verified");
+    assert_eq!(
+        cancel.decision,
+        countersign_engine::views::Decision::Recommend,
+        "advice until the customer is verified"
+    );
     assert!(cancel.reasons.iter().any(|r| r.rule == "builtin.identity"), "{:?}", cancel.reasons);
 
     let err = engine.verify_identity_view("demo-01", "  ").unwrap_err();
