@@ -130,28 +130,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(cmd) => log(&cli, cmd),
         Command::Kb(cmd) => kb(&cli, cmd),
         Command::Eval(EvalArgs { what: Some(EvalCmd::Signals { set, misses }), .. }) => {
-            // A scratch data root: opening the workspace leaves nothing in its data folder.
-            let scratch = tempfile::tempdir().context("a scratch data dir for the evaluation")?;
-            let opened = countersign_host::open(countersign_host::Options {
-                workspace: cli.workspace.clone().unwrap_or_else(default_workspace),
-                root: countersign_host::DataRoot::named(scratch.path()),
-                operator_id: None,
-                role: None,
-            })?;
+            let (_scratch, opened) = scratch_workspace(&cli)?;
             let set = set.clone().unwrap_or_else(default_signal_set);
             let report = opened.engine.evaluate_signals(&set)?;
             out(json, &report, |r| render::signal_eval(r, *misses))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(args) => {
-            // A scratch data root: scoring leaves no evidence in the workspace's log.
-            let scratch = tempfile::tempdir().context("a scratch data dir for the evaluation")?;
-            let opened = countersign_host::open(countersign_host::Options {
-                workspace: cli.workspace.clone().unwrap_or_else(default_workspace),
-                root: countersign_host::DataRoot::named(scratch.path()),
-                operator_id: None,
-                role: None,
-            })?;
+            let (_scratch, opened) = scratch_workspace(&cli)?;
             let set = (!args.samples).then(|| args.cases.clone().unwrap_or_else(default_eval_cases));
             let report = opened.engine.evaluate_set(set.as_deref())?;
             out(json, &report, |r| render::eval(r, args.misses))?;
@@ -186,6 +172,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// The workspace opened on a scratch data root (dropped with the returned folder): an
+/// evaluation leaves no evidence in the workspace's log.
+fn scratch_workspace(cli: &Cli) -> anyhow::Result<(tempfile::TempDir, countersign_host::Opened)> {
+    let scratch = tempfile::tempdir().context("a scratch data dir for the evaluation")?;
+    let opened = countersign_host::open(countersign_host::Options {
+        workspace: cli.workspace.clone().unwrap_or_else(default_workspace),
+        root: countersign_host::DataRoot::named(scratch.path()),
+        operator_id: None,
+        role: None,
+    })?;
+    Ok((scratch, opened))
 }
 
 fn pause(cli: &Cli, cmd: &PauseCmd) -> anyhow::Result<ExitCode> {

@@ -59,6 +59,20 @@ pub struct StepRun {
     pub code: Option<ErrorCode>,
 }
 
+impl StepRun {
+    /// Where `record`'s step stands now (`state`), and why when it did not succeed.
+    fn of(record: &StepRecord, state: StepState, error: Option<String>) -> StepRun {
+        StepRun {
+            plan_id: record.plan_id.clone(),
+            step_id: record.step_id.clone(),
+            action: record.action.clone(),
+            state,
+            error,
+            code: None,
+        }
+    }
+}
+
 /// Open while no active pause covers the step; asked by the connector right before its
 /// point of no return. A pause that cannot be read closes it: when in doubt, do not submit.
 struct PauseGate<'a> {
@@ -585,14 +599,7 @@ impl Engine {
                 not_applied,
             },
         )?;
-        Ok(StepRun {
-            plan_id: record.plan_id.clone(),
-            step_id: record.step_id.clone(),
-            action: record.action.clone(),
-            state: to,
-            error,
-            code: None,
-        })
+        Ok(StepRun::of(record, to, error))
     }
 
     fn finish_review(&self, record: &StepRecord, to: StepState, reason: &str) -> Result<(), EngineError> {
@@ -827,14 +834,7 @@ impl Engine {
                 not_applied,
             },
         )?;
-        Ok(StepRun {
-            plan_id: record.plan_id.clone(),
-            step_id: record.step_id.clone(),
-            action: record.action.clone(),
-            state: to,
-            error,
-            code: None,
-        })
+        Ok(StepRun::of(record, to, error))
     }
 
     /// When the step's latest attempt started (its `step_started` event).
@@ -876,15 +876,7 @@ impl Engine {
             });
         }
         let (record, _) = self.step_in(plan_id, step_id, StepState::Unknown)?;
-        let who = self.prove(
-            &crate::review::Proving {
-                case_id: &record.case_id,
-                plan_id: &record.plan_id,
-                step_id: &record.step_id,
-                step_digest: &record.step_digest,
-            },
-            proof,
-        )?;
+        let who = self.prove(&crate::review::Proving::step(&record), proof)?;
         let leads = self.policy.approvers(Outcome::Supervisor);
         if !leads.contains(&who.role) {
             return Err(EngineError::NotPermitted {
@@ -895,14 +887,7 @@ impl Engine {
         let event =
             Event::StepSettled { plan_id: plan_id.into(), step_id: step_id.into(), applied, reason: reason.into() };
         self.transition_by(&who.id, &record, to, StepUpdate::default(), self.clock.now(), event, None)?;
-        Ok(StepRun {
-            plan_id: plan_id.into(),
-            step_id: step_id.into(),
-            action: record.action,
-            state: to,
-            error: (!applied).then(|| format!("settled as not applied by {}: {reason}", who.id)),
-            code: None,
-        })
+        Ok(StepRun::of(&record, to, (!applied).then(|| format!("settled as not applied by {}: {reason}", who.id))))
     }
 
     /// How the step's latest attempt is known not to have applied, if it is.

@@ -18,6 +18,18 @@ pub(crate) struct Proving<'a> {
     pub step_digest: &'a str,
 }
 
+impl<'a> Proving<'a> {
+    /// A proof for this queued step.
+    pub fn step(record: &'a StepRecord) -> Proving<'a> {
+        Proving {
+            case_id: &record.case_id,
+            plan_id: &record.plan_id,
+            step_id: &record.step_id,
+            step_digest: &record.step_digest,
+        }
+    }
+}
+
 impl Engine {
     /// Steps waiting for a countersignature, oldest first.
     pub fn review_queue(&self) -> Result<Vec<StepRecord>, EngineError> {
@@ -65,15 +77,7 @@ impl Engine {
         proof: &Proof,
     ) -> Result<StepRecord, EngineError> {
         let record = self.waiting_step(plan_id, step_id)?;
-        let who = self.prove(
-            &Proving {
-                case_id: &record.case_id,
-                plan_id: &record.plan_id,
-                step_id: &record.step_id,
-                step_digest: &record.step_digest,
-            },
-            proof,
-        )?;
+        let who = self.prove(&Proving::step(&record), proof)?;
         self.review_by(record, verdict, reason, &who, true)
     }
 

@@ -687,28 +687,8 @@ fn a_step_the_platform_refused_is_retried_under_a_new_key() {
     use countersign_engine::StepState;
     let error_json = r#"{"error": {"code": "refund_on_hold", "message": "refunds on this order are on hold"}}"#;
     let fake = FakePlatform::start((409, error_json, std::time::Duration::from_millis(0), false));
-    let credentials = Arc::new(MemoryCredentials::default());
-    countersign_connectors::credentials::CredentialStore::set(
-        &*credentials,
-        &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
-        &countersign_connectors::credentials::Secret::new("fake-token"),
-    )
-    .unwrap();
-    let connector = HttpConnector::new(quick_catalog(true), credentials)
-        .unwrap()
-        .with_base_url(&format!("http://{}", fake.addr))
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        EngineOptions {
-            workspace: assets().join("demo/workspace-snapshot.toml"),
-            data_dir: dir.path().to_path_buf(),
-            operator: None,
-            connector: Some(Arc::new(connector)),
-        },
-        Arc::new(Fixed),
-    )
-    .unwrap();
+    let engine = fake_engine(&fake, true, dir.path());
     let file =
         countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
     engine.process_verified(&file.case, &file.plan).unwrap();
@@ -1321,6 +1301,32 @@ impl Drop for FakePlatform {
     }
 }
 
+/// An engine on the demo snapshot workspace whose connector talks to `fake` (the shipped
+/// catalog with short timeouts; `refund_partial` idempotent or not), data under `data`.
+fn fake_engine(fake: &FakePlatform, idempotent: bool, data: &Path) -> Engine {
+    let credentials = Arc::new(MemoryCredentials::default());
+    countersign_connectors::credentials::CredentialStore::set(
+        &*credentials,
+        &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
+        &countersign_connectors::credentials::Secret::new("fake-token"),
+    )
+    .unwrap();
+    let connector = HttpConnector::new(quick_catalog(idempotent), credentials)
+        .unwrap()
+        .with_base_url(&format!("http://{}", fake.addr))
+        .unwrap();
+    Engine::open(
+        EngineOptions {
+            workspace: assets().join("demo/workspace-snapshot.toml"),
+            data_dir: data.to_path_buf(),
+            operator: None,
+            connector: Some(Arc::new(connector)),
+        },
+        Arc::new(Fixed),
+    )
+    .unwrap()
+}
+
 /// The shipped catalog with short timeouts, and `refund_partial` idempotent or not.
 fn quick_catalog(idempotent: bool) -> countersign_connectors::Catalog {
     let text = std::fs::read_to_string(assets().join("demo/catalog.toml")).unwrap();
@@ -1353,28 +1359,8 @@ fn server_errors_timeouts_and_malformed_answers_fail_clearly_and_only_idempotent
     ];
     for (what, idempotent, answer, end, writes, says) in scenarios {
         let fake = FakePlatform::start(answer);
-        let credentials = Arc::new(MemoryCredentials::default());
-        countersign_connectors::credentials::CredentialStore::set(
-            &*credentials,
-            &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
-            &countersign_connectors::credentials::Secret::new("fake-token"),
-        )
-        .unwrap();
-        let connector = HttpConnector::new(quick_catalog(idempotent), credentials)
-            .unwrap()
-            .with_base_url(&format!("http://{}", fake.addr))
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(
-            EngineOptions {
-                workspace: assets().join("demo/workspace-snapshot.toml"),
-                data_dir: dir.path().to_path_buf(),
-                operator: None,
-                connector: Some(Arc::new(connector)),
-            },
-            Arc::new(Fixed),
-        )
-        .unwrap();
+        let engine = fake_engine(&fake, idempotent, dir.path());
         let file =
             countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
         engine.process_verified(&file.case, &file.plan).unwrap();
