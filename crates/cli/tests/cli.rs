@@ -747,3 +747,64 @@ fn a_plan_file_vouches_for_none_of_its_sources() {
     assert_eq!(bad["steps"][0]["decision"], "forbid", "{bad}");
     assert!(bad.to_string().contains("\\\"city\\\" is null"), "{bad}");
 }
+
+#[test]
+fn a_step_the_platform_refused_is_tried_again_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let case = d.join("case.json");
+    let doc = serde_json::json!({
+        "id": "retry-cli", "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+        "channel": "chat", "customer": {"id": "mei_patel_7272", "identity": "verified"},
+        "messages": [{"from": "customer", "text": "Please charge order #W9583042 to my card instead.",
+                      "at": "2026-11-20T15:10:00Z"}],
+        "order_ids": ["#W9583042"],
+    });
+    std::fs::write(&case, doc.to_string()).unwrap();
+    verify_customer(|a| cs_demo(d, a), &case);
+    let pay = |plan_id: &str, method: &str| {
+        let path = d.join(format!("{plan_id}.json"));
+        let plan = serde_json::json!({"id": plan_id, "case_id": "retry-cli", "planner": "scripted",
+            "intent": "modify_payment", "steps": [{"id": "s1", "action": "modify_pending_order_payment", "params": {
+                "order_id": {"value": "#W9583042", "source": "connector"},
+                "payment_method_id": {"value": method, "source": "agent"}}}]});
+        std::fs::write(&path, plan.to_string()).unwrap();
+        path
+    };
+    let json = |args: &[&str]| {
+        let o = cs_demo(d, args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        stdout_json(&o)
+    };
+    let case = case.to_str().unwrap();
+    let step_state = |ran: &Value| ran["ran"][0]["state"].as_str().unwrap_or_default().to_string();
+
+    // The payment moves to the card, countersigned.
+    json(&["--json", "run", "--case", case, "--plan", pay("retry-cli-1", "credit_card_9503061").to_str().unwrap()]);
+    let ran = json(&["--json", "review", "approve", "retry-cli-1", "s1", "--reason", "her card", "--run"]);
+    assert_eq!(step_state(&ran), "succeeded", "{ran}");
+
+    // Moving it back: the seller center refuses (a pending order's payment moves once).
+    json(&["--json", "run", "--case", case, "--plan", pay("retry-cli-2", "paypal_4768213").to_str().unwrap()]);
+    let ran = json(&["--json", "review", "approve", "retry-cli-2", "s1", "--reason", "back to paypal", "--run"]);
+    assert_eq!(step_state(&ran), "failed", "{ran}");
+    assert!(ran["ran"][0]["error"].as_str().unwrap().contains("payment_already_changed"), "{ran}");
+
+    // Tried again: decided again, under its approval, and sent under a new key (the
+    // platform's own answer settled the first attempt); refused again, for the same reason.
+    let retried = json(&["--json", "review", "retry", "retry-cli-2", "s1"]);
+    assert_eq!(retried["state"], "failed", "{retried}");
+    let log = json(&["--json", "log", "list", "--kind", "step_retried"]);
+    let retry = &log.as_array().unwrap()[0];
+    assert_eq!(retry["payload"]["fresh_key"], true, "{retry}");
+    assert_eq!(retry["payload"]["under_approval"], true, "{retry}");
+
+    // A step that is not failed is not retried; settling by hand needs an unknown step.
+    let o = cs_demo(d, &["review", "retry", "retry-cli-1", "s1"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("only a failed or not-applied step"), "{}", stderr(&o));
+    let o =
+        cs_demo(d, &["review", "settle", "retry-cli-1", "s1", "--applied", "--reason", "seen", "--as", "lead-demo"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("succeeded, not unknown"), "{}", stderr(&o));
+}
