@@ -260,6 +260,11 @@ impl Chromium {
         self.eval_raw(&format!("({function})({})", json(arg))).await
     }
 
+    /// The tab's URL as the browser knows it (no page script: works while a page loads).
+    pub async fn url(&self) -> Option<String> {
+        self.page.url().await.ok().flatten()
+    }
+
     pub async fn screenshot(&self) -> Result<Vec<u8>, ConnectorError> {
         let params = ScreenshotParams::builder().format(CaptureScreenshotFormat::Png).full_page(true).build();
         self.page.screenshot(params).await.map_err(cdp)

@@ -59,7 +59,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use countersign_connectors::{
-    BlobSink, BrowserSettings, CallRecord, Connector, ConnectorError, ExpectationError, Open, RecordedRequest,
+    BlobSink, BrowserSettings, CallRecord, Connector, ConnectorError, ExpectationError, Open, RecordedRequest, Sent,
     SubmitGate,
 };
 use countersign_core::decide::OrderFacts;
@@ -249,6 +249,29 @@ impl Connector for BrowserConnector {
             };
             let outcome = tokio::time::timeout(timeout, work).await;
             match outcome {
+                Err(_) if action.kind == Kind::Write => {
+                    // What the page shows now (briefly: a slow page may not answer at all),
+                    // and whether the submit had been clicked: the evidence of an uncertain
+                    // write.
+                    let look = self.look(c, &mut trail, "timed out", true);
+                    if !matches!(tokio::time::timeout(Duration::from_secs(5), look).await, Ok(Ok(_))) {
+                        // Still loading (its script context comes and goes): at least a
+                        // screenshot of what shows.
+                        let url = tokio::time::timeout(Duration::from_secs(5), c.url()).await.ok().flatten();
+                        let mut page =
+                            json!({ "moment": "timed out", "url": url, "note": "the page was still loading" });
+                        if let Ok(Ok(png)) = tokio::time::timeout(Duration::from_secs(5), c.screenshot()).await {
+                            page["screenshot"] = self.put_blob("image/png", &png);
+                        }
+                        trail.pages.push(page);
+                    }
+                    let sent = if trail.submitted { Sent::Yes } else { Sent::No };
+                    Err(ConnectorError::WriteLost {
+                        sent,
+                        detail: format!("the page did not finish within {} s", timeout.as_secs()),
+                        evidence: Some(Box::new(trail.to_value("timed out"))),
+                    })
+                }
                 Err(_) => Err(ConnectorError::Timeout),
                 Ok(Ok((status, response))) => Ok((status, response, trail)),
                 Ok(Err(stop)) => {

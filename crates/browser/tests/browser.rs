@@ -868,3 +868,59 @@ fn a_signed_out_profile_makes_the_message_pages_need_a_human_and_posts_nothing()
     let ConnectorError::NeedsHuman { reason, .. } = &err else { panic!("{err}") };
     assert!(reason.contains("verify"), "{reason}");
 }
+
+#[test]
+fn a_submit_answered_too_late_keeps_its_evidence_and_settles_under_its_form_token() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    // A connector as impatient as a busy agent: 4 s for a page action.
+    let text = std::fs::read_to_string(assets().join("demo/pages.toml")).unwrap();
+    assert!(text.contains("timeout_ms = 15000"), "the demo pages' timeout changed: update this test");
+    let pages = PageActions::parse("pages.toml", &text.replace("timeout_ms = 15000", "timeout_ms = 4000"))
+        .unwrap()
+        .with_base_url(&w.server.url())
+        .unwrap();
+    let engine = w.engine(Arc::new(BrowserConnector::new(pages, w.options()).unwrap()));
+    let (order, customer) = demo::seed_orders("delivered").into_iter().next().unwrap();
+    let file: CaseFile = serde_json::from_value(json!({
+        "case": {"id": "slow-refund", "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+                 "channel": "chat", "customer": {"id": customer, "identity": "verified"},
+                 "messages": [{"from": "customer", "text": "It arrived scratched.", "at": "2026-11-20T15:10:00Z"}],
+                 "order_ids": [order]},
+        "plan": {"id": "slow-refund-p", "case_id": "slow-refund", "planner": "scripted", "intent": "refund",
+                 "steps": [{"id": "s1", "action": "refund_partial", "params": {
+                     "order_id": {"value": order, "source": "connector"},
+                     "amount": {"value": {"amount": "7.25", "currency": "USD"}, "source": "agent"},
+                     "reason": {"value": "scratched", "source": "agent"}}}]},
+    }))
+    .unwrap();
+    process_verified(&engine, &file);
+    let before = w.order_of(&order)["totals"]["refunded"].as_str().unwrap().to_owned();
+    // The seller center applies the next submit and answers it only after 8 s.
+    w.settings(json!({ "slow_submits": 1, "slow_ms": 8000 }));
+
+    let runs = engine.run_approved("slow-refund").unwrap();
+    assert_eq!(runs[0].state, StepState::Succeeded, "settled by the same form token: {runs:?}");
+    let after = w.order_of(&order)["totals"]["refunded"].as_str().unwrap().to_owned();
+    let grew: rust_decimal::Decimal =
+        after.parse::<rust_decimal::Decimal>().unwrap() - before.parse::<rust_decimal::Decimal>().unwrap();
+    assert_eq!(grew.to_string(), "7.25", "refunded once, not twice");
+
+    let finished: Vec<Value> = engine
+        .log_case("slow-refund")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind() == "step_finished")
+        .map(|e| e.event.payload())
+        .collect();
+    let lost = &finished[0];
+    assert_eq!(lost["outcome"], "unknown", "{lost}");
+    assert_eq!(lost["response"]["request_sent"], "yes", "the submit had been clicked: {lost}");
+    let evidence = &lost["response"]["evidence"];
+    assert_eq!(evidence["submitted"], true, "{evidence}");
+    let moment = evidence["pages"].as_array().unwrap().iter().find(|p| p["moment"] == "timed out");
+    let moment = moment.unwrap_or_else(|| panic!("the page at the timeout is evidence: {evidence}"));
+    assert!(moment["url"].as_str().is_some_and(|u| u.contains("/seller/")), "{moment}");
+    assert_eq!(moment["screenshot"]["stored"], true, "a screenshot of it: {moment}");
+    assert_eq!(finished[1]["response"]["how"], "sent again under the same key", "{:?}", finished[1]);
+}

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use crate::catalog::{ActionSpec, Catalog, EncodedRequest, ExpectationError, HttpMethod, check_base_url};
 use crate::credentials::{CredentialError, CredentialStore, Secret};
 use crate::redact::{REDACTED, is_secret_name, redact_json, scrub_json, scrub_text};
-use crate::{CallRecord, Connector, ConnectorError, RecordedRequest};
+use crate::{CallRecord, Connector, ConnectorError, RecordedRequest, Sent};
 
 /// The header a platform reads an idempotency key from.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -205,7 +205,7 @@ impl HttpConnector {
         body: Option<&[u8]>,
         idempotency_key: Option<&str>,
         secret: &Secret,
-    ) -> Result<Answer, ConnectorError> {
+    ) -> Result<Answer, (ConnectorError, Sent)> {
         let method = match method {
             HttpMethod::Get => reqwest::Method::GET,
             HttpMethod::Post => reqwest::Method::POST,
@@ -214,9 +214,12 @@ impl HttpConnector {
             HttpMethod::Delete => reqwest::Method::DELETE,
         };
         let bearer = Zeroizing::new(format!("Bearer {}", secret.expose()));
-        let mut auth = HeaderValue::from_str(&bearer).map_err(|_| ConnectorError::CredentialUnavailable {
-            name: self.catalog.platform.credential.clone(),
-            detail: "the stored value is not usable in an HTTP header".into(),
+        let mut auth = HeaderValue::from_str(&bearer).map_err(|_| {
+            let e = ConnectorError::CredentialUnavailable {
+                name: self.catalog.platform.credential.clone(),
+                detail: "the stored value is not usable in an HTTP header".into(),
+            };
+            (e, Sent::No)
         })?;
         auth.set_sensitive(true);
         let mut request =
@@ -227,8 +230,13 @@ impl HttpConnector {
         if let Some(bytes) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(bytes.to_vec());
         }
-        let response = request.send().map_err(transport_error)?;
-        read_answer(response, secret)
+        // A connection never made sent nothing; a failure after it may have sent the
+        // request; once an answer's head arrived, the request was there.
+        let response = request.send().map_err(|e| {
+            let sent = if e.is_connect() { Sent::No } else { Sent::Unknown };
+            (transport_error(e), sent)
+        })?;
+        read_answer(response, secret).map_err(|e| (e, Sent::Yes))
     }
 }
 
@@ -395,11 +403,14 @@ impl Connector for HttpConnector {
 
         let start = Instant::now();
         let mut attempts: u32 = 0;
+        // Over all attempts: whether any of them may have reached the platform.
+        let mut sent = Sent::No;
         let answer = loop {
             attempts += 1;
             match self.send_once(encoded.method, &url, body.as_deref(), key, &secret) {
                 Ok(answer) => break answer,
-                Err(e) if retryable && attempts <= self.settings.max_retries && e.retryable() => {
+                Err((e, at)) if retryable && attempts <= self.settings.max_retries && e.retryable() => {
+                    sent = sent.max(at);
                     let wait = match &e {
                         ConnectorError::RateLimited { retry_after: Some(d) } if *d > self.settings.max_retry_after => {
                             return Err(e);
@@ -409,7 +420,15 @@ impl Connector for HttpConnector {
                     };
                     std::thread::sleep(wait);
                 }
-                Err(e) => return Err(e),
+                // A write whose answer never came says whether it had gone out.
+                Err((e @ (ConnectorError::Timeout | ConnectorError::Transport(_)), at)) if spec.kind == Kind::Write => {
+                    return Err(ConnectorError::WriteLost {
+                        sent: sent.max(at),
+                        detail: e.to_string(),
+                        evidence: None,
+                    });
+                }
+                Err((e, _)) => return Err(e),
             }
         };
 

@@ -118,6 +118,34 @@ pub enum ConnectorError {
     /// made. `evidence` shows the pages before and after, the refusal page included.
     #[error("the platform refused the change ({status} {code}): {message}")]
     PageRefused { status: u16, code: String, message: String, evidence: Box<Value> },
+    /// A write whose answer never came (a timeout, a dropped connection), with whether it
+    /// had gone out, and what the connector saw at that moment (a browser's page).
+    #[error("no answer to the write ({}): {detail}", sent.describe())]
+    WriteLost { sent: Sent, detail: String, evidence: Option<Box<Value>> },
+}
+
+/// Whether a write whose answer never came had gone out, weakest claim first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sent {
+    /// It never reached the platform (the connection was refused, the submit never
+    /// clicked): it cannot have applied.
+    No,
+    /// It may have reached the platform (a timeout while sending).
+    Unknown,
+    /// It reached the platform (the submit was clicked; the request went out and the
+    /// answer was lost).
+    Yes,
+}
+
+impl Sent {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Sent::No => "it was not sent",
+            Sent::Unknown => "it may have been sent",
+            Sent::Yes => "it was sent",
+        }
+    }
 }
 
 impl ConnectorError {
@@ -126,7 +154,10 @@ impl ConnectorError {
     /// (or reconciling by a read) makes sense at all.
     pub fn retryable(&self) -> bool {
         match self {
-            ConnectorError::Timeout | ConnectorError::Transport(_) | ConnectorError::RateLimited { .. } => true,
+            ConnectorError::Timeout
+            | ConnectorError::Transport(_)
+            | ConnectorError::WriteLost { .. }
+            | ConnectorError::RateLimited { .. } => true,
             ConnectorError::ServerError { status } => matches!(status, 502..=504),
             _ => false,
         }
@@ -141,6 +172,7 @@ impl ConnectorError {
             | ConnectorError::StoppedBeforeSubmit { evidence, .. }
             | ConnectorError::Unconfirmed { evidence, .. }
             | ConnectorError::PageRefused { evidence, .. } => Some(evidence),
+            ConnectorError::WriteLost { evidence: Some(evidence), .. } => Some(evidence),
             _ => None,
         }
     }

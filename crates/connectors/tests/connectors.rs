@@ -18,7 +18,7 @@ use countersign_test_support::loopback::read_request;
 use countersign_connectors::catalog::{Catalog, CatalogError};
 use countersign_connectors::credentials::{CredentialError, CredentialName, CredentialStore, KeyringStore, Secret};
 use countersign_connectors::snapshot::SnapshotConnector;
-use countersign_connectors::{CallRecord, Connector, ConnectorError, ExpectationError, HttpConnector};
+use countersign_connectors::{CallRecord, Connector, ConnectorError, ExpectationError, HttpConnector, Sent};
 use serde_json::{Map, Value, json};
 
 #[test]
@@ -703,8 +703,17 @@ fn timeouts_are_typed_and_retried_only_when_safe() {
     assert_eq!(server.hits(), 3, "a read that times out is retried");
 
     let e = c.call("poke_thing", &params(json!({"id": "a1"})), Some("k-poke")).unwrap_err();
-    assert!(matches!(e, ConnectorError::Timeout), "{e:?}");
+    assert!(
+        matches!(e, ConnectorError::WriteLost { sent: Sent::Unknown, .. }),
+        "a write whose answer never came says it may have been sent: {e:?}"
+    );
     assert_eq!(server.hits(), 4, "a non-idempotent write that timed out may have happened: never resent");
+
+    // A write to a port nothing listens on was never sent.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let c = flaky_connector(&format!("http://{closed}"), &keyring);
+    let e = c.call("poke_thing", &params(json!({"id": "a1"})), Some("k-poke")).unwrap_err();
+    assert!(matches!(e, ConnectorError::WriteLost { sent: Sent::No, .. }), "refused, so never sent: {e:?}");
 }
 
 #[test]

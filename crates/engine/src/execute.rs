@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use countersign_connectors::{CallRecord, ConnectorError, ExpectationError, SubmitGate};
+use countersign_connectors::{CallRecord, ConnectorError, ExpectationError, Sent, SubmitGate};
 use countersign_core::Outcome;
 use countersign_core::decide::StepDecision;
 use countersign_core::evidence::{Event, NotAppliedBy, StepOutcome, Verdict};
@@ -360,7 +360,14 @@ impl Engine {
                     self.settle_soon(plan_id, step_id)
                 }
             },
-            Err(e @ (ConnectorError::Timeout | ConnectorError::Transport(_))) if is_write => {
+            // Never sent (a connection refused, a submit never clicked): it cannot have
+            // applied, and says so.
+            Err(e @ ConnectorError::WriteLost { sent: Sent::No, .. }) => {
+                self.finish_error(&running, StepOutcome::Failed, before, e)
+            }
+            Err(e @ (ConnectorError::Timeout | ConnectorError::Transport(_) | ConnectorError::WriteLost { .. }))
+                if is_write =>
+            {
                 // It may or may not have been applied: find out by reading, never by retrying.
                 self.finish_error(&running, StepOutcome::Unknown, before, e)?;
                 self.settle_soon(plan_id, step_id)
@@ -527,15 +534,21 @@ impl Engine {
         // The platform's own refusal, or a stop before anything was submitted: known not
         // to have applied.
         let not_applied = match &error {
-            ConnectorError::Rejected { .. } => Some(NotAppliedBy::PlatformRefused),
-            ConnectorError::StoppedBeforeSubmit { .. } => Some(NotAppliedBy::NothingSent),
+            ConnectorError::Rejected { .. } | ConnectorError::PageRefused { .. } => Some(NotAppliedBy::PlatformRefused),
+            ConnectorError::StoppedBeforeSubmit { .. } | ConnectorError::WriteLost { sent: Sent::No, .. } => {
+                Some(NotAppliedBy::NothingSent)
+            }
             e if e.evidence().is_some_and(|ev| ev["submitted"] == Value::Bool(false)) => {
                 Some(NotAppliedBy::NothingSent)
             }
             _ => None,
         };
-        // What the connector saw before it stopped (pages, screenshots) is the response.
-        let response = error.evidence().map_or(Value::Null, |evidence| serde_json::json!({ "evidence": evidence }));
+        // What the connector saw before it stopped (pages, screenshots) is the response,
+        // with whether a write whose answer never came had gone out.
+        let mut response = error.evidence().map_or(Value::Null, |evidence| serde_json::json!({ "evidence": evidence }));
+        if let ConnectorError::WriteLost { sent, .. } = &error {
+            response["request_sent"] = serde_json::to_value(sent).unwrap_or(Value::Null);
+        }
         let ended = Ended {
             outcome,
             before,

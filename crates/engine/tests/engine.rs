@@ -1696,3 +1696,44 @@ fn identity_comes_from_evidence_and_every_entity_named_must_be_the_customers() {
     let d = decide("id-checked", json!([change]));
     assert_eq!(d[0].0, Outcome::Supervisor, "a team lead countersigns it: {:?}", d[0].1);
 }
+
+#[test]
+fn a_write_that_never_left_says_so_and_is_not_left_unknown() {
+    use countersign_engine::StepState;
+    // A second route to the platform that refuses every connection (nothing listens).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let credentials = Arc::new(MemoryCredentials::default());
+    countersign_connectors::credentials::CredentialStore::set(
+        &*credentials,
+        &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
+        &countersign_connectors::credentials::Secret::new("unused"),
+    )
+    .unwrap();
+    let dead = HttpConnector::new(quick_catalog(true), credentials)
+        .unwrap()
+        .with_base_url(&format!("http://{closed}"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _server, _keyring) = live_engine_with(dir.path(), move |inner| {
+        Arc::new(Intercept {
+            inner,
+            keys: true,
+            // Reads reach the platform; the write's connection is refused.
+            call: Some(Box::new(move |inner, action, params, key| match key {
+                Some(_) => dead.call(action, params, key),
+                None => inner.call(action, params, key),
+            })),
+            before_read_state: None,
+        })
+    });
+    let file =
+        countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+    engine.process_verified(&file.case, &file.plan).unwrap();
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+    assert_eq!(refund.state, StepState::Failed, "never sent, so known not applied: {runs:?}");
+    let finished = finished_s2(&engine, &file.case.id);
+    assert_eq!(finished.len(), 1, "no unknown to settle: {finished:?}");
+    assert_eq!(finished[0]["response"]["request_sent"], "no", "{finished:?}");
+    assert_eq!(finished[0]["not_applied"], "nothing_sent", "{finished:?}");
+}

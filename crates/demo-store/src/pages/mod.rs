@@ -20,6 +20,10 @@
 //!   when a field changes, or in the form's submit handler (a `confirm` or `prompt`
 //!   there lets the form go only when answered yes / `CONFIRM`; an `alert` lets it go).
 //!
+//! - `slow_submits = N` with `slow_ms = MS`: the next N order-form submits are applied,
+//!   then answered only after MS milliseconds (a slow seller center: the change is made,
+//!   the answer comes too late for an impatient client).
+//!
 //! `end_sessions = true` ends every session (a client sees the login page again).
 //!
 //! This file holds what every page shares (settings, sessions, login and verification,
@@ -91,6 +95,10 @@ pub struct Settings {
     pub dialog: Dialog,
     #[serde(default)]
     pub dialog_on: DialogOn,
+    #[serde(default)]
+    pub slow_submits: u32,
+    #[serde(default)]
+    pub slow_ms: u64,
 }
 
 /// A change of settings, as `PUT /seller-center/settings` takes it.
@@ -102,6 +110,8 @@ pub(crate) struct SettingsChange {
     layout: Option<Layout>,
     dialog: Option<Dialog>,
     dialog_on: Option<DialogOn>,
+    slow_submits: Option<u32>,
+    slow_ms: Option<u64>,
     #[serde(default)]
     end_sessions: bool,
 }
@@ -141,6 +151,12 @@ impl SellerCenter {
         if let Some(d) = change.dialog {
             s.dialog = d;
         }
+        if let Some(n) = change.slow_submits {
+            s.slow_submits = n;
+        }
+        if let Some(ms) = change.slow_ms {
+            s.slow_ms = ms;
+        }
         if let Some(d) = change.dialog_on {
             s.dialog_on = d;
         }
@@ -149,6 +165,15 @@ impl SellerCenter {
 
     fn settings(&self) -> Settings {
         self.settings.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// How long to hold the answer to the submit just applied (`slow_submits`: one fewer).
+    fn take_slowness(&self) -> Option<std::time::Duration> {
+        let mut s = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
+        (s.slow_submits > 0).then(|| {
+            s.slow_submits -= 1;
+            std::time::Duration::from_millis(s.slow_ms)
+        })
     }
 
     fn with_session<T>(&self, id: &str, f: impl FnOnce(&mut Session) -> T) -> Option<T> {

@@ -199,6 +199,10 @@ where
         Ok(done) => done,
         Err(e) => return error_page(&e),
     };
+    // A slow seller center: the change is made; the answer comes late.
+    if let Some(wait) = pages.center.take_slowness() {
+        tokio::time::sleep(wait).await;
+    }
     let answer: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
     if !reply.status.is_success() {
         let code = answer["error"]["code"].as_str().unwrap_or("internal");
