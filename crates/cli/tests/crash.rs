@@ -479,3 +479,62 @@ fn a_reply_whose_answer_is_lost_and_whose_sender_is_killed_lands_once() {
     assert_eq!(seller_messages(&h, "C-0001", text).len(), 1);
     assert_eq!(h.json(&["--json", "log", "verify"])["ok"], true);
 }
+
+/// The process killed at named durable boundaries of a step's run (`COUNTERSIGN_FAULT_AT`,
+/// `countersign_engine::execute::FAULT_POINTS`), deterministically, not by a timer: after
+/// `step_started` is durable (the call never went out), after the call returned (the write
+/// landed, nothing recorded of it), after `step_finished`, and during recovery, right
+/// after the settling send under the step's own key. Each trial is one refund; after
+/// the kills, a plain `run` recovers. Goal: applied exactly once, started once, settled.
+#[test]
+fn deterministic_kill_points_at_every_durable_boundary_apply_each_write_once() {
+    let schedules: [&[&str]; 5] = [
+        &["after-step-started"],
+        &["after-call"],
+        &["after-step-finished"],
+        &["after-call", "after-settling-send"],
+        &["after-step-started", "after-settling-send"],
+    ];
+    for points in &schedules {
+        for p in *points {
+            assert!(countersign_engine::execute::FAULT_POINTS.contains(p), "{p} is a fault point of the executor");
+        }
+    }
+    let rounds: usize = std::env::var("COUNTERSIGN_FAULT_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2).max(1);
+    let h = Harness::start();
+    let mut delivered = seed_orders("delivered").into_iter();
+    let mut trials = 0;
+    for round in 0..rounds {
+        for (i, points) in schedules.iter().enumerate() {
+            let n = 600 + round * schedules.len() + i;
+            let (order, customer) = delivered.next().unwrap();
+            let t = write_trial(&h, n, Kind::Refund, &order, &customer, format!("{}.{:02}", 2 + i, round));
+            let ctx = format!("trial {n}: killed at {points:?}");
+            h.queue_and_approve(&t, &ctx);
+            for point in *points {
+                let out = h
+                    .command(&["--json", "run", "--case", t.file.to_str().unwrap()])
+                    .env("COUNTERSIGN_FAULT_AT", point)
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                assert!(!out.status.success(), "{ctx}: the process was aborted at {point}");
+                assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("fault point {point}")), "{ctx}");
+            }
+            let out = h.json(&["--json", "run", "--case", t.file.to_str().unwrap()]);
+            let step = out["steps"].as_array().unwrap().iter().find(|s| s["step_id"] == "s1").unwrap().clone();
+            assert_eq!(step["state"], "succeeded", "{ctx}: settled after the restart: {out}");
+            let after = h.order(&t.order);
+            assert_eq!(refunds_of(&after).len(), 1, "{ctx}: one refund on the order: {after}");
+            assert_eq!(after["totals"]["refunded"], t.amount.as_str(), "{ctx}");
+            let events = h.json(&["--json", "log", "list", "--kind", "step_started"]);
+            let started =
+                events.as_array().unwrap().iter().filter(|e| e["payload"]["plan_id"] == t.plan_id.as_str()).count();
+            assert_eq!(started, 1, "{ctx}: started once; settled under its own key, never started again");
+            trials += 1;
+        }
+    }
+    let verify = h.json(&["--json", "log", "verify"]);
+    assert_eq!(verify["ok"], true, "{verify}");
+    eprintln!("fault points: {trials} trials, each write applied once");
+}

@@ -121,6 +121,19 @@ struct Recorded {
     approval: Option<(String, Timestamp)>,
 }
 
+/// The durable boundaries of a step's run, where the fault suite kills the process
+/// (`COUNTERSIGN_FAULT_AT=NAME` aborts it there; a test hook, read at each boundary).
+pub const FAULT_POINTS: [&str; 4] = ["after-step-started", "after-call", "after-step-finished", "after-settling-send"];
+
+/// Abort the process here when the fault suite asks for this boundary: no unwinding, no
+/// destructor, nothing flushed that was not already durable — as a crash or a SIGKILL.
+fn fault_point(name: &str) {
+    if std::env::var("COUNTERSIGN_FAULT_AT").is_ok_and(|at| at == name) {
+        eprintln!("countersign: fault point {name}: aborting");
+        std::process::abort();
+    }
+}
+
 fn stale(message: String) -> EngineError {
     EngineError::ApprovalStale { message }
 }
@@ -327,6 +340,7 @@ impl Engine {
             }
             return Err(e);
         }
+        fault_point("after-step-started");
         let running = StepRecord { state: StepState::Running, ..record.clone() };
         let before = before.unwrap_or(Value::Null);
 
@@ -334,16 +348,32 @@ impl Engine {
         // browser's submit click), so a pause set mid-flow still stops the step.
         let gate = PauseGate { engine: self, case: &case, intent: &plan.intent, action: &record.action, step_id };
         let call = self.connector.call_gated(&record.action, &params, is_write.then_some(key.as_str()), &gate);
+        fault_point("after-call");
+        let run = self.finish_call(call, &running, &params, before, is_write);
+        fault_point("after-step-finished");
+        run
+    }
+
+    /// Record how the call ended (reading the after-state of a write) and settle an
+    /// uncertain write.
+    fn finish_call(
+        &self,
+        call: Result<CallRecord, ConnectorError>,
+        running: &StepRecord,
+        params: &Map<String, Value>,
+        before: Value,
+        is_write: bool,
+    ) -> Result<StepRun, EngineError> {
+        let (plan_id, step_id, action) = (running.plan_id.as_str(), running.step_id.as_str(), running.action.as_str());
         match call {
             Ok(call) if !is_write => {
                 // A read changes nothing: what it read is its after-state.
                 let after = call.response.clone();
-                self.finish_with(&running, StepOutcome::Succeeded, before, after, Some(&call), None)
+                self.finish_with(running, StepOutcome::Succeeded, before, after, Some(&call), None)
             }
-            Ok(call) => match self.connector.read_state(&record.action, &params) {
+            Ok(call) => match self.connector.read_state(action, params) {
                 Ok(after) => {
-                    let check =
-                        self.connector.check_expectation(&record.action, &params, Some(&before), after.as_ref());
+                    let check = self.connector.check_expectation(action, params, Some(&before), after.as_ref());
                     let (outcome, error) = match check {
                         Ok(()) => (StepOutcome::Succeeded, None),
                         Err(e) => (
@@ -351,41 +381,41 @@ impl Engine {
                             Some(format!("the platform answered but the outcome check failed: {e}")),
                         ),
                     };
-                    self.finish_with(&running, outcome, before, after.unwrap_or(Value::Null), Some(&call), error)
+                    self.finish_with(running, outcome, before, after.unwrap_or(Value::Null), Some(&call), error)
                 }
                 Err(e) => {
                     // Accepted, but the result cannot be seen yet: unknown until a read shows it.
                     let error = format!("the platform accepted the write but its state could not be read after: {e}");
-                    self.finish_with(&running, StepOutcome::Unknown, before, Value::Null, Some(&call), Some(error))?;
+                    self.finish_with(running, StepOutcome::Unknown, before, Value::Null, Some(&call), Some(error))?;
                     self.settle_soon(plan_id, step_id)
                 }
             },
             // Never sent (a connection refused, a submit never clicked): it cannot have
             // applied, and says so.
             Err(e @ ConnectorError::WriteLost { sent: Sent::No, .. }) => {
-                self.finish_error(&running, StepOutcome::Failed, before, e)
+                self.finish_error(running, StepOutcome::Failed, before, e)
             }
             Err(e @ (ConnectorError::Timeout | ConnectorError::Transport(_) | ConnectorError::WriteLost { .. }))
                 if is_write =>
             {
                 // It may or may not have been applied: find out by reading, never by retrying.
-                self.finish_error(&running, StepOutcome::Unknown, before, e)?;
+                self.finish_error(running, StepOutcome::Unknown, before, e)?;
                 self.settle_soon(plan_id, step_id)
             }
             Err(
                 e @ (ConnectorError::ServerError { .. }
                 | ConnectorError::MalformedResponse { .. }
                 | ConnectorError::Unconfirmed { .. }),
-            ) if is_write => self.settle_failed_write(&running, &params, before, &e),
+            ) if is_write => self.settle_failed_write(running, &params, before, &e),
             Err(e @ ConnectorError::NeedsHuman { .. }) => {
-                let run = self.finish_error(&running, StepOutcome::NeedsHuman, before, e)?;
+                let run = self.finish_error(running, StepOutcome::NeedsHuman, before, e)?;
                 Ok(StepRun { code: Some(ErrorCode::NeedsHuman), ..run })
             }
             Err(e @ ConnectorError::StoppedBeforeSubmit { .. }) => {
-                let run = self.finish_error(&running, StepOutcome::Failed, before, e)?;
+                let run = self.finish_error(running, StepOutcome::Failed, before, e)?;
                 Ok(StepRun { code: Some(ErrorCode::Paused), ..run })
             }
-            Err(e) => self.finish_error(&running, StepOutcome::Failed, before, e),
+            Err(e) => self.finish_error(running, StepOutcome::Failed, before, e),
         }
     }
 
@@ -726,7 +756,9 @@ impl Engine {
             if let Some(paused) = self.paused(&rec.case, &rec.plan.intent, &record.action, step_id)? {
                 return Ok(still_unknown(format!("not sent again while paused ({paused})")));
             }
-            let call = match self.connector.call(&record.action, &params, Some(&key)) {
+            let sent = self.connector.call(&record.action, &params, Some(&key));
+            fault_point("after-settling-send");
+            let call = match sent {
                 Ok(call) => call,
                 Err(e @ ConnectorError::Rejected { .. }) => {
                     let settled = Settled {
