@@ -406,7 +406,7 @@ impl Engine {
                 e @ (ConnectorError::ServerError { .. }
                 | ConnectorError::MalformedResponse { .. }
                 | ConnectorError::Unconfirmed { .. }),
-            ) if is_write => self.settle_failed_write(running, &params, before, &e),
+            ) if is_write => self.settle_failed_write(running, params, before, &e),
             Err(e @ ConnectorError::NeedsHuman { .. }) => {
                 let run = self.finish_error(running, StepOutcome::NeedsHuman, before, e)?;
                 Ok(StepRun { code: Some(ErrorCode::NeedsHuman), ..run })
