@@ -265,7 +265,11 @@ impl Connector for BrowserConnector {
                         }
                         trail.pages.push(page);
                     }
-                    let sent = if trail.submitted { Sent::Yes } else { Sent::No };
+                    let sent = match (trail.submitted, trail.submitting) {
+                        (true, _) => Sent::Yes,
+                        (false, true) => Sent::Unknown,
+                        (false, false) => Sent::No,
+                    };
                     Err(ConnectorError::WriteLost {
                         sent,
                         detail: format!("the page did not finish within {} s", timeout.as_secs()),

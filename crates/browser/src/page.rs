@@ -26,13 +26,15 @@ pub(crate) struct Trail {
     /// The form's idempotency field and the key put there (a write whose page offers one).
     pub(crate) idempotency: Option<Value>,
     pub(crate) submitted: bool,
+    /// The submit click was under way (it may have gone out even if `submitted` is false).
+    pub(crate) submitting: bool,
 }
 
 impl Trail {
     pub(crate) fn to_value(&self, result: &str) -> Value {
         let mut v = json!({
             "pages": self.pages, "filled": self.filled, "dialogs": self.dialogs,
-            "submitted": self.submitted, "result": result,
+            "submitted": self.submitted, "submitting": self.submitting, "result": result,
         });
         if let Some(read) = &self.read {
             v["read"] = read.clone();
@@ -330,9 +332,14 @@ impl BrowserConnector {
             return Err(Stop::Mismatch(format!("{}: before the submit click, the page opened {d}", action.name)));
         }
         let marker = hex::encode(Sha256::digest(format!("{:?}{}", Instant::now(), action.name)));
+        // From here until the click is known to have happened or not, the submit may have
+        // gone out.
+        trail.submitting = true;
         if let Some(problem) =
             c.call(chromium::SUBMIT, &json!({ "selector": submit, "marker": marker })).await?.as_str()
         {
+            // The page said why it could not click: nothing went out.
+            trail.submitting = false;
             return Err(Stop::Mismatch(format!("{}: {problem}", action.name)));
         }
         trail.submitted = true;

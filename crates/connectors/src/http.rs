@@ -428,6 +428,15 @@ impl Connector for HttpConnector {
                         evidence: None,
                     });
                 }
+                // A refusal after an earlier attempt that may have landed answers this
+                // attempt only: the write stays uncertain.
+                Err((e @ ConnectorError::Rejected { .. }, _)) if spec.kind == Kind::Write && sent > Sent::No => {
+                    return Err(ConnectorError::WriteLost {
+                        sent,
+                        detail: format!("{e}, after an earlier attempt that may have landed"),
+                        evidence: None,
+                    });
+                }
                 Err((e, _)) => return Err(e),
             }
         };

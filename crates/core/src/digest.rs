@@ -46,6 +46,15 @@ pub fn step_digest(step: &Step) -> String {
     }
 }
 
+/// SHA-256 of the canonical `{"action": .., "params": {name: value}}`: the change a step
+/// makes on the platform, whatever each value's provenance. Two steps with the same change
+/// digest ask the platform for the same thing (what an idempotency key stands for).
+pub fn change_digest(step: &Step) -> String {
+    let values: std::collections::BTreeMap<&String, &serde_json::Value> =
+        step.params.iter().map(|(k, p)| (k, &p.value)).collect();
+    sha256_hex(canonical_json(&serde_json::json!({ "action": step.action, "params": values })).as_bytes())
+}
+
 /// RFC 8785 encoding of `{"action": .., "params": {name: {"source": .., "value": ..}}}`,
 /// byte for byte what [`canonical_json`] produces for it. `None` if some leaf
 /// cannot be encoded (then the caller falls back to the generic path).

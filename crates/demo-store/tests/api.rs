@@ -1268,6 +1268,7 @@ async fn verification_interstitial_and_changed_layout_are_switches() {
         settings,
         json!({
             "verify_sensitive": false, "verify_all": false, "layout": "changed", "dialog": "none", "dialog_on": "open",
+            "slow_submits": 0, "slow_ms": 0,
         })
     );
     let (_, _, html) = b.get("/seller/orders/W5918442/cancel").await;

@@ -16,18 +16,26 @@
 //!    `approved → failed` with `step_finished` holding what the connector saw; nothing
 //!    was started or sent);
 //! 3. `approved → running` with `step_started` (the idempotency key, derived from the
-//!    plan, step and digest; the before-state) — durable before anything goes out, and
-//!    refused in the same transaction if a pause covering the step was set meanwhile;
+//!    change — the case, the action and its values — and the attempt, not from the plan;
+//!    the before-state) — durable before anything goes out, and refused in the same
+//!    transaction if a pause covering the step was set meanwhile. The same change on the
+//!    case does not start while another attempt of it is running or unknown, nor again
+//!    once it succeeded;
 //! 4. the call (with `Idempotency-Key`); for writes, the after-state read and the outcome
 //!    check against what the action promises;
 //! 5. `running → succeeded | failed` with `step_finished` (redacted request/response).
 //!
 //! A write whose answer is lost (timeout, broken connection) leaves the platform's state
-//! unknown: the step goes `unknown` and is reconciled by a read at once. A write answered
-//! with a server error or a malformed body reached the platform, so its after-state is
-//! read before the step is called failed. On restart, [`Engine::recover`] reconciles
-//! every step left `running` or `unknown`. The executor never sends a write twice; only
-//! the connector retries, and only reads and writes the platform makes idempotent.
+//! unknown: the step goes `unknown`, never final after one read. [`Engine::reconcile`]
+//! reads the target first; where the change does not show and the platform honours keys,
+//! it sends the same request again under the same key (only as the step could run now:
+//! not paused, its approval alive, decided again no stricter); elsewhere it waits out a
+//! settling window before `not_applied`. A write answered with a server error or a
+//! malformed body reached the platform, so its after-state is read before the step is
+//! called failed, and such a step is retried only where the key makes a second
+//! application impossible. On restart, [`Engine::recover`] reconciles every step left
+//! `running` or `unknown`. Besides that settling send under the step's own key, only the
+//! connector retries, and only reads and writes the platform makes idempotent.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -132,6 +140,21 @@ fn fault_point(name: &str) {
         eprintln!("countersign: fault point {name}: aborting");
         std::process::abort();
     }
+}
+
+/// A refusal that is about the key (reused for another request, or still in progress),
+/// not about the change: it says nothing of whether the first attempt applied.
+fn refuses_the_key(e: &ConnectorError) -> bool {
+    match e {
+        ConnectorError::Rejected { code, .. } | ConnectorError::PageRefused { code, .. } => {
+            code.contains("idempotency") || code.contains("in_progress")
+        }
+        _ => false,
+    }
+}
+
+fn is_write_action(policy: &countersign_core::Policy, action: &str) -> bool {
+    policy.actions.get(action).is_some_and(|d| d.kind == Kind::Write)
 }
 
 fn stale(message: String) -> EngineError {
@@ -281,10 +304,14 @@ impl Engine {
             Err(e) => return Err(e),
         };
 
-        // Set on a retry; otherwise the change's first key.
-        let key =
-            record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &record.step_digest, 0));
-        if let Some(other) = self.same_change_in_flight(&record)? {
+        // Set on a retry; otherwise the change's newest key (a new plan of the same change
+        // carries it too).
+        let change = countersign_core::digest::change_digest(&step);
+        let key = match record.idempotency_key.clone() {
+            Some(key) => key,
+            None => idempotency_key(&record.case_id, &change, self.key_attempts(&record.case_id, &change)?),
+        };
+        if let Some(other) = self.same_change(&record, &change, &[StepState::Running, StepState::Unknown])? {
             return Err(EngineError::Conflict {
                 message: format!(
                     "an earlier attempt of the same change (step {} of plan {}) is {} and may still land: it settles first \
@@ -292,6 +319,16 @@ impl Engine {
                     other.step_id,
                     other.plan_id,
                     other.state.as_str()
+                ),
+            });
+        }
+        if is_write_action(&self.policy, &record.action)
+            && let Some(done) = self.same_change(&record, &change, &[StepState::Succeeded])?
+        {
+            return Err(EngineError::Conflict {
+                message: format!(
+                    "the same change already succeeded on this case (step {} of plan {}): it is not made twice",
+                    done.step_id, done.plan_id
                 ),
             });
         }
@@ -568,7 +605,11 @@ impl Engine {
             ConnectorError::StoppedBeforeSubmit { .. } | ConnectorError::WriteLost { sent: Sent::No, .. } => {
                 Some(NotAppliedBy::NothingSent)
             }
-            e if e.evidence().is_some_and(|ev| ev["submitted"] == Value::Bool(false)) => {
+            // A page that stopped the step with the submit never under way.
+            e if e
+                .evidence()
+                .is_some_and(|ev| ev["submitted"] == Value::Bool(false) && ev["submitting"] != Value::Bool(true)) =>
+            {
                 Some(NotAppliedBy::NothingSent)
             }
             _ => None,
@@ -749,18 +790,43 @@ impl Engine {
             };
             return self.record_settled(&record, settled);
         }
+        // Read first: a change that shows is settled without sending anything.
+        let after = match self.connector.read_state(&record.action, &params) {
+            Ok(after) => after,
+            Err(e) => return Ok(still_unknown(format!("could not reconcile yet: {e}"))),
+        };
+        if self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()).is_ok() {
+            let settled =
+                Settled { to: StepState::Succeeded, after, call: None, error: None, how: "read", not_applied: None };
+            return self.record_settled(&record, settled);
+        }
         let key = record.idempotency_key.clone().filter(|_| self.connector.honours_idempotency(&record.action));
-        if let Some(key) = key {
-            // Sent again, it may apply now: never while a pause covers it.
+        // Where it may not be sent again now, it is read back like on a platform without keys.
+        let resend = match key {
+            Some(key) => match self.may_send_again(&record, &step)? {
+                Ok(()) => Some(key),
+                Err(why) => {
+                    tracing::info!(plan = plan_id, step = step_id, why, "an unknown write is not sent again");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(key) = resend {
+            // Sent again under its key, it may apply now: only as the step may run now
+            // (not paused, its approval alive, no stricter decision), through the gate.
             let rec = self.recorded(&record)?;
-            if let Some(paused) = self.paused(&rec.case, &rec.plan.intent, &record.action, step_id)? {
-                return Ok(still_unknown(format!("not sent again while paused ({paused})")));
-            }
-            let sent = self.connector.call(&record.action, &params, Some(&key));
+            let gate =
+                PauseGate { engine: self, case: &rec.case, intent: &rec.plan.intent, action: &record.action, step_id };
+            let sent = self.connector.call_gated(&record.action, &params, Some(&key), &gate);
             fault_point("after-settling-send");
             let call = match sent {
                 Ok(call) => call,
-                Err(e @ ConnectorError::Rejected { .. }) => {
+                // The platform's own refusal of the request under its key (not a complaint
+                // about the key itself, which says nothing of the first attempt).
+                Err(e @ (ConnectorError::Rejected { .. } | ConnectorError::PageRefused { .. }))
+                    if !refuses_the_key(&e) =>
+                {
                     let settled = Settled {
                         to: StepState::NotApplied,
                         after: None,
@@ -788,10 +854,6 @@ impl Engine {
                 Settled { to, after, call: Some(call), error, how: "sent again under the same key", not_applied: None };
             return self.record_settled(&record, settled);
         }
-        let after = match self.connector.read_state(&record.action, &params) {
-            Ok(after) => after,
-            Err(e) => return Ok(still_unknown(format!("could not reconcile yet: {e}"))),
-        };
         match self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()) {
             Ok(()) => {
                 let settled = Settled {
@@ -832,6 +894,32 @@ impl Engine {
             }
             // Without what the check needs, the step stays unknown for a person.
             Err(e) => Ok(still_unknown(format!("cannot reconcile automatically: {e}"))),
+        }
+    }
+
+    /// May an unknown write be sent again under its key now? As it could run now: decided
+    /// under the policy loaded, its approval (unless `auto`) alive, decided again on fresh
+    /// facts no stricter. `Err` says why not.
+    fn may_send_again(&self, record: &StepRecord, step: &Step) -> Result<Result<(), String>, EngineError> {
+        if record.policy_hash != self.policy.hash {
+            return Ok(Err("it was decided under another policy version".into()));
+        }
+        let recorded = self.recorded(record)?;
+        let was = recorded.decided.as_ref().map_or(Outcome::Forbid, |d| d.decision);
+        let now = self.clock.now();
+        let alive =
+            |(digest, at): &(String, Timestamp)| *digest == record.step_digest && *at + self.approval_ttl >= now;
+        if was != Outcome::Auto && !recorded.approval.as_ref().is_some_and(alive) {
+            return Ok(Err("its approval expired".into()));
+        }
+        let single = Plan { steps: vec![step.clone()], reply: None, ..recorded.plan.clone() };
+        let facts = self.gather_facts_for(&recorded.case, &single, &recorded.plan, Some(&record.step_id))?;
+        let scan = self.case_scan(&recorded.case);
+        let decision = countersign_core::decide::decide_scanned(&self.policy, &recorded.case, &single, &facts, &scan)?;
+        match decision.steps.first() {
+            Some(again) if again.decision <= was && again.decision.executable() => Ok(Ok(())),
+            Some(again) => Ok(Err(format!("it is decided {} now (it was {})", again.decision.as_str(), was.as_str()))),
+            None => Ok(Err("it could not be decided again".into())),
         }
     }
 
@@ -892,14 +980,38 @@ impl Engine {
         }))
     }
 
-    /// Another step of the same case making the same change (same digest) that is running
-    /// or unknown: while it may land, no other attempt starts.
-    fn same_change_in_flight(&self, record: &StepRecord) -> Result<Option<StepRecord>, EngineError> {
-        let filter =
-            StepFilter { case_id: Some(record.case_id.clone()), states: vec![StepState::Running, StepState::Unknown] };
+    /// Another step of the same case asking the platform for the same change (the same
+    /// action and values, whatever their provenance) in one of `states`.
+    fn same_change(
+        &self,
+        record: &StepRecord,
+        change: &str,
+        states: &[StepState],
+    ) -> Result<Option<StepRecord>, EngineError> {
+        let filter = StepFilter { case_id: Some(record.case_id.clone()), states: states.to_vec() };
         Ok(self.store.steps(&filter)?.into_iter().find(|s| {
-            s.step_digest == record.step_digest && !(s.plan_id == record.plan_id && s.step_id == record.step_id)
+            !(s.plan_id == record.plan_id && s.step_id == record.step_id)
+                && serde_json::from_value::<Step>(s.step.clone())
+                    .is_ok_and(|other| countersign_core::digest::change_digest(&other) == change)
         }))
+    }
+
+    /// How many times a change on this case has taken a new key (the attempt its newest
+    /// key was made for).
+    fn key_attempts(&self, case_id: &str, change: &str) -> Result<u32, EngineError> {
+        let keys: std::collections::BTreeSet<String> = self
+            .case_events(case_id, "step_retried")?
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::StepRetried { idempotency_key, fresh_key: true, .. } => Some(idempotency_key),
+                _ => None,
+            })
+            .collect();
+        let mut attempt = 0;
+        while keys.contains(&idempotency_key(case_id, change, attempt + 1)) {
+            attempt += 1;
+        }
+        Ok(attempt)
     }
 
     /// A team lead settles an `unknown` step by hand, from what they saw on the platform,
@@ -1010,13 +1122,29 @@ impl Engine {
                 .approval
                 .as_ref()
                 .is_some_and(|(digest, at)| *digest == record.step_digest && *at + self.approval_ttl >= now);
+        let change = countersign_core::digest::change_digest(&step);
+        let attempts = self.key_attempts(&record.case_id, &change)?;
         let current =
-            record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &record.step_digest, 0));
-        let fresh_key = self.last_not_applied(&record)? == Some(NotAppliedBy::PlatformRefused);
+            record.idempotency_key.clone().unwrap_or_else(|| idempotency_key(&record.case_id, &change, attempts));
+        let not_applied = self.last_not_applied(&record)?;
+        // A write that failed after reaching the platform (a 5xx, an answer the check could
+        // not confirm) may have applied: tried again only where the same key makes a second
+        // application impossible.
+        if not_applied.is_none()
+            && is_write_action(&self.policy, &record.action)
+            && !self.connector.honours_idempotency(&record.action)
+        {
+            return Err(EngineError::Conflict {
+                message: format!(
+                    "step {step_id} reached the platform and may have applied, and this platform takes no idempotency \
+                     key: check the platform, then plan the case again if it did not"
+                ),
+            });
+        }
+        let fresh_key = not_applied == Some(NotAppliedBy::PlatformRefused);
         let (key, key_reason) = if fresh_key {
-            let attempt = self.fresh_keys(&record)? + 1;
             (
-                idempotency_key(&record.case_id, &record.step_digest, attempt),
+                idempotency_key(&record.case_id, &change, attempts + 1),
                 "a new key: the platform's own answer showed the earlier attempt did not apply",
             )
         } else {
@@ -1045,21 +1173,6 @@ impl Engine {
             error: None,
             code: None,
         })
-    }
-
-    /// How many fresh keys retries of this change on this case have taken so far.
-    fn fresh_keys(&self, record: &StepRecord) -> Result<u32, EngineError> {
-        let n = self
-            .case_events(&record.case_id, "step_retried")?
-            .into_iter()
-            .filter(|e| match &e.event {
-                Event::StepRetried { decision, fresh_key, .. } => {
-                    *fresh_key && decision.step_digest == record.step_digest
-                }
-                _ => false,
-            })
-            .count();
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 }
 

@@ -11,7 +11,8 @@
 //! - **Identity look-ups** (`matched`): the plan's `identity_lookup` reads (by e-mail, by
 //!   name and zip code), run while the facts are gathered with the values the customer
 //!   gave, answering the case's account. They are what verifies a customer, so their
-//!   values may come from the customer's text; a typed e-mail never reaches `strong`.
+//!   values come from the customer's text — and only from it: a look-up whose values the
+//!   customer did not write is not run. A typed e-mail never reaches `strong`.
 //!
 //! Evidence naming another account than the case's is shown and lowers nothing else: it
 //! simply verifies no one.
@@ -20,6 +21,7 @@ use countersign_connectors::ConnectorError;
 use countersign_core::decide::IdentityFacts;
 use countersign_core::evidence::Event;
 use countersign_core::model::{Case, IdentityLevel, IdentityStatus, Plan};
+use countersign_core::normalize::normalize;
 use serde_json::{Map, Value};
 
 use crate::{Engine, EngineError, LoggedEvent};
@@ -39,9 +41,20 @@ impl Engine {
         events.extend(self.case_events(&case.id, "identity_checked")?);
         let mut seen = channel_and_checks(&events);
         let mut notes = Vec::new();
+        // What the customer wrote, normalised: a look-up verifies them only with what they
+        // gave (a plan cannot look up whoever it likes and call that a match).
+        let words = format!(" {} ", case.customer_text().map(normalize).collect::<Vec<_>>().join(" "));
         for step in &plan.steps {
             let Some(def) = self.policy.actions.get(&step.action).filter(|d| d.identity_lookup) else { continue };
             let params: Map<String, Value> = step.params.iter().map(|(k, p)| (k.clone(), p.value.clone())).collect();
+            let theirs = params.values().all(|v| {
+                v.as_str()
+                    .is_some_and(|v| !v.trim().is_empty() && words.contains(&format!(" {} ", normalize(v).trim())))
+            });
+            if !theirs {
+                notes.push(format!("{} was not run: its values are not what the customer wrote", def.name));
+                continue;
+            }
             match self.connector.identify(&def.name, &params) {
                 Ok(Some(id)) => seen.push(Seen {
                     customer_id: id.clone(),

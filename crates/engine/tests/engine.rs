@@ -536,7 +536,9 @@ fn a_write_with_a_lost_answer_settles_by_the_same_request_under_the_same_key() {
         assert_eq!(started, 1, "one attempt, settled under its own key");
         let finished = finished_s2(&engine, &file.case.id);
         assert_eq!(finished[0]["outcome"], "unknown", "first recorded as unknown: {finished:?}");
-        assert_eq!(finished[1]["response"]["how"], "sent again under the same key");
+        // Landed: the read shows it; lost on the way: sent again under its key.
+        let how = if arrives { "read" } else { "sent again under the same key" };
+        assert_eq!(finished[1]["response"]["how"], how, "{finished:?}");
         assert!(engine.log_verify().unwrap().ok);
     }
 }
@@ -1626,8 +1628,14 @@ fn identity_comes_from_evidence_and_every_entity_named_must_be_the_customers() {
     let direct = platform(&server, &keyring);
     let (pending, owner) = seed_orders("pending").into_iter().next().unwrap();
     let email = account(&direct, &owner)["email"].as_str().unwrap().to_string();
+    let (stranger_order, stranger) = seed_orders("delivered").into_iter().find(|(_, c)| *c != owner).unwrap();
+    let _ = stranger_order;
+    let theirs = account(&direct, &stranger)["email"].as_str().unwrap().to_string();
     let decide = |case_id: &str, steps: serde_json::Value| {
-        let f = case_with(case_id, &format!("{case_id}-p"), &owner, "cancel_order", steps);
+        let mut f = case_with(case_id, &format!("{case_id}-p"), &owner, "cancel_order", steps);
+        // The e-mail address the look-ups use is one the customer typed.
+        let typed = if case_id == "id-stranger" { &theirs } else { &email };
+        f.case.messages[0].text = format!("Hi, it's me ({typed}), please cancel my order.");
         let d = engine.process(&f.case, &f.plan).unwrap();
         d.steps.into_iter().map(|s| (s.decision, s.rule_ids)).collect::<Vec<_>>()
     };
@@ -1656,6 +1664,11 @@ fn identity_comes_from_evidence_and_every_entity_named_must_be_the_customers() {
     let identity = &read[0].event.payload()["identity"];
     assert_eq!(identity["level"], "matched", "how the customer was verified is evidence: {identity}");
 
+    // A look-up with an address the customer never wrote is not run: a plan cannot pick
+    // whom to match.
+    let d = decide("id-not-typed", json!([lookup("someone.else@example.com"), cancel_step("s2", &pending)]));
+    assert_eq!(d[1].0, Outcome::Recommend, "{:?}", d[1].1);
+
     // A typed e-mail never unlocks an account change.
     let change = json!({"id": "s2", "action": "change_account_email", "params": {
         "customer_id": {"value": owner, "source": "connector"},
@@ -1664,8 +1677,6 @@ fn identity_comes_from_evidence_and_every_entity_named_must_be_the_customers() {
     assert_eq!(d[1].0, Outcome::Recommend, "{:?}", d[1].1);
 
     // Someone else's e-mail verifies no one here.
-    let (_, stranger) = seed_orders("delivered").into_iter().find(|(_, c)| *c != owner).unwrap();
-    let theirs = account(&direct, &stranger)["email"].as_str().unwrap().to_string();
     let d = decide("id-stranger", json!([lookup(&theirs), cancel_step("s2", &pending)]));
     assert_eq!(d[1].0, Outcome::Recommend, "{:?}", d[1].1);
 
