@@ -484,15 +484,17 @@ fn a_reply_whose_answer_is_lost_and_whose_sender_is_killed_lands_once() {
 /// `countersign_engine::execute::FAULT_POINTS`), deterministically, not by a timer: after
 /// `step_started` is durable (the call never went out), after the call returned (the write
 /// landed, nothing recorded of it), after `step_finished`, and during recovery, right
-/// after the settling send under the step's own key. Each trial is one refund; after
+/// after the settling send under the step's own key (a write that never went out, sent
+/// by the recovery, killed again). Each trial is one refund; after
 /// the kills, a plain `run` recovers. Goal: applied exactly once, started once, settled.
 #[test]
 fn deterministic_kill_points_at_every_durable_boundary_apply_each_write_once() {
-    let schedules: [&[&str]; 5] = [
+    // (A write that landed is settled by the read that shows it, so the settling send, and
+    // its kill point, only come after a kill before the call.)
+    let schedules: [&[&str]; 4] = [
         &["after-step-started"],
         &["after-call"],
         &["after-step-finished"],
-        &["after-call", "after-settling-send"],
         &["after-step-started", "after-settling-send"],
     ];
     for points in &schedules {
@@ -500,7 +502,7 @@ fn deterministic_kill_points_at_every_durable_boundary_apply_each_write_once() {
             assert!(countersign_engine::execute::FAULT_POINTS.contains(p), "{p} is a fault point of the executor");
         }
     }
-    let rounds: usize = std::env::var("COUNTERSIGN_FAULT_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2).max(1);
+    let rounds: usize = std::env::var("COUNTERSIGN_FAULT_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let h = Harness::start();
     let mut delivered = seed_orders("delivered").into_iter();
     let mut trials = 0;
