@@ -1092,6 +1092,14 @@ impl Engine {
         if record.policy_hash != self.policy.hash {
             return Err(stale(format!("step {step_id} was decided under another policy version: plan the case again")));
         }
+        // Only the plan in force: a plan the case was planned again past is not revived.
+        let in_force = self.case_plans(&record.case_id)?.pop().map(|(p, _)| p.id);
+        if in_force.as_deref() != Some(plan_id) {
+            return Err(stale(format!(
+                "the case was planned again since (plan {} is in force): step {step_id} of plan {plan_id} is not tried again",
+                in_force.unwrap_or_default()
+            )));
+        }
         let recorded = self.recorded(&record)?;
         let single = Plan { steps: vec![step.clone()], reply: None, ..recorded.plan.clone() };
         let facts = self.gather_facts_for(&recorded.case, &single, &recorded.plan, Some(step_id))?;

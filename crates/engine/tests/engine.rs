@@ -714,6 +714,15 @@ fn a_step_the_platform_refused_is_retried_under_a_new_key() {
     assert_eq!(fake.writes(), 2, "two attempts reached the platform, each under its own key");
     let retried = engine.log_case(&file.case.id).unwrap().into_iter().find(|e| e.kind() == "step_retried").unwrap();
     assert_eq!(retried.event.payload()["fresh_key"], true);
+
+    // Planned again since: the earlier plan's failed step is not revived.
+    let mut again = file.plan.clone();
+    again.id = "demo-02-plan-2".into();
+    again.steps[1].params.get_mut("reason").unwrap().value = json!("dented on arrival");
+    engine.process(&file.case, &again).unwrap();
+    let err = engine.retry_step(&file.plan.id, "s2").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ApprovalStale, "{err}");
+    assert!(err.to_string().contains("planned again"), "{err}");
     assert!(engine.log_verify().unwrap().ok);
 }
 // ---------------------------------------------------------------------------------------
