@@ -26,7 +26,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::{
-    Access, Need, Pages, csrf_ok, error_page, esc, hidden_csrf, hidden_form_token, page, random_hex, session_user,
+    Access, Common, Need, Pages, csrf_ok, error_page, esc, hidden_csrf, hidden_form_token, page, random_hex,
+    session_user,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::Idempotency;
@@ -267,15 +268,6 @@ async fn submit(pages: &Pages, headers: &HeaderMap, id: &str, what: &str, common
         facts(&conversation),
     );
     page(StatusCode::OK, "Done", &body)
-}
-
-/// The hidden fields every messages form carries.
-#[derive(Debug, Deserialize)]
-struct Common {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    form_token: String,
 }
 
 /// A textarea's text as typed: browsers send its line breaks as CRLF (HTML's form

@@ -201,6 +201,16 @@ pub(crate) fn router(store: DemoStore, token: Arc<ApiToken>, center: Arc<SellerC
 // ---------------------------------------------------------------- HTML helpers
 
 /// Escapes text for HTML content and attribute values.
+/// The hidden fields every form of these pages carries: the session's CSRF token and the
+/// one-time form token (honoured as an idempotency key).
+#[derive(Debug, Deserialize)]
+struct Common {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    form_token: String,
+}
+
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -21,8 +21,8 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::{
-    Access, Dialog, DialogOn, Layout, Need, Pages, Settings, csrf_ok, error_page, esc, hidden_csrf, hidden_form_token,
-    page, random_hex,
+    Access, Common, Dialog, DialogOn, Layout, Need, Pages, Settings, csrf_ok, error_page, esc, hidden_csrf,
+    hidden_form_token, page, random_hex,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::Idempotency;
@@ -150,15 +150,6 @@ fn dialog_script(settings: &Settings) -> String {
     };
     let message = serde_json::to_string(message).unwrap_or_default();
     format!("\n<script>const M = {message}; const form = document.querySelector('main form'); {script}</script>")
-}
-
-/// The hidden fields every order form carries.
-#[derive(Debug, Deserialize)]
-struct Common {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    form_token: String,
 }
 
 /// Applies a posted form: session, verification and CSRF checks, then the API's own
