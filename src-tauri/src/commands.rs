@@ -15,8 +15,8 @@ use countersign_engine::intake::Pasted;
 
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, EventView, ExportView, InboxChanged, InboxItem,
-    LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport, Verdict,
-    VerifyView,
+    LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport, TeamStatus,
+    Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
 use crate::state::Shell;
@@ -250,6 +250,13 @@ pub fn pause_set(shell: State<'_, Shell>, scope: PauseScope, value: String, reas
 #[tauri::command(async)]
 pub fn pause_clear(shell: State<'_, Shell>, id: String, reason: String) -> Res<()> {
     plain_thread(|| Ok(shell.get()?.engine.pause_clear(&id, &reason)?))
+}
+
+/// Where this desktop stands with its team: `None` when it works alone. While it is not
+/// current (no fresh lease), the app shows a banner.
+#[tauri::command(async)]
+pub fn team_status(shell: State<'_, Shell>) -> Res<Option<TeamStatus>> {
+    plain_thread(|| Ok(shell.get()?.engine.team_status()))
 }
 
 /// Names of the credentials in the OS keyring; a keyring that cannot be reached is reported

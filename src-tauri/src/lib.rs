@@ -108,6 +108,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 shell.open(&loc);
                 // The same thread then keeps the inbox live until the app exits.
                 if let Ok(state) = shell.get() {
+                    // In a team, its pauses and leases reach the engine as they arrive.
+                    if let Some(link) = state.team.clone() {
+                        let team_handle = handle.clone();
+                        let _ = std::thread::Builder::new().name("team-link".into()).spawn(move || {
+                            if let Ok(state) = team_handle.state::<Shell>().get() {
+                                static RUNNING: std::sync::atomic::AtomicBool =
+                                    std::sync::atomic::AtomicBool::new(false);
+                                countersign_host::team::pump(&state.engine, &link, &RUNNING);
+                            }
+                        });
+                    }
                     // Sources that push (webhooks) wake their sync at once; the listeners
                     // stop when this thread ends with the app.
                     let waker = handle.clone();

@@ -31,6 +31,9 @@ pub struct AppState {
     pub info: AppInfo,
     /// Bundles exported from the team-lead screen go here, one folder each.
     pub export_dir: PathBuf,
+    /// The link to this desktop's team, when it is in one; a thread feeds its entries to
+    /// the engine (`countersign_host::team::pump`).
+    pub team: Option<std::sync::Arc<countersign_plane::link::TeamLink>>,
     /// What runs beside the engine (the demo seller center); dropped after it.
     _services: Services,
 }
@@ -60,7 +63,7 @@ impl AppState {
             },
             None => (open(demo_dir.join("workspace-snapshot.toml"))?, None),
         };
-        let Opened { engine, data_dir, services, moved, left_behind } = opened;
+        let Opened { engine, data_dir, services, moved, left_behind, team } = opened;
         // Steps a crash left running or unknown are reconciled before anything else runs.
         if let Err(e) = engine.recover() {
             tracing::warn!(error = %e, "recovering unfinished steps failed");
@@ -125,7 +128,7 @@ impl AppState {
                 })
                 .collect(),
         };
-        Ok(AppState { engine, info, export_dir: data_dir.join("exports"), _services: services })
+        Ok(AppState { engine, info, export_dir: data_dir.join("exports"), team, _services: services })
     }
 }
 

@@ -59,6 +59,7 @@ fn pause(id: &str, scope: PauseScope, value: &str) -> Pause {
         reason: "incident review".into(),
         set_by: "lead-1".into(),
         set_at: "2026-11-21T09:00:00Z".parse().expect("timestamp"),
+        team: None,
     }
 }
 
@@ -136,6 +137,7 @@ impl World {
                 how: vec!["the chat channel signed the customer in".into()],
             },
             citations: Vec::new(),
+            cut_off: None,
         };
         World { case, facts }
     }

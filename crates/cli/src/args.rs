@@ -74,6 +74,9 @@ pub enum Command {
     /// Admin keys and signed releases.
     #[command(subcommand)]
     Admin(admin::AdminCmd),
+    /// The team plane: set a team up, enrol desktops, revoke them, and where this one stands.
+    #[command(subcommand)]
+    Team(crate::team::TeamCmd),
     /// Where cases arrive from (`[[sources]]`): read what is new there.
     #[command(subcommand)]
     Sources(SourcesCmd),

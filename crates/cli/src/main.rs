@@ -8,6 +8,7 @@
 mod admin;
 mod args;
 mod render;
+mod team;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn default_workspace() -> PathBuf {
+pub(crate) fn default_workspace() -> PathBuf {
     if let Some(p) = std::env::var_os("COUNTERSIGN_WORKSPACE") {
         return PathBuf::from(p);
     }
@@ -65,7 +66,7 @@ fn default_eval_cases() -> PathBuf {
 /// Open the workspace the way every face does (`countersign_host::open`): the data folder
 /// by the one rule (`--data-dir`, else `$COUNTERSIGN_DATA_DIR`, else the user data dir),
 /// the connector it names, the engine.
-fn open(cli: &Cli) -> anyhow::Result<countersign_host::Opened> {
+pub(crate) fn open(cli: &Cli) -> anyhow::Result<countersign_host::Opened> {
     let options = countersign_host::Options {
         workspace: cli.workspace.clone().unwrap_or_else(default_workspace),
         root: countersign_host::DataRoot::resolve(cli.data_dir.clone())?,
@@ -101,7 +102,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let (case, plan) = countersign_engine::cases::read_case(&args.case, args.plan.as_deref())?;
-            out(json, &open(&cli)?.engine.run_case(&case, plan.as_ref())?, render::run)
+            let opened = open(&cli)?;
+            let ran = with_team(&opened, || opened.engine.run_case(&case, plan.as_ref()))?;
+            out(json, &ran, render::run)
         }
         Command::Plan(args) => {
             let (case, _recorded) = countersign_engine::cases::read_case(&args.case, None)?;
@@ -123,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(PolicyCmd::Verify(args)) => admin::policy_verify(&cli, args),
         Command::Policy(PolicyCmd::Status) => admin::policy_status(&cli),
         Command::Admin(cmd) => admin::admin(&cli, cmd),
+        Command::Team(cmd) => team::team(&cli, cmd),
         Command::Pause(cmd) => pause(&cli, cmd),
         Command::Credentials(cmd) => credentials(json, cmd),
         Command::Roster(cmd) => roster(&cli, cmd),
@@ -172,6 +176,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Run `f` while the team's entries keep reaching the engine (a pause a lead sets while
+/// steps run stops the next one); with no team, just run it.
+fn with_team<T>(opened: &countersign_host::Opened, f: impl FnOnce() -> T) -> T {
+    let Some(link) = &opened.team else { return f() };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| countersign_host::team::pump(&opened.engine, link, &stop));
+        let result = f();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        result
+    })
 }
 
 /// The workspace opened on a scratch data root (dropped with the returned folder): an

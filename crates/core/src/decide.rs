@@ -137,6 +137,11 @@ pub struct Facts {
     /// no fact here counts as unresolved.
     #[serde(default)]
     pub citations: Vec<CitationFact>,
+    /// Set while this desktop belongs to a team and holds no fresh lease from the team
+    /// service: it cannot know it has seen every pause, so the policy's `[cut_off]`
+    /// floors apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_off: Option<crate::team::CutOff>,
 }
 
 /// Whether one citation of the reply draft resolves.
@@ -595,8 +600,9 @@ fn decide_step(
         );
     }
 
-    // 9. Pauses.
+    // 9. Pauses, and the floors of a desktop cut off from its team.
     pause_checks(&mut acc, policy, case, plan, facts, &step.action);
+    cut_off_checks(&mut acc, policy, facts, def.kind == Kind::Write, def.money_param.is_some());
 
     step_decision(policy, step, digest, acc, Some(def), money)
 }
@@ -645,6 +651,22 @@ fn pause_checks(acc: &mut Acc, policy: &Policy, case: &Case, plan: &Plan, facts:
                     p.set_at,
                     p.reason
                 ),
+            );
+        }
+    }
+}
+
+/// A desktop without a fresh team lease cannot know it has seen every pause: writes and
+/// money steps take at least the policy's `[cut_off]` decisions (`builtin.cut_off`).
+fn cut_off_checks(acc: &mut Acc, policy: &Policy, facts: &Facts, write: bool, money: bool) {
+    let Some(cut) = &facts.cut_off else { return };
+    let floors = [(write, policy.cut_off.writes, "a write"), (money, policy.cut_off.money, "a money step")];
+    for (applies, floor, what) in floors {
+        if applies {
+            acc.add(
+                "builtin.cut_off",
+                floor,
+                format!("{what} is at least `{floor}` while this desktop is cut off from its team ({})", cut.reason),
             );
         }
     }
@@ -1005,6 +1027,7 @@ fn decide_reply(
         acc.add(format!("signal.{}", s.id), s.escalate, format!("{}: the reply goes to a human", s.reason));
     }
     pause_checks(&mut acc, policy, case, plan, facts, "send_reply");
+    cut_off_checks(&mut acc, policy, facts, true, false);
 
     let (decision, reasons, rule_ids) = acc.finish();
     ReplyDecision {

@@ -259,6 +259,9 @@ pub enum Event {
         /// Why a pause was cleared (the reason it was set is in `pause`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// A team pause's signed entry, as this desktop received it from the team plane.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed: Option<crate::team::SignedEntry>,
     },
     /// A policy was loaded: `signed` with the pack it came in, or unsigned (dev mode).
     PolicyLoaded {

@@ -25,6 +25,7 @@ pub mod money;
 pub mod normalize;
 pub mod policy;
 pub mod schema;
+pub mod team;
 pub mod validate;
 
 pub use decide::{CaseScan, Facts, PlanDecision, StepDecision, decide, decide_scanned};

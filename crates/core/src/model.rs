@@ -338,6 +338,10 @@ pub struct Pause {
     pub reason: String,
     pub set_by: String,
     pub set_at: Timestamp,
+    /// The team whose plane the pause came from (signed by a lead and seen by this
+    /// desktop); `None` for a pause set on this desktop alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 impl Pause {

@@ -95,6 +95,7 @@ fn world() -> World {
         // The chat channel signed the buyer in.
         identity: verified(ME, IdentityLevel::Strong),
         citations: Vec::new(),
+        cut_off: None,
     };
     World { case, facts, intent: "support".into() }
 }
@@ -159,6 +160,7 @@ fn pause(scope: PauseScope, value: &str) -> Pause {
         reason: "incident 42".into(),
         set_by: "lead-1".into(),
         set_at: "2026-11-21T09:00:00Z".parse().unwrap(),
+        team: None,
     }
 }
 

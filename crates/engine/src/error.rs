@@ -57,6 +57,9 @@ pub enum ErrorCode {
     UpdateRefused,
     /// The update endpoint could not be reached or answered nothing usable, or installing failed.
     UpdateFailed,
+    /// The team server could not be reached, or refused what this desktop sent: the
+    /// change did not reach the team.
+    TeamUnreachable,
 }
 
 impl ErrorCode {
@@ -100,6 +103,10 @@ impl ErrorCode {
             }
             ErrorCode::UpdateFailed => {
                 "Check the network and try again; if it keeps failing, tell your admin what the message says."
+            }
+            ErrorCode::TeamUnreachable => {
+                "Nothing reached the team. Check the connection to the team server and try again; a pause you need \
+                 right now on this desk alone can be set while signed in as an agent."
             }
         }
     }
@@ -145,6 +152,9 @@ pub enum EngineError {
     /// read back: it was edited, or another version wrote it. Nothing is decided on it.
     #[error("{message}")]
     Unreadable { message: String },
+    /// The team server could not be reached or refused the change.
+    #[error("{message}")]
+    TeamUnreachable { message: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -197,6 +207,7 @@ impl EngineError {
             EngineError::Planner { .. } => ErrorCode::PlannerFailed,
             EngineError::PackRefused { .. } => ErrorCode::PackRefused,
             EngineError::ReleaseInvalid { .. } => ErrorCode::ReleaseInvalid,
+            EngineError::TeamUnreachable { .. } => ErrorCode::TeamUnreachable,
         }
     }
 }

@@ -31,11 +31,13 @@ pub mod planning;
 pub mod provenance;
 mod record;
 mod review;
+pub mod team;
 pub mod views;
 pub mod workspace;
 
 /// Keys, packs, releases, the device key and the roster live in `countersign-trust`; the
 /// faces reach them here, under the same names as before.
+pub use countersign_trust::team as team_signing;
 pub use countersign_trust::{TrustError, device, keys, pack, release, roster};
 
 use std::collections::BTreeMap;
@@ -229,6 +231,8 @@ pub struct Engine {
     presence: Presence,
     /// Where cases arrive from besides the cases folder (see [`intake`]).
     sources: Vec<countersign_connectors::source::Source>,
+    /// The team this desktop belongs to, if any (see [`team`]).
+    team: Option<team::Team>,
 }
 
 impl Engine {
@@ -344,6 +348,7 @@ impl Engine {
             managed,
             presence,
             sources: Vec::new(),
+            team: None,
         };
         engine.finish_policy_load(engine.managed.refused.as_ref())?;
         Ok(engine)

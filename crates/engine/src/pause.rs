@@ -22,7 +22,11 @@ impl Engine {
             });
         }
         let at = self.clock.now();
-        let id = format!("pause-{}", at.as_millisecond());
+        let id = if self.pauses_for_team() {
+            crate::team::team_pause_id(&self.operator.id, at)
+        } else {
+            format!("pause-{}", at.as_millisecond())
+        };
         let pause = Pause {
             id,
             scope,
@@ -30,13 +34,24 @@ impl Engine {
             reason: reason.to_string(),
             set_by: self.operator.id.clone(),
             set_at: at,
+            team: None,
         };
+        if self.pauses_for_team() {
+            return self.team_pause_set(pause);
+        }
         self.store.writer().set_pause(pause.clone())?;
         Ok(pause)
     }
 
-    /// Clear an active pause.
+    /// Clear an active pause. A team's pause is cleared for the whole team, by a lead.
     pub fn pause_clear(&self, id: &str, reason: &str) -> Result<(), EngineError> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::BadInput { message: "clearing a pause needs a reason".into() });
+        }
+        let team_pause = self.store.active_pauses()?.into_iter().find(|p| p.id == id && p.team.is_some());
+        if let Some(pause) = team_pause {
+            return self.team_pause_clear(pause, reason);
+        }
         self.check_pause_clear()?;
         self.store.writer().clear_pause(id, &self.operator.id, reason, self.clock.now())?;
         Ok(())

@@ -76,6 +76,7 @@ impl Engine {
             customers,
             identity,
             citations: self.index_citations(plan)?,
+            cut_off: self.cut_off(),
         })
     }
 

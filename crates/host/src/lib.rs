@@ -14,6 +14,7 @@
 pub mod data;
 pub mod logging;
 pub mod push;
+pub mod team;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,6 +79,9 @@ pub struct Opened {
     /// workspace's, or this one's when this workspace already has a log (two logs are never
     /// merged). The faces say where it is.
     pub left_behind: Option<PathBuf>,
+    /// The link to this workspace's team, when it is enrolled in one (see [`team`]): the
+    /// engine is joined and caught up; a face keeps [`team::pump`] running beside it.
+    pub team: Option<Arc<countersign_plane::link::TeamLink>>,
 }
 
 /// Open a workspace as every face does: the data folder by the one rule (an earlier
@@ -113,11 +117,21 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
             role: role.unwrap_or_else(|| ws.operator.role.clone()),
         }),
     };
-    let engine = Engine::open(
+    let mut engine = Engine::open(
         EngineOptions { workspace: options.workspace, data_dir: data_dir.clone(), operator, connector },
         clock,
     )?
     .with_sources(sources);
+    let team = match team::enrollment(&data_dir)? {
+        Some(enrolled) => {
+            let link = team::connect(&mut engine, &enrolled, None)?;
+            if !team::catch_up(&engine, &link, std::time::Duration::from_secs(2)) {
+                tracing::warn!(team = %enrolled.team, url = %enrolled.url, "the team server was not reached: deciding as cut off");
+            }
+            Some(link)
+        }
+        None => None,
+    };
     // A move is recorded once the log can be written, even when it happened at an
     // earlier start that failed after moving (the note stays until it is recorded).
     let note = data_dir.join(data::MOVED_FROM);
@@ -132,7 +146,7 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
             "a log an earlier version kept stays where it is (another workspace's, or this one already has a log)"
         );
     }
-    Ok(Opened { engine, data_dir, services, moved: adoption.moved, left_behind: adoption.left_behind })
+    Ok(Opened { engine, data_dir, services, moved: adoption.moved, left_behind: adoption.left_behind, team })
 }
 
 /// The connector the engine does not build itself, and the services behind it.

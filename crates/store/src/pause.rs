@@ -4,6 +4,7 @@
 
 use countersign_core::evidence::{Event, PauseChange};
 use countersign_core::model::{Pause, PauseScope};
+use countersign_core::team::SignedEntry;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
@@ -42,18 +43,19 @@ pub(crate) fn validate(p: &Pause) -> Result<(), StoreError> {
 }
 
 /// The payload of core's `Event::PauseChanged { change: set, pause }`.
-pub(crate) fn set_payload(p: &Pause) -> serde_json::Value {
-    Event::PauseChanged { change: PauseChange::Set, pause: p.clone(), reason: None }.payload()
+pub(crate) fn set_payload(p: &Pause, signed: Option<SignedEntry>) -> serde_json::Value {
+    Event::PauseChanged { change: PauseChange::Set, pause: p.clone(), reason: None, signed }.payload()
 }
 
 /// core's `Event::PauseChanged { change: cleared, pause, reason }` (the pause as it was set and
 /// the clearing reason); who cleared it and when are the event's actor and time.
-pub(crate) fn clear_payload(p: &Pause, reason: &str) -> serde_json::Value {
-    Event::PauseChanged { change: PauseChange::Cleared, pause: p.clone(), reason: Some(reason.to_owned()) }.payload()
+pub(crate) fn clear_payload(p: &Pause, reason: &str, signed: Option<SignedEntry>) -> serde_json::Value {
+    Event::PauseChanged { change: PauseChange::Cleared, pause: p.clone(), reason: Some(reason.to_owned()), signed }
+        .payload()
 }
 
 const COLUMNS: &str =
-    "id, scope, value, reason, set_by, set_at, set_seq, cleared_by, cleared_at, cleared_reason, cleared_seq";
+    "id, scope, value, reason, set_by, set_at, set_seq, cleared_by, cleared_at, cleared_reason, cleared_seq, team";
 
 fn bad(id: &str, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("pause {id}: bad {what}").into())
@@ -72,7 +74,15 @@ fn row_record(r: &Row<'_>) -> rusqlite::Result<PauseRecord> {
         }
     };
     Ok(PauseRecord {
-        pause: Pause { id: id.clone(), scope, value: r.get(2)?, reason: r.get(3)?, set_by: r.get(4)?, set_at },
+        pause: Pause {
+            id: id.clone(),
+            scope,
+            value: r.get(2)?,
+            reason: r.get(3)?,
+            set_by: r.get(4)?,
+            set_at,
+            team: r.get(11)?,
+        },
         set_seq: r.get::<_, i64>(6)?.unsigned_abs(),
         cleared,
     })

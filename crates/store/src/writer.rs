@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use countersign_core::model::Pause;
+use countersign_core::team::SignedEntry;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -38,8 +39,8 @@ type Reply = mpsc::SyncSender<Result<Vec<Appended>, StoreError>>;
 
 enum Op {
     Append(Vec<NewEvent>),
-    SetPause(Pause),
-    ClearPause { id: String, cleared_by: String, reason: String, at: Timestamp },
+    SetPause { pause: Box<Pause>, signed: Option<Box<SignedEntry>> },
+    ClearPause { id: String, cleared_by: String, reason: String, at: Timestamp, signed: Option<Box<SignedEntry>> },
     Record { events: Vec<NewEvent>, steps: Vec<NewStep> },
     Transition(Box<Transition>),
     ReceiveCase(Box<crate::cases::NewCaseRevision>),
@@ -90,7 +91,31 @@ impl EvidenceWriter {
     /// Set a pause switch. The pause row and its `pause_changed` event commit together.
     /// Ids are never reused: an id that was ever set gives [`StoreError::PauseExists`].
     pub fn set_pause(&self, pause: Pause) -> Result<Appended, StoreError> {
-        single(self.call(Op::SetPause(pause))?)
+        single(self.call(Op::SetPause { pause: Box::new(pause), signed: None })?)
+    }
+
+    /// [`EvidenceWriter::set_pause`] for a pause that came from a team's plane: its
+    /// signed entry goes into the evidence event.
+    pub fn set_team_pause(&self, pause: Pause, signed: SignedEntry) -> Result<Appended, StoreError> {
+        single(self.call(Op::SetPause { pause: Box::new(pause), signed: Some(Box::new(signed)) })?)
+    }
+
+    /// [`EvidenceWriter::clear_pause`] for a team pause cleared on the team's plane.
+    pub fn clear_team_pause(
+        &self,
+        id: &str,
+        cleared_by: &str,
+        reason: &str,
+        at: Timestamp,
+        signed: SignedEntry,
+    ) -> Result<Appended, StoreError> {
+        single(self.call(Op::ClearPause {
+            id: id.to_owned(),
+            cleared_by: cleared_by.to_owned(),
+            reason: reason.to_owned(),
+            at,
+            signed: Some(Box::new(signed)),
+        })?)
     }
 
     /// Clear an active pause, with its `pause_changed` event, atomically. Unknown ids give
@@ -101,6 +126,7 @@ impl EvidenceWriter {
             cleared_by: cleared_by.to_owned(),
             reason: reason.to_owned(),
             at,
+            signed: None,
         })?)
     }
 
@@ -351,7 +377,7 @@ fn apply(conn: &Connection, head: &mut Head, op: Op) -> Result<Vec<Appended>, St
             crate::cases::set_cursor(conn, &source, &cursor, at)?;
             Ok(Vec::new())
         }
-        Op::SetPause(pause) => {
+        Op::SetPause { pause, signed } => {
             crate::pause::validate(&pause)?;
             let exists: Option<String> = conn
                 .prepare_cached("SELECT id FROM pauses WHERE id = ?")?
@@ -365,12 +391,12 @@ fn apply(conn: &Connection, head: &mut Head, op: Op) -> Result<Vec<Appended>, St
                 kind: PAUSE_CHANGED.into(),
                 actor: pause.set_by.clone(),
                 at: pause.set_at,
-                payload: set_payload(&pause),
+                payload: set_payload(&pause, signed.map(|s| *s)),
             };
             let appended = append_one(conn, head, &ev)?;
             conn.prepare_cached(
-                "INSERT INTO pauses (id, scope, value, reason, set_by, set_at, set_seq)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO pauses (id, scope, value, reason, set_by, set_at, set_seq, team)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 pause.id,
@@ -380,10 +406,11 @@ fn apply(conn: &Connection, head: &mut Head, op: Op) -> Result<Vec<Appended>, St
                 pause.set_by,
                 pause.set_at.to_string(),
                 seq_sql(appended.seq),
+                pause.team,
             ])?;
             Ok(vec![appended])
         }
-        Op::ClearPause { id, cleared_by, reason, at } => {
+        Op::ClearPause { id, cleared_by, reason, at, signed } => {
             let Some(record) = crate::pause::get(conn, &id)? else {
                 return Err(StoreError::PauseNotFound { id });
             };
@@ -398,7 +425,7 @@ fn apply(conn: &Connection, head: &mut Head, op: Op) -> Result<Vec<Appended>, St
                 kind: PAUSE_CHANGED.into(),
                 actor: cleared_by.clone(),
                 at,
-                payload: clear_payload(&record.pause, &reason),
+                payload: clear_payload(&record.pause, &reason, signed.map(|s| *s)),
             };
             let appended = append_one(conn, head, &ev)?;
             conn.prepare_cached(

@@ -40,6 +40,7 @@ fn pause(id: &str, scope: PauseScope, value: &str, i: u64) -> Pause {
         reason: format!("incident {i}"),
         set_by: "lead-1".into(),
         set_at: at(i),
+        team: None,
     }
 }
 
@@ -675,6 +676,7 @@ fn pauses_set_list_clear_and_each_change_is_evidence() {
             change: countersign_core::evidence::PauseChange::Set,
             pause: p1.clone(),
             reason: None,
+            signed: None,
         },
         "the stored body parses as core's typed evidence record"
     );

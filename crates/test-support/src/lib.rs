@@ -4,7 +4,7 @@
 //! included by path: a loopback server replaying recorded LLM provider answers
 //! ([`replay`]), the agent's sign-in by hand in a Chromium profile ([`sign_in`]),
 //! signed demo policy packs ([`packs`]), the demo seller center on loopback and its seed
-//! ([`demo`]), reading a request in a fake platform ([`loopback`]), and what the
+//! ([`demo`]), reading a request in a fake platform ([`loopback`]), a real `nats-server` ([`nats`]), and what the
 //! benchmarks time and report ([`bench`]).
 //! A dev-dependency only: nothing shipped depends on it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod demo;
 pub mod loopback;
+pub mod nats;
 pub mod packs;
 pub mod replay;
 pub mod sign_in;

@@ -38,6 +38,7 @@ pub mod keys;
 pub mod pack;
 pub mod release;
 pub mod roster;
+pub mod team;
 
 pub use countersign_connectors::credentials::Secret;
 pub use error::TrustError;

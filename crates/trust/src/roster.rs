@@ -48,6 +48,11 @@ pub struct RosterEntry {
     pub name: Option<String>,
     /// Argon2id PHC string.
     passphrase: String,
+    /// The public half of the person's device key (64 hex digits), for what they sign
+    /// on the team plane (pauses, countersignatures from their own desk). Optional: a
+    /// roster without keys works on one desktop.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 impl std::fmt::Debug for RosterEntry {
@@ -81,6 +86,14 @@ impl RosterEntry {
     pub fn check(&self) -> Result<(), String> {
         if self.id.trim().is_empty() || self.role.trim().is_empty() {
             return Err("a roster entry needs an id and a role".into());
+        }
+        if let Some(key) = &self.key {
+            crate::keys::PublicKey::from_hex(key, "").map_err(|e| {
+                format!(
+                    "roster entry {:?}: key: {e} (the person's device key, from `countersign team whoami`)",
+                    self.id
+                )
+            })?;
         }
         let hash = PasswordHash::new(&self.passphrase)
             .map_err(|e| format!("roster entry {:?}: passphrase is not a PHC hash string: {e}", self.id))?;

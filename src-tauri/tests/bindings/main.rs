@@ -29,6 +29,7 @@ fn generate(dir: &Path) {
     VerifyView::export_all_to(dir).unwrap();
     ExportView::export_all_to(dir).unwrap();
     PauseView::export_all_to(dir).unwrap();
+    TeamStatus::export_all_to(dir).unwrap();
     Metrics::export_all_to(dir).unwrap();
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();

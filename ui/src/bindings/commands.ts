@@ -20,6 +20,7 @@ import type { PauseView } from "./PauseView";
 import type { Progress } from "./Progress";
 import type { ReplyCheck } from "./ReplyCheck";
 import type { SyncReport } from "./SyncReport";
+import type { TeamStatus } from "./TeamStatus";
 import type { UpdateCheck } from "./UpdateCheck";
 import type { Verdict } from "./Verdict";
 import type { VerifyView } from "./VerifyView";
@@ -73,6 +74,8 @@ export const commands = {
   pauses: (all: boolean) => call<Array<PauseView>>("pauses", { all }),
   pauseSet: (scope: PauseScope, value: string, reason: string) => call<string>("pause_set", { scope, value, reason }),
   pauseClear: (id: string, reason: string) => call<null>("pause_clear", { id, reason }),
+  /** Where this desktop stands with its team: `None` when it works alone. While it is not current (no fresh lease), the app shows a banner. */
+  teamStatus: () => call<TeamStatus | null>("team_status"),
   /** Names of the credentials in the OS keyring; a keyring that cannot be reached is reported beside an empty list, so Settings still opens. */
   credentialsList: () => call<CredentialList>("credentials_list"),
   /** Store a credential in the OS keyring. The value is never returned, shown or logged. */

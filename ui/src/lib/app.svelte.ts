@@ -3,6 +3,7 @@ import type { AppError } from "../bindings/AppError";
 import type { AppInfo } from "../bindings/AppInfo";
 import type { InboxChanged } from "../bindings/InboxChanged";
 import type { PauseView } from "../bindings/PauseView";
+import type { TeamStatus } from "../bindings/TeamStatus";
 import { api } from "./api";
 
 export type Screen = "inbox" | "case" | "evidence" | "lead" | "pause" | "settings";
@@ -13,6 +14,8 @@ export const app = $state({
   info: null as AppInfo | null,
   infoError: null as AppError | null,
   pauses: [] as PauseView[],
+  /** Where this desktop stands with its team (null: it works alone). */
+  team: null as TeamStatus | null,
   /** Bumped each time a background sync records something: the inbox reloads on it. */
   inboxChanges: 0,
   lastChange: null as InboxChanged | null,
@@ -50,4 +53,22 @@ export async function refreshPauses() {
   } catch {
     // the Pause screen shows the error; the banner keeps what it knew
   }
+}
+
+/**
+ * Keep the team line and the pauses current: a lead's pause arrives from the team plane
+ * at any time, and a desktop without a fresh lease must say so at once.
+ */
+export function watchTeam(everyMs = 3000): () => void {
+  const tick = async () => {
+    try {
+      app.team = await api.teamStatus();
+    } catch {
+      // keep what was known; the next tick tries again
+    }
+    if (app.team) await refreshPauses();
+  };
+  void tick();
+  const timer = setInterval(tick, everyMs);
+  return () => clearInterval(timer);
 }

@@ -369,6 +369,42 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub signals: Vec<Signal>,
     pub reply: ReplyPolicy,
+    /// `[cut_off]`: the floors for a team desktop without a fresh lease.
+    pub cut_off: CutOffPolicy,
+}
+
+/// `[cut_off]`: what a desktop of a team decides while it holds no fresh lease from the
+/// team service (it cannot know it has seen every pause). Each is a floor: a step
+/// decided stricter keeps its decision. Defaults: no write runs `auto`, money at most
+/// `recommend`. A solo desktop never is cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CutOffPolicy {
+    pub writes: Outcome,
+    pub money: Outcome,
+    /// How long a lease stays fresh after the desktop saw it, in seconds.
+    pub lease_secs: u32,
+}
+
+impl CutOffPolicy {
+    pub(crate) fn default_writes() -> Outcome {
+        Outcome::Confirm
+    }
+    pub(crate) fn default_money() -> Outcome {
+        Outcome::Recommend
+    }
+    pub(crate) fn default_lease_secs() -> u32 {
+        30
+    }
+}
+
+impl Default for CutOffPolicy {
+    fn default() -> CutOffPolicy {
+        CutOffPolicy {
+            writes: CutOffPolicy::default_writes(),
+            money: CutOffPolicy::default_money(),
+            lease_secs: CutOffPolicy::default_lease_secs(),
+        }
+    }
 }
 
 /// A policy that could not be loaded: where and why.
@@ -625,6 +661,15 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
             promises,
             unsupported_claim: raw.reply.unsupported_claim.into_inner(),
             claims,
+        },
+        cut_off: match raw.cut_off {
+            None => CutOffPolicy::default(),
+            Some(c) => {
+                if !(5..=3600).contains(c.lease_secs.get_ref()) {
+                    return Err(cx.err(c.lease_secs.span(), "cut_off.lease_secs must be between 5 and 3600"));
+                }
+                CutOffPolicy { writes: c.writes, money: c.money, lease_secs: c.lease_secs.into_inner() }
+            }
         },
     })
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::{Kind, Layer, Outcome, ParamType, PromiseCategory, Risk, SignalCategory};
+use super::{CutOffPolicy, Kind, Layer, Outcome, ParamType, PromiseCategory, Risk, SignalCategory};
 use crate::model::{Channel, IdentityLevel, IdentityStatus};
 
 #[derive(Debug, Deserialize)]
@@ -24,6 +24,20 @@ pub(super) struct RawPolicy {
     #[serde(default)]
     pub signals: Vec<Spanned<RawSignal>>,
     pub reply: RawReply,
+    /// What a team desktop without a fresh lease may still do (see `CutOffPolicy`).
+    #[serde(default)]
+    pub cut_off: Option<RawCutOff>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCutOff {
+    #[serde(default = "CutOffPolicy::default_writes")]
+    pub writes: Outcome,
+    #[serde(default = "CutOffPolicy::default_money")]
+    pub money: Outcome,
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: Spanned<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +205,10 @@ pub(super) struct RawReply {
     pub unsupported_claim: Spanned<Outcome>,
     #[serde(default)]
     pub claims: Vec<Spanned<RawClaim>>,
+}
+
+fn default_lease_secs() -> Spanned<u32> {
+    Spanned::new(0..0, CutOffPolicy::default_lease_secs())
 }
 
 fn confirm() -> Spanned<Outcome> {

@@ -1,0 +1,194 @@
+//! `countersign team …`: setting up a team's plane (admin), enrolling this desktop in it,
+//! and where it stands.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use countersign_engine::credentials;
+use countersign_plane::authority::{Authority, InitOptions, device_transport_key, new_device_transport_key};
+use countersign_plane::subjects::Role;
+
+use crate::args::Cli;
+use crate::render::out;
+
+#[derive(Subcommand, Debug)]
+pub enum TeamCmd {
+    /// Set up a team's plane in DIR (admin): its NATS operator and account (seeds in
+    /// your OS keyring), the team service's identity, and the server's config
+    /// (`nats-server -c DIR/nats-server.conf`).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// The address the server listens on; anything but loopback needs TLS.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        #[arg(long, default_value_t = 4222)]
+        port: u16,
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// This desktop's keys: its transport key (give it to the admin to enrol) and its
+    /// device key (the admin lists a lead's on the pack's roster). `--new` makes a new
+    /// transport key (for a rotation).
+    Key {
+        #[arg(long)]
+        new: bool,
+    },
+    /// Enrol a device (admin): sign its transport key with a role, and write the
+    /// enrolment file it joins with (no secret in it).
+    Enroll {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        device: String,
+        /// agent, lead or admin.
+        #[arg(long)]
+        role: String,
+        /// The device's transport key (`countersign team key` on it).
+        #[arg(long)]
+        key: String,
+        /// Where to write the enrolment (default: DEVICE.enrollment.toml here).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Join this workspace to the team of an enrolment file.
+    Join { file: PathBuf },
+    /// Revoke a device (admin): the server drops it at once and refuses it from then on.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        device: String,
+    },
+    /// Give a device a new transport key (admin; the device made it with `team key --new`):
+    /// the old one is revoked.
+    Rotate {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Send the account's current revocations to the server again (admin).
+    Push {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// The team's enrolled devices (admin).
+    Devices {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Where this desktop stands with its team: connected, current (a fresh lease) or cut off.
+    Status,
+}
+
+fn write_enrollment(
+    out_file: Option<&PathBuf>,
+    e: &countersign_plane::authority::Enrollment,
+) -> anyhow::Result<PathBuf> {
+    let path = out_file.cloned().unwrap_or_else(|| PathBuf::from(format!("{}.enrollment.toml", e.device)));
+    let text = toml::to_string_pretty(e).context("writing the enrolment")?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
+    let keyring = credentials::keyring();
+    match cmd {
+        TeamCmd::Init { dir, name, host, port, tls_cert, tls_key } => {
+            let tls = tls_cert.clone().zip(tls_key.clone());
+            let options = InitOptions { name: name.clone(), host: *host, port: *port, tls };
+            let a = Authority::init(dir, &options, keyring)?;
+            out(cli.json, &a.file, |f| {
+                println!("team {} set up in {}", f.name, dir.display());
+                println!("  server:   nats-server -c {}", dir.join("nats-server.conf").display());
+                println!("  service:  countersign-team serve --dir {}", dir.display());
+                println!("  desktops: reach {}; enrol each with `countersign team enroll`", f.url);
+            })
+        }
+        TeamCmd::Key { new } => {
+            let transport = if *new { new_device_transport_key(&keyring)? } else { device_transport_key(&keyring)? };
+            let device = countersign_engine::device::device_key(&keyring)?.public("").to_hex();
+            let body = serde_json::json!({"transport_key": transport.public_key(), "device_key": device});
+            out(cli.json, &body, |_| {
+                println!("transport key: {}   (for `team enroll --key`)", transport.public_key());
+                println!("device key:    {device}   (a lead's goes on the pack's roster as `key`)");
+            })
+        }
+        TeamCmd::Enroll { dir, device, role, key, out: out_file } => {
+            let role = Role::parse(role)?;
+            if role == Role::Service {
+                anyhow::bail!("the team service is enrolled by `team init`, not by hand");
+            }
+            let e = Authority::open(dir, keyring)?.enroll(device, role, key)?;
+            let path = write_enrollment(out_file.as_ref(), &e)?;
+            out(cli.json, &e, |e| println!("enrolled {} as {}: give it {}", e.device, e.role.as_str(), path.display()))
+        }
+        TeamCmd::Join { file } => {
+            let ws =
+                countersign_engine::Workspace::load(&cli.workspace.clone().unwrap_or_else(crate::default_workspace))?;
+            let data_dir = countersign_host::DataRoot::resolve(cli.data_dir.clone())?.workspace_dir(&ws.id);
+            let e = countersign_host::team::join(&data_dir, file)?;
+            out(cli.json, &e, |e| println!("joined team {} as {} ({}) on {}", e.team, e.device, e.role.as_str(), e.url))
+        }
+        TeamCmd::Revoke { dir, device } => {
+            let keys = Authority::open(dir, keyring)?.revoke(device)?;
+            out(cli.json, &keys, |k| println!("revoked {device} ({}): the server drops it now", k.join(", ")))
+        }
+        TeamCmd::Rotate { dir, device, key, out: out_file } => {
+            let (e, not_pushed) = Authority::open(dir, keyring)?.rotate(device, key)?;
+            let path = write_enrollment(out_file.as_ref(), &e)?;
+            out(cli.json, &e, |e| println!("{} has a new key: give it {}", e.device, path.display()))?;
+            match not_pushed {
+                None => Ok(ExitCode::SUCCESS),
+                Some(err) => {
+                    eprintln!(
+                        "the old key's revocation did not reach the server ({err}); run `team push` once it is up"
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        TeamCmd::Push { dir } => {
+            Authority::open(dir, keyring)?.push()?;
+            out(cli.json, &serde_json::json!({"pushed": true}), |_| {
+                println!("the server has the account's revocations")
+            })
+        }
+        TeamCmd::Devices { dir } => {
+            let a = Authority::open(dir, keyring)?;
+            out(cli.json, &a.file.devices, |devices| {
+                for d in devices {
+                    let state = d.revoked_at.map_or("live".to_string(), |t| format!("revoked {t}"));
+                    println!("{:<20} {:<8} {}  {state}", d.name, d.role.as_str(), d.key);
+                }
+            })
+        }
+        TeamCmd::Status => {
+            let opened = crate::open(cli)?;
+            let status = opened.engine.team_status();
+            out(cli.json, &status, |s| match s {
+                None => println!("solo: this workspace is in no team"),
+                Some(s) => {
+                    let link = if s.connected { "connected" } else { "not connected" };
+                    println!("team {} as {} ({}): {link}", s.team, s.device, s.role);
+                    match &s.cut_off {
+                        None => println!("current: last lease {}", s.last_lease.as_deref().unwrap_or("-")),
+                        Some(why) => println!("CUT OFF: {why}"),
+                    }
+                }
+            })
+        }
+    }
+}

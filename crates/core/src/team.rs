@@ -1,0 +1,72 @@
+//! What travels on the optional team plane, as data: signed entries (a lead's pause, the
+//! team service's lease) and the "cut off" fact a desktop without a fresh lease decides
+//! under. Signing and checking the bytes is `countersign-trust`'s; carrying them is
+//! `countersign-plane`'s; this module only names the shapes, so that the evidence and
+//! the decision function can hold them.
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Pause;
+
+/// A body and the ed25519 signature over it. The body is kept as the exact text that
+/// was signed (JSON), so checking never depends on how a reader re-serialises it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedEntry {
+    /// The signed JSON text.
+    pub body: String,
+    /// The signer's public key, hex.
+    pub key: String,
+    /// The signature, hex.
+    pub signature: String,
+}
+
+/// Whether a team pause is in force or was cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamPauseState {
+    Set,
+    Cleared,
+}
+
+/// A pause for every desktop of a team, as a lead signs it. Clearing publishes the same
+/// pause again, `cleared`, signed by whoever cleared it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamPause {
+    pub team: String,
+    pub state: TeamPauseState,
+    pub pause: Pause,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear_reason: Option<String>,
+}
+
+/// The team service's proof of life, published every few seconds on the same bucket as
+/// the pauses: a desktop that keeps seeing fresh ones knows its watch of the pauses is
+/// alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    pub team: String,
+    /// Rises with every lease the service publishes.
+    pub seq: u64,
+    /// The service's clock when it signed (shown, never trusted for freshness: a desktop
+    /// measures freshness by its own clock from when it saw the lease).
+    pub issued_at: Timestamp,
+}
+
+/// Why a desktop decides as cut off from its team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CutOff {
+    /// When this desktop last saw a good lease, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_lease: Option<Timestamp>,
+    pub reason: String,
+}

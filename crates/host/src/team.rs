@@ -1,0 +1,163 @@
+//! Joining a workspace's engine to its team, when its data folder holds an enrolment
+//! (`team.toml`, written by `countersign team join`): the link to the team's server
+//! (`countersign_plane::link`), the engine joined over it, and the pump that hands every
+//! entry the link sees to the engine. Without that file nothing here runs: solo stays
+//! exactly as it was.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use countersign_connectors::credentials::KeyringStore;
+use countersign_core::team::SignedEntry;
+use countersign_engine::team::{TeamPort, TeamSettings};
+use countersign_engine::{Engine, EngineError};
+use countersign_plane::authority::{Enrollment, device_transport_key};
+use countersign_plane::link::{LinkConfig, TeamLink};
+use countersign_trust::keys::PublicKey;
+
+/// The enrolment in a workspace's data folder.
+pub const ENROLLMENT_FILE: &str = "team.toml";
+
+/// The link a joined engine publishes through, for the engine's [`TeamPort`].
+#[derive(Debug)]
+struct Port(Arc<TeamLink>);
+
+impl TeamPort for Port {
+    fn put(&self, key: &str, entry: &SignedEntry) -> Result<(), String> {
+        let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+        self.0.put(key, bytes).map(|_| ())
+    }
+
+    fn connected(&self) -> bool {
+        self.0.connected()
+    }
+}
+
+fn config_error(path: &Path, message: impl std::fmt::Display) -> EngineError {
+    EngineError::Config { message: format!("{}: {message}", path.display()) }
+}
+
+/// The enrolment kept in `data_dir`, if this workspace is in a team.
+pub fn enrollment(data_dir: &Path) -> Result<Option<Enrollment>, EngineError> {
+    let path = data_dir.join(ENROLLMENT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map(Some).map_err(|e| config_error(&path, e.to_string().trim_end())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(EngineError::io(&path, e)),
+    }
+}
+
+/// Keep the enrolment file `from` (what the admin's `team enroll` wrote) in `data_dir`,
+/// after checking that it was made for this device's transport key.
+pub fn join(data_dir: &Path, from: &Path) -> Result<Enrollment, EngineError> {
+    join_with(data_dir, from, &countersign_engine::credentials::keyring())
+}
+
+/// [`join`] with the device's keys in `keyring`.
+pub fn join_with(data_dir: &Path, from: &Path, keyring: &KeyringStore) -> Result<Enrollment, EngineError> {
+    let text = std::fs::read_to_string(from).map_err(|e| EngineError::io(from, e))?;
+    let enrolled: Enrollment = toml::from_str(&text).map_err(|e| config_error(from, e.to_string().trim_end()))?;
+    let mine = device_transport_key(keyring).map_err(|e| EngineError::Config { message: e.to_string() })?.public_key();
+    let subject = jwt_subject(&enrolled.jwt).ok_or_else(|| config_error(from, "the enrolment's JWT is malformed"))?;
+    if subject != mine {
+        return Err(config_error(
+            from,
+            format!(
+                "this enrolment is for transport key {subject}, not this device's ({mine}): enrol with the key \
+                 `countersign team key` prints here"
+            ),
+        ));
+    }
+    PublicKey::from_hex(&enrolled.service_key, "service").map_err(|e| config_error(from, e))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io(data_dir, e))?;
+    let path = data_dir.join(ENROLLMENT_FILE);
+    std::fs::write(&path, text).map_err(|e| EngineError::io(&path, e))?;
+    Ok(enrolled)
+}
+
+/// The `sub` of a JWT (the user's public key), unverified: the server checks it.
+fn jwt_subject(jwt: &str) -> Option<String> {
+    use base64::Engine as _;
+    let body = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(str::to_string)
+}
+
+/// Start the link of `enrolled` and join `engine` to the team. `url` overrides the
+/// enrolment's (tests, a server moved).
+pub fn connect(engine: &mut Engine, enrolled: &Enrollment, url: Option<&str>) -> Result<Arc<TeamLink>, EngineError> {
+    connect_with(engine, enrolled, url, &countersign_engine::credentials::keyring())
+}
+
+/// [`connect`] with the device's keys (transport and device key) in `keyring`.
+pub fn connect_with(
+    engine: &mut Engine,
+    enrolled: &Enrollment,
+    url: Option<&str>,
+    keyring: &KeyringStore,
+) -> Result<Arc<TeamLink>, EngineError> {
+    let transport = device_transport_key(keyring).map_err(|e| EngineError::Config { message: e.to_string() })?;
+    let seed = transport.seed().map_err(|e| EngineError::Config { message: e.to_string() })?;
+    let signer = countersign_engine::device::device_key(keyring)?;
+    let service_key = PublicKey::from_hex(&enrolled.service_key, "service")
+        .map_err(|e| EngineError::Config { message: format!("the team's service key: {e}") })?;
+    let link = TeamLink::start(LinkConfig {
+        url: url.unwrap_or(&enrolled.url).to_string(),
+        device: enrolled.device.clone(),
+        jwt: enrolled.jwt.clone(),
+        seed: countersign_connectors::credentials::Secret::new(seed),
+        // Several lease intervals: a watch silent for longer is re-created.
+        idle_restart: Duration::from_secs(15),
+    })
+    .map_err(|e| EngineError::TeamUnreachable { message: e.to_string() })?;
+    let link = Arc::new(link);
+    engine.join_team(
+        TeamSettings {
+            team: enrolled.team.clone(),
+            device: enrolled.device.clone(),
+            role: enrolled.role.policy_role().to_string(),
+            service_key,
+            signer,
+        },
+        Arc::new(Port(link.clone())),
+    )?;
+    Ok(link)
+}
+
+/// Hand every entry the link has seen to the engine, waiting up to `wait` for the link's
+/// first whole read of the team's bucket. Returns whether that read was complete (false:
+/// the server was not reached in time; the engine then decides as cut off).
+pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
+    let synced = link.wait_synced(1, wait);
+    // Everything of that read is queued by now; take it in.
+    while let Ok(Some(update)) = link.next(Duration::from_millis(50)) {
+        apply(engine, &update);
+    }
+    synced
+}
+
+/// Feed the engine every entry the link sees until `stop` is set (a thread of its own).
+pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        match link.next(Duration::from_millis(200)) {
+            Ok(Some(update)) => apply(engine, &update),
+            Ok(None) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn apply(engine: &Engine, update: &countersign_plane::link::Update) {
+    match engine.team_entry(&update.key, update.value.as_deref()) {
+        Ok(outcome) => tracing::debug!(key = %update.key, ?outcome, "team entry"),
+        Err(e) => tracing::warn!(key = %update.key, error = %e, "a team entry could not be taken in"),
+    }
+}
+
+/// Where a workspace's enrolment would be.
+pub fn enrollment_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(ENROLLMENT_FILE)
+}

@@ -1,0 +1,287 @@
+//! The team plane end to end with real parts: a real `nats-server` (operator mode,
+//! JetStream) on a random loopback port, the team service's lease, and several desktops,
+//! each a real engine on its own SQLite log with its own keys in the OS keyring (a
+//! gnome-keyring in this test's D-Bus session), joined through the host as the faces
+//! join them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use countersign_connectors::credentials::KeyringStore;
+use countersign_core::model::Operator;
+use countersign_core::model::PauseScope;
+use countersign_core::policy::Outcome;
+use countersign_engine::team::EntryOutcome;
+use countersign_engine::{Clock, Engine, EngineError, EngineOptions};
+use countersign_plane::link::TeamLink;
+use countersign_plane::subjects::Role;
+use countersign_test_support::nats::{TeamPlane, keyring};
+use jiff::Timestamp;
+
+#[derive(Debug)]
+struct Movable(Mutex<Timestamp>);
+
+impl Movable {
+    fn advance(&self, secs: i64) {
+        let mut t = self.0.lock().unwrap();
+        *t = t.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+    }
+}
+
+impl Clock for Movable {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn demo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo"))
+}
+
+/// A copy of the demo snapshot workspace (absolute paths) whose roster lists `lead-1`
+/// with `lead_key`, the lead desk's device key.
+fn workspace(dir: &Path, lead_key: &str) -> PathBuf {
+    let demo = demo();
+    let roster_hash =
+        "$argon2id$v=19$m=19456,t=2,p=1$0irb8haFzyfD8BythGbQgQ$6dtE++e2fHJjvoC93LsPf4KQsVtakEnO56y/74Jq+CU";
+    let text = format!(
+        "[workspace]\nid = \"team-test\"\nname = \"Team test\"\npolicy = {policy:?}\nknowledge = {kb:?}\ncases = \
+         {cases:?}\n\n[connector]\nkind = \"snapshot\"\ndataset = {data:?}\n\n[operator]\nid = \"agent-1\"\nrole = \
+         \"agent\"\n\n[[roster]]\nid = \"lead-1\"\nrole = \"team_lead\"\npassphrase = {roster_hash:?}\nkey = \
+         {lead_key:?}\n",
+        policy = demo.join("policy.toml").display().to_string(),
+        kb = demo.join("../knowledge").display().to_string(),
+        cases = demo.join("cases").display().to_string(),
+        data = demo.join("../demo-store").display().to_string(),
+    );
+    let path = dir.join("workspace.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Desk {
+    engine: Engine,
+    link: Arc<TeamLink>,
+    _data: tempfile::TempDir,
+}
+
+impl Desk {
+    /// Hand the engine what the link has seen until `done` holds (up to 15 s).
+    fn pump_until(&self, what: &str, done: impl Fn(&Engine) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !done(&self.engine) {
+            assert!(Instant::now() < deadline, "{what}: not within 15 s");
+            if let Some(u) = self.link.next(Duration::from_millis(50)).unwrap() {
+                self.engine.team_entry(&u.key, u.value.as_deref()).unwrap();
+            }
+        }
+    }
+
+    fn current(&self) -> bool {
+        current(&self.engine)
+    }
+}
+
+fn current(engine: &Engine) -> bool {
+    engine.team_status().is_some_and(|s| s.current)
+}
+
+struct Team {
+    plane: TeamPlane,
+    workspace: PathBuf,
+    _ws_dir: tempfile::TempDir,
+    lead_keyring: KeyringStore,
+}
+
+fn team() -> Team {
+    let plane = TeamPlane::start("acme", Duration::from_millis(250));
+    let lead_keyring = keyring("lead");
+    let lead_key = countersign_engine::device::device_key(&lead_keyring).unwrap().public("").to_hex();
+    let ws_dir = tempfile::tempdir().unwrap();
+    let workspace = workspace(ws_dir.path(), &lead_key);
+    Team { plane, workspace, _ws_dir: ws_dir, lead_keyring }
+}
+
+/// A desk enrolled as `role`, its engine opened with `operator` (the role the seat
+/// claims; the enrolment's wins) and joined through the host.
+fn desk(team: &mut Team, device: &str, role: Role, operator: (&str, &str), clock: Arc<dyn Clock>) -> Desk {
+    let keys = if role == Role::Lead { team.lead_keyring.clone() } else { keyring(device) };
+    let transport = countersign_plane::authority::device_transport_key(&keys).unwrap();
+    let enrolled = team.plane.authority.enroll(device, role, &transport.public_key()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("enrollment.toml");
+    std::fs::write(&file, toml::to_string(&enrolled).unwrap()).unwrap();
+    let data_dir = data.path().join("data");
+    countersign_host::team::join_with(&data_dir, &file, &keys).unwrap();
+    let enrolled = countersign_host::team::enrollment(&data_dir).unwrap().expect("joined");
+    let mut engine = Engine::open(
+        EngineOptions {
+            workspace: team.workspace.clone(),
+            data_dir: data_dir.clone(),
+            operator: Some(Operator { id: operator.0.into(), role: operator.1.into() }),
+            connector: None,
+        },
+        clock,
+    )
+    .unwrap();
+    let link = countersign_host::team::connect_with(&mut engine, &enrolled, Some(&team.plane.url()), &keys).unwrap();
+    assert!(countersign_host::team::catch_up(&engine, &link, Duration::from_secs(10)), "{device} read the bucket");
+    // The agent called the customer of the demo's refund case back.
+    engine.record_identity_check("demo-02", "ava_moore_2033", "called back on the number on file").unwrap();
+    Desk { engine, link, _data: data }
+}
+
+fn system() -> Arc<dyn Clock> {
+    Arc::new(countersign_engine::SystemClock)
+}
+
+/// The decision on the refund step (`s2`) of the demo's damaged-item case.
+fn refund_decision(engine: &Engine) -> (Outcome, Vec<String>) {
+    let (case, plan) =
+        countersign_engine::cases::read_case(&demo().join("cases/02-damaged-item-small-refund.json"), None).unwrap();
+    let decision = engine.decide(&case, &plan.unwrap()).unwrap();
+    let step = decision.steps.iter().find(|s| s.step_id == "s2").unwrap();
+    (step.decision, step.rule_ids.clone())
+}
+
+#[test]
+fn a_leads_pause_reaches_every_desk_stops_the_step_there_and_only_a_lead_clears_it() {
+    let mut team = team();
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let agents: Vec<Desk> = (0..2)
+        .map(|i| desk(&mut team, &format!("agent-desk-{i}"), Role::Agent, ("agent-1", "agent"), system()))
+        .collect();
+    for a in &agents {
+        a.pump_until("a lease", current);
+        let (outcome, _) = refund_decision(&a.engine);
+        let (_, rules) = refund_decision(&a.engine);
+        assert!(
+            outcome < Outcome::Recommend,
+            "before the pause the refund may run with a click: {outcome:?} {rules:?}"
+        );
+    }
+
+    let pause = lead.engine.pause_set(PauseScope::Action, "refund_partial", "fraud wave on refunds").unwrap();
+    assert_eq!(pause.team.as_deref(), Some("acme"), "a lead's pause in a team is the team's");
+
+    for (i, a) in agents.iter().enumerate() {
+        a.pump_until("the lead's pause", |e| e.pauses().unwrap().iter().any(|p| p.id == pause.id));
+        let (outcome, rules) = refund_decision(&a.engine);
+        assert_eq!(outcome, Outcome::Forbid, "agent {i}: the paused refund does not run");
+        assert!(rules.contains(&format!("pause.{}", pause.id)), "{rules:?}");
+        // Recorded in this desk's own evidence, with the lead's signed entry.
+        let events = a.engine.log_list(&countersign_engine::LogFilter::default()).unwrap();
+        let signed = events.iter().find_map(|e| match &e.event {
+            countersign_core::evidence::Event::PauseChanged { signed: Some(s), pause: p, .. } if p.id == pause.id => {
+                Some(s.clone())
+            }
+            _ => None,
+        });
+        let signed = signed.expect("the pause is evidence here, with the lead's signed entry");
+        assert!(signed.body.contains("fraud wave"), "{}", signed.body);
+        assert!(a.engine.log_verify().unwrap().ok, "the chain verifies");
+
+        // An agent cannot clear the team's pause, not even by claiming a lead's role.
+        let refused = a.engine.pause_clear(&pause.id, "I think it is over").unwrap_err();
+        assert!(matches!(refused, EngineError::NotPermitted { .. }), "{refused}");
+    }
+
+    lead.engine.pause_clear(&pause.id, "fraud wave contained").unwrap();
+    for a in &agents {
+        a.pump_until("the clearing", |e| e.pauses().unwrap().is_empty());
+        let (outcome, _) = refund_decision(&a.engine);
+        assert!(outcome < Outcome::Recommend, "cleared: the refund may run again with a click");
+    }
+}
+
+#[test]
+fn the_enrolled_role_is_the_seats_role_and_an_agents_pause_stays_on_its_desk() {
+    let mut team = team();
+    // The agent's seat claims to be a lead; the enrolment says agent.
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("lead-1", "team_lead"), system());
+    let other = desk(&mut team, "other-desk", Role::Agent, ("agent-2", "agent"), system());
+    assert_eq!(agent.engine.operator().role, "agent");
+    let local = agent.engine.pause_set(PauseScope::Channel, "email", "my own desk only").unwrap();
+    assert_eq!(local.team, None, "an agent's pause is this desk's alone");
+    other.pump_until("a lease", current);
+    std::thread::sleep(Duration::from_millis(500));
+    while let Some(u) = other.link.next(Duration::from_millis(50)).unwrap() {
+        other.engine.team_entry(&u.key, u.value.as_deref()).unwrap();
+    }
+    assert!(other.engine.pauses().unwrap().is_empty(), "nothing reached the other desk");
+}
+
+#[test]
+fn a_pause_signed_by_a_key_the_roster_does_not_list_for_its_author_is_refused() {
+    let mut team = team();
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    // A pause made as lead-1 but signed with another key (a stolen lead credential,
+    // without lead-1's device key), published with the lead's transport credentials.
+    let forger = countersign_engine::keys::SecretKey::generate().unwrap();
+    let pause = countersign_core::model::Pause {
+        id: "pause-1-forged".into(),
+        scope: PauseScope::Tenant,
+        value: "acme".into(),
+        reason: "stop everything".into(),
+        set_by: "lead-1".into(),
+        set_at: Timestamp::now(),
+        team: Some("acme".into()),
+    };
+    let body = countersign_core::team::TeamPause {
+        team: "acme".into(),
+        state: countersign_core::team::TeamPauseState::Set,
+        pause,
+        cleared_by: None,
+        cleared_at: None,
+        clear_reason: None,
+    };
+    let entry =
+        countersign_engine::team_signing::sign(countersign_engine::team_signing::PAUSE_DOMAIN, &body, &forger).unwrap();
+    lead.link.put("pause.pause-1-forged", serde_json::to_vec(&entry).unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let outcome = loop {
+        assert!(Instant::now() < deadline, "the forged entry never arrived");
+        if let Some(u) = agent.link.next(Duration::from_millis(50)).unwrap()
+            && u.key == "pause.pause-1-forged"
+        {
+            break agent.engine.team_entry(&u.key, u.value.as_deref()).unwrap();
+        }
+    };
+    assert!(
+        matches!(&outcome, EntryOutcome::Refused { reason } if reason.contains("not one this desktop trusts")),
+        "{outcome:?}"
+    );
+    assert!(agent.engine.pauses().unwrap().is_empty(), "nothing was recorded");
+}
+
+#[test]
+fn a_desk_whose_server_is_stopped_falls_back_once_its_lease_is_stale_by_its_own_clock() {
+    let mut team = team();
+    let clock = Arc::new(Movable(Mutex::new(Timestamp::now())));
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), clock.clone());
+    agent.pump_until("a lease", current);
+    let (before, rules) = refund_decision(&agent.engine);
+    assert!(before < Outcome::Recommend && !rules.iter().any(|r| r == "builtin.cut_off"), "{before:?} {rules:?}");
+
+    team.plane.server.stop();
+    // Within the lease's 30 s the desk is still current (no sleeping: the engine's clock).
+    clock.advance(29);
+    assert!(agent.current(), "29 s after the last lease");
+    clock.advance(2);
+    let status = agent.engine.team_status().unwrap();
+    assert!(!status.current && status.cut_off.as_deref().is_some_and(|c| c.contains("no lease")), "{status:?}");
+    let (outcome, rules) = refund_decision(&agent.engine);
+    assert_eq!(outcome, Outcome::Recommend, "money is at most recommend while cut off (was {before:?})");
+    assert!(rules.iter().any(|r| r == "builtin.cut_off"), "{rules:?}");
+
+    // The server back: a fresh lease makes the desk current again.
+    team.plane.server.restart();
+    agent.pump_until("a lease after the restart", current);
+    let (after, rules) = refund_decision(&agent.engine);
+    assert_eq!(after, before);
+    assert!(!rules.iter().any(|r| r == "builtin.cut_off"));
+}

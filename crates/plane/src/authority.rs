@@ -1,0 +1,444 @@
+//! A team's authority, kept by its admin: the NATS operator and account (decentralised
+//! JWT auth), the folder the team's server runs from, and the roll of enrolled devices.
+//!
+//! - `init` makes the operator, the team's account (JetStream on), the system account,
+//!   the team service's identity and lease key, and the server's configuration. The
+//!   operator, account and signing seeds go to the admin's OS keyring.
+//! - `enroll` signs a user JWT for a device's own transport key (the device made it and
+//!   keeps its seed; only the public key travels), with the permissions of its role
+//!   ([`crate::subjects::permissions`]). The server needs no change and no restart: it
+//!   trusts any user the account's signing key signed.
+//! - `revoke` adds the device's key to the account's revocations and pushes the new
+//!   account JWT to the running server, which drops the device's connections at once.
+//!   `rotate` is enrolling the device's new key and revoking the old one.
+//!
+//! The team folder holds what is public (`team.toml`, the server config, the resolver's
+//! JWTs) and the team service's own secrets (`service.creds`, `service.key`, mode 0600,
+//! as a server's credentials usually are); the admin's seeds never touch it.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use countersign_connectors::credentials::{KeyringStore, Secret};
+use countersign_trust::keys::SecretKey;
+use jiff::Timestamp;
+use nats_io_jwt::{Account, Operator, Token, User};
+use nkeys::KeyPair;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::PlaneError;
+use crate::subjects::{Role, check_device_name, permissions};
+
+/// `team.toml` in the team folder: everything public about the team.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamFile {
+    pub name: String,
+    /// Where desktops reach the server (`nats://…` on loopback, `tls://…` elsewhere).
+    pub url: String,
+    pub operator: String,
+    pub account: String,
+    /// The account's signing key (signs devices' user JWTs).
+    pub signer: String,
+    pub system_account: String,
+    /// The team service's lease key (ed25519, hex).
+    pub service_key: String,
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceRecord>,
+}
+
+/// One enrolled device (every key it ever had stays listed; revoked ones with the time).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRecord {
+    pub name: String,
+    pub role: Role,
+    /// Its transport key (a NATS user nkey, `U…`).
+    pub key: String,
+    pub enrolled_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What a device receives when enrolled: the team's public facts and its user JWT. No
+/// secret: the device's seed never left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    pub team: String,
+    pub url: String,
+    pub device: String,
+    pub role: Role,
+    /// The team service's lease key (hex).
+    pub service_key: String,
+    /// The device's user JWT (public; useless without the device's seed).
+    pub jwt: String,
+}
+
+/// How to set a team up.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub name: String,
+    /// The address the server listens on.
+    pub host: IpAddr,
+    pub port: u16,
+    /// TLS certificate and key for the server: required unless it listens on loopback.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+fn slot(team: &str, what: &str) -> String {
+    format!("team.{team}.{what}")
+}
+
+fn keypair(seed: &Secret, what: &str) -> Result<KeyPair, PlaneError> {
+    KeyPair::from_seed(seed.expose()).map_err(|e| PlaneError::Keyring { message: format!("{what}: {e}") })
+}
+
+fn secret_of(kp: &KeyPair) -> Result<Secret, PlaneError> {
+    kp.seed().map(Secret::new).map_err(|e| PlaneError::bad(format!("a key without a seed: {e}")))
+}
+
+fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value, what: &str) -> Result<T, PlaneError> {
+    serde_json::from_value(value).map_err(|e| PlaneError::bad(format!("building the {what} JWT: {e}")))
+}
+
+/// The team folder of an initialised team.
+#[derive(Debug)]
+pub struct Authority {
+    dir: PathBuf,
+    keyring: KeyringStore,
+    pub file: TeamFile,
+}
+
+impl Authority {
+    /// Set up a team in the empty (or new) folder `dir`.
+    pub fn init(dir: &Path, options: &InitOptions, keyring: KeyringStore) -> Result<Authority, PlaneError> {
+        check_device_name(&options.name)
+            .map_err(|_| PlaneError::bad(format!("team name {:?}: use letters, digits, '-' or '_'", options.name)))?;
+        let loopback = options.host.is_loopback();
+        if !loopback && options.tls.is_none() {
+            return Err(PlaneError::bad(format!(
+                "the server would listen on {} without TLS: give --tls-cert and --tls-key (only loopback may go \
+                 without)",
+                options.host
+            )));
+        }
+        if dir.join("team.toml").exists() {
+            return Err(PlaneError::bad(format!("{} already holds a team", dir.display())));
+        }
+        std::fs::create_dir_all(dir.join("jwt")).map_err(|e| PlaneError::file(dir, e))?;
+        let operator = KeyPair::new_operator();
+        let account = KeyPair::new_account();
+        let signer = KeyPair::new_account();
+        let system = KeyPair::new_account();
+        let sys_user = KeyPair::new_user();
+        for (what, kp) in [("operator", &operator), ("account", &account), ("signer", &signer), ("sys", &sys_user)] {
+            keyring.set_key(&slot(&options.name, what), &secret_of(kp)?)?;
+        }
+        keyring.set_key(&slot(&options.name, "system"), &secret_of(&system)?)?;
+        let scheme = if loopback { "nats" } else { "tls" };
+        let service_key = SecretKey::generate().map_err(|e| PlaneError::bad(e.to_string()))?;
+        let file = TeamFile {
+            name: options.name.clone(),
+            url: format!("{scheme}://{}", std::net::SocketAddr::new(options.host, options.port)),
+            operator: operator.public_key(),
+            account: account.public_key(),
+            signer: signer.public_key(),
+            system_account: system.public_key(),
+            service_key: service_key.public("").to_hex(),
+            devices: Vec::new(),
+        };
+        let mut authority = Authority { dir: dir.to_path_buf(), keyring, file };
+        service_key.write_file(&dir.join("service.key")).map_err(|e| PlaneError::bad(e.to_string()))?;
+        // The service is a device of its own, enrolled like any other.
+        let service = KeyPair::new_user();
+        let jwt = authority.enroll("service", Role::Service, &service.public_key())?.jwt;
+        write_private(&dir.join("service.creds"), &creds(&jwt, &secret_of(&service)?))?;
+        authority.write_server_config(options, &system)?;
+        authority.save()?;
+        Ok(authority)
+    }
+
+    /// Open the team in `dir` (its admin's keyring holds the seeds).
+    pub fn open(dir: &Path, keyring: KeyringStore) -> Result<Authority, PlaneError> {
+        let path = dir.join("team.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| PlaneError::file(&path, e))?;
+        let file: TeamFile = toml::from_str(&text).map_err(|e| PlaneError::file(&path, e.to_string().trim_end()))?;
+        Ok(Authority { dir: dir.to_path_buf(), keyring, file })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn seed(&self, what: &str) -> Result<KeyPair, PlaneError> {
+        let secret = self.keyring.get_key(&slot(&self.file.name, what))?.ok_or_else(|| PlaneError::Keyring {
+            message: format!(
+                "no {what} key of team {:?} here: run this on the admin's machine, where `team init` ran",
+                self.file.name
+            ),
+        })?;
+        keypair(&secret, what)
+    }
+
+    fn save(&self) -> Result<(), PlaneError> {
+        let path = self.dir.join("team.toml");
+        let text = toml::to_string_pretty(&self.file).map_err(|e| PlaneError::file(&path, e))?;
+        let tmp = self.dir.join("team.toml.tmp");
+        std::fs::write(&tmp, text).map_err(|e| PlaneError::file(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| PlaneError::file(&path, e))
+    }
+
+    /// Sign a user JWT for `device` with `role`, for the transport key `key` (`U…`).
+    pub fn enroll(&mut self, device: &str, role: Role, key: &str) -> Result<Enrollment, PlaneError> {
+        check_device_name(device)?;
+        if KeyPair::from_public_key(key).is_err() || !key.starts_with('U') {
+            return Err(PlaneError::bad(format!(
+                "{key:?} is not a device transport key (a NATS user public key, `U…`): the device prints its own with \
+                 `countersign team key`"
+            )));
+        }
+        if let Some(d) = self.file.devices.iter().find(|d| d.key == key) {
+            return Err(PlaneError::bad(format!("key {key} is already enrolled, as {:?}", d.name)));
+        }
+        let live = self.file.devices.iter().find(|d| d.name == device && d.revoked_at.is_none());
+        if let Some(d) = live {
+            return Err(PlaneError::bad(format!(
+                "{device:?} is enrolled already (key {}); to give it a new key, rotate it",
+                d.key
+            )));
+        }
+        let signer = self.seed("signer")?;
+        let (publish, subscribe) = permissions(role, device);
+        let claims: User = typed(
+            json!({
+                "type": "user",
+                "version": 2,
+                "issuer_account": self.file.account,
+                "bearer_token": false,
+                "pub": {"allow": publish},
+                "sub": {"allow": subscribe},
+                "subs": -1, "data": -1, "payload": -1,
+                "tags": [format!("role:{}", role.as_str()), format!("device:{}", device.to_lowercase())],
+            }),
+            "user",
+        )?;
+        let jwt = Token::new(key.to_string()).name(device).claims(claims).sign(&signer);
+        self.file.devices.push(DeviceRecord {
+            name: device.to_string(),
+            role,
+            key: key.to_string(),
+            enrolled_at: Timestamp::now(),
+            revoked_at: None,
+        });
+        self.save()?;
+        Ok(Enrollment {
+            team: self.file.name.clone(),
+            url: self.file.url.clone(),
+            device: device.to_string(),
+            role,
+            service_key: self.file.service_key.clone(),
+            jwt,
+        })
+    }
+
+    /// Revoke every live key of `device`, and push the account's new JWT to the server
+    /// (which drops the device's connections at once). The roll is saved first: a
+    /// server that cannot be reached gets the revocation with the next push.
+    pub fn revoke(&mut self, device: &str) -> Result<Vec<String>, PlaneError> {
+        let keys = self.mark_revoked(device)?;
+        self.push()?;
+        Ok(keys)
+    }
+
+    fn mark_revoked(&mut self, device: &str) -> Result<Vec<String>, PlaneError> {
+        let now = Timestamp::now();
+        let mut keys = Vec::new();
+        for d in self.file.devices.iter_mut().filter(|d| d.name == device && d.revoked_at.is_none()) {
+            d.revoked_at = Some(now);
+            keys.push(d.key.clone());
+        }
+        if keys.is_empty() {
+            return Err(PlaneError::bad(format!("no live device {device:?} in team {:?}", self.file.name)));
+        }
+        self.save()?;
+        Ok(keys)
+    }
+
+    /// Give `device` a new transport key (`key`, made on the device): the old key is
+    /// revoked and the new one enrolled with the same role. The enrolment is returned
+    /// even when the server could not be told of the revocation (the error beside it):
+    /// `team push` tells it later.
+    pub fn rotate(&mut self, device: &str, key: &str) -> Result<(Enrollment, Option<PlaneError>), PlaneError> {
+        let role = self
+            .file
+            .devices
+            .iter()
+            .find(|d| d.name == device && d.revoked_at.is_none())
+            .map(|d| d.role)
+            .ok_or_else(|| PlaneError::bad(format!("no live device {device:?} in team {:?}", self.file.name)))?;
+        if self.file.devices.iter().any(|d| d.key == key) {
+            return Err(PlaneError::bad(format!("key {key} was enrolled before: make a new one on the device")));
+        }
+        self.mark_revoked(device)?;
+        let enrolled = self.enroll(device, role, key)?;
+        Ok((enrolled, self.push().err()))
+    }
+
+    /// The account's JWT as it stands (JetStream on, the signing key, the revocations).
+    fn account_jwt(&self) -> Result<String, PlaneError> {
+        let operator = self.seed("operator")?;
+        let revocations: serde_json::Map<String, serde_json::Value> =
+            self.file.devices.iter().filter_map(|d| Some((d.key.clone(), json!(d.revoked_at?.as_second())))).collect();
+        let claims: Account = typed(
+            json!({
+                "type": "account",
+                "version": 2,
+                "signing_keys": [self.file.signer],
+                "limits": {
+                    "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true,
+                    "conn": -1, "leaf": -1,
+                    "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+                },
+                "revocations": revocations,
+            }),
+            "account",
+        )?;
+        Ok(Token::new(self.file.account.clone()).name(&self.file.name).claims(claims).sign(&operator))
+    }
+
+    /// Send the account's current JWT to the running server (revocations take effect).
+    pub fn push(&self) -> Result<(), PlaneError> {
+        let jwt = self.account_jwt()?;
+        std::fs::write(self.dir.join("jwt").join("team.jwt"), &jwt).map_err(|e| PlaneError::file(&self.dir, e))?;
+        let sys = self.seed("sys")?;
+        let sys_jwt = self.system_user_jwt(&sys)?;
+        let url = self.file.url.clone();
+        let err = |message: String| PlaneError::Server { url: url.clone(), message };
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| err(e.to_string()))?;
+        runtime.block_on(async {
+            let client = crate::link::connect_options(&sys_jwt, sys, "sys")
+                .connect(url.as_str())
+                .await
+                .map_err(|e| err(format!("could not connect as the system user: {e}")))?;
+            let reply = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                client.request("$SYS.REQ.CLAIMS.UPDATE", jwt.into_bytes().into()),
+            )
+            .await
+            .map_err(|_| err("no answer to the account update".into()))?
+            .map_err(|e| err(format!("the account update: {e}")))?;
+            let answer: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+            if let Some(e) = answer.get("error") {
+                return Err(err(format!("the server refused the account update: {e}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn system_user_jwt(&self, sys_user: &KeyPair) -> Result<String, PlaneError> {
+        let system = self.seed("system")?;
+        let claims: User = typed(
+            json!({"type": "user", "version": 2, "bearer_token": false, "subs": -1, "data": -1, "payload": -1}),
+            "system user",
+        )?;
+        Ok(Token::new(sys_user.public_key()).name("sys").claims(claims).sign(&system))
+    }
+
+    fn write_server_config(&self, options: &InitOptions, system: &KeyPair) -> Result<(), PlaneError> {
+        let operator = self.seed("operator")?;
+        let op_claims: Operator =
+            typed(json!({"type": "operator", "version": 2, "system_account": self.file.system_account}), "operator")?;
+        let operator_jwt = Token::new(operator.public_key()).name(&self.file.name).claims(op_claims).sign(&operator);
+        let sys_claims: Account = typed(
+            json!({"type": "account", "version": 2, "limits": {"mem_storage": 0, "disk_storage": 0}}),
+            "system account",
+        )?;
+        let system_jwt = Token::new(system.public_key()).name("SYS").claims(sys_claims).sign(&operator);
+        let team_jwt = self.account_jwt()?;
+        let tls = match &options.tls {
+            Some((cert, key)) => format!(
+                "tls {{\n  cert_file: {}\n  key_file: {}\n}}\n",
+                json!(cert.display().to_string()),
+                json!(key.display().to_string())
+            ),
+            None => String::new(),
+        };
+        let dir = &self.dir;
+        let conf = format!(
+            "# The team {name}'s NATS server (made by `countersign team init`; public data only).\n\
+             # Start it with: nats-server -c nats-server.conf\n\
+             server_name: {name}\n\
+             listen: {listen}\n\
+             operator: {operator_jwt}\n\
+             system_account: {system}\n\
+             resolver: {{\n  type: full\n  dir: {jwt_dir}\n  allow_delete: false\n  interval: \"2m\"\n  timeout: \"1.9s\"\n}}\n\
+             resolver_preload: {{\n  {system}: {system_jwt}\n  {account}: {team_jwt}\n}}\n\
+             jetstream: {{\n  store_dir: {js_dir}\n}}\n\
+             {tls}",
+            name = self.file.name,
+            listen = json!(std::net::SocketAddr::new(options.host, options.port).to_string()),
+            operator_jwt = json!(operator_jwt),
+            system = self.file.system_account,
+            system_jwt = json!(system_jwt),
+            account = self.file.account,
+            team_jwt = json!(team_jwt),
+            jwt_dir = json!(dir.join("jwt").display().to_string()),
+            js_dir = json!(dir.join("jetstream").display().to_string()),
+        );
+        let path = dir.join("nats-server.conf");
+        std::fs::write(&path, conf).map_err(|e| PlaneError::file(&path, e))
+    }
+}
+
+/// A NATS credentials text (a user JWT and its seed), as `nats` tools read them.
+pub fn creds(jwt: &str, seed: &Secret) -> Secret {
+    Secret::new(format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        seed.expose()
+    ))
+}
+
+/// Read a credentials text back into its JWT and key pair.
+pub fn parse_creds(text: &Secret) -> Result<(String, KeyPair), PlaneError> {
+    let mut blocks = text.expose().lines().filter(|l| !l.trim().is_empty() && !l.starts_with('-'));
+    let jwt = blocks.next().ok_or_else(|| PlaneError::bad("a credentials file without a JWT"))?.trim().to_string();
+    let seed = blocks.next().ok_or_else(|| PlaneError::bad("a credentials file without a seed"))?.trim();
+    let kp = KeyPair::from_seed(seed).map_err(|e| PlaneError::bad(format!("a credentials file's seed: {e}")))?;
+    Ok((jwt, kp))
+}
+
+fn write_private(path: &Path, secret: &Secret) -> Result<(), PlaneError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path).map_err(|e| PlaneError::file(path, e))?;
+    f.write_all(secret.expose().as_bytes()).map_err(|e| PlaneError::file(path, e))
+}
+
+/// A device's transport key pair in its keyring (slot `team-transport`), made on
+/// first use. Only its public half ever leaves the device.
+pub fn device_transport_key(keyring: &KeyringStore) -> Result<KeyPair, PlaneError> {
+    const SLOT: &str = "team-transport";
+    if let Some(seed) = keyring.get_key(SLOT)? {
+        return keypair(&seed, "the device's transport key");
+    }
+    let kp = KeyPair::new_user();
+    keyring.set_key(SLOT, &secret_of(&kp)?)?;
+    Ok(kp)
+}
+
+/// Replace the device's transport key with a fresh one (for `team rotate`): the old
+/// one stops working once the admin revokes it.
+pub fn new_device_transport_key(keyring: &KeyringStore) -> Result<KeyPair, PlaneError> {
+    let kp = KeyPair::new_user();
+    keyring.set_key("team-transport", &secret_of(&kp)?)?;
+    Ok(kp)
+}

@@ -1,0 +1,103 @@
+//! The team service's lease: a signed [`Lease`] put in the control bucket every few
+//! seconds. A desktop that keeps seeing fresh ones knows its watch of the bucket (and so
+//! of the pauses) is alive; one that does not falls back to the policy's `[cut_off]`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use countersign_connectors::credentials::Secret;
+use countersign_core::team::Lease;
+use countersign_trust::keys::SecretKey;
+use countersign_trust::team::{LEASE_DOMAIN, sign};
+use jiff::Timestamp;
+
+use crate::PlaneError;
+use crate::authority::{TeamFile, parse_creds};
+use crate::link::connect_options;
+use crate::subjects::CONTROL_BUCKET;
+
+/// The key of the lease in the control bucket.
+pub const LEASE_KEY: &str = "lease";
+/// How often the service publishes one by default (a desktop's default freshness is 30 s).
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(5);
+
+/// What the team service needs from its folder: the team's name and URL, its own
+/// credentials and lease key.
+#[derive(Debug)]
+pub struct ServiceIdentity {
+    pub team: String,
+    pub url: String,
+    creds: Secret,
+    key: SecretKey,
+}
+
+impl ServiceIdentity {
+    /// Read the service's identity from the team folder (`team.toml`, `service.creds`,
+    /// `service.key`); `url` overrides the team's (a server moved to another port).
+    pub fn load(dir: &Path, url: Option<&str>) -> Result<ServiceIdentity, PlaneError> {
+        let path = dir.join("team.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| PlaneError::file(&path, e))?;
+        let file: TeamFile = toml::from_str(&text).map_err(|e| PlaneError::file(&path, e.to_string().trim_end()))?;
+        let creds_path = dir.join("service.creds");
+        let creds = Secret::new(std::fs::read_to_string(&creds_path).map_err(|e| PlaneError::file(&creds_path, e))?);
+        let key = SecretKey::read_file(&dir.join("service.key")).map_err(|e| PlaneError::bad(e.to_string()))?;
+        Ok(ServiceIdentity { team: file.name, url: url.map_or(file.url, str::to_string), creds, key })
+    }
+}
+
+/// Run the lease until `stop` resolves: connect (retrying), make sure the control bucket
+/// exists, then put a signed lease every `every`. Errors are logged and retried: a
+/// service that cannot publish makes desktops fall back, which is the safe side.
+pub async fn run(
+    identity: ServiceIdentity,
+    every: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), PlaneError> {
+    let (jwt, key) = parse_creds(&identity.creds)?;
+    let url = identity.url.clone();
+    let client = connect_options(&jwt, key, "service")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(url.as_str())
+        .await
+        .map_err(|e| PlaneError::Server { url: url.clone(), message: e.to_string() })?;
+    let js = async_nats::jetstream::new(client);
+    tokio::pin!(stop);
+    let mut seq = 0u64;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let now = Timestamp::now();
+        // Rising across restarts of the service: the clock's milliseconds, or one more.
+        seq = seq.saturating_add(1).max(now.as_millisecond().unsigned_abs());
+        let lease = Lease { team: identity.team.clone(), seq, issued_at: now };
+        let entry = sign(LEASE_DOMAIN, &lease, &identity.key).map_err(|e| PlaneError::bad(e.to_string()))?;
+        let bytes = serde_json::to_vec(&entry).map_err(|e| PlaneError::bad(e.to_string()))?;
+        let put = async {
+            let kv = match js.get_key_value(CONTROL_BUCKET).await {
+                Ok(kv) => kv,
+                Err(_) => js.create_key_value(control_bucket()).await.map_err(|e| e.to_string())?,
+            };
+            kv.put(LEASE_KEY, bytes.into()).await.map_err(|e| e.to_string())
+        };
+        if let Err(e) = put.await {
+            tracing::warn!(error = %e, "the lease could not be published; trying again");
+        }
+    }
+}
+
+/// The control bucket: one value per key (the newest pause entry, the newest lease),
+/// on disk.
+pub fn control_bucket() -> async_nats::jetstream::kv::Config {
+    async_nats::jetstream::kv::Config {
+        bucket: CONTROL_BUCKET.to_string(),
+        description: "Countersign team control: pauses and the team service's lease".into(),
+        history: 1,
+        max_value_size: 64 * 1024,
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,292 @@
+//! A desktop's link to its team's server: it watches the control bucket (pauses and the
+//! lease) and hands every entry to whoever pumps [`TeamLink::next`] (the host feeds them
+//! to the engine), and it publishes what the engine signs ([`TeamLink::put`]).
+//!
+//! A key-value watch can stop without a word after a server restart (a known class of
+//! client defects), so the watch is never trusted to stay alive: it is re-created, and
+//! the bucket re-read, after every reconnect, after any error or end, with back-off,
+//! and whenever nothing at all arrived for longer than the lease interval allows. If it
+//! still dies, the engine sees no fresh lease and falls back (the lease travels on the
+//! same bucket as the pauses).
+//!
+//! The link runs on a small runtime of its own; its blocking calls are safe from any
+//! thread, including one that belongs to another runtime.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::time::Duration;
+
+use async_nats::jetstream::kv::Operation;
+use async_nats::{ConnectOptions, Event};
+use countersign_connectors::credentials::Secret;
+use futures::StreamExt;
+use nkeys::KeyPair;
+
+use crate::PlaneError;
+use crate::subjects::{CONTROL_BUCKET, inbox_prefix};
+
+/// An entry of the control bucket as the link saw it (`None`: the key was deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// How a desktop reaches its team.
+#[derive(Debug)]
+pub struct LinkConfig {
+    pub url: String,
+    pub device: String,
+    /// The device's user JWT (from its enrolment).
+    pub jwt: String,
+    /// The device's transport seed (from its keyring).
+    pub seed: Secret,
+    /// Re-create the watch when nothing arrived for this long (a few lease intervals).
+    pub idle_restart: Duration,
+}
+
+/// NATS options for a user JWT signed in with `key`, its inbox under the device's
+/// prefix (the only one its permissions allow). TLS is required unless the URL's host
+/// is on loopback.
+pub fn connect_options(jwt: &str, key: KeyPair, device: &str) -> ConnectOptions {
+    let key = Arc::new(key);
+    ConnectOptions::with_jwt(jwt.to_string(), move |nonce| {
+        let key = key.clone();
+        async move { key.sign(&nonce).map_err(async_nats::AuthError::new) }
+    })
+    .name(device)
+    .custom_inbox_prefix(inbox_prefix(device))
+    .connection_timeout(Duration::from_secs(3))
+    .ping_interval(Duration::from_secs(5))
+}
+
+/// Is `url`'s host a loopback address (where plain TCP is allowed)?
+pub fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h).trim_matches(['[', ']']);
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Counts completed reads of the whole bucket; waiters can tell when one has finished.
+#[derive(Debug, Default)]
+struct Synced {
+    rounds: Mutex<u64>,
+    bumped: Condvar,
+}
+
+impl Synced {
+    fn bump(&self) {
+        *self.rounds.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.bumped.notify_all();
+    }
+}
+
+/// A running link.
+#[derive(Debug)]
+pub struct TeamLink {
+    runtime: tokio::runtime::Runtime,
+    client: async_nats::Client,
+    updates: Mutex<mpsc::Receiver<Update>>,
+    connected: Arc<AtomicBool>,
+    synced: Arc<Synced>,
+    /// The server's complaints (`Permissions Violation for Publish to …`), so a refused
+    /// put fails at once, with the server's words.
+    refusals: tokio::sync::broadcast::Sender<String>,
+    url: String,
+}
+
+impl TeamLink {
+    /// Start the link. It does not wait for the server: one that is down now is tried
+    /// again and again (the engine meanwhile decides as cut off).
+    pub fn start(config: LinkConfig) -> Result<TeamLink, PlaneError> {
+        let url = config.url.clone();
+        let err = |message: String| PlaneError::Server { url: url.clone(), message };
+        if !is_loopback(&config.url) && !config.url.starts_with("tls://") {
+            return Err(err("a team server off this machine is reached over TLS only (tls://…)".into()));
+        }
+        let key = KeyPair::from_seed(config.seed.expose()).map_err(|e| err(format!("the transport key: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("countersign-team-link")
+            .enable_all()
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let connected = Arc::new(AtomicBool::new(false));
+        let (reconnected_tx, reconnected_rx) = tokio::sync::watch::channel(0u64);
+        let flag = connected.clone();
+        let (refusals, _) = tokio::sync::broadcast::channel(16);
+        let refused = refusals.clone();
+        let options = connect_options(&config.jwt, key, &config.device)
+            .require_tls(!is_loopback(&config.url))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| Duration::from_millis((100 * attempts as u64).min(2000)))
+            .event_callback(move |event| {
+                let flag = flag.clone();
+                let reconnected = reconnected_tx.clone();
+                let refused = refused.clone();
+                async move {
+                    match event {
+                        Event::ServerError(e) => {
+                            tracing::warn!(error = %e, "team link: the server refused");
+                            let _ = refused.send(e.to_string());
+                        }
+                        Event::Connected => {
+                            flag.store(true, Ordering::SeqCst);
+                            reconnected.send_modify(|n| *n += 1);
+                        }
+                        Event::Disconnected | Event::Closed => flag.store(false, Ordering::SeqCst),
+                        other => tracing::info!(event = %other, "team link"),
+                    }
+                }
+            });
+        let client = runtime
+            .block_on(options.connect(config.url.as_str()))
+            .map_err(|e| err(format!("could not start the link: {e}")))?;
+        let (tx, rx) = mpsc::channel();
+        let synced = Arc::new(Synced::default());
+        runtime.spawn(watch_loop(client.clone(), tx, reconnected_rx, synced.clone(), config.idle_restart));
+        Ok(TeamLink { runtime, client, updates: Mutex::new(rx), connected, synced, refusals, url: config.url })
+    }
+
+    /// The next entry seen, waiting up to `timeout`. `Err` once the link has stopped.
+    pub fn next(&self, timeout: Duration) -> Result<Option<Update>, PlaneError> {
+        match self.updates.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(timeout) {
+            Ok(u) => Ok(Some(u)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(PlaneError::Server { url: self.url.clone(), message: "the link stopped".into() })
+            }
+        }
+    }
+
+    /// Wait until the link has read the whole bucket at least `rounds` times since it
+    /// started (1: the first read after connecting). False on timeout.
+    pub fn wait_synced(&self, rounds: u64, timeout: Duration) -> bool {
+        let guard = self.synced.rounds.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) =
+            self.synced.bumped.wait_timeout_while(guard, timeout, |n| *n < rounds).unwrap_or_else(|e| e.into_inner());
+        *guard >= rounds
+    }
+
+    /// How many whole reads of the bucket the link has made.
+    pub fn synced_rounds(&self) -> u64 {
+        *self.synced.rounds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Store `value` under `key` in the control bucket; `Ok` once the server has it
+    /// (JetStream's acknowledgement after it stored the message).
+    pub fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, String> {
+        let client = self.client.clone();
+        let subject = format!("$KV.{CONTROL_BUCKET}.{key}");
+        let key = key.to_string();
+        let mut refusals = self.refusals.subscribe();
+        let (tx, rx) = mpsc::channel();
+        self.runtime.spawn(async move {
+            let put = async {
+                let js = async_nats::jetstream::new(client);
+                let kv = js.get_key_value(CONTROL_BUCKET).await.map_err(|e| e.to_string())?;
+                kv.put(key, value.into()).await.map_err(|e| e.to_string())
+            };
+            let refused = async {
+                loop {
+                    match refusals.recv().await {
+                        Ok(e) if e.contains(&subject) => return format!("the server refused: {e}"),
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+                    }
+                }
+            };
+            let result = tokio::select! {
+                r = tokio::time::timeout(Duration::from_secs(5), put) => r,
+                e = refused => Ok(Err(e)),
+            };
+            let _ = tx.send(result);
+        });
+        match rx.recv_timeout(Duration::from_secs(6)) {
+            Ok(Ok(Ok(revision))) => Ok(revision),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) | Err(_) => Err(format!("no answer from {} within 5 s", self.url)),
+        }
+    }
+}
+
+/// Watch the control bucket for as long as the link lives (see the module's notes).
+async fn watch_loop(
+    client: async_nats::Client,
+    tx: mpsc::Sender<Update>,
+    mut reconnected: tokio::sync::watch::Receiver<u64>,
+    synced: Arc<Synced>,
+    idle_restart: Duration,
+) {
+    let js = async_nats::jetstream::new(client);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        reconnected.borrow_and_update();
+        let watch = async {
+            let kv = js.get_key_value(CONTROL_BUCKET).await.map_err(|e| e.to_string())?;
+            let values = kv.status().await.map_err(|e| e.to_string())?.values();
+            let watch = kv.watch_with_history(">").await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((watch, values))
+        };
+        let (mut watch, values) = match watch.await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "team link: cannot watch the control bucket; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    changed = reconnected.changed() => if changed.is_err() { return },
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        // The first read is done at the last entry it holds (`delta == 0`), or at once
+        // on an empty bucket.
+        let mut reading = values > 0;
+        if !reading {
+            synced.bump();
+        }
+        loop {
+            tokio::select! {
+                entry = tokio::time::timeout(idle_restart, watch.next()) => match entry {
+                    Ok(Some(Ok(e))) => {
+                        let value = (e.operation == Operation::Put).then(|| e.value.to_vec());
+                        if tx.send(Update { key: e.key, value }).is_err() {
+                            return;
+                        }
+                        if reading && e.delta == 0 {
+                            reading = false;
+                            synced.bump();
+                        }
+                    }
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!(error = %e, "team link: the watch failed; re-reading the bucket");
+                        break;
+                    }
+                    Ok(None) => {
+                        tracing::warn!("team link: the watch ended; re-reading the bucket");
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::warn!(secs = idle_restart.as_secs(), "team link: nothing arrived; re-reading the bucket");
+                        break;
+                    }
+                },
+                changed = reconnected.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    tracing::info!("team link: reconnected; re-reading the bucket");
+                    break;
+                }
+            }
+        }
+    }
+}

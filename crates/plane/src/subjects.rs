@@ -1,0 +1,103 @@
+//! Names on the team's server, and what each role may publish and subscribe to. The
+//! server enforces these (they are in each device's user JWT); the engine's signature
+//! checks are the second wall.
+
+use serde::{Deserialize, Serialize};
+
+use crate::PlaneError;
+
+/// The key-value bucket of pauses and the lease. One bucket on purpose: a watch of it
+/// that died silently shows up as a stale lease.
+pub const CONTROL_BUCKET: &str = "cs_control";
+/// The stream behind it.
+pub const CONTROL_STREAM: &str = "KV_cs_control";
+
+/// A device's role in the team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A frontline agent's desktop: hears the team, sets nothing for it.
+    Agent,
+    /// A team lead's desktop: sets and clears pauses for the team.
+    Lead,
+    /// The admin's desktop: what a lead may, and (later) publishes packs.
+    Admin,
+    /// The team service: publishes the lease, owns the buckets.
+    Service,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Agent, Role::Lead, Role::Admin, Role::Service];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Lead => "lead",
+            Role::Admin => "admin",
+            Role::Service => "service",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Role, PlaneError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+            .ok_or_else(|| PlaneError::bad(format!("{text:?} is not a team role (agent, lead, admin, service)")))
+    }
+
+    /// The policy role a desktop enrolled with this role works in.
+    pub fn policy_role(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Lead => "team_lead",
+            Role::Admin => "admin",
+            Role::Service => "service",
+        }
+    }
+}
+
+/// A device name: it becomes part of subjects, so letters, digits, `-` and `_` only.
+pub fn check_device_name(name: &str) -> Result<(), PlaneError> {
+    let ok =
+        !name.is_empty() && name.len() <= 48 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(PlaneError::bad(format!(
+            "device name {name:?}: use 1 to 48 letters, digits, '-' or '_' (it becomes part of the device's subjects)"
+        )))
+    }
+}
+
+/// The inbox prefix of a device: replies to it (JetStream's answers) come only there.
+pub fn inbox_prefix(device: &str) -> String {
+    format!("_INBOX_{device}")
+}
+
+/// What a device of `role` may publish and subscribe to.
+pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
+    let s = CONTROL_STREAM;
+    let mut publish = vec![
+        "$JS.API.INFO".to_string(),
+        format!("$JS.API.STREAM.INFO.{s}"),
+        format!("$JS.API.STREAM.MSG.GET.{s}"),
+        format!("$JS.API.DIRECT.GET.{s}"),
+        format!("$JS.API.DIRECT.GET.{s}.>"),
+        format!("$JS.API.CONSUMER.CREATE.{s}"),
+        format!("$JS.API.CONSUMER.CREATE.{s}.>"),
+        format!("$JS.API.CONSUMER.INFO.{s}.>"),
+        format!("$JS.API.CONSUMER.DELETE.{s}.>"),
+        "$JS.FC.>".to_string(),
+    ];
+    match role {
+        Role::Agent => {}
+        Role::Lead | Role::Admin => publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>")),
+        Role::Service => {
+            publish.push(format!("$KV.{CONTROL_BUCKET}.lease"));
+            publish.push(format!("$JS.API.STREAM.CREATE.{s}"));
+            publish.push(format!("$JS.API.STREAM.UPDATE.{s}"));
+        }
+    }
+    let subscribe = vec![format!("{}.>", inbox_prefix(device))];
+    (publish, subscribe)
+}

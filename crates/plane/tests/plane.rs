@@ -1,0 +1,97 @@
+//! The team plane's transport against a real `nats-server` (operator mode, JetStream on,
+//! a random loopback port): enrolment, the permissions each role's JWT carries as the
+//! server enforces them, the watch across a server restart, revocation at once.
+//! The engine's part (which entries count) is tested in `crates/host/tests/team.rs`.
+
+#![allow(clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use countersign_connectors::credentials::Secret;
+use countersign_plane::link::{LinkConfig, TeamLink, Update};
+use countersign_plane::subjects::Role;
+use countersign_test_support::nats::TeamPlane;
+
+fn team(lease_every: Duration) -> TeamPlane {
+    TeamPlane::start("acme", lease_every)
+}
+
+fn link(team: &mut TeamPlane, device: &str, role: Role) -> TeamLink {
+    let key = nkeys::KeyPair::new_user();
+    let enrolled = team.authority.enroll(device, role, &key.public_key()).expect("enroll");
+    TeamLink::start(LinkConfig {
+        url: team.url(),
+        device: device.into(),
+        jwt: enrolled.jwt,
+        seed: Secret::new(key.seed().expect("seed")),
+        idle_restart: Duration::from_secs(20),
+    })
+    .expect("link")
+}
+
+/// Wait for an update of `key` (the newest value), up to `secs`.
+fn seen(link: &TeamLink, key: &str, secs: u64) -> Option<Update> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Some(u) = link.next(Duration::from_millis(100)).expect("link alive")
+            && u.key == key
+        {
+            return Some(u);
+        }
+    }
+    None
+}
+
+#[test]
+fn each_role_may_write_only_its_own_keys_and_a_revoked_device_is_refused_at_once() {
+    let mut team = team(Duration::from_millis(300));
+    let lead = link(&mut team, "lead-1", Role::Lead);
+    let agent = link(&mut team, "agent-1", Role::Agent);
+    assert!(seen(&agent, "lease", 10).is_some(), "the agent hears the lease");
+
+    lead.put("pause.p1", b"{}".to_vec()).expect("a lead writes a pause");
+    let u = seen(&agent, "pause.p1", 10).expect("the agent hears the lead's pause");
+    assert_eq!(u.value.as_deref(), Some(&b"{}"[..]));
+
+    let refused = agent.put("pause.p2", b"{}".to_vec()).expect_err("an agent cannot write a pause");
+    assert!(refused.contains("Permissions Violation"), "{refused}");
+    for (who, link) in [("an agent", &agent), ("a lead", &lead)] {
+        let e = link.put("lease", b"{}".to_vec()).expect_err("only the service writes the lease");
+        assert!(e.contains("Permissions Violation"), "{who}: {e}");
+    }
+
+    team.authority.revoke("agent-1").expect("revoke");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent.connected() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!agent.connected(), "the revoked device was dropped");
+    assert!(agent.put("pause.p4", b"{}".to_vec()).is_err(), "and cannot publish");
+    // And the lead keeps working.
+    lead.put("pause.p3", b"{}".to_vec()).expect("the lead is unaffected");
+}
+
+#[test]
+fn the_watch_comes_back_after_a_server_restart_and_pauses_set_afterwards_arrive() {
+    let mut team = team(Duration::from_millis(300));
+    let lead = link(&mut team, "lead-1", Role::Lead);
+    let agents: Vec<TeamLink> = (0..3).map(|i| link(&mut team, &format!("agent-{i}"), Role::Agent)).collect();
+    for a in &agents {
+        assert!(seen(a, "lease", 10).is_some());
+    }
+    team.server.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    team.server.restart();
+    // Set after the restart: every agent must still hear it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match lead.put("pause.after", b"{\"n\":1}".to_vec()) {
+            Ok(_) => break,
+            Err(e) => assert!(Instant::now() < deadline, "the lead could not publish after the restart: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (i, a) in agents.iter().enumerate() {
+        assert!(seen(a, "pause.after", 15).is_some(), "agent {i} heard the pause set after the restart");
+    }
+}
