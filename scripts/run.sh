@@ -4,6 +4,11 @@
 # arguments, it runs the command line instead: `bash scripts/run.sh log verify`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# `run.sh team`: a team on this machine (a NATS server, the team service, an agent's and a
+# lead's desktop enrolled in it): scripts/team-demo.sh.
+if [ $# -eq 1 ] && [ "$1" = team ]; then
+  exec bash scripts/team-demo.sh
+fi
 scripts/setup.sh
 target="${CARGO_TARGET_DIR:-target}"
 if [ $# -eq 0 ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then

@@ -11,6 +11,8 @@ use serde_json::Value;
 mod admin;
 #[path = "cli/browser.rs"]
 mod browser;
+#[path = "cli/team.rs"]
+mod team;
 
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 
