@@ -30,6 +30,8 @@ command_list! {
     pause_set,
     pause_clear,
     team_status,
+    team_queue,
+    team_answer,
     credentials_list,
     credential_set,
     credential_delete,

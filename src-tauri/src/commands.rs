@@ -15,8 +15,8 @@ use countersign_engine::intake::Pasted;
 
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, EventView, ExportView, InboxChanged, InboxItem,
-    LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport, TeamStatus,
-    Verdict, VerifyView,
+    LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport,
+    TeamRequestView, TeamStatus, Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
 use crate::state::Shell;
@@ -257,6 +257,18 @@ pub fn pause_clear(shell: State<'_, Shell>, id: String, reason: String) -> Res<(
 #[tauri::command(async)]
 pub fn team_status(shell: State<'_, Shell>) -> Res<Option<TeamStatus>> {
     plain_thread(|| Ok(shell.get()?.engine.team_status()))
+}
+
+/// The team's supervisor steps no lead has answered yet (a lead's queue; empty when solo).
+#[tauri::command(async)]
+pub fn team_queue(shell: State<'_, Shell>) -> Res<Vec<TeamRequestView>> {
+    plain_thread(|| Ok(shell.get()?.engine.team_queue_views()))
+}
+
+/// Answer a request of the team's queue as this desk's lead: a grant signed here.
+#[tauri::command(async)]
+pub fn team_answer(shell: State<'_, Shell>, request_id: String, verdict: Verdict, reason: String) -> Res<()> {
+    plain_thread(|| Ok(shell.get()?.engine.team_answer(&request_id, verdict.into(), &reason).map(|_| ())?))
 }
 
 /// Names of the credentials in the OS keyring; a keyring that cannot be reached is reported

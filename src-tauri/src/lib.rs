@@ -113,9 +113,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         let team_handle = handle.clone();
                         let _ = std::thread::Builder::new().name("team-link".into()).spawn(move || {
                             if let Ok(state) = team_handle.state::<Shell>().get() {
-                                static RUNNING: std::sync::atomic::AtomicBool =
-                                    std::sync::atomic::AtomicBool::new(false);
-                                countersign_host::team::pump(&state.engine, &link, &RUNNING);
+                                // Runs as long as the app does.
+                                static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+                                let lead = state.engine.team_status().is_some_and(|s| s.role != "agent");
+                                countersign_host::team::pump(&state.engine, &link, &NEVER, &|outcome| {
+                                    if lead && *outcome == countersign_engine::team::EntryOutcome::Request {
+                                        live::notify(
+                                            &team_handle,
+                                            "Countersign: a step waits for a lead",
+                                            "A supervisor step of the team waits in your queue (Team lead screen).",
+                                        );
+                                    }
+                                });
                             }
                         });
                     }

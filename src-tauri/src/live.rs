@@ -64,11 +64,16 @@ pub fn announce<R: tauri::Runtime>(app: &tauri::AppHandle<R>, changed: &InboxCha
     use tauri::Manager;
     app.state::<Watcher>().send(changed);
     if let Some(body) = changed.notification() {
-        match app.notification().builder().title("Countersign: new in the inbox").body(&body).show() {
-            // Handed to the desktop's notification service; the plugin reports no answer.
-            Ok(()) => tracing::info!(%body, "notification handed to the desktop"),
-            Err(e) => tracing::warn!(error = %e, %body, "the desktop notification could not be shown"),
-        }
+        notify(app, "Countersign: new in the inbox", &body);
+    }
+}
+
+/// A desktop notification; one that cannot be shown is logged and changes nothing else.
+pub fn notify<R: tauri::Runtime>(app: &tauri::AppHandle<R>, title: &str, body: &str) {
+    match app.notification().builder().title(title).body(body).show() {
+        // Handed to the desktop's notification service; the plugin reports no answer.
+        Ok(()) => tracing::info!(%body, "notification handed to the desktop"),
+        Err(e) => tracing::warn!(error = %e, %body, "the desktop notification could not be shown"),
     }
 }
 

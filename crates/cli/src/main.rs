@@ -179,13 +179,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Run `f` while the team's entries keep reaching the engine (a pause a lead sets while
-/// steps run stops the next one); with no team, just run it.
+/// steps run stops the next one), then put what waits for a lead on the team's queue;
+/// with no team, just run it.
 fn with_team<T>(opened: &countersign_host::Opened, f: impl FnOnce() -> T) -> T {
     let Some(link) = &opened.team else { return f() };
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| countersign_host::team::pump(&opened.engine, link, &stop));
+        s.spawn(|| countersign_host::team::pump(&opened.engine, link, &stop, &|_| ()));
         let result = f();
+        // What now waits for a lead goes to the team's queue before this command ends.
+        if let Err(e) = opened.engine.team_publish_requests() {
+            eprintln!(
+                "countersign: the team did not get this desk's supervisor steps ({e}); the app or the next run sends them"
+            );
+        }
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         result
     })

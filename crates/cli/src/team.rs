@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use countersign_core::evidence::Verdict;
 use countersign_engine::credentials;
 use countersign_plane::authority::{Authority, InitOptions, device_transport_key, new_device_transport_key};
 use countersign_plane::subjects::Role;
@@ -91,6 +92,19 @@ pub enum TeamCmd {
     },
     /// Where this desktop stands with its team: connected, current (a fresh lease) or cut off.
     Status,
+    /// The team's supervisor steps waiting for a lead (a lead's queue).
+    Queue,
+    /// Answer a request of the queue as this desk's lead (a grant signed with this desk's
+    /// key; the first answer wins).
+    Answer {
+        request_id: String,
+        #[arg(long, conflicts_with = "reject", required_unless_present = "reject")]
+        approve: bool,
+        #[arg(long)]
+        reject: bool,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 fn write_enrollment(
@@ -173,6 +187,37 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
                     let state = d.revoked_at.map_or("live".to_string(), |t| format!("revoked {t}"));
                     println!("{:<20} {:<8} {}  {state}", d.name, d.role.as_str(), d.key);
                 }
+            })
+        }
+        TeamCmd::Queue => {
+            let opened = crate::open(cli)?;
+            out(cli.json, &opened.engine.team_queue_views(), |queue| {
+                if queue.is_empty() {
+                    println!("no step of the team waits for a lead");
+                }
+                for r in queue {
+                    println!(
+                        "{}  {} {} on {} (case {}, by {})",
+                        r.request_id,
+                        r.action,
+                        r.params.join(", "),
+                        r.device,
+                        r.case_id,
+                        r.requested_by
+                    );
+                    println!("    {}", r.context);
+                    for why in &r.reasons {
+                        println!("    - {why}");
+                    }
+                }
+            })
+        }
+        TeamCmd::Answer { request_id, approve, reject: _, reason } => {
+            let opened = crate::open(cli)?;
+            let verdict = if *approve { Verdict::Approved } else { Verdict::Rejected };
+            opened.engine.team_answer(request_id, verdict, reason)?;
+            out(cli.json, &serde_json::json!({"answered": request_id, "approved": approve}), |_| {
+                println!("answered {request_id}: {}", if *approve { "approved" } else { "rejected" });
             })
         }
         TeamCmd::Status => {

@@ -143,6 +143,10 @@ pub enum Event {
         verdict: Verdict,
         by: Operator,
         reason: String,
+        /// A lead's signed grant from their own desk over the team plane (instead of a
+        /// passphrase typed at this seat).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<crate::team::SignedEntry>,
     },
     /// Someone claimed to be a roster member at this seat and could not prove it
     /// (the passphrase is never recorded).
@@ -317,6 +321,12 @@ pub enum Event {
         device_key: String,
         signature: String,
     },
+    /// A lead answered an agent desk's supervisor step from this desk: the request as
+    /// this lead saw it, and the grant they signed.
+    TeamGrantSigned {
+        request: Box<crate::team::ApprovalRequest>,
+        grant: crate::team::SignedEntry,
+    },
 }
 
 impl Event {
@@ -348,6 +358,7 @@ impl Event {
             Event::DataMoved { .. } => "data_moved",
             Event::ExportMade { .. } => "export_made",
             Event::Checkpoint { .. } => "checkpoint",
+            Event::TeamGrantSigned { .. } => "team_grant_signed",
         }
     }
 

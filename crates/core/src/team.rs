@@ -70,3 +70,51 @@ pub struct CutOff {
     pub last_lease: Option<Timestamp>,
     pub reason: String,
 }
+
+/// A supervisor step waiting on an agent's desk, put on the team plane for the leads: what
+/// a lead needs to decide it from their own desk. Not signed: a lead's grant binds to the
+/// step's digest, plan and policy, which the agent's desk checks against its own record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    pub team: String,
+    /// The desk whose step it is.
+    pub device: String,
+    pub request_id: String,
+    pub case_id: String,
+    pub plan_id: String,
+    pub step_id: String,
+    pub action: String,
+    pub step_digest: String,
+    pub policy_hash: String,
+    /// The step's parameters (values only).
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Why it needs a lead (the decision's reasons, most restrictive first).
+    pub reasons: Vec<String>,
+    /// The case in brief: where the customer wrote, and their latest words (trimmed).
+    pub context: String,
+    /// Who sits at the desk.
+    pub requested_by: String,
+    pub requested_at: Timestamp,
+}
+
+/// A lead's answer to an [`ApprovalRequest`], signed with the lead's device key over the
+/// step digest, plan, policy (the pack's hash), expiry and a nonce. The agent's desk uses
+/// it once, for that step only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    pub team: String,
+    pub device: String,
+    pub request_id: String,
+    pub plan_id: String,
+    pub step_id: String,
+    pub step_digest: String,
+    pub policy_hash: String,
+    pub verdict: crate::evidence::Verdict,
+    pub reason: String,
+    /// The lead (a roster id).
+    pub by: String,
+    pub expires_at: Timestamp,
+    pub nonce: String,
+}

@@ -116,16 +116,16 @@ pub fn idempotency_key(case_id: &str, step_digest: &str, attempt: u32) -> String
     format!("cs-{}", &hex::encode(h.finalize())[..40])
 }
 
-fn params_of(step: &Step) -> Map<String, Value> {
+pub(crate) fn params_of(step: &Step) -> Map<String, Value> {
     step.params.iter().map(|(k, p)| (k.clone(), p.value.clone())).collect()
 }
 
 /// What the evidence log holds about a queued step: its case and plan, the decision on
 /// it, and the latest approval of it (digest and time).
-struct Recorded {
-    case: Case,
-    plan: Plan,
-    decided: Option<StepDecision>,
+pub(crate) struct Recorded {
+    pub(crate) case: Case,
+    pub(crate) plan: Plan,
+    pub(crate) decided: Option<StepDecision>,
     approval: Option<(String, Timestamp)>,
 }
 
@@ -188,7 +188,7 @@ impl Engine {
     }
 
     /// The case, plan, decision and approval recorded for a step (from the evidence log).
-    fn recorded(&self, record: &StepRecord) -> Result<Recorded, EngineError> {
+    pub(crate) fn recorded(&self, record: &StepRecord) -> Result<Recorded, EngineError> {
         let events = self.log_case(&record.case_id)?;
         let mut case = None;
         let mut plan = None;
@@ -700,6 +700,7 @@ impl Engine {
                 verdict: Verdict::Rejected,
                 by: self.operator.clone(),
                 reason: reason.to_string(),
+                grant: None,
             },
         )
     }

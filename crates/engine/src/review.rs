@@ -61,7 +61,7 @@ impl Engine {
         reason: &str,
     ) -> Result<StepRecord, EngineError> {
         let record = self.waiting_step(plan_id, step_id)?;
-        self.review_by(record, verdict, reason, &self.operator.clone(), false)
+        self.review_by(record, verdict, reason, &self.operator.clone(), Proven::No)
     }
 
     /// Countersign or reject as a person on the workspace roster, who proves it with
@@ -78,10 +78,10 @@ impl Engine {
     ) -> Result<StepRecord, EngineError> {
         let record = self.waiting_step(plan_id, step_id)?;
         let who = self.prove(&Proving::step(&record), proof)?;
-        self.review_by(record, verdict, reason, &who, true)
+        self.review_by(record, verdict, reason, &who, Proven::Passphrase)
     }
 
-    fn waiting_step(&self, plan_id: &str, step_id: &str) -> Result<StepRecord, EngineError> {
+    pub(crate) fn waiting_step(&self, plan_id: &str, step_id: &str) -> Result<StepRecord, EngineError> {
         let record = self
             .store
             .step(plan_id, step_id)?
@@ -151,14 +151,18 @@ impl Engine {
         }
     }
 
-    fn review_by(
+    pub(crate) fn review_by(
         &self,
         record: StepRecord,
         verdict: Verdict,
         reason: &str,
         who: &Operator,
-        proven: bool,
+        proven: Proven,
     ) -> Result<StepRecord, EngineError> {
+        let grant = match &proven {
+            Proven::Grant(entry) => Some(entry.clone()),
+            Proven::No | Proven::Passphrase => None,
+        };
         let now = self.clock.now();
         let (plan_id, step_id) = (record.plan_id.clone(), record.step_id.clone());
         if record.policy_hash != self.policy.hash {
@@ -176,6 +180,7 @@ impl Engine {
                     verdict: Verdict::Rejected,
                     by: who.clone(),
                     reason: "invalidated: decided under another policy version; decide the plan again".into(),
+                    grant: grant.clone(),
                 },
                 None,
             )?;
@@ -197,7 +202,10 @@ impl Engine {
                 ),
             });
         }
-        if verdict == Verdict::Approved && record.decision == Outcome::Supervisor.as_str() && !proven {
+        if verdict == Verdict::Approved
+            && record.decision == Outcome::Supervisor.as_str()
+            && matches!(proven, Proven::No)
+        {
             return Err(EngineError::NotPermitted {
                 message: format!(
                     "a supervisor step is countersigned by someone on the workspace roster, who proves it with                      their passphrase (`review approve {plan_id} {step_id} --as LEAD_ID`); a role given on the \
@@ -233,6 +241,7 @@ impl Engine {
                 verdict,
                 by: who.clone(),
                 reason: reason.to_string(),
+                grant,
             },
             None,
         )?;
@@ -280,4 +289,15 @@ impl Engine {
         })?;
         Ok(())
     }
+}
+
+/// How the person countersigning proved who they are.
+#[derive(Debug, Clone)]
+pub(crate) enum Proven {
+    /// Not at all: the seat's own operator.
+    No,
+    /// Their passphrase, typed at this seat.
+    Passphrase,
+    /// Their grant, signed at their own desk and checked here (see `team.rs`).
+    Grant(countersign_core::team::SignedEntry),
 }

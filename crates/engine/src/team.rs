@@ -15,12 +15,14 @@
 //! last good one) the desktop cannot know it has seen every pause, so decisions take
 //! the policy's `[cut_off]` floors ([`countersign_core::team::CutOff`]).
 
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use countersign_core::evidence::{Event, Verdict};
 use countersign_core::model::Pause;
-use countersign_core::team::{CutOff, Lease, SignedEntry, TeamPause, TeamPauseState};
+use countersign_core::team::{ApprovalRequest, CutOff, Grant, Lease, SignedEntry, TeamPause, TeamPauseState};
 use countersign_trust::keys::{PublicKey, SecretKey};
-use countersign_trust::team::{self as signing, LEASE_DOMAIN, PAUSE_DOMAIN};
+use countersign_trust::team::{self as signing, GRANT_DOMAIN, LEASE_DOMAIN, PAUSE_DOMAIN};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
@@ -31,11 +33,21 @@ pub const LEASE_KEY: &str = "lease";
 /// The prefix of a pause's key in the team's control bucket (`pause.<id>`).
 pub const PAUSE_KEY_PREFIX: &str = "pause.";
 
+/// The prefix of a supervisor step's request (`request.<device>.<id>`).
+pub const REQUEST_KEY_PREFIX: &str = "request.";
+/// The prefix of a lead's answer to it (`answer.<device>.<id>`).
+pub const ANSWER_KEY_PREFIX: &str = "answer.";
+/// How long a lead's grant may wait to be taken up by the agent's desk.
+const GRANT_VALID: SignedDuration = SignedDuration::from_mins(15);
+
 /// How the engine publishes to its team (implemented over NATS by `countersign-plane`).
 pub trait TeamPort: Send + Sync + std::fmt::Debug {
-    /// Store `entry` under `key` in the team's control bucket; `Ok` once the server has
+    /// Store `value` under `key` in the team's control bucket; `Ok` once the server has
     /// it. Refused when this desktop's credentials may not write there.
-    fn put(&self, key: &str, entry: &SignedEntry) -> Result<(), String>;
+    fn put(&self, key: &str, value: Vec<u8>) -> Result<(), String>;
+    /// Store `value` under `key` only if the key holds nothing yet: `Ok(false)` when it
+    /// does (another lead answered first).
+    fn create(&self, key: &str, value: Vec<u8>) -> Result<bool, String>;
     /// Is the link up right now (for the status line; freshness is the lease's)?
     fn connected(&self) -> bool;
 }
@@ -60,6 +72,12 @@ pub(crate) struct Team {
     port: Arc<dyn TeamPort>,
     /// The newest good lease and when this engine saw it.
     lease: Mutex<Option<(Lease, Timestamp)>>,
+    /// Supervisor steps waiting on the team's desks, by request id, and which of them
+    /// some lead has answered (a lead's queue).
+    requests: Mutex<BTreeMap<String, ApprovalRequest>>,
+    answered: Mutex<BTreeSet<String>>,
+    /// This desk's requests already on the plane.
+    published: Mutex<BTreeSet<String>>,
 }
 
 /// What became of an entry the link delivered.
@@ -72,6 +90,12 @@ pub enum EntryOutcome {
     PauseSet { id: String },
     /// A pause newly cleared here (recorded).
     PauseCleared { id: String },
+    /// A supervisor step of the team waiting for a lead (kept for the leads' queue).
+    Request,
+    /// A lead's grant, taken up here: the step is countersigned (or rejected).
+    Granted { plan_id: String, step_id: String },
+    /// A lead's answer to another desk's request (it leaves the queue).
+    Answered,
     /// Already known: nothing to record.
     Known,
     /// Not accepted, and why (logged; nothing changes).
@@ -108,7 +132,14 @@ impl Engine {
             });
         }
         self.operator.role = settings.role.clone();
-        self.team = Some(Team { settings, port, lease: Mutex::new(None) });
+        self.team = Some(Team {
+            settings,
+            port,
+            lease: Mutex::new(None),
+            requests: Mutex::default(),
+            answered: Mutex::default(),
+            published: Mutex::default(),
+        });
         Ok(())
     }
 
@@ -174,6 +205,16 @@ impl Engine {
             Ok(EntryOutcome::Refused { reason })
         };
         let Some(value) = value else { return Ok(EntryOutcome::Known) };
+        if let Some(rest) = key.strip_prefix(REQUEST_KEY_PREFIX) {
+            return Ok(match serde_json::from_slice::<ApprovalRequest>(value) {
+                Ok(r) if r.team == team.settings.team && rest == format!("{}.{}", r.device, r.request_id) => {
+                    lock(&team.requests).insert(r.request_id.clone(), r);
+                    EntryOutcome::Request
+                }
+                Ok(_) => EntryOutcome::Refused { reason: format!("request {rest}: names another team or key") },
+                Err(e) => EntryOutcome::Refused { reason: format!("request {rest}: {e}") },
+            });
+        }
         let entry: SignedEntry = match serde_json::from_slice(value) {
             Ok(e) => e,
             Err(e) => return refused(format!("not a signed entry: {e}")),
@@ -194,6 +235,9 @@ impl Engine {
             let seq = lease.seq;
             *last = Some((lease, self.clock.now()));
             return Ok(EntryOutcome::Lease { seq });
+        }
+        if let Some(rest) = key.strip_prefix(ANSWER_KEY_PREFIX) {
+            return self.team_answer_seen(team, rest, entry);
         }
         let Some(id) = key.strip_prefix(PAUSE_KEY_PREFIX) else {
             return refused(format!("unknown key {key:?}"));
@@ -307,7 +351,9 @@ impl Engine {
     }
 
     fn publish(&self, team: &Team, key: &str, entry: &SignedEntry) -> Result<(), EngineError> {
-        team.port.put(key, entry).map_err(|message| EngineError::TeamUnreachable {
+        let bytes = serde_json::to_vec(entry)
+            .map_err(|e| EngineError::Config { message: format!("serialising a team entry: {e}") })?;
+        team.port.put(key, bytes).map_err(|message| EngineError::TeamUnreachable {
             message: format!("team {:?}: {message}", team.settings.team),
         })
     }
@@ -321,8 +367,262 @@ impl Engine {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A request's id: the desk, the plan, the step and its digest, hashed (key-safe).
+fn request_id(device: &str, plan_id: &str, step_id: &str, digest: &str) -> String {
+    let mut text = String::new();
+    for part in [device, plan_id, step_id, digest] {
+        text.push_str(part);
+        text.push('\n');
+    }
+    hex::encode(&countersign_trust::keys::sha256(text.as_bytes())[..12])
+}
+
 /// A pause's id for the team: unique across desktops (who set it and when).
 pub(crate) fn team_pause_id(operator: &str, at: Timestamp) -> String {
     let who: String = operator.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
     format!("pause-{}-{who}", at.as_millisecond())
+}
+
+/// A supervisor step waiting on one of the team's desks, as a lead's queue shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct TeamRequestView {
+    pub request_id: String,
+    pub device: String,
+    pub case_id: String,
+    pub plan_id: String,
+    pub step_id: String,
+    pub action: String,
+    /// The step's parameters, `name: value` each.
+    pub params: Vec<String>,
+    pub reasons: Vec<String>,
+    pub context: String,
+    pub requested_by: String,
+    pub requested_at: String,
+}
+
+impl From<ApprovalRequest> for TeamRequestView {
+    fn from(r: ApprovalRequest) -> TeamRequestView {
+        TeamRequestView {
+            params: r
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect(),
+            request_id: r.request_id,
+            device: r.device,
+            case_id: r.case_id,
+            plan_id: r.plan_id,
+            step_id: r.step_id,
+            action: r.action,
+            reasons: r.reasons,
+            context: r.context,
+            requested_by: r.requested_by,
+            requested_at: r.requested_at.to_string(),
+        }
+    }
+}
+
+/// Supervisor steps across the team: requests out, grants in.
+impl Engine {
+    /// [`Engine::team_queue`] as views.
+    pub fn team_queue_views(&self) -> Vec<TeamRequestView> {
+        self.team_queue().into_iter().map(TeamRequestView::from).collect()
+    }
+
+    /// Put this desk's supervisor steps that wait for a lead on the team plane (each
+    /// once; again after a restart, which is harmless: same key, same request). A face
+    /// calls it as it pumps the link. Returns how many went out now.
+    pub fn team_publish_requests(&self) -> Result<usize, EngineError> {
+        let Some(team) = &self.team else { return Ok(0) };
+        let mut sent = 0;
+        for record in self.review_queue()? {
+            if record.decision != countersign_core::policy::Outcome::Supervisor.as_str() {
+                continue;
+            }
+            let device = &team.settings.device;
+            let rid = request_id(device, &record.plan_id, &record.step_id, &record.step_digest);
+            if lock(&team.published).contains(&rid) {
+                continue;
+            }
+            let recorded = self.recorded(&record)?;
+            let step = recorded.plan.steps.iter().find(|s| s.id == record.step_id);
+            let params = step.map(crate::execute::params_of).unwrap_or_default();
+            let reasons = recorded.decided.map(|d| d.reasons.into_iter().map(|r| r.text).collect()).unwrap_or_default();
+            let case = &recorded.case;
+            let said = case.messages.iter().rev().find(|m| m.from == countersign_core::model::Sender::Customer);
+            let words: String = said.map(|m| m.text.chars().take(400).collect()).unwrap_or_default();
+            let request = ApprovalRequest {
+                team: team.settings.team.clone(),
+                device: device.clone(),
+                request_id: rid.clone(),
+                case_id: record.case_id.clone(),
+                plan_id: record.plan_id.clone(),
+                step_id: record.step_id.clone(),
+                action: record.action.clone(),
+                step_digest: record.step_digest.clone(),
+                policy_hash: record.policy_hash.clone(),
+                params,
+                reasons,
+                context: format!("{} · {} · {}: \"{words}\"", case.channel.as_str(), case.tenant, case.store),
+                requested_by: self.operator.id.clone(),
+                requested_at: self.clock.now(),
+            };
+            let bytes = serde_json::to_vec(&request)
+                .map_err(|e| EngineError::Config { message: format!("serialising a request: {e}") })?;
+            team.port
+                .put(&format!("{REQUEST_KEY_PREFIX}{device}.{rid}"), bytes)
+                .map_err(|message| EngineError::TeamUnreachable { message })?;
+            lock(&team.published).insert(rid);
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// The team's supervisor steps no lead has answered yet (a lead's queue), oldest first.
+    pub fn team_queue(&self) -> Vec<ApprovalRequest> {
+        let Some(team) = &self.team else { return Vec::new() };
+        let answered = lock(&team.answered).clone();
+        let mut queue: Vec<ApprovalRequest> =
+            lock(&team.requests).values().filter(|r| !answered.contains(&r.request_id)).cloned().collect();
+        queue.sort_by_key(|r| r.requested_at);
+        queue
+    }
+
+    /// Answer a request from the queue as this desk's lead: a grant signed with this
+    /// desk's key, put on the plane only if no lead answered first, and recorded here.
+    pub fn team_answer(&self, request_id: &str, verdict: Verdict, reason: &str) -> Result<SignedEntry, EngineError> {
+        let team = self.team.as_ref().ok_or_else(|| EngineError::Config { message: "not in a team".into() })?;
+        self.check_team_signer(team)?;
+        if verdict == Verdict::Rejected && reason.trim().is_empty() {
+            return Err(EngineError::BadInput { message: "a rejection needs a reason".into() });
+        }
+        let request = lock(&team.requests)
+            .get(request_id)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound { message: format!("no request {request_id} in the team's queue") })?;
+        let grant = Grant {
+            team: team.settings.team.clone(),
+            device: request.device.clone(),
+            request_id: request.request_id.clone(),
+            plan_id: request.plan_id.clone(),
+            step_id: request.step_id.clone(),
+            step_digest: request.step_digest.clone(),
+            policy_hash: request.policy_hash.clone(),
+            verdict,
+            reason: reason.to_string(),
+            by: self.operator.id.clone(),
+            expires_at: self.clock.now() + GRANT_VALID,
+            nonce: signing::nonce()?,
+        };
+        let entry = signing::sign(GRANT_DOMAIN, &grant, &team.settings.signer)?;
+        let bytes = serde_json::to_vec(&entry)
+            .map_err(|e| EngineError::Config { message: format!("serialising a grant: {e}") })?;
+        let key = format!("{ANSWER_KEY_PREFIX}{}.{}", request.device, request.request_id);
+        let created = team.port.create(&key, bytes).map_err(|message| EngineError::TeamUnreachable { message })?;
+        if !created {
+            lock(&team.answered).insert(request.request_id.clone());
+            return Err(EngineError::Conflict {
+                message: format!("another lead answered {} of plan {} first", request.step_id, request.plan_id),
+            });
+        }
+        lock(&team.answered).insert(request.request_id.clone());
+        let case_id = request.case_id.clone();
+        self.append(
+            Some(&case_id),
+            &self.operator.id.clone(),
+            Event::TeamGrantSigned { request: Box::new(request), grant: entry.clone() },
+        )?;
+        Ok(entry)
+    }
+
+    /// A lead's answer as the plane delivered it (`rest`: `<device>.<request id>`): for
+    /// another desk it only leaves the queue; for this desk it is checked and, if it
+    /// holds, countersigns (or rejects) the waiting step, once.
+    fn team_answer_seen(&self, team: &Team, rest: &str, entry: SignedEntry) -> Result<EntryOutcome, EngineError> {
+        let (device, rid) = rest.split_once('.').unwrap_or((rest, ""));
+        lock(&team.answered).insert(rid.to_string());
+        if device != team.settings.device {
+            return Ok(EntryOutcome::Answered);
+        }
+        let signers: Vec<PublicKey> = self
+            .workspace
+            .roster
+            .iter()
+            .filter(|e| self.policy.supervisor_roles.contains(&e.role))
+            .filter_map(|e| PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok())
+            .collect();
+        let opened = signing::open::<Grant>(GRANT_DOMAIN, &entry, &signers);
+        let (signer, grant) = match opened {
+            Ok((k, g)) => (k.label.clone(), g),
+            Err(e) => return self.refuse_grant(None, &entry, &format!("{e}")),
+        };
+        let refuse = |why: String| self.refuse_grant(Some(&grant), &entry, &why);
+        if signer != grant.by {
+            return refuse(format!("signed by {signer}'s key but made out by {}", grant.by));
+        }
+        if grant.team != team.settings.team || grant.device != team.settings.device || grant.request_id != rid {
+            return refuse("made out for another team, desk or request".into());
+        }
+        let used = self.events(&countersign_store::EventFilter {
+            kind: Some("review_decided".into()),
+            text: Some(grant.nonce.clone()),
+            ..countersign_store::EventFilter::default()
+        })?;
+        if !used.is_empty() {
+            return refuse("replayed: this grant was used already".into());
+        }
+        if self.clock.now() > grant.expires_at {
+            return refuse(format!("expired at {}", grant.expires_at));
+        }
+        let record = match self.store.step(&grant.plan_id, &grant.step_id)? {
+            Some(r) if r.state == countersign_store::StepState::Waiting => r,
+            Some(r) => {
+                return refuse(format!(
+                    "step {} of plan {} is {}, not waiting",
+                    r.step_id,
+                    r.plan_id,
+                    r.state.as_str()
+                ));
+            }
+            None => return refuse(format!("no step {} in plan {}", grant.step_id, grant.plan_id)),
+        };
+        if grant.step_digest != record.step_digest {
+            return refuse("for another step (its digest differs from the waiting step's)".into());
+        }
+        if grant.policy_hash != record.policy_hash || grant.policy_hash != self.policy.hash {
+            return refuse(format!(
+                "for another policy pack ({}, this desk runs {})",
+                grant.policy_hash, self.policy.hash
+            ));
+        }
+        let role = self.workspace.roster.iter().find(|e| e.id == grant.by).map(|e| e.role.clone()).unwrap_or_default();
+        let who = countersign_core::model::Operator { id: grant.by.clone(), role };
+        let (plan_id, step_id) = (record.plan_id.clone(), record.step_id.clone());
+        self.review_by(record, grant.verdict, &grant.reason, &who, crate::review::Proven::Grant(entry))?;
+        Ok(EntryOutcome::Granted { plan_id, step_id })
+    }
+
+    /// A grant that does not hold: recorded (who it claimed to be from, why), never used.
+    fn refuse_grant(&self, grant: Option<&Grant>, entry: &SignedEntry, why: &str) -> Result<EntryOutcome, EngineError> {
+        let reason = format!("team grant refused: {why}");
+        tracing::warn!(%reason, key = %entry.key, "team grant");
+        if let Some(g) = grant {
+            let event = Event::ReviewRefused {
+                plan_id: g.plan_id.clone(),
+                step_id: g.step_id.clone(),
+                step_digest: g.step_digest.clone(),
+                claimed_id: g.by.clone(),
+                seat: self.operator.clone(),
+                reason: reason.clone(),
+            };
+            let case_id = self.store.step(&g.plan_id, &g.step_id)?.map(|r| r.case_id);
+            self.append(case_id.as_deref(), &self.operator.id.clone(), event)?;
+        }
+        Ok(EntryOutcome::Refused { reason })
+    }
 }

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use countersign_connectors::credentials::KeyringStore;
-use countersign_core::team::SignedEntry;
-use countersign_engine::team::{TeamPort, TeamSettings};
+use countersign_engine::team::{EntryOutcome, TeamPort, TeamSettings};
 use countersign_engine::{Engine, EngineError};
 use countersign_plane::authority::{Enrollment, device_transport_key};
 use countersign_plane::link::{LinkConfig, TeamLink};
@@ -25,9 +24,12 @@ pub const ENROLLMENT_FILE: &str = "team.toml";
 struct Port(Arc<TeamLink>);
 
 impl TeamPort for Port {
-    fn put(&self, key: &str, entry: &SignedEntry) -> Result<(), String> {
-        let bytes = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
-        self.0.put(key, bytes).map(|_| ())
+    fn put(&self, key: &str, value: Vec<u8>) -> Result<(), String> {
+        self.0.put(key, value).map(|_| ())
+    }
+
+    fn create(&self, key: &str, value: Vec<u8>) -> Result<bool, String> {
+        self.0.create(key, value).map(|r| r.is_some())
     }
 
     fn connected(&self) -> bool {
@@ -134,26 +136,45 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
     let synced = link.wait_synced(1, wait);
     // Everything of that read is queued by now; take it in.
     while let Ok(Some(update)) = link.next(Duration::from_millis(50)) {
-        apply(engine, &update);
+        let _ = apply(engine, &update);
     }
     synced
 }
 
-/// Feed the engine every entry the link sees until `stop` is set (a thread of its own).
-pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
+/// Feed the engine every entry the link sees, and put this desk's supervisor steps on
+/// the plane for the leads, until `stop` is set (a thread of its own).
+/// `seen` hears what became of each entry (the app notifies a lead of a new request).
+pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
+    let mut last_sent = std::time::Instant::now() - Duration::from_secs(1);
     while !stop.load(Ordering::SeqCst) {
-        match link.next(Duration::from_millis(200)) {
-            Ok(Some(update)) => apply(engine, &update),
+        match link.next(Duration::from_millis(100)) {
+            Ok(Some(update)) => {
+                if let Some(outcome) = apply(engine, &update) {
+                    seen(&outcome);
+                }
+            }
             Ok(None) => {}
             Err(_) => return,
+        }
+        if last_sent.elapsed() >= Duration::from_millis(250) {
+            last_sent = std::time::Instant::now();
+            if let Err(e) = engine.team_publish_requests() {
+                tracing::warn!(error = %e, "supervisor steps could not be put on the team plane; trying again");
+            }
         }
     }
 }
 
-fn apply(engine: &Engine, update: &countersign_plane::link::Update) {
+fn apply(engine: &Engine, update: &countersign_plane::link::Update) -> Option<EntryOutcome> {
     match engine.team_entry(&update.key, update.value.as_deref()) {
-        Ok(outcome) => tracing::debug!(key = %update.key, ?outcome, "team entry"),
-        Err(e) => tracing::warn!(key = %update.key, error = %e, "a team entry could not be taken in"),
+        Ok(outcome) => {
+            tracing::debug!(key = %update.key, ?outcome, "team entry");
+            Some(outcome)
+        }
+        Err(e) => {
+            tracing::warn!(key = %update.key, error = %e, "a team entry could not be taken in");
+            None
+        }
     }
 }
 

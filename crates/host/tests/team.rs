@@ -129,8 +129,9 @@ fn desk(team: &mut Team, device: &str, role: Role, operator: (&str, &str), clock
     .unwrap();
     let link = countersign_host::team::connect_with(&mut engine, &enrolled, Some(&team.plane.url()), &keys).unwrap();
     assert!(countersign_host::team::catch_up(&engine, &link, Duration::from_secs(10)), "{device} read the bucket");
-    // The agent called the customer of the demo's refund case back.
+    // The agent called the customers of the demo's refund and password cases back.
     engine.record_identity_check("demo-02", "ava_moore_2033", "called back on the number on file").unwrap();
+    engine.record_identity_check("demo-25", "harper_ahmed_5055", "called back on the number on file").unwrap();
     Desk { engine, link, _data: data }
 }
 
@@ -284,4 +285,116 @@ fn a_desk_whose_server_is_stopped_falls_back_once_its_lease_is_stale_by_its_own_
     let (after, rules) = refund_decision(&agent.engine);
     assert_eq!(after, before);
     assert!(!rules.iter().any(|r| r == "builtin.cut_off"));
+}
+
+/// The agent runs the demo's password-reset case: its step waits for a lead.
+fn supervisor_step(agent: &Desk) -> (String, String) {
+    let (case, plan) =
+        countersign_engine::cases::read_case(&demo().join("cases/25-password-reset-chat.json"), None).unwrap();
+    agent.engine.run_case(&case, plan.as_ref()).unwrap();
+    let waiting = agent.engine.review_queue().unwrap();
+    let step = waiting.iter().find(|s| s.decision == "supervisor").expect("a supervisor step waits");
+    (step.plan_id.clone(), step.step_id.clone())
+}
+
+fn state_of(desk: &Desk, plan: &str, step: &str) -> String {
+    let steps = desk.engine.all_steps().unwrap();
+    steps.iter().find(|s| s.plan_id == plan && s.step_id == step).unwrap().state.as_str().to_string()
+}
+
+#[test]
+fn a_lead_countersigns_a_supervisor_step_from_their_own_desk_and_the_grant_is_used_once() {
+    let mut team = team();
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    let (plan, step) = supervisor_step(&agent);
+    assert_eq!(agent.engine.team_publish_requests().unwrap(), 1);
+    assert_eq!(agent.engine.team_publish_requests().unwrap(), 0, "each request goes out once");
+
+    lead.pump_until("the request in the lead's queue", |e| !e.team_queue().is_empty());
+    let request = lead.engine.team_queue().remove(0);
+    assert_eq!(
+        (request.plan_id.as_str(), request.step_id.as_str(), request.action.as_str()),
+        (plan.as_str(), step.as_str(), "send_password_reset")
+    );
+    assert!(request.context.contains("chat") && !request.reasons.is_empty(), "{request:?}");
+
+    // An agent's credentials cannot answer it.
+    let forged = agent.link.create(&format!("answer.agent-desk.{}", request.request_id), b"{}".to_vec());
+    assert!(forged.is_err_and(|e| e.contains("Permissions Violation")), "the server refuses an agent's answer");
+
+    lead.engine
+        .team_answer(&request.request_id, countersign_core::evidence::Verdict::Approved, "verified on a call")
+        .unwrap();
+    let again = lead.engine.team_answer(&request.request_id, countersign_core::evidence::Verdict::Rejected, "no");
+    assert!(
+        matches!(again, Err(EngineError::NotFound { .. } | EngineError::Conflict { .. })),
+        "the first answer wins: {again:?}"
+    );
+    assert!(lead.engine.team_queue().is_empty(), "answered: out of the queue");
+
+    agent.pump_until("the grant taken up", |_| state_of(&agent, &plan, &step) == "approved");
+    let events = agent.engine.log_list(&countersign_engine::LogFilter::default()).unwrap();
+    let decided = events.iter().find_map(|e| match &e.event {
+        countersign_core::evidence::Event::ReviewDecided { by, grant: Some(g), .. } => Some((by.clone(), g.clone())),
+        _ => None,
+    });
+    let (by, grant) = decided.expect("the countersignature is evidence, with the lead's grant");
+    assert_eq!((by.id.as_str(), by.role.as_str()), ("lead-1", "team_lead"));
+
+    // The same grant again: used once.
+    let key = format!("answer.agent-desk.{}", request.request_id);
+    let replay = agent.engine.team_entry(&key, Some(&serde_json::to_vec(&grant).unwrap())).unwrap();
+    assert!(matches!(&replay, EntryOutcome::Refused { reason } if reason.contains("replayed")), "{replay:?}");
+}
+
+/// A change to a grant before it is signed.
+type Edit<'a> = dyn Fn(&mut countersign_core::team::Grant) + 'a;
+
+#[test]
+fn a_grant_for_another_digest_another_pack_or_past_its_expiry_is_refused_with_its_reason() {
+    let mut team = team();
+    let clock = Arc::new(Movable(Mutex::new(Timestamp::now())));
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), clock.clone());
+    let (plan, step) = supervisor_step(&agent);
+    let record = agent.engine.review_queue().unwrap().into_iter().find(|s| s.step_id == step).unwrap();
+    let lead_key = countersign_engine::device::device_key(&team.lead_keyring).unwrap();
+    let grant = |edit: &Edit<'_>| {
+        let mut g = countersign_core::team::Grant {
+            team: "acme".into(),
+            device: "agent-desk".into(),
+            request_id: "r1".into(),
+            plan_id: plan.clone(),
+            step_id: step.clone(),
+            step_digest: record.step_digest.clone(),
+            policy_hash: record.policy_hash.clone(),
+            verdict: countersign_core::evidence::Verdict::Approved,
+            reason: "ok".into(),
+            by: "lead-1".into(),
+            expires_at: clock.now() + jiff::SignedDuration::from_mins(15),
+            nonce: countersign_engine::team_signing::nonce().unwrap(),
+        };
+        edit(&mut g);
+        let entry =
+            countersign_engine::team_signing::sign(countersign_engine::team_signing::GRANT_DOMAIN, &g, &lead_key)
+                .unwrap();
+        agent.engine.team_entry("answer.agent-desk.r1", Some(&serde_json::to_vec(&entry).unwrap())).unwrap()
+    };
+    let cases: [(&str, &Edit<'_>); 4] = [
+        ("another step", &|g| g.step_digest = "0".repeat(64)),
+        ("another policy pack", &|g| g.policy_hash = "sha256:other".into()),
+        ("expired", &|g| g.expires_at = clock.now() - jiff::SignedDuration::from_secs(1)),
+        ("made out by", &|g| g.by = "lead-2".into()),
+    ];
+    for (why, edit) in cases {
+        let outcome = grant(edit);
+        assert!(matches!(&outcome, EntryOutcome::Refused { reason } if reason.contains(why)), "{why}: {outcome:?}");
+        assert_eq!(state_of(&agent, &plan, &step), "waiting", "{why}: nothing was countersigned");
+    }
+    let refusals = agent.engine.log_list(&countersign_engine::LogFilter::default()).unwrap();
+    let recorded = refusals.iter().filter(|e| e.event.kind() == "review_refused").count();
+    assert_eq!(recorded, 4, "each refusal is evidence");
+    // A good one, taken up once the lead's clock and the desk's agree.
+    assert!(matches!(grant(&|_| {}), EntryOutcome::Granted { .. }));
+    assert_eq!(state_of(&agent, &plan, &step), "approved");
 }

@@ -182,16 +182,33 @@ impl TeamLink {
     /// Store `value` under `key` in the control bucket; `Ok` once the server has it
     /// (JetStream's acknowledgement after it stored the message).
     pub fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, String> {
+        self.write(key, value, false).and_then(|r| r.ok_or_else(|| "refused".to_string()))
+    }
+
+    /// Store `value` under `key` only if the key holds nothing yet: `Ok(None)` when it
+    /// does.
+    pub fn create(&self, key: &str, value: Vec<u8>) -> Result<Option<u64>, String> {
+        self.write(key, value, true)
+    }
+
+    fn write(&self, key: &str, value: Vec<u8>, only_new: bool) -> Result<Option<u64>, String> {
         let client = self.client.clone();
         let subject = format!("$KV.{CONTROL_BUCKET}.{key}");
         let key = key.to_string();
         let mut refusals = self.refusals.subscribe();
         let (tx, rx) = mpsc::channel();
         self.runtime.spawn(async move {
-            let put = async {
+            let write = async {
                 let js = async_nats::jetstream::new(client);
                 let kv = js.get_key_value(CONTROL_BUCKET).await.map_err(|e| e.to_string())?;
-                kv.put(key, value.into()).await.map_err(|e| e.to_string())
+                if !only_new {
+                    return kv.put(key, value.into()).await.map(Some).map_err(|e| e.to_string());
+                }
+                match kv.create(key, value.into()).await {
+                    Ok(revision) => Ok(Some(revision)),
+                    Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                }
             };
             let refused = async {
                 loop {
@@ -203,14 +220,13 @@ impl TeamLink {
                 }
             };
             let result = tokio::select! {
-                r = tokio::time::timeout(Duration::from_secs(5), put) => r,
+                r = tokio::time::timeout(Duration::from_secs(5), write) => r,
                 e = refused => Ok(Err(e)),
             };
             let _ = tx.send(result);
         });
         match rx.recv_timeout(Duration::from_secs(6)) {
-            Ok(Ok(Ok(revision))) => Ok(revision),
-            Ok(Ok(Err(e))) => Err(e),
+            Ok(Ok(result)) => result,
             Ok(Err(_)) | Err(_) => Err(format!("no answer from {} within 5 s", self.url)),
         }
     }

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::PlaneError;
 
-/// The key-value bucket of pauses and the lease. One bucket on purpose: a watch of it
-/// that died silently shows up as a stale lease.
+/// The key-value bucket of pauses, supervisor steps' requests and their answers, and the
+/// lease. One bucket on purpose: a watch of it that died silently shows up as a stale
+/// lease.
 pub const CONTROL_BUCKET: &str = "cs_control";
 /// The stream behind it.
 pub const CONTROL_STREAM: &str = "KV_cs_control";
@@ -89,9 +90,14 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
         format!("$JS.API.CONSUMER.DELETE.{s}.>"),
         "$JS.FC.>".to_string(),
     ];
+    // Every desk puts its own supervisor steps' requests; only leads answer them.
+    publish.push(format!("$KV.{CONTROL_BUCKET}.request.{device}.>"));
     match role {
         Role::Agent => {}
-        Role::Lead | Role::Admin => publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>")),
+        Role::Lead | Role::Admin => {
+            publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>"));
+            publish.push(format!("$KV.{CONTROL_BUCKET}.answer.>"));
+        }
         Role::Service => {
             publish.push(format!("$KV.{CONTROL_BUCKET}.lease"));
             publish.push(format!("$JS.API.STREAM.CREATE.{s}"));

@@ -19,6 +19,15 @@ use crate::keys::{PublicKey, SecretKey, sha256};
 pub const PAUSE_DOMAIN: &str = "countersign/team-pause/v1";
 /// What a lease's signature signs.
 pub const LEASE_DOMAIN: &str = "countersign/team-lease/v1";
+/// What a lead's grant (an answer to a supervisor step) signs.
+pub const GRANT_DOMAIN: &str = "countersign/team-grant/v1";
+
+/// A fresh nonce (128 bits, hex): what makes each grant usable once.
+pub fn nonce() -> Result<String, TrustError> {
+    let mut n = [0u8; 16];
+    getrandom::fill(&mut n).map_err(|e| TrustError::System { message: format!("no randomness for a nonce: {e}") })?;
+    Ok(hex::encode(n))
+}
 
 /// Sign `body` (serialised to JSON) under `domain` with `key`.
 pub fn sign<T: Serialize>(domain: &str, body: &T, key: &SecretKey) -> Result<SignedEntry, TrustError> {

@@ -20,6 +20,7 @@ import type { PauseView } from "./PauseView";
 import type { Progress } from "./Progress";
 import type { ReplyCheck } from "./ReplyCheck";
 import type { SyncReport } from "./SyncReport";
+import type { TeamRequestView } from "./TeamRequestView";
 import type { TeamStatus } from "./TeamStatus";
 import type { UpdateCheck } from "./UpdateCheck";
 import type { Verdict } from "./Verdict";
@@ -76,6 +77,10 @@ export const commands = {
   pauseClear: (id: string, reason: string) => call<null>("pause_clear", { id, reason }),
   /** Where this desktop stands with its team: `None` when it works alone. While it is not current (no fresh lease), the app shows a banner. */
   teamStatus: () => call<TeamStatus | null>("team_status"),
+  /** The team's supervisor steps no lead has answered yet (a lead's queue; empty when solo). */
+  teamQueue: () => call<Array<TeamRequestView>>("team_queue"),
+  /** Answer a request of the team's queue as this desk's lead: a grant signed here. */
+  teamAnswer: (requestId: string, verdict: Verdict, reason: string) => call<null>("team_answer", { requestId, verdict, reason }),
   /** Names of the credentials in the OS keyring; a keyring that cannot be reached is reported beside an empty list, so Settings still opens. */
   credentialsList: () => call<CredentialList>("credentials_list"),
   /** Store a credential in the OS keyring. The value is never returned, shown or logged. */

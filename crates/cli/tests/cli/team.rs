@@ -142,6 +142,25 @@ fn an_admin_sets_up_a_team_a_leads_pause_reaches_the_agent_and_a_revoked_desk_is
     let refused = agent.run(&["pause", "clear", id, "--reason", "I decide"]);
     assert_eq!(code(&refused), 1, "an agent cannot clear the team's pause: {}", stderr(&refused));
 
+    // A supervisor step on the agent's desk, countersigned from the lead's.
+    let case = repo().join("assets/demo/cases/25-password-reset-chat.json");
+    agent.ok(&["--json", "verify-identity", "demo-25", "--customer", "harper_ahmed_5055", "--how", "called back"]);
+    agent.ok(&["--json", "run", "--case", case.to_str().unwrap()]);
+    let queue = lead.ok(&["--json", "team", "queue"]);
+    let request = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "send_password_reset")
+        .unwrap_or_else(|| panic!("{queue}"));
+    let rid = request["request_id"].as_str().unwrap();
+    lead.ok(&["--json", "--operator", "lead-1", "team", "answer", rid, "--approve", "--reason", "verified on a call"]);
+    let again = lead.run(&["--operator", "lead-1", "team", "answer", rid, "--reject", "--reason", "late"]);
+    assert_eq!(code(&again), 1, "the first answer wins: {}", stderr(&again));
+    agent.ok(&["--json", "run", "--case", case.to_str().unwrap()]);
+    let steps = agent.ok(&["--json", "review", "list"]);
+    assert!(!steps.to_string().contains("send_password_reset"), "no longer waiting: {steps}");
+
     admin.ok(&["--json", "team", "revoke", "--dir", team_dir.to_str().unwrap(), "--device", "agent-desk"]);
     let status = agent.ok(&["--json", "team", "status"]);
     assert_eq!((status["connected"].as_bool(), status["current"].as_bool()), (Some(false), Some(false)), "{status}");

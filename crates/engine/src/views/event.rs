@@ -258,7 +258,8 @@ impl EventDetail {
             | Event::PolicyRefused { .. }
             | Event::DataMoved { .. }
             | Event::ExportMade { .. }
-            | Event::Checkpoint { .. } => EventDetail::Other,
+            | Event::Checkpoint { .. }
+            | Event::TeamGrantSigned { .. } => EventDetail::Other,
         }
     }
 }
