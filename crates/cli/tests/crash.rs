@@ -157,6 +157,7 @@ impl Harness {
 
     /// `run --case` of trial `t`, aborted at the fault point `point`.
     fn aborted_run(&self, t: &Trial, point: &str, ctx: &str) {
+        assert!(countersign_engine::execute::FAULT_POINTS.contains(&point), "{point} is a fault point");
         let out = self
             .command(&["--json", "run", "--case", t.file.to_str().unwrap()])
             .env("COUNTERSIGN_FAULT_AT", point)
@@ -577,11 +578,6 @@ fn deterministic_kill_points_at_every_durable_boundary_apply_each_write_once() {
         &["after-step-finished"],
         &["after-step-started", "after-settling-send"],
     ];
-    for points in &schedules {
-        for p in *points {
-            assert!(countersign_engine::execute::FAULT_POINTS.contains(p), "{p} is a fault point of the executor");
-        }
-    }
     let rounds = count_from_env("COUNTERSIGN_FAULT_ROUNDS", 3);
     let h = Harness::start();
     let mut orders = Orders::seeded();
