@@ -127,7 +127,7 @@ struct FaultState {
     schedule: std::sync::Mutex<std::collections::VecDeque<Fault>>,
     /// Writes forwarded to the platform (whatever became of their answers).
     forwarded: std::sync::atomic::AtomicUsize,
-    /// Writes read from a client and not yet forwarded or dropped.
+    /// Requests read from a client and not yet forwarded or dropped.
     held: std::sync::atomic::AtomicUsize,
 }
 
@@ -176,7 +176,7 @@ impl FaultProxy {
         self.state.forwarded.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Waits (at most `limit`) until no write is held in the proxy: every delayed request
+    /// Waits (at most `limit`) until no request is held in the proxy: every delayed one
     /// forwarded, every dropped one gone. `false` if one is still held then.
     pub fn quiet(&self, limit: std::time::Duration) -> bool {
         let until = std::time::Instant::now() + limit;
