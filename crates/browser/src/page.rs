@@ -343,6 +343,8 @@ impl BrowserConnector {
             return Err(Stop::Mismatch(format!("{}: {problem}", action.name)));
         }
         trail.submitted = true;
+        // The point of no return is behind us, the page's answer not yet read.
+        countersign_connectors::fault::point("after-submit-click");
         c.wait_loaded(Some(&marker)).await?;
         let seen = self.look(c, trail, "after submit", true).await?;
         let dialog = self.dialogs_seen(c, trail, "after submit");

@@ -42,6 +42,7 @@ pub mod catalog;
 pub mod config_file;
 pub mod credentials;
 pub mod expect;
+pub mod fault;
 pub mod http;
 mod redact;
 pub mod snapshot;

@@ -129,18 +129,10 @@ pub(crate) struct Recorded {
     approval: Option<(String, Timestamp)>,
 }
 
-/// The durable boundaries of a step's run, where the fault suite kills the process
-/// (`COUNTERSIGN_FAULT_AT=NAME` aborts it there; a test hook, read at each boundary).
-pub const FAULT_POINTS: [&str; 4] = ["after-step-started", "after-call", "after-step-finished", "after-settling-send"];
-
-/// Abort the process here when the fault suite asks for this boundary: no unwinding, no
-/// destructor, nothing flushed that was not already durable — as a crash or a SIGKILL.
-fn fault_point(name: &str) {
-    if std::env::var("COUNTERSIGN_FAULT_AT").is_ok_and(|at| at == name) {
-        eprintln!("countersign: fault point {name}: aborting");
-        std::process::abort();
-    }
-}
+/// The durable boundaries of a step's run (and the browser connector's submit click),
+/// where the fault suite kills the process (`COUNTERSIGN_FAULT_AT=NAME`).
+pub use countersign_connectors::fault::FAULT_POINTS;
+use countersign_connectors::fault::point as fault_point;
 
 /// A refusal that is about the key (reused for another request, or still in progress),
 /// not about the change: it says nothing of whether the first attempt applied.
