@@ -626,3 +626,77 @@ impl Engine {
         Ok(EntryOutcome::Refused { reason })
     }
 }
+
+/// The cursor name under which the outbox's position is kept (beside the case sources').
+const OUTBOX_CURSOR: &str = "@team-evidence-outbox";
+
+/// An event of this desk's log on its way to the team, as it travels: the stored event
+/// (its canonical body and hash, so the team can verify the chain) and the desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub seq: u64,
+    pub hash: String,
+    pub message: Vec<u8>,
+}
+
+/// Where the outbox stands: every event up to `sent_seq` is durable on the team side,
+/// the last of them at `stream_seq` in the team's evidence stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxCursor {
+    pub sent_seq: u64,
+    pub stream_seq: u64,
+}
+
+/// The evidence log as a durable outbox: nothing is copied; a cursor says how far the
+/// team has it. Only a publication the team side acknowledged as stored moves it.
+impl Engine {
+    pub fn outbox_cursor(&self) -> Result<OutboxCursor, EngineError> {
+        let Some(text) = self.store.source_cursor(OUTBOX_CURSOR)? else { return Ok(OutboxCursor::default()) };
+        let parse = || -> Option<OutboxCursor> {
+            let (a, b) = text.split_once(':')?;
+            Some(OutboxCursor { sent_seq: a.parse().ok()?, stream_seq: b.parse().ok()? })
+        };
+        parse().ok_or_else(|| EngineError::Unreadable { message: format!("the evidence outbox's cursor {text:?}") })
+    }
+
+    /// Move the outbox on: the team has every event up to `cursor.sent_seq`. Never back.
+    pub fn outbox_advance(&self, cursor: OutboxCursor) -> Result<(), EngineError> {
+        if cursor.sent_seq <= self.outbox_cursor()?.sent_seq {
+            return Ok(());
+        }
+        let text = format!("{}:{}", cursor.sent_seq, cursor.stream_seq);
+        self.store.writer().set_source_cursor(OUTBOX_CURSOR, &text, self.clock.now())?;
+        Ok(())
+    }
+
+    /// Up to `limit` events after `after`, oldest first, as they travel.
+    pub fn outbox_events(&self, after: u64, limit: usize) -> Result<Vec<OutboxEvent>, EngineError> {
+        let device = self.team.as_ref().map(|t| t.settings.device.clone()).unwrap_or_default();
+        let filter =
+            countersign_store::EventFilter { since_seq: Some(after), limit: Some(limit), ..Default::default() };
+        self.store
+            .list_events(&filter)?
+            .into_iter()
+            .map(|e| {
+                let hash = e.hash.to_string();
+                let message = serde_json::to_vec(&serde_json::json!({
+                    "device": device,
+                    "seq": e.seq,
+                    "at": e.at,
+                    "case_id": e.case_id,
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "hash": hash,
+                    "body": e.body,
+                }))
+                .map_err(|e| EngineError::Config { message: format!("serialising an event: {e}") })?;
+                Ok(OutboxEvent { seq: e.seq, hash, message })
+            })
+            .collect()
+    }
+
+    /// How many events the team does not have yet.
+    pub fn outbox_pending(&self) -> Result<u64, EngineError> {
+        Ok(self.store.head()?.count.saturating_sub(self.outbox_cursor()?.sent_seq))
+    }
+}

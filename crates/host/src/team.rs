@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use countersign_connectors::credentials::KeyringStore;
-use countersign_engine::team::{EntryOutcome, TeamPort, TeamSettings};
+use countersign_engine::team::{EntryOutcome, OutboxCursor, TeamPort, TeamSettings};
 use countersign_engine::{Engine, EngineError};
 use countersign_plane::authority::{Enrollment, device_transport_key};
+use countersign_plane::evidence::Outgoing;
 use countersign_plane::link::{LinkConfig, TeamLink};
 use countersign_trust::keys::PublicKey;
 
@@ -144,8 +145,10 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 /// Feed the engine every entry the link sees, and put this desk's supervisor steps on
 /// the plane for the leads, until `stop` is set (a thread of its own).
 /// `seen` hears what became of each entry (the app notifies a lead of a new request).
+/// This desk's evidence goes to the team as it is recorded ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
     let mut last_sent = std::time::Instant::now() - Duration::from_secs(1);
+    let mut check_head = true;
     while !stop.load(Ordering::SeqCst) {
         match link.next(Duration::from_millis(100)) {
             Ok(Some(update)) => {
@@ -160,6 +163,15 @@ pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&
             last_sent = std::time::Instant::now();
             if let Err(e) = engine.team_publish_requests() {
                 tracing::warn!(error = %e, "supervisor steps could not be put on the team plane; trying again");
+            }
+            if link.connected() {
+                match replicate(engine, link, check_head) {
+                    Ok(_) => check_head = false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "evidence not sent to the team yet; trying again");
+                        check_head = true;
+                    }
+                }
             }
         }
     }
@@ -181,4 +193,56 @@ fn apply(engine: &Engine, update: &countersign_plane::link::Update) -> Option<En
 /// Where a workspace's enrolment would be.
 pub fn enrollment_path(data_dir: &Path) -> PathBuf {
     data_dir.join(ENROLLMENT_FILE)
+}
+
+/// Events sent per publication.
+const BATCH: usize = 256;
+
+/// Send the team every event of this desk's log it does not have yet, oldest first,
+/// moving the outbox on only as the team acknowledges them stored. With `check_head`
+/// (at start, after a failure) the team's last event of this desk is read first: a desk
+/// that crashed after the team stored a batch but before its outbox moved sends none of
+/// it again. Returns how many events the team newly holds.
+pub fn replicate(engine: &Engine, link: &TeamLink, check_head: bool) -> Result<u64, String> {
+    let device = engine.team_status().map(|s| s.device).ok_or("this desk is in no team")?;
+    let text = |e: EngineError| e.to_string();
+    let mut cursor = engine.outbox_cursor().map_err(text)?;
+    if check_head {
+        match link.evidence_head(&device)? {
+            Some((seq, stream_seq)) if seq >= cursor.sent_seq => {
+                cursor = OutboxCursor { sent_seq: seq, stream_seq };
+                engine.outbox_advance(cursor).map_err(text)?;
+            }
+            held => {
+                let held = held.map_or(0, |(seq, _)| seq);
+                if held < cursor.sent_seq {
+                    return Err(format!(
+                        "the team holds this desk's evidence up to event {held}, but acknowledged up to {}: its store \
+                         lost events (nothing is sent until someone looks)",
+                        cursor.sent_seq
+                    ));
+                }
+            }
+        }
+    }
+    let start = cursor.sent_seq;
+    loop {
+        let batch = engine.outbox_events(cursor.sent_seq, BATCH).map_err(text)?;
+        let full = batch.len() == BATCH;
+        if batch.is_empty() {
+            return Ok(cursor.sent_seq - start);
+        }
+        let outgoing = batch.into_iter().map(|e| Outgoing { seq: e.seq, hash: e.hash, message: e.message }).collect();
+        let published = link.publish_evidence(&device, cursor.stream_seq, outgoing);
+        if let Some((sent_seq, stream_seq)) = published.last {
+            cursor = OutboxCursor { sent_seq, stream_seq };
+            engine.outbox_advance(cursor).map_err(text)?;
+        }
+        if let Some(e) = published.error {
+            return Err(e);
+        }
+        if !full {
+            return Ok(cursor.sent_seq - start);
+        }
+    }
 }

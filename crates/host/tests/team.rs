@@ -398,3 +398,83 @@ fn a_grant_for_another_digest_another_pack_or_past_its_expiry_is_refused_with_it
     assert!(matches!(grant(&|_| {}), EntryOutcome::Granted { .. }));
     assert_eq!(state_of(&agent, &plan, &step), "approved");
 }
+
+/// `replicate` until it succeeds (the service makes the stream as it starts), up to 15 s.
+fn replicate_until_ok(desk: &Desk) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match countersign_host::team::replicate(&desk.engine, &desk.link, true) {
+            Ok(n) => return n,
+            Err(e) => assert!(Instant::now() < deadline, "replication never succeeded: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The team holds exactly this desk's log: every event once, in order, same hashes.
+fn team_holds_the_log(team: &Team, desk: &Desk, device: &str) {
+    let local = desk.engine.log_list(&countersign_engine::LogFilter::default()).unwrap();
+    let held = team.plane.evidence_of(device);
+    let held: Vec<(u64, String)> =
+        held.iter().map(|m| (m["seq"].as_u64().unwrap(), m["hash"].as_str().unwrap().to_string())).collect();
+    let want: Vec<(u64, String)> = local.iter().map(|e| (e.seq, e.hash.clone())).collect();
+    assert_eq!(held, want, "the team's copy of {device}'s log");
+}
+
+#[test]
+fn every_desks_evidence_reaches_the_team_once_across_an_outage_and_a_lost_acknowledgement() {
+    let mut team = team();
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    let check = |n: u32| {
+        agent.engine.record_identity_check("demo-02", "ava_moore_2033", &format!("check {n}")).unwrap();
+    };
+    let sent = replicate_until_ok(&agent);
+    assert!(sent > 0);
+    team_holds_the_log(&team, &agent, "agent-desk");
+    assert_eq!(agent.engine.outbox_pending().unwrap(), 0);
+
+    // An outage: what is recorded meanwhile waits in the outbox, then goes, once.
+    team.plane.server.stop();
+    for n in 0..5 {
+        check(n);
+    }
+    assert!(countersign_host::team::replicate(&agent.engine, &agent.link, false).is_err());
+    assert_eq!(agent.engine.outbox_pending().unwrap(), 5, "nothing left the outbox");
+    team.plane.server.restart();
+    // (The client may have held the publications made during the outage and delivered
+    // them on reconnecting: the head read then finds them there, and none goes twice.)
+    replicate_until_ok(&agent);
+    assert_eq!(agent.engine.outbox_pending().unwrap(), 0);
+    team_holds_the_log(&team, &agent, "agent-desk");
+
+    // The team stored a batch but the desk never heard (it crashed before its outbox
+    // moved): the same events again are refused by the stream, and the head read moves
+    // the outbox on without sending them twice.
+    for n in 5..9 {
+        check(n);
+    }
+    let cursor = agent.engine.outbox_cursor().unwrap();
+    let pending = agent.engine.outbox_events(cursor.sent_seq, 100).unwrap();
+    let as_sent: Vec<countersign_plane::evidence::Outgoing> = pending
+        .iter()
+        .map(|e| countersign_plane::evidence::Outgoing { seq: e.seq, hash: e.hash.clone(), message: e.message.clone() })
+        .collect();
+    let first = agent.link.publish_evidence("agent-desk", cursor.stream_seq, as_sent.clone());
+    assert!(first.error.is_none() && first.last.is_some(), "{first:?}");
+    // The desk, unaware, sends them again from its stale outbox: refused, not doubled.
+    let again = agent.link.publish_evidence("agent-desk", cursor.stream_seq, as_sent);
+    assert!(again.error.is_some() || again.last == first.last, "{again:?}");
+    assert_eq!(countersign_host::team::replicate(&agent.engine, &agent.link, true).unwrap(), 0);
+    assert_eq!(agent.engine.outbox_pending().unwrap(), 0);
+    team_holds_the_log(&team, &agent, "agent-desk");
+
+    // Another desk cannot write this desk's subject.
+    let other = desk(&mut team, "other-desk", Role::Agent, ("agent-2", "agent"), system());
+    let forged = other.link.publish_evidence(
+        "agent-desk",
+        0,
+        vec![countersign_plane::evidence::Outgoing { seq: 999, hash: "x".into(), message: b"{}".to_vec() }],
+    );
+    assert!(forged.last.is_none() && forged.error.is_some(), "{forged:?}");
+    team_holds_the_log(&team, &agent, "agent-desk");
+}

@@ -376,7 +376,7 @@ impl Authority {
              system_account: {system}\n\
              resolver: {{\n  type: full\n  dir: {jwt_dir}\n  allow_delete: false\n  interval: \"2m\"\n  timeout: \"1.9s\"\n}}\n\
              resolver_preload: {{\n  {system}: {system_jwt}\n  {account}: {team_jwt}\n}}\n\
-             jetstream: {{\n  store_dir: {js_dir}\n}}\n\
+             jetstream: {{\n  store_dir: {js_dir}\n  sync_interval: always\n}}\n\
              {tls}",
             name = self.file.name,
             listen = json!(std::net::SocketAddr::new(options.host, options.port).to_string()),

@@ -62,6 +62,10 @@ pub async fn run(
         .await
         .map_err(|e| PlaneError::Server { url: url.clone(), message: e.to_string() })?;
     let js = async_nats::jetstream::new(client);
+    // The evidence stream: made once, kept as it is after (retention is the team's).
+    if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream()).await {
+        tracing::warn!(error = %e, "the evidence stream could not be made");
+    }
     tokio::pin!(stop);
     let mut seq = 0u64;
     let mut tick = tokio::time::interval(every);

@@ -13,6 +13,7 @@
 
 pub mod authority;
 mod error;
+pub mod evidence;
 pub mod lease;
 pub mod link;
 pub mod subjects;

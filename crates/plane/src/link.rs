@@ -191,6 +191,25 @@ impl TeamLink {
         self.write(key, value, true)
     }
 
+    /// Run `work` on the link's runtime with its client, waiting up to `timeout` (safe
+    /// from any thread).
+    pub(crate) fn call<T, F, Fut>(&self, timeout: Duration, work: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(async_nats::Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let client = self.client.clone();
+        let (tx, rx) = mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tx.send(tokio::time::timeout(timeout, work(client)).await);
+        });
+        match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => Err(format!("no answer from {} within {} s", self.url, timeout.as_secs())),
+        }
+    }
+
     fn write(&self, key: &str, value: Vec<u8>, only_new: bool) -> Result<Option<u64>, String> {
         let client = self.client.clone();
         let subject = format!("$KV.{CONTROL_BUCKET}.{key}");

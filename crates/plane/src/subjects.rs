@@ -13,6 +13,14 @@ pub const CONTROL_BUCKET: &str = "cs_control";
 /// The stream behind it.
 pub const CONTROL_STREAM: &str = "KV_cs_control";
 
+/// The stream every desk's evidence goes to, one subject per desk.
+pub const EVIDENCE_STREAM: &str = "CS_EVIDENCE";
+
+/// A desk's evidence subject.
+pub fn evidence_subject(device: &str) -> String {
+    format!("cs.evidence.{device}")
+}
+
 /// A device's role in the team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,6 +100,9 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
     ];
     // Every desk puts its own supervisor steps' requests; only leads answer them.
     publish.push(format!("$KV.{CONTROL_BUCKET}.request.{device}.>"));
+    // Its own evidence, and the last of it the team holds; nobody else's.
+    publish.push(evidence_subject(device));
+    publish.push(format!("$JS.API.DIRECT.GET.{EVIDENCE_STREAM}.{}", evidence_subject(device)));
     match role {
         Role::Agent => {}
         Role::Lead | Role::Admin => {
@@ -102,6 +113,19 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
             publish.push(format!("$KV.{CONTROL_BUCKET}.lease"));
             publish.push(format!("$JS.API.STREAM.CREATE.{s}"));
             publish.push(format!("$JS.API.STREAM.UPDATE.{s}"));
+            // It owns the evidence stream and reads it (the team's store projects it).
+            let e = EVIDENCE_STREAM;
+            for api in
+                ["STREAM.CREATE", "STREAM.UPDATE", "STREAM.INFO", "CONSUMER.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"]
+            {
+                publish.push(format!("$JS.API.{api}.{e}"));
+                publish.push(format!("$JS.API.{api}.{e}.>"));
+            }
+            publish.push(format!("$JS.API.CONSUMER.MSG.NEXT.{e}.>"));
+            publish.push(format!("$JS.API.STREAM.MSG.GET.{e}"));
+            publish.push(format!("$JS.API.DIRECT.GET.{e}"));
+            publish.push(format!("$JS.API.DIRECT.GET.{e}.>"));
+            publish.push(format!("$JS.ACK.{e}.>"));
         }
     }
     let subscribe = vec![format!("{}.>", inbox_prefix(device))];

@@ -135,3 +135,35 @@ impl TeamPlane {
         self.server.url()
     }
 }
+
+impl TeamPlane {
+    /// Every message of `device`'s evidence subject the team's server holds, in stream
+    /// order, read with the team service's own credentials.
+    pub fn evidence_of(&self, device: &str) -> Vec<serde_json::Value> {
+        use countersign_plane::subjects::{EVIDENCE_STREAM, evidence_subject};
+        let creds = std::fs::read_to_string(self.dir.path().join("service.creds")).expect("service creds");
+        let (jwt, key) =
+            countersign_plane::authority::parse_creds(&countersign_connectors::credentials::Secret::new(creds))
+                .expect("creds");
+        let url = self.url();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let client = countersign_plane::link::connect_options(&jwt, key, "service")
+                .connect(url.as_str())
+                .await
+                .expect("connect");
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js.get_stream(EVIDENCE_STREAM).await.expect("the evidence stream");
+            let last = stream.info().await.expect("stream info").state.last_sequence;
+            let wanted = evidence_subject(device);
+            let mut out = Vec::new();
+            for seq in 1..=last {
+                let Ok(m) = stream.direct_get(seq).await else { continue };
+                if m.subject.as_str() == wanted {
+                    out.push(serde_json::from_slice(&m.payload).expect("an evidence message is JSON"));
+                }
+            }
+            out
+        })
+    }
+}
