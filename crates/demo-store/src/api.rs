@@ -220,28 +220,30 @@ async fn lookup_customer(State(app): State<App>, query: Result<Query<ops::Lookup
     respond(app.store.read(move |conn| ops::lookup_customer(conn, &query)).await)
 }
 
-async fn customer_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
+/// A read of the one thing the path names (its id made canonical by `normalize`).
+async fn read_by_id(
+    app: App,
+    id: Result<Path<String>, PathRejection>,
+    normalize: fn(&str) -> String,
+    op: fn(&rusqlite::Connection, &str) -> Result<Reply, ApiError>,
+) -> Response {
     let id = match path_param(id) {
-        Ok(id) => id,
+        Ok(id) => normalize(&id),
         Err(e) => return e.into_response(),
     };
-    respond(app.store.read(move |conn| ops::customer_details(conn, &id)).await)
+    respond(app.store.read(move |conn| op(conn, &id)).await)
+}
+
+async fn customer_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
+    read_by_id(app, id, as_is, ops::customer_details).await
 }
 
 async fn order_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
-    let id = match path_param(id) {
-        Ok(id) => ops::normalize_order_id(&id),
-        Err(e) => return e.into_response(),
-    };
-    respond(app.store.read(move |conn| ops::order_details(conn, &id)).await)
+    read_by_id(app, id, ops::normalize_order_id, ops::order_details).await
 }
 
 async fn product_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
-    let id = match path_param(id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    respond(app.store.read(move |conn| ops::product_details(conn, &id)).await)
+    read_by_id(app, id, as_is, ops::product_details).await
 }
 
 async fn list_product_types(State(app): State<App>) -> Response {
