@@ -28,6 +28,10 @@ impl Harness {
     async fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let server = serve(&dir.path().join("store.sqlite3"), DEFAULT_SEED_DIR.into()).await;
+        Harness::over(dir, server)
+    }
+
+    fn over(dir: tempfile::TempDir, server: ServerHandle) -> Harness {
         Harness {
             base: format!("http://{}", server.local_addr()),
             dir,
@@ -42,12 +46,7 @@ impl Harness {
         let Harness { dir, server, .. } = self;
         server.shutdown().await.unwrap();
         let server = serve(&dir.path().join("store.sqlite3"), dir.path().join("no-seed-here")).await;
-        Harness {
-            base: format!("http://{}", server.local_addr()),
-            dir,
-            server,
-            client: countersign_http::client_builder().build().unwrap(),
-        }
+        Harness::over(dir, server)
     }
 
     async fn request(
@@ -102,16 +101,19 @@ impl Harness {
         (status, body, replayed)
     }
 
-    async fn order(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/orders/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+    /// What a GET of `path` answers; anything but 200 fails the test.
+    async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         body
     }
 
+    async fn order(&self, id: &str) -> Value {
+        self.get_ok(&format!("/orders/{id}")).await
+    }
+
     async fn customer(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/customers/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        self.get_ok(&format!("/customers/{id}")).await
     }
 
     async fn balance(&self, customer: &str, method: &str) -> String {
@@ -123,6 +125,19 @@ async fn serve(db: &std::path::Path, seed: PathBuf) -> ServerHandle {
     let store = DemoStore::open(db, seed).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     store.serve(listener, ApiToken::new(TOKEN).unwrap()).unwrap()
+}
+
+/// The address form filled in for Springfield, IL, under the page's CSRF token.
+fn springfield_form(csrf: &str) -> [(&str, &str); 7] {
+    [
+        ("csrf_token", csrf),
+        ("address1", "1 Main St"),
+        ("address2", ""),
+        ("city", "Springfield"),
+        ("state", "IL"),
+        ("country", "USA"),
+        ("zip", "62701"),
+    ]
 }
 
 fn code(body: &Value) -> &str {
@@ -1119,15 +1134,7 @@ async fn refund_and_address_forms_change_the_order() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "amounts are decimals, as in the API: {html}");
 
     let csrf = b.csrf("/seller/orders/W5918442/address").await;
-    let form = [
-        ("csrf_token", csrf.as_str()),
-        ("address1", "1 Main St"),
-        ("address2", ""),
-        ("city", "Springfield"),
-        ("state", "IL"),
-        ("country", "USA"),
-        ("zip", "62701"),
-    ];
+    let form = springfield_form(&csrf);
     let (status, _, html) = b.post("/seller/orders/W5918442/address", &form).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert_eq!(h.order("%23W5918442").await["shipping_address"]["city"], "Springfield");
