@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use countersign_test_support::demo::demo_workspace;
 use serde_json::Value;
 
 #[path = "cli/admin.rs"]
@@ -387,7 +388,6 @@ fn kb_index_reports_broken_articles_at_file_line_column_and_exits_1() {
     let ws = dir.path().join("ws");
     let kb = ws.join("knowledge");
     std::fs::create_dir_all(&kb).unwrap();
-    let demo = repo().join("assets/demo");
     std::fs::copy(repo().join("assets/knowledge/gift-cards.md"), kb.join("gift-cards.md")).unwrap();
     let broken = std::fs::read_to_string(repo().join("assets/knowledge/refund-timing.md")).unwrap().replacen(
         "owner: payments-team",
@@ -395,12 +395,8 @@ fn kb_index_reports_broken_articles_at_file_line_column_and_exits_1() {
         1,
     );
     std::fs::write(kb.join("refund-timing.md"), broken).unwrap();
-    let toml = std::fs::read_to_string(demo.join("workspace-snapshot.toml"))
-        .unwrap()
-        .replace("\"../knowledge\"", "\"knowledge\"")
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", repo().join("assets/demo-store")));
+    let toml =
+        demo_workspace("workspace-snapshot.toml", &["../knowledge"]).replace("\"../knowledge\"", "\"knowledge\"");
     std::fs::write(ws.join("workspace.toml"), toml).unwrap();
 
     let out = Command::new(BIN)
@@ -448,13 +444,7 @@ fn supervisor_approvals_take_a_roster_passphrase() {
         "{entry}"
     );
 
-    let demo = repo().join("assets/demo");
-    let toml = std::fs::read_to_string(demo.join("workspace-snapshot.toml"))
-        .unwrap()
-        .replace("\"../knowledge\"", &format!("{:?}", repo().join("assets/knowledge")))
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", repo().join("assets/demo-store")));
+    let toml = demo_workspace("workspace-snapshot.toml", &[]);
     let ws = dir.path().join("workspace.toml");
     std::fs::write(&ws, format!("{toml}\n{entry}")).unwrap();
 

@@ -4,7 +4,7 @@
 /// LLM planners configured in the workspace, against recorded provider streams.
 #[path = "planning/llm.rs"]
 mod llm_planner;
-use countersign_test_support::demo::{DemoServer, seed_orders};
+use countersign_test_support::demo::{DemoServer, demo_workspace, seed_orders};
 use countersign_test_support::loopback::read_request;
 use countersign_test_support::replay;
 
@@ -99,11 +99,7 @@ fn workspace_copy(policy: impl Fn(String) -> String, extra: &str) -> tempfile::T
     let src = assets().join("demo");
     std::fs::write(ws.path().join("policy.toml"), policy(std::fs::read_to_string(src.join("policy.toml")).unwrap()))
         .unwrap();
-    let toml = std::fs::read_to_string(src.join("workspace-snapshot.toml"))
-        .unwrap()
-        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
-        .replace("\"cases\"", &format!("{:?}", src.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
+    let toml = demo_workspace("workspace-snapshot.toml", &["policy.toml"]);
     std::fs::write(ws.path().join("workspace.toml"), format!("{toml}\n{extra}")).unwrap();
     ws
 }
@@ -757,19 +753,14 @@ mod knowledge {
     /// demo articles), so tests can change files.
     fn workspace_with_knowledge(n: usize) -> tempfile::TempDir {
         let ws = tempfile::tempdir().unwrap();
-        let src = assets().join("demo");
         let kb = ws.path().join("knowledge");
         std::fs::create_dir(&kb).unwrap();
         for p in article_files(&assets().join("knowledge")).iter().take(n) {
             std::fs::copy(p, kb.join(p.file_name().unwrap())).unwrap();
         }
         std::fs::copy(assets().join("knowledge/README.md"), kb.join("README.md")).unwrap();
-        let toml = std::fs::read_to_string(src.join("workspace-snapshot.toml"))
-            .unwrap()
-            .replace("\"../knowledge\"", "\"knowledge\"")
-            .replace("\"policy.toml\"", &format!("{:?}", src.join("policy.toml")))
-            .replace("\"cases\"", &format!("{:?}", src.join("cases")))
-            .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
+        let toml =
+            demo_workspace("workspace-snapshot.toml", &["../knowledge"]).replace("\"../knowledge\"", "\"knowledge\"");
         std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
         ws
     }
