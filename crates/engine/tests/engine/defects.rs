@@ -5,7 +5,7 @@ use countersign_core::Outcome;
 use countersign_core::evidence::Verdict;
 use countersign_engine::{ErrorCode, StepState};
 
-use super::{ProcessVerified as _, as_role, assets, open, split_refund_case};
+use super::{ProcessVerified as _, as_role, demo_case, open, split_refund_case, verify_by_code};
 
 #[test]
 fn metrics_count_escalations_and_forbidden_steps_as_recorded() {
@@ -14,7 +14,7 @@ fn metrics_count_escalations_and_forbidden_steps_as_recorded() {
     // The agents verified the sample cases' customers (the files' own claims count for nothing).
     for (_, file) in e.workspace().sample_cases().unwrap() {
         if let Some(c) = &file.case.customer {
-            e.record_identity_check(&file.case.id, &c.id, "a one-time code sent to the account's phone").unwrap();
+            verify_by_code(&e, &file.case.id, &c.id);
         }
     }
     let results = e.demo().unwrap();
@@ -61,7 +61,7 @@ fn metrics_count_escalations_and_forbidden_steps_as_recorded() {
 fn an_edit_counts_once_and_planning_again_is_not_an_edit() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let file = demo_case("01-cancel-pending");
     e.process_verified(&file.case, &file.plan).unwrap();
     let waiting = e.review_queue().unwrap().into_iter().find(|s| s.case_id == file.case.id).unwrap();
     let before = e.metrics().unwrap();
@@ -112,7 +112,7 @@ fn verify_checks_the_signed_checkpoints_not_only_the_chain() {
     let data = tempfile::tempdir().unwrap();
     let db = data.path().join("evidence.sqlite");
     let e = open(data.path());
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let cancel = demo_case("01-cancel-pending");
     e.process_verified(&cancel.case, &cancel.plan).unwrap();
     e.checkpoint().unwrap();
     let v = e.verify().unwrap();
@@ -136,7 +136,7 @@ fn verify_checks_the_signed_checkpoints_not_only_the_chain() {
 fn a_step_another_process_is_running_is_not_recovered_as_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let app = open(dir.path());
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let cancel = demo_case("01-cancel-pending");
     app.process_verified(&cancel.case, &cancel.plan).unwrap();
     app.review(&cancel.plan.id, "s2", Verdict::Approved, "customer confirmed").unwrap();
     // The app has started the step: its call is out (the state an executor commits first).
@@ -161,7 +161,7 @@ fn the_timeline_says_what_each_recorded_event_says_typed() {
     use countersign_engine::views::EventDetail;
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let file = demo_case("01-cancel-pending");
     let result = e.process_verified(&file.case, &file.plan).unwrap();
     let timeline = e.case_timeline(&file.case.id).unwrap();
     let detail = |kind: &str| timeline.iter().find(|v| v.kind == kind).map(|v| v.detail.clone()).unwrap();

@@ -13,7 +13,7 @@ use countersign_engine::{
 
 use countersign_test_support::packs::{copy_dir, signed};
 
-use super::{Fixed, ProcessVerified as _, assets};
+use super::{Fixed, ProcessVerified as _, assets, demo_case};
 
 /// A workspace whose policy comes from the pack in `pack`.
 fn workspace_on(pack: &Path) -> tempfile::TempDir {
@@ -235,7 +235,7 @@ fn a_new_pack_invalidates_pending_approvals_when_it_loads() {
     let ws = workspace_on(v1.path());
     let data = tempfile::tempdir().unwrap();
     let mut e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let cancel = demo_case("01-cancel-pending");
     e.process_verified(&cancel.case, &cancel.plan).unwrap();
     let waiting = e.review_queue().unwrap();
     let step = waiting.iter().find(|s| s.action == "cancel_pending_order").unwrap().clone();
@@ -316,7 +316,7 @@ fn device_checkpoints_sign_the_log_and_catch_a_rewrite() {
     let data = tempfile::tempdir().unwrap();
     let db: PathBuf = data.path().join("evidence.sqlite");
     let e = super::open(data.path());
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let cancel = demo_case("01-cancel-pending");
     e.process_verified(&cancel.case, &cancel.plan).unwrap();
     let c = e.checkpoint().unwrap();
     assert_eq!(c.device_key_id, e.device_public_key().unwrap().id(), "the device key is stable");
