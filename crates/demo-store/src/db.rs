@@ -203,12 +203,14 @@ fn insert_customer(conn: &Connection, c: &Customer) -> rusqlite::Result<usize> {
     )
 }
 
-pub fn customer(conn: &Connection, id: &str) -> Result<Option<Customer>, ApiError> {
-    let doc: Option<String> = conn
-        .prepare_cached("SELECT doc FROM customers WHERE customer_id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
+/// The document `select` (a query of one `doc` by `?1`) finds for `id`, if any.
+fn doc_by_id<T: serde::de::DeserializeOwned>(conn: &Connection, select: &str, id: &str) -> Result<Option<T>, ApiError> {
+    let doc: Option<String> = conn.prepare_cached(select)?.query_row([id], |r| r.get(0)).optional()?;
     doc.as_deref().map(from_doc).transpose()
+}
+
+pub fn customer(conn: &Connection, id: &str) -> Result<Option<Customer>, ApiError> {
+    doc_by_id(conn, "SELECT doc FROM customers WHERE customer_id = ?1", id)
 }
 
 pub fn save_customer(conn: &Connection, c: &Customer) -> Result<(), ApiError> {
@@ -314,9 +316,7 @@ pub fn insert_password_reset(conn: &Connection, reset: &PasswordReset) -> Result
 }
 
 pub fn order(conn: &Connection, id: &str) -> Result<Option<Order>, ApiError> {
-    let doc: Option<String> =
-        conn.prepare_cached("SELECT doc FROM orders WHERE order_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
-    doc.as_deref().map(from_doc).transpose()
+    doc_by_id(conn, "SELECT doc FROM orders WHERE order_id = ?1", id)
 }
 
 pub fn save_order(conn: &Connection, o: &Order) -> Result<(), ApiError> {
@@ -329,11 +329,7 @@ pub fn save_order(conn: &Connection, o: &Order) -> Result<(), ApiError> {
 }
 
 pub fn product(conn: &Connection, id: &str) -> Result<Option<Product>, ApiError> {
-    let doc: Option<String> = conn
-        .prepare_cached("SELECT doc FROM products WHERE product_id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    doc.as_deref().map(from_doc).transpose()
+    doc_by_id(conn, "SELECT doc FROM products WHERE product_id = ?1", id)
 }
 
 /// Every product type, by name.
