@@ -3,8 +3,8 @@
 //! What several crates' tests and benchmarks share, in one place instead of files
 //! included by path: a loopback server replaying recorded LLM provider answers
 //! ([`replay`]), the agent's sign-in by hand in a Chromium profile ([`sign_in`]),
-//! signed demo policy packs ([`packs`]), the demo seller center on loopback and its seed
-//! ([`demo`]), reading a request in a fake platform ([`loopback`]), and what the
+//! signed demo policy packs ([`packs`]), the demo seller center on loopback, its seed and
+//! the demo's workspace files with absolute paths ([`demo`]), reading a request in a fake platform ([`loopback`]), and what the
 //! benchmarks time and report ([`bench`]).
 //! A dev-dependency only: nothing shipped depends on it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
