@@ -56,6 +56,13 @@ fn verify_customer(run: impl Fn(&[&str]) -> Output, file: &Path) {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
+/// `value` written to `<dir>/<name>.json`.
+fn json_file(dir: &Path, name: &str, value: &Value) -> PathBuf {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, value.to_string()).unwrap();
+    path
+}
+
 fn case_file(name: &str) -> PathBuf {
     repo().join("assets/demo/cases").join(name)
 }
@@ -604,8 +611,7 @@ fn a_new_plan_for_a_case_leaves_no_earlier_step_approvable() {
     let mut plan = doc["plan"].take();
     plan["id"] = "demo-01-plan-2".into();
     plan["steps"][1]["params"]["reason"]["value"] = "no longer needed".into();
-    let plan_file = d.join("plan-2.json");
-    std::fs::write(&plan_file, plan.to_string()).unwrap();
+    let plan_file = json_file(d, "plan-2", &plan);
     let o = cs_demo(d, &["--json", "run", "--case", case, "--plan", plan_file.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(waiting(d, cs_demo), [("demo-01-plan-2".to_string(), "s2".to_string())]);
@@ -682,19 +688,16 @@ fn a_plan_file_vouches_for_none_of_its_sources() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // The customer typed the order number: the case names no order.
-    let case = d.join("case.json");
     let case_doc = serde_json::json!({
         "id": "prov-cli", "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
         "channel": "chat", "customer": {"id": "sofia_rossi_8776", "identity": "verified"},
         "messages": [{"from": "customer", "text": "Where is my order #W5918442?", "at": "2026-11-20T15:10:00Z"}],
     });
-    std::fs::write(&case, case_doc.to_string()).unwrap();
+    let case = json_file(d, "case", &case_doc);
     let plan_file = |id: &str, steps: Value| {
-        let path = d.join(format!("{id}.json"));
         let plan = serde_json::json!({"id": id, "case_id": "prov-cli", "planner": "scripted", "intent": "order_status",
                                       "steps": steps});
-        std::fs::write(&path, plan.to_string()).unwrap();
-        path
+        json_file(d, id, &plan)
     };
     let read = serde_json::json!([{"id": "s1", "action": "get_order_details",
                                    "params": {"order_id": {"value": "#W5918442", "source": "connector"}}}]);
@@ -742,7 +745,6 @@ fn a_plan_file_vouches_for_none_of_its_sources() {
 fn a_step_the_platform_refused_is_tried_again_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let case = d.join("case.json");
     let doc = serde_json::json!({
         "id": "retry-cli", "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
         "channel": "chat", "customer": {"id": "mei_patel_7272", "identity": "verified"},
@@ -750,16 +752,14 @@ fn a_step_the_platform_refused_is_tried_again_from_the_command_line() {
                       "at": "2026-11-20T15:10:00Z"}],
         "order_ids": ["#W9583042"],
     });
-    std::fs::write(&case, doc.to_string()).unwrap();
+    let case = json_file(d, "case", &doc);
     verify_customer(|a| cs_demo(d, a), &case);
     let pay = |plan_id: &str, method: &str| {
-        let path = d.join(format!("{plan_id}.json"));
         let plan = serde_json::json!({"id": plan_id, "case_id": "retry-cli", "planner": "scripted",
             "intent": "modify_payment", "steps": [{"id": "s1", "action": "modify_pending_order_payment", "params": {
                 "order_id": {"value": "#W9583042", "source": "connector"},
                 "payment_method_id": {"value": method, "source": "agent"}}}]});
-        std::fs::write(&path, plan.to_string()).unwrap();
-        path
+        json_file(d, plan_id, &plan)
     };
     let json = |args: &[&str]| {
         let o = cs_demo(d, args);
