@@ -118,18 +118,22 @@ fn split_refund_case() -> countersign_engine::CaseFile {
     demo_case("06-split-refunds")
 }
 
+/// Plan `plan-<i>` of the split-refunds case: its first refund ($20) alone, as `s1`.
+fn split_refund_plan(file: &CaseFile, i: usize) -> countersign_core::Plan {
+    let mut plan = file.plan.clone();
+    plan.id = format!("plan-{i}");
+    plan.steps = vec![Step { id: "s1".into(), ..file.plan.steps[0].clone() }];
+    plan
+}
+
 #[test]
 fn refunds_split_across_plans_still_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     let file = split_refund_case();
-    let one = file.plan.steps[0].clone();
     let mut outcomes = Vec::new();
     for i in 0..3 {
-        let mut plan = file.plan.clone();
-        plan.id = format!("plan-{i}");
-        plan.steps = vec![Step { id: "s1".into(), ..one.clone() }];
-        outcomes.push(engine.process_verified(&file.case, &plan).unwrap().steps[0].decision);
+        outcomes.push(engine.process_verified(&file.case, &split_refund_plan(&file, i)).unwrap().steps[0].decision);
     }
     assert_eq!(
         outcomes,
@@ -382,8 +386,7 @@ fn a_pause_set_after_approval_stops_the_step_before_the_call() {
     use countersign_engine::StepState;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine(dir.path());
-    let file = demo_case("01-cancel-pending");
-    engine.process_verified(&file.case, &file.plan).unwrap();
+    let file = recorded(&engine, "01-cancel-pending");
     engine.review(&file.plan.id, "s2", Verdict::Approved, "ok").unwrap();
     engine.pause_set(PauseScope::Action, "cancel_pending_order", "incident").unwrap();
     let err = engine.execute(&file.plan.id, "s2").unwrap_err();
@@ -494,6 +497,13 @@ fn lost_reply(inner: HttpConnector, request_arrives: bool, keys: bool) -> Interc
 
 /// A write held on its way to the platform: its parameters and idempotency key.
 type HeldWrite = (serde_json::Map<String, serde_json::Value>, String);
+
+/// A sample case of the demo, its plan recorded by `engine` (the customer verified).
+fn recorded(engine: &Engine, name: &str) -> CaseFile {
+    let file = demo_case(name);
+    engine.process_verified(&file.case, &file.plan).unwrap();
+    file
+}
 
 /// Demo case 02: a small refund for a damaged item (the refund is its step `s2`).
 fn damaged_item_case() -> CaseFile {
@@ -1427,8 +1437,7 @@ fn supervisor_steps_need_a_team_lead_who_proves_it_on_the_roster() {
     };
     let mut e = Engine::open(options.clone(), clock.clone()).unwrap();
     assert!(e.roster().iter().any(|m| m.id == "lead-dana"), "the added lead is on the roster");
-    let file = demo_case("07-injection-in-message");
-    e.process_verified(&file.case, &file.plan).unwrap();
+    let file = recorded(&e, "07-injection-in-message");
     let step = e.review_queue().unwrap().into_iter().find(|s| s.decision == "supervisor").unwrap();
     let (plan, id) = (step.plan_id.as_str(), step.step_id.as_str());
     let proof = |who: &str, pass: &str| Proof { id: who.into(), passphrase: Secret::new(pass) };
