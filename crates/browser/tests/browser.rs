@@ -47,6 +47,13 @@ impl World {
         }
     }
 
+    /// A world whose agent has signed in by hand in the connector's profile.
+    fn signed_in() -> World {
+        let w = World::start();
+        w.sign_in_by_hand();
+        w
+    }
+
     fn options(&self) -> BrowserOptions {
         BrowserOptions { no_sandbox: true, headless: true, ..BrowserOptions::new(self.data.path()) }
     }
@@ -110,6 +117,11 @@ impl World {
 
     fn connector(&self) -> BrowserConnector {
         BrowserConnector::new(self.pages(), self.options()).unwrap()
+    }
+
+    /// An engine over this world's browser connector.
+    fn page_engine(&self) -> Engine {
+        self.engine(Arc::new(self.connector()))
     }
 
     fn engine(&self, connector: Arc<dyn Connector>) -> Engine {
@@ -176,9 +188,8 @@ fn blobs_named(engine: &Engine, evidence: &Value) -> Vec<countersign_store::Blob
 
 #[test]
 fn a_read_step_returns_the_orders_fields_with_screenshot_and_snapshot() {
-    let w = World::start();
-    w.sign_in_by_hand();
-    let engine = w.engine(Arc::new(w.connector()));
+    let w = World::signed_in();
+    let engine = w.page_engine();
     let file = cancel_case();
     process_verified(&engine, &file);
     let runs = engine.run_approved(&file.case.id).unwrap();
@@ -210,9 +221,8 @@ fn a_read_step_returns_the_orders_fields_with_screenshot_and_snapshot() {
 
 #[test]
 fn a_confirmed_write_waits_then_runs_after_approval_and_the_store_changed() {
-    let w = World::start();
-    w.sign_in_by_hand();
-    let engine = w.engine(Arc::new(w.connector()));
+    let w = World::signed_in();
+    let engine = w.page_engine();
     let file = cancel_case();
     process_verified(&engine, &file);
     engine.run_approved(&file.case.id).unwrap();
@@ -269,9 +279,8 @@ fn a_confirmed_write_waits_then_runs_after_approval_and_the_store_changed() {
 
 #[test]
 fn the_verification_interstitial_turns_the_step_into_needs_human_with_nothing_submitted() {
-    let w = World::start();
-    w.sign_in_by_hand();
-    let engine = w.engine(Arc::new(w.connector()));
+    let w = World::signed_in();
+    let engine = w.page_engine();
     let file = approved_cancel(&engine);
     w.settings(json!({ "verify_sensitive": true }));
 
@@ -294,8 +303,7 @@ fn the_verification_interstitial_turns_the_step_into_needs_human_with_nothing_su
 
 #[test]
 fn an_ended_session_is_needs_human_and_the_connector_does_not_sign_in() {
-    let w = World::start();
-    w.sign_in_by_hand();
+    let w = World::signed_in();
     let connector: Arc<dyn Connector> = Arc::new(w.connector());
     let engine = w.engine(connector.clone());
     let file = approved_cancel(&engine);
@@ -321,9 +329,8 @@ fn an_ended_session_is_needs_human_and_the_connector_does_not_sign_in() {
 
 #[test]
 fn verification_before_the_step_starts_is_recorded_with_the_page_and_its_screenshot() {
-    let w = World::start();
-    w.sign_in_by_hand();
-    let engine = w.engine(Arc::new(w.connector()));
+    let w = World::signed_in();
+    let engine = w.page_engine();
     let file = approved_cancel(&engine);
     // The interstitial on every page: the order page the facts are read from again (to
     // decide the step once more, before anything starts) asks too.
@@ -361,9 +368,8 @@ fn verification_before_the_step_starts_is_recorded_with_the_page_and_its_screens
 
 #[test]
 fn the_changed_layout_fails_before_submitting_and_names_the_mismatch() {
-    let w = World::start();
-    w.sign_in_by_hand();
-    let engine = w.engine(Arc::new(w.connector()));
+    let w = World::signed_in();
+    let engine = w.page_engine();
     let file = approved_cancel(&engine);
     w.settings(json!({ "layout": "changed" }));
 
@@ -451,8 +457,7 @@ impl Connector for PauseAtSubmit {
 
 #[test]
 fn a_pause_set_mid_flow_stops_the_step_before_the_submit_click() {
-    let w = World::start();
-    w.sign_in_by_hand();
+    let w = World::signed_in();
     let connector = PauseAtSubmit { inner: w.connector(), data: w.data.path().to_path_buf() };
     let engine = w.engine(Arc::new(connector));
     let file = approved_cancel(&engine);
@@ -474,8 +479,7 @@ fn a_pause_set_mid_flow_stops_the_step_before_the_submit_click() {
 
 #[test]
 fn a_refund_through_the_pages_moves_the_exact_amount() {
-    let w = World::start();
-    w.sign_in_by_hand();
+    let w = World::signed_in();
     let connector = w.connector();
     let mut params = Map::new();
     params.insert("order_id".into(), json!(ORDER));
@@ -515,8 +519,7 @@ fn a_refund_through_the_pages_moves_the_exact_amount() {
 /// order is refunded once.
 #[test]
 fn a_refund_through_the_pages_sent_again_with_the_same_key_lands_once() {
-    let w = World::start();
-    w.sign_in_by_hand();
+    let w = World::signed_in();
     let connector = w.connector();
     let mut params = Map::new();
     params.insert("order_id".into(), json!("#W4817420"));
@@ -588,8 +591,7 @@ fn dialogs_of(evidence: &Value) -> Vec<(String, String, String)> {
 
 #[test]
 fn a_javascript_dialog_while_the_form_opens_or_fills_fails_the_step_before_submitting() {
-    let w = World::start();
-    w.sign_in_by_hand();
+    let w = World::signed_in();
     let connector: Arc<dyn Connector> = Arc::new(w.connector());
     let engine = w.engine(connector.clone());
     let file = approved_cancel(&engine);
@@ -637,9 +639,8 @@ fn a_javascript_dialog_while_the_form_opens_or_fills_fails_the_step_before_submi
 
 #[test]
 fn a_javascript_dialog_after_the_submit_click_is_settled_by_the_after_state_never_a_silent_success() {
-    let w = World::start();
-    w.sign_in_by_hand();
-    let engine = w.engine(Arc::new(w.connector()));
+    let w = World::signed_in();
+    let engine = w.page_engine();
 
     // A confirm in the form's submit handler, dismissed: the form does not go; the step
     // fails, naming the dialog, as the after-state shows.
@@ -742,8 +743,7 @@ fn message_pages(connector: &Arc<BrowserConnector>) -> DemoMessagePages {
 
 #[test]
 fn the_message_pages_list_read_and_post_a_reply_once_per_idempotency_key() {
-    let w = World::start();
-    w.sign_in_by_hand();
+    let w = World::signed_in();
     let connector = Arc::new(w.connector());
     let source = message_pages(&connector);
     assert!(source.capabilities().reply_idempotency, "a repeated form token is replayed");
@@ -871,8 +871,7 @@ fn a_signed_out_profile_makes_the_message_pages_need_a_human_and_posts_nothing()
 
 #[test]
 fn a_submit_answered_too_late_keeps_its_evidence_and_settles_once() {
-    let w = World::start();
-    w.sign_in_by_hand();
+    let w = World::signed_in();
     // A connector as impatient as a busy agent: 4 s for a page action.
     let text = std::fs::read_to_string(assets().join("demo/pages.toml")).unwrap();
     assert!(text.contains("timeout_ms = 15000"), "the demo pages' timeout changed: update this test");

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use countersign_test_support::demo::demo_workspace;
 use serde_json::Value;
 
 #[path = "cli/admin.rs"]
@@ -55,6 +56,13 @@ fn verify_customer(run: impl Fn(&[&str]) -> Output, file: &Path) {
     let out =
         run(&["verify-identity", id, "--customer", customer, "--how", "a one-time code sent to the account's phone"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// `value` written to `<dir>/<name>.json`.
+fn json_file(dir: &Path, name: &str, value: &Value) -> PathBuf {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, value.to_string()).unwrap();
+    path
 }
 
 fn case_file(name: &str) -> PathBuf {
@@ -389,7 +397,6 @@ fn kb_index_reports_broken_articles_at_file_line_column_and_exits_1() {
     let ws = dir.path().join("ws");
     let kb = ws.join("knowledge");
     std::fs::create_dir_all(&kb).unwrap();
-    let demo = repo().join("assets/demo");
     std::fs::copy(repo().join("assets/knowledge/gift-cards.md"), kb.join("gift-cards.md")).unwrap();
     let broken = std::fs::read_to_string(repo().join("assets/knowledge/refund-timing.md")).unwrap().replacen(
         "owner: payments-team",
@@ -397,12 +404,8 @@ fn kb_index_reports_broken_articles_at_file_line_column_and_exits_1() {
         1,
     );
     std::fs::write(kb.join("refund-timing.md"), broken).unwrap();
-    let toml = std::fs::read_to_string(demo.join("workspace-snapshot.toml"))
-        .unwrap()
-        .replace("\"../knowledge\"", "\"knowledge\"")
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", repo().join("assets/demo-store")));
+    let toml =
+        demo_workspace("workspace-snapshot.toml", &["../knowledge"]).replace("\"../knowledge\"", "\"knowledge\"");
     std::fs::write(ws.join("workspace.toml"), toml).unwrap();
 
     let out = Command::new(BIN)
@@ -450,13 +453,7 @@ fn supervisor_approvals_take_a_roster_passphrase() {
         "{entry}"
     );
 
-    let demo = repo().join("assets/demo");
-    let toml = std::fs::read_to_string(demo.join("workspace-snapshot.toml"))
-        .unwrap()
-        .replace("\"../knowledge\"", &format!("{:?}", repo().join("assets/knowledge")))
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", repo().join("assets/demo-store")));
+    let toml = demo_workspace("workspace-snapshot.toml", &[]);
     let ws = dir.path().join("workspace.toml");
     std::fs::write(&ws, format!("{toml}\n{entry}")).unwrap();
 
@@ -616,8 +613,7 @@ fn a_new_plan_for_a_case_leaves_no_earlier_step_approvable() {
     let mut plan = doc["plan"].take();
     plan["id"] = "demo-01-plan-2".into();
     plan["steps"][1]["params"]["reason"]["value"] = "no longer needed".into();
-    let plan_file = d.join("plan-2.json");
-    std::fs::write(&plan_file, plan.to_string()).unwrap();
+    let plan_file = json_file(d, "plan-2", &plan);
     let o = cs_demo(d, &["--json", "run", "--case", case, "--plan", plan_file.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(waiting(d, cs_demo), [("demo-01-plan-2".to_string(), "s2".to_string())]);
@@ -694,19 +690,16 @@ fn a_plan_file_vouches_for_none_of_its_sources() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // The customer typed the order number: the case names no order.
-    let case = d.join("case.json");
     let case_doc = serde_json::json!({
         "id": "prov-cli", "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
         "channel": "chat", "customer": {"id": "sofia_rossi_8776", "identity": "verified"},
         "messages": [{"from": "customer", "text": "Where is my order #W5918442?", "at": "2026-11-20T15:10:00Z"}],
     });
-    std::fs::write(&case, case_doc.to_string()).unwrap();
+    let case = json_file(d, "case", &case_doc);
     let plan_file = |id: &str, steps: Value| {
-        let path = d.join(format!("{id}.json"));
         let plan = serde_json::json!({"id": id, "case_id": "prov-cli", "planner": "scripted", "intent": "order_status",
                                       "steps": steps});
-        std::fs::write(&path, plan.to_string()).unwrap();
-        path
+        json_file(d, id, &plan)
     };
     let read = serde_json::json!([{"id": "s1", "action": "get_order_details",
                                    "params": {"order_id": {"value": "#W5918442", "source": "connector"}}}]);
@@ -754,7 +747,6 @@ fn a_plan_file_vouches_for_none_of_its_sources() {
 fn a_step_the_platform_refused_is_tried_again_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let case = d.join("case.json");
     let doc = serde_json::json!({
         "id": "retry-cli", "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
         "channel": "chat", "customer": {"id": "mei_patel_7272", "identity": "verified"},
@@ -762,16 +754,14 @@ fn a_step_the_platform_refused_is_tried_again_from_the_command_line() {
                       "at": "2026-11-20T15:10:00Z"}],
         "order_ids": ["#W9583042"],
     });
-    std::fs::write(&case, doc.to_string()).unwrap();
+    let case = json_file(d, "case", &doc);
     verify_customer(|a| cs_demo(d, a), &case);
     let pay = |plan_id: &str, method: &str| {
-        let path = d.join(format!("{plan_id}.json"));
         let plan = serde_json::json!({"id": plan_id, "case_id": "retry-cli", "planner": "scripted",
             "intent": "modify_payment", "steps": [{"id": "s1", "action": "modify_pending_order_payment", "params": {
                 "order_id": {"value": "#W9583042", "source": "connector"},
                 "payment_method_id": {"value": method, "source": "agent"}}}]});
-        std::fs::write(&path, plan.to_string()).unwrap();
-        path
+        json_file(d, plan_id, &plan)
     };
     let json = |args: &[&str]| {
         let o = cs_demo(d, args);

@@ -217,215 +217,199 @@ mod tests {
         want: Result<(), &'static str>,
     }
 
-    fn row(
-        why: &'static str,
-        expect: Expectation,
-        params: Value,
-        before: Option<Value>,
-        after: Value,
-        want: Result<(), &'static str>,
-    ) -> Row {
-        Row { why, expect, params, before, after, want }
-    }
-
     #[test]
     fn each_check_is_met_unmet_or_refused_for_a_missing_or_mistyped_value() {
         let cancelled = json!({ "status": "cancelled" });
         let pending = json!({ "status": "pending" });
-        let rows = vec![
+        let rows: Vec<Row> = [
             // equals
-            row("met", at("/status", Check::Equals(json!("cancelled"))), json!({}), None, cancelled.clone(), Ok(())),
-            row(
-                "not met",
+            (
                 at("/status", Check::Equals(json!("cancelled"))),
-                json!({}),
-                None,
-                pending.clone(),
-                Err("\"pending\""),
+                vec![
+                    ("met", json!({}), None, cancelled.clone(), Ok(())),
+                    ("not met", json!({}), None, pending.clone(), Err("\"pending\"")),
+                    ("missing field", json!({}), None, json!({}), Err("nothing (absent)")),
+                ],
             ),
-            row(
-                "missing field",
-                at("/status", Check::Equals(json!("cancelled"))),
-                json!({}),
-                None,
-                json!({}),
-                Err("nothing (absent)"),
-            ),
-            row(
-                "wrong type: the number 1 is not the text \"1\"",
+            (
                 at("/count", Check::Equals(json!("1"))),
-                json!({}),
-                None,
-                json!({ "count": 1 }),
-                Err("1"),
+                vec![(
+                    "wrong type: the number 1 is not the text \"1\"",
+                    json!({}),
+                    None,
+                    json!({ "count": 1 }),
+                    Err("1"),
+                )],
             ),
-            row(
-                "nested pointer",
+            (
                 at("/order/status", Check::Equals(json!("cancelled"))),
-                json!({}),
-                None,
-                json!({ "order": { "status": "cancelled" } }),
-                Ok(()),
+                vec![("nested pointer", json!({}), None, json!({ "order": { "status": "cancelled" } }), Ok(()))],
             ),
             // equals_param
-            row(
-                "met",
+            (
                 at("/reason", Check::EqualsParam("reason".into())),
-                json!({ "reason": "no longer needed" }),
-                None,
-                json!({ "reason": "no longer needed" }),
-                Ok(()),
-            ),
-            row(
-                "not met",
-                at("/reason", Check::EqualsParam("reason".into())),
-                json!({ "reason": "ordered by mistake" }),
-                None,
-                json!({ "reason": "no longer needed" }),
-                Err("\"no longer needed\""),
-            ),
-            row(
-                "a parameter the call did not carry is never vacuously met",
-                at("/reason", Check::EqualsParam("reason".into())),
-                json!({}),
-                None,
-                json!({}),
-                Err("no parameter reason"),
+                vec![
+                    (
+                        "met",
+                        json!({ "reason": "no longer needed" }),
+                        None,
+                        json!({ "reason": "no longer needed" }),
+                        Ok(()),
+                    ),
+                    (
+                        "not met",
+                        json!({ "reason": "ordered by mistake" }),
+                        None,
+                        json!({ "reason": "no longer needed" }),
+                        Err("\"no longer needed\""),
+                    ),
+                    (
+                        "a parameter the call did not carry is never vacuously met",
+                        json!({}),
+                        None,
+                        json!({}),
+                        Err("no parameter reason"),
+                    ),
+                ],
             ),
             // includes_param
-            row(
-                "met: every field of the parameter, others allowed",
+            (
                 at("/address", Check::IncludesParam("address".into())),
-                json!({ "address": { "city": "Austin", "zip": "78701" } }),
-                None,
-                json!({ "address": { "city": "Austin", "zip": "78701", "country": "USA" } }),
-                Ok(()),
-            ),
-            row(
-                "not met",
-                at("/address", Check::IncludesParam("address".into())),
-                json!({ "address": { "city": "Austin" } }),
-                None,
-                json!({ "address": { "city": "Dallas" } }),
-                Err("{\"city\":\"Dallas\"}"),
-            ),
-            row(
-                "wrong type: text where an object is expected",
-                at("/address", Check::IncludesParam("address".into())),
-                json!({ "address": { "city": "Austin" } }),
-                None,
-                json!({ "address": "Austin" }),
-                Err("\"Austin\""),
+                vec![
+                    (
+                        "met: every field of the parameter, others allowed",
+                        json!({ "address": { "city": "Austin", "zip": "78701" } }),
+                        None,
+                        json!({ "address": { "city": "Austin", "zip": "78701", "country": "USA" } }),
+                        Ok(()),
+                    ),
+                    (
+                        "not met",
+                        json!({ "address": { "city": "Austin" } }),
+                        None,
+                        json!({ "address": { "city": "Dallas" } }),
+                        Err("{\"city\":\"Dallas\"}"),
+                    ),
+                    (
+                        "wrong type: text where an object is expected",
+                        json!({ "address": { "city": "Austin" } }),
+                        None,
+                        json!({ "address": "Austin" }),
+                        Err("\"Austin\""),
+                    ),
+                ],
             ),
             // increased_by_param: decimals, never floats
-            row(
-                "met, money as text",
+            (
                 at("/refunded", Check::IncreasedByParam("amount".into())),
-                json!({ "amount": "10.50 USD" }),
-                Some(json!({ "refunded": "0.00" })),
-                json!({ "refunded": "10.50" }),
-                Ok(()),
-            ),
-            row(
-                "met, money as an object",
-                at("/refunded", Check::IncreasedByParam("amount".into())),
-                json!({ "amount": { "amount": "0.10", "currency": "USD" } }),
-                Some(json!({ "refunded": "0.20" })),
-                json!({ "refunded": "0.30" }),
-                Ok(()),
-            ),
-            row(
-                "met, a plain decimal parameter",
-                at("/refunded", Check::IncreasedByParam("amount".into())),
-                json!({ "amount": "5" }),
-                Some(json!({ "refunded": "1.00" })),
-                json!({ "refunded": "6.00" }),
-                Ok(()),
-            ),
-            row(
-                "not met",
-                at("/refunded", Check::IncreasedByParam("amount".into())),
-                json!({ "amount": "10.50 USD" }),
-                Some(json!({ "refunded": "10.50" })),
-                json!({ "refunded": "10.50" }),
-                Err("an increase of 0.00"),
-            ),
-            row(
-                "missing field after",
-                at("/refunded", Check::IncreasedByParam("amount".into())),
-                json!({ "amount": "10.50 USD" }),
-                Some(json!({ "refunded": "0.00" })),
-                json!({}),
-                Err("after is nothing (absent)"),
-            ),
-            row(
-                "wrong type: a JSON number is never an amount",
-                at("/refunded", Check::IncreasedByParam("amount".into())),
-                json!({ "amount": "10.50 USD" }),
-                Some(json!({ "refunded": "0.00" })),
-                json!({ "refunded": 10.5 }),
-                Err("after is the JSON number 10.5: amounts must be decimal strings"),
-            ),
-            row(
-                "wrong type: a number parameter is no amount either",
-                at("/refunded", Check::IncreasedByParam("amount".into())),
-                json!({ "amount": 10.5 }),
-                Some(json!({ "refunded": "0.00" })),
-                json!({ "refunded": "10.50" }),
-                Err("the parameter is the JSON number 10.5: amounts must be decimal strings"),
-            ),
-            row(
-                "not a decimal",
-                at("/refunded", Check::IncreasedByParam("amount".into())),
-                json!({ "amount": "10.50 USD" }),
-                Some(json!({ "refunded": "0.00" })),
-                json!({ "refunded": "ten" }),
-                Err("after \"ten\" is not a decimal"),
+                vec![
+                    (
+                        "met, money as text",
+                        json!({ "amount": "10.50 USD" }),
+                        Some(json!({ "refunded": "0.00" })),
+                        json!({ "refunded": "10.50" }),
+                        Ok(()),
+                    ),
+                    (
+                        "met, money as an object",
+                        json!({ "amount": { "amount": "0.10", "currency": "USD" } }),
+                        Some(json!({ "refunded": "0.20" })),
+                        json!({ "refunded": "0.30" }),
+                        Ok(()),
+                    ),
+                    (
+                        "met, a plain decimal parameter",
+                        json!({ "amount": "5" }),
+                        Some(json!({ "refunded": "1.00" })),
+                        json!({ "refunded": "6.00" }),
+                        Ok(()),
+                    ),
+                    (
+                        "not met",
+                        json!({ "amount": "10.50 USD" }),
+                        Some(json!({ "refunded": "10.50" })),
+                        json!({ "refunded": "10.50" }),
+                        Err("an increase of 0.00"),
+                    ),
+                    (
+                        "missing field after",
+                        json!({ "amount": "10.50 USD" }),
+                        Some(json!({ "refunded": "0.00" })),
+                        json!({}),
+                        Err("after is nothing (absent)"),
+                    ),
+                    (
+                        "wrong type: a JSON number is never an amount",
+                        json!({ "amount": "10.50 USD" }),
+                        Some(json!({ "refunded": "0.00" })),
+                        json!({ "refunded": 10.5 }),
+                        Err("after is the JSON number 10.5: amounts must be decimal strings"),
+                    ),
+                    (
+                        "wrong type: a number parameter is no amount either",
+                        json!({ "amount": 10.5 }),
+                        Some(json!({ "refunded": "0.00" })),
+                        json!({ "refunded": "10.50" }),
+                        Err("the parameter is the JSON number 10.5: amounts must be decimal strings"),
+                    ),
+                    (
+                        "not a decimal",
+                        json!({ "amount": "10.50 USD" }),
+                        Some(json!({ "refunded": "0.00" })),
+                        json!({ "refunded": "ten" }),
+                        Err("after \"ten\" is not a decimal"),
+                    ),
+                ],
             ),
             // changed
-            row("met", at("/status", Check::Changed), json!({}), Some(pending.clone()), cancelled.clone(), Ok(())),
-            row(
-                "not met",
+            (
                 at("/status", Check::Changed),
-                json!({}),
-                Some(pending.clone()),
-                pending.clone(),
-                Err("unchanged: \"pending\""),
-            ),
-            row(
-                "absent before and after is unchanged",
-                at("/status", Check::Changed),
-                json!({}),
-                Some(json!({})),
-                json!({}),
-                Err("unchanged: nothing (absent)"),
+                vec![
+                    ("met", json!({}), Some(pending.clone()), cancelled.clone(), Ok(())),
+                    ("not met", json!({}), Some(pending.clone()), pending.clone(), Err("unchanged: \"pending\"")),
+                    (
+                        "absent before and after is unchanged",
+                        json!({}),
+                        Some(json!({})),
+                        json!({}),
+                        Err("unchanged: nothing (absent)"),
+                    ),
+                ],
             ),
             // grew_by
-            row(
-                "met",
+            (
                 at("/items", Check::GrewBy(1)),
-                json!({}),
-                Some(json!({ "items": [1] })),
-                json!({ "items": [1, 2] }),
-                Ok(()),
+                vec![
+                    ("met", json!({}), Some(json!({ "items": [1] })), json!({ "items": [1, 2] }), Ok(())),
+                    (
+                        "not met",
+                        json!({}),
+                        Some(json!({ "items": [1] })),
+                        json!({ "items": [1] }),
+                        Err("1 elements before, 1 after"),
+                    ),
+                    (
+                        "wrong type",
+                        json!({}),
+                        Some(json!({ "items": [1] })),
+                        json!({ "items": "1, 2" }),
+                        Err("not a list: \"1, 2\""),
+                    ),
+                ],
             ),
-            row(
-                "not met",
-                at("/items", Check::GrewBy(1)),
-                json!({}),
-                Some(json!({ "items": [1] })),
-                json!({ "items": [1] }),
-                Err("1 elements before, 1 after"),
-            ),
-            row(
-                "wrong type",
-                at("/items", Check::GrewBy(1)),
-                json!({}),
-                Some(json!({ "items": [1] })),
-                json!({ "items": "1, 2" }),
-                Err("not a list: \"1, 2\""),
-            ),
-        ];
+        ]
+        .into_iter()
+        .flat_map(|(expect, cases)| {
+            cases.into_iter().map(move |(why, params, before, after, want)| Row {
+                why,
+                expect: expect.clone(),
+                params,
+                before,
+                after,
+                want,
+            })
+        })
+        .collect();
         for r in rows {
             let got = check_one(&r.expect, &params(r.params), r.before.as_ref(), &r.after);
             match (got, r.want) {

@@ -124,6 +124,16 @@ fn demo_connector(url: &str, keyring: &TestKeyring) -> HttpConnector {
     HttpConnector::new(catalog, keyring.store.clone()).unwrap().with_base_url(url).unwrap()
 }
 
+/// The demo seller center under a planted token, and a connector to it with the token in
+/// a keyring namespace of the test's own. Keep the keyring and the server while testing.
+fn on_demo(test: &str) -> (String, TestKeyring, DemoServer, HttpConnector) {
+    let token = token();
+    let keyring = TestKeyring::new(test, Some(&token));
+    let server = DemoServer::start(&token);
+    let c = demo_connector(&server.url(), &keyring);
+    (token, keyring, server, c)
+}
+
 /// A call record goes into evidence: the token must not be in it, in any form.
 fn assert_no_token(record: &CallRecord, token: &str) {
     let debug = format!("{record:?}");
@@ -263,10 +273,7 @@ fn catalog_errors_point_at_file_line_column() {
 
 #[test]
 fn reads_return_the_platform_objects() {
-    let token = token();
-    let keyring = TestKeyring::new("reads", Some(&token));
-    let server = DemoServer::start(&token);
-    let c = demo_connector(&server.url(), &keyring);
+    let (token, _keyring, _server, c) = on_demo("reads");
 
     let order = c.call("get_order_details", &params(json!({"order_id": "#W2611340"})), None).unwrap();
     assert_eq!(order.status, 200);
@@ -319,10 +326,7 @@ fn reads_return_the_platform_objects() {
 
 #[test]
 fn cancelling_a_pending_order_changes_it_and_meets_the_expectation() {
-    let token = token();
-    let keyring = TestKeyring::new("cancel", Some(&token));
-    let server = DemoServer::start(&token);
-    let c = demo_connector(&server.url(), &keyring);
+    let (token, _keyring, _server, c) = on_demo("cancel");
     let p = params(json!({"order_id": "#W5918442", "reason": "ordered by mistake"}));
 
     let preview = c.describe_call("cancel_pending_order", &p, Some("step-cancel-1")).unwrap();
@@ -360,10 +364,7 @@ fn cancelling_a_pending_order_changes_it_and_meets_the_expectation() {
 
 #[test]
 fn every_write_of_the_catalog_meets_its_expectation_on_the_real_store() {
-    let token = token();
-    let keyring = TestKeyring::new("writes", Some(&token));
-    let server = DemoServer::start(&token);
-    let c = demo_connector(&server.url(), &keyring);
+    let (token, _keyring, _server, c) = on_demo("writes");
     let address = json!({"address1": "1 Loop Road", "address2": "", "city": "Austin", "state": "TX", "country": "USA", "zip": "78701"});
     let cases = [
         ("cancel_pending_order", json!({"order_id": "#W2974929", "reason": "no longer needed"})),
@@ -410,10 +411,7 @@ fn every_write_of_the_catalog_meets_its_expectation_on_the_real_store() {
 
 #[test]
 fn the_same_idempotency_key_applies_a_write_once() {
-    let token = token();
-    let keyring = TestKeyring::new("idem", Some(&token));
-    let server = DemoServer::start(&token);
-    let c = demo_connector(&server.url(), &keyring);
+    let (token, _keyring, _server, c) = on_demo("idem");
     let p =
         params(json!({"order_id": "#W9077205", "amount": {"amount": "12.34", "currency": "USD"}, "reason": "dented"}));
 
@@ -437,10 +435,7 @@ fn the_same_idempotency_key_applies_a_write_once() {
 
 #[test]
 fn the_stores_rules_come_back_as_typed_rejections() {
-    let token = token();
-    let keyring = TestKeyring::new("rules", Some(&token));
-    let server = DemoServer::start(&token);
-    let c = demo_connector(&server.url(), &keyring);
+    let (token, _keyring, _server, c) = on_demo("rules");
 
     let delivered = params(json!({"order_id": "#W8032761", "reason": "no longer needed"}));
     let e = c.call("cancel_pending_order", &delivered, Some("k-cancel-delivered")).unwrap_err();

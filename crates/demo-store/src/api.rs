@@ -220,28 +220,30 @@ async fn lookup_customer(State(app): State<App>, query: Result<Query<ops::Lookup
     respond(app.store.read(move |conn| ops::lookup_customer(conn, &query)).await)
 }
 
-async fn customer_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
+/// A read of the one thing the path names (its id made canonical by `normalize`).
+async fn read_by_id(
+    app: App,
+    id: Result<Path<String>, PathRejection>,
+    normalize: fn(&str) -> String,
+    op: fn(&rusqlite::Connection, &str) -> Result<Reply, ApiError>,
+) -> Response {
     let id = match path_param(id) {
-        Ok(id) => id,
+        Ok(id) => normalize(&id),
         Err(e) => return e.into_response(),
     };
-    respond(app.store.read(move |conn| ops::customer_details(conn, &id)).await)
+    respond(app.store.read(move |conn| op(conn, &id)).await)
+}
+
+async fn customer_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
+    read_by_id(app, id, as_is, ops::customer_details).await
 }
 
 async fn order_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
-    let id = match path_param(id) {
-        Ok(id) => ops::normalize_order_id(&id),
-        Err(e) => return e.into_response(),
-    };
-    respond(app.store.read(move |conn| ops::order_details(conn, &id)).await)
+    read_by_id(app, id, ops::normalize_order_id, ops::order_details).await
 }
 
 async fn product_details(State(app): State<App>, id: Result<Path<String>, PathRejection>) -> Response {
-    let id = match path_param(id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    respond(app.store.read(move |conn| ops::product_details(conn, &id)).await)
+    read_by_id(app, id, as_is, ops::product_details).await
 }
 
 async fn list_product_types(State(app): State<App>) -> Response {
@@ -260,12 +262,16 @@ async fn seller_center_settings(State(app): State<App>, body: Result<Bytes, Byte
 
 // ---------------------------------------------------------------- write handlers
 
-/// Declares a write handler: `name, path parameter normaliser, body type, operation`.
+/// Declares a write handler: `name, path parameter normaliser, body type, operation`, then
+/// optionally whether the key is required and what is done to the body's bytes first.
 macro_rules! write_handler {
     ($name:ident, $normalize:expr, $body:ty, $op:expr) => {
         write_handler!($name, $normalize, $body, $op, Key::Optional);
     };
     ($name:ident, $normalize:expr, $body:ty, $op:expr, $key:expr) => {
+        write_handler!($name, $normalize, $body, $op, $key, std::convert::identity);
+    };
+    ($name:ident, $normalize:expr, $body:ty, $op:expr, $key:expr, $prepare:expr) => {
         async fn $name(
             State(app): State<App>,
             id: Result<Path<String>, PathRejection>,
@@ -278,6 +284,7 @@ macro_rules! write_handler {
                 Ok(id) => $normalize(&id),
                 Err(e) => return e.into_response(),
             };
+            let body = $prepare(body);
             write(&app, (method, uri, headers), $key, body, move |conn, request: $body| $op(conn, &id, request)).await
         }
     };
@@ -303,24 +310,19 @@ write_handler!(create_coupon, as_is, ops::CouponRequest, ops::create_coupon);
 #[serde(deny_unknown_fields)]
 struct NoParameters {}
 
-async fn send_password_reset(
-    State(app): State<App>,
-    id: Result<Path<String>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let id = match path_param(id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    let body = body.map(|b| if b.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { b });
-    write(&app, (method, uri, headers), Key::Optional, body, move |conn, _: NoParameters| {
-        ops::send_password_reset(conn, &id)
-    })
-    .await
+/// An empty body (or white space only) reads as `{}`.
+fn empty_as_object(body: Result<Bytes, BytesRejection>) -> Result<Bytes, BytesRejection> {
+    body.map(|b| if b.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { b })
 }
+
+write_handler!(
+    send_password_reset,
+    as_is,
+    NoParameters,
+    |conn, id: &str, _| ops::send_password_reset(conn, id),
+    Key::Optional,
+    empty_as_object
+);
 
 // ---------------------------------------------------------------- buyer messages
 

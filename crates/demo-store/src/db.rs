@@ -190,27 +190,27 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// A customer's row: `customer_id, email_key, first_name, last_name, zip, doc` (`?1`…`?6`).
+fn customer_row(c: &Customer) -> rusqlite::Result<(&str, String, &str, &str, &str, String)> {
+    Ok((&c.customer_id, email_key(&c.email), &c.name.first_name, &c.name.last_name, &c.default_address.zip, to_doc(c)?))
+}
+
 fn insert_customer(conn: &Connection, c: &Customer) -> rusqlite::Result<usize> {
     conn.execute(
         "INSERT INTO customers (customer_id, email_key, first_name, last_name, zip, doc)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            c.customer_id,
-            email_key(&c.email),
-            c.name.first_name,
-            c.name.last_name,
-            c.default_address.zip,
-            to_doc(c)?
-        ],
+        customer_row(c)?,
     )
 }
 
-pub fn customer(conn: &Connection, id: &str) -> Result<Option<Customer>, ApiError> {
-    let doc: Option<String> = conn
-        .prepare_cached("SELECT doc FROM customers WHERE customer_id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
+/// The document `select` (a query of one `doc` by `?1`) finds for `id`, if any.
+fn doc_by_id<T: serde::de::DeserializeOwned>(conn: &Connection, select: &str, id: &str) -> Result<Option<T>, ApiError> {
+    let doc: Option<String> = conn.prepare_cached(select)?.query_row([id], |r| r.get(0)).optional()?;
     doc.as_deref().map(from_doc).transpose()
+}
+
+pub fn customer(conn: &Connection, id: &str) -> Result<Option<Customer>, ApiError> {
+    doc_by_id(conn, "SELECT doc FROM customers WHERE customer_id = ?1", id)
 }
 
 pub fn save_customer(conn: &Connection, c: &Customer) -> Result<(), ApiError> {
@@ -218,14 +218,7 @@ pub fn save_customer(conn: &Connection, c: &Customer) -> Result<(), ApiError> {
         "UPDATE customers SET email_key = ?2, first_name = ?3, last_name = ?4, zip = ?5, doc = ?6
          WHERE customer_id = ?1",
     )?
-    .execute(params![
-        c.customer_id,
-        email_key(&c.email),
-        c.name.first_name,
-        c.name.last_name,
-        c.default_address.zip,
-        to_doc(c)?
-    ])?;
+    .execute(customer_row(c)?)?;
     Ok(())
 }
 
@@ -255,6 +248,11 @@ pub fn customer_ids_by_name_zip(
     Ok(ids)
 }
 
+/// A row's first six columns as text, for a caller that checks them before it builds its type.
+pub(crate) fn six_texts(r: &rusqlite::Row<'_>) -> rusqlite::Result<[String; 6]> {
+    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?])
+}
+
 /// The customer with its coupons and password resets.
 pub fn customer_view(conn: &Connection, customer: Customer) -> Result<CustomerView, ApiError> {
     let coupons = conn
@@ -262,18 +260,9 @@ pub fn customer_view(conn: &Connection, customer: Customer) -> Result<CustomerVi
             "SELECT code, customer_id, amount, currency, reason, created_at FROM coupons
              WHERE customer_id = ?1 ORDER BY created_at, code",
         )?
-        .query_map([&customer.customer_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?
+        .query_map([&customer.customer_id], six_texts)?
         .map(|row| {
-            let (code, customer_id, amount, currency, reason, created_at) = row?;
+            let [code, customer_id, amount, currency, reason, created_at] = row?;
             Ok(Coupon {
                 code,
                 customer_id,
@@ -327,9 +316,7 @@ pub fn insert_password_reset(conn: &Connection, reset: &PasswordReset) -> Result
 }
 
 pub fn order(conn: &Connection, id: &str) -> Result<Option<Order>, ApiError> {
-    let doc: Option<String> =
-        conn.prepare_cached("SELECT doc FROM orders WHERE order_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
-    doc.as_deref().map(from_doc).transpose()
+    doc_by_id(conn, "SELECT doc FROM orders WHERE order_id = ?1", id)
 }
 
 pub fn save_order(conn: &Connection, o: &Order) -> Result<(), ApiError> {
@@ -342,11 +329,7 @@ pub fn save_order(conn: &Connection, o: &Order) -> Result<(), ApiError> {
 }
 
 pub fn product(conn: &Connection, id: &str) -> Result<Option<Product>, ApiError> {
-    let doc: Option<String> = conn
-        .prepare_cached("SELECT doc FROM products WHERE product_id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    doc.as_deref().map(from_doc).transpose()
+    doc_by_id(conn, "SELECT doc FROM products WHERE product_id = ?1", id)
 }
 
 /// Every product type, by name.

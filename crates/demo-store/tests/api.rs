@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token-3f9a1c";
+const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 
 struct Harness {
     dir: tempfile::TempDir,
@@ -28,6 +29,10 @@ impl Harness {
     async fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let server = serve(&dir.path().join("store.sqlite3"), DEFAULT_SEED_DIR.into()).await;
+        Harness::over(dir, server)
+    }
+
+    fn over(dir: tempfile::TempDir, server: ServerHandle) -> Harness {
         Harness {
             base: format!("http://{}", server.local_addr()),
             dir,
@@ -42,12 +47,7 @@ impl Harness {
         let Harness { dir, server, .. } = self;
         server.shutdown().await.unwrap();
         let server = serve(&dir.path().join("store.sqlite3"), dir.path().join("no-seed-here")).await;
-        Harness {
-            base: format!("http://{}", server.local_addr()),
-            dir,
-            server,
-            client: countersign_http::client_builder().build().unwrap(),
-        }
+        Harness::over(dir, server)
     }
 
     async fn request(
@@ -102,16 +102,33 @@ impl Harness {
         (status, body, replayed)
     }
 
-    async fn order(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/orders/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+    /// What a GET of `path` answers; anything but 200 fails the test.
+    async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         body
     }
 
+    async fn order(&self, id: &str) -> Value {
+        self.get_ok(&format!("/orders/{id}")).await
+    }
+
     async fn customer(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/customers/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        self.get_ok(&format!("/customers/{id}")).await
+    }
+
+    /// Sends each body of `cases` to `path`: each must be refused with its status and error
+    /// code.
+    async fn refuses_each<'a>(
+        &self,
+        method: Method,
+        path: &str,
+        cases: impl IntoIterator<Item = (Value, StatusCode, &'a str)>,
+    ) {
+        for (body, expected_status, expected_code) in cases {
+            let (status, error) = self.send(method.clone(), path, body.clone()).await;
+            assert_eq!((status, code(&error)), (expected_status, expected_code), "{method} {path} {body}: {error}");
+        }
     }
 
     async fn balance(&self, customer: &str, method: &str) -> String {
@@ -123,6 +140,19 @@ async fn serve(db: &std::path::Path, seed: PathBuf) -> ServerHandle {
     let store = DemoStore::open(db, seed).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     store.serve(listener, ApiToken::new(TOKEN).unwrap()).unwrap()
+}
+
+/// The address form filled in for Springfield, IL, under the page's CSRF token.
+fn springfield_form(csrf: &str) -> [(&str, &str); 7] {
+    [
+        ("csrf_token", csrf),
+        ("address1", "1 Main St"),
+        ("address2", ""),
+        ("city", "Springfield"),
+        ("state", "IL"),
+        ("country", "USA"),
+        ("zip", "62701"),
+    ]
 }
 
 fn code(body: &Value) -> &str {
@@ -433,10 +463,8 @@ async fn payment_method_change_rules_are_enforced() {
         ("credit_card_8554680", StatusCode::UNPROCESSABLE_ENTITY, "same_payment_method"),
         ("paypal_5727330", StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"),
     ];
-    for (method, expected_status, expected_code) in cases {
-        let (status, error) = h.put(path, json!({ "payment_method_id": method })).await;
-        assert_eq!((status, code(&error)), (expected_status, expected_code), "{method}");
-    }
+    h.refuses_each(Method::PUT, path, cases.map(|(m, status, code)| (json!({ "payment_method_id": m }), status, code)))
+        .await;
     let order = h.order("W4923227").await;
     assert_eq!(history(&order).len(), 1, "refused changes move no money");
     assert_eq!(h.balance("isabella_lopez_6490", "gift_card_8245350").await, "60.00");
@@ -497,11 +525,7 @@ async fn modifies_a_pending_orders_items_once() {
         (swap("9829827210", "3369928769", "credit_card_0000000"), "payment_method_not_found"),
         (json!({ "items": [], "payment_method_id": "paypal_1038468" }), "invalid_request"),
     ];
-    for (request, expected) in cases {
-        let (status, error) = h.post(path, request.clone()).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{request}: {error}");
-        assert_eq!(code(&error), expected, "{request}");
-    }
+    h.refuses_each(Method::POST, path, cases.map(|(request, code)| (request, UNPROCESSABLE, code))).await;
     assert_eq!(h.order("W2307204").await["status"], "pending");
 
     // Garden hose 90.43 -> 97.35 (+6.92), notebook 32.37 -> 32.29 (-0.08): +6.84 charged
@@ -609,10 +633,7 @@ async fn returns_delivered_items_to_the_original_method_or_a_gift_card() {
             "payment_method_not_found",
         ),
     ];
-    for (request, expected_status, expected_code) in cases {
-        let (status, error) = h.post(path, request.clone()).await;
-        assert_eq!((status, code(&error)), (expected_status, expected_code), "{request}");
-    }
+    h.refuses_each(Method::POST, path, cases).await;
     let (status, body) =
         h.post(path, json!({ "item_ids": ["1583904702"], "payment_method_id": "paypal_5181300" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -725,11 +746,7 @@ async fn partial_refunds_never_exceed_what_is_refundable() {
         (json!({ "amount": true, "currency": "USD" }), "invalid_amount"),
         (json!({ "amount": "5.00" }), "invalid_request"),
     ];
-    for (request, expected) in cases {
-        let (status, error) = h.post(path, request.clone()).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{request}: {error}");
-        assert_eq!(code(&error), expected, "{request}");
-    }
+    h.refuses_each(Method::POST, path, cases.map(|(request, code)| (request, UNPROCESSABLE, code))).await;
     let (status, error) = h.post(path, json!({ "amount": "35.51", "currency": "USD" })).await;
     assert!(
         error["error"]["message"].as_str().unwrap().contains("35.50"),
@@ -800,10 +817,8 @@ async fn changes_a_customers_email_when_valid_and_unused() {
         ("a b@example.com", StatusCode::UNPROCESSABLE_ENTITY, "invalid_email"),
         ("noah@localhost", StatusCode::UNPROCESSABLE_ENTITY, "invalid_email"),
     ];
-    for (email, expected_status, expected_code) in cases {
-        let (status, error) = h.put(path, json!({ "email": email })).await;
-        assert_eq!((status, code(&error)), (expected_status, expected_code), "{email}");
-    }
+    h.refuses_each(Method::PUT, path, cases.map(|(email, status, code)| (json!({ "email": email }), status, code)))
+        .await;
     let (status, body) = h.put(path, json!({ "email": "noah.b@example.org" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["customer"]["email"], "noah.b@example.org");
@@ -842,10 +857,8 @@ async fn creates_a_goodwill_coupon() {
         (json!({ "amount": "5", "reason": "  " }), "invalid_request"),
         (json!({ "amount": "5" }), "invalid_request"),
     ];
-    for (request, expected) in cases {
-        let (status, error) = h.post("/customers/mia_moore_8366/coupons", request.clone()).await;
-        assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, expected), "{request}");
-    }
+    let coupons = "/customers/mia_moore_8366/coupons";
+    h.refuses_each(Method::POST, coupons, cases.map(|(request, code)| (request, UNPROCESSABLE, code))).await;
     let (status, error) = h.post("/customers/nobody_0000/coupons", json!({ "amount": "5", "reason": "x" })).await;
     assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
     assert_eq!(h.customer("mia_moore_8366").await["coupons"].as_array().unwrap().len(), 1);
@@ -1119,15 +1132,7 @@ async fn refund_and_address_forms_change_the_order() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "amounts are decimals, as in the API: {html}");
 
     let csrf = b.csrf("/seller/orders/W5918442/address").await;
-    let form = [
-        ("csrf_token", csrf.as_str()),
-        ("address1", "1 Main St"),
-        ("address2", ""),
-        ("city", "Springfield"),
-        ("state", "IL"),
-        ("country", "USA"),
-        ("zip", "62701"),
-    ];
+    let form = springfield_form(&csrf);
     let (status, _, html) = b.post("/seller/orders/W5918442/address", &form).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert_eq!(h.order("%23W5918442").await["shipping_address"]["city"], "Springfield");

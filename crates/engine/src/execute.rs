@@ -651,12 +651,17 @@ impl Engine {
     }
 
     fn finish_recorded(&self, record: &StepRecord, ended: Ended) -> Result<StepRun, EngineError> {
-        let Ended { outcome, before, after, request, response, error, stopped_at, not_applied } = ended;
-        let to = match outcome {
+        let to = match ended.outcome {
             StepOutcome::Succeeded => StepState::Succeeded,
             StepOutcome::Unknown => StepState::Unknown,
             StepOutcome::Failed | StepOutcome::NeedsHuman => StepState::Failed,
         };
+        self.finish_as(record, to, ended)
+    }
+
+    /// Moves the step to `to`, recording how it ended (`step_finished`).
+    fn finish_as(&self, record: &StepRecord, to: StepState, ended: Ended) -> Result<StepRun, EngineError> {
+        let Ended { outcome, before, after, request, response, error, stopped_at, not_applied } = ended;
         self.transition(
             record,
             to,
@@ -942,25 +947,12 @@ impl Engine {
             }
             None => Value::Null,
         };
-        self.transition(
+        let after = after.unwrap_or(Value::Null);
+        self.finish_as(
             record,
             to,
-            StepUpdate::default(),
-            self.clock.now(),
-            Event::StepFinished {
-                plan_id: record.plan_id.clone(),
-                step_id: record.step_id.clone(),
-                outcome,
-                before: Value::Null,
-                after: after.unwrap_or(Value::Null),
-                request,
-                response,
-                error: error.clone(),
-                stopped_at: None,
-                not_applied,
-            },
-        )?;
-        Ok(StepRun::of(record, to, error))
+            Ended { outcome, before: Value::Null, after, request, response, error, stopped_at: None, not_applied },
+        )
     }
 
     /// When the step's latest attempt started (its `step_started` event).

@@ -4,7 +4,7 @@
 /// LLM planners configured in the workspace, against recorded provider streams.
 #[path = "planning/llm.rs"]
 mod llm_planner;
-use countersign_test_support::demo::{DemoServer, seed_orders};
+use countersign_test_support::demo::{DemoServer, demo_workspace, seed_orders};
 use countersign_test_support::loopback::read_request;
 use countersign_test_support::replay;
 
@@ -40,6 +40,11 @@ impl Clock for Fixed {
     fn now(&self) -> Timestamp {
         "2026-11-21T10:00:00Z".parse().unwrap()
     }
+}
+
+/// An agent verified `customer` for the case themselves: a one-time code sent to the account.
+fn verify_by_code(engine: &Engine, case_id: &str, customer: &str) {
+    engine.record_identity_check(case_id, customer, "a one-time code sent to the account's phone").unwrap();
 }
 
 /// Processing a case whose customer an agent verified themselves (a one-time code sent to
@@ -99,17 +104,26 @@ fn workspace_copy(policy: impl Fn(String) -> String, extra: &str) -> tempfile::T
     let src = assets().join("demo");
     std::fs::write(ws.path().join("policy.toml"), policy(std::fs::read_to_string(src.join("policy.toml")).unwrap()))
         .unwrap();
-    let toml = std::fs::read_to_string(src.join("workspace-snapshot.toml"))
-        .unwrap()
-        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
-        .replace("\"cases\"", &format!("{:?}", src.join("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
+    let toml = demo_workspace("workspace-snapshot.toml", &["policy.toml"]);
     std::fs::write(ws.path().join("workspace.toml"), format!("{toml}\n{extra}")).unwrap();
     ws
 }
 
+/// A sample case of the demo (`assets/demo/cases/<name>.json`).
+fn demo_case(name: &str) -> CaseFile {
+    CaseFile::load(&assets().join("demo/cases").join(format!("{name}.json"))).unwrap()
+}
+
 fn split_refund_case() -> countersign_engine::CaseFile {
-    countersign_engine::CaseFile::load(&assets().join("demo/cases/06-split-refunds.json")).unwrap()
+    demo_case("06-split-refunds")
+}
+
+/// Plan `plan-<i>` of the split-refunds case: its first refund ($20) alone, as `s1`.
+fn split_refund_plan(file: &CaseFile, i: usize) -> countersign_core::Plan {
+    let mut plan = file.plan.clone();
+    plan.id = format!("plan-{i}");
+    plan.steps = vec![Step { id: "s1".into(), ..file.plan.steps[0].clone() }];
+    plan
 }
 
 #[test]
@@ -117,13 +131,9 @@ fn refunds_split_across_plans_still_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     let file = split_refund_case();
-    let one = file.plan.steps[0].clone();
     let mut outcomes = Vec::new();
     for i in 0..3 {
-        let mut plan = file.plan.clone();
-        plan.id = format!("plan-{i}");
-        plan.steps = vec![Step { id: "s1".into(), ..one.clone() }];
-        outcomes.push(engine.process_verified(&file.case, &plan).unwrap().steps[0].decision);
+        outcomes.push(engine.process_verified(&file.case, &split_refund_plan(&file, i)).unwrap().steps[0].decision);
     }
     assert_eq!(
         outcomes,
@@ -211,8 +221,8 @@ fn the_review_queue_binds_approvals_to_roles_and_states() {
     use countersign_store::StepState;
     let dir = tempfile::tempdir().unwrap();
     let mut e = open(dir.path());
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    let email = countersign_engine::CaseFile::load(&assets().join("demo/cases/07-injection-in-message.json")).unwrap();
+    let cancel = demo_case("01-cancel-pending");
+    let email = demo_case("07-injection-in-message");
     e.process_verified(&cancel.case, &cancel.plan).unwrap();
     e.process_verified(&email.case, &email.plan).unwrap();
     let queue = e.review_queue().unwrap();
@@ -261,7 +271,7 @@ fn a_new_policy_invalidates_pending_approvals() {
     use countersign_engine::ErrorCode;
     use countersign_store::StepState;
     let dir = tempfile::tempdir().unwrap();
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let cancel = demo_case("01-cancel-pending");
     {
         let e = open(dir.path());
         e.process_verified(&cancel.case, &cancel.plan).unwrap();
@@ -334,7 +344,7 @@ fn a_confirmed_write_runs_after_approval_and_changes_the_platform() {
     use countersign_engine::StepState;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine(dir.path());
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let file = demo_case("01-cancel-pending");
     let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap().to_string();
     engine.process_verified(&file.case, &file.plan).unwrap();
 
@@ -376,8 +386,7 @@ fn a_pause_set_after_approval_stops_the_step_before_the_call() {
     use countersign_engine::StepState;
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine(dir.path());
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    engine.process_verified(&file.case, &file.plan).unwrap();
+    let file = recorded(&engine, "01-cancel-pending");
     engine.review(&file.plan.id, "s2", Verdict::Approved, "ok").unwrap();
     engine.pause_set(PauseScope::Action, "cancel_pending_order", "incident").unwrap();
     let err = engine.execute(&file.plan.id, "s2").unwrap_err();
@@ -489,11 +498,33 @@ fn lost_reply(inner: HttpConnector, request_arrives: bool, keys: bool) -> Interc
 /// A write held on its way to the platform: its parameters and idempotency key.
 type HeldWrite = (serde_json::Map<String, serde_json::Value>, String);
 
-fn finished_s2(engine: &Engine, case_id: &str) -> Vec<serde_json::Value> {
+/// A sample case of the demo, its plan recorded by `engine` (the customer verified).
+fn recorded(engine: &Engine, name: &str) -> CaseFile {
+    let file = demo_case(name);
+    engine.process_verified(&file.case, &file.plan).unwrap();
+    file
+}
+
+/// Demo case 02: a small refund for a damaged item (the refund is its step `s2`).
+fn damaged_item_case() -> CaseFile {
+    demo_case("02-damaged-item-small-refund")
+}
+
+/// Records the case's plan (its customer verified) and runs the approved steps: every run,
+/// and the refund's.
+fn run_refund(engine: &Engine, file: &CaseFile) -> (Vec<countersign_engine::StepRun>, countersign_engine::StepRun) {
+    engine.process_verified(&file.case, &file.plan).unwrap();
+    let runs = engine.run_approved(&file.case.id).unwrap();
+    let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap().clone();
+    (runs, refund)
+}
+
+/// The payloads of the case's `kind` events (`step_started`, `step_finished`) for step `s2`.
+fn s2_events(engine: &Engine, case_id: &str, kind: &str) -> Vec<serde_json::Value> {
     let events = engine.log_case(case_id).unwrap();
     events
         .iter()
-        .filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2")
+        .filter(|e| e.kind() == kind && e.event.payload()["step_id"] == "s2")
         .map(|e| e.event.payload())
         .collect()
 }
@@ -510,14 +541,11 @@ fn a_write_with_a_lost_answer_settles_by_the_same_request_under_the_same_key() {
         let (engine, server, keyring) =
             live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, arrives, true)));
         let direct = platform(&server, &keyring);
-        let file =
-            countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+        let file = damaged_item_case();
         let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap().to_string();
         let amount = file.plan.steps[1].params["amount"].value["amount"].as_str().unwrap().to_string();
         let before = refunded(&direct, &order);
-        engine.process_verified(&file.case, &file.plan).unwrap();
-        let runs = engine.run_approved(&file.case.id).unwrap();
-        let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+        let (runs, refund) = run_refund(&engine, &file);
         assert_eq!(
             refund.state,
             StepState::Succeeded,
@@ -527,14 +555,9 @@ fn a_write_with_a_lost_answer_settles_by_the_same_request_under_the_same_key() {
         let expected =
             before.parse::<rust_decimal::Decimal>().unwrap() + amount.parse::<rust_decimal::Decimal>().unwrap();
         assert_eq!(after, expected, "request arrived: {arrives}: the refund landed exactly once");
-        let started = engine
-            .log_case(&file.case.id)
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2")
-            .count();
+        let started = s2_events(&engine, &file.case.id, "step_started").len();
         assert_eq!(started, 1, "one attempt, settled under its own key");
-        let finished = finished_s2(&engine, &file.case.id);
+        let finished = s2_events(&engine, &file.case.id, "step_finished");
         assert_eq!(finished[0]["outcome"], "unknown", "first recorded as unknown: {finished:?}");
         // Landed: the read shows it; lost on the way: sent again under its key.
         let how = if arrives { "read" } else { "sent again under the same key" };
@@ -567,13 +590,10 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
         })
     });
     let direct = platform(&server, &keyring);
-    let file =
-        countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+    let file = damaged_item_case();
     let order = file.plan.steps[1].params["order_id"].value.as_str().unwrap().to_string();
     let before = refunded(&direct, &order);
-    engine.process_verified(&file.case, &file.plan).unwrap();
-    let runs = engine.run_approved(&file.case.id).unwrap();
-    let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+    let (runs, refund) = run_refund(&engine, &file);
     assert_eq!(
         refund.state,
         StepState::Unknown,
@@ -608,13 +628,7 @@ fn without_keys_an_unknown_write_is_read_back_and_never_settled_not_applied_befo
 
     // A write that never lands: unknown until the target has stayed as it was for the window.
     let (pending_order, customer) = seed_orders("delivered").into_iter().nth(3).unwrap();
-    let f = case_with(
-        "never-lands",
-        "never-lands-p",
-        &customer,
-        "refund",
-        json!([refund_step("s1", &pending_order, "6.00")]),
-    );
+    let f = refund_case("never-lands", &customer, &pending_order, "6.00");
     engine.process_verified(&f.case, &f.plan).unwrap();
     *held.lock().unwrap() = None;
     let runs = engine.run_approved("never-lands").unwrap();
@@ -650,7 +664,7 @@ fn a_team_lead_settles_an_unknown_step_by_hand_and_a_retry_keeps_its_key() {
     let (mut engine, _server, _keyring) =
         live_engine_with(dir.path(), |inner| Arc::new(lost_reply(inner, false, false)));
     let (order, customer) = seed_orders("delivered").into_iter().nth(2).unwrap();
-    let f = case_with("by-hand", "by-hand-p", &customer, "refund", json!([refund_step("s1", &order, "4.00")]));
+    let f = refund_case("by-hand", &customer, &order, "4.00");
     engine.process_verified(&f.case, &f.plan).unwrap();
     let runs = engine.run_approved("by-hand").unwrap();
     assert_eq!(runs[0].state, StepState::Unknown, "{runs:?}");
@@ -691,23 +705,17 @@ fn a_step_the_platform_refused_is_retried_under_a_new_key() {
     let fake = FakePlatform::start((409, error_json, std::time::Duration::from_millis(0), false));
     let dir = tempfile::tempdir().unwrap();
     let engine = fake_engine(&fake, true, dir.path());
-    let file =
-        countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
-    engine.process_verified(&file.case, &file.plan).unwrap();
-    let runs = engine.run_approved(&file.case.id).unwrap();
-    let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+    let file = damaged_item_case();
+    let (runs, refund) = run_refund(&engine, &file);
     assert_eq!(refund.state, StepState::Failed, "{runs:?}");
-    let finished = finished_s2(&engine, &file.case.id);
+    let finished = s2_events(&engine, &file.case.id, "step_finished");
     assert_eq!(finished[0]["not_applied"], "platform_refused", "the platform's own answer: {finished:?}");
     // The platform keeps its refusal under the old key: the retry takes a new one.
     let run = engine.retry_step(&file.plan.id, "s2").unwrap();
     assert_eq!(run.state, StepState::Failed, "refused again: {run:?}");
-    let started: Vec<String> = engine
-        .log_case(&file.case.id)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2")
-        .map(|e| e.event.payload()["idempotency_key"].as_str().unwrap().to_string())
+    let started: Vec<String> = s2_events(&engine, &file.case.id, "step_started")
+        .iter()
+        .map(|e| e["idempotency_key"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(started.len(), 2);
     assert_ne!(started[0], started[1], "a new key once the platform said no");
@@ -757,19 +765,14 @@ mod knowledge {
     /// demo articles), so tests can change files.
     fn workspace_with_knowledge(n: usize) -> tempfile::TempDir {
         let ws = tempfile::tempdir().unwrap();
-        let src = assets().join("demo");
         let kb = ws.path().join("knowledge");
         std::fs::create_dir(&kb).unwrap();
         for p in article_files(&assets().join("knowledge")).iter().take(n) {
             std::fs::copy(p, kb.join(p.file_name().unwrap())).unwrap();
         }
         std::fs::copy(assets().join("knowledge/README.md"), kb.join("README.md")).unwrap();
-        let toml = std::fs::read_to_string(src.join("workspace-snapshot.toml"))
-            .unwrap()
-            .replace("\"../knowledge\"", "\"knowledge\"")
-            .replace("\"policy.toml\"", &format!("{:?}", src.join("policy.toml")))
-            .replace("\"cases\"", &format!("{:?}", src.join("cases")))
-            .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")));
+        let toml =
+            demo_workspace("workspace-snapshot.toml", &["../knowledge"]).replace("\"../knowledge\"", "\"knowledge\"");
         std::fs::write(ws.path().join("workspace.toml"), toml).unwrap();
         ws
     }
@@ -780,8 +783,7 @@ mod knowledge {
         let e = open(dir.path());
         let r = e.kb_open_report().clone();
         assert_eq!((r.added, r.articles, r.failed), (40, 40, 0), "{:?}", r.errors);
-        let file =
-            countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
+        let file = damaged_item_case();
         let facts = e.gather_facts(&file.case, &file.plan).unwrap();
         let cited = file.plan.reply.as_ref().map_or(0, |r| r.citations.len());
         assert!(cited > 0, "the sample plan cites the knowledge base");
@@ -939,6 +941,16 @@ fn case_with(case_id: &str, plan_id: &str, customer: &str, intent: &str, steps: 
     .unwrap()
 }
 
+/// Case `case_id`, planned as `<case_id>-p`: one refund (`s1`) of `amount` on `order`.
+fn refund_case(case_id: &str, customer: &str, order: &str, amount: &str) -> CaseFile {
+    case_with(case_id, &format!("{case_id}-p"), customer, "refund", json!([refund_step("s1", order, amount)]))
+}
+
+/// Case `case_id`, planned as `<case_id>-p`: one cancellation (`s1`) of `order`.
+fn cancel_case(case_id: &str, customer: &str, order: &str) -> CaseFile {
+    case_with(case_id, &format!("{case_id}-p"), customer, "cancel_order", json!([cancel_step("s1", order)]))
+}
+
 fn refund_step(id: &str, order: &str, amount: &str) -> serde_json::Value {
     json!({"id": id, "action": "refund_partial", "params": {
         "order_id": {"value": order, "source": "connector"},
@@ -980,24 +992,12 @@ fn a_pause_stops_every_queued_or_approved_step_in_its_scope_that_has_not_started
     // still waits for its countersignature: queued, none started.
     let mut cases = Vec::new();
     for (i, (order, customer)) in delivered.iter().take(3).enumerate() {
-        let f = case_with(
-            &format!("pause-{i}"),
-            &format!("pause-{i}-p"),
-            customer,
-            "refund",
-            json!([refund_step("s1", order, "12.00")]),
-        );
+        let f = refund_case(&format!("pause-{i}"), customer, order, "12.00");
         assert_eq!(engine.process_verified(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Auto);
         cases.push((f, order.clone()));
     }
     for (i, (order, customer)) in pending.iter().take(2).enumerate() {
-        let f = case_with(
-            &format!("pause-c{i}"),
-            &format!("pause-c{i}-p"),
-            customer,
-            "cancel_order",
-            json!([cancel_step("s1", order)]),
-        );
+        let f = cancel_case(&format!("pause-c{i}"), customer, order);
         assert_eq!(engine.process_verified(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Confirm);
         cases.push((f, order.clone()));
     }
@@ -1063,7 +1063,7 @@ fn a_step_row_edited_after_its_approval_does_not_run() {
     let (engine, server, keyring) = live_engine(dir.path());
     let direct = platform(&server, &keyring);
     let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
-    let f = case_with("tamper", "tamper-p", &customer, "refund", json!([refund_step("s1", &order, "30.00")]));
+    let f = refund_case("tamper", &customer, &order, "30.00");
     engine.process_verified(&f.case, &f.plan).unwrap();
     engine.review("tamper-p", "s1", Verdict::Approved, "ok").unwrap();
 
@@ -1100,7 +1100,7 @@ fn a_step_is_decided_again_before_it_runs_and_a_stale_one_never_goes_out() {
 
     // A cancel decided while the order was pending, run after someone else cancelled it.
     let (pending, owner) = seed_orders("pending").into_iter().next().unwrap();
-    let f = case_with("stale-cancel", "stale-cancel-p", &owner, "cancel_order", json!([cancel_step("s1", &pending)]));
+    let f = cancel_case("stale-cancel", &owner, &pending);
     engine.process_verified(&f.case, &f.plan).unwrap();
     engine.review("stale-cancel-p", "s1", Verdict::Approved, "ok").unwrap();
     direct
@@ -1119,13 +1119,7 @@ fn a_step_is_decided_again_before_it_runs_and_a_stale_one_never_goes_out() {
 
     // A refund decided within what was refundable, run after the order was refunded in full elsewhere.
     let (delivered, customer) = seed_orders("delivered").into_iter().next().unwrap();
-    let f = case_with(
-        "stale-refund",
-        "stale-refund-p",
-        &customer,
-        "refund",
-        json!([refund_step("s1", &delivered, "20.00")]),
-    );
+    let f = refund_case("stale-refund", &customer, &delivered, "20.00");
     engine.process_verified(&f.case, &f.plan).unwrap();
     let refundable = read_order(&direct, &delivered)["totals"]["refundable"].as_str().unwrap().to_string();
     direct
@@ -1175,13 +1169,7 @@ fn platform_refusals_are_failed_steps_with_the_platforms_reason() {
     let _ = direct.set(platform(&server, &keyring));
     let (delivered, customer) = seed_orders("delivered").into_iter().next().unwrap();
     let _ = target.set(delivered.clone());
-    let f = case_with(
-        "raced-refund",
-        "raced-refund-p",
-        &customer,
-        "refund",
-        json!([refund_step("s1", &delivered, "20.00")]),
-    );
+    let f = refund_case("raced-refund", &customer, &delivered, "20.00");
     engine.process_verified(&f.case, &f.plan).unwrap();
     let runs = engine.run_approved("raced-refund").unwrap();
     assert_eq!(runs[0].state, StepState::Failed, "{runs:?}");
@@ -1315,17 +1303,7 @@ impl Drop for FakePlatform {
 /// An engine on the demo snapshot workspace whose connector talks to `fake` (the shipped
 /// catalog with short timeouts; `refund_partial` idempotent or not), data under `data`.
 fn fake_engine(fake: &FakePlatform, idempotent: bool, data: &Path) -> Engine {
-    let credentials = Arc::new(MemoryCredentials::default());
-    countersign_connectors::credentials::CredentialStore::set(
-        &*credentials,
-        &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
-        &countersign_connectors::credentials::Secret::new("fake-token"),
-    )
-    .unwrap();
-    let connector = HttpConnector::new(quick_catalog(idempotent), credentials)
-        .unwrap()
-        .with_base_url(&format!("http://{}", fake.addr))
-        .unwrap();
+    let connector = quick_connector(idempotent, fake.addr);
     Engine::open(
         EngineOptions {
             workspace: assets().join("demo/workspace-snapshot.toml"),
@@ -1336,6 +1314,21 @@ fn fake_engine(fake: &FakePlatform, idempotent: bool, data: &Path) -> Engine {
         Arc::new(Fixed),
     )
     .unwrap()
+}
+
+/// A connector to `addr` over [`quick_catalog`], with a token in memory.
+fn quick_connector(idempotent: bool, addr: std::net::SocketAddr) -> HttpConnector {
+    let credentials = Arc::new(MemoryCredentials::default());
+    countersign_connectors::credentials::CredentialStore::set(
+        &*credentials,
+        &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
+        &countersign_connectors::credentials::Secret::new("fake-token"),
+    )
+    .unwrap();
+    HttpConnector::new(quick_catalog(idempotent), credentials)
+        .unwrap()
+        .with_base_url(&format!("http://{addr}"))
+        .unwrap()
 }
 
 /// The shipped catalog with short timeouts, and `refund_partial` idempotent or not.
@@ -1372,28 +1365,18 @@ fn server_errors_timeouts_and_malformed_answers_fail_clearly_and_only_idempotent
         let fake = FakePlatform::start(answer);
         let dir = tempfile::tempdir().unwrap();
         let engine = fake_engine(&fake, idempotent, dir.path());
-        let file =
-            countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
-        engine.process_verified(&file.case, &file.plan).unwrap();
-        let runs = engine.run_approved(&file.case.id).unwrap();
-        let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+        let file = damaged_item_case();
+        let (runs, refund) = run_refund(&engine, &file);
         assert_eq!(refund.state, end, "{what}: {runs:?}");
         assert_eq!(fake.writes(), writes, "{what}: writes the platform received");
-        let events = engine.log_case(&file.case.id).unwrap();
-        let finished: Vec<_> =
-            events.iter().filter(|e| e.kind() == "step_finished" && e.event.payload()["step_id"] == "s2").collect();
-        let first = finished[0].event.payload()["error"].as_str().unwrap_or_default().to_string();
+        let finished = s2_events(&engine, &file.case.id, "step_finished");
+        let first = finished[0]["error"].as_str().unwrap_or_default().to_string();
         assert!(first.contains(says), "{what}: the recorded reason says what happened: {first:?}");
         if end == StepState::NotApplied {
-            assert_eq!(
-                finished[0].event.payload()["outcome"],
-                "unknown",
-                "{what}: unknown first, then reconciled by a read"
-            );
-            assert_eq!(finished[1].event.payload()["response"]["reconciled"], true, "{what}");
+            assert_eq!(finished[0]["outcome"], "unknown", "{what}: unknown first, then reconciled by a read");
+            assert_eq!(finished[1]["response"]["reconciled"], true, "{what}");
         }
-        let started =
-            events.iter().filter(|e| e.kind() == "step_started" && e.event.payload()["step_id"] == "s2").count();
+        let started = s2_events(&engine, &file.case.id, "step_started").len();
         assert_eq!(started, 1, "{what}: the executor started the write once");
         assert!(engine.log_verify().unwrap().ok);
     }
@@ -1408,8 +1391,8 @@ fn an_approval_past_its_expiry_is_not_executed() {
     let pending = seed_orders("pending");
     let (late, late_owner) = &pending[0];
     let (soon, soon_owner) = &pending[1];
-    let a = case_with("late", "late-p", late_owner, "cancel_order", json!([cancel_step("s1", late)]));
-    let b = case_with("soon", "soon-p", soon_owner, "cancel_order", json!([cancel_step("s1", soon)]));
+    let a = cancel_case("late", late_owner, late);
+    let b = cancel_case("soon", soon_owner, soon);
     engine.process_verified(&a.case, &a.plan).unwrap();
     engine.process_verified(&b.case, &b.plan).unwrap();
     engine.review("late-p", "s1", Verdict::Approved, "ok").unwrap();
@@ -1454,8 +1437,7 @@ fn supervisor_steps_need_a_team_lead_who_proves_it_on_the_roster() {
     };
     let mut e = Engine::open(options.clone(), clock.clone()).unwrap();
     assert!(e.roster().iter().any(|m| m.id == "lead-dana"), "the added lead is on the roster");
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/07-injection-in-message.json")).unwrap();
-    e.process_verified(&file.case, &file.plan).unwrap();
+    let file = recorded(&e, "07-injection-in-message");
     let step = e.review_queue().unwrap().into_iter().find(|s| s.decision == "supervisor").unwrap();
     let (plan, id) = (step.plan_id.as_str(), step.step_id.as_str());
     let proof = |who: &str, pass: &str| Proof { id: who.into(), passphrase: Secret::new(pass) };
@@ -1550,7 +1532,7 @@ fn a_pause_set_between_the_check_and_the_start_still_stops_the_step() {
     let (engine, server, keyring) = live_engine_with(dir.path(), |inner| Arc::new(pause_during_read(inner, data)));
     let direct = platform(&server, &keyring);
     let (order, customer) = seed_orders("delivered").into_iter().next().unwrap();
-    let f = case_with("late-pause", "late-pause-p", &customer, "refund", json!([refund_step("s1", &order, "10.00")]));
+    let f = refund_case("late-pause", &customer, &order, "10.00");
     assert_eq!(engine.process_verified(&f.case, &f.plan).unwrap().steps[0].decision, Outcome::Auto);
     assert!(engine.pauses().unwrap().is_empty(), "no pause when the executor checks");
     let err = engine.execute("late-pause-p", "s1").unwrap_err();
@@ -1709,7 +1691,7 @@ fn identity_comes_from_evidence_and_every_entity_named_must_be_the_customers() {
     assert!(!d[1].1.iter().any(|r| r == "ownership.payment-method"), "the customer's own card: {:?}", d[1].1);
 
     // An agent's recorded check is a strong verification.
-    engine.record_identity_check("id-checked", &owner, "a one-time code sent to the account's phone").unwrap();
+    verify_by_code(&engine, "id-checked", &owner);
     let change = json!({"id": "s1", "action": "change_account_email", "params": {
         "customer_id": {"value": owner, "source": "connector"},
         "new_email": {"value": "new-address@example.com", "source": "agent"}}});
@@ -1722,17 +1704,7 @@ fn a_write_that_never_left_says_so_and_is_not_left_unknown() {
     use countersign_engine::StepState;
     // A second route to the platform that refuses every connection (nothing listens).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let credentials = Arc::new(MemoryCredentials::default());
-    countersign_connectors::credentials::CredentialStore::set(
-        &*credentials,
-        &countersign_connectors::credentials::CredentialName::new("demo_seller_center", "demo").unwrap(),
-        &countersign_connectors::credentials::Secret::new("unused"),
-    )
-    .unwrap();
-    let dead = HttpConnector::new(quick_catalog(true), credentials)
-        .unwrap()
-        .with_base_url(&format!("http://{closed}"))
-        .unwrap();
+    let dead = quick_connector(true, closed);
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine_with(dir.path(), move |inner| {
         Arc::new(Intercept {
@@ -1746,13 +1718,10 @@ fn a_write_that_never_left_says_so_and_is_not_left_unknown() {
             before_read_state: None,
         })
     });
-    let file =
-        countersign_engine::CaseFile::load(&assets().join("demo/cases/02-damaged-item-small-refund.json")).unwrap();
-    engine.process_verified(&file.case, &file.plan).unwrap();
-    let runs = engine.run_approved(&file.case.id).unwrap();
-    let refund = runs.iter().find(|r| r.action == "refund_partial").unwrap();
+    let file = damaged_item_case();
+    let (runs, refund) = run_refund(&engine, &file);
     assert_eq!(refund.state, StepState::Failed, "never sent, so known not applied: {runs:?}");
-    let finished = finished_s2(&engine, &file.case.id);
+    let finished = s2_events(&engine, &file.case.id, "step_finished");
     assert_eq!(finished.len(), 1, "no unknown to settle: {finished:?}");
     assert_eq!(finished[0]["response"]["request_sent"], "no", "{finished:?}");
     assert_eq!(finished[0]["not_applied"], "nothing_sent", "{finished:?}");

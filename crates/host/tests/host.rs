@@ -9,6 +9,7 @@ use countersign_connectors::source::SourceKind;
 use countersign_core::model::PauseScope;
 use countersign_engine::{Engine, EngineOptions, LogFilter, SystemClock};
 use countersign_host::{DataRoot, Options, open};
+use countersign_test_support::demo::demo_workspace;
 
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets")
@@ -269,13 +270,7 @@ fn webhooks_listen_on_loopback_only_and_need_their_secret() {
 /// `assets/demo/workspace-browser.toml` with absolute paths and its `[[sources]]` example
 /// switched on, written into `dir`.
 fn browser_workspace_with_pages_source(dir: &Path) -> PathBuf {
-    let demo = assets().join("demo");
-    let text = std::fs::read_to_string(demo.join("workspace-browser.toml"))
-        .unwrap()
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"pages.toml\"", &format!("{:?}", demo.join("pages.toml")))
+    let text = demo_workspace("workspace-browser.toml", &[])
         .replace("# [[sources]]", "[[sources]]")
         .replace("# name = \"seller-pages\"", "name = \"seller-pages\"")
         .replace("# kind = ", "kind = ")
@@ -310,15 +305,7 @@ fn a_pages_source_drives_the_browser_workspaces_connector_and_needs_one() {
     assert!(err.to_string().contains("browser connector"), "{err}");
 
     // Beside the demo store's HTTP connector there is no browser to drive.
-    let demo = assets().join("demo");
-    let http = std::fs::read_to_string(demo.join("workspace.toml"))
-        .unwrap()
-        .replace("\"policy.toml\"", &format!("{:?}", demo.join("policy.toml")))
-        .replace("\"../knowledge\"", &format!("{:?}", assets().join("knowledge")))
-        .replace("\"cases\"", &format!("{:?}", demo.join("cases")))
-        .replace("\"catalog.toml\"", &format!("{:?}", demo.join("catalog.toml")))
-        .replace("\"playbooks.toml\"", &format!("{:?}", demo.join("playbooks.toml")))
-        .replace("\"../demo-store\"", &format!("{:?}", assets().join("demo-store")))
+    let http = demo_workspace("workspace.toml", &[])
         .replace("kind = \"demo_seller_center\"", "kind = \"demo_seller_center_pages\"");
     let file = root.path().join("workspace.toml");
     std::fs::write(&file, http).unwrap();

@@ -41,22 +41,13 @@ fn demo() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo"))
 }
 
-/// A copy of the demo snapshot workspace (absolute paths) whose roster lists `lead-1`
-/// with `lead_key`, the lead desk's device key.
+/// The demo snapshot workspace (absolute paths) whose roster lists `lead-1` with
+/// `lead_key`, the lead desk's device key.
 fn workspace(dir: &Path, lead_key: &str) -> PathBuf {
-    let demo = demo();
-    let roster_hash =
-        "$argon2id$v=19$m=19456,t=2,p=1$0irb8haFzyfD8BythGbQgQ$6dtE++e2fHJjvoC93LsPf4KQsVtakEnO56y/74Jq+CU";
-    let text = format!(
-        "[workspace]\nid = \"team-test\"\nname = \"Team test\"\npolicy = {policy:?}\nknowledge = {kb:?}\ncases = \
-         {cases:?}\n\n[connector]\nkind = \"snapshot\"\ndataset = {data:?}\n\n[operator]\nid = \"agent-1\"\nrole = \
-         \"agent\"\n\n[[roster]]\nid = \"lead-1\"\nrole = \"team_lead\"\npassphrase = {roster_hash:?}\nkey = \
-         {lead_key:?}\n",
-        policy = demo.join("policy.toml").display().to_string(),
-        kb = demo.join("../knowledge").display().to_string(),
-        cases = demo.join("cases").display().to_string(),
-        data = demo.join("../demo-store").display().to_string(),
-    );
+    let text = countersign_test_support::demo::demo_workspace("workspace-snapshot.toml", &[])
+        .replace("id = \"lead-demo\"", &format!("id = \"lead-1\"\nkey = {lead_key:?}"))
+        .replace("id = \"demo-snapshot\"", "id = \"team-test\"")
+        .replace("id = \"agent-demo\"", "id = \"agent-1\"");
     let path = dir.join("workspace.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -79,6 +79,14 @@ fn tamperable(dir: &Path, name: &str) -> (PathBuf, Connection) {
     (path, conn)
 }
 
+/// The report of verifying a fresh copy of the fixture after `tamper` changed it.
+fn verify_tampered(dir: &Path, name: &str, tamper: impl FnOnce(&Connection)) -> VerifyReport {
+    let (path, conn) = tamperable(dir, name);
+    tamper(&conn);
+    drop(conn);
+    verify(&path).unwrap()
+}
+
 fn row(conn: &Connection, seq: u64) -> (String, Vec<u8>) {
     conn.query_row("SELECT body, hash FROM evidence WHERE seq = ?", [seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -139,16 +147,15 @@ fn hashes_follow_the_documented_rule_from_genesis() {
 fn editing_any_event_is_detected_at_that_event() {
     let dir = TempDir::new().unwrap();
     for k in 1..=N {
-        let (path, conn) = tamperable(dir.path(), &format!("edit-{k}.db"));
-        let n = conn
-            .execute(
-                "UPDATE evidence SET body = replace(body, '\"note\":\"event ', '\"note\":\"EVENT ') WHERE seq = ?",
-                [k as i64],
-            )
-            .unwrap();
-        assert_eq!(n, 1);
-        drop(conn);
-        let r = verify(&path).unwrap();
+        let r = verify_tampered(dir.path(), &format!("edit-{k}.db"), |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE evidence SET body = replace(body, '\"note\":\"event ', '\"note\":\"EVENT ') WHERE seq = ?",
+                    [k as i64],
+                )
+                .unwrap();
+            assert_eq!(n, 1);
+        });
         assert_eq!(
             broken_at(&r),
             Some((k, Problem::HashMismatch)),
@@ -162,10 +169,9 @@ fn editing_any_event_is_detected_at_that_event() {
 fn deleting_any_event_is_detected_at_that_event() {
     let dir = TempDir::new().unwrap();
     for k in 1..=N {
-        let (path, conn) = tamperable(dir.path(), &format!("del-{k}.db"));
-        conn.execute("DELETE FROM evidence WHERE seq = ?", [k as i64]).unwrap();
-        drop(conn);
-        let r = verify(&path).unwrap();
+        let r = verify_tampered(dir.path(), &format!("del-{k}.db"), |conn| {
+            conn.execute("DELETE FROM evidence WHERE seq = ?", [k as i64]).unwrap();
+        });
         let expected = if k == N {
             Problem::Truncated { expected_count: N, found: N - 1 }
         } else {
@@ -182,12 +188,11 @@ fn swapping_any_event_with_its_neighbour_is_detected_at_the_first_of_the_pair() 
     for k in 1..=N {
         // The last event swaps with the one before it.
         let (a, b) = if k < N { (k, k + 1) } else { (k - 1, k) };
-        let (path, conn) = tamperable(dir.path(), &format!("swap-{k}.db"));
-        let (ra, rb) = (row(&conn, a), row(&conn, b));
-        set_row(&conn, a, &rb.0, &rb.1);
-        set_row(&conn, b, &ra.0, &ra.1);
-        drop(conn);
-        let r = verify(&path).unwrap();
+        let r = verify_tampered(dir.path(), &format!("swap-{k}.db"), |conn| {
+            let (ra, rb) = (row(conn, a), row(conn, b));
+            set_row(conn, a, &rb.0, &rb.1);
+            set_row(conn, b, &ra.0, &ra.1);
+        });
         assert_eq!(
             broken_at(&r),
             Some((a, Problem::Reordered { found_seq: b })),
@@ -200,10 +205,9 @@ fn swapping_any_event_with_its_neighbour_is_detected_at_the_first_of_the_pair() 
 fn truncating_the_log_at_any_event_is_detected_at_the_first_missing_event() {
     let dir = TempDir::new().unwrap();
     for keep in 0..N {
-        let (path, conn) = tamperable(dir.path(), &format!("trunc-{keep}.db"));
-        conn.execute("DELETE FROM evidence WHERE seq > ?", [keep as i64]).unwrap();
-        drop(conn);
-        let r = verify(&path).unwrap();
+        let r = verify_tampered(dir.path(), &format!("trunc-{keep}.db"), |conn| {
+            conn.execute("DELETE FROM evidence WHERE seq > ?", [keep as i64]).unwrap();
+        });
         assert_eq!(
             broken_at(&r),
             Some((keep + 1, Problem::Truncated { expected_count: N, found: keep })),
@@ -216,12 +220,11 @@ fn truncating_the_log_at_any_event_is_detected_at_the_first_missing_event() {
 fn a_forged_event_with_a_recomputed_hash_breaks_the_next_link() {
     let dir = TempDir::new().unwrap();
     for k in 1..=N {
-        let (path, conn) = tamperable(dir.path(), &format!("forge-{k}.db"));
-        let prev = if k == 1 { sha(b"countersign/evidence/v1/genesis") } else { row(&conn, k - 1).1 };
-        let body = row(&conn, k).0.replace("\"amount\":", "\"amount\":9");
-        set_row(&conn, k, &body, &link(&prev, body.as_bytes()));
-        drop(conn);
-        let r = verify(&path).unwrap();
+        let r = verify_tampered(dir.path(), &format!("forge-{k}.db"), |conn| {
+            let prev = if k == 1 { sha(b"countersign/evidence/v1/genesis") } else { row(conn, k - 1).1 };
+            let body = row(conn, k).0.replace("\"amount\":", "\"amount\":9");
+            set_row(conn, k, &body, &link(&prev, body.as_bytes()));
+        });
         let (seq, problem) = broken_at(&r).unwrap();
         if k < N {
             assert_eq!(
@@ -240,22 +243,22 @@ fn a_forged_event_with_a_recomputed_hash_breaks_the_next_link() {
 #[test]
 fn editing_only_a_stored_hash_or_the_head_is_detected() {
     let dir = TempDir::new().unwrap();
-    let (path, conn) = tamperable(dir.path(), "hash.db");
-    conn.execute("UPDATE evidence SET hash = zeroblob(32) WHERE seq = 7", []).unwrap();
-    drop(conn);
-    assert_eq!(broken_at(&verify(&path).unwrap()), Some((7, Problem::HashMismatch)));
+    let r = verify_tampered(dir.path(), "hash.db", |conn| {
+        conn.execute("UPDATE evidence SET hash = zeroblob(32) WHERE seq = 7", []).unwrap();
+    });
+    assert_eq!(broken_at(&r), Some((7, Problem::HashMismatch)));
 
-    let (path, conn) = tamperable(dir.path(), "head.db");
-    conn.execute("UPDATE chain_head SET head = zeroblob(32)", []).unwrap();
-    drop(conn);
-    let (seq, problem) = broken_at(&verify(&path).unwrap()).unwrap();
+    let r = verify_tampered(dir.path(), "head.db", |conn| {
+        conn.execute("UPDATE chain_head SET head = zeroblob(32)", []).unwrap();
+    });
+    let (seq, problem) = broken_at(&r).unwrap();
     assert_eq!(seq, N);
     assert!(matches!(problem, Problem::HeadMismatch { .. }), "a wrong head hash must be reported: {problem:?}");
 
-    let (path, conn) = tamperable(dir.path(), "body.db");
-    conn.execute("UPDATE evidence SET body = '{\"kind\":\"x\"}' WHERE seq = 3", []).unwrap();
-    drop(conn);
-    let (seq, problem) = broken_at(&verify(&path).unwrap()).unwrap();
+    let r = verify_tampered(dir.path(), "body.db", |conn| {
+        conn.execute("UPDATE evidence SET body = '{\"kind\":\"x\"}' WHERE seq = 3", []).unwrap();
+    });
+    let (seq, problem) = broken_at(&r).unwrap();
     assert_eq!(seq, 3);
     assert!(matches!(problem, Problem::BadBody { .. }), "a body without its seq is unreadable: {problem:?}");
 }

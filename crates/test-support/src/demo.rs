@@ -1,7 +1,7 @@
 //! The demo seller center on loopback for tests and benchmarks, and what they read of
 //! its seed data.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use countersign_demo_store::{ApiToken, BackgroundServer};
 use serde_json::Value;
@@ -50,4 +50,25 @@ pub fn seed_orders(status: &str) -> Vec<(String, String)> {
         })
         .map(|(id, o)| (id.clone(), o["user_id"].as_str().unwrap().to_string()))
         .collect()
+}
+
+/// `assets/demo/<file>`, a workspace file, with the paths it names made absolute so that it
+/// works from any folder, but for those in `keep` (`policy.toml`, `../knowledge`): the
+/// caller puts its own files there, beside the workspace file it writes.
+pub fn demo_workspace(file: &str, keep: &[&str]) -> String {
+    let demo = assets().join("demo");
+    let paths: [(&str, PathBuf); 7] = [
+        ("policy.toml", demo.join("policy.toml")),
+        ("../knowledge", assets().join("knowledge")),
+        ("cases", demo.join("cases")),
+        ("catalog.toml", demo.join("catalog.toml")),
+        ("playbooks.toml", demo.join("playbooks.toml")),
+        ("pages.toml", demo.join("pages.toml")),
+        ("../demo-store", assets().join("demo-store")),
+    ];
+    let text = std::fs::read_to_string(demo.join(file)).unwrap();
+    paths
+        .iter()
+        .filter(|(relative, _)| !keep.contains(relative))
+        .fold(text, |text, (relative, absolute)| text.replace(&format!("{relative:?}"), &format!("{absolute:?}")))
 }

@@ -3,10 +3,11 @@
 //! What several crates' tests and benchmarks share, in one place instead of files
 //! included by path: a loopback server replaying recorded LLM provider answers
 //! ([`replay`]), the agent's sign-in by hand in a Chromium profile ([`sign_in`]),
-//! signed demo policy packs ([`packs`]), the demo seller center on loopback and its seed
-//! ([`demo`]), fake platforms and proxies on loopback that hold, delay, drop or reset
-//! requests ([`loopback`]), a real `nats-server` and a team's plane ([`nats`]), and what
-//! the benchmarks time and report ([`bench`]).
+//! signed demo policy packs ([`packs`]), the demo seller center on loopback, its seed and
+//! the demo's workspace files with absolute paths ([`demo`]), fake platforms and proxies
+//! on loopback that hold, delay, drop or reset requests ([`loopback`]), a real
+//! `nats-server` and a team's plane ([`nats`]), and what the benchmarks time and report
+//! ([`bench`]).
 //! A dev-dependency only: nothing shipped depends on it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -44,14 +44,7 @@ fn unique(label: &str) -> String {
 
 /// The demo snapshot workspace (absolute paths), its roster listing `lead-1` with `key`.
 fn workspace(dir: &Path, lead_key: &str) -> PathBuf {
-    let demo = repo().join("assets/demo");
-    let text = std::fs::read_to_string(demo.join("workspace-snapshot.toml")).unwrap();
-    let abs = |p: &str| demo.join(p).display().to_string();
-    let text = text
-        .replace("\"policy.toml\"", &format!("{:?}", abs("policy.toml")))
-        .replace("\"../knowledge\"", &format!("{:?}", abs("../knowledge")))
-        .replace("\"cases\"", &format!("{:?}", abs("cases")))
-        .replace("\"../demo-store\"", &format!("{:?}", abs("../demo-store")))
+    let text = countersign_test_support::demo::demo_workspace("workspace-snapshot.toml", &[])
         .replace("id = \"lead-demo\"", &format!("id = \"lead-1\"\nkey = {lead_key:?}"));
     let path = dir.join("workspace.toml");
     std::fs::write(&path, text).unwrap();

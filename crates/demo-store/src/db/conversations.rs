@@ -72,18 +72,9 @@ pub fn messages(conn: &Connection, conversation_id: &str) -> Result<Vec<Message>
         "SELECT id, author, kind, author_name, text, created_at FROM messages
          WHERE conversation_id = ?1 ORDER BY seq",
     )?
-    .query_map([conversation_id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?
+    .query_map([conversation_id], super::six_texts)?
     .map(|row| {
-        let (id, author, kind, author_name, text, created_at) = row?;
+        let [id, author, kind, author_name, text, created_at] = row?;
         let author = match author.as_str() {
             "buyer" => Author::Buyer,
             "seller" => Author::Seller,

@@ -42,8 +42,8 @@ pub(super) fn routes(router: Router<Pages>) -> Router<Pages> {
     router
         .route("/seller/messages", get(inbox))
         .route("/seller/messages/{conversation_id}", get(thread_page))
-        .route("/seller/messages/{conversation_id}/reply", post(reply))
-        .route("/seller/messages/{conversation_id}/note", post(note))
+        .route("/seller/messages/{conversation_id}/reply", post(|s, h, p, f| post_text(PostKind::Reply, s, h, p, f)))
+        .route("/seller/messages/{conversation_id}/note", post(|s, h, p, f| post_text(PostKind::Note, s, h, p, f)))
         .route("/seller/messages/{conversation_id}/status", post(status))
 }
 
@@ -284,24 +284,20 @@ struct TextForm {
     text: String,
 }
 
-async fn reply(
+/// The reply and the note forms: a message of `kind` posted to the conversation.
+async fn post_text(
+    kind: PostKind,
     State(pages): State<Pages>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Response {
     let text = from_textarea(&form.text);
-    submit(&pages, &headers, &id, "reply", &form.common, Ask::Post { kind: PostKind::Reply, text }).await
-}
-
-async fn note(
-    State(pages): State<Pages>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<TextForm>,
-) -> Response {
-    let text = from_textarea(&form.text);
-    submit(&pages, &headers, &id, "note", &form.common, Ask::Post { kind: PostKind::Note, text }).await
+    let what = match kind {
+        PostKind::Reply => "reply",
+        PostKind::Note => "note",
+    };
+    submit(&pages, &headers, &id, what, &form.common, Ask::Post { kind, text }).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,15 +17,11 @@ const SEEDED: usize = 40;
 
 impl Harness {
     async fn listing(&self, query: &str) -> Value {
-        let (status, body) = self.get(&format!("/conversations{query}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        self.get_ok(&format!("/conversations{query}")).await
     }
 
     async fn thread(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/conversations/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        self.get_ok(&format!("/conversations/{id}")).await
     }
 
     async fn patch(&self, path: &str, body: Value, key: Option<&str>) -> (StatusCode, Value) {

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Browser, Harness, code, history, payment_method, tx};
+use super::{Browser, Harness, code, history, payment_method, springfield_form, tx};
 
 // Orders of the seed data, by status, with what the tests use of them.
 /// Pending, 122.80 by `paypal_1038468`; emma_kovacs_7176 also has `gift_card_7777844` (79.00).
@@ -185,15 +185,7 @@ async fn rule_items_once_on_the_pages() {
     assert!(html.contains("<p id=\"error-code\">order_not_pending</p>"), "{html}");
 
     let csrf = b.csrf(&format!("/seller/orders/{PENDING}/address")).await;
-    let form = [
-        ("csrf_token", csrf.as_str()),
-        ("address1", "1 Main St"),
-        ("address2", ""),
-        ("city", "Springfield"),
-        ("state", "IL"),
-        ("country", "USA"),
-        ("zip", "62701"),
-    ];
+    let form = springfield_form(&csrf);
     let (status, _, html) = b.post(&format!("/seller/orders/{PENDING}/address"), &form).await;
     assert_eq!(status, StatusCode::CONFLICT, "{html}");
     assert!(html.contains("<p id=\"error-code\">order_not_pending</p>"), "{html}");

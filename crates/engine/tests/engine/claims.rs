@@ -23,7 +23,7 @@ fn window() -> Citation {
 
 /// The demo's return case with a plan that only replies.
 fn reply_plan(id: &str, text: &str, citations: Vec<Citation>) -> (Case, Plan) {
-    let file = CaseFile::load(&assets().join("demo/cases/08-return-delivered.json")).unwrap();
+    let file = demo_case("08-return-delivered");
     let plan = Plan {
         id: id.into(),
         case_id: file.case.id.clone(),

@@ -5,7 +5,9 @@ use countersign_core::Outcome;
 use countersign_core::evidence::Verdict;
 use countersign_engine::{ErrorCode, StepState};
 
-use super::{ProcessVerified as _, as_role, assets, open, split_refund_case};
+use super::{
+    ProcessVerified as _, as_role, demo_case, open, recorded, split_refund_case, split_refund_plan, verify_by_code,
+};
 
 #[test]
 fn metrics_count_escalations_and_forbidden_steps_as_recorded() {
@@ -14,7 +16,7 @@ fn metrics_count_escalations_and_forbidden_steps_as_recorded() {
     // The agents verified the sample cases' customers (the files' own claims count for nothing).
     for (_, file) in e.workspace().sample_cases().unwrap() {
         if let Some(c) = &file.case.customer {
-            e.record_identity_check(&file.case.id, &c.id, "a one-time code sent to the account's phone").unwrap();
+            verify_by_code(&e, &file.case.id, &c.id);
         }
     }
     let results = e.demo().unwrap();
@@ -61,8 +63,7 @@ fn metrics_count_escalations_and_forbidden_steps_as_recorded() {
 fn an_edit_counts_once_and_planning_again_is_not_an_edit() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    e.process_verified(&file.case, &file.plan).unwrap();
+    let file = recorded(&e, "01-cancel-pending");
     let waiting = e.review_queue().unwrap().into_iter().find(|s| s.case_id == file.case.id).unwrap();
     let before = e.metrics().unwrap();
     let changes = [("reason".to_string(), "no longer needed".to_string())].into_iter().collect();
@@ -77,13 +78,7 @@ fn a_money_step_the_queue_cannot_read_is_refused_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     let file = split_refund_case();
-    let one = file.plan.steps[0].clone();
-    let plan = |i: usize| {
-        let mut plan = file.plan.clone();
-        plan.id = format!("plan-{i}");
-        plan.steps = vec![countersign_core::model::Step { id: "s1".into(), ..one.clone() }];
-        plan
-    };
+    let plan = |i: usize| split_refund_plan(&file, i);
     for i in 0..2 {
         assert_eq!(engine.process_verified(&file.case, &plan(i)).unwrap().steps[0].decision, Outcome::Auto);
     }
@@ -112,8 +107,7 @@ fn verify_checks_the_signed_checkpoints_not_only_the_chain() {
     let data = tempfile::tempdir().unwrap();
     let db = data.path().join("evidence.sqlite");
     let e = open(data.path());
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    e.process_verified(&cancel.case, &cancel.plan).unwrap();
+    recorded(&e, "01-cancel-pending");
     e.checkpoint().unwrap();
     let v = e.verify().unwrap();
     assert!(v.ok() && v.checkpoints.checkpoints.len() == 1, "{v:?}");
@@ -136,8 +130,7 @@ fn verify_checks_the_signed_checkpoints_not_only_the_chain() {
 fn a_step_another_process_is_running_is_not_recovered_as_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let app = open(dir.path());
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    app.process_verified(&cancel.case, &cancel.plan).unwrap();
+    let cancel = recorded(&app, "01-cancel-pending");
     app.review(&cancel.plan.id, "s2", Verdict::Approved, "customer confirmed").unwrap();
     // The app has started the step: its call is out (the state an executor commits first).
     let db = rusqlite::Connection::open(app.store_path()).unwrap();
@@ -161,7 +154,7 @@ fn the_timeline_says_what_each_recorded_event_says_typed() {
     use countersign_engine::views::EventDetail;
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
-    let file = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let file = demo_case("01-cancel-pending");
     let result = e.process_verified(&file.case, &file.plan).unwrap();
     let timeline = e.case_timeline(&file.case.id).unwrap();
     let detail = |kind: &str| timeline.iter().find(|v| v.kind == kind).map(|v| v.detail.clone()).unwrap();

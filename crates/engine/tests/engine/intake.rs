@@ -188,16 +188,21 @@ impl CaseSource for LosesFirstAnswer {
     }
 }
 
-/// The seller messages in a conversation with `text`, as the demo seller center has them.
-fn copies_at_the_source(server: &DemoServer, conversation: &str, text: &str) -> usize {
+/// A conversation as the demo seller center's API has it.
+fn conversation_at_source(server: &DemoServer, conversation: &str) -> serde_json::Value {
     let client = countersign_http::blocking_client_builder().no_proxy().build().unwrap();
-    let thread: serde_json::Value = client
+    client
         .get(format!("{}/conversations/{conversation}", server.server.url()))
         .bearer_auth(TOKEN)
         .send()
         .unwrap()
         .json()
-        .unwrap();
+        .unwrap()
+}
+
+/// The seller messages in a conversation with `text`, as the demo seller center has them.
+fn copies_at_the_source(server: &DemoServer, conversation: &str, text: &str) -> usize {
+    let thread = conversation_at_source(server, conversation);
     thread["messages"].as_array().unwrap().iter().filter(|m| m["author"] == "seller" && m["text"] == text).count()
 }
 
@@ -260,14 +265,7 @@ fn the_agent_who_opens_a_conversation_holds_it_and_another_cannot_answer_it() {
     let holder = me.assignee.clone().unwrap();
 
     // What the seller center shows: the conversation is assigned to this agent.
-    let client = countersign_http::blocking_client_builder().no_proxy().build().unwrap();
-    let at_source: serde_json::Value = client
-        .get(format!("{}/conversations/C-0003", server.server.url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let at_source = conversation_at_source(&server, "C-0003");
     assert_eq!(at_source["assignee"], holder.as_str());
 
     // A second desk (another agent, its own evidence log) opens the same conversation.

@@ -13,7 +13,7 @@ use countersign_engine::{
 
 use countersign_test_support::packs::{copy_dir, signed};
 
-use super::{Fixed, ProcessVerified as _, assets};
+use super::{Fixed, ProcessVerified as _, assets, recorded};
 
 /// A workspace whose policy comes from the pack in `pack`.
 fn workspace_on(pack: &Path) -> tempfile::TempDir {
@@ -28,6 +28,14 @@ fn workspace_on(pack: &Path) -> tempfile::TempDir {
     );
     std::fs::write(ws.path().join("workspace.toml"), text).unwrap();
     ws
+}
+
+/// An admin key, the demo's pack version 1 signed by it, and a workspace on that pack.
+fn signed_workspace() -> (SecretKey, tempfile::TempDir, tempfile::TempDir) {
+    let admin = SecretKey::generate().unwrap();
+    let pack = signed(&admin, 1, |p| p);
+    let ws = workspace_on(pack.path());
+    (admin, pack, ws)
 }
 
 fn options(workspace: &Path, data: &Path) -> EngineOptions {
@@ -56,9 +64,7 @@ fn events(e: &Engine, kind: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_pack_signed_by_a_trusted_key_loads_with_its_roster_and_settings() {
-    let admin = SecretKey::generate().unwrap();
-    let pack = signed(&admin, 1, |p| p);
-    let ws = workspace_on(pack.path());
+    let (admin, _pack, ws) = signed_workspace();
     let data = tempfile::tempdir().unwrap();
     let e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
     let status = e.policy_status();
@@ -94,9 +100,7 @@ fn a_pack_signed_by_a_trusted_key_loads_with_its_roster_and_settings() {
 
 #[test]
 fn a_workspace_with_a_pack_cannot_add_its_own_roster() {
-    let admin = SecretKey::generate().unwrap();
-    let pack = signed(&admin, 1, |p| p);
-    let ws = workspace_on(pack.path());
+    let (admin, _pack, ws) = signed_workspace();
     let file = ws.path().join("workspace.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, format!("{text}\n[[roster]]\nid = \"me\"\nrole = \"team_lead\"\npassphrase = \"x\"\n"))
@@ -191,10 +195,8 @@ fn with_no_good_pack_to_fall_back_on_opening_fails_and_says_why() {
 
 #[test]
 fn a_copy_of_the_last_good_pack_that_was_edited_is_not_used() {
-    let admin = SecretKey::generate().unwrap();
-    let pack = signed(&admin, 1, |p| p);
+    let (admin, pack, ws) = signed_workspace();
     let data = tempfile::tempdir().unwrap();
-    let ws = workspace_on(pack.path());
     drop(open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap());
     // Someone edits the engine's copy and removes the pack the workspace names.
     change_one_byte(&data.path().join("pack/policy.toml"), "permission map");
@@ -235,8 +237,7 @@ fn a_new_pack_invalidates_pending_approvals_when_it_loads() {
     let ws = workspace_on(v1.path());
     let data = tempfile::tempdir().unwrap();
     let mut e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    e.process_verified(&cancel.case, &cancel.plan).unwrap();
+    let cancel = recorded(&e, "01-cancel-pending");
     let waiting = e.review_queue().unwrap();
     let step = waiting.iter().find(|s| s.action == "cancel_pending_order").unwrap().clone();
     let approved: Vec<_> =
@@ -316,8 +317,7 @@ fn device_checkpoints_sign_the_log_and_catch_a_rewrite() {
     let data = tempfile::tempdir().unwrap();
     let db: PathBuf = data.path().join("evidence.sqlite");
     let e = super::open(data.path());
-    let cancel = countersign_engine::CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
-    e.process_verified(&cancel.case, &cancel.plan).unwrap();
+    recorded(&e, "01-cancel-pending");
     let c = e.checkpoint().unwrap();
     assert_eq!(c.device_key_id, e.device_public_key().unwrap().id(), "the device key is stable");
     let report = e.verify_checkpoints().unwrap();
@@ -357,9 +357,7 @@ fn device_checkpoints_sign_the_log_and_catch_a_rewrite() {
 
 #[test]
 fn under_a_signed_pack_an_llm_planner_may_call_only_the_endpoint_the_pack_names() {
-    let admin = SecretKey::generate().unwrap();
-    let pack = signed(&admin, 1, |p| p);
-    let ws = workspace_on(pack.path());
+    let (admin, _pack, ws) = signed_workspace();
     let file = ws.path().join("workspace.toml");
     let base = std::fs::read_to_string(&file).unwrap();
     let data = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use countersign_core::model::Provenance;
 use countersign_engine::{CaseFile, ErrorCode};
 use serde_json::{Value, json};
 
-use super::{case_with, live_engine, seed_orders};
+use super::{case_with, live_engine, seed_orders, verify_by_code};
 
 fn read_step(order: &str, source: &str) -> Value {
     json!({"id": "s1", "action": "get_order_details", "params": {"order_id": {"value": order, "source": source}}})
@@ -102,7 +102,7 @@ fn agent_counts_only_for_a_value_the_agents_own_edit_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine(dir.path());
     let (order, customer) = seed_orders("delivered")[0].clone();
-    engine.record_identity_check("prov-3", &customer, "a one-time code sent to the account's phone").unwrap();
+    verify_by_code(&engine, "prov-3", &customer);
     let refund = |id: &str, amount: &str, source: &str| {
         with_orders(
             case_with(
@@ -150,7 +150,7 @@ fn null_optional_fields_are_empty_values_and_null_required_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _server, _keyring) = live_engine(dir.path());
     let (order, customer) = seed_orders("pending")[0].clone();
-    engine.record_identity_check("prov-4", &customer, "a one-time code sent to the account's phone").unwrap();
+    verify_by_code(&engine, "prov-4", &customer);
     let address = |address2: Value, city: Value| {
         with_orders(
             case_with(

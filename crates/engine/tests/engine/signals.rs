@@ -8,11 +8,11 @@ use countersign_core::Outcome;
 use countersign_core::policy::SignalCategory;
 use countersign_engine::CaseFile;
 
-use super::{assets, open};
+use super::{demo_case, open};
 
 /// The demo's pending-order cancellation, as a new case whose customer wrote `text`.
 fn case_saying(id: &str, text: &str) -> CaseFile {
-    let mut file = CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap();
+    let mut file = demo_case("01-cancel-pending");
     file.case.id = id.into();
     file.case.subject = None;
     for m in &mut file.case.messages {

@@ -7,7 +7,7 @@ use countersign_core::evidence::Verdict;
 use countersign_engine::StepState;
 use serde_json::json;
 
-use super::{case_with, live_engine, platform, read_order};
+use super::{case_with, live_engine, platform, read_order, verify_by_code};
 
 const ORDER: &str = "#W2307204";
 const CUSTOMER: &str = "emma_kovacs_7176";
@@ -30,7 +30,7 @@ fn an_order_whose_items_were_modified_passes_no_pending_precondition() {
         }}]),
     );
     file.case.order_ids = vec![ORDER.to_string()];
-    engine.record_identity_check("statuses-1", CUSTOMER, "a one-time code sent to the account's phone").unwrap();
+    verify_by_code(&engine, "statuses-1", CUSTOMER);
     engine.process(&file.case, &file.plan).unwrap();
     engine.review("statuses-1-a", "s1", Verdict::Approved, "customer confirmed every item").unwrap();
     engine.run_approved("statuses-1").unwrap();

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use countersign_core::Outcome;
 use countersign_core::model::{Case, Provenance};
+use countersign_engine::cases::OpenedCase;
 use countersign_engine::{Engine, ErrorCode, LogFilter, StepState};
 
-use super::{assets, open};
+use super::{Live, assets, open};
 
 /// The workspace's case `id`, whose customer an agent has verified (a one-time code): the
 /// case file's own claim counts for nothing.
@@ -16,6 +17,16 @@ fn case(engine: &Engine, id: &str) -> Case {
     let c = engine.workspace().cases().unwrap().into_iter().find(|c| c.id == id).unwrap();
     super::verified(engine, &c);
     c
+}
+
+/// A fresh engine with the workspace's case `id` (its customer verified) opened: planned
+/// the first time.
+fn opened(id: &str) -> (tempfile::TempDir, Live, Case, OpenedCase) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let c = case(&engine, id);
+    let opened = engine.open_case(&c).unwrap();
+    (dir, engine, c, opened)
 }
 
 fn events(engine: &Engine, case_id: &str, kind: &str) -> Vec<countersign_engine::LoggedEvent> {
@@ -63,10 +74,7 @@ fn a_case_is_planned_the_first_time_it_is_opened_and_shown_as_recorded_after() {
 
 #[test]
 fn an_edited_step_is_a_new_revision_the_policy_decides_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path());
-    let c = case(&engine, "demo-02");
-    let opened = engine.open_case(&c).unwrap();
+    let (_dir, engine, c, opened) = opened("demo-02");
     let refund = opened.plan.steps.iter().find(|s| s.action == "refund_partial").unwrap().clone();
     assert_eq!(state(&engine, &opened.plan.id, &refund.id), StepState::Waiting, "a model's amount waits");
 
@@ -112,10 +120,7 @@ fn an_edited_step_is_a_new_revision_the_policy_decides_again() {
 
 #[test]
 fn an_amount_over_the_limit_typed_by_the_agent_still_needs_a_team_lead() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path());
-    let c = case(&engine, "demo-23");
-    let opened = engine.open_case(&c).unwrap();
+    let (_dir, engine, c, opened) = opened("demo-23");
     let refund = opened.plan.steps.iter().find(|s| s.action == "refund_partial").unwrap();
     let big = BTreeMap::from([("amount".to_string(), "250.00 USD".to_string())]);
     let edited = engine.edit_step(&c, &opened.plan.id, &refund.id, &big, "asked for more").unwrap();
@@ -125,10 +130,7 @@ fn an_amount_over_the_limit_typed_by_the_agent_still_needs_a_team_lead() {
 
 #[test]
 fn the_reply_is_decided_as_sent_and_sent_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path());
-    let c = case(&engine, "demo-01");
-    let opened = engine.open_case(&c).unwrap();
+    let (_dir, engine, c, opened) = opened("demo-01");
     let draft = opened.plan.reply.clone().unwrap();
     assert_eq!(opened.decision.reply.as_ref().unwrap().decision, Outcome::Auto);
 
@@ -157,10 +159,7 @@ fn the_reply_is_decided_as_sent_and_sent_once() {
 
 #[test]
 fn a_reply_the_policy_hands_to_a_team_lead_is_not_sent_on_the_agents_word() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path());
-    let c = case(&engine, "demo-04");
-    let opened = engine.open_case(&c).unwrap();
+    let (_dir, engine, c, opened) = opened("demo-04");
     let reply = opened.decision.reply.clone().unwrap();
     assert_eq!(reply.decision, Outcome::Supervisor);
     let text = opened.plan.reply.clone().unwrap().text;

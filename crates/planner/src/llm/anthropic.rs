@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use countersign_connectors::credentials::Secret;
-use countersign_core::model::{Case, Plan};
 use reqwest::Url;
 use serde_json::{Value, json};
 
@@ -14,8 +13,8 @@ use super::openai::join;
 use super::proposal::proposal_schema;
 use super::tools::{SUBMIT_TOOL, Tools};
 use super::transport::{Http, scrub, shorten};
-use super::{Dialect, LlmConfig, ToolCall, ToolResult, Turn, run};
-use crate::{Planner, PlannerError, PlanningContext};
+use super::{Dialect, LlmConfig, ToolCall, ToolResult, Turn};
+use crate::PlannerError;
 
 /// The API version every request names.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -45,15 +44,7 @@ impl AnthropicPlanner {
     }
 }
 
-impl Planner for AnthropicPlanner {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn plan(&self, case: &Case, ctx: &dyn PlanningContext) -> Result<Plan, PlannerError> {
-        run(self, &self.config, &self.name, case, ctx)
-    }
-}
+dialect_planner!(AnthropicPlanner);
 
 #[derive(Debug, Default)]
 struct Block {

@@ -31,6 +31,26 @@
 //! [`Secret`], and sent in one header marked sensitive; errors scrub it from any text a
 //! provider echoes back, and no `Debug` output here prints it.
 
+/// The [`crate::Planner`] of a planner over one dialect: its name, and the loop the
+/// dialects share ([`run`]) over its configuration. The type has `name` and `config`.
+macro_rules! dialect_planner {
+    ($planner:ty) => {
+        impl $crate::Planner for $planner {
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            fn plan(
+                &self,
+                case: &countersign_core::model::Case,
+                ctx: &dyn $crate::PlanningContext,
+            ) -> Result<countersign_core::model::Plan, $crate::PlannerError> {
+                $crate::llm::run(self, &self.config, &self.name, case, ctx)
+            }
+        }
+    };
+}
+
 mod anthropic;
 mod openai;
 mod prompt;

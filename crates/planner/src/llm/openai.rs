@@ -4,15 +4,14 @@
 use std::collections::BTreeMap;
 
 use countersign_connectors::credentials::Secret;
-use countersign_core::model::{Case, Plan};
 use reqwest::Url;
 use serde_json::{Value, json};
 
 use super::proposal::proposal_schema;
 use super::tools::Tools;
 use super::transport::{Http, error_message, scrub};
-use super::{Dialect, LlmConfig, ToolCall, ToolResult, Turn, run};
-use crate::{Planner, PlannerError, PlanningContext};
+use super::{Dialect, LlmConfig, ToolCall, ToolResult, Turn};
+use crate::PlannerError;
 
 /// A planner over an OpenAI-compatible chat completions API.
 #[derive(Debug)]
@@ -66,15 +65,7 @@ pub(crate) fn join(base: &str, segments: &[&str]) -> Result<Url, PlannerError> {
     Ok(url)
 }
 
-impl Planner for OpenAiPlanner {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn plan(&self, case: &Case, ctx: &dyn PlanningContext) -> Result<Plan, PlannerError> {
-        run(self, &self.config, &self.name, case, ctx)
-    }
-}
+dialect_planner!(OpenAiPlanner);
 
 #[derive(Debug, Default)]
 struct PendingCall {

@@ -28,78 +28,80 @@ fn the_demo_playbooks_parse_and_quote_every_source() {
 }
 
 #[test]
-fn bad_toml_is_located() {
-    let (msg, line) = error(&demo_with("[reply]", "[reply"));
-    assert!(msg.contains(": "), "{msg}");
-    assert!(line.starts_with("[reply"), "{msg} points at {line:?}");
-}
-
-#[test]
-fn an_unknown_key_is_refused() {
-    let (msg, line) = error(&demo_with("sign_off = ", "sign_of = \"Bye\"\nsign_off = "));
-    assert!(msg.contains("unknown field `sign_of`"), "{msg}");
-    assert!(line.starts_with("sign_of"), "{msg} points at {line:?}");
-}
-
-#[test]
 fn a_missing_key_is_refused() {
     let text: String = DEMO.lines().filter(|l| !l.starts_with("sign_off = ")).collect::<Vec<_>>().join("\n");
     let (msg, _) = error(&text);
     assert!(msg.contains("missing field `sign_off`"), "{msg}");
 }
 
+/// Bad edits of the demo file: what is wrong, the text replaced (once) and its
+/// replacement, what the error says and, where given, the start of the line it points at.
 #[test]
-fn a_hole_the_sentence_cannot_have_is_refused() {
-    let (msg, line) = error(&demo_with(
-        "tracking_say = \"Its tracking number is {tracking}.\"",
-        "tracking_say = \"Its tracking number is {order}.\"",
-    ));
-    assert!(msg.contains("{order} is not a hole here: this sentence's holes are {tracking}"), "{msg}");
-    assert!(line.starts_with("tracking_say"), "{msg} points at {line:?}");
-    let (msg, _) = error(&demo_with("fallback = \"Thanks", "fallback = \"{name} Thanks"));
-    assert!(msg.contains("this sentence has no holes"), "{msg}");
-    let (msg, _) = error(&demo_with("fallback = \"Thanks", "fallback = \"{Thanks"));
-    assert!(msg.contains("unclosed '{'"), "{msg}");
-}
-
-#[test]
-fn a_pattern_that_does_not_compile_is_refused() {
-    let (msg, line) = error(&demo_with("undo = ' undo'", "undo = ' undo('"));
-    assert!(msg.contains("not a regular expression"), "{msg}");
-    assert!(line.starts_with("undo = "), "{msg} points at {line:?}");
-    let (msg, _) = error(&demo_with("undo = ' undo'", "undo = ''"));
-    assert!(msg.contains("an empty pattern matches every text"), "{msg}");
-}
-
-#[test]
-fn a_quote_of_an_unknown_source_is_refused() {
-    let (msg, line) = error(&demo_with("undo_cite = [\"status_cancelled\"]", "undo_cite = [\"status_cancel\"]"));
-    assert!(msg.contains("no source named \"status_cancel\""), "{msg}");
-    assert!(line.starts_with("undo_cite"), "{msg} points at {line:?}");
-}
-
-#[test]
-fn a_source_nobody_quotes_is_refused() {
-    let text = demo_with("[sources]\n", "[sources]\nunused = { article = \"a\", anchor = \"b\", query = \"c\" }\n");
-    let (msg, line) = error(&text);
-    assert!(msg.contains("sources.unused is quoted by no playbook"), "{msg}");
-    assert!(line.starts_with("unused = "), "{msg} points at {line:?}");
-}
-
-#[test]
-fn an_amount_is_decimal_text_never_a_float() {
-    let (msg, line) = error(&demo_with("amount = \"10.00\"", "amount = 10.0"));
-    assert!(msg.contains("expected a string"), "{msg}");
-    assert!(line.starts_with("amount = "), "{msg} points at {line:?}");
-    let (msg, _) = error(&demo_with("amount = \"10.00\"", "amount = \"1e1\""));
-    assert!(msg.contains("not a positive decimal amount"), "{msg}");
-}
-
-#[test]
-fn an_unknown_intent_is_refused() {
-    let (msg, line) = error(&demo_with("cancel_order = [\"cancel_who\"]", "cancel_orders = [\"cancel_who\"]"));
-    assert!(msg.contains("unknown variant `cancel_orders`"), "{msg}");
-    assert!(line.starts_with("cancel_orders"), "{msg} points at {line:?}");
+fn each_bad_edit_is_refused_and_located() {
+    let sources = "[sources]\nunused = { article = \"a\", anchor = \"b\", query = \"c\" }\n";
+    let rows: [(&str, &str, &str, &str, Option<&str>); 12] = [
+        ("bad TOML is located", "[reply]", "[reply", ": ", Some("[reply")),
+        ("an unknown key", "sign_off = ", "sign_of = \"Bye\"\nsign_off = ", "unknown field `sign_of`", Some("sign_of")),
+        (
+            "a hole the sentence cannot have",
+            "tracking_say = \"Its tracking number is {tracking}.\"",
+            "tracking_say = \"Its tracking number is {order}.\"",
+            "{order} is not a hole here: this sentence's holes are {tracking}",
+            Some("tracking_say"),
+        ),
+        (
+            "a hole in a sentence with none",
+            "fallback = \"Thanks",
+            "fallback = \"{name} Thanks",
+            "this sentence has no holes",
+            None,
+        ),
+        ("an unclosed hole", "fallback = \"Thanks", "fallback = \"{Thanks", "unclosed '{'", None),
+        (
+            "a pattern that does not compile",
+            "undo = ' undo'",
+            "undo = ' undo('",
+            "not a regular expression",
+            Some("undo = "),
+        ),
+        ("an empty pattern", "undo = ' undo'", "undo = ''", "an empty pattern matches every text", None),
+        (
+            "a quote of an unknown source",
+            "undo_cite = [\"status_cancelled\"]",
+            "undo_cite = [\"status_cancel\"]",
+            "no source named \"status_cancel\"",
+            Some("undo_cite"),
+        ),
+        (
+            "a source nobody quotes",
+            "[sources]\n",
+            sources,
+            "sources.unused is quoted by no playbook",
+            Some("unused = "),
+        ),
+        ("an amount as a float", "amount = \"10.00\"", "amount = 10.0", "expected a string", Some("amount = ")),
+        (
+            "an amount that is no decimal",
+            "amount = \"10.00\"",
+            "amount = \"1e1\"",
+            "not a positive decimal amount",
+            None,
+        ),
+        (
+            "an unknown intent",
+            "cancel_order = [\"cancel_who\"]",
+            "cancel_orders = [\"cancel_who\"]",
+            "unknown variant `cancel_orders`",
+            Some("cancel_orders"),
+        ),
+    ];
+    for (what, from, to, says, at) in rows {
+        let (msg, line) = error(&demo_with(from, to));
+        assert!(msg.contains(says), "{what}: {msg}");
+        if let Some(at) = at {
+            assert!(line.starts_with(at), "{what}: {msg} points at {line:?}");
+        }
+    }
 }
 
 #[test]
