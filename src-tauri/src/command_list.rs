@@ -32,6 +32,7 @@ command_list! {
     team_status,
     team_queue,
     team_answer,
+    team_desks,
     credentials_list,
     credential_set,
     credential_delete,

@@ -14,8 +14,8 @@ use tauri::ipc::Channel;
 use countersign_engine::intake::Pasted;
 
 use crate::dto::{
-    AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, EventView, ExportView, InboxChanged, InboxItem,
-    LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport,
+    AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView, InboxChanged,
+    InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport,
     TeamRequestView, TeamStatus, Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
@@ -263,6 +263,12 @@ pub fn team_status(shell: State<'_, Shell>) -> Res<Option<TeamStatus>> {
 #[tauri::command(async)]
 pub fn team_queue(shell: State<'_, Shell>) -> Res<Vec<TeamRequestView>> {
     plain_thread(|| Ok(shell.get()?.engine.team_queue_views()))
+}
+
+/// Every desk of the team this desk has heard from: what it runs and when it said so.
+#[tauri::command(async)]
+pub fn team_desks(shell: State<'_, Shell>) -> Res<Vec<DeskReport>> {
+    plain_thread(|| Ok(shell.get()?.engine.team_desks()))
 }
 
 /// Answer a request of the team's queue as this desk's lead: a grant signed here.

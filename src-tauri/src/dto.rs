@@ -5,7 +5,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-pub use countersign_engine::team::{TeamRequestView, TeamStatus};
+pub use countersign_engine::team::{DeskReport, TeamRequestView, TeamStatus};
 pub use countersign_engine::views::*;
 
 /// A failed command: a code the UI branches on, what happened, and what to do next.

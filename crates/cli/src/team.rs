@@ -94,6 +94,17 @@ pub enum TeamCmd {
     Status,
     /// The team's supervisor steps waiting for a lead (a lead's queue).
     Queue,
+    /// Publish a signed policy pack to every desk of the team (the admin's desk): checked
+    /// here first; each desk fetches it and runs it from its next start, once it verifies
+    /// there too.
+    PublishPack {
+        dir: PathBuf,
+        /// Also trust the public keys in FILE when checking it here.
+        #[arg(long, value_name = "FILE")]
+        trust: Vec<PathBuf>,
+    },
+    /// Every desk of the team: what it runs (policy, pack) and when it last said so.
+    Desks,
     /// Answer a request of the queue as this desk's lead (a grant signed with this desk's
     /// key; the first answer wins).
     Answer {
@@ -218,6 +229,45 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
             opened.engine.team_answer(request_id, verdict, reason)?;
             out(cli.json, &serde_json::json!({"answered": request_id, "approved": approve}), |_| {
                 println!("answered {request_id}: {}", if *approve { "approved" } else { "rejected" });
+            })
+        }
+        TeamCmd::PublishPack { dir, trust } => {
+            let mut trusted = countersign_engine::keys::TrustedKeys::bundled();
+            for file in trust {
+                trusted.add_file(file)?;
+            }
+            let info = countersign_engine::pack::verify_pack(dir, &trusted).map_err(|r| anyhow::anyhow!("{r}"))?.info;
+            let opened = crate::open(cli)?;
+            let link = opened.team.as_ref().context("this workspace is in no team (`countersign team join`)")?;
+            let by = opened.engine.operator().id.clone();
+            let announced =
+                link.publish_pack(dir, info.version, &info.digest, &by).map_err(|e| anyhow::anyhow!("{e}"))?;
+            out(
+                cli.json,
+                &serde_json::json!({"version": announced.version, "digest": announced.digest, "object": announced.object}),
+                |_| {
+                    println!(
+                        "published pack {} v{} ({}): every desk runs it from its next start",
+                        info.id, info.version, info.digest
+                    );
+                },
+            )
+        }
+        TeamCmd::Desks => {
+            let opened = crate::open(cli)?;
+            out(cli.json, &opened.engine.team_desks(), |desks| {
+                for d in desks {
+                    let pack = d.pack_version.map_or("dev mode".to_string(), |v| format!("pack v{v}"));
+                    println!(
+                        "{:<20} {:<10} {:<14} policy {} v{} ({pack})  heard {}",
+                        d.device,
+                        d.role,
+                        d.operator,
+                        d.policy_id,
+                        d.policy_version,
+                        d.heard_at.as_deref().unwrap_or("-")
+                    );
+                }
             })
         }
         TeamCmd::Status => {

@@ -78,6 +78,35 @@ pub(crate) struct Team {
     answered: Mutex<BTreeSet<String>>,
     /// This desk's requests already on the plane.
     published: Mutex<BTreeSet<String>>,
+    /// What each desk of the team last said it runs, and when this desk heard it.
+    desks: Mutex<BTreeMap<String, (DeskReport, Timestamp)>>,
+    /// A newer signed pack the team published, fetched and staged for the next start.
+    staged: Mutex<Option<u64>>,
+}
+
+/// The control bucket's key of the newest pack's announcement.
+pub const PACK_KEY: &str = "pack";
+/// The prefix of a desk's report of what it runs (`desk.<device>`).
+pub const DESK_KEY_PREFIX: &str = "desk.";
+
+/// What a desk runs, as it tells the team (and a lead's desk shows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct DeskReport {
+    pub device: String,
+    pub role: String,
+    pub operator: String,
+    pub policy_id: String,
+    pub policy_version: u64,
+    pub policy_hash: String,
+    /// The signed pack's version and manifest digest (none in dev mode).
+    pub pack_version: Option<u64>,
+    pub pack_digest: Option<String>,
+    /// When the desk said so (its clock).
+    pub at: String,
+    /// When this desk last heard from it (filled in by the listener).
+    #[serde(default)]
+    pub heard_at: Option<String>,
 }
 
 /// What became of an entry the link delivered.
@@ -96,6 +125,11 @@ pub enum EntryOutcome {
     Granted { plan_id: String, step_id: String },
     /// A lead's answer to another desk's request (it leaves the queue).
     Answered,
+    /// A newer signed pack is on the plane: the face fetches and stages it
+    /// ([`Engine::team_pack_dir`]); it loads at the next start, verified then.
+    PackAnnounced { version: u64, object: String },
+    /// A desk's report of what it runs (kept for the leads).
+    Desk,
     /// Already known: nothing to record.
     Known,
     /// Not accepted, and why (logged; nothing changes).
@@ -117,6 +151,8 @@ pub struct TeamStatus {
     pub current: bool,
     /// While not current: what the policy makes of steps meanwhile, in words.
     pub cut_off: Option<String>,
+    /// A newer signed pack the team published, staged here: it runs from the next start.
+    pub pack_waiting: Option<u64>,
 }
 
 impl Engine {
@@ -139,6 +175,8 @@ impl Engine {
             requests: Mutex::default(),
             answered: Mutex::default(),
             published: Mutex::default(),
+            desks: Mutex::default(),
+            staged: Mutex::default(),
         });
         Ok(())
     }
@@ -155,6 +193,7 @@ impl Engine {
             connected: team.port.connected(),
             last_lease: last.map(|t| t.to_string()),
             current: cut.is_none(),
+            pack_waiting: *lock(&team.staged),
             cut_off: cut.map(|c| {
                 format!(
                     "{}. Until it is back, no write runs without a person's click and money steps are at most \
@@ -205,6 +244,33 @@ impl Engine {
             Ok(EntryOutcome::Refused { reason })
         };
         let Some(value) = value else { return Ok(EntryOutcome::Known) };
+        if key == PACK_KEY {
+            #[derive(serde::Deserialize)]
+            struct Announced {
+                version: u64,
+                object: String,
+            }
+            let announced: Announced = match serde_json::from_slice(value) {
+                Ok(a) => a,
+                Err(e) => return Ok(EntryOutcome::Refused { reason: format!("pack announcement: {e}") }),
+            };
+            let running = self.managed.loaded.as_ref().map_or(0, |p| p.version);
+            let staged = lock(&team.staged).unwrap_or(0);
+            if announced.version <= running.max(staged) {
+                return Ok(EntryOutcome::Known);
+            }
+            return Ok(EntryOutcome::PackAnnounced { version: announced.version, object: announced.object });
+        }
+        if let Some(device) = key.strip_prefix(DESK_KEY_PREFIX) {
+            return Ok(match serde_json::from_slice::<DeskReport>(value) {
+                Ok(r) if r.device == device => {
+                    lock(&team.desks).insert(r.device.clone(), (r, self.clock.now()));
+                    EntryOutcome::Desk
+                }
+                Ok(_) => EntryOutcome::Refused { reason: format!("desk report {device}: names another desk") },
+                Err(e) => EntryOutcome::Refused { reason: format!("desk report {device}: {e}") },
+            });
+        }
         if let Some(rest) = key.strip_prefix(REQUEST_KEY_PREFIX) {
             return Ok(match serde_json::from_slice::<ApprovalRequest>(value) {
                 Ok(r) if r.team == team.settings.team && rest == format!("{}.{}", r.device, r.request_id) => {
@@ -698,5 +764,52 @@ impl Engine {
     /// How many events the team does not have yet.
     pub fn outbox_pending(&self) -> Result<u64, EngineError> {
         Ok(self.store.head()?.count.saturating_sub(self.outbox_cursor()?.sent_seq))
+    }
+}
+
+/// Packs over the plane, and what each desk runs.
+impl Engine {
+    /// Where a pack fetched from the team waits for the next start.
+    pub fn team_pack_dir(&self) -> std::path::PathBuf {
+        self.managed.data_dir.join("pack-incoming")
+    }
+
+    /// A fetched pack is staged (for the status line: it runs from the next start).
+    pub fn team_pack_staged(&self, version: u64) {
+        if let Some(team) = &self.team {
+            *lock(&team.staged) = Some(version);
+        }
+    }
+
+    /// The staged pack's version, if one waits for the next start.
+    pub fn team_pack_waiting(&self) -> Option<u64> {
+        self.team.as_ref().and_then(|t| *lock(&t.staged))
+    }
+
+    /// What this desk runs, for the team.
+    pub fn team_desk_report(&self) -> Option<DeskReport> {
+        let team = self.team.as_ref()?;
+        Some(DeskReport {
+            device: team.settings.device.clone(),
+            role: team.settings.role.clone(),
+            operator: self.operator.id.clone(),
+            policy_id: self.policy.id.clone(),
+            policy_version: self.policy.version,
+            policy_hash: self.policy.hash.clone(),
+            pack_version: self.managed.loaded.as_ref().map(|p| p.version),
+            pack_digest: self.managed.loaded.as_ref().map(|p| p.digest.clone()),
+            at: self.clock.now().to_string(),
+            heard_at: None,
+        })
+    }
+
+    /// Every desk of the team this desk has heard from: what it runs and when it last
+    /// said so (a lead's view of the team's versions).
+    pub fn team_desks(&self) -> Vec<DeskReport> {
+        let Some(team) = &self.team else { return Vec::new() };
+        lock(&team.desks)
+            .values()
+            .map(|(r, heard)| DeskReport { heard_at: Some(heard.to_string()), ..r.clone() })
+            .collect()
     }
 }

@@ -128,6 +128,13 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
             if !team::catch_up(&engine, &link, std::time::Duration::from_secs(2)) {
                 tracing::warn!(team = %enrolled.team, url = %enrolled.url, "the team server was not reached: deciding as cut off");
             }
+            // A pack the team published: it runs from this start on, if it verifies.
+            match team::load_staged_pack(&mut engine) {
+                Some(Ok(info)) => tracing::info!(version = info.version, "running on the team's new pack"),
+                Some(Err(e)) => tracing::warn!(error = %e, "the team's new pack was refused"),
+                None => {}
+            }
+            team::report(&engine, &link);
             Some(link)
         }
         None => None,

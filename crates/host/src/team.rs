@@ -137,7 +137,7 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
     let synced = link.wait_synced(1, wait);
     // Everything of that read is queued by now; take it in.
     while let Ok(Some(update)) = link.next(Duration::from_millis(50)) {
-        let _ = apply(engine, &update);
+        let _ = take_in(engine, link, &update);
     }
     synced
 }
@@ -148,11 +148,16 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 /// This desk's evidence goes to the team as it is recorded ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
     let mut last_sent = std::time::Instant::now() - Duration::from_secs(1);
+    let mut last_report = std::time::Instant::now();
     let mut check_head = true;
     while !stop.load(Ordering::SeqCst) {
+        if last_report.elapsed() >= REPORT_EVERY {
+            last_report = std::time::Instant::now();
+            report(engine, link);
+        }
         match link.next(Duration::from_millis(100)) {
             Ok(Some(update)) => {
-                if let Some(outcome) = apply(engine, &update) {
+                if let Some(outcome) = take_in(engine, link, &update) {
                     seen(&outcome);
                 }
             }
@@ -177,8 +182,37 @@ pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&
     }
 }
 
-fn apply(engine: &Engine, update: &countersign_plane::link::Update) -> Option<EntryOutcome> {
+/// How often a desk tells the team what it runs.
+const REPORT_EVERY: Duration = Duration::from_secs(15);
+
+/// Tell the team what this desk runs (its policy and pack), for the leads.
+pub fn report(engine: &Engine, link: &TeamLink) {
+    let Some(r) = engine.team_desk_report() else { return };
+    let put =
+        serde_json::to_vec(&r).map_err(|e| e.to_string()).and_then(|v| link.put(&format!("desk.{}", r.device), v));
+    if let Err(e) = put {
+        tracing::debug!(error = %e, "the desk report did not reach the team");
+    }
+}
+
+/// Hand one entry the link saw to the engine, and do what it asks of the face (fetch and
+/// stage an announced pack). `None` when the engine could not take it in (logged).
+pub fn take_in(engine: &Engine, link: &TeamLink, update: &countersign_plane::link::Update) -> Option<EntryOutcome> {
     match engine.team_entry(&update.key, update.value.as_deref()) {
+        Ok(EntryOutcome::PackAnnounced { version, object }) => {
+            // Fetched and staged whole; verified (signature, rising version) when it loads.
+            let staged = link
+                .fetch_pack(&object)
+                .and_then(|bytes| countersign_plane::packs::unbundle(&bytes, &engine.team_pack_dir()));
+            match staged {
+                Ok(()) => {
+                    tracing::info!(version, "a signed pack from the team is staged for the next start");
+                    engine.team_pack_staged(version);
+                }
+                Err(e) => tracing::warn!(version, error = %e, "the team's pack could not be fetched"),
+            }
+            Some(EntryOutcome::PackAnnounced { version, object })
+        }
         Ok(outcome) => {
             tracing::debug!(key = %update.key, ?outcome, "team entry");
             Some(outcome)
@@ -245,4 +279,19 @@ pub fn replicate(engine: &Engine, link: &TeamLink, check_head: bool) -> Result<u
             return Ok(cursor.sent_seq - start);
         }
     }
+}
+
+/// Load the pack the team published and this desk staged, if any: verified as every pack
+/// is (its admin signature, a version above the one running), recorded as loaded or
+/// refused; the staged copy goes either way.
+pub fn load_staged_pack(engine: &mut Engine) -> Option<Result<countersign_engine::PackInfo, EngineError>> {
+    let dir = engine.team_pack_dir();
+    if !dir.join("pack.toml").is_file() {
+        return None;
+    }
+    let loaded = engine.load_pack(&dir);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!(error = %e, dir = %dir.display(), "the staged pack could not be removed");
+    }
+    Some(loaded)
 }

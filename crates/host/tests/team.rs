@@ -66,7 +66,7 @@ impl Desk {
         while !done(&self.engine) {
             assert!(Instant::now() < deadline, "{what}: not within 15 s");
             if let Some(u) = self.link.next(Duration::from_millis(50)).unwrap() {
-                self.engine.team_entry(&u.key, u.value.as_deref()).unwrap();
+                countersign_host::team::take_in(&self.engine, &self.link, &u);
             }
         }
     }
@@ -468,4 +468,44 @@ fn every_desks_evidence_reaches_the_team_once_across_an_outage_and_a_lost_acknow
     );
     assert!(forged.last.is_none() && forged.error.is_some(), "{forged:?}");
     team_holds_the_log(&team, &agent, "agent-desk");
+}
+
+#[test]
+fn a_signed_pack_the_admin_publishes_reaches_a_desk_runs_from_its_next_start_and_the_lead_sees_it() {
+    let mut team = team();
+    let admin = desk(&mut team, "admin-desk", Role::Admin, ("lead-1", "team_lead"), system());
+    let mut agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    let pack = demo().join("../demo-pack");
+    let info = countersign_engine::pack::verify_pack(&pack, &countersign_engine::keys::TrustedKeys::bundled())
+        .expect("the demo pack verifies against this build's keys")
+        .info;
+
+    // An agent's desk cannot publish one.
+    let refused = agent.link.publish_pack(&pack, info.version, &info.digest, "agent-1");
+    assert!(refused.is_err(), "only the admin publishes packs");
+
+    admin.link.publish_pack(&pack, info.version, &info.digest, "lead-1").expect("the admin publishes");
+    agent.pump_until("the pack staged", |e| e.team_pack_waiting() == Some(info.version));
+    assert!(!agent.engine.policy_is_signed(), "it waits for the next start");
+    // The next start: the staged pack is verified and loaded, atomically.
+    let loaded = countersign_host::team::load_staged_pack(&mut agent.engine).expect("a staged pack").unwrap();
+    assert_eq!(loaded.version, info.version);
+    assert!(agent.engine.policy_is_signed() && agent.engine.policy().hash == info.policy_hash);
+    assert!(!agent.engine.team_pack_dir().exists(), "the staged copy is gone");
+
+    // The desk says what it runs; a lead's desk sees it.
+    countersign_host::team::report(&agent.engine, &agent.link);
+    admin.pump_until("the agent desk's report", |e| {
+        e.team_desks().iter().any(|d| d.device == "agent-desk" && d.pack_version == Some(info.version))
+    });
+    let seen = admin.engine.team_desks().into_iter().find(|d| d.device == "agent-desk").unwrap();
+    assert_eq!((seen.pack_digest.as_deref(), seen.heard_at.is_some()), (Some(info.digest.as_str()), true));
+
+    // The same version again is nothing new.
+    admin.link.publish_pack(&pack, info.version, &info.digest, "lead-1").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    while let Some(u) = agent.link.next(Duration::from_millis(50)).unwrap() {
+        let outcome = agent.engine.team_entry(&u.key, u.value.as_deref()).unwrap();
+        assert!(!matches!(outcome, EntryOutcome::PackAnnounced { .. }), "{outcome:?}");
+    }
 }

@@ -16,6 +16,7 @@ mod error;
 pub mod evidence;
 pub mod lease;
 pub mod link;
+pub mod packs;
 pub mod subjects;
 
 pub use error::PlaneError;

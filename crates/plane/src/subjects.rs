@@ -13,6 +13,9 @@ pub const CONTROL_BUCKET: &str = "cs_control";
 /// The stream behind it.
 pub const CONTROL_STREAM: &str = "KV_cs_control";
 
+/// The object store of signed policy packs.
+pub const PACKS_BUCKET: &str = "cs_packs";
+
 /// The stream every desk's evidence goes to, one subject per desk.
 pub const EVIDENCE_STREAM: &str = "CS_EVIDENCE";
 
@@ -54,12 +57,12 @@ impl Role {
             .ok_or_else(|| PlaneError::bad(format!("{text:?} is not a team role (agent, lead, admin, service)")))
     }
 
-    /// The policy role a desktop enrolled with this role works in.
+    /// The policy role a desktop enrolled with this role works in (an admin's desk
+    /// countersigns as a lead does).
     pub fn policy_role(self) -> &'static str {
         match self {
             Role::Agent => "agent",
-            Role::Lead => "team_lead",
-            Role::Admin => "admin",
+            Role::Lead | Role::Admin => "team_lead",
             Role::Service => "service",
         }
     }
@@ -100,19 +103,37 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
     ];
     // Every desk puts its own supervisor steps' requests; only leads answer them.
     publish.push(format!("$KV.{CONTROL_BUCKET}.request.{device}.>"));
+    // What it runs (policy and pack), for the leads.
+    publish.push(format!("$KV.{CONTROL_BUCKET}.desk.{device}"));
+    // Reading the signed packs the admin publishes.
+    let packs = format!("OBJ_{PACKS_BUCKET}");
+    for api in ["STREAM.INFO", "STREAM.MSG.GET", "DIRECT.GET", "CONSUMER.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"] {
+        publish.push(format!("$JS.API.{api}.{packs}"));
+        publish.push(format!("$JS.API.{api}.{packs}.>"));
+    }
     // Its own evidence, and the last of it the team holds; nobody else's.
     publish.push(evidence_subject(device));
     publish.push(format!("$JS.API.DIRECT.GET.{EVIDENCE_STREAM}.{}", evidence_subject(device)));
     match role {
         Role::Agent => {}
-        Role::Lead | Role::Admin => {
+        Role::Lead => {
             publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>"));
             publish.push(format!("$KV.{CONTROL_BUCKET}.answer.>"));
+        }
+        Role::Admin => {
+            publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>"));
+            publish.push(format!("$KV.{CONTROL_BUCKET}.answer.>"));
+            // Only the admin publishes packs.
+            publish.push(format!("$KV.{CONTROL_BUCKET}.pack"));
+            publish.push(format!("$O.{PACKS_BUCKET}.>"));
+            publish.push(format!("$JS.API.STREAM.PURGE.OBJ_{PACKS_BUCKET}"));
         }
         Role::Service => {
             publish.push(format!("$KV.{CONTROL_BUCKET}.lease"));
             publish.push(format!("$JS.API.STREAM.CREATE.{s}"));
             publish.push(format!("$JS.API.STREAM.UPDATE.{s}"));
+            // It makes the packs' object store.
+            publish.push(format!("$JS.API.STREAM.CREATE.OBJ_{PACKS_BUCKET}"));
             // It owns the evidence stream and reads it (the team's store projects it).
             let e = EVIDENCE_STREAM;
             for api in

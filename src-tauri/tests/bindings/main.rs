@@ -31,6 +31,7 @@ fn generate(dir: &Path) {
     PauseView::export_all_to(dir).unwrap();
     TeamStatus::export_all_to(dir).unwrap();
     TeamRequestView::export_all_to(dir).unwrap();
+    DeskReport::export_all_to(dir).unwrap();
     Metrics::export_all_to(dir).unwrap();
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();

@@ -19,4 +19,8 @@ current: boolean,
 /**
  * While not current: what the policy makes of steps meanwhile, in words.
  */
-cut_off: string | null, };
+cut_off: string | null, 
+/**
+ * A newer signed pack the team published, staged here: it runs from the next start.
+ */
+pack_waiting: bigint | null, };

@@ -6,6 +6,7 @@ import type { BlobView } from "./BlobView";
 import type { CaseView } from "./CaseView";
 import type { CredentialList } from "./CredentialList";
 import type { Decision } from "./Decision";
+import type { DeskReport } from "./DeskReport";
 import type { EventView } from "./EventView";
 import type { ExportView } from "./ExportView";
 import type { InboxChanged } from "./InboxChanged";
@@ -81,6 +82,8 @@ export const commands = {
   teamQueue: () => call<Array<TeamRequestView>>("team_queue"),
   /** Answer a request of the team's queue as this desk's lead: a grant signed here. */
   teamAnswer: (requestId: string, verdict: Verdict, reason: string) => call<null>("team_answer", { requestId, verdict, reason }),
+  /** Every desk of the team this desk has heard from: what it runs and when it said so. */
+  teamDesks: () => call<Array<DeskReport>>("team_desks"),
   /** Names of the credentials in the OS keyring; a keyring that cannot be reached is reported beside an empty list, so Settings still opens. */
   credentialsList: () => call<CredentialList>("credentials_list"),
   /** Store a credential in the OS keyring. The value is never returned, shown or logged. */
