@@ -18,8 +18,14 @@ if [ "$display" = 1 ]; then
   (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
   packages+=(-p countersign-desktop)
 fi
-cargo build --release --locked "${packages[@]}"
-bin="$target/release"
+# COUNTERSIGN_TEAM_DEMO_PROFILE=debug uses a debug build (faster to build, for a try-out).
+profile="${COUNTERSIGN_TEAM_DEMO_PROFILE:-release}"
+if [ "$profile" = release ]; then
+  cargo build --release --locked "${packages[@]}"
+else
+  cargo build --locked "${packages[@]}"
+fi
+bin="$target/$profile"
 nats="${XDG_CACHE_HOME:-$HOME/.cache}/countersign/nats-server-2.15.1/bin/nats-server"
 root="${COUNTERSIGN_TEAM_DEMO:-${XDG_DATA_HOME:-$HOME/.local/share}/countersign-team-demo}"
 port="${COUNTERSIGN_TEAM_PORT:-4233}"

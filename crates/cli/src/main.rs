@@ -193,6 +193,12 @@ fn with_team<T>(opened: &countersign_host::Opened, f: impl FnOnce() -> T) -> T {
                 "countersign: the team did not get this desk's supervisor steps ({e}); the app or the next run sends them"
             );
         }
+        // And what the run recorded, to the team's evidence.
+        if let Err(e) = countersign_host::team::replicate(&opened.engine, link, false) {
+            eprintln!(
+                "countersign: the run's evidence stays in this desk's outbox for now ({e}); the next start sends it"
+            );
+        }
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         result
     })

@@ -74,9 +74,9 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 /// Connectors' screenshots and page snapshots go to the store's content-addressed blobs,
 /// through the one writer, so a blob is durable before the event that names it.
 #[derive(Debug)]
-struct StoreBlobs {
-    writer: countersign_store::EvidenceWriter,
-    clock: Arc<dyn Clock>,
+pub(crate) struct StoreBlobs {
+    pub(crate) writer: countersign_store::EvidenceWriter,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl countersign_connectors::BlobSink for StoreBlobs {

@@ -196,9 +196,8 @@ impl Engine {
             pack_waiting: *lock(&team.staged),
             cut_off: cut.map(|c| {
                 format!(
-                    "{}. Until it is back, no write runs without a person's click and money steps are at most \
-                     `{}`.",
-                    c.reason, self.policy.cut_off.money
+                    "{}. Until it is back, a write is at least `{}` and a money step at least `{}`.",
+                    c.reason, self.policy.cut_off.writes, self.policy.cut_off.money
                 )
             }),
         })
@@ -695,6 +694,8 @@ impl Engine {
 
 /// The cursor name under which the outbox's position is kept (beside the case sources').
 const OUTBOX_CURSOR: &str = "@team-evidence-outbox";
+/// The same for the blobs (screenshots, page snapshots) the events name.
+const BLOB_CURSOR: &str = "@team-blob-outbox";
 
 /// An event of this desk's log on its way to the team, as it travels: the stored event
 /// (its canonical body and hash, so the team can verify the chain) and the desk.
@@ -759,6 +760,36 @@ impl Engine {
                 Ok(OutboxEvent { seq: e.seq, hash, message })
             })
             .collect()
+    }
+
+    /// Up to `limit` blobs the team does not have yet, oldest first: (row, blob).
+    pub fn blob_outbox(&self, limit: usize) -> Result<Vec<(i64, countersign_store::Blob)>, EngineError> {
+        let after = match self.store.source_cursor(BLOB_CURSOR)? {
+            Some(text) => text
+                .parse()
+                .map_err(|_| EngineError::Unreadable { message: format!("the blob outbox's cursor {text:?}") })?,
+            None => 0,
+        };
+        let mut out = Vec::new();
+        for (row, hash) in self.store.blobs_after(after, limit)? {
+            let blob = self.store.blob(&hash)?.ok_or_else(|| EngineError::Unreadable {
+                message: format!("blob {hash} is listed but cannot be read"),
+            })?;
+            out.push((row, blob));
+        }
+        Ok(out)
+    }
+
+    /// The team has every blob up to row `row`.
+    pub fn blob_outbox_advance(&self, row: i64) -> Result<(), EngineError> {
+        self.store.writer().set_source_cursor(BLOB_CURSOR, &row.to_string(), self.clock.now())?;
+        Ok(())
+    }
+
+    /// Where connectors built outside the engine keep their screenshots and page
+    /// snapshots: this desk's blobs, written through the one writer.
+    pub fn blob_sink(&self) -> Arc<dyn countersign_connectors::BlobSink> {
+        Arc::new(crate::StoreBlobs { writer: self.store.writer(), clock: self.clock.clone() })
     }
 
     /// How many events the team does not have yet.

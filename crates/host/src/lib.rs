@@ -135,6 +135,13 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
                 None => {}
             }
             team::report(&engine, &link);
+            // What earlier commands recorded goes to the team now (the app keeps sending
+            // as it records; a command line sends its backlog at each start).
+            if link.connected()
+                && let Err(e) = team::replicate(&engine, &link, true)
+            {
+                tracing::warn!(error = %e, "evidence not sent to the team yet");
+            }
             Some(link)
         }
         None => None,

@@ -259,6 +259,16 @@ pub fn replicate(engine: &Engine, link: &TeamLink, check_head: bool) -> Result<u
             }
         }
     }
+    // The blobs first: an event that names one reaches the team after it.
+    loop {
+        let blobs = engine.blob_outbox(64).map_err(text)?;
+        let Some((last, _)) = blobs.last() else { break };
+        let last = *last;
+        for (_, blob) in blobs {
+            link.put_blob(&blob.hash, &blob.media_type, blob.data)?;
+        }
+        engine.blob_outbox_advance(last).map_err(text)?;
+    }
     let start = cursor.sent_seq;
     loop {
         let batch = engine.outbox_events(cursor.sent_seq, BATCH).map_err(text)?;

@@ -419,9 +419,12 @@ fn every_desks_evidence_reaches_the_team_once_across_an_outage_and_a_lost_acknow
     let check = |n: u32| {
         agent.engine.record_identity_check("demo-02", "ava_moore_2033", &format!("check {n}")).unwrap();
     };
+    // A screenshot the desk's evidence names goes too, by its hash.
+    let shot = agent.engine.blob_sink().put("image/png", b"\x89PNG a screenshot of the refund form").unwrap();
     let sent = replicate_until_ok(&agent);
     assert!(sent > 0);
     team_holds_the_log(&team, &agent, "agent-desk");
+    assert_eq!(agent.link.get_blob(&shot).unwrap(), b"\x89PNG a screenshot of the refund form");
     assert_eq!(agent.engine.outbox_pending().unwrap(), 0);
 
     // An outage: what is recorded meanwhile waits in the outbox, then goes, once.

@@ -98,3 +98,47 @@ impl TeamLink {
         result.unwrap_or_else(|e| Published { last: None, error: Some(e) })
     }
 }
+
+/// The blobs' object store as the team service makes it.
+pub fn blobs_bucket() -> async_nats::jetstream::object_store::Config {
+    async_nats::jetstream::object_store::Config {
+        bucket: crate::subjects::BLOBS_BUCKET.to_string(),
+        description: Some("Countersign: screenshots and page snapshots that evidence names, by SHA-256".into()),
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+impl TeamLink {
+    /// Put a blob in the team's object store under its hash, unless it is there already.
+    pub fn put_blob(&self, hash: &str, media_type: &str, data: Vec<u8>) -> Result<(), String> {
+        let (hash, media_type) = (hash.to_string(), media_type.to_string());
+        self.call(Duration::from_secs(30), move |client| async move {
+            let js = async_nats::jetstream::new(client);
+            let store = js.get_object_store(crate::subjects::BLOBS_BUCKET).await.map_err(|e| e.to_string())?;
+            if store.info(hash.as_str()).await.is_ok() {
+                return Ok(());
+            }
+            let meta = async_nats::jetstream::object_store::ObjectMetadata {
+                name: hash.clone(),
+                description: Some(media_type),
+                ..Default::default()
+            };
+            store.put(meta, &mut data.as_slice()).await.map(drop).map_err(|e| e.to_string())
+        })
+    }
+
+    /// A blob the team holds, by hash (the team service's and the tests' read).
+    pub fn get_blob(&self, hash: &str) -> Result<Vec<u8>, String> {
+        let hash = hash.to_string();
+        self.call(Duration::from_secs(30), move |client| async move {
+            use tokio::io::AsyncReadExt;
+            let js = async_nats::jetstream::new(client);
+            let store = js.get_object_store(crate::subjects::BLOBS_BUCKET).await.map_err(|e| e.to_string())?;
+            let mut object = store.get(hash.as_str()).await.map_err(|e| e.to_string())?;
+            let mut bytes = Vec::new();
+            object.read_to_end(&mut bytes).await.map_err(|e| e.to_string())?;
+            Ok(bytes)
+        })
+    }
+}

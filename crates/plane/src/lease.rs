@@ -66,10 +66,15 @@ pub async fn run(
     if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream()).await {
         tracing::warn!(error = %e, "the evidence stream could not be made");
     }
-    if js.get_object_store(crate::subjects::PACKS_BUCKET).await.is_err()
-        && let Err(e) = js.create_object_store(crate::packs::packs_bucket()).await
-    {
-        tracing::warn!(error = %e, "the packs' object store could not be made");
+    for (name, config) in [
+        (crate::subjects::PACKS_BUCKET, crate::packs::packs_bucket()),
+        (crate::subjects::BLOBS_BUCKET, crate::evidence::blobs_bucket()),
+    ] {
+        if js.get_object_store(name).await.is_err()
+            && let Err(e) = js.create_object_store(config).await
+        {
+            tracing::warn!(bucket = name, error = %e, "an object store could not be made");
+        }
     }
     tokio::pin!(stop);
     let mut seq = 0u64;

@@ -16,6 +16,9 @@ pub const CONTROL_STREAM: &str = "KV_cs_control";
 /// The object store of signed policy packs.
 pub const PACKS_BUCKET: &str = "cs_packs";
 
+/// The object store of the blobs evidence names (screenshots, page snapshots), by hash.
+pub const BLOBS_BUCKET: &str = "cs_blobs";
+
 /// The stream every desk's evidence goes to, one subject per desk.
 pub const EVIDENCE_STREAM: &str = "CS_EVIDENCE";
 
@@ -111,6 +114,14 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
         publish.push(format!("$JS.API.{api}.{packs}"));
         publish.push(format!("$JS.API.{api}.{packs}.>"));
     }
+    // The blobs its evidence names, by hash (content-addressed: the team checks each
+    // name against its bytes). Adding only: no purge, so no desk can remove another's.
+    let blobs = format!("OBJ_{BLOBS_BUCKET}");
+    for api in ["STREAM.INFO", "STREAM.MSG.GET"] {
+        publish.push(format!("$JS.API.{api}.{blobs}"));
+    }
+    publish.push(format!("$JS.API.DIRECT.GET.{blobs}.>"));
+    publish.push(format!("$O.{BLOBS_BUCKET}.>"));
     // Its own evidence, and the last of it the team holds; nobody else's.
     publish.push(evidence_subject(device));
     publish.push(format!("$JS.API.DIRECT.GET.{EVIDENCE_STREAM}.{}", evidence_subject(device)));
@@ -132,8 +143,9 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
             publish.push(format!("$KV.{CONTROL_BUCKET}.lease"));
             publish.push(format!("$JS.API.STREAM.CREATE.{s}"));
             publish.push(format!("$JS.API.STREAM.UPDATE.{s}"));
-            // It makes the packs' object store.
+            // It makes the packs' and the blobs' object stores.
             publish.push(format!("$JS.API.STREAM.CREATE.OBJ_{PACKS_BUCKET}"));
+            publish.push(format!("$JS.API.STREAM.CREATE.OBJ_{BLOBS_BUCKET}"));
             // It owns the evidence stream and reads it (the team's store projects it).
             let e = EVIDENCE_STREAM;
             for api in

@@ -95,3 +95,65 @@ fn the_watch_comes_back_after_a_server_restart_and_pauses_set_afterwards_arrive(
         assert!(seen(a, "pause.after", 15).is_some(), "agent {i} heard the pause set after the restart");
     }
 }
+
+#[test]
+fn a_rotated_desk_works_on_its_new_key_and_its_old_key_is_refused() {
+    let mut team = team(Duration::from_millis(300));
+    let old = link(&mut team, "lead-1", Role::Lead);
+    old.put("pause.before", b"{}".to_vec()).expect("the old key works before the rotation");
+    let fresh = nkeys::KeyPair::new_user();
+    let (enrolled, not_pushed) = team.authority.rotate("lead-1", &fresh.public_key()).expect("rotate");
+    assert!(not_pushed.is_none(), "the server heard of the revocation: {not_pushed:?}");
+    assert_eq!(enrolled.role, Role::Lead, "the same role");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while old.connected() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!old.connected(), "the old key was dropped");
+    let new = TeamLink::start(LinkConfig {
+        url: team.url(),
+        device: "lead-1".into(),
+        jwt: enrolled.jwt,
+        seed: Secret::new(fresh.seed().expect("seed")),
+        idle_restart: Duration::from_secs(20),
+    })
+    .expect("link");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match new.put("pause.after", b"{}".to_vec()) {
+            Ok(_) => break,
+            Err(e) => assert!(Instant::now() < deadline, "the new key does not work: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The same key cannot be enrolled twice, nor the old one brought back.
+    assert!(team.authority.rotate("lead-1", &fresh.public_key()).is_err());
+}
+
+#[test]
+fn a_server_off_this_machine_is_reached_over_tls_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let options = countersign_plane::authority::InitOptions {
+        name: "acme".into(),
+        host: "10.0.0.5".parse().expect("ip"),
+        port: 4222,
+        tls: None,
+    };
+    let keyring = countersign_test_support::nats::keyring("tls");
+    let refused = countersign_plane::authority::Authority::init(dir.path(), &options, keyring).expect_err("no TLS");
+    assert!(refused.to_string().contains("TLS"), "{refused}");
+    assert!(!dir.path().join("team.toml").exists(), "nothing was set up");
+
+    let key = nkeys::KeyPair::new_user();
+    let plain = TeamLink::start(LinkConfig {
+        url: "nats://10.0.0.5:4222".into(),
+        device: "desk".into(),
+        jwt: "x".into(),
+        seed: Secret::new(key.seed().expect("seed")),
+        idle_restart: Duration::from_secs(20),
+    });
+    assert!(plain.is_err_and(|e| e.to_string().contains("TLS")), "a plain connection off loopback is refused");
+    assert!(countersign_plane::link::is_loopback("nats://127.0.0.1:4222"));
+    assert!(countersign_plane::link::is_loopback("nats://[::1]:4222"));
+    assert!(!countersign_plane::link::is_loopback("nats://team.example.com:4222"));
+}

@@ -58,3 +58,12 @@ pub(crate) fn get(conn: &Connection, hash: &str) -> Result<Option<Blob>, StoreEr
         .optional()?;
     Ok(found.map(|(media_type, data)| Blob { hash: hash.to_owned(), media_type, data }))
 }
+
+/// Up to `limit` blobs stored after the row `after` (a cursor: `0` from the start), oldest
+/// first: their row and hash.
+pub(crate) fn after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT rowid, hash FROM blobs WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")?;
+    let rows =
+        stmt.query_map(params![after, i64::try_from(limit).unwrap_or(i64::MAX)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

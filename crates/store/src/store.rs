@@ -174,6 +174,12 @@ impl Store {
         self.read(|c| crate::blobs::get(c, hash))
     }
 
+    /// Up to `limit` blobs stored after row `after` (`0`: from the first), oldest first:
+    /// (row, hash). For copying blobs elsewhere in the order they came.
+    pub fn blobs_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+        self.read(|c| crate::blobs::after(c, after, limit))
+    }
+
     /// Verify the log (see [`crate::verify()`]), on one of this store's read connections.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         self.read(|c| verify_conn(c, &self.path))
