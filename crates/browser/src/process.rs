@@ -249,6 +249,9 @@ mod leftover {
                 dir.display()
             ),
         };
+        let stuck = |why: String| ConnectorError::Config {
+            detail: format!("the browser profile {} is held by {why}; close it by hand, then try again", dir.display()),
+        };
         let pid = match holder(dir, exe) {
             Holder::Nobody => return Ok(false),
             Holder::Other(why) => return Err(refuse(why)),
@@ -269,7 +272,9 @@ mod leftover {
                 if e == rustix::io::Errno::SRCH {
                     return Ok(true);
                 }
-                return Err(refuse(format!("the browser a previous run left (process {pid}) cannot be closed: {e}")));
+                return Err(stuck(format!(
+                    "the browser a previous run left (process {pid}), which cannot be closed: {e}"
+                )));
             }
             let until = Instant::now() + CLOSE_WAIT;
             while alive(pid) && Instant::now() < until {
@@ -279,7 +284,7 @@ mod leftover {
                 return Ok(true);
             }
         }
-        Err(refuse(format!("the browser a previous run left (process {pid}) did not close")))
+        Err(stuck(format!("the browser a previous run left (process {pid}), which did not close when told to")))
     }
 
     fn holder(dir: &Path, exe: &Path) -> Holder {
