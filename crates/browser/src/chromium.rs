@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, DialogType, EventJavascriptDialogOpening, HandleJavaScriptDialogParams,
 };
+use chromiumoxide::handler::HandlerConfig;
+use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::ScreenshotParams;
-use chromiumoxide::{Browser, BrowserConfig, Page};
+use chromiumoxide::{Browser, Page};
 use futures::StreamExt;
 use serde_json::Value;
 
 use countersign_connectors::ConnectorError;
+
+use crate::process::{self, BrowserProcess, OWNER_FLAG};
 
 /// How to start Chromium.
 #[derive(Debug, Clone)]
@@ -69,18 +73,70 @@ pub fn find_chromium(explicit: Option<&Path>) -> Result<PathBuf, ConnectorError>
     })
 }
 
-/// Flags beyond chromiumoxide's defaults (which already turn off background networking,
-/// sync, default apps and first-run): nothing phones home, nothing offers to save a
+/// How long Chromium may take to start, and to close when asked.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Chromium's switches for an automated session (those chromiumoxide's own launcher
+/// passes, after puppeteer's), and more: nothing phones home, nothing offers to save a
 /// password.
-const QUIET_FLAGS: &[&str] = &[
+const FLAGS: &[&str] = &[
+    "disable-background-networking",
+    "enable-features=NetworkService,NetworkServiceInProcess",
+    "disable-background-timer-throttling",
+    "disable-backgrounding-occluded-windows",
+    "disable-breakpad",
+    "disable-client-side-phishing-detection",
+    "disable-component-extensions-with-background-pages",
+    "disable-default-apps",
+    "disable-dev-shm-usage",
+    "disable-hang-monitor",
+    "disable-ipc-flooding-protection",
+    "disable-popup-blocking",
+    "disable-prompt-on-repost",
+    "disable-renderer-backgrounding",
+    "disable-sync",
+    "force-color-profile=srgb",
+    "metrics-recording-only",
+    "no-first-run",
+    "enable-automation",
+    "password-store=basic",
+    "use-mock-keychain",
+    "enable-blink-features=IdleDetection",
+    "lang=en_US",
+    "disable-extensions",
     "disable-component-update",
     "disable-domain-reliability",
     "no-default-browser-check",
     "no-pings",
     "disable-save-password-bubble",
 ];
-const DISABLED_FEATURES: &[&str] =
-    &["OptimizationHints", "MediaRouter", "AutofillServerCommunication", "PasswordManagerOnboarding", "Translate"];
+const DISABLED_FEATURES: &[&str] = &[
+    "TranslateUI",
+    "OptimizationHints",
+    "MediaRouter",
+    "AutofillServerCommunication",
+    "PasswordManagerOnboarding",
+    "Translate",
+];
+
+/// The command line after the program: [`FLAGS`], the profile, the DevTools socket on a
+/// free port (its address read from stderr), and who started it ([`OWNER_FLAG`]).
+fn launch_args(profile: &Path, visible: bool, no_sandbox: bool) -> Vec<String> {
+    let mut args: Vec<String> = FLAGS.iter().map(|f| format!("--{f}")).collect();
+    args.push(format!("--disable-features={}", DISABLED_FEATURES.join(",")));
+    args.push("--remote-debugging-port=0".into());
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.push("--window-size=1280,900".into());
+    args.push(format!("--{OWNER_FLAG}={}", std::process::id()));
+    if no_sandbox {
+        args.extend(["--no-sandbox".into(), "--disable-setuid-sandbox".into()]);
+    }
+    if !visible {
+        args.extend(["--headless".into(), "--hide-scrollbars".into(), "--mute-audio".into()]);
+    }
+    args
+}
 
 /// Chromium's own preferences for a new profile: its password manager off, so a
 /// password typed at the login never lands in the profile.
@@ -132,6 +188,8 @@ const AFTER_DIALOG: Duration = Duration::from_millis(1500);
 #[derive(Debug)]
 pub(crate) struct Chromium {
     browser: Browser,
+    /// Killed when dropped: a browser never outlives its `Chromium`.
+    process: BrowserProcess,
     pub page: Page,
     handler: tokio::task::JoinHandle<()>,
     dialogs: Dialogs,
@@ -146,45 +204,50 @@ impl Chromium {
         visible: bool,
     ) -> Result<Chromium, ConnectorError> {
         let exe = find_chromium(options.executable.as_deref())?;
+        let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
         let dir = options.profile_dir(profile);
         prepare_profile(&dir)?;
-        let mut builder = BrowserConfig::builder()
-            .chrome_executable(&exe)
-            .user_data_dir(&dir)
-            .window_size(1280, 900)
-            .request_timeout(timeout)
-            .launch_timeout(Duration::from_secs(30))
-            .args(QUIET_FLAGS.iter().copied())
-            .arg(("disable-features", DISABLED_FEATURES));
-        if visible || !options.headless {
-            builder = builder.with_head();
-        }
-        if options.no_sandbox {
-            builder = builder.no_sandbox();
-        }
-        let config = builder.build().map_err(|e| ConnectorError::Config { detail: format!("browser: {e}") })?;
-        let (browser, mut handler) = Browser::launch(config).await.map_err(|e| ConnectorError::Config {
+        process::free_profile(&dir, &exe)?;
+        let args = launch_args(&dir, visible || !options.headless, options.no_sandbox);
+        let failed = |e: String| ConnectorError::Config {
             detail: format!("cannot start {} with profile {}: {e}", exe.display(), dir.display()),
-        })?;
+        };
+        let (process, ws) = BrowserProcess::start(&exe, args, LAUNCH_TIMEOUT).await.map_err(failed)?;
+        let config = HandlerConfig {
+            ignore_https_errors: true,
+            ignore_invalid_messages: true,
+            viewport: Some(Viewport::default()),
+            context_ids: Vec::new(),
+            request_timeout: timeout,
+            request_intercept: false,
+            cache_enabled: true,
+        };
+        // On an error from here on, `process` is dropped, and the browser killed.
+        let (browser, mut handler) =
+            Browser::connect_with_config(ws, config).await.map_err(|e| failed(e.to_string()))?;
         // The protocol's messages flow only while the handler is polled. A message this
         // build does not know is no reason to stop listening.
         let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
         let page = browser.new_page("about:blank").await.map_err(cdp)?;
         let dialogs = Dialogs::default();
         let dialog_handler = dismiss_dialogs(&page, dialogs.clone()).await?;
-        Ok(Chromium { browser, page, handler, dialogs, dialog_handler })
+        Ok(Chromium { browser, process, page, handler, dialogs, dialog_handler })
     }
 
+    /// Asks the browser to close, and kills it if it has not within a few seconds.
     pub async fn close(mut self) {
-        let _ = self.browser.close().await;
-        let _ = self.browser.wait().await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.browser.close()).await;
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.process.exited()).await.is_err() {
+            self.process.kill();
+            self.process.exited().await;
+        }
         self.dialog_handler.abort();
         self.handler.abort();
     }
 
     /// Waits until the person closes the window.
     pub async fn wait_closed(mut self) {
-        let _ = self.browser.wait().await;
+        self.process.exited().await;
         self.dialog_handler.abort();
         self.handler.abort();
     }

@@ -53,6 +53,7 @@ pub mod chromium;
 pub mod config;
 pub mod messages;
 mod page;
+mod process;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -419,8 +420,9 @@ fn workspace_pages(
 
 /// Opens a visible browser window on the platform's login page, in the profile the
 /// connector uses, and returns when the person closes it. This is how an agent signs in
-/// (and passes any verification): by hand. Do not run it while a connector on the same
-/// profile is running (Chromium locks a profile to one process).
+/// (and passes any verification): by hand. While a connector's browser runs on the same
+/// profile (Chromium locks a profile to one process), it is refused, naming that browser;
+/// one a crashed run left there is closed first.
 pub fn open_login_window(pages: &PageActions, options: &BrowserOptions) -> Result<(), ConnectorError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -925,3 +925,122 @@ fn a_submit_answered_too_late_keeps_its_evidence_and_settles_once() {
     // not, the same form token would go out: `a_refund_through_the_pages_sent_again_…`).
     assert_eq!(finished[1]["response"]["how"], "read", "{:?}", finished[1]);
 }
+
+// ---------------------------------------------------------------- a browser left on the profile
+
+/// A process the test started, killed when the test ends (passed or not).
+struct Started(std::process::Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Chromium on `profile` that no Countersign process owns, as a crash leaves one (the
+/// test starts it; nothing ties it to the test), once it holds the profile's lock.
+fn chromium_on(profile: &Path) -> Started {
+    let exe = countersign_browser::find_chromium(None).unwrap();
+    let mut child = std::process::Command::new(exe)
+        .args(["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--remote-debugging-port=0", "about:blank"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    while lock_of(profile).is_none_or(|(_, holder)| holder != pid) {
+        assert!(child.try_wait().unwrap().is_none(), "the browser on {} started", profile.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Started(child)
+}
+
+/// The profile's `SingletonLock` as Chromium writes it: `(host, pid)`.
+fn lock_of(profile: &Path) -> Option<(String, String)> {
+    let target = std::fs::read_link(profile.join("SingletonLock")).ok()?;
+    let (host, pid) = target.to_str()?.rsplit_once('-')?;
+    Some((host.to_owned(), pid.to_owned()))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned()
+}
+
+/// A lock that names `pid` on `host` (what a browser on that host would have left).
+fn lock_profile(profile: &Path, host: &str, pid: u32) {
+    let _ = std::fs::remove_file(profile.join("SingletonLock"));
+    std::os::unix::fs::symlink(format!("{host}-{pid}"), profile.join("SingletonLock")).unwrap();
+}
+
+fn refused(connector: &BrowserConnector) -> String {
+    match connector.start() {
+        Err(ConnectorError::Config { detail }) => detail,
+        other => panic!("the start is refused with a configuration error, not {other:?}"),
+    }
+}
+
+#[test]
+fn a_browser_left_on_the_profile_is_closed_at_start_and_a_lock_held_by_anything_else_is_refused() {
+    let w = World::start();
+    w.sign_in_by_hand();
+    let profile = w.options().profile_dir(&w.pages().profile);
+    let shown = profile.display().to_string();
+
+    // A Chromium on this very profile whose starter is gone: closed, and the connector
+    // starts in the same signed-in session.
+    let Started(leftover) = &mut chromium_on(&profile);
+    let connector = w.connector();
+    connector.start().unwrap_or_else(|e| panic!("the start closes the browser left on the profile: {e}"));
+    assert!(leftover.try_wait().unwrap().is_some(), "the leftover browser was closed before the start returned");
+    let (_, holder) = lock_of(&profile).unwrap();
+    assert_ne!(holder, leftover.id().to_string(), "the profile is held by the connector's own browser now");
+    assert!(connector.order_facts(ORDER).unwrap().is_some(), "the agent's session is still signed in");
+
+    // While that connector's browser runs, it belongs to a live process: a second
+    // connector on the profile (another window, or the CLI beside the app) is refused and
+    // closes nothing.
+    let second = w.connector();
+    let detail = refused(&second);
+    assert!(detail.contains(&shown) && detail.contains(&holder), "names the profile and the browser: {detail}");
+    assert!(detail.contains("still running"), "says its owner runs: {detail}");
+    assert!(connector.order_facts(ORDER).unwrap().is_some(), "the first connector's browser was left alone");
+    drop(second);
+    drop(connector);
+
+    // A live process that is not a Chromium: refused, named, left alone.
+    let Started(other) = &mut Started(std::process::Command::new("sleep").arg("600").spawn().unwrap());
+    lock_profile(&profile, &hostname(), other.id());
+    let detail = refused(&w.connector());
+    assert!(
+        detail.contains(&shown) && detail.contains(&format!("process {}", other.id())) && detail.contains("sleep"),
+        "names the profile and the process: {detail}"
+    );
+    assert!(detail.contains("not a Chromium on this profile"), "{detail}");
+    assert!(other.try_wait().unwrap().is_none(), "a process that is not ours is never killed");
+
+    // A Chromium, but on another profile: not ours to close either.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let Started(foreign) = &mut chromium_on(elsewhere.path());
+    lock_profile(&profile, &hostname(), foreign.id());
+    let detail = refused(&w.connector());
+    assert!(detail.contains(&format!("process {}", foreign.id())), "{detail}");
+    assert!(detail.contains("not a Chromium on this profile"), "{detail}");
+    assert!(foreign.try_wait().unwrap().is_none(), "another profile's browser is left alone");
+
+    // A lock from another computer (a profile on a shared folder): refused, the host named.
+    lock_profile(&profile, "another-host.example", other.id());
+    let detail = refused(&w.connector());
+    assert!(detail.contains("another computer") && detail.contains("another-host.example"), "{detail}");
+    assert!(other.try_wait().unwrap().is_none(), "a process named from another host is never touched");
+
+    // Once that process is gone, its lock is stale and Chromium takes the profile over.
+    other.kill().unwrap();
+    other.wait().unwrap();
+    lock_profile(&profile, &hostname(), other.id());
+    let connector = w.connector();
+    assert!(connector.order_facts(ORDER).unwrap().is_some(), "a stale lock does not stop the start");
+}

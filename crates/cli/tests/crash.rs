@@ -750,7 +750,7 @@ fn browser_steps_killed_after_the_submit_click_apply_each_write_once() {
     let profile = h.dir.path().join("data/demo-browser/browser-profiles/demo_seller_center/demo");
     sign_in::sign_in_by_hand(&profile, &h.server.url(), TOKEN);
     let mut orders = Orders::seeded();
-    let (mut landed_at_kill, mut leftover, mut trials) = (0, 0, 0);
+    let (mut landed_at_kill, mut tied, mut trials) = (0, 0, 0);
     for round in 0..rounds {
         for (i, (kind, points)) in schedules.iter().enumerate() {
             let n = 700 + round * schedules.len() + i;
@@ -761,7 +761,7 @@ fn browser_steps_killed_after_the_submit_click_apply_each_write_once() {
             h.queue_and_approve(&t, &ctx);
             for point in *points {
                 h.aborted_run(&t, point, &ctx);
-                leftover += usize::from(kill_leftover_browser(&profile, &ctx));
+                tied += usize::from(browser_ended_with_its_process(&profile, &ctx));
             }
             landed_at_kill += usize::from(h.order(&t.order) != before);
             h.settles_once(*kind, &t, &before, &ctx);
@@ -772,29 +772,30 @@ fn browser_steps_killed_after_the_submit_click_apply_each_write_once() {
     assert_eq!(verify["ok"], true, "{verify}");
     eprintln!(
         "browser fault points: {trials} trials in {:.1} s, each write applied once ({landed_at_kill} had landed \
-         at the kill; {leftover} browsers left running by the abort, killed)",
+         at the kill; {tied} browsers running at the abort, each ended with its process)",
         started_at.elapsed().as_secs_f32()
     );
 }
 
-/// Kills the Chromium an aborted `countersign` left running on `profile` (the process
-/// named in the profile's `SingletonLock`, `HOST-PID`), as a crash of the whole session
-/// would, and waits for it to be gone: while it runs, it holds the profile, and the
-/// restart cannot open the pages (the step stays `unknown`, "cannot start … SingletonLock").
-/// Whether one was running.
-fn kill_leftover_browser(profile: &Path, ctx: &str) -> bool {
+/// The Chromium an aborted `countersign` had running on `profile` (the process named in
+/// the profile's `SingletonLock`, `HOST-PID`) ends with it: the product ties its browser
+/// to the process that started it, so nothing holds the profile at the restart. The test
+/// never closes it (a leftover would be the product's to close at the next start).
+/// Whether a browser was running at the abort.
+fn browser_ended_with_its_process(profile: &Path, ctx: &str) -> bool {
     let Ok(lock) = std::fs::read_link(profile.join("SingletonLock")) else { return false };
     let pid = lock.to_string_lossy().rsplit('-').next().unwrap_or_default().to_owned();
     assert!(pid.parse::<u32>().is_ok(), "{ctx}: the profile's lock names a process: {lock:?}");
-    let killed = Command::new("kill").args(["-KILL", &pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     let gone = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map_or(true, |stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
     };
-    let until = Instant::now() + Duration::from_secs(10);
+    // The kernel sent it SIGKILL as its parent exited; dying takes a moment. The bound
+    // only keeps a broken build from hanging the suite.
+    let until = Instant::now() + Duration::from_secs(30);
     while !gone() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(gone(), "{ctx}: the leftover browser {pid} is gone");
-    killed
+    assert!(gone(), "{ctx}: the browser {pid} did not end with the process that started it");
+    true
 }
