@@ -424,7 +424,9 @@ fn every_desks_evidence_reaches_the_team_once_across_an_outage_and_a_lost_acknow
     let sent = replicate_until_ok(&agent);
     assert!(sent > 0);
     team_holds_the_log(&team, &agent, "agent-desk");
-    assert_eq!(agent.link.get_blob(&shot).unwrap(), b"\x89PNG a screenshot of the refund form");
+    let service = team.plane.service_link();
+    assert_eq!(service.get_blob(&shot).unwrap(), b"\x89PNG a screenshot of the refund form");
+    assert!(agent.link.get_blob(&shot).is_err(), "a desk cannot read the team's blobs");
     assert_eq!(agent.engine.outbox_pending().unwrap(), 0);
 
     // An outage: what is recorded meanwhile waits in the outbox, then goes, once.

@@ -143,9 +143,13 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
             publish.push(format!("$KV.{CONTROL_BUCKET}.lease"));
             publish.push(format!("$JS.API.STREAM.CREATE.{s}"));
             publish.push(format!("$JS.API.STREAM.UPDATE.{s}"));
-            // It makes the packs' and the blobs' object stores.
+            // It makes the packs' and the blobs' object stores, and reads the blobs.
             publish.push(format!("$JS.API.STREAM.CREATE.OBJ_{PACKS_BUCKET}"));
             publish.push(format!("$JS.API.STREAM.CREATE.OBJ_{BLOBS_BUCKET}"));
+            for api in ["CONSUMER.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"] {
+                publish.push(format!("$JS.API.{api}.OBJ_{BLOBS_BUCKET}"));
+                publish.push(format!("$JS.API.{api}.OBJ_{BLOBS_BUCKET}.>"));
+            }
             // It owns the evidence stream and reads it (the team's store projects it).
             let e = EVIDENCE_STREAM;
             for api in

@@ -137,6 +137,23 @@ impl TeamPlane {
 }
 
 impl TeamPlane {
+    /// The team service's own link (its credentials from the team folder): what the team
+    /// side reads.
+    pub fn service_link(&self) -> countersign_plane::link::TeamLink {
+        let creds = std::fs::read_to_string(self.dir.path().join("service.creds")).expect("service creds");
+        let (jwt, key) =
+            countersign_plane::authority::parse_creds(&countersign_connectors::credentials::Secret::new(creds))
+                .expect("creds");
+        countersign_plane::link::TeamLink::start(countersign_plane::link::LinkConfig {
+            url: self.url(),
+            device: "service".into(),
+            jwt,
+            seed: countersign_connectors::credentials::Secret::new(key.seed().expect("seed")),
+            idle_restart: Duration::from_secs(60),
+        })
+        .expect("the service's link")
+    }
+
     /// Every message of `device`'s evidence subject the team's server holds, in stream
     /// order, read with the team service's own credentials.
     pub fn evidence_of(&self, device: &str) -> Vec<serde_json::Value> {
