@@ -89,14 +89,20 @@ struct PauseGate<'a> {
     intent: &'a str,
     action: &'a str,
     step_id: &'a str,
+    /// What the step was decided (a desk cut off from its team since may not run it).
+    decision: &'a str,
 }
 
 impl SubmitGate for PauseGate<'_> {
     fn may_submit(&self) -> Result<(), String> {
         match self.engine.paused(self.case, self.intent, self.action, self.step_id) {
-            Ok(None) => Ok(()),
-            Ok(Some(paused)) => Err(paused.to_string()),
-            Err(e) => Err(format!("the pauses could not be read ({e})")),
+            Ok(None) => {}
+            Ok(Some(paused)) => return Err(paused.to_string()),
+            Err(e) => return Err(format!("the pauses could not be read ({e})")),
+        }
+        match self.engine.cut_off_refusal(self.action, self.decision) {
+            Some(why) => Err(why),
+            None => Ok(()),
         }
     }
 }
@@ -375,7 +381,14 @@ impl Engine {
 
         // The gate re-checks pauses right before a connector's point of no return (a
         // browser's submit click), so a pause set mid-flow still stops the step.
-        let gate = PauseGate { engine: self, case: &case, intent: &plan.intent, action: &record.action, step_id };
+        let gate = PauseGate {
+            engine: self,
+            case: &case,
+            intent: &plan.intent,
+            action: &record.action,
+            step_id,
+            decision: &record.decision,
+        };
         let call = self.connector.call_gated(&record.action, &params, is_write.then_some(key.as_str()), &gate);
         fault_point("after-call");
         let run = self.finish_call(call, &running, &params, before, is_write);
@@ -814,8 +827,14 @@ impl Engine {
             // Sent again under its key, it may apply now: only as the step may run now
             // (not paused, its approval alive, no stricter decision), through the gate.
             let rec = self.recorded(&record)?;
-            let gate =
-                PauseGate { engine: self, case: &rec.case, intent: &rec.plan.intent, action: &record.action, step_id };
+            let gate = PauseGate {
+                engine: self,
+                case: &rec.case,
+                intent: &rec.plan.intent,
+                action: &record.action,
+                step_id,
+                decision: &record.decision,
+            };
             let sent = self.connector.call_gated(&record.action, &params, Some(&key), &gate);
             fault_point("after-settling-send");
             let call = match sent {

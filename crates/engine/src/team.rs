@@ -219,7 +219,9 @@ impl Engine {
                 last_lease: None,
                 reason: format!("no lease from team {:?}'s service has reached this desktop yet", team.settings.team),
             }),
-            Some((_, seen)) if now.duration_since(*seen) > ttl => Some(CutOff {
+            // A clock that went back (a step of NTP, or set back by hand) proves nothing:
+            // stale, like a lease too old.
+            Some((_, seen)) if now < *seen || now.duration_since(*seen) > ttl => Some(CutOff {
                 last_lease: Some(*seen),
                 reason: format!(
                     "no lease from team {:?}'s service for {} s (a lease is fresh for {} s)",
@@ -230,6 +232,29 @@ impl Engine {
             }),
             Some(_) => None,
         }
+    }
+
+    /// Why a step decided `decision` may not run now, when this desk is cut off from its
+    /// team and the policy's `[cut_off]` floor for the step is stricter than that
+    /// (checked by the executor's gate right before the call: a step decided while the
+    /// desk was current, run after the lease went stale).
+    pub(crate) fn cut_off_refusal(&self, action: &str, decision: &str) -> Option<String> {
+        use countersign_core::policy::{Kind, Outcome};
+        let cut = self.cut_off()?;
+        let def = self.policy.actions.get(action);
+        // A reply (no action of the policy) is a write too.
+        let write = def.is_none_or(|d| d.kind == Kind::Write);
+        let money = def.is_some_and(|d| d.money_param.is_some());
+        let floors = [(write, self.policy.cut_off.writes), (money, self.policy.cut_off.money)];
+        let floor = floors.iter().filter(|(applies, _)| *applies).map(|(_, f)| *f).max()?;
+        let decided = Outcome::ALL.into_iter().find(|o| o.as_str() == decision).unwrap_or(Outcome::Forbid);
+        (decided < floor).then(|| {
+            format!(
+                "cut off from the team ({}): this step was decided `{decided}` but needs at least `{floor}` now; it did \
+                 not run",
+                cut.reason
+            )
+        })
     }
 
     /// Take in one entry of the team's control bucket, as the link saw it (`None` for a
@@ -263,7 +288,13 @@ impl Engine {
         if let Some(device) = key.strip_prefix(DESK_KEY_PREFIX) {
             return Ok(match serde_json::from_slice::<DeskReport>(value) {
                 Ok(r) if r.device == device => {
-                    lock(&team.desks).insert(r.device.clone(), (r, self.clock.now()));
+                    // The same report delivered again is not contact: keep when it was heard.
+                    let mut desks = lock(&team.desks);
+                    let heard = match desks.get(device) {
+                        Some((before, heard)) if *before == r => *heard,
+                        _ => self.clock.now(),
+                    };
+                    desks.insert(r.device.clone(), (r, heard));
                     EntryOutcome::Desk
                 }
                 Ok(_) => EntryOutcome::Refused { reason: format!("desk report {device}: names another desk") },
@@ -273,8 +304,11 @@ impl Engine {
         if let Some(rest) = key.strip_prefix(REQUEST_KEY_PREFIX) {
             return Ok(match serde_json::from_slice::<ApprovalRequest>(value) {
                 Ok(r) if r.team == team.settings.team && rest == format!("{}.{}", r.device, r.request_id) => {
-                    lock(&team.requests).insert(r.request_id.clone(), r);
-                    EntryOutcome::Request
+                    // Delivered again (a reconnect, a start): nothing new, no new notice.
+                    match lock(&team.requests).insert(r.request_id.clone(), r.clone()) {
+                        Some(before) if before == r => EntryOutcome::Known,
+                        _ => EntryOutcome::Request,
+                    }
                 }
                 Ok(_) => EntryOutcome::Refused { reason: format!("request {rest}: names another team or key") },
                 Err(e) => EntryOutcome::Refused { reason: format!("request {rest}: {e}") },
@@ -375,7 +409,18 @@ impl Engine {
             clear_reason: None,
         };
         let entry = signing::sign(PAUSE_DOMAIN, &body, &team.settings.signer)?;
-        self.publish(team, &format!("{PAUSE_KEY_PREFIX}{}", pause.id), &entry)?;
+        if let Err(e) = self.publish(team, &format!("{PAUSE_KEY_PREFIX}{}", pause.id), &entry) {
+            // An emergency stop must not wait for the network: in force on this desk at
+            // once, and the lead told it did not reach the team.
+            let local = Pause { team: None, ..pause };
+            self.store.writer().set_pause(local.clone())?;
+            return Err(EngineError::TeamUnreachable {
+                message: format!(
+                    "pause {} is in force on this desk only ({e}): set it again for the team once the server is back",
+                    local.id
+                ),
+            });
+        }
         self.store.writer().set_team_pause(pause.clone(), entry)?;
         Ok(pause)
     }
@@ -633,27 +678,29 @@ impl Engine {
         if grant.team != team.settings.team || grant.device != team.settings.device || grant.request_id != rid {
             return refuse("made out for another team, desk or request".into());
         }
-        let used = self.events(&countersign_store::EventFilter {
-            kind: Some("review_decided".into()),
-            text: Some(grant.nonce.clone()),
-            ..countersign_store::EventFilter::default()
-        })?;
-        if !used.is_empty() {
-            return refuse("replayed: this grant was used already".into());
+        // The plane delivers every answer again after a reconnect or a start: one this
+        // desk already took up, or refused, is nothing new (and never used twice).
+        let seen_before = |kind: &str| -> Result<bool, EngineError> {
+            let filter = countersign_store::EventFilter {
+                kind: Some(kind.into()),
+                text: Some(grant.nonce.clone()),
+                ..countersign_store::EventFilter::default()
+            };
+            Ok(!self.events(&filter)?.is_empty())
+        };
+        if seen_before("review_decided")? || seen_before("review_refused")? {
+            return Ok(EntryOutcome::Known);
         }
         if self.clock.now() > grant.expires_at {
             return refuse(format!("expired at {}", grant.expires_at));
         }
+        if grant.expires_at > self.clock.now() + GRANT_VALID + SignedDuration::from_mins(5) {
+            return refuse(format!("valid until {}, longer than a grant may be", grant.expires_at));
+        }
         let record = match self.store.step(&grant.plan_id, &grant.step_id)? {
             Some(r) if r.state == countersign_store::StepState::Waiting => r,
-            Some(r) => {
-                return refuse(format!(
-                    "step {} of plan {} is {}, not waiting",
-                    r.step_id,
-                    r.plan_id,
-                    r.state.as_str()
-                ));
-            }
+            // Decided meanwhile (at the seat, or by another grant): nothing to do.
+            Some(_) => return Ok(EntryOutcome::Known),
             None => return refuse(format!("no step {} in plan {}", grant.step_id, grant.plan_id)),
         };
         if grant.step_digest != record.step_digest {
@@ -674,7 +721,8 @@ impl Engine {
 
     /// A grant that does not hold: recorded (who it claimed to be from, why), never used.
     fn refuse_grant(&self, grant: Option<&Grant>, entry: &SignedEntry, why: &str) -> Result<EntryOutcome, EngineError> {
-        let reason = format!("team grant refused: {why}");
+        let nonce = grant.map(|g| format!(" (grant {})", g.nonce)).unwrap_or_default();
+        let reason = format!("team grant refused: {why}{nonce}");
         tracing::warn!(%reason, key = %entry.key, "team grant");
         if let Some(g) = grant {
             let event = Event::ReviewRefused {

@@ -147,36 +147,47 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 /// `seen` hears what became of each entry (the app notifies a lead of a new request).
 /// This desk's evidence goes to the team as it is recorded ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
-    let mut last_sent = std::time::Instant::now() - Duration::from_secs(1);
-    let mut last_report = std::time::Instant::now();
-    let mut check_head = true;
-    while !stop.load(Ordering::SeqCst) {
-        if last_report.elapsed() >= REPORT_EVERY {
-            last_report = std::time::Instant::now();
-            report(engine, link);
-        }
-        match link.next(Duration::from_millis(100)) {
-            Ok(Some(update)) => {
-                if let Some(outcome) = take_in(engine, link, &update) {
-                    seen(&outcome);
-                }
-            }
-            Ok(None) => {}
-            Err(_) => return,
-        }
-        if last_sent.elapsed() >= Duration::from_millis(250) {
-            last_sent = std::time::Instant::now();
-            if let Err(e) = engine.team_publish_requests() {
-                tracing::warn!(error = %e, "supervisor steps could not be put on the team plane; trying again");
-            }
-            if link.connected() {
-                match replicate(engine, link, check_head) {
-                    Ok(_) => check_head = false,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "evidence not sent to the team yet; trying again");
-                        check_head = true;
+    std::thread::scope(|scope| {
+        // Sending (requests, evidence, the desk's report) on a thread of its own: a long
+        // drain after an outage never holds up a pause arriving meanwhile.
+        scope.spawn(|| send_loop(engine, link, stop));
+        while !stop.load(Ordering::SeqCst) {
+            match link.next(Duration::from_millis(100)) {
+                Ok(Some(update)) => {
+                    if let Some(outcome) = take_in(engine, link, &update) {
+                        seen(&outcome);
                     }
                 }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+/// What a desk sends, every 250 ms while the link is up: its supervisor steps' requests,
+/// a batch of its evidence, and every 15 s what it runs.
+fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
+    let mut last_report: Option<std::time::Instant> = None;
+    let mut check_head = true;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(250));
+        if !link.connected() {
+            check_head = true;
+            continue;
+        }
+        if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+            last_report = Some(std::time::Instant::now());
+            report(engine, link);
+        }
+        if let Err(e) = engine.team_publish_requests() {
+            tracing::warn!(error = %e, "supervisor steps could not be put on the team plane; trying again");
+        }
+        match replicate_some(engine, link, check_head, 1) {
+            Ok(_) => check_head = false,
+            Err(e) => {
+                tracing::warn!(error = %e, "evidence not sent to the team yet; trying again");
+                check_head = true;
             }
         }
     }
@@ -238,17 +249,32 @@ const BATCH: usize = 256;
 /// that crashed after the team stored a batch but before its outbox moved sends none of
 /// it again. Returns how many events the team newly holds.
 pub fn replicate(engine: &Engine, link: &TeamLink, check_head: bool) -> Result<u64, String> {
+    replicate_some(engine, link, check_head, usize::MAX)
+}
+
+/// [`replicate`], at most `batches` batches of events.
+fn replicate_some(engine: &Engine, link: &TeamLink, check_head: bool, batches: usize) -> Result<u64, String> {
     let device = engine.team_status().map(|s| s.device).ok_or("this desk is in no team")?;
     let text = |e: EngineError| e.to_string();
     let mut cursor = engine.outbox_cursor().map_err(text)?;
     if check_head {
         match link.evidence_head(&device)? {
-            Some((seq, stream_seq)) if seq >= cursor.sent_seq => {
+            Some((seq, stream_seq, hash)) if seq >= cursor.sent_seq => {
+                // Only this desk's own log moves the outbox: the team's last event must be
+                // this log's event at that seq (a desk set up again under the same name
+                // starts another log).
+                let ours = engine.outbox_events(seq - 1, 1).map_err(text)?;
+                if ours.first().is_none_or(|e| e.seq != seq || e.hash != hash) {
+                    return Err(format!(
+                        "the team's last event of this desk (#{seq}) is not this log's: another log ran under the \
+                         name {device:?}; nothing is sent until an admin looks"
+                    ));
+                }
                 cursor = OutboxCursor { sent_seq: seq, stream_seq };
                 engine.outbox_advance(cursor).map_err(text)?;
             }
             held => {
-                let held = held.map_or(0, |(seq, _)| seq);
+                let held = held.map_or(0, |(seq, _, _)| seq);
                 if held < cursor.sent_seq {
                     return Err(format!(
                         "the team holds this desk's evidence up to event {held}, but acknowledged up to {}: its store \
@@ -259,20 +285,23 @@ pub fn replicate(engine: &Engine, link: &TeamLink, check_head: bool) -> Result<u
             }
         }
     }
-    // The blobs first: an event that names one reaches the team after it.
+    // The blobs first: an event that names one reaches the team after it. Only events
+    // recorded before this round's blobs were listed go out in this round.
+    let head = cursor.sent_seq + engine.outbox_pending().map_err(text)?;
     loop {
         let blobs = engine.blob_outbox(64).map_err(text)?;
         let Some((last, _)) = blobs.last() else { break };
         let last = *last;
         for (_, blob) in blobs {
-            link.put_blob(&blob.hash, &blob.media_type, blob.data)?;
+            link.put_blob(&device, &blob.hash, &blob.media_type, blob.data)?;
         }
         engine.blob_outbox_advance(last).map_err(text)?;
     }
     let start = cursor.sent_seq;
-    loop {
-        let batch = engine.outbox_events(cursor.sent_seq, BATCH).map_err(text)?;
+    for _ in 0..batches {
+        let mut batch = engine.outbox_events(cursor.sent_seq, BATCH).map_err(text)?;
         let full = batch.len() == BATCH;
+        batch.retain(|e| e.seq <= head);
         if batch.is_empty() {
             return Ok(cursor.sent_seq - start);
         }
@@ -286,9 +315,10 @@ pub fn replicate(engine: &Engine, link: &TeamLink, check_head: bool) -> Result<u
             return Err(e);
         }
         if !full {
-            return Ok(cursor.sent_seq - start);
+            break;
         }
     }
+    Ok(cursor.sent_seq - start)
 }
 
 /// Load the pack the team published and this desk staged, if any: verified as every pack

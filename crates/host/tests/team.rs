@@ -74,6 +74,20 @@ impl Desk {
     fn current(&self) -> bool {
         current(&self.engine)
     }
+
+    /// Take in what arrives until `n` more leases came: anything put on the plane before
+    /// them (the same bucket, in order) has arrived by then. Returns what came.
+    fn pump_leases(&self, n: usize) -> Vec<EntryOutcome> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut seen = Vec::new();
+        while seen.iter().filter(|o| matches!(o, EntryOutcome::Lease { .. })).count() < n {
+            assert!(Instant::now() < deadline, "{n} leases not within 15 s");
+            if let Some(u) = self.link.next(Duration::from_millis(50)).unwrap() {
+                seen.extend(countersign_host::team::take_in(&self.engine, &self.link, &u));
+            }
+        }
+        seen
+    }
 }
 
 fn current(engine: &Engine) -> bool {
@@ -198,11 +212,7 @@ fn the_enrolled_role_is_the_seats_role_and_an_agents_pause_stays_on_its_desk() {
     assert_eq!(agent.engine.operator().role, "agent");
     let local = agent.engine.pause_set(PauseScope::Channel, "email", "my own desk only").unwrap();
     assert_eq!(local.team, None, "an agent's pause is this desk's alone");
-    other.pump_until("a lease", current);
-    std::thread::sleep(Duration::from_millis(500));
-    while let Some(u) = other.link.next(Duration::from_millis(50)).unwrap() {
-        other.engine.team_entry(&u.key, u.value.as_deref()).unwrap();
-    }
+    other.pump_leases(2);
     assert!(other.engine.pauses().unwrap().is_empty(), "nothing reached the other desk");
 }
 
@@ -259,7 +269,19 @@ fn a_desk_whose_server_is_stopped_falls_back_once_its_lease_is_stale_by_its_own_
     let (before, rules) = refund_decision(&agent.engine);
     assert!(before < Outcome::Recommend && !rules.iter().any(|r| r == "builtin.cut_off"), "{before:?} {rules:?}");
 
+    // With the server up, leases keep coming: past 30 s of the engine's clock the next
+    // one makes the desk current again.
+    clock.advance(31);
+    agent.pump_until("a lease after 31 s", current);
+
     team.plane.server.stop();
+    // Whatever was on the way is taken in; nothing new arrives.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if let Ok(Some(u)) = agent.link.next(Duration::from_millis(50)) {
+            countersign_host::team::take_in(&agent.engine, &agent.link, &u);
+        }
+    }
     // Within the lease's 30 s the desk is still current (no sleeping: the engine's clock).
     clock.advance(29);
     assert!(agent.current(), "29 s after the last lease");
@@ -333,10 +355,24 @@ fn a_lead_countersigns_a_supervisor_step_from_their_own_desk_and_the_grant_is_us
     let (by, grant) = decided.expect("the countersignature is evidence, with the lead's grant");
     assert_eq!((by.id.as_str(), by.role.as_str()), ("lead-1", "team_lead"));
 
-    // The same grant again: used once.
+    // The same grant again (the plane delivers it again after every reconnect): used once,
+    // and not a refusal either.
     let key = format!("answer.agent-desk.{}", request.request_id);
     let replay = agent.engine.team_entry(&key, Some(&serde_json::to_vec(&grant).unwrap())).unwrap();
-    assert!(matches!(&replay, EntryOutcome::Refused { reason } if reason.contains("replayed")), "{replay:?}");
+    assert_eq!(replay, EntryOutcome::Known);
+    // Replayed under another request's key: refused, with its reason.
+    let elsewhere =
+        agent.engine.team_entry("answer.agent-desk.0000", Some(&serde_json::to_vec(&grant).unwrap())).unwrap();
+    assert!(
+        matches!(&elsewhere, EntryOutcome::Refused { reason } if reason.contains("another team, desk or request")),
+        "{elsewhere:?}"
+    );
+    let events = agent.engine.log_list(&countersign_engine::LogFilter::default()).unwrap();
+    let decided = events
+        .iter()
+        .filter(|e| matches!(&e.event, countersign_core::evidence::Event::ReviewDecided { grant: Some(_), .. }))
+        .count();
+    assert_eq!(decided, 1, "the grant countersigned once");
 }
 
 /// A change to a grant before it is signed.
@@ -425,8 +461,8 @@ fn every_desks_evidence_reaches_the_team_once_across_an_outage_and_a_lost_acknow
     assert!(sent > 0);
     team_holds_the_log(&team, &agent, "agent-desk");
     let service = team.plane.service_link();
-    assert_eq!(service.get_blob(&shot).unwrap(), b"\x89PNG a screenshot of the refund form");
-    assert!(agent.link.get_blob(&shot).is_err(), "a desk cannot read the team's blobs");
+    assert_eq!(service.get_blob("agent-desk", &shot).unwrap(), b"\x89PNG a screenshot of the refund form");
+    assert!(agent.link.get_blob("agent-desk", &shot).is_err(), "a desk cannot read the team's blobs");
     assert_eq!(agent.engine.outbox_pending().unwrap(), 0);
 
     // An outage: what is recorded meanwhile waits in the outbox, then goes, once.
@@ -473,6 +509,13 @@ fn every_desks_evidence_reaches_the_team_once_across_an_outage_and_a_lost_acknow
     );
     assert!(forged.last.is_none() && forged.error.is_some(), "{forged:?}");
     team_holds_the_log(&team, &agent, "agent-desk");
+    // Nor put anything in this desk's blob store.
+    let overwrite = other.link.put_blob("agent-desk", &shot, "image/png", b"something else".to_vec());
+    assert!(overwrite.is_err(), "another desk cannot write this desk's blobs");
+    assert_eq!(
+        team.plane.service_link().get_blob("agent-desk", &shot).unwrap(),
+        b"\x89PNG a screenshot of the refund form"
+    );
 }
 
 #[test]
@@ -508,9 +551,6 @@ fn a_signed_pack_the_admin_publishes_reaches_a_desk_runs_from_its_next_start_and
 
     // The same version again is nothing new.
     admin.link.publish_pack(&pack, info.version, &info.digest, "lead-1").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    while let Some(u) = agent.link.next(Duration::from_millis(50)).unwrap() {
-        let outcome = agent.engine.team_entry(&u.key, u.value.as_deref()).unwrap();
-        assert!(!matches!(outcome, EntryOutcome::PackAnnounced { .. }), "{outcome:?}");
-    }
+    let after = agent.pump_leases(2);
+    assert!(!after.iter().any(|o| matches!(o, EntryOutcome::PackAnnounced { .. })), "{after:?}");
 }

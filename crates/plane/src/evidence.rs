@@ -43,9 +43,9 @@ pub fn evidence_stream() -> async_nats::jetstream::stream::Config {
 }
 
 impl TeamLink {
-    /// The last event of `device` the team holds: (its event seq, its stream sequence),
-    /// or `None` when the team has none of it.
-    pub fn evidence_head(&self, device: &str) -> Result<Option<(u64, u64)>, String> {
+    /// The last event of `device` the team holds: (its event seq, its stream sequence,
+    /// its hash), or `None` when the team has none of it.
+    pub fn evidence_head(&self, device: &str) -> Result<Option<(u64, u64, String)>, String> {
         let subject = evidence_subject(device);
         self.call(Duration::from_secs(5), move |client| async move {
             let js = async_nats::jetstream::new(client);
@@ -57,7 +57,11 @@ impl TeamLink {
                         .get("seq")
                         .and_then(serde_json::Value::as_u64)
                         .ok_or("an evidence message without a seq")?;
-                    Ok(Some((seq, m.sequence)))
+                    let hash = body
+                        .get("hash")
+                        .and_then(serde_json::Value::as_str)
+                        .ok_or("an evidence message without a hash")?;
+                    Ok(Some((seq, m.sequence, hash.to_string())))
                 }
                 Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e.to_string()),
@@ -65,30 +69,32 @@ impl TeamLink {
         })
     }
 
-    /// Publish `events` (in order) to `device`'s subject; the first must follow the
-    /// stream message `after_stream_seq` (0: the first of this desk). Pipelined; the
-    /// acknowledgements are taken in order and the first failure stops the count.
+    /// Publish `events` (in order) to `device`'s subject, each expecting the stream's
+    /// last message of that subject to be the one before it (the first: the message
+    /// `after_stream_seq`, 0 for a desk's first). One at a time, so no event can be
+    /// skipped while a later one lands; the first failure stops the count.
     pub fn publish_evidence(&self, device: &str, after_stream_seq: u64, events: Vec<Outgoing>) -> Published {
         let subject = evidence_subject(device);
         let result = self.call(Duration::from_secs(30), move |client| async move {
             let js = async_nats::jetstream::new(client);
-            let mut acks = Vec::with_capacity(events.len());
-            for (i, e) in events.iter().enumerate() {
-                let mut publish = PublishMessage::build().payload(e.message.clone().into()).message_id(&e.hash);
-                if i == 0 {
-                    publish = publish.expected_last_subject_sequence(after_stream_seq);
-                }
-                match js.send_publish(subject.clone(), publish).await {
-                    Ok(ack) => acks.push((e.seq, ack)),
-                    Err(err) => return Ok(Published { last: None, error: Some(err.to_string()) }),
-                }
-            }
             let mut out = Published::default();
-            for (seq, ack) in acks {
-                match ack.await {
-                    Ok(a) => out.last = Some((seq, a.sequence)),
+            let mut expected = after_stream_seq;
+            for e in events {
+                let publish = PublishMessage::build()
+                    .payload(e.message.into())
+                    .message_id(&e.hash)
+                    .expected_last_subject_sequence(expected);
+                let acked = match js.send_publish(subject.clone(), publish).await {
+                    Ok(ack) => ack.await.map_err(|err| err.to_string()),
+                    Err(err) => Err(err.to_string()),
+                };
+                match acked {
+                    Ok(a) => {
+                        expected = a.sequence;
+                        out.last = Some((e.seq, a.sequence));
+                    }
                     Err(err) => {
-                        out.error = Some(err.to_string());
+                        out.error = Some(err);
                         break;
                     }
                 }
@@ -99,26 +105,27 @@ impl TeamLink {
     }
 }
 
-/// The blobs' object store as the team service makes it.
-pub fn blobs_bucket() -> async_nats::jetstream::object_store::Config {
+/// A desk's own blob store: each desk writes only its own (no desk can overwrite or
+/// remove another's), and only the team service reads them.
+pub fn blobs_bucket(device: &str) -> async_nats::jetstream::object_store::Config {
     async_nats::jetstream::object_store::Config {
-        bucket: crate::subjects::BLOBS_BUCKET.to_string(),
-        description: Some("Countersign: screenshots and page snapshots that evidence names, by SHA-256".into()),
+        bucket: crate::subjects::blobs_bucket_of(device),
+        description: Some(format!("Countersign: screenshots and page snapshots desk {device}'s evidence names")),
         storage: async_nats::jetstream::stream::StorageType::File,
         ..Default::default()
     }
 }
 
 impl TeamLink {
-    /// Put a blob in the team's object store under its hash, unless it is there already.
-    pub fn put_blob(&self, hash: &str, media_type: &str, data: Vec<u8>) -> Result<(), String> {
-        let (hash, media_type) = (hash.to_string(), media_type.to_string());
+    /// Put a blob in `device`'s own blob store under its hash (made at the first).
+    pub fn put_blob(&self, device: &str, hash: &str, media_type: &str, data: Vec<u8>) -> Result<(), String> {
+        let (device, hash, media_type) = (device.to_string(), hash.to_string(), media_type.to_string());
         self.call(Duration::from_secs(30), move |client| async move {
             let js = async_nats::jetstream::new(client);
-            let store = js.get_object_store(crate::subjects::BLOBS_BUCKET).await.map_err(|e| e.to_string())?;
-            if store.info(hash.as_str()).await.is_ok() {
-                return Ok(());
-            }
+            let store = match js.get_object_store(crate::subjects::blobs_bucket_of(&device)).await {
+                Ok(s) => s,
+                Err(_) => js.create_object_store(blobs_bucket(&device)).await.map_err(|e| e.to_string())?,
+            };
             let meta = async_nats::jetstream::object_store::ObjectMetadata {
                 name: hash.clone(),
                 description: Some(media_type),
@@ -128,17 +135,8 @@ impl TeamLink {
         })
     }
 
-    /// A blob the team holds, by hash (the team service's and the tests' read).
-    pub fn get_blob(&self, hash: &str) -> Result<Vec<u8>, String> {
-        let hash = hash.to_string();
-        self.call(Duration::from_secs(30), move |client| async move {
-            use tokio::io::AsyncReadExt;
-            let js = async_nats::jetstream::new(client);
-            let store = js.get_object_store(crate::subjects::BLOBS_BUCKET).await.map_err(|e| e.to_string())?;
-            let mut object = store.get(hash.as_str()).await.map_err(|e| e.to_string())?;
-            let mut bytes = Vec::new();
-            object.read_to_end(&mut bytes).await.map_err(|e| e.to_string())?;
-            Ok(bytes)
-        })
+    /// A blob of `device`'s the team holds, by hash (the team service's read).
+    pub fn get_blob(&self, device: &str, hash: &str) -> Result<Vec<u8>, String> {
+        self.fetch_object(&crate::subjects::blobs_bucket_of(device), hash, crate::MAX_OBJECT_BYTES)
     }
 }

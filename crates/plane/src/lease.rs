@@ -66,18 +66,24 @@ pub async fn run(
     if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream()).await {
         tracing::warn!(error = %e, "the evidence stream could not be made");
     }
-    for (name, config) in [
-        (crate::subjects::PACKS_BUCKET, crate::packs::packs_bucket()),
-        (crate::subjects::BLOBS_BUCKET, crate::evidence::blobs_bucket()),
-    ] {
-        if js.get_object_store(name).await.is_err()
-            && let Err(e) = js.create_object_store(config).await
-        {
-            tracing::warn!(bucket = name, error = %e, "an object store could not be made");
-        }
+    if js.get_object_store(crate::subjects::PACKS_BUCKET).await.is_err()
+        && let Err(e) = js.create_object_store(crate::packs::packs_bucket()).await
+    {
+        tracing::warn!(error = %e, "the packs' object store could not be made");
     }
     tokio::pin!(stop);
-    let mut seq = 0u64;
+    // Go on from the lease the bucket holds: a service restarted on a machine whose clock
+    // is behind must still publish rising leases, or every desk would ignore them.
+    let mut seq = match js.get_key_value(CONTROL_BUCKET).await {
+        Ok(kv) => match kv.get(LEASE_KEY).await {
+            Ok(Some(bytes)) => serde_json::from_slice::<countersign_core::team::SignedEntry>(&bytes)
+                .ok()
+                .and_then(|e| serde_json::from_str::<Lease>(&e.body).ok())
+                .map_or(0, |l| l.seq),
+            _ => 0,
+        },
+        Err(_) => 0,
+    };
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {

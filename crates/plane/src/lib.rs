@@ -20,3 +20,7 @@ pub mod packs;
 pub mod subjects;
 
 pub use error::PlaneError;
+
+/// The most of one object the plane reads back (a blob: a full-page screenshot is well
+/// under this).
+pub const MAX_OBJECT_BYTES: u64 = 64 * 1024 * 1024;

@@ -210,6 +210,20 @@ impl TeamLink {
         }
     }
 
+    /// An object of one of the team's object stores, at most `max` bytes of it.
+    pub(crate) fn fetch_object(&self, bucket: &str, name: &str, max: u64) -> Result<Vec<u8>, String> {
+        let (bucket, name) = (bucket.to_string(), name.to_string());
+        self.call(Duration::from_secs(30), move |client| async move {
+            use tokio::io::AsyncReadExt;
+            let js = async_nats::jetstream::new(client);
+            let store = js.get_object_store(bucket.as_str()).await.map_err(|e| e.to_string())?;
+            let mut reader = store.get(name.as_str()).await.map_err(|e| e.to_string())?;
+            let mut bytes = Vec::new();
+            (&mut reader).take(max).read_to_end(&mut bytes).await.map_err(|e| e.to_string())?;
+            Ok(bytes)
+        })
+    }
+
     fn write(&self, key: &str, value: Vec<u8>, only_new: bool) -> Result<Option<u64>, String> {
         let client = self.client.clone();
         let subject = format!("$KV.{CONTROL_BUCKET}.{key}");

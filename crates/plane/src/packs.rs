@@ -118,15 +118,6 @@ impl TeamLink {
 
     /// Fetch an announced pack's object.
     pub fn fetch_pack(&self, object: &str) -> Result<Vec<u8>, String> {
-        let object = object.to_string();
-        self.call(Duration::from_secs(30), move |client| async move {
-            use tokio::io::AsyncReadExt;
-            let js = async_nats::jetstream::new(client);
-            let store = js.get_object_store(crate::subjects::PACKS_BUCKET).await.map_err(|e| e.to_string())?;
-            let mut reader = store.get(object.as_str()).await.map_err(|e| e.to_string())?;
-            let mut bytes = Vec::new();
-            (&mut reader).take(MAX_BYTES * 3).read_to_end(&mut bytes).await.map_err(|e| e.to_string())?;
-            Ok(bytes)
-        })
+        self.fetch_object(crate::subjects::PACKS_BUCKET, object, MAX_BYTES * 3)
     }
 }

@@ -16,8 +16,11 @@ pub const CONTROL_STREAM: &str = "KV_cs_control";
 /// The object store of signed policy packs.
 pub const PACKS_BUCKET: &str = "cs_packs";
 
-/// The object store of the blobs evidence names (screenshots, page snapshots), by hash.
-pub const BLOBS_BUCKET: &str = "cs_blobs";
+/// A desk's object store of the blobs its evidence names (screenshots, page
+/// snapshots), by hash: one per desk, so no desk can touch another's.
+pub fn blobs_bucket_of(device: &str) -> String {
+    format!("cs_blobs_{device}")
+}
 
 /// The stream every desk's evidence goes to, one subject per desk.
 pub const EVIDENCE_STREAM: &str = "CS_EVIDENCE";
@@ -114,14 +117,12 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
         publish.push(format!("$JS.API.{api}.{packs}"));
         publish.push(format!("$JS.API.{api}.{packs}.>"));
     }
-    // The blobs its evidence names, by hash (content-addressed: the team checks each
-    // name against its bytes). Adding only: no purge, so no desk can remove another's.
-    let blobs = format!("OBJ_{BLOBS_BUCKET}");
-    for api in ["STREAM.INFO", "STREAM.MSG.GET"] {
-        publish.push(format!("$JS.API.{api}.{blobs}"));
+    // The blobs its evidence names, in its own store (made at the first), written only.
+    let blobs = blobs_bucket_of(device);
+    for api in ["STREAM.CREATE", "STREAM.INFO"] {
+        publish.push(format!("$JS.API.{api}.OBJ_{blobs}"));
     }
-    publish.push(format!("$JS.API.DIRECT.GET.{blobs}.>"));
-    publish.push(format!("$O.{BLOBS_BUCKET}.>"));
+    publish.push(format!("$O.{blobs}.>"));
     // Its own evidence, and the last of it the team holds; nobody else's.
     publish.push(evidence_subject(device));
     publish.push(format!("$JS.API.DIRECT.GET.{EVIDENCE_STREAM}.{}", evidence_subject(device)));
@@ -140,29 +141,11 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
             publish.push(format!("$JS.API.STREAM.PURGE.OBJ_{PACKS_BUCKET}"));
         }
         Role::Service => {
+            // The team's own component: it makes and reads every stream and store (the
+            // evidence, every desk's blobs, the packs) and alone writes the lease.
             publish.push(format!("$KV.{CONTROL_BUCKET}.lease"));
-            publish.push(format!("$JS.API.STREAM.CREATE.{s}"));
-            publish.push(format!("$JS.API.STREAM.UPDATE.{s}"));
-            // It makes the packs' and the blobs' object stores, and reads the blobs.
-            publish.push(format!("$JS.API.STREAM.CREATE.OBJ_{PACKS_BUCKET}"));
-            publish.push(format!("$JS.API.STREAM.CREATE.OBJ_{BLOBS_BUCKET}"));
-            for api in ["CONSUMER.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"] {
-                publish.push(format!("$JS.API.{api}.OBJ_{BLOBS_BUCKET}"));
-                publish.push(format!("$JS.API.{api}.OBJ_{BLOBS_BUCKET}.>"));
-            }
-            // It owns the evidence stream and reads it (the team's store projects it).
-            let e = EVIDENCE_STREAM;
-            for api in
-                ["STREAM.CREATE", "STREAM.UPDATE", "STREAM.INFO", "CONSUMER.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"]
-            {
-                publish.push(format!("$JS.API.{api}.{e}"));
-                publish.push(format!("$JS.API.{api}.{e}.>"));
-            }
-            publish.push(format!("$JS.API.CONSUMER.MSG.NEXT.{e}.>"));
-            publish.push(format!("$JS.API.STREAM.MSG.GET.{e}"));
-            publish.push(format!("$JS.API.DIRECT.GET.{e}"));
-            publish.push(format!("$JS.API.DIRECT.GET.{e}.>"));
-            publish.push(format!("$JS.ACK.{e}.>"));
+            publish.push("$JS.API.>".to_string());
+            publish.push("$JS.ACK.>".to_string());
         }
     }
     let subscribe = vec![format!("{}.>", inbox_prefix(device))];

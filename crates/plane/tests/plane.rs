@@ -42,6 +42,15 @@ fn seen(link: &TeamLink, key: &str, secs: u64) -> Option<Update> {
     None
 }
 
+/// Put `key` as soon as the link can (it may be reconnecting), within `secs`.
+fn put_within(link: &TeamLink, key: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while let Err(e) = link.put(key, b"{}".to_vec()) {
+        assert!(Instant::now() < deadline, "{key} could not be put within {secs} s: {e}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn each_role_may_write_only_its_own_keys_and_a_revoked_device_is_refused_at_once() {
     let mut team = team(Duration::from_millis(300));
@@ -79,20 +88,20 @@ fn the_watch_comes_back_after_a_server_restart_and_pauses_set_afterwards_arrive(
     for a in &agents {
         assert!(seen(a, "lease", 10).is_some());
     }
+    let rounds: Vec<u64> = agents.iter().map(TeamLink::synced_rounds).collect();
     team.server.stop();
-    std::thread::sleep(Duration::from_millis(500));
+    // Every link saw the server go.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while agents.iter().any(TeamLink::connected) {
+        assert!(Instant::now() < deadline, "the links did not notice the server stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     team.server.restart();
     // Set after the restart: every agent must still hear it.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match lead.put("pause.after", b"{\"n\":1}".to_vec()) {
-            Ok(_) => break,
-            Err(e) => assert!(Instant::now() < deadline, "the lead could not publish after the restart: {e}"),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    put_within(&lead, "pause.after", 15);
     for (i, a) in agents.iter().enumerate() {
         assert!(seen(a, "pause.after", 15).is_some(), "agent {i} heard the pause set after the restart");
+        assert!(a.synced_rounds() > rounds[i], "agent {i}'s link read the bucket again after reconnecting");
     }
 }
 
@@ -118,14 +127,7 @@ fn a_rotated_desk_works_on_its_new_key_and_its_old_key_is_refused() {
         idle_restart: Duration::from_secs(20),
     })
     .expect("link");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match new.put("pause.after", b"{}".to_vec()) {
-            Ok(_) => break,
-            Err(e) => assert!(Instant::now() < deadline, "the new key does not work: {e}"),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    put_within(&new, "pause.after", 10);
     // The same key cannot be enrolled twice, nor the old one brought back.
     assert!(team.authority.rotate("lead-1", &fresh.public_key()).is_err());
 }
