@@ -7,8 +7,9 @@
 //! gnome-keyring (every desk keeps its keys in a keyring namespace of its own).
 //!
 //! - **Pause propagation:** `TEAM_BENCH_DESKS` (default 500) desks, each a real engine on
-//!   its own SQLite log joined through `countersign_host::team::connect_with` (its own
-//!   link, on its own small runtime) and pumped by its own thread with the app's pump
+//!   its own SQLite log with its own link (on its own small runtime), joined as
+//!   `countersign_host::team::connect_with` joins one but with its keys made in memory
+//!   (the lead's and the approval agent's desks keep theirs in the OS keyring), and pumped by its own thread with the app's pump
 //!   (`countersign_host::team::pump`, which also replicates the desk's evidence). Timed:
 //!   from the lead's `Engine::pause_set` returning (and from the call) until each desk's
 //!   store lists the pause as active, checked right after the pump handed the entry to
@@ -42,10 +43,11 @@ use async_nats::jetstream::message::PublishMessage;
 use countersign_connectors::credentials::KeyringStore;
 use countersign_core::model::{Operator, PauseScope};
 use countersign_core::policy::Outcome;
-use countersign_engine::team::EntryOutcome;
-use countersign_engine::{Engine, EngineOptions, LogFilter, SystemClock};
+use countersign_engine::keys::{PublicKey, SecretKey};
+use countersign_engine::team::{EntryOutcome, TeamPort, TeamSettings};
+use countersign_engine::{Engine, EngineOptions, LogFilter, Secret, SystemClock};
 use countersign_plane::evidence::Outgoing;
-use countersign_plane::link::TeamLink;
+use countersign_plane::link::{LinkConfig, TeamLink};
 use countersign_plane::subjects::{CONTROL_BUCKET, Role, evidence_subject};
 use countersign_test_support::bench::percentile;
 use countersign_test_support::nats::{NatsServer, TeamPlane, keyring};
@@ -103,6 +105,24 @@ struct Desk {
     _data: tempfile::TempDir,
 }
 
+/// The link as the engine's port, as `countersign_host::team` wires it.
+#[derive(Debug)]
+struct Port(Arc<TeamLink>);
+
+impl TeamPort for Port {
+    fn put(&self, key: &str, value: Vec<u8>) -> Result<(), String> {
+        self.0.put(key, value).map(|_| ())
+    }
+
+    fn create(&self, key: &str, value: Vec<u8>) -> Result<bool, String> {
+        self.0.create(key, value).map(|r| r.is_some())
+    }
+
+    fn connected(&self) -> bool {
+        self.0.connected()
+    }
+}
+
 struct Team {
     plane: TeamPlane,
     workspace: PathBuf,
@@ -148,6 +168,50 @@ impl Team {
         Desk { engine, link, device: device.to_string(), _data: data }
     }
 
+    /// A desk joined exactly as [`Team::desk`] joins one (the same link, the same engine
+    /// calls) but with its two keys made in memory instead of kept in the OS keyring:
+    /// gnome-keyring's daemon crashed (a GLib trap) after about a hundred desks had stored
+    /// theirs in one session.
+    fn desk_in_memory(&mut self, device: &str) -> Desk {
+        let transport = nkeys::KeyPair::new_user();
+        let enrolled = self.plane.authority.enroll(device, Role::Agent, &transport.public_key()).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(
+            EngineOptions {
+                workspace: self.workspace.clone(),
+                data_dir: data.path().join("data"),
+                operator: Some(Operator { id: "agent-1".into(), role: "agent".into() }),
+                connector: None,
+            },
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let link = Arc::new(
+            TeamLink::start(LinkConfig {
+                url: self.plane.url(),
+                device: device.to_string(),
+                jwt: enrolled.jwt.clone(),
+                seed: Secret::new(transport.seed().unwrap()),
+                idle_restart: Duration::from_secs(15),
+            })
+            .unwrap(),
+        );
+        engine
+            .join_team(
+                TeamSettings {
+                    team: enrolled.team.clone(),
+                    device: device.to_string(),
+                    role: enrolled.role.policy_role().to_string(),
+                    service_key: PublicKey::from_hex(&enrolled.service_key, "service").unwrap(),
+                    signer: SecretKey::generate().unwrap(),
+                },
+                Arc::new(Port(link.clone())),
+            )
+            .unwrap();
+        assert!(countersign_host::team::catch_up(&engine, &link, Duration::from_secs(30)), "{device} read the bucket");
+        Desk { engine, link, device: device.to_string(), _data: data }
+    }
+
     fn agents(&mut self, prefix: &str, n: usize) -> Vec<Desk> {
         let started = Instant::now();
         let desks: Vec<Desk> = (0..n)
@@ -155,7 +219,7 @@ impl Team {
                 if i > 0 && i % 100 == 0 {
                     println!("  {i} desks joined ({:.0} s)", started.elapsed().as_secs_f64());
                 }
-                self.desk(&format!("{prefix}-{i}"), Role::Agent, ("agent-1", "agent"))
+                self.desk_in_memory(&format!("{prefix}-{i}"))
             })
             .collect();
         println!("{n} desks joined in {:.1} s; {}", started.elapsed().as_secs_f64(), memory());
@@ -289,16 +353,13 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             let tx = tx.clone();
             let stop = &stop;
             s.spawn(move || {
+                let active = |id: &str| d.engine.pauses().unwrap().iter().any(|p| p.id == id);
                 let seen = |o: &EntryOutcome| match o {
-                    EntryOutcome::PauseSet { id } => {
-                        if d.engine.pauses().unwrap().iter().any(|p| &p.id == id) {
-                            let _ = tx.send((i, id.clone(), Instant::now()));
-                        }
+                    EntryOutcome::PauseSet { id } if active(id) => {
+                        let _ = tx.send((i, id.clone(), Instant::now()));
                     }
-                    EntryOutcome::PauseCleared { id } => {
-                        if !d.engine.pauses().unwrap().iter().any(|p| &p.id == id) {
-                            let _ = tx.send((i, format!("cleared {id}"), Instant::now()));
-                        }
+                    EntryOutcome::PauseCleared { id } if !active(id) => {
+                        let _ = tx.send((i, format!("cleared {id}"), Instant::now()));
                     }
                     _ => {}
                 };
@@ -310,11 +371,17 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
         println!("pumps running; {}", memory());
         for r in 0..rounds {
             let called = Instant::now();
-            let pause = lead.engine.pause_set(PauseScope::Action, "refund_partial", &format!("bench round {r}")).unwrap();
+            let pause =
+                lead.engine.pause_set(PauseScope::Action, "refund_partial", &format!("bench round {r}")).unwrap();
             let acked = Instant::now();
             set_took.push(acked - called);
             let (a, c) = collect(&rx, &pause.id, n, acked, called);
-            println!("round {r}: set took {:.1} ms; from return {} · from call {}", ms(acked - called), summary(&a), summary(&c));
+            println!(
+                "round {r}: set took {:.1} ms; from return {} · from call {}",
+                ms(acked - called),
+                summary(&a),
+                summary(&c)
+            );
             from_ack.extend(a);
             from_call.extend(c);
             if r == 0 {
@@ -336,6 +403,72 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
         }
         stop.store(true, Ordering::SeqCst);
     });
+    // Where the time goes: the same propagation with each desk's thread taking entries
+    // from its link as the pump does, timed both when the link hands over the pause and
+    // when the engine has recorded it (durably, in that desk's own log).
+    let split_rounds = env("TEAM_BENCH_SPLIT_ROUNDS", 2);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, String, Instant)>();
+    let (mut handed, mut recorded) = (Vec::new(), Vec::new());
+    std::thread::scope(|s| {
+        for (i, d) in desks.iter().enumerate() {
+            let tx = tx.clone();
+            let stop = &stop;
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(u) = d.link.next(Duration::from_millis(100)).unwrap() else { continue };
+                    let arrived = Instant::now();
+                    if let Ok(EntryOutcome::PauseSet { id }) = d.engine.team_entry(&u.key, u.value.as_deref())
+                        && d.engine.pauses().unwrap().iter().any(|p| p.id == id)
+                    {
+                        let _ = tx.send((i, format!("handed {id}"), arrived));
+                        let _ = tx.send((i, id, Instant::now()));
+                    }
+                }
+            });
+        }
+        for r in 0..split_rounds {
+            let called = Instant::now();
+            let pause =
+                lead.engine.pause_set(PauseScope::Action, "refund_partial", &format!("split round {r}")).unwrap();
+            let acked = Instant::now();
+            let (mut h, mut a) = (Vec::new(), Vec::new());
+            let (mut hs, mut as_) = (vec![false; n], vec![false; n]);
+            while a.len() < n || h.len() < n {
+                let (i, k, at) = rx.recv_timeout(Duration::from_secs(120)).expect("every desk within 120 s");
+                if k == pause.id && !as_[i] {
+                    as_[i] = true;
+                    a.push(at - called);
+                } else if k == format!("handed {}", pause.id) && !hs[i] {
+                    hs[i] = true;
+                    h.push(at - called);
+                }
+            }
+            println!(
+                "split round {r} (set took {:.1} ms), from the call: handed over by the link {} · recorded by the engine {}",
+                ms(acked - called),
+                summary(&h),
+                summary(&a)
+            );
+            handed.extend(h);
+            recorded.extend(a);
+            lead.engine.pause_clear(&pause.id, "bench").unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    if split_rounds > 0 {
+        rows.push(Row {
+            measure: format!("split, from the lead's call: the link hands the pause to the desk's thread ({n} desks)"),
+            ours: summary(&handed),
+            raw: String::new(),
+        });
+        rows.push(Row {
+            measure: "split, from the lead's call: the engine has recorded it (active)".into(),
+            ours: summary(&recorded),
+            raw: String::new(),
+        });
+    }
     println!("pause: {} · raw {}", summary(&from_ack), summary(&raw_ack));
     rows.push(Row {
         measure: format!("pause set → active on each of {n} desks, from `pause_set` returning (p50 / p99 / max)"),
@@ -400,7 +533,10 @@ fn approvals(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec<Row>) {
             let mut plan = plan.clone();
             plan.id = format!("{}-b{i}", plan.id);
             plan.case_id = case.id.clone();
-            agent.engine.record_identity_check(&case.id, "harper_ahmed_5055", "called back on the number on file").unwrap();
+            agent
+                .engine
+                .record_identity_check(&case.id, "harper_ahmed_5055", "called back on the number on file")
+                .unwrap();
             agent.engine.run_case(&case, Some(&plan)).unwrap();
             assert_eq!(agent.engine.team_publish_requests().unwrap(), 1, "one supervisor step waits");
             let published = Instant::now();
@@ -475,7 +611,9 @@ fn evidence(team: &mut Team, raw_url: &str, rows: &mut Vec<Row>) {
         let mut tasks = Vec::new();
         for (client, (device, events)) in clients.into_iter().zip(messages.clone()) {
             tasks.push(tokio::spawn(async move {
-                let js = async_nats::jetstream::new(client);
+                // Every publication in flight at once: the acknowledgements of the last
+                // ones come long after the default 5 s.
+                let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(600)).build(client);
                 let subject = evidence_subject(&format!("raw-{device}"));
                 let mut acks = Vec::with_capacity(events.len());
                 for e in events {
@@ -493,7 +631,10 @@ fn evidence(team: &mut Team, raw_url: &str, rows: &mut Vec<Row>) {
         started.elapsed()
     });
     let raw_rate = total as f64 / raw_wall.as_secs_f64();
-    println!("raw: {total} async publishes with ids over {m} connections in {:.2} s: {raw_rate:.0} events/s", raw_wall.as_secs_f64());
+    println!(
+        "raw: {total} async publishes with ids over {m} connections in {:.2} s: {raw_rate:.0} events/s",
+        raw_wall.as_secs_f64()
+    );
 
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -515,7 +656,11 @@ fn evidence(team: &mut Team, raw_url: &str, rows: &mut Vec<Row>) {
     });
     let wall = started.elapsed();
     let rate = total as f64 / wall.as_secs_f64();
-    println!("ours: {total} events from {m} desks in {:.2} s: {rate:.0} events/s ({:.2}× raw)", wall.as_secs_f64(), rate / raw_rate);
+    println!(
+        "ours: {total} events from {m} desks in {:.2} s: {rate:.0} events/s ({:.2}× raw)",
+        wall.as_secs_f64(),
+        rate / raw_rate
+    );
     rows.push(Row {
         measure: format!("evidence replication, {m} desks × {k} events at once"),
         ours: format!("{rate:.0} events/s ({total} in {:.2} s) = {:.2}× raw", wall.as_secs_f64(), rate / raw_rate),
@@ -537,7 +682,8 @@ fn evidence(team: &mut Team, raw_url: &str, rows: &mut Vec<Row>) {
             for d in &desks {
                 w.spawn(move || {
                     for j in 0..outage_events {
-                        let due = outage + Duration::from_secs(outage_secs) * (j as u32) / (outage_events.max(1) as u32);
+                        let due =
+                            outage + Duration::from_secs(outage_secs) * (j as u32) / (outage_events.max(1) as u32);
                         std::thread::sleep(due.saturating_duration_since(Instant::now()));
                         d.engine.record_identity_check("demo-02", "ava_moore_2033", &format!("outage {j}")).unwrap();
                     }
@@ -563,7 +709,11 @@ fn evidence(team: &mut Team, raw_url: &str, rows: &mut Vec<Row>) {
         }
         drained = restarted.elapsed();
         reconnected = all_connected.unwrap_or(drained);
-        println!("drained {pending} events {:.2} s after the restart (every link up after {:.2} s)", drained.as_secs_f64(), reconnected.as_secs_f64());
+        println!(
+            "drained {pending} events {:.2} s after the restart (every link up after {:.2} s)",
+            drained.as_secs_f64(),
+            reconnected.as_secs_f64()
+        );
         stop.store(true, Ordering::SeqCst);
         rows.push(Row {
             measure: format!(
@@ -581,9 +731,7 @@ fn evidence(team: &mut Team, raw_url: &str, rows: &mut Vec<Row>) {
             d.engine.log_list(&LogFilter::default()).unwrap().into_iter().map(|e| (e.seq, e.hash)).collect();
         let theirs: Vec<(u64, String)> = held
             .get(&evidence_subject(&d.device))
-            .map(|v| {
-                v.iter().map(|m| (m["seq"].as_u64().unwrap(), m["hash"].as_str().unwrap().to_string())).collect()
-            })
+            .map(|v| v.iter().map(|m| (m["seq"].as_u64().unwrap(), m["hash"].as_str().unwrap().to_string())).collect())
             .unwrap_or_default();
         let unique: std::collections::BTreeSet<&(u64, String)> = theirs.iter().collect();
         duplicated += theirs.len() - unique.len();
@@ -593,7 +741,9 @@ fn evidence(team: &mut Team, raw_url: &str, rows: &mut Vec<Row>) {
         }
         events += local.len();
     }
-    println!("the team holds {events} events of {m} desks: {lost} lost, {duplicated} duplicated, {out_of_order} desks differing");
+    println!(
+        "the team holds {events} events of {m} desks: {lost} lost, {duplicated} duplicated, {out_of_order} desks differing"
+    );
     rows.push(Row {
         measure: "after the drain: every desk's log against the team's stream".into(),
         ours: format!("{events} events: {lost} lost, {duplicated} duplicated, {out_of_order} desks' copies differ"),
