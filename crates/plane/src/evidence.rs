@@ -71,7 +71,11 @@ impl TeamLink {
     pub fn publish_evidence(&self, device: &str, after_stream_seq: u64, events: Vec<Outgoing>) -> Published {
         let subject = evidence_subject(device);
         let result = self.call(Duration::from_secs(30), move |client| async move {
-            let js = async_nats::jetstream::new(client);
+            // The acknowledgements of a whole batch may take longer than the client's
+            // default 5 s: the server writes each message to disk before it answers, and
+            // every desk's batch is in flight at once after an outage. Bounded by the
+            // call's 30 s instead.
+            let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(30)).build(client);
             let mut acks = Vec::with_capacity(events.len());
             for (i, e) in events.iter().enumerate() {
                 let mut publish = PublishMessage::build().payload(e.message.clone().into()).message_id(&e.hash);
