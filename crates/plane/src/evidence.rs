@@ -76,7 +76,10 @@ impl TeamLink {
     pub fn publish_evidence(&self, device: &str, after_stream_seq: u64, events: Vec<Outgoing>) -> Published {
         let subject = evidence_subject(device);
         let result = self.call(Duration::from_secs(30), move |client| async move {
-            let js = async_nats::jetstream::new(client);
+            // An acknowledgement comes once the server wrote the message to disk; after an
+            // outage every desk sends at once. Bounded by the call's 30 s, not the client's
+            // default 5 s per answer.
+            let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(30)).build(client);
             let mut out = Published::default();
             let mut expected = after_stream_seq;
             for e in events {

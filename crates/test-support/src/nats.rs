@@ -157,7 +157,14 @@ impl TeamPlane {
     /// Every message of `device`'s evidence subject the team's server holds, in stream
     /// order, read with the team service's own credentials.
     pub fn evidence_of(&self, device: &str) -> Vec<serde_json::Value> {
-        use countersign_plane::subjects::{EVIDENCE_STREAM, evidence_subject};
+        let subject = countersign_plane::subjects::evidence_subject(device);
+        self.evidence_all().remove(&subject).unwrap_or_default()
+    }
+
+    /// Every message of the evidence stream, by subject (`cs.evidence.<device>`), each
+    /// subject's in stream order: one pass over the stream for many desks.
+    pub fn evidence_all(&self) -> std::collections::BTreeMap<String, Vec<serde_json::Value>> {
+        use countersign_plane::subjects::EVIDENCE_STREAM;
         let creds = std::fs::read_to_string(self.dir.path().join("service.creds")).expect("service creds");
         let (jwt, key) =
             countersign_plane::authority::parse_creds(&countersign_connectors::credentials::Secret::new(creds))
@@ -172,13 +179,11 @@ impl TeamPlane {
             let js = async_nats::jetstream::new(client);
             let mut stream = js.get_stream(EVIDENCE_STREAM).await.expect("the evidence stream");
             let last = stream.info().await.expect("stream info").state.last_sequence;
-            let wanted = evidence_subject(device);
-            let mut out = Vec::new();
+            let mut out = std::collections::BTreeMap::<String, Vec<serde_json::Value>>::new();
             for seq in 1..=last {
                 let Ok(m) = stream.direct_get(seq).await else { continue };
-                if m.subject.as_str() == wanted {
-                    out.push(serde_json::from_slice(&m.payload).expect("an evidence message is JSON"));
-                }
+                let value = serde_json::from_slice(&m.payload).expect("an evidence message is JSON");
+                out.entry(m.subject.to_string()).or_default().push(value);
             }
             out
         })
