@@ -91,7 +91,7 @@ pub const DESK_KEY_PREFIX: &str = "desk.";
 
 /// What a desk runs, as it tells the team (and a lead's desk shows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DeskReport {
     pub device: String,
     pub role: String,
@@ -138,7 +138,7 @@ pub enum EntryOutcome {
 
 /// Where this desktop stands with its team (for the banner and `countersign team status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TeamStatus {
     pub team: String,
     pub device: String,
@@ -499,7 +499,7 @@ pub(crate) fn team_pause_id(operator: &str, at: Timestamp) -> String {
 
 /// A supervisor step waiting on one of the team's desks, as a lead's queue shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TeamRequestView {
     pub request_id: String,
     pub device: String,
