@@ -40,7 +40,8 @@ cs() {
 }
 
 # A copy of the demo workspace for a desk: absolute paths, its operator, and the lead's
-# device key on the roster (what makes the lead's pauses count on every desk).
+# device key on the roster (what makes the lead's pauses count on every desk). The roster
+# line is edited before the operator's (sed applies the expressions in order to each line).
 workspace() {
   local desk="$1" operator="$2" role="$3" lead_key="$4"
   sed -e "s#^policy = \"#policy = \"$repo/assets/demo/#" \
@@ -49,9 +50,9 @@ workspace() {
       -e "s#^catalog = \"#catalog = \"$repo/assets/demo/#" \
       -e "s#^seed = \"#seed = \"$repo/assets/demo/#" \
       -e "s#^buyers = \"#buyers = \"$repo/assets/demo/#" \
+      -e "s#^id = \"lead-demo\"#id = \"lead-demo\"\nkey = \"$lead_key\"#" \
       -e "s#^id = \"agent-demo\"#id = \"$operator\"#" \
       -e "s#^role = \"agent\"#role = \"$role\"#" \
-      -e "s#^id = \"lead-demo\"#id = \"lead-demo\"\nkey = \"$lead_key\"#" \
       assets/demo/workspace.toml > "$root/$desk.toml"
 }
 
