@@ -44,7 +44,7 @@ use countersign_connectors::credentials::KeyringStore;
 use countersign_core::model::{Operator, PauseScope};
 use countersign_core::policy::Outcome;
 use countersign_engine::keys::{PublicKey, SecretKey};
-use countersign_engine::team::{EntryOutcome, TeamPort, TeamSettings};
+use countersign_engine::team::{EntryOutcome, TeamSettings};
 use countersign_engine::{Engine, EngineOptions, LogFilter, Secret, SystemClock};
 use countersign_plane::evidence::Outgoing;
 use countersign_plane::link::{LinkConfig, TeamLink};
@@ -103,24 +103,6 @@ struct Desk {
     link: Arc<TeamLink>,
     device: String,
     _data: tempfile::TempDir,
-}
-
-/// The link as the engine's port, as `countersign_host::team` wires it.
-#[derive(Debug)]
-struct Port(Arc<TeamLink>);
-
-impl TeamPort for Port {
-    fn put(&self, key: &str, value: Vec<u8>) -> Result<(), String> {
-        self.0.put(key, value).map(|_| ())
-    }
-
-    fn create(&self, key: &str, value: Vec<u8>) -> Result<bool, String> {
-        self.0.create(key, value).map(|r| r.is_some())
-    }
-
-    fn connected(&self) -> bool {
-        self.0.connected()
-    }
 }
 
 struct Team {
@@ -205,7 +187,7 @@ impl Team {
                     service_key: PublicKey::from_hex(&enrolled.service_key, "service").unwrap(),
                     signer: SecretKey::generate().unwrap(),
                 },
-                Arc::new(Port(link.clone())),
+                Arc::new(countersign_host::team::LinkPort(link.clone())),
             )
             .unwrap();
         assert!(countersign_host::team::catch_up(&engine, &link, Duration::from_secs(30)), "{device} read the bucket");

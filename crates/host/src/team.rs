@@ -22,9 +22,9 @@ pub const ENROLLMENT_FILE: &str = "team.toml";
 
 /// The link a joined engine publishes through, for the engine's [`TeamPort`].
 #[derive(Debug)]
-struct Port(Arc<TeamLink>);
+pub struct LinkPort(pub Arc<TeamLink>);
 
-impl TeamPort for Port {
+impl TeamPort for LinkPort {
     fn put(&self, key: &str, value: Vec<u8>) -> Result<(), String> {
         self.0.put(key, value).map(|_| ())
     }
@@ -125,7 +125,7 @@ pub fn connect_with(
             service_key,
             signer,
         },
-        Arc::new(Port(link.clone())),
+        Arc::new(LinkPort(link.clone())),
     )?;
     Ok(link)
 }
