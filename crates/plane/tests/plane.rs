@@ -101,7 +101,12 @@ fn the_watch_comes_back_after_a_server_restart_and_pauses_set_afterwards_arrive(
     put_within(&lead, "pause.after", 15);
     for (i, a) in agents.iter().enumerate() {
         assert!(seen(a, "pause.after", 15).is_some(), "agent {i} heard the pause set after the restart");
-        assert!(a.synced_rounds() > rounds[i], "agent {i}'s link read the bucket again after reconnecting");
+        // The old watch may deliver the pause before the new one has finished its read,
+        // so the re-read is awaited (bounded), not sampled.
+        assert!(
+            a.wait_synced(rounds[i] + 1, Duration::from_secs(15)),
+            "agent {i}'s link read the bucket again after reconnecting"
+        );
     }
 }
 
