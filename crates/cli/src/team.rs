@@ -34,6 +34,10 @@ pub enum TeamCmd {
         tls_cert: Option<PathBuf>,
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// What the team's streams and stores may hold on the server's disk, in all, in
+        /// GiB (the server refuses writes past it). The server's disk must have the room.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+        max_disk_gib: Option<u64>,
     },
     /// This desktop's keys: its transport key (give it to the admin to enrol) and its
     /// device key (the admin lists a lead's on the pack's roster). `--new` makes a new
@@ -131,9 +135,15 @@ fn write_enrollment(
 pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
     let keyring = credentials::keyring();
     match cmd {
-        TeamCmd::Init { dir, name, host, port, tls_cert, tls_key } => {
+        TeamCmd::Init { dir, name, host, port, tls_cert, tls_key, max_disk_gib } => {
             let tls = tls_cert.clone().zip(tls_key.clone());
-            let options = InitOptions { name: name.clone(), host: *host, port: *port, tls };
+            let options = InitOptions {
+                name: name.clone(),
+                host: *host,
+                port: *port,
+                tls,
+                max_disk_bytes: max_disk_gib.map(|g| g << 30),
+            };
             let a = Authority::init(dir, &options, keyring)?;
             out(cli.json, &a.file, |f| {
                 println!("team {} set up in {}", f.name, dir.display());

@@ -541,16 +541,14 @@ impl Engine {
         step_id: &str,
     ) -> Result<Option<EngineError>, EngineError> {
         let workflows = self.workflows(intent, action);
-        Ok(self.store.active_pauses()?.iter().find(|p| p.covers(case, &workflows, action)).map(|p| {
-            EngineError::Paused {
-                message: format!(
-                    "{} {:?} is paused by {} ({}): step {step_id} did not run",
-                    p.scope.as_str(),
-                    p.value,
-                    p.set_by,
-                    p.reason
-                ),
-            }
+        Ok(self.active_pauses()?.iter().find(|p| p.covers(case, &workflows, action)).map(|p| EngineError::Paused {
+            message: format!(
+                "{} {:?} is paused by {} ({}): step {step_id} did not run",
+                p.scope.as_str(),
+                p.value,
+                p.set_by,
+                p.reason
+            ),
         }))
     }
 

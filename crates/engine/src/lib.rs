@@ -233,6 +233,9 @@ pub struct Engine {
     sources: Vec<countersign_connectors::source::Source>,
     /// The team this desktop belongs to, if any (see [`team`]).
     team: Option<team::Team>,
+    /// Why this desktop is not in the team its signed policy names (no enrolment, or one
+    /// that did not hold): it decides as cut off for as long as that lasts.
+    team_missing: Option<String>,
 }
 
 impl Engine {
@@ -349,6 +352,7 @@ impl Engine {
             presence,
             sources: Vec::new(),
             team: None,
+            team_missing: None,
         };
         engine.finish_policy_load(engine.managed.refused.as_ref())?;
         Ok(engine)

@@ -48,7 +48,7 @@ impl Engine {
         if reason.trim().is_empty() {
             return Err(EngineError::BadInput { message: "clearing a pause needs a reason".into() });
         }
-        let team_pause = self.store.active_pauses()?.into_iter().find(|p| p.id == id && p.team.is_some());
+        let team_pause = self.active_pauses()?.into_iter().find(|p| p.id == id && p.team.is_some());
         if let Some(pause) = team_pause {
             return self.team_pause_clear(pause, reason);
         }
@@ -58,7 +58,7 @@ impl Engine {
     }
 
     pub fn pauses(&self) -> Result<Vec<Pause>, EngineError> {
-        Ok(self.store.active_pauses()?)
+        self.active_pauses()
     }
 
     pub fn pause_history(&self) -> Result<Vec<PauseRecord>, EngineError> {

@@ -72,7 +72,7 @@ impl Engine {
             operator: self.operator.clone(),
             history: self.prior_money_steps(case, whole, only, &order_ids)?,
             orders,
-            pauses: self.store.active_pauses()?,
+            pauses: self.active_pauses()?,
             customers,
             identity,
             citations: self.index_citations(plan)?,

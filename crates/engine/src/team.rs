@@ -82,6 +82,10 @@ pub(crate) struct Team {
     desks: Mutex<BTreeMap<String, (DeskReport, Timestamp)>>,
     /// A newer signed pack the team published, fetched and staged for the next start.
     staged: Mutex<Option<u64>>,
+    /// Team pauses seen and verified but not yet in this desk's evidence: in force from
+    /// the moment they are seen (the gates read them), recorded by
+    /// [`Engine::team_record_seen`] right after.
+    in_force: Mutex<BTreeMap<String, (Pause, SignedEntry)>>,
 }
 
 /// The control bucket's key of the newest pack's announcement.
@@ -159,6 +163,16 @@ impl Engine {
     /// Join this engine to a team: the seat's role becomes the enrolled one, pauses set
     /// by a lead go to the whole team through `port`, and decisions need a fresh lease.
     pub fn join_team(&mut self, settings: TeamSettings, port: Arc<dyn TeamPort>) -> Result<(), EngineError> {
+        if let Some(t) = &self.policy.team
+            && (t.name != settings.team || !t.service_key.eq_ignore_ascii_case(&settings.service_key.to_hex()))
+        {
+            return Err(EngineError::Config {
+                message: format!(
+                    "policy {} holds this desktop to team {:?} and its service key; the enrolment is for team {:?}",
+                    self.policy.id, t.name, settings.team
+                ),
+            });
+        }
         if !self.policy.roles.contains(&settings.role) {
             return Err(EngineError::Config {
                 message: format!(
@@ -177,13 +191,59 @@ impl Engine {
             published: Mutex::default(),
             desks: Mutex::default(),
             staged: Mutex::default(),
+            in_force: Mutex::default(),
         });
         Ok(())
     }
 
+    /// Record the team pauses [`Engine::team_entry`] put in force in this desk's evidence
+    /// (each a durable append). A pause leaves the in-memory list only once recorded, so
+    /// a failed write leaves it in force. Returns how many were recorded.
+    pub fn team_record_seen(&self) -> Result<usize, EngineError> {
+        let Some(team) = &self.team else { return Ok(0) };
+        let seen: Vec<(String, (Pause, SignedEntry))> =
+            lock(&team.in_force).iter().map(|(id, p)| (id.clone(), p.clone())).collect();
+        let mut recorded = 0;
+        for (id, (pause, entry)) in seen {
+            if !self.store.pause_history()?.iter().any(|r| r.pause.id == id) {
+                self.store.writer().set_team_pause(pause, entry)?;
+                recorded += 1;
+            }
+            lock(&team.in_force).remove(&id);
+        }
+        Ok(recorded)
+    }
+
+    /// Every pause in force on this desk: the recorded ones and the team's pauses seen
+    /// but not yet recorded. What the pause gates and `decide` read.
+    pub(crate) fn active_pauses(&self) -> Result<Vec<Pause>, EngineError> {
+        let mut pauses = self.store.active_pauses()?;
+        if let Some(team) = &self.team {
+            for (id, (pause, _)) in lock(&team.in_force).iter() {
+                if !pauses.iter().any(|p| &p.id == id) {
+                    pauses.push(pause.clone());
+                }
+            }
+        }
+        Ok(pauses)
+    }
+
     /// The team this desktop belongs to, and whether it is current.
     pub fn team_status(&self) -> Option<TeamStatus> {
-        let team = self.team.as_ref()?;
+        let Some(team) = self.team.as_ref() else {
+            // Not joined to the team the policy names: cut off, and saying why.
+            let named = self.policy.team.as_ref()?;
+            return Some(TeamStatus {
+                team: named.name.clone(),
+                device: String::new(),
+                role: self.operator.role.clone(),
+                connected: false,
+                last_lease: None,
+                current: false,
+                pack_waiting: None,
+                cut_off: self.cut_off().map(|c| self.cut_off_words(&c)),
+            });
+        };
         let last = team.lease.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, seen)| *seen);
         let cut = self.cut_off();
         Some(TeamStatus {
@@ -194,13 +254,22 @@ impl Engine {
             last_lease: last.map(|t| t.to_string()),
             current: cut.is_none(),
             pack_waiting: *lock(&team.staged),
-            cut_off: cut.map(|c| {
-                format!(
-                    "{}. Until it is back, a write is at least `{}` and a money step at least `{}`.",
-                    c.reason, self.policy.cut_off.writes, self.policy.cut_off.money
-                )
-            }),
+            cut_off: cut.map(|c| self.cut_off_words(&c)),
         })
+    }
+
+    fn cut_off_words(&self, c: &CutOff) -> String {
+        format!(
+            "{}. Until it is back, a write is at least `{}` and a money step at least `{}`.",
+            c.reason, self.policy.cut_off.writes, self.policy.cut_off.money
+        )
+    }
+
+    /// This desktop runs a policy that names a team it has not joined (`why`: no
+    /// enrolment, or one that did not hold): it decides as cut off until it joins.
+    pub fn team_missing(&mut self, why: String) {
+        tracing::warn!(reason = %why, "not in the team the signed policy names: deciding as cut off");
+        self.team_missing = Some(why);
     }
 
     /// This desktop's public device key, for the pack's roster (`key = "…"`).
@@ -210,7 +279,17 @@ impl Engine {
 
     /// Why this desktop decides as cut off from its team, if it does.
     pub(crate) fn cut_off(&self) -> Option<CutOff> {
-        let team = self.team.as_ref()?;
+        let Some(team) = self.team.as_ref() else {
+            let named = self.policy.team.as_ref()?;
+            let why = self.team_missing.clone().unwrap_or_else(|| "it holds no enrolment".into());
+            return Some(CutOff {
+                last_lease: None,
+                reason: format!(
+                    "the signed policy holds this desktop to team {:?}, and it is not in it: {why}",
+                    named.name
+                ),
+            });
+        };
         let lease = team.lease.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.clock.now();
         let ttl = SignedDuration::from_secs(i64::from(self.policy.cut_off.lease_secs));
@@ -360,10 +439,19 @@ impl Engine {
         let known = self.store.pause_history()?.into_iter().find(|r| r.pause.id == id);
         match body.state {
             TeamPauseState::Set if known.is_none() => {
-                self.store.writer().set_team_pause(body.pause, entry)?;
+                // In force at once; recorded by `team_record_seen`, which the face calls
+                // right after (a desk that stopped in between sees it again at start).
+                let mut in_force = lock(&team.in_force);
+                if in_force.contains_key(id) {
+                    return Ok(EntryOutcome::Known);
+                }
+                in_force.insert(id.to_string(), (body.pause, entry));
                 Ok(EntryOutcome::PauseSet { id: id.to_string() })
             }
             TeamPauseState::Cleared => {
+                // A pause is recorded set before it is recorded cleared.
+                self.team_record_seen()?;
+                let known = self.store.pause_history()?.into_iter().find(|r| r.pause.id == id);
                 if known.as_ref().is_some_and(|r| r.cleared.is_some()) {
                     return Ok(EntryOutcome::Known);
                 }

@@ -12,8 +12,9 @@
 //!   (the lead's and the approval agent's desks keep theirs in the OS keyring), and pumped by its own thread with the app's pump
 //!   (`countersign_host::team::pump`, which also replicates the desk's evidence). Timed:
 //!   from the lead's `Engine::pause_set` returning (and from the call) until each desk's
-//!   store lists the pause as active, checked right after the pump handed the entry to
-//!   the engine: the list the executor's pause gate and `decide` read. After the first
+//!   engine lists the pause as active (`Engine::pauses`: the list the executor's pause
+//!   gate and `decide` read), checked when the pump's `seen` hears the entry was taken
+//!   in; the pump records it in the desk's own evidence right after. After the first
 //!   round every desk's decision on the demo's refund step is checked to be `forbid` by
 //!   `pause.<id>` (untimed). Reference: one put to the same bucket config, watched by as
 //!   many plain connections (async-nats `watch`), from the put's acknowledgement until
@@ -391,7 +392,7 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
     let split_rounds = env("TEAM_BENCH_SPLIT_ROUNDS", 2);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, String, Instant)>();
-    let (mut handed, mut recorded) = (Vec::new(), Vec::new());
+    let (mut handed, mut forced, mut recorded) = (Vec::new(), Vec::new(), Vec::new());
     std::thread::scope(|s| {
         for (i, d) in desks.iter().enumerate() {
             let tx = tx.clone();
@@ -403,8 +404,14 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
                     if let Ok(EntryOutcome::PauseSet { id }) = d.engine.team_entry(&u.key, u.value.as_deref())
                         && d.engine.pauses().unwrap().iter().any(|p| p.id == id)
                     {
+                        let in_force = Instant::now();
+                        d.engine.team_record_seen().unwrap();
+                        assert!(d.engine.pause_history().unwrap().iter().any(|r| r.pause.id == id), "recorded");
                         let _ = tx.send((i, format!("handed {id}"), arrived));
+                        let _ = tx.send((i, format!("in force {id}"), in_force));
                         let _ = tx.send((i, id, Instant::now()));
+                    } else {
+                        d.engine.team_record_seen().unwrap();
                     }
                 }
             });
@@ -414,9 +421,9 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             let pause =
                 lead.engine.pause_set(PauseScope::Action, "refund_partial", &format!("split round {r}")).unwrap();
             let acked = Instant::now();
-            let (mut h, mut a) = (Vec::new(), Vec::new());
-            let (mut hs, mut as_) = (vec![false; n], vec![false; n]);
-            while a.len() < n || h.len() < n {
+            let (mut h, mut f, mut a) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut hs, mut fs, mut as_) = (vec![false; n], vec![false; n], vec![false; n]);
+            while a.len() < n || h.len() < n || f.len() < n {
                 let (i, k, at) = rx.recv_timeout(Duration::from_secs(120)).expect("every desk within 120 s");
                 if k == pause.id && !as_[i] {
                     as_[i] = true;
@@ -424,15 +431,21 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
                 } else if k == format!("handed {}", pause.id) && !hs[i] {
                     hs[i] = true;
                     h.push(at - called);
+                } else if k == format!("in force {}", pause.id) && !fs[i] {
+                    fs[i] = true;
+                    f.push(at - called);
                 }
             }
             println!(
-                "split round {r} (set took {:.1} ms), from the call: handed over by the link {} · recorded by the engine {}",
+                "split round {r} (set took {:.1} ms), from the call: handed over by the link {} · in force {} · \
+                 recorded by the engine {}",
                 ms(acked - called),
                 summary(&h),
+                summary(&f),
                 summary(&a)
             );
             handed.extend(h);
+            forced.extend(f);
             recorded.extend(a);
             lead.engine.pause_clear(&pause.id, "bench").unwrap();
             std::thread::sleep(Duration::from_secs(3));
@@ -446,7 +459,12 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             raw: String::new(),
         });
         rows.push(Row {
-            measure: "split, from the lead's call: the engine has recorded it (active)".into(),
+            measure: "split, from the lead's call: in force (the engine took it in; the gates refuse)".into(),
+            ours: summary(&forced),
+            raw: String::new(),
+        });
+        rows.push(Row {
+            measure: "split, from the lead's call: recorded in the desk's own evidence".into(),
             ours: summary(&recorded),
             raw: String::new(),
         });

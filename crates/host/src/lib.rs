@@ -122,7 +122,27 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
         clock,
     )?
     .with_sources(sources);
-    let team = match team::enrollment(&data_dir)? {
+    let enrolled = match team::enrollment(&data_dir)? {
+        // A policy that names a team takes only that team's signed enrolment; without
+        // one the desk decides as cut off (never solo).
+        Some(enrolled) => {
+            match team::verify_enrollment(&engine, &enrolled, &countersign_engine::credentials::keyring()) {
+                Ok(()) => Some(enrolled),
+                Err(e) => {
+                    engine.team_missing(e.to_string());
+                    None
+                }
+            }
+        }
+        None => {
+            if engine.policy().team.is_some() {
+                let file = team::enrollment_path(&data_dir);
+                engine.team_missing(format!("no enrolment in {} (`countersign team join`)", file.display()));
+            }
+            None
+        }
+    };
+    let team = match enrolled {
         Some(enrolled) => {
             let link = team::connect(&mut engine, &enrolled, None)?;
             if !team::catch_up(&engine, &link, std::time::Duration::from_secs(2)) {

@@ -89,8 +89,20 @@ fn jwt_subject(jwt: &str) -> Option<String> {
     claims.get("sub")?.as_str().map(str::to_string)
 }
 
+/// When the engine's signed policy names a team (`[team]`), the enrolment must be that
+/// team's, signed by its signer for this device's transport key (the role it names is
+/// then the signed one). Without `[team]` the enrolment is taken as it is.
+pub fn verify_enrollment(engine: &Engine, enrolled: &Enrollment, keyring: &KeyringStore) -> Result<(), EngineError> {
+    let Some(t) = &engine.policy().team else { return Ok(()) };
+    let mine = device_transport_key(keyring).map_err(|e| EngineError::Config { message: e.to_string() })?.public_key();
+    enrolled
+        .verify(&t.name, &t.signer, &t.service_key, &mine)
+        .map_err(|e| EngineError::Config { message: e.to_string() })
+}
+
 /// Start the link of `enrolled` and join `engine` to the team. `url` overrides the
-/// enrolment's (tests, a server moved).
+/// enrolment's (tests, a server moved). The enrolment is verified first
+/// ([`verify_enrollment`]).
 pub fn connect(engine: &mut Engine, enrolled: &Enrollment, url: Option<&str>) -> Result<Arc<TeamLink>, EngineError> {
     connect_with(engine, enrolled, url, &countersign_engine::credentials::keyring())
 }
@@ -102,6 +114,7 @@ pub fn connect_with(
     url: Option<&str>,
     keyring: &KeyringStore,
 ) -> Result<Arc<TeamLink>, EngineError> {
+    verify_enrollment(engine, enrolled, keyring)?;
     let transport = device_transport_key(keyring).map_err(|e| EngineError::Config { message: e.to_string() })?;
     let seed = transport.seed().map_err(|e| EngineError::Config { message: e.to_string() })?;
     let signer = countersign_engine::device::device_key(keyring)?;
@@ -144,7 +157,8 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 
 /// Feed the engine every entry the link sees, and put this desk's supervisor steps on
 /// the plane for the leads, until `stop` is set (a thread of its own).
-/// `seen` hears what became of each entry (the app notifies a lead of a new request).
+/// `seen` hears what became of each entry as soon as it holds (the app notifies a lead of
+/// a new request); a team pause is in force by then and recorded right after.
 /// This desk's evidence goes to the team as it is recorded ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
     std::thread::scope(|scope| {
@@ -154,9 +168,7 @@ pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&
         while !stop.load(Ordering::SeqCst) {
             match link.next(Duration::from_millis(100)) {
                 Ok(Some(update)) => {
-                    if let Some(outcome) = take_in(engine, link, &update) {
-                        seen(&outcome);
-                    }
+                    take_in_with(engine, link, &update, seen);
                 }
                 Ok(None) => {}
                 Err(_) => break,
@@ -209,6 +221,29 @@ pub fn report(engine: &Engine, link: &TeamLink) {
 /// Hand one entry the link saw to the engine, and do what it asks of the face (fetch and
 /// stage an announced pack). `None` when the engine could not take it in (logged).
 pub fn take_in(engine: &Engine, link: &TeamLink, update: &countersign_plane::link::Update) -> Option<EntryOutcome> {
+    take_in_with(engine, link, update, &|_| ())
+}
+
+/// [`take_in`], telling `seen` what became of the entry as soon as it is in force: a
+/// team pause then holds on this desk, and is recorded in its evidence right after.
+fn take_in_with(
+    engine: &Engine,
+    link: &TeamLink,
+    update: &countersign_plane::link::Update,
+    seen: &dyn Fn(&EntryOutcome),
+) -> Option<EntryOutcome> {
+    let outcome = take_entry(engine, link, update);
+    if let Some(outcome) = &outcome {
+        seen(outcome);
+    }
+    // A pause that cannot be recorded yet stays in force and is tried again at the next entry.
+    if let Err(e) = engine.team_record_seen() {
+        tracing::warn!(error = %e, "a team pause could not be recorded yet");
+    }
+    outcome
+}
+
+fn take_entry(engine: &Engine, link: &TeamLink, update: &countersign_plane::link::Update) -> Option<EntryOutcome> {
     match engine.team_entry(&update.key, update.value.as_deref()) {
         Ok(EntryOutcome::PackAnnounced { version, object }) => {
             // Fetched and staged whole; verified (signature, rising version) when it loads.

@@ -110,6 +110,23 @@ fn team() -> Team {
     Team { plane, workspace, _ws_dir: ws_dir, lead_keyring }
 }
 
+/// [`team`] whose policy names the team (`[team]`, from the team's `team.toml`).
+fn named_team() -> Team {
+    let team = team();
+    let f = &team.plane.authority.file;
+    let policy = std::fs::read_to_string(demo().join("policy.toml")).unwrap()
+        + &format!("\n[team]\nname = {:?}\nsigner = {:?}\nservice_key = {:?}\n", f.name, f.signer, f.service_key);
+    let dir = team.workspace.parent().unwrap();
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    let text = std::fs::read_to_string(&team.workspace).unwrap();
+    let to = format!("policy = {:?}", dir.join("policy.toml").display().to_string());
+    let lines: Vec<String> =
+        text.lines().map(|l| if l.starts_with("policy = ") { to.clone() } else { l.to_string() }).collect();
+    assert!(lines.contains(&to), "the workspace names its policy: {text}");
+    std::fs::write(&team.workspace, lines.join("\n")).unwrap();
+    team
+}
+
 /// A desk enrolled as `role`, its engine opened with `operator` (the role the seat
 /// claims; the enrolment's wins) and joined through the host.
 fn desk(team: &mut Team, device: &str, role: Role, operator: (&str, &str), clock: Arc<dyn Clock>) -> Desk {
@@ -201,6 +218,96 @@ fn a_leads_pause_reaches_every_desk_stops_the_step_there_and_only_a_lead_clears_
         let (outcome, _) = refund_decision(&a.engine);
         assert!(outcome < Outcome::Recommend, "cleared: the refund may run again with a click");
     }
+}
+
+#[test]
+fn a_team_pause_holds_from_the_moment_a_desk_takes_it_in_and_the_executor_refuses_the_approved_step() {
+    let mut team = team();
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    agent.pump_until("a lease", current);
+    let (case, plan) =
+        countersign_engine::cases::read_case(&demo().join("cases/02-damaged-item-small-refund.json"), None).unwrap();
+    agent.engine.run_case(&case, plan.as_ref()).unwrap();
+    let refund = agent.engine.review_queue().unwrap().into_iter().find(|s| s.action == "refund_partial").unwrap();
+    agent
+        .engine
+        .review(&refund.plan_id, &refund.step_id, countersign_core::evidence::Verdict::Approved, "photo checked")
+        .unwrap();
+    assert_eq!(state_of(&agent, &refund.plan_id, &refund.step_id), "approved");
+
+    let pause = lead.engine.pause_set(PauseScope::Action, "refund_partial", "fraud wave on refunds").unwrap();
+    // Taken in by the engine itself (not the host's pump, which records at once).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "the pause did not arrive within 15 s");
+        let Some(u) = agent.link.next(Duration::from_millis(50)).unwrap() else { continue };
+        if let EntryOutcome::PauseSet { id } = agent.engine.team_entry(&u.key, u.value.as_deref()).unwrap() {
+            assert_eq!(id, pause.id);
+            break;
+        }
+    }
+    let recorded = |e: &Engine| e.pause_history().unwrap().iter().any(|r| r.pause.id == pause.id);
+    assert!(agent.engine.pauses().unwrap().iter().any(|p| p.id == pause.id), "in force once taken in");
+    assert!(!recorded(&agent.engine), "not yet in the desk's evidence");
+    let runs = agent.engine.run_approved(&case.id).unwrap();
+    let run = runs.iter().find(|r| r.step_id == refund.step_id).expect("the refund step was tried");
+    assert_eq!(run.code, Some(countersign_engine::ErrorCode::Paused), "{run:?}");
+    assert_ne!(state_of(&agent, &refund.plan_id, &refund.step_id), "executed");
+
+    assert_eq!(agent.engine.team_record_seen().unwrap(), 1);
+    assert!(recorded(&agent.engine), "recorded in the desk's own evidence");
+    assert_eq!(agent.engine.team_record_seen().unwrap(), 0, "once");
+    assert!(agent.engine.log_verify().unwrap().ok);
+}
+
+#[test]
+fn under_a_policy_that_names_the_team_a_desk_without_its_enrolment_is_cut_off_not_solo() {
+    let mut team = named_team();
+    // Enrolled and joined: current, as in any team.
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    agent.pump_until("a lease", current);
+    let (outcome, rules) = refund_decision(&agent.engine);
+    assert!(outcome < Outcome::Recommend && !rules.iter().any(|r| r == "builtin.cut_off"), "{outcome:?} {rules:?}");
+
+    // The same workspace on a desk whose enrolment is gone: never solo.
+    let root = tempfile::tempdir().unwrap();
+    let options = countersign_host::Options {
+        workspace: team.workspace.clone(),
+        root: countersign_host::DataRoot::resolve(Some(root.path().to_path_buf())).unwrap(),
+        operator_id: Some("agent-1".into()),
+        role: Some("team_lead".into()),
+    };
+    let opened = countersign_host::open(options).unwrap();
+    let status = opened.engine.team_status().expect("the policy's team shows");
+    assert!(!status.current && status.team == "acme", "{status:?}");
+    assert!(status.cut_off.as_deref().is_some_and(|c| c.contains("not in it")), "{status:?}");
+    let (outcome, rules) = refund_decision(&opened.engine);
+    assert!(outcome >= Outcome::Recommend, "money is at most `recommend` when cut off: {outcome:?}");
+    assert!(rules.iter().any(|r| r == "builtin.cut_off"), "{rules:?}");
+
+    // An engine of this policy cannot be joined to another team.
+    let mut other = Engine::open(
+        EngineOptions {
+            workspace: team.workspace.clone(),
+            data_dir: root.path().join("other"),
+            operator: None,
+            connector: None,
+        },
+        system(),
+    )
+    .unwrap();
+    let settings = countersign_engine::team::TeamSettings {
+        team: "other-team".into(),
+        device: "agent-desk".into(),
+        role: "agent".into(),
+        service_key: countersign_engine::keys::PublicKey::from_hex(&team.plane.authority.file.service_key, "service")
+            .unwrap(),
+        signer: countersign_engine::keys::SecretKey::generate().unwrap(),
+    };
+    let refused =
+        other.join_team(settings, Arc::new(countersign_host::team::LinkPort(agent.link.clone()))).unwrap_err();
+    assert!(refused.to_string().contains("holds this desktop to team \"acme\""), "{refused}");
 }
 
 #[test]

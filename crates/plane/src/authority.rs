@@ -44,6 +44,11 @@ pub struct TeamFile {
     pub system_account: String,
     /// The team service's lease key (ed25519, hex).
     pub service_key: String,
+    /// What the team's streams and stores may hold on the server's disk, in all (the
+    /// server refuses a write past it), if limited. The server must have that much room:
+    /// it does not enable an account whose quota exceeds its own store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk_bytes: Option<u64>,
     #[serde(default, rename = "device")]
     pub devices: Vec<DeviceRecord>,
 }
@@ -76,6 +81,60 @@ pub struct Enrollment {
     pub jwt: String,
 }
 
+impl Enrollment {
+    /// Check this enrolment against the team a signed policy names: the JWT must be
+    /// signed by the team's `signer`, for `transport_key` (the desk's own), and name this
+    /// device and role; the team and its service key must be the policy's. What the
+    /// file says is believed only as far as that signature carries it.
+    pub fn verify(&self, team: &str, signer: &str, service_key: &str, transport_key: &str) -> Result<(), PlaneError> {
+        use base64::Engine as _;
+        let bad = |why: String| PlaneError::bad(format!("the enrolment of {:?} does not hold: {why}", self.device));
+        if self.team != team {
+            return Err(bad(format!("it is for team {:?}; the signed policy names {team:?}", self.team)));
+        }
+        if !self.service_key.eq_ignore_ascii_case(service_key) {
+            return Err(bad("its service key is not the one the signed policy names".into()));
+        }
+        let mut parts = self.jwt.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("its JWT is not three parts".into()));
+        };
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let signature =
+            b64.decode(signature.trim_end_matches('=')).map_err(|e| bad(format!("its JWT's signature: {e}")))?;
+        let key = KeyPair::from_public_key(signer).map_err(|e| bad(format!("the policy's team signer: {e}")))?;
+        key.verify(format!("{header}.{payload}").as_bytes(), &signature)
+            .map_err(|_| bad("its JWT is not signed by the team's signer".into()))?;
+        let claims: serde_json::Value = b64
+            .decode(payload.trim_end_matches('='))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| bad("its JWT's claims are not JSON".into()))?;
+        let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str).unwrap_or_default();
+        if text("iss") != signer {
+            return Err(bad("its JWT names another issuer".into()));
+        }
+        if text("sub") != transport_key {
+            return Err(bad("it was signed for another desk's transport key".into()));
+        }
+        if text("name") != self.device {
+            return Err(bad(format!("its JWT is for device {:?}", text("name"))));
+        }
+        let tags: Vec<&str> = claims
+            .pointer("/nats/tags")
+            .and_then(serde_json::Value::as_array)
+            .map(|t| t.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        let role = format!("role:{}", self.role.as_str());
+        if !tags.contains(&role.as_str()) {
+            return Err(bad(format!("its JWT does not enrol it as {}", self.role.as_str())));
+        }
+        Ok(())
+    }
+}
+
 /// How to set a team up.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -85,6 +144,8 @@ pub struct InitOptions {
     pub port: u16,
     /// TLS certificate and key for the server: required unless it listens on loopback.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// What the team's streams and stores may hold on disk, in all, if limited.
+    pub max_disk_bytes: Option<u64>,
 }
 
 fn slot(team: &str, what: &str) -> String {
@@ -127,6 +188,13 @@ impl Authority {
         if dir.join("team.toml").exists() {
             return Err(PlaneError::bad(format!("{} already holds a team", dir.display())));
         }
+        if let Some(bytes) = options.max_disk_bytes
+            && bytes < 1 << 20
+        {
+            return Err(PlaneError::bad(format!(
+                "a team needs at least 1 MiB of disk for its streams, not {bytes} bytes"
+            )));
+        }
         std::fs::create_dir_all(dir.join("jwt")).map_err(|e| PlaneError::file(dir, e))?;
         let operator = KeyPair::new_operator();
         let account = KeyPair::new_account();
@@ -147,6 +215,7 @@ impl Authority {
             signer: signer.public_key(),
             system_account: system.public_key(),
             service_key: service_key.public("").to_hex(),
+            max_disk_bytes: options.max_disk_bytes,
             devices: Vec::new(),
         };
         let mut authority = Authority { dir: dir.to_path_buf(), keyring, file };
@@ -299,7 +368,9 @@ impl Authority {
                 "limits": {
                     "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true,
                     "conn": -1, "leaf": -1,
-                    "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+                    "mem_storage": -1,
+                    "disk_storage": self.file.max_disk_bytes.and_then(|b| i64::try_from(b).ok()).unwrap_or(-1),
+                    "streams": -1, "consumer": -1,
                 },
                 "revocations": revocations,
             }),

@@ -117,11 +117,14 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
         publish.push(format!("$JS.API.{api}.{packs}"));
         publish.push(format!("$JS.API.{api}.{packs}.>"));
     }
-    // The blobs its evidence names, in its own store (made at the first), written only.
+    // The blobs its evidence names, in its own store (made at the first). Reading its
+    // own store's last entries is how a put checks for an object already there: without
+    // it every put waits out a request timeout.
     let blobs = blobs_bucket_of(device);
-    for api in ["STREAM.CREATE", "STREAM.INFO"] {
+    for api in ["STREAM.CREATE", "STREAM.INFO", "STREAM.MSG.GET", "DIRECT.GET"] {
         publish.push(format!("$JS.API.{api}.OBJ_{blobs}"));
     }
+    publish.push(format!("$JS.API.DIRECT.GET.OBJ_{blobs}.>"));
     publish.push(format!("$O.{blobs}.>"));
     // Its own evidence, and the last of it the team holds; nobody else's.
     publish.push(evidence_subject(device));

@@ -111,6 +111,68 @@ fn the_watch_comes_back_after_a_server_restart_and_pauses_set_afterwards_arrive(
 }
 
 #[test]
+fn the_server_holds_the_team_to_its_disk_quota() {
+    let mut team = TeamPlane::start_with_disk("acme", Duration::from_millis(300), Some(3 << 20));
+    let agent = link(&mut team, "agent-1", Role::Agent);
+    assert!(seen(&agent, "lease", 10).is_some(), "the agent hears the lease");
+    let mut stored = 0;
+    let refused = loop {
+        // Noise (xorshift): nothing on the way compresses it.
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ (stored + 1);
+        let blob: Vec<u8> = (0..1 << 19)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[0]
+            })
+            .collect();
+        match agent.put_blob("agent-1", &format!("blob-{stored}"), "application/octet-stream", blob) {
+            Ok(()) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored <= 6, "{stored} half-MiB blobs stored past a 3 MiB quota");
+    };
+    assert!(stored >= 1, "a first blob fits: {refused}");
+    assert!(refused.contains("resource") || refused.contains("storage"), "{refused}");
+}
+
+#[test]
+fn an_enrolment_holds_only_as_far_as_the_teams_signature_carries_it() {
+    let mut team = TeamPlane::start("acme", Duration::from_secs(5));
+    let key = nkeys::KeyPair::new_user().public_key();
+    let other = nkeys::KeyPair::new_user().public_key();
+    let enrolled = team.authority.enroll("agent-1", Role::Agent, &key).expect("enroll");
+    let f = team.authority.file.clone();
+    let check = |e: &countersign_plane::authority::Enrollment, team: &str, service: &str, transport: &str| {
+        e.verify(team, &f.signer, service, transport).map_err(|e| e.to_string())
+    };
+    assert_eq!(check(&enrolled, "acme", &f.service_key, &key), Ok(()));
+
+    let mut promoted = enrolled.clone();
+    promoted.role = Role::Lead;
+    let e = check(&promoted, "acme", &f.service_key, &key).expect_err("a role edited in the file");
+    assert!(e.contains("does not enrol it as lead"), "{e}");
+    let e = check(&enrolled, "acme", &f.service_key, &other).expect_err("another desk's enrolment");
+    assert!(e.contains("another desk's transport key"), "{e}");
+    let e = check(&enrolled, "zenith", &f.service_key, &key).expect_err("another team");
+    assert!(e.contains("names \"zenith\""), "{e}");
+    let e = check(&enrolled, "acme", &"0".repeat(64), &key).expect_err("another service key");
+    assert!(e.contains("service key"), "{e}");
+    let mut forged = enrolled.clone();
+    let mut parts: Vec<String> = forged.jwt.split('.').map(str::to_string).collect();
+    parts[1] = parts[1].replacen('e', "f", 1);
+    forged.jwt = parts.join(".");
+    let e = check(&forged, "acme", &f.service_key, &key).expect_err("claims edited");
+    assert!(e.contains("not signed by the team's signer") || e.contains("not JSON"), "{e}");
+    // Signed by a signer of another team.
+    let mut stranger = TeamPlane::start("acme", Duration::from_secs(5));
+    let theirs = stranger.authority.enroll("agent-1", Role::Agent, &key).expect("enroll");
+    let e = check(&theirs, "acme", &theirs.service_key, &key).expect_err("another team's signer");
+    assert!(e.contains("not signed by the team's signer"), "{e}");
+}
+
+#[test]
 fn a_rotated_desk_works_on_its_new_key_and_its_old_key_is_refused() {
     let mut team = team(Duration::from_millis(300));
     let old = link(&mut team, "lead-1", Role::Lead);
@@ -145,6 +207,7 @@ fn a_server_off_this_machine_is_reached_over_tls_only() {
         host: "10.0.0.5".parse().expect("ip"),
         port: 4222,
         tls: None,
+        max_disk_bytes: None,
     };
     let keyring = countersign_test_support::nats::keyring("tls");
     let refused = countersign_plane::authority::Authority::init(dir.path(), &options, keyring).expect_err("no TLS");

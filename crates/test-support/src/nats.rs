@@ -117,10 +117,16 @@ pub fn keyring(label: &str) -> countersign_connectors::credentials::KeyringStore
 
 impl TeamPlane {
     pub fn start(name: &str, lease_every: Duration) -> TeamPlane {
+        TeamPlane::start_with_disk(name, lease_every, None)
+    }
+
+    /// [`TeamPlane::start`] with the team's streams and stores allowed `max_disk_bytes`.
+    pub fn start_with_disk(name: &str, lease_every: Duration, max_disk_bytes: Option<u64>) -> TeamPlane {
         use countersign_plane::authority::{Authority, InitOptions};
         let dir = tempfile::tempdir().expect("team dir");
         let port = free_port();
-        let options = InitOptions { name: name.into(), host: "127.0.0.1".parse().expect("ip"), port, tls: None };
+        let host = "127.0.0.1".parse().expect("ip");
+        let options = InitOptions { name: name.into(), host, port, tls: None, max_disk_bytes };
         let authority = Authority::init(dir.path(), &options, keyring("admin")).expect("team init");
         let server = NatsServer::start_on(&dir.path().join("nats-server.conf"), port);
         let identity = countersign_plane::lease::ServiceIdentity::load(dir.path(), None).expect("service identity");

@@ -371,6 +371,23 @@ pub struct Policy {
     pub reply: ReplyPolicy,
     /// `[cut_off]`: the floors for a team desktop without a fresh lease.
     pub cut_off: CutOffPolicy,
+    /// `[team]`: the team a desktop running this policy belongs to, if any.
+    pub team: Option<TeamPolicy>,
+}
+
+/// `[team]`: a policy that names a team holds every desktop running it to that team. Its
+/// enrolment must be signed by the team's `signer` (the role is the enrolment's, read
+/// from that signature, not from any file on the desk) and name the team's
+/// `service_key`; a desktop without a valid enrolment is cut off for good (the
+/// `[cut_off]` floors apply) instead of working solo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TeamPolicy {
+    /// The team's name (`countersign team init --name`).
+    pub name: String,
+    /// The team account's signing key (`A…`, `team.toml`'s `signer`).
+    pub signer: String,
+    /// The team service's lease key (hex, `team.toml`'s `service_key`).
+    pub service_key: String,
 }
 
 /// `[cut_off]`: what a desktop of a team decides while it holds no fresh lease from the
@@ -661,6 +678,32 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
             promises,
             unsupported_claim: raw.reply.unsupported_claim.into_inner(),
             claims,
+        },
+        team: match raw.team {
+            None => None,
+            Some(t) => {
+                let name = t.name.get_ref();
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    return Err(cx.err(t.name.span(), "team.name: use letters, digits, '-' or '_'"));
+                }
+                let signer = t.signer.get_ref();
+                if signer.len() != 56 || !signer.starts_with('A') || !signer.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    return Err(cx.err(
+                        t.signer.span(),
+                        "team.signer: the team account's signing key (56 characters, starting with 'A'; \
+                         team.toml's `signer`)",
+                    ));
+                }
+                let key = t.service_key.get_ref();
+                if key.len() != 64 || !key.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(cx.err(
+                        t.service_key.span(),
+                        "team.service_key: the team service's key, 64 hex digits (team.toml's `service_key`)",
+                    ));
+                }
+                Some(TeamPolicy { name: name.clone(), signer: signer.clone(), service_key: key.to_ascii_lowercase() })
+            }
         },
         cut_off: match raw.cut_off {
             None => CutOffPolicy::default(),

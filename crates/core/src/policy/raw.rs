@@ -27,6 +27,17 @@ pub(super) struct RawPolicy {
     /// What a team desktop without a fresh lease may still do (see `CutOffPolicy`).
     #[serde(default)]
     pub cut_off: Option<RawCutOff>,
+    /// The team a desktop running this policy belongs to (see `TeamPolicy`).
+    #[serde(default)]
+    pub team: Option<RawTeam>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTeam {
+    pub name: Spanned<String>,
+    pub signer: Spanned<String>,
+    pub service_key: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
