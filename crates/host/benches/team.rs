@@ -176,6 +176,7 @@ impl Team {
                 jwt: enrolled.jwt.clone(),
                 seed: Secret::new(transport.seed().unwrap()),
                 idle_restart: Duration::from_secs(15),
+                watch_requests: false,
             })
             .unwrap(),
         );

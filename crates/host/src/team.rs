@@ -15,6 +15,7 @@ use countersign_engine::{Engine, EngineError};
 use countersign_plane::authority::{Enrollment, device_transport_key};
 use countersign_plane::evidence::Outgoing;
 use countersign_plane::link::{LinkConfig, TeamLink};
+use countersign_plane::subjects::Role;
 use countersign_trust::keys::PublicKey;
 
 /// The enrolment in a workspace's data folder.
@@ -127,6 +128,8 @@ pub fn connect_with(
         seed: countersign_connectors::credentials::Secret::new(seed),
         // Several lease intervals: a watch silent for longer is re-created.
         idle_restart: Duration::from_secs(15),
+        // A lead's (or admin's) queue: the requests only they may read.
+        watch_requests: matches!(enrolled.role, Role::Lead | Role::Admin),
     })
     .map_err(|e| EngineError::TeamUnreachable { message: e.to_string() })?;
     let link = Arc::new(link);

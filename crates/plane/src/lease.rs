@@ -66,6 +66,11 @@ pub async fn run(
     if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream()).await {
         tracing::warn!(error = %e, "the evidence stream could not be made");
     }
+    if js.get_key_value(crate::subjects::REQUESTS_BUCKET).await.is_err()
+        && let Err(e) = js.create_key_value(requests_bucket()).await
+    {
+        tracing::warn!(error = %e, "the requests' bucket could not be made");
+    }
     if js.get_object_store(crate::subjects::PACKS_BUCKET).await.is_err()
         && let Err(e) = js.create_object_store(crate::packs::packs_bucket()).await
     {
@@ -106,6 +111,18 @@ pub async fn run(
         if let Err(e) = put.await {
             tracing::warn!(error = %e, "the lease could not be published; trying again");
         }
+    }
+}
+
+/// The requests' bucket: one value per key, on disk; only leads read it.
+pub fn requests_bucket() -> async_nats::jetstream::kv::Config {
+    async_nats::jetstream::kv::Config {
+        bucket: crate::subjects::REQUESTS_BUCKET.to_string(),
+        description: "Countersign team: supervisor steps waiting on a lead (leads only)".into(),
+        history: 1,
+        max_value_size: 64 * 1024,
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
     }
 }
 

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use nkeys::KeyPair;
 
 use crate::PlaneError;
-use crate::subjects::{CONTROL_BUCKET, inbox_prefix};
+use crate::subjects::{CONTROL_BUCKET, REQUESTS_BUCKET, bucket_of_key, inbox_prefix};
 
 /// An entry of the control bucket as the link saw it (`None`: the key was deleted).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub struct LinkConfig {
     pub seed: Secret,
     /// Re-create the watch when nothing arrived for this long (a few lease intervals).
     pub idle_restart: Duration,
+    /// Also watch the requests' bucket (a lead's or admin's desk: its queue). Its
+    /// entries come through [`TeamLink::next`] with the control bucket's.
+    pub watch_requests: bool,
 }
 
 /// NATS options for a user JWT signed in with `key`, its inbox under the device's
@@ -146,7 +149,15 @@ impl TeamLink {
             .map_err(|e| err(format!("could not start the link: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let synced = Arc::new(Synced::default());
-        runtime.spawn(watch_loop(client.clone(), tx, reconnected_rx, synced.clone(), config.idle_restart));
+        if config.watch_requests {
+            // Requests are no safety signal (a missed one waits, and the passphrase at the
+            // seat still works), and a quiet queue is normal: no idle restarts.
+            let watch = Watch { bucket: REQUESTS_BUCKET, synced: None, idle_restart: None };
+            runtime.spawn(watch_loop(client.clone(), tx.clone(), reconnected_rx.clone(), watch));
+        }
+        let watch =
+            Watch { bucket: CONTROL_BUCKET, synced: Some(synced.clone()), idle_restart: Some(config.idle_restart) };
+        runtime.spawn(watch_loop(client.clone(), tx, reconnected_rx, watch));
         Ok(TeamLink { runtime, client, updates: Mutex::new(rx), connected, synced, refusals, url: config.url })
     }
 
@@ -179,7 +190,8 @@ impl TeamLink {
         self.connected.load(Ordering::SeqCst)
     }
 
-    /// Store `value` under `key` in the control bucket; `Ok` once the server has it
+    /// Store `value` under `key` in its bucket (the control bucket, or the requests' for a
+    /// `request.` key); `Ok` once the server has it
     /// (JetStream's acknowledgement after it stored the message).
     pub fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, String> {
         self.write(key, value, false).and_then(|r| r.ok_or_else(|| "refused".to_string()))
@@ -226,14 +238,15 @@ impl TeamLink {
 
     fn write(&self, key: &str, value: Vec<u8>, only_new: bool) -> Result<Option<u64>, String> {
         let client = self.client.clone();
-        let subject = format!("$KV.{CONTROL_BUCKET}.{key}");
+        let bucket = bucket_of_key(key);
+        let subject = format!("$KV.{bucket}.{key}");
         let key = key.to_string();
         let mut refusals = self.refusals.subscribe();
         let (tx, rx) = mpsc::channel();
         self.runtime.spawn(async move {
             let write = async {
                 let js = async_nats::jetstream::new(client);
-                let kv = js.get_key_value(CONTROL_BUCKET).await.map_err(|e| e.to_string())?;
+                let kv = js.get_key_value(bucket).await.map_err(|e| e.to_string())?;
                 if !only_new {
                     return kv.put(key, value.into()).await.map(Some).map_err(|e| e.to_string());
                 }
@@ -265,20 +278,34 @@ impl TeamLink {
     }
 }
 
-/// Watch the control bucket for as long as the link lives (see the module's notes).
+/// What one watch loop watches.
+struct Watch {
+    bucket: &'static str,
+    /// Counts its whole reads (the control bucket's: what `wait_synced` waits on).
+    synced: Option<Arc<Synced>>,
+    /// Re-create it when nothing arrived for this long.
+    idle_restart: Option<Duration>,
+}
+
+/// Watch a bucket for as long as the link lives (see the module's notes).
 async fn watch_loop(
     client: async_nats::Client,
     tx: mpsc::Sender<Update>,
     mut reconnected: tokio::sync::watch::Receiver<u64>,
-    synced: Arc<Synced>,
-    idle_restart: Duration,
+    config: Watch,
 ) {
+    let Watch { bucket, synced, idle_restart } = config;
+    let bump = || {
+        if let Some(s) = &synced {
+            s.bump();
+        }
+    };
     let js = async_nats::jetstream::new(client);
     let mut backoff = Duration::from_millis(100);
     loop {
         reconnected.borrow_and_update();
         let watch = async {
-            let kv = js.get_key_value(CONTROL_BUCKET).await.map_err(|e| e.to_string())?;
+            let kv = js.get_key_value(bucket).await.map_err(|e| e.to_string())?;
             let values = kv.status().await.map_err(|e| e.to_string())?.values();
             let watch = kv.watch_with_history(">").await.map_err(|e| e.to_string())?;
             Ok::<_, String>((watch, values))
@@ -286,7 +313,7 @@ async fn watch_loop(
         let (mut watch, values) = match watch.await {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(error = %e, "team link: cannot watch the control bucket; trying again");
+                tracing::warn!(bucket, error = %e, "team link: cannot watch the bucket; trying again");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     changed = reconnected.changed() => if changed.is_err() { return },
@@ -300,11 +327,17 @@ async fn watch_loop(
         // on an empty bucket.
         let mut reading = values > 0;
         if !reading {
-            synced.bump();
+            bump();
         }
         loop {
+            let next = async {
+                match idle_restart {
+                    Some(idle) => tokio::time::timeout(idle, watch.next()).await,
+                    None => Ok(watch.next().await),
+                }
+            };
             tokio::select! {
-                entry = tokio::time::timeout(idle_restart, watch.next()) => match entry {
+                entry = next => match entry {
                     Ok(Some(Ok(e))) => {
                         let value = (e.operation == Operation::Put).then(|| e.value.to_vec());
                         if tx.send(Update { key: e.key, value }).is_err() {
@@ -312,19 +345,20 @@ async fn watch_loop(
                         }
                         if reading && e.delta == 0 {
                             reading = false;
-                            synced.bump();
+                            bump();
                         }
                     }
                     Ok(Some(Err(e))) => {
-                        tracing::warn!(error = %e, "team link: the watch failed; re-reading the bucket");
+                        tracing::warn!(bucket, error = %e, "team link: the watch failed; re-reading the bucket");
                         break;
                     }
                     Ok(None) => {
-                        tracing::warn!("team link: the watch ended; re-reading the bucket");
+                        tracing::warn!(bucket, "team link: the watch ended; re-reading the bucket");
                         break;
                     }
                     Err(_) => {
-                        tracing::warn!(secs = idle_restart.as_secs(), "team link: nothing arrived; re-reading the bucket");
+                        let secs = idle_restart.map_or(0, |d| d.as_secs());
+                        tracing::warn!(bucket, secs, "team link: nothing arrived; re-reading the bucket");
                         break;
                     }
                 },
@@ -332,7 +366,7 @@ async fn watch_loop(
                     if changed.is_err() {
                         return;
                     }
-                    tracing::info!("team link: reconnected; re-reading the bucket");
+                    tracing::info!(bucket, "team link: reconnected; re-reading the bucket");
                     break;
                 }
             }

@@ -13,6 +13,19 @@ pub const CONTROL_BUCKET: &str = "cs_control";
 /// The stream behind it.
 pub const CONTROL_STREAM: &str = "KV_cs_control";
 
+/// The key-value bucket of supervisor steps' requests (`request.<device>.<id>`): they carry
+/// the customer's words, so only leads (and the service) may read it; every desk may put
+/// its own.
+pub const REQUESTS_BUCKET: &str = "cs_requests";
+/// The stream behind it.
+pub const REQUESTS_STREAM: &str = "KV_cs_requests";
+
+/// The bucket a key of the team's lives in: requests in [`REQUESTS_BUCKET`], everything
+/// else in [`CONTROL_BUCKET`].
+pub fn bucket_of_key(key: &str) -> &'static str {
+    if key.starts_with("request.") { REQUESTS_BUCKET } else { CONTROL_BUCKET }
+}
+
 /// The object store of signed policy packs.
 pub const PACKS_BUCKET: &str = "cs_packs";
 
@@ -107,8 +120,10 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
         format!("$JS.API.CONSUMER.DELETE.{s}.>"),
         "$JS.FC.>".to_string(),
     ];
-    // Every desk puts its own supervisor steps' requests; only leads answer them.
-    publish.push(format!("$KV.{CONTROL_BUCKET}.request.{device}.>"));
+    // Every desk puts its own supervisor steps' requests (in a bucket only leads read);
+    // only leads answer them.
+    publish.push(format!("$JS.API.STREAM.INFO.{REQUESTS_STREAM}"));
+    publish.push(format!("$KV.{REQUESTS_BUCKET}.request.{device}.>"));
     // What it runs (policy and pack), for the leads.
     publish.push(format!("$KV.{CONTROL_BUCKET}.desk.{device}"));
     // Reading the signed packs the admin publishes.
@@ -129,13 +144,23 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
     // Its own evidence, and the last of it the team holds; nobody else's.
     publish.push(evidence_subject(device));
     publish.push(format!("$JS.API.DIRECT.GET.{EVIDENCE_STREAM}.{}", evidence_subject(device)));
+    // A lead's desk reads every desk's requests (a watch, as of the control bucket).
+    let read_requests = |publish: &mut Vec<String>| {
+        let r = REQUESTS_STREAM;
+        for api in ["STREAM.MSG.GET", "DIRECT.GET", "CONSUMER.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"] {
+            publish.push(format!("$JS.API.{api}.{r}"));
+            publish.push(format!("$JS.API.{api}.{r}.>"));
+        }
+    };
     match role {
         Role::Agent => {}
         Role::Lead => {
+            read_requests(&mut publish);
             publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>"));
             publish.push(format!("$KV.{CONTROL_BUCKET}.answer.>"));
         }
         Role::Admin => {
+            read_requests(&mut publish);
             publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>"));
             publish.push(format!("$KV.{CONTROL_BUCKET}.answer.>"));
             // Only the admin publishes packs.

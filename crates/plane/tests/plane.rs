@@ -25,8 +25,28 @@ fn link(team: &mut TeamPlane, device: &str, role: Role) -> TeamLink {
         jwt: enrolled.jwt,
         seed: Secret::new(key.seed().expect("seed")),
         idle_restart: Duration::from_secs(20),
+        watch_requests: matches!(role, Role::Lead | Role::Admin),
     })
     .expect("link")
+}
+
+/// Read `key` of the requests' bucket over a plain connection with `device`'s
+/// credentials: `Ok(found)`, or the server's refusal (an error or no answer in 3 s).
+fn read_request(team: &mut TeamPlane, device: &str, role: Role, key: &str) -> Result<bool, String> {
+    let seed = nkeys::KeyPair::new_user();
+    let enrolled = team.authority.enroll(device, role, &seed.public_key()).expect("enroll");
+    let url = team.url();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async move {
+        let options = countersign_plane::link::connect_options(&enrolled.jwt, seed, device);
+        let client = options.connect(url.as_str()).await.map_err(|e| e.to_string())?;
+        let js = async_nats::jetstream::new(client);
+        let read = async {
+            let kv = js.get_key_value(countersign_plane::subjects::REQUESTS_BUCKET).await.map_err(|e| e.to_string())?;
+            kv.get(key).await.map(|v| v.is_some()).map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(Duration::from_secs(3), read).await.unwrap_or_else(|_| Err("no answer in 3 s".into()))
+    })
 }
 
 /// Wait for an update of `key` (the newest value), up to `secs`.
@@ -61,6 +81,16 @@ fn each_role_may_write_only_its_own_keys_and_a_revoked_device_is_refused_at_once
     lead.put("pause.p1", b"{}".to_vec()).expect("a lead writes a pause");
     let u = seen(&agent, "pause.p1", 10).expect("the agent hears the lead's pause");
     assert_eq!(u.value.as_deref(), Some(&b"{}"[..]));
+
+    // A desk puts its own supervisor steps' requests, which carry the customer's words:
+    // only leads read them.
+    agent.put("request.agent-1.r1", b"{}".to_vec()).expect("an agent puts its own request");
+    let e = agent.put("request.agent-9.r1", b"{}".to_vec()).expect_err("another desk's request key");
+    assert!(e.contains("Permissions Violation"), "{e}");
+    assert!(seen(&lead, "request.agent-1.r1", 10).is_some(), "the lead's link hears the request");
+    assert_eq!(read_request(&mut team, "lead-2", Role::Lead, "request.agent-1.r1"), Ok(true), "a lead reads it");
+    let peek = read_request(&mut team, "agent-2", Role::Agent, "request.agent-1.r1");
+    assert!(peek.is_err(), "another agent cannot read it: {peek:?}");
 
     let refused = agent.put("pause.p2", b"{}".to_vec()).expect_err("an agent cannot write a pause");
     assert!(refused.contains("Permissions Violation"), "{refused}");
@@ -192,6 +222,7 @@ fn a_rotated_desk_works_on_its_new_key_and_its_old_key_is_refused() {
         jwt: enrolled.jwt,
         seed: Secret::new(fresh.seed().expect("seed")),
         idle_restart: Duration::from_secs(20),
+        watch_requests: false,
     })
     .expect("link");
     put_within(&new, "pause.after", 10);
@@ -221,6 +252,7 @@ fn a_server_off_this_machine_is_reached_over_tls_only() {
         jwt: "x".into(),
         seed: Secret::new(key.seed().expect("seed")),
         idle_restart: Duration::from_secs(20),
+        watch_requests: false,
     });
     assert!(plain.is_err_and(|e| e.to_string().contains("TLS")), "a plain connection off loopback is refused");
     assert!(countersign_plane::link::is_loopback("nats://127.0.0.1:4222"));
