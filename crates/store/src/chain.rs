@@ -101,6 +101,16 @@ pub(crate) fn body_seq(body: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// Check one event that arrived from elsewhere (the team service's copy of a desk's log),
+/// exactly as [`crate::verify`] checks a stored one: `body` must be the canonical body of
+/// event `seq` and hash, after `prev`, to `hash`. Returns the event read back from `body`.
+pub fn check_event(prev: &Hash, seq: u64, body: &str, hash: &Hash) -> Result<crate::StoredEvent, Broken> {
+    let mut check = ChainCheck { next: seq, prev: *prev };
+    check.check(body.as_bytes(), &hash.0)?;
+    crate::evidence::parse_stored(seq, body.to_string(), &hash.0)
+        .map_err(|e| Broken { seq, problem: Problem::BadBody { reason: e.to_string() } })
+}
+
 /// Walks a log in storage order and stops at the first broken event.
 ///
 /// `position` is where the event sits: the row's seq in the database, the line number in a
