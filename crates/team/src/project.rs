@@ -36,7 +36,8 @@ use countersign_engine::checkpoints::{FoundCheckpoint, check_checkpoints};
 use countersign_store::Hash;
 use futures::StreamExt;
 use serde::Deserialize;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
+pub use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::{Postgres, Transaction};
 
 use countersign_plane::subjects::evidence_subject;

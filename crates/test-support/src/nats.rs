@@ -154,6 +154,29 @@ impl TeamPlane {
         .expect("the service's link")
     }
 
+    /// Has the evidence stream's consumer `name` been handed every message, and
+    /// acknowledged every one? (`false` while it does not exist.)
+    pub fn consumer_done(&self, name: &str) -> bool {
+        let creds = std::fs::read_to_string(self.dir.path().join("service.creds")).expect("service creds");
+        let (jwt, key) =
+            countersign_plane::authority::parse_creds(&countersign_connectors::credentials::Secret::new(creds))
+                .expect("creds");
+        let url = self.url();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let client = countersign_plane::link::connect_options(&jwt, key, "service")
+                .connect(url.as_str())
+                .await
+                .expect("connect");
+            let js = async_nats::jetstream::new(client);
+            let Ok(stream) = js.get_stream(countersign_plane::subjects::EVIDENCE_STREAM).await else { return false };
+            match stream.consumer_info(name).await {
+                Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence > 0,
+                Err(_) => false,
+            }
+        })
+    }
+
     /// Every message of `device`'s evidence subject the team's server holds, in stream
     /// order, read with the team service's own credentials.
     pub fn evidence_of(&self, device: &str) -> Vec<serde_json::Value> {
