@@ -161,6 +161,27 @@ mod tests {
     }
 
     #[test]
+    fn check_event_takes_the_next_event_only_as_the_store_hashed_it() {
+        let ev = crate::NewEvent {
+            case_id: None,
+            kind: "note".into(),
+            actor: "a".into(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+            payload: serde_json::json!({"amount_minor": 1200}),
+        };
+        let prev = Hash::genesis();
+        let body = crate::canonical_body(1, &ev).unwrap();
+        let hash = Hash::link(&prev, body.as_bytes());
+        let read = check_event(&prev, 1, &body, &hash).unwrap();
+        assert_eq!((read.seq, read.kind.as_str(), read.payload["amount_minor"].as_i64()), (1, "note", Some(1200)));
+        let edited = body.replace("1200", "9900");
+        assert_eq!(check_event(&prev, 1, &edited, &hash).unwrap_err().problem, Problem::HashMismatch);
+        let other = Hash::link(&hash, body.as_bytes());
+        assert_eq!(check_event(&other, 1, &body, &hash).unwrap_err().problem, Problem::HashMismatch, "another prev");
+        assert_eq!(check_event(&prev, 2, &body, &hash).unwrap_err().problem, Problem::Reordered { found_seq: 1 });
+    }
+
+    #[test]
     fn body_seq_reads_only_a_trailing_top_level_seq() {
         assert_eq!(body_seq(br#"{"a":1,"seq":42}"#), Some(42));
         assert_eq!(body_seq(br#"{"seq":7}"#), Some(7));

@@ -72,20 +72,28 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    eprintln!("countersign-team: publishing team {:?}'s lease on {} every {every_ms} ms", identity.team, identity.url);
-    if let Some(d) = &database {
-        // Named without its password.
-        eprintln!("countersign-team: projecting the team's evidence into {}", countersign_team::project::describe(d));
-    }
     let (stopped, stop) = tokio::sync::watch::channel(false);
     let result = runtime.block_on(async move {
+        // SIGTERM is handled from here on (before saying we run, so a supervisor that
+        // stops us as soon as we say so stops us cleanly).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let signal = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
             }
         };
+        eprintln!(
+            "countersign-team: publishing team {:?}'s lease on {} every {every_ms} ms",
+            identity.team, identity.url
+        );
+        if let Some(d) = &database {
+            // Named without its password.
+            eprintln!(
+                "countersign-team: projecting the team's evidence into {}",
+                countersign_team::project::describe(d)
+            );
+        }
         let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };

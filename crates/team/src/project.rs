@@ -335,9 +335,12 @@ fn i64_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A desk's row: device, key, last seq, last hash, held at.
+type DeskRow = (String, Option<String>, i64, String, Option<i64>);
+
 impl Projector {
     async fn load(pool: PgPool) -> Result<Projector, ProjectError> {
-        let rows: Vec<(String, Option<String>, i64, String, Option<i64>)> =
+        let rows: Vec<DeskRow> =
             sqlx::query_as("SELECT device, device_key, last_seq, last_hash, held_at_seq FROM devices")
                 .fetch_all(&pool)
                 .await
@@ -355,11 +358,30 @@ impl Projector {
         Ok(Projector { pool, desks })
     }
 
-    /// Verify and write one batch, then acknowledge it.
+    /// Verify and write one batch, then acknowledge it. A batch that could not be
+    /// written is handed back (a short negative acknowledgement), to come again.
     async fn project(&mut self, batch: &[jetstream::Message]) -> Result<(), ProjectError> {
         if batch.is_empty() {
             return Ok(());
         }
+        if let Err(e) = self.write(batch).await {
+            for m in batch {
+                let _ = m.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+            return Err(e);
+        }
+        for m in batch {
+            if let Err(e) = m.ack().await {
+                // Redelivered later, and then found projected: nothing doubles.
+                tracing::warn!(error = %e, "acknowledging an evidence message");
+            }
+        }
+        Ok(())
+    }
+
+    /// Verify one batch and write it in one transaction. Where the desks stand moves on
+    /// only once it is committed.
+    async fn write(&mut self, batch: &[jetstream::Message]) -> Result<(), ProjectError> {
         let mut desks = self.desks.clone();
         let mut touched = std::collections::BTreeSet::new();
         let mut rows = Rows::default();
@@ -421,18 +443,8 @@ impl Projector {
             }
         }
         write_rows(&mut tx, &rows).await?;
-        if let Err(e) = tx.commit().await {
-            // Nothing is acknowledged: the batch comes again after the ack wait. Where
-            // the desks stood is the database's, as before this batch.
-            return Err(db(e));
-        }
+        tx.commit().await.map_err(db)?;
         self.desks = desks;
-        for m in batch {
-            if let Err(e) = m.ack().await {
-                // Redelivered later, and then found projected: nothing doubles.
-                tracing::warn!(error = %e, "acknowledging an evidence message");
-            }
-        }
         Ok(())
     }
 }
@@ -630,9 +642,12 @@ async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(
     Ok(())
 }
 
+/// An alert's row: device, seq, hash, kind, detail, stream seq.
+type AlertRow = (String, i64, Option<String>, String, String, i64);
+
 /// Every alert, oldest first.
 pub async fn alerts(pool: &PgPool) -> Result<Vec<Alert>, ProjectError> {
-    let rows: Vec<(String, i64, Option<String>, String, String, i64)> =
+    let rows: Vec<AlertRow> =
         sqlx::query_as("SELECT device, seq, hash, kind, detail, stream_seq FROM alerts ORDER BY id")
             .fetch_all(pool)
             .await

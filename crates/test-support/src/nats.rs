@@ -154,9 +154,20 @@ impl TeamPlane {
         .expect("the service's link")
     }
 
+    /// Does the evidence stream have the consumer `name`?
+    pub fn consumer_exists(&self, name: &str) -> bool {
+        self.consumer_info(name).is_some()
+    }
+
     /// Has the evidence stream's consumer `name` been handed every message, and
     /// acknowledged every one? (`false` while it does not exist.)
     pub fn consumer_done(&self, name: &str) -> bool {
+        self.consumer_info(name).is_some_and(|info| {
+            info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence > 0
+        })
+    }
+
+    fn consumer_info(&self, name: &str) -> Option<async_nats::jetstream::consumer::Info> {
         let creds = std::fs::read_to_string(self.dir.path().join("service.creds")).expect("service creds");
         let (jwt, key) =
             countersign_plane::authority::parse_creds(&countersign_connectors::credentials::Secret::new(creds))
@@ -169,11 +180,8 @@ impl TeamPlane {
                 .await
                 .expect("connect");
             let js = async_nats::jetstream::new(client);
-            let Ok(stream) = js.get_stream(countersign_plane::subjects::EVIDENCE_STREAM).await else { return false };
-            match stream.consumer_info(name).await {
-                Ok(info) => info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence > 0,
-                Err(_) => false,
-            }
+            let stream = js.get_stream(countersign_plane::subjects::EVIDENCE_STREAM).await.ok()?;
+            stream.consumer_info(name).await.ok()
         })
     }
 
