@@ -152,6 +152,7 @@ impl ChainCheck {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
