@@ -568,7 +568,12 @@ impl Projection {
             .expect("the service's identity");
         let database =
             countersign_team::project::connect_options(&countersign_engine::Secret::new(db.url())).expect("the URL");
-        let options = countersign_team::project::Options { consumer: consumer.into(), batch: 100 };
+        let witness = countersign_team::project::Witness::load(team.plane.dir.path(), "acme").expect("the service key");
+        let options = countersign_team::project::Options {
+            consumer: consumer.into(),
+            batch: 100,
+            witness: Some(std::sync::Arc::new(witness)),
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -628,6 +633,10 @@ impl TeamDb {
 
     fn count(&self) -> u64 {
         self.rt.block_on(countersign_team::project::event_count(&self.pool)).unwrap()
+    }
+
+    fn witnessed_of(&self, device: &str) -> Option<String> {
+        self.rt.block_on(countersign_team::project::witnessed_of(&self.pool, device)).unwrap()
     }
 
     fn checkpoints_of(&self, device: &str) -> Vec<(u64, u64, String)> {
@@ -802,4 +811,46 @@ fn every_desks_evidence_is_projected_into_postgres_once_and_a_broken_chain_holds
     assert_eq!(team_db.alerts(), alerts, "no alert raised twice");
     service.stop();
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn the_team_witnesses_a_desks_checkpoint_and_the_desk_checks_its_own_log_against_it() {
+    let mut team = team();
+    let desk = desk(&mut team, "desk-w", Role::Agent, ("agent-1", "agent"), system());
+    let signed = desk.engine.checkpoint().unwrap();
+    let db = countersign_test_support::postgres::Postgres::start();
+    let mut service = Projection::start(&team, &db, "cs_projection");
+    replicate_until_ok(&desk);
+    let team_db = TeamDb::open(&db);
+    wait_for("the checkpoint witnessed", || team_db.witnessed_of("desk-w").is_some());
+    let note = team_db.witnessed_of("desk-w").unwrap();
+    // A standard signed note: any C2SP verifier with the service's key opens it.
+    let service_key =
+        countersign_engine::keys::SecretKey::read_file(&team.plane.dir.path().join("service.key")).unwrap();
+    let text = countersign_trust::note::open(&note, "countersign-team.acme", &service_key.public("")).unwrap();
+    let head = hash(&signed.head);
+    assert_eq!(text, countersign_trust::witness::text("acme", "desk-w", signed.count, &head.0));
+
+    // It comes back to the desk over the plane, and the desk's log holds against it.
+    desk.pump_until("the witnessed checkpoint", |e| e.team_witness_check().unwrap().is_some());
+    let verified = desk.engine.verify().unwrap();
+    let witnessed = verified.witnessed.clone().expect("checked against the team's witness");
+    assert!(witnessed.ok && verified.ok(), "{witnessed:?}");
+    assert_eq!((witnessed.count, witnessed.head.as_str()), (signed.count, signed.head.as_str()));
+
+    // A witness of another head for that count (what a rewritten log would meet): it
+    // does not hold, and the whole verification fails.
+    let other = countersign_trust::witness::sign("acme", "desk-w", signed.count, &[7u8; 32], &service_key).unwrap();
+    let taken = desk.engine.team_entry("witness.desk-w", Some(other.as_bytes())).unwrap();
+    assert_eq!(taken, EntryOutcome::Known);
+    let verified = desk.engine.verify().unwrap();
+    let witnessed = verified.witnessed.clone().unwrap();
+    assert!(!witnessed.ok && !verified.ok(), "{witnessed:?}");
+    assert!(witnessed.problem.as_deref().is_some_and(|p| p.contains("rewritten")), "{witnessed:?}");
+    // One not signed by the team service is refused.
+    let forger = countersign_engine::keys::SecretKey::generate().unwrap();
+    let forged = countersign_trust::witness::sign("acme", "desk-w", signed.count, &head.0, &forger).unwrap();
+    let refused = desk.engine.team_entry("witness.desk-w", Some(forged.as_bytes())).unwrap();
+    assert!(matches!(refused, EntryOutcome::Refused { .. }), "{refused:?}");
+    service.stop();
 }

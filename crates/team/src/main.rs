@@ -72,6 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let identity_team = identity.team.clone();
     let (stopped, stop) = tokio::sync::watch::channel(false);
     let result = runtime.block_on(async move {
         // SIGTERM is handled from here on (before saying we run, so a supervisor that
@@ -104,7 +105,11 @@ fn main() -> ExitCode {
         };
         let projection = async {
             let (Some(database), Some(client)) = (database, projection_client) else { return Ok(()) };
-            let options = countersign_team::project::Options::default();
+            let witness = countersign_team::project::Witness::load(&dir, &identity_team).map_err(|e| e.to_string())?;
+            let options = countersign_team::project::Options {
+                witness: Some(std::sync::Arc::new(witness)),
+                ..countersign_team::project::Options::default()
+            };
             countersign_team::project::run(client, database, options, until_stopped(stop.clone()))
                 .await
                 .map_err(|e| e.to_string())

@@ -20,6 +20,11 @@
 //! the desk: nothing of it is projected past the break, while every other desk keeps
 //! flowing. Its later messages are acknowledged and stay in the stream.
 //!
+//! Given the team service's key ([`Witness`]), each verified checkpoint is also
+//! co-signed (`countersign_trust::witness`, a C2SP signed note over the desk's count and
+//! head), kept in `witnessed` and published under `witness.<device>` in the control
+//! bucket, where the desk checks its own log against it (`countersign log verify`).
+//!
 //! Each batch is one transaction (multi-row inserts through `UNNEST`, each idempotent by
 //! the event's hash), and its messages are acknowledged only after the commit. A crash
 //! between the two redelivers the batch: the events are then found projected and
@@ -34,11 +39,13 @@ use async_nats::jetstream::consumer::pull;
 use countersign_connectors::credentials::Secret;
 use countersign_engine::checkpoints::{FoundCheckpoint, check_checkpoints};
 use countersign_store::Hash;
+use countersign_trust::keys::SecretKey;
 use futures::StreamExt;
 use serde::Deserialize;
 use sqlx::postgres::PgPoolOptions;
 pub use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::{Postgres, Transaction};
+use std::sync::Arc;
 
 use countersign_plane::subjects::evidence_subject;
 
@@ -63,6 +70,9 @@ pub enum ProjectError {
     /// The team server refused or failed.
     #[error("the team server: {0}")]
     Server(String),
+    /// The service's own key could not be read.
+    #[error("the team service's key: {0}")]
+    Witness(String),
 }
 
 /// How the projection runs.
@@ -72,11 +82,28 @@ pub struct Options {
     pub consumer: String,
     /// The most messages in one transaction.
     pub batch: usize,
+    /// Co-sign each verified checkpoint (none: project only).
+    pub witness: Option<Arc<Witness>>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { consumer: CONSUMER.into(), batch: 1000 }
+        Options { consumer: CONSUMER.into(), batch: 1000, witness: None }
+    }
+}
+
+/// The team service's witness: its team and the key it signs leases with.
+#[derive(Debug)]
+pub struct Witness {
+    pub team: String,
+    pub key: SecretKey,
+}
+
+impl Witness {
+    /// The witness of the team whose folder is `dir` (`team.toml`, `service.key`).
+    pub fn load(dir: &std::path::Path, team: &str) -> Result<Witness, ProjectError> {
+        let key = SecretKey::read_file(&dir.join("service.key")).map_err(|e| ProjectError::Witness(e.to_string()))?;
+        Ok(Witness { team: team.to_string(), key })
     }
 }
 
@@ -143,7 +170,8 @@ pub async fn run(
     loop {
         let pass = async {
             let consumer = consumer(&js, &options.consumer).await?;
-            let mut projector = Projector::load(pool.clone()).await?;
+            let mut projector = Projector::load(pool.clone(), js.clone(), options.witness.clone()).await?;
+            projector.publish_witnessed(None).await;
             let mut messages = consumer
                 .stream()
                 .max_messages_per_batch(options.batch)
@@ -242,6 +270,8 @@ struct Rows {
     /// The projected hashes of this batch, by (device, seq): for redeliveries and
     /// checkpoints within it.
     pending: HashMap<(String, u64), Hash>,
+    /// The witness's co-signatures: (device, count, head, note).
+    witnessed: Vec<(String, i64, String, String)>,
 }
 
 #[derive(Debug)]
@@ -324,6 +354,8 @@ enum Verdict {
 #[derive(Debug)]
 struct Projector {
     pool: PgPool,
+    js: jetstream::Context,
+    witness: Option<Arc<Witness>>,
     desks: BTreeMap<String, Desk>,
 }
 
@@ -339,7 +371,11 @@ fn i64_of(n: u64) -> i64 {
 type DeskRow = (String, Option<String>, i64, String, Option<i64>);
 
 impl Projector {
-    async fn load(pool: PgPool) -> Result<Projector, ProjectError> {
+    async fn load(
+        pool: PgPool,
+        js: jetstream::Context,
+        witness: Option<Arc<Witness>>,
+    ) -> Result<Projector, ProjectError> {
         let rows: Vec<DeskRow> =
             sqlx::query_as("SELECT device, device_key, last_seq, last_hash, held_at_seq FROM devices")
                 .fetch_all(&pool)
@@ -355,7 +391,7 @@ impl Projector {
                 Desk { key, last_seq: last_seq.unsigned_abs(), last_hash, held_at: held_at.map(i64::unsigned_abs) };
             desks.insert(device, desk);
         }
-        Ok(Projector { pool, desks })
+        Ok(Projector { pool, js, witness, desks })
     }
 
     /// Verify and write one batch, then acknowledge it. A batch that could not be
@@ -364,24 +400,63 @@ impl Projector {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.write(batch).await {
-            for m in batch {
-                let _ = m.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        let witnessed = match self.write(batch).await {
+            Ok(w) => w,
+            Err(e) => {
+                for m in batch {
+                    let _ = m.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         for m in batch {
             if let Err(e) = m.ack().await {
                 // Redelivered later, and then found projected: nothing doubles.
                 tracing::warn!(error = %e, "acknowledging an evidence message");
             }
         }
+        if !witnessed.is_empty() {
+            self.publish_witnessed(Some(&witnessed)).await;
+        }
         Ok(())
     }
 
+    /// Put the newest witnessed checkpoint of each desk (of `only` those desks, or of
+    /// all) in the control bucket. Best effort: the database keeps them, and every start
+    /// of a pass puts them all again.
+    async fn publish_witnessed(&self, only: Option<&[String]>) {
+        if self.witness.is_none() {
+            return;
+        }
+        let newest: Result<Vec<(String, String)>, sqlx::Error> = sqlx::query_as(
+            "SELECT DISTINCT ON (device) device, note FROM witnessed
+             WHERE $1::text[] IS NULL OR device = ANY($1) ORDER BY device, count DESC",
+        )
+        .bind(only.map(<[String]>::to_vec))
+        .fetch_all(&self.pool)
+        .await;
+        let newest = match newest {
+            Ok(n) => n,
+            Err(e) => return tracing::warn!(error = %e, "reading the witnessed checkpoints"),
+        };
+        if newest.is_empty() {
+            return;
+        }
+        let kv = match self.js.get_key_value(countersign_plane::subjects::CONTROL_BUCKET).await {
+            Ok(kv) => kv,
+            Err(e) => return tracing::warn!(error = %e, "the control bucket, for the witnessed checkpoints"),
+        };
+        for (device, note) in newest {
+            let key = format!("{}{device}", countersign_plane::subjects::WITNESS_KEY_PREFIX);
+            if let Err(e) = kv.put(&key, note.into_bytes().into()).await {
+                tracing::warn!(error = %e, device, "publishing a witnessed checkpoint");
+            }
+        }
+    }
+
     /// Verify one batch and write it in one transaction. Where the desks stand moves on
-    /// only once it is committed.
-    async fn write(&mut self, batch: &[jetstream::Message]) -> Result<(), ProjectError> {
+    /// only once it is committed. Returns the desks whose checkpoints it witnessed.
+    async fn write(&mut self, batch: &[jetstream::Message]) -> Result<Vec<String>, ProjectError> {
         let mut desks = self.desks.clone();
         let mut touched = std::collections::BTreeSet::new();
         let mut rows = Rows::default();
@@ -404,6 +479,14 @@ impl Projector {
                     }
                     if let Some(c) = checkpoint {
                         desk.key.get_or_insert_with(|| c.key.clone());
+                        if let Some(w) = &self.witness {
+                            let head = Hash::from_hex(&c.head).map(|h| h.0).unwrap_or_default();
+                            let count = c.count.unsigned_abs();
+                            match countersign_trust::witness::sign(&w.team, device, count, &head, &w.key) {
+                                Ok(note) => rows.witnessed.push((device.to_string(), c.count, c.head.clone(), note)),
+                                Err(e) => tracing::warn!(error = %e, device, "co-signing a checkpoint"),
+                            }
+                        }
                         rows.checkpoints.push(c);
                     }
                     rows.events.push(*event);
@@ -445,7 +528,10 @@ impl Projector {
         write_rows(&mut tx, &rows).await?;
         tx.commit().await.map_err(db)?;
         self.desks = desks;
-        Ok(())
+        let mut witnessed: Vec<String> = rows.witnessed.into_iter().map(|(d, ..)| d).collect();
+        witnessed.sort();
+        witnessed.dedup();
+        Ok(witnessed)
     }
 }
 
@@ -624,6 +710,21 @@ async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(
         .await
         .map_err(db)?;
     }
+    if !rows.witnessed.is_empty() {
+        let w = &rows.witnessed;
+        sqlx::query(
+            "INSERT INTO witnessed (device, count, head, note)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(w.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.3.as_str()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
     for a in &rows.alerts {
         sqlx::query(
             "INSERT INTO alerts (device, seq, hash, kind, detail, stream_seq) VALUES ($1, $2, $3, $4, $5, $6)
@@ -688,4 +789,15 @@ pub async fn checkpoints_of(pool: &PgPool, device: &str) -> Result<Vec<(u64, u64
 pub async fn event_count(pool: &PgPool) -> Result<u64, ProjectError> {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM events").fetch_one(pool).await.map_err(db)?;
     Ok(n.unsigned_abs())
+}
+
+/// A desk's newest witnessed checkpoint: the signed note.
+pub async fn witnessed_of(pool: &PgPool, device: &str) -> Result<Option<String>, ProjectError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT note FROM witnessed WHERE device = $1 ORDER BY count DESC LIMIT 1")
+            .bind(device)
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?;
+    Ok(row.map(|(n,)| n))
 }

@@ -42,6 +42,7 @@ pub mod pack;
 pub mod release;
 pub mod roster;
 pub mod team;
+pub mod witness;
 
 pub use countersign_connectors::credentials::Secret;
 pub use error::TrustError;
