@@ -1,6 +1,13 @@
 -- The team's copy of every desk's evidence, verified as it arrived (crates/team/src/project.rs).
 -- Append-only: never edit a shipped migration; add a new one.
 
+-- Where the projection is in the evidence stream: the last stream sequence a committed
+-- batch held (the consumer is made afresh from the next one at every start).
+CREATE TABLE projection (
+    consumer    text PRIMARY KEY,
+    stream_seq  bigint NOT NULL
+);
+
 -- Each desk the team has heard from, and how far its chain is projected.
 CREATE TABLE devices (
     device       text PRIMARY KEY,

@@ -169,8 +169,9 @@ pub async fn run(
     let mut backoff = Backoff::default();
     loop {
         let pass = async {
-            let consumer = consumer(&js, &options.consumer).await?;
-            let mut projector = Projector::load(pool.clone(), js.clone(), options.witness.clone()).await?;
+            let mut projector =
+                Projector::load(pool.clone(), js.clone(), &options.consumer, options.witness.clone()).await?;
+            let consumer = consumer(&js, &options.consumer, projector.committed).await?;
             projector.publish_witnessed(None).await;
             let mut messages = consumer
                 .stream()
@@ -192,11 +193,16 @@ pub async fn run(
             }
             Err::<(), _>(ProjectError::Server("the evidence stream's consumer ended".into()))
         };
+        let started = std::time::Instant::now();
         tokio::select! {
             () = &mut stop => return Ok(()),
             result = pass => if let Err(e) = result {
                 tracing::warn!(error = %e, "projecting the evidence stream; starting again");
             },
+        }
+        // A pass that ran a while was healthy: the next failure starts the back-off over.
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Backoff::default();
         }
         tokio::select! {
             () = &mut stop => return Ok(()),
@@ -205,26 +211,41 @@ pub async fn run(
     }
 }
 
-/// The durable consumer (made with the stream if the service's lease has not made it yet).
-async fn consumer(js: &jetstream::Context, name: &str) -> Result<jetstream::consumer::PullConsumer, ProjectError> {
+/// The durable consumer, made afresh from the first message the database does not
+/// have (`after`, the stream sequence committed last): the database, not the consumer's
+/// acknowledgements, says where the projection is. So after any failure the stream comes
+/// again in order from there, and no message a failed batch held can be overtaken by a
+/// later one (which would look like a gap). The stream is made too if the lease has not
+/// made it yet.
+async fn consumer(
+    js: &jetstream::Context,
+    name: &str,
+    after: u64,
+) -> Result<jetstream::consumer::PullConsumer, ProjectError> {
     let server = |e: &dyn std::fmt::Display| ProjectError::Server(e.to_string());
     let stream =
         js.get_or_create_stream(countersign_plane::evidence::evidence_stream()).await.map_err(|e| server(&e))?;
+    match stream.delete_consumer(name).await {
+        Ok(_) => {}
+        Err(e)
+            if matches!(e.kind(), jetstream::stream::ConsumerErrorKind::JetStream(j)
+                if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {}
+        Err(e) => return Err(server(&e)),
+    }
     let config = pull::Config {
         durable_name: Some(name.to_string()),
         description: Some("Countersign: the team service's projection into PostgreSQL".into()),
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
-        deliver_policy: jetstream::consumer::DeliverPolicy::All,
+        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
         filter_subject: evidence_subject("*"),
         ack_wait: Duration::from_secs(30),
         max_ack_pending: 20_000,
         ..Default::default()
     };
-    stream.get_or_create_consumer(name, config).await.map_err(|e| server(&e))
+    stream.create_consumer(config).await.map_err(|e| server(&e))
 }
 
-/// 0.5 s doubling to 30 s, reset by nothing (a pass that ran long enough starts from the
-/// top of the loop anyway).
+/// 0.5 s doubling to 30 s (reset after a pass that ran for over a minute).
 #[derive(Debug, Default)]
 struct Backoff(u32);
 
@@ -354,6 +375,9 @@ enum Verdict {
 #[derive(Debug)]
 struct Projector {
     pool: PgPool,
+    /// The consumer's name, and the last stream sequence its batches committed.
+    consumer: String,
+    committed: u64,
     js: jetstream::Context,
     witness: Option<Arc<Witness>>,
     desks: BTreeMap<String, Desk>,
@@ -374,8 +398,15 @@ impl Projector {
     async fn load(
         pool: PgPool,
         js: jetstream::Context,
+        consumer: &str,
         witness: Option<Arc<Witness>>,
     ) -> Result<Projector, ProjectError> {
+        let committed: Option<(i64,)> = sqlx::query_as("SELECT stream_seq FROM projection WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_optional(&pool)
+            .await
+            .map_err(db)?;
+        let committed = committed.map_or(0, |(n,)| n.unsigned_abs());
         let rows: Vec<DeskRow> =
             sqlx::query_as("SELECT device, device_key, last_seq, last_hash, held_at_seq FROM devices")
                 .fetch_all(&pool)
@@ -391,7 +422,7 @@ impl Projector {
                 Desk { key, last_seq: last_seq.unsigned_abs(), last_hash, held_at: held_at.map(i64::unsigned_abs) };
             desks.insert(device, desk);
         }
-        Ok(Projector { pool, js, witness, desks })
+        Ok(Projector { pool, consumer: consumer.to_string(), committed, js, witness, desks })
     }
 
     /// Verify and write one batch, then acknowledge it. A batch that could not be
@@ -526,8 +557,20 @@ impl Projector {
             }
         }
         write_rows(&mut tx, &rows).await?;
+        let last = batch.iter().filter_map(|m| m.info().ok().map(|i| i.stream_sequence)).max().unwrap_or(0);
+        let committed = self.committed.max(last);
+        sqlx::query(
+            "INSERT INTO projection (consumer, stream_seq) VALUES ($1, $2)
+             ON CONFLICT (consumer) DO UPDATE SET stream_seq = EXCLUDED.stream_seq",
+        )
+        .bind(&self.consumer)
+        .bind(i64_of(committed))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         self.desks = desks;
+        self.committed = committed;
         let mut witnessed: Vec<String> = rows.witnessed.into_iter().map(|(d, ..)| d).collect();
         witnessed.sort();
         witnessed.dedup();
