@@ -854,3 +854,31 @@ fn the_team_witnesses_a_desks_checkpoint_and_the_desk_checks_its_own_log_against
     assert!(matches!(refused, EntryOutcome::Refused { .. }), "{refused:?}");
     service.stop();
 }
+
+#[test]
+fn a_database_outage_loses_and_doubles_nothing_and_raises_no_alert() {
+    let mut team = team();
+    let desk = desk(&mut team, "desk-o", Role::Agent, ("agent-1", "agent"), system());
+    let mut db = countersign_test_support::postgres::Postgres::start();
+    let mut service = Projection::start(&team, &db, "cs_projection");
+    replicate_until_ok(&desk);
+    let team_db = TeamDb::open(&db);
+    let want = local_log(&desk);
+    wait_for("the log projected", || team_db.events_of("desk-o") == want);
+    drop(team_db);
+
+    // The database goes away while the desk keeps recording and sending.
+    db.stop();
+    for n in 0..20 {
+        desk.engine.record_identity_check("demo-02", "ava_moore_2033", &format!("check {n}")).unwrap();
+        if n % 5 == 4 {
+            replicate_until_ok(&desk);
+        }
+    }
+    db.restart();
+    let team_db = TeamDb::open(&db);
+    let want = local_log(&desk);
+    wait_for("the log projected after the outage", || team_db.events_of("desk-o") == want);
+    assert!(team_db.alerts().is_empty(), "an outage is not a broken chain: {:?}", team_db.alerts());
+    service.stop();
+}
