@@ -9,7 +9,9 @@
 //!
 //! - the event after the last one must hash, after the last hash, to the hash it carries
 //!   (otherwise `bad_hash`: an edited body, a forged hash, a moved event);
-//! - an event further on means events are missing (`gap`);
+//! - an event further on means events are missing (`gap`), once the stream read again
+//!   from the last commit shows the same (a message lost on the way in a reconnect must
+//!   not hold a desk);
 //! - an event at a seq already projected must be the same event (a redelivery, dropped);
 //!   a different one is a `fork`: the desk rewrote what it had reported;
 //! - a `checkpoint` event must verify with the desk's key (pinned by its first good
@@ -167,10 +169,14 @@ pub async fn run(
     tracing::info!(database = %describe(&database), "projecting the team's evidence");
     let js = jetstream::new(client);
     let mut backoff = Backoff::default();
+    // A gap seen once is read again from the last commit before it is believed (a
+    // message lost on the way, in a reconnect, would look like one).
+    let mut confirm_gap: Option<u64> = None;
     loop {
         let pass = async {
             let mut projector =
                 Projector::load(pool.clone(), js.clone(), &options.consumer, options.witness.clone()).await?;
+            projector.confirm_gap = confirm_gap;
             let consumer = consumer(&js, &options.consumer, projector.committed).await?;
             projector.publish_witnessed(None).await;
             let mut messages = consumer
@@ -189,15 +195,22 @@ pub async fn run(
                         Err(e) => tracing::warn!(error = %e, "reading the evidence stream"),
                     }
                 }
-                projector.project(&batch).await?;
+                if let Some(at) = projector.project(&batch).await? {
+                    return Ok(at);
+                }
             }
-            Err::<(), _>(ProjectError::Server("the evidence stream's consumer ended".into()))
+            Err::<u64, _>(ProjectError::Server("the evidence stream's consumer ended".into()))
         };
         let started = std::time::Instant::now();
         tokio::select! {
             () = &mut stop => return Ok(()),
-            result = pass => if let Err(e) = result {
-                tracing::warn!(error = %e, "projecting the evidence stream; starting again");
+            result = pass => match result {
+                Ok(at) => {
+                    tracing::info!(stream_seq = at, "a gap: reading the stream again from the last commit");
+                    confirm_gap = Some(at);
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "projecting the evidence stream; starting again"),
             },
         }
         // A pass that ran a while was healthy: the next failure starts the back-off over.
@@ -363,6 +376,14 @@ impl AlertKind {
     }
 }
 
+/// What became of one batch.
+enum Written {
+    /// Committed; the desks whose checkpoints it witnessed.
+    Committed(Vec<String>),
+    /// Not written: a gap at this stream sequence, to be confirmed by reading again.
+    Reread(u64),
+}
+
 /// What became of one message.
 enum Verdict {
     Project(Box<EventRow>, Option<CheckpointRow>),
@@ -378,6 +399,8 @@ struct Projector {
     /// The consumer's name, and the last stream sequence its batches committed.
     consumer: String,
     committed: u64,
+    /// The stream sequence of a gap already seen once: seen again there, it is real.
+    confirm_gap: Option<u64>,
     js: jetstream::Context,
     witness: Option<Arc<Witness>>,
     desks: BTreeMap<String, Desk>,
@@ -422,17 +445,20 @@ impl Projector {
                 Desk { key, last_seq: last_seq.unsigned_abs(), last_hash, held_at: held_at.map(i64::unsigned_abs) };
             desks.insert(device, desk);
         }
-        Ok(Projector { pool, consumer: consumer.to_string(), committed, js, witness, desks })
+        Ok(Projector { pool, consumer: consumer.to_string(), committed, confirm_gap: None, js, witness, desks })
     }
 
     /// Verify and write one batch, then acknowledge it. A batch that could not be
-    /// written is handed back (a short negative acknowledgement), to come again.
-    async fn project(&mut self, batch: &[jetstream::Message]) -> Result<(), ProjectError> {
+    /// written is handed back (a short negative acknowledgement), to come again. A batch
+    /// with a gap not yet confirmed is not written: `Some(its stream sequence)`, for the
+    /// stream to be read again from the last commit.
+    async fn project(&mut self, batch: &[jetstream::Message]) -> Result<Option<u64>, ProjectError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let witnessed = match self.write(batch).await {
-            Ok(w) => w,
+            Ok(Written::Committed(w)) => w,
+            Ok(Written::Reread(at)) => return Ok(Some(at)),
             Err(e) => {
                 for m in batch {
                     let _ = m.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
@@ -449,7 +475,7 @@ impl Projector {
         if !witnessed.is_empty() {
             self.publish_witnessed(Some(&witnessed)).await;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Put the newest witnessed checkpoint of each desk (of `only` those desks, or of
@@ -487,7 +513,7 @@ impl Projector {
 
     /// Verify one batch and write it in one transaction. Where the desks stand moves on
     /// only once it is committed. Returns the desks whose checkpoints it witnessed.
-    async fn write(&mut self, batch: &[jetstream::Message]) -> Result<Vec<String>, ProjectError> {
+    async fn write(&mut self, batch: &[jetstream::Message]) -> Result<Written, ProjectError> {
         let mut desks = self.desks.clone();
         let mut touched = std::collections::BTreeSet::new();
         let mut rows = Rows::default();
@@ -522,6 +548,10 @@ impl Projector {
                     }
                     rows.events.push(*event);
                     touched.insert(device.to_string());
+                }
+                Verdict::Bad { kind: AlertKind::Gap, .. } if self.confirm_gap != Some(stream_seq) => {
+                    // Nothing of this batch is written; it comes again, in order.
+                    return Ok(Written::Reread(stream_seq));
                 }
                 Verdict::Bad { seq, hash, kind, detail } => {
                     tracing::warn!(
@@ -574,7 +604,7 @@ impl Projector {
         let mut witnessed: Vec<String> = rows.witnessed.into_iter().map(|(d, ..)| d).collect();
         witnessed.sort();
         witnessed.dedup();
-        Ok(witnessed)
+        Ok(Written::Committed(witnessed))
     }
 }
 
