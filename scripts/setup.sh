@@ -20,6 +20,9 @@ command -v dbus-launch >/dev/null 2>&1 || need+=(dbus-x11)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
 # The browser connector's tests drive a real Chromium (headless) over the DevTools protocol.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The team service's store: its tests start a throwaway cluster of Debian's PostgreSQL 15.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 # The desktop app (Tauri v2 on WebKitGTK).
 pkg-config --exists webkit2gtk-4.1 2>/dev/null || need+=(libwebkit2gtk-4.1-dev)
 pkg-config --exists libsoup-3.0 2>/dev/null || need+=(libsoup-3.0-dev)

@@ -166,6 +166,16 @@ pub fn verify(v: &LogVerification, what: &str) {
         println!("{what}: ok — {} events, head {}", v.chain.count, v.chain.head.to_hex());
     }
     crate::admin::print_checkpoints(&v.checkpoints);
+    match &v.witnessed {
+        Some(w) if w.ok => println!("witnessed by the team at {} events (head {}): ok", w.count, w.head),
+        Some(w) => println!(
+            "witnessed by the team at {} events (head {}): DOES NOT HOLD: {}",
+            w.count,
+            w.head,
+            w.problem.as_deref().unwrap_or("")
+        ),
+        None => {}
+    }
 }
 
 pub fn pause(p: &Pause) {

@@ -66,11 +66,15 @@ pub struct LogVerification {
     #[serde(flatten)]
     pub chain: VerifyReport,
     pub checkpoints: CheckpointReport,
+    /// The newest checkpoint of this desk its team witnessed, checked against this log
+    /// (a desk in a team, once the team witnessed one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnessed: Option<crate::team::WitnessCheck>,
 }
 
 impl LogVerification {
     pub fn ok(&self) -> bool {
-        self.chain.ok && self.checkpoints.ok
+        self.chain.ok && self.checkpoints.ok && self.witnessed.as_ref().is_none_or(|w| w.ok)
     }
 }
 
@@ -117,7 +121,8 @@ impl Engine {
     pub fn verify(&self) -> Result<LogVerification, EngineError> {
         let chain = self.log_verify()?;
         let checkpoints = self.verify_checkpoints()?;
-        Ok(LogVerification { chain, checkpoints })
+        let witnessed = self.team_witness_check()?;
+        Ok(LogVerification { chain, checkpoints, witnessed })
     }
 
     /// Export a self-verifying bundle; a checkpoint signed by this device's key is
@@ -142,7 +147,7 @@ impl Engine {
 pub fn verify_bundle(dir: &Path) -> Result<LogVerification, EngineError> {
     let chain = countersign_store::verify_bundle(dir)?;
     let checkpoints = crate::checkpoints::check_bundle_checkpoints(dir)?;
-    Ok(LogVerification { chain, checkpoints })
+    Ok(LogVerification { chain, checkpoints, witnessed: None })
 }
 
 /// What a browser step's response says about the pages it saw (the part a summary shows).

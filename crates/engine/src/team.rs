@@ -37,6 +37,8 @@ pub const PAUSE_KEY_PREFIX: &str = "pause.";
 pub const REQUEST_KEY_PREFIX: &str = "request.";
 /// The prefix of a lead's answer to it (`answer.<device>.<id>`).
 pub const ANSWER_KEY_PREFIX: &str = "answer.";
+/// The prefix of the team service's witnessed checkpoint of a desk (`witness.<device>`).
+pub const WITNESS_KEY_PREFIX: &str = "witness.";
 /// How long a lead's grant may wait to be taken up by the agent's desk.
 const GRANT_VALID: SignedDuration = SignedDuration::from_mins(15);
 
@@ -86,6 +88,8 @@ pub(crate) struct Team {
     /// the moment they are seen (the gates read them), recorded by
     /// [`Engine::team_record_seen`] right after.
     in_force: Mutex<BTreeMap<String, (Pause, SignedEntry)>>,
+    /// The newest checkpoint of this desk the team service witnessed (its signed note).
+    witnessed: Mutex<Option<String>>,
 }
 
 /// The control bucket's key of the newest pack's announcement.
@@ -140,6 +144,18 @@ pub enum EntryOutcome {
     Refused { reason: String },
 }
 
+/// This log checked against the newest checkpoint the team witnessed for this desk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WitnessCheck {
+    /// The events the team witnessed, and the hash of the last of them.
+    pub count: u64,
+    pub head: String,
+    /// This log still holds those events as the team saw them.
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
 /// Where this desktop stands with its team (for the banner and `countersign team status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -192,6 +208,7 @@ impl Engine {
             desks: Mutex::default(),
             staged: Mutex::default(),
             in_force: Mutex::default(),
+            witnessed: Mutex::default(),
         });
         Ok(())
     }
@@ -226,6 +243,36 @@ impl Engine {
             }
         }
         Ok(pauses)
+    }
+
+    /// Check this log against the newest checkpoint of this desk the team service
+    /// witnessed (`None`: solo, or the team has witnessed none that reached this desk).
+    /// A desk that rewrote any event the team saw no longer ends at that head.
+    pub fn team_witness_check(&self) -> Result<Option<WitnessCheck>, EngineError> {
+        let Some(team) = &self.team else { return Ok(None) };
+        let Some(note) = lock(&team.witnessed).clone() else { return Ok(None) };
+        let seen = countersign_trust::witness::open(
+            &note,
+            &team.settings.team,
+            &team.settings.device,
+            &team.settings.service_key,
+        )?;
+        let (count, head) = (seen.count, countersign_store::Hash(seen.head));
+        let at = if count == 0 {
+            Some(countersign_store::Hash::genesis())
+        } else {
+            let filter =
+                countersign_store::EventFilter { since_seq: Some(count - 1), limit: Some(1), ..Default::default() };
+            self.store.list_events(&filter)?.into_iter().find(|e| e.seq == count).map(|e| e.hash)
+        };
+        let problem = match at {
+            None => Some(format!("the team witnessed {count} events; event {count} is missing here")),
+            Some(h) if h != head => {
+                Some(format!("event {count} is not the one the team witnessed: the log was rewritten up to it"))
+            }
+            Some(_) => None,
+        };
+        Ok(Some(WitnessCheck { count, head: head.to_hex(), ok: problem.is_none(), problem }))
     }
 
     /// The team this desktop belongs to, and whether it is current.
@@ -392,6 +439,24 @@ impl Engine {
                 Ok(_) => EntryOutcome::Refused { reason: format!("request {rest}: names another team or key") },
                 Err(e) => EntryOutcome::Refused { reason: format!("request {rest}: {e}") },
             });
+        }
+        if let Some(device) = key.strip_prefix(WITNESS_KEY_PREFIX) {
+            // Another desk's is the leads' business, not this desk's.
+            if device != team.settings.device {
+                return Ok(EntryOutcome::Known);
+            }
+            let Ok(note) = std::str::from_utf8(value) else {
+                return refused("a witnessed checkpoint that is not text".into());
+            };
+            let opened =
+                countersign_trust::witness::open(note, &team.settings.team, device, &team.settings.service_key);
+            return match opened {
+                Ok(_) => {
+                    *lock(&team.witnessed) = Some(note.to_string());
+                    Ok(EntryOutcome::Known)
+                }
+                Err(e) => refused(format!("witnessed checkpoint: {e}")),
+            };
         }
         let entry: SignedEntry = match serde_json::from_slice(value) {
             Ok(e) => e,

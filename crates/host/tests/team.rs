@@ -661,3 +661,331 @@ fn a_signed_pack_the_admin_publishes_reaches_a_desk_runs_from_its_next_start_and
     let after = agent.pump_leases(2);
     assert!(!after.iter().any(|o| matches!(o, EntryOutcome::PackAnnounced { .. })), "{after:?}");
 }
+
+/// The team service's projection (`countersign_team::project`) on a thread of its own,
+/// into `db`, reading with the durable consumer `consumer`; stopped on drop.
+struct Projection {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Projection {
+    fn start(team: &Team, db: &countersign_test_support::postgres::Postgres, consumer: &str) -> Projection {
+        let identity = countersign_plane::lease::ServiceIdentity::load(team.plane.dir.path(), Some(&team.plane.url()))
+            .expect("the service's identity");
+        let database =
+            countersign_team::project::connect_options(&countersign_engine::Secret::new(db.url())).expect("the URL");
+        let witness = countersign_team::project::Witness::load(team.plane.dir.path(), "acme").expect("the service key");
+        let options = countersign_team::project::Options {
+            consumer: consumer.into(),
+            batch: 100,
+            witness: Some(std::sync::Arc::new(witness)),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let client = identity.connect().await.map_err(|e| e.to_string())?;
+                let until = async {
+                    let _ = stopped.await;
+                };
+                countersign_team::project::run(client, database, options, until).await.map_err(|e| e.to_string())
+            })
+        });
+        Projection { stop: Some(stop), thread: Some(thread) }
+    }
+
+    fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the projection's thread").expect("the projection stopped cleanly");
+        }
+    }
+}
+
+impl Drop for Projection {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// The test's own reading of the team's database.
+struct TeamDb {
+    rt: tokio::runtime::Runtime,
+    pool: countersign_team::project::PgPool,
+}
+
+impl TeamDb {
+    fn open(db: &countersign_test_support::postgres::Postgres) -> TeamDb {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let options =
+            countersign_team::project::connect_options(&countersign_engine::Secret::new(db.url())).expect("the URL");
+        let pool = rt.block_on(countersign_team::project::open(&options)).expect("the team database");
+        TeamDb { rt, pool }
+    }
+}
+
+impl TeamDb {
+    fn events_of(&self, device: &str) -> Vec<(u64, String)> {
+        self.rt.block_on(countersign_team::project::events_of(&self.pool, device)).unwrap()
+    }
+
+    fn alerts(&self) -> Vec<countersign_team::project::Alert> {
+        self.rt.block_on(countersign_team::project::alerts(&self.pool)).unwrap()
+    }
+
+    fn count(&self) -> u64 {
+        self.rt.block_on(countersign_team::project::event_count(&self.pool)).unwrap()
+    }
+
+    fn witnessed_of(&self, device: &str) -> Option<String> {
+        self.rt.block_on(countersign_team::project::witnessed_of(&self.pool, device)).unwrap()
+    }
+
+    fn checkpoints_of(&self, device: &str) -> Vec<(u64, u64, String)> {
+        self.rt.block_on(countersign_team::project::checkpoints_of(&self.pool, device)).unwrap()
+    }
+}
+
+/// Poll `done` until it holds, up to 20 s.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A desk's local log as (seq, hash).
+fn local_log(desk: &Desk) -> Vec<(u64, String)> {
+    let events = desk.engine.log_list(&countersign_engine::LogFilter::default()).unwrap();
+    events.iter().map(|e| (e.seq, e.hash.clone())).collect()
+}
+
+/// The canonical body (the store's own) of an event `seq` of `kind` with `payload`.
+fn body(seq: u64, kind: &str, payload: serde_json::Value) -> String {
+    let event = countersign_store::NewEvent {
+        case_id: Some("demo-02".into()),
+        kind: kind.into(),
+        actor: "agent-1".into(),
+        at: Timestamp::now(),
+        payload,
+    };
+    countersign_store::canonical_body(seq, &event).unwrap()
+}
+
+/// An evidence message as a desk sends it, carrying `body` and claiming `hash`.
+fn message(
+    device: &str,
+    seq: u64,
+    hash: &countersign_store::Hash,
+    body: &str,
+) -> countersign_plane::evidence::Outgoing {
+    let m = serde_json::json!({
+        "device": device, "seq": seq, "at": Timestamp::now(), "case_id": "demo-02", "kind": "note",
+        "actor": "agent-1", "hash": hash.to_hex(), "body": body,
+    });
+    countersign_plane::evidence::Outgoing { seq, hash: hash.to_hex(), message: serde_json::to_vec(&m).unwrap() }
+}
+
+/// Publish `events` on `desk`'s own subject with its own credentials (a desk, or whoever
+/// holds its credentials, rewriting what it reports), after what the team holds.
+fn publish_raw(desk: &Desk, device: &str, events: Vec<countersign_plane::evidence::Outgoing>) {
+    let (_, stream_seq, _) = desk.link.evidence_head(device).unwrap().expect("the desk has published before");
+    let published = desk.link.publish_evidence(device, stream_seq, events);
+    assert!(published.error.is_none(), "{published:?}");
+}
+
+fn hash(hex: &str) -> countersign_store::Hash {
+    countersign_store::Hash::from_hex(hex).unwrap()
+}
+
+#[test]
+fn every_desks_evidence_is_projected_into_postgres_once_and_a_broken_chain_holds_only_its_desk() {
+    let started = Instant::now();
+    let mut team = team();
+    let names = ["desk-ok", "desk-edited", "desk-forked", "desk-gap", "desk-badsig"];
+    let desks: Vec<Desk> =
+        names.iter().map(|n| desk(&mut team, n, Role::Agent, ("agent-1", "agent"), system())).collect();
+    // A signed checkpoint on two desks: the first pins the desk's key on the team.
+    let signed = desks[0].engine.checkpoint().unwrap();
+    desks[4].engine.checkpoint().unwrap();
+    let db = countersign_test_support::postgres::Postgres::start();
+    let mut service = Projection::start(&team, &db, "cs_projection");
+    for d in &desks {
+        replicate_until_ok(d);
+    }
+    let team_db = TeamDb::open(&db);
+    for (d, name) in desks.iter().zip(names) {
+        let want = local_log(d);
+        wait_for(&format!("{name}'s log projected"), || team_db.events_of(name) == want);
+    }
+    assert_eq!(
+        team_db.checkpoints_of("desk-ok"),
+        vec![(signed.seq, signed.count, signed.head.clone())],
+        "the desk's checkpoint verified and is recorded"
+    );
+    assert!(team_db.alerts().is_empty(), "{:?}", team_db.alerts());
+    let total = team_db.count();
+
+    // The service restarts and reads the whole stream again (a new consumer: every
+    // message redelivered, as after acknowledgements lost in a crash): nothing doubles,
+    // nothing is taken for a fork.
+    service.stop();
+    let mut again = Projection::start(&team, &db, "cs_projection_again");
+    wait_for("the whole stream read again", || team.plane.consumer_done("cs_projection_again"));
+    assert_eq!(team_db.count(), total, "a redelivered event is projected once");
+    assert!(team_db.alerts().is_empty(), "a redelivery is not a fork: {:?}", team_db.alerts());
+    again.stop();
+    let mut service = Projection::start(&team, &db, "cs_projection");
+
+    // Four desks break their chains on the team's side, each with its own credentials.
+    let heads: Vec<(u64, String)> = desks.iter().map(|d| local_log(d).last().cloned().unwrap()).collect();
+    // desk-edited: the next event, its body edited after it was hashed; then a good one
+    // after it, which must not be projected past the break.
+    let (n, head) = heads[1].clone();
+    let original = body(n + 1, "note", serde_json::json!({"text": "refund 1200"}));
+    let claimed = countersign_store::Hash::link(&hash(&head), original.as_bytes());
+    let edited = original.replace("refund 1200", "refund 9900");
+    let after = body(n + 2, "note", serde_json::json!({"text": "later"}));
+    let after_hash = countersign_store::Hash::link(&claimed, after.as_bytes());
+    publish_raw(
+        &desks[1],
+        "desk-edited",
+        vec![message("desk-edited", n + 1, &claimed, &edited), message("desk-edited", n + 2, &after_hash, &after)],
+    );
+    // desk-forked: another event in the place of its last one, well chained.
+    let (n, _) = heads[2].clone();
+    let prev = local_log(&desks[2])[usize::try_from(n).unwrap() - 2].1.clone();
+    let other = body(n, "note", serde_json::json!({"text": "what I had rather said"}));
+    let fork_hash = countersign_store::Hash::link(&hash(&prev), other.as_bytes());
+    publish_raw(&desks[2], "desk-forked", vec![message("desk-forked", n, &fork_hash, &other)]);
+    // desk-gap: an event two further on.
+    let (n, head) = heads[3].clone();
+    let skipped = body(n + 2, "note", serde_json::json!({"text": "skipped one"}));
+    let skipped_hash = countersign_store::Hash::link(&hash(&head), skipped.as_bytes());
+    publish_raw(&desks[3], "desk-gap", vec![message("desk-gap", n + 2, &skipped_hash, &skipped)]);
+    // desk-badsig: a checkpoint of its head under its own key's name, signed by another.
+    let (n, head) = heads[4].clone();
+    let device_key = desks[4].engine.device_public_key().unwrap().to_hex();
+    let forger = countersign_engine::keys::SecretKey::generate().unwrap();
+    let signature = countersign_engine::device::sign_checkpoint(&forger, n, &hash(&head).0);
+    let payload = serde_json::json!({
+        "count": n, "head": head, "device_key": device_key, "signature": hex::encode(signature),
+    });
+    let checkpoint = body(n + 1, "checkpoint", payload);
+    let checkpoint_hash = countersign_store::Hash::link(&hash(&head), checkpoint.as_bytes());
+    publish_raw(&desks[4], "desk-badsig", vec![message("desk-badsig", n + 1, &checkpoint_hash, &checkpoint)]);
+
+    // desk-ok keeps going, after all of that in the stream.
+    desks[0].engine.record_identity_check("demo-02", "ava_moore_2033", "called back again").unwrap();
+    replicate_until_ok(&desks[0]);
+    let want = local_log(&desks[0]);
+    wait_for("desk-ok's later events projected", || team_db.events_of("desk-ok") == want);
+
+    let alerts = team_db.alerts();
+    let seen: Vec<(&str, u64, &str)> = alerts.iter().map(|a| (a.device.as_str(), a.seq, a.kind.as_str())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("desk-edited", heads[1].0 + 1, "bad_hash"),
+            ("desk-forked", heads[2].0, "fork"),
+            ("desk-gap", heads[3].0 + 1, "gap"),
+            ("desk-badsig", heads[4].0 + 1, "bad_signature"),
+        ],
+        "one alert per broken desk, naming its first bad event: {alerts:#?}"
+    );
+    assert_eq!(alerts[0].hash.as_deref(), Some(claimed.to_hex().as_str()), "the edited event's hash as it came");
+    assert_eq!(alerts[1].hash.as_deref(), Some(fork_hash.to_hex().as_str()));
+    assert!(alerts[2].detail.contains(&format!("event {} ", heads[3].0 + 2)), "{}", alerts[2].detail);
+    assert!(alerts[3].detail.contains("does not verify"), "{}", alerts[3].detail);
+    // Nothing of a broken desk past its break: exactly its own log as it was.
+    for (i, name) in names.iter().enumerate().skip(1) {
+        assert_eq!(team_db.events_of(name), local_log(&desks[i]), "{name} is held at its break");
+    }
+
+    // Restarted, the service raises nothing twice and projects nothing past a break.
+    service.stop();
+    let mut service = Projection::start(&team, &db, "cs_projection");
+    desks[0].engine.record_identity_check("demo-02", "ava_moore_2033", "and once more").unwrap();
+    replicate_until_ok(&desks[0]);
+    let want = local_log(&desks[0]);
+    wait_for("desk-ok's events after the restart", || team_db.events_of("desk-ok") == want);
+    assert_eq!(team_db.alerts(), alerts, "no alert raised twice");
+    service.stop();
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn the_team_witnesses_a_desks_checkpoint_and_the_desk_checks_its_own_log_against_it() {
+    let mut team = team();
+    let desk = desk(&mut team, "desk-w", Role::Agent, ("agent-1", "agent"), system());
+    let signed = desk.engine.checkpoint().unwrap();
+    let db = countersign_test_support::postgres::Postgres::start();
+    let mut service = Projection::start(&team, &db, "cs_projection");
+    replicate_until_ok(&desk);
+    let team_db = TeamDb::open(&db);
+    wait_for("the checkpoint witnessed", || team_db.witnessed_of("desk-w").is_some());
+    let note = team_db.witnessed_of("desk-w").unwrap();
+    // A standard signed note: any C2SP verifier with the service's key opens it.
+    let service_key =
+        countersign_engine::keys::SecretKey::read_file(&team.plane.dir.path().join("service.key")).unwrap();
+    let text = countersign_trust::note::open(&note, "countersign-team.acme", &service_key.public("")).unwrap();
+    let head = hash(&signed.head);
+    assert_eq!(text, countersign_trust::witness::text("acme", "desk-w", signed.count, &head.0));
+
+    // It comes back to the desk over the plane, and the desk's log holds against it.
+    desk.pump_until("the witnessed checkpoint", |e| e.team_witness_check().unwrap().is_some());
+    let verified = desk.engine.verify().unwrap();
+    let witnessed = verified.witnessed.clone().expect("checked against the team's witness");
+    assert!(witnessed.ok && verified.ok(), "{witnessed:?}");
+    assert_eq!((witnessed.count, witnessed.head.as_str()), (signed.count, signed.head.as_str()));
+
+    // A witness of another head for that count (what a rewritten log would meet): it
+    // does not hold, and the whole verification fails.
+    let other = countersign_trust::witness::sign("acme", "desk-w", signed.count, &[7u8; 32], &service_key).unwrap();
+    let taken = desk.engine.team_entry("witness.desk-w", Some(other.as_bytes())).unwrap();
+    assert_eq!(taken, EntryOutcome::Known);
+    let verified = desk.engine.verify().unwrap();
+    let witnessed = verified.witnessed.clone().unwrap();
+    assert!(!witnessed.ok && !verified.ok(), "{witnessed:?}");
+    assert!(witnessed.problem.as_deref().is_some_and(|p| p.contains("rewritten")), "{witnessed:?}");
+    // One not signed by the team service is refused.
+    let forger = countersign_engine::keys::SecretKey::generate().unwrap();
+    let forged = countersign_trust::witness::sign("acme", "desk-w", signed.count, &head.0, &forger).unwrap();
+    let refused = desk.engine.team_entry("witness.desk-w", Some(forged.as_bytes())).unwrap();
+    assert!(matches!(refused, EntryOutcome::Refused { .. }), "{refused:?}");
+    service.stop();
+}
+
+#[test]
+fn a_database_outage_loses_and_doubles_nothing_and_raises_no_alert() {
+    let mut team = team();
+    let desk = desk(&mut team, "desk-o", Role::Agent, ("agent-1", "agent"), system());
+    let mut db = countersign_test_support::postgres::Postgres::start();
+    let mut service = Projection::start(&team, &db, "cs_projection");
+    replicate_until_ok(&desk);
+    let team_db = TeamDb::open(&db);
+    let want = local_log(&desk);
+    wait_for("the log projected", || team_db.events_of("desk-o") == want);
+    drop(team_db);
+
+    // The database goes away while the desk keeps recording and sending.
+    db.stop();
+    for n in 0..20 {
+        desk.engine.record_identity_check("demo-02", "ava_moore_2033", &format!("check {n}")).unwrap();
+        if n % 5 == 4 {
+            replicate_until_ok(&desk);
+        }
+    }
+    db.restart();
+    let team_db = TeamDb::open(&db);
+    let want = local_log(&desk);
+    wait_for("the log projected after the outage", || team_db.events_of("desk-o") == want);
+    assert!(team_db.alerts().is_empty(), "an outage is not a broken chain: {:?}", team_db.alerts());
+    service.stop();
+}

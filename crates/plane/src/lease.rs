@@ -43,6 +43,18 @@ impl ServiceIdentity {
         let key = SecretKey::read_file(&dir.join("service.key")).map_err(|e| PlaneError::bad(e.to_string()))?;
         Ok(ServiceIdentity { team: file.name, url: url.map_or(file.url, str::to_string), creds, key })
     }
+
+    /// A connection with the service's credentials that waits for the server and
+    /// reconnects for ever (the lease and the projection each hold one).
+    pub async fn connect(&self) -> Result<async_nats::Client, PlaneError> {
+        let (jwt, key) = parse_creds(&self.creds)?;
+        connect_options(&jwt, key, "service")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connect(self.url.as_str())
+            .await
+            .map_err(|e| PlaneError::Server { url: self.url.clone(), message: e.to_string() })
+    }
 }
 
 /// Run the lease until `stop` resolves: connect (retrying), make sure the control bucket
@@ -53,14 +65,7 @@ pub async fn run(
     every: Duration,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), PlaneError> {
-    let (jwt, key) = parse_creds(&identity.creds)?;
-    let url = identity.url.clone();
-    let client = connect_options(&jwt, key, "service")
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connect(url.as_str())
-        .await
-        .map_err(|e| PlaneError::Server { url: url.clone(), message: e.to_string() })?;
+    let client = identity.connect().await?;
     let js = async_nats::jetstream::new(client);
     // The evidence stream: made once, kept as it is after (retention is the team's).
     if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream()).await {

@@ -26,6 +26,9 @@ pub fn bucket_of_key(key: &str) -> &'static str {
     if key.starts_with("request.") { REQUESTS_BUCKET } else { CONTROL_BUCKET }
 }
 
+/// The prefix of the team service's witnessed checkpoint of a desk (`witness.<device>`).
+pub const WITNESS_KEY_PREFIX: &str = "witness.";
+
 /// The object store of signed policy packs.
 pub const PACKS_BUCKET: &str = "cs_packs";
 
@@ -172,6 +175,8 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
             // The team's own component: it makes and reads every stream and store (the
             // evidence, every desk's blobs, the packs) and alone writes the lease.
             publish.push(format!("$KV.{CONTROL_BUCKET}.lease"));
+            // Its co-signatures of each desk's verified checkpoints.
+            publish.push(format!("$KV.{CONTROL_BUCKET}.{WITNESS_KEY_PREFIX}>"));
             publish.push("$JS.API.>".to_string());
             publish.push("$JS.ACK.>".to_string());
         }

@@ -101,6 +101,16 @@ pub(crate) fn body_seq(body: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// Check one event that arrived from elsewhere (the team service's copy of a desk's log),
+/// exactly as [`crate::verify`] checks a stored one: `body` must be the canonical body of
+/// event `seq` and hash, after `prev`, to `hash`. Returns the event read back from `body`.
+pub fn check_event(prev: &Hash, seq: u64, body: &str, hash: &Hash) -> Result<crate::StoredEvent, Broken> {
+    let mut check = ChainCheck { next: seq, prev: *prev };
+    check.check(body.as_bytes(), &hash.0)?;
+    crate::evidence::parse_stored(seq, body.to_string(), &hash.0)
+        .map_err(|e| Broken { seq, problem: Problem::BadBody { reason: e.to_string() } })
+}
+
 /// Walks a log in storage order and stops at the first broken event.
 ///
 /// `position` is where the event sits: the row's seq in the database, the line number in a
@@ -142,12 +152,34 @@ impl ChainCheck {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn genesis_is_the_documented_constant() {
         // The same value is written into migration 0001 and the bundle's verify.py.
         assert_eq!(Hash::genesis().to_hex(), "0477f3b2c19228728287b426817d2c0ad98e1d9e781409706f389836bfdf753d");
+    }
+
+    #[test]
+    fn check_event_takes_the_next_event_only_as_the_store_hashed_it() {
+        let ev = crate::NewEvent {
+            case_id: None,
+            kind: "note".into(),
+            actor: "a".into(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+            payload: serde_json::json!({"amount_minor": 1200}),
+        };
+        let prev = Hash::genesis();
+        let body = crate::canonical_body(1, &ev).unwrap();
+        let hash = Hash::link(&prev, body.as_bytes());
+        let read = check_event(&prev, 1, &body, &hash).unwrap();
+        assert_eq!((read.seq, read.kind.as_str(), read.payload["amount_minor"].as_i64()), (1, "note", Some(1200)));
+        let edited = body.replace("1200", "9900");
+        assert_eq!(check_event(&prev, 1, &edited, &hash).unwrap_err().problem, Problem::HashMismatch);
+        let other = Hash::link(&hash, body.as_bytes());
+        assert_eq!(check_event(&other, 1, &body, &hash).unwrap_err().problem, Problem::HashMismatch, "another prev");
+        assert_eq!(check_event(&prev, 2, &body, &hash).unwrap_err().problem, Problem::Reordered { found_seq: 1 });
     }
 
     #[test]

@@ -118,8 +118,9 @@ struct BodyIn {
     seq: u64,
 }
 
-/// Check an event can be stored faithfully and build its canonical body.
-pub(crate) fn canonical_body(seq: u64, ev: &NewEvent) -> Result<String, StoreError> {
+/// Check an event can be stored faithfully and build its canonical body (what its hash
+/// covers: see [`crate::chain`]).
+pub fn canonical_body(seq: u64, ev: &NewEvent) -> Result<String, StoreError> {
     let invalid = |reason: String| Err(StoreError::InvalidEvent { reason });
     if ev.kind.is_empty()
         || ev.kind.len() > 64

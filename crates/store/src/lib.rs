@@ -62,10 +62,10 @@ mod writer;
 
 pub use blobs::{Blob, MAX_BLOB_BYTES, blob_hash};
 pub use cases::{CaseRevision, NewCaseRevision, content_hash};
-pub use chain::{GENESIS_LABEL, Hash};
+pub use chain::{GENESIS_LABEL, Hash, check_event};
 pub use db::{APPLICATION_ID, OpenInfo, SCHEMA_VERSION};
 pub use error::StoreError;
-pub use evidence::{Appended, EventFilter, Head, MAX_BODY_BYTES, NewEvent, StoredEvent};
+pub use evidence::{Appended, EventFilter, Head, MAX_BODY_BYTES, NewEvent, StoredEvent, canonical_body};
 pub use export::{BUNDLE_FORMAT, BundleManifest, EXPORT_MADE, ExportSummary, verify_bundle};
 pub use kb::{
     COMMON_WORD_MIN_PASSAGES, KbApplied, KbArticle, KbChanges, KbFile, KbHit, KbIndexed, KbPassage, KbPlan,

@@ -1,12 +1,15 @@
-//! `countersign-team`: the team service. Today it keeps the team's desktops current with
-//! a signed lease every few seconds (see `countersign_plane::lease`); a desktop that
-//! stops seeing it falls back to the policy's `[cut_off]`.
+//! `countersign-team`: the team service. It keeps the team's desktops current with a
+//! signed lease every few seconds (see `countersign_plane::lease`); a desktop that stops
+//! seeing it falls back to the policy's `[cut_off]`. Given a PostgreSQL database
+//! (`--database-url` or `COUNTERSIGN_TEAM_DATABASE_URL`), it also projects every desk's
+//! evidence into it, verified as it goes (`countersign_team::project`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use countersign_connectors::credentials::Secret;
 
 #[derive(Parser)]
 #[command(name = "countersign-team", version, about = "The Countersign team service")]
@@ -28,15 +31,33 @@ enum Command {
         /// Milliseconds between leases.
         #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
         every_ms: u64,
+        /// The team's PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/DB); also
+        /// read from COUNTERSIGN_TEAM_DATABASE_URL, which keeps the password out of the
+        /// process list. Without one, no evidence is projected.
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
+
+/// The env var the database URL may come from instead of `--database-url`.
+const DATABASE_URL_ENV: &str = "COUNTERSIGN_TEAM_DATABASE_URL";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let Cli { command: Command::Serve { dir, url, every_ms } } = Cli::parse();
+    let Cli { command: Command::Serve { dir, url, every_ms, database_url } } = Cli::parse();
+    let database = match database_url.or_else(|| std::env::var(DATABASE_URL_ENV).ok()).filter(|u| !u.is_empty()) {
+        Some(u) => match countersign_team::project::connect_options(&Secret::new(u)) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                eprintln!("countersign-team: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let identity = match countersign_plane::lease::ServiceIdentity::load(&dir, url.as_deref()) {
         Ok(i) => i,
         Err(e) => {
@@ -51,15 +72,62 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    eprintln!("countersign-team: publishing team {:?}'s lease on {} every {every_ms} ms", identity.team, identity.url);
-    let stop = async {
+    let identity_team = identity.team.clone();
+    let (stopped, stop) = tokio::sync::watch::channel(false);
+    let result = runtime.block_on(async move {
+        // SIGTERM is handled from here on (before saying we run, so a supervisor that
+        // stops us as soon as we say so stops us cleanly).
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        let signal = async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        eprintln!(
+            "countersign-team: publishing team {:?}'s lease on {} every {every_ms} ms",
+            identity.team, identity.url
+        );
+        if let Some(d) = &database {
+            // Named without its password.
+            eprintln!(
+                "countersign-team: projecting the team's evidence into {}",
+                countersign_team::project::describe(d)
+            );
         }
-    };
-    match runtime.block_on(countersign_plane::lease::run(identity, Duration::from_millis(every_ms), stop)) {
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        // A connection of its own, so a long batch never delays a lease.
+        let projection_client = match &database {
+            Some(_) => Some(identity.connect().await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let projection = async {
+            let (Some(database), Some(client)) = (database, projection_client) else { return Ok(()) };
+            let witness = countersign_team::project::Witness::load(&dir, &identity_team).map_err(|e| e.to_string())?;
+            let options = countersign_team::project::Options {
+                witness: Some(std::sync::Arc::new(witness)),
+                ..countersign_team::project::Options::default()
+            };
+            countersign_team::project::run(client, database, options, until_stopped(stop.clone()))
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let lease = async {
+            countersign_plane::lease::run(identity, Duration::from_millis(every_ms), until_stopped(stop.clone()))
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let signalled = async {
+            signal.await;
+            let _ = stopped.send(true);
+            Ok::<(), String>(())
+        };
+        // The first to fail stops the service (a stopped service is safe: desks fall back).
+        tokio::try_join!(lease, projection, signalled).map(drop)
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("countersign-team: {e}");

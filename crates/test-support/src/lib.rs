@@ -6,7 +6,8 @@
 //! signed demo policy packs ([`packs`]), the demo seller center on loopback, its seed and
 //! the demo's workspace files with absolute paths ([`demo`]), fake platforms and proxies
 //! on loopback that hold, delay, drop or reset requests ([`loopback`]), a real
-//! `nats-server` and a team's plane ([`nats`]), and what the benchmarks time and report
+//! `nats-server` and a team's plane ([`nats`]), a throwaway PostgreSQL cluster
+//! ([`postgres`]), and what the benchmarks time and report
 //! ([`bench`]).
 //! A dev-dependency only: nothing shipped depends on it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,5 +17,6 @@ pub mod demo;
 pub mod loopback;
 pub mod nats;
 pub mod packs;
+pub mod postgres;
 pub mod replay;
 pub mod sign_in;

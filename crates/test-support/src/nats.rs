@@ -161,6 +161,37 @@ impl TeamPlane {
         .expect("the service's link")
     }
 
+    /// Does the evidence stream have the consumer `name`?
+    pub fn consumer_exists(&self, name: &str) -> bool {
+        self.consumer_info(name).is_some()
+    }
+
+    /// Has the evidence stream's consumer `name` been handed every message, and
+    /// acknowledged every one? (`false` while it does not exist.)
+    pub fn consumer_done(&self, name: &str) -> bool {
+        self.consumer_info(name).is_some_and(|info| {
+            info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence > 0
+        })
+    }
+
+    fn consumer_info(&self, name: &str) -> Option<async_nats::jetstream::consumer::Info> {
+        let creds = std::fs::read_to_string(self.dir.path().join("service.creds")).expect("service creds");
+        let (jwt, key) =
+            countersign_plane::authority::parse_creds(&countersign_connectors::credentials::Secret::new(creds))
+                .expect("creds");
+        let url = self.url();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let client = countersign_plane::link::connect_options(&jwt, key, "service")
+                .connect(url.as_str())
+                .await
+                .expect("connect");
+            let js = async_nats::jetstream::new(client);
+            let stream = js.get_stream(countersign_plane::subjects::EVIDENCE_STREAM).await.ok()?;
+            stream.consumer_info(name).await.ok()
+        })
+    }
+
     /// Every message of `device`'s evidence subject the team's server holds, in stream
     /// order, read with the team service's own credentials.
     pub fn evidence_of(&self, device: &str) -> Vec<serde_json::Value> {

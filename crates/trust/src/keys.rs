@@ -83,6 +83,17 @@ impl PublicKey {
         self.key.verify_strict(&message(domain, digest), &Signature::from_bytes(signature)).is_ok()
     }
 
+    /// The key's 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// Check `signature` over `message` itself (strict), for formats that sign their own
+    /// text (a signed note names what it signs on its first line).
+    pub(crate) fn verify_raw(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        self.key.verify_strict(message, &Signature::from_bytes(signature)).is_ok()
+    }
+
     /// Parse every public key line of `text` (one or more; comment and blank lines skipped).
     /// Errors are `file:line:column`.
     pub fn parse_all(file: &str, text: &str) -> Result<Vec<PublicKey>, String> {
@@ -150,6 +161,16 @@ impl SecretKey {
     /// Sign (`domain`, `digest`).
     pub fn sign(&self, domain: &str, digest: &[u8; 32]) -> [u8; 64] {
         self.0.sign(&message(domain, digest)).to_bytes()
+    }
+
+    /// Sign `message` itself (see [`PublicKey::verify_raw`]).
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+
+    /// A key from its 32-byte seed.
+    pub fn from_seed(seed: &[u8; 32]) -> SecretKey {
+        SecretKey(SigningKey::from_bytes(seed))
     }
 
     /// The secret line, as a [`Secret`] (for the keyring or a key file).

@@ -12,7 +12,9 @@
 //! - **A signature names what it signs.** Every signed message is
 //!   `domain || '\n' || SHA-256(content)` with its own domain (`countersign/policy-pack/v1`,
 //!   `countersign/release/v1`, `countersign/checkpoint/v1`), so a signature made for one
-//!   kind of thing is never accepted as another.
+//!   kind of thing is never accepted as another. A signed note ([`note`], the C2SP
+//!   format the team's witness uses) signs its own text instead, which names what it is on
+//!   its first line (its origin).
 //! - **A signed directory holds exactly what its manifest lists.** A pack or a release is
 //!   refused for a changed, missing *or unlisted* file, so nothing can be slipped in beside
 //!   a signature ([`pack::verify_pack`], [`release::verify_release`]). A [`pack::Pack`]
@@ -35,10 +37,12 @@
 pub mod device;
 mod error;
 pub mod keys;
+pub mod note;
 pub mod pack;
 pub mod release;
 pub mod roster;
 pub mod team;
+pub mod witness;
 
 pub use countersign_connectors::credentials::Secret;
 pub use error::TrustError;

@@ -1,0 +1,876 @@
+//! The projection: every desk's evidence, from the team's evidence stream into
+//! PostgreSQL, verified as it goes.
+//!
+//! One durable pull consumer ([`CONSUMER`]) reads `CS_EVIDENCE` in stream order, which is
+//! each desk's log order (a desk publishes one event at a time, each expecting the one
+//! before it). For each desk the projection keeps the last event it projected (seq and
+//! hash) and checks every new one against it, with the store's own chain check
+//! ([`countersign_store::check_event`]):
+//!
+//! - the event after the last one must hash, after the last hash, to the hash it carries
+//!   (otherwise `bad_hash`: an edited body, a forged hash, a moved event);
+//! - an event further on means events are missing (`gap`), once the stream read again
+//!   from the last commit shows the same (a message lost on the way in a reconnect must
+//!   not hold a desk);
+//! - an event at a seq already projected must be the same event (a redelivery, dropped);
+//!   a different one is a `fork`: the desk rewrote what it had reported;
+//! - a `checkpoint` event must verify with the desk's key (pinned by its first good
+//!   checkpoint) over a head that is the projected event it counts (`bad_signature`),
+//!   checked by the engine's own [`check_checkpoints`].
+//!
+//! A desk's first bad event raises one alert (device, seq, hash, kind, detail) and holds
+//! the desk: nothing of it is projected past the break, while every other desk keeps
+//! flowing. Its later messages are acknowledged and stay in the stream.
+//!
+//! Given the team service's key ([`Witness`]), each verified checkpoint is also
+//! co-signed (`countersign_trust::witness`, a C2SP signed note over the desk's count and
+//! head), kept in `witnessed` and published under `witness.<device>` in the control
+//! bucket, where the desk checks its own log against it (`countersign log verify`).
+//!
+//! Each batch is one transaction (multi-row inserts through `UNNEST`, each idempotent by
+//! the event's hash), and its messages are acknowledged only after the commit. A crash
+//! between the two redelivers the batch: the events are then found projected and
+//! dropped, so nothing is doubled. A failed commit acknowledges nothing (the batch comes
+//! again) and the desks' state is re-read from the database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::pull;
+use countersign_connectors::credentials::Secret;
+use countersign_engine::checkpoints::{FoundCheckpoint, check_checkpoints};
+use countersign_store::Hash;
+use countersign_trust::keys::SecretKey;
+use futures::StreamExt;
+use serde::Deserialize;
+use sqlx::postgres::PgPoolOptions;
+pub use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::{Postgres, Transaction};
+use std::sync::Arc;
+
+use countersign_plane::subjects::evidence_subject;
+
+/// The durable consumer the team service reads the evidence stream with.
+pub const CONSUMER: &str = "cs_projection";
+
+/// The schema, embedded in the binary (`crates/team/migrations`, append-only).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Why the projection cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The database URL is not one PostgreSQL's client understands.
+    #[error("the database URL: {0}")]
+    BadUrl(String),
+    /// The database refused or failed a statement.
+    #[error("the database at {at}: {message}")]
+    Database { at: String, message: String },
+    /// The schema could not be brought up to date.
+    #[error("migrating the database at {at}: {message}")]
+    Migration { at: String, message: String },
+    /// The team server refused or failed.
+    #[error("the team server: {0}")]
+    Server(String),
+    /// The service's own key could not be read.
+    #[error("the team service's key: {0}")]
+    Witness(String),
+}
+
+/// How the projection runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The durable consumer's name ([`CONSUMER`] unless a test wants a fresh one).
+    pub consumer: String,
+    /// The most messages in one transaction.
+    pub batch: usize,
+    /// Co-sign each verified checkpoint (none: project only).
+    pub witness: Option<Arc<Witness>>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { consumer: CONSUMER.into(), batch: 1000, witness: None }
+    }
+}
+
+/// The team service's witness: its team and the key it signs leases with.
+#[derive(Debug)]
+pub struct Witness {
+    pub team: String,
+    pub key: SecretKey,
+}
+
+impl Witness {
+    /// The witness of the team whose folder is `dir` (`team.toml`, `service.key`).
+    pub fn load(dir: &std::path::Path, team: &str) -> Result<Witness, ProjectError> {
+        let key = SecretKey::read_file(&dir.join("service.key")).map_err(|e| ProjectError::Witness(e.to_string()))?;
+        Ok(Witness { team: team.to_string(), key })
+    }
+}
+
+/// The database, named without its password (for logs and errors).
+pub fn describe(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    )
+}
+
+/// Read a database URL (kept secret: it may carry a password).
+pub fn connect_options(url: &Secret) -> Result<PgConnectOptions, ProjectError> {
+    // sqlx's own message can quote the URL: say only what is wrong with it.
+    url.expose().parse::<PgConnectOptions>().map_err(|_| {
+        ProjectError::BadUrl("not a PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)".into())
+    })
+}
+
+/// Open a pool on the database and bring its schema up to date.
+pub async fn open(options: &PgConnectOptions) -> Result<PgPool, ProjectError> {
+    let at = describe(options);
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| ProjectError::Database { at: at.clone(), message: e.to_string() })?;
+    MIGRATOR.run(&pool).await.map_err(|e| ProjectError::Migration { at, message: e.to_string() })?;
+    Ok(pool)
+}
+
+/// Project the evidence stream into `database` until `stop` resolves. Connection
+/// failures (the database or the server away) are logged and retried with back-off; only
+/// a database that cannot be migrated stops it.
+pub async fn run(
+    client: async_nats::Client,
+    database: PgConnectOptions,
+    options: Options,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), ProjectError> {
+    tokio::pin!(stop);
+    let mut backoff = Backoff::default();
+    let pool = loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            opened = open(&database) => match opened {
+                Ok(p) => break p,
+                Err(e @ ProjectError::Migration { .. }) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "the team database is not reachable; trying again"),
+            },
+        }
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            () = backoff.wait() => {}
+        }
+    };
+    tracing::info!(database = %describe(&database), "projecting the team's evidence");
+    let js = jetstream::new(client);
+    let mut backoff = Backoff::default();
+    // A gap seen once is read again from the last commit before it is believed (a
+    // message lost on the way, in a reconnect, would look like one).
+    let mut confirm_gap: Option<u64> = None;
+    loop {
+        let pass = async {
+            let mut projector =
+                Projector::load(pool.clone(), js.clone(), &options.consumer, options.witness.clone()).await?;
+            projector.confirm_gap = confirm_gap;
+            let consumer = consumer(&js, &options.consumer, projector.committed).await?;
+            projector.publish_witnessed(None).await;
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(options.batch)
+                .messages()
+                .await
+                .map_err(|e| ProjectError::Server(e.to_string()))?
+                .ready_chunks(options.batch);
+            while let Some(chunk) = messages.next().await {
+                let mut batch = Vec::with_capacity(chunk.len());
+                for m in chunk {
+                    match m {
+                        Ok(m) => batch.push(m),
+                        // A missed heartbeat or a reconnect: what was read still counts.
+                        Err(e) => tracing::warn!(error = %e, "reading the evidence stream"),
+                    }
+                }
+                if let Some(at) = projector.project(&batch).await? {
+                    return Ok(at);
+                }
+            }
+            Err::<u64, _>(ProjectError::Server("the evidence stream's consumer ended".into()))
+        };
+        let started = std::time::Instant::now();
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            result = pass => match result {
+                Ok(at) => {
+                    tracing::info!(stream_seq = at, "a gap: reading the stream again from the last commit");
+                    confirm_gap = Some(at);
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "projecting the evidence stream; starting again"),
+            },
+        }
+        // A pass that ran a while was healthy: the next failure starts the back-off over.
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Backoff::default();
+        }
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            () = backoff.wait() => {}
+        }
+    }
+}
+
+/// The durable consumer, made afresh from the first message the database does not
+/// have (`after`, the stream sequence committed last): the database, not the consumer's
+/// acknowledgements, says where the projection is. So after any failure the stream comes
+/// again in order from there, and no message a failed batch held can be overtaken by a
+/// later one (which would look like a gap). The stream is made too if the lease has not
+/// made it yet.
+async fn consumer(
+    js: &jetstream::Context,
+    name: &str,
+    after: u64,
+) -> Result<jetstream::consumer::PullConsumer, ProjectError> {
+    let server = |e: &dyn std::fmt::Display| ProjectError::Server(e.to_string());
+    let stream =
+        js.get_or_create_stream(countersign_plane::evidence::evidence_stream()).await.map_err(|e| server(&e))?;
+    match stream.delete_consumer(name).await {
+        Ok(_) => {}
+        Err(e)
+            if matches!(e.kind(), jetstream::stream::ConsumerErrorKind::JetStream(j)
+                if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {}
+        Err(e) => return Err(server(&e)),
+    }
+    let config = pull::Config {
+        durable_name: Some(name.to_string()),
+        description: Some("Countersign: the team service's projection into PostgreSQL".into()),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+        filter_subject: evidence_subject("*"),
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 20_000,
+        ..Default::default()
+    };
+    stream.create_consumer(config).await.map_err(|e| server(&e))
+}
+
+/// 0.5 s doubling to 30 s (reset after a pass that ran for over a minute).
+#[derive(Debug, Default)]
+struct Backoff(u32);
+
+impl Backoff {
+    async fn wait(&mut self) {
+        let ms = 500u64.saturating_mul(1 << self.0.min(6)).min(30_000);
+        self.0 = self.0.saturating_add(1);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// Where one desk's chain stands on the team.
+#[derive(Debug, Clone)]
+struct Desk {
+    key: Option<String>,
+    last_seq: u64,
+    last_hash: Hash,
+    held_at: Option<u64>,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        Desk { key: None, last_seq: 0, last_hash: Hash::genesis(), held_at: None }
+    }
+}
+
+/// One evidence message as a desk sends it (`countersign_engine::team::outbox_events`).
+/// The projected columns come from the hashed body, never from these copies beside it.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    device: String,
+    seq: u64,
+    hash: String,
+    body: String,
+}
+
+/// What a batch writes, all in one transaction.
+#[derive(Debug, Default)]
+struct Rows {
+    events: Vec<EventRow>,
+    checkpoints: Vec<CheckpointRow>,
+    alerts: Vec<Alert>,
+    /// The projected hashes of this batch, by (device, seq): for redeliveries and
+    /// checkpoints within it.
+    pending: HashMap<(String, u64), Hash>,
+    /// The witness's co-signatures: (device, count, head, note).
+    witnessed: Vec<(String, i64, String, String)>,
+}
+
+#[derive(Debug)]
+struct EventRow {
+    hash: String,
+    device: String,
+    seq: i64,
+    prev: String,
+    at: String,
+    case_id: Option<String>,
+    kind: String,
+    actor: String,
+    body: String,
+    stream_seq: i64,
+}
+
+#[derive(Debug)]
+struct CheckpointRow {
+    device: String,
+    seq: i64,
+    count: i64,
+    head: String,
+    key: String,
+    signature: String,
+}
+
+/// An alert a lead sees: a desk's first bad event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub device: String,
+    /// The first bad event (for a gap, the first missing one).
+    pub seq: u64,
+    /// Its hash as it arrived, if it had one.
+    pub hash: Option<String>,
+    pub kind: AlertKind,
+    pub detail: String,
+    pub stream_seq: u64,
+}
+
+/// Why a desk is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// Events are missing before the one that arrived.
+    Gap,
+    /// A different event for a seq already projected: the desk rewrote its history.
+    Fork,
+    /// The event does not hash to what it carries after the last one (edited, forged,
+    /// moved, or not an event at all).
+    BadHash,
+    /// A checkpoint whose signature, key or head does not hold.
+    BadSignature,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Gap => "gap",
+            AlertKind::Fork => "fork",
+            AlertKind::BadHash => "bad_hash",
+            AlertKind::BadSignature => "bad_signature",
+        }
+    }
+
+    fn parse(text: &str) -> Option<AlertKind> {
+        [AlertKind::Gap, AlertKind::Fork, AlertKind::BadHash, AlertKind::BadSignature]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+/// What became of one batch.
+enum Written {
+    /// Committed; the desks whose checkpoints it witnessed.
+    Committed(Vec<String>),
+    /// Not written: a gap at this stream sequence, to be confirmed by reading again.
+    Reread(u64),
+}
+
+/// What became of one message.
+enum Verdict {
+    Project(Box<EventRow>, Option<CheckpointRow>),
+    Known,
+    Held,
+    Bad { seq: u64, hash: Option<String>, kind: AlertKind, detail: String },
+}
+
+/// The projection's state: the database, and where each desk's chain stands there.
+#[derive(Debug)]
+struct Projector {
+    pool: PgPool,
+    /// The consumer's name, and the last stream sequence its batches committed.
+    consumer: String,
+    committed: u64,
+    /// The stream sequence of a gap already seen once: seen again there, it is real.
+    confirm_gap: Option<u64>,
+    js: jetstream::Context,
+    witness: Option<Arc<Witness>>,
+    desks: BTreeMap<String, Desk>,
+}
+
+fn db(e: sqlx::Error) -> ProjectError {
+    ProjectError::Database { at: "the team database".into(), message: e.to_string() }
+}
+
+fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A desk's row: device, key, last seq, last hash, held at.
+type DeskRow = (String, Option<String>, i64, String, Option<i64>);
+
+impl Projector {
+    async fn load(
+        pool: PgPool,
+        js: jetstream::Context,
+        consumer: &str,
+        witness: Option<Arc<Witness>>,
+    ) -> Result<Projector, ProjectError> {
+        let committed: Option<(i64,)> = sqlx::query_as("SELECT stream_seq FROM projection WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_optional(&pool)
+            .await
+            .map_err(db)?;
+        let committed = committed.map_or(0, |(n,)| n.unsigned_abs());
+        let rows: Vec<DeskRow> =
+            sqlx::query_as("SELECT device, device_key, last_seq, last_hash, held_at_seq FROM devices")
+                .fetch_all(&pool)
+                .await
+                .map_err(db)?;
+        let mut desks = BTreeMap::new();
+        for (device, key, last_seq, last_hash, held_at) in rows {
+            let last_hash = Hash::from_hex(&last_hash).ok_or_else(|| ProjectError::Database {
+                at: "the team database".into(),
+                message: format!("device {device}'s last hash {last_hash:?} is not 64 hex digits"),
+            })?;
+            let desk =
+                Desk { key, last_seq: last_seq.unsigned_abs(), last_hash, held_at: held_at.map(i64::unsigned_abs) };
+            desks.insert(device, desk);
+        }
+        Ok(Projector { pool, consumer: consumer.to_string(), committed, confirm_gap: None, js, witness, desks })
+    }
+
+    /// Verify and write one batch, then acknowledge it. A batch that could not be
+    /// written is handed back (a short negative acknowledgement), to come again. A batch
+    /// with a gap not yet confirmed is not written: `Some(its stream sequence)`, for the
+    /// stream to be read again from the last commit.
+    async fn project(&mut self, batch: &[jetstream::Message]) -> Result<Option<u64>, ProjectError> {
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let witnessed = match self.write(batch).await {
+            Ok(Written::Committed(w)) => w,
+            Ok(Written::Reread(at)) => return Ok(Some(at)),
+            Err(e) => {
+                for m in batch {
+                    let _ = m.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+                return Err(e);
+            }
+        };
+        for m in batch {
+            if let Err(e) = m.ack().await {
+                // Redelivered later, and then found projected: nothing doubles.
+                tracing::warn!(error = %e, "acknowledging an evidence message");
+            }
+        }
+        if !witnessed.is_empty() {
+            self.publish_witnessed(Some(&witnessed)).await;
+        }
+        Ok(None)
+    }
+
+    /// Put the newest witnessed checkpoint of each desk (of `only` those desks, or of
+    /// all) in the control bucket. Best effort: the database keeps them, and every start
+    /// of a pass puts them all again.
+    async fn publish_witnessed(&self, only: Option<&[String]>) {
+        if self.witness.is_none() {
+            return;
+        }
+        let newest: Result<Vec<(String, String)>, sqlx::Error> = sqlx::query_as(
+            "SELECT DISTINCT ON (device) device, note FROM witnessed
+             WHERE $1::text[] IS NULL OR device = ANY($1) ORDER BY device, count DESC",
+        )
+        .bind(only.map(<[String]>::to_vec))
+        .fetch_all(&self.pool)
+        .await;
+        let newest = match newest {
+            Ok(n) => n,
+            Err(e) => return tracing::warn!(error = %e, "reading the witnessed checkpoints"),
+        };
+        if newest.is_empty() {
+            return;
+        }
+        let kv = match self.js.get_key_value(countersign_plane::subjects::CONTROL_BUCKET).await {
+            Ok(kv) => kv,
+            Err(e) => return tracing::warn!(error = %e, "the control bucket, for the witnessed checkpoints"),
+        };
+        for (device, note) in newest {
+            let key = format!("{}{device}", countersign_plane::subjects::WITNESS_KEY_PREFIX);
+            if let Err(e) = kv.put(&key, note.into_bytes().into()).await {
+                tracing::warn!(error = %e, device, "publishing a witnessed checkpoint");
+            }
+        }
+    }
+
+    /// Verify one batch and write it in one transaction. Where the desks stand moves on
+    /// only once it is committed. Returns the desks whose checkpoints it witnessed.
+    async fn write(&mut self, batch: &[jetstream::Message]) -> Result<Written, ProjectError> {
+        let mut desks = self.desks.clone();
+        let mut touched = std::collections::BTreeSet::new();
+        let mut rows = Rows::default();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for m in batch {
+            let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            let Some(device) = m.subject.as_str().strip_prefix(&evidence_subject("")) else {
+                tracing::warn!(subject = %m.subject, "not an evidence subject; skipped");
+                continue;
+            };
+            let desk = desks.entry(device.to_string()).or_insert_with(Desk::new);
+            let verdict = judge(&mut tx, &rows, device, desk, &m.payload, stream_seq).await?;
+            match verdict {
+                Verdict::Known | Verdict::Held => {}
+                Verdict::Project(event, checkpoint) => {
+                    desk.last_seq = event.seq.unsigned_abs();
+                    if let Some(h) = Hash::from_hex(&event.hash) {
+                        desk.last_hash = h;
+                        rows.pending.insert((device.to_string(), desk.last_seq), h);
+                    }
+                    if let Some(c) = checkpoint {
+                        desk.key.get_or_insert_with(|| c.key.clone());
+                        if let Some(w) = &self.witness {
+                            let head = Hash::from_hex(&c.head).map(|h| h.0).unwrap_or_default();
+                            let count = c.count.unsigned_abs();
+                            match countersign_trust::witness::sign(&w.team, device, count, &head, &w.key) {
+                                Ok(note) => rows.witnessed.push((device.to_string(), c.count, c.head.clone(), note)),
+                                Err(e) => tracing::warn!(error = %e, device, "co-signing a checkpoint"),
+                            }
+                        }
+                        rows.checkpoints.push(c);
+                    }
+                    rows.events.push(*event);
+                    touched.insert(device.to_string());
+                }
+                Verdict::Bad { kind: AlertKind::Gap, .. } if self.confirm_gap != Some(stream_seq) => {
+                    // Nothing of this batch is written; it comes again, in order.
+                    return Ok(Written::Reread(stream_seq));
+                }
+                Verdict::Bad { seq, hash, kind, detail } => {
+                    tracing::warn!(
+                        device,
+                        seq,
+                        kind = kind.as_str(),
+                        detail,
+                        "a desk's evidence does not verify; held"
+                    );
+                    desk.held_at = Some(seq);
+                    rows.alerts.push(Alert { device: device.to_string(), seq, hash, kind, detail, stream_seq });
+                    touched.insert(device.to_string());
+                }
+            }
+        }
+        for device in &touched {
+            if let Some(d) = desks.get(device) {
+                sqlx::query(
+                    "INSERT INTO devices (device, device_key, last_seq, last_hash, held_at_seq, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, now())
+                     ON CONFLICT (device) DO UPDATE SET device_key = EXCLUDED.device_key,
+                       last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash,
+                       held_at_seq = EXCLUDED.held_at_seq, updated_at = now()",
+                )
+                .bind(device)
+                .bind(&d.key)
+                .bind(i64_of(d.last_seq))
+                .bind(d.last_hash.to_hex())
+                .bind(d.held_at.map(i64_of))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+        }
+        write_rows(&mut tx, &rows).await?;
+        let last = batch.iter().filter_map(|m| m.info().ok().map(|i| i.stream_sequence)).max().unwrap_or(0);
+        let committed = self.committed.max(last);
+        sqlx::query(
+            "INSERT INTO projection (consumer, stream_seq) VALUES ($1, $2)
+             ON CONFLICT (consumer) DO UPDATE SET stream_seq = EXCLUDED.stream_seq",
+        )
+        .bind(&self.consumer)
+        .bind(i64_of(committed))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        self.desks = desks;
+        self.committed = committed;
+        let mut witnessed: Vec<String> = rows.witnessed.into_iter().map(|(d, ..)| d).collect();
+        witnessed.sort();
+        witnessed.dedup();
+        Ok(Written::Committed(witnessed))
+    }
+}
+
+/// The hash of `device`'s event `seq` on the team: this batch's, else the database's.
+async fn hash_at(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &Rows,
+    device: &str,
+    seq: u64,
+) -> Result<Option<Hash>, ProjectError> {
+    if seq == 0 {
+        return Ok(Some(Hash::genesis()));
+    }
+    if let Some(h) = rows.pending.get(&(device.to_string(), seq)) {
+        return Ok(Some(*h));
+    }
+    let found: Option<(String,)> = sqlx::query_as("SELECT hash FROM events WHERE device = $1 AND seq = $2")
+        .bind(device)
+        .bind(i64_of(seq))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(found.and_then(|(h,)| Hash::from_hex(&h)))
+}
+
+/// Check one message of `device` against where its chain stands.
+async fn judge(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &Rows,
+    device: &str,
+    desk: &Desk,
+    payload: &[u8],
+    stream_seq: u64,
+) -> Result<Verdict, ProjectError> {
+    if desk.held_at.is_some() {
+        return Ok(Verdict::Held);
+    }
+    let next = desk.last_seq + 1;
+    let bad = |seq, hash: Option<&str>, kind, detail: String| Verdict::Bad {
+        seq,
+        hash: hash.map(str::to_string),
+        kind,
+        detail,
+    };
+    let envelope: Envelope = match serde_json::from_slice(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(bad(
+                next,
+                None,
+                AlertKind::BadHash,
+                format!("stream message {stream_seq} is not an event: {e}"),
+            ));
+        }
+    };
+    let seq = envelope.seq;
+    let Some(hash) = Hash::from_hex(&envelope.hash) else {
+        return Ok(bad(seq, Some(&envelope.hash), AlertKind::BadHash, "its hash is not 64 hex digits".into()));
+    };
+    let hash_text = Some(envelope.hash.as_str());
+    if envelope.device != device {
+        let detail = format!("it names device {:?} on {device}'s subject", envelope.device);
+        return Ok(bad(seq, hash_text, AlertKind::BadHash, detail));
+    }
+    if seq == 0 {
+        return Ok(bad(seq, hash_text, AlertKind::BadHash, "an event numbered 0".into()));
+    }
+    if seq < next {
+        return Ok(match hash_at(tx, rows, device, seq).await? {
+            Some(h) if h == hash => Verdict::Known,
+            Some(h) => bad(
+                seq,
+                hash_text,
+                AlertKind::Fork,
+                format!("event {seq} is {h} on the team; this one is {hash}: the desk rewrote what it had reported"),
+            ),
+            None => bad(seq, hash_text, AlertKind::Fork, format!("event {seq} again, but the team has none at {seq}")),
+        });
+    }
+    if seq > next {
+        let detail = format!("events {next} to {} are missing: event {seq} ({hash}) came next", seq - 1);
+        return Ok(bad(next, None, AlertKind::Gap, detail));
+    }
+    let event = match countersign_store::check_event(&desk.last_hash, seq, &envelope.body, &hash) {
+        Ok(e) => e,
+        Err(broken) => return Ok(bad(seq, hash_text, AlertKind::BadHash, broken.problem.to_string())),
+    };
+    let mut checkpoint = None;
+    if event.kind == "checkpoint" {
+        let read = event.event().ok();
+        let Some(countersign_core::evidence::Event::Checkpoint { count, head, device_key, signature }) = read.clone()
+        else {
+            return Ok(bad(seq, hash_text, AlertKind::BadSignature, "an unreadable checkpoint".into()));
+        };
+        if let Some(pinned) = &desk.key
+            && *pinned != device_key
+        {
+            let detail = format!("signed with key {device_key}, not the desk's key {pinned}");
+            return Ok(bad(seq, hash_text, AlertKind::BadSignature, detail));
+        }
+        let head_on_team = if count < seq { hash_at(tx, rows, device, count).await? } else { None };
+        let report =
+            check_checkpoints(
+                &[FoundCheckpoint { seq, event: read }],
+                |n| {
+                    if n == count { head_on_team } else { None }
+                },
+            );
+        if !report.ok {
+            let problem = report.checkpoints.into_iter().find_map(|c| c.problem).unwrap_or_default();
+            return Ok(bad(seq, hash_text, AlertKind::BadSignature, problem));
+        }
+        checkpoint = Some(CheckpointRow {
+            device: device.to_string(),
+            seq: i64_of(seq),
+            count: i64_of(count),
+            head,
+            key: device_key,
+            signature,
+        });
+    }
+    let row = EventRow {
+        hash: envelope.hash,
+        device: device.to_string(),
+        seq: i64_of(seq),
+        prev: desk.last_hash.to_hex(),
+        at: event.at.to_string(),
+        case_id: event.case_id,
+        kind: event.kind,
+        actor: event.actor,
+        body: envelope.body,
+        stream_seq: i64_of(stream_seq),
+    };
+    Ok(Verdict::Project(Box::new(row), checkpoint))
+}
+
+/// The batch's rows, each table in one statement, each idempotent.
+async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(), ProjectError> {
+    if !rows.events.is_empty() {
+        let e = &rows.events;
+        sqlx::query(
+            "INSERT INTO events (hash, device, seq, prev_hash, at, case_id, kind, actor, body, payload, stream_seq)
+             SELECT h, d, s, p, a::timestamptz, c, k, ac, b, (b::jsonb) -> 'payload', ss
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::int8[]) AS t(h, d, s, p, a, c, k, ac, b, ss)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(e.iter().map(|r| r.hash.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.device.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.prev.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.at.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.case_id.as_deref()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.stream_seq).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if !rows.checkpoints.is_empty() {
+        let c = &rows.checkpoints;
+        sqlx::query(
+            "INSERT INTO checkpoints (device, seq, count, head, device_key, signature)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(c.iter().map(|r| r.device.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.count).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.head.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.signature.as_str()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if !rows.witnessed.is_empty() {
+        let w = &rows.witnessed;
+        sqlx::query(
+            "INSERT INTO witnessed (device, count, head, note)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(w.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.3.as_str()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    for a in &rows.alerts {
+        sqlx::query(
+            "INSERT INTO alerts (device, seq, hash, kind, detail, stream_seq) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&a.device)
+        .bind(i64_of(a.seq))
+        .bind(&a.hash)
+        .bind(a.kind.as_str())
+        .bind(&a.detail)
+        .bind(i64_of(a.stream_seq))
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// An alert's row: device, seq, hash, kind, detail, stream seq.
+type AlertRow = (String, i64, Option<String>, String, String, i64);
+
+/// Every alert, oldest first.
+pub async fn alerts(pool: &PgPool) -> Result<Vec<Alert>, ProjectError> {
+    let rows: Vec<AlertRow> =
+        sqlx::query_as("SELECT device, seq, hash, kind, detail, stream_seq FROM alerts ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    rows.into_iter()
+        .map(|(device, seq, hash, kind, detail, stream_seq)| {
+            let kind = AlertKind::parse(&kind).ok_or_else(|| ProjectError::Database {
+                at: "the team database".into(),
+                message: format!("an alert of unknown kind {kind:?}"),
+            })?;
+            Ok(Alert { device, seq: seq.unsigned_abs(), hash, kind, detail, stream_seq: stream_seq.unsigned_abs() })
+        })
+        .collect()
+}
+
+/// A desk's projected events as (seq, hash), in order.
+pub async fn events_of(pool: &PgPool, device: &str) -> Result<Vec<(u64, String)>, ProjectError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM events WHERE device = $1 ORDER BY seq")
+        .bind(device)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    Ok(rows.into_iter().map(|(s, h)| (s.unsigned_abs(), h)).collect())
+}
+
+/// A desk's verified checkpoints as (the checkpoint's seq, count, head), in order.
+pub async fn checkpoints_of(pool: &PgPool, device: &str) -> Result<Vec<(u64, u64, String)>, ProjectError> {
+    let rows: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT seq, count, head FROM checkpoints WHERE device = $1 ORDER BY seq")
+            .bind(device)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    Ok(rows.into_iter().map(|(s, c, h)| (s.unsigned_abs(), c.unsigned_abs(), h)).collect())
+}
+
+/// How many events the team holds, all desks.
+pub async fn event_count(pool: &PgPool) -> Result<u64, ProjectError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM events").fetch_one(pool).await.map_err(db)?;
+    Ok(n.unsigned_abs())
+}
+
+/// A desk's newest witnessed checkpoint: the signed note.
+pub async fn witnessed_of(pool: &PgPool, device: &str) -> Result<Option<String>, ProjectError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT note FROM witnessed WHERE device = $1 ORDER BY count DESC LIMIT 1")
+            .bind(device)
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?;
+    Ok(row.map(|(n,)| n))
+}
