@@ -326,7 +326,18 @@ fn log(cli: &Cli, cmd: &LogCmd) -> anyhow::Result<ExitCode> {
             }
             out(json, &events, |e| render::timeline(e))
         }
-        LogCmd::Verify { bundle: None } => verified(engine.verify()?, engine.store_path().display().to_string()),
+        LogCmd::Verify { bundle: None } => {
+            let v = engine.verify()?;
+            // A desk of a team says when its log could not be held against the team's copy.
+            let unwitnessed = !json && v.witnessed.is_none() && engine.team_status().is_some();
+            let code = verified(v, engine.store_path().display().to_string())?;
+            if unwitnessed {
+                println!(
+                    "not checked against the team: no checkpoint of this desk witnessed by the team has reached it"
+                );
+            }
+            Ok(code)
+        }
         LogCmd::Blob { hash, out: file } => {
             let Some(blob) = engine.blob(hash)? else {
                 anyhow::bail!(EngineError::NotFound { message: format!("no blob {hash:?} in the evidence store") });

@@ -660,7 +660,7 @@ fn pause_checks(acc: &mut Acc, policy: &Policy, case: &Case, plan: &Plan, facts:
 /// money steps take at least the policy's `[cut_off]` decisions (`builtin.cut_off`).
 fn cut_off_checks(acc: &mut Acc, policy: &Policy, facts: &Facts, write: bool, money: bool) {
     let Some(cut) = &facts.cut_off else { return };
-    let floors = [(write, policy.cut_off.writes, "a write"), (money, policy.cut_off.money, "a money step")];
+    let floors = [(write, policy.cut_off.write_floor(cut), "a write"), (money, policy.cut_off.money, "a money step")];
     for (applies, floor, what) in floors {
         if applies {
             acc.add(

@@ -69,6 +69,11 @@ pub struct CutOff {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_lease: Option<Timestamp>,
     pub reason: String,
+    /// Not in the team the signed policy names at all (no valid enrolment): the seat's
+    /// role is then only what it claims, so every write needs a lead's proof (at least
+    /// `supervisor`), whatever the `[cut_off]` floor says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unenrolled: bool,
 }
 
 /// A supervisor step waiting on an agent's desk, put on the team plane for the leads: what

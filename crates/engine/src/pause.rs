@@ -48,6 +48,9 @@ impl Engine {
         if reason.trim().is_empty() {
             return Err(EngineError::BadInput { message: "clearing a pause needs a reason".into() });
         }
+        // A team pause held in force but not yet recorded is recorded first: it is cleared
+        // as the record it then is.
+        self.team_record_seen()?;
         let team_pause = self.active_pauses()?.into_iter().find(|p| p.id == id && p.team.is_some());
         if let Some(pause) = team_pause {
             return self.team_pause_clear(pause, reason);

@@ -308,7 +308,9 @@ impl Engine {
     fn cut_off_words(&self, c: &CutOff) -> String {
         format!(
             "{}. Until it is back, a write is at least `{}` and a money step at least `{}`.",
-            c.reason, self.policy.cut_off.writes, self.policy.cut_off.money
+            c.reason,
+            self.policy.cut_off.write_floor(c),
+            self.policy.cut_off.money
         )
     }
 
@@ -335,6 +337,7 @@ impl Engine {
                     "the signed policy holds this desktop to team {:?}, and it is not in it: {why}",
                     named.name
                 ),
+                unenrolled: true,
             });
         };
         let lease = team.lease.lock().unwrap_or_else(|e| e.into_inner());
@@ -344,6 +347,7 @@ impl Engine {
             None => Some(CutOff {
                 last_lease: None,
                 reason: format!("no lease from team {:?}'s service has reached this desktop yet", team.settings.team),
+                unenrolled: false,
             }),
             // A clock that went back (a step of NTP, or set back by hand) proves nothing:
             // stale, like a lease too old.
@@ -355,6 +359,7 @@ impl Engine {
                     now.duration_since(*seen).as_secs(),
                     ttl.as_secs()
                 ),
+                unenrolled: false,
             }),
             Some(_) => None,
         }
@@ -371,7 +376,7 @@ impl Engine {
         // A reply (no action of the policy) is a write too.
         let write = def.is_none_or(|d| d.kind == Kind::Write);
         let money = def.is_some_and(|d| d.money_param.is_some());
-        let floors = [(write, self.policy.cut_off.writes), (money, self.policy.cut_off.money)];
+        let floors = [(write, self.policy.cut_off.write_floor(&cut)), (money, self.policy.cut_off.money)];
         let floor = floors.iter().filter(|(applies, _)| *applies).map(|(_, f)| *f).max()?;
         let decided = Outcome::ALL.into_iter().find(|o| o.as_str() == decision).unwrap_or(Outcome::Forbid);
         (decided < floor).then(|| {

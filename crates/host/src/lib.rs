@@ -122,6 +122,13 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
         clock,
     )?
     .with_sources(sources);
+    // A pack the team published: it runs from this start on, if it verifies, and before
+    // the enrolment is checked against the team its policy names.
+    match team::load_staged_pack(&mut engine) {
+        Some(Ok(info)) => tracing::info!(version = info.version, "running on the team's new pack"),
+        Some(Err(e)) => tracing::warn!(error = %e, "the team's new pack was refused"),
+        None => {}
+    }
     let enrolled = match team::enrollment(&data_dir)? {
         // A policy that names a team takes only that team's signed enrolment; without
         // one the desk decides as cut off (never solo).
@@ -147,12 +154,6 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
             let link = team::connect(&mut engine, &enrolled, None)?;
             if !team::catch_up(&engine, &link, std::time::Duration::from_secs(2)) {
                 tracing::warn!(team = %enrolled.team, url = %enrolled.url, "the team server was not reached: deciding as cut off");
-            }
-            // A pack the team published: it runs from this start on, if it verifies.
-            match team::load_staged_pack(&mut engine) {
-                Some(Ok(info)) => tracing::info!(version = info.version, "running on the team's new pack"),
-                Some(Err(e)) => tracing::warn!(error = %e, "the team's new pack was refused"),
-                None => {}
             }
             team::report(&engine, &link);
             // What earlier commands recorded goes to the team now (the app keeps sending

@@ -285,6 +285,15 @@ fn under_a_policy_that_names_the_team_a_desk_without_its_enrolment_is_cut_off_no
     let (outcome, rules) = refund_decision(&opened.engine);
     assert!(outcome >= Outcome::Recommend, "money is at most `recommend` when cut off: {outcome:?}");
     assert!(rules.iter().any(|r| r == "builtin.cut_off"), "{rules:?}");
+    // Its role is only what the seat claims, so no write rests on it: a lead's proof.
+    assert_eq!(opened.engine.operator().role, "team_lead", "the claim stands, but counts for nothing");
+    let (case, plan) =
+        countersign_engine::cases::read_case(&demo().join("cases/02-damaged-item-small-refund.json"), None).unwrap();
+    let decision = opened.engine.decide(&case, &plan.unwrap()).unwrap();
+    let refund = decision.steps.iter().find(|s| s.step_id == "s2").unwrap();
+    assert!(refund.reasons.iter().any(|r| r.text.contains("a write is at least `supervisor`")), "{:?}", refund.reasons);
+    let status = opened.engine.team_status().unwrap();
+    assert!(status.cut_off.as_deref().is_some_and(|c| c.contains("a write is at least `supervisor`")), "{status:?}");
 
     // An engine of this policy cannot be joined to another team.
     let mut other = Engine::open(
@@ -806,11 +815,13 @@ fn hash(hex: &str) -> countersign_store::Hash {
 
 #[test]
 fn every_desks_evidence_is_projected_into_postgres_once_and_a_broken_chain_holds_only_its_desk() {
-    let started = Instant::now();
     let mut team = team();
     let names = ["desk-ok", "desk-edited", "desk-forked", "desk-gap", "desk-badsig"];
     let desks: Vec<Desk> =
         names.iter().map(|n| desk(&mut team, n, Role::Agent, ("agent-1", "agent"), system())).collect();
+    // An agent's own words may carry a NUL (which PostgreSQL's text and jsonb refuse):
+    // the event is projected all the same, and holds up no other desk.
+    desks[0].engine.record_identity_check("demo-02", "ava_moore_2033", "called back\u{0} on file").unwrap();
     // A signed checkpoint on two desks: the first pins the desk's key on the team.
     let signed = desks[0].engine.checkpoint().unwrap();
     desks[4].engine.checkpoint().unwrap();
@@ -917,7 +928,6 @@ fn every_desks_evidence_is_projected_into_postgres_once_and_a_broken_chain_holds
     wait_for("desk-ok's events after the restart", || team_db.events_of("desk-ok") == want);
     assert_eq!(team_db.alerts(), alerts, "no alert raised twice");
     service.stop();
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
 }
 
 #[test]

@@ -76,6 +76,11 @@ pub async fn run(
     {
         tracing::warn!(error = %e, "the requests' bucket could not be made");
     }
+    // Requests an earlier version left in the control bucket, which every desk reads:
+    // they carry customers' words, so they go.
+    if let Err(e) = purge_old_requests(&js).await {
+        tracing::warn!(error = %e, "old requests in the control bucket could not be purged");
+    }
     if js.get_object_store(crate::subjects::PACKS_BUCKET).await.is_err()
         && let Err(e) = js.create_object_store(crate::packs::packs_bucket()).await
     {
@@ -117,6 +122,18 @@ pub async fn run(
             tracing::warn!(error = %e, "the lease could not be published; trying again");
         }
     }
+}
+
+async fn purge_old_requests(js: &async_nats::jetstream::Context) -> Result<(), String> {
+    use futures::TryStreamExt;
+    let Ok(kv) = js.get_key_value(CONTROL_BUCKET).await else { return Ok(()) };
+    let keys: Vec<String> =
+        kv.keys().await.map_err(|e| e.to_string())?.try_collect().await.map_err(|e| e.to_string())?;
+    for key in keys.iter().filter(|k| k.starts_with("request.")) {
+        kv.purge(key).await.map_err(|e| e.to_string())?;
+        tracing::info!(key = %key, "purged a request an earlier version left where every desk reads");
+    }
+    Ok(())
 }
 
 /// The requests' bucket: one value per key, on disk; only leads read it.

@@ -25,8 +25,10 @@ CREATE TABLE devices (
 -- Every projected event: its chain link and the exact canonical body its hash covers
 -- (so the chain can be verified again from here), and that body's payload as jsonb for
 -- queries. Money stays inside the payload as integers (minor units), never floats.
+-- Keyed by desk and seq: two desks may hold the very same event (a data folder copied
+-- and enrolled under another name), and each keeps its own.
 CREATE TABLE events (
-    hash        text PRIMARY KEY CHECK (length(hash) = 64),
+    hash        text NOT NULL CHECK (length(hash) = 64),
     device      text NOT NULL REFERENCES devices (device),
     seq         bigint NOT NULL CHECK (seq > 0),
     prev_hash   text NOT NULL CHECK (length(prev_hash) = 64),
@@ -38,7 +40,8 @@ CREATE TABLE events (
     payload     jsonb NOT NULL,
     -- Where it sits in the team's evidence stream.
     stream_seq  bigint NOT NULL,
-    UNIQUE (device, seq)
+    PRIMARY KEY (device, seq),
+    UNIQUE (device, hash)
 );
 CREATE INDEX events_case ON events (case_id) WHERE case_id IS NOT NULL;
 CREATE INDEX events_kind_at ON events (kind, at);

@@ -28,7 +28,7 @@
 //! bucket, where the desk checks its own log against it (`countersign log verify`).
 //!
 //! Each batch is one transaction (multi-row inserts through `UNNEST`, each idempotent by
-//! the event's hash), and its messages are acknowledged only after the commit. A crash
+//! the desk and the event's seq), and its messages are acknowledged only after the commit. A crash
 //! between the two redelivers the batch: the events are then found projected and
 //! dropped, so nothing is doubled. A failed commit acknowledges nothing (the batch comes
 //! again) and the desks' state is re-read from the database.
@@ -319,7 +319,30 @@ struct EventRow {
     kind: String,
     actor: String,
     body: String,
+    /// The body's payload as PostgreSQL's `jsonb` takes it ([`pg_json`]).
+    payload: String,
     stream_seq: i64,
+}
+
+/// Text as PostgreSQL stores it: it refuses the NUL character (which a desk's own free
+/// text may carry, escaped, inside a perfectly valid chain), so that one becomes U+FFFD.
+/// Only the copies kept for queries are changed; the hashed body is kept exactly.
+fn pg_text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// A JSON value as `jsonb` takes it: no NUL in any string or key ([`pg_text`]).
+fn pg_json(value: &serde_json::Value) -> String {
+    fn clean(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(pg_text(s)),
+            Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (pg_text(k), clean(v))).collect()),
+            other => other.clone(),
+        }
+    }
+    clean(value).to_string()
 }
 
 #[derive(Debug)]
@@ -643,11 +666,12 @@ async fn judge(
         return Ok(Verdict::Held);
     }
     let next = desk.last_seq + 1;
+    // What arrived is the sender's: kept short and as PostgreSQL can store it.
     let bad = |seq, hash: Option<&str>, kind, detail: String| Verdict::Bad {
         seq,
-        hash: hash.map(str::to_string),
+        hash: hash.map(|h| pg_text(&h.chars().take(128).collect::<String>())),
         kind,
-        detail,
+        detail: pg_text(&detail),
     };
     let envelope: Envelope = match serde_json::from_slice(payload) {
         Ok(e) => e,
@@ -732,9 +756,10 @@ async fn judge(
         seq: i64_of(seq),
         prev: desk.last_hash.to_hex(),
         at: event.at.to_string(),
-        case_id: event.case_id,
-        kind: event.kind,
-        actor: event.actor,
+        case_id: event.case_id.as_deref().map(pg_text),
+        kind: pg_text(&event.kind),
+        actor: pg_text(&event.actor),
+        payload: pg_json(&event.payload),
         body: envelope.body,
         stream_seq: i64_of(stream_seq),
     };
@@ -747,9 +772,9 @@ async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(
         let e = &rows.events;
         sqlx::query(
             "INSERT INTO events (hash, device, seq, prev_hash, at, case_id, kind, actor, body, payload, stream_seq)
-             SELECT h, d, s, p, a::timestamptz, c, k, ac, b, (b::jsonb) -> 'payload', ss
+             SELECT h, d, s, p, a::timestamptz, c, k, ac, b, pl::jsonb, ss
              FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::int8[]) AS t(h, d, s, p, a, c, k, ac, b, ss)
+                         $8::text[], $9::text[], $10::text[], $11::int8[]) AS t(h, d, s, p, a, c, k, ac, b, pl, ss)
              ON CONFLICT DO NOTHING",
         )
         .bind(e.iter().map(|r| r.hash.as_str()).collect::<Vec<_>>())
@@ -761,6 +786,7 @@ async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(
         .bind(e.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|r| r.stream_seq).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await

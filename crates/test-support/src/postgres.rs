@@ -45,12 +45,19 @@ pub struct Postgres {
     user: Option<(String, u32, u32)>,
     pub port: u16,
     password: String,
+    durable: bool,
 }
 
 impl Postgres {
     /// A fresh cluster (user `countersign`, a random password, database `postgres`),
     /// listening on a free loopback port, ready for connections.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// [`Postgres::start`], with `fsync` on when `durable` (a benchmark's cluster, as a
+    /// team would run it).
+    pub fn start_with(durable: bool) -> Postgres {
         let dir = tempfile::tempdir().expect("a folder for the cluster");
         let user = unprivileged_user();
         let mut bytes = [0u8; 12];
@@ -68,14 +75,24 @@ impl Postgres {
             .current_dir(dir.path())
             .arg("-D")
             .arg(&data)
-            .args(["-U", "countersign", "-A", "scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions"])
+            .args([
+                "-U",
+                "countersign",
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()))
             .output()
             .unwrap_or_else(|e| {
                 panic!("could not run initdb ({e}): run scripts/setup.sh, which installs postgresql-15")
             });
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut server = Postgres { dir, child: None, user, port: crate::nats::free_port(), password };
+        let mut server = Postgres { dir, child: None, user, port: crate::nats::free_port(), password, durable };
         server.restart();
         server
     }
@@ -108,7 +125,11 @@ impl Postgres {
             .arg("-k")
             .arg(self.dir.path())
             // A test's cluster: nothing of it outlives the test, so no fsync.
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .args(if self.durable {
+                [].as_slice()
+            } else {
+                ["-c", "fsync=off", "-c", "full_page_writes=off"].as_slice()
+            })
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

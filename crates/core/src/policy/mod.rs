@@ -403,6 +403,11 @@ pub struct CutOffPolicy {
 }
 
 impl CutOffPolicy {
+    /// The least a write is decided while cut off as `cut` says.
+    pub fn write_floor(&self, cut: &crate::team::CutOff) -> Outcome {
+        if cut.unenrolled { self.writes.max(Outcome::Supervisor) } else { self.writes }
+    }
+
     pub(crate) fn default_writes() -> Outcome {
         Outcome::Confirm
     }
