@@ -2,7 +2,8 @@
 //! from the team's stream into PostgreSQL, verified as it goes, beside a bare `COPY` of
 //! the same rows into the same table, measured in the same run on the same cluster.
 //!
-//! `cargo bench -p countersign-team --bench projection` (no keyring needed: the desks'
+//! `cargo bench -p countersign-team --bench projection` inside a D-Bus session with an
+//! unlocked gnome-keyring (the team's admin keys; the desks'
 //! keys are made in memory). Real parts: the team's `nats-server` (operator mode,
 //! JetStream with `sync_interval: always`) and a throwaway PostgreSQL 15 cluster with
 //! `fsync` on, as a team would run it.
@@ -80,11 +81,6 @@ fn message(r: &Row) -> Outgoing {
     Outgoing { seq: r.seq, hash: r.hash.clone(), message: serde_json::to_vec(&m).unwrap() }
 }
 
-/// A text-format COPY field.
-fn copy_text(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
-}
-
 async fn fresh_database(base: &str, name: &str) -> sqlx::postgres::PgConnectOptions {
     let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
     // `name` is one of this bench's own constants.
@@ -97,7 +93,8 @@ fn main() {
     let desks = env("PROJ_BENCH_DESKS", 20).max(1);
     let per_desk = env("PROJ_BENCH_EVENTS", 5_000).max(1);
     let total = (desks * per_desk) as u64;
-    println!("== projection: {desks} desks × {per_desk} events = {total} ==");
+    let batch = env("PROJ_BENCH_BATCH", countersign_team::project::Options::default().batch).max(1);
+    println!("== projection: {desks} desks × {per_desk} events = {total}, batches of {batch} ==");
     let mut plane = TeamPlane::start("acme", Duration::from_secs(2));
     let db = Postgres::start_with(true);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -137,7 +134,7 @@ fn main() {
     let pool_options = projected_db.clone();
     let service = rt.spawn(async move {
         let client = identity.connect().await.unwrap();
-        let options = countersign_team::project::Options::default();
+        let options = countersign_team::project::Options { batch, ..Default::default() };
         countersign_team::project::run(client, pool_options, options, async {
             let _ = stopped.await;
         })
@@ -195,9 +192,9 @@ fn main() {
                     r.seq,
                     r.prev,
                     r.at,
-                    copy_text(&r.case_id),
-                    copy_text(&r.body),
-                    copy_text(&payload.to_string()),
+                    countersign_team::project::copy_field(&r.case_id),
+                    countersign_team::project::copy_field(&r.body),
+                    countersign_team::project::copy_field(&payload.to_string()),
                 ));
             }
         }

@@ -27,8 +27,9 @@
 //! head), kept in `witnessed` and published under `witness.<device>` in the control
 //! bucket, where the desk checks its own log against it (`countersign log verify`).
 //!
-//! Each batch is one transaction (multi-row inserts through `UNNEST`, each idempotent by
-//! the desk and the event's seq), and its messages are acknowledged only after the commit. A crash
+//! Each batch is one transaction (its events in one `COPY`, each judged new against the
+//! desk's committed position; the rest as idempotent multi-row inserts), and its
+//! messages are acknowledged only after the commit. A crash
 //! between the two redelivers the batch: the events are then found projected and
 //! dropped, so nothing is doubled. A failed commit acknowledges nothing (the batch comes
 //! again) and the desks' state is re-read from the database.
@@ -50,6 +51,9 @@ use sqlx::{Postgres, Transaction};
 use std::sync::Arc;
 
 use countersign_plane::subjects::evidence_subject;
+
+/// How long a batch waits for more messages after its first.
+const LINGER: Duration = Duration::from_millis(10);
 
 /// The durable consumer the team service reads the evidence stream with.
 pub const CONSUMER: &str = "cs_projection";
@@ -184,9 +188,23 @@ pub async fn run(
                 .max_messages_per_batch(options.batch)
                 .messages()
                 .await
-                .map_err(|e| ProjectError::Server(e.to_string()))?
-                .ready_chunks(options.batch);
-            while let Some(chunk) = messages.next().await {
+                .map_err(|e| ProjectError::Server(e.to_string()))?;
+            // A batch is what arrives within `LINGER` of its first message, up to
+            // `options.batch`: a backlog goes in large transactions (one commit each),
+            // a quiet stream's single event without waiting.
+            while let Some(first) = messages.next().await {
+                let mut chunk = vec![first];
+                let linger = tokio::time::sleep(LINGER);
+                tokio::pin!(linger);
+                while chunk.len() < options.batch {
+                    tokio::select! {
+                        next = messages.next() => match next {
+                            Some(m) => chunk.push(m),
+                            None => break,
+                        },
+                        () = &mut linger => break,
+                    }
+                }
                 let mut batch = Vec::with_capacity(chunk.len());
                 for m in chunk {
                     match m {
@@ -329,6 +347,12 @@ struct EventRow {
 /// Only the copies kept for queries are changed; the hashed body is kept exactly.
 fn pg_text(s: &str) -> String {
     s.replace('\0', "\u{FFFD}")
+}
+
+/// A field of PostgreSQL's text `COPY` format (backslash, tab and line ends escaped;
+/// the text has no NUL, see [`pg_text`]).
+pub fn copy_field(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
 }
 
 /// A JSON value as `jsonb` takes it: no NUL in any string or key ([`pg_text`]).
@@ -489,8 +513,9 @@ impl Projector {
                 return Err(e);
             }
         };
-        for m in batch {
-            if let Err(e) = m.ack().await {
+        // Only now, the batch committed: all at once (each is a publish to the server).
+        for acked in futures::future::join_all(batch.iter().map(jetstream::Message::ack)).await {
+            if let Err(e) = acked {
                 // Redelivered later, and then found projected: nothing doubles.
                 tracing::warn!(error = %e, "acknowledging an evidence message");
             }
@@ -769,28 +794,36 @@ async fn judge(
 /// The batch's rows, each table in one statement, each idempotent.
 async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(), ProjectError> {
     if !rows.events.is_empty() {
-        let e = &rows.events;
-        sqlx::query(
-            "INSERT INTO events (hash, device, seq, prev_hash, at, case_id, kind, actor, body, payload, stream_seq)
-             SELECT h, d, s, p, a::timestamptz, c, k, ac, b, pl::jsonb, ss
-             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::int8[]) AS t(h, d, s, p, a, c, k, ac, b, pl, ss)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(e.iter().map(|r| r.hash.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.device.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.seq).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.prev.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.at.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.case_id.as_deref()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|r| r.stream_seq).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
+        // One COPY: a batch's events are new by construction (each judged against the
+        // desk's committed position, read in this transaction's order), so a row already
+        // there is a fault that fails the batch, which then comes again from a fresh read.
+        let mut text = String::with_capacity(rows.events.len() * 1024);
+        for r in &rows.events {
+            let fields = [
+                copy_field(&r.hash),
+                copy_field(&r.device),
+                r.seq.to_string(),
+                copy_field(&r.prev),
+                copy_field(&r.at),
+                r.case_id.as_deref().map_or_else(|| "\\N".to_string(), copy_field),
+                copy_field(&r.kind),
+                copy_field(&r.actor),
+                copy_field(&r.body),
+                copy_field(&r.payload),
+                r.stream_seq.to_string(),
+            ];
+            text.push_str(&fields.join("\t"));
+            text.push('\n');
+        }
+        let mut copy = (**tx)
+            .copy_in_raw(
+                "COPY events (hash, device, seq, prev_hash, at, case_id, kind, actor, body, payload, stream_seq) \
+                 FROM STDIN",
+            )
+            .await
+            .map_err(db)?;
+        copy.send(text.into_bytes()).await.map_err(db)?;
+        copy.finish().await.map_err(db)?;
     }
     if !rows.checkpoints.is_empty() {
         let c = &rows.checkpoints;
