@@ -175,6 +175,20 @@ impl TeamPlane {
     }
 
     fn consumer_info(&self, name: &str) -> Option<async_nats::jetstream::consumer::Info> {
+        self.as_service(|client| async move {
+            let js = async_nats::jetstream::new(client);
+            let stream = js.get_stream(countersign_plane::subjects::EVIDENCE_STREAM).await.ok()?;
+            stream.consumer_info(name).await.ok()
+        })
+    }
+
+    /// Run `work` with a client on the team service's own credentials, on a runtime of
+    /// its own.
+    fn as_service<T, F, Fut>(&self, work: F) -> T
+    where
+        F: FnOnce(async_nats::Client) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
         let creds = std::fs::read_to_string(self.dir.path().join("service.creds")).expect("service creds");
         let (jwt, key) =
             countersign_plane::authority::parse_creds(&countersign_connectors::credentials::Secret::new(creds))
@@ -186,9 +200,7 @@ impl TeamPlane {
                 .connect(url.as_str())
                 .await
                 .expect("connect");
-            let js = async_nats::jetstream::new(client);
-            let stream = js.get_stream(countersign_plane::subjects::EVIDENCE_STREAM).await.ok()?;
-            stream.consumer_info(name).await.ok()
+            work(client).await
         })
     }
 
@@ -203,17 +215,7 @@ impl TeamPlane {
     /// subject's in stream order: one pass over the stream for many desks.
     pub fn evidence_all(&self) -> std::collections::BTreeMap<String, Vec<serde_json::Value>> {
         use countersign_plane::subjects::EVIDENCE_STREAM;
-        let creds = std::fs::read_to_string(self.dir.path().join("service.creds")).expect("service creds");
-        let (jwt, key) =
-            countersign_plane::authority::parse_creds(&countersign_connectors::credentials::Secret::new(creds))
-                .expect("creds");
-        let url = self.url();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            let client = countersign_plane::link::connect_options(&jwt, key, "service")
-                .connect(url.as_str())
-                .await
-                .expect("connect");
+        self.as_service(|client| async move {
             let js = async_nats::jetstream::new(client);
             let mut stream = js.get_stream(EVIDENCE_STREAM).await.expect("the evidence stream");
             let last = stream.info().await.expect("stream info").state.last_sequence;
