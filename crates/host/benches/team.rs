@@ -35,6 +35,9 @@
 //!   team's stream holds (0 lost, 0 duplicated).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::float_arithmetic)]
 
+#[path = "../tests/support/join.rs"]
+mod join;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -127,27 +130,10 @@ impl Team {
     /// read the whole control bucket.
     fn desk(&mut self, device: &str, role: Role, operator: (&str, &str)) -> Desk {
         let keys = if role == Role::Lead { self.lead_keyring.clone() } else { keyring(device) };
-        let transport = countersign_plane::authority::device_transport_key(&keys).unwrap();
-        let enrolled = self.plane.authority.enroll(device, role, &transport.public_key()).unwrap();
-        let data = tempfile::tempdir().unwrap();
-        let file = data.path().join("enrollment.toml");
-        std::fs::write(&file, toml::to_string(&enrolled).unwrap()).unwrap();
-        let data_dir = data.path().join("data");
-        countersign_host::team::join_with(&data_dir, &file, &keys).unwrap();
-        let enrolled = countersign_host::team::enrollment(&data_dir).unwrap().expect("joined");
-        let mut engine = Engine::open(
-            EngineOptions {
-                workspace: self.workspace.clone(),
-                data_dir,
-                operator: Some(Operator { id: operator.0.into(), role: operator.1.into() }),
-                connector: None,
-            },
-            Arc::new(SystemClock),
-        )
-        .unwrap();
-        let link =
-            countersign_host::team::connect_with(&mut engine, &enrolled, Some(&self.plane.url()), &keys).unwrap();
-        assert!(countersign_host::team::catch_up(&engine, &link, Duration::from_secs(30)), "{device} read the bucket");
+        let workspace = self.workspace.clone();
+        let clock = Arc::new(SystemClock);
+        let join::Joined { engine, link, data } =
+            join::join(&mut self.plane, &workspace, &keys, device, role, operator, clock);
         Desk { engine, link, device: device.to_string(), _data: data }
     }
 

@@ -6,12 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/join.rs"]
+mod join;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use countersign_connectors::credentials::KeyringStore;
-use countersign_core::model::Operator;
 use countersign_core::model::PauseScope;
 use countersign_core::policy::Outcome;
 use countersign_engine::team::EntryOutcome;
@@ -131,26 +133,9 @@ fn named_team() -> Team {
 /// claims; the enrolment's wins) and joined through the host.
 fn desk(team: &mut Team, device: &str, role: Role, operator: (&str, &str), clock: Arc<dyn Clock>) -> Desk {
     let keys = if role == Role::Lead { team.lead_keyring.clone() } else { keyring(device) };
-    let transport = countersign_plane::authority::device_transport_key(&keys).unwrap();
-    let enrolled = team.plane.authority.enroll(device, role, &transport.public_key()).unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let file = data.path().join("enrollment.toml");
-    std::fs::write(&file, toml::to_string(&enrolled).unwrap()).unwrap();
-    let data_dir = data.path().join("data");
-    countersign_host::team::join_with(&data_dir, &file, &keys).unwrap();
-    let enrolled = countersign_host::team::enrollment(&data_dir).unwrap().expect("joined");
-    let mut engine = Engine::open(
-        EngineOptions {
-            workspace: team.workspace.clone(),
-            data_dir: data_dir.clone(),
-            operator: Some(Operator { id: operator.0.into(), role: operator.1.into() }),
-            connector: None,
-        },
-        clock,
-    )
-    .unwrap();
-    let link = countersign_host::team::connect_with(&mut engine, &enrolled, Some(&team.plane.url()), &keys).unwrap();
-    assert!(countersign_host::team::catch_up(&engine, &link, Duration::from_secs(10)), "{device} read the bucket");
+    let workspace = team.workspace.clone();
+    let join::Joined { engine, link, data } =
+        join::join(&mut team.plane, &workspace, &keys, device, role, operator, clock);
     // The agent called the customers of the demo's refund and password cases back.
     engine.record_identity_check("demo-02", "ava_moore_2033", "called back on the number on file").unwrap();
     engine.record_identity_check("demo-25", "harper_ahmed_5055", "called back on the number on file").unwrap();
