@@ -26,6 +26,7 @@ pub mod normalize;
 pub mod policy;
 pub mod schema;
 pub mod team;
+pub mod teamview;
 pub mod validate;
 
 pub use decide::{CaseScan, Facts, PlanDecision, StepDecision, decide, decide_scanned};

@@ -32,6 +32,7 @@ pub mod provenance;
 mod record;
 mod review;
 pub mod team;
+pub mod teamview;
 pub mod views;
 pub mod workspace;
 

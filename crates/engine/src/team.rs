@@ -52,6 +52,9 @@ pub trait TeamPort: Send + Sync + std::fmt::Debug {
     fn create(&self, key: &str, value: Vec<u8>) -> Result<bool, String>;
     /// Is the link up right now (for the status line; freshness is the lease's)?
     fn connected(&self) -> bool;
+    /// Ask the team service for `device`'s team view (`body`: a lead's signed ask) and
+    /// return its answer's bytes.
+    fn ask_view(&self, device: &str, body: Vec<u8>) -> Result<Vec<u8>, String>;
 }
 
 /// What joining a team needs.
@@ -90,6 +93,16 @@ pub(crate) struct Team {
     in_force: Mutex<BTreeMap<String, (Pause, SignedEntry)>>,
     /// The newest checkpoint of this desk the team service witnessed (its signed note).
     witnessed: Mutex<Option<String>>,
+}
+
+impl Team {
+    pub(crate) fn settings(&self) -> &TeamSettings {
+        &self.settings
+    }
+
+    pub(crate) fn port(&self) -> &dyn TeamPort {
+        self.port.as_ref()
+    }
 }
 
 /// The control bucket's key of the newest pack's announcement.
@@ -603,7 +616,7 @@ impl Engine {
     }
 
     /// Is this seat's operator a lead whose roster key is this desktop's key?
-    fn check_team_signer(&self, team: &Team) -> Result<(), EngineError> {
+    pub(crate) fn check_team_signer(&self, team: &Team) -> Result<(), EngineError> {
         let mine = team.settings.signer.public("").to_hex();
         let signers = self.pause_signers();
         if signers.iter().any(|k| k.label == self.operator.id && k.to_hex() == mine) {

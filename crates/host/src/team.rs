@@ -37,6 +37,10 @@ impl TeamPort for LinkPort {
     fn connected(&self) -> bool {
         self.0.connected()
     }
+
+    fn ask_view(&self, device: &str, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.0.ask_view(device, body, std::time::Duration::from_secs(20))
+    }
 }
 
 fn config_error(path: &Path, message: impl std::fmt::Display) -> EngineError {

@@ -280,6 +280,9 @@ impl Authority {
         }
         let signer = self.seed("signer")?;
         let (publish, subscribe) = permissions(role, device);
+        // The team service answers requests (a lead's team view): one reply each, to
+        // the asker's inbox, within a minute.
+        let resp = (role == Role::Service).then(|| json!({"max": 1, "ttl": 60_000_000_000_i64}));
         let claims: User = typed(
             json!({
                 "type": "user",
@@ -288,6 +291,7 @@ impl Authority {
                 "bearer_token": false,
                 "pub": {"allow": publish},
                 "sub": {"allow": subscribe},
+                "resp": resp,
                 "subs": -1, "data": -1, "payload": -1,
                 "tags": [format!("role:{}", role.as_str()), format!("device:{}", device.to_lowercase())],
             }),
@@ -448,6 +452,8 @@ impl Authority {
              resolver: {{\n  type: full\n  dir: {jwt_dir}\n  allow_delete: false\n  interval: \"2m\"\n  timeout: \"1.9s\"\n}}\n\
              resolver_preload: {{\n  {system}: {system_jwt}\n  {account}: {team_jwt}\n}}\n\
              jetstream: {{\n  store_dir: {js_dir}\n  sync_interval: always\n}}\n\
+             # A team view's answer carries a screenshot; the default is 1 MiB.\n\
+             max_payload: 8MB\n\
              {tls}",
             name = self.file.name,
             listen = json!(std::net::SocketAddr::new(options.host, options.port).to_string()),

@@ -203,6 +203,22 @@ impl TeamLink {
         self.write(key, value, true)
     }
 
+    /// Ask the team service for this desk's team view (`body`: a lead's signed ask) and
+    /// wait up to `timeout` for its answer. Refused by the server unless this desk is a
+    /// lead's or the admin's.
+    pub fn ask_view(&self, device: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, String> {
+        let subject = crate::subjects::view_subject(device);
+        self.call(timeout, move |client| async move {
+            match client.request(subject, body.into()).await {
+                Ok(m) => Ok(m.payload.to_vec()),
+                Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                    Err("the team service is not answering team views (is it running with a database?)".into())
+                }
+                Err(e) => Err(format!("the team view: {e}")),
+            }
+        })
+    }
+
     /// Run `work` on the link's runtime with its client, waiting up to `timeout` (safe
     /// from any thread).
     pub(crate) fn call<T, F, Fut>(&self, timeout: Duration, work: F) -> Result<T, String>

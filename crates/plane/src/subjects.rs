@@ -46,6 +46,13 @@ pub fn evidence_subject(device: &str) -> String {
     format!("cs.evidence.{device}")
 }
 
+/// Where a lead's desk asks the team service for its team view (request / reply): the
+/// server lets each lead's desk publish only its own, so the service knows which desk
+/// asks.
+pub fn view_subject(device: &str) -> String {
+    format!("cs.view.{device}")
+}
+
 /// A device's role in the team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -159,11 +166,13 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
         Role::Agent => {}
         Role::Lead => {
             read_requests(&mut publish);
+            publish.push(view_subject(device));
             publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>"));
             publish.push(format!("$KV.{CONTROL_BUCKET}.answer.>"));
         }
         Role::Admin => {
             read_requests(&mut publish);
+            publish.push(view_subject(device));
             publish.push(format!("$KV.{CONTROL_BUCKET}.pause.>"));
             publish.push(format!("$KV.{CONTROL_BUCKET}.answer.>"));
             // Only the admin publishes packs.
@@ -181,6 +190,11 @@ pub fn permissions(role: Role, device: &str) -> (Vec<String>, Vec<String>) {
             publish.push("$JS.ACK.>".to_string());
         }
     }
-    let subscribe = vec![format!("{}.>", inbox_prefix(device))];
+    let mut subscribe = vec![format!("{}.>", inbox_prefix(device))];
+    if role == Role::Service {
+        // It answers the leads' team views (its answers go to the asker's inbox under
+        // the server's response permission, see `authority::enroll`).
+        subscribe.push(view_subject("*"));
+    }
     (publish, subscribe)
 }

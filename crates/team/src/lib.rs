@@ -11,4 +11,6 @@
 //!
 //! To extend the schema, add a migration under `migrations/` (append-only, embedded).
 
+pub mod facets;
 pub mod project;
+pub mod view;

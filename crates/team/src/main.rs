@@ -2,7 +2,8 @@
 //! signed lease every few seconds (see `countersign_plane::lease`); a desktop that stops
 //! seeing it falls back to the policy's `[cut_off]`. Given a PostgreSQL database
 //! (`--database-url` or `COUNTERSIGN_TEAM_DATABASE_URL`), it also projects every desk's
-//! evidence into it, verified as it goes (`countersign_team::project`).
+//! evidence into it, verified as it goes (`countersign_team::project`), and answers the
+//! leads' team views from it (`countersign_team::view`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,10 @@ enum Command {
         /// process list. Without one, no evidence is projected.
         #[arg(long)]
         database_url: Option<String>,
+        /// Also trust the admin public keys in FILE (besides this build's) for the signed
+        /// pack whose roster says which leads see which desks in the team view.
+        #[arg(long, value_name = "FILE")]
+        trust: Vec<PathBuf>,
     },
 }
 
@@ -47,7 +52,14 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let Cli { command: Command::Serve { dir, url, every_ms, database_url } } = Cli::parse();
+    let Cli { command: Command::Serve { dir, url, every_ms, database_url, trust } } = Cli::parse();
+    let mut trusted = countersign_trust::keys::TrustedKeys::bundled();
+    for file in &trust {
+        if let Err(e) = trusted.add_file(file) {
+            eprintln!("countersign-team: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let database = match database_url.or_else(|| std::env::var(DATABASE_URL_ENV).ok()).filter(|u| !u.is_empty()) {
         Some(u) => match countersign_team::project::connect_options(&Secret::new(u)) {
             Ok(o) => Some(o),
@@ -103,6 +115,13 @@ fn main() -> ExitCode {
             Some(_) => Some(identity.connect().await.map_err(|e| e.to_string())?),
             None => None,
         };
+        // And one for the leads' team views.
+        let view_client = match &database {
+            Some(_) => Some(identity.connect().await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let view_database = database.clone();
+        let view_team = identity_team.clone();
         let projection = async {
             let (Some(database), Some(client)) = (database, projection_client) else { return Ok(()) };
             let witness = countersign_team::project::Witness::load(&dir, &identity_team).map_err(|e| e.to_string())?;
@@ -111,6 +130,13 @@ fn main() -> ExitCode {
                 ..countersign_team::project::Options::default()
             };
             countersign_team::project::run(client, database, options, until_stopped(stop.clone()))
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let view = async {
+            let (Some(database), Some(client)) = (view_database, view_client) else { return Ok(()) };
+            let options = countersign_team::view::ViewOptions { team: view_team, trusted };
+            countersign_team::view::run(client, database, options, until_stopped(stop.clone()))
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -125,7 +151,7 @@ fn main() -> ExitCode {
             Ok::<(), String>(())
         };
         // The first to fail stops the service (a stopped service is safe: desks fall back).
-        tokio::try_join!(lease, projection, signalled).map(drop)
+        tokio::try_join!(lease, projection, view, signalled).map(drop)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

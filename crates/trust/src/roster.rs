@@ -53,6 +53,14 @@ pub struct RosterEntry {
     /// roster without keys works on one desktop.
     #[serde(default)]
     pub key: Option<String>,
+    /// The desks (enrolled device names) whose evidence this person may see in the
+    /// team's view; `"*"` for every desk. None when absent.
+    #[serde(default)]
+    pub view_desks: Vec<String>,
+    /// The tenants whose cases this person may see in the team's view; `"*"` for every
+    /// tenant. None when absent.
+    #[serde(default)]
+    pub view_tenants: Vec<String>,
 }
 
 impl std::fmt::Debug for RosterEntry {
@@ -78,6 +86,17 @@ pub struct Proof {
 }
 
 impl RosterEntry {
+    /// May this person see `desk`'s evidence in the team's view?
+    pub fn may_view_desk(&self, desk: &str) -> bool {
+        self.view_desks.iter().any(|d| d == "*" || d == desk)
+    }
+
+    /// May this person see cases of `tenant` in the team's view (`None`: a case whose
+    /// tenant is not known, which only a grant of every tenant covers)?
+    pub fn may_view_tenant(&self, tenant: Option<&str>) -> bool {
+        self.view_tenants.iter().any(|t| t == "*" || Some(t.as_str()) == tenant)
+    }
+
     pub fn member(&self) -> RosterMember {
         RosterMember { id: self.id.clone(), role: self.role.clone(), name: self.name.clone() }
     }

@@ -21,6 +21,8 @@ pub const PAUSE_DOMAIN: &str = "countersign/team-pause/v1";
 pub const LEASE_DOMAIN: &str = "countersign/team-lease/v1";
 /// What a lead's grant (an answer to a supervisor step) signs.
 pub const GRANT_DOMAIN: &str = "countersign/team-grant/v1";
+/// What a lead's ask of the team's view signs.
+pub const VIEW_DOMAIN: &str = "countersign/team-view/v1";
 
 /// A fresh nonce (128 bits, hex): what makes each grant usable once.
 pub fn nonce() -> Result<String, TrustError> {

@@ -34,7 +34,7 @@
 //! dropped, so nothing is doubled. A failed commit acknowledges nothing (the batch comes
 //! again) and the desks' state is re-read from the database.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -295,11 +295,19 @@ struct Desk {
     last_seq: u64,
     last_hash: Hash,
     held_at: Option<u64>,
+    /// What its steps' rows take from earlier in its chain.
+    facts: crate::facets::DeskFacts,
 }
 
 impl Desk {
     fn new() -> Desk {
-        Desk { key: None, last_seq: 0, last_hash: Hash::genesis(), held_at: None }
+        Desk {
+            key: None,
+            last_seq: 0,
+            last_hash: Hash::genesis(),
+            held_at: None,
+            facts: crate::facets::DeskFacts::default(),
+        }
     }
 }
 
@@ -311,72 +319,6 @@ struct Envelope {
     seq: u64,
     hash: String,
     body: String,
-}
-
-/// What a batch writes, all in one transaction.
-#[derive(Debug, Default)]
-struct Rows {
-    events: Vec<EventRow>,
-    checkpoints: Vec<CheckpointRow>,
-    alerts: Vec<Alert>,
-    /// The projected hashes of this batch, by (device, seq): for redeliveries and
-    /// checkpoints within it.
-    pending: HashMap<(String, u64), Hash>,
-    /// The witness's co-signatures: (device, count, head, note).
-    witnessed: Vec<(String, i64, String, String)>,
-}
-
-#[derive(Debug)]
-struct EventRow {
-    hash: String,
-    device: String,
-    seq: i64,
-    prev: String,
-    at: String,
-    case_id: Option<String>,
-    kind: String,
-    actor: String,
-    body: String,
-    /// The body's payload as PostgreSQL's `jsonb` takes it ([`pg_json`]).
-    payload: String,
-    stream_seq: i64,
-}
-
-/// Text as PostgreSQL stores it: it refuses the NUL character (which a desk's own free
-/// text may carry, escaped, inside a perfectly valid chain), so that one becomes U+FFFD.
-/// Only the copies kept for queries are changed; the hashed body is kept exactly.
-fn pg_text(s: &str) -> String {
-    s.replace('\0', "\u{FFFD}")
-}
-
-/// A field of PostgreSQL's text `COPY` format (backslash, tab and line ends escaped;
-/// the text has no NUL, see [`pg_text`]).
-pub fn copy_field(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
-}
-
-/// A JSON value as `jsonb` takes it: no NUL in any string or key ([`pg_text`]).
-fn pg_json(value: &serde_json::Value) -> String {
-    fn clean(v: &serde_json::Value) -> serde_json::Value {
-        use serde_json::Value;
-        match v {
-            Value::String(s) => Value::String(pg_text(s)),
-            Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
-            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (pg_text(k), clean(v))).collect()),
-            other => other.clone(),
-        }
-    }
-    clean(value).to_string()
-}
-
-#[derive(Debug)]
-struct CheckpointRow {
-    device: String,
-    seq: i64,
-    count: i64,
-    head: String,
-    key: String,
-    signature: String,
 }
 
 /// An alert a lead sees: a desk's first bad event.
@@ -433,7 +375,7 @@ enum Written {
 
 /// What became of one message.
 enum Verdict {
-    Project(Box<EventRow>, Option<CheckpointRow>),
+    Project(Box<EventRow>, Option<CheckpointRow>, Option<Box<countersign_store::StoredEvent>>),
     Known,
     Held,
     Bad { seq: u64, hash: Option<String>, kind: AlertKind, detail: String },
@@ -462,7 +404,7 @@ fn i64_of(n: u64) -> i64 {
 }
 
 /// A desk's row: device, key, last seq, last hash, held at.
-type DeskRow = (String, Option<String>, i64, String, Option<i64>);
+type DeskRow = (String, Option<String>, i64, String, Option<i64>, Option<String>, Option<i64>, Option<String>);
 
 impl Projector {
     async fn load(
@@ -477,19 +419,25 @@ impl Projector {
             .await
             .map_err(db)?;
         let committed = committed.map_or(0, |(n,)| n.unsigned_abs());
-        let rows: Vec<DeskRow> =
-            sqlx::query_as("SELECT device, device_key, last_seq, last_hash, held_at_seq FROM devices")
-                .fetch_all(&pool)
-                .await
-                .map_err(db)?;
+        let rows: Vec<DeskRow> = sqlx::query_as(
+            "SELECT device, device_key, last_seq, last_hash, held_at_seq, pack_id, pack_version, agent FROM devices",
+        )
+        .fetch_all(&pool)
+        .await
+        .map_err(db)?;
         let mut desks = BTreeMap::new();
-        for (device, key, last_seq, last_hash, held_at) in rows {
+        for (device, key, last_seq, last_hash, held_at, pack_id, pack_version, agent) in rows {
             let last_hash = Hash::from_hex(&last_hash).ok_or_else(|| ProjectError::Database {
                 at: "the team database".into(),
                 message: format!("device {device}'s last hash {last_hash:?} is not 64 hex digits"),
             })?;
-            let desk =
-                Desk { key, last_seq: last_seq.unsigned_abs(), last_hash, held_at: held_at.map(i64::unsigned_abs) };
+            let desk = Desk {
+                key,
+                last_seq: last_seq.unsigned_abs(),
+                last_hash,
+                held_at: held_at.map(i64::unsigned_abs),
+                facts: crate::facets::DeskFacts { pack: pack_id.zip(pack_version.map(i64::unsigned_abs)), agent },
+            };
             desks.insert(device, desk);
         }
         Ok(Projector { pool, consumer: consumer.to_string(), committed, confirm_gap: None, js, witness, desks })
@@ -576,7 +524,13 @@ impl Projector {
             let verdict = judge(&mut tx, &rows, device, desk, &m.payload, stream_seq).await?;
             match verdict {
                 Verdict::Known | Verdict::Held => {}
-                Verdict::Project(event, checkpoint) => {
+                Verdict::Project(event, checkpoint, stored) => {
+                    if let Some(stored) = stored
+                        && let Ok(typed) = stored.event()
+                    {
+                        let (at, case_id, actor) = (stored.at, stored.case_id.as_deref(), stored.actor.as_str());
+                        rows.facets.take(device, at, case_id, actor, &typed, &mut desk.facts);
+                    }
                     desk.last_seq = event.seq.unsigned_abs();
                     if let Some(h) = Hash::from_hex(&event.hash) {
                         desk.last_hash = h;
@@ -618,17 +572,22 @@ impl Projector {
         for device in &touched {
             if let Some(d) = desks.get(device) {
                 sqlx::query(
-                    "INSERT INTO devices (device, device_key, last_seq, last_hash, held_at_seq, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, now())
+                    "INSERT INTO devices (device, device_key, last_seq, last_hash, held_at_seq, pack_id, pack_version,
+                       agent, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
                      ON CONFLICT (device) DO UPDATE SET device_key = EXCLUDED.device_key,
                        last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash,
-                       held_at_seq = EXCLUDED.held_at_seq, updated_at = now()",
+                       held_at_seq = EXCLUDED.held_at_seq, pack_id = EXCLUDED.pack_id,
+                       pack_version = EXCLUDED.pack_version, agent = EXCLUDED.agent, updated_at = now()",
                 )
                 .bind(device)
                 .bind(&d.key)
                 .bind(i64_of(d.last_seq))
                 .bind(d.last_hash.to_hex())
                 .bind(d.held_at.map(i64_of))
+                .bind(d.facts.pack.as_ref().map(|p| p.0.as_str()))
+                .bind(d.facts.pack.as_ref().map(|p| i64_of(p.1)))
+                .bind(d.facts.agent.as_deref().map(pg_text))
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -788,148 +747,12 @@ async fn judge(
         body: envelope.body,
         stream_seq: i64_of(stream_seq),
     };
-    Ok(Verdict::Project(Box::new(row), checkpoint))
+    Ok(Verdict::Project(Box::new(row), checkpoint, Some(Box::new(event))))
 }
 
-/// The batch's rows, each table in one statement, each idempotent.
-async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(), ProjectError> {
-    if !rows.events.is_empty() {
-        // One COPY: a batch's events are new by construction (each judged against the
-        // desk's committed position, read in this transaction's order), so a row already
-        // there is a fault that fails the batch, which then comes again from a fresh read.
-        let mut text = String::with_capacity(rows.events.len() * 1024);
-        for r in &rows.events {
-            let fields = [
-                copy_field(&r.hash),
-                copy_field(&r.device),
-                r.seq.to_string(),
-                copy_field(&r.prev),
-                copy_field(&r.at),
-                r.case_id.as_deref().map_or_else(|| "\\N".to_string(), copy_field),
-                copy_field(&r.kind),
-                copy_field(&r.actor),
-                copy_field(&r.body),
-                copy_field(&r.payload),
-                r.stream_seq.to_string(),
-            ];
-            text.push_str(&fields.join("\t"));
-            text.push('\n');
-        }
-        let mut copy = (**tx)
-            .copy_in_raw(
-                "COPY events (hash, device, seq, prev_hash, at, case_id, kind, actor, body, payload, stream_seq) \
-                 FROM STDIN",
-            )
-            .await
-            .map_err(db)?;
-        copy.send(text.into_bytes()).await.map_err(db)?;
-        copy.finish().await.map_err(db)?;
-    }
-    if !rows.checkpoints.is_empty() {
-        let c = &rows.checkpoints;
-        sqlx::query(
-            "INSERT INTO checkpoints (device, seq, count, head, device_key, signature)
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(c.iter().map(|r| r.device.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|r| r.seq).collect::<Vec<_>>())
-        .bind(c.iter().map(|r| r.count).collect::<Vec<_>>())
-        .bind(c.iter().map(|r| r.head.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
-        .bind(c.iter().map(|r| r.signature.as_str()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    }
-    if !rows.witnessed.is_empty() {
-        let w = &rows.witnessed;
-        sqlx::query(
-            "INSERT INTO witnessed (device, count, head, note)
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[])
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(w.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
-        .bind(w.iter().map(|r| r.1).collect::<Vec<_>>())
-        .bind(w.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
-        .bind(w.iter().map(|r| r.3.as_str()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    }
-    for a in &rows.alerts {
-        sqlx::query(
-            "INSERT INTO alerts (device, seq, hash, kind, detail, stream_seq) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&a.device)
-        .bind(i64_of(a.seq))
-        .bind(&a.hash)
-        .bind(a.kind.as_str())
-        .bind(&a.detail)
-        .bind(i64_of(a.stream_seq))
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
-    }
-    Ok(())
-}
-
-/// An alert's row: device, seq, hash, kind, detail, stream seq.
-type AlertRow = (String, i64, Option<String>, String, String, i64);
-
-/// Every alert, oldest first.
-pub async fn alerts(pool: &PgPool) -> Result<Vec<Alert>, ProjectError> {
-    let rows: Vec<AlertRow> =
-        sqlx::query_as("SELECT device, seq, hash, kind, detail, stream_seq FROM alerts ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .map_err(db)?;
-    rows.into_iter()
-        .map(|(device, seq, hash, kind, detail, stream_seq)| {
-            let kind = AlertKind::parse(&kind).ok_or_else(|| ProjectError::Database {
-                at: "the team database".into(),
-                message: format!("an alert of unknown kind {kind:?}"),
-            })?;
-            Ok(Alert { device, seq: seq.unsigned_abs(), hash, kind, detail, stream_seq: stream_seq.unsigned_abs() })
-        })
-        .collect()
-}
-
-/// A desk's projected events as (seq, hash), in order.
-pub async fn events_of(pool: &PgPool, device: &str) -> Result<Vec<(u64, String)>, ProjectError> {
-    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM events WHERE device = $1 ORDER BY seq")
-        .bind(device)
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
-    Ok(rows.into_iter().map(|(s, h)| (s.unsigned_abs(), h)).collect())
-}
-
-/// A desk's verified checkpoints as (the checkpoint's seq, count, head), in order.
-pub async fn checkpoints_of(pool: &PgPool, device: &str) -> Result<Vec<(u64, u64, String)>, ProjectError> {
-    let rows: Vec<(i64, i64, String)> =
-        sqlx::query_as("SELECT seq, count, head FROM checkpoints WHERE device = $1 ORDER BY seq")
-            .bind(device)
-            .fetch_all(pool)
-            .await
-            .map_err(db)?;
-    Ok(rows.into_iter().map(|(s, c, h)| (s.unsigned_abs(), c.unsigned_abs(), h)).collect())
-}
-
-/// How many events the team holds, all desks.
-pub async fn event_count(pool: &PgPool) -> Result<u64, ProjectError> {
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM events").fetch_one(pool).await.map_err(db)?;
-    Ok(n.unsigned_abs())
-}
-
-/// A desk's newest witnessed checkpoint: the signed note.
-pub async fn witnessed_of(pool: &PgPool, device: &str) -> Result<Option<String>, ProjectError> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT note FROM witnessed WHERE device = $1 ORDER BY count DESC LIMIT 1")
-            .bind(device)
-            .fetch_optional(pool)
-            .await
-            .map_err(db)?;
-    Ok(row.map(|(n,)| n))
-}
+mod read;
+mod rows;
+pub use read::*;
+pub use rows::copy_field;
+pub(crate) use rows::pg_text;
+use rows::{CheckpointRow, EventRow, Rows, pg_json, write_rows};

@@ -1,0 +1,196 @@
+//! The lead's team view, as data: what a lead's desk asks the team service over the
+//! team plane (request / reply; desks never hold database credentials) and what it
+//! answers. The ask is signed with the lead's device key ([`ViewAsk`] inside a
+//! [`crate::team::SignedEntry`]); the service checks it against the signed pack's roster,
+//! answers only with what the pack grants that lead, and records every answer that
+//! showed customer data (who saw what, when).
+//!
+//! Times are RFC 3339 text here, so the desktop app reads them as they travel.
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The most step rows one answer carries.
+pub const MAX_ROWS: u32 = 500;
+
+/// What a lead asks, signed with their device key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViewAsk {
+    pub team: String,
+    /// The desk asking (it must be the desk the server let publish the ask).
+    pub device: String,
+    /// The lead (a roster id); the signature must be their roster key's.
+    pub by: String,
+    pub query: TeamQuery,
+    /// When the lead's desk signed it: an ask older than a few minutes is refused.
+    pub at: Timestamp,
+    pub nonce: String,
+}
+
+/// The questions a lead's desk may ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TeamQuery {
+    /// Decided steps across the team, newest first.
+    Steps { filter: StepFilter },
+    /// One case's timeline: every event of it from every desk the lead may see.
+    Case { case_id: String },
+    /// A blob (screenshot, page snapshot) an event of a visible case names.
+    Blob { device: String, case_id: String, hash: String },
+    /// One case's evidence as a bundle to keep: the events with their hashed bodies,
+    /// and each desk's witnessed checkpoints.
+    Export { case_id: String },
+    /// What the projection could not verify (gaps, forks, bad hashes or signatures).
+    Alerts,
+}
+
+impl TeamQuery {
+    /// Whether an answer to it shows customer data (and so is recorded).
+    pub fn shows_customer_data(&self) -> bool {
+        !matches!(self, TeamQuery::Alerts)
+    }
+}
+
+/// A filter of the team's decided steps; every field narrows, none is required.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct StepFilter {
+    /// Who sat at the desk (the operator's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The desk (its enrolled device name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The policy's decision: `auto`, `confirm`, `supervisor`, `recommend` or `forbid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// How it ended: `succeeded`, `failed`, `unknown`, `needs_human`, `rejected`, or
+    /// `open` (not ended yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The signed pack's version it was decided under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub pack_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Decided at or after (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Decided before (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// The `next` of the page before (steps older than its last row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Rows in a page (at most [`MAX_ROWS`]; 50 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// What the team service answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TeamAnswer {
+    Steps {
+        rows: Vec<StepRow>,
+        /// Give it as the filter's `after` for the next page; absent on the last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    Case {
+        case_id: String,
+        events: Vec<TeamEvent>,
+    },
+    Blob {
+        content_type: String,
+        /// The blob's bytes, hex.
+        data: String,
+    },
+    Export {
+        bundle: CaseBundle,
+    },
+    Alerts {
+        alerts: Vec<TeamAlert>,
+    },
+    /// The service would not answer: why, in words, and a stable code
+    /// (`bad_ask`, `not_a_lead`, `stale`, `not_granted`, `not_found`, `no_pack`,
+    /// `unavailable`).
+    Refused {
+        code: String,
+        reason: String,
+    },
+}
+
+/// One decided step on a desk of the team, as far as the desk's evidence tells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct StepRow {
+    pub desk: String,
+    pub case_id: Option<String>,
+    pub tenant: Option<String>,
+    pub plan_id: String,
+    pub step_id: String,
+    pub action: String,
+    pub decision: String,
+    pub agent: String,
+    pub pack_id: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub pack_version: Option<u64>,
+    pub decided_at: String,
+    /// `approved` or `rejected`, once countersigned.
+    pub verdict: Option<String>,
+    pub reviewed_by: Option<String>,
+    /// How it ended, once it did.
+    pub outcome: Option<String>,
+    pub ended_at: Option<String>,
+}
+
+/// One evidence event of a desk, as the desk hashed it: a reader can check `hash`
+/// against `prev_hash` and `body` with the log's own rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamEvent {
+    pub desk: String,
+    pub seq: u64,
+    pub hash: String,
+    pub prev_hash: String,
+    /// The canonical body the hash covers (`{seq, at, case_id, kind, actor, payload}`).
+    pub body: String,
+}
+
+/// A case's evidence from the team, to keep: its events from every desk the lead may
+/// see, and each of those desks' witnessed checkpoints (signed notes) at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseBundle {
+    pub team: String,
+    pub case_id: String,
+    pub exported_by: String,
+    pub exported_at: Timestamp,
+    pub events: Vec<TeamEvent>,
+    /// Each desk's newest witnessed checkpoint: (desk, signed note).
+    pub witnessed: Vec<(String, String)>,
+}
+
+/// A desk's evidence the team could not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct TeamAlert {
+    pub desk: String,
+    /// The first bad event (for a gap: the first missing one).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub seq: u64,
+    /// `gap`, `fork`, `bad_hash` or `bad_signature`.
+    pub kind: String,
+    pub detail: String,
+    pub raised_at: String,
+}

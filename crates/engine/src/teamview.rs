@@ -1,0 +1,202 @@
+//! The lead's team view from this desk: a question signed with this desk's key
+//! ([`countersign_core::teamview::ViewAsk`]), asked of the team service through the
+//! [`crate::team::TeamPort`], its answer turned into views. Every event the service sends
+//! is checked against its hash (the log's own rule) before it is shown or kept: the
+//! service can leave events out, never alter one unnoticed.
+
+use std::path::{Path, PathBuf};
+
+use countersign_core::teamview::{
+    CaseBundle, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamEvent, TeamQuery, ViewAsk,
+};
+use countersign_store::Hash;
+use countersign_trust::team as signing;
+use serde::Serialize;
+
+use crate::views::{EventView, event};
+use crate::{Engine, EngineError, LoggedEvent};
+
+/// A page of the team's decided steps.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TeamStepsView {
+    pub rows: Vec<StepRow>,
+    /// The filter's `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+/// One event of a case from one of the team's desks.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TeamEventView {
+    pub desk: String,
+    pub event: EventView,
+}
+
+/// A case's timeline across the team's desks, every event checked against its hash.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TeamCaseView {
+    pub case_id: String,
+    pub events: Vec<TeamEventView>,
+}
+
+/// A case's bundle, written where the lead asked.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TeamExportView {
+    pub path: String,
+    pub events: u32,
+    pub desks: Vec<String>,
+}
+
+impl Engine {
+    /// Ask the team service `query` as this desk's lead; a refusal is an error with the
+    /// service's reason.
+    pub fn team_ask(&self, query: TeamQuery) -> Result<TeamAnswer, EngineError> {
+        let team = self.team.as_ref().ok_or_else(|| EngineError::Config {
+            message: "this desk is not in a team: the team view needs one (`countersign team join`)".into(),
+        })?;
+        self.check_team_signer(team).map_err(|_| EngineError::NotPermitted {
+            message: format!(
+                "{} may not see the team's evidence: only a lead on the signed pack's roster, at the desk whose key \
+                 the roster lists for them, may",
+                self.operator.id
+            ),
+        })?;
+        let settings = team.settings();
+        let ask = ViewAsk {
+            team: settings.team.clone(),
+            device: settings.device.clone(),
+            by: self.operator.id.clone(),
+            query,
+            at: self.clock.now(),
+            nonce: signing::nonce()?,
+        };
+        let entry = signing::sign(signing::VIEW_DOMAIN, &ask, &settings.signer)?;
+        let body = serde_json::to_vec(&entry)
+            .map_err(|e| EngineError::Config { message: format!("serialising a team-view ask: {e}") })?;
+        let bytes = team.port().ask_view(&settings.device, body).map_err(|message| EngineError::TeamUnreachable {
+            message: format!("team {:?}: {message}", settings.team),
+        })?;
+        let answer: TeamAnswer = serde_json::from_slice(&bytes).map_err(|e| EngineError::TeamUnreachable {
+            message: format!("the team service's answer is not one this version reads: {e}"),
+        })?;
+        match answer {
+            TeamAnswer::Refused { code, reason } => Err(match code.as_str() {
+                "not_a_lead" | "not_granted" => EngineError::NotPermitted { message: reason },
+                "not_found" => EngineError::NotFound { message: reason },
+                "bad_ask" | "stale" => EngineError::BadInput { message: reason },
+                _ => EngineError::TeamUnreachable { message: format!("{reason} ({code})") },
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// The team's decided steps that `filter` picks, newest first.
+    pub fn team_steps(&self, filter: StepFilter) -> Result<TeamStepsView, EngineError> {
+        match self.team_ask(TeamQuery::Steps { filter })? {
+            TeamAnswer::Steps { rows, next } => Ok(TeamStepsView { rows, next }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A case's timeline from every desk of the team this lead may see.
+    pub fn team_case(&self, case_id: &str) -> Result<TeamCaseView, EngineError> {
+        match self.team_ask(TeamQuery::Case { case_id: case_id.to_string() })? {
+            TeamAnswer::Case { case_id, events } => {
+                let events = events
+                    .into_iter()
+                    .map(|e| Ok(TeamEventView { desk: e.desk.clone(), event: event(checked(&e)?) }))
+                    .collect::<Result<_, EngineError>>()?;
+                Ok(TeamCaseView { case_id, events })
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A blob (screenshot, page snapshot) an event of the case on `desk` names: its media
+    /// type and bytes.
+    pub fn team_blob(&self, desk: &str, case_id: &str, hash: &str) -> Result<(String, Vec<u8>), EngineError> {
+        let query = TeamQuery::Blob { device: desk.to_string(), case_id: case_id.to_string(), hash: hash.to_string() };
+        match self.team_ask(query)? {
+            TeamAnswer::Blob { content_type, data } => {
+                let bytes = hex::decode(&data).map_err(|e| EngineError::TeamUnreachable {
+                    message: format!("the team service's blob is not hex: {e}"),
+                })?;
+                let sum = countersign_trust::keys::sha256(&bytes);
+                if !hex::encode(sum).eq_ignore_ascii_case(hash) {
+                    return Err(EngineError::TeamUnreachable {
+                        message: format!("the team service sent blob {hash} with other contents"),
+                    });
+                }
+                Ok((content_type, bytes))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Export a case's evidence from the team into the file `to` (a new file, or a folder
+    /// to put `<case>.team.json` in): every event checked against its hash first.
+    pub fn team_export(&self, case_id: &str, to: &Path) -> Result<TeamExportView, EngineError> {
+        let bundle: CaseBundle = match self.team_ask(TeamQuery::Export { case_id: case_id.to_string() })? {
+            TeamAnswer::Export { bundle } => bundle,
+            other => return Err(unexpected(&other)),
+        };
+        for e in &bundle.events {
+            checked(e)?;
+        }
+        let path: PathBuf = if to.is_dir() { to.join(format!("{}.team.json", safe_name(case_id))) } else { to.into() };
+        if path.exists() {
+            return Err(EngineError::BadInput {
+                message: format!("{} exists already: give a new file", path.display()),
+            });
+        }
+        let text = serde_json::to_string_pretty(&bundle)
+            .map_err(|e| EngineError::Config { message: format!("serialising the bundle: {e}") })?;
+        let aside = path.with_extension("partial");
+        let io = |e: std::io::Error| EngineError::BadInput { message: format!("{}: {e}", path.display()) };
+        std::fs::write(&aside, text).map_err(io)?;
+        std::fs::rename(&aside, &path).map_err(io)?;
+        let mut desks: Vec<String> = bundle.events.iter().map(|e| e.desk.clone()).collect();
+        desks.sort();
+        desks.dedup();
+        Ok(TeamExportView {
+            path: path.display().to_string(),
+            events: u32::try_from(bundle.events.len()).unwrap_or(u32::MAX),
+            desks,
+        })
+    }
+
+    /// What the team could not verify, on the desks this lead may see.
+    pub fn team_alerts(&self) -> Result<Vec<TeamAlert>, EngineError> {
+        match self.team_ask(TeamQuery::Alerts)? {
+            TeamAnswer::Alerts { alerts } => Ok(alerts),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// An event from the team, checked against its hash with the log's own rule.
+pub fn checked(e: &TeamEvent) -> Result<LoggedEvent, EngineError> {
+    let bad = |why: String| EngineError::TeamUnreachable {
+        message: format!("event {} of {} from the team does not hold: {why}", e.seq, e.desk),
+    };
+    let prev = Hash::from_hex(&e.prev_hash).ok_or_else(|| bad("its previous hash is not 64 hex digits".into()))?;
+    let hash = Hash::from_hex(&e.hash).ok_or_else(|| bad("its hash is not 64 hex digits".into()))?;
+    let stored =
+        countersign_store::check_event(&prev, e.seq, &e.body, &hash).map_err(|b| bad(b.problem.to_string()))?;
+    LoggedEvent::try_from(stored)
+}
+
+fn unexpected(answer: &TeamAnswer) -> EngineError {
+    let kind = serde_json::to_value(answer)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str().map(str::to_string)))
+        .unwrap_or_default();
+    EngineError::TeamUnreachable { message: format!("the team service answered another question ({kind})") }
+}
+
+fn safe_name(id: &str) -> String {
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}

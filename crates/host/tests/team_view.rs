@@ -1,0 +1,261 @@
+//! The lead's team view end to end with real parts: a real `nats-server`, the team
+//! service's projection and view over a real PostgreSQL, a signed pack the admin
+//! publishes on the plane (its roster says which lead sees which desks), and desks that
+//! are real engines recording real cases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/join.rs"]
+mod join;
+#[path = "support/team.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use countersign_core::evidence::Event;
+use countersign_core::teamview::{StepFilter, TeamAnswer, TeamQuery, ViewAsk};
+use countersign_engine::keys::{SecretKey, TrustedKeys};
+use countersign_engine::{EngineError, LogFilter};
+use countersign_plane::subjects::Role;
+use countersign_test_support::nats::keyring;
+use countersign_test_support::postgres::Postgres;
+use support::*;
+
+/// A roster entry in TOML.
+fn roster_entry(id: &str, key: &str, desks: &[&str]) -> String {
+    let hash =
+        countersign_engine::roster::hash_passphrase(&countersign_engine::Secret::new(format!("{id} passphrase")))
+            .unwrap();
+    format!(
+        "[[roster]]\nid = {id:?}\nrole = \"team_lead\"\npassphrase = {hash:?}\nkey = {key:?}\nview_desks = {desks:?}\n\
+         view_tenants = [\"*\"]\n\n"
+    )
+}
+
+/// A pack (version 4, past the demo's 3) signed with `admin`, whose roster grants
+/// `lead-1` every desk and `lead-2` only `agent-desk-1`.
+fn signed_pack(dir: &Path, admin: &SecretKey, lead_1: &str, lead_2: &str) -> PathBuf {
+    let demo = demo();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for f in ["policy.toml", "catalog.toml"] {
+        std::fs::copy(demo.join(f), src.join(f)).unwrap();
+    }
+    let roster = roster_entry("lead-1", lead_1, &["*"]) + &roster_entry("lead-2", lead_2, &["agent-desk-1"]);
+    std::fs::write(src.join("roster.toml"), roster).unwrap();
+    let source = std::fs::read_to_string(demo.join("pack-source.toml")).unwrap().replace("version = 3", "version = 4");
+    assert!(source.contains("version = 4"), "{source}");
+    std::fs::write(src.join("pack-source.toml"), source).unwrap();
+    let out = dir.join("pack");
+    countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
+    out
+}
+
+/// The decided steps in a desk's own log: (plan, step, action).
+fn decided_steps(desk: &Desk) -> Vec<(String, String, String)> {
+    let mut steps = Vec::new();
+    for e in desk.engine.log_list(&LogFilter::default()).unwrap() {
+        if let Event::Decided { decision } = e.event {
+            for s in decision.steps {
+                steps.retain(|(p, st, _): &(String, String, String)| !(p == &decision.plan_id && st == &s.step_id));
+                steps.push((decision.plan_id.clone(), s.step_id, s.action));
+            }
+        }
+    }
+    steps
+}
+
+fn run_demo_case(desk: &Desk, file: &str) -> String {
+    let (case, plan) = countersign_engine::cases::read_case(&demo().join("cases").join(file), None).unwrap();
+    desk.engine.run_case(&case, plan.as_ref()).unwrap();
+    case.id
+}
+
+#[test]
+fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_grants_and_every_view_is_recorded() {
+    let mut team = team();
+    let db = Postgres::start();
+    let _projection = Projection::start(&team, &db, "cs_projection");
+    let admin_key = SecretKey::generate().unwrap();
+    let _view = ServiceThread::view(&team, &db, TrustedKeys::new(vec![admin_key.public("test admin")]));
+
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let admin = desk(&mut team, "admin-desk", Role::Admin, ("admin-1", "team_lead"), system());
+    let agent_1 = desk(&mut team, "agent-desk-1", Role::Agent, ("agent-1", "agent"), system());
+    let agent_2 = desk(&mut team, "agent-desk-2", Role::Agent, ("agent-2", "agent"), system());
+
+    // A second lead, at a desk of their own: the workspace's roster lists their key there.
+    let lead_2_keys = keyring("lead-2");
+    let lead_2_key = countersign_engine::device::device_key(&lead_2_keys).unwrap().public("").to_hex();
+    let lead_1_key = countersign_engine::device::device_key(&team.lead_keyring).unwrap().public("").to_hex();
+    let ws_2 = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&team.workspace)
+        .unwrap()
+        .replace(&lead_1_key, &lead_2_key)
+        .replace("id = \"lead-1\"", "id = \"lead-2\"");
+    std::fs::write(ws_2.path().join("workspace.toml"), text).unwrap();
+    let lead_2 = join::join(
+        &mut team.plane,
+        &ws_2.path().join("workspace.toml"),
+        &lead_2_keys,
+        "lead-desk-2",
+        Role::Lead,
+        ("lead-2", "team_lead"),
+        system(),
+    );
+
+    // Before any pack: the service has no roster to read a lead from.
+    let refused = lead.engine.team_steps(StepFilter::default()).unwrap_err();
+    assert!(refused.to_string().contains("no signed pack"), "{refused}");
+
+    // Agent desk 1 runs the demo's signed pack (version 3); then the admin publishes the
+    // team's own (version 4), whose roster grants the view.
+    let demo_pack = demo().join("../demo-pack");
+    let demo_info = countersign_engine::pack::verify_pack(&demo_pack, &TrustedKeys::bundled()).unwrap().info;
+    admin.link.publish_pack(&demo_pack, demo_info.version, &demo_info.digest, "admin-1").unwrap();
+    let mut agent_1 = agent_1;
+    agent_1.pump_until("the demo pack staged", |e| e.team_pack_waiting() == Some(demo_info.version));
+    countersign_host::team::load_staged_pack(&mut agent_1.engine).expect("staged").unwrap();
+    let packs = tempfile::tempdir().unwrap();
+    let pack = signed_pack(packs.path(), &admin_key, &lead_1_key, &lead_2_key);
+    let info =
+        countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")])).unwrap().info;
+    admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
+
+    let case_1 = run_demo_case(&agent_1, "02-damaged-item-small-refund.json");
+    let case_2 = run_demo_case(&agent_2, "01-cancel-pending.json");
+    for d in [&agent_1, &agent_2] {
+        replicate_until_ok(d);
+    }
+    let held = TeamDb::open(&db);
+    let local = |d: &Desk| d.engine.log_list(&LogFilter::default()).unwrap().len();
+    wait_for("both desks projected", || {
+        held.events_of("agent-desk-1").len() == local(&agent_1)
+            && held.events_of("agent-desk-2").len() == local(&agent_2)
+    });
+
+    // Lead 1 sees every desk's decided steps, newest first.
+    let all = lead.engine.team_steps(StepFilter::default()).unwrap();
+    let mut expected: Vec<(String, String, String, String)> = Vec::new();
+    for (desk, d) in [("agent-desk-1", &agent_1), ("agent-desk-2", &agent_2)] {
+        for (p, s, a) in decided_steps(d) {
+            expected.push((desk.to_string(), p, s, a));
+        }
+    }
+    let mut seen: Vec<(String, String, String, String)> =
+        all.rows.iter().map(|r| (r.desk.clone(), r.plan_id.clone(), r.step_id.clone(), r.action.clone())).collect();
+    assert!(!expected.is_empty());
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected, "every decided step of every desk, once");
+    assert!(all.rows.windows(2).all(|w| w[0].decided_at >= w[1].decided_at), "newest first");
+    let refund = all.rows.iter().find(|r| r.action == "refund_partial").expect("the refund step");
+    assert_eq!((refund.agent.as_str(), refund.tenant.as_deref()), ("agent-1", Some("acme")));
+    assert_eq!(refund.pack_version, Some(demo_info.version), "decided under the demo pack");
+
+    // Each filter narrows to what it names.
+    let only = |f: StepFilter| lead.engine.team_steps(f).unwrap().rows;
+    let rows = only(StepFilter { desk: Some("agent-desk-2".into()), ..Default::default() });
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.desk == "agent-desk-2"), "{rows:?}");
+    let rows = only(StepFilter { agent: Some("agent-1".into()), ..Default::default() });
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.desk == "agent-desk-1"), "{rows:?}");
+    let rows = only(StepFilter { action: Some("refund_partial".into()), ..Default::default() });
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let rows = only(StepFilter { decision: Some(refund.decision.clone()), ..Default::default() });
+    assert!(rows.iter().any(|r| r.step_id == refund.step_id) && rows.iter().all(|r| r.decision == refund.decision));
+    let rows = only(StepFilter { pack_version: Some(demo_info.version), ..Default::default() });
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.desk == "agent-desk-1"), "{rows:?}");
+    let rows = only(StepFilter { outcome: Some("open".into()), ..Default::default() });
+    assert!(rows.iter().all(|r| r.outcome.is_none()), "{rows:?}");
+    let rows = only(StepFilter { since: Some("2100-01-01T00:00:00Z".into()), ..Default::default() });
+    assert!(rows.is_empty(), "nothing decided in the future");
+    // Pages: one row at a time reaches every row once.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = lead.engine.team_steps(StepFilter { limit: Some(1), after: after.clone(), ..Default::default() });
+        let page = page.unwrap();
+        paged.extend(page.rows.iter().map(|r| (r.desk.clone(), r.plan_id.clone(), r.step_id.clone())));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(paged.len(), all.rows.len());
+    let bad = lead.engine.team_steps(StepFilter { since: Some("yesterday".into()), ..Default::default() });
+    assert!(matches!(bad, Err(EngineError::BadInput { .. })), "{bad:?}");
+
+    // A case's timeline: exactly its events on that desk, each checked against its hash.
+    let timeline = lead.engine.team_case(&case_1).unwrap();
+    let mine: Vec<String> = agent_1
+        .engine
+        .log_list(&LogFilter { case_id: Some(case_1.clone()), ..Default::default() })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.hash)
+        .collect();
+    let theirs: Vec<String> =
+        timeline.events.iter().filter(|e| e.desk == "agent-desk-1").map(|e| e.event.hash.clone()).collect();
+    assert_eq!(theirs, mine);
+    // (Every desk recorded an identity check on this case; those that reported it show.)
+    assert!(timeline.events.iter().all(|e| e.event.case_id.as_deref() == Some(case_1.as_str())));
+    // Exported to a file: the same events, hashed bodies included.
+    let out = tempfile::tempdir().unwrap();
+    let exported = lead.engine.team_export(&case_1, out.path()).unwrap();
+    assert_eq!(exported.events as usize, timeline.events.len());
+    assert!(exported.desks.contains(&"agent-desk-1".to_string()), "{:?}", exported.desks);
+    let bundle: countersign_core::teamview::CaseBundle =
+        serde_json::from_str(&std::fs::read_to_string(&exported.path).unwrap()).unwrap();
+    for e in &bundle.events {
+        countersign_engine::teamview::checked(e).expect("each exported event holds");
+    }
+    assert!(lead.engine.team_export(&case_1, Path::new(&exported.path)).is_err(), "never over an earlier file");
+
+    // Lead 2 is granted desk 1 only: desk 2's steps and cases do not exist for them.
+    let theirs = lead_2.engine.team_steps(StepFilter::default()).unwrap();
+    assert!(!theirs.rows.is_empty() && theirs.rows.iter().all(|r| r.desk == "agent-desk-1"), "{:?}", theirs.rows);
+    let hidden = lead_2.engine.team_case(&case_2).unwrap_err();
+    assert!(matches!(hidden, EngineError::NotFound { .. }), "{hidden}");
+
+    // An agent's desk may not ask: its engine will not sign, and the server will not
+    // carry an ask from it.
+    let refused = agent_1.engine.team_steps(StepFilter::default()).unwrap_err();
+    assert!(matches!(refused, EngineError::NotPermitted { .. }), "{refused}");
+    assert!(agent_1.link.ask_view("agent-desk-1", b"{}".to_vec(), Duration::from_secs(2)).is_err());
+
+    // Lead 2's key cannot speak for lead 1, nor can an old ask be played again.
+    let ask_as = |by: &str, at: jiff::Timestamp| {
+        let ask = ViewAsk {
+            team: "acme".into(),
+            device: "lead-desk-2".into(),
+            by: by.into(),
+            query: TeamQuery::Case { case_id: case_2.clone() },
+            at,
+            nonce: "n".into(),
+        };
+        let key = countersign_engine::device::device_key(&lead_2_keys).unwrap();
+        let entry =
+            countersign_engine::team_signing::sign(countersign_engine::team_signing::VIEW_DOMAIN, &ask, &key).unwrap();
+        let bytes = lead_2.link.ask_view("lead-desk-2", serde_json::to_vec(&entry).unwrap(), Duration::from_secs(10));
+        serde_json::from_slice::<TeamAnswer>(&bytes.unwrap()).unwrap()
+    };
+    let code = |a: TeamAnswer| match a {
+        TeamAnswer::Refused { code, .. } => code,
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(code(ask_as("lead-1", jiff::Timestamp::now())), "bad_ask");
+    let old = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10);
+    assert_eq!(code(ask_as("lead-2", old)), "stale");
+
+    // Who saw what: every answer that showed customer data, with its cases.
+    let views = held.rt.block_on(countersign_team::view::views(&held.pool)).unwrap();
+    let case_views: Vec<_> = views.iter().filter(|v| v.2 == "case").collect();
+    assert_eq!(case_views.len(), 1, "lead 2's refused case is not a view: {views:?}");
+    assert_eq!((case_views[0].0.as_str(), case_views[0].1.as_str()), ("lead-desk", "lead-1"));
+    assert_eq!(case_views[0].4, vec![case_1.clone()]);
+    let export = views.iter().find(|v| v.2 == "export").expect("the export is recorded");
+    assert_eq!((export.1.as_str(), export.3 as usize), ("lead-1", timeline.events.len()));
+    assert!(views.iter().any(|v| v.1 == "lead-2" && v.2 == "steps" && !v.4.contains(&case_2)));
+    assert!(lead.engine.team_alerts().unwrap().is_empty(), "nothing failed to verify");
+}

@@ -1,0 +1,216 @@
+//! What the lead's team view filters on, derived from each verified event: the cases a
+//! desk opened (with their tenant), the steps it decided, and how each went. Pure: the
+//! projection ([`crate::project`]) writes what this derives in the batch's transaction.
+
+use std::collections::BTreeMap;
+
+use countersign_core::evidence::{Event, StepOutcome, Verdict};
+use jiff::Timestamp;
+
+/// A case a desk opened or received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFacet {
+    pub device: String,
+    pub case_id: String,
+    pub tenant: String,
+    pub channel: String,
+    pub at: Timestamp,
+}
+
+/// A step a desk decided, under the pack it then ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFacet {
+    pub device: String,
+    pub plan_id: String,
+    pub step_id: String,
+    pub case_id: Option<String>,
+    pub action: String,
+    pub decision: String,
+    pub agent: String,
+    pub pack: Option<(String, u64)>,
+    pub at: Timestamp,
+}
+
+/// Something that happened to a decided step later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepChange {
+    Reviewed {
+        verdict: &'static str,
+        by: String,
+    },
+    /// It ended (`Some(outcome)`), or is being tried again (`None`).
+    Ended {
+        outcome: Option<String>,
+    },
+}
+
+/// What the projection carries along each desk's chain for its steps' rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeskFacts {
+    /// The pack it decides under: its last `policy_loaded` (`None`: unsigned).
+    pub pack: Option<(String, u64)>,
+    /// Who sat at the desk when it last gathered a case's facts (the actor of its last
+    /// `context_read`; a `decided` event's own actor is the policy).
+    pub agent: Option<String>,
+}
+
+/// What one batch derives, in event order; each key's last change wins.
+#[derive(Debug, Default)]
+pub struct Facets {
+    pub cases: BTreeMap<(String, String), CaseFacet>,
+    pub steps: BTreeMap<(String, String, String), StepFacet>,
+    /// (device, plan, step) → (when, the last review) and (when, the last end).
+    pub reviews: BTreeMap<(String, String, String), (Timestamp, &'static str, String)>,
+    pub ends: BTreeMap<(String, String, String), (Timestamp, Option<String>)>,
+}
+
+impl Facets {
+    pub fn is_empty(&self) -> bool {
+        self.cases.is_empty() && self.steps.is_empty() && self.reviews.is_empty() && self.ends.is_empty()
+    }
+
+    /// Take in one verified event of `device`, whose chain stood at `desk` before it
+    /// (updated by it).
+    pub fn take(
+        &mut self,
+        device: &str,
+        at: Timestamp,
+        case_id: Option<&str>,
+        actor: &str,
+        event: &Event,
+        desk: &mut DeskFacts,
+    ) {
+        let key = |plan: &str, step: &str| (device.to_string(), plan.to_string(), step.to_string());
+        match event {
+            Event::CaseOpened { case } | Event::CaseReceived { case, .. } => {
+                let channel = serde_json::to_value(case.channel)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                self.cases.entry((device.to_string(), case.id.clone())).or_insert_with(|| CaseFacet {
+                    device: device.to_string(),
+                    case_id: case.id.clone(),
+                    tenant: case.tenant.clone(),
+                    channel,
+                    at,
+                });
+            }
+            Event::Decided { decision } => {
+                for s in &decision.steps {
+                    let k = key(&decision.plan_id, &s.step_id);
+                    // Decided again (under a new policy): how it went before no longer holds.
+                    self.reviews.remove(&k);
+                    self.ends.remove(&k);
+                    self.steps.insert(
+                        k,
+                        StepFacet {
+                            device: device.to_string(),
+                            plan_id: decision.plan_id.clone(),
+                            step_id: s.step_id.clone(),
+                            case_id: case_id.map(str::to_string).or_else(|| Some(decision.case_id.clone())),
+                            action: s.action.clone(),
+                            decision: s.decision.as_str().to_string(),
+                            agent: desk.agent.clone().unwrap_or_else(|| actor.to_string()),
+                            pack: desk.pack.clone(),
+                            at,
+                        },
+                    );
+                }
+            }
+            Event::ReviewDecided { plan_id, step_id, verdict, by, .. } => {
+                let verdict = match verdict {
+                    Verdict::Approved => "approved",
+                    Verdict::Rejected => "rejected",
+                };
+                self.reviews.insert(key(plan_id, step_id), (at, verdict, by.id.clone()));
+            }
+            Event::StepFinished { plan_id, step_id, outcome, .. } => {
+                let outcome = match outcome {
+                    StepOutcome::Succeeded => "succeeded",
+                    StepOutcome::Failed => "failed",
+                    StepOutcome::Unknown => "unknown",
+                    StepOutcome::NeedsHuman => "needs_human",
+                };
+                self.ends.insert(key(plan_id, step_id), (at, Some(outcome.to_string())));
+            }
+            Event::StepSettled { plan_id, step_id, applied, .. } => {
+                let outcome = if *applied { "settled_applied" } else { "settled_not_applied" };
+                self.ends.insert(key(plan_id, step_id), (at, Some(outcome.to_string())));
+            }
+            Event::StepRetried { plan_id, step_id, .. } => {
+                self.ends.insert(key(plan_id, step_id), (at, None));
+            }
+            Event::ContextRead { .. } => desk.agent = Some(actor.to_string()),
+            Event::PolicyLoaded { pack: loaded, policy_id, version, signed, .. } => {
+                desk.pack = match loaded {
+                    Some(p) => Some((p.id.clone(), p.version)),
+                    None if !signed => None,
+                    None => Some((policy_id.clone(), *version)),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use countersign_core::evidence::PackRef;
+    use countersign_core::model::Operator;
+
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn a_step_carries_the_pack_its_desk_ran_then_and_its_last_review_and_end() {
+        let mut f = Facets::default();
+        let mut desk = DeskFacts::default();
+        let loaded = Event::PolicyLoaded {
+            policy_id: "p".into(),
+            version: 3,
+            hash: "h".into(),
+            signed: true,
+            pack: Some(PackRef { id: "retail".into(), version: 7, key_id: "k".into(), digest: "d".into() }),
+        };
+        f.take("desk-1", t("2026-12-03T10:00:00Z"), None, "system", &loaded, &mut desk);
+        assert_eq!(desk.pack, Some(("retail".into(), 7)));
+        let read = Event::ContextRead { orders: vec![], fields: vec![], customers: vec![], identity: None };
+        f.take("desk-1", t("2026-12-03T10:00:30Z"), Some("c-1"), "agent-1", &read, &mut desk);
+        let decided: Event = serde_json::from_value(serde_json::json!({
+            "kind": "decided",
+            "payload": {"decision": {
+                "plan_id": "plan-1", "case_id": "c-1", "policy_id": "p", "policy_version": 3,
+                "policy_hash": "h", "handoff": false, "signals": [],
+                "steps": [{"step_id": "s1", "action": "refund_partial", "decision": "supervisor",
+                           "reasons": [], "rule_ids": [], "step_digest": "x",
+                           "approver_roles": [], "may_read": []}]
+            }}
+        }))
+        .unwrap_or_else(|e| panic!("a decided event: {e}"));
+        f.take("desk-1", t("2026-12-03T10:01:00Z"), Some("c-1"), "policy", &decided, &mut desk);
+        let reviewed = Event::ReviewDecided {
+            plan_id: "plan-1".into(),
+            step_id: "s1".into(),
+            step_digest: "x".into(),
+            policy_hash: "h".into(),
+            verdict: Verdict::Rejected,
+            by: Operator { id: "lead-1".into(), role: "team_lead".into() },
+            reason: "no".into(),
+            grant: None,
+        };
+        f.take("desk-1", t("2026-12-03T10:02:00Z"), Some("c-1"), "lead-1", &reviewed, &mut desk);
+        let k = ("desk-1".to_string(), "plan-1".to_string(), "s1".to_string());
+        let step = &f.steps[&k];
+        assert_eq!(
+            (step.action.as_str(), step.decision.as_str(), step.agent.as_str(), step.pack.clone()),
+            ("refund_partial", "supervisor", "agent-1", Some(("retail".to_string(), 7)))
+        );
+        assert_eq!(f.reviews[&k].1, "rejected");
+        // Decided again: the earlier review no longer holds.
+        f.take("desk-1", t("2026-12-03T10:03:00Z"), Some("c-1"), "policy", &decided, &mut desk);
+        assert!(f.reviews.is_empty());
+    }
+}

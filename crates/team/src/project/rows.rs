@@ -1,0 +1,251 @@
+//! What one batch writes, all in one transaction: its events in one `COPY`, the rest
+//! as idempotent multi-row statements.
+
+use std::collections::HashMap;
+
+use countersign_store::Hash;
+use sqlx::{Postgres, Transaction};
+
+use super::{Alert, ProjectError, db, i64_of};
+
+/// What a batch writes, all in one transaction.
+#[derive(Debug, Default)]
+pub(super) struct Rows {
+    pub(super) events: Vec<EventRow>,
+    pub(super) checkpoints: Vec<CheckpointRow>,
+    pub(super) alerts: Vec<Alert>,
+    /// The projected hashes of this batch, by (device, seq): for redeliveries and
+    /// checkpoints within it.
+    pub(super) pending: HashMap<(String, u64), Hash>,
+    /// The witness's co-signatures: (device, count, head, note).
+    pub(super) witnessed: Vec<(String, i64, String, String)>,
+    /// What the team view filters on, derived from the batch's events.
+    pub(super) facets: crate::facets::Facets,
+}
+
+#[derive(Debug)]
+pub(super) struct EventRow {
+    pub(super) hash: String,
+    pub(super) device: String,
+    pub(super) seq: i64,
+    pub(super) prev: String,
+    pub(super) at: String,
+    pub(super) case_id: Option<String>,
+    pub(super) kind: String,
+    pub(super) actor: String,
+    pub(super) body: String,
+    /// The body's payload as PostgreSQL's `jsonb` takes it ([`pg_json`]).
+    pub(super) payload: String,
+    pub(super) stream_seq: i64,
+}
+
+/// Text as PostgreSQL stores it: it refuses the NUL character (which a desk's own free
+/// text may carry, escaped, inside a perfectly valid chain), so that one becomes U+FFFD.
+/// Only the copies kept for queries are changed; the hashed body is kept exactly.
+pub(crate) fn pg_text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// A field of PostgreSQL's text `COPY` format (backslash, tab and line ends escaped;
+/// the text has no NUL, see [`pg_text`]).
+pub fn copy_field(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
+}
+
+/// A JSON value as `jsonb` takes it: no NUL in any string or key ([`pg_text`]).
+pub(super) fn pg_json(value: &serde_json::Value) -> String {
+    fn clean(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(pg_text(s)),
+            Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (pg_text(k), clean(v))).collect()),
+            other => other.clone(),
+        }
+    }
+    clean(value).to_string()
+}
+
+#[derive(Debug)]
+pub(super) struct CheckpointRow {
+    pub(super) device: String,
+    pub(super) seq: i64,
+    pub(super) count: i64,
+    pub(super) head: String,
+    pub(super) key: String,
+    pub(super) signature: String,
+}
+
+/// The batch's rows, each table in one statement, each idempotent.
+pub(super) async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) -> Result<(), ProjectError> {
+    if !rows.events.is_empty() {
+        // One COPY: a batch's events are new by construction (each judged against the
+        // desk's committed position, read in this transaction's order), so a row already
+        // there is a fault that fails the batch, which then comes again from a fresh read.
+        let mut text = String::with_capacity(rows.events.len() * 1024);
+        for r in &rows.events {
+            let fields = [
+                copy_field(&r.hash),
+                copy_field(&r.device),
+                r.seq.to_string(),
+                copy_field(&r.prev),
+                copy_field(&r.at),
+                r.case_id.as_deref().map_or_else(|| "\\N".to_string(), copy_field),
+                copy_field(&r.kind),
+                copy_field(&r.actor),
+                copy_field(&r.body),
+                copy_field(&r.payload),
+                r.stream_seq.to_string(),
+            ];
+            text.push_str(&fields.join("\t"));
+            text.push('\n');
+        }
+        let mut copy = (**tx)
+            .copy_in_raw(
+                "COPY events (hash, device, seq, prev_hash, at, case_id, kind, actor, body, payload, stream_seq) \
+                 FROM STDIN",
+            )
+            .await
+            .map_err(db)?;
+        copy.send(text.into_bytes()).await.map_err(db)?;
+        copy.finish().await.map_err(db)?;
+    }
+    if !rows.checkpoints.is_empty() {
+        let c = &rows.checkpoints;
+        sqlx::query(
+            "INSERT INTO checkpoints (device, seq, count, head, device_key, signature)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(c.iter().map(|r| r.device.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.count).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.head.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| r.signature.as_str()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if !rows.witnessed.is_empty() {
+        let w = &rows.witnessed;
+        sqlx::query(
+            "INSERT INTO witnessed (device, count, head, note)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(w.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+        .bind(w.iter().map(|r| r.3.as_str()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    write_facets(tx, &rows.facets).await?;
+    for a in &rows.alerts {
+        sqlx::query(
+            "INSERT INTO alerts (device, seq, hash, kind, detail, stream_seq) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&a.device)
+        .bind(i64_of(a.seq))
+        .bind(&a.hash)
+        .bind(a.kind.as_str())
+        .bind(&a.detail)
+        .bind(i64_of(a.stream_seq))
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// The batch's cases and steps for the team view: new cases, steps decided (again),
+/// then their reviews and ends (each key's last), each in one statement.
+async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Facets) -> Result<(), ProjectError> {
+    let text = |s: &str| pg_text(s);
+    let time = |t: &jiff::Timestamp| t.to_string();
+    if !f.cases.is_empty() {
+        let c: Vec<_> = f.cases.values().collect();
+        sqlx::query(
+            "INSERT INTO cases (device, case_id, tenant, channel, first_at)
+             SELECT d, c, t, ch, a::timestamptz FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+               AS u(d, c, t, ch, a)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(c.iter().map(|r| text(&r.device)).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| text(&r.case_id)).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| text(&r.tenant)).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| text(&r.channel)).collect::<Vec<_>>())
+        .bind(c.iter().map(|r| time(&r.at)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if !f.steps.is_empty() {
+        let s: Vec<_> = f.steps.values().collect();
+        sqlx::query(
+            "INSERT INTO steps (device, plan_id, step_id, case_id, tenant, action, decision, agent, pack_id,
+                                pack_version, decided_at)
+             SELECT d, p, s, c, (SELECT tenant FROM cases k WHERE k.device = d AND k.case_id = c), a, dn, ag, pk, pv,
+                    t::timestamptz
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::int8[], $10::text[]) AS u(d, p, s, c, a, dn, ag, pk, pv, t)
+             ON CONFLICT (device, plan_id, step_id) DO UPDATE SET case_id = EXCLUDED.case_id,
+               tenant = EXCLUDED.tenant, action = EXCLUDED.action, decision = EXCLUDED.decision,
+               agent = EXCLUDED.agent, pack_id = EXCLUDED.pack_id, pack_version = EXCLUDED.pack_version,
+               decided_at = EXCLUDED.decided_at, verdict = NULL, reviewed_by = NULL, reviewed_at = NULL,
+               outcome = NULL, ended_at = NULL",
+        )
+        .bind(s.iter().map(|r| text(&r.device)).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| text(&r.plan_id)).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| text(&r.step_id)).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| r.case_id.as_deref().map(text)).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| text(&r.action)).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| r.decision.clone()).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| text(&r.agent)).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| r.pack.as_ref().map(|p| text(&p.0))).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| r.pack.as_ref().map(|p| i64_of(p.1))).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| time(&r.at)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if !f.reviews.is_empty() {
+        let keys: Vec<_> = f.reviews.keys().collect();
+        let values: Vec<_> = f.reviews.values().collect();
+        sqlx::query(
+            "UPDATE steps SET verdict = u.v, reviewed_by = u.b, reviewed_at = u.t::timestamptz
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(d, p, s, v, b, t)
+             WHERE steps.device = u.d AND steps.plan_id = u.p AND steps.step_id = u.s",
+        )
+        .bind(keys.iter().map(|k| text(&k.0)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.1)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.2)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| v.1.to_string()).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| text(&v.2)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| time(&v.0)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if !f.ends.is_empty() {
+        let keys: Vec<_> = f.ends.keys().collect();
+        let values: Vec<_> = f.ends.values().collect();
+        sqlx::query(
+            "UPDATE steps SET outcome = u.o, ended_at = CASE WHEN u.o IS NULL THEN NULL ELSE u.t::timestamptz END
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(d, p, s, o, t)
+             WHERE steps.device = u.d AND steps.plan_id = u.p AND steps.step_id = u.s",
+        )
+        .bind(keys.iter().map(|k| text(&k.0)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.1)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.2)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| v.1.clone()).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| time(&v.0)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,555 @@
+//! The lead's team view: the team service answers a lead's desk over the team plane
+//! (request / reply on `cs.view.<device>`, which the server lets only that lead's or
+//! admin's desk publish), from the projected evidence in PostgreSQL. Desks never hold
+//! database credentials.
+//!
+//! Every ask is a [`ViewAsk`] signed with the lead's device key. It is answered only if
+//! the signature is the key of a roster entry with a supervisor role in the newest signed
+//! pack the team published (checked against the admin keys the service trusts), names
+//! the desk that sent it, and is fresh. The answer holds only the desks and tenants that
+//! roster entry grants (`view_desks`, `view_tenants`; none when absent). An answer that
+//! shows customer data is recorded in `views` (who, which desk, what was asked, how many
+//! rows and which cases) before it is sent; if it cannot be recorded it is not sent.
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use countersign_core::team::SignedEntry;
+use countersign_core::teamview::{
+    CaseBundle, MAX_ROWS, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamEvent, TeamQuery, ViewAsk,
+};
+use countersign_plane::subjects::{CONTROL_BUCKET, PACKS_BUCKET, blobs_bucket_of, view_subject};
+use countersign_trust::keys::{PublicKey, TrustedKeys};
+use countersign_trust::pack::Pack;
+use countersign_trust::roster::RosterEntry;
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use sqlx::{PgPool, QueryBuilder};
+use tokio::sync::Mutex;
+
+use crate::project::ProjectError;
+
+/// How old (or how far ahead of the service's clock) an ask may be.
+const FRESH: SignedDuration = SignedDuration::from_mins(5);
+/// The most events a case's timeline or export carries.
+const MAX_EVENTS: i64 = 2000;
+/// How many asks are answered at once.
+const CONCURRENT: usize = 8;
+
+/// What the view needs besides the database.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// The team's name (asks for another team are refused).
+    pub team: String,
+    /// The admin keys a pack must be signed by.
+    pub trusted: TrustedKeys,
+}
+
+/// The newest signed pack the team published, as verified here.
+#[derive(Debug, Default)]
+struct Held {
+    /// The `pack` key's revision it came from.
+    revision: u64,
+    pack: Option<Arc<Pack>>,
+}
+
+/// A refusal on its way to the asker.
+struct Refusal {
+    code: &'static str,
+    reason: String,
+}
+
+fn refuse(code: &'static str, reason: impl Into<String>) -> Refusal {
+    Refusal { code, reason: reason.into() }
+}
+
+impl From<ProjectError> for Refusal {
+    fn from(e: ProjectError) -> Refusal {
+        tracing::warn!(error = %e, "answering a team view");
+        refuse("unavailable", "the team's database could not answer; try again")
+    }
+}
+
+fn db(e: sqlx::Error) -> Refusal {
+    Refusal::from(ProjectError::Database { at: "the team view".into(), message: e.to_string() })
+}
+
+/// Open `database` (again and again, with back-off, while it cannot be reached) and
+/// answer the leads' team views from it until `until` completes.
+pub async fn run(
+    client: async_nats::Client,
+    database: sqlx::postgres::PgConnectOptions,
+    options: ViewOptions,
+    until: impl std::future::Future<Output = ()>,
+) -> Result<(), ProjectError> {
+    let mut until = std::pin::pin!(until);
+    let mut wait = std::time::Duration::from_millis(500);
+    let pool = loop {
+        match crate::project::open(&database).await {
+            Ok(pool) => break pool,
+            Err(e @ ProjectError::Migration { .. }) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "the team view waits for its database"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = &mut until => return Ok(()),
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+    };
+    serve(client, pool, options, until).await
+}
+
+/// Answer the leads' team views from `pool` until `until` completes.
+pub async fn serve(
+    client: async_nats::Client,
+    pool: PgPool,
+    options: ViewOptions,
+    until: impl std::future::Future<Output = ()>,
+) -> Result<(), ProjectError> {
+    let subscriber = client
+        .subscribe(view_subject("*"))
+        .await
+        .map_err(|e| ProjectError::Server(format!("listening for team views: {e}")))?;
+    let js = jetstream::new(client.clone());
+    let held = Arc::new(Mutex::new(Held::default()));
+    let options = Arc::new(options);
+    let answering = subscriber.for_each_concurrent(CONCURRENT, |m| {
+        let (client, js, pool, held, options) =
+            (client.clone(), js.clone(), pool.clone(), held.clone(), options.clone());
+        async move {
+            let Some(reply) = m.reply.clone() else { return };
+            let device = m.subject.as_str().strip_prefix(&view_subject("")).unwrap_or_default().to_string();
+            let answer = match answer(&js, &pool, &held, &options, &device, &m.payload).await {
+                Ok(a) => a,
+                Err(r) => TeamAnswer::Refused { code: r.code.to_string(), reason: r.reason },
+            };
+            let bytes = match serde_json::to_vec(&answer) {
+                Ok(b) => b,
+                Err(e) => return tracing::warn!(error = %e, "serialising a team view"),
+            };
+            if let Err(e) = client.publish(reply, bytes.into()).await {
+                tracing::warn!(error = %e, device, "answering a team view");
+            }
+        }
+    });
+    tokio::select! {
+        () = answering => Err(ProjectError::Server("the team views' subscription ended".into())),
+        () = until => Ok(()),
+    }
+}
+
+/// Check the ask and answer it (recorded first when it shows customer data).
+async fn answer(
+    js: &jetstream::Context,
+    pool: &PgPool,
+    held: &Mutex<Held>,
+    options: &ViewOptions,
+    device: &str,
+    payload: &[u8],
+) -> Result<TeamAnswer, Refusal> {
+    let entry: SignedEntry =
+        serde_json::from_slice(payload).map_err(|e| refuse("bad_ask", format!("not a signed team-view ask: {e}")))?;
+    let pack = newest_pack(js, held, &options.trusted).await?;
+    let (lead, ask) = open_ask(&pack, &entry)?;
+    if ask.team != options.team {
+        return Err(refuse("bad_ask", format!("an ask for team {:?}; this is {:?}", ask.team, options.team)));
+    }
+    if ask.device != device {
+        return Err(refuse("bad_ask", format!("signed for desk {:?} but sent by {device:?}", ask.device)));
+    }
+    let now = Timestamp::now();
+    if ask.at < now - FRESH || ask.at > now + FRESH {
+        return Err(refuse("stale", format!("signed at {}; the team's clock says {now}", ask.at)));
+    }
+    if lead.view_desks.is_empty() || lead.view_tenants.is_empty() {
+        return Err(refuse(
+            "not_granted",
+            format!(
+                "the signed pack grants {} no team view: its roster entry needs view_desks and view_tenants",
+                lead.id
+            ),
+        ));
+    }
+    let grants = Grants::of(lead);
+    let (answer, shown, cases) = match &ask.query {
+        TeamQuery::Steps { filter } => steps(pool, &grants, filter).await?,
+        TeamQuery::Case { case_id } => {
+            let events = case_events(pool, &grants, case_id, None).await?;
+            let (n, cases) = (events.len(), vec![case_id.clone()]);
+            (TeamAnswer::Case { case_id: case_id.clone(), events }, n, cases)
+        }
+        TeamQuery::Blob { device, case_id, hash } => {
+            (blob(js, pool, &grants, device, case_id, hash).await?, 1, vec![case_id.clone()])
+        }
+        TeamQuery::Export { case_id } => {
+            let events = case_events(pool, &grants, case_id, None).await?;
+            let desks: Vec<String> = {
+                let mut d: Vec<String> = events.iter().map(|e| e.desk.clone()).collect();
+                d.dedup();
+                d.sort();
+                d.dedup();
+                d
+            };
+            let witnessed: Vec<(String, String)> = sqlx::query_as(
+                "SELECT DISTINCT ON (device) device, note FROM witnessed WHERE device = ANY($1)
+                 ORDER BY device, count DESC",
+            )
+            .bind(&desks)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+            let n = events.len();
+            let bundle = CaseBundle {
+                team: options.team.clone(),
+                case_id: case_id.clone(),
+                exported_by: lead.id.clone(),
+                exported_at: now,
+                events,
+                witnessed,
+            };
+            (TeamAnswer::Export { bundle }, n, vec![case_id.clone()])
+        }
+        TeamQuery::Alerts => (alerts(pool, &grants).await?, 0, Vec::new()),
+    };
+    if ask.query.shows_customer_data() {
+        record(pool, device, &lead.id, &ask.query, shown, &cases).await?;
+    }
+    Ok(answer)
+}
+
+/// The newest pack the team published, verified against `trusted` (fetched again only
+/// when the announcement changed; a pack that does not verify leaves the one held).
+async fn newest_pack(js: &jetstream::Context, held: &Mutex<Held>, trusted: &TrustedKeys) -> Result<Arc<Pack>, Refusal> {
+    let none = || refuse("no_pack", "the team service holds no signed pack it trusts: the admin publishes one");
+    let kv = js.get_key_value(CONTROL_BUCKET).await.map_err(|e| refuse("unavailable", e.to_string()))?;
+    let entry = kv.entry(countersign_plane::packs::PACK_KEY).await.map_err(|e| refuse("unavailable", e.to_string()))?;
+    let mut held = held.lock().await;
+    let Some(entry) = entry else { return held.pack.clone().ok_or_else(none) };
+    if entry.revision == held.revision {
+        return held.pack.clone().ok_or_else(none);
+    }
+    held.revision = entry.revision;
+    match fetch_pack(js, &entry.value, trusted).await {
+        Ok(pack) => {
+            let newer = held.pack.as_ref().is_none_or(|p| p.info.version <= pack.info.version);
+            if newer {
+                tracing::info!(version = pack.info.version, "the team view reads the roster of pack {}", pack.info.id);
+                held.pack = Some(Arc::new(pack));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the team's newest pack is not one to read a roster from"),
+    }
+    held.pack.clone().ok_or_else(none)
+}
+
+async fn fetch_pack(js: &jetstream::Context, announcement: &[u8], trusted: &TrustedKeys) -> Result<Pack, String> {
+    use tokio::io::AsyncReadExt;
+    let announced: countersign_plane::packs::PackAnnouncement =
+        serde_json::from_slice(announcement).map_err(|e| format!("the pack announcement: {e}"))?;
+    let store = js.get_object_store(PACKS_BUCKET).await.map_err(|e| e.to_string())?;
+    let mut reader = store.get(announced.object.as_str()).await.map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    (&mut reader).take(32 << 20).read_to_end(&mut bytes).await.map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let to = dir.path().join("pack");
+    countersign_plane::packs::unbundle(&bytes, &to)?;
+    countersign_trust::pack::verify_pack(&to, trusted).map_err(|r| r.to_string())
+}
+
+/// The roster entry whose key signed the ask (a supervisor role of the pack's policy),
+/// and the ask.
+fn open_ask<'p>(pack: &'p Pack, entry: &SignedEntry) -> Result<(&'p RosterEntry, ViewAsk), Refusal> {
+    let leads: Vec<(&RosterEntry, PublicKey)> = pack
+        .roster
+        .iter()
+        .filter(|e| pack.policy.supervisor_roles.contains(&e.role))
+        .filter_map(|e| Some((e, PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok()?)))
+        .collect();
+    let keys: Vec<PublicKey> = leads.iter().map(|(_, k)| k.clone()).collect();
+    let (signer, ask) = countersign_trust::team::open::<ViewAsk>(countersign_trust::team::VIEW_DOMAIN, entry, &keys)
+        .map_err(|e| match e {
+            countersign_trust::team::EntryProblem::UnknownKey { .. } => refuse(
+                "not_a_lead",
+                format!("{e}: only a lead on the roster of pack {} v{} sees the team", pack.info.id, pack.info.version),
+            ),
+            other => refuse("bad_ask", other.to_string()),
+        })?;
+    let lead = leads
+        .iter()
+        .find(|(_, k)| k.to_hex() == signer.to_hex())
+        .map(|(e, _)| *e)
+        .ok_or_else(|| refuse("not_a_lead", "the signing key is on no roster entry"))?;
+    if ask.by != lead.id {
+        return Err(refuse("bad_ask", format!("signed by {}'s key but says it is {}", lead.id, ask.by)));
+    }
+    Ok((lead, ask))
+}
+
+/// What a lead may see: desks and tenants (`None`: every one).
+struct Grants {
+    desks: Option<Vec<String>>,
+    tenants: Option<Vec<String>>,
+}
+
+impl Grants {
+    fn of(lead: &RosterEntry) -> Grants {
+        let all = |v: &[String]| v.iter().any(|x| x == "*");
+        Grants {
+            desks: (!all(&lead.view_desks)).then(|| lead.view_desks.clone()),
+            tenants: (!all(&lead.view_tenants)).then(|| lead.view_tenants.clone()),
+        }
+    }
+}
+
+fn time_of(text: &str, what: &str) -> Result<Timestamp, Refusal> {
+    text.parse().map_err(|e| refuse("bad_ask", format!("{what} {text:?} is not an RFC 3339 time: {e}")))
+}
+
+/// The `after` cursor: the last row's (decided_at, device, plan_id, step_id), as hex of
+/// its JSON.
+fn cursor_of(row: &StepRow) -> String {
+    hex::encode(serde_json::json!([row.decided_at, row.desk, row.plan_id, row.step_id]).to_string())
+}
+
+fn read_cursor(text: &str) -> Result<(Timestamp, String, String, String), Refusal> {
+    let bad = || refuse("bad_ask", "the page cursor (`after`) is not one this service gave");
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    let (at, desk, plan, step): (String, String, String, String) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((at.parse().map_err(|_| bad())?, desk, plan, step))
+}
+
+/// One row of `steps` as read (times as RFC 3339 text).
+type StepTuple = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn steps(pool: &PgPool, grants: &Grants, f: &StepFilter) -> Result<(TeamAnswer, usize, Vec<String>), Refusal> {
+    let limit = f.limit.unwrap_or(50).clamp(1, MAX_ROWS);
+    let mut q = QueryBuilder::new(
+        "SELECT device, case_id, tenant, plan_id, step_id, action, decision, agent, pack_id, pack_version,
+                to_json(decided_at)#>>'{}', verdict, reviewed_by, outcome, to_json(ended_at)#>>'{}'
+         FROM steps WHERE true",
+    );
+    if let Some(desks) = &grants.desks {
+        q.push(" AND device = ANY(").push_bind(desks.clone()).push(")");
+    }
+    if let Some(tenants) = &grants.tenants {
+        q.push(" AND tenant = ANY(").push_bind(tenants.clone()).push(")");
+    }
+    let eq = |q: &mut QueryBuilder<sqlx::Postgres>, column: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            q.push(format!(" AND {column} = ")).push_bind(v.clone());
+        }
+    };
+    eq(&mut q, "agent", &f.agent);
+    eq(&mut q, "device", &f.desk);
+    eq(&mut q, "action", &f.action);
+    eq(&mut q, "decision", &f.decision);
+    eq(&mut q, "tenant", &f.tenant);
+    match f.outcome.as_deref() {
+        None => {}
+        Some("rejected") => {
+            q.push(" AND verdict = 'rejected'");
+        }
+        Some("open") => {
+            q.push(" AND outcome IS NULL AND verdict IS DISTINCT FROM 'rejected'");
+        }
+        Some(o) => {
+            q.push(" AND outcome = ").push_bind(o.to_string());
+        }
+    }
+    if let Some(v) = f.pack_version {
+        let v = i64::try_from(v).map_err(|_| refuse("bad_ask", "a pack version past 2^63"))?;
+        q.push(" AND pack_version = ").push_bind(v);
+    }
+    if let Some(s) = &f.since {
+        q.push(" AND decided_at >= ").push_bind(time_of(s, "since")?.to_string()).push("::timestamptz");
+    }
+    if let Some(u) = &f.until {
+        q.push(" AND decided_at < ").push_bind(time_of(u, "until")?.to_string()).push("::timestamptz");
+    }
+    if let Some(after) = &f.after {
+        let (at, desk, plan, step) = read_cursor(after)?;
+        q.push(" AND (decided_at, device, plan_id, step_id) < (")
+            .push_bind(at.to_string())
+            .push("::timestamptz, ")
+            .push_bind(desk)
+            .push(", ")
+            .push_bind(plan)
+            .push(", ")
+            .push_bind(step)
+            .push(")");
+    }
+    q.push(" ORDER BY decided_at DESC, device DESC, plan_id DESC, step_id DESC LIMIT ").push_bind(i64::from(limit) + 1);
+    let tuples: Vec<StepTuple> = q.build_query_as().fetch_all(pool).await.map_err(db)?;
+    let mut rows: Vec<StepRow> = tuples
+        .into_iter()
+        .map(|t| StepRow {
+            desk: t.0,
+            case_id: t.1,
+            tenant: t.2,
+            plan_id: t.3,
+            step_id: t.4,
+            action: t.5,
+            decision: t.6,
+            agent: t.7,
+            pack_id: t.8,
+            pack_version: t.9.map(i64::unsigned_abs),
+            decided_at: t.10,
+            verdict: t.11,
+            reviewed_by: t.12,
+            outcome: t.13,
+            ended_at: t.14,
+        })
+        .collect();
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
+    let mut cases: Vec<String> = rows.iter().filter_map(|r| r.case_id.clone()).collect();
+    cases.sort();
+    cases.dedup();
+    let n = rows.len();
+    Ok((TeamAnswer::Steps { rows, next }, n, cases))
+}
+
+/// A case's events from the desks (and of the tenants) the lead may see, in time order;
+/// only `device`'s when given. None is `not_found`, whether the case is elsewhere or
+/// nowhere (a lead learns nothing of cases they may not see).
+async fn case_events(
+    pool: &PgPool,
+    grants: &Grants,
+    case_id: &str,
+    device: Option<&str>,
+) -> Result<Vec<TeamEvent>, Refusal> {
+    let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+        "SELECT e.device, e.seq, e.hash, e.prev_hash, e.body FROM events e
+         LEFT JOIN cases c ON c.device = e.device AND c.case_id = e.case_id
+         WHERE e.case_id = $1
+           AND ($2::text[] IS NULL OR e.device = ANY($2))
+           AND ($3::text[] IS NULL OR c.tenant = ANY($3))
+           AND ($4::text IS NULL OR e.device = $4)
+         ORDER BY e.at, e.device, e.seq LIMIT $5",
+    )
+    .bind(case_id)
+    .bind(&grants.desks)
+    .bind(&grants.tenants)
+    .bind(device)
+    .bind(MAX_EVENTS)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    if rows.is_empty() {
+        return Err(refuse("not_found", format!("no case {case_id:?} on any desk you may see")));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(desk, seq, hash, prev_hash, body)| TeamEvent { desk, seq: seq.unsigned_abs(), hash, prev_hash, body })
+        .collect())
+}
+
+/// A blob one of the case's events names, from its desk's store.
+async fn blob(
+    js: &jetstream::Context,
+    pool: &PgPool,
+    grants: &Grants,
+    device: &str,
+    case_id: &str,
+    hash: &str,
+) -> Result<TeamAnswer, Refusal> {
+    use tokio::io::AsyncReadExt;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(refuse("bad_ask", "a blob's hash is 64 hex digits"));
+    }
+    let events = case_events(pool, grants, case_id, Some(device)).await?;
+    if !events.iter().any(|e| e.body.contains(hash)) {
+        return Err(refuse("not_found", format!("no event of case {case_id:?} on {device} names blob {hash}")));
+    }
+    let store = js
+        .get_object_store(blobs_bucket_of(device))
+        .await
+        .map_err(|e| refuse("not_found", format!("{device} has no blobs on the team: {e}")))?;
+    let mut reader = store.get(hash).await.map_err(|e| refuse("not_found", format!("blob {hash} of {device}: {e}")))?;
+    let content_type = reader.info().description.clone().unwrap_or_else(|| "application/octet-stream".into());
+    let mut bytes = Vec::new();
+    (&mut reader).take(3 << 20).read_to_end(&mut bytes).await.map_err(|e| refuse("unavailable", e.to_string()))?;
+    Ok(TeamAnswer::Blob { content_type, data: hex::encode(bytes) })
+}
+
+async fn alerts(pool: &PgPool, grants: &Grants) -> Result<TeamAnswer, Refusal> {
+    let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+        "SELECT device, seq, kind, detail, to_json(raised_at)#>>'{}' FROM alerts
+         WHERE $1::text[] IS NULL OR device = ANY($1) ORDER BY id",
+    )
+    .bind(&grants.desks)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let alerts = rows
+        .into_iter()
+        .map(|(desk, seq, kind, detail, raised_at)| TeamAlert {
+            desk,
+            seq: seq.unsigned_abs(),
+            kind,
+            detail,
+            raised_at,
+        })
+        .collect();
+    Ok(TeamAnswer::Alerts { alerts })
+}
+
+/// Who saw what, when: recorded before the answer goes out.
+async fn record(
+    pool: &PgPool,
+    device: &str,
+    by: &str,
+    query: &TeamQuery,
+    shown: usize,
+    cases: &[String],
+) -> Result<(), Refusal> {
+    let kind = match query {
+        TeamQuery::Steps { .. } => "steps",
+        TeamQuery::Case { .. } => "case",
+        TeamQuery::Blob { .. } => "blob",
+        TeamQuery::Export { .. } => "export",
+        TeamQuery::Alerts => "alerts",
+    };
+    let query = serde_json::to_string(query).map_err(|e| refuse("unavailable", e.to_string()))?;
+    sqlx::query("INSERT INTO views (device, by, kind, query, shown, cases) VALUES ($1, $2, $3, $4::jsonb, $5, $6)")
+        .bind(device)
+        .bind(by)
+        .bind(kind)
+        .bind(crate::project::pg_text(&query))
+        .bind(i64::try_from(shown).unwrap_or(i64::MAX))
+        .bind(cases)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Every recorded view, oldest first: (desk, lead, kind, shown, cases).
+pub async fn views(pool: &PgPool) -> Result<Vec<(String, String, String, u64, Vec<String>)>, ProjectError> {
+    let rows: Vec<(String, String, String, i64, Vec<String>)> =
+        sqlx::query_as("SELECT device, by, kind, shown, cases FROM views ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .map_err(|e| ProjectError::Database { at: "the team view".into(), message: e.to_string() })?;
+    Ok(rows.into_iter().map(|(d, b, k, s, c)| (d, b, k, s.unsigned_abs(), c)).collect())
+}
