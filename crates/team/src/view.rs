@@ -286,9 +286,10 @@ fn open_ask<'p>(pack: &'p Pack, entry: &SignedEntry) -> Result<(&'p RosterEntry,
 }
 
 /// What a lead may see: desks and tenants (`None`: every one).
-struct Grants {
-    desks: Option<Vec<String>>,
-    tenants: Option<Vec<String>>,
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    pub desks: Option<Vec<String>>,
+    pub tenants: Option<Vec<String>>,
 }
 
 impl Grants {
