@@ -109,6 +109,11 @@ pub enum TeamCmd {
     },
     /// Every desk of the team: what it runs (policy, pack) and when it last said so.
     Desks,
+    /// The team's evidence as a lead sees it (asked of the team service; only the desks
+    /// and tenants the signed pack grants this lead; every view of customer data is
+    /// recorded by the team).
+    #[command(subcommand)]
+    Log(TeamLogCmd),
     /// Answer a request of the queue as this desk's lead (a grant signed with this desk's
     /// key; the first answer wins).
     Answer {
@@ -120,6 +125,148 @@ pub enum TeamCmd {
         #[arg(long, default_value = "")]
         reason: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TeamLogCmd {
+    /// Decided steps across the team, newest first.
+    Steps {
+        /// Who sat at the desk (operator id).
+        #[arg(long)]
+        agent: Option<String>,
+        /// The desk (its enrolled device name).
+        #[arg(long)]
+        desk: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        /// auto, confirm, supervisor, recommend or forbid.
+        #[arg(long)]
+        decision: Option<String>,
+        /// succeeded, failed, unknown, needs_human, rejected or open.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// The signed pack's version the step was decided under.
+        #[arg(long)]
+        pack_version: Option<u64>,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Decided at or after (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Decided before (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Rows (at most 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// The next page: the cursor the previous page printed.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// A case's timeline from every desk you may see, each event checked against its hash.
+    Case { case_id: String },
+    /// Write a case's evidence from the team to FILE (or FOLDER/<case>.team.json).
+    Export {
+        case_id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A screenshot or page snapshot an event of the case on DESK names, to FILE.
+    Blob {
+        desk: String,
+        case_id: String,
+        hash: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// What the team could not verify on the desks you may see (gaps, forks, bad hashes
+    /// or signatures).
+    Alerts,
+}
+
+fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
+    let opened = crate::open(cli)?;
+    let engine = &opened.engine;
+    match cmd {
+        TeamLogCmd::Steps {
+            agent,
+            desk,
+            action,
+            decision,
+            outcome,
+            pack_version,
+            tenant,
+            since,
+            until,
+            limit,
+            after,
+        } => {
+            let filter = countersign_core::teamview::StepFilter {
+                agent: agent.clone(),
+                desk: desk.clone(),
+                action: action.clone(),
+                decision: decision.clone(),
+                outcome: outcome.clone(),
+                pack_version: *pack_version,
+                tenant: tenant.clone(),
+                since: since.clone(),
+                until: until.clone(),
+                after: after.clone(),
+                limit: Some(*limit),
+            };
+            out(cli.json, &engine.team_steps(filter)?, |page| {
+                if page.rows.is_empty() {
+                    println!("no decided step of the team matches");
+                }
+                for r in &page.rows {
+                    let ended = r.outcome.as_deref().or(r.verdict.as_deref()).unwrap_or("open");
+                    let pack = r.pack_version.map_or("dev".to_string(), |v| format!("v{v}"));
+                    println!(
+                        "{}  {:<14} {:<12} {:<18} {:<10} {:<12} {:<5} case {}",
+                        r.decided_at,
+                        r.desk,
+                        r.agent,
+                        r.action,
+                        r.decision,
+                        ended,
+                        pack,
+                        r.case_id.as_deref().unwrap_or("-")
+                    );
+                }
+                if let Some(next) = &page.next {
+                    println!("more: --after {next}");
+                }
+            })
+        }
+        TeamLogCmd::Case { case_id } => out(cli.json, &engine.team_case(case_id)?, |c| {
+            for e in &c.events {
+                println!(
+                    "{:<14} {:>6}  {}  {:<16} by {}",
+                    e.desk, e.event.seq, e.event.at, e.event.kind, e.event.actor
+                );
+                println!("        {}", e.summary);
+            }
+        }),
+        TeamLogCmd::Export { case_id, out: to } => out(cli.json, &engine.team_export(case_id, to)?, |x| {
+            println!("{} events of case {case_id} from {} written to {}", x.events, x.desks.join(", "), x.path)
+        }),
+        TeamLogCmd::Blob { desk, case_id, hash, out: file } => {
+            let (media_type, data) = engine.team_blob(desk, case_id, hash)?;
+            std::fs::write(file, &data).with_context(|| format!("writing {}", file.display()))?;
+            let body = serde_json::json!({"hash": hash, "media_type": media_type, "bytes": data.len(), "out": file});
+            out(cli.json, &body, |_| {
+                println!("{hash} ({media_type}, {} bytes) written to {}", data.len(), file.display())
+            })
+        }
+        TeamLogCmd::Alerts => out(cli.json, &engine.team_alerts()?, |alerts| {
+            if alerts.is_empty() {
+                println!("every desk you may see verifies");
+            }
+            for a in alerts {
+                println!("{}  {} at event {}: {} ({})", a.raised_at, a.desk, a.seq, a.kind, a.detail);
+            }
+        }),
+    }
 }
 
 fn write_enrollment(
@@ -263,6 +410,7 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
                 },
             )
         }
+        TeamCmd::Log(cmd) => team_log(cli, cmd),
         TeamCmd::Desks => {
             let opened = crate::open(cli)?;
             out(cli.json, &opened.engine.team_desks(), |desks| {

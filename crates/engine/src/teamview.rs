@@ -30,6 +30,8 @@ pub struct TeamStepsView {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TeamEventView {
     pub desk: String,
+    /// What it says, in a line.
+    pub summary: String,
     pub event: EventView,
 }
 
@@ -107,7 +109,10 @@ impl Engine {
             TeamAnswer::Case { case_id, events } => {
                 let events = events
                     .into_iter()
-                    .map(|e| Ok(TeamEventView { desk: e.desk.clone(), event: event(checked(&e)?) }))
+                    .map(|e| {
+                        let logged = checked(&e)?;
+                        Ok(TeamEventView { desk: e.desk, summary: logged.summary(), event: event(logged) })
+                    })
                     .collect::<Result<_, EngineError>>()?;
                 Ok(TeamCaseView { case_id, events })
             }

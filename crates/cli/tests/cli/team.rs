@@ -51,17 +51,51 @@ fn workspace(dir: &Path, lead_key: &str) -> PathBuf {
     path
 }
 
-#[test]
-fn an_admin_sets_up_a_team_a_leads_pause_reaches_the_agent_and_a_revoked_desk_is_cut_off() {
+/// A team set up from the command line: `team init`, its real `nats-server` from the
+/// config it wrote, the service's lease on a thread, and three desks (admin, lead,
+/// agent), each with keys of its own, enrolled and joined. The lead's device key is on
+/// the workspace's roster as `lead-1`.
+struct Setup {
+    root: tempfile::TempDir,
+    team_dir: PathBuf,
+    server: countersign_test_support::nats::NatsServer,
+    ws: PathBuf,
+    admin_keyring: String,
+    lead_keyring: String,
+    agent_keyring: String,
+    /// The lead's device key (hex).
+    lead_key: String,
+}
+
+impl Setup {
+    fn desk(&self, keyring: &str, name: &str) -> Desk<'_> {
+        Desk { keyring: keyring.to_string(), workspace: &self.ws, data: self.root.path().join(name) }
+    }
+
+    fn admin(&self) -> Desk<'_> {
+        self.desk(&self.admin_keyring, "admin")
+    }
+
+    fn lead(&self) -> Desk<'_> {
+        self.desk(&self.lead_keyring, "lead")
+    }
+
+    fn agent(&self) -> Desk<'_> {
+        self.desk(&self.agent_keyring, "agent")
+    }
+}
+
+fn setup() -> Setup {
     let root = tempfile::tempdir().unwrap();
     let team_dir = root.path().join("team");
     let port = countersign_test_support::nats::free_port().to_string();
     let placeholder = root.path().join("none.toml");
-    let admin = Desk { keyring: unique("admin"), workspace: &placeholder, data: root.path().join("admin") };
+    let admin_keyring = unique("admin");
+    let admin = Desk { keyring: admin_keyring.clone(), workspace: &placeholder, data: root.path().join("admin") };
     let init =
         admin.ok(&["--json", "team", "init", "--dir", team_dir.to_str().unwrap(), "--name", "acme", "--port", &port]);
     assert_eq!(init["name"], "acme");
-    let mut server =
+    let server =
         countersign_test_support::nats::NatsServer::start_on(&team_dir.join("nats-server.conf"), port.parse().unwrap());
     let identity = countersign_plane::lease::ServiceIdentity::load(&team_dir, None).unwrap();
     std::thread::spawn(move || {
@@ -76,17 +110,19 @@ fn an_admin_sets_up_a_team_a_leads_pause_reaches_the_agent_and_a_revoked_desk_is
         let d = Desk { keyring: keyring.to_string(), workspace: &placeholder, data: root.path().join("k") };
         d.ok(&["--json", "team", "key"])
     };
-    let (lead_keys, agent_keys) = (key_of(&lead_keyring), key_of(&agent_keyring));
-    let ws = workspace(root.path(), lead_keys["device_key"].as_str().unwrap());
-    let lead = Desk { keyring: lead_keyring, workspace: &ws, data: root.path().join("lead") };
-    let agent = Desk { keyring: agent_keyring, workspace: &ws, data: root.path().join("agent") };
-
-    for (desk, name, role, keys) in
-        [(&lead, "lead-desk", "lead", &lead_keys), (&agent, "agent-desk", "agent", &agent_keys)]
-    {
-        let file = root.path().join(format!("{name}.toml"));
+    let (admin_keys, lead_keys, agent_keys) = (key_of(&admin_keyring), key_of(&lead_keyring), key_of(&agent_keyring));
+    let lead_key = lead_keys["device_key"].as_str().unwrap().to_string();
+    let ws = workspace(root.path(), &lead_key);
+    let setup = Setup { root, team_dir, server, ws, admin_keyring, lead_keyring, agent_keyring, lead_key };
+    let (admin, lead, agent) = (setup.admin(), setup.lead(), setup.agent());
+    for (desk, name, role, keys) in [
+        (&admin, "admin-desk", "admin", &admin_keys),
+        (&lead, "lead-desk", "lead", &lead_keys),
+        (&agent, "agent-desk", "agent", &agent_keys),
+    ] {
+        let file = setup.root.path().join(format!("{name}.toml"));
         let key = keys["transport_key"].as_str().unwrap();
-        let dir = team_dir.to_str().unwrap();
+        let dir = setup.team_dir.to_str().unwrap();
         admin.ok(&[
             "--json",
             "team",
@@ -104,8 +140,17 @@ fn an_admin_sets_up_a_team_a_leads_pause_reaches_the_agent_and_a_revoked_desk_is
         ]);
         desk.ok(&["--json", "team", "join", file.to_str().unwrap()]);
     }
+    drop((admin, lead, agent));
+    setup
+}
+
+#[test]
+fn an_admin_sets_up_a_team_a_leads_pause_reaches_the_agent_and_a_revoked_desk_is_cut_off() {
+    let mut setup = setup();
+    let (root, team_dir) = (setup.root.path().to_path_buf(), setup.team_dir.clone());
+    let (admin, lead, agent) = (setup.admin(), setup.lead(), setup.agent());
     // Another desk's enrolment does not join this one.
-    let stolen = desk_refuses(&agent, &root.path().join("lead-desk.toml"));
+    let stolen = desk_refuses(&agent, &root.join("lead-desk.toml"));
     assert!(stolen.contains("not this device's"), "{stolen}");
 
     let status = agent.ok(&["--json", "team", "status"]);
@@ -157,11 +202,137 @@ fn an_admin_sets_up_a_team_a_leads_pause_reaches_the_agent_and_a_revoked_desk_is
     admin.ok(&["--json", "team", "revoke", "--dir", team_dir.to_str().unwrap(), "--device", "agent-desk"]);
     let status = agent.ok(&["--json", "team", "status"]);
     assert_eq!((status["connected"].as_bool(), status["current"].as_bool()), (Some(false), Some(false)), "{status}");
-    server.stop();
+    drop((admin, lead, agent));
+    setup.server.stop();
 }
 
 fn desk_refuses(desk: &Desk<'_>, enrolment: &Path) -> String {
     let o = desk.run(&["team", "join", enrolment.to_str().unwrap()]);
     assert_eq!(code(&o), 1);
     stderr(&o)
+}
+
+/// The team service's projection and view (`countersign-team`'s own) into `db`, on a
+/// thread, trusting the admin keys in `trust` for the team's packs.
+fn serve_team(team_dir: &Path, db: &countersign_test_support::postgres::Postgres, trust: &Path) {
+    let identity = countersign_plane::lease::ServiceIdentity::load(team_dir, None).unwrap();
+    let database =
+        countersign_team::project::connect_options(&countersign_engine::Secret::new(db.url())).expect("the URL");
+    let witness = countersign_team::project::Witness::load(team_dir, "acme").unwrap();
+    let mut trusted = countersign_engine::keys::TrustedKeys::new(Vec::new());
+    trusted.add_file(trust).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (projecting, viewing) = (identity.connect().await.unwrap(), identity.connect().await.unwrap());
+            let options = countersign_team::project::Options {
+                witness: Some(std::sync::Arc::new(witness)),
+                ..countersign_team::project::Options::default()
+            };
+            let view = countersign_team::view::ViewOptions { team: "acme".into(), trusted };
+            let (p, v) = tokio::join!(
+                countersign_team::project::run(projecting, database.clone(), options, std::future::pending()),
+                countersign_team::view::run(viewing, database, view, std::future::pending()),
+            );
+            p.unwrap();
+            v.unwrap();
+        });
+    });
+}
+
+#[test]
+fn a_lead_reads_the_teams_log_from_the_command_line_and_an_agent_may_not() {
+    let setup = setup();
+    let root = setup.root.path();
+    let (admin, lead, agent) = (setup.admin(), setup.lead(), setup.agent());
+    // The admin's signing key, and a pack whose roster grants lead-1 the team's view.
+    let public = root.join("admin.pub");
+    admin.ok(&["--json", "admin", "keygen", "--name", "team-admin", "--pub", public.to_str().unwrap()]);
+    let src = root.join("pack-src");
+    std::fs::create_dir(&src).unwrap();
+    for f in ["policy.toml", "catalog.toml"] {
+        std::fs::copy(repo().join("assets/demo").join(f), src.join(f)).unwrap();
+    }
+    let hash =
+        countersign_engine::roster::hash_passphrase(&countersign_engine::Secret::new("lead-1 passphrase")).unwrap();
+    let roster = format!(
+        "[[roster]]\nid = \"lead-1\"\nrole = \"team_lead\"\npassphrase = {hash:?}\nkey = {:?}\n\
+         view_desks = [\"*\"]\nview_tenants = [\"acme\"]\n",
+        setup.lead_key
+    );
+    std::fs::write(src.join("roster.toml"), roster).unwrap();
+    let source = std::fs::read_to_string(repo().join("assets/demo/pack-source.toml")).unwrap();
+    std::fs::write(src.join("pack-source.toml"), source.replace("version = 3", "version = 4")).unwrap();
+    let pack = root.join("pack");
+    let source = src.join("pack-source.toml");
+    admin.ok(&[
+        "--json",
+        "policy",
+        "sign",
+        source.to_str().unwrap(),
+        "--out",
+        pack.to_str().unwrap(),
+        "--key-name",
+        "team-admin",
+    ]);
+
+    let db = countersign_test_support::postgres::Postgres::start();
+    serve_team(&setup.team_dir, &db, &public);
+    admin.ok(&["--json", "team", "publish-pack", pack.to_str().unwrap(), "--trust", public.to_str().unwrap()]);
+
+    // The agent works a case; its evidence reaches the team as the command ends.
+    let case = repo().join("assets/demo/cases/02-damaged-item-small-refund.json");
+    agent.ok(&["--json", "run", "--case", case.to_str().unwrap()]);
+
+    let steps = |args: &[&str]| {
+        let mut all = vec!["--json", "--operator", "lead-1", "team", "log", "steps"];
+        all.extend_from_slice(args);
+        lead.run(&all)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let o = steps(&[]);
+        if code(&o) == 0 {
+            let page = stdout_json(&o);
+            let rows = page["rows"].as_array().unwrap().clone();
+            if rows.iter().any(|r| r["action"] == "refund_partial") {
+                break rows;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the agent's steps never showed: {}", stderr(&o));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(rows.iter().all(|r| r["desk"] == "agent-desk" && r["agent"] == "agent-demo" && r["tenant"] == "acme"));
+    let narrowed = stdout_json(&steps(&["--action", "refund_partial"]));
+    assert_eq!(narrowed["rows"].as_array().unwrap().len(), 1, "{narrowed}");
+    let bad = steps(&["--since", "yesterday"]);
+    assert_eq!(code(&bad), 1);
+    assert!(stderr(&bad).contains("not an RFC 3339 time"), "{}", stderr(&bad));
+
+    let timeline = lead.ok(&["--json", "--operator", "lead-1", "team", "log", "case", "demo-02"]);
+    let events = timeline["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["event"]["kind"] == "decided"), "{timeline}");
+    let text = lead.run(&["--operator", "lead-1", "team", "log", "case", "demo-02"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("agent-desk"), "{}", stderr(&text));
+    let file = root.join("demo-02.team.json");
+    let exported = lead.ok(&[
+        "--json",
+        "--operator",
+        "lead-1",
+        "team",
+        "log",
+        "export",
+        "demo-02",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(exported["events"].as_u64(), Some(events.len() as u64));
+    assert!(std::fs::read_to_string(&file).unwrap().contains("\"witnessed\""));
+    let alerts = lead.ok(&["--json", "--operator", "lead-1", "team", "log", "alerts"]);
+    assert_eq!(alerts, serde_json::json!([]));
+
+    // An agent's desk sees nothing of the team.
+    let refused = agent.run(&["team", "log", "steps"]);
+    assert_eq!(code(&refused), 1);
+    assert!(stderr(&refused).contains("may not see the team's evidence"), "{}", stderr(&refused));
 }
