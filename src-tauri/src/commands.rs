@@ -15,8 +15,9 @@ use countersign_engine::intake::Pasted;
 
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView, InboxChanged,
-    InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, SyncReport,
-    TeamRequestView, TeamStatus, Verdict, VerifyView,
+    InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, StepFilter,
+    SyncReport, TeamAlert, TeamCaseView, TeamExportView, TeamRequestView, TeamStatus, TeamStepsView, Verdict,
+    VerifyView,
 };
 use crate::live::{Intake, Watcher};
 use crate::state::Shell;
@@ -269,6 +270,46 @@ pub fn team_queue(shell: State<'_, Shell>) -> Res<Vec<TeamRequestView>> {
 #[tauri::command(async)]
 pub fn team_desks(shell: State<'_, Shell>) -> Res<Vec<DeskReport>> {
     plain_thread(|| Ok(shell.get()?.engine.team_desks()))
+}
+
+/// The team's decided steps that `filter` picks, newest first (a lead's team view, asked of
+/// the team service; only the desks and tenants the signed pack grants this lead).
+#[tauri::command(async)]
+pub fn team_steps(shell: State<'_, Shell>, filter: StepFilter) -> Res<TeamStepsView> {
+    plain_thread(|| Ok(shell.get()?.engine.team_steps(filter)?))
+}
+
+/// A case's timeline from every desk of the team this lead may see, each event checked
+/// against its hash.
+#[tauri::command(async)]
+pub fn team_case(shell: State<'_, Shell>, case_id: String) -> Res<TeamCaseView> {
+    plain_thread(|| Ok(shell.get()?.engine.team_case(&case_id)?))
+}
+
+/// A screenshot or page snapshot an event of the case on `desk` names, from the team.
+#[tauri::command(async)]
+pub fn team_blob(shell: State<'_, Shell>, desk: String, case_id: String, hash: String) -> Res<BlobView> {
+    plain_thread(|| Ok(shell.get()?.engine.team_blob_view(&desk, &case_id, &hash)?))
+}
+
+/// Export a case's evidence from the team into the exports folder.
+#[tauri::command(async)]
+pub fn team_export(shell: State<'_, Shell>, case_id: String) -> Res<TeamExportView> {
+    plain_thread(|| {
+        let state = shell.get()?;
+        std::fs::create_dir_all(&state.export_dir).map_err(|e| {
+            AppError::from(countersign_engine::EngineError::BadInput {
+                message: format!("{}: {e}", state.export_dir.display()),
+            })
+        })?;
+        Ok(state.engine.team_export(&case_id, &state.export_dir)?)
+    })
+}
+
+/// What the team could not verify on the desks this lead may see.
+#[tauri::command(async)]
+pub fn team_alerts(shell: State<'_, Shell>) -> Res<Vec<TeamAlert>> {
+    plain_thread(|| Ok(shell.get()?.engine.team_alerts()?))
 }
 
 /// Answer a request of the team's queue as this desk's lead: a grant signed here.

@@ -6,6 +6,9 @@ use serde::Serialize;
 use ts_rs::TS;
 
 pub use countersign_engine::team::{DeskReport, TeamRequestView, TeamStatus};
+pub use countersign_engine::teamview::{
+    StepFilter, StepRow, TeamAlert, TeamCaseView, TeamEventView, TeamExportView, TeamStepsView,
+};
 pub use countersign_engine::views::*;
 
 /// A failed command: a code the UI branches on, what happened, and what to do next.

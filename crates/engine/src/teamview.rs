@@ -6,9 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use countersign_core::teamview::{
-    CaseBundle, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamEvent, TeamQuery, ViewAsk,
-};
+use countersign_core::teamview::ViewAsk;
+pub use countersign_core::teamview::{CaseBundle, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamEvent, TeamQuery};
 use countersign_store::Hash;
 use countersign_trust::team as signing;
 use serde::Serialize;
@@ -139,6 +138,12 @@ impl Engine {
             }
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// [`Engine::team_blob`] as the app shows a blob.
+    pub fn team_blob_view(&self, desk: &str, case_id: &str, hash: &str) -> Result<crate::views::BlobView, EngineError> {
+        let (media_type, data) = self.team_blob(desk, case_id, hash)?;
+        Ok(crate::views::blob(hash, countersign_store::Blob { hash: hash.to_string(), media_type, data }))
     }
 
     /// Export a case's evidence from the team into the file `to` (a new file, or a folder

@@ -32,6 +32,11 @@ fn generate(dir: &Path) {
     TeamStatus::export_all_to(dir).unwrap();
     TeamRequestView::export_all_to(dir).unwrap();
     DeskReport::export_all_to(dir).unwrap();
+    StepFilter::export_all_to(dir).unwrap();
+    TeamStepsView::export_all_to(dir).unwrap();
+    TeamCaseView::export_all_to(dir).unwrap();
+    TeamExportView::export_all_to(dir).unwrap();
+    TeamAlert::export_all_to(dir).unwrap();
     Metrics::export_all_to(dir).unwrap();
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();

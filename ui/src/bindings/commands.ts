@@ -20,9 +20,14 @@ import type { PauseScope } from "./PauseScope";
 import type { PauseView } from "./PauseView";
 import type { Progress } from "./Progress";
 import type { ReplyCheck } from "./ReplyCheck";
+import type { StepFilter } from "./StepFilter";
 import type { SyncReport } from "./SyncReport";
+import type { TeamAlert } from "./TeamAlert";
+import type { TeamCaseView } from "./TeamCaseView";
+import type { TeamExportView } from "./TeamExportView";
 import type { TeamRequestView } from "./TeamRequestView";
 import type { TeamStatus } from "./TeamStatus";
+import type { TeamStepsView } from "./TeamStepsView";
 import type { UpdateCheck } from "./UpdateCheck";
 import type { Verdict } from "./Verdict";
 import type { VerifyView } from "./VerifyView";
@@ -84,6 +89,16 @@ export const commands = {
   teamAnswer: (requestId: string, verdict: Verdict, reason: string) => call<null>("team_answer", { requestId, verdict, reason }),
   /** Every desk of the team this desk has heard from: what it runs and when it said so. */
   teamDesks: () => call<Array<DeskReport>>("team_desks"),
+  /** The team's decided steps that `filter` picks, newest first (a lead's team view, asked of the team service; only the desks and tenants the signed pack grants this lead). */
+  teamSteps: (filter: StepFilter) => call<TeamStepsView>("team_steps", { filter }),
+  /** A case's timeline from every desk of the team this lead may see, each event checked against its hash. */
+  teamCase: (caseId: string) => call<TeamCaseView>("team_case", { caseId }),
+  /** A screenshot or page snapshot an event of the case on `desk` names, from the team. */
+  teamBlob: (desk: string, caseId: string, hash: string) => call<BlobView>("team_blob", { desk, caseId, hash }),
+  /** Export a case's evidence from the team into the exports folder. */
+  teamExport: (caseId: string) => call<TeamExportView>("team_export", { caseId }),
+  /** What the team could not verify on the desks this lead may see. */
+  teamAlerts: () => call<Array<TeamAlert>>("team_alerts"),
   /** Names of the credentials in the OS keyring; a keyring that cannot be reached is reported beside an empty list, so Settings still opens. */
   credentialsList: () => call<CredentialList>("credentials_list"),
   /** Store a credential in the OS keyring. The value is never returned, shown or logged. */
