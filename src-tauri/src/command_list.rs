@@ -38,6 +38,7 @@ command_list! {
     team_blob,
     team_export,
     team_alerts,
+    team_metrics,
     credentials_list,
     credential_set,
     credential_delete,

@@ -16,8 +16,8 @@ use countersign_engine::intake::Pasted;
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView, InboxChanged,
     InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, StepFilter,
-    SyncReport, TeamAlert, TeamCaseView, TeamExportView, TeamRequestView, TeamStatus, TeamStepsView, Verdict,
-    VerifyView,
+    SyncReport, TeamAlert, TeamCaseView, TeamExportView, TeamMetrics, TeamRequestView, TeamStatus, TeamStepsView,
+    Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
 use crate::state::Shell;
@@ -304,6 +304,13 @@ pub fn team_export(shell: State<'_, Shell>, case_id: String) -> Res<TeamExportVi
         })?;
         Ok(state.engine.team_export(&case_id, &state.export_dir)?)
     })
+}
+
+/// How the team's steps went over a window (RFC 3339 ends, open when absent): per action,
+/// per agent and per week, on the desks this lead may see.
+#[tauri::command(async)]
+pub fn team_metrics(shell: State<'_, Shell>, since: Option<String>, until: Option<String>) -> Res<TeamMetrics> {
+    plain_thread(|| Ok(shell.get()?.engine.team_metrics(since, until)?))
 }
 
 /// What the team could not verify on the desks this lead may see.

@@ -7,7 +7,8 @@ use ts_rs::TS;
 
 pub use countersign_engine::team::{DeskReport, TeamRequestView, TeamStatus};
 pub use countersign_engine::teamview::{
-    StepFilter, StepRow, TeamAlert, TeamCaseView, TeamEventView, TeamExportView, TeamStepsView,
+    StepFilter, StepRow, TeamAlert, TeamCaseView, TeamCounts, TeamEventView, TeamExportView, TeamMetrics,
+    TeamStepsView, UnknownOutcomes,
 };
 pub use countersign_engine::views::*;
 

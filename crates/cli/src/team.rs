@@ -182,6 +182,15 @@ pub enum TeamLogCmd {
     /// What the team could not verify on the desks you may see (gaps, forks, bad hashes
     /// or signatures).
     Alerts,
+    /// How the team's steps went: per action, per agent and per week.
+    Metrics {
+        /// Decided at or after (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Decided before (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
@@ -256,6 +265,35 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
             let body = serde_json::json!({"hash": hash, "media_type": media_type, "bytes": data.len(), "out": file});
             out(cli.json, &body, |_| {
                 println!("{hash} ({media_type}, {} bytes) written to {}", data.len(), file.display())
+            })
+        }
+        TeamLogCmd::Metrics { since, until } => {
+            out(cli.json, &engine.team_metrics(since.clone(), until.clone())?, |m| {
+                println!(
+                    "{} cases · {} escalated · {} overrides · unknown outcomes: {} open, {} settled applied, {} settled not \
+                 applied",
+                    m.cases,
+                    m.escalations,
+                    m.overrides,
+                    m.unknown.open,
+                    m.unknown.settled_applied,
+                    m.unknown.settled_not_applied
+                );
+                println!(
+                    "{:<24} {:>6} {:>9} {:>8} {:>9} {:>7} {:>11}",
+                    "", "auto", "confirmed", "rejected", "forbidden", "waiting", "recommended"
+                );
+                for (title, rows) in
+                    [("per action", &m.per_action), ("per agent", &m.per_agent), ("per week", &m.per_week)]
+                {
+                    println!("{title}:");
+                    for c in rows.iter().chain(std::iter::once(&m.totals).filter(|_| title == "per week")) {
+                        println!(
+                            "  {:<22} {:>6} {:>9} {:>8} {:>9} {:>7} {:>11}",
+                            c.label, c.auto_run, c.confirmed, c.rejected, c.forbidden, c.waiting, c.recommended
+                        );
+                    }
+                }
             })
         }
         TeamLogCmd::Alerts => out(cli.json, &engine.team_alerts()?, |alerts| {

@@ -45,12 +45,20 @@ pub enum TeamQuery {
     Export { case_id: String },
     /// What the projection could not verify (gaps, forks, bad hashes or signatures).
     Alerts,
+    /// Counts over the steps decided in a time window (RFC 3339; open ends allowed), per
+    /// action, per agent and per week.
+    Metrics {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+    },
 }
 
 impl TeamQuery {
     /// Whether an answer to it shows customer data (and so is recorded).
     pub fn shows_customer_data(&self) -> bool {
-        !matches!(self, TeamQuery::Alerts)
+        !matches!(self, TeamQuery::Alerts | TeamQuery::Metrics { .. })
     }
 }
 
@@ -118,6 +126,9 @@ pub enum TeamAnswer {
     },
     Alerts {
         alerts: Vec<TeamAlert>,
+    },
+    Metrics {
+        metrics: TeamMetrics,
     },
     /// The service would not answer: why, in words, and a stable code
     /// (`bad_ask`, `not_a_lead`, `stale`, `not_granted`, `not_found`, `no_pack`,
@@ -193,4 +204,58 @@ pub struct TeamAlert {
     pub kind: String,
     pub detail: String,
     pub raised_at: String,
+}
+
+/// How a group of decided steps went (one bar of a chart).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct TeamCounts {
+    /// The action, the agent, or the week's first day.
+    pub label: String,
+    /// Decided `auto`: ran without a human.
+    pub auto_run: u32,
+    /// Countersigned (approved) by a person.
+    pub confirmed: u32,
+    pub rejected: u32,
+    pub forbidden: u32,
+    /// Waiting for a countersignature.
+    pub waiting: u32,
+    /// Decided `recommend`: the AI only suggested it.
+    pub recommended: u32,
+}
+
+/// Steps whose outcome was not known (a call that may or may not have landed), and how
+/// they settled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct UnknownOutcomes {
+    /// Still unknown.
+    pub open: u32,
+    /// Settled: it had applied.
+    pub settled_applied: u32,
+    /// Settled: it had not.
+    pub settled_not_applied: u32,
+}
+
+/// The team's metrics over a window, on the desks and tenants a lead may see.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct TeamMetrics {
+    pub totals: TeamCounts,
+    pub per_action: Vec<TeamCounts>,
+    pub per_agent: Vec<TeamCounts>,
+    /// Per week (Monday), oldest first.
+    pub per_week: Vec<TeamCounts>,
+    /// Seconds from decision to countersignature, per approved step (the newest 5,000).
+    pub approval_latency_secs: Vec<u32>,
+    /// Overrides: steps the policy let through with a click (`confirm`) that a person
+    /// rejected.
+    pub overrides: u32,
+    /// Cases an escalation signal handed to a human.
+    pub escalations: u32,
+    pub cases: u32,
+    pub unknown: UnknownOutcomes,
 }

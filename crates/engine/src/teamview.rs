@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use countersign_core::teamview::ViewAsk;
-pub use countersign_core::teamview::{CaseBundle, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamEvent, TeamQuery};
+pub use countersign_core::teamview::{
+    CaseBundle, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery,
+    UnknownOutcomes,
+};
 use countersign_store::Hash;
 use countersign_trust::team as signing;
 use serde::Serialize;
@@ -176,6 +179,15 @@ impl Engine {
             events: u32::try_from(bundle.events.len()).unwrap_or(u32::MAX),
             desks,
         })
+    }
+
+    /// The team's metrics over the steps decided from `since` until before `until` (RFC
+    /// 3339; open ends allowed).
+    pub fn team_metrics(&self, since: Option<String>, until: Option<String>) -> Result<TeamMetrics, EngineError> {
+        match self.team_ask(TeamQuery::Metrics { since, until })? {
+            TeamAnswer::Metrics { metrics } => Ok(metrics),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// What the team could not verify, on the desks this lead may see.

@@ -13,6 +13,8 @@ CREATE TABLE cases (
     tenant      text NOT NULL,
     channel     text NOT NULL,
     first_at    timestamptz NOT NULL,
+    -- An escalation signal handed it to a human (a `decided` event with `handoff`).
+    escalated   boolean NOT NULL DEFAULT false,
     PRIMARY KEY (device, case_id)
 );
 CREATE INDEX cases_case ON cases (case_id);

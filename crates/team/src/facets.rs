@@ -62,11 +62,17 @@ pub struct Facets {
     /// (device, plan, step) → (when, the last review) and (when, the last end).
     pub reviews: BTreeMap<(String, String, String), (Timestamp, &'static str, String)>,
     pub ends: BTreeMap<(String, String, String), (Timestamp, Option<String>)>,
+    /// Cases an escalation signal handed to a human: (device, case).
+    pub escalated: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Facets {
     pub fn is_empty(&self) -> bool {
-        self.cases.is_empty() && self.steps.is_empty() && self.reviews.is_empty() && self.ends.is_empty()
+        self.cases.is_empty()
+            && self.steps.is_empty()
+            && self.reviews.is_empty()
+            && self.ends.is_empty()
+            && self.escalated.is_empty()
     }
 
     /// Take in one verified event of `device`, whose chain stood at `desk` before it
@@ -96,6 +102,9 @@ impl Facets {
                 });
             }
             Event::Decided { decision } => {
+                if decision.handoff {
+                    self.escalated.insert((device.to_string(), decision.case_id.clone()));
+                }
                 for s in &decision.steps {
                     let k = key(&decision.plan_id, &s.step_id);
                     // Decided again (under a new policy): how it went before no longer holds.

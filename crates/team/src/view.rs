@@ -16,7 +16,8 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use countersign_core::team::SignedEntry;
 use countersign_core::teamview::{
-    CaseBundle, MAX_ROWS, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamEvent, TeamQuery, ViewAsk,
+    CaseBundle, MAX_ROWS, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery,
+    UnknownOutcomes, ViewAsk,
 };
 use countersign_plane::subjects::{CONTROL_BUCKET, PACKS_BUCKET, blobs_bucket_of, view_subject};
 use countersign_trust::keys::{PublicKey, TrustedKeys};
@@ -210,6 +211,11 @@ async fn answer(
             (TeamAnswer::Export { bundle }, n, vec![case_id.clone()])
         }
         TeamQuery::Alerts => (alerts(pool, &grants).await?, 0, Vec::new()),
+        TeamQuery::Metrics { since, until } => {
+            let since = since.as_deref().map(|t| time_of(t, "since")).transpose()?;
+            let until = until.as_deref().map(|t| time_of(t, "until")).transpose()?;
+            (TeamAnswer::Metrics { metrics: metrics(pool, &grants, since, until).await? }, 0, Vec::new())
+        }
     };
     if ask.query.shows_customer_data() {
         record(pool, device, &lead.id, &ask.query, shown, &cases).await?;
@@ -515,6 +521,119 @@ async fn alerts(pool: &PgPool, grants: &Grants) -> Result<TeamAnswer, Refusal> {
     Ok(TeamAnswer::Alerts { alerts })
 }
 
+/// The steps a lead may see, decided within the window: the `WHERE` every metric shares
+/// ($1 desks, $2 tenants, $3 since, $4 until; `NULL`: any).
+const WINDOW: &str = "($1::text[] IS NULL OR device = ANY($1)) AND ($2::text[] IS NULL OR tenant = ANY($2))
+     AND ($3::timestamptz IS NULL OR decided_at >= $3::timestamptz)
+     AND ($4::timestamptz IS NULL OR decided_at < $4::timestamptz)";
+
+/// One bar's counts, grouped by `label` (an SQL expression over `steps`).
+fn counts_sql(label: &str) -> String {
+    format!(
+        "SELECT {label} AS label,
+           count(*) FILTER (WHERE decision = 'auto'),
+           count(*) FILTER (WHERE verdict = 'approved'),
+           count(*) FILTER (WHERE verdict = 'rejected'),
+           count(*) FILTER (WHERE decision = 'forbid'),
+           count(*) FILTER (WHERE decision IN ('confirm', 'supervisor') AND verdict IS NULL),
+           count(*) FILTER (WHERE decision = 'recommend')
+         FROM steps WHERE {WINDOW} GROUP BY 1 ORDER BY 1"
+    )
+}
+
+type CountsRow = (Option<String>, i64, i64, i64, i64, i64, i64);
+
+fn counts_of(r: CountsRow) -> TeamCounts {
+    let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+    TeamCounts {
+        label: r.0.unwrap_or_default(),
+        auto_run: n(r.1),
+        confirmed: n(r.2),
+        rejected: n(r.3),
+        forbidden: n(r.4),
+        waiting: n(r.5),
+        recommended: n(r.6),
+    }
+}
+
+async fn metrics(
+    pool: &PgPool,
+    grants: &Grants,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+) -> Result<TeamMetrics, Refusal> {
+    let (since, until) = (since.map(|t| t.to_string()), until.map(|t| t.to_string()));
+    let grouped = |label: &str| {
+        let sql = counts_sql(label);
+        let (since, until) = (since.clone(), until.clone());
+        async move {
+            sqlx::query_as::<_, CountsRow>(sqlx::AssertSqlSafe(sql))
+                .bind(&grants.desks)
+                .bind(&grants.tenants)
+                .bind(since)
+                .bind(until)
+                .fetch_all(pool)
+                .await
+                .map_err(db)
+                .map(|rows| rows.into_iter().map(counts_of).collect::<Vec<_>>())
+        }
+    };
+    let per_action = grouped("action").await?;
+    let per_agent = grouped("agent").await?;
+    let per_week = grouped("to_char(date_trunc('week', decided_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')").await?;
+    let totals = grouped("'all'::text").await?.into_iter().next().unwrap_or_default();
+    let latency: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT greatest(0, extract(epoch FROM reviewed_at - decided_at))::int8 FROM steps
+         WHERE verdict = 'approved' AND {WINDOW} ORDER BY reviewed_at DESC LIMIT 5000"
+    )))
+    .bind(&grants.desks)
+    .bind(&grants.tenants)
+    .bind(&since)
+    .bind(&until)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let (overrides, open, applied, not_applied): (i64, i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FILTER (WHERE decision = 'confirm' AND verdict = 'rejected'),
+                count(*) FILTER (WHERE outcome = 'unknown'),
+                count(*) FILTER (WHERE outcome = 'settled_applied'),
+                count(*) FILTER (WHERE outcome = 'settled_not_applied')
+         FROM steps WHERE {WINDOW}"
+    )))
+    .bind(&grants.desks)
+    .bind(&grants.tenants)
+    .bind(&since)
+    .bind(&until)
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    let (cases, escalations): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE escalated) FROM cases
+         WHERE ($1::text[] IS NULL OR device = ANY($1)) AND ($2::text[] IS NULL OR tenant = ANY($2))
+           AND ($3::timestamptz IS NULL OR first_at >= $3::timestamptz)
+           AND ($4::timestamptz IS NULL OR first_at < $4::timestamptz)",
+    )
+    .bind(&grants.desks)
+    .bind(&grants.tenants)
+    .bind(&since)
+    .bind(&until)
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+    Ok(TeamMetrics {
+        totals: TeamCounts { label: "all".into(), ..totals },
+        per_action,
+        per_agent,
+        per_week,
+        approval_latency_secs: latency.into_iter().map(|(s,)| n(s)).collect(),
+        overrides: n(overrides),
+        escalations: n(escalations),
+        cases: n(cases),
+        unknown: UnknownOutcomes { open: n(open), settled_applied: n(applied), settled_not_applied: n(not_applied) },
+    })
+}
+
 /// Who saw what, when: recorded before the answer goes out.
 async fn record(
     pool: &PgPool,
@@ -530,6 +649,7 @@ async fn record(
         TeamQuery::Blob { .. } => "blob",
         TeamQuery::Export { .. } => "export",
         TeamQuery::Alerts => "alerts",
+        TeamQuery::Metrics { .. } => "metrics",
     };
     let query = serde_json::to_string(query).map_err(|e| refuse("unavailable", e.to_string()))?;
     sqlx::query("INSERT INTO views (device, by, kind, query, shown, cases) VALUES ($1, $2, $3, $4::jsonb, $5, $6)")

@@ -37,6 +37,7 @@ fn generate(dir: &Path) {
     TeamCaseView::export_all_to(dir).unwrap();
     TeamExportView::export_all_to(dir).unwrap();
     TeamAlert::export_all_to(dir).unwrap();
+    TeamMetrics::export_all_to(dir).unwrap();
     Metrics::export_all_to(dir).unwrap();
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();

@@ -25,6 +25,7 @@ import type { SyncReport } from "./SyncReport";
 import type { TeamAlert } from "./TeamAlert";
 import type { TeamCaseView } from "./TeamCaseView";
 import type { TeamExportView } from "./TeamExportView";
+import type { TeamMetrics } from "./TeamMetrics";
 import type { TeamRequestView } from "./TeamRequestView";
 import type { TeamStatus } from "./TeamStatus";
 import type { TeamStepsView } from "./TeamStepsView";
@@ -99,6 +100,8 @@ export const commands = {
   teamExport: (caseId: string) => call<TeamExportView>("team_export", { caseId }),
   /** What the team could not verify on the desks this lead may see. */
   teamAlerts: () => call<Array<TeamAlert>>("team_alerts"),
+  /** How the team's steps went over a window (RFC 3339 ends, open when absent): per action, per agent and per week, on the desks this lead may see. */
+  teamMetrics: (since: string | null, until: string | null) => call<TeamMetrics>("team_metrics", { since, until }),
   /** Names of the credentials in the OS keyring; a keyring that cannot be reached is reported beside an empty list, so Settings still opens. */
   credentialsList: () => call<CredentialList>("credentials_list"),
   /** Store a credential in the OS keyring. The value is never returned, shown or logged. */

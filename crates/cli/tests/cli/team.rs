@@ -328,6 +328,8 @@ fn a_lead_reads_the_teams_log_from_the_command_line_and_an_agent_may_not() {
     ]);
     assert_eq!(exported["events"].as_u64(), Some(events.len() as u64));
     assert!(std::fs::read_to_string(&file).unwrap().contains("\"witnessed\""));
+    let metrics = lead.ok(&["--json", "--operator", "lead-1", "team", "log", "metrics"]);
+    assert_eq!((metrics["cases"].as_u64(), metrics["per_agent"][0]["label"].as_str()), (Some(1), Some("agent-demo")));
     let alerts = lead.ok(&["--json", "--operator", "lead-1", "team", "log", "alerts"]);
     assert_eq!(alerts, serde_json::json!([]));
 

@@ -183,6 +183,18 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .await
         .map_err(db)?;
     }
+    if !f.escalated.is_empty() {
+        let (devices, cases): (Vec<String>, Vec<String>) = f.escalated.iter().map(|(d, c)| (text(d), text(c))).unzip();
+        sqlx::query(
+            "UPDATE cases SET escalated = true FROM UNNEST($1::text[], $2::text[]) AS u(d, c)
+             WHERE cases.device = u.d AND cases.case_id = u.c",
+        )
+        .bind(devices)
+        .bind(cases)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
     if !f.steps.is_empty() {
         let s: Vec<_> = f.steps.values().collect();
         sqlx::query(
