@@ -543,6 +543,22 @@ fn counts_sql(label: &str) -> String {
 
 type CountsRow = (Option<String>, i64, i64, i64, i64, i64, i64);
 
+/// The binds of [`WINDOW`].
+struct Window<'a> {
+    grants: &'a Grants,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+impl<'a> Window<'a> {
+    fn bind<O>(
+        &'a self,
+        q: sqlx::query::QueryAs<'a, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'a, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        q.bind(&self.grants.desks).bind(&self.grants.tenants).bind(&self.since).bind(&self.until)
+    }
+}
+
 fn counts_of(r: CountsRow) -> TeamCounts {
     let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
     TeamCounts {
@@ -562,16 +578,12 @@ async fn metrics(
     since: Option<Timestamp>,
     until: Option<Timestamp>,
 ) -> Result<TeamMetrics, Refusal> {
-    let (since, until) = (since.map(|t| t.to_string()), until.map(|t| t.to_string()));
+    let w = Window { grants, since: since.map(|t| t.to_string()), until: until.map(|t| t.to_string()) };
     let grouped = |label: &str| {
         let sql = counts_sql(label);
-        let (since, until) = (since.clone(), until.clone());
+        let w = &w;
         async move {
-            sqlx::query_as::<_, CountsRow>(sqlx::AssertSqlSafe(sql))
-                .bind(&grants.desks)
-                .bind(&grants.tenants)
-                .bind(since)
-                .bind(until)
+            w.bind(sqlx::query_as::<_, CountsRow>(sqlx::AssertSqlSafe(sql)))
                 .fetch_all(pool)
                 .await
                 .map_err(db)
@@ -582,44 +594,35 @@ async fn metrics(
     let per_agent = grouped("agent").await?;
     let per_week = grouped("to_char(date_trunc('week', decided_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')").await?;
     let totals = grouped("'all'::text").await?.into_iter().next().unwrap_or_default();
-    let latency: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT greatest(0, extract(epoch FROM reviewed_at - decided_at))::int8 FROM steps
-         WHERE verdict = 'approved' AND {WINDOW} ORDER BY reviewed_at DESC LIMIT 5000"
-    )))
-    .bind(&grants.desks)
-    .bind(&grants.tenants)
-    .bind(&since)
-    .bind(&until)
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
-    let (overrides, open, applied, not_applied): (i64, i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FILTER (WHERE decision = 'confirm' AND verdict = 'rejected'),
-                count(*) FILTER (WHERE outcome = 'unknown'),
-                count(*) FILTER (WHERE outcome = 'settled_applied'),
-                count(*) FILTER (WHERE outcome = 'settled_not_applied')
-         FROM steps WHERE {WINDOW}"
-    )))
-    .bind(&grants.desks)
-    .bind(&grants.tenants)
-    .bind(&since)
-    .bind(&until)
-    .fetch_one(pool)
-    .await
-    .map_err(db)?;
-    let (cases, escalations): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE escalated) FROM cases
-         WHERE ($1::text[] IS NULL OR device = ANY($1)) AND ($2::text[] IS NULL OR tenant = ANY($2))
-           AND ($3::timestamptz IS NULL OR first_at >= $3::timestamptz)
-           AND ($4::timestamptz IS NULL OR first_at < $4::timestamptz)",
-    )
-    .bind(&grants.desks)
-    .bind(&grants.tenants)
-    .bind(&since)
-    .bind(&until)
-    .fetch_one(pool)
-    .await
-    .map_err(db)?;
+    let latency: Vec<(i64,)> = w
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT greatest(0, extract(epoch FROM reviewed_at - decided_at))::int8 FROM steps
+             WHERE verdict = 'approved' AND {WINDOW} ORDER BY reviewed_at DESC LIMIT 5000"
+        ))))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    let (overrides, open, applied, not_applied): (i64, i64, i64, i64) = w
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FILTER (WHERE decision = 'confirm' AND verdict = 'rejected'),
+                    count(*) FILTER (WHERE outcome = 'unknown'),
+                    count(*) FILTER (WHERE outcome = 'settled_applied'),
+                    count(*) FILTER (WHERE outcome = 'settled_not_applied')
+             FROM steps WHERE {WINDOW}"
+        ))))
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+    let (cases, escalations): (i64, i64) = w
+        .bind(sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE escalated) FROM cases
+             WHERE ($1::text[] IS NULL OR device = ANY($1)) AND ($2::text[] IS NULL OR tenant = ANY($2))
+               AND ($3::timestamptz IS NULL OR first_at >= $3::timestamptz)
+               AND ($4::timestamptz IS NULL OR first_at < $4::timestamptz)",
+        ))
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
     let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
     Ok(TeamMetrics {
         totals: TeamCounts { label: "all".into(), ..totals },
