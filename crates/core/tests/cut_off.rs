@@ -1,4 +1,5 @@
-//! The policy's `[cut_off]`: what a team desktop without a fresh lease decides under.
+//! The policy's `[cut_off]`: what a team desktop without a fresh lease decides under; and
+//! `[team.retention]`, how long the team keeps a tenant's cases.
 //! (Decisions under it are driven through real engines in `crates/host/tests/team.rs`.)
 #![allow(clippy::unwrap_used)]
 
@@ -31,4 +32,22 @@ fn an_admin_sets_the_floors_and_a_bad_lease_is_refused_at_its_line() {
     let unknown = format!("{}\n[cut_off]\nwrite = \"auto\"\n", demo_source());
     let e = Policy::parse("policy.toml", &unknown).unwrap_err();
     assert!(e.message.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn a_teams_retention_is_days_per_tenant_and_a_bad_one_is_refused_at_its_line() {
+    let team = "\n[team]\nname = \"acme\"\nsigner = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n\
+                service_key = \"00000000000000000000000000000000000000000000000000000000000000aa\"\n";
+    let source = format!("{}{team}[team.retention]\nacme = 365\n\"*\" = 730\n", demo_source());
+    let p = Policy::parse("policy.toml", &source).unwrap();
+    let t = p.team.unwrap();
+    assert_eq!((t.retention_of("acme"), t.retention_of("other")), (Some(365), Some(730)));
+    let kept = Policy::parse("policy.toml", &format!("{}{team}", demo_source())).unwrap().team.unwrap();
+    assert_eq!(kept.retention_of("acme"), None, "no retention: kept for good");
+
+    let bad = format!("{}{team}[team.retention]\nacme = 0\n", demo_source());
+    let line = bad.lines().count();
+    let e = Policy::parse("policy.toml", &bad).unwrap_err();
+    assert_eq!((e.line, e.column), (line, 8), "{e}");
+    assert!(e.message.contains("team.retention.acme"), "{e}");
 }

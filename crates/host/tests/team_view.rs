@@ -293,3 +293,73 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     let future = lead.engine.team_metrics(Some("2100-01-01T00:00:00Z".into()), None).unwrap();
     assert_eq!((future.totals.auto_run + future.totals.waiting, future.cases), (0, 0));
 }
+
+#[test]
+fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains_still_verifies() {
+    let mut team = team();
+    let db = Postgres::start();
+    let _projection = Projection::start(&team, &db, "cs_projection");
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    let case = run_demo_case(&agent, "02-damaged-item-small-refund.json");
+    agent.engine.checkpoint().unwrap();
+    replicate_until_ok(&agent);
+    let held = TeamDb::open(&db);
+    let local = agent.engine.log_list(&LogFilter::default()).unwrap();
+    wait_for("the desk projected and its checkpoint witnessed", || {
+        held.events_of("agent-desk").len() == local.len() && held.witnessed_of("agent-desk").is_some()
+    });
+    let in_case = |id: &str| local.iter().filter(|e| e.case_id.as_deref() == Some(id)).count() as u64;
+    let of_case = in_case(&case);
+    // The desk also recorded a verification against a case it never opened (no tenant).
+    let stray = local.iter().filter(|e| e.case_id.is_some()).count() as u64 - of_case;
+    assert!(stray > 0);
+    let check =
+        |held: &TeamDb| held.rt.block_on(countersign_team::retention::verify_desk(&held.pool, "agent-desk")).unwrap();
+    assert_eq!(check(&held).problem, None);
+
+    let f = &team.plane.authority.file;
+    let policy = countersign_core::policy::TeamPolicy {
+        name: f.name.clone(),
+        signer: f.signer.clone(),
+        service_key: f.service_key.clone(),
+        retention: [("acme".to_string(), 30), ("*".to_string(), 60)].into(),
+    };
+    let apply = |now: jiff::Timestamp| {
+        held.rt.block_on(countersign_team::retention::apply(&held.pool, &policy, "team-pack v4", now)).unwrap()
+    };
+    // Within the 30 days nothing goes; past them, every case of the tenant does.
+    assert!(apply(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 29)).is_empty());
+    let gone = apply(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 31));
+    assert_eq!(gone.iter().map(|d| d.events).sum::<u64>(), of_case, "{gone:?}");
+    assert!(gone.iter().any(|d| d.case_id == case && d.tenant == "acme"));
+    let recorded = held.rt.block_on(countersign_team::retention::deletions(&held.pool)).unwrap();
+    assert_eq!(recorded, gone, "each deletion is recorded");
+    assert_eq!(held.events_of("agent-desk").len() as u64, local.len() as u64 - of_case);
+
+    // Past 60 days, the events of the case no desk opened go too, under "*".
+    let stray_gone = apply(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 61));
+    assert_eq!(stray_gone.iter().map(|d| d.events).sum::<u64>(), stray);
+    assert!(stray_gone.iter().all(|d| d.tenant == countersign_team::retention::UNKNOWN_TENANT));
+    let of_case = of_case + stray;
+
+    // What remains still verifies, the witnessed checkpoint included; a later event of the
+    // desk is projected after the tombstones without an alert.
+    let after = check(&held);
+    assert_eq!((after.problem.as_deref(), after.tombstones, after.witnessed), (None, of_case, 1), "{after:?}");
+    agent.engine.record_identity_check("demo-07", "yusuf_rossi_9620", "called back").unwrap();
+    replicate_until_ok(&agent);
+    let now = agent.engine.log_list(&LogFilter::default()).unwrap().len() as u64;
+    wait_for("the new event projected", || held.events_of("agent-desk").len() as u64 == now - of_case);
+    assert!(held.alerts().is_empty(), "{:?}", held.alerts());
+    assert_eq!(check(&held).problem, None);
+
+    // An edit to what remains does not verify.
+    held.rt
+        .block_on(
+            sqlx::query("UPDATE events SET body = replace(body, 'called back', 'called BACK') WHERE device = $1")
+                .bind("agent-desk")
+                .execute(&held.pool),
+        )
+        .unwrap();
+    assert!(check(&held).problem.is_some());
+}

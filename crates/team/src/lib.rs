@@ -12,5 +12,7 @@
 //! To extend the schema, add a migration under `migrations/` (append-only, embedded).
 
 pub mod facets;
+pub mod pack;
 pub mod project;
+pub mod retention;
 pub mod view;

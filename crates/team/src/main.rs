@@ -37,6 +37,9 @@ enum Command {
         /// process list. Without one, no evidence is projected.
         #[arg(long)]
         database_url: Option<String>,
+        /// Seconds between applying the signed pack's `[team.retention]`.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(10..=86_400))]
+        retention_every_s: u64,
         /// Also trust the admin public keys in FILE (besides this build's) for the signed
         /// pack whose roster says which leads see which desks in the team view.
         #[arg(long, value_name = "FILE")]
@@ -52,7 +55,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let Cli { command: Command::Serve { dir, url, every_ms, database_url, trust } } = Cli::parse();
+    let Cli { command: Command::Serve { dir, url, every_ms, database_url, retention_every_s, trust } } = Cli::parse();
     let mut trusted = countersign_trust::keys::TrustedKeys::bundled();
     for file in &trust {
         if let Err(e) = trusted.add_file(file) {
@@ -121,6 +124,12 @@ fn main() -> ExitCode {
             None => None,
         };
         let view_database = database.clone();
+        let retention_database = database.clone();
+        let retention_client = match &database {
+            Some(_) => Some(identity.connect().await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let retention_trusted = trusted.clone();
         let view_team = identity_team.clone();
         let projection = async {
             let (Some(database), Some(client)) = (database, projection_client) else { return Ok(()) };
@@ -140,6 +149,13 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string())
         };
+        let retention = async {
+            let (Some(database), Some(client)) = (retention_database, retention_client) else { return Ok(()) };
+            let every = Duration::from_secs(retention_every_s);
+            countersign_team::retention::run(client, database, retention_trusted, every, until_stopped(stop.clone()))
+                .await
+                .map_err(|e| e.to_string())
+        };
         let lease = async {
             countersign_plane::lease::run(identity, Duration::from_millis(every_ms), until_stopped(stop.clone()))
                 .await
@@ -151,7 +167,7 @@ fn main() -> ExitCode {
             Ok::<(), String>(())
         };
         // The first to fail stops the service (a stopped service is safe: desks fall back).
-        tokio::try_join!(lease, projection, view, signalled).map(drop)
+        tokio::try_join!(lease, projection, view, retention, signalled).map(drop)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,7 @@ use countersign_core::teamview::{
     CaseBundle, MAX_ROWS, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery,
     UnknownOutcomes, ViewAsk,
 };
-use countersign_plane::subjects::{CONTROL_BUCKET, PACKS_BUCKET, blobs_bucket_of, view_subject};
+use countersign_plane::subjects::{blobs_bucket_of, view_subject};
 use countersign_trust::keys::{PublicKey, TrustedKeys};
 use countersign_trust::pack::Pack;
 use countersign_trust::roster::RosterEntry;
@@ -28,6 +28,7 @@ use jiff::{SignedDuration, Timestamp};
 use sqlx::{PgPool, QueryBuilder};
 use tokio::sync::Mutex;
 
+use crate::pack::{Held, newest_pack};
 use crate::project::ProjectError;
 
 /// How old (or how far ahead of the service's clock) an ask may be.
@@ -44,14 +45,6 @@ pub struct ViewOptions {
     pub team: String,
     /// The admin keys a pack must be signed by.
     pub trusted: TrustedKeys,
-}
-
-/// The newest signed pack the team published, as verified here.
-#[derive(Debug, Default)]
-struct Held {
-    /// The `pack` key's revision it came from.
-    revision: u64,
-    pack: Option<Arc<Pack>>,
 }
 
 /// A refusal on its way to the asker.
@@ -84,19 +77,7 @@ pub async fn run(
     until: impl std::future::Future<Output = ()>,
 ) -> Result<(), ProjectError> {
     let mut until = std::pin::pin!(until);
-    let mut wait = std::time::Duration::from_millis(500);
-    let pool = loop {
-        match crate::project::open(&database).await {
-            Ok(pool) => break pool,
-            Err(e @ ProjectError::Migration { .. }) => return Err(e),
-            Err(e) => tracing::warn!(error = %e, "the team view waits for its database"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = &mut until => return Ok(()),
-        }
-        wait = (wait * 2).min(std::time::Duration::from_secs(30));
-    };
+    let Some(pool) = crate::project::open_when_ready(&database, &mut until).await? else { return Ok(()) };
     serve(client, pool, options, until).await
 }
 
@@ -150,7 +131,7 @@ async fn answer(
 ) -> Result<TeamAnswer, Refusal> {
     let entry: SignedEntry =
         serde_json::from_slice(payload).map_err(|e| refuse("bad_ask", format!("not a signed team-view ask: {e}")))?;
-    let pack = newest_pack(js, held, &options.trusted).await?;
+    let pack = newest_pack(js, held, &options.trusted).await.map_err(|(code, reason)| refuse(code, reason))?;
     let (lead, ask) = open_ask(&pack, &entry)?;
     if ask.team != options.team {
         return Err(refuse("bad_ask", format!("an ask for team {:?}; this is {:?}", ask.team, options.team)));
@@ -221,45 +202,6 @@ async fn answer(
         record(pool, device, &lead.id, &ask.query, shown, &cases).await?;
     }
     Ok(answer)
-}
-
-/// The newest pack the team published, verified against `trusted` (fetched again only
-/// when the announcement changed; a pack that does not verify leaves the one held).
-async fn newest_pack(js: &jetstream::Context, held: &Mutex<Held>, trusted: &TrustedKeys) -> Result<Arc<Pack>, Refusal> {
-    let none = || refuse("no_pack", "the team service holds no signed pack it trusts: the admin publishes one");
-    let kv = js.get_key_value(CONTROL_BUCKET).await.map_err(|e| refuse("unavailable", e.to_string()))?;
-    let entry = kv.entry(countersign_plane::packs::PACK_KEY).await.map_err(|e| refuse("unavailable", e.to_string()))?;
-    let mut held = held.lock().await;
-    let Some(entry) = entry else { return held.pack.clone().ok_or_else(none) };
-    if entry.revision == held.revision {
-        return held.pack.clone().ok_or_else(none);
-    }
-    held.revision = entry.revision;
-    match fetch_pack(js, &entry.value, trusted).await {
-        Ok(pack) => {
-            let newer = held.pack.as_ref().is_none_or(|p| p.info.version <= pack.info.version);
-            if newer {
-                tracing::info!(version = pack.info.version, "the team view reads the roster of pack {}", pack.info.id);
-                held.pack = Some(Arc::new(pack));
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "the team's newest pack is not one to read a roster from"),
-    }
-    held.pack.clone().ok_or_else(none)
-}
-
-async fn fetch_pack(js: &jetstream::Context, announcement: &[u8], trusted: &TrustedKeys) -> Result<Pack, String> {
-    use tokio::io::AsyncReadExt;
-    let announced: countersign_plane::packs::PackAnnouncement =
-        serde_json::from_slice(announcement).map_err(|e| format!("the pack announcement: {e}"))?;
-    let store = js.get_object_store(PACKS_BUCKET).await.map_err(|e| e.to_string())?;
-    let mut reader = store.get(announced.object.as_str()).await.map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    (&mut reader).take(32 << 20).read_to_end(&mut bytes).await.map_err(|e| e.to_string())?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let to = dir.path().join("pack");
-    countersign_plane::packs::unbundle(&bytes, &to)?;
-    countersign_trust::pack::verify_pack(&to, trusted).map_err(|r| r.to_string())
 }
 
 /// The roster entry whose key signed the ask (a supervisor role of the pack's policy),

@@ -388,6 +388,17 @@ pub struct TeamPolicy {
     pub signer: String,
     /// The team service's lease key (hex, `team.toml`'s `service_key`).
     pub service_key: String,
+    /// `[team.retention]`: how many days the team keeps a tenant's cases after their last
+    /// event (`"*"`: every tenant not named). A tenant under none is kept for good.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retention: BTreeMap<String, u32>,
+}
+
+impl TeamPolicy {
+    /// The days the team keeps `tenant`'s cases, if it does not keep them for good.
+    pub fn retention_of(&self, tenant: &str) -> Option<u32> {
+        self.retention.get(tenant).or_else(|| self.retention.get("*")).copied()
+    }
 }
 
 /// `[cut_off]`: what a desktop of a team decides while it holds no fresh lease from the
@@ -707,7 +718,20 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
                         "team.service_key: the team service's key, 64 hex digits (team.toml's `service_key`)",
                     ));
                 }
-                Some(TeamPolicy { name: name.clone(), signer: signer.clone(), service_key: key.to_ascii_lowercase() })
+                let mut retention = BTreeMap::new();
+                for (tenant, days) in &t.retention {
+                    let d =
+                        u32::try_from(*days.get_ref()).ok().filter(|d| (1..=36_500).contains(d)).ok_or_else(|| {
+                            cx.err(days.span(), format!("team.retention.{tenant}: a number of days from 1 to 36500"))
+                        })?;
+                    retention.insert(tenant.clone(), d);
+                }
+                Some(TeamPolicy {
+                    name: name.clone(),
+                    signer: signer.clone(),
+                    service_key: key.to_ascii_lowercase(),
+                    retention,
+                })
             }
         },
         cut_off: match raw.cut_off {

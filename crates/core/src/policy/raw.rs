@@ -38,6 +38,8 @@ pub(super) struct RawTeam {
     pub name: Spanned<String>,
     pub signer: Spanned<String>,
     pub service_key: Spanned<String>,
+    #[serde(default)]
+    pub retention: std::collections::BTreeMap<String, Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -145,6 +145,27 @@ pub async fn open(options: &PgConnectOptions) -> Result<PgPool, ProjectError> {
     Ok(pool)
 }
 
+/// Open `database` (again and again, with back-off, while it cannot be reached), unless
+/// `until` completes first (`None`). A database that cannot be migrated is an error.
+pub async fn open_when_ready(
+    database: &PgConnectOptions,
+    until: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<Option<PgPool>, ProjectError> {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match open(database).await {
+            Ok(pool) => return Ok(Some(pool)),
+            Err(e @ ProjectError::Migration { .. }) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "waiting for the team's database"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = until.as_mut() => return Ok(None),
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// Project the evidence stream into `database` until `stop` resolves. Connection
 /// failures (the database or the server away) are logged and retried with back-off; only
 /// a database that cannot be migrated stops it.
@@ -628,12 +649,16 @@ async fn hash_at(
     if let Some(h) = rows.pending.get(&(device.to_string(), seq)) {
         return Ok(Some(*h));
     }
-    let found: Option<(String,)> = sqlx::query_as("SELECT hash FROM events WHERE device = $1 AND seq = $2")
-        .bind(device)
-        .bind(i64_of(seq))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db)?;
+    // A deleted event (retention) keeps its place in the chain as a tombstone.
+    let found: Option<(String,)> = sqlx::query_as(
+        "SELECT hash FROM events WHERE device = $1 AND seq = $2
+         UNION ALL SELECT hash FROM tombstones WHERE device = $1 AND seq = $2 LIMIT 1",
+    )
+    .bind(device)
+    .bind(i64_of(seq))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
     Ok(found.and_then(|(h,)| Hash::from_hex(&h)))
 }
 
