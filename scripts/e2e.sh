@@ -18,6 +18,11 @@ fi
 # shellcheck source=scripts/lib/display.sh
 . scripts/lib/display.sh
 start_xvfb 90 100 "$work/xvfb.log"
+# The team journey's nats-server (tests/team.rs), found before the cache moves below.
+if [ -z "${COUNTERSIGN_NATS_SERVER:-}" ]; then
+  nats="$(ls "${XDG_CACHE_HOME:-$HOME/.cache}"/countersign/nats-server-*/bin/nats-server 2>/dev/null | tail -n 1 || true)"
+  if [ -n "$nats" ]; then export COUNTERSIGN_NATS_SERVER="$nats"; fi
+fi
 # A fresh app: its own data, config (window state) and logs.
 export COUNTERSIGN_DATA_DIR="$work/data"
 export XDG_CONFIG_HOME="$work/config"

@@ -11,36 +11,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-fn css(s: &str) -> Locator<'_> {
-    Locator::Css(s)
-}
-
-async fn wait_for(c: &Client, selector: &str) -> Result<fantoccini::elements::Element> {
-    c.wait().at_most(WAIT).for_element(css(selector)).await.with_context(|| format!("waiting for {selector}"))
-}
-
-/// Wait until the text of `selector` satisfies `ok`; returns the text.
-async fn wait_text(c: &Client, selector: &str, what: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < WAIT {
-        if let Ok(e) = c.find(css(selector)).await
-            && let Ok(t) = e.text().await
-        {
-            if ok(&t) {
-                return Ok(t);
-            }
-            last = t;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{selector} never showed {what}; last text: {last:?}")
-}
+mod common;
+use common::{WAIT, css, wait_for, wait_text};
 
 async fn attr(c: &Client, selector: &str, name: &str) -> Result<String> {
     Ok(wait_for(c, selector).await?.attr(name).await?.unwrap_or_default())

@@ -1,0 +1,155 @@
+//! The lead's team view in the real app, in a real window, driven over WebDriver: a real
+//! team (its `nats-server`, the team service's projection and view over a real
+//! PostgreSQL), an agent's desk that is a real engine working a demo case, a signed pack
+//! whose roster grants the lead the team's evidence, and the app as the lead's desk
+//! (enrolled and joined with the keys in the OS keyring it runs with). See `app.rs` for
+//! what the session needs (`scripts/e2e.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+#[path = "../../../crates/host/tests/support/join.rs"]
+mod join;
+#[path = "../../../crates/host/tests/support/team.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use countersign_engine::keys::{SecretKey, TrustedKeys};
+use countersign_plane::subjects::Role;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use support::*;
+
+mod common;
+use common::{WAIT, wait_text};
+
+async fn click(c: &Client, selector: &str) -> Result<()> {
+    let e = c.wait().at_most(WAIT).for_element(Locator::Css(selector)).await.with_context(|| selector.to_string())?;
+    e.click().await?;
+    Ok(())
+}
+
+/// The team's pack (version 4) signed with `admin`: its roster grants `lead-1` (whose
+/// device key is `lead_key`) every desk and tenant.
+fn signed_pack(dir: &Path, admin: &SecretKey, lead_key: &str) -> std::path::PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for f in ["policy.toml", "catalog.toml"] {
+        std::fs::copy(demo().join(f), src.join(f)).unwrap();
+    }
+    let hash =
+        countersign_engine::roster::hash_passphrase(&countersign_engine::Secret::new("lead-1 passphrase")).unwrap();
+    let roster = format!(
+        "[[roster]]\nid = \"lead-1\"\nrole = \"team_lead\"\npassphrase = {hash:?}\nkey = {lead_key:?}\n\
+         view_desks = [\"*\"]\nview_tenants = [\"*\"]\n"
+    );
+    std::fs::write(src.join("roster.toml"), roster).unwrap();
+    let source =
+        std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 3", "version = 4");
+    std::fs::write(src.join("pack-source.toml"), source).unwrap();
+    let out = dir.join("pack");
+    countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
+    out
+}
+
+// A plain test: the desks' links run runtimes of their own, which must not be dropped
+// inside another; only the WebDriver session runs on this test's runtime.
+#[test]
+fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_and_exports_it() -> Result<()> {
+    countersign_http::install_crypto_provider();
+    let mut team = team();
+    let db = countersign_test_support::postgres::Postgres::start();
+    let _projection = Projection::start(&team, &db, "cs_projection");
+    let admin_key = SecretKey::generate()?;
+    let _view = ServiceThread::view(&team, &db, TrustedKeys::new(vec![admin_key.public("test admin")]));
+    let admin = desk(&mut team, "admin-desk", Role::Admin, ("admin-1", "team_lead"), system());
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+
+    // The app is the lead's desk, with the keys of the keyring it runs with.
+    let keyring = countersign_engine::credentials::keyring();
+    let lead_key = countersign_engine::device::device_key(&keyring)?.public("").to_hex();
+    let transport = countersign_plane::authority::device_transport_key(&keyring)?;
+    let enrolled = team.plane.authority.enroll("lead-app", Role::Lead, &transport.public_key())?;
+    let work = tempfile::tempdir()?;
+    let workspace = work.path().join("workspace.toml");
+    let text = std::fs::read_to_string(&team.workspace)?;
+    let text = text.replacen("id = \"agent-1\"\nrole = \"agent\"", "id = \"lead-1\"\nrole = \"team_lead\"", 1);
+    let text =
+        text.replace(&countersign_engine::device::device_key(&team.lead_keyring)?.public("").to_hex(), &lead_key);
+    anyhow::ensure!(text.contains("id = \"lead-1\"\nrole = \"team_lead\""), "the seat is the lead's: {text}");
+    std::fs::write(&workspace, text)?;
+    let file = work.path().join("lead-app.toml");
+    std::fs::write(&file, toml::to_string(&enrolled)?)?;
+    let data = work.path().join("data");
+    let folder = countersign_host::DataRoot::named(&data).workspace_dir("team-test");
+    countersign_host::team::join_with(&folder, &file, &keyring)?;
+
+    let packs = tempfile::tempdir()?;
+    let pack = signed_pack(packs.path(), &admin_key, &lead_key);
+    let info = countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")]))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .info;
+    admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").map_err(|e| anyhow::anyhow!(e))?;
+
+    // The agent works the damaged-item case; its evidence reaches the team.
+    let (case, plan) =
+        countersign_engine::cases::read_case(&demo().join("cases/02-damaged-item-small-refund.json"), None)?;
+    agent.engine.run_case(&case, plan.as_ref())?;
+    replicate_until_ok(&agent);
+
+    let app = std::env::var("APP_BIN").context("APP_BIN must name the built desktop app")?;
+    let url = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
+    let args = ["--workspace", workspace.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert("tauri:options".into(), json!({ "application": app, "args": args }));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let c = ClientBuilder::rustls()?.capabilities(caps).connect(&url).await?;
+        let result = async {
+            click(&c, "[data-testid=nav-lead]").await?;
+            wait_text(&c, "[data-testid=team-steps]", "the agent's refund", |t| t.contains("refund_partial")).await?;
+            // Filter by desk and action.
+            let desk = c.wait().at_most(WAIT).for_element(Locator::Css("[data-testid=team-filter-desk]")).await?;
+            desk.send_keys("agent-desk").await?;
+            let action = c.find(Locator::Css("[data-testid=team-filter-action]")).await?;
+            action.send_keys("refund_partial").await?;
+            click(&c, "[data-testid=team-search]").await?;
+            let start = Instant::now();
+            let rows = loop {
+                let rows = c.find_all(Locator::Css("[data-testid=team-steps] tbody tr")).await?;
+                let mut texts = Vec::new();
+                for r in &rows {
+                    texts.push(r.text().await?);
+                }
+                if texts.len() == 1 && texts[0].contains("refund_partial") && texts[0].contains("agent-desk") {
+                    break texts;
+                }
+                anyhow::ensure!(start.elapsed() < WAIT, "the filter never left the one refund row: {texts:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            println!("team steps: {rows:?}");
+            // The case's timeline from the agent's desk, then its export.
+            click(&c, "[data-testid=team-open-case]").await?;
+            wait_text(&c, "[data-testid=team-case]", "the agent's decided event", |t| {
+                t.contains("decided") && t.contains("agent-desk")
+            })
+            .await?;
+            let shown = c.find_all(Locator::Css("[data-testid=team-event]")).await?.len();
+            let local = agent
+                .engine
+                .log_list(&countersign_engine::LogFilter { case_id: Some(case.id.clone()), ..Default::default() })?
+                .len();
+            anyhow::ensure!(shown == local, "the timeline shows the desk's {local} events of the case, not {shown}");
+            click(&c, "[data-testid=team-export]").await?;
+            wait_text(&c, "[data-testid=team-export-result]", "the export", |t| t.contains("agent-desk")).await?;
+            wait_text(&c, "[data-testid=team-metrics-summary]", "the team's metrics", |t| t.contains("1 cases"))
+                .await?;
+            Ok(())
+        }
+        .await;
+        c.close().await?;
+        result
+    })
+}
