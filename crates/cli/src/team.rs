@@ -228,7 +228,8 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
                     println!("no decided step of the team matches");
                 }
                 for r in &page.rows {
-                    let ended = r.outcome.as_deref().or(r.verdict.as_deref()).unwrap_or("open");
+                    let rejected = r.verdict.as_deref() == Some("rejected");
+                    let ended = r.outcome.as_deref().unwrap_or(if rejected { "rejected" } else { "open" });
                     let pack = r.pack_version.map_or("dev".to_string(), |v| format!("v{v}"));
                     println!(
                         "{}  {:<14} {:<12} {:<18} {:<10} {:<12} {:<5} case {}",
@@ -261,7 +262,12 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
         }),
         TeamLogCmd::Blob { desk, case_id, hash, out: file } => {
             let (media_type, data) = engine.team_blob(desk, case_id, hash)?;
-            std::fs::write(file, &data).with_context(|| format!("writing {}", file.display()))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(file)
+                .with_context(|| format!("{}: give a new file", file.display()))?;
+            std::io::Write::write_all(&mut f, &data).with_context(|| format!("writing {}", file.display()))?;
             let body = serde_json::json!({"hash": hash, "media_type": media_type, "bytes": data.len(), "out": file});
             out(cli.json, &body, |_| {
                 println!("{hash} ({media_type}, {} bytes) written to {}", data.len(), file.display())

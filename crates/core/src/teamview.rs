@@ -132,7 +132,7 @@ pub enum TeamAnswer {
     },
     /// The service would not answer: why, in words, and a stable code
     /// (`bad_ask`, `not_a_lead`, `stale`, `not_granted`, `not_found`, `no_pack`,
-    /// `unavailable`).
+    /// `too_large`, `unavailable`).
     Refused {
         code: String,
         reason: String,
@@ -165,7 +165,9 @@ pub struct StepRow {
 }
 
 /// One evidence event of a desk, as the desk hashed it: a reader can check `hash`
-/// against `prev_hash` and `body` with the log's own rule.
+/// against `prev_hash` and `body` with the log's own rule. That catches a body changed
+/// without its hash; a store that recomputed the hash too is caught by the desk's own log
+/// against the team's witnessed checkpoint (`countersign log verify`), not here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamEvent {

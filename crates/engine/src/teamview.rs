@@ -1,8 +1,11 @@
 //! The lead's team view from this desk: a question signed with this desk's key
 //! ([`countersign_core::teamview::ViewAsk`]), asked of the team service through the
 //! [`crate::team::TeamPort`], its answer turned into views. Every event the service sends
-//! is checked against its hash (the log's own rule) before it is shown or kept: the
-//! service can leave events out, never alter one unnoticed.
+//! is checked against its hash (the log's own rule) before it is shown or kept, which
+//! catches a body altered in the team's store or on the way without its hash. It does not
+//! catch a store that recomputed the hashes as well, nor events left out: a case's events
+//! are not consecutive in a desk's chain. What holds a desk's history is its own log
+//! checked against the team's witnessed checkpoint (`countersign log verify`).
 
 use std::path::{Path, PathBuf};
 
@@ -90,6 +93,7 @@ impl Engine {
             TeamAnswer::Refused { code, reason } => Err(match code.as_str() {
                 "not_a_lead" | "not_granted" => EngineError::NotPermitted { message: reason },
                 "not_found" => EngineError::NotFound { message: reason },
+                "too_large" => EngineError::BadInput { message: reason },
                 "bad_ask" | "stale" => EngineError::BadInput { message: reason },
                 _ => EngineError::TeamUnreachable { message: format!("{reason} ({code})") },
             }),
@@ -159,7 +163,9 @@ impl Engine {
         for e in &bundle.events {
             checked(e)?;
         }
-        let path: PathBuf = if to.is_dir() { to.join(format!("{}.team.json", safe_name(case_id))) } else { to.into() };
+        let stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ").to_string();
+        let path: PathBuf =
+            if to.is_dir() { to.join(format!("{}.team.{stamp}.json", safe_name(case_id))) } else { to.into() };
         if path.exists() {
             return Err(EngineError::BadInput {
                 message: format!("{} exists already: give a new file", path.display()),

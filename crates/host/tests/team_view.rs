@@ -105,8 +105,15 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
         system(),
     );
 
-    // Before any pack: the service has no roster to read a lead from.
-    let refused = lead.engine.team_steps(StepFilter::default()).unwrap_err();
+    // Before any pack: the service (once it listens) has no roster to read a lead from.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let e = lead.engine.team_steps(StepFilter::default()).unwrap_err();
+        if !e.to_string().contains("not answering") || std::time::Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(refused.to_string().contains("no signed pack"), "{refused}");
 
     // Agent desk 1 runs the demo's signed pack (version 3); then the admin publishes the
@@ -124,6 +131,9 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
 
     let case_1 = run_demo_case(&agent_1, "02-damaged-item-small-refund.json");
+    // A screenshot the desk keeps, which an event of the case names.
+    let shot = agent_1.engine.blob_sink().put("image/png", b"\x89PNG the refund form").unwrap();
+    agent_1.engine.record_identity_check(&case_1, "ava_moore_2033", &format!("photo on file: {shot}")).unwrap();
     let case_2 = run_demo_case(&agent_2, "01-cancel-pending.json");
     // A legal threat: a signal hands the case to a human (an escalation).
     run_demo_case(&agent_2, "04-legal-threat-refund.json");
@@ -186,7 +196,8 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
             None => break,
         }
     }
-    assert_eq!(paged.len(), all.rows.len());
+    let whole: Vec<_> = all.rows.iter().map(|r| (r.desk.clone(), r.plan_id.clone(), r.step_id.clone())).collect();
+    assert_eq!(paged, whole, "the pages are the whole list, in order, once each");
     let bad = lead.engine.team_steps(StepFilter { since: Some("yesterday".into()), ..Default::default() });
     assert!(matches!(bad, Err(EngineError::BadInput { .. })), "{bad:?}");
 
@@ -216,6 +227,21 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     }
     assert!(lead.engine.team_export(&case_1, Path::new(&exported.path)).is_err(), "never over an earlier file");
 
+    // A grant of another tenant shows nothing; of this one, everything.
+    let tenant = |t: &str| {
+        let grants = countersign_team::view::Grants { desks: None, tenants: Some(vec![t.to_string()]) };
+        held.rt.block_on(countersign_team::view::steps_page(&held.pool, &grants, &StepFilter::default())).unwrap().0
+    };
+    assert!(tenant("globex").is_empty());
+    assert_eq!(tenant("acme").len(), all.rows.len());
+
+    // The screenshot, from the desk's store through the team, checked against its hash.
+    let (media, bytes) = lead.engine.team_blob("agent-desk-1", &case_1, &shot).unwrap();
+    assert_eq!((media.as_str(), bytes.as_slice()), ("image/png", b"\x89PNG the refund form".as_slice()));
+    let unnamed = countersign_store::Hash::genesis().to_hex();
+    let refused = lead.engine.team_blob("agent-desk-1", &case_1, &unnamed).unwrap_err();
+    assert!(matches!(refused, EngineError::NotFound { .. }), "only a blob an event of the case names: {refused}");
+
     // Lead 2 is granted desk 1 only: desk 2's steps and cases do not exist for them.
     let theirs = lead_2.engine.team_steps(StepFilter::default()).unwrap();
     assert!(!theirs.rows.is_empty() && theirs.rows.iter().all(|r| r.desk == "agent-desk-1"), "{:?}", theirs.rows);
@@ -227,6 +253,25 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     let refused = agent_1.engine.team_steps(StepFilter::default()).unwrap_err();
     assert!(matches!(refused, EngineError::NotPermitted { .. }), "{refused}");
     assert!(agent_1.link.ask_view("agent-desk-1", b"{}".to_vec(), Duration::from_secs(2)).is_err());
+
+    // A lead's desk that aims the answer at another subject (a desk's evidence) gets none
+    // sent there: the service answers only the asking desk's own inbox.
+    let before = team.plane.evidence_of("agent-desk-1").len();
+    let lead_data = lead._data.path().join("data");
+    let enrolled = countersign_host::team::enrollment(&lead_data).unwrap().unwrap();
+    let transport = countersign_plane::authority::device_transport_key(&team.lead_keyring).unwrap();
+    held.rt.block_on(async {
+        let raw = countersign_plane::link::connect_options(&enrolled.jwt, transport, "lead-desk")
+            .connect(team.plane.url())
+            .await
+            .unwrap();
+        raw.publish_with_reply("cs.view.lead-desk", "cs.evidence.agent-desk-1", b"{}".to_vec().into()).await.unwrap();
+        raw.flush().await.unwrap();
+    });
+    let answered = lead.engine.team_alerts().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(team.plane.evidence_of("agent-desk-1").len(), before, "nothing reached the desk's evidence subject");
+    assert!(answered.is_empty() && held.alerts().is_empty(), "{:?}", held.alerts());
 
     // Lead 2's key cannot speak for lead 1, nor can an old ask be played again.
     let ask_as = |by: &str, at: jiff::Timestamp| {

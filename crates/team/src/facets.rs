@@ -7,6 +7,11 @@ use std::collections::BTreeMap;
 use countersign_core::evidence::{Event, StepOutcome, Verdict};
 use jiff::Timestamp;
 
+/// Text as the team's store keeps it (see `project::pg_text`).
+fn clean(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
 /// A case a desk opened or received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseFacet {
@@ -86,16 +91,18 @@ impl Facets {
         event: &Event,
         desk: &mut DeskFacts,
     ) {
-        let key = |plan: &str, step: &str| (device.to_string(), plan.to_string(), step.to_string());
+        // Keys as PostgreSQL will store them (NUL becomes U+FFFD there), so two ids that
+        // differ only there are one row here too, and one statement never meets a key twice.
+        let key = |plan: &str, step: &str| (device.to_string(), clean(plan), clean(step));
         match event {
             Event::CaseOpened { case } | Event::CaseReceived { case, .. } => {
                 let channel = serde_json::to_value(case.channel)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default();
-                self.cases.entry((device.to_string(), case.id.clone())).or_insert_with(|| CaseFacet {
+                self.cases.entry((device.to_string(), clean(&case.id))).or_insert_with(|| CaseFacet {
                     device: device.to_string(),
-                    case_id: case.id.clone(),
+                    case_id: clean(&case.id),
                     tenant: case.tenant.clone(),
                     channel,
                     at,
@@ -103,7 +110,7 @@ impl Facets {
             }
             Event::Decided { decision } => {
                 if decision.handoff {
-                    self.escalated.insert((device.to_string(), decision.case_id.clone()));
+                    self.escalated.insert((device.to_string(), clean(&decision.case_id)));
                 }
                 for s in &decision.steps {
                     let k = key(&decision.plan_id, &s.step_id);
@@ -114,8 +121,8 @@ impl Facets {
                         k,
                         StepFacet {
                             device: device.to_string(),
-                            plan_id: decision.plan_id.clone(),
-                            step_id: s.step_id.clone(),
+                            plan_id: clean(&decision.plan_id),
+                            step_id: clean(&s.step_id),
                             case_id: case_id.map(str::to_string).or_else(|| Some(decision.case_id.clone())),
                             action: s.action.clone(),
                             decision: s.decision.as_str().to_string(),

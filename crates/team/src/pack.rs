@@ -34,30 +34,49 @@ pub async fn newest_pack(
     if entry.revision == held.revision {
         return held.pack.clone().ok_or_else(none);
     }
-    held.revision = entry.revision;
     match fetch_pack(js, &entry.value, trusted).await {
         Ok(pack) => {
+            held.revision = entry.revision;
             let newer = held.pack.as_ref().is_none_or(|p| p.info.version <= pack.info.version);
             if newer {
-                tracing::info!(version = pack.info.version, "the team view reads the roster of pack {}", pack.info.id);
+                tracing::info!(version = pack.info.version, "the team service reads pack {}", pack.info.id);
                 held.pack = Some(Arc::new(pack));
             }
         }
-        Err(e) => tracing::warn!(error = %e, "the team's newest pack is not one to read a roster from"),
+        // Settled: this announcement will never verify; the pack held stays.
+        Err(Fetch::Refused(e)) => {
+            held.revision = entry.revision;
+            tracing::warn!(error = %e, "the team's newest pack does not verify; the one held stays");
+        }
+        // Tried again at the next ask: the pack held (a revoked grant with it) must not
+        // outlive a newer one for a passing fault.
+        Err(Fetch::Failed(e)) => {
+            tracing::warn!(error = %e, "fetching the team's newest pack; tried again at the next ask");
+            return Err(("unavailable", format!("the team's newest pack could not be fetched: {e}")));
+        }
     }
     held.pack.clone().ok_or_else(none)
 }
 
-async fn fetch_pack(js: &jetstream::Context, announcement: &[u8], trusted: &TrustedKeys) -> Result<Pack, String> {
+/// Why a pack was not taken.
+enum Fetch {
+    /// It will never verify: its announcement, bundle or signature does not hold.
+    Refused(String),
+    /// It could not be read now.
+    Failed(String),
+}
+
+async fn fetch_pack(js: &jetstream::Context, announcement: &[u8], trusted: &TrustedKeys) -> Result<Pack, Fetch> {
     use tokio::io::AsyncReadExt;
+    let failed = |e: String| Fetch::Failed(e);
     let announced: countersign_plane::packs::PackAnnouncement =
-        serde_json::from_slice(announcement).map_err(|e| format!("the pack announcement: {e}"))?;
-    let store = js.get_object_store(PACKS_BUCKET).await.map_err(|e| e.to_string())?;
-    let mut reader = store.get(announced.object.as_str()).await.map_err(|e| e.to_string())?;
+        serde_json::from_slice(announcement).map_err(|e| Fetch::Refused(format!("the pack announcement: {e}")))?;
+    let store = js.get_object_store(PACKS_BUCKET).await.map_err(|e| failed(e.to_string()))?;
+    let mut reader = store.get(announced.object.as_str()).await.map_err(|e| failed(e.to_string()))?;
     let mut bytes = Vec::new();
-    (&mut reader).take(32 << 20).read_to_end(&mut bytes).await.map_err(|e| e.to_string())?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    (&mut reader).take(32 << 20).read_to_end(&mut bytes).await.map_err(|e| failed(e.to_string()))?;
+    let dir = tempfile::tempdir().map_err(|e| failed(e.to_string()))?;
     let to = dir.path().join("pack");
-    countersign_plane::packs::unbundle(&bytes, &to)?;
-    countersign_trust::pack::verify_pack(&to, trusted).map_err(|r| r.to_string())
+    countersign_plane::packs::unbundle(&bytes, &to).map_err(Fetch::Refused)?;
+    countersign_trust::pack::verify_pack(&to, trusted).map_err(|r| Fetch::Refused(r.to_string()))
 }

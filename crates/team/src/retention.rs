@@ -1,6 +1,7 @@
 //! Retention: the team keeps each tenant's cases for the days the signed pack's
 //! `[team.retention]` sets, counted from a case's last event on a desk. Past that, the
-//! case's events leave the team's store, its steps and its case row with them; what stays
+//! case's events leave the team's store, its steps with them (its case row, which only
+//! says which tenant the case is, stays for other desks' copies of it); what stays
 //! of each event is its place in its desk's chain (a tombstone: seq, hash and the hash
 //! before it), so the chain and every witnessed checkpoint still verify what remains
 //! ([`verify_desk`]). Each deletion is itself recorded (`deletions`: tenant, desk, case,
@@ -37,87 +38,111 @@ pub struct Deleted {
     pub events: u64,
 }
 
-/// A tenant's retention in days and the (desk, case) pairs past it.
-type Due = (String, u32, Vec<(String, String)>);
-
 /// Delete, as of `now`, every case past its tenant's retention under `team` (`pack`: the
-/// pack that set it, as recorded). One transaction per case.
+/// pack that set it, as recorded). A case's tenant is the one its desk opened it under,
+/// else the one another desk did (a desk may hold events of a case it never opened: a
+/// review, a verification); a case no desk opened falls under `"*"`. One transaction per
+/// case on a desk, holding that desk's row so the projection cannot add to its chain
+/// meanwhile; the case is judged again inside it.
 pub async fn apply(pool: &PgPool, team: &TeamPolicy, pack: &str, now: Timestamp) -> Result<Vec<Deleted>, ProjectError> {
-    let tenants: Vec<(String,)> =
-        sqlx::query_as("SELECT DISTINCT tenant FROM cases").fetch_all(pool).await.map_err(db)?;
-    // (tenant, days, the cases past them). Events that name a case this desk never opened
-    // (a verification recorded against a case id) have no tenant: `"*"` covers them.
-    let mut due: Vec<Due> = Vec::new();
-    for (tenant,) in tenants {
-        let Some(days) = team.retention_of(&tenant) else { continue };
-        let cutoff = now - SignedDuration::from_hours(24 * i64::from(days));
-        let doomed: Vec<(String, String)> = sqlx::query_as(
-            "SELECT c.device, c.case_id FROM cases c WHERE c.tenant = $1
-               AND NOT EXISTS (SELECT 1 FROM events e
-                               WHERE e.device = c.device AND e.case_id = c.case_id AND e.at >= $2::timestamptz)",
-        )
-        .bind(&tenant)
-        .bind(cutoff.to_string())
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
-        due.push((tenant, days, doomed));
-    }
-    if let Some(days) = team.retention.get("*").copied() {
-        let cutoff = now - SignedDuration::from_hours(24 * i64::from(days));
-        let doomed: Vec<(String, String)> = sqlx::query_as(
-            "SELECT e.device, e.case_id FROM events e
-             WHERE e.case_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.device = e.device AND c.case_id = e.case_id)
-             GROUP BY e.device, e.case_id HAVING max(e.at) < $1::timestamptz",
-        )
-        .bind(cutoff.to_string())
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
-        due.push((UNKNOWN_TENANT.to_string(), days, doomed));
-    }
+    let groups: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT g.device, g.case_id,
+                (SELECT tenant FROM cases c WHERE c.case_id = g.case_id ORDER BY (c.device = g.device) DESC, c.device
+                 LIMIT 1),
+                to_json(g.last)#>>'{}'
+         FROM (SELECT device, case_id, max(at) AS last FROM events WHERE case_id IS NOT NULL
+               GROUP BY device, case_id) g",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
     let mut deleted = Vec::new();
-    for (tenant, days, doomed) in due {
-        for (device, case_id) in doomed {
-            let mut tx = pool.begin().await.map_err(db)?;
-            let (id, events): (i64, i64) = sqlx::query_as(
-                "INSERT INTO deletions (tenant, device, case_id, events, days, pack)
-                 VALUES ($1, $2, $3, (SELECT count(*) FROM events WHERE device = $2 AND case_id = $3), $4, $5)
-                 RETURNING id, events",
-            )
-            .bind(&tenant)
-            .bind(&device)
-            .bind(&case_id)
-            .bind(i32::try_from(days).unwrap_or(i32::MAX))
-            .bind(pack)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            sqlx::query(
-                "INSERT INTO tombstones (device, seq, hash, prev_hash, deletion)
-                 SELECT device, seq, hash, prev_hash, $3 FROM events WHERE device = $1 AND case_id = $2",
-            )
-            .bind(&device)
-            .bind(&case_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            for table in ["events", "steps", "cases"] {
-                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE device = $1 AND case_id = $2")))
-                    .bind(&device)
-                    .bind(&case_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
-            tx.commit().await.map_err(db)?;
+    for (device, case_id, tenant, last) in groups {
+        let tenant = tenant.unwrap_or_else(|| UNKNOWN_TENANT.to_string());
+        let days = if tenant == UNKNOWN_TENANT { team.retention.get("*").copied() } else { team.retention_of(&tenant) };
+        let Some(days) = days else { continue };
+        let cutoff = now - SignedDuration::from_hours(24 * i64::from(days));
+        let last: Timestamp = last.parse().map_err(|e| db_text(format!("a case's last event time {last:?}: {e}")))?;
+        if last >= cutoff {
+            continue;
+        }
+        if let Some(events) = delete_case(pool, &device, &case_id, &tenant, days, pack, cutoff).await? {
             tracing::info!(tenant, device, case_id, events, days, "a case past its retention left the team's store");
-            deleted.push(Deleted { tenant: tenant.clone(), device, case_id, events: events.unsigned_abs() });
+            deleted.push(Deleted { tenant, device, case_id, events });
         }
     }
     Ok(deleted)
+}
+
+fn db_text(message: String) -> ProjectError {
+    ProjectError::Database { at: "retention".into(), message }
+}
+
+/// Delete one case's events on one desk, if it is still past `cutoff` once the desk's row
+/// is held: how many events went (`None`: it is not past it any more).
+async fn delete_case(
+    pool: &PgPool,
+    device: &str,
+    case_id: &str,
+    tenant: &str,
+    days: u32,
+    pack: &str,
+    cutoff: Timestamp,
+) -> Result<Option<u64>, ProjectError> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    // The projection writes a desk's events in the transaction that updates its row.
+    sqlx::query("SELECT 1 FROM devices WHERE device = $1 FOR UPDATE")
+        .bind(device)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let (count, newer): (i64, bool) = sqlx::query_as(
+        "SELECT count(*), coalesce(bool_or(at >= $3::timestamptz), false) FROM events
+         WHERE device = $1 AND case_id = $2",
+    )
+    .bind(device)
+    .bind(case_id)
+    .bind(cutoff.to_string())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    if newer || count == 0 {
+        return Ok(None);
+    }
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO deletions (tenant, device, case_id, events, days, pack) VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id",
+    )
+    .bind(tenant)
+    .bind(device)
+    .bind(case_id)
+    .bind(count)
+    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+    .bind(pack)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db)?;
+    // One statement: each deleted event leaves its tombstone.
+    sqlx::query(
+        "WITH gone AS (DELETE FROM events WHERE device = $1 AND case_id = $2 RETURNING device, seq, hash, prev_hash)
+         INSERT INTO tombstones (device, seq, hash, prev_hash, deletion) SELECT device, seq, hash, prev_hash, $3 FROM gone",
+    )
+    .bind(device)
+    .bind(case_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    // The case's row stays: its tenant is what other desks' copies of the case are kept
+    // by (it holds no customer's words).
+    sqlx::query("DELETE FROM steps WHERE device = $1 AND case_id = $2")
+        .bind(device)
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(Some(count.unsigned_abs()))
 }
 
 /// Apply the newest signed pack's retention to `database` every `every` until `until`

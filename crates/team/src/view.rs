@@ -19,7 +19,7 @@ use countersign_core::teamview::{
     CaseBundle, MAX_ROWS, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery,
     UnknownOutcomes, ViewAsk,
 };
-use countersign_plane::subjects::{blobs_bucket_of, view_subject};
+use countersign_plane::subjects::{blobs_bucket_of, inbox_prefix, view_subject};
 use countersign_trust::keys::{PublicKey, TrustedKeys};
 use countersign_trust::pack::Pack;
 use countersign_trust::roster::RosterEntry;
@@ -94,21 +94,37 @@ pub async fn serve(
         .map_err(|e| ProjectError::Server(format!("listening for team views: {e}")))?;
     let js = jetstream::new(client.clone());
     let held = Arc::new(Mutex::new(Held::default()));
+    let seen = Arc::new(Mutex::new(Nonces::default()));
     let options = Arc::new(options);
     let answering = subscriber.for_each_concurrent(CONCURRENT, |m| {
-        let (client, js, pool, held, options) =
-            (client.clone(), js.clone(), pool.clone(), held.clone(), options.clone());
+        let (client, js, pool, held, seen, options) =
+            (client.clone(), js.clone(), pool.clone(), held.clone(), seen.clone(), options.clone());
         async move {
-            let Some(reply) = m.reply.clone() else { return };
             let device = m.subject.as_str().strip_prefix(&view_subject("")).unwrap_or_default().to_string();
-            let answer = match answer(&js, &pool, &held, &options, &device, &m.payload).await {
-                Ok(a) => a,
-                Err(r) => TeamAnswer::Refused { code: r.code.to_string(), reason: r.reason },
+            // The answer goes only to the asking desk's own inbox: the service may publish
+            // once to any reply subject it is handed, and a reply subject of another's
+            // (a desk's evidence subject, the lease) must never receive it.
+            let Some(reply) = m.reply.clone().filter(|r| r.as_str().starts_with(&format!("{}.", inbox_prefix(&device))))
+            else {
+                return tracing::warn!(device, reply = ?m.reply, "a team-view ask without the desk's own inbox; dropped");
             };
-            let bytes = match serde_json::to_vec(&answer) {
-                Ok(b) => b,
-                Err(e) => return tracing::warn!(error = %e, "serialising a team view"),
+            let bytes = match answer(&js, &pool, &held, &seen, &options, &device, &m.payload).await {
+                Ok((answer, record)) => match sendable(&answer) {
+                    Ok(bytes) => match &record {
+                        Some(r) => match r.write(&pool).await {
+                            Ok(()) => Ok(bytes),
+                            Err(refusal) => Err(refusal),
+                        },
+                        None => Ok(bytes),
+                    },
+                    Err(refusal) => Err(refusal),
+                },
+                Err(refusal) => Err(refusal),
             };
+            let bytes = bytes.unwrap_or_else(|r| {
+                let refused = TeamAnswer::Refused { code: r.code.to_string(), reason: r.reason };
+                serde_json::to_vec(&refused).unwrap_or_default()
+            });
             if let Err(e) = client.publish(reply, bytes.into()).await {
                 tracing::warn!(error = %e, device, "answering a team view");
             }
@@ -120,15 +136,63 @@ pub async fn serve(
     }
 }
 
-/// Check the ask and answer it (recorded first when it shows customer data).
+/// The most an answer may weigh (the team's server takes 8 MiB messages).
+const MAX_ANSWER_BYTES: usize = 7 << 20;
+
+/// An answer as it goes out, unless it is too large to.
+fn sendable(answer: &TeamAnswer) -> Result<Vec<u8>, Refusal> {
+    let bytes =
+        serde_json::to_vec(answer).map_err(|e| refuse("unavailable", format!("serialising the answer: {e}")))?;
+    if bytes.len() > MAX_ANSWER_BYTES {
+        return Err(refuse(
+            "too_large",
+            format!(
+                "the answer is {} bytes, past the {MAX_ANSWER_BYTES} a message carries: narrow the ask",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The asks' nonces of the last [`FRESH`] window, each answered once.
+#[derive(Debug, Default)]
+struct Nonces(std::collections::HashMap<String, Timestamp>);
+
+impl Nonces {
+    /// `false` when `nonce` was seen within the window (a replay).
+    fn first(&mut self, nonce: &str, now: Timestamp) -> bool {
+        self.0.retain(|_, at| *at > now - FRESH - FRESH);
+        self.0.insert(nonce.to_string(), now).is_none()
+    }
+}
+
+/// What is recorded of an answer that shows customer data, once it can go out.
+struct Record {
+    device: String,
+    by: String,
+    query: TeamQuery,
+    shown: usize,
+    cases: Vec<String>,
+}
+
+impl Record {
+    async fn write(&self, pool: &PgPool) -> Result<(), Refusal> {
+        record(pool, &self.device, &self.by, &self.query, self.shown, &self.cases).await
+    }
+}
+
+/// Check the ask and answer it; what to record before it goes out, when it shows
+/// customer data.
 async fn answer(
     js: &jetstream::Context,
     pool: &PgPool,
     held: &Mutex<Held>,
+    seen: &Mutex<Nonces>,
     options: &ViewOptions,
     device: &str,
     payload: &[u8],
-) -> Result<TeamAnswer, Refusal> {
+) -> Result<(TeamAnswer, Option<Record>), Refusal> {
     let entry: SignedEntry =
         serde_json::from_slice(payload).map_err(|e| refuse("bad_ask", format!("not a signed team-view ask: {e}")))?;
     let pack = newest_pack(js, held, &options.trusted).await.map_err(|(code, reason)| refuse(code, reason))?;
@@ -142,6 +206,9 @@ async fn answer(
     let now = Timestamp::now();
     if ask.at < now - FRESH || ask.at > now + FRESH {
         return Err(refuse("stale", format!("signed at {}; the team's clock says {now}", ask.at)));
+    }
+    if !seen.lock().await.first(&format!("{device}/{}", ask.nonce), now) {
+        return Err(refuse("stale", "this ask was answered already (a replay)"));
     }
     if lead.view_desks.is_empty() || lead.view_tenants.is_empty() {
         return Err(refuse(
@@ -198,10 +265,14 @@ async fn answer(
             (TeamAnswer::Metrics { metrics: metrics(pool, &grants, since, until).await? }, 0, Vec::new())
         }
     };
-    if ask.query.shows_customer_data() {
-        record(pool, device, &lead.id, &ask.query, shown, &cases).await?;
-    }
-    Ok(answer)
+    let record = ask.query.shows_customer_data().then(|| Record {
+        device: device.to_string(),
+        by: lead.id.clone(),
+        query: ask.query.clone(),
+        shown,
+        cases,
+    });
+    Ok((answer, record))
 }
 
 /// The roster entry whose key signed the ask (a supervisor role of the pack's policy),
@@ -285,6 +356,21 @@ type StepTuple = (
     Option<String>,
     Option<String>,
 );
+
+/// The page of decided steps `f` picks within `grants` (what a lead's `steps` ask is
+/// answered with; public for the filters' benchmark and tests): the rows and the next
+/// page's cursor.
+pub async fn steps_page(
+    pool: &PgPool,
+    grants: &Grants,
+    f: &StepFilter,
+) -> Result<(Vec<StepRow>, Option<String>), String> {
+    match steps(pool, grants, f).await {
+        Ok((TeamAnswer::Steps { rows, next }, ..)) => Ok((rows, next)),
+        Ok(_) => Err("not a page of steps".into()),
+        Err(r) => Err(format!("{} ({})", r.reason, r.code)),
+    }
+}
 
 async fn steps(pool: &PgPool, grants: &Grants, f: &StepFilter) -> Result<(TeamAnswer, usize, Vec<String>), Refusal> {
     let limit = f.limit.unwrap_or(50).clamp(1, MAX_ROWS);
@@ -400,12 +486,20 @@ async fn case_events(
     .bind(&grants.desks)
     .bind(&grants.tenants)
     .bind(device)
-    .bind(MAX_EVENTS)
+    .bind(MAX_EVENTS + 1)
     .fetch_all(pool)
     .await
     .map_err(db)?;
     if rows.is_empty() {
         return Err(refuse("not_found", format!("no case {case_id:?} on any desk you may see")));
+    }
+    if rows.len() as i64 > MAX_EVENTS {
+        return Err(refuse(
+            "too_large",
+            format!(
+                "case {case_id:?} has more than {MAX_EVENTS} events on the desks you may see; the team view shows up to that"
+            ),
+        ));
     }
     Ok(rows
         .into_iter()
@@ -435,9 +529,17 @@ async fn blob(
         .await
         .map_err(|e| refuse("not_found", format!("{device} has no blobs on the team: {e}")))?;
     let mut reader = store.get(hash).await.map_err(|e| refuse("not_found", format!("blob {hash} of {device}: {e}")))?;
+    const MAX_BLOB: u64 = 3 << 20;
+    let size = reader.info().size as u64;
+    if size > MAX_BLOB {
+        return Err(refuse(
+            "too_large",
+            format!("blob {hash} is {size} bytes; the team view carries up to {MAX_BLOB}"),
+        ));
+    }
     let content_type = reader.info().description.clone().unwrap_or_else(|| "application/octet-stream".into());
     let mut bytes = Vec::new();
-    (&mut reader).take(3 << 20).read_to_end(&mut bytes).await.map_err(|e| refuse("unavailable", e.to_string()))?;
+    (&mut reader).take(MAX_BLOB).read_to_end(&mut bytes).await.map_err(|e| refuse("unavailable", e.to_string()))?;
     Ok(TeamAnswer::Blob { content_type, data: hex::encode(bytes) })
 }
 
