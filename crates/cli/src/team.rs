@@ -286,8 +286,8 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
                     m.unknown.settled_not_applied
                 );
                 println!(
-                    "{:<24} {:>6} {:>9} {:>8} {:>9} {:>7} {:>11}",
-                    "", "auto", "confirmed", "rejected", "forbidden", "waiting", "recommended"
+                    "{:<24} {:>6} {:>9} {:>8} {:>9} {:>7} {:>11} {:>6}",
+                    "", "auto", "confirmed", "rejected", "forbidden", "waiting", "recommended", "edited"
                 );
                 for (title, rows) in
                     [("per action", &m.per_action), ("per agent", &m.per_agent), ("per week", &m.per_week)]
@@ -295,8 +295,15 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
                     println!("{title}:");
                     for c in rows.iter().chain(std::iter::once(&m.totals).filter(|_| title == "per week")) {
                         println!(
-                            "  {:<22} {:>6} {:>9} {:>8} {:>9} {:>7} {:>11}",
-                            c.label, c.auto_run, c.confirmed, c.rejected, c.forbidden, c.waiting, c.recommended
+                            "  {:<22} {:>6} {:>9} {:>8} {:>9} {:>7} {:>11} {:>6}",
+                            c.label,
+                            c.auto_run,
+                            c.confirmed,
+                            c.rejected,
+                            c.forbidden,
+                            c.waiting,
+                            c.recommended,
+                            c.edited
                         );
                     }
                 }

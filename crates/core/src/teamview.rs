@@ -225,6 +225,8 @@ pub struct TeamCounts {
     pub waiting: u32,
     /// Decided `recommend`: the AI only suggested it.
     pub recommended: u32,
+    /// Edited by an agent before it was decided (counted besides how it went).
+    pub edited: u32,
 }
 
 /// Steps whose outcome was not known (a call that may or may not have landed), and how

@@ -131,6 +131,15 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
 
     let case_1 = run_demo_case(&agent_1, "02-damaged-item-small-refund.json");
+    // The agent edits the waiting refund before it is decided again: a revision.
+    let (file_case, _) =
+        countersign_engine::cases::read_case(&demo().join("cases/02-damaged-item-small-refund.json"), None).unwrap();
+    let waiting = agent_1.engine.review_queue().unwrap().into_iter().find(|s| s.action == "refund_partial").unwrap();
+    let changes = [("amount".to_string(), "10.00".to_string())].into();
+    agent_1
+        .engine
+        .edit_step(&file_case, &waiting.plan_id, &waiting.step_id, &changes, "agreed to 10 on a call")
+        .unwrap();
     // A screenshot the desk keeps, which an event of the case names.
     let shot = agent_1.engine.blob_sink().put("image/png", b"\x89PNG the refund form").unwrap();
     agent_1.engine.record_identity_check(&case_1, "ava_moore_2033", &format!("photo on file: {shot}")).unwrap();
@@ -180,6 +189,12 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     assert!(rows.iter().any(|r| r.step_id == refund.step_id) && rows.iter().all(|r| r.decision == refund.decision));
     let rows = only(StepFilter { pack_version: Some(demo_info.version), ..Default::default() });
     assert!(!rows.is_empty() && rows.iter().all(|r| r.desk == "agent-desk-1"), "{rows:?}");
+    let rows = only(StepFilter { outcome: Some("superseded".into()), ..Default::default() });
+    assert_eq!(
+        rows.iter().map(|r| (r.plan_id.as_str(), r.step_id.as_str())).collect::<Vec<_>>(),
+        [(waiting.plan_id.as_str(), waiting.step_id.as_str())],
+        "the edited step's first decision will not run as it was"
+    );
     let rows = only(StepFilter { outcome: Some("open".into()), ..Default::default() });
     assert!(rows.iter().all(|r| r.outcome.is_none()), "{rows:?}");
     let rows = only(StepFilter { since: Some("2100-01-01T00:00:00Z".into()), ..Default::default() });
@@ -330,7 +345,9 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     actions.dedup();
     assert_eq!(m.per_action.iter().map(|c| c.label.clone()).collect::<Vec<_>>(), actions);
     assert_eq!(m.per_agent.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["agent-1", "agent-2"]);
-    assert_eq!((m.cases, m.escalations), (3, 1), "{m:?}");
+    assert_eq!((m.cases, m.escalations, m.totals.edited), (3, 1, 1), "{m:?}");
+    let refunds = m.per_action.iter().find(|c| c.label == "refund_partial").unwrap();
+    assert_eq!(refunds.edited, 1, "the edit counts for its action: {refunds:?}");
     assert_eq!(m.per_week.len(), 1, "all this week: {:?}", m.per_week);
     // Lead 2 counts desk 1 only: one case, no escalation.
     let theirs = lead_2.engine.team_metrics(None, None).unwrap();

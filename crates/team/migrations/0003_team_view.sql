@@ -4,7 +4,10 @@
 
 -- What pack each desk decides under (its last `policy_loaded`), and who sat at it when
 -- it last gathered a case's facts (its last `context_read`): its next steps' agent.
-ALTER TABLE devices ADD COLUMN pack_id text, ADD COLUMN pack_version bigint, ADD COLUMN agent text;
+ALTER TABLE devices ADD COLUMN pack_id text, ADD COLUMN pack_version bigint, ADD COLUMN agent text,
+    -- Its last plan revision an agent made by editing: [plan, [steps]] (the steps with a
+    -- value the agent typed), for the `edited` of that plan's steps.
+    ADD COLUMN edited_plan jsonb;
 
 -- Each case a desk opened or received, and its tenant (what a lead's grant names).
 CREATE TABLE cases (
@@ -31,10 +34,14 @@ CREATE TABLE steps (
     agent         text NOT NULL,
     pack_id       text,
     pack_version  bigint,
+    -- An agent edited it before it was decided (a value they typed, in a revision).
+    edited        boolean NOT NULL DEFAULT false,
     decided_at    timestamptz NOT NULL,
     verdict       text CHECK (verdict IN ('approved', 'rejected')),
     reviewed_by   text,
     reviewed_at   timestamptz,
+    -- How it ended: succeeded, failed, unknown, needs_human, settled_applied,
+    -- settled_not_applied, or superseded (decided again; it will not run as it was).
     outcome       text,
     ended_at      timestamptz,
     PRIMARY KEY (device, plan_id, step_id)

@@ -33,20 +33,9 @@ pub struct StepFacet {
     pub decision: String,
     pub agent: String,
     pub pack: Option<(String, u64)>,
+    /// An agent edited it (a step of a revision the agent made, with a value they typed).
+    pub edited: bool,
     pub at: Timestamp,
-}
-
-/// Something that happened to a decided step later.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepChange {
-    Reviewed {
-        verdict: &'static str,
-        by: String,
-    },
-    /// It ended (`Some(outcome)`), or is being tried again (`None`).
-    Ended {
-        outcome: Option<String>,
-    },
 }
 
 /// What the projection carries along each desk's chain for its steps' rows.
@@ -57,6 +46,9 @@ pub struct DeskFacts {
     /// Who sat at the desk when it last gathered a case's facts (the actor of its last
     /// `context_read`; a `decided` event's own actor is the policy).
     pub agent: Option<String>,
+    /// The desk's last plan revision an agent made by editing, and the steps of it with a
+    /// value the agent typed: (plan, steps).
+    pub edited: Option<(String, Vec<String>)>,
 }
 
 /// What one batch derives, in event order; each key's last change wins.
@@ -128,6 +120,10 @@ impl Facets {
                             decision: s.decision.as_str().to_string(),
                             agent: desk.agent.clone().unwrap_or_else(|| actor.to_string()),
                             pack: desk.pack.clone(),
+                            edited: desk
+                                .edited
+                                .as_ref()
+                                .is_some_and(|(plan, steps)| *plan == decision.plan_id && steps.contains(&s.step_id)),
                             at,
                         },
                     );
@@ -157,6 +153,18 @@ impl Facets {
                 self.ends.insert(key(plan_id, step_id), (at, None));
             }
             Event::ContextRead { .. } => desk.agent = Some(actor.to_string()),
+            Event::PlanProposed { plan } => {
+                desk.edited = (plan.planner == countersign_engine::cases::AGENT_EDIT).then(|| {
+                    let typed = |st: &countersign_core::model::Step| {
+                        st.params.values().any(|p| p.source == countersign_core::model::Provenance::Agent)
+                    };
+                    (plan.id.clone(), plan.steps.iter().filter(|st| typed(st)).map(|st| st.id.clone()).collect())
+                });
+            }
+            // Decided again under another plan or policy: it will not run as it was.
+            Event::StepInvalidated { plan_id, step_id, .. } => {
+                self.ends.insert(key(plan_id, step_id), (at, Some("superseded".to_string())));
+            }
             Event::PolicyLoaded { pack: loaded, policy_id, version, signed, .. } => {
                 desk.pack = match loaded {
                     Some(p) => Some((p.id.clone(), p.version)),
@@ -228,5 +236,6 @@ mod tests {
         // Decided again: the earlier review no longer holds.
         f.take("desk-1", t("2026-12-03T10:03:00Z"), Some("c-1"), "policy", &decided, &mut desk);
         assert!(f.reviews.is_empty());
+        assert!(!f.steps[&k].edited, "the planner's plan, not an edit");
     }
 }

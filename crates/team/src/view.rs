@@ -579,13 +579,14 @@ fn counts_sql(label: &str) -> String {
            count(*) FILTER (WHERE verdict = 'approved'),
            count(*) FILTER (WHERE verdict = 'rejected'),
            count(*) FILTER (WHERE decision = 'forbid'),
-           count(*) FILTER (WHERE decision IN ('confirm', 'supervisor') AND verdict IS NULL),
-           count(*) FILTER (WHERE decision = 'recommend')
+           count(*) FILTER (WHERE decision IN ('confirm', 'supervisor') AND verdict IS NULL AND outcome IS NULL),
+           count(*) FILTER (WHERE decision = 'recommend'),
+           count(*) FILTER (WHERE edited)
          FROM steps WHERE {WINDOW} GROUP BY 1 ORDER BY 1"
     )
 }
 
-type CountsRow = (Option<String>, i64, i64, i64, i64, i64, i64);
+type CountsRow = (Option<String>, i64, i64, i64, i64, i64, i64, i64);
 
 /// The binds of [`WINDOW`].
 struct Window<'a> {
@@ -613,6 +614,7 @@ fn counts_of(r: CountsRow) -> TeamCounts {
         forbidden: n(r.4),
         waiting: n(r.5),
         recommended: n(r.6),
+        edited: n(r.7),
     }
 }
 

@@ -23,4 +23,8 @@ waiting: number,
 /**
  * Decided `recommend`: the AI only suggested it.
  */
-recommended: number, };
+recommended: number, 
+/**
+ * Edited by an agent before it was decided (counted besides how it went).
+ */
+edited: number, };

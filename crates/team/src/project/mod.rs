@@ -425,7 +425,9 @@ fn i64_of(n: u64) -> i64 {
 }
 
 /// A desk's row: device, key, last seq, last hash, held at.
-type DeskRow = (String, Option<String>, i64, String, Option<i64>, Option<String>, Option<i64>, Option<String>);
+/// A desk's row: device, key, last seq and hash, where held, pack, agent, edited plan.
+type DeskRow =
+    (String, Option<String>, i64, String, Option<i64>, Option<String>, Option<i64>, Option<String>, Option<String>);
 
 impl Projector {
     async fn load(
@@ -441,13 +443,14 @@ impl Projector {
             .map_err(db)?;
         let committed = committed.map_or(0, |(n,)| n.unsigned_abs());
         let rows: Vec<DeskRow> = sqlx::query_as(
-            "SELECT device, device_key, last_seq, last_hash, held_at_seq, pack_id, pack_version, agent FROM devices",
+            "SELECT device, device_key, last_seq, last_hash, held_at_seq, pack_id, pack_version, agent,
+                        edited_plan::text FROM devices",
         )
         .fetch_all(&pool)
         .await
         .map_err(db)?;
         let mut desks = BTreeMap::new();
-        for (device, key, last_seq, last_hash, held_at, pack_id, pack_version, agent) in rows {
+        for (device, key, last_seq, last_hash, held_at, pack_id, pack_version, agent, edited) in rows {
             let last_hash = Hash::from_hex(&last_hash).ok_or_else(|| ProjectError::Database {
                 at: "the team database".into(),
                 message: format!("device {device}'s last hash {last_hash:?} is not 64 hex digits"),
@@ -457,7 +460,11 @@ impl Projector {
                 last_seq: last_seq.unsigned_abs(),
                 last_hash,
                 held_at: held_at.map(i64::unsigned_abs),
-                facts: crate::facets::DeskFacts { pack: pack_id.zip(pack_version.map(i64::unsigned_abs)), agent },
+                facts: crate::facets::DeskFacts {
+                    pack: pack_id.zip(pack_version.map(i64::unsigned_abs)),
+                    agent,
+                    edited: edited.and_then(|e| serde_json::from_str(&e).ok()),
+                },
             };
             desks.insert(device, desk);
         }
@@ -594,12 +601,13 @@ impl Projector {
             if let Some(d) = desks.get(device) {
                 sqlx::query(
                     "INSERT INTO devices (device, device_key, last_seq, last_hash, held_at_seq, pack_id, pack_version,
-                       agent, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+                       agent, edited_plan, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now())
                      ON CONFLICT (device) DO UPDATE SET device_key = EXCLUDED.device_key,
                        last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash,
                        held_at_seq = EXCLUDED.held_at_seq, pack_id = EXCLUDED.pack_id,
-                       pack_version = EXCLUDED.pack_version, agent = EXCLUDED.agent, updated_at = now()",
+                       pack_version = EXCLUDED.pack_version, agent = EXCLUDED.agent,
+                       edited_plan = EXCLUDED.edited_plan, updated_at = now()",
                 )
                 .bind(device)
                 .bind(&d.key)
@@ -609,6 +617,7 @@ impl Projector {
                 .bind(d.facts.pack.as_ref().map(|p| p.0.as_str()))
                 .bind(d.facts.pack.as_ref().map(|p| i64_of(p.1)))
                 .bind(d.facts.agent.as_deref().map(pg_text))
+                .bind(d.facts.edited.as_ref().map(|e| pg_json(&serde_json::json!(e))))
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;

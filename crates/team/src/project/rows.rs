@@ -199,16 +199,16 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         let s: Vec<_> = f.steps.values().collect();
         sqlx::query(
             "INSERT INTO steps (device, plan_id, step_id, case_id, tenant, action, decision, agent, pack_id,
-                                pack_version, decided_at)
+                                pack_version, edited, decided_at)
              SELECT d, p, s, c, (SELECT tenant FROM cases k WHERE k.device = d AND k.case_id = c), a, dn, ag, pk, pv,
-                    t::timestamptz
+                    ed, t::timestamptz
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::int8[], $10::text[]) AS u(d, p, s, c, a, dn, ag, pk, pv, t)
+                         $8::text[], $9::int8[], $10::text[], $11::bool[]) AS u(d, p, s, c, a, dn, ag, pk, pv, t, ed)
              ON CONFLICT (device, plan_id, step_id) DO UPDATE SET case_id = EXCLUDED.case_id,
                tenant = EXCLUDED.tenant, action = EXCLUDED.action, decision = EXCLUDED.decision,
                agent = EXCLUDED.agent, pack_id = EXCLUDED.pack_id, pack_version = EXCLUDED.pack_version,
-               decided_at = EXCLUDED.decided_at, verdict = NULL, reviewed_by = NULL, reviewed_at = NULL,
-               outcome = NULL, ended_at = NULL",
+               edited = EXCLUDED.edited, decided_at = EXCLUDED.decided_at, verdict = NULL, reviewed_by = NULL,
+               reviewed_at = NULL, outcome = NULL, ended_at = NULL",
         )
         .bind(s.iter().map(|r| text(&r.device)).collect::<Vec<_>>())
         .bind(s.iter().map(|r| text(&r.plan_id)).collect::<Vec<_>>())
@@ -220,6 +220,7 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .bind(s.iter().map(|r| r.pack.as_ref().map(|p| text(&p.0))).collect::<Vec<_>>())
         .bind(s.iter().map(|r| r.pack.as_ref().map(|p| i64_of(p.1))).collect::<Vec<_>>())
         .bind(s.iter().map(|r| time(&r.at)).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| r.edited).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await
         .map_err(db)?;
