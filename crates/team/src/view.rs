@@ -47,10 +47,13 @@ pub struct ViewOptions {
     pub trusted: TrustedKeys,
 }
 
-/// A refusal on its way to the asker.
-struct Refusal {
-    code: &'static str,
-    reason: String,
+/// Why an ask is refused: `code` is what the asker's desk branches on (`bad_ask`,
+/// `not_found`, `unavailable`…), `reason` what a person reads.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {reason}")]
+pub struct Refusal {
+    pub code: &'static str,
+    pub reason: String,
 }
 
 fn refuse(code: &'static str, reason: impl Into<String>) -> Refusal {
@@ -221,7 +224,14 @@ async fn answer(
     }
     let grants = Grants::of(lead);
     let (answer, shown, cases) = match &ask.query {
-        TeamQuery::Steps { filter } => steps(pool, &grants, filter).await?,
+        TeamQuery::Steps { filter } => {
+            let (rows, next) = steps_page(pool, &grants, filter).await?;
+            let mut cases: Vec<String> = rows.iter().filter_map(|r| r.case_id.clone()).collect();
+            cases.sort();
+            cases.dedup();
+            let n = rows.len();
+            (TeamAnswer::Steps { rows, next }, n, cases)
+        }
         TeamQuery::Case { case_id } => {
             let events = case_events(pool, &grants, case_id, None).await?;
             let (n, cases) = (events.len(), vec![case_id.clone()]);
@@ -364,15 +374,7 @@ pub async fn steps_page(
     pool: &PgPool,
     grants: &Grants,
     f: &StepFilter,
-) -> Result<(Vec<StepRow>, Option<String>), String> {
-    match steps(pool, grants, f).await {
-        Ok((TeamAnswer::Steps { rows, next }, ..)) => Ok((rows, next)),
-        Ok(_) => Err("not a page of steps".into()),
-        Err(r) => Err(format!("{} ({})", r.reason, r.code)),
-    }
-}
-
-async fn steps(pool: &PgPool, grants: &Grants, f: &StepFilter) -> Result<(TeamAnswer, usize, Vec<String>), Refusal> {
+) -> Result<(Vec<StepRow>, Option<String>), Refusal> {
     let limit = f.limit.unwrap_or(50).clamp(1, MAX_ROWS);
     let mut q = QueryBuilder::new(
         "SELECT device, case_id, tenant, plan_id, step_id, action, decision, agent, pack_id, pack_version,
@@ -457,11 +459,7 @@ async fn steps(pool: &PgPool, grants: &Grants, f: &StepFilter) -> Result<(TeamAn
     } else {
         None
     };
-    let mut cases: Vec<String> = rows.iter().filter_map(|r| r.case_id.clone()).collect();
-    cases.sort();
-    cases.dedup();
-    let n = rows.len();
-    Ok((TeamAnswer::Steps { rows, next }, n, cases))
+    Ok((rows, next))
 }
 
 /// A case's events from the desks (and of the tenants) the lead may see, in time order;

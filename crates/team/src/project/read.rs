@@ -60,3 +60,15 @@ pub async fn witnessed_of(pool: &PgPool, device: &str) -> Result<Option<String>,
             .map_err(db)?;
     Ok(row.map(|(n,)| n))
 }
+
+/// The steps of a desk's plan that are projected (their ids, in order).
+pub async fn steps_of(pool: &PgPool, device: &str, plan_id: &str) -> Result<Vec<String>, ProjectError> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT step_id FROM steps WHERE device = $1 AND plan_id = $2 ORDER BY step_id")
+            .bind(device)
+            .bind(plan_id)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    Ok(rows.into_iter().map(|(s,)| s).collect())
+}
