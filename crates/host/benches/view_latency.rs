@@ -35,7 +35,6 @@ mod join;
 #[path = "../tests/support/team.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,7 +44,7 @@ use countersign_engine::keys::{SecretKey, TrustedKeys};
 use countersign_plane::subjects::Role;
 use countersign_test_support::bench::percentile;
 use countersign_test_support::postgres::Postgres;
-use support::{Desk, ServiceThread, demo, desk, system, team};
+use support::{Desk, ServiceThread, demo, desk, roster_entry, system, team, team_pack};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -67,31 +66,6 @@ fn summary(times: &[Duration]) -> String {
         ms(*sorted.last().unwrap()),
         sorted.len()
     )
-}
-
-/// A pack (version 4, past the demo's 3) signed with `admin`, whose roster grants
-/// `lead-1` (with the lead desk's key) every desk and tenant.
-fn signed_pack(dir: &Path, admin: &SecretKey, lead_key: &str) -> PathBuf {
-    let demo = demo();
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    for f in ["policy.toml", "catalog.toml"] {
-        std::fs::copy(demo.join(f), src.join(f)).unwrap();
-    }
-    let hash =
-        countersign_engine::roster::hash_passphrase(&countersign_engine::Secret::new("lead-1 passphrase".to_string()))
-            .unwrap();
-    let roster = format!(
-        "[[roster]]\nid = \"lead-1\"\nrole = \"team_lead\"\npassphrase = {hash:?}\nkey = {lead_key:?}\n\
-         view_desks = [\"*\"]\nview_tenants = [\"*\"]\n"
-    );
-    std::fs::write(src.join("roster.toml"), roster).unwrap();
-    let source = std::fs::read_to_string(demo.join("pack-source.toml")).unwrap().replace("version = 3", "version = 4");
-    assert!(source.contains("version = 4"), "{source}");
-    std::fs::write(src.join("pack-source.toml"), source).unwrap();
-    let out = dir.join("pack");
-    countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
-    out
 }
 
 /// Hand a desk's engine what its link sees until `stop` (what the app's pump does,
@@ -195,7 +169,7 @@ fn main() {
     let agent = desk(&mut team, "agent-desk-1", Role::Agent, ("agent-1", "agent"), system());
     let lead_key = countersign_engine::device::device_key(&team.lead_keyring).unwrap().public("").to_hex();
     let packs = tempfile::tempdir().unwrap();
-    let pack = signed_pack(packs.path(), &admin_key, &lead_key);
+    let pack = team_pack(packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
     let info =
         countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")])).unwrap().info;
     admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();

@@ -10,7 +10,7 @@ mod join;
 #[path = "support/team.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use countersign_core::evidence::Event;
@@ -21,36 +21,6 @@ use countersign_plane::subjects::Role;
 use countersign_test_support::nats::keyring;
 use countersign_test_support::postgres::Postgres;
 use support::*;
-
-/// A roster entry in TOML.
-fn roster_entry(id: &str, key: &str, desks: &[&str]) -> String {
-    let hash =
-        countersign_engine::roster::hash_passphrase(&countersign_engine::Secret::new(format!("{id} passphrase")))
-            .unwrap();
-    format!(
-        "[[roster]]\nid = {id:?}\nrole = \"team_lead\"\npassphrase = {hash:?}\nkey = {key:?}\nview_desks = {desks:?}\n\
-         view_tenants = [\"*\"]\n\n"
-    )
-}
-
-/// A pack (version 4, past the demo's 3) signed with `admin`, whose roster grants
-/// `lead-1` every desk and `lead-2` only `agent-desk-1`.
-fn signed_pack(dir: &Path, admin: &SecretKey, lead_1: &str, lead_2: &str) -> PathBuf {
-    let demo = demo();
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    for f in ["policy.toml", "catalog.toml"] {
-        std::fs::copy(demo.join(f), src.join(f)).unwrap();
-    }
-    let roster = roster_entry("lead-1", lead_1, &["*"]) + &roster_entry("lead-2", lead_2, &["agent-desk-1"]);
-    std::fs::write(src.join("roster.toml"), roster).unwrap();
-    let source = std::fs::read_to_string(demo.join("pack-source.toml")).unwrap().replace("version = 3", "version = 4");
-    assert!(source.contains("version = 4"), "{source}");
-    std::fs::write(src.join("pack-source.toml"), source).unwrap();
-    let out = dir.join("pack");
-    countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
-    out
-}
 
 /// The decided steps in a desk's own log: (plan, step, action).
 fn decided_steps(desk: &Desk) -> Vec<(String, String, String)> {
@@ -125,7 +95,8 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     agent_1.pump_until("the demo pack staged", |e| e.team_pack_waiting() == Some(demo_info.version));
     countersign_host::team::load_staged_pack(&mut agent_1.engine).expect("staged").unwrap();
     let packs = tempfile::tempdir().unwrap();
-    let pack = signed_pack(packs.path(), &admin_key, &lead_1_key, &lead_2_key);
+    let roster = roster_entry("lead-1", &lead_1_key, &["*"]) + &roster_entry("lead-2", &lead_2_key, &["agent-desk-1"]);
+    let pack = team_pack(packs.path(), &admin_key, &roster);
     let info =
         countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")])).unwrap().info;
     admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();

@@ -11,7 +11,6 @@ mod join;
 #[path = "../../../crates/host/tests/support/team.rs"]
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -28,29 +27,6 @@ async fn click(c: &Client, selector: &str) -> Result<()> {
     let e = c.wait().at_most(WAIT).for_element(Locator::Css(selector)).await.with_context(|| selector.to_string())?;
     e.click().await?;
     Ok(())
-}
-
-/// The team's pack (version 4) signed with `admin`: its roster grants `lead-1` (whose
-/// device key is `lead_key`) every desk and tenant.
-fn signed_pack(dir: &Path, admin: &SecretKey, lead_key: &str) -> std::path::PathBuf {
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    for f in ["policy.toml", "catalog.toml"] {
-        std::fs::copy(demo().join(f), src.join(f)).unwrap();
-    }
-    let hash =
-        countersign_engine::roster::hash_passphrase(&countersign_engine::Secret::new("lead-1 passphrase")).unwrap();
-    let roster = format!(
-        "[[roster]]\nid = \"lead-1\"\nrole = \"team_lead\"\npassphrase = {hash:?}\nkey = {lead_key:?}\n\
-         view_desks = [\"*\"]\nview_tenants = [\"*\"]\n"
-    );
-    std::fs::write(src.join("roster.toml"), roster).unwrap();
-    let source =
-        std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 3", "version = 4");
-    std::fs::write(src.join("pack-source.toml"), source).unwrap();
-    let out = dir.join("pack");
-    countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
-    out
 }
 
 // A plain test: the desks' links run runtimes of their own, which must not be dropped
@@ -86,7 +62,7 @@ fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_and_exports_it(
     countersign_host::team::join_with(&folder, &file, &keyring)?;
 
     let packs = tempfile::tempdir()?;
-    let pack = signed_pack(packs.path(), &admin_key, &lead_key);
+    let pack = team_pack(packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
     let info = countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")]))
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .info;

@@ -361,3 +361,33 @@ pub fn publish_raw(desk: &Desk, device: &str, events: Vec<countersign_plane::evi
 pub fn hash(hex: &str) -> countersign_store::Hash {
     countersign_store::Hash::from_hex(hex).unwrap()
 }
+
+/// A `[[roster]]` entry for a lead `id` with device key `key`, granted the team view of
+/// `desks` and every tenant.
+pub fn roster_entry(id: &str, key: &str, desks: &[&str]) -> String {
+    let hash =
+        countersign_engine::roster::hash_passphrase(&countersign_engine::Secret::new(format!("{id} passphrase")))
+            .unwrap();
+    format!(
+        "[[roster]]\nid = {id:?}\nrole = \"team_lead\"\npassphrase = {hash:?}\nkey = {key:?}\nview_desks = {desks:?}\n\
+         view_tenants = [\"*\"]\n\n"
+    )
+}
+
+/// The team's own pack (version 4, past the demo's 3: the demo's policy and catalog, and
+/// `roster`), signed with `admin` into `dir/pack`.
+pub fn team_pack(dir: &Path, admin: &countersign_engine::keys::SecretKey, roster: &str) -> PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for f in ["policy.toml", "catalog.toml"] {
+        std::fs::copy(demo().join(f), src.join(f)).unwrap();
+    }
+    std::fs::write(src.join("roster.toml"), roster).unwrap();
+    let source =
+        std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 3", "version = 4");
+    assert!(source.contains("version = 4"), "{source}");
+    std::fs::write(src.join("pack-source.toml"), source).unwrap();
+    let out = dir.join("pack");
+    countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
+    out
+}
