@@ -16,7 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::float_arithmetic)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use countersign_test_support::bench::{self, percentile};
 use countersign_test_support::packs::assets;
@@ -26,6 +26,7 @@ use countersign_browser::{BrowserConnector, BrowserOptions, PageActions};
 use countersign_connectors::credentials::{CredentialName, ProcessCredential, Secret};
 use countersign_connectors::{Catalog, Connector, HttpConnector};
 use countersign_engine::{CaseFile, Engine, EngineOptions, SystemClock};
+use countersign_test_support::bench::ms;
 use serde_json::json;
 
 const TOKEN: &str = "bench-token-browser";
@@ -34,10 +35,6 @@ const CUSTOMER: &str = "ava_moore_2033";
 
 fn one_read_step(tag: &str, n: usize) -> CaseFile {
     serde_json::from_value(bench::one_read_step(&format!("bench-{tag}-{n}"), ORDER, CUSTOMER)).unwrap()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn pending_orders() -> Vec<String> {

@@ -14,21 +14,18 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::float_arithmetic)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use countersign_connectors::credentials::{CredentialName, ProcessCredential, Secret};
 use countersign_connectors::source::demo::DemoMessages;
 use countersign_connectors::source::{Source, SourceKind, SourceSettings};
 use countersign_core::model::Channel;
 use countersign_engine::{Engine, EngineOptions, SystemClock};
+use countersign_test_support::bench::ms;
 use countersign_test_support::bench::percentile;
 use countersign_test_support::packs::assets;
 
 const TOKEN: &str = "bench-token-intake";
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn main() {
     let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);

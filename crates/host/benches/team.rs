@@ -54,16 +54,9 @@ use countersign_plane::evidence::Outgoing;
 use countersign_plane::link::{LinkConfig, TeamLink};
 use countersign_plane::subjects::{CONTROL_BUCKET, Role, evidence_subject};
 use countersign_test_support::bench::percentile;
+use countersign_test_support::bench::{env_usize as env, ms};
 use countersign_test_support::nats::{NatsServer, TeamPlane, keyring};
 use futures::StreamExt;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 /// p50 / p99 / max of `times`, in ms.
 fn summary(times: &[Duration]) -> String {

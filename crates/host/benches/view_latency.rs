@@ -43,16 +43,9 @@ use countersign_core::teamview::StepFilter;
 use countersign_engine::keys::{SecretKey, TrustedKeys};
 use countersign_plane::subjects::Role;
 use countersign_test_support::bench::percentile;
+use countersign_test_support::bench::{env_usize as env, ms};
 use countersign_test_support::postgres::Postgres;
 use support::{Desk, ServiceThread, demo, desk, roster_entry, system, team, team_pack};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 /// p50 / p95 / p99 / max of `times`, in ms.
 fn summary(times: &[Duration]) -> String {

@@ -26,13 +26,10 @@ use std::time::{Duration, Instant};
 use countersign_plane::evidence::Outgoing;
 use countersign_plane::subjects::Role;
 use countersign_store::{Hash, NewEvent, canonical_body};
+use countersign_test_support::bench::env_usize as env;
 use countersign_test_support::nats::TeamPlane;
 use countersign_test_support::postgres::Postgres;
 use sqlx::Connection;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
 
 /// One event as the projection stores it.
 struct Row {

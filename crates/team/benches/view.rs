@@ -41,17 +41,10 @@ use countersign_team::facets::{DeskFacts, Facets};
 use countersign_team::project::copy_field;
 use countersign_team::view::{Grants, steps_page};
 use countersign_test_support::bench::percentile;
+use countersign_test_support::bench::{env_usize as env, ms};
 use countersign_test_support::postgres::Postgres;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 /// A small deterministic generator (SplitMix64): the same data every run.
 struct Rng(u64);

@@ -23,3 +23,14 @@ pub fn one_read_step(case_id: &str, order: &str, customer: &str) -> Value {
 pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
+
+/// A bench's setting from the environment variable `name`, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// A duration in milliseconds, for a bench's report.
+#[allow(clippy::float_arithmetic, reason = "a figure for a report, never money")]
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
