@@ -467,6 +467,70 @@ fn number(s: &str) -> Option<Decimal> {
     Some(Decimal::from(total))
 }
 
+/// The day a sentence promises something by, counted from `sent_on`: the first date it
+/// states (`December 11`, `2026-12-11`, `Friday`: the next one after `sent_on`;
+/// `tomorrow`), else the longest end of the first duration (`within 5-7 business days`:
+/// seven working days on), else `None` (it states no time).
+pub fn promised_by(sentence: &str, sent_on: jiff::civil::Date) -> Option<jiff::civil::Date> {
+    use jiff::ToSpan;
+    let lower = sentence.to_lowercase();
+    if lower.contains("tomorrow") || lower.contains("tonight") {
+        return sent_on.checked_add(1.day()).ok();
+    }
+    for found in facts_in(sentence) {
+        match found.fact {
+            Fact::Date(d) => return date_after(&d, sent_on),
+            Fact::Quantity { kind: ClaimKind::Duration, unit, hi, .. } => {
+                let n = i64::try_from(hi.ceil().mantissa()).ok().filter(|n| (0..=3650).contains(n))?;
+                return match unit.as_str() {
+                    // Within hours or minutes: by the end of the next day.
+                    "minute" | "hour" => sent_on.checked_add(1.day()).ok(),
+                    "business day" => {
+                        let mut day = sent_on;
+                        let mut left = n;
+                        while left > 0 {
+                            day = day.checked_add(1.day()).ok()?;
+                            if !matches!(day.weekday(), jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday) {
+                                left -= 1;
+                            }
+                        }
+                        Some(day)
+                    }
+                    "week" => sent_on.checked_add((n * 7).days()).ok(),
+                    "month" => sent_on.checked_add(n.months()).ok(),
+                    "year" => sent_on.checked_add(n.years()).ok(),
+                    _ => sent_on.checked_add(n.days()).ok(),
+                };
+            }
+            Fact::Quantity { .. } => {}
+        }
+    }
+    None
+}
+
+/// The day a stated date (`date:YYYY-MM-DD`, `date:MM-DD`, `weekday:NAME`) names, said on
+/// `sent_on`: a date without a year, or a weekday, is the next one from then on.
+fn date_after(stated: &str, sent_on: jiff::civil::Date) -> Option<jiff::civil::Date> {
+    use jiff::ToSpan;
+    if let Some(day) = stated.strip_prefix("weekday:") {
+        let names = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+        let want = names.iter().position(|n| *n == day)?;
+        let mut d = sent_on.checked_add(1.day()).ok()?;
+        while usize::try_from(d.weekday().to_monday_zero_offset()).ok()? != want {
+            d = d.checked_add(1.day()).ok()?;
+        }
+        return Some(d);
+    }
+    let date = stated.strip_prefix("date:")?;
+    if let Ok(full) = date.parse::<jiff::civil::Date>() {
+        return Some(full);
+    }
+    let (m, d) = date.split_once('-')?;
+    let (m, d): (i8, i8) = (m.parse().ok()?, d.parse().ok()?);
+    let this_year = jiff::civil::Date::new(sent_on.year(), m, d).ok()?;
+    if this_year >= sent_on { Some(this_year) } else { jiff::civil::Date::new(sent_on.year() + 1, m, d).ok() }
+}
+
 /// The sentences of `text` as byte ranges, trimmed: cut at `.`, `!` or `?` before
 /// whitespace (citation markers right after the stop stay with the sentence) and at line
 /// ends.
@@ -525,6 +589,24 @@ mod tests {
 
     fn q(kind: ClaimKind, unit: &str, lo: &str, hi: &str) -> Fact {
         Fact::Quantity { kind, unit: unit.into(), lo: lo.parse().unwrap(), hi: hi.parse().unwrap() }
+    }
+
+    #[test]
+    fn a_promise_falls_due_on_the_date_or_after_the_time_it_states() {
+        let sent: jiff::civil::Date = "2026-12-03".parse().unwrap(); // a Thursday
+        let due = |s: &str| promised_by(s, sent).map(|d| d.to_string());
+        assert_eq!(due("It will arrive by Friday."), Some("2026-12-04".into()));
+        assert_eq!(due("It will arrive by Thursday."), Some("2026-12-10".into()), "the next one, not today");
+        assert_eq!(due("You will see it within 5-7 business days."), Some("2026-12-14".into()));
+        assert_eq!(due("Expect it in 10 days."), Some("2026-12-13".into()));
+        assert_eq!(due("Within two weeks."), Some("2026-12-17".into()));
+        assert_eq!(due("Within 24 hours."), Some("2026-12-04".into()));
+        assert_eq!(due("It will be delivered by tomorrow."), Some("2026-12-04".into()));
+        assert_eq!(due("It will arrive on December 11."), Some("2026-12-11".into()));
+        assert_eq!(due("It will arrive on January 4."), Some("2027-01-04".into()), "next year's");
+        assert_eq!(due("It will arrive on 2026-12-24."), Some("2026-12-24".into()));
+        assert_eq!(due("We will refund you in full."), None);
+        assert_eq!(due("A $25 coupon is yours."), None, "an amount is no time");
     }
 
     #[test]

@@ -229,6 +229,42 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delivery: Option<ReplyDelivery>,
     },
+    /// A promise the sent reply of `plan_id` made (a reply rule found it): the day it falls
+    /// due, who owns it, and the case's orders as they were then (what the check on that
+    /// day compares with).
+    PromiseMade {
+        plan_id: String,
+        /// The reply rule that found it.
+        promise_id: String,
+        category: crate::policy::PromiseCategory,
+        /// The reply's sentence that makes it.
+        sentence: String,
+        /// The day it falls due (UTC): the date or time it states, else a week on.
+        due: jiff::civil::Date,
+        /// Who owns the outcome (the reply policy's owner).
+        owner: String,
+        /// The case's orders as last read before the reply went out.
+        orders: Vec<OrderFacts>,
+    },
+    /// A promise checked once the day it fell due had passed: the orders as the platform
+    /// showed them then, and what that says.
+    PromiseChecked {
+        plan_id: String,
+        promise_id: String,
+        outcome: crate::promise::PromiseOutcome,
+        /// Each order read (`None`: the platform did not find it).
+        orders: Vec<(String, Option<OrderFacts>)>,
+        reason: String,
+    },
+    /// A lead's verdict on a case an escalation signal handed to a human: was the handoff
+    /// right? Recorded at the lead's desk about a desk's case (which may be another's).
+    EscalationJudged {
+        /// The desk (device id) whose case it is.
+        desk: String,
+        case_id: String,
+        right: bool,
+        reason: String,
+    },
     /// Who holds a case from a source, as its conversation's assignee there: this seat
     /// claimed it on opening (`claimed`), or found it held by someone else.
     CaseAssigned {
@@ -349,6 +385,9 @@ impl Event {
             Event::StepSettled { .. } => "step_settled",
             Event::ReplySent { .. } => "reply_sent",
             Event::ReplyDelivered { .. } => "reply_delivered",
+            Event::PromiseMade { .. } => "promise_made",
+            Event::PromiseChecked { .. } => "promise_checked",
+            Event::EscalationJudged { .. } => "escalation_judged",
             Event::CaseAssigned { .. } => "case_assigned",
             Event::ReplyNotDelivered { .. } => "reply_not_delivered",
             Event::PauseChanged { .. } => "pause_changed",

@@ -24,6 +24,7 @@ pub mod model;
 pub mod money;
 pub mod normalize;
 pub mod policy;
+pub mod promise;
 pub mod schema;
 pub mod team;
 pub mod teamview;

@@ -465,13 +465,17 @@ impl Engine {
         let posts = delivery.is_some();
         let event = Event::ReplySent { plan_id: plan_id.to_string(), text: text.to_string(), citations, delivery };
         let at = self.clock.now();
-        self.store.append(countersign_store::NewEvent {
+        // The promises it makes go on record with it, due on the day they state.
+        let promises = self.promises_of(case, plan_id, text, &decision, at)?;
+        let mut events = vec![countersign_store::NewEvent {
             case_id: Some(case.id.clone()),
             kind: event.kind().to_string(),
             actor: by.clone(),
             at,
             payload: event.payload(),
-        })?;
+        }];
+        events.extend(promises);
+        self.store.writer().append_batch(events)?;
         if posts {
             // Recorded first: an attempt cut short by a crash is settled at the next start.
             self.deliver_guarded(&case.id, true)?;

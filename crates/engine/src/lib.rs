@@ -28,6 +28,7 @@ pub mod managed;
 mod pause;
 pub mod planners;
 pub mod planning;
+pub mod promises;
 pub mod provenance;
 mod record;
 mod review;

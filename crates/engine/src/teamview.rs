@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use countersign_core::evidence::Event;
 use countersign_core::teamview::ViewAsk;
 pub use countersign_core::teamview::{
     CaseBundle, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery,
@@ -194,6 +195,46 @@ impl Engine {
             TeamAnswer::Metrics { metrics } => Ok(metrics),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Record this lead's verdict on a case an escalation signal handed to a human on
+    /// `desk`: was the handoff right? The case must be one the team shows this lead, and
+    /// escalated on that desk. The verdict goes in this desk's log (under the case's id),
+    /// from where it reaches the team's metrics; a later verdict replaces an earlier one.
+    pub fn team_judge(&self, desk: &str, case_id: &str, right: bool, reason: &str) -> Result<(), EngineError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(EngineError::BadInput { message: "say why: a reason is required".into() });
+        }
+        let case = self.team_case(case_id)?;
+        let escalated = case.events.iter().any(|e| {
+            e.desk == desk
+                && matches!(&e.event.detail, crate::views::EventDetail::Decided { handoff: true, .. })
+        });
+        if !escalated {
+            let desks: Vec<&str> = case.events.iter().map(|e| e.desk.as_str()).collect();
+            return Err(EngineError::BadInput {
+                message: if desks.contains(&desk) {
+                    format!("case {case_id} was not handed to a human on {desk}: there is no escalation to judge")
+                } else {
+                    format!("the team shows no case {case_id} on desk {desk}")
+                },
+            });
+        }
+        let event = Event::EscalationJudged {
+            desk: desk.to_string(),
+            case_id: case_id.to_string(),
+            right,
+            reason: reason.to_string(),
+        };
+        self.store.append(countersign_store::NewEvent {
+            case_id: Some(case_id.to_string()),
+            kind: event.kind().to_string(),
+            actor: self.operator.id.clone(),
+            at: self.clock.now(),
+            payload: event.payload(),
+        })?;
+        Ok(())
     }
 
     /// What the team could not verify, on the desks this lead may see.

@@ -27,6 +27,8 @@ mod defects;
 mod intake;
 #[path = "engine/pack.rs"]
 mod pack;
+#[path = "engine/promises.rs"]
+mod promises;
 #[path = "engine/provenance.rs"]
 mod provenance;
 #[path = "engine/signals.rs"]

@@ -146,6 +146,26 @@ pub enum EventDetail {
         outcome: String,
         error: String,
     },
+    PromiseMade {
+        promise_id: String,
+        category: String,
+        sentence: String,
+        /// The day it falls due (YYYY-MM-DD).
+        due: String,
+        owner: String,
+    },
+    PromiseChecked {
+        promise_id: String,
+        /// `kept`, `broken` or `not_checkable`.
+        outcome: String,
+        reason: String,
+    },
+    EscalationJudged {
+        desk: String,
+        case_id: String,
+        right: bool,
+        reason: String,
+    },
     Other,
 }
 
@@ -238,6 +258,24 @@ impl EventDetail {
                 conversation_id: conversation_id.clone(),
                 revision: *revision,
                 state: state.clone(),
+            },
+            Event::PromiseMade { promise_id, category, sentence, due, owner, .. } => EventDetail::PromiseMade {
+                promise_id: promise_id.clone(),
+                category: snake(category),
+                sentence: sentence.clone(),
+                due: due.to_string(),
+                owner: owner.clone(),
+            },
+            Event::PromiseChecked { promise_id, outcome, reason, .. } => EventDetail::PromiseChecked {
+                promise_id: promise_id.clone(),
+                outcome: outcome.as_str().to_string(),
+                reason: reason.clone(),
+            },
+            Event::EscalationJudged { desk, case_id, right, reason } => EventDetail::EscalationJudged {
+                desk: desk.clone(),
+                case_id: case_id.clone(),
+                right: *right,
+                reason: reason.clone(),
             },
             Event::CaseAssigned { assignee, claimed, .. } => {
                 EventDetail::CaseAssigned { assignee: assignee.clone(), claimed: *claimed }
