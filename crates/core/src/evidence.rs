@@ -257,13 +257,11 @@ pub enum Event {
         reason: String,
     },
     /// A lead's verdict on a case an escalation signal handed to a human: was the handoff
-    /// right? Recorded at the lead's desk about a desk's case (which may be another's).
+    /// right? Recorded at the lead's desk about a desk's case (which may be another's),
+    /// signed with the lead's team key.
     EscalationJudged {
-        /// The desk (device id) whose case it is.
-        desk: String,
-        case_id: String,
-        right: bool,
-        reason: String,
+        verdict: crate::team::EscalationVerdict,
+        signed: crate::team::SignedEntry,
     },
     /// Who holds a case from a source, as its conversation's assignee there: this seat
     /// claimed it on opening (`claimed`), or found it held by someone else.

@@ -60,7 +60,11 @@ const DELIVERED: [&str; 3] = ["delivered", "return requested", "exchange request
 
 /// Was a promise of `category` kept? `then` are the case's orders as they were when the
 /// promise was made, `now` as read on the day it fell due (`None`: not found).
-pub fn judge(category: PromiseCategory, then: &[OrderFacts], now: &[(String, Option<OrderFacts>)]) -> (PromiseOutcome, String) {
+pub fn judge(
+    category: PromiseCategory,
+    then: &[OrderFacts],
+    now: &[(String, Option<OrderFacts>)],
+) -> (PromiseOutcome, String) {
     if now.is_empty() {
         return (PromiseOutcome::NotCheckable, "the case names no order to read".into());
     }
@@ -72,8 +76,10 @@ pub fn judge(category: PromiseCategory, then: &[OrderFacts], now: &[(String, Opt
     let refunded_since = || {
         now.iter()
             .filter_map(|o| {
-                let before = then.iter().find(|t| t.order_id == o.order_id).map_or(rust_decimal::Decimal::ZERO, |t| t.refunded);
-                (o.refunded > before).then(|| format!("{} {} refunded on order {}", o.refunded - before, o.currency, o.order_id))
+                let before =
+                    then.iter().find(|t| t.order_id == o.order_id).map_or(rust_decimal::Decimal::ZERO, |t| t.refunded);
+                (o.refunded > before)
+                    .then(|| format!("{} {} refunded on order {}", o.refunded - before, o.currency, o.order_id))
             })
             .collect::<Vec<_>>()
     };

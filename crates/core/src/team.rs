@@ -123,3 +123,20 @@ pub struct Grant {
     pub expires_at: Timestamp,
     pub nonce: String,
 }
+
+/// A lead's verdict on a case an escalation signal handed to a human, signed with the
+/// lead's team key (the key the signed pack's roster lists for them): was the handoff
+/// right? The team counts it by that key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationVerdict {
+    pub team: String,
+    /// The desk (device id) whose case it is.
+    pub desk: String,
+    pub case_id: String,
+    pub right: bool,
+    pub reason: String,
+    /// The lead's roster id.
+    pub by: String,
+    pub at: Timestamp,
+}

@@ -243,6 +243,36 @@ pub struct UnknownOutcomes {
     pub settled_not_applied: u32,
 }
 
+/// Promises made in sent replies, and how they went when checked on their day.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct PromiseCounts {
+    /// The agent, or the week's first day (`all` for the totals).
+    pub label: String,
+    pub made: u32,
+    pub kept: u32,
+    pub broken: u32,
+    /// No platform read can show it (a guarantee, a coupon): its owner checks it.
+    pub not_checkable: u32,
+    /// Its day has passed and no check has been recorded yet.
+    pub overdue: u32,
+    /// Not due yet.
+    pub open: u32,
+}
+
+/// Leads' verdicts on the escalations (the newest verdict recorded at a lead's desk).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct EscalationVerdicts {
+    /// A human was needed.
+    pub right: u32,
+    /// The handoff was not needed (a false alarm).
+    pub wrong: u32,
+    pub unjudged: u32,
+}
+
 /// The team's metrics over a window, on the desks and tenants a lead may see.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -260,6 +290,13 @@ pub struct TeamMetrics {
     pub overrides: u32,
     /// Cases an escalation signal handed to a human.
     pub escalations: u32,
+    /// Whether those escalations were right, by a lead's recorded verdict.
+    pub escalation_verdicts: EscalationVerdicts,
     pub cases: u32,
     pub unknown: UnknownOutcomes,
+    /// Promises made in replies sent within the window, and whether they were kept.
+    pub promises: PromiseCounts,
+    pub promises_per_agent: Vec<PromiseCounts>,
+    /// Per week (Monday) the reply was sent, oldest first.
+    pub promises_per_week: Vec<PromiseCounts>,
 }

@@ -117,9 +117,10 @@ impl Engine {
                         });
                     }
                     Event::PromiseChecked { plan_id, promise_id, outcome, reason, .. } => {
-                        if let Some(v) = views.iter_mut().find(|v| {
-                            v.case_id == case_id && v.plan_id == plan_id && v.promise_id == promise_id
-                        }) {
+                        if let Some(v) = views
+                            .iter_mut()
+                            .find(|v| v.case_id == case_id && v.plan_id == plan_id && v.promise_id == promise_id)
+                        {
                             v.state = outcome.as_str().to_string();
                             v.reason = Some(reason);
                             v.checked_at = Some(e.at.to_string());
@@ -137,8 +138,7 @@ impl Engine {
     /// An order that cannot be read now leaves its promise due (tried again next time).
     pub fn check_promises(&self) -> Result<PromiseSweep, EngineError> {
         let mut sweep = PromiseSweep::default();
-        let made: Vec<_> =
-            self.events(&EventFilter { kind: Some("promise_made".into()), ..EventFilter::default() })?;
+        let made: Vec<_> = self.events(&EventFilter { kind: Some("promise_made".into()), ..EventFilter::default() })?;
         let due: Vec<PromiseView> = self.promises()?.into_iter().filter(|v| v.state == "due").collect();
         for view in due {
             let Some(Event::PromiseMade { category, orders, .. }) = made

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use countersign_core::evidence::Event;
+use countersign_core::team::EscalationVerdict;
 use countersign_core::teamview::ViewAsk;
 pub use countersign_core::teamview::{
     CaseBundle, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery,
@@ -199,8 +200,9 @@ impl Engine {
 
     /// Record this lead's verdict on a case an escalation signal handed to a human on
     /// `desk`: was the handoff right? The case must be one the team shows this lead, and
-    /// escalated on that desk. The verdict goes in this desk's log (under the case's id),
-    /// from where it reaches the team's metrics; a later verdict replaces an earlier one.
+    /// escalated on that desk. The verdict, signed with this lead's team key, goes in this
+    /// desk's log (under the case's id), from where it reaches the team's metrics; a later
+    /// verdict replaces an earlier one.
     pub fn team_judge(&self, desk: &str, case_id: &str, right: bool, reason: &str) -> Result<(), EngineError> {
         let reason = reason.trim();
         if reason.is_empty() {
@@ -208,8 +210,7 @@ impl Engine {
         }
         let case = self.team_case(case_id)?;
         let escalated = case.events.iter().any(|e| {
-            e.desk == desk
-                && matches!(&e.event.detail, crate::views::EventDetail::Decided { handoff: true, .. })
+            e.desk == desk && matches!(&e.event.detail, crate::views::EventDetail::Decided { handoff: true, .. })
         });
         if !escalated {
             let desks: Vec<&str> = case.events.iter().map(|e| e.desk.as_str()).collect();
@@ -221,17 +222,25 @@ impl Engine {
                 },
             });
         }
-        let event = Event::EscalationJudged {
+        let team = self.team.as_ref().ok_or_else(|| EngineError::Config { message: "not in a team".into() })?;
+        let settings = team.settings();
+        let at = self.clock.now();
+        let verdict = EscalationVerdict {
+            team: settings.team.clone(),
             desk: desk.to_string(),
             case_id: case_id.to_string(),
             right,
             reason: reason.to_string(),
+            by: self.operator.id.clone(),
+            at,
         };
+        let signed = signing::sign(signing::VERDICT_DOMAIN, &verdict, &settings.signer)?;
+        let event = Event::EscalationJudged { verdict, signed };
         self.store.append(countersign_store::NewEvent {
             case_id: Some(case_id.to_string()),
             kind: event.kind().to_string(),
             actor: self.operator.id.clone(),
-            at: self.clock.now(),
+            at,
             payload: event.payload(),
         })?;
         Ok(())

@@ -11,6 +11,7 @@ mod join;
 mod support;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_core::evidence::Event;
@@ -395,4 +396,87 @@ fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains
         )
         .unwrap();
     assert!(check(&held).problem.is_some());
+}
+
+#[test]
+fn the_leads_verdicts_on_escalations_and_the_desks_promises_reach_the_teams_metrics() {
+    let mut team = team();
+    let db = Postgres::start();
+    let _projection = Projection::start(&team, &db, "cs_projection");
+    let admin_key = SecretKey::generate().unwrap();
+    let _view = ServiceThread::view(&team, &db, TrustedKeys::new(vec![admin_key.public("test admin")]));
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let admin = desk(&mut team, "admin-desk", Role::Admin, ("admin-1", "team_lead"), system());
+    let clock = Arc::new(Movable(std::sync::Mutex::new(jiff::Timestamp::now())));
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), clock.clone());
+    let lead_key = countersign_engine::device::device_key(&team.lead_keyring).unwrap().public("").to_hex();
+    let packs = tempfile::tempdir().unwrap();
+    let pack = team_pack(packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
+    let info =
+        countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")])).unwrap().info;
+    admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
+
+    // An escalated case, and a case whose reply promises a delivery "by Friday" on an order
+    // that is still pending.
+    let escalated = run_demo_case(&agent, "04-legal-threat-refund.json");
+    let pending = demo().join("cases/01-cancel-pending.json");
+    let (case, plan) = countersign_engine::cases::read_case(&pending, None).unwrap();
+    agent.engine.run_case(&case, plan.as_ref()).unwrap();
+    let plan_id = plan.unwrap().id;
+    let text = "Thanks Ana. Your order is on its way and will arrive by Friday.";
+    agent.engine.send_reply(&case, &plan_id, text, countersign_core::Outcome::Confirm, None).unwrap();
+    // Eight days on, the promise is checked on the platform (the order is still pending);
+    // then a refund is promised that is not due yet.
+    clock.advance(8 * 24 * 3600);
+    let sweep = agent.engine.check_promises().unwrap();
+    assert_eq!(sweep.checked.iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["broken"], "{sweep:?}");
+    let refund = demo().join("cases/02-damaged-item-small-refund.json");
+    let (case_2, plan_2) = countersign_engine::cases::read_case(&refund, None).unwrap();
+    agent.engine.run_case(&case_2, plan_2.as_ref()).unwrap();
+    let promise = "We will refund you for the damage.";
+    agent.engine.send_reply(&case_2, &plan_2.unwrap().id, promise, countersign_core::Outcome::Confirm, None).unwrap();
+
+    // The lead judges the escalation from their own desk: only a case handed to a human,
+    // with a reason; the newest verdict counts.
+    let e = lead.engine.team_judge("agent-desk", &case.id, true, "needed").unwrap_err();
+    assert!(matches!(e, EngineError::BadInput { .. }) || matches!(e, EngineError::NotFound { .. }), "{e}");
+    replicate_until_ok(&agent);
+    let held = TeamDb::open(&db);
+    let local = agent.engine.log_list(&LogFilter::default()).unwrap().len();
+    wait_for("the desk projected", || held.events_of("agent-desk").len() == local);
+    let e = lead.engine.team_judge("agent-desk", &case.id, true, "needed").unwrap_err();
+    assert!(e.to_string().contains("not handed to a human"), "{e}");
+    assert!(matches!(lead.engine.team_judge("agent-desk", &escalated, true, " "), Err(EngineError::BadInput { .. })));
+    let e = agent.engine.team_judge("agent-desk", &escalated, false, "mine").unwrap_err();
+    assert!(matches!(e, EngineError::NotPermitted { .. }), "an agent judges nothing: {e}");
+    lead.engine.team_judge("agent-desk", &escalated, false, "a question about a lawyer's fees, no threat").unwrap();
+    lead.engine.team_judge("agent-desk", &escalated, true, "on second reading: a threat to sue").unwrap();
+    replicate_until_ok(&lead);
+    let lead_events = lead.engine.log_list(&LogFilter::default()).unwrap().len();
+    wait_for("the lead's desk projected", || held.events_of("lead-desk").len() == lead_events);
+
+    let m = lead.engine.team_metrics(None, None).unwrap();
+    assert_eq!(m.escalations, 1, "{m:?}");
+    let v = &m.escalation_verdicts;
+    assert_eq!((v.right, v.wrong, v.unjudged), (1, 0, 0), "the newest verdict counts: {v:?}");
+    let p = &m.promises;
+    assert_eq!((p.made, p.kept, p.broken, p.not_checkable, p.overdue, p.open), (2, 0, 1, 0, 0, 1), "{p:?}");
+    assert_eq!(
+        m.promises_per_agent.iter().map(|c| (c.label.as_str(), c.made)).collect::<Vec<_>>(),
+        [("agent-1", 2)],
+        "{m:?}"
+    );
+    assert_eq!(m.promises_per_week.iter().map(|c| c.made).sum::<u32>(), 2, "{:?}", m.promises_per_week);
+    // The verdicts show in the case's timeline, from the lead's desk.
+    let timeline = lead.engine.team_case(&escalated).unwrap();
+    let judged = timeline.events.iter().filter(|e| e.event.kind == "escalation_judged").collect::<Vec<_>>();
+    assert_eq!(judged.len(), 2);
+    assert!(judged.iter().all(|e| e.desk == "lead-desk"));
+
+    // Verdicts count only from a lead's desk: with no lead's key on the roster, none does.
+    let grants = countersign_team::view::Grants::default();
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let none = held.rt.block_on(countersign_team::view::metrics(&held.pool, &grants, &[], today, None, None)).unwrap();
+    let v = &none.escalation_verdicts;
+    assert_eq!((v.right, v.wrong, v.unjudged), (0, 0, 1), "{v:?}");
 }

@@ -38,6 +38,27 @@ pub struct StepFacet {
     pub at: Timestamp,
 }
 
+/// A promise a desk's sent reply made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromiseFacet {
+    pub category: String,
+    /// Who sent the reply.
+    pub agent: String,
+    pub owner: String,
+    pub due: jiff::civil::Date,
+    pub at: Timestamp,
+}
+
+/// A lead's verdict on an escalated case, as recorded at their desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictFacet {
+    pub by: String,
+    /// The key that signed it (lower-case hex).
+    pub key: String,
+    pub right: bool,
+    pub at: Timestamp,
+}
+
 /// What the projection carries along each desk's chain for its steps' rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeskFacts {
@@ -61,6 +82,11 @@ pub struct Facets {
     pub ends: BTreeMap<(String, String, String), (Timestamp, Option<String>)>,
     /// Cases an escalation signal handed to a human: (device, case).
     pub escalated: std::collections::BTreeSet<(String, String)>,
+    /// (device, case, plan, promise) → the promise, and → (when, how) its check went.
+    pub promises: BTreeMap<(String, String, String, String), PromiseFacet>,
+    pub promise_checks: BTreeMap<(String, String, String, String), (Timestamp, &'static str)>,
+    /// (the case's desk, case, the recording desk) → the verdict.
+    pub verdicts: BTreeMap<(String, String, String), VerdictFacet>,
 }
 
 impl Facets {
@@ -70,6 +96,9 @@ impl Facets {
             && self.reviews.is_empty()
             && self.ends.is_empty()
             && self.escalated.is_empty()
+            && self.promises.is_empty()
+            && self.promise_checks.is_empty()
+            && self.verdicts.is_empty()
     }
 
     /// Take in one verified event of `device`, whose chain stood at `desk` before it
@@ -151,6 +180,47 @@ impl Facets {
             }
             Event::StepRetried { plan_id, step_id, .. } => {
                 self.ends.insert(key(plan_id, step_id), (at, None));
+            }
+            Event::PromiseMade { plan_id, promise_id, category, due, owner, .. } => {
+                let case = clean(case_id.unwrap_or_default());
+                self.promises.insert(
+                    (device.to_string(), case, clean(plan_id), clean(promise_id)),
+                    PromiseFacet {
+                        category: countersign_engine::views::snake(category),
+                        agent: clean(actor),
+                        owner: clean(owner),
+                        due: *due,
+                        at,
+                    },
+                );
+            }
+            Event::PromiseChecked { plan_id, promise_id, outcome, .. } => {
+                let case = clean(case_id.unwrap_or_default());
+                self.promise_checks
+                    .insert((device.to_string(), case, clean(plan_id), clean(promise_id)), (at, outcome.as_str()));
+            }
+            // Counted by the key that signed it, once the signature holds for this very verdict.
+            Event::EscalationJudged { verdict, signed } => {
+                let key = countersign_trust::keys::PublicKey::from_hex(&signed.key, "").ok();
+                let holds = key.is_some_and(|k| {
+                    countersign_trust::team::open::<countersign_core::team::EscalationVerdict>(
+                        countersign_trust::team::VERDICT_DOMAIN,
+                        signed,
+                        std::slice::from_ref(&k),
+                    )
+                    .is_ok_and(|(_, body)| body == *verdict)
+                });
+                if holds {
+                    self.verdicts.insert(
+                        (clean(&verdict.desk), clean(&verdict.case_id), device.to_string()),
+                        VerdictFacet {
+                            by: clean(&verdict.by),
+                            key: signed.key.to_ascii_lowercase(),
+                            right: verdict.right,
+                            at: verdict.at,
+                        },
+                    );
+                }
             }
             Event::ContextRead { .. } => desk.agent = Some(actor.to_string()),
             Event::PlanProposed { plan } => {
@@ -237,5 +307,32 @@ mod tests {
         f.take("desk-1", t("2026-12-03T10:03:00Z"), Some("c-1"), "policy", &decided, &mut desk);
         assert!(f.reviews.is_empty());
         assert!(!f.steps[&k].edited, "the planner's plan, not an edit");
+    }
+
+    #[test]
+    fn a_verdict_counts_by_the_key_that_signed_it_and_only_as_signed() {
+        let key = countersign_trust::keys::SecretKey::generate().unwrap_or_else(|e| panic!("{e}"));
+        let verdict = countersign_core::team::EscalationVerdict {
+            team: "acme".into(),
+            desk: "agent-desk".into(),
+            case_id: "c-1".into(),
+            right: false,
+            reason: "no threat".into(),
+            by: "lead-1".into(),
+            at: t("2026-12-03T10:00:00Z"),
+        };
+        let signed = countersign_trust::team::sign(countersign_trust::team::VERDICT_DOMAIN, &verdict, &key)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut f = Facets::default();
+        let mut desk = DeskFacts::default();
+        // The event says "right" where the signed body says not.
+        let altered = countersign_core::team::EscalationVerdict { right: true, ..verdict.clone() };
+        let event = Event::EscalationJudged { verdict: altered, signed: signed.clone() };
+        f.take("lead-desk", verdict.at, Some("c-1"), "lead-1", &event, &mut desk);
+        assert!(f.verdicts.is_empty(), "an altered verdict counts for nothing");
+        let event = Event::EscalationJudged { verdict: verdict.clone(), signed };
+        f.take("lead-desk", verdict.at, Some("c-1"), "lead-1", &event, &mut desk);
+        let k = ("agent-desk".to_string(), "c-1".to_string(), "lead-desk".to_string());
+        assert_eq!((f.verdicts[&k].right, f.verdicts[&k].key.clone()), (false, key.public("").to_hex()));
     }
 }

@@ -135,12 +135,15 @@ async fn delete_case(
     .map_err(db)?;
     // The case's row stays: its tenant is what other desks' copies of the case are kept
     // by (it holds no customer's words).
-    sqlx::query("DELETE FROM steps WHERE device = $1 AND case_id = $2")
-        .bind(device)
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+    // What the projection derived from the deleted events goes with them: the steps, the
+    // promises made, and a verdict this desk recorded on the case.
+    for derived in [
+        "DELETE FROM steps WHERE device = $1 AND case_id = $2",
+        "DELETE FROM promises WHERE device = $1 AND case_id = $2",
+        "DELETE FROM verdicts WHERE device = $1 AND case_id = $2",
+    ] {
+        sqlx::query(derived).bind(device).bind(case_id).execute(&mut *tx).await.map_err(db)?;
+    }
     tx.commit().await.map_err(db)?;
     Ok(Some(count.unsigned_abs()))
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use countersign_core::team::SignedEntry;
 use countersign_core::teamview::{
-    CaseBundle, MAX_ROWS, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery,
-    UnknownOutcomes, ViewAsk,
+    CaseBundle, EscalationVerdicts, MAX_ROWS, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts,
+    TeamEvent, TeamMetrics, TeamQuery, UnknownOutcomes, ViewAsk,
 };
 use countersign_plane::subjects::{blobs_bucket_of, inbox_prefix, view_subject};
 use countersign_trust::keys::{PublicKey, TrustedKeys};
@@ -272,7 +272,10 @@ async fn answer(
         TeamQuery::Metrics { since, until } => {
             let since = since.as_deref().map(|t| time_of(t, "since")).transpose()?;
             let until = until.as_deref().map(|t| time_of(t, "until")).transpose()?;
-            (TeamAnswer::Metrics { metrics: metrics(pool, &grants, since, until).await? }, 0, Vec::new())
+            let leads = lead_keys(&pack);
+            let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+            let metrics = metrics(pool, &grants, &leads, today, since, until).await?;
+            (TeamAnswer::Metrics { metrics }, 0, Vec::new())
         }
     };
     let record = ask.query.shows_customer_data().then(|| Record {
@@ -312,6 +315,16 @@ fn open_ask<'p>(pack: &'p Pack, entry: &SignedEntry) -> Result<(&'p RosterEntry,
         return Err(refuse("bad_ask", format!("signed by {}'s key but says it is {}", lead.id, ask.by)));
     }
     Ok((lead, ask))
+}
+
+/// The keys (lower-case hex) of the roster's leads: a verdict counts when one of them
+/// signed it.
+fn lead_keys(pack: &Pack) -> Vec<String> {
+    pack.roster
+        .iter()
+        .filter(|e| pack.policy.supervisor_roles.contains(&e.role))
+        .filter_map(|e| e.key.as_deref().map(str::to_ascii_lowercase))
+        .collect()
 }
 
 /// What a lead may see: desks and tenants (`None`: every one).
@@ -616,9 +629,46 @@ fn counts_of(r: CountsRow) -> TeamCounts {
     }
 }
 
-async fn metrics(
+/// Promise counts grouped by `label` (an SQL expression over `promises p`), on the desks
+/// and tenants a lead may see, made within the window ($1–$4 as [`WINDOW`]; $5 today).
+fn promise_sql(label: &str) -> String {
+    format!(
+        "SELECT {label} AS label, count(*),
+           count(*) FILTER (WHERE p.outcome = 'kept'),
+           count(*) FILTER (WHERE p.outcome = 'broken'),
+           count(*) FILTER (WHERE p.outcome = 'not_checkable'),
+           count(*) FILTER (WHERE p.outcome IS NULL AND p.due < $5::date),
+           count(*) FILTER (WHERE p.outcome IS NULL AND p.due >= $5::date)
+         FROM promises p LEFT JOIN cases c ON c.device = p.device AND c.case_id = p.case_id
+         WHERE ($1::text[] IS NULL OR p.device = ANY($1)) AND ($2::text[] IS NULL OR c.tenant = ANY($2))
+           AND ($3::timestamptz IS NULL OR p.made_at >= $3::timestamptz)
+           AND ($4::timestamptz IS NULL OR p.made_at < $4::timestamptz)
+         GROUP BY 1 ORDER BY 1"
+    )
+}
+
+type PromiseRow = (Option<String>, i64, i64, i64, i64, i64, i64);
+
+fn promises_of(r: PromiseRow) -> PromiseCounts {
+    let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+    PromiseCounts {
+        label: r.0.unwrap_or_default(),
+        made: n(r.1),
+        kept: n(r.2),
+        broken: n(r.3),
+        not_checkable: n(r.4),
+        overdue: n(r.5),
+        open: n(r.6),
+    }
+}
+
+/// The team's metrics over a window, on what `grants` let a lead see; a verdict counts
+/// when one of `leads` (keys, lower-case hex) signed it.
+pub async fn metrics(
     pool: &PgPool,
     grants: &Grants,
+    leads: &[String],
+    today: jiff::civil::Date,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
 ) -> Result<TeamMetrics, Refusal> {
@@ -657,16 +707,41 @@ async fn metrics(
         .fetch_one(pool)
         .await
         .map_err(db)?;
-    let (cases, escalations): (i64, i64) = w
+    // An escalation's verdict: the newest signed by a lead's key on the roster.
+    let (cases, escalations, right, wrong): (i64, i64, i64, i64) = w
         .bind(sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE escalated) FROM cases
-             WHERE ($1::text[] IS NULL OR device = ANY($1)) AND ($2::text[] IS NULL OR tenant = ANY($2))
-               AND ($3::timestamptz IS NULL OR first_at >= $3::timestamptz)
-               AND ($4::timestamptz IS NULL OR first_at < $4::timestamptz)",
+            "WITH judged AS (
+               SELECT DISTINCT ON (v.desk, v.case_id) v.desk, v.case_id, v.right_call
+               FROM verdicts v WHERE v.key = ANY($5::text[])
+               ORDER BY v.desk, v.case_id, v.at DESC
+             )
+             SELECT count(*), count(*) FILTER (WHERE c.escalated),
+                    count(*) FILTER (WHERE c.escalated AND j.right_call),
+                    count(*) FILTER (WHERE c.escalated AND NOT j.right_call)
+             FROM cases c LEFT JOIN judged j ON j.desk = c.device AND j.case_id = c.case_id
+             WHERE ($1::text[] IS NULL OR c.device = ANY($1)) AND ($2::text[] IS NULL OR c.tenant = ANY($2))
+               AND ($3::timestamptz IS NULL OR c.first_at >= $3::timestamptz)
+               AND ($4::timestamptz IS NULL OR c.first_at < $4::timestamptz)",
         ))
+        .bind(leads)
         .fetch_one(pool)
         .await
         .map_err(db)?;
+    let promised = |label: &str| {
+        let sql = promise_sql(label);
+        let w = &w;
+        async move {
+            w.bind(sqlx::query_as::<_, PromiseRow>(sqlx::AssertSqlSafe(sql)))
+                .bind(today.to_string())
+                .fetch_all(pool)
+                .await
+                .map_err(db)
+                .map(|rows| rows.into_iter().map(promises_of).collect::<Vec<_>>())
+        }
+    };
+    let promises = promised("'all'::text").await?.into_iter().next().unwrap_or_default();
+    let promises_per_agent = promised("p.agent").await?;
+    let promises_per_week = promised("to_char(date_trunc('week', p.made_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')").await?;
     let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
     Ok(TeamMetrics {
         totals: TeamCounts { label: "all".into(), ..totals },
@@ -676,8 +751,16 @@ async fn metrics(
         approval_latency_secs: latency.into_iter().map(|(s,)| n(s)).collect(),
         overrides: n(overrides),
         escalations: n(escalations),
+        escalation_verdicts: EscalationVerdicts {
+            right: n(right),
+            wrong: n(wrong),
+            unjudged: n(escalations - right - wrong),
+        },
         cases: n(cases),
         unknown: UnknownOutcomes { open: n(open), settled_applied: n(applied), settled_not_applied: n(not_applied) },
+        promises: PromiseCounts { label: "all".into(), ..promises },
+        promises_per_agent,
+        promises_per_week,
     })
 }
 

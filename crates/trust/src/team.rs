@@ -23,6 +23,8 @@ pub const LEASE_DOMAIN: &str = "countersign/team-lease/v1";
 pub const GRANT_DOMAIN: &str = "countersign/team-grant/v1";
 /// What a lead's ask of the team's view signs.
 pub const VIEW_DOMAIN: &str = "countersign/team-view/v1";
+/// What a lead's verdict on an escalation signs.
+pub const VERDICT_DOMAIN: &str = "countersign/team-verdict/v1";
 
 /// A fresh nonce (128 bits, hex): what makes each grant usable once.
 pub fn nonce() -> Result<String, TrustError> {

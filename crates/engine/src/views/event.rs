@@ -271,11 +271,11 @@ impl EventDetail {
                 outcome: outcome.as_str().to_string(),
                 reason: reason.clone(),
             },
-            Event::EscalationJudged { desk, case_id, right, reason } => EventDetail::EscalationJudged {
-                desk: desk.clone(),
-                case_id: case_id.clone(),
-                right: *right,
-                reason: reason.clone(),
+            Event::EscalationJudged { verdict, .. } => EventDetail::EscalationJudged {
+                desk: verdict.desk.clone(),
+                case_id: verdict.case_id.clone(),
+                right: verdict.right,
+                reason: verdict.reason.clone(),
             },
             Event::CaseAssigned { assignee, claimed, .. } => {
                 EventDetail::CaseAssigned { assignee: assignee.clone(), claimed: *claimed }

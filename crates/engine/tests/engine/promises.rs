@@ -25,12 +25,8 @@ fn a_reply_s_promises_are_checked_on_the_platform_once_their_day_has_passed() {
     engine.send_reply(&late_file.case, &late_file.plan.id, late_text, Outcome::Confirm, None).unwrap();
 
     let state = |e: &Engine| -> Vec<(String, String, String, String)> {
-        let mut v: Vec<_> = e
-            .promises()
-            .unwrap()
-            .into_iter()
-            .map(|p| (p.case_id, p.category, p.due, p.state))
-            .collect();
+        let mut v: Vec<_> =
+            e.promises().unwrap().into_iter().map(|p| (p.case_id, p.category, p.due, p.state)).collect();
         v.sort();
         v
     };
@@ -47,7 +43,10 @@ fn a_reply_s_promises_are_checked_on_the_platform_once_their_day_has_passed() {
     );
     let made = engine.promises().unwrap();
     let refund_promise = made.iter().find(|p| p.category == "refund").unwrap();
-    assert_eq!(refund_promise.sentence, "We will refund you for the damage; card refunds take 5-7 business days to appear.");
+    assert_eq!(
+        refund_promise.sentence,
+        "We will refund you for the damage; card refunds take 5-7 business days to appear."
+    );
     assert_eq!(refund_promise.owner, "frontline", "the reply policy's owner owns it");
     assert!(engine.check_promises().unwrap().checked.is_empty(), "nothing is due yet");
 

@@ -243,6 +243,71 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .await
         .map_err(db)?;
     }
+    if !f.promises.is_empty() {
+        let keys: Vec<_> = f.promises.keys().collect();
+        let values: Vec<_> = f.promises.values().collect();
+        sqlx::query(
+            "INSERT INTO promises (device, case_id, plan_id, promise_id, category, agent, owner, due, made_at)
+             SELECT d, c, p, i, k, a, o, du::date, t::timestamptz
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[]) AS u(d, c, p, i, k, a, o, du, t)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(keys.iter().map(|k| text(&k.0)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.1)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.2)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.3)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| text(&v.category)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| text(&v.agent)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| text(&v.owner)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| v.due.to_string()).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| time(&v.at)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if !f.promise_checks.is_empty() {
+        let keys: Vec<_> = f.promise_checks.keys().collect();
+        let values: Vec<_> = f.promise_checks.values().collect();
+        sqlx::query(
+            "UPDATE promises SET outcome = u.o, checked_at = u.t::timestamptz
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+               AS u(d, c, p, i, o, t)
+             WHERE promises.device = u.d AND promises.case_id = u.c AND promises.plan_id = u.p
+               AND promises.promise_id = u.i",
+        )
+        .bind(keys.iter().map(|k| text(&k.0)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.1)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.2)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.3)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| v.1.to_string()).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| time(&v.0)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if !f.verdicts.is_empty() {
+        let keys: Vec<_> = f.verdicts.keys().collect();
+        let values: Vec<_> = f.verdicts.values().collect();
+        sqlx::query(
+            "INSERT INTO verdicts (desk, case_id, device, by, key, right_call, at)
+             SELECT k, c, d, b, y, r, t::timestamptz
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[])
+               AS u(k, c, d, b, r, t, y)
+             ON CONFLICT (desk, case_id, device) DO UPDATE SET by = EXCLUDED.by, key = EXCLUDED.key,
+               right_call = EXCLUDED.right_call, at = EXCLUDED.at",
+        )
+        .bind(keys.iter().map(|k| text(&k.0)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.1)).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| text(&k.2)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| text(&v.by)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| v.right).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| time(&v.at)).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| v.key.clone()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
     if !f.ends.is_empty() {
         let keys: Vec<_> = f.ends.keys().collect();
         let values: Vec<_> = f.ends.values().collect();

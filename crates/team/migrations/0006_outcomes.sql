@@ -1,0 +1,38 @@
+-- Team metrics on outcomes (crates/team/src/view.rs): the promises desks' sent replies
+-- made and how each went when checked on its day, and leads' verdicts on whether an
+-- escalation was right. Both derived by the projection (crates/team/src/facets.rs).
+
+CREATE TABLE promises (
+    device      text NOT NULL REFERENCES devices (device),
+    case_id     text NOT NULL,
+    plan_id     text NOT NULL,
+    promise_id  text NOT NULL,
+    -- `delivery_date`, `refund`, `compensation` or `guarantee`.
+    category    text NOT NULL,
+    -- Who sent the reply, and who owns the outcome (the reply policy's owner).
+    agent       text NOT NULL,
+    owner       text NOT NULL,
+    due         date NOT NULL,
+    made_at     timestamptz NOT NULL,
+    outcome     text CHECK (outcome IN ('kept', 'broken', 'not_checkable')),
+    checked_at  timestamptz,
+    PRIMARY KEY (device, case_id, plan_id, promise_id)
+);
+CREATE INDEX promises_made ON promises (made_at);
+
+-- One verdict per case and recording desk (the newest it recorded), kept only when its
+-- signature holds. Metrics count those signed by a lead's key on the newest signed
+-- pack's roster, the newest of them per case.
+CREATE TABLE verdicts (
+    -- The case's desk and id.
+    desk        text NOT NULL,
+    case_id     text NOT NULL,
+    -- The desk that recorded it, and who sat there.
+    device      text NOT NULL REFERENCES devices (device),
+    by          text NOT NULL,
+    -- The key that signed it (lower-case hex).
+    key         text NOT NULL,
+    right_call  boolean NOT NULL,
+    at          timestamptz NOT NULL,
+    PRIMARY KEY (desk, case_id, device)
+);
