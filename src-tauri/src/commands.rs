@@ -15,9 +15,9 @@ use countersign_engine::intake::Pasted;
 
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView, InboxChanged,
-    InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, ReplyCheck, StepFilter,
-    SyncReport, TeamAlert, TeamCaseView, TeamExportView, TeamMetrics, TeamRequestView, TeamStatus, TeamStepsView,
-    Verdict, VerifyView,
+    InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, PromiseStatus, PromiseSweep,
+    ReplyCheck, StepFilter, SyncReport, TeamAlert, TeamCaseView, TeamExportView, TeamMetrics, TeamRequestView,
+    TeamStatus, TeamStepsView, Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
 use crate::state::Shell;
@@ -311,6 +311,25 @@ pub fn team_export(shell: State<'_, Shell>, case_id: String) -> Res<TeamExportVi
 #[tauri::command(async)]
 pub fn team_metrics(shell: State<'_, Shell>, since: Option<String>, until: Option<String>) -> Res<TeamMetrics> {
     plain_thread(|| Ok(shell.get()?.engine.team_metrics(since, until)?))
+}
+
+/// Record this lead's verdict on a case an escalation handed to a human on `desk`: was
+/// the handoff right?
+#[tauri::command(async)]
+pub fn team_judge(shell: State<'_, Shell>, desk: String, case_id: String, right: bool, reason: String) -> Res<()> {
+    plain_thread(|| Ok(shell.get()?.engine.team_judge(&desk, &case_id, right, &reason)?))
+}
+
+/// The promises this desk's sent replies made, and how each went.
+#[tauri::command(async)]
+pub fn promises(shell: State<'_, Shell>) -> Res<Vec<PromiseStatus>> {
+    plain_thread(|| Ok(shell.get()?.engine.promises()?))
+}
+
+/// Check the promises whose day has passed now (the app also does, hourly).
+#[tauri::command(async)]
+pub fn check_promises(shell: State<'_, Shell>) -> Res<PromiseSweep> {
+    plain_thread(|| Ok(shell.get()?.engine.check_promises()?))
 }
 
 /// What the team could not verify on the desks this lead may see.

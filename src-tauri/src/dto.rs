@@ -5,10 +5,11 @@
 use serde::Serialize;
 use ts_rs::TS;
 
+pub use countersign_engine::promises::{PromiseStatus, PromiseSweep};
 pub use countersign_engine::team::{DeskReport, TeamRequestView, TeamStatus};
 pub use countersign_engine::teamview::{
-    StepFilter, StepRow, TeamAlert, TeamCaseView, TeamCounts, TeamEventView, TeamExportView, TeamMetrics,
-    TeamStepsView, UnknownOutcomes,
+    EscalationVerdicts, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamCaseView, TeamCounts, TeamEventView,
+    TeamExportView, TeamMetrics, TeamStepsView, UnknownOutcomes,
 };
 pub use countersign_engine::views::*;
 

@@ -128,6 +128,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             }
                         });
                     }
+                    // Promises made in sent replies are checked once their day has passed: at
+                    // start, then hourly, as long as the app runs.
+                    let promise_handle = handle.clone();
+                    let _ = std::thread::Builder::new().name("promise-checks".into()).spawn(move || {
+                        if let Ok(state) = promise_handle.state::<Shell>().get() {
+                            loop {
+                                match state.engine.check_promises() {
+                                    Ok(sweep) if !sweep.checked.is_empty() || !sweep.unreadable.is_empty() => {
+                                        tracing::info!(
+                                            checked = sweep.checked.len(),
+                                            unreadable = sweep.unreadable.len(),
+                                            "promises checked"
+                                        );
+                                    }
+                                    Ok(_) => {}
+                                    Err(e) => tracing::warn!(error = %e, "the promises could not be checked"),
+                                }
+                                std::thread::sleep(std::time::Duration::from_secs(3600));
+                            }
+                        }
+                    });
                     // Sources that push (webhooks) wake their sync at once; the listeners
                     // stop when this thread ends with the app.
                     let waker = handle.clone();

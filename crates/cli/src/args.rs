@@ -179,6 +179,14 @@ pub enum ReplyCmd {
     /// Post a sent reply that is not delivered yet; an attempt that may have landed is
     /// settled first (same idempotency key, or the thread read back), so it lands once.
     Deliver { case_id: String },
+    /// The promises sent replies made (delivery dates, refunds, compensation,
+    /// guarantees): when each falls due, who owns it, and how it went.
+    Promises {
+        /// First check the promises whose day has passed: read their orders on the platform
+        /// now and record whether each was kept.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

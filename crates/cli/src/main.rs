@@ -164,6 +164,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reply(ReplyCmd::Deliver { case_id }) => {
             out(json, &open(&cli)?.engine.deliver_reply_view(case_id)?, render::case_view)
         }
+        Command::Reply(ReplyCmd::Promises { check }) => {
+            let opened = open(&cli)?;
+            let sweep = if *check { Some(opened.engine.check_promises()?) } else { None };
+            let all = opened.engine.promises()?;
+            let unreadable = sweep.as_ref().map(|s| s.unreadable.clone()).unwrap_or_default();
+            out(json, &serde_json::json!({"promises": all, "unreadable": unreadable}), |_| {
+                render::promises(&all, sweep.as_ref())
+            })?;
+            // A promise that could not be checked is a failure of the command.
+            Ok(if unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Paste(args) => {
             out(json, &open(&cli)?.engine.paste_case_view(&args.pasted()?, &|_| ())?, render::case_view)
         }

@@ -404,3 +404,29 @@ pub fn case_view(v: &countersign_engine::views::CaseView) {
         }
     }
 }
+
+/// The promises sent replies made, and what a check just did.
+pub fn promises(
+    all: &[countersign_engine::promises::PromiseStatus],
+    sweep: Option<&countersign_engine::promises::PromiseSweep>,
+) {
+    if let Some(sweep) = sweep {
+        println!("checked {} promise(s) whose day has passed", sweep.checked.len());
+        for why in &sweep.unreadable {
+            println!("  not readable now (tried again next time): {why}");
+        }
+    }
+    if all.is_empty() {
+        println!("no promises made in sent replies");
+    }
+    for p in all {
+        println!(
+            "{:<14} {:<13} due {}  {:<24} owner {}  (case {}, made {})",
+            p.state, p.category, p.due, p.promise_id, p.owner, p.case_id, p.made_at
+        );
+        println!("    \"{}\"", p.sentence);
+        if let Some(why) = &p.reason {
+            println!("    {why}");
+        }
+    }
+}

@@ -129,6 +129,23 @@ pub enum TeamCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum TeamLogCmd {
+    /// Record your verdict on a case an escalation signal handed to a human (a lead): was
+    /// the handoff right? Signed with your team key; the newest verdict counts.
+    Judge {
+        /// The desk (device) whose case it is.
+        #[arg(long)]
+        desk: String,
+        #[arg(long = "case")]
+        case_id: String,
+        /// A human was needed.
+        #[arg(long, conflicts_with = "wrong", required_unless_present = "wrong")]
+        right: bool,
+        /// The handoff was not needed (a false alarm).
+        #[arg(long)]
+        wrong: bool,
+        #[arg(long)]
+        reason: String,
+    },
     /// Decided steps across the team, newest first.
     Steps {
         /// Who sat at the desk (operator id).
@@ -285,6 +302,11 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
                     m.unknown.settled_applied,
                     m.unknown.settled_not_applied
                 );
+                let v = &m.escalation_verdicts;
+                println!(
+                    "escalations judged by a lead: {} right, {} wrong, {} not judged",
+                    v.right, v.wrong, v.unjudged
+                );
                 println!(
                     "{:<24} {:>6} {:>9} {:>8} {:>9} {:>7} {:>11} {:>6}",
                     "", "auto", "confirmed", "rejected", "forbidden", "waiting", "recommended", "edited"
@@ -307,6 +329,25 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+                println!(
+                    "promises in replies: {:<10} {:>5} {:>5} {:>7} {:>14} {:>8} {:>5}",
+                    "", "made", "kept", "broken", "not checkable", "overdue", "open"
+                );
+                for c in m.promises_per_agent.iter().chain(&m.promises_per_week).chain(std::iter::once(&m.promises)) {
+                    println!(
+                        "  {:<29} {:>5} {:>5} {:>7} {:>14} {:>8} {:>5}",
+                        c.label, c.made, c.kept, c.broken, c.not_checkable, c.overdue, c.open
+                    );
+                }
+            })
+        }
+        TeamLogCmd::Judge { desk, case_id, right, wrong: _, reason } => {
+            engine.team_judge(desk, case_id, *right, reason)?;
+            out(cli.json, &serde_json::json!({"desk": desk, "case_id": case_id, "right": right}), |_| {
+                println!(
+                    "recorded: the escalation of {case_id} on {desk} was {}",
+                    if *right { "right" } else { "wrong" }
+                );
             })
         }
         TeamLogCmd::Alerts => out(cli.json, &engine.team_alerts()?, |alerts| {

@@ -800,3 +800,32 @@ fn a_step_the_platform_refused_is_tried_again_from_the_command_line() {
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("succeeded, not unknown"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_sent_replys_promise_is_listed_with_its_day_and_owner_and_not_checked_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = case_file("01-cancel-pending.json");
+    let ran = cs(dir.path(), &["--json", "run", "--case", case.to_str().unwrap()]);
+    assert_eq!(code(&ran), 0, "{}", stderr(&ran));
+    let text = "Thanks Ana. Your order is on its way and will arrive by Friday.";
+    let sent = cs(dir.path(), &["--json", "reply", "send", "demo-01", "--plan", "demo-01-plan-1", "--text", text]);
+    assert_eq!(code(&sent), 0, "{}", stderr(&sent));
+
+    let listed = cs(dir.path(), &["--json", "reply", "promises", "--check"]);
+    assert_eq!(code(&listed), 0, "{}", stderr(&listed));
+    let out = stdout_json(&listed);
+    let promises = out["promises"].as_array().unwrap();
+    assert_eq!(promises.len(), 1, "{out}");
+    let p = &promises[0];
+    assert_eq!(
+        (p["category"].as_str(), p["owner"].as_str(), p["state"].as_str()),
+        (Some("delivery_date"), Some("frontline"), Some("not_due"))
+    );
+    assert_eq!(p["sentence"], "Your order is on its way and will arrive by Friday.");
+    let due: jiff::civil::Date = p["due"].as_str().unwrap().parse().unwrap();
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    assert!(due > today && due <= today + jiff::Span::new().days(7), "the next Friday: {due}");
+    assert_eq!(due.weekday(), jiff::civil::Weekday::Friday);
+    let text = cs(dir.path(), &["reply", "promises"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("not_due"), "{}", String::from_utf8_lossy(&text.stdout));
+}

@@ -206,6 +206,18 @@ impl LoggedEvent {
                 }
                 out
             }
+            Event::PromiseMade { category, due, owner, sentence, .. } => {
+                format!("{} promise, due {due}, owned by {owner}: {sentence:?}", crate::views::snake(category))
+            }
+            Event::PromiseChecked { outcome, reason, .. } => format!("{}: {reason}", outcome.as_str()),
+            Event::EscalationJudged { verdict, .. } => format!(
+                "{} judged the escalation of {} on {} {}: {}",
+                verdict.by,
+                verdict.case_id,
+                verdict.desk,
+                if verdict.right { "right" } else { "wrong" },
+                verdict.reason
+            ),
             other => other.payload().to_string().chars().take(160).collect(),
         }
     }

@@ -20,7 +20,7 @@ const CHECKER: &str = "promise-check";
 /// A promise a sent reply made, and where it stands.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct PromiseView {
+pub struct PromiseStatus {
     pub case_id: String,
     pub plan_id: String,
     /// The reply rule that found it, and its kind (`delivery_date`, `refund`, …).
@@ -44,7 +44,7 @@ pub struct PromiseView {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PromiseSweep {
     /// The promises checked now, as they stand after it.
-    pub checked: Vec<PromiseView>,
+    pub checked: Vec<PromiseStatus>,
     /// Due promises whose orders could not be read now (tried again next time), with why.
     pub unreadable: Vec<String>,
 }
@@ -94,15 +94,15 @@ impl Engine {
     }
 
     /// Every promise made in this desk's sent replies, oldest first, and where it stands.
-    pub fn promises(&self) -> Result<Vec<PromiseView>, EngineError> {
+    pub fn promises(&self) -> Result<Vec<PromiseStatus>, EngineError> {
         let today = self.clock.now().to_zoned(TimeZone::UTC).date();
-        let mut views: Vec<PromiseView> = Vec::new();
+        let mut views: Vec<PromiseStatus> = Vec::new();
         for kind in ["promise_made", "promise_checked"] {
             for e in self.events(&EventFilter { kind: Some(kind.to_string()), ..EventFilter::default() })? {
                 let case_id = e.case_id.clone().unwrap_or_default();
                 match e.event {
                     Event::PromiseMade { plan_id, promise_id, category, sentence, due, owner, .. } => {
-                        views.push(PromiseView {
+                        views.push(PromiseStatus {
                             case_id,
                             plan_id,
                             promise_id,
@@ -139,7 +139,7 @@ impl Engine {
     pub fn check_promises(&self) -> Result<PromiseSweep, EngineError> {
         let mut sweep = PromiseSweep::default();
         let made: Vec<_> = self.events(&EventFilter { kind: Some("promise_made".into()), ..EventFilter::default() })?;
-        let due: Vec<PromiseView> = self.promises()?.into_iter().filter(|v| v.state == "due").collect();
+        let due: Vec<PromiseStatus> = self.promises()?.into_iter().filter(|v| v.state == "due").collect();
         for view in due {
             let Some(Event::PromiseMade { category, orders, .. }) = made
                 .iter()
@@ -184,7 +184,7 @@ impl Engine {
                 at,
                 payload: event.payload(),
             })?;
-            sweep.checked.push(PromiseView {
+            sweep.checked.push(PromiseStatus {
                 state: outcome.as_str().to_string(),
                 reason: Some(reason),
                 checked_at: Some(at.to_string()),

@@ -13,8 +13,8 @@ use countersign_core::evidence::Event;
 use countersign_core::team::EscalationVerdict;
 use countersign_core::teamview::ViewAsk;
 pub use countersign_core::teamview::{
-    CaseBundle, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery,
-    UnknownOutcomes,
+    CaseBundle, EscalationVerdicts, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent,
+    TeamMetrics, TeamQuery, UnknownOutcomes,
 };
 use countersign_store::Hash;
 use countersign_trust::team as signing;

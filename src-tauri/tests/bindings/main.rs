@@ -38,6 +38,8 @@ fn generate(dir: &Path) {
     TeamExportView::export_all_to(dir).unwrap();
     TeamAlert::export_all_to(dir).unwrap();
     TeamMetrics::export_all_to(dir).unwrap();
+    PromiseStatus::export_all_to(dir).unwrap();
+    PromiseSweep::export_all_to(dir).unwrap();
     Metrics::export_all_to(dir).unwrap();
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();

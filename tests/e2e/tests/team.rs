@@ -32,7 +32,7 @@ async fn click(c: &Client, selector: &str) -> Result<()> {
 // A plain test: the desks' links run runtimes of their own, which must not be dropped
 // inside another; only the WebDriver session runs on this test's runtime.
 #[test]
-fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_and_exports_it() -> Result<()> {
+fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_exports_it_and_judges_an_escalation() -> Result<()> {
     countersign_http::install_crypto_provider();
     let mut team = team();
     let db = countersign_test_support::postgres::Postgres::start();
@@ -41,6 +41,7 @@ fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_and_exports_it(
     let _view = ServiceThread::view(&team, &db, TrustedKeys::new(vec![admin_key.public("test admin")]));
     let admin = desk(&mut team, "admin-desk", Role::Admin, ("admin-1", "team_lead"), system());
     let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    let agent_2 = desk(&mut team, "agent-desk-2", Role::Agent, ("agent-2", "agent"), system());
 
     // The app is the lead's desk, with the keys of the keyring it runs with.
     let keyring = countersign_engine::credentials::keyring();
@@ -73,6 +74,10 @@ fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_and_exports_it(
         countersign_engine::cases::read_case(&demo().join("cases/02-damaged-item-small-refund.json"), None)?;
     agent.engine.run_case(&case, plan.as_ref())?;
     replicate_until_ok(&agent);
+    // Another agent's case that a legal threat handed to a human: an escalation to judge.
+    let (threat, plan) = countersign_engine::cases::read_case(&demo().join("cases/04-legal-threat-refund.json"), None)?;
+    agent_2.engine.run_case(&threat, plan.as_ref())?;
+    replicate_until_ok(&agent_2);
 
     let app = std::env::var("APP_BIN").context("APP_BIN must name the built desktop app")?;
     let url = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
@@ -115,15 +120,45 @@ fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_and_exports_it(
             })
             .await?;
             let shown = c.find_all(Locator::Css("[data-testid=team-event]")).await?.len();
-            let local = agent
-                .engine
-                .log_list(&countersign_engine::LogFilter { case_id: Some(case.id.clone()), ..Default::default() })?
-                .len();
-            anyhow::ensure!(shown == local, "the timeline shows the desk's {local} events of the case, not {shown}");
+            // (Every desk recorded a verification on this case: its timeline is every desk's.)
+            let mut local = 0;
+            for d in [&agent, &agent_2] {
+                let filter = countersign_engine::LogFilter { case_id: Some(case.id.clone()), ..Default::default() };
+                local += d.engine.log_list(&filter)?.len();
+            }
+            anyhow::ensure!(shown == local, "the timeline shows the desks' {local} events of the case, not {shown}");
             click(&c, "[data-testid=team-export]").await?;
             wait_text(&c, "[data-testid=team-export-result]", "the export", |t| t.contains("agent-desk")).await?;
-            wait_text(&c, "[data-testid=team-metrics-summary]", "the team's metrics", |t| t.contains("1 cases"))
+            wait_text(&c, "[data-testid=team-metrics-summary]", "the team's metrics", |t| t.contains("2 cases"))
                 .await?;
+
+            // The other desk's escalated case: the lead records that the handoff was right.
+            let desk = c.find(Locator::Css("[data-testid=team-filter-desk]")).await?;
+            desk.clear().await?;
+            desk.send_keys("agent-desk-2").await?;
+            c.find(Locator::Css("[data-testid=team-filter-action]")).await?.clear().await?;
+            click(&c, "[data-testid=team-search]").await?;
+            wait_text(&c, "[data-testid=team-steps]", "the other desk's steps", |t| t.contains("agent-desk-2")).await?;
+            click(&c, "[data-testid=team-open-case]").await?;
+            wait_text(&c, "[data-testid=team-verdict]", "the verdict form", |t| t.contains("agent-desk-2")).await?;
+            let reason = c.find(Locator::Css("[data-testid=team-verdict-reason]")).await?;
+            reason.send_keys("a threat to sue: a lead had to answer").await?;
+            click(&c, "[data-testid=team-verdict-right]").await?;
+            wait_text(&c, "[data-testid=team-verdict-result]", "the verdict recorded", |t| t.contains("right")).await?;
+            // The verdict reaches the team from this desk's evidence, and its metrics.
+            let start = Instant::now();
+            loop {
+                click(&c, "[data-testid=team-metrics-load]").await?;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let text = match c.find(Locator::Css("[data-testid=team-metrics-verdicts]")).await {
+                    Ok(e) => e.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                if text.contains("1 right") {
+                    break;
+                }
+                anyhow::ensure!(start.elapsed() < WAIT, "the verdict never reached the metrics: {text:?}");
+            }
             Ok(())
         }
         .await;

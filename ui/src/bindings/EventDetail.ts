@@ -43,4 +43,12 @@ claimed: boolean, } | { "kind": "reply_delivered", source: string, message_id: s
 /**
  * `unknown` (may have landed) or `failed` (refused).
  */
-outcome: string, error: string, } | { "kind": "other" };
+outcome: string, error: string, } | { "kind": "promise_made", promise_id: string, category: string, sentence: string, 
+/**
+ * The day it falls due (YYYY-MM-DD).
+ */
+due: string, owner: string, } | { "kind": "promise_checked", promise_id: string, 
+/**
+ * `kept`, `broken` or `not_checkable`.
+ */
+outcome: string, reason: string, } | { "kind": "escalation_judged", desk: string, case_id: string, right: boolean, reason: string, } | { "kind": "other" };

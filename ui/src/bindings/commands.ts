@@ -19,6 +19,8 @@ import type { Pasted } from "./Pasted";
 import type { PauseScope } from "./PauseScope";
 import type { PauseView } from "./PauseView";
 import type { Progress } from "./Progress";
+import type { PromiseStatus } from "./PromiseStatus";
+import type { PromiseSweep } from "./PromiseSweep";
 import type { ReplyCheck } from "./ReplyCheck";
 import type { StepFilter } from "./StepFilter";
 import type { SyncReport } from "./SyncReport";
@@ -102,6 +104,12 @@ export const commands = {
   teamAlerts: () => call<Array<TeamAlert>>("team_alerts"),
   /** How the team's steps went over a window (RFC 3339 ends, open when absent): per action, per agent and per week, on the desks this lead may see. */
   teamMetrics: (since: string | null, until: string | null) => call<TeamMetrics>("team_metrics", { since, until }),
+  /** Record this lead's verdict on a case an escalation handed to a human on `desk`: was the handoff right? */
+  teamJudge: (a: { desk: string; caseId: string; right: boolean; reason: string }) => call<null>("team_judge", a),
+  /** The promises this desk's sent replies made, and how each went. */
+  promises: () => call<Array<PromiseStatus>>("promises"),
+  /** Check the promises whose day has passed now (the app also does, hourly). */
+  checkPromises: () => call<PromiseSweep>("check_promises"),
   /** Names of the credentials in the OS keyring; a keyring that cannot be reached is reported beside an empty list, so Settings still opens. */
   credentialsList: () => call<CredentialList>("credentials_list"),
   /** Store a credential in the OS keyring. The value is never returned, shown or logged. */
