@@ -399,14 +399,12 @@ impl Event {
         }
     }
 
-    /// An event from its stored parts: the `kind` and the `payload` beside it.
+    /// An event from its stored parts: the `kind` and the `payload` beside it, read from
+    /// the payload in place (nothing of it is copied first).
     pub fn from_parts(kind: &str, payload: &serde_json::Value) -> Result<Event, serde_json::Error> {
-        #[derive(Serialize)]
-        struct Tagged<'a> {
-            kind: &'a str,
-            payload: &'a serde_json::Value,
-        }
-        serde_json::from_value(serde_json::to_value(Tagged { kind, payload })?)
+        let kind = serde_json::Value::String(kind.to_owned());
+        let parts = [("kind", &kind), ("payload", payload)];
+        Event::deserialize(serde::de::value::MapDeserializer::<_, serde_json::Error>::new(parts.into_iter()))
     }
 
     /// The payload alone, as stored beside the kind.

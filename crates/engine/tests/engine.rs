@@ -317,10 +317,21 @@ fn live_engine_at(
     clock: Arc<dyn Clock>,
     wrap: impl FnOnce(countersign_connectors::HttpConnector) -> Arc<dyn countersign_connectors::Connector>,
 ) -> (Engine, DemoServer, Arc<countersign_connectors::credentials::KeyringStore>) {
+    live_engine_in(&format!("countersign-engine-test-{}", std::process::id()), data, clock, wrap)
+}
+
+/// [`live_engine_at`] with the store's token in keyring namespace `service` (a test that
+/// takes the token away uses its own, so the tests beside it keep theirs).
+fn live_engine_in(
+    service: &str,
+    data: &Path,
+    clock: Arc<dyn Clock>,
+    wrap: impl FnOnce(countersign_connectors::HttpConnector) -> Arc<dyn countersign_connectors::Connector>,
+) -> (Engine, DemoServer, Arc<countersign_connectors::credentials::KeyringStore>) {
     use countersign_connectors::credentials::{CredentialName, CredentialStore, KeyringStore, Secret};
     let token = "engine-test-token-5b2e";
     let server = DemoServer::start(token);
-    let keyring = Arc::new(KeyringStore::new(format!("countersign-engine-test-{}", std::process::id())));
+    let keyring = Arc::new(KeyringStore::new(service.to_string()));
     keyring.set(&CredentialName::new("demo_seller_center", "demo").unwrap(), &Secret::new(token)).unwrap();
     let catalog = countersign_connectors::Catalog::load(&assets().join("demo/catalog.toml")).unwrap();
     let connector = countersign_connectors::HttpConnector::new(catalog, keyring.clone())

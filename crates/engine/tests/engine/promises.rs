@@ -9,7 +9,9 @@ use super::*;
 fn a_reply_s_promises_are_checked_on_the_platform_once_their_day_has_passed() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Movable::at("2026-12-03T10:00:00Z"); // a Thursday
-    let (engine, _server, keyring) = live_engine_at(dir.path(), clock.clone(), |c| Arc::new(c));
+    // Its own keyring namespace: this test takes the platform's token away for a while.
+    let service = format!("countersign-promises-test-{}", std::process::id());
+    let (engine, _server, keyring) = live_engine_in(&service, dir.path(), clock.clone(), |c| Arc::new(c));
 
     // A refund that ran, and a reply that promises it.
     let refund_file = damaged_item_case();
