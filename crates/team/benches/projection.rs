@@ -10,7 +10,9 @@
 //!
 //! - **Events:** `PROJ_BENCH_DESKS` (20) desks × `PROJ_BENCH_EVENTS` (5,000) events, each
 //!   desk a valid hash chain built with the store's own canonical body and link
-//!   (`canonical_body`, `Hash::link`), bodies shaped like an identity-check event. They
+//!   (`canonical_body`, `Hash::link`): what a real engine records working the demo's
+//!   sample cases, repeated with new case and plan ids each time (so the projection
+//!   derives new cases and steps for the team view as it would from a live desk). They
 //!   are published to each desk's subject with that desk's own credentials, before the
 //!   clock starts.
 //! - **Projection:** `countersign_team::project::run` on a fresh database, from its start
@@ -35,36 +37,109 @@ use sqlx::Connection;
 struct Row {
     device: String,
     seq: u64,
-    case_id: String,
+    case_id: Option<String>,
+    kind: String,
+    actor: String,
     hash: String,
     prev: String,
     at: jiff::Timestamp,
     body: String,
 }
 
-/// `n` events of `device`, chained from genesis.
-fn chain(device: &str, n: usize) -> Vec<Row> {
+/// An event of the template a desk's chain repeats: its kind, actor, case and payload (as
+/// JSON text, so each repetition can give its cases new ids).
+struct Template {
+    kind: String,
+    actor: String,
+    case_id: Option<String>,
+    payload: String,
+}
+
+/// What a desk records working the demo's sample cases (`assets/demo/cases`, each run
+/// once by a real engine on the demo snapshot workspace): cases opened and received,
+/// facts read, plans proposed and decided, reviews requested, steps started and finished,
+/// identity checks. The mix a live desk sends, and what the team view derives its cases
+/// and steps from.
+fn desk_template() -> Vec<Template> {
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets");
+    let data = tempfile::tempdir().unwrap();
+    let engine = countersign_engine::Engine::open(
+        countersign_engine::EngineOptions {
+            workspace: assets.join("demo/workspace-snapshot.toml"),
+            data_dir: data.path().to_path_buf(),
+            operator: None,
+            connector: None,
+        },
+        std::sync::Arc::new(countersign_engine::SystemClock),
+    )
+    .unwrap();
+    let mut files: Vec<_> =
+        std::fs::read_dir(assets.join("demo/cases")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for file in files {
+        let (case, plan) = countersign_engine::cases::read_case(&file, None).unwrap();
+        if let Some(customer) = &case.customer {
+            let _ = engine.record_identity_check(&case.id, &customer.id, "called back on the number on file");
+        }
+        // A case the demo's policy refuses to run still leaves its evidence.
+        let _ = engine.run_case(&case, plan.as_ref());
+    }
+    engine
+        .log_list(&countersign_engine::LogFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| Template {
+            kind: e.event.kind().to_string(),
+            actor: e.actor,
+            case_id: e.case_id,
+            payload: e.event.payload().to_string(),
+        })
+        .collect()
+}
+
+/// `n` events of `device`, chained from genesis: `template` over and over, each time
+/// with its cases (and the plans named after them) under new ids.
+fn chain(device: &str, n: usize, template: &[Template]) -> Vec<Row> {
     let mut prev = Hash::genesis();
     let mut rows = Vec::with_capacity(n);
     let start = jiff::Timestamp::now();
+    let mut cases: Vec<&str> = template.iter().filter_map(|t| t.case_id.as_deref()).collect();
+    cases.sort();
+    cases.dedup();
+    // Longest first, so an id that starts another is replaced whole.
+    cases.sort_by_key(|c| std::cmp::Reverse(c.len()));
     for i in 0..n {
+        let (round, t) = (i / template.len(), &template[i % template.len()]);
+        let renamed = |text: &str| {
+            let mut text = text.to_string();
+            for c in &cases {
+                text = text.replace(c, &format!("{c}.{device}.{round}"));
+            }
+            text
+        };
         let seq = i as u64 + 1;
         let at = start.checked_add(jiff::SignedDuration::from_millis(i as i64)).unwrap();
-        let case_id = format!("case-{device}-{}", i / 10);
+        let case_id = t.case_id.as_deref().map(renamed);
         let event = NewEvent {
-            case_id: Some(case_id.clone()),
-            kind: "identity_checked".into(),
-            actor: "agent-1".into(),
+            case_id: case_id.clone(),
+            kind: t.kind.clone(),
+            actor: t.actor.clone(),
             at,
-            payload: serde_json::json!({
-                "customer": format!("customer_{}", i % 97),
-                "how": "called back on the number on file",
-                "amount": {"minor": 1299 + i as i64, "currency": "USD"},
-            }),
+            payload: serde_json::from_str(&renamed(&t.payload)).unwrap(),
         };
         let body = canonical_body(seq, &event).unwrap();
         let hash = Hash::link(&prev, body.as_bytes());
-        rows.push(Row { device: device.into(), seq, case_id, hash: hash.to_hex(), prev: prev.to_hex(), at, body });
+        rows.push(Row {
+            device: device.into(),
+            seq,
+            case_id,
+            kind: t.kind.clone(),
+            actor: t.actor.clone(),
+            hash: hash.to_hex(),
+            prev: prev.to_hex(),
+            at,
+            body,
+        });
         prev = hash;
     }
     rows
@@ -72,8 +147,8 @@ fn chain(device: &str, n: usize) -> Vec<Row> {
 
 fn message(r: &Row) -> Outgoing {
     let m = serde_json::json!({
-        "device": r.device, "seq": r.seq, "at": r.at, "case_id": r.case_id, "kind": "identity_checked",
-        "actor": "agent-1", "hash": r.hash, "body": r.body,
+        "device": r.device, "seq": r.seq, "at": r.at, "case_id": r.case_id, "kind": r.kind,
+        "actor": r.actor, "hash": r.hash, "body": r.body,
     });
     Outgoing { seq: r.seq, hash: r.hash.clone(), message: serde_json::to_vec(&m).unwrap() }
 }
@@ -98,8 +173,18 @@ fn main() {
 
     // The desks' chains, published with each desk's own credentials.
     let made = Instant::now();
-    let chains: Vec<Vec<Row>> = (0..desks).map(|d| chain(&format!("desk-{d:03}"), per_desk)).collect();
-    println!("chains built in {:.1} s", made.elapsed().as_secs_f64());
+    let template = desk_template();
+    let mut kinds: Vec<&str> = template.iter().map(|t| t.kind.as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    println!("a desk's template: {} events of {} kinds ({})", template.len(), kinds.len(), kinds.join(", "));
+    let chains: Vec<Vec<Row>> = (0..desks).map(|d| chain(&format!("desk-{d:03}"), per_desk, &template)).collect();
+    let bytes: usize = chains.iter().flatten().map(|r| r.body.len()).sum();
+    println!(
+        "chains built in {:.1} s; bodies {} bytes on average",
+        made.elapsed().as_secs_f64(),
+        bytes / total.max(1) as usize
+    );
     let published = Instant::now();
     for rows in &chains {
         let device = &rows[0].device;
@@ -182,16 +267,19 @@ fn main() {
                 stream_seq += 1;
                 let payload = serde_json::from_str::<serde_json::Value>(&r.body).unwrap();
                 let payload = payload.get("payload").cloned().unwrap_or(serde_json::Value::Null);
+                let field = countersign_team::project::copy_field;
                 text.push_str(&format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\tidentity_checked\tagent-1\t{}\t{}\t{stream_seq}\n",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{stream_seq}\n",
                     r.hash,
                     r.device,
                     r.seq,
                     r.prev,
                     r.at,
-                    countersign_team::project::copy_field(&r.case_id),
-                    countersign_team::project::copy_field(&r.body),
-                    countersign_team::project::copy_field(&payload.to_string()),
+                    r.case_id.as_deref().map_or_else(|| "\\N".to_string(), field),
+                    field(&r.kind),
+                    field(&r.actor),
+                    field(&r.body),
+                    field(&payload.to_string()),
                 ));
             }
         }
