@@ -40,6 +40,7 @@ command_list! {
     team_alerts,
     team_metrics,
     team_judge,
+    team_audit,
     promises,
     check_promises,
     credentials_list,

@@ -16,8 +16,8 @@ use countersign_engine::intake::Pasted;
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView, InboxChanged,
     InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, PromiseStatus, PromiseSweep,
-    ReplyCheck, StepFilter, SyncReport, TeamAlert, TeamCaseView, TeamExportView, TeamMetrics, TeamRequestView,
-    TeamStatus, TeamStepsView, Verdict, VerifyView,
+    ReplyCheck, StepFilter, SyncReport, TeamAlert, TeamAudit, TeamCaseView, TeamExportView, TeamMetrics,
+    TeamRequestView, TeamStatus, TeamStepsView, Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
 use crate::state::Shell;
@@ -311,6 +311,13 @@ pub fn team_export(shell: State<'_, Shell>, case_id: String) -> Res<TeamExportVi
 #[tauri::command(async)]
 pub fn team_metrics(shell: State<'_, Shell>, since: Option<String>, until: Option<String>) -> Res<TeamMetrics> {
     plain_thread(|| Ok(shell.get()?.engine.team_metrics(since, until)?))
+}
+
+/// The team's own record: who saw what, and what retention deleted (a lead granted every
+/// desk and tenant).
+#[tauri::command(async)]
+pub fn team_audit(shell: State<'_, Shell>) -> Res<TeamAudit> {
+    plain_thread(|| Ok(shell.get()?.engine.team_audit(Some(200))?))
 }
 
 /// Record this lead's verdict on a case an escalation handed to a human on `desk`: was

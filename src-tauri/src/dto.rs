@@ -8,8 +8,8 @@ use ts_rs::TS;
 pub use countersign_engine::promises::{PromiseStatus, PromiseSweep};
 pub use countersign_engine::team::{DeskReport, TeamRequestView, TeamStatus};
 pub use countersign_engine::teamview::{
-    EscalationVerdicts, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamCaseView, TeamCounts, TeamEventView,
-    TeamExportView, TeamMetrics, TeamStepsView, UnknownOutcomes,
+    DeletionRecord, EscalationVerdicts, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamAudit, TeamCaseView,
+    TeamCounts, TeamEventView, TeamExportView, TeamMetrics, TeamStepsView, UnknownOutcomes, ViewRecord,
 };
 pub use countersign_engine::views::*;
 

@@ -199,6 +199,13 @@ pub enum TeamLogCmd {
     /// What the team could not verify on the desks you may see (gaps, forks, bad hashes
     /// or signatures).
     Alerts,
+    /// The team's own record, newest first: who saw what (each recorded view of customer
+    /// data) and what retention deleted. For a lead granted every desk and tenant.
+    Audit {
+        /// Rows of each (at most 500).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// How the team's steps went: per action, per agent and per week.
     Metrics {
         /// Decided at or after (RFC 3339).
@@ -350,6 +357,19 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
                 );
             })
         }
+        TeamLogCmd::Audit { limit } => out(cli.json, &engine.team_audit(Some(*limit))?, |a| {
+            println!("views of customer data ({}):", a.views.len());
+            for v in &a.views {
+                println!("  {}  {} at {}: {} ({} shown) {}", v.at, v.by, v.desk, v.kind, v.shown, v.cases.join(", "));
+            }
+            println!("deleted by retention ({}):", a.deletions.len());
+            for d in &a.deletions {
+                println!(
+                    "  {}  {} on {} ({}): {} events, {} days under {}",
+                    d.at, d.case_id, d.desk, d.tenant, d.events, d.days, d.pack
+                );
+            }
+        }),
         TeamLogCmd::Alerts => out(cli.json, &engine.team_alerts()?, |alerts| {
             if alerts.is_empty() {
                 println!("every desk you may see verifies");

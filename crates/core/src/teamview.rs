@@ -53,13 +53,53 @@ pub enum TeamQuery {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<String>,
     },
+    /// The team's own record, newest first: who saw what (every recorded view) and what
+    /// retention deleted. For a lead granted every desk and tenant.
+    Audit {
+        /// Rows of each (at most [`MAX_ROWS`]; 100 when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
 }
 
 impl TeamQuery {
     /// Whether an answer to it shows customer data (and so is recorded).
     pub fn shows_customer_data(&self) -> bool {
-        !matches!(self, TeamQuery::Alerts | TeamQuery::Metrics { .. })
+        !matches!(self, TeamQuery::Alerts | TeamQuery::Metrics { .. } | TeamQuery::Audit { .. })
     }
+}
+
+/// An answer a lead was given that showed customer data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct ViewRecord {
+    pub at: String,
+    /// The desk that asked, and the lead (roster id) who signed the ask.
+    pub desk: String,
+    pub by: String,
+    /// `steps`, `case`, `blob` or `export`.
+    pub kind: String,
+    /// How many rows or events it showed, and the cases they belong to.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub shown: u64,
+    pub cases: Vec<String>,
+}
+
+/// A case's events that retention deleted from the team's store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct DeletionRecord {
+    pub at: String,
+    pub tenant: String,
+    pub desk: String,
+    pub case_id: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub events: u64,
+    /// The retention in days, and the pack that set it.
+    pub days: u32,
+    pub pack: String,
 }
 
 /// A filter of the team's decided steps; every field narrows, none is required.
@@ -129,6 +169,10 @@ pub enum TeamAnswer {
     },
     Metrics {
         metrics: TeamMetrics,
+    },
+    Audit {
+        views: Vec<ViewRecord>,
+        deletions: Vec<DeletionRecord>,
     },
     /// The service would not answer: why, in words, and a stable code
     /// (`bad_ask`, `not_a_lead`, `stale`, `not_granted`, `not_found`, `no_pack`,

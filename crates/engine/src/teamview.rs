@@ -13,8 +13,8 @@ use countersign_core::evidence::Event;
 use countersign_core::team::EscalationVerdict;
 use countersign_core::teamview::ViewAsk;
 pub use countersign_core::teamview::{
-    CaseBundle, EscalationVerdicts, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts, TeamEvent,
-    TeamMetrics, TeamQuery, UnknownOutcomes,
+    CaseBundle, DeletionRecord, EscalationVerdicts, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamAnswer,
+    TeamCounts, TeamEvent, TeamMetrics, TeamQuery, UnknownOutcomes, ViewRecord,
 };
 use countersign_store::Hash;
 use countersign_trust::team as signing;
@@ -48,6 +48,14 @@ pub struct TeamEventView {
 pub struct TeamCaseView {
     pub case_id: String,
     pub events: Vec<TeamEventView>,
+}
+
+/// Who saw what, and what retention deleted.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TeamAudit {
+    pub views: Vec<ViewRecord>,
+    pub deletions: Vec<DeletionRecord>,
 }
 
 /// A case's bundle, written where the lead asked.
@@ -244,6 +252,15 @@ impl Engine {
             payload: event.payload(),
         })?;
         Ok(())
+    }
+
+    /// The team's own record, newest first (`limit` rows of each): who saw what, and what
+    /// retention deleted. For a lead granted every desk and tenant.
+    pub fn team_audit(&self, limit: Option<u32>) -> Result<TeamAudit, EngineError> {
+        match self.team_ask(TeamQuery::Audit { limit })? {
+            TeamAnswer::Audit { views, deletions } => Ok(TeamAudit { views, deletions }),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// What the team could not verify, on the desks this lead may see.

@@ -73,8 +73,7 @@ fn desk_template() -> Vec<Template> {
         std::sync::Arc::new(countersign_engine::SystemClock),
     )
     .unwrap();
-    let mut files: Vec<_> =
-        std::fs::read_dir(assets.join("demo/cases")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(assets.join("demo/cases")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     for file in files {
         let (case, plan) = countersign_engine::cases::read_case(&file, None).unwrap();

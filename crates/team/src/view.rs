@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use countersign_core::team::SignedEntry;
 use countersign_core::teamview::{
-    CaseBundle, EscalationVerdicts, MAX_ROWS, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamAnswer, TeamCounts,
-    TeamEvent, TeamMetrics, TeamQuery, UnknownOutcomes, ViewAsk,
+    CaseBundle, DeletionRecord, EscalationVerdicts, MAX_ROWS, PromiseCounts, StepFilter, StepRow, TeamAlert,
+    TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery, UnknownOutcomes, ViewAsk, ViewRecord,
 };
 use countersign_plane::subjects::{blobs_bucket_of, inbox_prefix, view_subject};
 use countersign_trust::keys::{PublicKey, TrustedKeys};
@@ -269,6 +269,20 @@ async fn answer(
             (TeamAnswer::Export { bundle }, n, vec![case_id.clone()])
         }
         TeamQuery::Alerts => (alerts(pool, &grants).await?, 0, Vec::new()),
+        TeamQuery::Audit { limit } => {
+            if grants.desks.is_some() || grants.tenants.is_some() {
+                return Err(refuse(
+                    "not_granted",
+                    format!(
+                        "the team's record of views and deletions is for a lead granted every desk and tenant; {} is \
+                         granted some",
+                        lead.id
+                    ),
+                ));
+            }
+            let (views, deletions) = audit(pool, limit.unwrap_or(100).clamp(1, MAX_ROWS)).await?;
+            (TeamAnswer::Audit { views, deletions }, 0, Vec::new())
+        }
         TeamQuery::Metrics { since, until } => {
             let since = since.as_deref().map(|t| time_of(t, "since")).transpose()?;
             let until = until.as_deref().map(|t| time_of(t, "until")).transpose()?;
@@ -764,6 +778,50 @@ pub async fn metrics(
     })
 }
 
+/// The newest `limit` recorded views and deletions, newest first.
+pub async fn audit(pool: &PgPool, limit: u32) -> Result<(Vec<ViewRecord>, Vec<DeletionRecord>), Refusal> {
+    let views: Vec<(String, String, String, String, i64, Vec<String>)> = sqlx::query_as(
+        "SELECT to_json(at)#>>'{}', device, by, kind, shown, cases FROM views ORDER BY id DESC LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let deletions: Vec<(String, String, String, String, i64, i32, String)> = sqlx::query_as(
+        "SELECT to_json(at)#>>'{}', tenant, device, case_id, events, days, pack FROM deletions
+         ORDER BY id DESC LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok((
+        views
+            .into_iter()
+            .map(|(at, desk, by, kind, shown, cases)| ViewRecord {
+                at,
+                desk,
+                by,
+                kind,
+                shown: shown.unsigned_abs(),
+                cases,
+            })
+            .collect(),
+        deletions
+            .into_iter()
+            .map(|(at, tenant, desk, case_id, events, days, pack)| DeletionRecord {
+                at,
+                tenant,
+                desk,
+                case_id,
+                events: events.unsigned_abs(),
+                days: days.unsigned_abs(),
+                pack,
+            })
+            .collect(),
+    ))
+}
+
 /// Who saw what, when: recorded before the answer goes out.
 async fn record(
     pool: &PgPool,
@@ -780,6 +838,7 @@ async fn record(
         TeamQuery::Export { .. } => "export",
         TeamQuery::Alerts => "alerts",
         TeamQuery::Metrics { .. } => "metrics",
+        TeamQuery::Audit { .. } => "audit",
     };
     let query = serde_json::to_string(query).map_err(|e| refuse("unavailable", e.to_string()))?;
     sqlx::query("INSERT INTO views (device, by, kind, query, shown, cases) VALUES ($1, $2, $3, $4::jsonb, $5, $6)")

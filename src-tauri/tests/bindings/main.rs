@@ -40,6 +40,7 @@ fn generate(dir: &Path) {
     TeamMetrics::export_all_to(dir).unwrap();
     PromiseStatus::export_all_to(dir).unwrap();
     PromiseSweep::export_all_to(dir).unwrap();
+    TeamAudit::export_all_to(dir).unwrap();
     Metrics::export_all_to(dir).unwrap();
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();

@@ -25,6 +25,7 @@ import type { ReplyCheck } from "./ReplyCheck";
 import type { StepFilter } from "./StepFilter";
 import type { SyncReport } from "./SyncReport";
 import type { TeamAlert } from "./TeamAlert";
+import type { TeamAudit } from "./TeamAudit";
 import type { TeamCaseView } from "./TeamCaseView";
 import type { TeamExportView } from "./TeamExportView";
 import type { TeamMetrics } from "./TeamMetrics";
@@ -106,6 +107,8 @@ export const commands = {
   teamMetrics: (since: string | null, until: string | null) => call<TeamMetrics>("team_metrics", { since, until }),
   /** Record this lead's verdict on a case an escalation handed to a human on `desk`: was the handoff right? */
   teamJudge: (a: { desk: string; caseId: string; right: boolean; reason: string }) => call<null>("team_judge", a),
+  /** The team's own record: who saw what, and what retention deleted (a lead granted every desk and tenant). */
+  teamAudit: () => call<TeamAudit>("team_audit"),
   /** The promises this desk's sent replies made, and how each went. */
   promises: () => call<Array<PromiseStatus>>("promises"),
   /** Check the promises whose day has passed now (the app also does, hourly). */
