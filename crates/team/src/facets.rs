@@ -72,6 +72,30 @@ pub struct DeskFacts {
     pub edited: Option<(String, Vec<String>)>,
 }
 
+/// The kinds [`Facets::take`] derives from or carries along (the projection reads no other
+/// event into its type for the view). Kept beside `take`'s arms.
+const DERIVED_FROM: [&str; 14] = [
+    "case_opened",
+    "case_received",
+    "decided",
+    "review_decided",
+    "step_finished",
+    "step_settled",
+    "step_retried",
+    "promise_made",
+    "promise_checked",
+    "escalation_judged",
+    "context_read",
+    "plan_proposed",
+    "step_invalidated",
+    "policy_loaded",
+];
+
+/// Does [`Facets::take`] use an event of `kind`?
+pub fn derives_from(kind: &str) -> bool {
+    DERIVED_FROM.contains(&kind)
+}
+
 /// What one batch derives, in event order; each key's last change wins.
 #[derive(Debug, Default)]
 pub struct Facets {
@@ -334,5 +358,14 @@ mod tests {
         f.take("lead-desk", verdict.at, Some("c-1"), "lead-1", &event, &mut desk);
         let k = ("agent-desk".to_string(), "c-1".to_string(), "lead-desk".to_string());
         assert_eq!((f.verdicts[&k].right, f.verdicts[&k].key.clone()), (false, key.public("").to_hex()));
+    }
+
+    #[test]
+    fn the_kinds_it_derives_from_are_kinds_of_event() {
+        let schema = include_str!("../../../docs/schemas/evidence-event.schema.json");
+        for kind in DERIVED_FROM {
+            assert!(schema.contains(&format!("\"{kind}\"")), "{kind} is no kind of event");
+        }
+        assert!(!derives_from("identity_checked") && !derives_from("step_started"));
     }
 }

@@ -554,6 +554,7 @@ impl Projector {
                 Verdict::Known | Verdict::Held => {}
                 Verdict::Project(event, checkpoint, stored) => {
                     if let Some(stored) = stored
+                        && crate::facets::derives_from(&stored.kind)
                         && let Ok(typed) = stored.event()
                     {
                         let (at, case_id, actor) = (stored.at, stored.case_id.as_deref(), stored.actor.as_str());
@@ -777,7 +778,7 @@ async fn judge(
         case_id: event.case_id.as_deref().map(pg_text),
         kind: pg_text(&event.kind),
         actor: pg_text(&event.actor),
-        payload: pg_json(&event.payload),
+        payload: payload_text(&envelope.body, &event.payload),
         body: envelope.body,
         stream_seq: i64_of(stream_seq),
     };
@@ -789,4 +790,4 @@ mod rows;
 pub use read::*;
 pub use rows::copy_field;
 pub(crate) use rows::pg_text;
-use rows::{CheckpointRow, EventRow, Rows, pg_json, write_rows};
+use rows::{CheckpointRow, EventRow, Rows, payload_text, pg_json, write_rows};

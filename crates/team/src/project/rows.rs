@@ -49,7 +49,35 @@ pub(crate) fn pg_text(s: &str) -> String {
 /// A field of PostgreSQL's text `COPY` format (backslash, tab and line ends escaped;
 /// the text has no NUL, see [`pg_text`]).
 pub fn copy_field(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An event's payload as `jsonb` takes it, from its canonical `body` (keys in order:
+/// actor, at, case_id, kind, payload, seq): the text between the `,"payload":` key (the
+/// first: a quote inside an earlier string is escaped) and the closing `,"seq":`, when
+/// that is one JSON value and escapes no NUL and no surrogate, which `jsonb` refuses.
+/// Otherwise `payload` written again with NULs cleaned ([`pg_json`]).
+pub(super) fn payload_text(body: &str, payload: &serde_json::Value) -> String {
+    const KEY: &str = ",\"payload\":";
+    let refused = ["\\u0000", "\\ud", "\\uD"].iter().any(|e| body.contains(e));
+    if !refused
+        && let (Some(start), Some(end)) = (body.find(KEY), body.rfind(",\"seq\":"))
+        && let Some(text) = body.get(start + KEY.len()..end)
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    {
+        return text.to_string();
+    }
+    pg_json(payload)
 }
 
 /// A JSON value as `jsonb` takes it: no NUL in any string or key ([`pg_text`]).
@@ -326,4 +354,30 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .map_err(db)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(payload: &str) -> String {
+        format!(r#"{{"actor":"a","at":"2026-12-03T10:00:00Z","case_id":"c","kind":"k","payload":{payload},"seq":7}}"#)
+    }
+
+    fn parsed(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn a_payload_is_cut_from_its_body_only_when_jsonb_takes_it_as_it_is() {
+        let plain = r#"{"how":"called back, \"payload\":","n":1}"#;
+        assert_eq!(payload_text(&body(plain), &parsed(plain)), plain);
+        // A NUL escaped in the body: written again, cleaned.
+        let nul = r#"{"how":"a\u0000b"}"#;
+        assert_eq!(parsed(&payload_text(&body(nul), &parsed(nul))), serde_json::json!({"how": "a\u{FFFD}b"}));
+        // A body with the key twice: not one value between them, so written again.
+        let twice = r#"{"a":1},"payload":{"b":2}"#;
+        let read = serde_json::json!({"b": 2});
+        assert_eq!(parsed(&payload_text(&body(twice), &read)), read);
+    }
 }
