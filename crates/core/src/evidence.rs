@@ -407,6 +407,12 @@ impl Event {
         Event::deserialize(serde::de::value::MapDeserializer::<_, serde_json::Error>::new(parts.into_iter()))
     }
 
+    /// An event from its `kind` and its payload as JSON text, read straight from the text.
+    pub fn from_text(kind: &str, payload: &str) -> Result<Event, serde_json::Error> {
+        let kind = serde_json::to_string(kind)?;
+        serde_json::from_str(&format!(r#"{{"kind":{kind},"payload":{payload}}}"#))
+    }
+
     /// The payload alone, as stored beside the kind.
     pub fn payload(&self) -> serde_json::Value {
         match serde_json::to_value(self) {

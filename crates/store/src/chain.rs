@@ -105,10 +105,15 @@ pub(crate) fn body_seq(body: &[u8]) -> Option<u64> {
 /// exactly as [`crate::verify`] checks a stored one: `body` must be the canonical body of
 /// event `seq` and hash, after `prev`, to `hash`. Returns the event read back from `body`.
 pub fn check_event(prev: &Hash, seq: u64, body: &str, hash: &Hash) -> Result<crate::StoredEvent, Broken> {
-    let mut check = ChainCheck { next: seq, prev: *prev };
-    check.check(body.as_bytes(), &hash.0)?;
+    check_link(prev, seq, body, hash)?;
     crate::evidence::parse_stored(seq, body.to_string(), &hash.0)
         .map_err(|e| Broken { seq, problem: Problem::BadBody { reason: e.to_string() } })
+}
+
+/// The chain's rule alone for the event after `prev`: its body ends with `seq` and hashes,
+/// linked to `prev`, to `hash`. The body is not read ([`check_event`] reads it too).
+pub fn check_link(prev: &Hash, seq: u64, body: &str, hash: &Hash) -> Result<(), Broken> {
+    ChainCheck { next: seq, prev: *prev }.check(body.as_bytes(), &hash.0)
 }
 
 /// Walks a log in storage order and stops at the first broken event.

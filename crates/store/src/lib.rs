@@ -62,7 +62,7 @@ mod writer;
 
 pub use blobs::{Blob, MAX_BLOB_BYTES, blob_hash};
 pub use cases::{CaseRevision, NewCaseRevision, content_hash};
-pub use chain::{GENESIS_LABEL, Hash, check_event};
+pub use chain::{GENESIS_LABEL, Hash, check_event, check_link};
 pub use db::{APPLICATION_ID, OpenInfo, SCHEMA_VERSION};
 pub use error::StoreError;
 pub use evidence::{Appended, EventFilter, Head, MAX_BODY_BYTES, NewEvent, StoredEvent, canonical_body};

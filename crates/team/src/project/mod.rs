@@ -396,7 +396,7 @@ enum Written {
 
 /// What became of one message.
 enum Verdict {
-    Project(Box<EventRow>, Option<CheckpointRow>, Option<Box<countersign_store::StoredEvent>>),
+    Project(Box<EventRow>, Option<CheckpointRow>, Option<Box<Derived>>),
     Known,
     Held,
     Bad { seq: u64, hash: Option<String>, kind: AlertKind, detail: String },
@@ -553,12 +553,8 @@ impl Projector {
             match verdict {
                 Verdict::Known | Verdict::Held => {}
                 Verdict::Project(event, checkpoint, stored) => {
-                    if let Some(stored) = stored
-                        && crate::facets::derives_from(&stored.kind)
-                        && let Ok(typed) = stored.event()
-                    {
-                        let (at, case_id, actor) = (stored.at, stored.case_id.as_deref(), stored.actor.as_str());
-                        rows.facets.take(device, at, case_id, actor, &typed, &mut desk.facts);
+                    if let Some(d) = stored {
+                        rows.facets.take(device, d.at, d.case_id.as_deref(), &d.actor, &d.event, &mut desk.facts);
                     }
                     desk.last_seq = event.seq.unsigned_abs();
                     if let Some(h) = Hash::from_hex(&event.hash) {
@@ -731,13 +727,22 @@ async fn judge(
         let detail = format!("events {next} to {} are missing: event {seq} ({hash}) came next", seq - 1);
         return Ok(bad(next, None, AlertKind::Gap, detail));
     }
-    let event = match countersign_store::check_event(&desk.last_hash, seq, &envelope.body, &hash) {
-        Ok(e) => e,
-        Err(broken) => return Ok(bad(seq, hash_text, AlertKind::BadHash, broken.problem.to_string())),
+    if let Err(broken) = countersign_store::check_link(&desk.last_hash, seq, &envelope.body, &hash) {
+        return Ok(bad(seq, hash_text, AlertKind::BadHash, broken.problem.to_string()));
+    }
+    // The body's fields, its payload left as text: read into its type only for the kinds
+    // the team view derives from, and for checkpoints.
+    let event: Header<'_> = match serde_json::from_str(&envelope.body) {
+        Ok(h) => h,
+        Err(e) => return Ok(bad(seq, hash_text, AlertKind::BadHash, format!("the body is not an event: {e}"))),
     };
+    if event.seq != seq {
+        return Ok(bad(seq, hash_text, AlertKind::BadHash, format!("its body says seq {}", event.seq)));
+    }
+    let typed = |kind: &str| countersign_core::evidence::Event::from_text(kind, event.payload.get());
     let mut checkpoint = None;
     if event.kind == "checkpoint" {
-        let read = event.event().ok();
+        let read = typed(&event.kind).ok();
         let Some(countersign_core::evidence::Event::Checkpoint { count, head, device_key, signature }) = read.clone()
         else {
             return Ok(bad(seq, hash_text, AlertKind::BadSignature, "an unreadable checkpoint".into()));
@@ -769,8 +774,16 @@ async fn judge(
             signature,
         });
     }
+    let derived = if crate::facets::derives_from(&event.kind) {
+        typed(&event.kind).ok().map(|typed| {
+            Box::new(Derived { at: event.at, case_id: event.case_id.clone(), actor: event.actor.clone(), event: typed })
+        })
+    } else {
+        None
+    };
+    let payload = payload_text(&envelope.body, event.payload.get());
     let row = EventRow {
-        hash: envelope.hash,
+        hash: envelope.hash.clone(),
         device: device.to_string(),
         seq: i64_of(seq),
         prev: desk.last_hash.to_hex(),
@@ -778,11 +791,33 @@ async fn judge(
         case_id: event.case_id.as_deref().map(pg_text),
         kind: pg_text(&event.kind),
         actor: pg_text(&event.actor),
-        payload: payload_text(&envelope.body, &event.payload),
-        body: envelope.body,
+        payload,
+        body: envelope.body.clone(),
         stream_seq: i64_of(stream_seq),
     };
-    Ok(Verdict::Project(Box::new(row), checkpoint, Some(Box::new(event))))
+    Ok(Verdict::Project(Box::new(row), checkpoint, derived))
+}
+
+/// An event's canonical body (the store's fields, no other), its payload left as text.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header<'a> {
+    actor: String,
+    at: jiff::Timestamp,
+    case_id: Option<String>,
+    kind: String,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
+    seq: u64,
+}
+
+/// What the team view derives from one verified event.
+#[derive(Debug)]
+pub(crate) struct Derived {
+    at: jiff::Timestamp,
+    case_id: Option<String>,
+    actor: String,
+    event: countersign_core::evidence::Event,
 }
 
 mod read;
