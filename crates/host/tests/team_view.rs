@@ -293,6 +293,13 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     let export = views.iter().find(|v| v.2 == "export").expect("the export is recorded");
     assert_eq!((export.1.as_str(), export.3 as usize), ("lead-1", timeline.events.len()));
     assert!(views.iter().any(|v| v.1 == "lead-2" && v.2 == "steps" && !v.4.contains(&case_2)));
+    // Lead 1, granted every desk and tenant, reads that record from their desk; lead 2 may not.
+    let audit = lead.engine.team_audit(Some(500)).unwrap();
+    assert_eq!(audit.views.len(), views.len(), "every recorded view");
+    let newest = views.last().unwrap();
+    assert_eq!((audit.views[0].by.as_str(), audit.views[0].kind.as_str()), (newest.1.as_str(), newest.2.as_str()));
+    let refused = lead_2.engine.team_audit(None).unwrap_err();
+    assert!(matches!(refused, EngineError::NotPermitted { .. }), "{refused}");
     assert!(lead.engine.team_alerts().unwrap().is_empty(), "nothing failed to verify");
 
     // The team's metrics count what the desks' own logs say.
@@ -368,6 +375,15 @@ fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains
     assert!(gone.iter().any(|d| d.case_id == case && d.tenant == "acme"));
     let recorded = held.rt.block_on(countersign_team::retention::deletions(&held.pool)).unwrap();
     assert_eq!(recorded, gone, "each deletion is recorded");
+    // The team's own record shows them, newest first.
+    let (_, shown) = held.rt.block_on(countersign_team::view::audit(&held.pool, 100)).unwrap();
+    let mut listed: Vec<_> =
+        shown.iter().map(|d| (d.tenant.clone(), d.desk.clone(), d.case_id.clone(), d.events)).collect();
+    listed.reverse();
+    let expected: Vec<_> =
+        gone.iter().map(|d| (d.tenant.clone(), d.device.clone(), d.case_id.clone(), d.events)).collect();
+    assert_eq!(listed, expected);
+    assert!(shown.iter().all(|d| d.days == 30 && d.pack == "team-pack v4"), "{shown:?}");
     assert_eq!(held.events_of("agent-desk").len() as u64, local.len() as u64 - of_case);
 
     // Past 60 days, the events of the case no desk opened go too, under "*".
@@ -376,8 +392,23 @@ fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains
     assert!(stray_gone.iter().all(|d| d.tenant == countersign_team::retention::UNKNOWN_TENANT));
     let of_case = of_case + stray;
 
+    // The stream keeps of the desk only its last message: the rest is in the store.
+    let on_stream = team.plane.evidence_of("agent-desk").len();
+    assert!(on_stream > 1, "{on_stream}");
+    let trimmed = held.rt.block_on(async {
+        let client = countersign_plane::lease::ServiceIdentity::load(team.plane.dir.path(), Some(&team.plane.url()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        countersign_team::retention::trim_stream(&async_nats::jetstream::new(client), &held.pool).await.unwrap()
+    });
+    assert_eq!(trimmed as usize, on_stream - 1);
+    assert_eq!(team.plane.evidence_of("agent-desk").len(), 1);
+
     // What remains still verifies, the witnessed checkpoint included; a later event of the
-    // desk is projected after the tombstones without an alert.
+    // desk is sent after the trimmed stream's last message and projected after the
+    // tombstones without an alert.
     let after = check(&held);
     assert_eq!((after.problem.as_deref(), after.tombstones, after.witnessed), (None, of_case, 1), "{after:?}");
     agent.engine.record_identity_check("demo-07", "yusuf_rossi_9620", "called back").unwrap();

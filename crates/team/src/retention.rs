@@ -7,12 +7,17 @@
 //! ([`verify_desk`]). Each deletion is itself recorded (`deletions`: tenant, desk, case,
 //! how many events, the retention and the pack that set it). Events outside any case
 //! (policy loads, pauses, checkpoints) carry no customer's words and stay.
+//!
+//! The evidence stream on the NATS server holds, per desk, only what the store may still
+//! need from it ([`trim_stream`], every pass): what every consumer acknowledged (so
+//! committed) goes, but for each desk's last message.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use countersign_core::policy::TeamPolicy;
+use countersign_plane::subjects::{EVIDENCE_STREAM, evidence_subject};
 use countersign_store::Hash;
 use countersign_trust::keys::TrustedKeys;
 use jiff::{SignedDuration, Timestamp};
@@ -173,11 +178,58 @@ pub async fn run(
             }
             Err((_, why)) => tracing::debug!(why, "no retention to apply"),
         }
+        match trim_stream(&js, &pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "trimmed the evidence stream to what the store does not hold yet"),
+            Err(e) => tracing::warn!(error = %e, "trimming the evidence stream"),
+        }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = &mut until => return Ok(()),
         }
     }
+}
+
+/// Keep on the evidence stream only what the team's store may still need from it: per
+/// desk, the messages every consumer of the stream has acknowledged (the projection
+/// acknowledges only what it committed) are purged, but for the desk's last one, which its
+/// outbox resumes after. The store is the team's record, under the retention above; the
+/// stream is how evidence gets there. A stream no consumer reads (a team without a
+/// database) is left whole. Returns how many messages went.
+pub async fn trim_stream(js: &jetstream::Context, pool: &PgPool) -> Result<u64, String> {
+    use futures::TryStreamExt;
+    let stream = js.get_stream(EVIDENCE_STREAM).await.map_err(|e| format!("the evidence stream: {e}"))?;
+    let mut floor: Option<u64> = None;
+    let mut consumers = stream.consumers();
+    while let Some(c) = consumers.try_next().await.map_err(|e| format!("the stream's consumers: {e}"))? {
+        let acked = c.ack_floor.stream_sequence;
+        floor = Some(floor.map_or(acked, |f| f.min(acked)));
+    }
+    let Some(floor) = floor.filter(|f| *f > 0) else { return Ok(0) };
+    let devices: Vec<(String,)> = sqlx::query_as("SELECT device FROM devices ORDER BY device")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("the desks: {e}"))?;
+    let mut purged = 0;
+    for (device,) in devices {
+        let subject = evidence_subject(&device);
+        let last = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => m.sequence,
+            // Nothing of it on the stream (never sent), or the stream cannot say now: left
+            // for the next pass.
+            Err(e) => {
+                tracing::debug!(device, error = %e, "no last message to trim the desk's evidence to");
+                continue;
+            }
+        };
+        let done = if last <= floor {
+            stream.purge().filter(&subject).keep(1).await
+        } else {
+            stream.purge().filter(&subject).sequence(floor + 1).await
+        };
+        purged += done.map_err(|e| format!("trimming {subject}: {e}"))?.purged;
+    }
+    Ok(purged)
 }
 
 /// How a desk's chain stands on the team: its events and tombstones in order, each
