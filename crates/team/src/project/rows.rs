@@ -191,8 +191,9 @@ pub(super) async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) 
     Ok(())
 }
 
-/// The batch's cases and steps for the team view: new cases, steps decided (again),
-/// then their reviews and ends (each key's last), each in one statement.
+/// The batch's cases and steps for the team view: new cases, steps decided (again, with
+/// their reviews and ends of the same batch), then the reviews and ends of steps decided
+/// before (each key's last), each in one statement.
 async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Facets) -> Result<(), ProjectError> {
     let text = |s: &str| pg_text(s);
     let time = |t: &jiff::Timestamp| t.to_string();
@@ -225,20 +226,28 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .await
         .map_err(db)?;
     }
+    // A step decided in this batch goes in with its review and end of this batch (one row
+    // version, not three); the updates below are for steps decided in an earlier batch.
     if !f.steps.is_empty() {
+        let keys: Vec<_> = f.steps.keys().collect();
         let s: Vec<_> = f.steps.values().collect();
+        let review = |k: &&(String, String, String)| f.reviews.get(*k);
+        let end = |k: &&(String, String, String)| f.ends.get(*k);
         sqlx::query(
             "INSERT INTO steps (device, plan_id, step_id, case_id, tenant, action, decision, agent, pack_id,
-                                pack_version, edited, decided_at)
+                                pack_version, edited, decided_at, verdict, reviewed_by, reviewed_at, outcome, ended_at)
              SELECT d, p, s, c, (SELECT tenant FROM cases k WHERE k.device = d AND k.case_id = c), a, dn, ag, pk, pv,
-                    ed, t::timestamptz
+                    ed, t::timestamptz, v, vb, vt::timestamptz, o, CASE WHEN o IS NULL THEN NULL ELSE ot::timestamptz END
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::int8[], $10::text[], $11::bool[]) AS u(d, p, s, c, a, dn, ag, pk, pv, t, ed)
+                         $8::text[], $9::int8[], $10::text[], $11::bool[], $12::text[], $13::text[], $14::text[],
+                         $15::text[], $16::text[])
+               AS u(d, p, s, c, a, dn, ag, pk, pv, t, ed, v, vb, vt, o, ot)
              ON CONFLICT (device, plan_id, step_id) DO UPDATE SET case_id = EXCLUDED.case_id,
                tenant = EXCLUDED.tenant, action = EXCLUDED.action, decision = EXCLUDED.decision,
                agent = EXCLUDED.agent, pack_id = EXCLUDED.pack_id, pack_version = EXCLUDED.pack_version,
-               edited = EXCLUDED.edited, decided_at = EXCLUDED.decided_at, verdict = NULL, reviewed_by = NULL,
-               reviewed_at = NULL, outcome = NULL, ended_at = NULL",
+               edited = EXCLUDED.edited, decided_at = EXCLUDED.decided_at, verdict = EXCLUDED.verdict,
+               reviewed_by = EXCLUDED.reviewed_by, reviewed_at = EXCLUDED.reviewed_at, outcome = EXCLUDED.outcome,
+               ended_at = EXCLUDED.ended_at",
         )
         .bind(s.iter().map(|r| text(&r.device)).collect::<Vec<_>>())
         .bind(s.iter().map(|r| text(&r.plan_id)).collect::<Vec<_>>())
@@ -251,13 +260,20 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .bind(s.iter().map(|r| r.pack.as_ref().map(|p| i64_of(p.1))).collect::<Vec<_>>())
         .bind(s.iter().map(|r| time(&r.at)).collect::<Vec<_>>())
         .bind(s.iter().map(|r| r.edited).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| review(k).map(|v| v.1.to_string())).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| review(k).map(|v| text(&v.2))).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| review(k).map(|v| time(&v.0))).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| end(k).and_then(|v| v.1.clone())).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| end(k).map(|v| time(&v.0))).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await
         .map_err(db)?;
     }
-    if !f.reviews.is_empty() {
-        let keys: Vec<_> = f.reviews.keys().collect();
-        let values: Vec<_> = f.reviews.values().collect();
+    let earlier = |k: &&(String, String, String)| !f.steps.contains_key(*k);
+    let reviews: Vec<_> = f.reviews.iter().filter(|(k, _)| earlier(k)).collect();
+    if !reviews.is_empty() {
+        let keys: Vec<_> = reviews.iter().map(|(k, _)| *k).collect();
+        let values: Vec<_> = reviews.iter().map(|(_, v)| *v).collect();
         sqlx::query(
             "UPDATE steps SET verdict = u.v, reviewed_by = u.b, reviewed_at = u.t::timestamptz
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(d, p, s, v, b, t)
@@ -338,9 +354,10 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .await
         .map_err(db)?;
     }
-    if !f.ends.is_empty() {
-        let keys: Vec<_> = f.ends.keys().collect();
-        let values: Vec<_> = f.ends.values().collect();
+    let ends: Vec<_> = f.ends.iter().filter(|(k, _)| earlier(k)).collect();
+    if !ends.is_empty() {
+        let keys: Vec<_> = ends.iter().map(|(k, _)| *k).collect();
+        let values: Vec<_> = ends.iter().map(|(_, v)| *v).collect();
         sqlx::query(
             "UPDATE steps SET outcome = u.o, ended_at = CASE WHEN u.o IS NULL THEN NULL ELSE u.t::timestamptz END
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(d, p, s, o, t)
