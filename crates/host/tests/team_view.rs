@@ -342,6 +342,11 @@ fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains
     let _projection = Projection::start(&team, &db, "cs_projection");
     let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
     let case = run_demo_case(&agent, "02-damaged-item-small-refund.json");
+    // A screenshot only this case names, and one it names beside a case no desk opened.
+    let only = agent.engine.blob_sink().put("image/png", b"\x89PNG the refund form").unwrap();
+    let shared = agent.engine.blob_sink().put("image/png", b"\x89PNG the account page").unwrap();
+    agent.engine.record_identity_check(&case, "ava_moore_2033", &format!("photos {only} {shared}")).unwrap();
+    agent.engine.record_identity_check("demo-25", "harper_ahmed_5055", &format!("photo {shared}")).unwrap();
     agent.engine.checkpoint().unwrap();
     replicate_until_ok(&agent);
     let held = TeamDb::open(&db);
@@ -357,6 +362,31 @@ fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains
     let check =
         |held: &TeamDb| held.rt.block_on(countersign_team::retention::verify_desk(&held.pool, "agent-desk")).unwrap();
     assert_eq!(check(&held).problem, None);
+
+    // A screenshot that only deleted events named leaves the desk's object store; one that
+    // an event the team still holds names stays, until that event goes too.
+    let service = || async {
+        let identity =
+            countersign_plane::lease::ServiceIdentity::load(team.plane.dir.path(), Some(&team.plane.url())).unwrap();
+        async_nats::jetstream::new(identity.connect().await.unwrap())
+    };
+    let blobs = |held: &TeamDb| {
+        held.rt.block_on(async {
+            let js = service().await;
+            let store = js.get_object_store(countersign_plane::subjects::blobs_bucket_of("agent-desk")).await.unwrap();
+            let mut held_blobs = Vec::new();
+            for h in [&only, &shared] {
+                if store.info(h.as_str()).await.is_ok() {
+                    held_blobs.push(h.clone());
+                }
+            }
+            held_blobs
+        })
+    };
+    let drop_blobs = |held: &TeamDb| {
+        held.rt.block_on(async { countersign_team::retention::drop_blobs(&service().await, &held.pool).await.unwrap() })
+    };
+    assert_eq!(blobs(&held), [only.clone(), shared.clone()], "both were sent with the events");
 
     let f = &team.plane.authority.file;
     let policy = countersign_core::policy::TeamPolicy {
@@ -385,24 +415,23 @@ fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains
     assert_eq!(listed, expected);
     assert!(shown.iter().all(|d| d.days == 30 && d.pack == "team-pack v4"), "{shown:?}");
     assert_eq!(held.events_of("agent-desk").len() as u64, local.len() as u64 - of_case);
+    assert_eq!(drop_blobs(&held), 1);
+    assert_eq!(blobs(&held), [shared.clone()], "the shared one is still named");
 
     // Past 60 days, the events of the case no desk opened go too, under "*".
     let stray_gone = apply(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 61));
     assert_eq!(stray_gone.iter().map(|d| d.events).sum::<u64>(), stray);
     assert!(stray_gone.iter().all(|d| d.tenant == countersign_team::retention::UNKNOWN_TENANT));
     let of_case = of_case + stray;
+    assert_eq!(drop_blobs(&held), 1);
+    assert!(blobs(&held).is_empty());
 
     // The stream keeps of the desk only its last message: the rest is in the store.
     let on_stream = team.plane.evidence_of("agent-desk").len();
     assert!(on_stream > 1, "{on_stream}");
-    let trimmed = held.rt.block_on(async {
-        let client = countersign_plane::lease::ServiceIdentity::load(team.plane.dir.path(), Some(&team.plane.url()))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        countersign_team::retention::trim_stream(&async_nats::jetstream::new(client), &held.pool).await.unwrap()
-    });
+    let trimmed = held
+        .rt
+        .block_on(async { countersign_team::retention::trim_stream(&service().await, &held.pool).await.unwrap() });
     assert_eq!(trimmed as usize, on_stream - 1);
     assert_eq!(team.plane.evidence_of("agent-desk").len(), 1);
 

@@ -36,3 +36,13 @@ CREATE TABLE verdicts (
     at          timestamptz NOT NULL,
     PRIMARY KEY (desk, case_id, device)
 );
+
+-- Screenshots and page snapshots that events deleted for retention named, to delete from
+-- their desk's object store (outside the database's transaction, so listed here in it):
+-- each goes unless an event the team still holds names it.
+CREATE TABLE doomed_blobs (
+    device      text NOT NULL,
+    hash        text NOT NULL,
+    deletion    bigint NOT NULL REFERENCES deletions (id),
+    PRIMARY KEY (device, hash)
+);

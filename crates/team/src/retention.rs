@@ -128,12 +128,30 @@ async fn delete_case(
     .await
     .map_err(db)?;
     // One statement: each deleted event leaves its tombstone.
-    sqlx::query(
-        "WITH gone AS (DELETE FROM events WHERE device = $1 AND case_id = $2 RETURNING device, seq, hash, prev_hash)
-         INSERT INTO tombstones (device, seq, hash, prev_hash, deletion) SELECT device, seq, hash, prev_hash, $3 FROM gone",
+    let bodies: Vec<(String,)> = sqlx::query_as(
+        "WITH gone AS (DELETE FROM events WHERE device = $1 AND case_id = $2
+                       RETURNING device, seq, hash, prev_hash, body),
+              kept AS (INSERT INTO tombstones (device, seq, hash, prev_hash, deletion)
+                       SELECT device, seq, hash, prev_hash, $3 FROM gone)
+         SELECT body FROM gone",
     )
     .bind(device)
     .bind(case_id)
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    // The blobs they may name (any 64 hex digits: what is no blob is not in the store),
+    // deleted from the desk's object store once committed ([`drop_blobs`]).
+    let mut named: Vec<String> = bodies.iter().flat_map(|(b,)| hex_words(b)).collect();
+    named.sort();
+    named.dedup();
+    sqlx::query(
+        "INSERT INTO doomed_blobs (device, hash, deletion) SELECT $1, h, $3 FROM UNNEST($2::text[]) AS u(h)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(device)
+    .bind(&named)
     .bind(id)
     .execute(&mut *tx)
     .await
@@ -178,6 +196,11 @@ pub async fn run(
             }
             Err((_, why)) => tracing::debug!(why, "no retention to apply"),
         }
+        match drop_blobs(&js, &pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(blobs = n, "deleted the blobs that only deleted events named"),
+            Err(e) => tracing::warn!(error = %e, "deleting the blobs of deleted events"),
+        }
         match trim_stream(&js, &pool).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(messages = n, "trimmed the evidence stream to what the store does not hold yet"),
@@ -188,6 +211,70 @@ pub async fn run(
             () = &mut until => return Ok(()),
         }
     }
+}
+
+/// The words of exactly 64 lower-case hex digits in `text` (a blob's name is its SHA-256).
+fn hex_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || ('a'..='f').contains(&c)))
+        .filter(|w| w.len() == 64)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Delete from each desk's object store the blobs that events deleted for retention named
+/// (`doomed_blobs`), unless an event the team still holds of that desk names them too.
+/// Returns how many went.
+pub async fn drop_blobs(js: &jetstream::Context, pool: &PgPool) -> Result<u64, String> {
+    let doomed: Vec<(String, String)> = sqlx::query_as("SELECT device, hash FROM doomed_blobs ORDER BY device, hash")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("the blobs to delete: {e}"))?;
+    let mut dropped = 0;
+    for (device, hash) in doomed {
+        let (named,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM events WHERE device = $1 AND strpos(body, $2) > 0)")
+                .bind(&device)
+                .bind(&hash)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| format!("whether blob {hash} of {device} is still named: {e}"))?;
+        if !named && purge_blob(js, &device, &hash).await? {
+            dropped += 1;
+        }
+        sqlx::query("DELETE FROM doomed_blobs WHERE device = $1 AND hash = $2")
+            .bind(&device)
+            .bind(&hash)
+            .execute(pool)
+            .await
+            .map_err(|e| format!("blob {hash} of {device} done: {e}"))?;
+    }
+    Ok(dropped)
+}
+
+/// Purge blob `hash` from `device`'s object store, its chunks and its entry (nothing of it
+/// stays, not even a deletion marker: the service's credentials may purge the stores'
+/// streams, not write to them). `false`: there is no such blob (a hash of something
+/// else, or purged already).
+async fn purge_blob(js: &jetstream::Context, device: &str, hash: &str) -> Result<bool, String> {
+    use base64::Engine as _;
+    let bucket = countersign_plane::subjects::blobs_bucket_of(device);
+    let store = match js.get_object_store(&bucket).await {
+        Ok(store) => store,
+        // The desk never sent a blob.
+        Err(e) if e.kind() == jetstream::context::ObjectStoreErrorKind::GetStore => return Ok(false),
+        Err(e) => return Err(format!("the blobs of {device}: {e}")),
+    };
+    let info = match store.info(hash).await {
+        Ok(info) => info,
+        Err(e) if e.kind() == jetstream::object_store::InfoErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("blob {hash} of {device}: {e}")),
+    };
+    let stream = js.get_stream(format!("OBJ_{bucket}")).await.map_err(|e| format!("the blobs of {device}: {e}"))?;
+    let name = base64::engine::general_purpose::URL_SAFE.encode(hash);
+    for subject in [format!("$O.{bucket}.C.{}", info.nuid), format!("$O.{bucket}.M.{name}")] {
+        stream.purge().filter(&subject).await.map_err(|e| format!("purging blob {hash} of {device}: {e}"))?;
+    }
+    Ok(true)
 }
 
 /// Keep on the evidence stream only what the team's store may still need from it: per
