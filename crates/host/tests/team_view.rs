@@ -416,7 +416,7 @@ fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains
     assert!(shown.iter().all(|d| d.days == 30 && d.pack == "team-pack v4"), "{shown:?}");
     assert_eq!(held.events_of("agent-desk").len() as u64, local.len() as u64 - of_case);
     assert_eq!(drop_blobs(&held), 1);
-    assert_eq!(blobs(&held), [shared.clone()], "the shared one is still named");
+    assert_eq!(blobs(&held), std::slice::from_ref(&shared), "the shared one is still named");
 
     // Past 60 days, the events of the case no desk opened go too, under "*".
     let stray_gone = apply(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 61));
