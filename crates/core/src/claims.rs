@@ -483,8 +483,9 @@ pub fn promised_by(sentence: &str, sent_on: jiff::civil::Date) -> Option<jiff::c
             Fact::Quantity { kind: ClaimKind::Duration, unit, hi, .. } => {
                 let n = i64::try_from(hi.ceil().mantissa()).ok().filter(|n| (0..=3650).contains(n))?;
                 return match unit.as_str() {
-                    // Within hours or minutes: by the end of the next day.
-                    "minute" | "hour" => sent_on.checked_add(1.day()).ok(),
+                    // Within hours or minutes: the days they reach into, at least the next.
+                    "minute" => sent_on.checked_add(((n + 24 * 60 - 1) / (24 * 60)).max(1).days()).ok(),
+                    "hour" => sent_on.checked_add(((n + 23) / 24).max(1).days()).ok(),
                     "business day" => {
                         let mut day = sent_on;
                         let mut left = n;
@@ -601,6 +602,8 @@ mod tests {
         assert_eq!(due("Expect it in 10 days."), Some("2026-12-13".into()));
         assert_eq!(due("Within two weeks."), Some("2026-12-17".into()));
         assert_eq!(due("Within 24 hours."), Some("2026-12-04".into()));
+        assert_eq!(due("Within 72 hours."), Some("2026-12-06".into()), "three days on, not the next");
+        assert_eq!(due("In 30 minutes."), Some("2026-12-04".into()));
         assert_eq!(due("It will be delivered by tomorrow."), Some("2026-12-04".into()));
         assert_eq!(due("It will arrive on December 11."), Some("2026-12-11".into()));
         assert_eq!(due("It will arrive on January 4."), Some("2027-01-04".into()), "next year's");

@@ -137,6 +137,12 @@ impl Engine {
     /// case's orders from the platform now, judge the promise on them, record the check.
     /// An order that cannot be read now leaves its promise due (tried again next time).
     pub fn check_promises(&self) -> Result<PromiseSweep, EngineError> {
+        // One check at a time, across processes (the app's hourly one, its button, the
+        // command line): what is due is read under the lock, so nothing is checked twice.
+        let dir = self.store.path().parent().unwrap_or(std::path::Path::new("."));
+        let path = dir.join("promises.lock");
+        let _one_at_a_time = crate::lock_file(&path)?;
+        _one_at_a_time.lock().map_err(|e| EngineError::io(&path, e))?;
         let mut sweep = PromiseSweep::default();
         let made: Vec<_> = self.events(&EventFilter { kind: Some("promise_made".into()), ..EventFilter::default() })?;
         let due: Vec<PromiseStatus> = self.promises()?.into_iter().filter(|v| v.state == "due").collect();

@@ -536,7 +536,21 @@ fn the_leads_verdicts_on_escalations_and_the_desks_promises_reach_the_teams_metr
     // Verdicts count only from a lead's desk: with no lead's key on the roster, none does.
     let grants = countersign_team::view::Grants::default();
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let none = held.rt.block_on(countersign_team::view::metrics(&held.pool, &grants, &[], today, None, None)).unwrap();
+    let metrics_with = |leads: &[(String, String)], team: &str| {
+        held.rt
+            .block_on(countersign_team::view::metrics(&held.pool, &grants, (team, leads), today, None, None))
+            .unwrap()
+    };
+    let judged = |m: countersign_core::teamview::TeamMetrics| {
+        (m.escalation_verdicts.right, m.escalation_verdicts.wrong, m.escalation_verdicts.unjudged)
+    };
+    let lead_1 = (lead_key.to_ascii_lowercase(), "lead-1".to_string());
+    assert_eq!(judged(metrics_with(std::slice::from_ref(&lead_1), "acme")), (1, 0, 0));
+    // Signed in another lead's name, or for another team, it counts for nothing.
+    let other_name = (lead_key.to_ascii_lowercase(), "lead-2".to_string());
+    assert_eq!(judged(metrics_with(&[other_name], "acme")), (0, 0, 1));
+    assert_eq!(judged(metrics_with(&[lead_1], "globex")), (0, 0, 1));
+    let none = metrics_with(&[], "acme");
     let v = &none.escalation_verdicts;
     assert_eq!((v.right, v.wrong, v.unjudged), (0, 0, 1), "{v:?}");
 }

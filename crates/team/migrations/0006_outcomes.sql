@@ -21,14 +21,15 @@ CREATE TABLE promises (
 CREATE INDEX promises_made ON promises (made_at);
 
 -- One verdict per case and recording desk (the newest it recorded), kept only when its
--- signature holds. Metrics count those signed by a lead's key on the newest signed
--- pack's roster, the newest of them per case.
+-- signature holds. Metrics count those for this team signed by a lead's key on the newest
+-- signed pack's roster in that lead's name, the newest of them per case.
 CREATE TABLE verdicts (
     -- The case's desk and id.
     desk        text NOT NULL,
     case_id     text NOT NULL,
-    -- The desk that recorded it, and who sat there.
+    -- The desk that recorded it; the team and the lead (roster id) it is signed for.
     device      text NOT NULL REFERENCES devices (device),
+    team        text NOT NULL,
     by          text NOT NULL,
     -- The key that signed it (lower-case hex).
     key         text NOT NULL,

@@ -52,6 +52,7 @@ pub struct PromiseFacet {
 /// A lead's verdict on an escalated case, as recorded at their desk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerdictFacet {
+    pub team: String,
     pub by: String,
     /// The key that signed it (lower-case hex).
     pub key: String,
@@ -238,6 +239,7 @@ impl Facets {
                     self.verdicts.insert(
                         (clean(&verdict.desk), clean(&verdict.case_id), device.to_string()),
                         VerdictFacet {
+                            team: clean(&verdict.team),
                             by: clean(&verdict.by),
                             key: signed.key.to_ascii_lowercase(),
                             right: verdict.right,

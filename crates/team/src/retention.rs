@@ -8,9 +8,9 @@
 //! how many events, the retention and the pack that set it). Events outside any case
 //! (policy loads, pauses, checkpoints) carry no customer's words and stay.
 //!
-//! The evidence stream on the NATS server holds, per desk, only what the store may still
-//! need from it ([`trim_stream`], every pass): what every consumer acknowledged (so
-//! committed) goes, but for each desk's last message.
+//! The evidence stream on the NATS server holds, per desk, only what the store does not
+//! hold yet ([`trim_stream`], every pass): what came before the desk's last projected
+//! event goes, but nothing of a held desk.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -277,12 +277,15 @@ async fn purge_blob(js: &jetstream::Context, device: &str, hash: &str) -> Result
     Ok(true)
 }
 
-/// Keep on the evidence stream only what the team's store may still need from it: per
-/// desk, the messages every consumer of the stream has acknowledged (the projection
-/// acknowledges only what it committed) are purged, but for the desk's last one, which its
-/// outbox resumes after. The store is the team's record, under the retention above; the
-/// stream is how evidence gets there. A stream no consumer reads (a team without a
-/// database) is left whole. Returns how many messages went.
+/// Keep on the evidence stream only what the team's store holds already, and no more:
+/// per desk, the messages before the one of its last projected event go, when every
+/// consumer of the stream has acknowledged them too; that message and what follows stay
+/// (the desk's outbox resumes after its last one). A held desk keeps all of its messages
+/// (what came after the break is in no store), and so does a desk whose last projected
+/// event is no longer in the store (retention took it: where it was on the stream is not
+/// known). A stream no consumer reads (a team without a database) is left whole. Once
+/// trimmed, the store is the only copy: back the database up. Returns how many messages
+/// went.
 pub async fn trim_stream(js: &jetstream::Context, pool: &PgPool) -> Result<u64, String> {
     use futures::TryStreamExt;
     let stream = js.get_stream(EVIDENCE_STREAM).await.map_err(|e| format!("the evidence stream: {e}"))?;
@@ -293,27 +296,21 @@ pub async fn trim_stream(js: &jetstream::Context, pool: &PgPool) -> Result<u64, 
         floor = Some(floor.map_or(acked, |f| f.min(acked)));
     }
     let Some(floor) = floor.filter(|f| *f > 0) else { return Ok(0) };
-    let devices: Vec<(String,)> = sqlx::query_as("SELECT device FROM devices ORDER BY device")
-        .fetch_all(pool)
-        .await
-        .map_err(|e| format!("the desks: {e}"))?;
+    let desks: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT d.device, e.stream_seq FROM devices d JOIN events e ON e.device = d.device AND e.seq = d.last_seq
+         WHERE d.held_at_seq IS NULL ORDER BY d.device",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| format!("the desks: {e}"))?;
     let mut purged = 0;
-    for (device,) in devices {
+    for (device, last) in desks {
+        let keep_from = last.unsigned_abs().min(floor);
+        if keep_from <= 1 {
+            continue;
+        }
         let subject = evidence_subject(&device);
-        let last = match stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => m.sequence,
-            // Nothing of it on the stream (never sent), or the stream cannot say now: left
-            // for the next pass.
-            Err(e) => {
-                tracing::debug!(device, error = %e, "no last message to trim the desk's evidence to");
-                continue;
-            }
-        };
-        let done = if last <= floor {
-            stream.purge().filter(&subject).keep(1).await
-        } else {
-            stream.purge().filter(&subject).sequence(floor + 1).await
-        };
+        let done = stream.purge().filter(&subject).sequence(keep_from).await;
         purged += done.map_err(|e| format!("trimming {subject}: {e}"))?.purged;
     }
     Ok(purged)

@@ -288,7 +288,7 @@ async fn answer(
             let until = until.as_deref().map(|t| time_of(t, "until")).transpose()?;
             let leads = lead_keys(&pack);
             let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-            let metrics = metrics(pool, &grants, &leads, today, since, until).await?;
+            let metrics = metrics(pool, &grants, (&options.team, &leads), today, since, until).await?;
             (TeamAnswer::Metrics { metrics }, 0, Vec::new())
         }
     };
@@ -331,13 +331,13 @@ fn open_ask<'p>(pack: &'p Pack, entry: &SignedEntry) -> Result<(&'p RosterEntry,
     Ok((lead, ask))
 }
 
-/// The keys (lower-case hex) of the roster's leads: a verdict counts when one of them
-/// signed it.
-fn lead_keys(pack: &Pack) -> Vec<String> {
+/// The keys (lower-case hex) of the roster's leads, with their roster ids: a verdict
+/// counts when one of them signed it in the name it signs for.
+fn lead_keys(pack: &Pack) -> Vec<(String, String)> {
     pack.roster
         .iter()
         .filter(|e| pack.policy.supervisor_roles.contains(&e.role))
-        .filter_map(|e| e.key.as_deref().map(str::to_ascii_lowercase))
+        .filter_map(|e| e.key.as_deref().map(|k| (k.to_ascii_lowercase(), e.id.clone())))
         .collect()
 }
 
@@ -677,11 +677,12 @@ fn promises_of(r: PromiseRow) -> PromiseCounts {
 }
 
 /// The team's metrics over a window, on what `grants` let a lead see; a verdict counts
-/// when one of `leads` (keys, lower-case hex) signed it.
+/// when it is for this team and one of its leads (key, lower-case hex, and roster id)
+/// signed it in their own name: `verdicts` is (team, leads).
 pub async fn metrics(
     pool: &PgPool,
     grants: &Grants,
-    leads: &[String],
+    verdicts: (&str, &[(String, String)]),
     today: jiff::civil::Date,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
@@ -726,7 +727,8 @@ pub async fn metrics(
         .bind(sqlx::query_as(
             "WITH judged AS (
                SELECT DISTINCT ON (v.desk, v.case_id) v.desk, v.case_id, v.right_call
-               FROM verdicts v WHERE v.key = ANY($5::text[])
+               FROM verdicts v
+               WHERE v.team = $7 AND (v.key, v.by) IN (SELECT * FROM UNNEST($5::text[], $6::text[]))
                ORDER BY v.desk, v.case_id, v.at DESC
              )
              SELECT count(*), count(*) FILTER (WHERE c.escalated),
@@ -737,7 +739,9 @@ pub async fn metrics(
                AND ($3::timestamptz IS NULL OR c.first_at >= $3::timestamptz)
                AND ($4::timestamptz IS NULL OR c.first_at < $4::timestamptz)",
         ))
-        .bind(leads)
+        .bind(verdicts.1.iter().map(|l| l.0.clone()).collect::<Vec<_>>())
+        .bind(verdicts.1.iter().map(|l| l.1.clone()).collect::<Vec<_>>())
+        .bind(verdicts.0)
         .fetch_one(pool)
         .await
         .map_err(db)?;

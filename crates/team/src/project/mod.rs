@@ -781,7 +781,13 @@ async fn judge(
     } else {
         None
     };
-    let payload = payload_text(&envelope.body, event.payload.get());
+    let payload = match payload_text(&envelope.body, event.payload.get()) {
+        Ok(p) => p,
+        Err(e) => {
+            let detail = format!("its payload is not one the team's store can keep: {e}");
+            return Ok(bad(seq, hash_text, AlertKind::BadHash, detail));
+        }
+    };
     let row = EventRow {
         hash: envelope.hash.clone(),
         device: device.to_string(),

@@ -66,20 +66,56 @@ pub fn copy_field(s: &str) -> String {
 /// actor, at, case_id, kind, payload, seq) and `payload`, the payload's text as the body's
 /// parse found it: the text between the `,"payload":` key (the first: a quote inside an
 /// earlier string is escaped) and the closing `,"seq":`, when that is the payload (one
-/// value: a body with the key twice is not cut) and escapes no NUL and no surrogate,
-/// which `jsonb` refuses. Otherwise the payload written again with NULs cleaned
-/// ([`pg_json`]).
-pub(super) fn payload_text(body: &str, payload: &str) -> String {
+/// value: a body with the key twice is not cut), escapes no NUL and no surrogate, and has
+/// no number with an exponent or over 300 characters (what `jsonb` refuses, or might).
+/// Otherwise the payload read as a value (which refuses numbers out of range) and
+/// written again with NULs cleaned ([`pg_json`]); `Err` when it cannot be read so: the
+/// event is not one the team can keep.
+pub(super) fn payload_text(body: &str, payload: &str) -> Result<String, String> {
     const KEY: &str = ",\"payload\":";
     let refused = ["\\u0000", "\\ud", "\\uD"].iter().any(|e| body.contains(e));
     if !refused
         && let (Some(start), Some(end)) = (body.find(KEY), body.rfind(",\"seq\":"))
         && let Some(text) = body.get(start + KEY.len()..end)
         && text == payload
+        && plain_numbers(text)
     {
-        return text.to_string();
+        return Ok(text.to_string());
     }
-    serde_json::from_str::<serde_json::Value>(payload).map(|v| pg_json(&v)).unwrap_or_else(|_| "null".to_string())
+    serde_json::from_str::<serde_json::Value>(payload).map(|v| pg_json(&v)).map_err(|e| e.to_string())
+}
+
+/// Does every number in `json` (text outside its strings) go without an exponent and in
+/// at most 300 characters?
+fn plain_numbers(json: &str) -> bool {
+    let (mut in_string, mut escaped, mut number) = (false, false, 0usize);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                number = 0;
+            }
+            b'0'..=b'9' | b'-' | b'+' | b'.' => {
+                number += 1;
+                if number > 300 {
+                    return false;
+                }
+            }
+            // An exponent (the letters of `true`, `false` and `null` come after no digit).
+            b'e' | b'E' if number > 0 => return false,
+            _ => number = 0,
+        }
+    }
+    true
 }
 
 /// A JSON value as `jsonb` takes it: no NUL in any string or key ([`pg_text`]).
@@ -336,12 +372,12 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         let keys: Vec<_> = f.verdicts.keys().collect();
         let values: Vec<_> = f.verdicts.values().collect();
         sqlx::query(
-            "INSERT INTO verdicts (desk, case_id, device, by, key, right_call, at)
-             SELECT k, c, d, b, y, r, t::timestamptz
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[])
-               AS u(k, c, d, b, r, t, y)
-             ON CONFLICT (desk, case_id, device) DO UPDATE SET by = EXCLUDED.by, key = EXCLUDED.key,
-               right_call = EXCLUDED.right_call, at = EXCLUDED.at",
+            "INSERT INTO verdicts (desk, case_id, device, team, by, key, right_call, at)
+             SELECT k, c, d, tm, b, y, r, t::timestamptz
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[],
+                         $8::text[]) AS u(k, c, d, b, r, t, y, tm)
+             ON CONFLICT (desk, case_id, device) DO UPDATE SET team = EXCLUDED.team, by = EXCLUDED.by,
+               key = EXCLUDED.key, right_call = EXCLUDED.right_call, at = EXCLUDED.at",
         )
         .bind(keys.iter().map(|k| text(&k.0)).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| text(&k.1)).collect::<Vec<_>>())
@@ -350,6 +386,7 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .bind(values.iter().map(|v| v.right).collect::<Vec<_>>())
         .bind(values.iter().map(|v| time(&v.at)).collect::<Vec<_>>())
         .bind(values.iter().map(|v| v.key.clone()).collect::<Vec<_>>())
+        .bind(values.iter().map(|v| text(&v.team)).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await
         .map_err(db)?;
@@ -390,12 +427,20 @@ mod tests {
     #[test]
     fn a_payload_is_cut_from_its_body_only_when_jsonb_takes_it_as_it_is() {
         let plain = r#"{"how":"called back, \"payload\":","n":1}"#;
-        assert_eq!(payload_text(&body(plain), plain), plain);
+        assert_eq!(payload_text(&body(plain), plain).unwrap(), plain);
         // A NUL escaped in the body: written again, cleaned.
         let nul = r#"{"how":"a\u0000b"}"#;
-        assert_eq!(parsed(&payload_text(&body(nul), nul)), serde_json::json!({"how": "a\u{FFFD}b"}));
+        assert_eq!(parsed(&payload_text(&body(nul), nul).unwrap()), serde_json::json!({"how": "a\u{FFFD}b"}));
         // A body with the key twice: the payload its parse found (the last) is written.
         let twice = r#"{"a":1},"payload":{"b":2}"#;
-        assert_eq!(parsed(&payload_text(&body(twice), r#"{"b":2}"#)), serde_json::json!({"b": 2}));
+        assert_eq!(parsed(&payload_text(&body(twice), r#"{"b":2}"#).unwrap()), serde_json::json!({"b": 2}));
+        // A number jsonb would refuse is never cut as it is: read, it is out of range.
+        let huge = r#"{"amount":1e999999,"note":"e5 1e9"}"#;
+        assert!(payload_text(&body(huge), huge).is_err());
+        let fine = r#"{"amount":1.5e3,"big":12345678901234567890}"#;
+        assert_eq!(parsed(&payload_text(&body(fine), fine).unwrap()), parsed(fine));
+        let long = format!(r#"{{"n":{}}}"#, "9".repeat(400));
+        assert!(payload_text(&body(&long), &long).is_err(), "not cut, and out of range read");
+        assert!(plain_numbers(r#"{"a":[true,false,null,-1.25],"s":"1e99"}"#));
     }
 }
