@@ -414,6 +414,7 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn body(payload: &str) -> String {
