@@ -45,7 +45,7 @@ use countersign_plane::subjects::Role;
 use countersign_test_support::bench::percentile;
 use countersign_test_support::bench::{env_usize as env, ms};
 use countersign_test_support::postgres::Postgres;
-use support::{Desk, ServiceThread, demo, desk, roster_entry, system, team, team_pack};
+use support::{Desk, ServiceThread, demo, desk, publish_team_pack, roster_entry, system, team};
 
 /// p50 / p95 / p99 / max of `times`, in ms.
 fn summary(times: &[Duration]) -> String {
@@ -162,10 +162,7 @@ fn main() {
     let agent = desk(&mut team, "agent-desk-1", Role::Agent, ("agent-1", "agent"), system());
     let lead_key = countersign_engine::device::device_key(&team.lead_keyring).unwrap().public("").to_hex();
     let packs = tempfile::tempdir().unwrap();
-    let pack = team_pack(packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
-    let info =
-        countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")])).unwrap().info;
-    admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
+    publish_team_pack(&admin, packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
     support::replicate_until_ok(&agent);
     // The service reads the pack's roster: the lead's asks are answered.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -97,10 +97,7 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     countersign_host::team::load_staged_pack(&mut agent_1.engine).expect("staged").unwrap();
     let packs = tempfile::tempdir().unwrap();
     let roster = roster_entry("lead-1", &lead_1_key, &["*"]) + &roster_entry("lead-2", &lead_2_key, &["agent-desk-1"]);
-    let pack = team_pack(packs.path(), &admin_key, &roster);
-    let info =
-        countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")])).unwrap().info;
-    admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
+    publish_team_pack(&admin, packs.path(), &admin_key, &roster);
 
     let case_1 = run_demo_case(&agent_1, "02-damaged-item-small-refund.json");
     // The agent edits the waiting refund before it is decided again: a revision.
@@ -471,10 +468,7 @@ fn the_leads_verdicts_on_escalations_and_the_desks_promises_reach_the_teams_metr
     let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), clock.clone());
     let lead_key = countersign_engine::device::device_key(&team.lead_keyring).unwrap().public("").to_hex();
     let packs = tempfile::tempdir().unwrap();
-    let pack = team_pack(packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
-    let info =
-        countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")])).unwrap().info;
-    admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
+    publish_team_pack(&admin, packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
 
     // An escalated case, and a case whose reply promises a delivery "by Friday" on an order
     // that is still pending.

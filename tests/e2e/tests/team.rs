@@ -63,11 +63,7 @@ fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_exports_it_and_
     countersign_host::team::join_with(&folder, &file, &keyring)?;
 
     let packs = tempfile::tempdir()?;
-    let pack = team_pack(packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
-    let info = countersign_engine::pack::verify_pack(&pack, &TrustedKeys::new(vec![admin_key.public("a")]))
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .info;
-    admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").map_err(|e| anyhow::anyhow!(e))?;
+    publish_team_pack(&admin, packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]));
 
     // The agent works the damaged-item case; its evidence reaches the team.
     let (case, plan) =

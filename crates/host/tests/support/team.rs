@@ -391,3 +391,18 @@ pub fn team_pack(dir: &Path, admin: &countersign_engine::keys::SecretKey, roster
     countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
     out
 }
+
+/// [`team_pack`] signed with `admin_key` into `dir` and published on the plane from the
+/// admin's desk `admin`: what the desks and the team service then read.
+pub fn publish_team_pack(
+    admin: &Desk,
+    dir: &Path,
+    admin_key: &countersign_engine::keys::SecretKey,
+    roster: &str,
+) -> countersign_engine::PackInfo {
+    let pack = team_pack(dir, admin_key, roster);
+    let trusted = countersign_engine::keys::TrustedKeys::new(vec![admin_key.public("admin")]);
+    let info = countersign_engine::pack::verify_pack(&pack, &trusted).unwrap().info;
+    admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
+    info
+}
