@@ -43,13 +43,28 @@ fn run_demo_case(desk: &Desk, file: &str) -> String {
     case.id
 }
 
-#[test]
-fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_grants_and_every_view_is_recorded() {
-    let mut team = team();
+/// A team whose service projects into a fresh PostgreSQL and answers leads' views,
+/// trusting `admin_key` for the packs it reads the roster from.
+struct ViewTeam {
+    team: Team,
+    db: Postgres,
+    _projection: Projection,
+    admin_key: SecretKey,
+    _view: ServiceThread,
+}
+
+fn view_team() -> ViewTeam {
+    let team = team();
     let db = Postgres::start();
     let _projection = Projection::start(&team, &db, "cs_projection");
     let admin_key = SecretKey::generate().unwrap();
     let _view = ServiceThread::view(&team, &db, TrustedKeys::new(vec![admin_key.public("test admin")]));
+    ViewTeam { team, db, _projection, admin_key, _view }
+}
+
+#[test]
+fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_grants_and_every_view_is_recorded() {
+    let ViewTeam { mut team, db, _projection, admin_key, _view } = view_team();
 
     let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
     let admin = desk(&mut team, "admin-desk", Role::Admin, ("admin-1", "team_lead"), system());
@@ -457,11 +472,7 @@ fn a_tenants_cases_past_their_retention_leave_the_team_recorded_and_what_remains
 
 #[test]
 fn the_leads_verdicts_on_escalations_and_the_desks_promises_reach_the_teams_metrics() {
-    let mut team = team();
-    let db = Postgres::start();
-    let _projection = Projection::start(&team, &db, "cs_projection");
-    let admin_key = SecretKey::generate().unwrap();
-    let _view = ServiceThread::view(&team, &db, TrustedKeys::new(vec![admin_key.public("test admin")]));
+    let ViewTeam { mut team, db, _projection, admin_key, _view } = view_team();
     let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
     let admin = desk(&mut team, "admin-desk", Role::Admin, ("admin-1", "team_lead"), system());
     let clock = Arc::new(Movable(std::sync::Mutex::new(jiff::Timestamp::now())));
