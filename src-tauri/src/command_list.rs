@@ -43,6 +43,7 @@ command_list! {
     team_audit,
     promises,
     check_promises,
+    simulate_policy,
     credentials_list,
     credential_set,
     credential_delete,

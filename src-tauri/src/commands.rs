@@ -16,7 +16,7 @@ use countersign_engine::intake::Pasted;
 use crate::dto::{
     AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView, InboxChanged,
     InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, PromiseStatus, PromiseSweep,
-    ReplyCheck, StepFilter, SyncReport, TeamAlert, TeamAudit, TeamCaseView, TeamExportView, TeamMetrics,
+    ReplyCheck, Simulated, StepFilter, SyncReport, TeamAlert, TeamAudit, TeamCaseView, TeamExportView, TeamMetrics,
     TeamRequestView, TeamStatus, TeamStepsView, Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
@@ -325,6 +325,30 @@ pub fn team_audit(shell: State<'_, Shell>) -> Res<TeamAudit> {
 #[tauri::command(async)]
 pub fn team_judge(shell: State<'_, Shell>, desk: String, case_id: String, right: bool, reason: String) -> Res<()> {
     plain_thread(|| Ok(shell.get()?.engine.team_judge(&desk, &case_id, right, &reason)?))
+}
+
+/// What a draft policy file would change over the decisions this desk recorded (the
+/// admin's diff before signing), reporting those made on or after `since` (YYYY-MM-DD,
+/// UTC); the report is also written to `out` for `countersign policy sign --simulation`.
+#[tauri::command(async)]
+pub fn simulate_policy(
+    shell: State<'_, Shell>,
+    draft: String,
+    since: Option<String>,
+    out: Option<String>,
+) -> Res<Simulated> {
+    plain_thread(|| {
+        let since = match since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(day) => Some(day.parse::<jiff::civil::Date>().map_err(|e| {
+                AppError::from(countersign_engine::EngineError::BadInput {
+                    message: format!("since {day:?}: not a day (YYYY-MM-DD): {e}"),
+                })
+            })?),
+            None => None,
+        };
+        let out = out.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(std::path::Path::new);
+        Ok(shell.get()?.engine.simulate_draft(std::path::Path::new(draft.trim()), since, out)?)
+    })
 }
 
 /// The promises this desk's sent replies made, and how each went.

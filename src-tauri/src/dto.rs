@@ -6,6 +6,7 @@ use serde::Serialize;
 use ts_rs::TS;
 
 pub use countersign_engine::promises::{PromiseStatus, PromiseSweep};
+pub use countersign_engine::simulate::Simulated;
 pub use countersign_engine::team::{DeskReport, TeamRequestView, TeamStatus};
 pub use countersign_engine::teamview::{
     DeletionRecord, EscalationVerdicts, PromiseCounts, StepFilter, StepRow, TeamAlert, TeamAudit, TeamCaseView,
@@ -58,8 +59,11 @@ pub struct PolicyInfo {
     pub title: String,
     pub version: u32,
     pub hash: String,
-    /// Signature status: packs are not signed yet, so the app runs in dev mode.
+    /// Whether it came in a signed pack (else the app runs in dev mode).
     pub signed: bool,
+    /// `sha256:` of the simulation report the pack's signer was shown; `None` for a pack
+    /// signed without one (and in dev mode).
+    pub simulation: Option<String>,
     pub actions: u32,
     pub rules: u32,
 }

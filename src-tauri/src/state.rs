@@ -103,6 +103,7 @@ impl AppState {
                 version: u32::try_from(policy.version).unwrap_or(u32::MAX),
                 hash: policy.hash.clone(),
                 signed: engine.policy_is_signed(),
+                simulation: engine.policy_status().pack.and_then(|p| p.simulation),
                 actions: count(policy.actions.len()),
                 rules: count(policy.rules.len()),
             },

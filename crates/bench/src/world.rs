@@ -102,6 +102,8 @@ impl World {
                 order_id: Some("#W5".into()),
                 amount: usd_money("90.00"),
                 state: PriorState::Executed,
+                plan_id: None,
+                step_id: None,
             },
             PriorStep {
                 case_id: "case-0".into(),
@@ -109,6 +111,8 @@ impl World {
                 order_id: None,
                 amount: usd_money("5.00"),
                 state: PriorState::Executed,
+                plan_id: None,
+                step_id: None,
             },
         ];
         let pauses = vec![

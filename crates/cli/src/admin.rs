@@ -9,7 +9,7 @@ use countersign_engine::{EngineError, credentials, pack, release};
 
 use crate::args::Cli;
 use crate::open;
-use crate::render::print_json;
+use crate::render::{out, print_json};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCmd {
@@ -95,8 +95,25 @@ pub struct SignArgs {
     /// The directory to write the signed pack into (must not hold a pack).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// The simulation report you were shown for this policy (`policy simulate --out`): its
+    /// digest goes into the signed manifest. Without it the pack says it was signed blind.
+    #[arg(long, value_name = "REPORT")]
+    simulation: Option<PathBuf>,
     #[command(flatten)]
     key: KeyArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// The draft policy file (TOML); its errors name file:line:column.
+    draft: PathBuf,
+    /// Report only the decisions made on or after this day (UTC, YYYY-MM-DD); earlier ones
+    /// are still replayed, for the money history they leave.
+    #[arg(long, value_name = "DATE")]
+    since: Option<jiff::civil::Date>,
+    /// Also write the report (JSON) to this file, for `policy sign --simulation`.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -161,19 +178,29 @@ fn print_release(cli: &Cli, report: &release::ReleaseReport, dir: &std::path::Pa
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+pub fn policy_simulate(cli: &Cli, args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+    let simulated = open(cli)?.engine.simulate_draft(&args.draft, args.since, args.out.as_deref())?;
+    out(cli.json, &simulated, |s| crate::render::simulation(s, args.out.as_deref()))
+}
+
 pub fn policy_sign(cli: &Cli, args: &SignArgs) -> anyhow::Result<ExitCode> {
     let key = args.key.load()?;
-    let info = pack::sign_pack(&args.source, &args.out, &key).map_err(EngineError::from)?;
+    let report = match &args.simulation {
+        Some(path) => Some(countersign_engine::simulate::read_report(path)?),
+        None => None,
+    };
+    let info = pack::sign_pack_after(&args.source, &args.out, &key, report.as_ref()).map_err(EngineError::from)?;
     if cli.json {
         print_json(&info)?;
     } else {
         println!(
-            "signed pack {} v{} into {} with key {} ({}); the app loads it only if this key is in assets/trusted-keys/",
+            "signed pack {} v{} into {} with key {} ({}), {}; the app loads it only if this key is in assets/trusted-keys/",
             info.id,
             info.version,
             args.out.display(),
             info.key_id,
-            info.digest
+            info.digest,
+            crate::render::simulated(info.simulation.as_deref())
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -187,12 +214,13 @@ pub fn policy_verify(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             } else {
                 let i = &p.info;
                 println!(
-                    "{}: ok — pack {} v{} signed by {} ({}), policy {} v{} ({}), {} on the roster{}",
+                    "{}: ok — pack {} v{} signed by {} ({}) {}, policy {} v{} ({}), {} on the roster{}",
                     args.dir.display(),
                     i.id,
                     i.version,
                     i.key_id,
                     i.key_label,
+                    crate::render::simulated(i.simulation.as_deref()),
                     i.policy_id,
                     i.policy_version,
                     i.policy_hash,
@@ -222,8 +250,15 @@ pub fn policy_status(cli: &Cli) -> anyhow::Result<ExitCode> {
     } else {
         match &s.pack {
             Some(p) => println!(
-                "signed pack {} v{} (key {}, {}): policy {} v{} ({})",
-                p.id, p.version, p.key_id, p.digest, s.policy.id, s.policy.version, s.policy.hash
+                "signed pack {} v{} (key {}, {}), {}: policy {} v{} ({})",
+                p.id,
+                p.version,
+                p.key_id,
+                p.digest,
+                crate::render::simulated(p.simulation.as_deref()),
+                s.policy.id,
+                s.policy.version,
+                s.policy.hash
             ),
             None => println!(
                 "DEV MODE: unsigned policy {} v{} ({}); evidence records signed: false",

@@ -275,6 +275,9 @@ pub enum PolicyCmd {
         #[arg(value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Replay the decisions this workspace recorded through a draft policy: which steps would
+    /// move between auto, confirm, supervisor, recommend and forbid, per action and per rule.
+    Simulate(admin::SimulateArgs),
     /// Build and sign a policy pack (policy, roster, catalog, managed settings) from a source file.
     Sign(admin::SignArgs),
     /// Check a signed pack against the trusted admin keys; exit 1 with the reason if refused.

@@ -122,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             out(json, &countersign_engine::check_policy(&path)?, |s| render::policy(&path, s))
         }
+        Command::Policy(PolicyCmd::Simulate(args)) => admin::policy_simulate(&cli, args),
         Command::Policy(PolicyCmd::Sign(args)) => admin::policy_sign(&cli, args),
         Command::Policy(PolicyCmd::Verify(args)) => admin::policy_verify(&cli, args),
         Command::Policy(PolicyCmd::Status) => admin::policy_status(&cli),

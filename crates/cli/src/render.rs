@@ -430,3 +430,82 @@ pub fn promises(
         }
     }
 }
+
+/// How a signed pack stands on simulation, for every line that shows its version.
+pub fn simulated(digest: Option<&str>) -> String {
+    match digest {
+        Some(d) => format!("signed after a simulation ({d})"),
+        None => "signed WITHOUT a simulation of its changes".into(),
+    }
+}
+
+fn amounts(money: &[countersign_core::Money]) -> String {
+    money.iter().map(ToString::to_string).collect::<Vec<_>>().join(" + ")
+}
+
+fn moves(moves: &[countersign_core::simulate::Move], indent: &str) {
+    for m in moves {
+        let money = if m.money.is_empty() { String::new() } else { format!("  {}", amounts(&m.money)) };
+        let samples: Vec<String> =
+            m.samples.iter().map(|s| format!("{} {} {}", s.case_id, s.plan_id, s.step_id)).collect();
+        println!(
+            "{indent}{:>10} → {:<10} {:>6} step(s){money}   e.g. {}",
+            m.from.as_str(),
+            m.to.as_str(),
+            m.steps,
+            samples.join(", ")
+        );
+    }
+}
+
+/// What a draft would change, readable in a minute: the totals, then per action, per
+/// rule, the money, the replies and hand-offs.
+pub fn simulation(s: &countersign_engine::simulate::Simulated, out: Option<&std::path::Path>) {
+    let r = &s.report;
+    let since = r.since.map(|t| format!(" since {t}")).unwrap_or_default();
+    println!(
+        "Draft {} v{} ({}) over {} recorded decision(s){since}, {} step(s): {} would change.",
+        r.draft.id, r.draft.version, r.draft.hash, r.decisions, r.steps, r.changed
+    );
+    for a in r.actions.iter().filter(|a| a.changed > 0) {
+        println!("{}: {} of {} step(s) change", a.action, a.changed, a.steps);
+        moves(&a.moves, "  ");
+    }
+    let rules: Vec<_> = r.rules.iter().filter(|x| !x.starts.is_empty() || !x.stops.is_empty()).collect();
+    if !rules.is_empty() {
+        println!("Rules that start or stop deciding a step:");
+        for x in rules {
+            println!("  {}: sets {} step(s) now, {} before", x.rule, x.sets_after, x.sets_before);
+            moves(&x.starts, "    starts ");
+            moves(&x.stops, "    stops  ");
+        }
+    }
+    if !r.money_without_a_human.is_empty() {
+        println!("Money that would move without a person: {}", amounts(&r.money_without_a_human));
+    }
+    if !r.money_no_longer_automatic.is_empty() {
+        println!("Money that would no longer move on its own: {}", amounts(&r.money_no_longer_automatic));
+    }
+    if !r.replies.is_empty() {
+        println!("Replies:");
+        moves(&r.replies, "  ");
+    }
+    if r.handoffs_to_person + r.handoffs_from_person > 0 {
+        println!("Hand-offs to a person: {} more, {} fewer", r.handoffs_to_person, r.handoffs_from_person);
+    }
+    if r.without_inputs > 0 {
+        println!("Not replayed: {} decision(s) recorded before their inputs were kept", r.without_inputs);
+    }
+    for u in &r.unreplayable {
+        println!("Not replayed: case {} plan {}: {}", u.case_id, u.plan_id, u.reason);
+    }
+    match out {
+        Some(path) => println!(
+            "Report {} written to {} (sign with `policy sign --simulation {}`)",
+            s.digest,
+            path.display(),
+            path.display()
+        ),
+        None => println!("Report {}", s.digest),
+    }
+}

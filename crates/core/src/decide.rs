@@ -111,10 +111,16 @@ pub struct PriorStep {
     pub order_id: Option<String>,
     pub amount: Money,
     pub state: PriorState,
+    /// Which recorded step this is (a simulation follows it through a draft policy);
+    /// absent in facts recorded before these were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
 }
 
 /// The trusted facts a decision needs besides the case and the plan.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Facts {
     pub now: Timestamp,

@@ -9,7 +9,8 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{CustomerFacts, IdentityFacts, OrderFacts, PlanDecision, StepDecision};
+use crate::decide::{CustomerFacts, Facts, IdentityFacts, OrderFacts, PlanDecision, StepDecision};
+use crate::digest::{canonical_json, sha256_hex};
 use crate::model::{Case, Citation, Operator, Pause, Plan};
 use crate::policy::Outcome;
 
@@ -74,6 +75,63 @@ pub struct PackRef {
     pub key_id: String,
     /// `sha256:<hex>` of the pack's manifest (what the signature covers).
     pub digest: String,
+    /// `sha256:` of the simulation report its signer was shown (absent: signed without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<String>,
+}
+
+/// Everything a decision read besides the policy and the plan (recorded just before it,
+/// in `plan_proposed`): the case as decided and the trusted facts, money history, pauses
+/// in force, the operator and their role, citations and the cut-off state included. A
+/// decision is a pure function of (policy, case, plan, facts), so these replay it
+/// exactly (`countersign policy simulate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInputs {
+    /// The case as decided, when it is not the one this log last recorded for the case
+    /// (`case_opened`, `case_received`): a case file edited between two runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<Case>,
+    /// `sha256:` of the case's canonical JSON.
+    pub case_digest: String,
+    pub facts: Facts,
+    /// `sha256:` of the canonical `{case, facts, plan, policy}` (the case's, the plan's
+    /// and the policy's digests, the facts whole): binds the inputs to the decision.
+    pub digest: String,
+}
+
+impl DecisionInputs {
+    /// The inputs of deciding `plan` on `case` under the policy `policy_hash`; the case is
+    /// kept whole only when `keep_case` (the log does not hold it already).
+    pub fn new(case: &Case, plan: &Plan, facts: Facts, policy_hash: &str, keep_case: bool) -> DecisionInputs {
+        let case_digest = case_digest(case);
+        let digest = inputs_digest(&case_digest, plan, &facts, policy_hash);
+        DecisionInputs { case: keep_case.then(|| case.clone()), case_digest, facts, digest }
+    }
+
+    /// Whether these inputs are the ones recorded for deciding `plan` on `case` under
+    /// `policy_hash` (nothing edited since).
+    pub fn holds_for(&self, case: &Case, plan: &Plan, policy_hash: &str) -> bool {
+        self.case_digest == case_digest(case)
+            && self.digest == inputs_digest(&self.case_digest, plan, &self.facts, policy_hash)
+    }
+}
+
+/// `sha256:` of a case's canonical JSON.
+pub fn case_digest(case: &Case) -> String {
+    sha256_hex(canonical_json(case).as_bytes())
+}
+
+fn inputs_digest(case_digest: &str, plan: &Plan, facts: &Facts, policy_hash: &str) -> String {
+    #[derive(Serialize)]
+    struct Bound<'a> {
+        case: &'a str,
+        facts: &'a Facts,
+        plan: String,
+        policy: &'a str,
+    }
+    let plan = sha256_hex(canonical_json(plan).as_bytes());
+    sha256_hex(canonical_json(&Bound { case: case_digest, facts, plan, policy: policy_hash }).as_bytes())
 }
 
 /// The typed body of an evidence event.
@@ -127,6 +185,10 @@ pub enum Event {
     },
     Decided {
         decision: PlanDecision,
+        /// What the decision read, so it can be replayed exactly (absent in decisions
+        /// recorded before inputs were kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inputs: Option<Box<DecisionInputs>>,
     },
     ReviewRequested {
         plan_id: String,

@@ -26,6 +26,7 @@ pub mod normalize;
 pub mod policy;
 pub mod promise;
 pub mod schema;
+pub mod simulate;
 pub mod team;
 pub mod teamview;
 pub mod validate;

@@ -78,11 +78,14 @@ pub enum MoneyError {
 
 /// A positive amount of a currency.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Money {
     /// Decimal string, e.g. `"45.00"`.
     #[schemars(with = "String")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub amount: Decimal,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub currency: Currency,
 }
 

@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 
 #[path = "policy/signals.rs"]
 mod signals;
+#[path = "policy/simulate.rs"]
+mod simulate;
 
 const DEMO: &str = include_str!("../../../assets/demo/policy.toml");
 const ME: &str = "james_li_5688";
@@ -199,6 +201,8 @@ fn history(case_id: &str, order: Option<&str>, action: &str, amount: &str, state
         order_id: order.map(str::to_string),
         amount: Money::from_json(&usd(amount)).unwrap(),
         state,
+        plan_id: None,
+        step_id: None,
     }
 }
 

@@ -162,8 +162,11 @@ fn stale(message: String) -> EngineError {
 impl Engine {
     /// Run every approved step of a case, in the order they were decided.
     pub fn run_approved(&self, case_id: &str) -> Result<Vec<StepRun>, EngineError> {
-        let steps =
-            self.store.steps(&StepFilter { case_id: Some(case_id.to_string()), states: vec![StepState::Approved] })?;
+        let steps = self.store.steps(&StepFilter {
+            case_id: Some(case_id.to_string()),
+            states: vec![StepState::Approved],
+            ..StepFilter::default()
+        })?;
         let mut out = Vec::new();
         for s in steps {
             out.push(match self.execute(&s.plan_id, &s.step_id) {
@@ -197,7 +200,7 @@ impl Engine {
             match e.event {
                 Event::CaseOpened { case: c } => case = Some(c),
                 Event::PlanProposed { plan: p } if p.id == record.plan_id => plan = Some(p),
-                Event::Decided { decision } if decision.plan_id == record.plan_id => {
+                Event::Decided { decision, .. } if decision.plan_id == record.plan_id => {
                     decided = decision.steps.into_iter().find(|s| s.step_id == record.step_id);
                 }
                 Event::ReviewDecided { plan_id, step_id, step_digest, verdict, .. } if ours(&plan_id, &step_id) => {
@@ -990,7 +993,8 @@ impl Engine {
         change: &str,
         states: &[StepState],
     ) -> Result<Option<StepRecord>, EngineError> {
-        let filter = StepFilter { case_id: Some(record.case_id.clone()), states: states.to_vec() };
+        let filter =
+            StepFilter { case_id: Some(record.case_id.clone()), states: states.to_vec(), ..StepFilter::default() };
         Ok(self.store.steps(&filter)?.into_iter().find(|s| {
             !(s.plan_id == record.plan_id && s.step_id == record.step_id)
                 && serde_json::from_value::<Step>(s.step.clone())

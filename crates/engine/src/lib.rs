@@ -32,6 +32,7 @@ pub mod promises;
 pub mod provenance;
 mod record;
 mod review;
+pub mod simulate;
 pub mod team;
 pub mod teamview;
 pub mod views;

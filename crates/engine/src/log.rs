@@ -185,7 +185,7 @@ impl LoggedEvent {
             Event::PlanProposed { plan } => {
                 format!("plan {} ({}): {} steps", plan.id, plan.intent, plan.steps.len())
             }
-            Event::Decided { decision } => {
+            Event::Decided { decision, .. } => {
                 decision.steps.iter().map(|s| format!("{}={}", s.action, s.decision)).collect::<Vec<_>>().join(", ")
             }
             Event::ReviewRequested { step_id, decision, .. } => format!("{step_id} waits for {decision}"),

@@ -241,6 +241,7 @@ impl Engine {
             version: p.version,
             key_id: p.key_id.clone(),
             digest: p.digest.clone(),
+            simulation: p.simulation.clone(),
         });
         let now = (self.policy.hash.clone(), pack.as_ref().map(|p| p.digest.clone()));
         if last.as_ref() == Some(&now) {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use countersign_core::decide::{Facts, OrderFacts, PlanDecision, PriorState, PriorStep};
-use countersign_core::evidence::Event;
+use countersign_core::evidence::{DecisionInputs, Event};
 use countersign_core::model::{Case, Plan};
 use countersign_core::{CaseScan, Outcome, decide_scanned};
 use countersign_store::{EventFilter, NewStep, StepFilter};
@@ -94,7 +94,24 @@ impl Engine {
         let counted =
             vec![StepState::Waiting, StepState::Approved, StepState::Running, StepState::Unknown, StepState::Succeeded];
         let mut out = Vec::new();
-        for rec in self.store.steps(&StepFilter { states: counted, ..StepFilter::default() })? {
+        // Only the policy's money actions, on this case or these orders (and steps queued
+        // before the store kept their order, sorted out below).
+        let filter = StepFilter {
+            states: counted,
+            actions: self
+                .policy
+                .actions
+                .iter()
+                .filter(|(_, d)| d.money_param.is_some())
+                .map(|(a, _)| a.clone())
+                .collect(),
+            touching: Some((case.id.clone(), orders.iter().cloned().collect())),
+            ..StepFilter::default()
+        };
+        if filter.actions.is_empty() {
+            return Ok(out);
+        }
+        for rec in self.store.steps(&filter)? {
             // The plan being decided counts its own steps; a step decided again counts
             // the rest of its plan as earlier steps.
             if rec.plan_id == plan.id && rec.case_id == case.id && only.is_none_or(|s| s == rec.step_id) {
@@ -131,6 +148,8 @@ impl Engine {
                         StepState::Succeeded => PriorState::Executed,
                         _ => PriorState::Approved,
                     },
+                    plan_id: Some(rec.plan_id.clone()),
+                    step_id: Some(rec.step_id.clone()),
                 });
             }
         }
@@ -232,6 +251,9 @@ impl Engine {
                 ..EventFilter::default()
             })?
             .is_empty();
+        // The decision's inputs name the case the log holds, or carry it when the log's
+        // last word on the case is another (a case file edited between two runs).
+        let keep_case = seen && self.last_recorded_case(&case.id)?.as_ref() != Some(case);
         let mut events = Vec::new();
         if !seen {
             events.push(Event::CaseOpened { case: case.clone() });
@@ -244,7 +266,8 @@ impl Engine {
             identity: Some(facts.identity.clone()),
         });
         events.push(Event::PlanProposed { plan: plan.clone() });
-        events.push(Event::Decided { decision: decision.clone() });
+        let inputs = DecisionInputs::new(case, plan, facts.clone(), &decision.policy_hash, keep_case);
+        events.push(Event::Decided { decision: decision.clone(), inputs: Some(Box::new(inputs)) });
         for s in &decision.steps {
             if matches!(s.decision, Outcome::Confirm | Outcome::Supervisor) {
                 events.push(Event::ReviewRequested {
@@ -276,6 +299,14 @@ impl Engine {
                 approver_roles: s.approver_roles.clone(),
                 state,
                 decided_at: facts.now,
+                order_id: self
+                    .policy
+                    .actions
+                    .get(&step.action)
+                    .and_then(|d| d.order_param.as_ref())
+                    .and_then(|p| step.params.get(p))
+                    .and_then(|p| p.value.as_str())
+                    .map(str::to_string),
             });
         }
         let batch = events
@@ -294,10 +325,27 @@ impl Engine {
         Ok(decision)
     }
 
+    /// The case as this log last recorded it (`case_opened`, or a newer `case_received`).
+    pub(crate) fn last_recorded_case(&self, case_id: &str) -> Result<Option<Case>, EngineError> {
+        let mut last: Option<(u64, Case)> = None;
+        for kind in ["case_opened", "case_received"] {
+            for e in self.case_events(case_id, kind)? {
+                let case = match e.event {
+                    Event::CaseOpened { case } | Event::CaseReceived { case, .. } => case,
+                    _ => continue,
+                };
+                if last.as_ref().is_none_or(|(seq, _)| e.seq > *seq) {
+                    last = Some((e.seq, case));
+                }
+            }
+        }
+        Ok(last.map(|(_, c)| c))
+    }
+
     /// The decision recorded for a plan of a case, if it was processed before.
     pub fn recorded_decision(&self, case_id: &str, plan_id: &str) -> Result<Option<PlanDecision>, EngineError> {
         Ok(self.case_events(case_id, "decided")?.into_iter().rev().find_map(|e| match e.event {
-            Event::Decided { decision } if decision.plan_id == plan_id => Some(decision),
+            Event::Decided { decision, .. } if decision.plan_id == plan_id => Some(decision),
             _ => None,
         }))
     }

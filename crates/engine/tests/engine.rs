@@ -33,6 +33,8 @@ mod promises;
 mod provenance;
 #[path = "engine/signals.rs"]
 mod signals;
+#[path = "engine/simulate.rs"]
+mod simulate;
 #[path = "engine/statuses.rs"]
 mod statuses;
 

@@ -27,7 +27,7 @@ use support::*;
 fn decided_steps(desk: &Desk) -> Vec<(String, String, String)> {
     let mut steps = Vec::new();
     for e in desk.engine.log_list(&LogFilter::default()).unwrap() {
-        if let Event::Decided { decision } = e.event {
+        if let Event::Decided { decision, .. } = e.event {
             for s in decision.steps {
                 steps.retain(|(p, st, _): &(String, String, String)| !(p == &decision.plan_id && st == &s.step_id));
                 steps.push((decision.plan_id.clone(), s.step_id, s.action));
@@ -320,7 +320,7 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
         .iter()
         .flat_map(|d| d.engine.log_list(&LogFilter { kind: Some("decided".into()), ..Default::default() }).unwrap())
         .flat_map(|e| match e.event {
-            Event::Decided { decision } => {
+            Event::Decided { decision, .. } => {
                 decision.steps.into_iter().map(|s| (s.action, s.decision.as_str().to_string())).collect()
             }
             _ => Vec::new(),

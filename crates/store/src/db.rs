@@ -26,6 +26,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0005_blobs.sql")),
     M::up(include_str!("../migrations/0006_cases.sql")),
     M::up(include_str!("../migrations/0007_team_pauses.sql")),
+    M::up(include_str!("../migrations/0008_step_orders.sql")),
 ];
 
 /// The schema version this build writes (the number of migrations).

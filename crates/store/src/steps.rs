@@ -96,6 +96,8 @@ pub struct NewStep {
     /// `Waiting` for countersigned steps, `Approved` for `auto` ones.
     pub state: StepState,
     pub decided_at: Timestamp,
+    /// The order it acts on (`None`: it names none).
+    pub order_id: Option<String>,
 }
 
 /// A step as stored.
@@ -163,6 +165,11 @@ pub struct PauseGuard {
 pub struct StepFilter {
     pub case_id: Option<String>,
     pub states: Vec<StepState>,
+    /// Only these actions (empty: any).
+    pub actions: Vec<String>,
+    /// Only steps on this case or on one of these orders, and those queued before the
+    /// store kept a step's order (their order is unknown here: the caller reads it).
+    pub touching: Option<(String, Vec<String>)>,
 }
 
 const COLUMNS: &str = "plan_id, step_id, case_id, action, step, step_digest, policy_hash, decision, approver_roles, \
@@ -225,6 +232,19 @@ pub(crate) fn list(conn: &Connection, filter: &StepFilter) -> Result<Vec<StepRec
         sql.push_str(&format!(" AND state IN ({})", vec!["?"; filter.states.len()].join(", ")));
         args.extend(filter.states.iter().map(|s| s.as_str().to_string()));
     }
+    if !filter.actions.is_empty() {
+        sql.push_str(&format!(" AND action IN ({})", vec!["?"; filter.actions.len()].join(", ")));
+        args.extend(filter.actions.iter().cloned());
+    }
+    if let Some((case_id, orders)) = &filter.touching {
+        sql.push_str(" AND (case_id = ? OR order_id IS NULL");
+        args.push(case_id.clone());
+        if !orders.is_empty() {
+            sql.push_str(&format!(" OR order_id IN ({})", vec!["?"; orders.len()].join(", ")));
+            args.extend(orders.iter().cloned());
+        }
+        sql.push(')');
+    }
     sql.push_str(" ORDER BY decided_at, plan_id, step_id");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row)?;
@@ -247,8 +267,8 @@ pub(crate) fn insert(conn: &Connection, s: &NewStep, seq: u64) -> Result<(), Sto
     }
     conn.prepare_cached(
         "INSERT INTO steps (plan_id, step_id, case_id, action, step, step_digest, policy_hash, decision,
-                            approver_roles, state, decided_at, last_seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            approver_roles, state, decided_at, last_seq, order_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         s.plan_id,
@@ -263,6 +283,7 @@ pub(crate) fn insert(conn: &Connection, s: &NewStep, seq: u64) -> Result<(), Sto
         s.state.as_str(),
         s.decided_at.to_string(),
         crate::writer::seq_sql(seq),
+        s.order_id.as_deref().unwrap_or(""),
     ])?;
     Ok(())
 }

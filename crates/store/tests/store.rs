@@ -870,6 +870,7 @@ fn new_step(plan: &str, step: &str, state: countersign_store::StepState) -> coun
         approver_roles: vec!["agent".into()],
         state,
         decided_at: at(1),
+        order_id: None,
     }
 }
 
@@ -918,6 +919,53 @@ fn steps_are_queued_with_their_decision_and_move_only_from_allowed_states() {
     assert_eq!(store.head().unwrap().count, 2, "a refused record writes none of its events");
     assert!(matches!(w.transition(approve("p9", "s1", "a", 4)), Err(StoreError::StepNotFound { .. })));
     assert!(store.verify().unwrap().ok);
+}
+
+#[test]
+fn a_money_history_reads_only_the_steps_of_its_case_and_orders_and_those_of_unknown_order() {
+    use countersign_store::{StepFilter, StepState};
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let store = Store::open(&path).unwrap();
+    let step = |plan: &str, case: &str, action: &str, order: Option<&str>| countersign_store::NewStep {
+        case_id: case.into(),
+        action: action.into(),
+        order_id: order.map(str::to_string),
+        ..new_step(plan, "s1", StepState::Approved)
+    };
+    store
+        .writer()
+        .record(
+            vec![event(1)],
+            vec![
+                step("a", "case-a", "refund_partial", Some("#O1")),
+                step("b", "case-b", "refund_partial", Some("#O2")),
+                step("c", "case-c", "create_goodwill_coupon", None),
+                step("d", "case-d", "refund_partial", Some("#O3")),
+                step("e", "case-e", "get_order_details", Some("#O2")),
+            ],
+        )
+        .unwrap();
+    drop(store);
+    // A step queued before the store kept its order: its order is unknown here.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE steps SET order_id = NULL WHERE plan_id = 'd'", []).unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    let filter = StepFilter {
+        actions: vec!["refund_partial".into(), "create_goodwill_coupon".into()],
+        touching: Some(("case-a".into(), vec!["#O2".into()])),
+        ..StepFilter::default()
+    };
+    let plans: Vec<String> = store.steps(&filter).unwrap().into_iter().map(|s| s.plan_id).collect();
+    assert_eq!(
+        plans,
+        ["a", "b", "d"],
+        "its case, its order, and the one of unknown order; not a coupon elsewhere nor a read"
+    );
+    let none = StepFilter { touching: Some(("case-z".into(), Vec::new())), ..filter };
+    let plans: Vec<String> = store.steps(&none).unwrap().into_iter().map(|s| s.plan_id).collect();
+    assert_eq!(plans, ["d"]);
 }
 
 #[test]

@@ -154,7 +154,7 @@ impl Facets {
                     at,
                 });
             }
-            Event::Decided { decision } => {
+            Event::Decided { decision, .. } => {
                 if decision.handoff {
                     self.escalated.insert((device.to_string(), clean(&decision.case_id)));
                 }
@@ -293,7 +293,13 @@ mod tests {
             version: 3,
             hash: "h".into(),
             signed: true,
-            pack: Some(PackRef { id: "retail".into(), version: 7, key_id: "k".into(), digest: "d".into() }),
+            pack: Some(PackRef {
+                id: "retail".into(),
+                version: 7,
+                key_id: "k".into(),
+                digest: "d".into(),
+                simulation: None,
+            }),
         };
         f.take("desk-1", t("2026-12-03T10:00:00Z"), None, "system", &loaded, &mut desk);
         assert_eq!(desk.pack, Some(("retail".into(), 7)));

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use countersign_core::Policy;
+use countersign_core::simulate::SimulationReport;
 use serde::{Deserialize, Serialize};
 
 use crate::TrustError;
@@ -78,6 +79,10 @@ pub struct PackMeta {
 #[serde(deny_unknown_fields)]
 struct Manifest {
     format: String,
+    /// `sha256:` of the simulation report (`countersign policy simulate`) the admin was
+    /// shown for this pack's policy; absent when it was signed without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    simulation: Option<String>,
     pack: PackMeta,
     /// File name → SHA-256 (64 lowercase hex).
     files: BTreeMap<String, String>,
@@ -180,6 +185,10 @@ pub struct PackInfo {
     pub roster: Vec<String>,
     pub has_catalog: bool,
     pub settings: ManagedSettings,
+    /// `sha256:` of the simulation report its signer was shown (`None`: signed without
+    /// one, and every face that shows the version says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<String>,
 }
 
 /// A verified pack with its contents.
@@ -326,6 +335,7 @@ pub fn verify_pack(dir: &Path, trusted: &TrustedKeys) -> Result<Pack, PackRefusa
             roster: roster.iter().map(|r| r.id.clone()).collect(),
             has_catalog: files.contains_key(CATALOG_FILE),
             settings: manifest.settings.clone(),
+            simulation: manifest.simulation.clone(),
         },
         policy,
         roster,
@@ -439,6 +449,17 @@ fn check_contents(
 /// `out` with a manifest of their SHA-256 and sign the manifest. `out` must not already
 /// hold a pack, or anything else (a pack holds only the files its manifest lists).
 pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo, TrustError> {
+    sign_pack_after(source, out, key, None)
+}
+
+/// [`sign_pack`], naming in the manifest the simulation report the admin was shown for
+/// this policy (`countersign policy simulate`); a report made for another policy is refused.
+pub fn sign_pack_after(
+    source: &Path,
+    out: &Path,
+    key: &SecretKey,
+    simulation: Option<&SimulationReport>,
+) -> Result<PackInfo, TrustError> {
     let text = std::fs::read_to_string(source).map_err(|e| TrustError::io(source, e))?;
     let shown = source.display().to_string();
     let src: Source = toml::from_str(&text)
@@ -455,6 +476,18 @@ pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo,
     }
     // Check with the source's paths in the messages.
     check_contents(base, &src.pack, &src.settings, &files).map_err(|message| TrustError::BadInput { message })?;
+    if let Some(report) = simulation {
+        let policy = String::from_utf8_lossy(&files[POLICY_FILE]);
+        let hash = countersign_core::policy::content_hash(&policy);
+        if report.draft.hash != hash {
+            return Err(TrustError::BadInput {
+                message: format!(
+                    "the simulation report is of policy {} v{} ({}), not of the policy this pack signs ({hash}): simulate this policy and sign again",
+                    report.draft.id, report.draft.version, report.draft.hash
+                ),
+            });
+        }
+    }
     for name in [MANIFEST_FILE, SIGNATURE_FILE] {
         if out.join(name).exists() {
             return Err(TrustError::Conflict {
@@ -476,6 +509,7 @@ pub fn sign_pack(source: &Path, out: &Path, key: &SecretKey) -> Result<PackInfo,
     std::fs::create_dir_all(out).map_err(|e| TrustError::io(out, e))?;
     let manifest = Manifest {
         format: PACK_FORMAT.into(),
+        simulation: simulation.map(SimulationReport::digest),
         pack: src.pack.clone(),
         files: files.iter().map(|(n, b)| (n.clone(), hex::encode(sha256(b)))).collect(),
         settings: src.settings.clone(),

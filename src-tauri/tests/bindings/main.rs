@@ -41,6 +41,7 @@ fn generate(dir: &Path) {
     PromiseStatus::export_all_to(dir).unwrap();
     PromiseSweep::export_all_to(dir).unwrap();
     TeamAudit::export_all_to(dir).unwrap();
+    Simulated::export_all_to(dir).unwrap();
     Metrics::export_all_to(dir).unwrap();
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();

@@ -249,6 +249,29 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     let value = wait_for(c, "[data-testid=cred-value]").await?.prop("value").await?.unwrap_or_default();
     assert!(value.is_empty(), "the value field is cleared after saving");
     assert!(!c.source().await?.contains(secret), "a saved credential never appears in the page");
+    // An admin's diff before signing: a draft that refuses cancellations, replayed over what
+    // this desk decided today (demo-01's cancel waited for the agent's click, and ran).
+    let drafts = tempfile::tempdir()?;
+    let draft = drafts.path().join("draft.toml");
+    let demo_policy = std::fs::read_to_string(repo().join("assets/demo/policy.toml"))?;
+    std::fs::write(
+        &draft,
+        format!(
+            "{demo_policy}\n[[rules]]\nid = \"cancel.never\"\nreason = \"No cancellations this week\"\nactions = [\"cancel_pending_order\"]\ndecision = \"forbid\"\n"
+        ),
+    )?;
+    wait_for(c, "[data-testid=simulate-draft]").await?.send_keys(&draft.display().to_string()).await?;
+    wait_for(c, "[data-testid=simulate-run]").await?.click().await?;
+    let summary =
+        wait_text(c, "[data-testid=simulation-summary]", "the simulation", |t| t.contains("would change")).await?;
+    assert!(!summary.contains(": 0 would change"), "the draft refuses a cancel this desk decided: {summary}");
+    let moves =
+        wait_text(c, "[data-testid=simulation-actions]", "the moves", |t| t.contains("cancel_pending_order")).await?;
+    assert!(moves.contains("confirm") && moves.contains("forbid") && moves.contains("demo-01"), "{moves}");
+    let rules = wait_text(c, "[data-testid=simulation-rules]", "the rule", |t| t.contains("cancel.never")).await?;
+    println!("simulation: {summary} | {rules}");
+    wait_text(c, "[data-testid=simulation-digest]", "the report's digest", |t| t.starts_with("sha256:")).await?;
+    shot(c, "07b-simulation").await?;
     // Updates: the demo workspace runs no signed pack, and this installer names no update
     // endpoint (or, built from the repository's config, has no updater key): the check says
     // so with its code and a next step instead of failing silently.

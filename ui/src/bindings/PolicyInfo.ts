@@ -2,6 +2,11 @@
 
 export type PolicyInfo = { id: string, title: string, version: number, hash: string, 
 /**
- * Signature status: packs are not signed yet, so the app runs in dev mode.
+ * Whether it came in a signed pack (else the app runs in dev mode).
  */
-signed: boolean, actions: number, rules: number, };
+signed: boolean, 
+/**
+ * `sha256:` of the simulation report the pack's signer was shown; `None` for a pack
+ * signed without one (and in dev mode).
+ */
+simulation: string | null, actions: number, rules: number, };

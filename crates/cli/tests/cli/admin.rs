@@ -234,3 +234,96 @@ fn release_script_signs_whatever_artifacts_it_is_given() {
     let o = Command::new("bash").arg(repo().join("scripts/release.sh")).args(["--out", "x"]).output().unwrap();
     assert_eq!(code(&o), 2);
 }
+
+/// A pack source in `dir` with `policy` as its policy, the demo's roster and catalog.
+fn pack_source(dir: &Path, policy: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["pack-source.toml", "roster.toml", "catalog.toml"] {
+        std::fs::copy(repo().join("assets/demo").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    dir.join("pack-source.toml")
+}
+
+#[test]
+fn a_draft_is_simulated_over_the_recorded_decisions_and_a_pack_signed_after_it_names_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    // An agent's afternoon: the split-refunds case, its customer verified, its three refunds
+    // decided (they wait for the agent: a plan file vouches for none of its amounts).
+    let case = repo().join("assets/demo/cases/06-split-refunds.json");
+    super::verify_customer(|a| cs(&data, a), &case);
+    let o = cs(&data, &["--json", "run", "--case", case.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // The draft refuses every partial refund.
+    let demo = std::fs::read_to_string(repo().join("assets/demo/policy.toml")).unwrap();
+    let draft = format!(
+        "{demo}\n[[rules]]\nid = \"refund.never\"\nreason = \"No partial refunds\"\nactions = [\"refund_partial\"]\ndecision = \"forbid\"\n"
+    );
+    let source = pack_source(&d.join("src"), &draft);
+    let policy = d.join("src/policy.toml");
+    let report = d.join("simulation.json");
+    let o = cs(&data, &["--json", "policy", "simulate", policy.to_str().unwrap(), "--out", report.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let simulated = stdout_json(&o);
+    let digest = simulated["digest"].as_str().unwrap().to_string();
+    assert_eq!(simulated["report"]["changed"], 3, "{simulated:#}");
+    let refunds = &simulated["report"]["actions"][0];
+    assert_eq!(refunds["action"], "refund_partial");
+    assert_eq!(
+        (refunds["moves"][0]["from"].as_str(), refunds["moves"][0]["to"].as_str()),
+        (Some("confirm"), Some("forbid"))
+    );
+    assert!(report.exists());
+
+    let o = cs(&data, &["policy", "simulate", policy.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = out(&o);
+    assert!(text.contains("would change") && text.contains("refund_partial") && text.contains(&digest), "{text}");
+    assert!(text.contains("confirm → forbid") && text.contains("rule.refund.never"), "the moves are shown: {text}");
+
+    // A draft that does not parse is named with its line and column.
+    let broken = d.join("broken.toml");
+    std::fs::write(&broken, demo.replacen("[[rules]]", "[[rules]\n", 1)).unwrap();
+    let o = cs(&data, &["policy", "simulate", broken.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    let located = format!("{}:", broken.display());
+    let rest = stderr(&o).split_once(&located).map(|(_, r)| r.to_string()).unwrap_or_default();
+    assert!(rest.split(':').take(2).all(|n| n.parse::<u32>().is_ok()), "file:line:column: {}", stderr(&o));
+
+    // Signed after it: the manifest names the report, and every face says so.
+    let (key, public) = keygen_file(d, "ops");
+    let sign = |into: &Path, report: Option<&Path>| {
+        let mut args = vec!["policy", "sign", source.to_str().unwrap(), "--out", into.to_str().unwrap(), "--key", &key];
+        if let Some(r) = report {
+            args.extend(["--simulation", r.to_str().unwrap()]);
+        }
+        cs(d, &args)
+    };
+    let pack = d.join("pack");
+    let o = sign(&pack, Some(&report));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(out(&o).contains(&format!("signed after a simulation ({digest})")), "{}", out(&o));
+    let o = cs(d, &["policy", "verify", pack.to_str().unwrap(), "--trust", &public, "--json"]);
+    assert_eq!(stdout_json(&o)["pack"]["simulation"], digest.as_str());
+
+    // A report of another policy (the demo's own) is refused, and nothing is written.
+    let other = d.join("other.json");
+    let demo_policy = repo().join("assets/demo/policy.toml");
+    let o = cs(&data, &["policy", "simulate", demo_policy.to_str().unwrap(), "--out", other.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let refused = d.join("refused");
+    let o = sign(&refused, Some(&other));
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("not of the policy this pack signs"), "{}", stderr(&o));
+    assert!(!refused.exists(), "nothing is written for a refused signing");
+
+    // Signed without one, it says so.
+    let blind = d.join("blind");
+    let o = sign(&blind, None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = cs(d, &["policy", "verify", blind.to_str().unwrap(), "--trust", &public]);
+    assert!(out(&o).contains("signed WITHOUT a simulation"), "{}", out(&o));
+}

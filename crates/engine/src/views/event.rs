@@ -187,7 +187,7 @@ impl EventDetail {
                 intent: plan.intent.clone(),
                 steps: count(plan.steps.len()),
             },
-            Event::Decided { decision } => EventDetail::Decided {
+            Event::Decided { decision, .. } => EventDetail::Decided {
                 steps: decision
                     .steps
                     .iter()

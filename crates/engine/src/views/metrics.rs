@@ -68,7 +68,7 @@ pub fn metrics(steps: &[StepRecord], events: &[LoggedEvent]) -> Metrics {
     for e in events {
         let case = e.case_id.clone().unwrap_or_default();
         match &e.event {
-            Event::Decided { decision } => {
+            Event::Decided { decision, .. } => {
                 cases.insert(case.clone());
                 if decision.handoff {
                     handoffs.insert(case);

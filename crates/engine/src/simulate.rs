@@ -1,0 +1,165 @@
+//! `countersign policy simulate`: the decisions this log recorded, replayed through a
+//! draft policy ([`countersign_core::simulate`]) from the inputs each one recorded.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use countersign_core::Policy;
+use countersign_core::evidence::Event;
+use countersign_core::model::{Case, Plan};
+use countersign_core::simulate::{Recorded, Simulation, SimulationReport, Unreplayable, simulate};
+use countersign_store::EventFilter;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::{Engine, EngineError};
+
+/// A simulation of a draft over this log: the report an admin reads (and whose digest a
+/// pack signed after it names), and every replayed step.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Simulated {
+    pub report: SimulationReport,
+    /// `sha256:` of the report's canonical JSON.
+    pub digest: String,
+    #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub simulation: Simulation,
+}
+
+/// Read a draft policy file (its errors name file:line:column).
+pub fn read_draft(path: &Path) -> Result<Policy, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    Ok(Policy::parse(&path.display().to_string(), &text)?)
+}
+
+impl Engine {
+    /// `countersign policy simulate`: the draft policy file replayed over this log,
+    /// reporting decisions made on or after `since` (a UTC day), the report also written
+    /// to `out` when given (for `policy sign --simulation`).
+    pub fn simulate_draft(
+        &self,
+        draft: &Path,
+        since: Option<jiff::civil::Date>,
+        out: Option<&Path>,
+    ) -> Result<Simulated, EngineError> {
+        let policy = read_draft(draft)?;
+        let since = match since {
+            Some(day) => Some(
+                day.to_zoned(jiff::tz::TimeZone::UTC)
+                    .map_err(|e| EngineError::BadInput { message: format!("--since {day}: {e}") })?
+                    .timestamp(),
+            ),
+            None => None,
+        };
+        let simulated = self.simulate(&policy, since)?;
+        if let Some(path) = out {
+            write_report(path, &simulated.report)?;
+        }
+        Ok(simulated)
+    }
+
+    /// Replay every decision this log recorded through `draft`, in the order recorded,
+    /// and report what would change for those made at or after `since`.
+    pub fn simulate(&self, draft: &Policy, since: Option<Timestamp>) -> Result<Simulated, EngineError> {
+        let (recorded, without_inputs, mut unreplayable) = self.recorded_decisions()?;
+        let mut simulation = simulate(draft, &recorded);
+        simulation.unreplayable.append(&mut unreplayable);
+        let report = SimulationReport::new(draft, &simulation, since, without_inputs);
+        Ok(Simulated { digest: report.digest(), report, simulation })
+    }
+
+    /// Every recorded decision with what it read, in the order recorded; how many carry
+    /// no inputs; and those whose inputs do not match what the log holds.
+    fn recorded_decisions(&self) -> Result<(Vec<Recorded>, usize, Vec<Unreplayable>), EngineError> {
+        let of_kind = |kind: &str| self.events(&EventFilter { kind: Some(kind.into()), ..EventFilter::default() });
+        // Each case as the log recorded it, in order, and each plan by (case, plan).
+        let mut cases: HashMap<String, Vec<(u64, Case)>> = HashMap::new();
+        for kind in ["case_opened", "case_received"] {
+            for e in of_kind(kind)? {
+                if let Event::CaseOpened { case } | Event::CaseReceived { case, .. } = e.event {
+                    cases.entry(case.id.clone()).or_default().push((e.seq, case));
+                }
+            }
+        }
+        for revisions in cases.values_mut() {
+            revisions.sort_by_key(|(seq, _)| *seq);
+        }
+        let mut plans: HashMap<(String, String), Plan> = HashMap::new();
+        for e in of_kind("plan_proposed")? {
+            if let Event::PlanProposed { plan } = e.event {
+                plans.insert((plan.case_id.clone(), plan.id.clone()), plan);
+            }
+        }
+
+        let mut recorded = Vec::new();
+        let mut without_inputs = 0;
+        let mut unreplayable = Vec::new();
+        for e in of_kind("decided")? {
+            let Event::Decided { decision, inputs } = e.event else { continue };
+            let Some(inputs) = inputs else {
+                without_inputs += 1;
+                continue;
+            };
+            let refuse = |reason: String| Unreplayable {
+                case_id: decision.case_id.clone(),
+                plan_id: decision.plan_id.clone(),
+                reason,
+            };
+            let Some(plan) = plans.get(&(decision.case_id.clone(), decision.plan_id.clone())).cloned() else {
+                unreplayable.push(refuse("its plan is not in the log".into()));
+                continue;
+            };
+            let case = match inputs.case {
+                Some(ref case) => Some(case.clone()),
+                None => cases
+                    .get(&decision.case_id)
+                    .and_then(|revs| revs.iter().rev().find(|(seq, _)| *seq < e.seq))
+                    .map(|(_, case)| case.clone()),
+            };
+            let Some(case) = case else {
+                unreplayable.push(refuse("the case it decided on is not in the log".into()));
+                continue;
+            };
+            if !inputs.holds_for(&case, &plan, &decision.policy_hash) {
+                unreplayable.push(refuse(
+                    "its recorded inputs do not match the case and plan the log holds (run `countersign log verify`)"
+                        .into(),
+                ));
+                continue;
+            }
+            recorded.push(Recorded { at: e.at, case, plan, facts: inputs.facts, decision });
+        }
+        Ok((recorded, without_inputs, unreplayable))
+    }
+}
+
+/// Write a report where `policy sign --simulation` reads it (replacing the file whole).
+pub fn write_report(path: &Path, report: &SimulationReport) -> Result<(), EngineError> {
+    let text = serde_json::to_string_pretty(report).map_err(|e| EngineError::BadInput { message: e.to_string() })?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| EngineError::io(dir, e))?;
+    std::io::Write::write_all(&mut file, format!("{text}\n").as_bytes()).map_err(|e| EngineError::io(path, e))?;
+    file.as_file().sync_all().map_err(|e| EngineError::io(path, e))?;
+    file.persist(path).map_err(|e| EngineError::io(path, e.error))?;
+    Ok(())
+}
+
+/// Read a report written by [`write_report`]; its errors name file:line:column.
+pub fn read_report(path: &Path) -> Result<SimulationReport, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+    let report: SimulationReport = serde_json::from_str(&text).map_err(|e| EngineError::BadInput {
+        message: format!("{}:{}:{}: not a simulation report: {e}", path.display(), e.line(), e.column()),
+    })?;
+    if report.format != countersign_core::simulate::REPORT_FORMAT {
+        return Err(EngineError::BadInput {
+            message: format!(
+                "{}: a simulation report of format {:?}, not {:?}",
+                path.display(),
+                report.format,
+                countersign_core::simulate::REPORT_FORMAT
+            ),
+        });
+    }
+    Ok(report)
+}
