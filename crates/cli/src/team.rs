@@ -346,6 +346,13 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
                         c.label, c.made, c.kept, c.broken, c.not_checkable, c.overdue, c.open
                     );
                 }
+                println!("rules: {:<33} {:>6} {:>8} {:>11}", "", "fired", "decided", "overridden");
+                for r in &m.rules {
+                    println!("  {:<38} {:>6} {:>8} {:>11}", r.rule, r.fired, r.decided, r.overridden);
+                }
+                if !m.rules_never_fired.is_empty() {
+                    println!("never fired: {}", m.rules_never_fired.join(", "));
+                }
             })
         }
         TeamLogCmd::Judge { desk, case_id, right, wrong: _, reason } => {

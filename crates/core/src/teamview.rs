@@ -343,4 +343,26 @@ pub struct TeamMetrics {
     pub promises_per_agent: Vec<PromiseCounts>,
     /// Per week (Monday) the reply was sent, oldest first.
     pub promises_per_week: Vec<PromiseCounts>,
+    /// Per rule (`rule.<id>`, `signal.<id>`, `action.<name>`, `builtin.…`): how often it
+    /// fired, decided a step and was overridden; the rules that fire most first.
+    #[serde(default)]
+    pub rules: Vec<RuleCounts>,
+    /// The rules and signals of the team's newest signed policy that fired on no step in
+    /// the window.
+    #[serde(default)]
+    pub rules_never_fired: Vec<String>,
+}
+
+/// One rule over the team's steps in a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct RuleCounts {
+    pub rule: String,
+    /// Steps it fired on (any of their reasons).
+    pub fired: u32,
+    /// Steps whose outcome it set (the most restrictive of their reasons).
+    pub decided: u32,
+    /// Of those, steps held for a person that the person rejected, or an agent edited.
+    pub overridden: u32,
 }

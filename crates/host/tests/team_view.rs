@@ -340,6 +340,36 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     let refunds = m.per_action.iter().find(|c| c.label == "refund_partial").unwrap();
     assert_eq!(refunds.edited, 1, "the edit counts for its action: {refunds:?}");
     assert_eq!(m.per_week.len(), 1, "all this week: {:?}", m.per_week);
+    // Per rule: the steps each fired on and decided, as the desks' logs say; the pack's own
+    // rules and signals that fired on none.
+    let mut per_rule: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+    for e in [&agent_1, &agent_2]
+        .iter()
+        .flat_map(|d| d.engine.log_list(&LogFilter { kind: Some("decided".into()), ..Default::default() }).unwrap())
+    {
+        let Event::Decided { decision, .. } = e.event else { continue };
+        for s in decision.steps {
+            let fired: std::collections::BTreeSet<String> = s.rule_ids.iter().cloned().collect();
+            for r in fired {
+                per_rule.entry(r).or_default().0 += 1;
+            }
+            let deciding: std::collections::BTreeSet<String> =
+                s.reasons.iter().filter(|r| r.decision == s.decision).map(|r| r.rule.clone()).collect();
+            for r in deciding {
+                per_rule.entry(r).or_default().1 += 1;
+            }
+        }
+    }
+    let counted: std::collections::BTreeMap<String, (u32, u32)> =
+        m.rules.iter().map(|r| (r.rule.clone(), (r.fired, r.decided))).collect();
+    assert_eq!(counted, per_rule);
+    assert!(m.rules.windows(2).all(|w| w[0].fired >= w[1].fired), "the rules that fire most first");
+    assert!(m.rules_never_fired.iter().any(|r| r == "rule.account.no-social-dm"), "{:?}", m.rules_never_fired);
+    assert!(
+        m.rules_never_fired
+            .iter()
+            .all(|r| !per_rule.contains_key(r) && (r.starts_with("rule.") || r.starts_with("signal.")))
+    );
     // Lead 2 counts desk 1 only: one case, no escalation.
     let theirs = lead_2.engine.team_metrics(None, None).unwrap();
     assert_eq!((theirs.cases, theirs.escalations), (1, 0), "{theirs:?}");
@@ -543,7 +573,7 @@ fn the_leads_verdicts_on_escalations_and_the_desks_promises_reach_the_teams_metr
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let metrics_with = |leads: &[(String, String)], team: &str| {
         held.rt
-            .block_on(countersign_team::view::metrics(&held.pool, &grants, (team, leads), today, None, None))
+            .block_on(countersign_team::view::metrics(&held.pool, &grants, (team, leads), &[], today, None, None))
             .unwrap()
     };
     let judged = |m: countersign_core::teamview::TeamMetrics| {

@@ -36,6 +36,9 @@ pub struct StepFacet {
     /// An agent edited it (a step of a revision the agent made, with a value they typed).
     pub edited: bool,
     pub at: Timestamp,
+    /// The rules that fired on it, and those that set its outcome, space-separated.
+    pub fired: String,
+    pub rules: String,
 }
 
 /// A promise a desk's sent reply made.
@@ -95,6 +98,33 @@ const DERIVED_FROM: [&str; 14] = [
 /// Does [`Facets::take`] use an event of `kind`?
 pub fn derives_from(kind: &str) -> bool {
     DERIVED_FROM.contains(&kind)
+}
+
+/// Rule ids as one space-separated text, each once (a space in a desk's id would split it).
+fn rule_list<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for id in ids {
+        let id = clean(id).replace(char::is_whitespace, "_");
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    seen.join(" ")
+}
+
+/// An event of a kind [`derives_from`] names, typed from its payload text as far as the
+/// view needs it: a decision without its recorded inputs (the facts and passages a
+/// simulation replays, which the view never reads), skipped unread.
+pub fn read(kind: &str, payload: &str) -> Result<Event, serde_json::Error> {
+    if kind == "decided" {
+        #[derive(serde::Deserialize)]
+        struct Decision {
+            decision: countersign_core::PlanDecision,
+        }
+        let d: Decision = serde_json::from_str(payload)?;
+        return Ok(Event::Decided { decision: d.decision, inputs: None });
+    }
+    Event::from_text(kind, payload)
 }
 
 /// What one batch derives, in event order; each key's last change wins.
@@ -179,6 +209,8 @@ impl Facets {
                                 .as_ref()
                                 .is_some_and(|(plan, steps)| *plan == decision.plan_id && steps.contains(&s.step_id)),
                             at,
+                            fired: rule_list(s.rule_ids.iter()),
+                            rules: rule_list(s.reasons.iter().filter(|r| r.decision == s.decision).map(|r| &r.rule)),
                         },
                     );
                 }
@@ -366,6 +398,21 @@ mod tests {
         f.take("lead-desk", verdict.at, Some("c-1"), "lead-1", &event, &mut desk);
         let k = ("agent-desk".to_string(), "c-1".to_string(), "lead-desk".to_string());
         assert_eq!((f.verdicts[&k].right, f.verdicts[&k].key.clone()), (false, key.public("").to_hex()));
+    }
+
+    #[test]
+    fn a_decision_is_read_without_its_recorded_inputs_and_other_kinds_whole() {
+        let decision = serde_json::json!({
+            "plan_id": "plan-1", "case_id": "c-1", "policy_id": "p", "policy_version": 3,
+            "policy_hash": "h", "handoff": true, "signals": [], "steps": []
+        });
+        let with_inputs = serde_json::json!({"decision": decision, "inputs": {"facts": {"now": "x"}, "digest": "d"}});
+        let Ok(Event::Decided { decision: got, inputs }) = read("decided", &with_inputs.to_string()) else {
+            panic!("a decision with inputs reads")
+        };
+        assert!(got.handoff && inputs.is_none());
+        let judged = read("escalation_judged", "{}");
+        assert!(judged.is_err(), "other kinds are read whole, and checked");
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use countersign_core::team::SignedEntry;
 use countersign_core::teamview::{
-    CaseBundle, DeletionRecord, EscalationVerdicts, MAX_ROWS, PromiseCounts, StepFilter, StepRow, TeamAlert,
-    TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery, UnknownOutcomes, ViewAsk, ViewRecord,
+    CaseBundle, DeletionRecord, EscalationVerdicts, MAX_ROWS, PromiseCounts, RuleCounts, StepFilter, StepRow,
+    TeamAlert, TeamAnswer, TeamCounts, TeamEvent, TeamMetrics, TeamQuery, UnknownOutcomes, ViewAsk, ViewRecord,
 };
 use countersign_plane::subjects::{blobs_bucket_of, inbox_prefix, view_subject};
 use countersign_trust::keys::{PublicKey, TrustedKeys};
@@ -288,7 +288,8 @@ async fn answer(
             let until = until.as_deref().map(|t| time_of(t, "until")).transpose()?;
             let leads = lead_keys(&pack);
             let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-            let metrics = metrics(pool, &grants, (&options.team, &leads), today, since, until).await?;
+            let rules = policy_rules(&pack.policy);
+            let metrics = metrics(pool, &grants, (&options.team, &leads), &rules, today, since, until).await?;
             (TeamAnswer::Metrics { metrics }, 0, Vec::new())
         }
     };
@@ -683,6 +684,7 @@ pub async fn metrics(
     pool: &PgPool,
     grants: &Grants,
     verdicts: (&str, &[(String, String)]),
+    policy_rules: &[String],
     today: jiff::civil::Date,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
@@ -760,7 +762,33 @@ pub async fn metrics(
     let promises = promised("'all'::text").await?.into_iter().next().unwrap_or_default();
     let promises_per_agent = promised("p.agent").await?;
     let promises_per_week = promised("to_char(date_trunc('week', p.made_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')").await?;
+    // Per rule: the steps it fired on, those whose outcome it set, and of those the ones a
+    // person rejected or an agent edited.
+    let per_rule: Vec<(String, i64, i64, i64)> = w
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT r, count(*),
+                    count(*) FILTER (WHERE r = ANY(string_to_array(rules, ' '))),
+                    count(*) FILTER (WHERE r = ANY(string_to_array(rules, ' '))
+                                     AND (verdict = 'rejected' OR edited))
+             FROM steps CROSS JOIN LATERAL unnest(string_to_array(fired, ' ')) AS r
+             WHERE fired <> '' AND {WINDOW}
+             GROUP BY r ORDER BY count(*) DESC, r"
+        ))))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
     let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+    let rules_never_fired =
+        policy_rules.iter().filter(|r| !per_rule.iter().any(|(fired, ..)| fired == *r)).cloned().collect();
+    let rules = per_rule
+        .into_iter()
+        .map(|(rule, fired, decided, overridden)| RuleCounts {
+            rule,
+            fired: n(fired),
+            decided: n(decided),
+            overridden: n(overridden),
+        })
+        .collect();
     Ok(TeamMetrics {
         totals: TeamCounts { label: "all".into(), ..totals },
         per_action,
@@ -779,7 +807,20 @@ pub async fn metrics(
         promises: PromiseCounts { label: "all".into(), ..promises },
         promises_per_agent,
         promises_per_week,
+        rules,
+        rules_never_fired,
     })
+}
+
+/// The ids a policy's own rules and signals fire under (`rule.<id>`, `signal.<id>`): what
+/// the leads' per-rule view lists when they never fire.
+pub fn policy_rules(policy: &countersign_core::Policy) -> Vec<String> {
+    policy
+        .rules
+        .iter()
+        .map(|r| format!("rule.{}", r.id))
+        .chain(policy.signals.iter().map(|s| format!("signal.{}", s.id)))
+        .collect()
 }
 
 /// The newest `limit` recorded views and deletions, newest first.

@@ -775,7 +775,7 @@ async fn judge(
         });
     }
     let derived = if crate::facets::derives_from(&event.kind) {
-        typed(&event.kind).ok().map(|typed| {
+        crate::facets::read(&event.kind, event.payload.get()).ok().map(|typed| {
             Box::new(Derived { at: event.at, case_id: event.case_id.clone(), actor: event.actor.clone(), event: typed })
         })
     } else {

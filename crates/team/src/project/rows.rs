@@ -271,19 +271,21 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         let end = |k: &&(String, String, String)| f.ends.get(*k);
         sqlx::query(
             "INSERT INTO steps (device, plan_id, step_id, case_id, tenant, action, decision, agent, pack_id,
-                                pack_version, edited, decided_at, verdict, reviewed_by, reviewed_at, outcome, ended_at)
+                                pack_version, edited, decided_at, verdict, reviewed_by, reviewed_at, outcome, ended_at,
+                                fired, rules)
              SELECT d, p, s, c, (SELECT tenant FROM cases k WHERE k.device = d AND k.case_id = c), a, dn, ag, pk, pv,
-                    ed, t::timestamptz, v, vb, vt::timestamptz, o, CASE WHEN o IS NULL THEN NULL ELSE ot::timestamptz END
+                    ed, t::timestamptz, v, vb, vt::timestamptz, o, CASE WHEN o IS NULL THEN NULL ELSE ot::timestamptz END,
+                    fr, ru
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::int8[], $10::text[], $11::bool[], $12::text[], $13::text[], $14::text[],
-                         $15::text[], $16::text[])
-               AS u(d, p, s, c, a, dn, ag, pk, pv, t, ed, v, vb, vt, o, ot)
+                         $15::text[], $16::text[], $17::text[], $18::text[])
+               AS u(d, p, s, c, a, dn, ag, pk, pv, t, ed, v, vb, vt, o, ot, fr, ru)
              ON CONFLICT (device, plan_id, step_id) DO UPDATE SET case_id = EXCLUDED.case_id,
                tenant = EXCLUDED.tenant, action = EXCLUDED.action, decision = EXCLUDED.decision,
                agent = EXCLUDED.agent, pack_id = EXCLUDED.pack_id, pack_version = EXCLUDED.pack_version,
                edited = EXCLUDED.edited, decided_at = EXCLUDED.decided_at, verdict = EXCLUDED.verdict,
                reviewed_by = EXCLUDED.reviewed_by, reviewed_at = EXCLUDED.reviewed_at, outcome = EXCLUDED.outcome,
-               ended_at = EXCLUDED.ended_at",
+               ended_at = EXCLUDED.ended_at, fired = EXCLUDED.fired, rules = EXCLUDED.rules",
         )
         .bind(s.iter().map(|r| text(&r.device)).collect::<Vec<_>>())
         .bind(s.iter().map(|r| text(&r.plan_id)).collect::<Vec<_>>())
@@ -301,6 +303,8 @@ async fn write_facets(tx: &mut Transaction<'_, Postgres>, f: &crate::facets::Fac
         .bind(keys.iter().map(|k| review(k).map(|v| time(&v.0))).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| end(k).and_then(|v| v.1.clone())).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| end(k).map(|v| time(&v.0))).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| r.fired.clone()).collect::<Vec<_>>())
+        .bind(s.iter().map(|r| r.rules.clone()).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await
         .map_err(db)?;
