@@ -329,14 +329,10 @@ pub fn team_judge(shell: State<'_, Shell>, desk: String, case_id: String, right:
 
 /// What a draft policy file would change over the decisions this desk recorded (the
 /// admin's diff before signing), reporting those made on or after `since` (YYYY-MM-DD,
-/// UTC); the report is also written to `out` for `countersign policy sign --simulation`.
+/// UTC). With `save`, the report is written into the exports folder (never to a path the
+/// page names) for `countersign policy sign --simulation`.
 #[tauri::command(async)]
-pub fn simulate_policy(
-    shell: State<'_, Shell>,
-    draft: String,
-    since: Option<String>,
-    out: Option<String>,
-) -> Res<Simulated> {
+pub fn simulate_policy(shell: State<'_, Shell>, draft: String, since: Option<String>, save: bool) -> Res<Simulated> {
     plain_thread(|| {
         let since = match since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(day) => Some(day.parse::<jiff::civil::Date>().map_err(|e| {
@@ -346,8 +342,19 @@ pub fn simulate_policy(
             })?),
             None => None,
         };
-        let out = out.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(std::path::Path::new);
-        Ok(shell.get()?.engine.simulate_draft(std::path::Path::new(draft.trim()), since, out)?)
+        let state = shell.get()?;
+        let out = if save {
+            std::fs::create_dir_all(&state.export_dir).map_err(|e| {
+                AppError::from(countersign_engine::EngineError::BadInput {
+                    message: format!("{}: {e}", state.export_dir.display()),
+                })
+            })?;
+            let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
+            Some(state.export_dir.join(format!("simulation-{stamp}.json")))
+        } else {
+            None
+        };
+        Ok(state.engine.simulate_draft(std::path::Path::new(draft.trim()), since, out.as_deref())?)
     })
 }
 

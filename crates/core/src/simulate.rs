@@ -12,9 +12,14 @@
 //! - a step the draft would not queue (`recommend`, `forbid`) leaves the history;
 //! - a step the record did not queue that the draft would (`auto`, or waiting for a
 //!   person) enters it, as approved or pending;
-//! - a step that waited for a person and would run on its own counts as approved.
+//! - a step that waited for a person and would run on its own counts as approved, also
+//!   when the person then rejected it (it would have run before anyone could see it); a
+//!   step that waited and then failed on the platform counts as well (the record does not
+//!   tell it from a rejection here, so the simulation errs on the strict side).
 //!
-//! Replaying the policy a decision was recorded under gives that decision back.
+//! Replaying the policy a decision was recorded under gives that decision back. What a
+//! draft changes in how money is counted (an action's `money_param` or `order_param`)
+//! is not replayed: the recorded history was chosen under the recording policy's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -126,12 +131,18 @@ pub fn simulate(draft: &Policy, recorded: &[Recorded]) -> Simulation {
     let mut scans: HashMap<String, (String, CaseScan)> = HashMap::new();
 
     for r in recorded {
-        out.decided.push(r.at);
         let orders = plan_orders(draft, &r.case, &r.plan);
         let mut facts = r.facts.clone();
         facts.history = history(&r.facts.history, &outcomes, |h| {
             !(h.case_id == r.case.id && h.plan_id.as_deref() == Some(r.plan.id.as_str()))
         });
+        // A step already in the recorded history is there (corrected above), never twice.
+        let present: BTreeSet<(&str, &str, &str)> = facts
+            .history
+            .iter()
+            .filter_map(|h| Some((h.case_id.as_str(), h.plan_id.as_deref()?, h.step_id.as_deref()?)))
+            .collect();
+        let mut added = Vec::new();
         let mut seen = BTreeSet::new();
         for &i in joined_by_case
             .get(&r.case.id)
@@ -140,10 +151,13 @@ pub fn simulate(draft: &Policy, recorded: &[Recorded]) -> Simulation {
             .chain(orders.iter().filter_map(|o| joined_by_order.get(o)).flatten())
         {
             let q = &joined[i];
-            if (q.case_id == r.case.id && q.plan_id == r.plan.id) || !seen.insert(i) {
+            if (q.case_id == r.case.id && q.plan_id == r.plan.id)
+                || !seen.insert(i)
+                || present.contains(&(q.case_id.as_str(), q.plan_id.as_str(), q.step_id.as_str()))
+            {
                 continue;
             }
-            facts.history.push(PriorStep {
+            added.push(PriorStep {
                 case_id: q.case_id.clone(),
                 action: q.action.clone(),
                 order_id: q.order_id.clone(),
@@ -153,6 +167,7 @@ pub fn simulate(draft: &Policy, recorded: &[Recorded]) -> Simulation {
                 step_id: Some(q.step_id.clone()),
             });
         }
+        facts.history.extend(added);
 
         let digest = crate::evidence::case_digest(&r.case);
         // One scan per revision of a case's words, as the engine keeps them.
@@ -171,14 +186,16 @@ pub fn simulate(draft: &Policy, recorded: &[Recorded]) -> Simulation {
                 continue;
             }
         };
+        out.decided.push(r.at);
         for (before, after) in r.decision.steps.iter().zip(&decided.steps) {
             let key = (r.case.id.clone(), r.plan.id.clone(), before.step_id.clone());
             outcomes.insert(key, (before.decision, after.decision));
             let money = after.money.clone().or_else(|| before.money.clone());
-            if !queued(before.decision)
-                && queued(after.decision)
-                && let Some(amount) = money.clone()
-            {
+            // It joins later histories where the record may lack it: not queued then, or
+            // waiting for a person who may have turned it down.
+            let joins = queued(after.decision)
+                && (!queued(before.decision) || (before.decision != Outcome::Auto && after.decision == Outcome::Auto));
+            if joins && let Some(amount) = money.clone() {
                 let step = r.plan.steps.iter().find(|s| s.id == after.step_id);
                 let order_id = step.and_then(|s| step_order(draft, s));
                 let i = joined.len();
@@ -261,9 +278,12 @@ fn step_order(policy: &Policy, step: &crate::model::Step) -> Option<String> {
 
 /// The rules whose reasons set the step's outcome.
 fn deciding_rules(d: &StepDecision) -> Vec<String> {
-    let mut rules: Vec<String> =
-        d.reasons.iter().filter(|r| r.decision == d.decision).map(|r| r.rule.clone()).collect();
-    rules.dedup();
+    let mut rules: Vec<String> = Vec::new();
+    for r in d.reasons.iter().filter(|r| r.decision == d.decision) {
+        if !rules.contains(&r.rule) {
+            rules.push(r.rule.clone());
+        }
+    }
     rules
 }
 

@@ -317,10 +317,10 @@ pub struct EscalationVerdicts {
     pub unjudged: u32,
 }
 
-/// The team's metrics over a window, on the desks and tenants a lead may see.
+/// The team's metrics over a window, on the desks and tenants a lead may see. Read
+/// leniently: a newer service may count more than this desk knows how to show.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(deny_unknown_fields)]
 pub struct TeamMetrics {
     pub totals: TeamCounts,
     pub per_action: Vec<TeamCounts>,
@@ -356,7 +356,6 @@ pub struct TeamMetrics {
 /// One rule over the team's steps in a window.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(deny_unknown_fields)]
 pub struct RuleCounts {
     pub rule: String,
     /// Steps it fired on (any of their reasons).

@@ -105,7 +105,11 @@ impl Engine {
                 .filter(|(_, d)| d.money_param.is_some())
                 .map(|(a, _)| a.clone())
                 .collect(),
-            touching: Some((case.id.clone(), orders.iter().cloned().collect())),
+            touching: Some(countersign_store::Touching {
+                case_id: case.id.clone(),
+                orders: orders.iter().cloned().collect(),
+                policy_hash: self.policy.hash.clone(),
+            }),
             ..StepFilter::default()
         };
         if filter.actions.is_empty() {

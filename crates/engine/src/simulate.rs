@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use countersign_core::Policy;
-use countersign_core::evidence::Event;
+use countersign_core::evidence::{Event, case_digest};
 use countersign_core::model::{Case, Plan};
 use countersign_core::simulate::{Recorded, Simulation, SimulationReport, Unreplayable, simulate};
 use countersign_store::EventFilter;
@@ -22,6 +22,8 @@ pub struct Simulated {
     pub report: SimulationReport,
     /// `sha256:` of the report's canonical JSON.
     pub digest: String,
+    /// Where the report was written, when it was.
+    pub report_file: Option<String>,
     #[serde(skip)]
     #[cfg_attr(feature = "ts", ts(skip))]
     pub simulation: Simulation,
@@ -52,9 +54,10 @@ impl Engine {
             ),
             None => None,
         };
-        let simulated = self.simulate(&policy, since)?;
+        let mut simulated = self.simulate(&policy, since)?;
         if let Some(path) = out {
             write_report(path, &simulated.report)?;
+            simulated.report_file = Some(path.display().to_string());
         }
         Ok(simulated)
     }
@@ -66,7 +69,7 @@ impl Engine {
         let mut simulation = simulate(draft, &recorded);
         simulation.unreplayable.append(&mut unreplayable);
         let report = SimulationReport::new(draft, &simulation, since, without_inputs);
-        Ok(Simulated { digest: report.digest(), report, simulation })
+        Ok(Simulated { digest: report.digest(), report, simulation, report_file: None })
     }
 
     /// Every recorded decision with what it read, in the order recorded; how many carry
@@ -74,22 +77,25 @@ impl Engine {
     fn recorded_decisions(&self) -> Result<(Vec<Recorded>, usize, Vec<Unreplayable>), EngineError> {
         let of_kind = |kind: &str| self.events(&EventFilter { kind: Some(kind.into()), ..EventFilter::default() });
         // Each case as the log recorded it, in order, and each plan by (case, plan).
-        let mut cases: HashMap<String, Vec<(u64, Case)>> = HashMap::new();
+        let mut cases: HashMap<String, Vec<(u64, String, Case)>> = HashMap::new();
         for kind in ["case_opened", "case_received"] {
             for e in of_kind(kind)? {
                 if let Event::CaseOpened { case } | Event::CaseReceived { case, .. } = e.event {
-                    cases.entry(case.id.clone()).or_default().push((e.seq, case));
+                    cases.entry(case.id.clone()).or_default().push((e.seq, case_digest(&case), case));
                 }
             }
         }
-        for revisions in cases.values_mut() {
-            revisions.sort_by_key(|(seq, _)| *seq);
-        }
-        let mut plans: HashMap<(String, String), Plan> = HashMap::new();
+        let mut plans: HashMap<(String, String), Vec<(u64, Plan)>> = HashMap::new();
         for e in of_kind("plan_proposed")? {
             if let Event::PlanProposed { plan } = e.event {
-                plans.insert((plan.case_id.clone(), plan.id.clone()), plan);
+                plans.entry((plan.case_id.clone(), plan.id.clone())).or_default().push((e.seq, plan));
             }
+        }
+        for revisions in cases.values_mut() {
+            revisions.sort_by_key(|(seq, ..)| *seq);
+        }
+        for proposed in plans.values_mut() {
+            proposed.sort_by_key(|(seq, _)| *seq);
         }
 
         let mut recorded = Vec::new();
@@ -106,7 +112,12 @@ impl Engine {
                 plan_id: decision.plan_id.clone(),
                 reason,
             };
-            let Some(plan) = plans.get(&(decision.case_id.clone(), decision.plan_id.clone())).cloned() else {
+            // The plan proposed just before it, and the revision of the case it names (a
+            // newer one may have been recorded between the decision and its writing).
+            let proposed = plans.get(&(decision.case_id.clone(), decision.plan_id.clone()));
+            let Some(plan) =
+                proposed.and_then(|p| p.iter().rev().find(|(seq, _)| *seq < e.seq)).map(|(_, p)| p.clone())
+            else {
                 unreplayable.push(refuse("its plan is not in the log".into()));
                 continue;
             };
@@ -114,8 +125,8 @@ impl Engine {
                 Some(ref case) => Some(case.clone()),
                 None => cases
                     .get(&decision.case_id)
-                    .and_then(|revs| revs.iter().rev().find(|(seq, _)| *seq < e.seq))
-                    .map(|(_, case)| case.clone()),
+                    .and_then(|revs| revs.iter().rev().find(|(seq, d, _)| *seq < e.seq && *d == inputs.case_digest))
+                    .map(|(.., case)| case.clone()),
             };
             let Some(case) = case else {
                 unreplayable.push(refuse("the case it decided on is not in the log".into()));

@@ -27,6 +27,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../migrations/0006_cases.sql")),
     M::up(include_str!("../migrations/0007_team_pauses.sql")),
     M::up(include_str!("../migrations/0008_step_orders.sql")),
+    M::up(include_str!("../migrations/0009_evidence_by_case_kind.sql")),
 ];
 
 /// The schema version this build writes (the number of migrations).

@@ -72,7 +72,7 @@ pub use kb::{
     MAX_SEARCH_LIMIT, QueryTerm, SNIPPET_CLOSE, SNIPPET_OPEN, fts_query, query_terms,
 };
 pub use pause::{PAUSE_CHANGED, PauseCleared, PauseRecord};
-pub use steps::{NewStep, PauseGuard, StepFilter, StepRecord, StepState, StepUpdate, Transition};
+pub use steps::{NewStep, PauseGuard, StepFilter, StepRecord, StepState, StepUpdate, Touching, Transition};
 pub use store::Store;
 pub use verify::{Broken, Problem, VerifyReport, verify};
 pub use writer::EvidenceWriter;

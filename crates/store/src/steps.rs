@@ -167,9 +167,20 @@ pub struct StepFilter {
     pub states: Vec<StepState>,
     /// Only these actions (empty: any).
     pub actions: Vec<String>,
-    /// Only steps on this case or on one of these orders, and those queued before the
-    /// store kept a step's order (their order is unknown here: the caller reads it).
-    pub touching: Option<(String, Vec<String>)>,
+    /// Only the steps a decision's money history may count (the caller reads each one's
+    /// order again and keeps those that count).
+    pub touching: Option<Touching>,
+}
+
+/// A case and its orders, under a policy: the steps on that case or on one of those
+/// orders, and every step whose order is not known here for this policy (queued before
+/// the store kept a step's order, or decided under another policy, whose `order_param`
+/// may name another parameter or none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touching {
+    pub case_id: String,
+    pub orders: Vec<String>,
+    pub policy_hash: String,
 }
 
 const COLUMNS: &str = "plan_id, step_id, case_id, action, step, step_digest, policy_hash, decision, approver_roles, \
@@ -236,12 +247,13 @@ pub(crate) fn list(conn: &Connection, filter: &StepFilter) -> Result<Vec<StepRec
         sql.push_str(&format!(" AND action IN ({})", vec!["?"; filter.actions.len()].join(", ")));
         args.extend(filter.actions.iter().cloned());
     }
-    if let Some((case_id, orders)) = &filter.touching {
-        sql.push_str(" AND (case_id = ? OR order_id IS NULL");
-        args.push(case_id.clone());
-        if !orders.is_empty() {
-            sql.push_str(&format!(" OR order_id IN ({})", vec!["?"; orders.len()].join(", ")));
-            args.extend(orders.iter().cloned());
+    if let Some(t) = &filter.touching {
+        sql.push_str(" AND (case_id = ? OR order_id IS NULL OR policy_hash <> ?");
+        args.push(t.case_id.clone());
+        args.push(t.policy_hash.clone());
+        if !t.orders.is_empty() {
+            sql.push_str(&format!(" OR order_id IN ({})", vec!["?"; t.orders.len()].join(", ")));
+            args.extend(t.orders.iter().cloned());
         }
         sql.push(')');
     }

@@ -764,11 +764,12 @@ fn an_older_store_is_backed_up_then_migrated() {
     let path = dir.path().join("old.db");
     std::fs::copy(template(dir.path()), &path).unwrap();
     {
-        // Make it look like a store written before migrations 0002 to 0006.
+        // Make it look like a store written before migrations 0002 and later.
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP TABLE source_cursors; DROP TABLE case_revisions; DROP TABLE blobs; DROP TABLE kb_fts; DROP VIEW kb_passage_docs; DROP TABLE kb_stats; DROP TABLE kb_passages;
-             DROP TABLE kb_articles; DROP TABLE steps; DROP TABLE pauses; PRAGMA user_version = 1;",
+             DROP TABLE kb_articles; DROP TABLE steps; DROP TABLE pauses; DROP INDEX evidence_by_case_kind;
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -923,7 +924,7 @@ fn steps_are_queued_with_their_decision_and_move_only_from_allowed_states() {
 
 #[test]
 fn a_money_history_reads_only_the_steps_of_its_case_and_orders_and_those_of_unknown_order() {
-    use countersign_store::{StepFilter, StepState};
+    use countersign_store::{StepFilter, StepState, Touching};
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("s.sqlite");
     let store = Store::open(&path).unwrap();
@@ -943,6 +944,12 @@ fn a_money_history_reads_only_the_steps_of_its_case_and_orders_and_those_of_unkn
                 step("c", "case-c", "create_goodwill_coupon", None),
                 step("d", "case-d", "refund_partial", Some("#O3")),
                 step("e", "case-e", "get_order_details", Some("#O2")),
+                // Decided under another policy: its order, as that policy named it, says
+                // nothing about this one's.
+                countersign_store::NewStep {
+                    policy_hash: "sha256:old".into(),
+                    ..step("f", "case-f", "create_goodwill_coupon", None)
+                },
             ],
         )
         .unwrap();
@@ -954,18 +961,25 @@ fn a_money_history_reads_only_the_steps_of_its_case_and_orders_and_those_of_unkn
     let store = Store::open(&path).unwrap();
     let filter = StepFilter {
         actions: vec!["refund_partial".into(), "create_goodwill_coupon".into()],
-        touching: Some(("case-a".into(), vec!["#O2".into()])),
+        touching: Some(Touching {
+            case_id: "case-a".into(),
+            orders: vec!["#O2".into()],
+            policy_hash: "sha256:11".into(),
+        }),
         ..StepFilter::default()
     };
     let plans: Vec<String> = store.steps(&filter).unwrap().into_iter().map(|s| s.plan_id).collect();
     assert_eq!(
         plans,
-        ["a", "b", "d"],
-        "its case, its order, and the one of unknown order; not a coupon elsewhere nor a read"
+        ["a", "b", "d", "f"],
+        "its case, its order, the one of unknown order and the one of another policy; not a coupon elsewhere nor a read"
     );
-    let none = StepFilter { touching: Some(("case-z".into(), Vec::new())), ..filter };
+    let none = StepFilter {
+        touching: Some(Touching { case_id: "case-z".into(), orders: Vec::new(), policy_hash: "sha256:11".into() }),
+        ..filter
+    };
     let plans: Vec<String> = store.steps(&none).unwrap().into_iter().map(|s| s.plan_id).collect();
-    assert_eq!(plans, ["d"]);
+    assert_eq!(plans, ["d", "f"]);
 }
 
 #[test]

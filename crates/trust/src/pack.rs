@@ -36,6 +36,9 @@ use crate::roster::RosterEntry;
 
 /// The `format` of a pack manifest.
 pub const PACK_FORMAT: &str = "countersign-policy-pack/1";
+/// The `format` of a manifest that names the simulation its signer was shown (builds
+/// before it refuse such a pack, keeping their last good one: upgrade desks first).
+pub const PACK_FORMAT_SIMULATED: &str = "countersign-policy-pack/2";
 /// What a pack signature signs.
 pub const PACK_DOMAIN: &str = "countersign/policy-pack/v1";
 pub const MANIFEST_FILE: &str = "pack.toml";
@@ -263,12 +266,30 @@ pub fn verify_pack(dir: &Path, trusted: &TrustedKeys) -> Result<Pack, PackRefusa
     let text = std::str::from_utf8(&manifest_bytes)
         .map_err(|_| with_claim(refusal(RefusalCode::Malformed, format!("{}: not UTF-8", manifest_path.display()))))?;
     let shown = manifest_path.display().to_string();
-    let manifest: Manifest = toml::from_str(text)
-        .map_err(|e| with_claim(refusal(RefusalCode::Malformed, crate::located_message(&shown, text, &e))))?;
-    if manifest.format != PACK_FORMAT {
+    // The format first, so that a pack of a later format says so rather than naming a
+    // field this build does not know.
+    #[derive(Deserialize)]
+    struct Format {
+        format: String,
+    }
+    if let Ok(Format { format }) = toml::from_str::<Format>(text)
+        && format != PACK_FORMAT
+        && format != PACK_FORMAT_SIMULATED
+    {
         return Err(with_claim(refusal(
             RefusalCode::Malformed,
-            format!("{shown}: unknown format {:?} (expected {PACK_FORMAT:?})", manifest.format),
+            format!(
+                "{shown}: unknown format {format:?} (this build reads {PACK_FORMAT:?} and {PACK_FORMAT_SIMULATED:?}): \
+                 a newer Countersign signed it"
+            ),
+        )));
+    }
+    let manifest: Manifest = toml::from_str(text)
+        .map_err(|e| with_claim(refusal(RefusalCode::Malformed, crate::located_message(&shown, text, &e))))?;
+    if (manifest.format == PACK_FORMAT_SIMULATED) != manifest.simulation.is_some() {
+        return Err(with_claim(refusal(
+            RefusalCode::Malformed,
+            format!("{shown}: format {:?} and its simulation entry disagree", manifest.format),
         )));
     }
     let mut files = BTreeMap::new();
@@ -508,7 +529,7 @@ pub fn sign_pack_after(
     }
     std::fs::create_dir_all(out).map_err(|e| TrustError::io(out, e))?;
     let manifest = Manifest {
-        format: PACK_FORMAT.into(),
+        format: if simulation.is_some() { PACK_FORMAT_SIMULATED } else { PACK_FORMAT }.into(),
         simulation: simulation.map(SimulationReport::digest),
         pack: src.pack.clone(),
         files: files.iter().map(|(n, b)| (n.clone(), hex::encode(sha256(b)))).collect(),

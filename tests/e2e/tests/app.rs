@@ -261,6 +261,7 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
         ),
     )?;
     wait_for(c, "[data-testid=simulate-draft]").await?.send_keys(&draft.display().to_string()).await?;
+    wait_for(c, "[data-testid=simulate-save]").await?.click().await?;
     wait_for(c, "[data-testid=simulate-run]").await?.click().await?;
     let summary =
         wait_text(c, "[data-testid=simulation-summary]", "the simulation", |t| t.contains("would change")).await?;
@@ -270,7 +271,13 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     assert!(moves.contains("confirm") && moves.contains("forbid") && moves.contains("demo-01"), "{moves}");
     let rules = wait_text(c, "[data-testid=simulation-rules]", "the rule", |t| t.contains("cancel.never")).await?;
     println!("simulation: {summary} | {rules}");
-    wait_text(c, "[data-testid=simulation-digest]", "the report's digest", |t| t.starts_with("sha256:")).await?;
+    let digest =
+        wait_text(c, "[data-testid=simulation-digest]", "the report's digest", |t| t.starts_with("sha256:")).await?;
+    let saved = wait_text(c, "[data-testid=simulation]", "where the report went", |t| t.contains("written to")).await?;
+    let file = saved.split("written to ").nth(1).unwrap_or_default().trim();
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
+    assert!(file.contains("simulation-") && report["changed"].as_u64() >= Some(1), "{file}: {report}");
+    println!("report {digest} saved to {file}");
     shot(c, "07b-simulation").await?;
     // Updates: the demo workspace runs no signed pack, and this installer names no update
     // endpoint (or, built from the repository's config, has no updater key): the check says

@@ -9,4 +9,8 @@ export type Simulated = { report: SimulationReport,
 /**
  * `sha256:` of the report's canonical JSON.
  */
-digest: string, };
+digest: string, 
+/**
+ * Where the report was written, when it was.
+ */
+report_file: string | null, };

@@ -6,7 +6,8 @@ import type { TeamCounts } from "./TeamCounts";
 import type { UnknownOutcomes } from "./UnknownOutcomes";
 
 /**
- * The team's metrics over a window, on the desks and tenants a lead may see.
+ * The team's metrics over a window, on the desks and tenants a lead may see. Read
+ * leniently: a newer service may count more than this desk knows how to show.
  */
 export type TeamMetrics = { totals: TeamCounts, per_action: Array<TeamCounts>, per_agent: Array<TeamCounts>, 
 /**

@@ -114,8 +114,8 @@ export const commands = {
   promises: () => call<Array<PromiseStatus>>("promises"),
   /** Check the promises whose day has passed now (the app also does, hourly). */
   checkPromises: () => call<PromiseSweep>("check_promises"),
-  /** What a draft policy file would change over the decisions this desk recorded (the admin's diff before signing), reporting those made on or after `since` (YYYY-MM-DD, UTC); the report is also written to `out` for `countersign policy sign --simulation`. */
-  simulatePolicy: (draft: string, since: string | null, out: string | null) => call<Simulated>("simulate_policy", { draft, since, out }),
+  /** What a draft policy file would change over the decisions this desk recorded (the admin's diff before signing), reporting those made on or after `since` (YYYY-MM-DD, UTC). With `save`, the report is written into the exports folder (never to a path the page names) for `countersign policy sign --simulation`. */
+  simulatePolicy: (draft: string, since: string | null, save: boolean) => call<Simulated>("simulate_policy", { draft, since, save }),
   /** Names of the credentials in the OS keyring; a keyring that cannot be reached is reported beside an empty list, so Settings still opens. */
   credentialsList: () => call<CredentialList>("credentials_list"),
   /** Store a credential in the OS keyring. The value is never returned, shown or logged. */

@@ -308,6 +308,11 @@ fn a_draft_is_simulated_over_the_recorded_decisions_and_a_pack_signed_after_it_n
     assert!(out(&o).contains(&format!("signed after a simulation ({digest})")), "{}", out(&o));
     let o = cs(d, &["policy", "verify", pack.to_str().unwrap(), "--trust", &public, "--json"]);
     assert_eq!(stdout_json(&o)["pack"]["simulation"], digest.as_str());
+    let manifest = std::fs::read_to_string(pack.join("pack.toml")).unwrap();
+    assert!(
+        manifest.contains("format = \"countersign-policy-pack/2\""),
+        "a format older builds refuse by name: {manifest}"
+    );
 
     // A report of another policy (the demo's own) is refused, and nothing is written.
     let other = d.join("other.json");
@@ -326,4 +331,6 @@ fn a_draft_is_simulated_over_the_recorded_decisions_and_a_pack_signed_after_it_n
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = cs(d, &["policy", "verify", blind.to_str().unwrap(), "--trust", &public]);
     assert!(out(&o).contains("signed WITHOUT a simulation"), "{}", out(&o));
+    let manifest = std::fs::read_to_string(blind.join("pack.toml")).unwrap();
+    assert!(manifest.contains("format = \"countersign-policy-pack/1\""), "{manifest}");
 }

@@ -18,6 +18,12 @@ fn forbidding_big_refunds() -> Policy {
 /// Decide `refunds` (case, order, amount) one plan each under `policy`, in order, with
 /// the money history the engine would read: every earlier step that was queued.
 fn record(policy: &Policy, refunds: &[(&str, &str, &str)]) -> Vec<Recorded> {
+    record_rejecting(policy, refunds, &[])
+}
+
+/// [`record`], a person rejecting the steps of the cases in `rejected` as soon as they
+/// wait (so no later history counts them).
+fn record_rejecting(policy: &Policy, refunds: &[(&str, &str, &str)], rejected: &[&str]) -> Vec<Recorded> {
     let mut out: Vec<Recorded> = Vec::new();
     for (i, (case_id, order_id, amount)) in refunds.iter().enumerate() {
         let mut w = world();
@@ -28,6 +34,7 @@ fn record(policy: &Policy, refunds: &[(&str, &str, &str)]) -> Vec<Recorded> {
             .iter()
             .flat_map(|r| r.decision.steps.iter().map(move |s| (r, s)))
             .filter(|(_, s)| matches!(s.decision, Outcome::Auto | Outcome::Confirm | Outcome::Supervisor))
+            .filter(|(r, s)| s.decision == Outcome::Auto || !rejected.contains(&r.case.id.as_str()))
             .map(|(r, s)| PriorStep {
                 case_id: r.case.id.clone(),
                 action: s.action.clone(),
@@ -135,4 +142,22 @@ fn a_report_names_its_draft_and_its_digest_changes_with_it() {
     let text = serde_json::to_string(&a).unwrap();
     let back: SimulationReport = serde_json::from_str(&text).unwrap();
     assert_eq!(back.digest(), a.digest());
+}
+
+#[test]
+fn a_step_a_person_rejected_that_the_draft_would_run_counts_toward_later_limits() {
+    // Recorded under the demo: the $45 refund waits and the agent rejects it, so the $20
+    // one on the same order is alone there and runs on its own.
+    let recorded = record_rejecting(&demo(), &REFUNDS, &["case-1"]);
+    assert_eq!(recorded[0].decision.steps[0].decision, Outcome::Confirm);
+    assert_eq!(recorded[1].decision.steps[0].decision, Outcome::Auto);
+    // The draft lets refunds up to $50 each run on their own: the $45 one would have run
+    // before anyone could reject it, and $65 would then be on the order, over its $50.
+    let draft =
+        Policy::parse("draft.toml", &DEMO.replacen("amount_over = \"25.00 USD\"", "amount_over = \"50.00 USD\"", 1))
+            .unwrap();
+    let sim = simulate(&draft, &recorded);
+    assert_eq!((sim.steps[0].before, sim.steps[0].after), (Outcome::Confirm, Outcome::Auto));
+    assert_eq!((sim.steps[1].before, sim.steps[1].after), (Outcome::Auto, Outcome::Confirm), "{:?}", sim.steps[1]);
+    assert_eq!(record(&draft, &REFUNDS)[1].decision.steps[0].decision, sim.steps[1].after);
 }
