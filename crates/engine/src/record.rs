@@ -108,7 +108,13 @@ impl Engine {
             touching: Some(countersign_store::Touching {
                 case_id: case.id.clone(),
                 orders: orders.iter().cloned().collect(),
-                policy_hash: self.policy.hash.clone(),
+                order_params: self
+                    .policy
+                    .actions
+                    .iter()
+                    .filter(|(_, d)| d.money_param.is_some())
+                    .map(|(a, d)| (a.clone(), d.order_param.clone().unwrap_or_default()))
+                    .collect(),
             }),
             ..StepFilter::default()
         };
@@ -291,6 +297,7 @@ impl Engine {
                 Outcome::Confirm | Outcome::Supervisor => StepState::Waiting,
                 Outcome::Recommend | Outcome::Forbid => continue,
             };
+            let order_param = self.policy.actions.get(&step.action).and_then(|d| d.order_param.as_ref());
             queued.push(NewStep {
                 plan_id: plan.id.clone(),
                 step_id: s.step_id.clone(),
@@ -303,14 +310,11 @@ impl Engine {
                 approver_roles: s.approver_roles.clone(),
                 state,
                 decided_at: facts.now,
-                order_id: self
-                    .policy
-                    .actions
-                    .get(&step.action)
-                    .and_then(|d| d.order_param.as_ref())
+                order_id: order_param
                     .and_then(|p| step.params.get(p))
                     .and_then(|p| p.value.as_str())
                     .map(str::to_string),
+                order_param: order_param.cloned(),
             });
         }
         let batch = events

@@ -96,8 +96,10 @@ pub struct NewStep {
     /// `Waiting` for countersigned steps, `Approved` for `auto` ones.
     pub state: StepState,
     pub decided_at: Timestamp,
-    /// The order it acts on (`None`: it names none).
+    /// The order it acts on (`None`: it names none), and the parameter it was read from
+    /// (the deciding policy's `order_param` for the action; `None`: the action has none).
     pub order_id: Option<String>,
+    pub order_param: Option<String>,
 }
 
 /// A step as stored.
@@ -174,13 +176,14 @@ pub struct StepFilter {
 
 /// A case and its orders, under a policy: the steps on that case or on one of those
 /// orders, and every step whose order is not known here for this policy (queued before
-/// the store kept a step's order, or decided under another policy, whose `order_param`
-/// may name another parameter or none).
+/// the store kept a step's order, or whose order was read from another parameter than
+/// the one this policy's action names).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Touching {
     pub case_id: String,
     pub orders: Vec<String>,
-    pub policy_hash: String,
+    /// Each action and the parameter that names its order under this policy ('' for none).
+    pub order_params: Vec<(String, String)>,
 }
 
 const COLUMNS: &str = "plan_id, step_id, case_id, action, step, step_digest, policy_hash, decision, approver_roles, \
@@ -233,31 +236,50 @@ pub(crate) fn get(conn: &Connection, plan_id: &str, step_id: &str) -> Result<Opt
 }
 
 pub(crate) fn list(conn: &Connection, filter: &StepFilter) -> Result<Vec<StepRecord>, StoreError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM steps WHERE 1 = 1");
-    let mut args: Vec<String> = Vec::new();
+    // What every row must meet. With `touching`, the states and actions are only checked
+    // (`+`: no index), so that each arm below is found by its own index.
+    let unindexed = if filter.touching.is_some() { "+" } else { "" };
+    let mut base = String::from("1 = 1");
+    let mut base_args: Vec<String> = Vec::new();
     if let Some(c) = &filter.case_id {
-        sql.push_str(" AND case_id = ?");
-        args.push(c.clone());
+        base.push_str(" AND case_id = ?");
+        base_args.push(c.clone());
     }
     if !filter.states.is_empty() {
-        sql.push_str(&format!(" AND state IN ({})", vec!["?"; filter.states.len()].join(", ")));
-        args.extend(filter.states.iter().map(|s| s.as_str().to_string()));
+        base.push_str(&format!(" AND {unindexed}state IN ({})", vec!["?"; filter.states.len()].join(", ")));
+        base_args.extend(filter.states.iter().map(|s| s.as_str().to_string()));
     }
     if !filter.actions.is_empty() {
-        sql.push_str(&format!(" AND action IN ({})", vec!["?"; filter.actions.len()].join(", ")));
-        args.extend(filter.actions.iter().cloned());
+        base.push_str(&format!(" AND {unindexed}action IN ({})", vec!["?"; filter.actions.len()].join(", ")));
+        base_args.extend(filter.actions.iter().cloned());
     }
-    if let Some(t) = &filter.touching {
-        sql.push_str(" AND (case_id = ? OR order_id IS NULL OR policy_hash <> ?");
-        args.push(t.case_id.clone());
-        args.push(t.policy_hash.clone());
-        if !t.orders.is_empty() {
-            sql.push_str(&format!(" OR order_id IN ({})", vec!["?"; t.orders.len()].join(", ")));
-            args.extend(t.orders.iter().cloned());
+    let mut arms: Vec<(String, Vec<String>)> = Vec::new();
+    match &filter.touching {
+        None => arms.push((String::new(), Vec::new())),
+        Some(t) => {
+            arms.push((" AND case_id = ?".into(), vec![t.case_id.clone()]));
+            if !t.orders.is_empty() {
+                arms.push((format!(" AND order_id IN ({})", vec!["?"; t.orders.len()].join(", ")), t.orders.clone()));
+            }
+            arms.push((" AND order_id IS NULL".into(), Vec::new()));
+            for (action, param) in &t.order_params {
+                for op in ["<", ">"] {
+                    arms.push((format!(" AND action = ? AND order_param {op} ?"), vec![action.clone(), param.clone()]));
+                }
+            }
         }
-        sql.push(')');
     }
-    sql.push_str(" ORDER BY decided_at, plan_id, step_id");
+    let mut args: Vec<String> = Vec::new();
+    let sql = arms
+        .into_iter()
+        .map(|(cond, arm_args)| {
+            args.extend(base_args.iter().cloned());
+            args.extend(arm_args);
+            format!("SELECT {COLUMNS} FROM steps WHERE {base}{cond}")
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ")
+        + " ORDER BY decided_at, plan_id, step_id";
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -279,8 +301,8 @@ pub(crate) fn insert(conn: &Connection, s: &NewStep, seq: u64) -> Result<(), Sto
     }
     conn.prepare_cached(
         "INSERT INTO steps (plan_id, step_id, case_id, action, step, step_digest, policy_hash, decision,
-                            approver_roles, state, decided_at, last_seq, order_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            approver_roles, state, decided_at, last_seq, order_id, order_param)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         s.plan_id,
@@ -296,6 +318,7 @@ pub(crate) fn insert(conn: &Connection, s: &NewStep, seq: u64) -> Result<(), Sto
         s.decided_at.to_string(),
         crate::writer::seq_sql(seq),
         s.order_id.as_deref().unwrap_or(""),
+        s.order_param.as_deref().unwrap_or(""),
     ])?;
     Ok(())
 }

@@ -872,6 +872,7 @@ fn new_step(plan: &str, step: &str, state: countersign_store::StepState) -> coun
         state,
         decided_at: at(1),
         order_id: None,
+        order_param: None,
     }
 }
 
@@ -932,6 +933,7 @@ fn a_money_history_reads_only_the_steps_of_its_case_and_orders_and_those_of_unkn
         case_id: case.into(),
         action: action.into(),
         order_id: order.map(str::to_string),
+        order_param: order.map(|_| "order_id".to_string()),
         ..new_step(plan, "s1", StepState::Approved)
     };
     store
@@ -944,12 +946,9 @@ fn a_money_history_reads_only_the_steps_of_its_case_and_orders_and_those_of_unkn
                 step("c", "case-c", "create_goodwill_coupon", None),
                 step("d", "case-d", "refund_partial", Some("#O3")),
                 step("e", "case-e", "get_order_details", Some("#O2")),
-                // Decided under another policy: its order, as that policy named it, says
-                // nothing about this one's.
-                countersign_store::NewStep {
-                    policy_hash: "sha256:old".into(),
-                    ..step("f", "case-f", "create_goodwill_coupon", None)
-                },
+                // Its order was read from another parameter than this policy names for
+                // the action (none, then): it says nothing about this policy's order.
+                step("f", "case-f", "refund_partial", None),
             ],
         )
         .unwrap();
@@ -959,23 +958,22 @@ fn a_money_history_reads_only_the_steps_of_its_case_and_orders_and_those_of_unkn
     conn.execute("UPDATE steps SET order_id = NULL WHERE plan_id = 'd'", []).unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
+    let order_params =
+        || vec![("refund_partial".into(), "order_id".into()), ("create_goodwill_coupon".into(), String::new())];
     let filter = StepFilter {
         actions: vec!["refund_partial".into(), "create_goodwill_coupon".into()],
-        touching: Some(Touching {
-            case_id: "case-a".into(),
-            orders: vec!["#O2".into()],
-            policy_hash: "sha256:11".into(),
-        }),
+        touching: Some(Touching { case_id: "case-a".into(), orders: vec!["#O2".into()], order_params: order_params() }),
         ..StepFilter::default()
     };
     let plans: Vec<String> = store.steps(&filter).unwrap().into_iter().map(|s| s.plan_id).collect();
     assert_eq!(
         plans,
         ["a", "b", "d", "f"],
-        "its case, its order, the one of unknown order and the one of another policy; not a coupon elsewhere nor a read"
+        "its case, its order, the one of unknown order and the one whose order came from another parameter; not a \
+         coupon elsewhere nor a read"
     );
     let none = StepFilter {
-        touching: Some(Touching { case_id: "case-z".into(), orders: Vec::new(), policy_hash: "sha256:11".into() }),
+        touching: Some(Touching { case_id: "case-z".into(), orders: Vec::new(), order_params: order_params() }),
         ..filter
     };
     let plans: Vec<String> = store.steps(&none).unwrap().into_iter().map(|s| s.plan_id).collect();
