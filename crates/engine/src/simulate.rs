@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use countersign_core::Policy;
-use countersign_core::evidence::{Event, case_digest};
+use countersign_core::evidence::case_digest;
 use countersign_core::model::{Case, Plan};
 use countersign_core::simulate::{Recorded, Simulation, SimulationReport, Unreplayable, simulate};
 use countersign_store::EventFilter;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::{Engine, EngineError};
 
@@ -75,21 +76,16 @@ impl Engine {
     /// Every recorded decision with what it read, in the order recorded; how many carry
     /// no inputs; and those whose inputs do not match what the log holds.
     fn recorded_decisions(&self) -> Result<(Vec<Recorded>, usize, Vec<Unreplayable>), EngineError> {
-        let of_kind = |kind: &str| self.events(&EventFilter { kind: Some(kind.into()), ..EventFilter::default() });
         // Each case as the log recorded it, in order, and each plan by (case, plan).
         let mut cases: HashMap<String, Vec<(u64, String, Case)>> = HashMap::new();
         for kind in ["case_opened", "case_received"] {
-            for e in of_kind(kind)? {
-                if let Event::CaseOpened { case } | Event::CaseReceived { case, .. } = e.event {
-                    cases.entry(case.id.clone()).or_default().push((e.seq, case_digest(&case), case));
-                }
+            for (seq, _, CasePayload { case }) in self.typed_events::<CasePayload>(kind)? {
+                cases.entry(case.id.clone()).or_default().push((seq, case_digest(&case), case));
             }
         }
         let mut plans: HashMap<(String, String), Vec<(u64, Plan)>> = HashMap::new();
-        for e in of_kind("plan_proposed")? {
-            if let Event::PlanProposed { plan } = e.event {
-                plans.entry((plan.case_id.clone(), plan.id.clone())).or_default().push((e.seq, plan));
-            }
+        for (seq, _, PlanPayload { plan }) in self.typed_events::<PlanPayload>("plan_proposed")? {
+            plans.entry((plan.case_id.clone(), plan.id.clone())).or_default().push((seq, plan));
         }
         for revisions in cases.values_mut() {
             revisions.sort_by_key(|(seq, ..)| *seq);
@@ -99,10 +95,10 @@ impl Engine {
         }
 
         let mut recorded = Vec::new();
+        let mut candidates = Vec::new();
         let mut without_inputs = 0;
         let mut unreplayable = Vec::new();
-        for e in of_kind("decided")? {
-            let Event::Decided { decision, inputs } = e.event else { continue };
+        for (seq, at, DecidedPayload { decision, inputs }) in self.typed_events::<DecidedPayload>("decided")? {
             let Some(inputs) = inputs else {
                 without_inputs += 1;
                 continue;
@@ -115,8 +111,7 @@ impl Engine {
             // The plan proposed just before it, and the revision of the case it names (a
             // newer one may have been recorded between the decision and its writing).
             let proposed = plans.get(&(decision.case_id.clone(), decision.plan_id.clone()));
-            let Some(plan) =
-                proposed.and_then(|p| p.iter().rev().find(|(seq, _)| *seq < e.seq)).map(|(_, p)| p.clone())
+            let Some(plan) = proposed.and_then(|p| p.iter().rev().find(|(s, _)| *s < seq)).map(|(_, p)| p.clone())
             else {
                 unreplayable.push(refuse("its plan is not in the log".into()));
                 continue;
@@ -125,24 +120,102 @@ impl Engine {
                 Some(ref case) => Some(case.clone()),
                 None => cases
                     .get(&decision.case_id)
-                    .and_then(|revs| revs.iter().rev().find(|(seq, d, _)| *seq < e.seq && *d == inputs.case_digest))
+                    .and_then(|revs| revs.iter().rev().find(|(s, d, _)| *s < seq && *d == inputs.case_digest))
                     .map(|(.., case)| case.clone()),
             };
             let Some(case) = case else {
                 unreplayable.push(refuse("the case it decided on is not in the log".into()));
                 continue;
             };
-            if !inputs.holds_for(&case, &plan, &decision.policy_hash) {
-                unreplayable.push(refuse(
-                    "its recorded inputs do not match the case and plan the log holds (run `countersign log verify`)"
+            candidates.push((at, case, plan, inputs, decision));
+        }
+        // Each one's inputs checked against the case and plan it names (digests of their
+        // canonical JSON), on every core.
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 8);
+        let chunk = candidates.len().div_ceil(threads).max(1);
+        let holds: Vec<bool> = std::thread::scope(|s| {
+            let parts: Vec<_> = candidates
+                .chunks(chunk)
+                .map(|part| {
+                    let checked = s.spawn(move || {
+                        part.iter()
+                            .map(|(_, case, plan, inputs, decision)| {
+                                inputs.holds_for(case, plan, &decision.policy_hash)
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                    (part.len(), checked)
+                })
+                .collect();
+            // A part whose thread failed holds for none of its decisions.
+            parts.into_iter().flat_map(|(n, p)| p.join().unwrap_or_else(|_| vec![false; n])).collect()
+        });
+        for ((at, case, plan, inputs, decision), holds) in candidates.into_iter().zip(holds) {
+            if !holds {
+                unreplayable.push(Unreplayable {
+                    case_id: decision.case_id.clone(),
+                    plan_id: decision.plan_id.clone(),
+                    reason: "its recorded inputs do not match the case and plan the log holds (run `countersign log verify`)"
                         .into(),
-                ));
+                });
                 continue;
             }
-            recorded.push(Recorded { at: e.at, case, plan, facts: inputs.facts, decision });
+            recorded.push(Recorded { at, case, plan, facts: inputs.facts, decision });
         }
         Ok((recorded, without_inputs, unreplayable))
     }
+
+    /// The events of `kind`, oldest first, each body typed straight from its text as far
+    /// as `P` reads its payload, on every core: reading the log is most of a simulation.
+    fn typed_events<P: DeserializeOwned + Send>(&self, kind: &str) -> Result<Vec<(u64, Timestamp, P)>, EngineError> {
+        let bodies = self.store.event_bodies(&EventFilter { kind: Some(kind.into()), ..EventFilter::default() })?;
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 8);
+        let chunk = bodies.len().div_ceil(threads).max(1);
+        let parse = |part: &[(u64, String)]| {
+            part.iter()
+                .map(|(seq, body)| {
+                    serde_json::from_str::<Body<P>>(body).map(|b| (*seq, b.at, b.payload)).map_err(|e| {
+                        EngineError::Unreadable { message: format!("event {seq} ({kind}) cannot be read: {e}") }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        std::thread::scope(|s| {
+            let parts: Vec<_> = bodies.chunks(chunk).map(|part| s.spawn(move || parse(part))).collect();
+            let mut out = Vec::with_capacity(bodies.len());
+            for part in parts {
+                let read = part.join().map_err(|_| EngineError::Unreadable {
+                    message: "reading the log stopped: a thread panicked".into(),
+                })??;
+                out.extend(read);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// An event's body, its payload typed as far as a reader needs.
+#[derive(Deserialize)]
+struct Body<P> {
+    at: Timestamp,
+    payload: P,
+}
+
+#[derive(Deserialize)]
+struct DecidedPayload {
+    decision: countersign_core::PlanDecision,
+    #[serde(default)]
+    inputs: Option<Box<countersign_core::evidence::DecisionInputs>>,
+}
+
+#[derive(Deserialize)]
+struct CasePayload {
+    case: Case,
+}
+
+#[derive(Deserialize)]
+struct PlanPayload {
+    plan: Plan,
 }
 
 /// Write a report where `policy sign --simulation` reads it (replacing the file whole).

@@ -196,6 +196,28 @@ fn row_event(row: &Row<'_>) -> rusqlite::Result<(u64, String, Vec<u8>)> {
 }
 
 pub(crate) fn list_events(conn: &Connection, f: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    let (sql, args) = select(f);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), row_event)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, body, hash) = row?;
+        out.push(parse_stored(seq, body, &hash)?);
+    }
+    Ok(out)
+}
+
+/// The bodies of the events matching `f` as stored (the canonical JSON their hashes
+/// cover), oldest first, unparsed: for a reader that types them itself in one pass.
+pub(crate) fn list_bodies(conn: &Connection, f: &EventFilter) -> Result<Vec<(u64, String)>, StoreError> {
+    let (sql, args) = select(f);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), |r| Ok((r.get::<_, i64>(0)?.unsigned_abs(), r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The query for the events matching `f`: `seq, body, hash`, oldest first.
+fn select(f: &EventFilter) -> (String, Vec<SqlValue>) {
     let mut sql = String::from("SELECT seq, body, hash FROM evidence WHERE 1=1");
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(c) = &f.case_id {
@@ -220,14 +242,7 @@ pub(crate) fn list_events(conn: &Connection, f: &EventFilter) -> Result<Vec<Stor
         sql.push_str(" LIMIT ?");
         args.push(SqlValue::Integer(i64::try_from(l).unwrap_or(i64::MAX)));
     }
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), row_event)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (seq, body, hash) = row?;
-        out.push(parse_stored(seq, body, &hash)?);
-    }
-    Ok(out)
+    (sql, args)
 }
 
 pub(crate) fn get_event(conn: &Connection, seq: u64) -> Result<Option<StoredEvent>, StoreError> {

@@ -86,6 +86,11 @@ impl Store {
         self.read(|c| evidence::list_events(c, filter))
     }
 
+    /// `(seq, body)` of the events matching `filter`, oldest first, the bodies unparsed.
+    pub fn event_bodies(&self, filter: &EventFilter) -> Result<Vec<(u64, String)>, StoreError> {
+        self.read(|c| evidence::list_bodies(c, filter))
+    }
+
     /// Every event of one case, oldest first.
     pub fn events_for_case(&self, case_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         self.list_events(&EventFilter { case_id: Some(case_id.to_owned()), ..EventFilter::default() })
