@@ -140,7 +140,8 @@ fn scrub(v: &mut Value, key: &str) {
         Value::Array(a) => a.iter_mut().for_each(|x| scrub(x, key)),
         Value::String(s) => {
             let time = s.len() >= 20 && s.as_bytes().get(4) == Some(&b'-') && s.contains('T');
-            let differs = matches!(key, "path" | "head" | "signature" | "idempotency_key")
+            // A decision's inputs digest covers the time it was decided.
+            let differs = matches!(key, "path" | "head" | "signature" | "idempotency_key" | "digest")
                 || (key == "id" && s.starts_with("pause-"))
                 || key == "pause_id";
             if time || differs {
