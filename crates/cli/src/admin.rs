@@ -117,6 +117,16 @@ pub struct SimulateArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct AutonomyArgs {
+    /// Write this proposal's draft policy and simulation report (its key, as listed).
+    #[arg(long, value_name = "KEY", requires = "out")]
+    save: Option<String>,
+    /// Where `--save` writes them.
+    #[arg(long, value_name = "DIR", requires = "save")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// A signed pack directory.
     dir: PathBuf,
@@ -181,6 +191,14 @@ fn print_release(cli: &Cli, report: &release::ReleaseReport, dir: &std::path::Pa
 pub fn policy_simulate(cli: &Cli, args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let simulated = open(cli)?.engine.simulate_draft(&args.draft, args.since, args.out.as_deref())?;
     out(cli.json, &simulated, |s| crate::render::simulation(s, args.out.as_deref()))
+}
+
+pub fn policy_autonomy(cli: &Cli, args: &AutonomyArgs) -> anyhow::Result<ExitCode> {
+    let engine = &open(cli)?.engine;
+    match (&args.save, &args.out) {
+        (Some(key), Some(dir)) => out(cli.json, &engine.save_proposal(key, dir)?, crate::render::saved_proposal),
+        _ => out(cli.json, &engine.autonomy()?, crate::render::autonomy),
+    }
 }
 
 pub fn policy_sign(cli: &Cli, args: &SignArgs) -> anyhow::Result<ExitCode> {

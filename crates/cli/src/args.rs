@@ -278,6 +278,10 @@ pub enum PolicyCmd {
     /// Replay the decisions this workspace recorded through a draft policy: which steps would
     /// move between auto, confirm, supervisor, recommend and forbid, per action and per rule.
     Simulate(admin::SimulateArgs),
+    /// Earned autonomy: each band's record in this workspace's log (approved unchanged,
+    /// edited, rejected, reversed; rubber stamps apart) and the changes it proposes, each
+    /// simulated; `--save KEY --out DIR` writes a proposal's draft and report for signing.
+    Autonomy(admin::AutonomyArgs),
     /// Build and sign a policy pack (policy, roster, catalog, managed settings) from a source file.
     Sign(admin::SignArgs),
     /// Check a signed pack against the trusted admin keys; exit 1 with the reason if refused.
@@ -364,6 +368,15 @@ pub enum ReviewCmd {
     /// that still holds (else it waits for a countersignature); the same idempotency key
     /// unless the platform's own answer showed the earlier attempt did not apply.
     Retry { plan: String, step: String },
+    /// Record that a step that ran was undone afterwards (a refund reversed by the bank, an
+    /// order sent back): it counts against its band's earned autonomy (a team lead's seat).
+    Reverse {
+        plan: String,
+        step: String,
+        /// What was undone, and how you know.
+        #[arg(long)]
+        reason: String,
+    },
     /// Settle a step whose outcome is unknown, from what you saw on the platform (a team
     /// lead on the roster; the passphrase is read from the terminal or stdin).
     Settle {

@@ -123,6 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(json, &countersign_engine::check_policy(&path)?, |s| render::policy(&path, s))
         }
         Command::Policy(PolicyCmd::Simulate(args)) => admin::policy_simulate(&cli, args),
+        Command::Policy(PolicyCmd::Autonomy(args)) => admin::policy_autonomy(&cli, args),
         Command::Policy(PolicyCmd::Sign(args)) => admin::policy_sign(&cli, args),
         Command::Policy(PolicyCmd::Verify(args)) => admin::policy_verify(&cli, args),
         Command::Policy(PolicyCmd::Status) => admin::policy_status(&cli),
@@ -253,6 +254,11 @@ fn review(cli: &Cli, cmd: &ReviewCmd) -> anyhow::Result<ExitCode> {
         }
         ReviewCmd::Reject { plan, step, reason, as_lead } => (plan, step, reason, as_lead, Verdict::Rejected, false),
         ReviewCmd::Retry { plan, step } => return out(cli.json, &engine.retry_step(plan, step)?, render::step_run),
+        ReviewCmd::Reverse { plan, step, reason } => {
+            engine.record_reversal(plan, step, reason)?;
+            let done = serde_json::json!({"reversed": {"plan": plan, "step": step}});
+            return out(cli.json, &done, |_| println!("recorded: step {step} of plan {plan} was reversed"));
+        }
         ReviewCmd::Settle { plan, step, applied, not_applied: _, reason, as_lead } => {
             let proof = Proof { id: as_lead.clone(), passphrase: read_secret(&format!("passphrase for {as_lead}: "))? };
             return out(cli.json, &engine.settle_step(plan, step, *applied, reason, &proof)?, render::step_run);

@@ -509,3 +509,82 @@ pub fn simulation(s: &countersign_engine::simulate::Simulated, out: Option<&std:
         None => println!("Report {}", s.digest),
     }
 }
+
+pub fn autonomy(a: &countersign_engine::autonomy::Autonomy) {
+    let Some(s) = &a.settings else {
+        println!("Policy {} v{} keeps no bands on record (no [autonomy] table).", a.policy_id, a.policy_version);
+        return;
+    };
+    let (l, t) = (s.loosen, s.tighten);
+    println!(
+        "Policy {} v{}: approvals sooner than {} s are rubber stamps; reversals count for {} days.",
+        a.policy_id, a.policy_version, s.review_floor_secs, s.window_days
+    );
+    println!(
+        "Loosen at ≥ {} decisions, ≥ {} % unchanged, ≥ {} people, ≤ {} reversed; tighten at ≥ {} % rejected \
+         of ≥ {}, or ≥ {} reversed.",
+        l.min_decisions,
+        l.min_unchanged_pct,
+        l.min_approvers,
+        l.max_reversals,
+        t.min_rejected_pct,
+        t.min_decisions,
+        t.min_reversals
+    );
+    if a.records.is_empty() {
+        println!("No band has a decided step yet.");
+    }
+    for r in &a.records {
+        println!(
+            "  {} {} on {} at {}: {} counted ({} unchanged, {} edited, {} rejected, {} ran), {} people, {} rubber \
+             stamp(s) not counted, {} reversed",
+            r.action,
+            r.band_label,
+            r.channel,
+            r.decision,
+            r.decisions,
+            r.unchanged,
+            r.edited,
+            r.rejected,
+            r.ran,
+            r.approvers,
+            r.rubber_stamps,
+            r.reversals
+        );
+    }
+    if a.proposals.is_empty() {
+        println!("No band passes a bar: nothing to propose.");
+    }
+    for p in &a.proposals {
+        let x = &p.proposal;
+        println!("Proposal {} ({:?}): {} → {}", x.key, x.direction, x.from, x.to);
+        println!("  why: {}", x.why);
+        for c in &x.changes {
+            println!("  change: {c}");
+        }
+        for l in &x.leaves {
+            println!("  leaves: {l}");
+        }
+        if let Some(b) = &x.blocked {
+            println!("  no draft: {b}");
+        }
+        if let Some(s) = &p.simulation {
+            let r = &s.report;
+            println!("  simulated over {} decision(s): {} of {} step(s) would change", r.decisions, r.changed, r.steps);
+            if !r.money_without_a_human.is_empty() {
+                println!("  money that would move without a person: {}", amounts(&r.money_without_a_human));
+            }
+            println!("  save it: countersign policy autonomy --save {} --out DIR", x.key);
+        }
+    }
+}
+
+pub fn saved_proposal(s: &countersign_engine::autonomy::SavedProposal) {
+    println!("Draft policy (version {}) written to {}", s.version, s.draft_file);
+    println!("Simulation report {} written to {}", s.report_digest, s.report_file);
+    println!(
+        "Read it, put it in the pack source as its policy, raise the pack's version and sign: \
+         countersign policy sign SOURCE --out DIR --key KEY --simulation {}",
+        s.report_file
+    );
+}

@@ -281,6 +281,13 @@ pub enum Event {
         applied: bool,
         reason: String,
     },
+    /// A lead recorded that a step that ran was undone afterwards (a refund reversed by the
+    /// bank, an order sent back): it counts against its band's earned autonomy.
+    StepReversed {
+        plan_id: String,
+        step_id: String,
+        reason: String,
+    },
     ReplySent {
         plan_id: String,
         text: String,
@@ -443,6 +450,7 @@ impl Event {
             Event::StepFinished { .. } => "step_finished",
             Event::StepRetried { .. } => "step_retried",
             Event::StepSettled { .. } => "step_settled",
+            Event::StepReversed { .. } => "step_reversed",
             Event::ReplySent { .. } => "reply_sent",
             Event::ReplyDelivered { .. } => "reply_delivered",
             Event::PromiseMade { .. } => "promise_made",

@@ -15,6 +15,7 @@
 //! outcomes, and nothing in a plan (a risk opinion, an instruction in a customer
 //! message, a parameter lifted from prose) can make a step less restrictive.
 
+pub mod autonomy;
 pub mod claims;
 pub mod decide;
 pub mod detect;

@@ -17,6 +17,8 @@ use countersign_core::model::{
 use countersign_core::{Facts, Money, Outcome, Policy, decide};
 use serde_json::{Value, json};
 
+#[path = "policy/autonomy.rs"]
+mod autonomy;
 #[path = "policy/signals.rs"]
 mod signals;
 #[path = "policy/simulate.rs"]

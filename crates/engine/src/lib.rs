@@ -12,6 +12,7 @@
 //!
 //! Time comes from an injected [`Clock`], so tests can fix it.
 
+pub mod autonomy;
 pub mod cases;
 pub mod checkpoints;
 pub mod credentials;

@@ -66,11 +66,29 @@ impl Engine {
     /// Replay every decision this log recorded through `draft`, in the order recorded,
     /// and report what would change for those made at or after `since`.
     pub fn simulate(&self, draft: &Policy, since: Option<Timestamp>) -> Result<Simulated, EngineError> {
-        let (recorded, without_inputs, mut unreplayable) = self.recorded_decisions()?;
-        let mut simulation = simulate(draft, &recorded);
-        simulation.unreplayable.append(&mut unreplayable);
-        let report = SimulationReport::new(draft, &simulation, since, without_inputs);
-        Ok(Simulated { digest: report.digest(), report, simulation, report_file: None })
+        let mut each = self.simulate_each_since(&[draft], since)?;
+        each.pop().ok_or_else(|| EngineError::Unreadable { message: "the simulation made no report".into() })
+    }
+
+    /// [`Engine::simulate`] of each draft over all of the log, reading the log once.
+    pub fn simulate_each(&self, drafts: &[&Policy]) -> Result<Vec<Simulated>, EngineError> {
+        self.simulate_each_since(drafts, None)
+    }
+
+    fn simulate_each_since(&self, drafts: &[&Policy], since: Option<Timestamp>) -> Result<Vec<Simulated>, EngineError> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (recorded, without_inputs, unreplayable) = self.recorded_decisions()?;
+        Ok(drafts
+            .iter()
+            .map(|draft| {
+                let mut simulation = simulate(draft, &recorded);
+                simulation.unreplayable.extend(unreplayable.iter().cloned());
+                let report = SimulationReport::new(draft, &simulation, since, without_inputs);
+                Simulated { digest: report.digest(), report, simulation, report_file: None }
+            })
+            .collect())
     }
 
     /// Every recorded decision with what it read, in the order recorded; how many carry
@@ -167,14 +185,25 @@ impl Engine {
 
     /// The events of `kind`, oldest first, each body typed straight from its text as far
     /// as `P` reads its payload, on every core: reading the log is most of a simulation.
-    fn typed_events<P: DeserializeOwned + Send>(&self, kind: &str) -> Result<Vec<(u64, Timestamp, P)>, EngineError> {
+    pub(crate) fn typed_events<P: DeserializeOwned + Send>(
+        &self,
+        kind: &str,
+    ) -> Result<Vec<(u64, Timestamp, P)>, EngineError> {
+        Ok(self.typed_events_by(kind)?.into_iter().map(|(seq, at, _, p)| (seq, at, p)).collect())
+    }
+
+    /// [`Engine::typed_events`] with each event's actor.
+    pub(crate) fn typed_events_by<P: DeserializeOwned + Send>(
+        &self,
+        kind: &str,
+    ) -> Result<Vec<(u64, Timestamp, String, P)>, EngineError> {
         let bodies = self.store.event_bodies(&EventFilter { kind: Some(kind.into()), ..EventFilter::default() })?;
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 8);
         let chunk = bodies.len().div_ceil(threads).max(1);
         let parse = |part: &[(u64, String)]| {
             part.iter()
                 .map(|(seq, body)| {
-                    serde_json::from_str::<Body<P>>(body).map(|b| (*seq, b.at, b.payload)).map_err(|e| {
+                    serde_json::from_str::<Body<P>>(body).map(|b| (*seq, b.at, b.actor, b.payload)).map_err(|e| {
                         EngineError::Unreadable { message: format!("event {seq} ({kind}) cannot be read: {e}") }
                     })
                 })
@@ -198,6 +227,8 @@ impl Engine {
 #[derive(Deserialize)]
 struct Body<P> {
     at: Timestamp,
+    #[serde(default)]
+    actor: String,
     payload: P,
 }
 
@@ -209,21 +240,26 @@ struct DecidedPayload {
 }
 
 #[derive(Deserialize)]
-struct CasePayload {
-    case: Case,
+pub(crate) struct CasePayload {
+    pub(crate) case: Case,
 }
 
 #[derive(Deserialize)]
-struct PlanPayload {
-    plan: Plan,
+pub(crate) struct PlanPayload {
+    pub(crate) plan: Plan,
 }
 
 /// Write a report where `policy sign --simulation` reads it (replacing the file whole).
 pub fn write_report(path: &Path, report: &SimulationReport) -> Result<(), EngineError> {
     let text = serde_json::to_string_pretty(report).map_err(|e| EngineError::BadInput { message: e.to_string() })?;
+    write_whole(path, format!("{text}\n").as_bytes())
+}
+
+/// Write `bytes` to `path` whole: a reader sees the old file or the new one, never part.
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| EngineError::io(dir, e))?;
-    std::io::Write::write_all(&mut file, format!("{text}\n").as_bytes()).map_err(|e| EngineError::io(path, e))?;
+    std::io::Write::write_all(&mut file, bytes).map_err(|e| EngineError::io(path, e))?;
     file.as_file().sync_all().map_err(|e| EngineError::io(path, e))?;
     file.persist(path).map_err(|e| EngineError::io(path, e.error))?;
     Ok(())

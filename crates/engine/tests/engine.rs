@@ -19,6 +19,8 @@ use countersign_engine::{CaseFile, Clock, Engine, EngineOptions, ErrorCode, LogF
 use jiff::Timestamp;
 use serde_json::json;
 
+#[path = "engine/autonomy.rs"]
+mod autonomy;
 #[path = "engine/claims.rs"]
 mod claims;
 #[path = "engine/defects.rs"]

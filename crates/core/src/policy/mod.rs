@@ -9,7 +9,10 @@
 //! [`compile_rule`] (including the ways it could never match), evaluate it in
 //! [`crate::decide`], and add policy test cases for it.
 
+mod autonomy;
 mod raw;
+
+pub use autonomy::{AutonomyPolicy, LoosenBar, TightenBar};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -373,6 +376,8 @@ pub struct Policy {
     pub cut_off: CutOffPolicy,
     /// `[team]`: the team a desktop running this policy belongs to, if any.
     pub team: Option<TeamPolicy>,
+    /// `[autonomy]`: the bands whose record is kept and the bars that propose changes.
+    pub autonomy: Option<AutonomyPolicy>,
 }
 
 /// `[team]`: a policy that names a team holds every desktop running it to that team. Its
@@ -662,6 +667,7 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
         });
     }
     let claims = compile_claims(cx, &mut rule_ids, raw.reply.claims)?;
+    let autonomy = raw.autonomy.map(|a| autonomy::compile(cx, a, &actions, &currencies)).transpose()?;
     if *raw.reply.unsupported_claim.get_ref() == Outcome::Auto {
         return Err(cx.err(
             raw.reply.unsupported_claim.span(),
@@ -734,6 +740,7 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
                 })
             }
         },
+        autonomy,
         cut_off: match raw.cut_off {
             None => CutOffPolicy::default(),
             Some(c) => {

@@ -30,6 +30,46 @@ pub(super) struct RawPolicy {
     /// The team a desktop running this policy belongs to (see `TeamPolicy`).
     #[serde(default)]
     pub team: Option<RawTeam>,
+    /// Earned autonomy: the bands kept on record and the bars that propose a change
+    /// (see `AutonomyPolicy`).
+    #[serde(default)]
+    pub autonomy: Option<Spanned<RawAutonomy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAutonomy {
+    pub review_floor_secs: Spanned<i64>,
+    pub window_days: Spanned<i64>,
+    pub loosen: RawLoosen,
+    pub tighten: RawTighten,
+    pub bands: Vec<Spanned<RawBand>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLoosen {
+    pub min_decisions: Spanned<i64>,
+    pub min_unchanged_pct: Spanned<i64>,
+    pub min_approvers: Spanned<i64>,
+    pub max_reversals: Spanned<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTighten {
+    pub min_decisions: Spanned<i64>,
+    pub min_rejected_pct: Spanned<i64>,
+    pub min_reversals: Spanned<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBand {
+    pub action: Spanned<String>,
+    /// The upper bounds of the amount bands, ascending (a money action only).
+    #[serde(default)]
+    pub amounts: Option<Spanned<Vec<Spanned<MoneyText>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -119,6 +119,11 @@ pub enum EventDetail {
         idempotency_key: String,
         key_reason: String,
     },
+    StepReversed {
+        plan_id: String,
+        step_id: String,
+        reason: String,
+    },
     StepSettled {
         step_id: String,
         applied: bool,
@@ -244,6 +249,9 @@ impl EventDetail {
                     idempotency_key: idempotency_key.clone(),
                     key_reason: key_reason.clone(),
                 }
+            }
+            Event::StepReversed { plan_id, step_id, reason } => {
+                EventDetail::StepReversed { plan_id: plan_id.clone(), step_id: step_id.clone(), reason: reason.clone() }
             }
             Event::StepSettled { step_id, applied, reason, .. } => {
                 EventDetail::StepSettled { step_id: step_id.clone(), applied: *applied, reason: reason.clone() }
