@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "9fad6139085c426d"
-signature = "5592b7c692589430a94c2f4fbddef1ecd3490df24196c5b2c52c922f9a5d41b7813abd4565b9e0e67a12af936b0e21c431976b490fd4ce3389d1bae1afd00f02"
+key_id = "636eac273b1c4eda"
+signature = "971637c16bb2709672c3390ddcef71c063637e1630e18de8b565193949abddc2ef128f214bd9a38a0921b98e53309e03ebf3cdbb2c77ebcb667eb41eb9961106"

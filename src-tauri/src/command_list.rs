@@ -44,6 +44,8 @@ command_list! {
     promises,
     check_promises,
     simulate_policy,
+    autonomy,
+    save_proposal,
     credentials_list,
     credential_set,
     credential_delete,

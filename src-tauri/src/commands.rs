@@ -14,10 +14,10 @@ use tauri::ipc::Channel;
 use countersign_engine::intake::Pasted;
 
 use crate::dto::{
-    AppError, AppInfo, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView, InboxChanged,
-    InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, PromiseStatus, PromiseSweep,
-    ReplyCheck, Simulated, StepFilter, SyncReport, TeamAlert, TeamAudit, TeamCaseView, TeamExportView, TeamMetrics,
-    TeamRequestView, TeamStatus, TeamStepsView, Verdict, VerifyView,
+    AppError, AppInfo, Autonomy, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView,
+    InboxChanged, InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, PromiseStatus,
+    PromiseSweep, ReplyCheck, SavedProposal, Simulated, StepFilter, SyncReport, TeamAlert, TeamAudit, TeamCaseView,
+    TeamExportView, TeamMetrics, TeamRequestView, TeamStatus, TeamStepsView, Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
 use crate::state::Shell;
@@ -297,12 +297,7 @@ pub fn team_blob(shell: State<'_, Shell>, desk: String, case_id: String, hash: S
 pub fn team_export(shell: State<'_, Shell>, case_id: String) -> Res<TeamExportView> {
     plain_thread(|| {
         let state = shell.get()?;
-        std::fs::create_dir_all(&state.export_dir).map_err(|e| {
-            AppError::from(countersign_engine::EngineError::BadInput {
-                message: format!("{}: {e}", state.export_dir.display()),
-            })
-        })?;
-        Ok(state.engine.team_export(&case_id, &state.export_dir)?)
+        Ok(state.engine.team_export(&case_id, exports(state)?)?)
     })
 }
 
@@ -344,18 +339,41 @@ pub fn simulate_policy(shell: State<'_, Shell>, draft: String, since: Option<Str
         };
         let state = shell.get()?;
         let out = if save {
-            std::fs::create_dir_all(&state.export_dir).map_err(|e| {
-                AppError::from(countersign_engine::EngineError::BadInput {
-                    message: format!("{}: {e}", state.export_dir.display()),
-                })
-            })?;
+            let dir = exports(state)?;
             let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
-            Some(state.export_dir.join(format!("simulation-{stamp}.json")))
+            Some(dir.join(format!("simulation-{stamp}.json")))
         } else {
             None
         };
         Ok(state.engine.simulate_draft(std::path::Path::new(draft.trim()), since, out.as_deref())?)
     })
+}
+
+/// Earned autonomy: each band's record on this desk and the changes it proposes, each
+/// with its draft's simulation over this desk's log.
+#[tauri::command(async)]
+pub fn autonomy(shell: State<'_, Shell>) -> Res<Autonomy> {
+    plain_thread(|| Ok(shell.get()?.engine.autonomy()?))
+}
+
+/// Save proposal `key`'s draft policy and simulation report into the exports folder (never
+/// to a path the page names), for an admin to read and sign.
+#[tauri::command(async)]
+pub fn save_proposal(shell: State<'_, Shell>, key: String) -> Res<SavedProposal> {
+    plain_thread(|| {
+        let state = shell.get()?;
+        Ok(state.engine.save_proposal(&key, exports(state)?)?)
+    })
+}
+
+/// The exports folder, made if missing.
+fn exports(state: &crate::state::AppState) -> Result<&std::path::Path, AppError> {
+    std::fs::create_dir_all(&state.export_dir).map_err(|e| {
+        AppError::from(countersign_engine::EngineError::BadInput {
+            message: format!("{}: {e}", state.export_dir.display()),
+        })
+    })?;
+    Ok(&state.export_dir)
 }
 
 /// The promises this desk's sent replies made, and how each went.

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
+pub use countersign_engine::autonomy::{Autonomy, SavedProposal};
 pub use countersign_engine::promises::{PromiseStatus, PromiseSweep};
 pub use countersign_engine::simulate::Simulated;
 pub use countersign_engine::team::{DeskReport, TeamRequestView, TeamStatus};

@@ -42,6 +42,8 @@ fn generate(dir: &Path) {
     PromiseSweep::export_all_to(dir).unwrap();
     TeamAudit::export_all_to(dir).unwrap();
     Simulated::export_all_to(dir).unwrap();
+    Autonomy::export_all_to(dir).unwrap();
+    SavedProposal::export_all_to(dir).unwrap();
     Metrics::export_all_to(dir).unwrap();
     CredentialList::export_all_to(dir).unwrap();
     ReplyCheck::export_all_to(dir).unwrap();

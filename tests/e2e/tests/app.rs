@@ -644,3 +644,154 @@ async fn a_reply_whose_answer_is_lost_and_whose_app_is_killed_lands_once_after_a
     c.close().await?;
     result
 }
+
+/// A clock the seeding desk moves: each approval a minute after its decision.
+#[derive(Debug)]
+struct Seeding(std::sync::Mutex<jiff::Timestamp>);
+
+impl countersign_engine::Clock for Seeding {
+    fn now(&self) -> jiff::Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl Seeding {
+    fn advance(&self, secs: i64) {
+        let mut t = self.0.lock().unwrap();
+        *t = t.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+    }
+}
+
+/// The demo workspace over the export on disk, its policy's bar low enough for six
+/// approvals by two agents to earn the $25–$50 refund band on email.
+fn low_bar_workspace(dir: &std::path::Path) -> Result<PathBuf> {
+    let policy = std::fs::read_to_string(repo().join("assets/demo/policy.toml"))?
+        .replacen("min_decisions = 200", "min_decisions = 5", 1)
+        .replacen("min_unchanged_pct = 98", "min_unchanged_pct = 75", 1)
+        .replacen("min_approvers = 5 ", "min_approvers = 2 ", 1);
+    std::fs::write(dir.join("policy.toml"), policy)?;
+    let workspace = dir.join("workspace.toml");
+    let text = countersign_test_support::demo::demo_workspace("workspace-snapshot.toml", &["policy.toml"]);
+    std::fs::write(&workspace, text)?;
+    Ok(workspace)
+}
+
+/// Six $30 refunds on email, each approved a minute after its decision by one of two
+/// agents, recorded by a real engine in the data folder the app will open.
+fn seed_earned_band(workspace: &std::path::Path, data: &std::path::Path) -> Result<()> {
+    use countersign_core::model::Operator;
+    let id = countersign_engine::workspace::Workspace::load(workspace)?.id;
+    let clock = std::sync::Arc::new(Seeding(std::sync::Mutex::new("2026-11-21T10:00:00Z".parse()?)));
+    let mut engine = countersign_engine::Engine::open(
+        countersign_engine::EngineOptions {
+            workspace: workspace.to_path_buf(),
+            data_dir: countersign_host::DataRoot::named(data).workspace_dir(&id),
+            operator: None,
+            connector: None,
+        },
+        clock.clone(),
+    )?;
+    let orders = [
+        ("chen_silva_7485", "#W3069600"),
+        ("chen_silva_7485", "#W2598834"),
+        ("yara_ito_8499", "#W1304208"),
+        ("yara_ito_8499", "#W8353027"),
+        ("aarav_anderson_8794", "#W4316152"),
+        ("aarav_anderson_8794", "#W9311069"),
+    ];
+    for (i, (customer, order)) in orders.iter().enumerate() {
+        let case_id = format!("earned-{i}");
+        let file: countersign_engine::CaseFile = serde_json::from_value(json!({
+            "case": {
+                "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+                "channel": "email", "customer": {"id": customer, "identity": "verified"},
+                "messages": [{"from": "customer", "text": "The item arrived damaged.", "at": "2026-11-21T09:00:00Z"}],
+            },
+            "plan": {"id": format!("{case_id}-p"), "case_id": case_id, "planner": "scripted", "intent": "refund",
+                "steps": [{"id": "s1", "action": "refund_partial", "params": {
+                    "order_id": {"value": order, "source": "connector"},
+                    "amount": {"value": {"amount": "30.00", "currency": "USD"}, "source": "policy"},
+                    "reason": {"value": "damaged item", "source": "connector"},
+                }}]},
+        }))?;
+        let agent = ["agent-1", "agent-2"][i % 2];
+        engine.set_operator(Operator { id: agent.into(), role: "agent".into() })?;
+        engine.record_identity_check(&case_id, customer, "a one-time code sent to the account's phone")?;
+        let decision = engine.process(&file.case, &file.plan)?;
+        anyhow::ensure!(decision.steps[0].decision == countersign_core::Outcome::Confirm, "{decision:?}");
+        clock.advance(60);
+        engine.review(&file.plan.id, "s1", countersign_core::evidence::Verdict::Approved, "photos checked")?;
+        clock.advance(600);
+    }
+    Ok(())
+}
+
+/// Earned autonomy in the app: the record of a band six approvals by two agents earned
+/// (under a bar set low for the test), the proposal it makes with its simulation, the
+/// draft and report saved, a pack signed after that report; the policy in force unchanged.
+#[tokio::test(flavor = "current_thread")]
+async fn an_earned_band_is_proposed_with_its_simulation_and_signed_by_an_admin() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let workspace = low_bar_workspace(work.path())?;
+    let data = work.path().join("data");
+    seed_earned_band(&workspace, &data)?;
+    let c = session_with(&["--workspace", workspace.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]).await?;
+    let result = autonomy_journey(&c).await;
+    if result.is_err() {
+        let _ = shot(&c, "failure-autonomy").await;
+    }
+    c.close().await?;
+    let saved = result?;
+    // The admin signs a pack after the report: its manifest names the report.
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src)?;
+    std::fs::copy(&saved.0, src.join("policy.toml"))?;
+    for f in ["roster.toml", "catalog.toml"] {
+        std::fs::copy(repo().join("assets/demo").join(f), src.join(f))?;
+    }
+    std::fs::copy(repo().join("assets/demo/pack-source.toml"), src.join("pack-source.toml"))?;
+    let report = countersign_engine::simulate::read_report(&saved.1)?;
+    let key = countersign_engine::keys::SecretKey::generate()?;
+    let out = work.path().join("pack");
+    countersign_engine::pack::sign_pack_after(&src.join("pack-source.toml"), &out, &key, Some(&report))?;
+    let trusted = countersign_engine::keys::TrustedKeys::new(vec![key.public("test admin")]);
+    let pack = countersign_engine::pack::verify_pack(&out, &trusted).map_err(|r| anyhow::anyhow!("{r}"))?;
+    assert_eq!(pack.info.simulation.as_deref(), Some(report.digest().as_str()));
+    assert_eq!(pack.policy.version, 2, "the draft's version");
+    Ok(())
+}
+
+/// Settings → Earned autonomy: returns the saved draft's and report's paths.
+async fn autonomy_journey(c: &Client) -> Result<(PathBuf, PathBuf)> {
+    nav(c, "settings").await?;
+    wait_for(c, "[data-testid=autonomy-load]").await?.click().await?;
+    let records = wait_text(c, "[data-testid=autonomy-records]", "the band's record", |t| {
+        t.contains("refund_partial") && t.contains("over 25.00 USD up to 50.00 USD")
+    })
+    .await?;
+    println!("autonomy records: {records}");
+    let proposal =
+        wait_text(c, "[data-testid=autonomy-proposal]", "the proposal", |t| t.contains("confirm → auto")).await?;
+    assert!(proposal.contains("on email"), "{proposal}");
+    let why = wait_text(c, "[data-testid=autonomy-why]", "why", |t| t.contains("approved unchanged")).await?;
+    assert!(why.contains("6 of 6 approved unchanged by 2 people"), "{why}");
+    let changes =
+        wait_text(c, "[data-testid=autonomy-changes]", "the changes", |t| t.contains("version 1 → 2")).await?;
+    assert!(changes.contains("refund.over-auto-limit"), "{changes}");
+    wait_for(c, "[data-testid=autonomy-show-simulation]").await?.click().await?;
+    let summary =
+        wait_text(c, "[data-testid=autonomy-simulation-summary]", "its simulation", |t| t.contains("would change"))
+            .await?;
+    assert!(summary.contains("6 would change"), "the six refunds would have run on their own: {summary}");
+    wait_text(c, "[data-testid=autonomy-simulation-money]", "the money", |t| t.contains("180.00 USD")).await?;
+    shot(c, "08-earned-autonomy").await?;
+    wait_for(c, "[data-testid=autonomy-save]").await?.click().await?;
+    let saved = wait_text(c, "[data-testid=autonomy-saved]", "where they went", |t| t.contains("policy.toml")).await?;
+    let paths: Vec<&str> =
+        saved.split_whitespace().filter(|w| w.starts_with('/')).map(|w| w.trim_end_matches([',', '.'])).collect();
+    let draft = paths.iter().find(|p| p.ends_with(".policy.toml")).context("the draft's path")?;
+    let report = paths.iter().find(|p| p.ends_with(".simulation.json")).context("the report's path")?;
+    // Nothing changed by proposing: the app still runs version 1.
+    wait_text(c, "[data-testid=policy-version]", "the policy in force, version 1", |t| t == "1").await?;
+    Ok((PathBuf::from(draft), PathBuf::from(report)))
+}

@@ -31,7 +31,7 @@ before: JsonValue | null, after: JsonValue, request: JsonValue, response: JsonVa
 /**
  * Where a browser step stopped before sending anything, when it did.
  */
-stopped_at: string | null, } | { "kind": "reply_sent", plan_id: string, text: string, citations: number, } | { "kind": "step_invalidated", plan_id: string, step_id: string, reason: string, } | { "kind": "step_retried", step_id: string, decision: Decision, under_approval: boolean, idempotency_key: string, key_reason: string, } | { "kind": "step_settled", step_id: string, applied: boolean, reason: string, } | { "kind": "case_received", source: string, conversation_id: string, revision: number, 
+stopped_at: string | null, } | { "kind": "reply_sent", plan_id: string, text: string, citations: number, } | { "kind": "step_invalidated", plan_id: string, step_id: string, reason: string, } | { "kind": "step_retried", step_id: string, decision: Decision, under_approval: boolean, idempotency_key: string, key_reason: string, } | { "kind": "step_reversed", plan_id: string, step_id: string, reason: string, } | { "kind": "step_settled", step_id: string, applied: boolean, reason: string, } | { "kind": "case_received", source: string, conversation_id: string, revision: number, 
 /**
  * The conversation's state at the source.
  */

@@ -384,8 +384,8 @@ pub fn team_pack(dir: &Path, admin: &countersign_engine::keys::SecretKey, roster
     }
     std::fs::write(src.join("roster.toml"), roster).unwrap();
     let source =
-        std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 3", "version = 4");
-    assert!(source.contains("version = 4"), "{source}");
+        std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 4", "version = 5");
+    assert!(source.contains("version = 5"), "{source}");
     std::fs::write(src.join("pack-source.toml"), source).unwrap();
     let out = dir.join("pack");
     countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
