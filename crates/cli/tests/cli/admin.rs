@@ -334,3 +334,39 @@ fn a_draft_is_simulated_over_the_recorded_decisions_and_a_pack_signed_after_it_n
     let manifest = std::fs::read_to_string(blind.join("pack.toml")).unwrap();
     assert!(manifest.contains("format = \"countersign-policy-pack/1\""), "{manifest}");
 }
+
+#[test]
+fn approvals_given_at_once_are_rubber_stamps_and_only_a_lead_records_a_reversal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = cs(&data, &["policy", "autonomy"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(out(&o).contains("No band has a decided step yet"), "{}", out(&o));
+    // The split-refunds case's three refunds wait for the agent, who approves each at once.
+    let case = repo().join("assets/demo/cases/06-split-refunds.json");
+    super::verify_customer(|a| cs(&data, a), &case);
+    let o = cs(&data, &["--json", "run", "--case", case.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let queue = stdout_json(&cs(&data, &["--json", "review", "list"]));
+    let waiting = queue.as_array().unwrap();
+    assert_eq!(waiting.len(), 3, "{queue:#}");
+    for s in waiting {
+        let o = cs(&data, &["review", "approve", s["plan_id"].as_str().unwrap(), s["step_id"].as_str().unwrap()]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let o = cs(&data, &["--json", "policy", "autonomy"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let a = stdout_json(&o);
+    let counted: u64 = a["records"].as_array().unwrap().iter().map(|r| r["decisions"].as_u64().unwrap()).sum();
+    let stamps: u64 = a["records"].as_array().unwrap().iter().map(|r| r["rubber_stamps"].as_u64().unwrap()).sum();
+    assert_eq!((counted, stamps), (0, 3), "approved within the 10 s floor: {a:#}");
+    assert_eq!(a["proposals"], serde_json::json!([]));
+    let o = cs(&data, &["policy", "autonomy", "--save", "refund_partial/x", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("no proposal"), "{}", stderr(&o));
+    // The demo seat is an agent's: recording a reversal is a lead's.
+    let (plan, step) = (waiting[0]["plan_id"].as_str().unwrap(), waiting[0]["step_id"].as_str().unwrap());
+    let o = cs(&data, &["review", "reverse", plan, step, "--reason", "the bank reversed it"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("recording a reversal is for team_lead"), "{}", stderr(&o));
+}
