@@ -349,20 +349,23 @@ pub fn simulate_policy(shell: State<'_, Shell>, draft: String, since: Option<Str
     })
 }
 
-/// Earned autonomy: each band's record on this desk and the changes it proposes, each
-/// with its draft's simulation over this desk's log.
+/// Earned autonomy: each band's record and the changes it proposes, each with its draft's
+/// simulation; this desk's log, or with `team` every desk of the team this lead may see.
 #[tauri::command(async)]
-pub fn autonomy(shell: State<'_, Shell>) -> Res<Autonomy> {
-    plain_thread(|| Ok(shell.get()?.engine.autonomy()?))
+pub fn autonomy(shell: State<'_, Shell>, team: bool) -> Res<Autonomy> {
+    plain_thread(|| {
+        let engine = &shell.get()?.engine;
+        Ok(if team { engine.team_autonomy()? } else { engine.autonomy()? })
+    })
 }
 
 /// Save proposal `key`'s draft policy and simulation report into the exports folder (never
-/// to a path the page names), for an admin to read and sign.
+/// to a path the page names), for an admin to read and sign; `team` as for `autonomy`.
 #[tauri::command(async)]
-pub fn save_proposal(shell: State<'_, Shell>, key: String) -> Res<SavedProposal> {
+pub fn save_proposal(shell: State<'_, Shell>, key: String, team: bool) -> Res<SavedProposal> {
     plain_thread(|| {
         let state = shell.get()?;
-        Ok(state.engine.save_proposal(&key, exports(state)?)?)
+        Ok(state.engine.save_proposal(&key, team, exports(state)?)?)
     })
 }
 

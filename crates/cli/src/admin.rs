@@ -118,6 +118,10 @@ pub struct SimulateArgs {
 
 #[derive(Args, Debug)]
 pub struct AutonomyArgs {
+    /// The team's record (every desk this lead may see, from the team service) instead of
+    /// this desk's log.
+    #[arg(long)]
+    team: bool,
     /// Write this proposal's draft policy and simulation report (its key, as listed).
     #[arg(long, value_name = "KEY", requires = "out")]
     save: Option<String>,
@@ -196,7 +200,10 @@ pub fn policy_simulate(cli: &Cli, args: &SimulateArgs) -> anyhow::Result<ExitCod
 pub fn policy_autonomy(cli: &Cli, args: &AutonomyArgs) -> anyhow::Result<ExitCode> {
     let engine = &open(cli)?.engine;
     match (&args.save, &args.out) {
-        (Some(key), Some(dir)) => out(cli.json, &engine.save_proposal(key, dir)?, crate::render::saved_proposal),
+        (Some(key), Some(dir)) => {
+            out(cli.json, &engine.save_proposal(key, args.team, dir)?, crate::render::saved_proposal)
+        }
+        _ if args.team => out(cli.json, &engine.team_autonomy()?, crate::render::autonomy),
         _ => out(cli.json, &engine.autonomy()?, crate::render::autonomy),
     }
 }

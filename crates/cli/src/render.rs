@@ -517,8 +517,8 @@ pub fn autonomy(a: &countersign_engine::autonomy::Autonomy) {
     };
     let (l, t) = (s.loosen, s.tighten);
     println!(
-        "Policy {} v{}: approvals sooner than {} s are rubber stamps; reversals count for {} days.",
-        a.policy_id, a.policy_version, s.review_floor_secs, s.window_days
+        "Policy {} v{} over {}: approvals sooner than {} s are rubber stamps; reversals count for {} days.",
+        a.policy_id, a.policy_version, a.scope, s.review_floor_secs, s.window_days
     );
     println!(
         "Loosen at ≥ {} decisions, ≥ {} % unchanged, ≥ {} people, ≤ {} reversed; tighten at ≥ {} % rejected \
@@ -574,7 +574,8 @@ pub fn autonomy(a: &countersign_engine::autonomy::Autonomy) {
             if !r.money_without_a_human.is_empty() {
                 println!("  money that would move without a person: {}", amounts(&r.money_without_a_human));
             }
-            println!("  save it: countersign policy autonomy --save {} --out DIR", x.key);
+            let team = if a.scope == "this desk" { "" } else { " --team" };
+            println!("  save it: countersign policy autonomy{team} --save {} --out DIR", x.key);
         }
     }
 }

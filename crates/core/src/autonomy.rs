@@ -23,17 +23,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::model::Channel;
+use crate::evidence::{Event, StepOutcome, Verdict};
+use crate::model::{Channel, Provenance};
 use crate::money::Money;
 use crate::policy::{AutonomyPolicy, Outcome, Policy};
+
+/// The planner name of a plan revision an agent made by editing a waiting step.
+pub const AGENT_EDIT: &str = "agent-edit";
 
 /// How many sample cases a record names.
 pub const SAMPLES: usize = 5;
 
 /// What a person did with a step, or that it ran on its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Review {
     /// An `auto` step that ran.
     Ran,
@@ -52,7 +58,7 @@ pub enum Review {
 }
 
 /// One decided step, as the record counts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reviewed {
     pub case_id: String,
     pub plan_id: String,
@@ -71,7 +77,7 @@ pub struct Reviewed {
 }
 
 /// An amount band: over `over` (exclusive) and up to `up_to` (inclusive); `None` is open.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Band {
     pub over: Option<Money>,
@@ -107,8 +113,162 @@ fn band_at(autonomy: &AutonomyPolicy, action: &str, money: Option<&Money>) -> Op
     Some((i, Band { over: i.checked_sub(1).and_then(|j| bounds.get(j)).cloned(), up_to: bounds.get(i).cloned() }))
 }
 
+/// Reads a log's events, one desk's in the order recorded, into the [`Reviewed`] steps
+/// a record counts: the events of kinds [`Gather::KINDS`] (a `decided` one needs no
+/// inputs). Several desks' logs go through one `Gather`, each under its own name.
+#[derive(Debug, Default)]
+pub struct Gather {
+    /// (desk, case) → its channel, as last received.
+    channels: BTreeMap<(String, String), Channel>,
+    /// (desk, plan, step) → (seq, when decided, case, the decision): the latest.
+    decided: BTreeMap<(String, String, String), (u64, Timestamp, String, crate::StepDecision)>,
+    /// Steps a person wrote (an agent's edit): theirs, not the planner's.
+    human: BTreeSet<(String, String, String)>,
+    /// The step an agent's edit replaced → who edited it.
+    edited: BTreeMap<(String, String, String), String>,
+    reviews: BTreeMap<(String, String, String), (Timestamp, Verdict, String)>,
+    ran: BTreeMap<(String, String, String), (Timestamp, StepOutcome)>,
+    reversed: BTreeMap<(String, String, String), (Timestamp, String)>,
+    /// (desk, case) → the conversation's state at the source, in order.
+    states: BTreeMap<(String, String), Vec<(Timestamp, String)>>,
+}
+
+impl Gather {
+    /// The kinds a record reads.
+    pub const KINDS: [&'static str; 8] = [
+        "case_opened",
+        "case_received",
+        "decided",
+        "plan_proposed",
+        "review_decided",
+        "step_finished",
+        "step_reversed",
+        "step_settled",
+    ];
+
+    /// One event of `desk`'s log (`seq`, recorded `at` by `actor`).
+    pub fn add(&mut self, desk: &str, seq: u64, at: Timestamp, actor: &str, event: &Event) {
+        let key = |plan: &str, step: &str| (desk.to_string(), plan.to_string(), step.to_string());
+        match event {
+            Event::CaseOpened { case } => {
+                self.channels.insert((desk.to_string(), case.id.clone()), case.channel);
+            }
+            Event::CaseReceived { case, state, .. } => {
+                self.channels.insert((desk.to_string(), case.id.clone()), case.channel);
+                self.states.entry((desk.to_string(), case.id.clone())).or_default().push((at, state.clone()));
+            }
+            Event::Decided { decision, .. } => {
+                for step in &decision.steps {
+                    self.decided.insert(
+                        key(&decision.plan_id, &step.step_id),
+                        (seq, at, decision.case_id.clone(), step.clone()),
+                    );
+                }
+            }
+            Event::PlanProposed { plan } if plan.planner == AGENT_EDIT => {
+                for step in plan.steps.iter().filter(|s| s.params.values().any(|p| p.source == Provenance::Agent)) {
+                    self.human.insert(key(&plan.id, &step.id));
+                    let replaced = self
+                        .decided
+                        .iter()
+                        .filter(|((d, p, s), (at_seq, _, case, _))| {
+                            d == desk && *p != plan.id && *s == step.id && *case == plan.case_id && *at_seq < seq
+                        })
+                        .max_by_key(|(_, (at_seq, ..))| *at_seq)
+                        .map(|(k, _)| k.clone());
+                    if let Some(k) = replaced {
+                        self.edited.insert(k, actor.to_string());
+                    }
+                }
+            }
+            Event::ReviewDecided { plan_id, step_id, verdict, by, .. } => {
+                self.reviews.insert(key(plan_id, step_id), (at, *verdict, by.id.clone()));
+            }
+            Event::StepFinished { plan_id, step_id, outcome, .. } => {
+                self.ran.insert(key(plan_id, step_id), (at, *outcome));
+            }
+            // A lead settled an unknown outcome by hand: applied is as good as succeeded.
+            Event::StepSettled { plan_id, step_id, applied, .. } => {
+                let outcome = if *applied { StepOutcome::Succeeded } else { StepOutcome::Failed };
+                self.ran.insert(key(plan_id, step_id), (at, outcome));
+            }
+            Event::StepReversed { plan_id, step_id, reason } => {
+                self.reversed.insert(key(plan_id, step_id), (at, format!("{actor} recorded: {reason}")));
+            }
+            _ => {}
+        }
+    }
+
+    /// Every executable step decided, with what a person did with it and whether it was
+    /// reversed since (steps still waiting, expired or decided again are left out).
+    pub fn finish(self) -> Vec<Reviewed> {
+        let mut out = Vec::new();
+        for ((desk, plan_id, step_id), (_, at, case_id, step)) in self.decided {
+            let key = (desk.clone(), plan_id.clone(), step_id.clone());
+            if !step.decision.executable() || self.human.contains(&key) {
+                continue;
+            }
+            let Some(channel) = self.channels.get(&(desk.clone(), case_id.clone())).copied() else { continue };
+            let review = if let Some(by) = self.edited.get(&key) {
+                Review::Edited { by: by.clone() }
+            } else if let Some((when, verdict, by)) = self.reviews.get(&key) {
+                match verdict {
+                    Verdict::Approved => Review::Unchanged { by: by.clone(), at: *when },
+                    Verdict::Rejected => Review::Rejected { by: by.clone() },
+                }
+            } else if step.decision == Outcome::Auto && self.ran.contains_key(&key) {
+                Review::Ran
+            } else {
+                continue;
+            };
+            let reversal = match self.ran.get(&key) {
+                Some((done, StepOutcome::Succeeded)) => self
+                    .reversed
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| reopened(self.states.get(&(desk.clone(), case_id.clone())), *done)),
+                _ => None,
+            };
+            let mut deciding: Vec<String> = Vec::new();
+            for r in step.reasons.iter().filter(|r| r.decision == step.decision) {
+                if !deciding.contains(&r.rule) {
+                    deciding.push(r.rule.clone());
+                }
+            }
+            out.push(Reviewed {
+                case_id,
+                plan_id,
+                step_id,
+                action: step.action,
+                channel,
+                money: step.money,
+                decision: step.decision,
+                deciding,
+                at,
+                review,
+                reversal,
+            });
+        }
+        out
+    }
+}
+
+/// The conversation was resolved after the step ran and then opened again at the source:
+/// the complaint came back.
+pub fn reopened(states: Option<&Vec<(Timestamp, String)>>, ran: Timestamp) -> Option<(Timestamp, String)> {
+    let mut resolved = false;
+    for (at, state) in states?.iter().filter(|(at, _)| *at >= ran) {
+        if state == "resolved" {
+            resolved = true;
+        } else if resolved {
+            return Some((*at, "the customer's conversation was re-opened after it ran".into()));
+        }
+    }
+    None
+}
+
 /// A band's record at one decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BandRecord {
     pub action: String,
@@ -218,7 +378,7 @@ pub fn record(autonomy: &AutonomyPolicy, steps: &[Reviewed], now: Timestamp) -> 
 }
 
 /// Which way a proposal moves a band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
@@ -277,7 +437,7 @@ pub fn assess(autonomy: &AutonomyPolicy, r: &BandRecord) -> Option<(Direction, S
 }
 
 /// A proposed change of the permission map, as a draft of the policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Proposal {
     /// The band's key ([`BandRecord::key`]).

@@ -50,6 +50,114 @@ pub struct Recorded {
     pub decision: PlanDecision,
 }
 
+/// An event of a log as a simulation reads it.
+#[derive(Debug, Clone)]
+pub enum Logged {
+    /// A revision of a case (`case_opened`, `case_received`).
+    Case(Box<Case>),
+    /// `plan_proposed`.
+    Plan(Box<Plan>),
+    /// `decided`, with what it read (absent in decisions recorded before inputs were kept).
+    Decided { at: Timestamp, decision: Box<PlanDecision>, inputs: Option<Box<crate::evidence::DecisionInputs>> },
+}
+
+/// A recorded decision paired with the case and plan it names; its inputs are checked
+/// against them ([`Candidate::check`]) before it is replayed.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub at: Timestamp,
+    pub case: Case,
+    pub plan: Plan,
+    pub inputs: Box<crate::evidence::DecisionInputs>,
+    pub decision: PlanDecision,
+}
+
+impl Candidate {
+    /// Its inputs are the ones recorded for this case, plan and policy.
+    pub fn holds(&self) -> bool {
+        self.inputs.holds_for(&self.case, &self.plan, &self.decision.policy_hash)
+    }
+
+    /// The decision to replay, if its inputs hold.
+    pub fn check(self, holds: bool) -> Result<Recorded, Unreplayable> {
+        if !holds {
+            return Err(Unreplayable {
+                case_id: self.decision.case_id.clone(),
+                plan_id: self.decision.plan_id.clone(),
+                reason:
+                    "its recorded inputs do not match the case and plan the log holds (run `countersign log verify`)"
+                        .into(),
+            });
+        }
+        Ok(Recorded {
+            at: self.at,
+            case: self.case,
+            plan: self.plan,
+            facts: self.inputs.facts,
+            decision: self.decision,
+        })
+    }
+}
+
+/// Pair each decision of one log (its events by seq, oldest first) with the plan proposed
+/// just before it and the revision of the case its inputs name; how many decisions carry
+/// no inputs; and those that name a plan or case the log does not hold.
+pub fn pair(log: Vec<(u64, Logged)>) -> (Vec<Candidate>, usize, Vec<Unreplayable>) {
+    let mut cases: HashMap<String, Vec<(u64, String, Case)>> = HashMap::new();
+    let mut plans: HashMap<(String, String), Vec<(u64, Plan)>> = HashMap::new();
+    let mut decisions = Vec::new();
+    for (seq, item) in log {
+        match item {
+            Logged::Case(case) => {
+                cases.entry(case.id.clone()).or_default().push((seq, crate::evidence::case_digest(&case), *case));
+            }
+            Logged::Plan(plan) => plans.entry((plan.case_id.clone(), plan.id.clone())).or_default().push((seq, *plan)),
+            Logged::Decided { at, decision, inputs } => decisions.push((seq, at, decision, inputs)),
+        }
+    }
+    for revisions in cases.values_mut() {
+        revisions.sort_by_key(|(seq, ..)| *seq);
+    }
+    for proposed in plans.values_mut() {
+        proposed.sort_by_key(|(seq, _)| *seq);
+    }
+    decisions.sort_by_key(|(seq, ..)| *seq);
+    let mut candidates = Vec::new();
+    let mut without_inputs = 0;
+    let mut unreplayable = Vec::new();
+    for (seq, at, decision, inputs) in decisions {
+        let Some(inputs) = inputs else {
+            without_inputs += 1;
+            continue;
+        };
+        let refuse = |reason: &str| Unreplayable {
+            case_id: decision.case_id.clone(),
+            plan_id: decision.plan_id.clone(),
+            reason: reason.into(),
+        };
+        // The plan proposed just before it, and the revision of the case it names (a newer
+        // one may have been recorded between the decision and its writing).
+        let proposed = plans.get(&(decision.case_id.clone(), decision.plan_id.clone()));
+        let Some(plan) = proposed.and_then(|p| p.iter().rev().find(|(s, _)| *s < seq)).map(|(_, p)| p.clone()) else {
+            unreplayable.push(refuse("its plan is not in the log"));
+            continue;
+        };
+        let case = match inputs.case {
+            Some(ref case) => Some(case.clone()),
+            None => cases
+                .get(&decision.case_id)
+                .and_then(|revs| revs.iter().rev().find(|(s, d, _)| *s < seq && *d == inputs.case_digest))
+                .map(|(.., case)| case.clone()),
+        };
+        let Some(case) = case else {
+            unreplayable.push(refuse("the case it decided on is not in the log"));
+            continue;
+        };
+        candidates.push(Candidate { at, case, plan, inputs, decision: *decision });
+    }
+    (candidates, without_inputs, unreplayable)
+}
+
 /// One step, as recorded and as the draft decides it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SimulatedStep {

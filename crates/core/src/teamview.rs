@@ -53,6 +53,10 @@ pub enum TeamQuery {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<String>,
     },
+    /// Earned autonomy across the desks the lead may see: each band's record and the
+    /// changes the newest pack's `[autonomy]` proposes, each simulated over the team's
+    /// recorded decisions.
+    Autonomy,
     /// The team's own record, newest first: who saw what (every recorded view) and what
     /// retention deleted. For a lead granted every desk and tenant.
     Audit {
@@ -174,6 +178,9 @@ pub enum TeamAnswer {
         views: Vec<ViewRecord>,
         deletions: Vec<DeletionRecord>,
     },
+    Autonomy {
+        autonomy: TeamAutonomy,
+    },
     /// The service would not answer: why, in words, and a stable code
     /// (`bad_ask`, `not_a_lead`, `stale`, `not_granted`, `not_found`, `no_pack`,
     /// `too_large`, `unavailable`).
@@ -181,6 +188,30 @@ pub enum TeamAnswer {
         code: String,
         reason: String,
     },
+}
+
+/// Earned autonomy across the team: what the newest pack's `[autonomy]` makes of every
+/// visible desk's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TeamAutonomy {
+    /// The pack whose policy was read (and drafted from).
+    pub pack_id: String,
+    pub pack_version: u64,
+    /// The desks whose steps were counted.
+    pub desks: Vec<String>,
+    /// `None`: the pack's policy keeps no bands on record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::policy::AutonomyPolicy>,
+    pub records: Vec<crate::autonomy::BandRecord>,
+    pub proposals: Vec<TeamProposal>,
+}
+
+/// A proposal over the team's record, with its draft replayed over the team's decisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TeamProposal {
+    pub proposal: crate::autonomy::Proposal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<crate::simulate::SimulationReport>,
 }
 
 /// One decided step on a desk of the team, as far as the desk's evidence tells.

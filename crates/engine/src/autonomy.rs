@@ -3,26 +3,25 @@
 //! ([`crate::simulate`]). Nothing here changes the policy: a proposal is a draft an admin
 //! saves, reads and signs as a new pack.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use countersign_core::autonomy::{BandRecord, Proposal, Review, Reviewed, propose, record};
-use countersign_core::evidence::{Event, StepOutcome, Verdict};
-use countersign_core::model::{Channel, Operator};
-use countersign_core::policy::{AutonomyPolicy, Outcome};
+use countersign_core::autonomy::{BandRecord, Gather, Proposal, Reviewed, propose, record};
+use countersign_core::evidence::Event;
+use countersign_core::policy::AutonomyPolicy;
 use countersign_core::{PlanDecision, Policy};
 use countersign_store::StepState;
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-use crate::cases::AGENT_EDIT;
-use crate::simulate::{CasePayload, PlanPayload, Simulated, write_report};
+use crate::simulate::{Simulated, write_report};
 use crate::{Engine, EngineError};
 
 /// The record of every band and what it proposes, under the policy in force.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Autonomy {
+    /// Whose steps were counted: this desk's log, or the desks of the team this lead sees.
+    pub scope: String,
     pub policy_id: String,
     pub policy_version: u64,
     /// The policy's `[autonomy]` (`None`: it keeps no bands on record).
@@ -31,7 +30,9 @@ pub struct Autonomy {
     pub proposals: Vec<Proposed>,
 }
 
-/// A proposal and its draft replayed over this log.
+const THIS_DESK: &str = "this desk";
+
+/// A proposal and its draft replayed over the same log.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Proposed {
@@ -59,6 +60,7 @@ impl Engine {
         let policy = &self.policy;
         let Some(settings) = &policy.autonomy else {
             return Ok(Autonomy {
+                scope: THIS_DESK.into(),
                 policy_id: policy.id.clone(),
                 policy_version: policy.version,
                 settings: None,
@@ -80,6 +82,7 @@ impl Engine {
             .map(|(proposal, draft)| Proposed { proposal, simulation: draft.and_then(|_| simulations.next()) })
             .collect();
         Ok(Autonomy {
+            scope: THIS_DESK.into(),
             policy_id: policy.id.clone(),
             policy_version: policy.version,
             settings: Some(settings.clone()),
@@ -88,10 +91,41 @@ impl Engine {
         })
     }
 
+    /// Earned autonomy across the team, as the team service reads it from every desk this
+    /// lead may see under the newest pack (a lead's desk in a team).
+    pub fn team_autonomy(&self) -> Result<Autonomy, EngineError> {
+        let team = match self.team_ask(countersign_core::teamview::TeamQuery::Autonomy)? {
+            countersign_core::teamview::TeamAnswer::Autonomy { autonomy } => autonomy,
+            other => return Err(crate::teamview::unexpected(&other)),
+        };
+        let proposals = team
+            .proposals
+            .into_iter()
+            .map(|p| Proposed {
+                proposal: p.proposal,
+                simulation: p.report.map(|report| Simulated {
+                    digest: report.digest(),
+                    report,
+                    report_file: None,
+                    simulation: countersign_core::simulate::Simulation::default(),
+                }),
+            })
+            .collect();
+        Ok(Autonomy {
+            scope: format!("the team: {} desk(s) ({})", team.desks.len(), team.desks.join(", ")),
+            policy_id: team.pack_id,
+            policy_version: team.pack_version,
+            settings: team.settings,
+            records: team.records,
+            proposals,
+        })
+    }
+
     /// Write proposal `key`'s draft policy and its simulation report into `dir`, for an
-    /// admin to read and sign (`countersign policy sign … --simulation REPORT`).
-    pub fn save_proposal(&self, key: &str, dir: &Path) -> Result<SavedProposal, EngineError> {
-        let autonomy = self.autonomy()?;
+    /// admin to read and sign (`countersign policy sign … --simulation REPORT`); with
+    /// `team`, the proposal the team's record makes.
+    pub fn save_proposal(&self, key: &str, team: bool, dir: &Path) -> Result<SavedProposal, EngineError> {
+        let autonomy = if team { self.team_autonomy()? } else { self.autonomy()? };
         let known = || autonomy.proposals.iter().map(|p| p.proposal.key.clone()).collect::<Vec<_>>().join(", ");
         let found = autonomy.proposals.iter().find(|p| p.proposal.key == key).ok_or_else(|| EngineError::NotFound {
             message: format!("no proposal {key:?} (the record proposes: {})", known()),
@@ -181,131 +215,29 @@ impl Engine {
     /// Every executable step this log decided, with what a person did with it and
     /// whether it was reversed since: what a band's record counts.
     fn reviewed_steps(&self) -> Result<Vec<Reviewed>, EngineError> {
-        let mut channels: HashMap<String, (u64, Channel)> = HashMap::new();
-        for kind in ["case_opened", "case_received"] {
-            for (seq, _, CasePayload { case }) in self.typed_events::<CasePayload>(kind)? {
-                let slot = channels.entry(case.id.clone()).or_insert((seq, case.channel));
-                if seq >= slot.0 {
-                    *slot = (seq, case.channel);
+        let mut events = Vec::new();
+        for kind in Gather::KINDS {
+            if kind == "decided" {
+                // Its recorded inputs are not read: the record needs the decision alone.
+                for (seq, at, actor, DecidedLite { decision }) in self.typed_events_by::<DecidedLite>(kind)? {
+                    events.push((seq, at, actor, Event::Decided { decision, inputs: None }));
                 }
-            }
-        }
-        // Each step's latest decision.
-        let mut decided: BTreeMap<(String, String), (u64, Timestamp, String, countersign_core::StepDecision)> =
-            BTreeMap::new();
-        for (seq, at, DecidedLite { decision }) in self.typed_events::<DecidedLite>("decided")? {
-            for step in decision.steps {
-                decided.insert(
-                    (decision.plan_id.clone(), step.step_id.clone()),
-                    (seq, at, decision.case_id.clone(), step),
-                );
-            }
-        }
-        // Steps a person wrote (an agent's edit) are theirs, not the planner's; the step
-        // they replaced counts as edited.
-        let mut human = std::collections::BTreeSet::new();
-        let mut edited: HashMap<(String, String), String> = HashMap::new();
-        for (seq, _, actor, PlanPayload { plan }) in self.typed_events_by::<PlanPayload>("plan_proposed")? {
-            if plan.planner != AGENT_EDIT {
                 continue;
             }
-            for step in plan
-                .steps
-                .iter()
-                .filter(|s| s.params.values().any(|p| p.source == countersign_core::model::Provenance::Agent))
-            {
-                human.insert((plan.id.clone(), step.id.clone()));
-                let replaced = decided
-                    .iter()
-                    .filter(|((p, s), (at_seq, _, case, _))| {
-                        *p != plan.id && *s == step.id && *case == plan.case_id && *at_seq < seq
-                    })
-                    .max_by_key(|(_, (at_seq, ..))| *at_seq)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = replaced {
-                    edited.insert(k, actor.clone());
-                }
+            for (seq, at, actor, payload) in self.typed_events_by::<Box<RawValue>>(kind)? {
+                let event = Event::from_text(kind, payload.get()).map_err(|e| EngineError::Unreadable {
+                    message: format!("event {seq} ({kind}) cannot be read: {e}"),
+                })?;
+                events.push((seq, at, actor, event));
             }
         }
-        let mut reviews: HashMap<(String, String), (Timestamp, Verdict, String)> = HashMap::new();
-        for (_, at, r) in self.typed_events::<ReviewLite>("review_decided")? {
-            reviews.insert((r.plan_id, r.step_id), (at, r.verdict, r.by.id));
+        events.sort_by_key(|(seq, ..)| *seq);
+        let mut gather = Gather::default();
+        for (seq, at, actor, event) in &events {
+            gather.add("", *seq, *at, actor, event);
         }
-        let mut ran: HashMap<(String, String), (Timestamp, StepOutcome)> = HashMap::new();
-        for (_, at, f) in self.typed_events::<FinishedLite>("step_finished")? {
-            ran.insert((f.plan_id, f.step_id), (at, f.outcome));
-        }
-        let mut reversed: HashMap<(String, String), (Timestamp, String)> = HashMap::new();
-        for (_, at, actor, r) in self.typed_events_by::<StepRef>("step_reversed")? {
-            reversed.insert((r.plan_id, r.step_id), (at, format!("{actor} recorded: {}", r.reason)));
-        }
-        let mut states: HashMap<String, Vec<(Timestamp, String)>> = HashMap::new();
-        for (_, at, r) in self.typed_events::<ReceivedLite>("case_received")? {
-            states.entry(r.case.id).or_default().push((at, r.state));
-        }
-
-        let mut out = Vec::new();
-        for ((plan_id, step_id), (_, at, case_id, step)) in decided {
-            let key = (plan_id.clone(), step_id.clone());
-            if !step.decision.executable() || human.contains(&key) {
-                continue;
-            }
-            let Some((_, channel)) = channels.get(&case_id).copied() else { continue };
-            let review = if let Some(by) = edited.get(&key) {
-                Review::Edited { by: by.clone() }
-            } else if let Some((when, verdict, by)) = reviews.get(&key) {
-                match verdict {
-                    Verdict::Approved => Review::Unchanged { by: by.clone(), at: *when },
-                    Verdict::Rejected => Review::Rejected { by: by.clone() },
-                }
-            } else if step.decision == Outcome::Auto && ran.contains_key(&key) {
-                Review::Ran
-            } else {
-                // Waiting, expired, or decided again under another plan or policy.
-                continue;
-            };
-            let reversal = match ran.get(&key) {
-                Some((done, StepOutcome::Succeeded)) => {
-                    reversed.get(&key).cloned().or_else(|| reopened(states.get(&case_id), *done))
-                }
-                _ => None,
-            };
-            let mut deciding: Vec<String> = Vec::new();
-            for r in step.reasons.iter().filter(|r| r.decision == step.decision) {
-                if !deciding.contains(&r.rule) {
-                    deciding.push(r.rule.clone());
-                }
-            }
-            out.push(Reviewed {
-                case_id,
-                plan_id,
-                step_id,
-                action: step.action,
-                channel,
-                money: step.money,
-                decision: step.decision,
-                deciding,
-                at,
-                review,
-                reversal,
-            });
-        }
-        Ok(out)
+        Ok(gather.finish())
     }
-}
-
-/// The conversation was resolved after the step ran and then opened again at the source:
-/// the complaint came back.
-fn reopened(states: Option<&Vec<(Timestamp, String)>>, ran: Timestamp) -> Option<(Timestamp, String)> {
-    let mut resolved = false;
-    for (at, state) in states?.iter().filter(|(at, _)| *at >= ran) {
-        if state == "resolved" {
-            resolved = true;
-        } else if resolved {
-            return Some((*at, "the customer's conversation was re-opened after it ran".into()));
-        }
-    }
-    None
 }
 
 #[derive(Deserialize)]
@@ -314,64 +246,7 @@ struct DecidedLite {
 }
 
 #[derive(Deserialize)]
-struct ReviewLite {
-    plan_id: String,
-    step_id: String,
-    verdict: Verdict,
-    by: Operator,
-}
-
-#[derive(Deserialize)]
-struct FinishedLite {
-    plan_id: String,
-    step_id: String,
-    outcome: StepOutcome,
-}
-
-#[derive(Deserialize)]
 struct StepRef {
     plan_id: String,
     step_id: String,
-    #[serde(default)]
-    reason: String,
-}
-
-#[derive(Deserialize)]
-struct ReceivedLite {
-    state: String,
-    case: CaseId,
-}
-
-#[derive(Deserialize)]
-struct CaseId {
-    id: String,
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn at(t: &str) -> Timestamp {
-        t.parse().unwrap()
-    }
-
-    #[test]
-    fn a_conversation_resolved_and_opened_again_after_the_step_ran_is_a_reversal() {
-        let ran = at("2026-11-21T10:00:00Z");
-        let states = |s: &[(&str, &str)]| s.iter().map(|(t, st)| (at(t), st.to_string())).collect::<Vec<_>>();
-        let back = states(&[
-            ("2026-11-21T09:00:00Z", "open"),
-            ("2026-11-21T11:00:00Z", "resolved"),
-            ("2026-11-22T08:00:00Z", "open"),
-        ]);
-        assert_eq!(reopened(Some(&back), ran).map(|(t, _)| t), Some(at("2026-11-22T08:00:00Z")));
-        // Resolved before it ran, open after: the step answered an open complaint.
-        let before = states(&[("2026-11-21T09:00:00Z", "resolved"), ("2026-11-21T11:00:00Z", "open")]);
-        assert_eq!(reopened(Some(&before), ran), None);
-        // Resolved and never opened again.
-        let settled = states(&[("2026-11-21T11:00:00Z", "resolved")]);
-        assert_eq!(reopened(Some(&settled), ran), None);
-        assert_eq!(reopened(None, ran), None);
-    }
 }

@@ -27,7 +27,7 @@ use crate::{Engine, EngineError, Workspace};
 use crate::{StepRecord, StepRun};
 
 /// The `planner` of a plan revision an agent made by editing a step.
-pub const AGENT_EDIT: &str = "agent-edit";
+pub const AGENT_EDIT: &str = countersign_core::autonomy::AGENT_EDIT;
 
 /// A case and the plan in force for it, with the policy's recorded decision.
 #[derive(Debug, Clone, Serialize)]

@@ -1,13 +1,13 @@
 //! `countersign policy simulate`: the decisions this log recorded, replayed through a
 //! draft policy ([`countersign_core::simulate`]) from the inputs each one recorded.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use countersign_core::Policy;
-use countersign_core::evidence::case_digest;
 use countersign_core::model::{Case, Plan};
-use countersign_core::simulate::{Recorded, Simulation, SimulationReport, Unreplayable, simulate};
+use countersign_core::simulate::{
+    Candidate, Logged, Recorded, Simulation, SimulationReport, Unreplayable, pair, simulate,
+};
 use countersign_store::EventFilter;
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
@@ -94,59 +94,19 @@ impl Engine {
     /// Every recorded decision with what it read, in the order recorded; how many carry
     /// no inputs; and those whose inputs do not match what the log holds.
     fn recorded_decisions(&self) -> Result<(Vec<Recorded>, usize, Vec<Unreplayable>), EngineError> {
-        // Each case as the log recorded it, in order, and each plan by (case, plan).
-        let mut cases: HashMap<String, Vec<(u64, String, Case)>> = HashMap::new();
+        let mut log = Vec::new();
         for kind in ["case_opened", "case_received"] {
             for (seq, _, CasePayload { case }) in self.typed_events::<CasePayload>(kind)? {
-                cases.entry(case.id.clone()).or_default().push((seq, case_digest(&case), case));
+                log.push((seq, Logged::Case(Box::new(case))));
             }
         }
-        let mut plans: HashMap<(String, String), Vec<(u64, Plan)>> = HashMap::new();
         for (seq, _, PlanPayload { plan }) in self.typed_events::<PlanPayload>("plan_proposed")? {
-            plans.entry((plan.case_id.clone(), plan.id.clone())).or_default().push((seq, plan));
+            log.push((seq, Logged::Plan(Box::new(plan))));
         }
-        for revisions in cases.values_mut() {
-            revisions.sort_by_key(|(seq, ..)| *seq);
-        }
-        for proposed in plans.values_mut() {
-            proposed.sort_by_key(|(seq, _)| *seq);
-        }
-
-        let mut recorded = Vec::new();
-        let mut candidates = Vec::new();
-        let mut without_inputs = 0;
-        let mut unreplayable = Vec::new();
         for (seq, at, DecidedPayload { decision, inputs }) in self.typed_events::<DecidedPayload>("decided")? {
-            let Some(inputs) = inputs else {
-                without_inputs += 1;
-                continue;
-            };
-            let refuse = |reason: String| Unreplayable {
-                case_id: decision.case_id.clone(),
-                plan_id: decision.plan_id.clone(),
-                reason,
-            };
-            // The plan proposed just before it, and the revision of the case it names (a
-            // newer one may have been recorded between the decision and its writing).
-            let proposed = plans.get(&(decision.case_id.clone(), decision.plan_id.clone()));
-            let Some(plan) = proposed.and_then(|p| p.iter().rev().find(|(s, _)| *s < seq)).map(|(_, p)| p.clone())
-            else {
-                unreplayable.push(refuse("its plan is not in the log".into()));
-                continue;
-            };
-            let case = match inputs.case {
-                Some(ref case) => Some(case.clone()),
-                None => cases
-                    .get(&decision.case_id)
-                    .and_then(|revs| revs.iter().rev().find(|(s, d, _)| *s < seq && *d == inputs.case_digest))
-                    .map(|(.., case)| case.clone()),
-            };
-            let Some(case) = case else {
-                unreplayable.push(refuse("the case it decided on is not in the log".into()));
-                continue;
-            };
-            candidates.push((at, case, plan, inputs, decision));
+            log.push((seq, Logged::Decided { at, decision: Box::new(decision), inputs }));
         }
+        let (candidates, without_inputs, mut unreplayable) = pair(log);
         // Each one's inputs checked against the case and plan it names (digests of their
         // canonical JSON), on every core.
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 8);
@@ -154,31 +114,17 @@ impl Engine {
         let holds: Vec<bool> = std::thread::scope(|s| {
             let parts: Vec<_> = candidates
                 .chunks(chunk)
-                .map(|part| {
-                    let checked = s.spawn(move || {
-                        part.iter()
-                            .map(|(_, case, plan, inputs, decision)| {
-                                inputs.holds_for(case, plan, &decision.policy_hash)
-                            })
-                            .collect::<Vec<_>>()
-                    });
-                    (part.len(), checked)
-                })
+                .map(|part| (part.len(), s.spawn(move || part.iter().map(Candidate::holds).collect::<Vec<_>>())))
                 .collect();
             // A part whose thread failed holds for none of its decisions.
             parts.into_iter().flat_map(|(n, p)| p.join().unwrap_or_else(|_| vec![false; n])).collect()
         });
-        for ((at, case, plan, inputs, decision), holds) in candidates.into_iter().zip(holds) {
-            if !holds {
-                unreplayable.push(Unreplayable {
-                    case_id: decision.case_id.clone(),
-                    plan_id: decision.plan_id.clone(),
-                    reason: "its recorded inputs do not match the case and plan the log holds (run `countersign log verify`)"
-                        .into(),
-                });
-                continue;
+        let mut recorded = Vec::new();
+        for (candidate, holds) in candidates.into_iter().zip(holds) {
+            match candidate.check(holds) {
+                Ok(r) => recorded.push(r),
+                Err(u) => unreplayable.push(u),
             }
-            recorded.push(Recorded { at, case, plan, facts: inputs.facts, decision });
         }
         Ok((recorded, without_inputs, unreplayable))
     }

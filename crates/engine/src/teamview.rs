@@ -284,7 +284,7 @@ pub fn checked(e: &TeamEvent) -> Result<LoggedEvent, EngineError> {
     LoggedEvent::try_from(stored)
 }
 
-fn unexpected(answer: &TeamAnswer) -> EngineError {
+pub(crate) fn unexpected(answer: &TeamAnswer) -> EngineError {
     let kind = serde_json::to_value(answer)
         .ok()
         .and_then(|v| v.get("kind").and_then(|k| k.as_str().map(str::to_string)))

@@ -589,3 +589,83 @@ fn the_leads_verdicts_on_escalations_and_the_desks_promises_reach_the_teams_metr
     let v = &none.escalation_verdicts;
     assert_eq!((v.right, v.wrong, v.unjudged), (0, 0, 1), "{v:?}");
 }
+
+/// Two agents' desks each approve two $30 refunds on email. Neither desk alone has the
+/// decisions or the people the pack's bar asks for; the team does, and the lead's desk
+/// gets the proposal with its simulation over both desks. (The pack counts an approval
+/// however soon it came: a desk's clock moved ahead would leave it cut off from the team.)
+#[test]
+fn earned_autonomy_counts_every_desk_the_lead_sees_and_simulates_over_them() {
+    use countersign_core::autonomy::Direction;
+    use countersign_core::evidence::Verdict;
+    let ViewTeam { mut team, db, _projection, admin_key, _view } = view_team();
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let admin = desk(&mut team, "admin-desk", Role::Admin, ("admin-1", "team_lead"), system());
+    let lead_key = countersign_engine::device::device_key(&team.lead_keyring).unwrap().public("").to_hex();
+    let packs = tempfile::tempdir().unwrap();
+    let low_bar = |p: String| {
+        p.replacen("review_floor_secs = 10 ", "review_floor_secs = 0 ", 1)
+            .replacen("min_decisions = 200", "min_decisions = 4", 1)
+            .replacen("min_unchanged_pct = 98", "min_unchanged_pct = 75", 1)
+            .replacen("min_approvers = 5 ", "min_approvers = 2 ", 1)
+    };
+    let info =
+        publish_team_pack_with(&admin, packs.path(), &admin_key, &roster_entry("lead-1", &lead_key, &["*"]), low_bar);
+    let held = TeamDb::open(&db);
+    let orders = [
+        [("chen_silva_7485", "#W3069600"), ("chen_silva_7485", "#W2598834")],
+        [("yara_ito_8499", "#W1304208"), ("yara_ito_8499", "#W8353027")],
+    ];
+    for (n, pair) in orders.iter().enumerate() {
+        let name = format!("agent-desk-{n}");
+        let agent_id = format!("agent-{n}");
+        let agent = desk(&mut team, &name, Role::Agent, (agent_id.as_str(), "agent"), system());
+        for (i, (customer, order)) in pair.iter().enumerate() {
+            let case_id = format!("earned-{n}-{i}");
+            let file: countersign_engine::CaseFile = serde_json::from_value(serde_json::json!({
+                "case": {
+                    "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+                    "channel": "email", "customer": {"id": customer, "identity": "verified"},
+                    "messages": [{"from": "customer", "text": "It arrived broken.", "at": "2026-11-21T09:00:00Z"}],
+                },
+                "plan": {"id": format!("{case_id}-p"), "case_id": case_id, "planner": "scripted", "intent": "refund",
+                    "steps": [{"id": "s1", "action": "refund_partial", "params": {
+                        "order_id": {"value": order, "source": "connector"},
+                        "amount": {"value": {"amount": "30.00", "currency": "USD"}, "source": "policy"},
+                        "reason": {"value": "damaged item", "source": "connector"},
+                    }}]},
+            }))
+            .unwrap();
+            agent.engine.record_identity_check(&case_id, customer, "called back on the number on file").unwrap();
+            let d = agent.engine.process(&file.case, &file.plan).unwrap();
+            assert_eq!(d.steps[0].decision, countersign_core::Outcome::Confirm, "{d:?}");
+            agent.engine.review(&file.plan.id, "s1", Verdict::Approved, "photos checked").unwrap();
+        }
+        replicate_until_ok(&agent);
+        let events = agent.engine.log_list(&LogFilter::default()).unwrap().len();
+        wait_for("the desk projected", || held.events_of(&name).len() == events);
+    }
+
+    let a = lead.engine.team_autonomy().unwrap();
+    assert_eq!((a.policy_id.as_str(), a.policy_version), (info.id.as_str(), info.version));
+    assert!(a.scope.contains("agent-desk-0") && a.scope.contains("agent-desk-1"), "{}", a.scope);
+    let band = a.records.iter().find(|r| r.band_label == "over 25.00 USD up to 50.00 USD").unwrap();
+    assert_eq!((band.decisions, band.unchanged, band.approvers, band.rubber_stamps), (4, 4, 2, 0), "{band:?}");
+    assert_eq!(a.proposals.len(), 1, "{a:?}");
+    let p = &a.proposals[0];
+    assert_eq!(p.proposal.direction, Direction::Loosen);
+    let report = &p.simulation.as_ref().unwrap().report;
+    assert_eq!((report.decisions, report.changed), (4, 4), "the four refunds would have run on their own: {report:?}");
+    assert_eq!(report.draft.version, 2);
+    // Saved from the team's answer: the draft and the report it was shown.
+    let out = tempfile::tempdir().unwrap();
+    let saved = lead.engine.save_proposal(&p.proposal.key, true, out.path()).unwrap();
+    let draft = countersign_engine::simulate::read_draft(Path::new(&saved.draft_file)).unwrap();
+    assert_eq!(draft.hash, report.draft.hash);
+    // The ask is a view of customer cases: recorded, with the cases it named.
+    let views = held.rt.block_on(countersign_team::view::views(&held.pool)).unwrap();
+    assert!(views.iter().any(|v| v.2 == "autonomy" && v.4.iter().any(|c| c.starts_with("earned-"))), "{views:?}");
+    // The admin's desk is no lead on the pack's roster: the team answers it nothing.
+    let e = admin.engine.team_autonomy().unwrap_err();
+    assert!(matches!(e, EngineError::NotPermitted { .. }), "{e}");
+}

@@ -11,6 +11,7 @@
 //!
 //! To extend the schema, add a migration under `migrations/` (append-only, embedded).
 
+pub mod autonomy;
 pub mod facets;
 pub mod pack;
 pub mod project;

@@ -56,7 +56,7 @@ pub struct Refusal {
     pub reason: String,
 }
 
-fn refuse(code: &'static str, reason: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(code: &'static str, reason: impl Into<String>) -> Refusal {
     Refusal { code, reason: reason.into() }
 }
 
@@ -67,7 +67,7 @@ impl From<ProjectError> for Refusal {
     }
 }
 
-fn db(e: sqlx::Error) -> Refusal {
+pub(crate) fn db(e: sqlx::Error) -> Refusal {
     Refusal::from(ProjectError::Database { at: "the team view".into(), message: e.to_string() })
 }
 
@@ -282,6 +282,14 @@ async fn answer(
             }
             let (views, deletions) = audit(pool, limit.unwrap_or(100).clamp(1, MAX_ROWS)).await?;
             (TeamAnswer::Audit { views, deletions }, 0, Vec::new())
+        }
+        TeamQuery::Autonomy => {
+            let autonomy = crate::autonomy::autonomy(pool, &grants, &pack).await?;
+            let mut cases: Vec<String> = autonomy.records.iter().flat_map(|r| r.samples.iter().cloned()).collect();
+            cases.sort();
+            cases.dedup();
+            let n = autonomy.records.len();
+            (TeamAnswer::Autonomy { autonomy }, n, cases)
         }
         TeamQuery::Metrics { since, until } => {
             let since = since.as_deref().map(|t| time_of(t, "since")).transpose()?;
@@ -884,6 +892,7 @@ async fn record(
         TeamQuery::Alerts => "alerts",
         TeamQuery::Metrics { .. } => "metrics",
         TeamQuery::Audit { .. } => "audit",
+        TeamQuery::Autonomy => "autonomy",
     };
     let query = serde_json::to_string(query).map_err(|e| refuse("unavailable", e.to_string()))?;
     sqlx::query("INSERT INTO views (device, by, kind, query, shown, cases) VALUES ($1, $2, $3, $4::jsonb, $5, $6)")

@@ -6,7 +6,11 @@ import type { Proposed } from "./Proposed";
 /**
  * The record of every band and what it proposes, under the policy in force.
  */
-export type Autonomy = { policy_id: string, policy_version: bigint, 
+export type Autonomy = { 
+/**
+ * Whose steps were counted: this desk's log, or the desks of the team this lead sees.
+ */
+scope: string, policy_id: string, policy_version: bigint, 
 /**
  * The policy's `[autonomy]` (`None`: it keeps no bands on record).
  */

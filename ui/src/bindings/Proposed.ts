@@ -3,7 +3,7 @@ import type { Proposal } from "./Proposal";
 import type { Simulated } from "./Simulated";
 
 /**
- * A proposal and its draft replayed over this log.
+ * A proposal and its draft replayed over the same log.
  */
 export type Proposed = { proposal: Proposal, 
 /**

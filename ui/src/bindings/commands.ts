@@ -118,10 +118,10 @@ export const commands = {
   checkPromises: () => call<PromiseSweep>("check_promises"),
   /** What a draft policy file would change over the decisions this desk recorded (the admin's diff before signing), reporting those made on or after `since` (YYYY-MM-DD, UTC). With `save`, the report is written into the exports folder (never to a path the page names) for `countersign policy sign --simulation`. */
   simulatePolicy: (draft: string, since: string | null, save: boolean) => call<Simulated>("simulate_policy", { draft, since, save }),
-  /** Earned autonomy: each band's record on this desk and the changes it proposes, each with its draft's simulation over this desk's log. */
-  autonomy: () => call<Autonomy>("autonomy"),
-  /** Save proposal `key`'s draft policy and simulation report into the exports folder (never to a path the page names), for an admin to read and sign. */
-  saveProposal: (key: string) => call<SavedProposal>("save_proposal", { key }),
+  /** Earned autonomy: each band's record and the changes it proposes, each with its draft's simulation; this desk's log, or with `team` every desk of the team this lead may see. */
+  autonomy: (team: boolean) => call<Autonomy>("autonomy", { team }),
+  /** Save proposal `key`'s draft policy and simulation report into the exports folder (never to a path the page names), for an admin to read and sign; `team` as for `autonomy`. */
+  saveProposal: (key: string, team: boolean) => call<SavedProposal>("save_proposal", { key, team }),
   /** Names of the credentials in the OS keyring; a keyring that cannot be reached is reported beside an empty list, so Settings still opens. */
   credentialsList: () => call<CredentialList>("credentials_list"),
   /** Store a credential in the OS keyring. The value is never returned, shown or logged. */

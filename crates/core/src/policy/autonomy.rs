@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 
@@ -11,7 +12,7 @@ use super::{ActionDef, Ctx, PolicyError, raw};
 use crate::money::{Currency, Money};
 
 /// `[autonomy]` as checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AutonomyPolicy {
     /// A countersignature given sooner than this after the decision is a rubber stamp:
@@ -27,7 +28,7 @@ pub struct AutonomyPolicy {
 }
 
 /// The bar a band passes before a looser decision is proposed for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LoosenBar {
     pub min_decisions: u32,
@@ -37,7 +38,7 @@ pub struct LoosenBar {
 }
 
 /// The bar at which a stricter decision is proposed for a band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TightenBar {
     pub min_decisions: u32,

@@ -284,3 +284,23 @@ fn bad_autonomy_tables_point_at_the_problem() {
         assert!(e.contains(message), "{e}");
     }
 }
+
+#[test]
+fn a_conversation_resolved_and_opened_again_after_the_step_ran_is_a_reversal() {
+    use countersign_core::autonomy::reopened;
+    let at = |t: &str| t.parse::<Timestamp>().unwrap();
+    let ran = at("2026-11-21T10:00:00Z");
+    let states = |s: &[(&str, &str)]| s.iter().map(|(t, st)| (at(t), st.to_string())).collect::<Vec<_>>();
+    let back = states(&[
+        ("2026-11-21T09:00:00Z", "open"),
+        ("2026-11-21T11:00:00Z", "resolved"),
+        ("2026-11-22T08:00:00Z", "open"),
+    ]);
+    assert_eq!(reopened(Some(&back), ran).map(|(t, _)| t), Some(at("2026-11-22T08:00:00Z")));
+    // Resolved before it ran, open after: the step answered an open complaint.
+    let before = states(&[("2026-11-21T09:00:00Z", "resolved"), ("2026-11-21T11:00:00Z", "open")]);
+    assert_eq!(reopened(Some(&before), ran), None);
+    // Resolved and never opened again.
+    assert_eq!(reopened(Some(&states(&[("2026-11-21T11:00:00Z", "resolved")])), ran), None);
+    assert_eq!(reopened(None, ran), None);
+}

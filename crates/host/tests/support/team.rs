@@ -377,11 +377,21 @@ pub fn roster_entry(id: &str, key: &str, desks: &[&str]) -> String {
 /// The team's own pack (version 4, past the demo's 3: the demo's policy and catalog, and
 /// `roster`), signed with `admin` into `dir/pack`.
 pub fn team_pack(dir: &Path, admin: &countersign_engine::keys::SecretKey, roster: &str) -> PathBuf {
+    team_pack_with(dir, admin, roster, |p| p)
+}
+
+/// [`team_pack`] whose policy is the demo's edited by `policy`.
+pub fn team_pack_with(
+    dir: &Path,
+    admin: &countersign_engine::keys::SecretKey,
+    roster: &str,
+    policy: impl Fn(String) -> String,
+) -> PathBuf {
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
-    for f in ["policy.toml", "catalog.toml"] {
-        std::fs::copy(demo().join(f), src.join(f)).unwrap();
-    }
+    std::fs::copy(demo().join("catalog.toml"), src.join("catalog.toml")).unwrap();
+    std::fs::write(src.join("policy.toml"), policy(std::fs::read_to_string(demo().join("policy.toml")).unwrap()))
+        .unwrap();
     std::fs::write(src.join("roster.toml"), roster).unwrap();
     let source =
         std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 4", "version = 5");
@@ -400,7 +410,18 @@ pub fn publish_team_pack(
     admin_key: &countersign_engine::keys::SecretKey,
     roster: &str,
 ) -> countersign_engine::PackInfo {
-    let pack = team_pack(dir, admin_key, roster);
+    publish_team_pack_with(admin, dir, admin_key, roster, |p| p)
+}
+
+/// [`publish_team_pack`] whose policy is the demo's edited by `policy`.
+pub fn publish_team_pack_with(
+    admin: &Desk,
+    dir: &Path,
+    admin_key: &countersign_engine::keys::SecretKey,
+    roster: &str,
+    policy: impl Fn(String) -> String,
+) -> countersign_engine::PackInfo {
+    let pack = team_pack_with(dir, admin_key, roster, policy);
     let trusted = countersign_engine::keys::TrustedKeys::new(vec![admin_key.public("admin")]);
     let info = countersign_engine::pack::verify_pack(&pack, &trusted).unwrap().info;
     admin.link.publish_pack(&pack, info.version, &info.digest, "admin-1").unwrap();
