@@ -113,6 +113,9 @@ fn band_at(autonomy: &AutonomyPolicy, action: &str, money: Option<&Money>) -> Op
     Some((i, Band { over: i.checked_sub(1).and_then(|j| bounds.get(j)).cloned(), up_to: bounds.get(i).cloned() }))
 }
 
+/// (desk, plan, step).
+type StepKey = (String, String, String);
+
 /// Reads a log's events, one desk's in the order recorded, into the [`Reviewed`] steps
 /// a record counts: the events of kinds [`Gather::KINDS`] (a `decided` one needs no
 /// inputs). Several desks' logs go through one `Gather`, each under its own name.
@@ -121,14 +124,14 @@ pub struct Gather {
     /// (desk, case) → its channel, as last received.
     channels: BTreeMap<(String, String), Channel>,
     /// (desk, plan, step) → (seq, when decided, case, the decision): the latest.
-    decided: BTreeMap<(String, String, String), (u64, Timestamp, String, crate::StepDecision)>,
+    decided: BTreeMap<StepKey, (u64, Timestamp, String, crate::StepDecision)>,
     /// Steps a person wrote (an agent's edit): theirs, not the planner's.
-    human: BTreeSet<(String, String, String)>,
+    human: BTreeSet<StepKey>,
     /// The step an agent's edit replaced → who edited it.
-    edited: BTreeMap<(String, String, String), String>,
-    reviews: BTreeMap<(String, String, String), (Timestamp, Verdict, String)>,
-    ran: BTreeMap<(String, String, String), (Timestamp, StepOutcome)>,
-    reversed: BTreeMap<(String, String, String), (Timestamp, String)>,
+    edited: BTreeMap<StepKey, String>,
+    reviews: BTreeMap<StepKey, (Timestamp, Verdict, String)>,
+    ran: BTreeMap<StepKey, (Timestamp, StepOutcome)>,
+    reversed: BTreeMap<StepKey, (Timestamp, String)>,
     /// (desk, case) → the conversation's state at the source, in order.
     states: BTreeMap<(String, String), Vec<(Timestamp, String)>>,
 }
