@@ -324,10 +324,17 @@ pub fn team_judge(shell: State<'_, Shell>, desk: String, case_id: String, right:
 
 /// What a draft policy file would change over the decisions this desk recorded (the
 /// admin's diff before signing), reporting those made on or after `since` (YYYY-MM-DD,
-/// UTC). With `save`, the report is written into the exports folder (never to a path the
-/// page names) for `countersign policy sign --simulation`.
+/// UTC); with `team`, over every desk of the team this lead may see. With `save`, the
+/// report is written into the exports folder (never to a path the page names) for
+/// `countersign policy sign --simulation`.
 #[tauri::command(async)]
-pub fn simulate_policy(shell: State<'_, Shell>, draft: String, since: Option<String>, save: bool) -> Res<Simulated> {
+pub fn simulate_policy(
+    shell: State<'_, Shell>,
+    draft: String,
+    since: Option<String>,
+    save: bool,
+    team: bool,
+) -> Res<Simulated> {
     plain_thread(|| {
         let since = match since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(day) => Some(day.parse::<jiff::civil::Date>().map_err(|e| {
@@ -345,7 +352,12 @@ pub fn simulate_policy(shell: State<'_, Shell>, draft: String, since: Option<Str
         } else {
             None
         };
-        Ok(state.engine.simulate_draft(std::path::Path::new(draft.trim()), since, out.as_deref())?)
+        let draft = std::path::Path::new(draft.trim());
+        Ok(if team {
+            state.engine.team_simulate_draft(draft, since, out.as_deref())?
+        } else {
+            state.engine.simulate_draft(draft, since, out.as_deref())?
+        })
     })
 }
 

@@ -114,6 +114,10 @@ pub struct SimulateArgs {
     /// Also write the report (JSON) to this file, for `policy sign --simulation`.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Over the decisions of every desk this lead may see (the team service replays them)
+    /// instead of this desk's log.
+    #[arg(long)]
+    team: bool,
 }
 
 #[derive(Args, Debug)]
@@ -193,7 +197,12 @@ fn print_release(cli: &Cli, report: &release::ReleaseReport, dir: &std::path::Pa
 }
 
 pub fn policy_simulate(cli: &Cli, args: &SimulateArgs) -> anyhow::Result<ExitCode> {
-    let simulated = open(cli)?.engine.simulate_draft(&args.draft, args.since, args.out.as_deref())?;
+    let engine = &open(cli)?.engine;
+    let simulated = if args.team {
+        engine.team_simulate_draft(&args.draft, args.since, args.out.as_deref())?
+    } else {
+        engine.simulate_draft(&args.draft, args.since, args.out.as_deref())?
+    };
     out(cli.json, &simulated, |s| crate::render::simulation(s, args.out.as_deref()))
 }
 

@@ -369,13 +369,16 @@ pub enum ReviewCmd {
     /// unless the platform's own answer showed the earlier attempt did not apply.
     Retry { plan: String, step: String },
     /// Record that a step that ran was undone afterwards (a refund reversed by the bank, an
-    /// order sent back): it counts against its band's earned autonomy (a team lead's seat).
+    /// order sent back): it counts against its band's earned autonomy (a team lead on the
+    /// roster; the passphrase is read from the terminal or stdin).
     Reverse {
         plan: String,
         step: String,
         /// What was undone, and how you know.
         #[arg(long)]
         reason: String,
+        #[arg(long = "as", value_name = "LEAD_ID")]
+        as_lead: String,
     },
     /// Settle a step whose outcome is unknown, from what you saw on the platform (a team
     /// lead on the roster; the passphrase is read from the terminal or stdin).

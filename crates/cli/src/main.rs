@@ -254,8 +254,9 @@ fn review(cli: &Cli, cmd: &ReviewCmd) -> anyhow::Result<ExitCode> {
         }
         ReviewCmd::Reject { plan, step, reason, as_lead } => (plan, step, reason, as_lead, Verdict::Rejected, false),
         ReviewCmd::Retry { plan, step } => return out(cli.json, &engine.retry_step(plan, step)?, render::step_run),
-        ReviewCmd::Reverse { plan, step, reason } => {
-            engine.record_reversal(plan, step, reason)?;
+        ReviewCmd::Reverse { plan, step, reason, as_lead } => {
+            let proof = Proof { id: as_lead.clone(), passphrase: read_secret(&format!("passphrase for {as_lead}: "))? };
+            engine.record_reversal(plan, step, reason, &proof)?;
             let done = serde_json::json!({"reversed": {"plan": plan, "step": step}});
             return out(cli.json, &done, |_| println!("recorded: step {step} of plan {plan} was reversed"));
         }

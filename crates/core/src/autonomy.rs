@@ -184,8 +184,15 @@ impl Gather {
                     }
                 }
             }
+            // What a person answered: the engine's ending of a review (an approval that
+            // expired, a step decided again) is not an answer, and nobody rejects a step
+            // once approved, so an approval stays the answer.
+            Event::ReviewDecided { by_engine: true, .. } => {}
             Event::ReviewDecided { plan_id, step_id, verdict, by, .. } => {
-                self.reviews.insert(key(plan_id, step_id), (at, *verdict, by.id.clone()));
+                let k = key(plan_id, step_id);
+                if !matches!(self.reviews.get(&k), Some((_, Verdict::Approved, _))) {
+                    self.reviews.insert(k, (at, *verdict, by.id.clone()));
+                }
             }
             Event::StepFinished { plan_id, step_id, outcome, .. } => {
                 self.ran.insert(key(plan_id, step_id), (at, *outcome));
@@ -291,14 +298,22 @@ pub struct BandRecord {
     pub rubber_stamps: u32,
     /// Distinct people among the counted unchanged approvals.
     pub approvers: u32,
-    /// Counted steps reversed within the policy's window.
+    /// Steps reversed within the policy's window (rubber-stamped ones too).
     pub reversals: u32,
     /// The checks that set the decision, with how many counted steps each held.
     pub deciding: BTreeMap<String, u32>,
     /// Cases of counted steps, newest first.
     pub samples: Vec<String>,
-    /// Reversed cases with why, newest first.
-    pub reversed: Vec<String>,
+    /// Reversed steps' cases with why, newest first.
+    pub reversed: Vec<ReversedCase>,
+}
+
+/// A case whose step was reversed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ReversedCase {
+    pub case_id: String,
+    pub why: String,
 }
 
 impl BandRecord {
@@ -347,6 +362,15 @@ pub fn record(autonomy: &AutonomyPolicy, steps: &[Reviewed], now: Timestamp) -> 
             };
             (rec, BTreeSet::new())
         });
+        // A reversal counts whoever let the step through, however fast.
+        if let Some((at, why)) = &s.reversal
+            && *at >= since
+        {
+            r.reversals += 1;
+            if r.reversed.len() < SAMPLES {
+                r.reversed.push(ReversedCase { case_id: s.case_id.clone(), why: why.clone() });
+            }
+        }
         match &s.review {
             Review::Unchanged { at, .. } if at.duration_since(s.at) < floor => {
                 r.rubber_stamps += 1;
@@ -366,14 +390,6 @@ pub fn record(autonomy: &AutonomyPolicy, steps: &[Reviewed], now: Timestamp) -> 
         }
         if r.samples.len() < SAMPLES && !r.samples.contains(&s.case_id) {
             r.samples.push(s.case_id.clone());
-        }
-        if let Some((at, why)) = &s.reversal
-            && *at >= since
-        {
-            r.reversals += 1;
-            if r.reversed.len() < SAMPLES {
-                r.reversed.push(format!("{}: {why}", s.case_id));
-            }
         }
         r.approvers = u32::try_from(people.len()).unwrap_or(u32::MAX);
     }
@@ -474,6 +490,15 @@ pub fn propose(policy: &Policy, source: &str, records: &[BandRecord]) -> Vec<Pro
             Direction::Tighten if r.decision == Outcome::Auto => Outcome::Confirm,
             Direction::Tighten => Outcome::Supervisor,
         };
+        // A record made under an earlier policy may ask for what the policy in force
+        // already does (a change signed since): nothing to propose.
+        let done = match direction {
+            Direction::Loosen => !edit::holds_at(policy, r),
+            Direction::Tighten => edit::holds_at_least(policy, r, to),
+        };
+        if done {
+            continue;
+        }
         let leaves: Vec<String> = r
             .deciding
             .iter()
@@ -514,6 +539,48 @@ mod edit {
     use crate::policy::{Outcome, Policy, Rule};
 
     type Written = Result<(Vec<String>, String), String>;
+
+    /// The rule covers the band's action on the band's channel.
+    fn covers(rule: &Rule, r: &BandRecord) -> bool {
+        rule.actions.contains(&r.action) && rule.channels.as_ref().is_none_or(|c| c.contains(&r.channel))
+    }
+
+    /// Does the policy in force still hold the band at its recorded decision, by the
+    /// action's own decision or a rule the record names?
+    pub(super) fn holds_at(policy: &Policy, r: &BandRecord) -> bool {
+        r.deciding.keys().any(|id| {
+            if let Some(name) = id.strip_prefix("action.") {
+                name == r.action && policy.actions.get(name).is_some_and(|d| d.decision == r.decision)
+            } else if let Some(rule_id) = id.strip_prefix("rule.") {
+                policy.rules.iter().any(|x| x.id == rule_id && x.decision == r.decision && covers(x, r))
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Does the policy in force hold every step of the band at `to` or stricter already,
+    /// by the action's own decision or a rule with no other condition?
+    pub(super) fn holds_at_least(policy: &Policy, r: &BandRecord, to: Outcome) -> bool {
+        if policy.actions.get(&r.action).is_some_and(|d| d.decision >= to) {
+            return true;
+        }
+        policy.rules.iter().any(|x| {
+            let plain = x.stores.is_none()
+                && x.platforms.is_none()
+                && x.tenants.is_none()
+                && x.roles.is_none()
+                && x.identity.is_none()
+                && x.case_total_over.is_none()
+                && x.order_total_over.is_none();
+            let from_bottom = match (&x.amount_over, &r.band.over) {
+                (None, _) => true,
+                (Some(limit), Some(lo)) => limit.currency == lo.currency && limit.amount <= lo.amount,
+                (Some(_), None) => false,
+            };
+            x.decision >= to && plain && covers(x, r) && from_bottom
+        })
+    }
 
     fn channels(list: impl IntoIterator<Item = Channel>) -> Array {
         list.into_iter().map(Channel::as_str).collect()
@@ -577,6 +644,14 @@ mod edit {
     pub(super) fn loosen(policy: &Policy, source: &str, r: &BandRecord, to: Outcome) -> Written {
         let from = r.decision;
         let c = r.channel;
+        if policy.currencies.len() > 1 && policy.actions.get(&r.action).is_some_and(|d| d.money_param.is_some()) {
+            // An amount threshold holds one currency: a band moved so would free the
+            // action's amounts in the others.
+            return Err(format!(
+                "this policy accepts {} currencies, and an amount band holds one: change it by hand",
+                policy.currencies.len()
+            ));
+        }
         let mut doc = open(policy, source)?;
         let mut changes = Vec::new();
         let mut added: Vec<Table> = Vec::new();
@@ -614,7 +689,8 @@ mod edit {
                 }
                 moved += 1;
             } else if let Some(rule_id) = id.strip_prefix("rule.") {
-                let Some(rule) = policy.rules.iter().find(|x| x.id == rule_id && x.decision == from) else {
+                let Some(rule) = policy.rules.iter().find(|x| x.id == rule_id && x.decision == from && covers(x, r))
+                else {
                     continue;
                 };
                 if rule.amount_over.as_ref().map(|m| &m.amount) != r.band.over.as_ref().map(|m| &m.amount) {
@@ -711,6 +787,15 @@ mod edit {
             Some(set) => set.iter().copied().filter(|x| *x != c).collect(),
         };
         let keeps_totals = rule.case_total_over.is_some() || rule.order_total_over.is_some();
+        if keeps_totals && !others.is_empty() {
+            // Its totals add up every action it names: split, each part would count its
+            // own actions alone.
+            return Err(format!(
+                "rule {} holds {a} by totals it adds up with {}: change it by hand",
+                rule.id,
+                others.join(", ")
+            ));
+        }
         if r.band.up_to.is_none() && !keeps_totals && rest.is_empty() && others.is_empty() {
             return Err(format!(
                 "rule {} covers only {a} on {c} and nothing more: remove it by hand if that is meant",

@@ -209,6 +209,10 @@ pub enum Event {
         /// passphrase typed at this seat).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         grant: Option<crate::team::SignedEntry>,
+        /// The engine ended the review, not a person: an approval expired, or the step was
+        /// decided again (another policy, new facts) before it ran.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_engine: bool,
     },
     /// Someone claimed to be a roster member at this seat and could not prove it
     /// (the passphrase is never recorded).

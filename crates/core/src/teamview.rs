@@ -53,6 +53,13 @@ pub enum TeamQuery {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<String>,
     },
+    /// A draft policy (its text) replayed over the decisions of every desk the lead may
+    /// see, reporting those made at or after `since` (RFC 3339).
+    Simulate {
+        draft: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+    },
     /// Earned autonomy across the desks the lead may see: each band's record and the
     /// changes the newest pack's `[autonomy]` proposes, each simulated over the team's
     /// recorded decisions.
@@ -180,6 +187,11 @@ pub enum TeamAnswer {
     },
     Autonomy {
         autonomy: TeamAutonomy,
+    },
+    Simulate {
+        report: crate::simulate::SimulationReport,
+        /// The desks whose decisions were replayed.
+        desks: Vec<String>,
     },
     /// The service would not answer: why, in words, and a stable code
     /// (`bad_ask`, `not_a_lead`, `stale`, `not_granted`, `not_found`, `no_pack`,

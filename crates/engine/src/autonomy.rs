@@ -155,28 +155,33 @@ impl Engine {
     }
 
     /// A lead records that a step that ran was undone afterwards (a refund reversed by the
-    /// bank, an order sent back): evidence that counts against its band. Only a role that
-    /// countersigns supervisor steps may; recording one can only hold autonomy back.
-    pub fn record_reversal(&self, plan_id: &str, step_id: &str, reason: &str) -> Result<(), EngineError> {
+    /// bank, an order sent back): evidence that counts against its band. Only a roster
+    /// member in a role that countersigns supervisor steps, proving it with their
+    /// passphrase (a role claimed at the seat is not proof).
+    pub fn record_reversal(
+        &self,
+        plan_id: &str,
+        step_id: &str,
+        reason: &str,
+        proof: &crate::Proof,
+    ) -> Result<(), EngineError> {
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(EngineError::BadInput {
                 message: "a reversal needs a reason: what was undone, and how".into(),
             });
         }
-        if !self.policy.supervisor_roles.contains(&self.operator.role) {
-            return Err(EngineError::NotPermitted {
-                message: format!(
-                    "recording a reversal is for {}; this seat is {:?}",
-                    self.policy.supervisor_roles.join(" or "),
-                    self.operator.role
-                ),
-            });
-        }
         let step = self
             .store
             .step(plan_id, step_id)?
             .ok_or_else(|| EngineError::NotFound { message: format!("no step {step_id} of plan {plan_id}") })?;
+        let who = self.prove(&crate::review::Proving::step(&step), proof)?;
+        let leads = self.policy.approvers(countersign_core::Outcome::Supervisor);
+        if !leads.contains(&who.role) {
+            return Err(EngineError::NotPermitted {
+                message: format!("recording a reversal is for {} ({} is {})", leads.join(" or "), who.id, who.role),
+            });
+        }
         if step.state != StepState::Succeeded {
             return Err(EngineError::Conflict {
                 message: format!(
@@ -193,7 +198,7 @@ impl Engine {
         }
         let event =
             Event::StepReversed { plan_id: plan_id.into(), step_id: step_id.into(), reason: reason.to_string() };
-        self.append(Some(&step.case_id), &self.operator.id.clone(), event)
+        self.append(Some(&step.case_id), &who.id, event)
     }
 
     /// The text of the policy in force, as loaded (a file changed since is refused: a

@@ -712,6 +712,7 @@ impl Engine {
                 by: self.operator.clone(),
                 reason: reason.to_string(),
                 grant: None,
+                by_engine: true,
             },
         )
     }

@@ -181,6 +181,7 @@ impl Engine {
                     by: who.clone(),
                     reason: "invalidated: decided under another policy version; decide the plan again".into(),
                     grant: grant.clone(),
+                    by_engine: true,
                 },
                 None,
             )?;
@@ -242,6 +243,7 @@ impl Engine {
                 by: who.clone(),
                 reason: reason.to_string(),
                 grant,
+                by_engine: false,
             },
             None,
         )?;

@@ -8,6 +8,7 @@ use countersign_core::model::{Case, Plan};
 use countersign_core::simulate::{
     Candidate, Logged, Recorded, Simulation, SimulationReport, Unreplayable, pair, simulate,
 };
+use countersign_core::teamview::{TeamAnswer, TeamQuery};
 use countersign_store::EventFilter;
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
@@ -30,6 +31,17 @@ pub struct Simulated {
     pub simulation: Simulation,
 }
 
+/// The start (UTC) of day `since`.
+fn since_of(since: Option<jiff::civil::Date>) -> Result<Option<Timestamp>, EngineError> {
+    since
+        .map(|day| {
+            day.to_zoned(jiff::tz::TimeZone::UTC)
+                .map(|z| z.timestamp())
+                .map_err(|e| EngineError::BadInput { message: format!("--since {day}: {e}") })
+        })
+        .transpose()
+}
+
 /// Read a draft policy file (its errors name file:line:column).
 pub fn read_draft(path: &Path) -> Result<Policy, EngineError> {
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
@@ -47,15 +59,40 @@ impl Engine {
         out: Option<&Path>,
     ) -> Result<Simulated, EngineError> {
         let policy = read_draft(draft)?;
-        let since = match since {
-            Some(day) => Some(
-                day.to_zoned(jiff::tz::TimeZone::UTC)
-                    .map_err(|e| EngineError::BadInput { message: format!("--since {day}: {e}") })?
-                    .timestamp(),
-            ),
-            None => None,
+        let mut simulated = self.simulate(&policy, since_of(since)?)?;
+        if let Some(path) = out {
+            write_report(path, &simulated.report)?;
+            simulated.report_file = Some(path.display().to_string());
+        }
+        Ok(simulated)
+    }
+
+    /// [`Engine::simulate_draft`] over the decisions of every desk of the team this lead
+    /// may see, replayed by the team service from the team's store.
+    pub fn team_simulate_draft(
+        &self,
+        draft: &Path,
+        since: Option<jiff::civil::Date>,
+        out: Option<&Path>,
+    ) -> Result<Simulated, EngineError> {
+        let text = std::fs::read_to_string(draft).map_err(|e| EngineError::io(draft, e))?;
+        // Checked here first, so its errors name the file, line and column.
+        let policy = Policy::parse(&draft.display().to_string(), &text)?;
+        let since = since_of(since)?.map(|t| t.to_string());
+        let (report, _desks) = match self.team_ask(TeamQuery::Simulate { draft: text, since })? {
+            TeamAnswer::Simulate { report, desks } => (report, desks),
+            other => return Err(crate::teamview::unexpected(&other)),
         };
-        let mut simulated = self.simulate(&policy, since)?;
+        if report.draft.hash != policy.hash {
+            return Err(EngineError::TeamUnreachable {
+                message: format!(
+                    "the team service simulated another draft ({}, not {}): nothing is written",
+                    report.draft.hash, policy.hash
+                ),
+            });
+        }
+        let mut simulated =
+            Simulated { digest: report.digest(), report, report_file: None, simulation: Simulation::default() };
         if let Some(path) = out {
             write_report(path, &simulated.report)?;
             simulated.report_file = Some(path.display().to_string());

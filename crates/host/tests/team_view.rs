@@ -662,6 +662,13 @@ fn earned_autonomy_counts_every_desk_the_lead_sees_and_simulates_over_them() {
     let saved = lead.engine.save_proposal(&p.proposal.key, true, out.path()).unwrap();
     let draft = countersign_engine::simulate::read_draft(Path::new(&saved.draft_file)).unwrap();
     assert_eq!(draft.hash, report.draft.hash);
+    // `policy simulate --team` on that draft: the same replay, over the same desks.
+    let simulated = lead.engine.team_simulate_draft(Path::new(&saved.draft_file), None, None).unwrap();
+    assert_eq!(&simulated.report, report);
+    let broken = out.path().join("broken.toml");
+    std::fs::write(&broken, "[policy]\nid = ").unwrap();
+    let e = lead.engine.team_simulate_draft(&broken, None, None).unwrap_err();
+    assert!(e.to_string().contains("broken.toml:"), "a bad draft is named before anything is asked: {e}");
     // The ask is a view of customer cases: recorded, with the cases it named.
     let views = held.rt.block_on(countersign_team::view::views(&held.pool)).unwrap();
     assert!(views.iter().any(|v| v.2 == "autonomy" && v.4.iter().any(|c| c.starts_with("earned-"))), "{views:?}");

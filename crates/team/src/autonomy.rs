@@ -19,11 +19,17 @@ use crate::view::{Grants, Refusal, db, refuse};
 /// One event as the team's store holds it: desk, seq, time, actor, kind, payload.
 type Row = (String, i64, String, String, String, String);
 
+/// The most events a record reads (decisions without their inputs), and the most a
+/// simulation reads (with them): past these, the answer is refused as too large rather
+/// than the service running out of memory.
+const MAX_RECORD_EVENTS: i64 = 2_000_000;
+const MAX_REPLAY_EVENTS: i64 = 400_000;
+
 /// The events of `kinds` on the desks and tenants `grants` allows, each desk's in order;
-/// a `decided` one without its recorded inputs unless `inputs`.
-async fn events(pool: &PgPool, grants: &Grants, kinds: &[&str], inputs: bool) -> Result<Vec<Row>, Refusal> {
+/// a `decided` one without its recorded inputs unless `inputs`; at most `limit`.
+async fn events(pool: &PgPool, grants: &Grants, kinds: &[&str], inputs: bool, limit: i64) -> Result<Vec<Row>, Refusal> {
     let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_string()).collect();
-    sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT e.device, e.seq, to_json(e.at)#>>'{}', e.actor, e.kind,
                 CASE WHEN e.kind = 'decided' AND NOT $4 THEN (e.payload - 'inputs')::text ELSE e.payload::text END
          FROM events e
@@ -31,15 +37,27 @@ async fn events(pool: &PgPool, grants: &Grants, kinds: &[&str], inputs: bool) ->
          WHERE e.kind = ANY($1)
            AND ($2::text[] IS NULL OR e.device = ANY($2))
            AND ($3::text[] IS NULL OR c.tenant = ANY($3))
-         ORDER BY e.device, e.seq",
+         ORDER BY e.device, e.seq
+         LIMIT $5",
     )
     .bind(&kinds)
     .bind(&grants.desks)
     .bind(&grants.tenants)
     .bind(inputs)
+    .bind(limit + 1)
     .fetch_all(pool)
     .await
-    .map_err(db)
+    .map_err(db)?;
+    if i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit {
+        return Err(refuse(
+            "too_large",
+            format!(
+                "the desks you may see hold more than {limit} events of this kind: earned autonomy and simulation \
+                 over the team read them all; ask the admin for narrower view grants, or simulate on a desk"
+            ),
+        ));
+    }
+    Ok(rows)
 }
 
 fn unreadable(desk: &str, seq: i64, e: impl std::fmt::Display) -> Refusal {
@@ -59,7 +77,7 @@ pub async fn autonomy(pool: &PgPool, grants: &Grants, pack: &Pack) -> Result<Tea
     };
     let Some(settings) = &pack.policy.autonomy else { return Ok(answer) };
     let mut gather = Gather::default();
-    for (desk, seq, at, actor, kind, payload) in events(pool, grants, &Gather::KINDS, false).await? {
+    for (desk, seq, at, actor, kind, payload) in events(pool, grants, &Gather::KINDS, false, MAX_RECORD_EVENTS).await? {
         let at: Timestamp = at.parse().map_err(|e| unreadable(&desk, seq, e))?;
         let event = Event::from_text(&kind, &payload).map_err(|e| unreadable(&desk, seq, e))?;
         gather.add(&desk, seq.unsigned_abs(), at, &actor, &event);
@@ -76,8 +94,12 @@ pub async fn autonomy(pool: &PgPool, grants: &Grants, pack: &Pack) -> Result<Tea
     let proposals = propose(&pack.policy, source, &answer.records);
     let drafts: Vec<Option<Policy>> =
         proposals.iter().map(|p| p.draft.as_deref().and_then(|d| Policy::parse("draft", d).ok())).collect();
-    let (recorded, without_inputs, unreplayable) =
-        if drafts.iter().any(Option::is_some) { recorded(pool, grants).await? } else { (Vec::new(), 0, Vec::new()) };
+    let (recorded, without_inputs, unreplayable) = if drafts.iter().any(Option::is_some) {
+        let (r, without, unreplayable) = recorded(pool, grants).await?;
+        (r.into_iter().map(|r| r.recorded).collect::<Vec<_>>(), without, unreplayable)
+    } else {
+        (Vec::new(), 0, Vec::new())
+    };
     for (proposal, draft) in proposals.into_iter().zip(drafts) {
         let report = draft.map(|draft| {
             let mut simulation = simulate(&draft, &recorded);
@@ -89,12 +111,37 @@ pub async fn autonomy(pool: &PgPool, grants: &Grants, pack: &Pack) -> Result<Tea
     Ok(answer)
 }
 
+/// `draft` (a policy's text) replayed over the decisions of the desks the lead may see,
+/// reporting those made at or after `since`; and those desks.
+pub async fn simulate_draft(
+    pool: &PgPool,
+    grants: &Grants,
+    draft: &str,
+    since: Option<Timestamp>,
+) -> Result<(SimulationReport, Vec<String>), Refusal> {
+    let draft = Policy::parse("draft", draft).map_err(|e| refuse("bad_ask", format!("the draft: {e}")))?;
+    let (recorded, without_inputs, unreplayable) = recorded(pool, grants).await?;
+    let mut desks: Vec<String> = recorded.iter().map(|r| r.desk.clone()).collect();
+    desks.sort();
+    desks.dedup();
+    let recorded: Vec<Recorded> = recorded.into_iter().map(|r| r.recorded).collect();
+    let mut simulation = simulate(&draft, &recorded);
+    simulation.unreplayable.extend(unreplayable);
+    Ok((SimulationReport::new(&draft, &simulation, since, without_inputs), desks))
+}
+
+/// A recorded decision and the desk that recorded it.
+struct DeskRecorded {
+    desk: String,
+    recorded: Recorded,
+}
+
 /// Every decision the visible desks recorded with what it read, in the order decided
 /// across the team; how many carry no inputs; those that cannot be replayed.
-async fn recorded(pool: &PgPool, grants: &Grants) -> Result<(Vec<Recorded>, usize, Vec<Unreplayable>), Refusal> {
+async fn recorded(pool: &PgPool, grants: &Grants) -> Result<(Vec<DeskRecorded>, usize, Vec<Unreplayable>), Refusal> {
     let kinds = ["case_opened", "case_received", "plan_proposed", "decided"];
     let mut logs: BTreeMap<String, Vec<(u64, Logged)>> = BTreeMap::new();
-    for (desk, seq, at, _, kind, payload) in events(pool, grants, &kinds, true).await? {
+    for (desk, seq, at, _, kind, payload) in events(pool, grants, &kinds, true, MAX_REPLAY_EVENTS).await? {
         let bad = |e: &dyn std::fmt::Display| unreadable(&desk, seq, e);
         let item = match Event::from_text(&kind, &payload).map_err(|e| bad(&e))? {
             Event::CaseOpened { case } | Event::CaseReceived { case, .. } => Logged::Case(Box::new(case)),
@@ -107,18 +154,50 @@ async fn recorded(pool: &PgPool, grants: &Grants) -> Result<(Vec<Recorded>, usiz
         logs.entry(desk.clone()).or_default().push((seq.unsigned_abs(), item));
     }
     let (mut recorded, mut without_inputs, mut unreplayable) = (Vec::new(), 0, Vec::new());
-    for log in logs.into_values() {
+    for (desk, log) in logs {
         let (candidates, without, mut refused) = pair(log);
         without_inputs += without;
         unreplayable.append(&mut refused);
         for candidate in candidates {
             let holds = candidate.holds();
             match candidate.check(holds) {
-                Ok(r) => recorded.push(r),
+                Ok(r) => recorded.push(DeskRecorded { desk: desk.clone(), recorded: r }),
                 Err(u) => unreplayable.push(u),
             }
         }
     }
-    recorded.sort_by_key(|r| r.at);
+    recorded.sort_by_key(|r| r.recorded.at);
     Ok((recorded, without_inputs, unreplayable))
+}
+
+/// Every case a simulation report names (its samples, what it could not replay): what a
+/// lead was shown.
+pub fn report_cases(report: &SimulationReport) -> Vec<String> {
+    let moves = report
+        .actions
+        .iter()
+        .flat_map(|a| a.moves.iter())
+        .chain(report.rules.iter().flat_map(|r| r.starts.iter().chain(r.stops.iter())))
+        .chain(report.replies.iter());
+    let mut cases: Vec<String> = moves
+        .flat_map(|m| m.samples.iter().map(|s| s.case_id.clone()))
+        .chain(report.unreplayable.iter().map(|u| u.case_id.clone()))
+        .collect();
+    cases.sort();
+    cases.dedup();
+    cases
+}
+
+/// Every case an earned-autonomy answer names: the records' samples and reversals, and
+/// each proposal's simulation.
+pub fn autonomy_cases(answer: &TeamAutonomy) -> Vec<String> {
+    let mut cases: Vec<String> = answer
+        .records
+        .iter()
+        .flat_map(|r| r.samples.iter().cloned().chain(r.reversed.iter().map(|x| x.case_id.clone())))
+        .chain(answer.proposals.iter().filter_map(|p| p.report.as_ref()).flat_map(report_cases))
+        .collect();
+    cases.sort();
+    cases.dedup();
+    cases
 }

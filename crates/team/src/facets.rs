@@ -358,6 +358,7 @@ mod tests {
             by: Operator { id: "lead-1".into(), role: "team_lead".into() },
             reason: "no".into(),
             grant: None,
+            by_engine: false,
         };
         f.take("desk-1", t("2026-12-03T10:02:00Z"), Some("c-1"), "lead-1", &reviewed, &mut desk);
         let k = ("desk-1".to_string(), "plan-1".to_string(), "s1".to_string());

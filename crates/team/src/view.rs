@@ -283,11 +283,16 @@ async fn answer(
             let (views, deletions) = audit(pool, limit.unwrap_or(100).clamp(1, MAX_ROWS)).await?;
             (TeamAnswer::Audit { views, deletions }, 0, Vec::new())
         }
+        TeamQuery::Simulate { draft, since } => {
+            let since = since.as_deref().map(|t| time_of(t, "since")).transpose()?;
+            let (report, desks) = crate::autonomy::simulate_draft(pool, &grants, draft, since).await?;
+            let cases = crate::autonomy::report_cases(&report);
+            let n = report.steps;
+            (TeamAnswer::Simulate { report, desks }, n, cases)
+        }
         TeamQuery::Autonomy => {
             let autonomy = crate::autonomy::autonomy(pool, &grants, &pack).await?;
-            let mut cases: Vec<String> = autonomy.records.iter().flat_map(|r| r.samples.iter().cloned()).collect();
-            cases.sort();
-            cases.dedup();
+            let cases = crate::autonomy::autonomy_cases(&autonomy);
             let n = autonomy.records.len();
             (TeamAnswer::Autonomy { autonomy }, n, cases)
         }
@@ -893,6 +898,7 @@ async fn record(
         TeamQuery::Metrics { .. } => "metrics",
         TeamQuery::Audit { .. } => "audit",
         TeamQuery::Autonomy => "autonomy",
+        TeamQuery::Simulate { .. } => "simulate",
     };
     let query = serde_json::to_string(query).map_err(|e| refuse("unavailable", e.to_string()))?;
     sqlx::query("INSERT INTO views (device, by, kind, query, shown, cases) VALUES ($1, $2, $3, $4::jsonb, $5, $6)")

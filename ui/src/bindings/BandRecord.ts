@@ -2,6 +2,7 @@
 import type { Band } from "./Band";
 import type { Channel } from "./Channel";
 import type { Decision } from "./Decision";
+import type { ReversedCase } from "./ReversedCase";
 
 /**
  * A band's record at one decision.
@@ -28,7 +29,7 @@ rubber_stamps: number,
  */
 approvers: number, 
 /**
- * Counted steps reversed within the policy's window.
+ * Steps reversed within the policy's window (rubber-stamped ones too).
  */
 reversals: number, 
 /**
@@ -40,6 +41,6 @@ deciding: { [key in string]?: number },
  */
 samples: Array<string>, 
 /**
- * Reversed cases with why, newest first.
+ * Reversed steps' cases with why, newest first.
  */
-reversed: Array<string>, };
+reversed: Array<ReversedCase>, };

@@ -116,8 +116,8 @@ export const commands = {
   promises: () => call<Array<PromiseStatus>>("promises"),
   /** Check the promises whose day has passed now (the app also does, hourly). */
   checkPromises: () => call<PromiseSweep>("check_promises"),
-  /** What a draft policy file would change over the decisions this desk recorded (the admin's diff before signing), reporting those made on or after `since` (YYYY-MM-DD, UTC). With `save`, the report is written into the exports folder (never to a path the page names) for `countersign policy sign --simulation`. */
-  simulatePolicy: (draft: string, since: string | null, save: boolean) => call<Simulated>("simulate_policy", { draft, since, save }),
+  /** What a draft policy file would change over the decisions this desk recorded (the admin's diff before signing), reporting those made on or after `since` (YYYY-MM-DD, UTC); with `team`, over every desk of the team this lead may see. With `save`, the report is written into the exports folder (never to a path the page names) for `countersign policy sign --simulation`. */
+  simulatePolicy: (a: { draft: string; since: string | null; save: boolean; team: boolean }) => call<Simulated>("simulate_policy", a),
   /** Earned autonomy: each band's record and the changes it proposes, each with its draft's simulation; this desk's log, or with `team` every desk of the team this lead may see. */
   autonomy: (team: boolean) => call<Autonomy>("autonomy", { team }),
   /** Save proposal `key`'s draft policy and simulation report into the exports folder (never to a path the page names), for an admin to read and sign; `team` as for `autonomy`. */

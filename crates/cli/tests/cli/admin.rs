@@ -364,9 +364,23 @@ fn approvals_given_at_once_are_rubber_stamps_and_only_a_lead_records_a_reversal(
     let o = cs(&data, &["policy", "autonomy", "--save", "refund_partial/x", "--out", dir.path().to_str().unwrap()]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("no proposal"), "{}", stderr(&o));
-    // The demo seat is an agent's: recording a reversal is a lead's.
+    // Recording a reversal is a lead's, proven with their passphrase: a role claimed at the
+    // seat is not proof.
     let (plan, step) = (waiting[0]["plan_id"].as_str().unwrap(), waiting[0]["step_id"].as_str().unwrap());
-    let o = cs(&data, &["review", "reverse", plan, step, "--reason", "the bank reversed it"]);
+    let o = Command::new(BIN)
+        .args(["--workspace", super::workspace().to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+        .args(["--role", "team_lead", "review", "reverse", plan, step, "--reason", "the bank reversed it"])
+        .args(["--as", "lead-demo"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"a guess\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("recording a reversal is for team_lead"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("lead-demo"), "{}", stderr(&o));
 }

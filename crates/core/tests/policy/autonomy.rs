@@ -304,3 +304,128 @@ fn a_conversation_resolved_and_opened_again_after_the_step_ran_is_a_reversal() {
     assert_eq!(reopened(Some(&states(&[("2026-11-21T11:00:00Z", "resolved")])), ran), None);
     assert_eq!(reopened(None, ran), None);
 }
+
+/// Steps of `action` decided `decision` by `deciding`, approved by three people.
+fn earned(action: &str, amount: Option<&str>, channel: Channel, decision: Outcome, deciding: &str) -> Vec<Reviewed> {
+    (0..10)
+        .map(|n| {
+            let mut s = refund_step(n, "1.00", channel, decision, deciding, Review::Ran);
+            s.action = action.into();
+            s.money = amount.map(|a| format!("{a} USD").parse().unwrap());
+            s.review = approved(["agent-1", "agent-2", "agent-3"][n % 3], s.at, 30);
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn a_rule_whose_totals_add_up_several_actions_is_left_for_a_person() {
+    // `money.case-total` adds refunds and coupons up to $150 on a case: split for refunds
+    // alone, each part would count its own action only.
+    let (policy, src) = low_bar();
+    let src = src.replacen(
+        "case_total_over = \"150.00 USD\"",
+        "case_total_over = \"150.00 USD\"\namount_over = \"100.00 USD\"",
+        1,
+    );
+    let policy = Policy::parse("policy.toml", &src).unwrap_or_else(|e| panic!("{e} / {}", policy.id));
+    let steps = earned("refund_partial", Some("150.00"), Channel::Email, Outcome::Supervisor, "rule.money.case-total");
+    let proposals = propose(&policy, &src, &record(policy.autonomy.as_ref().unwrap(), &steps, now()));
+    assert_eq!(proposals.len(), 1, "{proposals:?}");
+    let blocked = proposals[0].blocked.as_deref().unwrap_or_default();
+    assert!(blocked.contains("totals it adds up with create_goodwill_coupon"), "{blocked:?}");
+}
+
+#[test]
+fn a_money_band_in_a_policy_of_several_currencies_is_left_for_a_person() {
+    let (_, src) = low_bar();
+    let src = src.replacen("currencies = [\"USD\"]", "currencies = [\"USD\", \"EUR\"]", 1);
+    let policy = Policy::parse("policy.toml", &src).unwrap();
+    let steps =
+        earned("refund_partial", Some("40.00"), Channel::Email, Outcome::Confirm, "rule.refund.over-auto-limit");
+    let proposals = propose(&policy, &src, &record(policy.autonomy.as_ref().unwrap(), &steps, now()));
+    let blocked = proposals[0].blocked.as_deref().unwrap_or_default();
+    assert!(blocked.contains("2 currencies"), "an amount band holds one currency: {blocked:?}");
+}
+
+#[test]
+fn a_record_that_asks_for_what_the_policy_in_force_does_proposes_nothing() {
+    let (policy, src) = low_bar();
+    let a = policy.autonomy.as_ref().unwrap();
+    let first = propose(&policy, &src, &record(a, &forty_on_email(), now()));
+    let signed_src = first[0].draft.clone().unwrap();
+    let signed = Policy::parse("policy.toml", &signed_src).unwrap();
+    // The same record (made under the earlier policy) under the signed draft: the band is
+    // no longer held at confirm on email, so nothing more is proposed.
+    assert!(
+        propose(&signed, &signed_src, &record(signed.autonomy.as_ref().unwrap(), &forty_on_email(), now())).is_empty()
+    );
+    // A tightening the policy already holds: refunds on WhatsApp need a click from $0 up.
+    let reversed: Vec<Reviewed> =
+        earned("refund_partial", Some("8.00"), Channel::Whatsapp, Outcome::Auto, "action.refund_partial")
+            .into_iter()
+            .map(|mut s| {
+                s.review = Review::Ran;
+                s.reversal = Some((now() - SignedDuration::from_hours(1), "reversed".into()));
+                s
+            })
+            .collect();
+    let held = src.replacen(
+        "channels = [\"instagram_dm\", \"tiktok_dm\", \"facebook_messenger\"]",
+        "channels = [\"instagram_dm\", \"tiktok_dm\", \"facebook_messenger\", \"whatsapp\"]",
+        1,
+    );
+    let held = Policy::parse("policy.toml", &held).unwrap();
+    assert_eq!(propose(&policy, &src, &record(a, &reversed, now())).len(), 1, "the demo runs them on their own");
+    assert!(propose(&held, &src, &record(a, &reversed, now())).is_empty(), "a rule holds them already");
+}
+
+#[test]
+fn the_engine_ending_a_review_is_no_persons_answer() {
+    use countersign_core::autonomy::Gather;
+    use countersign_core::evidence::{Event, Verdict};
+    let case = world().case;
+    let mut step = refund("s1", "#W4", "40.00");
+    step.id = "s1".into();
+    let plan = Plan {
+        id: "p1".into(),
+        case_id: case.id.clone(),
+        planner: "test".into(),
+        intent: "refund".into(),
+        steps: vec![step],
+        signals: Vec::new(),
+        reply: None,
+    };
+    let mut w = world();
+    w.case.channel = Channel::Email;
+    let decision = decide(&demo(), &w.case, &plan, &w.facts).unwrap();
+    assert_eq!(decision.steps[0].decision, Outcome::Confirm);
+    let review = |verdict, by_engine| Event::ReviewDecided {
+        plan_id: "p1".into(),
+        step_id: "s1".into(),
+        step_digest: decision.steps[0].step_digest.clone(),
+        policy_hash: decision.policy_hash.clone(),
+        verdict,
+        by: Operator { id: "agent-1".into(), role: "agent".into() },
+        reason: "r".into(),
+        grant: None,
+        by_engine,
+    };
+    let t = |m: i64| now() + SignedDuration::from_mins(m);
+    let gathered = |events: Vec<Event>| {
+        let mut g = Gather::default();
+        g.add("", 1, t(0), "agent-1", &Event::CaseOpened { case: w.case.clone() });
+        g.add("", 2, t(0), "agent-1", &Event::Decided { decision: decision.clone(), inputs: None });
+        for (i, e) in events.iter().enumerate() {
+            g.add("", 3 + i as u64, t(1 + i as i64), "agent-1", e);
+        }
+        g.finish().into_iter().map(|r| r.review).collect::<Vec<_>>()
+    };
+    // Approved, then the approval expired before it ran: still approved.
+    let expired = gathered(vec![review(Verdict::Approved, false), review(Verdict::Rejected, true)]);
+    assert!(matches!(expired.as_slice(), [Review::Unchanged { .. }]), "{expired:?}");
+    // Only the engine's ending (decided under another policy): no answer at all.
+    assert!(gathered(vec![review(Verdict::Rejected, true)]).is_empty());
+    // A person's rejection counts.
+    assert!(matches!(gathered(vec![review(Verdict::Rejected, false)]).as_slice(), [Review::Rejected { .. }]));
+}

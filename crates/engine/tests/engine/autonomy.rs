@@ -97,12 +97,19 @@ fn the_record_of_a_real_log_proposes_a_simulated_draft_per_band_that_passes_a_ba
     let small = refund_case("a0", "emma_santos_9753", "#W3113816", "8.00");
     assert_eq!(e.process_verified(&small.case, &small.plan).unwrap().steps[0].decision, Outcome::Auto);
     e.run_approved("a0").unwrap();
-    let err = e.record_reversal("a0-p", "s1", "the bank reversed it").unwrap_err();
-    assert_eq!(err.code(), ErrorCode::NotPermitted, "an agent's seat does not record reversals: {err}");
+    // A lead proves it with their passphrase (the demo roster's lead): a role claimed at
+    // the seat is not proof.
+    let proof = |pass: &str| countersign_engine::Proof {
+        id: "lead-demo".into(),
+        passphrase: countersign_engine::Secret::new(pass),
+    };
     as_role(&mut e, "lead-1", "team_lead");
-    assert_eq!(e.record_reversal("c8-p", "s1", "x").unwrap_err().code(), ErrorCode::Conflict, "c8 never ran");
-    e.record_reversal("a0-p", "s1", "the customer's bank reversed the refund").unwrap();
-    assert_eq!(e.record_reversal("a0-p", "s1", "again").unwrap_err().code(), ErrorCode::Conflict);
+    let err = e.record_reversal("a0-p", "s1", "the bank reversed it", &proof("a guess")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted, "{err}");
+    let lead = proof("demo-lead-passphrase");
+    assert_eq!(e.record_reversal("c8-p", "s1", "x", &lead).unwrap_err().code(), ErrorCode::Conflict, "c8 never ran");
+    e.record_reversal("a0-p", "s1", "the customer's bank reversed the refund", &lead).unwrap();
+    assert_eq!(e.record_reversal("a0-p", "s1", "again", &lead).unwrap_err().code(), ErrorCode::Conflict);
 
     let a = e.autonomy().unwrap();
     let band = |label: &str, decision: Outcome| {
@@ -117,7 +124,7 @@ fn the_record_of_a_real_log_proposes_a_simulated_draft_per_band_that_passes_a_ba
     );
     let eight = band("up to 10.00 USD", Outcome::Auto);
     assert_eq!((eight.ran, eight.reversals), (1, 1));
-    assert!(eight.reversed[0].contains("lead-1 recorded"), "{:?}", eight.reversed);
+    assert!(eight.reversed[0].why.contains("lead-demo recorded"), "{:?}", eight.reversed);
 
     let kinds: Vec<(Direction, &str)> =
         a.proposals.iter().map(|p| (p.proposal.direction, p.proposal.record.band_label.as_str())).collect();
