@@ -622,19 +622,9 @@ fn earned_autonomy_counts_every_desk_the_lead_sees_and_simulates_over_them() {
         let agent = desk(&mut team, &name, Role::Agent, (agent_id.as_str(), "agent"), system());
         for (i, (customer, order)) in pair.iter().enumerate() {
             let case_id = format!("earned-{n}-{i}");
-            let file: countersign_engine::CaseFile = serde_json::from_value(serde_json::json!({
-                "case": {
-                    "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
-                    "channel": "email", "customer": {"id": customer, "identity": "verified"},
-                    "messages": [{"from": "customer", "text": "It arrived broken.", "at": "2026-11-21T09:00:00Z"}],
-                },
-                "plan": {"id": format!("{case_id}-p"), "case_id": case_id, "planner": "scripted", "intent": "refund",
-                    "steps": [{"id": "s1", "action": "refund_partial", "params": {
-                        "order_id": {"value": order, "source": "connector"},
-                        "amount": {"value": {"amount": "30.00", "currency": "USD"}, "source": "policy"},
-                        "reason": {"value": "damaged item", "source": "connector"},
-                    }}]},
-            }))
+            let file: countersign_engine::CaseFile = serde_json::from_value(
+                countersign_test_support::demo::refund_case_file(&case_id, customer, order, "30.00"),
+            )
             .unwrap();
             agent.engine.record_identity_check(&case_id, customer, "called back on the number on file").unwrap();
             let d = agent.engine.process(&file.case, &file.plan).unwrap();

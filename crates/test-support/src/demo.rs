@@ -72,3 +72,22 @@ pub fn demo_workspace(file: &str, keep: &[&str]) -> String {
         .filter(|(relative, _)| !keep.contains(relative))
         .fold(text, |text, (relative, absolute)| text.replace(&format!("{relative:?}"), &format!("{absolute:?}")))
 }
+
+/// A case file (JSON) of a customer writing by email about an item that arrived damaged,
+/// planned as `<case_id>-p`: one refund (`s1`) of `amount` USD on `order`, its values
+/// from the platform and the policy.
+pub fn refund_case_file(case_id: &str, customer: &str, order: &str, amount: &str) -> Value {
+    serde_json::json!({
+        "case": {
+            "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
+            "channel": "email", "customer": {"id": customer, "identity": "verified"},
+            "messages": [{"from": "customer", "text": "The item arrived damaged.", "at": "2026-11-21T09:00:00Z"}],
+        },
+        "plan": {"id": format!("{case_id}-p"), "case_id": case_id, "planner": "scripted", "intent": "refund",
+            "steps": [{"id": "s1", "action": "refund_partial", "params": {
+                "order_id": {"value": order, "source": "connector"},
+                "amount": {"value": {"amount": amount, "currency": "USD"}, "source": "policy"},
+                "reason": {"value": "damaged item", "source": "connector"},
+            }}]},
+    })
+}

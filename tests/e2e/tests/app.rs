@@ -701,19 +701,9 @@ fn seed_earned_band(workspace: &std::path::Path, data: &std::path::Path) -> Resu
     ];
     for (i, (customer, order)) in orders.iter().enumerate() {
         let case_id = format!("earned-{i}");
-        let file: countersign_engine::CaseFile = serde_json::from_value(json!({
-            "case": {
-                "id": case_id, "tenant": "acme", "store": "acme-us", "platform": "demo_seller_center",
-                "channel": "email", "customer": {"id": customer, "identity": "verified"},
-                "messages": [{"from": "customer", "text": "The item arrived damaged.", "at": "2026-11-21T09:00:00Z"}],
-            },
-            "plan": {"id": format!("{case_id}-p"), "case_id": case_id, "planner": "scripted", "intent": "refund",
-                "steps": [{"id": "s1", "action": "refund_partial", "params": {
-                    "order_id": {"value": order, "source": "connector"},
-                    "amount": {"value": {"amount": "30.00", "currency": "USD"}, "source": "policy"},
-                    "reason": {"value": "damaged item", "source": "connector"},
-                }}]},
-        }))?;
+        let file: countersign_engine::CaseFile = serde_json::from_value(
+            countersign_test_support::demo::refund_case_file(&case_id, customer, order, "30.00"),
+        )?;
         let agent = ["agent-1", "agent-2"][i % 2];
         engine.set_operator(Operator { id: agent.into(), role: "agent".into() })?;
         engine.record_identity_check(&case_id, customer, "a one-time code sent to the account's phone")?;
