@@ -57,6 +57,12 @@ impl Engine {
     /// Each band's record in this log under the policy in force, and a proposal, with its
     /// simulation, for every band that passes a bar.
     pub fn autonomy(&self) -> Result<Autonomy, EngineError> {
+        self.autonomy_of(None)
+    }
+
+    /// [`Engine::autonomy`], with the proposals (and their simulations) narrowed to the one
+    /// named `only` when given.
+    fn autonomy_of(&self, only: Option<&str>) -> Result<Autonomy, EngineError> {
         let policy = &self.policy;
         let Some(settings) = &policy.autonomy else {
             return Ok(Autonomy {
@@ -70,7 +76,10 @@ impl Engine {
         };
         let records = record(settings, &self.reviewed_steps()?, self.clock.now());
         let source = self.policy_source()?;
-        let proposals = propose(policy, &source, &records);
+        let mut proposals = propose(policy, &source, &records);
+        if let Some(key) = only {
+            proposals.retain(|p| p.key == key);
+        }
         let drafts: Vec<Option<Policy>> = proposals
             .iter()
             .map(|p| p.draft.as_deref().map(|d| Policy::parse("draft", d)).transpose())
@@ -125,10 +134,10 @@ impl Engine {
     /// admin to read and sign (`countersign policy sign … --simulation REPORT`); with
     /// `team`, the proposal the team's record makes.
     pub fn save_proposal(&self, key: &str, team: bool, dir: &Path) -> Result<SavedProposal, EngineError> {
-        let autonomy = if team { self.team_autonomy()? } else { self.autonomy()? };
-        let known = || autonomy.proposals.iter().map(|p| p.proposal.key.clone()).collect::<Vec<_>>().join(", ");
+        // On this desk, only the proposal asked for is simulated again.
+        let autonomy = if team { self.team_autonomy()? } else { self.autonomy_of(Some(key))? };
         let found = autonomy.proposals.iter().find(|p| p.proposal.key == key).ok_or_else(|| EngineError::NotFound {
-            message: format!("no proposal {key:?} (the record proposes: {})", known()),
+            message: format!("no proposal {key:?}: `countersign policy autonomy` lists what the record proposes"),
         })?;
         let (Some(draft), Some(simulated)) = (&found.proposal.draft, &found.simulation) else {
             return Err(EngineError::Conflict {
