@@ -159,7 +159,8 @@ pub enum TeamLogCmd {
         /// auto, confirm, supervisor, recommend or forbid.
         #[arg(long)]
         decision: Option<String>,
-        /// succeeded, failed, unknown, needs_human, rejected or open.
+        /// succeeded, failed, unknown, needs_human, settled_applied, settled_not_applied,
+        /// rejected, superseded, expired or open.
         #[arg(long)]
         outcome: Option<String>,
         /// The signed pack's version the step was decided under.

@@ -129,8 +129,9 @@ pub struct StepFilter {
     /// The policy's decision: `auto`, `confirm`, `supervisor`, `recommend` or `forbid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
-    /// How it ended: `succeeded`, `failed`, `unknown`, `needs_human`, `rejected`, or
-    /// `open` (not ended yet).
+    /// How it ended: `succeeded`, `failed`, `unknown`, `needs_human`, `settled_applied`,
+    /// `settled_not_applied`, `rejected`, `superseded` (decided again: it will not run as
+    /// it was), `expired` (its approval expired before it ran), or `open` (not ended yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// The signed pack's version it was decided under.

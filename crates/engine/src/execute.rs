@@ -52,6 +52,10 @@ use jiff::Timestamp;
 
 use crate::{Engine, EngineError, ErrorCode};
 
+/// The reason of the review the engine ends when a step's approval expired before it ran
+/// (the team's facets tell an expiry from a step decided again by it).
+pub const APPROVAL_EXPIRED: &str = "the approval expired before the step ran";
+
 /// What happened to one step.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRun {
@@ -288,7 +292,7 @@ impl Engine {
         let expired = record.approval_expires_at.is_some_and(|t| t < now)
             || recorded.approval.as_ref().is_some_and(|(_, at)| *at + self.approval_ttl < now);
         if expired && record.decision != Outcome::Auto.as_str() {
-            self.finish_review(&record, StepState::Expired, "the approval expired before the step ran")?;
+            self.finish_review(&record, StepState::Expired, APPROVAL_EXPIRED)?;
             return Err(stale(format!("the approval of step {step_id} expired")));
         }
         let Recorded { case, plan, decided, .. } = recorded;
@@ -697,6 +701,7 @@ impl Engine {
         Ok(StepRun::of(record, to, error))
     }
 
+    /// Ends a review the engine's way (`by_engine`: no person's answer).
     fn finish_review(&self, record: &StepRecord, to: StepState, reason: &str) -> Result<(), EngineError> {
         self.transition(
             record,

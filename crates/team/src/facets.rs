@@ -215,6 +215,14 @@ impl Facets {
                     );
                 }
             }
+            // The engine ended the review (an approval expired, or the step was decided
+            // again): no person's answer, so an approval given before stays the verdict,
+            // and the step ends without running.
+            Event::ReviewDecided { plan_id, step_id, reason, by_engine: true, .. } => {
+                let end =
+                    if reason == countersign_engine::execute::APPROVAL_EXPIRED { "expired" } else { "superseded" };
+                self.ends.insert(key(plan_id, step_id), (at, Some(end.to_string())));
+            }
             Event::ReviewDecided { plan_id, step_id, verdict, by, .. } => {
                 let verdict = match verdict {
                     Verdict::Approved => "approved",
@@ -368,6 +376,39 @@ mod tests {
             ("refund_partial", "supervisor", "agent-1", Some(("retail".to_string(), 7)))
         );
         assert_eq!(f.reviews[&k].1, "rejected");
+        // The engine ending the review later is no person's answer: the verdict stays.
+        let review = |verdict: Verdict, by_engine: bool, reason: &str| Event::ReviewDecided {
+            plan_id: "plan-1".into(),
+            step_id: "s1".into(),
+            step_digest: "x".into(),
+            policy_hash: "h".into(),
+            verdict,
+            by: Operator { id: "lead-1".into(), role: "team_lead".into() },
+            reason: reason.into(),
+            grant: None,
+            by_engine,
+        };
+        let ended = |reason: &str| review(Verdict::Rejected, true, reason);
+        let approved = review(Verdict::Approved, false, "fine");
+        f.take("desk-1", t("2026-12-03T10:02:10Z"), Some("c-1"), "lead-1", &approved, &mut desk);
+        f.take(
+            "desk-1",
+            t("2026-12-03T10:02:20Z"),
+            Some("c-1"),
+            "agent-1",
+            &ended(countersign_engine::execute::APPROVAL_EXPIRED),
+            &mut desk,
+        );
+        assert_eq!((f.reviews[&k].1, f.ends[&k].1.as_deref()), ("approved", Some("expired")));
+        f.take(
+            "desk-1",
+            t("2026-12-03T10:02:30Z"),
+            Some("c-1"),
+            "agent-1",
+            &ended("decided under another policy version"),
+            &mut desk,
+        );
+        assert_eq!((f.reviews[&k].1, f.ends[&k].1.as_deref()), ("approved", Some("superseded")));
         // Decided again: the earlier review no longer holds.
         f.take("desk-1", t("2026-12-03T10:03:00Z"), Some("c-1"), "policy", &decided, &mut desk);
         assert!(f.reviews.is_empty());

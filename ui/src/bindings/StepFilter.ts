@@ -17,8 +17,9 @@ desk?: string | null, action?: string | null,
  */
 decision?: string | null, 
 /**
- * How it ended: `succeeded`, `failed`, `unknown`, `needs_human`, `rejected`, or
- * `open` (not ended yet).
+ * How it ended: `succeeded`, `failed`, `unknown`, `needs_human`, `settled_applied`,
+ * `settled_not_applied`, `rejected`, `superseded` (decided again: it will not run as
+ * it was), `expired` (its approval expired before it ran), or `open` (not ended yet).
  */
 outcome?: string | null, 
 /**
