@@ -33,6 +33,12 @@
 //! between the two redelivers the batch: the events are then found projected and
 //! dropped, so nothing is doubled. A failed commit acknowledges nothing (the batch comes
 //! again) and the desks' state is re-read from the database.
+//!
+//! The next batch is read and verified while the one before is written (a task of its
+//! own), so the database and the verification work at once; a batch is written only
+//! after the one before it is committed, and verified against where the desks stand
+//! after it (a redelivery of an event of the batch being written is found in that
+//! batch's hashes, which the database does not show yet).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,7 +53,6 @@ use futures::StreamExt;
 use serde::Deserialize;
 use sqlx::postgres::PgPoolOptions;
 pub use sqlx::postgres::{PgConnectOptions, PgPool};
-use sqlx::{Postgres, Transaction};
 use std::sync::Arc;
 
 use countersign_plane::subjects::evidence_subject;
@@ -212,8 +217,23 @@ pub async fn run(
                 .map_err(|e| ProjectError::Server(e.to_string()))?;
             // A batch is what arrives within `LINGER` of its first message, up to
             // `options.batch`: a backlog goes in large transactions (one commit each),
-            // a quiet stream's single event without waiting.
-            while let Some(first) = messages.next().await {
+            // a quiet stream's single event without waiting. While one batch is written,
+            // the next is read and verified: the database and the verification take
+            // turns no more (a batch is written only once the one before is committed).
+            let mut writing: Option<Writing> = None;
+            loop {
+                let next = match writing.as_mut() {
+                    Some(w) => tokio::select! {
+                        next = messages.next() => next,
+                        done = &mut w.task => {
+                            let Some(w) = writing.take() else { continue };
+                            projector.settle(&w.messages, done).await?;
+                            continue;
+                        }
+                    },
+                    None => messages.next().await,
+                };
+                let Some(first) = next else { break };
                 let mut chunk = vec![first];
                 let linger = tokio::time::sleep(LINGER);
                 tokio::pin!(linger);
@@ -234,9 +254,30 @@ pub async fn run(
                         Err(e) => tracing::warn!(error = %e, "reading the evidence stream"),
                     }
                 }
-                if let Some(at) = projector.project(&batch).await? {
-                    return Ok(at);
+                if batch.is_empty() {
+                    continue;
                 }
+                let checked = projector.verify(&batch).await;
+                if let Some(w) = writing.take() {
+                    let done = w.task.await;
+                    projector.settle(&w.messages, done).await?;
+                }
+                match checked {
+                    Ok(Checked::Batch(rows)) => {
+                        projector.in_flight = rows.batch.pending.clone();
+                        let task = tokio::spawn(persist(projector.pool.clone(), projector.consumer.clone(), rows));
+                        writing = Some(Writing { messages: batch, task });
+                    }
+                    Ok(Checked::Reread(at)) => return Ok(at),
+                    Err(e) => {
+                        nak(&batch).await;
+                        return Err(e);
+                    }
+                }
+            }
+            if let Some(w) = writing.take() {
+                let done = w.task.await;
+                projector.settle(&w.messages, done).await?;
             }
             Err::<u64, _>(ProjectError::Server("the evidence stream's consumer ended".into()))
         };
@@ -386,12 +427,40 @@ impl AlertKind {
     }
 }
 
-/// What became of one batch.
-enum Written {
-    /// Committed; the desks whose checkpoints it witnessed.
-    Committed(Vec<String>),
-    /// Not written: a gap at this stream sequence, to be confirmed by reading again.
+/// What verifying one batch found.
+enum Checked {
+    /// What to write, in one transaction.
+    Batch(Box<Verified>),
+    /// Nothing to write: a gap at this stream sequence, to be confirmed by reading again.
     Reread(u64),
+}
+
+/// A verified batch: its rows, where its desks then stand, and the stream sequence the
+/// projection stands at once it is committed.
+struct Verified {
+    batch: Rows,
+    desks: Vec<(String, Desk)>,
+    stream_seq: u64,
+}
+
+/// A batch being written, and its messages, acknowledged once it is committed.
+struct Writing {
+    messages: Vec<jetstream::Message>,
+    task: tokio::task::JoinHandle<Result<Committed, ProjectError>>,
+}
+
+/// A committed batch: the stream sequence the projection now stands at, and the desks
+/// whose checkpoints it witnessed.
+struct Committed {
+    stream_seq: u64,
+    witnessed: Vec<String>,
+}
+
+/// Hand a batch back, to come again shortly.
+async fn nak(batch: &[jetstream::Message]) {
+    for m in batch {
+        let _ = m.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+    }
 }
 
 /// What became of one message.
@@ -409,6 +478,11 @@ struct Projector {
     /// The consumer's name, and the last stream sequence its batches committed.
     consumer: String,
     committed: u64,
+    /// The last stream sequence of the batches verified (committed or being written).
+    verified: u64,
+    /// The hashes of the batch being written, by (device, seq): until it is committed,
+    /// the database does not show them.
+    in_flight: std::collections::HashMap<(String, u64), Hash>,
     /// The stream sequence of a gap already seen once: seen again there, it is real.
     confirm_gap: Option<u64>,
     js: jetstream::Context,
@@ -468,38 +542,51 @@ impl Projector {
             };
             desks.insert(device, desk);
         }
-        Ok(Projector { pool, consumer: consumer.to_string(), committed, confirm_gap: None, js, witness, desks })
+        Ok(Projector {
+            pool,
+            consumer: consumer.to_string(),
+            committed,
+            verified: committed,
+            in_flight: std::collections::HashMap::new(),
+            confirm_gap: None,
+            js,
+            witness,
+            desks,
+        })
     }
 
-    /// Verify and write one batch, then acknowledge it. A batch that could not be
-    /// written is handed back (a short negative acknowledgement), to come again. A batch
-    /// with a gap not yet confirmed is not written: `Some(its stream sequence)`, for the
-    /// stream to be read again from the last commit.
-    async fn project(&mut self, batch: &[jetstream::Message]) -> Result<Option<u64>, ProjectError> {
-        if batch.is_empty() {
-            return Ok(None);
-        }
-        let witnessed = match self.write(batch).await {
-            Ok(Written::Committed(w)) => w,
-            Ok(Written::Reread(at)) => return Ok(Some(at)),
-            Err(e) => {
-                for m in batch {
-                    let _ = m.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                }
+    /// Take in how a batch's writing went: committed, its messages are acknowledged and
+    /// its witnessed checkpoints published; failed, they are handed back, to come again
+    /// (and the pass starts over from the database).
+    async fn settle(
+        &mut self,
+        messages: &[jetstream::Message],
+        done: Result<Result<Committed, ProjectError>, tokio::task::JoinError>,
+    ) -> Result<(), ProjectError> {
+        self.in_flight.clear();
+        let committed = match done {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                nak(messages).await;
                 return Err(e);
             }
+            Err(e) => {
+                nak(messages).await;
+                return Err(ProjectError::Server(format!("writing a batch: {e}")));
+            }
         };
+        self.committed = committed.stream_seq;
         // Only now, the batch committed: all at once (each is a publish to the server).
-        for acked in futures::future::join_all(batch.iter().map(jetstream::Message::ack)).await {
+        for acked in futures::future::join_all(messages.iter().map(jetstream::Message::ack)).await {
             if let Err(e) = acked {
                 // Redelivered later, and then found projected: nothing doubles.
                 tracing::warn!(error = %e, "acknowledging an evidence message");
             }
         }
-        if !witnessed.is_empty() {
-            self.publish_witnessed(Some(&witnessed)).await;
+        if !committed.witnessed.is_empty() {
+            self.publish_witnessed(Some(&committed.witnessed)).await;
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Put the newest witnessed checkpoint of each desk (of `only` those desks, or of
@@ -535,13 +622,14 @@ impl Projector {
         }
     }
 
-    /// Verify one batch and write it in one transaction. Where the desks stand moves on
-    /// only once it is committed. Returns the desks whose checkpoints it witnessed.
-    async fn write(&mut self, batch: &[jetstream::Message]) -> Result<Written, ProjectError> {
+    /// Verify one batch against where the desks stand after the batches before it
+    /// (committed, or being written). Nothing is written here; if the batch's writing
+    /// fails, the pass starts over from the database, so where the desks stand in
+    /// memory may run ahead of the commits.
+    async fn verify(&mut self, batch: &[jetstream::Message]) -> Result<Checked, ProjectError> {
         let mut desks = self.desks.clone();
         let mut touched = std::collections::BTreeSet::new();
         let mut rows = Rows::default();
-        let mut tx = self.pool.begin().await.map_err(db)?;
         for m in batch {
             let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
             let Some(device) = m.subject.as_str().strip_prefix(&evidence_subject("")) else {
@@ -549,7 +637,8 @@ impl Projector {
                 continue;
             };
             let desk = desks.entry(device.to_string()).or_insert_with(Desk::new);
-            let verdict = judge(&mut tx, &rows, device, desk, &m.payload, stream_seq).await?;
+            let known = Known { pool: &self.pool, batch: &rows.pending, in_flight: &self.in_flight };
+            let verdict = judge(&known, device, desk, &m.payload, stream_seq).await?;
             match verdict {
                 Verdict::Known | Verdict::Held => {}
                 Verdict::Project(event, checkpoint, stored) => {
@@ -578,7 +667,7 @@ impl Projector {
                 }
                 Verdict::Bad { kind: AlertKind::Gap, .. } if self.confirm_gap != Some(stream_seq) => {
                     // Nothing of this batch is written; it comes again, in order.
-                    return Ok(Written::Reread(stream_seq));
+                    return Ok(Checked::Reread(stream_seq));
                 }
                 Verdict::Bad { seq, hash, kind, detail } => {
                     tracing::warn!(
@@ -594,65 +683,76 @@ impl Projector {
                 }
             }
         }
-        for device in &touched {
-            if let Some(d) = desks.get(device) {
-                sqlx::query(
-                    "INSERT INTO devices (device, device_key, last_seq, last_hash, held_at_seq, pack_id, pack_version,
-                       agent, edited_plan, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now())
-                     ON CONFLICT (device) DO UPDATE SET device_key = EXCLUDED.device_key,
-                       last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash,
-                       held_at_seq = EXCLUDED.held_at_seq, pack_id = EXCLUDED.pack_id,
-                       pack_version = EXCLUDED.pack_version, agent = EXCLUDED.agent,
-                       edited_plan = EXCLUDED.edited_plan, updated_at = now()",
-                )
-                .bind(device)
-                .bind(&d.key)
-                .bind(i64_of(d.last_seq))
-                .bind(d.last_hash.to_hex())
-                .bind(d.held_at.map(i64_of))
-                .bind(d.facts.pack.as_ref().map(|p| p.0.as_str()))
-                .bind(d.facts.pack.as_ref().map(|p| i64_of(p.1)))
-                .bind(d.facts.agent.as_deref().map(pg_text))
-                .bind(d.facts.edited.as_ref().map(|e| pg_json(&serde_json::json!(e))))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            }
-        }
-        write_rows(&mut tx, &rows).await?;
         let last = batch.iter().filter_map(|m| m.info().ok().map(|i| i.stream_sequence)).max().unwrap_or(0);
-        let committed = self.committed.max(last);
-        sqlx::query(
-            "INSERT INTO projection (consumer, stream_seq) VALUES ($1, $2)
-             ON CONFLICT (consumer) DO UPDATE SET stream_seq = EXCLUDED.stream_seq",
-        )
-        .bind(&self.consumer)
-        .bind(i64_of(committed))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        self.verified = self.verified.max(last);
+        let touched = touched.into_iter().filter_map(|d| desks.get(&d).cloned().map(|desk| (d, desk))).collect();
         self.desks = desks;
-        self.committed = committed;
-        let mut witnessed: Vec<String> = rows.witnessed.into_iter().map(|(d, ..)| d).collect();
-        witnessed.sort();
-        witnessed.dedup();
-        Ok(Written::Committed(witnessed))
+        Ok(Checked::Batch(Box::new(Verified { batch: rows, desks: touched, stream_seq: self.verified })))
     }
 }
 
-/// The hash of `device`'s event `seq` on the team: this batch's, else the database's.
-async fn hash_at(
-    tx: &mut Transaction<'_, Postgres>,
-    rows: &Rows,
-    device: &str,
-    seq: u64,
-) -> Result<Option<Hash>, ProjectError> {
+/// Write one verified batch in one transaction: its rows, where its desks now stand,
+/// and where the projection stands in the stream.
+async fn persist(pool: PgPool, consumer: String, v: Box<Verified>) -> Result<Committed, ProjectError> {
+    let Verified { batch: rows, desks, stream_seq } = *v;
+    let mut tx = pool.begin().await.map_err(db)?;
+    for (device, d) in &desks {
+        sqlx::query(
+            "INSERT INTO devices (device, device_key, last_seq, last_hash, held_at_seq, pack_id, pack_version,
+               agent, edited_plan, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, now())
+             ON CONFLICT (device) DO UPDATE SET device_key = EXCLUDED.device_key,
+               last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash,
+               held_at_seq = EXCLUDED.held_at_seq, pack_id = EXCLUDED.pack_id,
+               pack_version = EXCLUDED.pack_version, agent = EXCLUDED.agent,
+               edited_plan = EXCLUDED.edited_plan, updated_at = now()",
+        )
+        .bind(device)
+        .bind(&d.key)
+        .bind(i64_of(d.last_seq))
+        .bind(d.last_hash.to_hex())
+        .bind(d.held_at.map(i64_of))
+        .bind(d.facts.pack.as_ref().map(|p| p.0.as_str()))
+        .bind(d.facts.pack.as_ref().map(|p| i64_of(p.1)))
+        .bind(d.facts.agent.as_deref().map(pg_text))
+        .bind(d.facts.edited.as_ref().map(|e| pg_json(&serde_json::json!(e))))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    write_rows(&mut tx, &rows).await?;
+    sqlx::query(
+        "INSERT INTO projection (consumer, stream_seq) VALUES ($1, $2)
+         ON CONFLICT (consumer) DO UPDATE SET stream_seq = EXCLUDED.stream_seq",
+    )
+    .bind(&consumer)
+    .bind(i64_of(stream_seq))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    let mut witnessed: Vec<String> = rows.witnessed.into_iter().map(|(d, ..)| d).collect();
+    witnessed.sort();
+    witnessed.dedup();
+    Ok(Committed { stream_seq, witnessed })
+}
+
+/// Where a projected event's hash is found: this batch, the batch being written, the
+/// database.
+struct Known<'a> {
+    pool: &'a PgPool,
+    batch: &'a std::collections::HashMap<(String, u64), Hash>,
+    in_flight: &'a std::collections::HashMap<(String, u64), Hash>,
+}
+
+/// The hash of `device`'s event `seq` on the team: this batch's, the one's being
+/// written, else the database's.
+async fn hash_at(known: &Known<'_>, device: &str, seq: u64) -> Result<Option<Hash>, ProjectError> {
     if seq == 0 {
         return Ok(Some(Hash::genesis()));
     }
-    if let Some(h) = rows.pending.get(&(device.to_string(), seq)) {
+    let key = (device.to_string(), seq);
+    if let Some(h) = known.batch.get(&key).or_else(|| known.in_flight.get(&key)) {
         return Ok(Some(*h));
     }
     // A deleted event (retention) keeps its place in the chain as a tombstone.
@@ -662,7 +762,7 @@ async fn hash_at(
     )
     .bind(device)
     .bind(i64_of(seq))
-    .fetch_optional(&mut **tx)
+    .fetch_optional(known.pool)
     .await
     .map_err(db)?;
     Ok(found.and_then(|(h,)| Hash::from_hex(&h)))
@@ -670,8 +770,7 @@ async fn hash_at(
 
 /// Check one message of `device` against where its chain stands.
 async fn judge(
-    tx: &mut Transaction<'_, Postgres>,
-    rows: &Rows,
+    known: &Known<'_>,
     device: &str,
     desk: &Desk,
     payload: &[u8],
@@ -712,7 +811,7 @@ async fn judge(
         return Ok(bad(seq, hash_text, AlertKind::BadHash, "an event numbered 0".into()));
     }
     if seq < next {
-        return Ok(match hash_at(tx, rows, device, seq).await? {
+        return Ok(match hash_at(known, device, seq).await? {
             Some(h) if h == hash => Verdict::Known,
             Some(h) => bad(
                 seq,
@@ -753,7 +852,7 @@ async fn judge(
             let detail = format!("signed with key {device_key}, not the desk's key {pinned}");
             return Ok(bad(seq, hash_text, AlertKind::BadSignature, detail));
         }
-        let head_on_team = if count < seq { hash_at(tx, rows, device, count).await? } else { None };
+        let head_on_team = if count < seq { hash_at(known, device, count).await? } else { None };
         let report =
             check_checkpoints(
                 &[FoundCheckpoint { seq, event: read }],
