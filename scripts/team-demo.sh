@@ -66,9 +66,12 @@ if [ ! -f "$root/team/team.toml" ]; then
   workspace agent agent-demo agent "$lead_key"
   for desk in lead agent; do
     role=$([ "$desk" = lead ] && echo lead || echo agent)
-    key=$(cs "$desk" --json team key | python3 -c 'import json,sys; print(json.load(sys.stdin)["transport_key"])')
+    keys=$(cs "$desk" --json team key)
+    key=$(echo "$keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["transport_key"])')
+    device_key=$(echo "$keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["device_key"])')
     COUNTERSIGN_KEYRING_SERVICE=countersign-team-demo-admin "$bin/countersign" team enroll \
-      --dir "$root/team" --device "$desk-desk" --role "$role" --key "$key" --out "$root/$desk-enrollment.toml"
+      --dir "$root/team" --device "$desk-desk" --role "$role" --key "$key" --device-key "$device_key" \
+      --out "$root/$desk-enrollment.toml"
     cs "$desk" team join "$root/$desk-enrollment.toml"
   done
 fi

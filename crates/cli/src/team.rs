@@ -59,6 +59,11 @@ pub enum TeamCmd {
         /// The device's transport key (`countersign team key` on it).
         #[arg(long)]
         key: String,
+        /// The key the device signs its evidence with (`countersign team key` on it):
+        /// the team service holds the desk's checkpoints to it from the first one.
+        /// Without it, the desk's first checkpoint that verifies pins its key.
+        #[arg(long, value_name = "HEX")]
+        device_key: Option<String>,
         /// Where to write the enrolment (default: DEVICE.enrollment.toml here).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -425,15 +430,17 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
             let body = serde_json::json!({"transport_key": transport.public_key(), "device_key": device});
             out(cli.json, &body, |_| {
                 println!("transport key: {}   (for `team enroll --key`)", transport.public_key());
-                println!("device key:    {device}   (a lead's goes on the pack's roster as `key`)");
+                println!(
+                    "device key:    {device}   (for `team enroll --device-key`; a lead's goes on the pack's roster as `key`)"
+                );
             })
         }
-        TeamCmd::Enroll { dir, device, role, key, out: out_file } => {
+        TeamCmd::Enroll { dir, device, role, key, device_key, out: out_file } => {
             let role = Role::parse(role)?;
             if role == Role::Service {
                 anyhow::bail!("the team service is enrolled by `team init`, not by hand");
             }
-            let e = Authority::open(dir, keyring)?.enroll(device, role, key)?;
+            let e = Authority::open(dir, keyring)?.enroll_with(device, role, key, device_key.as_deref())?;
             let path = write_enrollment(out_file.as_ref(), &e)?;
             out(cli.json, &e, |e| println!("enrolled {} as {}: give it {}", e.device, e.role.as_str(), path.display()))
         }

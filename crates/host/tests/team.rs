@@ -646,6 +646,44 @@ fn the_team_witnesses_a_desks_checkpoint_and_the_desk_checks_its_own_log_against
 }
 
 #[test]
+fn a_desk_is_held_to_the_evidence_key_it_was_enrolled_with_from_its_first_checkpoint() {
+    let mut team = team();
+    // Enrolled with its own key: its first checkpoint verifies and is witnessed.
+    let own = desk(&mut team, "desk-own", Role::Agent, ("agent-1", "agent"), system());
+    own.engine.checkpoint().unwrap();
+    // Enrolled with another key (the admin's record of the device), while what sends
+    // on its subject signs with this one: its very first checkpoint is refused, where
+    // a key learnt from the first checkpoint would have taken it.
+    let other = countersign_engine::keys::SecretKey::generate().unwrap().public("").to_hex();
+    let keys = countersign_test_support::nats::keyring("desk-other");
+    let workspace = team.workspace.clone();
+    let joined = join::join_as(
+        &mut team.plane,
+        &workspace,
+        &keys,
+        ("desk-other", Role::Agent, &other),
+        ("agent-1", "agent"),
+        system(),
+    );
+    let impostor = Desk { engine: joined.engine, link: joined.link, _data: joined.data };
+    impostor.engine.record_identity_check("demo-02", "ava_moore_2033", "called back").unwrap();
+    let signed = impostor.engine.checkpoint().unwrap();
+    let db = countersign_test_support::postgres::Postgres::start();
+    let mut service = Projection::start(&team, &db, "cs_projection");
+    replicate_until_ok(&own);
+    replicate_until_ok(&impostor);
+    let team_db = TeamDb::open(&db);
+    wait_for("desk-own's checkpoint witnessed", || team_db.witnessed_of("desk-own").is_some());
+    wait_for("desk-other's alert", || !team_db.alerts().is_empty());
+    let alerts = team_db.alerts();
+    let seen: Vec<(&str, u64, &str)> = alerts.iter().map(|a| (a.device.as_str(), a.seq, a.kind.as_str())).collect();
+    assert_eq!(seen, vec![("desk-other", signed.seq, "bad_signature")], "{alerts:#?}");
+    assert!(alerts[0].detail.contains(&format!("not the desk's key {other}")), "{}", alerts[0].detail);
+    assert!(team_db.witnessed_of("desk-other").is_none(), "nothing witnessed for a key it was not enrolled with");
+    service.stop();
+}
+
+#[test]
 fn a_database_outage_loses_and_doubles_nothing_and_raises_no_alert() {
     let mut team = team();
     let desk = desk(&mut team, "desk-o", Role::Agent, ("agent-1", "agent"), system());

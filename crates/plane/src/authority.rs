@@ -53,6 +53,20 @@ pub struct TeamFile {
     pub devices: Vec<DeviceRecord>,
 }
 
+impl TeamFile {
+    /// `team.toml` in the team folder `dir` (public: no keyring needed).
+    pub fn read(dir: &Path) -> Result<TeamFile, PlaneError> {
+        let path = dir.join("team.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| PlaneError::file(&path, e))?;
+        toml::from_str(&text).map_err(|e| PlaneError::file(&path, e.to_string().trim_end()))
+    }
+
+    /// The evidence key the admin gave for `device` at enrolment (its live record's).
+    pub fn device_key(&self, device: &str) -> Option<&str> {
+        self.devices.iter().rev().find(|d| d.name == device && d.revoked_at.is_none())?.device_key.as_deref()
+    }
+}
+
 /// One enrolled device (every key it ever had stays listed; revoked ones with the time).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +75,11 @@ pub struct DeviceRecord {
     pub role: Role,
     /// Its transport key (a NATS user nkey, `U…`).
     pub key: String,
+    /// The key its evidence is signed with (ed25519, hex), when the admin gave it at
+    /// enrolment: the team service then holds the desk's checkpoints to it from the
+    /// first one (without it, the desk's first checkpoint that verifies pins its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_key: Option<String>,
     pub enrolled_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
@@ -231,10 +250,7 @@ impl Authority {
 
     /// Open the team in `dir` (its admin's keyring holds the seeds).
     pub fn open(dir: &Path, keyring: KeyringStore) -> Result<Authority, PlaneError> {
-        let path = dir.join("team.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| PlaneError::file(&path, e))?;
-        let file: TeamFile = toml::from_str(&text).map_err(|e| PlaneError::file(&path, e.to_string().trim_end()))?;
-        Ok(Authority { dir: dir.to_path_buf(), keyring, file })
+        Ok(Authority { dir: dir.to_path_buf(), keyring, file: TeamFile::read(dir)? })
     }
 
     pub fn dir(&self) -> &Path {
@@ -261,7 +277,30 @@ impl Authority {
 
     /// Sign a user JWT for `device` with `role`, for the transport key `key` (`U…`).
     pub fn enroll(&mut self, device: &str, role: Role, key: &str) -> Result<Enrollment, PlaneError> {
+        self.enroll_with(device, role, key, None)
+    }
+
+    /// [`Authority::enroll`], with the key the device signs its evidence with (ed25519,
+    /// hex; `countersign team key` prints it on the device), which the team service
+    /// then holds its checkpoints to from the first one.
+    pub fn enroll_with(
+        &mut self,
+        device: &str,
+        role: Role,
+        key: &str,
+        device_key: Option<&str>,
+    ) -> Result<Enrollment, PlaneError> {
         check_device_name(device)?;
+        let device_key = device_key
+            .map(|k| {
+                countersign_trust::keys::PublicKey::from_hex(k, device).map(|p| p.to_hex()).map_err(|e| {
+                    PlaneError::bad(format!(
+                        "{k:?} is not a device evidence key (64 hex digits; the device prints its own with \
+                         `countersign team key`): {e}"
+                    ))
+                })
+            })
+            .transpose()?;
         if KeyPair::from_public_key(key).is_err() || !key.starts_with('U') {
             return Err(PlaneError::bad(format!(
                 "{key:?} is not a device transport key (a NATS user public key, `U…`): the device prints its own with \
@@ -302,6 +341,7 @@ impl Authority {
             name: device.to_string(),
             role,
             key: key.to_string(),
+            device_key,
             enrolled_at: Timestamp::now(),
             revoked_at: None,
         });
@@ -354,8 +394,10 @@ impl Authority {
         if self.file.devices.iter().any(|d| d.key == key) {
             return Err(PlaneError::bad(format!("key {key} was enrolled before: make a new one on the device")));
         }
+        // A new transport key; the evidence key it was enrolled with stays its.
+        let device_key = self.file.device_key(device).map(str::to_string);
         self.mark_revoked(device)?;
-        let enrolled = self.enroll(device, role, key)?;
+        let enrolled = self.enroll_with(device, role, key, device_key.as_deref())?;
         Ok((enrolled, self.push().err()))
     }
 

@@ -136,6 +136,7 @@ fn main() -> ExitCode {
             let witness = countersign_team::project::Witness::load(&dir, &identity_team).map_err(|e| e.to_string())?;
             let options = countersign_team::project::Options {
                 witness: Some(std::sync::Arc::new(witness)),
+                team_dir: Some(dir.clone()),
                 ..countersign_team::project::Options::default()
             };
             countersign_team::project::run(client, database, options, until_stopped(stop.clone()))

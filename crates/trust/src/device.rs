@@ -26,6 +26,10 @@ pub const CHECKPOINT_DOMAIN: &str = "countersign/checkpoint/v1";
 
 /// This installation's device key in `keyring`, created (and stored there) on first use.
 pub fn device_key(keyring: &KeyringStore) -> Result<SecretKey, TrustError> {
+    // One maker at a time in this process: the keyring has no create-if-absent, so two
+    // threads making it at once could each keep a key the other then overwrote.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(k) = SecretKey::from_keyring(keyring, DEVICE_SLOT)? {
         return Ok(k);
     }

@@ -135,11 +135,41 @@ fn setup() -> Setup {
             role,
             "--key",
             key,
+            "--device-key",
+            keys["device_key"].as_str().unwrap(),
             "--out",
             file.to_str().unwrap(),
         ]);
         desk.ok(&["--json", "team", "join", file.to_str().unwrap()]);
     }
+    // The admin's record holds each desk's evidence key, for the team service.
+    let recorded = countersign_plane::authority::TeamFile::read(&setup.team_dir).unwrap();
+    assert_eq!(recorded.device_key("lead-desk"), Some(setup.lead_key.as_str()));
+    let fresh = agent_keys["transport_key"].as_str().unwrap();
+    let bad = admin.run(&[
+        "team",
+        "enroll",
+        "--dir",
+        setup.team_dir.to_str().unwrap(),
+        "--device",
+        "desk-x",
+        "--role",
+        "agent",
+        "--key",
+        fresh,
+        "--device-key",
+        "not-hex",
+    ]);
+    assert_eq!(code(&bad), 1);
+    assert!(stderr(&bad).contains("is not a device evidence key"), "{}", stderr(&bad));
+    assert!(
+        countersign_plane::authority::TeamFile::read(&setup.team_dir)
+            .unwrap()
+            .devices
+            .iter()
+            .all(|d| d.name != "desk-x"),
+        "nothing enrolled"
+    );
     drop((admin, lead, agent));
     setup
 }

@@ -22,9 +22,9 @@ pub struct Joined {
     pub data: tempfile::TempDir,
 }
 
-/// Enrol `device` as `role` in `plane`'s team and join a desk of `workspace` to it, its
-/// seat claiming `operator` (id, role; the enrolment's role wins), having read the
-/// control bucket (within 30 s).
+/// Enrol `device` as `role` in `plane`'s team, with the key it signs its evidence with,
+/// and join a desk of `workspace` to it, its seat claiming `operator` (id, role; the
+/// enrolment's role wins), having read the control bucket (within 30 s).
 pub fn join(
     plane: &mut TeamPlane,
     workspace: &Path,
@@ -34,8 +34,23 @@ pub fn join(
     operator: (&str, &str),
     clock: Arc<dyn Clock>,
 ) -> Joined {
+    // The engine signs with this process's device key (`countersign_engine::checkpoints`).
+    let own = countersign_engine::device::device_key(&countersign_engine::credentials::keyring()).unwrap();
+    join_as(plane, workspace, keys, (device, role, &own.public("").to_hex()), operator, clock)
+}
+
+/// [`join`], the device enrolled with `device_key` as its evidence key (whatever key it
+/// really signs with).
+pub fn join_as(
+    plane: &mut TeamPlane,
+    workspace: &Path,
+    keys: &KeyringStore,
+    (device, role, device_key): (&str, Role, &str),
+    operator: (&str, &str),
+    clock: Arc<dyn Clock>,
+) -> Joined {
     let transport = countersign_plane::authority::device_transport_key(keys).unwrap();
-    let enrolled = plane.authority.enroll(device, role, &transport.public_key()).unwrap();
+    let enrolled = plane.authority.enroll_with(device, role, &transport.public_key(), Some(device_key)).unwrap();
     let data = tempfile::tempdir().unwrap();
     let file = data.path().join("enrollment.toml");
     std::fs::write(&file, toml::to_string(&enrolled).unwrap()).unwrap();

@@ -233,6 +233,7 @@ impl ServiceThread {
             consumer: consumer.into(),
             batch: 100,
             witness: Some(std::sync::Arc::new(witness)),
+            team_dir: Some(team.plane.dir.path().to_path_buf()),
         };
         ServiceThread::spawn(team, move |client, until| async move {
             countersign_team::project::run(client, database, options, until).await.map_err(|e| e.to_string())

@@ -14,7 +14,8 @@
 //!   not hold a desk);
 //! - an event at a seq already projected must be the same event (a redelivery, dropped);
 //!   a different one is a `fork`: the desk rewrote what it had reported;
-//! - a `checkpoint` event must verify with the desk's key (pinned by its first good
+//! - a `checkpoint` event must verify with the desk's key (the one it was enrolled with,
+//!   if the admin gave it; otherwise pinned by its first good
 //!   checkpoint) over a head that is the projected event it counts (`bad_signature`),
 //!   checked by the engine's own [`check_checkpoints`].
 //!
@@ -95,11 +96,14 @@ pub struct Options {
     pub batch: usize,
     /// Co-sign each verified checkpoint (none: project only).
     pub witness: Option<Arc<Witness>>,
+    /// The team folder, whose `team.toml` holds the evidence key each desk was enrolled
+    /// with (if the admin gave one): a desk's checkpoints are held to it from the first.
+    pub team_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { consumer: CONSUMER.into(), batch: 1000, witness: None }
+        Options { consumer: CONSUMER.into(), batch: 1000, witness: None, team_dir: None }
     }
 }
 
@@ -206,6 +210,7 @@ pub async fn run(
         let pass = async {
             let mut projector =
                 Projector::load(pool.clone(), js.clone(), &options.consumer, options.witness.clone()).await?;
+            projector.enrolled.dir.clone_from(&options.team_dir);
             projector.confirm_gap = confirm_gap;
             let consumer = consumer(&js, &options.consumer, projector.committed).await?;
             projector.publish_witnessed(None).await;
@@ -373,6 +378,32 @@ impl Desk {
     }
 }
 
+/// The evidence keys desks were enrolled with (`team.toml` of the team folder), read
+/// when a desk without a pinned key is first met.
+#[derive(Debug, Default)]
+struct Enrolled {
+    dir: Option<std::path::PathBuf>,
+    keys: BTreeMap<String, Option<String>>,
+}
+
+impl Enrolled {
+    fn key_of(&mut self, device: &str) -> Option<String> {
+        let dir = self.dir.as_ref()?;
+        if !self.keys.contains_key(device) {
+            match countersign_plane::authority::TeamFile::read(dir) {
+                Ok(file) => {
+                    for d in file.devices.iter().filter(|d| d.revoked_at.is_none()) {
+                        self.keys.insert(d.name.clone(), d.device_key.clone());
+                    }
+                }
+                // The desk's key is then pinned by its first checkpoint that verifies.
+                Err(e) => tracing::warn!(error = %e, device, "the desks' enrolled evidence keys could not be read"),
+            }
+        }
+        self.keys.entry(device.to_string()).or_default().clone()
+    }
+}
+
 /// One evidence message as a desk sends it (`countersign_engine::team::outbox_events`).
 /// The projected columns come from the hashed body, never from these copies beside it.
 #[derive(Debug, Deserialize)]
@@ -483,6 +514,7 @@ struct Projector {
     /// The hashes of the batch being written, by (device, seq): until it is committed,
     /// the database does not show them.
     in_flight: std::collections::HashMap<(String, u64), Hash>,
+    enrolled: Enrolled,
     /// The stream sequence of a gap already seen once: seen again there, it is real.
     confirm_gap: Option<u64>,
     js: jetstream::Context,
@@ -548,6 +580,7 @@ impl Projector {
             committed,
             verified: committed,
             in_flight: std::collections::HashMap::new(),
+            enrolled: Enrolled::default(),
             confirm_gap: None,
             js,
             witness,
@@ -637,6 +670,9 @@ impl Projector {
                 continue;
             };
             let desk = desks.entry(device.to_string()).or_insert_with(Desk::new);
+            if desk.key.is_none() {
+                desk.key = self.enrolled.key_of(device);
+            }
             let known = Known { pool: &self.pool, batch: &rows.pending, in_flight: &self.in_flight };
             let verdict = judge(&known, device, desk, &m.payload, stream_seq).await?;
             match verdict {
@@ -847,7 +883,7 @@ async fn judge(
             return Ok(bad(seq, hash_text, AlertKind::BadSignature, "an unreadable checkpoint".into()));
         };
         if let Some(pinned) = &desk.key
-            && *pinned != device_key
+            && !pinned.eq_ignore_ascii_case(&device_key)
         {
             let detail = format!("signed with key {device_key}, not the desk's key {pinned}");
             return Ok(bad(seq, hash_text, AlertKind::BadSignature, detail));
