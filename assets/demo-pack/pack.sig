@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "636eac273b1c4eda"
-signature = "971637c16bb2709672c3390ddcef71c063637e1630e18de8b565193949abddc2ef128f214bd9a38a0921b98e53309e03ebf3cdbb2c77ebcb667eb41eb9961106"
+key_id = "3842480f04e25273"
+signature = "986352701437ac031cc64a442048234dad9468a799ee67daf87ddb1946e037a9b0f10c36d55672611722bd4e4255b9d9fcf3b5f8e0a58edcd04cc613a2ce7508"

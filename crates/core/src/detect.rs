@@ -4,13 +4,18 @@
 //! A policy's `[[signals]]` may list, besides exact `phrases` and `regex`, **token
 //! patterns** (`patterns`), written by an admin in the policy file (see `docs/policy.md`):
 //!
-//! - the customer's text is cut into clauses (at `.`, `!`, `?`, `;` and line breaks),
+//! - the customer's text is cut into clauses (at `.`, `!`, `?`, `;` and line breaks; a `.`
+//!   between two letters or digits, as in `tom.b@example.com` or `12.50`, ends nothing),
 //!   each clause is normalised ([`crate::normalize`]) and split into words, and each word
 //!   is lightly stemmed ([`stem`]): `hacked`, `hacking`, `hacks` all read `hack`;
 //! - a pattern is a sequence of elements separated by spaces: a word (`sue`), a word
 //!   family defined under `[signal_words]` (`@harm_verb`), alternatives (`kill|hurt|@harm_verb`),
 //!   any of these optional (`really?`), or a gap of up to N other words (`~3`). Words in a
 //!   pattern are normalised and stemmed like the text, so both sides meet in one form;
+//! - a pattern never spans two clauses, unless it says where: one `/` in a pattern is the
+//!   end of a clause, and the pattern then reads a clause and the next one of the same text
+//!   (`name on order ~2 / ~2 not mine` finds "What's the name on order 77321? It's not
+//!   mine"). Gaps never skip a clause end;
 //! - a **guard** is a pattern for an idiom that uses the same words harmlessly (`to die
 //!   for`, `killing it`): a hit whose words overlap a guard's match in the same clause does
 //!   not count;
@@ -105,6 +110,8 @@ enum Elem<W> {
     Words { alts: Vec<Vec<W>>, optional: bool },
     /// Up to this many other words.
     Gap(usize),
+    /// The end of a clause (`/`): the pattern goes on in the next clause of the same text.
+    Break,
 }
 
 /// A parsed token pattern.
@@ -114,18 +121,33 @@ pub struct TokenPattern {
     elems: Vec<Elem<String>>,
 }
 
-/// Alternatives separated by `|`: words or several words (normalised and stemmed) and
-/// `@family` names.
+/// The most word sequences one alternative may stand for once its `@family` names are
+/// expanded (`@a @b` is every member of `a` followed by every member of `b`).
+const MAX_EXPANSION: usize = 4096;
+
+/// Alternatives separated by `|`: words or several words (normalised and stemmed), each
+/// of which may be a `@family` name (`with @bank` is `with` followed by any member).
 fn alternatives(spec: &str, families: &Families) -> Result<Vec<Vec<String>>, String> {
     let mut alts = Vec::new();
     for alt in spec.split('|').map(str::trim) {
-        if let Some(name) = alt.strip_prefix('@') {
-            let fam = families
-                .get(name)
-                .ok_or_else(|| format!("unknown word family `@{name}`: define it under [signal_words]"))?;
-            alts.extend(fam.iter().cloned());
-        } else {
-            let words = stemmed_words(alt);
+        let mut seqs: Vec<Vec<String>> = vec![Vec::new()];
+        for token in alt.split_whitespace() {
+            let next: Vec<Vec<String>> = match token.strip_prefix('@') {
+                Some(name) => families
+                    .get(name)
+                    .ok_or_else(|| format!("unknown word family `@{name}`: define it under [signal_words]"))?
+                    .clone(),
+                None => vec![stemmed_words(token)],
+            };
+            seqs = seqs
+                .iter()
+                .flat_map(|head| next.iter().map(move |tail| [head.clone(), tail.clone()].concat()))
+                .collect();
+            if seqs.len() > MAX_EXPANSION {
+                return Err(format!("{alt:?} stands for more than {MAX_EXPANSION} word sequences (in {spec:?})"));
+            }
+        }
+        for words in seqs {
             if words.is_empty() {
                 return Err(format!("{alt:?} has no letters or digits (in {spec:?})"));
             }
@@ -171,6 +193,16 @@ impl TokenPattern {
     pub fn parse(source: &str, families: &Families) -> Result<TokenPattern, String> {
         let mut elems = Vec::new();
         for part in parts(source)? {
+            if part == "/" {
+                if elems.is_empty() {
+                    return Err("a clause end `/` must stand between two words".into());
+                }
+                if elems.iter().any(|e| matches!(e, Elem::Break)) {
+                    return Err("a pattern may cross one clause end `/`, not more".into());
+                }
+                elems.push(Elem::Break);
+                continue;
+            }
             if let Some(n) = part.strip_prefix('~') {
                 let n: usize = n
                     .parse()
@@ -199,6 +231,9 @@ impl TokenPattern {
         if matches!(elems.last(), Some(Elem::Gap(_))) {
             return Err("a pattern cannot end with a gap".into());
         }
+        if matches!(elems.last(), Some(Elem::Break)) {
+            return Err("a clause end `/` must stand between two words".into());
+        }
         if !elems.iter().any(|e| matches!(e, Elem::Words { optional: false, .. })) {
             return Err("a pattern needs at least one word that is not optional, or it would match anything".into());
         }
@@ -214,15 +249,20 @@ impl TokenPattern {
     fn mentions(&self, seq: &[String]) -> bool {
         self.elems.iter().any(|e| match e {
             Elem::Words { alts, .. } => alts.iter().any(|a| a.windows(seq.len().max(1)).any(|w| w == seq)),
-            Elem::Gap(_) => false,
+            Elem::Gap(_) | Elem::Break => false,
         })
+    }
+
+    /// The pattern crosses a clause end (`/`).
+    pub fn crosses_clauses(&self) -> bool {
+        self.elems.iter().any(|e| matches!(e, Elem::Break))
     }
 
     /// The end of a match starting at `pos`, if there is one (over words, for tests; the
     /// detector matches word ids).
     #[cfg(test)]
     fn match_at(&self, words: &[String], pos: usize) -> Option<usize> {
-        match_from(&self.elems, words, pos)
+        match_from(&self.elems, words, pos, &String::from("/"))
     }
 
     /// Every match's span `(start, end)`, the first match from each start.
@@ -232,24 +272,32 @@ impl TokenPattern {
     }
 }
 
-fn match_from<W: PartialEq>(elems: &[Elem<W>], words: &[W], pos: usize) -> Option<usize> {
+/// The end of a match of `elems` starting at `pos`, if there is one. `brk` is the word that
+/// stands for a clause end: only a `/` element matches it, and no gap skips it.
+fn match_from<W: PartialEq>(elems: &[Elem<W>], words: &[W], pos: usize, brk: &W) -> Option<usize> {
     let Some((first, rest)) = elems.split_first() else {
         return Some(pos);
     };
     match first {
-        Elem::Gap(n) => (0..=*n).take_while(|k| pos + k <= words.len()).find_map(|k| match_from(rest, words, pos + k)),
+        Elem::Gap(n) => (0..=*n)
+            .take_while(|k| pos + k <= words.len() && (*k == 0 || words[pos + k - 1] != *brk))
+            .find_map(|k| match_from(rest, words, pos + k, brk)),
+        Elem::Break => (words.get(pos) == Some(brk)).then(|| match_from(rest, words, pos + 1, brk)).flatten(),
         Elem::Words { alts, optional } => {
             let tail = words.get(pos..).unwrap_or(&[]);
             alts.iter()
                 .filter(|alt| tail.starts_with(alt))
-                .find_map(|alt| match_from(rest, words, pos + alt.len()))
-                .or_else(|| if *optional { match_from(rest, words, pos) } else { None })
+                .find_map(|alt| match_from(rest, words, pos + alt.len(), brk))
+                .or_else(|| if *optional { match_from(rest, words, pos, brk) } else { None })
         }
     }
 }
 
 /// A word no pattern names: it matches only gaps.
 const UNKNOWN: u32 = u32::MAX;
+
+/// The end of a clause, between two clauses read together: only `/` matches it.
+const BREAK: u32 = u32::MAX - 1;
 
 /// The words a detector's patterns name, each with a number: the text's stems are looked
 /// up once per clause, and matching compares numbers.
@@ -289,6 +337,7 @@ impl Compiled {
                     Elem::Words { alts: alts.iter().map(|a| vocab.seq(a)).collect(), optional: *optional }
                 }
                 Elem::Gap(n) => Elem::Gap(*n),
+                Elem::Break => Elem::Break,
             })
             .collect();
         Compiled { elems, first: None }
@@ -317,7 +366,7 @@ impl Compiled {
     fn spans<'a>(&'a self, words: &'a [u32]) -> impl Iterator<Item = (usize, usize)> + 'a {
         (0..words.len())
             .filter(move |s| self.may_start(words[*s]))
-            .filter_map(move |s| match_from(&self.elems, words, s).filter(|e| *e > s).map(|e| (s, e)))
+            .filter_map(move |s| match_from(&self.elems, words, s, &BREAK).filter(|e| *e > s).map(|e| (s, e)))
     }
 }
 
@@ -329,6 +378,8 @@ pub struct Detector {
     /// Per pattern: it names a negation itself (`don't want to live`), so a negation
     /// inside its match is part of what it looks for.
     own_negation: Vec<bool>,
+    /// Per pattern: it crosses a clause end (`/`), so it reads two clauses at once.
+    crosses: Vec<bool>,
     guards: Vec<Compiled>,
     /// Word sequences that negate a hit standing just after them (or inside it).
     negations: Vec<Vec<u32>>,
@@ -347,34 +398,63 @@ const SCOPE_BREAKERS: [&str; 14] =
 pub struct Clause {
     pub words: Vec<String>,
     pub stems: Vec<String>,
+    /// It follows another clause of the same text (a pattern with `/` may read both).
+    pub continues: bool,
+}
+
+/// Where a clause ends: `.`, `!`, `?`, `;`, line breaks (and their full-width forms); a `.`
+/// between two letters or digits (`tom.b@example.com`, `12.50`, `example.com`) ends nothing.
+fn clause_ends(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    let mut prev: Option<char> = None;
+    while let Some((i, c)) = chars.next() {
+        let next = chars.peek().map(|(_, n)| *n);
+        let ends = match c {
+            '.' => !(prev.is_some_and(char::is_alphanumeric) && next.is_some_and(char::is_alphanumeric)),
+            '!' | '?' | ';' | '\n' | '\r' | '\u{3002}' | '\u{FF01}' | '\u{FF1F}' | '\u{FF1B}' => true,
+            _ => false,
+        };
+        if ends {
+            out.push(&text[start..i]);
+            start = i + c.len_utf8();
+        }
+        prev = Some(c);
+    }
+    out.push(&text[start..]);
+    out
 }
 
 /// Cut text into clauses and read each one's words (once per text; every signal reads them).
 pub fn clauses(text: &str) -> Vec<Clause> {
-    text.split(['.', '!', '?', ';', '\n', '\r', '\u{3002}', '\u{FF01}', '\u{FF1F}', '\u{FF1B}'])
-        .filter_map(|c| {
-            let words: Vec<String> = normalize(c).split_whitespace().map(str::to_string).collect();
-            if words.is_empty() {
-                return None;
-            }
-            let stems = words.iter().map(|w| stem(w)).collect();
-            Some(Clause { words, stems })
-        })
-        .collect()
+    let mut out: Vec<Clause> = Vec::new();
+    for c in clause_ends(text) {
+        let words: Vec<String> = normalize(c).split_whitespace().map(str::to_string).collect();
+        if words.is_empty() {
+            continue;
+        }
+        let stems = words.iter().map(|w| stem(w)).collect();
+        let continues = !out.is_empty();
+        out.push(Clause { words, stems, continues });
+    }
+    out
 }
 
 impl Detector {
     pub fn new(patterns: Vec<TokenPattern>, guards: Vec<TokenPattern>, negations: Vec<Vec<String>>) -> Detector {
         let own_negation = patterns.iter().map(|p| negations.iter().any(|n| p.mentions(n))).collect();
+        let crosses = patterns.iter().map(TokenPattern::crosses_clauses).collect();
         let mut vocab = Vocab::default();
         let mut compiled: Vec<Compiled> = patterns.iter().map(|p| Compiled::new(p, &mut vocab)).collect();
         let mut guards: Vec<Compiled> = guards.iter().map(|p| Compiled::new(p, &mut vocab)).collect();
         let negations = negations.iter().map(|n| vocab.seq(n)).collect();
-        let breakers = SCOPE_BREAKERS.iter().map(|b| vocab.intern(&stem(b))).collect();
+        let mut breakers: Vec<u32> = SCOPE_BREAKERS.iter().map(|b| vocab.intern(&stem(b))).collect();
+        breakers.push(BREAK);
         for c in compiled.iter_mut().chain(guards.iter_mut()) {
             c.index(vocab.0.len());
         }
-        Detector { patterns, compiled, own_negation, guards, negations, breakers, vocab }
+        Detector { patterns, compiled, own_negation, crosses, guards, negations, breakers, vocab }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -385,27 +465,53 @@ impl Detector {
         &self.patterns
     }
 
-    /// The words of the first hit that is neither guarded nor negated.
+    /// The words of the first hit that is neither guarded nor negated, clause by clause (a
+    /// pattern with `/` reads a clause with the next one of the same text; its words are
+    /// shown with a `/` between the clauses).
     pub fn find(&self, clauses: &[Clause]) -> Option<String> {
         if self.compiled.is_empty() {
             return None;
         }
-        clauses.iter().find_map(|c| self.find_in(c))
+        let any_cross = self.crosses.contains(&true);
+        clauses.iter().enumerate().find_map(|(i, c)| {
+            let words = self.ids(c);
+            self.find_in(&words, false).map(|(s, e)| c.words[s..e].join(" ")).or_else(|| {
+                let next = clauses.get(i + 1).filter(|n| any_cross && n.continues)?;
+                let mut both = words;
+                both.push(BREAK);
+                both.extend(self.ids(next));
+                let (s, e) = self.find_in(&both, true)?;
+                let shown: Vec<&str> = c
+                    .words
+                    .iter()
+                    .map(String::as_str)
+                    .chain(["/"])
+                    .chain(next.words.iter().map(String::as_str))
+                    .collect();
+                Some(shown[s..e].join(" "))
+            })
+        })
     }
 
-    fn find_in(&self, clause: &Clause) -> Option<String> {
-        let words: Vec<u32> = clause.stems.iter().map(|w| self.vocab.id(w)).collect();
+    fn ids(&self, clause: &Clause) -> Vec<u32> {
+        clause.stems.iter().map(|w| self.vocab.id(w)).collect()
+    }
+
+    /// The first hit of the patterns that cross a clause end (`cross`) or of the others.
+    fn find_in(&self, words: &[u32], cross: bool) -> Option<(usize, usize)> {
         let mut guarded: Option<Vec<(usize, usize)>> = None;
-        for (p, own_negation) in self.compiled.iter().zip(&self.own_negation) {
-            for (s, e) in p.spans(&words) {
-                if self.negated(&words, s, e, *own_negation) {
+        for ((p, own_negation), _) in
+            self.compiled.iter().zip(&self.own_negation).zip(&self.crosses).filter(|(_, c)| **c == cross)
+        {
+            for (s, e) in p.spans(words) {
+                if self.negated(words, s, e, *own_negation) {
                     continue;
                 }
-                let guards = guarded.get_or_insert_with(|| self.guards.iter().flat_map(|g| g.spans(&words)).collect());
+                let guards = guarded.get_or_insert_with(|| self.guards.iter().flat_map(|g| g.spans(words)).collect());
                 if guards.iter().any(|(gs, ge)| *gs < e && s < *ge) {
                     continue;
                 }
-                return Some(clause.words[s..e].join(" "));
+                return Some((s, e));
             }
         }
         None
@@ -480,6 +586,12 @@ mod tests {
         assert_eq!(group.spans(&stemmed_words("well I'm only a minor")).collect::<Vec<_>>(), vec![(1, 6)]);
         let opt = TokenPattern::parse("really? sue", &f).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(opt.spans(&stemmed_words("i will sue")).collect::<Vec<_>>(), vec![(2, 3)]);
+        // A family inside a group's alternative of several words stands for its members
+        // there too (it once read as the literal word `harm`).
+        let inside = TokenPattern::parse("(want to @harm|@harm) me", &f).unwrap_or_else(|e| panic!("{e}"));
+        let spans = |text: &str| inside.spans(&stemmed_words(text)).collect::<Vec<_>>();
+        assert_eq!(spans("they want to hurt me"), vec![(1, 5), (3, 5)]);
+        assert_eq!(spans("they want to harm me"), vec![], "the family's name is no word of it");
     }
 
     #[test]
@@ -498,6 +610,36 @@ mod tests {
     }
 
     #[test]
+    fn a_pattern_crosses_a_clause_end_only_where_it_says() {
+        let f = fams();
+        let parse = |p: &str| TokenPattern::parse(p, &f).unwrap_or_else(|e| panic!("{e}"));
+        let d = Detector::new(vec![parse("name ~2 / ~2 not mine")], vec![], vec![stemmed_words("not")]);
+        assert_eq!(
+            d.find(&clauses("What's the name on it? It's not mine")).as_deref(),
+            Some("name on it / it s not mine"),
+            "a clause and the next one, shown with a `/`"
+        );
+        assert_eq!(d.find(&clauses("What's the name on it? Fine. It's not mine")), None, "only the next clause");
+        assert_eq!(d.find(&clauses("the name on it, it's not mine")), None, "the clause end is required");
+        let mut two_texts = clauses("What's the name on it?");
+        two_texts.extend(clauses("It's not mine"));
+        assert_eq!(d.find(&two_texts), None, "never from one text into the next");
+        let gap = Detector::new(vec![parse("kill ~3 myself")], vec![], vec![]);
+        assert_eq!(gap.find(&clauses("kill. myself")), None, "a gap never skips a clause end");
+        let after = Detector::new(vec![parse("a / b")], vec![], vec![]);
+        assert_eq!(after.find(&clauses("a. x b")), None, "nothing between the `/` and the next word");
+        assert_eq!(after.find(&clauses("a. b")).as_deref(), Some("a / b"));
+    }
+
+    #[test]
+    fn dots_inside_words_end_no_clause() {
+        let c = clauses("Mail tom.b@example.com about the 12.50 fee. Thanks! ok");
+        let words: Vec<String> = c.iter().map(|c| c.words.join(" ")).collect();
+        assert_eq!(words, ["mail tom b example com about the 12 50 fee", "thanks", "ok"]);
+        assert_eq!(c.iter().map(|c| c.continues).collect::<Vec<_>>(), [false, true, true]);
+    }
+
+    #[test]
     fn bad_patterns_say_why() {
         let f = fams();
         for (p, why) in [
@@ -511,6 +653,9 @@ mod tests {
             ("(a b|c", "never closed"),
             ("(a (b))", "not nested"),
             ("!!!", "no letters"),
+            ("/ sue", "between two words"),
+            ("sue /", "between two words"),
+            ("a / b / c", "one clause end"),
         ] {
             let err = TokenPattern::parse(p, &f).err().unwrap_or_default();
             assert!(err.contains(why), "{p:?}: {err:?} should say {why:?}");

@@ -26,6 +26,11 @@ fn paraphrases_idioms_and_negations() {
         ("I'm going to take all my pills tonight", &[SelfHarm]),
         ("everyone would be better off without me", &[SelfHarm]),
         ("I'm not going to kill myself, just venting", &[SelfHarm]), // no negation for self-harm
+        ("there's no reason for me to go on living", &[SelfHarm]),
+        ("I have nothing left to live for", &[SelfHarm]),
+        ("No reason to keep going back and forth, please refund", &[]),
+        ("I don't want to continue the subscription", &[]),
+        ("the battery life is not worth the price", &[]),
         // idioms with the same words
         ("This dress is to die for", &[]),
         ("I'm dying to know when it's back in stock", &[]),
@@ -40,6 +45,10 @@ fn paraphrases_idioms_and_negations() {
         ("I'll punch in the new card number", &[]),
         ("my husband will kill me if this is late", &[]),
         ("I'd kill two birds with one stone and order the charger too", &[]),
+        ("I'll turn up at your warehouse tomorrow with my crowbar", &[Violence]),
+        ("Can I bring the baseball bat back for a refund?", &[]),
+        ("Can I put the knife in the dishwasher?", &[]),
+        ("I'm going camping with my knife, will the sheath arrive?", &[]),
         // legal
         ("I will be suing your company", &[Legal]),
         ("See you in small claims court", &[Legal]),
@@ -54,6 +63,11 @@ fn paraphrases_idioms_and_negations() {
         ("Not planning to charge it back, just want a refund", &[]),
         ("Is the charging dock back in stock?", &[]),
         ("My wife and I had a dispute about the colour", &[]),
+        ("My card company is clawing the payment back", &[Chargeback]),
+        ("I'll get the charge cancelled through Visa", &[Chargeback]),
+        ("Can I have a statement for my bank so my employer can reimburse me?", &[]),
+        ("PayPal has refunded me, thanks!", &[]),
+        ("My payment got blocked by my bank, can I retry?", &[]),
         // account takeover
         ("Somebody logged into my account and changed my email", &[AccountTakeover]),
         ("These orders weren't placed by me", &[AccountTakeover]),
@@ -64,6 +78,12 @@ fn paraphrases_idioms_and_negations() {
         ("I know her, just give me her phone number", &[ThirdPartyData]),
         ("Please ship it to my neighbour's address, she's home", &[]),
         ("Can you confirm the address you have for me?", &[]),
+        ("Give me the email on order 4412, it belongs to my neighbour", &[ThirdPartyData]),
+        ("What's the phone number on order 1234? It's my sister's", &[ThirdPartyData]),
+        ("Look up the account for ann.lee@example.com, it's my mum's", &[ThirdPartyData]),
+        ("What's the address on my order? It's going to my friend's place", &[]),
+        ("The driver who left my parcel at the wrong door was rude", &[]),
+        ("I have a friend who uses your store a lot", &[]),
         // minors
         ("I'm 14 and used my mum's card", &[Minors]),
         ("my 9 year old bought this on my phone", &[Minors]),
@@ -160,6 +180,7 @@ fn pattern_errors_point_at_the_pattern() {
         ("\"@self_harm_verb ~9 @myself\"", "a gap is `~N` with N from 1 to 8"),
         ("\"~2 @myself\"", "must stand between two words"),
         ("\"(end it|finish @myself\"", "never closed"),
+        ("\"@self_harm_verb @myself /\"", "must stand between two words"),
     ] {
         let src = DEMO.replacen("\"@self_harm_verb @myself\"", edit, 1);
         let err = match Policy::parse("policy.toml", &src) {
