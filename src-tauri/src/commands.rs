@@ -54,7 +54,7 @@ pub fn ui_ready(rows: u32) {
 #[tauri::command(async)]
 pub fn app_info(shell: State<'_, Shell>) -> Res<AppInfo> {
     tracing::debug!("app info asked");
-    plain_thread(|| Ok(shell.get()?.info.clone()))
+    plain_thread(|| Ok(shell.get()?.info_now()))
 }
 
 /// The inbox: every case with its waiting steps and escalation signals (no platform read).

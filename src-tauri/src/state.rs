@@ -91,32 +91,18 @@ impl AppState {
             )),
             (None, None) => None,
         };
-        let policy = engine.policy();
         let info = AppInfo {
             workspace_id: engine.workspace().id.clone(),
             workspace_name: engine.workspace().name.clone(),
             operator_id: engine.operator().id.clone(),
             operator_role: engine.operator().role.clone(),
-            policy: PolicyInfo {
-                id: policy.id.clone(),
-                title: policy.title.clone(),
-                version: u32::try_from(policy.version).unwrap_or(u32::MAX),
-                hash: policy.hash.clone(),
-                signed: engine.policy_is_signed(),
-                simulation: engine.policy_status().pack.and_then(|p| p.simulation),
-                actions: count(policy.actions.len()),
-                rules: count(policy.rules.len()),
-            },
+            policy: policy_info(&engine),
             planner: planner_label(&engine),
             connector,
             connector_note: note.or(data_note),
             data_dir: data_dir.display().to_string(),
             log_dir: loc.log_dir.display().to_string(),
-            roster: engine
-                .roster()
-                .into_iter()
-                .map(|m| RosterMemberView { id: m.id, role: m.role, name: m.name })
-                .collect(),
+            roster: roster_of(&engine),
             sources: engine
                 .sources()
                 .iter()
@@ -131,6 +117,34 @@ impl AppState {
         };
         Ok(AppState { engine, info, export_dir: data_dir.join("exports"), team, _services: services })
     }
+}
+
+impl AppState {
+    /// What the app shows of itself, with the policy and roster it runs now (a pack the
+    /// team publishes loads while the app runs).
+    pub fn info_now(&self) -> AppInfo {
+        AppInfo { policy: policy_info(&self.engine), roster: roster_of(&self.engine), ..self.info.clone() }
+    }
+}
+
+/// The policy the engine runs, for the header and Settings.
+fn policy_info(engine: &Engine) -> PolicyInfo {
+    let status = engine.policy_status();
+    let policy = engine.policy();
+    PolicyInfo {
+        id: policy.id.clone(),
+        title: policy.title.clone(),
+        version: u32::try_from(policy.version).unwrap_or(u32::MAX),
+        hash: policy.hash.clone(),
+        signed: status.pack.is_some(),
+        simulation: status.pack.and_then(|p| p.simulation),
+        actions: count(policy.actions.len()),
+        rules: count(policy.rules.len()),
+    }
+}
+
+fn roster_of(engine: &Engine) -> Vec<RosterMemberView> {
+    engine.roster().into_iter().map(|m| RosterMemberView { id: m.id, role: m.role, name: m.name }).collect()
 }
 
 /// What the Settings screen says about planning: the workspace's `[planner]`.

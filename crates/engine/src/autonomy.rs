@@ -63,7 +63,8 @@ impl Engine {
     /// [`Engine::autonomy`], with the proposals (and their simulations) narrowed to the one
     /// named `only` when given.
     fn autonomy_of(&self, only: Option<&str>) -> Result<Autonomy, EngineError> {
-        let policy = &self.policy;
+        let running = self.running();
+        let policy = &running.policy;
         let Some(settings) = &policy.autonomy else {
             return Ok(Autonomy {
                 scope: THIS_DESK.into(),
@@ -174,6 +175,7 @@ impl Engine {
         reason: &str,
         proof: &crate::Proof,
     ) -> Result<(), EngineError> {
+        let running = self.running();
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(EngineError::BadInput {
@@ -185,7 +187,7 @@ impl Engine {
             .step(plan_id, step_id)?
             .ok_or_else(|| EngineError::NotFound { message: format!("no step {step_id} of plan {plan_id}") })?;
         let who = self.prove(&crate::review::Proving::step(&step), proof)?;
-        let leads = self.policy.approvers(countersign_core::Outcome::Supervisor);
+        let leads = running.policy.approvers(countersign_core::Outcome::Supervisor);
         if !leads.contains(&who.role) {
             return Err(EngineError::NotPermitted {
                 message: format!("recording a reversal is for {} ({} is {})", leads.join(" or "), who.id, who.role),
@@ -213,9 +215,10 @@ impl Engine {
     /// The text of the policy in force, as loaded (a file changed since is refused: a
     /// draft must be an edit of what runs).
     fn policy_source(&self) -> Result<String, EngineError> {
-        let path = &self.workspace.policy;
+        let running = self.running();
+        let path = &running.workspace.policy;
         let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
-        if countersign_core::policy::content_hash(&text) != self.policy.hash {
+        if countersign_core::policy::content_hash(&text) != running.policy.hash {
             return Err(EngineError::Conflict {
                 message: format!(
                     "{} changed since the policy was loaded: open the workspace again before drafting a change",

@@ -328,6 +328,7 @@ impl Engine {
     /// draft (the agent edits the draft; a promise typed by hand counts like one the
     /// planner wrote). Records nothing.
     pub fn check_reply(&self, case: &Case, plan_id: &str, text: &str) -> Result<ReplyDecision, EngineError> {
+        let running = self.running();
         let (mut plan, _) = self
             .case_plans(&case.id)?
             .into_iter()
@@ -337,7 +338,7 @@ impl Engine {
         plan.reply.as_mut().ok_or_else(no_reply)?.text = text.to_string();
         let mut facts = self.gather_facts(case, &plan)?;
         facts.citations = self.index_citations(&plan)?;
-        decide_scanned(&self.policy, case, &plan, &facts, &self.case_scan(case))?.reply.ok_or_else(no_reply)
+        decide_scanned(&running.policy, case, &plan, &facts, &self.case_scan(case))?.reply.ok_or_else(no_reply)
     }
 
     /// Send the reply of plan `plan_id` with `text` (the draft as the agent left it). The

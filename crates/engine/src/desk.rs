@@ -45,10 +45,12 @@ impl Engine {
     /// A case of the workspace's inbox by id: received from a source (its latest
     /// revision), or from the cases folder.
     pub fn case(&self, case_id: &str) -> Result<Case, EngineError> {
+        let running = self.running();
         if let Some(case) = self.received_case(case_id)? {
             return Ok(case);
         }
-        self.workspace
+        running
+            .workspace
             .cases()?
             .into_iter()
             .find(|c| c.id == case_id)
@@ -57,7 +59,8 @@ impl Engine {
 
     /// Every case of the inbox: the cases folder's, then those received from sources.
     pub fn cases(&self) -> Result<Vec<Case>, EngineError> {
-        let mut cases = self.workspace.cases()?;
+        let running = self.running();
+        let mut cases = running.workspace.cases()?;
         cases.extend(self.received_cases()?);
         Ok(cases)
     }
@@ -67,8 +70,9 @@ impl Engine {
     /// whether the case was planned and its reply sent. Nothing is read from the platform
     /// here, so the inbox is quick however slow the platform is.
     pub fn inbox(&self) -> Result<Vec<InboxItem>, EngineError> {
+        let running = self.running();
         let waiting = self.review_queue()?;
-        let files = self.workspace.cases()?.into_iter().map(|c| (c, false));
+        let files = running.workspace.cases()?.into_iter().map(|c| (c, false));
         files
             .chain(self.received_cases()?.into_iter().map(|c| (c, true)))
             .map(|(case, received)| {

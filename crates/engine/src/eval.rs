@@ -445,6 +445,6 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
 impl Engine {
     /// Score this workspace's policy's escalation signals on a labelled set.
     pub fn evaluate_signals(&self, set: &Path) -> Result<SignalReport, EngineError> {
-        evaluate_signals(self.policy(), set)
+        evaluate_signals(&self.policy(), set)
     }
 }

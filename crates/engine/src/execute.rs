@@ -273,13 +273,14 @@ impl Engine {
 
     /// Execute one approved step.
     pub fn execute(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
+        let current = self.running();
         let now = self.clock.now();
         let (record, step) = self.step_in(plan_id, step_id, StepState::Approved)?;
         let digest = countersign_core::digest::step_digest(&step);
         if digest != record.step_digest {
             return Err(stale(format!("step {step_id} no longer matches the digest its approval bound to")));
         }
-        if record.policy_hash != self.policy.hash {
+        if record.policy_hash != current.policy.hash {
             self.finish_review(&record, StepState::Invalidated, "decided under another policy version")?;
             return Err(stale(format!(
                 "step {step_id} was decided under another policy version: decide the plan again"
@@ -327,7 +328,7 @@ impl Engine {
                 ),
             });
         }
-        if is_write_action(&self.policy, &record.action)
+        if is_write_action(&current.policy, &record.action)
             && let Some(done) = self.same_change(&record, &change, &[StepState::Succeeded])?
         {
             return Err(EngineError::Conflict {
@@ -337,12 +338,12 @@ impl Engine {
                 ),
             });
         }
-        let is_write = self.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
+        let is_write = current.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
         let params = params_of(&step);
         // The before-state is read first and recorded in the durable `started` event,
         // so a crash during the call can still be reconciled against it.
         let before = if is_write {
-            match self.connector.read_state(&record.action, &params) {
+            match current.connector.read_state(&record.action, &params) {
                 Ok(b) => b,
                 Err(e) if e.evidence().is_some() => return self.stopped_before_start(&record, e, "before-state read"),
                 Err(e) => return Err(EngineError::Connector(e)),
@@ -350,7 +351,7 @@ impl Engine {
         } else {
             None
         };
-        let request = self.connector.describe_call(&record.action, &params, is_write.then_some(key.as_str())).ok();
+        let request = current.connector.describe_call(&record.action, &params, is_write.then_some(key.as_str())).ok();
         let started = self.transition_by(
             &self.operator.id,
             &record,
@@ -368,7 +369,7 @@ impl Engine {
             },
             Some(PauseGuard {
                 case: case.clone(),
-                workflows: self.workflows(&plan.intent, &record.action).into_iter().map(str::to_string).collect(),
+                workflows: self.workflows(&plan.intent, &record.action),
                 action: record.action.clone(),
             }),
         );
@@ -396,7 +397,7 @@ impl Engine {
             step_id,
             decision: &record.decision,
         };
-        let call = self.connector.call_gated(&record.action, &params, is_write.then_some(key.as_str()), &gate);
+        let call = current.connector.call_gated(&record.action, &params, is_write.then_some(key.as_str()), &gate);
         fault_point("after-call");
         let run = self.finish_call(call, &running, &params, before, is_write);
         fault_point("after-step-finished");
@@ -413,6 +414,7 @@ impl Engine {
         before: Value,
         is_write: bool,
     ) -> Result<StepRun, EngineError> {
+        let current = self.running();
         let (plan_id, step_id, action) = (running.plan_id.as_str(), running.step_id.as_str(), running.action.as_str());
         match call {
             Ok(call) if !is_write => {
@@ -420,9 +422,9 @@ impl Engine {
                 let after = call.response.clone();
                 self.finish_with(running, StepOutcome::Succeeded, before, after, Some(&call), None)
             }
-            Ok(call) => match self.connector.read_state(action, params) {
+            Ok(call) => match current.connector.read_state(action, params) {
                 Ok(after) => {
-                    let check = self.connector.check_expectation(action, params, Some(&before), after.as_ref());
+                    let check = current.connector.check_expectation(action, params, Some(&before), after.as_ref());
                     let (outcome, error) = match check {
                         Ok(()) => (StepOutcome::Succeeded, None),
                         Err(e) => (
@@ -481,9 +483,11 @@ impl Engine {
         step: &Step,
         decided: Option<&StepDecision>,
     ) -> Result<StepDecision, EngineError> {
+        let current = self.running();
         let single = Plan { steps: vec![step.clone()], reply: None, ..plan.clone() };
         let facts = self.gather_facts_for(case, &single, plan, Some(&record.step_id))?;
-        let now = countersign_core::decide::decide_scanned(&self.policy, case, &single, &facts, &self.case_scan(case))?;
+        let now =
+            countersign_core::decide::decide_scanned(&current.policy, case, &single, &facts, &self.case_scan(case))?;
         let Some(again) = now.steps.into_iter().next() else {
             return Err(stale(format!("step {} could not be decided again: it does not run", record.step_id)));
         };
@@ -534,9 +538,10 @@ impl Engine {
     }
 
     /// The workflows a step belongs to: its plan's intent and its action's workflow.
-    fn workflows<'a>(&'a self, intent: &'a str, action: &str) -> Vec<&'a str> {
-        let workflow = self.policy.actions.get(action).and_then(|d| d.workflow.as_deref());
-        std::iter::once(intent).chain(workflow).collect()
+    fn workflows(&self, intent: &str, action: &str) -> Vec<String> {
+        let current = self.running();
+        let workflow = current.policy.actions.get(action).and_then(|d| d.workflow.clone());
+        std::iter::once(intent.to_string()).chain(workflow).collect()
     }
 
     /// `Paused` if an active pause covers the step.
@@ -548,6 +553,7 @@ impl Engine {
         step_id: &str,
     ) -> Result<Option<EngineError>, EngineError> {
         let workflows = self.workflows(intent, action);
+        let workflows: Vec<&str> = workflows.iter().map(String::as_str).collect();
         Ok(self.active_pauses()?.iter().find(|p| p.covers(case, &workflows, action)).map(|p| EngineError::Paused {
             message: format!(
                 "{} {:?} is paused by {} ({}): step {step_id} did not run",
@@ -568,11 +574,12 @@ impl Engine {
         before: Value,
         error: &ConnectorError,
     ) -> Result<StepRun, EngineError> {
+        let current = self.running();
         // What the connector saw (a browser's pages before and after the submit) stays.
         let response = error.evidence().map_or(Value::Null, |e| serde_json::json!({ "evidence": e }));
-        let (outcome, after, note) = match self.connector.read_state(&running.action, params) {
+        let (outcome, after, note) = match current.connector.read_state(&running.action, params) {
             Ok(after) => {
-                match self.connector.check_expectation(&running.action, params, Some(&before), after.as_ref()) {
+                match current.connector.check_expectation(&running.action, params, Some(&before), after.as_ref()) {
                     Ok(()) => (
                         StepOutcome::Succeeded,
                         after,
@@ -703,6 +710,7 @@ impl Engine {
 
     /// Ends a review the engine's way (`by_engine`: no person's answer).
     fn finish_review(&self, record: &StepRecord, to: StepState, reason: &str) -> Result<(), EngineError> {
+        let current = self.running();
         self.transition(
             record,
             to,
@@ -712,7 +720,7 @@ impl Engine {
                 plan_id: record.plan_id.clone(),
                 step_id: record.step_id.clone(),
                 step_digest: record.step_digest.clone(),
-                policy_hash: self.policy.hash.clone(),
+                policy_hash: current.policy.hash.clone(),
                 verdict: Verdict::Rejected,
                 by: self.operator.clone(),
                 reason: reason.to_string(),
@@ -784,9 +792,10 @@ impl Engine {
     /// or an answer that does not come, leaves it `unknown` for a later try (the next start
     /// tries again), or for a team lead to settle by hand.
     pub fn reconcile(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
+        let current = self.running();
         let (record, step) = self.step_in(plan_id, step_id, StepState::Unknown)?;
         let params = params_of(&step);
-        let is_write = self.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
+        let is_write = current.policy.actions.get(&record.action).is_some_and(|d| d.kind == Kind::Write);
         let before = self.recorded_before(&record)?;
         // The step stays `unknown` (for a later try, or for a person), saying why.
         let still_unknown = |why: String| StepRun {
@@ -809,16 +818,16 @@ impl Engine {
             return self.record_settled(&record, settled);
         }
         // Read first: a change that shows is settled without sending anything.
-        let after = match self.connector.read_state(&record.action, &params) {
+        let after = match current.connector.read_state(&record.action, &params) {
             Ok(after) => after,
             Err(e) => return Ok(still_unknown(format!("could not reconcile yet: {e}"))),
         };
-        if self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()).is_ok() {
+        if current.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()).is_ok() {
             let settled =
                 Settled { to: StepState::Succeeded, after, call: None, error: None, how: "read", not_applied: None };
             return self.record_settled(&record, settled);
         }
-        let key = record.idempotency_key.clone().filter(|_| self.connector.honours_idempotency(&record.action));
+        let key = record.idempotency_key.clone().filter(|_| current.connector.honours_idempotency(&record.action));
         // Where it may not be sent again now, it is read back like on a platform without keys.
         let resend = match key {
             Some(key) => match self.may_send_again(&record, &step)? {
@@ -842,7 +851,7 @@ impl Engine {
                 step_id,
                 decision: &record.decision,
             };
-            let sent = self.connector.call_gated(&record.action, &params, Some(&key), &gate);
+            let sent = current.connector.call_gated(&record.action, &params, Some(&key), &gate);
             fault_point("after-settling-send");
             let call = match sent {
                 Ok(call) => call,
@@ -863,13 +872,13 @@ impl Engine {
                 }
                 Err(e) => return Ok(still_unknown(format!("sent again under the same key, no answer yet: {e}"))),
             };
-            let after = match self.connector.read_state(&record.action, &params) {
+            let after = match current.connector.read_state(&record.action, &params) {
                 Ok(after) => after,
                 Err(e) => {
                     return Ok(still_unknown(format!("the platform answered, but its state could not be read: {e}")));
                 }
             };
-            let check = self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref());
+            let check = current.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref());
             let (to, error) = match check {
                 Ok(()) => (StepState::Succeeded, None),
                 Err(e) => (StepState::Failed, Some(format!("the platform answered but the outcome check failed: {e}"))),
@@ -878,7 +887,7 @@ impl Engine {
                 Settled { to, after, call: Some(call), error, how: "sent again under the same key", not_applied: None };
             return self.record_settled(&record, settled);
         }
-        match self.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()) {
+        match current.connector.check_expectation(&record.action, &params, before.as_ref(), after.as_ref()) {
             Ok(()) => {
                 let settled = Settled {
                     to: StepState::Succeeded,
@@ -925,7 +934,8 @@ impl Engine {
     /// under the policy loaded, its approval (unless `auto`) alive, decided again on fresh
     /// facts no stricter. `Err` says why not.
     fn may_send_again(&self, record: &StepRecord, step: &Step) -> Result<Result<(), String>, EngineError> {
-        if record.policy_hash != self.policy.hash {
+        let current = self.running();
+        if record.policy_hash != current.policy.hash {
             return Ok(Err("it was decided under another policy version".into()));
         }
         let recorded = self.recorded(record)?;
@@ -939,7 +949,8 @@ impl Engine {
         let single = Plan { steps: vec![step.clone()], reply: None, ..recorded.plan.clone() };
         let facts = self.gather_facts_for(&recorded.case, &single, &recorded.plan, Some(&record.step_id))?;
         let scan = self.case_scan(&recorded.case);
-        let decision = countersign_core::decide::decide_scanned(&self.policy, &recorded.case, &single, &facts, &scan)?;
+        let decision =
+            countersign_core::decide::decide_scanned(&current.policy, &recorded.case, &single, &facts, &scan)?;
         match decision.steps.first() {
             Some(again) if again.decision <= was && again.decision.executable() => Ok(Ok(())),
             Some(again) => Ok(Err(format!("it is decided {} now (it was {})", again.decision.as_str(), was.as_str()))),
@@ -1038,6 +1049,7 @@ impl Engine {
         reason: &str,
         proof: &crate::Proof,
     ) -> Result<StepRun, EngineError> {
+        let current = self.running();
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(EngineError::BadInput {
@@ -1046,7 +1058,7 @@ impl Engine {
         }
         let (record, _) = self.step_in(plan_id, step_id, StepState::Unknown)?;
         let who = self.prove(&crate::review::Proving::step(&record), proof)?;
-        let leads = self.policy.approvers(Outcome::Supervisor);
+        let leads = current.policy.approvers(Outcome::Supervisor);
         if !leads.contains(&who.role) {
             return Err(EngineError::NotPermitted {
                 message: format!("settling a step by hand is for {} ({} is {})", leads.join(" or "), who.id, who.role),
@@ -1085,6 +1097,7 @@ impl Engine {
     /// platform's own answer showed the earlier attempt did not apply. A step left
     /// `unknown` is never retried: it settles first.
     pub fn retry_step(&self, plan_id: &str, step_id: &str) -> Result<StepRun, EngineError> {
+        let active = self.running();
         let record = self
             .store
             .step(plan_id, step_id)?
@@ -1101,7 +1114,7 @@ impl Engine {
         }
         let step: Step = serde_json::from_value(record.step.clone())
             .map_err(|e| EngineError::Conflict { message: format!("stored step {step_id} is unreadable: {e}") })?;
-        if record.policy_hash != self.policy.hash {
+        if record.policy_hash != active.policy.hash {
             return Err(stale(format!("step {step_id} was decided under another policy version: plan the case again")));
         }
         // Only the plan in force: a plan the case was planned again past is not revived.
@@ -1116,7 +1129,7 @@ impl Engine {
         let single = Plan { steps: vec![step.clone()], reply: None, ..recorded.plan.clone() };
         let facts = self.gather_facts_for(&recorded.case, &single, &recorded.plan, Some(step_id))?;
         let decision = countersign_core::decide::decide_scanned(
-            &self.policy,
+            &active.policy,
             &recorded.case,
             &single,
             &facts,
@@ -1151,8 +1164,8 @@ impl Engine {
         // not confirm) may have applied: tried again only where the same key makes a second
         // application impossible.
         if not_applied.is_none()
-            && is_write_action(&self.policy, &record.action)
-            && !self.connector.honours_idempotency(&record.action)
+            && is_write_action(&active.policy, &record.action)
+            && !active.connector.honours_idempotency(&record.action)
         {
             return Err(EngineError::Conflict {
                 message: format!(

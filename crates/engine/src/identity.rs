@@ -37,6 +37,7 @@ impl Engine {
     /// How the case's customer was verified: the channel and the agents' checks from the
     /// evidence log, and the plan's identity look-ups run now through the connector.
     pub(crate) fn identity_facts(&self, case: &Case, plan: &Plan) -> Result<IdentityFacts, EngineError> {
+        let running = self.running();
         let mut events = self.case_events(&case.id, "case_received")?;
         events.extend(self.case_events(&case.id, "identity_checked")?);
         let mut seen = channel_and_checks(&events);
@@ -45,7 +46,7 @@ impl Engine {
         // gave (a plan cannot look up whoever it likes and call that a match).
         let words = format!(" {} ", case.customer_text().map(normalize).collect::<Vec<_>>().join(" "));
         for step in &plan.steps {
-            let Some(def) = self.policy.actions.get(&step.action).filter(|d| d.identity_lookup) else { continue };
+            let Some(def) = running.policy.actions.get(&step.action).filter(|d| d.identity_lookup) else { continue };
             let params: Map<String, Value> = step.params.iter().map(|(k, p)| (k.clone(), p.value.clone())).collect();
             let theirs = params.values().all(|v| {
                 v.as_str()
@@ -55,7 +56,7 @@ impl Engine {
                 notes.push(format!("{} was not run: its values are not what the customer wrote", def.name));
                 continue;
             }
-            match self.connector.identify(&def.name, &params) {
+            match running.connector.identify(&def.name, &params) {
                 Ok(Some(id)) => seen.push(Seen {
                     customer_id: id.clone(),
                     level: IdentityLevel::Matched,

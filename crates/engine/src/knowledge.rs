@@ -533,7 +533,8 @@ impl Engine {
     /// Index the knowledge directory again (incremental; `rebuild` re-parses everything
     /// and rebuilds the full-text index). The articles the policy sees are refreshed.
     pub fn kb_index(&self, rebuild: bool) -> Result<KbIndexReport, EngineError> {
-        let report = index_dir(&self.store, &self.workspace.knowledge, rebuild)?;
+        let running = self.running();
+        let report = index_dir(&self.store, &running.workspace.knowledge, rebuild)?;
         if let Ok(mut cache) = self.searches.lock() {
             cache.clear();
         }

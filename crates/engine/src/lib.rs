@@ -213,10 +213,10 @@ impl Presence {
 /// The engine: a workspace, its policy, the evidence store and a connector.
 #[derive(Debug)]
 pub struct Engine {
-    workspace: Workspace,
-    policy: Arc<Policy>,
+    /// The policy it decides under and what comes with it, swapped whole when a new
+    /// signed pack loads while it runs ([`Engine::load_pack`]).
+    running: std::sync::RwLock<Arc<Running>>,
     store: Store,
-    connector: Arc<dyn Connector>,
     clock: Arc<dyn Clock>,
     operator: Operator,
     /// Knowledge article id → current version, from the index (refreshed by `kb_index`).
@@ -240,6 +240,23 @@ pub struct Engine {
     /// Why this desktop is not in the team its signed policy names (no enrolment, or one
     /// that did not hold): it decides as cut off for as long as that lasts.
     team_missing: Option<String>,
+}
+
+/// What the running policy sets: the workspace as its pack leaves it (roster, policy and
+/// catalog files), the policy, the connector built on that catalog, and the pack. A use
+/// case reads it once ([`Engine::running`]) and goes on with that, so a pack loaded
+/// meanwhile never mixes two policies in one decision.
+#[derive(Debug)]
+pub struct Running {
+    pub workspace: Arc<Workspace>,
+    pub policy: Arc<Policy>,
+    pub connector: Arc<dyn Connector>,
+    /// The signed pack it came from (none: the workspace's own policy, dev mode).
+    pub loaded: Option<PackInfo>,
+    /// The last pack refused since it loaded.
+    pub refused: Option<PackRefusal>,
+    /// The pack's managed settings (the defaults in dev mode).
+    pub settings: ManagedSettings,
 }
 
 impl Engine {
@@ -297,10 +314,8 @@ impl Engine {
         let managed = managed::Managed {
             trusted,
             data_dir: options.data_dir.clone(),
-            settings: selected.pack.as_ref().map(|p| p.info.settings.clone()).unwrap_or_default(),
-            loaded: selected.pack.map(|p| p.info),
-            refused: selected.refused,
             connector_overridden: options.connector.is_some(),
+            loading: std::sync::Mutex::new(()),
         };
         let connector: Arc<dyn Connector> = match (options.connector, &workspace.connector) {
             (Some(c), _) => c,
@@ -339,11 +354,17 @@ impl Engine {
         };
         connector.attach_blobs(Arc::new(StoreBlobs { writer: store.writer(), clock: clock.clone() }));
         let (articles, knowledge_report) = knowledge::open_index(&store, &workspace.knowledge)?;
+        let refused = selected.refused;
         let engine = Engine {
-            workspace,
-            policy: Arc::new(policy),
+            running: std::sync::RwLock::new(Arc::new(Running {
+                workspace: Arc::new(workspace),
+                policy: Arc::new(policy),
+                connector,
+                settings: selected.pack.as_ref().map(|p| p.info.settings.clone()).unwrap_or_default(),
+                loaded: selected.pack.map(|p| p.info),
+                refused: refused.clone(),
+            })),
             store,
-            connector,
             clock,
             operator,
             articles: std::sync::RwLock::new(articles),
@@ -358,7 +379,7 @@ impl Engine {
             team: None,
             team_missing: None,
         };
-        engine.finish_policy_load(engine.managed.refused.as_ref())?;
+        engine.finish_policy_load(refused.as_ref())?;
         Ok(engine)
     }
 
@@ -368,12 +389,32 @@ impl Engine {
         self.append(None, "system", Event::DataMoved { from: from.to_string(), to: to.to_string() })
     }
 
-    pub fn workspace(&self) -> &Workspace {
-        &self.workspace
+    /// The running policy and what comes with it, as they stand now.
+    pub fn running(&self) -> Arc<Running> {
+        self.running.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// Run on `next` from now on (a new signed pack loaded, or one refused).
+    fn set_running(&self, next: Running) {
+        *self.running.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+    }
+
+    /// Where a connector keeps the screenshots and page snapshots it takes.
+    pub(crate) fn blobs(&self) -> Arc<dyn countersign_connectors::BlobSink> {
+        Arc::new(StoreBlobs { writer: self.store.writer(), clock: self.clock.clone() })
+    }
+
+    /// Forget what the signals found in each case (a new policy's signals read anew).
+    pub(crate) fn forget_scans(&self) {
+        self.scans.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    pub fn workspace(&self) -> Arc<Workspace> {
+        self.running().workspace.clone()
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.running().policy.clone()
     }
 
     pub fn operator(&self) -> &Operator {
@@ -382,13 +423,15 @@ impl Engine {
 
     /// Who may countersign beyond the seat's role (no hashes).
     pub fn roster(&self) -> Vec<RosterMember> {
-        self.workspace.roster.iter().map(roster::RosterEntry::member).collect()
+        let running = self.running();
+        running.workspace.roster.iter().map(roster::RosterEntry::member).collect()
     }
 
     /// Switch the operator (a team lead taking over the seat); the role must be one
     /// the policy declares.
     pub fn set_operator(&mut self, operator: Operator) -> Result<(), EngineError> {
-        if !self.policy.roles.contains(&operator.role) {
+        let running = self.running();
+        if !running.policy.roles.contains(&operator.role) {
             return Err(EngineError::BadInput {
                 message: format!("operator role {:?} is not one the policy knows", operator.role),
             });

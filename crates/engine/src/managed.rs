@@ -36,14 +36,25 @@ use crate::{Engine, EngineError, PolicySummary};
 pub const PACK_COPY_DIR: &str = "pack";
 
 /// The engine's view of where its policy came from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Managed {
     pub trusted: TrustedKeys,
     pub data_dir: PathBuf,
-    pub loaded: Option<PackInfo>,
-    pub refused: Option<PackRefusal>,
     pub connector_overridden: bool,
-    pub settings: ManagedSettings,
+    /// Held while a pack loads ([`Engine::load_pack`]).
+    pub loading: std::sync::Mutex<()>,
+}
+
+/// A copy of what runs, to change a part of it.
+fn clone_running(r: &crate::Running) -> crate::Running {
+    crate::Running {
+        workspace: r.workspace.clone(),
+        policy: r.policy.clone(),
+        connector: r.connector.clone(),
+        loaded: r.loaded.clone(),
+        refused: r.refused.clone(),
+        settings: r.settings.clone(),
+    }
 }
 
 /// Signed pack or dev mode.
@@ -222,28 +233,30 @@ impl Engine {
     /// After open chose a policy: record the refusal (if the workspace's pack was refused),
     /// `policy_loaded` when the policy is new to the log, and invalidate stale steps.
     pub(crate) fn finish_policy_load(&self, refused: Option<&PackRefusal>) -> Result<(), EngineError> {
+        let running = self.running();
         if let Some(r) = refused {
             record_refusal(&self.store, r, self.clock.now())?;
         }
-        let new_pack = self.record_policy_loaded()? && self.managed.loaded.is_some();
+        let new_pack = self.record_policy_loaded()? && running.loaded.is_some();
         self.invalidate_stale(new_pack)?;
         Ok(())
     }
 
     /// Record `policy_loaded` unless the log's last one says the same; `true` if recorded.
     fn record_policy_loaded(&self) -> Result<bool, EngineError> {
+        let running = self.running();
         let last = match last_of(&self.store, "policy_loaded")?.map(|e| e.event) {
             Some(Event::PolicyLoaded { hash, pack, .. }) => Some((hash, pack.map(|p| p.digest))),
             _ => None,
         };
-        let pack = self.managed.loaded.as_ref().map(|p| PackRef {
+        let pack = running.loaded.as_ref().map(|p| PackRef {
             id: p.id.clone(),
             version: p.version,
             key_id: p.key_id.clone(),
             digest: p.digest.clone(),
             simulation: p.simulation.clone(),
         });
-        let now = (self.policy.hash.clone(), pack.as_ref().map(|p| p.digest.clone()));
+        let now = (running.policy.hash.clone(), pack.as_ref().map(|p| p.digest.clone()));
         if last.as_ref() == Some(&now) {
             return Ok(false);
         }
@@ -251,9 +264,9 @@ impl Engine {
             None,
             "system",
             Event::PolicyLoaded {
-                policy_id: self.policy.id.clone(),
-                version: self.policy.version,
-                hash: self.policy.hash.clone(),
+                policy_id: running.policy.id.clone(),
+                version: running.policy.version,
+                hash: running.policy.hash.clone(),
                 signed: pack.is_some(),
                 pack,
             },
@@ -266,12 +279,13 @@ impl Engine {
     /// just loaded: every such step, since its roster or catalog may have changed even if
     /// the policy did not) is invalidated, with evidence. Returns the steps it invalidated.
     pub(crate) fn invalidate_stale(&self, all: bool) -> Result<Vec<crate::StepRecord>, EngineError> {
+        let running = self.running();
         let pending = self
             .store
             .steps(&StepFilter { states: vec![StepState::Waiting, StepState::Approved], ..StepFilter::default() })?;
         let mut out = Vec::new();
-        for record in pending.into_iter().filter(|r| all || r.policy_hash != self.policy.hash) {
-            let reason = if record.policy_hash == self.policy.hash {
+        for record in pending.into_iter().filter(|r| all || r.policy_hash != running.policy.hash) {
+            let reason = if record.policy_hash == running.policy.hash {
                 "a new policy pack was loaded (same policy, new pack); decide the plan again"
             } else {
                 "a new policy was loaded; decide the plan again"
@@ -291,12 +305,13 @@ impl Engine {
         record: &crate::StepRecord,
         reason: &str,
     ) -> Result<bool, EngineError> {
+        let running = self.running();
         let event = Event::StepInvalidated {
             plan_id: record.plan_id.clone(),
             step_id: record.step_id.clone(),
             step_digest: record.step_digest.clone(),
             decided_under: record.policy_hash.clone(),
-            policy_hash: self.policy.hash.clone(),
+            policy_hash: running.policy.hash.clone(),
             reason: reason.to_string(),
         };
         let now = self.clock.now();
@@ -309,24 +324,31 @@ impl Engine {
 
     /// Load a new pack while running. A pack that does not verify, or is older than one
     /// loaded before, is refused (recorded as `policy_refused`) and the engine keeps the
-    /// policy it has. On success the pack becomes the last good pack, `policy_loaded` is
-    /// recorded and approvals decided under the old policy are invalidated.
-    pub fn load_pack(&mut self, dir: &Path) -> Result<PackInfo, EngineError> {
+    /// policy it has. On success the pack becomes the last good pack: the engine runs on
+    /// it from the next use case on (one that already read the running policy finishes
+    /// on that one), `policy_loaded` is recorded and approvals decided under the old
+    /// policy are invalidated.
+    pub fn load_pack(&self, dir: &Path) -> Result<PackInfo, EngineError> {
+        // One load at a time: each builds on the one before.
+        let _one = self.managed.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let was = self.running();
         let last = last_signed(&self.store)?;
         let pack = match pack::verify_pack(dir, &self.managed.trusted).and_then(|p| check_version(p, last.as_ref())) {
             Ok(p) => p,
             Err(r) => {
                 record_refusal(&self.store, &r, self.clock.now())?;
-                self.managed.refused = Some(r.clone());
+                self.set_running(crate::Running { refused: Some(r.clone()), ..clone_running(&was) });
                 return Err(EngineError::PackRefused { refusal: r });
             }
         };
         let copy_dir = self.managed.data_dir.join(PACK_COPY_DIR);
         pack::store_copy(&pack, &copy_dir)?;
-        apply_to_workspace(&mut self.workspace, &pack, &copy_dir);
+        let mut workspace = (*was.workspace).clone();
+        apply_to_workspace(&mut workspace, &pack, &copy_dir);
+        let mut connector = was.connector.clone();
         if pack.info.has_catalog
             && !self.managed.connector_overridden
-            && let ConnectorConfig::Http { catalog, base_url } = &self.workspace.connector
+            && let ConnectorConfig::Http { catalog, base_url } = &workspace.connector
         {
             let catalog = countersign_connectors::Catalog::load(catalog)
                 .map_err(|e| EngineError::Config { message: e.to_string() })?;
@@ -335,12 +357,20 @@ impl Engine {
             if let Some(url) = base_url {
                 http = http.with_base_url(url)?;
             }
-            self.connector = Arc::new(http);
+            let http: Arc<dyn countersign_connectors::Connector> = Arc::new(http);
+            http.attach_blobs(self.blobs());
+            connector = http;
         }
-        self.policy = Arc::new(pack.policy.clone());
-        self.managed.settings = pack.info.settings.clone();
-        self.managed.loaded = Some(pack.info.clone());
-        self.managed.refused = None;
+        self.set_running(crate::Running {
+            workspace: Arc::new(workspace),
+            policy: Arc::new(pack.policy.clone()),
+            connector,
+            loaded: Some(pack.info.clone()),
+            refused: None,
+            settings: pack.info.settings.clone(),
+        });
+        // What the old policy's signals found no longer holds.
+        self.forget_scans();
         let recorded = self.record_policy_loaded()?;
         self.invalidate_stale(recorded)?;
         Ok(pack.info)
@@ -348,11 +378,12 @@ impl Engine {
 
     /// Signed pack or dev mode, the pack, the last refusal, the trusted keys.
     pub fn policy_status(&self) -> PolicyStatus {
+        let running = self.running();
         PolicyStatus {
-            mode: if self.managed.loaded.is_some() { PolicyMode::Signed } else { PolicyMode::Dev },
-            policy: PolicySummary::of(&self.policy),
-            pack: self.managed.loaded.clone(),
-            refused: self.managed.refused.clone(),
+            mode: if running.loaded.is_some() { PolicyMode::Signed } else { PolicyMode::Dev },
+            policy: PolicySummary::of(&running.policy),
+            pack: running.loaded.clone(),
+            refused: running.refused.clone(),
             trusted_keys: self.managed.trusted.keys().iter().map(|k| format!("{} {}", k.id(), k.label)).collect(),
         }
     }
@@ -361,16 +392,19 @@ impl Engine {
     /// dev mode has the defaults).
     /// Does the engine run on a signed pack (not dev mode)?
     pub fn policy_is_signed(&self) -> bool {
-        self.managed.loaded.is_some()
+        let running = self.running();
+        running.loaded.is_some()
     }
 
-    pub fn managed_settings(&self) -> &ManagedSettings {
-        &self.managed.settings
+    pub fn managed_settings(&self) -> ManagedSettings {
+        let running = self.running();
+        running.settings.clone()
     }
 
     /// May the seat's operator clear a pause? (Managed setting `pause_clear_roles`.)
     pub(crate) fn check_pause_clear(&self) -> Result<(), EngineError> {
-        let roles = &self.managed.settings.pause_clear_roles;
+        let running = self.running();
+        let roles = &running.settings.pause_clear_roles;
         if roles.is_empty() || roles.contains(&self.operator.role) {
             return Ok(());
         }

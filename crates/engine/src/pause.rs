@@ -7,6 +7,7 @@ use crate::{Engine, EngineError, PauseRecord};
 impl Engine {
     /// Pause automation in a scope. Takes effect for every decision made after it.
     pub fn pause_set(&self, scope: PauseScope, value: &str, reason: &str) -> Result<Pause, EngineError> {
+        let running = self.running();
         let value = value.trim();
         if value.trim().is_empty() || reason.trim().is_empty() {
             return Err(EngineError::BadInput { message: "a pause needs a value (what to pause) and a reason".into() });
@@ -16,9 +17,9 @@ impl Engine {
                 message: format!("{value:?} is not a channel (chat, email, instagram_dm, tiktok_dm, …)"),
             });
         }
-        if scope == PauseScope::Action && !self.policy.actions.contains_key(value) && value != "send_reply" {
+        if scope == PauseScope::Action && !running.policy.actions.contains_key(value) && value != "send_reply" {
             return Err(EngineError::BadInput {
-                message: format!("{value:?} is not an action of policy {}", self.policy.id),
+                message: format!("{value:?} is not an action of policy {}", running.policy.id),
             });
         }
         let at = self.clock.now();

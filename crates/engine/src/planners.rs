@@ -69,7 +69,8 @@ impl Engine {
     /// managed settings name (`planner_endpoint`); with none named, only the local planner
     /// plans. Dev mode (an unsigned workspace policy) allows any.
     pub fn configured_planner(&self) -> Result<Box<dyn Planner>, EngineError> {
-        let config = &self.workspace.planner;
+        let running = self.running();
+        let config = &running.workspace.planner;
         if config.provider != PlannerProvider::Local && self.policy_is_signed() {
             let wanted = endpoint(config);
             let same = |allowed: &str| allowed.trim_end_matches('/') == wanted.trim_end_matches('/');

@@ -147,7 +147,7 @@ impl PlanningContext for Recorder<'_> {
     }
 
     fn read(&self, action: &str, params: &Map<String, Value>) -> Result<Option<Value>, ContextError> {
-        let policy = &self.engine.policy;
+        let policy = self.engine.policy();
         let Some(def) = policy.actions.get(action).filter(|d| d.kind == Kind::Read) else {
             return Err(ContextError::NotARead { action: action.to_string() });
         };
@@ -178,7 +178,7 @@ impl PlanningContext for Recorder<'_> {
             response: None,
         };
         let decision = self.engine.gather_facts(self.case, &probe).and_then(|facts| {
-            Ok(decide_scanned(policy, self.case, &probe, &facts, &self.engine.case_scan(self.case))?)
+            Ok(decide_scanned(&policy, self.case, &probe, &facts, &self.engine.case_scan(self.case))?)
         });
         let decision = match decision {
             Ok(d) => d,
@@ -204,7 +204,7 @@ impl PlanningContext for Recorder<'_> {
                 reason: why,
             });
         }
-        match self.engine.connector.call(action, params, None) {
+        match self.engine.running().connector.call(action, params, None) {
             Ok(call) => {
                 let visible = visible_fields(&call.response, &def.reads);
                 read.outcome = "read".into();
@@ -322,10 +322,11 @@ impl Engine {
     /// remembers what it retrieved; then check the plan's provenance claims. Nothing is
     /// decided yet: pass the result to [`Engine::process_planned`].
     pub fn plan_case(&self, case: &Case, planner: &dyn Planner) -> Result<PlannedCase, EngineError> {
+        let running = self.running();
         let recorder = Recorder {
             engine: self,
             case,
-            actions: action_infos(&self.policy),
+            actions: action_infos(&running.policy),
             passages: Mutex::new(BTreeMap::new()),
             reads: Mutex::new(Vec::new()),
         };
@@ -334,7 +335,7 @@ impl Engine {
             .map_err(|e| EngineError::Planner { planner: planner.name().to_string(), message: e.to_string() })?;
         plan.planner = planner.name().to_string();
         // A model may answer null for a value it left empty.
-        let mut plan = countersign_core::validate::without_nulls(&self.policy, &plan);
+        let mut plan = countersign_core::validate::without_nulls(&running.policy, &plan);
         let reads = recorder.reads.into_inner().unwrap_or_default();
         let passages = recorder.passages.into_inner().unwrap_or_default();
         let mut downgraded = Vec::new();
@@ -365,9 +366,10 @@ impl Engine {
         case: &Case,
         planned: &PlannedCase,
     ) -> Result<countersign_core::decide::PlanDecision, EngineError> {
+        let running = self.running();
         let mut facts = self.gather_facts(case, &planned.plan)?;
         facts.citations = planned_citations(planned);
-        Ok(decide_scanned(&self.policy, case, &planned.plan, &facts, &self.case_scan(case))?)
+        Ok(decide_scanned(&running.policy, case, &planned.plan, &facts, &self.case_scan(case))?)
     }
 
     /// Citation facts for a plan that came without a planning run (a plan file, a recorded

@@ -61,6 +61,7 @@ impl Engine {
         decision: &ReplyDecision,
         at: Timestamp,
     ) -> Result<Vec<NewEvent>, EngineError> {
+        let running = self.running();
         if decision.promises.is_empty() {
             return Ok(Vec::new());
         }
@@ -71,7 +72,7 @@ impl Engine {
         let sent_on = at.to_zoned(TimeZone::UTC).date();
         let mut out = Vec::new();
         for hit in &decision.promises {
-            let Some(rule) = self.policy.reply.promises.iter().find(|r| r.id == hit.id) else { continue };
+            let Some(rule) = running.policy.reply.promises.iter().find(|r| r.id == hit.id) else { continue };
             let sentence = sentence_of(rule, text);
             let event = Event::PromiseMade {
                 plan_id: plan_id.to_string(),
@@ -137,6 +138,7 @@ impl Engine {
     /// case's orders from the platform now, judge the promise on them, record the check.
     /// An order that cannot be read now leaves its promise due (tried again next time).
     pub fn check_promises(&self) -> Result<PromiseSweep, EngineError> {
+        let running = self.running();
         // One check at a time, across processes (the app's hourly one, its button, the
         // command line): what is due is read under the lock, so nothing is checked twice.
         let dir = self.store.path().parent().unwrap_or(std::path::Path::new("."));
@@ -161,7 +163,7 @@ impl Engine {
             let mut read = Vec::new();
             let mut failed = None;
             for o in orders {
-                match self.connector.order_facts(&o.order_id) {
+                match running.connector.order_facts(&o.order_id) {
                     Ok(f) => read.push((o.order_id.clone(), f)),
                     Err(e) => {
                         failed = Some(format!("case {} order {}: {e}", view.case_id, o.order_id));

@@ -85,8 +85,9 @@ impl Engine {
         plan: &Plan,
         orders: &BTreeMap<String, OrderFacts>,
     ) -> Result<Plan, EngineError> {
+        let running = self.running();
         let vouched = self.vouched(case, orders)?;
-        let mut plan = countersign_core::validate::without_nulls(&self.policy, plan);
+        let mut plan = countersign_core::validate::without_nulls(&running.policy, plan);
         for step in &mut plan.steps {
             for (name, param) in &mut step.params {
                 let derived = vouched.source(&step.action, name, &param.value);
@@ -113,9 +114,10 @@ impl Engine {
         case: &Case,
         plan: &Plan,
     ) -> Result<countersign_core::decide::PlanDecision, EngineError> {
+        let running = self.running();
         self.check_external(plan)?;
         if let Some(decision) = self.recorded_decision(&case.id, &plan.id)? {
-            let given = countersign_core::validate::without_nulls(&self.policy, plan);
+            let given = countersign_core::validate::without_nulls(&running.policy, plan);
             let recorded = self.case_plans(&case.id)?.into_iter().find(|(p, _)| p.id == plan.id).map(|(p, _)| p);
             if recorded.is_some_and(|r| same_values(&r, &given)) {
                 return Ok(decision);
@@ -146,6 +148,7 @@ impl Engine {
 
     /// What this case's evidence vouches for.
     fn vouched(&self, case: &Case, orders: &BTreeMap<String, OrderFacts>) -> Result<Vouched, EngineError> {
+        let running = self.running();
         let mut out = Vouched::default();
         for id in &case.order_ids {
             if let Some(facts) = orders.get(id) {
@@ -182,7 +185,7 @@ impl Engine {
             };
             let is_read = actions
                 .get(&(plan_id, step_id))
-                .and_then(|a| self.policy.actions.get(a))
+                .and_then(|a| running.policy.actions.get(a))
                 .is_some_and(|def| def.kind == Kind::Read);
             if is_read {
                 out.reads.push(response);

@@ -35,9 +35,10 @@ impl Engine {
         whole: &Plan,
         only: Option<&str>,
     ) -> Result<Facts, EngineError> {
+        let running = self.running();
         let mut order_ids: BTreeSet<String> = case.order_ids.iter().cloned().collect();
         for step in &plan.steps {
-            if let Some(def) = self.policy.actions.get(&step.action)
+            if let Some(def) = running.policy.actions.get(&step.action)
                 && let Some(p) = def.order_param.as_ref().and_then(|p| step.params.get(p))
                 && let Some(id) = p.value.as_str()
             {
@@ -46,7 +47,7 @@ impl Engine {
         }
         let mut orders = BTreeMap::new();
         for id in &order_ids {
-            if let Some(f) = self.connector.order_facts(id)? {
+            if let Some(f) = running.connector.order_facts(id)? {
                 orders.insert(id.clone(), f);
             }
         }
@@ -58,7 +59,7 @@ impl Engine {
         let mut customers = BTreeMap::new();
         let account = case.customer.as_ref().map(|c| c.id.clone()).or_else(|| identity.customer_id.clone());
         if let Some(id) = account {
-            match self.connector.customer_facts(&id) {
+            match running.connector.customer_facts(&id) {
                 Ok(Some(f)) => {
                     customers.insert(id, f);
                 }
@@ -91,6 +92,7 @@ impl Engine {
         only: Option<&str>,
         orders: &BTreeSet<String>,
     ) -> Result<Vec<PriorStep>, EngineError> {
+        let running = self.running();
         let counted =
             vec![StepState::Waiting, StepState::Approved, StepState::Running, StepState::Unknown, StepState::Succeeded];
         let mut out = Vec::new();
@@ -99,6 +101,7 @@ impl Engine {
         let filter = StepFilter {
             states: counted,
             actions: self
+                .running()
                 .policy
                 .actions
                 .iter()
@@ -109,6 +112,7 @@ impl Engine {
                 case_id: case.id.clone(),
                 orders: orders.iter().cloned().collect(),
                 order_params: self
+                    .running()
                     .policy
                     .actions
                     .iter()
@@ -128,7 +132,7 @@ impl Engine {
                 continue;
             }
             // An action this policy does not know matches none of its limits.
-            let Some(def) = self.policy.actions.get(&rec.action) else { continue };
+            let Some(def) = running.policy.actions.get(&rec.action) else { continue };
             let Some(money_param) = &def.money_param else { continue };
             // A money step that cannot be read back is refused, never skipped: skipping it
             // would let a limit pass on the amounts that happen to be readable.
@@ -170,13 +174,14 @@ impl Engine {
     /// revision (its subject and customer messages) and policy, then read by every decision
     /// on it. A case whose words changed, or a new policy, is scanned again.
     pub fn case_scan(&self, case: &Case) -> Arc<CaseScan> {
+        let running = self.running();
         // A poisoned lock only means another thread panicked mid-insert; the map is still
         // a cache of valid scans.
         let mut scans = self.scans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(s) = scans.get(&case.id).filter(|s| s.is_for(&self.policy, case)) {
+        if let Some(s) = scans.get(&case.id).filter(|s| s.is_for(&running.policy, case)) {
             return Arc::clone(s);
         }
-        let scan = Arc::new(CaseScan::new(&self.policy, case));
+        let scan = Arc::new(CaseScan::new(&running.policy, case));
         if scans.len() >= SCAN_CACHE_CASES {
             scans.clear();
         }
@@ -187,10 +192,11 @@ impl Engine {
     /// The policy's decision on a plan from outside the engine (a plan file): its sources
     /// are derived again from the case's evidence ([`crate::provenance`]). Records nothing.
     pub fn decide(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {
+        let running = self.running();
         self.check_external(plan)?;
         let facts = self.gather_facts(case, plan)?;
         let plan = self.external_plan(case, plan, &facts.orders)?;
-        Ok(decide_scanned(&self.policy, case, &plan, &facts, &self.case_scan(case))?)
+        Ok(decide_scanned(&running.policy, case, &plan, &facts, &self.case_scan(case))?)
     }
 
     /// Decide a plan and record the evidence: the case (first time only), the
@@ -219,6 +225,7 @@ impl Engine {
         citations: Option<Vec<countersign_core::decide::CitationFact>>,
         origin: Origin,
     ) -> Result<PlanDecision, EngineError> {
+        let running = self.running();
         if let Some(recorded) = self.recorded_decision(&case.id, &plan.id)? {
             let same = recorded.steps.len() == plan.steps.len()
                 && recorded
@@ -251,7 +258,7 @@ impl Engine {
         if let Some(c) = citations {
             facts.citations = c;
         }
-        let decision = decide_scanned(&self.policy, case, plan, &facts, &self.case_scan(case))?;
+        let decision = decide_scanned(&running.policy, case, plan, &facts, &self.case_scan(case))?;
         let seen = !self
             .store
             .list_events(&EventFilter {
@@ -297,7 +304,7 @@ impl Engine {
                 Outcome::Confirm | Outcome::Supervisor => StepState::Waiting,
                 Outcome::Recommend | Outcome::Forbid => continue,
             };
-            let order_param = self.policy.actions.get(&step.action).and_then(|d| d.order_param.as_ref());
+            let order_param = running.policy.actions.get(&step.action).and_then(|d| d.order_param.as_ref());
             queued.push(NewStep {
                 plan_id: plan.id.clone(),
                 step_id: s.step_id.clone(),
@@ -362,7 +369,8 @@ impl Engine {
     /// proposes (here: the plans recorded with the cases), the policy decides,
     /// the evidence is recorded.
     pub fn demo(&self) -> Result<Vec<DemoCase>, EngineError> {
-        let samples = self.workspace.sample_cases()?;
+        let running = self.running();
+        let samples = running.workspace.sample_cases()?;
         let mut out = Vec::new();
         for (path, file) in samples {
             let plan = file.plan;

@@ -99,6 +99,7 @@ impl Engine {
 
     /// Check a roster proof; a refusal is recorded (who was claimed, never the passphrase).
     pub(crate) fn prove(&self, record: &Proving<'_>, proof: &Proof) -> Result<Operator, EngineError> {
+        let running = self.running();
         let now = self.clock.now();
         let since = now - jiff::SignedDuration::from_mins(roster::LOCKOUT_WINDOW_MINUTES);
         let failures = self
@@ -140,7 +141,7 @@ impl Engine {
                 ),
             );
         }
-        match self.workspace.roster.iter().find(|e| e.id == proof.id) {
+        match running.workspace.roster.iter().find(|e| e.id == proof.id) {
             Some(entry) if entry.verify(&proof.passphrase) => {
                 Ok(Operator { id: entry.id.clone(), role: entry.role.clone() })
             }
@@ -159,13 +160,14 @@ impl Engine {
         who: &Operator,
         proven: Proven,
     ) -> Result<StepRecord, EngineError> {
+        let running = self.running();
         let grant = match &proven {
             Proven::Grant(entry) => Some(entry.clone()),
             Proven::No | Proven::Passphrase => None,
         };
         let now = self.clock.now();
         let (plan_id, step_id) = (record.plan_id.clone(), record.step_id.clone());
-        if record.policy_hash != self.policy.hash {
+        if record.policy_hash != running.policy.hash {
             self.transition_by(
                 &who.id,
                 &record,
@@ -176,7 +178,7 @@ impl Engine {
                     plan_id: plan_id.clone(),
                     step_id: step_id.clone(),
                     step_digest: record.step_digest.clone(),
-                    policy_hash: self.policy.hash.clone(),
+                    policy_hash: running.policy.hash.clone(),
                     verdict: Verdict::Rejected,
                     by: who.clone(),
                     reason: "invalidated: decided under another policy version; decide the plan again".into(),
@@ -188,7 +190,7 @@ impl Engine {
             return Err(EngineError::ApprovalStale {
                 message: format!(
                     "step {step_id} was decided under policy {} but {} is loaded now: decide the plan again",
-                    record.policy_hash, self.policy.hash
+                    record.policy_hash, running.policy.hash
                 ),
             });
         }

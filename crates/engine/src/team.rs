@@ -184,29 +184,32 @@ pub struct TeamStatus {
     pub current: bool,
     /// While not current: what the policy makes of steps meanwhile, in words.
     pub cut_off: Option<String>,
-    /// A newer signed pack the team published, staged here: it runs from the next start.
+    /// A newer signed pack the team published, staged here and not loaded yet.
     pub pack_waiting: Option<u64>,
+    /// The hash of the policy it runs now (a pack the team published loads while it runs).
+    pub policy_hash: String,
 }
 
 impl Engine {
     /// Join this engine to a team: the seat's role becomes the enrolled one, pauses set
     /// by a lead go to the whole team through `port`, and decisions need a fresh lease.
     pub fn join_team(&mut self, settings: TeamSettings, port: Arc<dyn TeamPort>) -> Result<(), EngineError> {
-        if let Some(t) = &self.policy.team
+        let running = self.running();
+        if let Some(t) = &running.policy.team
             && (t.name != settings.team || !t.service_key.eq_ignore_ascii_case(&settings.service_key.to_hex()))
         {
             return Err(EngineError::Config {
                 message: format!(
                     "policy {} holds this desktop to team {:?} and its service key; the enrolment is for team {:?}",
-                    self.policy.id, t.name, settings.team
+                    running.policy.id, t.name, settings.team
                 ),
             });
         }
-        if !self.policy.roles.contains(&settings.role) {
+        if !running.policy.roles.contains(&settings.role) {
             return Err(EngineError::Config {
                 message: format!(
                     "this desktop was enrolled in team {:?} as {:?}, a role policy {} does not declare",
-                    settings.team, settings.role, self.policy.id
+                    settings.team, settings.role, running.policy.id
                 ),
             });
         }
@@ -290,9 +293,10 @@ impl Engine {
 
     /// The team this desktop belongs to, and whether it is current.
     pub fn team_status(&self) -> Option<TeamStatus> {
+        let running = self.running();
         let Some(team) = self.team.as_ref() else {
             // Not joined to the team the policy names: cut off, and saying why.
-            let named = self.policy.team.as_ref()?;
+            let named = running.policy.team.as_ref()?;
             return Some(TeamStatus {
                 team: named.name.clone(),
                 device: String::new(),
@@ -301,6 +305,7 @@ impl Engine {
                 last_lease: None,
                 current: false,
                 pack_waiting: None,
+                policy_hash: running.policy.hash.clone(),
                 cut_off: self.cut_off().map(|c| self.cut_off_words(&c)),
             });
         };
@@ -314,16 +319,18 @@ impl Engine {
             last_lease: last.map(|t| t.to_string()),
             current: cut.is_none(),
             pack_waiting: *lock(&team.staged),
+            policy_hash: running.policy.hash.clone(),
             cut_off: cut.map(|c| self.cut_off_words(&c)),
         })
     }
 
     fn cut_off_words(&self, c: &CutOff) -> String {
+        let running = self.running();
         format!(
             "{}. Until it is back, a write is at least `{}` and a money step at least `{}`.",
             c.reason,
-            self.policy.cut_off.write_floor(c),
-            self.policy.cut_off.money
+            running.policy.cut_off.write_floor(c),
+            running.policy.cut_off.money
         )
     }
 
@@ -341,8 +348,9 @@ impl Engine {
 
     /// Why this desktop decides as cut off from its team, if it does.
     pub(crate) fn cut_off(&self) -> Option<CutOff> {
+        let running = self.running();
         let Some(team) = self.team.as_ref() else {
-            let named = self.policy.team.as_ref()?;
+            let named = running.policy.team.as_ref()?;
             let why = self.team_missing.clone().unwrap_or_else(|| "it holds no enrolment".into());
             return Some(CutOff {
                 last_lease: None,
@@ -355,7 +363,7 @@ impl Engine {
         };
         let lease = team.lease.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.clock.now();
-        let ttl = SignedDuration::from_secs(i64::from(self.policy.cut_off.lease_secs));
+        let ttl = SignedDuration::from_secs(i64::from(running.policy.cut_off.lease_secs));
         match lease.as_ref() {
             None => Some(CutOff {
                 last_lease: None,
@@ -383,13 +391,14 @@ impl Engine {
     /// (checked by the executor's gate right before the call: a step decided while the
     /// desk was current, run after the lease went stale).
     pub(crate) fn cut_off_refusal(&self, action: &str, decision: &str) -> Option<String> {
+        let running = self.running();
         use countersign_core::policy::{Kind, Outcome};
         let cut = self.cut_off()?;
-        let def = self.policy.actions.get(action);
+        let def = running.policy.actions.get(action);
         // A reply (no action of the policy) is a write too.
         let write = def.is_none_or(|d| d.kind == Kind::Write);
         let money = def.is_some_and(|d| d.money_param.is_some());
-        let floors = [(write, self.policy.cut_off.write_floor(&cut)), (money, self.policy.cut_off.money)];
+        let floors = [(write, running.policy.cut_off.write_floor(&cut)), (money, running.policy.cut_off.money)];
         let floor = floors.iter().filter(|(applies, _)| *applies).map(|(_, f)| *f).max()?;
         let decided = Outcome::ALL.into_iter().find(|o| o.as_str() == decision).unwrap_or(Outcome::Forbid);
         (decided < floor).then(|| {
@@ -404,6 +413,7 @@ impl Engine {
     /// Take in one entry of the team's control bucket, as the link saw it (`None` for a
     /// deleted key). Idempotent: the link re-reads the bucket after every reconnect.
     pub fn team_entry(&self, key: &str, value: Option<&[u8]>) -> Result<EntryOutcome, EngineError> {
+        let running = self.running();
         let Some(team) = &self.team else {
             return Err(EngineError::Config { message: "this desktop is not in a team".into() });
         };
@@ -422,7 +432,7 @@ impl Engine {
                 Ok(a) => a,
                 Err(e) => return Ok(EntryOutcome::Refused { reason: format!("pack announcement: {e}") }),
             };
-            let running = self.managed.loaded.as_ref().map_or(0, |p| p.version);
+            let running = running.loaded.as_ref().map_or(0, |p| p.version);
             let staged = lock(&team.staged).unwrap_or(0);
             if announced.version <= running.max(staged) {
                 return Ok(EntryOutcome::Known);
@@ -556,11 +566,13 @@ impl Engine {
     /// countersigns supervisor steps or may clear pauses. Each key is labelled with its
     /// member's id.
     fn pause_signers(&self) -> Vec<PublicKey> {
-        let roles = &self.managed.settings.pause_clear_roles;
-        self.workspace
+        let running = self.running();
+        let roles = &running.settings.pause_clear_roles;
+        running
+            .workspace
             .roster
             .iter()
-            .filter(|e| self.policy.supervisor_roles.contains(&e.role) || roles.contains(&e.role))
+            .filter(|e| running.policy.supervisor_roles.contains(&e.role) || roles.contains(&e.role))
             .filter_map(|e| PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok())
             .collect()
     }
@@ -642,9 +654,10 @@ impl Engine {
     /// Does a pause set at this seat go to the whole team? In a team, a lead's (a role
     /// that countersigns or may clear pauses) does; anyone else's pauses only this desk.
     pub(crate) fn pauses_for_team(&self) -> bool {
+        let running = self.running();
         self.team.is_some()
-            && (self.policy.supervisor_roles.contains(&self.operator.role)
-                || self.managed.settings.pause_clear_roles.contains(&self.operator.role))
+            && (running.policy.supervisor_roles.contains(&self.operator.role)
+                || running.settings.pause_clear_roles.contains(&self.operator.role))
     }
 }
 
@@ -825,16 +838,18 @@ impl Engine {
     /// another desk it only leaves the queue; for this desk it is checked and, if it
     /// holds, countersigns (or rejects) the waiting step, once.
     fn team_answer_seen(&self, team: &Team, rest: &str, entry: SignedEntry) -> Result<EntryOutcome, EngineError> {
+        let running = self.running();
         let (device, rid) = rest.split_once('.').unwrap_or((rest, ""));
         lock(&team.answered).insert(rid.to_string());
         if device != team.settings.device {
             return Ok(EntryOutcome::Answered);
         }
         let signers: Vec<PublicKey> = self
+            .running()
             .workspace
             .roster
             .iter()
-            .filter(|e| self.policy.supervisor_roles.contains(&e.role))
+            .filter(|e| running.policy.supervisor_roles.contains(&e.role))
             .filter_map(|e| PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok())
             .collect();
         let opened = signing::open::<Grant>(GRANT_DOMAIN, &entry, &signers);
@@ -877,13 +892,14 @@ impl Engine {
         if grant.step_digest != record.step_digest {
             return refuse("for another step (its digest differs from the waiting step's)".into());
         }
-        if grant.policy_hash != record.policy_hash || grant.policy_hash != self.policy.hash {
+        if grant.policy_hash != record.policy_hash || grant.policy_hash != running.policy.hash {
             return refuse(format!(
                 "for another policy pack ({}, this desk runs {})",
-                grant.policy_hash, self.policy.hash
+                grant.policy_hash, running.policy.hash
             ));
         }
-        let role = self.workspace.roster.iter().find(|e| e.id == grant.by).map(|e| e.role.clone()).unwrap_or_default();
+        let role =
+            running.workspace.roster.iter().find(|e| e.id == grant.by).map(|e| e.role.clone()).unwrap_or_default();
         let who = countersign_core::model::Operator { id: grant.by.clone(), role };
         let (plan_id, step_id) = (record.plan_id.clone(), record.step_id.clone());
         self.review_by(record, grant.verdict, &grant.reason, &who, crate::review::Proven::Grant(entry))?;
@@ -1024,10 +1040,17 @@ impl Engine {
         self.managed.data_dir.join("pack-incoming")
     }
 
-    /// A fetched pack is staged (for the status line: it runs from the next start).
+    /// A fetched pack is staged (for the status line, until it loads).
     pub fn team_pack_staged(&self, version: u64) {
         if let Some(team) = &self.team {
             *lock(&team.staged) = Some(version);
+        }
+    }
+
+    /// The staged pack has loaded (or was refused): nothing waits.
+    pub fn team_pack_unstaged(&self) {
+        if let Some(team) = &self.team {
+            *lock(&team.staged) = None;
         }
     }
 
@@ -1038,16 +1061,17 @@ impl Engine {
 
     /// What this desk runs, for the team.
     pub fn team_desk_report(&self) -> Option<DeskReport> {
+        let running = self.running();
         let team = self.team.as_ref()?;
         Some(DeskReport {
             device: team.settings.device.clone(),
             role: team.settings.role.clone(),
             operator: self.operator.id.clone(),
-            policy_id: self.policy.id.clone(),
-            policy_version: self.policy.version,
-            policy_hash: self.policy.hash.clone(),
-            pack_version: self.managed.loaded.as_ref().map(|p| p.version),
-            pack_digest: self.managed.loaded.as_ref().map(|p| p.digest.clone()),
+            policy_id: running.policy.id.clone(),
+            policy_version: running.policy.version,
+            policy_hash: running.policy.hash.clone(),
+            pack_version: running.loaded.as_ref().map(|p| p.version),
+            pack_digest: running.loaded.as_ref().map(|p| p.digest.clone()),
             at: self.clock.now().to_string(),
             heard_at: None,
         })

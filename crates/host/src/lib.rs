@@ -122,9 +122,10 @@ pub fn open_with_clock(options: Options, clock: Arc<dyn Clock>) -> Result<Opened
         clock,
     )?
     .with_sources(sources);
-    // A pack the team published: it runs from this start on, if it verifies, and before
-    // the enrolment is checked against the team its policy names.
-    match team::load_staged_pack(&mut engine) {
+    // A pack the team published that a run staged and did not load before it stopped: it
+    // runs from this start on, if it verifies, and before the enrolment is checked
+    // against the team its policy names.
+    match team::load_staged_pack(&engine) {
         Some(Ok(info)) => tracing::info!(version = info.version, "running on the team's new pack"),
         Some(Err(e)) => tracing::warn!(error = %e, "the team's new pack was refused"),
         None => {}

@@ -253,14 +253,19 @@ fn take_in_with(
 fn take_entry(engine: &Engine, link: &TeamLink, update: &countersign_plane::link::Update) -> Option<EntryOutcome> {
     match engine.team_entry(&update.key, update.value.as_deref()) {
         Ok(EntryOutcome::PackAnnounced { version, object }) => {
-            // Fetched and staged whole; verified (signature, rising version) when it loads.
+            // Fetched and staged whole, then loaded at once: verified (signature, rising
+            // version) as every pack is, and run from the next use case on.
             let staged = link
                 .fetch_pack(&object)
                 .and_then(|bytes| countersign_plane::packs::unbundle(&bytes, &engine.team_pack_dir()));
             match staged {
                 Ok(()) => {
-                    tracing::info!(version, "a signed pack from the team is staged for the next start");
                     engine.team_pack_staged(version);
+                    match load_staged_pack(engine) {
+                        Some(Ok(info)) => tracing::info!(version = info.version, "running on the team's new pack"),
+                        Some(Err(e)) => tracing::warn!(version, error = %e, "the team's new pack was refused"),
+                        None => {}
+                    }
                 }
                 Err(e) => tracing::warn!(version, error = %e, "the team's pack could not be fetched"),
             }
@@ -365,15 +370,17 @@ fn replicate_some(engine: &Engine, link: &TeamLink, check_head: bool, batches: u
 
 /// Load the pack the team published and this desk staged, if any: verified as every pack
 /// is (its admin signature, a version above the one running), recorded as loaded or
-/// refused; the staged copy goes either way.
-pub fn load_staged_pack(engine: &mut Engine) -> Option<Result<countersign_engine::PackInfo, EngineError>> {
+/// refused; the staged copy goes either way. A pack staged by a run that stopped before
+/// it loaded is loaded at the next start.
+pub fn load_staged_pack(engine: &Engine) -> Option<Result<countersign_engine::PackInfo, EngineError>> {
     let dir = engine.team_pack_dir();
     if !dir.join("pack.toml").is_file() {
         return None;
     }
     let loaded = engine.load_pack(&dir);
-    if let Err(e) = std::fs::remove_dir_all(&dir) {
-        tracing::warn!(error = %e, dir = %dir.display(), "the staged pack could not be removed");
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => engine.team_pack_unstaged(),
+        Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "the staged pack could not be removed"),
     }
     Some(loaded)
 }

@@ -450,27 +450,39 @@ fn every_desks_evidence_reaches_the_team_once_across_an_outage_and_a_lost_acknow
 }
 
 #[test]
-fn a_signed_pack_the_admin_publishes_reaches_a_desk_runs_from_its_next_start_and_the_lead_sees_it() {
+fn a_signed_pack_the_admin_publishes_reaches_a_running_desk_and_runs_at_once_and_the_lead_sees_it() {
     let mut team = team();
     let admin = desk(&mut team, "admin-desk", Role::Admin, ("lead-1", "team_lead"), system());
-    let mut agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
     let pack = demo().join("../demo-pack");
     let info = countersign_engine::pack::verify_pack(&pack, &countersign_engine::keys::TrustedKeys::bundled())
         .expect("the demo pack verifies against this build's keys")
         .info;
+    // A step waits for a lead under the policy the desk runs before.
+    let (plan, step) = supervisor_step(&agent);
+    assert!(!agent.engine.policy_is_signed(), "the desk runs the workspace's own policy before");
 
     // An agent's desk cannot publish one.
     let refused = agent.link.publish_pack(&pack, info.version, &info.digest, "agent-1");
     assert!(refused.is_err(), "only the admin publishes packs");
 
     admin.link.publish_pack(&pack, info.version, &info.digest, "lead-1").expect("the admin publishes");
-    agent.pump_until("the pack staged", |e| e.team_pack_waiting() == Some(info.version));
-    assert!(!agent.engine.policy_is_signed(), "it waits for the next start");
-    // The next start: the staged pack is verified and loaded, atomically.
-    let loaded = countersign_host::team::load_staged_pack(&mut agent.engine).expect("a staged pack").unwrap();
-    assert_eq!(loaded.version, info.version);
-    assert!(agent.engine.policy_is_signed() && agent.engine.policy().hash == info.policy_hash);
+    // The running desk takes it in, verifies it and runs on it, with no restart.
+    agent.pump_until("the pack loaded", |e| e.policy_is_signed());
+    assert_eq!(agent.engine.policy().hash, info.policy_hash);
+    assert_eq!(agent.engine.policy_status().pack.map(|p| p.version), Some(info.version));
     assert!(!agent.engine.team_pack_dir().exists(), "the staged copy is gone");
+    assert_eq!(agent.engine.team_pack_waiting(), None, "nothing waits");
+    let status = agent.engine.team_status().unwrap();
+    assert_eq!(status.policy_hash, info.policy_hash, "the status line names the policy it runs now");
+    // What was decided before the pack no longer waits (its roster or catalog may differ
+    // even where the policy does not): it is decided again.
+    assert_eq!(state_of(&agent, &plan, &step), "invalidated");
+    let log = agent.engine.log_events(Default::default()).unwrap();
+    let loaded: Vec<&serde_json::Value> =
+        log.iter().filter(|e| e.kind == "policy_loaded").map(|e| &e.payload).collect();
+    assert_eq!(loaded.last().and_then(|p| p["hash"].as_str()), Some(info.policy_hash.as_str()), "{loaded:?}");
+    assert_eq!(loaded.len(), 2, "the policy it opened with, then the pack: {loaded:?}");
 
     // The desk says what it runs; a lead's desk sees it.
     countersign_host::team::report(&agent.engine, &agent.link);

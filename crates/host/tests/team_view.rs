@@ -107,9 +107,8 @@ fn a_lead_sees_the_teams_steps_and_timelines_only_as_far_as_the_signed_pack_gran
     let demo_pack = demo().join("../demo-pack");
     let demo_info = countersign_engine::pack::verify_pack(&demo_pack, &TrustedKeys::bundled()).unwrap().info;
     admin.link.publish_pack(&demo_pack, demo_info.version, &demo_info.digest, "admin-1").unwrap();
-    let mut agent_1 = agent_1;
-    agent_1.pump_until("the demo pack staged", |e| e.team_pack_waiting() == Some(demo_info.version));
-    countersign_host::team::load_staged_pack(&mut agent_1.engine).expect("staged").unwrap();
+    agent_1
+        .pump_until("the demo pack loaded", |e| e.policy_status().pack.is_some_and(|p| p.version == demo_info.version));
     let packs = tempfile::tempdir().unwrap();
     let roster = roster_entry("lead-1", &lead_1_key, &["*"]) + &roster_entry("lead-2", &lead_2_key, &["agent-desk-1"]);
     publish_team_pack(&admin, packs.path(), &admin_key, &roster);

@@ -21,6 +21,10 @@ current: boolean,
  */
 cut_off: string | null, 
 /**
- * A newer signed pack the team published, staged here: it runs from the next start.
+ * A newer signed pack the team published, staged here and not loaded yet.
  */
-pack_waiting: bigint | null, };
+pack_waiting: bigint | null, 
+/**
+ * The hash of the policy it runs now (a pack the team published loads while it runs).
+ */
+policy_hash: string, };

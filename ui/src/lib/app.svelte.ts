@@ -67,6 +67,8 @@ export function watchTeam(everyMs = 3000): () => void {
       // keep what was known; the next tick tries again
     }
     if (app.team) await refreshPauses();
+    // A pack the team published loads while the app runs: show the policy it runs now.
+    if (app.team && app.info && app.team.policy_hash !== app.info.policy.hash) await loadInfo();
   };
   void tick();
   const timer = setInterval(tick, everyMs);

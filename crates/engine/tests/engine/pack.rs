@@ -121,7 +121,7 @@ fn bad_packs_are_refused_and_the_last_good_pack_stays() {
     let v2 = signed(&admin, 2, |p| p.replace("title = \"Demo retail store: permission map\"", "title = \"v2\""));
     let data = tempfile::tempdir().unwrap();
     let good_ws = workspace_on(v2.path());
-    let mut e = open_trusting(&good_ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
+    let e = open_trusting(&good_ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
     let good_hash = e.policy().hash.clone();
     assert_eq!(e.policy().title, "v2");
 
@@ -236,7 +236,7 @@ fn a_new_pack_invalidates_pending_approvals_when_it_loads() {
     let v2 = signed(&admin, 2, |p| p.replace("title = \"Demo retail store: permission map\"", "title = \"v2\""));
     let ws = workspace_on(v1.path());
     let data = tempfile::tempdir().unwrap();
-    let mut e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
+    let e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
     let cancel = recorded(&e, "01-cancel-pending");
     let waiting = e.review_queue().unwrap();
     let step = waiting.iter().find(|s| s.action == "cancel_pending_order").unwrap().clone();
