@@ -62,6 +62,8 @@ pub struct PolicyInfo {
     pub hash: String,
     /// Whether it came in a signed pack (else the app runs in dev mode).
     pub signed: bool,
+    /// The signed pack's digest (none in dev mode).
+    pub pack_digest: Option<String>,
     /// `sha256:` of the simulation report the pack's signer was shown; `None` for a pack
     /// signed without one (and in dev mode).
     pub simulation: Option<String>,

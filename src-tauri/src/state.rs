@@ -137,6 +137,7 @@ fn policy_info(engine: &Engine) -> PolicyInfo {
         version: u32::try_from(policy.version).unwrap_or(u32::MAX),
         hash: policy.hash.clone(),
         signed: status.pack.is_some(),
+        pack_digest: status.pack.as_ref().map(|p| p.digest.clone()),
         simulation: status.pack.and_then(|p| p.simulation),
         actions: count(policy.actions.len()),
         rules: count(policy.rules.len()),

@@ -186,8 +186,10 @@ pub struct TeamStatus {
     pub cut_off: Option<String>,
     /// A newer signed pack the team published, staged here and not loaded yet.
     pub pack_waiting: Option<u64>,
-    /// The hash of the policy it runs now (a pack the team published loads while it runs).
+    /// The hash of the policy it runs now, and its signed pack's digest (none in dev
+    /// mode): a pack the team published loads while it runs.
     pub policy_hash: String,
+    pub pack_digest: Option<String>,
 }
 
 impl Engine {
@@ -306,6 +308,7 @@ impl Engine {
                 current: false,
                 pack_waiting: None,
                 policy_hash: running.policy.hash.clone(),
+                pack_digest: running.loaded.as_ref().map(|p| p.digest.clone()),
                 cut_off: self.cut_off().map(|c| self.cut_off_words(&c)),
             });
         };
@@ -320,6 +323,7 @@ impl Engine {
             current: cut.is_none(),
             pack_waiting: *lock(&team.staged),
             policy_hash: running.policy.hash.clone(),
+            pack_digest: running.loaded.as_ref().map(|p| p.digest.clone()),
             cut_off: cut.map(|c| self.cut_off_words(&c)),
         })
     }

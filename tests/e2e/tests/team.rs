@@ -155,6 +155,23 @@ fn a_lead_filters_the_teams_steps_opens_a_case_from_another_desk_exports_it_and_
                 }
                 anyhow::ensure!(start.elapsed() < WAIT, "the verdict never reached the metrics: {text:?}");
             }
+
+            // The admin publishes a pack this build trusts while the app runs: the app runs
+            // on it at once, with no restart, and shows it.
+            c.wait().at_most(WAIT).for_element(Locator::Css("[data-testid=dev-banner]")).await?;
+            let demo_pack = demo().join("../demo-pack");
+            let info = countersign_engine::pack::verify_pack(&demo_pack, &TrustedKeys::bundled())
+                .map_err(|r| anyhow::anyhow!("the demo pack: {}", r.message))?
+                .info;
+            admin.link.publish_pack(&demo_pack, info.version, &info.digest, "admin-1").map_err(anyhow::Error::msg)?;
+            click(&c, "[data-testid=nav-settings]").await?;
+            wait_text(&c, "[data-testid=signature]", "the published pack in force", |t| t == "signed").await?;
+            wait_text(&c, "[data-testid=policy-version]", "its policy's version", |t| {
+                t == info.policy_version.to_string()
+            })
+            .await?;
+            let banners = c.find_all(Locator::Css("[data-testid=dev-banner]")).await?;
+            anyhow::ensure!(banners.is_empty(), "the dev-mode banner is gone once the signed pack runs");
             Ok(())
         }
         .await;

@@ -6,6 +6,10 @@ export type PolicyInfo = { id: string, title: string, version: number, hash: str
  */
 signed: boolean, 
 /**
+ * The signed pack's digest (none in dev mode).
+ */
+pack_digest: string | null, 
+/**
  * `sha256:` of the simulation report the pack's signer was shown; `None` for a pack
  * signed without one (and in dev mode).
  */

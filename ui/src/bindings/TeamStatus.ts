@@ -25,6 +25,7 @@ cut_off: string | null,
  */
 pack_waiting: bigint | null, 
 /**
- * The hash of the policy it runs now (a pack the team published loads while it runs).
+ * The hash of the policy it runs now, and its signed pack's digest (none in dev
+ * mode): a pack the team published loads while it runs.
  */
-policy_hash: string, };
+policy_hash: string, pack_digest: string | null, };

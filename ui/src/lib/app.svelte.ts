@@ -68,7 +68,10 @@ export function watchTeam(everyMs = 3000): () => void {
     }
     if (app.team) await refreshPauses();
     // A pack the team published loads while the app runs: show the policy it runs now.
-    if (app.team && app.info && app.team.policy_hash !== app.info.policy.hash) await loadInfo();
+    const policy = app.info?.policy;
+    if (app.team && policy && (app.team.policy_hash !== policy.hash || app.team.pack_digest !== policy.pack_digest)) {
+      await loadInfo();
+    }
   };
   void tick();
   const timer = setInterval(tick, everyMs);
