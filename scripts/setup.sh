@@ -23,6 +23,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The team service's store: its tests start a throwaway cluster of Debian's PostgreSQL 15.
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+# The team service's TLS test makes its PostgreSQL's certificate with openssl.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The desktop app (Tauri v2 on WebKitGTK).
 pkg-config --exists webkit2gtk-4.1 2>/dev/null || need+=(libwebkit2gtk-4.1-dev)
 pkg-config --exists libsoup-3.0 2>/dev/null || need+=(libsoup-3.0-dev)

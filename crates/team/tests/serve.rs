@@ -100,3 +100,34 @@ fn serve_projects_beside_the_lease_given_a_database_and_never_prints_its_passwor
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("publishing team") && !text.contains("projecting"), "{text}");
 }
+
+#[test]
+fn the_team_database_is_reached_over_verified_tls_and_one_elsewhere_in_the_clear_is_refused() {
+    use countersign_connectors::credentials::Secret;
+    use countersign_team::project::{connect_options, open};
+    let (db, ca) = Postgres::start_tls();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let url = |query: &str| Secret::new(format!("{}?{query}", db.url()));
+    // The server's certificate checked against the team's CA: the pool opens and migrates.
+    let verified = connect_options(&url(&format!("sslmode=verify-full&sslrootcert={}", ca.display()))).unwrap();
+    rt.block_on(open(&verified)).expect("the database over verified TLS");
+    assert!(migrated(&db), "the schema is in place");
+    // In the clear: this server takes TLS only.
+    let clear = connect_options(&url("sslmode=disable")).unwrap();
+    assert!(rt.block_on(open(&clear)).is_err(), "a connection in the clear is refused by the server");
+    // A certificate no root the service trusts vouches for: refused by the service.
+    let unverified = connect_options(&url("sslmode=verify-full")).unwrap();
+    let refused = rt.block_on(open(&unverified)).expect_err("an unknown issuer is refused");
+    assert!(!refused.to_string().contains(db.password()), "{refused}");
+
+    // A database on another machine is reached only over verified TLS: anything less is
+    // refused before a connection is tried, without the password in the message.
+    for query in ["", "?sslmode=disable", "?sslmode=prefer", "?sslmode=require", "?sslmode=verify-ca"] {
+        let e = connect_options(&Secret::new(format!("postgres://team:s3cret@db.example.com:5432/team{query}")))
+            .expect_err("refused");
+        assert!(e.to_string().contains("not on this machine") && !e.to_string().contains("s3cret"), "{e}");
+    }
+    connect_options(&Secret::new("postgres://team:s3cret@db.example.com:5432/team?sslmode=verify-full"))
+        .expect("verified TLS to another machine");
+    connect_options(&Secret::new("postgres://team:s3cret@[::1]:5432/team")).expect("loopback needs no TLS");
+}

@@ -46,6 +46,8 @@ pub struct Postgres {
     pub port: u16,
     password: String,
     durable: bool,
+    /// Serve TLS with the certificate in the cluster's folder ([`Postgres::start_tls`]).
+    tls: bool,
 }
 
 impl Postgres {
@@ -92,9 +94,86 @@ impl Postgres {
                 panic!("could not run initdb ({e}): run scripts/setup.sh, which installs postgresql-15")
             });
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut server = Postgres { dir, child: None, user, port: crate::nats::free_port(), password, durable };
+        let mut server =
+            Postgres { dir, child: None, user, port: crate::nats::free_port(), password, durable, tls: false };
         server.restart();
         server
+    }
+
+    /// [`Postgres::start`], serving TLS only (`ssl = on`, and `hostssl` the one way in)
+    /// with a server certificate for `127.0.0.1` issued by a CA of its own, made with
+    /// `openssl`. Returns the CA's certificate file, for `sslrootcert`.
+    pub fn start_tls() -> (Postgres, PathBuf) {
+        let mut server = Postgres::start();
+        server.stop();
+        let dir = server.dir.path().to_path_buf();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .current_dir(&dir)
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("could not run openssl ({e}): run scripts/setup.sh"));
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=countersign test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").expect("the certificate's names");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        for f in ["server.key", "server.crt"] {
+            let path = dir.join(f);
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("key mode");
+            if let Some((_, uid, gid)) = &server.user {
+                std::os::unix::fs::chown(&path, Some(*uid), Some(*gid)).expect("hand the key over");
+            }
+        }
+        // Only TLS connections over TCP.
+        let hba = server.data().join("pg_hba.conf");
+        std::fs::write(&hba, "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+            .expect("pg_hba.conf");
+        server.tls = true;
+        server.restart();
+        (server, dir.join("ca.crt"))
     }
 
     /// The URL to connect with, password included.
@@ -129,6 +208,11 @@ impl Postgres {
                 [].as_slice()
             } else {
                 ["-c", "fsync=off", "-c", "full_page_writes=off"].as_slice()
+            })
+            .args(if self.tls {
+                ["-c", "ssl=on", "-c", "ssl_cert_file=../server.crt", "-c", "ssl_key_file=../server.key"].as_slice()
+            } else {
+                [].as_slice()
             })
             .stdout(Stdio::null())
             .stderr(log)

@@ -133,12 +133,32 @@ pub fn describe(options: &PgConnectOptions) -> String {
     )
 }
 
-/// Read a database URL (kept secret: it may carry a password).
+/// Read a database URL (kept secret: it may carry a password). A database that is not on
+/// this machine is reached over TLS with its certificate verified (`sslmode=verify-full`,
+/// and `sslrootcert=FILE` for a private CA): a URL that would send the password and the
+/// team's evidence in the clear, or to a server whose name is not checked, is refused.
 pub fn connect_options(url: &Secret) -> Result<PgConnectOptions, ProjectError> {
     // sqlx's own message can quote the URL: say only what is wrong with it.
-    url.expose().parse::<PgConnectOptions>().map_err(|_| {
+    let options = url.expose().parse::<PgConnectOptions>().map_err(|_| {
         ProjectError::BadUrl("not a PostgreSQL URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)".into())
-    })
+    })?;
+    let host = options.get_host();
+    let local = options.get_socket().is_some()
+        || host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !local && !matches!(options.get_ssl_mode(), sqlx::postgres::PgSslMode::VerifyFull) {
+        return Err(ProjectError::BadUrl(format!(
+            "the database at {} is not on this machine: reach it over TLS with its certificate checked \
+             (add ?sslmode=verify-full, and &sslrootcert=CA.pem for a private CA)",
+            describe(&options)
+        )));
+    }
+    Ok(options)
 }
 
 /// Open a pool on the database and bring its schema up to date.
