@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "3842480f04e25273"
-signature = "986352701437ac031cc64a442048234dad9468a799ee67daf87ddb1946e037a9b0f10c36d55672611722bd4e4255b9d9fcf3b5f8e0a58edcd04cc613a2ce7508"
+key_id = "f8fcabefbe64bfba"
+signature = "2217822c9d036749b6b2a2fed7a226388a9086e22487045982b9ac0effd76393062785b8d58a626de30823aca1f388eacaf7f01761dc18779141febbc7181709"

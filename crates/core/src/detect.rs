@@ -402,17 +402,30 @@ pub struct Clause {
     pub continues: bool,
 }
 
-/// Where a clause ends: `.`, `!`, `?`, `;`, line breaks (and their full-width forms); a `.`
-/// between two letters or digits (`tom.b@example.com`, `12.50`, `example.com`) ends nothing.
+/// Where a clause ends: `.`, `!`, `?`, `;`, line breaks (and their full-width forms). A `.`
+/// between two digits (`12.50`) ends nothing, nor one inside an address (a run without
+/// spaces holding `@`, `://` or `www.`: `tom.b@example.com`); one between two words typed
+/// without a space ("still not here.chargeback it is") still ends its sentence, so a
+/// negation in one never reaches the next.
 fn clause_ends(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut chars = text.char_indices().peekable();
     let mut prev: Option<char> = None;
+    let in_address = |i: usize| {
+        let before = text[..i].rfind(char::is_whitespace).map_or(0, |w| w + 1);
+        let after = text[i..].find(char::is_whitespace).map_or(text.len(), |w| i + w);
+        let run = &text[before..after];
+        run.contains('@') || run.contains("://") || run.to_lowercase().contains("www.")
+    };
     while let Some((i, c)) = chars.next() {
         let next = chars.peek().map(|(_, n)| *n);
         let ends = match c {
-            '.' => !(prev.is_some_and(char::is_alphanumeric) && next.is_some_and(char::is_alphanumeric)),
+            '.' => {
+                let between = prev.is_some_and(char::is_alphanumeric) && next.is_some_and(char::is_alphanumeric);
+                let digits = prev.is_some_and(|p| p.is_ascii_digit()) && next.is_some_and(|n| n.is_ascii_digit());
+                !(between && (digits || in_address(i)))
+            }
             '!' | '?' | ';' | '\n' | '\r' | '\u{3002}' | '\u{FF01}' | '\u{FF1F}' | '\u{FF1B}' => true,
             _ => false,
         };
@@ -637,6 +650,15 @@ mod tests {
         let words: Vec<String> = c.iter().map(|c| c.words.join(" ")).collect();
         assert_eq!(words, ["mail tom b example com about the 12 50 fee", "thanks", "ok"]);
         assert_eq!(c.iter().map(|c| c.continues).collect::<Vec<_>>(), [false, true, true]);
+        // Two sentences typed without a space are still two: a negation stays in its own.
+        let typed = clauses("Still not here.Chargeback it is");
+        assert_eq!(typed.iter().map(|c| c.words.join(" ")).collect::<Vec<_>>(), ["still not here", "chargeback it is"]);
+        let d = Detector::new(
+            vec![TokenPattern::parse("chargeback", &fams()).unwrap_or_else(|e| panic!("{e}"))],
+            vec![],
+            vec![stemmed_words("not")],
+        );
+        assert_eq!(d.find(&typed).as_deref(), Some("chargeback"), "the first sentence's `not` does not reach it");
     }
 
     #[test]

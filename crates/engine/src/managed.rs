@@ -341,16 +341,28 @@ impl Engine {
                 return Err(EngineError::PackRefused { refusal: r });
             }
         };
-        let copy_dir = self.managed.data_dir.join(PACK_COPY_DIR);
-        pack::store_copy(&pack, &copy_dir)?;
-        let mut workspace = (*was.workspace).clone();
-        apply_to_workspace(&mut workspace, &pack, &copy_dir);
+        // What `open` checks of a policy, checked before anything changes: a pack whose
+        // policy does not know this seat's role or its roster's roles does not load.
+        if let Some(role) = std::iter::once(&self.operator.role)
+            .chain(pack.roster.iter().map(|e| &e.role))
+            .find(|r| !pack.policy.roles.contains(*r))
+        {
+            return Err(EngineError::Config {
+                message: format!(
+                    "pack {} v{}: its policy does not declare role {role:?}, which this desk's seat or the pack's \
+                     roster has; the desk keeps the pack it runs",
+                    pack.info.id, pack.info.version
+                ),
+            });
+        }
+        // The new connector is built from the verified staged files before the running
+        // pack's copy is replaced, so a catalog that does not load changes nothing.
         let mut connector = was.connector.clone();
         if pack.info.has_catalog
             && !self.managed.connector_overridden
-            && let ConnectorConfig::Http { catalog, base_url } = &workspace.connector
+            && let ConnectorConfig::Http { base_url, .. } = &was.workspace.connector
         {
-            let catalog = countersign_connectors::Catalog::load(catalog)
+            let catalog = countersign_connectors::Catalog::load(&dir.join(pack::CATALOG_FILE))
                 .map_err(|e| EngineError::Config { message: e.to_string() })?;
             let mut http =
                 countersign_connectors::HttpConnector::new(catalog, Arc::new(crate::credentials::keyring()))?;
@@ -361,6 +373,10 @@ impl Engine {
             http.attach_blobs(self.blobs());
             connector = http;
         }
+        let copy_dir = self.managed.data_dir.join(PACK_COPY_DIR);
+        pack::store_copy(&pack, &copy_dir)?;
+        let mut workspace = (*was.workspace).clone();
+        apply_to_workspace(&mut workspace, &pack, &copy_dir);
         self.set_running(crate::Running {
             workspace: Arc::new(workspace),
             policy: Arc::new(pack.policy.clone()),

@@ -87,6 +87,9 @@ pub(crate) struct Team {
     desks: Mutex<BTreeMap<String, (DeskReport, Timestamp)>>,
     /// A newer signed pack the team published, fetched and staged for the next start.
     staged: Mutex<Option<u64>>,
+    /// The announced pack objects this desk fetched and refused: not fetched again at
+    /// every reconnect.
+    refused_packs: Mutex<std::collections::BTreeSet<String>>,
     /// Team pauses seen and verified but not yet in this desk's evidence: in force from
     /// the moment they are seen (the gates read them), recorded by
     /// [`Engine::team_record_seen`] right after.
@@ -225,6 +228,7 @@ impl Engine {
             published: Mutex::default(),
             desks: Mutex::default(),
             staged: Mutex::default(),
+            refused_packs: Mutex::default(),
             in_force: Mutex::default(),
             witnessed: Mutex::default(),
         });
@@ -436,9 +440,11 @@ impl Engine {
                 Ok(a) => a,
                 Err(e) => return Ok(EntryOutcome::Refused { reason: format!("pack announcement: {e}") }),
             };
-            let running = running.loaded.as_ref().map_or(0, |p| p.version);
+            // Nothing new: the version it runs or one staged, or the very pack it refused
+            // (not fetched again at every reconnect).
+            let loaded = running.loaded.as_ref().map_or(0, |p| p.version);
             let staged = lock(&team.staged).unwrap_or(0);
-            if announced.version <= running.max(staged) {
+            if announced.version <= loaded.max(staged) || lock(&team.refused_packs).contains(&announced.object) {
                 return Ok(EntryOutcome::Known);
             }
             return Ok(EntryOutcome::PackAnnounced { version: announced.version, object: announced.object });
@@ -1048,6 +1054,13 @@ impl Engine {
     pub fn team_pack_staged(&self, version: u64) {
         if let Some(team) = &self.team {
             *lock(&team.staged) = Some(version);
+        }
+    }
+
+    /// The pack announced as `object` was fetched and refused: it is not fetched again.
+    pub fn team_pack_refused(&self, object: &str) {
+        if let Some(team) = &self.team {
+            lock(&team.refused_packs).insert(object.to_string());
         }
     }
 

@@ -263,7 +263,10 @@ fn take_entry(engine: &Engine, link: &TeamLink, update: &countersign_plane::link
                     engine.team_pack_staged(version);
                     match load_staged_pack(engine) {
                         Some(Ok(info)) => tracing::info!(version = info.version, "running on the team's new pack"),
-                        Some(Err(e)) => tracing::warn!(version, error = %e, "the team's new pack was refused"),
+                        Some(Err(e)) => {
+                            tracing::warn!(version, error = %e, "the team's new pack was refused");
+                            engine.team_pack_refused(&object);
+                        }
                         None => {}
                     }
                 }

@@ -292,7 +292,7 @@ fn a_lead_reads_the_teams_log_from_the_command_line_and_an_agent_may_not() {
     );
     std::fs::write(src.join("roster.toml"), roster).unwrap();
     let source = std::fs::read_to_string(repo().join("assets/demo/pack-source.toml")).unwrap();
-    std::fs::write(src.join("pack-source.toml"), source.replace("version = 5", "version = 6")).unwrap();
+    std::fs::write(src.join("pack-source.toml"), source.replace("version = 6", "version = 7")).unwrap();
     let pack = root.join("pack");
     let source = src.join("pack-source.toml");
     admin.ok(&[

@@ -395,8 +395,8 @@ pub fn team_pack_with(
         .unwrap();
     std::fs::write(src.join("roster.toml"), roster).unwrap();
     let source =
-        std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 5", "version = 6");
-    assert!(source.contains("version = 6"), "{source}");
+        std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 6", "version = 7");
+    assert!(source.contains("version = 7"), "{source}");
     std::fs::write(src.join("pack-source.toml"), source).unwrap();
     let out = dir.join("pack");
     countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();

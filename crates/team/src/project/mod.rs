@@ -407,20 +407,21 @@ struct Enrolled {
 }
 
 impl Enrolled {
-    fn key_of(&mut self, device: &str) -> Option<String> {
-        let dir = self.dir.as_ref()?;
+    /// The key `device` was last enrolled with (its events still in the stream after a
+    /// revocation were signed under it), if the admin gave one. A team file that cannot
+    /// be read is an error, not "no key": the batch comes again, rather than letting the
+    /// desk's first checkpoint pin whatever key signed it.
+    fn key_of(&mut self, device: &str) -> Result<Option<String>, ProjectError> {
+        let Some(dir) = self.dir.as_ref() else { return Ok(None) };
         if !self.keys.contains_key(device) {
-            match countersign_plane::authority::TeamFile::read(dir) {
-                Ok(file) => {
-                    for d in file.devices.iter().filter(|d| d.revoked_at.is_none()) {
-                        self.keys.insert(d.name.clone(), d.device_key.clone());
-                    }
-                }
-                // The desk's key is then pinned by its first checkpoint that verifies.
-                Err(e) => tracing::warn!(error = %e, device, "the desks' enrolled evidence keys could not be read"),
+            let file = countersign_plane::authority::TeamFile::read(dir)
+                .map_err(|e| ProjectError::Server(format!("the desks' enrolled evidence keys: {e}")))?;
+            // Records in enrolment order: the newest of each device wins.
+            for d in &file.devices {
+                self.keys.insert(d.name.clone(), d.device_key.clone());
             }
         }
-        self.keys.entry(device.to_string()).or_default().clone()
+        Ok(self.keys.entry(device.to_string()).or_default().clone())
     }
 }
 
@@ -691,7 +692,7 @@ impl Projector {
             };
             let desk = desks.entry(device.to_string()).or_insert_with(Desk::new);
             if desk.key.is_none() {
-                desk.key = self.enrolled.key_of(device);
+                desk.key = self.enrolled.key_of(device)?;
             }
             let known = Known { pool: &self.pool, batch: &rows.pending, in_flight: &self.in_flight };
             let verdict = judge(&known, device, desk, &m.payload, stream_seq).await?;
