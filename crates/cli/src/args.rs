@@ -223,8 +223,8 @@ pub struct EvalArgs {
 #[derive(Subcommand, Debug)]
 pub enum EvalCmd {
     /// Score the workspace policy's escalation signals on a labelled set of customer
-    /// messages: recall and false handoffs per category (default set: the held-out
-    /// `assets/eval/signals/test.jsonl`).
+    /// messages: recall and false handoffs per category (default set: the newest
+    /// held-out part, `assets/eval/signals/holdout-2.jsonl`).
     Signals {
         /// The labelled set (JSON Lines, format in `assets/eval/signals/README.md`).
         #[arg(long, value_name = "FILE")]
