@@ -342,18 +342,25 @@ impl Engine {
             }
         };
         // What `open` checks of a policy, checked before anything changes: a pack whose
-        // policy does not know this seat's role or its roster's roles does not load.
+        // policy does not know this seat's role or its roster's roles is refused, and
+        // the refusal recorded.
         if let Some(role) = std::iter::once(&self.operator.role)
             .chain(pack.roster.iter().map(|e| &e.role))
             .find(|r| !pack.policy.roles.contains(*r))
         {
-            return Err(EngineError::Config {
+            let r = PackRefusal {
+                code: pack::RefusalCode::InvalidContents,
                 message: format!(
-                    "pack {} v{}: its policy does not declare role {role:?}, which this desk's seat or the pack's \
-                     roster has; the desk keeps the pack it runs",
-                    pack.info.id, pack.info.version
+                    "its policy does not declare role {role:?}, which this desk's seat or the pack's roster has; \
+                     the desk keeps the pack it runs"
                 ),
-            });
+                pack_id: Some(pack.info.id.clone()),
+                version: Some(pack.info.version),
+                digest: Some(pack.info.digest.clone()),
+            };
+            record_refusal(&self.store, &r, self.clock.now())?;
+            self.set_running(crate::Running { refused: Some(r.clone()), ..clone_running(&was) });
+            return Err(EngineError::PackRefused { refusal: r });
         }
         // The new connector is built from the verified staged files before the running
         // pack's copy is replaced, so a catalog that does not load changes nothing.

@@ -395,3 +395,21 @@ fn trust_errors_keep_the_codes_the_faces_see() {
     let err = EngineError::from(sign_pack(&src.path().join("nowhere.toml"), out.path(), &admin).unwrap_err());
     assert_eq!(err.code(), ErrorCode::Io, "{err}");
 }
+
+#[test]
+fn a_pack_whose_policy_lacks_the_seats_role_is_refused_recorded_and_the_running_pack_stays() {
+    let (admin, _v1, ws) = signed_workspace();
+    let data = tempfile::tempdir().unwrap();
+    let e = open_trusting(&ws.path().join("workspace.toml"), data.path(), &admin).unwrap();
+    let before = e.policy_status().pack.unwrap();
+    // Version 2 renames the seat's role (`agent`) everywhere its policy names it.
+    let v2 = signed(&admin, 2, |p| p.replace("\"agent\"", "\"clerk\""));
+    let err = e.load_pack(v2.path()).unwrap_err();
+    let EngineError::PackRefused { refusal } = &err else { panic!("{err}") };
+    assert_eq!(refusal.code, RefusalCode::InvalidContents, "{err}");
+    assert!(refusal.message.contains("\"agent\""), "{err}");
+    assert_eq!(e.policy_status().pack.unwrap().digest, before.digest, "the running pack stays");
+    assert_eq!(e.policy_status().refused.map(|r| r.version), Some(Some(2)));
+    let refused = events(&e, "policy_refused");
+    assert_eq!(refused.last().map(|r| r["pack_version"].clone()), Some(serde_json::json!(2)), "{refused:?}");
+}
