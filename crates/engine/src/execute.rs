@@ -554,7 +554,7 @@ impl Engine {
     ) -> Result<Option<EngineError>, EngineError> {
         let workflows = self.workflows(intent, action);
         let workflows: Vec<&str> = workflows.iter().map(String::as_str).collect();
-        Ok(self.active_pauses()?.iter().find(|p| p.covers(case, &workflows, action)).map(|p| EngineError::Paused {
+        Ok(self.gate_pauses()?.iter().find(|p| p.covers(case, &workflows, action)).map(|p| EngineError::Paused {
             message: format!(
                 "{} {:?} is paused by {} ({}): step {step_id} did not run",
                 p.scope.as_str(),

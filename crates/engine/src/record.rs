@@ -73,7 +73,7 @@ impl Engine {
             operator: self.operator.clone(),
             history: self.prior_money_steps(case, whole, only, &order_ids)?,
             orders,
-            pauses: self.active_pauses()?,
+            pauses: self.gate_pauses()?,
             customers,
             identity,
             citations: self.index_citations(plan)?,

@@ -92,10 +92,16 @@ pub(crate) struct Team {
     refused_packs: Mutex<std::collections::BTreeSet<String>>,
     /// Team pauses seen and verified but not yet in this desk's evidence: in force from
     /// the moment they are seen (the gates read them), recorded by
-    /// [`Engine::team_record_seen`] right after.
+    /// [`Engine::team_record_seen`] at the face's next tick, or before a gate or a
+    /// decision reads them, whichever comes first.
     in_force: Mutex<BTreeMap<String, (Pause, SignedEntry)>>,
     /// The newest checkpoint of this desk the team service witnessed (its signed note).
     witnessed: Mutex<Option<String>>,
+    /// The keys whose pauses count, read from the running pack it is kept with.
+    #[allow(clippy::type_complexity)]
+    pause_signers: Mutex<Option<(Arc<crate::Running>, Arc<Vec<PublicKey>>)>>,
+    /// Held while the pauses in force are recorded.
+    recording: Mutex<()>,
 }
 
 impl Team {
@@ -231,6 +237,8 @@ impl Engine {
             refused_packs: Mutex::default(),
             in_force: Mutex::default(),
             witnessed: Mutex::default(),
+            pause_signers: Mutex::default(),
+            recording: Mutex::default(),
         });
         Ok(())
     }
@@ -240,11 +248,16 @@ impl Engine {
     /// a failed write leaves it in force. Returns how many were recorded.
     pub fn team_record_seen(&self) -> Result<usize, EngineError> {
         let Some(team) = &self.team else { return Ok(0) };
+        if lock(&team.in_force).is_empty() {
+            return Ok(0);
+        }
+        // One recorder at a time (the face's tick, a decision, a clear): each pause once.
+        let _one = lock(&team.recording);
         let seen: Vec<(String, (Pause, SignedEntry))> =
             lock(&team.in_force).iter().map(|(id, p)| (id.clone(), p.clone())).collect();
         let mut recorded = 0;
         for (id, (pause, entry)) in seen {
-            if !self.store.pause_history()?.iter().any(|r| r.pause.id == id) {
+            if self.store.pause(&id)?.is_none() {
                 self.store.writer().set_team_pause(pause, entry)?;
                 recorded += 1;
             }
@@ -253,15 +266,29 @@ impl Engine {
         Ok(recorded)
     }
 
+    /// [`Engine::active_pauses`] for a gate or a decision: the team pauses in force but
+    /// not yet recorded are recorded first, so a refusal citing one follows it in the
+    /// log. One that cannot be recorded now still holds (from memory).
+    pub(crate) fn gate_pauses(&self) -> Result<Vec<Pause>, EngineError> {
+        if let Err(e) = self.team_record_seen() {
+            tracing::warn!(error = %e, "a team pause could not be recorded yet; it holds");
+        }
+        self.active_pauses()
+    }
+
     /// Every pause in force on this desk: the recorded ones and the team's pauses seen
     /// but not yet recorded. What the pause gates and `decide` read.
     pub(crate) fn active_pauses(&self) -> Result<Vec<Pause>, EngineError> {
+        // Memory before the store: a pause leaves memory only once it is stored, so one
+        // recorded in between is in one or the other, never in neither.
+        let held: Vec<Pause> = match &self.team {
+            Some(team) => lock(&team.in_force).values().map(|(p, _)| p.clone()).collect(),
+            None => Vec::new(),
+        };
         let mut pauses = self.store.active_pauses()?;
-        if let Some(team) = &self.team {
-            for (id, (pause, _)) in lock(&team.in_force).iter() {
-                if !pauses.iter().any(|p| &p.id == id) {
-                    pauses.push(pause.clone());
-                }
+        for pause in held {
+            if !pauses.iter().any(|p| p.id == pause.id) {
+                pauses.push(pause);
             }
         }
         Ok(pauses)
@@ -523,7 +550,7 @@ impl Engine {
         let Some(id) = key.strip_prefix(PAUSE_KEY_PREFIX) else {
             return refused(format!("unknown key {key:?}"));
         };
-        let leads = self.pause_signers();
+        let leads = self.pause_signers(team);
         let (signer, body): (_, TeamPause) = match signing::open(PAUSE_DOMAIN, &entry, &leads) {
             Ok(opened) => opened,
             Err(e) => return refused(format!("pause {id}: {e}")),
@@ -539,11 +566,15 @@ impl Engine {
         if signer.label != who {
             return refused(format!("pause {id}: signed by {}'s key, but made by {who:?}", signer.label));
         }
-        let known = self.store.pause_history()?.into_iter().find(|r| r.pause.id == id);
         match body.state {
-            TeamPauseState::Set if known.is_none() => {
+            TeamPauseState::Set => {
+                if lock(&team.in_force).contains_key(id) || self.store.pause(id)?.is_some() {
+                    return Ok(EntryOutcome::Known);
+                }
                 // In force at once; recorded by `team_record_seen`, which the face calls
                 // right after (a desk that stopped in between sees it again at start).
+                // Held under the lock, checked again: one entry taken in twice at once
+                // is in force once.
                 let mut in_force = lock(&team.in_force);
                 if in_force.contains_key(id) {
                     return Ok(EntryOutcome::Known);
@@ -554,7 +585,7 @@ impl Engine {
             TeamPauseState::Cleared => {
                 // A pause is recorded set before it is recorded cleared.
                 self.team_record_seen()?;
-                let known = self.store.pause_history()?.into_iter().find(|r| r.pause.id == id);
+                let known = self.store.pause(id)?;
                 if known.as_ref().is_some_and(|r| r.cleared.is_some()) {
                     return Ok(EntryOutcome::Known);
                 }
@@ -568,23 +599,33 @@ impl Engine {
                 self.store.writer().clear_team_pause(id, who, &reason, at, entry)?;
                 Ok(EntryOutcome::PauseCleared { id: id.to_string() })
             }
-            TeamPauseState::Set => Ok(EntryOutcome::Known),
         }
     }
 
     /// The keys whose pauses count: roster members with a key, in a role that
     /// countersigns supervisor steps or may clear pauses. Each key is labelled with its
     /// member's id.
-    fn pause_signers(&self) -> Vec<PublicKey> {
+    /// Read once per running pack (a key's point is checked as it is read), kept beside it.
+    fn pause_signers(&self, team: &Team) -> Arc<Vec<PublicKey>> {
         let running = self.running();
+        let mut cached = lock(&team.pause_signers);
+        if let Some((at, keys)) = cached.as_ref()
+            && Arc::ptr_eq(at, &running)
+        {
+            return keys.clone();
+        }
         let roles = &running.settings.pause_clear_roles;
-        running
-            .workspace
-            .roster
-            .iter()
-            .filter(|e| running.policy.supervisor_roles.contains(&e.role) || roles.contains(&e.role))
-            .filter_map(|e| PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok())
-            .collect()
+        let keys: Arc<Vec<PublicKey>> = Arc::new(
+            running
+                .workspace
+                .roster
+                .iter()
+                .filter(|e| running.policy.supervisor_roles.contains(&e.role) || roles.contains(&e.role))
+                .filter_map(|e| PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok())
+                .collect(),
+        );
+        *cached = Some((running, keys.clone()));
+        keys
     }
 
     /// Set a pause for the whole team: signed by this desktop's key, stored on the team
@@ -640,7 +681,7 @@ impl Engine {
     /// Is this seat's operator a lead whose roster key is this desktop's key?
     pub(crate) fn check_team_signer(&self, team: &Team) -> Result<(), EngineError> {
         let mine = team.settings.signer.public("").to_hex();
-        let signers = self.pause_signers();
+        let signers = self.pause_signers(team);
         if signers.iter().any(|k| k.label == self.operator.id && k.to_hex() == mine) {
             return Ok(());
         }
@@ -962,6 +1003,12 @@ pub struct OutboxCursor {
 /// The evidence log as a durable outbox: nothing is copied; a cursor says how far the
 /// team has it. Only a publication the team side acknowledged as stored moves it.
 impl Engine {
+    /// How many writes this engine's log has taken since it opened (see
+    /// `EvidenceWriter::writes`): unchanged, nothing new is there to send.
+    pub fn log_writes(&self) -> u64 {
+        self.store.writer().writes()
+    }
+
     pub fn outbox_cursor(&self) -> Result<OutboxCursor, EngineError> {
         let Some(text) = self.store.source_cursor(OUTBOX_CURSOR)? else { return Ok(OutboxCursor::default()) };
         let parse = || -> Option<OutboxCursor> {

@@ -14,9 +14,10 @@
 //!   from the lead's `Engine::pause_set` returning (and from the call) until each desk's
 //!   engine lists the pause as active (`Engine::pauses`: the list the executor's pause
 //!   gate and `decide` read), checked when the pump's `seen` hears the entry was taken
-//!   in; the pump records it in the desk's own evidence right after. After the first
-//!   round every desk's decision on the demo's refund step is checked to be `forbid` by
-//!   `pause.<id>` (untimed). Reference: one put to the same bucket config, watched by as
+//!   in; the desk's sending thread records it in its own evidence at its next 250 ms
+//!   tick. After the first round every desk is checked to have recorded it, and its
+//!   decision on the demo's refund step to be `forbid` by `pause.<id>` (untimed).
+//!   Before the rounds, what taking in one pause costs a desk with nothing else to do. Reference: one put to the same bucket config, watched by as
 //!   many plain connections (async-nats `watch`), from the put's acknowledgement until
 //!   each watcher has the entry.
 //! - **Remote approval, the machine's part:** an agent's desk and the lead's, each
@@ -137,7 +138,10 @@ impl Team {
     fn desk_in_memory(&mut self, device: &str) -> Desk {
         let transport = nkeys::KeyPair::new_user();
         let enrolled = self.plane.authority.enroll(device, Role::Agent, &transport.public_key()).unwrap();
-        let data = tempfile::tempdir().unwrap();
+        let data = match std::env::var_os("TEAM_BENCH_DESK_DIR") {
+            Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
         let mut engine = Engine::open(
             EngineOptions {
                 workspace: self.workspace.clone(),
@@ -299,6 +303,90 @@ struct Row {
     raw: String,
 }
 
+/// What taking in one team pause costs a desk with nothing else to do: the lead's signed
+/// entries (each a new pause) handed to one desk's engine one after another, timed for
+/// `team_entry` (parse, verify, hold in force), the gate's list (`Engine::pauses`) and
+/// the durable record (`team_record_seen`), in µs.
+fn take_in_cost(team: &Team, desk: &Desk, rows: &mut Vec<Row>) {
+    use countersign_core::team::{TeamPause, TeamPauseState};
+    let n = env("TEAM_BENCH_TAKE_IN", 200);
+    if n == 0 {
+        return;
+    }
+    let signer = countersign_engine::device::device_key(&team.lead_keyring).unwrap();
+    let entries: Vec<(String, Vec<u8>, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let id = format!("cost-{i}");
+            let pause = countersign_core::model::Pause {
+                id: id.clone(),
+                scope: PauseScope::Action,
+                value: format!("action_{i}"),
+                reason: "take-in cost".into(),
+                set_by: "lead-1".into(),
+                set_at: jiff::Timestamp::now(),
+                team: Some("acme".into()),
+            };
+            let set = TeamPause {
+                team: "acme".into(),
+                state: TeamPauseState::Set,
+                pause,
+                cleared_by: None,
+                cleared_at: None,
+                clear_reason: None,
+            };
+            let cleared = TeamPause {
+                state: TeamPauseState::Cleared,
+                cleared_by: Some("lead-1".into()),
+                cleared_at: Some(jiff::Timestamp::now()),
+                clear_reason: Some("measured".into()),
+                ..set.clone()
+            };
+            let signed = |body: &TeamPause| {
+                let entry =
+                    countersign_trust::team::sign(countersign_trust::team::PAUSE_DOMAIN, body, &signer).unwrap();
+                serde_json::to_vec(&entry).unwrap()
+            };
+            (format!("pause.{id}"), signed(&set), signed(&cleared))
+        })
+        .collect();
+    let (mut entry, mut list, mut record) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, value, cleared) in &entries {
+        let t = Instant::now();
+        let outcome = desk.engine.team_entry(key, Some(value)).unwrap();
+        entry.push(t.elapsed());
+        assert!(matches!(outcome, EntryOutcome::PauseSet { .. }), "{outcome:?}");
+        let t = Instant::now();
+        assert!(desk.engine.pauses().unwrap().iter().any(|p| key.ends_with(&p.id)));
+        list.push(t.elapsed());
+        let t = Instant::now();
+        desk.engine.team_record_seen().unwrap();
+        record.push(t.elapsed());
+        // Cleared again (untimed): one pause in force at a time, as in the rounds.
+        desk.engine.team_entry(key, Some(cleared)).unwrap();
+    }
+    assert!(desk.engine.pauses().unwrap().is_empty());
+    let us = |times: &[Duration]| {
+        let mut sorted = times.to_vec();
+        sorted.sort();
+        format!(
+            "{:.0} / {:.0} µs",
+            percentile(&sorted, 50).as_secs_f64() * 1e6,
+            percentile(&sorted, 99).as_secs_f64() * 1e6
+        )
+    };
+    println!(
+        "take-in on one idle desk ({n} pauses): entry {} · list {} · record {}",
+        us(&entry),
+        us(&list),
+        us(&record)
+    );
+    rows.push(Row {
+        measure: format!("one idle desk taking in a pause ({n}), p50 / p99: `team_entry` · `pauses` · record"),
+        ours: format!("{} · {} · {}", us(&entry), us(&list), us(&record)),
+        raw: String::new(),
+    });
+}
+
 fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec<Row>) {
     let n = env("TEAM_BENCH_DESKS", 500).max(1);
     let rounds = env("TEAM_BENCH_ROUNDS", 5).max(1);
@@ -307,6 +395,7 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
     println!("raw watch fan-out to {n}: from ack {} · from call {}", summary(&raw_ack), summary(&raw_call));
 
     let desks = team.agents("desk", n);
+    take_in_cost(team, &desks[0], rows);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, String, Instant)>();
     let (mut from_ack, mut from_call, mut clear_ack) = (Vec::new(), Vec::new(), Vec::new());
@@ -348,6 +437,12 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             from_ack.extend(a);
             from_call.extend(c);
             if r == 0 {
+                // Each desk's sending thread records it at its next tick.
+                std::thread::sleep(Duration::from_millis(600));
+                for d in &desks {
+                    let history = d.engine.pause_history().unwrap();
+                    assert!(history.iter().any(|r| r.pause.id == pause.id), "{}: recorded by its tick", d.device);
+                }
                 let checked = Instant::now();
                 let rule = format!("pause.{}", pause.id);
                 for d in &desks {
@@ -367,8 +462,9 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
         stop.store(true, Ordering::SeqCst);
     });
     // Where the time goes: the same propagation with each desk's thread taking entries
-    // from its link as the pump does, timed both when the link hands over the pause and
-    // when the engine has recorded it (durably, in that desk's own log).
+    // from its link as the pump does, timed when the link hands over the pause, when it
+    // is in force, and when the desk has recorded it (durably, in its own log) at its
+    // next tick.
     let split_rounds = env("TEAM_BENCH_SPLIT_ROUNDS", 2);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, String, Instant)>();
@@ -378,20 +474,30 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             let tx = tx.clone();
             let stop = &stop;
             s.spawn(move || {
+                // As the pump and its sending thread do: taken in as it arrives, recorded
+                // at the next 250 ms tick.
+                let mut tick = Instant::now() + Duration::from_millis(250);
+                let mut unrecorded = None;
                 while !stop.load(Ordering::SeqCst) {
-                    let Some(u) = d.link.next(Duration::from_millis(100)).unwrap() else { continue };
-                    let arrived = Instant::now();
-                    if let Ok(EntryOutcome::PauseSet { id }) = d.engine.team_entry(&u.key, u.value.as_deref())
-                        && d.engine.pauses().unwrap().iter().any(|p| p.id == id)
-                    {
-                        let in_force = Instant::now();
+                    let wait = tick.saturating_duration_since(Instant::now());
+                    if let Some(u) = d.link.next(wait).unwrap() {
+                        let arrived = Instant::now();
+                        if let Ok(EntryOutcome::PauseSet { id }) = d.engine.team_entry(&u.key, u.value.as_deref())
+                            && d.engine.pauses().unwrap().iter().any(|p| p.id == id)
+                        {
+                            let in_force = Instant::now();
+                            let _ = tx.send((i, format!("handed {id}"), arrived));
+                            let _ = tx.send((i, format!("in force {id}"), in_force));
+                            unrecorded = Some(id);
+                        }
+                    }
+                    if Instant::now() >= tick {
+                        tick += Duration::from_millis(250);
                         d.engine.team_record_seen().unwrap();
-                        assert!(d.engine.pause_history().unwrap().iter().any(|r| r.pause.id == id), "recorded");
-                        let _ = tx.send((i, format!("handed {id}"), arrived));
-                        let _ = tx.send((i, format!("in force {id}"), in_force));
-                        let _ = tx.send((i, id, Instant::now()));
-                    } else {
-                        d.engine.team_record_seen().unwrap();
+                        if let Some(id) = unrecorded.take() {
+                            assert!(d.engine.pause_history().unwrap().iter().any(|r| r.pause.id == id), "recorded");
+                            let _ = tx.send((i, id, Instant::now()));
+                        }
                     }
                 }
             });
@@ -444,7 +550,7 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             raw: String::new(),
         });
         rows.push(Row {
-            measure: "split, from the lead's call: recorded in the desk's own evidence".into(),
+            measure: "split, from the lead's call: recorded in the desk's own evidence (at its next tick)".into(),
             ours: summary(&recorded),
             raw: String::new(),
         });

@@ -165,8 +165,9 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 /// Feed the engine every entry the link sees, and put this desk's supervisor steps on
 /// the plane for the leads, until `stop` is set (a thread of its own).
 /// `seen` hears what became of each entry as soon as it holds (the app notifies a lead of
-/// a new request); a team pause is in force by then and recorded right after.
-/// This desk's evidence goes to the team as it is recorded ([`replicate`]).
+/// a new request). A team pause is in force by then; it is recorded in the desk's
+/// evidence at the sending thread's next tick (within 250 ms), or before, when a decision or a gate reads the pauses first, and goes to
+/// the team with that tick's evidence ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
     std::thread::scope(|scope| {
         // Sending (requests, evidence, the desk's report) on a thread of its own: a long
@@ -175,7 +176,9 @@ pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&
         while !stop.load(Ordering::SeqCst) {
             match link.next(Duration::from_millis(100)) {
                 Ok(Some(update)) => {
-                    take_in_with(engine, link, &update, seen);
+                    if let Some(outcome) = take_entry(engine, link, &update) {
+                        seen(&outcome);
+                    }
                 }
                 Ok(None) => {}
                 Err(_) => break,
@@ -184,33 +187,56 @@ pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&
     });
 }
 
-/// What a desk sends, every 250 ms while the link is up: its supervisor steps' requests,
-/// a batch of its evidence, and every 15 s what it runs.
+/// What a desk records and sends every 250 ms: the team pauses it took in, recorded;
+/// then, while the link is up, its supervisor steps' requests, a batch of its evidence,
+/// and every 15 s what it runs. A round that found everything sent is not read again
+/// until this process writes to the log, or for [`RESEND_CHECK`] (another process on
+/// the same log): an idle desk's tick reads nothing.
 fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
     let mut last_report: Option<std::time::Instant> = None;
     let mut check_head = true;
+    // The log's write count when a round last sent everything, and when.
+    let mut all_sent: Option<(u64, std::time::Instant)> = None;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(250));
+        record_seen(engine);
         if !link.connected() {
             check_head = true;
+            all_sent = None;
             continue;
         }
         if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
             last_report = Some(std::time::Instant::now());
             report(engine, link);
         }
+        let writes = engine.log_writes();
+        if all_sent.is_some_and(|(w, at)| w == writes && at.elapsed() < RESEND_CHECK) {
+            continue;
+        }
+        let mut done = true;
         if let Err(e) = engine.team_publish_requests() {
             tracing::warn!(error = %e, "supervisor steps could not be put on the team plane; trying again");
+            done = false;
         }
         match replicate_some(engine, link, check_head, 1) {
-            Ok(_) => check_head = false,
+            Ok(sent) => {
+                check_head = false;
+                // A full batch may have left more behind.
+                done &= sent < BATCH as u64;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "evidence not sent to the team yet; trying again");
                 check_head = true;
+                done = false;
             }
         }
+        all_sent = done.then(|| (writes, std::time::Instant::now()));
     }
+    record_seen(engine);
 }
+
+/// How long a desk with nothing new to send goes before reading its log again anyway.
+const RESEND_CHECK: Duration = Duration::from_secs(5);
 
 /// How often a desk tells the team what it runs.
 const REPORT_EVERY: Duration = Duration::from_secs(15);
@@ -227,27 +253,19 @@ pub fn report(engine: &Engine, link: &TeamLink) {
 
 /// Hand one entry the link saw to the engine, and do what it asks of the face (fetch and
 /// stage an announced pack). `None` when the engine could not take it in (logged).
+/// A team pause it puts in force is recorded in the desk's evidence before it returns.
 pub fn take_in(engine: &Engine, link: &TeamLink, update: &countersign_plane::link::Update) -> Option<EntryOutcome> {
-    take_in_with(engine, link, update, &|_| ())
+    let outcome = take_entry(engine, link, update);
+    record_seen(engine);
+    outcome
 }
 
-/// [`take_in`], telling `seen` what became of the entry as soon as it is in force: a
-/// team pause then holds on this desk, and is recorded in its evidence right after.
-fn take_in_with(
-    engine: &Engine,
-    link: &TeamLink,
-    update: &countersign_plane::link::Update,
-    seen: &dyn Fn(&EntryOutcome),
-) -> Option<EntryOutcome> {
-    let outcome = take_entry(engine, link, update);
-    if let Some(outcome) = &outcome {
-        seen(outcome);
-    }
-    // A pause that cannot be recorded yet stays in force and is tried again at the next entry.
+/// Record the team pauses in force but not yet in the desk's evidence. One that cannot
+/// be recorded yet stays in force, and is tried again.
+fn record_seen(engine: &Engine) {
     if let Err(e) = engine.team_record_seen() {
         tracing::warn!(error = %e, "a team pause could not be recorded yet");
     }
-    outcome
 }
 
 fn take_entry(engine: &Engine, link: &TeamLink, update: &countersign_plane::link::Update) -> Option<EntryOutcome> {

@@ -131,6 +131,11 @@ impl Store {
         self.read(pause::active)
     }
 
+    /// One pause, set or cleared, by its id.
+    pub fn pause(&self, id: &str) -> Result<Option<PauseRecord>, StoreError> {
+        self.read(|c| pause::get(c, id))
+    }
+
     /// Every pause ever set, with how it was cleared, oldest first.
     pub fn pause_history(&self) -> Result<Vec<PauseRecord>, StoreError> {
         self.read(pause::history)

@@ -61,6 +61,8 @@ enum Msg {
 #[derive(Debug, Clone)]
 pub struct EvidenceWriter {
     tx: mpsc::Sender<Msg>,
+    /// Writes answered so far (see [`EvidenceWriter::writes`]).
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -163,7 +165,7 @@ impl EvidenceWriter {
     pub(crate) fn knowledge(&self, changes: KbChanges) -> Result<KbApplied, StoreError> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.tx.send(Msg::Knowledge(Box::new(changes), reply)).map_err(|_| StoreError::Closed)?;
-        rx.recv().map_err(|_| StoreError::Closed)?
+        self.answered(rx.recv().map_err(|_| StoreError::Closed)?)
     }
 
     /// Store a content-addressed blob (a screenshot, a page snapshot) durably, before the
@@ -174,13 +176,26 @@ impl EvidenceWriter {
         let (reply, rx) = mpsc::sync_channel(1);
         let blob = NewBlob { media_type: media_type.to_owned(), data: data.to_vec(), at };
         self.tx.send(Msg::Blob(Box::new(blob), reply)).map_err(|_| StoreError::Closed)?;
-        rx.recv().map_err(|_| StoreError::Closed)?
+        self.answered(rx.recv().map_err(|_| StoreError::Closed)?)
     }
 
     fn call(&self, op: Op) -> Result<Vec<Appended>, StoreError> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.tx.send(Msg::Op(op, reply)).map_err(|_| StoreError::Closed)?;
-        rx.recv().map_err(|_| StoreError::Closed)?
+        self.answered(rx.recv().map_err(|_| StoreError::Closed)?)
+    }
+
+    /// Count a write once the writer answered it (committed, or refused).
+    fn answered<T>(&self, result: T) -> T {
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        result
+    }
+
+    /// How many writes this store's writer has answered since it opened: unchanged, this
+    /// process has changed nothing in the log since (another process on the same file
+    /// is not counted).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn shutdown(&self) {
@@ -203,7 +218,7 @@ pub(crate) fn spawn(
         .name("countersign-evidence-writer".into())
         .spawn(move || Writer { conn, path }.run(&rx))
         .map_err(|source| StoreError::Io { path: PathBuf::from("<writer thread>"), source })?;
-    Ok((EvidenceWriter { tx }, handle))
+    Ok((EvidenceWriter { tx, writes: std::sync::Arc::default() }, handle))
 }
 
 struct Writer {

@@ -1389,3 +1389,26 @@ fn blobs_are_stored_once_by_their_sha256_and_read_back() {
     assert!(matches!(err, StoreError::InvalidBlob { .. }), "{err}");
     assert!(store.verify().unwrap().ok, "blobs are outside the chain and do not disturb it");
 }
+
+#[test]
+fn the_write_count_moves_with_each_write_and_a_pause_is_found_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("e.db")).unwrap();
+    let w = store.writer();
+    let before = w.writes();
+    // Reads are not writes.
+    store.head().unwrap();
+    assert_eq!(w.writes(), before);
+    w.append(event(1)).unwrap();
+    assert_eq!(w.writes(), before + 1);
+    // Every handle of the store counts the same writes.
+    assert_eq!(store.writer().writes(), before + 1);
+    w.set_pause(pause("p-1", PauseScope::Action, "refund", 2)).unwrap();
+    assert_eq!(w.writes(), before + 2);
+    // A refused write is answered too (and counted: the reader only reads once more).
+    assert!(w.set_pause(pause("p-1", PauseScope::Action, "refund", 3)).is_err());
+    assert_eq!(w.writes(), before + 3);
+
+    assert_eq!(store.pause("p-1").unwrap().map(|r| r.pause.value), Some("refund".to_string()));
+    assert!(store.pause("p-2").unwrap().is_none());
+}
