@@ -352,6 +352,12 @@ impl Engine {
             None
         };
         let request = current.connector.describe_call(&record.action, &params, is_write.then_some(key.as_str())).ok();
+        // Again right before the start: a team pause taken in while the facts were read
+        // is recorded here, so the start's transaction (which re-reads the stored pauses)
+        // sees it too.
+        if let Some(e) = self.paused(&case, &plan.intent, &record.action, step_id)? {
+            return Err(e);
+        }
         let started = self.transition_by(
             &self.operator.id,
             &record,

@@ -99,7 +99,7 @@ pub(crate) struct Team {
     witnessed: Mutex<Option<String>>,
     /// The keys whose pauses count, read from the running pack it is kept with.
     #[allow(clippy::type_complexity)]
-    pause_signers: Mutex<Option<(Arc<crate::Running>, Arc<Vec<PublicKey>>)>>,
+    pause_signers: Mutex<Option<(std::sync::Weak<crate::Running>, Arc<Vec<PublicKey>>)>>,
     /// Held while the pauses in force are recorded.
     recording: Mutex<()>,
 }
@@ -268,7 +268,8 @@ impl Engine {
 
     /// [`Engine::active_pauses`] for a gate or a decision: the team pauses in force but
     /// not yet recorded are recorded first, so a refusal citing one follows it in the
-    /// log. One that cannot be recorded now still holds (from memory).
+    /// log (but for one taken in at that very moment, recorded just after). One that
+    /// cannot be recorded now still holds (from memory).
     pub(crate) fn gate_pauses(&self) -> Result<Vec<Pause>, EngineError> {
         if let Err(e) = self.team_record_seen() {
             tracing::warn!(error = %e, "a team pause could not be recorded yet; it holds");
@@ -572,7 +573,8 @@ impl Engine {
                     return Ok(EntryOutcome::Known);
                 }
                 // In force at once; recorded by `team_record_seen`, which the face calls
-                // right after (a desk that stopped in between sees it again at start).
+                // soon after and every gate and decision calls first (a desk that stopped
+                // in between sees it again at start).
                 // Held under the lock, checked again: one entry taken in twice at once
                 // is in force once.
                 let mut in_force = lock(&team.in_force);
@@ -609,8 +611,10 @@ impl Engine {
     fn pause_signers(&self, team: &Team) -> Arc<Vec<PublicKey>> {
         let running = self.running();
         let mut cached = lock(&team.pause_signers);
+        // A weak reference: the pack replaced is not kept alive by the cache, and its
+        // address is not reused while the cache names it.
         if let Some((at, keys)) = cached.as_ref()
-            && Arc::ptr_eq(at, &running)
+            && std::ptr::eq(at.as_ptr(), Arc::as_ptr(&running))
         {
             return keys.clone();
         }
@@ -624,7 +628,7 @@ impl Engine {
                 .filter_map(|e| PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok())
                 .collect(),
         );
-        *cached = Some((running, keys.clone()));
+        *cached = Some((Arc::downgrade(&running), keys.clone()));
         keys
     }
 

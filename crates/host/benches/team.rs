@@ -13,10 +13,11 @@
 //!   (`countersign_host::team::pump`, which also replicates the desk's evidence). Timed:
 //!   from the lead's `Engine::pause_set` returning (and from the call) until each desk's
 //!   engine lists the pause as active (`Engine::pauses`: the list the executor's pause
-//!   gate and `decide` read), checked when the pump's `seen` hears the entry was taken
-//!   in; the desk's sending thread records it in its own evidence at its next 250 ms
-//!   tick. After the first round every desk is checked to have recorded it, and its
-//!   decision on the demo's refund step to be `forbid` by `pause.<id>` (untimed).
+//!   gate and `decide` read, once they have recorded what is not yet), checked when the
+//!   pump's `seen` hears the entry was taken in; the pump records it in the desk's own
+//!   evidence once its link is quiet (within 250 ms). After the first round every desk
+//!   is checked to have recorded it, and its decision on the demo's refund step to be
+//!   `forbid` by `pause.<id>` (untimed).
 //!   Before the rounds, what taking in one pause costs a desk with nothing else to do. Reference: one put to the same bucket config, watched by as
 //!   many plain connections (async-nats `watch`), from the put's acknowledgement until
 //!   each watcher has the entry.
@@ -138,10 +139,7 @@ impl Team {
     fn desk_in_memory(&mut self, device: &str) -> Desk {
         let transport = nkeys::KeyPair::new_user();
         let enrolled = self.plane.authority.enroll(device, Role::Agent, &transport.public_key()).unwrap();
-        let data = match std::env::var_os("TEAM_BENCH_DESK_DIR") {
-            Some(dir) => tempfile::tempdir_in(dir).unwrap(),
-            None => tempfile::tempdir().unwrap(),
-        };
+        let data = tempfile::tempdir().unwrap();
         let mut engine = Engine::open(
             EngineOptions {
                 workspace: self.workspace.clone(),
@@ -159,7 +157,7 @@ impl Team {
                 jwt: enrolled.jwt.clone(),
                 seed: Secret::new(transport.seed().unwrap()),
                 idle_restart: Duration::from_secs(15),
-                watch_requests: false,
+                whole_team: false,
             })
             .unwrap(),
         );
@@ -394,8 +392,11 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
     let (raw_ack, raw_call) = raw_fanout(raw_url, n, rounds, 1024);
     println!("raw watch fan-out to {n}: from ack {} · from call {}", summary(&raw_ack), summary(&raw_call));
 
+    // On a desk of its own: the others' logs stay as they joined.
+    let alone = team.desk_in_memory("cost-desk");
+    take_in_cost(team, &alone, rows);
+    drop(alone);
     let desks = team.agents("desk", n);
-    take_in_cost(team, &desks[0], rows);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, String, Instant)>();
     let (mut from_ack, mut from_call, mut clear_ack) = (Vec::new(), Vec::new(), Vec::new());
@@ -437,11 +438,11 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             from_ack.extend(a);
             from_call.extend(c);
             if r == 0 {
-                // Each desk's sending thread records it at its next tick.
+                // Each desk's pump records it once its link is quiet.
                 std::thread::sleep(Duration::from_millis(600));
                 for d in &desks {
                     let history = d.engine.pause_history().unwrap();
-                    assert!(history.iter().any(|r| r.pause.id == pause.id), "{}: recorded by its tick", d.device);
+                    assert!(history.iter().any(|r| r.pause.id == pause.id), "{}: recorded by its pump", d.device);
                 }
                 let checked = Instant::now();
                 let rule = format!("pause.{}", pause.id);
@@ -463,8 +464,8 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
     });
     // Where the time goes: the same propagation with each desk's thread taking entries
     // from its link as the pump does, timed when the link hands over the pause, when it
-    // is in force, and when the desk has recorded it (durably, in its own log) at its
-    // next tick.
+    // is in force, and when the desk has recorded it (durably, in its own log) once its
+    // link was quiet.
     let split_rounds = env("TEAM_BENCH_SPLIT_ROUNDS", 2);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, String, Instant)>();
@@ -474,30 +475,30 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             let tx = tx.clone();
             let stop = &stop;
             s.spawn(move || {
-                // As the pump and its sending thread do: taken in as it arrives, recorded
-                // at the next 250 ms tick.
-                let mut tick = Instant::now() + Duration::from_millis(250);
-                let mut unrecorded = None;
+                // As the pump does: taken in as it arrives, recorded once the link is
+                // quiet for 100 ms or 250 ms after.
+                let mut unrecorded: Option<(String, Instant)> = None;
                 while !stop.load(Ordering::SeqCst) {
-                    let wait = tick.saturating_duration_since(Instant::now());
-                    if let Some(u) = d.link.next(wait).unwrap() {
-                        let arrived = Instant::now();
-                        if let Ok(EntryOutcome::PauseSet { id }) = d.engine.team_entry(&u.key, u.value.as_deref())
-                            && d.engine.pauses().unwrap().iter().any(|p| p.id == id)
-                        {
-                            let in_force = Instant::now();
-                            let _ = tx.send((i, format!("handed {id}"), arrived));
-                            let _ = tx.send((i, format!("in force {id}"), in_force));
-                            unrecorded = Some(id);
+                    let quiet = match d.link.next(Duration::from_millis(100)).unwrap() {
+                        Some(u) => {
+                            let arrived = Instant::now();
+                            if let Ok(EntryOutcome::PauseSet { id }) = d.engine.team_entry(&u.key, u.value.as_deref())
+                                && d.engine.pauses().unwrap().iter().any(|p| p.id == id)
+                            {
+                                let in_force = Instant::now();
+                                let _ = tx.send((i, format!("handed {id}"), arrived));
+                                let _ = tx.send((i, format!("in force {id}"), in_force));
+                                unrecorded = Some((id, arrived));
+                            }
+                            false
                         }
-                    }
-                    if Instant::now() >= tick {
-                        tick += Duration::from_millis(250);
+                        None => true,
+                    };
+                    if unrecorded.as_ref().is_some_and(|(_, t)| quiet || t.elapsed() >= Duration::from_millis(250)) {
                         d.engine.team_record_seen().unwrap();
-                        if let Some(id) = unrecorded.take() {
-                            assert!(d.engine.pause_history().unwrap().iter().any(|r| r.pause.id == id), "recorded");
-                            let _ = tx.send((i, id, Instant::now()));
-                        }
+                        let (id, _) = unrecorded.take().unwrap();
+                        assert!(d.engine.pause_history().unwrap().iter().any(|r| r.pause.id == id), "recorded");
+                        let _ = tx.send((i, id, Instant::now()));
                     }
                 }
             });
@@ -550,7 +551,7 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             raw: String::new(),
         });
         rows.push(Row {
-            measure: "split, from the lead's call: recorded in the desk's own evidence (at its next tick)".into(),
+            measure: "split, from the lead's call: recorded in the desk's own evidence (once the link is quiet: not comparable with run E's, recorded at once)".into(),
             ours: summary(&recorded),
             raw: String::new(),
         });

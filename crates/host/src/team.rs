@@ -133,7 +133,7 @@ pub fn connect_with(
         // Several lease intervals: a watch silent for longer is re-created.
         idle_restart: Duration::from_secs(15),
         // A lead's (or admin's) queue: the requests only they may read.
-        watch_requests: matches!(enrolled.role, Role::Lead | Role::Admin),
+        whole_team: matches!(enrolled.role, Role::Lead | Role::Admin),
     })
     .map_err(|e| EngineError::TeamUnreachable { message: e.to_string() })?;
     let link = Arc::new(link);
@@ -165,41 +165,60 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 /// Feed the engine every entry the link sees, and put this desk's supervisor steps on
 /// the plane for the leads, until `stop` is set (a thread of its own).
 /// `seen` hears what became of each entry as soon as it holds (the app notifies a lead of
-/// a new request). A team pause is in force by then; it is recorded in the desk's
-/// evidence at the sending thread's next tick (within 250 ms), or before, when a decision or a gate reads the pauses first, and goes to
-/// the team with that tick's evidence ([`replicate`]).
+/// a new request). A team pause is in force by then; this thread records it in the
+/// desk's evidence once the link is quiet (within [`RECORD_WITHIN`]), or a decision or a
+/// gate that reads the pauses records it first; it goes to the team with the sending
+/// thread's next batch ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
     std::thread::scope(|scope| {
         // Sending (requests, evidence, the desk's report) on a thread of its own: a long
         // drain after an outage never holds up a pause arriving meanwhile.
         scope.spawn(|| send_loop(engine, link, stop));
+        // When the first pause not yet recorded was taken in.
+        let mut unrecorded: Option<std::time::Instant> = None;
         while !stop.load(Ordering::SeqCst) {
-            match link.next(Duration::from_millis(100)) {
+            let quiet = match link.next(Duration::from_millis(100)) {
                 Ok(Some(update)) => {
                     if let Some(outcome) = take_entry(engine, link, &update) {
+                        if matches!(outcome, EntryOutcome::PauseSet { .. }) {
+                            unrecorded.get_or_insert_with(std::time::Instant::now);
+                        }
                         seen(&outcome);
                     }
+                    false
                 }
-                Ok(None) => {}
+                Ok(None) => true,
                 Err(_) => break,
+            };
+            // Recorded once the link is quiet, and at the latest RECORD_WITHIN after
+            // it was taken in (a busy bucket is seldom quiet): everything a burst
+            // brings is in force before the desk spends time on writes.
+            if unrecorded.is_some_and(|t| quiet || t.elapsed() >= RECORD_WITHIN) {
+                record_seen(engine);
+                unrecorded = None;
             }
         }
+        record_seen(engine);
     });
 }
 
-/// What a desk records and sends every 250 ms: the team pauses it took in, recorded;
-/// then, while the link is up, its supervisor steps' requests, a batch of its evidence,
-/// and every 15 s what it runs. A round that found everything sent is not read again
-/// until this process writes to the log, or for [`RESEND_CHECK`] (another process on
-/// the same log): an idle desk's tick reads nothing.
+/// How long a team pause taken in may wait to be recorded in the desk's evidence (it is
+/// in force meanwhile, and every gate or decision records it first).
+const RECORD_WITHIN: Duration = Duration::from_millis(250);
+
+/// What a desk sends every 250 ms while the link is up: its supervisor steps' requests,
+/// a batch of its evidence, and every 15 s what it runs. A round that found everything
+/// sent is not read again until this process writes to the log, the link re-reads the
+/// bucket (a reconnect), or [`RESEND_CHECK`] passes (another process writing the same
+/// log, such as the command line): an idle desk's tick reads nothing.
 fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
     let mut last_report: Option<std::time::Instant> = None;
     let mut check_head = true;
-    // The log's write count when a round last sent everything, and when.
-    let mut all_sent: Option<(u64, std::time::Instant)> = None;
+    // The log's write count and the link's reads of the bucket when a round last sent
+    // everything, and when.
+    let mut all_sent: Option<((u64, u64), std::time::Instant)> = None;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(250));
-        record_seen(engine);
         if !link.connected() {
             check_head = true;
             all_sent = None;
@@ -209,7 +228,7 @@ fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
             last_report = Some(std::time::Instant::now());
             report(engine, link);
         }
-        let writes = engine.log_writes();
+        let writes = (engine.log_writes(), link.synced_rounds());
         if all_sent.is_some_and(|(w, at)| w == writes && at.elapsed() < RESEND_CHECK) {
             continue;
         }
@@ -232,7 +251,6 @@ fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
         }
         all_sent = done.then(|| (writes, std::time::Instant::now()));
     }
-    record_seen(engine);
 }
 
 /// How long a desk with nothing new to send goes before reading its log again anyway.

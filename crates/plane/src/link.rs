@@ -44,9 +44,24 @@ pub struct LinkConfig {
     pub seed: Secret,
     /// Re-create the watch when nothing arrived for this long (a few lease intervals).
     pub idle_restart: Duration,
-    /// Also watch the requests' bucket (a lead's or admin's desk: its queue). Its
-    /// entries come through [`TeamLink::next`] with the control bucket's.
-    pub watch_requests: bool,
+    /// A lead's or admin's desk: watch the requests' bucket too (its queue; its entries
+    /// come through [`TeamLink::next`] with the control bucket's), and every key of the
+    /// control bucket (every desk's report, every answer, every witnessed checkpoint).
+    /// Otherwise only the control keys that concern this desk ([`desk_keys`]): a team's
+    /// agents do not each hear every other desk's reports.
+    pub whole_team: bool,
+}
+
+/// The control bucket's keys an agent's desk watches: the lease, the pack, every pause,
+/// and the answers to its own requests and its own witnessed checkpoints.
+pub fn desk_keys(device: &str) -> Vec<String> {
+    vec![
+        crate::lease::LEASE_KEY.to_string(),
+        crate::packs::PACK_KEY.to_string(),
+        "pause.>".to_string(),
+        format!("answer.{device}.>"),
+        format!("{}{device}", crate::subjects::WITNESS_KEY_PREFIX),
+    ]
 }
 
 /// NATS options for a user JWT signed in with `key`, its inbox under the device's
@@ -149,14 +164,18 @@ impl TeamLink {
             .map_err(|e| err(format!("could not start the link: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let synced = Arc::new(Synced::default());
-        if config.watch_requests {
+        if config.whole_team {
             // Requests are no safety signal (a missed one waits, and the passphrase at the
             // seat still works), and a quiet queue is normal: no idle restarts.
-            let watch = Watch { bucket: REQUESTS_BUCKET, synced: None, idle_restart: None };
+            let watch = Watch { bucket: REQUESTS_BUCKET, keys: None, synced: None, idle_restart: None };
             runtime.spawn(watch_loop(client.clone(), tx.clone(), reconnected_rx.clone(), watch));
         }
-        let watch =
-            Watch { bucket: CONTROL_BUCKET, synced: Some(synced.clone()), idle_restart: Some(config.idle_restart) };
+        let watch = Watch {
+            bucket: CONTROL_BUCKET,
+            keys: (!config.whole_team).then(|| desk_keys(&config.device)),
+            synced: Some(synced.clone()),
+            idle_restart: Some(config.idle_restart),
+        };
         runtime.spawn(watch_loop(client.clone(), tx, reconnected_rx, watch));
         Ok(TeamLink { runtime, client, updates: Mutex::new(rx), connected, synced, refusals, url: config.url })
     }
@@ -297,10 +316,30 @@ impl TeamLink {
 /// What one watch loop watches.
 struct Watch {
     bucket: &'static str,
+    /// Only these keys (subject wildcards allowed); `None`: every key.
+    keys: Option<Vec<String>>,
     /// Counts its whole reads (the control bucket's: what `wait_synced` waits on).
     synced: Option<Arc<Synced>>,
     /// Re-create it when nothing arrived for this long.
     idle_restart: Option<Duration>,
+}
+
+/// How many of the bucket's live keys match `keys` (`x.>` covers `x.` and below).
+async fn matching_values(kv: &async_nats::jetstream::kv::Store, keys: &[String]) -> Result<u64, String> {
+    let matches = |key: &str| {
+        keys.iter().any(|k| match k.strip_suffix('>') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == k,
+        })
+    };
+    let mut listed = kv.keys().await.map_err(|e| e.to_string())?;
+    let mut n = 0;
+    while let Some(key) = listed.next().await {
+        if matches(&key.map_err(|e| e.to_string())?) {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Watch a bucket for as long as the link lives (see the module's notes).
@@ -310,7 +349,7 @@ async fn watch_loop(
     mut reconnected: tokio::sync::watch::Receiver<u64>,
     config: Watch,
 ) {
-    let Watch { bucket, synced, idle_restart } = config;
+    let Watch { bucket, keys, synced, idle_restart } = config;
     let bump = || {
         if let Some(s) = &synced {
             s.bump();
@@ -322,8 +361,18 @@ async fn watch_loop(
         reconnected.borrow_and_update();
         let watch = async {
             let kv = js.get_key_value(bucket).await.map_err(|e| e.to_string())?;
-            let values = kv.status().await.map_err(|e| e.to_string())?.values();
-            let watch = kv.watch_with_history(">").await.map_err(|e| e.to_string())?;
+            let mut values = kv.status().await.map_err(|e| e.to_string())?.values();
+            let watch = match &keys {
+                None => kv.watch_with_history(">").await.map_err(|e| e.to_string())?,
+                Some(keys) => {
+                    let watch = kv.watch_many_with_history(keys).await.map_err(|e| e.to_string())?;
+                    // The first read ends at the last entry the watch is sent: is there any?
+                    if values > 0 {
+                        values = matching_values(&kv, keys).await?;
+                    }
+                    watch
+                }
+            };
             Ok::<_, String>((watch, values))
         };
         let (mut watch, values) = match watch.await {

@@ -25,7 +25,7 @@ fn link(team: &mut TeamPlane, device: &str, role: Role) -> TeamLink {
         jwt: enrolled.jwt,
         seed: Secret::new(key.seed().expect("seed")),
         idle_restart: Duration::from_secs(20),
-        watch_requests: matches!(role, Role::Lead | Role::Admin),
+        whole_team: matches!(role, Role::Lead | Role::Admin),
     })
     .expect("link")
 }
@@ -108,6 +108,40 @@ fn each_role_may_write_only_its_own_keys_and_a_revoked_device_is_refused_at_once
     assert!(agent.put("pause.p4", b"{}".to_vec()).is_err(), "and cannot publish");
     // And the lead keeps working.
     lead.put("pause.p3", b"{}".to_vec()).expect("the lead is unaffected");
+}
+
+#[test]
+fn an_agents_desk_hears_what_concerns_it_and_not_every_other_desks_reports() {
+    let mut team = team(Duration::from_millis(300));
+    let lead = link(&mut team, "lead-1", Role::Lead);
+    // Another desk's report is in the bucket before this agent joins, and after.
+    let other = link(&mut team, "agent-2", Role::Agent);
+    put_within(&other, "desk.agent-2", 10);
+    let agent = link(&mut team, "agent-1", Role::Agent);
+    assert!(agent.wait_synced(1, Duration::from_secs(10)), "the agent's first read of its keys ends");
+    put_within(&other, "desk.agent-2", 10);
+    put_within(&agent, "desk.agent-1", 10);
+    lead.put("pause.p1", b"{}".to_vec()).expect("a lead writes a pause");
+    lead.put("answer.agent-1.r1", b"{}".to_vec()).expect("a lead answers agent-1");
+    lead.put("answer.agent-2.r1", b"{}".to_vec()).expect("a lead answers agent-2");
+
+    // Everything the agent hears, until the lead's last answer has surely reached it.
+    let mut heard = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Some(u) = agent.next(Duration::from_millis(100)).expect("link alive") {
+            heard.insert(u.key);
+        }
+    }
+    for key in ["lease", "pause.p1", "answer.agent-1.r1"] {
+        assert!(heard.contains(key), "the agent hears {key}: {heard:?}");
+    }
+    for key in ["desk.agent-2", "desk.agent-1", "answer.agent-2.r1"] {
+        assert!(!heard.contains(key), "the agent does not hear {key}: {heard:?}");
+    }
+    // The lead hears every desk.
+    assert!(seen(&lead, "desk.agent-2", 10).is_some(), "the lead hears another desk's report");
+    assert!(seen(&lead, "answer.agent-2.r1", 10).is_some(), "and every answer");
 }
 
 #[test]
@@ -222,7 +256,7 @@ fn a_rotated_desk_works_on_its_new_key_and_its_old_key_is_refused() {
         jwt: enrolled.jwt,
         seed: Secret::new(fresh.seed().expect("seed")),
         idle_restart: Duration::from_secs(20),
-        watch_requests: false,
+        whole_team: false,
     })
     .expect("link");
     put_within(&new, "pause.after", 10);
@@ -252,7 +286,7 @@ fn a_server_off_this_machine_is_reached_over_tls_only() {
         jwt: "x".into(),
         seed: Secret::new(key.seed().expect("seed")),
         idle_restart: Duration::from_secs(20),
-        watch_requests: false,
+        whole_team: false,
     });
     assert!(plain.is_err_and(|e| e.to_string().contains("TLS")), "a plain connection off loopback is refused");
     assert!(countersign_plane::link::is_loopback("nats://127.0.0.1:4222"));

@@ -195,7 +195,7 @@ fn main() {
             jwt: enrolled.jwt,
             seed: countersign_connectors::credentials::Secret::new(key.seed().unwrap()),
             idle_restart: Duration::from_secs(30),
-            watch_requests: false,
+            whole_team: false,
         })
         .unwrap();
         let mut after = 0;

@@ -156,7 +156,7 @@ impl TeamPlane {
             jwt,
             seed: countersign_connectors::credentials::Secret::new(key.seed().expect("seed")),
             idle_restart: Duration::from_secs(60),
-            watch_requests: false,
+            whole_team: false,
         })
         .expect("the service's link")
     }
