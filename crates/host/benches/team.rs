@@ -14,8 +14,8 @@
 //!   from the lead's `Engine::pause_set` returning (and from the call) until each desk's
 //!   engine lists the pause as active (`Engine::pauses`: the list the executor's pause
 //!   gate and `decide` read, once they have recorded what is not yet), checked when the
-//!   pump's `seen` hears the entry was taken in; the pump records it in the desk's own
-//!   evidence once its link is quiet (within 250 ms). After the first round every desk
+//!   pump's `seen` hears the entry was taken in; the pump's recorder records it in the
+//!   desk's own evidence within 250 ms. After the first round every desk
 //!   is checked to have recorded it, and its decision on the demo's refund step to be
 //!   `forbid` by `pause.<id>` (untimed).
 //!   Before the rounds, what taking in one pause costs a desk with nothing else to do. Reference: one put to the same bucket config, watched by as
@@ -475,8 +475,8 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             let tx = tx.clone();
             let stop = &stop;
             s.spawn(move || {
-                // As the pump does: taken in as it arrives, recorded once the link is
-                // quiet for 100 ms or 250 ms after.
+                // Taken in as it arrives, recorded once the link is quiet for 100 ms or
+                // 250 ms after (the pump records on a thread of its own, at the same pace).
                 let mut unrecorded: Option<(String, Instant)> = None;
                 while !stop.load(Ordering::SeqCst) {
                     let quiet = match d.link.next(Duration::from_millis(100)).unwrap() {

@@ -165,42 +165,64 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 /// Feed the engine every entry the link sees, and put this desk's supervisor steps on
 /// the plane for the leads, until `stop` is set (a thread of its own).
 /// `seen` hears what became of each entry as soon as it holds (the app notifies a lead of
-/// a new request). A team pause is in force by then; this thread records it in the
-/// desk's evidence once the link is quiet (within [`RECORD_WITHIN`]), or a decision or a
-/// gate that reads the pauses records it first; it goes to the team with the sending
-/// thread's next batch ([`replicate`]).
+/// a new request). A team pause is in force by then; a thread of the pump's records it
+/// in the desk's evidence within [`RECORD_WITHIN`] (or a decision or a gate that reads
+/// the pauses records it first); it goes to the team with the sending thread's next
+/// batch ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
     std::thread::scope(|scope| {
         // Sending (requests, evidence, the desk's report) on a thread of its own: a long
         // drain after an outage never holds up a pause arriving meanwhile.
         scope.spawn(|| send_loop(engine, link, stop));
-        // When the first pause not yet recorded was taken in.
-        let mut unrecorded: Option<std::time::Instant> = None;
+        // Recording on a thread of its own too: a slow write (a busy log, a long fsync)
+        // never holds up the next entry.
+        let (taken, taken_in) = std::sync::mpsc::channel::<()>();
+        scope.spawn(move || record_loop(engine, &taken_in, stop));
         while !stop.load(Ordering::SeqCst) {
-            let quiet = match link.next(Duration::from_millis(100)) {
+            match link.next(Duration::from_millis(100)) {
                 Ok(Some(update)) => {
                     if let Some(outcome) = take_entry(engine, link, &update) {
                         if matches!(outcome, EntryOutcome::PauseSet { .. }) {
-                            unrecorded.get_or_insert_with(std::time::Instant::now);
+                            let _ = taken.send(());
                         }
                         seen(&outcome);
                     }
-                    false
                 }
-                Ok(None) => true,
+                Ok(None) => {}
                 Err(_) => break,
-            };
-            // Recorded once the link is quiet, and at the latest RECORD_WITHIN after
-            // it was taken in (a busy bucket is seldom quiet): everything a burst
-            // brings is in force before the desk spends time on writes.
-            if unrecorded.is_some_and(|t| quiet || t.elapsed() >= RECORD_WITHIN) {
-                record_seen(engine);
-                unrecorded = None;
             }
         }
-        record_seen(engine);
+        drop(taken);
     });
 }
+
+/// Record the team pauses the pump took in, once no other arrived for [`QUIET`] and at
+/// most [`RECORD_WITHIN`] after the first: everything a burst brings is in force before
+/// the desk spends time on writes. One that cannot be written yet stays in force and is
+/// tried again.
+fn record_loop(engine: &Engine, taken: &std::sync::mpsc::Receiver<()>, stop: &AtomicBool) {
+    use std::sync::mpsc::RecvTimeoutError;
+    // When the first pause not yet recorded was taken in.
+    let mut first: Option<std::time::Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let wait = first.map_or(Duration::from_millis(100), |t| QUIET.min(RECORD_WITHIN.saturating_sub(t.elapsed())));
+        let quiet = match taken.recv_timeout(wait) {
+            Ok(()) => {
+                first.get_or_insert_with(std::time::Instant::now);
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if first.is_some_and(|t| quiet || t.elapsed() >= RECORD_WITHIN) {
+            first = if record_seen(engine) { None } else { Some(std::time::Instant::now()) };
+        }
+    }
+    record_seen(engine);
+}
+
+/// How long no other pause must arrive before those taken in are recorded.
+const QUIET: Duration = Duration::from_millis(100);
 
 /// How long a team pause taken in may wait to be recorded in the desk's evidence (it is
 /// in force meanwhile, and every gate or decision records it first).
@@ -279,10 +301,14 @@ pub fn take_in(engine: &Engine, link: &TeamLink, update: &countersign_plane::lin
 }
 
 /// Record the team pauses in force but not yet in the desk's evidence. One that cannot
-/// be recorded yet stays in force, and is tried again.
-fn record_seen(engine: &Engine) {
-    if let Err(e) = engine.team_record_seen() {
-        tracing::warn!(error = %e, "a team pause could not be recorded yet");
+/// be recorded yet stays in force (false: its caller tries again).
+fn record_seen(engine: &Engine) -> bool {
+    match engine.team_record_seen() {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "a team pause could not be recorded yet");
+            false
+        }
     }
 }
 

@@ -324,22 +324,24 @@ struct Watch {
     idle_restart: Option<Duration>,
 }
 
-/// How many of the bucket's live keys match `keys` (`x.>` covers `x.` and below).
+/// How many messages the bucket holds under `keys` (a key's last value or its deletion
+/// marker; `x.>` covers `x.` and below), from the stream's per-subject counts: a reply
+/// about the matching subjects only, not a read of every key. Stops at the first key
+/// that has any.
 async fn matching_values(kv: &async_nats::jetstream::kv::Store, keys: &[String]) -> Result<u64, String> {
-    let matches = |key: &str| {
-        keys.iter().any(|k| match k.strip_suffix('>') {
-            Some(prefix) => key.starts_with(prefix),
-            None => key == k,
-        })
-    };
-    let mut listed = kv.keys().await.map_err(|e| e.to_string())?;
-    let mut n = 0;
-    while let Some(key) = listed.next().await {
-        if matches(&key.map_err(|e| e.to_string())?) {
-            n += 1;
+    for key in keys {
+        let mut subjects =
+            kv.stream.info_with_subjects(format!("{}{key}", kv.prefix)).await.map_err(|e| e.to_string())?;
+        let mut n = 0u64;
+        while let Some(subject) = subjects.next().await {
+            let (_, count) = subject.map_err(|e| e.to_string())?;
+            n += count as u64;
+        }
+        if n > 0 {
+            return Ok(n);
         }
     }
-    Ok(n)
+    Ok(0)
 }
 
 /// Watch a bucket for as long as the link lives (see the module's notes).
