@@ -177,7 +177,7 @@ pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&
         // Recording on a thread of its own too: a slow write (a busy log, a long fsync)
         // never holds up the next entry.
         let (taken, taken_in) = std::sync::mpsc::channel::<()>();
-        scope.spawn(move || record_loop(engine, &taken_in, stop));
+        scope.spawn(move || record_loop(engine, &taken_in));
         while !stop.load(Ordering::SeqCst) {
             match link.next(Duration::from_millis(100)) {
                 Ok(Some(update)) => {
@@ -200,13 +200,17 @@ pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&
 /// most [`RECORD_WITHIN`] after the first: everything a burst brings is in force before
 /// the desk spends time on writes. One that cannot be written yet stays in force and is
 /// tried again.
-fn record_loop(engine: &Engine, taken: &std::sync::mpsc::Receiver<()>, stop: &AtomicBool) {
+fn record_loop(engine: &Engine, taken: &std::sync::mpsc::Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
     // When the first pause not yet recorded was taken in.
     let mut first: Option<std::time::Instant> = None;
-    while !stop.load(Ordering::SeqCst) {
-        let wait = first.map_or(Duration::from_millis(100), |t| QUIET.min(RECORD_WITHIN.saturating_sub(t.elapsed())));
-        let quiet = match taken.recv_timeout(wait) {
+    loop {
+        // Idle, it sleeps until a pause comes or the pump stops (and drops its sender).
+        let next = match first {
+            None => taken.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(t) => taken.recv_timeout(QUIET.min(RECORD_WITHIN.saturating_sub(t.elapsed()))),
+        };
+        let quiet = match next {
             Ok(()) => {
                 first.get_or_insert_with(std::time::Instant::now);
                 false
