@@ -117,6 +117,26 @@ impl Harness {
         self.get_ok(&format!("/customers/{id}")).await
     }
 
+    /// A GET of `path` must be refused with the `expected` status and error code.
+    async fn get_refused(&self, path: &str, expected: (StatusCode, &str)) {
+        let (status, error) = self.get(path).await;
+        assert_eq!((status, code(&error)), expected, "GET {path}: {error}");
+    }
+
+    /// `body` sent to `path` must be refused with the `expected` status and error code.
+    async fn refuses(&self, method: Method, path: &str, body: Value, expected: (StatusCode, &str)) {
+        let (status, error) = self.send(method.clone(), path, body.clone()).await;
+        assert_eq!((status, code(&error)), expected, "{method} {path} {body}: {error}");
+    }
+
+    async fn post_refused(&self, path: &str, body: Value, expected: (StatusCode, &str)) {
+        self.refuses(Method::POST, path, body, expected).await;
+    }
+
+    async fn put_refused(&self, path: &str, body: Value, expected: (StatusCode, &str)) {
+        self.refuses(Method::PUT, path, body, expected).await;
+    }
+
     /// Sends each body of `cases` to `path`: each must be refused with its status and error
     /// code.
     async fn refuses_each<'a>(
@@ -126,8 +146,7 @@ impl Harness {
         cases: impl IntoIterator<Item = (Value, StatusCode, &'a str)>,
     ) {
         for (body, expected_status, expected_code) in cases {
-            let (status, error) = self.send(method.clone(), path, body.clone()).await;
-            assert_eq!((status, code(&error)), (expected_status, expected_code), "{method} {path} {body}: {error}");
+            self.refuses(method.clone(), path, body, (expected_status, expected_code)).await;
         }
     }
 
@@ -244,8 +263,7 @@ async fn malformed_json_is_400_and_wrong_shapes_are_422() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code(&error), "invalid_request");
 
-    let (status, error) = h.get("/orders/W2611340/nope").await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "not_found"));
+    h.get_refused("/orders/W2611340/nope", (StatusCode::NOT_FOUND, "not_found")).await;
     let (status, error, _) = h.request(Method::DELETE, "/orders/W2611340", None, None, Some(TOKEN)).await;
     assert_eq!((status, code(&error)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
     assert_eq!(h.order("W8328622").await["status"], "pending");
@@ -261,12 +279,9 @@ async fn finds_a_customer_by_email() {
     assert_eq!(customer["customer_id"], "noah_brown_6181");
     assert_eq!(customer["order_ids"], json!(["#W7678072"]));
 
-    let (status, error) = h.get("/customers/lookup?email=nobody@example.com").await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
-    let (status, error) = h.get("/customers/lookup").await;
-    assert_eq!((status, code(&error)), (StatusCode::BAD_REQUEST, "invalid_query"));
-    let (status, error) = h.get("/customers/lookup?email=a@b.co&zip=10083").await;
-    assert_eq!((status, code(&error)), (StatusCode::BAD_REQUEST, "invalid_query"));
+    h.get_refused("/customers/lookup?email=nobody@example.com", (StatusCode::NOT_FOUND, "customer_not_found")).await;
+    h.get_refused("/customers/lookup", (StatusCode::BAD_REQUEST, "invalid_query")).await;
+    h.get_refused("/customers/lookup?email=a@b.co&zip=10083", (StatusCode::BAD_REQUEST, "invalid_query")).await;
 }
 
 #[tokio::test]
@@ -277,10 +292,12 @@ async fn finds_a_customer_by_name_and_zip() {
     assert_eq!(customer["customer_id"], "james_li_5688");
     assert_eq!(customer["email"], "james.li4495@example.com");
 
-    let (status, error) = h.get("/customers/lookup?first_name=James&last_name=Li&zip=99999").await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
-    let (status, error) = h.get("/customers/lookup?first_name=James&last_name=Li").await;
-    assert_eq!((status, code(&error)), (StatusCode::BAD_REQUEST, "invalid_query"));
+    h.get_refused(
+        "/customers/lookup?first_name=James&last_name=Li&zip=99999",
+        (StatusCode::NOT_FOUND, "customer_not_found"),
+    )
+    .await;
+    h.get_refused("/customers/lookup?first_name=James&last_name=Li", (StatusCode::BAD_REQUEST, "invalid_query")).await;
 }
 
 #[tokio::test]
@@ -297,8 +314,7 @@ async fn shows_customer_details_with_payment_methods_and_balances() {
     assert_eq!(customer["coupons"], json!([]));
     assert_eq!(customer["password_resets"], json!([]));
 
-    let (status, error) = h.get("/customers/nobody_0000").await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
+    h.get_refused("/customers/nobody_0000", (StatusCode::NOT_FOUND, "customer_not_found")).await;
 }
 
 #[tokio::test]
@@ -329,8 +345,7 @@ async fn shows_order_details_with_payment_history_and_totals() {
     );
     assert_eq!(cancelled["totals"]["refundable"], "0.00");
 
-    let (status, error) = h.get("/orders/W0000000").await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "order_not_found"));
+    h.get_refused("/orders/W0000000", (StatusCode::NOT_FOUND, "order_not_found")).await;
 }
 
 #[tokio::test]
@@ -354,8 +369,7 @@ async fn shows_products_and_lists_product_types() {
     assert_eq!(variant["available"], true);
     assert_eq!(variant["options"]["size"], "M");
 
-    let (status, error) = h.get("/products/123").await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "product_not_found"));
+    h.get_refused("/products/123", (StatusCode::NOT_FOUND, "product_not_found")).await;
 }
 
 // ------------------------------------------------------------------ cancel
@@ -407,8 +421,12 @@ async fn cancel_rules_are_enforced() {
     assert!(error["error"]["message"].as_str().unwrap().contains("delivered"));
     assert_eq!(h.order("W5544629").await["status"], "delivered");
 
-    let (status, error) = h.post("/orders/W3220387/cancel", json!({ "reason": "no longer needed" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_pending"));
+    h.post_refused(
+        "/orders/W3220387/cancel",
+        json!({ "reason": "no longer needed" }),
+        (StatusCode::CONFLICT, "order_not_pending"),
+    )
+    .await;
 
     let (status, error) = h.post("/orders/W8328622/cancel", json!({ "reason": "changed my mind" })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -416,8 +434,12 @@ async fn cancel_rules_are_enforced() {
     assert_eq!(h.order("W8328622").await["status"], "pending");
     assert_eq!(h.balance("ava_smith_1453", "gift_card_8836799").await, "78.00");
 
-    let (status, error) = h.post("/orders/W0000000/cancel", json!({ "reason": "no longer needed" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "order_not_found"));
+    h.post_refused(
+        "/orders/W0000000/cancel",
+        json!({ "reason": "no longer needed" }),
+        (StatusCode::NOT_FOUND, "order_not_found"),
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ pending order changes
@@ -439,18 +461,17 @@ async fn changes_a_pending_orders_shipping_address() {
     assert_eq!(body["order"]["status"], "pending");
     assert_eq!(h.order("W8328622").await["shipping_address"]["city"], "Austin");
 
-    let (status, error) = h.put("/orders/W5544629/shipping-address", address).await;
-    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_pending"));
+    h.put_refused("/orders/W5544629/shipping-address", address, (StatusCode::CONFLICT, "order_not_pending")).await;
 
-    let (status, error) = h
-        .put(
-            "/orders/W8328622/shipping-address",
+    let cases = [
+        (
             json!({ "address1": "2 Road", "city": " ", "state": "TX", "country": "USA", "zip": "78701" }),
-        )
-        .await;
-    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address"));
-    let (status, error) = h.put("/orders/W8328622/shipping-address", json!({ "address1": "2 Road" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
+            "invalid_address",
+        ),
+        (json!({ "address1": "2 Road" }), "invalid_request"),
+    ];
+    let path = "/orders/W8328622/shipping-address";
+    h.refuses_each(Method::PUT, path, cases.map(|(request, code)| (request, UNPROCESSABLE, code))).await;
     assert_eq!(h.order("W8328622").await["shipping_address"]["address1"], "1 Loop Road");
 }
 
@@ -485,9 +506,12 @@ async fn payment_method_change_rules_are_enforced() {
     let (status, error) = h.put(path, json!({ "payment_method_id": "credit_card_8554680" })).await;
     assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "payment_already_changed"), "moved once");
 
-    let (status, error) =
-        h.put("/orders/W5544629/payment-method", json!({ "payment_method_id": "gift_card_7471275" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_pending"));
+    h.put_refused(
+        "/orders/W5544629/payment-method",
+        json!({ "payment_method_id": "gift_card_7471275" }),
+        (StatusCode::CONFLICT, "order_not_pending"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -567,8 +591,12 @@ async fn modifies_a_pending_orders_items_once() {
     assert_eq!(h.balance("emma_kovacs_7176", "gift_card_7777844").await, "72.16");
 
     // After its items were modified, the order can no longer be cancelled.
-    let (status, error) = h.post("/orders/W2307204/cancel", json!({ "reason": "no longer needed" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_pending"));
+    h.post_refused(
+        "/orders/W2307204/cancel",
+        json!({ "reason": "no longer needed" }),
+        (StatusCode::CONFLICT, "order_not_pending"),
+    )
+    .await;
     assert_eq!(h.balance("emma_kovacs_7176", "gift_card_7777844").await, "72.16");
 }
 
@@ -643,9 +671,12 @@ async fn returns_delivered_items_to_the_original_method_or_a_gift_card() {
         json!({ "item_ids": ["1583904702"], "refund_payment_method_id": "paypal_5181300",
                 "refund_amount": "195.84", "currency": "USD" })
     );
-    let (status, error) =
-        h.post(path, json!({ "item_ids": ["6735339143"], "payment_method_id": "paypal_5181300" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_delivered"));
+    h.post_refused(
+        path,
+        json!({ "item_ids": ["6735339143"], "payment_method_id": "paypal_5181300" }),
+        (StatusCode::CONFLICT, "order_not_delivered"),
+    )
+    .await;
 
     // A gift card of the customer is also allowed.
     let (status, body) = h
@@ -679,16 +710,19 @@ async fn exchanges_delivered_items_for_available_variants() {
         json!({ "items": [{ "item_id": "6242772310", "new_item_id": "3951031513" }],
                 "payment_method_id": method })
     };
-    let (status, error) = h.post(path, upgrade("gift_card_7794233")).await;
-    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"));
-    let (status, error) = h
-        .post(
-            path,
-            json!({ "items": [{ "item_id": "9727387530", "new_item_id": "4410138384" }],
+    h.post_refused(
+        path,
+        upgrade("gift_card_7794233"),
+        (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"),
+    )
+    .await;
+    h.post_refused(
+        path,
+        json!({ "items": [{ "item_id": "9727387530", "new_item_id": "4410138384" }],
                     "payment_method_id": "paypal_8049766" }),
-        )
-        .await;
-    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "variant_unavailable"));
+        (StatusCode::UNPROCESSABLE_ENTITY, "variant_unavailable"),
+    )
+    .await;
     assert_eq!(h.order("W5866402").await["status"], "delivered");
 
     let (status, body) = h.post(path, upgrade("paypal_8049766")).await;
@@ -702,16 +736,14 @@ async fn exchanges_delivered_items_for_available_variants() {
     );
     assert_eq!(history(&body["order"]).len(), 1, "settled when the exchange is processed");
 
-    let (status, error) = h.post(path, upgrade("paypal_8049766")).await;
-    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_delivered"));
-    let (status, error) = h
-        .post(
-            "/orders/W2307204/exchanges",
-            json!({ "items": [{ "item_id": "9829827210", "new_item_id": "3369928769" }],
+    h.post_refused(path, upgrade("paypal_8049766"), (StatusCode::CONFLICT, "order_not_delivered")).await;
+    h.post_refused(
+        "/orders/W2307204/exchanges",
+        json!({ "items": [{ "item_id": "9829827210", "new_item_id": "3369928769" }],
                     "payment_method_id": "paypal_1038468" }),
-        )
-        .await;
-    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_delivered"));
+        (StatusCode::CONFLICT, "order_not_delivered"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -761,11 +793,19 @@ async fn partial_refunds_never_exceed_what_is_refundable() {
     assert_eq!(body["order"]["totals"]["refunded"], "46.00");
     assert_eq!(body["order"]["totals"]["refundable"], "0.00");
     assert_eq!(h.balance("chen_silva_7485", "gift_card_7250692").await, "105.00");
-    let (status, error) = h.post(path, json!({ "amount": "0.01", "currency": "USD" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_refundable"));
+    h.post_refused(
+        path,
+        json!({ "amount": "0.01", "currency": "USD" }),
+        (StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_refundable"),
+    )
+    .await;
 
-    let (status, error) = h.post("/orders/W8328622/refunds", json!({ "amount": "1.00", "currency": "USD" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::CONFLICT, "order_not_delivered"));
+    h.post_refused(
+        "/orders/W8328622/refunds",
+        json!({ "amount": "1.00", "currency": "USD" }),
+        (StatusCode::CONFLICT, "order_not_delivered"),
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ customer changes
@@ -790,20 +830,18 @@ async fn changes_a_customers_default_address() {
     assert_eq!(status, StatusCode::OK, "the new zip is searchable");
     assert_eq!(found["customer_id"], "noah_brown_6181");
 
-    let (status, error) = h
-        .put(
-            "/customers/noah_brown_6181/default-address",
-            json!({ "address1": "", "city": "Boulder", "state": "CO", "country": "USA", "zip": "80301" }),
-        )
-        .await;
-    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address"));
-    let (status, error) = h
-        .put(
-            "/customers/nobody_0000/default-address",
-            json!({ "address1": "1 A St", "city": "B", "state": "CO", "country": "USA", "zip": "1" }),
-        )
-        .await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
+    h.put_refused(
+        "/customers/noah_brown_6181/default-address",
+        json!({ "address1": "", "city": "Boulder", "state": "CO", "country": "USA", "zip": "80301" }),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_address"),
+    )
+    .await;
+    h.put_refused(
+        "/customers/nobody_0000/default-address",
+        json!({ "address1": "1 A St", "city": "B", "state": "CO", "country": "USA", "zip": "1" }),
+        (StatusCode::NOT_FOUND, "customer_not_found"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -859,8 +897,12 @@ async fn creates_a_goodwill_coupon() {
     ];
     let coupons = "/customers/mia_moore_8366/coupons";
     h.refuses_each(Method::POST, coupons, cases.map(|(request, code)| (request, UNPROCESSABLE, code))).await;
-    let (status, error) = h.post("/customers/nobody_0000/coupons", json!({ "amount": "5", "reason": "x" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "customer_not_found"));
+    h.post_refused(
+        "/customers/nobody_0000/coupons",
+        json!({ "amount": "5", "reason": "x" }),
+        (StatusCode::NOT_FOUND, "customer_not_found"),
+    )
+    .await;
     assert_eq!(h.customer("mia_moore_8366").await["coupons"].as_array().unwrap().len(), 1);
 }
 
@@ -880,9 +922,12 @@ async fn records_a_password_reset_without_secrets() {
     let (status, body) = h.post("/customers/chen_silva_7485/password-resets", json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(h.customer("chen_silva_7485").await["password_resets"].as_array().unwrap().len(), 2);
-    let (status, error) =
-        h.post("/customers/chen_silva_7485/password-resets", json!({ "send_to": "x@evil.example" })).await;
-    assert_eq!((status, code(&error)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
+    h.post_refused(
+        "/customers/chen_silva_7485/password-resets",
+        json!({ "send_to": "x@evil.example" }),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ idempotency

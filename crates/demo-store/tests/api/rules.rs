@@ -42,6 +42,31 @@ impl Harness {
         assert_eq!(self.order(order).await, before, "{why}: a refused change changes nothing");
     }
 
+    /// A modification of `PENDING`'s items asked with `body` must be refused with 422
+    /// `expected` (`why` says what the case is).
+    async fn items_refused(&self, body: Value, expected: &str, why: &str) {
+        let what = self.post(&format!("/orders/{PENDING}/item-modifications"), body).await;
+        self.refused(what, PENDING, (StatusCode::UNPROCESSABLE_ENTITY, expected), why).await;
+    }
+
+    /// A move of `PENDING_CARD`'s payment to `method` must be refused with `expected`.
+    async fn payment_refused(&self, method: &str, expected: (StatusCode, &str), why: &str) {
+        let what =
+            self.put(&format!("/orders/{PENDING_CARD}/payment-method"), json!({ "payment_method_id": method })).await;
+        self.refused(what, PENDING_CARD, expected, why).await;
+    }
+
+    /// `body` posted to `/orders/{order}/{operation}` must be refused as `order_not_delivered`
+    /// for each of `orders`.
+    async fn refused_unless_delivered(&self, orders: &[&str], operation: &str, body: Value) {
+        for order in orders {
+            let status = self.status_of(order).await;
+            let what = self.post(&format!("/orders/{order}/{operation}"), body.clone()).await;
+            self.refused(what, order, (StatusCode::CONFLICT, "order_not_delivered"), &format!("a {status} order"))
+                .await;
+        }
+    }
+
     /// `PENDING`'s garden hose replaced by another variant: the order is then
     /// `pending (item modified)`.
     async fn modify_pending(&self) {
@@ -195,55 +220,43 @@ async fn rule_items_once_on_the_pages() {
 #[tokio::test]
 async fn rule_items_in_order() {
     let h = Harness::start().await;
-    let path = format!("/orders/{PENDING}/item-modifications");
-    let unprocessable = (StatusCode::UNPROCESSABLE_ENTITY, "item_not_in_order");
-    let what = h.post(&path, swap("1111111111", "3369928769", "paypal_1038468")).await;
-    h.refused(what, PENDING, unprocessable, "an item the order does not hold").await;
+    let other = swap("1111111111", "3369928769", "paypal_1038468");
+    h.items_refused(other, "item_not_in_order", "an item the order does not hold").await;
     let twice = json!({ "items": [
         { "item_id": "9829827210", "new_item_id": "3369928769" },
         { "item_id": "9829827210", "new_item_id": "5206946487" }
     ], "payment_method_id": "paypal_1038468" });
-    h.refused(h.post(&path, twice).await, PENDING, unprocessable, "an item listed more often than held").await;
+    h.items_refused(twice, "item_not_in_order", "an item listed more often than held").await;
     let none = json!({ "items": [], "payment_method_id": "paypal_1038468" });
-    h.refused(h.post(&path, none).await, PENDING, (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"), "no item")
-        .await;
+    h.items_refused(none, "invalid_request", "no item").await;
 }
 
 #[tokio::test]
 async fn rule_items_same_product() {
     let h = Harness::start().await;
-    let what = h
-        .post(&format!("/orders/{PENDING}/item-modifications"), swap("9829827210", "9799386954", "paypal_1038468"))
-        .await;
     let why = "a garden hose cannot become another product";
-    h.refused(what, PENDING, (StatusCode::UNPROCESSABLE_ENTITY, "product_mismatch"), why).await;
+    h.items_refused(swap("9829827210", "9799386954", "paypal_1038468"), "product_mismatch", why).await;
 }
 
 #[tokio::test]
 async fn rule_items_other_option() {
     let h = Harness::start().await;
-    let what = h
-        .post(&format!("/orders/{PENDING}/item-modifications"), swap("9829827210", "9829827210", "paypal_1038468"))
-        .await;
-    h.refused(what, PENDING, (StatusCode::UNPROCESSABLE_ENTITY, "same_item"), "the item already ordered").await;
+    h.items_refused(swap("9829827210", "9829827210", "paypal_1038468"), "same_item", "the item already ordered").await;
 }
 
 #[tokio::test]
 async fn rule_items_available() {
     let h = Harness::start().await;
-    let what = h
-        .post(&format!("/orders/{PENDING}/item-modifications"), swap("9829827210", "1518544029", "paypal_1038468"))
-        .await;
-    h.refused(what, PENDING, (StatusCode::UNPROCESSABLE_ENTITY, "variant_unavailable"), "an unavailable variant").await;
+    let why = "an unavailable variant";
+    h.items_refused(swap("9829827210", "1518544029", "paypal_1038468"), "variant_unavailable", why).await;
 }
 
 #[tokio::test]
 async fn rule_items_payment() {
     let h = Harness::start().await;
     let path = format!("/orders/{PENDING}/item-modifications");
-    let what = h.post(&path, swap("9829827210", "3369928769", "paypal_5181300")).await;
     let why = "another customer's payment method";
-    h.refused(what, PENDING, (StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"), why).await;
+    h.items_refused(swap("9829827210", "3369928769", "paypal_5181300"), "payment_method_not_found", why).await;
     // Tablet 903.95 -> 1054.43: a 150.48 rise, more than the 36.00 gift card holds.
     let what =
         h.post("/orders/W2918688/item-modifications", swap("2106335193", "2235648106", "gift_card_6023546")).await;
@@ -262,31 +275,26 @@ async fn rule_payment_single() {
     let path = format!("/orders/{PENDING_CARD}/payment-method");
     let (status, body) = h.put(&path, json!({ "payment_method_id": "paypal_1621947" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let what = h.put(&path, json!({ "payment_method_id": "credit_card_8897086" })).await;
     let why = "a pending order's payment is moved once";
-    h.refused(what, PENDING_CARD, (StatusCode::CONFLICT, "payment_already_changed"), why).await;
+    h.payment_refused("credit_card_8897086", (StatusCode::CONFLICT, "payment_already_changed"), why).await;
     assert_eq!(h.status_of(PENDING_CARD).await, "pending");
 }
 
 #[tokio::test]
 async fn rule_payment_different() {
     let h = Harness::start().await;
-    let path = format!("/orders/{PENDING_CARD}/payment-method");
-    let what = h.put(&path, json!({ "payment_method_id": "credit_card_8554680" })).await;
-    h.refused(what, PENDING_CARD, (StatusCode::UNPROCESSABLE_ENTITY, "same_payment_method"), "the method it has").await;
-    let what = h.put(&path, json!({ "payment_method_id": "paypal_5181300" })).await;
+    let same = (StatusCode::UNPROCESSABLE_ENTITY, "same_payment_method");
+    h.payment_refused("credit_card_8554680", same, "the method it has").await;
     let why = "another customer's method";
-    h.refused(what, PENDING_CARD, (StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"), why).await;
+    h.payment_refused("paypal_5181300", (StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"), why).await;
 }
 
 #[tokio::test]
 async fn rule_payment_gift_card() {
     let h = Harness::start().await;
-    let what = h
-        .put(&format!("/orders/{PENDING_CARD}/payment-method"), json!({ "payment_method_id": "gift_card_8245350" }))
-        .await;
     let why = "a 60.00 gift card cannot pay 321.18";
-    h.refused(what, PENDING_CARD, (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"), why).await;
+    let short = (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance");
+    h.payment_refused("gift_card_8245350", short, why).await;
 }
 
 #[tokio::test]
@@ -314,13 +322,8 @@ async fn rule_payment_refund() {
 async fn rule_return_delivered_only() {
     let h = Harness::start().await;
     h.modify_pending().await;
-    for order in [PENDING_CARD, PENDING, PROCESSED, CANCELLED] {
-        let status = h.status_of(order).await;
-        let what = h
-            .post(&format!("/orders/{order}/returns"), json!({ "item_ids": ["1"], "payment_method_id": "paypal_1" }))
-            .await;
-        h.refused(what, order, (StatusCode::CONFLICT, "order_not_delivered"), &format!("a {status} order")).await;
-    }
+    let orders = [PENDING_CARD, PENDING, PROCESSED, CANCELLED];
+    h.refused_unless_delivered(&orders, "returns", json!({ "item_ids": ["1"], "payment_method_id": "paypal_1" })).await;
 }
 
 #[tokio::test]
@@ -379,11 +382,8 @@ async fn rule_return_once() {
 async fn rule_exchange_delivered_only() {
     let h = Harness::start().await;
     h.modify_pending().await;
-    for order in [PENDING_CARD, PENDING, PROCESSED, CANCELLED] {
-        let status = h.status_of(order).await;
-        let what = h.post(&format!("/orders/{order}/exchanges"), swap("1", "2", "paypal_1")).await;
-        h.refused(what, order, (StatusCode::CONFLICT, "order_not_delivered"), &format!("a {status} order")).await;
-    }
+    h.refused_unless_delivered(&[PENDING_CARD, PENDING, PROCESSED, CANCELLED], "exchanges", swap("1", "2", "paypal_1"))
+        .await;
 }
 
 #[tokio::test]
@@ -434,11 +434,6 @@ async fn rule_refund_partial_delivered_only() {
     let h = Harness::start().await;
     h.request_return_and_exchange().await;
     h.modify_pending().await;
-    for order in [PENDING_CARD, PENDING, PROCESSED, CANCELLED, DELIVERED, DELIVERED_2] {
-        let status = h.status_of(order).await;
-        let what = h
-            .post(&format!("/orders/{order}/refunds"), json!({ "amount": "1.00", "currency": "USD", "reason": "x" }))
-            .await;
-        h.refused(what, order, (StatusCode::CONFLICT, "order_not_delivered"), &format!("a {status} order")).await;
-    }
+    let orders = [PENDING_CARD, PENDING, PROCESSED, CANCELLED, DELIVERED, DELIVERED_2];
+    h.refused_unless_delivered(&orders, "refunds", json!({ "amount": "1.00", "currency": "USD", "reason": "x" })).await;
 }
