@@ -281,6 +281,19 @@ fn one(name: &'static str, setup: fn(&mut World), step: Step, decision: Outcome,
 
 fn none(_: &mut World) {}
 
+/// A plan for the world's case of `steps` under `intent`, with no signals and no reply.
+fn plan_for(w: &World, intent: &str, steps: Vec<Step>) -> Plan {
+    Plan {
+        id: "p".into(),
+        case_id: w.case.id.clone(),
+        planner: "test".into(),
+        intent: intent.into(),
+        steps,
+        signals: Vec::new(),
+        reply: None,
+    }
+}
+
 use Outcome::{Auto, Confirm, Forbid, Recommend, Supervisor};
 
 #[allow(clippy::too_many_lines)]
@@ -1258,15 +1271,7 @@ fn policy_table() {
 fn look_alike_names_are_called_out() {
     let policy = demo();
     let w = world();
-    let plan = Plan {
-        id: "p".into(),
-        case_id: w.case.id.clone(),
-        planner: "test".into(),
-        intent: "x".into(),
-        steps: vec![step("s1", "refund_partiaI", vec![])],
-        signals: Vec::new(),
-        reply: None,
-    };
+    let plan = plan_for(&w, "x", vec![step("s1", "refund_partiaI", vec![])]);
     let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
     assert!(
         d.steps[0].reasons[0].text.contains("looks like \"refund_partial\""),
@@ -1279,15 +1284,8 @@ fn look_alike_names_are_called_out() {
 fn supervisor_steps_name_team_leads_only() {
     let policy = demo();
     let w = world();
-    let plan = Plan {
-        id: "p".into(),
-        case_id: w.case.id.clone(),
-        planner: "test".into(),
-        intent: "x".into(),
-        steps: vec![step("s1", "send_password_reset", vec![("customer_id", c(json!(ME)))]), cancel("s2", "#W2")],
-        signals: Vec::new(),
-        reply: None,
-    };
+    let steps = vec![step("s1", "send_password_reset", vec![("customer_id", c(json!(ME)))]), cancel("s2", "#W2")];
+    let plan = plan_for(&w, "x", steps);
     let d = decide(&policy, &w.case, &plan, &w.facts).unwrap();
     assert_eq!(
         d.steps[0].approver_roles,
@@ -1302,15 +1300,8 @@ fn supervisor_steps_name_team_leads_only() {
 fn plans_that_cannot_be_decided_are_refused() {
     let policy = demo();
     let w = world();
-    let mut plan = Plan {
-        id: "p".into(),
-        case_id: "some-other-case".into(),
-        planner: "test".into(),
-        intent: "x".into(),
-        steps: vec![],
-        signals: Vec::new(),
-        reply: None,
-    };
+    let mut plan = plan_for(&w, "x", vec![]);
+    plan.case_id = "some-other-case".into();
     assert!(decide(&policy, &w.case, &plan, &w.facts).is_err(), "a plan for another case must be refused");
     plan.case_id = w.case.id.clone();
     plan.steps = vec![get_order("s1", "#W1"), get_order("s1", "#W1")];
@@ -1354,112 +1345,88 @@ fn line_of(src: &str, needle: &str) -> usize {
 
 #[test]
 fn parse_errors_point_at_the_problem() {
-    /// (name, edit, text on the offending line, expected message part)
-    type Edit = Box<dyn Fn(&str) -> String>;
-    let cases: Vec<(&str, Edit, &str, &str)> = vec![
+    // (name, text replaced once in the demo policy, its replacement, text on the offending
+    // line, expected message part)
+    let cases = [
         (
             "unknown key",
-            Box::new(|s: &str| s.replacen("risk = \"low\"", "risk = \"low\"\nauto_approve = true", 1)),
+            "risk = \"low\"",
+            "risk = \"low\"\nauto_approve = true",
             "auto_approve = true",
             "unknown field `auto_approve`",
         ),
         (
             "money as a float",
-            Box::new(|s: &str| s.replacen("amount_over = \"25.00 USD\"", "amount_over = 25.0", 1)),
+            "amount_over = \"25.00 USD\"",
+            "amount_over = 25.0",
             "amount_over = 25.0",
             "expected a string",
         ),
         (
             "rule naming an unknown action",
-            Box::new(|s: &str| {
-                s.replacen(
-                    "actions = [\"refund_partial\", \"create_goodwill_coupon\"]",
-                    "actions = [\"refund_partial\", \"refund_partiaI\"]",
-                    1,
-                )
-            }),
+            "actions = [\"refund_partial\", \"create_goodwill_coupon\"]",
+            "actions = [\"refund_partial\", \"refund_partiaI\"]",
             "refund_partiaI",
             "could never match",
         ),
         (
             "empty channel list",
-            Box::new(|s: &str| s.replacen("channels = [\"instagram_dm\", \"tiktok_dm\"]", "channels = []", 1)),
+            "channels = [\"instagram_dm\", \"tiktok_dm\"]",
+            "channels = []",
             "channels = []",
             "can never match",
         ),
         (
             "unknown channel",
-            Box::new(|s: &str| {
-                s.replacen("channels = [\"instagram_dm\", \"tiktok_dm\"]", "channels = [\"instagram\"]", 1)
-            }),
+            "channels = [\"instagram_dm\", \"tiktok_dm\"]",
+            "channels = [\"instagram\"]",
             "channels = [\"instagram\"]",
             "unknown variant `instagram`",
         ),
         (
             "threshold in a currency the policy does not accept",
-            Box::new(|s: &str| s.replacen("amount_over = \"200.00 USD\"", "amount_over = \"200.00 EUR\"", 1)),
+            "amount_over = \"200.00 USD\"",
+            "amount_over = \"200.00 EUR\"",
             "200.00 EUR",
             "could never match",
         ),
         (
             "money threshold on an action without money",
-            Box::new(|s: &str| {
-                s.replacen(
-                    "channels = [\"instagram_dm\", \"tiktok_dm\"]",
-                    "channels = [\"instagram_dm\", \"tiktok_dm\"]\namount_over = \"5.00 USD\"",
-                    1,
-                )
-            }),
+            "channels = [\"instagram_dm\", \"tiktok_dm\"]",
+            "channels = [\"instagram_dm\", \"tiktok_dm\"]\namount_over = \"5.00 USD\"",
             "amount_over = \"5.00 USD\"",
             "no money parameter",
         ),
         (
             "recommend-layer action set to auto",
-            Box::new(|s: &str| s.replacen("decision = \"recommend\"\nowner", "decision = \"auto\"\nowner", 1)),
+            "decision = \"recommend\"\nowner",
+            "decision = \"auto\"\nowner",
             "",
             "\"suggest_replacement_product\" is in the recommend layer",
         ),
-        (
-            "invalid regex",
-            Box::new(|s: &str| s.replacen("regex = ['\\b(arrive", "regex = ['(\\b(arrive", 1)),
-            "regex = ['(\\b(arrive",
-            "invalid regex",
-        ),
+        ("invalid regex", "regex = ['\\b(arrive", "regex = ['(\\b(arrive", "regex = ['(\\b(arrive", "invalid regex"),
         (
             "waiving provenance on money",
-            Box::new(|s: &str| {
-                s.replacen(
-                    "params.amount = { type = \"money\" }",
-                    "params.amount = { type = \"money\", untrusted_ok = true }",
-                    1,
-                )
-            }),
+            "params.amount = { type = \"money\" }",
+            "params.amount = { type = \"money\", untrusted_ok = true }",
             "type = \"money\", untrusted_ok = true",
             "cannot be waived",
         ),
         (
             "role the policy does not declare",
-            Box::new(|s: &str| s.replacen("supervisor = [\"team_lead\"]", "supervisor = [\"manager\"]", 1)),
+            "supervisor = [\"team_lead\"]",
+            "supervisor = [\"manager\"]",
             "supervisor = [\"manager\"]",
             "unknown role",
         ),
-        (
-            "duplicate rule id",
-            Box::new(|s: &str| s.replacen("id = \"refund.over-confirm-limit\"", "id = \"refund.over-auto-limit\"", 1)),
-            "",
-            "duplicate",
-        ),
-        ("TOML syntax error", Box::new(|s: &str| s.replacen("[approvers]", "[approvers", 1)), "[approvers", ""),
-        (
-            "negative version",
-            Box::new(|s: &str| s.replacen("version = 1", "version = -1", 1)),
-            "version = -1",
-            "positive integer",
-        ),
+        ("duplicate rule id", "id = \"refund.over-confirm-limit\"", "id = \"refund.over-auto-limit\"", "", "duplicate"),
+        ("TOML syntax error", "[approvers]", "[approvers", "[approvers", ""),
+        ("negative version", "version = 1", "version = -1", "version = -1", "positive integer"),
     ];
-    for (name, edit, needle, message) in cases {
+    for (name, from, to, needle, message) in cases {
+        let edit = |s: &str| s.replacen(from, to, 1);
         let src = edit(DEMO);
-        let err = parse_err(&edit);
+        let err = parse_err(edit);
         assert!(err.starts_with("policy.toml:"), "{name}: errors carry the file name: {err}");
         assert!(err.contains(message), "{name}: message should mention {message:?}: {err}");
         if !needle.is_empty() {

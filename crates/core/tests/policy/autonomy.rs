@@ -78,16 +78,7 @@ fn decide_one(policy: &Policy, channel: Channel, s: Step) -> Outcome {
     let mut w = world();
     w.case.channel = channel;
     w.case.order_ids = vec!["#W4".into()];
-    let plan = Plan {
-        id: "p".into(),
-        case_id: w.case.id.clone(),
-        planner: "test".into(),
-        intent: "support".into(),
-        steps: vec![s],
-        signals: Vec::new(),
-        reply: None,
-    };
-    decide(policy, &w.case, &plan, &w.facts).unwrap().steps[0].decision
+    decide(policy, &w.case, &plan_for(&w, "support", vec![s]), &w.facts).unwrap().steps[0].decision
 }
 
 fn draft(p: &Proposal) -> Policy {
