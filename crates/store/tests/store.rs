@@ -69,11 +69,17 @@ fn template(dir: &Path) -> PathBuf {
     path
 }
 
+/// A fresh copy of the fixture, at `dir/name`.
+fn template_copy(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::copy(template(dir), &path).unwrap();
+    path
+}
+
 /// A fresh copy of the fixture, opened raw with the append-only guards removed, as an
 /// attacker with write access would.
 fn tamperable(dir: &Path, name: &str) -> (PathBuf, Connection) {
-    let path = dir.join(name);
-    std::fs::copy(template(dir), &path).unwrap();
+    let path = template_copy(dir, name);
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch("DROP TRIGGER evidence_no_update; DROP TRIGGER evidence_no_delete;").unwrap();
     (path, conn)
@@ -299,8 +305,7 @@ fn the_writer_refuses_to_extend_a_damaged_log() {
 #[test]
 fn the_append_only_guards_reject_plain_sql_changes() {
     let dir = TempDir::new().unwrap();
-    let path = dir.path().join("guard.db");
-    std::fs::copy(template(dir.path()), &path).unwrap();
+    let path = template_copy(dir.path(), "guard.db");
     let conn = Connection::open(&path).unwrap();
     for sql in [
         "UPDATE evidence SET body = body WHERE seq = 1",
@@ -380,8 +385,7 @@ for d in dirs:
 fn bundle(root: &Path) -> PathBuf {
     let out = root.join("bundle");
     if !out.exists() {
-        let db = root.join("b.db");
-        std::fs::copy(template(root), &db).unwrap();
+        let db = template_copy(root, "b.db");
         let store = Store::open(&db).unwrap();
         store.export(&out, "lead-1", at(1000)).unwrap();
     }
@@ -439,8 +443,7 @@ impl BundleCases {
 #[test]
 fn export_writes_a_bundle_that_verifies_and_records_export_made() {
     let dir = TempDir::new().unwrap();
-    let db = dir.path().join("x.db");
-    std::fs::copy(template(dir.path()), &db).unwrap();
+    let db = template_copy(dir.path(), "x.db");
     let store = Store::open(&db).unwrap();
     let out = dir.path().join("bundle");
     let summary = store.export(&out, "lead-1", at(500)).unwrap();
@@ -761,8 +764,7 @@ fn a_fresh_file_is_migrated_and_reopening_changes_nothing() {
 #[test]
 fn an_older_store_is_backed_up_then_migrated() {
     let dir = TempDir::new().unwrap();
-    let path = dir.path().join("old.db");
-    std::fs::copy(template(dir.path()), &path).unwrap();
+    let path = template_copy(dir.path(), "old.db");
     {
         // Make it look like a store written before migrations 0002 and later.
         let conn = Connection::open(&path).unwrap();
@@ -793,8 +795,7 @@ fn an_older_store_is_backed_up_then_migrated() {
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = TempDir::new().unwrap();
-    let path = dir.path().join("new.db");
-    std::fs::copy(template(dir.path()), &path).unwrap();
+    let path = template_copy(dir.path(), "new.db");
     Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99;").unwrap();
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{err:?}");
