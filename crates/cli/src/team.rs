@@ -38,6 +38,11 @@ pub enum TeamCmd {
         /// GiB (the server refuses writes past it). The server's disk must have the room.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
         max_disk_gib: Option<u64>,
+        /// Each desk's share of that quota for its screenshots and page snapshots, in
+        /// MiB (a 64th of the quota when not given; at most a quarter). The evidence
+        /// stream, the pauses and the packs have shares of their own.
+        #[arg(long, requires = "max_disk_gib", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+        desk_disk_mib: Option<u64>,
     },
     /// This desktop's keys: its transport key (give it to the admin to enrol) and its
     /// device key (the admin lists a lead's on the pack's roster). `--new` makes a new
@@ -86,6 +91,18 @@ pub enum TeamCmd {
         device: String,
         #[arg(long)]
         key: String,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Issue a device's credentials again, for the key it has, with today's permissions
+    /// (admin): its older credentials are refused from now on. A desk joins with the new
+    /// enrolment (`team join`); the team service (`--device service`) gets a new
+    /// `service.creds` and must be restarted.
+    Reissue {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        device: String,
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -394,6 +411,17 @@ fn team_log(cli: &Cli, cmd: &TeamLogCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Success, or exit 1 saying that `what` did not reach the server yet.
+fn pushed_or_not(not_pushed: Option<countersign_plane::PlaneError>, what: &str) -> anyhow::Result<ExitCode> {
+    match not_pushed {
+        None => Ok(ExitCode::SUCCESS),
+        Some(err) => {
+            eprintln!("{what} did not reach the server ({err}); run `team push` once it is up");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 fn write_enrollment(
     out_file: Option<&PathBuf>,
     e: &countersign_plane::authority::Enrollment,
@@ -407,7 +435,7 @@ fn write_enrollment(
 pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
     let keyring = credentials::keyring();
     match cmd {
-        TeamCmd::Init { dir, name, host, port, tls_cert, tls_key, max_disk_gib } => {
+        TeamCmd::Init { dir, name, host, port, tls_cert, tls_key, max_disk_gib, desk_disk_mib } => {
             let tls = tls_cert.clone().zip(tls_key.clone());
             let options = InitOptions {
                 name: name.clone(),
@@ -415,6 +443,7 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
                 port: *port,
                 tls,
                 max_disk_bytes: max_disk_gib.map(|g| g << 30),
+                desk_disk_bytes: desk_disk_mib.map(|m| m << 20),
             };
             let a = Authority::init(dir, &options, keyring)?;
             out(cli.json, &a.file, |f| {
@@ -459,15 +488,22 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
             let (e, not_pushed) = Authority::open(dir, keyring)?.rotate(device, key)?;
             let path = write_enrollment(out_file.as_ref(), &e)?;
             out(cli.json, &e, |e| println!("{} has a new key: give it {}", e.device, path.display()))?;
-            match not_pushed {
-                None => Ok(ExitCode::SUCCESS),
-                Some(err) => {
-                    eprintln!(
-                        "the old key's revocation did not reach the server ({err}); run `team push` once it is up"
-                    );
-                    Ok(ExitCode::from(1))
-                }
+            pushed_or_not(not_pushed, "the old key's revocation")
+        }
+        TeamCmd::Reissue { dir, device, out: out_file } => {
+            let (e, not_pushed) = Authority::open(dir, keyring)?.reissue(device)?;
+            if e.role == countersign_plane::subjects::Role::Service {
+                let creds = dir.join("service.creds");
+                out(cli.json, &e, |_| {
+                    println!("the team service's credentials are new in {}: restart it", creds.display())
+                })?;
+            } else {
+                let path = write_enrollment(out_file.as_ref(), &e)?;
+                out(cli.json, &e, |e| {
+                    println!("{} has new credentials: give it {} to join", e.device, path.display())
+                })?;
             }
+            pushed_or_not(not_pushed, "the older credentials' revocation")
         }
         TeamCmd::Push { dir } => {
             Authority::open(dir, keyring)?.push()?;

@@ -223,7 +223,7 @@ fn raw_fanout(url: &str, watchers: usize, rounds: usize, size: usize) -> (Vec<Du
         let js = async_nats::jetstream::new(admin);
         let kv = match js.get_key_value(CONTROL_BUCKET).await {
             Ok(kv) => kv,
-            Err(_) => js.create_key_value(countersign_plane::lease::control_bucket()).await.unwrap(),
+            Err(_) => js.create_key_value(countersign_plane::lease::control_bucket(None)).await.unwrap(),
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
         let mut tasks = Vec::new();
@@ -687,7 +687,7 @@ fn evidence(team: &mut Team, raw_url: &str, rows: &mut Vec<Row>) {
     let raw_wall = runtime().block_on(async {
         let admin = async_nats::connect(raw_url).await.unwrap();
         async_nats::jetstream::new(admin)
-            .get_or_create_stream(countersign_plane::evidence::evidence_stream())
+            .get_or_create_stream(countersign_plane::evidence::evidence_stream(None))
             .await
             .unwrap();
         let mut clients = Vec::new();

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::PlaneError;
+use crate::quota::{Quota, max_bytes};
 use crate::subjects::{Role, check_device_name, permissions};
 
 /// `team.toml` in the team folder: everything public about the team.
@@ -49,6 +50,10 @@ pub struct TeamFile {
     /// it does not enable an account whose quota exceeds its own store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_disk_bytes: Option<u64>,
+    /// Each desk's share of it for its blob store (see [`crate::quota`]); a 64th when
+    /// not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desk_disk_bytes: Option<u64>,
     #[serde(default, rename = "device")]
     pub devices: Vec<DeviceRecord>,
 }
@@ -59,6 +64,16 @@ impl TeamFile {
         let path = dir.join("team.toml");
         let text = std::fs::read_to_string(&path).map_err(|e| PlaneError::file(&path, e))?;
         toml::from_str(&text).map_err(|e| PlaneError::file(&path, e.to_string().trim_end()))
+    }
+
+    /// How the team's quota is shared out, if it has one.
+    pub fn quota(&self) -> Option<Quota> {
+        Quota::of(self.max_disk_bytes, self.desk_disk_bytes)
+    }
+
+    /// The devices enrolled and not revoked.
+    pub fn live_devices(&self) -> impl Iterator<Item = &DeviceRecord> {
+        self.devices.iter().filter(|d| d.revoked_at.is_none())
     }
 
     /// The evidence key the admin gave for `device` at enrolment (its live record's).
@@ -83,6 +98,10 @@ pub struct DeviceRecord {
     pub enrolled_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
+    /// When its credentials were last issued again (`team reissue`): every JWT of its key
+    /// issued before that second is refused by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reissued_at: Option<Timestamp>,
 }
 
 /// What a device receives when enrolled: the team's public facts and its user JWT. No
@@ -165,6 +184,8 @@ pub struct InitOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// What the team's streams and stores may hold on disk, in all, if limited.
     pub max_disk_bytes: Option<u64>,
+    /// Each desk's share of it for its blob store (a 64th when not given).
+    pub desk_disk_bytes: Option<u64>,
 }
 
 fn slot(team: &str, what: &str) -> String {
@@ -214,6 +235,15 @@ impl Authority {
                 "a team needs at least 1 MiB of disk for its streams, not {bytes} bytes"
             )));
         }
+        match (options.max_disk_bytes, options.desk_disk_bytes) {
+            (Some(team), Some(desk)) => Quota::check(team, desk).map_err(PlaneError::bad)?,
+            (None, Some(_)) => {
+                return Err(PlaneError::bad(
+                    "a desk's share of the disk needs the team's quota: give --max-disk-gib too",
+                ));
+            }
+            _ => {}
+        }
         std::fs::create_dir_all(dir.join("jwt")).map_err(|e| PlaneError::file(dir, e))?;
         let operator = KeyPair::new_operator();
         let account = KeyPair::new_account();
@@ -235,6 +265,7 @@ impl Authority {
             system_account: system.public_key(),
             service_key: service_key.public("").to_hex(),
             max_disk_bytes: options.max_disk_bytes,
+            desk_disk_bytes: options.desk_disk_bytes,
             devices: Vec::new(),
         };
         let mut authority = Authority { dir: dir.to_path_buf(), keyring, file };
@@ -317,6 +348,33 @@ impl Authority {
                 d.key
             )));
         }
+        let jwt = self.user_jwt(device, role, key)?;
+        self.file.devices.push(DeviceRecord {
+            name: device.to_string(),
+            role,
+            key: key.to_string(),
+            device_key,
+            enrolled_at: Timestamp::now(),
+            revoked_at: None,
+            reissued_at: None,
+        });
+        self.save()?;
+        Ok(self.enrollment(device, role, jwt))
+    }
+
+    fn enrollment(&self, device: &str, role: Role, jwt: String) -> Enrollment {
+        Enrollment {
+            team: self.file.name.clone(),
+            url: self.file.url.clone(),
+            device: device.to_string(),
+            role,
+            service_key: self.file.service_key.clone(),
+            jwt,
+        }
+    }
+
+    /// A user JWT for `key` as `device` of `role`, with today's permissions.
+    fn user_jwt(&self, device: &str, role: Role, key: &str) -> Result<String, PlaneError> {
         let signer = self.seed("signer")?;
         let (publish, subscribe) = permissions(role, device);
         // The team service answers requests (a lead's team view): one reply each, to
@@ -336,24 +394,44 @@ impl Authority {
             }),
             "user",
         )?;
-        let jwt = Token::new(key.to_string()).name(device).claims(claims).sign(&signer);
-        self.file.devices.push(DeviceRecord {
-            name: device.to_string(),
-            role,
-            key: key.to_string(),
-            device_key,
-            enrolled_at: Timestamp::now(),
-            revoked_at: None,
-        });
+        Ok(Token::new(key.to_string()).name(device).claims(claims).sign(&signer))
+    }
+
+    /// Issue `device`'s credentials again for the key it has, with today's permissions
+    /// (a device enrolled before a permission changed holds the old ones): every JWT of
+    /// that key issued before now is revoked. The team service's new credentials go to
+    /// `service.creds` (restart it); a desk's are returned, for it to `team join` again.
+    /// As with a rotation, the error beside it says the server was not told yet.
+    pub fn reissue(&mut self, device: &str) -> Result<(Enrollment, Option<PlaneError>), PlaneError> {
+        let live = self
+            .file
+            .devices
+            .iter()
+            .rposition(|d| d.name == device && d.revoked_at.is_none())
+            .ok_or_else(|| PlaneError::bad(format!("no live device {device:?} in team {:?}", self.file.name)))?;
+        let (role, key) = (self.file.devices[live].role, self.file.devices[live].key.clone());
+        // The server refuses a JWT issued at or before the revocation's second: the old
+        // ones are from before this second, the new one from this one on.
+        let now = Timestamp::now();
+        let cut = Timestamp::from_second(now.as_second() - 1).map_err(|e| PlaneError::bad(e.to_string()))?;
+        let jwt = self.user_jwt(device, role, &key)?;
+        if role == Role::Service {
+            let path = self.dir.join("service.creds");
+            let text = std::fs::read_to_string(&path).map_err(|e| PlaneError::file(&path, e))?;
+            let (_, seed) = parse_creds(&Secret::new(text))?;
+            if seed.public_key() != key {
+                return Err(PlaneError::bad(format!("{} is not the enrolled service's key", path.display())));
+            }
+            // Written beside it, then moved over it: never half a file.
+            let next = self.dir.join("service.creds.new");
+            let _ = std::fs::remove_file(&next);
+            write_private(&next, &creds(&jwt, &secret_of(&seed)?))?;
+            std::fs::rename(&next, &path).map_err(|e| PlaneError::file(&path, e))?;
+        }
+        self.file.devices[live].reissued_at = Some(cut);
         self.save()?;
-        Ok(Enrollment {
-            team: self.file.name.clone(),
-            url: self.file.url.clone(),
-            device: device.to_string(),
-            role,
-            service_key: self.file.service_key.clone(),
-            jwt,
-        })
+        let enrolled = self.enrollment(device, role, jwt);
+        Ok((enrolled, self.push().err()))
     }
 
     /// Revoke every live key of `device`, and push the account's new JWT to the server
@@ -404,8 +482,15 @@ impl Authority {
     /// The account's JWT as it stands (JetStream on, the signing key, the revocations).
     fn account_jwt(&self) -> Result<String, PlaneError> {
         let operator = self.seed("operator")?;
-        let revocations: serde_json::Map<String, serde_json::Value> =
-            self.file.devices.iter().filter_map(|d| Some((d.key.clone(), json!(d.revoked_at?.as_second())))).collect();
+        // With a quota, every stream declares its size and none takes more than a
+        // quarter (see `crate::quota`).
+        let quota = self.file.quota();
+        let revocations: serde_json::Map<String, serde_json::Value> = self
+            .file
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.key.clone(), json!(d.revoked_at.or(d.reissued_at)?.as_second()))))
+            .collect();
         let claims: Account = typed(
             json!({
                 "type": "account",
@@ -415,7 +500,9 @@ impl Authority {
                     "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true,
                     "conn": -1, "leaf": -1,
                     "mem_storage": -1,
-                    "disk_storage": self.file.max_disk_bytes.and_then(|b| i64::try_from(b).ok()).unwrap_or(-1),
+                    "disk_storage": max_bytes(quota.map(|q| q.team)),
+                    "disk_max_stream_bytes": quota.map_or(0, |q| max_bytes(Some(q.per_stream))),
+                    "max_bytes_required": quota.is_some(),
                     "streams": -1, "consumer": -1,
                 },
                 "revocations": revocations,

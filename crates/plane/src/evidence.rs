@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream::message::PublishMessage;
 
 use crate::link::TeamLink;
+use crate::quota::{Quota, max_bytes};
 use crate::subjects::{EVIDENCE_STREAM, evidence_subject};
 
 /// One event as it travels (see `countersign_engine::team::OutboxEvent`).
@@ -29,8 +30,9 @@ pub struct Published {
     pub error: Option<String>,
 }
 
-/// The evidence stream as the team service makes it.
-pub fn evidence_stream() -> async_nats::jetstream::stream::Config {
+/// The evidence stream as the team service makes it: its share of the team's quota, if
+/// any, refusing (never dropping) an event past it.
+pub fn evidence_stream(quota: Option<&Quota>) -> async_nats::jetstream::stream::Config {
     async_nats::jetstream::stream::Config {
         name: EVIDENCE_STREAM.to_string(),
         description: Some("Countersign: every desk's evidence, one subject per desk".into()),
@@ -38,6 +40,8 @@ pub fn evidence_stream() -> async_nats::jetstream::stream::Config {
         storage: async_nats::jetstream::stream::StorageType::File,
         allow_direct: true,
         duplicate_window: Duration::from_secs(120),
+        max_bytes: max_bytes(quota.map(|q| q.evidence)),
+        discard: async_nats::jetstream::stream::DiscardPolicy::New,
         ..Default::default()
     }
 }
@@ -109,12 +113,14 @@ impl TeamLink {
 }
 
 /// A desk's own blob store: each desk writes only its own (no desk can overwrite or
-/// remove another's), and only the team service reads them.
-pub fn blobs_bucket(device: &str) -> async_nats::jetstream::object_store::Config {
+/// remove another's), and only the team service reads them. The team service makes it,
+/// with the desk's share of the quota.
+pub fn blobs_bucket(device: &str, quota: Option<&Quota>) -> async_nats::jetstream::object_store::Config {
     async_nats::jetstream::object_store::Config {
         bucket: crate::subjects::blobs_bucket_of(device),
         description: Some(format!("Countersign: screenshots and page snapshots desk {device}'s evidence names")),
         storage: async_nats::jetstream::stream::StorageType::File,
+        max_bytes: max_bytes(quota.map(|q| q.desk_blobs)),
         ..Default::default()
     }
 }
@@ -125,10 +131,9 @@ impl TeamLink {
         let (device, hash, media_type) = (device.to_string(), hash.to_string(), media_type.to_string());
         self.call(Duration::from_secs(30), move |client| async move {
             let js = async_nats::jetstream::new(client);
-            let store = match js.get_object_store(crate::subjects::blobs_bucket_of(&device)).await {
-                Ok(s) => s,
-                Err(_) => js.create_object_store(blobs_bucket(&device)).await.map_err(|e| e.to_string())?,
-            };
+            let store = js.get_object_store(crate::subjects::blobs_bucket_of(&device)).await.map_err(|e| {
+                format!("this desk's blob store is not there yet (the team service makes it, with its share): {e}")
+            })?;
             let meta = async_nats::jetstream::object_store::ObjectMetadata {
                 name: hash.clone(),
                 description: Some(media_type),

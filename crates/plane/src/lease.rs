@@ -2,7 +2,7 @@
 //! seconds. A desktop that keeps seeing fresh ones knows its watch of the bucket (and so
 //! of the pauses) is alive; one that does not falls back to the policy's `[cut_off]`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use countersign_connectors::credentials::Secret;
@@ -14,7 +14,9 @@ use jiff::Timestamp;
 use crate::PlaneError;
 use crate::authority::{TeamFile, parse_creds};
 use crate::link::connect_options;
+use crate::quota::{Quota, max_bytes};
 use crate::subjects::CONTROL_BUCKET;
+use crate::subjects::Role;
 
 /// The key of the lease in the control bucket.
 pub const LEASE_KEY: &str = "lease";
@@ -27,6 +29,11 @@ pub const DEFAULT_EVERY: Duration = Duration::from_secs(5);
 pub struct ServiceIdentity {
     pub team: String,
     pub url: String,
+    /// The team folder: its `team.toml` lists the desks whose blob stores the service
+    /// makes.
+    pub dir: PathBuf,
+    /// How the team's quota is shared out, if it has one.
+    pub quota: Option<Quota>,
     creds: Secret,
     key: SecretKey,
 }
@@ -41,7 +48,15 @@ impl ServiceIdentity {
         let creds_path = dir.join("service.creds");
         let creds = Secret::new(std::fs::read_to_string(&creds_path).map_err(|e| PlaneError::file(&creds_path, e))?);
         let key = SecretKey::read_file(&dir.join("service.key")).map_err(|e| PlaneError::bad(e.to_string()))?;
-        Ok(ServiceIdentity { team: file.name, url: url.map_or(file.url, str::to_string), creds, key })
+        let quota = file.quota();
+        Ok(ServiceIdentity {
+            team: file.name,
+            url: url.map_or(file.url, str::to_string),
+            dir: dir.to_path_buf(),
+            quota,
+            creds,
+            key,
+        })
     }
 
     /// A connection with the service's credentials that waits for the server and
@@ -67,12 +82,19 @@ pub async fn run(
 ) -> Result<(), PlaneError> {
     let client = identity.connect().await?;
     let js = async_nats::jetstream::new(client);
+    let quota = identity.quota.as_ref();
+    // The control bucket first: with a quota, its share is reserved before any other.
+    if js.get_key_value(CONTROL_BUCKET).await.is_err()
+        && let Err(e) = js.create_key_value(control_bucket(quota)).await
+    {
+        tracing::warn!(error = %e, "the control bucket could not be made");
+    }
     // The evidence stream: made once, kept as it is after (retention is the team's).
-    if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream()).await {
+    if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream(quota)).await {
         tracing::warn!(error = %e, "the evidence stream could not be made");
     }
     if js.get_key_value(crate::subjects::REQUESTS_BUCKET).await.is_err()
-        && let Err(e) = js.create_key_value(requests_bucket()).await
+        && let Err(e) = js.create_key_value(requests_bucket(quota)).await
     {
         tracing::warn!(error = %e, "the requests' bucket could not be made");
     }
@@ -82,10 +104,22 @@ pub async fn run(
         tracing::warn!(error = %e, "old requests in the control bucket could not be purged");
     }
     if js.get_object_store(crate::subjects::PACKS_BUCKET).await.is_err()
-        && let Err(e) = js.create_object_store(crate::packs::packs_bucket()).await
+        && let Err(e) = js.create_object_store(crate::packs::packs_bucket(quota)).await
     {
         tracing::warn!(error = %e, "the packs' object store could not be made");
     }
+    // Streams a team made before it had shares: sized now, where what they hold fits.
+    if let Some(q) = quota {
+        for (stream, share) in [
+            (crate::subjects::CONTROL_STREAM.to_string(), q.control),
+            (crate::subjects::EVIDENCE_STREAM.to_string(), q.evidence),
+            (crate::subjects::REQUESTS_STREAM.to_string(), q.requests),
+            (format!("OBJ_{}", crate::subjects::PACKS_BUCKET), q.packs),
+        ] {
+            fit(&js, &stream, share).await;
+        }
+    }
+    let mut stores = DeskStores::default();
     tokio::pin!(stop);
     // Go on from the lease the bucket holds: a service restarted on a machine whose clock
     // is behind must still publish rising leases, or every desk would ignore them.
@@ -105,6 +139,7 @@ pub async fn run(
             () = &mut stop => return Ok(()),
             _ = tick.tick() => {}
         }
+        stores.make(&js, &identity.dir, quota).await;
         let now = Timestamp::now();
         // Rising across restarts of the service: the clock's milliseconds, or one more.
         seq = seq.saturating_add(1).max(now.as_millisecond().unsigned_abs());
@@ -114,12 +149,90 @@ pub async fn run(
         let put = async {
             let kv = match js.get_key_value(CONTROL_BUCKET).await {
                 Ok(kv) => kv,
-                Err(_) => js.create_key_value(control_bucket()).await.map_err(|e| e.to_string())?,
+                Err(_) => js.create_key_value(control_bucket(quota)).await.map_err(|e| e.to_string())?,
             };
             kv.put(LEASE_KEY, bytes.into()).await.map_err(|e| e.to_string())
         };
         if let Err(e) = put.await {
             tracing::warn!(error = %e, "the lease could not be published; trying again");
+        }
+    }
+}
+
+/// Give `stream` (made before the team had shares) its `share`, and make it refuse
+/// rather than drop past it; left as it is when it already holds more (shrinking it
+/// would drop what it holds).
+async fn fit(js: &async_nats::jetstream::Context, stream: &str, share: u64) {
+    let Ok(mut s) = js.get_stream(stream).await else { return };
+    let Ok(info) = s.info().await else { return };
+    let want = max_bytes(Some(share));
+    if info.config.max_bytes == want {
+        return;
+    }
+    if info.state.bytes > share {
+        tracing::warn!(stream, holds = info.state.bytes, share, "a stream holds more than its share: left unsized");
+        return;
+    }
+    let mut config = info.config.clone();
+    config.max_bytes = want;
+    config.discard = async_nats::jetstream::stream::DiscardPolicy::New;
+    match js.update_stream(config).await {
+        Ok(_) => tracing::info!(stream, share, "a stream given its share of the team's quota"),
+        Err(e) => tracing::warn!(stream, error = %e, "a stream could not be given its share"),
+    }
+}
+
+/// The desks' blob stores the service has made (or found), so that each tick makes
+/// only a new desk's.
+#[derive(Debug, Default)]
+struct DeskStores {
+    made: std::collections::HashSet<String>,
+    /// When `team.toml` was last read (a tick reads it only after it changed).
+    read: Option<std::time::SystemTime>,
+}
+
+impl DeskStores {
+    /// Make the blob store of every live desk in `dir`'s `team.toml` that has none,
+    /// with its share; a failure is logged and tried again at the next tick.
+    async fn make(&mut self, js: &async_nats::jetstream::Context, dir: &Path, quota: Option<&Quota>) {
+        let modified = std::fs::metadata(dir.join("team.toml")).and_then(|m| m.modified()).ok();
+        if modified.is_some() && modified == self.read {
+            return;
+        }
+        let file = match TeamFile::read(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "the team's desks could not be read");
+                return;
+            }
+        };
+        let mut all_made = true;
+        for device in file.live_devices().filter(|d| d.role != Role::Service) {
+            if self.made.contains(&device.name) {
+                continue;
+            }
+            let bucket = crate::subjects::blobs_bucket_of(&device.name);
+            let made = match js.get_object_store(&bucket).await {
+                Ok(_) => {
+                    if let Some(q) = quota {
+                        fit(js, &format!("OBJ_{bucket}"), q.desk_blobs).await;
+                    }
+                    Ok(())
+                }
+                Err(_) => js.create_object_store(crate::evidence::blobs_bucket(&device.name, quota)).await.map(drop),
+            };
+            match made {
+                Ok(()) => {
+                    self.made.insert(device.name.clone());
+                }
+                Err(e) => {
+                    all_made = false;
+                    tracing::warn!(device = %device.name, error = %e, "a desk's blob store could not be made");
+                }
+            }
+        }
+        if all_made {
+            self.read = modified;
         }
     }
 }
@@ -137,25 +250,27 @@ async fn purge_old_requests(js: &async_nats::jetstream::Context) -> Result<(), S
 }
 
 /// The requests' bucket: one value per key, on disk; only leads read it.
-pub fn requests_bucket() -> async_nats::jetstream::kv::Config {
+pub fn requests_bucket(quota: Option<&Quota>) -> async_nats::jetstream::kv::Config {
     async_nats::jetstream::kv::Config {
         bucket: crate::subjects::REQUESTS_BUCKET.to_string(),
         description: "Countersign team: supervisor steps waiting on a lead (leads only)".into(),
         history: 1,
         max_value_size: 64 * 1024,
+        max_bytes: max_bytes(quota.map(|q| q.requests)),
         storage: async_nats::jetstream::stream::StorageType::File,
         ..Default::default()
     }
 }
 
 /// The control bucket: one value per key (the newest pause entry, the newest lease),
-/// on disk.
-pub fn control_bucket() -> async_nats::jetstream::kv::Config {
+/// on disk; with a quota, its share is reserved first.
+pub fn control_bucket(quota: Option<&Quota>) -> async_nats::jetstream::kv::Config {
     async_nats::jetstream::kv::Config {
         bucket: CONTROL_BUCKET.to_string(),
         description: "Countersign team control: pauses and the team service's lease".into(),
         history: 1,
         max_value_size: 64 * 1024,
+        max_bytes: max_bytes(quota.map(|q| q.control)),
         storage: async_nats::jetstream::stream::StorageType::File,
         ..Default::default()
     }

@@ -17,6 +17,7 @@ pub mod evidence;
 pub mod lease;
 pub mod link;
 pub mod packs;
+pub mod quota;
 pub mod subjects;
 
 pub use error::PlaneError;

@@ -40,12 +40,13 @@ struct Bundle {
 const MAX_FILES: usize = 32;
 const MAX_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The packs' object store as the team service makes it.
-pub fn packs_bucket() -> async_nats::jetstream::object_store::Config {
+/// The packs' object store as the team service makes it (its share of the quota).
+pub fn packs_bucket(quota: Option<&crate::quota::Quota>) -> async_nats::jetstream::object_store::Config {
     async_nats::jetstream::object_store::Config {
         bucket: PACKS_BUCKET.to_string(),
         description: Some("Countersign: signed policy packs".into()),
         storage: async_nats::jetstream::stream::StorageType::File,
+        max_bytes: crate::quota::max_bytes(quota.map(|q| q.packs)),
         ..Default::default()
     }
 }

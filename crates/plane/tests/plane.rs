@@ -174,31 +174,94 @@ fn the_watch_comes_back_after_a_server_restart_and_pauses_set_afterwards_arrive(
     }
 }
 
+/// Half a MiB of noise (xorshift): nothing on the way compresses it.
+fn noise(seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ (seed + 1);
+    (0..1 << 19)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// Put a blob as soon as the desk's store is there (the team service makes it at its
+/// next tick after the enrolment), within `secs`.
+fn put_blob_within(link: &TeamLink, device: &str, name: &str, data: &[u8], secs: u64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match link.put_blob(device, name, "application/octet-stream", data.to_vec()) {
+            Err(e) if e.contains("not there yet") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            done => return done,
+        }
+    }
+}
+
 #[test]
-fn the_server_holds_the_team_to_its_disk_quota() {
-    let mut team = TeamPlane::start_with_disk("acme", Duration::from_millis(300), Some(3 << 20));
-    let agent = link(&mut team, "agent-1", Role::Agent);
+fn a_desk_that_floods_the_team_is_held_to_its_share_and_pauses_are_still_written() {
+    // 4 MiB for the team, each desk's blob store 1 MiB of it.
+    let mut team = TeamPlane::start_with_disk("acme", Duration::from_millis(300), Some(4 << 20), Some(1 << 20));
+    let key = nkeys::KeyPair::new_user();
+    let enrolled = team.authority.enroll("agent-1", Role::Agent, &key.public_key()).expect("enroll");
+    let agent = TeamLink::start(LinkConfig {
+        url: team.url(),
+        device: "agent-1".into(),
+        jwt: enrolled.jwt.clone(),
+        seed: Secret::new(key.seed().expect("seed")),
+        idle_restart: Duration::from_secs(20),
+        whole_team: false,
+    })
+    .expect("link");
+    let other = link(&mut team, "agent-2", Role::Agent);
+    let lead = link(&mut team, "lead-1", Role::Lead);
     assert!(seen(&agent, "lease", 10).is_some(), "the agent hears the lease");
     let mut stored = 0;
     let refused = loop {
-        // Noise (xorshift): nothing on the way compresses it.
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ (stored + 1);
-        let blob: Vec<u8> = (0..1 << 19)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()[0]
-            })
-            .collect();
-        match agent.put_blob("agent-1", &format!("blob-{stored}"), "application/octet-stream", blob) {
+        match put_blob_within(&agent, "agent-1", &format!("blob-{stored}"), &noise(stored), 10) {
             Ok(()) => stored += 1,
             Err(e) => break e,
         }
-        assert!(stored <= 6, "{stored} half-MiB blobs stored past a 3 MiB quota");
+        assert!(stored <= 2, "{stored} half-MiB blobs stored past a 1 MiB share");
     };
     assert!(stored >= 1, "a first blob fits: {refused}");
-    assert!(refused.contains("resource") || refused.contains("storage"), "{refused}");
+    assert!(refused.contains("maximum bytes") || refused.contains("resource"), "{refused}");
+    // Then to the brim, a KiB at a time.
+    let mut small = 0;
+    while agent
+        .put_blob("agent-1", &format!("small-{small}"), "application/octet-stream", noise(small)[..1024].to_vec())
+        .is_ok()
+    {
+        small += 1;
+        assert!(small <= 1024, "{small} KiB stored past what was left of a 1 MiB share");
+    }
+    // A desk cannot give itself a larger store: the service made it, and a desk may not.
+    let url = team.url();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let grown: Result<(), String> = runtime.block_on(async move {
+        let options = countersign_plane::link::connect_options(&enrolled.jwt, key, "agent-1");
+        let client = options.connect(url.as_str()).await.map_err(|e| e.to_string())?;
+        let js = async_nats::jetstream::new(client);
+        let mut config = countersign_plane::evidence::blobs_bucket("agent-1", None);
+        config.max_bytes = 3 << 20;
+        let made = js.create_object_store(config);
+        match tokio::time::timeout(Duration::from_secs(3), made).await {
+            Ok(made) => made.map(drop).map_err(|e| e.to_string()),
+            Err(_) => Err("no answer in 3 s".into()),
+        }
+    });
+    assert!(grown.is_err(), "a desk remade its own blob store with a size of its choosing");
+    // The flood took only that desk's share: another desk stores its blob, the lead's
+    // pauses are written and the service's lease still comes.
+    put_blob_within(&other, "agent-2", "blob-0", &noise(99), 10).expect("another desk's blob fits in its own share");
+    for i in 0..20 {
+        lead.put(&format!("pause.flood-{i}"), vec![b'x'; 4096]).expect("a pause is written whatever the desks hold");
+    }
+    assert!(seen(&agent, "pause.flood-19", 10).is_some(), "the agent hears the last pause");
+    assert!(seen(&agent, "lease", 10).is_some(), "the lease still comes");
 }
 
 #[test]
@@ -265,6 +328,68 @@ fn a_rotated_desk_works_on_its_new_key_and_its_old_key_is_refused() {
 }
 
 #[test]
+fn credentials_issued_again_carry_todays_permissions_and_the_older_ones_are_refused() {
+    let mut team = team(Duration::from_millis(300));
+    let key = nkeys::KeyPair::new_user();
+    let first = team.authority.enroll("agent-1", Role::Agent, &key.public_key()).expect("enroll");
+    let url = team.url();
+    let start = |jwt: String| {
+        TeamLink::start(LinkConfig {
+            url: url.clone(),
+            device: "agent-1".into(),
+            jwt,
+            seed: Secret::new(key.seed().expect("seed")),
+            idle_restart: Duration::from_secs(20),
+            whole_team: false,
+        })
+        .expect("link")
+    };
+    let old = start(first.jwt.clone());
+    assert!(seen(&old, "lease", 10).is_some(), "the first credentials work");
+    // A second apart: a JWT carries its issue time in seconds.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (again, not_pushed) = team.authority.reissue("agent-1").expect("reissue");
+    assert!(not_pushed.is_none(), "the server heard of it: {not_pushed:?}");
+    assert_eq!((again.role, again.device.as_str()), (Role::Agent, "agent-1"));
+    assert_ne!(again.jwt, first.jwt, "new credentials");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while old.connected() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!old.connected(), "the older credentials were dropped");
+    let new = start(again.jwt);
+    assert!(seen(&new, "lease", 10).is_some(), "the new credentials work, on the same key");
+
+    // The team service's own: a new service.creds for the same key; the old is refused.
+    let before = std::fs::read_to_string(team.dir.path().join("service.creds")).expect("creds");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (service, not_pushed) = team.authority.reissue("service").expect("reissue the service");
+    assert!(not_pushed.is_none(), "{not_pushed:?}");
+    assert_eq!(service.role, Role::Service);
+    let after = std::fs::read_to_string(team.dir.path().join("service.creds")).expect("creds");
+    assert_ne!(before, after, "service.creds written anew");
+    let connect = |creds: String| {
+        let (jwt, seed) = countersign_plane::authority::parse_creds(&Secret::new(creds)).expect("creds");
+        let url = url.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let client = countersign_plane::link::connect_options(&jwt, seed, "service")
+                .connect(url.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = async_nats::jetstream::new(client).query_account().await.map_err(|e| e.to_string());
+            tokio::time::timeout(Duration::from_secs(3), async { info })
+                .await
+                .unwrap_or_else(|_| Err("no answer in 3 s".into()))
+                .map(drop)
+        })
+    };
+    assert!(connect(after).is_ok(), "the new service credentials work");
+    assert!(connect(before).is_err(), "the older service credentials are refused");
+    assert!(team.authority.reissue("nobody").is_err(), "only a live device");
+}
+
+#[test]
 fn a_server_off_this_machine_is_reached_over_tls_only() {
     let dir = tempfile::tempdir().expect("dir");
     let options = countersign_plane::authority::InitOptions {
@@ -273,6 +398,7 @@ fn a_server_off_this_machine_is_reached_over_tls_only() {
         port: 4222,
         tls: None,
         max_disk_bytes: None,
+        desk_disk_bytes: None,
     };
     let keyring = countersign_test_support::nats::keyring("tls");
     let refused = countersign_plane::authority::Authority::init(dir.path(), &options, keyring).expect_err("no TLS");

@@ -117,16 +117,22 @@ pub fn keyring(label: &str) -> countersign_connectors::credentials::KeyringStore
 
 impl TeamPlane {
     pub fn start(name: &str, lease_every: Duration) -> TeamPlane {
-        TeamPlane::start_with_disk(name, lease_every, None)
+        TeamPlane::start_with_disk(name, lease_every, None, None)
     }
 
-    /// [`TeamPlane::start`] with the team's streams and stores allowed `max_disk_bytes`.
-    pub fn start_with_disk(name: &str, lease_every: Duration, max_disk_bytes: Option<u64>) -> TeamPlane {
+    /// [`TeamPlane::start`] with the team's streams and stores allowed `max_disk_bytes`,
+    /// each desk's blob store `desk_disk_bytes` of it.
+    pub fn start_with_disk(
+        name: &str,
+        lease_every: Duration,
+        max_disk_bytes: Option<u64>,
+        desk_disk_bytes: Option<u64>,
+    ) -> TeamPlane {
         use countersign_plane::authority::{Authority, InitOptions};
         let dir = tempfile::tempdir().expect("team dir");
         let port = free_port();
         let host = "127.0.0.1".parse().expect("ip");
-        let options = InitOptions { name: name.into(), host, port, tls: None, max_disk_bytes };
+        let options = InitOptions { name: name.into(), host, port, tls: None, max_disk_bytes, desk_disk_bytes };
         let authority = Authority::init(dir.path(), &options, keyring("admin")).expect("team init");
         let server = NatsServer::start_on(&dir.path().join("nats-server.conf"), port);
         let identity = countersign_plane::lease::ServiceIdentity::load(dir.path(), None).expect("service identity");

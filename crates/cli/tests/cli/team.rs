@@ -368,3 +368,28 @@ fn a_lead_reads_the_teams_log_from_the_command_line_and_an_agent_may_not() {
     assert_eq!(code(&refused), 1);
     assert!(stderr(&refused).contains("may not see the team's evidence"), "{}", stderr(&refused));
 }
+
+#[test]
+fn a_desks_share_of_the_teams_disk_is_checked_at_team_init() {
+    let root = tempfile::tempdir().unwrap();
+    let placeholder = root.path().join("none.toml");
+    let admin = Desk { keyring: unique("quota"), workspace: &placeholder, data: root.path().join("admin") };
+    let init = |dir: &str, extra: &[&str]| {
+        let team_dir = root.path().join(dir);
+        let mut args = vec!["team", "init", "--dir", team_dir.to_str().unwrap(), "--name", "acme"];
+        args.extend_from_slice(extra);
+        (admin.run(&args), team_dir)
+    };
+    let (over, dir) = init("over", &["--max-disk-gib", "1", "--desk-disk-mib", "300"]);
+    assert_eq!(code(&over), 1, "{}", stderr(&over));
+    assert!(stderr(&over).contains("at most a quarter"), "{}", stderr(&over));
+    assert!(!dir.join("team.toml").exists(), "nothing was set up");
+    let (alone, _) = init("alone", &["--desk-disk-mib", "8"]);
+    assert_eq!(code(&alone), 2, "a share needs the team's quota: {}", stderr(&alone));
+    assert!(stderr(&alone).contains("--max-disk-gib"), "{}", stderr(&alone));
+    let (ok, dir) = init("ok", &["--max-disk-gib", "1", "--desk-disk-mib", "16"]);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    let file = countersign_plane::authority::TeamFile::read(&dir).unwrap();
+    let quota = file.quota().unwrap();
+    assert_eq!((quota.team, quota.desk_blobs, quota.desks()), (1 << 30, 16 << 20, 36));
+}

@@ -342,7 +342,7 @@ async fn consumer(
 ) -> Result<jetstream::consumer::PullConsumer, ProjectError> {
     let server = |e: &dyn std::fmt::Display| ProjectError::Server(e.to_string());
     let stream =
-        js.get_or_create_stream(countersign_plane::evidence::evidence_stream()).await.map_err(|e| server(&e))?;
+        js.get_or_create_stream(countersign_plane::evidence::evidence_stream(None)).await.map_err(|e| server(&e))?;
     match stream.delete_consumer(name).await {
         Ok(_) => {}
         Err(e)
