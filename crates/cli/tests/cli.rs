@@ -47,6 +47,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `o` exited with `exit` and its stderr says `text`.
+fn failed_saying(o: &Output, exit: i32, text: &str) {
+    assert_eq!(code(o), exit, "{}", stderr(o));
+    assert!(stderr(o).contains(text), "{}", stderr(o));
+}
+
 /// An agent verified the customer of the case in `file` themselves (a one-time code): what
 /// the demo policy's writes need; the case file's own `identity` claim counts for nothing.
 fn verify_customer(run: impl Fn(&[&str]) -> Output, file: &Path) {
@@ -132,12 +138,10 @@ fn decide_refuses_bad_input_with_a_location() {
 
     std::fs::write(&file, "{ not json").unwrap();
     let out = cs(dir.path(), &["decide", "--case", file.to_str().unwrap()]);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("case.json:1:"), "{}", stderr(&out));
+    failed_saying(&out, 1, "case.json:1:");
 
     let out = cs(dir.path(), &["decide", "--case", "/nonexistent/case.json"]);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("/nonexistent/case.json"), "{}", stderr(&out));
+    failed_saying(&out, 1, "/nonexistent/case.json");
 }
 
 #[test]
@@ -248,8 +252,7 @@ fn demo_records_evidence_that_verifies_and_exports() {
 fn unknown_role_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = cs(dir.path(), &["--role", "ceo", "pause", "list"]);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("ceo"), "{}", stderr(&out));
+    failed_saying(&out, 1, "ceo");
 }
 
 /// Credentials go to the real OS keyring; the planted value must never appear in
@@ -292,8 +295,7 @@ fn credentials_never_leak() {
     let del = run(&["credentials", "delete", "demo_seller_center/acme-us"], None);
     assert_eq!(code(&del), 0, "{}", stderr(&del));
     let again = run(&["credentials", "delete", "demo_seller_center/acme-us"], None);
-    assert_eq!(code(&again), 1);
-    assert!(stderr(&again).contains("CredentialMissing"), "{}", stderr(&again));
+    failed_saying(&again, 1, "CredentialMissing");
     outputs.extend([bad, del, again]);
 
     for o in &outputs {
@@ -475,8 +477,7 @@ fn supervisor_approvals_take_a_roster_passphrase() {
     assert_eq!(code(&seat), 1, "a role on the command line is not proof");
     assert!(stderr(&seat).contains("NotPermitted") && stderr(&seat).contains("--as"), "{}", stderr(&seat));
     let wrong = with_stdin(&ws, &["review", "approve", plan, id, "--as", "lead-cli"], "not-the-passphrase");
-    assert_eq!(code(&wrong), 1);
-    assert!(stderr(&wrong).contains("NotPermitted"), "{}", stderr(&wrong));
+    failed_saying(&wrong, 1, "NotPermitted");
     let ok = with_stdin(&ws, &["--json", "review", "approve", plan, id, "--as", "lead-cli"], passphrase);
     assert_eq!(code(&ok), 0, "{}", stderr(&ok));
     assert_eq!(stdout_json(&ok)["reviewed_by"], "lead-cli");
@@ -541,8 +542,7 @@ fn eval_scores_a_set_and_names_a_broken_line() {
 
     std::fs::write(&set, format!("{}\n{{\"case\": 1}}\n", three[0])).unwrap();
     let bad = cs_demo(dir.path(), &["eval", "--cases", set.to_str().unwrap()]);
-    assert_eq!(code(&bad), 1);
-    assert!(stderr(&bad).contains("set.jsonl:2:"), "{}", stderr(&bad));
+    failed_saying(&bad, 1, "set.jsonl:2:");
 }
 
 #[test]
@@ -580,8 +580,7 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let set = dir.path().join("bad.jsonl");
     std::fs::write(&set, "{\"id\": \"a\", \"text\": \"hi\", \"expect\": [], \"near\": \"legal\"}\n{\"id\": \"b\", \"text\": \"x\", \"expect\": [\"lawsuits\"]}\n").unwrap();
     let bad = cs_demo(dir.path(), &["eval", "signals", "--set", set.to_str().unwrap()]);
-    assert_eq!(code(&bad), 1);
-    assert!(stderr(&bad).contains("bad.jsonl:2:"), "{}", stderr(&bad));
+    failed_saying(&bad, 1, "bad.jsonl:2:");
 }
 
 /// The plan ids and step ids waiting for review, from `review list --json`.
@@ -672,8 +671,7 @@ fn a_pasted_conversation_becomes_an_unverified_case_in_the_inbox() {
         data.path(),
         &["paste", "--channel", "sms", "--platform", "p", "--tenant", "t", "--store", "s", "--text", "x"],
     );
-    assert_eq!(code(&bad), 2);
-    assert!(stderr(&bad).contains("unknown channel \"sms\""), "{}", stderr(&bad));
+    failed_saying(&bad, 2, "unknown channel \"sms\"");
     let empty = cs(
         data.path(),
         &["paste", "--channel", "chat", "--platform", "p", "--tenant", "t", "--store", "s", "--text", " "],
@@ -793,8 +791,7 @@ fn a_step_the_platform_refused_is_tried_again_from_the_command_line() {
 
     // A step that is not failed is not retried; settling by hand needs an unknown step.
     let o = cs_demo(d, &["review", "retry", "retry-cli-1", "s1"]);
-    assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("only a failed or not-applied step"), "{}", stderr(&o));
+    failed_saying(&o, 1, "only a failed or not-applied step");
     let o =
         cs_demo(d, &["review", "settle", "retry-cli-1", "s1", "--applied", "--reason", "seen", "--as", "lead-demo"]);
     assert_ne!(code(&o), 0);

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use super::{BIN, code, cs, repo, stderr, stdout_json};
+use super::{BIN, code, cs, failed_saying, repo, stderr, stdout_json};
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -125,8 +125,7 @@ fn admin_keys_in_the_os_keyring_sign_packs_and_are_never_replaced() {
         &service,
         &["policy", "sign", source.to_str().unwrap(), "--out", d.join("p2").to_str().unwrap(), "--key-name", "nobody"],
     );
-    assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("no admin key named \"nobody\""), "{}", stderr(&o));
+    failed_saying(&o, 1, "no admin key named \"nobody\"");
 }
 
 #[test]
@@ -321,8 +320,7 @@ fn a_draft_is_simulated_over_the_recorded_decisions_and_a_pack_signed_after_it_n
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let refused = d.join("refused");
     let o = sign(&refused, Some(&other));
-    assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("not of the policy this pack signs"), "{}", stderr(&o));
+    failed_saying(&o, 1, "not of the policy this pack signs");
     assert!(!refused.exists(), "nothing is written for a refused signing");
 
     // Signed without one, it says so.
@@ -362,8 +360,7 @@ fn approvals_given_at_once_are_rubber_stamps_and_only_a_lead_records_a_reversal(
     assert_eq!((counted, stamps), (0, 3), "approved within the 10 s floor: {a:#}");
     assert_eq!(a["proposals"], serde_json::json!([]));
     let o = cs(&data, &["policy", "autonomy", "--save", "refund_partial/x", "--out", dir.path().to_str().unwrap()]);
-    assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("no proposal"), "{}", stderr(&o));
+    failed_saying(&o, 1, "no proposal");
     // Recording a reversal is a lead's, proven with their passphrase: a role claimed at the
     // seat is not proof.
     let (plan, step) = (waiting[0]["plan_id"].as_str().unwrap(), waiting[0]["step_id"].as_str().unwrap());
@@ -381,6 +378,5 @@ fn approvals_given_at_once_are_rubber_stamps_and_only_a_lead_records_a_reversal(
             child.wait_with_output()
         })
         .unwrap();
-    assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("lead-demo"), "{}", stderr(&o));
+    failed_saying(&o, 1, "lead-demo");
 }
