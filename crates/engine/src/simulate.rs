@@ -59,12 +59,7 @@ impl Engine {
         out: Option<&Path>,
     ) -> Result<Simulated, EngineError> {
         let policy = read_draft(draft)?;
-        let mut simulated = self.simulate(&policy, since_of(since)?)?;
-        if let Some(path) = out {
-            write_report(path, &simulated.report)?;
-            simulated.report_file = Some(path.display().to_string());
-        }
-        Ok(simulated)
+        self.simulate(&policy, since_of(since)?)?.written_to(out)
     }
 
     /// [`Engine::simulate_draft`] over the decisions of every desk of the team this lead
@@ -91,13 +86,8 @@ impl Engine {
                 ),
             });
         }
-        let mut simulated =
-            Simulated { digest: report.digest(), report, report_file: None, simulation: Simulation::default() };
-        if let Some(path) = out {
-            write_report(path, &simulated.report)?;
-            simulated.report_file = Some(path.display().to_string());
-        }
-        Ok(simulated)
+        Simulated { digest: report.digest(), report, report_file: None, simulation: Simulation::default() }
+            .written_to(out)
     }
 
     /// Replay every decision this log recorded through `draft`, in the order recorded,
@@ -230,6 +220,17 @@ pub(crate) struct CasePayload {
 #[derive(Deserialize)]
 pub(crate) struct PlanPayload {
     pub(crate) plan: Plan,
+}
+
+impl Simulated {
+    /// The simulation, its report also written to `out` when given (and named there).
+    fn written_to(mut self, out: Option<&Path>) -> Result<Simulated, EngineError> {
+        if let Some(path) = out {
+            write_report(path, &self.report)?;
+            self.report_file = Some(path.display().to_string());
+        }
+        Ok(self)
+    }
 }
 
 /// Write a report where `policy sign --simulation` reads it (replacing the file whole).
