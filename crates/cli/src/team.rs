@@ -73,6 +73,17 @@ pub enum TeamCmd {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Set the key a device signs its evidence with (admin; `countersign team key` on it
+    /// prints it): a reinstalled device, or a key given wrong at enrolment. A desk the
+    /// team holds for it is then released with `countersign-team release`.
+    DeviceKey {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        device: String,
+        #[arg(long, value_name = "HEX")]
+        device_key: String,
+    },
     /// Join this workspace to the team of an enrolment file.
     Join { file: PathBuf },
     /// Revoke a device (admin): the server drops it at once and refuses it from then on.
@@ -97,7 +108,7 @@ pub enum TeamCmd {
     /// Issue a device's credentials again, for the key it has, with today's permissions
     /// (admin): its older credentials are refused from now on. A desk joins with the new
     /// enrolment (`team join`); the team service (`--device service`) gets a new
-    /// `service.creds` and must be restarted.
+    /// `service.creds`: stop it first, start it after.
     Reissue {
         #[arg(long)]
         dir: PathBuf,
@@ -473,6 +484,14 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
             let path = write_enrollment(out_file.as_ref(), &e)?;
             out(cli.json, &e, |e| println!("enrolled {} as {}: give it {}", e.device, e.role.as_str(), path.display()))
         }
+        TeamCmd::DeviceKey { dir, device, device_key } => {
+            let before = Authority::open(dir, keyring)?.set_device_key(device, device_key)?;
+            let done = serde_json::json!({"device": device, "device_key": device_key, "before": before});
+            out(cli.json, &done, |_| match &before {
+                Some(b) => println!("{device}'s evidence key is now {device_key} (it was {b})"),
+                None => println!("{device}'s evidence key is now {device_key}"),
+            })
+        }
         TeamCmd::Join { file } => {
             let ws =
                 countersign_engine::Workspace::load(&cli.workspace.clone().unwrap_or_else(crate::default_workspace))?;
@@ -491,6 +510,9 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
             pushed_or_not(not_pushed, "the old key's revocation")
         }
         TeamCmd::Reissue { dir, device, out: out_file } => {
+            if device == "service" && out_file.is_some() {
+                anyhow::bail!("the team service's credentials go to service.creds in the team folder, not to --out");
+            }
             let (e, not_pushed) = Authority::open(dir, keyring)?.reissue(device)?;
             if e.role == countersign_plane::subjects::Role::Service {
                 let creds = dir.join("service.creds");

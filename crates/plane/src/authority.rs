@@ -322,16 +322,8 @@ impl Authority {
         device_key: Option<&str>,
     ) -> Result<Enrollment, PlaneError> {
         check_device_name(device)?;
-        let device_key = device_key
-            .map(|k| {
-                countersign_trust::keys::PublicKey::from_hex(k, device).map(|p| p.to_hex()).map_err(|e| {
-                    PlaneError::bad(format!(
-                        "{k:?} is not a device evidence key (64 hex digits; the device prints its own with \
-                         `countersign team key`): {e}"
-                    ))
-                })
-            })
-            .transpose()?;
+        let device_key = device_key.map(|k| evidence_key(device, k)).transpose()?;
+        self.check_room(device, role)?;
         if KeyPair::from_public_key(key).is_err() || !key.starts_with('U') {
             return Err(PlaneError::bad(format!(
                 "{key:?} is not a device transport key (a NATS user public key, `U…`): the device prints its own with \
@@ -397,6 +389,48 @@ impl Authority {
         Ok(Token::new(key.to_string()).name(device).claims(claims).sign(&signer))
     }
 
+    /// With a quota, a new desk needs room for its blob store beside every other
+    /// (a name once enrolled keeps its store, revoked or not).
+    fn check_room(&self, device: &str, role: Role) -> Result<(), PlaneError> {
+        let Some(quota) = self.file.quota() else { return Ok(()) };
+        if role == Role::Service {
+            return Ok(());
+        }
+        let names: std::collections::BTreeSet<&str> =
+            self.file.devices.iter().filter(|d| d.role != Role::Service).map(|d| d.name.as_str()).collect();
+        if !names.contains(device) && names.len() as u64 >= quota.desks() {
+            return Err(PlaneError::bad(format!(
+                "team {:?} has room for {} desks' blob stores of {} MiB each beside its own streams, and {} names \
+                 have one (a revoked desk keeps its store): this team needs a larger quota or a smaller share per \
+                 desk (`team init --max-disk-gib`, `--desk-disk-mib`)",
+                self.file.name,
+                quota.desks(),
+                quota.desk_blobs >> 20,
+                names.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Set the key `device` signs its evidence with (`countersign team key` on it), on
+    /// its live record: the team service holds its checkpoints to it from then on (a
+    /// reinstalled device, or a key given wrong at enrolment). A desk the team holds for
+    /// a checkpoint its old key did not sign is then released to be checked again
+    /// (`countersign-team release`). The key it had is returned.
+    pub fn set_device_key(&mut self, device: &str, key: &str) -> Result<Option<String>, PlaneError> {
+        let key = evidence_key(device, key)?;
+        let live = self
+            .file
+            .devices
+            .iter_mut()
+            .rev()
+            .find(|d| d.name == device && d.revoked_at.is_none())
+            .ok_or_else(|| PlaneError::bad(format!("no live device {device:?} in team {:?}", self.file.name)))?;
+        let before = live.device_key.replace(key);
+        self.save()?;
+        Ok(before)
+    }
+
     /// Issue `device`'s credentials again for the key it has, with today's permissions
     /// (a device enrolled before a permission changed holds the old ones): every JWT of
     /// that key issued before now is revoked. The team service's new credentials go to
@@ -409,9 +443,16 @@ impl Authority {
             .iter()
             .rposition(|d| d.name == device && d.revoked_at.is_none())
             .ok_or_else(|| PlaneError::bad(format!("no live device {device:?} in team {:?}", self.file.name)))?;
-        let (role, key) = (self.file.devices[live].role, self.file.devices[live].key.clone());
+        let record = &self.file.devices[live];
+        let (role, key) = (record.role, record.key.clone());
         // The server refuses a JWT issued at or before the revocation's second: the old
-        // ones are from before this second, the new one from this one on.
+        // ones must be from before this second (each issued no later than its record
+        // says), the new one from this one on. Issued within this second, wait for the
+        // next.
+        let floor = (record.enrolled_at.as_second() + 1).max(record.reissued_at.map_or(0, |t| t.as_second() + 2));
+        while Timestamp::now().as_second() < floor {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let now = Timestamp::now();
         let cut = Timestamp::from_second(now.as_second() - 1).map_err(|e| PlaneError::bad(e.to_string()))?;
         let jwt = self.user_jwt(device, role, &key)?;
@@ -614,6 +655,16 @@ pub fn parse_creds(text: &Secret) -> Result<(String, KeyPair), PlaneError> {
     let seed = blocks.next().ok_or_else(|| PlaneError::bad("a credentials file without a seed"))?.trim();
     let kp = KeyPair::from_seed(seed).map_err(|e| PlaneError::bad(format!("a credentials file's seed: {e}")))?;
     Ok((jwt, kp))
+}
+
+/// A device's evidence key as given (64 hex digits), in its canonical form.
+fn evidence_key(device: &str, key: &str) -> Result<String, PlaneError> {
+    countersign_trust::keys::PublicKey::from_hex(key, device).map(|p| p.to_hex()).map_err(|e| {
+        PlaneError::bad(format!(
+            "{key:?} is not a device evidence key (64 hex digits; the device prints its own with `countersign team \
+             key`): {e}"
+        ))
+    })
 }
 
 fn write_private(path: &Path, secret: &Secret) -> Result<(), PlaneError> {

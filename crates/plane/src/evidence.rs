@@ -112,6 +112,9 @@ impl TeamLink {
     }
 }
 
+/// The object store's chunk size (async-nats' default).
+const CHUNK: u64 = 128 * 1024;
+
 /// A desk's own blob store: each desk writes only its own (no desk can overwrite or
 /// remove another's), and only the team service reads them. The team service makes it,
 /// with the desk's share of the quota.
@@ -126,14 +129,42 @@ pub fn blobs_bucket(device: &str, quota: Option<&Quota>) -> async_nats::jetstrea
 }
 
 impl TeamLink {
-    /// Put a blob in `device`'s own blob store under its hash (made at the first).
+    /// Put a blob in `device`'s own blob store under its hash (the team service makes
+    /// the store). One already there is not sent again; one its share cannot hold is
+    /// refused before any of it is written (a put the server refuses halfway leaves its
+    /// first chunks behind, taking room no object holds).
     pub fn put_blob(&self, device: &str, hash: &str, media_type: &str, data: Vec<u8>) -> Result<(), String> {
         let (device, hash, media_type) = (device.to_string(), hash.to_string(), media_type.to_string());
         self.call(Duration::from_secs(30), move |client| async move {
             let js = async_nats::jetstream::new(client);
-            let store = js.get_object_store(crate::subjects::blobs_bucket_of(&device)).await.map_err(|e| {
-                format!("this desk's blob store is not there yet (the team service makes it, with its share): {e}")
-            })?;
+            let bucket = crate::subjects::blobs_bucket_of(&device);
+            let store = match js.get_object_store(&bucket).await {
+                Ok(store) => store,
+                Err(e) if e.to_string().contains("not found") => {
+                    return Err(format!(
+                        "this desk's blob store is not there yet (the team service makes it, with the desk's share of \
+                         the team's disk): {e}"
+                    ));
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            if store.info(&hash).await.is_ok() {
+                return Ok(());
+            }
+            let mut stream = js.get_stream(format!("OBJ_{bucket}")).await.map_err(|e| e.to_string())?;
+            let info = stream.info().await.map_err(|e| e.to_string())?;
+            if let Ok(share) = u64::try_from(info.config.max_bytes) {
+                let len = data.len() as u64;
+                // Each chunk's subject and headers, and the object's entry.
+                let needs = len + (len / CHUNK + 1) * 256 + 1024;
+                if info.state.bytes + needs > share {
+                    return Err(format!(
+                        "this desk's share of the team's disk is full: its blob store holds {} of {share} bytes, and \
+                         a blob of {len} bytes does not fit (its evidence waits in its outbox)",
+                        info.state.bytes
+                    ));
+                }
+            }
             let meta = async_nats::jetstream::object_store::ObjectMetadata {
                 name: hash.clone(),
                 description: Some(media_type),

@@ -83,42 +83,13 @@ pub async fn run(
     let client = identity.connect().await?;
     let js = async_nats::jetstream::new(client);
     let quota = identity.quota.as_ref();
-    // The control bucket first: with a quota, its share is reserved before any other.
-    if js.get_key_value(CONTROL_BUCKET).await.is_err()
-        && let Err(e) = js.create_key_value(control_bucket(quota)).await
-    {
-        tracing::warn!(error = %e, "the control bucket could not be made");
-    }
-    // The evidence stream: made once, kept as it is after (retention is the team's).
-    if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream(quota)).await {
-        tracing::warn!(error = %e, "the evidence stream could not be made");
-    }
-    if js.get_key_value(crate::subjects::REQUESTS_BUCKET).await.is_err()
-        && let Err(e) = js.create_key_value(requests_bucket(quota)).await
-    {
-        tracing::warn!(error = %e, "the requests' bucket could not be made");
-    }
     // Requests an earlier version left in the control bucket, which every desk reads:
     // they carry customers' words, so they go.
     if let Err(e) = purge_old_requests(&js).await {
         tracing::warn!(error = %e, "old requests in the control bucket could not be purged");
     }
-    if js.get_object_store(crate::subjects::PACKS_BUCKET).await.is_err()
-        && let Err(e) = js.create_object_store(crate::packs::packs_bucket(quota)).await
-    {
-        tracing::warn!(error = %e, "the packs' object store could not be made");
-    }
-    // Streams a team made before it had shares: sized now, where what they hold fits.
-    if let Some(q) = quota {
-        for (stream, share) in [
-            (crate::subjects::CONTROL_STREAM.to_string(), q.control),
-            (crate::subjects::EVIDENCE_STREAM.to_string(), q.evidence),
-            (crate::subjects::REQUESTS_STREAM.to_string(), q.requests),
-            (format!("OBJ_{}", crate::subjects::PACKS_BUCKET), q.packs),
-        ] {
-            fit(&js, &stream, share).await;
-        }
-    }
+    // Made now, or tried again at every tick until they are (JetStream not ready yet).
+    let mut streams_made = make_streams(&js, quota).await;
     let mut stores = DeskStores::default();
     tokio::pin!(stop);
     // Go on from the lease the bucket holds: a service restarted on a machine whose clock
@@ -139,7 +110,9 @@ pub async fn run(
             () = &mut stop => return Ok(()),
             _ = tick.tick() => {}
         }
-        stores.make(&js, &identity.dir, quota).await;
+        if !streams_made {
+            streams_made = make_streams(&js, quota).await;
+        }
         let now = Timestamp::now();
         // Rising across restarts of the service: the clock's milliseconds, or one more.
         seq = seq.saturating_add(1).max(now.as_millisecond().unsigned_abs());
@@ -156,7 +129,51 @@ pub async fn run(
         if let Err(e) = put.await {
             tracing::warn!(error = %e, "the lease could not be published; trying again");
         }
+        // After the lease, and bounded by its period: a slow JetStream never holds the
+        // lease up (what is not made now is made at a later tick).
+        let _ = tokio::time::timeout(every, stores.make(&js, &identity.dir, quota)).await;
     }
+}
+
+/// Make the team's own streams where they are missing (the control bucket first: with a
+/// quota, its share is reserved before any other), and give those a team made before it
+/// had shares their share. `true` once every one is there.
+async fn make_streams(js: &async_nats::jetstream::Context, quota: Option<&Quota>) -> bool {
+    let mut made = true;
+    let mut failed = |what: &str, e: &dyn std::fmt::Display| {
+        made = false;
+        tracing::warn!(error = %e, "the {what} could not be made; trying again");
+    };
+    if js.get_key_value(CONTROL_BUCKET).await.is_err()
+        && let Err(e) = js.create_key_value(control_bucket(quota)).await
+    {
+        failed("control bucket", &e);
+    }
+    // The evidence stream: made once, kept as it is after (retention is the team's).
+    if let Err(e) = js.get_or_create_stream(crate::evidence::evidence_stream(quota)).await {
+        failed("evidence stream", &e);
+    }
+    if js.get_key_value(crate::subjects::REQUESTS_BUCKET).await.is_err()
+        && let Err(e) = js.create_key_value(requests_bucket(quota)).await
+    {
+        failed("requests' bucket", &e);
+    }
+    if js.get_object_store(crate::subjects::PACKS_BUCKET).await.is_err()
+        && let Err(e) = js.create_object_store(crate::packs::packs_bucket(quota)).await
+    {
+        failed("packs' object store", &e);
+    }
+    if let Some(q) = quota {
+        for (stream, share) in [
+            (crate::subjects::CONTROL_STREAM.to_string(), q.control),
+            (crate::subjects::EVIDENCE_STREAM.to_string(), q.evidence),
+            (crate::subjects::REQUESTS_STREAM.to_string(), q.requests),
+            (format!("OBJ_{}", crate::subjects::PACKS_BUCKET), q.packs),
+        ] {
+            fit(js, &stream, share).await;
+        }
+    }
+    made
 }
 
 /// Give `stream` (made before the team had shares) its `share`, and make it refuse

@@ -203,8 +203,9 @@ fn put_blob_within(link: &TeamLink, device: &str, name: &str, data: &[u8], secs:
 
 #[test]
 fn a_desk_that_floods_the_team_is_held_to_its_share_and_pauses_are_still_written() {
-    // 4 MiB for the team, each desk's blob store 1 MiB of it.
-    let mut team = TeamPlane::start_with_disk("acme", Duration::from_millis(300), Some(4 << 20), Some(1 << 20));
+    // 8 MiB for the team, each desk's blob store 1 MiB of it: room for four desks beside
+    // the team's own streams (7/16 of the quota).
+    let mut team = TeamPlane::start_with_disk("acme", Duration::from_millis(300), Some(8 << 20), Some(1 << 20));
     let key = nkeys::KeyPair::new_user();
     let enrolled = team.authority.enroll("agent-1", Role::Agent, &key.public_key()).expect("enroll");
     let agent = TeamLink::start(LinkConfig {
@@ -218,42 +219,76 @@ fn a_desk_that_floods_the_team_is_held_to_its_share_and_pauses_are_still_written
     .expect("link");
     let other = link(&mut team, "agent-2", Role::Agent);
     let lead = link(&mut team, "lead-1", Role::Lead);
+    let fourth = nkeys::KeyPair::new_user().public_key();
+    team.authority.enroll("agent-3", Role::Agent, &fourth).expect("a fourth desk has room");
+    let fifth = nkeys::KeyPair::new_user().public_key();
+    let full = team.authority.enroll("agent-4", Role::Agent, &fifth).expect_err("no room for a fifth desk's store");
+    assert!(full.to_string().contains("room for 4 desks' blob stores of 1 MiB"), "{full}");
     assert!(seen(&agent, "lease", 10).is_some(), "the agent hears the lease");
-    let mut stored = 0;
-    let refused = loop {
-        match put_blob_within(&agent, "agent-1", &format!("blob-{stored}"), &noise(stored), 10) {
-            Ok(()) => stored += 1,
-            Err(e) => break e,
-        }
-        assert!(stored <= 2, "{stored} half-MiB blobs stored past a 1 MiB share");
+    // The app's own put: a first blob fits its share, the third cannot, and it says so
+    // before writing any of it.
+    put_blob_within(&agent, "agent-1", "blob-0", &noise(0), 10).expect("a first blob fits");
+    put_blob_within(&agent, "agent-1", "blob-0", &noise(0), 10).expect("the same blob again is nothing to send");
+    let full = match agent.put_blob("agent-1", "blob-1", "application/octet-stream", noise(1)) {
+        Ok(()) => agent.put_blob("agent-1", "blob-2", "application/octet-stream", noise(2)),
+        refused => refused,
     };
-    assert!(stored >= 1, "a first blob fits: {refused}");
-    assert!(refused.contains("maximum bytes") || refused.contains("resource"), "{refused}");
-    // Then to the brim, a KiB at a time.
-    let mut small = 0;
-    while agent
-        .put_blob("agent-1", &format!("small-{small}"), "application/octet-stream", noise(small)[..1024].to_vec())
-        .is_ok()
-    {
-        small += 1;
-        assert!(small <= 1024, "{small} KiB stored past what was left of a 1 MiB share");
-    }
-    // A desk cannot give itself a larger store: the service made it, and a desk may not.
+    let full = full.expect_err("a 1 MiB share holds at most two half-MiB blobs");
+    assert!(full.contains("share of the team's disk is full"), "{full}");
+
+    // A desk that floods on purpose, with its own client: the server holds it to its
+    // share, and it may not make its store again with a size of its choosing.
     let url = team.url();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let grown: Result<(), String> = runtime.block_on(async move {
+    let (flooded, grown) = runtime.block_on(async move {
         let options = countersign_plane::link::connect_options(&enrolled.jwt, key, "agent-1");
-        let client = options.connect(url.as_str()).await.map_err(|e| e.to_string())?;
+        let client = options.connect(url.as_str()).await.expect("the desk's own connection");
         let js = async_nats::jetstream::new(client);
+        let store = js.get_object_store("cs_blobs_agent-1").await.expect("the store the service made");
+        let put = |name: String, data: Vec<u8>| {
+            let store = store.clone();
+            async move {
+                let mut bytes = data.as_slice();
+                let put = store.put(name.as_str(), &mut bytes);
+                tokio::time::timeout(Duration::from_secs(5), put)
+                    .await
+                    .map_err(|_| "no answer".to_string())?
+                    .map_err(|e| e.to_string())
+            }
+        };
+        // Half a MiB at a time, then a KiB at a time to the brim.
+        let mut stored = 0u64;
+        let mut refused = None;
+        for n in 0..8u64 {
+            match put(format!("flood-{n}"), noise(100 + n)).await {
+                Ok(_) => stored += 1024 * 512,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut small = 0;
+        while small < 4096 && put(format!("small-{small}"), noise(small)[..1024].to_vec()).await.is_ok() {
+            small += 1;
+            stored += 1024;
+        }
         let mut config = countersign_plane::evidence::blobs_bucket("agent-1", None);
         config.max_bytes = 3 << 20;
-        let made = js.create_object_store(config);
-        match tokio::time::timeout(Duration::from_secs(3), made).await {
+        let made = tokio::time::timeout(Duration::from_secs(3), js.create_object_store(config)).await;
+        let grown = match made {
             Ok(made) => made.map(drop).map_err(|e| e.to_string()),
-            Err(_) => Err("no answer in 3 s".into()),
-        }
+            Err(_) => Err("no answer in 3 s".to_string()),
+        };
+        ((stored, small, refused), grown)
     });
-    assert!(grown.is_err(), "a desk remade its own blob store with a size of its choosing");
+    let (stored, small, refused) = flooded;
+    let refused = refused.expect("the flood was refused");
+    assert!(refused.contains("maximum bytes") || refused.contains("resource"), "{refused}");
+    assert!(small < 4096, "a KiB at a time, never refused");
+    assert!(stored < 1 << 20, "{stored} bytes stored past a 1 MiB share");
+    let grown = grown.expect_err("a desk remade its own blob store with a size of its choosing");
+    assert!(!grown.contains("already in use"), "the server heard the request, so the desk may send it: {grown}");
     // The flood took only that desk's share: another desk stores its blob, the lead's
     // pauses are written and the service's lease still comes.
     put_blob_within(&other, "agent-2", "blob-0", &noise(99), 10).expect("another desk's blob fits in its own share");
@@ -346,8 +381,8 @@ fn credentials_issued_again_carry_todays_permissions_and_the_older_ones_are_refu
     };
     let old = start(first.jwt.clone());
     assert!(seen(&old, "lease", 10).is_some(), "the first credentials work");
-    // A second apart: a JWT carries its issue time in seconds.
-    std::thread::sleep(Duration::from_millis(1100));
+    // Within the second it was enrolled in, as a script would: a JWT carries its issue
+    // time in seconds, and the older one must still be refused.
     let (again, not_pushed) = team.authority.reissue("agent-1").expect("reissue");
     assert!(not_pushed.is_none(), "the server heard of it: {not_pushed:?}");
     assert_eq!((again.role, again.device.as_str()), (Role::Agent, "agent-1"));
@@ -357,12 +392,21 @@ fn credentials_issued_again_carry_todays_permissions_and_the_older_ones_are_refu
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!old.connected(), "the older credentials were dropped");
-    let new = start(again.jwt);
+    let new = start(again.jwt.clone());
     assert!(seen(&new, "lease", 10).is_some(), "the new credentials work, on the same key");
+    // Again at once: the credentials of the first reissue are refused in turn.
+    let (third, not_pushed) = team.authority.reissue("agent-1").expect("reissue again");
+    assert!(not_pushed.is_none(), "{not_pushed:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while new.connected() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!new.connected(), "the first reissue's credentials were dropped");
+    let newest = start(third.jwt);
+    assert!(seen(&newest, "lease", 10).is_some(), "the newest credentials work");
 
     // The team service's own: a new service.creds for the same key; the old is refused.
     let before = std::fs::read_to_string(team.dir.path().join("service.creds")).expect("creds");
-    std::thread::sleep(Duration::from_millis(1100));
     let (service, not_pushed) = team.authority.reissue("service").expect("reissue the service");
     assert!(not_pushed.is_none(), "{not_pushed:?}");
     assert_eq!(service.role, Role::Service);
