@@ -694,6 +694,33 @@ fn a_desk_is_held_to_the_evidence_key_it_was_enrolled_with_from_its_first_checkp
     assert_eq!(seen, vec![("desk-other", signed.seq, "bad_signature")], "{alerts:#?}");
     assert!(alerts[0].detail.contains(&format!("not the desk's key {other}")), "{}", alerts[0].detail);
     assert!(team_db.witnessed_of("desk-other").is_none(), "nothing witnessed for a key it was not enrolled with");
+
+    // Released with the wrong key still on file: held again at the same checkpoint, its
+    // alert raised anew.
+    let (raised, _) = team_db.raised_and_released("desk-other", signed.seq);
+    let first = team_db.release("desk-other", Some(&other));
+    assert_eq!((first.held_at_seq, first.alert_kind.as_deref()), (signed.seq, Some("bad_signature")));
+    assert_eq!(team_db.held_at("desk-other"), None, "not held once released");
+    wait_for("held again, its alert raised anew", || {
+        team_db.held_at("desk-other") == Some(signed.seq)
+            && team_db.raised_and_released("desk-other", signed.seq).0 > raised
+    });
+    assert!(team_db.witnessed_of("desk-other").is_none());
+    // The admin puts the desk's own key on file (`team device-key`), then releases it:
+    // its checkpoint verifies, is witnessed, and its whole log is the team's.
+    let own_key = impostor.engine.device_public_key().unwrap().to_hex();
+    let was = team.plane.authority.set_device_key("desk-other", &own_key).unwrap();
+    assert_eq!(was.as_deref(), Some(other.as_str()));
+    let on_file = team.plane.authority.file.device_key("desk-other").map(str::to_string);
+    let second = team_db.release("desk-other", on_file.as_deref());
+    assert_eq!(second.device_key_after.as_deref(), Some(own_key.as_str()));
+    let want = local_log(&impostor);
+    wait_for("desk-other's log projected after its release", || team_db.events_of("desk-other") == want);
+    wait_for("desk-other's checkpoint witnessed", || team_db.witnessed_of("desk-other").is_some());
+    assert_eq!(team_db.held_at("desk-other"), None);
+    assert_eq!(team_db.raised_and_released("desk-other", signed.seq).1, 2, "both releases recorded");
+    // The other desk's evidence was read again, not doubled.
+    assert_eq!(team_db.events_of("desk-own"), local_log(&own));
     service.stop();
 }
 

@@ -5,6 +5,7 @@
 //! evidence into it, verified as it goes (`countersign_team::project`), and answers the
 //! leads' team views from it (`countersign_team::view`).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -45,6 +46,30 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         trust: Vec<PathBuf>,
     },
+    /// Release a desk the team holds, once its alert has been looked at: the projection
+    /// reads it again from where it was held (held again there if the cause remains).
+    /// Its evidence key becomes the one the team folder has on file for it (set it with
+    /// `countersign team device-key`), or, with --forget-key, is learnt again from its
+    /// next checkpoint.
+    Release {
+        /// The team folder `countersign team init` made.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        device: String,
+        /// Who releases it (recorded with the release).
+        #[arg(long)]
+        by: String,
+        /// Why (recorded with the release).
+        #[arg(long)]
+        reason: String,
+        /// Without a key on file for the desk, forget the one the team holds it to.
+        #[arg(long)]
+        forget_key: bool,
+        /// As for `serve` (or COUNTERSIGN_TEAM_DATABASE_URL).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 /// The env var the database URL may come from instead of `--database-url`.
@@ -55,23 +80,98 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let Cli { command: Command::Serve { dir, url, every_ms, database_url, retention_every_s, trust } } = Cli::parse();
+    match Cli::parse().command {
+        Command::Serve { dir, url, every_ms, database_url, retention_every_s, trust } => {
+            serve(dir, url, every_ms, database_url, retention_every_s, &trust)
+        }
+        Command::Release { dir, device, by, reason, forget_key, database_url } => {
+            release(&dir, &device, &by, &reason, forget_key, database_url)
+        }
+    }
+}
+
+/// The database `--database-url` or the environment names, if any.
+fn database(flag: Option<String>) -> Result<Option<sqlx::postgres::PgConnectOptions>, String> {
+    match flag.or_else(|| std::env::var(DATABASE_URL_ENV).ok()).filter(|u| !u.is_empty()) {
+        Some(u) => countersign_team::project::connect_options(&Secret::new(u)).map(Some).map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
+fn release(
+    dir: &std::path::Path,
+    device: &str,
+    by: &str,
+    reason: &str,
+    forget_key: bool,
+    database_url: Option<String>,
+) -> ExitCode {
+    let run = || -> Result<countersign_team::project::release::Released, String> {
+        let database =
+            database(database_url)?.ok_or_else(|| format!("no database: give --database-url or {DATABASE_URL_ENV}"))?;
+        let file = countersign_plane::authority::TeamFile::read(dir).map_err(|e| e.to_string())?;
+        let enrolled = file.device_key(device).map(str::to_string);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let pool = countersign_team::project::open(&database).await.map_err(|e| e.to_string())?;
+            countersign_team::project::release::release(&pool, device, by, reason, enrolled.as_deref(), forget_key)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    };
+    match run() {
+        Ok(r) => {
+            let kind = r.alert_kind.as_deref().unwrap_or("no alert");
+            let key = match (&r.device_key_before, &r.device_key_after) {
+                (before, after) if before == after => {
+                    after.clone().unwrap_or_else(|| "none yet (learnt from its next checkpoint)".into())
+                }
+                (before, after) => format!(
+                    "{} (was {})",
+                    after.as_deref().unwrap_or("learnt from its next checkpoint"),
+                    before.as_deref().unwrap_or("none")
+                ),
+            };
+            let said = writeln!(
+                std::io::stdout(),
+                "released {} (held at event {}, {kind}); read again from stream message {}\n  evidence key: {key}",
+                r.device,
+                r.held_at_seq,
+                r.from_stream_seq
+            );
+            if said.is_err() {
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("countersign-team: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(
+    dir: PathBuf,
+    url: Option<String>,
+    every_ms: u64,
+    database_url: Option<String>,
+    retention_every_s: u64,
+    trust: &[PathBuf],
+) -> ExitCode {
     let mut trusted = countersign_trust::keys::TrustedKeys::bundled();
-    for file in &trust {
+    for file in trust {
         if let Err(e) = trusted.add_file(file) {
             eprintln!("countersign-team: {e}");
             return ExitCode::from(2);
         }
     }
-    let database = match database_url.or_else(|| std::env::var(DATABASE_URL_ENV).ok()).filter(|u| !u.is_empty()) {
-        Some(u) => match countersign_team::project::connect_options(&Secret::new(u)) {
-            Ok(o) => Some(o),
-            Err(e) => {
-                eprintln!("countersign-team: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
+    let database = match database(database_url) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("countersign-team: {e}");
+            return ExitCode::from(2);
+        }
     };
     let identity = match countersign_plane::lease::ServiceIdentity::load(&dir, url.as_deref()) {
         Ok(i) => i,

@@ -131,3 +131,31 @@ fn the_team_database_is_reached_over_verified_tls_and_one_elsewhere_in_the_clear
         .expect("verified TLS to another machine");
     connect_options(&Secret::new("postgres://team:s3cret@[::1]:5432/team")).expect("loopback needs no TLS");
 }
+
+#[test]
+fn release_says_why_a_desk_cannot_be_released_and_never_prints_the_password() {
+    let plane = TeamPlane::start("acme", Duration::from_secs(5));
+    let db = Postgres::start();
+    let release = |env: &[(&str, &str)], args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_countersign-team"));
+        command.args(["release", "--dir"]).arg(plane.dir.path()).args(args).env_remove("COUNTERSIGN_TEAM_DATABASE_URL");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let who = ["--device", "desk-9", "--by", "admin-1", "--reason", "looked at it"];
+    let (code, text) = release(&[], &who);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no database"), "{text}");
+    let url = db.url();
+    let (code, text) = release(&[("COUNTERSIGN_TEAM_DATABASE_URL", &url)], &who);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no evidence of a desk \"desk-9\""), "{text}");
+    assert!(!text.contains(db.password()), "the password was printed: {text}");
+    let (code, text) =
+        release(&[("COUNTERSIGN_TEAM_DATABASE_URL", &url)], &["--device", "desk-9", "--by", " ", "--reason", "x"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("say who releases the desk and why"), "{text}");
+}

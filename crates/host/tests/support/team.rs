@@ -305,6 +305,27 @@ impl TeamDb {
         self.rt.block_on(countersign_team::project::witnessed_of(&self.pool, device)).unwrap()
     }
 
+    pub fn held_at(&self, device: &str) -> Option<u64> {
+        self.rt.block_on(countersign_team::project::held_at(&self.pool, device)).unwrap()
+    }
+
+    pub fn raised_and_released(&self, device: &str, seq: u64) -> (Option<String>, u64) {
+        self.rt.block_on(countersign_team::project::raised_and_released(&self.pool, device, seq)).unwrap()
+    }
+
+    /// Release `device` as `countersign-team release` does, its key on file `enrolled`.
+    pub fn release(&self, device: &str, enrolled: Option<&str>) -> countersign_team::project::release::Released {
+        let release = countersign_team::project::release::release(
+            &self.pool,
+            device,
+            "admin-1",
+            "looked at the alert",
+            enrolled,
+            false,
+        );
+        self.rt.block_on(release).unwrap()
+    }
+
     pub fn checkpoints_of(&self, device: &str) -> Vec<(u64, u64, String)> {
         self.rt.block_on(countersign_team::project::checkpoints_of(&self.pool, device)).unwrap()
     }

@@ -85,6 +85,9 @@ pub enum ProjectError {
     /// The service's own key could not be read.
     #[error("the team service's key: {0}")]
     Witness(String),
+    /// A desk could not be released.
+    #[error("{0}")]
+    Release(String),
 }
 
 /// How the projection runs.
@@ -232,7 +235,14 @@ pub async fn run(
                 Projector::load(pool.clone(), js.clone(), &options.consumer, options.witness.clone()).await?;
             projector.enrolled.dir.clone_from(&options.team_dir);
             projector.confirm_gap = confirm_gap;
-            let consumer = consumer(&js, &options.consumer, projector.committed).await?;
+            // The team's quota, if any: the stream is made with its share when the lease
+            // has not made it yet.
+            let quota = options
+                .team_dir
+                .as_deref()
+                .and_then(|d| countersign_plane::authority::TeamFile::read(d).ok())
+                .and_then(|f| f.quota());
+            let consumer = consumer(&js, &options.consumer, projector.committed, quota.as_ref()).await?;
             projector.publish_witnessed(None).await;
             let mut messages = consumer
                 .stream()
@@ -246,6 +256,10 @@ pub async fn run(
             // the next is read and verified: the database and the verification take
             // turns no more (a batch is written only once the one before is committed).
             let mut writing: Option<Writing> = None;
+            // A desk released meanwhile: the desks are loaded again, and the stream read
+            // again from where the release says.
+            let mut recheck = tokio::time::interval(release::RELEASE_CHECK);
+            recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let next = match writing.as_mut() {
                     Some(w) => tokio::select! {
@@ -255,8 +269,26 @@ pub async fn run(
                             projector.settle(&w.messages, done).await?;
                             continue;
                         }
+                        _ = recheck.tick() => {
+                            if release::newest(&projector.pool).await? > projector.release_id {
+                                if let Some(w) = writing.take() {
+                                    let done = w.task.await;
+                                    projector.settle(&w.messages, done).await?;
+                                }
+                                return Ok(Again::Released);
+                            }
+                            continue;
+                        }
                     },
-                    None => messages.next().await,
+                    None => tokio::select! {
+                        next = messages.next() => next,
+                        _ = recheck.tick() => {
+                            if release::newest(&projector.pool).await? > projector.release_id {
+                                return Ok(Again::Released);
+                            }
+                            continue;
+                        }
+                    },
                 };
                 let Some(first) = next else { break };
                 let mut chunk = vec![first];
@@ -290,10 +322,15 @@ pub async fn run(
                 match checked {
                     Ok(Checked::Batch(rows)) => {
                         projector.in_flight = rows.batch.pending.clone();
-                        let task = tokio::spawn(persist(projector.pool.clone(), projector.consumer.clone(), rows));
+                        let task = tokio::spawn(persist(
+                            projector.pool.clone(),
+                            projector.consumer.clone(),
+                            projector.release_id,
+                            rows,
+                        ));
                         writing = Some(Writing { messages: batch, task });
                     }
-                    Ok(Checked::Reread(at)) => return Ok(at),
+                    Ok(Checked::Reread(at)) => return Ok(Again::Gap(at)),
                     Err(e) => {
                         nak(&batch).await;
                         return Err(e);
@@ -304,15 +341,19 @@ pub async fn run(
                 let done = w.task.await;
                 projector.settle(&w.messages, done).await?;
             }
-            Err::<u64, _>(ProjectError::Server("the evidence stream's consumer ended".into()))
+            Err::<Again, _>(ProjectError::Server("the evidence stream's consumer ended".into()))
         };
         let started = std::time::Instant::now();
         tokio::select! {
             () = &mut stop => return Ok(()),
             result = pass => match result {
-                Ok(at) => {
+                Ok(Again::Gap(at)) => {
                     tracing::info!(stream_seq = at, "a gap: reading the stream again from the last commit");
                     confirm_gap = Some(at);
+                    continue;
+                }
+                Ok(Again::Released) => {
+                    tracing::info!("a desk released: reading the desks and the stream again");
                     continue;
                 }
                 Err(e) => tracing::warn!(error = %e, "projecting the evidence stream; starting again"),
@@ -339,10 +380,11 @@ async fn consumer(
     js: &jetstream::Context,
     name: &str,
     after: u64,
+    quota: Option<&countersign_plane::quota::Quota>,
 ) -> Result<jetstream::consumer::PullConsumer, ProjectError> {
     let server = |e: &dyn std::fmt::Display| ProjectError::Server(e.to_string());
     let stream =
-        js.get_or_create_stream(countersign_plane::evidence::evidence_stream(None)).await.map_err(|e| server(&e))?;
+        js.get_or_create_stream(countersign_plane::evidence::evidence_stream(quota)).await.map_err(|e| server(&e))?;
     match stream.delete_consumer(name).await {
         Ok(_) => {}
         Err(e)
@@ -541,6 +583,8 @@ struct Projector {
     js: jetstream::Context,
     witness: Option<Arc<Witness>>,
     desks: BTreeMap<String, Desk>,
+    /// The newest release applied when the desks were loaded.
+    release_id: i64,
 }
 
 fn db(e: sqlx::Error) -> ProjectError {
@@ -563,12 +607,7 @@ impl Projector {
         consumer: &str,
         witness: Option<Arc<Witness>>,
     ) -> Result<Projector, ProjectError> {
-        let committed: Option<(i64,)> = sqlx::query_as("SELECT stream_seq FROM projection WHERE consumer = $1")
-            .bind(consumer)
-            .fetch_optional(&pool)
-            .await
-            .map_err(db)?;
-        let committed = committed.map_or(0, |(n,)| n.unsigned_abs());
+        let (committed, release_id) = release::start(&pool, consumer).await?;
         let rows: Vec<DeskRow> = sqlx::query_as(
             "SELECT device, device_key, last_seq, last_hash, held_at_seq, pack_id, pack_version, agent,
                         edited_plan::text FROM devices",
@@ -606,6 +645,7 @@ impl Projector {
             js,
             witness,
             desks,
+            release_id,
         })
     }
 
@@ -750,7 +790,7 @@ impl Projector {
 
 /// Write one verified batch in one transaction: its rows, where its desks now stand,
 /// and where the projection stands in the stream.
-async fn persist(pool: PgPool, consumer: String, v: Box<Verified>) -> Result<Committed, ProjectError> {
+async fn persist(pool: PgPool, consumer: String, release_id: i64, v: Box<Verified>) -> Result<Committed, ProjectError> {
     let Verified { batch: rows, desks, stream_seq } = *v;
     let mut tx = pool.begin().await.map_err(db)?;
     for (device, d) in &desks {
@@ -779,11 +819,12 @@ async fn persist(pool: PgPool, consumer: String, v: Box<Verified>) -> Result<Com
     }
     write_rows(&mut tx, &rows).await?;
     sqlx::query(
-        "INSERT INTO projection (consumer, stream_seq) VALUES ($1, $2)
-         ON CONFLICT (consumer) DO UPDATE SET stream_seq = EXCLUDED.stream_seq",
+        "INSERT INTO projection (consumer, stream_seq, release_id) VALUES ($1, $2, $3)
+         ON CONFLICT (consumer) DO UPDATE SET stream_seq = EXCLUDED.stream_seq, release_id = EXCLUDED.release_id",
     )
     .bind(&consumer)
     .bind(i64_of(stream_seq))
+    .bind(release_id)
     .execute(&mut *tx)
     .await
     .map_err(db)?;
@@ -983,7 +1024,16 @@ pub(crate) struct Derived {
 }
 
 mod read;
+pub mod release;
 mod rows;
+
+/// Why a pass of the projection ends to start again at once.
+enum Again {
+    /// A gap seen: read again from the last commit, to confirm it.
+    Gap(u64),
+    /// A desk released: its state and the stream read again.
+    Released,
+}
 pub use read::*;
 pub use rows::copy_field;
 pub(crate) use rows::pg_text;

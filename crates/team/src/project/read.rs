@@ -50,6 +50,35 @@ pub async fn event_count(pool: &PgPool) -> Result<u64, ProjectError> {
     Ok(n.unsigned_abs())
 }
 
+/// Where the team holds `device` (the seq of its first bad event), if it does.
+pub async fn held_at(pool: &PgPool, device: &str) -> Result<Option<u64>, ProjectError> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT held_at_seq FROM devices WHERE device = $1")
+        .bind(device)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    Ok(row.and_then(|(h,)| h).map(i64::unsigned_abs))
+}
+
+/// When `device`'s alert at `seq` was last raised, and how many releases it has had.
+pub async fn raised_and_released(pool: &PgPool, device: &str, seq: u64) -> Result<(Option<String>, u64), ProjectError> {
+    let raised: Option<(String,)> = sqlx::query_as(
+        "SELECT to_char(max(raised_at), 'YYYY-MM-DD HH24:MI:SS.US') FROM alerts WHERE device = $1 AND seq = $2
+         HAVING count(*) > 0",
+    )
+    .bind(device)
+    .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    let (released,): (i64,) = sqlx::query_as("SELECT count(*) FROM releases WHERE device = $1")
+        .bind(device)
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+    Ok((raised.map(|(r,)| r), released.unsigned_abs()))
+}
+
 /// A desk's newest witnessed checkpoint: the signed note.
 pub async fn witnessed_of(pool: &PgPool, device: &str) -> Result<Option<String>, ProjectError> {
     let row: Option<(String,)> =

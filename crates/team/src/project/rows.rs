@@ -211,8 +211,13 @@ pub(super) async fn write_rows(tx: &mut Transaction<'_, Postgres>, rows: &Rows) 
     write_facets(tx, &rows.facets).await?;
     for a in &rows.alerts {
         sqlx::query(
+            // The same alert again: a redelivery changes nothing; after a release of the
+            // desk held there, it is raised anew (the cause remained).
             "INSERT INTO alerts (device, seq, hash, kind, detail, stream_seq) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT (device, seq, kind) DO UPDATE
+               SET hash = EXCLUDED.hash, detail = EXCLUDED.detail, stream_seq = EXCLUDED.stream_seq, raised_at = now()
+               WHERE EXISTS (SELECT 1 FROM releases r WHERE r.device = alerts.device AND r.held_at_seq = alerts.seq
+                               AND r.released_at > alerts.raised_at)",
         )
         .bind(&a.device)
         .bind(i64_of(a.seq))
