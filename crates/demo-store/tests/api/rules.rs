@@ -34,9 +34,30 @@ impl Harness {
         self.order(order).await["status"].as_str().unwrap().to_owned()
     }
 
-    /// Asserts a refusal, and that the order is as it was (status, money, items, address).
-    async fn refused(&self, what: (StatusCode, Value), order: &str, expected: (StatusCode, &str), why: &str) {
+    /// Sends `request` and asserts a refusal, and that the order is as it was before the
+    /// request (status, money, items, address).
+    async fn refused(
+        &self,
+        request: impl std::future::Future<Output = (StatusCode, Value)>,
+        order: &str,
+        expected: (StatusCode, &str),
+        why: &str,
+    ) {
         let before = self.order(order).await;
+        let what = request.await;
+        self.refused_since(before, what, order, expected, why).await;
+    }
+
+    /// Asserts a refusal `what`, and that `order` is still `before` (read before the
+    /// request was sent).
+    async fn refused_since(
+        &self,
+        before: Value,
+        what: (StatusCode, Value),
+        order: &str,
+        expected: (StatusCode, &str),
+        why: &str,
+    ) {
         let (status, error) = what;
         assert_eq!((status, code(&error)), expected, "{why}: {error}");
         assert_eq!(self.order(order).await, before, "{why}: a refused change changes nothing");
@@ -45,15 +66,24 @@ impl Harness {
     /// A modification of `PENDING`'s items asked with `body` must be refused with 422
     /// `expected` (`why` says what the case is).
     async fn items_refused(&self, body: Value, expected: &str, why: &str) {
-        let what = self.post(&format!("/orders/{PENDING}/item-modifications"), body).await;
-        self.refused(what, PENDING, (StatusCode::UNPROCESSABLE_ENTITY, expected), why).await;
+        self.refused(
+            self.post(&format!("/orders/{PENDING}/item-modifications"), body),
+            PENDING,
+            (StatusCode::UNPROCESSABLE_ENTITY, expected),
+            why,
+        )
+        .await;
     }
 
     /// A move of `PENDING_CARD`'s payment to `method` must be refused with `expected`.
     async fn payment_refused(&self, method: &str, expected: (StatusCode, &str), why: &str) {
-        let what =
-            self.put(&format!("/orders/{PENDING_CARD}/payment-method"), json!({ "payment_method_id": method })).await;
-        self.refused(what, PENDING_CARD, expected, why).await;
+        self.refused(
+            self.put(&format!("/orders/{PENDING_CARD}/payment-method"), json!({ "payment_method_id": method })),
+            PENDING_CARD,
+            expected,
+            why,
+        )
+        .await;
     }
 
     /// `body` posted to `/orders/{order}/{operation}` must be refused as `order_not_delivered`
@@ -61,9 +91,13 @@ impl Harness {
     async fn refused_unless_delivered(&self, orders: &[&str], operation: &str, body: Value) {
         for order in orders {
             let status = self.status_of(order).await;
-            let what = self.post(&format!("/orders/{order}/{operation}"), body.clone()).await;
-            self.refused(what, order, (StatusCode::CONFLICT, "order_not_delivered"), &format!("a {status} order"))
-                .await;
+            self.refused(
+                self.post(&format!("/orders/{order}/{operation}"), body.clone()),
+                order,
+                (StatusCode::CONFLICT, "order_not_delivered"),
+                &format!("a {status} order"),
+            )
+            .await;
         }
     }
 
@@ -107,8 +141,7 @@ async fn rule_cancel_pending_only() {
     for order in [PENDING, PROCESSED, CANCELLED, DELIVERED, DELIVERED_2] {
         let status = h.status_of(order).await;
         let why = format!("a {status} order cannot be cancelled");
-        h.refused(h.cancel(order, "no longer needed").await, order, (StatusCode::CONFLICT, "order_not_pending"), &why)
-            .await;
+        h.refused(h.cancel(order, "no longer needed"), order, (StatusCode::CONFLICT, "order_not_pending"), &why).await;
     }
     let (status, body) = h.cancel(PENDING_CARD, "no longer needed").await;
     assert_eq!(status, StatusCode::OK, "a pending order is cancelled: {body}");
@@ -120,7 +153,7 @@ async fn rule_cancel_reason() {
     for reason in ["changed my mind", "No Longer Needed", ""] {
         let why = format!("{reason:?} is not one of the two reasons");
         h.refused(
-            h.cancel(PENDING_CARD, reason).await,
+            h.cancel(PENDING_CARD, reason),
             PENDING_CARD,
             (StatusCode::UNPROCESSABLE_ENTITY, "invalid_reason"),
             &why,
@@ -164,12 +197,27 @@ async fn rule_modify_pending_only() {
         let status = h.status_of(order).await;
         let conflict = (StatusCode::CONFLICT, "order_not_pending");
         let path = format!("/orders/{order}");
-        let what = h.put(&format!("{path}/shipping-address"), address()).await;
-        h.refused(what, order, conflict, &format!("a {status} order's address stays")).await;
-        let what = h.put(&format!("{path}/payment-method"), json!({ "payment_method_id": "paypal_1038468" })).await;
-        h.refused(what, order, conflict, &format!("a {status} order's payment stays")).await;
-        let what = h.post(&format!("{path}/item-modifications"), swap("1583904702", "1583904702", "x")).await;
-        h.refused(what, order, conflict, &format!("a {status} order's items stay")).await;
+        h.refused(
+            h.put(&format!("{path}/shipping-address"), address()),
+            order,
+            conflict,
+            &format!("a {status} order's address stays"),
+        )
+        .await;
+        h.refused(
+            h.put(&format!("{path}/payment-method"), json!({ "payment_method_id": "paypal_1038468" })),
+            order,
+            conflict,
+            &format!("a {status} order's payment stays"),
+        )
+        .await;
+        h.refused(
+            h.post(&format!("{path}/item-modifications"), swap("1583904702", "1583904702", "x")),
+            order,
+            conflict,
+            &format!("a {status} order's items stay"),
+        )
+        .await;
     }
 }
 
@@ -181,16 +229,26 @@ async fn rule_items_once() {
     let order = h.order(PENDING).await;
     assert_eq!(order["status"], "pending (item modified)");
 
-    let what = h.post(&format!("{path}/item-modifications"), swap("9421195098", "1199058591", "paypal_1038468")).await;
-    h.refused(what, PENDING, (StatusCode::CONFLICT, "items_already_modified"), "items are modified once").await;
+    h.refused(
+        h.post(&format!("{path}/item-modifications"), swap("9421195098", "1199058591", "paypal_1038468")),
+        PENDING,
+        (StatusCode::CONFLICT, "items_already_modified"),
+        "items are modified once",
+    )
+    .await;
     let conflict = (StatusCode::CONFLICT, "order_not_pending");
+    let before = h.order(PENDING).await;
     let (status, error) = h.cancel(PENDING, "no longer needed").await;
     assert!(error["error"]["message"].as_str().unwrap().contains("items were modified"), "says why: {error}");
-    h.refused((status, error), PENDING, conflict, "a modified order can no longer be cancelled").await;
-    let what = h.put(&format!("{path}/shipping-address"), address()).await;
-    h.refused(what, PENDING, conflict, "nor re-addressed").await;
-    let what = h.put(&format!("{path}/payment-method"), json!({ "payment_method_id": "gift_card_7777844" })).await;
-    h.refused(what, PENDING, conflict, "nor paid otherwise").await;
+    h.refused_since(before, (status, error), PENDING, conflict, "a modified order can no longer be cancelled").await;
+    h.refused(h.put(&format!("{path}/shipping-address"), address()), PENDING, conflict, "nor re-addressed").await;
+    h.refused(
+        h.put(&format!("{path}/payment-method"), json!({ "payment_method_id": "gift_card_7777844" })),
+        PENDING,
+        conflict,
+        "nor paid otherwise",
+    )
+    .await;
     assert_eq!(h.balance("emma_kovacs_7176", "gift_card_7777844").await, "79.00");
 }
 
@@ -258,10 +316,14 @@ async fn rule_items_payment() {
     let why = "another customer's payment method";
     h.items_refused(swap("9829827210", "3369928769", "paypal_5181300"), "payment_method_not_found", why).await;
     // Tablet 903.95 -> 1054.43: a 150.48 rise, more than the 36.00 gift card holds.
-    let what =
-        h.post("/orders/W2918688/item-modifications", swap("2106335193", "2235648106", "gift_card_6023546")).await;
     let why = "a gift card must cover the difference";
-    h.refused(what, "W2918688", (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"), why).await;
+    h.refused(
+        h.post("/orders/W2918688/item-modifications", swap("2106335193", "2235648106", "gift_card_6023546")),
+        "W2918688",
+        (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"),
+        why,
+    )
+    .await;
     // Garden hose 90.43 -> 97.35: 6.92 charged to the gift card.
     let (status, body) = h.post(&path, swap("9829827210", "3369928769", "gift_card_7777844")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -336,8 +398,13 @@ async fn rule_return_items() {
         (json!(["1583904702", "1583904702"]), "item_not_in_order"),
         (json!([]), "invalid_request"),
     ] {
-        let what = h.post(&path, json!({ "item_ids": items, "payment_method_id": "paypal_5181300" })).await;
-        h.refused(what, DELIVERED, (unprocessable, expected), &items.to_string()).await;
+        h.refused(
+            h.post(&path, json!({ "item_ids": items, "payment_method_id": "paypal_5181300" })),
+            DELIVERED,
+            (unprocessable, expected),
+            &items.to_string(),
+        )
+        .await;
     }
 }
 
@@ -346,12 +413,21 @@ async fn rule_return_refund_method() {
     let h = Harness::start().await;
     let path = format!("/orders/{DELIVERED}/returns");
     let body = |method: &str| json!({ "item_ids": ["1583904702"], "payment_method_id": method });
-    let what = h.post(&path, body("credit_card_2641784")).await;
     let why = "neither the original method nor a gift card";
-    h.refused(what, DELIVERED, (StatusCode::UNPROCESSABLE_ENTITY, "refund_method_not_allowed"), why).await;
-    let what = h.post(&path, body("gift_card_7794233")).await;
-    h.refused(what, DELIVERED, (StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"), "another's gift card")
-        .await;
+    h.refused(
+        h.post(&path, body("credit_card_2641784")),
+        DELIVERED,
+        (StatusCode::UNPROCESSABLE_ENTITY, "refund_method_not_allowed"),
+        why,
+    )
+    .await;
+    h.refused(
+        h.post(&path, body("gift_card_7794233")),
+        DELIVERED,
+        (StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"),
+        "another's gift card",
+    )
+    .await;
     let (status, reply) = h.post(&path, body("gift_card_7471275")).await;
     assert_eq!(status, StatusCode::OK, "a gift card of the customer: {reply}");
     let (status, reply) = h
@@ -370,12 +446,23 @@ async fn rule_return_once() {
     assert_eq!(h.status_of(DELIVERED).await, "return requested");
     let conflict = (StatusCode::CONFLICT, "order_not_delivered");
     let path = format!("/orders/{DELIVERED}");
-    let what = h
-        .post(&format!("{path}/returns"), json!({ "item_ids": ["6735339143"], "payment_method_id": "paypal_5181300" }))
-        .await;
-    h.refused(what, DELIVERED, conflict, "no second return").await;
-    let what = h.post(&format!("{path}/exchanges"), swap("6735339143", "6735339143", "paypal_5181300")).await;
-    h.refused(what, DELIVERED, conflict, "no exchange after a return").await;
+    h.refused(
+        h.post(
+            &format!("{path}/returns"),
+            json!({ "item_ids": ["6735339143"], "payment_method_id": "paypal_5181300" }),
+        ),
+        DELIVERED,
+        conflict,
+        "no second return",
+    )
+    .await;
+    h.refused(
+        h.post(&format!("{path}/exchanges"), swap("6735339143", "6735339143", "paypal_5181300")),
+        DELIVERED,
+        conflict,
+        "no exchange after a return",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -396,8 +483,13 @@ async fn rule_exchange_items() {
         ("6242772310", "6242772310", "same_item"),
         ("9727387530", "4410138384", "variant_unavailable"),
     ] {
-        let what = h.post(&path, swap(old, new, "paypal_8049766")).await;
-        h.refused(what, DELIVERED_2, (StatusCode::UNPROCESSABLE_ENTITY, expected), &format!("{old} -> {new}")).await;
+        h.refused(
+            h.post(&path, swap(old, new, "paypal_8049766")),
+            DELIVERED_2,
+            (StatusCode::UNPROCESSABLE_ENTITY, expected),
+            &format!("{old} -> {new}"),
+        )
+        .await;
     }
 }
 
@@ -406,12 +498,22 @@ async fn rule_exchange_payment() {
     let h = Harness::start().await;
     let path = format!("/orders/{DELIVERED_2}/exchanges");
     // Espresso machine 2996.03 -> 3289.46: +293.43, more than the 56.00 gift card.
-    let what = h.post(&path, swap("6242772310", "3951031513", "gift_card_7794233")).await;
     let why = "a gift card must cover the difference";
-    h.refused(what, DELIVERED_2, (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"), why).await;
-    let what = h.post(&path, swap("6242772310", "3951031513", "paypal_5181300")).await;
+    h.refused(
+        h.post(&path, swap("6242772310", "3951031513", "gift_card_7794233")),
+        DELIVERED_2,
+        (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_gift_card_balance"),
+        why,
+    )
+    .await;
     let why = "another customer's method";
-    h.refused(what, DELIVERED_2, (StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"), why).await;
+    h.refused(
+        h.post(&path, swap("6242772310", "3951031513", "paypal_5181300")),
+        DELIVERED_2,
+        (StatusCode::UNPROCESSABLE_ENTITY, "payment_method_not_found"),
+        why,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -421,12 +523,23 @@ async fn rule_exchange_once() {
     assert_eq!(h.status_of(DELIVERED_2).await, "exchange requested");
     let conflict = (StatusCode::CONFLICT, "order_not_delivered");
     let path = format!("/orders/{DELIVERED_2}");
-    let what = h.post(&format!("{path}/exchanges"), swap("9727387530", "9727387530", "paypal_8049766")).await;
-    h.refused(what, DELIVERED_2, conflict, "no second exchange").await;
-    let what = h
-        .post(&format!("{path}/returns"), json!({ "item_ids": ["9727387530"], "payment_method_id": "paypal_8049766" }))
-        .await;
-    h.refused(what, DELIVERED_2, conflict, "no return after an exchange").await;
+    h.refused(
+        h.post(&format!("{path}/exchanges"), swap("9727387530", "9727387530", "paypal_8049766")),
+        DELIVERED_2,
+        conflict,
+        "no second exchange",
+    )
+    .await;
+    h.refused(
+        h.post(
+            &format!("{path}/returns"),
+            json!({ "item_ids": ["9727387530"], "payment_method_id": "paypal_8049766" }),
+        ),
+        DELIVERED_2,
+        conflict,
+        "no return after an exchange",
+    )
+    .await;
 }
 
 #[tokio::test]
