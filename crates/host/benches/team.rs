@@ -419,8 +419,22 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
                 countersign_host::team::pump(&d.engine, &d.link, stop, &seen);
             });
         }
-        // Let the pumps settle (their first replication of each desk's log).
-        std::thread::sleep(Duration::from_secs(3));
+        // Let the pumps settle: each desk's first replication of its log (500 desks'
+        // at once, each event written to the server's disk before it is acknowledged),
+        // then a second more. A pause in the middle of that burst is another figure
+        // (`TEAM_BENCH_SETTLE=0`: the rounds start 3 s after the pumps, as before).
+        let started = Instant::now();
+        if env("TEAM_BENCH_SETTLE", 1) == 1 {
+            while started.elapsed() < Duration::from_secs(120)
+                && desks.iter().any(|d| d.engine.outbox_pending().map_or(true, |n| n > 0))
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            println!("every desk's first replication done in {:.1} s", started.elapsed().as_secs_f64());
+            std::thread::sleep(Duration::from_secs(1));
+        } else {
+            std::thread::sleep(Duration::from_secs(3));
+        }
         println!("pumps running; {}", memory());
         for r in 0..rounds {
             let called = Instant::now();

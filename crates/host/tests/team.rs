@@ -698,6 +698,7 @@ fn a_desk_is_held_to_the_evidence_key_it_was_enrolled_with_from_its_first_checkp
     // Released with the wrong key still on file: held again at the same checkpoint, its
     // alert raised anew.
     let (raised, _) = team_db.raised_and_released("desk-other", signed.seq);
+    let own_checkpoints = team_db.checkpoints_of("desk-own");
     let first = team_db.release("desk-other", Some(&other));
     assert_eq!((first.held_at_seq, first.alert_kind.as_deref()), (signed.seq, Some("bad_signature")));
     assert_eq!(team_db.held_at("desk-other"), None, "not held once released");
@@ -719,8 +720,13 @@ fn a_desk_is_held_to_the_evidence_key_it_was_enrolled_with_from_its_first_checkp
     wait_for("desk-other's checkpoint witnessed", || team_db.witnessed_of("desk-other").is_some());
     assert_eq!(team_db.held_at("desk-other"), None);
     assert_eq!(team_db.raised_and_released("desk-other", signed.seq).1, 2, "both releases recorded");
-    // The other desk's evidence was read again, not doubled.
+    // The other desk, read again from the alert's place: nothing of it raised, doubled
+    // or witnessed again; the one alert is desk-other's, raised anew.
     assert_eq!(team_db.events_of("desk-own"), local_log(&own));
+    assert_eq!(team_db.checkpoints_of("desk-own"), own_checkpoints);
+    let alerts = team_db.alerts();
+    let seen: Vec<(&str, u64, &str)> = alerts.iter().map(|a| (a.device.as_str(), a.seq, a.kind.as_str())).collect();
+    assert_eq!(seen, vec![("desk-other", signed.seq, "bad_signature")], "{alerts:#?}");
     service.stop();
 }
 

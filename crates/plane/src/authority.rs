@@ -450,12 +450,19 @@ impl Authority {
         // says), the new one from this one on. Issued within this second, wait for the
         // next.
         let floor = (record.enrolled_at.as_second() + 1).max(record.reissued_at.map_or(0, |t| t.as_second() + 2));
+        if floor > Timestamp::now().as_second() + 2 {
+            return Err(PlaneError::bad(format!(
+                "{device:?} was enrolled or issued credentials at a time still to come on this machine's clock: \
+                 check the clock before issuing them again"
+            )));
+        }
         while Timestamp::now().as_second() < floor {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let now = Timestamp::now();
-        let cut = Timestamp::from_second(now.as_second() - 1).map_err(|e| PlaneError::bad(e.to_string()))?;
         let jwt = self.user_jwt(device, role, &key)?;
+        // The revocation's second is the one before the new JWT's own (as it was signed).
+        let issued = jwt_issued_at(&jwt)?;
+        let cut = Timestamp::from_second(issued - 1).map_err(|e| PlaneError::bad(e.to_string()))?;
         if role == Role::Service {
             let path = self.dir.join("service.creds");
             let text = std::fs::read_to_string(&path).map_err(|e| PlaneError::file(&path, e))?;
@@ -655,6 +662,18 @@ pub fn parse_creds(text: &Secret) -> Result<(String, KeyPair), PlaneError> {
     let seed = blocks.next().ok_or_else(|| PlaneError::bad("a credentials file without a seed"))?.trim();
     let kp = KeyPair::from_seed(seed).map_err(|e| PlaneError::bad(format!("a credentials file's seed: {e}")))?;
     Ok((jwt, kp))
+}
+
+/// The second a JWT says it was issued at (its `iat`).
+fn jwt_issued_at(jwt: &str) -> Result<i64, PlaneError> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).ok_or_else(|| PlaneError::bad("a JWT without a payload"))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|e| PlaneError::bad(format!("a JWT's payload: {e}")))?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| PlaneError::bad(format!("a JWT's payload: {e}")))?;
+    claims.get("iat").and_then(serde_json::Value::as_i64).ok_or_else(|| PlaneError::bad("a JWT without an issue time"))
 }
 
 /// A device's evidence key as given (64 hex digits), in its canonical form.

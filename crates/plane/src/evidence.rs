@@ -157,6 +157,12 @@ impl TeamLink {
                 let len = data.len() as u64;
                 // Each chunk's subject and headers, and the object's entry.
                 let needs = len + (len / CHUNK + 1) * 256 + 1024;
+                if needs > share {
+                    return Err(format!(
+                        "a blob of {len} bytes is larger than this desk's whole share of the team's disk ({share} \
+                         bytes): its evidence waits in its outbox until an admin gives desks a larger share"
+                    ));
+                }
                 if info.state.bytes + needs > share {
                     return Err(format!(
                         "this desk's share of the team's disk is full: its blob store holds {} of {share} bytes, and \

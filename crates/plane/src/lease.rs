@@ -170,7 +170,7 @@ async fn make_streams(js: &async_nats::jetstream::Context, quota: Option<&Quota>
             (crate::subjects::REQUESTS_STREAM.to_string(), q.requests),
             (format!("OBJ_{}", crate::subjects::PACKS_BUCKET), q.packs),
         ] {
-            fit(js, &stream, share).await;
+            made &= fit(js, &stream, share).await;
         }
     }
     made
@@ -179,23 +179,30 @@ async fn make_streams(js: &async_nats::jetstream::Context, quota: Option<&Quota>
 /// Give `stream` (made before the team had shares) its `share`, and make it refuse
 /// rather than drop past it; left as it is when it already holds more (shrinking it
 /// would drop what it holds).
-async fn fit(js: &async_nats::jetstream::Context, stream: &str, share: u64) {
-    let Ok(mut s) = js.get_stream(stream).await else { return };
-    let Ok(info) = s.info().await else { return };
+/// `false` when it could not be read or updated (tried again at a later tick).
+async fn fit(js: &async_nats::jetstream::Context, stream: &str, share: u64) -> bool {
+    let Ok(mut s) = js.get_stream(stream).await else { return false };
+    let Ok(info) = s.info().await else { return false };
     let want = max_bytes(Some(share));
     if info.config.max_bytes == want {
-        return;
+        return true;
     }
     if info.state.bytes > share {
         tracing::warn!(stream, holds = info.state.bytes, share, "a stream holds more than its share: left unsized");
-        return;
+        return true;
     }
     let mut config = info.config.clone();
     config.max_bytes = want;
     config.discard = async_nats::jetstream::stream::DiscardPolicy::New;
     match js.update_stream(config).await {
-        Ok(_) => tracing::info!(stream, share, "a stream given its share of the team's quota"),
-        Err(e) => tracing::warn!(stream, error = %e, "a stream could not be given its share"),
+        Ok(_) => {
+            tracing::info!(stream, share, "a stream given its share of the team's quota");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(stream, error = %e, "a stream could not be given its share");
+            false
+        }
     }
 }
 
@@ -229,14 +236,18 @@ impl DeskStores {
                 continue;
             }
             let bucket = crate::subjects::blobs_bucket_of(&device.name);
-            let made = match js.get_object_store(&bucket).await {
-                Ok(_) => {
-                    if let Some(q) = quota {
-                        fit(js, &format!("OBJ_{bucket}"), q.desk_blobs).await;
+            let made: Result<(), String> = match js.get_object_store(&bucket).await {
+                Ok(_) => match quota {
+                    Some(q) if !fit(js, &format!("OBJ_{bucket}"), q.desk_blobs).await => {
+                        Err("its store could not be given its share".into())
                     }
-                    Ok(())
-                }
-                Err(_) => js.create_object_store(crate::evidence::blobs_bucket(&device.name, quota)).await.map(drop),
+                    _ => Ok(()),
+                },
+                Err(_) => js
+                    .create_object_store(crate::evidence::blobs_bucket(&device.name, quota))
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
             };
             match made {
                 Ok(()) => {

@@ -113,7 +113,8 @@ fn release(
         let enrolled = file.device_key(device).map(str::to_string);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         runtime.block_on(async {
-            let pool = countersign_team::project::open(&database).await.map_err(|e| e.to_string())?;
+            let pool = countersign_team::project::connect(&database).await.map_err(|e| e.to_string())?;
+            countersign_team::project::release::check_schema(&pool).await.map_err(|e| e.to_string())?;
             countersign_team::project::release::release(&pool, device, by, reason, enrolled.as_deref(), forget_key)
                 .await
                 .map_err(|e| e.to_string())

@@ -150,6 +150,16 @@ fn release_says_why_a_desk_cannot_be_released_and_never_prints_the_password() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("no database"), "{text}");
     let url = db.url();
+    // A database no service of this version has run on: refused, and left as it was.
+    let (code, text) = release(&[("COUNTERSIGN_TEAM_DATABASE_URL", &url)], &who);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("upgrade the team service"), "{text}");
+    assert!(!migrated(&db), "release migrated a database the service had not");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let options =
+        countersign_team::project::connect_options(&countersign_connectors::credentials::Secret::new(url.clone()))
+            .unwrap();
+    drop(rt.block_on(countersign_team::project::open(&options)).unwrap());
     let (code, text) = release(&[("COUNTERSIGN_TEAM_DATABASE_URL", &url)], &who);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("no evidence of a desk \"desk-9\""), "{text}");

@@ -177,6 +177,16 @@ pub async fn open(options: &PgConnectOptions) -> Result<PgPool, ProjectError> {
     Ok(pool)
 }
 
+/// A pool on the database as it is (no migration): for a command beside the service.
+pub async fn connect(options: &PgConnectOptions) -> Result<PgPool, ProjectError> {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| ProjectError::Database { at: describe(options), message: e.to_string() })
+}
+
 /// Open `database` (again and again, with back-off, while it cannot be reached), unless
 /// `until` completes first (`None`). A database that cannot be migrated is an error.
 pub async fn open_when_ready(
@@ -270,11 +280,15 @@ pub async fn run(
                             continue;
                         }
                         _ = recheck.tick() => {
-                            if release::newest(&projector.pool).await? > projector.release_id {
+                            let newest = release::newest(&projector.pool).await;
+                            if !matches!(newest, Ok(n) if n <= projector.release_id) {
+                                // Released, or the database away: the batch being
+                                // written is settled first, never left unwatched.
                                 if let Some(w) = writing.take() {
                                     let done = w.task.await;
                                     projector.settle(&w.messages, done).await?;
                                 }
+                                newest?;
                                 return Ok(Again::Released);
                             }
                             continue;

@@ -50,7 +50,16 @@ pub async fn release(
     if by.trim().is_empty() || reason.trim().is_empty() {
         return Err(ProjectError::Release("say who releases the desk and why".into()));
     }
+    if forget_key && enrolled_key.is_some() {
+        return Err(ProjectError::Release(format!(
+            "desk {device:?} has an evidence key on file in the team folder: the team holds it to that one (change it \
+             with `countersign team device-key`), so there is none to forget"
+        )));
+    }
     let mut tx = pool.begin().await.map_err(db)?;
+    // One release at a time: a release's id is then also its place in commit order, which
+    // is what the projection counts on (the newest id it applied covers every one before).
+    sqlx::query("LOCK TABLE releases IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(db)?;
     let row: Option<(Option<i64>, Option<String>)> =
         sqlx::query_as("SELECT held_at_seq, device_key FROM devices WHERE device = $1 FOR UPDATE")
             .bind(device)
@@ -123,6 +132,29 @@ pub async fn release(
         device_key_after: key_after,
         from_stream_seq: from.unsigned_abs(),
     })
+}
+
+/// Is the database's schema one this version releases into (the team service of this
+/// version has run on it)? A release is refused otherwise: an older service would not
+/// see it, and migrating its database from here would stop it at its next start.
+pub async fn check_schema(pool: &PgPool) -> Result<(), ProjectError> {
+    let (ready,): (bool,) = sqlx::query_as(
+        "SELECT to_regclass('releases') IS NOT NULL
+            AND EXISTS (SELECT 1 FROM information_schema.columns
+                        WHERE table_name = 'projection' AND column_name = 'release_id')",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    if ready {
+        Ok(())
+    } else {
+        Err(ProjectError::Release(
+            "the team database has no record of releases yet: upgrade the team service to this version and start it \
+             once, then release"
+                .into(),
+        ))
+    }
 }
 
 /// The newest release's id (0: none yet): a projection that loaded before it must read
