@@ -757,3 +757,57 @@ fn a_database_outage_loses_and_doubles_nothing_and_raises_no_alert() {
     assert!(team_db.alerts().is_empty(), "an outage is not a broken chain: {:?}", team_db.alerts());
     service.stop();
 }
+
+#[test]
+fn the_apps_pump_takes_a_pause_in_records_it_on_its_own_and_sends_the_desks_evidence_to_the_team() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut team = team();
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    let service = team.plane.service_link();
+    let stop = AtomicBool::new(false);
+    let heard = Mutex::new(Vec::<EntryOutcome>::new());
+    /// Stops the pump however the test ends (a failed assertion must fail, not hang).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    std::thread::scope(|s| {
+        let pumping = s.spawn(|| {
+            let seen = |o: &EntryOutcome| heard.lock().unwrap().push(o.clone());
+            countersign_host::team::pump(&agent.engine, &agent.link, &stop, &seen);
+        });
+        let _stop = StopOnDrop(&stop);
+        // The pump's sending thread puts the desk's log on the team's stream.
+        let head = || service.evidence_head("agent-desk").unwrap().map(|(seq, _, hash)| (seq, hash));
+        let last = || local_log(&agent).last().cloned();
+        wait_for("the desk's log on the team's stream", || head().is_some() && head() == last());
+
+        let pause = lead.engine.pause_set(PauseScope::Action, "refund_partial", "fraud wave").unwrap();
+        wait_for("the pump heard the pause", || {
+            heard.lock().unwrap().iter().any(|o| matches!(o, EntryOutcome::PauseSet { id } if *id == pause.id))
+        });
+        // Recorded by the pump itself, with no gate or decision asking first...
+        wait_for("the pause recorded in the desk's evidence", || {
+            agent.engine.pause_history().unwrap().iter().any(|r| r.pause.id == pause.id)
+        });
+        // ...and that record sent to the team like the rest of the log.
+        wait_for("the record on the team's stream", || head() == last());
+        let on_team = head().unwrap().0;
+        let record = agent
+            .engine
+            .log_list(&countersign_engine::LogFilter::default())
+            .unwrap()
+            .into_iter()
+            .find(|e| matches!(&e.event, countersign_core::evidence::Event::PauseChanged { pause: p, .. } if p.id == pause.id))
+            .expect("the pause's event");
+        assert!(record.seq <= on_team, "event {} not on the team's stream (it holds up to {on_team})", record.seq);
+
+        stop.store(true, Ordering::SeqCst);
+        let stopped = Instant::now();
+        pumping.join().unwrap();
+        assert!(stopped.elapsed() < Duration::from_secs(5), "the pump stopped in {:?}", stopped.elapsed());
+    });
+}
