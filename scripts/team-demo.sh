@@ -39,12 +39,28 @@ cs() {
     --workspace "$root/$desk.toml" --data-dir "$root/$desk" "$@"
 }
 
-# A copy of the demo workspace for a desk: absolute paths, its operator, and the lead's
-# device key on the roster (what makes the lead's pauses count on every desk). The roster
-# line is edited before the operator's (sed applies the expressions in order to each line).
+# The demo policy with `[team]`: every desk running it belongs to demo-team, takes only an
+# enrolment its signer made for the desk's own key, and is cut off (not solo) without one.
+# Written again at every run from the repository's policy.
+team_policy() {
+  local keys
+  keys=$(python3 -c 'import sys, tomllib; t = tomllib.load(open(sys.argv[1], "rb")); print(t["name"], t["signer"], t["service_key"])' \
+    "$root/team/team.toml")
+  read -r name signer service_key <<< "$keys"
+  { cat assets/demo/policy.toml
+    printf '\n# Added by scripts/team-demo.sh: the team every desk running this policy belongs to.\n'
+    printf '[team]\nname = "%s"\nsigner = "%s"\nservice_key = "%s"\n' "$name" "$signer" "$service_key"
+  } > "$root/policy.toml.new"
+  mv "$root/policy.toml.new" "$root/policy.toml"
+}
+
+# A copy of the demo workspace for a desk: absolute paths, the team's policy, its
+# operator, and the lead's device key on the roster (what makes the lead's pauses count
+# on every desk). The roster line is edited before the operator's (sed applies the
+# expressions in order to each line).
 workspace() {
   local desk="$1" operator="$2" role="$3" lead_key="$4"
-  sed -e "s#^policy = \"#policy = \"$repo/assets/demo/#" \
+  sed -e "s#^policy = \".*\"#policy = \"$root/policy.toml\"#" \
       -e "s#^knowledge = \"#knowledge = \"$repo/assets/demo/#" \
       -e "s#^cases = \"#cases = \"$repo/assets/demo/#" \
       -e "s#^catalog = \"#catalog = \"$repo/assets/demo/#" \
@@ -60,6 +76,7 @@ if [ ! -f "$root/team/team.toml" ]; then
   echo "team-demo: setting up team demo-team in $root"
   COUNTERSIGN_KEYRING_SERVICE=countersign-team-demo-admin "$bin/countersign" team init \
     --dir "$root/team" --name demo-team --port "$port"
+  team_policy
   lead_key=$(COUNTERSIGN_KEYRING_SERVICE=countersign-team-demo-lead "$bin/countersign" --json team key \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["device_key"])')
   workspace lead lead-demo team_lead "$lead_key"
@@ -75,6 +92,12 @@ if [ ! -f "$root/team/team.toml" ]; then
     cs "$desk" team join "$root/$desk-enrollment.toml"
   done
 fi
+
+# A team set up by an earlier version: its desks run the team's policy from now on.
+team_policy
+for desk in lead agent; do
+  sed -i -e "s#^policy = \".*\"#policy = \"$root/policy.toml\"#" "$root/$desk.toml"
+done
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT

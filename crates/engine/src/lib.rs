@@ -215,8 +215,10 @@ impl Presence {
 pub struct Engine {
     /// The policy it decides under and what comes with it, swapped whole when a new
     /// signed pack loads while it runs ([`Engine::load_pack`]).
-    running: std::sync::RwLock<Arc<Running>>,
-    store: Store,
+    /// Shared with the team's pause intake ([`team::PauseIntake`]), which takes a lead's
+    /// pause in on the link's own thread.
+    running: Arc<std::sync::RwLock<Arc<Running>>>,
+    store: Arc<Store>,
     clock: Arc<dyn Clock>,
     operator: Operator,
     /// Knowledge article id → current version, from the index (refreshed by `kb_index`).
@@ -236,7 +238,7 @@ pub struct Engine {
     /// Where cases arrive from besides the cases folder (see [`intake`]).
     sources: Vec<countersign_connectors::source::Source>,
     /// The team this desktop belongs to, if any (see [`team`]).
-    team: Option<team::Team>,
+    team: Option<Arc<team::Team>>,
     /// Why this desktop is not in the team its signed policy names (no enrolment, or one
     /// that did not hold): it decides as cut off for as long as that lasts.
     team_missing: Option<String>,
@@ -356,15 +358,15 @@ impl Engine {
         let (articles, knowledge_report) = knowledge::open_index(&store, &workspace.knowledge)?;
         let refused = selected.refused;
         let engine = Engine {
-            running: std::sync::RwLock::new(Arc::new(Running {
+            running: Arc::new(std::sync::RwLock::new(Arc::new(Running {
                 workspace: Arc::new(workspace),
                 policy: Arc::new(policy),
                 connector,
                 settings: selected.pack.as_ref().map(|p| p.info.settings.clone()).unwrap_or_default(),
                 loaded: selected.pack.map(|p| p.info),
                 refused: refused.clone(),
-            })),
-            store,
+            }))),
+            store: Arc::new(store),
             clock,
             operator,
             articles: std::sync::RwLock::new(articles),

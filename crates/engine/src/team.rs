@@ -225,7 +225,7 @@ impl Engine {
             });
         }
         self.operator.role = settings.role.clone();
-        self.team = Some(Team {
+        self.team = Some(Arc::new(Team {
             settings,
             port,
             lease: Mutex::new(None),
@@ -239,7 +239,7 @@ impl Engine {
             witnessed: Mutex::default(),
             pause_signers: Mutex::default(),
             recording: Mutex::default(),
-        });
+        }));
         Ok(())
     }
 
@@ -551,39 +551,12 @@ impl Engine {
         let Some(id) = key.strip_prefix(PAUSE_KEY_PREFIX) else {
             return refused(format!("unknown key {key:?}"));
         };
-        let leads = self.pause_signers(team);
-        let (signer, body): (_, TeamPause) = match signing::open(PAUSE_DOMAIN, &entry, &leads) {
+        let (who, body) = match open_pause(team, &running, id, &entry) {
             Ok(opened) => opened,
-            Err(e) => return refused(format!("pause {id}: {e}")),
+            Err(reason) => return refused(reason),
         };
-        if body.team != team.settings.team || body.pause.id != id || body.pause.team.as_deref() != Some(&*body.team) {
-            return refused(format!("pause {id}: names another team or id"));
-        }
-        let who = match body.state {
-            TeamPauseState::Set => body.pause.set_by.as_str(),
-            TeamPauseState::Cleared => body.cleared_by.as_deref().unwrap_or_default(),
-        };
-        // The roster line of a key is its label: the key must be that person's.
-        if signer.label != who {
-            return refused(format!("pause {id}: signed by {}'s key, but made by {who:?}", signer.label));
-        }
         match body.state {
-            TeamPauseState::Set => {
-                if lock(&team.in_force).contains_key(id) || self.store.pause(id)?.is_some() {
-                    return Ok(EntryOutcome::Known);
-                }
-                // In force at once; recorded by `team_record_seen`, which the face calls
-                // soon after and every gate and decision calls first (a desk that stopped
-                // in between sees it again at start).
-                // Held under the lock, checked again: one entry taken in twice at once
-                // is in force once.
-                let mut in_force = lock(&team.in_force);
-                if in_force.contains_key(id) {
-                    return Ok(EntryOutcome::Known);
-                }
-                in_force.insert(id.to_string(), (body.pause, entry));
-                Ok(EntryOutcome::PauseSet { id: id.to_string() })
-            }
+            TeamPauseState::Set => put_in_force(team, &self.store, id, body.pause, entry),
             TeamPauseState::Cleared => {
                 // A pause is recorded set before it is recorded cleared.
                 self.team_record_seen()?;
@@ -598,38 +571,10 @@ impl Engine {
                 }
                 let at = body.cleared_at.unwrap_or_else(|| self.clock.now());
                 let reason = body.clear_reason.clone().unwrap_or_default();
-                self.store.writer().clear_team_pause(id, who, &reason, at, entry)?;
+                self.store.writer().clear_team_pause(id, &who, &reason, at, entry)?;
                 Ok(EntryOutcome::PauseCleared { id: id.to_string() })
             }
         }
-    }
-
-    /// The keys whose pauses count: roster members with a key, in a role that
-    /// countersigns supervisor steps or may clear pauses. Each key is labelled with its
-    /// member's id.
-    /// Read once per running pack (a key's point is checked as it is read), kept beside it.
-    fn pause_signers(&self, team: &Team) -> Arc<Vec<PublicKey>> {
-        let running = self.running();
-        let mut cached = lock(&team.pause_signers);
-        // A weak reference: the pack replaced is not kept alive by the cache, and its
-        // address is not reused while the cache names it.
-        if let Some((at, keys)) = cached.as_ref()
-            && std::ptr::eq(at.as_ptr(), Arc::as_ptr(&running))
-        {
-            return keys.clone();
-        }
-        let roles = &running.settings.pause_clear_roles;
-        let keys: Arc<Vec<PublicKey>> = Arc::new(
-            running
-                .workspace
-                .roster
-                .iter()
-                .filter(|e| running.policy.supervisor_roles.contains(&e.role) || roles.contains(&e.role))
-                .filter_map(|e| PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok())
-                .collect(),
-        );
-        *cached = Some((Arc::downgrade(&running), keys.clone()));
-        keys
     }
 
     /// Set a pause for the whole team: signed by this desktop's key, stored on the team
@@ -685,7 +630,7 @@ impl Engine {
     /// Is this seat's operator a lead whose roster key is this desktop's key?
     pub(crate) fn check_team_signer(&self, team: &Team) -> Result<(), EngineError> {
         let mine = team.settings.signer.public("").to_hex();
-        let signers = self.pause_signers(team);
+        let signers = pause_signers(team, &self.running());
         if signers.iter().any(|k| k.label == self.operator.id && k.to_hex() == mine) {
             return Ok(());
         }
@@ -714,6 +659,138 @@ impl Engine {
             && (running.policy.supervisor_roles.contains(&self.operator.role)
                 || running.settings.pause_clear_roles.contains(&self.operator.role))
     }
+}
+
+/// Takes a lead's pause in on the link's own thread, the moment it arrives: the entry is
+/// verified as [`Engine::team_entry`] verifies it and the pause is in force at once (the
+/// gates read it), without waiting for the thread that feeds the engine every other entry
+/// (which may be fetching a pack or writing). Only setting a pause goes this way; a
+/// clearing takes effect once recorded, so it goes the ordinary way, as does every other
+/// key. Recording stays with the face ([`Engine::team_record_seen`]).
+#[derive(Debug, Clone)]
+pub struct PauseIntake {
+    team: Arc<Team>,
+    running: Arc<std::sync::RwLock<Arc<crate::Running>>>,
+    store: Arc<countersign_store::Store>,
+}
+
+impl PauseIntake {
+    /// Make ready what taking a pause in reads, so that the first pause costs no more
+    /// than the next: the keys that count for pauses under the running pack, and the
+    /// store's look-up (its statement prepared, its pages read).
+    pub fn warm(&self) {
+        let running = self.running.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        pause_signers(&self.team, &running);
+        if let Err(e) = self.store.pause("") {
+            tracing::debug!(error = %e, "the pause look-up could not be made ready");
+        }
+    }
+
+    /// What became of the entry under `key` when it sets a pause; `None` for anything
+    /// else (hand it to [`Engine::team_entry`]).
+    pub fn take(&self, key: &str, value: Option<&[u8]>) -> Option<EntryOutcome> {
+        let id = key.strip_prefix(PAUSE_KEY_PREFIX)?;
+        let entry: SignedEntry = serde_json::from_slice(value?).ok()?;
+        let running = self.running.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        // A clearing, or an entry that does not hold: the ordinary way (which records
+        // or refuses it, with its reason).
+        let (_, body) = open_pause(&self.team, &running, id, &entry).ok()?;
+        if body.state != TeamPauseState::Set {
+            return None;
+        }
+        match put_in_force(&self.team, &self.store, id, body.pause, entry) {
+            Ok(outcome) => Some(outcome),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "a team pause could not be checked on the link; the pump takes it");
+                None
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// The intake of lead's pauses for the link's own thread, when this engine is in a
+    /// team.
+    pub fn pause_intake(&self) -> Option<PauseIntake> {
+        let team = self.team.as_ref()?;
+        Some(PauseIntake { team: team.clone(), running: self.running.clone(), store: self.store.clone() })
+    }
+}
+
+/// A pause entry of `id`, verified: signed by a key the running pack counts for pauses,
+/// naming this team and this id, and made by the person whose key signed it. Returns who
+/// set or cleared it, and its body; `Err` says why it does not count.
+fn open_pause(
+    team: &Team,
+    running: &Arc<crate::Running>,
+    id: &str,
+    entry: &SignedEntry,
+) -> Result<(String, TeamPause), String> {
+    let leads = pause_signers(team, running);
+    let (signer, body): (_, TeamPause) =
+        signing::open(PAUSE_DOMAIN, entry, &leads).map_err(|e| format!("pause {id}: {e}"))?;
+    if body.team != team.settings.team || body.pause.id != id || body.pause.team.as_deref() != Some(&*body.team) {
+        return Err(format!("pause {id}: names another team or id"));
+    }
+    let who = match body.state {
+        TeamPauseState::Set => body.pause.set_by.clone(),
+        TeamPauseState::Cleared => body.cleared_by.clone().unwrap_or_default(),
+    };
+    // The roster line of a key is its label: the key must be that person's.
+    if signer.label != who {
+        return Err(format!("pause {id}: signed by {}'s key, but made by {who:?}", signer.label));
+    }
+    Ok((who, body))
+}
+
+/// Put a verified pause in force, unless it is already in force or recorded.
+fn put_in_force(
+    team: &Team,
+    store: &countersign_store::Store,
+    id: &str,
+    pause: Pause,
+    entry: SignedEntry,
+) -> Result<EntryOutcome, EngineError> {
+    if lock(&team.in_force).contains_key(id) || store.pause(id)?.is_some() {
+        return Ok(EntryOutcome::Known);
+    }
+    // In force at once; recorded by `team_record_seen`, which the face calls soon after
+    // and every gate and decision calls first (a desk that stopped in between sees it
+    // again at start). Held under the lock, checked again: one entry taken in twice at
+    // once (the link's thread and the pump) is in force once.
+    let mut in_force = lock(&team.in_force);
+    if in_force.contains_key(id) {
+        return Ok(EntryOutcome::Known);
+    }
+    in_force.insert(id.to_string(), (pause, entry));
+    Ok(EntryOutcome::PauseSet { id: id.to_string() })
+}
+
+/// The keys whose pauses count: roster members with a key, in a role that
+/// countersigns supervisor steps or may clear pauses. Each key is labelled with its
+/// member's id.
+/// Read once per running pack (a key's point is checked as it is read), kept beside it.
+fn pause_signers(team: &Team, running: &Arc<crate::Running>) -> Arc<Vec<PublicKey>> {
+    let mut cached = lock(&team.pause_signers);
+    // A weak reference: the pack replaced is not kept alive by the cache, and its
+    // address is not reused while the cache names it.
+    if let Some((at, keys)) = cached.as_ref()
+        && std::ptr::eq(at.as_ptr(), Arc::as_ptr(running))
+    {
+        return keys.clone();
+    }
+    let roles = &running.settings.pause_clear_roles;
+    let keys: Arc<Vec<PublicKey>> = Arc::new(
+        running
+            .workspace
+            .roster
+            .iter()
+            .filter(|e| running.policy.supervisor_roles.contains(&e.role) || roles.contains(&e.role))
+            .filter_map(|e| PublicKey::from_hex(e.key.as_deref()?, e.id.clone()).ok())
+            .collect(),
+    );
+    *cached = Some((Arc::downgrade(running), keys.clone()));
+    keys
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -10,12 +10,12 @@
 //!   its own SQLite log with its own link (on its own small runtime), joined as
 //!   `countersign_host::team::connect_with` joins one but with its keys made in memory
 //!   (the lead's and the approval agent's desks keep theirs in the OS keyring), and pumped by its own thread with the app's pump
-//!   (`countersign_host::team::pump`, which also replicates the desk's evidence). Timed:
-//!   from the lead's `Engine::pause_set` returning (and from the call) until each desk's
-//!   engine lists the pause as active (`Engine::pauses`: the list the executor's pause
-//!   gate and `decide` read, once they have recorded what is not yet), checked when the
-//!   pump's `seen` hears the entry was taken in; the pump's recorder records it in the
-//!   desk's own evidence within 250 ms. After the first round every desk
+//!   (`countersign_host::team::pump_observed`, which also replicates the desk's evidence).
+//!   Timed: from the lead's `Engine::pause_set` returning (and from the call) until each
+//!   desk's pause intake has put it where the executor's pause gate and `decide` read
+//!   (`Engine::pauses`, checked for every desk after each round), on the link's own
+//!   thread; the pump records it in the desk's own evidence within 250 ms. After the
+//!   first round every desk
 //!   is checked to have recorded it, and its decision on the demo's refund step to be
 //!   `forbid` by `pause.<id>` (untimed).
 //!   Before the rounds, what taking in one pause costs a desk with nothing else to do. Reference: one put to the same bucket config, watched by as
@@ -407,16 +407,22 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             let stop = &stop;
             s.spawn(move || {
                 let active = |id: &str| d.engine.pauses().unwrap().iter().any(|p| p.id == id);
-                let seen = |o: &EntryOutcome| match o {
-                    EntryOutcome::PauseSet { id } if active(id) => {
-                        let _ = tx.send((i, id.clone(), Instant::now()));
-                    }
-                    EntryOutcome::PauseCleared { id } if !active(id) => {
+                let seen = |o: &EntryOutcome| {
+                    if let EntryOutcome::PauseCleared { id } = o
+                        && !active(id)
+                    {
                         let _ = tx.send((i, format!("cleared {id}"), Instant::now()));
                     }
-                    _ => {}
                 };
-                countersign_host::team::pump(&d.engine, &d.link, stop, &seen);
+                // A pause is timed where it comes into force: on the link's thread, as
+                // the intake puts it where the gates read (checked below, per round).
+                let set = tx.clone();
+                let on_intake: countersign_host::team::IntakeObserver = Arc::new(move |o| {
+                    if let EntryOutcome::PauseSet { id } = o {
+                        let _ = set.send((i, id.clone(), Instant::now()));
+                    }
+                });
+                countersign_host::team::pump_observed(&d.engine, &d.link, stop, &seen, Some(on_intake));
             });
         }
         // Let the pumps settle: each desk's first replication of its log (500 desks'
@@ -451,6 +457,9 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
             );
             from_ack.extend(a);
             from_call.extend(c);
+            for d in &desks {
+                assert!(d.engine.pauses().unwrap().iter().any(|p| p.id == pause.id), "{}: in force", d.device);
+            }
             if r == 0 {
                 // Each desk's pump records it once its link is quiet.
                 std::thread::sleep(Duration::from_millis(600));

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use countersign_connectors::credentials::KeyringStore;
 use countersign_engine::team::{EntryOutcome, OutboxCursor, TeamPort, TeamSettings};
@@ -164,66 +164,98 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 
 /// Feed the engine every entry the link sees, and put this desk's supervisor steps on
 /// the plane for the leads, until `stop` is set (a thread of its own).
-/// `seen` hears what became of each entry as soon as it holds (the app notifies a lead of
-/// a new request). A team pause is in force by then; a thread of the pump's records it
-/// in the desk's evidence within [`RECORD_WITHIN`] (or a decision or a gate that reads
-/// the pauses records it first); it goes to the team with the sending thread's next
-/// batch ([`replicate`]).
+/// A lead's pause is taken in on the link's own thread the moment it arrives
+/// ([`countersign_engine::team::PauseIntake`]): it holds at once, even while this thread
+/// fetches a pack or writes. Every other entry is taken in here. `seen` hears what became
+/// of each entry (of a pause taken in on the link, at this thread's next turn, within
+/// [`POLL`]); the app notifies a lead of a new request. A team pause in force is recorded
+/// in the desk's evidence once no other came for [`QUIET`], within [`RECORD_WITHIN`] of
+/// the first (a decision or a gate that reads the pauses records it first); it goes to the
+/// team with the sending thread's next batch ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
-    std::thread::scope(|scope| {
-        // Sending (requests, evidence, the desk's report) on a thread of its own: a long
-        // drain after an outage never holds up a pause arriving meanwhile.
-        scope.spawn(|| send_loop(engine, link, stop));
-        // Recording on a thread of its own too: a slow write (a busy log, a long fsync)
-        // never holds up the next entry.
-        let (taken, taken_in) = std::sync::mpsc::channel::<()>();
-        scope.spawn(move || record_loop(engine, &taken_in));
-        while !stop.load(Ordering::SeqCst) {
-            match link.next(Duration::from_millis(100)) {
-                Ok(Some(update)) => {
-                    if let Some(outcome) = take_entry(engine, link, &update) {
-                        if matches!(outcome, EntryOutcome::PauseSet { .. }) {
-                            let _ = taken.send(());
-                        }
-                        seen(&outcome);
-                    }
-                }
-                Ok(None) => {}
-                Err(_) => break,
-            }
-        }
-        drop(taken);
-    });
+    pump_observed(engine, link, stop, seen, None);
 }
 
-/// Record the team pauses the pump took in, once no other arrived for [`QUIET`] and at
-/// most [`RECORD_WITHIN`] after the first: everything a burst brings is in force before
-/// the desk spends time on writes. One that cannot be written yet stays in force and is
-/// tried again.
-fn record_loop(engine: &Engine, taken: &std::sync::mpsc::Receiver<()>) {
-    use std::sync::mpsc::RecvTimeoutError;
-    // When the first pause not yet recorded was taken in.
-    let mut first: Option<std::time::Instant> = None;
-    loop {
-        // Idle, it sleeps until a pause comes or the pump stops (and drops its sender).
-        let next = match first {
-            None => taken.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(t) => taken.recv_timeout(QUIET.min(RECORD_WITHIN.saturating_sub(t.elapsed()))),
-        };
-        let quiet = match next {
-            Ok(()) => {
-                first.get_or_insert_with(std::time::Instant::now);
-                false
+/// What hears, on the link's own thread, of each pause the intake put in force.
+pub type IntakeObserver = Arc<dyn Fn(&EntryOutcome) + Send + Sync>;
+
+/// [`pump`], with `on_intake` told on the link's own thread of each pause it put in
+/// force, as it holds (the bench times pauses there).
+pub fn pump_observed(
+    engine: &Engine,
+    link: &TeamLink,
+    stop: &AtomicBool,
+    seen: &dyn Fn(&EntryOutcome),
+    on_intake: Option<IntakeObserver>,
+) {
+    // What the link's thread took in, for `seen` and the recording.
+    let taken: Arc<std::sync::Mutex<Vec<(EntryOutcome, Instant)>>> = Arc::default();
+    let intake_guard = engine.pause_intake().map(|intake| {
+        intake.warm();
+        let taken = taken.clone();
+        link.set_intake(Some(Arc::new(move |update: &countersign_plane::link::Update| {
+            let Some(outcome) = intake.take(&update.key, update.value.as_deref()) else { return false };
+            if let Some(observe) = &on_intake {
+                observe(&outcome);
             }
-            Err(RecvTimeoutError::Timeout) => true,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        if first.is_some_and(|t| quiet || t.elapsed() >= RECORD_WITHIN) {
-            first = if record_seen(engine) { None } else { Some(std::time::Instant::now()) };
+            if matches!(outcome, EntryOutcome::PauseSet { .. }) {
+                taken.lock().unwrap_or_else(|e| e.into_inner()).push((outcome, Instant::now()));
+            }
+            true
+        })));
+        // The intake stops with the pump (and before what it reads is dropped).
+        IntakeGuard(link)
+    });
+    std::thread::scope(|scope| {
+        // Sending (requests, evidence, the desk's report) on a thread of its own: a long
+        // drain after an outage never holds up an entry arriving meanwhile.
+        scope.spawn(|| send_loop(engine, link, stop));
+        // When the first pause not yet recorded, and the last, were taken in.
+        let mut pending: Option<(Instant, Instant)> = None;
+        while !stop.load(Ordering::SeqCst) {
+            let wait = pending.map_or(POLL, |(first, last)| {
+                let due = QUIET.saturating_sub(last.elapsed()).min(RECORD_WITHIN.saturating_sub(first.elapsed()));
+                due.clamp(Duration::from_millis(1), POLL)
+            });
+            let mut outcomes = match link.next(wait) {
+                Ok(Some(update)) => {
+                    take_entry(engine, link, &update).map(|o| (o, Instant::now())).into_iter().collect()
+                }
+                Ok(None) => Vec::new(),
+                Err(_) => break,
+            };
+            // The link's first: they came before this thread's own.
+            outcomes.splice(0..0, std::mem::take(&mut *taken.lock().unwrap_or_else(|e| e.into_inner())));
+            for (outcome, at) in &outcomes {
+                if matches!(outcome, EntryOutcome::PauseSet { .. }) {
+                    pending = Some((pending.map_or(*at, |(first, _)| first), *at));
+                }
+                seen(outcome);
+            }
+            if let Some((first, last)) = pending
+                && (last.elapsed() >= QUIET || first.elapsed() >= RECORD_WITHIN)
+            {
+                // One that cannot be written yet stays in force and is tried again.
+                pending = if record_seen(engine) { None } else { Some((Instant::now(), Instant::now())) };
+            }
         }
-    }
+    });
+    // Nothing is taken in after the last recording.
+    drop(intake_guard);
     record_seen(engine);
 }
+
+/// Stops a link's intake when dropped.
+struct IntakeGuard<'a>(&'a TeamLink);
+
+impl Drop for IntakeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set_intake(None);
+    }
+}
+
+/// How long the pump waits for an entry before it looks at what else is due.
+const POLL: Duration = Duration::from_millis(100);
 
 /// How long no other pause must arrive before those taken in are recorded.
 const QUIET: Duration = Duration::from_millis(100);

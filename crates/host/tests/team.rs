@@ -811,3 +811,70 @@ fn the_apps_pump_takes_a_pause_in_records_it_on_its_own_and_sends_the_desks_evid
         assert!(stopped.elapsed() < Duration::from_secs(5), "the pump stopped in {:?}", stopped.elapsed());
     });
 }
+
+#[test]
+fn a_leads_pause_holds_on_a_desk_whose_pump_is_busy_with_another_entry() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    let mut team = team();
+    let lead = desk(&mut team, "lead-desk", Role::Lead, ("lead-1", "team_lead"), system());
+    let agent = desk(&mut team, "agent-desk", Role::Agent, ("agent-1", "agent"), system());
+    let stop = AtomicBool::new(false);
+    let heard = Mutex::new(Vec::<EntryOutcome>::new());
+    // The pump's thread is held inside `seen` on the first clearing it takes in (as it
+    // would be fetching a pack or writing), until the test lets it go.
+    let (busy_tx, busy) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    struct StopOnDrop<'a>(&'a AtomicBool, mpsc::Sender<()>);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+            let _ = self.1.send(());
+        }
+    }
+    std::thread::scope(|s| {
+        let pumping = s.spawn(|| {
+            let busy_tx = Mutex::new(busy_tx);
+            let seen = |o: &EntryOutcome| {
+                heard.lock().unwrap().push(o.clone());
+                if matches!(o, EntryOutcome::PauseCleared { .. }) {
+                    let _ = busy_tx.lock().unwrap().send(());
+                    let _ = released.lock().unwrap().recv_timeout(Duration::from_secs(60));
+                }
+            };
+            countersign_host::team::pump(&agent.engine, &agent.link, &stop, &seen);
+        });
+        let _stop = StopOnDrop(&stop, release.clone());
+        let first = lead.engine.pause_set(PauseScope::Action, "refund_partial", "first").unwrap();
+        wait_for("the first pause in force", || agent.engine.pauses().unwrap().iter().any(|p| p.id == first.id));
+        lead.engine.pause_clear(&first.id, "over").unwrap();
+        busy.recv_timeout(Duration::from_secs(20)).expect("the pump took the clearing in");
+
+        // The pump's thread is busy: the next pause still holds on the desk, taken in on
+        // the link's own thread, and nothing has recorded it yet.
+        let second = lead.engine.pause_set(PauseScope::Action, "refund_partial", "second").unwrap();
+        wait_for("the second pause in force while the pump is busy", || {
+            agent.engine.pauses().unwrap().iter().any(|p| p.id == second.id)
+        });
+        assert!(
+            !agent.engine.pause_history().unwrap().iter().any(|r| r.pause.id == second.id),
+            "in force before it is recorded: the pump's thread is still busy"
+        );
+        assert!(
+            !heard.lock().unwrap().iter().any(|o| matches!(o, EntryOutcome::PauseSet { id } if *id == second.id)),
+            "the pump has not heard of it yet"
+        );
+
+        // Let go, the pump hears of it and records it.
+        release.send(()).unwrap();
+        wait_for("the pump heard of the second pause", || {
+            heard.lock().unwrap().iter().any(|o| matches!(o, EntryOutcome::PauseSet { id } if *id == second.id))
+        });
+        wait_for("the second pause recorded by the pump", || {
+            agent.engine.pause_history().unwrap().iter().any(|r| r.pause.id == second.id)
+        });
+        stop.store(true, Ordering::SeqCst);
+        pumping.join().unwrap();
+    });
+}

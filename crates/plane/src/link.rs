@@ -33,6 +33,30 @@ pub struct Update {
     pub value: Option<Vec<u8>>,
 }
 
+/// What takes an entry in on the link's own thread as it arrives (a lead's pause, so
+/// that it holds without waiting for the thread that pumps [`TeamLink::next`]): true when
+/// it took the entry, which is then not queued for [`TeamLink::next`]. It runs on the
+/// link's runtime: it must be quick and must not call the link.
+pub type Intake = Arc<dyn Fn(&Update) -> bool + Send + Sync>;
+
+/// The link's intake, if one is set; read for every entry, held while it runs.
+#[derive(Default)]
+struct IntakeSlot(std::sync::RwLock<Option<Intake>>);
+
+impl std::fmt::Debug for IntakeSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.read().unwrap_or_else(|e| e.into_inner()).is_some();
+        f.debug_struct("IntakeSlot").field("set", &set).finish()
+    }
+}
+
+impl IntakeSlot {
+    /// Did the intake (if any) take `update`?
+    fn take(&self, update: &Update) -> bool {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|take| take(update))
+    }
+}
+
 /// How a desktop reaches its team.
 #[derive(Debug)]
 pub struct LinkConfig {
@@ -111,6 +135,7 @@ pub struct TeamLink {
     /// The server's complaints (`Permissions Violation for Publish to …`), so a refused
     /// put fails at once, with the server's words.
     refusals: tokio::sync::broadcast::Sender<String>,
+    intake: Arc<IntakeSlot>,
     url: String,
 }
 
@@ -164,10 +189,11 @@ impl TeamLink {
             .map_err(|e| err(format!("could not start the link: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let synced = Arc::new(Synced::default());
+        let intake = Arc::new(IntakeSlot::default());
         if config.whole_team {
             // Requests are no safety signal (a missed one waits, and the passphrase at the
             // seat still works), and a quiet queue is normal: no idle restarts.
-            let watch = Watch { bucket: REQUESTS_BUCKET, keys: None, synced: None, idle_restart: None };
+            let watch = Watch { bucket: REQUESTS_BUCKET, keys: None, synced: None, idle_restart: None, intake: None };
             runtime.spawn(watch_loop(client.clone(), tx.clone(), reconnected_rx.clone(), watch));
         }
         let watch = Watch {
@@ -175,9 +201,17 @@ impl TeamLink {
             keys: (!config.whole_team).then(|| desk_keys(&config.device)),
             synced: Some(synced.clone()),
             idle_restart: Some(config.idle_restart),
+            intake: Some(intake.clone()),
         };
         runtime.spawn(watch_loop(client.clone(), tx, reconnected_rx, watch));
-        Ok(TeamLink { runtime, client, updates: Mutex::new(rx), connected, synced, refusals, url: config.url })
+        Ok(TeamLink { runtime, client, updates: Mutex::new(rx), connected, synced, refusals, intake, url: config.url })
+    }
+
+    /// Take the control bucket's entries in with `intake` on the link's own thread as they
+    /// arrive, before queueing the rest for [`TeamLink::next`]; `None` stops it. Once this
+    /// returns, an intake replaced is no longer running.
+    pub fn set_intake(&self, intake: Option<Intake>) {
+        *self.intake.0.write().unwrap_or_else(|e| e.into_inner()) = intake;
     }
 
     /// The next entry seen, waiting up to `timeout`. `Err` once the link has stopped.
@@ -322,6 +356,8 @@ struct Watch {
     synced: Option<Arc<Synced>>,
     /// Re-create it when nothing arrived for this long.
     idle_restart: Option<Duration>,
+    /// What may take its entries in before they are queued.
+    intake: Option<Arc<IntakeSlot>>,
 }
 
 /// How many messages the bucket holds under `keys` (a key's last value or its deletion
@@ -351,7 +387,7 @@ async fn watch_loop(
     mut reconnected: tokio::sync::watch::Receiver<u64>,
     config: Watch,
 ) {
-    let Watch { bucket, keys, synced, idle_restart } = config;
+    let Watch { bucket, keys, synced, idle_restart, intake } = config;
     let bump = || {
         if let Some(s) = &synced {
             s.bump();
@@ -407,7 +443,9 @@ async fn watch_loop(
                 entry = next => match entry {
                     Ok(Some(Ok(e))) => {
                         let value = (e.operation == Operation::Put).then(|| e.value.to_vec());
-                        if tx.send(Update { key: e.key, value }).is_err() {
+                        let update = Update { key: e.key, value };
+                        let taken = intake.as_ref().is_some_and(|i| i.take(&update));
+                        if !taken && tx.send(update).is_err() {
                             return;
                         }
                         if reading && e.delta == 0 {
