@@ -1090,6 +1090,11 @@ impl Engine {
         self.store.writer().writes()
     }
 
+    /// How many events the log holds (one read of its head), whoever wrote them.
+    pub fn log_count(&self) -> Result<u64, EngineError> {
+        Ok(self.store.head()?.count)
+    }
+
     pub fn outbox_cursor(&self) -> Result<OutboxCursor, EngineError> {
         let Some(text) = self.store.source_cursor(OUTBOX_CURSOR)? else { return Ok(OutboxCursor::default()) };
         let parse = || -> Option<OutboxCursor> {

@@ -425,32 +425,48 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
                 countersign_host::team::pump_observed(&d.engine, &d.link, stop, &seen, Some(on_intake));
             });
         }
-        // Let the pumps settle: each desk's first replication of its log (500 desks'
-        // at once, each event written to the server's disk before it is acknowledged),
-        // then a second more. A pause in the middle of that burst is another figure
-        // (`TEAM_BENCH_SETTLE=0`: the rounds start 3 s after the pumps, as before).
+        // Let the pumps settle: each desk's first replication of its log and its first
+        // report of what it runs (500 desks' at once, each written to the server's disk
+        // before it is acknowledged; the lead's desk hears every report), then
+        // `TEAM_BENCH_SETTLE_SECS` (1) more. A pause in the middle of that burst is
+        // another figure (`TEAM_BENCH_SETTLE=0`: the rounds start 3 s after the pumps).
         let started = Instant::now();
         if env("TEAM_BENCH_SETTLE", 1) == 1 {
+            let reported = || {
+                while let Ok(Some(u)) = lead.link.next(Duration::ZERO) {
+                    countersign_host::team::take_in(&lead.engine, &lead.link, &u);
+                }
+                lead.engine.team_desks().iter().filter(|r| r.device.starts_with("desk-")).count() >= n
+            };
             while started.elapsed() < Duration::from_secs(120)
-                && desks.iter().any(|d| d.engine.outbox_pending().map_or(true, |n| n > 0))
+                && (desks.iter().any(|d| d.engine.outbox_pending().map_or(true, |n| n > 0)) || !reported())
             {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            println!("every desk's first replication done in {:.1} s", started.elapsed().as_secs_f64());
-            std::thread::sleep(Duration::from_secs(1));
+            println!(
+                "every desk's first replication done and its report heard in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            std::thread::sleep(Duration::from_secs(env("TEAM_BENCH_SETTLE_SECS", 1) as u64));
         } else {
             std::thread::sleep(Duration::from_secs(3));
         }
         println!("pumps running; {}", memory());
         for r in 0..rounds {
             let called = Instant::now();
+            let called_at = jiff::Timestamp::now();
             let pause =
                 lead.engine.pause_set(PauseScope::Action, "refund_partial", &format!("bench round {r}")).unwrap();
             let acked = Instant::now();
             set_took.push(acked - called);
             let (a, c) = collect(&rx, &pause.id, n, acked, called);
+            // The team service's lease reaches every desk every 5 s (each checks its
+            // signature): when the first desk last saw one, against the call.
+            let lease = desks[0].engine.team_status().and_then(|s| s.last_lease?.parse::<jiff::Timestamp>().ok());
+            let lease = lease
+                .map_or("none".to_string(), |t| format!("{:+.0} ms", t.duration_since(called_at).as_secs_f64() * 1e3));
             println!(
-                "round {r}: set took {:.1} ms; from return {} · from call {}",
+                "round {r}: set took {:.1} ms; from return {} · from call {}; last lease {lease} from the call",
                 ms(acked - called),
                 summary(&a),
                 summary(&c)

@@ -266,15 +266,17 @@ const RECORD_WITHIN: Duration = Duration::from_millis(250);
 
 /// What a desk sends every 250 ms while the link is up: its supervisor steps' requests,
 /// a batch of its evidence, and every 15 s what it runs. A round that found everything
-/// sent is not read again until this process writes to the log, the link re-reads the
-/// bucket (a reconnect), or [`RESEND_CHECK`] passes (another process writing the same
-/// log, such as the command line): an idle desk's tick reads nothing.
+/// sent is not read again until this process writes to the log or the link re-reads the
+/// bucket (a reconnect); every [`RESEND_CHECK`] one read of the log's head tells whether
+/// another process (the command line) wrote to it meanwhile. An idle desk's tick reads
+/// nothing.
 fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
     let mut last_report: Option<std::time::Instant> = None;
+    let report_every = report_interval(&engine.team_status().map(|s| s.device).unwrap_or_default());
     let mut check_head = true;
     // The log's write count and the link's reads of the bucket when a round last sent
-    // everything, and when.
-    let mut all_sent: Option<((u64, u64), std::time::Instant)> = None;
+    // everything, when it was last checked, and how many events the log held then.
+    let mut all_sent: Option<((u64, u64), std::time::Instant, u64)> = None;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(250));
         if !link.connected() {
@@ -282,14 +284,24 @@ fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
             all_sent = None;
             continue;
         }
-        if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+        if last_report.is_none_or(|t| t.elapsed() >= report_every) {
             last_report = Some(std::time::Instant::now());
             report(engine, link);
         }
         let writes = (engine.log_writes(), link.synced_rounds());
-        if all_sent.is_some_and(|(w, at)| w == writes && at.elapsed() < RESEND_CHECK) {
-            continue;
+        if let Some((w, at, events)) = all_sent
+            && w == writes
+        {
+            if at.elapsed() < RESEND_CHECK {
+                continue;
+            }
+            if engine.log_count().is_ok_and(|n| n == events) {
+                all_sent = Some((w, std::time::Instant::now(), events));
+                continue;
+            }
         }
+        // Counted before the round: an event recorded during it is seen at the next check.
+        let events = engine.log_count().ok();
         let mut done = true;
         if let Err(e) = engine.team_publish_requests() {
             tracing::warn!(error = %e, "supervisor steps could not be put on the team plane; trying again");
@@ -307,15 +319,28 @@ fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
                 done = false;
             }
         }
-        all_sent = done.then(|| (writes, std::time::Instant::now()));
+        all_sent = events.filter(|_| done).map(|n| (writes, std::time::Instant::now(), n));
     }
 }
 
-/// How long a desk with nothing new to send goes before reading its log again anyway.
+/// How often a desk with nothing new to send looks whether another process wrote to its
+/// log.
 const RESEND_CHECK: Duration = Duration::from_secs(5);
 
-/// How often a desk tells the team what it runs.
+/// How often a desk tells the team what it runs, about.
 const REPORT_EVERY: Duration = Duration::from_secs(15);
+
+/// A desk's own interval between reports: [`REPORT_EVERY`] give or take a quarter, fixed
+/// by its name. Desks that started together (a team's server back after a restart, a
+/// morning's shift) drift apart instead of all writing to the server in the same moment.
+fn report_interval(device: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    device.hash(&mut hasher);
+    let quarter = REPORT_EVERY / 4;
+    let offset = hasher.finish() % (2 * quarter.as_millis() as u64 + 1);
+    REPORT_EVERY - quarter + Duration::from_millis(offset)
+}
 
 /// Tell the team what this desk runs (its policy and pack), for the leads.
 pub fn report(engine: &Engine, link: &TeamLink) {

@@ -136,6 +136,9 @@ pub struct TeamLink {
     /// put fails at once, with the server's words.
     refusals: tokio::sync::broadcast::Sender<String>,
     intake: Arc<IntakeSlot>,
+    /// The buckets this link has written to: looked up once (a stream info request to the
+    /// server), not at every put.
+    buckets: Arc<Mutex<std::collections::HashMap<&'static str, async_nats::jetstream::kv::Store>>>,
     url: String,
 }
 
@@ -204,7 +207,17 @@ impl TeamLink {
             intake: Some(intake.clone()),
         };
         runtime.spawn(watch_loop(client.clone(), tx, reconnected_rx, watch));
-        Ok(TeamLink { runtime, client, updates: Mutex::new(rx), connected, synced, refusals, intake, url: config.url })
+        Ok(TeamLink {
+            runtime,
+            client,
+            updates: Mutex::new(rx),
+            connected,
+            synced,
+            refusals,
+            intake,
+            buckets: Arc::default(),
+            url: config.url,
+        })
     }
 
     /// Take the control bucket's entries in with `intake` on the link's own thread as they
@@ -311,19 +324,34 @@ impl TeamLink {
         let subject = format!("$KV.{bucket}.{key}");
         let key = key.to_string();
         let mut refusals = self.refusals.subscribe();
+        let buckets = self.buckets.clone();
         let (tx, rx) = mpsc::channel();
         self.runtime.spawn(async move {
             let write = async {
-                let js = async_nats::jetstream::new(client);
-                let kv = js.get_key_value(bucket).await.map_err(|e| e.to_string())?;
-                if !only_new {
-                    return kv.put(key, value.into()).await.map(Some).map_err(|e| e.to_string());
+                let known = buckets.lock().unwrap_or_else(|e| e.into_inner()).get(bucket).cloned();
+                let kv = match known {
+                    Some(kv) => kv,
+                    None => {
+                        let js = async_nats::jetstream::new(client);
+                        let kv = js.get_key_value(bucket).await.map_err(|e| e.to_string())?;
+                        buckets.lock().unwrap_or_else(|e| e.into_inner()).insert(bucket, kv.clone());
+                        kv
+                    }
+                };
+                let written = if only_new {
+                    match kv.create(key, value.into()).await {
+                        Ok(revision) => Ok(Some(revision)),
+                        Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => Ok(None),
+                        Err(e) => Err(e.to_string()),
+                    }
+                } else {
+                    kv.put(key, value.into()).await.map(Some).map_err(|e| e.to_string())
+                };
+                if written.is_err() {
+                    // Looked up again next time (a bucket made again, a server set up anew).
+                    buckets.lock().unwrap_or_else(|e| e.into_inner()).remove(bucket);
                 }
-                match kv.create(key, value.into()).await {
-                    Ok(revision) => Ok(Some(revision)),
-                    Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => Ok(None),
-                    Err(e) => Err(e.to_string()),
-                }
+                written
             };
             let refused = async {
                 loop {
