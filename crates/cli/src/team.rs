@@ -117,6 +117,20 @@ pub enum TeamCmd {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Give a team set up with a quota a larger one, and each desk's store a larger
+    /// share (admin). The server gets the account's new limits at once; the running team
+    /// service gives every stream and store its new share within a lease interval. A
+    /// quota only grows: the server's disk must have the room.
+    Quota {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The team's new quota, in GiB (at least the one it has).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+        max_disk_gib: u64,
+        /// Each desk's new share, in MiB (at least the one it has; kept when not given).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+        desk_disk_mib: Option<u64>,
+    },
     /// Send the account's current revocations to the server again (admin).
     Push {
         #[arg(long)]
@@ -526,6 +540,26 @@ pub fn team(cli: &Cli, cmd: &TeamCmd) -> anyhow::Result<ExitCode> {
                 })?;
             }
             pushed_or_not(not_pushed, "the older credentials' revocation")
+        }
+        TeamCmd::Quota { dir, max_disk_gib, desk_disk_mib } => {
+            let (q, not_pushed) =
+                Authority::open(dir, keyring)?.grow_quota(max_disk_gib << 30, desk_disk_mib.map(|m| m << 20))?;
+            let shares = serde_json::json!({
+                "max_disk_bytes": q.team, "desk_disk_bytes": q.desk_blobs, "evidence_bytes": q.evidence,
+                "control_bytes": q.control, "desks": q.desks(),
+            });
+            out(cli.json, &shares, |_| {
+                println!(
+                    "quota {} MiB: evidence {} MiB, pauses and leases {} MiB, each desk's store {} MiB (room for {} \
+                     desks); the team service applies it within a lease interval",
+                    q.team >> 20,
+                    q.evidence >> 20,
+                    q.control >> 20,
+                    q.desk_blobs >> 20,
+                    q.desks()
+                )
+            })?;
+            pushed_or_not(not_pushed, "the account's new limits")
         }
         TeamCmd::Push { dir } => {
             Authority::open(dir, keyring)?.push()?;

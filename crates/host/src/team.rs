@@ -510,3 +510,24 @@ pub fn load_staged_pack(engine: &Engine) -> Option<Result<countersign_engine::Pa
     }
     Some(loaded)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desks_report_at_their_own_intervals_within_a_quarter_of_fifteen_seconds() {
+        let intervals: Vec<Duration> = (0..500).map(|i| report_interval(&format!("desk-{i}"))).collect();
+        let (low, high) = (REPORT_EVERY - REPORT_EVERY / 4, REPORT_EVERY + REPORT_EVERY / 4);
+        assert!(intervals.iter().all(|d| (low..=high).contains(d)), "{intervals:?}");
+        // Spread over the range, not bunched: each fifth of it holds some of the 500.
+        let fifth = (high - low) / 5;
+        for k in 0..5 {
+            let (from, to) = (low + fifth * k, low + fifth * (k + 1));
+            let n = intervals.iter().filter(|d| (from..to).contains(*d)).count();
+            assert!(n >= 50, "{n} of 500 desks report every {from:?} to {to:?}");
+        }
+        // Fixed by the name: the same desk, the same interval.
+        assert_eq!(report_interval("desk-7"), intervals[7]);
+    }
+}

@@ -401,8 +401,8 @@ impl Authority {
         if !names.contains(device) && names.len() as u64 >= quota.desks() {
             return Err(PlaneError::bad(format!(
                 "team {:?} has room for {} desks' blob stores of {} MiB each beside its own streams, and {} names \
-                 have one (a revoked desk keeps its store): this team needs a larger quota or a smaller share per \
-                 desk (`team init --max-disk-gib`, `--desk-disk-mib`)",
+                 have one (a revoked desk keeps its store): this team needs a larger quota (`countersign team quota \
+                 --max-disk-gib`)",
                 self.file.name,
                 quota.desks(),
                 quota.desk_blobs >> 20,
@@ -410,6 +410,54 @@ impl Authority {
             )));
         }
         Ok(())
+    }
+
+    /// Give the team a larger quota (`max_disk_bytes`), and each desk's blob store a share
+    /// of `desk_disk_bytes` (kept as it is when `None`): `team.toml` is saved, then the
+    /// account's new limits are pushed to the server. The running team service gives
+    /// every stream and store its new share at its next tick. A quota or a share only
+    /// grows here: a smaller one could be below what the streams already hold, and the
+    /// server would then refuse every write, a lead's pause too. Returns the new shares,
+    /// with the error of a push that failed beside them (`team push` sends it later).
+    pub fn grow_quota(
+        &mut self,
+        max_disk_bytes: u64,
+        desk_disk_bytes: Option<u64>,
+    ) -> Result<(Quota, Option<PlaneError>), PlaneError> {
+        let Some(before) = self.file.quota() else {
+            return Err(PlaneError::bad(format!(
+                "team {:?} was set up without a quota (its streams are not sized): there is nothing to grow",
+                self.file.name
+            )));
+        };
+        let desk = desk_disk_bytes.unwrap_or(before.desk_blobs);
+        if max_disk_bytes < before.team || desk < before.desk_blobs {
+            return Err(PlaneError::bad(format!(
+                "team {:?} has a quota of {} MiB, each desk's store {} MiB: a quota or a share only grows (a smaller \
+                 one could be below what the streams hold, and the server would refuse every write)",
+                self.file.name,
+                before.team >> 20,
+                before.desk_blobs >> 20
+            )));
+        }
+        Quota::check(max_disk_bytes, desk).map_err(PlaneError::bad)?;
+        let after = Quota::of(Some(max_disk_bytes), Some(desk)).ok_or_else(|| PlaneError::bad("no quota"))?;
+        let names: std::collections::BTreeSet<&str> =
+            self.file.devices.iter().filter(|d| d.role != Role::Service).map(|d| d.name.as_str()).collect();
+        if names.len() as u64 > after.desks() {
+            return Err(PlaneError::bad(format!(
+                "a quota of {} MiB has room for {} desks' stores of {} MiB, and team {:?} has {} names with one",
+                max_disk_bytes >> 20,
+                after.desks(),
+                desk >> 20,
+                self.file.name,
+                names.len()
+            )));
+        }
+        self.file.max_disk_bytes = Some(max_disk_bytes);
+        self.file.desk_disk_bytes = Some(desk);
+        self.save()?;
+        Ok((after, self.push().err()))
     }
 
     /// Set the key `device` signs its evidence with (`countersign team key` on it), on

@@ -82,14 +82,15 @@ pub async fn run(
 ) -> Result<(), PlaneError> {
     let client = identity.connect().await?;
     let js = async_nats::jetstream::new(client);
-    let quota = identity.quota.as_ref();
+    // Read again whenever `team.toml` changes (`team quota` grows it while the service runs).
+    let mut quota = identity.quota;
     // Requests an earlier version left in the control bucket, which every desk reads:
     // they carry customers' words, so they go.
     if let Err(e) = purge_old_requests(&js).await {
         tracing::warn!(error = %e, "old requests in the control bucket could not be purged");
     }
     // Made now, or tried again at every tick until they are (JetStream not ready yet).
-    let mut streams_made = make_streams(&js, quota).await;
+    let mut streams_made = make_streams(&js, quota.as_ref()).await;
     let mut stores = DeskStores::default();
     tokio::pin!(stop);
     // Go on from the lease the bucket holds: a service restarted on a machine whose clock
@@ -111,7 +112,7 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         if !streams_made {
-            streams_made = make_streams(&js, quota).await;
+            streams_made = make_streams(&js, quota.as_ref()).await;
         }
         let now = Timestamp::now();
         // Rising across restarts of the service: the clock's milliseconds, or one more.
@@ -122,7 +123,7 @@ pub async fn run(
         let put = async {
             let kv = match js.get_key_value(CONTROL_BUCKET).await {
                 Ok(kv) => kv,
-                Err(_) => js.create_key_value(control_bucket(quota)).await.map_err(|e| e.to_string())?,
+                Err(_) => js.create_key_value(control_bucket(quota.as_ref())).await.map_err(|e| e.to_string())?,
             };
             kv.put(LEASE_KEY, bytes.into()).await.map_err(|e| e.to_string())
         };
@@ -131,7 +132,11 @@ pub async fn run(
         }
         // After the lease, and bounded by its period: a slow JetStream never holds the
         // lease up (what is not made now is made at a later tick).
-        let _ = tokio::time::timeout(every, stores.make(&js, &identity.dir, quota)).await;
+        let made = tokio::time::timeout(every, stores.make(&js, &identity.dir, &mut quota)).await;
+        if made.is_ok_and(|quota_changed| quota_changed) {
+            // Every stream given its new share from the next tick.
+            streams_made = false;
+        }
     }
 }
 
@@ -217,19 +222,28 @@ struct DeskStores {
 
 impl DeskStores {
     /// Make the blob store of every live desk in `dir`'s `team.toml` that has none,
-    /// with its share; a failure is logged and tried again at the next tick.
-    async fn make(&mut self, js: &async_nats::jetstream::Context, dir: &Path, quota: Option<&Quota>) {
+    /// with its share; a failure is logged and tried again at the next tick. A quota
+    /// that changed in `team.toml` replaces `quota`, every desk's store is given its new
+    /// share, and `true` says so (the team's own streams are the caller's).
+    async fn make(&mut self, js: &async_nats::jetstream::Context, dir: &Path, quota: &mut Option<Quota>) -> bool {
         let modified = std::fs::metadata(dir.join("team.toml")).and_then(|m| m.modified()).ok();
         if modified.is_some() && modified == self.read {
-            return;
+            return false;
         }
         let file = match TeamFile::read(dir) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "the team's desks could not be read");
-                return;
+                return false;
             }
         };
+        let changed = file.quota() != *quota;
+        if changed {
+            tracing::info!(quota = ?file.quota(), "the team's quota changed: every stream and store gets its new share");
+            *quota = file.quota();
+            self.made.clear();
+        }
+        let quota = quota.as_ref();
         let mut all_made = true;
         for device in file.live_devices().filter(|d| d.role != Role::Service) {
             if self.made.contains(&device.name) {
@@ -262,6 +276,7 @@ impl DeskStores {
         if all_made {
             self.read = modified;
         }
+        changed
     }
 }
 

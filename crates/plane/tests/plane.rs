@@ -300,6 +300,58 @@ fn a_desk_that_floods_the_team_is_held_to_its_share_and_pauses_are_still_written
 }
 
 #[test]
+fn a_teams_quota_grows_while_it_runs_and_every_stream_and_store_gets_its_new_share() {
+    use countersign_plane::subjects::{CONTROL_STREAM, EVIDENCE_STREAM, blobs_bucket_of};
+    // 8 MiB, a desk's store 1 MiB: room for four desks, as the flood test has it.
+    let mut team = TeamPlane::start_with_disk("acme", Duration::from_millis(300), Some(8 << 20), Some(1 << 20));
+    let lead = link(&mut team, "lead-1", Role::Lead);
+    for i in 1..=3 {
+        let key = nkeys::KeyPair::new_user().public_key();
+        team.authority.enroll(&format!("agent-{i}"), Role::Agent, &key).expect("room for four desks");
+    }
+    let fifth = nkeys::KeyPair::new_user().public_key();
+    team.authority.enroll("agent-4", Role::Agent, &fifth).expect_err("no room for a fifth desk's store");
+    let store = |device: &str| format!("OBJ_{}", blobs_bucket_of(device));
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}: not within 20 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("the first shares", &|| {
+        team.stream_max_bytes(EVIDENCE_STREAM) == Some(2 << 20)
+            && team.stream_max_bytes(&store("agent-3")) == Some(1 << 20)
+    });
+
+    // Smaller is refused, and nothing changes.
+    for (quota, desk) in [(4u64 << 20, None), (8 << 20, Some(512u64 << 10))] {
+        let e = team.authority.grow_quota(quota, desk).expect_err("a smaller quota or share");
+        assert!(e.to_string().contains("only grows"), "{e}");
+    }
+    let e = team.authority.grow_quota(16 << 20, Some(8 << 20)).expect_err("a share past a quarter");
+    assert!(e.to_string().contains("at most a quarter"), "{e}");
+    assert_eq!(team.authority.file.max_disk_bytes, Some(8 << 20));
+
+    // 32 MiB, 2 MiB a desk: room for nine. The server has the account's new limits at
+    // once; the running service gives every stream and store its new share.
+    let (q, not_pushed) = team.authority.grow_quota(32 << 20, Some(2 << 20)).expect("a larger quota");
+    assert!(not_pushed.is_none(), "{not_pushed:?}");
+    assert_eq!(q.desks(), 9);
+    wait_for("the new shares", &|| {
+        team.stream_max_bytes(EVIDENCE_STREAM) == Some(8 << 20)
+            && team.stream_max_bytes(CONTROL_STREAM) == Some(2 << 20)
+            && ["lead-1", "agent-1", "agent-3"].iter().all(|d| team.stream_max_bytes(&store(d)) == Some(2 << 20))
+    });
+    team.authority.enroll("agent-4", Role::Agent, &fifth).expect("room for a fifth desk now");
+    wait_for("the fifth desk's store, with its share", &|| team.stream_max_bytes(&store("agent-4")) == Some(2 << 20));
+    // The server takes what the new shares allow: a blob past the old 1 MiB share.
+    put_blob_within(&lead, "lead-1", "large", &[noise(1), noise(2), noise(3)].concat(), 10)
+        .expect("a blob of 1.5 MiB in a 2 MiB share");
+    put_within(&lead, "pause.after-growing", 10);
+}
+
+#[test]
 fn an_enrolment_holds_only_as_far_as_the_teams_signature_carries_it() {
     let mut team = TeamPlane::start("acme", Duration::from_secs(5));
     let key = nkeys::KeyPair::new_user().public_key();

@@ -180,6 +180,17 @@ impl TeamPlane {
         })
     }
 
+    /// A stream's size (its `max_bytes`, -1 unlimited), read with the team service's
+    /// credentials; `None` while it does not exist.
+    pub fn stream_max_bytes(&self, name: &str) -> Option<i64> {
+        let name = name.to_string();
+        self.as_service(|client| async move {
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js.get_stream(name).await.ok()?;
+            stream.info().await.ok().map(|info| info.config.max_bytes)
+        })
+    }
+
     fn consumer_info(&self, name: &str) -> Option<async_nats::jetstream::consumer::Info> {
         self.as_service(|client| async move {
             let js = async_nats::jetstream::new(client);
