@@ -168,6 +168,21 @@ fn new_payment(id: &str, order: Param, method: Param) -> Step {
     step(id, "modify_pending_order_payment", vec![("order_id", order), ("payment_method_id", method)])
 }
 
+/// One of an order's items swapped for another, the difference settled with the
+/// customer's gift card: an exchange of delivered items or a change to a pending order's.
+fn new_items(id: &str, action: &str, order: &str) -> Step {
+    step(
+        id,
+        action,
+        vec![
+            ("order_id", c(json!(order))),
+            ("item_ids", c(json!(["6469567736"]))),
+            ("new_item_ids", c(json!(["7533802601"]))),
+            ("payment_method_id", c(json!("gift_card_1725971"))),
+        ],
+    )
+}
+
 fn get_order(id: &str, order: &str) -> Step {
     step(id, "get_order_details", vec![("order_id", c(json!(order)))])
 }
@@ -488,22 +503,7 @@ fn table() -> Vec<Row> {
             Forbid,
             &["precondition.order-status"],
         ),
-        one(
-            "exchange delivered items",
-            none,
-            step(
-                "s1",
-                "exchange_delivered_order_items",
-                vec![
-                    ("order_id", c(json!("#W1"))),
-                    ("item_ids", c(json!(["6469567736"]))),
-                    ("new_item_ids", c(json!(["7533802601"]))),
-                    ("payment_method_id", c(json!("gift_card_1725971"))),
-                ],
-            ),
-            Confirm,
-            &[],
-        ),
+        one("exchange delivered items", none, new_items("s1", "exchange_delivered_order_items", "#W1"), Confirm, &[]),
         one("modify a pending order's address", none, new_address("s1", c(json!("#W2")), c(address())), Confirm, &[]),
         row(
             "an address whose optional line is null is an empty line",
@@ -549,22 +549,7 @@ fn table() -> Vec<Row> {
             Recommend,
             &["builtin.identity", "rule.unverified.order-changes"],
         ),
-        one(
-            "modify a pending order's items",
-            none,
-            step(
-                "s1",
-                "modify_pending_order_items",
-                vec![
-                    ("order_id", c(json!("#W2"))),
-                    ("item_ids", c(json!(["6469567736"]))),
-                    ("new_item_ids", c(json!(["7533802601"]))),
-                    ("payment_method_id", c(json!("gift_card_1725971"))),
-                ],
-            ),
-            Confirm,
-            &[],
-        ),
+        one("modify a pending order's items", none, new_items("s1", "modify_pending_order_items", "#W2"), Confirm, &[]),
         // --------------------------------------- ownership of every entity named
         one(
             "a return refunded to another customer's payment method is refused",
@@ -677,19 +662,7 @@ fn table() -> Vec<Row> {
         row(
             "changing an order's items and then cancelling it is a conflict",
             none,
-            vec![
-                step(
-                    "s1",
-                    "modify_pending_order_items",
-                    vec![
-                        ("order_id", c(json!("#W2"))),
-                        ("item_ids", c(json!(["6469567736"]))),
-                        ("new_item_ids", c(json!(["7533802601"]))),
-                        ("payment_method_id", c(json!("gift_card_1725971"))),
-                    ],
-                ),
-                cancel("s2", "#W2"),
-            ],
+            vec![new_items("s1", "modify_pending_order_items", "#W2"), cancel("s2", "#W2")],
             vec![
                 Want { step: "s1", decision: Confirm, has: &[], lacks: &["builtin.conflict"] },
                 want("s2", Forbid, &["builtin.conflict"]),
