@@ -43,9 +43,20 @@ cs() {
 # enrolment its signer made for the desk's own key, and is cut off (not solo) without one.
 # Written again at every run from the repository's policy.
 team_policy() {
-  local keys
-  keys=$(python3 -c 'import sys, tomllib; t = tomllib.load(open(sys.argv[1], "rb")); print(t["name"], t["signer"], t["service_key"])' \
-    "$root/team/team.toml")
+  local keys name signer service_key
+  # team.toml's own lines before its first table (any Python 3; tomllib needs 3.11).
+  keys=$(python3 - "$root/team/team.toml" <<'PY'
+import re, sys
+top = {}
+for line in open(sys.argv[1]):
+    if line.startswith("["):
+        break
+    m = re.match(r'([a-z_]+) = "([^"]*)"$', line.strip())
+    if m:
+        top[m.group(1)] = m.group(2)
+print(top["name"], top["signer"], top["service_key"])
+PY
+)
   read -r name signer service_key <<< "$keys"
   { cat assets/demo/policy.toml
     printf '\n# Added by scripts/team-demo.sh: the team every desk running this policy belongs to.\n'
@@ -96,7 +107,9 @@ fi
 # A team set up by an earlier version: its desks run the team's policy from now on.
 team_policy
 for desk in lead agent; do
-  sed -i -e "s#^policy = \".*\"#policy = \"$root/policy.toml\"#" "$root/$desk.toml"
+  if [ -f "$root/$desk.toml" ]; then
+    sed -i -e "s#^policy = \".*\"#policy = \"$root/policy.toml\"#" "$root/$desk.toml"
+  fi
 done
 
 pids=()

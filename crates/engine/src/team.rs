@@ -556,7 +556,7 @@ impl Engine {
             Err(reason) => return refused(reason),
         };
         match body.state {
-            TeamPauseState::Set => put_in_force(team, &self.store, id, body.pause, entry),
+            TeamPauseState::Set => Ok(put_in_force(team, &self.store, id, body.pause, entry)),
             TeamPauseState::Cleared => {
                 // A pause is recorded set before it is recorded cleared.
                 self.team_record_seen()?;
@@ -698,13 +698,7 @@ impl PauseIntake {
         if body.state != TeamPauseState::Set {
             return None;
         }
-        match put_in_force(&self.team, &self.store, id, body.pause, entry) {
-            Ok(outcome) => Some(outcome),
-            Err(e) => {
-                tracing::warn!(key, error = %e, "a team pause could not be checked on the link; the pump takes it");
-                None
-            }
-        }
+        Some(put_in_force(&self.team, &self.store, id, body.pause, entry))
     }
 }
 
@@ -743,16 +737,28 @@ fn open_pause(
     Ok((who, body))
 }
 
-/// Put a verified pause in force, unless it is already in force or recorded.
+/// Put a verified pause in force, unless it is already in force or recorded. When the
+/// log cannot be read to tell, it is put in force all the same (the safe side; recording
+/// skips one the log has).
 fn put_in_force(
     team: &Team,
     store: &countersign_store::Store,
     id: &str,
     pause: Pause,
     entry: SignedEntry,
-) -> Result<EntryOutcome, EngineError> {
-    if lock(&team.in_force).contains_key(id) || store.pause(id)?.is_some() {
-        return Ok(EntryOutcome::Known);
+) -> EntryOutcome {
+    // The lock is not held while the log is read: the gates read the pauses meanwhile.
+    let held = lock(&team.in_force).contains_key(id);
+    let recorded = !held
+        && store
+            .pause(id)
+            .unwrap_or_else(|e| {
+                tracing::warn!(id, error = %e, "whether a team pause is recorded could not be read: it holds");
+                None
+            })
+            .is_some();
+    if held || recorded {
+        return EntryOutcome::Known;
     }
     // In force at once; recorded by `team_record_seen`, which the face calls soon after
     // and every gate and decision calls first (a desk that stopped in between sees it
@@ -760,10 +766,10 @@ fn put_in_force(
     // once (the link's thread and the pump) is in force once.
     let mut in_force = lock(&team.in_force);
     if in_force.contains_key(id) {
-        return Ok(EntryOutcome::Known);
+        return EntryOutcome::Known;
     }
     in_force.insert(id.to_string(), (pause, entry));
-    Ok(EntryOutcome::PauseSet { id: id.to_string() })
+    EntryOutcome::PauseSet { id: id.to_string() }
 }
 
 /// The keys whose pauses count: roster members with a key, in a role that

@@ -167,11 +167,12 @@ pub fn catch_up(engine: &Engine, link: &TeamLink, wait: Duration) -> bool {
 /// A lead's pause is taken in on the link's own thread the moment it arrives
 /// ([`countersign_engine::team::PauseIntake`]): it holds at once, even while this thread
 /// fetches a pack or writes. Every other entry is taken in here. `seen` hears what became
-/// of each entry (of a pause taken in on the link, at this thread's next turn, within
-/// [`POLL`]); the app notifies a lead of a new request. A team pause in force is recorded
-/// in the desk's evidence once no other came for [`QUIET`], within [`RECORD_WITHIN`] of
-/// the first (a decision or a gate that reads the pauses records it first); it goes to the
-/// team with the sending thread's next batch ([`replicate`]).
+/// of each entry (of a pause taken in on the link, at this thread's next turn: within
+/// [`POLL`] unless it is busy); the app notifies a lead of a new request. A team pause in
+/// force is recorded in the desk's evidence once no other came for [`QUIET`], at most
+/// [`RECORD_WITHIN`] after the first, by this thread or the sending thread, whichever is
+/// free first (a decision or a gate that reads the pauses records it before); it goes to
+/// the team with the sending thread's next batch ([`replicate`]).
 pub fn pump(engine: &Engine, link: &TeamLink, stop: &AtomicBool, seen: &dyn Fn(&EntryOutcome)) {
     pump_observed(engine, link, stop, seen, None);
 }
@@ -188,61 +189,94 @@ pub fn pump_observed(
     seen: &dyn Fn(&EntryOutcome),
     on_intake: Option<IntakeObserver>,
 ) {
-    // What the link's thread took in, for `seen` and the recording.
-    let taken: Arc<std::sync::Mutex<Vec<(EntryOutcome, Instant)>>> = Arc::default();
+    // What the link's thread put in force, for `seen`; and when pauses not yet recorded
+    // came, for whichever of the pump's threads records them first.
+    let taken: Arc<std::sync::Mutex<Vec<EntryOutcome>>> = Arc::default();
+    let unrecorded: Arc<Unrecorded> = Arc::default();
     let intake_guard = engine.pause_intake().map(|intake| {
         intake.warm();
-        let taken = taken.clone();
+        let (taken, unrecorded) = (taken.clone(), unrecorded.clone());
         link.set_intake(Some(Arc::new(move |update: &countersign_plane::link::Update| {
             let Some(outcome) = intake.take(&update.key, update.value.as_deref()) else { return false };
-            if let Some(observe) = &on_intake {
-                observe(&outcome);
-            }
             if matches!(outcome, EntryOutcome::PauseSet { .. }) {
-                taken.lock().unwrap_or_else(|e| e.into_inner()).push((outcome, Instant::now()));
+                if let Some(observe) = &on_intake {
+                    observe(&outcome);
+                }
+                unrecorded.taken();
+                taken.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
             }
             true
         })));
         // The intake stops with the pump (and before what it reads is dropped).
         IntakeGuard(link)
     });
+    let heard = |outcomes: Vec<EntryOutcome>| outcomes.iter().for_each(seen);
     std::thread::scope(|scope| {
         // Sending (requests, evidence, the desk's report) on a thread of its own: a long
         // drain after an outage never holds up an entry arriving meanwhile.
-        scope.spawn(|| send_loop(engine, link, stop));
-        // When the first pause not yet recorded, and the last, were taken in.
-        let mut pending: Option<(Instant, Instant)> = None;
+        scope.spawn(|| send_loop(engine, link, stop, &unrecorded));
         while !stop.load(Ordering::SeqCst) {
-            let wait = pending.map_or(POLL, |(first, last)| {
-                let due = QUIET.saturating_sub(last.elapsed()).min(RECORD_WITHIN.saturating_sub(first.elapsed()));
-                due.clamp(Duration::from_millis(1), POLL)
-            });
-            let mut outcomes = match link.next(wait) {
-                Ok(Some(update)) => {
-                    take_entry(engine, link, &update).map(|o| (o, Instant::now())).into_iter().collect()
-                }
-                Ok(None) => Vec::new(),
+            let wait = unrecorded.due_in().map_or(POLL, |due| due.clamp(Duration::from_millis(1), POLL));
+            let outcome = match link.next(wait) {
+                Ok(Some(update)) => take_entry(engine, link, &update),
+                Ok(None) => None,
                 Err(_) => break,
             };
-            // The link's first: they came before this thread's own.
-            outcomes.splice(0..0, std::mem::take(&mut *taken.lock().unwrap_or_else(|e| e.into_inner())));
-            for (outcome, at) in &outcomes {
+            // What the link's thread took in, then this thread's own entry.
+            heard(std::mem::take(&mut *taken.lock().unwrap_or_else(|e| e.into_inner())));
+            if let Some(outcome) = outcome {
                 if matches!(outcome, EntryOutcome::PauseSet { .. }) {
-                    pending = Some((pending.map_or(*at, |(first, _)| first), *at));
+                    unrecorded.taken();
                 }
-                seen(outcome);
+                seen(&outcome);
             }
-            if let Some((first, last)) = pending
-                && (last.elapsed() >= QUIET || first.elapsed() >= RECORD_WITHIN)
-            {
-                // One that cannot be written yet stays in force and is tried again.
-                pending = if record_seen(engine) { None } else { Some((Instant::now(), Instant::now())) };
-            }
+            unrecorded.record_if_due(engine);
         }
     });
-    // Nothing is taken in after the last recording.
+    // Nothing is taken in after the last recording, and the face hears all it took.
     drop(intake_guard);
+    heard(std::mem::take(&mut *taken.lock().unwrap_or_else(|e| e.into_inner())));
     record_seen(engine);
+}
+
+/// When the team pauses taken in and not yet recorded came: the first and the last.
+#[derive(Debug, Default)]
+struct Unrecorded(std::sync::Mutex<Option<(Instant, Instant)>>);
+
+impl Unrecorded {
+    fn taken(&self) {
+        let now = Instant::now();
+        let mut came = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *came = Some((came.map_or(now, |(first, _)| first), now));
+    }
+
+    /// How long until they are due to be recorded (`None`: nothing waits): once no other
+    /// came for [`QUIET`], at most [`RECORD_WITHIN`] after the first.
+    fn due_in(&self) -> Option<Duration> {
+        let came = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        came.map(|(first, last)| {
+            QUIET.saturating_sub(last.elapsed()).min(RECORD_WITHIN.saturating_sub(first.elapsed()))
+        })
+    }
+
+    /// Record them if they are due (the pump's thread or its sending thread, whichever
+    /// comes first; one at a time). One that cannot be written yet stays in force and is
+    /// tried again after [`QUIET`].
+    fn record_if_due(&self, engine: &Engine) {
+        if self.due_in() != Some(Duration::ZERO) {
+            return;
+        }
+        let before = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let recorded = record_seen(engine);
+        let mut came = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !recorded {
+            let now = Instant::now();
+            *came = Some((now, now));
+        } else if *came == before {
+            // One that came while the others were written waits for its own turn.
+            *came = None;
+        }
+    }
 }
 
 /// Stops a link's intake when dropped.
@@ -270,7 +304,7 @@ const RECORD_WITHIN: Duration = Duration::from_millis(250);
 /// bucket (a reconnect); every [`RESEND_CHECK`] one read of the log's head tells whether
 /// another process (the command line) wrote to it meanwhile. An idle desk's tick reads
 /// nothing.
-fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
+fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool, unrecorded: &Unrecorded) {
     let mut last_report: Option<std::time::Instant> = None;
     let report_every = report_interval(&engine.team_status().map(|s| s.device).unwrap_or_default());
     let mut check_head = true;
@@ -279,6 +313,9 @@ fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool) {
     let mut all_sent: Option<((u64, u64), std::time::Instant, u64)> = None;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(250));
+        // Pauses taken in while the pump's thread is busy (a pack, a write) are recorded
+        // here.
+        unrecorded.record_if_due(engine);
         if !link.connected() {
             check_head = true;
             all_sent = None;
@@ -334,11 +371,12 @@ const REPORT_EVERY: Duration = Duration::from_secs(15);
 /// by its name. Desks that started together (a team's server back after a restart, a
 /// morning's shift) drift apart instead of all writing to the server in the same moment.
 fn report_interval(device: &str) -> Duration {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    device.hash(&mut hasher);
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(device.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
     let quarter = REPORT_EVERY / 4;
-    let offset = hasher.finish() % (2 * quarter.as_millis() as u64 + 1);
+    let offset = u64::from_le_bytes(first) % (2 * quarter.as_millis() as u64 + 1);
     REPORT_EVERY - quarter + Duration::from_millis(offset)
 }
 

@@ -51,9 +51,15 @@ impl std::fmt::Debug for IntakeSlot {
 }
 
 impl IntakeSlot {
-    /// Did the intake (if any) take `update`?
+    /// Did the intake (if any) take `update`? One that panics takes nothing (the entry is
+    /// queued as without it): the watch goes on.
     fn take(&self, update: &Update) -> bool {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|take| take(update))
+        let slot = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let Some(take) = slot.as_ref() else { return false };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| take(update))).unwrap_or_else(|_| {
+            tracing::error!(key = %update.key, "the link's intake failed on an entry; it is queued instead");
+            false
+        })
     }
 }
 
@@ -338,7 +344,7 @@ impl TeamLink {
                         kv
                     }
                 };
-                let written = if only_new {
+                if only_new {
                     match kv.create(key, value.into()).await {
                         Ok(revision) => Ok(Some(revision)),
                         Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => Ok(None),
@@ -346,12 +352,7 @@ impl TeamLink {
                     }
                 } else {
                     kv.put(key, value.into()).await.map(Some).map_err(|e| e.to_string())
-                };
-                if written.is_err() {
-                    // Looked up again next time (a bucket made again, a server set up anew).
-                    buckets.lock().unwrap_or_else(|e| e.into_inner()).remove(bucket);
                 }
-                written
             };
             let refused = async {
                 loop {
@@ -366,6 +367,10 @@ impl TeamLink {
                 r = tokio::time::timeout(Duration::from_secs(5), write) => r,
                 e = refused => Ok(Err(e)),
             };
+            if !matches!(result, Ok(Ok(_))) {
+                // Looked up again next time (a bucket made again, a server set up anew).
+                buckets.lock().unwrap_or_else(|e| e.into_inner()).remove(bucket);
+            }
             let _ = tx.send(result);
         });
         match rx.recv_timeout(Duration::from_secs(6)) {
