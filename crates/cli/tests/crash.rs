@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use countersign_test_support::demo::{self, seed_orders};
 use countersign_test_support::loopback::{Fault, FaultProxy, HoldingProxy};
+use countersign_test_support::rng::Rng;
 use countersign_test_support::sign_in;
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -38,24 +39,6 @@ const TOKEN: &str = "crash-test-token-41d7";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// SplitMix64: small, seedable, good enough to pick delays and amounts.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// One seller center for every trial, a workspace pointing at it, one evidence store.

@@ -43,44 +43,9 @@ use countersign_team::view::{Grants, steps_page};
 use countersign_test_support::bench::percentile;
 use countersign_test_support::bench::{env_usize as env, ms};
 use countersign_test_support::postgres::Postgres;
+use countersign_test_support::rng::Rng;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-
-/// A small deterministic generator (SplitMix64): the same data every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// 0..n
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// True `percent` times in a hundred.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// One of `items`, by weight.
-    fn pick<'a, T>(&mut self, items: &'a [(u64, T)]) -> &'a T {
-        let total: u64 = items.iter().map(|(w, _)| w).sum();
-        let mut n = self.below(total);
-        for (w, t) in items {
-            if n < *w {
-                return t;
-            }
-            n -= w;
-        }
-        &items[items.len() - 1].1
-    }
-}
 
 const TENANTS: [(u64, &str); 3] = [(60, "acme"), (30, "globex"), (10, "initech")];
 const CHANNELS: [(u64, &str); 5] =

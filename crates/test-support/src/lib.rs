@@ -7,8 +7,8 @@
 //! the demo's workspace files with absolute paths ([`demo`]), fake platforms and proxies
 //! on loopback that hold, delay, drop or reset requests ([`loopback`]), a real
 //! `nats-server` and a team's plane ([`nats`]), a throwaway PostgreSQL cluster
-//! ([`postgres`]), and what the benchmarks time and report
-//! ([`bench`]).
+//! ([`postgres`]), what the benchmarks time and report ([`bench`]), and a seedable
+//! generator for random trials and synthetic data ([`rng`]).
 //! A dev-dependency only: nothing shipped depends on it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,4 +19,5 @@ pub mod nats;
 pub mod packs;
 pub mod postgres;
 pub mod replay;
+pub mod rng;
 pub mod sign_in;
