@@ -370,7 +370,7 @@ fn a_lead_reads_the_teams_log_from_the_command_line_and_an_agent_may_not() {
 }
 
 #[test]
-fn a_desks_share_of_the_teams_disk_is_checked_at_team_init() {
+fn a_desks_share_of_the_teams_disk_is_checked_at_team_init_and_only_grows_after() {
     let root = tempfile::tempdir().unwrap();
     let placeholder = root.path().join("none.toml");
     let admin = Desk { keyring: unique("quota"), workspace: &placeholder, data: root.path().join("admin") };
@@ -392,4 +392,29 @@ fn a_desks_share_of_the_teams_disk_is_checked_at_team_init() {
     let file = countersign_plane::authority::TeamFile::read(&dir).unwrap();
     let quota = file.quota().unwrap();
     assert_eq!((quota.team, quota.desk_blobs, quota.desks()), (1 << 30, 16 << 20, 36));
+
+    // Grown later: team.toml at once, the server's limits once it is reached (it is
+    // not running here, so the command says so and fails).
+    let dir_arg = dir.to_str().unwrap();
+    let grown = admin.run(&["team", "quota", "--dir", dir_arg, "--max-disk-gib", "2", "--desk-disk-mib", "32"]);
+    assert_eq!(code(&grown), 1, "{}", stderr(&grown));
+    assert!(stderr(&grown).contains("did not reach the server"), "{}", stderr(&grown));
+    let quota = countersign_plane::authority::TeamFile::read(&dir).unwrap().quota().unwrap();
+    assert_eq!((quota.team, quota.desk_blobs), (2 << 30, 32 << 20));
+    // Never smaller.
+    for smaller in [&["--max-disk-gib", "1"][..], &["--max-disk-gib", "2", "--desk-disk-mib", "16"]] {
+        let mut args = vec!["team", "quota", "--dir", dir_arg];
+        args.extend_from_slice(smaller);
+        let refused = admin.run(&args);
+        assert_eq!(code(&refused), 1, "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("only grows"), "{}", stderr(&refused));
+    }
+    let quota = countersign_plane::authority::TeamFile::read(&dir).unwrap().quota().unwrap();
+    assert_eq!((quota.team, quota.desk_blobs), (2 << 30, 32 << 20), "unchanged by a refusal");
+    // A team set up without a quota has none to grow.
+    let (plain, plain_dir) = init("plain", &[]);
+    assert_eq!(code(&plain), 0, "{}", stderr(&plain));
+    let none = admin.run(&["team", "quota", "--dir", plain_dir.to_str().unwrap(), "--max-disk-gib", "1"]);
+    assert_eq!(code(&none), 1, "{}", stderr(&none));
+    assert!(stderr(&none).contains("without a quota"), "{}", stderr(&none));
 }
