@@ -88,7 +88,7 @@ fn main() {
 
     // Queries: 1–4 words, mostly from the support vocabulary, some made-up tail words and
     // prefixes, as an agent or planner would type them.
-    let mut rng = Rng(0x5EA2C4);
+    let mut rng = Rng::seeded(0x5EA2C4);
     let qs: Vec<String> = (0..queries)
         .map(|_| {
             let words: Vec<String> = (0..rng.range(1, 4))

@@ -39,20 +39,21 @@ pub const HEADINGS: &[&str] = &[
 
 pub const OWNERS: &[&str] = &["cx-policy-team", "cx-ops-team", "payments-team", "logistics-team", "trust-safety-team"];
 
-/// splitmix64: deterministic, no dependency.
-pub struct Rng(pub u64);
+/// The workspace's seedable generator (`countersign_test_support::rng`), with the
+/// `usize` picks this generator's callers use. The same seed gives the same corpus.
+pub struct Rng(pub countersign_test_support::rng::Rng);
 
 impl Rng {
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(countersign_test_support::rng::Rng(seed))
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
+        usize::try_from(self.0.below(u64::try_from(n).unwrap())).unwrap()
     }
 
     pub fn range(&mut self, lo: usize, hi: usize) -> usize {
@@ -153,7 +154,7 @@ pub fn article(i: usize, rng: &mut Rng, vocab: &Vocabulary) -> String {
 }
 
 pub fn generate(dir: &Path, n: usize) -> (Vocabulary, u64) {
-    let mut rng = Rng(0x00C0_FFEE);
+    let mut rng = Rng::seeded(0x00C0_FFEE);
     let vocab = Vocabulary::new(&mut rng);
     let mut bytes = 0;
     for i in 0..n {
