@@ -75,6 +75,9 @@ pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
         println!("  {:<18} {:<22} {}", c.category.as_str(), c.recall.to_string(), c.false_handoffs);
     }
     println!("  {:<18} {:<22} {}", "all", r.recall.to_string(), r.false_handoffs);
+    if r.ordinary_false_handoffs.total > 0 {
+        println!("  {:<18} {:<22} {}", "ordinary messages", "", r.ordinary_false_handoffs);
+    }
     println!("  goal (recall >= 98%, false handoffs <= 2%): {}", if r.meets_goal() { "met" } else { "not met" });
 }
 

@@ -581,6 +581,27 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     std::fs::write(&set, "{\"id\": \"a\", \"text\": \"hi\", \"expect\": [], \"near\": \"legal\"}\n{\"id\": \"b\", \"text\": \"x\", \"expect\": [\"lawsuits\"]}\n").unwrap();
     let bad = cs_demo(dir.path(), &["eval", "signals", "--set", set.to_str().unwrap()]);
     failed_saying(&bad, 1, "bad.jsonl:2:");
+
+    // Ordinary messages (no category's words) are counted apart; a message is one kind only.
+    let set = dir.path().join("ordinary.jsonl");
+    std::fs::write(
+        &set,
+        "{\"id\": \"o1\", \"text\": \"where is my parcel? order 4471\", \"expect\": [], \"ordinary\": true}\n\
+         {\"id\": \"o2\", \"text\": \"I'm going to sue you\", \"expect\": [], \"ordinary\": true}\n\
+         {\"id\": \"n1\", \"text\": \"my lawyer friend loves your shop\", \"expect\": [], \"near\": \"legal\"}\n",
+    )
+    .unwrap();
+    let out = cs_demo(dir.path(), &["--json", "eval", "signals", "--set", set.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = stdout_json(&out);
+    assert_eq!(report["ordinary_false_handoffs"], serde_json::json!({"hits": 1, "total": 2}), "{report}");
+    assert_eq!(report["false_handoffs"]["total"], 1, "the near message alone: {report}");
+    std::fs::write(
+        &set,
+        "{\"id\": \"x\", \"text\": \"hi\", \"expect\": [], \"near\": \"legal\", \"ordinary\": true}\n",
+    )
+    .unwrap();
+    failed_saying(&cs_demo(dir.path(), &["eval", "signals", "--set", set.to_str().unwrap()]), 1, "exactly one of");
 }
 
 /// The plan ids and step ids waiting for review, from `review list --json`.

@@ -402,13 +402,14 @@ pub fn signals(policy: &Policy, case: &Case) -> Vec<SignalHit> {
 /// message of an evaluation set): exact phrases and regexes over the whole normalised
 /// text, token patterns clause by clause ([`crate::detect`]). Each text is read once.
 pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Vec<SignalHit> {
+    let texts: Vec<&str> = texts.into_iter().collect();
     let mut normalized = String::new();
     let mut clauses = Vec::new();
-    for t in texts {
+    for &t in &texts {
         normalized.push_str(&normalize(t));
         clauses.extend(crate::detect::clauses(t));
     }
-    policy
+    let mut found: Vec<SignalHit> = policy
         .signals
         .iter()
         .filter_map(|s| {
@@ -420,7 +421,27 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
                 reason: s.reason.clone(),
             })
         })
-        .collect()
+        .collect();
+    if let Some(learned) = &policy.signal_model {
+        let model = learned.model;
+        let p = model.probabilities(&texts.join("\n"));
+        for (&category, &p) in model.categories().iter().zip(&p) {
+            if p < learned.min_probability || found.iter().any(|h| h.category == category) {
+                continue;
+            }
+            let theirs = policy.signals.iter().filter(|s| s.category == category);
+            let escalate = theirs.clone().map(|s| s.escalate).max().unwrap_or(Outcome::Supervisor);
+            let what = theirs.map(|s| s.reason.as_str()).next().unwrap_or("The learned model finds a signal");
+            found.push(SignalHit {
+                id: format!("model.{}", category.as_str()),
+                category,
+                matched: format!("learned model: p = {p:.2}"),
+                escalate,
+                reason: format!("{what} (learned model, p = {p:.2})"),
+            });
+        }
+    }
+    found
 }
 
 /// The detector's signals plus the planner's flags. A flag adds a signal of its category

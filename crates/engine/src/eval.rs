@@ -313,6 +313,10 @@ pub struct SignalSample {
     /// For a message that should hand nothing off: the category whose words it uses.
     #[serde(default)]
     pub near: Option<SignalCategory>,
+    /// For a message that should hand nothing off and uses no category's words: an
+    /// everyday message (where is my order, a return, a size).
+    #[serde(default)]
+    pub ordinary: bool,
     #[serde(default)]
     pub note: String,
 }
@@ -334,8 +338,12 @@ pub fn load_signal_set(path: &Path) -> Result<(Vec<SignalSample>, String), Engin
         let s: SignalSample = serde_json::from_str(line).map_err(|e| EngineError::BadInput {
             message: format!("{}:{}:{}: {e}", path.display(), i + 1, e.column()),
         })?;
-        if s.expect.is_empty() == s.near.is_none() {
-            return Err(at(format!("{}: a message names either `expect` categories or the one it is `near`", s.id)));
+        let kinds = usize::from(!s.expect.is_empty()) + usize::from(s.near.is_some()) + usize::from(s.ordinary);
+        if kinds != 1 {
+            return Err(at(format!(
+                "{}: a message names exactly one of `expect` categories, the one it is `near`, or `ordinary`",
+                s.id
+            )));
         }
         if !ids.insert(s.id.clone()) {
             return Err(at(format!("duplicate id {:?}", s.id)));
@@ -377,15 +385,20 @@ pub struct SignalReport {
     pub categories: Vec<CategoryScore>,
     /// Messages with labels in which every labelled category is found.
     pub recall: Ratio,
-    /// Messages with no label in which any signal is found.
+    /// Messages near a category, with no label, in which any signal is found.
     pub false_handoffs: Ratio,
+    /// Ordinary messages (no category's words) in which any signal is found.
+    pub ordinary_false_handoffs: Ratio,
     pub misses: Vec<SignalMiss>,
 }
 
 impl SignalReport {
-    /// The goal of issue 16: recall at least 98 % and false handoffs at most 2 %, overall.
+    /// The goal of issue 16: recall at least 98 % and false handoffs at most 2 %, overall
+    /// (on the messages near a category and on ordinary ones alike).
     pub fn meets_goal(&self) -> bool {
-        self.recall.percent().is_some_and(|p| p >= 98.0) && self.false_handoffs.percent().is_none_or(|p| p <= 2.0)
+        self.recall.percent().is_some_and(|p| p >= 98.0)
+            && self.false_handoffs.percent().is_none_or(|p| p <= 2.0)
+            && self.ordinary_false_handoffs.percent().is_none_or(|p| p <= 2.0)
     }
 }
 
@@ -396,12 +409,16 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         .iter()
         .map(|c| CategoryScore { category: *c, recall: Ratio::default(), false_handoffs: Ratio::default() })
         .collect();
-    let (mut recall, mut false_handoffs) = (Ratio::default(), Ratio::default());
+    let (mut recall, mut false_handoffs, mut ordinary) = (Ratio::default(), Ratio::default(), Ratio::default());
     let mut misses = Vec::new();
     for s in &samples {
         let hits = scan_texts(policy, [s.text.as_str()]);
         let found = |c: SignalCategory| hits.iter().any(|h| h.category == c);
-        let wrong = if s.expect.is_empty() {
+        let wrong = if s.ordinary {
+            ordinary.total += 1;
+            ordinary.hits += usize::from(!hits.is_empty());
+            !hits.is_empty()
+        } else if s.expect.is_empty() {
             false_handoffs.total += 1;
             false_handoffs.hits += usize::from(!hits.is_empty());
             if let Some(score) = categories.iter_mut().find(|c| Some(c.category) == s.near) {
@@ -438,6 +455,7 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         categories,
         recall,
         false_handoffs,
+        ordinary_false_handoffs: ordinary,
         misses,
     })
 }

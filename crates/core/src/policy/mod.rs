@@ -320,6 +320,14 @@ pub struct Signal {
     pub escalate: Outcome,
 }
 
+/// `[signal_model]`: the built-in learned model ([`crate::learned`]) finds a category when its
+/// probability is at least `min_probability`, in addition to the patterns.
+#[derive(Debug, Clone)]
+pub struct LearnedSignals {
+    pub model: &'static crate::learned::SignalModel,
+    pub min_probability: f64,
+}
+
 /// A reply rule: a draft that makes this kind of promise goes to review.
 #[derive(Debug, Clone)]
 pub struct PromiseRule {
@@ -371,6 +379,8 @@ pub struct Policy {
     pub actions: BTreeMap<String, ActionDef>,
     pub rules: Vec<Rule>,
     pub signals: Vec<Signal>,
+    /// `[signal_model]`: the learned model as a second detector (it only adds signals).
+    pub signal_model: Option<LearnedSignals>,
     pub reply: ReplyPolicy,
     /// `[cut_off]`: the floors for a team desktop without a fresh lease.
     pub cut_off: CutOffPolicy,
@@ -645,6 +655,8 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
         });
     }
 
+    let signal_model = raw.signal_model.map(|m| compile_signal_model(cx, m)).transpose()?;
+
     let mut promises = Vec::new();
     for p in raw.reply.promises {
         let span = p.span();
@@ -693,6 +705,7 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
         actions,
         rules,
         signals,
+        signal_model,
         reply: ReplyPolicy {
             decision: raw.reply.decision,
             owner: raw.reply.owner,
@@ -1107,6 +1120,31 @@ fn compile_patterns(
         return Err(cx.err(span, "a pattern rule needs at least one phrase or regex, or it could never match"));
     }
     compile_pattern_list(cx, phrases, regex)
+}
+
+/// `[signal_model]`: the model named must be the one this build carries (a policy's hash
+/// then pins the model too), and the threshold a probability strictly between 0 and 1.
+fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<LearnedSignals, PolicyError> {
+    let model = &*crate::learned::BUILTIN;
+    let asked = raw.sha256.get_ref().trim().trim_start_matches("sha256:").to_ascii_lowercase();
+    if asked != model.sha256() {
+        return Err(cx.err(
+            raw.sha256.span(),
+            format!(
+                "this policy asks for the signal model {asked}, and this build of Countersign carries {}: \
+                 name that one, or run the build the policy was written for",
+                model.sha256()
+            ),
+        ));
+    }
+    let p = *raw.min_probability.get_ref();
+    if !(p > 0.0 && p < 1.0) {
+        return Err(cx.err(
+            raw.min_probability.span(),
+            "min_probability must be between 0 and 1 (0 would find every category in every message, 1 none)",
+        ));
+    }
+    Ok(LearnedSignals { model, min_probability: p })
 }
 
 /// Token patterns, guards and negations, each error at the string it is about.

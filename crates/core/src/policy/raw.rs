@@ -23,6 +23,9 @@ pub(super) struct RawPolicy {
     pub signal_words: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub signals: Vec<Spanned<RawSignal>>,
+    /// The learned signal model, as a second detector beside the patterns.
+    #[serde(default)]
+    pub signal_model: Option<RawSignalModel>,
     pub reply: RawReply,
     /// What a team desktop without a fresh lease may still do (see `CutOffPolicy`).
     #[serde(default)]
@@ -34,6 +37,15 @@ pub(super) struct RawPolicy {
     /// (see `AutonomyPolicy`).
     #[serde(default)]
     pub autonomy: Option<Spanned<RawAutonomy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSignalModel {
+    /// SHA-256 (hex) of the model file: the one this build carries, or the policy is refused.
+    pub sha256: Spanned<String>,
+    /// The probability at or above which a category counts as found.
+    pub min_probability: Spanned<f64>,
 }
 
 #[derive(Debug, Deserialize)]

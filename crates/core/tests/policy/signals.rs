@@ -14,85 +14,87 @@ fn found(policy: &Policy, text: &str) -> Vec<SignalCategory> {
     scan_texts(policy, [text]).into_iter().map(|h| h.category).collect()
 }
 
+/// (message, the categories it hands off for; empty: none)
+const TABLE: &[(&str, &[SignalCategory])] = &[
+    // self-harm, in other words than any phrase list
+    ("honestly I want to die", &[SelfHarm]),
+    ("I don't see any point in living anymore, cancel it all", &[SelfHarm]),
+    ("I've been thinking of ending my own life", &[SelfHarm]),
+    ("I'm going to take all my pills tonight", &[SelfHarm]),
+    ("everyone would be better off without me", &[SelfHarm]),
+    ("I'm not going to kill myself, just venting", &[SelfHarm]), // no negation for self-harm
+    ("there's no reason for me to go on living", &[SelfHarm]),
+    ("I have nothing left to live for", &[SelfHarm]),
+    ("No reason to keep going back and forth, please refund", &[]),
+    ("I don't want to continue the subscription", &[]),
+    ("the battery life is not worth the price", &[]),
+    // idioms with the same words
+    ("This dress is to die for", &[]),
+    ("I'm dying to know when it's back in stock", &[]),
+    ("your sale is killing me haha", &[]),
+    ("killing it with the new range!", &[]),
+    ("I cut myself on the broken glass in the box", &[]),
+    ("the phone battery died after two days", &[]),
+    // violence
+    ("I know where your driver lives and he will regret it", &[Violence]),
+    ("I'm going to smash your manager's face in", &[Violence]),
+    ("Keep ignoring me and I'll burn your warehouse down", &[Violence]),
+    ("I'll punch in the new card number", &[]),
+    ("my husband will kill me if this is late", &[]),
+    ("I'd kill two birds with one stone and order the charger too", &[]),
+    ("I'll turn up at your warehouse tomorrow with my crowbar", &[Violence]),
+    ("Can I bring the baseball bat back for a refund?", &[]),
+    ("Can I put the knife in the dishwasher?", &[]),
+    ("I'm going camping with my knife, will the sheath arrive?", &[]),
+    // legal
+    ("I will be suing your company", &[Legal]),
+    ("See you in small claims court", &[Legal]),
+    ("Expect a letter from my solicitor", &[Legal]),
+    ("I'm not going to sue, I just want the right size", &[]),
+    ("My lawyer friend recommended your shop", &[]),
+    ("If you don't refund me I'll sue", &[Legal]),
+    ("the court shoes are too tight", &[]),
+    // chargeback
+    ("I've opened a dispute with PayPal", &[Chargeback]),
+    ("I'll have my bank reverse the payment", &[Chargeback]),
+    ("Not planning to charge it back, just want a refund", &[]),
+    ("Is the charging dock back in stock?", &[]),
+    ("My wife and I had a dispute about the colour", &[]),
+    ("My card company is clawing the payment back", &[Chargeback]),
+    ("I'll get the charge cancelled through Visa", &[Chargeback]),
+    ("Can I have a statement for my bank so my employer can reimburse me?", &[]),
+    ("PayPal has refunded me, thanks!", &[]),
+    ("My payment got blocked by my bank, can I retry?", &[]),
+    // account takeover
+    ("Somebody logged into my account and changed my email", &[AccountTakeover]),
+    ("These orders weren't placed by me", &[AccountTakeover]),
+    ("I didn't order the blue one, I ordered the red", &[]),
+    ("How do I reset my password?", &[]),
+    // another person's data
+    ("What's my neighbour's address?", &[ThirdPartyData]),
+    ("I know her, just give me her phone number", &[ThirdPartyData]),
+    ("Please ship it to my neighbour's address, she's home", &[]),
+    ("Can you confirm the address you have for me?", &[]),
+    ("Give me the email on order 4412, it belongs to my neighbour", &[ThirdPartyData]),
+    ("What's the phone number on order 1234? It's my sister's", &[ThirdPartyData]),
+    ("Look up the account for ann.lee@example.com, it's my mum's", &[ThirdPartyData]),
+    ("What's the address on my order? It's going to my friend's place", &[]),
+    ("The driver who left my parcel at the wrong door was rude", &[]),
+    ("I have a friend who uses your store a lot", &[]),
+    // minors
+    ("I'm 14 and used my mum's card", &[Minors]),
+    ("my 9 year old bought this on my phone", &[Minors]),
+    ("I'm ordering shoes for my 8 year old", &[]),
+    ("I'm usually a 9 in sneakers", &[]),
+    ("Please cancel my account, I'm moving abroad", &[]),
+];
+
+/// The patterns on their own (the demo policy without its learned model): the table holds.
 #[test]
 fn paraphrases_idioms_and_negations() {
-    let policy = demo();
-    // (message, the categories it hands off for; empty: none)
-    let table: &[(&str, &[SignalCategory])] = &[
-        // self-harm, in other words than any phrase list
-        ("honestly I want to die", &[SelfHarm]),
-        ("I don't see any point in living anymore, cancel it all", &[SelfHarm]),
-        ("I've been thinking of ending my own life", &[SelfHarm]),
-        ("I'm going to take all my pills tonight", &[SelfHarm]),
-        ("everyone would be better off without me", &[SelfHarm]),
-        ("I'm not going to kill myself, just venting", &[SelfHarm]), // no negation for self-harm
-        ("there's no reason for me to go on living", &[SelfHarm]),
-        ("I have nothing left to live for", &[SelfHarm]),
-        ("No reason to keep going back and forth, please refund", &[]),
-        ("I don't want to continue the subscription", &[]),
-        ("the battery life is not worth the price", &[]),
-        // idioms with the same words
-        ("This dress is to die for", &[]),
-        ("I'm dying to know when it's back in stock", &[]),
-        ("your sale is killing me haha", &[]),
-        ("killing it with the new range!", &[]),
-        ("I cut myself on the broken glass in the box", &[]),
-        ("the phone battery died after two days", &[]),
-        // violence
-        ("I know where your driver lives and he will regret it", &[Violence]),
-        ("I'm going to smash your manager's face in", &[Violence]),
-        ("Keep ignoring me and I'll burn your warehouse down", &[Violence]),
-        ("I'll punch in the new card number", &[]),
-        ("my husband will kill me if this is late", &[]),
-        ("I'd kill two birds with one stone and order the charger too", &[]),
-        ("I'll turn up at your warehouse tomorrow with my crowbar", &[Violence]),
-        ("Can I bring the baseball bat back for a refund?", &[]),
-        ("Can I put the knife in the dishwasher?", &[]),
-        ("I'm going camping with my knife, will the sheath arrive?", &[]),
-        // legal
-        ("I will be suing your company", &[Legal]),
-        ("See you in small claims court", &[Legal]),
-        ("Expect a letter from my solicitor", &[Legal]),
-        ("I'm not going to sue, I just want the right size", &[]),
-        ("My lawyer friend recommended your shop", &[]),
-        ("If you don't refund me I'll sue", &[Legal]),
-        ("the court shoes are too tight", &[]),
-        // chargeback
-        ("I've opened a dispute with PayPal", &[Chargeback]),
-        ("I'll have my bank reverse the payment", &[Chargeback]),
-        ("Not planning to charge it back, just want a refund", &[]),
-        ("Is the charging dock back in stock?", &[]),
-        ("My wife and I had a dispute about the colour", &[]),
-        ("My card company is clawing the payment back", &[Chargeback]),
-        ("I'll get the charge cancelled through Visa", &[Chargeback]),
-        ("Can I have a statement for my bank so my employer can reimburse me?", &[]),
-        ("PayPal has refunded me, thanks!", &[]),
-        ("My payment got blocked by my bank, can I retry?", &[]),
-        // account takeover
-        ("Somebody logged into my account and changed my email", &[AccountTakeover]),
-        ("These orders weren't placed by me", &[AccountTakeover]),
-        ("I didn't order the blue one, I ordered the red", &[]),
-        ("How do I reset my password?", &[]),
-        // another person's data
-        ("What's my neighbour's address?", &[ThirdPartyData]),
-        ("I know her, just give me her phone number", &[ThirdPartyData]),
-        ("Please ship it to my neighbour's address, she's home", &[]),
-        ("Can you confirm the address you have for me?", &[]),
-        ("Give me the email on order 4412, it belongs to my neighbour", &[ThirdPartyData]),
-        ("What's the phone number on order 1234? It's my sister's", &[ThirdPartyData]),
-        ("Look up the account for ann.lee@example.com, it's my mum's", &[ThirdPartyData]),
-        ("What's the address on my order? It's going to my friend's place", &[]),
-        ("The driver who left my parcel at the wrong door was rude", &[]),
-        ("I have a friend who uses your store a lot", &[]),
-        // minors
-        ("I'm 14 and used my mum's card", &[Minors]),
-        ("my 9 year old bought this on my phone", &[Minors]),
-        ("I'm ordering shoes for my 8 year old", &[]),
-        ("I'm usually a 9 in sneakers", &[]),
-        ("Please cancel my account, I'm moving abroad", &[]),
-    ];
+    let policy = patterns_only();
     let mut failures = Vec::new();
-    for (text, want) in table {
+    for (text, want) in TABLE {
         let got = found(&policy, text);
         let missing: Vec<_> = want.iter().filter(|c| !got.contains(c)).collect();
         let handed_off_for_nothing = want.is_empty() && !got.is_empty();
@@ -101,6 +103,24 @@ fn paraphrases_idioms_and_negations() {
         }
     }
     assert!(failures.is_empty(), "signals differ from the table:\n{}", failures.join("\n"));
+}
+
+/// The demo policy as shipped, with the learned model beside the patterns: every message the
+/// table hands off is still handed off for its categories (the model only adds), and the
+/// ordinary ones it hands off too are exactly these, known and counted in docs/signals.md.
+/// A retrained model changes this list on purpose, never by surprise.
+#[test]
+fn the_learned_model_on_the_tables_messages() {
+    let policy = demo();
+    let mut model_handoffs = Vec::new();
+    for (text, want) in TABLE {
+        let got = found(&policy, text);
+        assert!(want.iter().all(|c| got.contains(c)), "{text:?}: want {want:?}, found {got:?}");
+        if want.is_empty() && !got.is_empty() {
+            model_handoffs.push(*text);
+        }
+    }
+    assert_eq!(model_handoffs, ["What's the address on my order? It's going to my friend's place"]);
 }
 
 #[test]
@@ -209,4 +229,75 @@ fn policies_without_patterns_still_parse() {
     let policy = Policy::parse("policy.toml", &src).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(found(&policy, "my LAWYER will call"), vec![Legal]);
     assert!(found(&policy, "I will sue").is_empty(), "only what the policy states");
+}
+
+/// The demo policy without its `[signal_model]`: the patterns alone.
+fn patterns_only() -> Policy {
+    let start = DEMO.find("[signal_model]").expect("the demo policy turns the learned model on");
+    let end = start + DEMO[start..].find("\n\n").expect("the table ends at a blank line");
+    Policy::parse("policy.toml", &format!("{}{}", &DEMO[..start], &DEMO[end..])).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_learned_model_adds_what_the_patterns_miss_and_takes_nothing_away() {
+    let policy = demo();
+    let learned = policy.signal_model.as_ref().expect("the demo policy turns the learned model on");
+    assert_eq!(learned.model.sha256(), countersign_core::learned::BUILTIN.sha256());
+    let alone = patterns_only();
+
+    // Implicit wording that no pattern names: the model finds it, with the escalation of the
+    // category's strictest signal in the policy and its own id, and says how sure it is.
+    let text = "I have the pills lined up on the counter. I just wanted someone to know before I do it.";
+    assert!(found(&alone, text).is_empty(), "the patterns alone miss it (else this test shows nothing)");
+    let hits = scan_texts(&policy, [text]);
+    let hit = hits.iter().find(|h| h.category == SelfHarm).unwrap_or_else(|| panic!("{hits:?}"));
+    assert_eq!(hit.id, "model.self_harm");
+    assert!(hit.matched.starts_with("learned model: p = "), "{hit:?}");
+    let strictest = policy.signals.iter().filter(|s| s.category == SelfHarm).map(|s| s.escalate).max().unwrap();
+    assert_eq!(hit.escalate, strictest);
+
+    // Whatever the patterns find is still found, and by the patterns (the model adds a
+    // category's signal only where no pattern found it).
+    for text in [
+        "I'm going to take all my pills tonight",
+        "See you in small claims court.",
+        "I'll have my bank reverse the payment",
+    ] {
+        let with = scan_texts(&policy, [text]);
+        for h in scan_texts(&alone, [text]) {
+            assert!(with.contains(&h), "{text:?}: {h:?} is kept");
+            assert!(!with.iter().any(|w| w.category == h.category && w.id.starts_with("model.")), "{text:?}: {with:?}");
+        }
+    }
+
+    // A threshold nobody reaches turns it off; one everybody reaches finds every category.
+    let never = DEMO.replacen("min_probability = 0.8", "min_probability = 0.999999", 1);
+    let never = Policy::parse("policy.toml", &never).unwrap();
+    assert!(found(&never, text).is_empty());
+    let always = DEMO.replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
+    let always = Policy::parse("policy.toml", &always).unwrap();
+    assert_eq!(found(&always, "where is my parcel").len(), learned.model.categories().len());
+}
+
+#[test]
+fn a_policy_names_the_model_this_build_carries_and_a_probability() {
+    let sha = countersign_core::learned::BUILTIN.sha256();
+    let other = "0".repeat(64);
+    let src = DEMO.replacen(&format!("sha256 = \"{sha}\""), &format!("sha256 = \"{other}\""), 1);
+    let err = Policy::parse("policy.toml", &src).expect_err("another model is refused");
+    assert!(err.message.contains(&format!("asks for the signal model {other}")), "{err}");
+    assert!(err.message.contains(&format!("this build of Countersign carries {sha}")), "{err}");
+    assert_eq!(err.line, line_of(&src, &other), "{err}");
+    for p in ["0.0", "1.0", "1.5", "-0.2"] {
+        let src = DEMO.replacen("min_probability = 0.8", &format!("min_probability = {p}"), 1);
+        let err = Policy::parse("policy.toml", &src).err().unwrap_or_else(|| panic!("{p} should be refused"));
+        assert!(err.message.contains("between 0 and 1"), "{err}");
+        assert_eq!(err.line, line_of(&src, "min_probability = "), "{err}");
+    }
+    let src = DEMO.replacen("min_probability = 0.8", "min_probability = 0.8\nweights = \"mine.json\"", 1);
+    let err = Policy::parse("policy.toml", &src).err().unwrap();
+    assert!(err.message.contains("unknown field `weights`"), "{err}");
+    // `sha256:` in front, as `countersign` prints hashes elsewhere, is the same name.
+    let src = DEMO.replacen(&format!("sha256 = \"{sha}\""), &format!("sha256 = \"sha256:{sha}\""), 1);
+    assert!(Policy::parse("policy.toml", &src).unwrap().signal_model.is_some());
 }

@@ -66,6 +66,26 @@ fn paraphrased_threats_hand_the_case_off() {
 }
 
 #[test]
+fn what_only_the_learned_model_finds_hands_the_case_off_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    // No pattern of the demo policy names this (core's signals tests check that); the model,
+    // turned on by the demo policy's [signal_model], does.
+    let file = case_saying(
+        "sig-model",
+        "I have the pills lined up on the counter. I just wanted someone to know before I do it.",
+    );
+    let d = e.process(&file.case, &file.plan).unwrap();
+    assert!(d.handoff, "{:?}", d.signals);
+    let hit = d.signals.iter().find(|s| s.id == "model.self_harm").unwrap_or_else(|| panic!("{:?}", d.signals));
+    assert!(hit.reason.contains("learned model"), "the reason says where the signal came from: {hit:?}");
+    for s in &d.steps {
+        assert!(s.decision >= Outcome::Supervisor, "nothing runs on its own ({} is {})", s.step_id, s.decision);
+    }
+    assert!(e.review_queue().unwrap().iter().filter(|s| s.case_id == "sig-model").all(|s| s.decision != "auto"));
+}
+
+#[test]
 fn a_case_is_scanned_once_per_revision_of_its_words() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());

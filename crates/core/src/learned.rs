@@ -1,0 +1,241 @@
+//! The learned escalation-signal model built into Countersign: a logistic regression per
+//! signal category over TF-IDF features of the customer's words (words, pairs of words,
+//! and the 3- to 5-letter pieces of each word, so that a typo or a second-language
+//! spelling still shares most of its pieces with a known word).
+//!
+//! It is a second detector beside the policy's patterns, never instead of them: a policy
+//! turns it on with `[signal_model]`, naming the model by its SHA-256 (so the policy's hash
+//! pins the model too) and the probability at which a category counts as found. It can
+//! only add signals. The model is data, trained by `scripts/signals/train.sh` on the seen
+//! parts of the labelled set and compiled in; its file carries check vectors that the tests
+//! reproduce here, so this code and the trainer compute the same thing.
+
+// Probabilities, never money: the model is floating-point arithmetic by nature.
+#![allow(clippy::float_arithmetic)]
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::policy::SignalCategory;
+
+/// The model file this build carries.
+const BUILTIN_JSON: &str = include_str!("../model/signals.json");
+
+/// The model compiled into this build (parsed once, on first use).
+pub static BUILTIN: LazyLock<SignalModel> =
+    LazyLock::new(|| SignalModel::parse(BUILTIN_JSON).expect("the built-in signal model parses (its tests check it)"));
+
+/// A trained model: for each feature its IDF and one weight per category.
+#[derive(Debug)]
+pub struct SignalModel {
+    sha256: String,
+    categories: Vec<SignalCategory>,
+    intercepts: Vec<f64>,
+    index: HashMap<String, usize>,
+    idf: Vec<f64>,
+    /// `weights[feature * categories + category]`.
+    weights: Vec<f64>,
+    checks: Vec<Check>,
+}
+
+/// A text and the probabilities the trainer computed for it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Check {
+    pub text: String,
+    pub p: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct RawModel {
+    format: u32,
+    categories: Vec<SignalCategory>,
+    intercepts: Vec<f64>,
+    features: Vec<(String, f64, Vec<f64>)>,
+    #[serde(default)]
+    checks: Vec<Check>,
+}
+
+impl SignalModel {
+    /// Read a model file (the trainer's JSON).
+    pub fn parse(json: &str) -> Result<SignalModel, String> {
+        let raw: RawModel = serde_json::from_str(json).map_err(|e| format!("signal model: {e}"))?;
+        if raw.format != 1 {
+            return Err(format!("signal model: format {} is not one this build reads (1)", raw.format));
+        }
+        let n = raw.categories.len();
+        if n == 0 || raw.intercepts.len() != n {
+            return Err(format!("signal model: {} categories but {} intercepts", n, raw.intercepts.len()));
+        }
+        let mut index = HashMap::with_capacity(raw.features.len());
+        let mut idf = Vec::with_capacity(raw.features.len());
+        let mut weights = Vec::with_capacity(raw.features.len() * n);
+        for (i, (name, f_idf, w)) in raw.features.into_iter().enumerate() {
+            if w.len() != n {
+                return Err(format!("signal model: feature {name:?} has {} weights for {n} categories", w.len()));
+            }
+            if !f_idf.is_finite() || w.iter().any(|v| !v.is_finite()) {
+                return Err(format!("signal model: feature {name:?} has a weight that is not a number"));
+            }
+            if index.insert(name.clone(), i).is_some() {
+                return Err(format!("signal model: feature {name:?} is listed twice"));
+            }
+            idf.push(f_idf);
+            weights.extend(w);
+        }
+        Ok(SignalModel {
+            sha256: hex::encode(Sha256::digest(json.as_bytes())),
+            categories: raw.categories,
+            intercepts: raw.intercepts,
+            index,
+            idf,
+            weights,
+            checks: raw.checks,
+        })
+    }
+
+    /// SHA-256 (hex) of the model file: what a policy's `[signal_model]` names.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn categories(&self) -> &[SignalCategory] {
+        &self.categories
+    }
+
+    /// The texts and probabilities the trainer recorded, for checking this code against it.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// The probability of each category (in [`SignalModel::categories`]' order) for a text.
+    pub fn probabilities(&self, text: &str) -> Vec<f64> {
+        let n = self.categories.len();
+        let mut counts: HashMap<usize, u32> = HashMap::new();
+        for_each_feature(text, |f| {
+            if let Some(&i) = self.index.get(f) {
+                *counts.entry(i).or_default() += 1;
+            }
+        });
+        let values: Vec<(usize, f64)> =
+            counts.into_iter().map(|(i, c)| (i, (1.0 + f64::from(c).ln()) * self.idf[i])).collect();
+        let norm = values.iter().map(|(_, v)| v * v).sum::<f64>().sqrt();
+        (0..n)
+            .map(|j| {
+                let mut z = self.intercepts[j];
+                if norm > 0.0 {
+                    z += values.iter().map(|&(i, v)| v / norm * self.weights[i * n + j]).sum::<f64>();
+                }
+                1.0 / (1.0 + (-z).exp())
+            })
+            .collect()
+    }
+}
+
+/// Lower-cased runs of letters and digits.
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for ch in text.chars().flat_map(char::to_lowercase) {
+        if ch.is_alphanumeric() {
+            cur.push(ch);
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Every feature of a text, as the trainer names them: `w:word`, `b:word word` and
+/// `c:` + 3 to 5 characters of ` word ` (a word padded with a space on each side).
+fn for_each_feature(text: &str, mut f: impl FnMut(&str)) {
+    let ws = words(text);
+    let mut buf = String::new();
+    for w in &ws {
+        buf.clear();
+        buf.push_str("w:");
+        buf.push_str(w);
+        f(&buf);
+    }
+    for pair in ws.windows(2) {
+        buf.clear();
+        buf.push_str("b:");
+        buf.push_str(&pair[0]);
+        buf.push(' ');
+        buf.push_str(&pair[1]);
+        f(&buf);
+    }
+    let mut padded: Vec<char> = Vec::new();
+    for w in &ws {
+        padded.clear();
+        padded.push(' ');
+        padded.extend(w.chars());
+        padded.push(' ');
+        for n in 3..=5 {
+            if padded.len() < n {
+                break;
+            }
+            for piece in padded.windows(n) {
+                buf.clear();
+                buf.push_str("c:");
+                buf.extend(piece);
+                f(&buf);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_model_reproduces_every_probability_the_trainer_recorded() {
+        let model = &*BUILTIN;
+        assert!(model.checks().len() >= 20, "the model file carries its check vectors");
+        for check in model.checks() {
+            let mine = model.probabilities(&check.text);
+            assert_eq!(mine.len(), check.p.len());
+            for (a, b) in mine.iter().zip(&check.p) {
+                assert!((a - b).abs() < 1e-9, "{:?}: {mine:?} vs the trainer's {:?}", check.text, check.p);
+            }
+        }
+    }
+
+    #[test]
+    fn features_are_named_as_the_trainer_names_them() {
+        let mut seen = Vec::new();
+        for_each_feature("Hi, KMS", |f| seen.push(f.to_string()));
+        let expected = [
+            "w:hi", "w:kms", "b:hi kms", "c: hi", "c:hi ", "c: hi ", "c: km", "c:kms", "c:ms ", "c: kms", "c:kms ",
+            "c: kms ",
+        ];
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_text_without_a_known_feature_gets_the_intercepts_alone() {
+        let model = &*BUILTIN;
+        let p = model.probabilities("");
+        assert_eq!(p, model.intercepts.iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_malformed_model_is_refused_with_a_reason() {
+        let bad = r#"{"format":1,"categories":["legal"],"intercepts":[0.1],"features":[["w:a",1.0,[0.1,0.2]]]}"#;
+        assert!(SignalModel::parse(bad).unwrap_err().contains("2 weights for 1 categories"));
+        assert!(
+            SignalModel::parse(r#"{"format":2,"categories":[],"intercepts":[],"features":[]}"#)
+                .unwrap_err()
+                .contains("format 2")
+        );
+        let twice = r#"{"format":1,"categories":["legal"],"intercepts":[0.1],"features":[["w:a",1.0,[0.1]],["w:a",1.0,[0.1]]]}"#;
+        assert!(SignalModel::parse(twice).unwrap_err().contains("listed twice"));
+    }
+}

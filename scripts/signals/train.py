@@ -1,0 +1,165 @@
+"""Train the learned escalation-signal model that Countersign builds in.
+
+    bash scripts/signals/train.sh            # writes crates/core/model/signals.json
+
+A logistic regression per signal category over TF-IDF features of a message: words, pairs
+of words and the 3- to 5-letter pieces of each word (so a typo or a second-language
+spelling still shares most of its pieces with a known word). The model is data: the
+feature list with its IDF and one weight per category, the intercepts, and check vectors
+(texts and the probabilities this script computes for them) that the Rust side must
+reproduce (`countersign_core::learned`, its tests).
+
+Only the development parts and the parts already scored are trained on. A held-out part
+(`holdout-3.jsonl`) is never read here: the script refuses it.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import sklearn
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+CATEGORIES = ["self_harm", "violence", "legal", "chargeback", "account_takeover", "third_party_data", "minors"]
+SETS = ["dev", "test", "holdout", "dev-chat", "dev-mail", "holdout-2", "dev-dm", "dev-market", "dev-ordinary"]
+HELD_OUT = {"holdout-3"}
+C = 30.0  # inverse regularisation strength: chosen by leave-one-writer-out runs (docs/signals.md)
+MIN_DF = 2  # a feature must occur in at least this many training messages
+MAX_DF = 0.1  # and in at most this share of them (words as common as "your" or "what" teach nothing)
+ROUND = 6  # decimals kept in the file; the checks are computed from the rounded numbers
+
+
+def words(text):
+    """Lower-cased runs of letters and digits (the Rust side: `char::is_alphanumeric`)."""
+    out, cur = [], []
+    for ch in text.lower():
+        if ch.isalnum():
+            cur.append(ch)
+        elif cur:
+            out.append("".join(cur))
+            cur = []
+    if cur:
+        out.append("".join(cur))
+    return out
+
+
+def analyzer(text):
+    ws = words(text)
+    feats = ["w:" + w for w in ws]
+    feats += ["b:" + a + " " + b for a, b in zip(ws, ws[1:])]
+    for w in ws:
+        padded = " " + w + " "
+        for n in (3, 4, 5):
+            if len(padded) < n:
+                break
+            feats += ["c:" + padded[i : i + n] for i in range(len(padded) - n + 1)]
+    return feats
+
+
+def probabilities(text, index, idf, weights, intercepts):
+    """What the Rust side computes: sublinear TF x IDF, L2-normalised, one logit per category."""
+    counts = {}
+    for f in analyzer(text):
+        if f in index:
+            counts[f] = counts.get(f, 0) + 1
+    x = {f: (1.0 + math.log(n)) * idf[index[f]] for f, n in counts.items()}
+    norm = math.sqrt(sum(v * v for v in x.values()))
+    out = []
+    for j in range(len(CATEGORIES)):
+        z = intercepts[j]
+        if norm > 0:
+            z += sum(v / norm * weights[index[f]][j] for f, v in x.items())
+        out.append(1.0 / (1.0 + math.exp(-z)))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="assets/eval/signals", help="the labelled set's folder")
+    ap.add_argument("--out", default="crates/core/model/signals.json")
+    args = ap.parse_args()
+
+    messages, trained_on = [], []
+    for name in SETS:
+        if name in HELD_OUT:
+            sys.exit(f"{name} is held out: it is scored, never trained on")
+        path = os.path.join(args.sets, name + ".jsonl")
+        raw = open(path, "rb").read()
+        trained_on.append({"part": name, "sha256": hashlib.sha256(raw).hexdigest()})
+        for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+            if line.strip():
+                m = json.loads(line)
+                m.setdefault("expect", [])
+                bad = [c for c in m["expect"] if c not in CATEGORIES]
+                if bad:
+                    sys.exit(f"{path}:{n}: unknown category {bad[0]}")
+                messages.append(m)
+    texts = [m["text"] for m in messages]
+
+    vec = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=MIN_DF, max_df=MAX_DF)
+    x = vec.fit_transform(texts)
+    features = vec.get_feature_names_out()
+    idf = np.round(vec.idf_, ROUND)
+    weights = np.zeros((len(features), len(CATEGORIES)))
+    intercepts = []
+    sk_probs = np.zeros((len(texts), len(CATEGORIES)))
+    for j, cat in enumerate(CATEGORIES):
+        y = np.array([cat in m["expect"] for m in messages])
+        clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit(x, y)
+        weights[:, j] = np.round(clf.coef_[0], ROUND)
+        intercepts.append(round(float(clf.intercept_[0]), ROUND))
+        sk_probs[:, j] = clf.predict_proba(x)[:, 1]
+
+    index = {f: i for i, f in enumerate(features)}
+    idf_l = [float(v) for v in idf]
+    w_l = [[float(v) for v in row] for row in weights]
+    # The rounded model must say what scikit-learn's said (to rounding).
+    step = max(1, len(texts) // 200)
+    for i in range(0, len(texts), step):
+        mine = probabilities(texts[i], index, idf_l, w_l, intercepts)
+        worst = max(abs(a - b) for a, b in zip(mine, sk_probs[i]))
+        if worst > 1e-3:
+            sys.exit(f"the rounded model differs from scikit-learn's by {worst} on {messages[i]['id']}")
+
+    check_texts = [texts[i] for i in range(0, len(texts), max(1, len(texts) // 24))] + [
+        "",
+        "!!!",
+        "ÉCOUTEZ: je vais porter plainte, AVOCAT!!! 🙃",
+        "kms   kms\tkms",
+        "Straße İstanbul naïve café x",
+    ]
+    checks = [{"text": t, "p": [round(p, 12) for p in probabilities(t, index, idf_l, w_l, intercepts)]} for t in check_texts]
+
+    model = {
+        "format": 1,
+        "what": "logistic regression per category over TF-IDF (sublinear TF, smooth IDF, L2 norm) of words, word pairs and 3-5 letter pieces of words",
+        "trained_with": f"scikit-learn {sklearn.__version__}, C={C}, min_df={MIN_DF}, max_df={MAX_DF}, class_weight=balanced",
+        "trained_on": trained_on,
+        "messages": len(texts),
+        "categories": CATEGORIES,
+        "intercepts": intercepts,
+        "features": [[f, idf_l[i], w_l[i]] for i, f in enumerate(features)],
+        "checks": checks,
+    }
+    with open(args.out, "w", encoding="utf-8") as out:
+        out.write("{\n")
+        keys = list(model)
+        for k in keys:
+            if k == "features":
+                out.write('"features": [\n')
+                out.write(",\n".join(json.dumps(row, ensure_ascii=False) for row in model["features"]))
+                out.write("\n]")
+            else:
+                out.write(json.dumps(k) + ": " + json.dumps(model[k], ensure_ascii=False))
+            out.write(",\n" if k != keys[-1] else "\n")
+        out.write("}\n")
+    print(f"{args.out}: {len(features)} features, {len(texts)} messages from {', '.join(SETS)}")
+
+
+if __name__ == "__main__":
+    main()
