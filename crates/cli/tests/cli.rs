@@ -552,7 +552,7 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["set_sha256"], "5d12c2ca44dd46ca8325be13384923072831a7b19b1c26db590e4e3ca28ef5fd");
+    assert_eq!(report["set_sha256"], "6ca9d3ad6047569b1291cfaa2481429572a4443e1c9de4072f344dc0fe1f0233");
     assert_eq!(report["messages"], 336);
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
