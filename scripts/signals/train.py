@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import unicodedata
 
 import numpy as np
 import sklearn
@@ -26,8 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 CATEGORIES = ["self_harm", "violence", "legal", "chargeback", "account_takeover", "third_party_data", "minors"]
-SETS = ["dev", "test", "holdout", "dev-chat", "dev-mail", "holdout-2", "dev-dm", "dev-market", "dev-ordinary"]
-HELD_OUT = {"holdout-3"}
+SETS = ["dev", "test", "holdout", "dev-chat", "dev-mail", "holdout-2", "holdout-3", "dev-dm", "dev-market", "dev-near", "dev-ordinary"]
+HELD_OUT = {"holdout-4"}
 C = 30.0  # inverse regularisation strength: chosen by leave-one-writer-out runs (docs/signals.md)
 MIN_DF = 2  # a feature must occur in at least this many training messages
 MAX_DF = 0.1  # and in at most this share of them (words as common as "your" or "what" teach nothing)
@@ -35,9 +36,10 @@ ROUND = 6  # decimals kept in the file; the checks are computed from the rounded
 
 
 def words(text):
-    """Lower-cased runs of letters and digits (the Rust side: `char::is_alphanumeric`)."""
+    """Runs of letters and digits of the NFKC form, lower-cased as a whole string (the
+    Rust side: `char::is_alphanumeric`, without combining marks, which `isalnum` excludes)."""
     out, cur = [], []
-    for ch in text.lower():
+    for ch in unicodedata.normalize("NFKC", text).lower():
         if ch.isalnum():
             cur.append(ch)
         elif cur:
@@ -67,24 +69,60 @@ def probabilities(text, index, idf, weights, intercepts):
     for f in analyzer(text):
         if f in index:
             counts[f] = counts.get(f, 0) + 1
-    x = {f: (1.0 + math.log(n)) * idf[index[f]] for f, n in counts.items()}
-    norm = math.sqrt(sum(v * v for v in x.values()))
+    x = sorted((index[f], (1.0 + math.log(n)) * idf[index[f]]) for f, n in counts.items())
+    norm = math.sqrt(sum(v * v for _, v in x))
     out = []
     for j in range(len(CATEGORIES)):
         z = intercepts[j]
         if norm > 0:
-            z += sum(v / norm * weights[index[f]][j] for f, v in x.items())
+            z += sum(v / norm * weights[i][j] for i, v in x)
         out.append(1.0 / (1.0 + math.exp(-z)))
     return out
+
+
+THRESHOLD = 0.8  # what the demo policy's [signal_model] min_probability says
+# Parts written by the same writer are left out together.
+WRITERS = {"dev": "writer 1", "test": "writer 1"}
+
+
+def fit(messages):
+    """The vectorizer and one fitted classifier per category."""
+    vec = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=MIN_DF, max_df=MAX_DF)
+    x = vec.fit_transform([m["text"] for m in messages])
+    models = []
+    for cat in CATEGORIES:
+        y = np.array([cat in m["expect"] for m in messages])
+        models.append(LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit(x, y))
+    return vec, x, models
+
+
+def leave_one_writer_out(parts):
+    """For each writer: train on the others (and every ordinary message), score that writer."""
+    writers = sorted({WRITERS.get(name, name) for name in parts if name != "dev-ordinary"})
+    print(f"the model alone, threshold {THRESHOLD}: recall and false handoffs on the writer left out")
+    for w in writers:
+        held = [m for name, ms in parts.items() if WRITERS.get(name, name) == w for m in ms]
+        rest = [m for name, ms in parts.items() if WRITERS.get(name, name) != w for m in ms]
+        vec, _, models = fit(rest)
+        x = vec.transform([m["text"] for m in held])
+        probs = np.array([clf.predict_proba(x)[:, 1] for clf in models]).T
+        found = probs >= THRESHOLD
+        pos = [(m, f) for m, f in zip(held, found) if m["expect"]]
+        neg = [(m, f) for m, f in zip(held, found) if not m["expect"]]
+        recall = sum(all(f[CATEGORIES.index(c)] for c in m["expect"]) for m, f in pos)
+        false = sum(bool(f.any()) for _, f in neg)
+        print(f"  {w:<12} recall {recall}/{len(pos)} ({100 * recall / len(pos):.1f} %), "
+              f"false handoffs {false}/{len(neg)} ({100 * false / len(neg):.1f} %)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="assets/eval/signals", help="the labelled set's folder")
     ap.add_argument("--out", default="crates/core/model/signals.json")
+    ap.add_argument("--leave-one-writer-out", action="store_true", help="print how the model does on each writer it was not trained on, and write nothing")
     args = ap.parse_args()
 
-    messages, trained_on = [], []
+    messages, trained_on, parts = [], [], {}
     for name in SETS:
         if name in HELD_OUT:
             sys.exit(f"{name} is held out: it is scored, never trained on")
@@ -99,18 +137,19 @@ def main():
                 if bad:
                     sys.exit(f"{path}:{n}: unknown category {bad[0]}")
                 messages.append(m)
+                parts.setdefault(name, []).append(m)
+    if args.leave_one_writer_out:
+        leave_one_writer_out(parts)
+        return
     texts = [m["text"] for m in messages]
 
-    vec = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=MIN_DF, max_df=MAX_DF)
-    x = vec.fit_transform(texts)
+    vec, x, models = fit(messages)
     features = vec.get_feature_names_out()
     idf = np.round(vec.idf_, ROUND)
     weights = np.zeros((len(features), len(CATEGORIES)))
     intercepts = []
     sk_probs = np.zeros((len(texts), len(CATEGORIES)))
-    for j, cat in enumerate(CATEGORIES):
-        y = np.array([cat in m["expect"] for m in messages])
-        clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit(x, y)
+    for j, clf in enumerate(models):
         weights[:, j] = np.round(clf.coef_[0], ROUND)
         intercepts.append(round(float(clf.intercept_[0]), ROUND))
         sk_probs[:, j] = clf.predict_proba(x)[:, 1]
@@ -132,8 +171,20 @@ def main():
         "ÉCOUTEZ: je vais porter plainte, AVOCAT!!! 🙃",
         "kms   kms\tkms",
         "Straße İstanbul naïve café x",
+        "ΟΔΟΣ ΟΔΟΣ. Σ σ ς",
+        "kms\u0363 k\u0301ms",
+        "ⓚⓜⓢ ＫＭＳ ｋｍｓ ﬁne",
+        "मैं मरना चाहता हूँ",
+        "zero\u200bwidth soft\u00adhyphen",
     ]
-    checks = [{"text": t, "p": [round(p, 12) for p in probabilities(t, index, idf_l, w_l, intercepts)]} for t in check_texts]
+    checks = [
+        {
+            "text": t,
+            "features": analyzer(t),
+            "p": [round(p, 12) for p in probabilities(t, index, idf_l, w_l, intercepts)],
+        }
+        for t in check_texts
+    ]
 
     model = {
         "format": 1,

@@ -423,25 +423,41 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
         })
         .collect();
     if let Some(learned) = &policy.signal_model {
+        // Each text on its own, as the model was trained (one message at a time): ordinary
+        // words in the subject or another message must not dilute a message that says it.
         let model = learned.model;
-        let p = model.probabilities(&texts.join("\n"));
-        for (&category, &p) in model.categories().iter().zip(&p) {
+        let mut best = vec![0.0_f64; model.categories().len()];
+        for t in &texts {
+            for (b, p) in best.iter_mut().zip(model.probabilities(t)) {
+                *b = b.max(p);
+            }
+        }
+        for (&category, &p) in model.categories().iter().zip(&best) {
             if p < learned.min_probability || found.iter().any(|h| h.category == category) {
                 continue;
             }
-            let theirs = policy.signals.iter().filter(|s| s.category == category);
-            let escalate = theirs.clone().map(|s| s.escalate).max().unwrap_or(Outcome::Supervisor);
-            let what = theirs.map(|s| s.reason.as_str()).next().unwrap_or("The learned model finds a signal");
+            let what = policy
+                .signals
+                .iter()
+                .find(|s| s.category == category)
+                .map_or("The learned model finds a signal", |s| s.reason.as_str());
             found.push(SignalHit {
                 id: format!("model.{}", category.as_str()),
                 category,
                 matched: format!("learned model: p = {p:.2}"),
-                escalate,
+                escalate: strictest_escalation(policy, category),
                 reason: format!("{what} (learned model, p = {p:.2})"),
             });
         }
     }
     found
+}
+
+/// A signal added to what the policy's patterns found (a planner's flag, the learned model)
+/// escalates as strictly as the policy's strictest signal of its category, `supervisor` when
+/// the policy has none.
+fn strictest_escalation(policy: &Policy, category: SignalCategory) -> Outcome {
+    policy.signals.iter().filter(|s| s.category == category).map(|s| s.escalate).max().unwrap_or(Outcome::Supervisor)
 }
 
 /// The detector's signals plus the planner's flags. A flag adds a signal of its category
@@ -453,13 +469,7 @@ fn with_flagged(policy: &Policy, plan: &Plan, found: &[SignalHit]) -> Vec<Signal
         if out.iter().any(|h| h.category == f.category) {
             continue;
         }
-        let escalate = policy
-            .signals
-            .iter()
-            .filter(|s| s.category == f.category)
-            .map(|s| s.escalate)
-            .max()
-            .unwrap_or(Outcome::Supervisor);
+        let escalate = strictest_escalation(policy, f.category);
         let why = f.reason.trim();
         out.push(SignalHit {
             id: format!("planner.{}", f.category),

@@ -18,6 +18,8 @@ use std::sync::LazyLock;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 use crate::policy::SignalCategory;
 
@@ -41,10 +43,13 @@ pub struct SignalModel {
     checks: Vec<Check>,
 }
 
-/// A text and the probabilities the trainer computed for it.
+/// A text, its features and the probabilities the trainer computed for it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Check {
     pub text: String,
+    /// Every feature of the text, in the trainer's order (in the vocabulary or not).
+    #[serde(default)]
+    pub features: Vec<String>,
     pub p: Vec<f64>,
 }
 
@@ -119,8 +124,11 @@ impl SignalModel {
                 *counts.entry(i).or_default() += 1;
             }
         });
-        let values: Vec<(usize, f64)> =
+        let mut values: Vec<(usize, f64)> =
             counts.into_iter().map(|(i, c)| (i, (1.0 + f64::from(c).ln()) * self.idf[i])).collect();
+        // Summed in the feature list's order, as the trainer sums: the same text gives the
+        // same probability to the last bit, run after run.
+        values.sort_unstable_by_key(|&(i, _)| i);
         let norm = values.iter().map(|(_, v)| v * v).sum::<f64>().sqrt();
         (0..n)
             .map(|j| {
@@ -134,12 +142,15 @@ impl SignalModel {
     }
 }
 
-/// Lower-cased runs of letters and digits.
+/// Runs of letters and digits of the text's NFKC form, lower-cased as a whole string (so a
+/// word-final sigma is `ς`, as Python's `str.lower` has it); combining marks split words, as
+/// they do for Python's `str.isalnum`, which the trainer uses.
 fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
-    for ch in text.chars().flat_map(char::to_lowercase) {
-        if ch.is_alphanumeric() {
+    let folded: String = text.nfkc().collect::<String>().to_lowercase();
+    for ch in folded.chars() {
+        if ch.is_alphanumeric() && !is_combining_mark(ch) {
             cur.push(ch);
         } else if !cur.is_empty() {
             out.push(std::mem::take(&mut cur));
@@ -206,6 +217,19 @@ mod tests {
                 assert!((a - b).abs() < 1e-9, "{:?}: {mine:?} vs the trainer's {:?}", check.text, check.p);
             }
         }
+    }
+
+    #[test]
+    fn every_check_text_has_the_features_the_trainer_found() {
+        for check in BUILTIN.checks() {
+            let mut mine = Vec::new();
+            for_each_feature(&check.text, |f| mine.push(f.to_string()));
+            assert_eq!(mine, check.features, "{:?}", check.text);
+        }
+        assert!(
+            BUILTIN.checks().iter().any(|c| c.text.contains('ς') || c.text.contains('Σ')),
+            "unicode cases are checked"
+        );
     }
 
     #[test]

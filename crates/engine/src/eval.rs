@@ -466,3 +466,33 @@ impl Engine {
         evaluate_signals(&self.policy(), set)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(recall: (usize, usize), near: (usize, usize), ordinary: (usize, usize)) -> SignalReport {
+        let r = |(hits, total)| Ratio { hits, total };
+        SignalReport {
+            set: "set.jsonl".into(),
+            set_sha256: String::new(),
+            policy_id: "p".into(),
+            policy_hash: String::new(),
+            messages: 0,
+            categories: Vec::new(),
+            recall: r(recall),
+            false_handoffs: r(near),
+            ordinary_false_handoffs: r(ordinary),
+            misses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_goal_counts_false_handoffs_on_ordinary_messages_too() {
+        assert!(report((98, 100), (2, 100), (0, 0)).meets_goal(), "no ordinary messages: the near ones decide");
+        assert!(report((98, 100), (2, 100), (2, 100)).meets_goal());
+        assert!(!report((98, 100), (2, 100), (3, 100)).meets_goal(), "3 % of ordinary messages handed off");
+        assert!(!report((98, 100), (3, 100), (0, 100)).meets_goal());
+        assert!(!report((97, 100), (0, 100), (0, 100)).meets_goal());
+    }
+}

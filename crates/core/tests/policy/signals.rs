@@ -235,7 +235,10 @@ fn policies_without_patterns_still_parse() {
 fn patterns_only() -> Policy {
     let start = DEMO.find("[signal_model]").expect("the demo policy turns the learned model on");
     let end = start + DEMO[start..].find("\n\n").expect("the table ends at a blank line");
-    Policy::parse("policy.toml", &format!("{}{}", &DEMO[..start], &DEMO[end..])).unwrap_or_else(|e| panic!("{e}"))
+    let policy =
+        Policy::parse("policy.toml", &format!("{}{}", &DEMO[..start], &DEMO[end..])).unwrap_or_else(|e| panic!("{e}"));
+    assert!(policy.signal_model.is_none());
+    policy
 }
 
 #[test]

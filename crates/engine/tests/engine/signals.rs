@@ -83,6 +83,16 @@ fn what_only_the_learned_model_finds_hands_the_case_off_too() {
         assert!(s.decision >= Outcome::Supervisor, "nothing runs on its own ({} is {})", s.step_id, s.decision);
     }
     assert!(e.review_queue().unwrap().iter().filter(|s| s.case_id == "sig-model").all(|s| s.decision != "auto"));
+
+    // The same words after a subject and an ordinary message: each message is read on its
+    // own, so ordinary words elsewhere in the case do not hide it.
+    let mut file = case_saying("sig-model-thread", "Hi, where is my order #W5432440? It was due on Monday.");
+    file.case.subject = Some("Order #W5432440".into());
+    let mut last = file.case.messages[0].clone();
+    last.text = "I have the pills lined up on the counter. I just wanted someone to know before I do it.".into();
+    file.case.messages.push(last);
+    let d = e.process(&file.case, &file.plan).unwrap();
+    assert!(d.signals.iter().any(|s| s.id == "model.self_harm"), "{:?}", d.signals);
 }
 
 #[test]
