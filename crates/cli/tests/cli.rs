@@ -552,10 +552,17 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["set_sha256"], "6ca9d3ad6047569b1291cfaa2481429572a4443e1c9de4072f344dc0fe1f0233");
+    assert_eq!(report["set_sha256"], "df1feb4d45628dbba3a4437ea4fd2354c08b04f2d77400ac13565185a6e1eb53");
     assert_eq!(report["messages"], 336);
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
+    // The figures docs/signals.md gives for the demo policy on this part (holdout-4, scored
+    // once): a change to the patterns or the model that moves them must update the docs.
+    assert_eq!(
+        (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),
+        (&serde_json::json!(139), &serde_json::json!(6)),
+        "{report}"
+    );
     let categories: Vec<&str> =
         report["categories"].as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
     assert_eq!(
