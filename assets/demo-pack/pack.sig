@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "03574e4091a1cbe2"
-signature = "af57f3eac2434625995458f5b22d8e4e7541cb6b9b594472c4fa7a651283602c4203c1594a364751340a1142ba51bebb00ae2b57eb0c58de70cab1462d84ef04"
+key_id = "66c3073d4bd965dc"
+signature = "8dadbed370342f67847d0469edd90dd2349c8bfdfb30c619eb1f0da4bcc54fb3382bbfee0ee177b02595cf2dba1094b118578ef0a573b7868afcdb9f67be2103"

@@ -9,8 +9,10 @@ feature list with its IDF and one weight per category, the intercepts, and check
 (texts and the probabilities this script computes for them) that the Rust side must
 reproduce (`countersign_core::learned`, its tests).
 
-Only the development parts and the parts already scored are trained on. A held-out part
-(`holdout-3.jsonl`) is never read here: the script refuses it.
+Only the development parts and the parts already scored are trained on. The held-out part
+(`holdout-4.jsonl`) is never read here: the script refuses it. The Unicode version of the
+Python that trains is recorded (`trained_with`): letters, NFKC forms and case pairs newer
+than it are read differently by the Rust side, whose tables are newer.
 """
 
 import argparse
@@ -176,6 +178,7 @@ def main():
         "ⓚⓜⓢ ＫＭＳ ｋｍｓ ﬁne",
         "मैं मरना चाहता हूँ",
         "zero\u200bwidth soft\u00adhyphen",
+        "kill 🅰 myself 🅿 🄰",
     ]
     checks = [
         {
@@ -189,7 +192,7 @@ def main():
     model = {
         "format": 1,
         "what": "logistic regression per category over TF-IDF (sublinear TF, smooth IDF, L2 norm) of words, word pairs and 3-5 letter pieces of words",
-        "trained_with": f"scikit-learn {sklearn.__version__}, C={C}, min_df={MIN_DF}, max_df={MAX_DF}, class_weight=balanced",
+        "trained_with": f"scikit-learn {sklearn.__version__}, C={C}, min_df={MIN_DF}, max_df={MAX_DF}, class_weight=balanced, Python {sys.version.split()[0]} (Unicode {unicodedata.unidata_version})",
         "trained_on": trained_on,
         "messages": len(texts),
         "categories": CATEGORIES,

@@ -424,14 +424,9 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
         .collect();
     if let Some(learned) = &policy.signal_model {
         // Each text on its own, as the model was trained (one message at a time): ordinary
-        // words in the subject or another message must not dilute a message that says it.
+        // words in another message must not dilute a message that says it.
         let model = learned.model;
-        let mut best = vec![0.0_f64; model.categories().len()];
-        for t in &texts {
-            for (b, p) in best.iter_mut().zip(model.probabilities(t)) {
-                *b = b.max(p);
-            }
-        }
+        let best = model.case_probabilities(&texts);
         for (&category, &p) in model.categories().iter().zip(&best) {
             if p < learned.min_probability || found.iter().any(|h| h.category == category) {
                 continue;

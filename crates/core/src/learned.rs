@@ -23,6 +23,10 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::policy::SignalCategory;
 
+/// A text of fewer words than this is read with its neighbour (see
+/// [`SignalModel::case_probabilities`]).
+pub const MIN_WORDS_ALONE: usize = 6;
+
 /// The model file this build carries.
 const BUILTIN_JSON: &str = include_str!("../model/signals.json");
 
@@ -115,6 +119,41 @@ impl SignalModel {
         &self.checks
     }
 
+    /// The highest probability of each category over a case's texts (its subject and
+    /// messages), each read on its own as the model was trained, one message at a time. A
+    /// text of fewer than [`MIN_WORDS_ALONE`] words (a subject line, "thanks") is read
+    /// together with the text after it (the last one with the text before it), since the
+    /// model is unsure of so few words: "Payment issue" alone looks like a dispute.
+    pub fn case_probabilities(&self, texts: &[&str]) -> Vec<f64> {
+        let mut groups: Vec<String> = Vec::new();
+        let mut pending = String::new();
+        for t in texts {
+            if !pending.is_empty() {
+                pending.push('\n');
+            }
+            pending.push_str(t);
+            if words(t).len() >= MIN_WORDS_ALONE {
+                groups.push(std::mem::take(&mut pending));
+            }
+        }
+        if !pending.is_empty() {
+            match groups.last_mut() {
+                Some(last) => {
+                    last.push('\n');
+                    last.push_str(&pending);
+                }
+                None => groups.push(pending),
+            }
+        }
+        let mut best = vec![0.0_f64; self.categories.len()];
+        for g in &groups {
+            for (b, p) in best.iter_mut().zip(self.probabilities(g)) {
+                *b = b.max(p);
+            }
+        }
+        best
+    }
+
     /// The probability of each category (in [`SignalModel::categories`]' order) for a text.
     pub fn probabilities(&self, text: &str) -> Vec<f64> {
         let n = self.categories.len();
@@ -150,7 +189,9 @@ fn words(text: &str) -> Vec<String> {
     let mut cur = String::new();
     let folded: String = text.nfkc().collect::<String>().to_lowercase();
     for ch in folded.chars() {
-        if ch.is_alphanumeric() && !is_combining_mark(ch) {
+        // Negative circled and squared letters (🅰, 🅿) are alphabetic for Rust, not for
+        // Python's `isalnum`, and NFKC leaves them: they split words, as in the trainer.
+        if ch.is_alphanumeric() && !is_combining_mark(ch) && !('\u{1F150}'..='\u{1F189}').contains(&ch) {
             cur.push(ch);
         } else if !cur.is_empty() {
             out.push(std::mem::take(&mut cur));
@@ -241,6 +282,24 @@ mod tests {
             "c: kms ",
         ];
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_short_text_is_read_with_its_neighbour_and_a_long_one_alone() {
+        let model = &*BUILTIN;
+        let subject = "Payment issue";
+        let ordinary = "Hi, where is my order #W5432440? It was due on Monday and nothing came yet.";
+        let joined = format!("{subject}\n{ordinary}");
+        assert_eq!(model.case_probabilities(&[subject, ordinary]), model.probabilities(&joined));
+        assert_eq!(
+            model.case_probabilities(&[ordinary, subject]),
+            model.probabilities(&format!("{ordinary}\n{subject}"))
+        );
+        assert_eq!(model.case_probabilities(&[subject]), model.probabilities(subject), "alone when it is all there is");
+        let signal = "I have the pills lined up on the counter. I just wanted someone to know before I do it.";
+        let each: Vec<f64> =
+            model.probabilities(ordinary).iter().zip(model.probabilities(signal)).map(|(a, b)| a.max(b)).collect();
+        assert_eq!(model.case_probabilities(&[ordinary, signal]), each, "two long texts, each on its own");
     }
 
     #[test]
