@@ -396,7 +396,7 @@ pub fn roster_entry(id: &str, key: &str, desks: &[&str]) -> String {
     )
 }
 
-/// The team's own pack (version 4, past the demo's 3: the demo's policy and catalog, and
+/// The team's own pack (one version past the demo's: the demo's policy and catalog, and
 /// `roster`), signed with `admin` into `dir/pack`.
 pub fn team_pack(dir: &Path, admin: &countersign_engine::keys::SecretKey, roster: &str) -> PathBuf {
     team_pack_with(dir, admin, roster, |p| p)
@@ -415,9 +415,12 @@ pub fn team_pack_with(
     std::fs::write(src.join("policy.toml"), policy(std::fs::read_to_string(demo().join("policy.toml")).unwrap()))
         .unwrap();
     std::fs::write(src.join("roster.toml"), roster).unwrap();
-    let source =
-        std::fs::read_to_string(demo().join("pack-source.toml")).unwrap().replace("version = 6", "version = 7");
-    assert!(source.contains("version = 7"), "{source}");
+    // One version past the demo pack's, whatever the demo is at.
+    let demo_source = std::fs::read_to_string(demo().join("pack-source.toml")).unwrap();
+    let line = demo_source.lines().find(|l| l.starts_with("version = ")).expect("the demo pack's version");
+    let demo_version: u64 = line["version = ".len()..].split_whitespace().next().unwrap().parse().unwrap();
+    let source = demo_source.replacen(line, &format!("version = {}", demo_version + 1), 1);
+    assert!(source.contains(&format!("version = {}", demo_version + 1)), "{source}");
     std::fs::write(src.join("pack-source.toml"), source).unwrap();
     let out = dir.join("pack");
     countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
