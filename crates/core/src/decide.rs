@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::claims::{Cited, ClaimCheck, ClaimStatus, Known, check_claims};
 use crate::digest::step_digest;
+use crate::learned::SignalModel;
 use crate::model::{Case, IdentityLevel, IdentityStatus, Operator, Pause, Plan, Step};
 use crate::money::{Currency, Money};
 use crate::normalize::{identifier_skeleton, normalize};
@@ -425,7 +426,7 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
     if let Some(learned) = &policy.signal_model {
         // Each text on its own, as the model was trained (one message at a time): ordinary
         // words in another message must not dilute a message that says it.
-        let model = learned.model;
+        let model: &SignalModel = learned.model;
         let best = model.case_probabilities(&texts);
         for (&category, &p) in model.categories().iter().zip(&best) {
             if p < learned.min_probability || found.iter().any(|h| h.category == category) {

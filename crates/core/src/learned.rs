@@ -30,7 +30,11 @@ pub const MIN_WORDS_ALONE: usize = 6;
 /// The model file this build carries.
 const BUILTIN_JSON: &str = include_str!("../model/signals.json");
 
-/// The model compiled into this build (parsed once, on first use).
+/// SHA-256 (hex) of the model file this build carries, computed when it was built: a
+/// policy naming the model is checked against it without parsing the model.
+pub const BUILTIN_SHA256: &str = env!("COUNTERSIGN_SIGNAL_MODEL_SHA256");
+
+/// The model compiled into this build (parsed once, when a case is first scanned with it).
 pub static BUILTIN: LazyLock<SignalModel> =
     LazyLock::new(|| SignalModel::parse(BUILTIN_JSON).expect("the built-in signal model parses (its tests check it)"));
 
@@ -246,6 +250,11 @@ fn for_each_feature(text: &str, mut f: impl FnMut(&str)) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hash_taken_at_build_time_is_the_models() {
+        assert_eq!(BUILTIN.sha256(), BUILTIN_SHA256);
+    }
 
     #[test]
     fn the_built_in_model_reproduces_every_probability_the_trainer_recorded() {

@@ -324,7 +324,9 @@ pub struct Signal {
 /// probability is at least `min_probability`, in addition to the patterns.
 #[derive(Debug, Clone)]
 pub struct LearnedSignals {
-    pub model: &'static crate::learned::SignalModel,
+    /// The built-in model, parsed on first use (a policy that never scans a case, as in
+    /// `countersign policy status`, never reads it).
+    pub model: &'static std::sync::LazyLock<crate::learned::SignalModel>,
     pub min_probability: f64,
 }
 
@@ -1125,15 +1127,14 @@ fn compile_patterns(
 /// `[signal_model]`: the model named must be the one this build carries (a policy's hash
 /// then pins the model too), and the threshold a probability strictly between 0 and 1.
 fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<LearnedSignals, PolicyError> {
-    let model = &*crate::learned::BUILTIN;
     let asked = raw.sha256.get_ref().trim().trim_start_matches("sha256:").to_ascii_lowercase();
-    if asked != model.sha256() {
+    let carried = crate::learned::BUILTIN_SHA256;
+    if asked != carried {
         return Err(cx.err(
             raw.sha256.span(),
             format!(
-                "this policy asks for the signal model {asked}, and this build of Countersign carries {}: \
-                 name that one, or run the build the policy was written for",
-                model.sha256()
+                "this policy asks for the signal model {asked}, and this build of Countersign carries {carried}: \
+                 name that one, or run the build the policy was written for"
             ),
         ));
     }
@@ -1144,7 +1145,7 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
             "min_probability must be between 0 and 1 (0 would find every category in every message, 1 none)",
         ));
     }
-    Ok(LearnedSignals { model, min_probability: p })
+    Ok(LearnedSignals { model: &crate::learned::BUILTIN, min_probability: p })
 }
 
 /// Token patterns, guards and negations, each error at the string it is about.
