@@ -95,6 +95,10 @@ pub(crate) struct Team {
     /// [`Engine::team_record_seen`] at the face's next tick, or before a gate or a
     /// decision reads them, whichever comes first.
     in_force: Mutex<BTreeMap<String, (Pause, SignedEntry)>>,
+    /// The team pauses in this desk's evidence, by id: read from the log once (`None`
+    /// until then), then kept up as this process records them, so that taking a pause in
+    /// reads no file (see [`is_logged`]).
+    logged: Mutex<Option<std::collections::HashSet<String>>>,
     /// The newest checkpoint of this desk the team service witnessed (its signed note).
     witnessed: Mutex<Option<String>>,
     /// The keys whose pauses count, read from the running pack it is kept with.
@@ -236,6 +240,7 @@ impl Engine {
             staged: Mutex::default(),
             refused_packs: Mutex::default(),
             in_force: Mutex::default(),
+            logged: Mutex::default(),
             witnessed: Mutex::default(),
             pause_signers: Mutex::default(),
             recording: Mutex::default(),
@@ -261,6 +266,9 @@ impl Engine {
                 self.store.writer().set_team_pause(pause, entry)?;
                 recorded += 1;
             }
+            // Known as logged before it leaves memory: the same entry delivered again
+            // meanwhile is never taken for a new pause.
+            mark_logged(team, &id);
             lock(&team.in_force).remove(&id);
         }
         Ok(recorded)
@@ -572,6 +580,7 @@ impl Engine {
                 let at = body.cleared_at.unwrap_or_else(|| self.clock.now());
                 let reason = body.clear_reason.clone().unwrap_or_default();
                 self.store.writer().clear_team_pause(id, &who, &reason, at, entry)?;
+                mark_logged(team, id);
                 Ok(EntryOutcome::PauseCleared { id: id.to_string() })
             }
         }
@@ -605,6 +614,7 @@ impl Engine {
             });
         }
         self.store.writer().set_team_pause(pause.clone(), entry)?;
+        mark_logged(team, &pause.id);
         Ok(pause)
     }
 
@@ -677,13 +687,11 @@ pub struct PauseIntake {
 impl PauseIntake {
     /// Make ready what taking a pause in reads, so that the first pause costs no more
     /// than the next: the keys that count for pauses under the running pack, and the
-    /// store's look-up (its statement prepared, its pages read).
+    /// ids of the team pauses already in the log.
     pub fn warm(&self) {
         let running = self.running.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         pause_signers(&self.team, &running);
-        if let Err(e) = self.store.pause("") {
-            tracing::debug!(error = %e, "the pause look-up could not be made ready");
-        }
+        is_logged(&self.team, &self.store, "");
     }
 
     /// What became of the entry under `key` when it sets a pause; `None` for anything
@@ -747,17 +755,9 @@ fn put_in_force(
     pause: Pause,
     entry: SignedEntry,
 ) -> EntryOutcome {
-    // The lock is not held while the log is read: the gates read the pauses meanwhile.
-    let held = lock(&team.in_force).contains_key(id);
-    let recorded = !held
-        && store
-            .pause(id)
-            .unwrap_or_else(|e| {
-                tracing::warn!(id, error = %e, "whether a team pause is recorded could not be read: it holds");
-                None
-            })
-            .is_some();
-    if held || recorded {
+    // The lock is not held while the log is read (once, the first time): the gates read
+    // the pauses meanwhile.
+    if lock(&team.in_force).contains_key(id) || is_logged(team, store, id) {
         return EntryOutcome::Known;
     }
     // In force at once; recorded by `team_record_seen`, which the face calls soon after
@@ -770,6 +770,36 @@ fn put_in_force(
     }
     in_force.insert(id.to_string(), (pause, entry));
     EntryOutcome::PauseSet { id: id.to_string() }
+}
+
+/// Is the team pause `id` in this desk's log? Answered from memory: the log's pauses
+/// are read once, the first time, and this process adds each it records. One
+/// that another process (the command line, on the same data folder) recorded since reads
+/// as not logged: it is put in force again, which holds what holds anyway, and recording
+/// skips it (it reads the log before it writes). When the log cannot be read, nothing
+/// reads as logged (the safe side), and it is read again next time.
+fn is_logged(team: &Team, store: &countersign_store::Store, id: &str) -> bool {
+    let mut logged = lock(&team.logged);
+    if logged.is_none() {
+        match store.pause_history() {
+            Ok(history) => {
+                *logged = Some(history.into_iter().map(|r| r.pause.id).collect());
+            }
+            Err(e) => {
+                tracing::warn!(id, error = %e, "whether a team pause is recorded could not be read: it holds");
+                return false;
+            }
+        }
+    }
+    logged.as_ref().is_some_and(|ids| ids.contains(id))
+}
+
+/// `id` is in this desk's log now (a no-op until the log's pauses were first read: that
+/// read will find it).
+fn mark_logged(team: &Team, id: &str) {
+    if let Some(ids) = lock(&team.logged).as_mut() {
+        ids.insert(id.to_string());
+    }
 }
 
 /// The keys whose pauses count: roster members with a key, in a role that

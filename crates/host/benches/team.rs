@@ -312,41 +312,44 @@ fn take_in_cost(team: &Team, desk: &Desk, rows: &mut Vec<Row>) {
         return;
     }
     let signer = countersign_engine::device::device_key(&team.lead_keyring).unwrap();
-    let entries: Vec<(String, Vec<u8>, Vec<u8>)> = (0..n)
-        .map(|i| {
-            let id = format!("cost-{i}");
-            let pause = countersign_core::model::Pause {
-                id: id.clone(),
-                scope: PauseScope::Action,
-                value: format!("action_{i}"),
-                reason: "take-in cost".into(),
-                set_by: "lead-1".into(),
-                set_at: jiff::Timestamp::now(),
-                team: Some("acme".into()),
-            };
-            let set = TeamPause {
-                team: "acme".into(),
-                state: TeamPauseState::Set,
-                pause,
-                cleared_by: None,
-                cleared_at: None,
-                clear_reason: None,
-            };
-            let cleared = TeamPause {
-                state: TeamPauseState::Cleared,
-                cleared_by: Some("lead-1".into()),
-                cleared_at: Some(jiff::Timestamp::now()),
-                clear_reason: Some("measured".into()),
-                ..set.clone()
-            };
-            let signed = |body: &TeamPause| {
-                let entry =
-                    countersign_trust::team::sign(countersign_trust::team::PAUSE_DOMAIN, body, &signer).unwrap();
-                serde_json::to_vec(&entry).unwrap()
-            };
-            (format!("pause.{id}"), signed(&set), signed(&cleared))
-        })
-        .collect();
+    let make = |prefix: &str| -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let id = format!("{prefix}-{i}");
+                let pause = countersign_core::model::Pause {
+                    id: id.clone(),
+                    scope: PauseScope::Action,
+                    value: format!("action_{i}"),
+                    reason: "take-in cost".into(),
+                    set_by: "lead-1".into(),
+                    set_at: jiff::Timestamp::now(),
+                    team: Some("acme".into()),
+                };
+                let set = TeamPause {
+                    team: "acme".into(),
+                    state: TeamPauseState::Set,
+                    pause,
+                    cleared_by: None,
+                    cleared_at: None,
+                    clear_reason: None,
+                };
+                let cleared = TeamPause {
+                    state: TeamPauseState::Cleared,
+                    cleared_by: Some("lead-1".into()),
+                    cleared_at: Some(jiff::Timestamp::now()),
+                    clear_reason: Some("measured".into()),
+                    ..set.clone()
+                };
+                let signed = |body: &TeamPause| {
+                    let entry =
+                        countersign_trust::team::sign(countersign_trust::team::PAUSE_DOMAIN, body, &signer).unwrap();
+                    serde_json::to_vec(&entry).unwrap()
+                };
+                (format!("pause.{id}"), signed(&set), signed(&cleared))
+            })
+            .collect()
+    };
+    let entries = make("cost");
     let (mut entry, mut list, mut record) = (Vec::new(), Vec::new(), Vec::new());
     for (key, value, cleared) in &entries {
         let t = Instant::now();
@@ -363,6 +366,25 @@ fn take_in_cost(team: &Team, desk: &Desk, rows: &mut Vec<Row>) {
         desk.engine.team_entry(key, Some(cleared)).unwrap();
     }
     assert!(desk.engine.pauses().unwrap().is_empty());
+    // On the link's own thread, as a lead's pause arrives: the intake; and the part of
+    // it no desk can skip, the signature's check (with the body read).
+    let lead_key = [signer.public("lead-1")];
+    let (mut intake_took, mut checked) = (Vec::new(), Vec::new());
+    let intake = desk.engine.pause_intake().unwrap();
+    intake.warm();
+    for (key, value, cleared) in &make("intake") {
+        let t = Instant::now();
+        let outcome = intake.take(key, Some(value));
+        intake_took.push(t.elapsed());
+        assert!(matches!(outcome, Some(EntryOutcome::PauseSet { .. })), "{outcome:?}");
+        let entry: countersign_core::team::SignedEntry = serde_json::from_slice(value).unwrap();
+        let t = Instant::now();
+        let _: (_, TeamPause) =
+            countersign_trust::team::open(countersign_trust::team::PAUSE_DOMAIN, &entry, &lead_key).unwrap();
+        checked.push(t.elapsed());
+        desk.engine.team_record_seen().unwrap();
+        desk.engine.team_entry(key, Some(cleared)).unwrap();
+    }
     let us = |times: &[Duration]| {
         let mut sorted = times.to_vec();
         sorted.sort();
@@ -378,9 +400,17 @@ fn take_in_cost(team: &Team, desk: &Desk, rows: &mut Vec<Row>) {
         us(&list),
         us(&record)
     );
+    println!(
+        "take-in on the link's thread ({n} pauses): intake {} · of which the signature's check {}",
+        us(&intake_took),
+        us(&checked)
+    );
     rows.push(Row {
-        measure: format!("one idle desk taking in a pause ({n}), p50 / p99: `team_entry` · `pauses` · record"),
-        ours: format!("{} · {} · {}", us(&entry), us(&list), us(&record)),
+        measure: format!(
+            "one idle desk taking in a pause ({n}), p50 / p99: `team_entry` · `pauses` · record · the link's \
+             intake · its signature check"
+        ),
+        ours: format!("{} · {} · {} · {} · {}", us(&entry), us(&list), us(&record), us(&intake_took), us(&checked)),
         raw: String::new(),
     });
 }
@@ -455,6 +485,10 @@ fn pause_propagation(team: &mut Team, lead: &Desk, raw_url: &str, rows: &mut Vec
         }
         println!("pumps running; {}", memory());
         for r in 0..rounds {
+            // What the desks still have to send of the rounds before (their recordings of
+            // the last pause and its clearing), replicated to the same server meanwhile.
+            let pending: u64 = desks.iter().map(|d| d.engine.outbox_pending().unwrap_or(0)).sum();
+            println!("round {r}: {pending} events waiting in the desks' outboxes at the call");
             let called = Instant::now();
             let called_at = jiff::Timestamp::now();
             let pause =

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use countersign_connectors::credentials::KeyringStore;
-use countersign_engine::team::{EntryOutcome, OutboxCursor, TeamPort, TeamSettings};
+use countersign_engine::team::{DeskReport, EntryOutcome, OutboxCursor, TeamPort, TeamSettings};
 use countersign_engine::{Engine, EngineError};
 use countersign_plane::authority::{Enrollment, device_transport_key};
 use countersign_plane::evidence::Outgoing;
@@ -299,13 +299,14 @@ const QUIET: Duration = Duration::from_millis(100);
 const RECORD_WITHIN: Duration = Duration::from_millis(250);
 
 /// What a desk sends every 250 ms while the link is up: its supervisor steps' requests,
-/// a batch of its evidence, and every 15 s what it runs. A round that found everything
+/// a batch of its evidence, and what it runs (at once when that changed, otherwise about
+/// every minute: [`report_due`]). A round that found everything
 /// sent is not read again until this process writes to the log or the link re-reads the
 /// bucket (a reconnect); every [`RESEND_CHECK`] one read of the log's head tells whether
 /// another process (the command line) wrote to it meanwhile. An idle desk's tick reads
 /// nothing.
 fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool, unrecorded: &Unrecorded) {
-    let mut last_report: Option<std::time::Instant> = None;
+    let mut last_report: Option<(Instant, DeskReport)> = None;
     let report_every = report_interval(&engine.team_status().map(|s| s.device).unwrap_or_default());
     let mut check_head = true;
     // The log's write count and the link's reads of the bucket when a round last sent
@@ -321,9 +322,11 @@ fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool, unrecorded: &U
             all_sent = None;
             continue;
         }
-        if last_report.is_none_or(|t| t.elapsed() >= report_every) {
-            last_report = Some(std::time::Instant::now());
-            report(engine, link);
+        if let Some(now) = engine.team_desk_report()
+            && report_due(last_report.as_ref(), &now, report_every)
+        {
+            put_report(link, &now);
+            last_report = Some((Instant::now(), now));
         }
         let writes = (engine.log_writes(), link.synced_rounds());
         if let Some((w, at, events)) = all_sent
@@ -364,8 +367,17 @@ fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool, unrecorded: &U
 /// log.
 const RESEND_CHECK: Duration = Duration::from_secs(5);
 
-/// How often a desk tells the team what it runs, about.
-const REPORT_EVERY: Duration = Duration::from_secs(15);
+/// How often a desk tells the team what it runs when nothing changed, about: its last
+/// contact, as a lead sees it. Every desk's report is a write to the team's control
+/// bucket, the one every pause goes through: 500 desks every 15 s were 33 writes a
+/// second there, and a lead's pause waited behind them (docs/benchmarks.md, runs AA–).
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// Is a report due: none sent yet, what the desk runs changed since the last one (a pack
+/// loaded, another role), or its interval has passed since?
+fn report_due(last: Option<&(Instant, DeskReport)>, now: &DeskReport, every: Duration) -> bool {
+    last.is_none_or(|(at, sent)| at.elapsed() >= every || DeskReport { at: now.at.clone(), ..sent.clone() } != *now)
+}
 
 /// A desk's own interval between reports: [`REPORT_EVERY`] give or take a quarter, fixed
 /// by its name. Desks that started together (a team's server back after a restart, a
@@ -382,9 +394,13 @@ fn report_interval(device: &str) -> Duration {
 
 /// Tell the team what this desk runs (its policy and pack), for the leads.
 pub fn report(engine: &Engine, link: &TeamLink) {
-    let Some(r) = engine.team_desk_report() else { return };
-    let put =
-        serde_json::to_vec(&r).map_err(|e| e.to_string()).and_then(|v| link.put(&format!("desk.{}", r.device), v));
+    if let Some(r) = engine.team_desk_report() {
+        put_report(link, &r);
+    }
+}
+
+fn put_report(link: &TeamLink, r: &DeskReport) {
+    let put = serde_json::to_vec(r).map_err(|e| e.to_string()).and_then(|v| link.put(&format!("desk.{}", r.device), v));
     if let Err(e) = put {
         tracing::debug!(error = %e, "the desk report did not reach the team");
     }
@@ -553,8 +569,39 @@ pub fn load_staged_pack(engine: &Engine) -> Option<Result<countersign_engine::Pa
 mod tests {
     use super::*;
 
+    fn desk_report(pack_version: Option<u64>, at: &str) -> DeskReport {
+        DeskReport {
+            device: "desk-1".into(),
+            role: "agent".into(),
+            operator: "agent-1".into(),
+            policy_id: "demo-retail".into(),
+            policy_version: 3,
+            policy_hash: "abc".into(),
+            pack_version,
+            pack_digest: pack_version.map(|v| format!("digest-{v}")),
+            at: at.into(),
+            heard_at: None,
+        }
+    }
+
     #[test]
-    fn desks_report_at_their_own_intervals_within_a_quarter_of_fifteen_seconds() {
+    fn a_desk_reports_at_once_when_what_it_runs_changes_and_otherwise_once_an_interval() {
+        let every = Duration::from_secs(60);
+        let sent = desk_report(Some(7), "2026-12-05T10:00:00Z");
+        let now = desk_report(Some(7), "2026-12-05T10:00:20Z");
+        assert!(report_due(None, &now, every), "the first report goes at once");
+        let just_now = (Instant::now(), sent.clone());
+        assert!(!report_due(Some(&just_now), &now, every), "the same, 20 s later: not yet");
+        let loaded = desk_report(Some(8), "2026-12-05T10:00:20Z");
+        assert!(report_due(Some(&just_now), &loaded, every), "a pack loaded: at once");
+        let promoted = DeskReport { role: "lead".into(), ..now.clone() };
+        assert!(report_due(Some(&just_now), &promoted, every), "another role: at once");
+        let long_ago = (Instant::now() - Duration::from_secs(61), sent);
+        assert!(report_due(Some(&long_ago), &now, every), "its interval passed");
+    }
+
+    #[test]
+    fn desks_report_at_their_own_intervals_within_a_quarter_of_a_minute() {
         let intervals: Vec<Duration> = (0..500).map(|i| report_interval(&format!("desk-{i}"))).collect();
         let (low, high) = (REPORT_EVERY - REPORT_EVERY / 4, REPORT_EVERY + REPORT_EVERY / 4);
         assert!(intervals.iter().all(|d| (low..=high).contains(d)), "{intervals:?}");

@@ -88,18 +88,22 @@ fn a_team_pause_holds_from_the_moment_a_desk_takes_it_in_and_the_executor_refuse
         .unwrap();
     assert_eq!(state_of(&agent, &refund.plan_id, &refund.step_id), "approved");
 
+    // The lead's desk makes its intake ready before: its own pause, coming back to it
+    // over the plane, is then no news to it.
+    let lead_intake = lead.engine.pause_intake().unwrap();
+    lead_intake.warm();
     let pause = lead.engine.pause_set(PauseScope::Action, "refund_partial", "fraud wave on refunds").unwrap();
     // Taken in by the engine itself (not the host's pump, whose sending thread records it
     // at its next tick).
     let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    let entry = loop {
         assert!(Instant::now() < deadline, "the pause did not arrive within 15 s");
         let Some(u) = agent.link.next(Duration::from_millis(50)).unwrap() else { continue };
         if let EntryOutcome::PauseSet { id } = agent.engine.team_entry(&u.key, u.value.as_deref()).unwrap() {
             assert_eq!(id, pause.id);
-            break;
+            break u;
         }
-    }
+    };
     let recorded = |e: &Engine| e.pause_history().unwrap().iter().any(|r| r.pause.id == pause.id);
     assert!(agent.engine.pauses().unwrap().iter().any(|p| p.id == pause.id), "in force once taken in");
     assert!(!recorded(&agent.engine), "not yet in the desk's evidence");
@@ -112,6 +116,16 @@ fn a_team_pause_holds_from_the_moment_a_desk_takes_it_in_and_the_executor_refuse
     // pause it cites in the desk's log.
     assert!(recorded(&agent.engine), "recorded in the desk's own evidence by the gate");
     assert_eq!(agent.engine.team_record_seen().unwrap(), 0, "once");
+
+    // The same entry again, as the plane delivers it after every reconnect: nothing new,
+    // on the link's thread (whose intake reads the log's pauses the first time) as in the
+    // engine, and on the lead's desk that set it.
+    let again = |e: &Engine| e.pause_intake().unwrap().take(&entry.key, entry.value.as_deref());
+    assert_eq!(again(&agent.engine), Some(EntryOutcome::Known));
+    assert_eq!(agent.engine.team_entry(&entry.key, entry.value.as_deref()).unwrap(), EntryOutcome::Known);
+    assert_eq!(lead_intake.take(&entry.key, entry.value.as_deref()), Some(EntryOutcome::Known));
+    let sets = |e: &Engine| e.pause_history().unwrap().iter().filter(|r| r.pause.id == pause.id).count();
+    assert_eq!((sets(&agent.engine), sets(&lead.engine)), (1, 1), "each desk's log holds it once");
     assert!(agent.engine.log_verify().unwrap().ok);
 }
 
