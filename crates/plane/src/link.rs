@@ -9,12 +9,12 @@
 //! still dies, the engine sees no fresh lease and falls back (the lease travels on the
 //! same bucket as the pauses).
 //!
-//! Links run on one small runtime of the process's ([`runtime`]); a link's blocking calls
-//! are safe from any thread, including one that belongs to another runtime.
+//! The link runs on a small runtime of its own; its blocking calls are safe from any
+//! thread, including one that belongs to another runtime.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::Operation;
@@ -130,29 +130,10 @@ impl Synced {
     }
 }
 
-/// The runtime every link of this process runs on, made on first use: two workers. A
-/// desktop runs one link; the team's tests and benches run many in one process, and on
-/// one runtime an entry arriving for one of them does not wake a thread of its own (500
-/// links had 500 threads, one for each entry of a pause to wake).
-static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("countersign-team-link")
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-});
-
-fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
-    RUNTIME.as_ref().map_err(|e| format!("no runtime for the team link: {e}"))
-}
-
-/// A running link. Dropped, it stops watching and closes its connection.
+/// A running link.
 #[derive(Debug)]
 pub struct TeamLink {
-    runtime: &'static tokio::runtime::Runtime,
-    /// Its watches, stopped when it is dropped (the runtime outlives it).
-    watches: Vec<tokio::task::AbortHandle>,
+    runtime: tokio::runtime::Runtime,
     client: async_nats::Client,
     updates: Mutex<mpsc::Receiver<Update>>,
     connected: Arc<AtomicBool>,
@@ -167,16 +148,6 @@ pub struct TeamLink {
     url: String,
 }
 
-impl Drop for TeamLink {
-    fn drop(&mut self) {
-        // Its watches go (they hold the connection's last handles with this link's own):
-        // the connection then closes.
-        for watch in &self.watches {
-            watch.abort();
-        }
-    }
-}
-
 impl TeamLink {
     /// Start the link. It does not wait for the server: one that is down now is tried
     /// again and again (the engine meanwhile decides as cut off).
@@ -187,7 +158,12 @@ impl TeamLink {
             return Err(err("a team server off this machine is reached over TLS only (tls://…)".into()));
         }
         let key = KeyPair::from_seed(config.seed.expose()).map_err(|e| err(format!("the transport key: {e}")))?;
-        let runtime = runtime().map_err(err)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("countersign-team-link")
+            .enable_all()
+            .build()
+            .map_err(|e| err(e.to_string()))?;
         let connected = Arc::new(AtomicBool::new(false));
         let (reconnected_tx, reconnected_rx) = tokio::sync::watch::channel(0u64);
         let flag = connected.clone();
@@ -223,14 +199,11 @@ impl TeamLink {
         let (tx, rx) = mpsc::channel();
         let synced = Arc::new(Synced::default());
         let intake = Arc::new(IntakeSlot::default());
-        let mut watches = Vec::new();
         if config.whole_team {
             // Requests are no safety signal (a missed one waits, and the passphrase at the
             // seat still works), and a quiet queue is normal: no idle restarts.
             let watch = Watch { bucket: REQUESTS_BUCKET, keys: None, synced: None, idle_restart: None, intake: None };
-            watches.push(
-                runtime.spawn(watch_loop(client.clone(), tx.clone(), reconnected_rx.clone(), watch)).abort_handle(),
-            );
+            runtime.spawn(watch_loop(client.clone(), tx.clone(), reconnected_rx.clone(), watch));
         }
         let watch = Watch {
             bucket: CONTROL_BUCKET,
@@ -239,10 +212,9 @@ impl TeamLink {
             idle_restart: Some(config.idle_restart),
             intake: Some(intake.clone()),
         };
-        watches.push(runtime.spawn(watch_loop(client.clone(), tx, reconnected_rx, watch)).abort_handle());
+        runtime.spawn(watch_loop(client.clone(), tx, reconnected_rx, watch));
         Ok(TeamLink {
             runtime,
-            watches,
             client,
             updates: Mutex::new(rx),
             connected,
