@@ -307,6 +307,8 @@ const RECORD_WITHIN: Duration = Duration::from_millis(250);
 /// nothing.
 fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool, unrecorded: &Unrecorded) {
     let mut last_report: Option<(Instant, DeskReport)> = None;
+    // After a report that did not reach the team: not before then.
+    let mut retry_at: Option<Instant> = None;
     let report_every = report_interval(&engine.team_status().map(|s| s.device).unwrap_or_default());
     let mut check_head = true;
     // The log's write count and the link's reads of the bucket when a round last sent
@@ -324,9 +326,16 @@ fn send_loop(engine: &Engine, link: &TeamLink, stop: &AtomicBool, unrecorded: &U
         }
         if let Some(now) = engine.team_desk_report()
             && report_due(last_report.as_ref(), &now, report_every)
+            && retry_at.is_none_or(|at| at <= Instant::now())
         {
-            put_report(link, &now);
-            last_report = Some((Instant::now(), now));
+            // Sent only once the team has it: one that failed (a pack's change among
+            // them) goes again after REPORT_RETRY, not at the next interval.
+            if put_report(link, &now) {
+                last_report = Some((Instant::now(), now));
+                retry_at = None;
+            } else {
+                retry_at = Some(Instant::now() + REPORT_RETRY);
+            }
         }
         let writes = (engine.log_writes(), link.synced_rounds());
         if let Some((w, at, events)) = all_sent
@@ -370,8 +379,11 @@ const RESEND_CHECK: Duration = Duration::from_secs(5);
 /// How often a desk tells the team what it runs when nothing changed, about: its last
 /// contact, as a lead sees it. Every desk's report is a write to the team's control
 /// bucket, the one every pause goes through: 500 desks every 15 s were 33 writes a
-/// second there, and a lead's pause waited behind them (docs/benchmarks.md, runs AA–).
+/// second there, and a lead's pause waited behind them (docs/benchmarks.md, runs AA–AC).
 const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// How long a desk waits before it sends again a report that did not reach the team.
+const REPORT_RETRY: Duration = Duration::from_secs(5);
 
 /// Is a report due: none sent yet, what the desk runs changed since the last one (a pack
 /// loaded, another role), or its interval has passed since?
@@ -399,11 +411,13 @@ pub fn report(engine: &Engine, link: &TeamLink) {
     }
 }
 
-fn put_report(link: &TeamLink, r: &DeskReport) {
+/// Put `r` on the plane; false when it did not reach the team (logged).
+fn put_report(link: &TeamLink, r: &DeskReport) -> bool {
     let put = serde_json::to_vec(r).map_err(|e| e.to_string()).and_then(|v| link.put(&format!("desk.{}", r.device), v));
-    if let Err(e) = put {
+    if let Err(e) = &put {
         tracing::debug!(error = %e, "the desk report did not reach the team");
     }
+    put.is_ok()
 }
 
 /// Hand one entry the link saw to the engine, and do what it asks of the face (fetch and

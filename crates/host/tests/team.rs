@@ -124,8 +124,16 @@ fn a_team_pause_holds_from_the_moment_a_desk_takes_it_in_and_the_executor_refuse
     assert_eq!(again(&agent.engine), Some(EntryOutcome::Known));
     assert_eq!(agent.engine.team_entry(&entry.key, entry.value.as_deref()).unwrap(), EntryOutcome::Known);
     assert_eq!(lead_intake.take(&entry.key, entry.value.as_deref()), Some(EntryOutcome::Known));
-    let sets = |e: &Engine| e.pause_history().unwrap().iter().filter(|r| r.pause.id == pause.id).count();
-    assert_eq!((sets(&agent.engine), sets(&lead.engine)), (1, 1), "each desk's log holds it once");
+    let sets = |e: &Engine| {
+        let events = e.log_list(&countersign_engine::LogFilter::default()).unwrap();
+        events
+            .iter()
+            .filter(|e| {
+                matches!(&e.event, countersign_core::evidence::Event::PauseChanged { pause: p, .. } if p.id == pause.id)
+            })
+            .count()
+    };
+    assert_eq!((sets(&agent.engine), sets(&lead.engine)), (1, 1), "each desk's log records it once, set");
     assert!(agent.engine.log_verify().unwrap().ok);
 }
 
