@@ -20,20 +20,35 @@ pub fn signed(key: &SecretKey, version: u64, edit: impl Fn(String) -> String) ->
     for f in ["roster.toml", "catalog.toml"] {
         std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
     }
-    // Whatever version the demo's source is at, the pack gets `version`.
-    let source: String = std::fs::read_to_string(demo.join("pack-source.toml"))
-        .unwrap()
-        .lines()
-        .map(|l| match l.strip_prefix("version = ").and_then(|rest| rest.split_once(' ')) {
-            Some((_, comment)) => format!("version = {version} {comment}\n"),
-            None => format!("{l}\n"),
-        })
-        .collect();
-    assert!(source.contains(&format!("version = {version} ")), "the demo source has a version line");
-    std::fs::write(src.path().join("pack-source.toml"), source).unwrap();
+    std::fs::write(src.path().join("pack-source.toml"), demo_source_at(version)).unwrap();
     let out = tempfile::tempdir().unwrap();
     sign_pack(&src.path().join("pack-source.toml"), out.path(), key).unwrap();
     out
+}
+
+/// The version the demo's pack source (`assets/demo/pack-source.toml`) is at.
+pub fn demo_pack_version() -> u64 {
+    let source = std::fs::read_to_string(assets().join("demo/pack-source.toml")).unwrap();
+    let line = source.lines().find_map(|l| l.strip_prefix("version = ")).expect("the demo source has a version line");
+    line.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The demo's pack source with its version set to `version` (whatever the demo is at),
+/// the rest of it as it is.
+pub fn demo_source_at(version: u64) -> String {
+    let source: String = std::fs::read_to_string(assets().join("demo/pack-source.toml"))
+        .unwrap()
+        .lines()
+        .map(|l| match l.strip_prefix("version = ") {
+            Some(rest) => match rest.split_once(' ') {
+                Some((_, comment)) => format!("version = {version} {comment}\n"),
+                None => format!("version = {version}\n"),
+            },
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert!(source.contains(&format!("version = {version}")), "the demo source has a version line");
+    source
 }
 
 /// A copy of a flat folder (a pack) to tamper with.

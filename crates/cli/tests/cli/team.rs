@@ -292,11 +292,8 @@ fn a_lead_reads_the_teams_log_from_the_command_line_and_an_agent_may_not() {
     );
     std::fs::write(src.join("roster.toml"), roster).unwrap();
     // One version past the demo pack's, whatever the demo is at.
-    let source = std::fs::read_to_string(repo().join("assets/demo/pack-source.toml")).unwrap();
-    let line = source.lines().find(|l| l.starts_with("version = ")).expect("the demo pack's version");
-    let demo_version: u64 = line["version = ".len()..].split_whitespace().next().unwrap().parse().unwrap();
-    std::fs::write(src.join("pack-source.toml"), source.replacen(line, &format!("version = {}", demo_version + 1), 1))
-        .unwrap();
+    let version = countersign_test_support::packs::demo_pack_version() + 1;
+    std::fs::write(src.join("pack-source.toml"), countersign_test_support::packs::demo_source_at(version)).unwrap();
     let pack = root.join("pack");
     let source = src.join("pack-source.toml");
     admin.ok(&[

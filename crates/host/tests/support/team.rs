@@ -416,12 +416,8 @@ pub fn team_pack_with(
         .unwrap();
     std::fs::write(src.join("roster.toml"), roster).unwrap();
     // One version past the demo pack's, whatever the demo is at.
-    let demo_source = std::fs::read_to_string(demo().join("pack-source.toml")).unwrap();
-    let line = demo_source.lines().find(|l| l.starts_with("version = ")).expect("the demo pack's version");
-    let demo_version: u64 = line["version = ".len()..].split_whitespace().next().unwrap().parse().unwrap();
-    let source = demo_source.replacen(line, &format!("version = {}", demo_version + 1), 1);
-    assert!(source.contains(&format!("version = {}", demo_version + 1)), "{source}");
-    std::fs::write(src.join("pack-source.toml"), source).unwrap();
+    let version = countersign_test_support::packs::demo_pack_version() + 1;
+    std::fs::write(src.join("pack-source.toml"), countersign_test_support::packs::demo_source_at(version)).unwrap();
     let out = dir.join("pack");
     countersign_engine::pack::sign_pack(&src.join("pack-source.toml"), &out, admin).unwrap();
     out
