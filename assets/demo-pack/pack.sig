@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "66c3073d4bd965dc"
-signature = "8dadbed370342f67847d0469edd90dd2349c8bfdfb30c619eb1f0da4bcc54fb3382bbfee0ee177b02595cf2dba1094b118578ef0a573b7868afcdb9f67be2103"
+key_id = "fe98390bade98cd3"
+signature = "91f485f5f23bc74182ddbb71c96b971774223bc6b3474858f5b5dd511a29d10641c3a0bc60fc35f1b431722c801b224778a8fc57da587a455ee71e7766c9ce0a"

@@ -107,8 +107,9 @@ fn paraphrases_idioms_and_negations() {
 
 /// The demo policy as shipped, with the learned model beside the patterns: every message the
 /// table hands off is still handed off for its categories (the model only adds), and the
-/// ordinary ones it hands off too are exactly these, known and counted in docs/signals.md.
-/// A retrained model changes this list on purpose, never by surprise.
+/// ordinary ones it hands off too are exactly these (none for the model of docs/signals.md's
+/// step 18; its predecessor handed off the friend's-place question). A retrained model
+/// changes this list on purpose, never by surprise.
 #[test]
 fn the_learned_model_on_the_tables_messages() {
     let policy = demo();
@@ -120,7 +121,7 @@ fn the_learned_model_on_the_tables_messages() {
             model_handoffs.push(*text);
         }
     }
-    assert_eq!(model_handoffs, ["What's the address on my order? It's going to my friend's place"]);
+    assert_eq!(model_handoffs, Vec::<&str>::new());
 }
 
 #[test]
