@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "fe98390bade98cd3"
-signature = "91f485f5f23bc74182ddbb71c96b971774223bc6b3474858f5b5dd511a29d10641c3a0bc60fc35f1b431722c801b224778a8fc57da587a455ee71e7766c9ce0a"
+key_id = "2d49c93d6990cf74"
+signature = "3ed2d0c9d2f0b003ca52dc6e65a5dfa491f2a90fd4cc226f6148e3a2f14dd54e1f8007f9dfe438b9365027687937bb6550eb4c42aa1d391dad9c5fcbd118e906"

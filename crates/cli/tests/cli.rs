@@ -552,15 +552,15 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["set_sha256"], "a914bf4d01d3225942abbee1992670436180919649f2cc095aacbb17f3b8b69c");
+    assert_eq!(report["set_sha256"], "4f09de8cf2ec7026eb2b58247d3694309008bd6dceeff45ba09874361fcef1b3");
     assert_eq!(report["messages"], 336);
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
-    // The figures docs/signals.md gives for the demo policy on this part (holdout-5, scored
+    // The figures docs/signals.md gives for the demo policy on this part (holdout-6, scored
     // once): a change to the patterns or the model that moves them must update the docs.
     assert_eq!(
         (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),
-        (&serde_json::json!(159), &serde_json::json!(9)),
+        (&serde_json::json!(155), &serde_json::json!(9)),
         "{report}"
     );
     let categories: Vec<&str> =
@@ -571,9 +571,7 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
         "a row per category of the set"
     );
     for c in report["categories"].as_array().unwrap() {
-        // One chargeback message also threatens a solicitor: legal counts 25.
-        let labelled = if c["category"] == "legal" { 25 } else { 24 };
-        assert_eq!(c["recall"]["total"], labelled, "{c}");
+        assert_eq!(c["recall"]["total"], 24, "{c}");
         assert_eq!(c["false_handoffs"]["total"], 24, "{c}");
     }
 

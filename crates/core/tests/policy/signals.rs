@@ -305,3 +305,30 @@ fn a_policy_names_the_model_this_build_carries_and_a_probability() {
     let src = DEMO.replacen(&format!("sha256 = \"{sha}\""), &format!("sha256 = \"sha256:{sha}\""), 1);
     assert!(Policy::parse("policy.toml", &src).unwrap().signal_model.is_some());
 }
+
+/// Genuine messages that a review of the guards of docs/signals.md's step 21 wrote to find
+/// what a guard would hide (`tests/data/guard-probes.jsonl`, with three harmless controls).
+/// The patterns alone find every probe they found before those guards, and hand off no
+/// control; the probes they miss are these, missed before the guards too (older guards and
+/// gaps of the patterns). A guard that hides another genuine probe fails here.
+#[test]
+fn the_guard_reviews_probes_are_found_as_before() {
+    const MISSED_BEFORE_TOO: [&str; 8] = ["s-10", "v-01", "v-05", "l-02", "a-18", "a-22", "t-01", "t-07"];
+    let policy = patterns_only();
+    let mut missed = Vec::new();
+    let mut controls = 0;
+    for line in include_str!("../data/guard-probes.jsonl").lines().filter(|l| !l.trim().is_empty()) {
+        let probe: serde_json::Value = serde_json::from_str(line).unwrap();
+        let want: Vec<SignalCategory> = serde_json::from_value(probe["expect"].clone()).unwrap();
+        let text = probe["text"].as_str().unwrap();
+        let got = found(&policy, text);
+        if want.is_empty() {
+            controls += 1;
+            assert!(got.is_empty(), "{text:?} is harmless, found {got:?}");
+        } else if !want.iter().all(|c| got.contains(c)) {
+            missed.push(probe["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(controls, 3);
+    assert_eq!(missed, MISSED_BEFORE_TOO, "probes the patterns miss");
+}
