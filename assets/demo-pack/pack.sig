@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "2d49c93d6990cf74"
-signature = "3ed2d0c9d2f0b003ca52dc6e65a5dfa491f2a90fd4cc226f6148e3a2f14dd54e1f8007f9dfe438b9365027687937bb6550eb4c42aa1d391dad9c5fcbd118e906"
+key_id = "97a85d1faf3343dd"
+signature = "adbd6b73bba76ea27dfbc36a6f780204e77bdf24fb630a0ef5493222353607061fe807b6e1dbd5ceb7d3ac99d00139a872b4a03d754613eab84a2cb6860cf907"

@@ -121,12 +121,39 @@ def leave_one_writer_out(parts):
               f"false handoffs {false}/{len(neg)} ({100 * false / len(neg):.1f} %)")
 
 
+def score(model_path, set_path):
+    """The committed model alone on a labelled set: what the Rust side computes, at THRESHOLD."""
+    model = json.load(open(model_path, encoding="utf-8"))
+    index = {row[0]: i for i, row in enumerate(model["features"])}
+    idf = [row[1] for row in model["features"]]
+    weights = [row[2] for row in model["features"]]
+    found_pos = pos = false = neg = 0
+    for line in open(set_path, encoding="utf-8"):
+        if not line.strip():
+            continue
+        m = json.loads(line)
+        p = probabilities(m["text"], index, idf, weights, model["intercepts"])
+        found = {c for c, x in zip(CATEGORIES, p) if x >= THRESHOLD}
+        if m.get("expect"):
+            pos += 1
+            found_pos += all(c in found for c in m["expect"])
+        else:
+            neg += 1
+            false += bool(found)
+    print(f"the model alone, threshold {THRESHOLD}, on {set_path}: recall {found_pos}/{pos}, "
+          f"false handoffs {false}/{neg}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="assets/eval/signals", help="the labelled set's folder")
     ap.add_argument("--out", default="crates/core/model/signals.json")
     ap.add_argument("--leave-one-writer-out", action="store_true", help="print how the model does on each writer it was not trained on, and write nothing")
+    ap.add_argument("--score", metavar="SET", help="score the committed model (--out) alone on a labelled set at the threshold, and write nothing")
     args = ap.parse_args()
+    if args.score:
+        score(args.out, args.score)
+        return
 
     messages, trained_on, parts = [], [], {}
     for name in SETS:

@@ -11,6 +11,6 @@ fi
 cd "$root"
 "$venv/bin/python" scripts/signals/train.py "$@"
 case " $* " in
-  *" --leave-one-writer-out "*) ;;
+  *" --leave-one-writer-out "* | *" --score "*) ;;
   *) echo "model sha256: $(sha256sum crates/core/model/signals.json | cut -d' ' -f1) (put it in the policy's [signal_model])" ;;
 esac

@@ -107,8 +107,8 @@ fn paraphrases_idioms_and_negations() {
 
 /// The demo policy as shipped, with the learned model beside the patterns: every message the
 /// table hands off is still handed off for its categories (the model only adds), and the
-/// ordinary ones it hands off too are exactly these (none for the model of docs/signals.md's
-/// step 18; its predecessor handed off the friend's-place question). A retrained model
+/// ordinary ones it hands off too are exactly these (none for the models of docs/signals.md's
+/// steps 18 and 22; their predecessor handed off the friend's-place question). A retrained model
 /// changes this list on purpose, never by surprise.
 #[test]
 fn the_learned_model_on_the_tables_messages() {
@@ -306,29 +306,48 @@ fn a_policy_names_the_model_this_build_carries_and_a_probability() {
     assert!(Policy::parse("policy.toml", &src).unwrap().signal_model.is_some());
 }
 
-/// Genuine messages that a review of the guards of docs/signals.md's step 21 wrote to find
-/// what a guard would hide (`tests/data/guard-probes.jsonl`, with three harmless controls).
-/// The patterns alone find every probe they found before those guards, and hand off no
-/// control; the probes they miss are these, missed before the guards too (older guards and
-/// gaps of the patterns). A guard that hides another genuine probe fails here.
+/// Genuine messages that two reviews of the guards of docs/signals.md's step 21 wrote to find
+/// what a guard would hide (`tests/data/guard-probes.jsonl`, with three harmless controls, and
+/// `guard-probes-2.jsonl`). The patterns alone find every probe they found before those
+/// guards (and two more: an older guard narrowed in step 24); the probes they miss are
+/// these, missed before the guards too (older guards and gaps of the patterns). A guard
+/// that hides another genuine probe fails here.
 #[test]
 fn the_guard_reviews_probes_are_found_as_before() {
-    const MISSED_BEFORE_TOO: [&str; 8] = ["s-10", "v-01", "v-05", "l-02", "a-18", "a-22", "t-01", "t-07"];
     let policy = patterns_only();
-    let mut missed = Vec::new();
-    let mut controls = 0;
-    for line in include_str!("../data/guard-probes.jsonl").lines().filter(|l| !l.trim().is_empty()) {
+    let first = probes_missed(&policy, include_str!("../data/guard-probes.jsonl"));
+    assert_eq!(first.missed, ["s-10", "l-02", "a-18", "a-22", "t-01", "t-07"], "probes the patterns miss");
+    // One control is handed off on purpose: a self-harm signal has no guards of step 21, as it
+    // has no negation, so that a person reads "cliff jumping" whatever surrounds it.
+    assert_eq!((first.controls, first.handed_off), (3, vec!["s-11".to_owned()]));
+    let second = probes_missed(&policy, include_str!("../data/guard-probes-2.jsonl"));
+    assert_eq!(second.missed, ["s-08", "s-09", "v-03", "v-11", "l-02", "c-04", "c-08"], "probes the patterns miss");
+    assert_eq!(second.controls, 0);
+}
+
+struct ProbeRun {
+    missed: Vec<String>,
+    controls: usize,
+    handed_off: Vec<String>,
+}
+
+/// Each probe of a JSON Lines file (`id`, `text`, `expect`) scanned by the policy: the ids of
+/// the genuine ones missed and of the harmless ones (empty `expect`) handed off.
+fn probes_missed(policy: &Policy, jsonl: &str) -> ProbeRun {
+    let mut run = ProbeRun { missed: Vec::new(), controls: 0, handed_off: Vec::new() };
+    for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
         let probe: serde_json::Value = serde_json::from_str(line).unwrap();
         let want: Vec<SignalCategory> = serde_json::from_value(probe["expect"].clone()).unwrap();
-        let text = probe["text"].as_str().unwrap();
-        let got = found(&policy, text);
+        let id = probe["id"].as_str().unwrap().to_owned();
+        let got = found(policy, probe["text"].as_str().unwrap());
         if want.is_empty() {
-            controls += 1;
-            assert!(got.is_empty(), "{text:?} is harmless, found {got:?}");
+            run.controls += 1;
+            if !got.is_empty() {
+                run.handed_off.push(id);
+            }
         } else if !want.iter().all(|c| got.contains(c)) {
-            missed.push(probe["id"].as_str().unwrap().to_owned());
+            run.missed.push(id);
         }
     }
-    assert_eq!(controls, 3);
-    assert_eq!(missed, MISSED_BEFORE_TOO, "probes the patterns miss");
+    run
 }
