@@ -112,13 +112,24 @@ def leave_one_writer_out(parts):
         vec, _, models = fit(rest)
         x = vec.transform([m["text"] for m in held])
         probs = np.array([clf.predict_proba(x)[:, 1] for clf in models]).T
-        found = probs >= THRESHOLD
-        pos = [(m, f) for m, f in zip(held, found) if m["expect"]]
-        neg = [(m, f) for m, f in zip(held, found) if not m["expect"]]
-        recall = sum(all(f[CATEGORIES.index(c)] for c in m["expect"]) for m, f in pos)
-        false = sum(bool(f.any()) for _, f in neg)
-        print(f"  {w:<12} recall {recall}/{len(pos)} ({100 * recall / len(pos):.1f} %), "
-              f"false handoffs {false}/{len(neg)} ({100 * false / len(neg):.1f} %)")
+        recall, pos, false, neg = tally(held, probs)
+        print(f"  {w:<12} recall {recall}/{pos} ({100 * recall / pos:.1f} %), "
+              f"false handoffs {false}/{neg} ({100 * false / neg:.1f} %)")
+
+
+def tally(messages, probs):
+    """At THRESHOLD: positives whose every category is found, of all positives; messages
+    that should hand nothing off in which any category is found, of all of them."""
+    recall = pos = false = neg = 0
+    for m, p in zip(messages, probs):
+        found = {c for c, x in zip(CATEGORIES, p) if x >= THRESHOLD}
+        if m.get("expect"):
+            pos += 1
+            recall += all(c in found for c in m["expect"])
+        else:
+            neg += 1
+            false += bool(found)
+    return recall, pos, false, neg
 
 
 def score(model_path, set_path):
@@ -127,20 +138,10 @@ def score(model_path, set_path):
     index = {row[0]: i for i, row in enumerate(model["features"])}
     idf = [row[1] for row in model["features"]]
     weights = [row[2] for row in model["features"]]
-    found_pos = pos = false = neg = 0
-    for line in open(set_path, encoding="utf-8"):
-        if not line.strip():
-            continue
-        m = json.loads(line)
-        p = probabilities(m["text"], index, idf, weights, model["intercepts"])
-        found = {c for c, x in zip(CATEGORIES, p) if x >= THRESHOLD}
-        if m.get("expect"):
-            pos += 1
-            found_pos += all(c in found for c in m["expect"])
-        else:
-            neg += 1
-            false += bool(found)
-    print(f"the model alone, threshold {THRESHOLD}, on {set_path}: recall {found_pos}/{pos}, "
+    messages = [json.loads(line) for line in open(set_path, encoding="utf-8") if line.strip()]
+    probs = [probabilities(m["text"], index, idf, weights, model["intercepts"]) for m in messages]
+    recall, pos, false, neg = tally(messages, probs)
+    print(f"the model alone, threshold {THRESHOLD}, on {set_path}: recall {recall}/{pos}, "
           f"false handoffs {false}/{neg}")
 
 
