@@ -552,16 +552,16 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["set_sha256"], "4f09de8cf2ec7026eb2b58247d3694309008bd6dceeff45ba09874361fcef1b3");
+    assert_eq!(report["set_sha256"], "e02b2304acb57a3a01dc2aa2ba51c3b11a758829a8ac151c85c86f117efbdd04");
     assert_eq!(report["messages"], 336);
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
-    // The figures docs/signals.md gives for the demo policy on this part (holdout-6, scored
-    // once, run again after step 24): a change to the patterns or the model that moves them
+    // The figures docs/signals.md gives for the demo policy on this part (holdout-7, scored
+    // once with the model of step 25): a change to the patterns or the model that moves them
     // must update the docs.
     assert_eq!(
         (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),
-        (&serde_json::json!(155), &serde_json::json!(10)),
+        (&serde_json::json!(163), &serde_json::json!(20)),
         "{report}"
     );
     let categories: Vec<&str> =

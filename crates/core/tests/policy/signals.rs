@@ -107,9 +107,10 @@ fn paraphrases_idioms_and_negations() {
 
 /// The demo policy as shipped, with the learned model beside the patterns: every message the
 /// table hands off is still handed off for its categories (the model only adds), and the
-/// ordinary ones it hands off too are exactly these (none for the models of docs/signals.md's
-/// steps 18 and 22; their predecessor handed off the friend's-place question). A retrained model
-/// changes this list on purpose, never by surprise.
+/// ordinary ones it hands off too are exactly these (the model of docs/signals.md's step 25: the
+/// baseball bat's return, as violence; none for those of steps 18 and 22; their predecessor
+/// handed off the friend's-place question). A retrained model changes this list on purpose,
+/// never by surprise.
 #[test]
 fn the_learned_model_on_the_tables_messages() {
     let policy = demo();
@@ -121,7 +122,7 @@ fn the_learned_model_on_the_tables_messages() {
             model_handoffs.push(*text);
         }
     }
-    assert_eq!(model_handoffs, Vec::<&str>::new());
+    assert_eq!(model_handoffs, ["Can I bring the baseball bat back for a refund?"]);
 }
 
 #[test]
