@@ -117,12 +117,12 @@ def leave_one_writer_out(parts):
               f"false handoffs {false}/{neg} ({100 * false / neg:.1f} %)")
 
 
-def tally(messages, probs):
-    """At THRESHOLD: positives whose every category is found, of all positives; messages
+def tally(messages, probs, threshold=THRESHOLD):
+    """At the threshold: positives whose every category is found, of all positives; messages
     that should hand nothing off in which any category is found, of all of them."""
     recall = pos = false = neg = 0
     for m, p in zip(messages, probs):
-        found = {c for c, x in zip(CATEGORIES, p) if x >= THRESHOLD}
+        found = {c for c, x in zip(CATEGORIES, p) if x >= threshold}
         if m.get("expect"):
             pos += 1
             recall += all(c in found for c in m["expect"])

@@ -557,7 +557,7 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
     // The figures docs/signals.md gives for the demo policy on this part (holdout-7, scored
-    // once with the model of step 25): a change to the patterns or the model that moves them
+    // once with the model of step 26): a change to the patterns or the model that moves them
     // must update the docs.
     assert_eq!(
         (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),

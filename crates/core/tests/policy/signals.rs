@@ -107,7 +107,7 @@ fn paraphrases_idioms_and_negations() {
 
 /// The demo policy as shipped, with the learned model beside the patterns: every message the
 /// table hands off is still handed off for its categories (the model only adds), and the
-/// ordinary ones it hands off too are exactly these (the model of docs/signals.md's step 25: the
+/// ordinary ones it hands off too are exactly these (the model of docs/signals.md's step 26: the
 /// baseball bat's return, as violence; none for those of steps 18 and 22; their predecessor
 /// handed off the friend's-place question). A retrained model changes this list on purpose,
 /// never by surprise.
