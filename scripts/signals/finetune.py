@@ -135,7 +135,29 @@ def fine_tune(train, epochs, seed):
                 out.extend(torch.sigmoid(model(batch(texts))).tolist())
         return out
 
-    return predict
+    return model, predict
+
+
+def save(model, predict, where, left, checks):
+    """The fine-tuned encoder as the Rust probe reads it: the encoder's weights and the files
+    its tokenizer reads, the head (`head.safetensors`), and check vectors (`checks.jsonl`:
+    left-out texts and the probabilities computed here) that the probe must reproduce."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    where = Path(where)
+    where.mkdir(parents=True, exist_ok=True)
+    source = encoder_dir()
+    for name in ENCODER_SHA256:
+        if name != "model.safetensors":
+            shutil.copy(source / name, where / name)
+    save_file({k: v.contiguous() for k, v in model.encoder.state_dict().items()}, where / "model.safetensors")
+    save_file({"weight": model.head.weight.detach().contiguous(), "bias": model.head.bias.detach().contiguous()}, where / "head.safetensors")
+    picked = left[:: max(1, len(left) // checks)][:checks]
+    with open(where / "checks.jsonl", "w", encoding="utf-8") as out:
+        for m, p in zip(picked, predict(picked)):
+            out.write(json.dumps({"text": m["text"], "p": p}, ensure_ascii=False) + "\n")
 
 
 def main():
@@ -145,6 +167,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write each left-out message's probabilities here (JSON)")
+    ap.add_argument("--save", metavar="DIR", help="write the fine-tuned model and check vectors here (for the Rust probe)")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     if args.epochs < 1:
@@ -165,7 +188,10 @@ def main():
     vec, _, models = T.fit(train)
     x = vec.transform([m["text"] for m in left])
     shipped = np.array([clf.predict_proba(x)[:, 1] for clf in models]).T
-    tuned = np.array(fine_tune(train, args.epochs, args.seed)(left))
+    model, predict = fine_tune(train, args.epochs, args.seed)
+    tuned = np.array(predict(left))
+    if args.save:
+        save(model, predict, args.save, left, 100)
     both = (tuned + shipped) / 2
     print("threshold: recall / false handoffs, pooled over the left-out parts")
     for th in THRESHOLDS:
