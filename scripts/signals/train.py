@@ -145,6 +145,22 @@ def score(model_path, set_path):
           f"false handoffs {false}/{neg}")
 
 
+def read_part(sets, name):
+    """A part's bytes (for its hash) and its messages, every category checked."""
+    path = os.path.join(sets, name + ".jsonl")
+    raw = open(path, "rb").read()
+    messages = []
+    for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+        if line.strip():
+            m = json.loads(line)
+            m.setdefault("expect", [])
+            bad = [c for c in m["expect"] if c not in CATEGORIES]
+            if bad:
+                sys.exit(f"{path}:{n}: unknown category {bad[0]}")
+            messages.append(m)
+    return raw, messages
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="assets/eval/signals", help="the labelled set's folder")
@@ -160,18 +176,10 @@ def main():
     for name in SETS:
         if name in HELD_OUT:
             sys.exit(f"{name} is held out: it is scored, never trained on")
-        path = os.path.join(args.sets, name + ".jsonl")
-        raw = open(path, "rb").read()
+        raw, part = read_part(args.sets, name)
         trained_on.append({"part": name, "sha256": hashlib.sha256(raw).hexdigest()})
-        for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
-            if line.strip():
-                m = json.loads(line)
-                m.setdefault("expect", [])
-                bad = [c for c in m["expect"] if c not in CATEGORIES]
-                if bad:
-                    sys.exit(f"{path}:{n}: unknown category {bad[0]}")
-                messages.append(m)
-                parts.setdefault(name, []).append(m)
+        messages.extend(part)
+        parts[name] = part
     if args.leave_one_writer_out:
         leave_one_writer_out(parts)
         return
