@@ -2,8 +2,9 @@
 # End-to-end tests: the built desktop app in a real window on a virtual display (Xvfb),
 # driven over WebDriver (tauri-driver → WebKitWebDriver). Screenshots of every screen go
 # to target/e2e-screenshots/ in the checkout (whatever CARGO_TARGET_DIR is). Run inside a
-# D-Bus session with an unlocked gnome-keyring (scripts/test.sh does): the app puts the
-# demo store's token in the OS keyring.
+# D-Bus session with an unlocked gnome-keyring of its own (the app puts the demo store's
+# token in the OS keyring).
+# Each test runs in a keyring session of its own (scripts/lib/e2e-one.sh).
 # Expects the app to be built (cargo build -p countersign-desktop); APP_BIN picks another
 # build (e.g. the release binary, to measure launch time). Arguments filter the tests.
 set -euo pipefail
@@ -23,25 +24,30 @@ if [ -z "${COUNTERSIGN_NATS_SERVER:-}" ]; then
   nats="$(ls "${XDG_CACHE_HOME:-$HOME/.cache}"/countersign/nats-server-*/bin/nats-server 2>/dev/null | tail -n 1 || true)"
   if [ -n "$nats" ]; then export COUNTERSIGN_NATS_SERVER="$nats"; fi
 fi
+# The signal encoder's base (scripts/fetch-encoder.sh), found before the cache moves below.
+export COUNTERSIGN_ENCODER_DIR="${COUNTERSIGN_ENCODER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/countersign/all-MiniLM-L6-v2}"
 # A fresh app: its own data, config (window state) and logs.
 export COUNTERSIGN_DATA_DIR="$work/data"
 export XDG_CONFIG_HOME="$work/config"
 export XDG_CACHE_HOME="$work/cache"
 export NO_AT_BRIDGE=1
-port=$((4400 + RANDOM % 500))
-tauri-driver --port "$port" --native-port "$((port + 1))" >"$work/driver.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
-
 export APP_BIN="$(realpath "$app")"
-export WEBDRIVER_URL="http://127.0.0.1:$port"
 export E2E_SCREENSHOTS="$PWD/target/e2e-screenshots"
+export E2E_WORK="$work"
+cargo build --locked -p countersign-e2e --tests --quiet
+
+# Each test in a D-Bus session and gnome-keyring of its own, with a tauri-driver started in
+# it (the app inherits the driver's session): one daemon for the whole suite died once
+# (a GLib trap) after enough tests had stored the demo store's token in it, and the daemon
+# D-Bus started in its place found the keyring locked and failed the tests after it.
 status=0
-cargo test --locked -p countersign-e2e -- --test-threads=1 --nocapture "$@" || status=$?
-if [ $status -ne 0 ]; then
-  echo "== e2e failed; tauri-driver log:"; tail -n 50 "$work/driver.log" || true
-fi
+for suite in app team; do
+  tests="$(cargo test --locked -p countersign-e2e --test "$suite" -- --list --format terse "$@" 2>/dev/null | sed -n 's/: test$//p')"
+  for name in $tests; do
+    echo "== e2e $suite::$name"
+    if ! scripts/lib/keyring-session.sh bash scripts/lib/e2e-one.sh "$suite" "$name"; then
+      status=1
+    fi
+  done
+done
 exit $status

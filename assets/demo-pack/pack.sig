@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "8f5750cf9abcec18"
-signature = "f8e7dfc7ec0ff333dee342dc9e06be02d388e4e8b058db5b36f02c5ba43513e1937617358cdbde053dd319404bd85fd32dc2ebdb477985c058f25ca63c295901"
+key_id = "110cfb66fec44976"
+signature = "07dd8e7e7f2188e68772b05147681e4f03badccaaea637e37b08b994d11761c65d44ac1226a239d22fb6038d9c60a63d0814437ddb5ed5c0ad9cf251f5cd1102"

@@ -79,16 +79,27 @@ class Classifier(torch.nn.Module):
         return self.head((hidden * mask).sum(1) / mask.sum(1))
 
 
-def fine_tune(train, epochs, seed):
+# With --lora: the linear layers of every encoder layer get a low-rank update (LoRA) and
+# the encoder's own weights stay as the source revision has them, so the trained part is
+# small enough to keep in the repository (`lora.safetensors`, about a megabyte).
+LORA_TARGETS = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+
+
+def fine_tune(train, epochs, seed, lora=0, lr=5e-5):
     torch.manual_seed(seed)
     rng = random.Random(seed)
     where = encoder_dir()
     tok = AutoTokenizer.from_pretrained(where)
-    model = Classifier(AutoModel.from_pretrained(where))
+    encoder = AutoModel.from_pretrained(where)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        encoder = get_peft_model(encoder, LoraConfig(r=lora, lora_alpha=2 * lora, lora_dropout=0.1, target_modules=LORA_TARGETS))
+    model = Classifier(encoder)
     y = torch.tensor([[c in m["expect"] for c in T.CATEGORIES] for m in train], dtype=torch.float)
     positives = y.sum(0)
     loss_of = torch.nn.BCEWithLogitsLoss(pos_weight=((len(train) - positives) / positives).clamp(max=20))
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
     size = 32
     steps = epochs * ((len(train) + size - 1) // size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, s / (0.06 * steps)) * max(0.0, (steps - s) / steps))
@@ -138,7 +149,23 @@ def save(model, predict, where, left, checks):
     for name in ENCODER_SHA256:
         if name != "model.safetensors":
             shutil.copy(source / name, where / name)
-    save_file({k: v.contiguous() for k, v in model.encoder.state_dict().items()}, where / "model.safetensors")
+    if hasattr(model.encoder, "peft_config"):
+        # Each adapted layer's two factors, the scale folded into B: the layer's weight
+        # becomes W + B·A.
+        from peft.tuners.lora import Linear as LoraLinear
+
+        factors = {}
+        for name, module in model.encoder.base_model.model.named_modules():
+            if isinstance(module, LoraLinear):
+                factors[f"{name}.lora_a"] = module.lora_A["default"].weight.detach().contiguous()
+                factors[f"{name}.lora_b"] = (module.lora_B["default"].weight * module.scaling["default"]).detach().contiguous()
+        factors["head.weight"] = model.head.weight.detach().contiguous()
+        factors["head.bias"] = model.head.bias.detach().contiguous()
+        # What crates/encoder compiles in: the update, the head and their categories.
+        save_file(factors, where / "signals-encoder.safetensors", metadata={"categories": json.dumps(T.CATEGORIES)})
+        shutil.copy(source / "model.safetensors", where / "model.safetensors")
+    else:
+        save_file({k: v.contiguous() for k, v in model.encoder.state_dict().items()}, where / "model.safetensors")
     save_file({"weight": model.head.weight.detach().contiguous(), "bias": model.head.bias.detach().contiguous()}, where / "head.safetensors")
     picked = left[:: max(1, len(left) // checks)][:checks]
     with open(where / "checks.jsonl", "w", encoding="utf-8") as out:
@@ -149,9 +176,11 @@ def save(model, predict, where, left, checks):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="assets/eval/signals")
-    ap.add_argument("--leave", required=True, help="the parts neither model is trained on (comma-separated)")
+    ap.add_argument("--leave", help="the parts neither model is trained on (comma-separated); without it, train the model to ship on every seen part")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lora", type=int, default=0, metavar="RANK", help="train a low-rank update of this rank instead of every weight")
+    ap.add_argument("--lr", type=float, help="learning rate (default 5e-5, 5e-4 with --lora)")
     ap.add_argument("--out", help="write each left-out message's probabilities here (JSON)")
     ap.add_argument("--save", metavar="DIR", help="write the fine-tuned model and check vectors here (for the Rust probe)")
     args = ap.parse_args()
@@ -160,21 +189,32 @@ def main():
         sys.exit("--epochs must be at least 1")
     if set(T.SETS) & T.HELD_OUT:
         sys.exit(f"train.py's SETS name a held-out part: {sorted(set(T.SETS) & T.HELD_OUT)}")
-    for name in args.leave.split(","):
+    asked = args.leave.split(",") if args.leave else []
+    for name in asked:
         if name in T.HELD_OUT:
             sys.exit(f"{name} is held out: it is scored, never used here")
         if name not in T.SETS:
             sys.exit(f"{name} is not one of train.py's SETS")
-    writers = {T.WRITERS.get(name, name) for name in args.leave.split(",")}
+    writers = {T.WRITERS.get(name, name) for name in asked}
     leave = [name for name in T.SETS if T.WRITERS.get(name, name) in writers]
     train = [m for name in T.SETS if name not in leave for m in T.read_part(args.sets, name)[1]]
     left = [m for name in leave for m in T.read_part(args.sets, name)[1]]
+    lr = args.lr or (5e-4 if args.lora else 5e-5)
+    if not leave:
+        # The model to ship: every seen part, nothing to compare on; the check vectors are
+        # training texts (they check the Rust code against this one, not the model).
+        if not (args.save and args.lora):
+            sys.exit("without --leave, give --lora and --save (the model to ship)")
+        print(f"training on {len(train)} messages, every seen part")
+        model, predict = fine_tune(train, args.epochs, args.seed, args.lora, lr)
+        save(model, predict, args.save, train, 100)
+        return
     print(f"training on {len(train)} messages; scoring {len(left)} of {', '.join(leave)}")
 
     vec, _, models = T.fit(train)
     x = vec.transform([m["text"] for m in left])
     shipped = np.array([clf.predict_proba(x)[:, 1] for clf in models]).T
-    model, predict = fine_tune(train, args.epochs, args.seed)
+    model, predict = fine_tune(train, args.epochs, args.seed, args.lora, lr)
     tuned = np.array(predict(left))
     if args.save:
         save(model, predict, args.save, left, 100)
@@ -189,7 +229,7 @@ def main():
     if args.out:
         with open(args.out, "w", encoding="utf-8") as out:
             probs = {m["id"]: {"fine_tuned": t, "shipped": s} for m, t, s in zip(left, tuned.tolist(), shipped.tolist())}
-            json.dump({"left_out": leave, "seed": args.seed, "epochs": args.epochs, "categories": T.CATEGORIES, "probabilities": probs}, out)
+            json.dump({"left_out": leave, "seed": args.seed, "epochs": args.epochs, "lora": args.lora, "lr": lr, "categories": T.CATEGORIES, "probabilities": probs}, out)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ SETS = [
     "dev-ordinary", "holdout-4", "dev-implicit", "dev-voice", "dev-letters", "holdout-5", "dev-social", "dev-formal",
     "dev-near-2", "holdout-6", "dev-implicit-2", "dev-short", "dev-threads",
 ]
-HELD_OUT = {"holdout-7"}
+HELD_OUT = {"holdout-7", "holdout-8"}
 C = 30.0  # inverse regularisation strength: chosen by leave-one-writer-out runs (docs/signals.md)
 MIN_DF = 2  # a feature must occur in at least this many training messages
 MAX_DF = 0.1  # and in at most this share of them (words as common as "your" or "what" teach nothing)

@@ -424,12 +424,8 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
         })
         .collect();
     if let Some(learned) = &policy.signal_model {
-        // Each text on its own, as the model was trained (one message at a time): ordinary
-        // words in another message must not dilute a message that says it.
-        let model: &SignalModel = learned.model;
-        let best = model.case_probabilities(&texts);
-        for (&category, &p) in model.categories().iter().zip(&best) {
-            if p < learned.min_probability || found.iter().any(|h| h.category == category) {
+        for (category, matched, p) in learned_findings(learned, &texts) {
+            if found.iter().any(|h| h.category == category) {
                 continue;
             }
             let what = policy
@@ -440,13 +436,78 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
             found.push(SignalHit {
                 id: format!("model.{}", category.as_str()),
                 category,
-                matched: format!("learned model: p = {p:.2}"),
+                matched,
                 escalate: strictest_escalation(policy, category),
-                reason: format!("{what} (learned model, p = {p:.2})"),
+                reason: match p {
+                    Some(p) => format!("{what} (learned model, p = {p:.2})"),
+                    None => format!("{what} (the signal encoder could not read the case, so it counts as found)"),
+                },
             });
         }
     }
     found
+}
+
+/// The categories the learned models find in a case's texts, each read on its own as they
+/// were trained ([`crate::learned::text_groups`]: ordinary words in another message must not
+/// dilute a message that says it), with what matched and the probability. A category counts
+/// when the model's probability reaches `[signal_model]`'s threshold; with
+/// `[signal_model.encoder]`, when the mean of the model's and the encoder's reaches the
+/// encoder's threshold instead (the mean holds fewer false handoffs than either). An encoder
+/// that cannot be loaded or read a text fails closed: each of its categories counts, with no
+/// probability.
+// Probabilities, never money.
+#[allow(clippy::float_arithmetic)]
+fn learned_findings(
+    learned: &crate::policy::LearnedSignals,
+    texts: &[&str],
+) -> Vec<(SignalCategory, String, Option<f64>)> {
+    let model: &SignalModel = learned.model;
+    let categories = model.categories();
+    let groups = crate::learned::text_groups(texts);
+    let mut best = vec![0.0_f64; categories.len()];
+    let mut best_mean = vec![0.0_f64; categories.len()];
+    let mut failed: Option<String> = None;
+    let encoder = learned.encoder.map(|rule| (rule, crate::learned::ENCODER.as_ref()));
+    // Where each of the model's categories is in the encoder's output.
+    let at: Vec<Option<usize>> = match &encoder {
+        Some((_, Ok(e))) => categories.iter().map(|c| e.categories().iter().position(|n| n == c.as_str())).collect(),
+        _ => vec![None; categories.len()],
+    };
+    if let Some((_, Err(e))) = &encoder {
+        failed = Some(e.to_string());
+    }
+    for g in &groups {
+        let p = model.probabilities(g);
+        let q = match &encoder {
+            Some((_, Ok(_))) => crate::learned::encoder_probabilities(g).map_err(|e| failed = Some(e)).ok(),
+            _ => None,
+        };
+        for (j, &pj) in p.iter().enumerate() {
+            best[j] = best[j].max(pj);
+            if let (Some(q), Some(k)) = (&q, at[j]) {
+                best_mean[j] = best_mean[j].max((pj + q[k]) / 2.0);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (j, &category) in categories.iter().enumerate() {
+        match (&encoder, &failed) {
+            (None, _) if best[j] >= learned.min_probability => {
+                out.push((category, format!("learned model: p = {:.2}", best[j]), Some(best[j])));
+            }
+            (Some(_), Some(e)) => out.push((category, format!("the signal encoder failed: {e}"), None)),
+            (Some((rule, _)), None) if best_mean[j] >= rule.min_probability => {
+                out.push((
+                    category,
+                    format!("learned model and encoder: mean p = {:.2}", best_mean[j]),
+                    Some(best_mean[j]),
+                ));
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A signal added to what the policy's patterns found (a planner's flag, the learned model)

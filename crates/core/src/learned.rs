@@ -23,8 +23,7 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::policy::SignalCategory;
 
-/// A text of fewer words than this is read with its neighbour (see
-/// [`SignalModel::case_probabilities`]).
+/// A text of fewer words than this is read with its neighbour (see [`text_groups`]).
 pub const MIN_WORDS_ALONE: usize = 6;
 
 /// The model file this build carries.
@@ -37,6 +36,54 @@ pub const BUILTIN_SHA256: &str = env!("COUNTERSIGN_SIGNAL_MODEL_SHA256");
 /// The model compiled into this build (parsed once, when a case is first scanned with it).
 pub static BUILTIN: LazyLock<SignalModel> =
     LazyLock::new(|| SignalModel::parse(BUILTIN_JSON).expect("the built-in signal model parses (its tests check it)"));
+
+/// The fine-tuned encoder built into Countersign (`countersign-encoder`: its update and head
+/// compiled in, its base read from the folder [`countersign_encoder::default_base_dir`]
+/// names, each file checked against its pinned SHA-256), loaded when a policy that turns it
+/// on first scans a case. This is the one place the domain reads a file: the base is 87 MiB
+/// and pinned, a resource like the compiled-in model, not an input. When it cannot be loaded
+/// the scan fails closed (every category of the encoder is found, with the reason).
+pub static ENCODER: LazyLock<Result<countersign_encoder::SignalEncoder, String>> = LazyLock::new(|| {
+    let dir = countersign_encoder::default_base_dir().ok_or(
+        "the signal encoder: no folder to read its base from (neither COUNTERSIGN_ENCODER_DIR nor HOME is set)",
+    )?;
+    countersign_encoder::SignalEncoder::load(&dir).map_err(|e| e.to_string())
+});
+
+/// The encoder's probabilities for a text, remembered: the same words give the same
+/// probabilities, and a case's texts are read again whenever a decision is made without a
+/// kept scan (tests, simulations, `decide` on a plan file). At most [`REMEMBERED`] texts;
+/// when full, it starts again empty.
+pub fn encoder_probabilities(text: &str) -> Result<Vec<f64>, String> {
+    static SEEN: LazyLock<std::sync::Mutex<HashMap<String, Vec<f64>>>> = LazyLock::new(Default::default);
+    let encoder = ENCODER.as_ref().map_err(Clone::clone)?;
+    if let Some(p) = SEEN.lock().ok().and_then(|seen| seen.get(text).cloned()) {
+        return Ok(p);
+    }
+    let p = encoder.probabilities(text).map_err(|e| e.to_string())?;
+    if let Ok(mut seen) = SEEN.lock() {
+        if seen.len() >= REMEMBERED {
+            seen.clear();
+        }
+        seen.insert(text.to_string(), p.clone());
+    }
+    Ok(p)
+}
+
+/// How many texts [`encoder_probabilities`] remembers.
+const REMEMBERED: usize = 4096;
+
+/// Whether the encoder's base is where [`ENCODER`] will read it from, without reading it (a
+/// workspace whose policy turns the encoder on checks this when it opens).
+pub fn encoder_present() -> Result<(), String> {
+    if let Some(Err(e)) = LazyLock::get(&ENCODER) {
+        return Err(e.clone());
+    }
+    let dir = countersign_encoder::default_base_dir().ok_or(
+        "the signal encoder: no folder to read its base from (neither COUNTERSIGN_ENCODER_DIR nor HOME is set)",
+    )?;
+    countersign_encoder::check_present(&dir).map_err(|e| e.to_string())
+}
 
 /// A trained model: for each feature its IDF and one weight per category.
 #[derive(Debug)]
@@ -124,33 +171,10 @@ impl SignalModel {
     }
 
     /// The highest probability of each category over a case's texts (its subject and
-    /// messages), each read on its own as the model was trained, one message at a time. A
-    /// text of fewer than [`MIN_WORDS_ALONE`] words (a subject line, "thanks") is read
-    /// together with the text after it (the last one with the text before it), since the
-    /// model is unsure of so few words: "Payment issue" alone looks like a dispute.
+    /// messages), each group of [`text_groups`] read on its own, as the model was trained.
     pub fn case_probabilities(&self, texts: &[&str]) -> Vec<f64> {
-        let mut groups: Vec<String> = Vec::new();
-        let mut pending = String::new();
-        for t in texts {
-            if !pending.is_empty() {
-                pending.push('\n');
-            }
-            pending.push_str(t);
-            if words(t).len() >= MIN_WORDS_ALONE {
-                groups.push(std::mem::take(&mut pending));
-            }
-        }
-        if !pending.is_empty() {
-            match groups.last_mut() {
-                Some(last) => {
-                    last.push('\n');
-                    last.push_str(&pending);
-                }
-                None => groups.push(pending),
-            }
-        }
         let mut best = vec![0.0_f64; self.categories.len()];
-        for g in &groups {
+        for g in &text_groups(texts) {
             for (b, p) in best.iter_mut().zip(self.probabilities(g)) {
                 *b = b.max(p);
             }
@@ -183,6 +207,35 @@ impl SignalModel {
             })
             .collect()
     }
+}
+
+/// A case's texts (its subject and messages) as the learned models read them: one message at
+/// a time, as they were trained, except that a text of fewer than [`MIN_WORDS_ALONE`] words
+/// (a subject line, "thanks") is read together with the text after it (the last one with
+/// the text before it), since a model is unsure of so few words: "Payment issue" alone
+/// looks like a dispute.
+pub fn text_groups(texts: &[&str]) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
+    let mut pending = String::new();
+    for t in texts {
+        if !pending.is_empty() {
+            pending.push('\n');
+        }
+        pending.push_str(t);
+        if words(t).len() >= MIN_WORDS_ALONE {
+            groups.push(std::mem::take(&mut pending));
+        }
+    }
+    if !pending.is_empty() {
+        match groups.last_mut() {
+            Some(last) => {
+                last.push('\n');
+                last.push_str(&pending);
+            }
+            None => groups.push(pending),
+        }
+    }
+    groups
 }
 
 /// Runs of letters and digits of the text's NFKC form, lower-cased as a whole string (so a

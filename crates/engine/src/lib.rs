@@ -292,6 +292,9 @@ impl Engine {
         let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
         let selected = managed::select(&mut workspace, &store, &options.data_dir, &trusted, dev_policy, clock.now())?;
         let policy = selected.policy;
+        if policy.signal_model.as_ref().is_some_and(|m| m.encoder.is_some()) {
+            countersign_core::learned::encoder_present().map_err(|message| EngineError::Config { message })?;
+        }
         let operator = options.operator.unwrap_or_else(|| workspace.operator.clone());
         if let Some(e) = workspace.roster.iter().find(|e| !policy.roles.contains(&e.role)) {
             return Err(EngineError::Config {

@@ -328,6 +328,17 @@ pub struct LearnedSignals {
     /// `countersign policy status`, never reads it).
     pub model: &'static std::sync::LazyLock<crate::learned::SignalModel>,
     pub min_probability: f64,
+    /// `[signal_model.encoder]`: the fine-tuned encoder beside the model.
+    pub encoder: Option<EncoderSignals>,
+}
+
+/// `[signal_model.encoder]`: the fine-tuned sentence encoder built into Countersign
+/// (`countersign-encoder`) reads each text too, and a category counts as found when the
+/// mean of its probability and the model's is at least `min_probability` (instead of the
+/// model's own threshold).
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderSignals {
+    pub min_probability: f64,
 }
 
 /// A reply rule: a draft that makes this kind of promise goes to review.
@@ -1125,27 +1136,45 @@ fn compile_patterns(
 }
 
 /// `[signal_model]`: the model named must be the one this build carries (a policy's hash
-/// then pins the model too), and the threshold a probability strictly between 0 and 1.
+/// then pins the model too), and the threshold a probability strictly between 0 and 1; the
+/// same for `[signal_model.encoder]`, whose update and head the hash names.
 fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<LearnedSignals, PolicyError> {
-    let asked = raw.sha256.get_ref().trim().trim_start_matches("sha256:").to_ascii_lowercase();
-    let carried = crate::learned::BUILTIN_SHA256;
+    check_carried(cx, &raw.sha256, "signal model", crate::learned::BUILTIN_SHA256)?;
+    let min_probability = probability(cx, &raw.min_probability)?;
+    let encoder = match raw.encoder {
+        Some(e) => {
+            check_carried(cx, &e.sha256, "signal encoder", countersign_encoder::BUILTIN_SHA256)?;
+            Some(EncoderSignals { min_probability: probability(cx, &e.min_probability)? })
+        }
+        None => None,
+    };
+    Ok(LearnedSignals { model: &crate::learned::BUILTIN, min_probability, encoder })
+}
+
+/// A model named by its SHA-256 must be the one this build carries.
+fn check_carried(cx: &Ctx<'_>, sha256: &Spanned<String>, what: &str, carried: &str) -> Result<(), PolicyError> {
+    let asked = sha256.get_ref().trim().trim_start_matches("sha256:").to_ascii_lowercase();
     if asked != carried {
         return Err(cx.err(
-            raw.sha256.span(),
+            sha256.span(),
             format!(
-                "this policy asks for the signal model {asked}, and this build of Countersign carries {carried}: \
+                "this policy asks for the {what} {asked}, and this build of Countersign carries {carried}: \
                  name that one, or run the build the policy was written for"
             ),
         ));
     }
-    let p = *raw.min_probability.get_ref();
-    if !(p > 0.0 && p < 1.0) {
+    Ok(())
+}
+
+fn probability(cx: &Ctx<'_>, p: &Spanned<f64>) -> Result<f64, PolicyError> {
+    let v = *p.get_ref();
+    if !(v > 0.0 && v < 1.0) {
         return Err(cx.err(
-            raw.min_probability.span(),
+            p.span(),
             "min_probability must be between 0 and 1 (0 would find every category in every message, 1 none)",
         ));
     }
-    Ok(LearnedSignals { model: &crate::learned::BUILTIN, min_probability: p })
+    Ok(v)
 }
 
 /// Token patterns, guards and negations, each error at the string it is about.

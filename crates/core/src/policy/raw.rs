@@ -46,6 +46,18 @@ pub(super) struct RawSignalModel {
     pub sha256: Spanned<String>,
     /// The probability at or above which a category counts as found.
     pub min_probability: Spanned<f64>,
+    /// The fine-tuned encoder beside the model (see `EncoderSignals`).
+    #[serde(default)]
+    pub encoder: Option<RawSignalEncoder>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSignalEncoder {
+    /// SHA-256 (hex) of the encoder's update and head: the one this build carries.
+    pub sha256: Spanned<String>,
+    /// The mean of the two models' probabilities at or above which a category counts.
+    pub min_probability: Spanned<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -105,12 +105,13 @@ fn paraphrases_idioms_and_negations() {
     assert!(failures.is_empty(), "signals differ from the table:\n{}", failures.join("\n"));
 }
 
-/// The demo policy as shipped, with the learned model beside the patterns: every message the
-/// table hands off is still handed off for its categories (the model only adds), and the
-/// ordinary ones it hands off too are exactly these (the model of docs/signals.md's step 26: the
-/// baseball bat's return, as violence; none for those of steps 18 and 22; their predecessor
-/// handed off the friend's-place question). A retrained model changes this list on purpose,
-/// never by surprise.
+/// The demo policy as shipped, with the learned model and the encoder beside the patterns:
+/// every message the table hands off is still handed off for its categories (they only
+/// add), and the ordinary ones they hand off too are exactly these (with the encoder of
+/// docs/signals.md's step 29: a refund without more back and forth, a cut on broken glass
+/// from the box, and the friend's-place question; the model alone, of step 26, handed off
+/// the baseball bat's return instead). A retrained model or encoder changes this list on
+/// purpose, never by surprise.
 #[test]
 fn the_learned_model_on_the_tables_messages() {
     let policy = demo();
@@ -122,6 +123,20 @@ fn the_learned_model_on_the_tables_messages() {
             model_handoffs.push(*text);
         }
     }
+    assert_eq!(
+        model_handoffs,
+        [
+            "No reason to keep going back and forth, please refund",
+            "I cut myself on the broken glass in the box",
+            "What's the address on my order? It's going to my friend's place",
+        ]
+    );
+    let model_only = Policy::parse("policy.toml", &model_only_source()).unwrap();
+    let model_handoffs: Vec<&str> = TABLE
+        .iter()
+        .filter(|(text, want)| want.is_empty() && !found(&model_only, text).is_empty())
+        .map(|(text, _)| *text)
+        .collect();
     assert_eq!(model_handoffs, ["Can I bring the baseball bat back for a refund?"]);
 }
 
@@ -233,20 +248,38 @@ fn policies_without_patterns_still_parse() {
     assert!(found(&policy, "I will sue").is_empty(), "only what the policy states");
 }
 
-/// The demo policy without its `[signal_model]`: the patterns alone.
+/// The demo policy without its `[signal_model]` (and the encoder's table in it): the
+/// patterns alone.
 fn patterns_only() -> Policy {
     let start = DEMO.find("[signal_model]").expect("the demo policy turns the learned model on");
-    let end = start + DEMO[start..].find("\n\n").expect("the table ends at a blank line");
+    let end = encoder_table_end();
     let policy =
         Policy::parse("policy.toml", &format!("{}{}", &DEMO[..start], &DEMO[end..])).unwrap_or_else(|e| panic!("{e}"));
     assert!(policy.signal_model.is_none());
     policy
 }
 
+/// Where the demo policy's `[signal_model.encoder]` table ends (a blank line).
+fn encoder_table_end() -> usize {
+    let start = DEMO.find("[signal_model.encoder]").expect("the demo policy turns the encoder on");
+    start + DEMO[start..].find("\n\n").expect("the table ends at a blank line")
+}
+
+/// The demo policy's source without `[signal_model.encoder]`: the model alone beside the
+/// patterns.
+fn model_only_source() -> String {
+    let start = DEMO.find("[signal_model.encoder]").unwrap();
+    // From the comment above the table.
+    let start = DEMO[..start].rfind("\n\n").unwrap();
+    format!("{}{}", &DEMO[..start], &DEMO[encoder_table_end()..])
+}
+
 #[test]
 fn the_learned_model_adds_what_the_patterns_miss_and_takes_nothing_away() {
-    let policy = demo();
+    let source = model_only_source();
+    let policy = Policy::parse("policy.toml", &source).unwrap();
     let learned = policy.signal_model.as_ref().expect("the demo policy turns the learned model on");
+    assert!(learned.encoder.is_none());
     assert_eq!(learned.model.sha256(), countersign_core::learned::BUILTIN.sha256());
     let alone = patterns_only();
 
@@ -260,28 +293,61 @@ fn the_learned_model_adds_what_the_patterns_miss_and_takes_nothing_away() {
     assert!(hit.matched.starts_with("learned model: p = "), "{hit:?}");
     let strictest = policy.signals.iter().filter(|s| s.category == SelfHarm).map(|s| s.escalate).max().unwrap();
     assert_eq!(hit.escalate, strictest);
+    keeps_the_patterns_hits(&policy, &alone);
 
-    // Whatever the patterns find is still found, and by the patterns (the model adds a
-    // category's signal only where no pattern found it).
+    // A threshold nobody reaches turns it off; one everybody reaches finds every category.
+    let never = source.replacen("min_probability = 0.8", "min_probability = 0.999999", 1);
+    let never = Policy::parse("policy.toml", &never).unwrap();
+    assert!(found(&never, text).is_empty());
+    let always = source.replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
+    let always = Policy::parse("policy.toml", &always).unwrap();
+    assert_eq!(found(&always, "where is my parcel").len(), learned.model.categories().len());
+}
+
+/// Whatever the patterns find is still found, and by the patterns (a learned detector adds a
+/// category's signal only where no pattern found it).
+fn keeps_the_patterns_hits(policy: &Policy, alone: &Policy) {
     for text in [
         "I'm going to take all my pills tonight",
         "See you in small claims court.",
         "I'll have my bank reverse the payment",
     ] {
-        let with = scan_texts(&policy, [text]);
-        for h in scan_texts(&alone, [text]) {
+        let with = scan_texts(policy, [text]);
+        for h in scan_texts(alone, [text]) {
             assert!(with.contains(&h), "{text:?}: {h:?} is kept");
             assert!(!with.iter().any(|w| w.category == h.category && w.id.starts_with("model.")), "{text:?}: {with:?}");
         }
     }
+}
 
-    // A threshold nobody reaches turns it off; one everybody reaches finds every category.
-    let never = DEMO.replacen("min_probability = 0.8", "min_probability = 0.999999", 1);
-    let never = Policy::parse("policy.toml", &never).unwrap();
-    assert!(found(&never, text).is_empty());
-    let always = DEMO.replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
-    let always = Policy::parse("policy.toml", &always).unwrap();
-    assert_eq!(found(&always, "where is my parcel").len(), learned.model.categories().len());
+/// The demo policy as shipped: the fine-tuned encoder beside the model, a category found at
+/// the mean of their probabilities (the model's own threshold no longer applies).
+#[test]
+fn the_encoder_beside_the_model_counts_their_mean() {
+    let policy = demo();
+    let rule = policy.signal_model.as_ref().and_then(|m| m.encoder).expect("the demo policy turns the encoder on");
+    let alone = patterns_only();
+    let text = "I have the pills lined up on the counter. I just wanted someone to know before I do it.";
+    let hits = scan_texts(&policy, [text]);
+    let hit = hits.iter().find(|h| h.category == SelfHarm).unwrap_or_else(|| panic!("{hits:?}"));
+    assert_eq!(hit.id, "model.self_harm");
+    let mean: f64 = hit
+        .matched
+        .strip_prefix("learned model and encoder: mean p = ")
+        .unwrap_or_else(|| panic!("{hit:?}"))
+        .parse()
+        .unwrap();
+    assert!(mean >= rule.min_probability && mean <= 1.0, "{hit:?}");
+    keeps_the_patterns_hits(&policy, &alone);
+
+    // The encoder's threshold decides: nobody reaches it, or everybody does; and the model's
+    // own threshold, even at nearly nothing, finds nothing beside the encoder.
+    let never = DEMO.replacen("min_probability = 0.7", "min_probability = 0.999999", 1);
+    assert!(found(&Policy::parse("policy.toml", &never).unwrap(), text).is_empty());
+    let always = DEMO.replacen("min_probability = 0.7", "min_probability = 0.000001", 1);
+    assert_eq!(found(&Policy::parse("policy.toml", &always).unwrap(), "where is my parcel").len(), 7);
+    let model_low = DEMO.replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
+    assert!(found(&Policy::parse("policy.toml", &model_low).unwrap(), "where is my parcel").is_empty());
 }
 
 #[test]
@@ -302,7 +368,18 @@ fn a_policy_names_the_model_this_build_carries_and_a_probability() {
     let src = DEMO.replacen("min_probability = 0.8", "min_probability = 0.8\nweights = \"mine.json\"", 1);
     let err = Policy::parse("policy.toml", &src).err().unwrap();
     assert!(err.message.contains("unknown field `weights`"), "{err}");
+    // The encoder's update, the same way.
+    let sha = countersign_encoder::BUILTIN_SHA256;
+    let src = DEMO.replacen(&format!("sha256 = \"{sha}\""), &format!("sha256 = \"{other}\""), 1);
+    let err = Policy::parse("policy.toml", &src).expect_err("another update is refused");
+    assert!(err.message.contains(&format!("asks for the signal encoder {other}")), "{err}");
+    assert_eq!(err.line, line_of(&src, &other), "{err}");
+    let src = DEMO.replacen("min_probability = 0.7", "min_probability = 1.0", 1);
+    let err = Policy::parse("policy.toml", &src).err().unwrap();
+    assert!(err.message.contains("between 0 and 1"), "{err}");
+    assert_eq!(err.line, line_of(&src, "min_probability = 1.0"), "{err}");
     // `sha256:` in front, as `countersign` prints hashes elsewhere, is the same name.
+    let sha = countersign_core::learned::BUILTIN.sha256();
     let src = DEMO.replacen(&format!("sha256 = \"{sha}\""), &format!("sha256 = \"sha256:{sha}\""), 1);
     assert!(Policy::parse("policy.toml", &src).unwrap().signal_model.is_some());
 }

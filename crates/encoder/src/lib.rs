@@ -1,0 +1,209 @@
+//! # countersign-encoder
+//!
+//! The second learned escalation-signal detector: a small pretrained sentence encoder
+//! (all-MiniLM-L6-v2, six BERT layers) fine-tuned on the signal set, with one probability per
+//! category from a linear head over its mean-pooled output. `scripts/signals/finetune.py`
+//! trains it and writes what this crate carries.
+//!
+//! Two parts, kept apart:
+//! - **The base encoder** (87 MiB, the source revision's `model.safetensors`, `config.json`
+//!   and `tokenizer.json`) is read from a folder on disk (`scripts/fetch-encoder.sh` puts it
+//!   in the user's cache). Each file must have the SHA-256 pinned here, or the encoder does
+//!   not load: a changed base would silently change every decision.
+//! - **The update** (a low-rank change to each linear layer of the encoder, `W + B·A`) and
+//!   **the head** are compiled in (`model/signals-encoder.safetensors`, about a megabyte).
+//!   A policy turns the detector on by naming this file's SHA-256 (`[signal_encoder]`).
+//!
+//! Texts are read one at a time, cut at 128 word pieces, as the trainer read them. The file
+//! `model/checks.jsonl` holds texts and the probabilities the trainer computed for them; the
+//! tests reproduce them here.
+
+// Probabilities, never money: the encoder is floating-point arithmetic by nature.
+#![allow(clippy::float_arithmetic)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+use candle_transformers::models::bert::{BertModel, Config};
+use sha2::{Digest, Sha256};
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+
+/// The update and head this build carries.
+const BUILTIN: &[u8] = include_bytes!("../model/signals-encoder.safetensors");
+
+/// SHA-256 (hex) of [`BUILTIN`], computed when it was built: what a policy's
+/// `[signal_encoder]` names.
+pub const BUILTIN_SHA256: &str = env!("COUNTERSIGN_SIGNAL_ENCODER_SHA256");
+
+/// The texts and probabilities the trainer recorded for the compiled-in update (JSON lines:
+/// `text`, `p`), for checking this code against it.
+pub const CHECKS: &str = include_str!("../model/checks.jsonl");
+
+/// The source revision of the base encoder (sentence-transformers/all-MiniLM-L6-v2 at
+/// 1110a243fdf4706b3f48f1d95db1a4f5529b4d41): each file read, and its SHA-256.
+pub const BASE_FILES: [(&str, &str); 3] = [
+    ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+    ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+    ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+];
+
+/// The base encoder's folder name under the user's cache (`~/.cache/countersign/`).
+pub const BASE_DIR_NAME: &str = "all-MiniLM-L6-v2";
+
+/// Word pieces read of each text (the trainer's `max_length`).
+const MAX_PIECES: usize = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error(
+        "the signal encoder's base files are not in {dir}: {detail}. Run scripts/fetch-encoder.sh (it puts \
+         all-MiniLM-L6-v2 there), or set COUNTERSIGN_ENCODER_DIR to a folder that holds them"
+    )]
+    Missing { dir: PathBuf, detail: String },
+    #[error("{path}: SHA-256 {got}, not the pinned {want}; this is not the encoder the update was trained on")]
+    Changed { path: PathBuf, got: String, want: String },
+    #[error("the signal encoder: {0}")]
+    Model(String),
+}
+
+impl From<candle_core::Error> for EncoderError {
+    fn from(e: candle_core::Error) -> Self {
+        EncoderError::Model(e.to_string())
+    }
+}
+
+/// The folder the base encoder is read from: `COUNTERSIGN_ENCODER_DIR` when set, else
+/// `$XDG_CACHE_HOME/countersign/all-MiniLM-L6-v2` (`~/.cache/...` without it).
+pub fn default_base_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("COUNTERSIGN_ENCODER_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("countersign").join(BASE_DIR_NAME))
+}
+
+/// Whether the base's files are in `dir`, without reading them (a cheap check when a
+/// workspace opens; [`SignalEncoder::load`] checks their contents).
+pub fn check_present(dir: &Path) -> Result<(), EncoderError> {
+    for (name, _) in BASE_FILES {
+        if !dir.join(name).is_file() {
+            return Err(EncoderError::Missing { dir: dir.to_path_buf(), detail: format!("no {name}") });
+        }
+    }
+    Ok(())
+}
+
+/// The fine-tuned encoder, loaded: the base with the update applied, and the head.
+pub struct SignalEncoder {
+    tokenizer: Tokenizer,
+    model: BertModel,
+    head: Linear,
+    categories: Vec<String>,
+}
+
+impl std::fmt::Debug for SignalEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalEncoder").field("categories", &self.categories).finish_non_exhaustive()
+    }
+}
+
+impl SignalEncoder {
+    /// Load the base from `dir` (each file checked against its pinned SHA-256) and apply the
+    /// compiled-in update and head.
+    pub fn load(dir: &Path) -> Result<SignalEncoder, EncoderError> {
+        let mut bytes = HashMap::new();
+        for (name, want) in BASE_FILES {
+            let path = dir.join(name);
+            let data = std::fs::read(&path)
+                .map_err(|e| EncoderError::Missing { dir: dir.to_path_buf(), detail: format!("{name}: {e}") })?;
+            let got = hex::encode(Sha256::digest(&data));
+            if got != want {
+                return Err(EncoderError::Changed { path, got, want: want.to_string() });
+            }
+            bytes.insert(name, data);
+        }
+        let text = |name: &str| {
+            String::from_utf8(bytes[name].clone()).map_err(|e| EncoderError::Model(format!("{name}: {e}")))
+        };
+        let config: Config = serde_json::from_str(&text("config.json")?)
+            .map_err(|e| EncoderError::Model(format!("config.json: {e}")))?;
+        let mut tokenizer = Tokenizer::from_bytes(&bytes["tokenizer.json"])
+            .map_err(|e| EncoderError::Model(format!("tokenizer.json: {e}")))?;
+        // The file pads every text to 128 pieces; one text at a time needs no padding.
+        tokenizer.with_padding(Some(PaddingParams::default()));
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: MAX_PIECES, ..Default::default() }))
+            .map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
+
+        let device = Device::Cpu;
+        let mut weights = candle_core::safetensors::load_buffer(&bytes["model.safetensors"], &device)?;
+        let update = candle_core::safetensors::load_buffer(BUILTIN, &device)?;
+        let categories = builtin_categories()?;
+        let mut applied = 0;
+        for (name, a) in &update {
+            let Some(layer) = name.strip_suffix(".lora_a") else { continue };
+            let b = update
+                .get(&format!("{layer}.lora_b"))
+                .ok_or_else(|| EncoderError::Model(format!("{layer}: no B factor")))?;
+            let key = format!("{layer}.weight");
+            let w = weights
+                .get(&key)
+                .ok_or_else(|| EncoderError::Model(format!("the update names {key}, not in the base")))?;
+            let merged = (w + b.matmul(a)?)?;
+            weights.insert(key, merged);
+            applied += 1;
+        }
+        if applied == 0 {
+            return Err(EncoderError::Model("the compiled-in update changes no layer".into()));
+        }
+        let model = BertModel::load(VarBuilder::from_tensors(weights, DType::F32, &device), &config)?;
+        let head_weight = update.get("head.weight").ok_or_else(|| EncoderError::Model("no head.weight".into()))?;
+        let head_bias = update.get("head.bias").ok_or_else(|| EncoderError::Model("no head.bias".into()))?;
+        if head_weight.dims() != [categories.len(), config.hidden_size] {
+            return Err(EncoderError::Model(format!(
+                "the head is {:?}, not {} categories by {}",
+                head_weight.dims(),
+                categories.len(),
+                config.hidden_size
+            )));
+        }
+        let head = Linear::new(head_weight.clone(), Some(head_bias.clone()));
+        Ok(SignalEncoder { tokenizer, model, head, categories })
+    }
+
+    /// The categories, in the order of [`SignalEncoder::probabilities`] (the policy's
+    /// category names: `self_harm`, `violence`, …).
+    pub fn categories(&self) -> &[String] {
+        &self.categories
+    }
+
+    /// One probability per category for one text.
+    pub fn probabilities(&self, text: &str) -> Result<Vec<f64>, EncoderError> {
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
+        let ids = Tensor::new(encoding.get_ids(), &Device::Cpu)?.unsqueeze(0)?;
+        let mask = Tensor::new(encoding.get_attention_mask(), &Device::Cpu)?.unsqueeze(0)?;
+        let hidden = self.model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let mean = hidden.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&mask.sum(1)?)?;
+        let p = candle_nn::ops::sigmoid(&self.head.forward(&mean)?)?;
+        Ok(p.squeeze(0)?.to_vec1::<f32>()?.into_iter().map(f64::from).collect())
+    }
+}
+
+/// The categories the compiled-in head gives, from its file's metadata (`categories`, a
+/// JSON list).
+pub fn builtin_categories() -> Result<Vec<String>, EncoderError> {
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(BUILTIN).map_err(|e| EncoderError::Model(format!("update: {e}")))?;
+    let list = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("categories"))
+        .ok_or_else(|| EncoderError::Model("the update's file names no categories".into()))?;
+    serde_json::from_str(list).map_err(|e| EncoderError::Model(format!("the update's categories: {e}")))
+}

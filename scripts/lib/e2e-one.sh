@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One end-to-end test (scripts/e2e.sh runs each in a keyring session of its own): a
+# tauri-driver in this session on a free port, then the test. Usage: e2e-one.sh SUITE NAME
+set -euo pipefail
+suite="$1"
+name="$2"
+log="$E2E_WORK/driver-$suite-$name.log"
+port=$((4400 + RANDOM % 500))
+tauri-driver --port "$port" --native-port "$((port + 1))" >"$log" 2>&1 &
+driver=$!
+trap 'kill "$driver" 2>/dev/null || true; wait "$driver" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+status=0
+WEBDRIVER_URL="http://127.0.0.1:$port" \
+  cargo test --locked -p countersign-e2e --test "$suite" -- --exact "$name" --test-threads=1 --nocapture || status=$?
+if [ $status -ne 0 ]; then
+  echo "== e2e $suite::$name failed; tauri-driver log:"
+  tail -n 50 "$log" || true
+fi
+exit $status
