@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end tests: the built desktop app in a real window on a virtual display (Xvfb),
 # driven over WebDriver (tauri-driver → WebKitWebDriver). Screenshots of every screen go
-# to target/e2e-screenshots/ in the checkout (whatever CARGO_TARGET_DIR is). Run inside a
-# D-Bus session with an unlocked gnome-keyring of its own (the app puts the demo store's
-# token in the OS keyring).
-# Each test runs in a keyring session of its own (scripts/lib/e2e-one.sh).
+# to target/e2e-screenshots/ in the checkout (whatever CARGO_TARGET_DIR is). Each test runs
+# in a D-Bus session with an unlocked gnome-keyring of its own, with its own tauri-driver
+# (scripts/lib/e2e-one.sh): the app puts the demo store's token in the OS keyring.
 # Expects the app to be built (cargo build -p countersign-desktop); APP_BIN picks another
 # build (e.g. the release binary, to measure launch time). Arguments filter the tests.
 set -euo pipefail
@@ -41,13 +40,21 @@ cargo build --locked -p countersign-e2e --tests --quiet
 # (a GLib trap) after enough tests had stored the demo store's token in it, and the daemon
 # D-Bus started in its place found the keyring locked and failed the tests after it.
 status=0
-for suite in app team; do
-  tests="$(cargo test --locked -p countersign-e2e --test "$suite" -- --list --format terse "$@" 2>/dev/null | sed -n 's/: test$//p')"
-  for name in $tests; do
+ran=0
+for file in tests/e2e/tests/*.rs; do
+  suite="$(basename "$file" .rs)"
+  listed="$(cargo test --locked -p countersign-e2e --test "$suite" -- --list --format terse "$@")"
+  for name in $(echo "$listed" | sed -n 's/: test$//p'); do
     echo "== e2e $suite::$name"
+    ran=$((ran + 1))
     if ! scripts/lib/keyring-session.sh bash scripts/lib/e2e-one.sh "$suite" "$name"; then
       status=1
     fi
   done
 done
+if [ "$ran" -eq 0 ] && [ $# -eq 0 ]; then
+  echo "e2e: no test was listed" >&2
+  exit 1
+fi
+echo "== e2e: $ran tests run"
 exit $status

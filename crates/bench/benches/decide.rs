@@ -1,7 +1,11 @@
 //! `countersign_core::decide_scanned` against the demo policy, next to Cedar's
 //! `is_authorized` on the same allow/deny core, for the same steps. The case's text is
 //! scanned for escalation signals once, outside the timing, as the engine does once per
-//! case revision (`Engine::case_scan`); the scan is timed on its own (`case_scan`).
+//! case revision (`Engine::case_scan`); the scan is timed on its own (`case_scan`). With the
+//! demo policy's encoder, the encoder's probabilities for a text are remembered
+//! (`learned::encoder_probabilities`), so after the first pass `case_scan` times the
+//! patterns, the model and that look-up; the encoder's own cost per text is
+//! `cargo bench -p countersign-encoder`.
 //!
 //! Run: `cargo bench -p countersign-bench --bench decide` (about 80 s).
 //!

@@ -545,25 +545,43 @@ fn eval_scores_a_set_and_names_a_broken_line() {
     failed_saying(&bad, 1, "set.jsonl:2:");
 }
 
-/// The demo policy turns the fine-tuned encoder on: without its base, the workspace does not
-/// open, and says where the base should be and how to put it there.
+/// The demo policy turns the fine-tuned encoder on. Without its base the workspace opens,
+/// and every scan fails closed: each message counts as found in every category, with the
+/// reason and the way to fetch the base; a replay of decisions under the policy is refused.
 #[test]
-fn a_workspace_whose_policy_needs_the_encoder_does_not_open_without_its_base() {
+fn without_the_encoders_base_every_case_is_handed_off_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .env("COUNTERSIGN_ENCODER_DIR", empty.path())
-        .arg("--workspace")
-        .arg(repo().join("assets/demo/workspace.toml"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["eval", "signals"])
-        .output()
-        .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .env("COUNTERSIGN_ENCODER_DIR", empty.path())
+            .arg("--workspace")
+            .arg(repo().join("assets/demo/workspace.toml"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--json", "eval", "signals"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = stdout_json(&out);
+    assert_eq!(report["recall"]["hits"], report["recall"]["total"], "every labelled message is found");
+    assert_eq!(report["false_handoffs"]["hits"], report["false_handoffs"]["total"], "and every other one handed off");
+    let found = report["misses"][0]["found"].as_array().unwrap();
+    assert_eq!(found.len(), 7, "every category: {found:?}");
+    let why = found[0].as_str().unwrap();
+    assert!(
+        why.contains("the signal encoder failed")
+            && why.contains(&empty.path().display().to_string())
+            && why.contains("scripts/fetch-encoder.sh"),
+        "{why}"
+    );
+
+    let draft = repo().join("assets/demo/policy.toml");
+    let out = run(&["policy", "simulate", draft.to_str().unwrap()]);
     assert_ne!(code(&out), 0, "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains(&empty.path().display().to_string()) && err.contains("scripts/fetch-encoder.sh"), "{err}");
-    assert!(out.stdout.is_empty(), "no report without the encoder: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr(&out).contains("cannot replay decisions under this draft"), "{}", stderr(&out));
 }
 
 #[test]

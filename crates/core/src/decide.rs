@@ -453,7 +453,8 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
 /// dilute a message that says it), with what matched and the probability. A category counts
 /// when the model's probability reaches `[signal_model]`'s threshold; with
 /// `[signal_model.encoder]`, when the mean of the model's and the encoder's reaches the
-/// encoder's threshold instead (the mean holds fewer false handoffs than either). An encoder
+/// encoder's threshold instead (on unseen writers it found more than the model alone at
+/// about the same false handoffs; docs/signals.md). An encoder
 /// that cannot be loaded or read a text fails closed: each of its categories counts, with no
 /// probability.
 // Probabilities, never money.
@@ -477,10 +478,23 @@ fn learned_findings(
     if let Some((_, Err(e))) = &encoder {
         failed = Some(e.to_string());
     }
+    if let (Some((_, Ok(_))), Some(j)) = (&encoder, at.iter().position(Option::is_none)) {
+        failed = Some(format!("it gives no probability for {}", categories[j].as_str()));
+    }
     for g in &groups {
         let p = model.probabilities(g);
         let q = match &encoder {
-            Some((_, Ok(_))) => crate::learned::encoder_probabilities(g).map_err(|e| failed = Some(e)).ok(),
+            Some((_, Ok(_))) => match crate::learned::encoder_probabilities(g) {
+                Ok(q) if q.iter().all(|v| v.is_finite()) => Some(q),
+                Ok(_) => {
+                    failed = Some("it gave a probability that is not a number".into());
+                    None
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            },
             _ => None,
         };
         for (j, &pj) in p.iter().enumerate() {

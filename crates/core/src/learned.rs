@@ -44,9 +44,7 @@ pub static BUILTIN: LazyLock<SignalModel> =
 /// and pinned, a resource like the compiled-in model, not an input. When it cannot be loaded
 /// the scan fails closed (every category of the encoder is found, with the reason).
 pub static ENCODER: LazyLock<Result<countersign_encoder::SignalEncoder, String>> = LazyLock::new(|| {
-    let dir = countersign_encoder::default_base_dir().ok_or(
-        "the signal encoder: no folder to read its base from (neither COUNTERSIGN_ENCODER_DIR nor HOME is set)",
-    )?;
+    let dir = countersign_encoder::default_base_dir().ok_or(NO_FOLDER)?;
     countersign_encoder::SignalEncoder::load(&dir).map_err(|e| e.to_string())
 });
 
@@ -73,17 +71,28 @@ pub fn encoder_probabilities(text: &str) -> Result<Vec<f64>, String> {
 /// How many texts [`encoder_probabilities`] remembers.
 const REMEMBERED: usize = 4096;
 
+/// For a policy that turns the encoder on: whether its base is there (see
+/// [`encoder_present`]); `Ok` for any other policy. A replay of decisions (a simulation)
+/// must not run without it: every replayed case would count as handed off.
+pub fn check_encoder_for(policy: &crate::policy::Policy) -> Result<(), String> {
+    match &policy.signal_model {
+        Some(m) if m.encoder.is_some() => encoder_present(),
+        _ => Ok(()),
+    }
+}
+
 /// Whether the encoder's base is where [`ENCODER`] will read it from, without reading it (a
 /// workspace whose policy turns the encoder on checks this when it opens).
 pub fn encoder_present() -> Result<(), String> {
     if let Some(Err(e)) = LazyLock::get(&ENCODER) {
         return Err(e.clone());
     }
-    let dir = countersign_encoder::default_base_dir().ok_or(
-        "the signal encoder: no folder to read its base from (neither COUNTERSIGN_ENCODER_DIR nor HOME is set)",
-    )?;
+    let dir = countersign_encoder::default_base_dir().ok_or(NO_FOLDER)?;
     countersign_encoder::check_present(&dir).map_err(|e| e.to_string())
 }
+
+const NO_FOLDER: &str = "the signal encoder: no folder to read its base from (none of COUNTERSIGN_ENCODER_DIR, \
+     XDG_CACHE_HOME and HOME is set)";
 
 /// A trained model: for each feature its IDF and one weight per category.
 #[derive(Debug)]

@@ -12,9 +12,10 @@
 //!   not load: a changed base would silently change every decision.
 //! - **The update** (a low-rank change to each linear layer of the encoder, `W + B·A`) and
 //!   **the head** are compiled in (`model/signals-encoder.safetensors`, about a megabyte).
-//!   A policy turns the detector on by naming this file's SHA-256 (`[signal_encoder]`).
+//!   A policy turns the detector on by naming this file's SHA-256 (`[signal_model.encoder]`).
 //!
-//! Texts are read one at a time, cut at 128 word pieces, as the trainer read them. The file
+//! Texts are read one at a time, cut at 128 word pieces, as the trainer read them (the
+//! rest of a longer text is not read by the encoder; the model reads it all). The file
 //! `model/checks.jsonl` holds texts and the probabilities the trainer computed for them; the
 //! tests reproduce them here.
 
@@ -34,7 +35,7 @@ use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 const BUILTIN: &[u8] = include_bytes!("../model/signals-encoder.safetensors");
 
 /// SHA-256 (hex) of [`BUILTIN`], computed when it was built: what a policy's
-/// `[signal_encoder]` names.
+/// `[signal_model.encoder]` names.
 pub const BUILTIN_SHA256: &str = env!("COUNTERSIGN_SIGNAL_ENCODER_SHA256");
 
 /// The texts and probabilities the trainer recorded for the compiled-in update (JSON lines:
@@ -59,7 +60,8 @@ const MAX_PIECES: usize = 128;
 pub enum EncoderError {
     #[error(
         "the signal encoder's base files are not in {dir}: {detail}. Run scripts/fetch-encoder.sh (it puts \
-         all-MiniLM-L6-v2 there), or set COUNTERSIGN_ENCODER_DIR to a folder that holds them"
+         all-MiniLM-L6-v2 there) and start Countersign again, or set COUNTERSIGN_ENCODER_DIR to a folder \
+         that holds them"
     )]
     Missing { dir: PathBuf, detail: String },
     #[error("{path}: SHA-256 {got}, not the pinned {want}; this is not the encoder the update was trained on")]

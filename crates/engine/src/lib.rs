@@ -292,8 +292,11 @@ impl Engine {
         let store = Store::open(options.data_dir.join("evidence.sqlite"))?;
         let selected = managed::select(&mut workspace, &store, &options.data_dir, &trusted, dev_policy, clock.now())?;
         let policy = selected.policy;
-        if policy.signal_model.as_ref().is_some_and(|m| m.encoder.is_some()) {
-            countersign_core::learned::encoder_present().map_err(|message| EngineError::Config { message })?;
+        // Without the encoder's base the workspace still opens (pauses, the log, its
+        // verification need no scan), and every scan fails closed: each case is handed off
+        // with the reason. Said once here too.
+        if let Err(e) = countersign_core::learned::check_encoder_for(&policy) {
+            tracing::warn!(error = %e, "every case will be handed off until the signal encoder can be read");
         }
         let operator = options.operator.unwrap_or_else(|| workspace.operator.clone());
         if let Some(e) = workspace.roster.iter().find(|e| !policy.roles.contains(&e.role)) {

@@ -45,7 +45,17 @@ fn since_of(since: Option<jiff::civil::Date>) -> Result<Option<Timestamp>, Engin
 /// Read a draft policy file (its errors name file:line:column).
 pub fn read_draft(path: &Path) -> Result<Policy, EngineError> {
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
-    Ok(Policy::parse(&path.display().to_string(), &text)?)
+    let policy = Policy::parse(&path.display().to_string(), &text)?;
+    replayable(&policy)?;
+    Ok(policy)
+}
+
+/// A draft that turns the signal encoder on replays only where the encoder can be read:
+/// else every replayed case would count as handed off, and the report would say so of the
+/// draft.
+fn replayable(policy: &Policy) -> Result<(), EngineError> {
+    countersign_core::learned::check_encoder_for(policy)
+        .map_err(|e| EngineError::Config { message: format!("cannot replay decisions under this draft: {e}") })
 }
 
 impl Engine {
@@ -73,6 +83,7 @@ impl Engine {
         let text = std::fs::read_to_string(draft).map_err(|e| EngineError::io(draft, e))?;
         // Checked here first, so its errors name the file, line and column.
         let policy = Policy::parse(&draft.display().to_string(), &text)?;
+        replayable(&policy)?;
         let since = since_of(since)?.map(|t| t.to_string());
         let (report, _desks) = match self.team_ask(TeamQuery::Simulate { draft: text, since })? {
             TeamAnswer::Simulate { report, desks } => (report, desks),

@@ -120,6 +120,9 @@ pub async fn simulate_draft(
     since: Option<Timestamp>,
 ) -> Result<(SimulationReport, Vec<String>), Refusal> {
     let draft = Policy::parse("draft", draft).map_err(|e| refuse("bad_ask", format!("the draft: {e}")))?;
+    // Without the encoder a draft that turns it on would hand off every replayed case.
+    countersign_core::learned::check_encoder_for(&draft)
+        .map_err(|e| refuse("unavailable", format!("cannot replay decisions under this draft: {e}")))?;
     let (recorded, without_inputs, unreplayable) = recorded(pool, grants).await?;
     let mut desks: Vec<String> = recorded.iter().map(|r| r.desk.clone()).collect();
     desks.sort();
