@@ -51,4 +51,5 @@ command_list! {
     credential_delete,
     update_check,
     update_install,
+    encoder_fetch,
 }

@@ -14,10 +14,11 @@ use tauri::ipc::Channel;
 use countersign_engine::intake::Pasted;
 
 use crate::dto::{
-    AppError, AppInfo, Autonomy, BlobView, CaseView, CredentialList, Decision, DeskReport, EventView, ExportView,
-    InboxChanged, InboxItem, LeadProof, LogQuery, Metrics, PassageView, PauseScope, PauseView, Progress, PromiseStatus,
-    PromiseSweep, ReplyCheck, SavedProposal, Simulated, StepFilter, SyncReport, TeamAlert, TeamAudit, TeamCaseView,
-    TeamExportView, TeamMetrics, TeamRequestView, TeamStatus, TeamStepsView, Verdict, VerifyView,
+    AppError, AppInfo, Autonomy, BlobView, CaseView, CredentialList, Decision, DeskReport, EncoderFetched,
+    EncoderProgress, ErrorCode, EventView, ExportView, InboxChanged, InboxItem, LeadProof, LogQuery, Metrics,
+    PassageView, PauseScope, PauseView, Progress, PromiseStatus, PromiseSweep, ReplyCheck, SavedProposal, Simulated,
+    StepFilter, SyncReport, TeamAlert, TeamAudit, TeamCaseView, TeamExportView, TeamMetrics, TeamRequestView,
+    TeamStatus, TeamStepsView, Verdict, VerifyView,
 };
 use crate::live::{Intake, Watcher};
 use crate::state::Shell;
@@ -451,4 +452,27 @@ pub async fn update_check<R: tauri::Runtime>(
 #[tauri::command]
 pub async fn update_install(pending: State<'_, crate::updates::Pending>, version: String) -> Res<String> {
     crate::updates::install_pending(&pending, &version).await
+}
+
+/// Download the signal encoder's base, check each file against its pinned SHA-256, put it
+/// in place and load it: from then on cases are scanned with it (the inbox shows them again).
+#[tauri::command(async)]
+pub fn encoder_fetch(on_progress: Channel<EncoderProgress>) -> Res<EncoderFetched> {
+    use countersign_host::encoder::Fetching;
+    let bytes = |b: u64| u32::try_from(b).unwrap_or(u32::MAX);
+    let progress = |f: Fetching| {
+        let (phase, received, total) = match f {
+            Fetching::Downloading { received, total } => ("downloading", bytes(received), total.map(bytes)),
+            Fetching::Checking => ("checking", 0, None),
+            Fetching::Loading => ("loading", 0, None),
+        };
+        if let Err(e) = on_progress.send(EncoderProgress { phase: phase.into(), received, total }) {
+            tracing::debug!(error = %e, "progress channel closed");
+        }
+    };
+    plain_thread(|| {
+        let fetched = countersign_host::encoder::fetch_and_load(&progress)
+            .map_err(|e| AppError::new(ErrorCode::EncoderFetchFailed, e.to_string()))?;
+        Ok(EncoderFetched { dir: fetched.dir.display().to_string(), downloaded: bytes(fetched.downloaded) })
+    })
 }

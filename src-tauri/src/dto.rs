@@ -42,6 +42,27 @@ pub struct AppInfo {
     pub roster: Vec<RosterMemberView>,
     /// Where cases arrive from (`[[sources]]`): what a pasted case may be filed under.
     pub sources: Vec<SourceInfo>,
+    /// Why every case is handed off: the policy turns the signal encoder on and its base
+    /// cannot be read on this machine (none when it can, or the policy does not use it).
+    pub signal_encoder: Option<String>,
+}
+
+/// How far fetching the signal encoder's base has come (the banner's progress bar).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct EncoderProgress {
+    /// `downloading`, `checking` (each file against its pinned SHA-256) or `loading`.
+    pub phase: String,
+    /// Bytes received so far, of `total` when the server said.
+    pub received: u32,
+    pub total: Option<u32>,
+}
+
+/// The signal encoder's base, fetched and loaded.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct EncoderFetched {
+    pub dir: String,
+    /// Bytes downloaded (0: it was in place already).
+    pub downloaded: u32,
 }
 
 /// A source of the workspace, as Settings and the paste form show it.

@@ -64,6 +64,7 @@ impl AppState {
             None => (open(demo_dir.join("workspace-snapshot.toml"))?, None),
         };
         let Opened { engine, data_dir, services, moved, left_behind, team } = opened;
+        countersign_host::encoder::load_in_background(&engine);
         // Steps a crash left running or unknown are reconciled before anything else runs.
         if let Err(e) = engine.recover() {
             tracing::warn!(error = %e, "recovering unfinished steps failed");
@@ -114,6 +115,7 @@ impl AppState {
                     channel: s.settings.channel.to_string(),
                 })
                 .collect(),
+            signal_encoder: engine.signal_encoder_problem(),
         };
         Ok(AppState { engine, info, export_dir: data_dir.join("exports"), team, _services: services })
     }
@@ -123,7 +125,12 @@ impl AppState {
     /// What the app shows of itself, with the policy and roster it runs now (a pack the
     /// team publishes loads while the app runs).
     pub fn info_now(&self) -> AppInfo {
-        AppInfo { policy: policy_info(&self.engine), roster: roster_of(&self.engine), ..self.info.clone() }
+        AppInfo {
+            policy: policy_info(&self.engine),
+            roster: roster_of(&self.engine),
+            signal_encoder: self.engine.signal_encoder_problem(),
+            ..self.info.clone()
+        }
     }
 }
 

@@ -82,6 +82,10 @@ pub enum Command {
     Sources(SourcesCmd),
     /// The inbox: every case (from the cases folder and the sources) with what waits.
     Inbox,
+    /// The signal encoder's base (all-MiniLM-L6-v2, 80 MB): whether it is on this machine,
+    /// and fetching it. A policy that turns the encoder on hands off every case without it.
+    #[command(subcommand)]
+    Encoder(EncoderCmd),
     /// The reply of a case: send it (to the case's source, for a case from one), or post
     /// again one whose delivery is pending or unknown.
     #[command(subcommand)]
@@ -194,6 +198,16 @@ pub enum SourcesCmd {
     /// List each source's new and changed conversations since the last sync and record
     /// them as cases (a changed case already planned is planned again).
     Sync,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EncoderCmd {
+    /// Where the base is read from, and whether each of its files is there as pinned.
+    Status,
+    /// Download the base (from COUNTERSIGN_ENCODER_URL, else its pinned address), check
+    /// each file against its pinned SHA-256 and put it in place; nothing is downloaded
+    /// when it is there already.
+    Fetch,
 }
 
 #[derive(Args, Debug)]

@@ -131,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Team(cmd) => team::team(&cli, cmd),
         Command::Pause(cmd) => pause(&cli, cmd),
         Command::Credentials(cmd) => credentials(json, cmd),
+        Command::Encoder(cmd) => encoder(json, cmd),
         Command::Roster(cmd) => roster(&cli, cmd),
         Command::Review(cmd) => review(&cli, cmd),
         Command::Log(cmd) => log(&cli, cmd),
@@ -308,6 +309,25 @@ fn credentials(json: bool, cmd: &CredentialsCmd) -> anyhow::Result<ExitCode> {
         CredentialsCmd::List => {
             let names: Vec<String> = creds::list(&store)?.iter().map(ToString::to_string).collect();
             out(json, &names, |n| render::names(n, "no credentials stored"))
+        }
+    }
+}
+
+fn encoder(json: bool, cmd: &EncoderCmd) -> anyhow::Result<ExitCode> {
+    use countersign_host::encoder;
+    let dir = encoder::base_dir()?;
+    match cmd {
+        EncoderCmd::Status => {
+            let status = serde_json::json!({
+                "dir": dir, "in_place": encoder::in_place(&dir), "url": encoder::source_url()
+            });
+            out(json, &status, render::encoder_status)
+        }
+        EncoderCmd::Fetch => {
+            let fetched = encoder::fetch(&encoder::source_url(), &dir, &render::fetching())?;
+            out(json, &serde_json::json!({"dir": fetched.dir, "downloaded": fetched.downloaded}), |_| {
+                render::fetched(&fetched);
+            })
         }
     }
 }

@@ -253,6 +253,62 @@ pub fn roster(members: &[RosterMember]) {
     }
 }
 
+pub fn encoder_status(status: &serde_json::Value) {
+    let dir = status["dir"].as_str().unwrap_or_default();
+    if status["in_place"].as_bool() == Some(true) {
+        println!("the signal encoder's base is in {dir}, each file as pinned");
+    } else {
+        println!(
+            "the signal encoder's base is not in {dir} (or not as pinned): `countersign encoder fetch` downloads it"
+        );
+        println!("from {}", status["url"].as_str().unwrap_or_default());
+    }
+}
+
+/// Progress of a fetch on stderr: a line that updates itself on a terminal, else a line
+/// per tenth of the download.
+pub fn fetching() -> impl Fn(countersign_host::encoder::Fetching) {
+    use countersign_host::encoder::Fetching;
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let tenths = std::cell::Cell::new(None::<u64>);
+    move |f| match f {
+        Fetching::Downloading { received, total } => {
+            let mb = |b: u64| b / 1_000_000;
+            let line = match total {
+                Some(t) => format!("downloading the signal encoder's base: {} of {} MB", mb(received), mb(t)),
+                None => format!("downloading the signal encoder's base: {} MB", mb(received)),
+            };
+            let tenth = total.filter(|t| *t > 0).map_or(mb(received) / 10, |t| received * 10 / t);
+            if terminal {
+                eprint!("\r{line}");
+            } else if tenths.get() != Some(tenth) {
+                tenths.set(Some(tenth));
+                eprintln!("{line}");
+            }
+        }
+        Fetching::Checking => {
+            if terminal {
+                eprintln!();
+            }
+            eprintln!("checking each file against its pinned SHA-256");
+        }
+        Fetching::Loading => {}
+    }
+}
+
+pub fn fetched(fetched: &countersign_host::encoder::Fetched) {
+    if fetched.downloaded == 0 {
+        println!("the signal encoder's base is in {} already: nothing downloaded", fetched.dir.display());
+    } else {
+        println!(
+            "the signal encoder's base is in {} ({} MB downloaded, each file checked)",
+            fetched.dir.display(),
+            fetched.downloaded / 1_000_000
+        );
+    }
+}
+
 pub fn names(names: &[String], none: &str) {
     if names.is_empty() {
         println!("{none}");

@@ -574,7 +574,7 @@ fn without_the_encoders_base_every_case_is_handed_off_and_says_why() {
     assert!(
         why.contains("the signal encoder failed")
             && why.contains(&empty.path().display().to_string())
-            && why.contains("scripts/fetch-encoder.sh"),
+            && why.contains("countersign encoder fetch"),
         "{why}"
     );
 

@@ -469,7 +469,7 @@ fn learned_findings(
     let mut best = vec![0.0_f64; categories.len()];
     let mut best_mean = vec![0.0_f64; categories.len()];
     let mut failed: Option<String> = None;
-    let encoder = learned.encoder.map(|rule| (rule, crate::learned::ENCODER.as_ref()));
+    let encoder = learned.encoder.map(|rule| (rule, crate::learned::encoder()));
     // Where each of the model's categories is in the encoder's output.
     let at: Vec<Option<usize>> = match &encoder {
         Some((_, Ok(e))) => categories.iter().map(|c| e.categories().iter().position(|n| n == c.as_str())).collect(),
@@ -566,24 +566,43 @@ pub struct CaseScan {
     /// The subject and the customer's messages that were scanned.
     words: Vec<String>,
     pub signals: Vec<SignalHit>,
+    /// Made by a policy that turns the signal encoder on while the encoder could not be
+    /// loaded (so it failed closed).
+    without_encoder: bool,
 }
 
 impl CaseScan {
     pub fn new(policy: &Policy, case: &Case) -> CaseScan {
+        let signals = scan_texts(policy, case.customer_text());
         CaseScan {
             policy_hash: policy.hash.clone(),
             case_id: case.id.clone(),
             words: case.customer_text().map(str::to_string).collect(),
-            signals: scan_texts(policy, case.customer_text()),
+            signals,
+            without_encoder: policy.uses_encoder() && !crate::learned::encoder_loaded(),
         }
+    }
+
+    /// Prepare the scans of many cases at once (an inbox): the texts the signal encoder will
+    /// read, read ahead together in batches ([`crate::learned::encoder_read_ahead`]), which
+    /// is several times quicker than one by one. Nothing to do for a policy without it.
+    pub fn read_ahead(policy: &Policy, cases: &[&Case]) {
+        if !policy.uses_encoder() {
+            return;
+        }
+        let texts: Vec<String> =
+            cases.iter().flat_map(|c| crate::learned::text_groups(&c.customer_text().collect::<Vec<_>>())).collect();
+        crate::learned::encoder_read_ahead(&texts);
     }
 
     /// Made by this policy for these words of this case. Comparing the words is far
     /// cheaper than scanning them, and it keeps a stale scan (an earlier revision of the
-    /// case) from counting.
+    /// case) from counting. A scan that failed closed for want of the encoder is not kept
+    /// once the encoder is loaded (its base fetched while the app runs).
     pub fn is_for(&self, policy: &Policy, case: &Case) -> bool {
         self.policy_hash == policy.hash
             && self.case_id == case.id
+            && !(self.without_encoder && crate::learned::encoder_loaded())
             && self.words.iter().map(String::as_str).eq(case.customer_text())
     }
 }

@@ -14,7 +14,7 @@
 #![allow(clippy::float_arithmetic)]
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -40,32 +40,95 @@ pub static BUILTIN: LazyLock<SignalModel> =
 /// The fine-tuned encoder built into Countersign (`countersign-encoder`: its update and head
 /// compiled in, its base read from the folder [`countersign_encoder::default_base_dir`]
 /// names, each file checked against its pinned SHA-256), loaded when a policy that turns it
-/// on first scans a case. This is the one place the domain reads a file: the base is 87 MiB
-/// and pinned, a resource like the compiled-in model, not an input. When it cannot be loaded
-/// the scan fails closed (every category of the encoder is found, with the reason).
-pub static ENCODER: LazyLock<Result<countersign_encoder::SignalEncoder, String>> = LazyLock::new(|| {
+/// on first scans a case, through [`encoder`]. This is the one place the domain reads a
+/// file: the base is 87 MiB and pinned, a resource like the compiled-in model, not an input.
+/// When it cannot be loaded the scan fails closed (every category of the encoder is found,
+/// with the reason). The outcome of a load is kept, a failure too (the base is not read
+/// again at every scan), until [`reload_encoder`] loads it again: after the base has been
+/// fetched, while the process runs.
+static ENCODER: RwLock<Option<Result<Arc<countersign_encoder::SignalEncoder>, String>>> = RwLock::new(None);
+
+/// The encoder, loaded at the first call (see [`ENCODER`]), or why it cannot be.
+pub fn encoder() -> Result<Arc<countersign_encoder::SignalEncoder>, String> {
+    if let Some(kept) = ENCODER.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        return kept.clone();
+    }
+    let mut slot = ENCODER.write().unwrap_or_else(PoisonError::into_inner);
+    slot.get_or_insert_with(load_encoder).clone()
+}
+
+/// Load the encoder's base again (after it was fetched) and keep the outcome: scans made
+/// from now on use it. A scan kept from while it could not be loaded is not used again
+/// once it can ([`crate::CaseScan::is_for`]).
+pub fn reload_encoder() -> Result<(), String> {
+    let loaded = load_encoder();
+    *ENCODER.write().unwrap_or_else(PoisonError::into_inner) = Some(loaded.clone());
+    loaded.map(|_| ())
+}
+
+/// Whether the encoder is loaded now (a failed or not yet tried load is not).
+pub fn encoder_loaded() -> bool {
+    matches!(ENCODER.read().unwrap_or_else(PoisonError::into_inner).as_ref(), Some(Ok(_)))
+}
+
+fn load_encoder() -> Result<Arc<countersign_encoder::SignalEncoder>, String> {
     let dir = countersign_encoder::default_base_dir().ok_or(NO_FOLDER)?;
-    countersign_encoder::SignalEncoder::load(&dir).map_err(|e| e.to_string())
-});
+    countersign_encoder::SignalEncoder::load(&dir).map(Arc::new).map_err(|e| e.to_string())
+}
+
+/// Texts the encoder has read, and what it gave for each (see [`encoder_probabilities`]).
+static SEEN: LazyLock<Mutex<HashMap<String, Vec<f64>>>> = LazyLock::new(Default::default);
+
+fn remember(text: &str, p: &[f64]) {
+    if let Ok(mut seen) = SEEN.lock() {
+        if seen.len() >= REMEMBERED {
+            seen.clear();
+        }
+        seen.insert(text.to_string(), p.to_vec());
+    }
+}
 
 /// The encoder's probabilities for a text, remembered: the same words give the same
 /// probabilities, and a case's texts are read again whenever a decision is made without a
 /// kept scan (tests, simulations, `decide` on a plan file). At most [`REMEMBERED`] texts;
 /// when full, it starts again empty.
 pub fn encoder_probabilities(text: &str) -> Result<Vec<f64>, String> {
-    static SEEN: LazyLock<std::sync::Mutex<HashMap<String, Vec<f64>>>> = LazyLock::new(Default::default);
-    let encoder = ENCODER.as_ref().map_err(Clone::clone)?;
+    let encoder = encoder()?;
     if let Some(p) = SEEN.lock().ok().and_then(|seen| seen.get(text).cloned()) {
         return Ok(p);
     }
     let p = encoder.probabilities(text).map_err(|e| e.to_string())?;
-    if let Ok(mut seen) = SEEN.lock() {
-        if seen.len() >= REMEMBERED {
-            seen.clear();
-        }
-        seen.insert(text.to_string(), p.clone());
-    }
+    remember(text, &p);
     Ok(p)
+}
+
+/// How many texts are read together by [`encoder_read_ahead`] (the encoder's bench: on two
+/// cores, batches of like length read an inbox's texts in well under the time one at a time
+/// takes; docs/benchmarks.md).
+const BATCH: usize = 16;
+
+/// Read `texts` with the encoder ahead of the scans that need them, in batches of like
+/// length, and remember what it gives for each: [`encoder_probabilities`] then finds them.
+/// Texts remembered already are not read again. An encoder that fails here is said by the
+/// scans themselves (they fail closed), so nothing is returned.
+pub fn encoder_read_ahead(texts: &[String]) {
+    let Ok(encoder) = encoder() else { return };
+    let unseen: Vec<&str> = {
+        let Ok(seen) = SEEN.lock() else { return };
+        let mut unseen: Vec<&str> = texts.iter().map(String::as_str).filter(|t| !seen.contains_key(*t)).collect();
+        unseen.sort_unstable();
+        unseen.dedup();
+        unseen
+    };
+    for batch in encoder.batches(&unseen, BATCH) {
+        let batch: Vec<&str> = batch.iter().map(|&i| unseen[i]).collect();
+        // A batch that fails is left to the scans, which read each text alone and fail
+        // closed with the reason.
+        let Ok(ps) = encoder.probabilities_batch(&batch) else { continue };
+        for (text, p) in batch.iter().zip(&ps) {
+            remember(text, p);
+        }
+    }
 }
 
 /// How many texts [`encoder_probabilities`] remembers.
@@ -81,10 +144,11 @@ pub fn check_encoder_for(policy: &crate::policy::Policy) -> Result<(), String> {
     }
 }
 
-/// Whether the encoder's base is where [`ENCODER`] will read it from, without reading it (a
-/// workspace whose policy turns the encoder on checks this when it opens).
+/// Whether the encoder's base is where [`encoder`] will read it from, without reading it (a
+/// workspace whose policy turns the encoder on checks this when it opens); a load that
+/// failed is said as it failed.
 pub fn encoder_present() -> Result<(), String> {
-    if let Some(Err(e)) = LazyLock::get(&ENCODER) {
+    if let Some(Err(e)) = ENCODER.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
         return Err(e.clone());
     }
     let dir = countersign_encoder::default_base_dir().ok_or(NO_FOLDER)?;

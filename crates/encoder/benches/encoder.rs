@@ -3,7 +3,9 @@
 //! (~300 characters) and long (cut at 128 word pieces). A case is read once per revision,
 //! each message on its own.
 //!
-//! Run: `cargo bench -p countersign-encoder` (about 40 s; needs scripts/fetch-encoder.sh).
+//! And an inbox's worth of texts, one at a time against batches of like length.
+//!
+//! Run: `cargo bench -p countersign-encoder` (about 90 s; needs scripts/fetch-encoder.sh).
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -26,6 +28,30 @@ fn bench(c: &mut Criterion) {
     let encoder = SignalEncoder::load(&dir).unwrap();
     for (name, text) in [("short", SHORT), ("medium", MEDIUM), ("long", long.as_str())] {
         g.bench_function(name, |b| b.iter(|| encoder.probabilities(black_box(text)).unwrap()));
+    }
+    // An inbox's worth of texts (the 100 check texts, of every length): one at a time, and
+    // in batches of like length.
+    let texts: Vec<String> = countersign_encoder::CHECKS
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+        .collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    g.bench_function("100 texts, one at a time", |b| {
+        b.iter(|| {
+            for t in &texts {
+                black_box(encoder.probabilities(t).unwrap());
+            }
+        })
+    });
+    for size in [8, 16, 32] {
+        g.bench_function(format!("100 texts, batches of {size}"), |b| {
+            b.iter(|| {
+                for batch in encoder.batches(&texts, size) {
+                    let batch: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+                    black_box(encoder.probabilities_batch(&batch).unwrap());
+                }
+            })
+        });
     }
     g.finish();
 }

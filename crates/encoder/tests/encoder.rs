@@ -41,6 +41,46 @@ fn the_encoder_reproduces_its_trainers_probabilities() {
     assert!(worst < 1e-4, "largest difference from the trainer: {worst:e}");
 }
 
+/// Read in batches of like length, padded and masked, each text gets what the trainer
+/// computed for it alone.
+#[test]
+fn batches_of_texts_give_each_text_its_trainers_probabilities() {
+    let encoder = SignalEncoder::load(&base()).unwrap();
+    let checks: Vec<(String, Vec<f64>)> = CHECKS
+        .lines()
+        .map(|line| {
+            let check: serde_json::Value = serde_json::from_str(line).unwrap();
+            (check["text"].as_str().unwrap().to_string(), serde_json::from_value(check["p"].clone()).unwrap())
+        })
+        .collect();
+    let texts: Vec<&str> = checks.iter().map(|(t, _)| t.as_str()).collect();
+    let batches = encoder.batches(&texts, 16);
+    let mut order: Vec<usize> = batches.iter().flatten().copied().collect();
+    order.sort_unstable();
+    assert_eq!(order, (0..texts.len()).collect::<Vec<_>>(), "every text in one batch");
+    assert!(batches.iter().all(|b| b.len() <= 16) && batches.len() == texts.len().div_ceil(16));
+    let mut worst = 0.0_f64;
+    for batch in &batches {
+        let got = encoder.probabilities_batch(&batch.iter().map(|&i| texts[i]).collect::<Vec<_>>()).unwrap();
+        assert_eq!(got.len(), batch.len());
+        for (&i, p) in batch.iter().zip(&got) {
+            for (g, w) in p.iter().zip(&checks[i].1) {
+                worst = worst.max((g - w).abs());
+            }
+        }
+    }
+    // Texts of every length together, too: the padding is masked out.
+    let all = encoder.probabilities_batch(&texts).unwrap();
+    for (p, (_, want)) in all.iter().zip(&checks) {
+        for (g, w) in p.iter().zip(want) {
+            worst = worst.max((g - w).abs());
+        }
+    }
+    eprintln!("batched: largest difference from the trainer {worst:.1e}");
+    assert!(worst < 1e-4, "largest difference from the trainer: {worst:e}");
+    assert!(encoder.probabilities_batch(&[]).unwrap().is_empty());
+}
+
 #[test]
 fn a_changed_base_file_is_refused() {
     let src = base();
@@ -61,5 +101,5 @@ fn a_missing_base_says_how_to_fetch_it() {
     let dir = tempfile::tempdir().unwrap();
     let err = SignalEncoder::load(dir.path()).unwrap_err();
     assert!(matches!(err, EncoderError::Missing { .. }), "{err}");
-    assert!(err.to_string().contains("scripts/fetch-encoder.sh"), "{err}");
+    assert!(err.to_string().contains("countersign encoder fetch"), "{err}");
 }

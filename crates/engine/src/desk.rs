@@ -65,6 +65,13 @@ impl Engine {
         Ok(cases)
     }
 
+    /// Why every case is handed off, if it is: the policy turns the signal encoder on and its
+    /// base cannot be read here (`countersign_host::encoder` fetches it). `None` when it can,
+    /// or when the policy does not use it.
+    pub fn signal_encoder_problem(&self) -> Option<String> {
+        countersign_core::learned::check_encoder_for(&self.policy()).err()
+    }
+
     /// Open cases: the workspace's cases, with the steps still waiting, the escalation
     /// signals the policy finds in the customer's words (before anything is planned), and
     /// whether the case was planned and its reply sent. Nothing is read from the platform
@@ -73,8 +80,10 @@ impl Engine {
         let running = self.running();
         let waiting = self.review_queue()?;
         let files = running.workspace.cases()?.into_iter().map(|c| (c, false));
-        files
-            .chain(self.received_cases()?.into_iter().map(|c| (c, true)))
+        let cases: Vec<(Case, bool)> = files.chain(self.received_cases()?.into_iter().map(|c| (c, true))).collect();
+        self.read_ahead(cases.iter().map(|(c, _)| c));
+        cases
+            .into_iter()
             .map(|(case, received)| {
                 let plans = self.case_plans(&case.id)?;
                 let signals = self.case_signals(&case);

@@ -60,6 +60,9 @@ pub enum ErrorCode {
     /// The team server could not be reached, or refused what this desktop sent: the
     /// change did not reach the team.
     TeamUnreachable,
+    /// The signal encoder's base could not be fetched or checked: nothing was put in
+    /// place, and cases are still handed off.
+    EncoderFetchFailed,
 }
 
 impl ErrorCode {
@@ -103,6 +106,11 @@ impl ErrorCode {
             }
             ErrorCode::UpdateFailed => {
                 "Check the network and try again; if it keeps failing, tell your admin what the message says."
+            }
+            ErrorCode::EncoderFetchFailed => {
+                "Check the network and try again. Until the encoder is in place every case is handed off; a \
+                 team kept off the internet serves the same file at its own address (COUNTERSIGN_ENCODER_URL, \
+                 from your admin)."
             }
             ErrorCode::TeamUnreachable => {
                 "Nothing reached the team. Check the connection to the team server and try again; a pause you need \

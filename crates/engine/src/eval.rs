@@ -414,6 +414,10 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         .collect();
     let (mut recall, mut false_handoffs, mut ordinary) = (Ratio::default(), Ratio::default(), Ratio::default());
     let mut misses = Vec::new();
+    // The encoder reads the set's messages together, in batches, before they are scanned.
+    if policy.uses_encoder() {
+        countersign_core::learned::encoder_read_ahead(&samples.iter().map(|s| s.text.clone()).collect::<Vec<_>>());
+    }
     for s in &samples {
         let hits = scan_texts(policy, [s.text.as_str()]);
         let found = |c: SignalCategory| hits.iter().any(|h| h.category == c);

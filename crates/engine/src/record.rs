@@ -189,6 +189,19 @@ impl Engine {
         scan
     }
 
+    /// Read ahead, together, what the scans of `cases` not scanned yet will need
+    /// ([`CaseScan::read_ahead`]): an inbox's first listing.
+    pub(crate) fn read_ahead<'a>(&self, cases: impl Iterator<Item = &'a Case>) {
+        let running = self.running();
+        let unscanned: Vec<&Case> = {
+            let scans = self.scans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            cases.filter(|c| !scans.get(&c.id).is_some_and(|s| s.is_for(&running.policy, c))).collect()
+        };
+        if !unscanned.is_empty() {
+            CaseScan::read_ahead(&running.policy, &unscanned);
+        }
+    }
+
     /// The policy's decision on a plan from outside the engine (a plan file): its sources
     /// are derived again from the case's evidence ([`crate::provenance`]). Records nothing.
     pub fn decide(&self, case: &Case, plan: &Plan) -> Result<PlanDecision, EngineError> {

@@ -12,6 +12,7 @@
 //! [`open`] and then the engine; nothing else.
 
 pub mod data;
+pub mod encoder;
 pub mod logging;
 pub mod push;
 pub mod team;

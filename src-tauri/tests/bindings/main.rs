@@ -51,6 +51,8 @@ fn generate(dir: &Path) {
     UpdateCheck::export_all_to(dir).unwrap();
     SyncReport::export_all_to(dir).unwrap();
     InboxChanged::export_all_to(dir).unwrap();
+    EncoderProgress::export_all_to(dir).unwrap();
+    EncoderFetched::export_all_to(dir).unwrap();
     countersign_engine::intake::Pasted::export_all_to(dir).unwrap();
     let names: Vec<String> = countersign_desktop::COMMAND_NAMES.iter().map(|n| format!("\"{n}\"")).collect();
     std::fs::write(

@@ -22,4 +22,9 @@ connector_note: string | null, data_dir: string, log_dir: string, roster: Array<
 /**
  * Where cases arrive from (`[[sources]]`): what a pasted case may be filed under.
  */
-sources: Array<SourceInfo>, };
+sources: Array<SourceInfo>, 
+/**
+ * Why every case is handed off: the policy turns the signal encoder on and its base
+ * cannot be read on this machine (none when it can, or the policy does not use it).
+ */
+signal_encoder: string | null, };

@@ -5,4 +5,4 @@
  * the app's screens), including the few codes only a face produces (`Internal`, the
  * app's updates).
  */
-export type ErrorCode = "ConfigInvalid" | "PolicyInvalid" | "BadInput" | "NotFound" | "Conflict" | "StoreFailed" | "ConnectorFailed" | "CredentialMissing" | "KeyringUnavailable" | "Io" | "NotPermitted" | "ApprovalStale" | "Paused" | "PlannerFailed" | "PackRefused" | "ReleaseInvalid" | "NeedsHuman" | "Internal" | "UpdateNotConfigured" | "UpdateRefused" | "UpdateFailed" | "TeamUnreachable";
+export type ErrorCode = "ConfigInvalid" | "PolicyInvalid" | "BadInput" | "NotFound" | "Conflict" | "StoreFailed" | "ConnectorFailed" | "CredentialMissing" | "KeyringUnavailable" | "Io" | "NotPermitted" | "ApprovalStale" | "Paused" | "PlannerFailed" | "PackRefused" | "ReleaseInvalid" | "NeedsHuman" | "Internal" | "UpdateNotConfigured" | "UpdateRefused" | "UpdateFailed" | "TeamUnreachable" | "EncoderFetchFailed";

@@ -8,6 +8,8 @@ import type { CaseView } from "./CaseView";
 import type { CredentialList } from "./CredentialList";
 import type { Decision } from "./Decision";
 import type { DeskReport } from "./DeskReport";
+import type { EncoderFetched } from "./EncoderFetched";
+import type { EncoderProgress } from "./EncoderProgress";
 import type { EventView } from "./EventView";
 import type { ExportView } from "./ExportView";
 import type { InboxChanged } from "./InboxChanged";
@@ -131,4 +133,6 @@ export const commands = {
   updateCheck: () => call<UpdateCheck>("update_check"),
   /** Download the update the last check found, verify its signature, install it. */
   updateInstall: (version: string) => call<string>("update_install", { version }),
+  /** Download the signal encoder's base, check each file against its pinned SHA-256, put it in place and load it: from then on cases are scanned with it (the inbox shows them again). */
+  encoderFetch: (onProgress: (p: EncoderProgress) => void) => call<EncoderFetched>("encoder_fetch", { onProgress: channel(onProgress) }),
 };

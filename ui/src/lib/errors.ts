@@ -8,7 +8,7 @@ const KNOWN: Record<ErrorCode, true> = {
   ConnectorFailed: true, CredentialMissing: true, KeyringUnavailable: true, Io: true, NotPermitted: true,
   ApprovalStale: true, Paused: true, PlannerFailed: true, PackRefused: true, ReleaseInvalid: true,
   NeedsHuman: true, Internal: true, UpdateNotConfigured: true, UpdateRefused: true, UpdateFailed: true,
-  TeamUnreachable: true,
+  TeamUnreachable: true, EncoderFetchFailed: true,
 };
 const CODES: readonly string[] = Object.keys(KNOWN);
 

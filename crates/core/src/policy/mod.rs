@@ -550,6 +550,11 @@ impl Ctx<'_> {
 }
 
 impl Policy {
+    /// Whether the policy turns the signal encoder on (`[signal_model.encoder]`).
+    pub fn uses_encoder(&self) -> bool {
+        self.signal_model.as_ref().is_some_and(|m| m.encoder.is_some())
+    }
+
     /// Parse and check a policy. `file` is only used in error messages.
     pub fn parse(file: &str, source: &str) -> Result<Policy, PolicyError> {
         let cx = Ctx { file, source };

