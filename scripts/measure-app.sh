@@ -46,6 +46,11 @@ launch() {
   done
   own=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -o 'inbox usable ms=[0-9]*' | grep -o '[0-9]*$' || echo '?')
   sleep "$idle"
+  if ! kill -0 "$app_pid" 2>/dev/null; then
+    echo "measure-app: the app (run $1) exited before its memory was read; its log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
   pss=$(pss_tree "$app_pid")
   kill "$app_pid"
   wait "$app_pid" 2>/dev/null || true

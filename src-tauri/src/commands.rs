@@ -471,8 +471,11 @@ pub fn encoder_fetch(on_progress: Channel<EncoderProgress>) -> Res<EncoderFetche
         }
     };
     plain_thread(|| {
-        let fetched = countersign_host::encoder::fetch_and_load(&progress)
-            .map_err(|e| AppError::new(ErrorCode::EncoderFetchFailed, e.to_string()))?;
+        let fetched = countersign_host::encoder::fetch_and_load(&progress).map_err(|e| AppError {
+            code: ErrorCode::EncoderFetchFailed,
+            message: e.to_string(),
+            next_step: e.next_step().to_string(),
+        })?;
         Ok(EncoderFetched { dir: fetched.dir.display().to_string(), downloaded: bytes(fetched.downloaded) })
     })
 }

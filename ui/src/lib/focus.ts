@@ -57,6 +57,14 @@ export function isTyping(target: EventTarget | null): boolean {
   return tag === "input" || tag === "textarea" || tag === "select" || el.isContentEditable === true;
 }
 
+/** Whether `target` is a control that Enter already acts on (a button, a link, a summary):
+ * a list's Enter-to-open must leave it alone. */
+export function isControl(target: EventTarget | null): boolean {
+  if (!target || typeof (target as HTMLElement).tagName !== "string") return false;
+  const tag = (target as HTMLElement).tagName.toLowerCase();
+  return tag === "button" || tag === "a" || tag === "summary";
+}
+
 /** R (no modifier) asks the inbox's sources for what is new ("Check now"). */
 export function isCheckNow(ev: KeyLike): boolean {
   return (ev.key === "r" || ev.key === "R") && !ev.ctrlKey && !ev.metaKey && !ev.altKey;
