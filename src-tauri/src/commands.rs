@@ -457,7 +457,7 @@ pub async fn update_install(pending: State<'_, crate::updates::Pending>, version
 /// Download the signal encoder's base, check each file against its pinned SHA-256, put it
 /// in place and load it: from then on cases are scanned with it (the inbox shows them again).
 #[tauri::command(async)]
-pub fn encoder_fetch(on_progress: Channel<EncoderProgress>) -> Res<EncoderFetched> {
+pub fn encoder_fetch(shell: State<'_, Shell>, on_progress: Channel<EncoderProgress>) -> Res<EncoderFetched> {
     use countersign_host::encoder::Fetching;
     let bytes = |b: u64| u32::try_from(b).unwrap_or(u32::MAX);
     let progress = |f: Fetching| {
@@ -471,7 +471,8 @@ pub fn encoder_fetch(on_progress: Channel<EncoderProgress>) -> Res<EncoderFetche
         }
     };
     plain_thread(|| {
-        let fetched = countersign_host::encoder::fetch_and_load(&progress).map_err(|e| AppError {
+        let engine = &shell.get()?.engine;
+        let fetched = countersign_host::encoder::fetch_and_load(engine, &progress).map_err(|e| AppError {
             code: ErrorCode::EncoderFetchFailed,
             message: e.to_string(),
             next_step: e.next_step().to_string(),

