@@ -6,15 +6,15 @@ suite="$1"
 name="$2"
 log="$E2E_WORK/driver-$suite-$name.log"
 port=$((4400 + RANDOM % 500))
-# Set before the driver starts: the app inherits its environment. The signal encoder:
-# where its base is, and an address on a port of this test's own to
-# fetch it from (only a test without the base fetches). A test named
-# `without_the_signal_encoder…` starts the app with an empty folder for it.
-export E2E_ENCODER_BASE="$COUNTERSIGN_ENCODER_DIR"
-export E2E_ENCODER_PORT=$((port + 2))
-export COUNTERSIGN_ENCODER_URL="http://127.0.0.1:$E2E_ENCODER_PORT/encoder.zip"
+# Set before the driver starts: the app inherits its environment. A test named
+# `without_the_signal_encoder…` starts the app with an empty folder for the signal
+# encoder's base and an address on a port of its own to fetch it from, where the test
+# serves the real base's files (E2E_ENCODER_BASE).
 case "$name" in
   without_the_signal_encoder*)
+    export E2E_ENCODER_BASE="${COUNTERSIGN_ENCODER_DIR:-}"
+    export E2E_ENCODER_PORT=$((port + 2))
+    export COUNTERSIGN_ENCODER_URL="http://127.0.0.1:$E2E_ENCODER_PORT/encoder.zip"
     export COUNTERSIGN_ENCODER_DIR="$E2E_WORK/encoder-$suite-$name"
     mkdir -p "$COUNTERSIGN_ENCODER_DIR"
     ;;

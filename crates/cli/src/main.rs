@@ -317,8 +317,21 @@ fn encoder(cli: &Cli, cmd: &EncoderCmd) -> anyhow::Result<ExitCode> {
     use countersign_host::encoder;
     let json = cli.json;
     let dir = encoder::base_dir()?;
-    // The workspace's signed pack may name the address (`settings.encoder_url`).
-    let url = encoder::source_url(open(cli)?.engine.managed_settings().encoder_url.as_deref());
+    // The workspace's signed pack may name the address (`settings.encoder_url`), as the app
+    // reads it; unless this machine names one. A workspace that does not open leaves the
+    // pinned address (what is fetched is checked against the pinned hashes either way).
+    let pack_url = if std::env::var_os(encoder::URL_VAR).is_some_and(|v| !v.is_empty()) {
+        None
+    } else {
+        match open(cli) {
+            Ok(opened) => opened.engine.managed_settings().encoder_url,
+            Err(e) => {
+                eprintln!("the workspace did not open ({e:#}); using the encoder's pinned address");
+                None
+            }
+        }
+    };
+    let url = encoder::source_url(pack_url.as_deref());
     match cmd {
         EncoderCmd::Status => {
             let status = serde_json::json!({
@@ -327,7 +340,8 @@ fn encoder(cli: &Cli, cmd: &EncoderCmd) -> anyhow::Result<ExitCode> {
             out(json, &status, render::encoder_status)
         }
         EncoderCmd::Fetch => {
-            let fetched = encoder::fetch(&url, &dir, &render::fetching())?;
+            let fetched = encoder::fetch(&url, &dir, &render::fetching())
+                .map_err(|e| anyhow::anyhow!("{e}\n{}", e.next_step()))?;
             out(json, &serde_json::json!({"dir": fetched.dir, "downloaded": fetched.downloaded}), |_| {
                 render::fetched(&fetched);
             })

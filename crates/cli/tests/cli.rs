@@ -593,10 +593,9 @@ fn without_the_encoders_base_every_case_is_handed_off_and_says_why() {
 fn encoder_status_and_fetch_say_where_the_base_is_and_refuse_what_they_cannot_fetch() {
     let dir = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let real = std::env::var_os("COUNTERSIGN_ENCODER_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/countersign/all-MiniLM-L6-v2")))
-        .unwrap();
+    // Where this machine's base is: as the CLI finds it by default.
+    let out = cs_demo(dir.path(), &["--json", "encoder", "status"]);
+    let real = PathBuf::from(stdout_json(&out)["dir"].as_str().unwrap());
     let run =
         |encoder_dir: &Path, url: Option<&str>, args: &[&str]| cs_demo_encoder(dir.path(), encoder_dir, url, args);
     let out = run(empty.path(), None, &["--json", "encoder", "status"]);

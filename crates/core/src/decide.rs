@@ -573,6 +573,10 @@ pub struct CaseScan {
 
 impl CaseScan {
     pub fn new(policy: &Policy, case: &Case) -> CaseScan {
+        if policy.uses_encoder() {
+            // Loaded first (once per process), so that this scan counts as made with it.
+            let _ = crate::learned::encoder();
+        }
         let loaded_before = crate::learned::encoder_loaded();
         let signals = scan_texts(policy, case.customer_text());
         CaseScan {

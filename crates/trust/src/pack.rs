@@ -341,7 +341,7 @@ pub fn verify_pack(dir: &Path, trusted: &TrustedKeys) -> Result<Pack, PackRefusa
             ),
         )));
     }
-    let contents = check_contents(dir, &manifest.pack, &manifest.settings, &files)
+    let contents = check_contents(dir, &manifest.pack, &manifest.settings, &files, false)
         .map_err(|m| with_claim(refusal(RefusalCode::InvalidContents, m)))?;
     let sig_bytes = std::fs::read(&sig_path)
         .map_err(|e| with_claim(refusal(RefusalCode::Malformed, format!("{}: {e}", sig_path.display()))))?;
@@ -391,12 +391,37 @@ struct RosterFile {
     roster: Vec<RosterEntry>,
 }
 
+/// Whether `url` is an https:// URL with a host, or an http:// URL to this machine, with no
+/// user name or password.
+fn address_ok(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    let loopback = matches!(
+        parsed.host(),
+        Some(url::Host::Domain("localhost"))
+            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+    );
+    // The parser reads `https:///x` as the host `x`: a host is what follows `//` at once.
+    let host = parsed.host_str().is_some_and(|h| !h.is_empty())
+        && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    let creds = !parsed.username().is_empty() || parsed.password().is_some();
+    !url.contains(char::is_whitespace)
+        && !creds
+        && match parsed.scheme() {
+            "https" => host,
+            "http" => loopback,
+            _ => false,
+        }
+}
+
 /// Check what a pack holds; errors name the file (and line:column where there is one).
+/// `signing`: a new pack, held to every rule (see the settings' addresses below).
 fn check_contents(
     dir: &Path,
     meta: &PackMeta,
     settings: &ManagedSettings,
     files: &BTreeMap<String, Vec<u8>>,
+    signing: bool,
 ) -> Result<(Policy, Vec<RosterEntry>), String> {
     let shown = |name: &str| dir.join(name).display().to_string();
     let text = |name: &str| -> Result<Option<&str>, String> {
@@ -448,15 +473,25 @@ fn check_contents(
             ));
         }
     }
-    for (name, url) in [("planner_endpoint", &settings.planner_endpoint), ("encoder_url", &settings.encoder_url)] {
+    // An address: https:// with a host, or http:// to this machine, with no user name or
+    // password in it (every desk reads the pack). The endpoint's rule of packs signed before
+    // this one is kept when a pack is verified (a stored pack that loaded must still load);
+    // a new pack is held to the whole rule when it is signed.
+    for (name, url, strict) in
+        [("planner_endpoint", &settings.planner_endpoint, signing), ("encoder_url", &settings.encoder_url, true)]
+    {
         let Some(url) = url else { continue };
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| url.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
-        let https = url.strip_prefix("https://").is_some_and(|host| !host.is_empty() && !host.starts_with('/'));
-        if !(https || loopback) || url.contains(char::is_whitespace) {
+        let ok = if strict {
+            address_ok(url)
+        } else {
+            url.starts_with("https://")
+                || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| url.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])))
+        };
+        if !ok {
             return Err(format!(
-                "{}: settings.{name} {url:?} must be https:// (or http:// on loopback)",
+                "{}: settings.{name} {url:?} must be https:// (or http:// on loopback), with no user name or password",
                 shown(MANIFEST_FILE)
             ));
         }
@@ -504,7 +539,7 @@ pub fn sign_pack_after(
         }
     }
     // Check with the source's paths in the messages.
-    check_contents(base, &src.pack, &src.settings, &files).map_err(|message| TrustError::BadInput { message })?;
+    check_contents(base, &src.pack, &src.settings, &files, true).map_err(|message| TrustError::BadInput { message })?;
     if let Some(report) = simulation {
         let policy = String::from_utf8_lossy(&files[POLICY_FILE]);
         let hash = countersign_core::policy::content_hash(&policy);

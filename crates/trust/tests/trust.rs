@@ -131,7 +131,16 @@ fn a_pack_names_an_encoder_address_over_https_or_loopback_only() {
         let pack = verify_pack(out.path(), &trusted).unwrap_or_else(|r| panic!("{r}"));
         assert_eq!(pack.info.settings.encoder_url.as_deref(), Some(good));
     }
-    for bad in ["http://mirror.acme.internal/m.whl", "https://", "https:///m.whl", "ftp://x/y", "https://a b/m.whl"] {
+    for bad in [
+        "http://mirror.acme.internal/m.whl",
+        "https://",
+        "https:///m.whl",
+        "ftp://x/y",
+        "https://a b/m.whl",
+        // Not loopback: the host is after the '@'.
+        "http://localhost:x@evil.example/m.whl",
+        "https://team:s3cret@mirror.acme.internal/m.whl",
+    ] {
         std::fs::write(src.path().join("pack-source.toml"), with(bad)).unwrap();
         let out = tempfile::tempdir().unwrap();
         let err = sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap_err();
@@ -139,6 +148,23 @@ fn a_pack_names_an_encoder_address_over_https_or_loopback_only() {
         assert!(err.to_string().contains("settings.encoder_url"), "{err}");
         assert!(!out.path().join("pack.toml").exists(), "{bad}: nothing is signed");
     }
+    // The planner's endpoint is held to the same rule when a pack is signed.
+    assert!(source.contains("\nplanner_endpoint = \""), "the demo source names a planner endpoint");
+    let spoofed: Vec<&str> = source
+        .lines()
+        .map(|l| {
+            if l.starts_with("planner_endpoint") {
+                "planner_endpoint = \"http://localhost:x@evil.example/v1\""
+            } else {
+                l
+            }
+        })
+        .collect();
+    let spoofed = spoofed.join("\n");
+    std::fs::write(src.path().join("pack-source.toml"), spoofed).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let err = sign_pack(&src.path().join("pack-source.toml"), out.path(), &admin).unwrap_err();
+    assert!(err.to_string().contains("settings.planner_endpoint"), "{err}");
 }
 
 #[test]
