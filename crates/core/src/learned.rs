@@ -59,9 +59,7 @@ pub fn encoder() -> Result<Arc<countersign_encoder::SignalEncoder>, String> {
     if let Some(kept) = kept_encoder() {
         return kept;
     }
-    let loaded = load_encoder();
-    *ENCODER.write().unwrap_or_else(PoisonError::into_inner) = Some(loaded.clone());
-    loaded
+    load_and_keep()
 }
 
 /// Held while the encoder is loaded.
@@ -76,9 +74,7 @@ fn kept_encoder() -> Option<Result<Arc<countersign_encoder::SignalEncoder>, Stri
 /// once it can ([`crate::CaseScan::is_for`]).
 pub fn reload_encoder() -> Result<(), String> {
     let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
-    let loaded = load_encoder();
-    *ENCODER.write().unwrap_or_else(PoisonError::into_inner) = Some(loaded.clone());
-    loaded.map(|_| ())
+    load_and_keep().map(|_| ())
 }
 
 /// Whether the encoder is loaded now (a failed or not yet tried load is not).
@@ -86,9 +82,13 @@ pub fn encoder_loaded() -> bool {
     matches!(ENCODER.read().unwrap_or_else(PoisonError::into_inner).as_ref(), Some(Ok(_)))
 }
 
-fn load_encoder() -> Result<Arc<countersign_encoder::SignalEncoder>, String> {
-    let dir = countersign_encoder::default_base_dir().ok_or(NO_FOLDER)?;
-    countersign_encoder::SignalEncoder::load(&dir).map(Arc::new).map_err(|e| e.to_string())
+/// Load the encoder from its folder and keep the outcome (the caller holds [`LOADING`]).
+fn load_and_keep() -> Result<Arc<countersign_encoder::SignalEncoder>, String> {
+    let loaded = countersign_encoder::default_base_dir()
+        .ok_or_else(|| NO_FOLDER.to_string())
+        .and_then(|dir| countersign_encoder::SignalEncoder::load(&dir).map(Arc::new).map_err(|e| e.to_string()));
+    *ENCODER.write().unwrap_or_else(PoisonError::into_inner) = Some(loaded.clone());
+    loaded
 }
 
 /// Texts the encoder has read, and what it gave for each (see [`encoder_probabilities`]).
