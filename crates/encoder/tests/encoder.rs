@@ -108,3 +108,35 @@ fn a_missing_base_says_how_to_fetch_it() {
     assert!(matches!(err, EncoderError::Missing { .. }), "{err}");
     assert!(err.to_string().contains("countersign encoder fetch"), "{err}");
 }
+
+/// A long text (a pasted email) is read in overlapping windows: a sentence past the first
+/// 128 word pieces counts about as it would alone, and ordinary words around it do not
+/// raise it. Past the last window ([`MAX_WINDOWS`]) the encoder reads nothing.
+#[test]
+fn a_long_text_is_read_in_windows_to_its_end() {
+    let encoder = SignalEncoder::load(&base()).unwrap();
+    let self_harm = encoder.categories().iter().position(|c| c == "self_harm").unwrap();
+    let filler = "The parcel came on Tuesday and the box was fine, but the blue mug inside had a chip on \
+                  the handle, so I would like to swap it for the same mug in green if you still have it. "
+        .repeat(5);
+    let sentence = "Honestly I do not want to be alive anymore and I keep thinking about ending it tonight.";
+    let alone = encoder.probabilities(sentence).unwrap()[self_harm];
+    let ordinary = encoder.probabilities(&filler).unwrap()[self_harm];
+    let at_the_end = encoder.probabilities(&format!("{filler}{sentence}")).unwrap()[self_harm];
+    let at_the_start = encoder.probabilities(&format!("{sentence} {filler}")).unwrap()[self_harm];
+    eprintln!(
+        "self_harm: alone {alone:.3}, ordinary {ordinary:.3}, at the end {at_the_end:.3}, at the start {at_the_start:.3}"
+    );
+    assert!(alone > 0.9 && ordinary < 0.1, "alone {alone}, ordinary {ordinary}");
+    assert!(at_the_end > 0.7, "a sentence after the first window: {at_the_end}");
+    assert!(at_the_start > 0.7, "a sentence in the first window: {at_the_start}");
+    // Read in a batch with short texts, the long one gets what it gets alone.
+    let long = format!("{filler}{sentence}");
+    let batch = encoder.probabilities_batch(&[sentence, &long, "Where is my order?"]).unwrap();
+    assert!((batch[1][self_harm] - at_the_end).abs() < 1e-5, "{} against {at_the_end}", batch[1][self_harm]);
+    assert!((batch[0][self_harm] - alone).abs() < 1e-5);
+    // Beyond MAX_WINDOWS windows, nothing more is read (the model and patterns read it all).
+    let beyond = format!("{}{sentence}", filler.repeat(countersign_encoder::MAX_WINDOWS * 2));
+    let p = encoder.probabilities(&beyond).unwrap()[self_harm];
+    assert!(p < 0.1, "past the last window: {p}");
+}
