@@ -285,3 +285,75 @@ fn without_the_base_every_case_is_handed_off_until_it_is_fetched_while_the_works
     assert!(handed_off > 0 && handed_off < after.len() / 2, "{handed_off} of {} handed off", after.len());
     eprintln!("child: the inbox scanned again, {handed_off} of {} handed off", after.len());
 }
+
+/// Set in the child process of the test below: the mirror the pack names.
+const MIRROR: &str = "COUNTERSIGN_TEST_ENCODER_MIRROR";
+
+/// A signed pack's `[settings] encoder_url` is where the fetch goes: a workspace on a pack
+/// that names a mirror on loopback fetches the base from it, this machine's variable
+/// unset. In a child process, for the reason above.
+#[test]
+fn the_fetch_goes_to_the_address_the_workspaces_signed_pack_names() {
+    const NAME: &str = "the_fetch_goes_to_the_address_the_workspaces_signed_pack_names";
+    let Ok(mirror) = std::env::var(MIRROR) else {
+        let (url, hits) = serve(ok(&wheel(None)));
+        let empty = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+            .env(MIRROR, &url)
+            .env("COUNTERSIGN_ENCODER_DIR", empty.path())
+            .env_remove(countersign_host::encoder::URL_VAR)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.contains("1 passed"), "{said}");
+        assert!(said.contains("child: fetched from the pack's address"), "the child ran the body: {said}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "the mirror was asked once");
+        assert!(countersign_host::encoder::in_place(empty.path()));
+        return;
+    };
+    use countersign_engine::keys::{SecretKey, TrustedKeys};
+    use countersign_test_support::packs::{assets, demo_source_at};
+
+    // The demo's pack, its settings naming the mirror, signed by an admin key of the test's.
+    let src = tempfile::tempdir().unwrap();
+    for f in ["policy.toml", "roster.toml", "catalog.toml"] {
+        std::fs::copy(assets().join("demo").join(f), src.path().join(f)).unwrap();
+    }
+    let source = demo_source_at(1).replacen("[settings]\n", &format!("[settings]\nencoder_url = {mirror:?}\n"), 1);
+    assert!(source.contains("encoder_url"), "the demo's source has a [settings] table");
+    std::fs::write(src.path().join("pack-source.toml"), source).unwrap();
+    let pack = tempfile::tempdir().unwrap();
+    let admin = SecretKey::generate().unwrap();
+    countersign_engine::pack::sign_pack(&src.path().join("pack-source.toml"), pack.path(), &admin).unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let workspace = format!(
+        "[workspace]\nid = \"t\"\nname = \"t\"\npack = {:?}\nknowledge = {:?}\ncases = {:?}\n\n\
+         [connector]\nkind = \"snapshot\"\ndataset = {:?}\n\n[operator]\nid = \"agent-1\"\nrole = \"agent\"\n",
+        pack.path(),
+        assets().join("knowledge"),
+        assets().join("demo/cases"),
+        assets().join("demo-store")
+    );
+    std::fs::write(ws.path().join("workspace.toml"), workspace).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let engine = countersign_engine::Engine::open_with_trust(
+        countersign_engine::EngineOptions {
+            workspace: ws.path().join("workspace.toml"),
+            data_dir: data.path().to_path_buf(),
+            operator: None,
+            connector: None,
+        },
+        Arc::new(countersign_engine::SystemClock),
+        TrustedKeys::new(vec![admin.public("test admin")]),
+    )
+    .unwrap();
+    assert!(engine.policy_is_signed());
+    assert_eq!(engine.managed_settings().encoder_url.as_deref(), Some(mirror.as_str()));
+    assert!(engine.signal_encoder_problem().is_some(), "no base yet");
+
+    let fetched = countersign_host::encoder::fetch_and_load(&engine, &|_| {}).unwrap();
+    assert!(fetched.downloaded > 0);
+    assert_eq!(engine.signal_encoder_problem(), None);
+    eprintln!("child: fetched from the pack's address, {} bytes", fetched.downloaded);
+}
