@@ -1,6 +1,6 @@
 """Train the learned escalation-signal model that Countersign builds in.
 
-    bash scripts/signals/train.sh            # writes crates/core/model/signals.json
+    bash scripts/signals/train.sh            # writes crates/core/model/signals.json.gz
 
 A logistic regression per signal category over TF-IDF features of a message: words, pairs
 of words and the 3- to 5-letter pieces of each word (so a typo or a second-language
@@ -16,6 +16,7 @@ than it are read differently by the Rust side, whose tables are newer.
 """
 
 import argparse
+import gzip
 import hashlib
 import json
 import math
@@ -134,7 +135,7 @@ def tally(messages, probs, threshold=THRESHOLD):
 
 def score(model_path, set_path):
     """The committed model alone on a labelled set: what the Rust side computes, at THRESHOLD."""
-    model = json.load(open(model_path, encoding="utf-8"))
+    model = json.loads(gzip.decompress(open(model_path, "rb").read()))
     index = {row[0]: i for i, row in enumerate(model["features"])}
     idf = [row[1] for row in model["features"]]
     weights = [row[2] for row in model["features"]]
@@ -164,7 +165,7 @@ def read_part(sets, name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="assets/eval/signals", help="the labelled set's folder")
-    ap.add_argument("--out", default="crates/core/model/signals.json")
+    ap.add_argument("--out", default="crates/core/model/signals.json.gz", help="the model, gzip-compressed JSON (its hash, what the policy names, is of the JSON)")
     ap.add_argument("--leave-one-writer-out", action="store_true", help="print how the model does on each writer it was not trained on, and write nothing")
     ap.add_argument("--score", metavar="SET", help="score the committed model (--out) alone on a labelled set at the threshold, and write nothing")
     args = ap.parse_args()
@@ -240,19 +241,23 @@ def main():
         "features": [[f, idf_l[i], w_l[i]] for i, f in enumerate(features)],
         "checks": checks,
     }
-    with open(args.out, "w", encoding="utf-8") as out:
-        out.write("{\n")
-        keys = list(model)
-        for k in keys:
-            if k == "features":
-                out.write('"features": [\n')
-                out.write(",\n".join(json.dumps(row, ensure_ascii=False) for row in model["features"]))
-                out.write("\n]")
-            else:
-                out.write(json.dumps(k) + ": " + json.dumps(model[k], ensure_ascii=False))
-            out.write(",\n" if k != keys[-1] else "\n")
-        out.write("}\n")
+    text = ["{\n"]
+    keys = list(model)
+    for k in keys:
+        if k == "features":
+            text.append('"features": [\n')
+            text.append(",\n".join(json.dumps(row, ensure_ascii=False) for row in model["features"]))
+            text.append("\n]")
+        else:
+            text.append(json.dumps(k) + ": " + json.dumps(model[k], ensure_ascii=False))
+        text.append(",\n" if k != keys[-1] else "\n")
+    text.append("}\n")
+    data = "".join(text).encode("utf-8")
+    # No time or name in the header: the same model gives the same file.
+    with open(args.out, "wb") as out:
+        out.write(gzip.compress(data, compresslevel=9, mtime=0))
     print(f"{args.out}: {len(features)} features, {len(texts)} messages from {', '.join(SETS)}")
+    print(f"model sha256: {hashlib.sha256(data).hexdigest()} (put it in the policy's [signal_model])")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,3 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/signals/requirements.txt"
 cd "$root"
 "$venv/bin/python" scripts/signals/train.py "$@"
-case " $* " in
-  *" --leave-one-writer-out "* | *" --score "*) ;;
-  *) echo "model sha256: $(sha256sum crates/core/model/signals.json | cut -d' ' -f1) (put it in the policy's [signal_model])" ;;
-esac

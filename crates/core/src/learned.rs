@@ -26,16 +26,21 @@ use crate::policy::SignalCategory;
 /// A text of fewer words than this is read with its neighbour (see [`text_groups`]).
 pub const MIN_WORDS_ALONE: usize = 6;
 
-/// The model file this build carries.
-const BUILTIN_JSON: &str = include_str!("../model/signals.json");
+/// The model file this build carries, gzip-compressed (the JSON is 5.5 MiB).
+const BUILTIN_GZ: &[u8] = include_bytes!("../model/signals.json.gz");
 
-/// SHA-256 (hex) of the model file this build carries, computed when it was built: a
-/// policy naming the model is checked against it without parsing the model.
+/// SHA-256 (hex) of the model this build carries (of its JSON, as the trainer wrote it
+/// before compressing it), computed when it was built: a policy naming the model is checked
+/// against it without parsing the model.
 pub const BUILTIN_SHA256: &str = env!("COUNTERSIGN_SIGNAL_MODEL_SHA256");
 
 /// The model compiled into this build (parsed once, when a case is first scanned with it).
-pub static BUILTIN: LazyLock<SignalModel> =
-    LazyLock::new(|| SignalModel::parse(BUILTIN_JSON).expect("the built-in signal model parses (its tests check it)"));
+pub static BUILTIN: LazyLock<SignalModel> = LazyLock::new(|| {
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(BUILTIN_GZ), &mut json)
+        .expect("the built-in signal model is gzip-compressed UTF-8 (its tests check it)");
+    SignalModel::parse(&json).expect("the built-in signal model parses (its tests check it)")
+});
 
 /// The fine-tuned encoder built into Countersign (`countersign-encoder`: its update and head
 /// compiled in, its base read from the folder [`countersign_encoder::default_base_dir`]
