@@ -36,9 +36,10 @@ fn the_encoder_reproduces_its_trainers_probabilities() {
     }
     assert!(n >= 100, "only {n} check vectors");
     eprintln!("{n} check vectors, largest difference from the trainer {worst:.1e}");
-    // Single-precision arithmetic in a different order than the trainer's: agreement to
-    // well under a thousandth of a probability, and far from every threshold's width.
-    assert!(worst < 1e-4, "largest difference from the trainer: {worst:e}");
+    // Single-precision arithmetic in a different order than the trainer's, and the word
+    // table kept in half precision (about 2e-4 of it): agreement to under a thousandth of
+    // a probability, far from every threshold's width.
+    assert!(worst < 1e-3, "largest difference from the trainer: {worst:e}");
 }
 
 /// Read in batches of like length, padded and masked, each text gets what the trainer
@@ -82,7 +83,7 @@ fn batches_of_texts_give_each_text_its_trainers_probabilities() {
         }
     }
     eprintln!("batched: largest difference from the trainer {worst:.1e}");
-    assert!(worst < 1e-4, "largest difference from the trainer: {worst:e}");
+    assert!(worst < 1e-3, "largest difference from the trainer: {worst:e}");
     assert!(encoder.probabilities_batch(&[]).unwrap().is_empty());
 }
 
