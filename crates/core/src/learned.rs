@@ -123,8 +123,8 @@ pub fn encoder_probabilities(text: &str) -> Result<Vec<f64>, String> {
 }
 
 /// How many texts are read together by [`encoder_read_ahead`] (the encoder's bench, on two
-/// cores: 100 texts in 0.84 s in batches of 16, against 1.58 s one at a time, 0.92 s in
-/// batches of 8 and 0.93 s of 32; docs/benchmarks.md). A text read in a batch gets what it
+/// cores, session 24: 100 texts in 0.78 s in batches of 16, against 1.47 s one at a time,
+/// 0.84 s in batches of 8 and 0.83 s of 32; docs/benchmarks.md). A text read in a batch gets what it
 /// gets alone to rounding (4e-7 at most on the check texts; the encoder's tests hold it
 /// under 1e-5).
 const BATCH: usize = 16;

@@ -19,7 +19,7 @@
 //! (it cut them there): a text that fits is one window, read exactly as the trainer read
 //! it; a longer one (a pasted email) is read in overlapping windows, and a category's
 //! probability is the highest any window gives, so a sentence at the end of a long text
-//! counts as it would alone. At most [`MAX_WINDOWS`] windows a text (about 1,500 words);
+//! counts as it would alone. At most [`MAX_WINDOWS`] windows a text (about 1,200 words);
 //! the rest of a longer one is read by the model and the patterns, not by the encoder. The
 //! file `model/checks.jsonl` holds texts and the probabilities the trainer computed for
 //! them; the tests reproduce them here.
@@ -74,8 +74,8 @@ const MAX_PIECES: usize = 128;
 /// The padding piece (`[PAD]`), masked out.
 const PAD: u32 = 0;
 
-/// Word pieces that consecutive windows of a long text share, so that a sentence cut by
-/// one window's end is whole in the next.
+/// Word pieces that consecutive windows of a long text share, so that a sentence of up to
+/// 32 pieces cut by one window's end is whole in the next.
 const OVERLAP: usize = 32;
 
 /// Windows read of one text at the most (the first 16 × 94 + 32 = 1,536 word pieces).
@@ -230,26 +230,24 @@ impl SignalEncoder {
     }
 
     /// One probability per category for each text, the texts read together: a batch's
-    /// matrix products use the cores better than one text at a time. Each window is padded
-    /// to the batch's longest and the padding is masked out, so a text gets what it gets
-    /// alone (to rounding: the tests hold both to the trainer's probabilities). Texts of
-    /// like length batch best ([`SignalEncoder::batches`]). A text of several windows gets,
-    /// per category, the highest probability of its windows.
+    /// matrix products use the cores better than one text at a time. The texts' windows are
+    /// read [`ROWS_AT_ONCE`] at a time, shortest first, each padded to the longest of its
+    /// group and the padding masked out, so a text gets what it gets alone (to rounding:
+    /// the tests hold both to the trainer's probabilities). Texts of like length batch best
+    /// ([`SignalEncoder::batches`]). A text of several windows gets, per category, the
+    /// highest probability of its windows.
     pub fn probabilities_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f64>>, EncoderError> {
-        let mut rows: Vec<Vec<u32>> = Vec::new();
-        let mut owner: Vec<usize> = Vec::new();
+        // (window, the text it is of), shortest first: a group pads to its longest.
+        let mut rows: Vec<(Vec<u32>, usize)> = Vec::new();
         for (i, text) in texts.iter().enumerate() {
-            for window in self.windows(text)? {
-                rows.push(window);
-                owner.push(i);
-            }
+            rows.extend(self.windows(text)?.into_iter().map(|w| (w, i)));
         }
+        rows.sort_by_key(|(w, _)| w.len());
         let mut out = vec![vec![0.0_f64; self.categories.len()]; texts.len()];
-        let mut owners = owner.iter();
-        for chunk in rows.chunks(ROWS_AT_ONCE) {
-            for row in self.forward(chunk)? {
-                let text = *owners.next().ok_or_else(|| EncoderError::Model("more rows than windows".into()))?;
-                for (best, p) in out[text].iter_mut().zip(row) {
+        for group in rows.chunks(ROWS_AT_ONCE) {
+            let windows: Vec<&[u32]> = group.iter().map(|(w, _)| w.as_slice()).collect();
+            for ((_, text), row) in group.iter().zip(self.forward(&windows)?) {
+                for (best, p) in out[*text].iter_mut().zip(row) {
                     *best = best.max(f64::from(p));
                 }
             }
@@ -264,31 +262,20 @@ impl SignalEncoder {
         let encoding =
             self.tokenizer.encode(text, false).map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
         let pieces = encoding.get_ids();
-        let body = MAX_PIECES - 2;
-        let mut windows = Vec::new();
-        let mut start = 0;
-        loop {
-            let end = (start + body).min(pieces.len());
-            let mut window = Vec::with_capacity(end - start + 2);
-            window.push(self.cls);
-            window.extend_from_slice(&pieces[start..end]);
-            window.push(self.sep);
-            windows.push(window);
-            if end == pieces.len() || windows.len() == MAX_WINDOWS {
-                return Ok(windows);
-            }
-            start += body - OVERLAP;
-        }
+        Ok(spans(pieces.len())
+            .into_iter()
+            .map(|span| [&[self.cls][..], &pieces[span], &[self.sep][..]].concat())
+            .collect())
     }
 
     /// The encoder and head over windows, padded to the longest and the padding masked out:
     /// one row of probabilities per window.
-    fn forward(&self, windows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EncoderError> {
-        let Some(longest) = windows.iter().map(Vec::len).max() else { return Ok(Vec::new()) };
+    fn forward(&self, windows: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let Some(longest) = windows.iter().map(|w| w.len()).max() else { return Ok(Vec::new()) };
         let mut ids = Vec::with_capacity(windows.len());
         let mut masks = Vec::with_capacity(windows.len());
         for window in windows {
-            let mut padded = window.clone();
+            let mut padded = window.to_vec();
             padded.resize(longest, PAD);
             ids.push(padded);
             let mut mask = vec![1_u32; window.len()];
@@ -322,6 +309,23 @@ impl SignalEncoder {
             .collect();
         by_length.sort_unstable();
         by_length.chunks(size.max(1)).map(|c| c.iter().map(|&(_, i)| i).collect()).collect()
+    }
+}
+
+/// The pieces each window of a text of `len` word pieces reads (`[CLS]` and `[SEP]` not
+/// counted): [`MAX_PIECES`] − 2 at a time, consecutive spans sharing [`OVERLAP`], at most
+/// [`MAX_WINDOWS`] spans; one (empty) span for an empty text.
+fn spans(len: usize) -> Vec<std::ops::Range<usize>> {
+    let body = MAX_PIECES - 2;
+    let mut spans = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = (start + body).min(len);
+        spans.push(start..end);
+        if end == len || spans.len() == MAX_WINDOWS {
+            return spans;
+        }
+        start += body - OVERLAP;
     }
 }
 
@@ -377,4 +381,25 @@ pub fn builtin_categories() -> Result<Vec<String>, EncoderError> {
         .and_then(|m| m.get("categories"))
         .ok_or_else(|| EncoderError::Model("the update's file names no categories".into()))?;
     serde_json::from_str(list).map_err(|e| EncoderError::Model(format!("the update's categories: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_a_text_with_the_overlap_and_stop_at_the_cap() {
+        assert_eq!(spans(0), vec![0..0]);
+        assert_eq!(spans(126), vec![0..126], "fits: one window, as the trainer read it");
+        assert_eq!(spans(127), vec![0..126, 94..127]);
+        assert_eq!(spans(220), vec![0..126, 94..220]);
+        assert_eq!(spans(221), vec![0..126, 94..220, 188..221]);
+        let capped = spans(1_536);
+        assert_eq!((capped.len(), capped.last().cloned()), (MAX_WINDOWS, Some(1_410..1_536)));
+        assert_eq!(spans(1_537), capped, "past the last window nothing more is read");
+        assert_eq!(spans(1_000_000).len(), MAX_WINDOWS);
+        for pair in spans(1_536).windows(2) {
+            assert_eq!(pair[0].end - pair[1].start, OVERLAP);
+        }
+    }
 }

@@ -37,9 +37,9 @@ fn the_encoder_reproduces_its_trainers_probabilities() {
     assert!(n >= 100, "only {n} check vectors");
     eprintln!("{n} check vectors, largest difference from the trainer {worst:.1e}");
     // Single-precision arithmetic in a different order than the trainer's, and the word
-    // table kept in half precision (about 2e-4 of it): agreement to under a thousandth of
-    // a probability, far from every threshold's width.
-    assert!(worst < 1e-3, "largest difference from the trainer: {worst:e}");
+    // table kept in half precision (about 2e-4 of it): agreement to under 5e-4 of a
+    // probability, far from every threshold's width.
+    assert!(worst < 5e-4, "largest difference from the trainer: {worst:e}");
 }
 
 /// Read in batches of like length, padded and masked, each text gets what the trainer
@@ -75,7 +75,8 @@ fn batches_of_texts_give_each_text_its_trainers_probabilities() {
     }
     eprintln!("batched: largest difference from the same text read alone {from_alone:.1e}");
     assert!(from_alone < 1e-5, "a text read in a batch differs from itself alone by {from_alone:e}");
-    // Texts of every length together, too: the padding is masked out.
+    // All the texts in one call, too (their windows read 16 at a time, shortest first):
+    // the padding is masked out.
     let all = encoder.probabilities_batch(&texts).unwrap();
     for (p, (_, want)) in all.iter().zip(&checks) {
         for (g, w) in p.iter().zip(want) {
@@ -83,7 +84,7 @@ fn batches_of_texts_give_each_text_its_trainers_probabilities() {
         }
     }
     eprintln!("batched: largest difference from the trainer {worst:.1e}");
-    assert!(worst < 1e-3, "largest difference from the trainer: {worst:e}");
+    assert!(worst < 5e-4, "largest difference from the trainer: {worst:e}");
     assert!(encoder.probabilities_batch(&[]).unwrap().is_empty());
 }
 
