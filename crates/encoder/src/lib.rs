@@ -170,7 +170,7 @@ impl SignalEncoder {
         let mut tokenizer = Tokenizer::from_bytes(&bytes["tokenizer.json"])
             .map_err(|e| EncoderError::Model(format!("tokenizer.json: {e}")))?;
         // The file pads and cuts every text at 128 pieces; here a text's pieces are cut into
-        // windows and a batch padded to its longest window ([`SignalEncoder::windows`]).
+        // windows ([`SignalEncoder::windows`]), each group of windows padded to its longest.
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| EncoderError::Model(format!("tokenizer: {e}")))?;
         let special = |name: &str| {
