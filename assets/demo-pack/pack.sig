@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "110cfb66fec44976"
-signature = "07dd8e7e7f2188e68772b05147681e4f03badccaaea637e37b08b994d11761c65d44ac1226a239d22fb6038d9c60a63d0814437ddb5ed5c0ad9cf251f5cd1102"
+key_id = "38259c53269c680c"
+signature = "38e1ff5f699759849d20bd5e28bf01f3ac7a8f34428b8b64df56a12a010094b38c039f167d7573b9236d6ca8cb312e6bea1c4ccb1a1afdb6dece39f74ed4330e"

@@ -65,7 +65,8 @@ pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
         for m in &r.misses {
             let expected: Vec<&str> = m.expected.iter().map(|c| c.as_str()).collect();
             let label = if expected.is_empty() { "handed off for nothing".to_string() } else { expected.join(", ") };
-            println!("{} ({label}): {:?} -> found {:?}", m.id, m.text, m.found);
+            let aside = if m.set_aside.is_empty() { String::new() } else { format!(", set aside {:?}", m.set_aside) };
+            println!("{} ({label}): {:?} -> found {:?}{aside}", m.id, m.text, m.found);
         }
         println!();
     }
@@ -133,6 +134,10 @@ pub fn demo(engine: &Engine, results: &[DemoCase]) {
         if r.decision.handoff {
             let sig: Vec<_> = r.decision.signals.iter().map(|s| s.id.as_str()).collect();
             println!("  HANDOFF to a human: {}", sig.join(", "));
+        }
+        if !r.decision.set_aside.is_empty() {
+            let words: Vec<_> = r.decision.set_aside.iter().map(|s| format!("{} ({:?})", s.id, s.matched)).collect();
+            println!("  read as ordinary words, not handed off: {}", words.join(", "));
         }
         steps(&r.decision);
         println!();

@@ -249,6 +249,10 @@ pub struct PlanDecision {
     /// An escalation signal fired: a human takes the case over; nothing auto-runs.
     pub handoff: bool,
     pub signals: Vec<SignalHit>,
+    /// Patterns' hits that the learned models set aside as the words' ordinary use
+    /// (`[signal_model] patterns_min_probability`): shown with the decision, never escalated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<SignalHit>,
     pub steps: Vec<StepDecision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<ReplyDecision>,
@@ -388,6 +392,7 @@ pub fn decide_scanned(
         policy_hash: policy.hash.clone(),
         handoff: !signals.is_empty(),
         signals,
+        set_aside: scan.set_aside.clone(),
         steps,
         reply,
     })
@@ -403,6 +408,51 @@ pub fn signals(policy: &Policy, case: &Case) -> Vec<SignalHit> {
 /// message of an evaluation set): exact phrases and regexes over the whole normalised
 /// text, token patterns clause by clause ([`crate::detect`]). Each text is read once.
 pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Vec<SignalHit> {
+    scan(policy, texts).signals
+}
+
+/// What a scan of some texts found: the signals, and the patterns' hits the learned models
+/// set aside.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scanned {
+    pub signals: Vec<SignalHit>,
+    /// Patterns' hits whose category the learned models give less than
+    /// `[signal_model] patterns_min_probability` in these texts: the pattern's words taken
+    /// in their ordinary sense ("the tent is a suicide mission in wind"). Never escalated.
+    pub set_aside: Vec<SignalHit>,
+}
+
+/// A pattern's hit is set aside only when the text it is in has at least this many words:
+/// on fewer, the learned models are unsure ("I know where you live." is five words, and a
+/// threat). In the labelled set, every false handoff the models set aside is in a message
+/// of 10 words or more (docs/signals.md, step 32).
+pub const SET_ASIDE_MIN_WORDS: usize = 10;
+
+/// Whether the learned models read what a signal's patterns found, and enough of it, for
+/// their word on its sense to count: every text that the signal finds on its own has at
+/// least [`SET_ASIDE_MIN_WORDS`] words and nothing disguised from the models
+/// ([`crate::normalize::disguised`]: look-alike letters, which the patterns see through and
+/// the models do not); a hit that no text makes on its own (the words run from one message
+/// into the next) is kept.
+fn models_read_it(signal: &crate::policy::Signal, texts: &[&str]) -> bool {
+    let mut any = false;
+    for t in texts {
+        let found = signal.patterns.find(&normalize(t)).or_else(|| signal.detector.find(&crate::detect::clauses(t)));
+        if found.is_some() {
+            if crate::learned::word_count(t) < SET_ASIDE_MIN_WORDS || crate::normalize::disguised(t) {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
+}
+
+/// [`scan_texts`], with the hits set aside. A pattern's hit is set aside when the policy
+/// asks for it (`[signal_model] patterns_min_probability`), the learned models read the
+/// case (an encoder that failed sets nothing aside), give the hit's category less than
+/// that, and read the words the pattern found ([`models_read_it`]).
+pub fn scan<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Scanned {
     let texts: Vec<&str> = texts.into_iter().collect();
     let mut normalized = String::new();
     let mut clauses = Vec::new();
@@ -410,42 +460,80 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
         normalized.push_str(&normalize(t));
         clauses.extend(crate::detect::clauses(t));
     }
-    let mut found: Vec<SignalHit> = policy
+    let patterns: Vec<(&crate::policy::Signal, SignalHit)> = policy
         .signals
         .iter()
         .filter_map(|s| {
-            s.patterns.find(&normalized).or_else(|| s.detector.find(&clauses)).map(|matched| SignalHit {
+            let matched = s.patterns.find(&normalized).or_else(|| s.detector.find(&clauses))?;
+            let hit = SignalHit {
                 id: s.id.clone(),
                 category: s.category,
                 matched,
                 escalate: s.escalate,
                 reason: s.reason.clone(),
-            })
+            };
+            Some((s, hit))
         })
         .collect();
-    if let Some(learned) = &policy.signal_model {
-        for (category, matched, p) in learned_findings(learned, &texts) {
-            if found.iter().any(|h| h.category == category) {
-                continue;
+    let Some(learned) = &policy.signal_model else {
+        return Scanned { signals: patterns.into_iter().map(|(_, h)| h).collect(), set_aside: Vec::new() };
+    };
+    let read = learned_findings(learned, &texts);
+    let mut out = Scanned::default();
+    for (signal, hit) in patterns {
+        match (learned.patterns_min_probability, read.probability(hit.category)) {
+            (Some(floor), Some(p)) if p < floor && models_read_it(signal, &texts) => {
+                let reason = format!(
+                    "{} (set aside: {} p = {p:.2} for {}, below {floor}: the words taken in their ordinary sense)",
+                    hit.reason,
+                    read.by,
+                    hit.category.as_str()
+                );
+                out.set_aside.push(SignalHit { reason, ..hit });
             }
-            let what = policy
-                .signals
-                .iter()
-                .find(|s| s.category == category)
-                .map_or("The learned model finds a signal", |s| s.reason.as_str());
-            found.push(SignalHit {
-                id: format!("model.{}", category.as_str()),
-                category,
-                matched,
-                escalate: strictest_escalation(policy, category),
-                reason: match p {
-                    Some(p) => format!("{what} (learned model, p = {p:.2})"),
-                    None => format!("{what} (the signal encoder could not read the case, so it counts as found)"),
-                },
-            });
+            _ => out.signals.push(hit),
         }
     }
-    found
+    for (category, matched, p) in read.found {
+        if out.signals.iter().any(|h| h.category == category) {
+            continue;
+        }
+        let what = policy
+            .signals
+            .iter()
+            .find(|s| s.category == category)
+            .map_or("The learned model finds a signal", |s| s.reason.as_str());
+        out.signals.push(SignalHit {
+            id: format!("model.{}", category.as_str()),
+            category,
+            matched,
+            escalate: strictest_escalation(policy, category),
+            reason: match p {
+                Some(p) => format!("{what} (learned model, p = {p:.2})"),
+                None => format!("{what} (the signal encoder could not read the case, so it counts as found)"),
+            },
+        });
+    }
+    out
+}
+
+/// What the learned models made of a case's texts.
+struct LearnedRead {
+    /// The categories found, with what matched and the probability (none: the encoder
+    /// failed, and the category counts as found).
+    found: Vec<(SignalCategory, String, Option<f64>)>,
+    /// Each category's highest probability over the texts: the mean of the model's and the
+    /// encoder's with the encoder, the model's without. None when the encoder failed (then
+    /// nothing is set aside).
+    probabilities: Option<Vec<(SignalCategory, f64)>>,
+    /// Whose probability that is, for a reason: "the learned model and encoder: mean".
+    by: &'static str,
+}
+
+impl LearnedRead {
+    fn probability(&self, category: SignalCategory) -> Option<f64> {
+        self.probabilities.as_ref()?.iter().find(|(c, _)| *c == category).map(|(_, p)| *p)
+    }
 }
 
 /// The categories the learned models find in a case's texts, each read on its own as they
@@ -459,10 +547,7 @@ pub fn scan_texts<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>)
 /// probability.
 // Probabilities, never money.
 #[allow(clippy::float_arithmetic)]
-fn learned_findings(
-    learned: &crate::policy::LearnedSignals,
-    texts: &[&str],
-) -> Vec<(SignalCategory, String, Option<f64>)> {
+fn learned_findings(learned: &crate::policy::LearnedSignals, texts: &[&str]) -> LearnedRead {
     let model: &SignalModel = learned.model;
     let categories = model.categories();
     let groups = crate::learned::text_groups(texts);
@@ -521,7 +606,14 @@ fn learned_findings(
             _ => {}
         }
     }
-    out
+    let (probabilities, by) = match (&encoder, &failed) {
+        (None, _) => (Some(categories.iter().copied().zip(best).collect()), "the learned model:"),
+        (Some(_), Some(_)) => (None, ""),
+        (Some(_), None) => {
+            (Some(categories.iter().copied().zip(best_mean).collect()), "the learned model and encoder: mean")
+        }
+    };
+    LearnedRead { found: out, probabilities, by }
 }
 
 /// A signal added to what the policy's patterns found (a planner's flag, the learned model)
@@ -566,6 +658,8 @@ pub struct CaseScan {
     /// The subject and the customer's messages that were scanned.
     words: Vec<String>,
     pub signals: Vec<SignalHit>,
+    /// The patterns' hits the learned models set aside ([`Scanned::set_aside`]).
+    pub set_aside: Vec<SignalHit>,
     /// Made by a policy that turns the signal encoder on while the encoder could not be
     /// loaded (so it failed closed).
     without_encoder: bool,
@@ -578,12 +672,13 @@ impl CaseScan {
             let _ = crate::learned::encoder();
         }
         let loaded_before = crate::learned::encoder_loaded();
-        let signals = scan_texts(policy, case.customer_text());
+        let Scanned { signals, set_aside } = scan(policy, case.customer_text());
         CaseScan {
             policy_hash: policy.hash.clone(),
             case_id: case.id.clone(),
             words: case.customer_text().map(str::to_string).collect(),
             signals,
+            set_aside,
             // Loaded both before and after the scan: it read the encoder. Otherwise it may
             // have failed closed, and is made again once the encoder is loaded.
             without_encoder: policy.uses_encoder() && !(loaded_before && crate::learned::encoder_loaded()),

@@ -336,6 +336,11 @@ pub fn text_groups(texts: &[&str]) -> Vec<String> {
     groups
 }
 
+/// How many words the learned models read in a text ([`words`]).
+pub fn word_count(text: &str) -> usize {
+    words(text).len()
+}
+
 /// Runs of letters and digits of the text's NFKC form, lower-cased as a whole string (so a
 /// word-final sigma is `ς`, as Python's `str.lower` has it); combining marks split words, as
 /// they do for Python's `str.isalnum`, which the trainer uses.

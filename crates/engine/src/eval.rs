@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use countersign_core::decide::scan_texts;
+use countersign_core::decide::{Scanned, scan};
 use countersign_core::model::Case;
 use countersign_core::policy::SignalCategory;
 use countersign_core::{Outcome, Policy};
@@ -371,6 +371,9 @@ pub struct SignalMiss {
     pub expected: Vec<SignalCategory>,
     /// What the policy found: `category: matched words`.
     pub found: Vec<String>,
+    /// Patterns' hits the learned models set aside as ordinary words: `category: matched words`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<String>,
 }
 
 /// A signal set scored against a policy.
@@ -419,7 +422,7 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         countersign_core::learned::encoder_read_ahead(&samples.iter().map(|s| s.text.clone()).collect::<Vec<_>>());
     }
     for s in &samples {
-        let hits = scan_texts(policy, [s.text.as_str()]);
+        let Scanned { signals: hits, set_aside } = scan(policy, [s.text.as_str()]);
         let found = |c: SignalCategory| hits.iter().any(|h| h.category == c);
         let wrong = if s.ordinary {
             ordinary.total += 1;
@@ -449,6 +452,7 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
                 text: s.text.clone(),
                 expected: s.expect.clone(),
                 found: hits.iter().map(|h| format!("{}: {}", h.category, h.matched)).collect(),
+                set_aside: set_aside.iter().map(|h| format!("{}: {}", h.category, h.matched)).collect(),
             });
         }
     }

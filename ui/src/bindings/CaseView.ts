@@ -27,7 +27,12 @@ identity_how: Array<string>, messages: Array<MessageView>, orders: Array<OrderVi
 /**
  * The order fields the policy let the AI read.
  */
-fields_read: Array<string>, plan_id: string, planner: string, intent: string, policy_id: string, policy_version: number, policy_hash: string, handoff: boolean, signals: Array<SignalView>, steps: Array<StepView>, reply: ReplyView | null, 
+fields_read: Array<string>, plan_id: string, planner: string, intent: string, policy_id: string, policy_version: number, policy_hash: string, handoff: boolean, signals: Array<SignalView>, 
+/**
+ * Patterns' hits the learned models read as the words' ordinary sense: shown, not
+ * handed off (`[signal_model] patterns_min_probability`).
+ */
+set_aside: Array<SignalView>, steps: Array<StepView>, reply: ReplyView | null, 
 /**
  * Steps of plans this one replaced (planned again, or edited), oldest first: what ran,
  * was rejected or was replaced before.

@@ -328,6 +328,12 @@ pub struct LearnedSignals {
     /// `countersign policy status`, never reads it).
     pub model: &'static std::sync::LazyLock<crate::learned::SignalModel>,
     pub min_probability: f64,
+    /// `patterns_min_probability`: a pattern's hit counts only when the learned probability
+    /// of its category in the case (the mean with the encoder, when the policy turns it on)
+    /// is at least this; below it, the pattern's words are taken as used in their ordinary
+    /// sense and the hit is set aside (kept with the decision, not escalated). None: every
+    /// pattern's hit counts, whatever the models say.
+    pub patterns_min_probability: Option<f64>,
     /// `[signal_model.encoder]`: the fine-tuned encoder beside the model.
     pub encoder: Option<EncoderSignals>,
 }
@@ -1145,15 +1151,33 @@ fn compile_patterns(
 /// same for `[signal_model.encoder]`, whose update and head the hash names.
 fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<LearnedSignals, PolicyError> {
     check_carried(cx, &raw.sha256, "signal model", crate::learned::BUILTIN_SHA256)?;
-    let min_probability = probability(cx, &raw.min_probability)?;
+    let min_probability = probability(cx, "min_probability", &raw.min_probability)?;
+    let patterns_min_probability =
+        raw.patterns_min_probability.as_ref().map(|p| probability(cx, "patterns_min_probability", p)).transpose()?;
+    if let (Some(p), Some(floor)) = (&raw.patterns_min_probability, patterns_min_probability) {
+        let found_at = match &raw.encoder {
+            Some(e) => *e.min_probability.get_ref(),
+            None => min_probability,
+        };
+        if floor >= found_at {
+            return Err(cx.err(
+                p.span(),
+                format!(
+                    "patterns_min_probability ({floor}) must be below the probability at which the models find a \
+                     category on their own ({found_at}): at or above it, the patterns would find nothing the \
+                     models do not"
+                ),
+            ));
+        }
+    }
     let encoder = match raw.encoder {
         Some(e) => {
             check_carried(cx, &e.sha256, "signal encoder", countersign_encoder::BUILTIN_SHA256)?;
-            Some(EncoderSignals { min_probability: probability(cx, &e.min_probability)? })
+            Some(EncoderSignals { min_probability: probability(cx, "min_probability", &e.min_probability)? })
         }
         None => None,
     };
-    Ok(LearnedSignals { model: &crate::learned::BUILTIN, min_probability, encoder })
+    Ok(LearnedSignals { model: &crate::learned::BUILTIN, min_probability, patterns_min_probability, encoder })
 }
 
 /// A model named by its SHA-256 must be the one this build carries.
@@ -1171,13 +1195,15 @@ fn check_carried(cx: &Ctx<'_>, sha256: &Spanned<String>, what: &str, carried: &s
     Ok(())
 }
 
-fn probability(cx: &Ctx<'_>, p: &Spanned<f64>) -> Result<f64, PolicyError> {
+fn probability(cx: &Ctx<'_>, name: &str, p: &Spanned<f64>) -> Result<f64, PolicyError> {
     let v = *p.get_ref();
     if !(v > 0.0 && v < 1.0) {
-        return Err(cx.err(
-            p.span(),
-            "min_probability must be between 0 and 1 (0 would find every category in every message, 1 none)",
-        ));
+        let why = if name == "min_probability" {
+            "0 would find every category in every message, 1 none"
+        } else {
+            "0 would set no hit aside, 1 every one"
+        };
+        return Err(cx.err(p.span(), format!("{name} must be between 0 and 1 ({why})")));
     }
     Ok(v)
 }

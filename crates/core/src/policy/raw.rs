@@ -46,6 +46,9 @@ pub(super) struct RawSignalModel {
     pub sha256: Spanned<String>,
     /// The probability at or above which a category counts as found.
     pub min_probability: Spanned<f64>,
+    /// The learned probability a pattern's hit needs to count (see `LearnedSignals`).
+    #[serde(default)]
+    pub patterns_min_probability: Option<Spanned<f64>>,
     /// The fine-tuned encoder beside the model (see `EncoderSignals`).
     #[serde(default)]
     pub encoder: Option<RawSignalEncoder>,

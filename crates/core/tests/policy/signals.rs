@@ -4,7 +4,7 @@
 //! parse errors of the pattern language with their positions.
 
 use countersign_core::CaseScan;
-use countersign_core::decide::{decide_scanned, scan_texts};
+use countersign_core::decide::{decide_scanned, scan, scan_texts};
 use countersign_core::model::FlaggedSignal;
 use countersign_core::policy::SignalCategory::{self, *};
 
@@ -259,6 +259,13 @@ fn patterns_only() -> Policy {
     policy
 }
 
+/// A policy source without `patterns_min_probability` (no pattern's hit is set aside), so
+/// that a model threshold below it can be tried.
+fn without_set_aside(source: &str) -> String {
+    let line = source.lines().find(|l| l.starts_with("patterns_min_probability")).expect("the demo policy sets it");
+    source.replacen(&format!("{line}\n"), "", 1)
+}
+
 /// Where the demo policy's `[signal_model.encoder]` table ends (a blank line).
 fn encoder_table_end() -> usize {
     let start = DEMO.find("[signal_model.encoder]").expect("the demo policy turns the encoder on");
@@ -299,13 +306,14 @@ fn the_learned_model_adds_what_the_patterns_miss_and_takes_nothing_away() {
     let never = source.replacen("min_probability = 0.8", "min_probability = 0.999999", 1);
     let never = Policy::parse("policy.toml", &never).unwrap();
     assert!(found(&never, text).is_empty());
-    let always = source.replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
+    let always = without_set_aside(&source).replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
     let always = Policy::parse("policy.toml", &always).unwrap();
     assert_eq!(found(&always, "where is my parcel").len(), learned.model.categories().len());
 }
 
-/// Whatever the patterns find is still found, and by the patterns (a learned detector adds a
-/// category's signal only where no pattern found it).
+/// What the patterns find in these plain statements is still found, and by the patterns (a
+/// learned detector adds a category's signal only where no pattern found it; it sets a
+/// pattern's hit aside only where it reads the words as ordinary, below).
 fn keeps_the_patterns_hits(policy: &Policy, alone: &Policy) {
     for text in [
         "I'm going to take all my pills tonight",
@@ -344,9 +352,9 @@ fn the_encoder_beside_the_model_counts_their_mean() {
     // own threshold, even at nearly nothing, finds nothing beside the encoder.
     let never = DEMO.replacen("min_probability = 0.7", "min_probability = 0.999999", 1);
     assert!(found(&Policy::parse("policy.toml", &never).unwrap(), text).is_empty());
-    let always = DEMO.replacen("min_probability = 0.7", "min_probability = 0.000001", 1);
+    let always = without_set_aside(DEMO).replacen("min_probability = 0.7", "min_probability = 0.000001", 1);
     assert_eq!(found(&Policy::parse("policy.toml", &always).unwrap(), "where is my parcel").len(), 7);
-    let model_low = DEMO.replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
+    let model_low = without_set_aside(DEMO).replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
     assert!(found(&Policy::parse("policy.toml", &model_low).unwrap(), "where is my parcel").is_empty());
 }
 
@@ -428,4 +436,84 @@ fn probes_missed(policy: &Policy, jsonl: &str) -> ProbeRun {
         }
     }
     run
+}
+
+const CHARGED_BACK: &str = "When you refund the returned speaker, could it be charged back to the gift card I used \
+                            rather than my Visa? The gift card was a birthday present.";
+
+/// `patterns_min_probability`: a pattern's words that the learned models read as ordinary
+/// are set aside, shown and never escalated; where the models cannot be trusted to have
+/// read them (too few words, a disguised letter), the pattern's hit stands.
+#[test]
+fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
+    let policy = demo();
+    let floor = policy.signal_model.as_ref().and_then(|m| m.patterns_min_probability).expect("the demo policy sets it");
+    let alone = patterns_only();
+    // Hard negatives of scored held-out parts (holdout-7, holdout-8): a pattern's words in
+    // their ordinary sense.
+    for (text, category) in [
+        (CHARGED_BACK, Chargeback),
+        (
+            "As I understand it, under consumer law I have 14 days to change my mind about online orders. I received \
+             the air purifier (EL-51823) twelve days ago and it's still unopened in the box, so I'd like to return it. \
+             Please send me the return label. Happy to drop it at a parcel shop rather than have it collected. Thanks.",
+            Legal,
+        ),
+    ] {
+        assert!(
+            found(&alone, text).contains(&category),
+            "the patterns alone hand it off (else this shows nothing): {text:?}"
+        );
+        let s = scan(&policy, [text]);
+        assert!(s.signals.is_empty(), "{text:?}: {:?}", s.signals);
+        let hit = s.set_aside.iter().find(|h| h.category == category).unwrap_or_else(|| panic!("{text:?}: {s:?}"));
+        assert!(hit.reason.contains("set aside: the learned model and encoder: mean p = "), "{hit:?}");
+        assert!(hit.reason.contains(&format!("below {floor}")), "{hit:?}");
+        // The same words with one look-alike letter (a Cyrillic `о`): the patterns see through
+        // it, the models read another word, so the hit stands.
+        let disguised = text.replacen('o', "\u{043e}", 1);
+        let s = scan(&policy, [disguised.as_str()]);
+        assert!(s.signals.iter().any(|h| h.category == category), "{disguised:?}: {s:?}");
+        assert!(s.set_aside.is_empty(), "{s:?}");
+    }
+    // A veiled threat in few words, after an ordinary message: the models give it little,
+    // and it is too short for their word to count.
+    let texts = ["Hi, I need help with my order, it has not arrived yet.", "I know where you live."];
+    let s = scan(&policy, texts);
+    assert!(s.signals.iter().any(|h| h.category == Violence), "{s:?}");
+    // The decision carries what was set aside; it hands nothing off for it.
+    let mut w = world();
+    w.case.messages = vec![countersign_core::model::Message {
+        from: countersign_core::model::Sender::Customer,
+        text: CHARGED_BACK.into(),
+        at: None,
+    }];
+    let d =
+        countersign_core::decide(&policy, &w.case, &plan_for(&w, "support", vec![get_order("s1", "#W1")]), &w.facts)
+            .unwrap();
+    assert!(!d.handoff, "{:?}", d.signals);
+    assert_eq!(d.set_aside.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["chargeback"]);
+    let without = Policy::parse("policy.toml", &without_set_aside(DEMO)).unwrap();
+    let d =
+        countersign_core::decide(&without, &w.case, &plan_for(&w, "support", vec![get_order("s1", "#W1")]), &w.facts)
+            .unwrap();
+    assert!(d.handoff && d.set_aside.is_empty(), "without the setting the pattern decides: {:?}", d.signals);
+}
+
+#[test]
+fn patterns_min_probability_is_a_probability_below_the_models_own() {
+    for (value, says) in [
+        ("0", "patterns_min_probability must be between 0 and 1"),
+        ("1.5", "patterns_min_probability must be between 0 and 1"),
+        (
+            "0.7",
+            "patterns_min_probability (0.7) must be below the probability at which the models find a category on their own (0.7)",
+        ),
+    ] {
+        let src = DEMO.replacen("patterns_min_probability = 0.1", &format!("patterns_min_probability = {value}"), 1);
+        let err = Policy::parse("policy.toml", &src).expect_err(value);
+        assert!(err.message.contains(says), "{value}: {err}");
+        let line = DEMO.lines().position(|l| l.starts_with("patterns_min_probability")).unwrap() + 1;
+        assert_eq!(err.line, line, "{value}: {err}");
+    }
 }

@@ -200,16 +200,8 @@ pub fn case_view(
         policy_version: u32::try_from(decided.policy_version).unwrap_or(u32::MAX),
         policy_hash: decided.policy_hash.clone(),
         handoff: decided.handoff,
-        signals: decided
-            .signals
-            .iter()
-            .map(|s| SignalView {
-                id: s.id.clone(),
-                category: snake(&s.category),
-                matched: s.matched.clone(),
-                reason: s.reason.clone(),
-            })
-            .collect(),
+        signals: decided.signals.iter().map(signal_view).collect(),
+        set_aside: decided.set_aside.iter().map(signal_view).collect(),
         steps,
         reply,
         earlier,
@@ -292,4 +284,8 @@ fn source_of(events: &[LoggedEvent]) -> Option<super::SourceView> {
         }
     }
     view
+}
+
+fn signal_view(s: &countersign_core::decide::SignalHit) -> SignalView {
+    SignalView { id: s.id.clone(), category: snake(&s.category), matched: s.matched.clone(), reason: s.reason.clone() }
 }

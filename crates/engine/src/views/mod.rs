@@ -260,6 +260,9 @@ pub struct CaseView {
     pub policy_hash: String,
     pub handoff: bool,
     pub signals: Vec<SignalView>,
+    /// Patterns' hits the learned models read as the words' ordinary sense: shown, not
+    /// handed off (`[signal_model] patterns_min_probability`).
+    pub set_aside: Vec<SignalView>,
     pub steps: Vec<StepView>,
     pub reply: Option<ReplyView>,
     /// Steps of plans this one replaced (planned again, or edited), oldest first: what ran,
