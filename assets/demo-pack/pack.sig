@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "38259c53269c680c"
-signature = "38e1ff5f699759849d20bd5e28bf01f3ac7a8f34428b8b64df56a12a010094b38c039f167d7573b9236d6ca8cb312e6bea1c4ccb1a1afdb6dece39f74ed4330e"
+key_id = "041d1acfd248afcd"
+signature = "e147a07a147dc5adaf9fb2c74250d743141e63affa25130edc1b5503896dab782dcc6f9c289e2f6e859c630814ae503e4626883f8010dc2ffd45f310e84d9a02"

@@ -79,6 +79,13 @@ pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
     if r.ordinary_false_handoffs.total > 0 {
         println!("  {:<18} {:<22} {}", "ordinary messages", "", r.ordinary_false_handoffs);
     }
+    let aside = r.set_aside;
+    if aside.not_of_a_labelled_category + aside.of_a_labelled_category > 0 {
+        println!(
+            "  patterns' hits set aside as ordinary words: in {} messages not of their category, {} of it",
+            aside.not_of_a_labelled_category, aside.of_a_labelled_category
+        );
+    }
     println!("  goal (recall >= 98%, false handoffs <= 2%): {}", if r.meets_goal() { "met" } else { "not met" });
 }
 

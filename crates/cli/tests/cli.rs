@@ -639,6 +639,13 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
         (&serde_json::json!(167), &serde_json::json!(10)),
         "{report}"
     );
+    // The patterns' hits the learned models set aside there (docs/signals.md, step 33): none
+    // in a message labelled with the hit's category.
+    assert_eq!(
+        report["set_aside"],
+        serde_json::json!({"of_a_labelled_category": 0, "not_of_a_labelled_category": 13}),
+        "{report}"
+    );
     let categories: Vec<&str> =
         report["categories"].as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
     assert_eq!(

@@ -422,24 +422,48 @@ pub struct Scanned {
     pub set_aside: Vec<SignalHit>,
 }
 
-/// A pattern's hit is set aside only when the text it is in has at least this many words:
-/// on fewer, the learned models are unsure ("I know where you live." is five words, and a
-/// threat). In the labelled set, every false handoff the models set aside is in a message
-/// of 10 words or more (docs/signals.md, step 32).
+/// A pattern's hit is set aside only in a text of at least this many words: on fewer, the
+/// learned models are unsure ("I know where you live." is five words, and a threat). In
+/// the labelled set, every false handoff the models set aside is in a message of 10 words
+/// or more (docs/signals.md, step 32).
 pub const SET_ASIDE_MIN_WORDS: usize = 10;
 
+/// … and of at most this many: the labelled set's messages have at most 116 words, so the
+/// models' reading of a longer text is untested, and in a long one (a pasted thread) a
+/// sentence weighs little in the model's features and may lie past the windows the
+/// encoder reads.
+pub const SET_ASIDE_MAX_WORDS: usize = 150;
+
+/// One of a case's texts, as far as setting a pattern's hit aside needs it.
+struct TextForm {
+    normalized: String,
+    clauses: Vec<crate::detect::Clause>,
+    /// The learned models read this text's words as the patterns do, and enough of them.
+    read_alike: bool,
+}
+
+impl TextForm {
+    fn of(text: &str) -> TextForm {
+        let words = crate::learned::words_alike(text);
+        TextForm {
+            normalized: normalize(text),
+            clauses: crate::detect::clauses(text),
+            read_alike: words.is_some_and(|n| (SET_ASIDE_MIN_WORDS..=SET_ASIDE_MAX_WORDS).contains(&n)),
+        }
+    }
+}
+
 /// Whether the learned models read what a signal's patterns found, and enough of it, for
-/// their word on its sense to count: every text that the signal finds on its own has at
-/// least [`SET_ASIDE_MIN_WORDS`] words and nothing disguised from the models
-/// ([`crate::normalize::disguised`]: look-alike letters, which the patterns see through and
-/// the models do not); a hit that no text makes on its own (the words run from one message
-/// into the next) is kept.
-fn models_read_it(signal: &crate::policy::Signal, texts: &[&str]) -> bool {
+/// their word on its sense to count: every text that the signal finds on its own has
+/// between [`SET_ASIDE_MIN_WORDS`] and [`SET_ASIDE_MAX_WORDS`] words, which the models
+/// read as the patterns do ([`crate::learned::words_alike`]: not with a look-alike letter,
+/// a symbol or a mark that the patterns see through); a hit that no text makes on its own
+/// (the words run from one message into the next) is kept.
+fn models_read_it(signal: &crate::policy::Signal, forms: &[TextForm]) -> bool {
     let mut any = false;
-    for t in texts {
-        let found = signal.patterns.find(&normalize(t)).or_else(|| signal.detector.find(&crate::detect::clauses(t)));
-        if found.is_some() {
-            if crate::learned::word_count(t) < SET_ASIDE_MIN_WORDS || crate::normalize::disguised(t) {
+    for form in forms {
+        if signal.patterns.find(&form.normalized).or_else(|| signal.detector.find(&form.clauses)).is_some() {
+            if !form.read_alike {
                 return false;
             }
             any = true;
@@ -479,19 +503,36 @@ pub fn scan<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Sc
         return Scanned { signals: patterns.into_iter().map(|(_, h)| h).collect(), set_aside: Vec::new() };
     };
     let read = learned_findings(learned, &texts);
+    // The categories whose every pattern's hit the models read as ordinary (a category is
+    // set aside whole, so a stricter signal of it never gives way to a softer one).
+    let mut aside: Vec<(SignalCategory, f64, f64)> = Vec::new();
+    if let Some(floor) = learned.patterns_min_probability {
+        let mut forms: Option<Vec<TextForm>> = None;
+        for (_, hit) in &patterns {
+            let c = hit.category;
+            let Some(p) = read.probability(c) else { continue };
+            if p >= floor || aside.iter().any(|(a, _, _)| *a == c) {
+                continue;
+            }
+            let forms = forms.get_or_insert_with(|| texts.iter().map(|t| TextForm::of(t)).collect());
+            if patterns.iter().filter(|(_, h)| h.category == c).all(|(s, _)| models_read_it(s, forms)) {
+                aside.push((c, p, floor));
+            }
+        }
+    }
     let mut out = Scanned::default();
-    for (signal, hit) in patterns {
-        match (learned.patterns_min_probability, read.probability(hit.category)) {
-            (Some(floor), Some(p)) if p < floor && models_read_it(signal, &texts) => {
+    for (_, hit) in patterns {
+        match aside.iter().find(|(c, _, _)| *c == hit.category) {
+            Some(&(c, p, floor)) => {
                 let reason = format!(
                     "{} (set aside: {} p = {p:.2} for {}, below {floor}: the words taken in their ordinary sense)",
                     hit.reason,
                     read.by,
-                    hit.category.as_str()
+                    c.as_str()
                 );
                 out.set_aside.push(SignalHit { reason, ..hit });
             }
-            _ => out.signals.push(hit),
+            None => out.signals.push(hit),
         }
     }
     for (category, matched, p) in read.found {

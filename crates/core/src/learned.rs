@@ -5,8 +5,9 @@
 //!
 //! It is a second detector beside the policy's patterns, never instead of them: a policy
 //! turns it on with `[signal_model]`, naming the model by its SHA-256 (so the policy's hash
-//! pins the model too) and the probability at which a category counts as found. It can
-//! only add signals. The model is data, trained by `scripts/signals/train.sh` on the seen
+//! pins the model too) and the probability at which a category counts as found. It adds
+//! signals; only where the policy also sets `patterns_min_probability` does it set aside a
+//! pattern's hit it reads as the words' ordinary sense (`crate::decide::scan`). The model is data, trained by `scripts/signals/train.sh` on the seen
 //! parts of the labelled set and compiled in; its file carries check vectors that the tests
 //! reproduce here, so this code and the trainer compute the same thing.
 
@@ -145,6 +146,9 @@ pub fn encoder_read_ahead(texts: &[String]) {
         unseen.truncate(REMEMBERED.saturating_sub(seen.len() + 1));
         unseen
     };
+    if unseen.is_empty() {
+        return;
+    }
     for batch in encoder.batches(&unseen, BATCH) {
         let batch: Vec<&str> = batch.iter().map(|&i| unseen[i]).collect();
         // A batch that fails is left to the scans, which read each text alone and fail
@@ -154,6 +158,9 @@ pub fn encoder_read_ahead(texts: &[String]) {
             remember(text, p);
         }
     }
+    // The batches' activations are freed: handed back to the system, not kept idle in the
+    // allocator's arenas.
+    countersign_encoder::release_freed_memory();
 }
 
 /// How many texts [`encoder_probabilities`] remembers.
@@ -336,9 +343,16 @@ pub fn text_groups(texts: &[&str]) -> Vec<String> {
     groups
 }
 
-/// How many words the learned models read in a text ([`words`]).
-pub fn word_count(text: &str) -> usize {
-    words(text).len()
+/// How many words the learned models read in `text`, when they read the same words as the
+/// patterns (the words of [`crate::normalize::normalize`]'s form); `None` when they do not:
+/// a letter the patterns see through and the models read as another (a look-alike from
+/// another script, a symbol that looks like a letter, a combining mark inside a word, a
+/// full-width letter is the same to both), or an accented or non-Latin letter, which the
+/// normal form folds and the models keep.
+pub fn words_alike(text: &str) -> Option<usize> {
+    let ours = words(text);
+    let normal = crate::normalize::normalize(text);
+    ours.iter().map(String::as_str).eq(normal.split_whitespace()).then_some(ours.len())
 }
 
 /// Runs of letters and digits of the text's NFKC form, lower-cased as a whole string (so a

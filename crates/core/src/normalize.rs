@@ -87,26 +87,6 @@ fn push_non_ascii(c: char, out: &mut Collapse) {
     }
 }
 
-/// Whether the text holds a character that the normal form reads as a plain letter or digit
-/// and the learned models do not: an invisible character, a full-width or look-alike letter
-/// (`lаwyer` with a Cyrillic `а`), an accented one (`lawyér`). The patterns see through
-/// these; a model reads another word. Letters of other scripts that imitate nothing are
-/// not disguises.
-pub fn disguised(text: &str) -> bool {
-    if text.is_ascii() {
-        return false;
-    }
-    let mut buf = [0_u8; 4];
-    text.chars().any(|c| {
-        is_ignorable(c)
-            || (!c.is_ascii() && c.is_alphanumeric() && {
-                let n = normalize(c.encode_utf8(&mut buf));
-                let n = n.trim();
-                !n.is_empty() && n.is_ascii()
-            })
-    })
-}
-
 /// The canonical form used for matching: words separated by single spaces, with a
 /// leading and trailing space so that `" word "` finds whole words.
 pub fn normalize(text: &str) -> String {

@@ -147,10 +147,36 @@ impl std::fmt::Debug for SignalEncoder {
     }
 }
 
+/// Hand the memory this process has freed back to the system. glibc keeps what a thread
+/// frees in that thread's arena for reuse: after the encoder's load (its 87 MiB file read,
+/// its weights merged) and an inbox's batch read, tens of MB stay resident that nothing
+/// uses (the desktop app's own PSS 236 MB idle, 211 MB after a trim; docs/benchmarks.md,
+/// session 25). Elsewhere than glibc, nothing to do. Returns whether anything was given back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(unsafe_code, reason = "malloc_trim is a C function; it takes no pointer")]
+pub fn release_freed_memory() -> bool {
+    // SAFETY: `malloc_trim` takes a size, no pointer, and changes only glibc's own free lists,
+    // under the arenas' locks (the one call of C code in Countersign's own crates).
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// See the glibc version: other allocators hand freed memory back themselves.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_freed_memory() -> bool {
+    false
+}
+
 impl SignalEncoder {
     /// Load the base from `dir` (each file checked against its pinned SHA-256) and apply the
     /// compiled-in update and head.
     pub fn load(dir: &Path) -> Result<SignalEncoder, EncoderError> {
+        let loaded = SignalEncoder::read(dir);
+        // The base file's bytes and the unmerged weights are freed by now.
+        release_freed_memory();
+        loaded
+    }
+
+    fn read(dir: &Path) -> Result<SignalEncoder, EncoderError> {
         let mut bytes = HashMap::new();
         for (name, want) in BASE_FILES {
             let path = dir.join(name);

@@ -392,7 +392,21 @@ pub struct SignalReport {
     pub false_handoffs: Ratio,
     /// Ordinary messages (no category's words) in which any signal is found.
     pub ordinary_false_handoffs: Ratio,
+    /// Messages in which the learned models set a pattern's hit aside as ordinary words
+    /// (`[signal_model] patterns_min_probability`): of those labelled with the hit's
+    /// category, and of the others.
+    pub set_aside: SetAside,
     pub misses: Vec<SignalMiss>,
+}
+
+/// How often the patterns' hits were set aside, and in messages of which labels.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct SetAside {
+    /// Messages whose set-aside hit is of a category they are labelled with (a miss unless
+    /// the models found the category themselves).
+    pub of_a_labelled_category: usize,
+    /// Messages with a set-aside hit of no category they are labelled with.
+    pub not_of_a_labelled_category: usize,
 }
 
 impl SignalReport {
@@ -417,12 +431,18 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         .collect();
     let (mut recall, mut false_handoffs, mut ordinary) = (Ratio::default(), Ratio::default(), Ratio::default());
     let mut misses = Vec::new();
+    let mut aside = SetAside::default();
     // The encoder reads the set's messages together, in batches, before they are scanned.
     if policy.uses_encoder() {
         countersign_core::learned::encoder_read_ahead(&samples.iter().map(|s| s.text.clone()).collect::<Vec<_>>());
     }
     for s in &samples {
         let Scanned { signals: hits, set_aside } = scan(policy, [s.text.as_str()]);
+        if set_aside.iter().any(|h| s.expect.contains(&h.category)) {
+            aside.of_a_labelled_category += 1;
+        } else if !set_aside.is_empty() {
+            aside.not_of_a_labelled_category += 1;
+        }
         let found = |c: SignalCategory| hits.iter().any(|h| h.category == c);
         let wrong = if s.ordinary {
             ordinary.total += 1;
@@ -467,6 +487,7 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         recall,
         false_handoffs,
         ordinary_false_handoffs: ordinary,
+        set_aside: aside,
         misses,
     })
 }
@@ -494,6 +515,7 @@ mod tests {
             recall: r(recall),
             false_handoffs: r(near),
             ordinary_false_handoffs: r(ordinary),
+            set_aside: SetAside::default(),
             misses: Vec::new(),
         }
     }

@@ -171,6 +171,19 @@ async fn journey(c: &Client, launched: Instant) -> Result<()> {
     wait_for(c, "[data-testid=open-evidence]").await?.click().await?;
     wait_text(c, "[data-testid=event-reply_sent]", "the reply in the evidence", |t| t.contains("cancellation")).await?;
 
+    // A pattern's words that the learned models read in their ordinary sense are set aside:
+    // listed, not handed off for; their reasons open below (a <details>, keyboard-operable).
+    open_case(c, "demo-39").await?;
+    let aside =
+        wait_text(c, "[data-testid=set-aside] summary", "the set-aside hit", |t| t.contains("third_party_data"))
+            .await?;
+    println!("set aside: {aside}");
+    wait_for(c, "[data-testid=set-aside] summary").await?.click().await?;
+    wait_text(c, "[data-testid=set-aside] li", "its reason", |t| {
+        t.contains("set aside: the learned model and encoder")
+    })
+    .await?;
+
     // Edit a waiting step: the agent's amount is a new revision the policy decides again.
     open_case(c, "demo-02").await?;
     verify_and_replan(c).await?;

@@ -398,7 +398,8 @@ pub struct Policy {
     pub actions: BTreeMap<String, ActionDef>,
     pub rules: Vec<Rule>,
     pub signals: Vec<Signal>,
-    /// `[signal_model]`: the learned model as a second detector (it only adds signals).
+    /// `[signal_model]`: the learned model as a second detector (it adds signals and, with
+    /// `patterns_min_probability`, sets aside patterns' hits it reads as ordinary words).
     pub signal_model: Option<LearnedSignals>,
     pub reply: ReplyPolicy,
     /// `[cut_off]`: the floors for a team desktop without a fresh lease.
@@ -1152,28 +1153,28 @@ fn compile_patterns(
 fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<LearnedSignals, PolicyError> {
     check_carried(cx, &raw.sha256, "signal model", crate::learned::BUILTIN_SHA256)?;
     let min_probability = probability(cx, "min_probability", &raw.min_probability)?;
-    let patterns_min_probability =
-        raw.patterns_min_probability.as_ref().map(|p| probability(cx, "patterns_min_probability", p)).transpose()?;
-    if let (Some(p), Some(floor)) = (&raw.patterns_min_probability, patterns_min_probability) {
-        let found_at = match &raw.encoder {
-            Some(e) => *e.min_probability.get_ref(),
-            None => min_probability,
-        };
-        if floor >= found_at {
-            return Err(cx.err(
-                p.span(),
-                format!(
-                    "patterns_min_probability ({floor}) must be below the probability at which the models find a \
-                     category on their own ({found_at}): at or above it, the patterns would find nothing the \
-                     models do not"
-                ),
-            ));
-        }
-    }
-    let encoder = match raw.encoder {
+    let encoder = match &raw.encoder {
         Some(e) => {
             check_carried(cx, &e.sha256, "signal encoder", countersign_encoder::BUILTIN_SHA256)?;
             Some(EncoderSignals { min_probability: probability(cx, "min_probability", &e.min_probability)? })
+        }
+        None => None,
+    };
+    let patterns_min_probability = match &raw.patterns_min_probability {
+        Some(p) => {
+            let floor = probability(cx, "patterns_min_probability", p)?;
+            let found_at = encoder.map_or(min_probability, |e| e.min_probability);
+            if floor >= found_at {
+                return Err(cx.err(
+                    p.span(),
+                    format!(
+                        "patterns_min_probability ({floor}) must be below the probability at which the models find a \
+                         category on their own ({found_at}): at or above it, the patterns would find nothing the \
+                         models do not"
+                    ),
+                ));
+            }
+            Some(floor)
         }
         None => None,
     };

@@ -282,7 +282,7 @@ fn model_only_source() -> String {
 }
 
 #[test]
-fn the_learned_model_adds_what_the_patterns_miss_and_takes_nothing_away() {
+fn the_learned_model_adds_what_the_patterns_miss_and_keeps_their_plain_hits() {
     let source = model_only_source();
     let policy = Policy::parse("policy.toml", &source).unwrap();
     let learned = policy.signal_model.as_ref().expect("the demo policy turns the learned model on");
@@ -451,13 +451,20 @@ fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
     let alone = patterns_only();
     // Hard negatives of scored held-out parts (holdout-7, holdout-8): a pattern's words in
     // their ordinary sense.
-    for (text, category) in [
-        (CHARGED_BACK, Chargeback),
+    for (text, category, words, disguises) in [
+        (
+            CHARGED_BACK,
+            Chargeback,
+            "charged back",
+            ["ch\u{0430}rged back", "charg\u{212E}d back", "ch\u{0332}arged back"],
+        ),
         (
             "As I understand it, under consumer law I have 14 days to change my mind about online orders. I received \
              the air purifier (EL-51823) twelve days ago and it's still unopened in the box, so I'd like to return it. \
              Please send me the return label. Happy to drop it at a parcel shop rather than have it collected. Thanks.",
             Legal,
+            "consumer law",
+            ["c\u{043e}nsumer law", "consumer \u{2223}aw", "con\u{0332}sumer law"],
         ),
     ] {
         assert!(
@@ -469,12 +476,21 @@ fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
         let hit = s.set_aside.iter().find(|h| h.category == category).unwrap_or_else(|| panic!("{text:?}: {s:?}"));
         assert!(hit.reason.contains("set aside: the learned model and encoder: mean p = "), "{hit:?}");
         assert!(hit.reason.contains(&format!("below {floor}")), "{hit:?}");
-        // The same words with one look-alike letter (a Cyrillic `о`): the patterns see through
-        // it, the models read another word, so the hit stands.
-        let disguised = text.replacen('o', "\u{043e}", 1);
-        let s = scan(&policy, [disguised.as_str()]);
-        assert!(s.signals.iter().any(|h| h.category == category), "{disguised:?}: {s:?}");
-        assert!(s.set_aside.is_empty(), "{s:?}");
+        // The pattern's own words disguised (a Cyrillic `а` or `о`, a symbol that looks like
+        // an `l`, a mark inside a word): the patterns see through it, the models read another
+        // word, so the hit stands.
+        for disguise in disguises {
+            assert!(text.contains(words));
+            let disguised = text.replacen(words, disguise, 1);
+            assert!(found(&alone, &disguised).contains(&category), "the patterns see through {disguise:?}");
+            let s = scan(&policy, [disguised.as_str()]);
+            assert!(s.signals.iter().any(|h| h.category == category), "{disguised:?}: {s:?}");
+            assert!(s.set_aside.is_empty(), "{s:?}");
+        }
+        // In a long message (a pasted thread, past what the models were shown), it stands.
+        let long = format!("{text} {}", "The rest of the thread is about delivery times and sizes. ".repeat(15));
+        let s = scan(&policy, [long.as_str()]);
+        assert!(s.signals.iter().any(|h| h.category == category) && s.set_aside.is_empty(), "{s:?}");
     }
     // A veiled threat in few words, after an ordinary message: the models give it little,
     // and it is too short for their word to count.
@@ -516,4 +532,60 @@ fn patterns_min_probability_is_a_probability_below_the_models_own() {
         let line = DEMO.lines().position(|l| l.starts_with("patterns_min_probability")).unwrap() + 1;
         assert_eq!(err.line, line, "{value}: {err}");
     }
+}
+
+/// A category is set aside whole: when one of its signals' hits is not (here a stricter
+/// signal's, in a message too short for the models' word to count), none of them is, so a
+/// strict signal never gives way to a softer one of the same category.
+#[test]
+fn a_category_is_set_aside_whole_or_not_at_all() {
+    let strict = format!(
+        "{DEMO}\n[[signals]]\nid = \"cb-strict\"\ncategory = \"chargeback\"\nreason = \"A present paid for twice\"\n\
+         escalate = \"forbid\"\npatterns = [\"birthday present\"]\n"
+    );
+    let policy = Policy::parse("policy.toml", &strict).unwrap_or_else(|e| panic!("{e}"));
+    // Alone, the long message's two chargeback hits are both set aside.
+    let s = scan(&policy, [CHARGED_BACK]);
+    assert!(s.signals.is_empty(), "{s:?}");
+    assert_eq!(s.set_aside.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["chargeback", "cb-strict"]);
+    // With a short second message that the strict signal finds on its own, neither is.
+    let s = scan(&policy, [CHARGED_BACK, "birthday present, paid twice"]);
+    assert!(s.set_aside.is_empty(), "{s:?}");
+    let ids: Vec<&str> = s.signals.iter().map(|h| h.id.as_str()).collect();
+    assert!(ids.contains(&"chargeback") && ids.contains(&"cb-strict"), "{ids:?}");
+}
+
+/// The words the learned models read are compared with the patterns' normal form: where
+/// they differ, the models' word on a pattern's hit does not count.
+#[test]
+fn the_models_read_the_patterns_words_only_in_plain_letters() {
+    use countersign_core::learned::words_alike;
+    for (text, alike) in [
+        ("Could it be charged back to the gift card I used?", Some(11)),
+        ("my mom’s order, full-width ＬＡＷＳＵＩＴ and digits 4471", Some(10)),
+        ("my l\u{0430}wyer is ready", None),  // a Cyrillic look-alike
+        ("my \u{2223}awyer is ready", None),  // a symbol that looks like an l
+        ("my law\u{0332}yer is ready", None), // a mark inside a word
+        ("law\u{200B}suit", None),            // an invisible character inside a word
+        ("José wants a refund", None),        // an accented letter: folded by the patterns only
+        ("Заказ не пришёл", None),            // another script
+    ] {
+        assert_eq!(words_alike(text), alike, "{text:?}");
+    }
+}
+
+/// A decision recorded before `set_aside` existed reads back, and one with nothing set aside
+/// is written as before (no new field).
+#[test]
+fn a_decision_with_nothing_set_aside_is_recorded_as_before() {
+    let mut w = world();
+    say(&mut w, "Where is my order? It was due on Monday and the tracking has not moved since.");
+    let d =
+        countersign_core::decide(&demo(), &w.case, &plan_for(&w, "support", vec![get_order("s1", "#W1")]), &w.facts)
+            .unwrap();
+    assert!(d.set_aside.is_empty());
+    let json = serde_json::to_value(&d).unwrap();
+    assert!(json.get("set_aside").is_none(), "{json}");
+    let back: countersign_core::PlanDecision = serde_json::from_value(json).unwrap();
+    assert_eq!(back, d);
 }
