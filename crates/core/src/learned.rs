@@ -346,9 +346,10 @@ pub fn text_groups(texts: &[&str]) -> Vec<String> {
 /// How many words the learned models read in `text`, when they read the same words as the
 /// patterns (the words of [`crate::normalize::normalize`]'s form); `None` when they do not:
 /// a letter the patterns see through and the models read as another (a look-alike from
-/// another script, a symbol that looks like a letter, a combining mark inside a word, a
-/// full-width letter is the same to both), or an accented or non-Latin letter, which the
-/// normal form folds and the models keep.
+/// another script, a symbol that looks like a letter, a combining mark or an invisible
+/// character inside a word), or an accented, Cyrillic or Greek letter, which the normal
+/// form folds and the models keep. A full-width letter is the same to both. Letters of
+/// scripts the normal form leaves alone (Chinese) count as read alike.
 pub fn words_alike(text: &str) -> Option<usize> {
     let ours = words(text);
     let normal = crate::normalize::normalize(text);

@@ -402,8 +402,8 @@ pub struct SignalReport {
 /// How often the patterns' hits were set aside, and in messages of which labels.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct SetAside {
-    /// Messages whose set-aside hit is of a category they are labelled with (a miss unless
-    /// the models found the category themselves).
+    /// Messages whose set-aside hit is of a category they are labelled with (always a miss:
+    /// the models give the category less than they need to find it themselves).
     pub of_a_labelled_category: usize,
     /// Messages with a set-aside hit of no category they are labelled with.
     pub not_of_a_labelled_category: usize,
