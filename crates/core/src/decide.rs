@@ -507,13 +507,17 @@ pub fn scan<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Sc
     // set aside whole, so a stricter signal of it never gives way to a softer one).
     let mut aside: Vec<(SignalCategory, f64, f64)> = Vec::new();
     if let Some(floor) = learned.patterns_min_probability {
+        // Built on the first hit under the floor only (rare): the texts' forms, and the
+        // categories already checked, each once.
         let mut forms: Option<Vec<TextForm>> = None;
+        let mut checked: Vec<SignalCategory> = Vec::new();
         for (_, hit) in &patterns {
             let c = hit.category;
             let Some(p) = read.probability(c) else { continue };
-            if p >= floor || aside.iter().any(|(a, _, _)| *a == c) {
+            if p >= floor || checked.contains(&c) {
                 continue;
             }
+            checked.push(c);
             let forms = forms.get_or_insert_with(|| texts.iter().map(|t| TextForm::of(t)).collect());
             if patterns.iter().filter(|(_, h)| h.category == c).all(|(s, _)| models_read_it(s, forms)) {
                 aside.push((c, p, floor));

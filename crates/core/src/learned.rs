@@ -348,10 +348,15 @@ pub fn text_groups(texts: &[&str]) -> Vec<String> {
 /// a letter the patterns see through and the models read as another (a look-alike from
 /// another script, a symbol that looks like a letter, a combining mark or an invisible
 /// character inside a word), or an accented, Cyrillic or Greek letter, which the normal
-/// form folds and the models keep. A full-width letter is the same to both. Letters of
-/// scripts the normal form leaves alone (Chinese) count as read alike.
+/// form folds and the models keep. A full-width letter is the same to both. A word in
+/// letters of any other script (Chinese, which the normal form leaves alone) is not read
+/// alike either: the models were trained on English only, so their reading of it says
+/// nothing.
 pub fn words_alike(text: &str) -> Option<usize> {
     let ours = words(text);
+    if !ours.iter().all(|w| w.is_ascii()) {
+        return None;
+    }
     let normal = crate::normalize::normalize(text);
     ours.iter().map(String::as_str).eq(normal.split_whitespace()).then_some(ours.len())
 }

@@ -487,8 +487,10 @@ fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
             assert!(s.signals.iter().any(|h| h.category == category), "{disguised:?}: {s:?}");
             assert!(s.set_aside.is_empty(), "{s:?}");
         }
-        // In a long message (a pasted thread, past what the models were shown), it stands.
+        // In a long message (a pasted thread, past what the models were shown), it stands,
+        // though the models read it as ordinary too: only the word cap keeps it.
         let long = format!("{text} {}", "The rest of the thread is about delivery times and sizes. ".repeat(15));
+        assert!(mean_probability(&policy, &long, category) < floor, "the models set it aside but for its length");
         let s = scan(&policy, [long.as_str()]);
         assert!(s.signals.iter().any(|h| h.category == category) && s.set_aside.is_empty(), "{s:?}");
     }
@@ -514,6 +516,45 @@ fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
         countersign_core::decide(&without, &w.case, &plan_for(&w, "support", vec![get_order("s1", "#W1")]), &w.facts)
             .unwrap();
     assert!(d.handoff && d.set_aside.is_empty(), "without the setting the pattern decides: {:?}", d.signals);
+}
+
+/// The probability the learned models (the mean of model and encoder, as the demo policy
+/// reads them) give `category` in one text: what a pattern's hit in it is held against.
+// Probabilities, never money.
+#[allow(clippy::float_arithmetic)]
+fn mean_probability(policy: &Policy, text: &str, category: SignalCategory) -> f64 {
+    let learned = policy.signal_model.as_ref().expect("the demo policy turns the learned model on");
+    let model = learned.model.probabilities(text);
+    let j = learned.model.categories().iter().position(|&c| c == category).expect("the model reads every category");
+    let encoder = countersign_core::learned::encoder().unwrap_or_else(|e| panic!("{e}"));
+    let k = encoder.categories().iter().position(|c| c == category.as_str()).expect("so does the encoder");
+    let q = countersign_core::learned::encoder_probabilities(text).unwrap_or_else(|e| panic!("{e}"));
+    (model[j] + q[k]) / 2.0
+}
+
+/// The demo policy's learned thresholds are checked in order: the encoder's own first, so
+/// an encoder threshold that is no probability is blamed at its own line, not at
+/// `patterns_min_probability`'s (which must be below it).
+#[test]
+fn an_encoder_threshold_that_is_no_probability_is_blamed_at_its_own_line() {
+    let table = DEMO.find("[signal_model.encoder]").expect("the demo policy turns the encoder on");
+    let at = table + DEMO[table..].find("min_probability = 0.7").expect("the encoder's threshold");
+    let line = DEMO[..at].lines().count() + 1;
+    for (value, says) in [
+        ("0", "min_probability must be between 0 and 1"),
+        ("1.5", "min_probability must be between 0 and 1"),
+        ("0.05", "patterns_min_probability (0.1) must be below the probability at which the models find a category"),
+    ] {
+        let src = format!("{}min_probability = {value}{}", &DEMO[..at], &DEMO[at + "min_probability = 0.7".len()..]);
+        let err = Policy::parse("policy.toml", &src).expect_err(value);
+        assert!(err.message.contains(says), "{value}: {err}");
+        let blamed = if value == "0.05" {
+            DEMO.lines().position(|l| l.starts_with("patterns_min_probability")).unwrap() + 1
+        } else {
+            line
+        };
+        assert_eq!(err.line, blamed, "{value}: {err}");
+    }
 }
 
 #[test]
@@ -548,8 +589,14 @@ fn a_category_is_set_aside_whole_or_not_at_all() {
     let s = scan(&policy, [CHARGED_BACK]);
     assert!(s.signals.is_empty(), "{s:?}");
     assert_eq!(s.set_aside.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["chargeback", "cb-strict"]);
-    // With a short second message that the strict signal finds on its own, neither is.
-    let s = scan(&policy, [CHARGED_BACK, "birthday present, paid twice"]);
+    // With a short second message that the strict signal finds on its own, neither is;
+    // without the strict signal, the same two messages leave the chargeback hit set aside,
+    // so it is the strict signal's hit that keeps it.
+    let texts = [CHARGED_BACK, "birthday present, paid twice"];
+    let s = scan(&demo(), texts);
+    assert!(s.signals.is_empty(), "{s:?}");
+    assert_eq!(s.set_aside.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["chargeback"]);
+    let s = scan(&policy, texts);
     assert!(s.set_aside.is_empty(), "{s:?}");
     let ids: Vec<&str> = s.signals.iter().map(|h| h.id.as_str()).collect();
     assert!(ids.contains(&"chargeback") && ids.contains(&"cb-strict"), "{ids:?}");
@@ -569,6 +616,9 @@ fn the_models_read_the_patterns_words_only_in_plain_letters() {
         ("law\u{200B}suit", None),            // an invisible character inside a word
         ("José wants a refund", None),        // an accented letter: folded by the patterns only
         ("Заказ не пришёл", None),            // another script
+        // A script the normal form leaves as it is: the models, trained on English, read
+        // its words, but what they make of them says nothing.
+        ("我的订单 was charged back to the gift card I used", None),
     ] {
         assert_eq!(words_alike(text), alike, "{text:?}");
     }

@@ -140,3 +140,27 @@ fn a_planners_flag_hands_off_and_is_never_lost_to_an_earlier_decision() {
     assert!(d.handoff && d.signals.iter().any(|s| s.id == "planner.self_harm"), "{:?}", d.signals);
     assert!(d.steps.iter().all(|s| s.decision >= Outcome::Supervisor));
 }
+
+/// The demo's "cancel my mom's order" (demo-39): the third-party pattern finds "mom's
+/// order", which the learned models read as an ordinary request; the hit is set aside, kept
+/// with the recorded decision, and hands nothing off for it (the e2e journey shows the line
+/// in the case view).
+#[test]
+fn demo_39s_third_party_words_are_set_aside_and_kept_with_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let file = demo_case("39-mom-order-cancel");
+    let scan = e.case_scan(&file.case);
+    let aside: Vec<_> = scan.set_aside.iter().filter(|h| h.category == SignalCategory::ThirdPartyData).collect();
+    assert!(!aside.is_empty(), "the third-party pattern found it and it was set aside: {scan:?}");
+    assert!(aside.iter().all(|h| h.reason.contains("set aside")), "{aside:?}");
+    assert!(
+        !scan.signals.iter().any(|h| h.category == SignalCategory::ThirdPartyData),
+        "nothing hands it off for the third party: {:?}",
+        scan.signals
+    );
+    let d = e.process(&file.case, &file.plan).unwrap();
+    assert_eq!(d.set_aside, scan.set_aside, "the decision keeps what was set aside");
+    let (_, recorded) = e.case_plans("demo-39").unwrap().pop().expect("the plan was recorded");
+    assert_eq!(recorded.set_aside, d.set_aside, "and so does the recorded one");
+}
