@@ -627,23 +627,23 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["set_sha256"], "dea3566da98f3c0b9042b00871e8ebab89d6c172f163dc284a9713858789828e");
+    assert_eq!(report["set_sha256"], "602ab7771f3feeccfeb72d79768b099ec7f055cd96eaee6d54cf0e96d50b1975");
     assert_eq!(report["messages"], 336);
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
-    // The figures docs/signals.md gives for the demo policy on this part (holdout-9, scored
-    // once with the patterns' hits set aside by the learned models, step 32): a change to
-    // the patterns or the learned models that moves them must update the docs.
+    // The figures docs/signals.md gives for the demo policy on this part (holdout-10, scored
+    // once with the detector of steps 32-33 and session 26's review fixes, step 36): a
+    // change to the patterns or the learned models that moves them must update the docs.
     assert_eq!(
         (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),
-        (&serde_json::json!(167), &serde_json::json!(10)),
+        (&serde_json::json!(163), &serde_json::json!(4)),
         "{report}"
     );
-    // The patterns' hits the learned models set aside there (docs/signals.md, step 33): none
+    // The patterns' hits the learned models set aside there (docs/signals.md, step 36): none
     // in a message labelled with the hit's category.
     assert_eq!(
         report["set_aside"],
-        serde_json::json!({"of_a_labelled_category": 0, "not_of_a_labelled_category": 13}),
+        serde_json::json!({"of_a_labelled_category": 0, "not_of_a_labelled_category": 7}),
         "{report}"
     );
     let categories: Vec<&str> =

@@ -457,7 +457,8 @@ impl TextForm {
 /// their word on its sense to count: every text that the signal finds on its own has
 /// between [`SET_ASIDE_MIN_WORDS`] and [`SET_ASIDE_MAX_WORDS`] words, which the models
 /// read as the patterns do ([`crate::learned::words_alike`]: not with a look-alike letter,
-/// a symbol or a mark that the patterns see through); a hit that no text makes on its own
+/// a symbol or a mark that the patterns see through, nor a word of another script); a hit
+/// that no text makes on its own
 /// (the words run from one message into the next) is kept.
 fn models_read_it(signal: &crate::policy::Signal, forms: &[TextForm]) -> bool {
     let mut any = false;

@@ -13,6 +13,27 @@ fn table(path: &Path, keys: &[&str]) -> toml::Table {
     value.as_table().cloned().unwrap_or_else(|| panic!("{}: [{}] is not a table", path.display(), keys.join(".")))
 }
 
+/// Every other member takes the workspace's lints as they are (`[lints] workspace = true`):
+/// a crate without a `[lints]` table gets none of them, `forbid` included.
+#[test]
+fn every_other_member_takes_the_workspaces_lints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut manifests: Vec<_> = std::fs::read_dir(root.join("crates"))
+        .unwrap_or_else(|e| panic!("crates/: {e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("crates/: {e}")).path().join("Cargo.toml"))
+        .filter(|p| p.exists())
+        .collect();
+    manifests.extend([root.join("src-tauri/Cargo.toml"), root.join("tests/e2e/Cargo.toml")]);
+    assert!(manifests.len() > 10, "{manifests:?}");
+    for manifest in manifests {
+        if manifest.ends_with("crates/encoder/Cargo.toml") {
+            continue;
+        }
+        let lints = table(&manifest, &["lints"]);
+        assert_eq!(lints.get("workspace").and_then(toml::Value::as_bool), Some(true), "{}", manifest.display());
+    }
+}
+
 #[test]
 fn the_encoder_lints_are_the_workspaces_but_unsafe_code_denied() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -28,4 +49,7 @@ fn the_encoder_lints_are_the_workspaces_but_unsafe_code_denied() {
         table(&workspace, &["workspace", "lints", "clippy"]),
         "[lints.clippy]"
     );
+    // The same tools' tables: a new one in the workspace must be copied here too.
+    let tools = |t: toml::Table| t.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(tools(table(&ours, &["lints"])), tools(table(&workspace, &["workspace", "lints"])));
 }

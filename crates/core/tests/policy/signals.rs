@@ -491,6 +491,11 @@ fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
         // though the models read it as ordinary too: only the word cap keeps it.
         let long = format!("{text} {}", "The rest of the thread is about delivery times and sizes. ".repeat(15));
         assert!(mean_probability(&policy, &long, category) < floor, "the models set it aside but for its length");
+        assert!(
+            countersign_core::learned::words_alike(&long)
+                .is_some_and(|n| n > countersign_core::decide::SET_ASIDE_MAX_WORDS),
+            "read alike, and longer than the cap"
+        );
         let s = scan(&policy, [long.as_str()]);
         assert!(s.signals.iter().any(|h| h.category == category) && s.set_aside.is_empty(), "{s:?}");
     }
@@ -619,6 +624,10 @@ fn the_models_read_the_patterns_words_only_in_plain_letters() {
         // A script the normal form leaves as it is: the models, trained on English, read
         // its words, but what they make of them says nothing.
         ("我的订单 was charged back to the gift card I used", None),
+        ("注文 was charged back to the gift card I used", None),
+        ("طلبي was charged back to the gift card I used", None),
+        // Symbols and emoji between words are no words: the words are still read alike.
+        ("It was charged back 🙃 to the gift card™ I used", Some(10)),
     ] {
         assert_eq!(words_alike(text), alike, "{text:?}");
     }
