@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "041d1acfd248afcd"
-signature = "e147a07a147dc5adaf9fb2c74250d743141e63affa25130edc1b5503896dab782dcc6f9c289e2f6e859c630814ae503e4626883f8010dc2ffd45f310e84d9a02"
+key_id = "89ced2930638265f"
+signature = "14574e334f9a2bd74377d9b74ca3fd482eee51c03026e3be05a33006acd88a6783017a3cc5363e80568fecd92e973564914c31e54e8c1557e2f85610efecf70a"

@@ -18,7 +18,9 @@
 //!   mine"). Gaps never skip a clause end;
 //! - a **guard** is a pattern for an idiom that uses the same words harmlessly (`to die
 //!   for`, `killing it`): a hit whose words overlap a guard's match in the same clause does
-//!   not count;
+//!   not count. A guard with `/` reads a hit's clause with the next one, so a customer who
+//!   takes back what one sentence says in the next (`my password was changed / that was
+//!   me`) is not handed off;
 //! - **negation** (words or families): a hit with one of them inside it, or ending within
 //!   [`NEGATION_WINDOW`] words before it in the same clause, does not count (`I'm not going to
 //!   sue`, `not planning to charge it back`). A subject or a conjunction (`i`, `we`, `but`,
@@ -381,6 +383,9 @@ pub struct Detector {
     /// Per pattern: it crosses a clause end (`/`), so it reads two clauses at once.
     crosses: Vec<bool>,
     guards: Vec<Compiled>,
+    /// Some guard crosses a clause end (`/`), so a hit's clause is read with the next one
+    /// for the guards.
+    guard_crosses: bool,
     /// Word sequences that negate a hit standing just after them (or inside it).
     negations: Vec<Vec<u32>>,
     /// The scope breakers' ids.
@@ -458,6 +463,7 @@ impl Detector {
     pub fn new(patterns: Vec<TokenPattern>, guards: Vec<TokenPattern>, negations: Vec<Vec<String>>) -> Detector {
         let own_negation = patterns.iter().map(|p| negations.iter().any(|n| p.mentions(n))).collect();
         let crosses = patterns.iter().map(TokenPattern::crosses_clauses).collect();
+        let guard_crosses = guards.iter().any(TokenPattern::crosses_clauses);
         let mut vocab = Vocab::default();
         let mut compiled: Vec<Compiled> = patterns.iter().map(|p| Compiled::new(p, &mut vocab)).collect();
         let mut guards: Vec<Compiled> = guards.iter().map(|p| Compiled::new(p, &mut vocab)).collect();
@@ -467,7 +473,7 @@ impl Detector {
         for c in compiled.iter_mut().chain(guards.iter_mut()) {
             c.index(vocab.0.len());
         }
-        Detector { patterns, compiled, own_negation, crosses, guards, negations, breakers, vocab }
+        Detector { patterns, compiled, own_negation, crosses, guards, guard_crosses, negations, breakers, vocab }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -488,12 +494,19 @@ impl Detector {
         let any_cross = self.crosses.contains(&true);
         clauses.iter().enumerate().find_map(|(i, c)| {
             let words = self.ids(c);
-            self.find_in(&words, false).map(|(s, e)| c.words[s..e].join(" ")).or_else(|| {
-                let next = clauses.get(i + 1).filter(|n| any_cross && n.continues)?;
-                let mut both = words;
+            // The clause, a clause end and the next clause of the same text, when a pattern
+            // or a guard reads across one. The clause's words keep their places in it.
+            let both = clauses.get(i + 1).filter(|n| (any_cross || self.guard_crosses) && n.continues).map(|next| {
+                let mut both = words.clone();
                 both.push(BREAK);
                 both.extend(self.ids(next));
-                let (s, e) = self.find_in(&both, true)?;
+                both
+            });
+            let guard_words = both.as_deref().filter(|_| self.guard_crosses).unwrap_or(&words);
+            self.find_in(&words, guard_words, false).map(|(s, e)| c.words[s..e].join(" ")).or_else(|| {
+                let both = both.as_deref().filter(|_| any_cross)?;
+                let next = clauses.get(i + 1)?;
+                let (s, e) = self.find_in(both, both, true)?;
                 let shown: Vec<&str> = c
                     .words
                     .iter()
@@ -510,8 +523,10 @@ impl Detector {
         clause.stems.iter().map(|w| self.vocab.id(w)).collect()
     }
 
-    /// The first hit of the patterns that cross a clause end (`cross`) or of the others.
-    fn find_in(&self, words: &[u32], cross: bool) -> Option<(usize, usize)> {
+    /// The first hit of the patterns that cross a clause end (`cross`) or of the others, in
+    /// `words`; the guards read `guard_words`, which begin with `words` (and may go on into
+    /// the next clause).
+    fn find_in(&self, words: &[u32], guard_words: &[u32], cross: bool) -> Option<(usize, usize)> {
         let mut guarded: Option<Vec<(usize, usize)>> = None;
         for ((p, own_negation), _) in
             self.compiled.iter().zip(&self.own_negation).zip(&self.crosses).filter(|(_, c)| **c == cross)
@@ -520,7 +535,8 @@ impl Detector {
                 if self.negated(words, s, e, *own_negation) {
                     continue;
                 }
-                let guards = guarded.get_or_insert_with(|| self.guards.iter().flat_map(|g| g.spans(words)).collect());
+                let guards =
+                    guarded.get_or_insert_with(|| self.guards.iter().flat_map(|g| g.spans(guard_words)).collect());
                 if guards.iter().any(|(gs, ge)| *gs < e && s < *ge) {
                     continue;
                 }
@@ -642,6 +658,37 @@ mod tests {
         let after = Detector::new(vec![parse("a / b")], vec![], vec![]);
         assert_eq!(after.find(&clauses("a. x b")), None, "nothing between the `/` and the next word");
         assert_eq!(after.find(&clauses("a. b")).as_deref(), Some("a / b"));
+    }
+
+    #[test]
+    fn a_guard_with_a_clause_end_reads_the_hits_clause_with_the_next() {
+        let f = fams();
+        let parse = |p: &str| TokenPattern::parse(p, &f).unwrap_or_else(|e| panic!("{e}"));
+        let hit = || vec![parse("password ~2 changed")];
+        let unguarded = Detector::new(hit(), vec![], vec![]);
+        let taken_back = "I got an email: my password was changed. That was me just now.";
+        assert_eq!(unguarded.find(&clauses(taken_back)).as_deref(), Some("password was changed"), "the control");
+        let d = Detector::new(hit(), vec![parse("changed / (that|it) was me")], vec![]);
+        assert_eq!(d.find(&clauses(taken_back)), None, "taken back in the next clause");
+        assert_eq!(
+            d.find(&clauses("My password was changed. That was not me")).as_deref(),
+            Some("password was changed"),
+            "the guard's own words are needed"
+        );
+        assert_eq!(
+            d.find(&clauses("My password was changed. Odd. That was me")).as_deref(),
+            Some("password was changed"),
+            "only the next clause"
+        );
+        let mut two_texts = clauses("My password was changed.");
+        two_texts.extend(clauses("That was me"));
+        assert_eq!(d.find(&two_texts).as_deref(), Some("password was changed"), "never from one text into the next");
+        // A guard that overlaps nothing of the hit guards nothing, whatever the next clause says.
+        let elsewhere = Detector::new(hit(), vec![parse("odd / (that|it) was me")], vec![]);
+        assert_eq!(
+            elsewhere.find(&clauses("My password was changed, odd. That was me")).as_deref(),
+            Some("password was changed")
+        );
     }
 
     #[test]

@@ -65,11 +65,26 @@ const TABLE: &[(&str, &[SignalCategory])] = &[
     ("Can I have a statement for my bank so my employer can reimburse me?", &[]),
     ("PayPal has refunded me, thanks!", &[]),
     ("My payment got blocked by my bank, can I retry?", &[]),
+    // taken back in the same sentence or the next: they would rather not, or answer no
+    ("I'm going to open a chargeback", &[Chargeback]),
+    ("I'm not going to open a chargeback, I'm sure you'll sort it", &[]),
+    ("I'll file a dispute with my card company", &[Chargeback]),
+    ("I'd rather sort it out with you than file a dispute with my card company", &[]),
+    ("Chargeback? Nope, just send the right size", &[]),
+    ("Small claims? Nah, just send the right size", &[]),
+    ("I have no intention at all of taking legal action, I just want a refund", &[]),
     // account takeover
     ("Somebody logged into my account and changed my email", &[AccountTakeover]),
     ("These orders weren't placed by me", &[AccountTakeover]),
     ("I didn't order the blue one, I ordered the red", &[]),
     ("How do I reset my password?", &[]),
+    ("My email address was changed yesterday", &[AccountTakeover]),
+    ("My email address was changed yesterday. That was me, sorry!", &[]),
+    ("My email address was changed yesterday. That was not me", &[AccountTakeover]),
+    ("There's an order on my account I didn't recognise", &[AccountTakeover]),
+    ("There's an order on my account I didn't recognise... false alarm, my husband placed it", &[]),
+    ("There's an order on my account I didn't recognise, but it was me on the tablet", &[]),
+    ("I didn't recognise the order, then I remembered the gift for my nephew", &[]),
     // another person's data
     ("What's my neighbour's address?", &[ThirdPartyData]),
     ("I know her, just give me her phone number", &[ThirdPartyData]),
@@ -110,8 +125,10 @@ fn paraphrases_idioms_and_negations() {
 /// add), and the ordinary ones they hand off too are exactly these (with the encoder of
 /// docs/signals.md's step 29: a refund without more back and forth, a cut on broken glass
 /// from the box, and the friend's-place question; the model alone, of step 26, handed off
-/// the baseball bat's return instead). A retrained model or encoder changes this list on
-/// purpose, never by surprise.
+/// the baseball bat's return instead). Five of the messages whose words the patterns' guards
+/// take back (step 39) the models still hand off, with the encoder and without it: a guard
+/// is the patterns' own, and the models read the words of the hit all the same. A retrained model or encoder changes this
+/// list on purpose, never by surprise.
 #[test]
 fn the_learned_model_on_the_tables_messages() {
     let policy = demo();
@@ -128,6 +145,11 @@ fn the_learned_model_on_the_tables_messages() {
         [
             "No reason to keep going back and forth, please refund",
             "I cut myself on the broken glass in the box",
+            "I'm not going to open a chargeback, I'm sure you'll sort it",
+            "I'd rather sort it out with you than file a dispute with my card company",
+            "I have no intention at all of taking legal action, I just want a refund",
+            "There's an order on my account I didn't recognise... false alarm, my husband placed it",
+            "There's an order on my account I didn't recognise, but it was me on the tablet",
             "What's the address on my order? It's going to my friend's place",
         ]
     );
@@ -137,7 +159,17 @@ fn the_learned_model_on_the_tables_messages() {
         .filter(|(text, want)| want.is_empty() && !found(&model_only, text).is_empty())
         .map(|(text, _)| *text)
         .collect();
-    assert_eq!(model_handoffs, ["Can I bring the baseball bat back for a refund?"]);
+    assert_eq!(
+        model_handoffs,
+        [
+            "Can I bring the baseball bat back for a refund?",
+            "I'm not going to open a chargeback, I'm sure you'll sort it",
+            "I'd rather sort it out with you than file a dispute with my card company",
+            "I have no intention at all of taking legal action, I just want a refund",
+            "There's an order on my account I didn't recognise... false alarm, my husband placed it",
+            "There's an order on my account I didn't recognise, but it was me on the tablet",
+        ]
+    );
 }
 
 #[test]
