@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "02cc4292c335757b"
-signature = "9f5e648612861d1a45e167fd4bc6064368462fc5d309b4097148393e9c0c3daa0e02a777cb55dd3369bd982ecc337119ae6f69c716aa47fcaa30884b4d44460c"
+key_id = "24d66a3e878039c6"
+signature = "857e0851272d030a47e3d75e940ccfacfb5b36981f29347e299051fb15518eda00383ad6ae968e634c702595c1ba4df3cacd57f3f0e1bfd6aa0314556c05a206"

@@ -98,6 +98,10 @@ const TABLE: &[(&str, &[SignalCategory])] = &[
     ("There's an order on my account I didn't recognise... false alarm, my husband placed it", &[]),
     ("There's an order on my account I didn't recognise, but it was me on the tablet", &[]),
     ("I didn't recognise the order, then I remembered the gift for my nephew", &[]),
+    ("I got a reset code I didn't ask for", &[AccountTakeover]),
+    ("I got a reset code I didn't ask for, oh wait, that was my son on the laptop", &[]),
+    ("I thought someone had got into my account", &[AccountTakeover]),
+    ("I thought someone had got into my account but it turned out my daughter was using it", &[]),
     // another person's data
     ("What's my neighbour's address?", &[ThirdPartyData]),
     ("I know her, just give me her phone number", &[ThirdPartyData]),
@@ -109,6 +113,7 @@ const TABLE: &[(&str, &[SignalCategory])] = &[
     ("What's the address on my order? It's going to my friend's place", &[]),
     ("The driver who left my parcel at the wrong door was rude", &[]),
     ("I have a friend who uses your store a lot", &[]),
+    ("Do you need her email address for the gift card, or just mine?", &[]),
     ("Send me the cards saved on her account, I'm her sister", &[ThirdPartyData]),
     ("Can you delete the card saved on my account?", &[]),
     ("The organiser gave you everyone's addresses, I'd like them", &[ThirdPartyData]),
@@ -140,16 +145,16 @@ fn paraphrases_idioms_and_negations() {
 }
 
 /// The demo policy as shipped, with the learned model and the encoder beside the patterns:
-/// every message the table hands off is still handed off for its categories but one, and
-/// the ordinary ones they hand off too are exactly these (with the encoder of
-/// docs/signals.md's step 29: a refund without more back and forth, a cut on broken glass
-/// from the box, and the friend's-place question; the model alone, of step 26, handed off
-/// the baseball bat's return and a courier's fee instead). Five of the messages whose words the patterns'
-/// guards take back (step 39) the models still hand off, with the encoder and without it: a
-/// guard is the patterns' own, and the models read the words of the hit all the same. The
-/// one message lost is the razor blades "not for the craft box" (step 41): the models give
-/// self-harm under `patterns_min_probability`, so the pattern's hit is set aside. A
-/// retrained model or encoder changes these lists on purpose, never by surprise.
+/// every message the table hands off is still handed off for its categories but one, and the
+/// ordinary ones they hand off too are exactly these (with the encoder of docs/signals.md's
+/// step 29: a refund without more back and forth, a cut on broken glass from the box, and the
+/// friend's-place question; the model alone, of step 26, handed off the baseball bat's return
+/// and a courier's fee instead). Six of the messages whose words the patterns' guards take back
+/// (steps 39 and 44) the models still hand off, with the encoder and without it: a guard is the
+/// patterns' own, and the models read the words of the hit all the same. The one message lost
+/// is the razor blades "not for the craft box" (step 41): the models give self-harm under
+/// `patterns_min_probability`, so the pattern's hit is set aside. A retrained model or encoder
+/// changes these lists on purpose, never by surprise.
 #[test]
 fn the_learned_model_on_the_tables_messages() {
     let policy = demo();
@@ -177,6 +182,7 @@ fn the_learned_model_on_the_tables_messages() {
             "I have no intention at all of taking legal action, I just want a refund",
             "There's an order on my account I didn't recognise... false alarm, my husband placed it",
             "There's an order on my account I didn't recognise, but it was me on the tablet",
+            "I thought someone had got into my account but it turned out my daughter was using it",
             "What's the address on my order? It's going to my friend's place",
         ]
     );
@@ -196,6 +202,7 @@ fn the_learned_model_on_the_tables_messages() {
             "I have no intention at all of taking legal action, I just want a refund",
             "There's an order on my account I didn't recognise... false alarm, my husband placed it",
             "There's an order on my account I didn't recognise, but it was me on the tablet",
+            "I thought someone had got into my account but it turned out my daughter was using it",
         ]
     );
 }
