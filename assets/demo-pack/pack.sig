@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "24d66a3e878039c6"
-signature = "857e0851272d030a47e3d75e940ccfacfb5b36981f29347e299051fb15518eda00383ad6ae968e634c702595c1ba4df3cacd57f3f0e1bfd6aa0314556c05a206"
+key_id = "24fb3ddf30b9bf59"
+signature = "f3a69e0640e4ddcb859f1158d16f4462c4bcb2f28e1fa00130fffa3cf001884dee3bf536563ebc90f688c4d8f2c173b7327661f8dbdc6a263fbbf82f4ace510a"
