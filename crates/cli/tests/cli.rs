@@ -627,23 +627,23 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["set_sha256"], "aba5c19f607f51dd3853c720d499e8e7a2df82ac9c77c88a22ca8b7289e3e13e");
+    assert_eq!(report["set_sha256"], "0b63e898384fd58d92dc1e179e12bc9c7b6d347213c1d459b3962fc41a92002f");
     assert_eq!(report["messages"], 336);
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
-    // The figures docs/signals.md gives for the demo policy on this part (holdout-13, scored
-    // once with the detector of step 44, step 45): a change to the patterns or the learned
-    // models that moves them must update the docs.
+    // The figures docs/signals.md gives for the demo policy on this part (holdout-16, scored
+    // once with the detector of step 51): a change to the patterns or the learned models that
+    // moves them must update the docs.
     assert_eq!(
         (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),
-        (&serde_json::json!(167), &serde_json::json!(3)),
+        (&serde_json::json!(160), &serde_json::json!(12)),
         "{report}"
     );
-    // The patterns' hits the learned models set aside there (docs/signals.md, step 45): none
+    // The patterns' hits the learned models set aside there (docs/signals.md, step 51): none
     // in a message labelled with the hit's category.
     assert_eq!(
         report["set_aside"],
-        serde_json::json!({"of_a_labelled_category": 0, "not_of_a_labelled_category": 11}),
+        serde_json::json!({"of_a_labelled_category": 0, "not_of_a_labelled_category": 15}),
         "{report}"
     );
     let categories: Vec<&str> =
