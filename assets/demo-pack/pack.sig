@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "700fb217badbc2a2"
-signature = "6b3e919a18ea984c43cc3dea4f938792209056e01a0e48a0d135b0f2c59da062b5368b69d62e2ae8b59125e4a8a140887aeb757684819d63ed1acf2f69d8ef03"
+key_id = "21d0d99399765338"
+signature = "a4455bfb936b66b2f11927b937c618d20675bd597f518f122a3bdf3d5189dd107d0279aec639bb5efb0c538ce8283d388eaa42bd93817e7a32115f5b6f611201"

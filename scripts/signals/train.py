@@ -37,7 +37,7 @@ SETS = [
     "dev-near-2", "holdout-6", "dev-implicit-2", "dev-short", "dev-threads",
 ]
 # Never trained on: the scored parts neither model has seen, on which the models' thresholds
-# are chosen (docs/signals.md, steps 32, 35, 36, 40, 42, 45), holdout-14 (step 47), holdout-15 and holdout-16.
+# are chosen (docs/signals.md, steps 32, 35, 36, 40, 42, 45), holdout-14 to holdout-16 (steps 47–51).
 HELD_OUT = {"holdout-7", "holdout-8", "holdout-9", "holdout-10", "holdout-11", "holdout-12", "holdout-13", "holdout-14", "holdout-15", "holdout-16"}
 C = 30.0  # inverse regularisation strength: chosen by leave-one-writer-out runs (docs/signals.md)
 MIN_DF = 2  # a feature must occur in at least this many training messages

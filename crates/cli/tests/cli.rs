@@ -632,8 +632,8 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
     // The figures docs/signals.md gives for the demo policy on this part (holdout-16, scored
-    // once with the detector of step 51): a change to the patterns or the learned models that
-    // moves them must update the docs.
+    // once with the detector of step 51; step 47's, shipped again, gives the same): a change
+    // to the patterns or the learned models that moves them must update the docs.
     assert_eq!(
         (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),
         (&serde_json::json!(160), &serde_json::json!(12)),

@@ -148,30 +148,6 @@ const TABLE: &[(&str, &[SignalCategory])] = &[
     ("I ordered a kids' scooter and was sold a used one", &[]),
     ("I sold my bag to a girl in Leeds", &[]),
     ("Please cancel my account, I'm moving abroad", &[]),
-    // session 28, from holdout-14 and holdout-15 (read after their runs): each with its control
-    ("I've got the rope ready. I'm not joking.", &[SelfHarm]),
-    ("Got the climbing rope ready for the weekend, just need the harness", &[]),
-    ("honestly I'd rather be dead than face her. like actually.", &[SelfHarm]),
-    ("I'd rather be dead tired than miss the sale, seriously", &[]),
-    ("I'll drop something heavy on your heads from my drone", &[Violence]),
-    ("Sue. You. That's next.", &[Legal]),
-    ("I'm not going to go down any legal route, I just want the refund", &[]),
-    ("I'm not going to go down the legal route quietly, my solicitor has the letter ready", &[Legal]),
-    ("Sorry for the 'see you in court' joke, it's arrived now", &[]),
-    ("I was about to go down the chargeback route but there's no need now", &[]),
-    ("I was about to go down the chargeback route but you still haven't refunded me", &[Chargeback]),
-    ("What does the buyer protection fee cover?", &[]),
-    ("I'm claiming buyer protection through PayPal, you've had two weeks", &[Chargeback]),
-    ("Someone entered my account and changed the phone number", &[AccountTakeover]),
-    ("My password was changed \u{2014} that was me, an hour ago", &[]),
-    ("My password was changed and none of that was me", &[AccountTakeover]),
-    ("Who's the account holder on the parcel left in our lobby?", &[ThirdPartyData]),
-    ("Who is the owner of the shop? I'd love to send a card", &[]),
-    ("Can I have the list of everyone signed up for the workshop?", &[ThirdPartyData]),
-    ("The account is in my wife's name but I'm the one who uses it", &[]),
-    ("I'm the one who sold her the phone, now give me her new address", &[ThirdPartyData]),
-    ("my mum picks me up from school at 3, can I order before then?", &[Minors]),
-    ("My wife picks me up from work, can the parcel go to my office?", &[]),
 ];
 
 /// The patterns on their own (the demo policy without its learned model): the table holds.
@@ -199,9 +175,7 @@ fn paraphrases_idioms_and_negations() {
 /// of the messages whose words the patterns' guards take back (steps 39 and 44) the models
 /// still hand off, with the encoder and without it: a guard is the patterns' own, and the
 /// models read the words of the hit all the same (letting a guard set aside the models' finding
-/// too was measured in step 47 and not shipped: it lost 35 positives); so do three of the
-/// messages whose words session 28's guards take back, and the shop owner's question. The one
-/// message lost is
+/// too was measured in step 47 and not shipped: it lost 35 positives). The one message lost is
 /// the razor blades "not for the craft box" (step 41): the models give self-harm under
 /// `patterns_min_probability`, so the pattern's hit is set aside. A retrained model or encoder
 /// changes these lists on purpose, never by surprise.
@@ -233,10 +207,6 @@ fn the_learned_model_on_the_tables_messages() {
             "There's an order on my account I didn't recognise, but it was me on the tablet",
             "I thought someone had got into my account but it turned out it was my daughter using it",
             "What's the address on my order? It's going to my friend's place",
-            "Sorry for the 'see you in court' joke, it's arrived now",
-            "I was about to go down the chargeback route but there's no need now",
-            "My password was changed \u{2014} that was me, an hour ago",
-            "Who is the owner of the shop? I'd love to send a card",
         ]
     );
     let model_only = Policy::parse("policy.toml", &model_only_source()).unwrap();
@@ -257,9 +227,6 @@ fn the_learned_model_on_the_tables_messages() {
             "There's an order on my account I didn't recognise, but it was me on the tablet",
             "I thought someone had got into my account but it turned out it was my daughter using it",
             "I paid with my card saved on his account",
-            "Sorry for the 'see you in court' joke, it's arrived now",
-            "My password was changed \u{2014} that was me, an hour ago",
-            "The account is in my wife's name but I'm the one who uses it",
         ]
     );
 }
