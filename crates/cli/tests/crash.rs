@@ -359,7 +359,18 @@ fn sigkill_at_random_points_never_applies_a_write_twice_nor_loses_an_approved_st
     eprintln!("crash trials: {trials}, seed {seed} (replay with COUNTERSIGN_CRASH_SEED={seed})");
     let started_at = Instant::now();
     let mut rng = Rng(seed);
-    let h = Harness::start();
+    // The writes go through a proxy that holds each one `CALL` before passing it on: on
+    // loopback a call takes a few milliseconds of a run's second, and a random kill would
+    // rarely land inside it. Held, it is a fixed share of the run on any machine.
+    const CALL: Duration = Duration::from_millis(300);
+    let mut proxy = None;
+    let h = Harness::build(|_, store_url| {
+        let p = FaultProxy::start(store_url);
+        let workspace = http_workspace(&repo().join("assets/demo/catalog.toml"), &p.url);
+        proxy = Some(p);
+        workspace
+    });
+    let proxy = proxy.unwrap();
     let mut orders = Orders::seeded();
 
     // Calibration, unkilled: creates the evidence store, and times one whole `run`.
@@ -370,6 +381,7 @@ fn sigkill_at_random_points_never_applies_a_write_twice_nor_loses_an_approved_st
     let (order, customer) = orders.next(Kind::Refund);
     let timed = write_trial(&h, 998, Kind::Refund, &order, &customer, "5.00".into());
     h.queue_and_approve(&timed, "timed");
+    proxy.schedule([Fault::DelayRequest(CALL)]);
     let clock = Instant::now();
     let out = h.json(&["--json", "run", "--case", timed.file.to_str().unwrap()]);
     assert_eq!(out["steps"][0]["state"], "succeeded", "seed {seed}: {out}");
@@ -387,9 +399,20 @@ fn sigkill_at_random_points_never_applies_a_write_twice_nor_loses_an_approved_st
 
         h.queue_and_approve(&t, &ctx);
         // Kill once; one trial in four, kill the restart as well (a crash during recovery).
-        h.killed_run(&t.file, Duration::from_micros(rng.below(full * 6 / 5)));
+        // A write held in the proxy when the process died lands before the next start (a
+        // write still in flight at a restart is the network suites' subject, below).
+        let killed_run = |delay: u64| {
+            proxy.schedule([Fault::DelayRequest(CALL)]);
+            h.killed_run(&t.file, Duration::from_micros(delay));
+            // The proxy reads what a killed process had sent a moment after it: wait that
+            // moment, then for the held write.
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(proxy.quiet(Duration::from_secs(10)), "{ctx}: a held write was let go");
+            proxy.take_unplayed();
+        };
+        killed_run(rng.below(full * 6 / 5));
         if rng.below(4) == 0 {
-            h.killed_run(&t.file, Duration::from_micros(rng.below(full * 6 / 5)));
+            killed_run(rng.below(full * 6 / 5));
         }
         let restart_at = Timestamp::now();
         let out = h.json(&["--json", "run", "--case", t.file.to_str().unwrap()]);
