@@ -86,6 +86,14 @@ pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
             aside.not_of_a_labelled_category, aside.of_a_labelled_category
         );
     }
+    let unread = r.unread_language;
+    if unread.labelled + unread.unlabelled > 0 {
+        println!(
+            "  in a language the signals do not read (a person reads the case first): {} labelled ({} of them \
+             missed), {} not",
+            unread.labelled, unread.labelled_missed, unread.unlabelled
+        );
+    }
     println!("  goal (recall >= 98%, false handoffs <= 2%): {}", if r.meets_goal() { "met" } else { "not met" });
 }
 

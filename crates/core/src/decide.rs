@@ -22,7 +22,9 @@
 //!    belongs to the verified customer.
 //! 7. **Rules**: every matching rule's decision (money thresholds are per step and
 //!    cumulative over the case and the order, earlier steps of the plan included).
-//! 8. **Escalation signals** in the customer's text: a floor for every step.
+//! 8. **Escalation signals** in the customer's text: a floor for every step. A customer's
+//!    text in a language the signals do not read (`[signal_languages]`) is a floor for
+//!    every write and the reply ([`crate::language`]).
 //! 9. **Pauses**: a matching active pause is `forbid`, always.
 //!
 //! The planner's own risk opinion (`Step::planner_risk`) is never read.
@@ -292,6 +294,32 @@ impl Acc {
     }
 }
 
+/// What the case's words give every decision of a plan: the signals (the planner's flags
+/// included), and the languages the signals do not read that the customer wrote in.
+struct Found<'a> {
+    signals: &'a [SignalHit],
+    unread: &'a [crate::language::UnreadText],
+}
+
+impl Found<'_> {
+    /// `[signal_languages] unread`, when the customer wrote in a language the signals do
+    /// not read: what they would have found there is unknown.
+    fn language_floor(&self, acc: &mut Acc, policy: &Policy, when: &str) {
+        let (Some(languages), false) = (&policy.signal_languages, self.unread.is_empty()) else { return };
+        let written: Vec<&str> = self.unread.iter().map(|u| u.language.as_str()).collect();
+        acc.add(
+            "signals.language",
+            languages.unread,
+            format!(
+                "The customer wrote in a language the escalation signals do not read (it reads as {}; they read {} \
+                 only): a person reads the case {when}",
+                written.join(" and "),
+                languages.read_names()
+            ),
+        );
+    }
+}
+
 /// A money step earlier in this plan, counted toward later steps' totals.
 struct Counted {
     action: String,
@@ -355,13 +383,14 @@ pub fn decide_scanned(
         &rescanned
     };
     let signals = with_flagged(policy, plan, &scan.signals);
+    let found = Found { signals: &signals, unread: &scan.unread };
 
     let mut counted: Vec<Counted> = Vec::new();
     let mut moved: Vec<Moved> = Vec::new();
     let mut steps = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         let earlier = Earlier { counted: &counted, moved: &moved };
-        let d = decide_step(policy, case, plan, facts, &signals, &earlier, step);
+        let d = decide_step(policy, case, plan, facts, &found, &earlier, step);
         if let Some(def) = policy.actions.get(&step.action)
             && def.changes_order_status
             && let Some(order_id) = order_of(def, step)
@@ -382,7 +411,7 @@ pub fn decide_scanned(
         steps.push(d);
     }
 
-    let reply = plan.reply.as_ref().map(|draft| decide_reply(policy, case, plan, facts, &signals, draft));
+    let reply = plan.reply.as_ref().map(|draft| decide_reply(policy, case, plan, facts, &found, draft));
 
     Ok(PlanDecision {
         plan_id: plan.id.clone(),
@@ -706,6 +735,9 @@ pub struct CaseScan {
     pub signals: Vec<SignalHit>,
     /// The patterns' hits the learned models set aside ([`Scanned::set_aside`]).
     pub set_aside: Vec<SignalHit>,
+    /// The languages the signals do not read that the customer wrote in
+    /// (`[signal_languages]`; empty without it).
+    pub unread: Vec<crate::language::UnreadText>,
     /// Made by a policy that turns the signal encoder on while the encoder could not be
     /// loaded (so it failed closed).
     without_encoder: bool,
@@ -725,6 +757,7 @@ impl CaseScan {
             words: case.customer_text().map(str::to_string).collect(),
             signals,
             set_aside,
+            unread: policy.signal_languages.as_ref().map(|l| l.unread_texts(case.customer_text())).unwrap_or_default(),
             // Loaded both before and after the scan: it read the encoder. Otherwise it may
             // have failed closed, and is made again once the encoder is loaded.
             without_encoder: policy.uses_encoder() && !(loaded_before && crate::learned::encoder_loaded()),
@@ -764,7 +797,7 @@ fn decide_step(
     case: &Case,
     plan: &Plan,
     facts: &Facts,
-    signals: &[SignalHit],
+    found: &Found<'_>,
     earlier: &Earlier<'_>,
     step: &Step,
 ) -> StepDecision {
@@ -866,13 +899,17 @@ fn decide_step(
         }
     }
 
-    // 8. Escalation signals.
-    for s in signals {
+    // 8. Escalation signals, and a text in a language they do not read (a write only: a
+    // read changes nothing).
+    for s in found.signals {
         acc.add(
             format!("signal.{}", s.id),
             s.escalate,
             format!("{} (matched {:?}): handed off to a human", s.reason, s.matched),
         );
+    }
+    if def.kind == Kind::Write {
+        found.language_floor(&mut acc, policy, "before this step runs");
     }
 
     // 9. Pauses, and the floors of a desktop cut off from its team.
@@ -1253,7 +1290,7 @@ fn decide_reply(
     case: &Case,
     plan: &Plan,
     facts: &Facts,
-    signals: &[SignalHit],
+    found: &Found<'_>,
     draft: &crate::model::ReplyDraft,
 ) -> ReplyDecision {
     let rp = &policy.reply;
@@ -1298,9 +1335,10 @@ fn decide_reply(
         };
         acc.add(rule, rp.unsupported_claim, format!("{:?} in \"{}\": {}", c.claim, c.sentence, c.reason));
     }
-    for s in signals {
+    for s in found.signals {
         acc.add(format!("signal.{}", s.id), s.escalate, format!("{}: the reply goes to a human", s.reason));
     }
+    found.language_floor(&mut acc, policy, "before the reply is sent");
     pause_checks(&mut acc, policy, case, plan, facts, "send_reply");
     cut_off_checks(&mut acc, policy, facts, true, false);
 

@@ -21,6 +21,7 @@ pub mod decide;
 pub mod detect;
 pub mod digest;
 pub mod evidence;
+pub mod language;
 pub mod learned;
 pub mod model;
 pub mod money;

@@ -1107,6 +1107,45 @@ fn table() -> Vec<Row> {
         want: vec![want("reply", decision, has)],
         handoff: has.iter().any(|h| h.starts_with("signal.")),
     };
+    // ------------------------------------------- a language the signals do not read
+    const TAGALOG: &str = "Hindi pa dumarating ang order ko, pwede po bang ibalik na lang ang pera ko?";
+    const SPANISH: &str = "Mi pedido llegó roto y quiero que me devuelvan el dinero, por favor.";
+    // A small refund that runs alone, the customer's words read as a language the signals read.
+    let unheld = |name: &'static str, setup: fn(&mut World)| {
+        row(
+            name,
+            setup,
+            vec![refund("s1", "#W1", "20.00")],
+            vec![Want { step: "s1", decision: Auto, has: &["action.refund_partial"], lacks: &["signals.language"] }],
+        )
+    };
+    rows.extend([
+        one(
+            "a write on a case written in Tagalog waits for a person",
+            |w| say(w, TAGALOG),
+            refund("s1", "#W1", "20.00"),
+            Confirm,
+            &["signals.language", "action.refund_partial"],
+        ),
+        one(
+            "a read on a case written in Tagalog runs",
+            |w| say(w, TAGALOG),
+            get_order("s1", "#W1"),
+            Auto,
+            &["action.get_order_details"],
+        ),
+        r(
+            "the reply to a case written in Spanish waits for a person",
+            |w| say(w, SPANISH),
+            reply("You can return delivered items within 30 days.", &[("returns-window", Some("3"))]),
+            Confirm,
+            &["signals.language", "reply.base"],
+        ),
+        unheld("three words in Spanish are too few to tell", |w| say(w, "¡Muchas gracias, amigos!")),
+        unheld("an English message with a word of Tagalog is English", |w| {
+            say(w, "Salamat po! The blender arrived but the lid is cracked, could I get a partial refund?")
+        }),
+    ]);
     rows.extend([
         r(
             "a plain cited reply goes out",
@@ -1240,6 +1279,39 @@ fn policy_table() {
     assert!(failures.is_empty(), "policy table failures:\n{}", failures.join("\n"));
 }
 
+/// A text in a language the signals do not read sets the floor only under a policy that
+/// names the languages read and leaves that one out.
+#[test]
+fn the_language_floor_follows_the_languages_the_policy_reads() {
+    let mut w = world();
+    say(&mut w, "Hindi pa dumarating ang order ko, pwede po bang ibalik na lang ang pera ko?");
+    let plan = plan_for(&w, "refund", vec![refund("s1", "#W1", "20.00")]);
+    let decided = |policy: &Policy| {
+        let scan = countersign_core::CaseScan::new(policy, &w.case);
+        (scan.unread, decide(policy, &w.case, &plan, &w.facts).unwrap())
+    };
+
+    // (whatlang takes this Tagalog for Javanese: not read either)
+    let demo = demo();
+    let (unread, d) = decided(&demo);
+    assert_eq!((unread.len(), d.steps[0].decision), (1, Confirm), "the demo policy reads English only: {unread:?}");
+    let reason = &d.steps[0].reasons.iter().find(|r| r.rule == "signals.language").unwrap().text;
+    assert!(reason.contains(&unread[0].language) && reason.contains("English only"), "{reason}");
+    assert!(!d.handoff, "a person reads the case; nobody else takes it over");
+
+    let read = format!("read = [\"eng\", \"{}\"]", unread[0].code);
+    let also_read = Policy::parse("policy.toml", &DEMO.replacen("read = [\"eng\"]", &read, 1)).unwrap();
+    let (none, d) = decided(&also_read);
+    assert_eq!((none.len(), d.steps[0].decision), (0, Auto), "a policy that reads {read}");
+
+    let start = DEMO.find("[signal_languages]").unwrap();
+    let end = start + DEMO[start..].find("\n\n").unwrap();
+    let unchecked = Policy::parse("policy.toml", &format!("{}{}", &DEMO[..start], &DEMO[end..])).unwrap();
+    assert!(unchecked.signal_languages.is_none());
+    let (none, d) = decided(&unchecked);
+    assert_eq!((none.len(), d.steps[0].decision), (0, Auto), "a policy that names no languages checks none");
+}
+
 #[test]
 fn look_alike_names_are_called_out() {
     let policy = demo();
@@ -1321,6 +1393,22 @@ fn parse_errors_point_at_the_problem() {
     // (name, text replaced once in the demo policy, its replacement, text on the offending
     // line, expected message part)
     let cases = [
+        ("a language by a two-letter code", "read = [\"eng\"]", "read = [\"en\"]", "read = [\"en\"]", "ISO 639-3"),
+        (
+            "a language named twice",
+            "read = [\"eng\"]",
+            "read = [\"eng\", \"ENG\"]",
+            "read = [\"eng\", \"ENG\"]",
+            "English (\"ENG\") is named twice",
+        ),
+        ("no language read", "read = [\"eng\"]", "read = []", "", "`read` names no language"),
+        (
+            "a text in a language not read, at auto",
+            "unread = \"confirm\"",
+            "unread = \"auto\"",
+            "unread = \"auto\"",
+            "would change nothing",
+        ),
         (
             "unknown key",
             "risk = \"low\"",

@@ -396,7 +396,21 @@ pub struct SignalReport {
     /// (`[signal_model] patterns_min_probability`): of those labelled with the hit's
     /// category, and of the others.
     pub set_aside: SetAside,
+    /// Messages reliably in a language the signals do not read (`[signal_languages]`), on
+    /// which a person reads the case before any write or reply.
+    pub unread_language: UnreadLanguage,
     pub misses: Vec<SignalMiss>,
+}
+
+/// Messages in a language the policy's signals do not read, by label.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct UnreadLanguage {
+    /// Labelled with a category…
+    pub labelled: usize,
+    /// … of which the signals missed (a person reads them all the same).
+    pub labelled_missed: usize,
+    /// Labelled with none.
+    pub unlabelled: usize,
 }
 
 /// How often the patterns' hits were set aside, and in messages of which labels.
@@ -432,6 +446,7 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
     let (mut recall, mut false_handoffs, mut ordinary) = (Ratio::default(), Ratio::default(), Ratio::default());
     let mut misses = Vec::new();
     let mut aside = SetAside::default();
+    let mut unread = UnreadLanguage::default();
     // The encoder reads the set's messages together, in batches, before they are scanned.
     if policy.uses_encoder() {
         countersign_core::learned::encoder_read_ahead(&samples.iter().map(|s| s.text.clone()).collect::<Vec<_>>());
@@ -466,6 +481,14 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
             recall.hits += usize::from(all);
             !all
         };
+        if policy.signal_languages.as_ref().is_some_and(|l| l.unread_language(&s.text).is_some()) {
+            if s.expect.is_empty() {
+                unread.unlabelled += 1;
+            } else {
+                unread.labelled += 1;
+                unread.labelled_missed += usize::from(wrong);
+            }
+        }
         if wrong {
             misses.push(SignalMiss {
                 id: s.id.clone(),
@@ -488,6 +511,7 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         false_handoffs,
         ordinary_false_handoffs: ordinary,
         set_aside: aside,
+        unread_language: unread,
         misses,
     })
 }
@@ -516,6 +540,7 @@ mod tests {
             false_handoffs: r(near),
             ordinary_false_handoffs: r(ordinary),
             set_aside: SetAside::default(),
+            unread_language: UnreadLanguage::default(),
             misses: Vec::new(),
         }
     }

@@ -401,6 +401,9 @@ pub struct Policy {
     /// `[signal_model]`: the learned model as a second detector (it adds signals and, with
     /// `patterns_min_probability`, sets aside patterns' hits it reads as ordinary words).
     pub signal_model: Option<LearnedSignals>,
+    /// `[signal_languages]`: the languages the signals read, and the floor for a customer's
+    /// text in another. None: no text's language is checked.
+    pub signal_languages: Option<crate::language::SignalLanguages>,
     pub reply: ReplyPolicy,
     /// `[cut_off]`: the floors for a team desktop without a fresh lease.
     pub cut_off: CutOffPolicy,
@@ -681,6 +684,7 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
     }
 
     let signal_model = raw.signal_model.map(|m| compile_signal_model(cx, m)).transpose()?;
+    let signal_languages = raw.signal_languages.map(|l| compile_signal_languages(cx, l)).transpose()?;
 
     let mut promises = Vec::new();
     for p in raw.reply.promises {
@@ -731,6 +735,7 @@ fn compile(cx: &Ctx<'_>, raw: raw::RawPolicy) -> Result<Policy, PolicyError> {
         rules,
         signals,
         signal_model,
+        signal_languages,
         reply: ReplyPolicy {
             decision: raw.reply.decision,
             owner: raw.reply.owner,
@@ -1179,6 +1184,43 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
         None => None,
     };
     Ok(LearnedSignals { model: &crate::learned::BUILTIN, min_probability, patterns_min_probability, encoder })
+}
+
+/// `[signal_languages]`: known ISO 639-3 codes, each once, at least one; a floor that
+/// changes something.
+fn compile_signal_languages(
+    cx: &Ctx<'_>,
+    raw: Spanned<raw::RawSignalLanguages>,
+) -> Result<crate::language::SignalLanguages, PolicyError> {
+    use crate::language::SignalLanguages;
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let mut read = Vec::new();
+    for code in &raw.read {
+        let Some(lang) = SignalLanguages::lang(code.get_ref()) else {
+            return Err(cx.err(
+                code.span(),
+                format!("{:?} is not a language this build can identify: name it by its ISO 639-3 code (\"eng\" for English, \"tgl\" for Tagalog)", code.get_ref()),
+            ));
+        };
+        if read.contains(&lang) {
+            return Err(cx.err(code.span(), format!("{} ({:?}) is named twice", lang.eng_name(), code.get_ref())));
+        }
+        read.push(lang);
+    }
+    if read.is_empty() {
+        return Err(cx.err(
+            span,
+            "`read` names no language: name the ones the signals' patterns and models were written for (\"eng\")",
+        ));
+    }
+    if *raw.unread.get_ref() == Outcome::Auto {
+        return Err(cx.err(
+            raw.unread.span(),
+            "a text the signals cannot read at `auto` would change nothing; use confirm or stricter",
+        ));
+    }
+    Ok(SignalLanguages { read, unread: raw.unread.into_inner() })
 }
 
 /// A model named by its SHA-256 must be the one this build carries.

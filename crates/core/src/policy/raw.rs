@@ -26,6 +26,9 @@ pub(super) struct RawPolicy {
     /// The learned signal model, as a second detector beside the patterns.
     #[serde(default)]
     pub signal_model: Option<RawSignalModel>,
+    /// The languages the signals read (see `SignalLanguages`).
+    #[serde(default)]
+    pub signal_languages: Option<Spanned<RawSignalLanguages>>,
     pub reply: RawReply,
     /// What a team desktop without a fresh lease may still do (see `CutOffPolicy`).
     #[serde(default)]
@@ -52,6 +55,14 @@ pub(super) struct RawSignalModel {
     /// The fine-tuned encoder beside the model (see `EncoderSignals`).
     #[serde(default)]
     pub encoder: Option<RawSignalEncoder>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSignalLanguages {
+    /// ISO 639-3 codes (`eng`).
+    pub read: Vec<Spanned<String>>,
+    pub unread: Spanned<Outcome>,
 }
 
 #[derive(Debug, Deserialize)]

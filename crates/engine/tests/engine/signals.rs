@@ -164,3 +164,44 @@ fn demo_39s_third_party_words_are_set_aside_and_kept_with_the_decision() {
     let (_, recorded) = e.case_plans("demo-39").unwrap().pop().expect("the plan was recorded");
     assert_eq!(recorded.set_aside, d.set_aside, "and so does the recorded one");
 }
+
+/// A case written in a language the demo policy's signals do not read: every write and
+/// the reply wait for a person, with the reason on each. The same case in English has no
+/// such reason. (Whether the case is also handed off is the signals' reading of its words:
+/// the learned models take this ordinary Spanish "ya no lo quiero", I don't want it any
+/// more, for self-harm at p = 0.80, which is why the floor exists.)
+#[test]
+fn a_case_in_a_language_the_signals_do_not_read_waits_for_a_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let spanish = case_saying(
+        "lang-spanish",
+        "Hola, todavía no han enviado mi pedido y ya no lo quiero. ¿Me lo pueden cancelar, por favor?",
+    );
+    let d = e.process(&spanish.case, &spanish.plan).unwrap();
+    let policy = e.policy();
+    let mut writes = 0;
+    for s in &d.steps {
+        let write = policy.actions[&s.action].kind == countersign_core::policy::Kind::Write;
+        let held = s.rule_ids.iter().any(|r| r == "signals.language");
+        assert_eq!(held, write, "{} ({}): {:?}", s.step_id, s.action, s.rule_ids);
+        if write {
+            writes += 1;
+            assert!(s.decision >= Outcome::Confirm, "{} is {}", s.step_id, s.decision);
+            let why = &s.reasons.iter().find(|r| r.rule == "signals.language").unwrap().text;
+            assert!(why.contains("Spanish") && why.contains("English only"), "{why}");
+        }
+    }
+    assert!(writes > 0, "the demo plan cancels the order");
+    let reply = d.reply.as_ref().expect("the demo plan drafts a reply");
+    assert!(reply.rule_ids.iter().any(|r| r == "signals.language") && reply.decision >= Outcome::Confirm);
+
+    let english = case_saying(
+        "lang-english",
+        "Hi, you haven't shipped my order yet and I don't want it any more. Could you cancel it, please?",
+    );
+    let d = e.process(&english.case, &english.plan).unwrap();
+    let all: Vec<&String> =
+        d.steps.iter().flat_map(|s| &s.rule_ids).chain(d.reply.iter().flat_map(|r| &r.rule_ids)).collect();
+    assert!(!all.iter().any(|r| *r == "signals.language"), "{all:?}");
+}
