@@ -646,6 +646,19 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
         serde_json::json!({"of_a_labelled_category": 0, "not_of_a_labelled_category": 15}),
         "{report}"
     );
+    // No message of this part is in a language the signals do not read; in holdout-14,
+    // seventeen are (docs/signals.md, step 52), and the text report says how many.
+    assert_eq!(report["unread_language"], serde_json::json!({"labelled": 0, "labelled_missed": 0, "unlabelled": 0}));
+    let holdout_14 = repo().join("assets/eval/signals/holdout-14.jsonl");
+    let text = cs_demo(dir.path(), &["eval", "signals", "--set", holdout_14.to_str().unwrap()]);
+    assert_eq!(code(&text), 0, "{}", stderr(&text));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains(
+            "in a language the signals do not read (a person reads the case first): 11 labelled (7 of them missed), 6 not"
+        ),
+        "{text}"
+    );
     let categories: Vec<&str> =
         report["categories"].as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
     assert_eq!(

@@ -7,7 +7,8 @@
 //!
 //! The identification is `whatlang`'s (trigrams over the text's own script), counted only
 //! when the text has [`MIN_WORDS`] words or more (on a few words any guess is weak) and the
-//! guess has a confidence over [`MIN_CONFIDENCE`]. `whatlang` reads some plain English as
+//! guess has a confidence over [`MIN_CONFIDENCE`]; a text mostly in a script that none of
+//! the languages read is written in (Chinese, Cyrillic, Arabic…) counts at any length. `whatlang` reads some plain English as
 //! French or Catalan ("Our procurement policy does not permit surcharges"), so under a
 //! policy that reads English a text whose words are at least [`ENGLISH_SHARE`] English
 //! function words counts as English, whatever the guess. Measured on the 13,282 labelled
@@ -38,6 +39,10 @@ const ENGLISH_FUNCTION_WORDS: &[&str] = &[
     "our", "please", "shall", "she", "should", "so", "some", "than", "thank", "thanks", "that", "the", "their", "them",
     "then", "there", "these", "they", "this", "those", "to", "us", "very", "was", "we", "were", "what", "when",
     "where", "which", "who", "why", "will", "with", "would", "yes", "you", "your", "yours",
+    // contractions
+    "aren't", "can't", "couldn't", "didn't", "doesn't", "don't", "hasn't", "haven't", "he's", "i'd", "i'll", "i've",
+    "isn't", "she's", "that's", "there's", "they're", "wasn't", "we're", "we've", "weren't", "what's", "won't",
+    "wouldn't", "you'd", "you'll", "you're", "you've",
 ];
 
 /// `[signal_languages]`: the languages the signals read, and the floor for a text in
@@ -77,16 +82,19 @@ impl SignalLanguages {
 
     /// The language of `text` when it is one the signals do not read.
     pub fn unread_language(&self, text: &str) -> Option<whatlang::Lang> {
-        let words: Vec<String> = text
-            .split(|c: char| !(c.is_alphabetic() || c == '\'' || c == '’'))
-            .map(|w| w.trim_matches(['\'', '’']).replace('’', "'").to_lowercase())
-            .filter(|w| !w.is_empty())
-            .collect();
-        if words.len() < MIN_WORDS {
+        let info = whatlang::detect(text)?;
+        if self.read.contains(&info.lang()) {
             return None;
         }
-        let info = whatlang::detect(text)?;
-        if info.confidence() <= MIN_CONFIDENCE || self.read.contains(&info.lang()) {
+        // A text mostly in a script that none of the languages read is written in (Chinese,
+        // Cyrillic, Arabic…): none of its words is read, however short it is and however
+        // unsure the guess between that script's languages.
+        let script = info.script();
+        if script != whatlang::Script::Latin && !self.read.iter().any(|l| script.langs().contains(l)) {
+            return Some(info.lang());
+        }
+        let words = words(text, script);
+        if words.len() < MIN_WORDS || info.confidence() <= MIN_CONFIDENCE {
             return None;
         }
         if self.read.contains(&whatlang::Lang::Eng) {
@@ -98,21 +106,50 @@ impl SignalLanguages {
         Some(info.lang())
     }
 
-    /// The languages the signals do not read that some of `texts` are reliably in, each
-    /// once, in the order found.
+    /// The languages the signals do not read that the customer's texts are in, each once, in
+    /// the order found. When no text is in one on its own, the texts are read together too:
+    /// a customer who writes in short chat lines of a few words each is still found.
     pub fn unread_texts<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> Vec<UnreadText> {
-        let mut out: Vec<UnreadText> = Vec::new();
-        for lang in texts.into_iter().filter_map(|t| self.unread_language(t)) {
-            if !out.iter().any(|u| u.code == lang.code()) {
-                out.push(UnreadText { code: lang.code().to_string(), language: lang.eng_name().to_string() });
+        let texts: Vec<&str> = texts.into_iter().collect();
+        let mut found: Vec<whatlang::Lang> = Vec::new();
+        for lang in texts.iter().filter_map(|t| self.unread_language(t)) {
+            if !found.contains(&lang) {
+                found.push(lang);
             }
         }
-        out
+        if found.is_empty() && texts.len() > 1 {
+            found.extend(self.unread_language(&texts.join("\n")));
+        }
+        found
+            .into_iter()
+            .map(|l| UnreadText { code: l.code().to_string(), language: l.eng_name().to_string() })
+            .collect()
     }
+}
+
+/// The words of `text`, lower case, as the minimum and the English share count them: the
+/// letters (and apostrophes) of each space-separated token with no digit in it (an order
+/// number, `#W123`, or a postcode is no word), and in a script written without spaces
+/// (Chinese, Japanese, Thai, Khmer, Burmese) each letter.
+fn words(text: &str, script: whatlang::Script) -> Vec<String> {
+    use whatlang::Script;
+    if matches!(
+        script,
+        Script::Mandarin | Script::Hiragana | Script::Katakana | Script::Thai | Script::Khmer | Script::Myanmar
+    ) {
+        return text.chars().filter(|c| c.is_alphabetic()).map(String::from).collect();
+    }
+    text.split_whitespace()
+        .filter(|t| !t.chars().any(char::is_numeric))
+        .flat_map(|t| t.split(|c: char| !(c.is_alphabetic() || c == '\'' || c == '’')))
+        .map(|w| w.trim_matches(['\'', '’']).replace('’', "'").to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn english_only() -> SignalLanguages {
@@ -136,16 +173,45 @@ mod tests {
         let l = english_only();
         let text = "Could you confirm whether your prices include a card surcharge? Our procurement policy does not \
                     permit surcharges.";
-        let guess = whatlang::detect(text).map(|i| i.lang());
-        assert_ne!(guess, Some(whatlang::Lang::Eng), "the case this guards: whatlang does not take it for English");
+        let guess = whatlang::detect(text).unwrap();
+        assert!(
+            guess.lang() != whatlang::Lang::Eng && guess.confidence() > MIN_CONFIDENCE,
+            "the case this guards: whatlang is sure enough it is not English ({guess:?})"
+        );
         assert_eq!(l.unread_language(text), None, "a third of its words are English function words");
     }
 
     #[test]
-    fn a_few_words_are_too_few_to_tell() {
+    fn a_few_words_are_too_few_to_tell_unless_the_customer_writes_more() {
         let l = english_only();
         assert_eq!(l.unread_language("¡Muchas gracias, amigos!"), None);
         assert_eq!(l.unread_language("¡Muchas gracias, amigos míos!").map(|l| l.code()), Some("spa"));
+        assert_eq!(l.unread_language("Pedido #W2817 12345 recibido"), None, "numbers are no words");
+        // Short chat lines, none of four words, read together.
+        let lines = ["hola buenas tardes", "el pedido llegó roto", "quiero mi dinero", "por favor"];
+        assert!(lines.iter().all(|t| l.unread_language(t).is_none()));
+        let found = l.unread_texts(lines);
+        assert_eq!(found.iter().map(|u| u.code.as_str()).collect::<Vec<_>>(), ["spa"]);
+        assert!(l.unread_texts(["hi there", "my order", "came broken", "refund please"]).is_empty());
+    }
+
+    #[test]
+    fn a_script_the_signals_read_no_language_of_is_unread_however_short() {
+        let l = english_only();
+        // "I want a refund" in Chinese: one run of letters, no spaces between words.
+        assert_eq!(l.unread_language("我想退款").map(|l| l.code()), Some("cmn"));
+        assert!(l.unread_language("Верните деньги").is_some(), "two words of Russian");
+        // An English message with a name in another script is English.
+        assert_eq!(l.unread_language("Please send the parcel to 王小明 at the office, thank you."), None);
+        // A policy that reads a language of the script counts each of its letters as a word.
+        let chinese =
+            SignalLanguages { read: vec![whatlang::Lang::Eng, whatlang::Lang::Cmn], unread: Outcome::Confirm };
+        assert_eq!(chinese.unread_language("我想退款"), None);
+        assert_eq!(chinese.unread_language("私の注文はまだ届いていません").map(|l| l.code()), Some("jpn"));
+        // … and asks for the usual confidence.
+        let russian =
+            SignalLanguages { read: vec![whatlang::Lang::Eng, whatlang::Lang::Rus], unread: Outcome::Confirm };
+        assert_eq!(russian.unread_language("Верните деньги за заказ, пожалуйста, товар пришёл сломанным."), None);
     }
 
     #[test]

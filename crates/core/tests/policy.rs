@@ -1145,6 +1145,10 @@ fn table() -> Vec<Row> {
         unheld("an English message with a word of Tagalog is English", |w| {
             say(w, "Salamat po! The blender arrived but the lid is cracked, could I get a partial refund?")
         }),
+        // whatlang reads it as French, sure of it: its English function words tell otherwise.
+        unheld("an English letter that reads as French is English", |w| {
+            say(w, "Could you confirm whether your prices include a card surcharge? Our procurement policy does not permit surcharges.")
+        }),
     ]);
     rows.extend([
         r(
@@ -1310,6 +1314,11 @@ fn the_language_floor_follows_the_languages_the_policy_reads() {
     assert!(unchecked.signal_languages.is_none());
     let (none, d) = decided(&unchecked);
     assert_eq!((none.len(), d.steps[0].decision), (0, Auto), "a policy that names no languages checks none");
+
+    // A scan made by the policy without the table is made again for the one with it.
+    let stale = countersign_core::CaseScan::new(&unchecked, &w.case);
+    let d = countersign_core::decide_scanned(&demo, &w.case, &plan, &w.facts, &stale).unwrap();
+    assert_eq!(d.steps[0].decision, Confirm);
 }
 
 #[test]
@@ -1401,7 +1410,7 @@ fn parse_errors_point_at_the_problem() {
             "read = [\"eng\", \"ENG\"]",
             "English (\"ENG\") is named twice",
         ),
-        ("no language read", "read = [\"eng\"]", "read = []", "", "`read` names no language"),
+        ("no language read", "read = [\"eng\"]", "read = []", "read = []", "`read` names no language"),
         (
             "a text in a language not read, at auto",
             "unread = \"confirm\"",

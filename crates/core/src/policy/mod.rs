@@ -1190,17 +1190,19 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
 /// changes something.
 fn compile_signal_languages(
     cx: &Ctx<'_>,
-    raw: Spanned<raw::RawSignalLanguages>,
+    raw: raw::RawSignalLanguages,
 ) -> Result<crate::language::SignalLanguages, PolicyError> {
     use crate::language::SignalLanguages;
-    let span = raw.span();
-    let raw = raw.into_inner();
     let mut read = Vec::new();
-    for code in &raw.read {
+    for code in raw.read.get_ref() {
         let Some(lang) = SignalLanguages::lang(code.get_ref()) else {
             return Err(cx.err(
                 code.span(),
-                format!("{:?} is not a language this build can identify: name it by its ISO 639-3 code (\"eng\" for English, \"tgl\" for Tagalog)", code.get_ref()),
+                format!(
+                    "{:?} is not a language this build can identify: name it by its ISO 639-3 code (\"eng\" for \
+                     English, \"tgl\" for Tagalog)",
+                    code.get_ref()
+                ),
             ));
         };
         if read.contains(&lang) {
@@ -1210,7 +1212,7 @@ fn compile_signal_languages(
     }
     if read.is_empty() {
         return Err(cx.err(
-            span,
+            raw.read.span(),
             "`read` names no language: name the ones the signals' patterns and models were written for (\"eng\")",
         ));
     }

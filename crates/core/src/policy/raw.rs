@@ -28,7 +28,7 @@ pub(super) struct RawPolicy {
     pub signal_model: Option<RawSignalModel>,
     /// The languages the signals read (see `SignalLanguages`).
     #[serde(default)]
-    pub signal_languages: Option<Spanned<RawSignalLanguages>>,
+    pub signal_languages: Option<RawSignalLanguages>,
     pub reply: RawReply,
     /// What a team desktop without a fresh lease may still do (see `CutOffPolicy`).
     #[serde(default)]
@@ -61,7 +61,7 @@ pub(super) struct RawSignalModel {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSignalLanguages {
     /// ISO 639-3 codes (`eng`).
-    pub read: Vec<Spanned<String>>,
+    pub read: Spanned<Vec<Spanned<String>>>,
     pub unread: Spanned<Outcome>,
 }
 

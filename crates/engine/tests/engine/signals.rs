@@ -201,6 +201,15 @@ fn a_case_in_a_language_the_signals_do_not_read_waits_for_a_person() {
         "Hi, you haven't shipped my order yet and I don't want it any more. Could you cancel it, please?",
     );
     let d = e.process(&english.case, &english.plan).unwrap();
+    // Nor does any demo case: they are all written in English.
+    let mut names: Vec<std::path::PathBuf> =
+        std::fs::read_dir(super::assets().join("demo/cases")).unwrap().map(|f| f.unwrap().path()).collect();
+    names.sort();
+    assert!(names.len() > 30, "the demo's cases: {}", names.len());
+    for path in names.iter().filter(|p| p.extension().is_some_and(|x| x == "json")) {
+        let file = CaseFile::load(path).unwrap();
+        assert_eq!(e.case_scan(&file.case).unread, [], "{}", path.display());
+    }
     let all: Vec<&String> =
         d.steps.iter().flat_map(|s| &s.rule_ids).chain(d.reply.iter().flat_map(|r| &r.rule_ids)).collect();
     assert!(!all.iter().any(|r| *r == "signals.language"), "{all:?}");
