@@ -1,4 +1,4 @@
 format = "countersign-signature/1"
 domain = "countersign/policy-pack/v1"
-key_id = "de377ff5c2cb3a78"
-signature = "e5ebddb95bd33e182d1aac16a1b22329f19594f106161e520d438fb6033174181599f1a20d488541ab7bfcd2ccebfe27121581425d3c1f13b599783c9016620a"
+key_id = "37c60ef91552d90d"
+signature = "595e63fc72368b41512b7a11a85497f3ed35427b5e885124b2af1a6cc2154b61cfe27d46c76df6391b314e90b429ef5ea6eb84e7f4198ab7a220a33d42fa0509"

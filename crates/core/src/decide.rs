@@ -503,9 +503,9 @@ fn models_read_it(signal: &crate::policy::Signal, forms: &[TextForm]) -> bool {
 }
 
 /// [`scan_texts`], with the hits set aside. A pattern's hit is set aside when the policy
-/// asks for it (`[signal_model] patterns_min_probability`), the learned models read the
-/// case (an encoder that failed sets nothing aside), give the hit's category less than
-/// that, and read the words the pattern found ([`models_read_it`]).
+/// asks for it (`[signal_model] patterns_min_probability`, or the category's own), the
+/// learned models read the case (an encoder that failed sets nothing aside), give the hit's
+/// category less than that, and read the words the pattern found ([`models_read_it`]).
 pub fn scan<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Scanned {
     let texts: Vec<&str> = texts.into_iter().collect();
     let mut normalized = String::new();
@@ -536,22 +536,20 @@ pub fn scan<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Sc
     // The categories whose every pattern's hit the models read as ordinary (a category is
     // set aside whole, so a stricter signal of it never gives way to a softer one).
     let mut aside: Vec<(SignalCategory, f64, f64)> = Vec::new();
-    if let Some(floor) = learned.patterns_min_probability {
-        // Built on the first hit under the floor only (rare): the texts' forms, and the
-        // categories already checked, each once.
-        let mut forms: Option<Vec<TextForm>> = None;
-        let mut checked: Vec<SignalCategory> = Vec::new();
-        for (_, hit) in &patterns {
-            let c = hit.category;
-            let Some(p) = read.probability(c) else { continue };
-            if p >= floor || checked.contains(&c) {
-                continue;
-            }
-            checked.push(c);
-            let forms = forms.get_or_insert_with(|| texts.iter().map(|t| TextForm::of(t)).collect());
-            if patterns.iter().filter(|(_, h)| h.category == c).all(|(s, _)| models_read_it(s, forms)) {
-                aside.push((c, p, floor));
-            }
+    // Built on the first hit under its floor only (rare): the texts' forms, and the
+    // categories already checked, each once.
+    let mut forms: Option<Vec<TextForm>> = None;
+    let mut checked: Vec<SignalCategory> = Vec::new();
+    for (_, hit) in &patterns {
+        let c = hit.category;
+        let (Some(floor), Some(p)) = (learned.patterns_floor(c), read.probability(c)) else { continue };
+        if p >= floor || checked.contains(&c) {
+            continue;
+        }
+        checked.push(c);
+        let forms = forms.get_or_insert_with(|| texts.iter().map(|t| TextForm::of(t)).collect());
+        if patterns.iter().filter(|(_, h)| h.category == c).all(|(s, _)| models_read_it(s, forms)) {
+            aside.push((c, p, floor));
         }
     }
     let mut out = Scanned::default();
@@ -617,7 +615,8 @@ impl LearnedRead {
 /// when the model's probability reaches `[signal_model]`'s threshold; with
 /// `[signal_model.encoder]`, when the mean of the model's and the encoder's reaches the
 /// encoder's threshold instead (on unseen writers it found more than the model alone at
-/// about the same false handoffs; docs/signals.md). An encoder
+/// about the same false handoffs; docs/signals.md); a category with a threshold of its own
+/// (`[signal_model.categories.<category>] min_probability`) is found at that one. An encoder
 /// that cannot be loaded or read a text fails closed: each of its categories counts, with no
 /// probability.
 // Probabilities, never money.
@@ -629,22 +628,22 @@ fn learned_findings(learned: &crate::policy::LearnedSignals, texts: &[&str]) -> 
     let mut best = vec![0.0_f64; categories.len()];
     let mut best_mean = vec![0.0_f64; categories.len()];
     let mut failed: Option<String> = None;
-    let encoder = learned.encoder.map(|rule| (rule, crate::learned::encoder()));
+    let encoder = learned.encoder.map(|_| crate::learned::encoder());
     // Where each of the model's categories is in the encoder's output.
     let at: Vec<Option<usize>> = match &encoder {
-        Some((_, Ok(e))) => categories.iter().map(|c| e.categories().iter().position(|n| n == c.as_str())).collect(),
+        Some(Ok(e)) => categories.iter().map(|c| e.categories().iter().position(|n| n == c.as_str())).collect(),
         _ => vec![None; categories.len()],
     };
-    if let Some((_, Err(e))) = &encoder {
+    if let Some(Err(e)) = &encoder {
         failed = Some(e.to_string());
     }
-    if let (Some((_, Ok(_))), Some(j)) = (&encoder, at.iter().position(Option::is_none)) {
+    if let (Some(Ok(_)), Some(j)) = (&encoder, at.iter().position(Option::is_none)) {
         failed = Some(format!("it gives no probability for {}", categories[j].as_str()));
     }
     for g in &groups {
         let p = model.probabilities(g);
         let q = match &encoder {
-            Some((_, Ok(_))) => match crate::learned::encoder_probabilities(g) {
+            Some(Ok(_)) => match crate::learned::encoder_probabilities(g) {
                 Ok(q) if q.iter().all(|v| v.is_finite()) => Some(q),
                 Ok(_) => {
                     failed = Some("it gave a probability that is not a number".into());
@@ -667,11 +666,11 @@ fn learned_findings(learned: &crate::policy::LearnedSignals, texts: &[&str]) -> 
     let mut out = Vec::new();
     for (j, &category) in categories.iter().enumerate() {
         match (&encoder, &failed) {
-            (None, _) if best[j] >= learned.min_probability => {
+            (None, _) if best[j] >= learned.found_at(category) => {
                 out.push((category, format!("learned model: p = {:.2}", best[j]), Some(best[j])));
             }
             (Some(_), Some(e)) => out.push((category, format!("the signal encoder failed: {e}"), None)),
-            (Some((rule, _)), None) if best_mean[j] >= rule.min_probability => {
+            (Some(_), None) if best_mean[j] >= learned.found_at(category) => {
                 out.push((
                     category,
                     format!("learned model and encoder: mean p = {:.2}", best_mean[j]),

@@ -336,6 +336,43 @@ pub struct LearnedSignals {
     pub patterns_min_probability: Option<f64>,
     /// `[signal_model.encoder]`: the fine-tuned encoder beside the model.
     pub encoder: Option<EncoderSignals>,
+    /// `[signal_model.categories.<category>]`: the categories whose thresholds differ from
+    /// the ones above, each once.
+    pub categories: Vec<(SignalCategory, CategoryThresholds)>,
+}
+
+impl LearnedSignals {
+    /// The probability at or above which the learned models find `category` on their own:
+    /// the category's own `min_probability`, else the encoder's (a mean) with the encoder,
+    /// else the model's.
+    pub fn found_at(&self, category: SignalCategory) -> f64 {
+        self.thresholds(category)
+            .and_then(|t| t.min_probability)
+            .unwrap_or_else(|| self.encoder.map_or(self.min_probability, |e| e.min_probability))
+    }
+
+    /// The probability a pattern's hit of `category` needs to count: the category's own
+    /// `patterns_min_probability`, else the policy's. None: its hits always count.
+    pub fn patterns_floor(&self, category: SignalCategory) -> Option<f64> {
+        self.thresholds(category).and_then(|t| t.patterns_min_probability).or(self.patterns_min_probability)
+    }
+
+    fn thresholds(&self, category: SignalCategory) -> Option<&CategoryThresholds> {
+        self.categories.iter().find(|(c, _)| *c == category).map(|(_, t)| t)
+    }
+}
+
+/// `[signal_model.categories.<category>]`: one category's thresholds where they differ from
+/// the policy's (the learned models are surer of some categories than of others: chosen per
+/// category on parts neither model was trained on, docs/signals.md step 54). Each replaces
+/// the one of the same name for this category only; at least one is given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CategoryThresholds {
+    /// Replaces the threshold at which the models find the category on their own (the
+    /// encoder's `min_probability` with the encoder, else `[signal_model]`'s).
+    pub min_probability: Option<f64>,
+    /// Replaces `[signal_model] patterns_min_probability`.
+    pub patterns_min_probability: Option<f64>,
 }
 
 /// `[signal_model.encoder]`: the fine-tuned sentence encoder built into Countersign
@@ -1165,25 +1202,74 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
         }
         None => None,
     };
+    let found_at = encoder.map_or(min_probability, |e| e.min_probability);
     let patterns_min_probability = match &raw.patterns_min_probability {
-        Some(p) => {
-            let floor = probability(cx, "patterns_min_probability", p)?;
-            let found_at = encoder.map_or(min_probability, |e| e.min_probability);
-            if floor >= found_at {
+        Some(p) => Some(below_found_at(cx, p, found_at)?),
+        None => None,
+    };
+    let mut categories = Vec::new();
+    for (name, table) in &raw.categories {
+        let Some(category) = SignalCategory::ALL.into_iter().find(|c| c.as_str() == name) else {
+            let known: Vec<&str> = SignalCategory::ALL.iter().map(|c| c.as_str()).collect();
+            return Err(cx.err(
+                table.span(),
+                format!("unknown signal category {name:?} in [signal_model.categories] (known: {})", known.join(", ")),
+            ));
+        };
+        let t = table.get_ref();
+        if t.min_probability.is_none() && t.patterns_min_probability.is_none() {
+            return Err(cx.err(
+                table.span(),
+                format!(
+                    "[signal_model.categories.{name}] changes nothing: give min_probability, \
+                     patterns_min_probability or both"
+                ),
+            ));
+        }
+        let min = t.min_probability.as_ref().map(|p| probability(cx, "min_probability", p)).transpose()?;
+        let found_at = min.unwrap_or(found_at);
+        let floor = match (&t.patterns_min_probability, patterns_min_probability) {
+            (Some(p), _) => Some(below_found_at(cx, p, found_at)?),
+            // The policy's floor, under this category's own threshold.
+            (None, Some(floor)) if floor >= found_at => {
+                let at = t.min_probability.as_ref().map_or(table.span(), |p| p.span());
                 return Err(cx.err(
-                    p.span(),
+                    at,
                     format!(
-                        "patterns_min_probability ({floor}) must be below the probability at which the models find a \
-                         category on their own ({found_at}): at or above it, the patterns would find nothing the \
-                         models do not"
+                        "[signal_model.categories.{name}] min_probability ({found_at}) must be above \
+                         [signal_model] patterns_min_probability ({floor}): at or below it, the patterns would \
+                         find nothing the models do not"
                     ),
                 ));
             }
-            Some(floor)
-        }
-        None => None,
-    };
-    Ok(LearnedSignals { model: &crate::learned::BUILTIN, min_probability, patterns_min_probability, encoder })
+            (None, _) => None,
+        };
+        categories.push((category, CategoryThresholds { min_probability: min, patterns_min_probability: floor }));
+    }
+    Ok(LearnedSignals {
+        model: &crate::learned::BUILTIN,
+        min_probability,
+        patterns_min_probability,
+        encoder,
+        categories,
+    })
+}
+
+/// A `patterns_min_probability`: a probability, and below the threshold at which the models
+/// find the category on their own.
+fn below_found_at(cx: &Ctx<'_>, p: &Spanned<f64>, found_at: f64) -> Result<f64, PolicyError> {
+    let floor = probability(cx, "patterns_min_probability", p)?;
+    if floor >= found_at {
+        return Err(cx.err(
+            p.span(),
+            format!(
+                "patterns_min_probability ({floor}) must be below the probability at which the models find a \
+                 category on their own ({found_at}): at or above it, the patterns would find nothing the \
+                 models do not"
+            ),
+        ));
+    }
+    Ok(floor)
 }
 
 /// `[signal_languages]`: known ISO 639-3 codes, each once, at least one; a floor that

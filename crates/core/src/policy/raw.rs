@@ -55,6 +55,19 @@ pub(super) struct RawSignalModel {
     /// The fine-tuned encoder beside the model (see `EncoderSignals`).
     #[serde(default)]
     pub encoder: Option<RawSignalEncoder>,
+    /// `[signal_model.categories.<category>]`: a category's own thresholds (see
+    /// `CategoryThresholds`).
+    #[serde(default)]
+    pub categories: BTreeMap<String, Spanned<RawCategoryThresholds>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCategoryThresholds {
+    #[serde(default)]
+    pub min_probability: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub patterns_min_probability: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -343,7 +343,7 @@ fn policies_without_patterns_still_parse() {
 /// patterns alone.
 fn patterns_only() -> Policy {
     let start = DEMO.find("[signal_model]").expect("the demo policy turns the learned model on");
-    let end = encoder_table_end();
+    let (_, end) = category_tables();
     let policy =
         Policy::parse("policy.toml", &format!("{}{}", &DEMO[..start], &DEMO[end..])).unwrap_or_else(|e| panic!("{e}"));
     assert!(policy.signal_model.is_none());
@@ -357,19 +357,30 @@ fn without_set_aside(source: &str) -> String {
     source.replacen(&format!("{line}\n"), "", 1)
 }
 
-/// Where the demo policy's `[signal_model.encoder]` table ends (a blank line).
-fn encoder_table_end() -> usize {
-    let start = DEMO.find("[signal_model.encoder]").expect("the demo policy turns the encoder on");
-    start + DEMO[start..].find("\n\n").expect("the table ends at a blank line")
+/// Where the demo policy's `[signal_model.categories.*]` tables stand: from the comment
+/// above the first to the blank line after the last.
+fn category_tables() -> (usize, usize) {
+    let first = DEMO.find("[signal_model.categories.").expect("the demo policy sets thresholds per category");
+    let start = DEMO[..first].rfind("\n\n").expect("a blank line before the tables' comment");
+    let last = DEMO.rfind("[signal_model.categories.").unwrap();
+    (start, last + DEMO[last..].find("\n\n").expect("the last table ends at a blank line"))
 }
 
-/// The demo policy's source without `[signal_model.encoder]`: the model alone beside the
-/// patterns.
+/// The demo policy's source without its per-category thresholds: every category found and
+/// set aside at the shared ones.
+fn without_categories() -> String {
+    let (start, end) = category_tables();
+    format!("{}{}", &DEMO[..start], &DEMO[end..])
+}
+
+/// The demo policy's source without `[signal_model.encoder]` and the per-category
+/// thresholds (chosen for the mean): the model alone beside the patterns.
 fn model_only_source() -> String {
     let start = DEMO.find("[signal_model.encoder]").unwrap();
     // From the comment above the table.
     let start = DEMO[..start].rfind("\n\n").unwrap();
-    format!("{}{}", &DEMO[..start], &DEMO[encoder_table_end()..])
+    let (_, end) = category_tables();
+    format!("{}{}", &DEMO[..start], &DEMO[end..])
 }
 
 #[test]
@@ -441,11 +452,13 @@ fn the_encoder_beside_the_model_counts_their_mean() {
 
     // The encoder's threshold decides: nobody reaches it, or everybody does; and the model's
     // own threshold, even at nearly nothing, finds nothing beside the encoder.
-    let never = DEMO.replacen("min_probability = 0.7", "min_probability = 0.999999", 1);
+    // (Without the per-category thresholds, which would otherwise decide for their categories.)
+    let shared = without_categories();
+    let never = shared.replacen("min_probability = 0.7", "min_probability = 0.999999", 1);
     assert!(found(&Policy::parse("policy.toml", &never).unwrap(), text).is_empty());
-    let always = without_set_aside(DEMO).replacen("min_probability = 0.7", "min_probability = 0.000001", 1);
+    let always = without_set_aside(&shared).replacen("min_probability = 0.7", "min_probability = 0.000001", 1);
     assert_eq!(found(&Policy::parse("policy.toml", &always).unwrap(), "where is my parcel").len(), 7);
-    let model_low = without_set_aside(DEMO).replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
+    let model_low = without_set_aside(&shared).replacen("min_probability = 0.8", "min_probability = 0.000001", 1);
     assert!(found(&Policy::parse("policy.toml", &model_low).unwrap(), "where is my parcel").is_empty());
 }
 
@@ -538,7 +551,7 @@ const CHARGED_BACK: &str = "When you refund the returned speaker, could it be ch
 #[test]
 fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
     let policy = demo();
-    let floor = policy.signal_model.as_ref().and_then(|m| m.patterns_min_probability).expect("the demo policy sets it");
+    let learned = policy.signal_model.as_ref().expect("the demo policy turns the learned model on");
     let alone = patterns_only();
     // Hard negatives of scored held-out parts (holdout-7, holdout-8): a pattern's words in
     // their ordinary sense.
@@ -558,6 +571,8 @@ fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
             ["c\u{043e}nsumer law", "consumer \u{2223}aw", "con\u{0332}sumer law"],
         ),
     ] {
+        // The category's own floor where it has one (chargeback's), else the shared one.
+        let floor = learned.patterns_floor(category).expect("the demo policy sets it");
         assert!(
             found(&alone, text).contains(&category),
             "the patterns alone hand it off (else this shows nothing): {text:?}"
@@ -607,7 +622,7 @@ fn a_patterns_hit_the_models_read_as_ordinary_is_set_aside() {
             .unwrap();
     assert!(!d.handoff, "{:?}", d.signals);
     assert_eq!(d.set_aside.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["chargeback"]);
-    let without = Policy::parse("policy.toml", &without_set_aside(DEMO)).unwrap();
+    let without = Policy::parse("policy.toml", &without_set_aside(&without_categories())).unwrap();
     let d =
         countersign_core::decide(&without, &w.case, &plan_for(&w, "support", vec![get_order("s1", "#W1")]), &w.facts)
             .unwrap();
@@ -738,4 +753,90 @@ fn a_decision_with_nothing_set_aside_is_recorded_as_before() {
     assert!(json.get("set_aside").is_none(), "{json}");
     let back: countersign_core::PlanDecision = serde_json::from_value(json).unwrap();
     assert_eq!(back, d);
+}
+
+/// `[signal_model.categories.<category>]`: a category's own thresholds decide for that
+/// category and no other, the one it names replacing the shared one.
+#[test]
+fn a_categorys_own_threshold_decides_for_it_alone() {
+    let shared = without_categories();
+    // (The shared floor gone, so that a threshold under it can be tried.)
+    let unfloored = without_set_aside(&shared);
+    let with = |tables: &str| -> Policy {
+        let at = unfloored.find("\n[signal_languages]").expect("the languages table follows");
+        let at = unfloored[..at].rfind("\n\n").expect("after the blank line before its comment") + 1;
+        let src = format!("{}{tables}\n{}", &unfloored[..at], &unfloored[at..]);
+        Policy::parse("policy.toml", &src).unwrap_or_else(|e| panic!("{e}"))
+    };
+    // Found at nearly nothing for minors alone: an ordinary line is found as minors, and as
+    // nothing else.
+    let low = with("[signal_model.categories.minors]\nmin_probability = 0.000001\n");
+    assert_eq!(found(&low, "where is my parcel"), vec![Minors]);
+    assert!(found(&Policy::parse("policy.toml", &unfloored).unwrap(), "where is my parcel").is_empty());
+    // Never reached for self-harm: the model's finding is gone, the patterns' kept.
+    let text = "I have the pills lined up on the counter. I just wanted someone to know before I do it.";
+    let never = with("[signal_model.categories.self_harm]\nmin_probability = 0.999999\n");
+    assert!(!found(&never, text).contains(&SelfHarm), "{:?}", found(&never, text));
+    assert!(found(&demo(), text).contains(&SelfHarm));
+    assert!(found(&never, "I'm going to take all my pills tonight").contains(&SelfHarm), "a pattern's hit stands");
+    // A floor for chargeback alone, the shared one gone: its ordinary words are set aside, a
+    // legal pattern's ordinary words (no floor of their own) hand off.
+    let legal = "As I understand it, under consumer law I have 14 days to change my mind about online orders. I \
+                 received the air purifier (EL-51823) twelve days ago and it's still unopened in the box, so I'd like \
+                 to return it. Please send me the return label. Thanks.";
+    let floor_for_chargeback = with("[signal_model.categories.chargeback]\npatterns_min_probability = 0.35\n");
+    let s = scan(&floor_for_chargeback, [CHARGED_BACK]);
+    assert!(s.signals.is_empty() && s.set_aside.iter().any(|h| h.category == Chargeback), "{s:?}");
+    assert!(s.set_aside[0].reason.contains("below 0.35"), "{s:?}");
+    let s = scan(&floor_for_chargeback, [legal]);
+    assert!(s.signals.iter().any(|h| h.category == Legal) && s.set_aside.is_empty(), "{s:?}");
+    let s = scan(&demo(), [legal]);
+    assert!(s.signals.is_empty(), "the demo policy's shared floor sets it aside: {s:?}");
+}
+
+#[test]
+fn a_categorys_thresholds_are_checked_where_they_stand() {
+    let (start, _) = category_tables();
+    let at = start + 1;
+    let insert = |tables: &str| format!("{}{tables}\n{}", &DEMO[..at], &DEMO[at..]);
+    for (tables, needle, says) in [
+        (
+            "[signal_model.categories.fraud]\nmin_probability = 0.5\n",
+            "[signal_model.categories.fraud]",
+            "unknown signal category \"fraud\" in [signal_model.categories] (known: self_harm, violence",
+        ),
+        ("[signal_model.categories.legal]\n", "[signal_model.categories.legal]", "changes nothing"),
+        (
+            "[signal_model.categories.legal]\nmin_probability = 1.2\n",
+            "min_probability = 1.2",
+            "min_probability must be between 0 and 1",
+        ),
+        (
+            "[signal_model.categories.legal]\npatterns_min_probability = 1.0\n",
+            "patterns_min_probability = 1.0",
+            "patterns_min_probability must be between 0 and 1",
+        ),
+        (
+            "[signal_model.categories.legal]\nmin_probability = 0.5\npatterns_min_probability = 0.5\n",
+            "patterns_min_probability = 0.5",
+            "patterns_min_probability (0.5) must be below the probability at which the models find a category on \
+             their own (0.5)",
+        ),
+        (
+            "[signal_model.categories.legal]\nmin_probability = 0.05\n",
+            "min_probability = 0.05",
+            "[signal_model.categories.legal] min_probability (0.05) must be above [signal_model] \
+             patterns_min_probability (0.1)",
+        ),
+        ("[signal_model.categories.legal]\nthreshold = 0.5\n", "threshold = 0.5", "unknown field `threshold`"),
+    ] {
+        let src = insert(tables);
+        let err = Policy::parse("policy.toml", &src).err().unwrap_or_else(|| panic!("{tables:?} should be refused"));
+        assert!(err.message.contains(says), "{tables:?}: {err}");
+        assert_eq!(err.line, line_of(&src, needle), "{tables:?}: {err}");
+    }
+    // A category named twice is TOML's own error, at the second.
+    let src = insert("[signal_model.categories.self_harm]\nmin_probability = 0.6\n");
+    let err = Policy::parse("policy.toml", &src).expect_err("a table defined twice");
+    assert!(err.line > line_of(&src, "[signal_model.categories.self_harm]"), "{err}");
 }
