@@ -6,8 +6,9 @@
 //! It is a second detector beside the policy's patterns, never instead of them: a policy
 //! turns it on with `[signal_model]`, naming the model by its SHA-256 (so the policy's hash
 //! pins the model too) and the probability at which a category counts as found. It adds
-//! signals; only where the policy also sets `patterns_min_probability` does it set aside a
-//! pattern's hit it reads as the words' ordinary sense (`crate::decide::scan`). The model is data, trained by `scripts/signals/train.sh` on the seen
+//! signals; only where the policy also sets `patterns_min_probability` (shared, or a
+//! category's own) does it set aside a pattern's hit it reads as the words' ordinary sense
+//! (`crate::decide::scan`). The model is data, trained by `scripts/signals/train.sh` on the seen
 //! parts of the labelled set and compiled in; its file carries check vectors that the tests
 //! reproduce here, so this code and the trainer compute the same thing.
 
@@ -26,6 +27,12 @@ use crate::policy::SignalCategory;
 
 /// A text of fewer words than this is read with its neighbour (see [`text_groups`]).
 pub const MIN_WORDS_ALONE: usize = 6;
+
+/// The categories the built-in model and encoder read (a test holds this to the model's
+/// own list), known without parsing the model: a policy's thresholds per category may name
+/// only these. They are the first seven of [`SignalCategory::ALL`]; harassment and other
+/// only patterns find.
+pub const CATEGORIES: &[SignalCategory] = SignalCategory::ALL.split_at(7).0;
 
 /// The model file this build carries, gzip-compressed (the JSON is 5.5 MiB).
 const BUILTIN_GZ: &[u8] = include_bytes!("../model/signals.json.gz");
@@ -430,6 +437,20 @@ mod tests {
     #[test]
     fn the_hash_taken_at_build_time_is_the_models() {
         assert_eq!(BUILTIN.sha256(), BUILTIN_SHA256);
+    }
+
+    /// What a policy's thresholds per category are checked against is what both learned
+    /// readers read (a category neither reads would take a threshold that changes nothing).
+    #[test]
+    fn the_categories_known_without_the_model_are_the_models_and_the_encoders() {
+        let mut model = BUILTIN.categories().to_vec();
+        model.sort_by_key(|c| c.as_str());
+        let mut known = CATEGORIES.to_vec();
+        known.sort_by_key(|c| c.as_str());
+        assert_eq!(model, known);
+        let mut encoder = countersign_encoder::builtin_categories().unwrap();
+        encoder.sort();
+        assert_eq!(encoder, known.iter().map(|c| c.as_str().to_string()).collect::<Vec<_>>());
     }
 
     #[test]

@@ -86,7 +86,8 @@ impl Engine {
             .into_iter()
             .map(|(case, received)| {
                 let plans = self.case_plans(&case.id)?;
-                let signals = self.case_signals(&case);
+                let scan = self.case_scan(&case);
+                let signals = &scan.signals;
                 Ok(InboxItem {
                     channel: case.channel.to_string(),
                     customer_id: case.customer.as_ref().map(|c| c.id.clone()),
@@ -103,6 +104,7 @@ impl Engine {
                     waiting: count(waiting.iter().filter(|s| s.case_id == case.id).count()),
                     handoff: !signals.is_empty(),
                     signals: signals.iter().map(|s| format!("{}: {}", views::snake(&s.category), s.matched)).collect(),
+                    unread_languages: scan.unread.iter().map(|u| u.language.clone()).collect(),
                     opened: !plans.is_empty(),
                     replied: self.sent_reply(&case.id)?.is_some(),
                     case_id: case.id,

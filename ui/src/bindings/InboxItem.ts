@@ -27,6 +27,12 @@ handoff: boolean,
  */
 signals: Array<string>, 
 /**
+ * The languages the signals do not read that the customer wrote in (`Tagalog`), when
+ * the policy checks them (`[signal_languages]`): a person reads the case before any
+ * write or the reply. Empty when every text is in a language read.
+ */
+unread_languages: Array<string>, 
+/**
  * The case's plan has been decided and recorded.
  */
 opened: boolean, 

@@ -332,7 +332,8 @@ pub struct LearnedSignals {
     /// of its category in the case (the mean with the encoder, when the policy turns it on)
     /// is at least this; below it, the pattern's words are taken as used in their ordinary
     /// sense and the hit is set aside (kept with the decision, not escalated). None: every
-    /// pattern's hit counts, whatever the models say.
+    /// pattern's hit counts, whatever the models say, but in a category with a floor of its
+    /// own ([`LearnedSignals::patterns_floor`] is what the scan reads).
     pub patterns_min_probability: Option<f64>,
     /// `[signal_model.encoder]`: the fine-tuned encoder beside the model.
     pub encoder: Option<EncoderSignals>,
@@ -365,7 +366,9 @@ impl LearnedSignals {
 /// `[signal_model.categories.<category>]`: one category's thresholds where they differ from
 /// the policy's (the learned models are surer of some categories than of others: chosen per
 /// category on parts neither model was trained on, docs/signals.md step 54). Each replaces
-/// the one of the same name for this category only; at least one is given.
+/// the one of the same name for this category only; at least one is given. Only with the
+/// encoder (they are thresholds of the two models' mean), and only for a category the
+/// models read ([`crate::learned::CATEGORIES`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CategoryThresholds {
     /// Replaces the threshold at which the models find the category on their own (the
@@ -1204,16 +1207,31 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
     };
     let found_at = encoder.map_or(min_probability, |e| e.min_probability);
     let patterns_min_probability = match &raw.patterns_min_probability {
-        Some(p) => Some(below_found_at(cx, p, found_at)?),
+        Some(p) => Some(below_found_at(cx, p, found_at, "")?),
         None => None,
     };
     let mut categories = Vec::new();
     for (name, table) in &raw.categories {
-        let Some(category) = SignalCategory::ALL.into_iter().find(|c| c.as_str() == name) else {
-            let known: Vec<&str> = SignalCategory::ALL.iter().map(|c| c.as_str()).collect();
+        // A category's thresholds are chosen for the mean of the two models: read against
+        // the model's probability alone, a floor would set aside hits it was never meant to.
+        if encoder.is_none() {
             return Err(cx.err(
                 table.span(),
-                format!("unknown signal category {name:?} in [signal_model.categories] (known: {})", known.join(", ")),
+                format!(
+                    "[signal_model.categories.{name}] needs [signal_model.encoder]: a category's thresholds are \
+                     for the mean of the model's and the encoder's probabilities; without the encoder, the shared \
+                     ones decide"
+                ),
+            ));
+        }
+        let Some(category) = crate::learned::CATEGORIES.iter().copied().find(|c| c.as_str() == name) else {
+            let known: Vec<&str> = crate::learned::CATEGORIES.iter().map(|c| c.as_str()).collect();
+            return Err(cx.err(
+                table.span(),
+                format!(
+                    "[signal_model.categories.{name}]: the learned models read no category {name:?} (they read: {})",
+                    known.join(", ")
+                ),
             ));
         };
         let t = table.get_ref();
@@ -1229,7 +1247,7 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
         let min = t.min_probability.as_ref().map(|p| probability(cx, "min_probability", p)).transpose()?;
         let found_at = min.unwrap_or(found_at);
         let floor = match (&t.patterns_min_probability, patterns_min_probability) {
-            (Some(p), _) => Some(below_found_at(cx, p, found_at)?),
+            (Some(p), _) => Some(below_found_at(cx, p, found_at, &format!(" for {name}"))?),
             // The policy's floor, under this category's own threshold.
             (None, Some(floor)) if floor >= found_at => {
                 let at = t.min_probability.as_ref().map_or(table.span(), |p| p.span());
@@ -1237,8 +1255,9 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
                     at,
                     format!(
                         "[signal_model.categories.{name}] min_probability ({found_at}) must be above \
-                         [signal_model] patterns_min_probability ({floor}): at or below it, the patterns would \
-                         find nothing the models do not"
+                         [signal_model] patterns_min_probability ({floor}), or the category needs a lower \
+                         patterns_min_probability of its own: at or below the floor, the patterns would find \
+                         nothing the models do not"
                     ),
                 ));
             }
@@ -1256,14 +1275,14 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
 }
 
 /// A `patterns_min_probability`: a probability, and below the threshold at which the models
-/// find the category on their own.
-fn below_found_at(cx: &Ctx<'_>, p: &Spanned<f64>, found_at: f64) -> Result<f64, PolicyError> {
+/// find the category on their own (`of`: " for chargeback" for a category's own, else empty).
+fn below_found_at(cx: &Ctx<'_>, p: &Spanned<f64>, found_at: f64, of: &str) -> Result<f64, PolicyError> {
     let floor = probability(cx, "patterns_min_probability", p)?;
     if floor >= found_at {
         return Err(cx.err(
             p.span(),
             format!(
-                "patterns_min_probability ({floor}) must be below the probability at which the models find a \
+                "patterns_min_probability{of} ({floor}) must be below the probability at which the models find a \
                  category on their own ({found_at}): at or above it, the patterns would find nothing the \
                  models do not"
             ),

@@ -447,7 +447,9 @@ fn the_encoder_beside_the_model_counts_their_mean() {
         .unwrap_or_else(|| panic!("{hit:?}"))
         .parse()
         .unwrap();
-    assert!(mean >= rule.min_probability && mean <= 1.0, "{hit:?}");
+    let found_at = policy.signal_model.as_ref().unwrap().found_at(SelfHarm);
+    assert!(found_at <= rule.min_probability, "self-harm's own threshold is the lower");
+    assert!(mean >= found_at && mean <= 1.0, "{hit:?}");
     keeps_the_patterns_hits(&policy, &alone);
 
     // The encoder's threshold decides: nobody reaches it, or everybody does; and the model's
@@ -776,8 +778,9 @@ fn a_categorys_own_threshold_decides_for_it_alone() {
     // Never reached for self-harm: the model's finding is gone, the patterns' kept.
     let text = "I have the pills lined up on the counter. I just wanted someone to know before I do it.";
     let never = with("[signal_model.categories.self_harm]\nmin_probability = 0.999999\n");
-    assert!(!found(&never, text).contains(&SelfHarm), "{:?}", found(&never, text));
-    assert!(found(&demo(), text).contains(&SelfHarm));
+    assert!(!found(&never, text).contains(&SelfHarm), "the table's threshold decides: {:?}", found(&never, text));
+    let shared_only = Policy::parse("policy.toml", &unfloored).unwrap();
+    assert!(found(&shared_only, text).contains(&SelfHarm), "the shared threshold finds it (else this shows nothing)");
     assert!(found(&never, "I'm going to take all my pills tonight").contains(&SelfHarm), "a pattern's hit stands");
     // A floor for chargeback alone, the shared one gone: its ordinary words are set aside, a
     // legal pattern's ordinary words (no floor of their own) hand off.
@@ -803,7 +806,8 @@ fn a_categorys_thresholds_are_checked_where_they_stand() {
         (
             "[signal_model.categories.fraud]\nmin_probability = 0.5\n",
             "[signal_model.categories.fraud]",
-            "unknown signal category \"fraud\" in [signal_model.categories] (known: self_harm, violence",
+            "[signal_model.categories.fraud]: the learned models read no category \"fraud\" (they read: self_harm, \
+             violence",
         ),
         ("[signal_model.categories.legal]\n", "[signal_model.categories.legal]", "changes nothing"),
         (
@@ -819,7 +823,7 @@ fn a_categorys_thresholds_are_checked_where_they_stand() {
         (
             "[signal_model.categories.legal]\nmin_probability = 0.5\npatterns_min_probability = 0.5\n",
             "patterns_min_probability = 0.5",
-            "patterns_min_probability (0.5) must be below the probability at which the models find a category on \
+            "patterns_min_probability for legal (0.5) must be below the probability at which the models find a category on \
              their own (0.5)",
         ),
         (
@@ -827,6 +831,18 @@ fn a_categorys_thresholds_are_checked_where_they_stand() {
             "min_probability = 0.05",
             "[signal_model.categories.legal] min_probability (0.05) must be above [signal_model] \
              patterns_min_probability (0.1)",
+        ),
+        (
+            "[signal_model.categories.harassment]\nmin_probability = 0.5\n",
+            "[signal_model.categories.harassment]",
+            "the learned models read no category \"harassment\"",
+        ),
+        ("[signal_model.categories.legal]\nmin_probability = nan\n", "min_probability = nan", "between 0 and 1"),
+        (
+            "[signal_model.categories.legal]\npatterns_min_probability = 0.8\n",
+            "patterns_min_probability = 0.8",
+            "patterns_min_probability for legal (0.8) must be below the probability at which the models find a \
+             category on their own (0.7)",
         ),
         ("[signal_model.categories.legal]\nthreshold = 0.5\n", "threshold = 0.5", "unknown field `threshold`"),
     ] {
@@ -838,5 +854,16 @@ fn a_categorys_thresholds_are_checked_where_they_stand() {
     // A category named twice is TOML's own error, at the second.
     let src = insert("[signal_model.categories.self_harm]\nmin_probability = 0.6\n");
     let err = Policy::parse("policy.toml", &src).expect_err("a table defined twice");
-    assert!(err.line > line_of(&src, "[signal_model.categories.self_harm]"), "{err}");
+    let second = src.rfind("[signal_model.categories.self_harm]").unwrap();
+    assert_eq!(err.line, src[..second].lines().count() + 1, "{err}");
+    assert!(err.message.contains("duplicate"), "{err}");
+    // Without the encoder there is no mean for a category's thresholds to be of: refused,
+    // rather than read against the model's probability alone.
+    let src = model_only_source();
+    let at = src.find("\n[signal_languages]").unwrap();
+    let at = src[..at].rfind("\n\n").unwrap() + 1;
+    let src = format!("{}[signal_model.categories.minors]\nmin_probability = 0.8\n\n{}", &src[..at], &src[at..]);
+    let err = Policy::parse("policy.toml", &src).expect_err("a category's thresholds without the encoder");
+    assert!(err.message.contains("[signal_model.categories.minors] needs [signal_model.encoder]"), "{err}");
+    assert_eq!(err.line, line_of(&src, "[signal_model.categories.minors]"), "{err}");
 }

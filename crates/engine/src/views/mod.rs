@@ -56,6 +56,10 @@ pub struct InboxItem {
     pub handoff: bool,
     /// The escalation signals found (`category: matched words`).
     pub signals: Vec<String>,
+    /// The languages the signals do not read that the customer wrote in (`Tagalog`), when
+    /// the policy checks them (`[signal_languages]`): a person reads the case before any
+    /// write or the reply. Empty when every text is in a language read.
+    pub unread_languages: Vec<String>,
     /// The case's plan has been decided and recorded.
     pub opened: bool,
     /// The reply has been sent.

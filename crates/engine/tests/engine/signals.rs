@@ -213,4 +213,30 @@ fn a_case_in_a_language_the_signals_do_not_read_waits_for_a_person() {
     let all: Vec<&String> =
         d.steps.iter().flat_map(|s| &s.rule_ids).chain(d.reply.iter().flat_map(|r| &r.rule_ids)).collect();
     assert!(!all.iter().any(|r| *r == "signals.language"), "{all:?}");
+
+    // The inbox says so before the case is opened: the Spanish conversation pasted in has
+    // its language on its row, every demo case none.
+    let pasted = e
+        .paste_case(&countersign_engine::intake::Pasted {
+            channel: countersign_core::model::Channel::Whatsapp,
+            customer_id: None,
+            tenant: "acme".into(),
+            store: "acme-us".into(),
+            platform: "whatsapp_business".into(),
+            subject: None,
+            text: "Hola, todavía no han enviado mi pedido y ya no lo quiero. ¿Me lo pueden cancelar, por favor?".into(),
+            order_ids: Vec::new(),
+        })
+        .unwrap();
+    let inbox = e.inbox().unwrap();
+    let row = inbox.iter().find(|i| i.case_id == pasted.id).expect("the pasted case is in the inbox");
+    assert_eq!(row.unread_languages, ["Spanish"]);
+    let others: Vec<&str> = inbox
+        .iter()
+        .filter(|i| i.case_id != pasted.id && !i.unread_languages.is_empty())
+        .map(|i| i.case_id.as_str())
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    let demo_cases = names.iter().filter(|p| p.extension().is_some_and(|x| x == "json")).count();
+    assert!(inbox.len() > demo_cases, "every demo case is a row, and the pasted one: {}", inbox.len());
 }
