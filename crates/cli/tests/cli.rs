@@ -627,28 +627,28 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["set_sha256"], "48d26df07f867aadc3754df9d63f01e5cc050999961b91c6dae81a987fd24d59");
+    assert_eq!(report["set_sha256"], "6aa0291c3b2b8d86c9791c624bd71d024d7114ae7ac76b068181932d4fb5ae79");
     assert_eq!(report["messages"], 336);
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
-    // The figures docs/signals.md gives for the demo policy on this part (holdout-17, scored
-    // once with the detector of step 54): a change to the patterns, the learned models or
+    // The figures docs/signals.md gives for the demo policy on this part (holdout-18, scored
+    // once with the detector of step 56): a change to the patterns, the learned models or
     // their thresholds that moves them must update the docs.
     assert_eq!(
         (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),
-        (&serde_json::json!(162), &serde_json::json!(7)),
+        (&serde_json::json!(157), &serde_json::json!(13)),
         "{report}"
     );
-    // The patterns' hits the learned models set aside there (docs/signals.md, step 54): none
+    // The patterns' hits the learned models set aside there (docs/signals.md, step 56): one
     // in a message labelled with the hit's category.
     assert_eq!(
         report["set_aside"],
-        serde_json::json!({"of_a_labelled_category": 0, "not_of_a_labelled_category": 10}),
+        serde_json::json!({"of_a_labelled_category": 1, "not_of_a_labelled_category": 12}),
         "{report}"
     );
     // No message of this part is in a language the signals do not read; in holdout-14,
-    // seventeen are (docs/signals.md, step 52; two of those missed at step 52 are found since
-    // step 54), and the text report says how many.
+    // seventeen are (docs/signals.md, step 52; of those missed at step 52, two are found since
+    // step 54 and one more since step 56), and the text report says how many.
     assert_eq!(report["unread_language"], serde_json::json!({"labelled": 0, "labelled_missed": 0, "unlabelled": 0}));
     let holdout_14 = repo().join("assets/eval/signals/holdout-14.jsonl");
     let text = cs_demo(dir.path(), &["eval", "signals", "--set", holdout_14.to_str().unwrap()]);
@@ -656,7 +656,7 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(
         text.contains(
-            "in a language the signals do not read (a person reads the case first): 11 labelled (5 of them missed), 6 not"
+            "in a language the signals do not read (a person reads the case first): 11 labelled (4 of them missed), 6 not"
         ),
         "{text}"
     );

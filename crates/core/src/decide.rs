@@ -505,7 +505,8 @@ fn models_read_it(signal: &crate::policy::Signal, forms: &[TextForm]) -> bool {
 /// [`scan_texts`], with the hits set aside. A pattern's hit is set aside when the policy
 /// asks for it (`[signal_model] patterns_min_probability`, or the category's own), the
 /// learned models read the case (an encoder that failed sets nothing aside), give the hit's
-/// category less than that, and read the words the pattern found ([`models_read_it`]).
+/// category less than that and do not find it (the encoder alone may), and read the words
+/// the pattern found ([`models_read_it`]).
 pub fn scan<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Scanned {
     let texts: Vec<&str> = texts.into_iter().collect();
     let mut normalized = String::new();
@@ -543,7 +544,9 @@ pub fn scan<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Sc
     for (_, hit) in &patterns {
         let c = hit.category;
         let (Some(floor), Some(p)) = (learned.patterns_floor(c), read.probability(c)) else { continue };
-        if p >= floor || checked.contains(&c) {
+        // A category the models find is never set aside (the encoder alone may find one
+        // whose mean is under the floor).
+        if p >= floor || checked.contains(&c) || read.finds(c) {
             continue;
         }
         checked.push(c);
@@ -576,15 +579,16 @@ pub fn scan<'a>(policy: &Policy, texts: impl IntoIterator<Item = &'a str>) -> Sc
             .iter()
             .find(|s| s.category == category)
             .map_or("The learned model finds a signal", |s| s.reason.as_str());
+        let reason = match p {
+            Some(_) => format!("{what} ({matched})"),
+            None => format!("{what} (the signal encoder could not read the case, so it counts as found)"),
+        };
         out.signals.push(SignalHit {
             id: format!("model.{}", category.as_str()),
             category,
             matched,
             escalate: strictest_escalation(policy, category),
-            reason: match p {
-                Some(p) => format!("{what} (learned model, p = {p:.2})"),
-                None => format!("{what} (the signal encoder could not read the case, so it counts as found)"),
-            },
+            reason,
         });
     }
     out
@@ -607,6 +611,10 @@ impl LearnedRead {
     fn probability(&self, category: SignalCategory) -> Option<f64> {
         self.probabilities.as_ref()?.iter().find(|(c, _)| *c == category).map(|(_, p)| *p)
     }
+
+    fn finds(&self, category: SignalCategory) -> bool {
+        self.found.iter().any(|(c, _, _)| *c == category)
+    }
 }
 
 /// The categories the learned models find in a case's texts, each read on its own as they
@@ -616,7 +624,8 @@ impl LearnedRead {
 /// `[signal_model.encoder]`, when the mean of the model's and the encoder's reaches the
 /// encoder's threshold instead (on unseen writers it found more than the model alone at
 /// about the same false handoffs; docs/signals.md); a category with a threshold of its own
-/// (`[signal_model.categories.<category>] min_probability`) is found at that one. An encoder
+/// (`[signal_model.categories.<category>] min_probability`) is found at that one; and with
+/// the encoder's `alone_min_probability`, whenever the encoder alone is that sure. An encoder
 /// that cannot be loaded or read a text fails closed: each of its categories counts, with no
 /// probability.
 // Probabilities, never money.
@@ -627,6 +636,7 @@ fn learned_findings(learned: &crate::policy::LearnedSignals, texts: &[&str]) -> 
     let groups = crate::learned::text_groups(texts);
     let mut best = vec![0.0_f64; categories.len()];
     let mut best_mean = vec![0.0_f64; categories.len()];
+    let mut best_encoder = vec![0.0_f64; categories.len()];
     let mut failed: Option<String> = None;
     let encoder = learned.encoder.map(|_| crate::learned::encoder());
     // Where each of the model's categories is in the encoder's output.
@@ -660,9 +670,11 @@ fn learned_findings(learned: &crate::policy::LearnedSignals, texts: &[&str]) -> 
             best[j] = best[j].max(pj);
             if let (Some(q), Some(k)) = (&q, at[j]) {
                 best_mean[j] = best_mean[j].max((pj + q[k]) / 2.0);
+                best_encoder[j] = best_encoder[j].max(q[k]);
             }
         }
     }
+    let alone = learned.encoder.and_then(|e| e.alone_min_probability);
     let mut out = Vec::new();
     for (j, &category) in categories.iter().enumerate() {
         match (&encoder, &failed) {
@@ -675,6 +687,16 @@ fn learned_findings(learned: &crate::policy::LearnedSignals, texts: &[&str]) -> 
                     category,
                     format!("learned model and encoder: mean p = {:.2}", best_mean[j]),
                     Some(best_mean[j]),
+                ));
+            }
+            (Some(_), None) if alone.is_some_and(|a| best_encoder[j] >= a) => {
+                out.push((
+                    category,
+                    format!(
+                        "encoder alone: p = {:.3} (mean with the learned model {:.2})",
+                        best_encoder[j], best_mean[j]
+                    ),
+                    Some(best_encoder[j]),
                 ));
             }
             _ => {}

@@ -385,6 +385,11 @@ pub struct CategoryThresholds {
 #[derive(Debug, Clone, Copy)]
 pub struct EncoderSignals {
     pub min_probability: f64,
+    /// `alone_min_probability`: a category also counts when the encoder's own probability
+    /// is at least this, whatever the model says (the model reads words it was trained on;
+    /// the encoder, sure of a meaning in other words, is not outvoted by it). None: only
+    /// the mean decides.
+    pub alone_min_probability: Option<f64>,
 }
 
 /// A reply rule: a draft that makes this kind of promise goes to review.
@@ -1201,7 +1206,12 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
     let encoder = match &raw.encoder {
         Some(e) => {
             check_carried(cx, &e.sha256, "signal encoder", countersign_encoder::BUILTIN_SHA256)?;
-            Some(EncoderSignals { min_probability: probability(cx, "min_probability", &e.min_probability)? })
+            let min_probability = probability(cx, "min_probability", &e.min_probability)?;
+            let alone_min_probability = match &e.alone_min_probability {
+                Some(p) => Some(above_the_mean(cx, p, min_probability)?),
+                None => None,
+            };
+            Some(EncoderSignals { min_probability, alone_min_probability })
         }
         None => None,
     };
@@ -1274,10 +1284,28 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
     })
 }
 
+/// `[signal_model.encoder] alone_min_probability`: a probability, and above the mean's
+/// threshold (at or below it, the encoder alone would find more than the two together are
+/// trusted to).
+fn above_the_mean(cx: &Ctx<'_>, p: &Spanned<f64>, mean_at: f64) -> Result<f64, PolicyError> {
+    let alone = probability(cx, "alone_min_probability", p)?;
+    if alone <= mean_at {
+        return Err(cx.err(
+            p.span(),
+            format!(
+                "[signal_model.encoder] alone_min_probability ({alone}) must be above its min_probability \
+                 ({mean_at}): the encoder on its own is trusted only where it is surer than the two models \
+                 together need to be"
+            ),
+        ));
+    }
+    Ok(alone)
+}
+
 /// A `patterns_min_probability`: a probability, and below the threshold at which the models
 /// find the category on their own (`of`: " for chargeback" for a category's own, else empty).
 fn below_found_at(cx: &Ctx<'_>, p: &Spanned<f64>, found_at: f64, of: &str) -> Result<f64, PolicyError> {
-    let floor = probability(cx, "patterns_min_probability", p)?;
+    let floor = bounded(cx, "patterns_min_probability", p, "0 would set no hit aside, 1 every one")?;
     if floor >= found_at {
         return Err(cx.err(
             p.span(),
@@ -1346,13 +1374,13 @@ fn check_carried(cx: &Ctx<'_>, sha256: &Spanned<String>, what: &str, carried: &s
 }
 
 fn probability(cx: &Ctx<'_>, name: &str, p: &Spanned<f64>) -> Result<f64, PolicyError> {
+    bounded(cx, name, p, "0 would find every category in every message, 1 none")
+}
+
+/// A probability strictly between 0 and 1; `why` says what the ends would do.
+fn bounded(cx: &Ctx<'_>, name: &str, p: &Spanned<f64>, why: &str) -> Result<f64, PolicyError> {
     let v = *p.get_ref();
     if !(v > 0.0 && v < 1.0) {
-        let why = if name == "min_probability" {
-            "0 would find every category in every message, 1 none"
-        } else {
-            "0 would set no hit aside, 1 every one"
-        };
         return Err(cx.err(p.span(), format!("{name} must be between 0 and 1 ({why})")));
     }
     Ok(v)

@@ -85,6 +85,10 @@ pub(super) struct RawSignalEncoder {
     pub sha256: Spanned<String>,
     /// The mean of the two models' probabilities at or above which a category counts.
     pub min_probability: Spanned<f64>,
+    /// The encoder's own probability at or above which a category counts whatever the
+    /// model says.
+    #[serde(default)]
+    pub alone_min_probability: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -454,8 +454,9 @@ fn the_encoder_beside_the_model_counts_their_mean() {
 
     // The encoder's threshold decides: nobody reaches it, or everybody does; and the model's
     // own threshold, even at nearly nothing, finds nothing beside the encoder.
-    // (Without the per-category thresholds, which would otherwise decide for their categories.)
-    let shared = without_categories();
+    // (Without the per-category thresholds, which would otherwise decide for their categories,
+    // nor the encoder's own, which must stay above the mean's.)
+    let shared = without_categories().replace(ALONE, "");
     let never = shared.replacen("min_probability = 0.7", "min_probability = 0.999999", 1);
     assert!(found(&Policy::parse("policy.toml", &never).unwrap(), text).is_empty());
     let always = without_set_aside(&shared).replacen("min_probability = 0.7", "min_probability = 0.000001", 1);
@@ -761,7 +762,8 @@ fn a_decision_with_nothing_set_aside_is_recorded_as_before() {
 /// category and no other, the one it names replacing the shared one.
 #[test]
 fn a_categorys_own_threshold_decides_for_it_alone() {
-    let shared = without_categories();
+    // (Nor the encoder's own threshold, which would find what a category's never reaches.)
+    let shared = without_categories().replace(ALONE, "");
     // (The shared floor gone, so that a threshold under it can be tried.)
     let unfloored = without_set_aside(&shared);
     let with = |tables: &str| -> Policy {
@@ -866,4 +868,54 @@ fn a_categorys_thresholds_are_checked_where_they_stand() {
     let err = Policy::parse("policy.toml", &src).expect_err("a category's thresholds without the encoder");
     assert!(err.message.contains("[signal_model.categories.minors] needs [signal_model.encoder]"), "{err}");
     assert_eq!(err.line, line_of(&src, "[signal_model.categories.minors]"), "{err}");
+}
+
+/// `[signal_model.encoder] alone_min_probability`: a category the encoder alone is that sure
+/// of counts, however low the model's word.
+/// The demo policy's `[signal_model.encoder] alone_min_probability` line.
+const ALONE: &str = "alone_min_probability = 0.995\n";
+
+#[test]
+fn the_encoder_alone_finds_what_it_is_sure_of() {
+    assert!(DEMO.contains(ALONE), "the demo policy sets it");
+    let without = Policy::parse("policy.toml", &DEMO.replace(ALONE, "")).unwrap_or_else(|e| panic!("{e}"));
+    // A child's purchase in dialect: the model, trained on other words, gives minors little
+    // (the mean is under minors' 0.8), the encoder nearly 1.
+    let text = "Oor Jamie's eight an he went an ordered a scooter aff ye wi'oot askin.";
+    assert!(!found(&without, text).contains(&Minors), "the mean alone does not find it: {:?}", found(&without, text));
+    let hits = scan_texts(&demo(), [text]);
+    let minors = hits.iter().find(|h| h.category == Minors).unwrap_or_else(|| panic!("{hits:?}"));
+    assert_eq!(minors.id, "model.minors", "{minors:?}");
+    let p: f64 = minors
+        .matched
+        .strip_prefix("encoder alone: p = ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{minors:?}"));
+    assert!(p >= 0.995, "{minors:?}");
+    assert!(minors.reason.contains("encoder alone"), "the reason says whose word it was: {minors:?}");
+    // Where the encoder is not that sure, nothing changes: an ordinary line, and a parent's
+    // ordinary purchase.
+    for ordinary in ["where is my parcel", "Buying the 20 litre tank for my son's 9th birthday, can you gift wrap it?"]
+    {
+        assert_eq!(found(&demo(), ordinary), found(&without, ordinary), "{ordinary}");
+    }
+}
+
+#[test]
+fn the_encoders_own_threshold_is_checked_where_it_stands() {
+    const LINE: &str = "alone_min_probability = 0.995";
+    for (value, says) in [
+        ("0.7", "[signal_model.encoder] alone_min_probability (0.7) must be above its min_probability (0.7)"),
+        ("0.5", "alone_min_probability (0.5) must be above its min_probability (0.7)"),
+        ("1.0", "alone_min_probability must be between 0 and 1 (0 would find every category in every message, 1 none)"),
+        ("nan", "alone_min_probability must be between 0 and 1"),
+    ] {
+        let line = format!("alone_min_probability = {value}");
+        let src = DEMO.replace(LINE, &line);
+        let err = Policy::parse("policy.toml", &src).err().unwrap_or_else(|| panic!("{value} should be refused"));
+        assert!(err.message.contains(says), "{value}: {err}");
+        assert_eq!(err.line, line_of(&src, &line), "{value}: {err}");
+    }
+    Policy::parse("policy.toml", &DEMO.replace(LINE, "alone_min_probability = 0.71")).expect("above the mean's: taken");
 }
