@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use countersign_engine::{Secret, credentials};
+use countersign_engine::{Scope, Secret, credentials};
 use tauri::State;
 use tauri::ipc::Channel;
 
@@ -337,27 +337,20 @@ pub fn simulate_policy(
     team: bool,
 ) -> Res<Simulated> {
     plain_thread(|| {
-        let since = match since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(day) => Some(day.parse::<jiff::civil::Date>().map_err(|e| {
-                AppError::from(countersign_engine::EngineError::BadInput {
-                    message: format!("since {day:?}: not a day (YYYY-MM-DD): {e}"),
-                })
-            })?),
-            None => None,
-        };
+        let since = day("since", since.as_deref())?;
         let state = shell.get()?;
-        let out = if save {
-            let dir = exports(state)?;
-            let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
-            Some(dir.join(format!("simulation-{stamp}.json")))
-        } else {
-            None
-        };
+        let out = if save { Some(stamped_export(state, "simulation", "json")?) } else { None };
         let draft = std::path::Path::new(draft.trim());
-        Ok(if team {
-            state.engine.team_simulate_draft(draft, since, out.as_deref())?
-        } else {
-            state.engine.simulate_draft(draft, since, out.as_deref())?
+        Ok(state.engine.simulate_draft(draft, since, out.as_deref(), Scope::team(team))?)
+    })
+}
+
+/// A day the page typed (YYYY-MM-DD); blank: none.
+fn day(what: &str, typed: Option<&str>) -> Result<Option<jiff::civil::Date>, AppError> {
+    let Some(day) = typed.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    day.parse().map(Some).map_err(|e| {
+        AppError::from(countersign_engine::EngineError::BadInput {
+            message: format!("{what} {day:?}: not a day (YYYY-MM-DD): {e}"),
         })
     })
 }
@@ -366,10 +359,7 @@ pub fn simulate_policy(
 /// simulation; this desk's log, or with `team` every desk of the team this lead may see.
 #[tauri::command(async)]
 pub fn autonomy(shell: State<'_, Shell>, team: bool) -> Res<Autonomy> {
-    plain_thread(|| {
-        let engine = &shell.get()?.engine;
-        Ok(if team { engine.team_autonomy()? } else { engine.autonomy()? })
-    })
+    plain_thread(|| Ok(shell.get()?.engine.autonomy(Scope::team(team))?))
 }
 
 /// Save proposal `key`'s draft policy and simulation report into the exports folder (never
@@ -378,8 +368,14 @@ pub fn autonomy(shell: State<'_, Shell>, team: bool) -> Res<Autonomy> {
 pub fn save_proposal(shell: State<'_, Shell>, key: String, team: bool) -> Res<SavedProposal> {
     plain_thread(|| {
         let state = shell.get()?;
-        Ok(state.engine.save_proposal(&key, team, exports(state)?)?)
+        Ok(state.engine.save_proposal(&key, Scope::team(team), exports(state)?)?)
     })
+}
+
+/// A new file in the exports folder, named `{name}-{UTC time}.{ext}`.
+fn stamped_export(state: &crate::state::AppState, name: &str, ext: &str) -> Result<std::path::PathBuf, AppError> {
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
+    Ok(exports(state)?.join(format!("{name}-{stamp}.{ext}")))
 }
 
 /// The exports folder, made if missing.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use countersign_engine::keys::{KeySource, TrustedKeys};
-use countersign_engine::{EngineError, credentials, pack, release};
+use countersign_engine::{EngineError, Scope, credentials, pack, release};
 
 use crate::args::Cli;
 use crate::open;
@@ -198,22 +198,16 @@ fn print_release(cli: &Cli, report: &release::ReleaseReport, dir: &std::path::Pa
 
 pub fn policy_simulate(cli: &Cli, args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let engine = &open(cli)?.engine;
-    let simulated = if args.team {
-        engine.team_simulate_draft(&args.draft, args.since, args.out.as_deref())?
-    } else {
-        engine.simulate_draft(&args.draft, args.since, args.out.as_deref())?
-    };
+    let simulated = engine.simulate_draft(&args.draft, args.since, args.out.as_deref(), Scope::team(args.team))?;
     out(cli.json, &simulated, |s| crate::render::simulation(s, args.out.as_deref()))
 }
 
 pub fn policy_autonomy(cli: &Cli, args: &AutonomyArgs) -> anyhow::Result<ExitCode> {
     let engine = &open(cli)?.engine;
+    let scope = Scope::team(args.team);
     match (&args.save, &args.out) {
-        (Some(key), Some(dir)) => {
-            out(cli.json, &engine.save_proposal(key, args.team, dir)?, crate::render::saved_proposal)
-        }
-        _ if args.team => out(cli.json, &engine.team_autonomy()?, crate::render::autonomy),
-        _ => out(cli.json, &engine.autonomy()?, crate::render::autonomy),
+        (Some(key), Some(dir)) => out(cli.json, &engine.save_proposal(key, scope, dir)?, crate::render::saved_proposal),
+        _ => out(cli.json, &engine.autonomy(scope)?, crate::render::autonomy),
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::simulate::{Simulated, write_report};
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, Scope};
 
 /// The record of every band and what it proposes, under the policy in force.
 #[derive(Debug, Clone, Serialize)]
@@ -54,10 +54,14 @@ pub struct SavedProposal {
 }
 
 impl Engine {
-    /// Each band's record in this log under the policy in force, and a proposal, with its
-    /// simulation, for every band that passes a bar.
-    pub fn autonomy(&self) -> Result<Autonomy, EngineError> {
-        self.autonomy_of(None)
+    /// Each band's record under the policy in force, and a proposal, with its simulation,
+    /// for every band that passes a bar: in this log, or with [`Scope::Team`] across the
+    /// team, as the team service reads it.
+    pub fn autonomy(&self, scope: Scope) -> Result<Autonomy, EngineError> {
+        match scope {
+            Scope::Desk => self.autonomy_of(None),
+            Scope::Team => self.team_autonomy(),
+        }
     }
 
     /// [`Engine::autonomy`], with the proposals (and their simulations) narrowed to the one
@@ -103,7 +107,7 @@ impl Engine {
 
     /// Earned autonomy across the team, as the team service reads it from every desk this
     /// lead may see under the newest pack (a lead's desk in a team).
-    pub fn team_autonomy(&self) -> Result<Autonomy, EngineError> {
+    fn team_autonomy(&self) -> Result<Autonomy, EngineError> {
         let team = match self.team_ask(countersign_core::teamview::TeamQuery::Autonomy)? {
             countersign_core::teamview::TeamAnswer::Autonomy { autonomy } => autonomy,
             other => return Err(crate::teamview::unexpected(&other)),
@@ -133,10 +137,13 @@ impl Engine {
 
     /// Write proposal `key`'s draft policy and its simulation report into `dir`, for an
     /// admin to read and sign (`countersign policy sign … --simulation REPORT`); with
-    /// `team`, the proposal the team's record makes.
-    pub fn save_proposal(&self, key: &str, team: bool, dir: &Path) -> Result<SavedProposal, EngineError> {
+    /// [`Scope::Team`], the proposal the team's record makes.
+    pub fn save_proposal(&self, key: &str, scope: Scope, dir: &Path) -> Result<SavedProposal, EngineError> {
         // On this desk, only the proposal asked for is simulated again.
-        let autonomy = if team { self.team_autonomy()? } else { self.autonomy_of(Some(key))? };
+        let autonomy = match scope {
+            Scope::Desk => self.autonomy_of(Some(key))?,
+            Scope::Team => self.team_autonomy()?,
+        };
         let found = autonomy.proposals.iter().find(|p| p.proposal.key == key).ok_or_else(|| EngineError::NotFound {
             message: format!("no proposal {key:?}: `countersign policy autonomy` lists what the record proposes"),
         })?;

@@ -68,6 +68,7 @@ pub use log::{LogVerification, LoggedEvent, logged_policies, verify_bundle};
 pub use managed::{PolicyMode, PolicyStatus};
 pub use pack::{ManagedSettings, PackInfo, PackRefusal, RefusalCode};
 pub use roster::{Proof, RosterMember};
+pub use teamview::Scope;
 pub use workspace::{CaseFile, PlannerConfig, PlannerProvider, Workspace};
 
 /// Where "now" comes from.

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, Scope};
 
 /// A simulation of a draft over this log: the report an admin reads (and whose digest a
 /// pack signed after it names), and every replayed step.
@@ -44,10 +44,16 @@ fn since_of(since: Option<jiff::civil::Date>) -> Result<Option<Timestamp>, Engin
 
 /// Read a draft policy file (its errors name file:line:column).
 pub fn read_draft(path: &Path) -> Result<Policy, EngineError> {
+    draft_source(path).map(|(_, policy)| policy)
+}
+
+/// A draft policy file's text and the policy it parses to, checked here (so its errors
+/// name the file, line and column) before the team service is asked about it.
+fn draft_source(path: &Path) -> Result<(String, Policy), EngineError> {
     let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
     let policy = Policy::parse(&path.display().to_string(), &text)?;
     replayable(&policy)?;
-    Ok(policy)
+    Ok((text, policy))
 }
 
 /// A draft that turns the signal encoder on replays only where the encoder can be read:
@@ -59,32 +65,29 @@ fn replayable(policy: &Policy) -> Result<(), EngineError> {
 }
 
 impl Engine {
-    /// `countersign policy simulate`: the draft policy file replayed over this log,
-    /// reporting decisions made on or after `since` (a UTC day), the report also written
-    /// to `out` when given (for `policy sign --simulation`).
+    /// `countersign policy simulate`: the draft policy file replayed over the decisions of
+    /// `scope` (this log, or every desk of the team this lead may see, replayed by the team
+    /// service from the team's store), reporting those made on or after `since` (a UTC
+    /// day); the report is also written to `out` when given (for `policy sign --simulation`).
     pub fn simulate_draft(
         &self,
         draft: &Path,
         since: Option<jiff::civil::Date>,
         out: Option<&Path>,
+        scope: Scope,
     ) -> Result<Simulated, EngineError> {
-        let policy = read_draft(draft)?;
-        self.simulate(&policy, since_of(since)?)?.written_to(out)
+        let (text, policy) = draft_source(draft)?;
+        let since = since_of(since)?;
+        match scope {
+            Scope::Desk => self.simulate(&policy, since)?,
+            Scope::Team => self.team_simulate(text, &policy, since)?,
+        }
+        .written_to(out)
     }
 
-    /// [`Engine::simulate_draft`] over the decisions of every desk of the team this lead
-    /// may see, replayed by the team service from the team's store.
-    pub fn team_simulate_draft(
-        &self,
-        draft: &Path,
-        since: Option<jiff::civil::Date>,
-        out: Option<&Path>,
-    ) -> Result<Simulated, EngineError> {
-        let text = std::fs::read_to_string(draft).map_err(|e| EngineError::io(draft, e))?;
-        // Checked here first, so its errors name the file, line and column.
-        let policy = Policy::parse(&draft.display().to_string(), &text)?;
-        replayable(&policy)?;
-        let since = since_of(since)?.map(|t| t.to_string());
+    /// The team service's replay of draft `text` (which parses to `policy`).
+    fn team_simulate(&self, text: String, policy: &Policy, since: Option<Timestamp>) -> Result<Simulated, EngineError> {
+        let since = since.map(|t| t.to_string());
         let (report, _desks) = match self.team_ask(TeamQuery::Simulate { draft: text, since })? {
             TeamAnswer::Simulate { report, desks } => (report, desks),
             other => return Err(crate::teamview::unexpected(&other)),
@@ -97,8 +100,7 @@ impl Engine {
                 ),
             });
         }
-        Simulated { digest: report.digest(), report, report_file: None, simulation: Simulation::default() }
-            .written_to(out)
+        Ok(Simulated { digest: report.digest(), report, report_file: None, simulation: Simulation::default() })
     }
 
     /// Replay every decision this log recorded through `draft`, in the order recorded,

@@ -23,6 +23,21 @@ use serde::Serialize;
 use crate::views::{EventView, event};
 use crate::{Engine, EngineError, LoggedEvent};
 
+/// Whose decisions a lead's reading covers (earned autonomy, a draft's simulation): this
+/// desk's own log, or every desk of the team this lead may see, read by the team service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Desk,
+    Team,
+}
+
+impl Scope {
+    /// `--team` on the command line, the team switch in the app.
+    pub fn team(team: bool) -> Scope {
+        if team { Scope::Team } else { Scope::Desk }
+    }
+}
+
 /// A page of the team's decided steps.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

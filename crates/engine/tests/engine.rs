@@ -15,7 +15,7 @@ use countersign_connectors::{Connector, HttpConnector};
 use countersign_core::Outcome;
 use countersign_core::evidence::Verdict;
 use countersign_core::model::{Param, PauseScope, Provenance, Step};
-use countersign_engine::{CaseFile, Clock, Engine, EngineOptions, ErrorCode, LogFilter, StepState};
+use countersign_engine::{CaseFile, Clock, Engine, EngineOptions, ErrorCode, LogFilter, Scope, StepState};
 use jiff::Timestamp;
 use serde_json::json;
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use countersign_core::evidence::Event;
 use countersign_core::teamview::{StepFilter, TeamAnswer, TeamQuery, ViewAsk};
 use countersign_engine::keys::{SecretKey, TrustedKeys};
-use countersign_engine::{EngineError, LogFilter};
+use countersign_engine::{EngineError, LogFilter, Scope};
 use countersign_plane::subjects::Role;
 use countersign_test_support::nats::keyring;
 use countersign_test_support::postgres::Postgres;
@@ -635,7 +635,7 @@ fn earned_autonomy_counts_every_desk_the_lead_sees_and_simulates_over_them() {
         wait_for("the desk projected", || held.events_of(&name).len() == events);
     }
 
-    let a = lead.engine.team_autonomy().unwrap();
+    let a = lead.engine.autonomy(Scope::Team).unwrap();
     assert_eq!((a.policy_id.as_str(), a.policy_version), (info.id.as_str(), info.version));
     assert!(a.scope.contains("agent-desk-0") && a.scope.contains("agent-desk-1"), "{}", a.scope);
     let band = a.records.iter().find(|r| r.band_label == "over 25.00 USD up to 50.00 USD").unwrap();
@@ -648,20 +648,20 @@ fn earned_autonomy_counts_every_desk_the_lead_sees_and_simulates_over_them() {
     assert_eq!(report.draft.version, 2);
     // Saved from the team's answer: the draft and the report it was shown.
     let out = tempfile::tempdir().unwrap();
-    let saved = lead.engine.save_proposal(&p.proposal.key, true, out.path()).unwrap();
+    let saved = lead.engine.save_proposal(&p.proposal.key, Scope::Team, out.path()).unwrap();
     let draft = countersign_engine::simulate::read_draft(Path::new(&saved.draft_file)).unwrap();
     assert_eq!(draft.hash, report.draft.hash);
     // `policy simulate --team` on that draft: the same replay, over the same desks.
-    let simulated = lead.engine.team_simulate_draft(Path::new(&saved.draft_file), None, None).unwrap();
+    let simulated = lead.engine.simulate_draft(Path::new(&saved.draft_file), None, None, Scope::Team).unwrap();
     assert_eq!(&simulated.report, report);
     let broken = out.path().join("broken.toml");
     std::fs::write(&broken, "[policy]\nid = ").unwrap();
-    let e = lead.engine.team_simulate_draft(&broken, None, None).unwrap_err();
+    let e = lead.engine.simulate_draft(&broken, None, None, Scope::Team).unwrap_err();
     assert!(e.to_string().contains("broken.toml:"), "a bad draft is named before anything is asked: {e}");
     // The ask is a view of customer cases: recorded, with the cases it named.
     let views = held.rt.block_on(countersign_team::view::views(&held.pool)).unwrap();
     assert!(views.iter().any(|v| v.2 == "autonomy" && v.4.iter().any(|c| c.starts_with("earned-"))), "{views:?}");
     // The admin's desk is no lead on the pack's roster: the team answers it nothing.
-    let e = admin.engine.team_autonomy().unwrap_err();
+    let e = admin.engine.autonomy(Scope::Team).unwrap_err();
     assert!(matches!(e, EngineError::NotPermitted { .. }), "{e}");
 }

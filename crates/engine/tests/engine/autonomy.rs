@@ -111,7 +111,7 @@ fn the_record_of_a_real_log_proposes_a_simulated_draft_per_band_that_passes_a_ba
     e.record_reversal("a0-p", "s1", "the customer's bank reversed the refund", &lead).unwrap();
     assert_eq!(e.record_reversal("a0-p", "s1", "again", &lead).unwrap_err().code(), ErrorCode::Conflict);
 
-    let a = e.autonomy().unwrap();
+    let a = e.autonomy(Scope::Desk).unwrap();
     let band = |label: &str, decision: Outcome| {
         a.records.iter().find(|r| r.band_label == label && r.decision == decision).unwrap_or_else(|| panic!("{a:?}"))
     };
@@ -157,14 +157,14 @@ fn the_record_of_a_real_log_proposes_a_simulated_draft_per_band_that_passes_a_ba
 
     // Saved for signing: the draft loads, and the report is the one shown.
     let out = tempfile::tempdir().unwrap();
-    let saved = e.save_proposal(&loosen.proposal.key, false, out.path()).unwrap();
+    let saved = e.save_proposal(&loosen.proposal.key, Scope::Desk, out.path()).unwrap();
     let draft = countersign_engine::simulate::read_draft(Path::new(&saved.draft_file)).unwrap();
     assert_eq!(draft.version, 2);
     let report = read_report(Path::new(&saved.report_file)).unwrap();
     assert_eq!(report.digest(), saved.report_digest);
     assert_eq!(report.draft.hash, draft.hash);
-    assert_eq!(e.save_proposal("nothing/here", false, out.path()).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(e.save_proposal("nothing/here", Scope::Desk, out.path()).unwrap_err().code(), ErrorCode::NotFound);
     // Nothing changed by proposing: the policy in force is the same.
-    assert_eq!(e.autonomy().unwrap().policy_version, 1);
+    assert_eq!(e.autonomy(Scope::Desk).unwrap().policy_version, 1);
     assert!(e.log_verify().unwrap().ok);
 }
