@@ -900,6 +900,17 @@ fn the_encoder_alone_finds_what_it_is_sure_of() {
     {
         assert_eq!(found(&demo(), ordinary), found(&without, ordinary), "{ordinary}");
     }
+    // A pattern's hit in a category the encoder alone finds is not set aside, though the
+    // mean is under the category's floor (0.65 here, for the test).
+    const MINORS: &str = "[signal_model.categories.minors]\nmin_probability = 0.8\n";
+    assert!(DEMO.contains(MINORS));
+    let floored = DEMO.replace(MINORS, &format!("{MINORS}patterns_min_probability = 0.65\n"));
+    let text = "Oor Jamie, he's only eight, went an ordered a scooter aff ye wi'oot askin.";
+    let with_alone = scan(&Policy::parse("policy.toml", &floored).unwrap(), [text]);
+    assert!(with_alone.signals.iter().any(|h| h.id == "minors") && with_alone.set_aside.is_empty(), "{with_alone:?}");
+    let floor_only = scan(&Policy::parse("policy.toml", &floored.replace(ALONE, "")).unwrap(), [text]);
+    assert!(floor_only.signals.is_empty(), "without the encoder alone, the floor sets the hit aside: {floor_only:?}");
+    assert!(floor_only.set_aside.iter().any(|h| h.id == "minors"), "{floor_only:?}");
 }
 
 #[test]
