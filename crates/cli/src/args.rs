@@ -239,7 +239,7 @@ pub struct EvalArgs {
 pub enum EvalCmd {
     /// Score the workspace policy's escalation signals on a labelled set of customer
     /// messages: recall and false handoffs per category (default set: the newest
-    /// held-out part, `assets/eval/signals/holdout-18.jsonl`).
+    /// held-out part, `assets/eval/signals/holdout-19.jsonl`).
     Signals {
         /// The labelled set (JSON Lines, format in `assets/eval/signals/README.md`).
         #[arg(long, value_name = "FILE")]

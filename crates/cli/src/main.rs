@@ -56,7 +56,7 @@ pub(crate) fn default_workspace() -> PathBuf {
 }
 
 fn default_signal_set() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/eval/signals/holdout-18.jsonl"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/eval/signals/holdout-19.jsonl"))
 }
 
 fn default_eval_cases() -> PathBuf {

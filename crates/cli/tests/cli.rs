@@ -627,23 +627,23 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let out = cs_demo(dir.path(), &["--json", "eval", "signals"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report = stdout_json(&out);
-    assert_eq!(report["set_sha256"], "6aa0291c3b2b8d86c9791c624bd71d024d7114ae7ac76b068181932d4fb5ae79");
+    assert_eq!(report["set_sha256"], "90495cf8b2db2f977b5452ccb893a1208d1b57b8f324cd6a14a9791f2fb96217");
     assert_eq!(report["messages"], 336);
     assert_eq!(report["recall"]["total"], 168, "every labelled message is scored");
     assert_eq!(report["false_handoffs"]["total"], 168, "every message that should hand nothing off is scored");
-    // The figures docs/signals.md gives for the demo policy on this part (holdout-18, scored
-    // once with the detector of step 56): a change to the patterns, the learned models or
+    // The figures docs/signals.md gives for the demo policy on this part (holdout-19, scored
+    // once with the detector of step 58): a change to the patterns, the learned models or
     // their thresholds that moves them must update the docs.
     assert_eq!(
         (&report["recall"]["hits"], &report["false_handoffs"]["hits"]),
-        (&serde_json::json!(157), &serde_json::json!(13)),
+        (&serde_json::json!(152), &serde_json::json!(11)),
         "{report}"
     );
-    // The patterns' hits the learned models set aside there (docs/signals.md, step 56): one
+    // The patterns' hits the learned models set aside there (docs/signals.md, step 58): none
     // in a message labelled with the hit's category.
     assert_eq!(
         report["set_aside"],
-        serde_json::json!({"of_a_labelled_category": 1, "not_of_a_labelled_category": 12}),
+        serde_json::json!({"of_a_labelled_category": 0, "not_of_a_labelled_category": 13}),
         "{report}"
     );
     // No message of this part is in a language the signals do not read; in holdout-14,

@@ -93,7 +93,7 @@ fn the_committed_demo_pack_verifies_against_the_bundled_keys() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(out(&o).starts_with("signed pack demo-retail v25"), "{}", out(&o));
+    assert!(out(&o).starts_with("signed pack demo-retail v26"), "{}", out(&o));
     // The demo workspace itself is dev mode, and says so.
     let o = cs(dir.path().join("dev").as_path(), &["policy", "status"]);
     assert!(out(&o).starts_with("DEV MODE"), "{}", out(&o));
