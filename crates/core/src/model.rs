@@ -247,6 +247,23 @@ pub struct Citation {
     pub quote: String,
 }
 
+impl Citation {
+    /// A citation of `article_id` (at `version`, section `anchor` when given) quoting `quote`.
+    pub fn new(
+        article_id: impl Into<String>,
+        version: Option<&str>,
+        anchor: Option<&str>,
+        quote: impl Into<String>,
+    ) -> Citation {
+        Citation {
+            article_id: article_id.into(),
+            version: version.map(Into::into),
+            anchor: anchor.map(Into::into),
+            quote: quote.into(),
+        }
+    }
+}
+
 /// The reply the planner drafts for the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

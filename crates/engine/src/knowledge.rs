@@ -697,28 +697,24 @@ mod tests {
         assert_eq!(slug("Größe und Änderungen"), "größe-und-änderungen");
     }
 
-    fn cite(article_id: &str, version: Option<&str>, anchor: Option<&str>, quote: &str) -> Citation {
-        Citation {
-            article_id: article_id.into(),
-            version: version.map(Into::into),
-            anchor: anchor.map(Into::into),
-            quote: quote.into(),
-        }
-    }
-
     #[test]
     fn citations_resolve_only_to_the_right_version_anchor_and_quote() {
         let a = parse(GOOD).unwrap();
         let r = |c: &Citation| resolve_citation(c, Some(&a));
-        let good = cite("refund-timing", Some("3"), Some("gift-cards"), "added to the balance right away");
+        let good = Citation::new("refund-timing", Some("3"), Some("gift-cards"), "added to the balance right away");
         assert!(r(&good).is_resolved(), "emphasis markers are ignored: {:?}", r(&good));
         assert!(
-            r(&cite("refund-timing", Some("3"), Some("credit-cards-and-paypal"), "Usually 5 to 7 business days"))
-                .is_resolved(),
+            r(&Citation::new(
+                "refund-timing",
+                Some("3"),
+                Some("credit-cards-and-paypal"),
+                "Usually 5 to 7 business days"
+            ))
+            .is_resolved(),
             "whitespace and line breaks are normalised"
         );
         assert_eq!(
-            r(&cite("refund-timing", None, None, "5 to 7 business")),
+            r(&Citation::new("refund-timing", None, None, "5 to 7 business")),
             CitationResolution::Resolved {
                 article_id: "refund-timing".into(),
                 version: "3".into(),
@@ -726,28 +722,28 @@ mod tests {
             },
             "without an anchor the quote may be in any passage, and the passage is named"
         );
-        assert!(r(&cite("refund-timing", Some("3"), Some("gift-cards"), "")).is_resolved());
+        assert!(r(&Citation::new("refund-timing", Some("3"), Some("gift-cards"), "")).is_resolved());
         assert_eq!(
-            resolve_citation(&cite("refund-timer", None, None, ""), None),
+            resolve_citation(&Citation::new("refund-timer", None, None, ""), None),
             CitationResolution::UnknownArticle { article_id: "refund-timer".into() }
         );
         assert!(matches!(
-            r(&cite("refund-timing", Some("2"), Some("gift-cards"), "")),
+            r(&Citation::new("refund-timing", Some("2"), Some("gift-cards"), "")),
             CitationResolution::WrongVersion { cited, current, .. } if cited == "2" && current == "3"
         ));
         assert!(matches!(
-            r(&cite("refund-timing", Some("3"), Some("store-credit"), "")),
+            r(&Citation::new("refund-timing", Some("3"), Some("store-credit"), "")),
             CitationResolution::UnknownAnchor { anchor, anchors, .. }
                 if anchor == "store-credit" && anchors == vec!["gift-cards", "credit-cards-and-paypal"]
         ));
         assert_eq!(
-            r(&cite("refund-timing", Some("3"), Some("gift-cards"), "5 to 7 business days")),
+            r(&Citation::new("refund-timing", Some("3"), Some("gift-cards"), "5 to 7 business days")),
             CitationResolution::QuoteNotFound { article_id: "refund-timing".into(), anchor: Some("gift-cards".into()) },
             "a quote from another passage does not resolve against this one"
         );
-        assert!(!r(&cite("refund-timing", None, None, "within 3 business days")).is_resolved());
+        assert!(!r(&Citation::new("refund-timing", None, None, "within 3 business days")).is_resolved());
         assert!(
-            !r(&cite("refund-timing", None, Some("gift-cards"), "ADDED to the balance")).is_resolved(),
+            !r(&Citation::new("refund-timing", None, Some("gift-cards"), "ADDED to the balance")).is_resolved(),
             "case matters"
         );
     }

@@ -759,15 +759,6 @@ mod knowledge {
     use countersign_core::model::Citation;
     use countersign_engine::knowledge::CitationResolution;
 
-    fn cite(article_id: &str, version: Option<&str>, anchor: Option<&str>, quote: &str) -> Citation {
-        Citation {
-            article_id: article_id.into(),
-            version: version.map(Into::into),
-            anchor: anchor.map(Into::into),
-            quote: quote.into(),
-        }
-    }
-
     fn article_files(dir: &Path) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
@@ -820,7 +811,7 @@ mod knowledge {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
         let resolve = |c: Citation| e.resolve_citation(&c).unwrap();
-        let good = resolve(cite(
+        let good = resolve(Citation::new(
             "returns-window",
             Some("3"),
             Some("the-30-day-window"),
@@ -828,18 +819,18 @@ mod knowledge {
         ));
         assert!(good.is_resolved(), "{good:?}");
         assert_eq!(
-            resolve(cite("returns-windows", Some("3"), None, "")),
+            resolve(Citation::new("returns-windows", Some("3"), None, "")),
             CitationResolution::UnknownArticle { article_id: "returns-windows".into() }
         );
         assert!(matches!(
-            resolve(cite("returns-window", Some("2"), Some("the-30-day-window"), "")),
+            resolve(Citation::new("returns-window", Some("2"), Some("the-30-day-window"), "")),
             CitationResolution::WrongVersion { current, .. } if current == "3"
         ));
         assert!(matches!(
-            resolve(cite("returns-window", Some("3"), Some("the-60-day-window"), "")),
+            resolve(Citation::new("returns-window", Some("3"), Some("the-60-day-window"), "")),
             CitationResolution::UnknownAnchor { .. }
         ));
-        let elsewhere = resolve(cite(
+        let elsewhere = resolve(Citation::new(
             "returns-window",
             Some("3"),
             Some("status-rules"),
@@ -849,7 +840,7 @@ mod knowledge {
             matches!(elsewhere, CitationResolution::QuoteNotFound { .. }),
             "a true quote from another section does not support this anchor: {elsewhere:?}"
         );
-        let invented = resolve(cite("returns-window", Some("3"), None, "Returns are accepted for 90 days."));
+        let invented = resolve(Citation::new("returns-window", Some("3"), None, "Returns are accepted for 90 days."));
         assert!(matches!(invented, CitationResolution::QuoteNotFound { anchor: None, .. }), "{invented:?}");
     }
 

@@ -1255,6 +1255,19 @@ fn compile_signal_model(cx: &Ctx<'_>, raw: raw::RawSignalModel) -> Result<Learne
             ));
         }
         let min = t.min_probability.as_ref().map(|p| probability(cx, "min_probability", p)).transpose()?;
+        if let (Some(min), Some(p), Some(alone)) =
+            (min, &t.min_probability, encoder.and_then(|e| e.alone_min_probability))
+            && min >= alone
+        {
+            return Err(cx.err(
+                p.span(),
+                format!(
+                    "[signal_model.categories.{name}] min_probability ({min}) must be below [signal_model.encoder] \
+                     alone_min_probability ({alone}): the encoder on its own is trusted only where it is surer than \
+                     the two models together need to be"
+                ),
+            ));
+        }
         let found_at = min.unwrap_or(found_at);
         let floor = match (&t.patterns_min_probability, patterns_min_probability) {
             (Some(p), _) => Some(below_found_at(cx, p, found_at, &format!(" for {name}"))?),

@@ -928,5 +928,19 @@ fn the_encoders_own_threshold_is_checked_where_it_stands() {
         assert!(err.message.contains(says), "{value}: {err}");
         assert_eq!(err.line, line_of(&src, &line), "{value}: {err}");
     }
-    Policy::parse("policy.toml", &DEMO.replace(LINE, "alone_min_probability = 0.71")).expect("above the mean's: taken");
+    // Above the mean's threshold but not above a category's own (minors: 0.8): refused at
+    // the category's line, which names both.
+    let src = DEMO.replace(LINE, "alone_min_probability = 0.75");
+    let err = Policy::parse("policy.toml", &src).expect_err("under minors' own threshold");
+    assert!(
+        err.message.contains(
+            "[signal_model.categories.minors] min_probability (0.8) must be below [signal_model.encoder] \
+             alone_min_probability (0.75)"
+        ),
+        "{err}"
+    );
+    let minors = src.find("[signal_model.categories.minors]").unwrap();
+    assert_eq!(err.line, line_of(&src[minors..], "min_probability = 0.8") + src[..minors].lines().count(), "{err}");
+    Policy::parse("policy.toml", &DEMO.replace(LINE, "alone_min_probability = 0.81"))
+        .expect("above the mean's and every category's own: taken");
 }

@@ -61,12 +61,12 @@ impl Draft {
         if self.citations.iter().any(|c| c.quote == sentence) {
             return Ok(true);
         }
-        self.citations.push(Citation {
-            article_id: passage.article_id.clone(),
-            version: Some(passage.version.clone()),
-            anchor: Some(passage.anchor.clone()),
-            quote: sentence.clone(),
-        });
+        self.citations.push(Citation::new(
+            &passage.article_id,
+            Some(&passage.version),
+            Some(&passage.anchor),
+            sentence.clone(),
+        ));
         self.sentences.push(format!("{} [{}]", readable(&sentence), self.citations.len()));
         Ok(true)
     }
