@@ -247,6 +247,11 @@ pub enum EvalCmd {
         /// Print every message the policy got wrong (missed, or handed off for nothing).
         #[arg(long)]
         misses: bool,
+        /// Have the workspace's planner read every message too, as a case of its own, and
+        /// add what it flags, as a decision does (an LLM planner's flags can add a signal,
+        /// never remove one): one planning call a message.
+        #[arg(long)]
+        planner: bool,
     },
 }
 

@@ -136,10 +136,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Review(cmd) => review(&cli, cmd),
         Command::Log(cmd) => log(&cli, cmd),
         Command::Kb(cmd) => kb(&cli, cmd),
-        Command::Eval(EvalArgs { what: Some(EvalCmd::Signals { set, misses }), .. }) => {
+        Command::Eval(EvalArgs { what: Some(EvalCmd::Signals { set, misses, planner }), .. }) => {
             let (_scratch, opened) = scratch_workspace(&cli)?;
             let set = set.clone().unwrap_or_else(default_signal_set);
-            let report = opened.engine.evaluate_signals(&set)?;
+            let report = if *planner {
+                opened.engine.evaluate_signals_with_planner(&set, &mut render::progress("planned"))?
+            } else {
+                opened.engine.evaluate_signals(&set)?
+            };
             out(json, &report, |r| render::signal_eval(r, *misses))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -94,6 +94,21 @@ pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
             unread.labelled, unread.labelled_missed, unread.unlabelled
         );
     }
+    if let Some(p) = &r.planner {
+        println!(
+            "  the planner ({}) read {} messages: {} labelled found only by its flags, {} handed off only by them",
+            p.planner, p.read, p.found_only_by_it, p.handed_off_only_by_it
+        );
+        if !p.failed.is_empty() {
+            println!("  it could not plan {} (scored on the policy's signals alone):", p.failed.len());
+            for f in p.failed.iter().take(10) {
+                println!("    {}: {}", f.id, f.error);
+            }
+            if p.failed.len() > 10 {
+                println!("    … and {} more (--json lists them all)", p.failed.len() - 10);
+            }
+        }
+    }
     println!("  goal (recall >= 98%, false handoffs <= 2%): {}", if r.meets_goal() { "met" } else { "not met" });
 }
 
@@ -314,6 +329,29 @@ pub fn fetching() -> impl Fn(countersign_host::encoder::Fetching) {
             eprintln!("checking each file against its pinned SHA-256");
         }
         Fetching::Loading => {}
+    }
+}
+
+/// Progress of long work on stderr, `(done, of)`: a line that updates itself on a
+/// terminal, else a line per tenth of the work.
+pub fn progress(what: &'static str) -> impl FnMut(usize, usize) {
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_tenth = None;
+    move |done, of| {
+        let line = format!("{what} {done} of {of}");
+        if terminal {
+            eprint!("\r{line}");
+            if done == of {
+                eprintln!();
+            }
+        } else {
+            let tenth = (done * 10).checked_div(of).unwrap_or(10);
+            if last_tenth != Some(tenth) {
+                last_tenth = Some(tenth);
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

@@ -700,6 +700,27 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     let report = stdout_json(&out);
     assert_eq!(report["ordinary_false_handoffs"], serde_json::json!({"hits": 1, "total": 2}), "{report}");
     assert_eq!(report["false_handoffs"]["total"], 1, "the near message alone: {report}");
+    // The workspace's planner reads every message too (the demo's local playbooks flag
+    // nothing, so the figures stay), with progress on stderr.
+    let out = cs_demo(dir.path(), &["--json", "eval", "signals", "--planner", "--set", set.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let planned = stdout_json(&out);
+    assert_eq!(
+        planned["planner"],
+        serde_json::json!({"planner": "local", "read": 3, "failed": [], "found_only_by_it": 0, "handed_off_only_by_it": 0}),
+        "{planned}"
+    );
+    assert_eq!(
+        (&planned["ordinary_false_handoffs"], &planned["false_handoffs"]),
+        (&report["ordinary_false_handoffs"], &report["false_handoffs"])
+    );
+    assert!(stderr(&out).contains("planned 3 of 3"), "{}", stderr(&out));
+    let text = cs_demo(dir.path(), &["eval", "signals", "--planner", "--set", set.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("the planner (local) read 3 messages: 0 labelled found only"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
     std::fs::write(
         &set,
         "{\"id\": \"x\", \"text\": \"hi\", \"expect\": [], \"near\": \"legal\", \"ordinary\": true}\n",

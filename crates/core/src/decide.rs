@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::claims::{Cited, ClaimCheck, ClaimStatus, Known, check_claims};
 use crate::digest::step_digest;
 use crate::learned::SignalModel;
-use crate::model::{Case, IdentityLevel, IdentityStatus, Operator, Pause, Plan, Step};
+use crate::model::{Case, FlaggedSignal, IdentityLevel, IdentityStatus, Operator, Pause, Plan, Step};
 use crate::money::{Currency, Money};
 use crate::normalize::{identifier_skeleton, normalize};
 use crate::policy::{ActionDef, Kind, Layer, Outcome, ParamType, Policy, PromiseCategory, Risk, Rule, SignalCategory};
@@ -723,8 +723,13 @@ fn strictest_escalation(policy: &Policy, category: SignalCategory) -> Outcome {
 /// when the detector found none (escalating as strictly as the policy's strictest signal of
 /// that category, `supervisor` when it has none); it can never remove or soften one.
 fn with_flagged(policy: &Policy, plan: &Plan, found: &[SignalHit]) -> Vec<SignalHit> {
+    add_flagged(policy, &plan.signals, &plan.planner, found)
+}
+
+/// `found` plus what `planner` flagged, as a decision counts them ([`with_flagged`]).
+pub fn add_flagged(policy: &Policy, flags: &[FlaggedSignal], planner: &str, found: &[SignalHit]) -> Vec<SignalHit> {
     let mut out = found.to_vec();
-    for f in &plan.signals {
+    for f in flags {
         if out.iter().any(|h| h.category == f.category) {
             continue;
         }
@@ -733,7 +738,7 @@ fn with_flagged(policy: &Policy, plan: &Plan, found: &[SignalHit]) -> Vec<Signal
         out.push(SignalHit {
             id: format!("planner.{}", f.category),
             category: f.category,
-            matched: format!("flagged by the planner ({})", plan.planner),
+            matched: format!("flagged by the planner ({planner})"),
             escalate,
             reason: if why.is_empty() {
                 format!("The planner flagged {}", f.category)

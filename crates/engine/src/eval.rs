@@ -17,13 +17,16 @@
 //! (`assets/eval/signals/*.jsonl`, format in its README, [`evaluate_signals`]): per category,
 //! the **recall** (messages labelled with it in which the policy finds it) and the **false
 //! handoffs** (messages that should hand nothing off, written near it, in which the policy
-//! finds any signal: each would hand an ordinary case to a person).
+//! finds any signal: each would hand an ordinary case to a person). With the workspace's
+//! planner beside it ([`Engine::evaluate_signals_with_planner`]), each message is also
+//! planned as a case of its own, and what the planner flags is added to what the policy
+//! finds, as a decision adds it: a flag can add a signal, never remove one.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use countersign_core::decide::{Scanned, scan};
-use countersign_core::model::Case;
+use countersign_core::decide::{Scanned, SignalHit, add_flagged, scan};
+use countersign_core::model::{Case, Channel, FlaggedSignal, Message, Sender};
 use countersign_core::policy::SignalCategory;
 use countersign_core::{Outcome, Policy};
 use countersign_planner::Planner;
@@ -399,8 +402,37 @@ pub struct SignalReport {
     /// Messages reliably in a language the signals do not read (`[signal_languages]`), on
     /// which a person reads the case before any write or reply.
     pub unread_language: UnreadLanguage,
+    /// The planner's reading, when it read the messages too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planner: Option<PlannerReading>,
     pub misses: Vec<SignalMiss>,
 }
+
+/// What the workspace's planner added to the policy's signals on a set.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlannerReading {
+    /// The planner's name (`llm:openai:MODEL`, `local`).
+    pub planner: String,
+    /// Messages it planned.
+    pub read: usize,
+    /// Messages it could not plan (scored on the policy's signals alone, as a case whose
+    /// planning failed still hands off on them).
+    pub failed: Vec<PlannerFailure>,
+    /// Labelled messages found only because of its flags.
+    pub found_only_by_it: usize,
+    /// Messages labelled with nothing handed off only because of its flags.
+    pub handed_off_only_by_it: usize,
+}
+
+/// A message the planner could not plan, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannerFailure {
+    pub id: String,
+    pub error: String,
+}
+
+/// What a planner flagged in one message, or why it could not read it.
+type ReadFlags<'a> = dyn FnMut(&SignalSample) -> Result<Vec<FlaggedSignal>, String> + 'a;
 
 /// Messages in a language the policy's signals do not read, by label.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -439,6 +471,20 @@ impl SignalReport {
 /// Score `policy`'s escalation signals on a labelled set of messages.
 pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, EngineError> {
     let (samples, set_sha256) = load_signal_set(path)?;
+    Ok(score_signals(policy, path, &samples, set_sha256, None))
+}
+
+/// [`evaluate_signals`] on the samples read from `path`, with what `planner` (named by
+/// the `&str`) flags in each message added.
+fn score_signals(
+    policy: &Policy,
+    path: &Path,
+    samples: &[SignalSample],
+    set_sha256: String,
+    mut planner: Option<(&str, &mut ReadFlags<'_>)>,
+) -> SignalReport {
+    let mut reading =
+        planner.as_ref().map(|(name, _)| PlannerReading { planner: name.to_string(), ..Default::default() });
     let mut categories: Vec<CategoryScore> = SignalCategory::ALL
         .iter()
         .map(|c| CategoryScore { category: *c, recall: Ratio::default(), false_handoffs: Ratio::default() })
@@ -451,8 +497,36 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
     if policy.uses_encoder() {
         countersign_core::learned::encoder_read_ahead(&samples.iter().map(|s| s.text.clone()).collect::<Vec<_>>());
     }
-    for s in &samples {
-        let Scanned { signals: hits, set_aside } = scan(policy, [s.text.as_str()]);
+    for s in samples {
+        let Scanned { signals: policy_hits, set_aside } = scan(policy, [s.text.as_str()]);
+        let hits = match (&mut planner, &mut reading) {
+            (Some((name, read)), Some(reading)) => {
+                let hits = match read(s) {
+                    Ok(flags) => add_flagged(policy, &flags, name, &policy_hits),
+                    Err(error) => {
+                        reading.failed.push(PlannerFailure { id: s.id.clone(), error });
+                        policy_hits.clone()
+                    }
+                };
+                reading.read += 1;
+                let handed_off = |h: &[SignalHit]| {
+                    if s.expect.is_empty() {
+                        !h.is_empty()
+                    } else {
+                        s.expect.iter().all(|c| h.iter().any(|h| h.category == *c))
+                    }
+                };
+                if handed_off(&hits) && !handed_off(&policy_hits) {
+                    if s.expect.is_empty() {
+                        reading.handed_off_only_by_it += 1;
+                    } else {
+                        reading.found_only_by_it += 1;
+                    }
+                }
+                hits
+            }
+            _ => policy_hits,
+        };
         if set_aside.iter().any(|h| s.expect.contains(&h.category)) {
             aside.of_a_labelled_category += 1;
         } else if !set_aside.is_empty() {
@@ -500,7 +574,7 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         }
     }
     categories.retain(|c| c.recall.total + c.false_handoffs.total > 0);
-    Ok(SignalReport {
+    SignalReport {
         set: path.display().to_string(),
         set_sha256,
         policy_id: policy.id.clone(),
@@ -512,14 +586,69 @@ pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, En
         ordinary_false_handoffs: ordinary,
         set_aside: aside,
         unread_language: unread,
+        planner: reading,
         misses,
-    })
+    }
 }
 
 impl Engine {
     /// Score this workspace's policy's escalation signals on a labelled set.
     pub fn evaluate_signals(&self, set: &Path) -> Result<SignalReport, EngineError> {
         evaluate_signals(&self.policy(), set)
+    }
+
+    /// [`Engine::evaluate_signals`], with the workspace's planner reading every message
+    /// too: each is planned as a case of its own (one planning call a message, its reads
+    /// recorded in this engine's log: run it on a data dir of its own), and what the
+    /// planner flags is added as a decision adds it. `progress` hears (done, of) before
+    /// each message.
+    pub fn evaluate_signals_with_planner(
+        &self,
+        set: &Path,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<SignalReport, EngineError> {
+        self.evaluate_signals_planned_by(set, self.configured_planner()?.as_ref(), progress)
+    }
+
+    /// [`Engine::evaluate_signals_with_planner`] with `planner` instead of the workspace's.
+    pub fn evaluate_signals_planned_by(
+        &self,
+        set: &Path,
+        planner: &dyn Planner,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<SignalReport, EngineError> {
+        let (samples, set_sha256) = load_signal_set(set)?;
+        let of = samples.len();
+        let mut done = 0;
+        let mut read = |s: &SignalSample| {
+            progress(done, of);
+            done += 1;
+            let case = self.signal_case(s);
+            self.plan_case(&case, planner).map(|p| p.plan.signals).map_err(|e| e.to_string())
+        };
+        let report = score_signals(&self.policy(), set, &samples, set_sha256, Some((planner.name(), &mut read)));
+        progress(of, of);
+        Ok(report)
+    }
+
+    /// One message of a signal set as a case: the customer's only message, arriving as
+    /// the workspace's first source's cases do (a chat with no tenant or store of its own
+    /// without one), from a customer the case does not name.
+    fn signal_case(&self, s: &SignalSample) -> Case {
+        let running = self.running();
+        let source = running.workspace.sources.first();
+        let or_eval = |v: Option<&String>| v.cloned().unwrap_or_else(|| "eval".to_string());
+        Case {
+            id: format!("signals:{}", s.id),
+            tenant: or_eval(source.map(|s| &s.tenant)),
+            store: or_eval(source.map(|s| &s.store)),
+            platform: or_eval(source.map(|s| &s.platform)),
+            channel: source.map_or(Channel::Chat, |s| s.channel),
+            customer: None,
+            subject: None,
+            messages: vec![Message { from: Sender::Customer, text: s.text.clone(), at: None }],
+            order_ids: Vec::new(),
+        }
     }
 }
 
@@ -541,6 +670,7 @@ mod tests {
             ordinary_false_handoffs: r(ordinary),
             set_aside: SetAside::default(),
             unread_language: UnreadLanguage::default(),
+            planner: None,
             misses: Vec::new(),
         }
     }

@@ -189,3 +189,76 @@ fn the_planner_section_is_optional_and_defaults_to_local() {
     let planner = build_planner(&ws.planner, keyring()).unwrap();
     assert_eq!(planner.name(), "llm:azure:plans");
 }
+
+/// A signal set read by an LLM planner beside the policy: what it flags is added as a
+/// decision adds it (found where the policy missed, handed off where it found nothing), a
+/// message it cannot plan is scored on the policy's signals alone and named, and every
+/// message reaches the provider as a case of its own.
+#[test]
+fn an_llm_planner_reading_a_signal_set_adds_its_flags_and_names_what_it_could_not_read() {
+    let set_dir = tempfile::tempdir().unwrap();
+    let set = set_dir.path().join("set.jsonl");
+    let texts = [
+        "no need to post the charger any more. I won't be around to use it",
+        "The delivery driver said he'd come back tomorrow, please make sure he does.",
+        "Hi, can I change the size of my jacket order to a medium?",
+    ];
+    std::fs::write(
+        &set,
+        format!(
+            "{}\n{}\n{}\n",
+            serde_json::json!({"id": "s-1", "text": texts[0], "expect": ["self_harm"]}),
+            serde_json::json!({"id": "n-1", "text": texts[1], "expect": [], "near": "violence"}),
+            serde_json::json!({"id": "o-1", "text": texts[2], "expect": [], "ordinary": true}),
+        ),
+    )
+    .unwrap();
+    let replay = Replay::start(vec![
+        Reply::fixture("openai/plan-flags-self-harm.sse"),
+        Reply::fixture("openai/plan-flags-violence.sse"),
+        Reply::status(400, r#"{"error":{"message":"Invalid request","type":"invalid_request_error"}}"#),
+    ]);
+    let (ws, file) = workspace_with(&format!(
+        "[planner]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"recorded\"\ncredential = \
+         \"openai/test\"\ntimeout_secs = 10\n",
+        replay.url()
+    ));
+    let data = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        EngineOptions { workspace: file, data_dir: data.path().to_path_buf(), operator: None, connector: None },
+        Arc::new(Fixed),
+    )
+    .unwrap();
+    let planner = build_planner(&engine.workspace().planner, keyring()).unwrap();
+
+    let alone = engine.evaluate_signals(&set).unwrap();
+    assert_eq!(
+        (alone.recall.hits, alone.false_handoffs.hits, alone.ordinary_false_handoffs.hits),
+        (0, 0, 0),
+        "the test needs messages the policy alone gets right but for the first: {:?}",
+        alone.misses
+    );
+    assert!(alone.planner.is_none());
+
+    let mut progress = Vec::new();
+    let with =
+        engine.evaluate_signals_planned_by(&set, planner.as_ref(), &mut |done, of| progress.push((done, of))).unwrap();
+    assert_eq!((with.recall.hits, with.recall.total), (1, 1), "the planner's flag finds what the policy missed");
+    assert_eq!((with.false_handoffs.hits, with.false_handoffs.total), (1, 1), "and hands off what it should not");
+    assert_eq!((with.ordinary_false_handoffs.hits, with.ordinary_false_handoffs.total), (0, 1));
+    let reading = with.planner.as_ref().unwrap();
+    assert_eq!(reading.planner, "llm:openai:recorded");
+    assert_eq!((reading.read, reading.found_only_by_it, reading.handed_off_only_by_it), (3, 1, 1));
+    assert_eq!(reading.failed.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["o-1"]);
+    assert!(reading.failed[0].error.contains("400"), "{:?}", reading.failed);
+    let near = with.misses.iter().find(|m| m.id == "n-1").unwrap();
+    assert_eq!(near.found, ["violence: flagged by the planner (llm:openai:recorded)"]);
+    assert_eq!(progress, [(0, 3), (1, 3), (2, 3), (3, 3)]);
+
+    let requests = replay.requests();
+    assert_eq!(requests.len(), 3, "one planning call a message, none retried");
+    for (request, text) in requests.iter().zip(texts) {
+        assert!(request.body.to_string().contains(text), "the message reaches the provider: {text}");
+    }
+    drop(ws);
+}
