@@ -249,7 +249,8 @@ pub enum EvalCmd {
         misses: bool,
         /// Have the workspace's planner read every message too, as a case of its own, and
         /// add what it flags, as a decision does (an LLM planner's flags can add a signal,
-        /// never remove one): one planning call a message.
+        /// never remove one): one planning a message, its reads through the workspace's
+        /// connector. Exits 1 when a message could not be planned; stops after 5 in a row.
         #[arg(long)]
         planner: bool,
     },

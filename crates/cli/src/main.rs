@@ -145,7 +145,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 opened.engine.evaluate_signals(&set)?
             };
             out(json, &report, |r| render::signal_eval(r, *misses))?;
-            Ok(ExitCode::SUCCESS)
+            // A message the planner could not plan was scored without it: not a clean run.
+            Ok(if report.planner.as_ref().is_some_and(|p| !p.failed.is_empty()) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Eval(args) => {
             let (_scratch, opened) = scratch_workspace(&cli)?;

@@ -70,7 +70,8 @@ pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
         }
         println!();
     }
-    println!("signals of policy {} on {} ({} messages, sha256 {})", r.policy_id, r.set, r.messages, r.set_sha256);
+    let with = r.planner.as_ref().map(|p| format!(" with the flags of the planner {}", p.planner)).unwrap_or_default();
+    println!("signals of policy {}{with} on {} ({} messages, sha256 {})", r.policy_id, r.set, r.messages, r.set_sha256);
     println!("  {:<18} {:<22} false handoffs", "category", "recall");
     for c in &r.categories {
         println!("  {:<18} {:<22} {}", c.category.as_str(), c.recall.to_string(), c.false_handoffs);
@@ -96,8 +97,8 @@ pub fn signal_eval(r: &countersign_engine::eval::SignalReport, misses: bool) {
     }
     if let Some(p) = &r.planner {
         println!(
-            "  the planner ({}) read {} messages: {} labelled found only by its flags, {} handed off only by them",
-            p.planner, p.read, p.found_only_by_it, p.handed_off_only_by_it
+            "  the planner ({}) read {} of {} messages: {} labelled found only by its flags, {} handed off only by them",
+            p.planner, p.read, r.messages, p.found_only_by_it, p.handed_off_only_by_it
         );
         if !p.failed.is_empty() {
             println!("  it could not plan {} (scored on the policy's signals alone):", p.failed.len());

@@ -717,7 +717,8 @@ fn eval_signals_reports_recall_and_false_handoffs_per_category() {
     assert!(stderr(&out).contains("planned 3 of 3"), "{}", stderr(&out));
     let text = cs_demo(dir.path(), &["eval", "signals", "--planner", "--set", set.to_str().unwrap()]);
     assert!(
-        String::from_utf8_lossy(&text.stdout).contains("the planner (local) read 3 messages: 0 labelled found only"),
+        String::from_utf8_lossy(&text.stdout)
+            .contains("the planner (local) read 3 of 3 messages: 0 labelled found only"),
         "{}",
         String::from_utf8_lossy(&text.stdout)
     );

@@ -413,10 +413,12 @@ pub struct SignalReport {
 pub struct PlannerReading {
     /// The planner's name (`llm:openai:MODEL`, `local`).
     pub planner: String,
-    /// Messages it planned.
+    /// Messages it planned (those it could not are in `failed`).
     pub read: usize,
     /// Messages it could not plan (scored on the policy's signals alone, as a case whose
-    /// planning failed still hands off on them).
+    /// planning failed still hands off on them). The run stops, scoring nothing, when
+    /// [`FAILURES_IN_A_ROW`] messages in a row fail: a key refused or a quota spent would
+    /// otherwise fail every call and pass the policy's figures off as the planner's.
     pub failed: Vec<PlannerFailure>,
     /// Labelled messages found only because of its flags.
     pub found_only_by_it: usize,
@@ -430,6 +432,9 @@ pub struct PlannerFailure {
     pub id: String,
     pub error: String,
 }
+
+/// How many messages in a row the planner may fail to plan before the run stops.
+pub const FAILURES_IN_A_ROW: usize = 5;
 
 /// What a planner flagged in one message, or why it could not read it.
 type ReadFlags<'a> = dyn FnMut(&SignalSample) -> Result<Vec<FlaggedSignal>, String> + 'a;
@@ -471,20 +476,22 @@ impl SignalReport {
 /// Score `policy`'s escalation signals on a labelled set of messages.
 pub fn evaluate_signals(policy: &Policy, path: &Path) -> Result<SignalReport, EngineError> {
     let (samples, set_sha256) = load_signal_set(path)?;
-    Ok(score_signals(policy, path, &samples, set_sha256, None))
+    score_signals(policy, path, &samples, set_sha256, None)
 }
 
 /// [`evaluate_signals`] on the samples read from `path`, with what `planner` (named by
-/// the `&str`) flags in each message added.
+/// the `&str`) flags in each message added; an error when it fails on
+/// [`FAILURES_IN_A_ROW`] messages in a row.
 fn score_signals(
     policy: &Policy,
     path: &Path,
     samples: &[SignalSample],
     set_sha256: String,
     mut planner: Option<(&str, &mut ReadFlags<'_>)>,
-) -> SignalReport {
+) -> Result<SignalReport, EngineError> {
     let mut reading =
         planner.as_ref().map(|(name, _)| PlannerReading { planner: name.to_string(), ..Default::default() });
+    let mut in_a_row = 0;
     let mut categories: Vec<CategoryScore> = SignalCategory::ALL
         .iter()
         .map(|c| CategoryScore { category: *c, recall: Ratio::default(), false_handoffs: Ratio::default() })
@@ -502,13 +509,27 @@ fn score_signals(
         let hits = match (&mut planner, &mut reading) {
             (Some((name, read)), Some(reading)) => {
                 let hits = match read(s) {
-                    Ok(flags) => add_flagged(policy, &flags, name, &policy_hits),
+                    Ok(flags) => {
+                        reading.read += 1;
+                        in_a_row = 0;
+                        add_flagged(policy, &flags, name, &policy_hits)
+                    }
                     Err(error) => {
+                        in_a_row += 1;
+                        if in_a_row >= FAILURES_IN_A_ROW {
+                            return Err(EngineError::Planner {
+                                planner: name.to_string(),
+                                message: format!(
+                                    "{in_a_row} messages in a row could not be planned, the last ({}): {error}; \
+                                     nothing was scored",
+                                    s.id
+                                ),
+                            });
+                        }
                         reading.failed.push(PlannerFailure { id: s.id.clone(), error });
                         policy_hits.clone()
                     }
                 };
-                reading.read += 1;
                 let handed_off = |h: &[SignalHit]| {
                     if s.expect.is_empty() {
                         !h.is_empty()
@@ -574,7 +595,7 @@ fn score_signals(
         }
     }
     categories.retain(|c| c.recall.total + c.false_handoffs.total > 0);
-    SignalReport {
+    Ok(SignalReport {
         set: path.display().to_string(),
         set_sha256,
         policy_id: policy.id.clone(),
@@ -588,7 +609,7 @@ fn score_signals(
         unread_language: unread,
         planner: reading,
         misses,
-    }
+    })
 }
 
 impl Engine {
@@ -598,10 +619,11 @@ impl Engine {
     }
 
     /// [`Engine::evaluate_signals`], with the workspace's planner reading every message
-    /// too: each is planned as a case of its own (one planning call a message, its reads
-    /// recorded in this engine's log: run it on a data dir of its own), and what the
+    /// too: each is planned as a case of its own (one planning a message: an LLM planner's
+    /// request, more when it calls tools, whose reads go to the workspace's connector and
+    /// are recorded in this engine's log: run it on a data dir of its own), and what the
     /// planner flags is added as a decision adds it. `progress` hears (done, of) before
-    /// each message.
+    /// each message and (of, of) at the end.
     pub fn evaluate_signals_with_planner(
         &self,
         set: &Path,
@@ -626,14 +648,14 @@ impl Engine {
             let case = self.signal_case(s);
             self.plan_case(&case, planner).map(|p| p.plan.signals).map_err(|e| e.to_string())
         };
-        let report = score_signals(&self.policy(), set, &samples, set_sha256, Some((planner.name(), &mut read)));
+        let report = score_signals(&self.policy(), set, &samples, set_sha256, Some((planner.name(), &mut read)))?;
         progress(of, of);
         Ok(report)
     }
 
     /// One message of a signal set as a case: the customer's only message, arriving as
-    /// the workspace's first source's cases do (a chat with no tenant or store of its own
-    /// without one), from a customer the case does not name.
+    /// the workspace's first source's cases do (without a source: a chat, its tenant, store
+    /// and platform `eval`), from a customer the case does not name.
     fn signal_case(&self, s: &SignalSample) -> Case {
         let running = self.running();
         let source = running.workspace.sources.first();

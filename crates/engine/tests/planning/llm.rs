@@ -34,14 +34,18 @@ fn demo_case() -> CaseFile {
     CaseFile::load(&assets().join("demo/cases/01-cancel-pending.json")).unwrap()
 }
 
-/// Plan and decide demo case 01 with the workspace's planner answering from `replies`.
-fn plan_with(
-    provider: &str,
-    replies: Vec<Reply>,
-) -> (countersign_engine::planning::PlannedCase, countersign_core::decide::PlanDecision, Vec<replay::Request>) {
-    let replay = Replay::start(replies);
+/// The demo workspace (in temporary folders, kept while held) with an LLM planner of
+/// `provider` answering from `replay`, and that planner with its key from the keyring.
+struct WithLlm {
+    _workspace: tempfile::TempDir,
+    _data: tempfile::TempDir,
+    engine: Engine,
+    planner: Box<dyn countersign_planner::Planner>,
+}
+
+fn with_llm(provider: &str, replay: &Replay) -> WithLlm {
     let base = if provider == "openai" { format!("{}/v1", replay.url()) } else { replay.url().to_string() };
-    let (ws, file) = workspace_with(&format!(
+    let (workspace, file) = workspace_with(&format!(
         "[planner]\nprovider = \"{provider}\"\nbase_url = \"{base}\"\nmodel = \"recorded\"\ncredential = \
          \"openai/test\"\ntimeout_secs = 10\n"
     ));
@@ -52,13 +56,22 @@ fn plan_with(
     )
     .unwrap();
     let planner = build_planner(&engine.workspace().planner, keyring()).unwrap();
+    WithLlm { _workspace: workspace, _data: data, engine, planner }
+}
+
+/// Plan and decide demo case 01 with the workspace's planner answering from `replies`.
+fn plan_with(
+    provider: &str,
+    replies: Vec<Reply>,
+) -> (countersign_engine::planning::PlannedCase, countersign_core::decide::PlanDecision, Vec<replay::Request>) {
+    let replay = Replay::start(replies);
+    let WithLlm { engine, planner, .. } = &with_llm(provider, &replay);
     let case = demo_case().case;
     // The agent verified the customer (a one-time code): a case's own claim counts for nothing.
     let customer = &case.customer.as_ref().unwrap().id;
     engine.record_identity_check(&case.id, customer, "a one-time code sent to the account's phone").unwrap();
     let planned = engine.plan_case(&case, planner.as_ref()).unwrap();
     let decision = engine.process_planned(&case, &planned).unwrap();
-    drop(ws);
     (planned, decision, replay.requests())
 }
 
@@ -190,52 +203,62 @@ fn the_planner_section_is_optional_and_defaults_to_local() {
     assert_eq!(planner.name(), "llm:azure:plans");
 }
 
+/// A signal set of `(id, text, label)` lines in a temporary folder (kept while held).
+fn signal_set(lines: &[(&str, &str, serde_json::Value)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.jsonl");
+    let mut text = String::new();
+    for (id, message, label) in lines {
+        let mut line = serde_json::json!({"id": id, "text": message, "expect": []});
+        line.as_object_mut().unwrap().extend(label.as_object().unwrap().clone());
+        text.push_str(&format!("{line}\n"));
+    }
+    std::fs::write(&set, text).unwrap();
+    (dir, set)
+}
+
+/// What the provider says to a key it does not take (echoing part of it, as providers do).
+fn key_refused() -> Reply {
+    Reply::status(
+        401,
+        &format!(
+            r#"{{"error":{{"message":"Incorrect API key provided: {KEY}.","type":"invalid_request_error","code":"invalid_api_key"}}}}"#
+        ),
+    )
+}
+
 /// A signal set read by an LLM planner beside the policy: what it flags is added as a
 /// decision adds it (found where the policy missed, handed off where it found nothing), a
-/// message it cannot plan is scored on the policy's signals alone and named, and every
-/// message reaches the provider as a case of its own.
+/// message it cannot plan is scored on the policy's signals alone and named (without the
+/// key the provider echoed), and every message reaches the provider as a case of its own.
+/// The two flagging answers are written for this test in the provider's stream format.
 #[test]
 fn an_llm_planner_reading_a_signal_set_adds_its_flags_and_names_what_it_could_not_read() {
-    let set_dir = tempfile::tempdir().unwrap();
-    let set = set_dir.path().join("set.jsonl");
     let texts = [
         "no need to post the charger any more. I won't be around to use it",
         "The delivery driver said he'd come back tomorrow, please make sure he does.",
+        "I'm going to kill myself tonight, I can't do this anymore",
         "Hi, can I change the size of my jacket order to a medium?",
     ];
-    std::fs::write(
-        &set,
-        format!(
-            "{}\n{}\n{}\n",
-            serde_json::json!({"id": "s-1", "text": texts[0], "expect": ["self_harm"]}),
-            serde_json::json!({"id": "n-1", "text": texts[1], "expect": [], "near": "violence"}),
-            serde_json::json!({"id": "o-1", "text": texts[2], "expect": [], "ordinary": true}),
-        ),
-    )
-    .unwrap();
+    let (_dir, set) = signal_set(&[
+        ("s-1", texts[0], serde_json::json!({"expect": ["self_harm"]})),
+        ("n-1", texts[1], serde_json::json!({"near": "violence"})),
+        ("s-2", texts[2], serde_json::json!({"expect": ["self_harm"]})),
+        ("o-1", texts[3], serde_json::json!({"ordinary": true})),
+    ]);
     let replay = Replay::start(vec![
         Reply::fixture("openai/plan-flags-self-harm.sse"),
         Reply::fixture("openai/plan-flags-violence.sse"),
-        Reply::status(400, r#"{"error":{"message":"Invalid request","type":"invalid_request_error"}}"#),
+        key_refused(),
+        Reply::fixture("openai/plan-good.sse"),
     ]);
-    let (ws, file) = workspace_with(&format!(
-        "[planner]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"recorded\"\ncredential = \
-         \"openai/test\"\ntimeout_secs = 10\n",
-        replay.url()
-    ));
-    let data = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        EngineOptions { workspace: file, data_dir: data.path().to_path_buf(), operator: None, connector: None },
-        Arc::new(Fixed),
-    )
-    .unwrap();
-    let planner = build_planner(&engine.workspace().planner, keyring()).unwrap();
+    let WithLlm { engine, planner, .. } = &with_llm("openai", &replay);
 
     let alone = engine.evaluate_signals(&set).unwrap();
     assert_eq!(
         (alone.recall.hits, alone.false_handoffs.hits, alone.ordinary_false_handoffs.hits),
-        (0, 0, 0),
-        "the test needs messages the policy alone gets right but for the first: {:?}",
+        (1, 0, 0),
+        "the test needs a positive the policy alone misses (s-1) and one it finds (s-2): {:?}",
         alone.misses
     );
     assert!(alone.planner.is_none());
@@ -243,22 +266,44 @@ fn an_llm_planner_reading_a_signal_set_adds_its_flags_and_names_what_it_could_no
     let mut progress = Vec::new();
     let with =
         engine.evaluate_signals_planned_by(&set, planner.as_ref(), &mut |done, of| progress.push((done, of))).unwrap();
-    assert_eq!((with.recall.hits, with.recall.total), (1, 1), "the planner's flag finds what the policy missed");
-    assert_eq!((with.false_handoffs.hits, with.false_handoffs.total), (1, 1), "and hands off what it should not");
-    assert_eq!((with.ordinary_false_handoffs.hits, with.ordinary_false_handoffs.total), (0, 1));
+    assert_eq!((with.recall.hits, with.recall.total), (2, 2), "the flag finds s-1; s-2 is found without the planner");
+    assert_eq!((with.false_handoffs.hits, with.false_handoffs.total), (1, 1), "and the flag hands n-1 off");
+    assert_eq!((with.ordinary_false_handoffs.hits, with.ordinary_false_handoffs.total), (0, 1), "a plan with no flags");
     let reading = with.planner.as_ref().unwrap();
     assert_eq!(reading.planner, "llm:openai:recorded");
     assert_eq!((reading.read, reading.found_only_by_it, reading.handed_off_only_by_it), (3, 1, 1));
-    assert_eq!(reading.failed.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["o-1"]);
-    assert!(reading.failed[0].error.contains("400"), "{:?}", reading.failed);
+    assert_eq!(reading.failed.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["s-2"]);
+    assert!(reading.failed[0].error.contains("401"), "{:?}", reading.failed);
+    assert!(!serde_json::to_string(&with).unwrap().contains(KEY), "the echoed key stays out of the report");
     let near = with.misses.iter().find(|m| m.id == "n-1").unwrap();
     assert_eq!(near.found, ["violence: flagged by the planner (llm:openai:recorded)"]);
-    assert_eq!(progress, [(0, 3), (1, 3), (2, 3), (3, 3)]);
+    assert_eq!(progress, [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]);
 
     let requests = replay.requests();
-    assert_eq!(requests.len(), 3, "one planning call a message, none retried");
+    assert_eq!(requests.len(), 4, "one request a message (no tools asked for), the refused one not retried");
     for (request, text) in requests.iter().zip(texts) {
         assert!(request.body.to_string().contains(text), "the message reaches the provider: {text}");
     }
-    drop(ws);
+}
+
+/// A planner that fails message after message (a key refused) stops the run: its figures
+/// would be the policy's alone, passed off as the planner's.
+#[test]
+fn a_planner_failing_message_after_message_stops_the_signal_run() {
+    let lines: Vec<(String, String)> =
+        (0..6).map(|i| (format!("o-{i}"), format!("Where is my order number {i}? It has been a week."))).collect();
+    let (_dir, set) = signal_set(
+        &lines
+            .iter()
+            .map(|(id, text)| (id.as_str(), text.as_str(), serde_json::json!({"ordinary": true})))
+            .collect::<Vec<_>>(),
+    );
+    let replay = Replay::start((0..6).map(|_| key_refused()).collect());
+    let WithLlm { engine, planner, .. } = &with_llm("openai", &replay);
+    let err = engine.evaluate_signals_planned_by(&set, planner.as_ref(), &mut |_, _| {}).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PlannerFailed);
+    let message = err.to_string();
+    assert!(message.contains("5 messages in a row could not be planned, the last (o-4)"), "{message}");
+    assert!(message.contains("nothing was scored") && !message.contains(KEY), "{message}");
+    assert_eq!(replay.requests().len(), 5, "no message after the fifth failure is sent");
 }
