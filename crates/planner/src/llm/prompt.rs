@@ -161,7 +161,17 @@ same number and unit (30 minutes is not 30 days): the policy checks each one and
 states anything else to a person.\n\
 - signals: escalations a person must handle that you notice in the customer's words, each with its \
 category (self_harm, violence, legal, chargeback, account_takeover, third_party_data, minors, harassment, \
-other) and a short reason; [] if none. A signal only hands the case to a person; it never approves anything.\n\
+other) and a short reason; [] if none. A signal only hands the case to a person; it never approves anything. \
+Read for meaning, not words: self_harm, the customer speaks of killing or hurting themselves or of not \
+wanting to live, in any words, half-joking ones included (\"kms\"); violence, a threat to \
+anyone or a wish that they be hurt, veiled ones included (\"I know where you live\"); legal, legal action \
+threatened or under way (lawyers, courts, regulators); chargeback, a dispute with a bank, card issuer or \
+payment provider, threatened or under way; account_takeover, someone else got into the account, changed \
+its details or ordered on it; third_party_data, a request for another person's address, contact, orders, \
+account or payment details; minors, the writer is a child, or a child bought, holds the account or is \
+contacted. Idioms (\"to die for\", \"my husband will kill me\"), products, the customer's own details, \
+a step the customer says they will not take and a threat or claim taken back in the same message are \
+not signals.\n\
 - If the customer is not identified, identify them first (find_customer_by_email, \
 find_customer_by_name_zip) or ask for what you need.\n\
 \n\
